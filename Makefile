@@ -1,0 +1,136 @@
+# qkd-kms top-level Makefile (GNU make, pkg-config).
+#   make               build every binary into build/bin/
+#   make check         build and run all tests, then the same under ASan+UBSan (build-san/)
+#   make check-fast    unit + integration tests, normal build only
+#   make run           start the lab (two KMEs on loopback)
+#   make format        clang-format every C file in place
+#   make install PREFIX=/usr/local
+#   make clean
+# Variables: SAN=1 builds the sanitizer variant into build-san/.
+
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+CC ?= cc
+PKGS := libmicrohttpd openssl libsodium sqlite3 libcjson cunit libcurl inih
+
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+else
+BUILD ?= build
+SANFLAGS :=
+OPT := -O2 -g
+endif
+
+# Install missing Debian packages before anything needs pkg-config.
+DEPS_OK := $(shell scripts/install-deps --check >/dev/null 2>&1 && echo yes)
+ifneq ($(DEPS_OK),yes)
+ifeq ($(filter clean format,$(MAKECMDGOALS)),)
+$(info install-deps: some packages are missing, installing them)
+DEPS_RC := $(shell scripts/install-deps >&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error scripts/install-deps failed; run it as root)
+endif
+endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS ?= $(OPT)
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
+override CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -MMD -MP \
+	-I. -Icommon -Ikms $(PKG_CFLAGS)
+override LDFLAGS += -pthread $(SANFLAGS)
+LDLIBS := $(PKG_LIBS) -lm
+
+# ---- sources ---------------------------------------------------------------
+COMMON_SRC := $(wildcard common/*.c)
+KMS_SRC := $(filter-out kms/main.c,$(wildcard kms/*.c))
+UNIT_SRC := $(wildcard tests/unit/*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBCOMMON := $(BUILD)/lib/libqkdcommon.a
+LIBKMS := $(BUILD)/lib/libqkdkms.a
+BINS := $(BUILD)/bin/qkd-kmed
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
+UNIT := $(BUILD)/tests/unit-tests
+
+.PHONY: all check check-fast check-san unit integration run install clean format format-check
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBKMS): $(call obj,$(KMS_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/qkd-kmed: $(call obj,kms/main.c) $(LIBKMS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests: every tests/unit/test_NAME.c defines `int suite_NAME(void)`;
+# the list of suites is generated so that files can be added without touching a registry.
+$(BUILD)/tests/suites.h: $(UNIT_SRC)
+	@mkdir -p $(dir $@)
+	@for f in $(filter tests/unit/test_%.c,$(UNIT_SRC)); do n=$$(basename $$f .c); n=$${n#test_}; \
+	  echo "X($$n)"; done > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/tests/unit/unit_main.o: $(BUILD)/tests/suites.h
+$(BUILD)/obj/tests/unit/unit_main.o: override CFLAGS += -I$(BUILD)/tests
+
+$(UNIT): $(call obj,$(UNIT_SRC)) $(LIBKMS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBKMS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests-build: $(BINS) $(UNIT) $(TOOLS)
+.PHONY: tests-build
+
+unit: tests-build
+	$(UNIT)
+
+integration: tests-build
+	BUILD=$(BUILD) tests/run-integration
+
+check-fast: tests-build
+	BUILD=$(BUILD) tests/run-all
+
+check-san:
+	$(MAKE) SAN=1 check-fast
+
+check:
+	$(MAKE) check-fast
+	$(MAKE) SAN=1 check-fast
+
+run: $(BINS)
+	scripts/lab-up
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/qkd-kms
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/qkd-kms/
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,118 @@
+/* tls_server.h - the TLS front end: OpenSSL terminates TLS under a per-listener policy and
+ * hands the plaintext stream to libmicrohttpd (see docs/adr/0001-tls-front-end.md and
+ * ../shared/design/tls-front-end.md). Request handlers are ordinary libmicrohttpd access
+ * handlers; they read the authenticated peer identity with qk_conn_identity(), never from a
+ * header. A failed handshake never reaches HTTP. */
+#ifndef QK_TLS_SERVER_H
+#define QK_TLS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+#include "qk_err.h"
+
+#define QK_IDENTITY_MAX 256
+#define QK_PSK_MAX 64
+
+typedef enum { QK_PSK_SHA384 = 0, QK_PSK_SHA256 = 1 } qk_psk_hash;
+
+typedef struct {
+    char identity[QK_IDENTITY_MAX]; /* PSK identity sent by the client */
+    uint8_t *key;                   /* qk_secure_alloc'ed; owned by the table */
+    size_t key_len;                 /* 16..64 bytes */
+    qk_psk_hash hash;               /* hash the TLS 1.3 PSK is bound to (SHA-384 default) */
+} qk_psk_entry;
+
+typedef struct {
+    qk_psk_entry *entries;
+    size_t n;
+} qk_psk_table;
+
+/* Load a PSK file: one entry per line `identity:hexkey[:sha384|sha256]`, '#' comments and
+ * blank lines ignored. The file must not be group/world readable. Errors name file and line
+ * (never the key). */
+int qk_psk_table_load(const char *path, qk_psk_table *out, qk_err *err);
+void qk_psk_table_free(qk_psk_table *t); /* wipes keys */
+
+/* Optional map from client certificate SHA-256 fingerprint (64 hex digits, case-insensitive,
+ * colons allowed) to identity; when a certificate's fingerprint is in the map, the mapped
+ * identity replaces the subject CN. */
+typedef struct {
+    uint8_t fp[32];
+    char identity[QK_IDENTITY_MAX];
+} qk_fp_entry;
+typedef struct {
+    qk_fp_entry *entries;
+    size_t n;
+} qk_fp_map;
+
+typedef enum {
+    QK_TLS_MODE_NONE = 0,   /* plaintext HTTP (admin listener on loopback only) */
+    QK_TLS_MODE_MTLS,       /* (a) client certificate required, verified against ca_file */
+    QK_TLS_MODE_PSK,        /* (b) PSK only (TLS 1.2 PSK suites, TLS 1.3 PSK) */
+    QK_TLS_MODE_SERVER_CERT,/* (c) server certificate only, no client authentication */
+    QK_TLS_MODE_PSK_OR_MTLS /* SKIP: a client authenticates with a PSK or a certificate */
+} qk_tls_mode;
+
+typedef struct {
+    qk_tls_mode mode;
+    const char *cert_file;  /* server certificate chain (PEM); not needed for pure PSK */
+    const char *key_file;   /* server private key (PEM) */
+    const char *ca_file;    /* CA for client certificates (MTLS, PSK_OR_MTLS) */
+    const qk_psk_table *psks;     /* PSK, PSK_OR_MTLS; borrowed, must outlive the server */
+    const qk_fp_map *fp_map;      /* optional; borrowed */
+    int min_version;        /* TLS1_2_VERSION (default when 0) */
+    int max_version;        /* TLS1_3_VERSION (default when 0) */
+    const char *tls12_ciphers;  /* NULL: a default per mode (PSK: the four SKIP suites) */
+    const char *tls13_suites;   /* NULL: "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"
+                                   (PSK mode: TLS_AES_256_GCM_SHA384 first) */
+} qk_tls_policy;
+
+typedef struct {
+    const char *name;          /* listener name for logs: "etsi014", "skip", "peer", ... */
+    const char *bind_addr;     /* numeric IPv4/IPv6 address, e.g. "127.0.0.1" */
+    uint16_t port;             /* 0 = ephemeral; read back with qk_tls_server_port() */
+    qk_tls_policy tls;
+    MHD_AccessHandlerCallback handler;
+    void *handler_cls;
+    unsigned max_connections;      /* enforced before the handshake; 0 = 1024 */
+    unsigned handshake_timeout_ms; /* 0 = 10000 */
+    unsigned idle_timeout_s;       /* libmicrohttpd connection timeout; 0 = 60 */
+    unsigned threads;              /* worker threads; 0 = 2 */
+    size_t max_body;               /* documented for handlers; the front end does not parse HTTP */
+} qk_listener_config;
+
+typedef enum { QK_ID_NONE = 0, QK_ID_PSK, QK_ID_CERT } qk_id_kind;
+
+typedef struct {
+    qk_id_kind kind;
+    char id[QK_IDENTITY_MAX];   /* PSK identity, or certificate subject CN (or mapped id) */
+    char fp_hex[65];            /* certificate SHA-256 fingerprint (lower-case hex) or "" */
+    char tls_version[16];       /* "TLSv1.3" ... */
+    char cipher[64];            /* negotiated suite name */
+} qk_peer_identity;
+
+typedef struct qk_tls_server qk_tls_server;
+
+/* Create the SSL_CTX for the policy, bind, listen and start the threads. Handlers may block
+ * for a few seconds (they call the peer KME with timeouts): a blocked handler must not stall
+ * other connections. Returns 0 or a qk_status with err set (bad cert/key/CA/PSK, bind). */
+int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_err *err);
+uint16_t qk_tls_server_port(const qk_tls_server *s);
+/* Stop accepting, close every connection, join threads, free. NULL is a no-op. */
+void qk_tls_server_stop(qk_tls_server *s);
+
+/* Stats for /metrics. */
+typedef struct {
+    uint64_t accepted, handshakes_ok, handshakes_failed, refused_limit, active;
+} qk_tls_server_stats;
+void qk_tls_server_get_stats(const qk_tls_server *s, qk_tls_server_stats *st);
+
+/* The authenticated identity of the connection a request arrived on; never NULL inside a
+ * handler of a qk_tls_server (kind QK_ID_NONE for plaintext or server-cert-only). */
+const qk_peer_identity *qk_conn_identity(struct MHD_Connection *c);
+
+#endif

@@ -1,0 +1,72 @@
+/* core.h - the KME core API that the ETSI 014 and SKIP layers call. It hides the key store,
+ * the SAE registry and the peer synchronisation (two-phase reservation over the peer API).
+ * Thread-safe: handlers call it concurrently. */
+#ifndef QK_CORE_H
+#define QK_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "qk_err.h"
+#include "store.h"
+
+typedef struct qk_kms qk_kms; /* the running KME: config, store, peers (kms/kms.c) */
+
+typedef struct {
+    uint32_t default_size_bits;    /* key_size reported by status, used when size is absent */
+    uint32_t min_size_bits;
+    uint32_t max_size_bits;
+    uint32_t max_keys_per_request;
+    uint64_t max_key_count;        /* per SAE pair, what status reports */
+    uint32_t max_sae_id_count;     /* additional slave SAE IDs supported (0 = no multicast) */
+    uint64_t reservation_lifetime_s;
+} qk_key_limits;
+
+typedef struct {
+    const char *requester;        /* master identity: ETSI master SAE ID, or SKIP source id */
+    const char *target_kme;       /* KME holding the slaves: a linked peer KME, or this KME */
+    const char *const *slaves;    /* identities that may fetch at target_kme (>= 1) */
+    size_t nslaves;
+    size_t number;                /* >= 1, <= max_keys_per_request */
+    uint32_t size_bits;           /* multiple of 8 within [min, max] */
+} qk_key_request;
+
+typedef struct {
+    size_t n;
+    char (*ids)[QK_KEY_ID_LEN + 1]; /* malloc'ed, n entries */
+    uint32_t *lens;                 /* bytes per key, n entries */
+    uint8_t **keys;                 /* n pointers into material */
+    uint8_t *material;              /* qk_secure_alloc'ed, sum of lens */
+} qk_key_batch;
+
+/* Reserve `number` keys shared with target_kme for req->slaves. On success the keys are
+ * already recorded at the target (peer acked) and consumed here. Errors: QK_EINVAL (bad
+ * size/number, unknown target), QK_ENOKEY (pool cannot satisfy), QK_EPEER (peer unavailable
+ * or refused; nothing is delivered and the carved material is burned at both ends),
+ * QK_ESTORAGE. A failed request consumes nothing usable. */
+int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_err *err);
+
+/* Fetch keys reserved for `caller` (a slave identity) by ID, all or nothing, in the order
+ * asked. master: if non-NULL the keys must have been requested by that master. Errors:
+ * QK_ENOTFOUND (unknown / already fetched / expired / other master), QK_EUNAUTH (caller is
+ * not a slave of a key), QK_ESTORAGE. */
+int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *const *ids,
+                 size_t n, qk_key_batch *out, qk_err *err);
+
+void qk_key_batch_free(qk_key_batch *b); /* wipes material */
+
+const char *qk_kms_node_id(const qk_kms *k);
+const qk_key_limits *qk_kms_limits(const qk_kms *k);
+
+/* SAE registry: the KME an SAE is attached to. QK_ENOTFOUND if unknown. */
+int qk_kms_sae_home(const qk_kms *k, const char *sae_id, const char **kme_id);
+/* Whether kme_id is this KME or a linked peer. */
+bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id);
+
+/* Pool status of the link to peer_kme (or the local pool when peer_kme is this KME). */
+int qk_kms_pool_status(qk_kms *k, const char *peer_kme, qk_pool_status *st, qk_err *err);
+/* Keys reserved for slave by master and not yet fetched (ETSI stored_key_count). */
+int qk_kms_stored_count(qk_kms *k, const char *master, const char *slave, uint64_t *n,
+                        qk_err *err);
+
+#endif

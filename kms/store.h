@@ -1,0 +1,169 @@
+/* store.h - the KME key store on SQLite (see ARCHITECTURE.md section 4 and
+ * docs/adr/0002-key-store.md).
+ *
+ * Model
+ * - A link (by ID, e.g. "KME_A~KME_B") receives blocks (block_id, bytes) from the device feed.
+ *   A block is PENDING until both ends agree on it (inventory exchange), then CONFIRMED; a
+ *   block found to differ between the ends is BURNED (material wiped).
+ * - The first QK_BLOCK_VKEY_LEN bytes of every block are its verification key and are never
+ *   carved: check values and block digests are BLAKE2b keyed hashes under it, so the two
+ *   ends can compare material without sending key bits.
+ * - Keys are carved from confirmed blocks as (block_id, offset, length) ranges inside one
+ *   block. The low side of a link (lower KME ID) carves from the oldest blocks, from the
+ *   front; the high side from the newest blocks, from the back. Every range ever carved at
+ *   either end is recorded (metadata only) and no range is used twice: a peer range that
+ *   overlaps a recorded one is refused (QK_ECOLLISION).
+ * - Material lives in per-block segments of QK_SEG_BYTES, each encrypted with
+ *   XChaCha20-Poly1305 under the node master key (AD binds link, block and segment index).
+ *   When a key is delivered or burned, its range is zeroed in the segments (re-encrypted) and
+ *   a fully consumed segment row is deleted; SQLite runs with secure_delete=ON and WAL.
+ * - A request groups the keys of one reservation (request_id, idempotent). Outgoing requests
+ *   (this KME carved) are PENDING until the peer acks, then committed; incoming ones are
+ *   recorded as RESERVED for their slaves.
+ * - A key is bound to a master identity and a list of slave identities; each slave fetches
+ *   its copy once; the range is zeroed when every slave has fetched it or it expires.
+ * - The special link QK_LOCAL_LINK holds locally generated (CSPRNG) blocks for SAE pairs on
+ *   the same KME; it needs no peer and its blocks are confirmed at once.
+ *
+ * Every call is one transaction; the store is safe to use from several threads (it
+ * serializes writers internally). Key bytes never reach logs or error messages. */
+#ifndef QK_STORE_H
+#define QK_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "qk_err.h"
+
+#define QK_MASTER_KEY_LEN 32
+#define QK_BLOCK_VKEY_LEN 32
+#define QK_SEG_BYTES 1024
+#define QK_BLOCK_MAX_BYTES (4u * 1024u * 1024u)
+#define QK_CHECK_LEN 32
+#define QK_KEY_ID_LEN 36 /* canonical UUID text */
+#define QK_LOCAL_LINK "local"
+#define QK_STORE_ID_MAX 128 /* link IDs, identities, request IDs */
+
+typedef struct qk_store qk_store;
+
+/* Open (create if missing) and migrate the database; master_key is copied to secure memory.
+ * A database created under another master key is refused (QK_EMISMATCH). */
+int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
+                  qk_store **out, qk_err *err);
+void qk_store_close(qk_store *s);
+int qk_store_schema_version(qk_store *s);
+
+/* ---- blocks --------------------------------------------------------------------------- */
+typedef enum { QK_BLOCK_PENDING = 0, QK_BLOCK_CONFIRMED = 1, QK_BLOCK_BURNED = 2 } qk_block_state;
+typedef enum { QK_PUT_NEW = 0, QK_PUT_DUPLICATE = 1, QK_PUT_CONFLICT = 2 } qk_put_result;
+
+/* Store a block delivered by the device. len in (QK_BLOCK_VKEY_LEN, QK_BLOCK_MAX_BYTES].
+ * Same block_id again with identical bytes: QK_PUT_DUPLICATE (no change). Same block_id
+ * with different bytes: the block is burned, *res = QK_PUT_CONFLICT, returns 0. Blocks may
+ * arrive in any order. */
+int qk_store_block_put(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
+                       size_t len, qk_put_result *res, qk_err *err);
+/* Keyed digest of the whole block (for the inventory exchange). QK_ENOTFOUND if unknown. */
+int qk_store_block_digest(qk_store *s, const char *link, uint64_t block_id,
+                          uint8_t digest[QK_CHECK_LEN], qk_block_state *state, qk_err *err);
+/* PENDING -> CONFIRMED, or -> BURNED (wipes all its material and marks every key carved from
+ * it burned). Confirming a burned block is refused (QK_EINVAL). Idempotent. */
+int qk_store_block_set_state(qk_store *s, const char *link, uint64_t block_id,
+                             qk_block_state st, qk_err *err);
+/* Up to cap block IDs of a link in a state, oldest first, received before before_s (0: any). */
+int qk_store_blocks_in_state(qk_store *s, const char *link, qk_block_state st, uint64_t before_s,
+                             uint64_t *ids, size_t cap, size_t *n, qk_err *err);
+/* Add a locally generated (CSPRNG) confirmed block of len bytes to QK_LOCAL_LINK. */
+int qk_store_local_refill(qk_store *s, size_t len, qk_err *err);
+
+/* ---- reservations --------------------------------------------------------------------- */
+typedef enum { QK_SIDE_LOW = 0, QK_SIDE_HIGH = 1 } qk_side;
+
+typedef struct {
+    char key_id[QK_KEY_ID_LEN + 1];
+    uint64_t block_id;
+    uint32_t offset; /* bytes from the start of the block */
+    uint32_t length; /* bytes */
+    uint8_t check[QK_CHECK_LEN];
+} qk_key_ref;
+
+typedef struct {
+    const char *request_id;      /* unique, <= QK_STORE_ID_MAX chars */
+    const char *link;
+    const char *master;          /* identity the keys are bound to (ETSI master SAE ID, or SKIP
+                                    source KME) */
+    const char *const *slaves;   /* identities allowed to fetch at the other end (>= 1) */
+    size_t nslaves;
+    uint64_t expires_at;         /* wall-clock seconds; unclaimed keys expire then */
+} qk_reservation;
+
+/* Carve n keys of len bytes each (len >= 1, n >= 1) from confirmed blocks of r->link, as side
+ * `side`, generate their key IDs (UUID v4), compute checks, and record the request PENDING
+ * (outgoing) with its keys PENDING. refs[n] receive the ranges; material (n*len bytes,
+ * caller's secure buffer) receives the key bytes in order. QK_ENOKEY if the confirmed pool
+ * cannot provide n keys of that length (nothing recorded). QK_EEXIST if the request_id is
+ * known. */
+int qk_store_carve(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                   qk_key_ref *refs, uint8_t *material, qk_err *err);
+
+/* The peer acked an outgoing request. If keep_for_slaves is false (slaves at the peer), the
+ * keys become DELIVERED here and their ranges are zeroed. If true (QK_LOCAL_LINK: slaves at
+ * this KME), the keys become RESERVED for r->slaves here. Idempotent. */
+int qk_store_commit(qk_store *s, const char *request_id, bool keep_for_slaves, qk_err *err);
+
+/* Burn a request (either direction): its keys become BURNED, ranges zeroed. Idempotent; an
+ * unknown request_id records a tombstone so that a later reserve with that ID is refused
+ * (QK_ENOTFOUND is NOT returned). */
+int qk_store_burn(qk_store *s, const char *request_id, qk_err *err);
+
+/* Incoming reservation from the peer (which carved as side `peer_side`). Verifies each key's
+ * check against local material (QK_EMISMATCH: those blocks are burned, nothing reserved),
+ * refuses ranges overlapping any recorded range (QK_ECOLLISION), refuses unknown or burned
+ * blocks (QK_ENOTFOUND). A pending block whose check matches becomes CONFIRMED. On success
+ * the keys are RESERVED for r->slaves. Idempotent: the same request_id with the same keys
+ * returns 0 again; a burned (tombstoned) request_id returns QK_EINVAL. */
+int qk_store_reserve_in(qk_store *s, const qk_reservation *r, qk_side peer_side,
+                        const qk_key_ref *refs, size_t n, qk_err *err);
+
+/* State of a request: 0 = pending, 1 = committed/reserved, 2 = burned; QK_ENOTFOUND. */
+int qk_store_request_state(qk_store *s, const char *request_id, int *state, qk_err *err);
+/* Outgoing requests still PENDING (for reconciliation after a restart): up to cap IDs
+ * (each QK_STORE_ID_MAX+1 bytes). */
+int qk_store_pending_requests(qk_store *s, char (*ids)[QK_STORE_ID_MAX + 1], size_t cap,
+                              size_t *n, qk_err *err);
+
+/* ---- delivery ------------------------------------------------------------------------- */
+typedef struct {
+    char key_id[QK_KEY_ID_LEN + 1];
+    uint32_t length;
+    uint8_t *material; /* points into the caller's buffer */
+} qk_fetched_key;
+
+/* Deliver keys to `caller` (a slave identity), all or nothing. master: if non-NULL, every key
+ * must be bound to that master (else QK_ENOTFOUND). For each key: unknown, expired, burned or
+ * already fetched by this caller -> QK_ENOTFOUND; exists but caller is not among its slaves
+ * -> QK_EUNAUTH. On success copies material into buf (cap bytes, sum of lengths) in the order
+ * of ids, marks this caller's copy DELIVERED, and zeroes a range once all slaves fetched.
+ * err->msg names the first offending key ID. */
+int qk_store_fetch(qk_store *s, const char *caller, const char *master, const char *const *ids,
+                   size_t n, qk_fetched_key *out, uint8_t *buf, size_t cap, qk_err *err);
+
+/* Expire reserved/pending keys with expires_at <= now: burned, ranges zeroed. */
+int qk_store_expire(qk_store *s, uint64_t now, size_t *n_expired, qk_err *err);
+
+/* ---- status --------------------------------------------------------------------------- */
+typedef struct {
+    uint64_t blocks_pending, blocks_confirmed, blocks_burned;
+    uint64_t bytes_available;   /* uncarved bytes in confirmed blocks (both sides' view) */
+    uint64_t keys_pending, keys_reserved, keys_delivered, keys_burned, keys_expired;
+} qk_pool_status;
+int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *st, qk_err *err);
+/* Keys reserved (not yet fetched) for slave `slave` with master `master` (NULL = any). */
+int qk_store_count_reserved(qk_store *s, const char *master, const char *slave, uint64_t *n,
+                            qk_err *err);
+
+/* Append to the audit log (never key bytes). */
+int qk_store_audit(qk_store *s, const char *event, const char *link, const char *request_id,
+                   const char *identity, const char *detail, qk_err *err);
+
+#endif
