@@ -41,13 +41,14 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= $(OPT)
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
 override CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -MMD -MP \
-	-I. -Icommon -Ikms $(PKG_CFLAGS)
+	-I. -Icommon -Ikms -Ietsi014 -Iskip-server $(PKG_CFLAGS)
 override LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
 # ---- sources ---------------------------------------------------------------
 COMMON_SRC := $(wildcard common/*.c)
 KMS_SRC := $(filter-out kms/main.c,$(wildcard kms/*.c))
+API_SRC := $(wildcard etsi014/*.c skip-server/*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 
@@ -55,6 +56,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBCOMMON := $(BUILD)/lib/libqkdcommon.a
 LIBKMS := $(BUILD)/lib/libqkdkms.a
+LIBAPI := $(BUILD)/lib/libqkdapi.a
 BINS := $(BUILD)/bin/qkd-kmed
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 UNIT := $(BUILD)/tests/unit-tests
@@ -74,7 +76,11 @@ $(LIBKMS): $(call obj,$(KMS_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/qkd-kmed: $(call obj,kms/main.c) $(LIBKMS) $(LIBCOMMON)
+$(LIBAPI): $(call obj,$(API_SRC)) $(BUILD)/obj/common/qk_err.o
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/qkd-kmed: $(call obj,kms/main.c) $(LIBAPI) $(LIBKMS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -88,11 +94,11 @@ $(BUILD)/tests/suites.h: $(UNIT_SRC)
 $(BUILD)/obj/tests/unit/unit_main.o: $(BUILD)/tests/suites.h
 $(BUILD)/obj/tests/unit/unit_main.o: override CFLAGS += -I$(BUILD)/tests
 
-$(UNIT): $(call obj,$(UNIT_SRC)) $(LIBKMS) $(LIBCOMMON)
+$(UNIT): $(call obj,$(UNIT_SRC)) $(LIBAPI) $(LIBKMS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBKMS) $(LIBCOMMON)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBAPI) $(LIBKMS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -78,6 +78,9 @@ typedef struct {
     qk_tls_policy tls;
     MHD_AccessHandlerCallback handler;
     void *handler_cls;
+    MHD_RequestCompletedCallback completed; /* MHD_OPTION_NOTIFY_COMPLETED (may be NULL);
+                                               handlers using qk_req pass qk_req_completed */
+    void *completed_cls;
     unsigned max_connections;      /* enforced before the handshake; 0 = 1024 */
     unsigned handshake_timeout_ms; /* 0 = 10000 */
     unsigned idle_timeout_s;       /* libmicrohttpd connection timeout; 0 = 60 */
