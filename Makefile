@@ -11,6 +11,7 @@
 SHELL := /bin/bash
 PREFIX ?= /usr/local
 CC ?= cc
+QK_SLOW ?= 0
 PKGS := libmicrohttpd openssl libsodium sqlite3 libcjson cunit libcurl inih
 
 ifeq ($(SAN),1)
@@ -109,16 +110,17 @@ unit: tests-build
 	$(UNIT)
 
 integration: tests-build
-	BUILD=$(BUILD) tests/run-integration
+	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) tests/run-integration
 
 check-fast: tests-build
-	BUILD=$(BUILD) tests/run-all
+	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) tests/run-all
 
 check-san:
 	$(MAKE) SAN=1 check-fast
 
+# Normal build: every suite, slow ones included. Sanitizer build: the default (quick) suites.
 check:
-	$(MAKE) check-fast
+	$(MAKE) check-fast QK_SLOW=1
 	$(MAKE) SAN=1 check-fast
 
 run: $(BINS)
