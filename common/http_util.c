@@ -1,0 +1,258 @@
+/* http_util.c - helpers for libmicrohttpd request handlers. */
+#include "http_util.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json_util.h"
+#include "secbuf.h"
+
+#define BODY_INITIAL_CAP 1024
+
+/* The public qk_req plus the allocation size of body, kept private. */
+typedef struct {
+    qk_req pub; /* must stay first: a qk_req * is a req_impl * */
+    size_t cap; /* bytes allocated for pub.body */
+} req_impl;
+
+static void body_free(req_impl *r)
+{
+    if (r->pub.body) {
+        qk_wipe(r->pub.body, r->cap);
+        free(r->pub.body);
+    }
+    r->pub.body = NULL;
+    r->cap = 0;
+}
+
+/* Make room for `need` bytes plus the NUL. The old buffer is wiped, never realloc'ed, so
+ * no copy of an uploaded secret is left behind in freed memory. */
+static int body_reserve(req_impl *r, size_t need)
+{
+    if (need < r->cap)
+        return 0;
+    size_t cap = r->cap ? r->cap : BODY_INITIAL_CAP;
+    while (cap <= need)
+        cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
+    if (cap > r->pub.max_body + 1)
+        cap = r->pub.max_body + 1;
+    char *nb = malloc(cap);
+    if (!nb)
+        return -1;
+    if (r->pub.body)
+        memcpy(nb, r->pub.body, r->pub.body_len + 1);
+    else
+        nb[0] = '\0';
+    body_free(r);
+    r->pub.body = nb;
+    r->cap = cap;
+    return 0;
+}
+
+int qk_req_collect(void **con_cls, size_t max_body, const char *upload_data,
+                   size_t *upload_data_size, qk_req **out)
+{
+    if (out)
+        *out = NULL;
+    if (!con_cls || !upload_data_size || !out || max_body >= SIZE_MAX / 2)
+        return QK_REQ_ERROR;
+    req_impl *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return QK_REQ_ERROR;
+        r->pub.max_body = max_body;
+        r->pub.t_start_ms = qk_now_ms();
+        if (body_reserve(r, 0) != 0) {
+            free(r);
+            return QK_REQ_ERROR;
+        }
+        *con_cls = r;
+        *out = &r->pub;
+        return QK_REQ_MORE;
+    }
+    *out = &r->pub;
+    size_t n = *upload_data_size;
+    if (n == 0)
+        return QK_REQ_DONE;
+    *upload_data_size = 0; /* consumed (or deliberately dropped) */
+    if (r->pub.too_large)
+        return QK_REQ_MORE;
+    if (!upload_data)
+        return QK_REQ_ERROR;
+    if (n > r->pub.max_body - r->pub.body_len) {
+        r->pub.too_large = true; /* keep what we have; drop the rest of the upload */
+        return QK_REQ_MORE;
+    }
+    if (body_reserve(r, r->pub.body_len + n) != 0)
+        return QK_REQ_ERROR;
+    memcpy(r->pub.body + r->pub.body_len, upload_data, n);
+    r->pub.body_len += n;
+    r->pub.body[r->pub.body_len] = '\0';
+    return QK_REQ_MORE;
+}
+
+void qk_req_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (!con_cls || !*con_cls)
+        return;
+    req_impl *r = *con_cls;
+    body_free(r);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* Add headers and queue; consumes resp. */
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *resp,
+                             const char *content_type, const char *extra_header,
+                             const char *extra_value)
+{
+    if (!resp)
+        return MHD_NO;
+    enum MHD_Result rc = MHD_YES;
+    if (content_type &&
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES)
+        rc = MHD_NO;
+    if (rc == MHD_YES && extra_header && extra_value &&
+        MHD_add_response_header(resp, extra_header, extra_value) != MHD_YES)
+        rc = MHD_NO;
+    if (rc == MHD_YES)
+        rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+enum MHD_Result qk_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
+                         const char *body, size_t len, const char *extra_header,
+                         const char *extra_value)
+{
+    if (!c || (!body && len))
+        return MHD_NO;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+    return queue(c, status, resp, content_type, extra_header, extra_value);
+}
+
+enum MHD_Result qk_reply_json(struct MHD_Connection *c, unsigned status, const char *json)
+{
+    const char *j = json ? json : "{}";
+    return qk_reply(c, status, "application/json", j, strlen(j), NULL, NULL);
+}
+
+enum MHD_Result qk_reply_message(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    char *j = qk_json_message(msg);
+    enum MHD_Result rc = qk_reply_json(c, status, j ? j : "{\"message\":\"internal error\"}");
+    free(j);
+    return rc;
+}
+
+static void secret_free_cb(void *p)
+{
+    qk_secure_free(p); /* sodium_free zeroes the buffer before releasing it */
+}
+
+enum MHD_Result qk_reply_json_secret(struct MHD_Connection *c, unsigned status, char *json,
+                                     size_t len)
+{
+    if (!c || (!json && len))
+        return MHD_NO;
+    char *buf = qk_secure_alloc(len);
+    if (!buf)
+        return MHD_NO;
+    if (len)
+        memcpy(buf, json, len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(len, buf, secret_free_cb);
+    if (!resp) {
+        qk_secure_free(buf);
+        return MHD_NO;
+    }
+    /* Keys must never be stored by a cache on the way. */
+    return queue(c, status, resp, "application/json", MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
+typedef struct {
+    const char *name;
+    unsigned count;
+} count_ctx;
+
+static enum MHD_Result count_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    (void)value;
+    count_ctx *cc = cls;
+    if (key && strcmp(key, cc->name) == 0 && cc->count < UINT32_MAX)
+        cc->count++;
+    return MHD_YES;
+}
+
+unsigned qk_query_count(struct MHD_Connection *c, const char *name)
+{
+    if (!c || !name)
+        return 0;
+    count_ctx cc = {name, 0};
+    (void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_arg, &cc);
+    return cc.count;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+long qk_percent_decode(const char *in, size_t len, char *out, size_t cap)
+{
+    if ((!in && len) || !out || cap == 0 || len >= (size_t)LONG_MAX)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = in[i];
+        if (ch == '\0')
+            return -1;
+        if (ch == '%') {
+            if (len - i < 3)
+                return -1;
+            int hi = hexval(in[i + 1]);
+            int lo = hexval(in[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            ch = (char)((hi << 4) | lo);
+            i += 2;
+        }
+        if (o + 1 >= cap) /* keep room for the NUL */
+            return -1;
+        out[o++] = ch; /* o <= i, so decoding in place never overtakes the input */
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+double qk_now_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0.0;
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+uint64_t qk_now_s(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || ts.tv_sec < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec;
+}
