@@ -1,0 +1,688 @@
+/* kmed_config.c - the qkd-kmed INI schema (docs/qkd-kmed.md) on common/ini_config. Values are
+ * checked as they are read; relations between sections are cross-checked after loading, with
+ * the line of the offending key (or of its section) found by re-reading the file. */
+#include "kmed_config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "ini_config.h"
+
+#define SEEN_MAX        4096 /* distinct (section, key) pairs in one file */
+#define LOCATE_LINE_MAX 8192
+
+static const char *const listener_names[QK_LST_COUNT] = {"etsi014", "skip", "peer", "device",
+                                                         "admin"};
+
+const char *qk_listener_kind_name(qk_listener_kind k)
+{
+    return (unsigned)k < QK_LST_COUNT ? listener_names[k] : "?";
+}
+
+typedef struct {
+    qk_kmed_config *cfg;
+    char dir[QK_CFG_PATH_MAX];
+    uint64_t seen[SEEN_MAX];
+    size_t nseen;
+} parse_ctx;
+
+/* ---- small validators ------------------------------------------------------------------ */
+
+static bool valid_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > QK_CFG_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-')
+            return false;
+    }
+    return true;
+}
+
+static bool valid_link_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > QK_STORE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-' && ch != '~')
+            return false;
+    }
+    return true;
+}
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+            return false;
+    return true;
+}
+
+static bool is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+static bool is_numeric_addr(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+static uint64_t fnv1a(const char *a, const char *b)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = a; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull;
+    for (const char *p = b; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+/* Resolve a file name against the config file's folder. */
+static int set_path(parse_ctx *c, const char *v, char out[QK_CFG_PATH_MAX], qk_err *err)
+{
+    if (!*v)
+        return qk_err_set(err, QK_EINVAL, "empty file name");
+    int n = v[0] == '/' ? snprintf(out, QK_CFG_PATH_MAX, "%s", v)
+                        : snprintf(out, QK_CFG_PATH_MAX, "%s/%s", c->dir, v);
+    if (n < 0 || n >= QK_CFG_PATH_MAX)
+        return qk_err_set(err, QK_EINVAL, "file name too long");
+    return 0;
+}
+
+static int parse_u32(const char *v, uint64_t min, uint64_t max, uint32_t *out, qk_err *err)
+{
+    uint64_t x;
+    int rc = qk_parse_u64(v, min, max, &x, err);
+    if (rc == 0)
+        *out = (uint32_t)x;
+    return rc;
+}
+
+static int parse_bits(const char *v, uint32_t *out, qk_err *err)
+{
+    int rc = parse_u32(v, 8, 1048576, out, err);
+    if (rc == 0 && *out % 8 != 0)
+        return qk_err_set(err, QK_EINVAL, "must be a multiple of 8 bits");
+    return rc;
+}
+
+/* ---- sections ------------------------------------------------------------------------- */
+
+static int node_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
+{
+    qk_kmed_config *cfg = c->cfg;
+    if (strcmp(key, "id") == 0) {
+        if (!valid_id(v))
+            return qk_err_set(err, QK_EINVAL, "must be 1..%d characters [A-Za-z0-9_.-]",
+                              QK_CFG_ID_MAX);
+        return qk_parse_str(v, cfg->node_id, sizeof cfg->node_id, err);
+    }
+    if (strcmp(key, "data_dir") == 0)
+        return set_path(c, v, cfg->data_dir, err);
+    if (strcmp(key, "master_key_file") == 0)
+        return set_path(c, v, cfg->master_key_file, err);
+    if (strcmp(key, "log_file") == 0) {
+        if (strcmp(v, "-") == 0)
+            return qk_parse_str(v, cfg->log_file, sizeof cfg->log_file, err);
+        return set_path(c, v, cfg->log_file, err);
+    }
+    if (strcmp(key, "log_level") == 0) {
+        if (qk_log_level_parse(v, &cfg->log_level) != 0)
+            return qk_err_set(err, QK_EINVAL, "must be debug, info, warn or error");
+        return 0;
+    }
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int parse_mode(qk_listener_kind kind, const char *v, qk_tls_mode *out, qk_err *err)
+{
+    static const struct {
+        const char *name;
+        qk_tls_mode mode;
+    } modes[] = {{"mtls", QK_TLS_MODE_MTLS},
+                 {"psk", QK_TLS_MODE_PSK},
+                 {"server-cert", QK_TLS_MODE_SERVER_CERT},
+                 {"psk-or-mtls", QK_TLS_MODE_PSK_OR_MTLS},
+                 {"plain", QK_TLS_MODE_NONE}};
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (strcmp(v, modes[i].name) != 0)
+            continue;
+        qk_tls_mode m = modes[i].mode;
+        bool ok;
+        switch (kind) {
+        case QK_LST_ADMIN:
+            ok = m == QK_TLS_MODE_NONE;
+            break;
+        case QK_LST_SKIP:
+            ok = m != QK_TLS_MODE_NONE;
+            break;
+        default:
+            ok = m == QK_TLS_MODE_MTLS;
+            break;
+        }
+        if (!ok)
+            return qk_err_set(err, QK_EINVAL, "mode %s is not allowed for the %s listener", v,
+                              listener_names[kind]);
+        *out = m;
+        return 0;
+    }
+    return qk_err_set(err, QK_EINVAL, "must be mtls, psk, server-cert, psk-or-mtls or plain");
+}
+
+static int listener_key(parse_ctx *c, qk_listener_kind kind, const char *key, const char *v,
+                        qk_err *err)
+{
+    qk_listener_cfg *l = &c->cfg->listeners[kind];
+    l->present = true;
+    if (strcmp(key, "address") == 0) {
+        if (qk_parse_hostport(v, l->host, sizeof l->host, &l->port, err) != 0)
+            return QK_EINVAL;
+        if (!is_numeric_addr(l->host))
+            return qk_err_set(err, QK_EINVAL, "host must be a numeric IPv4 or IPv6 address");
+        if (kind == QK_LST_ADMIN && !is_loopback(l->host))
+            return qk_err_set(err, QK_EINVAL, "the admin listener must bind a loopback address");
+        l->address_set = true;
+        return 0;
+    }
+    if (strcmp(key, "mode") == 0) {
+        if (parse_mode(kind, v, &l->mode, err) != 0)
+            return QK_EINVAL;
+        l->mode_set = true;
+        return 0;
+    }
+    if (strcmp(key, "cert") == 0)
+        return set_path(c, v, l->cert, err);
+    if (strcmp(key, "key") == 0)
+        return set_path(c, v, l->key, err);
+    if (strcmp(key, "ca") == 0)
+        return set_path(c, v, l->ca, err);
+    if (strcmp(key, "psk_file") == 0)
+        return set_path(c, v, l->psk_file, err);
+    if (strcmp(key, "fingerprint_map") == 0)
+        return set_path(c, v, l->fingerprint_map, err);
+    if (strcmp(key, "max_connections") == 0)
+        return parse_u32(v, 1, 100000, &l->max_connections, err);
+    if (strcmp(key, "threads") == 0)
+        return parse_u32(v, 1, 64, &l->threads, err);
+    if (strcmp(key, "handshake_timeout") == 0) {
+        uint64_t ms;
+        if (qk_parse_duration_ms(v, 100, 300000, &ms, err) != 0)
+            return QK_EINVAL;
+        l->handshake_timeout_ms = (unsigned)ms;
+        return 0;
+    }
+    if (strcmp(key, "idle_timeout") == 0) {
+        uint64_t ms;
+        if (qk_parse_duration_ms(v, 1000, 86400000, &ms, err) != 0)
+            return QK_EINVAL;
+        l->idle_timeout_s = (unsigned)(ms / 1000);
+        return 0;
+    }
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int peer_client_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
+{
+    qk_peer_client_cfg *p = &c->cfg->peer_client;
+    p->present = true;
+    if (strcmp(key, "ca") == 0)
+        return set_path(c, v, p->ca, err);
+    if (strcmp(key, "cert") == 0)
+        return set_path(c, v, p->cert, err);
+    if (strcmp(key, "key") == 0)
+        return set_path(c, v, p->key, err);
+    if (strcmp(key, "timeout") == 0)
+        return qk_parse_duration_ms(v, 100, 60000, &p->timeout_ms, err);
+    if (strcmp(key, "connect_timeout") == 0)
+        return qk_parse_duration_ms(v, 100, 60000, &p->connect_timeout_ms, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static qk_link_cfg *link_get(qk_kmed_config *cfg, const char *peer, qk_err *err)
+{
+    for (size_t i = 0; i < cfg->nlinks; i++)
+        if (strcmp(cfg->links[i].peer, peer) == 0)
+            return &cfg->links[i];
+    if (cfg->nlinks >= QK_CFG_MAX_LINKS) {
+        qk_err_set(err, QK_EINVAL, "too many links (at most %d)", QK_CFG_MAX_LINKS);
+        return NULL;
+    }
+    qk_link_cfg *l = &cfg->links[cfg->nlinks++];
+    memset(l, 0, sizeof *l);
+    if (snprintf(l->peer, sizeof l->peer, "%s", peer) >= (int)sizeof l->peer) {
+        cfg->nlinks--;
+        qk_err_set(err, QK_EINVAL, "link name too long");
+        return NULL;
+    }
+    return l;
+}
+
+static int link_key(parse_ctx *c, const char *peer, const char *key, const char *v, qk_err *err)
+{
+    if (!valid_id(peer))
+        return qk_err_set(err, QK_EINVAL,
+                          "link name must be a KME ID (1..%d characters "
+                          "[A-Za-z0-9_.-])",
+                          QK_CFG_ID_MAX);
+    qk_link_cfg *l = link_get(c->cfg, peer, err);
+    if (!l)
+        return QK_EINVAL;
+    if (strcmp(key, "peer_url") == 0) {
+        if (strncmp(v, "https://", 8) != 0 || strlen(v) <= 8 || !printable(v) || strchr(v, ' '))
+            return qk_err_set(err, QK_EINVAL, "must be an https:// URL");
+        return qk_parse_str(v, l->peer_url, sizeof l->peer_url, err);
+    }
+    if (strcmp(key, "link_id") == 0) {
+        if (!valid_link_id(v) || strcmp(v, QK_LOCAL_LINK) == 0)
+            return qk_err_set(err, QK_EINVAL,
+                              "must be 1..%d characters [A-Za-z0-9_.~-] and not \"%s\"",
+                              QK_STORE_ID_MAX, QK_LOCAL_LINK);
+        return qk_parse_str(v, l->link_id, sizeof l->link_id, err);
+    }
+    if (strcmp(key, "device_identity") == 0) {
+        if (!printable(v))
+            return qk_err_set(err, QK_EINVAL, "control characters are not allowed");
+        return qk_parse_str(v, l->device_identity, sizeof l->device_identity, err);
+    }
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int parse_fingerprint(const char *v, uint8_t out[32], qk_err *err)
+{
+    char hex[65];
+    size_t n = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p == ':')
+            continue;
+        if (n >= 64)
+            return qk_err_set(err, QK_EINVAL, "must be a SHA-256 fingerprint (64 hex digits)");
+        hex[n++] = *p;
+    }
+    hex[n] = '\0';
+    size_t got = 0;
+    if (n != 64 || qk_hex_decode(hex, n, out, 32, &got) != 0 || got != 32)
+        return qk_err_set(err, QK_EINVAL, "must be a SHA-256 fingerprint (64 hex digits)");
+    return 0;
+}
+
+static int sae_key(parse_ctx *c, const char *id, const char *key, const char *v, qk_err *err)
+{
+    qk_kmed_config *cfg = c->cfg;
+    if (!valid_id(id))
+        return qk_err_set(err, QK_EINVAL, "SAE ID must be 1..%d characters [A-Za-z0-9_.-]",
+                          QK_CFG_ID_MAX);
+    qk_sae_cfg *s = NULL;
+    for (size_t i = 0; i < cfg->nsaes && !s; i++)
+        if (strcmp(cfg->saes[i].id, id) == 0)
+            s = &cfg->saes[i];
+    if (!s) {
+        if (cfg->nsaes >= QK_CFG_MAX_SAES)
+            return qk_err_set(err, QK_EINVAL, "too many SAEs (at most %d)", QK_CFG_MAX_SAES);
+        s = &cfg->saes[cfg->nsaes++];
+        memset(s, 0, sizeof *s);
+        if (snprintf(s->id, sizeof s->id, "%s", id) >= (int)sizeof s->id)
+            return qk_err_set(err, QK_EINVAL, "SAE ID too long");
+    }
+    if (strcmp(key, "kme") == 0) {
+        if (!valid_id(v))
+            return qk_err_set(err, QK_EINVAL, "must be a KME ID");
+        return qk_parse_str(v, s->kme, sizeof s->kme, err);
+    }
+    if (strcmp(key, "fingerprint") == 0) {
+        if (parse_fingerprint(v, s->fingerprint, err) != 0)
+            return QK_EINVAL;
+        s->has_fingerprint = true;
+        return 0;
+    }
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int keys_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
+{
+    qk_kmed_config *cfg = c->cfg;
+    if (strcmp(key, "default_size") == 0)
+        return parse_bits(v, &cfg->default_size_bits, err);
+    if (strcmp(key, "min_size") == 0)
+        return parse_bits(v, &cfg->min_size_bits, err);
+    if (strcmp(key, "max_size") == 0)
+        return parse_bits(v, &cfg->max_size_bits, err);
+    if (strcmp(key, "max_keys_per_request") == 0)
+        return parse_u32(v, 1, 10000, &cfg->max_keys_per_request, err);
+    if (strcmp(key, "max_key_count") == 0)
+        return qk_parse_u64(v, 1, 1000000000000ull, &cfg->max_key_count, err);
+    if (strcmp(key, "max_sae_id_count") == 0)
+        return parse_u32(v, 0, 64, &cfg->max_sae_id_count, err);
+    if (strcmp(key, "reservation_lifetime") == 0) {
+        uint64_t ms;
+        if (qk_parse_duration_ms(v, 1000, 30ull * 86400 * 1000, &ms, err) != 0)
+            return QK_EINVAL;
+        cfg->reservation_lifetime_s = ms / 1000;
+        return 0;
+    }
+    if (strcmp(key, "local_block_bytes") == 0)
+        return qk_parse_u64(v, 1024, QK_BLOCK_MAX_BYTES, &cfg->local_block_bytes, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int on_value(void *user, const char *section, const char *key, const char *value,
+                    qk_err *err)
+{
+    parse_ctx *c = user;
+    char kind[32], name[QK_STORE_ID_MAX + 1];
+    if (qk_ini_section_split(section, kind, sizeof kind, name, sizeof name) != 0)
+        return qk_err_set(err, QK_EINVAL, "unknown section");
+
+    uint64_t h = fnv1a(section, key);
+    for (size_t i = 0; i < c->nseen; i++)
+        if (c->seen[i] == h)
+            return qk_err_set(err, QK_EINVAL, "duplicate key");
+    if (c->nseen >= SEEN_MAX)
+        return qk_err_set(err, QK_EINVAL, "too many entries (at most %d)", SEEN_MAX);
+    c->seen[c->nseen++] = h;
+
+    if (strcmp(kind, "node") == 0 && !name[0])
+        return node_key(c, key, value, err);
+    if (strcmp(kind, "listener") == 0) {
+        for (int k = 0; k < QK_LST_COUNT; k++)
+            if (strcmp(name, listener_names[k]) == 0)
+                return listener_key(c, (qk_listener_kind)k, key, value, err);
+        return qk_err_set(err, QK_EINVAL,
+                          "unknown listener (etsi014, skip, peer, device or admin)");
+    }
+    if (strcmp(kind, "peer_client") == 0 && !name[0])
+        return peer_client_key(c, key, value, err);
+    if (strcmp(kind, "link") == 0 && name[0])
+        return link_key(c, name, key, value, err);
+    if (strcmp(kind, "sae") == 0 && name[0])
+        return sae_key(c, name, key, value, err);
+    if (strcmp(kind, "keys") == 0 && !name[0])
+        return keys_key(c, key, value, err);
+    return qk_err_set(err, QK_EINVAL, "unknown section");
+}
+
+/* ---- cross-checks --------------------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Line of `key` inside [section] (key NULL or absent: the section header; section absent:
+ * the last line of the file). */
+static int locate(const char *path, const char *section, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char buf[LOCATE_LINE_MAX];
+    char cur[256] = "";
+    int line = 0, header = 0, found = 0;
+    while (fgets(buf, sizeof buf, f) && line < 10000000) {
+        line++;
+        char *s = trim(buf);
+        if (*s == '[') {
+            char *end = strchr(s, ']');
+            if (end) {
+                *end = '\0';
+                snprintf(cur, sizeof cur, "%s", trim(s + 1));
+                if (!header && strcmp(cur, section) == 0)
+                    header = line;
+            }
+            continue;
+        }
+        if (!key || strcmp(cur, section) != 0)
+            continue;
+        size_t kl = strcspn(s, "=:");
+        if (s[kl] == '\0')
+            continue;
+        s[kl] = '\0';
+        if (strcmp(trim(s), key) == 0)
+            found = line;
+    }
+    fclose(f);
+    if (found)
+        return found;
+    return header ? header : line;
+}
+
+static int xerr(const qk_kmed_config *cfg, qk_err *err, const char *section, const char *key,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int xerr(const qk_kmed_config *cfg, qk_err *err, const char *section, const char *key,
+                const char *fmt, ...)
+{
+    char msg[QK_ERR_MSG_MAX / 2];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int line = locate(cfg->path, section, key);
+    if (key)
+        return qk_err_set(err, QK_EINVAL, "%s:%d: [%s] %s: %s", cfg->path, line, section, key, msg);
+    return qk_err_set(err, QK_EINVAL, "%s:%d: [%s]: %s", cfg->path, line, section, msg);
+}
+
+static int need_file(const qk_kmed_config *cfg, qk_err *err, const char *section, const char *key,
+                     const char *file)
+{
+    if (!file[0])
+        return xerr(cfg, err, section, key, "required");
+    if (access(file, R_OK) != 0)
+        return xerr(cfg, err, section, key, "cannot read %s: %s", file, strerror(errno));
+    return 0;
+}
+
+static int check_listener(const qk_kmed_config *cfg, qk_listener_kind kind, qk_err *err)
+{
+    const qk_listener_cfg *l = &cfg->listeners[kind];
+    char sec[64];
+    snprintf(sec, sizeof sec, "listener %s", listener_names[kind]);
+    if (!l->address_set)
+        return xerr(cfg, err, sec, "address", "required");
+    if (kind == QK_LST_SKIP)
+        return xerr(cfg, err, sec, "address", "skip listener: not implemented yet");
+    bool cert = false, ca = false, psk = false;
+    switch (l->mode) {
+    case QK_TLS_MODE_MTLS:
+        cert = ca = true;
+        break;
+    case QK_TLS_MODE_SERVER_CERT:
+        cert = true;
+        break;
+    case QK_TLS_MODE_PSK:
+        psk = true;
+        break;
+    case QK_TLS_MODE_PSK_OR_MTLS:
+        cert = ca = psk = true;
+        break;
+    case QK_TLS_MODE_NONE:
+        break;
+    }
+    if (cert && (need_file(cfg, err, sec, "cert", l->cert) != 0 ||
+                 need_file(cfg, err, sec, "key", l->key) != 0))
+        return QK_EINVAL;
+    if (ca && need_file(cfg, err, sec, "ca", l->ca) != 0)
+        return QK_EINVAL;
+    if (psk && need_file(cfg, err, sec, "psk_file", l->psk_file) != 0)
+        return QK_EINVAL;
+    if (l->fingerprint_map[0] &&
+        need_file(cfg, err, sec, "fingerprint_map", l->fingerprint_map) != 0)
+        return QK_EINVAL;
+    return 0;
+}
+
+static int check_links(qk_kmed_config *cfg, qk_err *err)
+{
+    for (size_t i = 0; i < cfg->nlinks; i++) {
+        qk_link_cfg *l = &cfg->links[i];
+        char sec[QK_CFG_ID_MAX + 8];
+        snprintf(sec, sizeof sec, "link %s", l->peer);
+        if (strcmp(l->peer, cfg->node_id) == 0)
+            return xerr(cfg, err, sec, NULL, "a link's peer must not be this node (%s)",
+                        cfg->node_id);
+        if (!l->peer_url[0])
+            return xerr(cfg, err, sec, "peer_url", "required");
+        if (!l->device_identity[0])
+            return xerr(cfg, err, sec, "device_identity", "required");
+        if (!l->link_id[0]) {
+            bool lower = strcmp(cfg->node_id, l->peer) < 0;
+            int n = snprintf(l->link_id, sizeof l->link_id, "%s~%s", lower ? cfg->node_id : l->peer,
+                             lower ? l->peer : cfg->node_id);
+            if (n < 0 || n >= (int)sizeof l->link_id)
+                return xerr(cfg, err, sec, "link_id", "default link ID too long");
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->links[j].link_id, l->link_id) == 0)
+                return xerr(cfg, err, sec, "link_id", "link ID %s is used by [link %s] too",
+                            l->link_id, cfg->links[j].peer);
+    }
+    if (cfg->nlinks == 0)
+        return 0;
+    if (!cfg->peer_client.present)
+        return xerr(cfg, err, "peer_client", NULL,
+                    "required when links are configured (section missing)");
+    if (need_file(cfg, err, "peer_client", "ca", cfg->peer_client.ca) != 0 ||
+        need_file(cfg, err, "peer_client", "cert", cfg->peer_client.cert) != 0 ||
+        need_file(cfg, err, "peer_client", "key", cfg->peer_client.key) != 0)
+        return QK_EINVAL;
+    if (!cfg->listeners[QK_LST_PEER].present)
+        return xerr(cfg, err, "listener peer", NULL,
+                    "required when links are configured (section missing)");
+    return 0;
+}
+
+static int cross_check(qk_kmed_config *cfg, qk_err *err)
+{
+    if (!cfg->node_id[0])
+        return xerr(cfg, err, "node", "id", "required");
+    if (!cfg->data_dir[0])
+        return xerr(cfg, err, "node", "data_dir", "required");
+    if (cfg->master_key_file[0] &&
+        need_file(cfg, err, "node", "master_key_file", cfg->master_key_file) != 0)
+        return QK_EINVAL;
+    for (int k = 0; k < QK_LST_COUNT; k++)
+        if (cfg->listeners[k].present && check_listener(cfg, (qk_listener_kind)k, err) != 0)
+            return QK_EINVAL;
+    if (check_links(cfg, err) != 0)
+        return QK_EINVAL;
+    for (size_t i = 0; i < cfg->nsaes; i++) {
+        const qk_sae_cfg *s = &cfg->saes[i];
+        char sec[QK_CFG_ID_MAX + 8];
+        snprintf(sec, sizeof sec, "sae %s", s->id);
+        if (!s->kme[0])
+            return xerr(cfg, err, sec, "kme", "required");
+        if (strcmp(s->kme, cfg->node_id) != 0 && !qk_kmed_config_link_by_peer(cfg, s->kme))
+            return xerr(cfg, err, sec, "kme", "%s is neither this node nor a linked peer", s->kme);
+    }
+    if (cfg->min_size_bits > cfg->max_size_bits)
+        return xerr(cfg, err, "keys", "min_size", "min_size (%u) exceeds max_size (%u)",
+                    cfg->min_size_bits, cfg->max_size_bits);
+    if (cfg->default_size_bits < cfg->min_size_bits || cfg->default_size_bits > cfg->max_size_bits)
+        return xerr(cfg, err, "keys", "default_size",
+                    "%u is outside [min_size, max_size] = "
+                    "[%u, %u]",
+                    cfg->default_size_bits, cfg->min_size_bits, cfg->max_size_bits);
+    if ((uint64_t)cfg->max_size_bits / 8 + QK_BLOCK_VKEY_LEN > cfg->local_block_bytes)
+        return xerr(cfg, err, "keys", "local_block_bytes",
+                    "must hold at least one key of max_size plus %d bytes", QK_BLOCK_VKEY_LEN);
+    return 0;
+}
+
+static void set_defaults(qk_kmed_config *cfg)
+{
+    snprintf(cfg->log_file, sizeof cfg->log_file, "-");
+    cfg->log_level = QK_LOG_INFO;
+    for (int k = 0; k < QK_LST_COUNT; k++) {
+        qk_listener_cfg *l = &cfg->listeners[k];
+        l->mode = k == QK_LST_ADMIN  ? QK_TLS_MODE_NONE
+                  : k == QK_LST_SKIP ? QK_TLS_MODE_PSK_OR_MTLS
+                                     : QK_TLS_MODE_MTLS;
+        l->max_connections = 1024;
+        l->handshake_timeout_ms = 10000;
+        l->idle_timeout_s = 60;
+        l->threads = 2;
+    }
+    cfg->peer_client.timeout_ms = 3000;
+    cfg->peer_client.connect_timeout_ms = 1000;
+    cfg->default_size_bits = 256;
+    cfg->min_size_bits = 64;
+    cfg->max_size_bits = 8192;
+    cfg->max_keys_per_request = 128;
+    cfg->max_key_count = 100000;
+    cfg->max_sae_id_count = 4;
+    cfg->reservation_lifetime_s = 3600;
+    cfg->local_block_bytes = 65536;
+}
+
+int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    set_defaults(cfg);
+    if (qk_parse_str(path, cfg->path, sizeof cfg->path, err) != 0)
+        return QK_EINVAL;
+    parse_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    c->cfg = cfg;
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(c->dir, sizeof c->dir, ".");
+    else if (slash == path)
+        snprintf(c->dir, sizeof c->dir, "/");
+    else
+        snprintf(c->dir, sizeof c->dir, "%.*s", (int)(slash - path), path);
+    int rc = qk_ini_load(path, on_value, c, err);
+    free(c);
+    if (rc != 0)
+        return rc;
+    return cross_check(cfg, err);
+}
+
+const qk_link_cfg *qk_kmed_config_link_by_peer(const qk_kmed_config *cfg, const char *peer)
+{
+    for (size_t i = 0; peer && i < cfg->nlinks; i++)
+        if (strcmp(cfg->links[i].peer, peer) == 0)
+            return &cfg->links[i];
+    return NULL;
+}
+
+const qk_link_cfg *qk_kmed_config_link_by_id(const qk_kmed_config *cfg, const char *link_id)
+{
+    for (size_t i = 0; link_id && i < cfg->nlinks; i++)
+        if (strcmp(cfg->links[i].link_id, link_id) == 0)
+            return &cfg->links[i];
+    return NULL;
+}
+
+const qk_sae_cfg *qk_kmed_config_sae(const qk_kmed_config *cfg, const char *sae_id)
+{
+    for (size_t i = 0; sae_id && i < cfg->nsaes; i++)
+        if (strcmp(cfg->saes[i].id, sae_id) == 0)
+            return &cfg->saes[i];
+    return NULL;
+}

@@ -1,0 +1,112 @@
+/* kmed_config.h - the qkd-kmed configuration (docs/qkd-kmed.md): INI schema, typed values and
+ * the cross-checks run after loading. Errors read "FILE:LINE: [section] key: message". */
+#ifndef QK_KMED_CONFIG_H
+#define QK_KMED_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "qk_err.h"
+#include "log.h"
+#include "store.h"
+#include "tls_server.h"
+
+#define QK_CFG_ID_MAX    64   /* node, peer and SAE IDs: 1..64 chars [A-Za-z0-9_.-] */
+#define QK_CFG_PATH_MAX  1024 /* file names (resolved against the config file's folder) */
+#define QK_CFG_URL_MAX   512
+#define QK_CFG_HOST_MAX  64
+#define QK_CFG_MAX_LINKS 32
+#define QK_CFG_MAX_SAES  1024
+
+typedef enum {
+    QK_LST_ETSI014 = 0,
+    QK_LST_SKIP,
+    QK_LST_PEER,
+    QK_LST_DEVICE,
+    QK_LST_ADMIN,
+    QK_LST_COUNT
+} qk_listener_kind;
+
+/* "etsi014", "skip", "peer", "device", "admin". */
+const char *qk_listener_kind_name(qk_listener_kind k);
+
+typedef struct {
+    bool present;
+    char host[QK_CFG_HOST_MAX];
+    uint16_t port;
+    bool address_set;
+    qk_tls_mode mode;
+    bool mode_set;
+    char cert[QK_CFG_PATH_MAX];
+    char key[QK_CFG_PATH_MAX];
+    char ca[QK_CFG_PATH_MAX];
+    char psk_file[QK_CFG_PATH_MAX];
+    char fingerprint_map[QK_CFG_PATH_MAX];
+    unsigned max_connections;      /* default 1024 */
+    unsigned handshake_timeout_ms; /* default 10 s */
+    unsigned idle_timeout_s;       /* default 60 s */
+    unsigned threads;              /* default 2 */
+} qk_listener_cfg;
+
+typedef struct {
+    char peer[QK_CFG_ID_MAX + 1];          /* the peer KME's node ID (section name) */
+    char peer_url[QK_CFG_URL_MAX];         /* https://HOST:PORT of the peer's peer listener */
+    char link_id[QK_STORE_ID_MAX + 1];     /* default: both node IDs sorted, joined by "~" */
+    char device_identity[QK_IDENTITY_MAX]; /* client-certificate CN allowed to push blocks */
+} qk_link_cfg;
+
+typedef struct {
+    char id[QK_CFG_ID_MAX + 1];
+    char kme[QK_CFG_ID_MAX + 1];
+    bool has_fingerprint;
+    uint8_t fingerprint[32];
+} qk_sae_cfg;
+
+typedef struct {
+    bool present;
+    char ca[QK_CFG_PATH_MAX];
+    char cert[QK_CFG_PATH_MAX];
+    char key[QK_CFG_PATH_MAX];
+    uint64_t timeout_ms;         /* default 3 s */
+    uint64_t connect_timeout_ms; /* default 1 s */
+} qk_peer_client_cfg;
+
+typedef struct {
+    char path[QK_CFG_PATH_MAX]; /* the file this came from */
+
+    char node_id[QK_CFG_ID_MAX + 1];
+    char data_dir[QK_CFG_PATH_MAX];
+    char master_key_file[QK_CFG_PATH_MAX]; /* "" = use QKD_KMED_MASTER_KEY */
+    char log_file[QK_CFG_PATH_MAX];        /* "-" = stderr */
+    qk_log_level log_level;
+
+    qk_listener_cfg listeners[QK_LST_COUNT];
+    qk_peer_client_cfg peer_client;
+
+    qk_link_cfg links[QK_CFG_MAX_LINKS];
+    size_t nlinks;
+    qk_sae_cfg saes[QK_CFG_MAX_SAES];
+    size_t nsaes;
+
+    /* [keys] */
+    uint32_t default_size_bits;      /* 256 */
+    uint32_t min_size_bits;          /* 64 */
+    uint32_t max_size_bits;          /* 8192 */
+    uint32_t max_keys_per_request;   /* 128 */
+    uint64_t max_key_count;          /* 100000 */
+    uint32_t max_sae_id_count;       /* 4 */
+    uint64_t reservation_lifetime_s; /* 3600 */
+    uint64_t local_block_bytes;      /* 65536 */
+} qk_kmed_config;
+
+/* Load and cross-check FILE into *cfg (which is fully overwritten; it is large: allocate it,
+ * e.g. with malloc). Returns 0, QK_EIO (cannot read) or QK_EINVAL; err->msg is one line
+ * "FILE:LINE: [section] key: message". */
+int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err);
+
+/* Lookups (NULL when absent). */
+const qk_link_cfg *qk_kmed_config_link_by_peer(const qk_kmed_config *cfg, const char *peer);
+const qk_link_cfg *qk_kmed_config_link_by_id(const qk_kmed_config *cfg, const char *link_id);
+const qk_sae_cfg *qk_kmed_config_sae(const qk_kmed_config *cfg, const char *sae_id);
+
+#endif
