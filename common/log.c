@@ -239,8 +239,9 @@ static void lb_header(line_buf *lb, qk_log_level lvl, const char *prog)
     }
     if (gmtime_r(&ts.tv_sec, &tm) && strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
         snprintf(stamp, sizeof stamp, "1970-01-01T00:00:00");
-    char tsfield[64];
-    snprintf(tsfield, sizeof tsfield, "ts=%s.%03ldZ", stamp, (long)(ts.tv_nsec / 1000000));
+    unsigned millis = (unsigned)((unsigned long)ts.tv_nsec / 1000000UL) % 1000U;
+    char tsfield[sizeof stamp + 16];
+    snprintf(tsfield, sizeof tsfield, "ts=%s.%03uZ", stamp, millis);
     lb_puts(lb, tsfield);
     lb_field(lb, "level", level_name(lvl));
     lb_field(lb, "prog", prog);

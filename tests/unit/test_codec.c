@@ -1,0 +1,190 @@
+/* test_codec.c - hex, strict base64 (RFC 4648 vectors) and UUID v4. */
+#include <CUnit/CUnit.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+static void test_base64_rfc4648_vectors(void)
+{
+    static const struct {
+        const char *plain;
+        const char *enc;
+    } v[] = {{"", ""},
+             {"f", "Zg=="},
+             {"fo", "Zm8="},
+             {"foo", "Zm9v"},
+             {"foob", "Zm9vYg=="},
+             {"fooba", "Zm9vYmE="},
+             {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char out[32];
+        size_t n = strlen(v[i].plain);
+        CU_ASSERT_EQUAL(qk_base64_encoded_len(n), strlen(v[i].enc));
+        CU_ASSERT_EQUAL(qk_base64_encode((const uint8_t *)v[i].plain, n, out, sizeof out),
+                        strlen(v[i].enc));
+        CU_ASSERT_STRING_EQUAL(out, v[i].enc);
+        uint8_t dec[32];
+        size_t dlen = 99;
+        CU_ASSERT_EQUAL(qk_base64_decode(v[i].enc, strlen(v[i].enc), dec, sizeof dec, &dlen), 0);
+        CU_ASSERT_EQUAL(dlen, n);
+        CU_ASSERT(memcmp(dec, v[i].plain, n) == 0);
+    }
+}
+
+static void test_base64_all_bytes_round_trip(void)
+{
+    uint8_t in[256];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (uint8_t)(255 - i);
+    for (size_t n = 0; n <= sizeof in; n += 17) {
+        char enc[400];
+        uint8_t dec[256];
+        size_t dlen = 0;
+        size_t el = qk_base64_encode(in, n, enc, sizeof enc);
+        CU_ASSERT_EQUAL(el, qk_base64_encoded_len(n));
+        CU_ASSERT_EQUAL(qk_base64_decode(enc, el, dec, sizeof dec, &dlen), 0);
+        CU_ASSERT_EQUAL(dlen, n);
+        CU_ASSERT(memcmp(in, dec, n) == 0);
+    }
+}
+
+static int b64_dec(const char *s)
+{
+    uint8_t out[64];
+    size_t n;
+    return qk_base64_decode(s, strlen(s), out, sizeof out, &n);
+}
+
+static void test_base64_rejects(void)
+{
+    /* bad length */
+    CU_ASSERT_EQUAL(b64_dec("Zg="), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zg"), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zm9vY"), -1);
+    /* bad padding */
+    CU_ASSERT_EQUAL(b64_dec("Z==="), -1);
+    CU_ASSERT_EQUAL(b64_dec("===="), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zg=a"), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zg==Zm9v"), -1); /* padding in the middle */
+    CU_ASSERT_EQUAL(b64_dec("Zm=v"), -1);
+    /* bad characters: URL-safe alphabet, whitespace, NUL */
+    CU_ASSERT_EQUAL(b64_dec("Zm9-"), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zm9_"), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zm9 "), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zm9v\nZm9v"), -1);
+    uint8_t out[8];
+    size_t n;
+    CU_ASSERT_EQUAL(qk_base64_decode("Zm\0v", 4, out, sizeof out, &n), -1);
+    /* non-zero pad bits: "Zh==" and "Zm9=" decode to the same bytes as "Zg==", "Zm8=" */
+    CU_ASSERT_EQUAL(b64_dec("Zh=="), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zm9="), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zg=="), 0);
+    CU_ASSERT_EQUAL(b64_dec("Zm8="), 0);
+    /* output buffer too small */
+    CU_ASSERT_EQUAL(qk_base64_decode("Zm9vYmFy", 8, out, 5, &n), -1);
+    CU_ASSERT_EQUAL(qk_base64_decode("Zm9vYmFy", 8, out, 6, &n), 0);
+    CU_ASSERT_EQUAL(n, 6);
+    /* encode buffer too small (needs the NUL) */
+    char enc[9];
+    CU_ASSERT_EQUAL(qk_base64_encode((const uint8_t *)"foobar", 6, enc, 8), 0);
+    CU_ASSERT_EQUAL(qk_base64_encode((const uint8_t *)"foobar", 6, enc, 9), 8);
+}
+
+static void test_hex(void)
+{
+    const uint8_t in[] = {0x00, 0x01, 0xab, 0xcd, 0xef, 0xff};
+    char out[13];
+    CU_ASSERT_EQUAL(qk_hex_encode(in, sizeof in, out, sizeof out), 12);
+    CU_ASSERT_STRING_EQUAL(out, "0001abcdefff");
+    CU_ASSERT_EQUAL(qk_hex_encode(in, sizeof in, out, 12), 0); /* no room for NUL */
+
+    uint8_t dec[8];
+    size_t n = 0;
+    CU_ASSERT_EQUAL(qk_hex_decode("0001ABCDefFF", 12, dec, sizeof dec, &n), 0);
+    CU_ASSERT_EQUAL(n, 6);
+    CU_ASSERT(memcmp(dec, in, 6) == 0);
+    CU_ASSERT_EQUAL(qk_hex_decode("abc", 3, dec, sizeof dec, &n), -1); /* odd */
+    CU_ASSERT_EQUAL(qk_hex_decode("zz", 2, dec, sizeof dec, &n), -1);  /* bad char */
+    CU_ASSERT_EQUAL(qk_hex_decode("0g", 2, dec, sizeof dec, &n), -1);  /* bad char */
+    CU_ASSERT_EQUAL(qk_hex_decode("0 ", 2, dec, sizeof dec, &n), -1);  /* space */
+    CU_ASSERT_EQUAL(qk_hex_decode("001122", 6, dec, 2, &n), -1);       /* too small */
+    CU_ASSERT_EQUAL(qk_hex_decode("", 0, dec, sizeof dec, &n), 0);
+    CU_ASSERT_EQUAL(n, 0);
+}
+
+static void test_uuid_format_parse(void)
+{
+    qk_uuid u;
+    CU_ASSERT_EQUAL(qk_uuid_parse("123E4567-E89B-12D3-A456-426614174000", 36, &u), 0);
+    char s[QK_UUID_STR_LEN + 1];
+    char h[QK_UUID_HEX_LEN + 1];
+    qk_uuid_format(&u, s);
+    CU_ASSERT_STRING_EQUAL(s, "123e4567-e89b-12d3-a456-426614174000"); /* canonical lower */
+    qk_uuid_format_hex(&u, h);
+    CU_ASSERT_STRING_EQUAL(h, "123e4567e89b12d3a456426614174000");
+    CU_ASSERT_FALSE(qk_uuid_is_v4(&u)); /* version 1 */
+    qk_uuid u2;
+    CU_ASSERT_EQUAL(qk_uuid_parse_hex(h, strlen(h), &u2), 0);
+    CU_ASSERT(memcmp(u.b, u2.b, 16) == 0);
+    CU_ASSERT_EQUAL(qk_uuid_parse_any(s, strlen(s), &u2), 0);
+    CU_ASSERT_EQUAL(qk_uuid_parse_any(h, strlen(h), &u2), 0);
+    CU_ASSERT(memcmp(u.b, u2.b, 16) == 0);
+    /* malformed */
+    CU_ASSERT_EQUAL(qk_uuid_parse("123e4567e89b-12d3-a456-4266141740000", 36, &u2), -1);
+    CU_ASSERT_EQUAL(qk_uuid_parse("123e4567-e89b-12d3-a456-42661417400", 35, &u2), -1);
+    CU_ASSERT_EQUAL(qk_uuid_parse("123e4567-e89b-12d3-a456-42661417400g", 36, &u2), -1);
+    CU_ASSERT_EQUAL(qk_uuid_parse("123e4567-e89b-12d3-a456_426614174000", 36, &u2), -1);
+    CU_ASSERT_EQUAL(qk_uuid_parse_hex(s, strlen(s), &u2), -1);
+    CU_ASSERT_EQUAL(qk_uuid_parse_any("1234", 4, &u2), -1);
+    CU_ASSERT_EQUAL(qk_uuid_parse_any("", 0, &u2), -1);
+}
+
+#define N_UUIDS 1000
+
+static int cmp_uuid(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(qk_uuid));
+}
+
+static void test_uuid_v4_generation(void)
+{
+    qk_uuid *all = calloc(N_UUIDS, sizeof *all);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(all);
+    for (int i = 0; i < N_UUIDS; i++) {
+        qk_uuid_v4(&all[i]);
+        CU_ASSERT(qk_uuid_is_v4(&all[i]));
+        char s[QK_UUID_STR_LEN + 1];
+        qk_uuid_format(&all[i], s);
+        CU_ASSERT_EQUAL(strlen(s), QK_UUID_STR_LEN);
+        CU_ASSERT_EQUAL(s[14], '4');
+        CU_ASSERT(strchr("89ab", s[19]) != NULL);
+        for (const char *p = s; *p; p++)
+            CU_ASSERT(*p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'));
+        qk_uuid back;
+        CU_ASSERT_EQUAL(qk_uuid_parse(s, strlen(s), &back), 0);
+        CU_ASSERT(memcmp(back.b, all[i].b, 16) == 0);
+    }
+    qsort(all, N_UUIDS, sizeof *all, cmp_uuid);
+    int dups = 0;
+    for (int i = 1; i < N_UUIDS; i++)
+        if (memcmp(&all[i - 1], &all[i], sizeof *all) == 0)
+            dups++;
+    CU_ASSERT_EQUAL(dups, 0);
+    free(all);
+}
+
+int suite_codec(void)
+{
+    CU_pSuite s = CU_add_suite("codec", NULL, NULL);
+    if (!s)
+        return -1;
+    if (!CU_add_test(s, "base64 RFC 4648 vectors", test_base64_rfc4648_vectors) ||
+        !CU_add_test(s, "base64 round trip", test_base64_all_bytes_round_trip) ||
+        !CU_add_test(s, "base64 strict rejects", test_base64_rejects) ||
+        !CU_add_test(s, "hex", test_hex) ||
+        !CU_add_test(s, "uuid format/parse", test_uuid_format_parse) ||
+        !CU_add_test(s, "uuid v4 generation", test_uuid_v4_generation))
+        return -1;
+    return 0;
+}
