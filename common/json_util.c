@@ -8,8 +8,9 @@
 /* Deeper nesting than this is refused before cJSON sees the text (no legitimate
  * request in any of our APIs comes close). */
 #define QK_JSON_MAX_DEPTH 32
-/* Integers beyond 2^53 cannot be held exactly in the double cJSON stores. */
-#define QK_JSON_MAX_EXACT 9007199254740992.0
+/* Integers from 2^53 on cannot be held exactly in the double cJSON stores (2^53 + 1 parses
+ * as 2^53), so only the "safe" range |v| <= 2^53 - 1 is accepted. */
+#define QK_JSON_MAX_EXACT 9007199254740991.0
 
 /* Check nesting depth outside strings; returns 0 or -1. */
 static int check_depth(const char *s, size_t len)
