@@ -1,0 +1,530 @@
+/* kms.c - the qk_kms object: store, links, SAE registry, limits, and the two-phase
+ * reservation (carve here, reserve at the peer, commit or burn at both ends). */
+#include "kms.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "codec.h"
+#include "http_util.h"
+#include "log.h"
+#include "secbuf.h"
+
+#define RESERVE_ATTEMPTS 3 /* carves tried per request when the peer refuses a range */
+#define PEER_POOL_SIZE   4 /* HTTP clients kept per peer */
+#define MASTER_FILE_MAX  256
+
+struct qk_kms {
+    const qk_kmed_config *cfg;
+    qk_metrics *metrics;
+    qk_store *store;
+    qk_key_limits limits;
+    qk_link *links;
+    size_t nlinks;
+    pthread_mutex_t refill_mu; /* one local refill at a time */
+    void (*block_hook)(void *);
+    void *block_hook_arg;
+};
+
+/* ---- opening ---------------------------------------------------------------------------- */
+
+/* 32 raw bytes, or 64 hex digits (surrounding whitespace allowed). */
+static int decode_master(const uint8_t *buf, size_t len, uint8_t key[QK_MASTER_KEY_LEN])
+{
+    if (len == QK_MASTER_KEY_LEN) {
+        memcpy(key, buf, QK_MASTER_KEY_LEN);
+        return 0;
+    }
+    size_t a = 0, b = len;
+    while (a < b && isspace(buf[a]))
+        a++;
+    while (b > a && isspace(buf[b - 1]))
+        b--;
+    size_t got = 0;
+    if (b - a != 2 * QK_MASTER_KEY_LEN ||
+        qk_hex_decode((const char *)buf + a, b - a, key, QK_MASTER_KEY_LEN, &got) != 0 ||
+        got != QK_MASTER_KEY_LEN)
+        return -1;
+    return 0;
+}
+
+static int load_master_key(const qk_kmed_config *cfg, uint8_t key[QK_MASTER_KEY_LEN], qk_err *err)
+{
+    if (cfg->master_key_file[0]) {
+        size_t len = 0;
+        uint8_t *buf = qk_secure_read_file(cfg->master_key_file, MASTER_FILE_MAX, 1, &len);
+        if (!buf)
+            return qk_err_set(err, QK_EIO, "master key file %s: %s%s", cfg->master_key_file,
+                              strerror(errno),
+                              errno == EPERM ? " (must not be group/world readable)" : "");
+        int rc = decode_master(buf, len, key);
+        qk_secure_free(buf);
+        if (rc != 0)
+            return qk_err_set(err, QK_EINVAL,
+                              "master key file %s: want 32 raw bytes or 64 hex digits",
+                              cfg->master_key_file);
+        return 0;
+    }
+    const char *env = getenv("QKD_KMED_MASTER_KEY");
+    if (!env || !*env)
+        return qk_err_set(err, QK_EINVAL,
+                          "no master key: set [node] master_key_file or QKD_KMED_MASTER_KEY");
+    if (decode_master((const uint8_t *)env, strlen(env), key) != 0 ||
+        strlen(env) == QK_MASTER_KEY_LEN)
+        return qk_err_set(err, QK_EINVAL, "QKD_KMED_MASTER_KEY: want 64 hex digits");
+    return 0;
+}
+
+static int open_store(qk_kms *k, qk_err *err)
+{
+    const qk_kmed_config *cfg = k->cfg;
+    if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST)
+        return qk_err_set(err, QK_EIO, "data_dir %s: %s", cfg->data_dir, strerror(errno));
+    char path[QK_CFG_PATH_MAX + 16];
+    int n = snprintf(path, sizeof path, "%s/store.db", cfg->data_dir);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return qk_err_set(err, QK_EINVAL, "data_dir too long");
+    uint8_t *mk = qk_secure_alloc(QK_MASTER_KEY_LEN);
+    if (!mk)
+        return qk_err_set(err, QK_ENOMEM, "out of secure memory");
+    int rc = load_master_key(cfg, mk, err);
+    if (rc == 0)
+        rc = qk_store_open(path, mk, &k->store, err);
+    qk_secure_free(mk);
+    return rc;
+}
+
+static int open_links(qk_kms *k, qk_err *err)
+{
+    const qk_kmed_config *cfg = k->cfg;
+    k->nlinks = cfg->nlinks;
+    if (k->nlinks == 0)
+        return 0;
+    k->links = calloc(k->nlinks, sizeof *k->links);
+    if (!k->links)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    qk_http_tls tls;
+    memset(&tls, 0, sizeof tls);
+    tls.ca_file = cfg->peer_client.ca;
+    tls.cert_file = cfg->peer_client.cert;
+    tls.key_file = cfg->peer_client.key;
+    tls.connect_timeout_ms = (long)cfg->peer_client.connect_timeout_ms;
+    tls.timeout_ms = (long)cfg->peer_client.timeout_ms;
+    tls.max_response = 1024 * 1024;
+    tls.verify_host = true;
+    for (size_t i = 0; i < k->nlinks; i++) {
+        qk_link *l = &k->links[i];
+        l->cfg = &cfg->links[i];
+        l->side = strcmp(cfg->node_id, l->cfg->peer) < 0 ? QK_SIDE_LOW : QK_SIDE_HIGH;
+        if (pthread_mutex_init(&l->mu, NULL) != 0) {
+            k->nlinks = i;
+            return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+        }
+        int rc = qk_peer_client_new(l->cfg->peer_url, &tls, PEER_POOL_SIZE, &l->client, err);
+        if (rc != 0) {
+            pthread_mutex_destroy(&l->mu);
+            k->nlinks = i;
+            return qk_err_prefix(err, "link %s", l->cfg->peer);
+        }
+    }
+    return 0;
+}
+
+int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk_err *err)
+{
+    *out = NULL;
+    qk_kms *k = calloc(1, sizeof *k);
+    if (!k)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    k->cfg = cfg;
+    k->metrics = metrics;
+    k->limits.default_size_bits = cfg->default_size_bits;
+    k->limits.min_size_bits = cfg->min_size_bits;
+    k->limits.max_size_bits = cfg->max_size_bits;
+    k->limits.max_keys_per_request = cfg->max_keys_per_request;
+    k->limits.max_key_count = cfg->max_key_count;
+    k->limits.max_sae_id_count = cfg->max_sae_id_count;
+    k->limits.reservation_lifetime_s = cfg->reservation_lifetime_s;
+    if (pthread_mutex_init(&k->refill_mu, NULL) != 0) {
+        free(k);
+        return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+    }
+    int rc = open_store(k, err);
+    if (rc == 0)
+        rc = open_links(k, err);
+    if (rc != 0) {
+        qk_kms_close(k);
+        return rc;
+    }
+    *out = k;
+    return 0;
+}
+
+void qk_kms_close(qk_kms *k)
+{
+    if (!k)
+        return;
+    for (size_t i = 0; i < k->nlinks; i++) {
+        qk_peer_client_free(k->links[i].client);
+        pthread_mutex_destroy(&k->links[i].mu);
+    }
+    free(k->links);
+    qk_store_close(k->store);
+    pthread_mutex_destroy(&k->refill_mu);
+    free(k);
+}
+
+/* ---- accessors -------------------------------------------------------------------------- */
+
+const qk_kmed_config *qk_kms_config(const qk_kms *k)
+{
+    return k->cfg;
+}
+qk_store *qk_kms_store(qk_kms *k)
+{
+    return k->store;
+}
+qk_metrics *qk_kms_metrics(qk_kms *k)
+{
+    return k->metrics;
+}
+size_t qk_kms_link_count(const qk_kms *k)
+{
+    return k->nlinks;
+}
+qk_link *qk_kms_link_at(qk_kms *k, size_t i)
+{
+    return i < k->nlinks ? &k->links[i] : NULL;
+}
+
+qk_link *qk_kms_link_by_peer(qk_kms *k, const char *peer)
+{
+    for (size_t i = 0; peer && i < k->nlinks; i++)
+        if (strcmp(k->links[i].cfg->peer, peer) == 0)
+            return &k->links[i];
+    return NULL;
+}
+
+qk_link *qk_kms_link_by_id(qk_kms *k, const char *link_id)
+{
+    for (size_t i = 0; link_id && i < k->nlinks; i++)
+        if (strcmp(k->links[i].cfg->link_id, link_id) == 0)
+            return &k->links[i];
+    return NULL;
+}
+
+void qk_link_set_telemetry(qk_link *l, const qk_link_telemetry *t)
+{
+    pthread_mutex_lock(&l->mu);
+    l->telemetry = *t;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void qk_link_get_telemetry(qk_link *l, qk_link_telemetry *t)
+{
+    pthread_mutex_lock(&l->mu);
+    *t = l->telemetry;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void qk_kms_set_block_hook(qk_kms *k, void (*fn)(void *arg), void *arg)
+{
+    k->block_hook = fn;
+    k->block_hook_arg = arg;
+}
+
+void qk_kms_block_added(qk_kms *k)
+{
+    if (k->block_hook)
+        k->block_hook(k->block_hook_arg);
+}
+
+const char *qk_kms_node_id(const qk_kms *k)
+{
+    return k->cfg->node_id;
+}
+
+const qk_key_limits *qk_kms_limits(const qk_kms *k)
+{
+    return &k->limits;
+}
+
+int qk_kms_sae_home(const qk_kms *k, const char *sae_id, const char **kme_id)
+{
+    const qk_sae_cfg *s = qk_kmed_config_sae(k->cfg, sae_id);
+    if (!s)
+        return QK_ENOTFOUND;
+    *kme_id = s->kme;
+    return 0;
+}
+
+bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id)
+{
+    return kme_id && (strcmp(kme_id, k->cfg->node_id) == 0 ||
+                      qk_kmed_config_link_by_peer(k->cfg, kme_id) != NULL);
+}
+
+static const char *link_of_kme(qk_kms *k, const char *kme)
+{
+    if (kme && strcmp(kme, k->cfg->node_id) == 0)
+        return QK_LOCAL_LINK;
+    qk_link *l = qk_kms_link_by_peer(k, kme);
+    return l ? l->cfg->link_id : NULL;
+}
+
+int qk_kms_pool_status(qk_kms *k, const char *peer_kme, qk_pool_status *st, qk_err *err)
+{
+    const char *link = link_of_kme(k, peer_kme);
+    if (!link)
+        return qk_err_set(err, QK_EINVAL, "unknown KME %s", peer_kme ? peer_kme : "(null)");
+    return qk_store_pool_status(k->store, link, st, err);
+}
+
+int qk_kms_stored_count(qk_kms *k, const char *master, const char *slave, uint64_t *n, qk_err *err)
+{
+    return qk_store_count_reserved(k->store, master, slave, n, err);
+}
+
+/* ---- key batches ------------------------------------------------------------------------ */
+
+void qk_key_batch_free(qk_key_batch *b)
+{
+    if (!b)
+        return;
+    qk_secure_free(b->material);
+    free(b->ids);
+    free(b->lens);
+    free(b->keys);
+    memset(b, 0, sizeof *b);
+}
+
+static int batch_alloc(qk_key_batch *b, size_t n, size_t material_len, qk_err *err)
+{
+    memset(b, 0, sizeof *b);
+    b->ids = calloc(n, sizeof *b->ids);
+    b->lens = calloc(n, sizeof *b->lens);
+    b->keys = calloc(n, sizeof *b->keys);
+    b->material = qk_secure_alloc(material_len);
+    if (!b->ids || !b->lens || !b->keys || !b->material) {
+        qk_key_batch_free(b);
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    }
+    b->n = n;
+    return 0;
+}
+
+/* ---- reservation ------------------------------------------------------------------------ */
+
+static int validate_request(const qk_kms *k, const qk_key_request *req, qk_err *err)
+{
+    const qk_key_limits *lim = &k->limits;
+    if (!req->requester || !*req->requester || strlen(req->requester) > QK_STORE_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "bad requester");
+    if (!req->target_kme || !qk_kms_knows_kme(k, req->target_kme))
+        return qk_err_set(err, QK_EINVAL, "unknown target KME");
+    if (!req->slaves || req->nslaves < 1 || req->nslaves > 1 + (size_t)lim->max_sae_id_count)
+        return qk_err_set(err, QK_EINVAL, "between 1 and %u slave identities allowed",
+                          1 + lim->max_sae_id_count);
+    for (size_t i = 0; i < req->nslaves; i++)
+        if (!req->slaves[i] || !*req->slaves[i] || strlen(req->slaves[i]) > QK_STORE_ID_MAX)
+            return qk_err_set(err, QK_EINVAL, "bad slave identity");
+    if (req->number < 1 || req->number > lim->max_keys_per_request)
+        return qk_err_set(err, QK_EINVAL, "number must be 1..%u", lim->max_keys_per_request);
+    if (req->size_bits % 8 != 0 || req->size_bits < lim->min_size_bits ||
+        req->size_bits > lim->max_size_bits)
+        return qk_err_set(err, QK_EINVAL, "size must be a multiple of 8 in [%u, %u]",
+                          lim->min_size_bits, lim->max_size_bits);
+    return 0;
+}
+
+static void fill_batch(qk_key_batch *b, const qk_key_ref *refs, uint32_t len)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        memcpy(b->ids[i], refs[i].key_id, sizeof b->ids[i]);
+        b->ids[i][QK_KEY_ID_LEN] = '\0';
+        b->lens[i] = len;
+        b->keys[i] = b->material + i * len;
+    }
+}
+
+static int reserve_local(qk_kms *k, qk_reservation *r, size_t n, uint32_t len, qk_key_ref *refs,
+                         uint8_t *material, qk_err *err)
+{
+    int rc = qk_store_carve(k->store, r, QK_SIDE_LOW, n, len, refs, material, err);
+    if (rc == QK_ENOKEY) {
+        uint64_t want = (uint64_t)n * len + QK_BLOCK_VKEY_LEN;
+        uint64_t size = want > k->cfg->local_block_bytes ? want : k->cfg->local_block_bytes;
+        if (size > QK_BLOCK_MAX_BYTES)
+            return qk_err_set(err, QK_ENOKEY, "request too large for the local pool");
+        pthread_mutex_lock(&k->refill_mu);
+        rc = qk_store_local_refill(k->store, (size_t)size, err);
+        pthread_mutex_unlock(&k->refill_mu);
+        if (rc != 0)
+            return rc;
+        rc = qk_store_carve(k->store, r, QK_SIDE_LOW, n, len, refs, material, err);
+    }
+    if (rc != 0)
+        return rc;
+    rc = qk_store_commit(k->store, r->request_id, true, err);
+    if (rc != 0) {
+        qk_err e2;
+        qk_store_burn(k->store, r->request_id, &e2);
+    }
+    return rc;
+}
+
+/* Burn the blocks a refused request was carved from (the peer found them different or does
+ * not hold them): they must never be carved again. */
+static void burn_blocks(qk_kms *k, const char *link, const qk_key_ref *refs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = refs[j].block_id == refs[i].block_id;
+        if (seen)
+            continue;
+        qk_err e;
+        if (qk_store_block_set_state(k->store, link, refs[i].block_id, QK_BLOCK_BURNED, &e) != 0)
+            QK_WARN("link %s: cannot burn block %llu: %s", link,
+                    (unsigned long long)refs[i].block_id, e.msg);
+        else
+            QK_WARN("link %s: block %llu burned (refused by the peer)", link,
+                    (unsigned long long)refs[i].block_id);
+    }
+}
+
+static int reserve_remote(qk_kms *k, qk_link *l, qk_reservation *r, char *request_id, size_t n,
+                          uint32_t len, qk_key_ref *refs, uint8_t *material, qk_err *err)
+{
+    int last = QK_EPEER;
+    for (int attempt = 0; attempt < RESERVE_ATTEMPTS; attempt++) {
+        qk_uuid u;
+        qk_uuid_v4(&u);
+        qk_uuid_format(&u, request_id);
+        int rc = qk_store_carve(k->store, r, l->side, n, len, refs, material, err);
+        if (rc != 0)
+            return rc; /* QK_ENOKEY: nothing recorded */
+        qk_err perr;
+        qk_err_clear(&perr);
+        int prc = qk_peer_reserve(l->client, r, l->side, refs, n, &perr);
+        bool commit_failed = false;
+        if (prc == 0) {
+            rc = qk_store_commit(k->store, request_id, false, err);
+            if (rc == 0)
+                return 0;
+            QK_ERROR("request %s: commit failed after the peer acked: %s", request_id, err->msg);
+            prc = rc;
+            commit_failed = true;
+        }
+        /* Refused or failed: nothing of this carve may ever be used, at either end. */
+        qk_wipe(material, (size_t)n * len);
+        qk_err e2;
+        if (qk_store_burn(k->store, request_id, &e2) != 0)
+            QK_ERROR("request %s: local burn failed: %s", request_id, e2.msg);
+        if (qk_peer_burn(l->client, request_id, &e2) != 0)
+            QK_WARN("request %s: burn at peer %s failed: %s", request_id, l->cfg->peer, e2.msg);
+        last = prc;
+        if (commit_failed)
+            return qk_err_set(err, QK_ESTORAGE, "request %s: commit failed (burned)", request_id);
+        if (prc == QK_ECOLLISION) {
+            QK_INFO("request %s: collision at peer %s, carving again", request_id, l->cfg->peer);
+            continue;
+        }
+        if (prc == QK_EMISMATCH || prc == QK_ENOTFOUND) {
+            burn_blocks(k, r->link, refs, n);
+            continue;
+        }
+        qk_metrics_peer_error(k->metrics);
+        QK_WARN("request %s: peer %s: %s", request_id, l->cfg->peer, perr.msg);
+        return qk_err_set(err, QK_EPEER, "peer KME %s unavailable or refused: %s", l->cfg->peer,
+                          perr.msg[0] ? perr.msg : qk_status_name(prc));
+    }
+    return qk_err_set(err, QK_EPEER, "peer KME %s refused %d carves (last: %s)", l->cfg->peer,
+                      RESERVE_ATTEMPTS, qk_status_name(last));
+}
+
+int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = validate_request(k, req, err);
+    if (rc != 0)
+        return rc;
+    bool local = strcmp(req->target_kme, k->cfg->node_id) == 0;
+    qk_link *l = local ? NULL : qk_kms_link_by_peer(k, req->target_kme);
+    if (!local && !l)
+        return qk_err_set(err, QK_EINVAL, "unknown target KME");
+    uint32_t len = req->size_bits / 8;
+    size_t n = req->number;
+    qk_key_ref *refs = calloc(n, sizeof *refs);
+    if (!refs)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    rc = batch_alloc(out, n, n * len, err);
+    if (rc != 0) {
+        free(refs);
+        return rc;
+    }
+    char request_id[QK_UUID_STR_LEN + 1];
+    qk_uuid u;
+    qk_uuid_v4(&u);
+    qk_uuid_format(&u, request_id);
+    qk_reservation r = {
+        .request_id = request_id,
+        .link = local ? QK_LOCAL_LINK : l->cfg->link_id,
+        .master = req->requester,
+        .slaves = req->slaves,
+        .nslaves = req->nslaves,
+        .expires_at = qk_now_s() + k->limits.reservation_lifetime_s,
+    };
+    if (local)
+        rc = reserve_local(k, &r, n, len, refs, out->material, err);
+    else
+        rc = reserve_remote(k, l, &r, request_id, n, len, refs, out->material, err);
+    if (rc == 0) {
+        fill_batch(out, refs, len);
+        QK_DEBUG("request %s: %zu keys of %u bits for %s on link %s", request_id, n, req->size_bits,
+                 req->target_kme, r.link);
+    } else {
+        qk_key_batch_free(out);
+    }
+    free(refs);
+    return rc;
+}
+
+/* ---- delivery --------------------------------------------------------------------------- */
+
+int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *const *ids,
+                 size_t n, qk_key_batch *out, qk_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!caller || !*caller || !ids || n < 1)
+        return qk_err_set(err, QK_EINVAL, "no key IDs");
+    if (n > k->limits.max_keys_per_request)
+        return qk_err_set(err, QK_EINVAL, "at most %u key IDs per request",
+                          k->limits.max_keys_per_request);
+    size_t cap = n * (k->limits.max_size_bits / 8);
+    int rc = batch_alloc(out, n, cap, err);
+    if (rc != 0)
+        return rc;
+    qk_fetched_key *fk = calloc(n, sizeof *fk);
+    if (!fk) {
+        qk_key_batch_free(out);
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    }
+    rc = qk_store_fetch(k->store, caller, master, ids, n, fk, out->material, cap, err);
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            memcpy(out->ids[i], fk[i].key_id, sizeof out->ids[i]);
+            out->ids[i][QK_KEY_ID_LEN] = '\0';
+            out->lens[i] = fk[i].length;
+            out->keys[i] = fk[i].material;
+        }
+    } else {
+        qk_key_batch_free(out);
+    }
+    free(fk);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/* kms.h - the daemon side of the qk_kms object (kms/core.h is the side the API layers see):
+ * opening it from the configuration, the links and their peer clients, link telemetry and
+ * the hook that tells the sync thread about new blocks. Used by kms/ modules and main.c. */
+#ifndef QK_KMS_H
+#define QK_KMS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "core.h"
+#include "kmed_config.h"
+#include "metrics.h"
+#include "peer_client.h"
+
+typedef struct {
+    char state[32]; /* "up", "down", ... as sent by the device; "" = never sent */
+    double qber;
+    double rate_bps;
+    uint64_t delivered_bits;
+    uint64_t updated_at; /* wall-clock seconds; 0 = never */
+} qk_link_telemetry;
+
+/* One QKD link to a peer KME. */
+typedef struct {
+    const qk_link_cfg *cfg; /* peer, link_id, peer_url, device_identity */
+    qk_side side;           /* this node's side: LOW if node id sorts before the peer's */
+    qk_peer_client *client; /* calls to the peer's peer API */
+    pthread_mutex_t mu;     /* guards telemetry */
+    qk_link_telemetry telemetry;
+} qk_link;
+
+/* Open the store (data_dir/store.db; master key from master_key_file or the environment
+ * variable QKD_KMED_MASTER_KEY, 64 hex digits), build the links and their peer clients.
+ * cfg and metrics are borrowed and must outlive the object. */
+int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk_err *err);
+void qk_kms_close(qk_kms *k);
+
+const qk_kmed_config *qk_kms_config(const qk_kms *k);
+qk_store *qk_kms_store(qk_kms *k);
+qk_metrics *qk_kms_metrics(qk_kms *k);
+size_t qk_kms_link_count(const qk_kms *k);
+qk_link *qk_kms_link_at(qk_kms *k, size_t i);
+qk_link *qk_kms_link_by_peer(qk_kms *k, const char *peer);
+qk_link *qk_kms_link_by_id(qk_kms *k, const char *link_id);
+
+void qk_link_set_telemetry(qk_link *l, const qk_link_telemetry *t);
+void qk_link_get_telemetry(qk_link *l, qk_link_telemetry *t);
+
+/* Called (from any thread) after a new block was stored; the hook (e.g. waking the sync
+ * thread) must not block. */
+void qk_kms_set_block_hook(qk_kms *k, void (*fn)(void *arg), void *arg);
+void qk_kms_block_added(qk_kms *k);
+
+#endif

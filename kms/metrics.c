@@ -1,0 +1,145 @@
+/* metrics.c - request counters, latency histogram and peer error counter. */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LISTENERS 8  /* distinct listener names */
+#define MAX_STATUSES  32 /* distinct statuses per listener; more are folded into status 0 */
+#define NBUCKETS      13
+
+static const double bucket_bounds[NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                               0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
+
+typedef struct {
+    const char *name; /* constant string owned by the caller */
+    int statuses[MAX_STATUSES];
+    uint64_t counts[MAX_STATUSES];
+    size_t nstatuses;
+    uint64_t buckets[NBUCKETS]; /* non-cumulative; rendered cumulative */
+    uint64_t n;
+    double sum_s;
+} listener_stats;
+
+struct qk_metrics {
+    pthread_mutex_t mu;
+    listener_stats ls[MAX_LISTENERS];
+    size_t nls;
+    atomic_uint_fast64_t peer_errors;
+};
+
+qk_metrics *qk_metrics_new(void)
+{
+    qk_metrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    if (pthread_mutex_init(&m->mu, NULL) != 0) {
+        free(m);
+        return NULL;
+    }
+    atomic_init(&m->peer_errors, 0);
+    return m;
+}
+
+void qk_metrics_free(qk_metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+static listener_stats *find_listener(qk_metrics *m, const char *name)
+{
+    for (size_t i = 0; i < m->nls; i++)
+        if (strcmp(m->ls[i].name, name) == 0)
+            return &m->ls[i];
+    if (m->nls >= MAX_LISTENERS)
+        return NULL;
+    listener_stats *l = &m->ls[m->nls++];
+    memset(l, 0, sizeof *l);
+    l->name = name;
+    return l;
+}
+
+void qk_metrics_request(qk_metrics *m, const char *listener, int status, double latency_ms)
+{
+    if (!m || !listener)
+        return;
+    double s = latency_ms > 0 ? latency_ms / 1000.0 : 0.0;
+    pthread_mutex_lock(&m->mu);
+    listener_stats *l = find_listener(m, listener);
+    if (l) {
+        size_t i = 0;
+        while (i < l->nstatuses && l->statuses[i] != status)
+            i++;
+        if (i == l->nstatuses) {
+            if (l->nstatuses < MAX_STATUSES) {
+                l->statuses[l->nstatuses++] = status;
+            } else {
+                i = MAX_STATUSES - 1; /* fold into the last slot */
+            }
+        }
+        l->counts[i]++;
+        size_t b = 0;
+        while (b < NBUCKETS && s > bucket_bounds[b])
+            b++;
+        if (b < NBUCKETS)
+            l->buckets[b]++;
+        l->n++;
+        l->sum_s += s;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void qk_metrics_peer_error(qk_metrics *m)
+{
+    if (m)
+        atomic_fetch_add(&m->peer_errors, 1);
+}
+
+uint64_t qk_metrics_peer_errors(qk_metrics *m)
+{
+    return m ? (uint64_t)atomic_load(&m->peer_errors) : 0;
+}
+
+int qk_metrics_write(qk_metrics *m, FILE *f)
+{
+    int bad = 0;
+    pthread_mutex_lock(&m->mu);
+    bad |= fprintf(f, "# HELP qkd_requests_total Requests answered, by listener and HTTP "
+                      "status.\n# TYPE qkd_requests_total counter\n") < 0;
+    for (size_t i = 0; i < m->nls; i++) {
+        const listener_stats *l = &m->ls[i];
+        for (size_t j = 0; j < l->nstatuses; j++)
+            bad |= fprintf(f, "qkd_requests_total{listener=\"%s\",status=\"%d\"} %llu\n", l->name,
+                           l->statuses[j], (unsigned long long)l->counts[j]) < 0;
+    }
+    bad |= fprintf(f, "# HELP qkd_request_duration_seconds Request latency.\n"
+                      "# TYPE qkd_request_duration_seconds histogram\n") < 0;
+    for (size_t i = 0; i < m->nls; i++) {
+        const listener_stats *l = &m->ls[i];
+        uint64_t cum = 0;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cum += l->buckets[b];
+            bad |= fprintf(f,
+                           "qkd_request_duration_seconds_bucket{listener=\"%s\",le=\"%g\"} "
+                           "%llu\n",
+                           l->name, bucket_bounds[b], (unsigned long long)cum) < 0;
+        }
+        bad |= fprintf(f,
+                       "qkd_request_duration_seconds_bucket{listener=\"%s\",le=\"+Inf\"} %llu\n"
+                       "qkd_request_duration_seconds_sum{listener=\"%s\"} %.6f\n"
+                       "qkd_request_duration_seconds_count{listener=\"%s\"} %llu\n",
+                       l->name, (unsigned long long)l->n, l->name, l->sum_s, l->name,
+                       (unsigned long long)l->n) < 0;
+    }
+    pthread_mutex_unlock(&m->mu);
+    bad |= fprintf(f,
+                   "# HELP qkd_peer_errors_total Failed calls to peer KMEs.\n"
+                   "# TYPE qkd_peer_errors_total counter\nqkd_peer_errors_total %llu\n",
+                   (unsigned long long)qk_metrics_peer_errors(m)) < 0;
+    return bad ? -1 : 0;
+}
