@@ -1,0 +1,435 @@
+/* store_db.c - the key store's SQLite connection: open, pragmas, schema migrations, the
+ * master-key check, transactions, the prepared-statement cache and input validation. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Ordered migration list: migrations[i] moves the schema from version i to i+1. Never edit a
+ * released entry; append a new one. */
+static const char *const migrations[] = {
+    /* v1: blocks, encrypted segments, requests, keys and per-slave copies */
+    "CREATE TABLE meta(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE blocks(link TEXT NOT NULL, block_id INTEGER NOT NULL, len INTEGER NOT NULL,"
+    " state INTEGER NOT NULL, received_at INTEGER NOT NULL, lo INTEGER NOT NULL,"
+    " hi INTEGER NOT NULL, digest BLOB NOT NULL, PRIMARY KEY(link, block_id)) WITHOUT ROWID;"
+    "CREATE INDEX blocks_by_state ON blocks(link, state, block_id);"
+    "CREATE TABLE segments(link TEXT NOT NULL, block_id INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " nonce BLOB NOT NULL, ct BLOB NOT NULL, used_bytes INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(link, block_id, idx),"
+    " FOREIGN KEY(link, block_id) REFERENCES blocks(link, block_id));"
+    "CREATE TABLE requests(request_id TEXT PRIMARY KEY, link TEXT NOT NULL,"
+    " direction INTEGER NOT NULL, state INTEGER NOT NULL, master TEXT NOT NULL,"
+    " created INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+    "CREATE INDEX requests_by_state ON requests(direction, state, created);"
+    "CREATE TABLE request_slaves(request_id TEXT NOT NULL REFERENCES requests(request_id),"
+    " slave TEXT NOT NULL, PRIMARY KEY(request_id, slave));"
+    "CREATE TABLE keys(key_id TEXT PRIMARY KEY,"
+    " request_id TEXT NOT NULL REFERENCES requests(request_id), seq INTEGER NOT NULL,"
+    " link TEXT NOT NULL, block_id INTEGER NOT NULL, off INTEGER NOT NULL,"
+    " len INTEGER NOT NULL, state INTEGER NOT NULL, master TEXT NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " FOREIGN KEY(link, block_id) REFERENCES blocks(link, block_id));"
+    "CREATE INDEX keys_by_range ON keys(link, block_id, off);"
+    "CREATE INDEX keys_by_request ON keys(request_id, seq);"
+    "CREATE INDEX keys_by_expiry ON keys(state, expires_at);"
+    "CREATE TABLE key_slaves(key_id TEXT NOT NULL REFERENCES keys(key_id),"
+    " slave TEXT NOT NULL, state INTEGER NOT NULL, PRIMARY KEY(key_id, slave));"
+    "CREATE INDEX key_slaves_by_slave ON key_slaves(slave, state);",
+    /* v2: audit log */
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
+    " event TEXT NOT NULL, link TEXT, request_id TEXT, identity TEXT, detail TEXT);"
+    "CREATE INDEX audit_by_ts ON audit(ts);",
+};
+#define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- errors, statements, binding -------------------------------------------------------- */
+
+int qs_db_err(qk_store *s, qk_err *err, const char *what)
+{
+    return qk_err_set(err, QK_ESTORAGE, "store: %s: %s", what,
+                      s && s->db ? sqlite3_errmsg(s->db) : "no database");
+}
+
+sqlite3_stmt *qs_prep(qk_store *s, const char *sql, qk_err *err)
+{
+    for (size_t i = 0; i < s->nstmts; i++) {
+        if (s->stmts[i].sql == sql || strcmp(s->stmts[i].sql, sql) == 0) {
+            sqlite3_stmt *st = s->stmts[i].st;
+            /* reset reports the previous step's error, which was handled then */
+            (void)sqlite3_reset(st);
+            if (sqlite3_clear_bindings(st) != SQLITE_OK) {
+                qs_db_err(s, err, "clear bindings");
+                return NULL;
+            }
+            return st;
+        }
+    }
+    if (s->nstmts >= QS_STMT_CACHE) {
+        qk_err_set(err, QK_ESTORAGE, "store: statement cache full");
+        return NULL;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        qs_db_err(s, err, "prepare");
+        return NULL;
+    }
+    s->stmts[s->nstmts].sql = sql;
+    s->stmts[s->nstmts].st = st;
+    s->nstmts++;
+    return st;
+}
+
+int qs_bindf(qk_store *s, sqlite3_stmt *st, qk_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    int rc = SQLITE_OK;
+    int idx = 1;
+    va_start(ap, fmt);
+    for (const char *f = fmt; *f && rc == SQLITE_OK; f++, idx++) {
+        switch (*f) {
+        case 't': {
+            const char *t = va_arg(ap, const char *);
+            rc = t ? sqlite3_bind_text(st, idx, t, -1, SQLITE_STATIC) : sqlite3_bind_null(st, idx);
+            break;
+        }
+        case 'I':
+            rc = sqlite3_bind_int64(st, idx, va_arg(ap, int64_t));
+            break;
+        case 'i':
+            rc = sqlite3_bind_int(st, idx, va_arg(ap, int));
+            break;
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t n = va_arg(ap, size_t);
+            rc = n > INT_MAX ? SQLITE_TOOBIG : sqlite3_bind_blob(st, idx, p, (int)n, SQLITE_STATIC);
+            break;
+        }
+        default:
+            rc = SQLITE_MISUSE;
+        }
+    }
+    va_end(ap);
+    return rc == SQLITE_OK ? 0 : qs_db_err(s, err, "bind");
+}
+
+int qs_step(qk_store *s, sqlite3_stmt *st, qk_err *err)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        return 1;
+    if (rc == SQLITE_DONE)
+        return 0;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return qk_err_set(err, QK_EEXIST, "store: constraint: %s", sqlite3_errmsg(s->db));
+    return qs_db_err(s, err, "step");
+}
+
+int qs_step_done(qk_store *s, sqlite3_stmt *st, qk_err *err)
+{
+    int rc = qs_step(s, st, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_ESTORAGE, "store: statement returned a row");
+    return rc;
+}
+
+static int qs_exec(qk_store *s, const char *sql, qk_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        qk_err_set(err, QK_ESTORAGE, "store: %s", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return QK_ESTORAGE;
+    }
+    return 0;
+}
+
+/* ---- transactions ----------------------------------------------------------------------- */
+
+int qs_begin(qk_store *s, qk_err *err)
+{
+    if (!s)
+        return qk_err_set(err, QK_EINVAL, "store: no store");
+    if (pthread_mutex_lock(&s->mu) != 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: lock failed");
+    int rc = qs_exec(s, "BEGIN IMMEDIATE", err);
+    if (rc != 0)
+        (void)pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
+{
+    for (size_t i = 0; i < s->nstmts; i++)
+        (void)sqlite3_reset(s->stmts[i].st);
+    sodium_memzero(s->scratch, QK_SEG_BYTES);
+    sodium_memzero(s->vkey, QK_BLOCK_VKEY_LEN);
+    if (commit) {
+        qk_err cerr;
+        if (qs_exec(s, "COMMIT", &cerr) != 0) {
+            (void)qs_exec(s, "ROLLBACK", NULL);
+            if (err)
+                *err = cerr;
+            rc = QK_ESTORAGE;
+        }
+    } else if (qs_exec(s, "ROLLBACK", NULL) != 0 && rc == 0) {
+        rc = qk_err_set(err, QK_ESTORAGE, "store: rollback failed");
+    }
+    (void)pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- validation and small helpers ------------------------------------------------------- */
+
+int qs_check_text(const char *v, size_t max, bool optional, const char *what, qk_err *err)
+{
+    if (!v)
+        return optional ? 0 : qk_err_set(err, QK_EINVAL, "store: %s missing", what);
+    size_t n = strnlen(v, max + 1);
+    if (n > max)
+        return qk_err_set(err, QK_EINVAL, "store: %s longer than %zu", what, max);
+    if (n == 0 && !optional)
+        return qk_err_set(err, QK_EINVAL, "store: %s empty", what);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c == 0x7f)
+            return qk_err_set(err, QK_EINVAL, "store: %s has a control character", what);
+    }
+    return 0;
+}
+
+int qs_check_id(const char *v, const char *what, qk_err *err)
+{
+    return qs_check_text(v, QK_STORE_ID_MAX, false, what, err);
+}
+
+uint64_t qs_now(void)
+{
+    time_t t = time(NULL);
+    return t < 0 ? 0 : (uint64_t)t;
+}
+
+int64_t qs_i64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+int qs_audit_insert(qk_store *s, const char *event, const char *link, const char *request_id,
+                    const char *identity, const char *detail, qk_err *err)
+{
+    int rc = qs_check_text(event, QS_EVENT_MAX, false, "audit event", err);
+    if (!rc)
+        rc = qs_check_text(link, QK_STORE_ID_MAX, true, "audit link", err);
+    if (!rc)
+        rc = qs_check_text(request_id, QK_STORE_ID_MAX, true, "audit request_id", err);
+    if (!rc)
+        rc = qs_check_text(identity, QK_STORE_ID_MAX, true, "audit identity", err);
+    if (!rc)
+        rc = qs_check_text(detail, QS_DETAIL_MAX, true, "audit detail", err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = qs_prep(s,
+                               "INSERT INTO audit(ts, event, link, request_id, identity, detail)"
+                               " VALUES(?, ?, ?, ?, ?, ?)",
+                               err);
+    if (!st)
+        return QK_ESTORAGE;
+    rc =
+        qs_bindf(s, st, err, "Ittttt", qs_i64(qs_now()), event, link, request_id, identity, detail);
+    return rc ? rc : qs_step_done(s, st, err);
+}
+
+/* ---- open / migrate / close ------------------------------------------------------------- */
+
+static int qs_read_version(qk_store *s, int *version, qk_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT version FROM schema_version", -1, &st, NULL) != SQLITE_OK)
+        return qs_db_err(s, err, "read schema version");
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *version = sqlite3_column_int(st, 0);
+        rc = 0;
+    } else {
+        rc = qk_err_set(err, QK_ESTORAGE, "store: schema_version row missing");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int qs_migrate(qk_store *s, qk_err *err)
+{
+    int rc = qs_exec(s,
+                     "BEGIN IMMEDIATE;"
+                     "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version(version) SELECT 0 WHERE NOT EXISTS"
+                     " (SELECT 1 FROM schema_version);"
+                     "COMMIT;",
+                     err);
+    if (rc)
+        return rc;
+    int version = 0;
+    if ((rc = qs_read_version(s, &version, err)) != 0)
+        return rc;
+    if (version < 0 || version > QS_NMIGRATIONS)
+        return qk_err_set(err, QK_ESTORAGE, "store: schema version %d unknown (newest %d)", version,
+                          QS_NMIGRATIONS);
+    for (int v = version; v < QS_NMIGRATIONS; v++) {
+        char bump[64];
+        snprintf(bump, sizeof bump, "UPDATE schema_version SET version = %d;", v + 1);
+        rc = qs_exec(s, "BEGIN IMMEDIATE", err);
+        if (!rc)
+            rc = qs_exec(s, migrations[v], err);
+        if (!rc)
+            rc = qs_exec(s, bump, err);
+        if (!rc)
+            rc = qs_exec(s, "COMMIT", err);
+        if (rc) {
+            (void)qs_exec(s, "ROLLBACK", NULL);
+            return qk_err_prefix(err, "migration to v%d", v + 1);
+        }
+    }
+    return 0;
+}
+
+/* Refuse a database created under another master key; record the check on first open. */
+static int qs_master_key_check(qk_store *s, qk_err *err)
+{
+    uint8_t want[QK_CHECK_LEN];
+    qs_master_check(s->mk, want);
+    int rc = qs_begin(s, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = qs_prep(s, "SELECT value FROM meta WHERE name = 'master_check'", err);
+    rc = st ? qs_step(s, st, err) : QK_ESTORAGE;
+    if (rc == 1) {
+        const void *have = sqlite3_column_blob(st, 0);
+        int n = sqlite3_column_bytes(st, 0);
+        if (!have || n != QK_CHECK_LEN || sodium_memcmp(have, want, QK_CHECK_LEN) != 0)
+            rc = qk_err_set(err, QK_EMISMATCH,
+                            "store: database was created under another master key");
+        else
+            rc = 0;
+    } else if (rc == 0) {
+        st = qs_prep(s, "INSERT INTO meta(name, value) VALUES('master_check', ?)", err);
+        rc = st ? qs_bindf(s, st, err, "b", want, sizeof want) : QK_ESTORAGE;
+        if (!rc)
+            rc = qs_step_done(s, st, err);
+    }
+    return qs_end(s, rc, rc == 0, err);
+}
+
+static int qs_configure(qk_store *s, qk_err *err)
+{
+    if (sqlite3_busy_timeout(s->db, QS_BUSY_MS) != SQLITE_OK)
+        return qs_db_err(s, err, "busy_timeout");
+    if (sqlite3_extended_result_codes(s->db, 1) != SQLITE_OK)
+        return qs_db_err(s, err, "extended result codes");
+    int rc = qs_exec(s,
+                     "PRAGMA secure_delete = ON;"
+                     "PRAGMA foreign_keys = ON;"
+                     "PRAGMA synchronous = FULL;"
+                     "PRAGMA temp_store = MEMORY;",
+                     err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
+        return qs_db_err(s, err, "journal_mode");
+    rc = sqlite3_step(st);
+    const unsigned char *mode = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    rc = mode && strcmp((const char *)mode, "wal") == 0
+             ? 0
+             : qk_err_set(err, QK_ESTORAGE, "store: cannot enable WAL journal mode");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Create the file with mode 0600 before SQLite does (its -wal/-shm files copy the mode). */
+static int qs_precreate(const char *path, qk_err *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: cannot open %s: %s", path, strerror(errno));
+    if (close(fd) != 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: close %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN], qk_store **out,
+                  qk_err *err)
+{
+    if (!path || !*path || !master_key || !out)
+        return qk_err_set(err, QK_EINVAL, "store: open needs a path, a master key and out");
+    *out = NULL;
+    if (sodium_init() < 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: libsodium init failed");
+    qk_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s);
+        return qk_err_set(err, QK_ENOMEM, "store: mutex init failed");
+    }
+    s->secret = sodium_malloc(QK_MASTER_KEY_LEN + QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
+    if (!s->secret) {
+        qk_store_close(s);
+        return qk_err_set(err, QK_ENOMEM, "store: secure allocation failed");
+    }
+    s->mk = s->secret;
+    s->scratch = s->mk + QK_MASTER_KEY_LEN;
+    s->vkey = s->scratch + QK_SEG_BYTES;
+    memcpy(s->mk, master_key, QK_MASTER_KEY_LEN);
+    sodium_memzero(s->scratch, QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
+
+    int rc = qs_precreate(path, err);
+    if (!rc && sqlite3_open_v2(path, &s->db,
+                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                               NULL) != SQLITE_OK)
+        rc = qs_db_err(s, err, "open");
+    if (!rc)
+        rc = qs_configure(s, err);
+    if (!rc)
+        rc = qs_migrate(s, err);
+    if (!rc)
+        rc = qs_master_key_check(s, err);
+    if (rc) {
+        qk_store_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void qk_store_close(qk_store *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nstmts; i++)
+        sqlite3_finalize(s->stmts[i].st);
+    s->nstmts = 0;
+    if (s->db)
+        (void)sqlite3_close(s->db); /* all statements are finalized, so this cannot be BUSY */
+    if (s->secret)
+        sodium_free(s->secret); /* wipes */
+    (void)pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+int qk_store_schema_version(qk_store *s)
+{
+    if (!s)
+        return QK_EINVAL;
+    if (pthread_mutex_lock(&s->mu) != 0)
+        return QK_ESTORAGE;
+    int version = 0;
+    int rc = qs_read_version(s, &version, NULL);
+    (void)pthread_mutex_unlock(&s->mu);
+    return rc ? rc : version;
+}

@@ -1,0 +1,173 @@
+/* store_fetch.c - one-time delivery to slaves (all or nothing) and expiry of unclaimed keys. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Look up key ids[i] for caller; fills k. 0 ok, <0 error (err names the key). */
+static int fetch_check(qk_store *s, const char *caller, const char *master, const char *id,
+                       uint64_t now, qs_key_row *k, qk_err *err)
+{
+    size_t idlen = strnlen(id, QK_KEY_ID_LEN + 1);
+    if (idlen == 0 || idlen > QK_KEY_ID_LEN)
+        return qk_err_set(err, QK_ENOTFOUND, "store: key id %.*s unknown", QK_KEY_ID_LEN, id);
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT k.key_id, k.link, k.block_id, k.off, k.len, k.state,"
+                               " k.master, k.expires_at, (SELECT c.state FROM key_slaves c"
+                               " WHERE c.key_id = k.key_id AND c.slave = ?)"
+                               " FROM keys k WHERE k.key_id = ?",
+                               err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "tt", caller, id);
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc == 0)
+        return qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown", id);
+    if (rc < 0)
+        return rc;
+    rc = qs_key_row_read(st, k, err);
+    const unsigned char *km = sqlite3_column_text(st, 6);
+    sqlite3_int64 exp = sqlite3_column_int64(st, 7);
+    int copy = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 8);
+    if (!rc && (k->state != QS_KEY_RESERVED || exp < 0 || (uint64_t)exp <= now))
+        rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown, expired or used", id);
+    else if (!rc && master && (!km || strcmp((const char *)km, master) != 0))
+        rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown for this master", id);
+    else if (!rc && copy < 0)
+        rc = qk_err_set(err, QK_EUNAUTH, "store: key %s not reserved for %s", id, caller);
+    else if (!rc && copy != QS_COPY_WAITING)
+        rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", id);
+    (void)sqlite3_reset(st);
+    return rc;
+}
+
+/* Mark caller's copy fetched; zero the range once every slave has its copy. */
+static int fetch_consume(qk_store *s, const char *caller, const qs_key_row *k, qk_err *err)
+{
+    sqlite3_stmt *st = qs_prep(s,
+                               "UPDATE key_slaves SET state = ? WHERE key_id = ? AND slave = ?"
+                               " AND state = ?",
+                               err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "itti", QS_COPY_FETCHED, k->key_id, caller, QS_COPY_WAITING);
+    if (!rc)
+        rc = qs_step_done(s, st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_changes(s->db) != 1) /* the same id twice in one call */
+        return qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", k->key_id);
+    st = qs_prep(s, "SELECT 1 FROM key_slaves WHERE key_id = ? AND state = ? LIMIT 1", err);
+    rc = st ? qs_bindf(s, st, err, "ti", k->key_id, QS_COPY_WAITING) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc == 1) {
+        (void)sqlite3_reset(st);
+        return 0; /* other slaves still to fetch */
+    }
+    return rc ? rc : qs_key_finish(s, k, QS_KEY_DELIVERED, err);
+}
+
+int qk_store_fetch(qk_store *s, const char *caller, const char *master, const char *const *ids,
+                   size_t n, qk_fetched_key *out, uint8_t *buf, size_t cap, qk_err *err)
+{
+    int rc = qs_check_id(caller, "caller", err);
+    if (!rc && master)
+        rc = qs_check_id(master, "master", err);
+    if (rc)
+        return rc;
+    if (!ids || !out || !buf || n < 1 || n > QS_MAX_KEYS)
+        return qk_err_set(err, QK_EINVAL, "store: fetch needs 1..%d ids, out and buf", QS_MAX_KEYS);
+    for (size_t i = 0; i < n; i++)
+        if (!ids[i])
+            return qk_err_set(err, QK_EINVAL, "store: key id %zu missing", i);
+    qs_key_row *rows = calloc(n, sizeof *rows);
+    if (!rows)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    if ((rc = qs_begin(s, err)) != 0) {
+        free(rows);
+        return rc;
+    }
+    uint64_t now = qs_now();
+    size_t used = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = fetch_check(s, caller, master, ids[i], now, &rows[i], err);
+        if (!rc && rows[i].len > cap - used)
+            rc = qk_err_set(err, QK_EINVAL, "store: buffer too small for key %s", ids[i]);
+        if (!rc)
+            rc = qs_range_read(s, rows[i].link, rows[i].block_id, rows[i].off, rows[i].len,
+                               buf + used, err);
+        if (rc)
+            break;
+        memcpy(out[i].key_id, rows[i].key_id, sizeof out[i].key_id);
+        out[i].length = rows[i].len;
+        out[i].material = buf + used;
+        used += rows[i].len;
+    }
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = fetch_consume(s, caller, &rows[i], err);
+    if (rc) {
+        sodium_memzero(buf, used);
+        memset(out, 0, n * sizeof *out);
+    }
+    free(rows);
+    return qs_end(s, rc, rc == 0, err);
+}
+
+int qk_store_expire(qk_store *s, uint64_t now, size_t *n_expired, qk_err *err)
+{
+    if (n_expired)
+        *n_expired = 0;
+    qs_key_row *rows = calloc(QS_MAX_KEYS, sizeof *rows);
+    if (!rows)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    int rc = qs_begin(s, err);
+    if (rc) {
+        free(rows);
+        return rc;
+    }
+    size_t n = 0;
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT key_id, link, block_id, off, len, state FROM keys"
+                               " WHERE state IN (?, ?) AND expires_at <= ? LIMIT ?",
+                               err);
+    rc = st ? qs_bindf(s, st, err, "iiII", QS_KEY_PENDING, QS_KEY_RESERVED, qs_i64(now),
+                       (int64_t)QS_MAX_KEYS)
+            : QK_ESTORAGE;
+    while (!rc && n < QS_MAX_KEYS) {
+        rc = qs_step(s, st, err);
+        if (rc != 1)
+            break;
+        rc = qs_key_row_read(st, &rows[n], err);
+        if (!rc)
+            n++;
+    }
+    if (st)
+        (void)sqlite3_reset(st);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = qs_key_finish(s, &rows[i], QS_KEY_EXPIRED, err);
+    if (!rc && n) {
+        st = qs_prep(s,
+                     "UPDATE requests SET state = ? WHERE state IN (?, ?) AND expires_at <= ?"
+                     " AND EXISTS (SELECT 1 FROM keys k WHERE k.request_id = requests.request_id"
+                     " AND k.state = ?) AND NOT EXISTS (SELECT 1 FROM keys k"
+                     " WHERE k.request_id = requests.request_id AND k.state IN (?, ?))",
+                     err);
+        rc = st ? qs_bindf(s, st, err, "iiiIiii", QS_REQ_BURNED, QS_REQ_PENDING, QS_REQ_DONE,
+                           qs_i64(now), QS_KEY_EXPIRED, QS_KEY_PENDING, QS_KEY_RESERVED)
+                : QK_ESTORAGE;
+        if (!rc)
+            rc = qs_step_done(s, st, err);
+    }
+    if (!rc && n) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "%zu keys expired", n);
+        rc = qs_audit_insert(s, "keys_expired", NULL, NULL, NULL, detail, err);
+    }
+    free(rows);
+    rc = qs_end(s, rc, rc == 0, err);
+    if (!rc && n_expired)
+        *n_expired = n;
+    return rc;
+}

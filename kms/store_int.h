@@ -1,0 +1,134 @@
+/* store_int.h - private declarations shared by the kms/store_*.c files (not a public API).
+ *
+ * Locking: every public call takes s->mu for its whole transaction (qs_begin .. qs_end), so
+ * the helpers below run with the mutex held and may use the statement cache and the secure
+ * scratch buffers freely. */
+#ifndef QK_STORE_INT_H
+#define QK_STORE_INT_H
+
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define QS_MAX_KEYS   4096 /* keys per call (carve, reserve_in, fetch, expire batch) */
+#define QS_MAX_SLAVES 64   /* slave identities per reservation */
+#define QS_STMT_CACHE 96   /* prepared statements kept per store */
+#define QS_EVENT_MAX  64   /* audit event name */
+#define QS_DETAIL_MAX 1024 /* audit detail */
+#define QS_BUSY_MS    5000 /* SQLite busy timeout */
+#define QS_NONCE_LEN  crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define QS_TAG_LEN    crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define QS_AD_MAX     (2 + QK_STORE_ID_MAX + 8 + 4)
+
+/* Request directions and states (requests.direction / requests.state). */
+enum { QS_DIR_OUT = 0, QS_DIR_IN = 1, QS_DIR_TOMB = 2 };
+enum { QS_REQ_PENDING = 0, QS_REQ_DONE = 1, QS_REQ_BURNED = 2 };
+/* Key states (keys.state) and per-slave copy states (key_slaves.state). */
+enum {
+    QS_KEY_PENDING = 0,
+    QS_KEY_RESERVED = 1,
+    QS_KEY_DELIVERED = 2,
+    QS_KEY_BURNED = 3,
+    QS_KEY_EXPIRED = 4
+};
+enum { QS_COPY_WAITING = 0, QS_COPY_FETCHED = 1 };
+
+struct qs_stmt {
+    const char *sql;
+    sqlite3_stmt *st;
+};
+
+struct qk_store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+    uint8_t *secret;  /* one sodium_malloc region holding the three below */
+    uint8_t *mk;      /* QK_MASTER_KEY_LEN: node master key */
+    uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
+    uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
+    struct qs_stmt stmts[QS_STMT_CACHE];
+    size_t nstmts;
+};
+
+/* A key row as loaded for state changes. */
+typedef struct {
+    char key_id[QK_KEY_ID_LEN + 1];
+    char link[QK_STORE_ID_MAX + 1];
+    uint64_t block_id;
+    uint32_t off, len;
+    int state;
+} qs_key_row;
+
+/* ---- store_db.c: connection, transactions, statements, validation --------------------- */
+int qs_begin(qk_store *s, qk_err *err);                    /* lock + BEGIN IMMEDIATE */
+int qs_end(qk_store *s, int rc, bool commit, qk_err *err); /* COMMIT/ROLLBACK + unlock */
+int qs_db_err(qk_store *s, qk_err *err, const char *what);
+sqlite3_stmt *qs_prep(qk_store *s, const char *sql, qk_err *err);
+/* Bind by format: 't' const char * (NULL binds NULL), 'I' int64_t, 'i' int,
+ * 'b' const void * + size_t. Returns 0 or QK_ESTORAGE. */
+int qs_bindf(qk_store *s, sqlite3_stmt *st, qk_err *err, const char *fmt, ...);
+int qs_step(qk_store *s, sqlite3_stmt *st, qk_err *err);      /* 1 row, 0 done, <0 error */
+int qs_step_done(qk_store *s, sqlite3_stmt *st, qk_err *err); /* expects DONE */
+int qs_check_id(const char *v, const char *what, qk_err *err);
+int qs_check_text(const char *v, size_t max, bool optional, const char *what, qk_err *err);
+uint64_t qs_now(void);
+int64_t qs_i64(uint64_t v); /* clamp to INT64_MAX for storage */
+int qs_audit_insert(qk_store *s, const char *event, const char *link, const char *request_id,
+                    const char *identity, const char *detail, qk_err *err);
+
+/* ---- store_crypto.c: AEAD segments and keyed hashes (no SQL) -------------------------- */
+void qs_seg_seal(const uint8_t *mk, const char *link, uint64_t block_id, uint32_t idx,
+                 const uint8_t *plain, size_t n, uint8_t nonce[QS_NONCE_LEN], uint8_t *ct);
+int qs_seg_open(const uint8_t *mk, const char *link, uint64_t block_id, uint32_t idx,
+                const uint8_t *nonce, const uint8_t *ct, size_t ctlen, uint8_t *plain);
+void qs_block_digest(const char *link, uint64_t block_id, const uint8_t *bytes, size_t len,
+                     uint8_t out[QK_CHECK_LEN]);
+void qs_check_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
+                    const char *link, uint64_t block_id, uint32_t off, uint32_t len);
+void qs_master_check(const uint8_t mk[QK_MASTER_KEY_LEN], uint8_t out[QK_CHECK_LEN]);
+
+/* ---- store_seg.c: encrypted segments in the database ---------------------------------- */
+int qs_seg_write_block(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
+                       size_t len, qk_err *err);
+int qs_range_read(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                  uint8_t *out, qk_err *err);
+int qs_range_check(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                   uint8_t check[QK_CHECK_LEN], qk_err *err);
+int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                  qk_err *err);
+int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err);
+
+/* ---- store_blocks.c ------------------------------------------------------------------- */
+typedef struct {
+    uint64_t len, lo, hi;
+    int state;
+} qs_block_row;
+/* 1 found, 0 not found, <0 error. */
+int qs_block_get(qk_store *s, const char *link, uint64_t block_id, qs_block_row *b, qk_err *err);
+int qs_block_burn(qk_store *s, const char *link, uint64_t block_id, const char *why, qk_err *err);
+/* Delete the last segments of a block with no room left and no live key. */
+int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_err *err);
+
+/* ---- store_keys.c --------------------------------------------------------------------- */
+int qs_check_reservation(const qk_reservation *r, qk_err *err);
+int qs_insert_request(qk_store *s, const qk_reservation *r, int direction, int state, qk_err *err);
+/* Read columns key_id, link, block_id, off, len, state (0..5) of the current row. */
+int qs_key_row_read(sqlite3_stmt *st, qs_key_row *k, qk_err *err);
+/* Load the keys of a request (seq order) into a malloc'ed array (*rows, *n). */
+int qs_load_request_keys(qk_store *s, const char *request_id, qs_key_row **rows, size_t *n,
+                         qk_err *err);
+/* Move a live key to a final state (delivered/burned/expired) and zero its range. */
+int qs_key_finish(qk_store *s, const qs_key_row *k, int state, qk_err *err);
+/* 1 if [off, off+len) overlaps a range recorded for the block, 0 if not, <0 error. */
+int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                      qk_err *err);
+int qs_insert_key(qk_store *s, const qk_reservation *r, const qk_key_ref *k, size_t seq, int state,
+                  qk_err *err);
+/* Give every slave of the key's request a waiting copy. */
+int qs_key_add_copies(qk_store *s, const char *key_id, const char *request_id, qk_err *err);
+
+#endif

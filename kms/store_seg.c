@@ -1,0 +1,246 @@
+/* store_seg.c - block material as encrypted segments of QK_SEG_BYTES in the segments table:
+ * write a block, read or check a byte range, zero a range (decrypt, wipe, re-encrypt under a
+ * fresh nonce, or delete the row once every byte of it is used), wipe a whole block.
+ * Plaintext only ever sits in s->scratch / s->vkey (sodium_malloc'ed), wiped before return. */
+#include "store_int.h"
+
+#include <string.h>
+
+typedef struct {
+    uint8_t nonce[QS_NONCE_LEN];
+    uint8_t ct[QK_SEG_BYTES + QS_TAG_LEN];
+    size_t ctlen;
+    uint32_t used;
+} seg_row;
+
+/* 1 found, 0 absent, <0 error. */
+static int seg_load(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, seg_row *r,
+                    qk_err *err)
+{
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT nonce, ct, used_bytes FROM segments"
+                               " WHERE link = ? AND block_id = ? AND idx = ?",
+                               err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "tIi", link, qs_i64(block_id), (int)idx);
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc != 1)
+        return rc;
+    const void *nonce = sqlite3_column_blob(st, 0);
+    int nlen = sqlite3_column_bytes(st, 0);
+    const void *ct = sqlite3_column_blob(st, 1);
+    int clen = sqlite3_column_bytes(st, 1);
+    sqlite3_int64 used = sqlite3_column_int64(st, 2);
+    if (!nonce || nlen != (int)QS_NONCE_LEN || !ct || clen <= (int)QS_TAG_LEN ||
+        clen > QK_SEG_BYTES + (int)QS_TAG_LEN || used < 0 || used > QK_SEG_BYTES) {
+        (void)sqlite3_reset(st);
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed segment %u of block %llu", idx,
+                          (unsigned long long)block_id);
+    }
+    memcpy(r->nonce, nonce, QS_NONCE_LEN);
+    memcpy(r->ct, ct, (size_t)clen);
+    r->ctlen = (size_t)clen;
+    r->used = (uint32_t)used;
+    (void)sqlite3_reset(st);
+    return 1;
+}
+
+/* Decrypt a loaded segment into s->scratch; returns its plaintext length or <0. */
+static int seg_decrypt(qk_store *s, const char *link, uint64_t block_id, uint32_t idx,
+                       const seg_row *r, size_t *plen, qk_err *err)
+{
+    if (qs_seg_open(s->mk, link, block_id, idx, r->nonce, r->ct, r->ctlen, s->scratch) != 0) {
+        sodium_memzero(s->scratch, QK_SEG_BYTES);
+        return qk_err_set(err, QK_ESTORAGE,
+                          "store: segment %u of block %llu on link %s fails authentication", idx,
+                          (unsigned long long)block_id, link);
+    }
+    *plen = r->ctlen - QS_TAG_LEN;
+    return 0;
+}
+
+int qs_seg_write_block(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
+                       size_t len, qk_err *err)
+{
+    uint8_t nonce[QS_NONCE_LEN];
+    uint8_t ct[QK_SEG_BYTES + QS_TAG_LEN];
+    uint32_t nseg = (uint32_t)((len + QK_SEG_BYTES - 1) / QK_SEG_BYTES);
+    for (uint32_t idx = 0; idx < nseg; idx++) {
+        size_t start = (size_t)idx * QK_SEG_BYTES;
+        size_t n = len - start < QK_SEG_BYTES ? len - start : QK_SEG_BYTES;
+        qs_seg_seal(s->mk, link, block_id, idx, bytes + start, n, nonce, ct);
+        sqlite3_stmt *st = qs_prep(s,
+                                   "INSERT INTO segments(link, block_id, idx, nonce, ct,"
+                                   " used_bytes) VALUES(?, ?, ?, ?, ?, 0)",
+                                   err);
+        if (!st)
+            return QK_ESTORAGE;
+        int rc = qs_bindf(s, st, err, "tIibb", link, qs_i64(block_id), (int)idx, nonce,
+                          sizeof nonce, ct, n + QS_TAG_LEN);
+        if (!rc)
+            rc = qs_step_done(s, st, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+typedef int (*range_fn)(void *ctx, const uint8_t *p, size_t n);
+
+/* Feed the plaintext of [off, off+len) to fn, one segment piece at a time. A missing segment
+ * means the material is gone: QK_ENOTFOUND. */
+static int range_visit(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                       range_fn fn, void *ctx, qk_err *err)
+{
+    if (len == 0)
+        return 0;
+    uint64_t end = (uint64_t)off + len;
+    seg_row r;
+    for (uint32_t idx = off / QK_SEG_BYTES; (uint64_t)idx * QK_SEG_BYTES < end; idx++) {
+        int rc = seg_load(s, link, block_id, idx, &r, err);
+        if (rc == 0)
+            return qk_err_set(err, QK_ENOTFOUND,
+                              "store: material of block %llu on link %s is no longer held",
+                              (unsigned long long)block_id, link);
+        if (rc < 0)
+            return rc;
+        size_t plen = 0;
+        if ((rc = seg_decrypt(s, link, block_id, idx, &r, &plen, err)) != 0)
+            return rc;
+        uint64_t seg_start = (uint64_t)idx * QK_SEG_BYTES;
+        uint64_t a = off > seg_start ? off : seg_start;
+        uint64_t b = end < seg_start + plen ? end : seg_start + plen;
+        if (b <= a) {
+            sodium_memzero(s->scratch, QK_SEG_BYTES);
+            return qk_err_set(err, QK_ESTORAGE, "store: range outside block %llu",
+                              (unsigned long long)block_id);
+        }
+        rc = fn(ctx, s->scratch + (a - seg_start), (size_t)(b - a));
+        sodium_memzero(s->scratch, QK_SEG_BYTES);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+struct copy_ctx {
+    uint8_t *out;
+    size_t pos;
+};
+
+static int copy_fn(void *ctx, const uint8_t *p, size_t n)
+{
+    struct copy_ctx *c = ctx;
+    memcpy(c->out + c->pos, p, n);
+    c->pos += n;
+    return 0;
+}
+
+int qs_range_read(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                  uint8_t *out, qk_err *err)
+{
+    struct copy_ctx c = {out, 0};
+    int rc = range_visit(s, link, block_id, off, len, copy_fn, &c, err);
+    if (!rc && c.pos != len)
+        rc = qk_err_set(err, QK_ESTORAGE, "store: short read from block %llu",
+                        (unsigned long long)block_id);
+    if (rc)
+        sodium_memzero(out, len);
+    return rc;
+}
+
+static int hash_fn(void *ctx, const uint8_t *p, size_t n)
+{
+    return crypto_generichash_update(ctx, p, n) == 0 ? 0 : QK_ESTORAGE;
+}
+
+int qs_range_check(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                   uint8_t check[QK_CHECK_LEN], qk_err *err)
+{
+    int rc = qs_range_read(s, link, block_id, 0, QK_BLOCK_VKEY_LEN, s->vkey, err);
+    if (rc)
+        return rc;
+    crypto_generichash_state h;
+    qs_check_begin(&h, s->vkey, link, block_id, off, len);
+    sodium_memzero(s->vkey, QK_BLOCK_VKEY_LEN);
+    rc = range_visit(s, link, block_id, off, len, hash_fn, &h, err);
+    if (!rc && crypto_generichash_final(&h, check, QK_CHECK_LEN) != 0)
+        rc = qk_err_set(err, QK_ESTORAGE, "store: hash failed");
+    sodium_memzero(&h, sizeof h);
+    return rc;
+}
+
+static int seg_delete(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, qk_err *err)
+{
+    sqlite3_stmt *st =
+        qs_prep(s, "DELETE FROM segments WHERE link = ? AND block_id = ? AND idx = ?", err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "tIi", link, qs_i64(block_id), (int)idx);
+    return rc ? rc : qs_step_done(s, st, err);
+}
+
+static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, size_t plen,
+                       uint32_t used, qk_err *err)
+{
+    uint8_t nonce[QS_NONCE_LEN];
+    uint8_t ct[QK_SEG_BYTES + QS_TAG_LEN];
+    qs_seg_seal(s->mk, link, block_id, idx, s->scratch, plen, nonce, ct);
+    sodium_memzero(s->scratch, QK_SEG_BYTES);
+    sqlite3_stmt *st = qs_prep(s,
+                               "UPDATE segments SET nonce = ?, ct = ?, used_bytes = ?"
+                               " WHERE link = ? AND block_id = ? AND idx = ?",
+                               err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "bbitIi", nonce, sizeof nonce, ct, plen + QS_TAG_LEN, (int)used,
+                      link, qs_i64(block_id), (int)idx);
+    return rc ? rc : qs_step_done(s, st, err);
+}
+
+int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                  qk_err *err)
+{
+    uint64_t end = (uint64_t)off + len;
+    seg_row r;
+    for (uint32_t idx = off / QK_SEG_BYTES; len && (uint64_t)idx * QK_SEG_BYTES < end; idx++) {
+        int rc = seg_load(s, link, block_id, idx, &r, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            continue; /* already wiped (block burned or segment fully used) */
+        size_t plen = 0;
+        if ((rc = seg_decrypt(s, link, block_id, idx, &r, &plen, err)) != 0)
+            return rc;
+        uint64_t seg_start = (uint64_t)idx * QK_SEG_BYTES;
+        uint64_t a = off > seg_start ? off : seg_start;
+        uint64_t b = end < seg_start + plen ? end : seg_start + plen;
+        if (b <= a) {
+            sodium_memzero(s->scratch, QK_SEG_BYTES);
+            return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
+                              (unsigned long long)block_id);
+        }
+        sodium_memzero(s->scratch + (a - seg_start), (size_t)(b - a));
+        uint64_t used = r.used + (b - a);
+        if (used >= plen) {
+            sodium_memzero(s->scratch, QK_SEG_BYTES);
+            rc = seg_delete(s, link, block_id, idx, err);
+        } else {
+            rc = seg_rewrite(s, link, block_id, idx, plen, (uint32_t)used, err);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err)
+{
+    sqlite3_stmt *st = qs_prep(s, "DELETE FROM segments WHERE link = ? AND block_id = ?", err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "tI", link, qs_i64(block_id));
+    return rc ? rc : qs_step_done(s, st, err);
+}
