@@ -29,7 +29,11 @@ int qk_err_prefix(qk_err *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     old[sizeof old - 1] = '\0';
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* An over-long result is cut at the buffer end; checking the result also tells GCC
+     * that it is expected (-Wformat-truncation). */
+    int n = snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    if (n < 0)
+        err->msg[0] = '\0';
     return err->code;
 }
 
