@@ -48,21 +48,37 @@ void qk_err_clear(qk_err *err)
 const char *qk_status_name(int code)
 {
     switch (code) {
-    case QK_OK: return "OK";
-    case QK_EINVAL: return "EINVAL";
-    case QK_ENOTFOUND: return "ENOTFOUND";
-    case QK_EUNAUTH: return "EUNAUTH";
-    case QK_ENOKEY: return "ENOKEY";
-    case QK_EPEER: return "EPEER";
-    case QK_ECOLLISION: return "ECOLLISION";
-    case QK_EMISMATCH: return "EMISMATCH";
-    case QK_EEXIST: return "EEXIST";
-    case QK_ESTORAGE: return "ESTORAGE";
-    case QK_ENOMEM: return "ENOMEM";
-    case QK_ETIMEOUT: return "ETIMEOUT";
-    case QK_ETLS: return "ETLS";
-    case QK_EIO: return "EIO";
-    case QK_ELIMIT: return "ELIMIT";
-    default: return "EUNKNOWN";
+    case QK_OK:
+        return "OK";
+    case QK_EINVAL:
+        return "EINVAL";
+    case QK_ENOTFOUND:
+        return "ENOTFOUND";
+    case QK_EUNAUTH:
+        return "EUNAUTH";
+    case QK_ENOKEY:
+        return "ENOKEY";
+    case QK_EPEER:
+        return "EPEER";
+    case QK_ECOLLISION:
+        return "ECOLLISION";
+    case QK_EMISMATCH:
+        return "EMISMATCH";
+    case QK_EEXIST:
+        return "EEXIST";
+    case QK_ESTORAGE:
+        return "ESTORAGE";
+    case QK_ENOMEM:
+        return "ENOMEM";
+    case QK_ETIMEOUT:
+        return "ETIMEOUT";
+    case QK_ETLS:
+        return "ETLS";
+    case QK_EIO:
+        return "EIO";
+    case QK_ELIMIT:
+        return "ELIMIT";
+    default:
+        return "EUNKNOWN";
     }
 }
