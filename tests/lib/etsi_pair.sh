@@ -1,0 +1,213 @@
+# shellcheck shell=bash
+# etsi_pair.sh - two qkd-kmed (KME_A, KME_B) on 127.0.0.1 for the ETSI 014 integration tests.
+# Source it after setting BUILD; it creates $T (temp dir) and an EXIT trap that stops every
+# process it started and removes $T (kept when QK_KEEP=1).
+#
+#   pair_init                 PKI (one CA), configs, master keys; SAE_A1/SAE_A2 at KME_A, SAE_B1/SAE_B2
+#                             at KME_B; SAE_X holds a certificate but is registered nowhere
+#   pair_start A|B            start a KME (waits for its port file); ports in ${PORT[A.etsi014]}...
+#   pair_stop A|B [SIGNAL]    stop it (TERM by default; KILL for a crash) and wait for it
+#   pair_feed ARGS...         run qk-feeder against both device listeners (link KME_A~KME_B)
+#   pair_load ARGS...         run etsi-load with the SAE_A1 / SAE_B1 credentials
+#   etsi_url A|B              https://127.0.0.1:PORT of the ETSI listener
+#   admin_metrics A|B         GET /metrics from the admin listener
+#   sae_curl SAE ARGS...      curl with SAE's client certificate (CA-verified)
+# Tunables before pair_init: PAIR_KEYS_EXTRA (lines appended to [keys]).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+KMED=$BUILD/bin/qkd-kmed
+FEEDER=$BUILD/tests/qk-feeder
+LOAD=$BUILD/tests/etsi-load
+LINK=KME_A~KME_B
+
+for f in "$KMED" "$FEEDER" "$LOAD"; do
+  [ -x "$f" ] || { echo "SKIP: $f not built"; exit 77; }
+done
+[ -f "$ROOT/tests/lib/pki.sh" ] || { echo "SKIP: tests/lib/pki.sh missing"; exit 77; }
+# shellcheck source=/dev/null
+. "$ROOT/tests/lib/pki.sh"
+
+T=$(mktemp -d /tmp/qk-etsi.XXXXXX)
+declare -A PID=() PORT=() PEERPORT=()
+_pair_cleanup() {
+  local n
+  for n in "${!PID[@]}"; do
+    [ -n "${PID[$n]}" ] && kill -TERM "${PID[$n]}" 2>/dev/null
+  done
+  for n in "${!PID[@]}"; do
+    [ -n "${PID[$n]}" ] && { timeout 10 tail --pid="${PID[$n]}" -f /dev/null 2>/dev/null || kill -KILL "${PID[$n]}" 2>/dev/null; }
+  done
+  if [ "${QK_KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap _pair_cleanup EXIT
+
+fail() { echo "FAIL: $*"; for n in A B; do [ -f "$T/kme_$n.log" ] && { echo "--- tail of kme_$n.log"; tail -n 15 "$T/kme_$n.log"; }; done; exit 1; }
+ok() { echo "ok: $*"; }
+
+# A free loopback port (the peer listeners need fixed ports: each KME's config names the other's).
+free_port() {
+  local p i
+  for i in $(seq 1 50); do
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    case " ${PEERPORT[*]} " in *" $p "*) continue ;; esac
+    # nothing listening there (a connect is refused)
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+pair_init() {
+  local P=$T/pki
+  mkdir -p "$P"
+  pki_ca "$P" ca >/dev/null || fail "pki_ca"
+  local n
+  for n in kme_a kme_b; do pki_server "$P" ca "$n" >/dev/null || fail "pki_server $n"; done
+  for n in KME_A KME_B qkd-sim SAE_A1 SAE_A2 SAE_B1 SAE_B2 SAE_X; do
+    pki_client "$P" ca "$n" >/dev/null || fail "pki_client $n"
+  done
+  PEERPORT[A]=$(free_port)
+  PEERPORT[B]=$(free_port)
+  _pair_conf A B a b
+  _pair_conf B A b a
+}
+
+# pki.sh file names: $P/NAME.crt and $P/NAME.key; the CA certificate $P/ca.crt.
+crt() { echo "$T/pki/$1.crt"; }
+key() { echo "$T/pki/$1.key"; }
+
+_pair_conf() { # SELF PEER self_lc peer_lc
+  local s=$1 p=$2 sl=$3 P=$T/pki
+  mkdir -p "$T/data_$s"
+  cat > "$T/kme_$s.conf" <<EOF
+[node]
+id = KME_$s
+data_dir = $T/data_$s
+log_file = $T/kme_$s.log
+log_level = ${QK_LOG_LEVEL:-info}
+
+[listener etsi014]
+address = 127.0.0.1:0
+mode = mtls
+cert = $P/kme_$sl.crt
+key = $P/kme_$sl.key
+ca = $P/ca.crt
+threads = 2
+
+[listener peer]
+address = 127.0.0.1:${PEERPORT[$s]}
+mode = mtls
+cert = $P/kme_$sl.crt
+key = $P/kme_$sl.key
+ca = $P/ca.crt
+
+[listener device]
+address = 127.0.0.1:0
+mode = mtls
+cert = $P/kme_$sl.crt
+key = $P/kme_$sl.key
+ca = $P/ca.crt
+
+[listener admin]
+address = 127.0.0.1:0
+mode = plain
+
+[peer_client]
+ca = $P/ca.crt
+cert = $P/KME_$s.crt
+key = $P/KME_$s.key
+timeout = 3s
+connect_timeout = 1s
+
+[link KME_$p]
+peer_url = https://127.0.0.1:${PEERPORT[$p]}
+device_identity = qkd-sim
+
+[sae SAE_A1]
+kme = KME_A
+
+[sae SAE_A2]
+kme = KME_A
+
+[sae SAE_B1]
+kme = KME_B
+
+[sae SAE_B2]
+kme = KME_B
+
+[keys]
+default_size = 256
+max_keys_per_request = 128
+reservation_lifetime = 1h
+${PAIR_KEYS_EXTRA:-}
+EOF
+}
+
+pair_start() {
+  local s=$1 i
+  rm -f "$T/ports_$s"
+  local mk
+  if [ "$s" = A ]; then mk=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+  else mk=ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100; fi
+  QKD_KMED_MASTER_KEY=$mk "$KMED" -c "$T/kme_$s.conf" --port-file "$T/ports_$s" \
+    >>"$T/kme_$s.out" 2>&1 &
+  PID[$s]=$!
+  for i in $(seq 1 100); do
+    [ -s "$T/ports_$s" ] && grep -q '^admin=' "$T/ports_$s" && break
+    kill -0 "${PID[$s]}" 2>/dev/null || { cat "$T/kme_$s.out"; fail "KME_$s exited at start"; }
+    sleep 0.1
+  done
+  [ -s "$T/ports_$s" ] || fail "KME_$s wrote no port file"
+  local l v
+  while IFS='=' read -r l v; do PORT[$s.$l]=$v; done < "$T/ports_$s"
+}
+
+pair_stop() {
+  local s=$1 sig=${2:-TERM}
+  [ -n "${PID[$s]:-}" ] || return 0
+  kill -"$sig" "${PID[$s]}" 2>/dev/null
+  timeout 15 tail --pid="${PID[$s]}" -f /dev/null 2>/dev/null || kill -KILL "${PID[$s]}" 2>/dev/null
+  wait "${PID[$s]}" 2>/dev/null
+  PID[$s]=
+}
+
+etsi_url() { echo "https://127.0.0.1:${PORT[$1.etsi014]}"; }
+device_url() { echo "https://127.0.0.1:${PORT[$1.device]}"; }
+admin_url() { echo "http://127.0.0.1:${PORT[$1.admin]}"; }
+admin_metrics() { curl -s --max-time 5 "$(admin_url "$1")/metrics"; }
+
+# Sum of a metric's samples whose labels contain FILTER (e.g. admin_metric A qkd_pool_bits link=).
+admin_metric() {
+  admin_metrics "$1" | awk -v m="$2" -v f="${3:-}" '$1 ~ "^"m"({|$)" && index($1, f) { s += $2 } END { printf "%d\n", s }'
+}
+
+pair_feed() {
+  "$FEEDER" --a-url "$(device_url A)" --b-url "$(device_url B)" --link "$LINK" \
+    --ca "$T/pki/ca.crt" --cert "$(crt qkd-sim)" --key "$(key qkd-sim)" "$@"
+}
+
+pair_load() {
+  "$LOAD" --a-url "$(etsi_url A)" --a-sae SAE_A1 --a-cert "$(crt SAE_A1)" --a-key "$(key SAE_A1)" \
+    --b-url "$(etsi_url B)" --b-sae SAE_B1 --b-cert "$(crt SAE_B1)" --b-key "$(key SAE_B1)" \
+    --ca "$T/pki/ca.crt" "$@"
+}
+
+# sae_curl SAE A|B PATH [curl args...]: prints the body, then a last line "HTTP <status>".
+sae_curl() {
+  local sae=$1 kme=$2 path=$3; shift 3
+  curl -s --max-time 10 --cacert "$T/pki/ca.crt" --cert "$(crt "$sae")" --key "$(key "$sae")" \
+    -w '\nHTTP %{http_code}\n' "$(etsi_url "$kme")$path" "$@"
+}
+
+# Wait until KME s reports at least BITS bits in the pool of the link (admin /metrics).
+wait_pool() {
+  local s=$1 bits=$2 i v=0
+  for i in $(seq 1 150); do
+    v=$(admin_metric "$s" qkd_pool_bits "link=\"$LINK\"")
+    [ "${v:-0}" -ge "$bits" ] && return 0
+    sleep 0.2
+  done
+  echo "pool of KME_$s: $v bits, wanted $bits"
+  return 1
+}
