@@ -1,0 +1,955 @@
+/* tls_server.c - the TLS front end: accept, non-blocking OpenSSL handshakes in per-thread epoll
+ * loops, hand-off of the plaintext to libmicrohttpd over a socketpair, and the byte pump
+ * between the SSL object and our end of the pair.
+ *
+ * Threads: `threads` pump threads share the listening socket (EPOLLEXCLUSIVE); each owns the
+ * connections it accepted. libmicrohttpd runs thread-per-connection, so a handler that blocks
+ * for seconds stalls only its own connection, never the pump. The identity of a connection
+ * travels from the pump to libmicrohttpd through a table keyed by the libmicrohttpd-side fd
+ * (with a generation number, because fd numbers are reused), and is moved into the socket
+ * context in the STARTED notification. See docs/adr/0001-tls-front-end.md. */
+#include "tls_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+#include "secbuf.h"
+
+#define PUMP_BUF          16384
+#define MAX_EVENTS        64
+#define ACCEPT_BATCH      64
+#define PUMP_ROUNDS       64 /* per wake-up and connection, for fairness */
+#define ID_BUCKETS        256
+#define MAX_THREADS       64
+#define ACCEPT_BACKOFF_MS 100
+
+enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR };
+
+struct conn;
+typedef struct {
+    struct conn *c;
+    int kind;
+} endpoint;
+
+typedef struct pump_thread pump_thread;
+
+typedef struct conn {
+    struct conn *prev, *next; /* the thread's live list */
+    struct conn *zombie_next;
+    struct conn *ready_next;
+    pump_thread *t;
+    endpoint tcp_ep, pair_ep;
+    int tcp_fd, pair_fd, mhd_fd;
+    SSL *ssl;
+    qk_tls_hs_state hs;
+    uint64_t gen;
+    uint64_t deadline_ms; /* 0: none */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    uint32_t tcp_mask, pair_mask;
+    bool handshaking, dead, in_ready;
+    bool pair_in_epoll, pair_hup;
+    bool tls_eof, shut_sent, mhd_gone, mhd_eof, entry_live;
+    bool tcp_want_r, tcp_want_w, pair_want_r, pair_want_w;
+    size_t in_len, in_off;   /* TLS -> libmicrohttpd */
+    size_t out_len, out_off; /* libmicrohttpd -> TLS */
+    unsigned char in_buf[PUMP_BUF];
+    unsigned char out_buf[PUMP_BUF];
+} conn;
+
+struct pump_thread {
+    qk_tls_server *srv;
+    pthread_t tid;
+    bool started;
+    int epfd, wake_fd;
+    endpoint listen_ep, wake_ep;
+    bool listen_in_epoll;
+    uint64_t listen_retry_ms;
+    conn *conns;
+    conn *zombies;
+    conn *ready;
+    uint64_t next_deadline_ms;
+};
+
+typedef struct id_node {
+    struct id_node *next;
+    int fd;
+    uint64_t gen;
+    qk_peer_identity *id;
+} id_node;
+
+struct qk_tls_server {
+    char name[32];
+    qk_tls_mode mode;
+    SSL_CTX *ctx;
+    struct MHD_Daemon *mhd;
+    int listen_fd;
+    uint16_t port;
+    unsigned max_conn, hs_timeout_ms, idle_timeout_s, nthreads;
+    pump_thread *threads;
+    atomic_bool stop;
+    atomic_uint_fast64_t accepted, hs_ok, hs_failed, refused, active;
+    atomic_uint_fast64_t next_gen;
+    pthread_mutex_t id_lock;
+    id_node *buckets[ID_BUCKETS];
+};
+
+static const qk_peer_identity no_identity = {.kind = QK_ID_NONE};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void peer_str(const conn *c, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (c->peer.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&c->peer;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    } else if (c->peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&c->peer;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, cap, "%s:%u", host, port);
+}
+
+/* ---- identity hand-off table --------------------------------------------------------------- */
+
+static void id_free(qk_peer_identity *id)
+{
+    if (id) {
+        qk_wipe(id, sizeof *id);
+        free(id);
+    }
+}
+
+/* Store the identity for the libmicrohttpd-side fd; replaces a stale entry on the same fd. */
+static int id_put(qk_tls_server *s, int fd, uint64_t gen, const qk_peer_identity *id)
+{
+    id_node *n = malloc(sizeof *n);
+    qk_peer_identity *copy = malloc(sizeof *copy);
+    if (!n || !copy) {
+        free(n);
+        free(copy);
+        return -1;
+    }
+    *copy = *id;
+    n->fd = fd;
+    n->gen = gen;
+    n->id = copy;
+    pthread_mutex_lock(&s->id_lock);
+    id_node **pp = &s->buckets[(unsigned)fd % ID_BUCKETS];
+    for (id_node **q = pp; *q; q = &(*q)->next) {
+        if ((*q)->fd == fd) {
+            id_node *old = *q;
+            *q = old->next;
+            id_free(old->id);
+            free(old);
+            break;
+        }
+    }
+    n->next = *pp;
+    *pp = n;
+    pthread_mutex_unlock(&s->id_lock);
+    return 0;
+}
+
+/* Take the entry for fd (STARTED notification); NULL if none. */
+static qk_peer_identity *id_take(qk_tls_server *s, int fd)
+{
+    qk_peer_identity *id = NULL;
+    pthread_mutex_lock(&s->id_lock);
+    for (id_node **q = &s->buckets[(unsigned)fd % ID_BUCKETS]; *q; q = &(*q)->next) {
+        if ((*q)->fd == fd) {
+            id_node *n = *q;
+            *q = n->next;
+            id = n->id;
+            free(n);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->id_lock);
+    return id;
+}
+
+/* Drop the entry for fd only if it still belongs to generation gen. */
+static void id_remove(qk_tls_server *s, int fd, uint64_t gen)
+{
+    pthread_mutex_lock(&s->id_lock);
+    for (id_node **q = &s->buckets[(unsigned)fd % ID_BUCKETS]; *q; q = &(*q)->next) {
+        if ((*q)->fd == fd && (*q)->gen == gen) {
+            id_node *n = *q;
+            *q = n->next;
+            id_free(n->id);
+            free(n);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->id_lock);
+}
+
+static void id_clear_all(qk_tls_server *s)
+{
+    for (size_t b = 0; b < ID_BUCKETS; b++) {
+        while (s->buckets[b]) {
+            id_node *n = s->buckets[b];
+            s->buckets[b] = n->next;
+            id_free(n->id);
+            free(n);
+        }
+    }
+}
+
+const qk_peer_identity *qk_conn_identity(struct MHD_Connection *c)
+{
+    if (!c)
+        return &no_identity;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (!ci || !ci->socket_context)
+        return &no_identity;
+    return ci->socket_context;
+}
+
+/* ---- libmicrohttpd callbacks --------------------------------------------------------------- */
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    qk_tls_server *s = cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    /* Pitfall 1: on AF_UNIX pairs TCP_NODELAY/TCP_CORK fail (EOPNOTSUPP); not news. */
+    if (strstr(buf, "TCP_NODELAY") || strstr(buf, "TCP_CORK") || strstr(buf, "TCP_NOPUSH") ||
+        strstr(buf, "Failed to push the data"))
+        return;
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    qk_log(QK_LOG_WARN, "mhd listener=%s: %s", s ? s->name : "?", buf);
+}
+
+static void mhd_notify(void *cls, struct MHD_Connection *connection, void **socket_context,
+                       enum MHD_ConnectionNotificationCode toe)
+{
+    qk_tls_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (s->mode == QK_TLS_MODE_NONE) {
+            atomic_fetch_add(&s->accepted, 1);
+            atomic_fetch_add(&s->active, 1);
+            *socket_context = NULL;
+            return;
+        }
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? id_take(s, ci->connect_fd) : NULL;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (s->mode == QK_TLS_MODE_NONE)
+            atomic_fetch_sub(&s->active, 1);
+        id_free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* ---- connections --------------------------------------------------------------------------- */
+
+static void set_deadline(conn *c, uint64_t when)
+{
+    c->deadline_ms = when;
+    if (when && when < c->t->next_deadline_ms)
+        c->t->next_deadline_ms = when;
+}
+
+static void conn_close(conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    pump_thread *t = c->t;
+    qk_tls_server *s = t->srv;
+    if (c->ssl && !c->handshaking && c->mhd_eof && c->out_len == 0) {
+        /* Orderly end: best-effort close_notify on the non-blocking socket. */
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl);
+    }
+    ERR_clear_error();
+    if (c->tcp_fd >= 0) {
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->tcp_fd, NULL);
+        close(c->tcp_fd);
+        c->tcp_fd = -1;
+    }
+    if (c->pair_fd >= 0) {
+        if (c->pair_in_epoll)
+            epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->pair_fd, NULL);
+        close(c->pair_fd);
+        c->pair_fd = -1;
+    }
+    if (c->entry_live)
+        id_remove(s, c->mhd_fd, c->gen); /* only if libmicrohttpd never took it */
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    atomic_fetch_sub(&s->active, 1);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        t->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->zombie_next = t->zombies;
+    t->zombies = c;
+}
+
+static void free_zombies(pump_thread *t)
+{
+    while (t->zombies) {
+        conn *c = t->zombies;
+        t->zombies = c->zombie_next;
+        qk_wipe(c, sizeof *c); /* plaintext may hold key material */
+        free(c);
+    }
+}
+
+static int ep_set(pump_thread *t, int fd, endpoint *ep, uint32_t *cur, uint32_t want, bool add)
+{
+    if (!add && *cur == want)
+        return 0;
+    struct epoll_event ev = {.events = want, .data.ptr = ep};
+    if (epoll_ctl(t->epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) != 0)
+        return -1;
+    *cur = want;
+    return 0;
+}
+
+static void conn_update_events(conn *c)
+{
+    uint32_t tm = (c->tcp_want_r ? EPOLLIN : 0) | (c->tcp_want_w ? EPOLLOUT : 0);
+    if (ep_set(c->t, c->tcp_fd, &c->tcp_ep, &c->tcp_mask, tm, false) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (!c->pair_in_epoll)
+        return;
+    if (c->mhd_eof || c->pair_hup) {
+        /* Pitfall 4: a hung-up pair cannot be masked; drop it and finish draining. */
+        epoll_ctl(c->t->epfd, EPOLL_CTL_DEL, c->pair_fd, NULL);
+        c->pair_in_epoll = false;
+        return;
+    }
+    uint32_t pm = (c->pair_want_r ? EPOLLIN : 0) | (c->pair_want_w ? EPOLLOUT : 0);
+    if (ep_set(c->t, c->pair_fd, &c->pair_ep, &c->pair_mask, pm, false) != 0)
+        conn_close(c);
+}
+
+static void mark_ready(conn *c)
+{
+    if (!c->in_ready) {
+        c->in_ready = true;
+        c->ready_next = c->t->ready;
+        c->t->ready = c;
+    }
+}
+
+/* Move bytes both ways until nothing moves; returns with epoll interest updated or the
+ * connection closed. */
+static void conn_pump(conn *c)
+{
+    qk_tls_server *s = c->t->srv;
+    for (int round = 0; round < PUMP_ROUNDS; round++) {
+        bool progress = false;
+        c->tcp_want_r = c->tcp_want_w = c->pair_want_r = c->pair_want_w = false;
+
+        /* TLS -> libmicrohttpd. Refill only when empty (pitfall 7: backpressure). */
+        if (!c->tls_eof && !c->mhd_gone && c->in_len == 0) {
+            ERR_clear_error();
+            int n = SSL_read(c->ssl, c->in_buf, sizeof c->in_buf);
+            if (n > 0) {
+                c->in_len = (size_t)n;
+                c->in_off = 0;
+                progress = true;
+            } else {
+                int e = SSL_get_error(c->ssl, n);
+                if (e == SSL_ERROR_WANT_READ) {
+                    c->tcp_want_r = true;
+                } else if (e == SSL_ERROR_WANT_WRITE) {
+                    c->tcp_want_w = true;
+                } else if (e == SSL_ERROR_ZERO_RETURN) {
+                    c->tls_eof = true; /* close_notify (or EOF): half-close toward MHD */
+                    progress = true;
+                } else {
+                    qk_log(QK_LOG_DEBUG, "tls listener=%s: read error, closing", s->name);
+                    conn_close(c);
+                    return;
+                }
+            }
+        }
+        if (c->in_off < c->in_len) {
+            if (c->mhd_gone) {
+                c->in_off = c->in_len;
+            } else {
+                ssize_t w =
+                    send(c->pair_fd, c->in_buf + c->in_off, c->in_len - c->in_off, MSG_NOSIGNAL);
+                if (w > 0) {
+                    c->in_off += (size_t)w;
+                    progress = true;
+                } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    c->pair_want_w = true;
+                } else if (w < 0 && errno == EINTR) {
+                    progress = true;
+                } else {
+                    c->mhd_gone = true; /* pitfall 5: EPIPE/ECONNRESET: MHD closed its end */
+                    c->in_off = c->in_len;
+                    progress = true;
+                }
+            }
+            if (c->in_off == c->in_len) {
+                qk_wipe(c->in_buf, c->in_len);
+                c->in_len = c->in_off = 0;
+            }
+        }
+        /* Pitfall 8: client close_notify -> SHUT_WR toward MHD, which still answers. */
+        if (c->tls_eof && c->in_len == 0 && !c->shut_sent && !c->mhd_gone) {
+            shutdown(c->pair_fd, SHUT_WR);
+            c->shut_sent = true;
+            progress = true;
+        }
+
+        /* libmicrohttpd -> TLS. */
+        if (!c->mhd_eof && c->out_len == 0) {
+            ssize_t r = recv(c->pair_fd, c->out_buf, sizeof c->out_buf, 0);
+            if (r > 0) {
+                c->out_len = (size_t)r;
+                c->out_off = 0;
+                progress = true;
+            } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !c->pair_hup) {
+                c->pair_want_r = true;
+            } else if (r < 0 && errno == EINTR) {
+                progress = true;
+            } else {
+                c->mhd_eof = true; /* 0, ECONNRESET: MHD is done with this connection */
+                c->mhd_gone = true;
+                progress = true;
+                if (!c->deadline_ms)
+                    set_deadline(c, now_ms() + (uint64_t)s->idle_timeout_s * 1000u);
+            }
+        }
+        if (c->out_off < c->out_len) {
+            ERR_clear_error();
+            /* Pitfall 7: after WANT_*, the retry uses the same buffer and length. */
+            int n = SSL_write(c->ssl, c->out_buf + c->out_off, (int)(c->out_len - c->out_off));
+            if (n > 0) {
+                c->out_off += (size_t)n;
+                progress = true;
+                if (c->out_off == c->out_len) {
+                    qk_wipe(c->out_buf, c->out_len);
+                    c->out_len = c->out_off = 0;
+                }
+            } else {
+                int e = SSL_get_error(c->ssl, n);
+                if (e == SSL_ERROR_WANT_WRITE) {
+                    c->tcp_want_w = true;
+                } else if (e == SSL_ERROR_WANT_READ) {
+                    c->tcp_want_r = true;
+                } else {
+                    qk_log(QK_LOG_DEBUG, "tls listener=%s: write error, closing", s->name);
+                    conn_close(c);
+                    return;
+                }
+            }
+        }
+        if (c->mhd_eof && c->out_len == 0) {
+            conn_close(c);
+            return;
+        }
+        if (!progress) {
+            conn_update_events(c);
+            return;
+        }
+    }
+    /* Still busy after PUMP_ROUNDS: let the other connections run, come back soon. */
+    conn_update_events(c);
+    if (!c->dead)
+        mark_ready(c);
+}
+
+static void conn_handshake(conn *c)
+{
+    qk_tls_server *s = c->t->srv;
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(c->ssl, r);
+        c->tcp_want_r = e == SSL_ERROR_WANT_READ;
+        c->tcp_want_w = e == SSL_ERROR_WANT_WRITE;
+        if (c->tcp_want_r || c->tcp_want_w) {
+            conn_update_events(c);
+            return;
+        }
+        char who[80];
+        peer_str(c, who, sizeof who);
+        unsigned long ec = ERR_peek_error();
+        const char *why = ec ? ERR_reason_error_string(ec) : NULL;
+        qk_log(QK_LOG_INFO, "tls listener=%s peer=%s: handshake failed: %s", s->name, who,
+               why ? why : (e == SSL_ERROR_SYSCALL ? "connection closed" : "error"));
+        atomic_fetch_add(&s->hs_failed, 1);
+        conn_close(c);
+        return;
+    }
+    qk_peer_identity id;
+    if (qk_tls_policy_identity(c->ssl, &id) != 0) {
+        char who[80];
+        peer_str(c, who, sizeof who);
+        qk_log(QK_LOG_INFO, "tls listener=%s peer=%s: refused: client not authenticated", s->name,
+               who);
+        atomic_fetch_add(&s->hs_failed, 1);
+        conn_close(c);
+        return;
+    }
+    atomic_fetch_add(&s->hs_ok, 1);
+    c->handshaking = false;
+    c->deadline_ms = 0;
+
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        qk_log(QK_LOG_WARN, "tls listener=%s: socketpair: %s", s->name, strerror(errno));
+        conn_close(c);
+        return;
+    }
+    int fl = fcntl(sv[0], F_GETFL);
+    if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        conn_close(c);
+        return;
+    }
+    c->pair_fd = sv[0];
+    c->mhd_fd = sv[1];
+    c->gen = atomic_fetch_add(&s->next_gen, 1);
+    if (id_put(s, c->mhd_fd, c->gen, &id) != 0) {
+        close(sv[1]);
+        c->mhd_fd = -1;
+        conn_close(c);
+        return;
+    }
+    c->entry_live = true;
+    qk_wipe(&id, sizeof id);
+    if (ep_set(c->t, c->pair_fd, &c->pair_ep, &c->pair_mask, EPOLLIN, true) != 0) {
+        close(sv[1]);
+        conn_close(c);
+        return;
+    }
+    c->pair_in_epoll = true;
+    if (MHD_add_connection(s->mhd, c->mhd_fd, (const struct sockaddr *)&c->peer, c->peer_len) !=
+        MHD_YES) {
+        /* libmicrohttpd closed the fd already. */
+        qk_log(QK_LOG_WARN, "tls listener=%s: libmicrohttpd refused the connection: %s", s->name,
+               strerror(errno));
+        conn_close(c);
+        return;
+    }
+    /* Pitfall 6: a TLS 1.3 request may have arrived with the end of the handshake. */
+    conn_pump(c);
+}
+
+static void conn_event(conn *c, int kind, uint32_t events)
+{
+    if (c->dead)
+        return;
+    if (kind == EP_TCP && (events & (EPOLLERR | EPOLLHUP))) {
+        conn_close(c); /* reset or fully closed: nothing more can be delivered */
+        return;
+    }
+    if (kind == EP_PAIR && (events & (EPOLLHUP | EPOLLERR)))
+        c->pair_hup = true;
+    if (c->handshaking)
+        conn_handshake(c);
+    else
+        conn_pump(c);
+}
+
+/* ---- accept and the thread loop ------------------------------------------------------------ */
+
+static void accept_batch(pump_thread *t)
+{
+    qk_tls_server *s = t->srv;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd =
+            accept4(s->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                /* EMFILE and friends: back off instead of spinning on the listener. */
+                qk_log(QK_LOG_WARN, "tls listener=%s: accept: %s", s->name, strerror(errno));
+                if (t->listen_in_epoll &&
+                    epoll_ctl(t->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL) == 0) {
+                    t->listen_in_epoll = false;
+                    t->listen_retry_ms = now_ms() + ACCEPT_BACKOFF_MS;
+                    if (t->listen_retry_ms < t->next_deadline_ms)
+                        t->next_deadline_ms = t->listen_retry_ms;
+                }
+            }
+            return;
+        }
+        atomic_fetch_add(&s->accepted, 1);
+        /* Pitfall 3: the limit applies before the handshake costs anything. */
+        if (atomic_fetch_add(&s->active, 1) >= s->max_conn) {
+            atomic_fetch_sub(&s->active, 1);
+            atomic_fetch_add(&s->refused, 1);
+            close(fd);
+            continue;
+        }
+        conn *c = calloc(1, sizeof *c);
+        SSL *ssl = c ? SSL_new(s->ctx) : NULL;
+        if (!c || !ssl || SSL_set_fd(ssl, fd) != 1) {
+            SSL_free(ssl);
+            free(c);
+            close(fd);
+            atomic_fetch_sub(&s->active, 1);
+            qk_log(QK_LOG_WARN, "tls listener=%s: out of memory for a connection", s->name);
+            ERR_clear_error();
+            continue;
+        }
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->t = t;
+        c->tcp_ep = (endpoint){c, EP_TCP};
+        c->pair_ep = (endpoint){c, EP_PAIR};
+        c->tcp_fd = fd;
+        c->pair_fd = c->mhd_fd = -1;
+        c->ssl = ssl;
+        c->hs.psk_index = -1;
+        SSL_set_app_data(ssl, &c->hs);
+        SSL_set_accept_state(ssl);
+        c->handshaking = true;
+        memcpy(&c->peer, &peer, plen <= sizeof peer ? plen : sizeof peer);
+        c->peer_len = plen <= sizeof peer ? plen : sizeof peer;
+        c->next = t->conns;
+        if (t->conns)
+            t->conns->prev = c;
+        t->conns = c;
+        set_deadline(c, now_ms() + s->hs_timeout_ms);
+        if (ep_set(t, fd, &c->tcp_ep, &c->tcp_mask, EPOLLIN, true) != 0) {
+            conn_close(c);
+            continue;
+        }
+    }
+}
+
+static void sweep_deadlines(pump_thread *t, uint64_t now)
+{
+    qk_tls_server *s = t->srv;
+    uint64_t next = UINT64_MAX;
+    if (!t->listen_in_epoll && !atomic_load(&s->stop)) {
+        if (now >= t->listen_retry_ms) {
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &t->listen_ep};
+            if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, s->listen_fd, &ev) == 0)
+                t->listen_in_epoll = true;
+            else
+                t->listen_retry_ms = now + ACCEPT_BACKOFF_MS;
+        }
+        if (!t->listen_in_epoll)
+            next = t->listen_retry_ms;
+    }
+    conn *c = t->conns;
+    while (c) {
+        conn *nx = c->next;
+        if (c->deadline_ms && now >= c->deadline_ms) {
+            if (c->handshaking) {
+                char who[80];
+                peer_str(c, who, sizeof who);
+                qk_log(QK_LOG_INFO, "tls listener=%s peer=%s: handshake timeout", s->name, who);
+                atomic_fetch_add(&s->hs_failed, 1);
+            }
+            conn_close(c);
+        } else if (c->deadline_ms && c->deadline_ms < next) {
+            next = c->deadline_ms;
+        }
+        c = nx;
+    }
+    t->next_deadline_ms = next;
+}
+
+static void *pump_main(void *arg)
+{
+    pump_thread *t = arg;
+    qk_tls_server *s = t->srv;
+    struct epoll_event evs[MAX_EVENTS];
+    while (!atomic_load(&s->stop)) {
+        int timeout = 1000;
+        uint64_t now = now_ms();
+        if (t->ready) {
+            timeout = 0;
+        } else if (t->next_deadline_ms != UINT64_MAX) {
+            uint64_t d = t->next_deadline_ms > now ? t->next_deadline_ms - now : 0;
+            timeout = d < 1000 ? (int)d : 1000;
+        }
+        int n = epoll_wait(t->epfd, evs, MAX_EVENTS, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            qk_log(QK_LOG_ERROR, "tls listener=%s: epoll_wait: %s", s->name, strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            endpoint *ep = evs[i].data.ptr;
+            if (ep->kind == EP_LISTEN) {
+                accept_batch(t);
+            } else if (ep->kind == EP_WAKE) {
+                uint64_t v;
+                if (read(t->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    qk_log(QK_LOG_DEBUG, "tls: wake read: %s", strerror(errno));
+            } else {
+                conn_event(ep->c, ep->kind, evs[i].events);
+            }
+        }
+        conn *r = t->ready;
+        t->ready = NULL;
+        while (r) {
+            conn *nx = r->ready_next;
+            r->in_ready = false;
+            if (!r->dead)
+                conn_pump(r);
+            r = nx;
+        }
+        now = now_ms();
+        if (now >= t->next_deadline_ms)
+            sweep_deadlines(t, now);
+        free_zombies(t);
+    }
+    while (t->conns)
+        conn_close(t->conns);
+    t->ready = NULL;
+    free_zombies(t);
+    return NULL;
+}
+
+/* ---- start / stop -------------------------------------------------------------------------- */
+
+static int make_listener(const qk_listener_config *cfg, int *out_fd, uint16_t *out_port,
+                         qk_err *err)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    const char *addr = cfg->bind_addr ? cfg->bind_addr : "127.0.0.1";
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(cfg->port);
+        len = sizeof *a4;
+    } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(cfg->port);
+        len = sizeof *a6;
+    } else {
+        return qk_err_set(err, QK_EINVAL, "listener %s: bad bind address '%s'",
+                          cfg->name ? cfg->name : "?", addr);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return qk_err_set(err, QK_EIO, "socket: %s", strerror(errno));
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 511) != 0) {
+        int e = errno;
+        close(fd);
+        return qk_err_set(err, QK_EIO, "listener %s: bind %s port %u: %s",
+                          cfg->name ? cfg->name : "?", addr, (unsigned)cfg->port, strerror(e));
+    }
+    len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        int e = errno;
+        close(fd);
+        return qk_err_set(err, QK_EIO, "getsockname: %s", strerror(e));
+    }
+    *out_port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+    *out_fd = fd;
+    return 0;
+}
+
+static int start_mhd(qk_tls_server *s, const qk_listener_config *cfg, qk_err *err)
+{
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    unsigned mhd_limit = s->max_conn * 2 + 16; /* the real limit is ours, before handshakes */
+    if (s->mode == QK_TLS_MODE_NONE) {
+        mhd_limit = s->max_conn;
+        s->mhd = MHD_start_daemon(
+            flags, 0, NULL, NULL, cfg->handler, cfg->handler_cls, MHD_OPTION_EXTERNAL_LOGGER,
+            mhd_logger, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_CONNECTION,
+            mhd_notify, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s,
+            MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, cfg->completed,
+            cfg->completed_cls, MHD_OPTION_END);
+        if (s->mhd)
+            s->listen_fd = -1; /* libmicrohttpd owns and closes it now */
+    } else {
+        s->mhd = MHD_start_daemon(
+            flags | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, cfg->handler, cfg->handler_cls,
+            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+            mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, cfg->completed, cfg->completed_cls,
+            MHD_OPTION_END);
+    }
+    if (!s->mhd)
+        return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd did not start", s->name);
+    return 0;
+}
+
+static int start_threads(qk_tls_server *s, qk_err *err)
+{
+    s->threads = calloc(s->nthreads, sizeof *s->threads);
+    if (!s->threads)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    for (unsigned i = 0; i < s->nthreads; i++) {
+        pump_thread *t = &s->threads[i];
+        t->srv = s;
+        t->epfd = epoll_create1(EPOLL_CLOEXEC);
+        t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        t->listen_ep = (endpoint){NULL, EP_LISTEN};
+        t->wake_ep = (endpoint){NULL, EP_WAKE};
+        t->next_deadline_ms = UINT64_MAX;
+        if (t->epfd < 0 || t->wake_fd < 0)
+            return qk_err_set(err, QK_EIO, "epoll/eventfd: %s", strerror(errno));
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &t->listen_ep};
+        struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &t->wake_ep};
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, s->listen_fd, &lev) != 0 ||
+            epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wake_fd, &wev) != 0)
+            return qk_err_set(err, QK_EIO, "epoll_ctl: %s", strerror(errno));
+        t->listen_in_epoll = true;
+        int rc = pthread_create(&t->tid, NULL, pump_main, t);
+        if (rc != 0)
+            return qk_err_set(err, QK_EIO, "pthread_create: %s", strerror(rc));
+        t->started = true;
+    }
+    return 0;
+}
+
+int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_err *err)
+{
+    if (!cfg || !out || !cfg->handler)
+        return qk_err_set(err, QK_EINVAL, "qk_tls_server_start: bad arguments");
+    *out = NULL;
+    /* Pitfall 5: writes to closed sockets (SSL_write on TCP, the pair) must not kill us. */
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+    qk_tls_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    snprintf(s->name, sizeof s->name, "%s", cfg->name ? cfg->name : "listener");
+    s->mode = cfg->tls.mode;
+    s->listen_fd = -1;
+    s->max_conn = cfg->max_connections ? cfg->max_connections : 1024;
+    s->hs_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 10000;
+    s->idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : 60;
+    s->nthreads = cfg->threads ? cfg->threads : 2;
+    if (s->nthreads > MAX_THREADS)
+        s->nthreads = MAX_THREADS;
+    atomic_init(&s->stop, false);
+    atomic_init(&s->next_gen, 1);
+    pthread_mutex_init(&s->id_lock, NULL);
+
+    int rc = 0;
+    if (s->mode != QK_TLS_MODE_NONE) {
+        s->ctx = qk_tls_policy_ctx_new(&cfg->tls, err);
+        if (!s->ctx)
+            rc = err ? err->code : QK_ETLS;
+    }
+    if (rc == 0)
+        rc = make_listener(cfg, &s->listen_fd, &s->port, err);
+    if (rc == 0)
+        rc = start_mhd(s, cfg, err);
+    if (rc == 0 && s->mode != QK_TLS_MODE_NONE)
+        rc = start_threads(s, err);
+    if (rc != 0) {
+        if (err)
+            qk_err_prefix(err, "listener %s", s->name);
+        qk_tls_server_stop(s);
+        return rc;
+    }
+    qk_log(QK_LOG_INFO, "listener=%s listening on %s port %u", s->name,
+           cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)s->port);
+    *out = s;
+    return 0;
+}
+
+uint16_t qk_tls_server_port(const qk_tls_server *s)
+{
+    return s ? s->port : 0;
+}
+
+void qk_tls_server_stop(qk_tls_server *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stop, true);
+    if (s->threads) {
+        for (unsigned i = 0; i < s->nthreads; i++) {
+            pump_thread *t = &s->threads[i];
+            if (t->started) {
+                uint64_t one = 1;
+                if (write(t->wake_fd, &one, sizeof one) < 0)
+                    qk_log(QK_LOG_DEBUG, "tls: wake write: %s", strerror(errno));
+                pthread_join(t->tid, NULL);
+            }
+            if (t->epfd >= 0)
+                close(t->epfd);
+            if (t->wake_fd >= 0)
+                close(t->wake_fd);
+        }
+        free(s->threads);
+    }
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    if (s->mhd)
+        MHD_stop_daemon(s->mhd);
+    id_clear_all(s);
+    pthread_mutex_destroy(&s->id_lock);
+    qk_tls_policy_ctx_free(s->ctx);
+    free(s);
+}
+
+void qk_tls_server_get_stats(const qk_tls_server *s, qk_tls_server_stats *st)
+{
+    if (!st)
+        return;
+    memset(st, 0, sizeof *st);
+    if (!s)
+        return;
+    qk_tls_server *m = (qk_tls_server *)s; /* atomics are read-only here */
+    st->accepted = atomic_load(&m->accepted);
+    st->handshakes_ok = atomic_load(&m->hs_ok);
+    st->handshakes_failed = atomic_load(&m->hs_failed);
+    st->refused_limit = atomic_load(&m->refused);
+    st->active = atomic_load(&m->active);
+}

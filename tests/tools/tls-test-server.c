@@ -1,0 +1,271 @@
+/* tls-test-server - a listener on the TLS front end whose handler answers every request with
+ * JSON {"kind":..., "id":..., "path":..., "body_len":..., "requests":N, ...stats}. "requests"
+ * counts the HTTP requests the handler has seen, so a test can prove that a refused handshake
+ * never reached HTTP. A path /sleep/MS makes the handler block MS milliseconds (max 10000).
+ *
+ * Usage: tls-test-server --mode mtls|psk|server-cert|psk-or-mtls|none [--cert F --key F]
+ *        [--ca F] [--psk-file F] [--port N] [--port-file F] [--max-conn N]
+ *        [--handshake-timeout-ms N] [--threads N] [--log-level L]
+ * Stops cleanly on SIGTERM or SIGINT. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "secbuf.h"
+#include "tls_server.h"
+
+static atomic_uint_fast64_t g_requests;
+static qk_tls_server *g_srv;
+
+typedef struct {
+    size_t body_len;
+} req_state;
+
+static void json_str(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o] = '\0';
+}
+
+static const char *kind_name(qk_id_kind k)
+{
+    return k == QK_ID_PSK ? "psk" : k == QK_ID_CERT ? "cert" : "none";
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    req_state *st = *con_cls;
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        if (!st)
+            return MHD_NO;
+        *con_cls = st;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        st->body_len += *upload_data_size;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    uint64_t n = atomic_fetch_add(&g_requests, 1) + 1;
+    if (strncmp(url, "/sleep/", 7) == 0) {
+        long ms = strtol(url + 7, NULL, 10);
+        if (ms > 0 && ms <= 10000) {
+            struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    const qk_peer_identity *id = qk_conn_identity(conn);
+    qk_tls_server_stats ss;
+    qk_tls_server_get_stats(g_srv, &ss);
+    char eid[2 * QK_IDENTITY_MAX * 3], epath[1024], body[4096];
+    json_str(eid, sizeof eid, id->id);
+    json_str(epath, sizeof epath, url);
+    int len =
+        snprintf(body, sizeof body,
+                 "{\"kind\":\"%s\",\"id\":\"%s\",\"path\":\"%s\",\"body_len\":%zu,"
+                 "\"requests\":%llu,\"tls_version\":\"%s\",\"cipher\":\"%s\","
+                 "\"accepted\":%llu,\"handshakes_ok\":%llu,\"handshakes_failed\":%llu,"
+                 "\"refused_limit\":%llu,\"active\":%llu}\n",
+                 kind_name(id->kind), eid, epath, st->body_len, (unsigned long long)n,
+                 id->tls_version, id->cipher, (unsigned long long)ss.accepted,
+                 (unsigned long long)ss.handshakes_ok, (unsigned long long)ss.handshakes_failed,
+                 (unsigned long long)ss.refused_limit, (unsigned long long)ss.active);
+    if (len < 0 || (size_t)len >= sizeof body)
+        return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    free(*con_cls);
+    *con_cls = NULL;
+}
+
+static int parse_mode(const char *s, qk_tls_mode *m)
+{
+    static const struct {
+        const char *n;
+        qk_tls_mode m;
+    } t[] = {{"mtls", QK_TLS_MODE_MTLS},
+             {"psk", QK_TLS_MODE_PSK},
+             {"server-cert", QK_TLS_MODE_SERVER_CERT},
+             {"psk-or-mtls", QK_TLS_MODE_PSK_OR_MTLS},
+             {"none", QK_TLS_MODE_NONE}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (strcmp(s, t[i].n) == 0) {
+            *m = t[i].m;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static unsigned parse_uint(const char *s, const char *what)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > 65535u * 16) {
+        fprintf(stderr, "bad %s: %s\n", what, s);
+        exit(2);
+    }
+    return (unsigned)v;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: tls-test-server --mode mtls|psk|server-cert|psk-or-mtls|none [--cert F]\n"
+            "  [--key F] [--ca F] [--psk-file F] [--port N] [--port-file F] [--max-conn N]\n"
+            "  [--handshake-timeout-ms N] [--threads N] [--log-level debug|info|warn|error]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"mode", required_argument, NULL, 'm'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"ca", required_argument, NULL, 'a'},
+                                         {"psk-file", required_argument, NULL, 'p'},
+                                         {"port", required_argument, NULL, 'P'},
+                                         {"port-file", required_argument, NULL, 'f'},
+                                         {"max-conn", required_argument, NULL, 'n'},
+                                         {"handshake-timeout-ms", required_argument, NULL, 't'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {NULL, 0, NULL, 0}};
+    qk_listener_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "test";
+    cfg.bind_addr = "127.0.0.1";
+    cfg.handler = handler;
+    cfg.completed = completed;
+    const char *psk_file = NULL, *port_file = NULL;
+    qk_log_level lvl = QK_LOG_INFO;
+    int mode_set = 0, o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'm':
+            if (parse_mode(optarg, &cfg.tls.mode) != 0)
+                usage();
+            mode_set = 1;
+            break;
+        case 'c':
+            cfg.tls.cert_file = optarg;
+            break;
+        case 'k':
+            cfg.tls.key_file = optarg;
+            break;
+        case 'a':
+            cfg.tls.ca_file = optarg;
+            break;
+        case 'p':
+            psk_file = optarg;
+            break;
+        case 'P':
+            cfg.port = (uint16_t)parse_uint(optarg, "port");
+            break;
+        case 'f':
+            port_file = optarg;
+            break;
+        case 'n':
+            cfg.max_connections = parse_uint(optarg, "max-conn");
+            break;
+        case 't':
+            cfg.handshake_timeout_ms = parse_uint(optarg, "handshake timeout");
+            break;
+        case 'T':
+            cfg.threads = parse_uint(optarg, "threads");
+            break;
+        case 'l':
+            if (qk_log_level_parse(optarg, &lvl) != 0)
+                usage();
+            break;
+        default:
+            usage();
+        }
+    }
+    if (!mode_set || optind != argc)
+        usage();
+    if (qk_secure_init() != 0 || qk_log_open(NULL, lvl, "tls-test-server") != 0) {
+        fprintf(stderr, "init failed\n");
+        return 1;
+    }
+    qk_psk_table psks = {NULL, 0};
+    qk_err err;
+    qk_err_clear(&err);
+    if (psk_file) {
+        if (qk_psk_table_load(psk_file, &psks, &err) != 0) {
+            fprintf(stderr, "tls-test-server: %s\n", err.msg);
+            return 1;
+        }
+        cfg.tls.psks = &psks;
+    }
+    /* Block the stop signals in every thread; main waits for them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    if (qk_tls_server_start(&cfg, &g_srv, &err) != 0) {
+        fprintf(stderr, "tls-test-server: %s\n", err.msg);
+        qk_psk_table_free(&psks);
+        return 1;
+    }
+    if (port_file) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+        FILE *f = fopen(tmp, "w");
+        if (!f || fprintf(f, "%u\n", (unsigned)qk_tls_server_port(g_srv)) < 0 || fclose(f) != 0 ||
+            rename(tmp, port_file) != 0) {
+            fprintf(stderr, "tls-test-server: cannot write %s\n", port_file);
+            qk_tls_server_stop(g_srv);
+            qk_psk_table_free(&psks);
+            return 1;
+        }
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    qk_tls_server_stats ss;
+    qk_tls_server_get_stats(g_srv, &ss);
+    qk_tls_server_stop(g_srv);
+    qk_log(QK_LOG_INFO,
+           "stopped on signal %d: requests=%llu accepted=%llu handshakes_ok=%llu "
+           "handshakes_failed=%llu refused_limit=%llu",
+           sig, (unsigned long long)atomic_load(&g_requests), (unsigned long long)ss.accepted,
+           (unsigned long long)ss.handshakes_ok, (unsigned long long)ss.handshakes_failed,
+           (unsigned long long)ss.refused_limit);
+    qk_psk_table_free(&psks);
+    qk_log_close();
+    return 0;
+}
