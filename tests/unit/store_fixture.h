@@ -1,0 +1,34 @@
+/* store_fixture.h - helpers shared by the key-store unit suites: temporary directories,
+ * opening stores, putting confirmed blocks, and building reservations. */
+#ifndef QK_STORE_FIXTURE_H
+#define QK_STORE_FIXTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct {
+    char dir[64];
+    char path[128];
+} sf_dir;
+
+/* mkdtemp under /tmp; 0 or -1. */
+int sf_dir_make(sf_dir *d, const char *name);
+/* Remove the database files and the directory. */
+void sf_dir_remove(sf_dir *d);
+/* Fixed test master keys (different from each other). */
+void sf_master(uint8_t mk[QK_MASTER_KEY_LEN], uint8_t seed);
+/* Open path under master key seed; NULL on failure (prints the error). */
+qk_store *sf_open(const char *path, uint8_t seed);
+/* Put bytes as block_id of link and confirm it; 0 or the failing status. */
+int sf_put_confirmed(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
+                     size_t len);
+/* A reservation for one slave (or two when slave2 is non-NULL). */
+qk_reservation sf_resv(const char *request_id, const char *link, const char *master,
+                       const char **slaves, const char *slave1, const char *slave2,
+                       uint64_t expires_at);
+/* Read a whole file into a malloc'ed buffer (NULL if absent). */
+uint8_t *sf_read_file(const char *path, size_t *len);
+
+#endif

@@ -1,0 +1,638 @@
+/* test_store.c - the key store on one KME: schema and reopen, master-key check, carving
+ * arithmetic (low/high ends, no spanning, vkey never carved, ENOKEY records nothing), block
+ * put/duplicate/conflict, out-of-order blocks, encryption at rest, one-time delivery
+ * (unicast, multicast, auth, all-or-nothing), expiry, burn/tombstones, counts, bad input. */
+#include <CUnit/CUnit.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+#include "store_fixture.h"
+
+#define LINK       "KME_A~KME_B"
+#define FAR_FUTURE 4000000000ull
+
+static sf_dir D;
+static qk_store *S;
+
+static void fresh(void)
+{
+    CU_ASSERT_FATAL(sf_dir_make(&D, "store") == 0);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+}
+
+static void done(void)
+{
+    qk_store_close(S);
+    S = NULL;
+    sf_dir_remove(&D);
+}
+
+/* n confirmed blocks of len bytes with ids first..first+n-1; bytes[] receives them. */
+static void put_blocks(uint8_t *bytes, size_t n, size_t len, uint64_t first)
+{
+    randombytes_buf(bytes, n * len);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, first + i, bytes + i * len, len) == 0);
+}
+
+static int carve(const char *req, qk_side side, size_t n, uint32_t len, qk_key_ref *refs,
+                 uint8_t *mat)
+{
+    const char *sl[2];
+    qk_reservation r = sf_resv(req, LINK, "saeA", sl, "saeB", NULL, FAR_FUTURE);
+    qk_err err = {0, ""};
+    return qk_store_carve(S, &r, side, n, len, refs, mat, &err);
+}
+
+static uint64_t avail(const char *link)
+{
+    qk_pool_status st;
+    qk_err err = {0, ""};
+    CU_ASSERT_FATAL(qk_store_pool_status(S, link, &st, &err) == 0);
+    return st.bytes_available;
+}
+
+/* ---- schema --------------------------------------------------------------------------- */
+
+static void test_schema_and_reopen(void)
+{
+    fresh();
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 2);
+    uint8_t b[200];
+    put_blocks(b, 1, sizeof b, 7);
+    qk_key_ref ref;
+    uint8_t mat[40];
+    CU_ASSERT_EQUAL(carve("r1", QK_SIDE_LOW, 1, 40, &ref, mat), 0);
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 2);
+    uint8_t dg[QK_CHECK_LEN];
+    qk_block_state st = QK_BLOCK_PENDING;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_block_digest(S, LINK, 7, dg, &st, &err), 0);
+    CU_ASSERT_EQUAL(st, QK_BLOCK_CONFIRMED);
+    int rs = -1;
+    CU_ASSERT_EQUAL(qk_store_request_state(S, "r1", &rs, &err), 0);
+    CU_ASSERT_EQUAL(rs, 0);
+    CU_ASSERT_EQUAL(avail(LINK), sizeof b - QK_BLOCK_VKEY_LEN - 40);
+    /* the carve cursor survived: the next key follows the first */
+    CU_ASSERT_EQUAL(carve("r2", QK_SIDE_LOW, 1, 40, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.offset, QK_BLOCK_VKEY_LEN + 40);
+    CU_ASSERT_EQUAL(memcmp(mat, b + ref.offset, 40), 0);
+    done();
+}
+
+static void test_wrong_master_key(void)
+{
+    fresh();
+    uint8_t b[100];
+    put_blocks(b, 1, sizeof b, 1);
+    qk_store_close(S);
+    uint8_t mk[QK_MASTER_KEY_LEN];
+    sf_master(mk, 2);
+    qk_err err = {0, ""};
+    S = NULL;
+    CU_ASSERT_EQUAL(qk_store_open(D.path, mk, &S, &err), QK_EMISMATCH);
+    CU_ASSERT_PTR_NULL(S);
+    S = sf_open(D.path, 1); /* the right key still opens it */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(S);
+    done();
+}
+
+/* ---- carving -------------------------------------------------------------------------- */
+
+static void test_carve_low_high(void)
+{
+    fresh();
+    enum { L = 132 };
+    uint8_t b[3 * L];
+    put_blocks(b, 3, L, 1);
+    qk_key_ref ref;
+    uint8_t mat[40];
+    CU_ASSERT_EQUAL(carve("lo1", QK_SIDE_LOW, 1, 40, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 1);
+    CU_ASSERT_EQUAL(ref.offset, QK_BLOCK_VKEY_LEN);
+    CU_ASSERT_EQUAL(ref.length, 40);
+    CU_ASSERT_EQUAL(memcmp(mat, b + QK_BLOCK_VKEY_LEN, 40), 0);
+    CU_ASSERT_EQUAL(strlen(ref.key_id), QK_KEY_ID_LEN);
+
+    CU_ASSERT_EQUAL(carve("hi1", QK_SIDE_HIGH, 1, 40, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 3);
+    CU_ASSERT_EQUAL(ref.offset, L - 40);
+    CU_ASSERT_EQUAL(memcmp(mat, b + 2 * L + L - 40, 40), 0);
+
+    /* LOW continues at the front of block 1, HIGH at the back of block 3 */
+    CU_ASSERT_EQUAL(carve("lo2", QK_SIDE_LOW, 1, 40, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 1);
+    CU_ASSERT_EQUAL(ref.offset, QK_BLOCK_VKEY_LEN + 40);
+    CU_ASSERT_EQUAL(carve("hi2", QK_SIDE_HIGH, 1, 40, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 3);
+    CU_ASSERT_EQUAL(ref.offset, L - 80);
+    /* block 1 has 20 bytes left: the next 40-byte LOW key comes from block 2 */
+    CU_ASSERT_EQUAL(carve("lo3", QK_SIDE_LOW, 1, 40, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 2);
+    CU_ASSERT_EQUAL(ref.offset, QK_BLOCK_VKEY_LEN);
+    CU_ASSERT_EQUAL(memcmp(mat, b + L + QK_BLOCK_VKEY_LEN, 40), 0);
+    done();
+}
+
+static void test_carve_meet_in_last_block(void)
+{
+    fresh();
+    enum { L = 132 };
+    uint8_t b[L];
+    put_blocks(b, 1, L, 1);
+    qk_key_ref refs[2];
+    uint8_t mat[60];
+    CU_ASSERT_EQUAL(carve("lo", QK_SIDE_LOW, 2, 30, refs, mat), 0);
+    CU_ASSERT_EQUAL(refs[0].offset, 32);
+    CU_ASSERT_EQUAL(refs[1].offset, 62);
+    CU_ASSERT_EQUAL(memcmp(mat, b + 32, 60), 0);
+    CU_ASSERT_EQUAL(carve("hi", QK_SIDE_HIGH, 1, 30, refs, mat), 0);
+    CU_ASSERT_EQUAL(refs[0].offset, 102);
+    CU_ASSERT_EQUAL(memcmp(mat, b + 102, 30), 0);
+    CU_ASSERT_EQUAL(avail(LINK), 10);
+    CU_ASSERT_EQUAL(carve("lo2", QK_SIDE_LOW, 1, 11, refs, mat), QK_ENOKEY);
+    CU_ASSERT_EQUAL(carve("hi2", QK_SIDE_HIGH, 1, 10, refs, mat), 0);
+    CU_ASSERT_EQUAL(refs[0].offset, 92);
+    CU_ASSERT_EQUAL(avail(LINK), 0);
+    CU_ASSERT_EQUAL(carve("lo3", QK_SIDE_LOW, 1, 1, refs, mat), QK_ENOKEY);
+    done();
+}
+
+static void test_enokey_records_nothing(void)
+{
+    fresh();
+    uint8_t b[132];
+    put_blocks(b, 1, sizeof b, 1);
+    qk_key_ref refs[2];
+    uint8_t mat[120];
+    memset(mat, 0xAA, sizeof mat);
+    CU_ASSERT_EQUAL(carve("big", QK_SIDE_LOW, 2, 60, refs, mat), QK_ENOKEY);
+    for (size_t i = 0; i < sizeof mat; i++)
+        CU_ASSERT_EQUAL_FATAL(mat[i], 0); /* the first key read out was wiped */
+    int st = 0;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_request_state(S, "big", &st, &err), QK_ENOTFOUND);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.bytes_available, 100);
+    CU_ASSERT_EQUAL(ps.keys_pending, 0);
+    /* the same request id still works afterwards */
+    CU_ASSERT_EQUAL(carve("big", QK_SIDE_LOW, 1, 60, refs, mat), 0);
+    CU_ASSERT_EQUAL(refs[0].offset, 32);
+    /* a known request id is refused */
+    CU_ASSERT_EQUAL(carve("big", QK_SIDE_LOW, 1, 10, refs, mat), QK_EEXIST);
+    done();
+}
+
+static void test_keys_never_span_blocks(void)
+{
+    fresh();
+    enum { L = 82 }; /* 50 carvable bytes per block */
+    uint8_t b[2 * L];
+    put_blocks(b, 2, L, 1);
+    qk_key_ref refs[2];
+    uint8_t mat[80];
+    CU_ASSERT_EQUAL(carve("a", QK_SIDE_LOW, 2, 40, refs, mat), 0);
+    CU_ASSERT_EQUAL(refs[0].block_id, 1);
+    CU_ASSERT_EQUAL(refs[1].block_id, 2);
+    CU_ASSERT_EQUAL(refs[1].offset, 32);
+    CU_ASSERT_EQUAL(memcmp(mat + 40, b + L + 32, 40), 0);
+    CU_ASSERT_EQUAL(avail(LINK), 20);
+    CU_ASSERT_EQUAL(carve("b", QK_SIDE_LOW, 1, 20, refs, mat), QK_ENOKEY); /* 10 + 10 */
+    CU_ASSERT_EQUAL(carve("c", QK_SIDE_HIGH, 1, 20, refs, mat), QK_ENOKEY);
+    done();
+}
+
+static void test_vkey_never_carved(void)
+{
+    fresh();
+    uint8_t b[132];
+    put_blocks(b, 1, sizeof b, 1);
+    qk_key_ref ref;
+    uint8_t mat[101];
+    CU_ASSERT_EQUAL(carve("x", QK_SIDE_HIGH, 1, 101, &ref, mat), QK_ENOKEY);
+    CU_ASSERT_EQUAL(carve("y", QK_SIDE_HIGH, 1, 100, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.offset, QK_BLOCK_VKEY_LEN);
+    CU_ASSERT_EQUAL(memcmp(mat, b + QK_BLOCK_VKEY_LEN, 100), 0);
+    done();
+}
+
+static void test_pending_blocks_not_carved(void)
+{
+    fresh();
+    uint8_t b[100];
+    randombytes_buf(b, sizeof b);
+    qk_put_result res;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 1, b, sizeof b, &res, &err), 0);
+    qk_key_ref ref;
+    uint8_t mat[8];
+    CU_ASSERT_EQUAL(carve("p", QK_SIDE_LOW, 1, 8, &ref, mat), QK_ENOKEY);
+    CU_ASSERT_EQUAL(qk_store_block_set_state(S, LINK, 1, QK_BLOCK_CONFIRMED, &err), 0);
+    CU_ASSERT_EQUAL(carve("p", QK_SIDE_LOW, 1, 8, &ref, mat), 0);
+    done();
+}
+
+/* ---- blocks ----------------------------------------------------------------------------- */
+
+static void test_block_put_duplicate_conflict(void)
+{
+    fresh();
+    uint8_t b[256], c[256];
+    randombytes_buf(b, sizeof b);
+    memcpy(c, b, sizeof c);
+    c[200] ^= 1;
+    qk_put_result res = QK_PUT_CONFLICT;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 9, b, sizeof b, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_NEW);
+    CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 9, b, sizeof b, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_DUPLICATE);
+    uint8_t d1[QK_CHECK_LEN], d2[QK_CHECK_LEN];
+    qk_block_state st;
+    CU_ASSERT_EQUAL(qk_store_block_digest(S, LINK, 9, d1, &st, &err), 0);
+    CU_ASSERT_EQUAL(st, QK_BLOCK_PENDING);
+    CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 9, c, sizeof c, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_CONFLICT);
+    CU_ASSERT_EQUAL(qk_store_block_digest(S, LINK, 9, d2, &st, &err), 0);
+    CU_ASSERT_EQUAL(st, QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(memcmp(d1, d2, sizeof d1), 0);
+    CU_ASSERT_EQUAL(qk_store_block_set_state(S, LINK, 9, QK_BLOCK_CONFIRMED, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_block_set_state(S, LINK, 9, QK_BLOCK_BURNED, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_block_digest(S, LINK, 10, d2, &st, &err), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(qk_store_block_set_state(S, LINK, 10, QK_BLOCK_CONFIRMED, &err), QK_ENOTFOUND);
+    /* the same bytes under another block id or link give another digest */
+    CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 11, b, sizeof b, &res, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_block_digest(S, LINK, 11, d2, &st, &err), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(d1, d2, sizeof d1), 0);
+    /* length limits */
+    CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 12, b, QK_BLOCK_VKEY_LEN, &res, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 12, b, QK_BLOCK_MAX_BYTES + 1, &res, &err),
+                    QK_EINVAL);
+    done();
+}
+
+static void test_out_of_order_blocks(void)
+{
+    fresh();
+    uint8_t b[3][100];
+    randombytes_buf(b, sizeof b);
+    static const uint64_t order[3] = {5, 3, 4};
+    qk_put_result res;
+    qk_err err = {0, ""};
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, order[i], b[i], 100, &res, &err), 0);
+    uint64_t ids[8];
+    size_t n = 0;
+    CU_ASSERT_EQUAL(qk_store_blocks_in_state(S, LINK, QK_BLOCK_PENDING, 0, ids, 8, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT(ids[0] == 3 && ids[1] == 4 && ids[2] == 5);
+    CU_ASSERT_EQUAL(qk_store_blocks_in_state(S, LINK, QK_BLOCK_PENDING, 0, ids, 2, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    /* received before 1970-01-01T00:00:01: none */
+    CU_ASSERT_EQUAL(qk_store_blocks_in_state(S, LINK, QK_BLOCK_PENDING, 1, ids, 8, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(qk_store_block_set_state(S, LINK, order[i], QK_BLOCK_CONFIRMED, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_blocks_in_state(S, LINK, QK_BLOCK_CONFIRMED, 0, ids, 8, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 3);
+    qk_key_ref ref;
+    uint8_t mat[10];
+    CU_ASSERT_EQUAL(carve("l", QK_SIDE_LOW, 1, 10, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 3);
+    CU_ASSERT_EQUAL(memcmp(mat, b[1] + 32, 10), 0);
+    CU_ASSERT_EQUAL(carve("h", QK_SIDE_HIGH, 1, 10, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 5);
+    CU_ASSERT_EQUAL(memcmp(mat, b[0] + 90, 10), 0);
+    done();
+}
+
+/* ---- encryption at rest ------------------------------------------------------------------ */
+
+/* 1 if some aligned 16-byte chunk of secret[0..n) occurs in hay. */
+static int leaks(const uint8_t *hay, size_t hlen, const uint8_t *secret, size_t n)
+{
+    for (size_t i = 0; i + 16 <= n; i += 16)
+        if (memmem(hay, hlen, secret + i, 16))
+            return 1;
+    return 0;
+}
+
+static void test_encryption_at_rest(void)
+{
+    fresh();
+    enum { L = 8192, NK = 16, KL = 256 };
+    uint8_t *b = malloc(L);
+    uint8_t *mat = malloc(NK * KL);
+    uint8_t *got = malloc(NK * KL);
+    CU_ASSERT_FATAL(b && mat && got);
+    put_blocks(b, 1, L, 1);
+    qk_key_ref refs[NK];
+    const char *sl[2];
+    qk_reservation r = sf_resv("enc", QK_LOCAL_LINK, "saeA", sl, "saeB", NULL, FAR_FUTURE);
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_local_refill(S, L, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(S, &r, QK_SIDE_LOW, NK, KL, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_commit(S, "enc", true, &err), 0);
+    const char *ids[NK / 2];
+    qk_fetched_key out[NK / 2];
+    for (int i = 0; i < NK / 2; i++)
+        ids[i] = refs[i].key_id;
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", "saeA", ids, NK / 2, out, got, NK * KL, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(got, mat, NK / 2 * KL), 0);
+    /* also carve from the device block (not yet delivered) */
+    CU_ASSERT_EQUAL(carve("enc2", QK_SIDE_LOW, 4, KL, refs, got), 0);
+    /* a recognisable marker that IS stored in clear proves the scan reads live data */
+    static const char marker[] = "audit-marker-0123456789abcdef";
+    CU_ASSERT_EQUAL(qk_store_audit(S, "test", LINK, NULL, NULL, marker, &err), 0);
+
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", D.path);
+    size_t dl = 0, wl = 0;
+    uint8_t *db = sf_read_file(D.path, &dl);
+    uint8_t *wf = sf_read_file(wal, &wl);
+    CU_ASSERT_FATAL(db != NULL);
+    CU_ASSERT(wf != NULL && wl > 0);
+    CU_ASSERT(memmem(db, dl, marker, 16) != NULL || (wf && memmem(wf, wl, marker, 16) != NULL));
+    CU_ASSERT_EQUAL(leaks(db, dl, b, L), 0);
+    CU_ASSERT_EQUAL(leaks(db, dl, mat, NK * KL), 0);
+    if (wf) {
+        CU_ASSERT_EQUAL(leaks(wf, wl, b, L), 0);
+        CU_ASSERT_EQUAL(leaks(wf, wl, mat, NK * KL), 0);
+    }
+    free(db);
+    free(wf);
+    free(b);
+    free(mat);
+    free(got);
+    done();
+}
+
+/* ---- delivery --------------------------------------------------------------------------- */
+
+/* Carve n local keys of len for master saeA and the given slaves, committed for them. */
+static void local_keys(const char *req, const char *s1, const char *s2, size_t n, uint32_t len,
+                       uint64_t exp, qk_key_ref *refs, uint8_t *mat)
+{
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_store_local_refill(S, 1024, &err), 0);
+    const char *sl[2];
+    qk_reservation r = sf_resv(req, QK_LOCAL_LINK, "saeA", sl, s1, s2, exp);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(S, &r, QK_SIDE_LOW, n, len, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_commit(S, req, true, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_commit(S, req, true, &err), 0); /* idempotent */
+}
+
+static void test_fetch_once(void)
+{
+    fresh();
+    qk_key_ref refs[2];
+    uint8_t mat[64], got[64];
+    local_keys("r", "saeB", NULL, 2, 32, FAR_FUTURE, refs, mat);
+    const char *ids[2] = {refs[1].key_id, refs[0].key_id};
+    qk_fetched_key out[2];
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", "saeA", ids, 2, out, got, sizeof got, &err), 0);
+    CU_ASSERT_STRING_EQUAL(out[0].key_id, refs[1].key_id);
+    CU_ASSERT_EQUAL(out[0].length, 32);
+    CU_ASSERT_EQUAL(memcmp(out[0].material, mat + 32, 32), 0); /* order of ids */
+    CU_ASSERT_EQUAL(memcmp(out[1].material, mat, 32), 0);
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", NULL, ids, 1, out, got, sizeof got, &err),
+                    QK_ENOTFOUND);
+    CU_ASSERT(strstr(err.msg, refs[1].key_id) != NULL);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, QK_LOCAL_LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 2);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    done();
+}
+
+static void test_fetch_multicast(void)
+{
+    fresh();
+    qk_key_ref ref;
+    uint8_t mat[32], g1[32], g2[32];
+    local_keys("m", "s1", "s2", 1, 32, FAR_FUTURE, &ref, mat);
+    const char *ids[1] = {ref.key_id};
+    qk_fetched_key out[1];
+    qk_err err = {0, ""};
+    uint64_t n = 0;
+    CU_ASSERT_EQUAL(qk_store_count_reserved(S, "saeA", "s2", &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "s1", "saeA", ids, 1, out, g1, sizeof g1, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "s1", "saeA", ids, 1, out, g1, sizeof g1, &err),
+                    QK_ENOTFOUND);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, QK_LOCAL_LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 1); /* s2 has not fetched yet */
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "s2", "saeA", ids, 1, out, g2, sizeof g2, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(g1, mat, 32), 0);
+    CU_ASSERT_EQUAL(memcmp(g2, mat, 32), 0);
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, QK_LOCAL_LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 1);
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "s2", "saeA", ids, 1, out, g2, sizeof g2, &err),
+                    QK_ENOTFOUND);
+    done();
+}
+
+static void test_fetch_auth_and_all_or_nothing(void)
+{
+    fresh();
+    qk_key_ref refs[2];
+    uint8_t mat[64], got[64];
+    local_keys("a", "saeB", NULL, 2, 32, FAR_FUTURE, refs, mat);
+    qk_fetched_key out[2];
+    qk_err err = {0, ""};
+    const char *one[1] = {refs[0].key_id};
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeX", NULL, one, 1, out, got, sizeof got, &err),
+                    QK_EUNAUTH);
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", "saeZ", one, 1, out, got, sizeof got, &err),
+                    QK_ENOTFOUND);
+    const char *bad[2] = {refs[0].key_id, "00000000-0000-4000-8000-000000000000"};
+    memset(got, 0x55, sizeof got);
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", "saeA", bad, 2, out, got, sizeof got, &err),
+                    QK_ENOTFOUND);
+    CU_ASSERT(strstr(err.msg, bad[1]) != NULL);
+    CU_ASSERT_EQUAL(memcmp(got, mat, 32) == 0, 0); /* no material left in the buffer */
+    const char *dup[2] = {refs[0].key_id, refs[0].key_id};
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", "saeA", dup, 2, out, got, sizeof got, &err),
+                    QK_ENOTFOUND);
+    const char *both[2] = {refs[0].key_id, refs[1].key_id};
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", "saeA", both, 2, out, got, 63, &err), QK_EINVAL);
+    uint64_t n = 0;
+    CU_ASSERT_EQUAL(qk_store_count_reserved(S, NULL, "saeB", &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 2); /* nothing was consumed */
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", "saeA", both, 2, out, got, sizeof got, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(got, mat, 64), 0);
+    CU_ASSERT_EQUAL(qk_store_count_reserved(S, NULL, "saeB", &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    done();
+}
+
+static void test_expiry(void)
+{
+    fresh();
+    uint64_t now = (uint64_t)time(NULL);
+    qk_key_ref ref;
+    uint8_t mat[32], got[32];
+    local_keys("e", "saeB", NULL, 1, 32, now + 100, &ref, mat);
+    size_t n = 9;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_expire(S, now + 50, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(qk_store_expire(S, now + 100, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    const char *ids[1] = {ref.key_id};
+    qk_fetched_key out[1];
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", NULL, ids, 1, out, got, sizeof got, &err),
+                    QK_ENOTFOUND);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, QK_LOCAL_LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_expired, 1);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    int st = -1;
+    CU_ASSERT_EQUAL(qk_store_request_state(S, "e", &st, &err), 0);
+    CU_ASSERT_EQUAL(st, 2);
+    /* an already-past lifetime is refused at fetch even before expire runs */
+    local_keys("e2", "saeB", NULL, 1, 32, now - 1, &ref, mat);
+    ids[0] = ref.key_id;
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "saeB", NULL, ids, 1, out, got, sizeof got, &err),
+                    QK_ENOTFOUND);
+    done();
+}
+
+/* ---- requests: pending list, burn, tombstones ------------------------------------------- */
+
+static void test_burn_and_pending(void)
+{
+    fresh();
+    uint8_t b[200];
+    put_blocks(b, 1, sizeof b, 1);
+    qk_key_ref ref;
+    uint8_t mat[16];
+    CU_ASSERT_EQUAL(carve("p1", QK_SIDE_LOW, 1, 16, &ref, mat), 0);
+    CU_ASSERT_EQUAL(carve("p2", QK_SIDE_LOW, 1, 16, &ref, mat), 0);
+    char ids[4][QK_STORE_ID_MAX + 1];
+    size_t n = 0;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_pending_requests(S, ids, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(qk_store_burn(S, "p1", &err), 0);
+    CU_ASSERT_EQUAL(qk_store_burn(S, "p1", &err), 0); /* idempotent */
+    int st = -1;
+    CU_ASSERT_EQUAL(qk_store_request_state(S, "p1", &st, &err), 0);
+    CU_ASSERT_EQUAL(st, 2);
+    CU_ASSERT_EQUAL(qk_store_commit(S, "p1", false, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_commit(S, "p2", false, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_request_state(S, "p2", &st, &err), 0);
+    CU_ASSERT_EQUAL(st, 1);
+    CU_ASSERT_EQUAL(qk_store_pending_requests(S, ids, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_burned, 1);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 1);
+    /* burned ranges are never carved again */
+    CU_ASSERT_EQUAL(carve("p3", QK_SIDE_LOW, 1, 16, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.offset, 32 + 32);
+    /* unknown request: tombstone, and the id can no longer be used */
+    CU_ASSERT_EQUAL(qk_store_burn(S, "ghost", &err), 0);
+    CU_ASSERT_EQUAL(qk_store_request_state(S, "ghost", &st, &err), 0);
+    CU_ASSERT_EQUAL(st, 2);
+    CU_ASSERT_EQUAL(carve("ghost", QK_SIDE_LOW, 1, 16, &ref, mat), QK_EEXIST);
+    CU_ASSERT_EQUAL(qk_store_commit(S, "nobody", false, &err), QK_ENOTFOUND);
+    done();
+}
+
+static void test_block_burn_burns_keys(void)
+{
+    fresh();
+    uint8_t b[200];
+    put_blocks(b, 1, sizeof b, 1);
+    qk_key_ref ref;
+    uint8_t mat[16];
+    CU_ASSERT_EQUAL(carve("k", QK_SIDE_LOW, 1, 16, &ref, mat), 0);
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_block_set_state(S, LINK, 1, QK_BLOCK_BURNED, &err), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_burned, 1);
+    CU_ASSERT_EQUAL(ps.blocks_burned, 1);
+    CU_ASSERT_EQUAL(ps.bytes_available, 0);
+    CU_ASSERT_EQUAL(carve("k2", QK_SIDE_LOW, 1, 16, &ref, mat), QK_ENOKEY);
+    done();
+}
+
+static void test_bad_input(void)
+{
+    fresh();
+    char longid[QK_STORE_ID_MAX + 2];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    qk_err err = {0, ""};
+    qk_put_result res;
+    uint8_t b[64] = {0};
+    CU_ASSERT_EQUAL(qk_store_block_put(S, longid, 1, b, sizeof b, &res, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_block_put(S, "", 1, b, sizeof b, &res, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_block_put(S, "a\nb", 1, b, sizeof b, &res, &err), QK_EINVAL);
+    qk_key_ref ref;
+    uint8_t mat[8];
+    CU_ASSERT_EQUAL(carve(longid, QK_SIDE_LOW, 1, 8, &ref, mat), QK_EINVAL);
+    CU_ASSERT_EQUAL(carve("r", QK_SIDE_LOW, 4097, 8, &ref, mat), QK_EINVAL);
+    CU_ASSERT_EQUAL(carve("r", QK_SIDE_LOW, 0, 8, &ref, mat), QK_EINVAL);
+    CU_ASSERT_EQUAL(carve("r", QK_SIDE_LOW, 1, 0, &ref, mat), QK_EINVAL);
+    const char *sl[2] = {"dup", "dup"};
+    qk_reservation r = {"r", LINK, "m", sl, 2, FAR_FUTURE};
+    CU_ASSERT_EQUAL(qk_store_carve(S, &r, QK_SIDE_LOW, 1, 8, &ref, mat, &err), QK_EINVAL);
+    r.nslaves = 0;
+    CU_ASSERT_EQUAL(qk_store_carve(S, &r, QK_SIDE_LOW, 1, 8, &ref, mat, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_audit(S, "", NULL, NULL, NULL, NULL, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_audit(S, "ok", NULL, NULL, longid, NULL, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_audit(S, "ok", LINK, "r", "id", "detail", &err), 0);
+    const char *ids[1] = {longid};
+    qk_fetched_key out[1];
+    CU_ASSERT_EQUAL(qk_store_fetch(S, "c", NULL, ids, 1, out, mat, sizeof mat, &err), QK_ENOTFOUND);
+    done();
+}
+
+int suite_store(void)
+{
+    CU_pSuite s = CU_add_suite("store", NULL, NULL);
+    if (!s)
+        return -1;
+    struct {
+        const char *name;
+        void (*fn)(void);
+    } t[] = {
+        {"schema version and reopen", test_schema_and_reopen},
+        {"wrong master key refused", test_wrong_master_key},
+        {"carve low from oldest, high from newest", test_carve_low_high},
+        {"low and high meet in the last block", test_carve_meet_in_last_block},
+        {"ENOKEY records nothing", test_enokey_records_nothing},
+        {"keys never span blocks", test_keys_never_span_blocks},
+        {"verification key never carved", test_vkey_never_carved},
+        {"pending blocks are not carved", test_pending_blocks_not_carved},
+        {"block put duplicate and conflict", test_block_put_duplicate_conflict},
+        {"out-of-order block ids", test_out_of_order_blocks},
+        {"encryption at rest (db and wal)", test_encryption_at_rest},
+        {"fetch once", test_fetch_once},
+        {"multicast fetch per slave", test_fetch_multicast},
+        {"fetch auth and all-or-nothing", test_fetch_auth_and_all_or_nothing},
+        {"expiry burns", test_expiry},
+        {"burn, tombstones, pending list", test_burn_and_pending},
+        {"burning a block burns its keys", test_block_burn_burns_keys},
+        {"bad input", test_bad_input},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!CU_add_test(s, t[i].name, t[i].fn))
+            return -1;
+    return 0;
+}
