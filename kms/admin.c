@@ -1,0 +1,166 @@
+/* admin.c - /healthz and /metrics. */
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_reply.h"
+#include "kms.h"
+#include "log.h"
+
+#define ADMIN_MAX_BODY 4096
+#define PROM_TYPE      "text/plain; version=0.0.4; charset=utf-8"
+
+typedef struct {
+    const char *link;
+    qk_pool_status st;
+    bool ok;
+} pool_row;
+
+static int write_pools(qk_kms *k, FILE *f)
+{
+    size_t n = qk_kms_link_count(k) + 1;
+    pool_row *rows = calloc(n, sizeof *rows);
+    if (!rows)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        qk_err err;
+        rows[i].link = i == 0 ? QK_LOCAL_LINK : qk_kms_link_at(k, i - 1)->cfg->link_id;
+        rows[i].ok = qk_store_pool_status(qk_kms_store(k), rows[i].link, &rows[i].st, &err) == 0;
+        if (!rows[i].ok)
+            QK_WARN("metrics: pool status of %s: %s", rows[i].link, err.msg);
+    }
+    int bad = fprintf(f, "# HELP qkd_pool_bits Uncarved confirmed key material per link.\n"
+                         "# TYPE qkd_pool_bits gauge\n") < 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].ok)
+            bad |= fprintf(f, "qkd_pool_bits{link=\"%s\"} %llu\n", rows[i].link,
+                           (unsigned long long)rows[i].st.bytes_available * 8) < 0;
+    bad |= fprintf(f, "# HELP qkd_blocks Key blocks per link and state.\n"
+                      "# TYPE qkd_blocks gauge\n") < 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!rows[i].ok)
+            continue;
+        const qk_pool_status *s = &rows[i].st;
+        bad |= fprintf(f,
+                       "qkd_blocks{link=\"%s\",state=\"pending\"} %llu\n"
+                       "qkd_blocks{link=\"%s\",state=\"confirmed\"} %llu\n"
+                       "qkd_blocks{link=\"%s\",state=\"burned\"} %llu\n",
+                       rows[i].link, (unsigned long long)s->blocks_pending, rows[i].link,
+                       (unsigned long long)s->blocks_confirmed, rows[i].link,
+                       (unsigned long long)s->blocks_burned) < 0;
+    }
+    qk_pool_status sum;
+    memset(&sum, 0, sizeof sum);
+    for (size_t i = 0; i < n; i++) {
+        if (!rows[i].ok)
+            continue;
+        sum.keys_pending += rows[i].st.keys_pending;
+        sum.keys_reserved += rows[i].st.keys_reserved;
+        sum.keys_delivered += rows[i].st.keys_delivered;
+        sum.keys_burned += rows[i].st.keys_burned;
+        sum.keys_expired += rows[i].st.keys_expired;
+    }
+    free(rows);
+    bad |= fprintf(f,
+                   "# HELP qkd_keys_total Keys by state (all links).\n"
+                   "# TYPE qkd_keys_total gauge\n"
+                   "qkd_keys_total{state=\"pending\"} %llu\n"
+                   "qkd_keys_total{state=\"reserved\"} %llu\n"
+                   "qkd_keys_total{state=\"delivered\"} %llu\n"
+                   "qkd_keys_total{state=\"burned\"} %llu\n"
+                   "qkd_keys_total{state=\"expired\"} %llu\n",
+                   (unsigned long long)sum.keys_pending, (unsigned long long)sum.keys_reserved,
+                   (unsigned long long)sum.keys_delivered, (unsigned long long)sum.keys_burned,
+                   (unsigned long long)sum.keys_expired) < 0;
+    return bad ? -1 : 0;
+}
+
+static int write_telemetry(qk_kms *k, FILE *f)
+{
+    int bad = fprintf(f, "# HELP qkd_link_qber Last QBER reported by the link's device.\n"
+                         "# TYPE qkd_link_qber gauge\n") < 0;
+    for (size_t i = 0; i < qk_kms_link_count(k); i++) {
+        qk_link *l = qk_kms_link_at(k, i);
+        qk_link_telemetry t;
+        qk_link_get_telemetry(l, &t);
+        if (t.updated_at)
+            bad |= fprintf(f, "qkd_link_qber{link=\"%s\"} %.6g\n", l->cfg->link_id, t.qber) < 0;
+    }
+    bad |= fprintf(f, "# HELP qkd_link_rate_bps Last secret-key rate reported by the device.\n"
+                      "# TYPE qkd_link_rate_bps gauge\n") < 0;
+    for (size_t i = 0; i < qk_kms_link_count(k); i++) {
+        qk_link *l = qk_kms_link_at(k, i);
+        qk_link_telemetry t;
+        qk_link_get_telemetry(l, &t);
+        if (t.updated_at)
+            bad |= fprintf(f, "qkd_link_rate_bps{link=\"%s\"} %.6g\n", l->cfg->link_id,
+                           t.rate_bps) < 0;
+    }
+    bad |= fprintf(f, "# HELP qkd_link_up 1 when the device last reported state \"up\".\n"
+                      "# TYPE qkd_link_up gauge\n") < 0;
+    for (size_t i = 0; i < qk_kms_link_count(k); i++) {
+        qk_link *l = qk_kms_link_at(k, i);
+        qk_link_telemetry t;
+        qk_link_get_telemetry(l, &t);
+        if (t.updated_at)
+            bad |= fprintf(f, "qkd_link_up{link=\"%s\"} %d\n", l->cfg->link_id,
+                           strcmp(t.state, "up") == 0) < 0;
+    }
+    return bad ? -1 : 0;
+}
+
+static char *render_metrics(qk_kms *k)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    int bad = write_pools(k, f);
+    bad |= write_telemetry(k, f);
+    bad |= qk_metrics_write(qk_kms_metrics(k), f);
+    if (fclose(f) != 0 || bad) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+enum MHD_Result qk_admin_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    qk_req *r = NULL;
+    int st = qk_req_collect(con_cls, ADMIN_MAX_BODY, upload_data, upload_data_size, &r);
+    if (st == QK_REQ_MORE)
+        return MHD_YES;
+    if (st == QK_REQ_ERROR)
+        return MHD_NO;
+    qk_kms *k = cls;
+    qk_api_call a = {.listener = "admin",
+                     .metrics = qk_kms_metrics(k),
+                     .conn = c,
+                     .method = method,
+                     .url = url,
+                     .identity = NULL,
+                     .req = r};
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(url, "/healthz") == 0) {
+        if (!get)
+            return qk_api_bad_method(&a, "GET, HEAD");
+        return qk_api_reply(&a, 200, "text/plain; charset=utf-8", "ok\n", NULL, NULL, NULL);
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        if (!get)
+            return qk_api_bad_method(&a, "GET, HEAD");
+        char *body = render_metrics(k);
+        if (!body)
+            return qk_api_error(&a, 500, NULL, "cannot render metrics");
+        enum MHD_Result res = qk_api_reply(&a, 200, PROM_TYPE, body, NULL, NULL, NULL);
+        free(body);
+        return res;
+    }
+    return qk_api_error(&a, 404, NULL, "unknown path");
+}
