@@ -46,7 +46,8 @@ trap _pair_cleanup EXIT
 fail() { echo "FAIL: $*"; for n in A B; do [ -f "$T/kme_$n.log" ] && { echo "--- tail of kme_$n.log"; tail -n 15 "$T/kme_$n.log"; }; done; exit 1; }
 ok() { echo "ok: $*"; }
 
-# A free loopback port (the peer listeners need fixed ports: each KME's config names the other's).
+# A free loopback port. The peer listeners need fixed ports (each KME's config names the
+# other's); the ETSI listeners get fixed ports too, so that load clients survive a restart.
 free_port() {
   local p i
   for i in $(seq 1 50); do
@@ -67,8 +68,8 @@ pair_init() {
   for n in KME_A KME_B qkd-sim SAE_A1 SAE_A2 SAE_B1 SAE_B2 SAE_X; do
     pki_client "$P" ca "$n" >/dev/null || fail "pki_client $n"
   done
-  PEERPORT[A]=$(free_port)
-  PEERPORT[B]=$(free_port)
+  PEERPORT[A]=$(free_port) && PEERPORT[B]=$(free_port) || fail "no free port"
+  PEERPORT[etsiA]=$(free_port) && PEERPORT[etsiB]=$(free_port) || fail "no free port"
   _pair_conf A B a b
   _pair_conf B A b a
 }
@@ -88,7 +89,7 @@ log_file = $T/kme_$s.log
 log_level = ${QK_LOG_LEVEL:-info}
 
 [listener etsi014]
-address = 127.0.0.1:0
+address = 127.0.0.1:${PEERPORT[etsi$s]}
 mode = mtls
 cert = $P/kme_$sl.crt
 key = $P/kme_$sl.key
