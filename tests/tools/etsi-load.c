@@ -9,7 +9,7 @@
  *   etsi-load --a-url URL --a-sae ID --a-cert F --a-key F --b-url URL --b-sae ID --b-cert F
  *             --b-key F --ca F [--threads T] [--pairs N] [--number K] [--size BITS]
  *             [--direction ab|ba|both] [--out FILE] [--tolerate-errors] [--recheck-every M]
- *             [--timeout-ms MS] [--no-verify-host] [--quiet]
+ *             [--timeout-ms MS] [--no-verify-host] [--quiet] [--duration-s S]
  *   etsi-load ... --verify FILE [--verify FILE]... [--verify-sample M]
  *       re-checks recorded keys: every "pending" key (delivered to the master, not yet fetched
  *       at the slave) must now be fetchable exactly once with the recorded SHA-256; every M-th
@@ -58,6 +58,7 @@ typedef struct {
     const char *verify[MAX_VERIFY_FILES];
     size_t nverify;
     unsigned verify_sample;
+    double duration_s; /* stop after this many seconds (0 = run all pairs) */
 } opts;
 
 typedef struct {
@@ -77,6 +78,14 @@ static struct {
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static opts O;
+static struct timespec T0;
+
+static double elapsed_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - T0.tv_sec) + (double)(t.tv_nsec - T0.tv_nsec) / 1e9;
+}
 
 static void usage(FILE *f)
 {
@@ -85,7 +94,8 @@ static void usage(FILE *f)
             "  --b-cert F --b-key F --ca F [--threads T (2)] [--pairs N (10)] [--number K (1)]\n"
             "  [--size BITS (256)] [--direction ab|ba|both (ab)] [--out FILE]\n"
             "  [--tolerate-errors] [--recheck-every M (10, 0=never)] [--timeout-ms MS]\n"
-            "  [--no-verify-host] [--quiet] [--verify FILE]... [--verify-sample M (1)]\n");
+            "  [--no-verify-host] [--quiet] [--duration-s S] [--verify FILE]...\n"
+            "  [--verify-sample M (1)]\n");
 }
 
 static void sleep_ms(long ms)
@@ -300,7 +310,7 @@ static void *worker(void *arg)
     }
     snprintf(body, sizeof body, "{\"number\":%u,\"size\":%u}", O.number, O.size_bits);
     for (uint64_t it = 0; it < O.pairs; it++) {
-        if (G.fatal)
+        if (G.fatal || (O.duration_s > 0 && elapsed_s() >= O.duration_s))
             break;
         qk_http_response resp;
         long st = do_req(cm, "POST", enc_url, body, &resp);
@@ -604,6 +614,7 @@ static int parse_opts(int argc, char **argv)
         O_QUIET,
         O_VERIFY,
         O_SAMPLE,
+        O_DURATION,
         O_HELP
     };
     static const struct option lo[] = {
@@ -629,6 +640,7 @@ static int parse_opts(int argc, char **argv)
         {"quiet", no_argument, NULL, O_QUIET},
         {"verify", required_argument, NULL, O_VERIFY},
         {"verify-sample", required_argument, NULL, O_SAMPLE},
+        {"duration-s", required_argument, NULL, O_DURATION},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -762,8 +774,7 @@ int main(int argc, char **argv)
     pthread_t th[2 * MAX_THREADS];
     work w[2 * MAX_THREADS];
     size_t nt = 0;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    clock_gettime(CLOCK_MONOTONIC, &T0);
     for (unsigned i = 0; i < O.threads; i++) {
         if (O.ab)
             w[nt++] = (work){&O.a, &O.b, "AB"};
@@ -781,8 +792,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < started; i++)
         pthread_join(th[i], NULL);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    double secs = elapsed_s();
     int rc = 0;
     if (O.out && write_out(O.out) != 0)
         rc = 1;
