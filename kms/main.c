@@ -1,0 +1,211 @@
+/* main.c - qkd-kmed: parse options, load the config, wire the modules, run until SIGTERM. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "device_api.h"
+#include "etsi014.h"
+#include "http_client.h"
+#include "http_util.h"
+#include "kmed_config.h"
+#include "kms.h"
+#include "listeners.h"
+#include "log.h"
+#include "metrics.h"
+#include "peer_api.h"
+#include "secbuf.h"
+#include "sync.h"
+
+#ifndef QKD_KMS_VERSION
+#define QKD_KMS_VERSION "0.1.0"
+#endif
+
+#define EXIT_CONFIG 2
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: qkd-kmed -c FILE [-f] [--port-file FILE]\n"
+               "       qkd-kmed --check-config FILE\n"
+               "  -c, --config FILE      run the KME configured in FILE\n"
+               "      --check-config FILE  validate FILE and exit (0 valid, 2 invalid)\n"
+               "  -f, --foreground       stay in the foreground (the default)\n"
+               "      --port-file FILE   write listener=port lines once every listener is bound\n"
+               "  -h, --help             this text\n"
+               "      --version          print the version\n"
+               "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reopens the log file.\n");
+}
+
+typedef struct {
+    const char *config;
+    const char *check;
+    const char *port_file;
+} options;
+
+/* Returns -1 to continue, else an exit code. */
+static int parse_options(int argc, char **argv, options *o)
+{
+    enum { OPT_CHECK = 256, OPT_PORT_FILE, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", required_argument, NULL, OPT_CHECK},
+        {"foreground", no_argument, NULL, 'f'},
+        {"port-file", required_argument, NULL, OPT_PORT_FILE},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:fh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case OPT_CHECK:
+            o->check = optarg;
+            break;
+        case 'f':
+            break;
+        case OPT_PORT_FILE:
+            o->port_file = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case OPT_VERSION:
+            printf("qkd-kmed %s\n", QKD_KMS_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
+        }
+    }
+    if (optind != argc || (!o->config && !o->check) || (o->config && o->check)) {
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+    return -1;
+}
+
+/* Wait for SIGTERM/SIGINT (blocked in every thread); SIGHUP reopens the log. */
+static void wait_for_stop(const sigset_t *set)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            if (qk_log_reopen() != 0)
+                QK_WARN("SIGHUP: cannot reopen the log file");
+            else
+                QK_INFO("SIGHUP: log file reopened");
+            continue;
+        }
+        QK_INFO("signal %d: stopping", sig);
+        return;
+    }
+}
+
+static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t *set)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    int status = 1;
+    qk_kms *k = NULL;
+    qk_sync *sync = NULL;
+    qk_listeners *ls = NULL;
+    qk_metrics *m = qk_metrics_new();
+    if (!m) {
+        QK_ERROR("out of memory");
+        return 1;
+    }
+    if (qk_kms_open(cfg, m, &k, &err) != 0 || qk_sync_start(k, 0, &sync, &err) != 0) {
+        QK_ERROR("cannot start: %s", err.msg);
+        goto out;
+    }
+    qk_kms_set_block_hook(k, qk_sync_notify, sync);
+    qk_listener_binding b[QK_LST_COUNT];
+    memset(b, 0, sizeof b);
+    b[QK_LST_ETSI014] =
+        (qk_listener_binding){qk_etsi014_handler, k, qk_req_completed, NULL, 64 * 1024};
+    b[QK_LST_PEER] =
+        (qk_listener_binding){qk_peer_api_handler, k, qk_req_completed, NULL, QK_PEER_API_MAX_BODY};
+    b[QK_LST_DEVICE] = (qk_listener_binding){qk_device_api_handler, k, qk_req_completed, NULL,
+                                             QK_DEVICE_API_MAX_BODY};
+    b[QK_LST_ADMIN] = (qk_listener_binding){qk_admin_handler, k, qk_req_completed, NULL, 4096};
+    if (qk_listeners_start(cfg, b, &ls, &err) != 0) {
+        QK_ERROR("cannot start: %s", err.msg);
+        goto out;
+    }
+    if (port_file && qk_listeners_write_port_file(ls, port_file, &err) != 0) {
+        QK_ERROR("port file: %s", err.msg);
+        goto out;
+    }
+    QK_INFO("KME %s running (%zu links)", cfg->node_id, cfg->nlinks);
+    wait_for_stop(set);
+    status = 0;
+out:
+    qk_listeners_stop(ls);
+    qk_sync_stop(sync);
+    qk_kms_close(k);
+    qk_metrics_free(m);
+    QK_INFO("stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {0};
+    int rc = parse_options(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (qk_secure_init() != 0) {
+        fprintf(stderr, "qkd-kmed: libsodium initialisation failed\n");
+        return 1;
+    }
+    qk_kmed_config *cfg = malloc(sizeof *cfg);
+    if (!cfg) {
+        fprintf(stderr, "qkd-kmed: out of memory\n");
+        return 1;
+    }
+    qk_err err;
+    qk_err_clear(&err);
+    const char *path = o.check ? o.check : o.config;
+    if (qk_kmed_config_load(path, cfg, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        free(cfg);
+        return EXIT_CONFIG;
+    }
+    if (o.check) {
+        printf("%s: valid\n", path);
+        free(cfg);
+        return 0;
+    }
+    /* Signals go to sigwait() in this thread only: block them before any thread starts. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
+        qk_log_open(cfg->log_file, cfg->log_level, "qkd-kmed") != 0) {
+        fprintf(stderr, "qkd-kmed: cannot open log %s\n", cfg->log_file);
+        free(cfg);
+        return 1;
+    }
+    if (qk_http_global_init() != 0) {
+        QK_ERROR("libcurl initialisation failed");
+        qk_log_close();
+        free(cfg);
+        return 1;
+    }
+    rc = run(cfg, o.port_file, &set);
+    qk_http_global_cleanup();
+    qk_log_close();
+    free(cfg);
+    return rc;
+}
