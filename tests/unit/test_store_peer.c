@@ -93,7 +93,7 @@ static void test_mismatch_burns_block(void)
     const char *sl[2];
     qk_reservation r = resv("req-m", sl);
     qk_key_ref refs[2];
-    uint8_t mat[64];
+    uint8_t mat[100];
     qk_err err = {0, ""};
     /* B holds a different block 3 (one byte differs inside the carved range) */
     uint8_t x[BL];
