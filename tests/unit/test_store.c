@@ -3,6 +3,8 @@
  * put/duplicate/conflict, out-of-order blocks, encryption at rest, one-time delivery
  * (unicast, multicast, auth, all-or-nothing), expiry, burn/tombstones, counts, bad input. */
 #include <CUnit/CUnit.h>
+#include <pthread.h>
+#include <sqlite3.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -571,6 +573,116 @@ static void test_block_burn_burns_keys(void)
     done();
 }
 
+/* ---- zeroization and threads ------------------------------------------------------------ */
+
+/* Number of segment rows of a block, read through a separate connection (-1 on error). */
+static int count_segments(uint64_t block_id)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    if (sqlite3_open_v2(D.path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM segments WHERE block_id = ?", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)block_id) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_zeroization_deletes_segments(void)
+{
+    fresh();
+    enum { L = 2 * QK_SEG_BYTES }; /* two segments */
+    uint8_t *b = malloc(L);
+    uint8_t *mat = malloc(L);
+    CU_ASSERT_FATAL(b && mat);
+    put_blocks(b, 1, L, 1);
+    CU_ASSERT_EQUAL(count_segments(1), 2);
+    qk_key_ref refs[2];
+    qk_err err = {0, ""};
+    /* a HIGH key covering segment 1 exactly: delivered, its segment row goes */
+    CU_ASSERT_EQUAL_FATAL(carve("k1", QK_SIDE_HIGH, 1, QK_SEG_BYTES, refs, mat), 0);
+    CU_ASSERT_EQUAL(count_segments(1), 2); /* pending: material still held */
+    CU_ASSERT_EQUAL(qk_store_commit(S, "k1", false, &err), 0);
+    CU_ASSERT_EQUAL(count_segments(1), 1);
+    /* the rest of segment 0 in two keys; the block is used up, segment 0 (vkey) goes too */
+    uint32_t half = (QK_SEG_BYTES - QK_BLOCK_VKEY_LEN) / 2;
+    CU_ASSERT_EQUAL_FATAL(carve("k2", QK_SIDE_LOW, 2, half, refs, mat), 0);
+    CU_ASSERT_EQUAL(memcmp(mat, b + QK_BLOCK_VKEY_LEN, 2 * half), 0);
+    CU_ASSERT_EQUAL(qk_store_burn(S, "k2", &err), 0);
+    CU_ASSERT_EQUAL(count_segments(1), 0);
+    uint8_t dg[QK_CHECK_LEN];
+    qk_block_state st;
+    CU_ASSERT_EQUAL(qk_store_block_digest(S, LINK, 1, dg, &st, &err), 0); /* metadata kept */
+    CU_ASSERT_EQUAL(st, QK_BLOCK_CONFIRMED);
+    qk_put_result res;
+    CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 1, b, L, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_DUPLICATE); /* the id is never reused */
+    free(b);
+    free(mat);
+    done();
+}
+
+enum { TH = 4, ROUNDS = 25, TK = 2, TL = 16 };
+static qk_key_ref th_refs[TH][ROUNDS * TK];
+static int th_fail[TH];
+
+static void *th_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        char req[32];
+        snprintf(req, sizeof req, "t%d-%d", id, i);
+        const char *sl[2];
+        qk_reservation r = sf_resv(req, LINK, "saeA", sl, "saeB", NULL, FAR_FUTURE);
+        uint8_t mat[TK * TL];
+        qk_err err = {0, ""};
+        if (qk_store_carve(S, &r, id % 2 ? QK_SIDE_HIGH : QK_SIDE_LOW, TK, TL, &th_refs[id][i * TK],
+                           mat, &err) != 0 ||
+            qk_store_commit(S, req, false, &err) != 0)
+            th_fail[id]++;
+    }
+    return NULL;
+}
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const qk_key_ref *x = a, *y = b;
+    if (x->block_id != y->block_id)
+        return x->block_id < y->block_id ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static void test_threads_never_share_ranges(void)
+{
+    fresh();
+    enum { L = 32 + 1000 };
+    static uint8_t b[4 * L];
+    put_blocks(b, 4, L, 1);
+    pthread_t th[TH];
+    for (int i = 0; i < TH; i++)
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, th_main, (void *)(intptr_t)i) == 0);
+    for (int i = 0; i < TH; i++)
+        CU_ASSERT(pthread_join(th[i], NULL) == 0);
+    for (int i = 0; i < TH; i++)
+        CU_ASSERT_EQUAL(th_fail[i], 0);
+    qk_key_ref *all = &th_refs[0][0];
+    size_t n = TH * ROUNDS * TK;
+    qsort(all, n, sizeof *all, cmp_ref);
+    for (size_t i = 1; i < n; i++)
+        if (all[i].block_id == all[i - 1].block_id)
+            CU_ASSERT_FATAL(all[i - 1].offset + all[i - 1].length <= all[i].offset);
+    qk_pool_status ps;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, n);
+    CU_ASSERT_EQUAL(ps.bytes_available, 4 * 1000 - n * TL);
+    done();
+}
+
 static void test_bad_input(void)
 {
     fresh();
@@ -629,6 +741,8 @@ int suite_store(void)
         {"expiry burns", test_expiry},
         {"burn, tombstones, pending list", test_burn_and_pending},
         {"burning a block burns its keys", test_block_burn_burns_keys},
+        {"zeroization deletes used segments", test_zeroization_deletes_segments},
+        {"threads never share ranges", test_threads_never_share_ranges},
         {"bad input", test_bad_input},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
