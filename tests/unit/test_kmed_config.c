@@ -1,0 +1,298 @@
+/* test_kmed_config.c - the qkd-kmed configuration: a good file, every class of error naming
+ * file, line and key, and the cross-checks. */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kmed_config.h"
+
+static char dir[64];
+static char cfg_path[128];
+static qk_kmed_config *cfg;
+
+/* 41 lines; the tests append to it (so appended lines start at 42). */
+static const char base[] = "[node]\n"                            /* 1 */
+                           "id = KME_A\n"                        /* 2 */
+                           "data_dir = data\n"                   /* 3 */
+                           "log_level = debug\n"                 /* 4 */
+                           "\n"                                  /* 5 */
+                           "[listener etsi014]\n"                /* 6 */
+                           "address = 127.0.0.1:0\n"             /* 7 */
+                           "cert = server.pem\n"                 /* 8 */
+                           "key = server.key\n"                  /* 9 */
+                           "ca = ca.pem\n"                       /* 10 */
+                           "threads = 4\n"                       /* 11 */
+                           "[listener peer]\n"                   /* 12 */
+                           "address = 127.0.0.1:9443\n"          /* 13 */
+                           "cert = server.pem\n"                 /* 14 */
+                           "key = server.key\n"                  /* 15 */
+                           "ca = ca.pem\n"                       /* 16 */
+                           "[listener device]\n"                 /* 17 */
+                           "address = [::1]:0\n"                 /* 18 */
+                           "cert = server.pem\n"                 /* 19 */
+                           "key = server.key\n"                  /* 20 */
+                           "ca = ca.pem\n"                       /* 21 */
+                           "idle_timeout = 2m\n"                 /* 22 */
+                           "[listener admin]\n"                  /* 23 */
+                           "address = 127.0.0.1:0\n"             /* 24 */
+                           "mode = plain\n"                      /* 25 */
+                           "[peer_client]\n"                     /* 26 */
+                           "ca = ca.pem\n"                       /* 27 */
+                           "cert = client.pem\n"                 /* 28 */
+                           "key = client.key\n"                  /* 29 */
+                           "timeout = 2500ms\n"                  /* 30 */
+                           "[link KME_B]\n"                      /* 31 */
+                           "peer_url = https://127.0.0.1:9444\n" /* 32 */
+                           "device_identity = qkd-sim\n"         /* 33 */
+                           "[sae SAE_A1]\n"                      /* 34 */
+                           "kme = KME_A\n"                       /* 35 */
+                           "[sae SAE_B1]\n"                      /* 36 */
+                           "kme = KME_B\n"                       /* 37 */
+                           "[keys]\n"                            /* 38 */
+                           "default_size = 256\n"                /* 39 */
+                           "max_sae_id_count = 2\n"              /* 40 */
+                           "reservation_lifetime = 10m\n";       /* 41 */
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int bad = fputs(text, f) < 0;
+    return fclose(f) != 0 || bad ? -1 : 0;
+}
+
+static int setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/qk-kmedcfg.XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(cfg_path, sizeof cfg_path, "%s/kmed.ini", dir);
+    const char *files[] = {"server.pem", "server.key", "ca.pem", "client.pem", "client.key"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        if (write_file(p, "x\n") != 0)
+            return -1;
+    }
+    cfg = malloc(sizeof *cfg);
+    return cfg ? 0 : -1;
+}
+
+static int teardown(void)
+{
+    const char *files[] = {"server.pem", "server.key", "ca.pem",
+                           "client.pem", "client.key", "kmed.ini"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    free(cfg);
+    return 0;
+}
+
+/* Load base + extra (extra NULL: a file holding only `whole`). */
+static int load_text(const char *whole, const char *extra, qk_err *err)
+{
+    size_t n = strlen(whole) + (extra ? strlen(extra) : 0) + 1;
+    char *text = malloc(n);
+    if (!text)
+        return -100;
+    snprintf(text, n, "%s%s", whole, extra ? extra : "");
+    int rc = write_file(cfg_path, text);
+    free(text);
+    if (rc != 0)
+        return -100;
+    qk_err_clear(err);
+    return qk_kmed_config_load(cfg_path, cfg, err);
+}
+
+/* The error must start with "PATH:LINE: " and contain every fragment given. */
+static void expect_error(const char *whole, const char *extra, int line, const char *frag1,
+                         const char *frag2)
+{
+    qk_err err;
+    int rc = load_text(whole, extra, &err);
+    CU_ASSERT_EQUAL(rc, QK_EINVAL);
+    char prefix[200];
+    snprintf(prefix, sizeof prefix, "%s:%d: ", cfg_path, line);
+    bool ok = strncmp(err.msg, prefix, strlen(prefix)) == 0 && strstr(err.msg, frag1) &&
+              (!frag2 || strstr(err.msg, frag2));
+    if (!ok)
+        fprintf(stderr, "\n  want %s...%s...%s\n  got  %s\n", prefix, frag1, frag2 ? frag2 : "",
+                err.msg);
+    CU_ASSERT(ok);
+}
+
+static void test_good(void)
+{
+    qk_err err;
+    int rc = load_text(base, NULL, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(cfg->node_id, "KME_A");
+    char want[200];
+    snprintf(want, sizeof want, "%s/data", dir);
+    CU_ASSERT_STRING_EQUAL(cfg->data_dir, want);
+    CU_ASSERT_EQUAL(cfg->log_level, QK_LOG_DEBUG);
+    CU_ASSERT_STRING_EQUAL(cfg->log_file, "-");
+    CU_ASSERT(cfg->listeners[QK_LST_ETSI014].present);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ETSI014].mode, QK_TLS_MODE_MTLS);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ETSI014].threads, 4);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_PEER].port, 9443);
+    CU_ASSERT_STRING_EQUAL(cfg->listeners[QK_LST_DEVICE].host, "::1");
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_DEVICE].idle_timeout_s, 120);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ADMIN].mode, QK_TLS_MODE_NONE);
+    CU_ASSERT(!cfg->listeners[QK_LST_SKIP].present);
+    snprintf(want, sizeof want, "%s/ca.pem", dir);
+    CU_ASSERT_STRING_EQUAL(cfg->peer_client.ca, want);
+    CU_ASSERT_EQUAL(cfg->peer_client.timeout_ms, 2500);
+    CU_ASSERT_EQUAL(cfg->peer_client.connect_timeout_ms, 1000);
+    CU_ASSERT_EQUAL_FATAL(cfg->nlinks, 1);
+    CU_ASSERT_STRING_EQUAL(cfg->links[0].link_id, "KME_A~KME_B");
+    CU_ASSERT_STRING_EQUAL(cfg->links[0].device_identity, "qkd-sim");
+    CU_ASSERT_PTR_NOT_NULL(qk_kmed_config_link_by_peer(cfg, "KME_B"));
+    CU_ASSERT_PTR_NOT_NULL(qk_kmed_config_link_by_id(cfg, "KME_A~KME_B"));
+    CU_ASSERT_PTR_NULL(qk_kmed_config_link_by_peer(cfg, "KME_C"));
+    CU_ASSERT_EQUAL(cfg->nsaes, 2);
+    CU_ASSERT_STRING_EQUAL(qk_kmed_config_sae(cfg, "SAE_B1")->kme, "KME_B");
+    CU_ASSERT_EQUAL(cfg->default_size_bits, 256);
+    CU_ASSERT_EQUAL(cfg->max_size_bits, 8192);
+    CU_ASSERT_EQUAL(cfg->max_sae_id_count, 2);
+    CU_ASSERT_EQUAL(cfg->reservation_lifetime_s, 600);
+}
+
+static void test_link_id_sorted(void)
+{
+    /* KME_A is the higher ID here: the default link ID still sorts both IDs. */
+    qk_err err;
+    const char *text = "[node]\nid = KME_Z\ndata_dir = /tmp/x\n"
+                       "[listener peer]\naddress = 127.0.0.1:0\ncert = server.pem\n"
+                       "key = server.key\nca = ca.pem\n"
+                       "[peer_client]\nca = ca.pem\ncert = client.pem\nkey = client.key\n"
+                       "[link KME_A]\npeer_url = https://127.0.0.1:1\ndevice_identity = d\n";
+    int rc = load_text(text, NULL, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(cfg->links[0].link_id, "KME_A~KME_Z");
+}
+
+static void test_value_errors(void)
+{
+    expect_error(base, "[bogus]\nx = 1\n", 43, "[bogus] x: ", "unknown section");
+    expect_error(base, "colour = blue\n", 42, "[keys] colour: ", "unknown key");
+    expect_error(base, "[listener ftp]\naddress = 127.0.0.1:0\n", 43, "[listener ftp] address",
+                 "unknown listener");
+    expect_error(base, "min_size = 100\n", 42, "[keys] min_size: ", "multiple of 8");
+    expect_error(base, "default_size = 128\n", 42, "[keys] default_size: ", "duplicate");
+    expect_error(base, "max_keys_per_request = lots\n", 42, "[keys] max_keys_per_request: ", NULL);
+    expect_error(base, "[sae bad id!]\nkme = KME_A\n", 43, "[sae bad id!] kme: ", "SAE ID");
+    expect_error(base, "[link KME_C]\npeer_url = http://127.0.0.1:1\n", 43,
+                 "[link KME_C] peer_url: ", "https");
+    expect_error(base, "[sae SAE_X]\nfingerprint = abcd\n", 43,
+                 "[sae SAE_X] fingerprint: ", "64 hex");
+}
+
+static void test_listener_errors(void)
+{
+    /* The admin listener: loopback and plain only. */
+    static const char admin_remote[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                       "[listener admin]\naddress = 10.1.2.3:8080\n";
+    expect_error(admin_remote, NULL, 5, "[listener admin] address: ", "loopback");
+    static const char admin_tls[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                    "[listener admin]\naddress = 127.0.0.1:0\nmode = mtls\n";
+    expect_error(admin_tls, NULL, 6, "[listener admin] mode: ", "not allowed");
+    static const char etsi_plain[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                     "[listener etsi014]\naddress = 127.0.0.1:0\nmode = plain\n";
+    expect_error(etsi_plain, NULL, 6, "[listener etsi014] mode: ", "not allowed");
+    static const char host_name[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                    "[listener device]\naddress = example.org:1\n";
+    expect_error(host_name, NULL, 5, "[listener device] address: ", "numeric");
+    /* Required files of an mTLS listener: absent key, then a file that does not exist. */
+    static const char no_ca[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                "[listener device]\naddress = 127.0.0.1:0\n"
+                                "cert = server.pem\nkey = server.key\n";
+    expect_error(no_ca, NULL, 4, "[listener device] ca: ", "required");
+    static const char missing[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                  "[listener device]\naddress = 127.0.0.1:0\n"
+                                  "cert = nothere.pem\nkey = server.key\nca = ca.pem\n";
+    expect_error(missing, NULL, 6, "[listener device] cert: ", "nothere.pem");
+    static const char no_addr[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                  "[listener device]\ncert = server.pem\n";
+    expect_error(no_addr, NULL, 4, "[listener device] address: ", "required");
+    static const char skip[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                               "[listener skip]\naddress = 127.0.0.1:0\nmode = psk\n";
+    expect_error(skip, NULL, 5, "[listener skip] address: ", "skip listener: not implemented yet");
+}
+
+static void test_cross_checks(void)
+{
+    static const char no_id[] = "[node]\ndata_dir = d\n";
+    expect_error(no_id, NULL, 1, "[node] id: ", "required");
+    static const char no_node[] = "[keys]\ndefault_size = 256\n";
+    expect_error(no_node, NULL, 2, "[node] id: ", "required");
+    /* A link to this node itself. */
+    expect_error(base, "[link KME_A]\npeer_url = https://127.0.0.1:1\ndevice_identity = x\n", 42,
+                 "[link KME_A]", "must not be this node");
+    /* Missing link key. */
+    expect_error(base, "[link KME_C]\npeer_url = https://127.0.0.1:1\n", 42,
+                 "[link KME_C] device_identity: ", "required");
+    /* Two links with one link ID. */
+    expect_error(base,
+                 "[link KME_C]\npeer_url = https://127.0.0.1:1\ndevice_identity = x\n"
+                 "link_id = KME_A~KME_B\n",
+                 45, "[link KME_C] link_id: ", "used by");
+    /* An SAE attached to a KME that is neither this node nor a linked peer. */
+    expect_error(base, "[sae SAE_C1]\nkme = KME_C\n", 43,
+                 "[sae SAE_C1] kme: ", "neither this node nor a linked peer");
+    /* Sizes: min <= default <= max. */
+    expect_error(base, "min_size = 512\n", 39, "[keys] default_size: ", "outside");
+    expect_error(base, "max_size = 128\nmin_size = 256\n", 43,
+                 "[keys] min_size: ", "exceeds max_size");
+    /* Links need the peer client credentials and a peer listener. */
+    static const char no_pc[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                "[link KME_B]\npeer_url = https://127.0.0.1:1\n"
+                                "device_identity = x\n";
+    expect_error(no_pc, NULL, 6, "[peer_client]", "required when links are configured");
+    static const char no_peer_lst[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                      "[peer_client]\nca = ca.pem\ncert = client.pem\n"
+                                      "key = client.key\n"
+                                      "[link KME_B]\npeer_url = https://127.0.0.1:1\n"
+                                      "device_identity = x\n";
+    expect_error(no_peer_lst, NULL, 10, "[listener peer]", "required when links");
+}
+
+static void test_io_and_syntax(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL(qk_kmed_config_load("/nonexistent/kmed.ini", cfg, &err), QK_EIO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/kmed.ini"));
+    int rc = load_text("[node]\nid = KME_A\nthis line has no equals sign\n", NULL, &err);
+    CU_ASSERT_EQUAL(rc, QK_EINVAL);
+    char prefix[200];
+    snprintf(prefix, sizeof prefix, "%s:3: ", cfg_path);
+    CU_ASSERT_EQUAL(strncmp(err.msg, prefix, strlen(prefix)), 0);
+}
+
+int suite_kmed_config(void)
+{
+    CU_pSuite s = CU_add_suite("kmed_config", setup, teardown);
+    if (!s)
+        return -1;
+    if (!CU_add_test(s, "good config", test_good) ||
+        !CU_add_test(s, "default link ID sorts node IDs", test_link_id_sorted) ||
+        !CU_add_test(s, "value errors name file, line, key", test_value_errors) ||
+        !CU_add_test(s, "listener errors", test_listener_errors) ||
+        !CU_add_test(s, "cross-checks", test_cross_checks) ||
+        !CU_add_test(s, "unreadable file and syntax errors", test_io_and_syntax))
+        return -1;
+    return 0;
+}
