@@ -2,14 +2,14 @@
 # kmed_pair_load.sh - two qkd-kmed fed by qk-feeder, then concurrent ETSI 014 load in both
 # directions (SAE_A1@KME_A -> SAE_B1@KME_B and back): every key fetched once at the other KME
 # with identical bytes, none fetchable twice (sampled), no key ID or key material shared
-# between the directions. PAIR_LOAD_KEYS keys per direction (default 500; the long variant
-# kmed_pair_load_10k.sh runs 10,000).
+# between the directions. PAIR_LOAD_KEYS keys per direction (default 10,000) in requests of
+# PAIR_LOAD_NUMBER keys (default 10: about 5 s); kmed_pair_load_10k.sh asks one key per request.
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 
-KEYS=${PAIR_LOAD_KEYS:-500}
+KEYS=${PAIR_LOAD_KEYS:-10000}
 THREADS=2
-NUMBER=10
+NUMBER=${PAIR_LOAD_NUMBER:-10}
 PAIRS=$(( (KEYS + THREADS * NUMBER - 1) / (THREADS * NUMBER) ))
 TOTAL=$(( PAIRS * THREADS * NUMBER ))
 # 256-bit keys, both directions, plus slack: blocks of 64 KiB (32 bytes of each are the
