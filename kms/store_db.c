@@ -46,6 +46,8 @@ static const char *const migrations[] = {
     "CREATE TABLE audit(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
     " event TEXT NOT NULL, link TEXT, request_id TEXT, identity TEXT, detail TEXT);"
     "CREATE INDEX audit_by_ts ON audit(ts);",
+    /* v3: carving skips used-up blocks without scanning them */
+    "CREATE INDEX blocks_with_room ON blocks(link, state, block_id) WHERE hi > lo;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -166,10 +166,12 @@ int qs_key_add_copies(qk_store *s, const char *key_id, const char *request_id, q
 static int carve_pick(qk_store *s, const char *link, qk_side side, uint32_t len, uint64_t *block_id,
                       uint64_t *lo, uint64_t *hi, qk_err *err)
 {
-    static const char low_sql[] = "SELECT block_id, lo, hi FROM blocks WHERE link = ?"
-                                  " AND state = ? AND hi - lo >= ? ORDER BY block_id ASC LIMIT 1";
-    static const char high_sql[] = "SELECT block_id, lo, hi FROM blocks WHERE link = ?"
-                                   " AND state = ? AND hi - lo >= ? ORDER BY block_id DESC LIMIT 1";
+    static const char low_sql[] = "SELECT block_id, lo, hi FROM blocks INDEXED BY blocks_with_room"
+                                  " WHERE link = ? AND state = ? AND hi > lo AND hi - lo >= ?"
+                                  " ORDER BY block_id ASC LIMIT 1";
+    static const char high_sql[] = "SELECT block_id, lo, hi FROM blocks INDEXED BY blocks_with_room"
+                                   " WHERE link = ? AND state = ? AND hi > lo AND hi - lo >= ?"
+                                   " ORDER BY block_id DESC LIMIT 1";
     sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
     if (!st)
         return QK_ESTORAGE;
@@ -193,17 +195,23 @@ static int carve_pick(qk_store *s, const char *link, qk_side side, uint32_t len,
 int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                       qk_err *err)
 {
+    /* Recorded ranges never overlap each other, so if any of them overlaps [off, off+len),
+     * the one starting last before off+len does: one index probe instead of a scan. */
     sqlite3_stmt *st = qs_prep(s,
-                               "SELECT 1 FROM keys WHERE link = ? AND block_id = ?"
-                               " AND off < ? AND ? < off + len LIMIT 1",
+                               "SELECT off, len FROM keys WHERE link = ? AND block_id = ?"
+                               " AND off < ? ORDER BY off DESC LIMIT 1",
                                err);
     if (!st)
         return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "tIII", link, qs_i64(block_id), (int64_t)off + len, (int64_t)off);
+    int rc = qs_bindf(s, st, err, "tII", link, qs_i64(block_id), (int64_t)off + len);
     if (!rc)
         rc = qs_step(s, st, err);
-    if (rc == 1)
+    if (rc == 1) {
+        sqlite3_int64 o = sqlite3_column_int64(st, 0);
+        sqlite3_int64 l = sqlite3_column_int64(st, 1);
         (void)sqlite3_reset(st);
+        rc = o + l > (sqlite3_int64)off ? 1 : 0;
+    }
     return rc;
 }
 
