@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# tls_front_end.sh - the OpenSSL front end ahead of libmicrohttpd, against tls-test-server:
+# TLS 1.3 PSK (SHA-384 and SHA-256 bindings) with keep-alive, the four TLS 1.2 PSK suites,
+# mTLS identities, refusals at the handshake (wrong PSK, unknown identity, no certificate,
+# foreign CA) that never reach HTTP, the connection limit before the handshake, the handshake
+# timeout, a blocked handler not stalling others, and identity isolation under concurrency.
+set -u
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=$ROOT/$BUILD/tests
+for t in tls-test-server psk-session tls-identity-stress; do
+  [ -x "$B/$t" ] || { echo "missing $B/$t (build the tests first)"; exit 1; }
+done
+for c in openssl curl timeout; do
+  command -v $c >/dev/null || { echo "skip: $c not installed"; exit 77; }
+done
+# shellcheck source=../lib/pki.sh
+source "$ROOT/tests/lib/pki.sh"
+
+TMP=$(mktemp -d /tmp/qk-tls-fe.XXXXXX)
+PIDS=()
+cleanup() {
+  exec 3<&- 4<&- 2>/dev/null
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+cd "$TMP" || exit 1
+
+FAILS=0
+ok() { echo "ok   - $*"; }
+bad() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); }
+check() { # DESCRIPTION COMMAND...
+  local d=$1; shift
+  if "$@"; then ok "$d"; else bad "$d"; fi
+}
+jget() { # FIELD JSON -> value without quotes
+  printf '%s' "$2" | grep -o "\"$1\":[^,}]*" | head -1 | cut -d: -f2- | tr -d '"'
+}
+
+# ---- PKI and PSKs ----------------------------------------------------------------------------
+pki_ca . ca && pki_server . ca server && pki_client . ca alice && pki_client . ca bob &&
+  pki_ca . evil && pki_client . evil mallory || { echo "PKI setup failed"; exit 1; }
+K384=$(openssl rand -hex 32)
+K256=$(openssl rand -hex 32)
+KBAD=$(openssl rand -hex 32)
+{
+  echo "# test PSKs"
+  echo "s384:$K384"
+  echo "s256:$K256:sha256"
+  for i in 1 2 3 4 5; do echo "p$i:$(openssl rand -hex 32)"; done
+  echo "p6:$(openssl rand -hex 32):sha256"
+} >psk.txt
+chmod 600 psk.txt
+"$B/psk-session" "$K384" s384.pem && "$B/psk-session" "$KBAD" bad.pem || { echo "psk-session failed"; exit 1; }
+
+start_server() { # NAME ARGS... ; sets PORT
+  local name=$1; shift
+  "$B/tls-test-server" --port-file "$name.port" "$@" 2>"$name.log" &
+  PIDS+=($!)
+  local i
+  for i in $(seq 100); do
+    [ -s "$name.port" ] && { PORT=$(cat "$name.port"); return 0; }
+    kill -0 "${PIDS[-1]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "server $name did not start:"; cat "$name.log"; exit 1
+}
+
+# One connection, requests from stdin; -quiet keeps reading until the server closes.
+sc() { timeout 10 openssl s_client -quiet -connect "127.0.0.1:$PORT" "$@" 2>&1; }
+GET2=$'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+get1() { printf 'GET /%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1"; }
+curl_ok() { curl -sS --max-time 10 --cacert ca.crt "$@"; }
+# The handler's request counter, read through a good mTLS request (itself counted).
+requests_now() { jget requests "$(curl_ok --cert alice.crt --key alice.key "https://127.0.0.1:$PORT/count")"; }
+
+# ---- PSK or mTLS listener (SKIP-style) -------------------------------------------------------
+start_server skip --mode psk-or-mtls --cert server.crt --key server.key --ca ca.crt --psk-file psk.txt
+
+out=$(printf '%s' "$GET2" | sc -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384 -psk_identity s384 -psk_session s384.pem)
+n=$(printf '%s\n' "$out" | grep -c '"kind":"psk","id":"s384"')
+acc=$(printf '%s\n' "$out" | grep -o '"accepted":[0-9]*' | sort -u | wc -l)
+check "TLS 1.3 PSK (SHA-384 session): two requests on one keep-alive connection" \
+  test "$n" = 2 -a "$acc" = 1
+check "... negotiated TLS_AES_256_GCM_SHA384" grep -q '"cipher":"TLS_AES_256_GCM_SHA384"' <<<"$out"
+
+before=$(requests_now)
+out=$(get1 c | sc -tls1_3 -psk_identity s384 -psk "$K384")
+check "-psk (SHA-256 binding) refused for a SHA-384 entry" bash -c '! grep -q "\"kind\"" <<<"$1"' _ "$out"
+out=$(get1 d | sc -tls1_3 -psk_identity s256 -psk "$K256")
+check "-psk accepted for an entry marked sha256 (TLS_AES_128_GCM_SHA256)" \
+  grep -q '"kind":"psk","id":"s256".*"cipher":"TLS_AES_128_GCM_SHA256"' <<<"$out"
+before=$((before + 1)) # the sha256 request above reached HTTP
+for c in DHE-PSK-AES256-CBC-SHA384 DHE-PSK-AES256-CBC-SHA PSK-AES256-GCM-SHA384 DHE-PSK-AES256-GCM-SHA384; do
+  out=$(get1 "$c" | sc -tls1_2 -cipher "$c" -psk_identity s384 -psk "$K384")
+  check "TLS 1.2 $c" grep -q "\"kind\":\"psk\",\"id\":\"s384\".*\"cipher\":\"$c\"" <<<"$out"
+  before=$((before + 1))
+done
+
+# Refusals: none of these may reach the handler.
+out=$(get1 x | sc -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384 -psk_identity s384 -psk_session bad.pem)
+check "TLS 1.3 wrong PSK refused" bash -c '! grep -q "\"kind\"" <<<"$1"' _ "$out"
+out=$(get1 x | sc -tls1_2 -cipher PSK-AES256-GCM-SHA384 -psk_identity s384 -psk "$KBAD")
+check "TLS 1.2 wrong PSK refused" bash -c '! grep -q "\"kind\"" <<<"$1"' _ "$out"
+out=$(get1 x | sc -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384 -psk_identity nobody -psk_session s384.pem)
+check "TLS 1.3 unknown identity refused" bash -c '! grep -q "\"kind\"" <<<"$1"' _ "$out"
+out=$(get1 x | sc -tls1_2 -cipher PSK-AES256-GCM-SHA384 -psk_identity nobody -psk "$K384")
+check "TLS 1.2 unknown identity refused" bash -c '! grep -q "\"kind\"" <<<"$1"' _ "$out"
+check "no PSK and no certificate refused" bash -c '! curl -s --max-time 10 --cacert ca.crt "https://127.0.0.1:$1/x" >/dev/null' _ "$PORT"
+check "certificate from another CA refused" bash -c '! curl -s --max-time 10 --cacert ca.crt --cert mallory.crt --key mallory.key "https://127.0.0.1:$1/x" >/dev/null' _ "$PORT"
+after=$(requests_now)
+check "refused handshakes never reached HTTP (requests $before -> $after, one good request)" \
+  test "$after" = "$((before + 1))"
+
+out=$(curl_ok --cert alice.crt --key alice.key "https://localhost:$PORT/me")
+check "curl with a client certificate gets its CN" grep -q '"kind":"cert","id":"alice"' <<<"$out"
+
+# A handler blocked for 3 s must not stall another connection.
+curl_ok --cert bob.crt --key bob.key "https://127.0.0.1:$PORT/sleep/3000" >sleep.out &
+SLEEPER=$!
+sleep 0.3
+t0=$(date +%s%N)
+out=$(curl_ok --cert alice.crt --key alice.key "https://127.0.0.1:$PORT/quick")
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "a blocked handler does not stall other connections (${ms} ms)" test "$ms" -lt 1500
+wait $SLEEPER
+check "... and the blocked request completes" grep -q '"id":"bob"' sleep.out
+
+out=$("$B/tls-identity-stress" --port "$PORT" --threads 16 --requests 200 --psk-file psk.txt \
+  --ca ca.crt --cert-dir . --cert alice --cert bob 2>&1)
+echo "     $out" | tail -3
+check "16 threads x 200 keep-alive requests, mixed PSK/cert identities, no mix-ups" \
+  grep -q 'mismatches=0 errors=0' <<<"$out"
+
+# ---- mTLS listener (ETSI 014 style) ----------------------------------------------------------
+start_server mtls --mode mtls --cert server.crt --key server.key --ca ca.crt
+before=$(requests_now)
+check "mTLS: missing client certificate refused" bash -c '! curl -s --max-time 10 --cacert ca.crt "https://127.0.0.1:$1/x" >/dev/null' _ "$PORT"
+check "mTLS: certificate from another CA refused" bash -c '! curl -s --max-time 10 --cacert ca.crt --cert mallory.crt --key mallory.key "https://127.0.0.1:$1/x" >/dev/null' _ "$PORT"
+out=$(get1 x | sc -tls1_3 -psk_identity s384 -psk "$K384")
+check "mTLS: a PSK client is refused" bash -c '! grep -q "\"kind\"" <<<"$1"' _ "$out"
+after=$(requests_now)
+check "mTLS: refusals never reached HTTP" test "$after" = "$((before + 1))"
+out=$(curl_ok --tlsv1.2 --tls-max 1.2 --cert bob.crt --key bob.key "https://localhost:$PORT/v12")
+check "mTLS over TLS 1.2 gets the CN" grep -q '"kind":"cert","id":"bob","path":"/v12".*"TLSv1.2"' <<<"$out"
+
+# ---- connection limit and handshake timeout (pure PSK listener) ------------------------------
+start_server limit --mode psk --psk-file psk.txt --max-conn 2 --handshake-timeout-ms 1500
+exec 3<>"/dev/tcp/127.0.0.1/$PORT" 4<>"/dev/tcp/127.0.0.1/$PORT"
+sleep 0.3
+t0=$(date +%s%N)
+out=$(get1 over | sc -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384 -psk_identity s384 -psk_session s384.pem)
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "over-limit client refused before the handshake (${ms} ms)" \
+  bash -c '! grep -q "\"kind\"" <<<"$1" && [ "$2" -lt 1000 ]' _ "$out" "$ms"
+t0=$(date +%s%N)
+timeout 6 cat <&3 >/dev/null
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "a silent client is dropped after the handshake timeout (${ms} ms after the check)" \
+  test "$ms" -lt 3000
+exec 3<&- 4<&-
+sleep 0.2
+out=$(get1 after | sc -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384 -psk_identity s384 -psk_session s384.pem)
+check "limit listener serves again once the slots are free" grep -q '"id":"s384"' <<<"$out"
+rl=$(jget refused_limit "$out")
+hf=$(jget handshakes_failed "$out")
+check "stats: refused_limit=$rl (>=1), handshakes_failed=$hf (>=2 timeouts)" \
+  test "${rl:-0}" -ge 1 -a "${hf:-0}" -ge 2
+check "handshake timeouts are logged" grep -q "handshake timeout" limit.log
+
+# ---- server certificate only, and plaintext -------------------------------------------------
+start_server sc --mode server-cert --cert server.crt --key server.key
+out=$(curl_ok "https://localhost:$PORT/anon")
+check "server-cert mode: anonymous client, identity kind none" grep -q '"kind":"none","id":""' <<<"$out"
+start_server plain --mode none
+out=$(curl -sS --max-time 10 "http://127.0.0.1:$PORT/plain")
+check "plaintext mode answers with kind none" grep -q '"kind":"none","id":"","path":"/plain"' <<<"$out"
+
+# ---- clean stop ------------------------------------------------------------------------------
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+rcs=0
+for p in "${PIDS[@]}"; do wait "$p" || rcs=1; done
+PIDS=()
+check "every server stopped cleanly on SIGTERM" test "$rcs" = 0
+if grep -l "ERROR\|runtime error\|AddressSanitizer" ./*.log >/dev/null 2>&1; then
+  bad "sanitizer or error output in server logs:"; grep -h "ERROR\|runtime error" ./*.log | head -20
+fi
+if grep -q "$K384\|$K256" ./*.log; then bad "a PSK appeared in a server log"; fi
+
+echo "tls_front_end: $FAILS failure(s)"
+[ "$FAILS" -eq 0 ]
