@@ -58,7 +58,8 @@ typedef struct {
     const char *verify[MAX_VERIFY_FILES];
     size_t nverify;
     unsigned verify_sample;
-    double duration_s; /* stop after this many seconds (0 = run all pairs) */
+    double duration_s;    /* stop after this many seconds (0 = run all pairs) */
+    const char *lost_out; /* --verify: write "DIR KEY_ID" of unfetchable pending keys */
 } opts;
 
 typedef struct {
@@ -95,7 +96,7 @@ static void usage(FILE *f)
             "  [--size BITS (256)] [--direction ab|ba|both (ab)] [--out FILE]\n"
             "  [--tolerate-errors] [--recheck-every M (10, 0=never)] [--timeout-ms MS]\n"
             "  [--no-verify-host] [--quiet] [--duration-s S] [--verify FILE]...\n"
-            "  [--verify-sample M (1)]\n");
+            "  [--verify-sample M (1)] [--lost-out FILE]\n");
 }
 
 static void sleep_ms(long ms)
@@ -508,6 +509,11 @@ static int load_file(const char *path)
  * fail with 400). */
 static int verify(void)
 {
+    FILE *lost_f = NULL;
+    if (O.lost_out && !(lost_f = fopen(O.lost_out, "w"))) {
+        fprintf(stderr, "etsi-load: %s: %s\n", O.lost_out, strerror(errno));
+        return 1;
+    }
     for (size_t i = 0; i < O.nverify; i++)
         if (load_file(O.verify[i]) != 0)
             return 1;
@@ -529,8 +535,10 @@ static int verify(void)
         if (r->fetched && (fetched_seen++ % O.verify_sample) != 0)
             continue;
         char url[1200];
-        if (api_url(url, sizeof url, s->url, m->sae, "dec_keys") != 0)
-            return 1;
+        if (api_url(url, sizeof url, s->url, m->sae, "dec_keys") != 0) {
+            errors++;
+            continue;
+        }
         size_t ul = strlen(url);
         snprintf(url + ul, sizeof url - ul, "?key_ID=%s", r->id);
         for (int pass = r->fetched ? 1 : 0; pass < 2; pass++) {
@@ -564,6 +572,8 @@ static int verify(void)
                     lost++;
                     fprintf(stderr, "etsi-load: pending key %s (%s) not fetchable: HTTP %ld\n",
                             r->id, r->dir, st);
+                    if (lost_f)
+                        fprintf(lost_f, "%s %s\n", r->dir, r->id);
                 }
             } else if (st == 200) {
                 doubles++;
@@ -581,6 +591,8 @@ static int verify(void)
     qk_secure_free(buf);
     qk_http_client_free(ca);
     qk_http_client_free(cb);
+    if (lost_f && fclose(lost_f) != 0)
+        errors++;
     uint64_t dups = count_duplicates();
     printf("etsi-load: verify records=%zu pending=%" PRIu64 " recovered=%" PRIu64 " lost=%" PRIu64
            " refetch_refused=%" PRIu64 " double=%" PRIu64 " duplicates=%" PRIu64 " errors=%" PRIu64
@@ -615,6 +627,7 @@ static int parse_opts(int argc, char **argv)
         O_VERIFY,
         O_SAMPLE,
         O_DURATION,
+        O_LOSTOUT,
         O_HELP
     };
     static const struct option lo[] = {
@@ -641,6 +654,7 @@ static int parse_opts(int argc, char **argv)
         {"verify", required_argument, NULL, O_VERIFY},
         {"verify-sample", required_argument, NULL, O_SAMPLE},
         {"duration-s", required_argument, NULL, O_DURATION},
+        {"lost-out", required_argument, NULL, O_LOSTOUT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -740,6 +754,14 @@ static int parse_opts(int argc, char **argv)
             if (parse_u64(optarg, 1000000, &v) != 0 || v == 0)
                 return -1;
             O.verify_sample = (unsigned)v;
+            break;
+        case O_LOSTOUT:
+            O.lost_out = optarg;
+            break;
+        case O_DURATION:
+            if (parse_u64(optarg, 86400, &v) != 0)
+                return -1;
+            O.duration_s = (double)v;
             break;
         case O_HELP:
         case 'h':
