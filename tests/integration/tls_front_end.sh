@@ -130,9 +130,10 @@ check "... and the blocked request completes" grep -q '"id":"bob"' sleep.out
 
 out=$("$B/tls-identity-stress" --port "$PORT" --threads 16 --requests 200 --psk-file psk.txt \
   --ca ca.crt --cert-dir . --cert alice --cert bob 2>&1)
+rc=$?
 echo "     $out" | tail -3
-check "16 threads x 200 keep-alive requests, mixed PSK/cert identities, no mix-ups" \
-  grep -q 'mismatches=0 errors=0' <<<"$out"
+check "16 threads x 200 keep-alive requests, mixed PSK/cert identities, no mix-ups (rc=$rc)" \
+  bash -c '[ "$1" = 0 ] && grep -q "mismatches=0 errors=0" <<<"$2"' _ "$rc" "$out"
 
 # ---- mTLS listener (ETSI 014 style) ----------------------------------------------------------
 start_server mtls --mode mtls --cert server.crt --key server.key --ca ca.crt
