@@ -128,6 +128,14 @@ check "a blocked handler does not stall other connections (${ms} ms)" test "$ms"
 wait $SLEEPER
 check "... and the blocked request completes" grep -q '"id":"bob"' sleep.out
 
+# Large bodies through the pump, both directions, on one keep-alive connection.
+head -c $((20 * 1024 * 1024)) /dev/zero >up.bin
+out=$(curl_ok --cert alice.crt --key alice.key -o down.bin "https://127.0.0.1:$PORT/big/4194304" \
+  --next --cacert ca.crt --cert alice.crt --key alice.key --data-binary @up.bin "https://127.0.0.1:$PORT/up")
+check "4 MiB download and 20 MiB upload through the pump" \
+  bash -c '[ "$(stat -c %s down.bin)" = 4194304 ] && grep -q "\"body_len\":20971520" <<<"$1"' _ "$out"
+rm -f up.bin down.bin
+
 out=$("$B/tls-identity-stress" --port "$PORT" --threads 16 --requests 200 --psk-file psk.txt \
   --ca ca.crt --cert-dir . --cert alice --cert bob 2>&1)
 rc=$?

@@ -1,7 +1,8 @@
 /* tls-test-server - a listener on the TLS front end whose handler answers every request with
  * JSON {"kind":..., "id":..., "path":..., "body_len":..., "requests":N, ...stats}. "requests"
  * counts the HTTP requests the handler has seen, so a test can prove that a refused handshake
- * never reached HTTP. A path /sleep/MS makes the handler block MS milliseconds (max 10000).
+ * never reached HTTP. A path /sleep/MS makes the handler block MS milliseconds (max 10000);
+ * /big/N answers N bytes of 'x' (max 64 MiB).
  *
  * Usage: tls-test-server --mode mtls|psk|server-cert|psk-or-mtls|none [--cert F --key F]
  *        [--ca F] [--psk-file F] [--port N] [--port-file F] [--max-conn N]
@@ -73,6 +74,24 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
+    }
+    if (strncmp(url, "/big/", 5) == 0) { /* N bytes of 'x' (max 64 MiB) */
+        long sz = strtol(url + 5, NULL, 10);
+        if (sz < 0 || sz > 64L * 1024 * 1024)
+            sz = 0;
+        char *b = malloc((size_t)sz + 1);
+        if (!b)
+            return MHD_NO;
+        memset(b, 'x', (size_t)sz);
+        struct MHD_Response *br =
+            MHD_create_response_from_buffer((size_t)sz, b, MHD_RESPMEM_MUST_FREE);
+        if (!br) {
+            free(b);
+            return MHD_NO;
+        }
+        enum MHD_Result brc = MHD_queue_response(conn, MHD_HTTP_OK, br);
+        MHD_destroy_response(br);
+        return brc;
     }
     const qk_peer_identity *id = qk_conn_identity(conn);
     qk_tls_server_stats ss;
