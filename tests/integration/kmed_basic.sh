@@ -238,6 +238,14 @@ ok "/healthz answers ok, /metrics has the documented families"
 grep -q 'event=request listener=device method=PUT' "$T/kme_A.log" || fail "no request log line"
 ok "one structured log line per request"
 
+# ---- SIGHUP reopens the log -------------------------------------------------------------
+mv "$T/kme_A.log" "$T/kme_A.log.1"
+kill -HUP "${PID[A]}"
+reopened() { curl -s -o /dev/null --max-time 5 "http://127.0.0.1:${PORT[A.admin]}/healthz"; grep -q 'path=/healthz' "$T/kme_A.log" 2>/dev/null; }
+wait_for 5 reopened || fail "SIGHUP did not reopen the log file"
+kill -0 "${PID[A]}" || fail "KME_A died on SIGHUP"
+ok "SIGHUP reopens the log file"
+
 # ---- SIGTERM -----------------------------------------------------------------------------
 for s in A B; do kill -TERM "${PID[$s]}"; done
 for s in A B; do
