@@ -144,7 +144,8 @@ check "16 threads x 200 keep-alive requests, mixed PSK/cert identities, no mix-u
   bash -c '[ "$1" = 0 ] && grep -q "mismatches=0 errors=0" <<<"$2"' _ "$rc" "$out"
 
 # ---- mTLS listener (ETSI 014 style) ----------------------------------------------------------
-start_server mtls --mode mtls --cert server.crt --key server.key --ca ca.crt
+FP_BOB=$(openssl x509 -in bob.crt -noout -fingerprint -sha256 | cut -d= -f2)
+start_server mtls --mode mtls --cert server.crt --key server.key --ca ca.crt --fp-map "$FP_BOB=SAE_BOB"
 before=$(requests_now)
 check "mTLS: missing client certificate refused" bash -c '! curl -s --max-time 10 --cacert ca.crt "https://127.0.0.1:$1/x" >/dev/null' _ "$PORT"
 check "mTLS: certificate from another CA refused" bash -c '! curl -s --max-time 10 --cacert ca.crt --cert mallory.crt --key mallory.key "https://127.0.0.1:$1/x" >/dev/null' _ "$PORT"
@@ -153,7 +154,12 @@ check "mTLS: a PSK client is refused" bash -c '! grep -q "\"kind\"" <<<"$1"' _ "
 after=$(requests_now)
 check "mTLS: refusals never reached HTTP" test "$after" = "$((before + 1))"
 out=$(curl_ok --tlsv1.2 --tls-max 1.2 --cert bob.crt --key bob.key "https://localhost:$PORT/v12")
-check "mTLS over TLS 1.2 gets the CN" grep -q '"kind":"cert","id":"bob","path":"/v12".*"TLSv1.2"' <<<"$out"
+check "mTLS over TLS 1.2; the fingerprint map replaces bob's CN" \
+  grep -q '"kind":"cert","id":"SAE_BOB","path":"/v12".*"TLSv1.2"' <<<"$out"
+fp_hex=$(printf '%s' "$FP_BOB" | tr -d : | tr 'A-F' 'a-f')
+check "... and the identity carries the certificate fingerprint" grep -q "\"fp\":\"$fp_hex\"" <<<"$out"
+out=$(curl_ok --cert alice.crt --key alice.key "https://localhost:$PORT/me")
+check "mTLS: an unmapped certificate keeps its CN" grep -q '"kind":"cert","id":"alice"' <<<"$out"
 
 # ---- connection limit and handshake timeout (pure PSK listener) ------------------------------
 start_server limit --mode psk --psk-file psk.txt --max-conn 2 --handshake-timeout-ms 1500

@@ -6,7 +6,7 @@
  *
  * Usage: tls-test-server --mode mtls|psk|server-cert|psk-or-mtls|none [--cert F --key F]
  *        [--ca F] [--psk-file F] [--port N] [--port-file F] [--max-conn N]
- *        [--handshake-timeout-ms N] [--threads N] [--log-level L]
+ *        [--handshake-timeout-ms N] [--threads N] [--log-level L] [--fp-map SHA256FP=ID ...]
  * Stops cleanly on SIGTERM or SIGINT. */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "secbuf.h"
+#include "tls_internal.h"
 #include "tls_server.h"
 
 static atomic_uint_fast64_t g_requests;
@@ -102,10 +103,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     int len =
         snprintf(body, sizeof body,
                  "{\"kind\":\"%s\",\"id\":\"%s\",\"path\":\"%s\",\"body_len\":%zu,"
-                 "\"requests\":%llu,\"tls_version\":\"%s\",\"cipher\":\"%s\","
+                 "\"fp\":\"%s\",\"requests\":%llu,\"tls_version\":\"%s\",\"cipher\":\"%s\","
                  "\"accepted\":%llu,\"handshakes_ok\":%llu,\"handshakes_failed\":%llu,"
                  "\"refused_limit\":%llu,\"active\":%llu}\n",
-                 kind_name(id->kind), eid, epath, st->body_len, (unsigned long long)n,
+                 kind_name(id->kind), eid, epath, st->body_len, id->fp_hex, (unsigned long long)n,
                  id->tls_version, id->cipher, (unsigned long long)ss.accepted,
                  (unsigned long long)ss.handshakes_ok, (unsigned long long)ss.handshakes_failed,
                  (unsigned long long)ss.refused_limit, (unsigned long long)ss.active);
@@ -164,7 +165,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: tls-test-server --mode mtls|psk|server-cert|psk-or-mtls|none [--cert F]\n"
             "  [--key F] [--ca F] [--psk-file F] [--port N] [--port-file F] [--max-conn N]\n"
-            "  [--handshake-timeout-ms N] [--threads N] [--log-level debug|info|warn|error]\n");
+            "  [--handshake-timeout-ms N] [--threads N] [--log-level debug|info|warn|error]\n"
+            "  [--fp-map SHA256FP=ID ...]\n");
     exit(2);
 }
 
@@ -181,6 +183,7 @@ int main(int argc, char **argv)
                                          {"handshake-timeout-ms", required_argument, NULL, 't'},
                                          {"threads", required_argument, NULL, 'T'},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"fp-map", required_argument, NULL, 'F'},
                                          {NULL, 0, NULL, 0}};
     qk_listener_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -190,6 +193,8 @@ int main(int argc, char **argv)
     cfg.completed = completed;
     const char *psk_file = NULL, *port_file = NULL;
     qk_log_level lvl = QK_LOG_INFO;
+    static qk_fp_entry fps[16];
+    static qk_fp_map fpmap = {fps, 0};
     int mode_set = 0, o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -225,6 +230,19 @@ int main(int argc, char **argv)
         case 'T':
             cfg.threads = parse_uint(optarg, "threads");
             break;
+        case 'F': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || fpmap.n == sizeof fps / sizeof fps[0])
+                usage();
+            *eq = '\0';
+            if (qk_tls_fp_parse(optarg, fps[fpmap.n].fp) != 0 ||
+                strlen(eq + 1) >= sizeof fps[0].identity)
+                usage();
+            snprintf(fps[fpmap.n].identity, sizeof fps[0].identity, "%s", eq + 1);
+            fpmap.n++;
+            cfg.tls.fp_map = &fpmap;
+            break;
+        }
         case 'l':
             if (qk_log_level_parse(optarg, &lvl) != 0)
                 usage();
