@@ -49,3 +49,18 @@ enum MHD_Result qk_api_bad_method(const qk_api_call *a, const char *allow)
     return qk_api_reply(a, 405, "application/json", "{\"message\":\"method not allowed\"}",
                         "method not allowed", "Allow", allow);
 }
+
+void qk_api_completed_count(void *cls, struct MHD_Connection *c, void **con_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+    const qk_api_counter *ctr = cls;
+    const qk_req *r = con_cls ? *con_cls : NULL;
+    if (ctr && c && r && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+        if (ci && ci->http_status >= 100)
+            qk_metrics_request(ctr->metrics, ctr->listener, (int)ci->http_status,
+                               qk_now_ms() - r->t_start_ms);
+    }
+    qk_req_completed(NULL, c, con_cls, toe);
+}

@@ -29,4 +29,15 @@ enum MHD_Result qk_api_error(const qk_api_call *a, unsigned status, const char *
 /* 405 with an Allow header. */
 enum MHD_Result qk_api_bad_method(const qk_api_call *a, const char *allow);
 
+/* For listeners whose handlers (the API layers) log each request themselves but do not count
+ * it: an MHD_OPTION_NOTIFY_COMPLETED callback (cls = a qk_api_counter that outlives the
+ * listener) that counts the status sent and the latency in the metrics, then frees the
+ * request state exactly like qk_req_completed. */
+typedef struct {
+    const char *listener;
+    qk_metrics *metrics;
+} qk_api_counter;
+void qk_api_completed_count(void *cls, struct MHD_Connection *c, void **con_cls,
+                            enum MHD_RequestTerminationCode toe);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "api_reply.h"
 #include "device_api.h"
 #include "etsi014.h"
 #include "http_client.h"
@@ -129,8 +130,10 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     qk_kms_set_block_hook(k, qk_sync_notify, sync);
     qk_listener_binding b[QK_LST_COUNT];
     memset(b, 0, sizeof b);
-    b[QK_LST_ETSI014] =
-        (qk_listener_binding){qk_etsi014_handler, k, qk_req_completed, NULL, 64 * 1024};
+    /* The ETSI layer logs its own request lines; the completed callback counts them. */
+    qk_api_counter etsi_counter = {"etsi014", m};
+    b[QK_LST_ETSI014] = (qk_listener_binding){qk_etsi014_handler, k, qk_api_completed_count,
+                                              &etsi_counter, 64 * 1024};
     b[QK_LST_PEER] =
         (qk_listener_binding){qk_peer_api_handler, k, qk_req_completed, NULL, QK_PEER_API_MAX_BODY};
     b[QK_LST_DEVICE] = (qk_listener_binding){qk_device_api_handler, k, qk_req_completed, NULL,

@@ -49,7 +49,7 @@ P=$T/pki
 pki_ca "$P" ca >/dev/null || fail "pki_ca"
 pki_ca "$P" otherca >/dev/null || fail "pki_ca otherca"
 for n in kme_a kme_b; do pki_server "$P" ca "$n" >/dev/null || fail "pki_server $n"; done
-for n in KME_A KME_B qkd-sim intruder; do pki_client "$P" ca "$n" >/dev/null || fail "pki_client $n"; done
+for n in KME_A KME_B qkd-sim intruder SAE_A1 SAE_B1; do pki_client "$P" ca "$n" >/dev/null || fail "pki_client $n"; done
 pki_client "$P" otherca rogue >/dev/null || fail "pki_client rogue"
 PEERPORT[A]=$(free_port) && PEERPORT[B]=$(free_port) || fail "no free port"
 LINK=KME_A~KME_B
@@ -62,6 +62,12 @@ id = KME_$s
 data_dir = $T/data_$s
 log_file = $T/kme_$s.log
 log_level = info
+
+[listener etsi014]
+address = 127.0.0.1:0
+cert = pki/kme_$sl.crt
+key = pki/kme_$sl.key
+ca = pki/ca.crt
 
 [listener peer]
 address = 127.0.0.1:${PEERPORT[$s]}
@@ -181,6 +187,21 @@ for s in A B; do
   [ "$bits" -gt 0 ] || fail "$s: no pool bits after confirmation"
   ok "KME_$s: 4 blocks confirmed, qkd_pool_bits{link=\"$LINK\"} = $bits"
 done
+
+# ---- one key through the two-phase reservation (ETSI 014 enc_keys at A, dec_keys at B) ----
+etsi() { # A|B SAE PATH
+  curl -s --max-time 10 --cacert "$P/ca.crt" --cert "$P/$2.crt" --key "$P/$2.key" \
+    "https://127.0.0.1:${PORT[$1.etsi014]}$3"
+}
+enc=$(etsi A SAE_A1 /api/v1/keys/SAE_B1/enc_keys)
+kid=$(sed -n 's/.*"key_ID" *: *"\([0-9a-f-]*\)".*/\1/p' <<<"$enc")
+[ -n "$kid" ] || fail "enc_keys at A: $enc"
+dec=$(etsi B SAE_B1 "/api/v1/keys/SAE_A1/dec_keys?key_ID=$kid")
+ka=$(sed -n 's/.*"key" *: *"\([^"]*\)".*/\1/p' <<<"$enc")
+kb=$(sed -n 's/.*"key" *: *"\([^"]*\)".*/\1/p' <<<"$dec")
+[ -n "$ka" ] && [ "$ka" = "$kb" ] || fail "dec_keys at B does not return the key of A: $dec"
+[ "$(metric A qkd_requests_total 'listener="etsi014",status="200"')" -ge 1 ] || fail "etsi014 requests not counted"
+ok "a key reserved at B by A (enc_keys) is fetched once at B (dec_keys), same bytes; ETSI requests counted"
 
 # ---- identities --------------------------------------------------------------------------
 st=$(put_block A 5 "$T/blk1" intruder); [ "$st" = 403 ] || fail "PUT by a wrong device identity: $st (want 403)"
