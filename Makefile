@@ -123,8 +123,9 @@ check:
 	$(MAKE) check-fast QK_SLOW=1
 	$(MAKE) SAN=1 check-fast
 
-run: $(BINS)
-	scripts/lab-up
+# Until qkd-lab exists (issue 5) the lab reuses the test feeder: build the test tools too.
+run: $(BINS) $(TOOLS)
+	BUILD=$(BUILD) scripts/lab-up
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin
