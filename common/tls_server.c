@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,8 @@
 #define ID_BUCKETS        256
 #define MAX_THREADS       64
 #define ACCEPT_BACKOFF_MS 100
+#define DRAIN_TIMEOUT_MS  5000 /* graceful stop: in-flight requests and their responses */
+#define DRAIN_POLL_MS     10
 
 enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR };
 
@@ -86,6 +89,7 @@ struct pump_thread {
     conn *zombies;
     conn *ready;
     uint64_t next_deadline_ms;
+    atomic_bool drained; /* draining: every response handed to us has been sent */
 };
 
 typedef struct id_node {
@@ -105,6 +109,10 @@ struct qk_tls_server {
     unsigned max_conn, hs_timeout_ms, idle_timeout_s, nthreads;
     pump_thread *threads;
     atomic_bool stop;
+    atomic_bool draining;          /* graceful stop: accept nothing new, finish what is in flight */
+    atomic_uint_fast64_t inflight; /* requests libmicrohttpd has started and not completed */
+    MHD_RequestCompletedCallback user_completed;
+    void *user_completed_cls;
     atomic_uint_fast64_t accepted, hs_ok, hs_failed, refused, active;
     atomic_uint_fast64_t next_gen;
     pthread_mutex_t id_lock;
@@ -271,6 +279,24 @@ static void mhd_notify(void *cls, struct MHD_Connection *connection, void **sock
         id_free(*socket_context);
         *socket_context = NULL;
     }
+}
+
+/* Request accounting for the graceful stop: the URI log callback runs when a request starts,
+ * the completed callback when its response has been handed to the socket (or it failed). */
+static void *mhd_request_started(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    qk_tls_server *s = cls;
+    atomic_fetch_add(&s->inflight, 1);
+    return NULL; /* the initial *con_cls handlers see */
+}
+
+static void mhd_request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                                  enum MHD_RequestTerminationCode toe)
+{
+    qk_tls_server *s = cls;
+    if (s->user_completed)
+        s->user_completed(s->user_completed_cls, c, con_cls, toe);
+    atomic_fetch_sub(&s->inflight, 1);
 }
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -693,19 +719,50 @@ static void sweep_deadlines(pump_thread *t, uint64_t now)
     t->next_deadline_ms = next;
 }
 
+/* Graceful stop, once per loop turn: accept nothing new, drop handshakes, and report drained
+ * when no request is in flight and every byte libmicrohttpd wrote has gone out over TLS. */
+static void drain_step(pump_thread *t)
+{
+    qk_tls_server *s = t->srv;
+    if (t->listen_in_epoll) {
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+        t->listen_in_epoll = false;
+    }
+    t->listen_retry_ms = UINT64_MAX; /* never re-armed while draining */
+    bool flushed = atomic_load(&s->inflight) == 0;
+    conn *c = t->conns;
+    while (c) {
+        conn *nx = c->next;
+        if (c->handshaking) {
+            conn_close(c);
+        } else if (c->out_len > 0) {
+            flushed = false;
+        } else if (c->pair_fd >= 0 && !c->mhd_eof) {
+            int pending = 0;
+            if (ioctl(c->pair_fd, FIONREAD, &pending) != 0 || pending > 0) {
+                flushed = false;
+                mark_ready(c); /* pump it even without an epoll event */
+            }
+        }
+        c = nx;
+    }
+    atomic_store(&t->drained, flushed);
+}
+
 static void *pump_main(void *arg)
 {
     pump_thread *t = arg;
     qk_tls_server *s = t->srv;
     struct epoll_event evs[MAX_EVENTS];
     while (!atomic_load(&s->stop)) {
-        int timeout = 1000;
+        int timeout = atomic_load(&s->draining) ? DRAIN_POLL_MS : 1000;
         uint64_t now = now_ms();
         if (t->ready) {
             timeout = 0;
         } else if (t->next_deadline_ms != UINT64_MAX) {
             uint64_t d = t->next_deadline_ms > now ? t->next_deadline_ms - now : 0;
-            timeout = d < 1000 ? (int)d : 1000;
+            if (d < (uint64_t)timeout)
+                timeout = (int)d;
         }
         int n = epoll_wait(t->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0) {
@@ -738,6 +795,8 @@ static void *pump_main(void *arg)
         now = now_ms();
         if (now >= t->next_deadline_ms)
             sweep_deadlines(t, now);
+        if (atomic_load(&s->draining))
+            drain_step(t);
         free_zombies(t);
     }
     while (t->conns)
@@ -803,8 +862,9 @@ static int start_mhd(qk_tls_server *s, const qk_listener_config *cfg, qk_err *er
             flags, 0, NULL, NULL, cfg->handler, cfg->handler_cls, MHD_OPTION_EXTERNAL_LOGGER,
             mhd_logger, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_CONNECTION,
             mhd_notify, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s,
-            MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, cfg->completed,
-            cfg->completed_cls, MHD_OPTION_END);
+            MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_NOTIFY_COMPLETED,
+            mhd_request_completed, s, MHD_OPTION_URI_LOG_CALLBACK, mhd_request_started, s,
+            MHD_OPTION_END);
         if (s->mhd)
             s->listen_fd = -1; /* libmicrohttpd owns and closes it now */
     } else {
@@ -812,8 +872,8 @@ static int start_mhd(qk_tls_server *s, const qk_listener_config *cfg, qk_err *er
             flags | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, cfg->handler, cfg->handler_cls,
             MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-            mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, cfg->completed, cfg->completed_cls,
-            MHD_OPTION_END);
+            mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, mhd_request_completed, s,
+            MHD_OPTION_URI_LOG_CALLBACK, mhd_request_started, s, MHD_OPTION_END);
     }
     if (!s->mhd)
         return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd did not start", s->name);
@@ -833,6 +893,7 @@ static int start_threads(qk_tls_server *s, qk_err *err)
         t->listen_ep = (endpoint){NULL, EP_LISTEN};
         t->wake_ep = (endpoint){NULL, EP_WAKE};
         t->next_deadline_ms = UINT64_MAX;
+        atomic_init(&t->drained, false);
         if (t->epfd < 0 || t->wake_fd < 0)
             return qk_err_set(err, QK_EIO, "epoll/eventfd: %s", strerror(errno));
         struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &t->listen_ep};
@@ -876,6 +937,10 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     if (s->nthreads > MAX_THREADS)
         s->nthreads = MAX_THREADS;
     atomic_init(&s->stop, false);
+    atomic_init(&s->draining, false);
+    atomic_init(&s->inflight, 0);
+    s->user_completed = cfg->completed;
+    s->user_completed_cls = cfg->completed_cls;
     atomic_init(&s->next_gen, 1);
     pthread_mutex_init(&s->id_lock, NULL);
 
@@ -908,10 +973,46 @@ uint16_t qk_tls_server_port(const qk_tls_server *s)
     return s ? s->port : 0;
 }
 
+/* Let in-flight requests finish and their responses leave (bounded by DRAIN_TIMEOUT_MS), so
+ * that a key a handler has delivered is not lost to a SIGTERM. */
+static void drain(qk_tls_server *s)
+{
+    if (s->mhd && s->mode == QK_TLS_MODE_NONE) {
+        /* Stop accepting; libmicrohttpd hands the listening socket back for us to close. */
+        MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
+        if (lfd != MHD_INVALID_SOCKET)
+            s->listen_fd = lfd;
+    }
+    atomic_store(&s->draining, true);
+    bool threads_running = s->threads && s->nthreads > 0 && s->threads[0].started;
+    for (unsigned waited = 0; waited < DRAIN_TIMEOUT_MS; waited += DRAIN_POLL_MS) {
+        bool done = atomic_load(&s->inflight) == 0;
+        if (done && threads_running) {
+            for (unsigned i = 0; i < s->nthreads; i++) {
+                pump_thread *t = &s->threads[i];
+                if (!t->started)
+                    continue;
+                uint64_t one = 1;
+                if (write(t->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+                    qk_log(QK_LOG_DEBUG, "tls: wake write: %s", strerror(errno));
+                if (!atomic_load(&t->drained))
+                    done = false;
+            }
+        }
+        if (done)
+            return;
+        struct timespec ts = {0, DRAIN_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    qk_log(QK_LOG_WARN, "listener=%s: stop: %llu request(s) still in flight after %d ms", s->name,
+           (unsigned long long)atomic_load(&s->inflight), DRAIN_TIMEOUT_MS);
+}
+
 void qk_tls_server_stop(qk_tls_server *s)
 {
     if (!s)
         return;
+    drain(s);
     atomic_store(&s->stop, true);
     if (s->threads) {
         for (unsigned i = 0; i < s->nthreads; i++) {

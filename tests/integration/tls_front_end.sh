@@ -193,6 +193,20 @@ start_server plain --mode none
 out=$(curl -sS --max-time 10 "http://127.0.0.1:$PORT/plain")
 check "plaintext mode answers with kind none" grep -q '"kind":"none","id":"","path":"/plain"' <<<"$out"
 
+# ---- graceful stop: a response in flight at SIGTERM still reaches its client -----------------
+start_server drain --mode mtls --cert server.crt --key server.key --ca ca.crt
+curl_ok --cert alice.crt --key alice.key "https://127.0.0.1:$PORT/sleep/1500" >drain.out 2>&1 &
+cpid=$!
+sleep 0.5
+kill -TERM "${PIDS[-1]}"
+wait "$cpid"; crc=$?
+check "a request in flight at SIGTERM is answered (curl rc $crc)" grep -q '"path":"/sleep/1500"' drain.out
+wait "${PIDS[-1]}"; drc=$?
+unset 'PIDS[-1]'
+check "the draining server exits 0 (rc $drc)" test "$drc" = 0
+out=$(curl -sS --max-time 3 --cacert ca.crt --cert alice.crt --key alice.key "https://127.0.0.1:$PORT/x" 2>&1)
+check "after the stop nothing answers" test -z "$(grep -o '"path"' <<<"$out")"
+
 # ---- clean stop ------------------------------------------------------------------------------
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 rcs=0
