@@ -6,6 +6,7 @@
 # master received still fetchable exactly once at the slave.
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
+command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 missing"; exit 77; }
 
 BLK=65536
 NBLK=60
@@ -77,8 +78,13 @@ sleep 2
 
 # --- 4. every key a master received is fetchable exactly once at the slave; nothing twice.
 # A pending key (the client saw no dec_keys answer) that the slave cannot give any more is
-# acceptable only when the slave's log shows it answered dec_keys 200 for it just before it was
-# killed (the crash ate the response); after a clean SIGTERM that is a failure.
+# acceptable only when the slave's own store records that slave's copy as fetched (the dec_keys
+# transaction committed and a kill -9 ate the response before it was sent); after a clean
+# SIGTERM that is a failure (in-flight responses are drained).
+fetched_at() { # SLAVE_KME KEY_ID SLAVE_SAE -> 0 if the store recorded the copy as fetched
+  sqlite3 -readonly "$T/data_$1/store.db" \
+    "SELECT count(*) FROM key_slaves WHERE key_id='$2' AND slave='$3' AND state=1;" 2>/dev/null | grep -qx 1
+}
 cat "$T"/k1.txt "$T"/k_A.txt "$T"/k_B.txt >"$T/all.txt"
 total=$(wc -l <"$T/all.txt")
 [ "$total" -gt 0 ] || fail "no key was delivered during the fault runs"
@@ -91,12 +97,12 @@ for run in 1 _A _B; do
   [ $rc = 0 ] && continue
   grep -Eq ' double=0 duplicates=0 errors=0$' "$T/verify$run.out" || fail "verify of run k$run"
   while read -r dir id; do
-    slave=B; [ "$dir" = BA ] && slave=A
-    if ! grep -F "$id" "$T/kme_$slave.log" | grep -q 'dec_keys.* status=200'; then
+    slave=B sae=SAE_B1; [ "$dir" = BA ] && slave=A sae=SAE_A1
+    if ! fetched_at "$slave" "$id" "$sae"; then
       fail "key $id ($dir) was delivered to its master but is lost at KME_$slave"
     fi
     case $run in
-      _A|_B) echo "note: key $id ($dir): KME_$slave answered dec_keys 200, the kill -9 ate the response" ;;
+      _A|_B) echo "note: key $id ($dir): KME_$slave committed its delivery, the kill -9 ate the response" ;;
       *) fail "key $id ($dir): KME_$slave answered dec_keys 200 but the response never reached the client across a SIGTERM stop (in-flight responses not flushed)" ;;
     esac
   done <"$T/lost$run.txt"
