@@ -42,7 +42,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= $(OPT)
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
 override CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -MMD -MP \
-	-I. -Icommon -Ikms -Ietsi014 -Iskip-server $(PKG_CFLAGS)
+	-I. -Icommon -Ikms -Ietsi014 -Iskip-server -Isim -Iclient -Iikev2-bridge $(PKG_CFLAGS)
 override LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
@@ -50,6 +50,14 @@ LDLIBS := $(PKG_LIBS) -lm
 COMMON_SRC := $(wildcard common/*.c)
 KMS_SRC := $(filter-out kms/main.c,$(wildcard kms/*.c))
 API_SRC := $(wildcard etsi014/*.c skip-server/*.c)
+# Binaries: each has one main file; everything else in its folder is its library.
+MAINS := kms/main.c sim/sim_main.c sim/lab_main.c client/cli_main.c ikev2-bridge/bridge_main.c \
+	bench/bench_main.c
+SIM_SRC := $(filter-out $(MAINS),$(wildcard sim/*.c))
+CLIENT_SRC := $(filter-out $(MAINS),$(wildcard client/*.c))
+BRIDGE_SRC := $(filter-out $(MAINS),$(wildcard ikev2-bridge/*.c))
+BENCH_SRC := $(filter-out $(MAINS),$(wildcard bench/*.c))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 
@@ -58,7 +66,18 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCOMMON := $(BUILD)/lib/libqkdcommon.a
 LIBKMS := $(BUILD)/lib/libqkdkms.a
 LIBAPI := $(BUILD)/lib/libqkdapi.a
-BINS := $(BUILD)/bin/qkd-kmed
+LIBSIM := $(BUILD)/lib/libqkdsim.a
+LIBCLIENT := $(BUILD)/lib/libqkdclient.a
+LIBBRIDGE := $(BUILD)/lib/libqkdbridge.a
+LIBBENCH := $(BUILD)/lib/libqkdbench.a
+# A binary is built when its main file exists.
+BINS := $(BUILD)/bin/qkd-kmed \
+	$(if $(wildcard sim/sim_main.c),$(BUILD)/bin/qkd-sim) \
+	$(if $(wildcard sim/lab_main.c),$(BUILD)/bin/qkd-lab) \
+	$(if $(wildcard client/cli_main.c),$(BUILD)/bin/qkd) \
+	$(if $(wildcard ikev2-bridge/bridge_main.c),$(BUILD)/bin/qkd-bridge) \
+	$(if $(wildcard bench/bench_main.c),$(BUILD)/bin/qkd-bench)
+ALL_LIBS := $(LIBAPI) $(LIBKMS) $(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH) $(LIBCOMMON)
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 UNIT := $(BUILD)/tests/unit-tests
 
@@ -81,7 +100,25 @@ $(LIBAPI): $(call obj,$(API_SRC)) $(BUILD)/obj/common/qk_err.o
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# Every library archive always holds qk_err.o so that an empty folder still makes a valid archive.
+$(LIBSIM): $(call obj,$(SIM_SRC)) $(BUILD)/obj/common/qk_err.o
+$(LIBCLIENT): $(call obj,$(CLIENT_SRC)) $(BUILD)/obj/common/qk_err.o
+$(LIBBRIDGE): $(call obj,$(BRIDGE_SRC)) $(BUILD)/obj/common/qk_err.o
+$(LIBBENCH): $(call obj,$(BENCH_SRC)) $(BUILD)/obj/common/qk_err.o
+$(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH):
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/bin/qkd-kmed: $(call obj,kms/main.c) $(LIBAPI) $(LIBKMS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/qkd-sim: $(call obj,sim/sim_main.c) $(LIBSIM) $(LIBCOMMON)
+$(BUILD)/bin/qkd-lab: $(call obj,sim/lab_main.c) $(LIBSIM) $(LIBCOMMON)
+$(BUILD)/bin/qkd: $(call obj,client/cli_main.c) $(LIBCLIENT) $(LIBCOMMON)
+$(BUILD)/bin/qkd-bridge: $(call obj,ikev2-bridge/bridge_main.c) $(LIBBRIDGE) $(LIBCLIENT) $(LIBCOMMON)
+$(BUILD)/bin/qkd-bench: $(call obj,bench/bench_main.c) $(LIBBENCH) $(LIBCLIENT) $(LIBCOMMON)
+$(BUILD)/bin/qkd-sim $(BUILD)/bin/qkd-lab $(BUILD)/bin/qkd $(BUILD)/bin/qkd-bridge $(BUILD)/bin/qkd-bench:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -95,13 +132,38 @@ $(BUILD)/tests/suites.h: $(UNIT_SRC)
 $(BUILD)/obj/tests/unit/unit_main.o: $(BUILD)/tests/suites.h
 $(BUILD)/obj/tests/unit/unit_main.o: override CFLAGS += -I$(BUILD)/tests
 
-$(UNIT): $(call obj,$(UNIT_SRC)) $(LIBAPI) $(LIBKMS) $(LIBCOMMON)
+$(UNIT): $(call obj,$(UNIT_SRC)) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIBAPI) $(LIBKMS) $(LIBCOMMON)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Fuzz targets: tests/fuzz/fuzz_NAME.c defines LLVMFuzzerTestOneInput; built with clang and
+# libFuzzer (+ASan/UBSan) into build-fuzz/NAME, linked against objects compiled the same way.
+FUZZ_DIR := build-fuzz
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter \
+	-fsanitize=fuzzer-no-link,address,undefined -I. -Icommon -Ikms -Ietsi014 -Iskip-server \
+	-Isim -Iclient -Iikev2-bridge $(PKG_CFLAGS)
+FUZZ_LIB_SRC := $(COMMON_SRC) $(KMS_SRC) $(API_SRC) $(CLIENT_SRC)
+FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_DIR)/fuzz_%,$(FUZZ_SRC))
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRC))
+	clang -fsanitize=fuzzer,address,undefined -pthread -o $@ $^ $(LDLIBS)
+.PHONY: fuzz fuzz-run
+fuzz: $(FUZZ_BINS)
+# FUZZ_SECONDS per target (make check runs them briefly; longer on demand: make fuzz-run FUZZ_SECONDS=600).
+FUZZ_SECONDS ?= 10
+fuzz-run: fuzz
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(FUZZ_DIR)/corpus/$$n; \
+	  seeds=tests/fuzz/corpus/$${n#fuzz_}; [ -d $$seeds ] || seeds=; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_DIR)/corpus/$$n $$seeds \
+	    > $(FUZZ_DIR)/$$n.log 2>&1 || { tail -40 $(FUZZ_DIR)/$$n.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_runs" $(FUZZ_DIR)/$$n.log; done
 
 tests-build: $(BINS) $(UNIT) $(TOOLS)
 .PHONY: tests-build
@@ -122,6 +184,7 @@ check-san:
 check:
 	$(MAKE) check-fast QK_SLOW=1
 	$(MAKE) SAN=1 check-fast
+	$(if $(FUZZ_SRC),$(MAKE) fuzz-run)
 
 # Until qkd-lab exists (issue 5) the lab reuses the test feeder: build the test tools too.
 run: $(BINS) $(TOOLS)
@@ -140,6 +203,6 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
