@@ -4,6 +4,7 @@
  * line is logged per request (key IDs, never key bytes). */
 #include "etsi014.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,18 @@
 #include "secbuf.h"
 #include "tls_server.h"
 
+/* Serializes the max_key_count check and the reservation of same-KME requests, so that
+ * concurrent requests cannot overshoot a pair's quota (remote requests hold their keys at the
+ * slave's KME: nothing is counted here to race on). */
+static pthread_mutex_t quota_mu = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct {
     qk_kms *k;
     struct MHD_Connection *c;
     const char *method;
     const char *url;
     const char *caller;
+    const char *fp_hex; /* the client certificate's SHA-256 (hex) */
     qk_req *r;
     unsigned status;
     char *key_ids; /* malloc'ed, for the log line */
@@ -115,10 +122,15 @@ static enum MHD_Result do_status(etsi_ctx *x, const char *slave)
     if (!qk_kms_knows_kme(x->k, target))
         return fail(x, 400, "the KME of the slave SAE is not linked to this KME");
     const qk_key_limits *lim = qk_kms_limits(x->k);
-    uint64_t stored = 0;
+    bool local = strcmp(target, qk_kms_node_id(x->k)) == 0;
+    uint64_t outstanding = 0;
+    qk_pool_status ps;
+    memset(&ps, 0, sizeof ps);
     qk_err err = {0};
-    if (qk_kms_stored_count(x->k, x->caller, slave, &stored, &err) != 0)
+    if (qk_kms_stored_count(x->k, x->caller, slave, &outstanding, &err) != 0 ||
+        (!local && qk_kms_pool_status(x->k, target, &ps, &err) != 0))
         return fail_core(x, &err, false);
+    uint64_t stored = qk_etsi_stored_key_count(lim, local, outstanding, ps.bytes_available);
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddStringToObject(o, "source_KME_ID", qk_kms_node_id(x->k)) &&
               cJSON_AddStringToObject(o, "target_KME_ID", target) &&
@@ -163,6 +175,39 @@ static int query_int(etsi_ctx *x, const char *name, bool *has, int64_t *v, enum 
     }
     *has = true;
     return 0;
+}
+
+/* The max_key_count check for every (caller, slave) pair, then the reservation. */
+static enum MHD_Result reserve_keys(etsi_ctx *x, const char *target, const char *const *slaves,
+                                    size_t nslaves, size_t number, uint32_t size_bits)
+{
+    qk_err err = {0};
+    for (size_t i = 0; i < nslaves; i++) {
+        uint64_t outstanding = 0;
+        if (qk_kms_stored_count(x->k, x->caller, slaves[i], &outstanding, &err) != 0)
+            return fail_core(x, &err, false);
+        if (!qk_etsi_quota_ok(qk_kms_limits(x->k), outstanding, number)) {
+            enum MHD_Result ret = fail(x, 503, QK_ETSI_MSG_QUOTA);
+            snprintf(x->detail, sizeof x->detail, "%s (%s holds %llu)", QK_ETSI_MSG_QUOTA,
+                     slaves[i], (unsigned long long)outstanding);
+            return ret;
+        }
+    }
+    qk_key_request req = {
+        .requester = x->caller,
+        .target_kme = target,
+        .slaves = slaves,
+        .nslaves = nslaves,
+        .number = number,
+        .size_bits = size_bits,
+    };
+    qk_key_batch b;
+    memset(&b, 0, sizeof b);
+    if (qk_kms_reserve(x->k, &req, &b, &err) != 0)
+        return fail_core(x, &err, false);
+    enum MHD_Result ret = reply_keys(x, &b);
+    qk_key_batch_free(&b);
+    return ret;
 }
 
 static enum MHD_Result do_enc(etsi_ctx *x, const char *slave, bool post)
@@ -214,22 +259,12 @@ static enum MHD_Result do_enc(etsi_ctx *x, const char *slave, bool post)
         ret = fail(x, 400, "the KME of the slave SAE is not linked to this KME");
         goto out;
     }
-    qk_key_request req = {
-        .requester = x->caller,
-        .target_kme = target,
-        .slaves = slaves,
-        .nslaves = nslaves,
-        .number = number,
-        .size_bits = size_bits,
-    };
-    qk_key_batch b;
-    memset(&b, 0, sizeof b);
-    if (qk_kms_reserve(x->k, &req, &b, &err) != 0) {
-        ret = fail_core(x, &err, false);
-        goto out;
-    }
-    ret = reply_keys(x, &b);
-    qk_key_batch_free(&b);
+    bool local = strcmp(target, qk_kms_node_id(x->k)) == 0;
+    if (local)
+        pthread_mutex_lock(&quota_mu);
+    ret = reserve_keys(x, target, slaves, nslaves, number, size_bits);
+    if (local)
+        pthread_mutex_unlock(&quota_mu);
 out:
     free(kr);
     return ret;
@@ -289,6 +324,8 @@ static enum MHD_Result dispatch(etsi_ctx *x)
     if (qk_kms_sae_home(x->k, x->caller, &home) != 0 || !home ||
         strcmp(home, qk_kms_node_id(x->k)) != 0)
         return fail(x, 401, "the calling SAE is not registered at this KME");
+    if (!qk_kms_sae_cert_ok(x->k, x->caller, x->fp_hex))
+        return fail(x, 401, "the client certificate is not the one bound to the calling SAE");
     if (x->r->too_large)
         return fail(x, 400, "request body too large");
     qk_etsi_route route;
@@ -341,6 +378,7 @@ enum MHD_Result qk_etsi014_handler(void *cls, struct MHD_Connection *c, const ch
         ret = fail(&x, 401, "the calling SAE is not authenticated");
     } else {
         x.caller = pid->id;
+        x.fp_hex = pid->fp_hex;
         ret = dispatch(&x);
     }
     qk_request_log lg = {

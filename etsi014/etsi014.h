@@ -10,8 +10,7 @@
 /* libmicrohttpd access handler; cls is the qk_kms *. Pair it with qk_req_completed
  * (common/http_util.h) as the listener's completed callback. */
 enum MHD_Result qk_etsi014_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                   const char *method, const char *version,
-                                   const char *upload_data, size_t *upload_data_size,
-                                   void **con_cls);
+                                   const char *method, const char *version, const char *upload_data,
+                                   size_t *upload_data_size, void **con_cls);
 
 #endif

@@ -262,6 +262,23 @@ int qk_etsi_check_key_req(const qk_etsi_key_req *r, const qk_key_limits *lim, co
     return 0;
 }
 
+uint64_t qk_etsi_stored_key_count(const qk_key_limits *lim, bool local, uint64_t outstanding,
+                                  uint64_t pool_bytes)
+{
+    uint64_t quota = outstanding >= lim->max_key_count ? 0 : lim->max_key_count - outstanding;
+    if (local)
+        return quota;
+    uint64_t key_bytes = lim->default_size_bits / 8;
+    uint64_t pool_keys = key_bytes ? pool_bytes / key_bytes : 0;
+    return pool_keys < quota ? pool_keys : quota;
+}
+
+bool qk_etsi_quota_ok(const qk_key_limits *lim, uint64_t outstanding, size_t number)
+{
+    return outstanding <= lim->max_key_count &&
+           (uint64_t)number <= lim->max_key_count - outstanding;
+}
+
 int qk_etsi_norm_key_id(const char *s, size_t len, char out[QK_KEY_ID_LEN + 1])
 {
     qk_uuid u;

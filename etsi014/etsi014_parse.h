@@ -20,6 +20,8 @@
 #define QK_ETSI_MSG_NOT_FOUND       "one or more keys specified are not found on KME"
 #define QK_ETSI_MSG_SIZE8           "size shall be a multiple of 8"
 #define QK_ETSI_MSG_EXT_UNSUPPORTED "not all extension_mandatory parameters are supported"
+#define QK_ETSI_MSG_QUOTA                                                                          \
+    "max_key_count reached: the SAE pair holds that many keys not yet fetched by the slave SAE"
 
 typedef enum {
     QK_ETSI_ROUTE_NONE = 0,
@@ -62,6 +64,18 @@ int qk_etsi_parse_key_request(const char *body, size_t len, qk_etsi_key_req *out
  * path slave. On success *number and *size_bits hold the effective values. */
 int qk_etsi_check_key_req(const qk_etsi_key_req *r, const qk_key_limits *lim, const char *caller,
                           const char *slave, size_t *number, uint32_t *size_bits, qk_err *err);
+
+/* Status stored_key_count for an SAE pair: the keys of the default size that enc_keys can
+ * deliver for the pair now, never above max_key_count. quota = max_key_count minus
+ * `outstanding` (keys of the pair held at this KME and not yet fetched by the slave); for a
+ * remote pair the result is also bounded by the link pool (pool_bytes of uncarved confirmed
+ * material); the same-KME pool (local) is generated on demand and bounds nothing. */
+uint64_t qk_etsi_stored_key_count(const qk_key_limits *lim, bool local, uint64_t outstanding,
+                                  uint64_t pool_bytes);
+
+/* Whether `number` more keys for a pair fit under max_key_count, the pair already holding
+ * `outstanding` keys not yet fetched by its slave. */
+bool qk_etsi_quota_ok(const qk_key_limits *lim, uint64_t outstanding, size_t number);
 
 /* Parse a POST dec_keys body {"key_IDs":[{"key_ID":"uuid"},...]} (unknown members ignored).
  * IDs are normalised to the lower-case canonical UUID form; duplicates are refused; at most

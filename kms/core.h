@@ -60,6 +60,11 @@ const qk_key_limits *qk_kms_limits(const qk_kms *k);
 
 /* SAE registry: the KME an SAE is attached to. QK_ENOTFOUND if unknown. */
 int qk_kms_sae_home(const qk_kms *k, const char *sae_id, const char **kme_id);
+/* Certificate binding of an SAE ([sae X] fingerprint): true when sae_id has no binding, or
+ * when fp_hex (the client certificate's SHA-256, 64 hex digits, as in
+ * qk_peer_identity.fp_hex) equals the configured fingerprint. False for an unknown SAE, or a
+ * bound SAE presenting another (or no) certificate. */
+bool qk_kms_sae_cert_ok(const qk_kms *k, const char *sae_id, const char *fp_hex);
 /* Whether kme_id is this KME or a linked peer. */
 bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id);
 

@@ -262,6 +262,21 @@ int qk_kms_sae_home(const qk_kms *k, const char *sae_id, const char **kme_id)
     return 0;
 }
 
+bool qk_kms_sae_cert_ok(const qk_kms *k, const char *sae_id, const char *fp_hex)
+{
+    const qk_sae_cfg *s = sae_id ? qk_kmed_config_sae(k->cfg, sae_id) : NULL;
+    if (!s)
+        return false;
+    if (!s->has_fingerprint)
+        return true;
+    uint8_t fp[32];
+    size_t got = 0;
+    if (!fp_hex || strnlen(fp_hex, 65) != 64 || qk_hex_decode(fp_hex, 64, fp, sizeof fp, &got) != 0 ||
+        got != sizeof fp)
+        return false;
+    return memcmp(fp, s->fingerprint, sizeof fp) == 0;
+}
+
 bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id)
 {
     return kme_id && (strcmp(kme_id, k->cfg->node_id) == 0 ||
