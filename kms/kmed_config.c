@@ -385,6 +385,107 @@ static int keys_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
+/* A SKIP glob list: comma-separated POSIX globs over KME IDs ([A-Za-z0-9_.-] plus the glob
+ * characters * ? [ ] ! ^), blanks around entries dropped; stored joined by ",". */
+static int parse_globs(const char *v, char out[QK_CFG_GLOBS_MAX], qk_err *err)
+{
+    size_t o = 0, count = 0;
+    out[0] = '\0';
+    const char *p = v;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        const char *a = p, *b = p + len;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        size_t n = (size_t)(b - a);
+        if (n == 0)
+            return qk_err_set(err, QK_EINVAL, "empty entry in the list");
+        if (n > QK_CFG_ID_MAX)
+            return qk_err_set(err, QK_EINVAL, "a glob has more than %d characters", QK_CFG_ID_MAX);
+        for (const char *q = a; q < b; q++) {
+            unsigned char ch = (unsigned char)*q;
+            if (!isalnum(ch) && !strchr("_.-*?[]!^", ch))
+                return qk_err_set(err, QK_EINVAL, "globs hold [A-Za-z0-9_.-] and * ? [ ] ! ^ only");
+        }
+        if (++count > 64)
+            return qk_err_set(err, QK_EINVAL, "more than 64 entries");
+        if (o + n + 2 > QK_CFG_GLOBS_MAX)
+            return qk_err_set(err, QK_EINVAL, "list too long");
+        if (o)
+            out[o++] = ',';
+        memcpy(out + o, a, n);
+        o += n;
+        out[o] = '\0';
+        p += len;
+        if (*p == ',') {
+            p++;
+            if (!*p)
+                return qk_err_set(err, QK_EINVAL, "empty entry in the list");
+        }
+    }
+    return 0;
+}
+
+static int skip_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
+{
+    qk_skip_cfg *k = &c->cfg->skip;
+    k->present = true;
+    if (strcmp(key, "remote_system_ids") == 0) {
+        if (!*v)
+            return qk_err_set(err, QK_EINVAL, "must list at least one remote system");
+        return parse_globs(v, k->remote_system_ids, err);
+    }
+    if (strcmp(key, "loopback_pair") == 0)
+        return qk_parse_bool(v, &k->loopback_pair, err);
+    if (strcmp(key, "algorithm") == 0) {
+        if (!*v || !printable(v))
+            return qk_err_set(err, QK_EINVAL, "must be 1..%d printable characters",
+                              QK_CFG_ALGORITHM_MAX);
+        return qk_parse_str(v, k->algorithm, sizeof k->algorithm, err);
+    }
+    if (strcmp(key, "entropy") == 0)
+        return qk_parse_bool(v, &k->entropy, err);
+    if (strcmp(key, "max_entropy") == 0) {
+        if (parse_bits(v, &k->max_entropy_bits, err) != 0)
+            return QK_EINVAL;
+        if (k->max_entropy_bits < 256 || k->max_entropy_bits > 65536)
+            return qk_err_set(err, QK_EINVAL, "must be within [256, 65536] bits");
+        return 0;
+    }
+    if (strcmp(key, "default_client_remote_systems") == 0)
+        return parse_globs(v, k->default_client_remote_systems, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int skip_client_key(parse_ctx *c, const char *name, const char *key, const char *v,
+                           qk_err *err)
+{
+    qk_skip_cfg *k = &c->cfg->skip;
+    if (!*name || strlen(name) >= QK_IDENTITY_MAX || !printable(name))
+        return qk_err_set(err, QK_EINVAL, "client name must be a printable identity");
+    qk_skip_client_cfg *cl = NULL;
+    for (size_t i = 0; i < k->nclients && !cl; i++)
+        if (strcmp(k->clients[i].identity, name) == 0)
+            cl = &k->clients[i];
+    if (!cl) {
+        if (k->nclients >= QK_CFG_MAX_SKIP_CLIENTS)
+            return qk_err_set(err, QK_EINVAL, "too many SKIP clients (at most %d)",
+                              QK_CFG_MAX_SKIP_CLIENTS);
+        cl = &k->clients[k->nclients++];
+        memset(cl, 0, sizeof *cl);
+        snprintf(cl->identity, sizeof cl->identity, "%s", name);
+    }
+    if (strcmp(key, "remote_systems") == 0) {
+        int rc = parse_globs(v, cl->remote_systems, err);
+        if (rc == 0 && !cl->remote_systems[0])
+            return qk_err_set(err, QK_EINVAL, "must list at least one remote system");
+        return rc;
+    }
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
 static int on_value(void *user, const char *section, const char *key, const char *value,
                     qk_err *err)
 {
@@ -418,6 +519,10 @@ static int on_value(void *user, const char *section, const char *key, const char
         return sae_key(c, name, key, value, err);
     if (strcmp(kind, "keys") == 0 && !name[0])
         return keys_key(c, key, value, err);
+    if (strcmp(kind, "skip") == 0 && !name[0])
+        return skip_key(c, key, value, err);
+    if (strcmp(kind, "skip_client") == 0 && name[0])
+        return skip_client_key(c, name, key, value, err);
     return qk_err_set(err, QK_EINVAL, "unknown section");
 }
 
@@ -504,8 +609,6 @@ static int check_listener(const qk_kmed_config *cfg, qk_listener_kind kind, qk_e
     snprintf(sec, sizeof sec, "listener %s", listener_names[kind]);
     if (!l->address_set)
         return xerr(cfg, err, sec, "address", "required");
-    if (kind == QK_LST_SKIP)
-        return xerr(cfg, err, sec, "address", "skip listener: not implemented yet");
     bool cert = false, ca = false, psk = false;
     switch (l->mode) {
     case QK_TLS_MODE_MTLS:
@@ -576,6 +679,26 @@ static int check_links(qk_kmed_config *cfg, qk_err *err)
     return 0;
 }
 
+/* The SKIP API needs its remote systems, and key sizes covering the draft's 128..256 bits. */
+static int check_skip(const qk_kmed_config *cfg, qk_err *err)
+{
+    for (size_t i = 0; i < cfg->skip.nclients; i++) {
+        const qk_skip_client_cfg *cl = &cfg->skip.clients[i];
+        char sec[QK_IDENTITY_MAX + 16];
+        snprintf(sec, sizeof sec, "skip_client %s", cl->identity);
+        if (!cl->remote_systems[0])
+            return xerr(cfg, err, sec, "remote_systems", "required");
+    }
+    if (!cfg->listeners[QK_LST_SKIP].present)
+        return 0;
+    if (!cfg->skip.remote_system_ids[0])
+        return xerr(cfg, err, "skip", "remote_system_ids", "required with [listener skip]");
+    if (cfg->min_size_bits > 128 || cfg->max_size_bits < 256)
+        return xerr(cfg, err, "keys", cfg->min_size_bits > 128 ? "min_size" : "max_size",
+                    "the skip listener needs min_size <= 128 and max_size >= 256");
+    return 0;
+}
+
 static int cross_check(qk_kmed_config *cfg, qk_err *err)
 {
     if (!cfg->node_id[0])
@@ -607,6 +730,8 @@ static int cross_check(qk_kmed_config *cfg, qk_err *err)
                     "%u is outside [min_size, max_size] = "
                     "[%u, %u]",
                     cfg->default_size_bits, cfg->min_size_bits, cfg->max_size_bits);
+    if (check_skip(cfg, err) != 0)
+        return QK_EINVAL;
     if ((uint64_t)cfg->max_size_bits / 8 + QK_BLOCK_VKEY_LEN > cfg->local_block_bytes)
         return xerr(cfg, err, "keys", "local_block_bytes",
                     "must hold at least one key of max_size plus %d bytes", QK_BLOCK_VKEY_LEN);
@@ -637,6 +762,9 @@ static void set_defaults(qk_kmed_config *cfg)
     cfg->max_sae_id_count = 4;
     cfg->reservation_lifetime_s = 3600;
     cfg->local_block_bytes = 65536;
+    snprintf(cfg->skip.algorithm, sizeof cfg->skip.algorithm, "QKD");
+    cfg->skip.entropy = true;
+    cfg->skip.max_entropy_bits = 8192;
 }
 
 int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err)

@@ -11,12 +11,15 @@
 #include "store.h"
 #include "tls_server.h"
 
-#define QK_CFG_ID_MAX    64   /* node, peer and SAE IDs: 1..64 chars [A-Za-z0-9_.-] */
-#define QK_CFG_PATH_MAX  1024 /* file names (resolved against the config file's folder) */
-#define QK_CFG_URL_MAX   512
-#define QK_CFG_HOST_MAX  64
-#define QK_CFG_MAX_LINKS 32
-#define QK_CFG_MAX_SAES  1024
+#define QK_CFG_ID_MAX           64   /* node, peer and SAE IDs: 1..64 chars [A-Za-z0-9_.-] */
+#define QK_CFG_PATH_MAX         1024 /* file names (resolved against the config file's folder) */
+#define QK_CFG_URL_MAX          512
+#define QK_CFG_HOST_MAX         64
+#define QK_CFG_MAX_LINKS        32
+#define QK_CFG_MAX_SAES         1024
+#define QK_CFG_GLOBS_MAX        1024 /* a SKIP glob list: comma-separated, normalised ", " -> "," */
+#define QK_CFG_MAX_SKIP_CLIENTS 256
+#define QK_CFG_ALGORITHM_MAX    64
 
 typedef enum {
     QK_LST_ETSI014 = 0,
@@ -71,6 +74,25 @@ typedef struct {
     uint64_t connect_timeout_ms; /* default 1 s */
 } qk_peer_client_cfg;
 
+/* [skip_client NAME]: what the SKIP client NAME (PSK identity or certificate CN) may ask for. */
+typedef struct {
+    char identity[QK_IDENTITY_MAX];
+    char remote_systems[QK_CFG_GLOBS_MAX]; /* glob list, required */
+} qk_skip_client_cfg;
+
+/* [skip]: the SKIP API (skip-server/README.md). */
+typedef struct {
+    bool present;
+    char remote_system_ids[QK_CFG_GLOBS_MAX]; /* glob list; required with [listener skip] */
+    bool loopback_pair;                       /* test aid, default false */
+    char algorithm[QK_CFG_ALGORITHM_MAX + 1]; /* default "QKD" */
+    bool entropy;                             /* default true */
+    uint32_t max_entropy_bits;                /* default 8192 */
+    char default_client_remote_systems[QK_CFG_GLOBS_MAX]; /* default "" (refused) */
+    qk_skip_client_cfg clients[QK_CFG_MAX_SKIP_CLIENTS];
+    size_t nclients;
+} qk_skip_cfg;
+
 typedef struct {
     char path[QK_CFG_PATH_MAX]; /* the file this came from */
 
@@ -97,6 +119,8 @@ typedef struct {
     uint32_t max_sae_id_count;       /* 4 */
     uint64_t reservation_lifetime_s; /* 3600 */
     uint64_t local_block_bytes;      /* 65536 */
+
+    qk_skip_cfg skip;
 } qk_kmed_config;
 
 /* Load and cross-check FILE into *cfg (which is fully overwritten; it is large: allocate it,

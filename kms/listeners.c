@@ -103,6 +103,25 @@ int qk_fp_map_load(const char *path, qk_fp_map *out, qk_err *err)
     return rc;
 }
 
+/* TLS 1.2 suites of the skip listener (draft-cisco-skip-02 Table 1, plus the GCM PSK suites
+ * Cisco IOS XE offers); TLS 1.3 keeps the front end's default (TLS_AES_256_GCM_SHA384 first). */
+#define SKIP_TLS12_PSK                                                                             \
+    "DHE-PSK-AES256-CBC-SHA384:DHE-PSK-AES256-CBC-SHA:PSK-AES256-GCM-SHA384:"                      \
+    "DHE-PSK-AES256-GCM-SHA384"
+#define SKIP_TLS12_CERT "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:AES256-SHA256"
+
+static const char *skip_tls12_ciphers(qk_tls_mode mode)
+{
+    switch (mode) {
+    case QK_TLS_MODE_PSK:
+        return SKIP_TLS12_PSK;
+    case QK_TLS_MODE_PSK_OR_MTLS:
+        return SKIP_TLS12_PSK ":" SKIP_TLS12_CERT;
+    default:
+        return SKIP_TLS12_CERT;
+    }
+}
+
 static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_kind kind,
                      const qk_listener_binding *b, qk_err *err)
 {
@@ -119,6 +138,8 @@ static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_ki
     lc.tls.cert_file = l->cert[0] ? l->cert : NULL;
     lc.tls.key_file = l->key[0] ? l->key : NULL;
     lc.tls.ca_file = l->ca[0] ? l->ca : NULL;
+    if (kind == QK_LST_SKIP)
+        lc.tls.tls12_ciphers = skip_tls12_ciphers(l->mode);
     if (l->psk_file[0]) {
         if (qk_psk_table_load(l->psk_file, &ls->psks[kind], err) != 0)
             return qk_err_prefix(err, "%s listener", name);

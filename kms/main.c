@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "peer_api.h"
 #include "secbuf.h"
+#include "skip.h"
 #include "sync.h"
 
 #ifndef QKD_KMS_VERSION
@@ -110,6 +111,33 @@ static void wait_for_stop(const sigset_t *set)
     }
 }
 
+/* The SKIP handler's options, borrowed from the config (rules: malloc'ed array). */
+static int skip_options(const qk_kmed_config *cfg, qk_kms *k, qk_skip_options *o,
+                        qk_skip_client_rule **rules)
+{
+    const qk_skip_cfg *s = &cfg->skip;
+    memset(o, 0, sizeof *o);
+    *rules = NULL;
+    if (s->nclients) {
+        *rules = calloc(s->nclients, sizeof **rules);
+        if (!*rules)
+            return -1;
+        for (size_t i = 0; i < s->nclients; i++)
+            (*rules)[i] =
+                (qk_skip_client_rule){s->clients[i].identity, s->clients[i].remote_systems};
+    }
+    o->kms = k;
+    o->remote_system_ids = s->remote_system_ids;
+    o->loopback_pair = s->loopback_pair;
+    o->algorithm = s->algorithm;
+    o->entropy = s->entropy;
+    o->max_entropy_bits = s->max_entropy_bits;
+    o->default_client_remote_systems = s->default_client_remote_systems;
+    o->clients = *rules;
+    o->nclients = s->nclients;
+    return 0;
+}
+
 static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t *set)
 {
     qk_err err;
@@ -118,6 +146,8 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     qk_kms *k = NULL;
     qk_sync *sync = NULL;
     qk_listeners *ls = NULL;
+    qk_skip_options skip_opts;
+    qk_skip_client_rule *skip_rules = NULL;
     qk_metrics *m = qk_metrics_new();
     if (!m) {
         QK_ERROR("out of memory");
@@ -134,6 +164,14 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     qk_api_counter etsi_counter = {"etsi014", m};
     b[QK_LST_ETSI014] = (qk_listener_binding){qk_etsi014_handler, k, qk_api_completed_count,
                                               &etsi_counter, 64 * 1024};
+    /* The SKIP layer logs its own request lines too. */
+    qk_api_counter skip_counter = {"skip", m};
+    if (skip_options(cfg, k, &skip_opts, &skip_rules) != 0) {
+        QK_ERROR("out of memory");
+        goto out;
+    }
+    b[QK_LST_SKIP] = (qk_listener_binding){qk_skip_handler, &skip_opts, qk_api_completed_count,
+                                           &skip_counter, QK_SKIP_MAX_BODY};
     b[QK_LST_PEER] =
         (qk_listener_binding){qk_peer_api_handler, k, qk_req_completed, NULL, QK_PEER_API_MAX_BODY};
     b[QK_LST_DEVICE] = (qk_listener_binding){qk_device_api_handler, k, qk_req_completed, NULL,
@@ -154,6 +192,7 @@ out:
     qk_listeners_stop(ls);
     qk_sync_stop(sync);
     qk_kms_close(k);
+    free(skip_rules);
     qk_metrics_free(m);
     QK_INFO("stopped");
     return status;

@@ -227,9 +227,117 @@ static void test_listener_errors(void)
     static const char no_addr[] = "[node]\nid = KME_A\ndata_dir = d\n"
                                   "[listener device]\ncert = server.pem\n";
     expect_error(no_addr, NULL, 4, "[listener device] address: ", "required");
+    /* A PSK skip listener needs its PSK file. */
     static const char skip[] = "[node]\nid = KME_A\ndata_dir = d\n"
                                "[listener skip]\naddress = 127.0.0.1:0\nmode = psk\n";
-    expect_error(skip, NULL, 5, "[listener skip] address: ", "skip listener: not implemented yet");
+    expect_error(skip, NULL, 4, "[listener skip] psk_file: ", "required");
+    static const char skip_plain[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                                     "[listener skip]\naddress = 127.0.0.1:0\nmode = plain\n";
+    expect_error(skip_plain, NULL, 6, "[listener skip] mode: ", "not allowed");
+}
+
+/* base + a skip listener in mode psk-or-mtls (PSK file: server.key stands in). */
+static const char skip_lst[] = "[listener skip]\n"        /* 42 */
+                               "address = 127.0.0.1:0\n"  /* 43 */
+                               "cert = server.pem\n"      /* 44 */
+                               "key = server.key\n"       /* 45 */
+                               "ca = ca.pem\n"            /* 46 */
+                               "psk_file = server.key\n"; /* 47 */
+
+static void test_skip_good(void)
+{
+    qk_err err;
+    char text[2048];
+    snprintf(text, sizeof text,
+             "%s[skip]\n"
+             "remote_system_ids = KME_B ,  KME_C* ,KME_[DE]\n"
+             "loopback_pair = yes\n"
+             "algorithm = QKD BB84 (simulated)\n"
+             "entropy = off\n"
+             "max_entropy = 4096\n"
+             "default_client_remote_systems = KME_B\n"
+             "[skip_client enc-a1]\n"
+             "remote_systems = KME_B,KME_?\n"
+             "[skip_client CN with spaces]\n"
+             "remote_systems = KME_C1\n",
+             skip_lst);
+    int rc = load_text(base, text, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    const qk_listener_cfg *l = &cfg->listeners[QK_LST_SKIP];
+    CU_ASSERT(l->present);
+    CU_ASSERT_EQUAL(l->mode, QK_TLS_MODE_PSK_OR_MTLS); /* the default mode of the skip listener */
+    CU_ASSERT(cfg->skip.present);
+    CU_ASSERT_STRING_EQUAL(cfg->skip.remote_system_ids, "KME_B,KME_C*,KME_[DE]");
+    CU_ASSERT(cfg->skip.loopback_pair);
+    CU_ASSERT_STRING_EQUAL(cfg->skip.algorithm, "QKD BB84 (simulated)");
+    CU_ASSERT(!cfg->skip.entropy);
+    CU_ASSERT_EQUAL(cfg->skip.max_entropy_bits, 4096);
+    CU_ASSERT_STRING_EQUAL(cfg->skip.default_client_remote_systems, "KME_B");
+    CU_ASSERT_EQUAL_FATAL(cfg->skip.nclients, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->skip.clients[0].identity, "enc-a1");
+    CU_ASSERT_STRING_EQUAL(cfg->skip.clients[0].remote_systems, "KME_B,KME_?");
+    CU_ASSERT_STRING_EQUAL(cfg->skip.clients[1].identity, "CN with spaces");
+
+    /* Defaults. */
+    snprintf(text, sizeof text, "%s[skip]\nremote_system_ids = KME_B\n", skip_lst);
+    rc = load_text(base, text, &err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(!cfg->skip.loopback_pair);
+    CU_ASSERT(cfg->skip.entropy);
+    CU_ASSERT_STRING_EQUAL(cfg->skip.algorithm, "QKD");
+    CU_ASSERT_EQUAL(cfg->skip.max_entropy_bits, 8192);
+    CU_ASSERT_STRING_EQUAL(cfg->skip.default_client_remote_systems, "");
+    CU_ASSERT_EQUAL(cfg->skip.nclients, 0);
+
+    /* Every skip listener mode but plain. */
+    static const char *const modes[] = {"psk", "mtls", "server-cert", "psk-or-mtls"};
+    static const qk_tls_mode want[] = {QK_TLS_MODE_PSK, QK_TLS_MODE_MTLS, QK_TLS_MODE_SERVER_CERT,
+                                       QK_TLS_MODE_PSK_OR_MTLS};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(text, sizeof text, "%smode = %s\n[skip]\nremote_system_ids = KME_B\n", skip_lst,
+                 modes[i]);
+        rc = load_text(base, text, &err);
+        if (rc != 0)
+            fprintf(stderr, "\n  %s\n", err.msg);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_EQUAL(cfg->listeners[QK_LST_SKIP].mode, want[i]);
+    }
+}
+
+static void test_skip_errors(void)
+{
+    char text[1024];
+    /* remote_system_ids is required with the listener (error on the [skip] header line). */
+    snprintf(text, sizeof text, "%s[skip]\nloopback_pair = false\n", skip_lst);
+    expect_error(base, text, 48, "[skip] remote_system_ids: ", "required");
+    /* ... and with no [skip] section at all: the last line of the file. */
+    expect_error(base, skip_lst, 47, "[skip] remote_system_ids: ", "required");
+    /* Value errors. */
+    expect_error(base, "[skip]\nremote_system_ids = KME_B,,KME_C\n", 43,
+                 "[skip] remote_system_ids: ", "empty entry");
+    expect_error(base, "[skip]\nremote_system_ids = KME B\n", 43,
+                 "[skip] remote_system_ids: ", "globs hold");
+    expect_error(base, "[skip]\nremote_system_ids = KME_B,\n", 43,
+                 "[skip] remote_system_ids: ", "empty entry");
+    expect_error(base, "[skip]\nloopback_pair = maybe\n", 43, "[skip] loopback_pair: ", NULL);
+    expect_error(base, "[skip]\nmax_entropy = 100\n", 43, "[skip] max_entropy: ", "multiple of 8");
+    expect_error(base, "[skip]\nmax_entropy = 128\n", 43, "[skip] max_entropy: ", "256");
+    expect_error(base, "[skip]\ncolour = red\n", 43, "[skip] colour: ", "unknown key");
+    expect_error(base, "[skip x]\nloopback_pair = true\n", 43,
+                 "[skip x] loopback_pair: ", "unknown section");
+    expect_error(base, "[skip_client]\nremote_systems = KME_B\n", 43, "[skip_client] ",
+                 "unknown section");
+    expect_error(base, "[skip_client c1]\nremote_systems = KME_B\nlimit = 3\n", 44,
+                 "[skip_client c1] limit: ", "unknown key");
+    expect_error(base, "[skip_client c1]\nremote_systems =\n", 43,
+                 "[skip_client c1] remote_systems: ", "at least one");
+    /* Key sizes must cover the draft's 128..256 bits when SKIP is served. */
+    snprintf(text, sizeof text, "%s[skip]\nremote_system_ids = KME_B\n", skip_lst);
+    char keys[1100];
+    snprintf(keys, sizeof keys, "min_size = 192\n%s", text);
+    expect_error(base, keys, 42, "[keys] min_size: ", "skip listener needs");
 }
 
 static void test_cross_checks(void)
@@ -292,6 +400,8 @@ int suite_kmed_config(void)
         !CU_add_test(s, "value errors name file, line, key", test_value_errors) ||
         !CU_add_test(s, "listener errors", test_listener_errors) ||
         !CU_add_test(s, "cross-checks", test_cross_checks) ||
+        !CU_add_test(s, "skip section and client rules", test_skip_good) ||
+        !CU_add_test(s, "skip errors", test_skip_errors) ||
         !CU_add_test(s, "unreadable file and syntax errors", test_io_and_syntax))
         return -1;
     return 0;

@@ -1,0 +1,230 @@
+/* test_skip.c - the SKIP parsing layer (skip-server/skip_parse.c): routes, keyId forms, bit
+ * counts, system IDs, glob lists, client rules and the JSON answers. */
+#include <CUnit/CUnit.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "codec.h"
+#include "secbuf.h"
+#include "skip_parse.h"
+
+static void test_path(void)
+{
+    char id[QK_SKIP_KEY_ID_HEX_MAX + 2];
+    CU_ASSERT_EQUAL(qk_skip_parse_path("/capabilities", id, sizeof id), QK_SKIP_ROUTE_CAPABILITIES);
+    CU_ASSERT_EQUAL(qk_skip_parse_path("/key", id, sizeof id), QK_SKIP_ROUTE_KEY);
+    CU_ASSERT_EQUAL(qk_skip_parse_path("/key?remoteSystemID=B", id, sizeof id), QK_SKIP_ROUTE_KEY);
+    CU_ASSERT_EQUAL(qk_skip_parse_path("/entropy", id, sizeof id), QK_SKIP_ROUTE_ENTROPY);
+    CU_ASSERT_EQUAL(qk_skip_parse_path("/key/AbC123", id, sizeof id), QK_SKIP_ROUTE_KEY_ID);
+    CU_ASSERT_STRING_EQUAL(id, "AbC123");
+    CU_ASSERT_EQUAL(qk_skip_parse_path("/key/", id, sizeof id), QK_SKIP_ROUTE_KEY_ID);
+    CU_ASSERT_STRING_EQUAL(id, "");
+    CU_ASSERT_EQUAL(qk_skip_parse_path("/key/ab?x=1", id, sizeof id), QK_SKIP_ROUTE_KEY_ID);
+    CU_ASSERT_STRING_EQUAL(id, "ab");
+    /* Not SKIP paths: 404. */
+    static const char *const none[] = {"/",
+                                       "",
+                                       "/keys",
+                                       "/key/a/b",
+                                       "/Key",
+                                       "/entropy/",
+                                       "/capabilities/x",
+                                       "/api/v1/keys/x/status",
+                                       "/capabilitiesx",
+                                       "/keyx"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        CU_ASSERT_EQUAL(qk_skip_parse_path(none[i], id, sizeof id), QK_SKIP_ROUTE_NONE);
+    CU_ASSERT_EQUAL(qk_skip_parse_path(NULL, id, sizeof id), QK_SKIP_ROUTE_NONE);
+    /* An overlong keyId is cut to cap-1 bytes, which the keyId check refuses. */
+    char longp[400] = "/key/";
+    memset(longp + 5, 'a', 300);
+    longp[305] = '\0';
+    CU_ASSERT_EQUAL(qk_skip_parse_path(longp, id, sizeof id), QK_SKIP_ROUTE_KEY_ID);
+    CU_ASSERT_EQUAL(strlen(id), sizeof id - 1);
+    char out[QK_KEY_ID_LEN + 1];
+    qk_err err = {0};
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id(id, out, &err), QK_EINVAL);
+}
+
+static void test_key_id(void)
+{
+    char out[QK_KEY_ID_LEN + 1];
+    qk_err err = {0};
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id("0123456789abcdef0123456789ABCDEF", out, &err), 0);
+    CU_ASSERT_STRING_EQUAL(out, "01234567-89ab-cdef-0123-456789abcdef");
+    /* well-formed hex of another length: not one of ours */
+    CU_ASSERT_EQUAL(
+        qk_skip_parse_key_id("1726e9AE76234FB1dd1283d4dca1911e1f93864d70f3069e", out, &err),
+        QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id("ab", out, &err), QK_ENOTFOUND);
+    /* malformed */
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id("", out, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id(NULL, out, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id("0123456789abcdef0123456789abcdeg", out, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "malformed"));
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id("01234567-89ab-cdef-0123-456789abcdef", out, &err),
+                    QK_EINVAL);
+    char big[200];
+    memset(big, 'a', 129);
+    big[129] = '\0';
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id(big, out, &err), QK_EINVAL);
+    big[128] = '\0';
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id(big, out, &err), QK_ENOTFOUND);
+    /* round trip with the ETSI form */
+    qk_uuid u;
+    qk_uuid_v4(&u);
+    char canon[QK_UUID_STR_LEN + 1], hex[QK_UUID_HEX_LEN + 1];
+    qk_uuid_format(&u, canon);
+    CU_ASSERT_EQUAL(qk_skip_key_id_of(canon, hex), 0);
+    CU_ASSERT_EQUAL(strlen(hex), 32);
+    CU_ASSERT_EQUAL(qk_skip_parse_key_id(hex, out, &err), 0);
+    CU_ASSERT_STRING_EQUAL(out, canon);
+    CU_ASSERT_EQUAL(qk_skip_key_id_of("not-a-uuid", hex), -1);
+}
+
+static void test_bits(void)
+{
+    uint32_t v = 0;
+    qk_err err = {0};
+    CU_ASSERT_EQUAL(qk_skip_parse_bits("size", "128", 64, 8192, &v, &err), 0);
+    CU_ASSERT_EQUAL(v, 128);
+    CU_ASSERT_EQUAL(qk_skip_parse_bits("size", "192", 64, 8192, &v, &err), 0);
+    CU_ASSERT_EQUAL(qk_skip_parse_bits("size", "8192", 64, 8192, &v, &err), 0);
+    static const char *const bad[] = {"",   "0",  "-8",   "+8",   "12",       "100", "abc",
+                                      " 8", "8 ", "0x10", "8200", "99999999", "1e3", "8192.0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CU_ASSERT_EQUAL(qk_skip_parse_bits("size", bad[i], 64, 8192, &v, &err), QK_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "size"));
+    }
+    CU_ASSERT_EQUAL(qk_skip_parse_bits("minentropy", NULL, 8, 256, &v, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_skip_parse_bits("minentropy", "56", 64, 256, &v, &err), QK_EINVAL);
+}
+
+static void test_system_id_and_globs(void)
+{
+    CU_ASSERT(qk_skip_system_id_valid("KME_B"));
+    CU_ASSERT(qk_skip_system_id_valid("a.b-c_1"));
+    CU_ASSERT(!qk_skip_system_id_valid(""));
+    CU_ASSERT(!qk_skip_system_id_valid("KME B"));
+    CU_ASSERT(!qk_skip_system_id_valid("KME*"));
+    CU_ASSERT(!qk_skip_system_id_valid("skip:KME"));
+    char l65[70];
+    memset(l65, 'x', 65);
+    l65[65] = '\0';
+    CU_ASSERT(!qk_skip_system_id_valid(l65));
+    l65[64] = '\0';
+    CU_ASSERT(qk_skip_system_id_valid(l65));
+
+    const char *list = "KME_B, KP_*_LOC1 ,KME_[CD]?,Z[!0-9]";
+    CU_ASSERT(qk_skip_globs_match(list, "KME_B"));
+    CU_ASSERT(qk_skip_globs_match(list, "KP_ALICE_LOC1"));
+    CU_ASSERT(qk_skip_globs_match(list, "KP_BOB_LOC1"));
+    CU_ASSERT(!qk_skip_globs_match(list, "KP_BOB_LOC2"));
+    CU_ASSERT(qk_skip_globs_match(list, "KME_C1"));
+    CU_ASSERT(!qk_skip_globs_match(list, "KME_C"));
+    CU_ASSERT(!qk_skip_globs_match(list, "KME_E1"));
+    CU_ASSERT(qk_skip_globs_match(list, "Zx"));
+    CU_ASSERT(!qk_skip_globs_match(list, "Z1"));
+    CU_ASSERT(!qk_skip_globs_match(list, "KME_BB"));
+    CU_ASSERT(!qk_skip_globs_match("", "KME_B"));
+    CU_ASSERT(!qk_skip_globs_match(NULL, "KME_B"));
+    CU_ASSERT(qk_skip_globs_match("*", "anything"));
+
+    char id[QK_SKIP_IDENTITY_MAX];
+    CU_ASSERT_EQUAL(qk_skip_identity("KME_A", id, sizeof id), 0);
+    CU_ASSERT_STRING_EQUAL(id, "skip:KME_A");
+    CU_ASSERT_EQUAL(qk_skip_identity("bad id", id, sizeof id), -1);
+    CU_ASSERT_EQUAL(qk_skip_identity("KME_A", id, 6), -1);
+}
+
+static void test_client_rules(void)
+{
+    const qk_skip_client_rule rules[] = {{"enc-a1", "KME_B"}, {"enc-a2", "KME_?,KME_Z*"}};
+    CU_ASSERT_STRING_EQUAL(qk_skip_client_globs(rules, 2, NULL, "enc-a1"), "KME_B");
+    CU_ASSERT_STRING_EQUAL(qk_skip_client_globs(rules, 2, NULL, "enc-a2"), "KME_?,KME_Z*");
+    CU_ASSERT_PTR_NULL(qk_skip_client_globs(rules, 2, NULL, "enc-a3"));
+    CU_ASSERT_PTR_NULL(qk_skip_client_globs(rules, 2, "", "enc-a3"));
+    CU_ASSERT_PTR_NULL(qk_skip_client_globs(rules, 2, NULL, NULL)); /* anonymous, no default */
+    CU_ASSERT_STRING_EQUAL(qk_skip_client_globs(rules, 2, "KME_B", NULL), "KME_B");
+    CU_ASSERT_STRING_EQUAL(qk_skip_client_globs(rules, 2, "KME_C", "ENC-A1"), "KME_C");
+    /* the client's own rule wins over the default */
+    CU_ASSERT_STRING_EQUAL(qk_skip_client_globs(rules, 2, "*", "enc-a1"), "KME_B");
+}
+
+static void test_answers(void)
+{
+    uint8_t key[32];
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (uint8_t)(0xa0 + i);
+    char *json = NULL;
+    size_t len = 0;
+    CU_ASSERT_EQUAL_FATAL(
+        qk_skip_key_json("01234567-89ab-cdef-0123-456789abcdef", key, sizeof key, &json, &len), 0);
+    CU_ASSERT_EQUAL(len, strlen(json));
+    cJSON *o = cJSON_Parse(json);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(o, "keyId")->valuestring,
+                           "0123456789abcdef0123456789abcdef");
+    const char *k = cJSON_GetObjectItemCaseSensitive(o, "key")->valuestring;
+    CU_ASSERT_EQUAL(strlen(k), 64);
+    CU_ASSERT_EQUAL(strncmp(k, "a0a1a2a3", 8), 0);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(o), 2);
+    cJSON_Delete(o);
+    qk_secure_free(json);
+    CU_ASSERT_EQUAL(qk_skip_key_json("bad", key, sizeof key, &json, &len), -1);
+    CU_ASSERT_PTR_NULL(json);
+
+    CU_ASSERT_EQUAL_FATAL(qk_skip_entropy_json(key, 16, 128, &json, &len), 0);
+    o = cJSON_Parse(json);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_EQUAL(strlen(cJSON_GetObjectItemCaseSensitive(o, "randomStr")->valuestring), 32);
+    CU_ASSERT_EQUAL(cJSON_GetObjectItemCaseSensitive(o, "minentropy")->valueint, 128);
+    cJSON_Delete(o);
+    qk_secure_free(json);
+
+    char *caps = qk_skip_capabilities_json(true, "QKD", "KME_A", "KME_B,KP_*", false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(caps);
+    o = cJSON_Parse(caps);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "entropy")));
+    CU_ASSERT(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "key")));
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(o, "algorithm")->valuestring, "QKD");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(o, "localSystemID")->valuestring,
+                           "KME_A");
+    cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "remoteSystemID");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r), 2);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(r, 1)->valuestring, "KP_*");
+    cJSON_Delete(o);
+    free(caps);
+    /* loopback pair mode lists the node itself once */
+    caps = qk_skip_capabilities_json(false, "QKD", "KME_A", "KME_B", true);
+    o = cJSON_Parse(caps);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    r = cJSON_GetObjectItemCaseSensitive(o, "remoteSystemID");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(r), 2);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(r, 1)->valuestring, "KME_A");
+    CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "entropy")));
+    cJSON_Delete(o);
+    free(caps);
+    caps = qk_skip_capabilities_json(true, "QKD", "KME_A", "KME_A,KME_B", true);
+    o = cJSON_Parse(caps);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "remoteSystemID")), 2);
+    cJSON_Delete(o);
+    free(caps);
+}
+
+int suite_skip(void)
+{
+    CU_pSuite s = CU_add_suite("skip", NULL, NULL);
+    if (!s)
+        return -1;
+    if (!CU_add_test(s, "path", test_path) || !CU_add_test(s, "keyId", test_key_id) ||
+        !CU_add_test(s, "bits", test_bits) ||
+        !CU_add_test(s, "system IDs and globs", test_system_id_and_globs) ||
+        !CU_add_test(s, "client rules", test_client_rules) ||
+        !CU_add_test(s, "answers", test_answers))
+        return -1;
+    return 0;
+}
