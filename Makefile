@@ -163,7 +163,7 @@ fuzz-run: fuzz
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_DIR)/corpus/$$n $$seeds \
 	    > $(FUZZ_DIR)/$$n.log 2>&1 || { tail -40 $(FUZZ_DIR)/$$n.log; exit 1; }; \
-	  grep -E "stat::number_of_executed_runs" $(FUZZ_DIR)/$$n.log; done
+	  grep -E "stat::number_of_executed_units" $(FUZZ_DIR)/$$n.log; done
 
 tests-build: $(BINS) $(UNIT) $(TOOLS)
 .PHONY: tests-build
