@@ -23,7 +23,8 @@ double qk_model_mu_floor(const qk_model_params *p, qk_rate_kind kind);
 void qk_model_point_at(const qk_model_params *p, double distance_km, qk_rate_kind kind, double mu,
                        qk_model_point *out);
 
-/* The mu in [qk_model_mu_floor, QK_MODEL_MU_MAX] maximising the unclamped rate (model_search.c). */
+/* The mu in [qk_model_mu_floor, QK_MODEL_MU_MAX] maximising the unclamped rate; p->mu (clamped
+ * to that interval) when no mu gives a positive rate (model_search.c). */
 double qk_model_best_mu(const qk_model_params *p, double distance_km, qk_rate_kind kind);
 
 #endif

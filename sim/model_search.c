@@ -58,6 +58,9 @@ double qk_model_best_mu(const qk_model_params *p, double distance_km, qk_rate_ki
     /* Never return worse than the best grid point (flat or non-unimodal corner cases). */
     if (rate_log_mu(p, distance_km, kind, x) < best_rate)
         x = lo + step * best;
+    /* No intensity gives key: report the configured one rather than the least-bad corner. */
+    if (!(best_rate > 0.0))
+        return fmin(fmax(p->mu, exp(lo)), QK_MODEL_MU_MAX);
     return exp(x);
 }
 
