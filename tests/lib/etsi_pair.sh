@@ -13,6 +13,19 @@
 #   admin_metrics A|B         GET /metrics from the admin listener
 #   sae_curl SAE ARGS...      curl with SAE's client certificate (CA-verified)
 # Tunables before pair_init: PAIR_KEYS_EXTRA (lines appended to [keys]).
+#
+# SKIP (draft-cisco-skip-02), after pair_init and before pair_start:
+#   pair_skip_conf A|B MODE [EXTRA]  add a skip listener (MODE psk|psk-or-mtls|mtls|server-cert),
+#                             its PSK file and client rules to that KME's config. EXTRA: lines
+#                             appended to its [skip] section. Clients of KME_X (x = a|b):
+#                               enc_x      PSK (SHA-384), remote_systems = KME_?
+#                               enc_x256   PSK bound to SHA-256, remote_systems = KME_[AB]
+#                               enc_x_ltd  PSK (SHA-384), remote_systems = KME_Q (nothing linked)
+#                               skip_x     client certificate CN, remote_systems = KME_*
+#                             [skip] remote_system_ids = KME_[A-C], KP_*_LOC1
+#   skip_url A|B              https://127.0.0.1:PORT of the skip listener
+#   skip_psk A|B IDENTITY     the hex PSK of a client (for openssl s_client -psk)
+#   skip_curl CLIENT A|B PATH [curl args...]  curl with CLIENT's certificate; body, then "HTTP <status>"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build}
@@ -220,4 +233,55 @@ wait_pool() {
   done
   echo "pool of KME_$s: $v bits, wanted $bits"
   return 1
+}
+
+# ---- SKIP --------------------------------------------------------------------------------------
+declare -A SKIPPSK=()
+
+pair_skip_conf() { # A|B MODE [EXTRA]
+  local s=$1 mode=$2 extra=${3:-} sl P=$T/pki id
+  sl=$(echo "$s" | tr 'AB' 'ab')
+  for id in "skip_$sl"; do
+    [ -f "$P/$id.crt" ] || pki_client "$P" ca "$id" >/dev/null || fail "pki_client $id"
+  done
+  SKIPPSK[$s.enc_$sl]=$(openssl rand -hex 32)
+  SKIPPSK[$s.enc_${sl}256]=$(openssl rand -hex 32)
+  SKIPPSK[$s.enc_${sl}_ltd]=$(openssl rand -hex 32)
+  (umask 077 && {
+    echo "# SKIP client PSKs of KME_$s (identity:hexkey[:hash])"
+    echo "enc_$sl:${SKIPPSK[$s.enc_$sl]}"
+    echo "enc_${sl}256:${SKIPPSK[$s.enc_${sl}256]}:sha256"
+    echo "enc_${sl}_ltd:${SKIPPSK[$s.enc_${sl}_ltd]}"
+  } >"$T/skip_$s.psk") || fail "PSK file"
+  {
+    echo
+    echo "[listener skip]"
+    echo "address = 127.0.0.1:0"
+    echo "mode = $mode"
+    case $mode in psk) ;; *) echo "cert = $P/kme_$sl.crt"; echo "key = $P/kme_$sl.key" ;; esac
+    case $mode in mtls | psk-or-mtls) echo "ca = $P/ca.crt" ;; esac
+    case $mode in psk | psk-or-mtls) echo "psk_file = $T/skip_$s.psk" ;; esac
+    echo
+    echo "[skip_client enc_$sl]"
+    echo "remote_systems = KME_?"
+    echo "[skip_client enc_${sl}256]"
+    echo "remote_systems = KME_[AB]"
+    echo "[skip_client enc_${sl}_ltd]"
+    echo "remote_systems = KME_Q"
+    echo "[skip_client skip_$sl]"
+    echo "remote_systems = KME_*"
+    echo
+    echo "[skip]"
+    echo "remote_system_ids = KME_[A-C], KP_*_LOC1"
+    [ -n "$extra" ] && printf '%s\n' "$extra"
+  } >>"$T/kme_$s.conf"
+}
+
+skip_url() { echo "https://127.0.0.1:${PORT[$1.skip]}"; }
+skip_psk() { echo "${SKIPPSK[$1.$2]}"; }
+
+skip_curl() { # CLIENT A|B PATH [curl args...]
+  local client=$1 kme=$2 path=$3; shift 3
+  curl -s --max-time 10 --cacert "$T/pki/ca.crt" --cert "$(crt "$client")" --key "$(key "$client")" \
+    -w '\nHTTP %{http_code}\n' "$(skip_url "$kme")$path" "$@"
 }
