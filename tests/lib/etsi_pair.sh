@@ -241,9 +241,7 @@ declare -A SKIPPSK=()
 pair_skip_conf() { # A|B MODE [EXTRA]
   local s=$1 mode=$2 extra=${3:-} sl P=$T/pki id
   sl=$(echo "$s" | tr 'AB' 'ab')
-  for id in "skip_$sl"; do
-    [ -f "$P/$id.crt" ] || pki_client "$P" ca "$id" >/dev/null || fail "pki_client $id"
-  done
+  [ -f "$P/skip_$sl.crt" ] || pki_client "$P" ca "skip_$sl" >/dev/null || fail "pki_client skip_$sl"
   SKIPPSK[$s.enc_$sl]=$(openssl rand -hex 32)
   SKIPPSK[$s.enc_${sl}256]=$(openssl rand -hex 32)
   SKIPPSK[$s.enc_${sl}_ltd]=$(openssl rand -hex 32)
@@ -273,8 +271,8 @@ pair_skip_conf() { # A|B MODE [EXTRA]
     echo
     echo "[skip]"
     echo "remote_system_ids = KME_[A-C], KP_*_LOC1"
-    [ -n "$extra" ] && printf '%s\n' "$extra"
-  } >>"$T/kme_$s.conf"
+    if [ -n "$extra" ]; then printf '%s\n' "$extra"; fi
+  } >>"$T/kme_$s.conf" || fail "cannot write kme_$s.conf"
 }
 
 skip_url() { echo "https://127.0.0.1:${PORT[$1.skip]}"; }
