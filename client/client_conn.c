@@ -192,7 +192,10 @@ static bool contains_ci(const char *s, const char *needle)
 }
 
 /* The HTTP layer reports a TLS alert received after the handshake (e.g. a client certificate
- * refused under TLS 1.3, seen by the client only on its first read) as a plain I/O error. */
+ * refused under TLS 1.3, seen by the client only on its first read) as a plain I/O error; so is
+ * a server that closes the connection at once after such a refusal, before libcurl has even
+ * asked for the peer's address (getpeername fails: the TCP connection had been accepted, so
+ * this is a refusal within TLS, not a connect failure). */
 static qkc_errclass transport_class(const qk_err *herr)
 {
     switch (herr->code) {
@@ -208,7 +211,7 @@ static qkc_errclass transport_class(const qk_err *herr)
         return QKC_EUSAGE;
     default:
         if (contains_ci(herr->msg, "alert") || contains_ci(herr->msg, "certificate") ||
-            contains_ci(herr->msg, "SSL routines"))
+            contains_ci(herr->msg, "SSL routines") || contains_ci(herr->msg, "getpeername"))
             return QKC_ETLS;
         return QKC_ECONNECT;
     }
