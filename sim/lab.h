@@ -1,0 +1,54 @@
+/* lab.h - the state of one lab (qkd-lab): its folder, topology, model settings, and what the
+ * running processes bound. Layout inside DIR (docs/lab.md):
+ *   pki/            ca.crt ca.key, server-KME.crt/.key, peer-KME.crt/.key, sae-SAE.crt/.key,
+ *                   device.crt/.key (CN qkd-sim)
+ *   KME/            kmed.conf master.key skip.psk data/ kmed.log kmed.out ports kmed.pid
+ *   sim/            sim.conf sim.log sim.out ports state sim.pid
+ *   lab.json        the manifest (mode 0600: it holds the SKIP PSKs) */
+#ifndef QK_LAB_H
+#define QK_LAB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "lab_topology.h"
+
+#define QK_LAB_PATH_MAX  1024
+#define QK_LAB_DEVICE_CN "qkd-sim"
+
+typedef struct {
+    uint16_t peer_port; /* chosen before start (the neighbours' configs name it) */
+    uint16_t etsi014, skip, device, admin;
+    pid_t pid;
+    char skip_identity[QK_LAB_ID_MAX + 8];
+    char psk_hex[65];
+} qk_lab_kme_rt;
+
+typedef struct {
+    char dir[QK_LAB_PATH_MAX]; /* absolute */
+    qk_lab_topology topo;
+    char preset[32];
+    double distance_km;
+    double time_scale;
+    uint64_t block_bytes;
+    bool skip; /* configure SKIP listeners */
+    qk_lab_kme_rt kme[QK_LAB_MAX_KMES];
+    uint16_t sim_port;
+    pid_t sim_pid;
+} qk_lab;
+
+/* DIR/<printf fmt> into out (QK_LAB_PATH_MAX); returns 0 or -1 when too long. */
+int qk_lab_path(const qk_lab *lab, char *out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The configuration of KME number k (docs/qkd-kmed.md) / of the simulator (docs/qkd-sim.md),
+ * written to f. Paths are absolute. Return 0 or -1 on a write error or a path too long. */
+int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f);
+int qk_lab_write_sim_conf(const qk_lab *lab, FILE *f);
+
+/* The manifest DIR/lab.json as text (malloc'ed; NULL on failure). */
+char *qk_lab_manifest_json(const qk_lab *lab);
+
+#endif

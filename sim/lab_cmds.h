@@ -1,0 +1,22 @@
+/* lab_cmds.h - the subcommands of qkd-lab (docs/lab.md). Each takes the arguments after the
+ * subcommand name (argv[0] is the subcommand) and returns the exit code: 0 success, 1
+ * failure, 2 usage error. */
+#ifndef QK_LAB_CMDS_H
+#define QK_LAB_CMDS_H
+
+#include "lab.h"
+#include "qk_err.h"
+
+/* qkd-lab up: PKI, configs, KMEs and the simulator on loopback, lab.json (sim/lab_up.c). */
+int qk_lab_cmd_up(int argc, char **argv);
+/* qkd-lab status: processes, pools, link states (sim/lab_status.c). */
+int qk_lab_cmd_status(int argc, char **argv);
+/* qkd-lab down: stop every process of the lab (sim/lab_status.c). */
+int qk_lab_cmd_down(int argc, char **argv);
+
+/* Shared by the commands: the absolute form of DIR (which must exist) into out. */
+int qk_lab_abs_dir(const char *dir, char *out, size_t cap, qk_err *err);
+/* The PIDs recorded in DIR's pid files (DIR/NAME/kmed.pid, DIR/sim/sim.pid); sim first. */
+size_t qk_lab_read_pids(const char *dir, pid_t *pids, size_t cap);
+
+#endif
