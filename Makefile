@@ -165,6 +165,14 @@ fuzz-run: fuzz
 	    > $(FUZZ_DIR)/$$n.log 2>&1 || { tail -40 $(FUZZ_DIR)/$$n.log; exit 1; }; \
 	  grep -E "stat::number_of_executed_units" $(FUZZ_DIR)/$$n.log; done
 
+# docs/examples/NAME.c -> $(BUILD)/examples/NAME (libqkdclient examples; not part of `all`).
+EXAMPLES := $(patsubst docs/examples/%.c,$(BUILD)/examples/%,$(wildcard docs/examples/*.c))
+.PHONY: examples
+examples: $(EXAMPLES)
+$(BUILD)/examples/%: $(BUILD)/obj/docs/examples/%.o $(LIBCLIENT) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 tests-build: $(BINS) $(UNIT) $(TOOLS)
 .PHONY: tests-build
 

@@ -161,7 +161,7 @@ ok "--lab DIR --kme --sae for enc and dec; lab errors exit 2"
 EX=$T/etsi_fetch
 SANF=; case $BUILD in *build-san*) SANF="-fsanitize=address,undefined" ;; esac
 # shellcheck disable=SC2046
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror $SANF -I"$ROOT/client" -I"$ROOT/common" \
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 $SANF -I"$ROOT/client" -I"$ROOT/common" \
   $(pkg-config --cflags libcjson) -o "$EX" "$ROOT/docs/examples/etsi_fetch.c" \
   "$BUILD/lib/libqkdclient.a" "$BUILD/lib/libqkdcommon.a" \
   $(pkg-config --libs libcurl libsodium libcjson openssl libmicrohttpd) -pthread -lm 2>"$T/err" ||
