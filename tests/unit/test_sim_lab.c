@@ -1,0 +1,246 @@
+/* test_sim_lab.c - qkd-lab pure logic: topology files, generated configs, the manifest,
+ * port files and Prometheus samples. */
+#include <CUnit/CUnit.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lab.h"
+#include "lab_proc.h"
+#include "lab_topology.h"
+
+static char dir[64];
+static qk_lab lab;
+
+static int setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/qk-lab-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int load_topo(const char *text, qk_lab_topology *t, qk_err *err)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/topo.ini", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -99;
+    fputs(text, f);
+    fclose(f);
+    qk_err_clear(err);
+    return qk_lab_topology_load(path, t, err);
+}
+
+#define CHAIN                                                                                      \
+    "[kme KME_A]\nsaes = SAE_A1\n[kme KME_B]\nsaes = SAE_B1, SAE_B2\n[kme KME_C]\nsaes = SAE_C1\n" \
+    "[link AB]\nkmes = KME_A, KME_B\ndistance = 10\n[link BC]\nkmes = KME_B,KME_C\npreset = gys\n"
+
+static void test_topology(void)
+{
+    static qk_lab_topology t;
+    qk_err err;
+    qk_lab_topology_default(&t);
+    CU_ASSERT_EQUAL(qk_lab_topology_check(&t, &err), 0);
+    CU_ASSERT_EQUAL(t.nkmes, 2);
+    CU_ASSERT_STRING_EQUAL(t.links[0].id, "KME_A~KME_B");
+    CU_ASSERT_STRING_EQUAL(t.kmes[1].saes[1], "SAE_B2");
+
+    CU_ASSERT_EQUAL_FATAL(load_topo(CHAIN, &t, &err), 0);
+    CU_ASSERT_EQUAL(t.nkmes, 3);
+    CU_ASSERT_EQUAL(t.nlinks, 2);
+    CU_ASSERT_EQUAL(t.kmes[1].nsaes, 2);
+    CU_ASSERT_STRING_EQUAL(t.kmes[1].saes[1], "SAE_B2");
+    CU_ASSERT_EQUAL(t.links[1].kme[0], 1);
+    CU_ASSERT_EQUAL(t.links[1].kme[1], 2);
+    CU_ASSERT_DOUBLE_EQUAL(t.links[0].distance_km, 10.0, 1e-12);
+    CU_ASSERT(t.links[1].distance_km < 0); /* the lab default */
+    CU_ASSERT(qk_lab_linked(&t, 0, 1) && qk_lab_linked(&t, 2, 1) && !qk_lab_linked(&t, 0, 2));
+
+    /* Refusals. */
+    CU_ASSERT_NOT_EQUAL(
+        load_topo("[kme KME_A]\nsaes = S1\n[link L]\nkmes = KME_A,KME_X\n", &t, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown KME"));
+    CU_ASSERT_NOT_EQUAL(
+        load_topo("[kme A]\nsaes = S1\n[kme B]\nsaes = S1\n[link L]\nkmes = A,B\n", &t, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "twice"));
+    CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\nsaes = S1\n[kme B]\nsaes = S2\n[kme C]\nsaes = S3\n"
+                                  "[link L]\nkmes = A,B\n",
+                                  &t, &err),
+                        0); /* C has no link */
+    CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\nsaes = S1\n[kme B]\nsaes = S2\n[link L]\nkmes = A,B\n"
+                                  "[link M]\nkmes = B,A\n",
+                                  &t, &err),
+                        0); /* two links for one pair */
+    CU_ASSERT_NOT_EQUAL(
+        load_topo("[kme A]\nsaes = S1\n[kme B]\nsaes = S2\n[link L]\nkmes = A,A\n", &t, &err), 0);
+    CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\nsaes = S 1\n", &t, &err), 0);
+    CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\nsaes = S1,,S2\n", &t, &err), 0);
+    CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\ncolour = red\n", &t, &err), 0);
+    CU_ASSERT_NOT_EQUAL(load_topo("[link L]\nkmes = A,B,C\n", &t, &err), 0);
+}
+
+static void chain_lab(void)
+{
+    qk_err err;
+    memset(&lab, 0, sizeof lab);
+    CU_ASSERT_EQUAL_FATAL(load_topo(CHAIN, &lab.topo, &err), 0);
+    snprintf(lab.dir, sizeof lab.dir, "/labs/x");
+    snprintf(lab.preset, sizeof lab.preset, "gys");
+    lab.distance_km = 25;
+    lab.time_scale = 20;
+    lab.block_bytes = 4096;
+    lab.skip = true;
+    for (size_t k = 0; k < 3; k++) {
+        lab.kme[k].peer_port = (uint16_t)(1000 + k);
+        lab.kme[k].etsi014 = (uint16_t)(2000 + k);
+        lab.kme[k].skip = (uint16_t)(3000 + k);
+        lab.kme[k].device = (uint16_t)(4000 + k);
+        lab.kme[k].admin = (uint16_t)(5000 + k);
+        lab.kme[k].pid = (pid_t)(100 + k);
+        snprintf(lab.kme[k].skip_identity, sizeof lab.kme[k].skip_identity, "SKIP_%s",
+                 lab.topo.kmes[k].id);
+        memset(lab.kme[k].psk_hex, 'a' + (int)k, 64);
+    }
+    lab.sim_port = 6000;
+    lab.sim_pid = 200;
+}
+
+static char *render(int which, size_t k)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    int rc = which == 0 ? qk_lab_write_kmed_conf(&lab, k, f) : qk_lab_write_sim_conf(&lab, f);
+    fclose(f);
+    if (rc != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static void test_configs(void)
+{
+    chain_lab();
+    /* The middle KME links to both neighbours and knows every SAE. */
+    char *b = render(0, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "id = KME_B\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(b, "[link KME_A]\npeer_url = https://127.0.0.1:1000\nlink_id = AB\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(b, "[link KME_C]\npeer_url = https://127.0.0.1:1002\nlink_id = BC\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "[listener peer]\naddress = 127.0.0.1:1001\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "[sae SAE_C1]\nkme = KME_C\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "[skip_client SKIP_KME_B]\nremote_systems = KME_A,KME_C\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "cert = /labs/x/pki/peer-KME_B.crt\n"));
+    CU_ASSERT_PTR_NULL(strstr(b, "psk_hex")); /* the PSK stays in its own file */
+    free(b);
+    /* An end KME knows only its neighbour's SAEs. */
+    char *a = render(0, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NULL(strstr(a, "SAE_C1"));
+    CU_ASSERT_PTR_NULL(strstr(a, "[link KME_C]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[sae SAE_B2]\nkme = KME_B\n"));
+    free(a);
+    char *s = render(1, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "[link AB]\nkme_a_url = https://127.0.0.1:4000\n"
+                                     "kme_b_url = https://127.0.0.1:4001\npreset = gys\n"
+                                     "distance = 10\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "[link BC]\nkme_a_url = https://127.0.0.1:4001\n"
+                                     "kme_b_url = https://127.0.0.1:4002\npreset = gys\n"
+                                     "distance = 25\ntime_scale = 20\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "cert = /labs/x/pki/device.crt\n"));
+    free(s);
+}
+
+static void test_manifest(void)
+{
+    chain_lab();
+    char *j = qk_lab_manifest_json(&lab);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    cJSON *m = cJSON_Parse(j);
+    free(j);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(m, "ca_cert")->valuestring, "/labs/x/pki/ca.crt");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(m, "sim_url")->valuestring, "http://127.0.0.1:6000");
+    cJSON *kmes = cJSON_GetObjectItem(m, "kmes");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(kmes), 3);
+    cJSON *b = cJSON_GetArrayItem(kmes, 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(b, "id")->valuestring, "KME_B");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(b, "etsi014_url")->valuestring,
+                           "https://127.0.0.1:2001");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(b, "skip_url")->valuestring,
+                           "https://127.0.0.1:3001");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(b, "admin_url")->valuestring,
+                           "http://127.0.0.1:5001");
+    cJSON *saes = cJSON_GetObjectItem(b, "saes");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(saes), 2);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(saes, 1), "cert")->valuestring,
+                           "/labs/x/pki/sae-SAE_B2.crt");
+    cJSON *sc = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "skip_clients"), 0);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(sc, "identity")->valuestring, "SKIP_KME_B");
+    CU_ASSERT_EQUAL(strlen(cJSON_GetObjectItem(sc, "psk_hex")->valuestring), 64);
+    cJSON *l = cJSON_GetArrayItem(cJSON_GetObjectItem(m, "links"), 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(l, "id")->valuestring, "BC");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(cJSON_GetObjectItem(l, "kmes"), 0)->valuestring,
+                           "KME_B");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(cJSON_GetObjectItem(l, "kmes"), 1)->valuestring,
+                           "KME_C");
+    cJSON_Delete(m);
+    /* Without SKIP: skip_url is null and there are no SKIP clients. */
+    lab.skip = false;
+    j = qk_lab_manifest_json(&lab);
+    m = j ? cJSON_Parse(j) : NULL;
+    free(j);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    b = cJSON_GetArrayItem(cJSON_GetObjectItem(m, "kmes"), 0);
+    CU_ASSERT(cJSON_IsNull(cJSON_GetObjectItem(b, "skip_url")));
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(b, "skip_clients")), 0);
+    cJSON_Delete(m);
+}
+
+static void test_ports_and_metrics(void)
+{
+    const char *pf = "etsi014=4431\nskip=0\npeer=9443\nadmin=8080\n";
+    CU_ASSERT_EQUAL(qk_lab_port_from_text(pf, "etsi014"), 4431);
+    CU_ASSERT_EQUAL(qk_lab_port_from_text(pf, "admin"), 8080);
+    CU_ASSERT_EQUAL(qk_lab_port_from_text(pf, "skip"), 0);
+    CU_ASSERT_EQUAL(qk_lab_port_from_text(pf, "device"), 0);
+    CU_ASSERT_EQUAL(qk_lab_port_from_text("admin=99999\n", "admin"), 0);
+    CU_ASSERT_EQUAL(qk_lab_port_from_text("administrator=5\n", "admin"), 0);
+    const char *m = "# HELP qkd_pool_bits x\n"
+                    "qkd_pool_bits{link=\"AB\"} 1000\n"
+                    "qkd_pool_bits{link=\"local\"} 24\n"
+                    "qkd_pool_bits_other{link=\"AB\"} 5\n"
+                    "qkd_blocks{link=\"AB\",state=\"burned\"} 3\n"
+                    "qkd_blocks{link=\"AB\",state=\"confirmed\"} 7\n"
+                    "qkd_peer_errors_total 2\n";
+    CU_ASSERT_DOUBLE_EQUAL(qk_lab_metric(m, "qkd_pool_bits", "link=\"AB\""), 1000, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(qk_lab_metric(m, "qkd_pool_bits", NULL), 1024, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(qk_lab_metric(m, "qkd_blocks", "state=\"burned\""), 3, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(qk_lab_metric(m, "qkd_peer_errors_total", NULL), 2, 1e-9);
+    CU_ASSERT(qk_lab_metric(m, "qkd_pool_bits", "link=\"XY\"") < 0);
+    CU_ASSERT(qk_lab_metric(m, "qkd_nothing", NULL) < 0);
+}
+
+int suite_sim_lab(void)
+{
+    CU_pSuite s = CU_add_suite("sim_lab", setup, teardown);
+    if (!s || !CU_add_test(s, "topology", test_topology) ||
+        !CU_add_test(s, "configs", test_configs) || !CU_add_test(s, "manifest", test_manifest) ||
+        !CU_add_test(s, "ports and metrics", test_ports_and_metrics))
+        return -1;
+    return 0;
+}
