@@ -113,7 +113,7 @@ static int parse_kme(const cJSON *it, size_t idx, qkc_lab_kme *k, qkc_error *e)
         return qkc_fail(e, QKC_EMALFORMED, "lab.json %s: not an object", ctx);
     int rc = get_id(it, ctx, "id", k->id, e);
     if (rc == 0)
-        rc = get_dup(it, k->id, "etsi014_url", true, &k->etsi014_url, e);
+        rc = get_dup(it, k->id, "etsi014_url", false, &k->etsi014_url, e);
     if (rc == 0)
         rc = get_dup(it, k->id, "skip_url", false, &k->skip_url, e);
     if (rc == 0)

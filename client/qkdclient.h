@@ -279,9 +279,10 @@ typedef struct {
     char *sim_url; /* NULL when absent */
 } qkc_lab;
 
-/* Parse the text of a lab.json (at most 1 MiB). Required: ca_cert, kmes[] with id and
- * etsi014_url; saes[] entries need id, cert, key; skip_clients[] entries identity and
- * psk_hex (1..64 bytes). 0 or QKC_EMALFORMED / QKC_EINTERNAL. */
+/* Parse the text of a lab.json (at most 1 MiB). Required: ca_cert, kmes[] with id; URLs are
+ * strings, or null/absent (NULL); saes[] entries need id, cert, key; skip_clients[] entries
+ * identity and psk_hex (1..64 bytes); links[] entries id and two kmes. Unknown members are
+ * ignored. 0 or QKC_EMALFORMED / QKC_EINTERNAL. */
 int qkc_lab_parse(const char *text, size_t len, qkc_lab *out, qkc_error *e);
 /* Read and parse DIR/lab.json (the file's text is wiped after parsing). */
 int qkc_lab_load(const char *dir, qkc_lab *out, qkc_error *e);
