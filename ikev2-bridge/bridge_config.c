@@ -1,0 +1,328 @@
+/* bridge_config.c - qkd-bridge INI loading and validation. */
+#include "bridge_config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ini_config.h"
+#include "macsec_keys.h"
+
+void qkb_config_defaults(qkb_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "qkd-bridge");
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->admin_host, sizeof c->admin_host, "127.0.0.1");
+    c->key_bits = 256;
+    c->kme_timeout_ms = 5000;
+    c->peer_timeout_ms = 5000;
+    c->peer_retries = 3;
+    c->interval_ms = 3600 * 1000;
+    c->retry_min_ms = 1000;
+    c->retry_max_ms = 60000;
+    c->supervise_ms = 5000;
+    c->responder_key_wait_ms = 3000;
+    c->max_keys = 4;
+    c->max_message = 4096;
+    snprintf(c->sw_socket, sizeof c->sw_socket, "/var/run/charon.vici");
+    snprintf(c->sw_conn, sizeof c->sw_conn, "qkd");
+    c->sw_initiate_timeout_ms = 15000;
+    snprintf(c->ls_whack, sizeof c->ls_whack, "/usr/libexec/ipsec/whack");
+    snprintf(c->ls_ctlsocket, sizeof c->ls_ctlsocket, "/run/pluto/pluto.ctl");
+    snprintf(c->ms_ip, sizeof c->ms_ip, "/sbin/ip");
+    c->ms_port = 1;
+    c->ms_priority = 16;
+    c->ms_cak_bits = 256;
+    c->ms_peer_port = 1;
+}
+
+static int parse_list(const char *v, qkb_list *l, qk_err *err)
+{
+    l->n = 0;
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if (l->n >= QKB_LIST)
+            return qk_err_set(err, QK_ELIMIT, "more than %d items", QKB_LIST);
+        size_t n = (size_t)(t - p);
+        if (n >= QKB_STR)
+            return qk_err_set(err, QK_EINVAL, "item too long");
+        memcpy(l->items[l->n], p, n);
+        l->items[l->n][n] = '\0';
+        l->n++;
+        p = e;
+    }
+    if (l->n == 0)
+        return qk_err_set(err, QK_EINVAL, "empty list");
+    return 0;
+}
+
+#define STR(k, field)                                                                              \
+    if (strcmp(key, k) == 0)                                                                       \
+    return qk_parse_str(v, c->field, sizeof c->field, err)
+#define DUR(k, field, lo, hi)                                                                      \
+    if (strcmp(key, k) == 0)                                                                       \
+    return qk_parse_duration_ms(v, lo, hi, &c->field, err)
+#define LIST(k, field)                                                                             \
+    if (strcmp(key, k) == 0)                                                                       \
+    return parse_list(v, &c->field, err)
+
+static int parse_uint(const char *v, uint64_t lo, uint64_t hi, unsigned *out, qk_err *err)
+{
+    uint64_t x;
+    int rc = qk_parse_u64(v, lo, hi, &x, err);
+    if (rc == 0)
+        *out = (unsigned)x;
+    return rc;
+}
+
+static int on_key(void *user, const char *sec, const char *key, const char *v, qk_err *err)
+{
+    qkb_config *c = user;
+    if (strcmp(sec, "bridge") == 0) {
+        STR("name", name);
+        STR("log_file", log_file);
+        if (strcmp(key, "log_level") == 0) {
+            if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
+                return qk_err_set(err, QK_EINVAL, "debug, info, warn or error");
+            return qk_parse_str(v, c->log_level, sizeof c->log_level, err);
+        }
+        if (strcmp(key, "role") == 0) {
+            if (strcmp(v, "initiator") == 0)
+                c->role = QKB_INITIATOR;
+            else if (strcmp(v, "responder") == 0)
+                c->role = QKB_RESPONDER;
+            else
+                return qk_err_set(err, QK_EINVAL, "initiator or responder");
+            return 0;
+        }
+        if (strcmp(key, "admin") == 0)
+            return qk_parse_hostport(v, c->admin_host, sizeof c->admin_host, &c->admin_port, err);
+    } else if (strcmp(sec, "kme") == 0) {
+        if (strcmp(key, "api") == 0) {
+            if (strcmp(v, "etsi014") == 0)
+                c->kme_api = QKB_KME_ETSI014;
+            else if (strcmp(v, "skip") == 0)
+                c->kme_api = QKB_KME_SKIP;
+            else
+                return qk_err_set(err, QK_EINVAL, "etsi014 or skip");
+            return 0;
+        }
+        STR("url", kme_url);
+        STR("ca", kme_ca);
+        STR("cert", kme_cert);
+        STR("key", kme_key);
+        STR("psk_identity", kme_psk_identity);
+        STR("psk_file", kme_psk_file);
+        STR("peer_sae_id", peer_sae_id);
+        if (strcmp(key, "key_bits") == 0) {
+            int rc = parse_uint(v, 128, 8192, &c->key_bits, err);
+            if (rc == 0 && c->key_bits % 8)
+                return qk_err_set(err, QK_EINVAL, "a multiple of 8");
+            return rc;
+        }
+        DUR("timeout", kme_timeout_ms, 100, 120000);
+    } else if (strcmp(sec, "peer") == 0) {
+        if (strcmp(key, "address") == 0)
+            return qk_parse_hostport(v, c->peer_host, sizeof c->peer_host, &c->peer_port, err);
+        if (strcmp(key, "listen") == 0)
+            return qk_parse_hostport(v, c->listen_host, sizeof c->listen_host, &c->listen_port,
+                                     err);
+        if (strcmp(key, "auth") == 0) {
+            if (strcmp(v, "psk") == 0)
+                c->peer_auth = QKB_AUTH_PSK;
+            else if (strcmp(v, "cert") == 0)
+                c->peer_auth = QKB_AUTH_CERT;
+            else
+                return qk_err_set(err, QK_EINVAL, "psk or cert");
+            return 0;
+        }
+        STR("psk_identity", peer_psk_identity);
+        STR("psk_file", peer_psk_file);
+        STR("ca", peer_ca);
+        STR("cert", peer_cert);
+        STR("key", peer_key);
+        STR("peer_name", peer_name);
+        DUR("timeout", peer_timeout_ms, 100, 120000);
+        if (strcmp(key, "retries") == 0)
+            return parse_uint(v, 0, 20, &c->peer_retries, err);
+    } else if (strcmp(sec, "rotation") == 0) {
+        DUR("interval", interval_ms, 0, 30ULL * 86400 * 1000);
+        DUR("retry_min", retry_min_ms, 100, 3600 * 1000);
+        DUR("retry_max", retry_max_ms, 100, 24 * 3600 * 1000);
+        DUR("supervise", supervise_ms, 500, 3600 * 1000);
+        DUR("responder_key_wait", responder_key_wait_ms, 0, 60000);
+    } else if (strcmp(sec, "limits") == 0) {
+        if (strcmp(key, "max_keys") == 0)
+            return parse_uint(v, 2, 64, &c->max_keys, err);
+        if (strcmp(key, "max_message") == 0) {
+            unsigned m = 0;
+            int rc = parse_uint(v, 256, 65536, &m, err);
+            if (rc == 0)
+                c->max_message = m;
+            return rc;
+        }
+    } else if (strcmp(sec, "gateway") == 0) {
+        if (strcmp(key, "driver") == 0) {
+            if (strcmp(v, "strongswan") == 0)
+                c->driver = QKB_DRV_STRONGSWAN;
+            else if (strcmp(v, "libreswan") == 0)
+                c->driver = QKB_DRV_LIBRESWAN;
+            else if (strcmp(v, "macsec") == 0)
+                c->driver = QKB_DRV_MACSEC;
+            else
+                return qk_err_set(err, QK_EINVAL, "strongswan, libreswan or macsec");
+            return 0;
+        }
+    } else if (strcmp(sec, "strongswan") == 0) {
+        STR("socket", sw_socket);
+        STR("connection", sw_conn);
+        STR("child", sw_child);
+        LIST("local_addrs", sw_local_addrs);
+        LIST("remote_addrs", sw_remote_addrs);
+        LIST("local_ts", sw_local_ts);
+        LIST("remote_ts", sw_remote_ts);
+        STR("local_id", sw_local_id);
+        STR("remote_id", sw_remote_id);
+        STR("ike_psk_file", sw_ike_psk_file);
+        LIST("proposals", sw_proposals);
+        LIST("esp_proposals", sw_esp_proposals);
+        if (strcmp(key, "childless") == 0)
+            return qk_parse_bool(v, &c->sw_childless, err);
+        DUR("initiate_timeout", sw_initiate_timeout_ms, 1000, 120000);
+    } else if (strcmp(sec, "libreswan") == 0) {
+        STR("secrets_file", ls_secrets_file);
+        STR("whack", ls_whack);
+        STR("ctlsocket", ls_ctlsocket);
+        STR("connection", ls_conn);
+        STR("local_id", ls_local_id);
+        STR("remote_id", ls_remote_id);
+        if (strcmp(key, "initiate") == 0)
+            return qk_parse_bool(v, &c->ls_initiate, err);
+    } else if (strcmp(sec, "macsec") == 0) {
+        if (strcmp(key, "mode") == 0) {
+            if (strcmp(v, "wpa_supplicant") == 0)
+                c->ms_mode = QKB_MACSEC_WPA;
+            else if (strcmp(v, "static") == 0)
+                c->ms_mode = QKB_MACSEC_STATIC;
+            else
+                return qk_err_set(err, QK_EINVAL, "wpa_supplicant or static");
+            return 0;
+        }
+        STR("interface", ms_interface);
+        STR("wpa_conf", ms_wpa_conf);
+        STR("ctrl_interface", ms_ctrl_interface);
+        if (strcmp(key, "port") == 0)
+            return parse_uint(v, 1, 65534, &c->ms_port, err);
+        if (strcmp(key, "priority") == 0)
+            return parse_uint(v, 0, 255, &c->ms_priority, err);
+        if (strcmp(key, "cak_bits") == 0) {
+            int rc = parse_uint(v, 128, 256, &c->ms_cak_bits, err);
+            if (rc == 0 && c->ms_cak_bits != 128 && c->ms_cak_bits != 256)
+                return qk_err_set(err, QK_EINVAL, "128 or 256");
+            return rc;
+        }
+        STR("device", ms_device);
+        STR("ip", ms_ip);
+        if (strcmp(key, "local_mac") == 0 || strcmp(key, "peer_mac") == 0) {
+            uint8_t *m = key[0] == 'l' ? c->ms_local_mac : c->ms_peer_mac;
+            if (macsec_parse_mac(v, m))
+                return qk_err_set(err, QK_EINVAL, "a MAC address aa:bb:cc:dd:ee:ff");
+            return 0;
+        }
+        if (strcmp(key, "peer_port") == 0)
+            return parse_uint(v, 1, 65535, &c->ms_peer_port, err);
+    } else {
+        return qk_err_set(err, QK_EINVAL, "unknown section");
+    }
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int need(const char *v, const char *path, const char *what, qk_err *err)
+{
+    if (v[0])
+        return 0;
+    return qk_err_set(err, QK_EINVAL, "%s: %s is required", path, what);
+}
+
+int qkb_config_load(const char *path, qkb_config *c, qk_err *err)
+{
+    int rc = qk_ini_load(path, on_key, c, err);
+    if (rc)
+        return rc;
+    if (need(c->kme_url, path, "[kme] url", err) ||
+        need(c->peer_sae_id, path, "[kme] peer_sae_id", err))
+        return QK_EINVAL;
+    if (c->kme_api == QKB_KME_ETSI014 &&
+        (need(c->kme_cert, path, "[kme] cert", err) || need(c->kme_key, path, "[kme] key", err)))
+        return QK_EINVAL;
+    if (c->kme_api == QKB_KME_SKIP && (need(c->kme_psk_identity, path, "[kme] psk_identity", err) ||
+                                       need(c->kme_psk_file, path, "[kme] psk_file", err)))
+        return QK_EINVAL;
+    if (c->role == QKB_INITIATOR && (need(c->peer_host, path, "[peer] address", err)))
+        return QK_EINVAL;
+    if (c->role == QKB_RESPONDER && need(c->listen_host, path, "[peer] listen", err))
+        return QK_EINVAL;
+    if (c->peer_auth == QKB_AUTH_PSK &&
+        (need(c->peer_psk_identity, path, "[peer] psk_identity", err) ||
+         need(c->peer_psk_file, path, "[peer] psk_file", err)))
+        return QK_EINVAL;
+    if (c->peer_auth == QKB_AUTH_CERT &&
+        (need(c->peer_ca, path, "[peer] ca", err) || need(c->peer_cert, path, "[peer] cert", err) ||
+         need(c->peer_key, path, "[peer] key", err) ||
+         need(c->peer_name, path, "[peer] peer_name", err)))
+        return QK_EINVAL;
+    if (c->retry_min_ms > c->retry_max_ms)
+        return qk_err_set(err, QK_EINVAL, "%s: [rotation] retry_min above retry_max", path);
+    if (c->driver == QKB_DRV_STRONGSWAN) {
+        if (need(c->sw_local_id, path, "[strongswan] local_id", err) ||
+            need(c->sw_remote_id, path, "[strongswan] remote_id", err) ||
+            need(c->sw_ike_psk_file, path, "[strongswan] ike_psk_file", err))
+            return QK_EINVAL;
+        if (c->sw_local_addrs.n == 0 || c->sw_remote_addrs.n == 0)
+            return qk_err_set(err, QK_EINVAL,
+                              "%s: [strongswan] local_addrs and remote_addrs are required", path);
+        if (!c->sw_childless &&
+            (!c->sw_child[0] || c->sw_local_ts.n == 0 || c->sw_remote_ts.n == 0))
+            return qk_err_set(err, QK_EINVAL,
+                              "%s: [strongswan] child, local_ts and remote_ts are required unless "
+                              "childless = yes",
+                              path);
+    }
+    if (c->driver == QKB_DRV_LIBRESWAN &&
+        (need(c->ls_secrets_file, path, "[libreswan] secrets_file", err) ||
+         need(c->ls_local_id, path, "[libreswan] local_id", err) ||
+         need(c->ls_remote_id, path, "[libreswan] remote_id", err) ||
+         (c->ls_initiate && need(c->ls_conn, path, "[libreswan] connection", err))))
+        return QK_EINVAL;
+    if (c->driver == QKB_DRV_MACSEC) {
+        if (c->key_bits != c->ms_cak_bits)
+            return qk_err_set(err, QK_EINVAL,
+                              "%s: [kme] key_bits must equal [macsec] cak_bits (the key is the "
+                              "CAK)",
+                              path);
+        if (c->ms_mode == QKB_MACSEC_WPA &&
+            (need(c->ms_interface, path, "[macsec] interface", err) ||
+             need(c->ms_wpa_conf, path, "[macsec] wpa_conf", err) ||
+             need(c->ms_ctrl_interface, path, "[macsec] ctrl_interface", err)))
+            return QK_EINVAL;
+        static const uint8_t zero[6];
+        if (c->ms_mode == QKB_MACSEC_STATIC &&
+            (need(c->ms_device, path, "[macsec] device", err) ||
+             memcmp(c->ms_local_mac, zero, 6) == 0 || memcmp(c->ms_peer_mac, zero, 6) == 0))
+            return qk_err_set(err, QK_EINVAL,
+                              "%s: [macsec] static mode needs device, local_mac and peer_mac",
+                              path);
+    }
+    return 0;
+}
