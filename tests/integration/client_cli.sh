@@ -157,6 +157,37 @@ OUT=$("$QKD" etsi dec SAE_A1 "$ID2" --lab "$T" --kme KME_B --sae SAE_B1 --json 2
 [ $RC = 2 ] && grep -q "no SKIP URL" "$T/err" || fail "skip without skip_url: exit $RC $(cat "$T/err")"
 ok "--lab DIR --kme --sae for enc and dec; lab errors exit 2"
 
+# --- a hostile server (tls-test-server answers every path with its own JSON, /big/N with N
+# bytes of 'x', /sleep/MS after a delay): malformed answers exit 6, a slow one 4, never a crash
+HS=$BUILD/tests/tls-test-server
+if [ -x "$HS" ]; then
+  "$HS" --mode server-cert --cert "$P/kme_a.crt" --key "$P/kme_a.key" --port-file "$T/hs.port" \
+    2>"$T/hs.log" &
+  PID[hostile]=$!
+  for i in $(seq 100); do [ -s "$T/hs.port" ] && break; sleep 0.05; done
+  [ -s "$T/hs.port" ] || fail "tls-test-server did not start: $(cat "$T/hs.log")"
+  HURL=https://127.0.0.1:$(cat "$T/hs.port")
+  hostile() { # EXPECTED-EXIT BASE-PATH ARGS...
+    local want=$1 base=$2; shift 2
+    OUT=$("$QKD" "$@" --url "$HURL$base" --ca "$P/ca.crt" --timeout 2 2>"$T/err"); RC=$?; ERR=$(cat "$T/err")
+    expect_rc "$want" "hostile server $base: qkd $*"
+  }
+  hostile 6 "" etsi status SAE_B1
+  hostile 6 "" etsi enc SAE_B1 --number 2
+  hostile 6 "" etsi dec SAE_A1 "$ID1"
+  hostile 6 "" skip caps
+  hostile 6 "" skip key KME_B
+  hostile 6 "" skip entropy --json
+  [ "$(printf '%s' "$OUT" | jq -r .error.class)" = malformed ] || fail "malformed JSON error: $OUT"
+  hostile 6 /big/100 etsi status SAE_B1
+  hostile 6 /big/9000000 etsi enc SAE_B1
+  hostile 6 /big/0 skip key-by-id abcd KME_A
+  hostile 4 /sleep/4000 etsi status SAE_B1
+  ok "hostile server: malformed answers exit 6, oversize 6, a stalled answer 4"
+else
+  echo "note: $HS not built; hostile-server checks skipped"
+fi
+
 # --- the library example, compiled against the libraries of this build
 EX=$T/etsi_fetch
 SANF=; case $BUILD in *build-san*) SANF="-fsanitize=address,undefined" ;; esac
