@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "codec.h"
@@ -35,9 +36,9 @@ const char cli_conn_help[] =
     "  -h, --help           this help\n";
 
 const char cli_exit_help[] =
-    "Exit status: 0 success, 1 local failure, 2 usage error, 3 TLS failure, 4 connect or\n"
-    "timeout failure, 5 HTTP error from the server (its message on stderr), 6 malformed\n"
-    "response.\n";
+    "Exit status: 0 success, 1 local failure, 2 usage error (also unreadable credential or\n"
+    "lab files), 3 TLS failure, 4 connect or timeout failure, 5 HTTP error from the server\n"
+    "(its message on stderr), 6 malformed response.\n";
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -258,6 +259,10 @@ int cli_conn_client(cli_conn *cc, cli_api api, qkc_client **out)
         return cli_usage_error("--cert and --key go together");
     if (!cc->ca && !cc->psk_identity)
         return cli_usage_error("--ca FILE is required unless a PSK authenticates the server");
+    const char *files[] = {cc->ca, cc->cert, cc->key};
+    for (size_t i = 0; i < 3; i++)
+        if (files[i] && access(files[i], R_OK) != 0)
+            return cli_usage_error("cannot read %s: %s", files[i], strerror(errno));
     qkc_options o = {
         .base_url = cc->url,
         .ca_file = cc->ca,

@@ -55,6 +55,8 @@ for h in "--help" "etsi --help" "etsi enc --help" "skip --help" "skip key --help
   "$QKD" $h >"$T/help" 2>&1 || fail "qkd $h: exit $?"
   grep -q "Exit status" "$T/help" || fail "qkd $h does not document the exit codes"
 done
+"$QKD" etsi status SAE_B1 --url https://127.0.0.1:1 --ca "$T/nonexistent.crt" 2>"$T/err" >/dev/null; RC=$?
+[ $RC = 2 ] && grep -q "cannot read" "$T/err" || fail "unreadable --ca: exit $RC"
 ok "usage errors exit 2; --help documents exit codes"
 
 # --- status
