@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# bridge_strongswan_e2e.sh - about 30 s. Needs root: it creates two network namespaces and
+# bind mounts inside them; skips (77) only when not root.
+# Two namespaces joined by veth, a strongSwan charon in each (userspace ESP through
+# kernel-libipsec), the two KMEs of tests/lib/etsi_pair.sh fed by qk-feeder, two qkd-bridge.
+# Shows: the tunnel comes up with a PPK from the KMS and carries ping; three rotations, each
+# confirmed by both charons ("using PPK for PPK_ID '<key ID>'", list-sas ppk=yes) with a key ID
+# that KME_A delivered (enc_keys) and KME_B delivered (dec_keys); a KME outage keeps the tunnel
+# up and rotation resumes by itself; a responder without the key: the initiator reports it and
+# no SA comes up without PPK; recovery after the responder bridge is back.
+set -u
+if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespaces)"; exit 77; fi
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/lib/etsi_pair.sh"
+BRIDGE=$BUILD/bin/qkd-bridge
+CHARON=/usr/lib/ipsec/charon
+[ -x "$BRIDGE" ] || fail "$BRIDGE not built"
+[ -x "$CHARON" ] || fail "$CHARON missing (scripts/install-deps installs strongswan-charon)"
+[ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || fail "kernel-libipsec plugin missing (libcharon-extra-plugins)"
+
+NS1=qkb$$a NS2=qkb$$b
+declare -A BPID=() CPID=()
+e2e_cleanup() {
+  local n p
+  for n in "${!BPID[@]}"; do [ -n "${BPID[$n]}" ] && kill -TERM "${BPID[$n]}" 2>/dev/null; done
+  for n in "${!CPID[@]}"; do [ -n "${CPID[$n]}" ] && kill -TERM "${CPID[$n]}" 2>/dev/null; done
+  for n in "${!BPID[@]}" "${!CPID[@]}"; do
+    p=${BPID[$n]:-${CPID[$n]:-}}
+    [ -n "$p" ] && { timeout 5 tail --pid="$p" -f /dev/null 2>/dev/null || kill -KILL "$p" 2>/dev/null; }
+  done
+  for n in $NS1 $NS2; do
+    if ip netns list | grep -qw "$n"; then
+      for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+      ip netns del "$n" 2>/dev/null
+    fi
+  done
+  _pair_cleanup
+}
+trap e2e_cleanup EXIT
+
+dump() {
+  local f
+  for f in "$T"/gw1/charon.log "$T"/gw2/charon.log "$T"/bridge_i.log "$T"/bridge_r.log; do
+    [ -f "$f" ] && { echo "--- tail of $f"; tail -n 25 "$f"; }
+  done
+}
+die() { dump; fail "$*"; }
+
+# ---- KMEs ----------------------------------------------------------------------------------
+pair_init
+pair_start A
+pair_start B
+pair_feed --blocks 8 --block-bytes 65536 --quiet >"$T/feed.out" 2>&1 || { cat "$T/feed.out"; fail "feeder"; }
+ok "KMEs fed"
+
+# ---- namespaces and charons ----------------------------------------------------------------
+ip netns add $NS1 && ip netns add $NS2 || fail "ip netns add"
+ip link add qkb$$v1 type veth peer name qkb$$v2 || fail "veth"
+ip link set qkb$$v1 netns $NS1 && ip link set qkb$$v2 netns $NS2 || fail "veth move"
+ip -n $NS1 addr add 192.0.2.1/24 dev qkb$$v1 && ip -n $NS2 addr add 192.0.2.2/24 dev qkb$$v2 || fail "addr"
+for n in $NS1 $NS2; do ip -n $n link set lo up || fail "lo up"; done
+ip -n $NS1 link set qkb$$v1 up && ip -n $NS2 link set qkb$$v2 up || fail "link up"
+ip -n $NS1 addr add 198.51.100.1/32 dev lo && ip -n $NS2 addr add 203.0.113.1/32 dev lo || fail "lo addr"
+
+start_charon() { # gw1|gw2 NS
+  local g=$1 ns=$2 i
+  mkdir -p "$T/$g/run"
+  cat >"$T/$g/strongswan.conf" <<EOF
+charon {
+  load = random nonce openssl aes sha1 sha2 hmac kdf gmp curve25519 pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici updown
+  make_before_break = yes
+  install_virtual_ip = no
+  plugins {
+    vici { socket = unix://$T/$g/charon.vici }
+    kernel-libipsec { load = yes }
+  }
+  filelog {
+    log { path = $T/$g/charon.log
+          time_format = %H:%M:%S
+          default = 1
+          ike = 2
+          cfg = 2
+          flush_line = yes }
+  }
+  syslog { daemon { default = -1 } }
+}
+EOF
+  ip netns exec "$ns" sh -c "mount --bind '$T/$g/run' /run && STRONGSWAN_CONF='$T/$g/strongswan.conf' exec $CHARON" \
+    >"$T/$g/charon.out" 2>&1 &
+  CPID[$g]=$!
+  for i in $(seq 1 100); do [ -S "$T/$g/charon.vici" ] && return 0; sleep 0.1; done
+  cat "$T/$g/charon.out"; die "charon $g did not open its VICI socket"
+}
+start_charon gw1 $NS1
+start_charon gw2 $NS2
+ok "two charons (kernel-libipsec) in $NS1 and $NS2"
+
+# ---- bridges -------------------------------------------------------------------------------
+umask 077
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/ike.psk"
+echo "bridge-a:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$T/bridge.psk"
+umask 022
+BPORT=$(free_port) || fail "no free port"
+bridge_conf() { # i|r
+  local r=$1
+  {
+    echo "[bridge]"
+    echo "name = bridge-$r"
+    [ "$r" = i ] && echo "role = initiator" || echo "role = responder"
+    echo "log_file = $T/bridge_$r.log"
+    echo "admin = 127.0.0.1:0"
+    echo "[kme]"
+    echo "api = etsi014"
+    if [ "$r" = i ]; then
+      echo "url = $(etsi_url A)"; echo "cert = $(crt SAE_A1)"; echo "key = $(key SAE_A1)"; echo "peer_sae_id = SAE_B1"
+    else
+      echo "url = https://127.0.0.1:${PEERPORT[etsiB]}"; echo "cert = $(crt SAE_B1)"; echo "key = $(key SAE_B1)"; echo "peer_sae_id = SAE_A1"
+    fi
+    echo "ca = $T/pki/ca.crt"
+    echo "key_bits = 256"
+    echo "timeout = 3s"
+    echo "[peer]"
+    [ "$r" = i ] && echo "address = 127.0.0.1:$BPORT" || echo "listen = 127.0.0.1:$BPORT"
+    echo "auth = psk"
+    echo "psk_identity = bridge-a"
+    echo "psk_file = $T/bridge.psk"
+    [ "$r" = r ] && echo "peer_name = bridge-a"
+    echo "timeout = 8s"
+    echo "retries = 1"
+    echo "[rotation]"
+    echo "interval = 1h"
+    echo "retry_min = 1s"
+    echo "retry_max = 4s"
+    echo "supervise = 2s"
+    echo "[gateway]"
+    echo "driver = strongswan"
+    echo "[strongswan]"
+    if [ "$r" = i ]; then
+      echo "socket = unix://$T/gw1/charon.vici"
+      echo "local_addrs = 192.0.2.1"; echo "remote_addrs = 192.0.2.2"
+      echo "local_id = gw1.example"; echo "remote_id = gw2.example"
+      echo "local_ts = 198.51.100.1/32"; echo "remote_ts = 203.0.113.1/32"
+    else
+      echo "socket = unix://$T/gw2/charon.vici"
+      echo "local_addrs = 192.0.2.2"; echo "remote_addrs = 192.0.2.1"
+      echo "local_id = gw2.example"; echo "remote_id = gw1.example"
+      echo "local_ts = 203.0.113.1/32"; echo "remote_ts = 198.51.100.1/32"
+    fi
+    echo "connection = qkd"
+    echo "child = net"
+    echo "ike_psk_file = $T/ike.psk"
+    echo "proposals = aes256-sha256-x25519"
+    echo "esp_proposals = aes256gcm16-x25519"
+    echo "initiate_timeout = 8s"
+  } >"$T/bridge_$r.conf"
+}
+bridge_conf i
+bridge_conf r
+"$BRIDGE" check-config -c "$T/bridge_i.conf" >/dev/null || fail "initiator config"
+"$BRIDGE" check-config -c "$T/bridge_r.conf" >/dev/null || fail "responder config"
+
+declare -A ADMIN=()
+start_bridge() { # i|r
+  local r=$1 i
+  rm -f "$T/bports_$r"
+  "$BRIDGE" run -c "$T/bridge_$r.conf" --port-file "$T/bports_$r" >>"$T/bridge_$r.out" 2>&1 &
+  BPID[$r]=$!
+  for i in $(seq 1 100); do [ -s "$T/bports_$r" ] && break; sleep 0.1; done
+  [ -s "$T/bports_$r" ] || { cat "$T/bridge_$r.out"; die "bridge $r did not start"; }
+  ADMIN[$r]=http://127.0.0.1:$(sed -n 's/^admin=//p' "$T/bports_$r")
+}
+stop_bridge() {
+  kill -TERM "${BPID[$1]}" 2>/dev/null
+  timeout 10 tail --pid="${BPID[$1]}" -f /dev/null || kill -KILL "${BPID[$1]}"
+  wait "${BPID[$1]}" 2>/dev/null; BPID[$1]=
+}
+start_bridge r
+start_bridge i
+
+st() { "$BRIDGE" status --admin "${ADMIN[$1]}" --json; }
+stv() { st "$1" | jq -r "$2"; }
+vici() { "$BRIDGE" vici "unix://$T/$1/charon.vici" "${@:2}"; }
+sas() { "$BRIDGE" vici --stream list-sa "unix://$T/$1/charon.vici" list-sas; }
+ping_ok() { ip netns exec $NS1 ping -c 2 -W 2 -I 198.51.100.1 203.0.113.1 >/dev/null 2>&1; }
+
+# wait_rotations N: until the initiator reports N successful rotations and the SA with PPK.
+wait_rotations() {
+  local n=$1 i
+  for i in $(seq 1 60); do
+    if [ "$(stv i .rotations_ok)" -ge "$n" ] 2>/dev/null && [ "$(stv i .sa.ppk_confirmed)" = true ]; then return 0; fi
+    sleep 0.5
+  done
+  st i; die "initiator did not reach $n rotations with a confirmed PPK"
+}
+
+# check_key KID: both charons used the PPK, the SA says ppk=yes, both KMEs delivered the key.
+check_key() {
+  local kid=$1 i
+  for i in $(seq 1 20); do
+    grep -q "using PPK for PPK_ID '$kid'" "$T/gw2/charon.log" && break; sleep 0.25
+  done
+  grep -q "using PPK for PPK_ID '$kid'" "$T/gw1/charon.log" || die "gw1 did not log PPK_ID $kid"
+  grep -q "using PPK for PPK_ID '$kid'" "$T/gw2/charon.log" || die "gw2 did not log PPK_ID $kid"
+  sas gw1 | grep -q "ppk = yes" || die "gw1 list-sas has no ppk=yes"
+  [ "$(sas gw1 | grep -c 'state = ESTABLISHED')" = 1 ] || { sas gw1; die "more or less than one IKE SA on gw1 after rotation"; }
+  grep -qi "$kid" "$T/kme_A.log" || die "KME_A has no record of delivering $kid"
+  grep -qi "$kid" "$T/kme_B.log" || die "KME_B has no record of delivering $kid"
+  grep "$kid" "$T/kme_B.log" | grep -q dec_keys || die "KME_B did not deliver $kid through dec_keys"
+}
+
+# ---- 1: the tunnel comes up with a PPK from the KMS ----------------------------------------
+wait_rotations 1
+K1=$(stv i .key_id)
+check_key "$K1"
+[ "$(stv r .key_id)" = "$K1" ] || { st r; die "responder does not report key $K1"; }
+ping_ok || die "no ping through the tunnel"
+ok "tunnel up with PPK $K1; ping crosses it"
+
+# ---- 2: three rotations --------------------------------------------------------------------
+declare -a KEYS=("$K1")
+for n in 2 3 4; do
+  "$BRIDGE" rotate --admin "${ADMIN[i]}" >/dev/null || die "rotate request"
+  wait_rotations $n
+  K=$(stv i .key_id)
+  for prev in "${KEYS[@]}"; do [ "$K" != "$prev" ] || die "rotation $n reused key $K"; done
+  KEYS+=("$K")
+  check_key "$K"
+  ping_ok || die "no ping after rotation $((n-1))"
+  ok "rotation $((n-1)): PPK_ID $K confirmed by both charons; ping ok"
+done
+# old keys were unloaded from both charons
+for g in gw1 gw2; do
+  cnt=$(vici $g get-shared | grep -o 'qkd-[0-9a-f-]\{36\}' | sort -u | wc -l)
+  [ "$cnt" = 1 ] || { vici $g get-shared; die "$g holds $cnt PPKs after rotation (want 1)"; }
+done
+ok "old PPKs unloaded on both gateways"
+
+# ---- 3: KME outage -------------------------------------------------------------------------
+before_fail=$(stv i .rotations_failed)
+pair_stop B
+"$BRIDGE" rotate --admin "${ADMIN[i]}" >/dev/null || die "rotate request"
+for i in $(seq 1 40); do [ "$(stv i .rotations_failed)" -gt "$before_fail" ] && break; sleep 0.5; done
+[ "$(stv i .rotations_failed)" -gt "$before_fail" ] || { st i; die "rotation did not fail during the KME outage"; }
+[ "$(stv i .last_error)" != null ] || die "no last_error reported during the outage"
+ping_ok || die "tunnel went down during the KME outage"
+[ "$(stv i .key_id)" = "${KEYS[3]}" ] || die "key changed during the outage"
+"$BRIDGE" status --admin "${ADMIN[i]}" | grep -q "last error:    .*KME\|last error:    .*responder" || { "$BRIDGE" status --admin "${ADMIN[i]}"; die "status does not report the failure"; }
+curl -s --max-time 5 "${ADMIN[i]}/metrics" | grep -q 'qkd_bridge_rotations_total{result="failed"} [1-9]' || die "metrics do not count the failure"
+ok "KME_B down: rotation fails and is reported; tunnel stays up with ${KEYS[3]}"
+pair_start B
+wait_rotations 5
+K=$(stv i .key_id)
+[ "$K" != "${KEYS[3]}" ] || die "no new key after recovery"
+check_key "$K"
+ping_ok || die "no ping after recovery"
+KEYS+=("$K")
+ok "KME_B back: rotation resumed by itself with $K"
+
+# ---- 4: a responder without the key -------------------------------------------------------
+stop_bridge r
+vici gw2 unload-shared id="qkd-$K" >/dev/null || die "unload-shared on gw2"
+vici gw2 get-shared | grep -q "qkd-$K" && die "gw2 still holds $K"
+gerr=$(stv i .gateway_errors)
+vici gw1 terminate ike=qkd timeout=5000 >/dev/null 2>&1
+for i in $(seq 1 40); do [ "$(stv i .gateway_errors)" -gt "$gerr" ] && break; sleep 0.5; done
+[ "$(stv i .gateway_errors)" -gt "$gerr" ] || { st i; die "initiator did not report the failed SA"; }
+stv i .last_error | grep -q "NOT\|without PPK\|failed" || { st i; die "last_error does not explain the failure"; }
+sleep 3
+for g in gw1 gw2; do
+  sas $g | grep -q "state = ESTABLISHED" && { sas $g; die "$g has an ESTABLISHED IKE SA although the responder lacks the PPK"; }
+done
+ping_ok && die "traffic crosses without an SA"
+grep -q "no PPK for '$K' found\|AUTHENTICATION_FAILED\|PPK required but peer does not support PPK" "$T/gw2/charon.log" "$T/gw1/charon.log" || die "no PPK refusal in the charon logs"
+[ "$(stv i .sa.up)" = false ] || die "initiator claims an SA"
+ok "responder without the key: initiator reports it, no SA comes up without PPK"
+
+# ---- 5: recovery ---------------------------------------------------------------------------
+start_bridge r
+"$BRIDGE" rotate --admin "${ADMIN[i]}" >/dev/null || die "rotate request"
+wait_rotations 6
+K=$(stv i .key_id)
+check_key "$K"
+ping_ok || die "no ping after the responder came back"
+ok "responder back: new key $K, tunnel up again"
+
+# key bytes never in the bridge logs: no 64-hex run at all
+if grep -Eq '[0-9a-f]{64}' "$T/bridge_i.log" "$T/bridge_r.log"; then die "a 256-bit hex string appears in a bridge log"; fi
+ok "no key material in the bridge logs"
+echo "PASS"
