@@ -105,7 +105,7 @@ static int on_key(void *user, const char *section, const char *key, const char *
 {
     load_ctx *c = user;
     qk_lab_topology *t = c->t;
-    char kind[16], name[QK_LAB_ID_MAX + 4];
+    char kind[16], name[QK_LAB_ID_MAX];
     if (qk_ini_section_split(section, kind, sizeof kind, name, sizeof name) != 0 || !name[0])
         return qk_err_set(err, QK_EINVAL, "sections are [kme ID] and [link ID]");
     if (strcmp(kind, "kme") == 0) {

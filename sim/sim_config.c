@@ -252,9 +252,9 @@ static int link_key(load_ctx *c, qk_sim_link_cfg *l, const char *key, const char
 static int on_key(void *user, const char *section, const char *key, const char *value, qk_err *err)
 {
     load_ctx *c = user;
-    char kind[32], name[QK_SIM_ID_MAX + 8];
+    char kind[32], name[QK_SIM_ID_MAX];
     if (qk_ini_section_split(section, kind, sizeof kind, name, sizeof name) != 0)
-        return qk_err_set(err, QK_EINVAL, "bad section name");
+        return qk_err_set(err, QK_EINVAL, "bad section name (IDs: at most 64 chars)");
     if (strcmp(kind, "sim") == 0 && !name[0])
         return sim_key(c, key, value, err);
     if (strcmp(kind, "device") == 0 && !name[0])

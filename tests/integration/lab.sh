@@ -111,6 +111,7 @@ ok "$nc corrupted block(s) burned at both ends"
 pids=$(lab_pids two)
 "$LAB" down --dir "$T/two" >/dev/null || fail "qkd-lab down"
 for p in $pids; do pid_running "$p" && fail "process $p still runs after qkd-lab down"; done
+no_san_reports two
 ok "qkd-lab down: no process left ($(echo $pids | wc -w) stopped)"
 
 # A chain of three: KME_B in the middle shares keys with each neighbour.
@@ -136,5 +137,6 @@ ok "chain of three: the middle KME shares keys with each neighbour"
 pids=$(lab_pids chain)
 "$LAB" down --dir "$T/chain" >/dev/null || fail "qkd-lab down (chain)"
 for p in $pids; do pid_running "$p" && fail "process $p still runs after qkd-lab down"; done
+no_san_reports chain
 ok "chain: qkd-lab down leaves no process"
 echo "PASS"

@@ -45,4 +45,5 @@ for k in KME_A KME_B; do
 done
 ok "telemetry in both KMEs' metrics"
 "$LAB" down --dir "$T/rate" >/dev/null || fail "qkd-lab down"
+no_san_reports rate
 echo "PASS"

@@ -60,6 +60,14 @@ sim_link() { # NAME LINK JQ
     jq -r ".links[] | select(.id==\"$2\") | $3"
 }
 
+# No sanitizer report in the output of the lab's processes (after qkd-lab down).
+no_san_reports() {
+  if grep -lE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$T/$1"/*/*.out 2>/dev/null; then
+    grep -hE -A5 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$T/$1"/*/*.out | head -40
+    fail "sanitizer report in $1"
+  fi
+}
+
 # A running (not zombie) process.
 pid_running() {
   local s
