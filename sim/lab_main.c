@@ -1,4 +1,5 @@
 /* lab_main.c - qkd-lab: dispatch to a subcommand (up, status, down). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* a closed output pipe must not stop `up` half-way */
     if (argc < 2) {
         usage(stderr);
         return 2;
