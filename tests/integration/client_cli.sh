@@ -165,8 +165,9 @@ HS=$BUILD/tests/tls-test-server
 if [ -x "$HS" ]; then
   "$HS" --mode server-cert --cert "$P/kme_a.crt" --key "$P/kme_a.key" --port-file "$T/hs.port" \
     2>"$T/hs.log" &
+  # shellcheck disable=SC2034,SC2154 # PID is etsi_pair.sh's associative array (stopped on exit)
   PID[hostile]=$!
-  for i in $(seq 100); do [ -s "$T/hs.port" ] && break; sleep 0.05; done
+  for _ in $(seq 100); do [ -s "$T/hs.port" ] && break; sleep 0.05; done
   [ -s "$T/hs.port" ] || fail "tls-test-server did not start: $(cat "$T/hs.log")"
   HURL=https://127.0.0.1:$(cat "$T/hs.port")
   hostile() { # EXPECTED-EXIT BASE-PATH ARGS...
