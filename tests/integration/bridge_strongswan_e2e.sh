@@ -172,7 +172,9 @@ start_bridge() { # i|r
 stop_bridge() {
   kill -TERM "${BPID[$1]}" 2>/dev/null
   timeout 10 tail --pid="${BPID[$1]}" -f /dev/null || kill -KILL "${BPID[$1]}"
-  wait "${BPID[$1]}" 2>/dev/null; BPID[$1]=
+  wait "${BPID[$1]}" 2>/dev/null; local rc=$?; BPID[$1]=
+  # a clean stop exits 0 (under ASan this also catches leaks and memory errors)
+  [ "$rc" = 0 ] || { tail -20 "$T/bridge_$1.out"; die "bridge $1 exited with $rc on SIGTERM"; }
 }
 start_bridge r
 start_bridge i
