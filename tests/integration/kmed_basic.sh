@@ -14,6 +14,8 @@ KMED=$BUILD/bin/qkd-kmed
 command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
 # shellcheck source=/dev/null
 . "$ROOT/tests/lib/pki.sh"
+# shellcheck source=/dev/null
+. "$ROOT/tests/lib/ports.sh"
 
 T=$(mktemp -d /tmp/qk-kmed-basic.XXXXXX)
 declare -A PID=() PORT=() PEERPORT=()
@@ -34,15 +36,6 @@ fail() {
 }
 ok() { echo "ok: $*"; }
 
-free_port() {
-  local p i
-  for i in $(seq 1 50); do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-    case " ${PEERPORT[*]} " in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
 
 # ---- PKI and configs ---------------------------------------------------------------------
 P=$T/pki
@@ -51,7 +44,7 @@ pki_ca "$P" otherca >/dev/null || fail "pki_ca otherca"
 for n in kme_a kme_b; do pki_server "$P" ca "$n" >/dev/null || fail "pki_server $n"; done
 for n in KME_A KME_B qkd-sim intruder SAE_A1 SAE_B1; do pki_client "$P" ca "$n" >/dev/null || fail "pki_client $n"; done
 pki_client "$P" otherca rogue >/dev/null || fail "pki_client rogue"
-PEERPORT[A]=$(free_port) && PEERPORT[B]=$(free_port) || fail "no free port"
+PEERPORT[A]=$(free_port "${PEERPORT[@]}") && PEERPORT[B]=$(free_port "${PEERPORT[@]}") || fail "no free port"
 LINK=KME_A~KME_B
 
 write_conf() { # SELF PEER self_lc

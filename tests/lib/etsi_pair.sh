@@ -41,6 +41,8 @@ done
 [ -f "$ROOT/tests/lib/pki.sh" ] || { echo "SKIP: tests/lib/pki.sh missing"; exit 77; }
 # shellcheck source=/dev/null
 . "$ROOT/tests/lib/pki.sh"
+# shellcheck source=/dev/null
+. "$ROOT/tests/lib/ports.sh"
 
 # QK_PAIR_DIR: use this directory instead of a temp dir (scripts/lab-up). QK_DETACH=1: leave
 # the KMEs running and the directory in place on exit (the lab).
@@ -67,18 +69,6 @@ trap _pair_cleanup EXIT
 fail() { echo "FAIL: $*"; for n in A B; do [ -f "$T/kme_$n.log" ] && { echo "--- tail of kme_$n.log"; tail -n 15 "$T/kme_$n.log"; }; done; exit 1; }
 ok() { echo "ok: $*"; }
 
-# A free loopback port. The peer listeners need fixed ports (each KME's config names the
-# other's); the ETSI listeners get fixed ports too, so that load clients survive a restart.
-free_port() {
-  local p i
-  for i in $(seq 1 50); do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-    case " ${PEERPORT[*]} " in *" $p "*) continue ;; esac
-    # nothing listening there (a connect is refused)
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
-}
 
 pair_init() {
   local P=$T/pki
@@ -89,8 +79,8 @@ pair_init() {
   for n in KME_A KME_B qkd-sim SAE_A1 SAE_A2 SAE_B1 SAE_B2 SAE_X; do
     pki_client "$P" ca "$n" >/dev/null || fail "pki_client $n"
   done
-  PEERPORT[A]=$(free_port) && PEERPORT[B]=$(free_port) || fail "no free port"
-  PEERPORT[etsiA]=$(free_port) && PEERPORT[etsiB]=$(free_port) || fail "no free port"
+  PEERPORT[A]=$(free_port "${PEERPORT[@]}") && PEERPORT[B]=$(free_port "${PEERPORT[@]}") || fail "no free port"
+  PEERPORT[etsiA]=$(free_port "${PEERPORT[@]}") && PEERPORT[etsiB]=$(free_port "${PEERPORT[@]}") || fail "no free port"
   _pair_conf A B a b
   _pair_conf B A b a
 }

@@ -1,0 +1,19 @@
+# shellcheck shell=bash
+# ports.sh - fixed loopback ports for tests that must know a port before the daemon binds it
+# (each KME's config names its peer's port). Ports are drawn below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range), so that no client connection's source port can take one
+# between the pick and the bind.
+#   free_port [AVOID...]   prints a port nobody listens on, not in AVOID; returns 1 if none found
+free_port() {
+  local lo=10000 hi=32767 p i
+  local eph_lo
+  eph_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+  if [ -n "$eph_lo" ] && [ "$eph_lo" -gt $((lo + 1000)) ]; then hi=$((eph_lo - 1)); fi
+  for i in $(seq 1 100); do
+    p=$(( lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1) ))
+    case " $* " in *" $p "*) continue ;; esac
+    # nothing listening there (a connect is refused)
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  return 1
+}
