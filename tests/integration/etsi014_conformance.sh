@@ -64,7 +64,7 @@ call() {
 }
 jqb() { printf '%s' "$BODY_OUT" | jq -r "$@"; }
 expect() { # CODE DESCRIPTION: status, and for errors a JSON {"message": string} without details
-  [ "$CODE" = "$1" ] || fail "$2: expected HTTP $1, got $CODE (curl exit $CURL_RC): $BODY_OUT"
+  [ "$CODE" = "$1" ] || fail "$2: expected HTTP $1, got $CODE (curl exit $CURL_RC): ${BODY_OUT:0:300}"
   if [ "$1" != 200 ]; then
     printf '%s' "$BODY_OUT" | jq -e '(.message|type) == "string" and (.message|length) > 0' >/dev/null ||
       fail "$2: error body is not {\"message\": ...}: $BODY_OUT"
