@@ -1,0 +1,119 @@
+/* bench_body.c - fixed answer files for the nginx baseline. */
+#include "bench_body.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_opts.h"
+#include "codec.h"
+#include "secbuf.h"
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return -1;
+    FILE *f = fopen(path, "w");
+    int rc = (f && fputs(text, f) >= 0) ? 0 : -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
+    if (rc)
+        fprintf(stderr, "qkd-bench: cannot write %s\n", path);
+    return rc;
+}
+
+int bench_body_write(const char *dir, unsigned size_bits, unsigned number)
+{
+    size_t klen = size_bits / 8;
+    size_t cap = 64 + (size_t)number * (96 + qk_base64_encoded_len(klen)) + 2 * klen + 512;
+    char *buf = malloc(cap);
+    uint8_t *rnd = malloc(klen);
+    int rc = -1;
+    if (!buf || !rnd)
+        goto out;
+    size_t pos = (size_t)snprintf(buf, cap, "{\"keys\":[");
+    for (unsigned i = 0; i < number; i++) {
+        qk_uuid u;
+        char id[QK_UUID_STR_LEN + 1];
+        qk_uuid_v4(&u);
+        qk_uuid_format(&u, id);
+        qk_random(rnd, klen);
+        pos += (size_t)snprintf(buf + pos, cap - pos, "%s{\"key_ID\":\"%s\",\"key\":\"",
+                                i ? "," : "", id);
+        size_t w = qk_base64_encode(rnd, klen, buf + pos, cap - pos);
+        if (w == 0)
+            goto out;
+        pos += w;
+        pos += (size_t)snprintf(buf + pos, cap - pos, "\"}");
+    }
+    snprintf(buf + pos, cap - pos, "]}");
+    if (write_file(dir, "etsi.json", buf) != 0)
+        goto out;
+    qk_uuid u;
+    char hexid[QK_UUID_HEX_LEN + 1];
+    qk_uuid_v4(&u);
+    qk_uuid_format_hex(&u, hexid);
+    qk_random(rnd, klen);
+    pos = (size_t)snprintf(buf, cap, "{\"keyId\":\"%s\",\"key\":\"", hexid);
+    size_t w = qk_hex_encode(rnd, klen, buf + pos, cap - pos);
+    if (w == 0)
+        goto out;
+    snprintf(buf + pos + w, cap - pos - w, "\"}");
+    if (write_file(dir, "skip.json", buf) != 0)
+        goto out;
+    snprintf(
+        buf, cap,
+        "{\"source_KME_ID\":\"KME_A\",\"target_KME_ID\":\"KME_B\",\"master_SAE_ID\":\"SAE_A1\","
+        "\"slave_SAE_ID\":\"SAE_B1\",\"key_size\":%u,\"stored_key_count\":100000,"
+        "\"max_key_count\":100000,\"max_key_per_request\":128,\"max_key_size\":8192,"
+        "\"min_key_size\":64,\"max_SAE_ID_count\":4}",
+        size_bits);
+    rc = write_file(dir, "status.json", buf);
+out:
+    if (rc && (!buf || !rnd))
+        fprintf(stderr, "qkd-bench: out of memory\n");
+    free(buf);
+    free(rnd);
+    return rc;
+}
+
+int bench_body_main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"size", required_argument, NULL, 's'},
+        {"number", required_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL;
+    long size = 256, number = 1;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 's':
+            size = strtol(optarg, &end, 10);
+            break;
+        case 'n':
+            number = strtol(optarg, &end, 10);
+            break;
+        default:
+            return 2;
+        }
+        if (end && *end)
+            size = -1;
+    }
+    if (!dir || optind != argc || size < 8 || size > BENCH_MAX_BITS || size % 8 || number < 1 ||
+        number > BENCH_MAX_NUMBER) {
+        fprintf(stderr, "usage: qkd-bench body --dir DIR [--size BITS] [--number K]\n");
+        return 2;
+    }
+    return bench_body_write(dir, (unsigned)size, (unsigned)number) == 0 ? 0 : 1;
+}

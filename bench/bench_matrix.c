@@ -1,0 +1,312 @@
+/* bench_matrix.c - `qkd-bench report`: merge the JSON reports of a matrix of runs (KME cells
+ * and nginx baseline cells) into one JSON file and one Markdown table, each KME cell with its
+ * ratio to the baseline cell of the same scenario, connections, key size and keys per request,
+ * plus the issue's targets marked met or missed. */
+#include "bench_cmd.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#define MAX_CELLS     256
+#define MAX_JSON_FILE (1u << 20)
+
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "qkd-bench: cannot open %s\n", path);
+        return NULL;
+    }
+    char *buf = malloc(MAX_JSON_FILE + 1);
+    size_t n = buf ? fread(buf, 1, MAX_JSON_FILE + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    cJSON *j = NULL;
+    if (buf && !bad && n <= MAX_JSON_FILE)
+        j = cJSON_ParseWithLength(buf, n);
+    free(buf);
+    const cJSON *tool = j ? cJSON_GetObjectItemCaseSensitive(j, "tool") : NULL;
+    if (!cJSON_IsString(tool) || strcmp(tool->valuestring, "qkd-bench") != 0) {
+        fprintf(stderr, "qkd-bench: %s is not a qkd-bench JSON report\n", path);
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double lat(const cJSON *cell, const char *type, const char *q)
+{
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(cell, "latency_ms");
+    return num(cJSON_GetObjectItemCaseSensitive(l, type), q);
+}
+
+static bool same_cell(const cJSON *a, const cJSON *b)
+{
+    return strcmp(str(a, "scenario"), str(b, "scenario")) == 0 &&
+           num(a, "connections") == num(b, "connections") &&
+           num(a, "size_bits") == num(b, "size_bits") && num(a, "number") == num(b, "number");
+}
+
+static const cJSON *baseline_of(cJSON *const *cells, size_t n, const cJSON *kme)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(str(cells[i], "target"), "nginx") == 0 && same_cell(cells[i], kme))
+            return cells[i];
+    return NULL;
+}
+
+/* The two request types of a scenario (master side, slave side). */
+static void req_types(const cJSON *cell, const char **a, const char **b)
+{
+    const char *sc = str(cell, "scenario");
+    if (strcmp(sc, "skip") == 0) {
+        *a = "skip_key";
+        *b = "skip_key_by_id";
+    } else if (strcmp(sc, "status") == 0) {
+        *a = "etsi_status";
+        *b = NULL;
+    } else {
+        *a = "etsi_enc_keys";
+        *b = "etsi_dec_keys";
+    }
+}
+
+static void lat_cell(FILE *f, const cJSON *cell, const char *type)
+{
+    if (!type || lat(cell, type, "count") == 0) {
+        fprintf(f, " - |");
+        return;
+    }
+    fprintf(f, " %.2f / %.2f / %.2f / %.1f |", lat(cell, type, "p50"), lat(cell, type, "p90"),
+            lat(cell, type, "p99"), lat(cell, type, "max"));
+}
+
+static void md_row(FILE *f, const cJSON *c, const cJSON *base)
+{
+    const char *ta, *tb;
+    req_types(c, &ta, &tb);
+    double rps = num(c, "requests_per_s");
+    double brps = base ? num(base, "requests_per_s") : 0;
+    const cJSON *errs = cJSON_GetObjectItemCaseSensitive(c, "errors");
+    fprintf(f, "| %s | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f |", str(c, "scenario"),
+            num(c, "connections"), num(c, "size_bits"), num(c, "number"), num(c, "keys_per_s"),
+            num(c, "key_bits_per_s") / 1e6, rps);
+    if (brps > 0)
+        fprintf(f, " %.0f | **%.2f** |", brps, rps / brps);
+    else
+        fprintf(f, " - | - |");
+    lat_cell(f, c, ta);
+    lat_cell(f, c, tb);
+    fprintf(f, " %.0f", num(errs, "total"));
+    const cJSON *e;
+    bool first = true;
+    cJSON_ArrayForEach(e, errs)
+    {
+        if (strcmp(e->string, "total") != 0 && cJSON_IsNumber(e)) {
+            fprintf(f, "%s%s=%.0f", first ? " (" : ", ", e->string, e->valuedouble);
+            first = false;
+        }
+    }
+    fprintf(f, "%s |\n", first ? "" : ")");
+}
+
+/* The issue's targets, from the cells that exist. */
+static void md_targets(FILE *f, cJSON *const *cells, size_t n)
+{
+    fprintf(f, "\n### Targets (issue 8)\n\n| target | measured | met |\n|---|---|---|\n");
+    const char *apis[] = {"etsi", "skip"};
+    for (size_t a = 0; a < 2; a++)
+        for (size_t i = 0; i < n; i++) {
+            const cJSON *c = cells[i];
+            if (strcmp(str(c, "target"), "kme") != 0 || strcmp(str(c, "scenario"), apis[a]) ||
+                num(c, "connections") != 64 || num(c, "size_bits") != 256 || num(c, "number") != 1)
+                continue;
+            const char *ta, *tb;
+            req_types(c, &ta, &tb);
+            double p99 =
+                lat(c, ta, "p99") > lat(c, tb, "p99") ? lat(c, ta, "p99") : lat(c, tb, "p99");
+            double kps = num(c, "keys_per_s");
+            fprintf(f,
+                    "| %s key pairs >= 10,000/s at 64 connections, p99 < 5 ms | %.0f/s, p99 %.2f "
+                    "ms | %s |\n",
+                    apis[a], kps, p99, kps >= 10000 && p99 < 5 ? "yes" : "no");
+        }
+    double worst = -1, best_bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *c = cells[i];
+        if (strcmp(str(c, "target"), "kme") != 0)
+            continue;
+        const cJSON *b = baseline_of(cells, n, c);
+        if (b && num(b, "requests_per_s") > 0) {
+            double r = num(c, "requests_per_s") / num(b, "requests_per_s");
+            if (worst < 0 || r < worst)
+                worst = r;
+        }
+        if (num(c, "size_bits") == 4096 && num(c, "key_bits_per_s") > best_bits)
+            best_bits = num(c, "key_bits_per_s");
+    }
+    if (worst >= 0)
+        fprintf(f, "| request rate >= 0.5 x nginx (every cell) | lowest ratio %.2f | %s |\n", worst,
+                worst >= 0.5 ? "yes" : "no");
+    fprintf(f, "| 4096-bit keys: >= 1 Gbit/s of key material | best %.1f Mbit/s | %s |\n",
+            best_bits / 1e6, best_bits >= 1e9 ? "yes" : "no");
+}
+
+static int write_md(const char *path, cJSON *const *cells, size_t n, const char *date,
+                    const char *command)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "qkd-bench: cannot write %s\n", path);
+        return -1;
+    }
+    fprintf(f,
+            "# qkd-bench results %s\n\nCommand: `%s`  \nMachine: %ld CPU(s); load generator, "
+            "both KMEs (and nginx for the baseline) on the same machine, TLS on loopback.\n\n"
+            "Ratio = KME requests/s over nginx requests/s for the same requests, connections and "
+            "body size, measured in the same run. Latency: p50 / p90 / p99 / max in ms for the "
+            "request at KME A (enc_keys, SKIP /key) and at KME B (dec_keys, /key/{keyId}).\n\n"
+            "| API | conns | key bits | keys/req | keys/s | key Mbit/s | req/s | nginx req/s | "
+            "ratio | at A (ms) | at B (ms) | errors |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            date, command, sysconf(_SC_NPROCESSORS_ONLN));
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(str(cells[i], "target"), "kme") == 0)
+            md_row(f, cells[i], baseline_of(cells, n, cells[i]));
+    fprintf(f, "\nBaseline cells (nginx, fixed bodies, same TLS 1.3 TLS_AES_256_GCM_SHA384 with "
+               "client certificates):\n\n| scenario | conns | key bits | keys/req | req/s | at A "
+               "(ms) | at B (ms) | errors |\n|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *c = cells[i];
+        if (strcmp(str(c, "target"), "nginx") != 0)
+            continue;
+        const char *ta, *tb;
+        req_types(c, &ta, &tb);
+        fprintf(f, "| %s | %.0f | %.0f | %.0f | %.0f |", str(c, "scenario"), num(c, "connections"),
+                num(c, "size_bits"), num(c, "number"), num(c, "requests_per_s"));
+        lat_cell(f, c, ta);
+        lat_cell(f, c, tb);
+        fprintf(f, " %.0f |\n", num(cJSON_GetObjectItemCaseSensitive(c, "errors"), "total"));
+    }
+    md_targets(f, cells, n);
+    int rc = ferror(f) ? -1 : 0;
+    if (fclose(f) != 0 || rc) {
+        fprintf(stderr, "qkd-bench: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_json(const char *path, cJSON *const *cells, size_t n, const char *date,
+                      const char *command)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = root ? cJSON_AddArrayToObject(root, "cells") : NULL;
+    bool ok = arr && cJSON_AddStringToObject(root, "tool", "qkd-bench") &&
+              cJSON_AddStringToObject(root, "date", date) &&
+              cJSON_AddStringToObject(root, "command", command) &&
+              cJSON_AddNumberToObject(root, "cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    for (size_t i = 0; ok && i < n; i++) {
+        cJSON *c = cJSON_Duplicate(cells[i], 1);
+        const cJSON *b =
+            strcmp(str(cells[i], "target"), "kme") == 0 ? baseline_of(cells, n, cells[i]) : NULL;
+        if (c && b && num(b, "requests_per_s") > 0)
+            ok = cJSON_AddNumberToObject(c, "ratio_to_nginx",
+                                         num(c, "requests_per_s") / num(b, "requests_per_s")) !=
+                 NULL;
+        ok = ok && c && cJSON_AddItemToArray(arr, c);
+    }
+    char *text = ok ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int rc = (f && fprintf(f, "%s\n", text) >= 0) ? 0 : -1;
+    if (f && fclose(f) != 0)
+        rc = -1;
+    if (rc)
+        fprintf(stderr, "qkd-bench: cannot write %s\n", path);
+    free(text);
+    return rc;
+}
+
+int bench_report_main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"md", required_argument, NULL, 'm'},
+        {"json", required_argument, NULL, 'j'},
+        {"date", required_argument, NULL, 'd'},
+        {"command", required_argument, NULL, 'c'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *md = NULL, *js = NULL, *date = NULL, *command = "make bench";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            md = optarg;
+            break;
+        case 'j':
+            js = optarg;
+            break;
+        case 'd':
+            date = optarg;
+            break;
+        case 'c':
+            command = optarg;
+            break;
+        default:
+            return 2;
+        }
+    }
+    size_t n = (size_t)(argc - optind);
+    if ((!md && !js) || n == 0 || n > MAX_CELLS) {
+        fprintf(stderr, "usage: qkd-bench report [--md FILE] [--json FILE] [--date D] "
+                        "[--command TEXT] CELL.json...\n");
+        return 2;
+    }
+    char today[32];
+    if (!date) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!gmtime_r(&now, &tm) || strftime(today, sizeof today, "%Y-%m-%d", &tm) == 0)
+            snprintf(today, sizeof today, "unknown");
+        date = today;
+    }
+    cJSON *cells[MAX_CELLS];
+    size_t got = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        cells[got] = read_json(argv[optind + (int)i]);
+        if (!cells[got]) {
+            rc = 1;
+            break;
+        }
+        got++;
+    }
+    if (rc == 0 && md && write_md(md, cells, got, date, command) != 0)
+        rc = 1;
+    if (rc == 0 && js && write_json(js, cells, got, date, command) != 0)
+        rc = 1;
+    for (size_t i = 0; i < got; i++)
+        cJSON_Delete(cells[i]);
+    return rc;
+}
