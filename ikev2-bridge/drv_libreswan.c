@@ -6,13 +6,24 @@
  * After every change it runs `whack --ctlsocket C --rereadsecrets`. The connection itself is
  * the operator's and must say ppk=insist (a responder looks the PPK up by PPK_ID; libreswan 4.x
  * as initiator takes the first PPKS entry matching the IDs, so on activate the file holds the
- * new key only). The old file content is zeroed before each replacement. */
+ * new key only). The old file content is zeroed before each replacement.
+ *
+ * What the real pluto 4.10 does (tests/integration/bridge_libreswan_interop.sh):
+ *  - `whack --rereadsecrets` exits 0 even when pluto rejects a line ("003 "<file>" line N:
+ *    ...") and when the file is not read at all (an include of a missing file only logs "no
+ *    secrets filename matched"). So the driver reads whack's output: pluto must say `loading
+ *    secrets from "<file>"`, and no "003" complaint may name the file. pluto's complaint can
+ *    quote the secret, so only its reason (text before the quoted data) is reported.
+ *  - `whack --status` prints hundreds of lines before the states; the driver asks
+ *    `--showstates` and looks for STATE_V2_ESTABLISHED_IKE_SA of its connection. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bridge_drivers.h"
 #include "codec.h"
+#include "drv_libreswan.h"
 #include "log.h"
 #include "secbuf.h"
 
@@ -62,33 +73,130 @@ static int whack(ls_impl *s, const char *a1, const char *a2, const char *a3, cha
     return 0;
 }
 
+/* Same file? Compares the names as given and, when both exist, their real paths. */
+static bool same_file(const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return true;
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
+}
+
+/* Check the output of `whack --rereadsecrets` (see the top of this file). */
+int ls_check_reread(const char *out, const char *secrets_file, qk_err *err)
+{
+    bool loaded = false;
+    const char *p = out;
+    char line[1024]; /* may hold data pluto quotes back: wiped before returning */
+    while (p && *p) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        if (n >= sizeof line)
+            n = sizeof line - 1;
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p = eol ? eol + 1 : NULL;
+        char *q = strstr(line, "loading secrets from \"");
+        if (q) {
+            q += strlen("loading secrets from \"");
+            char *e = strchr(q, '"');
+            if (e) {
+                *e = '\0';
+                if (same_file(q, secrets_file))
+                    loaded = true;
+            }
+            continue;
+        }
+        /* 003 "<file>" line N: <reason>[: <quoted data>] */
+        if (strncmp(line, "003 \"", 5) != 0)
+            continue;
+        char *name = line + 5, *e = strchr(name, '"');
+        if (!e)
+            continue;
+        *e = '\0';
+        if (!same_file(name, secrets_file)) {
+            QK_WARN("pluto complains about another secrets file, %s", name);
+            continue;
+        }
+        unsigned lineno = 0;
+        char *r = strstr(e + 1, " line ");
+        if (r)
+            lineno = (unsigned)strtoul(r + 6, &r, 10);
+        char reason[160] = "";
+        if (r && r[0] == ':' && r[1] == ' ') {
+            snprintf(reason, sizeof reason, "%s", r + 2);
+            char *cut = strchr(reason, ':'); /* pluto may quote the data after the reason */
+            if (cut)
+                *cut = '\0';
+        }
+        qk_wipe(line, sizeof line);
+        return qk_err_set(err, QK_EPEER, "pluto rejected %s line %u (%s)", secrets_file, lineno,
+                          reason[0] ? reason : "no reason given");
+    }
+    qk_wipe(line, sizeof line);
+    if (!loaded)
+        return qk_err_set(err, QK_EPEER,
+                          "pluto did not read %s: include it from pluto's ipsec.secrets "
+                          "(include %s) or name it with --secretsfile",
+                          secrets_file, secrets_file);
+    return 0;
+}
+
+/* Write the PPKS lines of the keys selected (only_id NULL: all) into text (cap bytes).
+ * Returns the length, or a negative qk_status. */
+int ls_render(const char *local_id, const char *remote_id, const char *const ids[],
+              const uint8_t *const keys[], const size_t lens[], int n, char *text, size_t cap,
+              qk_err *err)
+{
+    int w = snprintf(text, cap, "# written by qkd-bridge; holds keys (0600)\n");
+    if (w < 0 || (size_t)w >= cap)
+        return qk_err_set(err, QK_ELIMIT, "secrets text too long");
+    size_t used = (size_t)w;
+    for (int i = 0; i < n; i++) {
+        if (lens[i] == 0 || lens[i] > LS_KEY_MAX || !id_ok(ids[i]))
+            return qk_err_set(err, QK_EINVAL, "key %d cannot be written as a PPKS line", i);
+        char hex[2 * LS_KEY_MAX + 1];
+        qk_hex_encode(keys[i], lens[i], hex, sizeof hex);
+        w = snprintf(text + used, cap - used, "%s %s : PPKS \"%s\" 0x%s\n", local_id, remote_id,
+                     ids[i], hex);
+        qk_wipe(hex, sizeof hex);
+        if (w < 0 || (size_t)w >= cap - used)
+            return qk_err_set(err, QK_ELIMIT, "secrets text too long");
+        used += (size_t)w;
+    }
+    return (int)used;
+}
+
 /* Rewrite the secrets file with the keys selected (only_id NULL: all) and reread. */
 static int ls_sync(ls_impl *s, const char *only_id, qk_err *err)
 {
     size_t cap = 256 + (size_t)s->n * (2 * GW_KEY_ID_MAX + 2 * QKB_STR + 2 * LS_KEY_MAX + 32);
-    char *text = qk_secure_alloc(cap);
-    if (!text)
-        return qk_err_set(err, QK_ENOMEM, "out of memory");
-    size_t n = (size_t)snprintf(text, cap, "# written by qkd-bridge; holds keys (0600)\n");
+    const char *ids[LS_MAX_KEYS];
+    const uint8_t *keys[LS_MAX_KEYS];
+    size_t lens[LS_MAX_KEYS];
+    int m = 0;
     for (int i = 0; i < s->n; i++) {
         if (only_id && strcmp(only_id, s->keys[i].id) != 0)
             continue;
-        char hex[2 * LS_KEY_MAX + 1];
-        qk_hex_encode(s->keys[i].key, s->keys[i].len, hex, sizeof hex);
-        int w = snprintf(text + n, cap - n, "%s %s : PPKS \"%s\" 0x%s\n", s->cfg->ls_local_id,
-                         s->cfg->ls_remote_id, s->keys[i].id, hex);
-        qk_wipe(hex, sizeof hex);
-        if (w < 0 || (size_t)w >= cap - n) {
-            qk_secure_free(text);
-            return qk_err_set(err, QK_ELIMIT, "secrets text too long");
-        }
-        n += (size_t)w;
+        ids[m] = s->keys[i].id;
+        keys[m] = s->keys[i].key;
+        lens[m] = s->keys[i].len;
+        m++;
     }
-    int rc = secret_file_replace(s->cfg->ls_secrets_file, text, n, err);
+    char *text = qk_secure_alloc(cap);
+    if (!text)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    int n =
+        ls_render(s->cfg->ls_local_id, s->cfg->ls_remote_id, ids, keys, lens, m, text, cap, err);
+    int rc = n < 0 ? n : secret_file_replace(s->cfg->ls_secrets_file, text, (size_t)n, err);
     qk_secure_free(text);
     if (rc)
         return rc;
-    return whack(s, "--rereadsecrets", NULL, NULL, NULL, 0, err);
+    char out[8192];
+    rc = whack(s, "--rereadsecrets", NULL, NULL, out, sizeof out, err);
+    if (rc == 0)
+        rc = ls_check_reread(out, s->cfg->ls_secrets_file, err);
+    return rc;
 }
 
 static int ls_install(gw_driver *d, const char *key_id, const uint8_t *key, size_t len, qk_err *err)
@@ -160,20 +268,54 @@ static int ls_activate(gw_driver *d, const char *key_id, qk_err *err)
     return 0;
 }
 
+/* Is there an established IKE SA of conn (NULL: any connection) in `whack --showstates`?
+ * Lines look like: 000 #2: "qkd":500 STATE_V2_ESTABLISHED_IKE_SA (established IKE SA); ... */
+bool ls_states_established(const char *out, const char *conn, unsigned *count)
+{
+    char want[80] = "";
+    if (conn && conn[0])
+        snprintf(want, sizeof want, "\"%s\"", conn);
+    unsigned c = 0;
+    for (const char *p = out; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        char line[512];
+        if (n >= sizeof line)
+            n = sizeof line - 1;
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p = eol ? eol + 1 : NULL;
+        if (!strstr(line, "STATE_V2_ESTABLISHED_IKE_SA"))
+            continue;
+        if (want[0]) {
+            const char *q = strstr(line, want);
+            /* the name is followed by :port, [instance] or a space */
+            if (!q || (q[strlen(want)] != ':' && q[strlen(want)] != ' ' && q[strlen(want)] != '['))
+                continue;
+        }
+        c++;
+    }
+    if (count)
+        *count = c;
+    return c > 0;
+}
+
 static int ls_probe(gw_driver *d, const char *key_id, gw_sa_status *st, qk_err *err)
 {
     ls_impl *s = d->impl;
     memset(st, 0, sizeof *st);
     st->confirmable = false;
-    char out[8192];
-    if (whack(s, "--status", NULL, NULL, out, sizeof out, err) != 0)
+    char out[16384];
+    if (whack(s, "--showstates", NULL, NULL, out, sizeof out, err) != 0)
         return err->code;
-    bool est = strstr(out, "established IKE SA") || strstr(out, "ESTABLISHED_IKE_SA") ||
-               strstr(out, "STATE_V2_ESTABLISHED_IKE_SA");
+    unsigned n = 0;
+    bool est = ls_states_established(out, s->cfg->ls_conn, &n);
     st->up = est;
     snprintf(st->state, sizeof st->state, "%s", est ? "ESTABLISHED" : "NONE");
     snprintf(st->detail, sizeof st->detail,
-             "libreswan holds %d PPK(s); PPK use is enforced by ppk=insist", s->n);
+             "libreswan: %u established IKE SA(s)%s%s; holds %d PPK(s); PPK use is enforced by "
+             "ppk=insist",
+             n, s->cfg->ls_conn[0] ? " of " : "", s->cfg->ls_conn, s->n);
     (void)key_id;
     return 0;
 }

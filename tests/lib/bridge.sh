@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# bridge.sh - qkd-bridge helpers for the bridge_*.sh integration tests. Source it after
+# tests/lib/etsi_pair.sh (it uses $T, $BUILD, fail). Call bridge_cleanup from the test's EXIT
+# trap (it stops every bridge and charon started here and removes the namespaces in QKB_NETNS).
+#
+#   bridge_start R            run qkd-bridge -c $T/bridge_R.conf (log $T/bridge_R.out); sets
+#                             BPID[R] and ADMIN[R] (the admin URL read from its port file)
+#   bridge_stop R             SIGTERM and wait; a clean stop must exit 0 (under ASan this also
+#                             catches leaks and memory errors)
+#   bst R / bstv R JQ         `qkd-bridge status --json` of R / one jq value of it
+#   bridge_wait_ok R N [S]    until R reports rotations_ok >= N (S seconds, default 30)
+#   start_charon G NS         a strongSwan charon with kernel-libipsec in namespace NS, files in
+#                             $T/G (VICI socket $T/G/charon.vici, log $T/G/charon.log); CPID[G]
+#   hexrand N                 N random bytes as lowercase hex
+
+BRIDGE=${BRIDGE:-$BUILD/bin/qkd-bridge}
+CHARON=${CHARON:-/usr/lib/ipsec/charon}
+declare -A BPID=() CPID=() ADMIN=()
+QKB_NETNS=${QKB_NETNS:-}
+
+hexrand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+_wait_pid() { # PID SECONDS: wait for a process that is not our child
+  timeout "$2" tail --pid="$1" -f /dev/null 2>/dev/null
+}
+
+bridge_cleanup() {
+  local n p
+  for n in "${!BPID[@]}"; do [ -n "${BPID[$n]}" ] && kill -TERM "${BPID[$n]}" 2>/dev/null; done
+  for n in "${!CPID[@]}"; do [ -n "${CPID[$n]}" ] && kill -TERM "${CPID[$n]}" 2>/dev/null; done
+  for n in "${!BPID[@]}"; do
+    p=${BPID[$n]}
+    [ -n "$p" ] && { _wait_pid "$p" 5 || kill -KILL "$p" 2>/dev/null; }
+  done
+  for n in "${!CPID[@]}"; do
+    p=${CPID[$n]}
+    [ -n "$p" ] && { _wait_pid "$p" 5 || kill -KILL "$p" 2>/dev/null; }
+  done
+  for n in $QKB_NETNS; do
+    if ip netns list 2>/dev/null | grep -qw "$n"; then
+      for p in $(ip netns pids "$n" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+      ip netns del "$n" 2>/dev/null
+    fi
+  done
+}
+
+bridge_start() {
+  local r=$1 i
+  rm -f "$T/bports_$r"
+  "$BRIDGE" run -c "$T/bridge_$r.conf" --port-file "$T/bports_$r" >>"$T/bridge_$r.out" 2>&1 &
+  BPID[$r]=$!
+  for i in $(seq 1 100); do
+    [ -s "$T/bports_$r" ] && grep -q '^admin=' "$T/bports_$r" && break
+    kill -0 "${BPID[$r]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  grep -q '^admin=' "$T/bports_$r" 2>/dev/null || { cat "$T/bridge_$r.out"; fail "bridge $r did not start"; }
+  ADMIN[$r]=http://127.0.0.1:$(sed -n 's/^admin=//p' "$T/bports_$r")
+}
+
+bridge_stop() {
+  local r=$1 rc
+  [ -n "${BPID[$r]:-}" ] || return 0
+  kill -TERM "${BPID[$r]}" 2>/dev/null
+  _wait_pid "${BPID[$r]}" 10 || kill -KILL "${BPID[$r]}" 2>/dev/null
+  wait "${BPID[$r]}" 2>/dev/null
+  rc=$?
+  BPID[$r]=
+  [ "$rc" = 0 ] || { tail -20 "$T/bridge_$r.out"; fail "bridge $r exited with $rc on SIGTERM"; }
+}
+
+bst() { "$BRIDGE" status --admin "${ADMIN[$1]}" --json; }
+bstv() { bst "$1" | jq -r "$2"; }
+
+bridge_wait_ok() { # R N [SECONDS]
+  local r=$1 n=$2 s=${3:-30} i
+  for i in $(seq 1 $((s * 4))); do
+    [ "$(bstv "$r" .rotations_ok 2>/dev/null)" -ge "$n" ] 2>/dev/null && return 0
+    sleep 0.25
+  done
+  bst "$r"
+  return 1
+}
+
+start_charon() { # G NS
+  local g=$1 ns=$2 i
+  mkdir -p "$T/$g/run"
+  cat >"$T/$g/strongswan.conf" <<EOF
+charon {
+  load = random nonce openssl aes sha1 sha2 hmac kdf gmp curve25519 pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici updown
+  make_before_break = yes
+  install_virtual_ip = no
+  plugins {
+    vici { socket = unix://$T/$g/charon.vici }
+    kernel-libipsec { load = yes }
+  }
+  filelog {
+    log { path = $T/$g/charon.log
+          time_format = %H:%M:%S
+          default = 1
+          ike = 2
+          cfg = 2
+          flush_line = yes }
+  }
+  syslog { daemon { default = -1 } }
+}
+EOF
+  ip netns exec "$ns" sh -c "mount --bind '$T/$g/run' /run && STRONGSWAN_CONF='$T/$g/strongswan.conf' exec $CHARON" \
+    >"$T/$g/charon.out" 2>&1 &
+  CPID[$g]=$!
+  for i in $(seq 1 100); do [ -S "$T/$g/charon.vici" ] && return 0; sleep 0.1; done
+  cat "$T/$g/charon.out"
+  fail "charon $g did not open its VICI socket"
+}
