@@ -111,6 +111,8 @@ struct qk_tls_server {
     atomic_bool stop;
     atomic_bool draining;          /* graceful stop: accept nothing new, finish what is in flight */
     atomic_uint_fast64_t inflight; /* requests libmicrohttpd has started and not completed */
+    MHD_AccessHandlerCallback user_handler;
+    void *user_handler_cls;
     MHD_RequestCompletedCallback user_completed;
     void *user_completed_cls;
     atomic_uint_fast64_t accepted, hs_ok, hs_failed, refused, active;
@@ -281,21 +283,64 @@ static void mhd_notify(void *cls, struct MHD_Connection *connection, void **sock
     }
 }
 
-/* Request accounting for the graceful stop: the URI log callback runs when a request starts,
- * the completed callback when its response has been handed to the socket (or it failed). */
-static void *mhd_request_started(void *cls, const char *uri, struct MHD_Connection *c)
+/* Request accounting for the graceful stop. On its first call for a request the access handler
+ * wrapper gives the request a small record and counts it in flight; the user's handler gets a
+ * pointer to the record's own con_cls slot, so it sees the usual protocol. A request that
+ * starts once the server is draining is refused with 503 and never reaches the user's handler,
+ * so nothing new (a key delivery) can begin while the stop waits for what is in flight.
+ * libmicrohttpd calls the completed callback exactly for requests whose handler ran, when the
+ * response has been handed to the socket (or failed): that ends the count. */
+typedef struct {
+    void *user_cls; /* the user's handler's *con_cls */
+    bool refused;   /* started while draining */
+} req_rec;
+
+static enum MHD_Result mhd_access(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     qk_tls_server *s = cls;
-    atomic_fetch_add(&s->inflight, 1);
-    return NULL; /* the initial *con_cls handlers see */
+    req_rec *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO; /* out of memory: close the connection */
+        r->refused = atomic_load(&s->draining);
+        atomic_fetch_add(&s->inflight, 1);
+        *con_cls = r;
+    }
+    if (r->refused) {
+        if (*upload_data_size) {
+            *upload_data_size = 0; /* discard any body */
+            return MHD_YES;
+        }
+        static const char body[] = "{\"message\":\"server is shutting down\"}";
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+            return MHD_NO;
+        enum MHD_Result ret = MHD_NO;
+        if (MHD_add_response_header(resp, "Content-Type", "application/json") == MHD_YES &&
+            MHD_add_response_header(resp, "Connection", "close") == MHD_YES)
+            ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    return s->user_handler(s->user_handler_cls, c, url, method, version, upload_data,
+                           upload_data_size, &r->user_cls);
 }
 
 static void mhd_request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                                   enum MHD_RequestTerminationCode toe)
 {
     qk_tls_server *s = cls;
-    if (s->user_completed)
-        s->user_completed(s->user_completed_cls, c, con_cls, toe);
+    req_rec *r = *con_cls;
+    if (!r)
+        return; /* never counted */
+    if (s->user_completed && !r->refused)
+        s->user_completed(s->user_completed_cls, c, &r->user_cls, toe);
+    free(r);
+    *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
 }
 
@@ -859,21 +904,18 @@ static int start_mhd(qk_tls_server *s, const qk_listener_config *cfg, qk_err *er
     if (s->mode == QK_TLS_MODE_NONE) {
         mhd_limit = s->max_conn;
         s->mhd = MHD_start_daemon(
-            flags, 0, NULL, NULL, cfg->handler, cfg->handler_cls, MHD_OPTION_EXTERNAL_LOGGER,
-            mhd_logger, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_CONNECTION,
-            mhd_notify, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s,
-            MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_NOTIFY_COMPLETED,
-            mhd_request_completed, s, MHD_OPTION_URI_LOG_CALLBACK, mhd_request_started, s,
-            MHD_OPTION_END);
+            flags, 0, NULL, NULL, mhd_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
+            MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+            mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, mhd_request_completed, s, MHD_OPTION_END);
         if (s->mhd)
             s->listen_fd = -1; /* libmicrohttpd owns and closes it now */
     } else {
         s->mhd = MHD_start_daemon(
-            flags | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, cfg->handler, cfg->handler_cls,
+            flags | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, mhd_access, s,
             MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-            mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, mhd_request_completed, s,
-            MHD_OPTION_URI_LOG_CALLBACK, mhd_request_started, s, MHD_OPTION_END);
+            mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, mhd_request_completed, s, MHD_OPTION_END);
     }
     if (!s->mhd)
         return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd did not start", s->name);
@@ -939,6 +981,8 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     atomic_init(&s->stop, false);
     atomic_init(&s->draining, false);
     atomic_init(&s->inflight, 0);
+    s->user_handler = cfg->handler;
+    s->user_handler_cls = cfg->handler_cls;
     s->user_completed = cfg->completed;
     s->user_completed_cls = cfg->completed_cls;
     atomic_init(&s->next_gen, 1);

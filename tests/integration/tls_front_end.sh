@@ -206,6 +206,21 @@ unset 'PIDS[-1]'
 check "the draining server exits 0 (rc $drc)" test "$drc" = 0
 out=$(curl -sS --max-time 3 --cacert ca.crt --cert alice.crt --key alice.key "https://127.0.0.1:$PORT/x" 2>&1)
 check "after the stop nothing answers" test -z "$(grep -o '"path"' <<<"$out")"
+# A request that starts on a kept-alive connection while the server drains is refused with 503
+# and never reaches the handler (nothing new begins during a stop).
+start_server drain2 --mode mtls --cert server.crt --key server.key --ca ca.crt
+{ printf 'GET /sleep/1500 HTTP/1.1\r\nHost: x\r\n\r\nGET /late HTTP/1.1\r\nHost: x\r\n\r\n'; sleep 3; } |
+  sc -cert alice.crt -key alice.key -CAfile ca.crt >drain2.out 2>&1 &
+cpid=$!
+sleep 0.7
+kill -TERM "${PIDS[-1]}"
+wait "$cpid"
+wait "${PIDS[-1]}"; drc=$?
+unset 'PIDS[-1]'
+check "draining: the request in flight is answered" grep -q '"path":"/sleep/1500"' drain2.out
+check "draining: a new request on a kept-alive connection gets 503" grep -q 'HTTP/1.1 503' drain2.out
+check "draining: the late request never reached the handler" test -z "$(grep -o '"path":"/late"' drain2.out)"
+check "the second draining server exits 0 (rc $drc)" test "$drc" = 0
 
 # ---- clean stop ------------------------------------------------------------------------------
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
