@@ -3,6 +3,7 @@
 #   make check         build and run all tests, then the same under ASan+UBSan (build-san/)
 #   make check-fast    unit + integration tests, normal build only
 #   make run           start the lab (two KMEs on loopback)
+#   make bench         benchmark matrix against a lab and nginx (bench/README.md)
 #   make format        clang-format every C file in place
 #   make install PREFIX=/usr/local
 #   make clean
@@ -201,6 +202,12 @@ check:
 run: $(BINS)
 	$(BUILD)/bin/qkd-lab up --dir lab
 	BUILD=$(BUILD) scripts/lab-up --demo lab
+
+# Benchmarks (bench/README.md): the standard matrix against a lab and an nginx baseline;
+# writes bench/results/DATE.md and .json. Not part of make check.
+.PHONY: bench
+bench: $(BINS)
+	BUILD=$(BUILD) bench/run
 
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin

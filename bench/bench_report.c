@@ -27,7 +27,8 @@ void bench_report_text(FILE *f, const bench_opts *o, const bench_result *r)
     fprintf(f, "  operations %12" PRIu64 "  %10.1f/s\n", s->ops, per_s(s->ops, sec));
     fprintf(f, "  keys       %12" PRIu64 "  %10.1f/s  %.3f Mbit/s of key material\n", s->keys,
             per_s(s->keys, sec), per_s(s->key_bits, sec) / 1e6);
-    fprintf(f, "  requests   %12" PRIu64 "  %10.1f/s\n", s->requests, per_s(s->requests, sec));
+    fprintf(f, "  requests   %12" PRIu64 "  %10.1f/s  (%.1f/s answered 200)\n", s->requests,
+            per_s(s->requests, sec), per_s(s->requests_ok, sec));
     fprintf(f, "  errors     %12" PRIu64, bench_stats_errors(s));
     for (unsigned e = 0; e < BENCH_NERR; e++)
         if (e != BENCH_ERR_HTTP && s->err[e])
@@ -108,7 +109,8 @@ cJSON *bench_report_json(const bench_opts *o, const bench_result *r)
         add_num(j, "keys_per_s", per_s(s->keys, sec)) &&
         add_num(j, "key_bits_per_s", per_s(s->key_bits, sec)) &&
         add_num(j, "requests", (double)s->requests) &&
-        add_num(j, "requests_per_s", per_s(s->requests, sec)) && add_errors(j, s) &&
+        add_num(j, "requests_per_s", per_s(s->requests, sec)) &&
+        add_num(j, "ok_requests_per_s", per_s(s->requests_ok, sec)) && add_errors(j, s) &&
         add_latency(j, s);
     if (!ok) {
         cJSON_Delete(j);

@@ -33,6 +33,7 @@ void bench_stats_merge(bench_stats *into, const bench_stats *from)
     for (unsigned t = 0; t < BENCH_NTYPES; t++)
         bench_hist_merge(&into->hist[t], &from->hist[t]);
     into->requests += from->requests;
+    into->requests_ok += from->requests_ok;
     into->ops += from->ops;
     into->keys += from->keys;
     into->key_bits += from->key_bits;

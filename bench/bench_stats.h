@@ -36,6 +36,7 @@ typedef enum {
 typedef struct {
     bench_hist hist[BENCH_NTYPES];
     uint64_t requests;             /* requests answered or failed, measured phase only */
+    uint64_t requests_ok;          /* of those, answered 200 */
     uint64_t ops;                  /* operations completed without error */
     uint64_t keys;                 /* keys delivered at both ends (pairs) or at KME A */
     uint64_t key_bits;             /* bits of those keys (each key counted once) */

@@ -168,6 +168,7 @@ static int request(qk_http_client *c, const char *method, const char *url, const
         pause_ms(5);
         return -1;
     }
+    st->requests_ok++;
     return 0;
 }
 
