@@ -271,8 +271,8 @@ bool qk_kms_sae_cert_ok(const qk_kms *k, const char *sae_id, const char *fp_hex)
         return true;
     uint8_t fp[32];
     size_t got = 0;
-    if (!fp_hex || strnlen(fp_hex, 65) != 64 || qk_hex_decode(fp_hex, 64, fp, sizeof fp, &got) != 0 ||
-        got != sizeof fp)
+    if (!fp_hex || strnlen(fp_hex, 65) != 64 ||
+        qk_hex_decode(fp_hex, 64, fp, sizeof fp, &got) != 0 || got != sizeof fp)
         return false;
     return memcmp(fp, s->fingerprint, sizeof fp) == 0;
 }
@@ -453,6 +453,8 @@ static int reserve_remote(qk_kms *k, qk_link *l, qk_reservation *r, char *reques
             burn_blocks(k, r->link, refs, n);
             continue;
         }
+        if (prc == QK_ELIMIT) /* the slaves' KME holds max_key_count keys for the pair */
+            return qk_err_set(err, QK_ENOKEY, "peer KME %s: %s", l->cfg->peer, perr.msg);
         qk_metrics_peer_error(k->metrics);
         QK_WARN("request %s: peer %s: %s", request_id, l->cfg->peer, perr.msg);
         return qk_err_set(err, QK_EPEER, "peer KME %s unavailable or refused: %s", l->cfg->peer,

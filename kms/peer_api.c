@@ -1,6 +1,7 @@
 /* peer_api.c - the peer API: reserve, burn, inventory, request state, health. */
 #include "peer_api.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,29 @@ static int parse_reserve(peer_ctx *p, const cJSON *o, reserve_in *in, qk_err *er
     return parse_keys(p, keys, in, err);
 }
 
+/* max_key_count holds per SAE pair at the KME that stores the keys, i.e. here for keys a peer
+ * reserves for slaves of ours: refuse a reservation that would take any of its (master, slave)
+ * pairs above the limit. The check and the reservation run under one lock so that concurrent
+ * reservations cannot overshoot together. */
+static pthread_mutex_t quota_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int quota_ok(peer_ctx *p, const qk_reservation *r, size_t n, qk_err *err)
+{
+    uint64_t max = qk_kms_limits(p->kms)->max_key_count;
+    for (size_t i = 0; i < r->nslaves; i++) {
+        uint64_t held = 0;
+        int rc = qk_kms_stored_count(p->kms, r->master, r->slaves[i], &held, err);
+        if (rc != 0)
+            return rc;
+        if (held + n > max)
+            return qk_err_set(
+                err, QK_ELIMIT,
+                "%s -> %s: %llu keys stored, %zu more would exceed max_key_count %llu", r->master,
+                r->slaves[i], (unsigned long long)held, n, (unsigned long long)max);
+    }
+    return 0;
+}
+
 static enum MHD_Result do_reserve(peer_ctx *p)
 {
     qk_err err;
@@ -177,7 +201,11 @@ static enum MHD_Result do_reserve(peer_ctx *p)
                                     : bad_request(p, err.msg);
         goto out;
     }
-    int rc = qk_store_reserve_in(qk_kms_store(p->kms), &in.r, in.side, in.refs, in.n, &err);
+    pthread_mutex_lock(&quota_lock);
+    int rc = quota_ok(p, &in.r, in.n, &err);
+    if (rc == 0)
+        rc = qk_store_reserve_in(qk_kms_store(p->kms), &in.r, in.side, in.refs, in.n, &err);
+    pthread_mutex_unlock(&quota_lock);
     switch (rc) {
     case 0:
         res = qk_api_reply(&p->call, 200, "application/json", "{\"status\":\"reserved\"}", NULL,
@@ -197,6 +225,9 @@ static enum MHD_Result do_reserve(peer_ctx *p)
         break;
     case QK_ENOTFOUND:
         res = qk_api_error(&p->call, 404, "unknown-block", err.msg);
+        break;
+    case QK_ELIMIT:
+        res = qk_api_error(&p->call, 409, "limit", err.msg);
         break;
     default:
         QK_ERROR("reserve %s: %s", in.r.request_id, err.msg);

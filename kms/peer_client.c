@@ -235,6 +235,8 @@ int qk_peer_reserve(qk_peer_client *pc, const qk_reservation *r, qk_side side,
         rc = qk_err_set(err, QK_EMISMATCH, "peer refused: material mismatch");
     else if (status == 404)
         rc = qk_err_set(err, QK_ENOTFOUND, "peer refused: unknown block");
+    else if (status == 409 && strcmp(reason, "limit") == 0)
+        rc = qk_err_set(err, QK_ELIMIT, "peer refused: max_key_count reached for the SAE pair");
     else if (status == 409 || status == 400)
         rc = qk_err_set(err, QK_EINVAL, "peer refused: %s (HTTP %ld)",
                         reason[0] ? reason : "bad-request", status);

@@ -235,6 +235,26 @@ expect 200 "the slave fetches 5"
 stored_is SAE_A1 A SAE_A3 5
 ok "max_key_count: enc_keys answers 503 once a pair holds max_key_count unfetched keys; stored_key_count <= max_key_count"
 
+# ---------------------------------------------------------------- max_key_count (slave at the peer)
+# The peer KME holds the unfetched keys of a remote pair, so it enforces the quota: its peer API
+# refuses a reservation above max_key_count and the master's KME answers 503.
+call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys?number=30"
+expect 200 "30 keys for SAE_B2 (slave at the peer)"
+R=$BODY_OUT
+call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys?number=11"
+expect 503 "remote pair beyond max_key_count"
+call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys?number=10"
+expect 200 "remote pair up to max_key_count"
+call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys"
+expect 503 "remote pair at max_key_count"
+call SAE_B2 B POST /api/v1/keys/SAE_A2/dec_keys "$(printf '%s' "$R" | ids_body '.keys[0:5][]')"
+expect 200 "the remote slave fetches 5"
+call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys?number=5"
+expect 200 "room again for 5 after the slave fetched 5"
+call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys"
+expect 503 "remote pair full again"
+ok "max_key_count for a slave at the peer KME: enforced by the peer, enc_keys answers 503"
+
 # ---------------------------------------------------------------- peer KME down
 DEL_A=$(metric A delivered); BURN_A=$(metric A burned); RES_B=$(metric B reserved)
 pair_stop B
