@@ -1,8 +1,9 @@
-/* cli_main.c - `qkd`: dispatch to the etsi / skip subcommands (conform is reserved). */
+/* cli_main.c - `qkd`: dispatch to the etsi / skip / conform subcommands. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "conform.h"
 
 #define QKD_VERSION "0.1"
 
@@ -10,9 +11,10 @@ static void usage(FILE *f)
 {
     fputs("Usage: qkd etsi status|enc|dec ...    ETSI GS QKD 014 key delivery\n"
           "       qkd skip caps|key|key-by-id|entropy ...   SKIP (draft-cisco-skip-02)\n"
-          "       qkd conform ...                conformance checkers (not implemented yet)\n"
+          "       qkd conform etsi|skip ...      conformance checks against any server pair\n"
           "       qkd --help | --version\n"
-          "`qkd etsi --help` and `qkd skip --help` list the options; see also qkd(1).\n",
+          "`qkd etsi --help`, `qkd skip --help` and `qkd conform --help` list the options;\n"
+          "see also qkd(1).\n",
           f);
     fputs(cli_exit_help, f);
 }
@@ -42,7 +44,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "skip") == 0)
         rc = cli_skip_main(argc - 1, argv + 1);
     else if (strcmp(cmd, "conform") == 0)
-        rc = cli_usage_error("conform: not implemented yet");
+        rc = cli_conform_main(argc - 1, argv + 1);
     else
         rc = cli_usage_error("unknown command '%s' (etsi, skip, conform)", cmd);
     qkc_global_cleanup();
