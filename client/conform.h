@@ -155,6 +155,10 @@ void cf_excerpt(const char *body, size_t len, long status, char *out, size_t cap
 void cf_key_tag(const uint8_t *k, size_t n, char out[17]);
 /* True when the body is a JSON object with a non-empty string "message" (ETSI Error). */
 bool cf_has_message(const char *body, size_t len, char *msg, size_t cap);
+/* A transport error that means the server refused the TLS session: a TLS error, or a
+ * connection reset/closed during or right after the handshake (TLS 1.3 refusals may arrive
+ * that way). */
+bool cf_is_refusal(const qkc_error *e);
 /* Content-Type is application/json (parameters allowed). */
 bool cf_is_json_type(const char *ct);
 

@@ -530,7 +530,7 @@ static void tls_status_with(cf_ctx *ctx, cf_result *r, const qkc_options *o, con
         cf_note(r, "%s: GET %s -> %s error: %s", what, path, qkc_errclass_name(e.cls), e.msg);
         if (expect_ok)
             cf_violation(r, "%s: %s error", what, qkc_errclass_name(e.cls));
-        else if (e.cls != QKC_ETLS)
+        else if (!cf_is_refusal(&e))
             cf_violation(r, "%s: %s error, expected a TLS refusal", what, qkc_errclass_name(e.cls));
         else
             cf_note(r, "%s: refused in the TLS handshake", what);

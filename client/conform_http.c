@@ -259,6 +259,16 @@ void cf_key_tag(const uint8_t *k, size_t n, char out[17])
     qk_wipe(h, sizeof h);
 }
 
+bool cf_is_refusal(const qkc_error *e)
+{
+    if (e->cls == QKC_ETLS)
+        return true;
+    return e->cls == QKC_ECONNECT &&
+           (strcasestr(e->msg, "reset") || strcasestr(e->msg, "Send failure") ||
+            strcasestr(e->msg, "Recv failure") || strcasestr(e->msg, "Empty reply") ||
+            strcasestr(e->msg, "closed"));
+}
+
 bool cf_is_json_type(const char *ct)
 {
     if (!ct)

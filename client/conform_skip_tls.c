@@ -36,7 +36,7 @@ static void probe(cf_ctx *ctx, cf_result *r, const qkc_options *o, const char *w
         cf_note(r, "%s: GET /capabilities -> %s error: %s", what, qkc_errclass_name(e.cls), e.msg);
         if (want == EXPECT_OK)
             cf_violation(r, "%s: %s error", what, qkc_errclass_name(e.cls));
-        else if (e.cls != QKC_ETLS)
+        else if (!cf_is_refusal(&e))
             cf_violation(r, "%s: %s error, expected a TLS refusal", what, qkc_errclass_name(e.cls));
         else
             cf_note(r, "%s: refused in the TLS handshake", what);

@@ -1,0 +1,787 @@
+/* fake-kme - a small, deliberately switchable KME for the conformance tests (tests only).
+ *
+ * One process plays two KMEs, KME_A and KME_B, from one in-memory store: each serves ETSI GS
+ * QKD 014 (mutual TLS; the caller's SAE ID is its certificate CN) and SKIP (TLS-PSK; the KP's
+ * localSystemID is the KME ID), four listeners on 127.0.0.1. It behaves correctly by default;
+ * every --fault NAME breaks exactly one rule, so a test can show that the matching conformance
+ * check fails. `fake-kme --list-faults` prints the faults.
+ *
+ * Usage: fake-kme --cert F --key F --ca F --psk-file F [--saes SAE@A,SAE@B,...]
+ *                 [--port-file F] [--fault NAME]...
+ * The port file gets etsiA=, etsiB=, skipA=, skipB= lines. Stops on SIGTERM/SIGINT.
+ * Limits: max_key_per_request 128, sizes 64..1024 bits (multiples of 8), default 256,
+ * max_SAE_ID_count 2; the store keeps the last 4096 keys of each API. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/ssl.h>
+
+#include "codec.h"
+#include "http_util.h"
+#include "json_util.h"
+#include "log.h"
+#include "secbuf.h"
+#include "tls_server.h"
+
+/* ---- faults ------------------------------------------------------------------------------ */
+
+typedef enum {
+    F_ETSI_STATUS_FIELD_NAME,
+    F_ETSI_404_NOT_400,
+    F_ETSI_KEY_TWICE,
+    F_ETSI_BASE64_UNPADDED,
+    F_ETSI_401_AS_400,
+    F_ETSI_NO_MESSAGE,
+    F_ETSI_KEYS_CAPITAL,
+    F_ETSI_SIZE_IGNORED,
+    F_ETSI_NO_MULTICAST_COPY,
+    F_SKIP_HEX_UPPERCASE,
+    F_SKIP_KEY_WRONG_LENGTH,
+    F_SKIP_KEYID_NOT_HEX,
+    F_SKIP_NO_405,
+    F_SKIP_KEY_TWICE,
+    F_SKIP_404_UNKNOWN_KEY,
+    F_SKIP_CAPABILITIES_WRONG_TYPE,
+    F_SKIP_TLS12_ONLY,
+    F_SKIP_NO_REMOTE_CHECK,
+    F_COUNT
+} fault;
+
+static const struct {
+    const char *name, *what;
+} g_fault_names[F_COUNT] = {
+    {"etsi-status-field-name", "Status says \"keySize\" instead of \"key_size\""},
+    {"etsi-404-not-400", "unknown or consumed keys are 404 instead of 400"},
+    {"etsi-key-twice", "dec_keys delivers a key again and again"},
+    {"etsi-base64-unpadded", "keys in base64 without '=' padding"},
+    {"etsi-401-as-400", "an SAE that is not a slave of the key gets 400, not 401"},
+    {"etsi-no-message", "error bodies are {\"error\": ...} without \"message\""},
+    {"etsi-keys-capital", "the Key container's array is \"Keys\""},
+    {"etsi-size-ignored", "enc_keys ignores \"size\" (always key_size bits)"},
+    {"etsi-no-multicast-copy", "additional slaves get a 400 (no copy of the key)"},
+    {"skip-hex-uppercase", "SKIP keys in upper-case hex"},
+    {"skip-key-wrong-length", "the default SKIP key is 248 bits (62 hex digits)"},
+    {"skip-keyid-not-hex", "keyIds are UUIDs with hyphens (not hex)"},
+    {"skip-no-405", "other methods are served like GET (no 405)"},
+    {"skip-key-twice", "/key/{keyId} delivers a key again and again"},
+    {"skip-404-unknown-key", "unknown or consumed keyIds are 404 instead of 400"},
+    {"skip-capabilities-wrong-type", "remoteSystemID is a string, not an array"},
+    {"skip-tls12-only", "the SKIP listeners offer TLS 1.2 only"},
+    {"skip-no-remote-check", "/key accepts any remoteSystemID"},
+};
+
+static bool g_fault[F_COUNT];
+
+/* ---- configuration and store --------------------------------------------------------------- */
+
+#define N_KMES         2
+#define MAX_SAES       16
+#define MAX_KEYS       4096
+#define MAX_BYTES      128 /* 1024 bits */
+#define MAX_SLAVES     3
+#define MAX_PER_REQ    128
+#define MIN_SIZE       64
+#define MAX_SIZE       1024
+#define DEFAULT_SIZE   256
+#define MAX_ADDITIONAL 2
+#define MSG_NOT_FOUND  "one or more keys specified are not found on KME"
+
+static const char *const g_kme_id[N_KMES] = {"KME_A", "KME_B"};
+
+static struct {
+    char id[64];
+    int kme;
+} g_saes[MAX_SAES];
+static size_t g_n_saes;
+
+typedef struct {
+    bool used;
+    char id[QK_UUID_STR_LEN + 1]; /* ETSI: canonical UUID; SKIP: 32 hex digits */
+    uint8_t key[MAX_BYTES];
+    size_t len;
+    int owner;                   /* SKIP: the KME that issued it; ETSI: unused */
+    char master[64];             /* ETSI */
+    char slaves[MAX_SLAVES][64]; /* ETSI */
+    bool fetched[MAX_SLAVES];    /* ETSI per slave; SKIP [0] */
+    size_t n_slaves;
+} stored_key;
+
+static stored_key g_etsi[MAX_KEYS], g_skip[MAX_KEYS];
+static size_t g_etsi_next, g_skip_next;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int sae_home(const char *id)
+{
+    for (size_t i = 0; i < g_n_saes; i++)
+        if (strcmp(g_saes[i].id, id) == 0)
+            return g_saes[i].kme;
+    return -1;
+}
+
+/* Caller holds g_mu. */
+static stored_key *store_add(stored_key *tab, size_t *next)
+{
+    stored_key *k = &tab[*next % MAX_KEYS];
+    qk_wipe(k, sizeof *k);
+    k->used = true;
+    (*next)++;
+    return k;
+}
+
+static stored_key *store_find(stored_key *tab, const char *id)
+{
+    for (size_t i = 0; i < MAX_KEYS; i++)
+        if (tab[i].used && strcasecmp(tab[i].id, id) == 0)
+            return &tab[i];
+    return NULL;
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+static enum MHD_Result etsi_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    if (status == 401 && g_fault[F_ETSI_401_AS_400])
+        status = 400;
+    if (status == 400 && !strcmp(msg, MSG_NOT_FOUND) && g_fault[F_ETSI_404_NOT_400])
+        status = 404;
+    if (g_fault[F_ETSI_NO_MESSAGE]) {
+        char *j = qk_json_message(msg); /* {"message": ...} -> rename the member */
+        cJSON *o = j ? cJSON_Parse(j) : NULL;
+        free(j);
+        cJSON *m = o ? cJSON_DetachItemFromObject(o, "message") : NULL;
+        if (m)
+            cJSON_AddItemToObject(o, "error", m);
+        char *t = o ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        enum MHD_Result rc = t ? qk_reply_json(c, status, t) : MHD_NO;
+        cJSON_free(t);
+        return rc;
+    }
+    return qk_reply_message(c, status, msg);
+}
+
+/* Reply with a JSON tree that holds key material (wiped). */
+static enum MHD_Result reply_secret_tree(struct MHD_Connection *c, cJSON *j)
+{
+    char *t = j ? cJSON_PrintUnformatted(j) : NULL;
+    enum MHD_Result rc = MHD_NO;
+    if (t) {
+        rc = qk_reply_json_secret(c, 200, t, strlen(t));
+        qk_wipe(t, strlen(t));
+        cJSON_free(t);
+    }
+    for (cJSON *k = j ? j->child : NULL; k; k = k->next) /* wipe "key" strings */
+        for (cJSON *e = cJSON_IsArray(k) ? k->child : NULL; e; e = e->next) {
+            cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "key");
+            if (cJSON_IsString(s) && s->valuestring)
+                qk_wipe(s->valuestring, strlen(s->valuestring));
+        }
+    cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "key");
+    if (cJSON_IsString(s) && s->valuestring)
+        qk_wipe(s->valuestring, strlen(s->valuestring));
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Strict decimal integer in [min, max] (optional leading '-'). 0 or -1. */
+static int parse_int(const char *s, long min, long max, long *out)
+{
+    if (!s || !*s || strlen(s) > 10)
+        return -1;
+    const char *p = s[0] == '-' ? s + 1 : s;
+    if (!*p || strspn(p, "0123456789") != strlen(p))
+        return -1;
+    long v = strtol(s, NULL, 10);
+    if (v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static bool blank_or_bad_id(const char *s)
+{
+    if (!s || !*s || strlen(s) >= 64)
+        return true;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return true;
+    return false;
+}
+
+/* ---- ETSI 014 -------------------------------------------------------------------------------- */
+
+static enum MHD_Result etsi_status(struct MHD_Connection *c, int kme, const char *caller,
+                                   const char *slave)
+{
+    int home = sae_home(slave);
+    if (home < 0 || !strcmp(slave, caller))
+        return etsi_error(c, 400, "unknown slave SAE ID, or the caller itself");
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"source_KME_ID\":\"%s\",\"target_KME_ID\":\"%s\",\"master_SAE_ID\":\"%s\","
+             "\"slave_SAE_ID\":\"%s\",\"%s\":%d,\"stored_key_count\":1000,"
+             "\"max_key_count\":100000,\"max_key_per_request\":%d,\"max_key_size\":%d,"
+             "\"min_key_size\":%d,\"max_SAE_ID_count\":%d}",
+             g_kme_id[kme], g_kme_id[home], caller, slave,
+             g_fault[F_ETSI_STATUS_FIELD_NAME] ? "keySize" : "key_size", DEFAULT_SIZE, MAX_PER_REQ,
+             MAX_SIZE, MIN_SIZE, MAX_ADDITIONAL);
+    return qk_reply_json(c, 200, body);
+}
+
+typedef struct {
+    long number, size;
+    const char *add[MAX_ADDITIONAL + 1];
+    size_t n_add;
+} key_request;
+
+/* Parse and validate an enc_keys request; NULL or the error message. */
+static const char *parse_key_request(struct MHD_Connection *c, const char *method, qk_req *rq,
+                                     cJSON **tree, key_request *kr)
+{
+    kr->number = 1;
+    kr->size = DEFAULT_SIZE;
+    if (!strcmp(method, "GET")) {
+        const char *n = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "number");
+        const char *s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "size");
+        if (qk_query_count(c, "number") > 1 || qk_query_count(c, "size") > 1)
+            return "repeated parameter";
+        if (n && parse_int(n, 1, MAX_PER_REQ, &kr->number) != 0)
+            return "number out of range";
+        if (s && parse_int(s, -100000, 100000, &kr->size) != 0)
+            return "size is not an integer";
+        return NULL;
+    }
+    qk_err jerr;
+    const char *b = rq->body_len ? rq->body : "{}";
+    *tree = qk_json_parse(b, strlen(b), 65536, &jerr);
+    if (!cJSON_IsObject(*tree))
+        return "the body is not a JSON object";
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(*tree, "number");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(*tree, "size");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(*tree, "additional_slave_SAE_IDs");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(*tree, "extension_mandatory");
+    if (n && (!cJSON_IsNumber(n) || n->valuedouble < 1 || n->valuedouble > MAX_PER_REQ ||
+              n->valuedouble != (long)n->valuedouble))
+        return "number out of range";
+    if (n)
+        kr->number = (long)n->valuedouble;
+    if (s && (!cJSON_IsNumber(s) || s->valuedouble != (long)s->valuedouble ||
+              s->valuedouble < -100000 || s->valuedouble > 100000))
+        return "size is not an integer";
+    if (s)
+        kr->size = (long)s->valuedouble;
+    if (m && (!cJSON_IsArray(m) || cJSON_GetArraySize(m) > 0))
+        return "not all extension_mandatory parameters are supported";
+    if (a) {
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0)
+            return "additional_slave_SAE_IDs must be a non-empty array";
+        if (cJSON_GetArraySize(a) > MAX_ADDITIONAL)
+            return "more additional_slave_SAE_IDs than max_SAE_ID_count";
+        const cJSON *e;
+        cJSON_ArrayForEach(e, a)
+        {
+            if (!cJSON_IsString(e) || blank_or_bad_id(e->valuestring))
+                return "bad additional slave SAE ID";
+            kr->add[kr->n_add++] = e->valuestring;
+        }
+    }
+    return NULL;
+}
+
+static enum MHD_Result etsi_enc(struct MHD_Connection *c, int kme, const char *caller,
+                                const char *slave, const char *method, qk_req *rq)
+{
+    cJSON *tree = NULL;
+    key_request kr = {0};
+    const char *err = parse_key_request(c, method, rq, &tree, &kr);
+    int home = sae_home(slave);
+    if (!err && (home < 0 || !strcmp(slave, caller)))
+        err = "unknown slave SAE ID, or the caller itself";
+    if (!err && kr.size % 8)
+        err = "size shall be a multiple of 8";
+    if (!err && (kr.size < MIN_SIZE || kr.size > MAX_SIZE))
+        err = "size out of range";
+    for (size_t i = 0; !err && i < kr.n_add; i++) {
+        if (sae_home(kr.add[i]) != home || !strcmp(kr.add[i], slave) || !strcmp(kr.add[i], caller))
+            err = "bad additional slave SAE ID";
+        for (size_t k = 0; !err && k < i; k++)
+            if (!strcmp(kr.add[k], kr.add[i]))
+                err = "duplicate additional slave SAE ID";
+    }
+    if (err) {
+        enum MHD_Result rc = etsi_error(c, 400, err);
+        cJSON_Delete(tree);
+        return rc;
+    }
+    if (g_fault[F_ETSI_SIZE_IGNORED])
+        kr.size = DEFAULT_SIZE;
+    cJSON *j = cJSON_CreateObject();
+    cJSON *arr =
+        j ? cJSON_AddArrayToObject(j, g_fault[F_ETSI_KEYS_CAPITAL] ? "Keys" : "keys") : NULL;
+    pthread_mutex_lock(&g_mu);
+    for (long i = 0; arr && i < kr.number; i++) {
+        stored_key *k = store_add(g_etsi, &g_etsi_next);
+        qk_uuid u;
+        qk_uuid_v4(&u);
+        qk_uuid_format(&u, k->id);
+        k->len = (size_t)kr.size / 8;
+        qk_random(k->key, k->len);
+        snprintf(k->master, sizeof k->master, "%s", caller);
+        snprintf(k->slaves[k->n_slaves++], sizeof k->slaves[0], "%s", slave);
+        for (size_t a = 0; a < kr.n_add && !g_fault[F_ETSI_NO_MULTICAST_COPY]; a++)
+            snprintf(k->slaves[k->n_slaves++], sizeof k->slaves[0], "%s", kr.add[a]);
+        char b64[MAX_BYTES * 2];
+        qk_base64_encode(k->key, k->len, b64, sizeof b64);
+        if (g_fault[F_ETSI_BASE64_UNPADDED])
+            b64[strcspn(b64, "=")] = '\0';
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(arr, o) || !cJSON_AddStringToObject(o, "key_ID", k->id) ||
+            !cJSON_AddStringToObject(o, "key", b64))
+            arr = NULL;
+        qk_wipe(b64, sizeof b64);
+    }
+    pthread_mutex_unlock(&g_mu);
+    cJSON_Delete(tree);
+    (void)kme;
+    return reply_secret_tree(c, j);
+}
+
+static enum MHD_Result etsi_dec(struct MHD_Connection *c, const char *caller, const char *master,
+                                const char *method, qk_req *rq)
+{
+    char ids[MAX_PER_REQ][QK_UUID_STR_LEN + 1];
+    size_t n = 0;
+    cJSON *tree = NULL;
+    const char *err = NULL;
+    if (sae_home(master) < 0 || !strcmp(master, caller))
+        err = "unknown master SAE ID, or the caller itself";
+    else if (!strcmp(method, "GET")) {
+        const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key_ID");
+        qk_uuid u;
+        if (!id || qk_query_count(c, "key_ID") != 1)
+            err = "exactly one key_ID";
+        else if (qk_uuid_parse(id, strlen(id), &u) != 0)
+            err = "key_ID is not a UUID";
+        else
+            qk_uuid_format(&u, ids[n++]);
+    } else {
+        qk_err jerr;
+        tree = qk_json_parse(rq->body, rq->body_len, 65536, &jerr);
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(tree, "key_IDs"), *e;
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0 || cJSON_GetArraySize(a) > MAX_PER_REQ)
+            err = "key_IDs must be a non-empty array";
+        const cJSON *list = err ? NULL : a;
+        cJSON_ArrayForEach(e, list)
+        {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "key_ID");
+            qk_uuid u;
+            if (!cJSON_IsString(id) || qk_uuid_parse(id->valuestring, strlen(id->valuestring), &u))
+                err = "key_ID is not a UUID";
+            else
+                qk_uuid_format(&u, ids[n++]);
+            if (err)
+                break;
+        }
+    }
+    cJSON_Delete(tree);
+    if (err)
+        return etsi_error(c, 400, err);
+    pthread_mutex_lock(&g_mu);
+    stored_key *found[MAX_PER_REQ];
+    size_t slot[MAX_PER_REQ];
+    unsigned status = 200;
+    for (size_t i = 0; i < n && status == 200; i++) {
+        stored_key *k = store_find(g_etsi, ids[i]);
+        if (!k || strcmp(k->master, master) != 0) {
+            status = 400;
+            break;
+        }
+        size_t s = 0;
+        while (s < k->n_slaves && strcmp(k->slaves[s], caller) != 0)
+            s++;
+        if (s == k->n_slaves)
+            status = 401;
+        else if (k->fetched[s])
+            status = 400;
+        found[i] = k;
+        slot[i] = s;
+    }
+    cJSON *j = NULL;
+    if (status == 200) {
+        j = cJSON_CreateObject();
+        cJSON *arr = j ? cJSON_AddArrayToObject(j, "keys") : NULL;
+        for (size_t i = 0; arr && i < n; i++) {
+            char b64[MAX_BYTES * 2];
+            qk_base64_encode(found[i]->key, found[i]->len, b64, sizeof b64);
+            if (g_fault[F_ETSI_BASE64_UNPADDED])
+                b64[strcspn(b64, "=")] = '\0';
+            cJSON *o = cJSON_CreateObject();
+            if (!o || !cJSON_AddItemToArray(arr, o) ||
+                !cJSON_AddStringToObject(o, "key_ID", found[i]->id) ||
+                !cJSON_AddStringToObject(o, "key", b64))
+                arr = NULL;
+            qk_wipe(b64, sizeof b64);
+            if (!g_fault[F_ETSI_KEY_TWICE])
+                found[i]->fetched[slot[i]] = true;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    if (status == 401)
+        return etsi_error(c, 401, "the caller is not a slave of the requested keys");
+    if (status == 400)
+        return etsi_error(c, 400, MSG_NOT_FOUND);
+    return reply_secret_tree(c, j);
+}
+
+static enum MHD_Result etsi_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+    int kme = (int)(intptr_t)cls;
+    qk_req *rq;
+    int st = qk_req_collect(con_cls, 65536, upload_data, upload_data_size, &rq);
+    if (st == QK_REQ_MORE)
+        return MHD_YES;
+    if (st == QK_REQ_ERROR)
+        return MHD_NO;
+    const char *caller = qk_conn_identity(c)->id;
+    if (sae_home(caller) != kme)
+        return etsi_error(c, 401, "the caller is not an SAE of this KME");
+    static const char prefix[] = "/api/v1/keys/";
+    if (strncmp(url, prefix, sizeof prefix - 1) != 0)
+        return etsi_error(c, 400, "unknown route");
+    const char *sae = url + sizeof prefix - 1;
+    const char *slash = strchr(sae, '/');
+    char id[64];
+    if (!slash || (size_t)(slash - sae) >= sizeof id)
+        return etsi_error(c, 400, "unknown route");
+    memcpy(id, sae, (size_t)(slash - sae));
+    id[slash - sae] = '\0';
+    if (blank_or_bad_id(id))
+        return etsi_error(c, 400, "bad SAE ID in the path");
+    const char *op = slash + 1;
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    if (!strcmp(op, "status") && get)
+        return etsi_status(c, kme, caller, id);
+    if (!strcmp(op, "enc_keys") && (get || post))
+        return etsi_enc(c, kme, caller, id, method, rq);
+    if (!strcmp(op, "dec_keys") && (get || post))
+        return etsi_dec(c, caller, id, method, rq);
+    return etsi_error(c, 400, "unknown route or method");
+}
+
+/* ---- SKIP ------------------------------------------------------------------------------------ */
+
+static enum MHD_Result skip_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    return qk_reply_message(c, status, msg);
+}
+
+static void hex_of(const uint8_t *b, size_t n, char *out, size_t cap, bool upper)
+{
+    qk_hex_encode(b, n, out, cap);
+    for (char *p = out; upper && *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
+static enum MHD_Result skip_caps(struct MHD_Connection *c, int kme)
+{
+    char body[256];
+    const char *other = g_kme_id[1 - kme];
+    snprintf(body, sizeof body,
+             "{\"entropy\":true,\"key\":true,\"algorithm\":\"fake-kme\",\"localSystemID\":\"%s\","
+             "\"remoteSystemID\":%s%s%s}",
+             g_kme_id[kme], g_fault[F_SKIP_CAPABILITIES_WRONG_TYPE] ? "\"" : "[\"", other,
+             g_fault[F_SKIP_CAPABILITIES_WRONG_TYPE] ? "\"" : "\"]");
+    return qk_reply_json(c, 200, body);
+}
+
+static bool remote_ok(struct MHD_Connection *c, int kme)
+{
+    const char *r = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "remoteSystemID");
+    if (!r || qk_query_count(c, "remoteSystemID") != 1)
+        return false;
+    return g_fault[F_SKIP_NO_REMOTE_CHECK] || !strcmp(r, g_kme_id[1 - kme]);
+}
+
+static enum MHD_Result skip_new_key(struct MHD_Connection *c, int kme)
+{
+    if (!remote_ok(c, kme))
+        return skip_error(c, 400, "remoteSystemID missing or unknown");
+    long size = DEFAULT_SIZE;
+    const char *s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "size");
+    if (s && (qk_query_count(c, "size") != 1 || parse_int(s, MIN_SIZE, MAX_SIZE, &size) != 0 ||
+              size % 8))
+        return skip_error(c, 400, "bad size");
+    char idhex[QK_UUID_STR_LEN + 1], keyhex[MAX_BYTES * 2 + 1];
+    pthread_mutex_lock(&g_mu);
+    stored_key *k = store_add(g_skip, &g_skip_next);
+    qk_uuid u;
+    qk_uuid_v4(&u);
+    qk_uuid_format_hex(&u, k->id);
+    k->owner = kme;
+    k->len = (size_t)size / 8;
+    if (!s && g_fault[F_SKIP_KEY_WRONG_LENGTH])
+        k->len--;
+    qk_random(k->key, k->len);
+    if (g_fault[F_SKIP_KEYID_NOT_HEX])
+        qk_uuid_format(&u, idhex);
+    else
+        snprintf(idhex, sizeof idhex, "%s", k->id);
+    hex_of(k->key, k->len, keyhex, sizeof keyhex, g_fault[F_SKIP_HEX_UPPERCASE]);
+    pthread_mutex_unlock(&g_mu);
+    cJSON *j = cJSON_CreateObject();
+    if (j && (!cJSON_AddStringToObject(j, "keyId", idhex) ||
+              !cJSON_AddStringToObject(j, "key", keyhex))) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    qk_wipe(keyhex, sizeof keyhex);
+    return reply_secret_tree(c, j);
+}
+
+static enum MHD_Result skip_key_by_id(struct MHD_Connection *c, int kme, const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > 128 || strspn(id, "0123456789abcdefABCDEF") != len)
+        return skip_error(c, 400, "malformed keyId");
+    const char *r = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "remoteSystemID");
+    if (!r || qk_query_count(c, "remoteSystemID") != 1 || strcmp(r, g_kme_id[1 - kme]) != 0)
+        return skip_error(c, 400, "remoteSystemID missing or unknown");
+    char keyhex[MAX_BYTES * 2 + 1], idhex[QK_UUID_STR_LEN + 1];
+    pthread_mutex_lock(&g_mu);
+    stored_key *k = store_find(g_skip, id);
+    bool ok = k && k->owner == 1 - kme && !k->fetched[0];
+    if (ok) {
+        hex_of(k->key, k->len, keyhex, sizeof keyhex, g_fault[F_SKIP_HEX_UPPERCASE]);
+        snprintf(idhex, sizeof idhex, "%s", k->id);
+        if (!g_fault[F_SKIP_KEY_TWICE])
+            k->fetched[0] = true;
+    }
+    pthread_mutex_unlock(&g_mu);
+    if (!ok)
+        return skip_error(c, g_fault[F_SKIP_404_UNKNOWN_KEY] ? 404 : 400, "key not found");
+    cJSON *j = cJSON_CreateObject();
+    if (j && (!cJSON_AddStringToObject(j, "keyId", idhex) ||
+              !cJSON_AddStringToObject(j, "key", keyhex))) {
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    qk_wipe(keyhex, sizeof keyhex);
+    return reply_secret_tree(c, j);
+}
+
+static enum MHD_Result skip_entropy(struct MHD_Connection *c)
+{
+    long bits = 256;
+    const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "minentropy");
+    if (m &&
+        (qk_query_count(c, "minentropy") != 1 || parse_int(m, 8, 4096, &bits) != 0 || bits % 8))
+        return skip_error(c, 400, "bad minentropy");
+    uint8_t rnd[512];
+    char hex[1025], body[1100];
+    qk_random(rnd, (size_t)bits / 8);
+    qk_hex_encode(rnd, (size_t)bits / 8, hex, sizeof hex);
+    snprintf(body, sizeof body, "{\"randomStr\":\"%s\",\"minentropy\":%ld}", hex, bits);
+    enum MHD_Result rc = qk_reply_json_secret(c, 200, body, strlen(body));
+    qk_wipe(rnd, sizeof rnd);
+    qk_wipe(hex, sizeof hex);
+    qk_wipe(body, sizeof body);
+    return rc;
+}
+
+static enum MHD_Result skip_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+    int kme = (int)(intptr_t)cls;
+    qk_req *rq;
+    int st = qk_req_collect(con_cls, 65536, upload_data, upload_data_size, &rq);
+    if (st == QK_REQ_MORE)
+        return MHD_YES;
+    if (st == QK_REQ_ERROR)
+        return MHD_NO;
+    bool known = !strcmp(url, "/capabilities") || !strcmp(url, "/key") ||
+                 !strcmp(url, "/entropy") ||
+                 (!strncmp(url, "/key/", 5) && url[5] && !strchr(url + 5, '/'));
+    if (!known)
+        return skip_error(c, 404, "no such path");
+    if (strcmp(method, "GET") != 0 && !g_fault[F_SKIP_NO_405])
+        return qk_reply(c, 405, "application/json", "{\"message\":\"only GET is supported\"}",
+                        strlen("{\"message\":\"only GET is supported\"}"), "Allow", "GET");
+    if (!strcmp(url, "/capabilities"))
+        return skip_caps(c, kme);
+    if (!strcmp(url, "/key"))
+        return skip_new_key(c, kme);
+    if (!strcmp(url, "/entropy"))
+        return skip_entropy(c);
+    return skip_key_by_id(c, kme, url + 5);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+static int parse_saes(const char *spec)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", spec);
+    g_n_saes = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *at = strchr(t, '@');
+        if (!at || g_n_saes == MAX_SAES || (at[1] != 'A' && at[1] != 'B') || at[2] ||
+            (size_t)(at - t) >= sizeof g_saes[0].id || at == t)
+            return -1;
+        *at = '\0';
+        snprintf(g_saes[g_n_saes].id, sizeof g_saes[0].id, "%s", t);
+        g_saes[g_n_saes++].kme = at[1] == 'A' ? 0 : 1;
+    }
+    return g_n_saes ? 0 : -1;
+}
+
+static int set_fault(const char *name)
+{
+    for (int i = 0; i < F_COUNT; i++)
+        if (!strcmp(name, g_fault_names[i].name)) {
+            g_fault[i] = true;
+            return 0;
+        }
+    return -1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: fake-kme --cert F --key F --ca F --psk-file F [--saes SAE@A,SAE@B,...]\n"
+            "                [--port-file F] [--fault NAME]... | --list-faults\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"cert", required_argument, NULL, 'c'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"ca", required_argument, NULL, 'a'},
+                                         {"psk-file", required_argument, NULL, 'p'},
+                                         {"saes", required_argument, NULL, 's'},
+                                         {"port-file", required_argument, NULL, 'f'},
+                                         {"fault", required_argument, NULL, 'F'},
+                                         {"list-faults", no_argument, NULL, 'L'},
+                                         {NULL, 0, NULL, 0}};
+    const char *cert = NULL, *key = NULL, *ca = NULL, *psk_file = NULL, *port_file = NULL;
+    const char *saes = "SAE_A1@A,SAE_B1@B,SAE_B2@B";
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'a':
+            ca = optarg;
+            break;
+        case 'p':
+            psk_file = optarg;
+            break;
+        case 's':
+            saes = optarg;
+            break;
+        case 'f':
+            port_file = optarg;
+            break;
+        case 'F':
+            if (set_fault(optarg) != 0) {
+                fprintf(stderr, "fake-kme: unknown fault %s (see --list-faults)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'L':
+            for (int i = 0; i < F_COUNT; i++)
+                printf("%-30s %s\n", g_fault_names[i].name, g_fault_names[i].what);
+            return 0;
+        default:
+            usage();
+        }
+    }
+    if (!cert || !key || !ca || !psk_file || optind != argc || parse_saes(saes) != 0)
+        usage();
+    if (qk_secure_init() != 0 || qk_log_open(NULL, QK_LOG_WARN, "fake-kme") != 0) {
+        fprintf(stderr, "fake-kme: init failed\n");
+        return 1;
+    }
+    qk_psk_table psks = {NULL, 0};
+    qk_err err;
+    qk_err_clear(&err);
+    if (qk_psk_table_load(psk_file, &psks, &err) != 0) {
+        fprintf(stderr, "fake-kme: %s\n", err.msg);
+        return 1;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    qk_tls_server *srv[4] = {NULL};
+    static const char *const names[4] = {"etsiA", "etsiB", "skipA", "skipB"};
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        qk_listener_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.name = names[i];
+        cfg.bind_addr = "127.0.0.1";
+        cfg.handler = i < 2 ? etsi_handler : skip_handler;
+        cfg.handler_cls = (void *)(intptr_t)(i % 2);
+        cfg.completed = qk_req_completed;
+        if (i < 2) {
+            cfg.tls.mode = QK_TLS_MODE_MTLS;
+            cfg.tls.cert_file = cert;
+            cfg.tls.key_file = key;
+            cfg.tls.ca_file = ca;
+        } else {
+            cfg.tls.mode = QK_TLS_MODE_PSK;
+            cfg.tls.psks = &psks;
+            if (g_fault[F_SKIP_TLS12_ONLY])
+                cfg.tls.max_version = TLS1_2_VERSION;
+        }
+        if (qk_tls_server_start(&cfg, &srv[i], &err) != 0) {
+            fprintf(stderr, "fake-kme: %s: %s\n", names[i], err.msg);
+            rc = 1;
+        }
+    }
+    if (rc == 0 && port_file) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+        FILE *f = fopen(tmp, "w");
+        for (int i = 0; f && i < 4; i++)
+            if (fprintf(f, "%s=%u\n", names[i], (unsigned)qk_tls_server_port(srv[i])) < 0)
+                rc = 1;
+        if (!f || fclose(f) != 0 || rename(tmp, port_file) != 0 || rc) {
+            fprintf(stderr, "fake-kme: cannot write %s\n", port_file);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        int sig = 0;
+        sigwait(&set, &sig);
+    }
+    for (int i = 0; i < 4; i++)
+        qk_tls_server_stop(srv[i]);
+    pthread_mutex_lock(&g_mu);
+    qk_wipe(g_etsi, sizeof g_etsi);
+    qk_wipe(g_skip, sizeof g_skip);
+    pthread_mutex_unlock(&g_mu);
+    qk_psk_table_free(&psks);
+    qk_log_close();
+    return rc;
+}
