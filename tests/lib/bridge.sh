@@ -45,11 +45,11 @@ bridge_cleanup() {
 }
 
 bridge_start() {
-  local r=$1 i
+  local r=$1
   rm -f "$T/bports_$r"
   "$BRIDGE" run -c "$T/bridge_$r.conf" --port-file "$T/bports_$r" >>"$T/bridge_$r.out" 2>&1 &
   BPID[$r]=$!
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [ -s "$T/bports_$r" ] && grep -q '^admin=' "$T/bports_$r" && break
     kill -0 "${BPID[$r]}" 2>/dev/null || break
     sleep 0.1
@@ -73,8 +73,8 @@ bst() { "$BRIDGE" status --admin "${ADMIN[$1]}" --json; }
 bstv() { bst "$1" | jq -r "$2"; }
 
 bridge_wait_ok() { # R N [SECONDS]
-  local r=$1 n=$2 s=${3:-30} i
-  for i in $(seq 1 $((s * 4))); do
+  local r=$1 n=$2 s=${3:-30}
+  for _ in $(seq 1 $((s * 4))); do
     [ "$(bstv "$r" .rotations_ok 2>/dev/null)" -ge "$n" ] 2>/dev/null && return 0
     sleep 0.25
   done
@@ -83,7 +83,7 @@ bridge_wait_ok() { # R N [SECONDS]
 }
 
 start_charon() { # G NS
-  local g=$1 ns=$2 i
+  local g=$1 ns=$2
   mkdir -p "$T/$g/run"
   cat >"$T/$g/strongswan.conf" <<EOF
 charon {
@@ -108,7 +108,7 @@ EOF
   ip netns exec "$ns" sh -c "mount --bind '$T/$g/run' /run && STRONGSWAN_CONF='$T/$g/strongswan.conf' exec $CHARON" \
     >"$T/$g/charon.out" 2>&1 &
   CPID[$g]=$!
-  for i in $(seq 1 100); do [ -S "$T/$g/charon.vici" ] && return 0; sleep 0.1; done
+  for _ in $(seq 1 100); do [ -S "$T/$g/charon.vici" ] && return 0; sleep 0.1; done
   cat "$T/$g/charon.out"
   fail "charon $g did not open its VICI socket"
 }
