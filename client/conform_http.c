@@ -161,11 +161,10 @@ void cf_note(cf_result *r, const char *fmt, ...)
     for (size_t i = 0; i < len; i++) /* server text never reaches a terminal raw */
         if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] >= 0x7f)
             line[i] = '?';
-    if (r->ev_len >= CF_EVIDENCE_MAX)
-        return;
-    if (r->ev_len + len + 2 > CF_EVIDENCE_MAX) {
+    if (r->ev_len + 2 >= CF_EVIDENCE_MAX)
+        return; /* full: the evidence is cut, never the process */
+    if (r->ev_len + len + 2 > CF_EVIDENCE_MAX)
         len = CF_EVIDENCE_MAX - r->ev_len - 2;
-    }
     if (r->ev_len + len + 2 > r->ev_cap) {
         size_t cap = r->ev_cap ? r->ev_cap * 2 : 512;
         while (cap < r->ev_len + len + 2)
