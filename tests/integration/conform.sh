@@ -187,4 +187,11 @@ done
 [ "$(cat "$T/fake_etsi.xml.out")" = "$(jq '.summary.total' "$T/fake_etsi.json") " ] || fail "JUnit without failures: $(cat "$T/fake_etsi.xml.out")"
 [ "$(cut -d' ' -f2 "$T/fault.xml.out")" = "${EXPECT[etsi-key-twice]}" ] || fail "JUnit failures: $(cat "$T/fault.xml.out")"
 ok "JUnit XML parses (testcases, failures match), JSON parses with jq"
+
+# Sanitizer builds: no report from qkd or fake-kme (an ASan exit code could pass for "a check
+# failed").
+if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.err "$T/fake.out" 2>/dev/null; then
+  grep -hE -A5 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.err "$T/fake.out" | head -30
+  fail "sanitizer report"
+fi
 echo "PASS"

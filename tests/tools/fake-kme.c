@@ -10,7 +10,7 @@
  *                 [--port-file F] [--fault NAME]...
  * The port file gets etsiA=, etsiB=, skipA=, skipB= lines. Stops on SIGTERM/SIGINT.
  * Limits: max_key_per_request 128, sizes 64..1024 bits (multiples of 8), default 256,
- * max_SAE_ID_count 2; the store keeps the last 4096 keys of each API. */
+ * max_SAE_ID_count 2; the store keeps the last 1024 keys of each API. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -84,7 +84,7 @@ static bool g_fault[F_COUNT];
 
 #define N_KMES         2
 #define MAX_SAES       16
-#define MAX_KEYS       4096
+#define MAX_KEYS       1024
 #define MAX_BYTES      128 /* 1024 bits */
 #define MAX_SLAVES     3
 #define MAX_PER_REQ    128
@@ -107,10 +107,10 @@ typedef struct {
     char id[QK_UUID_STR_LEN + 1]; /* ETSI: canonical UUID; SKIP: 32 hex digits */
     uint8_t key[MAX_BYTES];
     size_t len;
-    int owner;                   /* SKIP: the KME that issued it; ETSI: unused */
-    char master[64];             /* ETSI */
-    char slaves[MAX_SLAVES][64]; /* ETSI */
-    bool fetched[MAX_SLAVES];    /* ETSI per slave; SKIP [0] */
+    int owner;                                /* SKIP: the KME that issued it; ETSI: unused */
+    char master[QK_IDENTITY_MAX];             /* ETSI */
+    char slaves[MAX_SLAVES][QK_IDENTITY_MAX]; /* ETSI */
+    bool fetched[MAX_SLAVES];                 /* ETSI per slave; SKIP [0] */
     size_t n_slaves;
 } stored_key;
 
