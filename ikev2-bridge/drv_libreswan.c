@@ -15,7 +15,12 @@
  *    secrets from "<file>"`, and no "003" complaint may name the file. pluto's complaint can
  *    quote the secret, so only its reason (text before the quoted data) is reported.
  *  - `whack --status` prints hundreds of lines before the states; the driver asks
- *    `--showstates` and looks for STATE_V2_ESTABLISHED_IKE_SA of its connection. */
+ *    `--showstates` and looks for STATE_V2_ESTABLISHED_IKE_SA of its connection.
+ *  - as initiator, `whack --name C --initiate` exits 0 although the IKE SA it just established
+ *    (with "PPK AUTH calculated as initiator") is deleted again because the kernel cannot
+ *    install the Child SA ("Add SA ...: Function not implemented", "encountered fatal
+ *    error"). So activate requires, in whack's output, the established IKE SA, the PPK and no
+ *    error line, and then the SA in --showstates. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +59,10 @@ static bool id_ok(const char *s)
     return true;
 }
 
-static int whack(ls_impl *s, const char *a1, const char *a2, const char *a3, char *out, size_t cap,
-                 qk_err *err)
+/* Run whack with up to three arguments. status NULL: a non-zero exit status is an error;
+ * otherwise it is stored there (whack's exit status is pluto's last reply code). */
+static int whack_st(ls_impl *s, const char *a1, const char *a2, const char *a3, char *out,
+                    size_t cap, int *status, qk_err *err)
 {
     char *argv[8] = {(char *)s->cfg->ls_whack,
                      "--ctlsocket",
@@ -68,8 +75,68 @@ static int whack(ls_impl *s, const char *a1, const char *a2, const char *a3, cha
     int rc = run_cmd(argv, NULL, 0, out ? out : buf, out ? cap : sizeof buf, 30000, err);
     if (rc < 0)
         return qk_err_prefix(err, "libreswan whack %s", a1);
+    if (status) {
+        *status = rc;
+        return 0;
+    }
     if (rc != 0)
         return qk_err_set(err, QK_EPEER, "libreswan whack %s exited with %d", a1, rc);
+    return 0;
+}
+
+static int whack(ls_impl *s, const char *a1, const char *a2, const char *a3, char *out, size_t cap,
+                 qk_err *err)
+{
+    return whack_st(s, a1, a2, a3, out, cap, NULL, err);
+}
+
+/* Copy one line of out (at p) into line; returns the start of the next line or NULL. */
+static const char *next_line(const char *p, char *line, size_t cap)
+{
+    const char *eol = strchr(p, '\n');
+    size_t n = eol ? (size_t)(eol - p) : strlen(p);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(line, p, n);
+    line[n] = '\0';
+    return eol ? eol + 1 : NULL;
+}
+
+int ls_check_initiate(const char *out, int status, const char *conn, qk_err *err)
+{
+    char name[80];
+    snprintf(name, sizeof name, "\"%s\"", conn);
+    bool ppk = false, est = false;
+    char why[200] = "", fatal[200] = "";
+    char line[512];
+    for (const char *p = out; p && *p;) {
+        p = next_line(p, line, sizeof line);
+        /* whack prefixes pluto's reply code: 0xx log/error, 1xx progress */
+        int code = -1;
+        if (strlen(line) > 4 && line[3] == ' ' && line[0] >= '0' && line[0] <= '9')
+            code = atoi(line);
+        const char *text = code >= 0 ? line + 4 : line;
+        if (strstr(line, name) && strstr(line, "PPK AUTH calculated as initiator"))
+            ppk = true;
+        if (strstr(line, name) && strstr(line, "initiator established IKE SA"))
+            est = true;
+        if (!why[0] &&
+            (strstr(line, "ERROR:") || strstr(line, "rejected by peer") || strstr(line, "failed")))
+            snprintf(why, sizeof why, "%.199s", text);
+        if (!fatal[0] && code >= 10 && code < 100)
+            snprintf(fatal, sizeof fatal, "%.199s", text);
+    }
+    if (fatal[0] || status != 0)
+        return qk_err_set(err, QK_EPEER, "libreswan %s failed: %s", conn,
+                          why[0]     ? why
+                          : fatal[0] ? fatal
+                                     : "whack --initiate exited with an error");
+    if (!est)
+        return qk_err_set(err, QK_EPEER, "libreswan %s: pluto reported no established IKE SA",
+                          conn);
+    if (!ppk)
+        return qk_err_set(err, QK_EPEER,
+                          "libreswan %s came up WITHOUT PPK (check ppk=insist); refused", conn);
     return 0;
 }
 
@@ -257,13 +324,21 @@ static int ls_activate(gw_driver *d, const char *key_id, qk_err *err)
     int rc = ls_sync(s, key_id, err);
     if (rc)
         return rc;
-    char out[4096];
-    rc = whack(s, "--name", s->cfg->ls_conn, "--initiate", out, sizeof out, err);
+    /* whack --initiate waits for the outcome, but exits 0 even when pluto then tears the SA
+     * down (a Child SA the kernel cannot install): read what pluto said, then its states. */
+    char out[8192];
+    int status = 0;
+    rc = whack_st(s, "--name", s->cfg->ls_conn, "--initiate", out, sizeof out, &status, err);
+    if (rc == 0)
+        rc = ls_check_initiate(out, status, s->cfg->ls_conn, err);
+    if (rc == 0) {
+        rc = whack(s, "--showstates", NULL, NULL, out, sizeof out, err);
+        if (rc == 0 && !ls_states_established(out, s->cfg->ls_conn, NULL))
+            rc = qk_err_set(err, QK_EPEER, "libreswan %s: the IKE SA is gone after initiation",
+                            s->cfg->ls_conn);
+    }
     if (rc)
-        return qk_err_set(err, QK_EPEER,
-                          "libreswan could not establish %s with PPK '%s' (ppk=insist: no "
-                          "tunnel without PPK)",
-                          s->cfg->ls_conn, key_id);
+        return qk_err_prefix(err, "PPK '%s' (ppk=insist: no tunnel without PPK)", key_id);
     snprintf(s->active, sizeof s->active, "%s", key_id);
     return 0;
 }

@@ -26,4 +26,9 @@ int ls_check_reread(const char *out, const char *secrets_file, qk_err *err);
  * of any connection); *count (may be NULL) receives how many. */
 bool ls_states_established(const char *out, const char *conn, unsigned *count);
 
+/* 0 when the output of `whack --name conn --initiate` (exit status status) shows an IKE SA of
+ * conn established with a PPK ("PPK AUTH calculated as initiator", "initiator established IKE
+ * SA") and no error or fatal line; QK_EPEER with pluto's first error line otherwise. */
+int ls_check_initiate(const char *out, int status, const char *conn, qk_err *err);
+
 #endif

@@ -145,6 +145,56 @@ static void test_states(void)
     CU_ASSERT_EQUAL(n, 2);
 }
 
+/* `whack --name qkd --initiate` answers captured from pluto 4.10 as initiator (strongSwan
+ * responder) on a kernel without ESP, and with the responder lacking the PPK. */
+#define INIT_HEAD                                                                                  \
+    "181 \"qkd\" #1: initiating IKEv2 connection\n"                                                \
+    "181 \"qkd\" #1: sent IKE_SA_INIT request to 192.0.2.1:500\n"
+#define INIT_OK                                                                                    \
+    INIT_HEAD "002 \"qkd\" #1: PPK AUTH calculated as initiator\n"                                 \
+              "182 \"qkd\" #1: sent IKE_AUTH request {cipher=AES_CBC_256 "                         \
+              "integ=HMAC_SHA2_256_128 prf=HMAC_SHA2_256 group=DH31}\n"                            \
+              "003 \"qkd\" #1: initiator established IKE SA; authenticated peer using "            \
+              "authby=secret and ID_FQDN '@gw1.example'\n"
+
+static void test_initiate(void)
+{
+    qk_err e;
+    /* pluto 4.10: IKE SA with PPK, then the Child SA cannot be installed; whack exits 0 */
+    const char *no_esp =
+        INIT_OK "003 ERROR: \"qkd\" #2: netlink response for Add SA esp.2c15610b@192.0.2.1: "
+                "Function not implemented (errno 38)\n"
+                "002 \"qkd\" #2: setup_half_ipsec_sa() hit fail:\n"
+                "003 \"qkd\" #2: CHILD SA encountered fatal error: INVALID_SYNTAX\n"
+                "036 \"qkd\" #1: encountered fatal error in state STATE_V2_ESTABLISHED_IKE_SA\n"
+                "002 \"qkd\" #1: deleting state (STATE_V2_ESTABLISHED_IKE_SA) aged 0.008536s "
+                "and NOT sending notification\n";
+    CU_ASSERT_EQUAL(ls_check_initiate(no_esp, 0, "qkd", &e), QK_EPEER);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "Function not implemented"));
+    /* pluto 4.10: the responder refused (no PPK there); whack exits 36 */
+    const char *refused =
+        INIT_HEAD "182 \"qkd\" #1: sent IKE_AUTH request {cipher=AES_CBC_256}\n"
+                  "003 \"qkd\" #1: IKE SA authentication request rejected by peer: "
+                  "AUTHENTICATION_FAILED\n"
+                  "036 \"qkd\" #1: encountered fatal error in state STATE_V2_PARENT_I2\n";
+    CU_ASSERT_EQUAL(ls_check_initiate(refused, 36, "qkd", &e), QK_EPEER);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "AUTHENTICATION_FAILED"));
+    /* no connection of that name (pluto: 021) */
+    CU_ASSERT_EQUAL(ls_check_initiate("021 no connection named \"qkd\"\n", 21, "qkd", &e),
+                    QK_EPEER);
+    /* the captured success part alone, plus a Child SA line: accepted (constructed: this
+     * kernel cannot complete a libreswan Child SA) */
+    const char *ok = INIT_OK "004 \"qkd\" #2: initiator established Child SA using #1\n";
+    CU_ASSERT_EQUAL(ls_check_initiate(ok, 0, "qkd", &e), 0);
+    /* the same for another connection, or without the PPK line: refused */
+    CU_ASSERT_EQUAL(ls_check_initiate(ok, 0, "other", &e), QK_EPEER);
+    const char *no_ppk = INIT_HEAD "003 \"qkd\" #1: initiator established IKE SA; authenticated "
+                                   "peer using authby=secret\n";
+    CU_ASSERT_EQUAL(ls_check_initiate(no_ppk, 0, "qkd", &e), QK_EPEER);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "WITHOUT PPK"));
+    CU_ASSERT_EQUAL(ls_check_initiate("", 0, "qkd", &e), QK_EPEER);
+}
+
 /* A stand-in whack: records its arguments, answers --rereadsecrets like pluto 4.10 (or with a
  * complaint while DIR/reject exists) and --showstates with one established IKE SA. */
 static int write_fake_whack(char *whack, size_t cap)
@@ -282,6 +332,7 @@ int suite_bridge_libreswan(void)
     if (!CU_add_test(s, "PPKS secrets text", test_render) ||
         !CU_add_test(s, "whack --rereadsecrets answers", test_reread) ||
         !CU_add_test(s, "whack --showstates answers", test_states) ||
+        !CU_add_test(s, "whack --initiate answers", test_initiate) ||
         !CU_add_test(s, "driver against a stand-in whack", test_driver))
         return -1;
     return 0;
