@@ -11,7 +11,9 @@
 # pluto "PPK AUTH calculated as responder" and an established IKE SA) whose key ID both KMEs
 # delivered; a rotation moves both sides to a new key and the old PPKS line is gone; a secrets
 # file pluto does not read is reported by the driver and the SA is kept; without the key on the libreswan side no
-# SA comes up (pluto refuses, ppk=insist); recovery.
+# SA comes up (pluto refuses, ppk=insist); recovery; libreswan as IKE initiator (initiate = yes):
+# the IKE SA authenticates with the PPK on both sides, and the Child SA this kernel cannot
+# install is reported by the driver instead of a rotation (whack --initiate exits 0 anyway).
 set -u
 if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespaces, apt-get)"; exit 77; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -94,6 +96,21 @@ conn qkd
 	ike=aes256-sha2_256-dh31
 	esp=aes_gcm256
 	auto=add
+
+# step 6: libreswan as the IKE initiator (with a Child SA: libreswan 4.10 always proposes one)
+conn qkd-out
+	ikev2=insist
+	authby=secret
+	left=192.0.2.2
+	leftid=@lsw.example
+	leftsubnet=203.0.113.9/32
+	right=192.0.2.1
+	rightid=@gw1.example
+	rightsubnet=198.51.100.1/32
+	ppk=insist
+	ike=aes256-sha2_256-dh31
+	esp=aes_gcm256-none-dh31
+	auto=ignore
 EOF
 # pluto insists on /usr/libexec/ipsec/addconn: bind the unpacked tree over /usr/libexec inside
 # the namespace's private mount namespace.
@@ -279,8 +296,69 @@ K4=$(bstv i .key_id)
 check_key "$K4"
 ok "responder back: IKE SA with PPK $K4"
 
-if grep -Eq '[0-9a-f]{64}' "$T/bridge_i.log" "$T/bridge_r.log"; then die "a 256-bit hex string appears in a bridge log"; fi
-ok "no key material in the bridge logs"
+# ---- 6: libreswan as the IKE initiator ([libreswan] initiate = yes) ------------------------
+# Roles swap: a libreswan bridge (KME_B, SAE_B1) initiates, a strongSwan bridge (KME_A) responds
+# with a connection that has a Child SA. pluto 4.10 always proposes a Child SA as initiator; on
+# a kernel without ESP it establishes the IKE SA with the PPK, fails to install the Child SA
+# and tears everything down, while `whack --initiate` still exits 0. The driver must report
+# that, not a rotation. On a kernel with ESP the rotation must succeed.
 bridge_stop i
 bridge_stop r
+"$BRIDGE" vici "unix://$T/gw1/charon.vici" terminate ike=qkd timeout=5000 >/dev/null 2>&1
+"$BRIDGE" vici "unix://$T/gw1/charon.vici" unload-conn name=qkd >/dev/null || die "unload-conn qkd"
+whack --delete --name qkd >/dev/null 2>&1
+"$LSW_ROOT/usr/libexec/ipsec/addconn" --ctlsocket "$L/run/pluto.ctl" --config "$L/ipsec.conf" qkd-out \
+  >"$L/addconn.out" 2>&1 || { cat "$L/addconn.out"; die "addconn qkd-out"; }
+ip -n $NS1 addr add 198.51.100.1/32 dev lo && ip -n $NS2 addr add 203.0.113.9/32 dev lo || die "lo addr"
+BPORT2=$(free_port "$BPORT") || fail "no free port"
+{
+  echo "[bridge]"; echo "name = bridge-lsw"; echo "role = initiator"; echo "log_file = $T/bridge_li.log"
+  echo "[kme]"; echo "url = $(etsi_url B)"; echo "cert = $(crt SAE_B1)"; echo "key = $(key SAE_B1)"
+  echo "peer_sae_id = SAE_A1"; echo "ca = $T/pki/ca.crt"; echo "timeout = 3s"
+  echo "[peer]"; echo "address = 127.0.0.1:$BPORT2"; echo "psk_identity = bridge-a"; echo "psk_file = $T/bridge.psk"
+  echo "timeout = 8s"; echo "retries = 0"
+  echo "[rotation]"; echo "interval = 1h"; echo "retry_min = 5s"; echo "retry_max = 10s"; echo "supervise = 2s"
+  echo "[gateway]"; echo "driver = libreswan"
+  echo "[libreswan]"; echo "secrets_file = $L/ppk.secrets"; echo "whack = $WHACK"; echo "ctlsocket = $L/run/pluto.ctl"
+  echo "connection = qkd-out"; echo "initiate = yes"; echo "local_id = @lsw.example"; echo "remote_id = @gw1.example"
+} >"$T/bridge_li.conf"
+{
+  echo "[bridge]"; echo "name = bridge-sw"; echo "role = responder"; echo "log_file = $T/bridge_sr.log"
+  echo "[kme]"; echo "url = $(etsi_url A)"; echo "cert = $(crt SAE_A1)"; echo "key = $(key SAE_A1)"
+  echo "peer_sae_id = SAE_B1"; echo "ca = $T/pki/ca.crt"; echo "timeout = 3s"
+  echo "[peer]"; echo "listen = 127.0.0.1:$BPORT2"; echo "psk_identity = bridge-a"; echo "psk_file = $T/bridge.psk"
+  echo "peer_name = bridge-a"
+  echo "[rotation]"; echo "supervise = 2s"
+  echo "[gateway]"; echo "driver = strongswan"
+  echo "[strongswan]"; echo "socket = unix://$T/gw1/charon.vici"; echo "connection = qkd-in"
+  echo "local_addrs = 192.0.2.1"; echo "remote_addrs = 192.0.2.2"; echo "local_id = gw1.example"; echo "remote_id = lsw.example"
+  echo "ike_psk_file = $T/ike.psk"; echo "proposals = aes256-sha256-x25519"; echo "esp_proposals = aes256gcm16-x25519"
+  echo "child = net"; echo "local_ts = 198.51.100.1/32"; echo "remote_ts = 203.0.113.9/32"
+} >"$T/bridge_sr.conf"
+bridge_start sr
+bridge_start li
+for i in $(seq 1 60); do
+  [ "$(bstv li .rotations_ok)" -ge 1 ] 2>/dev/null || [ "$(bstv li .rotations_failed)" -ge 1 ] 2>/dev/null && break
+  sleep 0.25
+done
+KO=$(sed -n 's/.*responder: key \([^ ]*\) fetched.*/\1/p' "$T/bridge_sr.log" | head -1)
+[ -n "$KO" ] || { bst li; die "the strongSwan responder bridge got no offer"; }
+grep -q "PPK AUTH calculated as initiator" "$L/pluto.log" || die "pluto did not authenticate as initiator with a PPK"
+grep -q "using PPK for PPK_ID '$KO'" "$T/gw1/charon.log" || die "charon (responder) did not use PPK $KO from pluto"
+if grep -q "Add SA esp.*Function not implemented" "$L/pluto.log"; then
+  [ "$(bstv li .rotations_failed)" -ge 1 ] && [ "$(bstv li .rotations_ok)" = 0 ] ||
+    { bst li; die "the driver reported a rotation although pluto tore the SA down (whack exits 0)"; }
+  bstv li .last_error | grep -q "Function not implemented" || { bst li; die "last_error does not carry pluto's reason"; }
+  [ "$(bstv li .key_id)" = null ] || die "initiator claims key $(bstv li .key_id)"
+  ok "libreswan initiator: IKE SA with PPK $KO authenticated on both sides, Child SA impossible here (no ESP); reported, not claimed"
+else
+  [ "$(bstv li .rotations_ok)" -ge 1 ] || { bst li; die "libreswan initiator: no rotation on a kernel with ESP"; }
+  [ "$(bstv li .key_id)" = "$KO" ] || die "initiator reports another key than $KO"
+  ok "libreswan initiator: SA with PPK $KO"
+fi
+bridge_stop li
+bridge_stop sr
+
+if grep -Eq '[0-9a-f]{64}' "$T"/bridge_*.log; then die "a 256-bit hex string appears in a bridge log"; fi
+ok "no key material in the bridge logs"
 echo "PASS"
