@@ -61,6 +61,26 @@ conform skip own_skip.json "${SKIP_OWN[@]}" --format json
 no_key_bytes own_skip.json
 ok "SKIP checks against two qkd-kmed (PSK): $(jq '.summary.pass' "$T/own_skip.json") pass; skipped: skip.tls.13-cert-aes256 (PSK clients)"
 
+# --- the same through --lab: a lab.json (docs/lab.md) describing the pair; defaults pick the
+# first link's KMEs, their first SAEs (extra: SAE_B2) and first SKIP clients.
+(umask 077 && jq -n --arg ca "$P/ca.crt" --arg ea "$(etsi_url A)" --arg eb "$(etsi_url B)" \
+  --arg sa "$(skip_url A)" --arg sb "$(skip_url B)" --arg pa "$(skip_psk A enc_a)" \
+  --arg pb "$(skip_psk B enc_b)" --arg p "$P" '{version: 1, ca_cert: $ca,
+  kmes: [{id: "KME_A", etsi014_url: $ea, skip_url: $sa,
+          saes: [{id: "SAE_A1", cert: ($p + "/SAE_A1.crt"), key: ($p + "/SAE_A1.key")}],
+          skip_clients: [{identity: "enc_a", psk_hex: $pa}]},
+         {id: "KME_B", etsi014_url: $eb, skip_url: $sb,
+          saes: [{id: "SAE_B1", cert: ($p + "/SAE_B1.crt"), key: ($p + "/SAE_B1.key")},
+                 {id: "SAE_B2", cert: ($p + "/SAE_B2.crt"), key: ($p + "/SAE_B2.key")}],
+          skip_clients: [{identity: "enc_b", psk_hex: $pb}]}],
+  links: [{id: "KME_A~KME_B", kmes: ["KME_A", "KME_B"]}]}' >"$T/lab.json") || fail "lab.json"
+conform etsi lab_etsi.json --lab "$T" --format json
+[ "$RC" = 0 ] && [ -z "$(others lab_etsi.json)" ] || fail "--lab, ETSI: exit $RC, failing: $(failing lab_etsi.json), other: $(others lab_etsi.json) $(cat "$T/lab_etsi.json.err")"
+conform skip lab_skip.json --lab "$T" --format json
+[ "$RC" = 0 ] && [ "$(others lab_skip.json)" = "skip.tls.13-cert-aes256=skip" ] || fail "--lab, SKIP: exit $RC, failing: $(failing lab_skip.json), other: $(others lab_skip.json) $(cat "$T/lab_skip.json.err")"
+conform etsi lab_bad.json --lab "$T" --slave-kme KME_Q; [ "$RC" = 2 ] || fail "--lab with an unknown KME: exit $RC"
+ok "--lab DIR: every side from lab.json (defaults), same results; an unknown KME is a usage error"
+
 # --- fake-kme
 (umask 077 && printf 'fake_a:%s\nfake_b:%s\n' "$(openssl rand -hex 32)" "$(openssl rand -hex 32)" >"$T/fake.psk") || fail "psk file"
 FPID=
