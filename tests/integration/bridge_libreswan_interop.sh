@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bridge_libreswan_interop.sh - about 15 s. Needs root: network namespaces, bind mounts, and
+# bridge_libreswan_interop.sh - about 25 s. Needs root: network namespaces, bind mounts, and
 # scripts/fetch-libreswan (apt-get download libreswan + its library dependencies, once; the
 # test skips with 77 only when the package cannot be fetched at all, or when not root).
 # strongSwan 5.9.8 charon (kernel-libipsec) in one namespace driven by a qkd-bridge with the
