@@ -85,13 +85,13 @@ ok "--lab DIR: every side from lab.json (defaults), same results; an unknown KME
 (umask 077 && printf 'fake_a:%s\nfake_b:%s\n' "$(openssl rand -hex 32)" "$(openssl rand -hex 32)" >"$T/fake.psk") || fail "psk file"
 FPID=
 fake_start() { # FAULT...
-  local a=() f i
+  local a=() f
   for f in "$@"; do a+=(--fault "$f"); done
   rm -f "$T/fake.ports"
   "$FAKE" --cert "$P/kme_a.crt" --key "$P/kme_a.key" --ca "$P/ca.crt" --psk-file "$T/fake.psk" \
     --port-file "$T/fake.ports" "${a[@]}" >>"$T/fake.out" 2>&1 &
   FPID=$!
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [ -s "$T/fake.ports" ] && break
     kill -0 "$FPID" 2>/dev/null || fail "fake-kme exited: $(tail -n 3 "$T/fake.out")"
     sleep 0.05
@@ -152,6 +152,7 @@ ok "text, JSON and JUnit output; --only, --no-consume (no consuming check runs),
 fake_stop
 
 # --- (3) each fault: exactly these checks fail
+# shellcheck disable=SC2054 # the values are comma-separated check lists
 declare -A EXPECT=(
   [etsi-status-field-name]=etsi.status.fields
   [etsi-404-not-400]=etsi.dec.partial-consumes-nothing,etsi.dec.second-fetch-400,etsi.dec.unknown-key-400,etsi.multicast.shared
