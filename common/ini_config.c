@@ -321,3 +321,42 @@ int qk_parse_str(const char *v, char *out, size_t cap, qk_err *err)
     memcpy(out, v, n + 1);
     return 0;
 }
+
+bool qk_id_valid(const char *s, size_t max_len, const char *extra)
+{
+    size_t n = s ? strnlen(s, max_len + 1) : 0;
+    if (n < 1 || n > max_len)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '_' && c != '.' && c != '-' && !(extra && strchr(extra, c)))
+            return false;
+    }
+    return true;
+}
+
+int qk_parse_list(const char *v, size_t max_entries, qk_list_fn fn, void *user, qk_err *err)
+{
+    if (!v)
+        return qk_err_set(err, QK_EINVAL, "empty list");
+    size_t count = 0;
+    const char *p = v;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        const char *a = p, *b = p + len;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (a == b)
+            return qk_err_set(err, QK_EINVAL, "empty entry in the list");
+        if (++count > max_entries)
+            return qk_err_set(err, QK_ELIMIT, "more than %zu entries", max_entries);
+        int rc = fn(user, a, (size_t)(b - a), err);
+        if (rc != 0)
+            return rc;
+        if (!p[len])
+            return 0;
+        p += len + 1;
+    }
+}

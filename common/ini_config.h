@@ -11,8 +11,8 @@
 /* Called for each name=value. Return 0 to continue, or a negative qk_status after filling
  * err->msg (without file/line: the loader adds "FILE:LINE: [section] key: "). An unknown key
  * must be reported by the handler as an error ("unknown key"). */
-typedef int (*qk_ini_handler)(void *user, const char *section, const char *key,
-                              const char *value, qk_err *err);
+typedef int (*qk_ini_handler)(void *user, const char *section, const char *key, const char *value,
+                              qk_err *err);
 
 /* Parse the file; stops at the first error. Returns 0 or QK_EINVAL (bad syntax / handler
  * error, message as above) or QK_EIO (cannot open; message names the file and errno). */
@@ -36,5 +36,16 @@ int qk_parse_duration_ms(const char *v, uint64_t min_ms, uint64_t max_ms, uint64
 int qk_parse_hostport(const char *v, char *host, size_t host_cap, uint16_t *port, qk_err *err);
 /* Copy a string value into a fixed buffer, error if it does not fit or is empty. */
 int qk_parse_str(const char *v, char *out, size_t cap, qk_err *err);
+
+/* An identifier (node, KME, SAE, link ID): 1..max_len characters from [A-Za-z0-9_.-] plus any
+ * character in `extra` (may be NULL). */
+bool qk_id_valid(const char *s, size_t max_len, const char *extra);
+
+/* Walk a comma-separated list: each entry is trimmed of blanks and passed to fn (not
+ * NUL-terminated: entry, len). An empty entry (",,", a trailing comma, a blank list) is an
+ * error, and so are more than max_entries entries (QK_ELIMIT). fn returns 0 or a negative
+ * qk_status after filling err, which stops the walk. Returns 0 or that status. */
+typedef int (*qk_list_fn)(void *user, const char *entry, size_t len, qk_err *err);
+int qk_parse_list(const char *v, size_t max_entries, qk_list_fn fn, void *user, qk_err *err);
 
 #endif

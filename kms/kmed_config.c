@@ -37,15 +37,7 @@ typedef struct {
 
 static bool valid_id(const char *s)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > QK_CFG_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-')
-            return false;
-    }
-    return true;
+    return qk_id_valid(s, QK_CFG_ID_MAX, NULL);
 }
 
 static bool valid_link_id(const char *s)
@@ -386,46 +378,43 @@ static int keys_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
 }
 
 /* A SKIP glob list: comma-separated POSIX globs over KME IDs ([A-Za-z0-9_.-] plus the glob
- * characters * ? [ ] ! ^), blanks around entries dropped; stored joined by ",". */
+ * characters * ? [ ] ! ^), blanks around entries dropped; stored joined by ",". An empty value
+ * is an empty list. */
+typedef struct {
+    char *out;
+    size_t o;
+} glob_acc;
+
+static int add_glob(void *user, const char *a, size_t n, qk_err *err)
+{
+    glob_acc *g = user;
+    char glob[QK_CFG_ID_MAX + 1];
+    if (n > QK_CFG_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "a glob has more than %d characters", QK_CFG_ID_MAX);
+    memcpy(glob, a, n);
+    glob[n] = '\0';
+    if (!qk_id_valid(glob, QK_CFG_ID_MAX, "*?[]!^"))
+        return qk_err_set(err, QK_EINVAL, "globs hold [A-Za-z0-9_.-] and * ? [ ] ! ^ only");
+    if (g->o + n + 2 > QK_CFG_GLOBS_MAX)
+        return qk_err_set(err, QK_EINVAL, "list too long");
+    if (g->o)
+        g->out[g->o++] = ',';
+    memcpy(g->out + g->o, a, n);
+    g->o += n;
+    g->out[g->o] = '\0';
+    return 0;
+}
+
 static int parse_globs(const char *v, char out[QK_CFG_GLOBS_MAX], qk_err *err)
 {
-    size_t o = 0, count = 0;
     out[0] = '\0';
-    const char *p = v;
-    while (*p) {
-        size_t len = strcspn(p, ",");
-        const char *a = p, *b = p + len;
-        while (a < b && isspace((unsigned char)*a))
-            a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-            b--;
-        size_t n = (size_t)(b - a);
-        if (n == 0)
-            return qk_err_set(err, QK_EINVAL, "empty entry in the list");
-        if (n > QK_CFG_ID_MAX)
-            return qk_err_set(err, QK_EINVAL, "a glob has more than %d characters", QK_CFG_ID_MAX);
-        for (const char *q = a; q < b; q++) {
-            unsigned char ch = (unsigned char)*q;
-            if (!isalnum(ch) && !strchr("_.-*?[]!^", ch))
-                return qk_err_set(err, QK_EINVAL, "globs hold [A-Za-z0-9_.-] and * ? [ ] ! ^ only");
-        }
-        if (++count > 64)
-            return qk_err_set(err, QK_EINVAL, "more than 64 entries");
-        if (o + n + 2 > QK_CFG_GLOBS_MAX)
-            return qk_err_set(err, QK_EINVAL, "list too long");
-        if (o)
-            out[o++] = ',';
-        memcpy(out + o, a, n);
-        o += n;
-        out[o] = '\0';
-        p += len;
-        if (*p == ',') {
-            p++;
-            if (!*p)
-                return qk_err_set(err, QK_EINVAL, "empty entry in the list");
-        }
-    }
-    return 0;
+    if (!*v)
+        return 0;
+    glob_acc g = {out, 0};
+    int rc = qk_parse_list(v, 64, add_glob, &g, err);
+    if (rc != 0)
+        out[0] = '\0';
+    return rc == QK_ELIMIT ? qk_err_set(err, QK_EINVAL, "more than 64 entries") : rc;
 }
 
 static int skip_key(parse_ctx *c, const char *key, const char *v, qk_err *err)

@@ -9,15 +9,7 @@
 
 static bool valid_id(const char *s, bool tilde)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n >= QK_LAB_ID_MAX)
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (!isalnum(c) && c != '_' && c != '.' && c != '-' && !(tilde && c == '~'))
-            return false;
-    }
-    return true;
+    return qk_id_valid(s, QK_LAB_ID_MAX - 1, tilde ? "~" : NULL);
 }
 
 static void add_kme(qk_lab_topology *t, const char *id, const char *s1, const char *s2)
@@ -61,38 +53,34 @@ bool qk_lab_linked(const qk_lab_topology *t, size_t i, size_t j)
 }
 
 /* Split a comma list into at most max IDs. Returns the count or -1. */
+typedef struct {
+    char (*out)[QK_LAB_ID_MAX];
+    size_t n;
+} id_acc;
+
+static int add_id(void *user, const char *a, size_t w, qk_err *err)
+{
+    id_acc *acc = user;
+    if (w >= QK_LAB_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "expected a comma-separated list of IDs");
+    char *id = acc->out[acc->n];
+    memcpy(id, a, w);
+    id[w] = '\0';
+    if (!valid_id(id, false))
+        return qk_err_set(err, QK_EINVAL, "IDs are 1..64 chars [A-Za-z0-9_.-]");
+    acc->n++;
+    return 0;
+}
+
 static int split_ids(const char *v, char out[][QK_LAB_ID_MAX], size_t max, qk_err *err)
 {
-    size_t n = 0;
-    const char *p = v;
-    for (;;) {
-        size_t len = strcspn(p, ",");
-        const char *a = p, *b = p + len;
-        while (a < b && isspace((unsigned char)*a))
-            a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-            b--;
-        size_t w = (size_t)(b - a);
-        if (w == 0 || w >= QK_LAB_ID_MAX) {
-            qk_err_set(err, QK_EINVAL, "expected a comma-separated list of IDs");
-            return -1;
-        }
-        if (n >= max) {
-            qk_err_set(err, QK_ELIMIT, "at most %zu entries", max);
-            return -1;
-        }
-        memcpy(out[n], a, w);
-        out[n][w] = '\0';
-        if (!valid_id(out[n], false)) {
-            qk_err_set(err, QK_EINVAL, "IDs are 1..64 chars [A-Za-z0-9_.-]");
-            return -1;
-        }
-        n++;
-        if (!p[len])
-            break;
-        p += len + 1;
-    }
-    return (int)n;
+    id_acc acc = {out, 0};
+    int rc = qk_parse_list(v, max, add_id, &acc, err);
+    if (rc == QK_EINVAL && strcmp(err->msg, "empty entry in the list") == 0)
+        qk_err_set(err, QK_EINVAL, "expected a comma-separated list of IDs");
+    else if (rc == QK_ELIMIT)
+        qk_err_set(err, QK_ELIMIT, "at most %zu entries", max);
+    return rc == 0 ? (int)acc.n : -1;
 }
 
 typedef struct {

@@ -1,6 +1,8 @@
 /* skip_parse.c - the SKIP parsing layer (see skip_parse.h): no libmicrohttpd, no core calls. */
 #include "skip_parse.h"
 
+#include "ini_config.h"
+
 #include <ctype.h>
 #include <fnmatch.h>
 #include <stdio.h>
@@ -91,15 +93,7 @@ int qk_skip_parse_bits(const char *name, const char *s, uint32_t min, uint32_t m
 
 bool qk_skip_system_id_valid(const char *s)
 {
-    size_t n = s ? strnlen(s, QK_SKIP_SYSTEM_ID_MAX + 1) : 0;
-    if (n < 1 || n > QK_SKIP_SYSTEM_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '_' && c != '.' && c != '-')
-            return false;
-    }
-    return true;
+    return qk_id_valid(s, QK_SKIP_SYSTEM_ID_MAX, NULL);
 }
 
 /* ---- glob lists and authorization --------------------------------------------------------- */

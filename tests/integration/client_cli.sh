@@ -47,7 +47,7 @@ expect_rc() { # CODE WHAT
 # --- usage errors (exit 2) and help
 "$QKD" >/dev/null 2>&1; [ $? = 2 ] || fail "qkd without arguments: not exit 2"
 "$QKD" etsi frob X --url https://x --ca /dev/null >/dev/null 2>&1; [ $? = 2 ] || fail "unknown etsi command: not exit 2"
-"$QKD" conform etsi 2>"$T/err" >/dev/null; [ $? = 2 ] && grep -q "not implemented yet" "$T/err" || fail "qkd conform is not reserved with a usage error"
+"$QKD" conform etsi 2>"$T/err" >/dev/null; [ $? = 2 ] && grep -q "no master side" "$T/err" || fail "qkd conform without sides is not a usage error"
 "$QKD" etsi enc SAE_B1 --number 0 --url https://127.0.0.1:1 --ca "$P/ca.crt" 2>/dev/null; [ $? = 2 ] || fail "--number 0: not exit 2"
 "$QKD" etsi status SAE_B1 --url https://127.0.0.1:1 2>/dev/null; [ $? = 2 ] || fail "no --ca and no PSK: not exit 2"
 for h in "--help" "etsi --help" "etsi enc --help" "skip --help" "skip key --help"; do

@@ -289,6 +289,62 @@ static void test_parse_hostport(void)
     CU_ASSERT_EQUAL(qk_parse_hostport("abc:80", small, sizeof small, &port, &err), 0);
 }
 
+static void test_id_valid(void)
+{
+    CU_ASSERT_TRUE(qk_id_valid("KME_A-1.x", 64, NULL));
+    CU_ASSERT_FALSE(qk_id_valid("", 64, NULL));
+    CU_ASSERT_FALSE(qk_id_valid(NULL, 64, NULL));
+    CU_ASSERT_FALSE(qk_id_valid("KME A", 64, NULL));
+    CU_ASSERT_FALSE(qk_id_valid("KME:A", 64, NULL));
+    CU_ASSERT_FALSE(qk_id_valid("A~B", 64, NULL));
+    CU_ASSERT_TRUE(qk_id_valid("A~B", 64, "~"));
+    CU_ASSERT_TRUE(qk_id_valid("KME_*", 64, "*?[]!^"));
+    CU_ASSERT_TRUE(qk_id_valid("abcd", 4, NULL));
+    CU_ASSERT_FALSE(qk_id_valid("abcde", 4, NULL));
+}
+
+typedef struct {
+    char seen[8][16];
+    size_t n;
+    int fail_at; /* fn fails on this entry (1-based), 0 = never */
+} list_acc;
+
+static int list_cb(void *user, const char *e, size_t len, qk_err *err)
+{
+    list_acc *a = user;
+    if (len >= sizeof a->seen[0] || a->n >= 8)
+        return qk_err_set(err, QK_EINVAL, "too long");
+    memcpy(a->seen[a->n], e, len);
+    a->seen[a->n][len] = '\0';
+    if ((int)++a->n == a->fail_at)
+        return qk_err_set(err, QK_EINVAL, "callback refused %.*s", (int)len, e);
+    return 0;
+}
+
+static void test_parse_list(void)
+{
+    qk_err err;
+    list_acc a = {0};
+    CU_ASSERT_EQUAL(qk_parse_list(" a ,b,\tc d  ", 8, list_cb, &a, &err), 0);
+    CU_ASSERT_EQUAL(a.n, 3);
+    CU_ASSERT_STRING_EQUAL(a.seen[0], "a");
+    CU_ASSERT_STRING_EQUAL(a.seen[1], "b");
+    CU_ASSERT_STRING_EQUAL(a.seen[2], "c d");
+    const char *bad[] = {"", " ", "a,,b", "a,", ",a", "a, ,b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&a, 0, sizeof a);
+        CU_ASSERT_EQUAL(qk_parse_list(bad[i], 8, list_cb, &a, &err), QK_EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "empty entry"));
+    }
+    memset(&a, 0, sizeof a);
+    CU_ASSERT_EQUAL(qk_parse_list("a,b,c", 2, list_cb, &a, &err), QK_ELIMIT);
+    memset(&a, 0, sizeof a);
+    a.fail_at = 2;
+    CU_ASSERT_EQUAL(qk_parse_list("a,b,c", 8, list_cb, &a, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(a.n, 2); /* the walk stopped at the refused entry */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "refused b"));
+}
+
 int suite_ini(void)
 {
     CU_pSuite s = CU_add_suite("ini", setup, teardown);
@@ -300,7 +356,9 @@ int suite_ini(void)
         !CU_add_test(s, "integers", test_parse_ints) ||
         !CU_add_test(s, "double, bool, string", test_parse_double_bool_str) ||
         !CU_add_test(s, "durations", test_parse_duration) ||
-        !CU_add_test(s, "host:port", test_parse_hostport))
+        !CU_add_test(s, "host:port", test_parse_hostport) ||
+        !CU_add_test(s, "identifiers", test_id_valid) ||
+        !CU_add_test(s, "comma lists", test_parse_list))
         return -1;
     return 0;
 }
