@@ -2,6 +2,8 @@
 #include "bench_body.h"
 
 #include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,57 +27,91 @@ static int write_file(const char *dir, const char *name, const char *text)
     return rc;
 }
 
+/* A bounded text buffer: appends stop at the first one that does not fit (bad is set). */
+typedef struct {
+    char *buf;
+    size_t cap, len;
+    bool bad;
+} text;
+
+__attribute__((format(printf, 2, 3))) static void put(text *t, const char *fmt, ...)
+{
+    if (t->bad)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= t->cap - t->len)
+        t->bad = true;
+    else
+        t->len += (size_t)n;
+}
+
+/* Random bytes (nobody's key) as base64 or hex. */
+static void put_random(text *t, uint8_t *rnd, size_t n, bool hex)
+{
+    if (t->bad)
+        return;
+    qk_random(rnd, n);
+    size_t w = hex ? qk_hex_encode(rnd, n, t->buf + t->len, t->cap - t->len)
+                   : qk_base64_encode(rnd, n, t->buf + t->len, t->cap - t->len);
+    if (w == 0)
+        t->bad = true;
+    t->len += w;
+}
+
+static int put_file(const char *dir, const char *name, const text *t)
+{
+    if (t->bad) {
+        fprintf(stderr, "qkd-bench: %s does not fit its buffer\n", name);
+        return -1;
+    }
+    return write_file(dir, name, t->buf);
+}
+
 int bench_body_write(const char *dir, unsigned size_bits, unsigned number)
 {
     size_t klen = size_bits / 8;
     size_t cap = 64 + (size_t)number * (96 + qk_base64_encoded_len(klen)) + 2 * klen + 512;
-    char *buf = malloc(cap);
+    text t = {.buf = malloc(cap), .cap = cap};
     uint8_t *rnd = malloc(klen);
     int rc = -1;
-    if (!buf || !rnd)
+    if (!t.buf || !rnd) {
+        fprintf(stderr, "qkd-bench: out of memory\n");
         goto out;
-    size_t pos = (size_t)snprintf(buf, cap, "{\"keys\":[");
+    }
+    char id[QK_UUID_STR_LEN + 1];
+    qk_uuid u;
+    put(&t, "{\"keys\":[");
     for (unsigned i = 0; i < number; i++) {
-        qk_uuid u;
-        char id[QK_UUID_STR_LEN + 1];
         qk_uuid_v4(&u);
         qk_uuid_format(&u, id);
-        qk_random(rnd, klen);
-        pos += (size_t)snprintf(buf + pos, cap - pos, "%s{\"key_ID\":\"%s\",\"key\":\"",
-                                i ? "," : "", id);
-        size_t w = qk_base64_encode(rnd, klen, buf + pos, cap - pos);
-        if (w == 0)
-            goto out;
-        pos += w;
-        pos += (size_t)snprintf(buf + pos, cap - pos, "\"}");
+        put(&t, "%s{\"key_ID\":\"%s\",\"key\":\"", i ? "," : "", id);
+        put_random(&t, rnd, klen, false);
+        put(&t, "\"}");
     }
-    snprintf(buf + pos, cap - pos, "]}");
-    if (write_file(dir, "etsi.json", buf) != 0)
+    put(&t, "]}");
+    if (put_file(dir, "etsi.json", &t) != 0)
         goto out;
-    qk_uuid u;
-    char hexid[QK_UUID_HEX_LEN + 1];
+    t.len = 0;
     qk_uuid_v4(&u);
-    qk_uuid_format_hex(&u, hexid);
-    qk_random(rnd, klen);
-    pos = (size_t)snprintf(buf, cap, "{\"keyId\":\"%s\",\"key\":\"", hexid);
-    size_t w = qk_hex_encode(rnd, klen, buf + pos, cap - pos);
-    if (w == 0)
+    qk_uuid_format_hex(&u, id);
+    put(&t, "{\"keyId\":\"%s\",\"key\":\"", id);
+    put_random(&t, rnd, klen, true);
+    put(&t, "\"}");
+    if (put_file(dir, "skip.json", &t) != 0)
         goto out;
-    snprintf(buf + pos + w, cap - pos - w, "\"}");
-    if (write_file(dir, "skip.json", buf) != 0)
-        goto out;
-    snprintf(
-        buf, cap,
+    t.len = 0;
+    put(&t,
         "{\"source_KME_ID\":\"KME_A\",\"target_KME_ID\":\"KME_B\",\"master_SAE_ID\":\"SAE_A1\","
         "\"slave_SAE_ID\":\"SAE_B1\",\"key_size\":%u,\"stored_key_count\":100000,"
         "\"max_key_count\":100000,\"max_key_per_request\":128,\"max_key_size\":8192,"
         "\"min_key_size\":64,\"max_SAE_ID_count\":4}",
         size_bits);
-    rc = write_file(dir, "status.json", buf);
+    rc = put_file(dir, "status.json", &t);
 out:
-    if (rc && (!buf || !rnd))
-        fprintf(stderr, "qkd-bench: out of memory\n");
-    free(buf);
+    free(t.buf);
     free(rnd);
     return rc;
 }

@@ -171,14 +171,15 @@ int bench_run(const bench_target *t, const bench_opts *o, bench_result *res)
 stop_sig:
     atomic_store(&sh.phase, PH_STOP);
     for (unsigned i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
+        if (pthread_join(th[i], NULL) != 0)
+            rc = -1; /* cannot happen for a joinable thread; never merge half-finished stats */
     if (rc == 0) {
         res->measured_s = now_s() - m0;
         res->workers = n;
         for (unsigned i = 0; i < n; i++)
             bench_stats_merge(&res->total, sl[i].measured);
     }
-    sigaction(SIGINT, &old, NULL);
+    (void)sigaction(SIGINT, &old, NULL); /* restoring a handler read back from the kernel */
     goto out;
 stop:
     fprintf(stderr, "qkd-bench: out of memory\n");
