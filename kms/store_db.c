@@ -48,6 +48,54 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_by_ts ON audit(ts);",
     /* v3: carving skips used-up blocks without scanning them */
     "CREATE INDEX blocks_with_room ON blocks(link, state, block_id) WHERE hi > lo;",
+    /* v4: pool counters per (link, kind, state), kept by triggers in the transaction that
+     * changes a row, so pool status reads O(states) rows instead of counting every key ever
+     * delivered. kind 0: blocks (n blocks, bytes = uncarved room); kind 1: keys (n keys).
+     * A key that ends closes its waiting copies (key_slaves.state 2), so the copies index
+     * by (slave, state) holds only live copies as waiting. */
+    "CREATE TABLE pool_counts(link TEXT NOT NULL, kind INTEGER NOT NULL, state INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY(link, kind, state)) WITHOUT ROWID;"
+    "INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " SELECT link, 0, state, COUNT(*), SUM(MAX(hi - lo, 0)) FROM blocks GROUP BY link, state;"
+    "INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " SELECT link, 1, state, COUNT(*), 0 FROM keys GROUP BY link, state;"
+    "CREATE TRIGGER pool_block_ins AFTER INSERT ON blocks BEGIN"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " VALUES(NEW.link, 0, NEW.state, 1, MAX(NEW.hi - NEW.lo, 0))"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + 1, bytes = bytes + excluded.bytes;"
+    " END;"
+    "CREATE TRIGGER pool_block_upd AFTER UPDATE OF link, state, lo, hi ON blocks"
+    " WHEN OLD.link IS NOT NEW.link OR OLD.state IS NOT NEW.state OR OLD.lo IS NOT NEW.lo"
+    " OR OLD.hi IS NOT NEW.hi BEGIN"
+    " UPDATE pool_counts SET n = n - 1, bytes = bytes - MAX(OLD.hi - OLD.lo, 0)"
+    " WHERE link = OLD.link AND kind = 0 AND state = OLD.state;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " VALUES(NEW.link, 0, NEW.state, 1, MAX(NEW.hi - NEW.lo, 0))"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + 1, bytes = bytes + excluded.bytes;"
+    " END;"
+    "CREATE TRIGGER pool_block_del AFTER DELETE ON blocks BEGIN"
+    " UPDATE pool_counts SET n = n - 1, bytes = bytes - MAX(OLD.hi - OLD.lo, 0)"
+    " WHERE link = OLD.link AND kind = 0 AND state = OLD.state;"
+    " END;"
+    "CREATE TRIGGER pool_key_ins AFTER INSERT ON keys BEGIN"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, NEW.state, 1, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER pool_key_upd AFTER UPDATE OF link, state ON keys"
+    " WHEN OLD.link IS NOT NEW.link OR OLD.state IS NOT NEW.state BEGIN"
+    " UPDATE pool_counts SET n = n - 1 WHERE link = OLD.link AND kind = 1 AND state = OLD.state;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, NEW.state, 1, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER pool_key_del AFTER DELETE ON keys BEGIN"
+    " UPDATE pool_counts SET n = n - 1 WHERE link = OLD.link AND kind = 1 AND state = OLD.state;"
+    " END;"
+    "CREATE TRIGGER key_copies_close AFTER UPDATE OF state ON keys"
+    " WHEN NEW.state NOT IN (0, 1) BEGIN"
+    " UPDATE key_slaves SET state = 2 WHERE key_id = NEW.key_id AND state = 0;"
+    " END;"
+    "UPDATE key_slaves SET state = 2 WHERE state = 0 AND key_id IN"
+    " (SELECT key_id FROM keys WHERE state NOT IN (0, 1));",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -36,7 +36,11 @@ enum {
     QS_KEY_BURNED = 3,
     QS_KEY_EXPIRED = 4
 };
-enum { QS_COPY_WAITING = 0, QS_COPY_FETCHED = 1 };
+/* CLOSED: the key ended (delivered, burned, expired) before this slave fetched it; set by
+ * the key_copies_close trigger (migration v4). */
+enum { QS_COPY_WAITING = 0, QS_COPY_FETCHED = 1, QS_COPY_CLOSED = 2 };
+/* pool_counts.kind (migration v4). */
+enum { QS_COUNT_BLOCKS = 0, QS_COUNT_KEYS = 1 };
 
 struct qs_stmt {
     const char *sql;

@@ -1,61 +1,50 @@
 /* store_status.c - pool status per link, reserved-key counts, and the audit log. */
 #include "store_int.h"
 
+#include <pthread.h>
 #include <string.h>
 
-static int count_by_state(qk_store *s, const char *sql, const char *link, uint64_t *by_state,
-                          int nstates, qk_err *err)
-{
-    sqlite3_stmt *st = qs_prep(s, sql, err);
-    if (!st)
-        return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "t", link);
-    for (int guard = 0; !rc && guard <= nstates; guard++) { /* at most one row per state */
-        rc = qs_step(s, st, err);
-        if (rc != 1)
-            break;
-        rc = 0;
-        int state = sqlite3_column_int(st, 0);
-        sqlite3_int64 c = sqlite3_column_int64(st, 1);
-        if (state >= 0 && state < nstates && c > 0)
-            by_state[state] = (uint64_t)c;
-    }
-    return rc;
-}
-
+/* Reads the pool_counts rows of the link (at most 3 block and 5 key states): one read-only
+ * statement, so it sees one consistent snapshot without taking the write lock. */
 int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *stt, qk_err *err)
 {
     int rc = qs_check_id(link, "link", err);
     if (rc)
         return rc;
-    if (!stt)
-        return qk_err_set(err, QK_EINVAL, "store: pool_status needs an output");
+    if (!s || !stt)
+        return qk_err_set(err, QK_EINVAL, "store: pool_status needs a store and an output");
     memset(stt, 0, sizeof *stt);
-    if ((rc = qs_begin(s, err)) != 0)
-        return rc;
+    if (pthread_mutex_lock(&s->mu) != 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: lock failed");
     uint64_t blocks[3] = {0, 0, 0};
     uint64_t keys[5] = {0, 0, 0, 0, 0};
-    rc = count_by_state(s, "SELECT state, COUNT(*) FROM blocks WHERE link = ? GROUP BY state", link,
-                        blocks, 3, err);
-    if (!rc)
-        rc = count_by_state(s, "SELECT state, COUNT(*) FROM keys WHERE link = ? GROUP BY state",
-                            link, keys, 5, err);
-    sqlite3_stmt *st = rc ? NULL
-                          : qs_prep(s,
-                                    "SELECT COALESCE(SUM(hi - lo), 0) FROM blocks"
-                                    " WHERE link = ? AND state = ? AND hi > lo",
-                                    err);
-    if (!rc && !st)
-        rc = QK_ESTORAGE;
-    if (!rc)
-        rc = qs_bindf(s, st, err, "ti", link, QK_BLOCK_CONFIRMED);
-    if (!rc && (rc = qs_step(s, st, err)) == 1) {
-        sqlite3_int64 b = sqlite3_column_int64(st, 0);
-        stt->bytes_available = b > 0 ? (uint64_t)b : 0;
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT kind, state, n, bytes FROM pool_counts WHERE link = ?"
+                               " LIMIT 16",
+                               err);
+    rc = st ? qs_bindf(s, st, err, "t", link) : QK_ESTORAGE;
+    while (!rc) {
+        rc = qs_step(s, st, err);
+        if (rc != 1)
+            break;
         rc = 0;
-    } else if (rc == 0) {
-        rc = qk_err_set(err, QK_ESTORAGE, "store: no sum row");
+        int kind = sqlite3_column_int(st, 0);
+        int state = sqlite3_column_int(st, 1);
+        sqlite3_int64 n = sqlite3_column_int64(st, 2);
+        sqlite3_int64 bytes = sqlite3_column_int64(st, 3);
+        if (n < 0 || bytes < 0) {
+            rc = qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
+        } else if (kind == QS_COUNT_BLOCKS && state >= 0 && state < 3) {
+            blocks[state] = (uint64_t)n;
+            if (state == QK_BLOCK_CONFIRMED)
+                stt->bytes_available = (uint64_t)bytes;
+        } else if (kind == QS_COUNT_KEYS && state >= 0 && state < 5) {
+            keys[state] = (uint64_t)n;
+        }
     }
+    if (st)
+        (void)sqlite3_reset(st); /* ends the statement's read transaction */
+    (void)pthread_mutex_unlock(&s->mu);
     stt->blocks_pending = blocks[QK_BLOCK_PENDING];
     stt->blocks_confirmed = blocks[QK_BLOCK_CONFIRMED];
     stt->blocks_burned = blocks[QK_BLOCK_BURNED];
@@ -66,7 +55,7 @@ int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *stt, qk_
     stt->keys_expired = keys[QS_KEY_EXPIRED];
     if (rc)
         memset(stt, 0, sizeof *stt);
-    return qs_end(s, rc, false, err);
+    return rc;
 }
 
 int qk_store_count_reserved(qk_store *s, const char *master, const char *slave, uint64_t *n,
@@ -80,12 +69,19 @@ int qk_store_count_reserved(qk_store *s, const char *master, const char *slave, 
     if (!n)
         return qk_err_set(err, QK_EINVAL, "store: count_reserved needs an output");
     *n = 0;
-    if ((rc = qs_begin(s, err)) != 0)
-        return rc;
+    if (!s)
+        return qk_err_set(err, QK_EINVAL, "store: no store");
+    if (pthread_mutex_lock(&s->mu) != 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: lock failed");
+    /* Walks key_slaves_by_slave over this slave's waiting copies only (a key that ends closes
+     * its copies, migration v4), then one keys primary-key probe each. CROSS JOIN keeps that
+     * order: left to itself the planner walks every reserved key (keys_by_expiry) and scans
+     * the slave's copies for each. Read-only, one statement: one consistent snapshot without
+     * the write lock. */
     sqlite3_stmt *st = qs_prep(s,
-                               "SELECT COUNT(*) FROM key_slaves c JOIN keys k"
-                               " ON k.key_id = c.key_id WHERE c.slave = ? AND c.state = ?"
-                               " AND k.state = ? AND k.expires_at > ?"
+                               "SELECT COUNT(*) FROM key_slaves c INDEXED BY key_slaves_by_slave"
+                               " CROSS JOIN keys k ON k.key_id = c.key_id WHERE c.slave = ?"
+                               " AND c.state = ? AND k.state = ? AND k.expires_at > ?"
                                " AND (? IS NULL OR k.master = ?)",
                                err);
     rc = st ? qs_bindf(s, st, err, "tiiItt", slave, QS_COPY_WAITING, QS_KEY_RESERVED,
@@ -98,7 +94,10 @@ int qk_store_count_reserved(qk_store *s, const char *master, const char *slave, 
     } else if (rc == 0) {
         rc = qk_err_set(err, QK_ESTORAGE, "store: no count row");
     }
-    return qs_end(s, rc, false, err);
+    if (st)
+        (void)sqlite3_reset(st);
+    (void)pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 int qk_store_audit(qk_store *s, const char *event, const char *link, const char *request_id,

@@ -1,9 +1,11 @@
 /* store_fixture.c - helpers shared by the key-store unit suites. */
 #include "store_fixture.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int sf_dir_make(sf_dir *d, const char *name)
@@ -84,4 +86,127 @@ uint8_t *sf_read_file(const char *path, size_t *len)
     }
     fclose(f);
     return buf;
+}
+
+/* One integer from sql with an optional text parameter; -1 on error. */
+static long long sf_query(sqlite3 *db, const char *sql, const char *param)
+{
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+        (!param || sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC) == SQLITE_OK) &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    else
+        fprintf(stderr, "sf_query: %s\n", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return v;
+}
+
+#define SF_RECOUNT                                                                                 \
+    "SELECT * FROM (SELECT link, 0 AS kind, state, COUNT(*) AS n, SUM(MAX(hi - lo, 0)) AS bytes "  \
+    "FROM blocks"                                                                                  \
+    " GROUP BY link, state UNION ALL SELECT link, 1, state, COUNT(*), 0 FROM keys"                 \
+    " GROUP BY link, state)"
+#define SF_COUNTERS "SELECT link, kind, state, n, bytes FROM pool_counts WHERE n <> 0"
+
+int sf_counts_match(qk_store *s, const char *path, const char *link, const char *slave)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+    int rc = 0;
+    long long extra =
+        sf_query(db, "SELECT COUNT(*) FROM (" SF_RECOUNT " EXCEPT " SF_COUNTERS ")", NULL);
+    long long stale =
+        sf_query(db, "SELECT COUNT(*) FROM (" SF_COUNTERS " EXCEPT " SF_RECOUNT ")", NULL);
+    if (extra != 0 || stale != 0) {
+        fprintf(stderr, "sf_counts_match: %lld recounted rows missing, %lld counters wrong\n",
+                extra, stale);
+        rc = -1;
+    }
+    static const char *const key_sql[5] = {
+        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 0",
+        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 1",
+        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 2",
+        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 3",
+        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 4",
+    };
+    qk_pool_status ps;
+    qk_err err = {0, ""};
+    if (qk_store_pool_status(s, link, &ps, &err) != 0) {
+        fprintf(stderr, "sf_counts_match: pool_status: %s\n", err.msg);
+        rc = -1;
+    } else {
+        long long want[9] = {
+            sf_query(db, "SELECT COUNT(*) FROM blocks WHERE link = ? AND state = 0", link),
+            sf_query(db, "SELECT COUNT(*) FROM blocks WHERE link = ? AND state = 1", link),
+            sf_query(db, "SELECT COUNT(*) FROM blocks WHERE link = ? AND state = 2", link),
+            sf_query(db, key_sql[0], link),
+            sf_query(db, key_sql[1], link),
+            sf_query(db, key_sql[2], link),
+            sf_query(db, key_sql[3], link),
+            sf_query(db, key_sql[4], link),
+            sf_query(db,
+                     "SELECT COALESCE(SUM(hi - lo), 0) FROM blocks WHERE link = ? AND state = 1"
+                     " AND hi > lo",
+                     link),
+        };
+        uint64_t have[9] = {ps.blocks_pending, ps.blocks_confirmed, ps.blocks_burned,
+                            ps.keys_pending,   ps.keys_reserved,    ps.keys_delivered,
+                            ps.keys_burned,    ps.keys_expired,     ps.bytes_available};
+        for (int i = 0; i < 9; i++) {
+            if (want[i] < 0 || (uint64_t)want[i] != have[i]) {
+                fprintf(stderr, "sf_counts_match: field %d: recount %lld, status %llu\n", i,
+                        want[i], (unsigned long long)have[i]);
+                rc = -1;
+            }
+        }
+    }
+    if (slave) {
+        uint64_t n = 0;
+        sqlite3_stmt *st = NULL;
+        long long want = -1;
+        if (sqlite3_prepare_v2(db,
+                               "SELECT COUNT(*) FROM key_slaves c JOIN keys k USING(key_id)"
+                               " WHERE c.slave = ? AND c.state <> 1 AND k.state = 1"
+                               " AND k.expires_at > ?",
+                               -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_bind_text(st, 1, slave, -1, SQLITE_STATIC) == SQLITE_OK &&
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL)) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            want = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (qk_store_count_reserved(s, NULL, slave, &n, &err) != 0 || want < 0 ||
+            (uint64_t)want != n) {
+            fprintf(stderr, "sf_counts_match: reserved for %s: recount %lld, store %llu\n", slave,
+                    want, (unsigned long long)n);
+            rc = -1;
+        }
+    }
+    sqlite3_close(db);
+    return rc;
+}
+
+int sf_downgrade_v3(const char *path)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db,
+                          "BEGIN IMMEDIATE;"
+                          "DROP TRIGGER pool_block_ins; DROP TRIGGER pool_block_upd;"
+                          "DROP TRIGGER pool_block_del; DROP TRIGGER pool_key_ins;"
+                          "DROP TRIGGER pool_key_upd; DROP TRIGGER pool_key_del;"
+                          "DROP TRIGGER key_copies_close; DROP TABLE pool_counts;"
+                          "UPDATE key_slaves SET state = 0 WHERE state = 2;"
+                          "UPDATE schema_version SET version = 3;"
+                          "COMMIT;",
+                          NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "sf_downgrade_v3: %s\n", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
 }

@@ -31,4 +31,12 @@ qk_reservation sf_resv(const char *request_id, const char *link, const char *mas
 /* Read a whole file into a malloc'ed buffer (NULL if absent). */
 uint8_t *sf_read_file(const char *path, size_t *len);
 
+/* Recount the link's blocks and keys with COUNT(*) straight from the rows and compare them
+ * with the pool_counts table, with qk_store_pool_status and (for slave) with
+ * qk_store_count_reserved. 0 if all agree, -1 otherwise (prints what differs). */
+int sf_counts_match(qk_store *s, const char *path, const char *link, const char *slave);
+/* Turn a closed database back into schema v3 (drop the v4 counters, triggers and closed
+ * copies), as the previous release left it. 0 or -1. */
+int sf_downgrade_v3(const char *path);
+
 #endif

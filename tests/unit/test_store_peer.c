@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store.h"
 #include "store_fixture.h"
@@ -265,6 +266,105 @@ static void test_unknown_and_pending_blocks(void)
     unpair();
 }
 
+/* Pool counters (migration v4) equal a COUNT(*) recount after carve, commit, burn,
+ * reserve_in, fetch, expire and a block burn, after reopening, and after migrating a
+ * database that the previous schema (v3) left. */
+static void both_match(const char *when)
+{
+    int a = sf_counts_match(A, DA.path, LINK, "saeB");
+    int b = sf_counts_match(B, DB.path, LINK, "saeB");
+    if (a || b)
+        fprintf(stderr, "counters differ %s\n", when);
+    CU_ASSERT_EQUAL(a, 0);
+    CU_ASSERT_EQUAL(b, 0);
+}
+
+static void reopen_both(void)
+{
+    qk_store_close(A);
+    qk_store_close(B);
+    A = sf_open(DA.path, 1);
+    B = sf_open(DB.path, 2);
+    CU_ASSERT_FATAL(A && B);
+}
+
+static void test_counters_match_recount(void)
+{
+    pair();
+    both_match("after blocks");
+    const char *sl[2];
+    qk_key_ref refs[3];
+    uint8_t mat[48], got[48];
+    qk_err err = {0, ""};
+    qk_reservation r = resv("c-1", sl); /* delivered at A, reserved at B, one fetched */
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(A, &r, QK_SIDE_LOW, 3, 16, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_reserve_in(B, &r, QK_SIDE_LOW, refs, 3, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_commit(A, "c-1", false, &err), 0);
+    const char *ids[1] = {refs[0].key_id};
+    qk_fetched_key out[1];
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeB", "saeA", ids, 1, out, got, sizeof got, &err), 0);
+    both_match("after fetch");
+    r = resv("c-2", sl); /* burned at A */
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(A, &r, QK_SIDE_LOW, 1, 16, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_burn(A, "c-2", &err), 0);
+    r = resv("c-3", sl); /* pending at A */
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(A, &r, QK_SIDE_LOW, 2, 16, refs, mat, &err), 0);
+    both_match("after burn");
+    uint64_t now = (uint64_t)time(NULL);
+    r = sf_resv("c-4", LINK, "saeA", sl, "saeB", NULL, now + 10); /* expires at B */
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(A, &r, QK_SIDE_LOW, 1, 16, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(refs[0].block_id, 2);
+    CU_ASSERT_EQUAL_FATAL(qk_store_reserve_in(B, &r, QK_SIDE_LOW, refs, 1, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_commit(A, "c-4", false, &err), 0);
+    size_t nexp = 0;
+    CU_ASSERT_EQUAL(qk_store_expire(B, now + 100, &nexp, &err), 0);
+    CU_ASSERT_EQUAL(nexp, 1);
+    both_match("after expire");
+    r = resv("c-5", sl); /* reserved at B, then its block burns there */
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(A, &r, QK_SIDE_HIGH, 1, 16, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(refs[0].block_id, 2);
+    CU_ASSERT_EQUAL_FATAL(qk_store_reserve_in(B, &r, QK_SIDE_HIGH, refs, 1, &err), 0);
+    uint8_t x[BL];
+    randombytes_buf(x, sizeof x);
+    qk_put_result pr = QK_PUT_NEW;
+    CU_ASSERT_EQUAL(qk_store_block_put(A, LINK, 9, x, sizeof x, &pr, &err), 0); /* pending */
+    CU_ASSERT_EQUAL(qk_store_block_set_state(B, LINK, 2, QK_BLOCK_BURNED, &err), 0);
+    both_match("after block burn");
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 2);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 1);
+    CU_ASSERT_EQUAL(ps.keys_expired, 1);
+    CU_ASSERT_EQUAL(ps.keys_burned, 1);
+    CU_ASSERT_EQUAL(ps.blocks_burned, 1);
+    uint64_t n = 9;
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, "saeA", "saeB", &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    reopen_both();
+    both_match("after reopen");
+    qk_store_close(A);
+    qk_store_close(B);
+    A = B = NULL;
+    CU_ASSERT_FATAL(sf_downgrade_v3(DA.path) == 0);
+    CU_ASSERT_FATAL(sf_downgrade_v3(DB.path) == 0);
+    A = sf_open(DA.path, 1);
+    B = sf_open(DB.path, 2);
+    CU_ASSERT_FATAL(A && B);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 4);
+    both_match("after migrating v3");
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, NULL, "saeB", &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    /* the migrated counters keep counting */
+    ids[0] = refs[0].key_id; /* burned with block 2 */
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeB", "saeA", ids, 1, out, got, sizeof got, &err),
+                    QK_ENOTFOUND);
+    r = resv("c-6", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(A, &r, QK_SIDE_LOW, 1, 4, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_commit(A, "c-6", true, &err), 0);
+    both_match("after carving on the migrated store");
+    unpair();
+}
+
 int suite_store_peer(void)
 {
     CU_pSuite s = CU_add_suite("store_peer", NULL, NULL);
@@ -281,6 +381,7 @@ int suite_store_peer(void)
         {"idempotent reserve_in", test_idempotent_reserve},
         {"burned request id refused", test_burn_then_reserve_refused},
         {"unknown and pending blocks", test_unknown_and_pending_blocks},
+        {"pool counters equal a recount (and after migrating v3)", test_counters_match_recount},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
