@@ -33,6 +33,7 @@
 
 #include "codec.h"
 #include "http_client.h"
+#include "qkdclient.h"
 #include "qk_err.h"
 #include "secbuf.h"
 
@@ -160,26 +161,13 @@ static int add_record(const char *dir, const char *id, const uint8_t sha[32], bo
     return 0;
 }
 
-/* URL-encode an SAE ID for a path segment. */
+/* URL-encode an SAE ID for a path segment (libqkdclient's encoder). */
 static int enc_segment(const char *in, char *out, size_t cap)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-        bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~';
-        if (o + (plain ? 1 : 3) >= cap)
-            return -1;
-        if (plain) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[*p >> 4];
-            out[o++] = hex[*p & 15];
-        }
-    }
-    out[o] = '\0';
-    return 0;
+    if (cap == 0)
+        return -1;
+    out[0] = '\0';
+    return qkc_url_append_encoded(out, cap, in);
 }
 
 static int api_url(char *url, size_t cap, const char *base, const char *sae, const char *op)
