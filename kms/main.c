@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "peer_api.h"
 #include "secbuf.h"
+#include "signals.h"
 #include "skip.h"
 #include "sync.h"
 
@@ -228,12 +229,7 @@ int main(int argc, char **argv)
     }
     /* Signals go to sigwait() in this thread only: block them before any thread starts. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    signal(SIGPIPE, SIG_IGN);
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 ||
+    if (qk_signals_block_stop(&set) != 0 ||
         qk_log_open(cfg->log_file, cfg->log_level, "qkd-kmed") != 0) {
         fprintf(stderr, "qkd-kmed: cannot open log %s\n", cfg->log_file);
         free(cfg);

@@ -12,6 +12,7 @@
 #include "http_client.h"
 #include "log.h"
 #include "secbuf.h"
+#include "signals.h"
 #include "sim_blockid.h"
 #include "sim_cmds.h"
 #include "sim_config.h"
@@ -154,14 +155,8 @@ int qk_sim_cmd_run(int argc, char **argv)
         return 0;
     }
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    signal(SIGPIPE, SIG_IGN);
     int rc = 1;
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0 || qk_secure_init() != 0 ||
-        qk_http_global_init() != 0) {
+    if (qk_signals_block_stop(&set) != 0 || qk_secure_init() != 0 || qk_http_global_init() != 0) {
         fprintf(stderr, "qkd-sim: initialisation failed\n");
     } else if (qk_log_open(cfg->log_file, cfg->log_level, "qkd-sim") != 0) {
         fprintf(stderr, "qkd-sim: cannot open log %s\n", cfg->log_file);
