@@ -2,13 +2,18 @@
 #include <CUnit/CUnit.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "secbuf.h"
+#include "secbuf_int.h"
 
 static char dir[64];
 
@@ -122,6 +127,128 @@ static void test_read_file(void)
     CU_ASSERT_PTR_NULL(qk_secure_read_file(dir, 64, 0, &len));
 }
 
+/* ---- the per-thread cache of released buffers ---------------------------------------- */
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+static void test_reuse_is_wiped(void)
+{
+    static const size_t sizes[] = {0, 1, 32, 64, 65, 200, 1000, 4096, 10000, 65536};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i] ? sizes[i] : 1;
+        uint8_t *p = qk_secure_alloc(sizes[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memset(p, 0xa5, n);
+        size_t before = qk_secure_cached(n);
+        qk_secure_free(p);
+        CU_ASSERT_EQUAL(qk_secure_cached(n), before + 1);
+        uint8_t *q = qk_secure_alloc(n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+        CU_ASSERT_PTR_EQUAL(q, p); /* the same buffer came back from the cache ... */
+        CU_ASSERT(all_zero(q, n)); /* ... wiped */
+        CU_ASSERT_EQUAL(qk_secure_cached(n), before);
+        memset(q, 0x5a, n); /* the whole request is writable */
+        qk_secure_free(q);
+    }
+    /* above the largest class: never cached */
+    uint8_t *big = qk_secure_alloc(65537);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    memset(big, 1, 65537);
+    qk_secure_free(big);
+    CU_ASSERT_EQUAL(qk_secure_cached(65537), 0);
+    CU_ASSERT_EQUAL(qk_secure_cache_bound(65537), 0);
+}
+
+static void test_cache_bound(void)
+{
+    enum { N = 40 };
+    const size_t sizes[] = {100, 16384, 65536};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t bound = qk_secure_cache_bound(sizes[k]);
+        CU_ASSERT(bound > 0 && bound < N);
+        void *p[N];
+        for (int i = 0; i < N; i++) {
+            p[i] = qk_secure_alloc(sizes[k]);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(p[i]);
+        }
+        for (int i = 0; i < N; i++)
+            qk_secure_free(p[i]);
+        CU_ASSERT_EQUAL(qk_secure_cached(sizes[k]), bound);
+        for (int i = 0; i < N; i++)
+            p[i] = qk_secure_alloc(sizes[k]);
+        CU_ASSERT_EQUAL(qk_secure_cached(sizes[k]), 0);
+        for (int i = 0; i < N; i++)
+            qk_secure_free(p[i]);
+        CU_ASSERT_EQUAL(qk_secure_cached(sizes[k]), bound);
+    }
+}
+
+static void test_double_free_aborts(void)
+{
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        void *p = qk_secure_alloc(32);
+        qk_secure_free(p);
+        qk_secure_free(p);
+        _exit(0); /* not reached */
+    }
+    int st = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+}
+
+#define TH     8
+#define ROUNDS 2000
+
+static void *th_main(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    static const size_t sizes[] = {16, 64, 300, 1024, 5000, 40000};
+    uint8_t *held[4] = {NULL, NULL, NULL, NULL};
+    size_t len[4] = {0, 0, 0, 0};
+    uint8_t tag[4] = {0, 0, 0, 0};
+    uintptr_t bad = 0;
+    for (unsigned r = 0; r < ROUNDS && !bad; r++) {
+        unsigned slot = r % 4;
+        if (held[slot]) { /* verify, then release */
+            for (size_t i = 0; i < len[slot]; i++)
+                if (held[slot][i] != tag[slot])
+                    bad = 1;
+            qk_secure_free(held[slot]);
+        }
+        len[slot] = sizes[(r + id) % (sizeof sizes / sizeof sizes[0])];
+        held[slot] = qk_secure_alloc(len[slot]);
+        if (!held[slot] || !all_zero(held[slot], len[slot])) {
+            bad = 1;
+            break;
+        }
+        tag[slot] = (uint8_t)(id * 31 + r) | 1;
+        memset(held[slot], tag[slot], len[slot]);
+    }
+    for (int i = 0; i < 4; i++)
+        qk_secure_free(held[i]);
+    return (void *)bad;
+}
+
+static void test_threads(void)
+{
+    pthread_t t[TH];
+    for (uintptr_t i = 0; i < TH; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, th_main, (void *)i), 0);
+    for (int i = 0; i < TH; i++) {
+        void *bad = (void *)1;
+        CU_ASSERT_EQUAL(pthread_join(t[i], &bad), 0);
+        CU_ASSERT_PTR_NULL(bad);
+    }
+}
+
 int suite_secbuf(void)
 {
     CU_pSuite s = CU_add_suite("secbuf", setup, teardown);
@@ -129,7 +256,11 @@ int suite_secbuf(void)
         return -1;
     if (!CU_add_test(s, "alloc/free", test_alloc_free) ||
         !CU_add_test(s, "wipe, compare, random", test_wipe_and_compare) ||
-        !CU_add_test(s, "read secret file", test_read_file))
+        !CU_add_test(s, "read secret file", test_read_file) ||
+        !CU_add_test(s, "released buffers come back wiped", test_reuse_is_wiped) ||
+        !CU_add_test(s, "the cache stays bounded", test_cache_bound) ||
+        !CU_add_test(s, "double free aborts", test_double_free_aborts) ||
+        !CU_add_test(s, "threads alloc and free concurrently", test_threads))
         return -1;
     return 0;
 }
