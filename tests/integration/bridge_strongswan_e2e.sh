@@ -14,6 +14,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/lib/etsi_pair.sh"
 BRIDGE=$BUILD/bin/qkd-bridge
 CHARON=/usr/lib/ipsec/charon
+# shellcheck source=../lib/bridge.sh
+. "$ROOT/tests/lib/bridge.sh" # start_charon (this test keeps its own cleanup and bridge helpers)
 [ -x "$BRIDGE" ] || fail "$BRIDGE not built"
 [ -x "$CHARON" ] || fail "$CHARON missing (scripts/install-deps installs strongswan-charon)"
 [ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || fail "kernel-libipsec plugin missing (libcharon-extra-plugins)"
@@ -62,35 +64,6 @@ for n in $NS1 $NS2; do ip -n $n link set lo up || fail "lo up"; done
 ip -n $NS1 link set qkb$$v1 up && ip -n $NS2 link set qkb$$v2 up || fail "link up"
 ip -n $NS1 addr add 198.51.100.1/32 dev lo && ip -n $NS2 addr add 203.0.113.1/32 dev lo || fail "lo addr"
 
-start_charon() { # gw1|gw2 NS
-  local g=$1 ns=$2 i
-  mkdir -p "$T/$g/run"
-  cat >"$T/$g/strongswan.conf" <<EOF
-charon {
-  load = random nonce openssl aes sha1 sha2 hmac kdf gmp curve25519 pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici updown
-  make_before_break = yes
-  install_virtual_ip = no
-  plugins {
-    vici { socket = unix://$T/$g/charon.vici }
-    kernel-libipsec { load = yes }
-  }
-  filelog {
-    log { path = $T/$g/charon.log
-          time_format = %H:%M:%S
-          default = 1
-          ike = 2
-          cfg = 2
-          flush_line = yes }
-  }
-  syslog { daemon { default = -1 } }
-}
-EOF
-  ip netns exec "$ns" sh -c "mount --bind '$T/$g/run' /run && STRONGSWAN_CONF='$T/$g/strongswan.conf' exec $CHARON" \
-    >"$T/$g/charon.out" 2>&1 &
-  CPID[$g]=$!
-  for i in $(seq 1 100); do [ -S "$T/$g/charon.vici" ] && return 0; sleep 0.1; done
-  cat "$T/$g/charon.out"; die "charon $g did not open its VICI socket"
-}
 start_charon gw1 $NS1
 start_charon gw2 $NS2
 ok "two charons (kernel-libipsec) in $NS1 and $NS2"
