@@ -49,6 +49,11 @@ done
 etsi_pair_key two KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key A -> B"
 etsi_pair_key two KME_B SAE_B2 KME_A SAE_A2 || fail "ETSI 014 key B -> A"
 ok "ETSI 014 keys across the link (same bytes at both ends)"
+# The make-run demo (scripts/lab-up --demo) on this lab: both APIs through the qkd CLI.
+BUILD=$BUILD "$ROOT/scripts/lab-up" --demo "$T/two" >"$T/demo.out" 2>&1 || { cat "$T/demo.out"; fail "make-run demo"; }
+grep -q "ETSI 014 key .*bytes equal" "$T/demo.out" && grep -q "SKIP key [0-9a-f]\{32\}: .*bytes equal" "$T/demo.out" ||
+  { cat "$T/demo.out"; fail "make-run demo summary"; }
+ok "make-run demo: ETSI 014 and SKIP keys through the qkd CLI"
 QKD=$BUILD/bin/qkd
 if [ -x "$QKD" ] && [ "$(lab_json two '.kmes[0].skip_url')" != null ]; then
   a=$("$QKD" skip key KME_B --lab "$T/two" --kme KME_A --skip-client SKIP_KME_A) || fail "SKIP key"

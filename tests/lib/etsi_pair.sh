@@ -44,18 +44,10 @@ done
 # shellcheck source=/dev/null
 . "$ROOT/tests/lib/ports.sh"
 
-# QK_PAIR_DIR: use this directory instead of a temp dir (scripts/lab-up). QK_DETACH=1: leave
-# the KMEs running and the directory in place on exit (the lab).
-if [ -n "${QK_PAIR_DIR:-}" ]; then
-  mkdir -p "$QK_PAIR_DIR" || exit 1
-  T=$(cd "$QK_PAIR_DIR" && pwd)
-else
-  T=$(mktemp -d /tmp/qk-etsi.XXXXXX)
-fi
+T=$(mktemp -d /tmp/qk-etsi.XXXXXX)
 declare -A PID=() PORT=() PEERPORT=()
 _pair_cleanup() {
   local n
-  if [ "${QK_DETACH:-0}" = 1 ]; then return 0; fi
   for n in "${!PID[@]}"; do
     [ -n "${PID[$n]}" ] && kill -TERM "${PID[$n]}" 2>/dev/null
   done
@@ -165,7 +157,6 @@ pair_start() {
   QKD_KMED_MASTER_KEY=$mk "$KMED" -c "$T/kme_$s.conf" --port-file "$T/ports_$s" \
     >>"$T/kme_$s.out" 2>&1 &
   PID[$s]=$!
-  echo "${PID[$s]}" > "$T/kme_$s.pid"
   for i in $(seq 1 100); do
     [ -s "$T/ports_$s" ] && grep -q '^admin=' "$T/ports_$s" && break
     kill -0 "${PID[$s]}" 2>/dev/null || { cat "$T/kme_$s.out"; fail "KME_$s exited at start"; }
