@@ -212,8 +212,11 @@ bench: $(BINS)
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PREFIX)/share/doc/qkd-kms
+	install -d $(DESTDIR)$(PREFIX)/share/doc/qkd-kms $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/qkd-kms/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/qkd-kms/docs
+	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/qkd-kms/docs/
+	install -m 0644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
