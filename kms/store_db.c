@@ -2,6 +2,8 @@
  * master-key check, transactions, the prepared-statement cache and input validation. */
 #include "store_int.h"
 
+#define QS_WAL_AUTOCKPT 1000 /* pages: SQLite's default auto-checkpoint threshold */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -214,12 +216,66 @@ int qs_begin(qk_store *s, qk_err *err)
     return rc;
 }
 
+int (*qs_test_fdatasync)(int fd) = NULL;
+
+/* Durability barrier (group commit). Commits run with synchronous=NORMAL: COMMIT appends WAL
+ * frames without syncing. Before a writing call reports success it waits here, without mu,
+ * until the WAL file has been fdatasync'ed past its commit. Whoever finds nobody syncing
+ * becomes the syncer for everything committed so far; the others wait on scond. fdatasync
+ * covers every write to the inode through any descriptor, and the commits <= target had
+ * returned from COMMIT (their write(2)s done) before target was read. A failed sync is
+ * sticky: after an fdatasync error the kernel may have dropped the dirty pages, so no later
+ * sync can vouch for them; every barrier fails until the store is reopened. */
+static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
+{
+    int e = 0;
+    (void)pthread_mutex_lock(&s->smu);
+    while (s->synced_seq < seq && !s->sync_errno) {
+        if (s->syncing) {
+            (void)pthread_cond_wait(&s->scond, &s->smu);
+            continue;
+        }
+        s->syncing = true;
+        uint64_t target = s->commit_seq;
+        (void)pthread_mutex_unlock(&s->smu);
+        int r = qs_test_fdatasync ? qs_test_fdatasync(s->wal_fd) : fdatasync(s->wal_fd);
+        int saved = r != 0 ? (errno ? errno : EIO) : 0;
+        (void)pthread_mutex_lock(&s->smu);
+        s->syncing = false;
+        if (saved)
+            s->sync_errno = saved;
+        else if (target > s->synced_seq)
+            s->synced_seq = target;
+        (void)pthread_cond_broadcast(&s->scond);
+    }
+    if (s->synced_seq < seq)
+        e = s->sync_errno;
+    (void)pthread_mutex_unlock(&s->smu);
+    if (e)
+        return qk_err_set(err, QK_ESTORAGE, "store: WAL sync failed (reopen the store): %s",
+                          strerror(e));
+    return 0;
+}
+
+/* WAL hook: called by SQLite after a COMMIT that appended frames, with mu held. Setting it
+ * replaces the default auto-checkpoint hook, so this does the same (PASSIVE checkpoint past
+ * 1000 pages); a checkpoint syncs the WAL before copying it, at any synchronous level. */
+static int qs_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    qk_store *s = arg;
+    s->wal_dirty = true;
+    if (pages >= QS_WAL_AUTOCKPT)
+        (void)sqlite3_wal_checkpoint(db, name);
+    return SQLITE_OK;
+}
+
 int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
 {
     for (size_t i = 0; i < s->nstmts; i++)
         (void)sqlite3_reset(s->stmts[i].st);
     sodium_memzero(s->scratch, QK_SEG_BYTES);
     sodium_memzero(s->vkey, QK_BLOCK_VKEY_LEN);
+    s->wal_dirty = false;
     if (commit) {
         qk_err cerr;
         if (qs_exec(s, "COMMIT", &cerr) != 0) {
@@ -231,7 +287,24 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     } else if (qs_exec(s, "ROLLBACK", NULL) != 0 && rc == 0) {
         rc = qk_err_set(err, QK_ESTORAGE, "store: rollback failed");
     }
+    /* A COMMIT that wrote frames gets the next number, still under mu (so numbers follow
+     * WAL order). Any other successful call may have read commits that are not synced yet:
+     * it waits for the latest one, so nothing it reports can be lost (usually already synced
+     * or in an fdatasync that is under way: no sync of its own). */
+    uint64_t seq = 0;
+    (void)pthread_mutex_lock(&s->smu);
+    if (s->wal_dirty)
+        seq = ++s->commit_seq;
+    else if (rc == 0)
+        seq = s->commit_seq;
+    (void)pthread_mutex_unlock(&s->smu);
+    s->wal_dirty = false;
     (void)pthread_mutex_unlock(&s->mu);
+    if (seq && s->wal_fd >= 0) {
+        int src = qs_sync_wait(s, seq, rc == 0 ? err : NULL);
+        if (rc == 0)
+            rc = src;
+    }
     return rc;
 }
 
@@ -401,6 +474,23 @@ static int qs_configure(qk_store *s, qk_err *err)
     return rc;
 }
 
+/* Switch to group commit once the schema and the master-key check are committed (those ran
+ * with synchronous=FULL). The WAL file exists from the first transaction in WAL mode and
+ * SQLite keeps that inode while this connection is open: checkpoints rewind or truncate it
+ * in place, and only the last connection's close deletes it (test_store_group.c checks
+ * that a TRUNCATE checkpoint keeps the inode). */
+static int qs_group_commit_on(qk_store *s, const char *path, qk_err *err)
+{
+    char wal[PATH_MAX];
+    if ((size_t)snprintf(wal, sizeof wal, "%s-wal", path) >= sizeof wal)
+        return qk_err_set(err, QK_ESTORAGE, "store: path too long");
+    s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+    if (s->wal_fd < 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: cannot open %s: %s", wal, strerror(errno));
+    (void)sqlite3_wal_hook(s->db, qs_wal_hook, s);
+    return qs_exec(s, "PRAGMA synchronous = NORMAL", err);
+}
+
 /* Create the file with mode 0600 before SQLite does (its -wal/-shm files copy the mode). */
 static int qs_precreate(const char *path, qk_err *err)
 {
@@ -423,9 +513,21 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
     qk_store *s = calloc(1, sizeof *s);
     if (!s)
         return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    s->wal_fd = -1;
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
         free(s);
         return qk_err_set(err, QK_ENOMEM, "store: mutex init failed");
+    }
+    if (pthread_mutex_init(&s->smu, NULL) != 0) {
+        (void)pthread_mutex_destroy(&s->mu);
+        free(s);
+        return qk_err_set(err, QK_ENOMEM, "store: mutex init failed");
+    }
+    if (pthread_cond_init(&s->scond, NULL) != 0) {
+        (void)pthread_mutex_destroy(&s->smu);
+        (void)pthread_mutex_destroy(&s->mu);
+        free(s);
+        return qk_err_set(err, QK_ENOMEM, "store: condvar init failed");
     }
     s->secret = sodium_malloc(QK_MASTER_KEY_LEN + QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
     if (!s->secret) {
@@ -449,6 +551,8 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
         rc = qs_migrate(s, err);
     if (!rc)
         rc = qs_master_key_check(s, err);
+    if (!rc)
+        rc = qs_group_commit_on(s, path, err);
     if (rc) {
         qk_store_close(s);
         return rc;
@@ -468,6 +572,10 @@ void qk_store_close(qk_store *s)
         (void)sqlite3_close(s->db); /* all statements are finalized, so this cannot be BUSY */
     if (s->secret)
         sodium_free(s->secret); /* wipes */
+    if (s->wal_fd >= 0)
+        (void)close(s->wal_fd);
+    (void)pthread_cond_destroy(&s->scond);
+    (void)pthread_mutex_destroy(&s->smu);
     (void)pthread_mutex_destroy(&s->mu);
     free(s);
 }

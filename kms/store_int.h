@@ -2,7 +2,7 @@
  *
  * Locking: every public call takes s->mu for its whole transaction (qs_begin .. qs_end), so
  * the helpers below run with the mutex held and may use the statement cache and the secure
- * scratch buffers freely. */
+ * scratch buffers freely. qs_end then waits for the WAL sync (group commit) without it. */
 #ifndef QK_STORE_INT_H
 #define QK_STORE_INT_H
 
@@ -50,10 +50,20 @@ struct qs_stmt {
 struct qk_store {
     sqlite3 *db;
     pthread_mutex_t mu;
-    uint8_t *secret;  /* one sodium_malloc region holding the three below */
-    uint8_t *mk;      /* QK_MASTER_KEY_LEN: node master key */
-    uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
-    uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
+    /* Group commit (store_db.c, docs/adr/0002-key-store.md): synchronous=NORMAL, and qs_end
+     * waits, outside mu, until the WAL has been fdatasync'ed past its commit. */
+    bool wal_dirty;       /* set by the WAL hook: the last COMMIT appended frames (under mu) */
+    int wal_fd;           /* "<path>-wal", opened after WAL mode is on; -1 before */
+    pthread_mutex_t smu;  /* guards the fields below */
+    pthread_cond_t scond; /* broadcast after every sync attempt */
+    uint64_t commit_seq;  /* last commit that wrote WAL frames (assigned under mu) */
+    uint64_t synced_seq;  /* every commit <= this is on stable storage */
+    bool syncing;         /* one thread is in fdatasync */
+    int sync_errno;       /* sticky: a failed sync fails every later barrier */
+    uint8_t *secret;      /* one sodium_malloc region holding the three below */
+    uint8_t *mk;          /* QK_MASTER_KEY_LEN: node master key */
+    uint8_t *scratch;     /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
+    uint8_t *vkey;        /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
     struct qs_stmt stmts[QS_STMT_CACHE];
     size_t nstmts;
 };
@@ -68,8 +78,11 @@ typedef struct {
 } qs_key_row;
 
 /* ---- store_db.c: connection, transactions, statements, validation --------------------- */
-int qs_begin(qk_store *s, qk_err *err);                    /* lock + BEGIN IMMEDIATE */
-int qs_end(qk_store *s, int rc, bool commit, qk_err *err); /* COMMIT/ROLLBACK + unlock */
+int qs_begin(qk_store *s, qk_err *err); /* lock + BEGIN IMMEDIATE */
+/* COMMIT/ROLLBACK + unlock; after a COMMIT that wrote, waits (unlocked) for the WAL sync. */
+int qs_end(qk_store *s, int rc, bool commit, qk_err *err);
+/* Test hook: when set, called instead of fdatasync(2) on the WAL file (tests only). */
+extern int (*qs_test_fdatasync)(int fd);
 int qs_db_err(qk_store *s, qk_err *err, const char *what);
 sqlite3_stmt *qs_prep(qk_store *s, const char *sql, qk_err *err);
 /* Bind by format: 't' const char * (NULL binds NULL), 'I' int64_t, 'i' int,

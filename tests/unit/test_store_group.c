@@ -1,0 +1,245 @@
+/* test_store_group.c - group commit in the key store (kms/store_db.c qs_end): concurrent
+ * writers all succeed and their data survives a reopen, fewer WAL syncs than commits, no call
+ * returns before a sync that started after it began, a blocked sync holds its callers back,
+ * a failed fdatasync fails the waiting calls (and every later one until reopen), and the WAL
+ * file the store syncs keeps its inode across a TRUNCATE checkpoint. */
+#include <CUnit/CUnit.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "store_fixture.h"
+#include "store_int.h"
+
+#define LINK       "KME_A~KME_B"
+#define FAR_FUTURE 4000000000ull
+
+enum { GT = 8, GR = 25, GK = 2, GL = 16, BL = 32 + 1000, NB = 8 };
+
+static sf_dir D;
+static qk_store *S;
+static atomic_int sync_started, sync_done, sync_fail, sync_block;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Counting hook: numbers each sync, syncs for real, lingers 1 ms so that commits pile up. */
+static int hook(int fd)
+{
+    atomic_fetch_add(&sync_started, 1);
+    while (atomic_load(&sync_block))
+        sleep_ms(1);
+    int r = fdatasync(fd);
+    sleep_ms(1);
+    if (atomic_load(&sync_fail)) {
+        errno = EIO;
+        r = -1;
+    }
+    atomic_fetch_add(&sync_done, 1);
+    return r;
+}
+
+static void fresh(void)
+{
+    CU_ASSERT_FATAL(sf_dir_make(&D, "group") == 0);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    static uint8_t b[NB * BL];
+    randombytes_buf(b, sizeof b);
+    for (size_t i = 0; i < NB; i++)
+        CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1 + i, b + i * BL, BL) == 0);
+    atomic_store(&sync_started, 0);
+    atomic_store(&sync_done, 0);
+    atomic_store(&sync_fail, 0);
+    atomic_store(&sync_block, 0);
+    qs_test_fdatasync = hook;
+}
+
+static void done(void)
+{
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = NULL;
+    sf_dir_remove(&D);
+}
+
+static int carve_commit(const char *req, int side, int *late)
+{
+    const char *sl[2];
+    qk_reservation r = sf_resv(req, LINK, "saeA", sl, "saeB", NULL, FAR_FUTURE);
+    qk_key_ref refs[GK];
+    uint8_t mat[GK * GL];
+    qk_err err = {0, ""};
+    /* A sync that started after the call began must have finished before it returns (syncs
+     * run one at a time, so "done > started-before" means such a sync completed). */
+    int before = atomic_load(&sync_started);
+    int rc = qk_store_carve(S, &r, side ? QK_SIDE_HIGH : QK_SIDE_LOW, GK, GL, refs, mat, &err);
+    if (rc == 0 && atomic_load(&sync_done) <= before)
+        (*late)++;
+    if (rc == 0) {
+        before = atomic_load(&sync_started);
+        rc = qk_store_commit(S, req, false, &err);
+        if (rc == 0 && atomic_load(&sync_done) <= before)
+            (*late)++;
+    }
+    return rc;
+}
+
+static int g_fail[GT], g_late[GT];
+
+static void *g_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < GR; i++) {
+        char req[32];
+        snprintf(req, sizeof req, "g%d-%d", id, i);
+        if (carve_commit(req, id % 2, &g_late[id]) != 0)
+            g_fail[id]++;
+    }
+    return NULL;
+}
+
+static void run_threads(void)
+{
+    pthread_t th[GT];
+    memset(g_fail, 0, sizeof g_fail);
+    memset(g_late, 0, sizeof g_late);
+    for (int i = 0; i < GT; i++)
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, g_main, (void *)(intptr_t)i) == 0);
+    for (int i = 0; i < GT; i++)
+        CU_ASSERT(pthread_join(th[i], NULL) == 0);
+}
+
+static void test_concurrent_commits_durable(void)
+{
+    fresh();
+    atomic_store(&sync_started, 0);
+    atomic_store(&sync_done, 0);
+    run_threads();
+    for (int i = 0; i < GT; i++) {
+        CU_ASSERT_EQUAL(g_fail[i], 0);
+        CU_ASSERT_EQUAL(g_late[i], 0);
+    }
+    int commits = GT * GR * 2, syncs = atomic_load(&sync_done);
+    printf("\n    group commit: %d writing calls, %d WAL syncs\n", commits, syncs);
+    CU_ASSERT(syncs > 0);
+    CU_ASSERT(syncs < commits);
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    qk_pool_status ps;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, (uint64_t)GT * GR * GK);
+    CU_ASSERT_EQUAL(ps.bytes_available, (uint64_t)NB * 1000 - GT * GR * GK * GL);
+    done();
+}
+
+static void test_sync_failure_fails_waiters(void)
+{
+    fresh();
+    atomic_store(&sync_fail, 1);
+    run_threads();
+    for (int i = 0; i < GT; i++)
+        CU_ASSERT_EQUAL(g_fail[i], GR); /* every call, concurrent or later */
+    CU_ASSERT(atomic_load(&sync_done) >= 1);
+    /* Sticky: a good sync later cannot vouch for pages an earlier failure may have lost. */
+    atomic_store(&sync_fail, 0);
+    int late = 0;
+    CU_ASSERT_EQUAL(carve_commit("after", 0, &late), QK_ESTORAGE);
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(carve_commit("reopened", 0, &late), 0);
+    done();
+}
+
+static atomic_int blocked_rc;
+
+static void *one_call(void *arg)
+{
+    int late = 0;
+    atomic_store(&blocked_rc, carve_commit("blocked", 0, &late) == 0 ? 1 : 2);
+    return NULL;
+}
+
+static void test_blocked_sync_holds_caller(void)
+{
+    fresh();
+    atomic_store(&blocked_rc, 0);
+    atomic_store(&sync_block, 1);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, one_call, NULL) == 0);
+    sleep_ms(200);
+    CU_ASSERT_EQUAL(atomic_load(&blocked_rc), 0); /* committed, but not synced: no answer */
+    CU_ASSERT(atomic_load(&sync_started) >= 1);
+    /* The store mutex is free meanwhile: a read runs while the writer waits for its sync. */
+    qk_pool_status ps;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, LINK, &ps, &err), 0);
+    atomic_store(&sync_block, 0);
+    CU_ASSERT(pthread_join(th, NULL) == 0);
+    CU_ASSERT_EQUAL(atomic_load(&blocked_rc), 1);
+    done();
+}
+
+static void test_wal_inode_kept(void)
+{
+    fresh();
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", D.path);
+    struct stat a, b;
+    CU_ASSERT_FATAL(stat(wal, &a) == 0);
+    CU_ASSERT_EQUAL(fstat(S->wal_fd, &b), 0);
+    CU_ASSERT_EQUAL(a.st_ino, b.st_ino);
+    /* Another connection checkpoints with TRUNCATE and closes: the file stays, same inode. */
+    sqlite3 *db = NULL;
+    CU_ASSERT_FATAL(sqlite3_open(D.path, &db) == SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+                    SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_close(db), SQLITE_OK);
+    CU_ASSERT_FATAL(stat(wal, &b) == 0);
+    CU_ASSERT_EQUAL(a.st_ino, b.st_ino);
+    CU_ASSERT_EQUAL(b.st_size, 0);
+    int late = 0;
+    CU_ASSERT_EQUAL(carve_commit("after-ckpt", 0, &late), 0);
+    CU_ASSERT_EQUAL(late, 0);
+    CU_ASSERT_FATAL(stat(wal, &b) == 0);
+    CU_ASSERT_EQUAL(a.st_ino, b.st_ino);
+    CU_ASSERT(b.st_size > 0); /* the commit went to the file the store syncs */
+    done();
+}
+
+int suite_store_group(void)
+{
+    CU_pSuite s = CU_add_suite("store_group", NULL, NULL);
+    if (!s)
+        return -1;
+    struct {
+        const char *name;
+        void (*fn)(void);
+    } t[] = {
+        {"concurrent commits: fewer syncs, durable, reopen", test_concurrent_commits_durable},
+        {"fdatasync failure fails the waiting calls", test_sync_failure_fails_waiters},
+        {"a blocked sync holds its caller back", test_blocked_sync_holds_caller},
+        {"WAL inode kept across TRUNCATE checkpoint", test_wal_inode_kept},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!CU_add_test(s, t[i].name, t[i].fn))
+            return -1;
+    return 0;
+}
