@@ -52,12 +52,7 @@ pair_feed --blocks 8 --block-bytes 65536 --quiet >"$T/feed.out" 2>&1 || { cat "$
 ok "KMEs fed"
 
 # ---- namespaces ----------------------------------------------------------------------------
-ip netns add $NS1 && ip netns add $NS2 || fail "ip netns add"
-ip link add qkl$$v1 type veth peer name qkl$$v2 || fail "veth"
-ip link set qkl$$v1 netns $NS1 && ip link set qkl$$v2 netns $NS2 || fail "veth move"
-ip -n $NS1 addr add 192.0.2.1/24 dev qkl$$v1 && ip -n $NS2 addr add 192.0.2.2/24 dev qkl$$v2 || fail "addr"
-for n in $NS1 $NS2; do ip -n $n link set lo up || fail "lo up"; done
-ip -n $NS1 link set qkl$$v1 up && ip -n $NS2 link set qkl$$v2 up || fail "link up"
+netns_pair $NS1 $NS2 qkl$$v
 
 # ---- strongSwan (initiator side) -----------------------------------------------------------
 start_charon gw1 $NS1

@@ -12,11 +12,24 @@
 #   start_charon G NS         a strongSwan charon with kernel-libipsec in namespace NS, files in
 #                             $T/G (VICI socket $T/G/charon.vici, log $T/G/charon.log); CPID[G]
 #   hexrand N                 N random bytes as lowercase hex
+#   netns_pair NS1 NS2 IF     two namespaces joined by veth IF1/IF2: 192.0.2.1/24 in NS1,
+#                             192.0.2.2/24 in NS2, lo up in both (the caller deletes them)
 
 BRIDGE=${BRIDGE:-$BUILD/bin/qkd-bridge}
 CHARON=${CHARON:-/usr/lib/ipsec/charon}
 declare -A BPID=() CPID=() ADMIN=()
 QKB_NETNS=${QKB_NETNS:-}
+
+netns_pair() { # NS1 NS2 IF
+  local a=$1 b=$2 v=$3 n
+  ip netns add "$a" && ip netns add "$b" || fail "ip netns add"
+  ip link add "${v}1" type veth peer name "${v}2" || fail "veth"
+  ip link set "${v}1" netns "$a" && ip link set "${v}2" netns "$b" || fail "veth move"
+  ip -n "$a" addr add 192.0.2.1/24 dev "${v}1" && ip -n "$b" addr add 192.0.2.2/24 dev "${v}2" ||
+    fail "addr"
+  for n in "$a" "$b"; do ip -n "$n" link set lo up || fail "lo up"; done
+  ip -n "$a" link set "${v}1" up && ip -n "$b" link set "${v}2" up || fail "link up"
+}
 
 hexrand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
