@@ -118,7 +118,7 @@ $(BUILD)/bin/qkd-sim: $(call obj,sim/sim_main.c) $(LIBSIM) $(LIBCOMMON)
 $(BUILD)/bin/qkd-lab: $(call obj,sim/lab_main.c) $(LIBSIM) $(LIBCOMMON)
 $(BUILD)/bin/qkd: $(call obj,client/cli_main.c) $(LIBCLIENT) $(LIBCOMMON)
 $(BUILD)/bin/qkd-bridge: $(call obj,ikev2-bridge/bridge_main.c) $(LIBBRIDGE) $(LIBCLIENT) $(LIBCOMMON)
-$(BUILD)/bin/qkd-bench: $(call obj,bench/bench_main.c) $(LIBBENCH) $(LIBCLIENT) $(LIBCOMMON)
+$(BUILD)/bin/qkd-bench: $(call obj,bench/bench_main.c) $(LIBBENCH) $(LIBKMS) $(LIBCLIENT) $(LIBCOMMON)
 $(BUILD)/bin/qkd-sim $(BUILD)/bin/qkd-lab $(BUILD)/bin/qkd $(BUILD)/bin/qkd-bridge $(BUILD)/bin/qkd-bench:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

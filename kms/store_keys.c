@@ -112,7 +112,10 @@ int qs_load_request_keys(qk_store *s, const char *request_id, qs_key_row **rows,
                                err);
     if (!st)
         return QK_ESTORAGE;
-    qs_key_row *v = calloc(QS_MAX_KEYS, sizeof *v);
+    /* Grown as rows arrive (most requests hold one key): a QS_MAX_KEYS array up front
+     * would be half a megabyte cleared per call. */
+    size_t cap = 4;
+    qs_key_row *v = malloc(cap * sizeof *v);
     if (!v)
         return qk_err_set(err, QK_ENOMEM, "store: out of memory");
     int rc = qs_bindf(s, st, err, "tI", request_id, (int64_t)QS_MAX_KEYS);
@@ -121,6 +124,16 @@ int qs_load_request_keys(qk_store *s, const char *request_id, qs_key_row **rows,
         if (rc != 1)
             break;
         rc = 0;
+        if (*n == cap) {
+            size_t ncap = cap * 2 < QS_MAX_KEYS ? cap * 2 : QS_MAX_KEYS;
+            qs_key_row *nv = realloc(v, ncap * sizeof *v);
+            if (!nv) {
+                rc = qk_err_set(err, QK_ENOMEM, "store: out of memory");
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
         if ((rc = qs_key_row_read(st, &v[*n], err)) != 0)
             break;
         (*n)++;

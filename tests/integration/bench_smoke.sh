@@ -59,4 +59,16 @@ grep -q '\*\*1.00\*\*' "$T/r.md" || { cat "$T/r.md"; fail "report: ratio 1.00 mi
 jq -e '.cells | length == 3' "$T/r.json" >/dev/null || fail "report: cells"
 jq -e '.cells[0].ratio_to_nginx == 1' "$T/r.json" >/dev/null || fail "report: ratio_to_nginx"
 ok "report: Markdown table and JSON with ratios"
+# The store alone: two fresh stores, key pairs from two threads, every pair compared.
+timeout 60 "$BENCH" store --dir "$T/store" --count 40 --threads 2 --number 2 --json "$T/store.json" \
+  >"$T/store.txt" 2>"$T/store.err" || { cat "$T/store.txt" "$T/store.err"; fail "qkd-bench store"; }
+jq -e '.pairs_ok == 40 and .errors == 0 and .mismatches == 0 and .cpu_us_per_pair > 0' \
+  "$T/store.json" >/dev/null || { cat "$T/store.txt"; fail "store: report"; }
+jq -e '[.operations[] | .count] == [40, 40, 40, 40]' "$T/store.json" >/dev/null ||
+  fail "store: per-operation counts"
+"$BENCH" store --dir "$T/store" --count 1 >/dev/null 2>&1
+[ $? = 1 ] || fail "store: existing files were not refused"
+"$BENCH" store --dir "$T/store" --count 0 >/dev/null 2>&1
+[ $? = 2 ] || fail "store: bad --count is not a usage error"
+ok "store alone: 40 pairs, 4 operations each, existing stores refused"
 echo "PASS"
