@@ -1,5 +1,6 @@
 /* bench_run.c - worker threads, phases and progress of one benchmark run. */
 #include "bench_run.h"
+#include "bench_clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -38,13 +39,6 @@ static void on_sigint(int sig)
 {
     (void)sig;
     g_interrupt = 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void nap(double s)
@@ -87,14 +81,14 @@ static void *worker_main(void *arg)
  * line per second. Polls every 20 ms so that a fixed-count run ends on time. */
 static void progress(shared *sh, const char *what, double start, double until, bool quiet)
 {
-    double last_t = now_s();
+    double last_t = bench_now_s();
     uint64_t last_ops = atomic_load(&sh->ops);
     while (!g_interrupt && atomic_load(&sh->phase) != PH_STOP) {
-        double t = now_s();
+        double t = bench_now_s();
         if (t >= until)
             break;
         nap(until - t < 0.02 ? until - t : 0.02);
-        double t2 = now_s();
+        double t2 = bench_now_s();
         if (t2 - last_t < 1.0)
             continue;
         uint64_t ops = atomic_load(&sh->ops);
@@ -159,9 +153,9 @@ int bench_run(const bench_target *t, const bench_opts *o, bench_result *res)
     if (!o->quiet)
         fprintf(stderr, "[qkd-bench] %s, %u connection(s) per side, %u-bit keys: warm-up %.1f s\n",
                 bench_scenario_name(o->scenario), n, o->size_bits, o->warmup_s);
-    double w0 = now_s();
+    double w0 = bench_now_s();
     progress(&sh, "warm-up", w0, w0 + o->warmup_s, o->quiet);
-    m0 = now_s();
+    m0 = bench_now_s();
     res->warmup_s = m0 - w0;
     res->warmup_ops = atomic_load(&sh.ops);
     atomic_store(&sh.phase, PH_MEASURE);
@@ -174,7 +168,7 @@ stop_sig:
         if (pthread_join(th[i], NULL) != 0)
             rc = -1; /* cannot happen for a joinable thread; never merge half-finished stats */
     if (rc == 0) {
-        res->measured_s = now_s() - m0;
+        res->measured_s = bench_now_s() - m0;
         res->workers = n;
         for (unsigned i = 0; i < n; i++)
             bench_stats_merge(&res->total, sl[i].measured);

@@ -3,6 +3,7 @@
  * Store A is the low side of the link (it carves, as KME_A does for its SAEs), store B the
  * high side (it receives the reservation and serves the slave). */
 #include "bench_store.h"
+#include "bench_clock.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -295,13 +296,6 @@ static int fill_blocks(qk_store *a, qk_store *b, const bs_opts *o, uint64_t *nbl
 
 /* ---- one key pair ------------------------------------------------------------------------ */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void show_error(bs_worker *w, unsigned kind, uint64_t seq, const char *what)
 {
     if (atomic_fetch_add(&w->sh->shown[kind], 1) < BS_MAX_SHOWN)
@@ -313,7 +307,7 @@ static void show_error(bs_worker *w, unsigned kind, uint64_t seq, const char *wh
 static int account(bs_worker *w, unsigned op, uint64_t t0, int rc, const qk_err *err, uint64_t seq)
 {
     if (rc == 0) {
-        bench_hist_record(&w->st->hist[op], (now_ns() - t0 + 500) / 1000);
+        bench_hist_record(&w->st->hist[op], (bench_now_ns() - t0 + 500) / 1000);
         return 0;
     }
     w->st->failed[op]++;
@@ -355,17 +349,17 @@ static int pair_calls(bs_worker *w, const qk_reservation *r, uint64_t seq)
     uint32_t len = sh->o->size_bits / 8;
     qk_err err;
     qk_err_clear(&err);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     int rc = qk_store_carve(sh->a, r, QK_SIDE_LOW, n, len, w->refs, w->mat_a, &err);
     if (account(w, BS_CARVE, t0, rc, &err, seq) != 0)
         return -1;
-    t0 = now_ns();
+    t0 = bench_now_ns();
     rc = qk_store_reserve_in(sh->b, r, QK_SIDE_LOW, w->refs, n, &err);
     if (account(w, BS_RESERVE, t0, rc, &err, seq) != 0) {
         burn(w, sh->a, r->request_id, seq);
         return -1;
     }
-    t0 = now_ns();
+    t0 = bench_now_ns();
     rc = qk_store_commit(sh->a, r->request_id, false, &err);
     if (account(w, BS_COMMIT, t0, rc, &err, seq) != 0) {
         burn(w, sh->a, r->request_id, seq);
@@ -374,7 +368,7 @@ static int pair_calls(bs_worker *w, const qk_reservation *r, uint64_t seq)
     }
     for (size_t i = 0; i < n; i++)
         w->ids[i] = w->refs[i].key_id;
-    t0 = now_ns();
+    t0 = bench_now_ns();
     rc = qk_store_fetch(sh->b, BS_SLAVE, BS_MASTER, w->ids, n, w->fk, w->mat_b, n * len, &err);
     if (account(w, BS_FETCH, t0, rc, &err, seq) != 0) {
         burn(w, sh->b, r->request_id, seq);
@@ -451,26 +445,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static double now_s(void)
-{
-    return (double)now_ns() / 1e9;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* Until every worker has stopped: one progress line per second on stderr. */
 static void progress(bs_shared *sh, double start)
 {
     double last_t = start;
     uint64_t last = 0;
     while (atomic_load(&sh->running) > 0) {
-        nap_ms(20);
-        double t = now_s();
+        bench_nap_ms(20);
+        double t = bench_now_s();
         if (t - last_t < 1.0)
             continue;
         uint64_t done = atomic_load(&sh->done);
@@ -505,7 +487,7 @@ static int run_threads(bs_shared *sh, bs_worker *w, bs_result *res)
     struct rusage r0, r1;
     if (rusage_now(&r0) != 0)
         return -1;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     atomic_store(&sh->running, n);
     for (; started < n; started++)
         if (pthread_create(&th[started], NULL, worker_main, &w[started]) != 0)
@@ -520,7 +502,7 @@ static int run_threads(bs_shared *sh, bs_worker *w, bs_result *res)
     for (unsigned i = 0; i < started; i++)
         if (pthread_join(th[i], NULL) != 0)
             rc = -1;
-    res->wall_s = now_s() - t0;
+    res->wall_s = bench_now_s() - t0;
     if (rusage_now(&r1) != 0)
         return -1;
     res->user_s = cpu_s(&r1.ru_utime) - cpu_s(&r0.ru_utime);
@@ -681,7 +663,7 @@ static int write_reports(const bs_opts *o, const bs_result *r)
 
 static int setup(const bs_opts *o, bs_shared *sh, bs_result *res)
 {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (prepare_dir(o) != 0)
         return -1;
     sh->a = open_store(o->dir, "a.db");
@@ -691,7 +673,7 @@ static int setup(const bs_opts *o, bs_shared *sh, bs_result *res)
     fprintf(stderr, "[qkd-bench] store: filling both stores for %" PRIu64 " pairs\n", o->count);
     if (fill_blocks(sh->a, sh->b, o, &res->blocks) != 0)
         return -1;
-    res->setup_s = now_s() - t0;
+    res->setup_s = bench_now_s() - t0;
     return 0;
 }
 

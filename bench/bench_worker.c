@@ -9,21 +9,13 @@
 #include <strings.h>
 #include <time.h>
 
+#include "bench_clock.h"
 #include "qkdclient.h"
 #include "secbuf.h"
 
 static uint64_t now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    return bench_now_ns() / 1000u;
 }
 
 static qk_http_client *client_for(const bench_endpoint *e, const bench_opts *o)
@@ -158,14 +150,14 @@ static int request(qk_http_client *c, const char *method, const char *url, const
                                           : BENCH_ERR_INTERNAL;
         st->err[k]++;
         qk_http_response_free(resp);
-        pause_ms(20); /* a refused or broken connection must not turn into a busy loop */
+        bench_nap_ms(20); /* a refused or broken connection must not turn into a busy loop */
         return -1;
     }
     bench_hist_record(&st->hist[type], dt);
     if (resp->status != 200) {
         bench_stats_http_error(st, resp->status);
         qk_http_response_free(resp);
-        pause_ms(5);
+        bench_nap_ms(5);
         return -1;
     }
     st->requests_ok++;
