@@ -57,7 +57,7 @@ static int parse_double(const char *name, const char *s, double lo, double hi, d
     return 0;
 }
 
-static int parse_u64(const char *name, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+int bench_parse_u64(const char *name, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
     char *end = NULL;
     errno = 0;
@@ -135,11 +135,11 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o)
             rc = parse_scenario(optarg, &o->scenario);
             break;
         case 'c':
-            rc = parse_u64("connections", optarg, 1, BENCH_MAX_CONNS, &v);
+            rc = bench_parse_u64("connections", optarg, 1, BENCH_MAX_CONNS, &v);
             o->connections = (unsigned)v;
             break;
         case 'z':
-            rc = parse_u64("size", optarg, 8, BENCH_MAX_BITS, &v);
+            rc = bench_parse_u64("size", optarg, 8, BENCH_MAX_BITS, &v);
             o->size_bits = (unsigned)v;
             if (!rc && v % 8 != 0) {
                 fprintf(stderr, "qkd-bench: --size: a multiple of 8\n");
@@ -147,7 +147,7 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o)
             }
             break;
         case 'n':
-            rc = parse_u64("number", optarg, 1, BENCH_MAX_NUMBER, &v);
+            rc = bench_parse_u64("number", optarg, 1, BENCH_MAX_NUMBER, &v);
             o->number = (unsigned)v;
             break;
         case 'w':
@@ -157,10 +157,10 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o)
             rc = parse_double("duration", optarg, 0.1, 86400, &o->duration_s);
             break;
         case 'N':
-            rc = parse_u64("count", optarg, 1, UINT64_C(1) << 40, &o->count);
+            rc = bench_parse_u64("count", optarg, 1, UINT64_C(1) << 40, &o->count);
             break;
         case 't':
-            rc = parse_u64("timeout-ms", optarg, 100, 600000, &v);
+            rc = bench_parse_u64("timeout-ms", optarg, 100, 600000, &v);
             o->timeout_ms = (long)v;
             break;
         case 'j':

@@ -38,6 +38,8 @@ typedef struct {
 const char *bench_scenario_name(bench_scenario s);
 /* Parse `qkd-bench run` options (argv[0] is "run"). 0, or -1 with a message on stderr. */
 int bench_opts_parse(int argc, char **argv, bench_opts *o);
+/* An option's decimal integer in lo..hi; 0, or -1 with a message on stderr naming --name. */
+int bench_parse_u64(const char *name, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 void bench_opts_usage(FILE *f);
 
 #endif

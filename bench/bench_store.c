@@ -100,26 +100,10 @@ static void usage(FILE *f)
             BENCH_MAX_BITS, BENCH_MAX_NUMBER, BS_MAX_THREADS);
 }
 
-static int parse_u64(const char *name, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = 0;
-    if (*s != '-' && *s != '\0')
-        v = strtoull(s, &end, 10);
-    if (*s == '-' || *s == '\0' || errno || !end || *end || v < lo || v > hi) {
-        fprintf(stderr, "qkd-bench: --%s: expected an integer in %" PRIu64 "..%" PRIu64 "\n", name,
-                lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static int parse_uint(const char *name, const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
     uint64_t v = 0;
-    if (parse_u64(name, s, lo, hi, &v) != 0)
+    if (bench_parse_u64(name, s, lo, hi, &v) != 0)
         return -1;
     *out = (unsigned)v;
     return 0;
@@ -135,7 +119,7 @@ static int parse_one(int c, bs_opts *o)
         o->force = true;
         return 0;
     case 'N':
-        return parse_u64("count", optarg, 1, UINT64_C(1) << 32, &o->count);
+        return bench_parse_u64("count", optarg, 1, UINT64_C(1) << 32, &o->count);
     case 'z':
         if (parse_uint("size", optarg, 8, BENCH_MAX_BITS, &o->size_bits) != 0)
             return -1;
