@@ -1,13 +1,11 @@
 /* bench_worker.c - the operations of the load generator (see bench_worker.h). */
 #include "bench_worker.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "bench_clock.h"
 #include "qkdclient.h"
