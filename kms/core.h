@@ -13,22 +13,22 @@
 typedef struct qk_kms qk_kms; /* the running KME: config, store, peers (kms/kms.c) */
 
 typedef struct {
-    uint32_t default_size_bits;    /* key_size reported by status, used when size is absent */
+    uint32_t default_size_bits; /* key_size reported by status, used when size is absent */
     uint32_t min_size_bits;
     uint32_t max_size_bits;
     uint32_t max_keys_per_request;
-    uint64_t max_key_count;        /* per SAE pair, what status reports */
-    uint32_t max_sae_id_count;     /* additional slave SAE IDs supported (0 = no multicast) */
+    uint64_t max_key_count;    /* per SAE pair, what status reports */
+    uint32_t max_sae_id_count; /* additional slave SAE IDs supported (0 = no multicast) */
     uint64_t reservation_lifetime_s;
 } qk_key_limits;
 
 typedef struct {
-    const char *requester;        /* master identity: ETSI master SAE ID, or SKIP source id */
-    const char *target_kme;       /* KME holding the slaves: a linked peer KME, or this KME */
-    const char *const *slaves;    /* identities that may fetch at target_kme (>= 1) */
+    const char *requester;     /* master identity: ETSI master SAE ID, or SKIP source id */
+    const char *target_kme;    /* KME holding the slaves: a linked peer KME, or this KME */
+    const char *const *slaves; /* identities that may fetch at target_kme (>= 1) */
     size_t nslaves;
-    size_t number;                /* >= 1, <= max_keys_per_request */
-    uint32_t size_bits;           /* multiple of 8 within [min, max] */
+    size_t number;      /* >= 1, <= max_keys_per_request */
+    uint32_t size_bits; /* multiple of 8 within [min, max] */
 } qk_key_request;
 
 typedef struct {
@@ -40,10 +40,15 @@ typedef struct {
 } qk_key_batch;
 
 /* Reserve `number` keys shared with target_kme for req->slaves. On success the keys are
- * already recorded at the target (peer acked) and consumed here. Errors: QK_EINVAL (bad
- * size/number, unknown target), QK_ENOKEY (pool cannot satisfy), QK_EPEER (peer unavailable
- * or refused; nothing is delivered and the carved material is burned at both ends),
- * QK_ESTORAGE. A failed request consumes nothing usable. */
+ * already recorded at the target (peer acked) and consumed here. Every quota is enforced
+ * here, for ETSI 014 and SKIP alike: max_key_count per (requester, slave) pair is checked at
+ * the KME that holds the keys for the slave - here for a same-KME request (the check and the
+ * reservation serialised under one lock), at the peer for a remote one (qk_kms_reserve_in).
+ * Errors: QK_EINVAL (bad size/number/slaves, unknown target), QK_EQUOTA (a same-KME pair
+ * would exceed max_key_count; the message names the slave and how many keys it holds),
+ * QK_ENOKEY (pool cannot satisfy, or the peer KME refused the pair's quota), QK_EPEER (peer
+ * unavailable or refused; nothing is delivered and the carved material is burned at both
+ * ends), QK_ESTORAGE. A failed request consumes nothing usable. */
 int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_err *err);
 
 /* Fetch keys reserved for `caller` (a slave identity) by ID, all or nothing, in the order
@@ -54,6 +59,10 @@ int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *
                  size_t n, qk_key_batch *out, qk_err *err);
 
 void qk_key_batch_free(qk_key_batch *b); /* wipes material */
+
+/* Whether n more keys fit under lim->max_key_count for a pair already holding `held` keys not
+ * yet fetched by its slave (overflow-safe). */
+bool qk_kms_quota_ok(const qk_key_limits *lim, uint64_t held, size_t n);
 
 const char *qk_kms_node_id(const qk_kms *k);
 const qk_key_limits *qk_kms_limits(const qk_kms *k);
@@ -71,7 +80,6 @@ bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id);
 /* Pool status of the link to peer_kme (or the local pool when peer_kme is this KME). */
 int qk_kms_pool_status(qk_kms *k, const char *peer_kme, qk_pool_status *st, qk_err *err);
 /* Keys reserved for slave by master and not yet fetched (ETSI stored_key_count). */
-int qk_kms_stored_count(qk_kms *k, const char *master, const char *slave, uint64_t *n,
-                        qk_err *err);
+int qk_kms_stored_count(qk_kms *k, const char *master, const char *slave, uint64_t *n, qk_err *err);
 
 #endif

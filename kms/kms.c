@@ -26,6 +26,10 @@ struct qk_kms {
     qk_link *links;
     size_t nlinks;
     pthread_mutex_t refill_mu; /* one local refill at a time */
+    /* Serialises the max_key_count check with the reservation it admits, for every reservation
+     * whose keys are held here (same-KME requests of ETSI and SKIP alike, and reservations a
+     * peer KME makes for our slaves): concurrent requests cannot overshoot a pair together. */
+    pthread_mutex_t quota_mu;
     void (*block_hook)(void *);
     void *block_hook_arg;
 };
@@ -153,6 +157,11 @@ int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk
         free(k);
         return qk_err_set(err, QK_ENOMEM, "mutex init failed");
     }
+    if (pthread_mutex_init(&k->quota_mu, NULL) != 0) {
+        pthread_mutex_destroy(&k->refill_mu);
+        free(k);
+        return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+    }
     int rc = open_store(k, err);
     if (rc == 0)
         rc = open_links(k, err);
@@ -175,6 +184,7 @@ void qk_kms_close(qk_kms *k)
     free(k->links);
     qk_store_close(k->store);
     pthread_mutex_destroy(&k->refill_mu);
+    pthread_mutex_destroy(&k->quota_mu);
     free(k);
 }
 
@@ -302,6 +312,45 @@ int qk_kms_pool_status(qk_kms *k, const char *peer_kme, qk_pool_status *st, qk_e
 int qk_kms_stored_count(qk_kms *k, const char *master, const char *slave, uint64_t *n, qk_err *err)
 {
     return qk_store_count_reserved(k->store, master, slave, n, err);
+}
+
+/* ---- quotas ----------------------------------------------------------------------------- */
+
+bool qk_kms_quota_ok(const qk_key_limits *lim, uint64_t held, size_t n)
+{
+    return held <= lim->max_key_count && (uint64_t)n <= lim->max_key_count - held;
+}
+
+/* max_key_count holds per (master, slave) pair at the KME that stores the keys for the slave
+ * (ETSI GS QKD 014 V1.1.1 clause 6.1: "Maximum number of stored keys"): refuse `n` more keys
+ * for any pair of r that would go above it. Call with quota_mu held. */
+static int quota_check(qk_kms *k, const char *master, const char *const *slaves, size_t nslaves,
+                       size_t n, qk_err *err)
+{
+    uint64_t max = k->limits.max_key_count;
+    for (size_t i = 0; i < nslaves; i++) {
+        uint64_t held = 0;
+        int rc = qk_store_count_reserved(k->store, master, slaves[i], &held, err);
+        if (rc != 0)
+            return rc;
+        if (!qk_kms_quota_ok(&k->limits, held, n))
+            return qk_err_set(
+                err, QK_EQUOTA,
+                "%s -> %s: %llu keys stored, %zu more would exceed max_key_count %llu", master,
+                slaves[i], (unsigned long long)held, n, (unsigned long long)max);
+    }
+    return 0;
+}
+
+int qk_kms_reserve_in(qk_kms *k, const qk_reservation *r, qk_side side, const qk_key_ref *refs,
+                      size_t n, qk_err *err)
+{
+    pthread_mutex_lock(&k->quota_mu);
+    int rc = quota_check(k, r->master, r->slaves, r->nslaves, n, err);
+    if (rc == 0)
+        rc = qk_store_reserve_in(k->store, r, side, refs, n, err);
+    pthread_mutex_unlock(&k->quota_mu);
+    return rc;
 }
 
 /* ---- key batches ------------------------------------------------------------------------ */
@@ -453,7 +502,7 @@ static int reserve_remote(qk_kms *k, qk_link *l, qk_reservation *r, char *reques
             burn_blocks(k, r->link, refs, n);
             continue;
         }
-        if (prc == QK_ELIMIT) /* the slaves' KME holds max_key_count keys for the pair */
+        if (prc == QK_ELIMIT || prc == QK_EQUOTA) /* the slaves' KME holds max_key_count keys */
             return qk_err_set(err, QK_ENOKEY, "peer KME %s: %s", l->cfg->peer, perr.msg);
         qk_metrics_peer_error(k->metrics);
         QK_WARN("request %s: peer %s: %s", request_id, l->cfg->peer, perr.msg);
@@ -496,10 +545,18 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
         .nslaves = req->nslaves,
         .expires_at = qk_now_s() + k->limits.reservation_lifetime_s,
     };
-    if (local)
-        rc = reserve_local(k, &r, n, len, refs, out->material, err);
-    else
+    if (local) {
+        /* The keys stay here for the slaves: the quota is checked here, with the reservation,
+         * under one lock. Remote requests are checked by the slaves' KME (qk_kms_reserve_in),
+         * which refuses with QK_EQUOTA. */
+        pthread_mutex_lock(&k->quota_mu);
+        rc = quota_check(k, r.master, r.slaves, r.nslaves, n, err);
+        if (rc == 0)
+            rc = reserve_local(k, &r, n, len, refs, out->material, err);
+        pthread_mutex_unlock(&k->quota_mu);
+    } else {
         rc = reserve_remote(k, l, &r, request_id, n, len, refs, out->material, err);
+    }
     if (rc == 0) {
         fill_batch(out, refs, len);
         QK_DEBUG("request %s: %zu keys of %u bits for %s on link %s", request_id, n, req->size_bits,

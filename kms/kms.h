@@ -43,6 +43,16 @@ qk_link *qk_kms_link_at(qk_kms *k, size_t i);
 qk_link *qk_kms_link_by_peer(qk_kms *k, const char *peer);
 qk_link *qk_kms_link_by_id(qk_kms *k, const char *link_id);
 
+/* The peer side of a two-phase reservation (the peer API's reserve): record the keys a peer
+ * KME carved (refs[n], from the peer's `side` of r->link) as RESERVED here for r->slaves,
+ * after checking max_key_count for every (r->master, slave) pair - the keys are held here, so
+ * the quota is this KME's to enforce. The check and the reservation run under the lock that
+ * also serialises same-KME reservations, so concurrent requests cannot overshoot together.
+ * Errors: QK_EQUOTA (a pair would exceed max_key_count; the message names the pair and how
+ * many keys it holds), and those of qk_store_reserve_in. */
+int qk_kms_reserve_in(qk_kms *k, const qk_reservation *r, qk_side side, const qk_key_ref *refs,
+                      size_t n, qk_err *err);
+
 void qk_link_set_telemetry(qk_link *l, const qk_link_telemetry *t);
 void qk_link_get_telemetry(qk_link *l, qk_link_telemetry *t);
 
