@@ -25,15 +25,11 @@ SANFLAGS :=
 OPT := -O2 -g
 endif
 
-# Install missing Debian packages before anything needs pkg-config.
-DEPS_OK := $(shell scripts/install-deps --check >/dev/null 2>&1 && echo yes)
-ifneq ($(DEPS_OK),yes)
-ifeq ($(filter clean format,$(MAKECMDGOALS)),)
-$(info install-deps: some packages are missing, installing them)
-DEPS_RC := $(shell scripts/install-deps >&2; echo $$?)
-ifneq ($(DEPS_RC),0)
-$(error scripts/install-deps failed; run it as root)
-endif
+# The Makefile never installs anything: scripts/install-deps is the one place (the README's two
+# commands run it first). Without the packages, pkg-config fails here with a clear message.
+ifeq ($(filter clean format format-check,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) && echo yes),yes)
+$(error missing build dependencies ($(PKGS)): run scripts/install-deps as root)
 endif
 endif
 
@@ -42,17 +38,36 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= $(OPT)
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
-override CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -MMD -MP \
-	-I. -Icommon -Ikms -Ietsi014 -Iskip-server -Isim -Iclient -Iikev2-bridge $(PKG_CFLAGS)
+override CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -MMD -MP $(PKG_CFLAGS)
+
+# ---- layering --------------------------------------------------------------------------------
+# Each folder sees only the headers of the folders it may call (its README says so), so a
+# lower layer cannot include a higher one: common <- kms (core, store) <- the trust zones
+# (etsi014, skip-server, peer, device, admin) <- kmed (the daemon's wiring, the only place that
+# knows every zone). The tools stand beside the daemon: sim, client, bridge, bench.
+ZONES := etsi014 skip-server peer device admin
+INC_common := -Icommon
+INC_kms := $(INC_common) -Ikms
+$(foreach z,$(ZONES),$(eval INC_$(z) := $(INC_kms) -I$(z)))
+INC_kmed := $(INC_kms) $(addprefix -I,$(ZONES)) -Ikmed
+INC_sim := $(INC_common) -Isim
+INC_client := $(INC_common) -Iclient
+INC_ikev2-bridge := $(INC_client) -Iikev2-bridge
+INC_bench := $(INC_kms) -Iclient -Ibench
+INC_docs := $(INC_client)
+INC_tests := $(INC_kmed) -Isim -Iclient -Iikev2-bridge -Ibench -Itests/unit
+# The include flags of a source file: those of its top folder.
+inc = $(INC_$(firstword $(subst /, ,$(1))))
 override LDFLAGS += -pthread $(SANFLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
 # ---- sources ---------------------------------------------------------------
 COMMON_SRC := $(wildcard common/*.c)
-KMS_SRC := $(filter-out kms/main.c,$(wildcard kms/*.c))
-API_SRC := $(wildcard etsi014/*.c skip-server/*.c)
+KMS_SRC := $(wildcard kms/*.c)
+API_SRC := $(foreach z,$(ZONES),$(wildcard $(z)/*.c))
+KMED_SRC := $(wildcard kmed/*.c)
 # Binaries: each has one main file; everything else in its folder is its library.
-MAINS := kms/main.c sim/sim_main.c sim/lab_main.c client/cli_main.c ikev2-bridge/bridge_main.c \
+MAINS := kmed/main.c sim/sim_main.c sim/lab_main.c client/cli_main.c ikev2-bridge/bridge_main.c \
 	bench/bench_main.c
 SIM_SRC := $(filter-out $(MAINS),$(wildcard sim/*.c))
 CLIENT_SRC := $(filter-out $(MAINS),$(wildcard client/*.c))
@@ -67,6 +82,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCOMMON := $(BUILD)/lib/libqkdcommon.a
 LIBKMS := $(BUILD)/lib/libqkdkms.a
 LIBAPI := $(BUILD)/lib/libqkdapi.a
+LIBKMED := $(BUILD)/lib/libqkdkmed.a
 LIBSIM := $(BUILD)/lib/libqkdsim.a
 LIBCLIENT := $(BUILD)/lib/libqkdclient.a
 LIBBRIDGE := $(BUILD)/lib/libqkdbridge.a
@@ -78,7 +94,7 @@ BINS := $(BUILD)/bin/qkd-kmed \
 	$(if $(wildcard client/cli_main.c),$(BUILD)/bin/qkd) \
 	$(if $(wildcard ikev2-bridge/bridge_main.c),$(BUILD)/bin/qkd-bridge) \
 	$(if $(wildcard bench/bench_main.c),$(BUILD)/bin/qkd-bench)
-ALL_LIBS := $(LIBAPI) $(LIBKMS) $(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH) $(LIBCOMMON)
+ALL_LIBS := $(LIBKMED) $(LIBAPI) $(LIBKMS) $(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH) $(LIBCOMMON)
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 UNIT := $(BUILD)/tests/unit-tests
 
@@ -87,7 +103,7 @@ all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(call inc,$<) -c $< -o $@
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
@@ -102,15 +118,16 @@ $(LIBAPI): $(call obj,$(API_SRC)) $(BUILD)/obj/common/qk_err.o
 	rm -f $@ && ar rcs $@ $^
 
 # Every library archive always holds qk_err.o so that an empty folder still makes a valid archive.
+$(LIBKMED): $(call obj,$(filter-out $(MAINS),$(KMED_SRC))) $(BUILD)/obj/common/qk_err.o
 $(LIBSIM): $(call obj,$(SIM_SRC)) $(BUILD)/obj/common/qk_err.o
 $(LIBCLIENT): $(call obj,$(CLIENT_SRC)) $(BUILD)/obj/common/qk_err.o
 $(LIBBRIDGE): $(call obj,$(BRIDGE_SRC)) $(BUILD)/obj/common/qk_err.o
 $(LIBBENCH): $(call obj,$(BENCH_SRC)) $(BUILD)/obj/common/qk_err.o
-$(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH):
+$(LIBKMED) $(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH):
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/qkd-kmed: $(call obj,kms/main.c) $(LIBAPI) $(LIBKMS) $(LIBCOMMON)
+$(BUILD)/bin/qkd-kmed: $(call obj,kmed/main.c) $(LIBKMED) $(LIBAPI) $(LIBKMS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -145,13 +162,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(ALL_LIBS)
 # libFuzzer (+ASan/UBSan) into build-fuzz/NAME, linked against objects compiled the same way.
 FUZZ_DIR := build-fuzz
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter \
-	-fsanitize=fuzzer-no-link,address,undefined -I. -Icommon -Ikms -Ietsi014 -Iskip-server \
-	-Isim -Iclient -Iikev2-bridge $(PKG_CFLAGS)
-FUZZ_LIB_SRC := $(COMMON_SRC) $(KMS_SRC) $(API_SRC) $(CLIENT_SRC)
+	-fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
+FUZZ_LIB_SRC := $(COMMON_SRC) $(KMS_SRC) $(API_SRC) $(filter-out $(MAINS),$(KMED_SRC)) $(CLIENT_SRC) $(SIM_SRC) $(BRIDGE_SRC)
 FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_DIR)/fuzz_%,$(FUZZ_SRC))
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) $(call inc,$<) -c $< -o $@
 # An archive, so that a target links only the objects it needs (and they are kept between runs).
 $(FUZZ_DIR)/libfuzz.a: $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_LIB_SRC))
 	rm -f $@ && ar rcs $@ $^

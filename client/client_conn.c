@@ -241,7 +241,7 @@ int qkc_raw_request(qkc_client *c, const char *method, const char *path, const c
     }
     qk_http_response r;
     qk_err herr = {0};
-    int rc = qk_http_request(c->http, method, url, body, body_len, headers, &r, &herr);
+    int rc = qk_http_call(c->http, method, url, body, body_len, headers, &r, &herr);
     if (rc != 0)
         return qkc_fail(e, transport_class(&herr), "%s", herr.msg);
     out->status = r.status;

@@ -342,20 +342,20 @@ static int classify(CURLcode rc)
     }
 }
 
-int qk_http_request(qk_http_client *c, const char *method, const char *url, const char *body,
+int qk_http_call(qk_http_client *c, const char *method, const char *url, const char *body,
                     size_t body_len, const char *const *headers, qk_http_response *resp,
                     qk_err *err)
 {
     if (resp)
         memset(resp, 0, sizeof *resp);
     if (!c || !method || !url || !resp || (body_len && !body))
-        return qk_err_set(err, QK_EINVAL, "qk_http_request: bad arguments");
+        return qk_err_set(err, QK_EINVAL, "qk_http_call: bad arguments");
     struct curl_slist *hl = NULL;
     int rc = 0;
     size_t nh = 0;
     for (; headers && headers[nh]; nh++) {
         if (nh == MAX_HEADERS) {
-            rc = qk_err_set(err, QK_EINVAL, "qk_http_request: more than %d headers", MAX_HEADERS);
+            rc = qk_err_set(err, QK_EINVAL, "qk_http_call: more than %d headers", MAX_HEADERS);
             goto out;
         }
         struct curl_slist *t = curl_slist_append(hl, headers[nh]);

@@ -52,7 +52,7 @@ void qk_http_client_free(qk_http_client *c);
  * array of "Name: value" or NULL. Returns 0 when an HTTP response was received (any status),
  * else QK_ETIMEOUT, QK_ETLS (handshake/certificate/PSK), QK_EIO (connect/other), QK_ELIMIT
  * (response too large), with err set. */
-int qk_http_request(qk_http_client *c, const char *method, const char *url, const char *body,
+int qk_http_call(qk_http_client *c, const char *method, const char *url, const char *body,
                     size_t body_len, const char *const *headers, qk_http_response *resp,
                     qk_err *err);
 void qk_http_response_free(qk_http_response *r);

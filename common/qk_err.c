@@ -78,6 +78,8 @@ const char *qk_status_name(int code)
         return "EIO";
     case QK_ELIMIT:
         return "ELIMIT";
+    case QK_EQUOTA:
+        return "EQUOTA";
     default:
         return "EUNKNOWN";
     }

@@ -22,6 +22,7 @@ typedef enum {
     QK_ETLS = -12,       /* TLS handshake / certificate / PSK failure */
     QK_EIO = -13,        /* network or OS error */
     QK_ELIMIT = -14,     /* a configured limit was hit (too many, too large) */
+    QK_EQUOTA = -15,     /* a per-SAE-pair quota (max_key_count) would be exceeded (HTTP 503) */
 } qk_status;
 
 #define QK_ERR_MSG_MAX 512

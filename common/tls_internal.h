@@ -23,7 +23,4 @@ void qk_tls_policy_ctx_free(SSL_CTX *ctx);
  * return -1 when the policy requires authentication and the client has none (refuse). */
 int qk_tls_policy_identity(SSL *ssl, qk_peer_identity *out);
 
-/* Parse a SHA-256 fingerprint (64 hex digits, colons allowed, any case). 0 or -1. */
-int qk_tls_fp_parse(const char *s, uint8_t fp[32]);
-
 #endif

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -596,4 +597,82 @@ int qk_tls_policy_identity(SSL *ssl, qk_peer_identity *out)
         return 0;
     }
     return -1;
+}
+
+/* ---- fingerprint maps ------------------------------------------------------------------ */
+
+#define FP_MAP_MAX  4096
+#define FP_LINE_MAX 1024
+
+void qk_fp_map_free(qk_fp_map *m)
+{
+    if (!m)
+        return;
+    free(m->entries);
+    m->entries = NULL;
+    m->n = 0;
+}
+
+static int fp_line(char *s, qk_fp_entry *e)
+{
+    char *sp = s;
+    while (*sp && !isspace((unsigned char)*sp))
+        sp++;
+    if (!*sp)
+        return -1;
+    *sp++ = '\0';
+    while (isspace((unsigned char)*sp))
+        sp++;
+    size_t idl = strlen(sp);
+    while (idl > 0 && isspace((unsigned char)sp[idl - 1]))
+        sp[--idl] = '\0';
+    if (idl == 0 || idl >= sizeof e->identity)
+        return -1;
+    if (qk_tls_fp_parse(s, e->fp) != 0)
+        return -1;
+    memcpy(e->identity, sp, idl + 1);
+    return 0;
+}
+
+int qk_fp_map_load(const char *path, qk_fp_map *out, qk_err *err)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return qk_err_set(err, QK_EIO, "%s: %s", path, strerror(errno));
+    char buf[FP_LINE_MAX];
+    int line = 0, rc = 0;
+    while (fgets(buf, sizeof buf, f)) {
+        line++;
+        if (!strchr(buf, '\n') && !feof(f)) {
+            rc = qk_err_set(err, QK_EINVAL, "%s:%d: line too long", path, line);
+            break;
+        }
+        char *s = buf;
+        while (isspace((unsigned char)*s))
+            s++;
+        if (!*s || *s == '#')
+            continue;
+        if (out->n >= FP_MAP_MAX) {
+            rc = qk_err_set(err, QK_EINVAL, "%s:%d: more than %d entries", path, line, FP_MAP_MAX);
+            break;
+        }
+        qk_fp_entry *ne = realloc(out->entries, (out->n + 1) * sizeof *ne);
+        if (!ne) {
+            rc = qk_err_set(err, QK_ENOMEM, "out of memory");
+            break;
+        }
+        out->entries = ne;
+        if (fp_line(s, &out->entries[out->n]) != 0) {
+            rc = qk_err_set(err, QK_EINVAL,
+                            "%s:%d: want \"SHA256-HEX IDENTITY\" (64 hex digits, colons allowed)",
+                            path, line);
+            break;
+        }
+        out->n++;
+    }
+    fclose(f);
+    if (rc != 0)
+        qk_fp_map_free(out);
+    return rc;
 }

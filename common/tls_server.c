@@ -111,10 +111,7 @@ struct qk_tls_server {
     atomic_bool stop;
     atomic_bool draining;          /* graceful stop: accept nothing new, finish what is in flight */
     atomic_uint_fast64_t inflight; /* requests libmicrohttpd has started and not completed */
-    MHD_AccessHandlerCallback user_handler;
-    void *user_handler_cls;
-    MHD_RequestCompletedCallback user_completed;
-    void *user_completed_cls;
+    qk_http_front front; /* the request envelope's handler, name and body limit */
     atomic_uint_fast64_t accepted, hs_ok, hs_failed, refused, active;
     atomic_uint_fast64_t next_gen;
     pthread_mutex_t id_lock;
@@ -326,8 +323,8 @@ static enum MHD_Result mhd_access(void *cls, struct MHD_Connection *c, const cha
         MHD_destroy_response(resp);
         return ret;
     }
-    return s->user_handler(s->user_handler_cls, c, url, method, version, upload_data,
-                           upload_data_size, &r->user_cls);
+    return qk_http_envelope_access(&s->front, c, url, method, version, upload_data,
+                                   upload_data_size, &r->user_cls);
 }
 
 static void mhd_request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -337,8 +334,8 @@ static void mhd_request_completed(void *cls, struct MHD_Connection *c, void **co
     req_rec *r = *con_cls;
     if (!r)
         return; /* never counted */
-    if (s->user_completed && !r->refused)
-        s->user_completed(s->user_completed_cls, c, &r->user_cls, toe);
+    if (!r->refused)
+        qk_http_envelope_completed(NULL, c, &r->user_cls, toe);
     free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
@@ -981,10 +978,7 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     atomic_init(&s->stop, false);
     atomic_init(&s->draining, false);
     atomic_init(&s->inflight, 0);
-    s->user_handler = cfg->handler;
-    s->user_handler_cls = cfg->handler_cls;
-    s->user_completed = cfg->completed;
-    s->user_completed_cls = cfg->completed_cls;
+    s->front = (qk_http_front){cfg->handler, s->name, cfg->max_body};
     atomic_init(&s->next_gen, 1);
     pthread_mutex_init(&s->id_lock, NULL);
 

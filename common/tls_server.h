@@ -1,8 +1,8 @@
 /* tls_server.h - the TLS front end: OpenSSL terminates TLS under a per-listener policy and
- * hands the plaintext stream to libmicrohttpd (see docs/adr/0001-tls-front-end.md and
- * ../shared/design/tls-front-end.md). Request handlers are ordinary libmicrohttpd access
- * handlers; they read the authenticated peer identity with qk_conn_identity(), never from a
- * header. A failed handshake never reaches HTTP. */
+ * hands the plaintext stream to libmicrohttpd (see docs/adr/0001-tls-front-end.md). Every
+ * request then goes through the request envelope (http_envelope.h): the listener's handler
+ * gets a complete request, within max_body, with the authenticated caller (never a header).
+ * A failed handshake never reaches HTTP. */
 #ifndef QK_TLS_SERVER_H
 #define QK_TLS_SERVER_H
 
@@ -12,9 +12,9 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
+#include "http_envelope.h"
 #include "qk_err.h"
 
-#define QK_IDENTITY_MAX 256
 #define QK_PSK_MAX 64
 
 typedef enum { QK_PSK_SHA384 = 0, QK_PSK_SHA256 = 1 } qk_psk_hash;
@@ -49,6 +49,14 @@ typedef struct {
     size_t n;
 } qk_fp_map;
 
+/* Parse a SHA-256 fingerprint (64 hex digits, colons allowed, any case). 0 or -1. The one
+ * parser of certificate fingerprints: fingerprint maps, [sae] fingerprint, test tools. */
+int qk_tls_fp_parse(const char *s, uint8_t fp[32]);
+/* Load a fingerprint map: "sha256-hex identity" lines (colons allowed in the hex; '#'
+ * comments and blank lines ignored; at most 4096 entries). Errors name file and line. */
+int qk_fp_map_load(const char *path, qk_fp_map *out, qk_err *err);
+void qk_fp_map_free(qk_fp_map *m);
+
 typedef enum {
     QK_TLS_MODE_NONE = 0,   /* plaintext HTTP (admin listener on loopback only) */
     QK_TLS_MODE_MTLS,       /* (a) client certificate required, verified against ca_file */
@@ -76,27 +84,15 @@ typedef struct {
     const char *bind_addr;     /* numeric IPv4/IPv6 address, e.g. "127.0.0.1" */
     uint16_t port;             /* 0 = ephemeral; read back with qk_tls_server_port() */
     qk_tls_policy tls;
-    MHD_AccessHandlerCallback handler;
-    void *handler_cls;
-    MHD_RequestCompletedCallback completed; /* MHD_OPTION_NOTIFY_COMPLETED (may be NULL);
-                                               handlers using qk_req pass qk_req_completed */
-    void *completed_cls;
+    qk_http_handler *handler;      /* the request envelope's handler; must outlive the server */
     unsigned max_connections;      /* enforced before the handshake; 0 = 1024 */
     unsigned handshake_timeout_ms; /* 0 = 10000 */
     unsigned idle_timeout_s;       /* libmicrohttpd connection timeout; 0 = 60 */
     unsigned threads;              /* worker threads; 0 = 2 */
-    size_t max_body;               /* documented for handlers; the front end does not parse HTTP */
+    size_t max_body;               /* request body limit; past it the envelope answers the
+                                      handler's too_large_status (413); 0 = 64 KiB */
 } qk_listener_config;
 
-typedef enum { QK_ID_NONE = 0, QK_ID_PSK, QK_ID_CERT } qk_id_kind;
-
-typedef struct {
-    qk_id_kind kind;
-    char id[QK_IDENTITY_MAX];   /* PSK identity, or certificate subject CN (or mapped id) */
-    char fp_hex[65];            /* certificate SHA-256 fingerprint (lower-case hex) or "" */
-    char tls_version[16];       /* "TLSv1.3" ... */
-    char cipher[64];            /* negotiated suite name */
-} qk_peer_identity;
 
 typedef struct qk_tls_server qk_tls_server;
 

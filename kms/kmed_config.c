@@ -217,6 +217,8 @@ static int listener_key(parse_ctx *c, qk_listener_kind kind, const char *key, co
         return parse_u32(v, 1, 100000, &l->max_connections, err);
     if (strcmp(key, "threads") == 0)
         return parse_u32(v, 1, 64, &l->threads, err);
+    if (strcmp(key, "max_body") == 0)
+        return parse_u32(v, QK_CFG_MAX_BODY_MIN, QK_CFG_MAX_BODY_MAX, &l->max_body, err);
     if (strcmp(key, "handshake_timeout") == 0) {
         uint64_t ms;
         if (qk_parse_duration_ms(v, 100, 300000, &ms, err) != 0)
@@ -302,18 +304,7 @@ static int link_key(parse_ctx *c, const char *peer, const char *key, const char 
 
 static int parse_fingerprint(const char *v, uint8_t out[32], qk_err *err)
 {
-    char hex[65];
-    size_t n = 0;
-    for (const char *p = v; *p; p++) {
-        if (*p == ':')
-            continue;
-        if (n >= 64)
-            return qk_err_set(err, QK_EINVAL, "must be a SHA-256 fingerprint (64 hex digits)");
-        hex[n++] = *p;
-    }
-    hex[n] = '\0';
-    size_t got = 0;
-    if (n != 64 || qk_hex_decode(hex, n, out, 32, &got) != 0 || got != 32)
+    if (qk_tls_fp_parse(v, out) != 0)
         return qk_err_set(err, QK_EINVAL, "must be a SHA-256 fingerprint (64 hex digits)");
     return 0;
 }
@@ -727,6 +718,18 @@ static int cross_check(qk_kmed_config *cfg, qk_err *err)
     return 0;
 }
 
+/* Request body limits per listener (bytes): an ETSI 014 Key request or Key IDs body (spec
+ * clauses 6.2, 6.3: at most max_key_per_request IDs); SKIP requests are GETs; a peer
+ * reservation of max_keys_per_request keys; the device feed carries whole key blocks; admin
+ * takes no bodies. */
+static const uint32_t default_max_body[QK_LST_COUNT] = {
+    [QK_LST_ETSI014] = 64u * 1024u,
+    [QK_LST_SKIP] = 4096u,
+    [QK_LST_PEER] = 2u * 1024u * 1024u,
+    [QK_LST_DEVICE] = QK_BLOCK_MAX_BYTES,
+    [QK_LST_ADMIN] = 4096u,
+};
+
 static void set_defaults(qk_kmed_config *cfg)
 {
     snprintf(cfg->log_file, sizeof cfg->log_file, "-");
@@ -740,6 +743,7 @@ static void set_defaults(qk_kmed_config *cfg)
         l->handshake_timeout_ms = 10000;
         l->idle_timeout_s = 60;
         l->threads = 2;
+        l->max_body = default_max_body[k];
     }
     cfg->peer_client.timeout_ms = 3000;
     cfg->peer_client.connect_timeout_ms = 1000;

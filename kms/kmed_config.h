@@ -20,6 +20,8 @@
 #define QK_CFG_GLOBS_MAX        1024 /* a SKIP glob list: comma-separated, normalised ", " -> "," */
 #define QK_CFG_MAX_SKIP_CLIENTS 256
 #define QK_CFG_ALGORITHM_MAX    64
+#define QK_CFG_MAX_BODY_MIN     256u                  /* [listener] max_body range */
+#define QK_CFG_MAX_BODY_MAX     (64u * 1024u * 1024u)
 
 typedef enum {
     QK_LST_ETSI014 = 0,
@@ -49,6 +51,7 @@ typedef struct {
     unsigned handshake_timeout_ms; /* default 10 s */
     unsigned idle_timeout_s;       /* default 60 s */
     unsigned threads;              /* default 2 */
+    uint32_t max_body;             /* request body limit in bytes; default per listener */
 } qk_listener_cfg;
 
 typedef struct {

@@ -233,7 +233,7 @@ int qk_lab_http_get(const char *url, char **body, qk_err *err)
         return err->code ? err->code : QK_EIO;
     qk_http_response r;
     memset(&r, 0, sizeof r);
-    int rc = qk_http_request(c, "GET", url, NULL, 0, NULL, &r, err);
+    int rc = qk_http_call(c, "GET", url, NULL, 0, NULL, &r, err);
     if (rc == 0 && r.status != 200)
         rc = qk_err_set(err, QK_EIO, "%s: HTTP %ld", url, r.status);
     if (rc == 0) {

@@ -65,7 +65,7 @@ qk_dev_result qk_device_put_block(qk_device_end *e, uint64_t block_id, const uin
         memset(&resp, 0, sizeof resp);
         qk_err err;
         qk_err_clear(&err);
-        int rc = qk_http_request(e->http, "PUT", url, (const char *)bytes, len, hdrs, &resp, &err);
+        int rc = qk_http_call(e->http, "PUT", url, (const char *)bytes, len, hdrs, &resp, &err);
         long st = resp.status;
         qk_http_response_free(&resp);
         if (rc == 0) {
@@ -119,7 +119,7 @@ int qk_device_post_telemetry(qk_device_end *e, const qk_telemetry *t)
     memset(&resp, 0, sizeof resp);
     qk_err err;
     qk_err_clear(&err);
-    int rc = qk_http_request(e->http, "POST", url, body, (size_t)len, hdrs, &resp, &err);
+    int rc = qk_http_call(e->http, "POST", url, body, (size_t)len, hdrs, &resp, &err);
     long st = resp.status;
     qk_http_response_free(&resp);
     if (rc != 0) {

@@ -203,7 +203,7 @@ static long do_req(qk_http_client *c, const char *method, const char *url, const
     static const char *const hdrs[] = {"Content-Type: application/json", NULL};
     memset(resp, 0, sizeof *resp);
     qk_err err = {0};
-    int rc = qk_http_request(c, method, url, body, body ? strlen(body) : 0, body ? hdrs : NULL,
+    int rc = qk_http_call(c, method, url, body, body ? strlen(body) : 0, body ? hdrs : NULL,
                              resp, &err);
     if (rc != 0) {
         if (!O.quiet)

@@ -218,7 +218,7 @@ static long put_block(qk_http_client *c, const opts *o, const char *base, uint64
         qk_http_response resp;
         memset(&resp, 0, sizeof resp);
         qk_err err = {0};
-        int rc = qk_http_request(c, "PUT", url, (const char *)bytes, len, hdrs, &resp, &err);
+        int rc = qk_http_call(c, "PUT", url, (const char *)bytes, len, hdrs, &resp, &err);
         if (rc == 0) {
             long s = resp.status;
             qk_http_response_free(&resp);

@@ -52,7 +52,7 @@ static void *run(void *arg)
         snprintf(url, sizeof url, "https://%s:%u/t/%d/%u", g_host, g_port, w->index, i);
         snprintf(want_path, sizeof want_path, "\"path\":\"/t/%d/%u\"", w->index, i);
         qk_http_response r;
-        if (qk_http_request(c, "GET", url, NULL, 0, NULL, &r, &err) != 0) {
+        if (qk_http_call(c, "GET", url, NULL, 0, NULL, &r, &err) != 0) {
             if (atomic_fetch_add(&g_errors, 1) < 10)
                 fprintf(stderr, "thread %d request %u: %s\n", w->index, i, err.msg);
             continue;

@@ -1,107 +1,19 @@
 /* listeners.c - TLS listeners of qkd-kmed: policy from the config, start/stop, port file. */
 #include "listeners.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "codec.h"
 #include "log.h"
-
-#define FP_MAP_MAX  4096
-#define FP_LINE_MAX 1024
 
 struct qk_listeners {
     qk_tls_server *srv[QK_LST_COUNT];
     qk_psk_table psks[QK_LST_COUNT];
     qk_fp_map fps[QK_LST_COUNT];
 };
-
-void qk_fp_map_free(qk_fp_map *m)
-{
-    if (!m)
-        return;
-    free(m->entries);
-    m->entries = NULL;
-    m->n = 0;
-}
-
-static int fp_line(char *s, qk_fp_entry *e)
-{
-    char *sp = s;
-    while (*sp && !isspace((unsigned char)*sp))
-        sp++;
-    if (!*sp)
-        return -1;
-    *sp++ = '\0';
-    while (isspace((unsigned char)*sp))
-        sp++;
-    size_t idl = strlen(sp);
-    while (idl > 0 && isspace((unsigned char)sp[idl - 1]))
-        sp[--idl] = '\0';
-    if (idl == 0 || idl >= sizeof e->identity)
-        return -1;
-    char hex[65];
-    size_t n = 0;
-    for (char *p = s; *p; p++) {
-        if (*p == ':')
-            continue;
-        if (n >= 64)
-            return -1;
-        hex[n++] = *p;
-    }
-    size_t got = 0;
-    if (n != 64 || qk_hex_decode(hex, 64, e->fp, sizeof e->fp, &got) != 0 || got != 32)
-        return -1;
-    memcpy(e->identity, sp, idl + 1);
-    return 0;
-}
-
-int qk_fp_map_load(const char *path, qk_fp_map *out, qk_err *err)
-{
-    memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return qk_err_set(err, QK_EIO, "%s: %s", path, strerror(errno));
-    char buf[FP_LINE_MAX];
-    int line = 0, rc = 0;
-    while (fgets(buf, sizeof buf, f)) {
-        line++;
-        if (!strchr(buf, '\n') && !feof(f)) {
-            rc = qk_err_set(err, QK_EINVAL, "%s:%d: line too long", path, line);
-            break;
-        }
-        char *s = buf;
-        while (isspace((unsigned char)*s))
-            s++;
-        if (!*s || *s == '#')
-            continue;
-        if (out->n >= FP_MAP_MAX) {
-            rc = qk_err_set(err, QK_EINVAL, "%s:%d: more than %d entries", path, line, FP_MAP_MAX);
-            break;
-        }
-        qk_fp_entry *ne = realloc(out->entries, (out->n + 1) * sizeof *ne);
-        if (!ne) {
-            rc = qk_err_set(err, QK_ENOMEM, "out of memory");
-            break;
-        }
-        out->entries = ne;
-        if (fp_line(s, &out->entries[out->n]) != 0) {
-            rc = qk_err_set(err, QK_EINVAL,
-                            "%s:%d: want \"SHA256-HEX IDENTITY\" (64 hex digits, colons allowed)",
-                            path, line);
-            break;
-        }
-        out->n++;
-    }
-    fclose(f);
-    if (rc != 0)
-        qk_fp_map_free(out);
-    return rc;
-}
 
 /* TLS 1.2 suites of the skip listener (draft-cisco-skip-02 Table 1, plus the GCM PSK suites
  * Cisco IOS XE offers); TLS 1.3 keeps the front end's default (TLS_AES_256_GCM_SHA384 first). */
@@ -123,11 +35,11 @@ static const char *skip_tls12_ciphers(qk_tls_mode mode)
 }
 
 static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_kind kind,
-                     const qk_listener_binding *b, qk_err *err)
+                     qk_http_handler *handler, qk_err *err)
 {
     const qk_listener_cfg *l = &cfg->listeners[kind];
     const char *name = qk_listener_kind_name(kind);
-    if (!b->handler)
+    if (!handler)
         return qk_err_set(err, QK_EINVAL, "%s listener: not implemented yet", name);
     qk_listener_config lc;
     memset(&lc, 0, sizeof lc);
@@ -150,22 +62,19 @@ static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_ki
             return qk_err_prefix(err, "%s listener", name);
         lc.tls.fp_map = &ls->fps[kind];
     }
-    lc.handler = b->handler;
-    lc.handler_cls = b->cls;
-    lc.completed = b->completed;
-    lc.completed_cls = b->completed_cls;
+    lc.handler = handler;
     lc.max_connections = l->max_connections;
     lc.handshake_timeout_ms = l->handshake_timeout_ms;
     lc.idle_timeout_s = l->idle_timeout_s;
     lc.threads = l->threads;
-    lc.max_body = b->max_body;
+    lc.max_body = l->max_body;
     if (qk_tls_server_start(&lc, &ls->srv[kind], err) != 0)
         return qk_err_prefix(err, "%s listener on %s:%u", name, l->host, l->port);
     QK_INFO("listener %s on %s port %u", name, l->host, qk_tls_server_port(ls->srv[kind]));
     return 0;
 }
 
-int qk_listeners_start(const qk_kmed_config *cfg, const qk_listener_binding b[QK_LST_COUNT],
+int qk_listeners_start(const qk_kmed_config *cfg, qk_http_handler *const handlers[QK_LST_COUNT],
                        qk_listeners **out, qk_err *err)
 {
     *out = NULL;
@@ -175,7 +84,7 @@ int qk_listeners_start(const qk_kmed_config *cfg, const qk_listener_binding b[QK
     for (int k = 0; k < QK_LST_COUNT; k++) {
         if (!cfg->listeners[k].present)
             continue;
-        int rc = start_one(ls, cfg, (qk_listener_kind)k, &b[k], err);
+        int rc = start_one(ls, cfg, (qk_listener_kind)k, handlers[k], err);
         if (rc != 0) {
             qk_listeners_stop(ls);
             return rc;
@@ -183,13 +92,6 @@ int qk_listeners_start(const qk_kmed_config *cfg, const qk_listener_binding b[QK
     }
     *out = ls;
     return 0;
-}
-
-uint16_t qk_listeners_port(const qk_listeners *ls, qk_listener_kind kind)
-{
-    if (!ls || (unsigned)kind >= QK_LST_COUNT || !ls->srv[kind])
-        return 0;
-    return qk_tls_server_port(ls->srv[kind]);
 }
 
 int qk_listeners_write_port_file(const qk_listeners *ls, const char *path, qk_err *err)

@@ -1,0 +1,142 @@
+/* http_envelope.h - the one request envelope of every HTTP listener of the project (qkd-kmed's
+ * five listeners, qkd-sim's control API, qkd-bridge's admin listener and bridge channel).
+ *
+ * The front end (tls_server.c) owns everything a handler used to repeat: collecting the body
+ * within the listener's max_body (past it: the handler's too_large_status, 413 by default,
+ * with a JSON {"message": ...} body, the partial body wiped and never shown to the handler),
+ * the authenticated caller (certificate or PSK identity, from the TLS front end, never from a
+ * header), the one request log line (common/log.h qk_log_request: method, path, identity,
+ * status, latency, key IDs and a detail, never key bytes) and the metrics callback.
+ *
+ * A handler implements one function, on_req, that receives a complete request and fills in a
+ * reply with the qk_http_reply_* helpers below. The pattern is h2o's lib/handler/: a handler
+ * struct embeds qk_http_handler as its first member ("super"), and a configurator beside the
+ * handler fills it in. */
+#ifndef QK_HTTP_ENVELOPE_H
+#define QK_HTTP_ENVELOPE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <microhttpd.h>
+#include "qk_err.h"
+
+#define QK_IDENTITY_MAX 256
+
+typedef enum { QK_ID_NONE = 0, QK_ID_PSK, QK_ID_CERT } qk_id_kind;
+
+/* The authenticated peer of a connection, set by the TLS front end. */
+typedef struct {
+    qk_id_kind kind;
+    char id[QK_IDENTITY_MAX];   /* PSK identity, or certificate subject CN (or mapped id) */
+    char fp_hex[65];            /* certificate SHA-256 fingerprint (lower-case hex) or "" */
+    char tls_version[16];       /* "TLSv1.3" ... */
+    char cipher[64];            /* negotiated suite name */
+} qk_peer_identity;
+
+/* A complete request, valid during on_req only. */
+typedef struct {
+    const char *listener;           /* the listener's name ("etsi014", "peer", "control", ...) */
+    const char *method;             /* "GET", "POST", ... (never NULL) */
+    const char *path;               /* the percent-decoded path, without the query (never NULL) */
+    const qk_peer_identity *caller; /* never NULL: kind QK_ID_NONE when not authenticated */
+    const char *body;               /* NUL-terminated, within max_body; "" when none */
+    size_t body_len;
+    double t_start_ms;              /* monotonic ms when the request arrived */
+    struct MHD_Connection *conn;    /* for the query helpers below; nothing else */
+} qk_http_request;
+
+/* Number of occurrences of query parameter `name` (a repeated parameter is an error in both
+ * key-delivery APIs), and its (first) value or NULL. */
+unsigned qk_http_query_count(const qk_http_request *req, const char *name);
+const char *qk_http_query(const qk_http_request *req, const char *name);
+
+#define QK_HTTP_DETAIL_MAX 200
+#define QK_HTTP_ALLOW_MAX  32
+
+/* The reply a handler fills in. Start state: status 0 (the envelope then answers 500). */
+typedef struct {
+    unsigned status;
+    const char *content_type;       /* static string, or NULL for an empty body */
+    char *body;                     /* owned by the reply: malloc'ed, or secure when secret */
+    size_t len;
+    bool secret;                    /* body is qk_secure_alloc'ed: wiped when sent */
+    char allow[QK_HTTP_ALLOW_MAX];  /* Allow header, "" for none */
+    char *key_ids;                  /* malloc'ed "id1,id2" for the log line, or NULL */
+    char detail[QK_HTTP_DETAIL_MAX]; /* short reason for the log line, "" for none */
+} qk_http_reply;
+
+/* Every helper replaces what the reply held. They return 0, or -1 when out of memory (the
+ * reply then holds the status with an empty body, which the envelope still sends). */
+
+/* A body copied from `body` (len bytes; NULL/0 for an empty body). */
+int qk_http_reply_set(qk_http_reply *rep, unsigned status, const char *content_type,
+                      const char *body, size_t len);
+/* An application/json body copied from the NUL-terminated json. */
+int qk_http_reply_json(qk_http_reply *rep, unsigned status, const char *json);
+/* Takes ownership of a malloc'ed body (freed by the envelope). */
+void qk_http_reply_take(qk_http_reply *rep, unsigned status, const char *content_type,
+                        char *body, size_t len);
+/* Takes ownership of a qk_secure_alloc'ed JSON body holding key material: sent from that
+ * buffer, wiped and freed when libmicrohttpd is done with it, with Cache-Control: no-store. */
+void qk_http_reply_secret(qk_http_reply *rep, unsigned status, char *json, size_t len);
+/* {"message": msg} as application/json; the detail becomes msg. */
+int qk_http_reply_message(qk_http_reply *rep, unsigned status, const char *msg);
+/* {"message": msg, "reason": reason} (reason NULL: message only); the detail becomes msg. */
+int qk_http_reply_error(qk_http_reply *rep, unsigned status, const char *reason,
+                        const char *msg);
+/* The Allow header (405 and the like). */
+void qk_http_reply_allow(qk_http_reply *rep, const char *allow);
+/* The log line's detail (printf-style, truncated to QK_HTTP_DETAIL_MAX). */
+void qk_http_reply_detail(qk_http_reply *rep, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The log line's key IDs: takes ownership of a malloc'ed string. */
+void qk_http_reply_key_ids(qk_http_reply *rep, char *ids);
+
+typedef struct qk_http_handler qk_http_handler;
+
+/* Called once per request that is complete (and within max_body); may block for a bounded
+ * time (handlers call the peer KME with timeouts). Never called concurrently with itself for
+ * the same connection; concurrently across connections. */
+typedef void (*qk_http_on_req)(qk_http_handler *self, const qk_http_request *req,
+                               qk_http_reply *rep);
+/* Told of every answered request (metrics): listener name, status sent, latency. */
+typedef void (*qk_http_observe)(void *cls, const char *listener, int status, double latency_ms);
+
+struct qk_http_handler {
+    qk_http_on_req on_req;
+    unsigned too_large_status;  /* the answer past max_body; 0 = 413 */
+    qk_http_observe observe;    /* may be NULL */
+    void *observe_cls;
+};
+
+/* ---- for the front end (tls_server.c) -------------------------------------------------- */
+
+/* What the front end hands to libmicrohttpd: the handler, the listener's name and its body
+ * limit. Owned by the listener; must outlive it. */
+typedef struct {
+    qk_http_handler *handler;
+    const char *listener;
+    size_t max_body;            /* 0 = QK_HTTP_DEFAULT_MAX_BODY */
+} qk_http_front;
+
+#define QK_HTTP_DEFAULT_MAX_BODY (64u * 1024u)
+
+/* The libmicrohttpd access handler (cls = qk_http_front *) and the request-completed callback
+ * (MHD_OPTION_NOTIFY_COMPLETED; cls unused) that frees the per-request state, wiping the body. */
+enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **con_cls);
+void qk_http_envelope_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                                enum MHD_RequestTerminationCode toe);
+
+/* For unit tests of handlers: run on_req on a synthetic request (no connection: the query
+ * helpers then see no parameters) and finish the reply as the envelope would (a status 0 reply
+ * becomes 500). Free the reply with qk_http_reply_clear. */
+void qk_http_handler_call(qk_http_handler *h, const qk_http_request *req, qk_http_reply *rep);
+/* Free what a reply holds (wiping a secret body) and reset it to the start state. */
+void qk_http_reply_clear(qk_http_reply *rep);
+
+#endif

@@ -1,0 +1,22 @@
+/* listeners.h - start the configured listeners of qkd-kmed with the TLS front end
+ * (common/tls_server.h): each listener's TLS policy, limits and body limit come from its
+ * [listener NAME] section; main.c supplies the request-envelope handler of each trust zone. */
+#ifndef QK_LISTENERS_H
+#define QK_LISTENERS_H
+
+#include "http_envelope.h"
+#include "kmed_config.h"
+
+typedef struct qk_listeners qk_listeners;
+
+/* Start every listener present in cfg; handlers[kind] serves that listener (NULL: this kind
+ * cannot be served) and must outlive it. On failure the ones already started are stopped and
+ * err names the listener. */
+int qk_listeners_start(const qk_kmed_config *cfg, qk_http_handler *const handlers[QK_LST_COUNT],
+                       qk_listeners **out, qk_err *err);
+/* Write "name=port" lines for every running listener (atomically: temp file + rename). */
+int qk_listeners_write_port_file(const qk_listeners *ls, const char *path, qk_err *err);
+/* Stop every listener (in-flight requests finish), free. NULL is a no-op. */
+void qk_listeners_stop(qk_listeners *ls);
+
+#endif
