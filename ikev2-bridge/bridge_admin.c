@@ -1,66 +1,100 @@
 /* bridge_admin.c - the admin listener (plain HTTP, loopback by default): GET /status (JSON),
- * GET /metrics (Prometheus text), GET /healthz, POST /rotate (rotation on demand). */
+ * GET /metrics (Prometheus text), GET /healthz, POST /rotate (rotation on demand). The request
+ * envelope (common/http_envelope.h) collects the body within ADMIN_MAX_BODY (past it: 413) and
+ * writes the request log line; the handler only routes. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "bridge_daemon.h"
-#include "http_util.h"
+#include "http_envelope.h"
 #include "tls_server.h"
 
 #define ADMIN_MAX_BODY 1024
 
-static enum MHD_Result admin_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                     const char *method, const char *version,
-                                     const char *upload_data, size_t *upload_data_size,
-                                     void **con_cls)
+typedef struct {
+    qk_http_handler super; /* first: the envelope calls on_req with &super */
+    bridge *b;
+} admin_handler;
+
+struct bridge_admin {
+    admin_handler h; /* must outlive the listener */
+    qk_tls_server *srv;
+};
+
+static bool is_admin_path(const char *path)
 {
-    bridge *b = cls;
-    qk_req *r = NULL;
-    int st = qk_req_collect(con_cls, ADMIN_MAX_BODY, upload_data, upload_data_size, &r);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st == QK_REQ_ERROR)
-        return MHD_NO;
-    bool get = strcmp(method, "GET") == 0;
-    if (strcmp(url, "/healthz") == 0 && get)
-        return qk_reply(c, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL, NULL);
-    if (strcmp(url, "/status") == 0 && get) {
-        char *s = bridge_status_json(b);
-        enum MHD_Result res =
-            s ? qk_reply_json(c, 200, s) : qk_reply_message(c, 500, "cannot render status");
-        free(s);
-        return res;
-    }
-    if (strcmp(url, "/metrics") == 0 && get) {
-        char *s = bridge_metrics_text(b);
-        enum MHD_Result res = s ? qk_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", s,
-                                           strlen(s), NULL, NULL)
-                                : qk_reply_message(c, 500, "cannot render metrics");
-        free(s);
-        return res;
-    }
-    if (strcmp(url, "/rotate") == 0 && strcmp(method, "POST") == 0) {
-        bridge_request_rotation(b);
-        return qk_reply_json(c, 202, "{\"status\":\"rotation requested\"}");
-    }
-    if (strcmp(url, "/status") == 0 || strcmp(url, "/metrics") == 0 ||
-        strcmp(url, "/healthz") == 0 || strcmp(url, "/rotate") == 0)
-        return qk_reply_message(c, 405, "method not allowed");
-    return qk_reply_message(c, 404, "unknown path");
+    return strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0 ||
+           strcmp(path, "/healthz") == 0 || strcmp(path, "/rotate") == 0;
 }
 
-int bridge_admin_start(bridge *b, const qkb_config *cfg, qk_tls_server **out, qk_err *err)
+static void admin_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
+    admin_handler *h = (admin_handler *)self;
+    const char *path = req->path;
+    bool get = strcmp(req->method, "GET") == 0;
+    if (strcmp(path, "/healthz") == 0 && get) {
+        qk_http_reply_set(rep, 200, "text/plain; charset=utf-8", "ok\n", 3);
+    } else if (strcmp(path, "/status") == 0 && get) {
+        char *s = bridge_status_json(h->b);
+        if (s)
+            qk_http_reply_take(rep, 200, "application/json", s, strlen(s));
+        else
+            qk_http_reply_message(rep, 500, "cannot render status");
+    } else if (strcmp(path, "/metrics") == 0 && get) {
+        char *s = bridge_metrics_text(h->b);
+        if (s)
+            qk_http_reply_take(rep, 200, "text/plain; version=0.0.4; charset=utf-8", s, strlen(s));
+        else
+            qk_http_reply_message(rep, 500, "cannot render metrics");
+    } else if (strcmp(path, "/rotate") == 0 && strcmp(req->method, "POST") == 0) {
+        bridge_request_rotation(h->b);
+        qk_http_reply_json(rep, 202, "{\"status\":\"rotation requested\"}");
+    } else if (is_admin_path(path)) {
+        qk_http_reply_message(rep, 405, "method not allowed");
+    } else {
+        qk_http_reply_message(rep, 404, "unknown path");
+    }
+}
+
+static void admin_configure(admin_handler *h, bridge *b)
+{
+    memset(h, 0, sizeof *h);
+    h->super.on_req = admin_on_req;
+    h->b = b;
+}
+
+int bridge_admin_start(bridge *b, const qkb_config *cfg, bridge_admin **out, qk_err *err)
+{
+    bridge_admin *a = calloc(1, sizeof *a);
+    if (!a)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    admin_configure(&a->h, b);
     qk_listener_config lc = {.name = "admin",
                              .bind_addr = cfg->admin_host,
                              .port = cfg->admin_port,
                              .tls = {.mode = QK_TLS_MODE_NONE},
-                             .handler = admin_handler,
-                             .handler_cls = b,
-                             .completed = qk_req_completed,
+                             .handler = &a->h.super,
                              .max_connections = 16,
                              .threads = 1,
                              .max_body = ADMIN_MAX_BODY};
-    int rc = qk_tls_server_start(&lc, out, err);
-    return rc ? qk_err_prefix(err, "admin listener") : 0;
+    int rc = qk_tls_server_start(&lc, &a->srv, err);
+    if (rc) {
+        free(a);
+        return qk_err_prefix(err, "admin listener");
+    }
+    *out = a;
+    return 0;
+}
+
+uint16_t bridge_admin_listen_port(const bridge_admin *a)
+{
+    return a ? qk_tls_server_port(a->srv) : 0;
+}
+
+void bridge_admin_stop(bridge_admin *a)
+{
+    if (!a)
+        return;
+    qk_tls_server_stop(a->srv);
+    free(a);
 }

@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "http_client.h"
-#include "http_util.h"
 #include "json_util.h"
 #include "log.h"
 #include "secbuf.h"
@@ -123,95 +122,112 @@ int chan_replay_check(chan_replay *r, uint64_t epoch, uint64_t seq)
 
 /* ---- responder ---------------------------------------------------------------------------- */
 
-struct chan_server {
-    const qkb_config *cfg;
-    chan_handlers h;
-    qk_psk_table psks;
-    qk_tls_server *srv;
-    pthread_mutex_t mu; /* replay state and one message at a time */
-    chan_replay replay;
-};
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *st,
-                             const char *kid, const char *msg)
+/* {"status": st, "key_id": kid, "message": msg}; kid and msg may be NULL. The key ID and the
+ * message also go to the envelope's request log line (IDs only: never key material). */
+static void chan_reply(qk_http_reply *rep, unsigned status, const char *st, const char *kid,
+                       const char *msg)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o) {
-        cJSON_AddStringToObject(o, "status", st);
-        if (kid)
-            cJSON_AddStringToObject(o, "key_id", kid);
-        if (msg)
-            cJSON_AddStringToObject(o, "message", msg);
-    }
-    char *s = o ? qk_json_print(o) : NULL;
+    char *s = NULL;
+    if (o && cJSON_AddStringToObject(o, "status", st) &&
+        (!kid || cJSON_AddStringToObject(o, "key_id", kid)) &&
+        (!msg || cJSON_AddStringToObject(o, "message", msg)))
+        s = qk_json_print(o);
     cJSON_Delete(o);
-    enum MHD_Result r = qk_reply_json(c, status, s ? s : "{\"status\":\"error\"}");
-    free(s);
-    return r;
+    if (s)
+        qk_http_reply_take(rep, status, "application/json", s, strlen(s));
+    else
+        qk_http_reply_json(rep, status, "{\"status\":\"error\"}");
+    if (msg)
+        qk_http_reply_detail(rep, "%s", msg);
+    if (kid) {
+        char *ids = strdup(kid);
+        if (ids)
+            qk_http_reply_key_ids(rep, ids);
+    }
 }
 
-static enum MHD_Result chan_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                    const char *method, const char *version,
-                                    const char *upload_data, size_t *upload_data_size,
-                                    void **con_cls)
+static void chan_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
-    chan_server *s = cls;
-    qk_req *r = NULL;
-    int st = qk_req_collect(con_cls, s->cfg->max_message, upload_data, upload_data_size, &r);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st == QK_REQ_ERROR)
-        return MHD_NO;
-    const qk_peer_identity *id = qk_conn_identity(c);
-    if (!id || id->kind == QK_ID_NONE ||
+    chan_handler *s = (chan_handler *)self;
+    const qk_peer_identity *id = req->caller;
+    if (id->kind == QK_ID_NONE ||
         (s->cfg->peer_name[0] && strcmp(id->id, s->cfg->peer_name) != 0)) {
-        QK_WARN("bridge channel: refused peer '%s' (expected '%s')", id ? id->id : "",
-                s->cfg->peer_name);
-        return reply(c, 403, "error", NULL, "peer not allowed");
+        QK_WARN("bridge channel: refused peer '%s' (expected '%s')", id->id, s->cfg->peer_name);
+        chan_reply(rep, 403, "error", NULL, "peer not allowed");
+        return;
     }
-    bool offer = strcmp(url, "/bridge/v1/offer") == 0;
-    if (!offer && strcmp(url, "/bridge/v1/activated") != 0)
-        return reply(c, 404, "error", NULL, "unknown path");
-    if (strcmp(method, "POST") != 0)
-        return reply(c, 405, "error", NULL, "POST only");
-    if (r->too_large)
-        return reply(c, 413, "error", NULL, "message too large");
+    bool offer = strcmp(req->path, "/bridge/v1/offer") == 0;
+    if (!offer && strcmp(req->path, "/bridge/v1/activated") != 0) {
+        chan_reply(rep, 404, "error", NULL, "unknown path");
+        return;
+    }
+    if (strcmp(req->method, "POST") != 0) {
+        chan_reply(rep, 405, "error", NULL, "POST only");
+        return;
+    }
     chan_msg m;
     qk_err err;
     qk_err_clear(&err);
-    if (chan_msg_decode(r->body, r->body_len, s->cfg->max_message, &m, &err) != 0)
-        return reply(c, 400, "error", NULL, err.msg);
-    if (strcmp(m.type, offer ? "offer" : "activated") != 0)
-        return reply(c, 400, "error", NULL, "message type does not match the path");
+    if (chan_msg_decode(req->body, req->body_len, s->cfg->max_message, &m, &err) != 0) {
+        chan_reply(rep, 400, "error", NULL, err.msg);
+        return;
+    }
+    if (strcmp(m.type, offer ? "offer" : "activated") != 0) {
+        chan_reply(rep, 400, "error", NULL, "message type does not match the path");
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     if (chan_replay_check(&s->replay, m.epoch, m.seq) != 0) {
         pthread_mutex_unlock(&s->mu);
         QK_WARN("bridge channel: replayed or out-of-order %s from %s (seq %" PRIu64 ") refused",
                 m.type, m.bridge, m.seq);
-        return reply(c, 409, "error", m.key_id, "replayed or out-of-order message");
+        chan_reply(rep, 409, "error", m.key_id, "replayed or out-of-order message");
+        return;
     }
     int rc =
         offer ? s->h.offer(s->h.ctx, m.key_id, &err) : s->h.activated(s->h.ctx, m.key_id, &err);
     pthread_mutex_unlock(&s->mu);
     if (rc != 0)
-        return reply(c, rc == QK_ENOTFOUND ? 404 : 503, "error", m.key_id, err.msg);
-    return reply(c, 200, offer ? "installed" : "retired", m.key_id, NULL);
+        chan_reply(rep, rc == QK_ENOTFOUND ? 404 : 503, "error", m.key_id, err.msg);
+    else
+        chan_reply(rep, 200, offer ? "installed" : "retired", m.key_id, NULL);
 }
+
+int chan_handler_configure(chan_handler *ch, const qkb_config *cfg, const chan_handlers *h)
+{
+    memset(ch, 0, sizeof *ch);
+    ch->super.on_req = chan_on_req;
+    ch->cfg = cfg;
+    ch->h = *h;
+    return pthread_mutex_init(&ch->mu, NULL) == 0 ? 0 : QK_EIO;
+}
+
+void chan_handler_release(chan_handler *ch)
+{
+    pthread_mutex_destroy(&ch->mu);
+    qk_wipe(&ch->replay, sizeof ch->replay);
+}
+
+struct chan_server {
+    chan_handler handler; /* must outlive the listener */
+    qk_psk_table psks;
+    qk_tls_server *srv;
+};
 
 int chan_server_start(const qkb_config *cfg, const chan_handlers *h, chan_server **out, qk_err *err)
 {
     chan_server *s = calloc(1, sizeof *s);
     if (!s)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
-    s->cfg = cfg;
-    s->h = *h;
-    pthread_mutex_init(&s->mu, NULL);
+    if (chan_handler_configure(&s->handler, cfg, h) != 0) {
+        free(s);
+        return qk_err_set(err, QK_EIO, "bridge channel: cannot create a mutex");
+    }
     qk_listener_config lc = {.name = "bridge",
                              .bind_addr = cfg->listen_host,
                              .port = cfg->listen_port,
-                             .handler = chan_handler,
-                             .handler_cls = s,
-                             .completed = qk_req_completed,
+                             .handler = &s->handler.super,
                              .max_connections = 16,
                              .handshake_timeout_ms = (unsigned)cfg->peer_timeout_ms,
                              .idle_timeout_s = 30,
@@ -219,6 +235,7 @@ int chan_server_start(const qkb_config *cfg, const chan_handlers *h, chan_server
                              .max_body = cfg->max_message};
     if (cfg->peer_auth == QKB_AUTH_PSK) {
         if (qk_psk_table_load(cfg->peer_psk_file, &s->psks, err) != 0) {
+            chan_handler_release(&s->handler);
             free(s);
             return qk_err_prefix(err, "[peer] psk_file");
         }
@@ -234,7 +251,7 @@ int chan_server_start(const qkb_config *cfg, const chan_handlers *h, chan_server
     int rc = qk_tls_server_start(&lc, &s->srv, err);
     if (rc) {
         qk_psk_table_free(&s->psks);
-        pthread_mutex_destroy(&s->mu);
+        chan_handler_release(&s->handler);
         free(s);
         return qk_err_prefix(err, "bridge channel listener");
     }
@@ -253,7 +270,7 @@ void chan_server_stop(chan_server *s)
         return;
     qk_tls_server_stop(s->srv);
     qk_psk_table_free(&s->psks);
-    pthread_mutex_destroy(&s->mu);
+    chan_handler_release(&s->handler);
     free(s);
 }
 
@@ -344,7 +361,7 @@ int chan_send(chan_client *c, const char *type, const char *key_id, qk_err *err)
             return qk_err_set(err, QK_ENOMEM, "out of memory");
         static const char *const hdr[] = {"Content-Type: application/json", NULL};
         qk_http_response resp = {0};
-        rc = qk_http_request(c->http, "POST", url, body, strlen(body), hdr, &resp, err);
+        rc = qk_http_call(c->http, "POST", url, body, strlen(body), hdr, &resp, err);
         free(body);
         if (rc != 0) {
             QK_WARN("bridge channel: %s %s attempt %u: %s", type, key_id, attempt + 1, err->msg);

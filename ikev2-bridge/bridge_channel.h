@@ -15,11 +15,13 @@
 #ifndef QKB_BRIDGE_CHANNEL_H
 #define QKB_BRIDGE_CHANNEL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "bridge_config.h"
 #include "gw_driver.h"
+#include "http_envelope.h"
 
 typedef struct {
     char type[16]; /* "offer" | "activated" */
@@ -54,6 +56,22 @@ typedef struct {
     int (*activated)(void *ctx, const char *key_id, qk_err *err);
     void *ctx;
 } chan_handlers;
+
+/* The responder's request handler (common/http_envelope.h), exposed for the unit tests: the
+ * caller must be the configured peer (403), POST /bridge/v1/offer or /activated (404, 405), a
+ * valid message of the path's type (400), newer than the last one (409); then the callback's
+ * answer (200, 404 when the KME lacks the key, 503). Bodies past [limits] max_message are
+ * refused by the envelope (413) before this. One message at a time. */
+typedef struct {
+    qk_http_handler super; /* first: the envelope calls on_req with &super */
+    const qkb_config *cfg; /* borrowed */
+    chan_handlers h;
+    pthread_mutex_t mu; /* the replay state and one message at a time */
+    chan_replay replay;
+} chan_handler;
+/* 0, or QK_EIO when the mutex cannot be created. */
+int chan_handler_configure(chan_handler *ch, const qkb_config *cfg, const chan_handlers *h);
+void chan_handler_release(chan_handler *ch);
 
 typedef struct chan_server chan_server;
 int chan_server_start(const qkb_config *cfg, const chan_handlers *h, chan_server **out,

@@ -24,7 +24,6 @@
 #include "kme_source.h"
 #include "log.h"
 #include "secbuf.h"
-#include "tls_server.h"
 
 typedef struct {
     char id[GW_KEY_ID_MAX];
@@ -38,7 +37,7 @@ struct bridge {
     kme_source *kme;
     chan_client *chan;
     chan_server *chan_srv;
-    qk_tls_server *admin;
+    bridge_admin *admin;
 
     pthread_mutex_t drv_mu; /* one driver call at a time */
     pthread_mutex_t mu;     /* everything below */
@@ -532,7 +531,7 @@ int bridge_new(const qkb_config *cfg, bridge **out, qk_err *err)
 
 uint16_t bridge_admin_port(const bridge *b)
 {
-    return b->admin ? qk_tls_server_port(b->admin) : 0;
+    return bridge_admin_listen_port(b->admin);
 }
 
 uint16_t bridge_channel_port(const bridge *b)
@@ -544,7 +543,7 @@ void bridge_free(bridge *b)
 {
     if (!b)
         return;
-    qk_tls_server_stop(b->admin);
+    bridge_admin_stop(b->admin);
     chan_server_stop(b->chan_srv);
     chan_client_free(b->chan);
     kme_source_free(b->kme);

@@ -25,8 +25,10 @@ char *bridge_metrics_text(bridge *b);
 uint16_t bridge_admin_port(const bridge *b);
 uint16_t bridge_channel_port(const bridge *b); /* responder; 0 on the initiator */
 
-/* The admin listener (bridge_admin.c). */
-typedef struct qk_tls_server qk_tls_server;
-int bridge_admin_start(bridge *b, const qkb_config *cfg, qk_tls_server **out, qk_err *err);
+/* The admin listener (bridge_admin.c): GET /status, /metrics, /healthz, POST /rotate. */
+typedef struct bridge_admin bridge_admin;
+int bridge_admin_start(bridge *b, const qkb_config *cfg, bridge_admin **out, qk_err *err);
+uint16_t bridge_admin_listen_port(const bridge_admin *a); /* 0 when a is NULL */
+void bridge_admin_stop(bridge_admin *a);                  /* NULL is a no-op */
 
 #endif

@@ -5,18 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_util.h"
+#include "http_envelope.h"
 #include "json_util.h"
-#include "log.h"
 #include "tls_server.h"
 
 #define CONTROL_MAX_BODY 4096
 #define LINKS_PREFIX     "/v1/links/"
 
-struct qk_sim_control {
-    qk_tls_server *srv;
+/* The control API's request handler (common/http_envelope.h): the envelope collects the body
+ * within CONTROL_MAX_BODY (past it: 413) and writes the request log line. */
+typedef struct {
+    qk_http_handler super; /* first: the envelope calls on_req with &super */
     qk_sim_link *const *links;
     size_t nlinks;
+} control_handler;
+
+struct qk_sim_control {
+    control_handler h; /* must outlive the listener */
+    qk_tls_server *srv;
 };
 
 char *qk_sim_status_json(qk_sim_link *const *links, size_t nlinks)
@@ -61,41 +67,27 @@ char *qk_sim_status_json(qk_sim_link *const *links, size_t nlinks)
     return out;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, const char *method, const char *url,
-                             unsigned status, const char *json, const char *allow)
+/* Takes a malloc'ed LINK / status JSON; NULL (out of memory) answers 500. */
+static void reply_owned(qk_http_reply *rep, char *json)
 {
-    QK_INFO("event=request listener=control method=%s path=%s status=%u", method, url, status);
-    return qk_reply(c, status, "application/json", json, strlen(json), allow ? "Allow" : NULL,
-                    allow);
+    if (json)
+        qk_http_reply_take(rep, 200, "application/json", json, strlen(json));
+    else
+        qk_http_reply_message(rep, 500, "out of memory");
 }
 
-static enum MHD_Result reply_msg(struct MHD_Connection *c, const char *method, const char *url,
-                                 unsigned status, const char *msg, const char *allow)
+static void reply_not_allowed(qk_http_reply *rep, const char *allow)
 {
-    char *j = qk_json_message(msg);
-    if (!j)
-        return MHD_NO;
-    enum MHD_Result r = reply(c, method, url, status, j, allow);
-    free(j);
-    return r;
+    qk_http_reply_message(rep, 405, "method not allowed");
+    qk_http_reply_allow(rep, allow);
 }
 
-static enum MHD_Result reply_owned(struct MHD_Connection *c, const char *method, const char *url,
-                                   char *json)
+static qk_sim_link *find_link(const control_handler *h, const char *id, size_t len)
 {
-    if (!json)
-        return reply_msg(c, method, url, 500, "out of memory", NULL);
-    enum MHD_Result r = reply(c, method, url, 200, json, NULL);
-    free(json);
-    return r;
-}
-
-static qk_sim_link *find_link(qk_sim_control *s, const char *id, size_t len)
-{
-    for (size_t i = 0; i < s->nlinks; i++) {
-        const char *lid = qk_sim_link_id(s->links[i]);
+    for (size_t i = 0; i < h->nlinks; i++) {
+        const char *lid = qk_sim_link_id(h->links[i]);
         if (strlen(lid) == len && memcmp(lid, id, len) == 0)
-            return s->links[i];
+            return h->links[i];
     }
     return NULL;
 }
@@ -107,64 +99,74 @@ static char *link_json(qk_sim_link *l)
     return qk_link_status_json(&st);
 }
 
-static enum MHD_Result do_fault(struct MHD_Connection *c, const char *method, const char *url,
-                                qk_sim_link *l, const qk_req *r)
+static void do_fault(qk_http_reply *rep, qk_sim_link *l, const qk_http_request *req)
 {
     qk_err err;
     qk_err_clear(&err);
-    if (r->too_large)
-        return reply_msg(c, method, url, 413, "body too large", NULL);
-    cJSON *j = qk_json_parse(r->body, r->body_len, CONTROL_MAX_BODY, &err);
+    cJSON *j = qk_json_parse(req->body, req->body_len, CONTROL_MAX_BODY, &err);
     const char *name = NULL, *value = NULL;
     if (!j || !cJSON_IsObject(j) || qk_json_get_string(j, "fault", true, &name, NULL, &err) != 0 ||
         qk_json_get_string(j, "value", false, &value, NULL, &err) != 0) {
         cJSON_Delete(j);
-        return reply_msg(c, method, url, 400,
-                         err.msg[0] ? err.msg : "expected {\"fault\":..., \"value\":...}", NULL);
+        qk_http_reply_message(rep, 400,
+                              err.msg[0] ? err.msg : "expected {\"fault\":..., \"value\":...}");
+        return;
     }
     int rc = qk_sim_link_fault(l, name, value, &err);
+    if (rc == 0)
+        qk_http_reply_detail(rep, "fault %s", name);
     cJSON_Delete(j);
     if (rc != 0)
-        return reply_msg(c, method, url, 400, err.msg, NULL);
-    return reply_owned(c, method, url, link_json(l));
+        qk_http_reply_message(rep, 400, err.msg);
+    else
+        reply_owned(rep, link_json(l));
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
-                               const char *method, const char *version, const char *upload_data,
-                               size_t *upload_data_size, void **con_cls)
+static void control_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
-    qk_req *r = NULL;
-    int st = qk_req_collect(con_cls, CONTROL_MAX_BODY, upload_data, upload_data_size, &r);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st == QK_REQ_ERROR)
-        return MHD_NO;
-    qk_sim_control *s = cls;
-    bool get = strcmp(method, "GET") == 0;
+    control_handler *h = (control_handler *)self;
+    const char *url = req->path;
+    bool get = strcmp(req->method, "GET") == 0;
     if (strcmp(url, "/v1/status") == 0) {
         if (!get)
-            return reply_msg(c, method, url, 405, "method not allowed", "GET");
-        return reply_owned(c, method, url, qk_sim_status_json(s->links, s->nlinks));
+            reply_not_allowed(rep, "GET");
+        else
+            reply_owned(rep, qk_sim_status_json(h->links, h->nlinks));
+        return;
     }
     if (strncmp(url, LINKS_PREFIX, strlen(LINKS_PREFIX)) == 0) {
         const char *id = url + strlen(LINKS_PREFIX);
         const char *slash = strchr(id, '/');
         size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
-        qk_sim_link *l = find_link(s, id, idlen);
-        if (!l)
-            return reply_msg(c, method, url, 404, "unknown link", NULL);
+        qk_sim_link *l = find_link(h, id, idlen);
+        if (!l) {
+            qk_http_reply_message(rep, 404, "unknown link");
+            return;
+        }
         if (!slash) {
             if (!get)
-                return reply_msg(c, method, url, 405, "method not allowed", "GET");
-            return reply_owned(c, method, url, link_json(l));
+                reply_not_allowed(rep, "GET");
+            else
+                reply_owned(rep, link_json(l));
+            return;
         }
         if (strcmp(slash, "/fault") == 0) {
-            if (strcmp(method, "POST") != 0)
-                return reply_msg(c, method, url, 405, "method not allowed", "POST");
-            return do_fault(c, method, url, l, r);
+            if (strcmp(req->method, "POST") != 0)
+                reply_not_allowed(rep, "POST");
+            else
+                do_fault(rep, l, req);
+            return;
         }
     }
-    return reply_msg(c, method, url, 404, "unknown path", NULL);
+    qk_http_reply_message(rep, 404, "unknown path");
+}
+
+static void control_configure(control_handler *h, qk_sim_link *const *links, size_t nlinks)
+{
+    memset(h, 0, sizeof *h);
+    h->super.on_req = control_on_req;
+    h->links = links;
+    h->nlinks = nlinks;
 }
 
 int qk_sim_control_start(const char *host, uint16_t port, qk_sim_link *const *links, size_t nlinks,
@@ -176,16 +178,13 @@ int qk_sim_control_start(const char *host, uint16_t port, qk_sim_link *const *li
     qk_sim_control *s = calloc(1, sizeof *s);
     if (!s)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
-    s->links = links;
-    s->nlinks = nlinks;
+    control_configure(&s->h, links, nlinks);
     qk_listener_config lc = {
         .name = "control",
         .bind_addr = host,
         .port = port,
         .tls = {.mode = QK_TLS_MODE_NONE},
-        .handler = handler,
-        .handler_cls = s,
-        .completed = qk_req_completed,
+        .handler = &s->h.super,
         .max_connections = 64,
         .threads = 1,
         .max_body = CONTROL_MAX_BODY,
