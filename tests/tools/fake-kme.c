@@ -10,7 +10,9 @@
  *                 [--port-file F] [--fault NAME]...
  * The port file gets etsiA=, etsiB=, skipA=, skipB= lines. Stops on SIGTERM/SIGINT.
  * Limits: max_key_per_request 128, sizes 64..1024 bits (multiples of 8), default 256,
- * max_SAE_ID_count 2; the store keeps the last 1024 keys of each API. */
+ * max_SAE_ID_count 2; the store keeps the last 1024 keys of each API. Each listener's handler
+ * runs behind the request envelope (common/http_envelope.h): a body above 64 KiB is answered
+ * 413 there. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -25,7 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "codec.h"
-#include "http_util.h"
+#include "http_envelope.h"
 #include "json_util.h"
 #include "log.h"
 #include "secbuf.h"
@@ -146,38 +148,42 @@ static stored_key *store_find(stored_key *tab, const char *id)
 
 /* ---- replies ------------------------------------------------------------------------------- */
 
-static enum MHD_Result etsi_error(struct MHD_Connection *c, unsigned status, const char *msg)
+static void etsi_error(qk_http_reply *rep, unsigned status, const char *msg)
 {
     if (status == 401 && g_fault[F_ETSI_401_AS_400])
         status = 400;
     if (status == 400 && !strcmp(msg, MSG_NOT_FOUND) && g_fault[F_ETSI_404_NOT_400])
         status = 404;
-    if (g_fault[F_ETSI_NO_MESSAGE]) {
-        char *j = qk_json_message(msg); /* {"message": ...} -> rename the member */
-        cJSON *o = j ? cJSON_Parse(j) : NULL;
-        free(j);
-        cJSON *m = o ? cJSON_DetachItemFromObject(o, "message") : NULL;
-        if (m)
-            cJSON_AddItemToObject(o, "error", m);
-        char *t = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (g_fault[F_ETSI_NO_MESSAGE]) { /* {"error": msg} instead of {"message": msg} */
+        cJSON *o = cJSON_CreateObject();
+        char *t = o && cJSON_AddStringToObject(o, "error", msg) ? qk_json_print(o) : NULL;
         cJSON_Delete(o);
-        enum MHD_Result rc = t ? qk_reply_json(c, status, t) : MHD_NO;
+        if (!t || qk_http_reply_json(rep, status, t) != 0)
+            qk_http_reply_message(rep, 500, "out of memory");
         cJSON_free(t);
-        return rc;
+        return;
     }
-    return qk_reply_message(c, status, msg);
+    qk_http_reply_message(rep, status, msg);
 }
 
-/* Reply with a JSON tree that holds key material (wiped). */
-static enum MHD_Result reply_secret_tree(struct MHD_Connection *c, cJSON *j)
+/* Reply 200 with a JSON tree that holds key material: printed into a secure buffer that the
+ * envelope sends and wipes; the printed copy and the tree's "key" strings are wiped here. */
+static void reply_secret_tree(qk_http_reply *rep, cJSON *j)
 {
     char *t = j ? cJSON_PrintUnformatted(j) : NULL;
-    enum MHD_Result rc = MHD_NO;
+    char *sec = NULL;
+    size_t len = t ? strlen(t) : 0;
     if (t) {
-        rc = qk_reply_json_secret(c, 200, t, strlen(t));
-        qk_wipe(t, strlen(t));
+        sec = qk_secure_alloc(len + 1);
+        if (sec)
+            memcpy(sec, t, len + 1);
+        qk_wipe(t, len);
         cJSON_free(t);
     }
+    if (sec)
+        qk_http_reply_secret(rep, 200, sec, len);
+    else
+        qk_http_reply_message(rep, 500, "out of memory");
     for (cJSON *k = j ? j->child : NULL; k; k = k->next) /* wipe "key" strings */
         for (cJSON *e = cJSON_IsArray(k) ? k->child : NULL; e; e = e->next) {
             cJSON *s = cJSON_GetObjectItemCaseSensitive(e, "key");
@@ -188,7 +194,6 @@ static enum MHD_Result reply_secret_tree(struct MHD_Connection *c, cJSON *j)
     if (cJSON_IsString(s) && s->valuestring)
         qk_wipe(s->valuestring, strlen(s->valuestring));
     cJSON_Delete(j);
-    return rc;
 }
 
 /* Strict decimal integer in [min, max] (optional leading '-'). 0 or -1. */
@@ -218,12 +223,13 @@ static bool blank_or_bad_id(const char *s)
 
 /* ---- ETSI 014 -------------------------------------------------------------------------------- */
 
-static enum MHD_Result etsi_status(struct MHD_Connection *c, int kme, const char *caller,
-                                   const char *slave)
+static void etsi_status(qk_http_reply *rep, int kme, const char *caller, const char *slave)
 {
     int home = sae_home(slave);
-    if (home < 0 || !strcmp(slave, caller))
-        return etsi_error(c, 400, "unknown slave SAE ID, or the caller itself");
+    if (home < 0 || !strcmp(slave, caller)) {
+        etsi_error(rep, 400, "unknown slave SAE ID, or the caller itself");
+        return;
+    }
     char body[1024];
     snprintf(body, sizeof body,
              "{\"source_KME_ID\":\"%s\",\"target_KME_ID\":\"%s\",\"master_SAE_ID\":\"%s\","
@@ -233,7 +239,7 @@ static enum MHD_Result etsi_status(struct MHD_Connection *c, int kme, const char
              g_kme_id[kme], g_kme_id[home], caller, slave,
              g_fault[F_ETSI_STATUS_FIELD_NAME] ? "keySize" : "key_size", DEFAULT_SIZE, MAX_PER_REQ,
              MAX_SIZE, MIN_SIZE, MAX_ADDITIONAL);
-    return qk_reply_json(c, 200, body);
+    qk_http_reply_json(rep, 200, body);
 }
 
 typedef struct {
@@ -243,15 +249,14 @@ typedef struct {
 } key_request;
 
 /* Parse and validate an enc_keys request; NULL or the error message. */
-static const char *parse_key_request(struct MHD_Connection *c, const char *method, qk_req *rq,
-                                     cJSON **tree, key_request *kr)
+static const char *parse_key_request(const qk_http_request *req, cJSON **tree, key_request *kr)
 {
     kr->number = 1;
     kr->size = DEFAULT_SIZE;
-    if (!strcmp(method, "GET")) {
-        const char *n = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "number");
-        const char *s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "size");
-        if (qk_query_count(c, "number") > 1 || qk_query_count(c, "size") > 1)
+    if (!strcmp(req->method, "GET")) {
+        const char *n = qk_http_query(req, "number");
+        const char *s = qk_http_query(req, "size");
+        if (qk_http_query_count(req, "number") > 1 || qk_http_query_count(req, "size") > 1)
             return "repeated parameter";
         if (n && parse_int(n, 1, MAX_PER_REQ, &kr->number) != 0)
             return "number out of range";
@@ -260,7 +265,7 @@ static const char *parse_key_request(struct MHD_Connection *c, const char *metho
         return NULL;
     }
     qk_err jerr;
-    const char *b = rq->body_len ? rq->body : "{}";
+    const char *b = req->body_len ? req->body : "{}";
     *tree = qk_json_parse(b, strlen(b), 65536, &jerr);
     if (!cJSON_IsObject(*tree))
         return "the body is not a JSON object";
@@ -296,12 +301,12 @@ static const char *parse_key_request(struct MHD_Connection *c, const char *metho
     return NULL;
 }
 
-static enum MHD_Result etsi_enc(struct MHD_Connection *c, int kme, const char *caller,
-                                const char *slave, const char *method, qk_req *rq)
+static void etsi_enc(const qk_http_request *req, qk_http_reply *rep, const char *caller,
+                     const char *slave)
 {
     cJSON *tree = NULL;
     key_request kr = {0};
-    const char *err = parse_key_request(c, method, rq, &tree, &kr);
+    const char *err = parse_key_request(req, &tree, &kr);
     int home = sae_home(slave);
     if (!err && (home < 0 || !strcmp(slave, caller)))
         err = "unknown slave SAE ID, or the caller itself";
@@ -317,9 +322,9 @@ static enum MHD_Result etsi_enc(struct MHD_Connection *c, int kme, const char *c
                 err = "duplicate additional slave SAE ID";
     }
     if (err) {
-        enum MHD_Result rc = etsi_error(c, 400, err);
+        etsi_error(rep, 400, err);
         cJSON_Delete(tree);
-        return rc;
+        return;
     }
     if (g_fault[F_ETSI_SIZE_IGNORED])
         kr.size = DEFAULT_SIZE;
@@ -350,12 +355,11 @@ static enum MHD_Result etsi_enc(struct MHD_Connection *c, int kme, const char *c
     }
     pthread_mutex_unlock(&g_mu);
     cJSON_Delete(tree);
-    (void)kme;
-    return reply_secret_tree(c, j);
+    reply_secret_tree(rep, j);
 }
 
-static enum MHD_Result etsi_dec(struct MHD_Connection *c, const char *caller, const char *master,
-                                const char *method, qk_req *rq)
+static void etsi_dec(const qk_http_request *req, qk_http_reply *rep, const char *caller,
+                     const char *master)
 {
     char ids[MAX_PER_REQ][QK_UUID_STR_LEN + 1];
     size_t n = 0;
@@ -363,10 +367,10 @@ static enum MHD_Result etsi_dec(struct MHD_Connection *c, const char *caller, co
     const char *err = NULL;
     if (sae_home(master) < 0 || !strcmp(master, caller))
         err = "unknown master SAE ID, or the caller itself";
-    else if (!strcmp(method, "GET")) {
-        const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key_ID");
+    else if (!strcmp(req->method, "GET")) {
+        const char *id = qk_http_query(req, "key_ID");
         qk_uuid u;
-        if (!id || qk_query_count(c, "key_ID") != 1)
+        if (!id || qk_http_query_count(req, "key_ID") != 1)
             err = "exactly one key_ID";
         else if (qk_uuid_parse(id, strlen(id), &u) != 0)
             err = "key_ID is not a UUID";
@@ -374,7 +378,7 @@ static enum MHD_Result etsi_dec(struct MHD_Connection *c, const char *caller, co
             qk_uuid_format(&u, ids[n++]);
     } else {
         qk_err jerr;
-        tree = qk_json_parse(rq->body, rq->body_len, 65536, &jerr);
+        tree = qk_json_parse(req->body, req->body_len, 65536, &jerr);
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(tree, "key_IDs"), *e;
         if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) == 0 || cJSON_GetArraySize(a) > MAX_PER_REQ)
             err = "key_IDs must be a non-empty array";
@@ -392,8 +396,10 @@ static enum MHD_Result etsi_dec(struct MHD_Connection *c, const char *caller, co
         }
     }
     cJSON_Delete(tree);
-    if (err)
-        return etsi_error(c, 400, err);
+    if (err) {
+        etsi_error(rep, 400, err);
+        return;
+    }
     pthread_mutex_lock(&g_mu);
     stored_key *found[MAX_PER_REQ];
     size_t slot[MAX_PER_REQ];
@@ -435,56 +441,59 @@ static enum MHD_Result etsi_dec(struct MHD_Connection *c, const char *caller, co
     }
     pthread_mutex_unlock(&g_mu);
     if (status == 401)
-        return etsi_error(c, 401, "the caller is not a slave of the requested keys");
-    if (status == 400)
-        return etsi_error(c, 400, MSG_NOT_FOUND);
-    return reply_secret_tree(c, j);
+        etsi_error(rep, 401, "the caller is not a slave of the requested keys");
+    else if (status == 400)
+        etsi_error(rep, 400, MSG_NOT_FOUND);
+    else
+        reply_secret_tree(rep, j);
 }
 
-static enum MHD_Result etsi_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                    const char *method, const char *version,
-                                    const char *upload_data, size_t *upload_data_size,
-                                    void **con_cls)
+/* One fake KME's listener: kme is 0 (KME_A) or 1 (KME_B). */
+typedef struct {
+    qk_http_handler super; /* first: on_req casts self back */
+    int kme;
+} fake_handler;
+
+static void etsi_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
-    int kme = (int)(intptr_t)cls;
-    qk_req *rq;
-    int st = qk_req_collect(con_cls, 65536, upload_data, upload_data_size, &rq);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st == QK_REQ_ERROR)
-        return MHD_NO;
-    const char *caller = qk_conn_identity(c)->id;
-    if (sae_home(caller) != kme)
-        return etsi_error(c, 401, "the caller is not an SAE of this KME");
+    int kme = ((fake_handler *)self)->kme;
+    const char *caller = req->caller->id;
+    if (sae_home(caller) != kme) {
+        etsi_error(rep, 401, "the caller is not an SAE of this KME");
+        return;
+    }
     static const char prefix[] = "/api/v1/keys/";
-    if (strncmp(url, prefix, sizeof prefix - 1) != 0)
-        return etsi_error(c, 400, "unknown route");
+    const char *url = req->path;
+    if (strncmp(url, prefix, sizeof prefix - 1) != 0) {
+        etsi_error(rep, 400, "unknown route");
+        return;
+    }
     const char *sae = url + sizeof prefix - 1;
     const char *slash = strchr(sae, '/');
     char id[64];
-    if (!slash || (size_t)(slash - sae) >= sizeof id)
-        return etsi_error(c, 400, "unknown route");
+    if (!slash || (size_t)(slash - sae) >= sizeof id) {
+        etsi_error(rep, 400, "unknown route");
+        return;
+    }
     memcpy(id, sae, (size_t)(slash - sae));
     id[slash - sae] = '\0';
-    if (blank_or_bad_id(id))
-        return etsi_error(c, 400, "bad SAE ID in the path");
+    if (blank_or_bad_id(id)) {
+        etsi_error(rep, 400, "bad SAE ID in the path");
+        return;
+    }
     const char *op = slash + 1;
-    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    bool get = !strcmp(req->method, "GET"), post = !strcmp(req->method, "POST");
     if (!strcmp(op, "status") && get)
-        return etsi_status(c, kme, caller, id);
-    if (!strcmp(op, "enc_keys") && (get || post))
-        return etsi_enc(c, kme, caller, id, method, rq);
-    if (!strcmp(op, "dec_keys") && (get || post))
-        return etsi_dec(c, caller, id, method, rq);
-    return etsi_error(c, 400, "unknown route or method");
+        etsi_status(rep, kme, caller, id);
+    else if (!strcmp(op, "enc_keys") && (get || post))
+        etsi_enc(req, rep, caller, id);
+    else if (!strcmp(op, "dec_keys") && (get || post))
+        etsi_dec(req, rep, caller, id);
+    else
+        etsi_error(rep, 400, "unknown route or method");
 }
 
 /* ---- SKIP ------------------------------------------------------------------------------------ */
-
-static enum MHD_Result skip_error(struct MHD_Connection *c, unsigned status, const char *msg)
-{
-    return qk_reply_message(c, status, msg);
-}
 
 static void hex_of(const uint8_t *b, size_t n, char *out, size_t cap, bool upper)
 {
@@ -493,7 +502,7 @@ static void hex_of(const uint8_t *b, size_t n, char *out, size_t cap, bool upper
         *p = (char)toupper((unsigned char)*p);
 }
 
-static enum MHD_Result skip_caps(struct MHD_Connection *c, int kme)
+static void skip_caps(qk_http_reply *rep, int kme)
 {
     char body[256];
     const char *other = g_kme_id[1 - kme];
@@ -502,26 +511,30 @@ static enum MHD_Result skip_caps(struct MHD_Connection *c, int kme)
              "\"remoteSystemID\":%s%s%s}",
              g_kme_id[kme], g_fault[F_SKIP_CAPABILITIES_WRONG_TYPE] ? "\"" : "[\"", other,
              g_fault[F_SKIP_CAPABILITIES_WRONG_TYPE] ? "\"" : "\"]");
-    return qk_reply_json(c, 200, body);
+    qk_http_reply_json(rep, 200, body);
 }
 
-static bool remote_ok(struct MHD_Connection *c, int kme)
+static bool remote_ok(const qk_http_request *req, int kme)
 {
-    const char *r = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "remoteSystemID");
-    if (!r || qk_query_count(c, "remoteSystemID") != 1)
+    const char *r = qk_http_query(req, "remoteSystemID");
+    if (!r || qk_http_query_count(req, "remoteSystemID") != 1)
         return false;
     return g_fault[F_SKIP_NO_REMOTE_CHECK] || !strcmp(r, g_kme_id[1 - kme]);
 }
 
-static enum MHD_Result skip_new_key(struct MHD_Connection *c, int kme)
+static void skip_new_key(const qk_http_request *req, qk_http_reply *rep, int kme)
 {
-    if (!remote_ok(c, kme))
-        return skip_error(c, 400, "remoteSystemID missing or unknown");
+    if (!remote_ok(req, kme)) {
+        qk_http_reply_message(rep, 400, "remoteSystemID missing or unknown");
+        return;
+    }
     long size = DEFAULT_SIZE;
-    const char *s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "size");
-    if (s && (qk_query_count(c, "size") != 1 || parse_int(s, MIN_SIZE, MAX_SIZE, &size) != 0 ||
-              size % 8))
-        return skip_error(c, 400, "bad size");
+    const char *s = qk_http_query(req, "size");
+    if (s && (qk_http_query_count(req, "size") != 1 ||
+              parse_int(s, MIN_SIZE, MAX_SIZE, &size) != 0 || size % 8)) {
+        qk_http_reply_message(rep, 400, "bad size");
+        return;
+    }
     char idhex[QK_UUID_STR_LEN + 1], keyhex[MAX_BYTES * 2 + 1];
     pthread_mutex_lock(&g_mu);
     stored_key *k = store_add(g_skip, &g_skip_next);
@@ -546,17 +559,22 @@ static enum MHD_Result skip_new_key(struct MHD_Connection *c, int kme)
         j = NULL;
     }
     qk_wipe(keyhex, sizeof keyhex);
-    return reply_secret_tree(c, j);
+    reply_secret_tree(rep, j);
 }
 
-static enum MHD_Result skip_key_by_id(struct MHD_Connection *c, int kme, const char *id)
+static void skip_key_by_id(const qk_http_request *req, qk_http_reply *rep, int kme, const char *id)
 {
     size_t len = strlen(id);
-    if (len == 0 || len > 128 || strspn(id, "0123456789abcdefABCDEF") != len)
-        return skip_error(c, 400, "malformed keyId");
-    const char *r = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "remoteSystemID");
-    if (!r || qk_query_count(c, "remoteSystemID") != 1 || strcmp(r, g_kme_id[1 - kme]) != 0)
-        return skip_error(c, 400, "remoteSystemID missing or unknown");
+    if (len == 0 || len > 128 || strspn(id, "0123456789abcdefABCDEF") != len) {
+        qk_http_reply_message(rep, 400, "malformed keyId");
+        return;
+    }
+    const char *r = qk_http_query(req, "remoteSystemID");
+    if (!r || qk_http_query_count(req, "remoteSystemID") != 1 ||
+        strcmp(r, g_kme_id[1 - kme]) != 0) {
+        qk_http_reply_message(rep, 400, "remoteSystemID missing or unknown");
+        return;
+    }
     char keyhex[MAX_BYTES * 2 + 1], idhex[QK_UUID_STR_LEN + 1];
     pthread_mutex_lock(&g_mu);
     stored_key *k = store_find(g_skip, id);
@@ -568,8 +586,10 @@ static enum MHD_Result skip_key_by_id(struct MHD_Connection *c, int kme, const c
             k->fetched[0] = true;
     }
     pthread_mutex_unlock(&g_mu);
-    if (!ok)
-        return skip_error(c, g_fault[F_SKIP_404_UNKNOWN_KEY] ? 404 : 400, "key not found");
+    if (!ok) {
+        qk_http_reply_message(rep, g_fault[F_SKIP_404_UNKNOWN_KEY] ? 404 : 400, "key not found");
+        return;
+    }
     cJSON *j = cJSON_CreateObject();
     if (j && (!cJSON_AddStringToObject(j, "keyId", idhex) ||
               !cJSON_AddStringToObject(j, "key", keyhex))) {
@@ -577,55 +597,59 @@ static enum MHD_Result skip_key_by_id(struct MHD_Connection *c, int kme, const c
         j = NULL;
     }
     qk_wipe(keyhex, sizeof keyhex);
-    return reply_secret_tree(c, j);
+    reply_secret_tree(rep, j);
 }
 
-static enum MHD_Result skip_entropy(struct MHD_Connection *c)
+static void skip_entropy(const qk_http_request *req, qk_http_reply *rep)
 {
     long bits = 256;
-    const char *m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "minentropy");
-    if (m &&
-        (qk_query_count(c, "minentropy") != 1 || parse_int(m, 8, 4096, &bits) != 0 || bits % 8))
-        return skip_error(c, 400, "bad minentropy");
+    const char *m = qk_http_query(req, "minentropy");
+    if (m && (qk_http_query_count(req, "minentropy") != 1 || parse_int(m, 8, 4096, &bits) != 0 ||
+              bits % 8)) {
+        qk_http_reply_message(rep, 400, "bad minentropy");
+        return;
+    }
+    enum { BODY_CAP = 1100 };
     uint8_t rnd[512];
-    char hex[1025], body[1100];
+    char hex[1025];
+    char *body = qk_secure_alloc(BODY_CAP); /* sent and wiped by the envelope */
+    if (!body) {
+        qk_http_reply_message(rep, 500, "out of memory");
+        return;
+    }
     qk_random(rnd, (size_t)bits / 8);
     qk_hex_encode(rnd, (size_t)bits / 8, hex, sizeof hex);
-    snprintf(body, sizeof body, "{\"randomStr\":\"%s\",\"minentropy\":%ld}", hex, bits);
-    enum MHD_Result rc = qk_reply_json_secret(c, 200, body, strlen(body));
+    int n = snprintf(body, BODY_CAP, "{\"randomStr\":\"%s\",\"minentropy\":%ld}", hex, bits);
     qk_wipe(rnd, sizeof rnd);
     qk_wipe(hex, sizeof hex);
-    qk_wipe(body, sizeof body);
-    return rc;
+    if (n < 0 || n >= BODY_CAP) {
+        qk_secure_free(body);
+        qk_http_reply_message(rep, 500, "reply too long");
+        return;
+    }
+    qk_http_reply_secret(rep, 200, body, (size_t)n);
 }
 
-static enum MHD_Result skip_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                    const char *method, const char *version,
-                                    const char *upload_data, size_t *upload_data_size,
-                                    void **con_cls)
+static void skip_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
-    int kme = (int)(intptr_t)cls;
-    qk_req *rq;
-    int st = qk_req_collect(con_cls, 65536, upload_data, upload_data_size, &rq);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st == QK_REQ_ERROR)
-        return MHD_NO;
+    int kme = ((fake_handler *)self)->kme;
+    const char *url = req->path;
     bool known = !strcmp(url, "/capabilities") || !strcmp(url, "/key") ||
                  !strcmp(url, "/entropy") ||
                  (!strncmp(url, "/key/", 5) && url[5] && !strchr(url + 5, '/'));
     if (!known)
-        return skip_error(c, 404, "no such path");
-    if (strcmp(method, "GET") != 0 && !g_fault[F_SKIP_NO_405])
-        return qk_reply(c, 405, "application/json", "{\"message\":\"only GET is supported\"}",
-                        strlen("{\"message\":\"only GET is supported\"}"), "Allow", "GET");
-    if (!strcmp(url, "/capabilities"))
-        return skip_caps(c, kme);
-    if (!strcmp(url, "/key"))
-        return skip_new_key(c, kme);
-    if (!strcmp(url, "/entropy"))
-        return skip_entropy(c);
-    return skip_key_by_id(c, kme, url + 5);
+        qk_http_reply_message(rep, 404, "no such path");
+    else if (strcmp(req->method, "GET") != 0 && !g_fault[F_SKIP_NO_405]) {
+        qk_http_reply_message(rep, 405, "only GET is supported");
+        qk_http_reply_allow(rep, "GET");
+    } else if (!strcmp(url, "/capabilities"))
+        skip_caps(rep, kme);
+    else if (!strcmp(url, "/key"))
+        skip_new_key(req, rep, kme);
+    else if (!strcmp(url, "/entropy"))
+        skip_entropy(req, rep);
+    else
+        skip_key_by_id(req, rep, kme, url + 5);
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -734,15 +758,17 @@ int main(int argc, char **argv)
 
     qk_tls_server *srv[4] = {NULL};
     static const char *const names[4] = {"etsiA", "etsiB", "skipA", "skipB"};
+    static fake_handler handlers[4];
     int rc = 0;
     for (int i = 0; i < 4 && rc == 0; i++) {
         qk_listener_config cfg;
         memset(&cfg, 0, sizeof cfg);
         cfg.name = names[i];
         cfg.bind_addr = "127.0.0.1";
-        cfg.handler = i < 2 ? etsi_handler : skip_handler;
-        cfg.handler_cls = (void *)(intptr_t)(i % 2);
-        cfg.completed = qk_req_completed;
+        handlers[i].super.on_req = i < 2 ? etsi_on_req : skip_on_req;
+        handlers[i].kme = i % 2;
+        cfg.handler = &handlers[i].super;
+        cfg.max_body = 65536;
         if (i < 2) {
             cfg.tls.mode = QK_TLS_MODE_MTLS;
             cfg.tls.cert_file = cert;

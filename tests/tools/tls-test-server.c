@@ -2,7 +2,8 @@
  * JSON {"kind":..., "id":..., "path":..., "body_len":..., "requests":N, ...stats}. "requests"
  * counts the HTTP requests the handler has seen, so a test can prove that a refused handshake
  * never reached HTTP. A path /sleep/MS makes the handler block MS milliseconds (max 10000);
- * /big/N answers N bytes of 'x' (max 64 MiB).
+ * /big/N answers N bytes of 'x' (max 64 MiB). The handler runs behind the request envelope
+ * (common/http_envelope.h) with a 64 MiB body limit: a larger upload is answered 413 there.
  *
  * Usage: tls-test-server --mode mtls|psk|server-cert|psk-or-mtls|none [--cert F --key F]
  *        [--ca F] [--psk-file F] [--port N] [--port-file F] [--max-conn N]
@@ -25,9 +26,8 @@
 static atomic_uint_fast64_t g_requests;
 static qk_tls_server *g_srv;
 
-typedef struct {
-    size_t body_len;
-} req_state;
+/* Uploads up to this size are counted (the 20 MiB pump test); /big answers at most as much. */
+#define TEST_MAX_BODY (64u * 1024u * 1024u)
 
 static void json_str(char *out, size_t cap, const char *s)
 {
@@ -51,24 +51,11 @@ static const char *kind_name(qk_id_kind k)
     return k == QK_ID_PSK ? "psk" : k == QK_ID_CERT ? "cert" : "none";
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
-                               const char *method, const char *version, const char *upload_data,
-                               size_t *upload_data_size, void **con_cls)
+static void on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
-    req_state *st = *con_cls;
-    if (!st) {
-        st = calloc(1, sizeof *st);
-        if (!st)
-            return MHD_NO;
-        *con_cls = st;
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        st->body_len += *upload_data_size;
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
+    (void)self;
     uint64_t n = atomic_fetch_add(&g_requests, 1) + 1;
+    const char *url = req->path;
     if (strncmp(url, "/sleep/", 7) == 0) {
         long ms = strtol(url + 7, NULL, 10);
         if (ms > 0 && ms <= 10000) {
@@ -76,25 +63,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             nanosleep(&ts, NULL);
         }
     }
-    if (strncmp(url, "/big/", 5) == 0) { /* N bytes of 'x' (max 64 MiB) */
+    if (strncmp(url, "/big/", 5) == 0) { /* N bytes of 'x' (max 64 MiB), no Content-Type */
         long sz = strtol(url + 5, NULL, 10);
-        if (sz < 0 || sz > 64L * 1024 * 1024)
+        if (sz < 0 || sz > (long)TEST_MAX_BODY)
             sz = 0;
         char *b = malloc((size_t)sz + 1);
-        if (!b)
-            return MHD_NO;
-        memset(b, 'x', (size_t)sz);
-        struct MHD_Response *br =
-            MHD_create_response_from_buffer((size_t)sz, b, MHD_RESPMEM_MUST_FREE);
-        if (!br) {
-            free(b);
-            return MHD_NO;
+        if (!b) {
+            qk_http_reply_message(rep, 500, "out of memory");
+            return;
         }
-        enum MHD_Result brc = MHD_queue_response(conn, MHD_HTTP_OK, br);
-        MHD_destroy_response(br);
-        return brc;
+        memset(b, 'x', (size_t)sz);
+        qk_http_reply_take(rep, 200, NULL, b, (size_t)sz);
+        return;
     }
-    const qk_peer_identity *id = qk_conn_identity(conn);
+    const qk_peer_identity *id = req->caller;
     qk_tls_server_stats ss;
     qk_tls_server_get_stats(g_srv, &ss);
     char eid[2 * QK_IDENTITY_MAX * 3], epath[1024], body[4096];
@@ -106,27 +88,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                  "\"fp\":\"%s\",\"requests\":%llu,\"tls_version\":\"%s\",\"cipher\":\"%s\","
                  "\"accepted\":%llu,\"handshakes_ok\":%llu,\"handshakes_failed\":%llu,"
                  "\"refused_limit\":%llu,\"active\":%llu}\n",
-                 kind_name(id->kind), eid, epath, st->body_len, id->fp_hex, (unsigned long long)n,
+                 kind_name(id->kind), eid, epath, req->body_len, id->fp_hex, (unsigned long long)n,
                  id->tls_version, id->cipher, (unsigned long long)ss.accepted,
                  (unsigned long long)ss.handshakes_ok, (unsigned long long)ss.handshakes_failed,
                  (unsigned long long)ss.refused_limit, (unsigned long long)ss.active);
-    if (len < 0 || (size_t)len >= sizeof body)
-        return MHD_NO;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                      enum MHD_RequestTerminationCode toe)
-{
-    free(*con_cls);
-    *con_cls = NULL;
+    if (len < 0 || (size_t)len >= sizeof body) {
+        qk_http_reply_message(rep, 500, "reply too long");
+        return;
+    }
+    qk_http_reply_set(rep, 200, "application/json", body, (size_t)len);
 }
 
 static int parse_mode(const char *s, qk_tls_mode *m)
@@ -189,8 +159,9 @@ int main(int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     cfg.name = "test";
     cfg.bind_addr = "127.0.0.1";
-    cfg.handler = handler;
-    cfg.completed = completed;
+    static qk_http_handler h = {.on_req = on_req};
+    cfg.handler = &h;
+    cfg.max_body = TEST_MAX_BODY;
     const char *psk_file = NULL, *port_file = NULL;
     qk_log_level lvl = QK_LOG_INFO;
     static qk_fp_entry fps[16];
