@@ -1,16 +1,14 @@
-/* admin.c - /healthz and /metrics. */
+/* admin.c - /healthz and /metrics (the Prometheus text of the pools, the link telemetry and
+ * the request counters of kms/metrics.c). */
 #include "admin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_reply.h"
-#include "kms.h"
 #include "log.h"
 
-#define ADMIN_MAX_BODY 4096
-#define PROM_TYPE      "text/plain; version=0.0.4; charset=utf-8"
+#define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 typedef struct {
     const char *link;
@@ -111,11 +109,12 @@ static int write_telemetry(qk_kms *k, FILE *f)
     return bad ? -1 : 0;
 }
 
-static char *render_metrics(qk_kms *k)
+/* The Prometheus text of every family; malloc'ed (length in *len), or NULL. */
+static char *render_metrics(qk_kms *k, size_t *len)
 {
     char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
+    *len = 0;
+    FILE *f = open_memstream(&buf, len);
     if (!f)
         return NULL;
     int bad = write_pools(k, f);
@@ -128,39 +127,37 @@ static char *render_metrics(qk_kms *k)
     return buf;
 }
 
-enum MHD_Result qk_admin_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                 const char *method, const char *version, const char *upload_data,
-                                 size_t *upload_data_size, void **con_cls)
+static void admin_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
-    qk_req *r = NULL;
-    int st = qk_req_collect(con_cls, ADMIN_MAX_BODY, upload_data, upload_data_size, &r);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st == QK_REQ_ERROR)
-        return MHD_NO;
-    qk_kms *k = cls;
-    qk_api_call a = {.listener = "admin",
-                     .metrics = qk_kms_metrics(k),
-                     .conn = c,
-                     .method = method,
-                     .url = url,
-                     .identity = NULL,
-                     .req = r};
-    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (strcmp(url, "/healthz") == 0) {
-        if (!get)
-            return qk_api_bad_method(&a, "GET, HEAD");
-        return qk_api_reply(&a, 200, "text/plain; charset=utf-8", "ok\n", NULL, NULL, NULL);
+    qk_admin_handler *h = (qk_admin_handler *)self;
+    bool healthz = strcmp(req->path, "/healthz") == 0;
+    if (!healthz && strcmp(req->path, "/metrics") != 0) {
+        qk_http_reply_message(rep, 404, "unknown path");
+        return;
     }
-    if (strcmp(url, "/metrics") == 0) {
-        if (!get)
-            return qk_api_bad_method(&a, "GET, HEAD");
-        char *body = render_metrics(k);
-        if (!body)
-            return qk_api_error(&a, 500, NULL, "cannot render metrics");
-        enum MHD_Result res = qk_api_reply(&a, 200, PROM_TYPE, body, NULL, NULL, NULL);
-        free(body);
-        return res;
+    /* HEAD: libmicrohttpd sends the headers of the GET answer without its body. */
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        qk_http_reply_message(rep, 405, "method not allowed");
+        qk_http_reply_allow(rep, "GET, HEAD");
+        return;
     }
-    return qk_api_error(&a, 404, NULL, "unknown path");
+    if (healthz) {
+        static const char ok[] = "ok\n";
+        qk_http_reply_set(rep, 200, "text/plain; charset=utf-8", ok, sizeof ok - 1);
+        return;
+    }
+    size_t len = 0;
+    char *body = render_metrics(h->kms, &len);
+    if (!body) {
+        qk_http_reply_message(rep, 500, "cannot render metrics");
+        return;
+    }
+    qk_http_reply_take(rep, 200, PROM_TYPE, body, len);
+}
+
+void qk_admin_configure(qk_admin_handler *h, qk_kms *kms)
+{
+    memset(h, 0, sizeof *h);
+    h->super.on_req = admin_on_req;
+    h->kms = kms;
 }
