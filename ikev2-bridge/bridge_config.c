@@ -67,16 +67,6 @@ static int parse_list(const char *v, qkb_list *l, qk_err *err)
     return 0;
 }
 
-#define STR(k, field)                                                                              \
-    if (strcmp(key, k) == 0)                                                                       \
-    return qk_parse_str(v, c->field, sizeof c->field, err)
-#define DUR(k, field, lo, hi)                                                                      \
-    if (strcmp(key, k) == 0)                                                                       \
-    return qk_parse_duration_ms(v, lo, hi, &c->field, err)
-#define LIST(k, field)                                                                             \
-    if (strcmp(key, k) == 0)                                                                       \
-    return parse_list(v, &c->field, err)
-
 static int parse_uint(const char *v, uint64_t lo, uint64_t hi, unsigned *out, qk_err *err)
 {
     uint64_t x;
@@ -86,166 +76,244 @@ static int parse_uint(const char *v, uint64_t lo, uint64_t hi, unsigned *out, qk
     return rc;
 }
 
-static int on_key(void *user, const char *sec, const char *key, const char *v, qk_err *err)
+/* The index of v among n names (an enum value), or -1 with `expected` as the error. */
+static int parse_choice(const char *v, const char *const *names, size_t n, const char *expected,
+                        qk_err *err)
 {
-    qkb_config *c = user;
-    if (strcmp(sec, "bridge") == 0) {
-        STR("name", name);
-        STR("log_file", log_file);
-        if (strcmp(key, "log_level") == 0) {
-            if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "warn") && strcmp(v, "error"))
-                return qk_err_set(err, QK_EINVAL, "debug, info, warn or error");
-            return qk_parse_str(v, c->log_level, sizeof c->log_level, err);
-        }
-        if (strcmp(key, "role") == 0) {
-            if (strcmp(v, "initiator") == 0)
-                c->role = QKB_INITIATOR;
-            else if (strcmp(v, "responder") == 0)
-                c->role = QKB_RESPONDER;
-            else
-                return qk_err_set(err, QK_EINVAL, "initiator or responder");
-            return 0;
-        }
-        if (strcmp(key, "admin") == 0)
-            return qk_parse_hostport(v, c->admin_host, sizeof c->admin_host, &c->admin_port, err);
-    } else if (strcmp(sec, "kme") == 0) {
-        if (strcmp(key, "api") == 0) {
-            if (strcmp(v, "etsi014") == 0)
-                c->kme_api = QKB_KME_ETSI014;
-            else if (strcmp(v, "skip") == 0)
-                c->kme_api = QKB_KME_SKIP;
-            else
-                return qk_err_set(err, QK_EINVAL, "etsi014 or skip");
-            return 0;
-        }
-        STR("url", kme_url);
-        STR("ca", kme_ca);
-        STR("cert", kme_cert);
-        STR("key", kme_key);
-        STR("psk_identity", kme_psk_identity);
-        STR("psk_file", kme_psk_file);
-        STR("peer_sae_id", peer_sae_id);
-        if (strcmp(key, "key_bits") == 0) {
-            int rc = parse_uint(v, 128, 8192, &c->key_bits, err);
-            if (rc == 0 && c->key_bits % 8)
-                return qk_err_set(err, QK_EINVAL, "a multiple of 8");
-            return rc;
-        }
-        DUR("timeout", kme_timeout_ms, 100, 120000);
-    } else if (strcmp(sec, "peer") == 0) {
-        if (strcmp(key, "address") == 0)
-            return qk_parse_hostport(v, c->peer_host, sizeof c->peer_host, &c->peer_port, err);
-        if (strcmp(key, "listen") == 0)
-            return qk_parse_hostport(v, c->listen_host, sizeof c->listen_host, &c->listen_port,
-                                     err);
-        if (strcmp(key, "auth") == 0) {
-            if (strcmp(v, "psk") == 0)
-                c->peer_auth = QKB_AUTH_PSK;
-            else if (strcmp(v, "cert") == 0)
-                c->peer_auth = QKB_AUTH_CERT;
-            else
-                return qk_err_set(err, QK_EINVAL, "psk or cert");
-            return 0;
-        }
-        STR("psk_identity", peer_psk_identity);
-        STR("psk_file", peer_psk_file);
-        STR("ca", peer_ca);
-        STR("cert", peer_cert);
-        STR("key", peer_key);
-        STR("peer_name", peer_name);
-        DUR("timeout", peer_timeout_ms, 100, 120000);
-        if (strcmp(key, "retries") == 0)
-            return parse_uint(v, 0, 20, &c->peer_retries, err);
-    } else if (strcmp(sec, "rotation") == 0) {
-        DUR("interval", interval_ms, 0, 30ULL * 86400 * 1000);
-        DUR("retry_min", retry_min_ms, 100, 3600 * 1000);
-        DUR("retry_max", retry_max_ms, 100, 24 * 3600 * 1000);
-        DUR("supervise", supervise_ms, 500, 3600 * 1000);
-        DUR("responder_key_wait", responder_key_wait_ms, 0, 60000);
-    } else if (strcmp(sec, "limits") == 0) {
-        if (strcmp(key, "max_keys") == 0)
-            return parse_uint(v, 2, 64, &c->max_keys, err);
-        if (strcmp(key, "max_message") == 0) {
-            unsigned m = 0;
-            int rc = parse_uint(v, 256, 65536, &m, err);
-            if (rc == 0)
-                c->max_message = m;
-            return rc;
-        }
-    } else if (strcmp(sec, "gateway") == 0) {
-        if (strcmp(key, "driver") == 0) {
-            if (strcmp(v, "strongswan") == 0)
-                c->driver = QKB_DRV_STRONGSWAN;
-            else if (strcmp(v, "libreswan") == 0)
-                c->driver = QKB_DRV_LIBRESWAN;
-            else if (strcmp(v, "macsec") == 0)
-                c->driver = QKB_DRV_MACSEC;
-            else
-                return qk_err_set(err, QK_EINVAL, "strongswan, libreswan or macsec");
-            return 0;
-        }
-    } else if (strcmp(sec, "strongswan") == 0) {
-        STR("socket", sw_socket);
-        STR("connection", sw_conn);
-        STR("child", sw_child);
-        LIST("local_addrs", sw_local_addrs);
-        LIST("remote_addrs", sw_remote_addrs);
-        LIST("local_ts", sw_local_ts);
-        LIST("remote_ts", sw_remote_ts);
-        STR("local_id", sw_local_id);
-        STR("remote_id", sw_remote_id);
-        STR("ike_psk_file", sw_ike_psk_file);
-        LIST("proposals", sw_proposals);
-        LIST("esp_proposals", sw_esp_proposals);
-        if (strcmp(key, "childless") == 0)
-            return qk_parse_bool(v, &c->sw_childless, err);
-        DUR("initiate_timeout", sw_initiate_timeout_ms, 1000, 120000);
-    } else if (strcmp(sec, "libreswan") == 0) {
-        STR("secrets_file", ls_secrets_file);
-        STR("whack", ls_whack);
-        STR("ctlsocket", ls_ctlsocket);
-        STR("connection", ls_conn);
-        STR("local_id", ls_local_id);
-        STR("remote_id", ls_remote_id);
-        if (strcmp(key, "initiate") == 0)
-            return qk_parse_bool(v, &c->ls_initiate, err);
-    } else if (strcmp(sec, "macsec") == 0) {
-        if (strcmp(key, "mode") == 0) {
-            if (strcmp(v, "wpa_supplicant") == 0)
-                c->ms_mode = QKB_MACSEC_WPA;
-            else if (strcmp(v, "static") == 0)
-                c->ms_mode = QKB_MACSEC_STATIC;
-            else
-                return qk_err_set(err, QK_EINVAL, "wpa_supplicant or static");
-            return 0;
-        }
-        STR("interface", ms_interface);
-        STR("wpa_conf", ms_wpa_conf);
-        STR("ctrl_interface", ms_ctrl_interface);
-        if (strcmp(key, "port") == 0)
-            return parse_uint(v, 1, 65534, &c->ms_port, err);
-        if (strcmp(key, "priority") == 0)
-            return parse_uint(v, 0, 255, &c->ms_priority, err);
-        if (strcmp(key, "cak_bits") == 0) {
-            int rc = parse_uint(v, 128, 256, &c->ms_cak_bits, err);
-            if (rc == 0 && c->ms_cak_bits != 128 && c->ms_cak_bits != 256)
-                return qk_err_set(err, QK_EINVAL, "128 or 256");
-            return rc;
-        }
-        STR("device", ms_device);
-        STR("ip", ms_ip);
-        if (strcmp(key, "local_mac") == 0 || strcmp(key, "peer_mac") == 0) {
-            uint8_t *m = key[0] == 'l' ? c->ms_local_mac : c->ms_peer_mac;
-            if (macsec_parse_mac(v, m))
-                return qk_err_set(err, QK_EINVAL, "a MAC address aa:bb:cc:dd:ee:ff");
-            return 0;
-        }
-        if (strcmp(key, "peer_port") == 0)
-            return parse_uint(v, 1, 65535, &c->ms_peer_port, err);
-    } else {
-        return qk_err_set(err, QK_EINVAL, "unknown section");
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0)
+            return (int)i;
+    qk_err_set(err, QK_EINVAL, "%s", expected);
+    return -1;
+}
+
+#define CHOICE(names, expected)                                                                    \
+    parse_choice(v, names, sizeof names / sizeof names[0], expected, err)
+
+/* In the section parsers below: key k sets c->field (the statement returns). */
+#define STR(k, field)                                                                              \
+    if (strcmp(key, k) == 0)                                                                       \
+    return qk_parse_str(v, c->field, sizeof c->field, err)
+#define DUR(k, field, lo, hi)                                                                      \
+    if (strcmp(key, k) == 0)                                                                       \
+    return qk_parse_duration_ms(v, lo, hi, &c->field, err)
+#define LIST(k, field)                                                                             \
+    if (strcmp(key, k) == 0)                                                                       \
+    return parse_list(v, &c->field, err)
+#define UINT(k, field, lo, hi)                                                                     \
+    if (strcmp(key, k) == 0)                                                                       \
+    return parse_uint(v, lo, hi, &c->field, err)
+#define BOOL(k, field)                                                                             \
+    if (strcmp(key, k) == 0)                                                                       \
+    return qk_parse_bool(v, &c->field, err)
+
+/* ---- sections ------------------------------------------------------------------------- */
+
+static int bridge_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error"};
+    static const char *const roles[] = {"initiator", "responder"}; /* qkb_role order */
+    STR("name", name);
+    STR("log_file", log_file);
+    if (strcmp(key, "log_level") == 0) {
+        if (CHOICE(levels, "debug, info, warn or error") < 0)
+            return QK_EINVAL;
+        return qk_parse_str(v, c->log_level, sizeof c->log_level, err);
+    }
+    if (strcmp(key, "role") == 0) {
+        int i = CHOICE(roles, "initiator or responder");
+        if (i < 0)
+            return QK_EINVAL;
+        c->role = (qkb_role)i;
+        return 0;
+    }
+    if (strcmp(key, "admin") == 0)
+        return qk_parse_hostport(v, c->admin_host, sizeof c->admin_host, &c->admin_port, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int kme_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    static const char *const apis[] = {"etsi014", "skip"}; /* qkb_kme_api order */
+    if (strcmp(key, "api") == 0) {
+        int i = CHOICE(apis, "etsi014 or skip");
+        if (i < 0)
+            return QK_EINVAL;
+        c->kme_api = (qkb_kme_api)i;
+        return 0;
+    }
+    STR("url", kme_url);
+    STR("ca", kme_ca);
+    STR("cert", kme_cert);
+    STR("key", kme_key);
+    STR("psk_identity", kme_psk_identity);
+    STR("psk_file", kme_psk_file);
+    STR("peer_sae_id", peer_sae_id);
+    if (strcmp(key, "key_bits") == 0) {
+        int rc = parse_uint(v, 128, 8192, &c->key_bits, err);
+        if (rc == 0 && c->key_bits % 8)
+            return qk_err_set(err, QK_EINVAL, "a multiple of 8");
+        return rc;
+    }
+    DUR("timeout", kme_timeout_ms, 100, 120000);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int peer_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    static const char *const auths[] = {"psk", "cert"}; /* qkb_peer_auth order */
+    if (strcmp(key, "address") == 0)
+        return qk_parse_hostport(v, c->peer_host, sizeof c->peer_host, &c->peer_port, err);
+    if (strcmp(key, "listen") == 0)
+        return qk_parse_hostport(v, c->listen_host, sizeof c->listen_host, &c->listen_port, err);
+    if (strcmp(key, "auth") == 0) {
+        int i = CHOICE(auths, "psk or cert");
+        if (i < 0)
+            return QK_EINVAL;
+        c->peer_auth = (qkb_peer_auth)i;
+        return 0;
+    }
+    STR("psk_identity", peer_psk_identity);
+    STR("psk_file", peer_psk_file);
+    STR("ca", peer_ca);
+    STR("cert", peer_cert);
+    STR("key", peer_key);
+    STR("peer_name", peer_name);
+    DUR("timeout", peer_timeout_ms, 100, 120000);
+    UINT("retries", peer_retries, 0, 20);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int rotation_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    DUR("interval", interval_ms, 0, 30ULL * 86400 * 1000);
+    DUR("retry_min", retry_min_ms, 100, 3600 * 1000);
+    DUR("retry_max", retry_max_ms, 100, 24 * 3600 * 1000);
+    DUR("supervise", supervise_ms, 500, 3600 * 1000);
+    DUR("responder_key_wait", responder_key_wait_ms, 0, 60000);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int limits_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    UINT("max_keys", max_keys, 2, 64);
+    if (strcmp(key, "max_message") == 0) {
+        unsigned m = 0;
+        int rc = parse_uint(v, 256, 65536, &m, err);
+        if (rc == 0)
+            c->max_message = m;
+        return rc;
     }
     return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int gateway_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    static const char *const drivers[] = {"strongswan", "libreswan", "macsec"}; /* enum order */
+    if (strcmp(key, "driver") == 0) {
+        int i = CHOICE(drivers, "strongswan, libreswan or macsec");
+        if (i < 0)
+            return QK_EINVAL;
+        c->driver = (qkb_driver_kind)i;
+        return 0;
+    }
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int strongswan_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    STR("socket", sw_socket);
+    STR("connection", sw_conn);
+    STR("child", sw_child);
+    LIST("local_addrs", sw_local_addrs);
+    LIST("remote_addrs", sw_remote_addrs);
+    LIST("local_ts", sw_local_ts);
+    LIST("remote_ts", sw_remote_ts);
+    STR("local_id", sw_local_id);
+    STR("remote_id", sw_remote_id);
+    STR("ike_psk_file", sw_ike_psk_file);
+    LIST("proposals", sw_proposals);
+    LIST("esp_proposals", sw_esp_proposals);
+    BOOL("childless", sw_childless);
+    DUR("initiate_timeout", sw_initiate_timeout_ms, 1000, 120000);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int libreswan_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    STR("secrets_file", ls_secrets_file);
+    STR("whack", ls_whack);
+    STR("ctlsocket", ls_ctlsocket);
+    STR("connection", ls_conn);
+    STR("local_id", ls_local_id);
+    STR("remote_id", ls_remote_id);
+    BOOL("initiate", ls_initiate);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int macsec_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    static const char *const modes[] = {"wpa_supplicant", "static"}; /* qkb_macsec_mode order */
+    if (strcmp(key, "mode") == 0) {
+        int i = CHOICE(modes, "wpa_supplicant or static");
+        if (i < 0)
+            return QK_EINVAL;
+        c->ms_mode = (qkb_macsec_mode)i;
+        return 0;
+    }
+    STR("interface", ms_interface);
+    STR("wpa_conf", ms_wpa_conf);
+    STR("ctrl_interface", ms_ctrl_interface);
+    UINT("port", ms_port, 1, 65534);
+    UINT("priority", ms_priority, 0, 255);
+    if (strcmp(key, "cak_bits") == 0) {
+        int rc = parse_uint(v, 128, 256, &c->ms_cak_bits, err);
+        if (rc == 0 && c->ms_cak_bits != 128 && c->ms_cak_bits != 256)
+            return qk_err_set(err, QK_EINVAL, "128 or 256");
+        return rc;
+    }
+    STR("device", ms_device);
+    STR("ip", ms_ip);
+    if (strcmp(key, "local_mac") == 0 || strcmp(key, "peer_mac") == 0) {
+        uint8_t *m = key[0] == 'l' ? c->ms_local_mac : c->ms_peer_mac;
+        if (macsec_parse_mac(v, m))
+            return qk_err_set(err, QK_EINVAL, "a MAC address aa:bb:cc:dd:ee:ff");
+        return 0;
+    }
+    UINT("peer_port", ms_peer_port, 1, 65535);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+#undef STR
+#undef DUR
+#undef LIST
+#undef UINT
+#undef BOOL
+#undef CHOICE
+
+typedef int (*section_parser)(qkb_config *c, const char *key, const char *v, qk_err *err);
+
+static const struct {
+    const char *name;
+    section_parser parse;
+} SECTIONS[] = {
+    {"bridge", bridge_key},
+    {"kme", kme_key},
+    {"peer", peer_key},
+    {"rotation", rotation_key},
+    {"limits", limits_key},
+    {"gateway", gateway_key},
+    {"strongswan", strongswan_key},
+    {"libreswan", libreswan_key},
+    {"macsec", macsec_key},
+};
+
+static int on_key(void *user, const char *sec, const char *key, const char *v, qk_err *err)
+{
+    for (size_t i = 0; i < sizeof SECTIONS / sizeof SECTIONS[0]; i++)
+        if (strcmp(sec, SECTIONS[i].name) == 0)
+            return SECTIONS[i].parse(user, key, v, err);
+    return qk_err_set(err, QK_EINVAL, "unknown section");
 }
 
 static int need(const char *v, const char *path, const char *what, qk_err *err)
