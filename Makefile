@@ -202,8 +202,16 @@ unit: tests-build
 integration: tests-build
 	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) tests/run-integration
 
-check-fast: tests-build
+check-fast: tests-build check-layers
 	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) tests/run-all
+
+# The import graph: no folder includes a header of a folder its INC_ list does not name.
+LAYERED := common kms $(ZONES) kmed sim client ikev2-bridge bench
+.PHONY: check-layers
+check-layers:
+	@rc=0; $(foreach d,$(LAYERED),scripts/check-layers $(d) $(INC_$(d)) || rc=1;) \
+	  [ $$rc = 0 ] && echo "check-layers: $(words $(LAYERED)) folders, no include outside their layer"; \
+	  exit $$rc
 
 check-san:
 	$(MAKE) SAN=1 check-fast

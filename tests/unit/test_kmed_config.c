@@ -150,6 +150,12 @@ static void test_good(void)
     CU_ASSERT_EQUAL(cfg->listeners[QK_LST_DEVICE].idle_timeout_s, 120);
     CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ADMIN].mode, QK_TLS_MODE_NONE);
     CU_ASSERT(!cfg->listeners[QK_LST_SKIP].present);
+    /* Body limits: each listener's default (the envelope enforces them). */
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ETSI014].max_body, 65536);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_SKIP].max_body, 4096);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_PEER].max_body, 2097152);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_DEVICE].max_body, QK_BLOCK_MAX_BYTES);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ADMIN].max_body, 4096);
     snprintf(want, sizeof want, "%s/ca.pem", dir);
     CU_ASSERT_STRING_EQUAL(cfg->peer_client.ca, want);
     CU_ASSERT_EQUAL(cfg->peer_client.timeout_ms, 2500);
@@ -166,6 +172,28 @@ static void test_good(void)
     CU_ASSERT_EQUAL(cfg->max_size_bits, 8192);
     CU_ASSERT_EQUAL(cfg->max_sae_id_count, 2);
     CU_ASSERT_EQUAL(cfg->reservation_lifetime_s, 600);
+}
+
+static void test_max_body(void)
+{
+    qk_err err;
+    static const char set[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                              "[listener admin]\naddress = 127.0.0.1:0\nmode = plain\n"
+                              "max_body = 300\n";
+    int rc = load_text(set, NULL, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ADMIN].max_body, 300);
+    static const char low[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                              "[listener admin]\naddress = 127.0.0.1:0\nmax_body = 255\n";
+    expect_error(low, NULL, 6, "[listener admin] max_body: ", NULL);
+    static const char high[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                               "[listener admin]\naddress = 127.0.0.1:0\nmax_body = 67108865\n";
+    expect_error(high, NULL, 6, "[listener admin] max_body: ", NULL);
+    static const char word[] = "[node]\nid = KME_A\ndata_dir = d\n"
+                               "[listener admin]\naddress = 127.0.0.1:0\nmax_body = 1k\n";
+    expect_error(word, NULL, 6, "[listener admin] max_body: ", NULL);
 }
 
 static void test_link_id_sorted(void)
@@ -397,6 +425,7 @@ int suite_kmed_config(void)
         return -1;
     if (!CU_add_test(s, "good config", test_good) ||
         !CU_add_test(s, "default link ID sorts node IDs", test_link_id_sorted) ||
+        !CU_add_test(s, "listener max_body: defaults, range", test_max_body) ||
         !CU_add_test(s, "value errors name file, line, key", test_value_errors) ||
         !CU_add_test(s, "listener errors", test_listener_errors) ||
         !CU_add_test(s, "cross-checks", test_cross_checks) ||
