@@ -1,88 +1,84 @@
-/* etsi014.c - the ETSI GS QKD 014 V1.1.1 access handler (see etsi014/README.md): routes
- * status, enc_keys and dec_keys onto the KME core (kms/core.h). Errors are 400/401/503 with a
- * JSON {"message": ...}; key containers are built and sent from secure memory; one request
- * line is logged per request (key IDs, never key bytes). */
+/* etsi014.c - the ETSI GS QKD 014 V1.1.1 handler (see etsi014/README.md): routes status,
+ * enc_keys and dec_keys onto the KME core (kms/core.h). The request envelope (common/
+ * http_envelope.h) hands it a complete request with the authenticated caller and writes the
+ * request log line. Errors are 400/401/503 (clause 5 defines no other answers) with a JSON
+ * {"message": ...}; key containers are built and sent from secure memory; the log names key
+ * IDs, never key bytes. */
 #include "etsi014.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "etsi014_parse.h"
-#include "http_util.h"
 #include "json_util.h"
-#include "log.h"
 #include "secbuf.h"
-#include "tls_server.h"
-
-/* Serializes the max_key_count check and the reservation of same-KME requests, so that
- * concurrent requests cannot overshoot a pair's quota (remote requests hold their keys at the
- * slave's KME: nothing is counted here to race on). */
-static pthread_mutex_t quota_mu = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct {
     qk_kms *k;
-    struct MHD_Connection *c;
-    const char *method;
-    const char *url;
-    const char *caller;
-    const char *fp_hex; /* the client certificate's SHA-256 (hex) */
-    qk_req *r;
-    unsigned status;
-    char *key_ids; /* malloc'ed, for the log line */
-    char detail[200];
-} etsi_ctx;
+    const qk_http_request *req;
+    qk_http_reply *rep;
+    const char *caller; /* the SAE ID: the authenticated identity */
+} etsi_call;
 
-static enum MHD_Result fail_full(etsi_ctx *x, unsigned status, const char *msg, cJSON *details,
-                                 const char *allow)
+/* {"message": msg[, "details": details]} (details is consumed). */
+static void fail_full(etsi_call *x, unsigned status, const char *msg, cJSON *details)
 {
-    x->status = status;
-    snprintf(x->detail, sizeof x->detail, "%s", msg);
+    if (!details) {
+        qk_http_reply_message(x->rep, status, msg);
+        return;
+    }
     cJSON *o = cJSON_CreateObject();
     char *text = NULL;
     if (o && cJSON_AddStringToObject(o, "message", msg)) {
-        if (details) {
-            cJSON_AddItemToObject(o, "details", details);
-            details = NULL;
-        }
+        cJSON_AddItemToObject(o, "details", details);
+        details = NULL;
         text = qk_json_print(o);
     }
     cJSON_Delete(o);
     cJSON_Delete(details);
-    if (!text)
-        return MHD_NO;
-    enum MHD_Result ret = qk_reply(x->c, status, "application/json", text, strlen(text),
-                                   allow ? "Allow" : NULL, allow);
-    free(text);
-    return ret;
+    qk_http_reply_take(x->rep, status, text ? "application/json" : NULL, text,
+                       text ? strlen(text) : 0);
+    qk_http_reply_detail(x->rep, "%s", msg);
 }
 
-static enum MHD_Result fail(etsi_ctx *x, unsigned status, const char *msg)
+static void fail(etsi_call *x, unsigned status, const char *msg)
 {
-    return fail_full(x, status, msg, NULL, NULL);
+    qk_http_reply_message(x->rep, status, msg);
+}
+
+/* "method not allowed" is 400 with an Allow header: clause 5 has no 405. */
+static void fail_method(etsi_call *x, const char *allow)
+{
+    fail(x, 400, "method not allowed");
+    qk_http_reply_allow(x->rep, allow);
 }
 
 /* Map a core error to the ETSI answer; the internal message goes to the log only when it may
  * describe server internals. */
-static enum MHD_Result fail_core(etsi_ctx *x, const qk_err *err, bool fetch)
+static void fail_core(etsi_call *x, const qk_err *err, bool fetch)
 {
     const char *msg = err->msg[0] ? err->msg : qk_status_name(err->code);
+    const char *pub;
     switch (err->code) {
     case QK_EINVAL:
     case QK_ELIMIT:
-        return fail(x, 400, msg);
+        fail(x, 400, msg);
+        return;
     case QK_ENOTFOUND:
-        return fail(x, 400, fetch ? QK_ETSI_MSG_NOT_FOUND : msg);
+        fail(x, 400, fetch ? QK_ETSI_MSG_NOT_FOUND : msg);
+        return;
     case QK_EUNAUTH:
-        return fail(x, 401,
-                    fetch ? "the calling SAE is not a slave SAE of one or more keys"
-                          : "the calling SAE is not authorized");
-    default:
-        break;
-    }
-    const char *pub;
-    switch (err->code) {
+        fail(x, 401,
+             fetch ? "the calling SAE is not a slave SAE of one or more keys"
+                   : "the calling SAE is not authorized");
+        return;
+    case QK_EQUOTA:
+        /* The pair holds max_key_count keys not yet fetched: a server-side condition that
+         * clears when the slave fetches, i.e. 503 (clause 5.1 status codes), not 400. */
+        fail(x, 503, QK_ETSI_MSG_QUOTA);
+        qk_http_reply_detail(x->rep, "%s (%.120s)", QK_ETSI_MSG_QUOTA, msg);
+        return;
     case QK_ENOKEY:
         pub = "not enough key material available";
         break;
@@ -93,34 +89,38 @@ static enum MHD_Result fail_core(etsi_ctx *x, const qk_err *err, bool fetch)
         pub = "error on server side";
         break;
     }
-    enum MHD_Result ret = fail(x, 503, pub);
-    snprintf(x->detail, sizeof x->detail, "%s: %s (%.120s)", pub, qk_status_name(err->code), msg);
-    return ret;
+    fail(x, 503, pub);
+    qk_http_reply_detail(x->rep, "%s: %s (%.120s)", pub, qk_status_name(err->code), msg);
 }
 
-/* Send a key container and remember the key IDs for the log. */
-static enum MHD_Result reply_keys(etsi_ctx *x, const qk_key_batch *b)
+/* Send a key container (the reply owns the secure buffer) and name the key IDs for the log. */
+static void reply_keys(etsi_call *x, const qk_key_batch *b)
 {
     char *json = NULL;
     size_t len = 0;
-    if (qk_etsi_key_container(b, &json, &len) != 0)
-        return fail(x, 503, "error on server side");
-    x->key_ids = qk_etsi_key_id_list(b);
-    x->status = 200;
-    enum MHD_Result ret = qk_reply_json_secret(x->c, 200, json, len);
-    qk_secure_free(json);
-    return ret;
+    if (qk_etsi_key_container(b, &json, &len) != 0) {
+        fail(x, 503, "error on server side");
+        return;
+    }
+    qk_http_reply_secret(x->rep, 200, json, len);
+    qk_http_reply_key_ids(x->rep, qk_etsi_key_id_list(b));
 }
 
-static enum MHD_Result do_status(etsi_ctx *x, const char *slave)
+static void do_status(etsi_call *x, const char *slave)
 {
-    if (strcmp(slave, x->caller) == 0)
-        return fail(x, 400, "slave_SAE_ID must differ from the calling SAE ID");
+    if (strcmp(slave, x->caller) == 0) {
+        fail(x, 400, "slave_SAE_ID must differ from the calling SAE ID");
+        return;
+    }
     const char *target = NULL;
-    if (qk_kms_sae_home(x->k, slave, &target) != 0 || !target)
-        return fail(x, 400, "unknown slave_SAE_ID");
-    if (!qk_kms_knows_kme(x->k, target))
-        return fail(x, 400, "the KME of the slave SAE is not linked to this KME");
+    if (qk_kms_sae_home(x->k, slave, &target) != 0 || !target) {
+        fail(x, 400, "unknown slave_SAE_ID");
+        return;
+    }
+    if (!qk_kms_knows_kme(x->k, target)) {
+        fail(x, 400, "the KME of the slave SAE is not linked to this KME");
+        return;
+    }
     const qk_key_limits *lim = qk_kms_limits(x->k);
     bool local = strcmp(target, qk_kms_node_id(x->k)) == 0;
     uint64_t outstanding = 0;
@@ -128,8 +128,10 @@ static enum MHD_Result do_status(etsi_ctx *x, const char *slave)
     memset(&ps, 0, sizeof ps);
     qk_err err = {0};
     if (qk_kms_stored_count(x->k, x->caller, slave, &outstanding, &err) != 0 ||
-        (!local && qk_kms_pool_status(x->k, target, &ps, &err) != 0))
-        return fail_core(x, &err, false);
+        (!local && qk_kms_pool_status(x->k, target, &ps, &err) != 0)) {
+        fail_core(x, &err, false);
+        return;
+    }
     uint64_t stored = qk_etsi_stored_key_count(lim, local, outstanding, ps.bytes_available);
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddStringToObject(o, "source_KME_ID", qk_kms_node_id(x->k)) &&
@@ -145,54 +147,96 @@ static enum MHD_Result do_status(etsi_ctx *x, const char *slave)
               cJSON_AddNumberToObject(o, "max_SAE_ID_count", lim->max_sae_id_count);
     char *text = ok ? qk_json_print(o) : NULL;
     cJSON_Delete(o);
-    if (!text)
-        return fail(x, 503, "error on server side");
-    x->status = 200;
-    enum MHD_Result ret = qk_reply_json(x->c, 200, text);
-    free(text);
-    return ret;
+    if (!text) {
+        fail(x, 503, "error on server side");
+        return;
+    }
+    qk_http_reply_take(x->rep, 200, "application/json", text, strlen(text));
 }
 
-/* A GET query integer: absent is fine, repeated or non-numeric is 400. Returns 0, or 1 when
- * an error reply was queued (*ret set). */
-static int query_int(etsi_ctx *x, const char *name, bool *has, int64_t *v, enum MHD_Result *ret)
+/* A GET query integer: absent is fine, repeated or non-numeric is 400. Returns 0, or -1 when
+ * the error reply is set. */
+static int query_int(etsi_call *x, const char *name, bool *has, int64_t *v)
 {
-    unsigned cnt = qk_query_count(x->c, name);
+    unsigned cnt = qk_http_query_count(x->req, name);
     *has = false;
     char msg[96];
     if (cnt == 0)
         return 0;
     if (cnt > 1) {
         snprintf(msg, sizeof msg, "query parameter %s is repeated", name);
-        *ret = fail(x, 400, msg);
-        return 1;
+        fail(x, 400, msg);
+        return -1;
     }
-    const char *s = MHD_lookup_connection_value(x->c, MHD_GET_ARGUMENT_KIND, name);
-    if (qk_etsi_parse_int(s, v) != 0) {
+    if (qk_etsi_parse_int(qk_http_query(x->req, name), v) != 0) {
         snprintf(msg, sizeof msg, "%s shall be an integer", name);
-        *ret = fail(x, 400, msg);
-        return 1;
+        fail(x, 400, msg);
+        return -1;
     }
     *has = true;
     return 0;
 }
 
-/* The max_key_count check for every (caller, slave) pair, then the reservation. */
-static enum MHD_Result reserve_keys(etsi_ctx *x, const char *target, const char *const *slaves,
-                                    size_t nslaves, size_t number, uint32_t size_bits)
+/* The slaves (path slave, then additional_slave_SAE_IDs) must all be registered at one KME
+ * that is this one or a linked peer. Returns that KME, or NULL with the error reply set. */
+static const char *slaves_kme(etsi_call *x, const char *const *slaves, size_t nslaves)
 {
-    qk_err err = {0};
+    const char *target = NULL;
     for (size_t i = 0; i < nslaves; i++) {
-        uint64_t outstanding = 0;
-        if (qk_kms_stored_count(x->k, x->caller, slaves[i], &outstanding, &err) != 0)
-            return fail_core(x, &err, false);
-        if (!qk_etsi_quota_ok(qk_kms_limits(x->k), outstanding, number)) {
-            enum MHD_Result ret = fail(x, 503, QK_ETSI_MSG_QUOTA);
-            snprintf(x->detail, sizeof x->detail, "%s (%s holds %llu)", QK_ETSI_MSG_QUOTA,
-                     slaves[i], (unsigned long long)outstanding);
-            return ret;
+        const char *home = NULL;
+        if (qk_kms_sae_home(x->k, slaves[i], &home) != 0 || !home) {
+            fail(x, 400,
+                 i == 0 ? "unknown slave_SAE_ID" : "unknown SAE ID in additional_slave_SAE_IDs");
+            return NULL;
+        }
+        if (!target) {
+            target = home;
+        } else if (strcmp(target, home) != 0) {
+            fail(x, 400, "all slave SAEs shall be attached to the same KME");
+            return NULL;
         }
     }
+    if (!qk_kms_knows_kme(x->k, target)) {
+        fail(x, 400, "the KME of the slave SAE is not linked to this KME");
+        return NULL;
+    }
+    return target;
+}
+
+static void do_enc(etsi_call *x, const char *slave, bool post)
+{
+    qk_err err = {0};
+    qk_etsi_key_req *kr = calloc(1, sizeof *kr);
+    if (!kr) {
+        fail(x, 503, "error on server side");
+        return;
+    }
+    if (post) {
+        cJSON *details = NULL;
+        if (qk_etsi_parse_key_request(x->req->body, x->req->body_len, kr, &details, &err) != 0) {
+            fail_full(x, 400, err.msg, details);
+            goto out;
+        }
+    } else if (query_int(x, "number", &kr->has_number, &kr->number) != 0 ||
+               query_int(x, "size", &kr->has_size, &kr->size) != 0) {
+        goto out;
+    }
+    size_t number = 0;
+    uint32_t size_bits = 0;
+    if (qk_etsi_check_key_req(kr, qk_kms_limits(x->k), x->caller, slave, &number, &size_bits,
+                              &err) != 0) {
+        fail(x, 400, err.msg);
+        goto out;
+    }
+    const char *slaves[1 + QK_ETSI_MAX_ADD];
+    size_t nslaves = 0;
+    slaves[nslaves++] = slave;
+    for (size_t i = 0; i < kr->nadd && nslaves < 1 + QK_ETSI_MAX_ADD; i++)
+        slaves[nslaves++] = kr->add[i];
+    const char *target = slaves_kme(x, slaves, nslaves);
+    if (!target)
+        goto out;
+    /* The core checks max_key_count (QK_EQUOTA) with the reservation. */
     qk_key_request req = {
         .requester = x->caller,
         .target_kme = target,
@@ -203,195 +247,150 @@ static enum MHD_Result reserve_keys(etsi_ctx *x, const char *target, const char 
     };
     qk_key_batch b;
     memset(&b, 0, sizeof b);
-    if (qk_kms_reserve(x->k, &req, &b, &err) != 0)
-        return fail_core(x, &err, false);
-    enum MHD_Result ret = reply_keys(x, &b);
+    if (qk_kms_reserve(x->k, &req, &b, &err) != 0) {
+        fail_core(x, &err, false);
+        goto out;
+    }
+    reply_keys(x, &b);
     qk_key_batch_free(&b);
-    return ret;
-}
-
-static enum MHD_Result do_enc(etsi_ctx *x, const char *slave, bool post)
-{
-    enum MHD_Result ret = MHD_NO;
-    qk_err err = {0};
-    qk_etsi_key_req *kr = calloc(1, sizeof *kr);
-    if (!kr)
-        return fail(x, 503, "error on server side");
-    if (post) {
-        cJSON *details = NULL;
-        if (qk_etsi_parse_key_request(x->r->body, x->r->body_len, kr, &details, &err) != 0) {
-            ret = fail_full(x, 400, err.msg, details, NULL);
-            goto out;
-        }
-    } else if (query_int(x, "number", &kr->has_number, &kr->number, &ret) ||
-               query_int(x, "size", &kr->has_size, &kr->size, &ret)) {
-        goto out;
-    }
-    size_t number = 0;
-    uint32_t size_bits = 0;
-    if (qk_etsi_check_key_req(kr, qk_kms_limits(x->k), x->caller, slave, &number, &size_bits,
-                              &err) != 0) {
-        ret = fail(x, 400, err.msg);
-        goto out;
-    }
-    const char *slaves[1 + QK_ETSI_MAX_ADD];
-    size_t nslaves = 0;
-    slaves[nslaves++] = slave;
-    for (size_t i = 0; i < kr->nadd && nslaves < 1 + QK_ETSI_MAX_ADD; i++)
-        slaves[nslaves++] = kr->add[i];
-    const char *target = NULL;
-    for (size_t i = 0; i < nslaves; i++) {
-        const char *home = NULL;
-        if (qk_kms_sae_home(x->k, slaves[i], &home) != 0 || !home) {
-            ret = fail(x, 400,
-                       i == 0 ? "unknown slave_SAE_ID"
-                              : "unknown SAE ID in additional_slave_SAE_IDs");
-            goto out;
-        }
-        if (!target)
-            target = home;
-        else if (strcmp(target, home) != 0) {
-            ret = fail(x, 400, "all slave SAEs shall be attached to the same KME");
-            goto out;
-        }
-    }
-    if (!qk_kms_knows_kme(x->k, target)) {
-        ret = fail(x, 400, "the KME of the slave SAE is not linked to this KME");
-        goto out;
-    }
-    bool local = strcmp(target, qk_kms_node_id(x->k)) == 0;
-    if (local)
-        pthread_mutex_lock(&quota_mu);
-    ret = reserve_keys(x, target, slaves, nslaves, number, size_bits);
-    if (local)
-        pthread_mutex_unlock(&quota_mu);
 out:
     free(kr);
-    return ret;
 }
 
-static enum MHD_Result do_dec(etsi_ctx *x, const char *master, bool post)
+/* The key IDs of a dec_keys request: the POST body, or exactly one GET key_ID. *ids is
+ * malloc'ed. Returns 0, or -1 with the error reply set. */
+static int dec_ids(etsi_call *x, bool post, char (**ids)[QK_KEY_ID_LEN + 1], size_t *n)
 {
-    if (strcmp(master, x->caller) == 0)
-        return fail(x, 400, "master_SAE_ID must differ from the calling SAE ID");
     qk_err err = {0};
+    if (post) {
+        if (qk_etsi_parse_key_ids(x->req->body, x->req->body_len, QK_ETSI_MAX_IDS, ids, n, &err) !=
+            0) {
+            fail(x, 400, err.msg);
+            return -1;
+        }
+        return 0;
+    }
+    unsigned cnt = qk_http_query_count(x->req, "key_ID");
+    if (cnt != 1) {
+        fail(x, 400,
+             cnt == 0 ? "key_ID query parameter is required"
+                      : "GET accepts exactly one key_ID; use POST for several");
+        return -1;
+    }
+    const char *s = qk_http_query(x->req, "key_ID");
+    *ids = calloc(1, sizeof **ids);
+    if (!*ids) {
+        fail(x, 503, "error on server side");
+        return -1;
+    }
+    if (!s || qk_etsi_norm_key_id(s, strlen(s), (*ids)[0]) != 0) {
+        free(*ids);
+        *ids = NULL;
+        fail(x, 400, "key_ID is not a UUID");
+        return -1;
+    }
+    *n = 1;
+    return 0;
+}
+
+static void do_dec(etsi_call *x, const char *master, bool post)
+{
+    if (strcmp(master, x->caller) == 0) {
+        fail(x, 400, "master_SAE_ID must differ from the calling SAE ID");
+        return;
+    }
     char(*ids)[QK_KEY_ID_LEN + 1] = NULL;
     size_t n = 0;
-    if (post) {
-        if (qk_etsi_parse_key_ids(x->r->body, x->r->body_len, QK_ETSI_MAX_IDS, &ids, &n, &err) != 0)
-            return fail(x, 400, err.msg);
-    } else {
-        unsigned cnt = qk_query_count(x->c, "key_ID");
-        if (cnt == 0)
-            return fail(x, 400, "key_ID query parameter is required");
-        if (cnt > 1)
-            return fail(x, 400, "GET accepts exactly one key_ID; use POST for several");
-        const char *s = MHD_lookup_connection_value(x->c, MHD_GET_ARGUMENT_KIND, "key_ID");
-        ids = calloc(1, sizeof *ids);
-        if (!ids)
-            return fail(x, 503, "error on server side");
-        if (!s || qk_etsi_norm_key_id(s, strlen(s), ids[0]) != 0) {
-            free(ids);
-            return fail(x, 400, "key_ID is not a UUID");
-        }
-        n = 1;
-    }
-    enum MHD_Result ret;
+    if (dec_ids(x, post, &ids, &n) != 0)
+        return;
     const char **ptrs = calloc(n, sizeof *ptrs);
     if (!ptrs) {
         free(ids);
-        return fail(x, 503, "error on server side");
+        fail(x, 503, "error on server side");
+        return;
     }
     for (size_t i = 0; i < n; i++)
         ptrs[i] = ids[i];
+    qk_err err = {0};
     qk_key_batch b;
     memset(&b, 0, sizeof b);
     if (qk_kms_fetch(x->k, x->caller, master, ptrs, n, &b, &err) != 0) {
-        ret = fail_core(x, &err, true);
+        fail_core(x, &err, true);
     } else {
-        ret = reply_keys(x, &b);
+        reply_keys(x, &b);
         qk_key_batch_free(&b);
     }
     free(ptrs);
     free(ids);
-    return ret;
 }
 
-static enum MHD_Result dispatch(etsi_ctx *x)
+static void dispatch(etsi_call *x)
 {
     qk_err err = {0};
     const char *home = NULL;
     if (qk_kms_sae_home(x->k, x->caller, &home) != 0 || !home ||
-        strcmp(home, qk_kms_node_id(x->k)) != 0)
-        return fail(x, 401, "the calling SAE is not registered at this KME");
-    if (!qk_kms_sae_cert_ok(x->k, x->caller, x->fp_hex))
-        return fail(x, 401, "the client certificate is not the one bound to the calling SAE");
-    if (x->r->too_large)
-        return fail(x, 400, "request body too large");
+        strcmp(home, qk_kms_node_id(x->k)) != 0) {
+        fail(x, 401, "the calling SAE is not registered at this KME");
+        return;
+    }
+    if (!qk_kms_sae_cert_ok(x->k, x->caller, x->req->caller->fp_hex)) {
+        fail(x, 401, "the client certificate is not the one bound to the calling SAE");
+        return;
+    }
     qk_etsi_route route;
     char id[QK_ETSI_SAE_ID_MAX + 1];
-    if (qk_etsi_parse_path(x->url, &route, id, sizeof id, &err) != 0)
-        return fail(x, 400, err.msg);
-    bool get = strcmp(x->method, MHD_HTTP_METHOD_GET) == 0;
-    bool post = strcmp(x->method, MHD_HTTP_METHOD_POST) == 0;
+    if (qk_etsi_parse_path(x->req->path, &route, id, sizeof id, &err) != 0) {
+        fail(x, 400, err.msg);
+        return;
+    }
+    bool get = strcmp(x->req->method, "GET") == 0;
+    bool post = strcmp(x->req->method, "POST") == 0;
     switch (route) {
     case QK_ETSI_ROUTE_STATUS:
         if (!get)
-            return fail_full(x, 400, "method not allowed", NULL, "GET");
-        return do_status(x, id);
+            fail_method(x, "GET");
+        else
+            do_status(x, id);
+        return;
     case QK_ETSI_ROUTE_ENC:
         if (!get && !post)
-            return fail_full(x, 400, "method not allowed", NULL, "GET, POST");
-        return do_enc(x, id, post);
+            fail_method(x, "GET, POST");
+        else
+            do_enc(x, id, post);
+        return;
     case QK_ETSI_ROUTE_DEC:
         if (!get && !post)
-            return fail_full(x, 400, "method not allowed", NULL, "GET, POST");
-        return do_dec(x, id, post);
+            fail_method(x, "GET, POST");
+        else
+            do_dec(x, id, post);
+        return;
     default:
-        return fail(x, 400, "unknown resource");
+        fail(x, 400, "unknown resource");
+        return;
     }
 }
 
-enum MHD_Result qk_etsi014_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                   const char *method, const char *version, const char *upload_data,
-                                   size_t *upload_data_size, void **con_cls)
+static void etsi014_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
-    qk_req *r = NULL;
-    int st = qk_req_collect(con_cls, QK_ETSI_MAX_BODY, upload_data, upload_data_size, &r);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st != QK_REQ_DONE || !r)
-        return MHD_NO;
-    etsi_ctx x;
-    memset(&x, 0, sizeof x);
-    x.k = cls;
-    x.c = c;
-    x.method = method ? method : "";
-    x.url = url ? url : "";
-    x.r = r;
-    const qk_peer_identity *pid = qk_conn_identity(c);
-    enum MHD_Result ret;
+    qk_etsi014_handler *h = (qk_etsi014_handler *)self;
+    etsi_call x = {.k = h->kms, .req = req, .rep = rep};
+    const qk_peer_identity *pid = req->caller;
     if (!x.k) {
-        ret = fail(&x, 503, "error on server side");
-    } else if (!pid || pid->kind == QK_ID_NONE || pid->id[0] == '\0' ||
+        fail(&x, 503, "error on server side");
+    } else if (pid->kind == QK_ID_NONE || pid->id[0] == '\0' ||
                strnlen(pid->id, sizeof pid->id) > QK_ETSI_SAE_ID_MAX) {
-        ret = fail(&x, 401, "the calling SAE is not authenticated");
+        fail(&x, 401, "the calling SAE is not authenticated");
     } else {
         x.caller = pid->id;
-        x.fp_hex = pid->fp_hex;
-        ret = dispatch(&x);
+        dispatch(&x);
     }
-    qk_request_log lg = {
-        .listener = "etsi014",
-        .method = x.method,
-        .path = x.url,
-        .identity = x.caller ? x.caller : (pid && pid->id[0] ? pid->id : NULL),
-        .status = (int)x.status,
-        .latency_ms = qk_now_ms() - r->t_start_ms,
-        .key_ids = x.key_ids,
-        .detail = x.status != 200 && x.detail[0] ? x.detail : NULL,
-    };
-    qk_log_request(&lg);
-    free(x.key_ids);
-    return ret;
+}
+
+void qk_etsi014_configure(qk_etsi014_handler *h, qk_kms *kms)
+{
+    memset(h, 0, sizeof *h);
+    h->super.on_req = etsi014_on_req;
+    /* Clause 5 answers only 200, 400, 401 and 503: an oversized body is a bad request. */
+    h->super.too_large_status = 400;
+    h->kms = kms;
 }

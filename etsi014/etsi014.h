@@ -1,16 +1,20 @@
 /* etsi014.h - ETSI GS QKD 014 V1.1.1 request handling on top of the KME core (kms/core.h).
- * Served on the `etsi014` listener (mutual TLS; the SAE ID is the authenticated client
- * identity from qk_conn_identity()). */
+ * Served on the `etsi014` listener (mutual TLS) through the request envelope (common/
+ * http_envelope.h): the SAE ID is the authenticated caller of the request. */
 #ifndef QK_ETSI014_H
 #define QK_ETSI014_H
 
-#include <microhttpd.h>
 #include "core.h"
+#include "http_envelope.h"
 
-/* libmicrohttpd access handler; cls is the qk_kms *. Pair it with qk_req_completed
- * (common/http_util.h) as the listener's completed callback. */
-enum MHD_Result qk_etsi014_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                   const char *method, const char *version, const char *upload_data,
-                                   size_t *upload_data_size, void **con_cls);
+/* The handler (h2o style: qk_http_handler first). */
+typedef struct {
+    qk_http_handler super;
+    qk_kms *kms; /* borrowed; must outlive the listener */
+} qk_etsi014_handler;
+
+/* Fill in h: on_req, too_large_status 400 (clause 5 defines no 413). observe is left for the
+ * caller (the daemon's metrics). */
+void qk_etsi014_configure(qk_etsi014_handler *h, qk_kms *kms);
 
 #endif

@@ -273,12 +273,6 @@ uint64_t qk_etsi_stored_key_count(const qk_key_limits *lim, bool local, uint64_t
     return pool_keys < quota ? pool_keys : quota;
 }
 
-bool qk_etsi_quota_ok(const qk_key_limits *lim, uint64_t outstanding, size_t number)
-{
-    return outstanding <= lim->max_key_count &&
-           (uint64_t)number <= lim->max_key_count - outstanding;
-}
-
 int qk_etsi_norm_key_id(const char *s, size_t len, char out[QK_KEY_ID_LEN + 1])
 {
     qk_uuid u;

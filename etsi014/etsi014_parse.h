@@ -12,10 +12,13 @@
 #include "core.h"
 #include "qk_err.h"
 
-#define QK_ETSI_MAX_BODY   (64u * 1024u) /* larger request bodies are refused with 400 */
-#define QK_ETSI_SAE_ID_MAX 128           /* bytes of an SAE ID (percent-decoded) */
-#define QK_ETSI_MAX_ADD    64            /* additional_slave_SAE_IDs parsed at most */
-#define QK_ETSI_MAX_IDS    1024          /* key IDs in one dec_keys request at most */
+/* The parsers' own bound on a JSON body. The request envelope refuses a body above the
+ * etsi014 listener's max_body (default 64 KiB) before the handler sees it; a larger max_body
+ * still leaves the parsers at this bound (400). */
+#define QK_ETSI_MAX_BODY   (64u * 1024u)
+#define QK_ETSI_SAE_ID_MAX 128  /* bytes of an SAE ID (percent-decoded) */
+#define QK_ETSI_MAX_ADD    64   /* additional_slave_SAE_IDs parsed at most */
+#define QK_ETSI_MAX_IDS    1024 /* key IDs in one dec_keys request at most */
 
 #define QK_ETSI_MSG_NOT_FOUND       "one or more keys specified are not found on KME"
 #define QK_ETSI_MSG_SIZE8           "size shall be a multiple of 8"
@@ -72,10 +75,6 @@ int qk_etsi_check_key_req(const qk_etsi_key_req *r, const qk_key_limits *lim, co
  * material); the same-KME pool (local) is generated on demand and bounds nothing. */
 uint64_t qk_etsi_stored_key_count(const qk_key_limits *lim, bool local, uint64_t outstanding,
                                   uint64_t pool_bytes);
-
-/* Whether `number` more keys for a pair fit under max_key_count, the pair already holding
- * `outstanding` keys not yet fetched by its slave. */
-bool qk_etsi_quota_ok(const qk_key_limits *lim, uint64_t outstanding, size_t number);
 
 /* Parse a POST dec_keys body {"key_IDs":[{"key_ID":"uuid"},...]} (unknown members ignored).
  * IDs are normalised to the lower-case canonical UUID form; duplicates are refused; at most

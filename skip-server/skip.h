@@ -1,15 +1,15 @@
 /* skip.h - SKIP (draft-cisco-skip-02) request handling on top of the KME core (kms/core.h),
- * served on the `skip` listener. The client identity is the authenticated connection identity
- * (PSK identity or certificate CN, from qk_conn_identity()), never a header. See
- * skip-server/README.md. */
+ * served on the `skip` listener through the request envelope (common/http_envelope.h). The
+ * client identity is the request's authenticated caller (PSK identity or certificate CN),
+ * never a header. See skip-server/README.md. */
 #ifndef QK_SKIP_H
 #define QK_SKIP_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <microhttpd.h>
 #include "core.h"
+#include "http_envelope.h"
 #include "skip_parse.h"
 
 /* Everything the handler needs; strings and rules are borrowed and must outlive the listener. */
@@ -27,12 +27,15 @@ typedef struct {
     size_t nclients;
 } qk_skip_options;
 
-#define QK_SKIP_MAX_BODY 4096 /* GET requests carry no body; a larger one is refused (400) */
+/* The handler (h2o style: qk_http_handler first). */
+typedef struct {
+    qk_http_handler super;
+    qk_skip_options opts;
+} qk_skip_handler;
 
-/* libmicrohttpd access handler; cls is a const qk_skip_options *. Pair it with
- * qk_req_completed (or qk_api_completed_count) as the listener's completed callback. */
-enum MHD_Result qk_skip_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                const char *method, const char *version, const char *upload_data,
-                                size_t *upload_data_size, void **con_cls);
+/* Fill in h from a copy of *o (the strings and rules it points to stay borrowed): on_req,
+ * too_large_status 400 (the body limit is the listener's max_body, enforced by the envelope).
+ * observe is left for the caller (the daemon's metrics). */
+void qk_skip_configure(qk_skip_handler *h, const qk_skip_options *o);
 
 #endif
