@@ -1,0 +1,105 @@
+/* bridge_cmd_run.c - `qkd-bridge run -c CONFIG [--port-file FILE]`: the daemon. SIGTERM and
+ * SIGINT stop it, SIGUSR1 asks for a rotation, SIGHUP reopens the log (bridge_daemon.h); with
+ * --port-file, the admin and channel ports are written there once both listen. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge_cli.h"
+#include "bridge_cmds.h"
+#include "bridge_daemon.h"
+#include "log.h"
+#include "qkdclient.h"
+#include "secbuf.h"
+
+static volatile sig_atomic_t g_stop, g_rotate, g_hup;
+static void on_stop(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+static void on_usr1(int sig)
+{
+    (void)sig;
+    g_rotate = 1;
+}
+static void on_hup(int sig)
+{
+    (void)sig;
+    g_hup = 1;
+}
+
+int qkb_cmd_run(int argc, char **argv)
+{
+    qkb_cli_opts o;
+    if (qkb_cli_parse_opts(argc, argv, &o)) {
+        fprintf(stderr, "usage: qkd-bridge run -c CONFIG [--port-file FILE]\n");
+        return 2;
+    }
+    qkb_config *cfg = malloc(sizeof *cfg);
+    if (!cfg)
+        return 1;
+    int rc = qkb_cli_load_conf(&o, cfg);
+    if (rc) {
+        free(cfg);
+        return rc;
+    }
+    qk_log_level lvl = QK_LOG_INFO;
+    qk_log_level_parse(cfg->log_level, &lvl);
+    if (qk_log_open(cfg->log_file[0] ? cfg->log_file : NULL, lvl, "qkd-bridge") != 0) {
+        fprintf(stderr, "qkd-bridge: cannot open log %s: %s\n", cfg->log_file, strerror(errno));
+        free(cfg);
+        return 1;
+    }
+    if (qk_secure_init() != 0 || qkc_global_init() != 0) {
+        QK_ERROR("library initialisation failed");
+        free(cfg);
+        return 1;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    bridge *b = NULL;
+    qk_err e;
+    if (bridge_new(cfg, &b, &e) != 0) {
+        QK_ERROR("cannot start: %s", e.msg);
+        fprintf(stderr, "qkd-bridge: %s\n", e.msg);
+        free(cfg);
+        return 1;
+    }
+    QK_INFO("qkd-bridge %s started: role %s, driver %s, admin port %u, channel port %u", cfg->name,
+            cfg->role == QKB_INITIATOR ? "initiator" : "responder",
+            cfg->driver == QKB_DRV_STRONGSWAN  ? "strongswan"
+            : cfg->driver == QKB_DRV_LIBRESWAN ? "libreswan"
+                                               : "macsec",
+            bridge_admin_port(b), bridge_channel_port(b));
+    if (o.port_file) {
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "%s.tmp", o.port_file);
+        FILE *f = fopen(tmp, "w");
+        if (!f ||
+            fprintf(f, "admin=%u\nbridge=%u\n", bridge_admin_port(b), bridge_channel_port(b)) < 0 ||
+            fclose(f) != 0 || rename(tmp, o.port_file) != 0) {
+            QK_ERROR("cannot write port file %s", o.port_file);
+            bridge_free(b);
+            free(cfg);
+            return 1;
+        }
+    }
+    bridge_run(b, &g_stop, &g_rotate, &g_hup);
+    QK_INFO("stopping");
+    bridge_free(b);
+    qkc_global_cleanup();
+    free(cfg);
+    qk_log_close();
+    return 0;
+}
