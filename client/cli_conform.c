@@ -13,11 +13,9 @@
 #include "conform.h"
 #include "secbuf.h"
 
-static const char conform_usage[] =
-    "Usage: qkd conform etsi [side options] [run options]\n"
-    "       qkd conform skip [side options] [run options]\n"
-    "       qkd conform etsi|skip --list [--format json]\n"
-    "\n"
+static void conform_help(FILE *f);
+
+static const char conform_options[] =
     "Runs named checks of every client-observable rule of ETSI GS QKD 014 or SKIP\n"
     "(draft-cisco-skip-02) against a pair of servers; each check passes, fails, warns\n"
     "(advisory rules) or is skipped, with evidence (requests, statuses, body excerpts; key\n"
@@ -342,7 +340,7 @@ static int parse_opts(int argc, char **argv, conform_opts *o)
         int64_t v;
         switch (opt) {
         case 'h':
-            fputs(conform_usage, stdout);
+            conform_help(stdout);
             return -1;
         case O_FORMAT:
             if (strcmp(optarg, "text") == 0)
@@ -442,26 +440,58 @@ static int run(conform_opts *o)
     return rc;
 }
 
-int cli_conform_main(int argc, char **argv)
+/* argv[0] is the API's name: parse the options for api, run the checks. */
+static int conform_api(cf_api api, int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(conform_usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? QKD_EXIT_USAGE : QKD_EXIT_OK;
-    }
     conform_opts o;
     memset(&o, 0, sizeof o);
-    if (strcmp(argv[1], "etsi") == 0)
-        o.api = CF_API_ETSI;
-    else if (strcmp(argv[1], "skip") == 0)
-        o.api = CF_API_SKIP;
-    else
-        return cli_usage_error("conform: unknown API '%s' (etsi, skip)", argv[1]);
+    o.api = api;
     cf_ctx_init(&o.ctx, o.api);
-    int rc = parse_opts(argc - 1, argv + 1, &o);
+    int rc = parse_opts(argc, argv, &o);
     if (rc == 0)
         rc = run(&o);
     else if (rc < 0)
         rc = QKD_EXIT_OK;
     opts_free(&o);
     return rc;
+}
+
+static int conform_etsi(int argc, char **argv)
+{
+    return conform_api(CF_API_ETSI, argc, argv);
+}
+
+static int conform_skip(int argc, char **argv)
+{
+    return conform_api(CF_API_SKIP, argc, argv);
+}
+
+static const cli_cmd conform_cmds[] = {
+    {"etsi", conform_etsi, "[side options] [run options]", "ETSI GS QKD 014 V1.1.1 checks"},
+    {"skip", conform_skip, "[side options] [run options]", "SKIP (draft-cisco-skip-02) checks"},
+};
+#define N_CONFORM_CMDS (sizeof conform_cmds / sizeof conform_cmds[0])
+
+static void conform_usage(FILE *f)
+{
+    cli_cmd_synopsis(f, "qkd conform", conform_cmds, N_CONFORM_CMDS);
+    fputs("       qkd conform etsi|skip --list [--format json]\n", f);
+    cli_cmd_list(f, conform_cmds, N_CONFORM_CMDS);
+}
+
+static void conform_help(FILE *f)
+{
+    conform_usage(f);
+    fputs(conform_options, f);
+}
+
+int cli_conform_main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        conform_help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? QKD_EXIT_USAGE : QKD_EXIT_OK;
+    }
+    const cli_cmd *cmd =
+        cli_cmd_lookup(conform_cmds, N_CONFORM_CMDS, "conform", argv[1], conform_usage);
+    return cmd ? cmd->fn(argc - 1, argv + 1) : QKD_EXIT_USAGE;
 }

@@ -9,14 +9,10 @@
 
 #define MAX_ADDITIONAL 64
 
-static const char etsi_usage[] =
-    "Usage: qkd etsi status SLAVE_SAE_ID [options]\n"
-    "       qkd etsi enc SLAVE_SAE_ID [--number N] [--size BITS] [--additional ID]...\n"
-    "                    [--ext-mandatory JSON] [--ext-optional JSON] [--get|--post] [options]\n"
-    "       qkd etsi dec MASTER_SAE_ID KEY_ID... [--get|--post] [options]\n"
-    "\n"
-    "ETSI GS QKD 014: status = Get status, enc = Get key (as the master SAE), dec = Get key\n"
-    "with key IDs (as a slave SAE). Keys are printed one per line as \"KEY_ID KEY\".\n"
+static void etsi_help(FILE *f);
+
+static const char etsi_options[] =
+    "ETSI GS QKD 014 V1.1.1; keys are printed one per line as \"KEY_ID KEY\".\n"
     "  -n, --number N        number of keys (default: the server's, 1)\n"
     "  -s, --size BITS       key size in bits (default: the server's key_size)\n"
     "  --additional ID       additional slave SAE ID (repeatable; POST only)\n"
@@ -24,13 +20,6 @@ static const char etsi_usage[] =
     "  --ext-optional JSON   extension_optional, a JSON array of objects (POST only)\n"
     "  --get, --post         force the request form (default: GET when the request allows\n"
     "                        it, i.e. enc with only number/size and dec with one key ID)\n";
-
-static void etsi_help(void)
-{
-    fputs(etsi_usage, stdout);
-    fputs(cli_conn_help, stdout);
-    fputs(cli_exit_help, stdout);
-}
 
 typedef struct {
     cli_conn cc;
@@ -62,7 +51,7 @@ static int parse_opts(int argc, char **argv, etsi_opts *o)
             continue;
         switch (opt) {
         case 'h':
-            etsi_help();
+            etsi_help(stdout);
             return -1;
         case 'n':
             if (cli_parse_int(optarg, 1, QKC_MAX_KEYS, "--number", &o->req.number) != 0)
@@ -185,61 +174,151 @@ static int print_keys(const cli_conn *cc, const qkc_key_set *ks)
     return fflush(stdout) == 0 ? QKD_EXIT_OK : QKD_EXIT_FAIL;
 }
 
-static int run(const char *cmd, etsi_opts *o, int npos, char **pos)
+/* status and dec take none of enc's own options. */
+static int not_enc(const etsi_opts *o)
 {
-    bool status = strcmp(cmd, "status") == 0, enc = strcmp(cmd, "enc") == 0,
-         dec = strcmp(cmd, "dec") == 0;
-    if (!status && !enc && !dec)
-        return cli_usage_error("unknown etsi command '%s' (status, enc, dec)", cmd);
-    if (npos < 1)
-        return cli_usage_error("etsi %s needs the %s SAE ID", cmd, dec ? "master" : "slave");
-    if ((status || enc) && npos != 1)
-        return cli_usage_error("etsi %s takes one SAE ID", cmd);
-    if (dec && npos < 2)
-        return cli_usage_error("etsi dec needs at least one key ID");
-    if (!enc && (o->req.number || o->req.size || o->req.n_additional ||
-                 o->req.extension_mandatory || o->req.extension_optional))
+    if (o->req.number || o->req.size || o->req.n_additional || o->req.extension_mandatory ||
+        o->req.extension_optional)
         return cli_usage_error("--number/--size/--additional/--ext-* belong to etsi enc");
-    if (status && o->method != QKC_AUTO)
+    return 0;
+}
+
+static int status_run(etsi_opts *o, int npos, char **pos)
+{
+    if (npos < 1)
+        return cli_usage_error("etsi status needs the slave SAE ID");
+    if (npos > 1)
+        return cli_usage_error("etsi status takes one SAE ID");
+    int rc = not_enc(o);
+    if (rc != 0)
+        return rc;
+    if (o->method != QKC_AUTO)
         return cli_usage_error("etsi status is always a GET");
+    qkc_client *c;
+    if ((rc = cli_conn_client(&o->cc, CLI_API_ETSI, &c)) != 0)
+        return rc;
+    qkc_error e;
+    qkc_etsi_status s;
+    rc = qkc_etsi_status_get(c, pos[0], &s, &e);
+    rc = rc ? cli_report(&o->cc, &e) : print_status(&o->cc, &s);
+    qkc_etsi_status_free(&s);
+    qkc_client_free(c);
+    return rc;
+}
+
+/* Shared by enc and dec once the client is made: print or report, free. */
+static int keys_done(const etsi_opts *o, qkc_client *c, int call_rc, qkc_key_set *ks,
+                     const qkc_error *e)
+{
+    int rc = call_rc ? cli_report(&o->cc, e) : print_keys(&o->cc, ks);
+    qkc_key_set_free(ks);
+    qkc_client_free(c);
+    return rc;
+}
+
+static int enc_run(etsi_opts *o, int npos, char **pos)
+{
+    if (npos < 1)
+        return cli_usage_error("etsi enc needs the slave SAE ID");
+    if (npos > 1)
+        return cli_usage_error("etsi enc takes one SAE ID");
     qkc_client *c;
     int rc = cli_conn_client(&o->cc, CLI_API_ETSI, &c);
     if (rc != 0)
         return rc;
     qkc_error e;
-    if (status) {
-        qkc_etsi_status s;
-        rc = qkc_etsi_status_get(c, pos[0], &s, &e);
-        rc = rc ? cli_report(&o->cc, &e) : print_status(&o->cc, &s);
-        qkc_etsi_status_free(&s);
-    } else {
-        qkc_key_set ks;
-        if (enc)
-            rc = qkc_etsi_get_keys(c, pos[0], &o->req, o->method, &ks, &e);
-        else
-            rc = qkc_etsi_get_keys_with_ids(c, pos[0], (const char *const *)pos + 1,
-                                            (size_t)npos - 1, o->method, &ks, &e);
-        rc = rc ? cli_report(&o->cc, &e) : print_keys(&o->cc, &ks);
-        qkc_key_set_free(&ks);
-    }
-    qkc_client_free(c);
-    return rc;
+    qkc_key_set ks;
+    rc = qkc_etsi_get_keys(c, pos[0], &o->req, o->method, &ks, &e);
+    return keys_done(o, c, rc, &ks, &e);
 }
 
-int cli_etsi_main(int argc, char **argv)
+static int dec_run(etsi_opts *o, int npos, char **pos)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        etsi_help();
-        return argc < 2 ? QKD_EXIT_USAGE : QKD_EXIT_OK;
-    }
-    const char *cmd = argv[1];
+    if (npos < 1)
+        return cli_usage_error("etsi dec needs the master SAE ID");
+    if (npos < 2)
+        return cli_usage_error("etsi dec needs at least one key ID");
+    int rc = not_enc(o);
+    if (rc != 0)
+        return rc;
+    qkc_client *c;
+    if ((rc = cli_conn_client(&o->cc, CLI_API_ETSI, &c)) != 0)
+        return rc;
+    qkc_error e;
+    qkc_key_set ks;
+    rc = qkc_etsi_get_keys_with_ids(c, pos[0], (const char *const *)pos + 1, (size_t)npos - 1,
+                                    o->method, &ks, &e);
+    return keys_done(o, c, rc, &ks, &e);
+}
+
+/* argv[0] is the command ("enc"): parse the options, run it on the positional arguments. */
+static int with_opts(int argc, char **argv, int (*run)(etsi_opts *o, int npos, char **pos))
+{
     etsi_opts o;
     memset(&o, 0, sizeof o);
-    int rc = parse_opts(argc - 1, argv + 1, &o);
+    int rc = parse_opts(argc, argv, &o);
     if (rc == 0)
-        rc = run(cmd, &o, argc - 1 - optind, argv + 1 + optind);
+        rc = run(&o, argc - optind, argv + optind);
     else if (rc < 0)
         rc = QKD_EXIT_OK; /* --help */
     cli_conn_free(&o.cc);
     return rc;
+}
+
+static int etsi_status(int argc, char **argv)
+{
+    return with_opts(argc, argv, status_run);
+}
+
+static int etsi_enc(int argc, char **argv)
+{
+    return with_opts(argc, argv, enc_run);
+}
+
+static int etsi_dec(int argc, char **argv)
+{
+    return with_opts(argc, argv, dec_run);
+}
+
+/* ETSI GS QKD 014 V1.1.1 clause 5: the three methods of the API. */
+static const cli_cmd etsi_cmds[] = {
+    {"status", etsi_status, "SLAVE_SAE_ID [options]",
+     "Get status (clause 5.1): the link from the calling master SAE to SLAVE_SAE_ID"},
+    {"enc", etsi_enc,
+     "SLAVE_SAE_ID [--number N] [--size BITS] [--additional ID]...\n"
+     "                    [--ext-mandatory JSON] [--ext-optional JSON] [--get|--post] [options]",
+     "Get key (clause 5.2), as the master SAE"},
+    {"dec", etsi_dec, "MASTER_SAE_ID KEY_ID... [--get|--post] [options]",
+     "Get key with key IDs (clause 5.3), as a slave SAE"},
+};
+
+#define N_ETSI_CMDS (sizeof etsi_cmds / sizeof etsi_cmds[0])
+
+/* Synopsis and commands: after an unknown command (on stderr) and atop the help. */
+static void etsi_usage(FILE *f)
+{
+    cli_cmd_synopsis(f, "qkd etsi", etsi_cmds, N_ETSI_CMDS);
+    cli_cmd_list(f, etsi_cmds, N_ETSI_CMDS);
+}
+
+static void etsi_help(FILE *f)
+{
+    etsi_usage(f);
+    fputs(etsi_options, f);
+    fputs(cli_conn_help, f);
+    fputs(cli_exit_help, f);
+}
+
+int cli_etsi_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        etsi_help(stderr);
+        return QKD_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        etsi_help(stdout);
+        return QKD_EXIT_OK;
+    }
+    const cli_cmd *cmd = cli_cmd_lookup(etsi_cmds, N_ETSI_CMDS, "etsi", argv[1], etsi_usage);
+    return cmd ? cmd->fn(argc - 1, argv + 1) : QKD_EXIT_USAGE;
 }

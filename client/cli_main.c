@@ -1,4 +1,5 @@
-/* cli_main.c - `qkd`: dispatch to the etsi / skip / conform subcommands. */
+/* cli_main.c - `qkd`: choose the etsi / skip / conform group from a table (the pattern of
+ * wireguard-tools' src/wg.c + subcommands.h); each group chooses its subcommand from its own. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,13 +8,19 @@
 
 #define QKD_VERSION "0.1"
 
+static const cli_cmd cmds[] = {
+    {"etsi", cli_etsi_main, "status|enc|dec ...", "ETSI GS QKD 014 key delivery"},
+    {"skip", cli_skip_main, "caps|key|key-by-id|entropy ...", "SKIP (draft-cisco-skip-02)"},
+    {"conform", cli_conform_main, "etsi|skip ...", "conformance checks against any server pair"},
+};
+#define N_CMDS (sizeof cmds / sizeof cmds[0])
+
 static void usage(FILE *f)
 {
-    fputs("Usage: qkd etsi status|enc|dec ...    ETSI GS QKD 014 key delivery\n"
-          "       qkd skip caps|key|key-by-id|entropy ...   SKIP (draft-cisco-skip-02)\n"
-          "       qkd conform etsi|skip ...      conformance checks against any server pair\n"
-          "       qkd --help | --version\n"
-          "`qkd etsi --help`, `qkd skip --help` and `qkd conform --help` list the options;\n"
+    cli_cmd_synopsis(f, "qkd", cmds, N_CMDS);
+    fputs("       qkd --help | --version\n", f);
+    cli_cmd_list(f, cmds, N_CMDS);
+    fputs("`qkd etsi --help`, `qkd skip --help` and `qkd conform --help` list the options;\n"
           "see also qkd(1).\n",
           f);
     fputs(cli_exit_help, f);
@@ -25,28 +32,23 @@ int main(int argc, char **argv)
         usage(stderr);
         return QKD_EXIT_USAGE;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
         usage(stdout);
         return QKD_EXIT_OK;
     }
-    if (strcmp(cmd, "--version") == 0) {
+    if (strcmp(name, "--version") == 0) {
         printf("qkd %s\n", QKD_VERSION);
         return QKD_EXIT_OK;
     }
+    const cli_cmd *cmd = cli_cmd_lookup(cmds, N_CMDS, NULL, name, usage);
+    if (!cmd)
+        return QKD_EXIT_USAGE;
     if (qkc_global_init() != 0) {
         fputs("qkd: library initialisation failed\n", stderr);
         return QKD_EXIT_FAIL;
     }
-    int rc;
-    if (strcmp(cmd, "etsi") == 0)
-        rc = cli_etsi_main(argc - 1, argv + 1);
-    else if (strcmp(cmd, "skip") == 0)
-        rc = cli_skip_main(argc - 1, argv + 1);
-    else if (strcmp(cmd, "conform") == 0)
-        rc = cli_conform_main(argc - 1, argv + 1);
-    else
-        rc = cli_usage_error("unknown command '%s' (etsi, skip, conform)", cmd);
+    int rc = cmd->fn(argc - 1, argv + 1);
     qkc_global_cleanup();
     return rc;
 }

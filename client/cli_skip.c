@@ -7,24 +7,12 @@
 #include "client_internal.h"
 #include "secbuf.h"
 
-static const char skip_usage[] =
-    "Usage: qkd skip caps [options]\n"
-    "       qkd skip key REMOTE_SYSTEM_ID [--size BITS] [options]\n"
-    "       qkd skip key-by-id KEY_ID [REMOTE_SYSTEM_ID] [options]\n"
-    "       qkd skip entropy [--minentropy BITS] [options]\n"
-    "\n"
-    "SKIP: caps = GET /capabilities, key = GET /key (a new key shared with the Key Provider\n"
-    "REMOTE_SYSTEM_ID), key-by-id = GET /key/{keyId} (REMOTE_SYSTEM_ID: the initiator's KP),\n"
-    "entropy = GET /entropy. Keys are printed as \"KEY_ID KEY\", entropy as its bytes.\n"
+static void skip_help(FILE *f);
+
+static const char skip_options[] =
+    "SKIP (draft-cisco-skip-02); keys are printed as \"KEY_ID KEY\", entropy as its bytes.\n"
     "  -s, --size BITS       key size in bits (default: the server's, 256)\n"
     "  --minentropy BITS     entropy size in bits (default: the server's, 256)\n";
-
-static void skip_help(void)
-{
-    fputs(skip_usage, stdout);
-    fputs(cli_conn_help, stdout);
-    fputs(cli_exit_help, stdout);
-}
 
 typedef struct {
     cli_conn cc;
@@ -49,7 +37,7 @@ static int parse_opts(int argc, char **argv, skip_opts *o)
             continue;
         switch (opt) {
         case 'h':
-            skip_help();
+            skip_help(stdout);
             return -1;
         case 's':
             if (cli_parse_int(optarg, 1, (int64_t)QKC_SKIP_MAX_BYTES * 8, "--size", &o->size))
@@ -149,64 +137,151 @@ static int print_entropy(const cli_conn *cc, const qkc_skip_entropy *en)
     return rc;
 }
 
-static int run(const char *cmd, skip_opts *o, int npos, char **pos)
+/* The checks every command makes: positional arguments in [min, max], --size only for key,
+ * --minentropy only for entropy. */
+static int check_args(const char *cmd, const skip_opts *o, int npos, int min, int max)
 {
-    enum { CAPS, KEY, KEY_BY_ID, ENTROPY, NONE } which = NONE;
-    static const char *const names[] = {"caps", "key", "key-by-id", "entropy"};
-    for (int i = 0; i < 4; i++)
-        if (strcmp(cmd, names[i]) == 0)
-            which = i;
-    if (which == NONE)
-        return cli_usage_error("unknown skip command '%s' (caps, key, key-by-id, entropy)", cmd);
-    static const int min_pos[] = {0, 1, 1, 0}, max_pos[] = {0, 1, 2, 0};
-    if (npos < min_pos[which] || npos > max_pos[which])
+    if (npos < min || npos > max)
         return cli_usage_error("skip %s: wrong number of arguments", cmd);
-    if (o->size && which != KEY)
+    if (o->size && strcmp(cmd, "key") != 0)
         return cli_usage_error("--size belongs to skip key");
-    if (o->minentropy && which != ENTROPY)
+    if (o->minentropy && strcmp(cmd, "entropy") != 0)
         return cli_usage_error("--minentropy belongs to skip entropy");
+    return 0;
+}
+
+static int caps_run(skip_opts *o, int npos, char **pos)
+{
+    (void)pos;
     qkc_client *c;
-    int rc = cli_conn_client(&o->cc, CLI_API_SKIP, &c);
-    if (rc != 0)
+    int rc = check_args("caps", o, npos, 0, 0);
+    if (rc != 0 || (rc = cli_conn_client(&o->cc, CLI_API_SKIP, &c)) != 0)
         return rc;
     qkc_error e;
-    if (which == CAPS) {
-        qkc_skip_caps caps;
-        rc = qkc_skip_capabilities(c, &caps, &e);
-        rc = rc ? cli_report(&o->cc, &e) : print_caps(&o->cc, &caps);
-        qkc_skip_caps_free(&caps);
-    } else if (which == ENTROPY) {
-        qkc_skip_entropy en;
-        rc = qkc_skip_get_entropy(c, o->minentropy, &en, &e);
-        rc = rc ? cli_report(&o->cc, &e) : print_entropy(&o->cc, &en);
-        qkc_skip_entropy_free(&en);
-    } else {
-        qkc_skip_key k;
-        if (which == KEY)
-            rc = qkc_skip_get_key(c, pos[0], o->size, &k, &e);
-        else
-            rc = qkc_skip_get_key_by_id(c, pos[0], npos > 1 ? pos[1] : NULL, &k, &e);
-        rc = rc ? cli_report(&o->cc, &e) : print_key(&o->cc, &k);
-        qkc_skip_key_free(&k);
-    }
+    qkc_skip_caps caps;
+    rc = qkc_skip_capabilities(c, &caps, &e);
+    rc = rc ? cli_report(&o->cc, &e) : print_caps(&o->cc, &caps);
+    qkc_skip_caps_free(&caps);
     qkc_client_free(c);
     return rc;
 }
 
-int cli_skip_main(int argc, char **argv)
+static int entropy_run(skip_opts *o, int npos, char **pos)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        skip_help();
-        return argc < 2 ? QKD_EXIT_USAGE : QKD_EXIT_OK;
-    }
-    const char *cmd = argv[1];
+    (void)pos;
+    qkc_client *c;
+    int rc = check_args("entropy", o, npos, 0, 0);
+    if (rc != 0 || (rc = cli_conn_client(&o->cc, CLI_API_SKIP, &c)) != 0)
+        return rc;
+    qkc_error e;
+    qkc_skip_entropy en;
+    rc = qkc_skip_get_entropy(c, o->minentropy, &en, &e);
+    rc = rc ? cli_report(&o->cc, &e) : print_entropy(&o->cc, &en);
+    qkc_skip_entropy_free(&en);
+    qkc_client_free(c);
+    return rc;
+}
+
+/* key and key-by-id: one key, printed the same way. */
+static int key_run(skip_opts *o, int npos, char **pos, bool by_id)
+{
+    qkc_client *c;
+    int rc = check_args(by_id ? "key-by-id" : "key", o, npos, 1, by_id ? 2 : 1);
+    if (rc != 0 || (rc = cli_conn_client(&o->cc, CLI_API_SKIP, &c)) != 0)
+        return rc;
+    qkc_error e;
+    qkc_skip_key k;
+    if (by_id)
+        rc = qkc_skip_get_key_by_id(c, pos[0], npos > 1 ? pos[1] : NULL, &k, &e);
+    else
+        rc = qkc_skip_get_key(c, pos[0], o->size, &k, &e);
+    rc = rc ? cli_report(&o->cc, &e) : print_key(&o->cc, &k);
+    qkc_skip_key_free(&k);
+    qkc_client_free(c);
+    return rc;
+}
+
+static int new_key_run(skip_opts *o, int npos, char **pos)
+{
+    return key_run(o, npos, pos, false);
+}
+
+static int key_by_id_run(skip_opts *o, int npos, char **pos)
+{
+    return key_run(o, npos, pos, true);
+}
+
+/* argv[0] is the command ("key"): parse the options, run it on the positional arguments. */
+static int with_opts(int argc, char **argv, int (*run)(skip_opts *o, int npos, char **pos))
+{
     skip_opts o;
     memset(&o, 0, sizeof o);
-    int rc = parse_opts(argc - 1, argv + 1, &o);
+    int rc = parse_opts(argc, argv, &o);
     if (rc == 0)
-        rc = run(cmd, &o, argc - 1 - optind, argv + 1 + optind);
+        rc = run(&o, argc - optind, argv + optind);
     else if (rc < 0)
-        rc = QKD_EXIT_OK;
+        rc = QKD_EXIT_OK; /* --help */
     cli_conn_free(&o.cc);
     return rc;
+}
+
+static int skip_caps(int argc, char **argv)
+{
+    return with_opts(argc, argv, caps_run);
+}
+
+static int skip_key(int argc, char **argv)
+{
+    return with_opts(argc, argv, new_key_run);
+}
+
+static int skip_key_by_id(int argc, char **argv)
+{
+    return with_opts(argc, argv, key_by_id_run);
+}
+
+static int skip_entropy(int argc, char **argv)
+{
+    return with_opts(argc, argv, entropy_run);
+}
+
+/* The Key Provider's resources in draft-cisco-skip-02 (/key/{keyId} is the responder's side
+ * of a /key that the initiator's Key Provider served). */
+static const cli_cmd skip_cmds[] = {
+    {"caps", skip_caps, "[options]", "GET /capabilities"},
+    {"key", skip_key, "REMOTE_SYSTEM_ID [--size BITS] [options]",
+     "GET /key: a new key shared with the Key Provider REMOTE_SYSTEM_ID"},
+    {"key-by-id", skip_key_by_id, "KEY_ID [REMOTE_SYSTEM_ID] [options]",
+     "GET /key/{keyId}: that key (REMOTE_SYSTEM_ID: the initiator's Key Provider)"},
+    {"entropy", skip_entropy, "[--minentropy BITS] [options]", "GET /entropy"},
+};
+#define N_SKIP_CMDS (sizeof skip_cmds / sizeof skip_cmds[0])
+
+/* Synopsis and commands: after an unknown command (on stderr) and atop the help. */
+static void skip_usage(FILE *f)
+{
+    cli_cmd_synopsis(f, "qkd skip", skip_cmds, N_SKIP_CMDS);
+    cli_cmd_list(f, skip_cmds, N_SKIP_CMDS);
+}
+
+static void skip_help(FILE *f)
+{
+    skip_usage(f);
+    fputs(skip_options, f);
+    fputs(cli_conn_help, f);
+    fputs(cli_exit_help, f);
+}
+
+int cli_skip_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        skip_help(stderr);
+        return QKD_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        skip_help(stdout);
+        return QKD_EXIT_OK;
+    }
+    const cli_cmd *cmd = cli_cmd_lookup(skip_cmds, N_SKIP_CMDS, "skip", argv[1], skip_usage);
+    return cmd ? cmd->fn(argc - 1, argv + 1) : QKD_EXIT_USAGE;
 }
