@@ -1,7 +1,7 @@
 /* test_etsi014_limits.c - the ETSI 014 limit helpers (etsi014/etsi014_parse.c): Status
- * stored_key_count per SAE pair (never above max_key_count), the max_key_count quota of
- * enc_keys, the limits check of a Key request at its edges, and the detail cap of
- * extension_mandatory errors. */
+ * stored_key_count per SAE pair (never above max_key_count), the limits check of a Key request
+ * at its edges, and the detail cap of extension_mandatory errors. The max_key_count quota of
+ * enc_keys is the core's (tests/unit/test_kms_reserve.c). */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,19 +36,6 @@ static void test_stored_count(void)
     qk_key_limits odd = LIM;
     odd.default_size_bits = 0; /* cannot happen (config), must not divide by zero */
     CU_ASSERT_EQUAL(qk_etsi_stored_key_count(&odd, false, 0, 100), 0);
-}
-
-static void test_quota(void)
-{
-    CU_ASSERT_TRUE(qk_etsi_quota_ok(&LIM, 0, 1));
-    CU_ASSERT_TRUE(qk_etsi_quota_ok(&LIM, 0, 20));
-    CU_ASSERT_FALSE(qk_etsi_quota_ok(&LIM, 0, 21));
-    CU_ASSERT_TRUE(qk_etsi_quota_ok(&LIM, 15, 5));
-    CU_ASSERT_FALSE(qk_etsi_quota_ok(&LIM, 15, 6));
-    CU_ASSERT_FALSE(qk_etsi_quota_ok(&LIM, 20, 1));
-    CU_ASSERT_FALSE(qk_etsi_quota_ok(&LIM, 30, 1));
-    CU_ASSERT_FALSE(qk_etsi_quota_ok(&LIM, UINT64_MAX, 1));
-    CU_ASSERT_FALSE(qk_etsi_quota_ok(&LIM, 1, SIZE_MAX));
 }
 
 static int check(const char *body, size_t *num, uint32_t *size, qk_err *err)
@@ -122,8 +109,7 @@ int suite_etsi014_limits(void)
     if (!s)
         return -1;
     if (!CU_add_test(s, "stored_count", test_stored_count) ||
-        !CU_add_test(s, "quota", test_quota) || !CU_add_test(s, "edges", test_edges) ||
-        !CU_add_test(s, "details_cap", test_details_cap))
+        !CU_add_test(s, "edges", test_edges) || !CU_add_test(s, "details_cap", test_details_cap))
         return -1;
     return 0;
 }
