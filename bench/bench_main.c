@@ -1,17 +1,30 @@
-/* qkd-bench - load generator and benchmark reports for qkd-kmed (bench/README.md).
- *   qkd-bench run --lab DIR ...      load the KMEs of a lab (or a baseline URL), report
- *   qkd-bench body --dir DIR ...     write the nginx baseline's fixed answers
- *   qkd-bench report ... CELL.json.. merge runs into a Markdown table and a JSON file
- *   qkd-bench store --dir DIR ...    key pairs against two key stores, no HTTP */
+/* qkd-bench - load generator and benchmark reports for qkd-kmed (bench/README.md). The
+ * subcommand comes from a table, as in wireguard-tools' src/wg.c + subcommands.h. */
 #include <stdio.h>
 #include <string.h>
 
 #include "bench_cmd.h"
 #include "bench_store.h"
 
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *description;
+} cmds[] = {
+    {"run", bench_cmd_run, "load the KMEs of a lab (or a baseline URL), report"},
+    {"body", bench_body_main, "write the nginx baseline's fixed answers"},
+    {"report", bench_report_main, "merge runs into a Markdown table and a JSON file"},
+    {"store", bench_store_main, "key pairs against two key stores, no HTTP"},
+};
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: qkd-bench run|body|report|store [options]   (qkd-bench COMMAND --help)\n");
+    fprintf(f, "usage: qkd-bench COMMAND [options]\n"
+               "       qkd-bench COMMAND --help\n"
+               "Commands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %-7s %s\n", cmds[i].name, cmds[i].description);
+    fprintf(f, "See bench/README.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -20,19 +33,15 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "run") == 0)
-        return bench_cmd_run(argc - 1, argv + 1);
-    if (strcmp(cmd, "body") == 0)
-        return bench_body_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "report") == 0)
-        return bench_report_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "store") == 0)
-        return bench_store_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
         usage(stdout);
         return 0;
     }
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(name, cmds[i].name) == 0)
+            return cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "qkd-bench: unknown command '%s'\n", name);
     usage(stderr);
     return 2;
 }
