@@ -77,7 +77,7 @@ static void fail_core(etsi_call *x, const qk_err *err, bool fetch)
         /* The pair holds max_key_count keys not yet fetched: a server-side condition that
          * clears when the slave fetches, i.e. 503 (clause 5.1 status codes), not 400. */
         fail(x, 503, QK_ETSI_MSG_QUOTA);
-        qk_http_reply_detail(x->rep, "%s (%.120s)", QK_ETSI_MSG_QUOTA, msg);
+        qk_http_reply_detail(x->rep, "max_key_count reached: %.170s", msg);
         return;
     case QK_ENOKEY:
         pub = "not enough key material available";
