@@ -1,7 +1,6 @@
 /* http_util.c - helpers for libmicrohttpd request handlers. */
 #include "http_util.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -201,44 +200,6 @@ unsigned qk_query_count(struct MHD_Connection *c, const char *name)
     count_ctx cc = {name, 0};
     (void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_arg, &cc);
     return cc.count;
-}
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-long qk_percent_decode(const char *in, size_t len, char *out, size_t cap)
-{
-    if ((!in && len) || !out || cap == 0 || len >= (size_t)LONG_MAX)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = in[i];
-        if (ch == '\0')
-            return -1;
-        if (ch == '%') {
-            if (len - i < 3)
-                return -1;
-            int hi = hexval(in[i + 1]);
-            int lo = hexval(in[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            ch = (char)((hi << 4) | lo);
-            i += 2;
-        }
-        if (o + 1 >= cap) /* keep room for the NUL */
-            return -1;
-        out[o++] = ch; /* o <= i, so decoding in place never overtakes the input */
-    }
-    out[o] = '\0';
-    return (long)o;
 }
 
 double qk_now_ms(void)

@@ -48,10 +48,6 @@ enum MHD_Result qk_reply_json_secret(struct MHD_Connection *c, unsigned status, 
 
 /* Count occurrences of a query argument (repeated parameters are an error in both APIs). */
 unsigned qk_query_count(struct MHD_Connection *c, const char *name);
-/* Percent-decode (in place is allowed: out may equal in). Rejects %00, bad escapes and
- * output above cap. out is NUL-terminated, so the decoded length + 1 must fit in cap.
- * Returns decoded length or -1. */
-long qk_percent_decode(const char *in, size_t len, char *out, size_t cap);
 
 /* Monotonic milliseconds. */
 double qk_now_ms(void);

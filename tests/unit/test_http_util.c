@@ -1,4 +1,4 @@
-/* test_http_util.c - percent decoding, the upload protocol, and replies through a real
+/* test_http_util.c - the upload protocol, the clocks, and replies through a real
  * libmicrohttpd daemon on 127.0.0.1 (ephemeral port). */
 #include <CUnit/CUnit.h>
 #include <arpa/inet.h>
@@ -11,45 +11,6 @@
 #include <unistd.h>
 
 #include "http_util.h"
-
-static long pd(const char *in, char *out, size_t cap)
-{
-    return qk_percent_decode(in, strlen(in), out, cap);
-}
-
-static void test_percent_decode(void)
-{
-    char out[64];
-    CU_ASSERT_EQUAL(pd("abc", out, sizeof out), 3);
-    CU_ASSERT_STRING_EQUAL(out, "abc");
-    CU_ASSERT_EQUAL(pd("a%20b", out, sizeof out), 3);
-    CU_ASSERT_STRING_EQUAL(out, "a b");
-    CU_ASSERT_EQUAL(pd("%41%4a%4A%2f", out, sizeof out), 4);
-    CU_ASSERT_STRING_EQUAL(out, "AJJ/");
-    CU_ASSERT_EQUAL(pd("a+b", out, sizeof out), 3); /* '+' is literal in a path */
-    CU_ASSERT_STRING_EQUAL(out, "a+b");
-    CU_ASSERT_EQUAL(pd("", out, sizeof out), 0);
-    CU_ASSERT_STRING_EQUAL(out, "");
-    /* rejections */
-    CU_ASSERT_EQUAL(pd("%00", out, sizeof out), -1);
-    CU_ASSERT_EQUAL(pd("ab%00cd", out, sizeof out), -1);
-    CU_ASSERT_EQUAL(pd("%", out, sizeof out), -1);
-    CU_ASSERT_EQUAL(pd("ab%4", out, sizeof out), -1);
-    CU_ASSERT_EQUAL(pd("%zz", out, sizeof out), -1);
-    CU_ASSERT_EQUAL(pd("%g1", out, sizeof out), -1);
-    CU_ASSERT_EQUAL(pd("%1 ", out, sizeof out), -1);
-    CU_ASSERT_EQUAL(qk_percent_decode("a\0b", 3, out, sizeof out), -1);
-    /* cap: decoded bytes plus the NUL */
-    CU_ASSERT_EQUAL(pd("abcd", out, 4), -1);
-    CU_ASSERT_EQUAL(pd("abcd", out, 5), 4);
-    CU_ASSERT_EQUAL(pd("%41%42%43", out, 4), 3); /* 9 input bytes, 3 output */
-    CU_ASSERT_EQUAL(pd("%41%42%43%44", out, 4), -1);
-    /* in place */
-    char buf[32] = "key%3Did%20%C3%A9";
-    long n = qk_percent_decode(buf, strlen(buf), buf, sizeof buf);
-    CU_ASSERT_EQUAL(n, 9);
-    CU_ASSERT_STRING_EQUAL(buf, "key=id \xc3\xa9");
-}
 
 static void test_collect_protocol(void)
 {
@@ -266,8 +227,7 @@ int suite_http_util(void)
     CU_pSuite s = CU_add_suite("http_util", NULL, NULL);
     if (!s)
         return -1;
-    if (!CU_add_test(s, "percent decode", test_percent_decode) ||
-        !CU_add_test(s, "upload protocol", test_collect_protocol) ||
+    if (!CU_add_test(s, "upload protocol", test_collect_protocol) ||
         !CU_add_test(s, "clocks", test_clocks) ||
         !CU_add_test(s, "replies through libmicrohttpd", test_daemon_replies))
         return -1;
