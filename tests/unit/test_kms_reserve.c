@@ -5,73 +5,32 @@
  * concurrent requests cannot overshoot; the peer side (qk_kms_reserve_in) refuses a
  * reservation over the quota and records nothing; qk_kms_quota_ok at its edges. */
 #include <CUnit/CUnit.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "kms.h"
-#include "store_fixture.h"
+#include "kms_fixture.h"
 
-#define NODE       "KME_A"
+#define NODE       KF_NODE
 #define LINK       "KME_A~KME_B"
-#define MAX_KEYS   5 /* max_key_count of the tests */
+#define MAX_KEYS   KF_MAX_COUNT
 #define FAR_FUTURE 4000000000ull
 
-static sf_dir D;
-static char key_path[160];
-static qk_kmed_config *CFG;
+static kf_kme F;
 static qk_kms *K;
 
-/* A KME with no links (every request is same-KME) and small limits. */
 static void kme_open(void)
 {
-    CU_ASSERT_FATAL(sf_dir_make(&D, "kms") == 0);
-    snprintf(key_path, sizeof key_path, "%s/master.key", D.dir);
-    int fd = open(key_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    CU_ASSERT_FATAL(fd >= 0);
-    static const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-    CU_ASSERT_FATAL(write(fd, hex, sizeof hex - 1) == (ssize_t)(sizeof hex - 1));
-    close(fd);
-    CFG = calloc(1, sizeof *CFG);
-    CU_ASSERT_FATAL(CFG != NULL);
-    snprintf(CFG->node_id, sizeof CFG->node_id, "%s", NODE);
-    snprintf(CFG->data_dir, sizeof CFG->data_dir, "%s/data", D.dir);
-    snprintf(CFG->master_key_file, sizeof CFG->master_key_file, "%s", key_path);
-    CFG->default_size_bits = 256;
-    CFG->min_size_bits = 64;
-    CFG->max_size_bits = 1024;
-    CFG->max_keys_per_request = 10;
-    CFG->max_key_count = MAX_KEYS;
-    CFG->max_sae_id_count = 2;
-    CFG->reservation_lifetime_s = 3600;
-    CFG->local_block_bytes = 4096;
-    qk_err err = {0, ""};
-    int rc = qk_kms_open(CFG, NULL, &K, &err);
-    if (rc != 0)
-        fprintf(stderr, "qk_kms_open: %s\n", err.msg);
-    CU_ASSERT_FATAL(rc == 0);
+    CU_ASSERT_FATAL(kf_open(&F, NULL) == 0);
+    K = F.kms;
 }
 
 static void kme_close(void)
 {
-    qk_kms_close(K);
+    kf_close(&F);
     K = NULL;
-    free(CFG);
-    CFG = NULL;
-    char p[200];
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        snprintf(p, sizeof p, "%s/data/store.db%s", D.dir, suffix[i]);
-        (void)unlink(p);
-    }
-    snprintf(p, sizeof p, "%s/data", D.dir);
-    (void)rmdir(p);
-    (void)unlink(key_path);
-    sf_dir_remove(&D);
 }
 
 static int reserve(const char *master, const char *const *slaves, size_t nslaves, size_t number,

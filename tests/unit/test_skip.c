@@ -1,5 +1,8 @@
 /* test_skip.c - the SKIP parsing layer (skip-server/skip_parse.c): routes, keyId forms, bit
- * counts, system IDs, glob lists, client rules and the JSON answers. */
+ * counts, system IDs, glob lists, client rules and the JSON answers; and the handler
+ * (skip-server/skip.c) on the request envelope, called with qk_http_handler_call on a real
+ * qk_kms (tests/unit/kms_fixture.h): configurator, 404/405/403, capabilities, entropy. Requests
+ * with query parameters need a connection: tests/integration/skip_conformance.sh. */
 #include <CUnit/CUnit.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +10,9 @@
 #include <cjson/cJSON.h>
 
 #include "codec.h"
+#include "kms_fixture.h"
 #include "secbuf.h"
+#include "skip.h"
 #include "skip_parse.h"
 
 static void test_path(void)
@@ -215,6 +220,119 @@ static void test_answers(void)
     free(caps);
 }
 
+/* ---- the handler ------------------------------------------------------------------------ */
+
+static const qk_skip_client_rule RULES[] = {{"enc1", "KME_*"}};
+
+static qk_skip_options handler_opts(qk_kms *k)
+{
+    qk_skip_options o = {
+        .kms = k,
+        .remote_system_ids = "KME_B",
+        .algorithm = "QKD",
+        .entropy = true,
+        .max_entropy_bits = 1024,
+        .default_client_remote_systems = "",
+        .clients = RULES,
+        .nclients = 1,
+    };
+    return o;
+}
+
+static void skip_call(qk_skip_handler *h, const char *client, const char *method, const char *path,
+                      qk_http_reply *rep)
+{
+    qk_peer_identity id;
+    memset(&id, 0, sizeof id);
+    if (client) {
+        id.kind = QK_ID_PSK;
+        snprintf(id.id, sizeof id.id, "%s", client);
+    }
+    qk_http_request req = {
+        .listener = "skip", .method = method, .path = path, .caller = &id, .body = ""};
+    qk_http_handler_call(&h->super, &req, rep);
+}
+
+static void test_handler_configure(void)
+{
+    qk_skip_options o = handler_opts(NULL);
+    qk_skip_handler h;
+    memset(&h, 0xa5, sizeof h);
+    qk_skip_configure(&h, &o);
+    o.algorithm = "changed"; /* the handler holds a copy */
+    CU_ASSERT_PTR_NOT_NULL(h.super.on_req);
+    CU_ASSERT_EQUAL(h.super.too_large_status, 400);
+    CU_ASSERT_PTR_NULL(h.super.observe);
+    CU_ASSERT_STRING_EQUAL(h.opts.algorithm, "QKD");
+    CU_ASSERT_EQUAL(h.opts.nclients, 1);
+}
+
+static const char *reply_message(const qk_http_reply *rep, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    cJSON *o = rep->body ? cJSON_ParseWithLength(rep->body, rep->len) : NULL;
+    const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(o, "message"));
+    snprintf(buf, cap, "%s", m ? m : "");
+    cJSON_Delete(o);
+    return buf;
+}
+
+static void test_handler_routes(void)
+{
+    kf_kme f;
+    CU_ASSERT_FATAL(kf_open(&f, NULL) == 0);
+    qk_skip_options o = handler_opts(f.kms);
+    qk_skip_handler h;
+    qk_skip_configure(&h, &o);
+    qk_http_reply rep;
+    char msg[128];
+    skip_call(&h, "enc1", "GET", "/nothing", &rep);
+    CU_ASSERT_EQUAL(rep.status, 404);
+    qk_http_reply_clear(&rep);
+    skip_call(&h, "enc1", "POST", "/key", &rep);
+    CU_ASSERT_EQUAL(rep.status, 405);
+    CU_ASSERT_STRING_EQUAL(rep.allow, "GET");
+    qk_http_reply_clear(&rep);
+    /* no rule and an empty default: 403, the log detail names the client */
+    skip_call(&h, "stranger", "GET", "/capabilities", &rep);
+    CU_ASSERT_EQUAL(rep.status, 403);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.detail, "stranger"));
+    qk_http_reply_clear(&rep);
+    skip_call(&h, NULL, "GET", "/capabilities", &rep);
+    CU_ASSERT_EQUAL(rep.status, 403);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.detail, "(anonymous)"));
+    qk_http_reply_clear(&rep);
+    skip_call(&h, "enc1", "GET", "/capabilities", &rep);
+    CU_ASSERT_EQUAL(rep.status, 200);
+    CU_ASSERT_FALSE(rep.secret);
+    cJSON *c = cJSON_ParseWithLength(rep.body, rep.len);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(c, "localSystemID")), KF_NODE);
+    cJSON_Delete(c);
+    qk_http_reply_clear(&rep);
+    /* /key without remoteSystemID (no query at all here) */
+    skip_call(&h, "enc1", "GET", "/key", &rep);
+    CU_ASSERT_EQUAL(rep.status, 400);
+    CU_ASSERT_STRING_EQUAL(reply_message(&rep, msg, sizeof msg),
+                           "remoteSystemID query parameter is required");
+    qk_http_reply_clear(&rep);
+    /* /entropy: 256 bits by default, a secret body */
+    skip_call(&h, "enc1", "GET", "/entropy", &rep);
+    CU_ASSERT_EQUAL(rep.status, 200);
+    CU_ASSERT_TRUE(rep.secret);
+    CU_ASSERT_PTR_NULL(rep.key_ids);
+    cJSON *e = rep.body ? cJSON_ParseWithLength(rep.body, rep.len) : NULL;
+    const char *rnd = cJSON_GetStringValue(cJSON_GetObjectItem(e, "randomStr"));
+    CU_ASSERT_EQUAL(rnd ? strlen(rnd) : 0, 64);
+    cJSON_Delete(e);
+    qk_http_reply_clear(&rep);
+    o.entropy = false;
+    qk_skip_configure(&h, &o);
+    skip_call(&h, "enc1", "GET", "/entropy", &rep);
+    CU_ASSERT_EQUAL(rep.status, 503);
+    qk_http_reply_clear(&rep);
+    kf_close(&f);
+}
+
 int suite_skip(void)
 {
     CU_pSuite s = CU_add_suite("skip", NULL, NULL);
@@ -224,7 +342,9 @@ int suite_skip(void)
         !CU_add_test(s, "bits", test_bits) ||
         !CU_add_test(s, "system IDs and globs", test_system_id_and_globs) ||
         !CU_add_test(s, "client rules", test_client_rules) ||
-        !CU_add_test(s, "answers", test_answers))
+        !CU_add_test(s, "answers", test_answers) ||
+        !CU_add_test(s, "handler configure", test_handler_configure) ||
+        !CU_add_test(s, "handler routes", test_handler_routes))
         return -1;
     return 0;
 }
