@@ -9,12 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "codec.h"
-#include "json_util.h"
-
-#define POOL_CAP          16
-#define URL_MAX           1024
-#define RESPONSE_JSON_MAX (1024 * 1024)
+#define POOL_CAP 16
+#define URL_MAX  1024
 
 struct qk_peer_client {
     char base_url[URL_MAX];
@@ -132,12 +128,12 @@ static void release(qk_peer_client *pc, qk_http_client *c, bool keep)
     qk_http_client_free(c);
 }
 
-int qk_peer_call(qk_peer_client *pc, const char *method, const char *path, const char *body,
-                 long *status, cJSON **json, qk_err *err)
+/* One call: method + path (e.g. "/peer/v1/burn") + JSON body (may be NULL). 0 when an HTTP
+ * answer arrived (*resp holds it: free with qk_http_response_free), else a transport error. */
+static int call(qk_peer_client *pc, const char *method, const char *path, const char *body,
+                qk_http_response *resp, qk_err *err)
 {
-    *status = 0;
-    if (json)
-        *json = NULL;
+    memset(resp, 0, sizeof *resp);
     char url[URL_MAX + 256];
     int un = snprintf(url, sizeof url, "%s%s", pc->base_url, path);
     if (un < 0 || (size_t)un >= sizeof url)
@@ -148,194 +144,132 @@ int qk_peer_call(qk_peer_client *pc, const char *method, const char *path, const
         return rc;
     static const char *const json_headers[] = {"Content-Type: application/json",
                                                "Accept: application/json", NULL};
-    qk_http_response resp;
-    memset(&resp, 0, sizeof resp);
-    rc = qk_http_request(c, method, url, body, body ? strlen(body) : 0, json_headers, &resp, err);
+    rc = qk_http_call(c, method, url, body, body ? strlen(body) : 0, json_headers, resp, err);
     release(pc, c, rc == 0);
-    if (rc != 0)
-        return rc;
-    *status = resp.status;
-    if (json && resp.body && resp.body_len > 0) {
-        qk_err jerr;
-        *json = qk_json_parse(resp.body, resp.body_len, RESPONSE_JSON_MAX, &jerr);
-    }
-    qk_http_response_free(&resp);
+    return rc;
+}
+
+/* POST an encoded request (freed here). */
+static int post(qk_peer_client *pc, const char *path, int enc_rc, char *body,
+                qk_http_response *resp, qk_err *err)
+{
+    memset(resp, 0, sizeof *resp);
+    if (enc_rc != 0)
+        return enc_rc;
+    int rc = call(pc, "POST", path, body, resp, err);
+    free(body);
+    return rc;
+}
+
+/* A 200 answer of reserve or burn must say so: {"status": want}. */
+static int expect_result(const qk_http_response *resp, qk_peer_result want, const char *what,
+                         qk_err *err)
+{
+    qk_peer_result_msg res;
+    qk_err derr;
+    qk_err_clear(&derr);
+    if (qk_peer_result_decode(resp->body, resp->body_len, &res, &derr) != 0)
+        return qk_err_set(err, QK_EPEER, "peer answered %s with a bad body: %s", what, derr.msg);
+    if (res.status != want)
+        return qk_err_set(err, QK_EPEER, "peer answered %s with another status", what);
     return 0;
-}
-
-static const char *reason_of(const cJSON *j)
-{
-    const cJSON *r = j ? cJSON_GetObjectItemCaseSensitive(j, "reason") : NULL;
-    return cJSON_IsString(r) ? r->valuestring : "";
-}
-
-static int build_reserve(const qk_reservation *r, qk_side side, const qk_key_ref *refs, size_t n,
-                         char **out)
-{
-    *out = NULL;
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return QK_ENOMEM;
-    cJSON *sarr = cJSON_AddArrayToObject(o, "slaves");
-    cJSON *karr = cJSON_AddArrayToObject(o, "keys");
-    if (!sarr || !karr || !cJSON_AddStringToObject(o, "request_id", r->request_id) ||
-        !cJSON_AddStringToObject(o, "link", r->link) ||
-        !cJSON_AddStringToObject(o, "side", side == QK_SIDE_LOW ? "low" : "high") ||
-        !cJSON_AddStringToObject(o, "master", r->master) ||
-        !cJSON_AddNumberToObject(o, "expires_at", (double)r->expires_at))
-        goto fail;
-    for (size_t i = 0; i < r->nslaves; i++) {
-        cJSON *s = cJSON_CreateString(r->slaves[i]);
-        if (!s || !cJSON_AddItemToArray(sarr, s)) {
-            cJSON_Delete(s);
-            goto fail;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        char hex[2 * QK_CHECK_LEN + 1];
-        qk_hex_encode(refs[i].check, QK_CHECK_LEN, hex, sizeof hex);
-        cJSON *k = cJSON_CreateObject();
-        if (!k || !cJSON_AddItemToArray(karr, k)) {
-            cJSON_Delete(k);
-            goto fail;
-        }
-        if (!cJSON_AddStringToObject(k, "key_ID", refs[i].key_id) ||
-            !cJSON_AddNumberToObject(k, "block_id", (double)refs[i].block_id) ||
-            !cJSON_AddNumberToObject(k, "offset", refs[i].offset) ||
-            !cJSON_AddNumberToObject(k, "length", refs[i].length) ||
-            !cJSON_AddStringToObject(k, "check", hex))
-            goto fail;
-    }
-    *out = qk_json_print(o);
-    cJSON_Delete(o);
-    return *out ? 0 : QK_ENOMEM;
-fail:
-    cJSON_Delete(o);
-    return QK_ENOMEM;
 }
 
 int qk_peer_reserve(qk_peer_client *pc, const qk_reservation *r, qk_side side,
                     const qk_key_ref *refs, size_t n, qk_err *err)
 {
-    char *body = NULL;
-    if (build_reserve(r, side, refs, n, &body) != 0)
+    qk_peer_reserve_msg *m = malloc(sizeof *m);
+    if (!m)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
-    long status = 0;
-    cJSON *j = NULL;
-    int rc = qk_peer_call(pc, "POST", "/peer/v1/reserve", body, &status, &j, err);
-    free(body);
+    char *body = NULL;
+    int rc = qk_peer_reserve_msg_set(m, r, side, refs, n, err);
+    if (rc == 0)
+        rc = qk_peer_reserve_encode(m, &body, err);
+    free(m);
+    qk_http_response resp;
+    rc = post(pc, "/peer/v1/reserve", rc, body, &resp, err);
     if (rc != 0)
         return rc;
-    const char *reason = reason_of(j);
-    if (status == 200)
-        rc = 0;
-    else if (status == 409 && strcmp(reason, "collision") == 0)
-        rc = qk_err_set(err, QK_ECOLLISION, "peer refused: collision");
-    else if (status == 409 && strcmp(reason, "mismatch") == 0)
-        rc = qk_err_set(err, QK_EMISMATCH, "peer refused: material mismatch");
-    else if (status == 404)
-        rc = qk_err_set(err, QK_ENOTFOUND, "peer refused: unknown block");
-    else if (status == 409 && strcmp(reason, "limit") == 0)
-        rc = qk_err_set(err, QK_ELIMIT, "peer refused: max_key_count reached for the SAE pair");
-    else if (status == 409 || status == 400)
-        rc = qk_err_set(err, QK_EINVAL, "peer refused: %s (HTTP %ld)",
-                        reason[0] ? reason : "bad-request", status);
-    else
-        rc = qk_err_set(err, QK_EPEER, "peer answered HTTP %ld", status);
-    cJSON_Delete(j);
-    return rc;
+    long status = resp.status;
+    if (status == 200) {
+        rc = expect_result(&resp, QK_PEER_RESERVED, "reserve", err);
+        qk_http_response_free(&resp);
+        return rc;
+    }
+    /* An error answer without a decodable body (e.g. from a proxy) has no reason. */
+    qk_peer_error_msg e;
+    qk_err derr;
+    if (qk_peer_error_decode(resp.body, resp.body_len, &e, &derr) != 0)
+        e.reason = QK_PEER_REASON_NONE;
+    qk_http_response_free(&resp);
+    const char *reason = qk_peer_reason_name(e.reason);
+    if (status == 409 && e.reason == QK_PEER_REASON_COLLISION)
+        return qk_err_set(err, QK_ECOLLISION, "peer refused: collision");
+    if (status == 409 && e.reason == QK_PEER_REASON_MISMATCH)
+        return qk_err_set(err, QK_EMISMATCH, "peer refused: material mismatch");
+    if (status == 404)
+        return qk_err_set(err, QK_ENOTFOUND, "peer refused: unknown block");
+    if (status == 409 && e.reason == QK_PEER_REASON_LIMIT)
+        return qk_err_set(err, QK_EQUOTA, "peer refused: max_key_count reached for the SAE pair");
+    if (status == 409 || status == 400)
+        return qk_err_set(err, QK_EINVAL, "peer refused: %s (HTTP %ld)",
+                          reason ? reason : "bad-request", status);
+    return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld", status);
 }
 
 int qk_peer_burn(qk_peer_client *pc, const char *request_id, qk_err *err)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddStringToObject(o, "request_id", request_id)) {
-        cJSON_Delete(o);
-        return qk_err_set(err, QK_ENOMEM, "out of memory");
-    }
-    char *body = qk_json_print(o);
-    cJSON_Delete(o);
-    if (!body)
-        return qk_err_set(err, QK_ENOMEM, "out of memory");
-    long status = 0;
-    int rc = qk_peer_call(pc, "POST", "/peer/v1/burn", body, &status, NULL, err);
-    free(body);
+    qk_peer_burn_msg m;
+    memset(&m, 0, sizeof m);
+    size_t len = strlen(request_id);
+    if (len > QK_STORE_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "request ID too long");
+    memcpy(m.request_id, request_id, len + 1);
+    char *body = NULL;
+    int rc = qk_peer_burn_encode(&m, &body, err);
+    qk_http_response resp;
+    rc = post(pc, "/peer/v1/burn", rc, body, &resp, err);
     if (rc != 0)
         return rc;
-    if (status != 200)
-        return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to burn", status);
-    return 0;
+    if (resp.status != 200)
+        rc = qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to burn", resp.status);
+    else
+        rc = expect_result(&resp, QK_PEER_BURNED, "burn", err);
+    qk_http_response_free(&resp);
+    return rc;
 }
 
-static qk_inv_status parse_inv_status(const char *s)
-{
-    if (strcmp(s, "match") == 0)
-        return QK_INV_MATCH;
-    if (strcmp(s, "mismatch") == 0)
-        return QK_INV_MISMATCH;
-    if (strcmp(s, "burned") == 0)
-        return QK_INV_BURNED;
-    return QK_INV_UNKNOWN;
-}
-
-int qk_peer_inventory(qk_peer_client *pc, const char *link, const uint64_t *ids,
-                      const uint8_t (*digests)[QK_CHECK_LEN], size_t n, qk_inv_status *out,
+int qk_peer_inventory(qk_peer_client *pc, const qk_peer_inventory_msg *q, qk_inv_status *out,
                       qk_err *err)
 {
-    if (n > QK_PEER_INVENTORY_MAX)
+    if (q->n > QK_PEER_INVENTORY_MAX)
         return qk_err_set(err, QK_EINVAL, "too many blocks for one inventory call");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < q->n; i++)
         out[i] = QK_INV_UNKNOWN;
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_CreateArray();
-    if (!o || !arr || !cJSON_AddStringToObject(o, "link", link)) {
-        cJSON_Delete(o);
-        cJSON_Delete(arr);
-        return qk_err_set(err, QK_ENOMEM, "out of memory");
-    }
-    cJSON_AddItemToObject(o, "blocks", arr);
-    for (size_t i = 0; i < n; i++) {
-        char hex[2 * QK_CHECK_LEN + 1];
-        qk_hex_encode(digests[i], QK_CHECK_LEN, hex, sizeof hex);
-        cJSON *b = cJSON_CreateObject();
-        if (!b || !cJSON_AddItemToArray(arr, b) ||
-            !cJSON_AddNumberToObject(b, "block_id", (double)ids[i]) ||
-            !cJSON_AddStringToObject(b, "digest", hex)) {
-            cJSON_Delete(o);
-            return qk_err_set(err, QK_ENOMEM, "out of memory");
-        }
-    }
-    char *body = qk_json_print(o);
-    cJSON_Delete(o);
-    if (!body)
-        return qk_err_set(err, QK_ENOMEM, "out of memory");
-    long status = 0;
-    cJSON *j = NULL;
-    int rc = qk_peer_call(pc, "POST", "/peer/v1/inventory", body, &status, &j, err);
-    free(body);
+    char *body = NULL;
+    int rc = qk_peer_inventory_encode(q, &body, err);
+    qk_http_response resp;
+    rc = post(pc, "/peer/v1/inventory", rc, body, &resp, err);
     if (rc != 0)
         return rc;
-    const cJSON *blocks = j ? cJSON_GetObjectItemCaseSensitive(j, "blocks") : NULL;
-    if (status != 200 || !cJSON_IsArray(blocks)) {
-        cJSON_Delete(j);
-        return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to inventory", status);
+    if (resp.status != 200) {
+        rc = qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to inventory", resp.status);
+        qk_http_response_free(&resp);
+        return rc;
     }
-    const cJSON *b;
-    size_t seen = 0;
-    cJSON_ArrayForEach(b, blocks)
-    {
-        if (++seen > n)
-            break;
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "block_id");
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "status");
-        if (!cJSON_IsNumber(id) || !cJSON_IsString(st) || id->valuedouble < 0 ||
-            id->valuedouble > (double)QK_PEER_BLOCK_ID_MAX)
-            continue;
-        uint64_t bid = (uint64_t)id->valuedouble;
-        for (size_t i = 0; i < n; i++)
-            if (ids[i] == bid)
-                out[i] = parse_inv_status(st->valuestring);
-    }
-    cJSON_Delete(j);
-    return 0;
+    qk_peer_inventory_answer *a = malloc(sizeof *a);
+    qk_err derr;
+    qk_err_clear(&derr);
+    if (!a)
+        rc = qk_err_set(err, QK_ENOMEM, "out of memory");
+    else if (qk_peer_inventory_answer_decode(resp.body, resp.body_len, a, &derr) != 0)
+        rc = qk_err_set(err, QK_EPEER, "peer answered inventory with a bad body: %s", derr.msg);
+    qk_http_response_free(&resp);
+    /* Answers are matched by block ID; only as many as were asked are read. */
+    for (size_t j = 0; rc == 0 && j < a->n && j < q->n; j++)
+        for (size_t i = 0; i < q->n; i++)
+            if (q->blocks[i].block_id == a->blocks[j].block_id)
+                out[i] = a->blocks[j].status;
+    free(a);
+    return rc;
 }

@@ -1,309 +1,228 @@
-/* peer_api.c - the peer API: reserve, burn, inventory, request state, health. */
+/* peer_api.c - the peer API on the request envelope: reserve, burn, inventory, request state,
+ * health. Requests are decoded and answers encoded with kms/peer_msg.h; the envelope writes the
+ * request log line and counts the answer. */
 #include "peer_api.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_reply.h"
-#include "codec.h"
-#include "json_util.h"
-#include "kms.h"
 #include "log.h"
+#include "peer_msg.h"
 #include "secbuf.h"
-#include "tls_server.h"
 
-#define PREFIX       "/peer/v1/"
-#define BLOCK_ID_MAX QK_PEER_BLOCK_ID_MAX
+#define PREFIX "/peer/v1/"
 
+/* Every configured link can be named in a health answer. */
+_Static_assert(QK_PEER_LINKS_MAX >= QK_CFG_MAX_LINKS, "health answer holds every link");
+/* Every body the listener accepts by default can be decoded. */
+_Static_assert(QK_PEER_API_MAX_BODY <= QK_PEER_MSG_MAX, "decoders read every default body");
+
+/* One request: the caller's link and where the answer goes. */
 typedef struct {
-    qk_api_call call;
     qk_kms *kms;
-    qk_link *link; /* the caller's link */
-    const qk_req *req;
-} peer_ctx;
+    qk_link *link;
+    const qk_http_request *req;
+    qk_http_reply *rep;
+    const char *id; /* the request ID of request/{id} */
+} peer_call;
 
-static enum MHD_Result bad_request(peer_ctx *p, const char *msg)
+/* {"message","reason"} (reason NONE: message only); the log line's detail is the message. */
+static void reply_error(peer_call *p, unsigned status, qk_peer_reason reason, const char *msg)
 {
-    return qk_api_error(&p->call, 400, "bad-request", msg);
+    qk_peer_error_msg e = {.reason = reason};
+    snprintf(e.message, sizeof e.message, "%s", msg);
+    char *body = NULL;
+    qk_err err;
+    if (qk_peer_error_encode(&e, &body, &err) == 0)
+        qk_http_reply_take(p->rep, status, "application/json", body, strlen(body));
+    else
+        qk_http_reply_take(p->rep, status, NULL, NULL, 0); /* the envelope's fallback body */
+    qk_http_reply_detail(p->rep, "%s", e.message);
 }
 
-static cJSON *parse_body(peer_ctx *p, qk_err *err)
+static void bad_request(peer_call *p, const char *msg)
 {
-    return qk_json_parse(p->req->body, p->req->body_len, QK_PEER_API_MAX_BODY, err);
+    reply_error(p, 400, QK_PEER_REASON_BAD_REQUEST, msg);
 }
 
-/* A string member of 1..max printable characters. */
-static int get_id(const cJSON *o, const char *name, size_t max, const char **out, qk_err *err)
+static void bad_method(peer_call *p, const char *allow)
 {
-    if (qk_json_get_string(o, name, true, out, NULL, err) != 0)
-        return QK_EINVAL;
-    size_t n = strlen(*out);
-    if (n < 1 || n > max)
-        return qk_err_set(err, QK_EINVAL, "%s: must be 1..%zu characters", name, max);
-    for (const char *s = *out; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return qk_err_set(err, QK_EINVAL, "%s: control characters not allowed", name);
-    return 0;
+    reply_error(p, 405, QK_PEER_REASON_NONE, "method not allowed");
+    qk_http_reply_allow(p->rep, allow);
 }
 
-static int get_hex32(const cJSON *o, const char *name, uint8_t out[QK_CHECK_LEN], qk_err *err)
+/* 200 with an encoded answer (enc_rc: the encoder's result), or 500. */
+static void reply_ok(peer_call *p, int enc_rc, char *body)
 {
-    const char *s;
-    size_t got = 0;
-    if (qk_json_get_string(o, name, true, &s, NULL, err) != 0)
-        return QK_EINVAL;
-    if (strlen(s) != 2 * QK_CHECK_LEN ||
-        qk_hex_decode(s, 2 * QK_CHECK_LEN, out, QK_CHECK_LEN, &got) != 0 || got != QK_CHECK_LEN)
-        return qk_err_set(err, QK_EINVAL, "%s: must be %d hex digits", name, 2 * QK_CHECK_LEN);
-    return 0;
-}
-
-static bool link_ok(peer_ctx *p, const cJSON *o, qk_err *err)
-{
-    const char *link;
-    if (get_id(o, "link", QK_STORE_ID_MAX, &link, err) != 0)
-        return false;
-    if (strcmp(link, p->link->cfg->link_id) != 0) {
-        qk_err_set(err, QK_EUNAUTH, "link %s is not the caller's link", link);
-        return false;
+    if (enc_rc != 0) {
+        free(body);
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "out of memory");
+        return;
     }
-    return true;
+    qk_http_reply_take(p->rep, 200, "application/json", body, strlen(body));
+}
+
+/* A decoding error: 500 when out of memory, else 400. */
+static void bad_body(peer_call *p, const qk_err *err)
+{
+    if (err->code == QK_ENOMEM)
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, err->msg);
+    else
+        bad_request(p, err->msg);
+}
+
+/* A body naming a link must name the caller's (403 otherwise). */
+static bool link_ok(peer_call *p, const char *link)
+{
+    if (strcmp(link, p->link->cfg->link_id) == 0)
+        return true;
+    char msg[QK_STORE_ID_MAX + 64];
+    snprintf(msg, sizeof msg, "link %s is not the caller's link", link);
+    reply_error(p, 403, QK_PEER_REASON_FORBIDDEN, msg);
+    return false;
 }
 
 /* ---- reserve ---------------------------------------------------------------------------- */
 
-typedef struct {
-    qk_reservation r;
-    const char *slaves[65];
-    qk_key_ref *refs;
-    size_t n;
-    qk_side side;
-} reserve_in;
-
-static int parse_keys(peer_ctx *p, const cJSON *keys, reserve_in *in, qk_err *err)
-{
-    const qk_key_limits *lim = qk_kms_limits(p->kms);
-    int size = cJSON_GetArraySize(keys);
-    if (size < 1 || (unsigned)size > lim->max_keys_per_request)
-        return qk_err_set(err, QK_EINVAL, "keys: 1..%u entries", lim->max_keys_per_request);
-    in->refs = calloc((size_t)size, sizeof *in->refs);
-    if (!in->refs)
-        return qk_err_set(err, QK_ENOMEM, "out of memory");
-    const cJSON *k;
-    cJSON_ArrayForEach(k, keys)
-    {
-        qk_key_ref *ref = &in->refs[in->n];
-        const char *id;
-        int64_t bid, off, len;
-        qk_uuid u;
-        if (!cJSON_IsObject(k))
-            return qk_err_set(err, QK_EINVAL, "keys: entries must be objects");
-        if (qk_json_get_string(k, "key_ID", true, &id, NULL, err) != 0)
-            return QK_EINVAL;
-        if (strlen(id) != QK_KEY_ID_LEN || qk_uuid_parse(id, QK_KEY_ID_LEN, &u) != 0)
-            return qk_err_set(err, QK_EINVAL, "key_ID: must be a UUID");
-        qk_uuid_format(&u, ref->key_id);
-        if (qk_json_get_int(k, "block_id", true, 0, (int64_t)BLOCK_ID_MAX, &bid, NULL, err) ||
-            qk_json_get_int(k, "offset", true, 0, QK_BLOCK_MAX_BYTES, &off, NULL, err) ||
-            qk_json_get_int(k, "length", true, 1, lim->max_size_bits / 8, &len, NULL, err) ||
-            get_hex32(k, "check", ref->check, err))
-            return QK_EINVAL;
-        ref->block_id = (uint64_t)bid;
-        ref->offset = (uint32_t)off;
-        ref->length = (uint32_t)len;
-        in->n++;
-    }
-    return 0;
-}
-
-static int parse_reserve(peer_ctx *p, const cJSON *o, reserve_in *in, qk_err *err)
-{
-    const qk_key_limits *lim = qk_kms_limits(p->kms);
-    const char *side;
-    int64_t exp;
-    const cJSON *slaves, *keys;
-    if (get_id(o, "request_id", QK_STORE_ID_MAX, &in->r.request_id, err) != 0 ||
-        get_id(o, "master", QK_STORE_ID_MAX, &in->r.master, err) != 0 ||
-        qk_json_get_string(o, "side", true, &side, NULL, err) != 0 ||
-        qk_json_get_int(o, "expires_at", true, 0, (int64_t)BLOCK_ID_MAX, &exp, NULL, err) != 0 ||
-        qk_json_get_array(o, "slaves", true, &slaves, err) != 0 ||
-        qk_json_get_array(o, "keys", true, &keys, err) != 0)
-        return QK_EINVAL;
-    in->r.link = p->link->cfg->link_id;
-    in->r.expires_at = (uint64_t)exp;
-    /* The caller carves from the other end of the link than this node. */
-    qk_side expect = p->link->side == QK_SIDE_LOW ? QK_SIDE_HIGH : QK_SIDE_LOW;
-    if (strcmp(side, "low") == 0)
-        in->side = QK_SIDE_LOW;
-    else if (strcmp(side, "high") == 0)
-        in->side = QK_SIDE_HIGH;
-    else
-        return qk_err_set(err, QK_EINVAL, "side: must be low or high");
-    if (in->side != expect)
-        return qk_err_set(err, QK_EINVAL, "side: the caller is the %s side of this link",
-                          expect == QK_SIDE_LOW ? "low" : "high");
-    int ns = cJSON_GetArraySize(slaves);
-    if (ns < 1 || (unsigned)ns > 1 + lim->max_sae_id_count || ns > 65)
-        return qk_err_set(err, QK_EINVAL, "slaves: 1..%u entries", 1 + lim->max_sae_id_count);
-    const cJSON *s;
-    cJSON_ArrayForEach(s, slaves)
-    {
-        if (!cJSON_IsString(s) || !s->valuestring[0] || strlen(s->valuestring) > QK_STORE_ID_MAX)
-            return qk_err_set(err, QK_EINVAL, "slaves: entries must be identities");
-        in->slaves[in->r.nslaves++] = s->valuestring;
-    }
-    in->r.slaves = in->slaves;
-    return parse_keys(p, keys, in, err);
-}
-
-/* max_key_count holds per SAE pair at the KME that stores the keys, i.e. here for keys a peer
- * reserves for slaves of ours: refuse a reservation that would take any of its (master, slave)
- * pairs above the limit. The check and the reservation run under one lock so that concurrent
- * reservations cannot overshoot together. */
-static pthread_mutex_t quota_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int quota_ok(peer_ctx *p, const qk_reservation *r, size_t n, qk_err *err)
-{
-    uint64_t max = qk_kms_limits(p->kms)->max_key_count;
-    for (size_t i = 0; i < r->nslaves; i++) {
-        uint64_t held = 0;
-        int rc = qk_kms_stored_count(p->kms, r->master, r->slaves[i], &held, err);
-        if (rc != 0)
-            return rc;
-        if (held + n > max)
-            return qk_err_set(
-                err, QK_ELIMIT,
-                "%s -> %s: %llu keys stored, %zu more would exceed max_key_count %llu", r->master,
-                r->slaves[i], (unsigned long long)held, n, (unsigned long long)max);
-    }
-    return 0;
-}
-
-static enum MHD_Result do_reserve(peer_ctx *p)
+static void do_reserve(peer_call *p)
 {
     qk_err err;
     qk_err_clear(&err);
-    cJSON *o = parse_body(p, &err);
-    if (!o)
-        return bad_request(p, err.msg);
-    reserve_in in;
-    memset(&in, 0, sizeof in);
-    enum MHD_Result res;
-    if (!link_ok(p, o, &err)) {
-        res = err.code == QK_EUNAUTH ? qk_api_error(&p->call, 403, "forbidden", err.msg)
-                                     : bad_request(p, err.msg);
+    qk_peer_msg_limits lim = qk_peer_msg_limits_of(qk_kms_limits(p->kms));
+    qk_peer_reserve_msg *m = malloc(sizeof *m);
+    if (!m) {
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "out of memory");
+        return;
+    }
+    if (qk_peer_reserve_decode(p->req->body, p->req->body_len, &lim, m, &err) != 0) {
+        bad_body(p, &err);
+        free(m);
+        return;
+    }
+    /* The caller carves from the other end of the link than this node. */
+    qk_side expect = p->link->side == QK_SIDE_LOW ? QK_SIDE_HIGH : QK_SIDE_LOW;
+    if (!link_ok(p, m->link)) {
+        goto out;
+    } else if (m->side != expect) {
+        snprintf(err.msg, sizeof err.msg, "side: the caller is the %s side of this link",
+                 expect == QK_SIDE_LOW ? "low" : "high");
+        bad_request(p, err.msg);
         goto out;
     }
-    if (parse_reserve(p, o, &in, &err) != 0) {
-        res = err.code == QK_ENOMEM ? qk_api_error(&p->call, 500, "internal", err.msg)
-                                    : bad_request(p, err.msg);
-        goto out;
-    }
-    pthread_mutex_lock(&quota_lock);
-    int rc = quota_ok(p, &in.r, in.n, &err);
-    if (rc == 0)
-        rc = qk_store_reserve_in(qk_kms_store(p->kms), &in.r, in.side, in.refs, in.n, &err);
-    pthread_mutex_unlock(&quota_lock);
+    qk_reservation r;
+    const char *slaves[QK_PEER_SLAVES_MAX];
+    qk_peer_reserve_msg_get(m, &r, slaves);
+    /* max_key_count is checked by the core, under the lock it reserves with. */
+    int rc = qk_kms_reserve_in(p->kms, &r, m->side, m->keys, m->nkeys, &err);
     switch (rc) {
-    case 0:
-        res = qk_api_reply(&p->call, 200, "application/json", "{\"status\":\"reserved\"}", NULL,
-                           NULL, NULL);
+    case 0: {
+        char *body = NULL;
+        qk_peer_result_msg res = {.status = QK_PEER_RESERVED};
+        rc = qk_peer_result_encode(&res, &body, &err);
+        reply_ok(p, rc, body);
         break;
+    }
     case QK_ECOLLISION:
     case QK_EEXIST:
-        res = qk_api_error(&p->call, 409, "collision", err.msg);
+        reply_error(p, 409, QK_PEER_REASON_COLLISION, err.msg);
         break;
     case QK_EMISMATCH:
-        QK_WARN("link %s: reserve %s: material mismatch, blocks burned", p->link->cfg->link_id,
-                in.r.request_id);
-        res = qk_api_error(&p->call, 409, "mismatch", err.msg);
+        QK_WARN("link %s: reserve %s: material mismatch, blocks burned", m->link, m->request_id);
+        reply_error(p, 409, QK_PEER_REASON_MISMATCH, err.msg);
         break;
     case QK_EINVAL:
-        res = qk_api_error(&p->call, 409, "burned", err.msg);
+        reply_error(p, 409, QK_PEER_REASON_BURNED, err.msg);
         break;
     case QK_ENOTFOUND:
-        res = qk_api_error(&p->call, 404, "unknown-block", err.msg);
+        reply_error(p, 404, QK_PEER_REASON_UNKNOWN_BLOCK, err.msg);
         break;
+    case QK_EQUOTA:
     case QK_ELIMIT:
-        res = qk_api_error(&p->call, 409, "limit", err.msg);
+        reply_error(p, 409, QK_PEER_REASON_LIMIT, err.msg);
         break;
     default:
-        QK_ERROR("reserve %s: %s", in.r.request_id, err.msg);
-        res = qk_api_error(&p->call, 500, "internal", "store error");
+        QK_ERROR("reserve %s: %s", m->request_id, err.msg);
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
         break;
     }
 out:
-    free(in.refs);
-    cJSON_Delete(o);
-    return res;
+    qk_peer_reserve_msg_free(m);
+    free(m);
 }
 
 /* ---- burn, request state, health -------------------------------------------------------- */
 
-static enum MHD_Result do_burn(peer_ctx *p)
+static void do_burn(peer_call *p)
 {
     qk_err err;
     qk_err_clear(&err);
-    cJSON *o = parse_body(p, &err);
-    if (!o)
-        return bad_request(p, err.msg);
-    const char *id;
-    enum MHD_Result res;
-    if (get_id(o, "request_id", QK_STORE_ID_MAX, &id, &err) != 0) {
-        res = bad_request(p, err.msg);
-    } else if (qk_store_burn(qk_kms_store(p->kms), id, &err) != 0) {
-        QK_ERROR("burn %s: %s", id, err.msg);
-        res = qk_api_error(&p->call, 500, "internal", "store error");
-    } else {
-        res = qk_api_reply(&p->call, 200, "application/json", "{\"status\":\"burned\"}", NULL, NULL,
-                           NULL);
+    qk_peer_burn_msg m;
+    if (qk_peer_burn_decode(p->req->body, p->req->body_len, &m, &err) != 0) {
+        bad_body(p, &err);
+        return;
     }
-    cJSON_Delete(o);
-    return res;
+    if (qk_store_burn(qk_kms_store(p->kms), m.request_id, &err) != 0) {
+        QK_ERROR("burn %s: %s", m.request_id, err.msg);
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+        return;
+    }
+    char *body = NULL;
+    qk_peer_result_msg res = {.status = QK_PEER_BURNED};
+    int rc = qk_peer_result_encode(&res, &body, &err);
+    reply_ok(p, rc, body);
 }
 
-static enum MHD_Result do_request_state(peer_ctx *p, const char *id)
+static void do_request_state(peer_call *p)
 {
-    if (!id[0] || strlen(id) > QK_STORE_ID_MAX || strchr(id, '/'))
-        return bad_request(p, "bad request ID");
+    const char *id = p->id;
     qk_err err;
+    qk_err_clear(&err);
+    if (strchr(id, '/') || qk_peer_id_check(id, strlen(id), "request ID", &err) != 0) {
+        bad_request(p, "bad request ID");
+        return;
+    }
     int state = 0;
     int rc = qk_store_request_state(qk_kms_store(p->kms), id, &state, &err);
-    if (rc == QK_ENOTFOUND)
-        return qk_api_error(&p->call, 404, "not-found", "unknown request");
-    if (rc != 0)
-        return qk_api_error(&p->call, 500, "internal", "store error");
-    const char *body = state == 0   ? "{\"state\":\"pending\"}"
-                       : state == 1 ? "{\"state\":\"reserved\"}"
-                                    : "{\"state\":\"burned\"}";
-    return qk_api_reply(&p->call, 200, "application/json", body, NULL, NULL, NULL);
+    if (rc == QK_ENOTFOUND) {
+        reply_error(p, 404, QK_PEER_REASON_NOT_FOUND, "unknown request");
+        return;
+    }
+    if (rc != 0) {
+        QK_ERROR("request %s: %s", id, err.msg);
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+        return;
+    }
+    qk_peer_state_msg s = {.state = state == 0   ? QK_PEER_REQ_PENDING
+                                    : state == 1 ? QK_PEER_REQ_RESERVED
+                                                 : QK_PEER_REQ_BURNED};
+    char *body = NULL;
+    rc = qk_peer_state_encode(&s, &body, &err);
+    reply_ok(p, rc, body);
 }
 
-static enum MHD_Result do_health(peer_ctx *p)
+static void do_health(peer_call *p)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *links = o ? cJSON_AddArrayToObject(o, "links") : NULL;
-    bool ok = links && cJSON_AddStringToObject(o, "node_id", qk_kms_node_id(p->kms));
-    for (size_t i = 0; ok && i < qk_kms_link_count(p->kms); i++) {
-        cJSON *s = cJSON_CreateString(qk_kms_link_at(p->kms, i)->cfg->link_id);
-        ok = s && cJSON_AddItemToArray(links, s);
-        if (!ok)
-            cJSON_Delete(s);
+    qk_peer_health_msg *h = calloc(1, sizeof *h);
+    if (!h) {
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "out of memory");
+        return;
     }
-    char *body = ok ? qk_json_print(o) : NULL;
-    cJSON_Delete(o);
-    if (!body)
-        return qk_api_error(&p->call, 500, "internal", "out of memory");
-    enum MHD_Result res = qk_api_reply(&p->call, 200, "application/json", body, NULL, NULL, NULL);
-    free(body);
-    return res;
+    snprintf(h->node_id, sizeof h->node_id, "%s", qk_kms_node_id(p->kms));
+    size_t n = qk_kms_link_count(p->kms);
+    for (size_t i = 0; i < n && h->nlinks < QK_PEER_LINKS_MAX; i++)
+        snprintf(h->links[h->nlinks++], sizeof h->links[0], "%s",
+                 qk_kms_link_at(p->kms, i)->cfg->link_id);
+    char *body = NULL;
+    qk_err err;
+    int rc = qk_peer_health_encode(h, &body, &err);
+    free(h);
+    reply_ok(p, rc, body);
 }
 
 /* ---- inventory -------------------------------------------------------------------------- */
 
-static const char *inventory_one(peer_ctx *p, uint64_t bid, const uint8_t digest[QK_CHECK_LEN])
+static qk_inv_status inventory_one(peer_call *p, uint64_t bid, const uint8_t digest[QK_CHECK_LEN])
 {
     qk_store *st = qk_kms_store(p->kms);
     const char *link = p->link->cfg->link_id;
@@ -312,143 +231,97 @@ static const char *inventory_one(peer_ctx *p, uint64_t bid, const uint8_t digest
     qk_err err;
     int rc = qk_store_block_digest(st, link, bid, mine, &state, &err);
     if (rc == QK_ENOTFOUND)
-        return "unknown";
+        return QK_INV_UNKNOWN;
     if (rc != 0) {
         QK_ERROR("inventory: block %llu: %s", (unsigned long long)bid, err.msg);
-        return "unknown";
+        return QK_INV_UNKNOWN;
     }
     if (state == QK_BLOCK_BURNED)
-        return "burned";
+        return QK_INV_BURNED;
     bool same = qk_memcmp_ct(mine, digest, QK_CHECK_LEN) == 0;
     qk_wipe(mine, sizeof mine);
     if (same) {
         if (state == QK_BLOCK_PENDING &&
             qk_store_block_set_state(st, link, bid, QK_BLOCK_CONFIRMED, &err) != 0) {
             QK_ERROR("inventory: confirm block %llu: %s", (unsigned long long)bid, err.msg);
-            return "unknown";
+            return QK_INV_UNKNOWN;
         }
-        return "match";
+        return QK_INV_MATCH;
     }
     QK_WARN("link %s: block %llu differs from the peer's: burned", link, (unsigned long long)bid);
     if (qk_store_block_set_state(st, link, bid, QK_BLOCK_BURNED, &err) != 0)
         QK_ERROR("inventory: burn block %llu: %s", (unsigned long long)bid, err.msg);
-    return "mismatch";
+    return QK_INV_MISMATCH;
 }
 
-static enum MHD_Result do_inventory(peer_ctx *p)
+static void do_inventory(peer_call *p)
 {
     qk_err err;
     qk_err_clear(&err);
-    cJSON *o = parse_body(p, &err);
-    if (!o)
-        return bad_request(p, err.msg);
-    enum MHD_Result res;
-    cJSON *ans = NULL;
-    const cJSON *blocks;
-    if (!link_ok(p, o, &err)) {
-        res = err.code == QK_EUNAUTH ? qk_api_error(&p->call, 403, "forbidden", err.msg)
-                                     : bad_request(p, err.msg);
-        goto out;
-    }
-    if (qk_json_get_array(o, "blocks", true, &blocks, &err) != 0 ||
-        cJSON_GetArraySize(blocks) > QK_PEER_INVENTORY_MAX) {
-        res = bad_request(p, err.code ? err.msg : "blocks: at most 256 entries");
-        goto out;
-    }
-    /* Validate everything before acting on anything. */
-    const cJSON *b;
-    cJSON_ArrayForEach(b, blocks)
-    {
-        int64_t bid;
-        uint8_t d[QK_CHECK_LEN];
-        if (!cJSON_IsObject(b) ||
-            qk_json_get_int(b, "block_id", true, 0, (int64_t)BLOCK_ID_MAX, &bid, NULL, &err) ||
-            get_hex32(b, "digest", d, &err)) {
-            res = bad_request(p, err.code ? err.msg : "blocks: entries must be objects");
-            goto out;
+    qk_peer_inventory_msg *q = malloc(sizeof *q);
+    qk_peer_inventory_answer *a = malloc(sizeof *a);
+    if (!q || !a) {
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "out of memory");
+    } else if (qk_peer_inventory_decode(p->req->body, p->req->body_len, q, &err) != 0) {
+        bad_body(p, &err); /* everything is validated before anything is acted on */
+    } else if (link_ok(p, q->link)) {
+        memset(a, 0, sizeof *a);
+        for (size_t i = 0; i < q->n; i++) {
+            a->blocks[i].block_id = q->blocks[i].block_id;
+            a->blocks[i].status = inventory_one(p, q->blocks[i].block_id, q->blocks[i].digest);
         }
+        a->n = q->n;
+        char *body = NULL;
+        int rc = qk_peer_inventory_answer_encode(a, &body, &err);
+        reply_ok(p, rc, body);
     }
-    ans = cJSON_CreateObject();
-    cJSON *arr = ans ? cJSON_AddArrayToObject(ans, "blocks") : NULL;
-    if (!arr) {
-        res = qk_api_error(&p->call, 500, "internal", "out of memory");
-        goto out;
-    }
-    cJSON_ArrayForEach(b, blocks)
-    {
-        int64_t bid = 0;
-        uint8_t d[QK_CHECK_LEN];
-        qk_json_get_int(b, "block_id", true, 0, (int64_t)BLOCK_ID_MAX, &bid, NULL, &err);
-        get_hex32(b, "digest", d, &err);
-        const char *status = inventory_one(p, (uint64_t)bid, d);
-        cJSON *e = cJSON_CreateObject();
-        if (e && !cJSON_AddItemToArray(arr, e)) {
-            cJSON_Delete(e);
-            e = NULL;
-        }
-        if (!e || !cJSON_AddNumberToObject(e, "block_id", (double)bid) ||
-            !cJSON_AddStringToObject(e, "status", status)) {
-            res = qk_api_error(&p->call, 500, "internal", "out of memory");
-            goto out;
-        }
-    }
-    char *body = qk_json_print(ans);
-    if (!body) {
-        res = qk_api_error(&p->call, 500, "internal", "out of memory");
-        goto out;
-    }
-    res = qk_api_reply(&p->call, 200, "application/json", body, NULL, NULL, NULL);
-    free(body);
-out:
-    cJSON_Delete(ans);
-    cJSON_Delete(o);
-    return res;
+    free(q);
+    free(a);
 }
 
 /* ---- routing ---------------------------------------------------------------------------- */
 
-enum MHD_Result qk_peer_api_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                    const char *method, const char *version,
-                                    const char *upload_data, size_t *upload_data_size,
-                                    void **con_cls)
+static const struct {
+    const char *path; /* below PREFIX */
+    bool with_id;     /* path is followed by a request ID */
+    const char *method;
+    void (*fn)(peer_call *p);
+} routes[] = {
+    {"reserve", false, "POST", do_reserve},     {"burn", false, "POST", do_burn},
+    {"inventory", false, "POST", do_inventory}, {"request/", true, "GET", do_request_state},
+    {"health", false, "GET", do_health},
+};
+
+static void peer_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
-    qk_req *r = NULL;
-    int st = qk_req_collect(con_cls, QK_PEER_API_MAX_BODY, upload_data, upload_data_size, &r);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st == QK_REQ_ERROR)
-        return MHD_NO;
-    qk_kms *k = cls;
-    const qk_peer_identity *id = qk_conn_identity(c);
-    peer_ctx p = {
-        .call = {.listener = "peer",
-                 .metrics = qk_kms_metrics(k),
-                 .conn = c,
-                 .method = method,
-                 .url = url,
-                 .identity = id ? id->id : NULL,
-                 .req = r},
-        .kms = k,
-        .req = r,
-    };
-    p.link = id && id->kind == QK_ID_CERT ? qk_kms_link_by_peer(k, id->id) : NULL;
-    if (!p.link)
-        return qk_api_error(&p.call, 403, "forbidden", "caller is not a linked peer KME");
-    if (r->too_large)
-        return qk_api_error(&p.call, 413, "bad-request", "body too large");
-    if (strncmp(url, PREFIX, strlen(PREFIX)) != 0)
-        return qk_api_error(&p.call, 404, "not-found", "unknown path");
-    const char *rest = url + strlen(PREFIX);
-    bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
-    if (strcmp(rest, "reserve") == 0)
-        return post ? do_reserve(&p) : qk_api_bad_method(&p.call, "POST");
-    if (strcmp(rest, "burn") == 0)
-        return post ? do_burn(&p) : qk_api_bad_method(&p.call, "POST");
-    if (strcmp(rest, "inventory") == 0)
-        return post ? do_inventory(&p) : qk_api_bad_method(&p.call, "POST");
-    if (strcmp(rest, "health") == 0)
-        return get ? do_health(&p) : qk_api_bad_method(&p.call, "GET");
-    if (strncmp(rest, "request/", 8) == 0)
-        return get ? do_request_state(&p, rest + 8) : qk_api_bad_method(&p.call, "GET");
-    return qk_api_error(&p.call, 404, "not-found", "unknown path");
+    qk_peer_api_handler *h = (qk_peer_api_handler *)self;
+    peer_call p = {.kms = h->kms, .req = req, .rep = rep};
+    if (req->caller->kind == QK_ID_CERT)
+        p.link = qk_kms_link_by_peer(h->kms, req->caller->id);
+    if (!p.link) {
+        reply_error(&p, 403, QK_PEER_REASON_FORBIDDEN, "caller is not a linked peer KME");
+        return;
+    }
+    const char *rest =
+        strncmp(req->path, PREFIX, strlen(PREFIX)) == 0 ? req->path + strlen(PREFIX) : NULL;
+    for (size_t i = 0; rest && i < sizeof routes / sizeof routes[0]; i++) {
+        size_t n = strlen(routes[i].path);
+        if (routes[i].with_id ? strncmp(rest, routes[i].path, n) != 0
+                              : strcmp(rest, routes[i].path) != 0)
+            continue;
+        p.id = rest + n;
+        if (strcmp(req->method, routes[i].method) != 0)
+            bad_method(&p, routes[i].method);
+        else
+            routes[i].fn(&p);
+        return;
+    }
+    reply_error(&p, 404, QK_PEER_REASON_NOT_FOUND, "unknown path");
+}
+
+void qk_peer_api_configure(qk_peer_api_handler *h, qk_kms *kms)
+{
+    memset(h, 0, sizeof *h);
+    h->super.on_req = peer_on_req;
+    h->kms = kms;
 }

@@ -1,17 +1,23 @@
-/* peer_api.h - the handlers under /peer/v1/ (docs/qkd-kmed.md, "Peer API"). The caller is the
- * client-certificate CN, which must be the node ID of a linked peer; a body naming a link
- * must name that peer's link. Store errors map to the documented statuses. */
+/* peer_api.h - the handler of the `peer` listener: /peer/v1/... (docs/qkd-kmed.md, "Peer API")
+ * on the request envelope (common/http_envelope.h). The caller is the client-certificate CN,
+ * which must be the node ID of a linked peer; a body naming a link must name that peer's link.
+ * Bodies are read and answers written with the peer-message codec (kms/peer_msg.h); store and
+ * core errors map to the documented statuses and reasons. */
 #ifndef QK_PEER_API_H
 #define QK_PEER_API_H
 
-#include <microhttpd.h>
+#include "http_envelope.h"
+#include "kms.h"
 
+/* The listener's default max_body: a reserve of max_keys_per_request (<= 10000) keys fits. */
 #define QK_PEER_API_MAX_BODY (2u * 1024u * 1024u)
 
-/* libmicrohttpd access handler; cls is the qk_kms *. Pair with qk_req_completed. */
-enum MHD_Result qk_peer_api_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                    const char *method, const char *version,
-                                    const char *upload_data, size_t *upload_data_size,
-                                    void **con_cls);
+typedef struct {
+    qk_http_handler super; /* first: the envelope calls on_req with &super */
+    qk_kms *kms;
+} qk_peer_api_handler;
+
+/* Fill h in (on_req; observe left NULL for the caller to set). h must outlive the listener. */
+void qk_peer_api_configure(qk_peer_api_handler *h, qk_kms *kms);
 
 #endif

@@ -2,6 +2,7 @@
 #include "sync.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,40 +79,40 @@ static void apply(qk_store *st, const char *link, uint64_t id, qk_inv_status v, 
         QK_WARN("link %s: block %llu: %s", link, (unsigned long long)id, err.msg);
 }
 
-/* One inventory call for up to 256 PENDING blocks of link li (received before before_s, 0 =
- * any). stale: blocks the peer does not know are burned. */
+/* One inventory call for up to QK_PEER_INVENTORY_MAX PENDING blocks of link li (received
+ * before before_s, 0 = any). stale: blocks the peer does not know are burned. */
 static void inventory(qk_sync *s, size_t li, uint64_t before_s, bool stale)
 {
     qk_link *l = qk_kms_link_at(s->kms, li);
     qk_store *st = qk_kms_store(s->kms);
     const char *link = l->cfg->link_id;
-    uint64_t ids[QK_PEER_INVENTORY_MAX], sent[QK_PEER_INVENTORY_MAX];
-    uint8_t digests[QK_PEER_INVENTORY_MAX][QK_CHECK_LEN];
+    uint64_t ids[QK_PEER_INVENTORY_MAX];
     qk_inv_status out[QK_PEER_INVENTORY_MAX];
-    size_t n = 0, m = 0;
+    size_t n = 0;
     qk_err err;
     if (qk_store_blocks_in_state(st, link, QK_BLOCK_PENDING, before_s, ids, QK_PEER_INVENTORY_MAX,
                                  &n, &err) != 0) {
         QK_ERROR("sync: link %s: %s", link, err.msg);
         return;
     }
+    qk_peer_inventory_msg q; /* the blocks still PENDING, with their digests */
+    memset(&q, 0, sizeof q);
+    snprintf(q.link, sizeof q.link, "%s", link);
     for (size_t i = 0; i < n; i++) {
         qk_block_state bs;
-        if (qk_store_block_digest(st, link, ids[i], digests[m], &bs, &err) == 0 &&
-            bs == QK_BLOCK_PENDING)
-            sent[m++] = ids[i];
+        qk_peer_inv_block *b = &q.blocks[q.n];
+        if (qk_store_block_digest(st, link, ids[i], b->digest, &bs, &err) == 0 &&
+            bs == QK_BLOCK_PENDING) {
+            b->block_id = ids[i];
+            q.n++;
+        }
     }
-    if (m == 0)
-        return;
-    int rc = qk_peer_inventory(l->client, link, sent, (const uint8_t(*)[QK_CHECK_LEN])digests, m,
-                               out, &err);
-    qk_wipe(digests, sizeof digests);
-    if (rc != 0) {
+    if (q.n > 0 && qk_peer_inventory(l->client, &q, out, &err) != 0)
         peer_failed(s, li, "inventory", &err);
-        return;
-    }
-    for (size_t i = 0; i < m; i++)
-        apply(st, link, sent[i], out[i], stale);
+    else
+        for (size_t i = 0; i < q.n; i++)
+            apply(st, link, q.blocks[i].block_id, out[i], stale);
+    qk_wipe(q.blocks, sizeof q.blocks);
 }
 
 /* ---- reconciliation --------------------------------------------------------------------- */

@@ -1,0 +1,597 @@
+/* peer_msg.c - the peer-message codec (peer_msg.h): each message's encoder beside its decoder. */
+#include "peer_msg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "json_util.h"
+
+#define DIGEST_HEX_LEN (2 * QK_CHECK_LEN)
+
+/* ---- shared pieces ---------------------------------------------------------------------- */
+
+static const char *const side_names[] = {[QK_SIDE_LOW] = "low", [QK_SIDE_HIGH] = "high"};
+static const char *const result_names[] = {
+    [QK_PEER_RESERVED] = "reserved", [QK_PEER_BURNED] = "burned"};
+static const char *const inv_names[] = {[QK_INV_UNKNOWN] = "unknown",
+                                        [QK_INV_MATCH] = "match",
+                                        [QK_INV_MISMATCH] = "mismatch",
+                                        [QK_INV_BURNED] = "burned"};
+static const char *const state_names[] = {[QK_PEER_REQ_PENDING] = "pending",
+                                          [QK_PEER_REQ_RESERVED] = "reserved",
+                                          [QK_PEER_REQ_BURNED] = "burned"};
+static const char *const reason_names[QK_PEER_REASON_COUNT] = {
+    [QK_PEER_REASON_NONE] = NULL,
+    [QK_PEER_REASON_COLLISION] = "collision",
+    [QK_PEER_REASON_MISMATCH] = "mismatch",
+    [QK_PEER_REASON_UNKNOWN_BLOCK] = "unknown-block",
+    [QK_PEER_REASON_BURNED] = "burned",
+    [QK_PEER_REASON_LIMIT] = "limit",
+    [QK_PEER_REASON_BAD_REQUEST] = "bad-request",
+    [QK_PEER_REASON_FORBIDDEN] = "forbidden",
+    [QK_PEER_REASON_NOT_FOUND] = "not-found",
+    [QK_PEER_REASON_INTERNAL] = "internal",
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The name of enumeration value v in names[n], or NULL when out of range. */
+static const char *name_of(const char *const *names, size_t n, int v)
+{
+    return v >= 0 && (size_t)v < n ? names[v] : NULL;
+}
+
+const char *qk_peer_reason_name(qk_peer_reason r)
+{
+    return name_of(reason_names, COUNT(reason_names), (int)r);
+}
+
+qk_peer_msg_limits qk_peer_msg_limits_of(const qk_key_limits *kl)
+{
+    qk_peer_msg_limits l = {
+        .max_keys_per_request = kl->max_keys_per_request,
+        .max_size_bits = kl->max_size_bits,
+        .max_sae_id_count = kl->max_sae_id_count,
+    };
+    return l;
+}
+
+int qk_peer_id_check(const char *s, size_t len, const char *what, qk_err *err)
+{
+    if (len < 1 || len > QK_STORE_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "%s: must be 1..%d characters", what, QK_STORE_ID_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return qk_err_set(err, QK_EINVAL, "%s: control characters not allowed", what);
+    return 0;
+}
+
+/* Copy an ID that passed qk_peer_id_check (or fails it here). */
+static int id_copy(qk_peer_id out, const char *s, const char *what, qk_err *err)
+{
+    size_t n = strlen(s);
+    int rc = qk_peer_id_check(s, n, what, err);
+    if (rc == 0)
+        memcpy(out, s, n + 1);
+    return rc;
+}
+
+/* The top-level value of a body: a JSON object. */
+static cJSON *parse_object(const char *body, size_t len, qk_err *err)
+{
+    cJSON *o = qk_json_parse(body, len, QK_PEER_MSG_MAX, err);
+    if (o && !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        qk_err_set(err, QK_EINVAL, "the body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+static int get_id(const cJSON *o, const char *name, qk_peer_id out, qk_err *err)
+{
+    const char *s;
+    if (qk_json_get_string(o, name, true, &s, NULL, err) != 0)
+        return QK_EINVAL;
+    return id_copy(out, s, name, err);
+}
+
+static int get_uint(const cJSON *o, const char *name, uint64_t min, uint64_t max, uint64_t *out,
+                    qk_err *err)
+{
+    int64_t v = 0;
+    if (qk_json_get_int(o, name, true, (int64_t)min, (int64_t)max, &v, NULL, err) != 0)
+        return QK_EINVAL;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int get_hex32(const cJSON *o, const char *name, uint8_t out[QK_CHECK_LEN], qk_err *err)
+{
+    const char *s;
+    size_t got = 0;
+    if (qk_json_get_string(o, name, true, &s, NULL, err) != 0)
+        return QK_EINVAL;
+    if (strlen(s) != DIGEST_HEX_LEN ||
+        qk_hex_decode(s, DIGEST_HEX_LEN, out, QK_CHECK_LEN, &got) != 0 || got != QK_CHECK_LEN)
+        return qk_err_set(err, QK_EINVAL, "%s: must be %d hex digits", name, DIGEST_HEX_LEN);
+    return 0;
+}
+
+/* A string member that must be one of names[n] (NULL entries never match). */
+static int get_enum(const cJSON *o, const char *name, const char *const *names, size_t n, int *out,
+                    qk_err *err)
+{
+    const char *s;
+    if (qk_json_get_string(o, name, true, &s, NULL, err) != 0)
+        return QK_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && strcmp(s, names[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    char list[128] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof list; i++)
+        if (names[i]) {
+            int w = snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", names[i]);
+            used += w > 0 ? (size_t)w : 0;
+        }
+    return qk_err_set(err, QK_EINVAL, "%s: must be one of %s", name, list);
+}
+
+/* An array member with min..max entries (counted before any entry is read). */
+static int get_array(const cJSON *o, const char *name, size_t min, size_t max, const cJSON **out,
+                     size_t *count, qk_err *err)
+{
+    if (qk_json_get_array(o, name, true, out, err) != 0)
+        return QK_EINVAL;
+    size_t n = 0;
+    for (const cJSON *e = (*out)->child; e; e = e->next)
+        if (++n > max)
+            break;
+    if (n < min || n > max)
+        return qk_err_set(err, QK_EINVAL, "%s: %zu..%zu entries", name, min, max);
+    *count = n;
+    return 0;
+}
+
+/* Start a decode: zero the output, parse the body into *o. */
+static int decode_begin(const char *body, size_t len, void *m, size_t size, cJSON **o, qk_err *err)
+{
+    memset(m, 0, size);
+    *o = parse_object(body, len, err);
+    return *o ? 0 : (err && err->code ? err->code : QK_EINVAL);
+}
+
+/* Finish a decode: on failure the output is zeroed again. */
+static int decode_end(int rc, cJSON *o, void *m, size_t size)
+{
+    cJSON_Delete(o);
+    if (rc != 0)
+        memset(m, 0, size);
+    return rc;
+}
+
+static cJSON *add_string(cJSON *o, const char *name, const char *s)
+{
+    return o && s ? cJSON_AddStringToObject(o, name, s) : NULL;
+}
+
+static cJSON *add_number(cJSON *o, const char *name, uint64_t v)
+{
+    return o ? cJSON_AddNumberToObject(o, name, (double)v) : NULL;
+}
+
+static cJSON *add_hex32(cJSON *o, const char *name, const uint8_t b[QK_CHECK_LEN])
+{
+    char hex[DIGEST_HEX_LEN + 1];
+    qk_hex_encode(b, QK_CHECK_LEN, hex, sizeof hex);
+    return add_string(o, name, hex);
+}
+
+/* An object appended to array a, or NULL. */
+static cJSON *add_object(cJSON *a)
+{
+    cJSON *e = a ? cJSON_CreateObject() : NULL;
+    if (e && !cJSON_AddItemToArray(a, e)) {
+        cJSON_Delete(e);
+        return NULL;
+    }
+    return e;
+}
+
+static bool add_array_string(cJSON *a, const char *s)
+{
+    cJSON *e = a ? cJSON_CreateString(s) : NULL;
+    if (e && !cJSON_AddItemToArray(a, e)) {
+        cJSON_Delete(e);
+        return false;
+    }
+    return e != NULL;
+}
+
+/* Finish an encode: print o (ok: everything was added) into *out and free it. */
+static int encode_end(cJSON *o, bool ok, char **out, qk_err *err)
+{
+    *out = ok && o ? qk_json_print(o) : NULL;
+    cJSON_Delete(o);
+    return *out ? 0 : qk_err_set(err, QK_ENOMEM, "out of memory encoding a peer message");
+}
+
+/* A message holding one enumerated string member. */
+static int encode_enum(const char *member, const char *const *names, size_t n, int v, char **out,
+                       qk_err *err)
+{
+    *out = NULL;
+    const char *s = name_of(names, n, v);
+    if (!s)
+        return qk_err_set(err, QK_EINVAL, "%s: value %d out of range", member, v);
+    cJSON *o = cJSON_CreateObject();
+    return encode_end(o, add_string(o, member, s) != NULL, out, err);
+}
+
+static int decode_enum(const char *body, size_t len, const char *member, const char *const *names,
+                       size_t n, int *v, qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, v, sizeof *v, &o, err);
+    if (rc == 0)
+        rc = get_enum(o, member, names, n, v, err);
+    return decode_end(rc, o, v, sizeof *v);
+}
+
+/* ---- reserve ---------------------------------------------------------------------------- */
+
+int qk_peer_reserve_msg_set(qk_peer_reserve_msg *m, const qk_reservation *r, qk_side side,
+                            const qk_key_ref *refs, size_t n, qk_err *err)
+{
+    memset(m, 0, sizeof *m);
+    if (r->nslaves < 1 || r->nslaves > QK_PEER_SLAVES_MAX)
+        return qk_err_set(err, QK_EINVAL, "slaves: 1..%d entries", QK_PEER_SLAVES_MAX);
+    if (id_copy(m->request_id, r->request_id, "request_id", err) ||
+        id_copy(m->link, r->link, "link", err) || id_copy(m->master, r->master, "master", err))
+        return QK_EINVAL;
+    for (size_t i = 0; i < r->nslaves; i++)
+        if (id_copy(m->slaves[i], r->slaves[i], "slaves", err) != 0)
+            return QK_EINVAL;
+    m->nslaves = r->nslaves;
+    m->side = side;
+    m->expires_at = r->expires_at;
+    m->keys = refs;
+    m->nkeys = n;
+    return 0;
+}
+
+void qk_peer_reserve_msg_get(const qk_peer_reserve_msg *m, qk_reservation *r,
+                             const char *slaves[QK_PEER_SLAVES_MAX])
+{
+    size_t ns = m->nslaves <= QK_PEER_SLAVES_MAX ? m->nslaves : QK_PEER_SLAVES_MAX;
+    for (size_t i = 0; i < ns; i++)
+        slaves[i] = m->slaves[i];
+    *r = (qk_reservation){
+        .request_id = m->request_id,
+        .link = m->link,
+        .master = m->master,
+        .slaves = slaves,
+        .nslaves = ns,
+        .expires_at = m->expires_at,
+    };
+}
+
+int qk_peer_reserve_encode(const qk_peer_reserve_msg *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    const char *side = name_of(side_names, COUNT(side_names), (int)m->side);
+    if (!side || m->nslaves > QK_PEER_SLAVES_MAX || (m->nkeys && !m->keys))
+        return qk_err_set(err, QK_EINVAL, "reserve: side or counts out of range");
+    cJSON *o = cJSON_CreateObject();
+    bool ok = add_string(o, "request_id", m->request_id) && add_string(o, "link", m->link) &&
+              add_string(o, "side", side) && add_string(o, "master", m->master);
+    cJSON *slaves = ok ? cJSON_AddArrayToObject(o, "slaves") : NULL;
+    ok = slaves != NULL;
+    for (size_t i = 0; ok && i < m->nslaves; i++)
+        ok = add_array_string(slaves, m->slaves[i]);
+    ok = ok && add_number(o, "expires_at", m->expires_at);
+    cJSON *keys = ok ? cJSON_AddArrayToObject(o, "keys") : NULL;
+    ok = keys != NULL;
+    for (size_t i = 0; ok && i < m->nkeys; i++) {
+        const qk_key_ref *k = &m->keys[i];
+        cJSON *e = add_object(keys);
+        ok = add_string(e, "key_ID", k->key_id) && add_number(e, "block_id", k->block_id) &&
+             add_number(e, "offset", k->offset) && add_number(e, "length", k->length) &&
+             add_hex32(e, "check", k->check);
+    }
+    return encode_end(o, ok, out, err);
+}
+
+/* One entry of "keys": the ranges are validated here, the overlap with what is recorded is
+ * the store's to check. */
+static int decode_key(const cJSON *e, const qk_peer_msg_limits *lim, qk_key_ref *k, qk_err *err)
+{
+    const char *id;
+    qk_uuid u;
+    uint64_t bid, off, len;
+    if (!cJSON_IsObject(e))
+        return qk_err_set(err, QK_EINVAL, "keys: entries must be objects");
+    if (qk_json_get_string(e, "key_ID", true, &id, NULL, err) != 0)
+        return QK_EINVAL;
+    if (strlen(id) != QK_KEY_ID_LEN || qk_uuid_parse(id, QK_KEY_ID_LEN, &u) != 0)
+        return qk_err_set(err, QK_EINVAL, "key_ID: must be a UUID");
+    qk_uuid_format(&u, k->key_id); /* normalised: lower case */
+    if (get_uint(e, "block_id", 0, QK_PEER_BLOCK_ID_MAX, &bid, err) ||
+        get_uint(e, "offset", 0, QK_BLOCK_MAX_BYTES - 1, &off, err) ||
+        get_uint(e, "length", 1, lim->max_size_bits / 8, &len, err) ||
+        get_hex32(e, "check", k->check, err))
+        return QK_EINVAL;
+    if (off + len > QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_EINVAL, "keys: offset + length beyond the largest block");
+    k->block_id = bid;
+    k->offset = (uint32_t)off;
+    k->length = (uint32_t)len;
+    return 0;
+}
+
+static int decode_reserve(const cJSON *o, const qk_peer_msg_limits *lim, qk_peer_reserve_msg *m,
+                          qk_err *err)
+{
+    int side = 0;
+    const cJSON *slaves, *keys;
+    size_t max_slaves = 1 + (size_t)lim->max_sae_id_count;
+    if (max_slaves > QK_PEER_SLAVES_MAX)
+        max_slaves = QK_PEER_SLAVES_MAX;
+    if (get_id(o, "request_id", m->request_id, err) || get_id(o, "link", m->link, err) ||
+        get_enum(o, "side", side_names, COUNT(side_names), &side, err) ||
+        get_id(o, "master", m->master, err) ||
+        get_uint(o, "expires_at", 0, QK_PEER_BLOCK_ID_MAX, &m->expires_at, err) ||
+        get_array(o, "slaves", 1, max_slaves, &slaves, &m->nslaves, err) ||
+        get_array(o, "keys", 1, lim->max_keys_per_request, &keys, &m->nkeys, err))
+        return QK_EINVAL;
+    m->side = (qk_side)side;
+    size_t i = 0;
+    for (const cJSON *s = slaves->child; s; s = s->next, i++) {
+        if (!cJSON_IsString(s) || !s->valuestring)
+            return qk_err_set(err, QK_EINVAL, "slaves: entries must be identities");
+        if (id_copy(m->slaves[i], s->valuestring, "slaves", err) != 0)
+            return QK_EINVAL;
+    }
+    qk_key_ref *refs = calloc(m->nkeys, sizeof *refs);
+    if (!refs)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    m->keys = refs;
+    i = 0;
+    for (const cJSON *e = keys->child; e; e = e->next, i++) {
+        int rc = decode_key(e, lim, &refs[i], err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int qk_peer_reserve_decode(const char *body, size_t len, const qk_peer_msg_limits *lim,
+                           qk_peer_reserve_msg *m, qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc != 0)
+        return rc;
+    rc = decode_reserve(o, lim, m, err);
+    if (rc != 0)
+        qk_peer_reserve_msg_free(m);
+    return decode_end(rc, o, m, sizeof *m);
+}
+
+void qk_peer_reserve_msg_free(qk_peer_reserve_msg *m)
+{
+    if (!m)
+        return;
+    free((void *)m->keys); /* a decoded message owns its keys */
+    m->keys = NULL;
+    m->nkeys = 0;
+}
+
+/* ---- reserve and burn answers ------------------------------------------------------------ */
+
+int qk_peer_result_encode(const qk_peer_result_msg *m, char **out, qk_err *err)
+{
+    return encode_enum("status", result_names, COUNT(result_names), (int)m->status, out, err);
+}
+
+int qk_peer_result_decode(const char *body, size_t len, qk_peer_result_msg *m, qk_err *err)
+{
+    int v = 0;
+    int rc = decode_enum(body, len, "status", result_names, COUNT(result_names), &v, err);
+    m->status = (qk_peer_result)v;
+    return rc;
+}
+
+/* ---- burn ------------------------------------------------------------------------------- */
+
+int qk_peer_burn_encode(const qk_peer_burn_msg *m, char **out, qk_err *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    return encode_end(o, add_string(o, "request_id", m->request_id) != NULL, out, err);
+}
+
+int qk_peer_burn_decode(const char *body, size_t len, qk_peer_burn_msg *m, qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc == 0)
+        rc = get_id(o, "request_id", m->request_id, err);
+    return decode_end(rc, o, m, sizeof *m);
+}
+
+/* ---- inventory -------------------------------------------------------------------------- */
+
+int qk_peer_inventory_encode(const qk_peer_inventory_msg *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    if (m->n > QK_PEER_INVENTORY_MAX)
+        return qk_err_set(err, QK_EINVAL, "inventory: at most %d blocks", QK_PEER_INVENTORY_MAX);
+    cJSON *o = cJSON_CreateObject();
+    bool ok = add_string(o, "link", m->link);
+    cJSON *blocks = ok ? cJSON_AddArrayToObject(o, "blocks") : NULL;
+    ok = blocks != NULL;
+    for (size_t i = 0; ok && i < m->n; i++) {
+        cJSON *e = add_object(blocks);
+        ok = add_number(e, "block_id", m->blocks[i].block_id) &&
+             add_hex32(e, "digest", m->blocks[i].digest);
+    }
+    return encode_end(o, ok, out, err);
+}
+
+int qk_peer_inventory_decode(const char *body, size_t len, qk_peer_inventory_msg *m, qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc != 0)
+        return rc;
+    const cJSON *blocks;
+    if (get_id(o, "link", m->link, err) ||
+        get_array(o, "blocks", 0, QK_PEER_INVENTORY_MAX, &blocks, &m->n, err))
+        return decode_end(QK_EINVAL, o, m, sizeof *m);
+    size_t i = 0;
+    for (const cJSON *e = blocks->child; e && rc == 0; e = e->next, i++) {
+        if (!cJSON_IsObject(e))
+            rc = qk_err_set(err, QK_EINVAL, "blocks: entries must be objects");
+        else if (get_uint(e, "block_id", 0, QK_PEER_BLOCK_ID_MAX, &m->blocks[i].block_id, err) ||
+                 get_hex32(e, "digest", m->blocks[i].digest, err))
+            rc = QK_EINVAL;
+    }
+    return decode_end(rc, o, m, sizeof *m);
+}
+
+int qk_peer_inventory_answer_encode(const qk_peer_inventory_answer *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    if (m->n > QK_PEER_INVENTORY_MAX)
+        return qk_err_set(err, QK_EINVAL, "inventory: at most %d blocks", QK_PEER_INVENTORY_MAX);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *blocks = o ? cJSON_AddArrayToObject(o, "blocks") : NULL;
+    bool ok = blocks != NULL;
+    for (size_t i = 0; ok && i < m->n; i++) {
+        const char *st = name_of(inv_names, COUNT(inv_names), (int)m->blocks[i].status);
+        if (!st) {
+            cJSON_Delete(o);
+            return qk_err_set(err, QK_EINVAL, "inventory: status out of range");
+        }
+        cJSON *e = add_object(blocks);
+        ok = add_number(e, "block_id", m->blocks[i].block_id) && add_string(e, "status", st);
+    }
+    return encode_end(o, ok, out, err);
+}
+
+int qk_peer_inventory_answer_decode(const char *body, size_t len, qk_peer_inventory_answer *m,
+                                    qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc != 0)
+        return rc;
+    const cJSON *blocks;
+    if (get_array(o, "blocks", 0, QK_PEER_INVENTORY_MAX, &blocks, &m->n, err))
+        return decode_end(QK_EINVAL, o, m, sizeof *m);
+    size_t i = 0;
+    for (const cJSON *e = blocks->child; e && rc == 0; e = e->next, i++) {
+        int st = 0;
+        if (!cJSON_IsObject(e))
+            rc = qk_err_set(err, QK_EINVAL, "blocks: entries must be objects");
+        else if (get_uint(e, "block_id", 0, QK_PEER_BLOCK_ID_MAX, &m->blocks[i].block_id, err) ||
+                 get_enum(e, "status", inv_names, COUNT(inv_names), &st, err))
+            rc = QK_EINVAL;
+        m->blocks[i].status = (qk_inv_status)st;
+    }
+    return decode_end(rc, o, m, sizeof *m);
+}
+
+/* ---- request state ---------------------------------------------------------------------- */
+
+int qk_peer_state_encode(const qk_peer_state_msg *m, char **out, qk_err *err)
+{
+    return encode_enum("state", state_names, COUNT(state_names), (int)m->state, out, err);
+}
+
+int qk_peer_state_decode(const char *body, size_t len, qk_peer_state_msg *m, qk_err *err)
+{
+    int v = 0;
+    int rc = decode_enum(body, len, "state", state_names, COUNT(state_names), &v, err);
+    m->state = (qk_peer_req_state)v;
+    return rc;
+}
+
+/* ---- health ----------------------------------------------------------------------------- */
+
+int qk_peer_health_encode(const qk_peer_health_msg *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    if (m->nlinks > QK_PEER_LINKS_MAX)
+        return qk_err_set(err, QK_EINVAL, "health: at most %d links", QK_PEER_LINKS_MAX);
+    cJSON *o = cJSON_CreateObject();
+    bool ok = add_string(o, "node_id", m->node_id);
+    cJSON *links = ok ? cJSON_AddArrayToObject(o, "links") : NULL;
+    ok = links != NULL;
+    for (size_t i = 0; ok && i < m->nlinks; i++)
+        ok = add_array_string(links, m->links[i]);
+    return encode_end(o, ok, out, err);
+}
+
+int qk_peer_health_decode(const char *body, size_t len, qk_peer_health_msg *m, qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc != 0)
+        return rc;
+    const cJSON *links;
+    if (get_id(o, "node_id", m->node_id, err) ||
+        get_array(o, "links", 0, QK_PEER_LINKS_MAX, &links, &m->nlinks, err))
+        return decode_end(QK_EINVAL, o, m, sizeof *m);
+    size_t i = 0;
+    for (const cJSON *e = links->child; e && rc == 0; e = e->next, i++) {
+        if (!cJSON_IsString(e) || !e->valuestring)
+            rc = qk_err_set(err, QK_EINVAL, "links: entries must be link IDs");
+        else
+            rc = id_copy(m->links[i], e->valuestring, "links", err);
+    }
+    return decode_end(rc, o, m, sizeof *m);
+}
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+int qk_peer_error_encode(const qk_peer_error_msg *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    const char *reason = qk_peer_reason_name(m->reason);
+    if (m->reason != QK_PEER_REASON_NONE && !reason)
+        return qk_err_set(err, QK_EINVAL, "reason: value %d out of range", (int)m->reason);
+    cJSON *o = cJSON_CreateObject();
+    bool ok = add_string(o, "message", m->message) != NULL;
+    if (ok && reason)
+        ok = add_string(o, "reason", reason) != NULL;
+    return encode_end(o, ok, out, err);
+}
+
+int qk_peer_error_decode(const char *body, size_t len, qk_peer_error_msg *m, qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc != 0)
+        return rc;
+    const char *msg;
+    bool has_reason = false;
+    int reason = 0;
+    if (qk_json_get_string(o, "message", true, &msg, NULL, err) != 0 ||
+        qk_json_get_string(o, "reason", false, NULL, &has_reason, err) != 0)
+        rc = QK_EINVAL;
+    else if (strlen(msg) > QK_PEER_MESSAGE_MAX)
+        rc = qk_err_set(err, QK_EINVAL, "message: at most %d characters", QK_PEER_MESSAGE_MAX);
+    else if (has_reason)
+        rc = get_enum(o, "reason", reason_names, COUNT(reason_names), &reason, err);
+    if (rc == 0) {
+        memcpy(m->message, msg, strlen(msg) + 1);
+        m->reason = (qk_peer_reason)reason;
+    }
+    return decode_end(rc, o, m, sizeof *m);
+}

@@ -1,0 +1,192 @@
+/* peer_msg.h - the peer wire format (docs/qkd-kmed.md, "Peer API"): one typed struct per message
+ * of /peer/v1/..., each encoder beside its decoder (the pattern of openiked's config.c
+ * config_setX / config_getX pairs). Both ends use it: kms/peer_client.c encodes the requests and
+ * decodes the answers, peer/peer_api.c decodes the requests and encodes the answers.
+ *
+ * Decoders take untrusted bytes (len need not be NUL-terminated) and validate before they
+ * parse (openiked's ikev2_pld.c): the body size (QK_PEER_MSG_MAX), JSON syntax with no trailing
+ * garbage, nesting depth, duplicate members, every member's type, array counts before their
+ * entries are read, integer ranges (block IDs and expiry below 2^53, offsets and lengths within
+ * a block), ID syntax (1..QK_STORE_ID_MAX characters, no control characters), UUID key IDs
+ * (normalised to lower case), 64-hex digests and enumerations (side, status, state, reason).
+ * Unknown members are ignored. Limits that depend on the KME's configuration come in a
+ * qk_peer_msg_limits. A decoder answers 0, QK_EINVAL (err->msg names the member) or QK_ENOMEM;
+ * on failure the output is zeroed and holds nothing to free.
+ *
+ * Encoders write compact JSON into a malloc'ed NUL-terminated string (*out; free() it) and
+ * answer 0, QK_EINVAL (a value no decoder would accept: an enumeration out of range, more
+ * entries than a message holds) or QK_ENOMEM. What a decoder accepted always encodes, and
+ * decodes again to the same struct (tests/unit/test_peer_msg.c, tests/fuzz/fuzz_peer_msg.c).
+ *
+ * Block digests and check values are keyed hashes (store.h), never key material. */
+#ifndef QK_PEER_MSG_H
+#define QK_PEER_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "core.h"
+#include "qk_err.h"
+#include "store.h"
+
+#define QK_PEER_MSG_MAX       (2u * 1024u * 1024u) /* the largest body either end decodes */
+#define QK_PEER_INVENTORY_MAX 256                  /* blocks per inventory call */
+#define QK_PEER_BLOCK_ID_MAX  9007199254740991ull  /* 2^53-1: exact as a JSON number */
+#define QK_PEER_SLAVES_MAX    65                   /* the slave + 64 additional slaves */
+#define QK_PEER_LINKS_MAX     32                   /* links in a health answer */
+#define QK_PEER_MESSAGE_MAX   (QK_ERR_MSG_MAX - 1) /* characters of an error message */
+
+/* An identity, link or request ID as it travels: 1..QK_STORE_ID_MAX characters. */
+typedef char qk_peer_id[QK_STORE_ID_MAX + 1];
+
+/* Whether s[0..len) is an ID: 1..QK_STORE_ID_MAX characters, none of them a control character
+ * (below 0x20, or 0x7f). QK_EINVAL names `what`. */
+int qk_peer_id_check(const char *s, size_t len, const char *what, qk_err *err);
+
+/* What the receiving KME accepts ([keys] of its configuration). */
+typedef struct {
+    uint32_t max_keys_per_request; /* keys per reservation: 1..this */
+    uint32_t max_size_bits;        /* key length: 1..this/8 bytes */
+    uint32_t max_sae_id_count;     /* slaves per reservation: 1..1+this (and <= 65) */
+} qk_peer_msg_limits;
+
+qk_peer_msg_limits qk_peer_msg_limits_of(const qk_key_limits *kl);
+
+/* ---- POST /peer/v1/reserve --------------------------------------------------------------
+ * {"request_id","link","side":"low"|"high","master","slaves":[..],"expires_at":S,
+ *  "keys":[{"key_ID","block_id","offset","length","check"(64 hex)}]} */
+typedef struct {
+    qk_peer_id request_id;
+    qk_peer_id link;
+    qk_side side; /* the side the sender carved as */
+    qk_peer_id master;
+    size_t nslaves; /* 1..QK_PEER_SLAVES_MAX */
+    qk_peer_id slaves[QK_PEER_SLAVES_MAX];
+    uint64_t expires_at;    /* wall-clock seconds, < 2^53 */
+    size_t nkeys;           /* 1..max_keys_per_request */
+    const qk_key_ref *keys; /* encode: the caller's; decoded: owned (below) */
+} qk_peer_reserve_msg;
+
+/* The sender's side: fill m from a reservation and its carved ranges (IDs are copied, refs is
+ * borrowed). QK_EINVAL when an ID does not fit or the slave count is not 1..65. */
+int qk_peer_reserve_msg_set(qk_peer_reserve_msg *m, const qk_reservation *r, qk_side side,
+                            const qk_key_ref *refs, size_t n, qk_err *err);
+/* The receiver's side: the store's view of m (r points into m, r->slaves into slaves). */
+void qk_peer_reserve_msg_get(const qk_peer_reserve_msg *m, qk_reservation *r,
+                             const char *slaves[QK_PEER_SLAVES_MAX]);
+int qk_peer_reserve_encode(const qk_peer_reserve_msg *m, char **out, qk_err *err);
+int qk_peer_reserve_decode(const char *body, size_t len, const qk_peer_msg_limits *lim,
+                           qk_peer_reserve_msg *m, qk_err *err);
+/* Free the keys of a decoded message (not of one filled by qk_peer_reserve_msg_set). */
+void qk_peer_reserve_msg_free(qk_peer_reserve_msg *m);
+
+/* ---- the answers to reserve and burn: 200 {"status":"reserved"|"burned"} ---------------- */
+typedef enum { QK_PEER_RESERVED = 0, QK_PEER_BURNED = 1 } qk_peer_result;
+
+typedef struct {
+    qk_peer_result status;
+} qk_peer_result_msg;
+
+int qk_peer_result_encode(const qk_peer_result_msg *m, char **out, qk_err *err);
+int qk_peer_result_decode(const char *body, size_t len, qk_peer_result_msg *m, qk_err *err);
+
+/* ---- POST /peer/v1/burn: {"request_id"} ------------------------------------------------- */
+typedef struct {
+    qk_peer_id request_id;
+} qk_peer_burn_msg;
+
+int qk_peer_burn_encode(const qk_peer_burn_msg *m, char **out, qk_err *err);
+int qk_peer_burn_decode(const char *body, size_t len, qk_peer_burn_msg *m, qk_err *err);
+
+/* ---- POST /peer/v1/inventory: {"link","blocks":[{"block_id","digest"(64 hex)}]} --------- */
+typedef struct {
+    uint64_t block_id; /* < 2^53 */
+    uint8_t digest[QK_CHECK_LEN];
+} qk_peer_inv_block;
+
+typedef struct {
+    qk_peer_id link;
+    size_t n; /* 0..QK_PEER_INVENTORY_MAX */
+    qk_peer_inv_block blocks[QK_PEER_INVENTORY_MAX];
+} qk_peer_inventory_msg;
+
+int qk_peer_inventory_encode(const qk_peer_inventory_msg *m, char **out, qk_err *err);
+int qk_peer_inventory_decode(const char *body, size_t len, qk_peer_inventory_msg *m, qk_err *err);
+
+/* The answer: 200 {"blocks":[{"block_id","status":"unknown"|"match"|"mismatch"|"burned"}]} */
+typedef enum {
+    QK_INV_UNKNOWN = 0, /* the peer does not hold it (yet) or did not answer for it */
+    QK_INV_MATCH = 1,
+    QK_INV_MISMATCH = 2,
+    QK_INV_BURNED = 3,
+} qk_inv_status;
+
+typedef struct {
+    uint64_t block_id;
+    qk_inv_status status;
+} qk_peer_inv_result;
+
+typedef struct {
+    size_t n; /* 0..QK_PEER_INVENTORY_MAX */
+    qk_peer_inv_result blocks[QK_PEER_INVENTORY_MAX];
+} qk_peer_inventory_answer;
+
+int qk_peer_inventory_answer_encode(const qk_peer_inventory_answer *m, char **out, qk_err *err);
+int qk_peer_inventory_answer_decode(const char *body, size_t len, qk_peer_inventory_answer *m,
+                                    qk_err *err);
+
+/* ---- GET /peer/v1/request/{request_id}: 200 {"state":"pending"|"reserved"|"burned"} ----
+ * (the path's ID: qk_peer_id_check; the values are those of qk_store_request_state) */
+typedef enum {
+    QK_PEER_REQ_PENDING = 0,
+    QK_PEER_REQ_RESERVED = 1,
+    QK_PEER_REQ_BURNED = 2,
+} qk_peer_req_state;
+
+typedef struct {
+    qk_peer_req_state state;
+} qk_peer_state_msg;
+
+int qk_peer_state_encode(const qk_peer_state_msg *m, char **out, qk_err *err);
+int qk_peer_state_decode(const char *body, size_t len, qk_peer_state_msg *m, qk_err *err);
+
+/* ---- GET /peer/v1/health: 200 {"node_id","links":[..]} ---------------------------------- */
+typedef struct {
+    qk_peer_id node_id;
+    size_t nlinks; /* 0..QK_PEER_LINKS_MAX */
+    qk_peer_id links[QK_PEER_LINKS_MAX];
+} qk_peer_health_msg;
+
+int qk_peer_health_encode(const qk_peer_health_msg *m, char **out, qk_err *err);
+int qk_peer_health_decode(const char *body, size_t len, qk_peer_health_msg *m, qk_err *err);
+
+/* ---- every error answer: {"message": "...", "reason": "..."} ----------------------------
+ * reason is absent (QK_PEER_REASON_NONE) in the answers the request envelope writes itself
+ * (405, 413) and in its fallback for a reply that could not be built. */
+typedef enum {
+    QK_PEER_REASON_NONE = 0,
+    QK_PEER_REASON_COLLISION,     /* 409: a range overlaps one recorded here */
+    QK_PEER_REASON_MISMATCH,      /* 409: a check differs: the blocks are burned */
+    QK_PEER_REASON_UNKNOWN_BLOCK, /* 404: a block this KME does not hold */
+    QK_PEER_REASON_BURNED,        /* 409: the request ID was burned */
+    QK_PEER_REASON_LIMIT,         /* 409: a (master, slave) pair would exceed max_key_count */
+    QK_PEER_REASON_BAD_REQUEST,   /* 400 */
+    QK_PEER_REASON_FORBIDDEN,     /* 403: not a linked peer, or not the caller's link */
+    QK_PEER_REASON_NOT_FOUND,     /* 404: unknown path or request */
+    QK_PEER_REASON_INTERNAL,      /* 500 */
+} qk_peer_reason;
+
+#define QK_PEER_REASON_COUNT (QK_PEER_REASON_INTERNAL + 1)
+
+/* "collision", "unknown-block", ...; NULL for NONE or a value out of range. */
+const char *qk_peer_reason_name(qk_peer_reason r);
+
+typedef struct {
+    qk_peer_reason reason;
+    char message[QK_PEER_MESSAGE_MAX + 1];
+} qk_peer_error_msg;
+
+int qk_peer_error_encode(const qk_peer_error_msg *m, char **out, qk_err *err);
+int qk_peer_error_decode(const char *body, size_t len, qk_peer_error_msg *m, qk_err *err);
+
+#endif
