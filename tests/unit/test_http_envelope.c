@@ -37,6 +37,12 @@
 
 /* ---- the reply helpers, without a connection --------------------------------------------- */
 
+/* For string asserts on fields that a broken helper may leave NULL (strcmp would crash). */
+static const char *str(const char *s)
+{
+    return s ? s : "(null)";
+}
+
 static bool reply_is_empty(const qk_http_reply *rep)
 {
     qk_http_reply zero;
@@ -52,7 +58,7 @@ static void test_reply_helpers(void)
     char src[] = "{\"a\":1}";
     CU_ASSERT_EQUAL(qk_http_reply_json(&rep, 201, src), 0);
     CU_ASSERT_EQUAL(rep.status, 201);
-    CU_ASSERT_STRING_EQUAL(rep.content_type, "application/json");
+    CU_ASSERT_STRING_EQUAL(str(rep.content_type), "application/json");
     CU_ASSERT_EQUAL(rep.len, strlen(src));
     CU_ASSERT_FALSE(rep.secret);
     CU_ASSERT_PTR_NOT_NULL_FATAL(rep.body);
@@ -66,17 +72,18 @@ static void test_reply_helpers(void)
 
     CU_ASSERT_EQUAL(qk_http_reply_message(&rep, 404, "no \"such\" path"), 0);
     CU_ASSERT_EQUAL(rep.status, 404);
-    CU_ASSERT_STRING_EQUAL(rep.content_type, "application/json");
-    CU_ASSERT_STRING_EQUAL(rep.body, "{\"message\":\"no \\\"such\\\" path\"}");
+    CU_ASSERT_STRING_EQUAL(str(rep.content_type), "application/json");
+    CU_ASSERT_STRING_EQUAL(str(rep.body), "{\"message\":\"no \\\"such\\\" path\"}");
     CU_ASSERT_EQUAL(rep.len, strlen(rep.body));
     CU_ASSERT_STRING_EQUAL(rep.detail, "no \"such\" path");
 
     CU_ASSERT_EQUAL(qk_http_reply_error(&rep, 400, "bad_size", "size out of range"), 0);
     CU_ASSERT_EQUAL(rep.status, 400);
-    CU_ASSERT_STRING_EQUAL(rep.body, "{\"message\":\"size out of range\",\"reason\":\"bad_size\"}");
+    CU_ASSERT_STRING_EQUAL(str(rep.body),
+                           "{\"message\":\"size out of range\",\"reason\":\"bad_size\"}");
     CU_ASSERT_STRING_EQUAL(rep.detail, "size out of range");
     CU_ASSERT_EQUAL(qk_http_reply_error(&rep, 503, NULL, "busy"), 0);
-    CU_ASSERT_STRING_EQUAL(rep.body, "{\"message\":\"busy\"}");
+    CU_ASSERT_STRING_EQUAL(str(rep.body), "{\"message\":\"busy\"}");
 
     CU_ASSERT_EQUAL(qk_http_reply_set(&rep, 204, "text/plain", NULL, 0), 0);
     CU_ASSERT_EQUAL(rep.status, 204);
@@ -93,7 +100,7 @@ static void test_reply_helpers(void)
     qk_http_reply_take(&rep, 202, "application/octet-stream", owned, 5);
     CU_ASSERT_PTR_EQUAL(rep.body, owned); /* taken, not copied */
     CU_ASSERT_EQUAL(rep.len, 5);
-    CU_ASSERT_STRING_EQUAL(rep.content_type, "application/octet-stream");
+    CU_ASSERT_STRING_EQUAL(str(rep.content_type), "application/octet-stream");
     CU_ASSERT_FALSE(rep.secret);
 
     const char key_json[] = "{\"key\":\"c2VjcmV0\"}";
@@ -103,7 +110,7 @@ static void test_reply_helpers(void)
     qk_http_reply_secret(&rep, 200, sec, strlen(key_json)); /* frees the taken body */
     CU_ASSERT_PTR_EQUAL(rep.body, sec);
     CU_ASSERT_TRUE(rep.secret);
-    CU_ASSERT_STRING_EQUAL(rep.content_type, "application/json");
+    CU_ASSERT_STRING_EQUAL(str(rep.content_type), "application/json");
     CU_ASSERT_EQUAL(rep.len, strlen(key_json));
     CU_ASSERT_EQUAL(qk_http_reply_message(&rep, 500, "oops"), 0); /* frees the secret one */
     CU_ASSERT_FALSE(rep.secret);
@@ -137,7 +144,7 @@ static void test_reply_helpers(void)
     char *ids2 = strdup("id-3");
     CU_ASSERT_PTR_NOT_NULL_FATAL(ids2);
     qk_http_reply_key_ids(&rep, ids2); /* frees the first list */
-    CU_ASSERT_STRING_EQUAL(rep.key_ids, "id-3");
+    CU_ASSERT_STRING_EQUAL(str(rep.key_ids), "id-3");
     qk_http_reply_clear(&rep);
 }
 
@@ -201,7 +208,7 @@ static void test_handler_call(void)
     qk_http_handler_call(&h.super, &req, &rep);
     CU_ASSERT_EQUAL(h.calls, 1);
     CU_ASSERT_EQUAL(rep.status, 500);
-    CU_ASSERT_STRING_EQUAL(rep.content_type, "application/json");
+    CU_ASSERT_STRING_EQUAL(str(rep.content_type), "application/json");
     CU_ASSERT_PTR_NOT_NULL_FATAL(rep.body);
     CU_ASSERT_EQUAL(memcmp(rep.body, "{\"message\":\"internal error\"}", rep.len), 0);
     CU_ASSERT_EQUAL(rep.len, strlen("{\"message\":\"internal error\"}"));
@@ -216,14 +223,14 @@ static void test_handler_call(void)
         h.set_status = bad[i];
         qk_http_handler_call(&h.super, &req, &rep);
         CU_ASSERT_EQUAL(rep.status, 500);
-        CU_ASSERT_STRING_EQUAL(rep.content_type, "application/json");
+        CU_ASSERT_STRING_EQUAL(str(rep.content_type), "application/json");
         qk_http_reply_clear(&rep);
     }
     /* A reply the handler set passes unchanged. */
     h.set_status = 418;
     qk_http_handler_call(&h.super, &req, &rep);
     CU_ASSERT_EQUAL(rep.status, 418);
-    CU_ASSERT_STRING_EQUAL(rep.body, "{\"message\":\"set by the handler\"}");
+    CU_ASSERT_STRING_EQUAL(str(rep.body), "{\"message\":\"set by the handler\"}");
     CU_ASSERT_STRING_EQUAL(rep.detail, "set by the handler");
     qk_http_reply_clear(&rep);
     /* A handler without on_req: 500 as well. */
