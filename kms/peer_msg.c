@@ -1,6 +1,7 @@
 /* peer_msg.c - the peer-message codec (peer_msg.h): each message's encoder beside its decoder. */
 #include "peer_msg.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,9 +181,14 @@ static cJSON *add_string(cJSON *o, const char *name, const char *s)
     return o && s ? cJSON_AddStringToObject(o, name, s) : NULL;
 }
 
+/* An integer written with all its digits: cJSON prints a double with 15 significant digits
+ * ("%1.15g" when that reads back within its epsilon), so 2^53-1 would travel as
+ * 9.00719925474099e+15; block IDs up to 2^53-1 must arrive exact (RFC 8259 section 6). */
 static cJSON *add_number(cJSON *o, const char *name, uint64_t v)
 {
-    return o ? cJSON_AddNumberToObject(o, name, (double)v) : NULL;
+    char digits[24];
+    snprintf(digits, sizeof digits, "%" PRIu64, v);
+    return o ? cJSON_AddRawToObject(o, name, digits) : NULL;
 }
 
 static cJSON *add_hex32(cJSON *o, const char *name, const uint8_t b[QK_CHECK_LEN])

@@ -1,0 +1,578 @@
+/* test_peer_msg.c - the peer-message codec (kms/peer_msg.h): every message round-trips
+ * (encode -> decode -> equal), the wire names are those of docs/qkd-kmed.md, and the decoders
+ * refuse each class of bad input (missing member, wrong type, out of range, too many entries,
+ * bad UUID, bad hex, bad side, bad enumeration, bad ID, trailing garbage) with QK_EINVAL, a
+ * message and a zeroed output. */
+#include <CUnit/CUnit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "peer_msg.h"
+
+#define UUID1 "bc490419-7d60-487f-adc1-4ddcc177c139"
+#define UUID2 "0a782fb5-3434-48fe-aa4d-14f41d46cf92"
+#define HEX64 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+/* max_keys_per_request 4, keys of at most 32 bytes, at most 3 slaves */
+static const qk_peer_msg_limits LIM = {
+    .max_keys_per_request = 4, .max_size_bits = 256, .max_sae_id_count = 2};
+
+static bool all_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return false;
+    return true;
+}
+
+static qk_key_ref key_ref(const char *id, uint64_t bid, uint32_t off, uint32_t len, uint8_t fill)
+{
+    qk_key_ref k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.key_id, sizeof k.key_id, "%s", id);
+    k.block_id = bid;
+    k.offset = off;
+    k.length = len;
+    memset(k.check, fill, sizeof k.check);
+    return k;
+}
+
+/* ---- round trips ------------------------------------------------------------------------ */
+
+static void test_reserve_round_trip(void)
+{
+    qk_key_ref refs[3] = {key_ref(UUID1, 1, 32, 32, 0xa5), key_ref(UUID2, 7, 64, 1, 0x00),
+                          key_ref(UUID1, QK_PEER_BLOCK_ID_MAX, QK_BLOCK_MAX_BYTES - 32, 32, 0xff)};
+    const char *slaves[] = {"SAE_B", "SAE_C", "SAE_D"};
+    qk_reservation r = {.request_id = "req-1",
+                        .link = "KME_A~KME_B",
+                        .master = "SAE_A",
+                        .slaves = slaves,
+                        .nslaves = 3,
+                        .expires_at = QK_PEER_BLOCK_ID_MAX};
+    qk_peer_reserve_msg *m = malloc(sizeof *m), *d = malloc(sizeof *d);
+    CU_ASSERT_FATAL(m && d);
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(qk_peer_reserve_msg_set(m, &r, QK_SIDE_HIGH, refs, 3, &err), 0);
+    char *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_reserve_encode(m, &s, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_peer_reserve_decode(s, strlen(s), &LIM, d, &err), 0);
+    CU_ASSERT_STRING_EQUAL(d->request_id, "req-1");
+    CU_ASSERT_STRING_EQUAL(d->link, "KME_A~KME_B");
+    CU_ASSERT_EQUAL(d->side, QK_SIDE_HIGH);
+    CU_ASSERT_STRING_EQUAL(d->master, "SAE_A");
+    CU_ASSERT_EQUAL_FATAL(d->nslaves, 3);
+    for (size_t i = 0; i < 3; i++)
+        CU_ASSERT_STRING_EQUAL(d->slaves[i], slaves[i]);
+    CU_ASSERT_EQUAL(d->expires_at, QK_PEER_BLOCK_ID_MAX);
+    CU_ASSERT_EQUAL_FATAL(d->nkeys, 3);
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(d->keys[i].key_id, refs[i].key_id);
+        CU_ASSERT_EQUAL(d->keys[i].block_id, refs[i].block_id);
+        CU_ASSERT_EQUAL(d->keys[i].offset, refs[i].offset);
+        CU_ASSERT_EQUAL(d->keys[i].length, refs[i].length);
+        CU_ASSERT(memcmp(d->keys[i].check, refs[i].check, QK_CHECK_LEN) == 0);
+    }
+    /* the receiver's view is the reservation that was sent */
+    qk_reservation v;
+    const char *vs[QK_PEER_SLAVES_MAX];
+    qk_peer_reserve_msg_get(d, &v, vs);
+    CU_ASSERT_STRING_EQUAL(v.request_id, r.request_id);
+    CU_ASSERT_STRING_EQUAL(v.link, r.link);
+    CU_ASSERT_STRING_EQUAL(v.master, r.master);
+    CU_ASSERT_EQUAL(v.nslaves, 3);
+    CU_ASSERT_STRING_EQUAL(v.slaves[2], "SAE_D");
+    CU_ASSERT_EQUAL(v.expires_at, r.expires_at);
+    /* the same message encodes to the same text */
+    char *s2 = NULL;
+    CU_ASSERT_EQUAL(qk_peer_reserve_encode(d, &s2, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, s2);
+    free(s2);
+    free(s);
+    qk_peer_reserve_msg_free(d);
+    CU_ASSERT_PTR_NULL(d->keys);
+    free(m);
+    free(d);
+}
+
+static void test_reserve_set_refuses(void)
+{
+    char longid[QK_STORE_ID_MAX + 2];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    const char *slaves[] = {"SAE_B"};
+    qk_reservation r = {.request_id = longid,
+                        .link = "L",
+                        .master = "M",
+                        .slaves = slaves,
+                        .nslaves = 1,
+                        .expires_at = 1};
+    qk_peer_reserve_msg *m = malloc(sizeof *m);
+    CU_ASSERT_FATAL(m != NULL);
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL(qk_peer_reserve_msg_set(m, &r, QK_SIDE_LOW, NULL, 0, &err), QK_EINVAL);
+    r.request_id = "r";
+    r.nslaves = 0;
+    CU_ASSERT_EQUAL(qk_peer_reserve_msg_set(m, &r, QK_SIDE_LOW, NULL, 0, &err), QK_EINVAL);
+    r.nslaves = 1;
+    CU_ASSERT_EQUAL(qk_peer_reserve_msg_set(m, &r, QK_SIDE_LOW, NULL, 0, &err), 0);
+    /* an encoder refuses a side no decoder accepts */
+    m->side = (qk_side)7;
+    char *s = NULL;
+    CU_ASSERT_EQUAL(qk_peer_reserve_encode(m, &s, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NULL(s);
+    free(m);
+}
+
+static void test_small_messages_round_trip(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    char *s = NULL;
+    for (int v = QK_PEER_RESERVED; v <= QK_PEER_BURNED; v++) {
+        qk_peer_result_msg a = {.status = (qk_peer_result)v}, b = {.status = 99};
+        CU_ASSERT_EQUAL_FATAL(qk_peer_result_encode(&a, &s, &err), 0);
+        CU_ASSERT_EQUAL(qk_peer_result_decode(s, strlen(s), &b, &err), 0);
+        CU_ASSERT_EQUAL(b.status, a.status);
+        free(s);
+    }
+    for (int v = QK_PEER_REQ_PENDING; v <= QK_PEER_REQ_BURNED; v++) {
+        qk_peer_state_msg a = {.state = (qk_peer_req_state)v}, b = {.state = 99};
+        CU_ASSERT_EQUAL_FATAL(qk_peer_state_encode(&a, &s, &err), 0);
+        CU_ASSERT_EQUAL(qk_peer_state_decode(s, strlen(s), &b, &err), 0);
+        CU_ASSERT_EQUAL(b.state, a.state);
+        free(s);
+    }
+    qk_peer_burn_msg bu = {.request_id = "d9b6c7a0-req"}, bu2;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_burn_encode(&bu, &s, &err), 0);
+    CU_ASSERT_EQUAL(qk_peer_burn_decode(s, strlen(s), &bu2, &err), 0);
+    CU_ASSERT_STRING_EQUAL(bu2.request_id, bu.request_id);
+    free(s);
+    for (int v = QK_PEER_REASON_NONE; v < QK_PEER_REASON_COUNT; v++) {
+        qk_peer_error_msg a = {.reason = (qk_peer_reason)v}, b;
+        snprintf(a.message, sizeof a.message, "reason %d: \"quoted\"\n", v);
+        CU_ASSERT_EQUAL_FATAL(qk_peer_error_encode(&a, &s, &err), 0);
+        CU_ASSERT_EQUAL(qk_peer_error_decode(s, strlen(s), &b, &err), 0);
+        CU_ASSERT_EQUAL(b.reason, a.reason);
+        CU_ASSERT_STRING_EQUAL(b.message, a.message);
+        free(s);
+    }
+    /* out-of-range enumerations are not encoded */
+    qk_peer_result_msg bad_res = {.status = (qk_peer_result)2};
+    qk_peer_state_msg bad_state = {.state = (qk_peer_req_state)-1};
+    qk_peer_error_msg bad_err = {.reason = QK_PEER_REASON_COUNT};
+    CU_ASSERT_EQUAL(qk_peer_result_encode(&bad_res, &s, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_peer_state_encode(&bad_state, &s, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_peer_error_encode(&bad_err, &s, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NULL(s);
+}
+
+static void test_inventory_round_trip(void)
+{
+    qk_peer_inventory_msg *q = calloc(1, sizeof *q), *q2 = malloc(sizeof *q2);
+    qk_peer_inventory_answer *a = calloc(1, sizeof *a), *a2 = malloc(sizeof *a2);
+    CU_ASSERT_FATAL(q && q2 && a && a2);
+    qk_err err;
+    qk_err_clear(&err);
+    char *s = NULL;
+    snprintf(q->link, sizeof q->link, "KME_A~KME_B");
+    /* empty, then full */
+    for (size_t n = 0; n <= QK_PEER_INVENTORY_MAX; n += QK_PEER_INVENTORY_MAX) {
+        q->n = a->n = n;
+        for (size_t i = 0; i < n; i++) {
+            q->blocks[i].block_id = i == 0 ? QK_PEER_BLOCK_ID_MAX : i * 1000003u;
+            memset(q->blocks[i].digest, (int)i, QK_CHECK_LEN);
+            a->blocks[i].block_id = q->blocks[i].block_id;
+            a->blocks[i].status = (qk_inv_status)(i % 4);
+        }
+        CU_ASSERT_EQUAL_FATAL(qk_peer_inventory_encode(q, &s, &err), 0);
+        CU_ASSERT_EQUAL(qk_peer_inventory_decode(s, strlen(s), q2, &err), 0);
+        free(s);
+        CU_ASSERT_STRING_EQUAL(q2->link, q->link);
+        CU_ASSERT_EQUAL_FATAL(q2->n, n);
+        for (size_t i = 0; i < n; i++) {
+            CU_ASSERT_EQUAL(q2->blocks[i].block_id, q->blocks[i].block_id);
+            CU_ASSERT(memcmp(q2->blocks[i].digest, q->blocks[i].digest, QK_CHECK_LEN) == 0);
+        }
+        CU_ASSERT_EQUAL_FATAL(qk_peer_inventory_answer_encode(a, &s, &err), 0);
+        CU_ASSERT_EQUAL(qk_peer_inventory_answer_decode(s, strlen(s), a2, &err), 0);
+        free(s);
+        CU_ASSERT_EQUAL_FATAL(a2->n, n);
+        for (size_t i = 0; i < n; i++) {
+            CU_ASSERT_EQUAL(a2->blocks[i].block_id, a->blocks[i].block_id);
+            CU_ASSERT_EQUAL(a2->blocks[i].status, a->blocks[i].status);
+        }
+    }
+    q->n = QK_PEER_INVENTORY_MAX + 1;
+    CU_ASSERT_EQUAL(qk_peer_inventory_encode(q, &s, &err), QK_EINVAL);
+    a->n = 1;
+    a->blocks[0].status = (qk_inv_status)4;
+    CU_ASSERT_EQUAL(qk_peer_inventory_answer_encode(a, &s, &err), QK_EINVAL);
+    free(q);
+    free(q2);
+    free(a);
+    free(a2);
+}
+
+static void test_health_round_trip(void)
+{
+    qk_peer_health_msg *h = calloc(1, sizeof *h), *h2 = malloc(sizeof *h2);
+    CU_ASSERT_FATAL(h && h2);
+    qk_err err;
+    qk_err_clear(&err);
+    char *s = NULL;
+    snprintf(h->node_id, sizeof h->node_id, "KME_B");
+    for (size_t n = 0; n <= QK_PEER_LINKS_MAX; n += QK_PEER_LINKS_MAX) {
+        h->nlinks = n;
+        for (size_t i = 0; i < n; i++)
+            snprintf(h->links[i], sizeof h->links[i], "KME_B~KME_%zu", i);
+        CU_ASSERT_EQUAL_FATAL(qk_peer_health_encode(h, &s, &err), 0);
+        CU_ASSERT_EQUAL(qk_peer_health_decode(s, strlen(s), h2, &err), 0);
+        free(s);
+        CU_ASSERT_STRING_EQUAL(h2->node_id, "KME_B");
+        CU_ASSERT_EQUAL_FATAL(h2->nlinks, n);
+        for (size_t i = 0; i < n; i++)
+            CU_ASSERT_STRING_EQUAL(h2->links[i], h->links[i]);
+    }
+    free(h);
+    free(h2);
+}
+
+/* The wire names and shapes of docs/qkd-kmed.md, "Peer API". */
+static void test_wire_format(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    char *s = NULL;
+    qk_peer_result_msg res = {.status = QK_PEER_RESERVED};
+    CU_ASSERT_EQUAL(qk_peer_result_encode(&res, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"status\":\"reserved\"}");
+    free(s);
+    qk_peer_state_msg st = {.state = QK_PEER_REQ_PENDING};
+    CU_ASSERT_EQUAL(qk_peer_state_encode(&st, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"state\":\"pending\"}");
+    free(s);
+    qk_peer_burn_msg bu = {.request_id = "r1"};
+    CU_ASSERT_EQUAL(qk_peer_burn_encode(&bu, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"request_id\":\"r1\"}");
+    free(s);
+    qk_peer_error_msg e = {.reason = QK_PEER_REASON_UNKNOWN_BLOCK, .message = "m"};
+    CU_ASSERT_EQUAL(qk_peer_error_encode(&e, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"message\":\"m\",\"reason\":\"unknown-block\"}");
+    free(s);
+    e.reason = QK_PEER_REASON_NONE;
+    CU_ASSERT_EQUAL(qk_peer_error_encode(&e, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"message\":\"m\"}");
+    free(s);
+    qk_peer_health_msg h = {.node_id = "KME_B", .nlinks = 1, .links = {"KME_A~KME_B"}};
+    CU_ASSERT_EQUAL(qk_peer_health_encode(&h, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"node_id\":\"KME_B\",\"links\":[\"KME_A~KME_B\"]}");
+    free(s);
+    qk_peer_inventory_answer a = {.n = 1, .blocks = {{.block_id = 5, .status = QK_INV_MISMATCH}}};
+    CU_ASSERT_EQUAL(qk_peer_inventory_answer_encode(&a, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"blocks\":[{\"block_id\":5,\"status\":\"mismatch\"}]}");
+    free(s);
+    qk_peer_inventory_msg *q = calloc(1, sizeof *q);
+    CU_ASSERT_FATAL(q != NULL);
+    snprintf(q->link, sizeof q->link, "L");
+    q->n = 1;
+    q->blocks[0].block_id = 9007199254740991ull;
+    CU_ASSERT_EQUAL(qk_peer_inventory_encode(q, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s,
+                           "{\"link\":\"L\",\"blocks\":[{\"block_id\":9007199254740991,\"digest\":"
+                           "\"0000000000000000000000000000000000000000000000000000000000000000"
+                           "\"}]}");
+    free(s);
+    free(q);
+    qk_key_ref k = key_ref(UUID1, 3, 32, 16, 0x11);
+    const char *sl[] = {"S"};
+    qk_reservation r = {.request_id = "R",
+                        .link = "L",
+                        .master = "M",
+                        .slaves = sl,
+                        .nslaves = 1,
+                        .expires_at = 1700000000};
+    qk_peer_reserve_msg *m = malloc(sizeof *m);
+    CU_ASSERT_FATAL(m != NULL);
+    CU_ASSERT_EQUAL(qk_peer_reserve_msg_set(m, &r, QK_SIDE_LOW, &k, 1, &err), 0);
+    CU_ASSERT_EQUAL(qk_peer_reserve_encode(m, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(
+        s,
+        "{\"request_id\":\"R\",\"link\":\"L\",\"side\":\"low\",\"master\":\"M\",\"slaves\":[\"S\"],"
+        "\"expires_at\":1700000000,\"keys\":[{\"key_ID\":\"" UUID1 "\",\"block_id\":3,"
+        "\"offset\":32,\"length\":16,\"check\":"
+        "\"1111111111111111111111111111111111111111111111111111111111111111\"}]}");
+    free(s);
+    free(m);
+}
+
+/* ---- refusals --------------------------------------------------------------------------- */
+
+#define KEY_OK                                                                                     \
+    "{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":32,\"length\":32,\"check\":\"" HEX64 "\"" \
+                                                                                              "}"
+#define RES_HEAD "{\"request_id\":\"r\",\"link\":\"L\",\"side\":\"low\",\"master\":\"M\","
+#define RES_OK   RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}"
+/* A reserve body with a valid head and slaves, and one key entry `k` (its members in order). */
+#define RES_KEY(k) RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[" k "]}"
+
+static void expect_reserve_refused(const char *body)
+{
+    qk_peer_reserve_msg *m = malloc(sizeof *m);
+    CU_ASSERT_FATAL(m != NULL);
+    qk_err err;
+    qk_err_clear(&err);
+    int rc = qk_peer_reserve_decode(body, strlen(body), &LIM, m, &err);
+    CU_ASSERT_EQUAL(rc, QK_EINVAL);
+    CU_ASSERT(err.msg[0] != '\0');
+    CU_ASSERT(all_zero(m, sizeof *m));
+    if (rc != QK_EINVAL)
+        fprintf(stderr, "\n  accepted: %s\n", body);
+    if (rc == 0)
+        qk_peer_reserve_msg_free(m);
+    free(m);
+}
+
+static void test_reserve_refusals(void)
+{
+    /* the base body is accepted, and a key ID in upper case is normalised */
+    qk_peer_reserve_msg *m = malloc(sizeof *m);
+    CU_ASSERT_FATAL(m != NULL);
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(qk_peer_reserve_decode(RES_OK, strlen(RES_OK), &LIM, m, &err), 0);
+    qk_peer_reserve_msg_free(m);
+    const char *upper =
+        RES_KEY("{\"key_ID\":\"BC490419-7D60-487F-ADC1-4DDCC177C139\","
+                "\"block_id\":1,\"offset\":0,\"length\":1,\"check\":\"" HEX64 "\"}");
+    CU_ASSERT_EQUAL_FATAL(qk_peer_reserve_decode(upper, strlen(upper), &LIM, m, &err), 0);
+    CU_ASSERT_STRING_EQUAL(m->keys[0].key_id, UUID1);
+    qk_peer_reserve_msg_free(m);
+    free(m);
+
+    static const char *const bad[] = {
+        /* not an object, empty, trailing garbage, not JSON */
+        "[]",
+        "",
+        RES_OK " x",
+        RES_OK "{}",
+        "{\"request_id\":",
+        /* missing members */
+        "{\"link\":\"L\",\"side\":\"low\",\"master\":\"M\",\"slaves\":[\"S\"],\"expires_at\":5,"
+        "\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\"],\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5}",
+        RES_KEY("{\"block_id\":1,\"offset\":32,\"length\":32,\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"offset\":32,\"length\":32,\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"length\":32,\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":32,\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":32,\"length\":32}"),
+        /* wrong types */
+        "{\"request_id\":1,\"link\":\"L\",\"side\":\"low\",\"master\":\"M\",\"slaves\":[\"S\"],"
+        "\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":\"S\",\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[1],\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":\"5\",\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5.5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":{}}",
+        RES_KEY("[]"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":\"1\",\"offset\":32,\"length\":32,"
+                "\"check\":\"" HEX64 "\"}"),
+        /* duplicate member */
+        RES_HEAD "\"master\":\"N\",\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        /* out of range */
+        RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":-1,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":9007199254740992,\"keys\":[" KEY_OK "]}",
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":9007199254740992,\"offset\":32,"
+                "\"length\":32,\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":-1,\"offset\":32,\"length\":32,"
+                "\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":4194304,\"length\":1,"
+                "\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":4194300,\"length\":5,"
+                "\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":0,\"length\":0,"
+                "\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":0,\"length\":33,"
+                "\"check\":\"" HEX64 "\"}"),
+        /* too few or too many entries (limits: 4 keys, 3 slaves) */
+        RES_HEAD "\"slaves\":[],\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\",\"T\",\"U\",\"V\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[]}",
+        RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[" KEY_OK "," KEY_OK "," KEY_OK
+                 "," KEY_OK "," KEY_OK "]}",
+        /* bad UUIDs */
+        RES_KEY("{\"key_ID\":\"bc490419-7d60-487f-adc1-4ddcc177c13\",\"block_id\":1,\"offset\":0,"
+                "\"length\":1,\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"bc4904197d60487fadc14ddcc177c139\",\"block_id\":1,\"offset\":0,"
+                "\"length\":1,\"check\":\"" HEX64 "\"}"),
+        RES_KEY("{\"key_ID\":\"bc490419-7d60-487f-adc1-4ddcc177c13g\",\"block_id\":1,\"offset\":0,"
+                "\"length\":1,\"check\":\"" HEX64 "\"}"),
+        /* bad hex: short, long, not hex */
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":0,\"length\":1,\"check\":\""
+                "0011223344556677889900112233445566778899001122334455667788990011"
+                "2\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":0,\"length\":1,\"check\":\""
+                "001122334455667788990011223344556677889900112233445566778899001\"}"),
+        RES_KEY("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":0,\"length\":1,\"check\":\""
+                "00112233445566778899001122334455667788990011223344556677889900zz\"}"),
+        /* bad side */
+        "{\"request_id\":\"r\",\"link\":\"L\",\"side\":\"LOW\",\"master\":\"M\",\"slaves\":[\"S\"],"
+        "\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        "{\"request_id\":\"r\",\"link\":\"L\",\"side\":0,\"master\":\"M\",\"slaves\":[\"S\"],"
+        "\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        /* bad IDs: empty, control character, DEL */
+        "{\"request_id\":\"\",\"link\":\"L\",\"side\":\"low\",\"master\":\"M\",\"slaves\":[\"S\"],"
+        "\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        "{\"request_id\":\"r\",\"link\":\"L\\n\",\"side\":\"low\",\"master\":\"M\",\"slaves\":"
+        "[\"S\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"S\\u007f\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+        RES_HEAD "\"slaves\":[\"\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_reserve_refused(bad[i]);
+
+    /* IDs of QK_STORE_ID_MAX characters pass, one more does not */
+    char body[1024];
+    char id[QK_STORE_ID_MAX + 2];
+    memset(id, 'i', sizeof id);
+    id[QK_STORE_ID_MAX] = '\0';
+    snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", id);
+    qk_peer_burn_msg bu;
+    CU_ASSERT_EQUAL(qk_peer_burn_decode(body, strlen(body), &bu, &err), 0);
+    id[QK_STORE_ID_MAX] = 'i';
+    id[QK_STORE_ID_MAX + 1] = '\0';
+    snprintf(body, sizeof body, "{\"request_id\":\"%s\"}", id);
+    CU_ASSERT_EQUAL(qk_peer_burn_decode(body, strlen(body), &bu, &err), QK_EINVAL);
+    CU_ASSERT(all_zero(&bu, sizeof bu));
+    /* the decoders need no NUL after the body */
+    const char *cut = "{\"request_id\":\"abc\"}garbage";
+    CU_ASSERT_EQUAL(qk_peer_burn_decode(cut, strlen("{\"request_id\":\"abc\"}"), &bu, &err), 0);
+    CU_ASSERT_STRING_EQUAL(bu.request_id, "abc");
+}
+
+/* Counts are checked before entries are read: a body with too many entries is refused for its
+ * count even when every entry is also bad. */
+static void test_counts_before_entries(void)
+{
+    qk_peer_inventory_msg *q = malloc(sizeof *q);
+    CU_ASSERT_FATAL(q != NULL);
+    size_t cap = 64 + (QK_PEER_INVENTORY_MAX + 1) * 4;
+    char *body = malloc(cap);
+    CU_ASSERT_FATAL(body != NULL);
+    size_t n = (size_t)snprintf(body, cap, "{\"link\":\"L\",\"blocks\":[");
+    for (size_t i = 0; i <= QK_PEER_INVENTORY_MAX; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%s1", i ? "," : "");
+    n += (size_t)snprintf(body + n, cap - n, "]}");
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL(qk_peer_inventory_decode(body, n, q, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "0..256 entries"));
+    CU_ASSERT(all_zero(q, sizeof *q));
+    free(body);
+    free(q);
+}
+
+static void test_answer_refusals(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    qk_peer_result_msg res;
+    qk_peer_state_msg st;
+    qk_peer_error_msg e;
+    qk_peer_health_msg *h = malloc(sizeof *h);
+    qk_peer_inventory_answer *a = malloc(sizeof *a);
+    qk_peer_inventory_msg *q = malloc(sizeof *q);
+    CU_ASSERT_FATAL(h && a && q);
+#define REFUSED(call)                                                                              \
+    do {                                                                                           \
+        qk_err_clear(&err);                                                                        \
+        CU_ASSERT_EQUAL(call, QK_EINVAL);                                                          \
+        CU_ASSERT(err.msg[0] != '\0');                                                             \
+    } while (0)
+#define DEC(fn, s, out) fn(s, strlen(s), out, &err)
+    REFUSED(DEC(qk_peer_result_decode, "{\"status\":\"done\"}", &res));
+    REFUSED(DEC(qk_peer_result_decode, "{\"status\":1}", &res));
+    REFUSED(DEC(qk_peer_result_decode, "{}", &res));
+    REFUSED(DEC(qk_peer_result_decode, "{\"status\":\"reserved\"}]", &res));
+    REFUSED(DEC(qk_peer_state_decode, "{\"state\":\"unknown\"}", &st));
+    REFUSED(DEC(qk_peer_state_decode, "\"pending\"", &st));
+    REFUSED(DEC(qk_peer_error_decode, "{\"reason\":\"limit\"}", &e));
+    REFUSED(DEC(qk_peer_error_decode, "{\"message\":\"m\",\"reason\":\"quota\"}", &e));
+    REFUSED(DEC(qk_peer_error_decode, "{\"message\":\"m\",\"reason\":null}", &e));
+    REFUSED(DEC(qk_peer_error_decode, "{\"message\":[\"m\"]}", &e));
+    CU_ASSERT(all_zero(&e, sizeof e));
+    REFUSED(DEC(qk_peer_health_decode, "{\"node_id\":\"B\"}", h));
+    REFUSED(DEC(qk_peer_health_decode, "{\"node_id\":\"B\",\"links\":[1]}", h));
+    REFUSED(DEC(qk_peer_health_decode, "{\"node_id\":\"\",\"links\":[]}", h));
+    REFUSED(DEC(qk_peer_inventory_answer_decode,
+                "{\"blocks\":[{\"block_id\":1,\"status\":\"maybe\"}]}", a));
+    REFUSED(DEC(qk_peer_inventory_answer_decode, "{\"blocks\":[{\"status\":\"match\"}]}", a));
+    REFUSED(DEC(qk_peer_inventory_answer_decode,
+                "{\"blocks\":[{\"block_id\":1.5,\"status\":\"match\"}]}", a));
+    REFUSED(DEC(qk_peer_inventory_answer_decode, "{\"blocks\":[[]]}", a));
+    REFUSED(DEC(qk_peer_inventory_decode, "{\"blocks\":[]}", q));
+    REFUSED(DEC(qk_peer_inventory_decode,
+                "{\"link\":\"L\",\"blocks\":[{\"block_id\":1,\"digest\":\"00\"}]}", q));
+    REFUSED(DEC(qk_peer_inventory_decode,
+                "{\"link\":\"L\",\"blocks\":[{\"digest\":\"" HEX64 "\"}]}", q));
+    /* a message of QK_PEER_MESSAGE_MAX characters passes, one more does not */
+    char body[QK_PEER_MESSAGE_MAX + 64];
+    int w = snprintf(body, sizeof body, "{\"message\":\"%0*d\"}", QK_PEER_MESSAGE_MAX, 0);
+    CU_ASSERT_EQUAL(qk_peer_error_decode(body, (size_t)w, &e, &err), 0);
+    CU_ASSERT_EQUAL(e.reason, QK_PEER_REASON_NONE);
+    w = snprintf(body, sizeof body, "{\"message\":\"%0*d\"}", QK_PEER_MESSAGE_MAX + 1, 0);
+    REFUSED(qk_peer_error_decode(body, (size_t)w, &e, &err));
+    /* the envelope's own answers (no reason) decode */
+    const char *env = "{\"message\":\"request body too large (limit 2097152 bytes)\"}";
+    CU_ASSERT_EQUAL(DEC(qk_peer_error_decode, env, &e), 0);
+#undef DEC
+#undef REFUSED
+    free(h);
+    free(a);
+    free(q);
+}
+
+static void test_id_check(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL(qk_peer_id_check("req-1", 5, "id", &err), 0);
+    CU_ASSERT_EQUAL(qk_peer_id_check("r\xc3\xa9q", 4, "id", &err), 0); /* UTF-8 allowed */
+    CU_ASSERT_EQUAL(qk_peer_id_check("", 0, "id", &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_peer_id_check("a\tb", 3, "id", &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_peer_id_check("a\x7f", 2, "id", &err), QK_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "id"));
+    CU_ASSERT_STRING_EQUAL(qk_peer_reason_name(QK_PEER_REASON_LIMIT), "limit");
+    CU_ASSERT_PTR_NULL(qk_peer_reason_name(QK_PEER_REASON_NONE));
+    CU_ASSERT_PTR_NULL(qk_peer_reason_name(QK_PEER_REASON_COUNT));
+    qk_key_limits kl = {.max_keys_per_request = 7, .max_size_bits = 512, .max_sae_id_count = 3};
+    qk_peer_msg_limits l = qk_peer_msg_limits_of(&kl);
+    CU_ASSERT_EQUAL(l.max_keys_per_request, 7);
+    CU_ASSERT_EQUAL(l.max_size_bits, 512);
+    CU_ASSERT_EQUAL(l.max_sae_id_count, 3);
+}
+
+int suite_peer_msg(void)
+{
+    CU_pSuite s = CU_add_suite("peer_msg", NULL, NULL);
+    if (!s)
+        return -1;
+    if (!CU_add_test(s, "reserve round trip", test_reserve_round_trip) ||
+        !CU_add_test(s, "reserve set refuses", test_reserve_set_refuses) ||
+        !CU_add_test(s, "result, state, burn, error round trip", test_small_messages_round_trip) ||
+        !CU_add_test(s, "inventory and answer round trip", test_inventory_round_trip) ||
+        !CU_add_test(s, "health round trip", test_health_round_trip) ||
+        !CU_add_test(s, "wire format", test_wire_format) ||
+        !CU_add_test(s, "reserve refusals", test_reserve_refusals) ||
+        !CU_add_test(s, "counts before entries", test_counts_before_entries) ||
+        !CU_add_test(s, "answer refusals", test_answer_refusals) ||
+        !CU_add_test(s, "ID check, reasons, limits", test_id_check))
+        return -1;
+    return 0;
+}
