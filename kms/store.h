@@ -1,5 +1,4 @@
-/* store.h - the KME key store on SQLite (see ARCHITECTURE.md section 4 and
- * docs/adr/0002-key-store.md).
+/* store.h - the KME key store on SQLite (see docs/adr/0002-key-store.md).
  *
  * Model
  * - A link (by ID, e.g. "KME_A~KME_B") receives blocks (block_id, bytes) from the device feed.

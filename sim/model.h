@@ -1,6 +1,6 @@
 /* model.h - the physical key-rate model of a QKD link: decoy-state BB84 over fibre, asymptotic
  * GLLP (Lo-Ma-Chen 2005), with the comparison rates (no-decoy GLLP, ideal single photon, PLOB).
- * See docs/sim-model.md and ../shared/specs/qkd-link-model.md. Pure functions, no I/O. */
+ * See docs/sim-model.md (equations, sources, reference values). Pure functions, no I/O. */
 #ifndef QK_SIM_MODEL_H
 #define QK_SIM_MODEL_H
 

@@ -1,7 +1,8 @@
-/* test_sim_model.c - the key-rate model (sim/model.h) against the oracle table of
- * shared/specs/qkd-link-model.md section 1.7 (computed by bb84_decoy.py), the published GYS
- * reaches, physical invariants (PLOB, monotonic decay), the eavesdropper, extra loss, the rate
- * caps, the presets and input validation. */
+/* test_sim_model.c - the key-rate model (sim/model.h) against a reference table for the GYS
+ * set (asymptotic, q = 1/2, f = 1.22; computed independently of this code from the equations
+ * of docs/sim-model.md, which cites the papers), the published GYS reaches, physical invariants
+ * (PLOB, monotonic decay), the eavesdropper, extra loss, the rate caps, the presets and input
+ * validation. */
 #include <CUnit/CUnit.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,8 +44,8 @@ static double rate(const qk_model_params *p, double km, qk_rate_kind k, bool opt
     return pt.rate_per_pulse;
 }
 
-/* Section 1.7: L, eta, mu_opt, R_inf(mu_opt), R_inf(0.48), R_vw(mu_opt), R_no-decoy, R_1-photon,
- * PLOB (fibre only). */
+/* The reference table: L, eta, mu_opt, R_inf(mu_opt), R_inf(0.48), R_vw(mu_opt), R_no-decoy,
+ * R_1-photon, PLOB (fibre only). */
 static void test_oracle_table(void)
 {
     static const struct {
@@ -83,7 +84,7 @@ static void test_oracle_table(void)
     }
 }
 
-/* Section 1.7, intermediate values at mu = 0.48. */
+/* The reference table's intermediate values at mu = 0.48. */
 static void test_oracle_gain_qber(void)
 {
     static const struct {
@@ -298,7 +299,7 @@ static void test_presets(void)
     CU_ASSERT_DOUBLE_EQUAL(pt.rate_bps, 64e6, 0.02 * 64e6);
     CU_ASSERT_FATAL(qk_model_eval(&p, 102.4, QK_RATE_DECOY_INF, true, &pt) == 0);
     CU_ASSERT_DOUBLE_EQUAL(pt.rate_bps, 3.0e6, 0.02 * 3.0e6);
-    /* Notes 1.7: the Lim-2014-like set reaches 191 km, R(50 km) = 1.5e-3 at mu_opt ~ 0.87. */
+    /* Reference values: the Lim-2014-like set reaches 191 km, R(50 km) = 1.5e-3, mu_opt 0.87. */
     CU_ASSERT_FATAL(qk_model_preset("lim2014", &p) == 0);
     CU_ASSERT_FATAL(qk_model_eval(&p, 50, QK_RATE_DECOY_INF, true, &pt) == 0);
     CU_ASSERT(oracle_ok(pt.rate_per_pulse, "1.5e-3"));
@@ -369,7 +370,7 @@ int suite_sim_model(void)
     CU_pSuite s = CU_add_suite("sim_model", NULL, NULL);
     if (!s)
         return -1;
-    if (!CU_add_test(s, "oracle table (notes 1.7)", test_oracle_table) ||
+    if (!CU_add_test(s, "oracle table (GYS)", test_oracle_table) ||
         !CU_add_test(s, "oracle gain and QBER", test_oracle_gain_qber) ||
         !CU_add_test(s, "GYS maximum distances", test_max_distance_gys) ||
         !CU_add_test(s, "mu optimum", test_mu_optimum) ||
