@@ -1,7 +1,9 @@
 /* conform.h - conformance checkers for ETSI GS QKD 014 and SKIP servers (`qkd conform`).
  *
  * A check is a small function with an ID ("etsi.dec.second-fetch-400"), the rule it tests and
- * the spec reference (shared/specs/skip-and-etsi014.md). It talks to the servers through
+ * the spec reference (ETSI GS QKD 014 V1.1.1 clause or table, draft-cisco-skip-02 section, RFC,
+ * or one of the project's decisions where they are silent, "decision E1".."S6", listed in
+ * docs/conformance.md). It talks to the servers through
  * libqkdclient's raw calls, decides pass / fail / warn / skip and records evidence: each
  * request line, status and a body excerpt in which key material is replaced by its length and
  * a hash prefix. Checks are independent (each obtains the keys it needs), so any subset can run
