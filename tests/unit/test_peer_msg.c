@@ -2,12 +2,13 @@
  * (encode -> decode -> equal), the wire names are those of docs/qkd-kmed.md, and the decoders
  * refuse each class of bad input (missing member, wrong type, out of range, too many entries,
  * bad UUID, bad hex, bad side, bad enumeration, bad ID, trailing garbage) with QK_EINVAL, a
- * message and a zeroed output. */
+ * message and a zeroed output; and the peer handler's one answer that needs no core. */
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "peer_api.h"
 #include "peer_msg.h"
 
 #define UUID1 "bc490419-7d60-487f-adc1-4ddcc177c139"
@@ -312,11 +313,10 @@ static void test_wire_format(void)
 
 /* ---- refusals --------------------------------------------------------------------------- */
 
-#define KEY_OK                                                                                     \
-    "{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":32,\"length\":32,\"check\":\"" HEX64 "\"" \
-                                                                                              "}"
-#define RES_HEAD "{\"request_id\":\"r\",\"link\":\"L\",\"side\":\"low\",\"master\":\"M\","
-#define RES_OK   RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}"
+#define KEY_CHECK "\"check\":\"" HEX64 "\"}"
+#define KEY_OK    "{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":32,\"length\":32," KEY_CHECK
+#define RES_HEAD  "{\"request_id\":\"r\",\"link\":\"L\",\"side\":\"low\",\"master\":\"M\","
+#define RES_OK    RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}"
 /* A reserve body with a valid head and slaves, and one key entry `k` (its members in order). */
 #define RES_KEY(k) RES_HEAD "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[" k "]}"
 
@@ -558,6 +558,33 @@ static void test_id_check(void)
     CU_ASSERT_EQUAL(l.max_sae_id_count, 3);
 }
 
+/* The handler's answer that needs no core: a caller that is not a linked peer (here: no
+ * certificate at all) is refused before anything else, with the codec's error body. */
+static void test_handler_refuses_non_peer(void)
+{
+    qk_peer_api_handler h;
+    qk_peer_api_configure(&h, NULL);
+    static const qk_peer_identity anonymous = {.kind = QK_ID_NONE};
+    static const qk_peer_identity psk = {.kind = QK_ID_PSK, .id = "KME_A"};
+    const qk_peer_identity *callers[] = {&anonymous, &psk};
+    for (size_t i = 0; i < 2; i++) {
+        qk_http_request req = {.listener = "peer",
+                               .method = "GET",
+                               .path = "/peer/v1/health",
+                               .caller = callers[i],
+                               .body = "",
+                               .body_len = 0};
+        qk_http_reply rep;
+        qk_http_handler_call(&h.super, &req, &rep);
+        CU_ASSERT_EQUAL(rep.status, 403);
+        CU_ASSERT_STRING_EQUAL(rep.content_type, "application/json");
+        CU_ASSERT_STRING_EQUAL(
+            rep.body, "{\"message\":\"caller is not a linked peer KME\",\"reason\":\"forbidden\"}");
+        CU_ASSERT_STRING_EQUAL(rep.detail, "caller is not a linked peer KME");
+        qk_http_reply_clear(&rep);
+    }
+}
+
 int suite_peer_msg(void)
 {
     CU_pSuite s = CU_add_suite("peer_msg", NULL, NULL);
@@ -572,7 +599,8 @@ int suite_peer_msg(void)
         !CU_add_test(s, "reserve refusals", test_reserve_refusals) ||
         !CU_add_test(s, "counts before entries", test_counts_before_entries) ||
         !CU_add_test(s, "answer refusals", test_answer_refusals) ||
-        !CU_add_test(s, "ID check, reasons, limits", test_id_check))
+        !CU_add_test(s, "ID check, reasons, limits", test_id_check) ||
+        !CU_add_test(s, "handler refuses a non-peer caller", test_handler_refuses_non_peer))
         return -1;
     return 0;
 }
