@@ -1,11 +1,10 @@
-/* http_util.c - helpers for libmicrohttpd request handlers. */
+/* http_util.c - the libmicrohttpd building blocks under the request envelope (http_util.h). */
 #include "http_util.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "json_util.h"
 #include "secbuf.h"
 
 #define BODY_INITIAL_CAP 1024
@@ -136,45 +135,6 @@ enum MHD_Result qk_reply(struct MHD_Connection *c, unsigned status, const char *
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
     return queue(c, status, resp, content_type, extra_header, extra_value);
-}
-
-enum MHD_Result qk_reply_json(struct MHD_Connection *c, unsigned status, const char *json)
-{
-    const char *j = json ? json : "{}";
-    return qk_reply(c, status, "application/json", j, strlen(j), NULL, NULL);
-}
-
-enum MHD_Result qk_reply_message(struct MHD_Connection *c, unsigned status, const char *msg)
-{
-    char *j = qk_json_message(msg);
-    enum MHD_Result rc = qk_reply_json(c, status, j ? j : "{\"message\":\"internal error\"}");
-    free(j);
-    return rc;
-}
-
-static void secret_free_cb(void *p)
-{
-    qk_secure_free(p); /* sodium_free zeroes the buffer before releasing it */
-}
-
-enum MHD_Result qk_reply_json_secret(struct MHD_Connection *c, unsigned status, char *json,
-                                     size_t len)
-{
-    if (!c || (!json && len))
-        return MHD_NO;
-    char *buf = qk_secure_alloc(len);
-    if (!buf)
-        return MHD_NO;
-    if (len)
-        memcpy(buf, json, len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer_with_free_callback(len, buf, secret_free_cb);
-    if (!resp) {
-        qk_secure_free(buf);
-        return MHD_NO;
-    }
-    /* Keys must never be stored by a cache on the way. */
-    return queue(c, status, resp, "application/json", MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 }
 
 typedef struct {

@@ -1,5 +1,6 @@
-/* http_util.h - helpers for libmicrohttpd request handlers: bounded body accumulation,
- * JSON responses, query/path helpers and the per-request log line. */
+/* http_util.h - the libmicrohttpd building blocks under the request envelope
+ * (http_envelope.c): bounded body accumulation, the query-parameter count, one plain reply and
+ * the clocks. Handlers use http_envelope.h, not these. */
 #ifndef QK_HTTP_UTIL_H
 #define QK_HTTP_UTIL_H
 
@@ -12,7 +13,7 @@
 /* Per-request state a handler keeps in *con_cls. Allocate with qk_req_begin() on the first
  * call; free with qk_req_end() from MHD_OPTION_NOTIFY_COMPLETED (or it leaks). */
 typedef struct {
-    char *body;        /* NUL-terminated accumulated upload */
+    char *body; /* NUL-terminated accumulated upload */
     size_t body_len;
     size_t max_body;
     bool too_large;    /* body exceeded max_body: answer 413/400, do not process */
@@ -37,14 +38,6 @@ void qk_req_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 enum MHD_Result qk_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
                          const char *body, size_t len, const char *extra_header,
                          const char *extra_value);
-/* application/json reply. */
-enum MHD_Result qk_reply_json(struct MHD_Connection *c, unsigned status, const char *json);
-/* {"message": msg} reply. */
-enum MHD_Result qk_reply_message(struct MHD_Connection *c, unsigned status, const char *msg);
-/* A body that holds key material: copied into a secure buffer that is wiped when
- * libmicrohttpd frees the response. */
-enum MHD_Result qk_reply_json_secret(struct MHD_Connection *c, unsigned status, char *json,
-                                     size_t len);
 
 /* Count occurrences of a query argument (repeated parameters are an error in both APIs). */
 unsigned qk_query_count(struct MHD_Connection *c, const char *name);
