@@ -106,6 +106,15 @@ static int parse_choice(const char *v, const char *const *names, size_t n, const
 #define BOOL(k, field)                                                                             \
     if (strcmp(key, k) == 0)                                                                       \
     return qk_parse_bool(v, &c->field, err)
+/* c->field (an enum of type `type`) is the index of v in names[] */
+#define ENUM(k, field, type, names, expected)                                                      \
+    if (strcmp(key, k) == 0) {                                                                     \
+        int i_ = CHOICE(names, expected);                                                          \
+        if (i_ < 0)                                                                                \
+            return QK_EINVAL;                                                                      \
+        c->field = (type)i_;                                                                       \
+        return 0;                                                                                  \
+    }
 
 /* ---- sections ------------------------------------------------------------------------- */
 
@@ -120,13 +129,7 @@ static int bridge_key(qkb_config *c, const char *key, const char *v, qk_err *err
             return QK_EINVAL;
         return qk_parse_str(v, c->log_level, sizeof c->log_level, err);
     }
-    if (strcmp(key, "role") == 0) {
-        int i = CHOICE(roles, "initiator or responder");
-        if (i < 0)
-            return QK_EINVAL;
-        c->role = (qkb_role)i;
-        return 0;
-    }
+    ENUM("role", role, qkb_role, roles, "initiator or responder");
     if (strcmp(key, "admin") == 0)
         return qk_parse_hostport(v, c->admin_host, sizeof c->admin_host, &c->admin_port, err);
     return qk_err_set(err, QK_EINVAL, "unknown key");
@@ -135,13 +138,7 @@ static int bridge_key(qkb_config *c, const char *key, const char *v, qk_err *err
 static int kme_key(qkb_config *c, const char *key, const char *v, qk_err *err)
 {
     static const char *const apis[] = {"etsi014", "skip"}; /* qkb_kme_api order */
-    if (strcmp(key, "api") == 0) {
-        int i = CHOICE(apis, "etsi014 or skip");
-        if (i < 0)
-            return QK_EINVAL;
-        c->kme_api = (qkb_kme_api)i;
-        return 0;
-    }
+    ENUM("api", kme_api, qkb_kme_api, apis, "etsi014 or skip");
     STR("url", kme_url);
     STR("ca", kme_ca);
     STR("cert", kme_cert);
@@ -166,13 +163,7 @@ static int peer_key(qkb_config *c, const char *key, const char *v, qk_err *err)
         return qk_parse_hostport(v, c->peer_host, sizeof c->peer_host, &c->peer_port, err);
     if (strcmp(key, "listen") == 0)
         return qk_parse_hostport(v, c->listen_host, sizeof c->listen_host, &c->listen_port, err);
-    if (strcmp(key, "auth") == 0) {
-        int i = CHOICE(auths, "psk or cert");
-        if (i < 0)
-            return QK_EINVAL;
-        c->peer_auth = (qkb_peer_auth)i;
-        return 0;
-    }
+    ENUM("auth", peer_auth, qkb_peer_auth, auths, "psk or cert");
     STR("psk_identity", peer_psk_identity);
     STR("psk_file", peer_psk_file);
     STR("ca", peer_ca);
@@ -210,13 +201,7 @@ static int limits_key(qkb_config *c, const char *key, const char *v, qk_err *err
 static int gateway_key(qkb_config *c, const char *key, const char *v, qk_err *err)
 {
     static const char *const drivers[] = {"strongswan", "libreswan", "macsec"}; /* enum order */
-    if (strcmp(key, "driver") == 0) {
-        int i = CHOICE(drivers, "strongswan, libreswan or macsec");
-        if (i < 0)
-            return QK_EINVAL;
-        c->driver = (qkb_driver_kind)i;
-        return 0;
-    }
+    ENUM("driver", driver, qkb_driver_kind, drivers, "strongswan, libreswan or macsec");
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
@@ -254,13 +239,7 @@ static int libreswan_key(qkb_config *c, const char *key, const char *v, qk_err *
 static int macsec_key(qkb_config *c, const char *key, const char *v, qk_err *err)
 {
     static const char *const modes[] = {"wpa_supplicant", "static"}; /* qkb_macsec_mode order */
-    if (strcmp(key, "mode") == 0) {
-        int i = CHOICE(modes, "wpa_supplicant or static");
-        if (i < 0)
-            return QK_EINVAL;
-        c->ms_mode = (qkb_macsec_mode)i;
-        return 0;
-    }
+    ENUM("mode", ms_mode, qkb_macsec_mode, modes, "wpa_supplicant or static");
     STR("interface", ms_interface);
     STR("wpa_conf", ms_wpa_conf);
     STR("ctrl_interface", ms_ctrl_interface);
@@ -289,6 +268,7 @@ static int macsec_key(qkb_config *c, const char *key, const char *v, qk_err *err
 #undef LIST
 #undef UINT
 #undef BOOL
+#undef ENUM
 #undef CHOICE
 
 typedef int (*section_parser)(qkb_config *c, const char *key, const char *v, qk_err *err);

@@ -1,8 +1,7 @@
 /* fuzz_bridge_config.c - libFuzzer target for the qkd-bridge configuration loader
  * (ikev2-bridge/bridge_config.c on common/ini_config.c and libinih): every input is a
  * configuration file. The loader only takes a path, so the input is written to an anonymous
- * memory file (memfd_create, read back through /proc/self/fd/N; a temporary file when memfd is
- * not available), which keeps the disk out of the loop.
+ * memory file (fuzz_util.h: memfd_create, read back through /proc/self/fd/N): no file on disk.
  *
  * The loader never opens the files a configuration names (key, certificate, PSK, secrets,
  * sockets, whack, ip): they are strings here, used by the drivers and the TLS layers at start,
@@ -13,37 +12,19 @@
  * cross-key rule of docs/qkd-bridge.md (required keys per role, KME API, channel
  * authentication and driver; value ranges), and every string and list is terminated within its
  * buffer. Build and run: `make fuzz`, then
- * `build-fuzz/fuzz_bridge_config -max_total_time=60 tests/fuzz/corpus/bridge_config`. */
-#include <stdbool.h>
+ * `build-fuzz/fuzz_bridge_config -max_total_time=60 SCRATCH tests/fuzz/corpus/bridge_config`
+ * (new inputs go to the first directory, SCRATCH, not to the seeds). */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "bridge_config.h"
-
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "broken promise: %s (line %d)\n", #c, __LINE__);                       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_util.h"
 
 /* Larger inputs only repeat lines; inih reads 200-byte lines anyway. */
 #define MAX_INPUT (64 * 1024)
 
-static int g_fd = -1;
-static char g_path[64];
-static bool g_tmp; /* g_path is a temporary file to remove at exit */
-
-static void remove_tmp(void)
-{
-    if (g_tmp)
-        unlink(g_path);
-}
+static fuzz_memfile g_file;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -52,40 +33,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    g_fd = memfd_create("bridge.conf", MFD_CLOEXEC);
-    if (g_fd >= 0) {
-        snprintf(g_path, sizeof g_path, "/proc/self/fd/%d", g_fd);
-        if (access(g_path, R_OK) == 0)
-            return 0;
-        close(g_fd);
-    }
-    snprintf(g_path, sizeof g_path, "/tmp/fuzz-bridge-config-XXXXXX");
-    g_fd = mkstemp(g_path);
-    if (g_fd < 0) {
-        perror("fuzz_bridge_config: no memory file and no temporary file");
-        return 1;
-    }
-    g_tmp = true;
-    atexit(remove_tmp);
-    return 0;
+    return fuzz_memfile_open(&g_file, "bridge.conf") == 0 ? 0 : 1;
 }
-
-/* The input as the whole content of the file. */
-static int put_input(const uint8_t *data, size_t size)
-{
-    if (ftruncate(g_fd, 0) != 0)
-        return -1;
-    size_t off = 0;
-    while (off < size) {
-        ssize_t n = pwrite(g_fd, data + off, size - off, (off_t)off);
-        if (n <= 0)
-            return -1;
-        off += (size_t)n;
-    }
-    return 0;
-}
-
-#define TERMINATED(field) REQUIRE(memchr((field), '\0', sizeof(field)) != NULL)
 
 static void check_list(const qkb_list *l)
 {
@@ -208,7 +157,7 @@ static void check_accepted(const qkb_config *c)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > MAX_INPUT || put_input(data, size) != 0)
+    if (size > MAX_INPUT || fuzz_memfile_put(&g_file, data, size) != 0)
         return 0;
     qkb_config *c = malloc(sizeof *c);
     if (!c)
@@ -216,13 +165,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     qk_err err;
     qk_err_clear(&err);
     qkb_config_defaults(c);
-    int rc = qkb_config_load(g_path, c, &err);
+    int rc = qkb_config_load(g_file.path, c, &err);
     if (rc == 0) {
         check_accepted(c);
     } else {
         /* "FILE:LINE: [section] key: message" or "FILE: ...": every error names the file */
         REQUIRE(rc < 0 && err.msg[0] != '\0');
-        REQUIRE(strncmp(err.msg, g_path, strlen(g_path)) == 0);
+        REQUIRE(strncmp(err.msg, g_file.path, strlen(g_file.path)) == 0);
         TERMINATED(err.msg);
     }
     free(c);
