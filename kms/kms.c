@@ -190,10 +190,6 @@ void qk_kms_close(qk_kms *k)
 
 /* ---- accessors -------------------------------------------------------------------------- */
 
-const qk_kmed_config *qk_kms_config(const qk_kms *k)
-{
-    return k->cfg;
-}
 qk_store *qk_kms_store(qk_kms *k)
 {
     return k->store;

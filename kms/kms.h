@@ -35,7 +35,6 @@ typedef struct {
 int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk_err *err);
 void qk_kms_close(qk_kms *k);
 
-const qk_kmed_config *qk_kms_config(const qk_kms *k);
 qk_store *qk_kms_store(qk_kms *k);
 qk_metrics *qk_kms_metrics(qk_kms *k);
 size_t qk_kms_link_count(const qk_kms *k);
