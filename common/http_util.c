@@ -106,37 +106,6 @@ void qk_req_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-/* Add headers and queue; consumes resp. */
-static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *resp,
-                             const char *content_type, const char *extra_header,
-                             const char *extra_value)
-{
-    if (!resp)
-        return MHD_NO;
-    enum MHD_Result rc = MHD_YES;
-    if (content_type &&
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES)
-        rc = MHD_NO;
-    if (rc == MHD_YES && extra_header && extra_value &&
-        MHD_add_response_header(resp, extra_header, extra_value) != MHD_YES)
-        rc = MHD_NO;
-    if (rc == MHD_YES)
-        rc = MHD_queue_response(c, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
-enum MHD_Result qk_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
-                         const char *body, size_t len, const char *extra_header,
-                         const char *extra_value)
-{
-    if (!c || (!body && len))
-        return MHD_NO;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
-    return queue(c, status, resp, content_type, extra_header, extra_value);
-}
-
 typedef struct {
     const char *name;
     unsigned count;

@@ -1,6 +1,6 @@
 /* http_util.h - the libmicrohttpd building blocks under the request envelope
- * (http_envelope.c): bounded body accumulation, the query-parameter count, one plain reply and
- * the clocks. Handlers use http_envelope.h, not these. */
+ * (http_envelope.c): bounded body accumulation, the query-parameter count and the clocks.
+ * Handlers use http_envelope.h, not these. */
 #ifndef QK_HTTP_UTIL_H
 #define QK_HTTP_UTIL_H
 
@@ -32,12 +32,6 @@ int qk_req_collect(void **con_cls, size_t max_body, const char *upload_data,
 /* For MHD_OPTION_NOTIFY_COMPLETED: frees the qk_req in *con_cls (wiping the body). */
 void qk_req_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe);
-
-/* Queue a response with body (copied) and content type; adds `extra_header: extra_value`
- * when both are non-NULL. Returns the MHD result. */
-enum MHD_Result qk_reply(struct MHD_Connection *c, unsigned status, const char *content_type,
-                         const char *body, size_t len, const char *extra_header,
-                         const char *extra_value);
 
 /* Count occurrences of a query argument (repeated parameters are an error in both APIs). */
 unsigned qk_query_count(struct MHD_Connection *c, const char *name);
