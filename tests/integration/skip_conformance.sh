@@ -8,6 +8,8 @@ set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
 
+# A small max_key_count, so that the same-KME (loopback) quota is reached below.
+PAIR_KEYS_EXTRA="max_key_count = 40"
 pair_init
 pair_skip_conf A psk-or-mtls "loopback_pair = true
 algorithm = QKD-sim BB84"
@@ -146,6 +148,27 @@ expect 200 "loopback key fetched"
 call skip_a A "/key/$KID?remoteSystemID=KME_A"
 expect 400 "loopback key fetched twice"
 ok "loopback pair mode: own ID as remote system, local pool, one-time retrieval"
+
+# --- max_key_count holds for loopback keys too (the core's reserve call enforces it for every
+# API): keys not fetched by the other end pile up to the quota, then 503; a fetch frees one.
+got=0 QKIDS=()
+for i in $(seq 1 41); do
+  call skip_a A "/key?remoteSystemID=KME_A"
+  [ "$CODE" = 200 ] || break
+  QKIDS+=("$(field keyId)"); got=$((got+1))
+done
+expect 503 "loopback key past max_key_count (after $got keys)"
+[ "$got" -ge 1 ] && [ "$got" -le 40 ] || fail "loopback quota: $got keys before the 503"
+call skip_a A "/key/${QKIDS[0]}?remoteSystemID=KME_A"
+expect 200 "a loopback key fetched frees quota"
+call skip_a A "/key?remoteSystemID=KME_A"
+expect 200 "loopback key after a fetch"
+QKIDS[0]=$(field keyId)
+for k in "${QKIDS[@]}"; do
+  call skip_a A "/key/$k?remoteSystemID=KME_A"
+  expect 200 "drain loopback key $k"
+done
+ok "max_key_count: $got loopback keys, then 503; a fetched key makes room for one more"
 
 # --- client authorization: a certificate from the same CA without a [skip_client] rule
 call SAE_A1 A /capabilities
