@@ -13,7 +13,7 @@
 #include "qk_err.h"
 
 #define QK_SKIP_SYSTEM_ID_MAX  64  /* localSystemID / remoteSystemID: [A-Za-z0-9_.-], 1..64 */
-#define QK_SKIP_KEY_ID_HEX_MAX 128 /* longest keyId accepted as well-formed (decision 1.11.1) */
+#define QK_SKIP_KEY_ID_HEX_MAX 128 /* longest keyId accepted as well-formed (decision S1, docs/conformance.md) */
 #define QK_SKIP_GLOB_MAX       64  /* one glob of a list */
 #define QK_SKIP_GLOBS_MAX      64  /* globs in one list */
 /* The store identity of a KME's SKIP side: "skip:" + KME ID. ETSI SAE IDs are
