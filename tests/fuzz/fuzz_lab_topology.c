@@ -1,8 +1,8 @@
 /* fuzz_lab_topology.c - libFuzzer target for the `qkd-lab up --topology FILE` parser
  * (sim/lab_topology.c on common/ini_config.c and libinih; the format is in docs/lab.md): every
  * input is a topology file. The INI loader only takes a path, so the input is written to an
- * anonymous memory file (memfd_create) and loaded through /proc/self/fd/N: no file on disk,
- * and the loader's own line reading is exercised too.
+ * anonymous memory file (fuzz_util.h: memfd_create, loaded through /proc/self/fd/N): no file
+ * on disk, and the loader's own line reading is exercised too.
  *
  * Besides memory errors (ASan/UBSan) the target checks the parser's promises and aborts when
  * one is broken: a refused file has an error that names it; an accepted topology passes
@@ -14,28 +14,16 @@
  * `build-fuzz/fuzz_lab_topology -max_total_time=60 SCRATCH tests/fuzz/corpus/lab_topology`. */
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "fuzz_util.h"
 #include "ini_config.h"
 #include "lab_topology.h"
-
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "broken promise: %s (line %d)\n", #c, __LINE__);                       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Larger inputs only repeat sections: 16 KMEs and 32 links fit in a few KiB. */
 #define MAX_INPUT (64 * 1024)
 
-static int g_fd = -1;
-static char g_path[64];
+static fuzz_memfile g_file;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,35 +32,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    g_fd = memfd_create("topology.ini", MFD_CLOEXEC);
-    if (g_fd < 0) {
-        perror("fuzz_lab_topology: memfd_create");
-        return 1;
-    }
-    snprintf(g_path, sizeof g_path, "/proc/self/fd/%d", g_fd);
-    if (access(g_path, R_OK) != 0) {
-        perror("fuzz_lab_topology: /proc/self/fd");
-        return 1;
-    }
-    return 0;
+    return fuzz_memfile_open(&g_file, "topology.ini") == 0 ? 0 : 1;
 }
-
-/* The input as the whole content of the file. */
-static int put_input(const uint8_t *data, size_t size)
-{
-    if (ftruncate(g_fd, 0) != 0)
-        return -1;
-    size_t off = 0;
-    while (off < size) {
-        ssize_t n = pwrite(g_fd, data + off, size - off, (off_t)off);
-        if (n <= 0)
-            return -1;
-        off += (size_t)n;
-    }
-    return 0;
-}
-
-#define TERMINATED(field) REQUIRE(memchr((field), '\0', sizeof(field)) != NULL)
 
 static void check_accepted(const qk_lab_topology *t)
 {
@@ -118,17 +79,18 @@ static void check_accepted(const qk_lab_topology *t)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > MAX_INPUT || put_input(data, size) != 0)
+    if (size > MAX_INPUT || fuzz_memfile_put(&g_file, data, size) != 0)
         return 0;
     static qk_lab_topology t; /* about 60 KiB */
     qk_err err = {0};
-    int rc = qk_lab_topology_load(g_path, &t, &err);
+    int rc = qk_lab_topology_load(g_file.path, &t, &err);
     if (rc == 0) {
         check_accepted(&t);
     } else {
         REQUIRE(rc == QK_EINVAL || rc == QK_ENOMEM || rc == QK_EIO);
         TERMINATED(err.msg);
-        REQUIRE(strncmp(err.msg, g_path, strlen(g_path)) == 0); /* the error names the file */
+        REQUIRE(strncmp(err.msg, g_file.path, strlen(g_file.path)) ==
+                0); /* the error names the file */
     }
     return 0;
 }

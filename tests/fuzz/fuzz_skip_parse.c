@@ -20,16 +20,9 @@
 #include <cjson/cJSON.h>
 
 #include "codec.h"
+#include "fuzz_util.h"
 #include "secbuf.h"
 #include "skip_parse.h"
-
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "broken promise: %s (line %d)\n", #c, __LINE__);                       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define MAX_INPUT    16384
 #define MAX_MATERIAL 4096
