@@ -15,15 +15,8 @@
 
 #include "codec.h"
 #include "etsi014_parse.h"
+#include "fuzz_util.h"
 #include "secbuf.h"
-
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "broken promise: %s (line %d)\n", #c, __LINE__);                       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const qk_key_limits LIM = {
     .default_size_bits = 256,
@@ -43,19 +36,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     return qk_secure_init() == 0 ? 0 : 1;
-}
-
-static bool canonical_id(const char *s)
-{
-    if (strlen(s) != QK_KEY_ID_LEN)
-        return false;
-    for (size_t i = 0; i < QK_KEY_ID_LEN; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        char c = s[i];
-        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    }
-    return true;
 }
 
 static void fuzz_path(const char *s)
@@ -136,7 +116,7 @@ static void fuzz_key_ids(const char *body, size_t len)
     if (rc == 0) {
         REQUIRE(ids && n >= 1 && n <= 8);
         for (size_t i = 0; i < n; i++) {
-            REQUIRE(canonical_id(ids[i]));
+            REQUIRE(fuzz_key_id_canonical(ids[i]));
             for (size_t j = 0; j < i; j++)
                 REQUIRE(strcmp(ids[i], ids[j]) != 0);
         }
@@ -146,7 +126,7 @@ static void fuzz_key_ids(const char *body, size_t len)
     free(ids);
     char one[QK_KEY_ID_LEN + 1];
     if (qk_etsi_norm_key_id(body, len, one) == 0)
-        REQUIRE(canonical_id(one));
+        REQUIRE(fuzz_key_id_canonical(one));
 }
 
 /* Two keys from the input bytes (split at the first byte's value): the container must be

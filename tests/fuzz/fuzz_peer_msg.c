@@ -17,15 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "peer_msg.h"
-
-#define REQUIRE(c)                                                                                 \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "broken promise: %s (line %d)\n", #c, __LINE__);                       \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static const qk_peer_msg_limits LIM = {
     .max_keys_per_request = 128, .max_size_bits = 8192, .max_sae_id_count = 4};
@@ -53,19 +46,6 @@ static bool id_ok(const char *s)
     qk_err err;
     return strnlen(s, QK_STORE_ID_MAX + 1) <= QK_STORE_ID_MAX &&
            qk_peer_id_check(s, strlen(s), "id", &err) == 0;
-}
-
-static bool key_id_canonical(const char *s)
-{
-    if (strlen(s) != QK_KEY_ID_LEN)
-        return false;
-    for (size_t i = 0; i < QK_KEY_ID_LEN; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        char c = s[i];
-        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    }
-    return true;
 }
 
 /* encode(a) -> text; decode(text) -> b (decoder arguments before b: __VA_ARGS__); encode(b)
@@ -102,7 +82,7 @@ static void fuzz_reserve(const char *body, size_t len)
     REQUIRE(m->keys && m->nkeys >= 1 && m->nkeys <= LIM.max_keys_per_request);
     for (size_t i = 0; i < m->nkeys; i++) {
         const qk_key_ref *k = &m->keys[i];
-        REQUIRE(key_id_canonical(k->key_id));
+        REQUIRE(fuzz_key_id_canonical(k->key_id));
         REQUIRE(k->block_id <= QK_PEER_BLOCK_ID_MAX);
         REQUIRE(k->length >= 1 && k->length <= LIM.max_size_bits / 8);
         REQUIRE((uint64_t)k->offset + k->length <= QK_BLOCK_MAX_BYTES);

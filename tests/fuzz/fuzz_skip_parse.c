@@ -53,19 +53,6 @@ static bool lower_hex(const char *s, size_t n)
     return true;
 }
 
-/* The canonical key ID: lower-case 8-4-4-4-12. */
-static bool canonical_id(const char *s)
-{
-    if (strlen(s) != QK_KEY_ID_LEN)
-        return false;
-    for (size_t i = 0; i < QK_KEY_ID_LEN; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !lower_hex(s + i, 1))
-            return false;
-    }
-    return true;
-}
-
 /* The canonical ID with its hyphens removed equals the hex text, case aside. */
 static bool same_uuid(const char *canonical, const char *hex32)
 {
@@ -129,7 +116,7 @@ static void fuzz_key_id(const char *s)
     size_t n = strlen(s);
     if (rc == 0) {
         REQUIRE(n == QK_UUID_HEX_LEN && all_hex(s, n));
-        REQUIRE(canonical_id(out) && same_uuid(out, s));
+        REQUIRE(fuzz_key_id_canonical(out) && same_uuid(out, s));
         /* and back: the keyId of the canonical ID is the input in lower case */
         char hex[QK_UUID_HEX_LEN + 1];
         REQUIRE(qk_skip_key_id_of(out, hex) == 0);

@@ -1,12 +1,14 @@
 /* fuzz_util.h - what the libFuzzer targets of tests/fuzz/ share: REQUIRE (abort on a broken
  * promise, which libFuzzer reports as a crash with the input), TERMINATED (a string field is
- * NUL-terminated within its buffer), and the input as a file for loaders that only take a
+ * NUL-terminated within its buffer), fuzz_key_id_canonical (the reference check of a key ID
+ * as the parsers must emit it), and the input as a file for loaders that only take a
  * path (the INI loaders on common/ini_config.h): an anonymous memory file (memfd_create(2)),
  * read back through /proc/self/fd/N, so no file is written to disk. Header only: each target
  * is one translation unit (Makefile: build-fuzz/fuzz_NAME). */
 #ifndef QK_FUZZ_UTIL_H
 #define QK_FUZZ_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +17,8 @@
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "codec.h"
 
 #define REQUIRE(c)                                                                                 \
     do {                                                                                           \
@@ -25,6 +29,23 @@
     } while (0)
 
 #define TERMINATED(field) REQUIRE(memchr((field), '\0', sizeof(field)) != NULL)
+
+/* A key ID in its canonical text: a UUID as 8-4-4-4-12 lower-case hex digits (ETSI GS QKD 014
+ * section 6.3 Table 11: key_ID is a UUID; RFC 4122 section 3 text form; lower case:
+ * docs/conformance.md decision E4). Written out rather than calling qk_uuid_parse, so that the
+ * targets check the parsers against a model of their own. */
+static inline bool fuzz_key_id_canonical(const char *s)
+{
+    if (strlen(s) != QK_UUID_STR_LEN)
+        return false;
+    for (size_t i = 0; i < QK_UUID_STR_LEN; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        char c = s[i];
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
 
 typedef struct {
     int fd;
