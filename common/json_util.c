@@ -185,6 +185,18 @@ int qk_json_get_array(const cJSON *obj, const char *name, bool required, const c
     return 0;
 }
 
+const char *qk_json_str_or(const cJSON *obj, const char *name, const char *dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : dflt;
+}
+
+double qk_json_num_or(const cJSON *obj, const char *name, double dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
 char *qk_json_print(const cJSON *j)
 {
     return j ? cJSON_PrintUnformatted(j) : NULL;

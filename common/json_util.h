@@ -1,4 +1,5 @@
-/* json_util.h - cJSON helpers with strict type checking for untrusted input. */
+/* json_util.h - cJSON helpers with strict type checking for untrusted input, and lenient
+ * getters with a default for status displays. */
 #ifndef QK_JSON_UTIL_H
 #define QK_JSON_UTIL_H
 
@@ -25,6 +26,13 @@ int qk_json_get_bool(const cJSON *obj, const char *name, bool required, bool *ou
 /* Array member (any element type); returns the cJSON array node or NULL if absent. */
 int qk_json_get_array(const cJSON *obj, const char *name, bool required, const cJSON **out,
                       qk_err *err);
+
+/* Lenient getters, for showing a document one of our own daemons wrote (a status page): the
+ * member as a string / number, or dflt when it is absent, of another type, or obj is not an
+ * object (the first member of a name counts). Not for validating input: use the getters above.
+ * The string points into obj. */
+const char *qk_json_str_or(const cJSON *obj, const char *name, const char *dflt);
+double qk_json_num_or(const cJSON *obj, const char *name, double dflt);
 
 /* Compact serialization; returns malloc'ed NUL-terminated text or NULL. */
 char *qk_json_print(const cJSON *j);

@@ -7,18 +7,6 @@
 #include "bridge_cmds.h"
 #include "json_util.h"
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static double jnum(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
 int qkb_cmd_status(int argc, char **argv)
 {
     qkb_cli_opts o;
@@ -49,26 +37,26 @@ int qkb_cmd_status(int argc, char **argv)
     }
     const cJSON *sa = cJSON_GetObjectItemCaseSensitive(j, "sa");
     const cJSON *ppk = cJSON_GetObjectItemCaseSensitive(sa, "ppk_confirmed");
-    const char *kid = jstr(j, "key_id");
-    printf("bridge:        %s (%s, driver %s)\n", jstr(j, "name") ? jstr(j, "name") : "?",
-           jstr(j, "role") ? jstr(j, "role") : "?", jstr(j, "driver") ? jstr(j, "driver") : "?");
+    const char *kid = qk_json_str_or(j, "key_id", NULL);
+    const char *next = qk_json_str_or(j, "next_rotation", NULL);
+    const char *err_at = qk_json_str_or(j, "last_error_at", NULL);
+    const char *ref = qk_json_str_or(sa, "ref", "");
+    printf("bridge:        %s (%s, driver %s)\n", qk_json_str_or(j, "name", "?"),
+           qk_json_str_or(j, "role", "?"), qk_json_str_or(j, "driver", "?"));
     printf("current key:   %s\n", kid ? kid : "(none yet)");
     if (kid)
-        printf("installed:     %s (%.0f s ago)\n", jstr(j, "installed_at"), jnum(j, "key_age_s"));
-    printf("SA:            %s%s%s\n", jstr(sa, "state") ? jstr(sa, "state") : "?",
-           jstr(sa, "ref") && *jstr(sa, "ref") ? " #" : "", jstr(sa, "ref") ? jstr(sa, "ref") : "");
+        printf("installed:     %s (%.0f s ago)\n", qk_json_str_or(j, "installed_at", "?"),
+               qk_json_num_or(j, "key_age_s", 0));
+    printf("SA:            %s%s%s\n", qk_json_str_or(sa, "state", "?"), *ref ? " #" : "", ref);
     printf("PPK confirmed: %s\n", cJSON_IsTrue(ppk)    ? "yes"
                                   : cJSON_IsFalse(ppk) ? "NO"
                                                        : "not confirmable by this gateway");
-    if (jstr(j, "next_rotation"))
-        printf("next rotation: %s (in %.0f s)\n", jstr(j, "next_rotation"),
-               jnum(j, "next_rotation_in_s"));
-    printf("last error:    %s%s%s%s\n", jstr(j, "last_error") ? jstr(j, "last_error") : "none",
-           jstr(j, "last_error_at") ? " (at " : "",
-           jstr(j, "last_error_at") ? jstr(j, "last_error_at") : "",
-           jstr(j, "last_error_at") ? ")" : "");
-    printf("rotations:     %.0f ok, %.0f failed\n", jnum(j, "rotations_ok"),
-           jnum(j, "rotations_failed"));
+    if (next)
+        printf("next rotation: %s (in %.0f s)\n", next, qk_json_num_or(j, "next_rotation_in_s", 0));
+    printf("last error:    %s%s%s%s\n", qk_json_str_or(j, "last_error", "none"),
+           err_at ? " (at " : "", err_at ? err_at : "", err_at ? ")" : "");
+    printf("rotations:     %.0f ok, %.0f failed\n", qk_json_num_or(j, "rotations_ok", 0),
+           qk_json_num_or(j, "rotations_failed", 0));
     cJSON_Delete(j);
     return 0;
 }

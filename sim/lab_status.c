@@ -137,18 +137,6 @@ int qk_lab_cmd_down(int argc, char **argv)
     return 0;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static double jnum(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
 static cJSON *load_manifest(const char *dir)
 {
     char p[QK_LAB_PATH_MAX + 16];
@@ -175,8 +163,9 @@ static cJSON *load_manifest(const char *dir)
 
 static void print_kme(const cJSON *kme, const cJSON *links, const char *dir, int *down)
 {
-    const char *id = jstr(kme, "id"), *admin = jstr(kme, "admin_url");
-    pid_t pid = (pid_t)jnum(kme, "pid");
+    const char *id = qk_json_str_or(kme, "id", NULL),
+               *admin = qk_json_str_or(kme, "admin_url", NULL);
+    pid_t pid = (pid_t)qk_json_num_or(kme, "pid", 0);
     bool alive = qk_lab_pid_alive(pid, dir);
     *down += !alive;
     printf("%-10s pid %-7d %-8s", id ? id : "?", (int)pid, alive ? "running" : "STOPPED");
@@ -189,7 +178,7 @@ static void print_kme(const cJSON *kme, const cJSON *links, const char *dir, int
     const cJSON *l;
     cJSON_ArrayForEach(l, links)
     {
-        const char *lid = jstr(l, "id");
+        const char *lid = qk_json_str_or(l, "id", NULL);
         const cJSON *ends = cJSON_GetObjectItemCaseSensitive(l, "kmes"), *e;
         bool mine = false;
         cJSON_ArrayForEach(e, ends) mine |= cJSON_IsString(e) && id && !strcmp(e->valuestring, id);
@@ -210,8 +199,8 @@ static void print_kme(const cJSON *kme, const cJSON *links, const char *dir, int
 
 static void print_sim(const cJSON *m, const char *dir, int *down)
 {
-    const char *sim = jstr(m, "sim_url");
-    pid_t pid = (pid_t)jnum(m, "sim_pid");
+    const char *sim = qk_json_str_or(m, "sim_url", NULL);
+    pid_t pid = (pid_t)qk_json_num_or(m, "sim_pid", 0);
     bool alive = qk_lab_pid_alive(pid, dir);
     *down += !alive;
     printf("%-10s pid %-7d %-8s %s\n", "qkd-sim", (int)pid, alive ? "running" : "STOPPED",
@@ -227,8 +216,9 @@ static void print_sim(const cJSON *m, const char *dir, int *down)
     cJSON_ArrayForEach(l, links)
     {
         printf("  link %-20s %-8s qber %.4f  rate %.1f bit/s  delivered %.0f bits\n",
-               jstr(l, "id") ? jstr(l, "id") : "?", jstr(l, "state") ? jstr(l, "state") : "?",
-               jnum(l, "qber"), jnum(l, "rate_bps"), jnum(l, "delivered_bits"));
+               qk_json_str_or(l, "id", "?"), qk_json_str_or(l, "state", "?"),
+               qk_json_num_or(l, "qber", 0), qk_json_num_or(l, "rate_bps", 0),
+               qk_json_num_or(l, "delivered_bits", 0));
     }
     cJSON_Delete(j);
     free(body);

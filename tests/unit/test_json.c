@@ -1,4 +1,4 @@
-/* test_json.c - strict JSON parsing and typed member getters. */
+/* test_json.c - strict JSON parsing, typed member getters and the lenient ones of displays. */
 #include <CUnit/CUnit.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +154,31 @@ static void test_duplicates_and_print(void)
     free(m);
 }
 
+/* The lenient getters of status displays: the member, else the default (absent, other type,
+ * not an object); the first of a duplicated name. */
+static void test_getters_with_default(void)
+{
+    qk_err err;
+    cJSON *j = parse("{\"s\":\"x\",\"e\":\"\",\"n\":0.25,\"z\":null,\"d\":3,\"d\":4,"
+                     "\"a\":[1]}",
+                     &err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(qk_json_str_or(j, "s", "?"), "x");
+    CU_ASSERT_STRING_EQUAL(qk_json_str_or(j, "e", "?"), "");
+    CU_ASSERT_STRING_EQUAL(qk_json_str_or(j, "missing", "?"), "?");
+    CU_ASSERT_PTR_NULL(qk_json_str_or(j, "n", NULL));
+    CU_ASSERT_PTR_NULL(qk_json_str_or(j, "z", NULL));
+    CU_ASSERT_DOUBLE_EQUAL(qk_json_num_or(j, "n", -1), 0.25, 0);
+    CU_ASSERT_DOUBLE_EQUAL(qk_json_num_or(j, "d", -1), 3, 0);
+    CU_ASSERT_DOUBLE_EQUAL(qk_json_num_or(j, "s", -1), -1, 0);
+    CU_ASSERT_DOUBLE_EQUAL(qk_json_num_or(j, "missing", 0), 0, 0);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "a");
+    CU_ASSERT_STRING_EQUAL(qk_json_str_or(a, "s", "?"), "?");
+    CU_ASSERT_DOUBLE_EQUAL(qk_json_num_or(NULL, "n", 7), 7, 0);
+    CU_ASSERT_PTR_NULL(qk_json_str_or(NULL, "s", NULL));
+    cJSON_Delete(j);
+}
+
 int suite_json(void)
 {
     CU_pSuite s = CU_add_suite("json", NULL, NULL);
@@ -163,6 +188,7 @@ int suite_json(void)
         !CU_add_test(s, "parse max_len", test_parse_max_len) ||
         !CU_add_test(s, "parse non-NUL-terminated", test_parse_not_nul_terminated) ||
         !CU_add_test(s, "typed getters", test_getters) ||
+        !CU_add_test(s, "getters with a default", test_getters_with_default) ||
         !CU_add_test(s, "duplicates, print, message", test_duplicates_and_print))
         return -1;
     return 0;
