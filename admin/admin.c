@@ -75,36 +75,46 @@ static int write_pools(qk_kms *k, FILE *f)
     return bad ? -1 : 0;
 }
 
+static double tele_qber(const qk_link_telemetry *t)
+{
+    return t->qber;
+}
+
+static double tele_rate(const qk_link_telemetry *t)
+{
+    return t->rate_bps;
+}
+
+static double tele_up(const qk_link_telemetry *t)
+{
+    return strcmp(t->state, "up") == 0;
+}
+
+/* The gauges of the device telemetry, one sample per link that has reported (%.6g: 0 and 1
+ * print as "0" and "1"). */
+static const struct {
+    const char *name, *help;
+    double (*value)(const qk_link_telemetry *t);
+} TELEMETRY[] = {
+    {"qkd_link_qber", "Last QBER reported by the link's device.", tele_qber},
+    {"qkd_link_rate_bps", "Last secret-key rate reported by the device.", tele_rate},
+    {"qkd_link_up", "1 when the device last reported state \"up\".", tele_up},
+};
+
 static int write_telemetry(qk_kms *k, FILE *f)
 {
-    int bad = fprintf(f, "# HELP qkd_link_qber Last QBER reported by the link's device.\n"
-                         "# TYPE qkd_link_qber gauge\n") < 0;
-    for (size_t i = 0; i < qk_kms_link_count(k); i++) {
-        qk_link *l = qk_kms_link_at(k, i);
-        qk_link_telemetry t;
-        qk_link_get_telemetry(l, &t);
-        if (t.updated_at)
-            bad |= fprintf(f, "qkd_link_qber{link=\"%s\"} %.6g\n", l->cfg->link_id, t.qber) < 0;
-    }
-    bad |= fprintf(f, "# HELP qkd_link_rate_bps Last secret-key rate reported by the device.\n"
-                      "# TYPE qkd_link_rate_bps gauge\n") < 0;
-    for (size_t i = 0; i < qk_kms_link_count(k); i++) {
-        qk_link *l = qk_kms_link_at(k, i);
-        qk_link_telemetry t;
-        qk_link_get_telemetry(l, &t);
-        if (t.updated_at)
-            bad |= fprintf(f, "qkd_link_rate_bps{link=\"%s\"} %.6g\n", l->cfg->link_id,
-                           t.rate_bps) < 0;
-    }
-    bad |= fprintf(f, "# HELP qkd_link_up 1 when the device last reported state \"up\".\n"
-                      "# TYPE qkd_link_up gauge\n") < 0;
-    for (size_t i = 0; i < qk_kms_link_count(k); i++) {
-        qk_link *l = qk_kms_link_at(k, i);
-        qk_link_telemetry t;
-        qk_link_get_telemetry(l, &t);
-        if (t.updated_at)
-            bad |= fprintf(f, "qkd_link_up{link=\"%s\"} %d\n", l->cfg->link_id,
-                           strcmp(t.state, "up") == 0) < 0;
+    int bad = 0;
+    for (size_t m = 0; m < sizeof TELEMETRY / sizeof TELEMETRY[0]; m++) {
+        const char *name = TELEMETRY[m].name;
+        bad |= fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, TELEMETRY[m].help, name) < 0;
+        for (size_t i = 0; i < qk_kms_link_count(k); i++) {
+            qk_link *l = qk_kms_link_at(k, i);
+            qk_link_telemetry t;
+            qk_link_get_telemetry(l, &t);
+            if (t.updated_at)
+                bad |= fprintf(f, "%s{link=\"%s\"} %.6g\n", name, l->cfg->link_id,
+                               TELEMETRY[m].value(&t)) < 0;
+        }
     }
     return bad ? -1 : 0;
 }
