@@ -278,6 +278,21 @@ static size_t hex_member(cJSON *j, const char *name, uint8_t *out, size_t cap)
     return n;
 }
 
+/* An answer built from size bytes of material (json, len as the builder left them): refused
+ * with nothing out when there is no material, else exactly len bytes of JSON with two members,
+ * returned parsed (NULL when refused). */
+static cJSON *answer_of(int rc, const char *json, size_t len, size_t size)
+{
+    if (size == 0) {
+        REQUIRE(rc == -1 && json == NULL && len == 0);
+        return NULL;
+    }
+    REQUIRE(rc == 0 && json && strlen(json) == len);
+    cJSON *j = cJSON_ParseWithLength(json, len);
+    REQUIRE(j != NULL && cJSON_GetArraySize(j) == 2);
+    return j;
+}
+
 /* Key and entropy answers from the input bytes: valid JSON, the same bytes back. */
 static void fuzz_answers(const uint8_t *data, size_t size)
 {
@@ -294,12 +309,8 @@ static void fuzz_answers(const uint8_t *data, size_t size)
     char *json = NULL;
     size_t len = 0;
     int rc = qk_skip_key_json(uuid, data, size, &json, &len);
-    if (size == 0) {
-        REQUIRE(rc == -1 && json == NULL && len == 0);
-    } else {
-        REQUIRE(rc == 0 && json && strlen(json) == len);
-        cJSON *j = cJSON_ParseWithLength(json, len);
-        REQUIRE(j != NULL && cJSON_GetArraySize(j) == 2);
+    cJSON *j = answer_of(rc, json, len, size);
+    if (j) {
         cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "keyId");
         REQUIRE(cJSON_IsString(k) && strcmp(k->valuestring, kid) == 0);
         REQUIRE(hex_member(j, "key", dec, size + 1) == size && memcmp(dec, data, size) == 0);
@@ -311,12 +322,8 @@ static void fuzz_answers(const uint8_t *data, size_t size)
 
     uint32_t bits = (uint32_t)size * 8;
     rc = qk_skip_entropy_json(data, size, bits, &json, &len);
-    if (size == 0) {
-        REQUIRE(rc == -1 && json == NULL && len == 0);
-    } else {
-        REQUIRE(rc == 0 && json && strlen(json) == len);
-        cJSON *j = cJSON_ParseWithLength(json, len);
-        REQUIRE(j != NULL && cJSON_GetArraySize(j) == 2);
+    j = answer_of(rc, json, len, size);
+    if (j) {
         REQUIRE(hex_member(j, "randomStr", dec, size + 1) == size && memcmp(dec, data, size) == 0);
         cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "minentropy");
         REQUIRE(cJSON_IsNumber(m) && m->valuedouble == (double)bits);
