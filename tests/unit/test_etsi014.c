@@ -1,6 +1,8 @@
 /* test_etsi014.c - the ETSI GS QKD 014 parsing layer (etsi014/etsi014_parse.c): routes, SAE IDs,
  * Key request / Key IDs bodies, limit checks and the Key container. */
 #include <CUnit/CUnit.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,7 @@ static void test_path(void)
     CU_ASSERT_STRING_EQUAL(id, "SAE_B");
     CU_ASSERT_EQUAL(qk_etsi_parse_path("/api/v1/keys/x/enc_keys", &r, id, sizeof id, &err), 0);
     CU_ASSERT_EQUAL(r, QK_ETSI_ROUTE_ENC);
+    CU_ASSERT_STRING_EQUAL(id, "x");
     CU_ASSERT_EQUAL(qk_etsi_parse_path("/api/v1/keys/a/b/dec_keys?x=1", &r, id, sizeof id, &err),
                     0);
     CU_ASSERT_EQUAL(r, QK_ETSI_ROUTE_DEC);
@@ -85,7 +88,11 @@ static void test_key_request(void)
     CU_ASSERT_EQUAL(check("", "M", "S", &n, &s, &err), 0);
     CU_ASSERT_EQUAL(n, 1);
     CU_ASSERT_EQUAL(s, 256);
+    n = 0;
+    s = 0;
     CU_ASSERT_EQUAL(check(" \r\n", "M", "S", &n, &s, &err), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(s, 256);
     CU_ASSERT_EQUAL(check("{\"number\":5,\"size\":1024,\"zzz\":[1]}", "M", "S", &n, &s, &err), 0);
     CU_ASSERT_EQUAL(n, 5);
     CU_ASSERT_EQUAL(s, 1024);
@@ -106,7 +113,10 @@ static void test_key_request(void)
     /* slave equal to the caller */
     CU_ASSERT_EQUAL(check("{}", "M", "M", &n, &s, &err), QK_EINVAL);
     /* additional slaves */
-    CU_ASSERT_EQUAL(check("{\"additional_slave_SAE_IDs\":[\"T\"]}", "M", "S", &n, &s, &err), 0);
+    CU_ASSERT_EQUAL(
+        check("{\"number\":2,\"additional_slave_SAE_IDs\":[\"T\"]}", "M", "S", &n, &s, &err), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(s, 256);
     CU_ASSERT_EQUAL(check("{\"additional_slave_SAE_IDs\":[]}", "M", "S", &n, &s, &err), QK_EINVAL);
     CU_ASSERT_EQUAL(check("{\"additional_slave_SAE_IDs\":[\" \"]}", "M", "S", &n, &s, &err),
                     QK_EINVAL);
@@ -140,9 +150,15 @@ static void test_extension_details(void)
     CU_ASSERT_STRING_EQUAL(err.msg, QK_ETSI_MSG_EXT_UNSUPPORTED);
     CU_ASSERT_PTR_NOT_NULL_FATAL(det);
     CU_ASSERT_EQUAL(cJSON_GetArraySize(det), 2);
-    cJSON *first = cJSON_GetArrayItem(det, 0);
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(first, "extension_mandatory_unsupported");
-    CU_ASSERT_TRUE(cJSON_IsString(v) && strstr(v->valuestring, "abc_route_type") != NULL);
+    static const char *const want[] = {"abc_route_type is not supported",
+                                       "abc_transfer_method is not supported"};
+    for (int i = 0; i < 2; i++) {
+        cJSON *o = cJSON_GetArrayItem(det, i);
+        CU_ASSERT_EQUAL(cJSON_GetArraySize(o), 1);
+        const char *v = cJSON_GetStringValue(
+            cJSON_GetObjectItemCaseSensitive(o, "extension_mandatory_unsupported"));
+        CU_ASSERT_STRING_EQUAL(v ? v : "", want[i]);
+    }
     cJSON_Delete(det);
     free(r);
 }
@@ -156,8 +172,9 @@ static void test_key_ids(void)
                      "\"master_SAE_ID\":\"x\"},{\"key_ID\":\"0a782fb5-3434-48fe-aa4d-"
                      "14f41d46cf92\"}],\"key_IDs_extension\":{}}";
     CU_ASSERT_EQUAL_FATAL(qk_etsi_parse_key_ids(ok, strlen(ok), 16, &ids, &n, &err), 0);
-    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
     CU_ASSERT_STRING_EQUAL(ids[0], "bc490419-7d60-487f-adc1-4ddcc177c139");
+    CU_ASSERT_STRING_EQUAL(ids[1], "0a782fb5-3434-48fe-aa4d-14f41d46cf92");
     free(ids);
     const char *bad[] = {
         "",
@@ -184,38 +201,90 @@ static void test_key_ids(void)
     CU_ASSERT_EQUAL(qk_etsi_parse_key_ids(three, strlen(three), 2, &ids, &n, &err), QK_EINVAL);
 }
 
+/* The base64 of bytes (RFC 4648 clause 4, padded) by OpenSSL, not the production codec. */
+static void b64_ref(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    CU_ASSERT_FATAL(4 * ((n + 2) / 3) + 1 <= cap);
+    EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+}
+
+/* Decode padded base64 with OpenSSL (EVP_DecodeBlock counts the padding as zero bytes, which
+ * are taken off): the number of bytes, or -1 if s is not whole 4-character groups. */
+static long b64_decode_ref(const char *s, uint8_t *out, size_t cap)
+{
+    size_t l = strlen(s);
+    if (l % 4 != 0 || l / 4 * 3 > cap)
+        return -1;
+    int n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)l);
+    if (n < 0)
+        return -1;
+    size_t pad = 0;
+    while (pad < 2 && pad < l && s[l - 1 - pad] == '=')
+        pad++;
+    return (long)n - (long)pad;
+}
+
+/* Every key of the container, whole: its key_ID and its bytes, in the batch's order. Each key
+ * comes from a different part of the material, and the lengths cover the three base64 tails
+ * (no padding, "=", "=="). */
 static void test_container(void)
 {
-    uint8_t material[40];
+    enum { N = 4 };
+    static const uint32_t lens[N] = {32, 8, 7, 9};
+    uint8_t material[32 + 8 + 7 + 9];
     for (size_t i = 0; i < sizeof material; i++)
-        material[i] = (uint8_t)(i * 7 + 1);
-    char ids[2][QK_KEY_ID_LEN + 1] = {"bc490419-7d60-487f-adc1-4ddcc177c139",
-                                      "0a782fb5-3434-48fe-aa4d-14f41d46cf92"};
-    uint32_t lens[2] = {32, 8};
-    uint8_t *keys[2] = {material, material + 32};
-    qk_key_batch b = {.n = 2, .ids = ids, .lens = lens, .keys = keys, .material = material};
+        material[i] = (uint8_t)(i * 7 + 1); /* 7 is prime to 256: no two bytes alike */
+    char ids[N][QK_KEY_ID_LEN + 1] = {
+        "bc490419-7d60-487f-adc1-4ddcc177c139", "0a782fb5-3434-48fe-aa4d-14f41d46cf92",
+        "5e1d2c3b-4a59-4687-9a1b-2c3d4e5f6a7b", "ffffffff-0000-4111-8222-333333333333"};
+    uint8_t *keys[N];
+    size_t off = 0;
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = material + off;
+        off += lens[i];
+    }
+    CU_ASSERT_EQUAL_FATAL(off, sizeof material);
+    qk_key_batch b = {
+        .n = N, .ids = ids, .lens = (uint32_t *)lens, .keys = keys, .material = material};
     char *json = NULL;
     size_t len = 0;
     CU_ASSERT_EQUAL_FATAL(qk_etsi_key_container(&b, &json, &len), 0);
     CU_ASSERT_EQUAL(strlen(json), len);
     cJSON *root = cJSON_Parse(json);
     CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(root), 1); /* "keys" only */
     cJSON *keysj = cJSON_GetObjectItemCaseSensitive(root, "keys");
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(keysj), 2);
-    cJSON *k1 = cJSON_GetArrayItem(keysj, 1);
-    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(k1, "key_ID")->valuestring, ids[1]);
-    const char *b64 = cJSON_GetObjectItemCaseSensitive(k1, "key")->valuestring;
-    uint8_t dec[16];
-    size_t dl = 0;
-    CU_ASSERT_EQUAL(qk_base64_decode(b64, strlen(b64), dec, sizeof dec, &dl), 0);
-    CU_ASSERT_EQUAL(dl, 8);
-    CU_ASSERT_EQUAL(memcmp(dec, material + 32, 8), 0);
+    CU_ASSERT_TRUE_FATAL(cJSON_IsArray(keysj));
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(keysj), N);
+    for (int i = 0; i < N; i++) {
+        cJSON *k = cJSON_GetArrayItem(keysj, i);
+        CU_ASSERT_EQUAL(cJSON_GetArraySize(k), 2); /* key_ID and key */
+        const char *kid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "key_ID"));
+        const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "key"));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(kid);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b64);
+        CU_ASSERT_STRING_EQUAL(kid, ids[i]);
+        char want[64];
+        b64_ref(keys[i], lens[i], want, sizeof want);
+        CU_ASSERT_STRING_EQUAL(b64, want);
+        uint8_t dec[48];
+        CU_ASSERT_EQUAL(b64_decode_ref(b64, dec, sizeof dec), (long)lens[i]);
+        CU_ASSERT_EQUAL(memcmp(dec, keys[i], lens[i]), 0);
+    }
     cJSON_Delete(root);
     qk_secure_free(json);
+
+    /* the key_ID list of the log line: every ID, in order, comma-separated */
+    char want[N * (QK_KEY_ID_LEN + 1)];
+    snprintf(want, sizeof want, "%s,%s,%s,%s", ids[0], ids[1], ids[2], ids[3]);
     char *list = qk_etsi_key_id_list(&b);
     CU_ASSERT_PTR_NOT_NULL_FATAL(list);
-    CU_ASSERT_EQUAL(strlen(list), 2 * QK_KEY_ID_LEN + 1);
-    CU_ASSERT_PTR_NOT_NULL(strchr(list, ','));
+    CU_ASSERT_STRING_EQUAL(list, want);
+    free(list);
+    b.n = 1;
+    list = qk_etsi_key_id_list(&b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(list);
+    CU_ASSERT_STRING_EQUAL(list, ids[0]);
     free(list);
 }
 
