@@ -83,7 +83,14 @@ static void test_key_id(void)
     char canon[QK_UUID_STR_LEN + 1], hex[QK_UUID_HEX_LEN + 1];
     qk_uuid_format(&u, canon);
     CU_ASSERT_EQUAL(qk_skip_key_id_of(canon, hex), 0);
-    CU_ASSERT_EQUAL(strlen(hex), 32);
+    char want[QK_UUID_HEX_LEN + 1];
+    size_t w = 0;
+    for (const char *c = canon; *c; c++)
+        if (*c != '-')
+            want[w++] = *c;
+    want[w] = '\0';
+    CU_ASSERT_EQUAL(w, 32);
+    CU_ASSERT_STRING_EQUAL(hex, want);
     CU_ASSERT_EQUAL(qk_skip_parse_key_id(hex, out, &err), 0);
     CU_ASSERT_STRING_EQUAL(out, canon);
     CU_ASSERT_EQUAL(qk_skip_key_id_of("not-a-uuid", hex), -1);
@@ -158,6 +165,31 @@ static void test_client_rules(void)
     CU_ASSERT_STRING_EQUAL(qk_skip_client_globs(rules, 2, "*", "enc-a1"), "KME_B");
 }
 
+/* Lower-case hex of bytes, by snprintf, not the production codec. */
+static void hex_ref(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    CU_ASSERT_FATAL(2 * n + 1 <= cap);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, cap - 2 * i, "%02x", p[i]);
+}
+
+/* Decode hex of lower-case digits only: the number of bytes, or -1. */
+static long unhex_lower(const char *s, uint8_t *out, size_t cap)
+{
+    size_t l = strlen(s);
+    if (l % 2 || l / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < l; i++) {
+        const char *d = strchr("0123456789abcdef", s[i]);
+        if (!d || !*d)
+            return -1;
+        size_t v = (size_t)(d - "0123456789abcdef");
+        out[i / 2] = (uint8_t)(i % 2 ? (out[i / 2] | v) : v << 4);
+    }
+    return (long)(l / 2);
+}
+
 static void test_answers(void)
 {
     uint8_t key[32];
@@ -165,29 +197,63 @@ static void test_answers(void)
         key[i] = (uint8_t)(0xa0 + i);
     char *json = NULL;
     size_t len = 0;
+    /* the whole key: every hex digit, lower case (draft-cisco-skip-02 sends "key" in hex; the
+     * lower case is this server's, skip-server/README.md) */
+    char hex[2 * sizeof key + 1], want[256];
+    hex_ref(key, sizeof key, hex, sizeof hex);
     CU_ASSERT_EQUAL_FATAL(
         qk_skip_key_json("01234567-89ab-cdef-0123-456789abcdef", key, sizeof key, &json, &len), 0);
     CU_ASSERT_EQUAL(len, strlen(json));
+    snprintf(want, sizeof want, "{\"keyId\":\"0123456789abcdef0123456789abcdef\",\"key\":\"%s\"}",
+             hex);
+    CU_ASSERT_STRING_EQUAL(json, want);
     cJSON *o = cJSON_Parse(json);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(o, "keyId")->valuestring,
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "keyId")),
                            "0123456789abcdef0123456789abcdef");
-    const char *k = cJSON_GetObjectItemCaseSensitive(o, "key")->valuestring;
-    CU_ASSERT_EQUAL(strlen(k), 64);
-    CU_ASSERT_EQUAL(strncmp(k, "a0a1a2a3", 8), 0);
+    const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "key"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    CU_ASSERT_STRING_EQUAL(k, hex);
+    uint8_t back[64];
+    CU_ASSERT_EQUAL(unhex_lower(k, back, sizeof back), (long)sizeof key);
+    CU_ASSERT_EQUAL(memcmp(back, key, sizeof key), 0);
     CU_ASSERT_EQUAL(cJSON_GetArraySize(o), 2);
     cJSON_Delete(o);
+    qk_secure_free(json);
+    /* an odd length, and bytes with every nibble value */
+    uint8_t odd[17];
+    for (size_t i = 0; i < sizeof odd; i++)
+        odd[i] = (uint8_t)(i * 0x11 + 0x0f);
+    hex_ref(odd, sizeof odd, hex, sizeof hex);
+    CU_ASSERT_EQUAL_FATAL(
+        qk_skip_key_json("01234567-89ab-cdef-0123-456789abcdef", odd, sizeof odd, &json, &len), 0);
+    snprintf(want, sizeof want, "{\"keyId\":\"0123456789abcdef0123456789abcdef\",\"key\":\"%s\"}",
+             hex);
+    CU_ASSERT_STRING_EQUAL(json, want);
+    CU_ASSERT_EQUAL(len, strlen(want));
     qk_secure_free(json);
     CU_ASSERT_EQUAL(qk_skip_key_json("bad", key, sizeof key, &json, &len), -1);
     CU_ASSERT_PTR_NULL(json);
 
+    /* the entropy answer: randomStr is exactly the bytes fed in, in hex */
+    hex_ref(key, 16, hex, sizeof hex);
     CU_ASSERT_EQUAL_FATAL(qk_skip_entropy_json(key, 16, 128, &json, &len), 0);
+    CU_ASSERT_EQUAL(len, strlen(json));
+    snprintf(want, sizeof want, "{\"randomStr\":\"%s\",\"minentropy\":128}", hex);
+    CU_ASSERT_STRING_EQUAL(json, want);
     o = cJSON_Parse(json);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    CU_ASSERT_EQUAL(strlen(cJSON_GetObjectItemCaseSensitive(o, "randomStr")->valuestring), 32);
-    CU_ASSERT_EQUAL(cJSON_GetObjectItemCaseSensitive(o, "minentropy")->valueint, 128);
+    const char *rs = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "randomStr"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+    CU_ASSERT_STRING_EQUAL(rs, hex);
+    CU_ASSERT_EQUAL(unhex_lower(rs, back, sizeof back), 16);
+    CU_ASSERT_EQUAL(memcmp(back, key, 16), 0);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "minentropy")), 128);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(o), 2);
     cJSON_Delete(o);
     qk_secure_free(json);
+    CU_ASSERT_EQUAL(qk_skip_entropy_json(key, 0, 128, &json, &len), -1);
+    CU_ASSERT_PTR_NULL(json);
 
     char *caps = qk_skip_capabilities_json(true, "QKD", "KME_A", "KME_B,KP_*", false);
     CU_ASSERT_PTR_NOT_NULL_FATAL(caps);
@@ -198,8 +264,10 @@ static void test_answers(void)
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(o, "algorithm")->valuestring, "QKD");
     CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItemCaseSensitive(o, "localSystemID")->valuestring,
                            "KME_A");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(o), 5);
     cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "remoteSystemID");
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(r), 2);
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(r), 2);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(r, 0)->valuestring, "KME_B");
     CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(r, 1)->valuestring, "KP_*");
     cJSON_Delete(o);
     free(caps);
@@ -208,14 +276,18 @@ static void test_answers(void)
     o = cJSON_Parse(caps);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     r = cJSON_GetObjectItemCaseSensitive(o, "remoteSystemID");
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(r), 2);
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(r), 2);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(r, 0)->valuestring, "KME_B");
     CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(r, 1)->valuestring, "KME_A");
     CU_ASSERT(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(o, "entropy")));
     cJSON_Delete(o);
     free(caps);
     caps = qk_skip_capabilities_json(true, "QKD", "KME_A", "KME_A,KME_B", true);
     o = cJSON_Parse(caps);
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(o, "remoteSystemID")), 2);
+    r = cJSON_GetObjectItemCaseSensitive(o, "remoteSystemID");
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(r), 2);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(r, 0)->valuestring, "KME_A");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetArrayItem(r, 1)->valuestring, "KME_B");
     cJSON_Delete(o);
     free(caps);
 }
@@ -307,6 +379,12 @@ static void test_handler_routes(void)
     CU_ASSERT_FALSE(rep.secret);
     cJSON *c = cJSON_ParseWithLength(rep.body, rep.len);
     CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(c, "localSystemID")), KF_NODE);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(c, "algorithm")), "QKD");
+    CU_ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(c, "entropy")));
+    CU_ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(c, "key")));
+    const cJSON *remote = cJSON_GetObjectItem(c, "remoteSystemID");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(remote), 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetArrayItem(remote, 0)), "KME_B");
     cJSON_Delete(c);
     qk_http_reply_clear(&rep);
     /* /key without remoteSystemID (no query at all here) */
@@ -322,7 +400,10 @@ static void test_handler_routes(void)
     CU_ASSERT_PTR_NULL(rep.key_ids);
     cJSON *e = rep.body ? cJSON_ParseWithLength(rep.body, rep.len) : NULL;
     const char *rnd = cJSON_GetStringValue(cJSON_GetObjectItem(e, "randomStr"));
-    CU_ASSERT_EQUAL(rnd ? strlen(rnd) : 0, 64);
+    uint8_t bytes[64];
+    CU_ASSERT_EQUAL(rnd ? unhex_lower(rnd, bytes, sizeof bytes) : -1, 32); /* 64 lower-case hex */
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(e, "minentropy")), 256);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(e), 2);
     cJSON_Delete(e);
     qk_http_reply_clear(&rep);
     o.entropy = false;
