@@ -1,7 +1,9 @@
 /* test_store.c - the key store on one KME: schema and reopen, master-key check, carving
  * arithmetic (low/high ends, no spanning, vkey never carved, ENOKEY records nothing), block
  * put/duplicate/conflict, out-of-order blocks, encryption at rest, one-time delivery
- * (unicast, multicast, auth, all-or-nothing), expiry, burn/tombstones, counts, bad input. */
+ * (unicast, multicast, auth, all-or-nothing), expiry, burn/tombstones, zeroization (whole
+ * segments deleted; a delivered range wiped inside a segment that still holds other keys,
+ * checked by decrypting the segment), counts, bad input. */
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -13,6 +15,7 @@
 
 #include "store.h"
 #include "store_fixture.h"
+#include "store_int.h" /* qs_seg_open: read a segment as the store does */
 
 #define LINK       "KME_A~KME_B"
 #define FAR_FUTURE 4000000000ull
@@ -626,6 +629,121 @@ static void test_zeroization_deletes_segments(void)
     done();
 }
 
+/* The plaintext of segment idx of a block (plen bytes), decrypted with the store's own AEAD
+ * (qs_seg_open) under the test master key from a row read through a separate connection.
+ * 0, or -1 when the row is absent or does not authenticate. */
+static int read_segment(uint64_t block_id, uint32_t idx, uint8_t *plain, size_t *plen)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    uint8_t mk[QK_MASTER_KEY_LEN];
+    sf_master(mk, 1);
+    if (sqlite3_open_v2(D.path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+                           "SELECT nonce, ct FROM segments WHERE link = ? AND block_id = ?"
+                           " AND idx = ?",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(st, 1, LINK, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)block_id) == SQLITE_OK &&
+        sqlite3_bind_int(st, 3, (int)idx) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const uint8_t *nonce = sqlite3_column_blob(st, 0);
+        const uint8_t *ct = sqlite3_column_blob(st, 1);
+        size_t clen = (size_t)sqlite3_column_bytes(st, 1);
+        if (nonce && ct && sqlite3_column_bytes(st, 0) == (int)QS_NONCE_LEN && clen >= QS_TAG_LEN &&
+            qs_seg_open(mk, LINK, block_id, idx, nonce, ct, clen, plain) == 0) {
+            *plen = clen - QS_TAG_LEN;
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    sodium_memzero(mk, sizeof mk);
+    return rc;
+}
+
+/* Whether plain[a, b) is all zero (want_zero) or equal to ref[a, b). */
+static bool range_is(const uint8_t *plain, const uint8_t *ref, size_t a, size_t b, bool want_zero)
+{
+    for (size_t i = a; i < b; i++)
+        if (plain[i] != (want_zero ? 0 : ref[i]))
+            return false;
+    return true;
+}
+
+/* A key delivered from a segment that still holds other keys: the segment stays, re-encrypted,
+ * with the delivered range zeroed and every other byte (verification key, keys still pending
+ * or reserved, uncarved material) intact - for delivery by commit (slaves at the peer) and
+ * by the last slave's fetch, including a key that spans two segments. */
+static void test_partial_segment_wipe(void)
+{
+    fresh();
+    enum { L = 2 * QK_SEG_BYTES, K1 = 100, K2 = 100, K3 = 200, K4 = 1000 };
+    uint8_t *b = malloc(L);
+    uint8_t *mat = malloc(L);
+    uint8_t *plain = malloc(QK_SEG_BYTES);
+    CU_ASSERT_FATAL(b && mat && plain);
+    randombytes_buf(b, L);
+    for (size_t i = QK_BLOCK_VKEY_LEN; i < L; i++)
+        b[i] |= 1; /* no key byte is zero by chance: a zero range can only be a wipe */
+    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1, b, L) == 0);
+    qk_err err = {0, ""};
+    qk_key_ref ref, ref2, ref3;
+    const uint32_t o1 = QK_BLOCK_VKEY_LEN, o2 = o1 + K1, o4 = o2 + K2, o3 = L - K3;
+    CU_ASSERT_EQUAL_FATAL(carve("k1", QK_SIDE_LOW, 1, K1, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.offset, o1);
+    CU_ASSERT_EQUAL_FATAL(carve("k2", QK_SIDE_LOW, 1, K2, &ref2, mat), 0);
+    CU_ASSERT_EQUAL(ref2.offset, o2);
+    CU_ASSERT_EQUAL_FATAL(carve("k3", QK_SIDE_HIGH, 1, K3, &ref3, mat), 0);
+    CU_ASSERT_EQUAL(ref3.offset, o3);
+    CU_ASSERT_EQUAL_FATAL(carve("k4", QK_SIDE_LOW, 1, K4, &ref, mat), 0); /* spans 0 and 1 */
+    CU_ASSERT_EQUAL(ref.offset, o4);
+    CU_ASSERT_EQUAL(memcmp(mat, b + o4, K4), 0);
+
+    /* k1 delivered by the commit: segment 0 keeps k2 and k4, so it is rewritten, not deleted */
+    CU_ASSERT_EQUAL(qk_store_commit(S, "k1", false, &err), 0);
+    CU_ASSERT_EQUAL(count_segments(1), 2);
+    size_t plen = 0;
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_EQUAL_FATAL(plen, QK_SEG_BYTES);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, o1, false)); /* verification key */
+    CU_ASSERT_TRUE(range_is(plain, b, o1, o2, true)); /* k1: wiped */
+    CU_ASSERT_TRUE(range_is(plain, b, o2, QK_SEG_BYTES, false));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 1, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + QK_SEG_BYTES, 0, QK_SEG_BYTES, false));
+
+    /* k4 reserved for saeB here, then fetched by it: its range in both segments is wiped */
+    CU_ASSERT_EQUAL(qk_store_commit(S, "k4", true, &err), 0);
+    const char *ids[1] = {ref.key_id};
+    qk_fetched_key out[1];
+    CU_ASSERT_EQUAL_FATAL(qk_store_fetch(S, "saeB", "saeA", ids, 1, out, mat, K4, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(mat, b + o4, K4), 0);
+    CU_ASSERT_EQUAL(count_segments(1), 2);
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, o1, false));
+    CU_ASSERT_TRUE(range_is(plain, b, o1, o2, true));
+    CU_ASSERT_TRUE(range_is(plain, b, o2, o4, false)); /* k2, still pending */
+    CU_ASSERT_TRUE(range_is(plain, b, o4, QK_SEG_BYTES, true));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 1, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + QK_SEG_BYTES, 0, o4 + K4 - QK_SEG_BYTES, true));
+    CU_ASSERT_TRUE(range_is(plain, b + QK_SEG_BYTES, o4 + K4 - QK_SEG_BYTES, QK_SEG_BYTES, false));
+    /* what was left is served whole from the rewritten segments */
+    CU_ASSERT_EQUAL(qk_store_commit(S, "k2", true, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_commit(S, "k3", true, &err), 0);
+    const char *rest[2] = {ref2.key_id, ref3.key_id};
+    qk_fetched_key out2[2];
+    CU_ASSERT_EQUAL_FATAL(qk_store_fetch(S, "saeB", "saeA", rest, 2, out2, mat, K2 + K3, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(mat, b + o2, K2), 0);
+    CU_ASSERT_EQUAL(memcmp(mat + K2, b + o3, K3), 0);
+    sodium_memzero(mat, L);
+    sodium_memzero(plain, QK_SEG_BYTES);
+    sodium_memzero(b, L);
+    free(b);
+    free(mat);
+    free(plain);
+    done();
+}
+
 enum { TH = 4, ROUNDS = 25, TK = 2, TL = 16 };
 static qk_key_ref th_refs[TH][ROUNDS * TK];
 static int th_fail[TH];
@@ -742,6 +860,7 @@ int suite_store(void)
         {"burn, tombstones, pending list", test_burn_and_pending},
         {"burning a block burns its keys", test_block_burn_burns_keys},
         {"zeroization deletes used segments", test_zeroization_deletes_segments},
+        {"delivery wipes its range inside a partly used segment", test_partial_segment_wipe},
         {"threads never share ranges", test_threads_never_share_ranges},
         {"bad input", test_bad_input},
     };
