@@ -6,7 +6,9 @@
 set -u
 . "$(dirname "$0")/../lib/lab.sh"
 BENCH=$BUILD/bin/qkd-bench
-[ -x "$BENCH" ] || { echo "SKIP: $BENCH not built"; exit 77; }
+# shellcheck source=/dev/null
+. "$(dirname "$0")/../lib/skip.sh"
+qk_need_bin "$BENCH"
 
 lab_up b --time-scale 2000 --block-bytes 65536
 ok "lab up"

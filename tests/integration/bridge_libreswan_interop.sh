@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bridge_libreswan_interop.sh - about 25 s. Needs root: network namespaces, bind mounts, and
 # scripts/fetch-libreswan (apt-get download libreswan + its library dependencies, once; the
-# test skips with 77 only when the package cannot be fetched at all, or when not root).
+# test skips with 77 when not root, and when the package cannot be fetched at all - the latter
+# a failure under CI=true or QK_STRICT_SKIPS=1, tests/lib/skip.sh).
 # strongSwan 5.9.8 charon (kernel-libipsec) in one namespace driven by a qkd-bridge with the
 # strongSwan driver as IKE initiator; libreswan 4.10 pluto (unpacked, not installed: the Debian
 # package conflicts with strongSwan) in the other, its PPKS secrets file managed by a qkd-bridge
@@ -15,14 +16,15 @@
 # the IKE SA authenticates with the PPK on both sides, and the Child SA this kernel cannot
 # install is reported by the driver instead of a rotation (whack --initiate exits 0 anyway).
 set -u
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespaces, apt-get)"; exit 77; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/lib/skip.sh"
+qk_need_root "network namespaces, apt-get"
 . "$ROOT/tests/lib/etsi_pair.sh"
 . "$ROOT/tests/lib/bridge.sh"
 
 LSW_ROOT=$("$ROOT/scripts/fetch-libreswan")
 rc=$?
-if [ "$rc" = 3 ]; then echo "SKIP: the libreswan package cannot be fetched"; exit 77; fi
+if [ "$rc" = 3 ]; then qk_skip no-package "the libreswan package cannot be fetched"; fi
 [ "$rc" = 0 ] && [ -n "$LSW_ROOT" ] || fail "scripts/fetch-libreswan failed ($rc)"
 PLUTO=$LSW_ROOT/usr/libexec/ipsec/pluto
 WHACK=$LSW_ROOT/usr/libexec/ipsec/whack

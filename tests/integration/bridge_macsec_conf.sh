@@ -5,8 +5,10 @@
 # namespace (wpa_supplicant is started there on lo; on this kernel its MACsec driver then fails
 # to initialise, which is expected: no CONFIG_MACSEC). Skips (77) only when not root.
 set -u
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespace)"; exit 77; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=/dev/null
+. "$ROOT/tests/lib/skip.sh"
+qk_need_root "network namespace"
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 BRIDGE=$BUILD/bin/qkd-bridge

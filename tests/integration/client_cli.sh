@@ -3,29 +3,25 @@
 # (GET and POST forms, --json parsed with jq, hex/base64 encodings, key bytes equal at both
 # ends), exit codes (2 usage, 3 TLS with a foreign CA on either side, 4 connect, 5 HTTP with the
 # server's message), --lab manifests, the docs/examples/etsi_fetch.c example (compiled here so
-# that it cannot rot), and SKIP commands when qkd-kmed has a skip listener.
+# that it cannot rot), a hostile TLS server (tls-test-server), and the SKIP commands against the
+# skip listeners (psk-or-mtls) of both KMEs. Every part always runs: nothing here is optional.
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 QKD=$BUILD/bin/qkd
-[ -x "$QKD" ] || { echo "SKIP: $QKD not built"; exit 77; }
-command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
+HS=$BUILD/tests/tls-test-server
+qk_need_bin "$QKD" "$HS"
+qk_need_cmd jq cc pkg-config
 
 pair_init
-# SKIP listeners (psk-or-mtls) when this qkd-kmed has them; otherwise the SKIP part is skipped.
-HAVE_SKIP=0
-if declare -F pair_skip_conf >/dev/null; then
-  cp "$T/kme_A.conf" "$T/kme_A.conf.orig" && cp "$T/kme_B.conf" "$T/kme_B.conf.orig" || fail "cp"
-  pair_skip_conf A psk-or-mtls
-  pair_skip_conf B psk-or-mtls
-  if "$KMED" --check-config "$T/kme_A.conf" >"$T/check.out" 2>&1; then
-    HAVE_SKIP=1
-  else
-    echo "note: this qkd-kmed refuses a skip listener: $(cat "$T/check.out")"
-    mv "$T/kme_A.conf.orig" "$T/kme_A.conf" && mv "$T/kme_B.conf.orig" "$T/kme_B.conf" || fail "mv"
-  fi
-fi
+pair_skip_conf A psk-or-mtls
+pair_skip_conf B psk-or-mtls
+for s in A B; do
+  "$KMED" --check-config "$T/kme_$s.conf" >"$T/check.out" 2>&1 ||
+    fail "qkd-kmed refuses the skip listener of KME_$s: $(cat "$T/check.out")"
+done
 pair_start A
 pair_start B
+[ -n "${PORT[A.skip]:-}" ] && [ -n "${PORT[B.skip]:-}" ] || fail "a KME reports no skip port: $(cat "$T/ports_A" "$T/ports_B")"
 pair_feed --blocks 4 --block-bytes 65536 --quiet >"$T/feed.out" 2>&1 || { cat "$T/feed.out"; fail "feeder"; }
 wait_pool A 100000 || fail "pool of KME_A did not fill"
 wait_pool B 100000 || fail "pool of KME_B did not fill"
@@ -161,35 +157,30 @@ ok "--lab DIR --kme --sae for enc and dec; lab errors exit 2"
 
 # --- a hostile server (tls-test-server answers every path with its own JSON, /big/N with N
 # bytes of 'x', /sleep/MS after a delay): malformed answers exit 6, a slow one 4, never a crash
-HS=$BUILD/tests/tls-test-server
-if [ -x "$HS" ]; then
-  "$HS" --mode server-cert --cert "$P/kme_a.crt" --key "$P/kme_a.key" --port-file "$T/hs.port" \
-    2>"$T/hs.log" &
-  # shellcheck disable=SC2034,SC2154 # PID is etsi_pair.sh's associative array (stopped on exit)
-  PID[hostile]=$!
-  for _ in $(seq 100); do [ -s "$T/hs.port" ] && break; sleep 0.05; done
-  [ -s "$T/hs.port" ] || fail "tls-test-server did not start: $(cat "$T/hs.log")"
-  HURL=https://127.0.0.1:$(cat "$T/hs.port")
-  hostile() { # EXPECTED-EXIT BASE-PATH ARGS...
-    local want=$1 base=$2; shift 2
-    OUT=$("$QKD" "$@" --url "$HURL$base" --ca "$P/ca.crt" --timeout 2 2>"$T/err"); RC=$?; ERR=$(cat "$T/err")
-    expect_rc "$want" "hostile server $base: qkd $*"
-  }
-  hostile 6 "" etsi status SAE_B1
-  hostile 6 "" etsi enc SAE_B1 --number 2
-  hostile 6 "" etsi dec SAE_A1 "$ID1"
-  hostile 6 "" skip caps
-  hostile 6 "" skip key KME_B
-  hostile 6 "" skip entropy --json
-  [ "$(printf '%s' "$OUT" | jq -r .error.class)" = malformed ] || fail "malformed JSON error: $OUT"
-  hostile 6 /big/100 etsi status SAE_B1
-  hostile 6 /big/9000000 etsi enc SAE_B1
-  hostile 6 /big/0 skip key-by-id abcd KME_A
-  hostile 4 /sleep/4000 etsi status SAE_B1
-  ok "hostile server: malformed answers exit 6, oversize 6, a stalled answer 4"
-else
-  echo "note: $HS not built; hostile-server checks skipped"
-fi
+"$HS" --mode server-cert --cert "$P/kme_a.crt" --key "$P/kme_a.key" --port-file "$T/hs.port" \
+  2>"$T/hs.log" &
+# shellcheck disable=SC2034,SC2154 # PID is etsi_pair.sh's associative array (stopped on exit)
+PID[hostile]=$!
+for _ in $(seq 100); do [ -s "$T/hs.port" ] && break; sleep 0.05; done
+[ -s "$T/hs.port" ] || fail "tls-test-server did not start: $(cat "$T/hs.log")"
+HURL=https://127.0.0.1:$(cat "$T/hs.port")
+hostile() { # EXPECTED-EXIT BASE-PATH ARGS...
+  local want=$1 base=$2; shift 2
+  OUT=$("$QKD" "$@" --url "$HURL$base" --ca "$P/ca.crt" --timeout 2 2>"$T/err"); RC=$?; ERR=$(cat "$T/err")
+  expect_rc "$want" "hostile server $base: qkd $*"
+}
+hostile 6 "" etsi status SAE_B1
+hostile 6 "" etsi enc SAE_B1 --number 2
+hostile 6 "" etsi dec SAE_A1 "$ID1"
+hostile 6 "" skip caps
+hostile 6 "" skip key KME_B
+hostile 6 "" skip entropy --json
+[ "$(printf '%s' "$OUT" | jq -r .error.class)" = malformed ] || fail "malformed JSON error: $OUT"
+hostile 6 /big/100 etsi status SAE_B1
+hostile 6 /big/9000000 etsi enc SAE_B1
+hostile 6 /big/0 skip key-by-id abcd KME_A
+hostile 4 /sleep/4000 etsi status SAE_B1
+ok "hostile server: malformed answers exit 6, oversize 6, a stalled answer 4"
 
 # --- the library example, compiled against the libraries of this build
 EX=$T/etsi_fetch
@@ -210,10 +201,6 @@ expect_rc 0 "dec of the example's key"
 ok "docs/examples/etsi_fetch.c builds and fetches a key"
 
 # --- SKIP (draft-cisco-skip-02) against the skip listeners of the two KMEs
-if [ "$HAVE_SKIP" != 1 ]; then
-  echo "SKIP part skipped: qkd-kmed has no skip listener (docs/qkd-kmed.md); ETSI part passed"
-  exit 0
-fi
 # skip_as KME PSK-IDENTITY ARGS... : qkd with a PSK client of that KME; sets OUT, ERR, RC.
 skip_as() {
   local kme=$1 id=$2; shift 2

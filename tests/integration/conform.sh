@@ -9,8 +9,8 @@ set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 QKD=$BUILD/bin/qkd
 FAKE=$BUILD/tests/fake-kme
-for f in "$QKD" "$FAKE"; do [ -x "$f" ] || { echo "SKIP: $f not built"; exit 77; }; done
-for c in jq python3; do command -v $c >/dev/null || { echo "SKIP: $c missing"; exit 77; }; done
+qk_need_bin "$QKD" "$FAKE"
+qk_need_cmd jq python3
 
 pair_init
 pair_skip_conf A psk

@@ -13,7 +13,7 @@ max_size = 4096
 max_key_count = 40
 max_sae_id_count = 2"
 . "$(dirname "$0")/../lib/etsi_pair.sh"
-command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
+qk_need_cmd jq
 
 pair_init
 P=$T/pki

@@ -4,7 +4,7 @@
 # a certificate refused at the TLS handshake.
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
-command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
+qk_need_cmd jq
 
 pair_init
 pair_start A
@@ -156,9 +156,20 @@ code=$(curl -s --max-time 10 --cacert "$T/pki/ca.crt" -o /dev/null -w '%{http_co
 [ "$code" = 000 ] || fail "a client without a certificate got HTTP $code"
 ok "no client certificate: refused at the handshake"
 
-grep -q 'key' "$T/kme_A.log" || true
-# the request log names key IDs but never key bytes
-if grep -qF -- "$K1" "$T/kme_A.log" "$T/kme_B.log"; then fail "key bytes in a log"; fi
-grep -qF -- "$ID1" "$T/kme_A.log" || fail "the request log lacks the key ID"
-ok "request lines log key IDs, not key bytes"
+# the request log: one line per request naming listener, method, path, caller, status and the
+# key IDs delivered (both ends), refusals with their reason; never key bytes (base64 or hex).
+reqline() { # KME REGEX WHAT
+  grep -E "event=request listener=etsi014 $2" "$T/kme_$1.log" >/dev/null ||
+    fail "KME_$1 log lacks the request line of $3: $(grep -c 'event=request' "$T/kme_$1.log") request lines"
+}
+reqline A "method=GET path=/api/v1/keys/SAE_B1/enc_keys id=SAE_A1 status=200 .*keys=$ID1( |$)" "the first enc_keys"
+reqline B "method=GET path=/api/v1/keys/SAE_A1/dec_keys id=SAE_B1 status=200 .*keys=$ID1( |$)" "its dec_keys"
+reqline B "method=GET path=/api/v1/keys/SAE_A1/dec_keys id=SAE_B2 status=401 .*detail=\"" "the refused dec_keys"
+reqline A "method=POST path=/api/v1/keys/SAE_B1/enc_keys id=SAE_A1 status=400 .*detail=\"size shall be a multiple of 8\"" "size 12"
+K1HEX=$(printf '%s' "$K1" | base64 -d | od -An -tx1 -v | tr -d ' \n')
+[ ${#K1HEX} = 64 ] || fail "hex of the first key: $K1HEX"
+for k in "$K1" "$K1HEX" $(printf '%s' "$ENC" | jq -r '.keys[].key'); do
+  if grep -qiF -- "$k" "$T"/kme_?.log "$T"/kme_?.out; then fail "key bytes in a log: $k"; fi
+done
+ok "request lines (enc_keys, dec_keys, 401, 400) log key IDs and reasons, never key bytes"
 echo "etsi014_smoke: all checks passed"

@@ -9,9 +9,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 KMED=$BUILD/bin/qkd-kmed
-[ -x "$KMED" ] || { echo "SKIP: $KMED not built"; exit 77; }
-[ -f "$ROOT/tests/lib/pki.sh" ] || { echo "SKIP: tests/lib/pki.sh missing"; exit 77; }
-command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+# shellcheck source=/dev/null
+. "$ROOT/tests/lib/skip.sh"
+qk_need_bin "$KMED"
+qk_need_cmd curl openssl
 # shellcheck source=/dev/null
 . "$ROOT/tests/lib/pki.sh"
 # shellcheck source=/dev/null

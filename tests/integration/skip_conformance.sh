@@ -6,7 +6,7 @@
 # no key bytes in the logs. Clients use certificates here (skip_tls_matrix.sh covers the PSKs).
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
-command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
+qk_need_cmd jq
 
 # A small max_key_count, so that the same-KME (loopback) quota is reached below.
 PAIR_KEYS_EXTRA="max_key_count = 40"

@@ -8,8 +8,8 @@
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 PSKSESS=$BUILD/tests/psk-session
-[ -x "$PSKSESS" ] || { echo "SKIP: $PSKSESS not built"; exit 77; }
-command -v jq >/dev/null || { echo "SKIP: jq missing"; exit 77; }
+qk_need_bin "$PSKSESS"
+qk_need_cmd jq
 
 pair_init
 pair_skip_conf A psk

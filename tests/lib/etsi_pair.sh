@@ -35,10 +35,10 @@ FEEDER=$BUILD/tests/qk-feeder
 LOAD=$BUILD/tests/etsi-load
 LINK=KME_A~KME_B
 
-for f in "$KMED" "$FEEDER" "$LOAD"; do
-  [ -x "$f" ] || { echo "SKIP: $f not built"; exit 77; }
-done
-[ -f "$ROOT/tests/lib/pki.sh" ] || { echo "SKIP: tests/lib/pki.sh missing"; exit 77; }
+# shellcheck source=/dev/null
+. "$ROOT/tests/lib/skip.sh"
+qk_need_bin "$KMED" "$FEEDER" "$LOAD"
+qk_need_cmd curl openssl
 # shellcheck source=/dev/null
 . "$ROOT/tests/lib/pki.sh"
 # shellcheck source=/dev/null
