@@ -7,6 +7,7 @@
  * covered by tests/integration/etsi014_conformance.sh. */
 #include <CUnit/CUnit.h>
 #include <cjson/cJSON.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,38 @@ static const char *message(const qk_http_reply *rep)
     return msg;
 }
 
+#define KEY_BYTES 64 /* the enc_keys requests below ask for 512-bit keys */
+
+/* The keys of a Key container reply (ETSI GS QKD 014 V1.1.1 clause 6.3), whole: each key_ID,
+ * and each key decoded from base64 by OpenSSL (not the production codec) into exactly
+ * KEY_BYTES bytes. The number of keys, or -1 if the container is not that. */
+static int container_keys(const qk_http_reply *rep, char ids[][QK_KEY_ID_LEN + 1],
+                          uint8_t keys[][KEY_BYTES], int max)
+{
+    cJSON *o = rep->body ? cJSON_ParseWithLength(rep->body, rep->len) : NULL;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "keys");
+    int n = cJSON_IsArray(arr) && cJSON_GetArraySize(o) == 1 ? cJSON_GetArraySize(arr) : -1;
+    if (n > max)
+        n = -1;
+    for (int i = 0; i < n; i++) {
+        const cJSON *k = cJSON_GetArrayItem(arr, i);
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "key_ID"));
+        const char *b64 = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(k, "key"));
+        unsigned char dec[KEY_BYTES + 3];
+        /* 64 bytes are 88 characters ending in "==", which EVP_DecodeBlock counts as 2 bytes */
+        if (cJSON_GetArraySize(k) != 2 || !id || strlen(id) != QK_KEY_ID_LEN || !b64 ||
+            strlen(b64) != 88 || strcmp(b64 + 86, "==") != 0 ||
+            EVP_DecodeBlock(dec, (const unsigned char *)b64, 88) != KEY_BYTES + 2) {
+            n = -1;
+            break;
+        }
+        memcpy(ids[i], id, QK_KEY_ID_LEN + 1);
+        memcpy(keys[i], dec, KEY_BYTES);
+    }
+    cJSON_Delete(o);
+    return n;
+}
+
 static void test_configure(void)
 {
     qk_etsi014_handler h;
@@ -105,8 +138,19 @@ static void test_callers_and_methods(void)
     CU_ASSERT_EQUAL(rep.status, 200);
     CU_ASSERT_FALSE(rep.secret);
     cJSON *o = cJSON_ParseWithLength(rep.body, rep.len);
-    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "stored_key_count")), KF_MAX_COUNT);
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(o), 11); /* clause 6.1: the eleven Status fields */
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(o, "source_KME_ID")), KF_NODE);
     CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(o, "target_KME_ID")), KF_NODE);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(o, "master_SAE_ID")), "SAE_A1");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(o, "slave_SAE_ID")), "SAE_A2");
+    /* the fixture's limits (kms_fixture.h) */
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "key_size")), 256);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "stored_key_count")), KF_MAX_COUNT);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "max_key_count")), KF_MAX_COUNT);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "max_key_per_request")), 10);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "max_key_size")), 1024);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "min_key_size")), 64);
+    CU_ASSERT_EQUAL(cJSON_GetNumberValue(cJSON_GetObjectItem(o, "max_SAE_ID_count")), 2);
     cJSON_Delete(o);
     qk_http_reply_clear(&rep);
     teardown();
@@ -122,16 +166,19 @@ static void test_enc_dec_quota(void)
     CU_ASSERT_STRING_EQUAL(rep.content_type, "application/json");
     CU_ASSERT_STRING_EQUAL(rep.detail, "");
     CU_ASSERT_PTR_NOT_NULL_FATAL(rep.key_ids);
-    CU_ASSERT_EQUAL(strlen(rep.key_ids), 3 * QK_KEY_ID_LEN + 2);
-    cJSON *o = cJSON_ParseWithLength(rep.body, rep.len);
-    const cJSON *keys = cJSON_GetObjectItem(o, "keys");
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(keys), 3);
-    const char *key = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(keys, 0), "key"));
-    CU_ASSERT_EQUAL(key ? strlen(key) : 0, 88); /* 64 bytes in base64 */
-    char id[QK_KEY_ID_LEN + 1];
-    snprintf(id, sizeof id, "%s",
-             cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(keys, 0), "key_ID")));
-    cJSON_Delete(o);
+    char ids[3][QK_KEY_ID_LEN + 1];
+    uint8_t keys[3][KEY_BYTES];
+    CU_ASSERT_EQUAL_FATAL(container_keys(&rep, ids, keys, 3), 3);
+    /* three different keys; the log line names exactly these IDs, in the container's order */
+    CU_ASSERT_NOT_EQUAL(memcmp(keys[0], keys[1], KEY_BYTES), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(keys[1], keys[2], KEY_BYTES), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(keys[0], keys[2], KEY_BYTES), 0);
+    CU_ASSERT_STRING_NOT_EQUAL(ids[0], ids[1]);
+    CU_ASSERT_STRING_NOT_EQUAL(ids[1], ids[2]);
+    CU_ASSERT_STRING_NOT_EQUAL(ids[0], ids[2]);
+    char list[3 * (QK_KEY_ID_LEN + 1)];
+    snprintf(list, sizeof list, "%s,%s,%s", ids[0], ids[1], ids[2]);
+    CU_ASSERT_STRING_EQUAL(rep.key_ids, list);
     qk_http_reply_clear(&rep);
 
     /* over max_key_count: the core refuses (QK_EQUOTA), the handler answers 503 */
@@ -148,13 +195,19 @@ static void test_enc_dec_quota(void)
     CU_ASSERT_STRING_EQUAL(message(&rep), QK_ETSI_MSG_QUOTA);
     qk_http_reply_clear(&rep);
 
-    /* dec_keys: the slave gets the key once, then the spec's not-found message */
-    char body[128];
-    snprintf(body, sizeof body, "{\"key_IDs\":[{\"key_ID\":\"%s\"}]}", id);
+    /* dec_keys: the slave gets the master's key, byte for byte, once; then the spec's not-found
+     * message */
+    char body[256];
+    snprintf(body, sizeof body, "{\"key_IDs\":[{\"key_ID\":\"%s\"}]}", ids[0]);
     call("SAE_A2", "POST", "/api/v1/keys/SAE_A1/dec_keys", body, &rep);
     CU_ASSERT_EQUAL(rep.status, 200);
     CU_ASSERT_TRUE(rep.secret);
-    CU_ASSERT_STRING_EQUAL(rep.key_ids ? rep.key_ids : "", id);
+    CU_ASSERT_STRING_EQUAL(rep.key_ids ? rep.key_ids : "", ids[0]);
+    char got_ids[2][QK_KEY_ID_LEN + 1];
+    uint8_t got[2][KEY_BYTES];
+    CU_ASSERT_EQUAL_FATAL(container_keys(&rep, got_ids, got, 2), 1);
+    CU_ASSERT_STRING_EQUAL(got_ids[0], ids[0]);
+    CU_ASSERT_EQUAL(memcmp(got[0], keys[0], KEY_BYTES), 0);
     qk_http_reply_clear(&rep);
     call("SAE_A2", "POST", "/api/v1/keys/SAE_A1/dec_keys", body, &rep);
     CU_ASSERT_EQUAL(rep.status, 400);
@@ -163,6 +216,19 @@ static void test_enc_dec_quota(void)
     /* the fetch freed quota: exactly 3 more fit (2 + 3 = 5) */
     call("SAE_A1", "POST", "/api/v1/keys/SAE_A2/enc_keys", "{\"number\":3}", &rep);
     CU_ASSERT_EQUAL(rep.status, 200);
+    qk_http_reply_clear(&rep);
+    /* two keys in one dec_keys, in the order asked (not the order made), each the master's */
+    snprintf(body, sizeof body, "{\"key_IDs\":[{\"key_ID\":\"%s\"},{\"key_ID\":\"%s\"}]}", ids[2],
+             ids[1]);
+    call("SAE_A2", "POST", "/api/v1/keys/SAE_A1/dec_keys", body, &rep);
+    CU_ASSERT_EQUAL(rep.status, 200);
+    CU_ASSERT_EQUAL_FATAL(container_keys(&rep, got_ids, got, 2), 2);
+    CU_ASSERT_STRING_EQUAL(got_ids[0], ids[2]);
+    CU_ASSERT_STRING_EQUAL(got_ids[1], ids[1]);
+    CU_ASSERT_EQUAL(memcmp(got[0], keys[2], KEY_BYTES), 0);
+    CU_ASSERT_EQUAL(memcmp(got[1], keys[1], KEY_BYTES), 0);
+    snprintf(list, sizeof list, "%s,%s", ids[2], ids[1]);
+    CU_ASSERT_STRING_EQUAL(rep.key_ids ? rep.key_ids : "", list);
     qk_http_reply_clear(&rep);
     teardown();
 }
@@ -177,7 +243,12 @@ static void test_extension_details(void)
     CU_ASSERT_STRING_EQUAL(message(&rep), QK_ETSI_MSG_EXT_UNSUPPORTED);
     CU_ASSERT_STRING_EQUAL(rep.detail, QK_ETSI_MSG_EXT_UNSUPPORTED);
     cJSON *o = rep.body ? cJSON_ParseWithLength(rep.body, rep.len) : NULL;
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(cJSON_GetObjectItem(o, "details")), 1);
+    const cJSON *det = cJSON_GetObjectItem(o, "details");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(det), 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetStringValue(cJSON_GetObjectItem(
+                               cJSON_GetArrayItem(det, 0), "extension_mandatory_unsupported")),
+                           "abc_route_type is not supported");
+    CU_ASSERT_EQUAL(cJSON_GetArraySize(o), 2); /* message and details */
     cJSON_Delete(o);
     qk_http_reply_clear(&rep);
     teardown();
