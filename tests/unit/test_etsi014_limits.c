@@ -59,6 +59,8 @@ static void test_edges(void)
     CU_ASSERT_EQUAL(n, 10);
     CU_ASSERT_EQUAL(s, 64);
     CU_ASSERT_EQUAL(check("{\"size\":1024}", &n, &s, &err), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(s, 1024);
     CU_ASSERT_EQUAL(check("{\"number\":11}", &n, &s, &err), QK_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "max_key_per_request"));
     CU_ASSERT_EQUAL(check("{\"size\":56}", &n, &s, &err), QK_EINVAL);
@@ -98,7 +100,15 @@ static void test_details_cap(void)
     CU_ASSERT_EQUAL(qk_etsi_parse_key_request(body, strlen(body), r, &det, &err), QK_EINVAL);
     CU_ASSERT_STRING_EQUAL(err.msg, QK_ETSI_MSG_EXT_UNSUPPORTED);
     CU_ASSERT_PTR_NOT_NULL_FATAL(det);
-    CU_ASSERT_EQUAL(cJSON_GetArraySize(det), 16);
+    CU_ASSERT_EQUAL_FATAL(cJSON_GetArraySize(det), 16);
+    /* the first 16 parameters, in the order sent */
+    for (int i = 0; i < 16; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "abc_p%d is not supported", i);
+        const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(det, i), "extension_mandatory_unsupported"));
+        CU_ASSERT_STRING_EQUAL(v ? v : "", want);
+    }
     cJSON_Delete(det);
     free(r);
 }
