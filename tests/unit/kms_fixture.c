@@ -7,6 +7,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http_client.h"
+#include "log.h"
+
+/* The link of a KME of a pair: its peer, where the peer listens, and the PKI directory. */
+typedef struct {
+    const char *peer;
+    char url[64];
+    const char *pki;
+} kf_link;
+
 static int write_master_key(const char *path)
 {
     static const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -17,7 +27,7 @@ static int write_master_key(const char *path)
     return close(fd) == 0 && n == (ssize_t)(sizeof hex - 1) ? 0 : -1;
 }
 
-int kf_open(kf_kme *f, const char *const *saes)
+static int kme_open(kf_kme *f, const char *node, const char *const *saes, const kf_link *ln)
 {
     memset(f, 0, sizeof *f);
     if (sf_dir_make(&f->dir, "kms") != 0)
@@ -30,7 +40,7 @@ int kf_open(kf_kme *f, const char *const *saes)
         return -1;
     }
     qk_kmed_config *c = f->cfg;
-    snprintf(c->node_id, sizeof c->node_id, "%s", KF_NODE);
+    snprintf(c->node_id, sizeof c->node_id, "%s", node);
     snprintf(c->data_dir, sizeof c->data_dir, "%s/data", f->dir.dir);
     snprintf(c->master_key_file, sizeof c->master_key_file, "%s", f->key_path);
     c->default_size_bits = 256;
@@ -44,7 +54,20 @@ int kf_open(kf_kme *f, const char *const *saes)
     for (size_t i = 0; saes && saes[i] && c->nsaes < QK_CFG_MAX_SAES; i++) {
         qk_sae_cfg *s = &c->saes[c->nsaes++];
         snprintf(s->id, sizeof s->id, "%s", saes[i]);
-        snprintf(s->kme, sizeof s->kme, "%s", KF_NODE);
+        snprintf(s->kme, sizeof s->kme, "%s", node);
+    }
+    if (ln) {
+        qk_link_cfg *l = &c->links[c->nlinks++];
+        snprintf(l->peer, sizeof l->peer, "%s", ln->peer);
+        snprintf(l->peer_url, sizeof l->peer_url, "%s", ln->url);
+        snprintf(l->link_id, sizeof l->link_id, "%s", KF_LINK);
+        qk_peer_client_cfg *pc = &c->peer_client;
+        pc->present = true;
+        snprintf(pc->ca, sizeof pc->ca, "%s/ca.crt", ln->pki);
+        snprintf(pc->cert, sizeof pc->cert, "%s/%s.crt", ln->pki, node);
+        snprintf(pc->key, sizeof pc->key, "%s/%s.key", ln->pki, node);
+        pc->timeout_ms = 5000; /* bounds every peer call of a test */
+        pc->connect_timeout_ms = 2000;
     }
     qk_err err = {0, ""};
     if (qk_kms_open(c, NULL, &f->kms, &err) != 0) {
@@ -53,6 +76,11 @@ int kf_open(kf_kme *f, const char *const *saes)
         return -1;
     }
     return 0;
+}
+
+int kf_open(kf_kme *f, const char *const *saes)
+{
+    return kme_open(f, KF_NODE, saes, NULL);
 }
 
 void kf_close(kf_kme *f)
@@ -74,4 +102,139 @@ void kf_close(kf_kme *f)
     (void)unlink(f->key_path);
     sf_dir_remove(&f->dir);
     memset(&f->dir, 0, sizeof f->dir);
+}
+
+/* ---- the linked pair -------------------------------------------------------------------- */
+
+/* Run a shell command quietly; on failure show what it printed. 0 or -1. */
+static int run(const char *dir, const char *cmd)
+{
+    char full[1536];
+    snprintf(full, sizeof full, "( %s ) >'%s/.out' 2>&1 || { cat '%s/.out' >&2; exit 1; }", cmd,
+             dir, dir);
+    int rc = system(full);
+    char out[128];
+    snprintf(out, sizeof out, "%s/.out", dir);
+    (void)unlink(out);
+    if (rc != 0)
+        fprintf(stderr, "kms fixture: failed: %s\n", cmd);
+    return rc == 0 ? 0 : -1;
+}
+
+/* A CA (EC P-256, SHA-256) and, per node, a certificate with CN=node and SAN IP:127.0.0.1
+ * for both ends of TLS (serverAuth, clientAuth), keys mode 0600. */
+static int pki_make(const char *dir, const char *const nodes[2])
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && umask 077 && openssl req -x509 -newkey ec -pkeyopt "
+             "ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 -sha256 "
+             "-subj /CN=kf-ca -addext basicConstraints=critical,CA:TRUE "
+             "-addext keyUsage=critical,keyCertSign,cRLSign",
+             dir);
+    if (run(dir, cmd) != 0)
+        return -1;
+    char ext[128];
+    snprintf(ext, sizeof ext, "%s/node.ext", dir);
+    FILE *f = fopen(ext, "w");
+    if (!f)
+        return -1;
+    fputs("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+          "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+          f);
+    if (fclose(f) != 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && umask 077 && openssl req -new -newkey ec -pkeyopt "
+                 "ec_paramgen_curve:P-256 -nodes -keyout %s.key -out %s.csr -subj /CN=%s && "
+                 "openssl x509 -req -in %s.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+                 "-out %s.crt -days 2 -sha256 -extfile node.ext && rm -f %s.csr",
+                 dir, nodes[i], nodes[i], nodes[i], nodes[i], nodes[i], nodes[i]);
+        if (run(dir, cmd) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void pki_remove(sf_dir *d)
+{
+    if (!d->dir[0])
+        return;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "kms fixture: cannot remove %s\n", d->dir);
+    memset(d, 0, sizeof *d);
+}
+
+/* The peer listener of node on 127.0.0.1 (ephemeral port), as kmed/listeners.c starts it. */
+static int listen_peer(const char *pki, const char *node, qk_peer_api_handler *h,
+                       qk_tls_server **out)
+{
+    char cert[128], key[128], ca[128];
+    snprintf(cert, sizeof cert, "%s/%s.crt", pki, node);
+    snprintf(key, sizeof key, "%s/%s.key", pki, node);
+    snprintf(ca, sizeof ca, "%s/ca.crt", pki);
+    qk_listener_config lc;
+    memset(&lc, 0, sizeof lc);
+    lc.name = "peer";
+    lc.bind_addr = "127.0.0.1";
+    lc.tls.mode = QK_TLS_MODE_MTLS;
+    lc.tls.cert_file = cert;
+    lc.tls.key_file = key;
+    lc.tls.ca_file = ca;
+    lc.handler = &h->super;
+    lc.handshake_timeout_ms = 5000;
+    lc.max_body = QK_PEER_API_MAX_BODY;
+    qk_err err = {0, ""};
+    if (qk_tls_server_start(&lc, out, &err) != 0) {
+        fprintf(stderr, "kms fixture: peer listener of %s: %s\n", node, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int kf_pair_open(kf_pair *p, const char *const *saes_a, const char *const *saes_b)
+{
+    memset(p, 0, sizeof *p);
+    static const char *const nodes[2] = {KF_NODE, KF_PEER};
+    if (qk_http_global_init() != 0)
+        return -1;
+    p->saved_level = qk_log_get_level();
+    qk_log_set_level(QK_LOG_WARN); /* no request line per peer call in the test output */
+    /* The handlers are configured before the listeners start and get their KME once it is
+     * open (its link needs the other listener's port); nobody calls them before that. */
+    qk_peer_api_configure(&p->ha, NULL);
+    qk_peer_api_configure(&p->hb, NULL);
+    kf_link la = {.peer = KF_PEER, .pki = p->pki.dir};
+    kf_link lb = {.peer = KF_NODE, .pki = p->pki.dir};
+    if (sf_dir_make(&p->pki, "pki") != 0 || pki_make(p->pki.dir, nodes) != 0 ||
+        listen_peer(p->pki.dir, KF_NODE, &p->ha, &p->sa) != 0 ||
+        listen_peer(p->pki.dir, KF_PEER, &p->hb, &p->sb) != 0)
+        goto fail;
+    snprintf(la.url, sizeof la.url, "https://127.0.0.1:%u", (unsigned)qk_tls_server_port(p->sb));
+    snprintf(lb.url, sizeof lb.url, "https://127.0.0.1:%u", (unsigned)qk_tls_server_port(p->sa));
+    if (kme_open(&p->a, KF_NODE, saes_a, &la) != 0 || kme_open(&p->b, KF_PEER, saes_b, &lb) != 0)
+        goto fail;
+    p->ha.kms = p->a.kms;
+    p->hb.kms = p->b.kms;
+    return 0;
+fail:
+    kf_pair_close(p);
+    return -1;
+}
+
+void kf_pair_close(kf_pair *p)
+{
+    qk_tls_server_stop(p->sa); /* no handler runs after this */
+    qk_tls_server_stop(p->sb);
+    p->sa = p->sb = NULL;
+    if (p->a.cfg)
+        kf_close(&p->a);
+    if (p->b.cfg)
+        kf_close(&p->b);
+    pki_remove(&p->pki);
+    qk_http_global_cleanup();
+    qk_log_set_level(p->saved_level);
 }

@@ -1,14 +1,23 @@
 /* kms_fixture.h - a running qk_kms for unit suites: a temporary data directory and master key
  * file, a configuration without links (every request is same-KME, node KF_NODE) and small
- * limits, and SAEs registered at this node. */
+ * limits, and SAEs registered at this node. And a linked pair: two such KMEs (KF_NODE and
+ * KF_PEER) joined by one link, each serving the peer API (peer/peer_api.h) on a real TLS
+ * listener on 127.0.0.1 (ephemeral port, mutual TLS with a throw-away PKI made with the
+ * openssl command, as tests/lib/pki.sh does), so that the remote reservation path, the peer
+ * client and the sync thread run as in qkd-kmed. */
 #ifndef QK_KMS_FIXTURE_H
 #define QK_KMS_FIXTURE_H
 
 #include "kms.h"
+#include "log.h"
+#include "peer_api.h"
 #include "store_fixture.h"
+#include "tls_server.h"
 
 #define KF_NODE      "KME_A"
-#define KF_MAX_COUNT 5 /* [keys] max_key_count */
+#define KF_PEER      "KME_B"
+#define KF_LINK      KF_NODE "~" KF_PEER /* the pair's link (node IDs sorted, joined by "~") */
+#define KF_MAX_COUNT 5                   /* [keys] max_key_count */
 
 typedef struct {
     sf_dir dir;
@@ -23,5 +32,23 @@ typedef struct {
 int kf_open(kf_kme *f, const char *const *saes);
 /* Close the KME and remove its files. */
 void kf_close(kf_kme *f);
+
+/* Two linked KMEs: a is KF_NODE (the LOW side of KF_LINK), b is KF_PEER (HIGH). Each one's
+ * peer API handler (ha, hb) runs on a mutual-TLS listener (sa, sb) whose client certificates
+ * are checked against the pair's CA; each one's peer client presents the certificate of its
+ * node ID. Same limits as kf_open. While the pair is open, the log level is at least WARN
+ * (no request line per peer call). */
+typedef struct {
+    sf_dir pki; /* ca.crt and, per node, NODE.crt / NODE.key */
+    kf_kme a, b;
+    qk_peer_api_handler ha, hb;
+    qk_tls_server *sa, *sb;
+    qk_log_level saved_level; /* restored by kf_pair_close */
+} kf_pair;
+
+/* Open the pair with the NULL-terminated SAE lists of each end (may be NULL). 0, or -1
+ * (prints why; everything opened is closed again). */
+int kf_pair_open(kf_pair *p, const char *const *saes_a, const char *const *saes_b);
+void kf_pair_close(kf_pair *p);
 
 #endif

@@ -3,7 +3,11 @@
  * and SKIP-shaped ("skip:KME" pair, loopback) same-KME requests alike (QK_EQUOTA naming the
  * slave and what it holds); the requested size and number are honoured; fetching frees quota;
  * concurrent requests cannot overshoot; the peer side (qk_kms_reserve_in) refuses a
- * reservation over the quota and records nothing; qk_kms_quota_ok at its edges. */
+ * reservation over the quota and records nothing; qk_kms_quota_ok at its edges. And the remote
+ * path on a linked pair (kf_pair: two KMEs, real peer listeners on 127.0.0.1): the requested
+ * size and number are carved here and reserved at the peer, where every slave (multicast)
+ * fetches exactly the bytes the master got; the peer's max_key_count refuses (QK_ENOKEY here)
+ * and the refused carve is burned at both ends. */
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -204,6 +208,197 @@ static void test_reserve_in_quota(void)
     kme_close();
 }
 
+/* ---- the remote path: a linked pair ----------------------------------------------------- */
+
+static kf_pair P;
+
+/* The pair, with one identical confirmed block (id 1) at both ends. */
+enum { PAIR_BLOCK = QK_BLOCK_VKEY_LEN + 4096 };
+static uint8_t pair_blk[PAIR_BLOCK];
+
+static void pair_open(void)
+{
+    CU_ASSERT_FATAL(kf_pair_open(&P, NULL, NULL) == 0);
+    randombytes_buf(pair_blk, sizeof pair_blk);
+    CU_ASSERT_FATAL(
+        sf_put_confirmed(qk_kms_store(P.a.kms), KF_LINK, 1, pair_blk, sizeof pair_blk) == 0);
+    CU_ASSERT_FATAL(
+        sf_put_confirmed(qk_kms_store(P.b.kms), KF_LINK, 1, pair_blk, sizeof pair_blk) == 0);
+}
+
+static void pair_close(void)
+{
+    kf_pair_close(&P);
+    sodium_memzero(pair_blk, sizeof pair_blk);
+}
+
+/* SAE_A1 at KF_NODE asks for keys shared with slaves at KF_PEER. */
+static int reserve_at_b(const char *const *slaves, size_t nslaves, size_t number, uint32_t bits,
+                        qk_key_batch *b, qk_err *err)
+{
+    qk_key_request req = {
+        .requester = "SAE_A1",
+        .target_kme = KF_PEER,
+        .slaves = slaves,
+        .nslaves = nslaves,
+        .number = number,
+        .size_bits = bits,
+    };
+    memset(b, 0, sizeof *b);
+    qk_err_clear(err);
+    return qk_kms_reserve(P.a.kms, &req, b, err);
+}
+
+/* Slave `slave` fetches the keys of batch m at KF_PEER: 0 when every key comes back with the
+ * master's ID, length and bytes; else the failing status, or -1 for different keys. */
+static int fetch_at_b(const char *slave, const qk_key_batch *m)
+{
+    const char *ids[16];
+    CU_ASSERT_FATAL(m->n >= 1 && m->n <= 16);
+    for (size_t i = 0; i < m->n; i++)
+        ids[i] = m->ids[i];
+    qk_key_batch got;
+    qk_err err = {0, ""};
+    int rc = qk_kms_fetch(P.b.kms, slave, "SAE_A1", ids, m->n, &got, &err);
+    if (rc != 0)
+        return rc;
+    CU_ASSERT_EQUAL_FATAL(got.n, m->n);
+    for (size_t i = 0; i < m->n && rc == 0; i++)
+        if (strcmp(got.ids[i], m->ids[i]) != 0 || got.lens[i] != m->lens[i] ||
+            memcmp(got.keys[i], m->keys[i], m->lens[i]) != 0)
+            rc = -1;
+    qk_key_batch_free(&got);
+    return rc;
+}
+
+static uint64_t held_at_b(const char *slave)
+{
+    uint64_t n = UINT64_MAX;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_kms_stored_count(P.b.kms, "SAE_A1", slave, &n, &err), 0);
+    return n;
+}
+
+static qk_pool_status pool(qk_kms *k, const char *peer)
+{
+    qk_pool_status ps;
+    qk_err err = {0, ""};
+    memset(&ps, 0xff, sizeof ps);
+    CU_ASSERT_EQUAL(qk_kms_pool_status(k, peer, &ps, &err), 0);
+    return ps;
+}
+
+/* The requested size and number, never the default (256 bits): the master's keys are the next
+ * bytes of the LOW end of the shared block, and the slave fetches the same bytes at the peer. */
+static void test_remote_size_and_number(void)
+{
+    pair_open();
+    const char *one[1] = {"SAE_B1"};
+    qk_key_batch b;
+    qk_err err;
+    size_t off = QK_BLOCK_VKEY_LEN;
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 3, 512, &b, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(b.n, 3);
+    for (size_t i = 0; i < b.n; i++, off += 64) {
+        CU_ASSERT_EQUAL(b.lens[i], 64);
+        CU_ASSERT_EQUAL(memcmp(b.keys[i], pair_blk + off, 64), 0);
+    }
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 3);
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 0);
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), QK_ENOTFOUND); /* once */
+    qk_key_batch_free(&b);
+
+    /* the smallest size: one key of 8 bytes, right after the first three */
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 1, 64, &b, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(b.n, 1);
+    CU_ASSERT_EQUAL(b.lens[0], 8);
+    CU_ASSERT_EQUAL(memcmp(b.keys[0], pair_blk + off, 8), 0);
+    off += 8;
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+    qk_key_batch_free(&b);
+
+    /* the largest size, max_key_count keys in one request */
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, MAX_KEYS, 1024, &b, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(b.n, MAX_KEYS);
+    for (size_t i = 0; i < b.n; i++, off += 128) {
+        CU_ASSERT_EQUAL(b.lens[i], 128);
+        CU_ASSERT_EQUAL(memcmp(b.keys[i], pair_blk + off, 128), 0);
+    }
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), MAX_KEYS);
+    qk_pool_status pa = pool(P.a.kms, KF_PEER), pb = pool(P.b.kms, KF_NODE);
+    CU_ASSERT_EQUAL(pa.keys_delivered, 3 + 1 + MAX_KEYS); /* the master's copies */
+    CU_ASSERT_EQUAL(pb.keys_delivered, 3 + 1);
+    CU_ASSERT_EQUAL(pb.keys_reserved, MAX_KEYS);
+    CU_ASSERT_EQUAL(pa.bytes_available, PAIR_BLOCK - off);
+    CU_ASSERT_EQUAL(pb.bytes_available, PAIR_BLOCK - off);
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+    qk_key_batch_free(&b);
+
+    /* out of range sizes and numbers are refused before anything is carved */
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 1, 1032, &b, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 1, 100, &b, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 11, 256, &b, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(pool(P.a.kms, KF_PEER).bytes_available, PAIR_BLOCK - off);
+    pair_close();
+}
+
+/* Multicast: one reservation at the peer for every slave; each fetches the same bytes once; an
+ * SAE that is not a slave is refused; more slaves than 1 + max_sae_id_count are refused. */
+static void test_remote_multicast(void)
+{
+    pair_open();
+    const char *three[3] = {"SAE_B1", "SAE_B2", "SAE_B3"};
+    qk_key_batch b;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(three, 3, 2, 128, &b, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(b.n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL(b.lens[i], 16);
+        CU_ASSERT_EQUAL(memcmp(b.keys[i], pair_blk + QK_BLOCK_VKEY_LEN + i * 16, 16), 0);
+    }
+    for (size_t i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(held_at_b(three[i]), 2);
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B4", &b), QK_EUNAUTH);
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(fetch_at_b(three[i], &b), 0);
+        CU_ASSERT_EQUAL(fetch_at_b(three[i], &b), QK_ENOTFOUND);
+        CU_ASSERT_EQUAL(held_at_b(three[i]), 0);
+    }
+    qk_key_batch_free(&b);
+    const char *four[4] = {"SAE_B1", "SAE_B2", "SAE_B3", "SAE_B4"};
+    CU_ASSERT_EQUAL(reserve_at_b(four, 4, 1, 128, &b, &err), QK_EINVAL);
+    pair_close();
+}
+
+/* max_key_count of a remote pair is the peer's to enforce: a request over it is refused there
+ * (QK_ENOKEY here, naming the peer and the quota), nothing is held for the slave, the carve is
+ * burned at both ends; up to the quota exactly still works. */
+static void test_remote_quota(void)
+{
+    pair_open();
+    const char *one[1] = {"SAE_B1"};
+    qk_key_batch b;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 3, 256, &b, &err), 0);
+    qk_key_batch_free(&b);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 3, 256, &b, &err), QK_ENOKEY);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "peer KME " KF_PEER ": "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "max_key_count"));
+    CU_ASSERT_PTR_NULL(b.material);
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 3);
+    CU_ASSERT_EQUAL(pool(P.a.kms, KF_PEER).keys_burned, 3);
+    CU_ASSERT_EQUAL(pool(P.b.kms, KF_NODE).keys_burned, 0); /* never reserved there */
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 2, 256, &b, &err), 0);
+    qk_key_batch_free(&b);
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), MAX_KEYS);
+    /* another slave of the same master has its own quota */
+    const char *other[1] = {"SAE_B2"};
+    CU_ASSERT_EQUAL(reserve_at_b(other, 1, 1, 256, &b, &err), 0);
+    qk_key_batch_free(&b);
+    pair_close();
+}
+
 static void test_quota_ok(void)
 {
     const qk_key_limits lim = {.max_key_count = 20};
@@ -225,7 +420,10 @@ int suite_kms_reserve(void)
         !CU_add_test(s, "skip_pair_quota", test_skip_pair_quota) ||
         !CU_add_test(s, "concurrent_quota", test_concurrent_quota) ||
         !CU_add_test(s, "reserve_in_quota", test_reserve_in_quota) ||
-        !CU_add_test(s, "quota_ok", test_quota_ok))
+        !CU_add_test(s, "quota_ok", test_quota_ok) ||
+        !CU_add_test(s, "remote_size_and_number", test_remote_size_and_number) ||
+        !CU_add_test(s, "remote_multicast", test_remote_multicast) ||
+        !CU_add_test(s, "remote_quota", test_remote_quota))
         return -1;
     return 0;
 }
