@@ -58,11 +58,23 @@ call() {
     out=$(sae_curl "$sae" "$kme" "$path" -X "$method")
   fi
   CURL_RC=$?
+  LAST_KME=$kme
   CODE=$(printf '%s' "$out" | tail -n 1 | sed 's/^HTTP //')
   BODY_OUT=$(printf '%s' "$out" | sed '$d')
   case $SEEN_CODES in *" $CODE "*) ;; *) SEEN_CODES="$SEEN_CODES$CODE " ;; esac
 }
 jqb() { printf '%s' "$BODY_OUT" | jq -r "$@"; }
+# alive A|B WHAT: after a refusal the KME still runs and answers a valid request with 200 (the
+# Status of its same-KME pair, which needs no link and consumes no key), so that a daemon that
+# crashed on the refusal cannot pass the refusal check. Leaves CODE and BODY_OUT alone.
+alive() {
+  local kme=$1 what=$2 out master slave
+  if [ "$kme" = A ]; then master=SAE_A1 slave=SAE_A2; else master=SAE_B1 slave=SAE_B2; fi
+  kill -0 "${PID[$kme]}" 2>/dev/null || fail "after $what: KME_$kme has exited"
+  out=$(sae_curl "$master" "$kme" "/api/v1/keys/$slave/status")
+  [ "$(printf '%s' "$out" | tail -n 1)" = "HTTP 200" ] ||
+    fail "after $what: KME_$kme does not answer a valid request: $(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"
+}
 expect() { # CODE DESCRIPTION: status, and for errors a JSON {"message": string} without details
   [ "$CODE" = "$1" ] || fail "$2: expected HTTP $1, got $CODE (curl exit $CURL_RC): ${BODY_OUT:0:300}"
   if [ "$1" != 200 ]; then
@@ -70,6 +82,7 @@ expect() { # CODE DESCRIPTION: status, and for errors a JSON {"message": string}
       fail "$2: error body is not {\"message\": ...}: $BODY_OUT"
     [ "${ALLOW_DETAILS:-0}" = 1 ] || printf '%s' "$BODY_OUT" | jq -e 'has("details")|not' >/dev/null ||
       fail "$2: unexpected details: $BODY_OUT"
+    alive "$LAST_KME" "$2 (HTTP $1)"
   fi
 }
 expect_msg() { # CODE MESSAGE DESCRIPTION
@@ -334,9 +347,11 @@ call SAE_A5 A GET /api/v1/keys/SAE_B1/status
 expect 401 "SAE bound to another certificate's fingerprint"
 code=$(curl -s --max-time 10 --cacert "$P/ca.crt" -o /dev/null -w '%{http_code}' "$(etsi_url A)/api/v1/keys/SAE_B1/status")
 [ "$code" = 000 ] || fail "no client certificate: HTTP $code"
+alive A "a client without a certificate refused"
 code=$(curl -s --max-time 10 --cacert "$P/ca.crt" --cert "$T/rogue/SAE_A1.crt" --key "$T/rogue/SAE_A1.key" \
   -o /dev/null -w '%{http_code}' "$(etsi_url A)/api/v1/keys/SAE_B1/status")
 [ "$code" = 000 ] || fail "a certificate from another CA: HTTP $code"
+alive A "a certificate from another CA refused"
 ok "identity: no certificate or a foreign CA never reaches HTTP; the [sae] fingerprint binding is enforced"
 
 # ---------------------------------------------------------------- global rules

@@ -154,6 +154,8 @@ fi
 # --- TLS: a client without a certificate never reaches HTTP
 code=$(curl -s --max-time 10 --cacert "$T/pki/ca.crt" -o /dev/null -w '%{http_code}' "$(etsi_url A)/api/v1/keys/SAE_B1/status")
 [ "$code" = 000 ] || fail "a client without a certificate got HTTP $code"
+call SAE_A1 A GET /api/v1/keys/SAE_A2/status
+expect 200 "status after the refused handshake (the KME still answers)"
 ok "no client certificate: refused at the handshake"
 
 # the request log: one line per request naming listener, method, path, caller, status and the

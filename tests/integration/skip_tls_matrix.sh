@@ -38,9 +38,25 @@ expect_tls() { # OUTPUT STATUS CIPHER DESCRIPTION
   st=$(status_of "$1"); ci=$(cipher_of "$1")
   [ "$st" = "$2" ] && [ "$ci" = "$3" ] || fail "$4: status '$st' cipher '$ci' (want $2 $3): $(printf '%s' "$1" | tail -n 5)"
 }
-expect_refused() { # OUTPUT DESCRIPTION
-  printf '%s\n' "$1" | grep -q '^HTTP/1.1' && fail "$2: the request reached HTTP"
-  return 0
+# alive A|B WHAT: after a refusal, the KME still runs and its skip listener answers a valid
+# request (200), so that a daemon that crashed on the refusal cannot pass the refusal check.
+# A's listener is psk only (TLS 1.3 PSK, enc_a); B's accepts skip_b's certificate in every mode
+# this test gives it (psk-or-mtls, server-cert, mtls).
+alive() {
+  local kme=$1 what=$2 out st
+  kill -0 "${PID[$kme]}" 2>/dev/null || fail "after $what: KME_$kme has exited"
+  if [ "$kme" = A ]; then
+    out=$(sc A /capabilities "${T13[@]}" -psk_identity enc_a -psk_session "$T/enc_a.pem")
+    st=$(status_of "$out")
+  else
+    out=$(skip_curl skip_b B /capabilities)
+    st=$(printf '%s' "$out" | tail -n 1 | sed 's/^HTTP //')
+  fi
+  [ "$st" = 200 ] || fail "after $what: KME_$kme does not answer a valid request (status '$st'): $(printf '%s' "$out" | tail -n 3)"
+}
+expect_refused() { # KME OUTPUT DESCRIPTION
+  printf '%s\n' "$2" | grep -q '^HTTP/1.1' && fail "$3: the request reached HTTP"
+  alive "$1" "$3"
 }
 T13=(-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384)
 
@@ -61,7 +77,7 @@ ok "SKIP round trip over TLS 1.3 PSKs (enc_a at KME_A, enc_b at KME_B): same key
 out=$(sc A /capabilities -tls1_3 -psk_identity enc_a256 -psk "$(skip_psk A enc_a256)")
 expect_tls "$out" 200 TLS_AES_128_GCM_SHA256 "SHA-256 PSK"
 out=$(sc A /capabilities -tls1_3 -psk_identity enc_a -psk "$(skip_psk A enc_a)")
-expect_refused "$out" "a SHA-384 PSK offered with a SHA-256 binding"
+expect_refused A "$out" "a SHA-384 PSK offered with a SHA-256 binding"
 ok "a PSK configured for SHA-256 gets TLS_AES_128_GCM_SHA256; a SHA-384 one is not accepted with SHA-256"
 
 # --- TLS 1.2 PSK suites
@@ -73,23 +89,24 @@ ok "TLS 1.2 PSK: DHE-PSK-AES256-CBC-SHA384, DHE-PSK-AES256-CBC-SHA, PSK-AES256-G
 
 # --- refusals at the handshake
 out=$(sc A /capabilities "${T13[@]}" -psk_identity nobody -psk_session "$T/enc_a.pem")
-expect_refused "$out" "TLS 1.3 unknown identity"
+expect_refused A "$out" "TLS 1.3 unknown identity"
 out=$(sc A /capabilities "${T13[@]}" -psk_identity enc_a -psk_session "$T/wrong.pem")
-expect_refused "$out" "TLS 1.3 wrong PSK"
+expect_refused A "$out" "TLS 1.3 wrong PSK"
 out=$(sc A /capabilities -tls1_2 -cipher PSK-AES256-GCM-SHA384 -psk_identity nobody -psk "$(skip_psk A enc_a)")
-expect_refused "$out" "TLS 1.2 unknown identity"
+expect_refused A "$out" "TLS 1.2 unknown identity"
 out=$(sc A /capabilities -tls1_2 -cipher PSK-AES256-GCM-SHA384 -psk_identity enc_a -psk "$(openssl rand -hex 32)")
-expect_refused "$out" "TLS 1.2 wrong PSK"
+expect_refused A "$out" "TLS 1.2 wrong PSK"
 out=$(sc A /capabilities -tls1_3)
-expect_refused "$out" "TLS 1.3 without PSK or certificate (PSK-only listener)"
+expect_refused A "$out" "TLS 1.3 without PSK or certificate (PSK-only listener)"
 out=$(sc A /capabilities -tls1_3 -cert "$(crt skip_a)" -key "$(key skip_a)")
-expect_refused "$out" "a certificate on the PSK-only listener"
+expect_refused A "$out" "a certificate on the PSK-only listener"
 ok "refused at the handshake: unknown identity, wrong PSK (1.2, 1.3), no credentials, certificate on a PSK-only listener"
 
 # --- authorization by PSK identity (globs in [skip_client])
 "$PSKSESS" "$(skip_psk A enc_a_ltd)" "$T/ltd.pem" >/dev/null || fail "psk-session"
 out=$(sc A "/key?remoteSystemID=KME_B" "${T13[@]}" -psk_identity enc_a_ltd -psk_session "$T/ltd.pem")
 expect_tls "$out" 403 TLS_AES_256_GCM_SHA384 "enc_a_ltd (remote_systems = KME_Q) asking for KME_B"
+alive A "a 403 for enc_a_ltd"
 out=$(sc A "/key?remoteSystemID=KME_B&size=128" -tls1_3 -psk_identity enc_a256 -psk "$(skip_psk A enc_a256)")
 expect_tls "$out" 200 TLS_AES_128_GCM_SHA256 "enc_a256 (remote_systems = KME_[AB]) asking for KME_B"
 ok "per-client rules by PSK identity: KME_Q-only client gets 403 for KME_B; glob KME_[AB] allows it"
@@ -104,7 +121,7 @@ expect_tls "$out" 200 ECDHE-ECDSA-AES256-GCM-SHA384 "TLS 1.2 ECDHE-ECDSA with a 
 out=$(sc B /capabilities "${T13[@]}" -psk_identity enc_b -psk_session "$T/enc_b.pem")
 expect_tls "$out" 200 TLS_AES_256_GCM_SHA384 "PSK on the psk-or-mtls listener"
 out=$(sc B /capabilities -tls1_3)
-expect_refused "$out" "no credentials on the psk-or-mtls listener"
+expect_refused B "$out" "no credentials on the psk-or-mtls listener"
 ok "psk-or-mtls: certificates (TLS 1.3, TLS 1.2 ECDHE-ECDSA-AES256-GCM-SHA384) and PSKs; no credentials refused"
 
 # --- server-cert mode: anonymous clients get [skip] default_client_remote_systems
@@ -129,7 +146,8 @@ out=$(skip_curl skip_b B /capabilities)
 [ "$(printf '%s' "$out" | tail -n 1)" = "HTTP 200" ] || fail "mtls: certificate client: $out"
 out=$(curl -s --max-time 10 --cacert "$T/pki/ca.crt" -w '\nHTTP %{http_code}\n' "$(skip_url B)/capabilities")
 [ "$(printf '%s' "$out" | tail -n 1)" = "HTTP 000" ] || fail "mtls: client without certificate got $out"
+alive B "mtls: a client without certificate refused"
 out=$(sc B /capabilities "${T13[@]}" -psk_identity enc_b -psk_session "$T/enc_b.pem")
-expect_refused "$out" "PSK on an mtls listener"
+expect_refused B "$out" "PSK on an mtls listener"
 ok "mtls mode: certificate required; no certificate and PSK refused"
 echo "PASS"
