@@ -1,0 +1,182 @@
+/* test_sync.c - the sync thread (peer/sync.c) between two linked KMEs (kf_pair: real peer
+ * listeners on 127.0.0.1). The inventory exchange of B's PENDING blocks with A (docs/qkd-kmed.md,
+ * "How the KME uses its peers"): a block both ends hold equal is confirmed at both; a block
+ * whose digest differs is burned at A (which compares) and, on A's "mismatch", at B; a block
+ * A burned is burned at B; a block A does not hold stays pending at B (asked again later), and
+ * once it is older than QK_SYNC_STALE_BLOCK_S it is burned at B. Every wait is on a block
+ * state, bounded. */
+#include <CUnit/CUnit.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kms_fixture.h"
+#include "sync.h"
+
+#define WAIT_MS 15000 /* the sync thread ticks every 20 ms here; generous for a loaded machine */
+
+static kf_pair P;
+
+static void put_pending(qk_store *st, uint64_t id, const uint8_t *bytes, size_t len)
+{
+    qk_put_result res = QK_PUT_CONFLICT;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_store_block_put(st, KF_LINK, id, bytes, len, &res, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(res, QK_PUT_NEW);
+}
+
+/* The state of block id at a store; -1 when the store does not hold it. */
+static int block_state(qk_store *st, uint64_t id)
+{
+    uint8_t dg[QK_CHECK_LEN];
+    qk_block_state bs = QK_BLOCK_PENDING;
+    qk_err err = {0, ""};
+    int rc = qk_store_block_digest(st, KF_LINK, id, dg, &bs, &err);
+    return rc == 0 ? (int)bs : -1;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Wait until none of the blocks ids[n] is PENDING at st (true), or WAIT_MS passed (false). */
+static bool wait_settled(qk_store *st, const uint64_t *ids, size_t n)
+{
+    double end = now_ms() + WAIT_MS;
+    for (;;) {
+        size_t pending = 0;
+        for (size_t i = 0; i < n; i++)
+            pending += block_state(st, ids[i]) == QK_BLOCK_PENDING;
+        if (pending == 0)
+            return true;
+        if (now_ms() > end)
+            return false;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+enum { BL = QK_BLOCK_VKEY_LEN + 300 };
+
+static void test_inventory_both_ends(void)
+{
+    CU_ASSERT_FATAL(kf_pair_open(&P, NULL, NULL) == 0);
+    qk_store *a = qk_kms_store(P.a.kms), *b = qk_kms_store(P.b.kms);
+    uint8_t same[BL], mine[BL], theirs[BL], gone[BL], only_b[BL];
+    randombytes_buf(same, BL);
+    randombytes_buf(mine, BL);
+    memcpy(theirs, mine, BL);
+    theirs[BL / 2] ^= 0x10; /* same verification key, one bit of material differs */
+    randombytes_buf(gone, BL);
+    randombytes_buf(only_b, BL);
+    put_pending(a, 1, same, BL);
+    put_pending(a, 2, mine, BL);
+    put_pending(a, 3, gone, BL);
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_store_block_set_state(a, KF_LINK, 3, QK_BLOCK_BURNED, &err), 0);
+    put_pending(b, 1, same, BL);
+    put_pending(b, 2, theirs, BL);
+    put_pending(b, 3, gone, BL);
+    put_pending(b, 4, only_b, BL);
+
+    qk_sync *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_sync_start(P.b.kms, 20, &s, &err), 0);
+    qk_sync_notify(s);
+    static const uint64_t answered[3] = {1, 2, 3};
+    bool settled = wait_settled(b, answered, 3);
+    qk_sync_stop(s);
+    CU_ASSERT_TRUE(settled);
+    /* equal: confirmed at both ends */
+    CU_ASSERT_EQUAL(block_state(a, 1), QK_BLOCK_CONFIRMED);
+    CU_ASSERT_EQUAL(block_state(b, 1), QK_BLOCK_CONFIRMED);
+    /* different: burned at both ends */
+    CU_ASSERT_EQUAL(block_state(a, 2), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(block_state(b, 2), QK_BLOCK_BURNED);
+    /* burned at A: burned at B */
+    CU_ASSERT_EQUAL(block_state(a, 3), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(block_state(b, 3), QK_BLOCK_BURNED);
+    /* not held at A: still pending at B (A may receive it later), still unknown at A */
+    CU_ASSERT_EQUAL(block_state(a, 4), -1);
+    CU_ASSERT_EQUAL(block_state(b, 4), QK_BLOCK_PENDING);
+    /* only the matched block can be carved, at either end */
+    qk_pool_status pa, pb;
+    CU_ASSERT_EQUAL(qk_store_pool_status(a, KF_LINK, &pa, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_pool_status(b, KF_LINK, &pb, &err), 0);
+    CU_ASSERT_EQUAL(pa.bytes_available, BL - QK_BLOCK_VKEY_LEN);
+    CU_ASSERT_EQUAL(pb.bytes_available, BL - QK_BLOCK_VKEY_LEN);
+    CU_ASSERT_EQUAL(pa.blocks_burned, 2);
+    CU_ASSERT_EQUAL(pb.blocks_burned, 2);
+    sodium_memzero(same, BL);
+    sodium_memzero(mine, BL);
+    sodium_memzero(theirs, BL);
+    kf_pair_close(&P);
+}
+
+/* Make block id of B look received long ago (older than QK_SYNC_STALE_BLOCK_S), through a
+ * separate connection to B's database. 0 or -1. */
+static int age_block(uint64_t id)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/store.db", P.b.dir.dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+                           "UPDATE blocks SET received_at = received_at - ? WHERE link = ?"
+                           " AND block_id = ?",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_int64(st, 1, 2 * QK_SYNC_STALE_BLOCK_S) == SQLITE_OK &&
+        sqlite3_bind_text(st, 2, KF_LINK, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)id) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1)
+        rc = 0;
+    else
+        fprintf(stderr, "age_block: %s\n", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* A block the peer never reported holding is burned once it is stale; a fresh one is kept. */
+static void test_stale_unknown_block_burned(void)
+{
+    CU_ASSERT_FATAL(kf_pair_open(&P, NULL, NULL) == 0);
+    qk_store *a = qk_kms_store(P.a.kms), *b = qk_kms_store(P.b.kms);
+    uint8_t old[BL], fresh[BL];
+    randombytes_buf(old, BL);
+    randombytes_buf(fresh, BL);
+    put_pending(b, 8, old, BL);
+    put_pending(b, 9, fresh, BL);
+    CU_ASSERT_EQUAL_FATAL(age_block(8), 0);
+    qk_err err = {0, ""};
+    qk_sync *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_sync_start(P.b.kms, 20, &s, &err), 0);
+    qk_sync_notify(s);
+    static const uint64_t stale[1] = {8};
+    bool settled = wait_settled(b, stale, 1);
+    qk_sync_stop(s);
+    CU_ASSERT_TRUE(settled);
+    CU_ASSERT_EQUAL(block_state(b, 8), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(block_state(b, 9), QK_BLOCK_PENDING);
+    CU_ASSERT_EQUAL(block_state(a, 8), -1);
+    sodium_memzero(old, BL);
+    sodium_memzero(fresh, BL);
+    kf_pair_close(&P);
+}
+
+int suite_sync(void)
+{
+    CU_pSuite s = CU_add_suite("sync", NULL, NULL);
+    if (!s || !CU_add_test(s, "inventory settles both ends", test_inventory_both_ends) ||
+        !CU_add_test(s, "stale unknown block burned", test_stale_unknown_block_burned))
+        return -1;
+    return 0;
+}
