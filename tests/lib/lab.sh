@@ -7,6 +7,10 @@
 #   kme_metric NAME KME METRIC [FILTER]   sum of the KME's samples (admin /metrics), or -1
 #   sim_link NAME LINK JQ     query the simulator's status of LINK
 #   lab_pids NAME             the PIDs the lab recorded
+#   sim_sample NAME LINK      "MS BLOCKS DELIVERED_BITS LOST_BITS" of LINK, MS the simulator's own
+#                             clock (epoch ms) when it took those counters
+#   sim_block_bits NAME       the simulator's block size in bits
+# wait_for (tests/lib/wait.sh) is sourced too.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
@@ -15,6 +19,8 @@ SIM=$BUILD/bin/qkd-sim
 for f in "$LAB" "$SIM" "$BUILD/bin/qkd-kmed"; do
   [ -x "$f" ] || { echo "SKIP: $f not built"; exit 77; }
 done
+# shellcheck source=wait.sh
+. "$ROOT/tests/lib/wait.sh"
 for c in curl jq; do command -v $c >/dev/null || { echo "SKIP: $c missing"; exit 77; }; done
 
 T=$(mktemp -d /tmp/qk-lab.XXXXXX)
@@ -34,7 +40,7 @@ fail() {
   local n
   for n in "${LABS[@]}"; do
     [ -f "$T/$n.up" ] && { echo "--- $n.up"; tail -n 20 "$T/$n.up"; }
-    [ -f "$T/$n/sim/sim.log" ] && { echo "--- $n sim.log"; tail -n 10 "$T/$n/sim/sim.log"; }
+    [ -f "$T/$n/sim/sim.log" ] && { echo "--- $n sim.log"; grep -v 'event=request' "$T/$n/sim/sim.log" | tail -n 10; }
   done
   exit 1
 }
@@ -58,6 +64,30 @@ kme_metric() { # NAME KME METRIC [FILTER]
 sim_link() { # NAME LINK JQ
   "$SIM" status --control "$(lab_json "$1" .sim_url)" --json |
     jq -r ".links[] | select(.id==\"$2\") | $3"
+}
+
+# The simulator's counters of LINK and its own clock: the time is that of the simulator's log
+# line for this very request (GET /v1/links/LINK, which nothing else in the tests asks for; its
+# line is written after the answer, so wait for it). A rate computed from two samples depends
+# only on the simulator, not on how fast this shell runs.
+sim_sample() { # NAME LINK
+  local log=$T/$1/sim/sim.log pat c0 js line ts ms
+  pat="method=GET path=/v1/links/$2 "
+  c0=$(grep -cF "$pat" "$log")
+  js=$(curl -s --max-time 10 "$(lab_json "$1" .sim_url)/v1/links/$2") || return 1
+  # shellcheck disable=SC2016 # evaluated by wait_for
+  wait_for '[ "$(grep -cF "$pat" "$log")" -gt "$c0" ]' 10 "the simulator to log GET /v1/links/$2" >&2 ||
+    return 1
+  line=$(grep -F "$pat" "$log" | sed -n "$((c0 + 1))p")
+  ts=${line#ts=}
+  ts=${ts%% *}
+  ms=$(date -u -d "$ts" +%s%3N) || return 1
+  printf '%s' "$js" | jq -r --arg ms "$ms" '"\($ms) \(.blocks) \(.delivered_bits) \(.lost_bits)"'
+}
+sim_block_bits() { # NAME: from the simulator's "link ...: started: ... block_bytes=N" line
+  local b
+  b=$(grep -o 'block_bytes=[0-9]*' "$T/$1/sim/sim.log" | head -1)
+  [ -n "$b" ] && echo $((${b#block_bytes=} * 8))
 }
 
 # No sanitizer report in the output of the lab's processes (after qkd-lab down).
