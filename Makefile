@@ -13,6 +13,8 @@ SHELL := /bin/bash
 PREFIX ?= /usr/local
 CC ?= cc
 QK_SLOW ?= 0
+# 1: a test skipped for a reason other than not-root or SLOW fails (tests/README.md, "Skips").
+QK_STRICT_SKIPS ?= 0
 PKGS := libmicrohttpd openssl libsodium sqlite3 libcjson cunit libcurl inih
 
 ifeq ($(SAN),1)
@@ -200,10 +202,10 @@ unit: tests-build
 	$(UNIT)
 
 integration: tests-build
-	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) tests/run-integration
+	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) QK_STRICT_SKIPS=$(QK_STRICT_SKIPS) tests/run-integration
 
 check-fast: tests-build check-layers
-	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) tests/run-all
+	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) QK_STRICT_SKIPS=$(QK_STRICT_SKIPS) tests/run-all
 
 # The import graph: no folder includes a header of a folder its INC_ list does not name.
 LAYERED := common kms $(ZONES) kmed sim client ikev2-bridge bench
@@ -217,9 +219,10 @@ check-san:
 	$(MAKE) SAN=1 check-fast
 
 # Normal build: every suite, slow ones included. Sanitizer build: the default (quick) suites.
+# Both strict: a skip for a missing binary, tool or listener is a failure.
 check:
-	$(MAKE) check-fast QK_SLOW=1
-	$(MAKE) SAN=1 check-fast
+	$(MAKE) check-fast QK_SLOW=1 QK_STRICT_SKIPS=1
+	$(MAKE) SAN=1 check-fast QK_STRICT_SKIPS=1
 	$(if $(FUZZ_SRC),$(MAKE) fuzz-run)
 
 # The lab (docs/lab.md): qkd-lab up in ./lab, then a key through ETSI 014 and SKIP.
