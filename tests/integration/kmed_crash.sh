@@ -237,4 +237,11 @@ grep -Eq ' double=0 duplicates=0 errors=0$' "$T/verify.out" || fail "verify: a k
 # lost keys are accepted by check_keys only when burned at both ends (3/3)
 check_keys after "$T/rec.txt" "$T/k31_p1" $CLIENTS || fail "after the kills"
 ok "$total keys delivered to the master: each fetched once with the same bytes at KME_B, or burned at both ends"
+# a clean stop, and nothing a sanitizer build reported on the way (the outputs of every run)
+pair_stop A
+pair_stop B
+if grep -Eq 'Sanitizer|runtime error' "$T"/kme_A.out "$T"/kme_B.out; then
+  grep -Eh -A5 'Sanitizer|runtime error' "$T"/kme_A.out "$T"/kme_B.out | head -40
+  fail "a sanitizer report in a KME's output"
+fi
 echo "kmed_crash: all checks passed"
