@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # etsi_pair.sh - two qkd-kmed (KME_A, KME_B) on 127.0.0.1 for the ETSI 014 integration tests.
 # Source it after setting BUILD; it creates $T (temp dir) and an EXIT trap that stops every
-# process it started and removes $T (kept when QK_KEEP=1).
+# process it started and removes $T (kept when QK_KEEP=1). It sources skip.sh (qk_skip,
+# qk_need_bin, qk_need_cmd: tests/README.md "Skips") and needs qkd-kmed, qk-feeder, etsi-load.
 #
 #   pair_init                 PKI (one CA), configs, master keys; SAE_A1/SAE_A2 at KME_A, SAE_B1/SAE_B2
 #                             at KME_B; SAE_X holds a certificate but is registered nowhere
