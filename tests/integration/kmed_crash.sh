@@ -37,14 +37,15 @@ NUMBER=2    # keys per request (256 bits)
 STEP=4      # 200 answers awaited before a kill and after a restart
 WAIT_S=30   # bound of every wait
 
-# wait_for SECONDS WHAT CMD...: poll CMD every 50 ms until it succeeds; fail after SECONDS.
-wait_for() {
-  local lim=$1 what=$2 end=$((SECONDS + $1))
+# shellcheck source=tests/lib/wait.sh
+. "$ROOT/tests/lib/wait.sh"
+WAIT_STEP=0.05
+# await SECONDS WHAT CMD...: wait_for (tests/lib/wait.sh) on CMD, its arguments expanded now;
+# fail after SECONDS.
+await() {
+  local lim=$1 what=$2
   shift 2
-  until "$@"; do
-    [ $SECONDS -lt $end ] || fail "no $what within $lim s"
-    sleep 0.05
-  done
+  wait_for "$(printf '%q ' "$@")" "$lim" "$what" || fail "no $what within $lim s"
 }
 
 db() { sqlite3 -readonly "$T/data_$1/store.db" "$2"; } # A|B SQL
@@ -170,18 +171,18 @@ ok "pair fed"
 # ---- 1. kill -9 of KME_B (the slaves' KME) --------------------------------------------------
 P1=$T/p1
 start_clients "$P1"
-wait_for $WAIT_S "$STEP answers 200 before the kill" at_least "$P1" 200 $STEP
+await $WAIT_S "$STEP answers 200 before the kill" at_least "$P1" 200 $STEP
 pair_stop B KILL
 before=$(count "$P1" '[0-9]+')
-wait_for $WAIT_S "3 answers while KME_B is down" at_least "$P1" '[0-9]+' $((before + 3 + CLIENTS))
+await $WAIT_S "3 answers while KME_B is down" at_least "$P1" '[0-9]+' $((before + 3 + CLIENTS))
 down=$(count "$P1" 503)
 pair_start B
 ok200=$(count "$P1" 200)
-wait_for $WAIT_S "$STEP more answers 200 after the restart of KME_B" at_least "$P1" 200 $((ok200 + STEP))
+await $WAIT_S "$STEP more answers 200 after the restart of KME_B" at_least "$P1" 200 $((ok200 + STEP))
 stop_clients "$P1"
 echo "answers: $(sort "$P1"/st_* | uniq -c | tr '\n' ' ')"
 cat "$P1"/keys_* >"$T/rec1.txt"
-wait_for $WAIT_S "settled requests at KME_A" no_pending_at_A
+await $WAIT_S "settled requests at KME_A" no_pending_at_A
 # KME_A stayed up: every delivery at KME_A reached a client (no answer lost)
 check_keys before "$T/rec1.txt" any 0 || fail "after the kill of KME_B"
 [ "$down" -ge 3 ] || fail "KME_A answered only $down requests 503 while KME_B was down"
@@ -195,9 +196,9 @@ peer_bytes_queued() {
   ss -Htn "( sport = :${PEERPORT[B]} )" | awk '$1 == "ESTAB" && $2 > 0 { q = 1 } END { exit !q }'
 }
 start_clients "$P2"
-wait_for $WAIT_S "$STEP answers 200 before the kill" at_least "$P2" 200 $STEP
+await $WAIT_S "$STEP answers 200 before the kill" at_least "$P2" 200 $STEP
 kill -STOP "${PID[B]}"
-wait_for $WAIT_S "a reservation queued at the frozen KME_B" peer_bytes_queued
+await $WAIT_S "a reservation queued at the frozen KME_B" peer_bytes_queued
 pair_stop A KILL
 db A 'SELECT request_id FROM requests WHERE direction = 0 AND state = 0;' >"$T/stale"
 kill -CONT "${PID[B]}"
@@ -208,13 +209,13 @@ stale_reserved_at_B() {
   ids=$(sed "s/.*/'&'/" "$T/stale" | paste -sd,)
   [ "$(db B "SELECT count(*) FROM requests WHERE direction = 1 AND request_id IN ($ids);")" -ge 1 ]
 }
-wait_for $WAIT_S "the reservation of the killed KME_A at KME_B" stale_reserved_at_B
+await $WAIT_S "the reservation of the killed KME_A at KME_B" stale_reserved_at_B
 pair_start A
 ok200=$(count "$P2" 200)
-wait_for $WAIT_S "$STEP more answers 200 after the restart of KME_A" at_least "$P2" 200 $((ok200 + STEP))
+await $WAIT_S "$STEP more answers 200 after the restart of KME_A" at_least "$P2" 200 $((ok200 + STEP))
 stop_clients "$P2"
 echo "answers: $(sort "$P2"/st_* | uniq -c | tr '\n' ' ')"
-wait_for $WAIT_S "KME_A's restart reconciliation (no pending request)" no_pending_at_A
+await $WAIT_S "KME_A's restart reconciliation (no pending request)" no_pending_at_A
 while read -r id; do
   sa=$(db A "SELECT state FROM requests WHERE request_id = '$id';")
   sb=$(db B "SELECT direction || '/' || state FROM requests WHERE request_id = '$id';")
