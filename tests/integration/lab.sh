@@ -3,24 +3,33 @@
 # rate; an ETSI 014 key and a SKIP key shared across the link; link down stops the growth
 # (qkd_link_up 0); an eavesdropper above the abort threshold stops it and is reported (QBER in
 # the metrics and the sim status); a corrupted delivery to one end is burned at both; a chain
-# of three KMEs shares keys between neighbours; qkd-lab down leaves no process.
+# of three KMEs shares keys between neighbours; qkd-lab down leaves no process. Every wait is on
+# a condition (a metric, a simulator counter), bounded; rates are timed by the simulator's clock.
+# shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
 # shellcheck source=../lib/lab.sh
 . "$(dirname "$0")/../lib/lab.sh"
 L=KME_A~KME_B
 CTL() { "$SIM" fault --control "$(lab_json two .sim_url)" --link "$L" "$@" >/dev/null || fail "fault $*"; }
 pool() { kme_metric two "$1" qkd_pool_bits "link=\"$L\""; }
-# Wait until the pool of KME $1 stops changing (in-flight blocks confirmed), print it.
-settled_pool() {
-  local a b i
-  a=$(pool "$1")
-  for i in $(seq 1 20); do
-    sleep 0.5
-    b=$(pool "$1")
-    [ "$a" = "$b" ] && { echo "$b"; return; }
-    a=$b
-  done
-  echo "$b"
+metric_is() { [ "$(kme_metric two "$1" "$2" "link=\"$L\"${4:-}")" = "$3" ]; } # KME METRIC VALUE [FILTER]
+gt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
+# No growth while the link delivers nothing ($1 = KME, $2 = why): once the device reported it
+# (the simulator sends its telemetry from the link thread, after any block in flight) and both
+# ends confirmed what they had (no pending block), the simulator emits no block and the pool of
+# $1 stays put while the simulator's own clock runs through 8 block intervals (at least 2 s).
+no_growth() {
+  local k=$1 why=$2 m0 b0 d0 l0 m1=0 b1=0 d1 l1 p0 p1 span
+  wait_for 'metric_is KME_A qkd_blocks 0.000000 ",state=\"pending\"" && metric_is KME_B qkd_blocks 0.000000 ",state=\"pending\""' \
+    30 "no pending block at either end" || fail "blocks still pending while $why"
+  read -r m0 b0 d0 l0 <<<"$(sim_sample two "$L")"
+  p0=$(pool "$k")
+  span=$(awk -v b="$BB" -v r="$rate" 'BEGIN { s = 8000 * b / r; printf "%d", (s > 2000 ? s : 2000) }')
+  wait_for 'read -r m1 b1 d1 l1 <<<"$(sim_sample two "$L")" && [ "$m1" -ge $((m0 + span)) ]' 60 \
+    "the simulator's clock to pass $span ms" || fail "no sample of the simulator"
+  p1=$(pool "$k")
+  [ "$b1" = "$b0" ] || fail "the simulator emitted $((b1 - b0)) block(s) while $why"
+  [ "$p0" = "$p1" ] || fail "the pool of $k grew while $why ($p0 -> $p1)"
 }
 
 lab_up two --time-scale 100
@@ -36,14 +45,36 @@ done
 grep -q 'KME_A~KME_B *up' "$T/status.out" || { cat "$T/status.out"; fail "status shows no link"; }
 ok "lab.json, file modes, qkd-lab status"
 
-# Keys flow at the modelled rate (pool bits exclude the 32-byte verification key per block).
+# Keys flow at the modelled rate: timed by the simulator's clock over 24 counted blocks (as in
+# sim_rate.sh: within 3 blocks + 10%), and each pool holds every block the simulator delivered,
+# no more: at least the blocks delivered at one sample (waited for), at most those delivered at
+# the next. Pool bits exclude the 32-byte verification key of each block; no key is taken yet.
 rate=$(sim_link two "$L" .rate_bps)
+BB=$(sim_block_bits two) || fail "no block size in the simulator's log"
+NBLK=24
+m1=0 b1=0 d1=0 l1=0
+read -r m0 b0 d0 l0 <<<"$(sim_sample two "$L")"
+[ -n "${l0:-}" ] || fail "no sample of the simulator's counters"
+want=$(awk -v n="$NBLK" -v b="$BB" -v r="$rate" 'BEGIN { printf "%d", 4 * n * b / r + 20 }')
+wait_for 'read -r m1 b1 d1 l1 <<<"$(sim_sample two "$L")" && [ "$b1" -ge $((b0 + NBLK)) ]' "$want" \
+  "$NBLK blocks from the simulator" || fail "the simulator emitted $((b1 - b0)) of $NBLK blocks in $want s"
+got=$(awk -v a="$d0" -v b="$d1" -v la="$l0" -v lb="$l1" -v s="$m0" -v e="$m1" \
+  'BEGIN { printf "%.0f", (b - a + lb - la) * 1000 / (e - s) }')
+awk -v a="$d0" -v b="$d1" -v la="$l0" -v lb="$l1" -v s="$m0" -v e="$m1" -v r="$rate" -v bb="$BB" \
+  'BEGIN { x = r * (e - s) / 1000; g = b - a + lb - la; d = g - x; if (d < 0) d = -d
+           exit !(d <= 3 * bb + 0.1 * x && (lb - la) <= 0.25 * g) }' ||
+  fail "the simulator earned $got bit/s (lost $((l1 - l0)) bits), model $rate bit/s"
+[ "$(sim_link two "$L" .failed_blocks)" = 0 ] || fail "blocks failed to reach a KME"
+ok "the simulator delivers $got bit/s on its own clock (model x scale: $rate bit/s)"
+lo=$(awk -v d="$d1" -v b="$BB" 'BEGIN { printf "%.6f", d / b * (b - 256) }')
 for k in KME_A KME_B; do
-  p0=$(pool $k); t0=$(date +%s.%N); sleep 6; p1=$(pool $k); t1=$(date +%s.%N)
-  got=$(awk -v a="$p0" -v b="$p1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", (b - a) / (e - s) }')
-  awk -v g="$got" -v r="$rate" 'BEGIN { d = (g - r * 4064 / 4096) / r; exit !(d < 0.2 && d > -0.2) }' ||
-    fail "$k pool grows at $got bit/s, model $rate bit/s"
-  ok "$k pool grows at $got bit/s (model x scale: $rate bit/s)"
+  wait_for 'p=$(pool $k); ! gt "$lo" "$p"' 30 "$k to hold the $((d1 / BB)) delivered blocks" ||
+    fail "the pool of $k holds $p bits, not the $lo of the $((d1 / BB)) blocks delivered"
+  p=$(pool $k)
+  read -r _ _ d2 _ <<<"$(sim_sample two "$L")"
+  hi=$(awk -v d="$d2" -v b="$BB" 'BEGIN { printf "%.6f", d / b * (b - 256) }')
+  gt "$p" "$hi" && fail "the pool of $k holds $p bits, more than the $hi of the $((d2 / BB)) blocks delivered"
+  ok "$k pool holds every delivered block ($p bits)"
 done
 
 etsi_pair_key two KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key A -> B"
@@ -54,62 +85,62 @@ BUILD=$BUILD "$ROOT/scripts/lab-up" --demo "$T/two" >"$T/demo.out" 2>&1 || { cat
 grep -q "ETSI 014 key .*bytes equal" "$T/demo.out" && grep -q "SKIP key [0-9a-f]\{32\}: .*bytes equal" "$T/demo.out" ||
   { cat "$T/demo.out"; fail "make-run demo summary"; }
 ok "make-run demo: ETSI 014 and SKIP keys through the qkd CLI"
+# The lab always has the qkd client and a skip listener on every KME: neither may be missing.
 QKD=$BUILD/bin/qkd
-if [ -x "$QKD" ] && [ "$(lab_json two '.kmes[0].skip_url')" != null ]; then
-  a=$("$QKD" skip key KME_B --lab "$T/two" --kme KME_A --skip-client SKIP_KME_A) || fail "SKIP key"
-  b=$("$QKD" skip key-by-id "${a%% *}" KME_A --lab "$T/two" --kme KME_B --skip-client SKIP_KME_B) ||
-    fail "SKIP key by ID"
-  [ "${a#* }" = "${b#* }" ] || fail "SKIP: different bytes"
-  ok "SKIP key across the link"
-else
-  echo "note: SKIP round trip skipped (no qkd client or no skip listener)"
-fi
+[ -x "$QKD" ] || fail "$QKD not built"
+for k in KME_A KME_B; do
+  [ "$(lab_json two ".kmes[] | select(.id==\"$k\") | .skip_url")" != null ] || fail "lab.json: no skip_url for $k"
+  grep -q "^  $k .* SKIP https://127.0.0.1:" "$T/two.up" || fail "qkd-lab up does not show the SKIP listener of $k"
+done
+a=$("$QKD" skip key KME_B --lab "$T/two" --kme KME_A --skip-client SKIP_KME_A) || fail "SKIP key"
+b=$("$QKD" skip key-by-id "${a%% *}" KME_A --lab "$T/two" --kme KME_B --skip-client SKIP_KME_B) ||
+  fail "SKIP key by ID"
+[ "${a#* }" = "${b#* }" ] || fail "SKIP: different bytes"
+ok "SKIP key across the link"
 
 # Link down: no growth, qkd_link_up 0 at both ends.
 CTL down
-sleep 1.5
-[ "$(kme_metric two KME_A qkd_link_up "link=\"$L\"")" = 0.000000 ] || fail "qkd_link_up not 0 at A"
-[ "$(kme_metric two KME_B qkd_link_up "link=\"$L\"")" = 0.000000 ] || fail "qkd_link_up not 0 at B"
-p0=$(settled_pool KME_A); sleep 3; p1=$(pool KME_A)
-[ "$p0" = "$p1" ] || fail "pool grew while the link was down ($p0 -> $p1)"
+wait_for 'metric_is KME_A qkd_link_up 0.000000 && metric_is KME_B qkd_link_up 0.000000' 20 \
+  "qkd_link_up 0 at both ends" || fail "qkd_link_up not 0 at both ends with the link down"
 [ "$(sim_link two "$L" .state)" = down ] || fail "sim state is not down"
+no_growth KME_A "the link was down"
+p1=$(pool KME_A)
 ok "link down: no key, qkd_link_up 0"
 CTL up
-sleep 2.5
-p2=$(pool KME_A)
-awk -v a="$p2" -v b="$p1" 'BEGIN { exit !(a > b) }' || fail "no growth after link up"
+wait_for 'gt "$(pool KME_A)" "$p1"' 30 "the pool of KME_A to grow" || fail "no growth after link up"
 ok "link up again: keys flow"
 
 # Eavesdropper on every pulse: QBER ~25% > 11%, no key, reported.
 CTL eve 1
-sleep 1.5
-q=$(kme_metric two KME_B qkd_link_qber "link=\"$L\"")
-awk -v q="$q" 'BEGIN { exit !(q > 0.11) }' || fail "qkd_link_qber $q with an eavesdropper"
-[ "$(kme_metric two KME_B qkd_link_up "link=\"$L\"")" = 0.000000 ] || fail "link still up with eve"
+q=
+wait_for 'q=$(kme_metric two KME_B qkd_link_qber "link=\"$L\""); gt "$q" 0.11 && metric_is KME_B qkd_link_up 0.000000' \
+  20 "KME_B to report the eavesdropper" || fail "qkd_link_qber $q (link up $(kme_metric two KME_B qkd_link_up "link=\"$L\"")) with an eavesdropper"
 [ "$(sim_link two "$L" .state)" = aborted ] || fail "sim state is not aborted"
-p0=$(settled_pool KME_B); sleep 3; p1=$(pool KME_B)
-[ "$p0" = "$p1" ] || fail "pool grew with an eavesdropper ($p0 -> $p1)"
+no_growth KME_B "an eavesdropper was on the link"
 ok "eavesdropper: QBER $q reported, no key"
-# A small intercept fraction keeps the QBER under the threshold: key still flows.
+# A small intercept fraction keeps the QBER under the threshold: key still flows (the simulator
+# evaluates the model when the fault is set).
+p1=$(pool KME_B)
 CTL eve 0.05
-sleep 1.5
 q2=$(sim_link two "$L" .qber)
 awk -v a="$q2" -v b="$q" 'BEGIN { exit !(a < b && a > 0.033) }' || fail "QBER $q2 with eve 0.05"
+wait_for 'gt "$(pool KME_B)" "$p1"' 30 "the pool of KME_B to grow" || fail "no key with eve 0.05 (QBER $q2)"
+ok "eavesdropper on 5% of the pulses: QBER $q2, key flows"
 CTL clear
 
 # Corrupted delivery to end b: the KMEs' inventory exchange finds the mismatch, both burn.
 ba=$(kme_metric two KME_A qkd_blocks 'state="burned"'); bb=$(kme_metric two KME_B qkd_blocks 'state="burned"')
+c0=$(sim_link two "$L" .corrupted_blocks)
 CTL corrupt b
-sleep 2.5
+wait_for '[ "$(sim_link two "$L" .corrupted_blocks)" -ge $((c0 + 2)) ]' 30 "two corrupted blocks" ||
+  fail "the simulator sent no corrupted block"
 CTL corrupt none
-nc=$(sim_link two "$L" .corrupted_blocks)
-[ "$nc" -ge 1 ] || fail "no corrupted block was sent"
-for i in $(seq 1 25); do
+nc=$(($(sim_link two "$L" .corrupted_blocks) - c0))
+burned_both() {
   ba2=$(kme_metric two KME_A qkd_blocks 'state="burned"'); bb2=$(kme_metric two KME_B qkd_blocks 'state="burned"')
-  awk -v a="$ba2" -v b="$ba" -v c="$bb2" -v d="$bb" -v n="$nc" 'BEGIN { exit !(a - b >= n && c - d >= n) }' && break
-  sleep 0.2
-done
-awk -v a="$ba2" -v b="$ba" -v c="$bb2" -v d="$bb" -v n="$nc" 'BEGIN { exit !(a - b >= n && c - d >= n) }' ||
+  awk -v a="$ba2" -v b="$ba" -v c="$bb2" -v d="$bb" -v n="$nc" 'BEGIN { exit !(a - b >= n && c - d >= n) }'
+}
+wait_for burned_both 30 "$nc burned blocks at both ends" ||
   fail "burned blocks A $ba -> $ba2, B $bb -> $bb2, $nc corrupted"
 ok "$nc corrupted block(s) burned at both ends"
 
