@@ -3,9 +3,14 @@
 # a block sent with different bytes to one side is burned and never used; the peer KME stopped
 # mid-run (503, keys delivered to masters still fetchable once after its restart); kill -9 of
 # either KME during load, restart and reconciliation: no key delivered twice, every key a
-# master received still fetchable exactly once at the slave.
+# master received still fetchable exactly once at the slave. Each fault is injected on a
+# condition (the load reached the KMEs, the survivor answered 503), never after a fixed sleep.
+# shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
+# shellcheck source=../lib/etsi_pair.sh
 . "$(dirname "$0")/../lib/etsi_pair.sh"
+# shellcheck source=../lib/wait.sh
+. "$(dirname "$0")/../lib/wait.sh"
 command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 missing"; exit 77; }
 
 BLK=65536
@@ -13,6 +18,21 @@ NBLK=60
 CORRUPT=3
 DROP=4
 LOADARGS=(--direction both --threads 2 --number 2 --size 256 --tolerate-errors --quiet --recheck-every 3 --timeout-ms 5000)
+# ETSI 014 answers of KME $1 with status $2 (admin /metrics).
+answers() { admin_metric "$1" qkd_requests_total "listener=\"etsi014\",status=\"$2\""; }
+# Bounded: the load has reached KME $1 (10 more answers 200 than before); then stop KME $2 with
+# signal $3 and wait until KME $1 answers 503 for want of its peer.
+# shellcheck disable=SC2034 # n0 and e0 are read by the wait_for conditions
+fault_under_load() {
+  local s=$1 v=$2 sig=$3 n0 e0
+  n0=$(answers "$s" 200)
+  wait_for '[ "$(answers "$s" 200)" -ge $((n0 + 10)) ]' 30 "the load to reach KME_$s" ||
+    fail "no load reached KME_$s"
+  e0=$(answers "$s" 503)
+  pair_stop "$v" "$sig"
+  wait_for '[ "$(answers "$s" 503)" -gt "$e0" ]' 30 "KME_$s to answer 503 with KME_$v down" ||
+    fail "KME_$s answered no 503 while KME_$v was down"
+}
 
 pair_init
 pair_start A
@@ -26,12 +46,8 @@ good=$(( NBLK - 2 ))
 wait_pool A $(( (good - 1) * (BLK - 32) * 8 )) || fail "pool of KME_A did not fill"
 wait_pool B $(( (good - 1) * (BLK - 32) * 8 )) || fail "pool of KME_B did not fill"
 burned=0
-for i in $(seq 1 50); do
-  burned=$(( $(admin_metric A qkd_blocks 'state="burned"') + $(admin_metric B qkd_blocks 'state="burned"') ))
-  [ "$burned" -ge 1 ] && break
-  sleep 0.2
-done
-[ "$burned" -ge 1 ] || fail "the corrupted block was not burned (metrics: $(admin_metrics A | grep qkd_blocks))"
+wait_for 'burned=$(( $(admin_metric A qkd_blocks "state=\"burned\"") + $(admin_metric B qkd_blocks "state=\"burned\"") )); [ "$burned" -ge 1 ]' \
+  20 "the corrupted block to be burned" || fail "the corrupted block was not burned (metrics: $(admin_metrics A | grep qkd_blocks))"
 for s in A B; do
   bits=$(admin_metric $s qkd_pool_bits "link=\"$LINK\"")
   [ "$bits" -le $(( good * (BLK - 32) * 8 )) ] || fail "KME_$s pool holds $bits bits: more than the $good good blocks"
@@ -47,11 +63,9 @@ ok "peer down: enc_keys answers 503 and delivers nothing"
 pair_start B
 
 # peer stopped mid-run, then restarted
-pair_load "${LOADARGS[@]}" --pairs 100000 --duration-s 5 --out "$T/k1.txt" >"$T/l1.out" 2>&1 &
+pair_load "${LOADARGS[@]}" --pairs 100000 --duration-s 8 --out "$T/k1.txt" >"$T/l1.out" 2>&1 &
 LP=$!
-sleep 1.5
-pair_stop B TERM
-sleep 1.5
+fault_under_load A B TERM
 pair_start B
 wait $LP; rc=$?
 cat "$T/l1.out"
@@ -61,11 +75,10 @@ ok "peer stopped mid-run: errors while down, no mismatch"
 
 # --- 3. kill -9 of either KME during load
 for victim in A B; do
-  pair_load "${LOADARGS[@]}" --pairs 100000 --duration-s 5 --out "$T/k_$victim.txt" >"$T/l_$victim.out" 2>&1 &
+  pair_load "${LOADARGS[@]}" --pairs 100000 --duration-s 8 --out "$T/k_$victim.txt" >"$T/l_$victim.out" 2>&1 &
   LP=$!
-  sleep 1.5
-  pair_stop $victim KILL
-  sleep 1
+  survivor=B; [ $victim = B ] && survivor=A
+  fault_under_load $survivor $victim KILL
   pair_start $victim
   wait $LP; rc=$?
   cat "$T/l_$victim.out"
@@ -73,8 +86,9 @@ for victim in A B; do
   ok "kill -9 of KME_$victim during load: no mismatch, no double delivery seen by the clients"
 done
 
-# let the sync threads reconcile (pending requests burned, inventory exchanged)
-sleep 2
+# the sync threads reconcile: requests left pending by the kill -9 are burned at both ends
+wait_for '[ "$(admin_metric A qkd_keys_total "state=\"pending\"")" = 0 ] && [ "$(admin_metric B qkd_keys_total "state=\"pending\"")" = 0 ]' \
+  30 "no pending key at either KME" || fail "keys still pending after the restarts"
 
 # --- 4. every key a master received is fetchable exactly once at the slave; nothing twice.
 # A pending key (the client saw no dec_keys answer) that the slave cannot give any more is
