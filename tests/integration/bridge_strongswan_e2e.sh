@@ -7,7 +7,9 @@
 # confirmed by both charons ("using PPK for PPK_ID '<key ID>'", list-sas ppk=yes) with a key ID
 # that KME_A delivered (enc_keys) and KME_B delivered (dec_keys); a KME outage keeps the tunnel
 # up and rotation resumes by itself; a responder without the key: the initiator reports it and
-# no SA comes up without PPK; recovery after the responder bridge is back.
+# no SA comes up without PPK; recovery after the responder bridge is back. Every wait is on a
+# condition (bridge status, charon log lines), bounded (tests/lib/wait.sh).
+# shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
 if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespaces)"; exit 77; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,6 +18,8 @@ BRIDGE=$BUILD/bin/qkd-bridge
 CHARON=/usr/lib/ipsec/charon
 # shellcheck source=../lib/bridge.sh
 . "$ROOT/tests/lib/bridge.sh" # start_charon (this test keeps its own cleanup and bridge helpers)
+# shellcheck source=../lib/wait.sh
+. "$ROOT/tests/lib/wait.sh"
 [ -x "$BRIDGE" ] || fail "$BRIDGE not built"
 [ -x "$CHARON" ] || fail "$CHARON missing (scripts/install-deps installs strongswan-charon)"
 [ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || fail "kernel-libipsec plugin missing (libcharon-extra-plugins)"
@@ -155,20 +159,15 @@ ping_ok() { ip netns exec $NS1 ping -c 2 -W 2 -I 198.51.100.1 203.0.113.1 >/dev/
 
 # wait_rotations N: until the initiator reports N successful rotations and the SA with PPK.
 wait_rotations() {
-  local n=$1 i
-  for i in $(seq 1 60); do
-    if [ "$(stv i .rotations_ok)" -ge "$n" ] 2>/dev/null && [ "$(stv i .sa.ppk_confirmed)" = true ]; then return 0; fi
-    sleep 0.5
-  done
-  st i; die "initiator did not reach $n rotations with a confirmed PPK"
+  local n=$1
+  wait_for '[ "$(stv i .rotations_ok)" -ge "$n" ] 2>/dev/null && [ "$(stv i .sa.ppk_confirmed)" = true ]' 30 \
+    "$n rotations with a confirmed PPK" || { st i; die "initiator did not reach $n rotations with a confirmed PPK"; }
 }
 
 # check_key KID: both charons used the PPK, the SA says ppk=yes, both KMEs delivered the key.
 check_key() {
-  local kid=$1 i
-  for i in $(seq 1 20); do
-    grep -q "using PPK for PPK_ID '$kid'" "$T/gw2/charon.log" && break; sleep 0.25
-  done
+  local kid=$1
+  wait_for 'grep -q "using PPK for PPK_ID '"'"'$kid'"'"'" "$T/gw2/charon.log"' 10 "gw2 to log PPK_ID $kid"
   grep -q "using PPK for PPK_ID '$kid'" "$T/gw1/charon.log" || die "gw1 did not log PPK_ID $kid"
   grep -q "using PPK for PPK_ID '$kid'" "$T/gw2/charon.log" || die "gw2 did not log PPK_ID $kid"
   sas gw1 | grep -q "ppk = yes" || die "gw1 list-sas has no ppk=yes"
@@ -206,11 +205,12 @@ done
 ok "old PPKs unloaded on both gateways"
 
 # ---- 3: KME outage -------------------------------------------------------------------------
+# shellcheck disable=SC2034 # read by the wait_for condition
 before_fail=$(stv i .rotations_failed)
 pair_stop B
 "$BRIDGE" rotate --admin "${ADMIN[i]}" >/dev/null || die "rotate request"
-for i in $(seq 1 40); do [ "$(stv i .rotations_failed)" -gt "$before_fail" ] && break; sleep 0.5; done
-[ "$(stv i .rotations_failed)" -gt "$before_fail" ] || { st i; die "rotation did not fail during the KME outage"; }
+wait_for '[ "$(stv i .rotations_failed)" -gt "$before_fail" ]' 20 "a failed rotation" ||
+  { st i; die "rotation did not fail during the KME outage"; }
 [ "$(stv i .last_error)" != null ] || die "no last_error reported during the outage"
 ping_ok || die "tunnel went down during the KME outage"
 [ "$(stv i .key_id)" = "${KEYS[3]}" ] || die "key changed during the outage"
@@ -230,12 +230,16 @@ ok "KME_B back: rotation resumed by itself with $K"
 stop_bridge r
 vici gw2 unload-shared id="qkd-$K" >/dev/null || die "unload-shared on gw2"
 vici gw2 get-shared | grep -q "qkd-$K" && die "gw2 still holds $K"
+# shellcheck disable=SC2034 # read by the wait_for conditions
 gerr=$(stv i .gateway_errors)
 vici gw1 terminate ike=qkd timeout=5000 >/dev/null 2>&1
-for i in $(seq 1 40); do [ "$(stv i .gateway_errors)" -gt "$gerr" ] && break; sleep 0.5; done
-[ "$(stv i .gateway_errors)" -gt "$gerr" ] || { st i; die "initiator did not report the failed SA"; }
+wait_for '[ "$(stv i .gateway_errors)" -gt "$gerr" ]' 20 "the initiator to report the failed SA" ||
+  { st i; die "initiator did not report the failed SA"; }
 stv i .last_error | grep -q "NOT\|without PPK\|failed" || { st i; die "last_error does not explain the failure"; }
-sleep 3
+# The supervisor re-establishes a lost SA with the same PPK (retry_min 1 s, doubling): let it
+# try again and fail again before looking for an SA that came up without the PPK.
+wait_for '[ "$(stv i .gateway_errors)" -ge $((gerr + 2)) ]' 30 "a second failed attempt" ||
+  { st i; die "the initiator did not retry the SA"; }
 for g in gw1 gw2; do
   sas $g | grep -q "state = ESTABLISHED" && { sas $g; die "$g has an ESTABLISHED IKE SA although the responder lacks the PPK"; }
 done
