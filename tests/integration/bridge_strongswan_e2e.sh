@@ -11,8 +11,10 @@
 # condition (bridge status, charon log lines), bounded (tests/lib/wait.sh).
 # shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
-if [ "$(id -u)" != 0 ]; then echo "SKIP: needs root (network namespaces)"; exit 77; fi
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/skip.sh
+. "$ROOT/tests/lib/skip.sh"
+qk_need_root "network namespaces"
 . "$ROOT/tests/lib/etsi_pair.sh"
 BRIDGE=$BUILD/bin/qkd-bridge
 CHARON=/usr/lib/ipsec/charon

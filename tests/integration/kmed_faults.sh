@@ -11,7 +11,7 @@ set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 # shellcheck source=../lib/wait.sh
 . "$(dirname "$0")/../lib/wait.sh"
-command -v sqlite3 >/dev/null || { echo "SKIP: sqlite3 missing"; exit 77; }
+qk_need_cmd sqlite3 # qk_need_cmd: tests/lib/skip.sh, sourced by etsi_pair.sh
 
 BLK=65536
 NBLK=60

@@ -14,9 +14,9 @@ B=$ROOT/$BUILD/tests
 for t in tls-test-server psk-session tls-identity-stress; do
   [ -x "$B/$t" ] || { echo "missing $B/$t (build the tests first)"; exit 1; }
 done
-for c in openssl curl timeout ss; do
-  command -v $c >/dev/null || { echo "skip: $c not installed"; exit 77; }
-done
+# shellcheck source=../lib/skip.sh
+. "$ROOT/tests/lib/skip.sh"
+qk_need_cmd openssl curl timeout ss
 # shellcheck source=../lib/pki.sh
 source "$ROOT/tests/lib/pki.sh"
 # shellcheck source=../lib/wait.sh

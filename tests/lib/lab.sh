@@ -16,12 +16,12 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 LAB=$BUILD/bin/qkd-lab
 SIM=$BUILD/bin/qkd-sim
-for f in "$LAB" "$SIM" "$BUILD/bin/qkd-kmed"; do
-  [ -x "$f" ] || { echo "SKIP: $f not built"; exit 77; }
-done
+# shellcheck source=skip.sh
+. "$ROOT/tests/lib/skip.sh"
+qk_need_bin "$LAB" "$SIM" "$BUILD/bin/qkd-kmed"
 # shellcheck source=wait.sh
 . "$ROOT/tests/lib/wait.sh"
-for c in curl jq; do command -v $c >/dev/null || { echo "SKIP: $c missing"; exit 77; }; done
+qk_need_cmd curl jq
 
 T=$(mktemp -d /tmp/qk-lab.XXXXXX)
 LABS=()
