@@ -1,6 +1,7 @@
 /* kms_fixture.c - a running qk_kms for unit suites (kms_fixture.h). */
 #include "kms_fixture.h"
 
+#include <CUnit/CUnit.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,4 +238,22 @@ void kf_pair_close(kf_pair *p)
     pki_remove(&p->pki);
     qk_http_global_cleanup();
     qk_log_set_level(p->saved_level);
+}
+
+void kf_put_pending(qk_store *st, uint64_t id, const uint8_t *bytes, size_t len)
+{
+    qk_put_result res = QK_PUT_CONFLICT;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_store_block_put(st, KF_LINK, id, bytes, len, &res, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(res, QK_PUT_NEW);
+}
+
+int kf_block_state(qk_store *st, uint64_t id)
+{
+    uint8_t dg[QK_CHECK_LEN];
+    qk_block_state bs = QK_BLOCK_PENDING;
+    qk_err err = {0, ""};
+    int rc = qk_store_block_digest(st, KF_LINK, id, dg, &bs, &err);
+    CU_ASSERT(rc == 0 || rc == QK_ENOTFOUND);
+    return rc == 0 ? (int)bs : -1;
 }

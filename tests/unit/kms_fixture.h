@@ -51,4 +51,11 @@ typedef struct {
 int kf_pair_open(kf_pair *p, const char *const *saes_a, const char *const *saes_b);
 void kf_pair_close(kf_pair *p);
 
+/* Put len bytes as block id of KF_LINK into st, PENDING (as the device delivers it); CUnit
+ * fatal assertions on failure. */
+void kf_put_pending(qk_store *st, uint64_t id, const uint8_t *bytes, size_t len);
+/* The state of block id of KF_LINK at st; -1 when st does not hold it (any other store error
+ * fails a CUnit assertion). */
+int kf_block_state(qk_store *st, uint64_t id);
+
 #endif

@@ -17,26 +17,6 @@ static kf_pair P;
 
 static const qk_peer_identity PEER_B = {.kind = QK_ID_CERT, .id = KF_PEER};
 
-/* Put len bytes as block id of KF_LINK into st, PENDING (as the device delivers it). */
-static void put_pending(qk_store *st, uint64_t id, const uint8_t *bytes, size_t len)
-{
-    qk_put_result res = QK_PUT_CONFLICT;
-    qk_err err = {0, ""};
-    CU_ASSERT_EQUAL_FATAL(qk_store_block_put(st, KF_LINK, id, bytes, len, &res, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(res, QK_PUT_NEW);
-}
-
-/* The state of block id at a store; -1 when the store does not hold it. */
-static int block_state(qk_store *st, uint64_t id)
-{
-    uint8_t dg[QK_CHECK_LEN];
-    qk_block_state bs = QK_BLOCK_PENDING;
-    qk_err err = {0, ""};
-    int rc = qk_store_block_digest(st, KF_LINK, id, dg, &bs, &err);
-    CU_ASSERT(rc == 0 || rc == QK_ENOTFOUND);
-    return rc == 0 ? (int)bs : -1;
-}
-
 /* Call A's peer API as KF_PEER. */
 static void call_a(const char *method, const char *path, const char *body, qk_http_reply *rep)
 {
@@ -85,15 +65,15 @@ static void test_inventory_compares_digests(void)
     randombytes_buf(conf, BL);
     /* B holds all six; A holds 1 (same), 2 (differs), 3 (same, burned here), 5 (same,
      * already confirmed) and not 4 */
-    put_pending(b, 1, same, BL);
-    put_pending(b, 2, theirs, BL);
-    put_pending(b, 3, gone, BL);
-    put_pending(b, 4, only_b, BL);
-    put_pending(b, 5, conf, BL);
-    put_pending(a, 1, same, BL);
-    put_pending(a, 2, mine, BL);
-    put_pending(a, 3, gone, BL);
-    put_pending(a, 5, conf, BL);
+    kf_put_pending(b, 1, same, BL);
+    kf_put_pending(b, 2, theirs, BL);
+    kf_put_pending(b, 3, gone, BL);
+    kf_put_pending(b, 4, only_b, BL);
+    kf_put_pending(b, 5, conf, BL);
+    kf_put_pending(a, 1, same, BL);
+    kf_put_pending(a, 2, mine, BL);
+    kf_put_pending(a, 3, gone, BL);
+    kf_put_pending(a, 5, conf, BL);
     qk_err err = {0, ""};
     CU_ASSERT_EQUAL_FATAL(qk_store_block_set_state(a, KF_LINK, 3, QK_BLOCK_BURNED, &err), 0);
     CU_ASSERT_EQUAL_FATAL(qk_store_block_set_state(a, KF_LINK, 5, QK_BLOCK_CONFIRMED, &err), 0);
@@ -126,13 +106,13 @@ static void test_inventory_compares_digests(void)
     /* what the answer did at this end: matched pending -> confirmed, differing -> burned (its
      * material wiped: nothing can be carved from it), burned stays burned, unknown stays
      * unknown; the caller's store is not this handler's to change */
-    CU_ASSERT_EQUAL(block_state(a, 1), QK_BLOCK_CONFIRMED);
-    CU_ASSERT_EQUAL(block_state(a, 2), QK_BLOCK_BURNED);
-    CU_ASSERT_EQUAL(block_state(a, 3), QK_BLOCK_BURNED);
-    CU_ASSERT_EQUAL(block_state(a, 4), -1);
-    CU_ASSERT_EQUAL(block_state(a, 5), QK_BLOCK_CONFIRMED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 1), QK_BLOCK_CONFIRMED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 2), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 3), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 4), -1);
+    CU_ASSERT_EQUAL(kf_block_state(a, 5), QK_BLOCK_CONFIRMED);
     for (uint64_t id = 1; id <= 5; id++)
-        CU_ASSERT_EQUAL(block_state(b, id), QK_BLOCK_PENDING);
+        CU_ASSERT_EQUAL(kf_block_state(b, id), QK_BLOCK_PENDING);
     qk_pool_status ps;
     CU_ASSERT_EQUAL(qk_store_pool_status(a, KF_LINK, &ps, &err), 0);
     CU_ASSERT_EQUAL(ps.blocks_burned, 2);
@@ -163,7 +143,7 @@ static void test_inventory_burns_confirmed_mismatch(void)
     randombytes_buf(mine, BL);
     memcpy(theirs, mine, BL);
     theirs[QK_BLOCK_VKEY_LEN] ^= 0x80;
-    put_pending(b, 7, theirs, BL);
+    kf_put_pending(b, 7, theirs, BL);
     CU_ASSERT_FATAL(sf_put_confirmed(a, KF_LINK, 7, mine, BL) == 0);
     const char *sl[2];
     qk_reservation r = sf_resv("req-7", KF_LINK, "SAE_A1", sl, "SAE_B1", NULL, 4000000000ull);
@@ -179,7 +159,7 @@ static void test_inventory_burns_confirmed_mismatch(void)
     CU_ASSERT_EQUAL(rep.status, 200);
     CU_ASSERT_STRING_EQUAL(rep.body, "{\"blocks\":[{\"block_id\":7,\"status\":\"mismatch\"}]}");
     qk_http_reply_clear(&rep);
-    CU_ASSERT_EQUAL(block_state(a, 7), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 7), QK_BLOCK_BURNED);
     qk_pool_status ps;
     CU_ASSERT_EQUAL(qk_store_pool_status(a, KF_LINK, &ps, &err), 0);
     CU_ASSERT_EQUAL(ps.keys_pending, 0); /* the key carved from it is burned with it */
@@ -199,8 +179,8 @@ static void test_inventory_other_link(void)
     uint8_t mine[BL], theirs[BL];
     randombytes_buf(mine, BL);
     randombytes_buf(theirs, BL);
-    put_pending(a, 1, mine, BL);
-    put_pending(b, 1, theirs, BL);
+    kf_put_pending(a, 1, mine, BL);
+    kf_put_pending(b, 1, theirs, BL);
     static const uint64_t ids[1] = {1};
     char *body = inventory_body("KME_A~KME_C", ids, 1);
     qk_http_reply rep;
@@ -210,7 +190,7 @@ static void test_inventory_other_link(void)
     CU_ASSERT_STRING_EQUAL(rep.body, "{\"message\":\"link KME_A~KME_C is not the caller's link\","
                                      "\"reason\":\"forbidden\"}");
     qk_http_reply_clear(&rep);
-    CU_ASSERT_EQUAL(block_state(a, 1), QK_BLOCK_PENDING);
+    CU_ASSERT_EQUAL(kf_block_state(a, 1), QK_BLOCK_PENDING);
     sodium_memzero(mine, BL);
     kf_pair_close(&P);
 }

@@ -20,24 +20,6 @@
 
 static kf_pair P;
 
-static void put_pending(qk_store *st, uint64_t id, const uint8_t *bytes, size_t len)
-{
-    qk_put_result res = QK_PUT_CONFLICT;
-    qk_err err = {0, ""};
-    CU_ASSERT_EQUAL_FATAL(qk_store_block_put(st, KF_LINK, id, bytes, len, &res, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(res, QK_PUT_NEW);
-}
-
-/* The state of block id at a store; -1 when the store does not hold it. */
-static int block_state(qk_store *st, uint64_t id)
-{
-    uint8_t dg[QK_CHECK_LEN];
-    qk_block_state bs = QK_BLOCK_PENDING;
-    qk_err err = {0, ""};
-    int rc = qk_store_block_digest(st, KF_LINK, id, dg, &bs, &err);
-    return rc == 0 ? (int)bs : -1;
-}
-
 static double now_ms(void)
 {
     struct timespec ts;
@@ -52,7 +34,7 @@ static bool wait_settled(qk_store *st, const uint64_t *ids, size_t n)
     for (;;) {
         size_t pending = 0;
         for (size_t i = 0; i < n; i++)
-            pending += block_state(st, ids[i]) == QK_BLOCK_PENDING;
+            pending += kf_block_state(st, ids[i]) == QK_BLOCK_PENDING;
         if (pending == 0)
             return true;
         if (now_ms() > end)
@@ -75,15 +57,15 @@ static void test_inventory_both_ends(void)
     theirs[BL / 2] ^= 0x10; /* same verification key, one bit of material differs */
     randombytes_buf(gone, BL);
     randombytes_buf(only_b, BL);
-    put_pending(a, 1, same, BL);
-    put_pending(a, 2, mine, BL);
-    put_pending(a, 3, gone, BL);
+    kf_put_pending(a, 1, same, BL);
+    kf_put_pending(a, 2, mine, BL);
+    kf_put_pending(a, 3, gone, BL);
     qk_err err = {0, ""};
     CU_ASSERT_EQUAL_FATAL(qk_store_block_set_state(a, KF_LINK, 3, QK_BLOCK_BURNED, &err), 0);
-    put_pending(b, 1, same, BL);
-    put_pending(b, 2, theirs, BL);
-    put_pending(b, 3, gone, BL);
-    put_pending(b, 4, only_b, BL);
+    kf_put_pending(b, 1, same, BL);
+    kf_put_pending(b, 2, theirs, BL);
+    kf_put_pending(b, 3, gone, BL);
+    kf_put_pending(b, 4, only_b, BL);
 
     qk_sync *s = NULL;
     CU_ASSERT_EQUAL_FATAL(qk_sync_start(P.b.kms, 20, &s, &err), 0);
@@ -93,17 +75,17 @@ static void test_inventory_both_ends(void)
     qk_sync_stop(s);
     CU_ASSERT_TRUE(settled);
     /* equal: confirmed at both ends */
-    CU_ASSERT_EQUAL(block_state(a, 1), QK_BLOCK_CONFIRMED);
-    CU_ASSERT_EQUAL(block_state(b, 1), QK_BLOCK_CONFIRMED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 1), QK_BLOCK_CONFIRMED);
+    CU_ASSERT_EQUAL(kf_block_state(b, 1), QK_BLOCK_CONFIRMED);
     /* different: burned at both ends */
-    CU_ASSERT_EQUAL(block_state(a, 2), QK_BLOCK_BURNED);
-    CU_ASSERT_EQUAL(block_state(b, 2), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 2), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(b, 2), QK_BLOCK_BURNED);
     /* burned at A: burned at B */
-    CU_ASSERT_EQUAL(block_state(a, 3), QK_BLOCK_BURNED);
-    CU_ASSERT_EQUAL(block_state(b, 3), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 3), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(b, 3), QK_BLOCK_BURNED);
     /* not held at A: still pending at B (A may receive it later), still unknown at A */
-    CU_ASSERT_EQUAL(block_state(a, 4), -1);
-    CU_ASSERT_EQUAL(block_state(b, 4), QK_BLOCK_PENDING);
+    CU_ASSERT_EQUAL(kf_block_state(a, 4), -1);
+    CU_ASSERT_EQUAL(kf_block_state(b, 4), QK_BLOCK_PENDING);
     /* only the matched block can be carved, at either end */
     qk_pool_status pa, pb;
     CU_ASSERT_EQUAL(qk_store_pool_status(a, KF_LINK, &pa, &err), 0);
@@ -153,8 +135,8 @@ static void test_stale_unknown_block_burned(void)
     uint8_t old[BL], fresh[BL];
     randombytes_buf(old, BL);
     randombytes_buf(fresh, BL);
-    put_pending(b, 8, old, BL);
-    put_pending(b, 9, fresh, BL);
+    kf_put_pending(b, 8, old, BL);
+    kf_put_pending(b, 9, fresh, BL);
     CU_ASSERT_EQUAL_FATAL(age_block(8), 0);
     qk_err err = {0, ""};
     qk_sync *s = NULL;
@@ -164,9 +146,9 @@ static void test_stale_unknown_block_burned(void)
     bool settled = wait_settled(b, stale, 1);
     qk_sync_stop(s);
     CU_ASSERT_TRUE(settled);
-    CU_ASSERT_EQUAL(block_state(b, 8), QK_BLOCK_BURNED);
-    CU_ASSERT_EQUAL(block_state(b, 9), QK_BLOCK_PENDING);
-    CU_ASSERT_EQUAL(block_state(a, 8), -1);
+    CU_ASSERT_EQUAL(kf_block_state(b, 8), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(b, 9), QK_BLOCK_PENDING);
+    CU_ASSERT_EQUAL(kf_block_state(a, 8), -1);
     sodium_memzero(old, BL);
     sodium_memzero(fresh, BL);
     kf_pair_close(&P);
