@@ -10,12 +10,14 @@
 # Variables: SAN=1 builds the sanitizer variant into build-san/.
 
 SHELL := /bin/bash
+# The one version of every binary (`PROG --version`, common/version.h).
+VERSION := 0.1.0
 PREFIX ?= /usr/local
 CC ?= cc
 QK_SLOW ?= 0
 # 1: a test skipped for a reason other than not-root or SLOW fails (tests/README.md, "Skips").
 QK_STRICT_SKIPS ?= 0
-PKGS := libmicrohttpd openssl libsodium sqlite3 libcjson cunit libcurl inih
+PKGS := libmicrohttpd openssl libsodium sqlite3 libcjson cunit libcurl inih libsystemd
 
 ifeq ($(SAN),1)
 BUILD ?= build-san
@@ -40,7 +42,9 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= $(OPT)
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
-override CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -MMD -MP $(PKG_CFLAGS)
+VERSION_DEF := -DQKD_VERSION='"$(VERSION)"'
+override CFLAGS += -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS) -MMD -MP $(PKG_CFLAGS) \
+	$(VERSION_DEF)
 
 # ---- layering --------------------------------------------------------------------------------
 # Each folder sees only the headers of the folders it may call (its README says so), so a
@@ -107,6 +111,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(call inc,$<) -c $< -o $@
 
+# The one object that prints the version is rebuilt when the Makefile (VERSION) changes.
+$(BUILD)/obj/common/qk_cli.o: Makefile
+
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -164,7 +171,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(ALL_LIBS)
 # libFuzzer (+ASan/UBSan) into build-fuzz/NAME, linked against objects compiled the same way.
 FUZZ_DIR := build-fuzz
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread -g -O1 -Wall -Wextra -Werror -Wno-unused-parameter \
-	-fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS)
+	-fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS) $(VERSION_DEF)
 FUZZ_LIB_SRC := $(COMMON_SRC) $(KMS_SRC) $(API_SRC) $(filter-out $(MAINS),$(KMED_SRC)) $(CLIENT_SRC) $(SIM_SRC) $(BRIDGE_SRC)
 FUZZ_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(FUZZ_DIR)/fuzz_%,$(FUZZ_SRC))
 $(FUZZ_DIR)/obj/%.o: %.c

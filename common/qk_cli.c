@@ -1,0 +1,101 @@
+/* qk_cli.c - the shared behaviour of the command-line tools (qk_cli.h). */
+#include "qk_cli.h"
+
+#include <string.h>
+
+#include "version.h"
+
+int qk_cli_version(const char *prog)
+{
+    printf("%s %s\n", prog, QKD_VERSION);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+bool qk_cli_is_help(const char *arg)
+{
+    return arg &&
+           (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0 || strcmp(arg, "help") == 0);
+}
+
+bool qk_cli_asks_version(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
+        if (strcmp(argv[i], "--version") == 0)
+            return true;
+    }
+    return false;
+}
+
+void qk_cli_list(FILE *f, const qk_cli_cmd *cmds, size_t n)
+{
+    int w = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(cmds[i].name);
+        if (l > (size_t)w && l < 32)
+            w = (int)l;
+    }
+    fputs("Commands:\n", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  %-*s  %s\n", w, cmds[i].name, cmds[i].summary);
+}
+
+void qk_cli_usage(const qk_cli_tool *t, FILE *f)
+{
+    fprintf(f,
+            "usage: %s COMMAND [OPTIONS]\n       %s COMMAND --help\n       %s --help | --version\n",
+            t->prog, t->prog, t->prog);
+    qk_cli_list(f, t->cmds, t->ncmds);
+    fputs("Options:\n"
+          "  -h, --help     print this text and exit\n"
+          "      --version  print the version and exit\n",
+          f);
+    if (t->footer)
+        fputs(t->footer, f);
+}
+
+/* `PROG NAME --help` for a subcommand without help of its own. */
+static void table_usage(const qk_cli_tool *t, const qk_cli_cmd *c, FILE *f)
+{
+    fprintf(f, "usage: %s %s %s\n%s.\nExit status: 0 success, 1 failure, 2 usage error.\n", t->prog,
+            c->name, c->synopsis ? c->synopsis : "", c->summary);
+    if (t->footer)
+        fputs(t->footer, f);
+}
+
+int qk_cli_main(const qk_cli_tool *t, int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "%s: no command given\n", t->prog);
+        qk_cli_usage(t, stderr);
+        return QK_CLI_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (qk_cli_is_help(name)) {
+        qk_cli_usage(t, stdout);
+        return 0;
+    }
+    if (strcmp(name, "--version") == 0)
+        return qk_cli_version(t->prog);
+    const qk_cli_cmd *c = NULL;
+    for (size_t i = 0; i < t->ncmds && !c; i++)
+        if (strcmp(name, t->cmds[i].name) == 0)
+            c = &t->cmds[i];
+    if (!c) {
+        fprintf(stderr, "%s: unknown %s '%s'\n", t->prog, name[0] == '-' ? "option" : "command",
+                name);
+        qk_cli_usage(t, stderr);
+        return QK_CLI_EXIT_USAGE;
+    }
+    if (qk_cli_asks_version(argc - 1, argv + 1))
+        return qk_cli_version(t->prog);
+    if (t->table_help) {
+        for (int i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+            if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+                table_usage(t, c, stdout);
+                return 0;
+            }
+    }
+    return c->fn(argc - 1, argv + 1);
+}
