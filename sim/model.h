@@ -34,6 +34,18 @@ typedef enum {
     QK_RATE_PLOB           /* repeaterless bound -log2(1-eta) */
 } qk_rate_kind;
 
+#define QK_RATE_KIND_COUNT 5
+/* The kind `qkd-sim model` tabulates and a simulated link (sim.conf, qkd-lab) runs at when none
+ * is named: vacuum + weak decoys, what a deployed decoy-state link achieves. */
+#define QK_RATE_KIND_DEFAULT QK_RATE_DECOY_VW
+
+/* One spelling everywhere (qkd-sim model --kind, sim.conf rate_kind, JSON): "decoy-inf",
+ * "decoy-vw", "no-decoy", "single-photon", "plob"; "?" for an invalid kind. */
+const char *qk_rate_kind_name(qk_rate_kind k);
+/* Parse a kind name. The underscore spelling of earlier sim.conf files ("decoy_vw") is accepted
+ * as a deprecated alias: *alias (may be NULL) is then set true. Returns 0 or -1. */
+int qk_rate_kind_parse(const char *s, qk_rate_kind *out, bool *alias);
+
 typedef struct {
     double distance_km;
     double eta;            /* total transmittance incl. Bob */

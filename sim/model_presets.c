@@ -1,5 +1,6 @@
-/* model_presets.c - built-in parameter sets for the key-rate model. Every value's source is in
- * docs/sim-model.md ("Presets"); fitted values say what they were fitted to. */
+/* model_presets.c - built-in parameter sets for the key-rate model and the rate-kind names. Every
+ * value's source is in docs/sim-model.md ("Presets"); fitted values say what they were fitted
+ * to. */
 #include <string.h>
 
 #include "model.h"
@@ -86,5 +87,37 @@ int qk_model_preset(const char *name, qk_model_params *p)
             *p = PRESETS[i];
             return 0;
         }
+    return -1;
+}
+
+static const char *const KIND_NAMES[QK_RATE_KIND_COUNT] = {"decoy-inf", "decoy-vw", "no-decoy",
+                                                           "single-photon", "plob"};
+
+const char *qk_rate_kind_name(qk_rate_kind k)
+{
+    if ((unsigned)k < QK_RATE_KIND_COUNT)
+        return KIND_NAMES[k];
+    return "?";
+}
+
+int qk_rate_kind_parse(const char *s, qk_rate_kind *out, bool *alias)
+{
+    for (size_t i = 0; i < QK_RATE_KIND_COUNT; i++) {
+        const char *n = KIND_NAMES[i];
+        size_t len = strlen(n);
+        if (strlen(s) != len)
+            continue;
+        bool exact = true, underscored = true;
+        for (size_t j = 0; j < len; j++) {
+            exact = exact && s[j] == n[j];
+            underscored = underscored && s[j] == (n[j] == '-' ? '_' : n[j]);
+        }
+        if (exact || underscored) {
+            *out = (qk_rate_kind)i;
+            if (alias)
+                *alias = !exact;
+            return 0;
+        }
+    }
     return -1;
 }

@@ -14,10 +14,7 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
 #define MAX_POINTS   10000
-#define N_KINDS      5
-
-static const char *const KIND_NAMES[N_KINDS] = {"decoy-inf", "decoy-vw", "no-decoy",
-                                                "single-photon", "plob"};
+#define N_KINDS      QK_RATE_KIND_COUNT
 
 /* The numeric fields --param may set, by name. */
 static const struct {
@@ -59,8 +56,8 @@ static void usage(FILE *f)
     for (const char *const *n = qk_model_preset_names(); *n; n++)
         fprintf(f, "%s%s", *n, n[1] ? ", " : "\n");
     fprintf(f, "  --distance SPEC      km: FROM:TO:STEP or one distance (default 0:150:10)\n"
-               "  --kind KIND          decoy-inf (default), decoy-vw, no-decoy, single-photon, "
-               "plob, all\n"
+               "  --kind KIND          decoy-vw (default: what qkd-sim run and qkd-lab use),\n"
+               "                       decoy-inf, no-decoy, single-photon, plob, all\n"
                "  --mu X               use the signal intensity X instead of optimising it\n"
                "  --optimise           search the optimal intensity (the default)\n"
                "  --param NAME=VALUE   override a parameter; NAME is one of:");
@@ -135,12 +132,13 @@ static int parse_kind(const char *s, model_opts *o)
     o->all_kinds = strcmp(s, "all") == 0;
     if (o->all_kinds)
         return 0;
-    for (int k = 0; k < N_KINDS; k++)
-        if (strcmp(s, KIND_NAMES[k]) == 0) {
-            o->kind = (qk_rate_kind)k;
-            return 0;
-        }
-    return -1;
+    bool alias = false;
+    if (qk_rate_kind_parse(s, &o->kind, &alias) != 0)
+        return -1;
+    if (alias)
+        fprintf(stderr, "qkd-sim model: --kind %s: deprecated spelling, use %s\n", s,
+                qk_rate_kind_name(o->kind));
+    return 0;
 }
 
 static int bad(const char *what, const char *arg)
@@ -178,7 +176,7 @@ static int parse_args(int argc, char **argv, model_opts *o)
     o->d_to = 150.0;
     o->d_step = 10.0;
     o->optimise = true;
-    o->kind = QK_RATE_DECOY_INF;
+    o->kind = QK_RATE_KIND_DEFAULT;
     bool have_mu = false, have_opt = false;
     optind = 1;
     opterr = 0;
@@ -246,7 +244,7 @@ static int compute(const model_opts *o, curve *cv)
             fprintf(stderr,
                     "qkd-sim model: invalid parameters for %s (see --help and "
                     "docs/sim-model.md)\n",
-                    KIND_NAMES[cv->kind]);
+                    qk_rate_kind_name(cv->kind));
             return EXIT_USAGE;
         }
     cv->max_km = qk_model_max_distance(&o->p, cv->kind, o->optimise);
@@ -263,7 +261,7 @@ static void print_table(const model_opts *o, const curve *cv, size_t n_curves)
     printf("# preset %s, %s mu\n", o->p.name, o->optimise ? "optimal" : "fixed");
     for (size_t c = 0; c < n_curves; c++) {
         const curve *v = &cv[c];
-        printf("%s# %s\n%10s %12s %12s %8s %7s\n", c ? "\n" : "", KIND_NAMES[v->kind],
+        printf("%s# %s\n%10s %12s %12s %8s %7s\n", c ? "\n" : "", qk_rate_kind_name(v->kind),
                "distance_km", "rate/pulse", "bit/s", "QBER", "mu");
         for (size_t i = 0; i < v->n; i++) {
             const qk_model_point *pt = &v->pts[i];
@@ -330,7 +328,7 @@ static cJSON *curve_json(const curve *cv)
         cJSON_Delete(pts);
         return NULL;
     }
-    cJSON_AddStringToObject(jc, "kind", KIND_NAMES[cv->kind]);
+    cJSON_AddStringToObject(jc, "kind", qk_rate_kind_name(cv->kind));
     if (isinf(cv->max_km))
         cJSON_AddNullToObject(jc, "max_distance_km");
     else

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ini_config.h"
+#include "log.h"
 
 /* Model parameters a [link] section may override, applied after its preset. */
 typedef struct {
@@ -53,27 +54,8 @@ typedef struct {
     link_extra extra[QK_SIM_MAX_LINKS];
     bool device_creds_set[3];
     char last_section[128];
+    const char *path;
 } load_ctx;
-
-static const char *const KIND_NAMES[] = {"decoy_inf", "decoy_vw", "no_decoy", "single_photon",
-                                         "plob"};
-
-int qk_sim_rate_kind_parse(const char *s, qk_rate_kind *out)
-{
-    for (size_t i = 0; i < sizeof KIND_NAMES / sizeof KIND_NAMES[0]; i++)
-        if (strcmp(s, KIND_NAMES[i]) == 0) {
-            *out = (qk_rate_kind)i;
-            return 0;
-        }
-    return -1;
-}
-
-const char *qk_sim_rate_kind_name(qk_rate_kind k)
-{
-    if ((unsigned)k < sizeof KIND_NAMES / sizeof KIND_NAMES[0])
-        return KIND_NAMES[k];
-    return "?";
-}
 
 static bool valid_id(const char *s)
 {
@@ -199,7 +181,7 @@ static qk_sim_link_cfg *find_or_add_link(load_ctx *c, const char *name, qk_err *
     memset(l, 0, sizeof *l);
     snprintf(l->id, sizeof l->id, "%s", name);
     snprintf(l->preset, sizeof l->preset, "gys");
-    l->kind = QK_RATE_DECOY_VW;
+    l->kind = QK_RATE_KIND_DEFAULT;
     l->optimise_mu = true;
     l->time_scale = 1.0;
     l->block_bytes = 4096;
@@ -234,9 +216,13 @@ static int link_key(load_ctx *c, qk_sim_link_cfg *l, const char *key, const char
     if (strcmp(key, "block_bytes") == 0)
         return qk_parse_u64(v, QK_SIM_MIN_BLOCK, QK_SIM_MAX_BLOCK, &l->block_bytes, err);
     if (strcmp(key, "rate_kind") == 0) {
-        if (qk_sim_rate_kind_parse(v, &l->kind) != 0)
+        bool alias = false;
+        if (qk_rate_kind_parse(v, &l->kind, &alias) != 0)
             return qk_err_set(err, QK_EINVAL,
-                              "decoy_inf, decoy_vw, no_decoy, single_photon or plob");
+                              "decoy-vw, decoy-inf, no-decoy, single-photon or plob");
+        if (alias)
+            QK_WARN("%s: [link %s] rate_kind = %s: deprecated spelling, use %s", c->path, l->id, v,
+                    qk_rate_kind_name(l->kind));
         return 0;
     }
     if (strcmp(key, "optimise_mu") == 0)
@@ -323,6 +309,7 @@ int qk_sim_config_load(const char *path, qk_sim_config *cfg, qk_err *err)
     cfg->retries = 2;
     cfg->verify_host = true;
     c->cfg = cfg;
+    c->path = path;
     const char *slash = strrchr(path, '/');
     if (slash) {
         size_t n = (size_t)(slash - path);

@@ -56,8 +56,4 @@ typedef struct {
  * Relative file names are resolved against the config file's folder. */
 int qk_sim_config_load(const char *path, qk_sim_config *cfg, qk_err *err);
 
-/* Parse "decoy_inf" | "decoy_vw" | "no_decoy" | "single_photon" | "plob". */
-int qk_sim_rate_kind_parse(const char *s, qk_rate_kind *out);
-const char *qk_sim_rate_kind_name(qk_rate_kind k);
-
 #endif

@@ -48,7 +48,7 @@ static void test_valid(void)
         load("[sim]\ncontrol = 127.0.0.1:0\nstate_file = st\ntelemetry_interval = 500ms\n" DEVICE
              "timeout = 2s\nretries = 1\n" LINK
              "distance = 30\npreset = gys\ntime_scale = 10\nblock_bytes = 2048\n"
-             "e_d = 0.02\nrate_kind = decoy_inf\n",
+             "e_d = 0.02\nrate_kind = decoy-inf\n",
              &err);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_EQUAL(cfg.nlinks, 1);
@@ -68,6 +68,22 @@ static void test_valid(void)
     CU_ASSERT_STRING_EQUAL(l->creds.cert, want);
     snprintf(want, sizeof want, "%s/st", dir);
     CU_ASSERT_STRING_EQUAL(cfg.state_file, want);
+}
+
+/* One spelling of the rate kinds (decoy-vw, as in qkd-sim model); the underscore spelling of
+ * earlier files still loads; the default is the one qkd-sim model tabulates. */
+static void test_rate_kind(void)
+{
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(load(DEVICE LINK "distance = 10\n", &err), 0);
+    CU_ASSERT_EQUAL(cfg.links[0].kind, QK_RATE_KIND_DEFAULT);
+    CU_ASSERT_EQUAL(QK_RATE_KIND_DEFAULT, QK_RATE_DECOY_VW);
+    CU_ASSERT_EQUAL_FATAL(load(DEVICE LINK "distance = 10\nrate_kind = single-photon\n", &err), 0);
+    CU_ASSERT_EQUAL(cfg.links[0].kind, QK_RATE_SINGLE_PHOTON);
+    CU_ASSERT_EQUAL_FATAL(load(DEVICE LINK "distance = 10\nrate_kind = no_decoy\n", &err), 0);
+    CU_ASSERT_EQUAL(cfg.links[0].kind, QK_RATE_NO_DECOY);
+    CU_ASSERT_NOT_EQUAL(load(DEVICE LINK "distance = 10\nrate_kind = decoy\n", &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "decoy-vw, decoy-inf"));
 }
 
 static void test_errors(void)
@@ -135,6 +151,7 @@ int suite_sim_config(void)
     CU_pSuite s = CU_add_suite("sim_config", setup, teardown);
     if (!s || !CU_add_test(s, "valid config", test_valid) ||
         !CU_add_test(s, "errors", test_errors) ||
+        !CU_add_test(s, "rate kind names", test_rate_kind) ||
         !CU_add_test(s, "block IDs persist", test_block_ids_persist))
         return -1;
     return 0;

@@ -307,6 +307,34 @@ static void test_presets(void)
     CU_ASSERT_DOUBLE_EQUAL(qk_model_max_distance(&p, QK_RATE_DECOY_INF, true), 191.0, 0.5);
 }
 
+/* The kind names: one spelling (hyphens), the underscore one of older sim.conf files accepted as
+ * an alias, names and parser inverse of each other. */
+static void test_kind_names(void)
+{
+    static const char *const want[QK_RATE_KIND_COUNT] = {"decoy-inf", "decoy-vw", "no-decoy",
+                                                         "single-photon", "plob"};
+    for (int k = 0; k < QK_RATE_KIND_COUNT; k++) {
+        qk_rate_kind got = (qk_rate_kind)-1;
+        bool alias = true;
+        CU_ASSERT_STRING_EQUAL(qk_rate_kind_name((qk_rate_kind)k), want[k]);
+        CU_ASSERT_EQUAL(qk_rate_kind_parse(want[k], &got, &alias), 0);
+        CU_ASSERT_EQUAL(got, (qk_rate_kind)k);
+        CU_ASSERT_FALSE(alias);
+    }
+    qk_rate_kind got;
+    bool alias = false;
+    CU_ASSERT_EQUAL(qk_rate_kind_parse("decoy_vw", &got, &alias), 0);
+    CU_ASSERT_EQUAL(got, QK_RATE_DECOY_VW);
+    CU_ASSERT_TRUE(alias);
+    CU_ASSERT_EQUAL(qk_rate_kind_parse("single_photon", &got, NULL), 0);
+    CU_ASSERT_EQUAL(got, QK_RATE_SINGLE_PHOTON);
+    CU_ASSERT_EQUAL(qk_rate_kind_parse("decoy-vw ", &got, NULL), -1);
+    CU_ASSERT_EQUAL(qk_rate_kind_parse("decoy_vw-", &got, NULL), -1);
+    CU_ASSERT_EQUAL(qk_rate_kind_parse("decoy-Vw", &got, NULL), -1);
+    CU_ASSERT_EQUAL(qk_rate_kind_parse("", &got, NULL), -1);
+    CU_ASSERT_STRING_EQUAL(qk_rate_kind_name((qk_rate_kind)QK_RATE_KIND_COUNT), "?");
+}
+
 static void test_invalid(void)
 {
     qk_model_point pt;
@@ -380,6 +408,7 @@ int suite_sim_model(void)
         !CU_add_test(s, "dead-time and post-processing caps", test_caps) ||
         !CU_add_test(s, "vacuum+weak bounds", test_decoy_bounds) ||
         !CU_add_test(s, "presets", test_presets) ||
+        !CU_add_test(s, "kind names", test_kind_names) ||
         !CU_add_test(s, "invalid parameters", test_invalid))
         return -1;
     return 0;
