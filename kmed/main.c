@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "peer_api.h"
 #include "secbuf.h"
+#include "sd_notify.h"
 #include "signals.h"
 #include "skip.h"
 #include "sync.h"
@@ -198,7 +199,13 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
         goto out;
     }
     QK_INFO("KME %s running (%zu links)", cfg->node_id, cfg->nlinks);
+    /* Listeners bound and store open: a Type=notify unit becomes active (docs/service.md). */
+    qk_sd_watchdog *wd = NULL;
+    if (qk_sd_ready("serving") != 0 || qk_sd_watchdog_start(&wd) != 0)
+        QK_WARN("cannot notify the service manager");
     wait_for_stop(set);
+    (void)qk_sd_stopping();
+    qk_sd_watchdog_stop(wd);
     status = 0;
 out:
     qk_listeners_stop(ls);
