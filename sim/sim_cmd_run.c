@@ -11,6 +11,7 @@
 
 #include "http_client.h"
 #include "log.h"
+#include "sd_notify.h"
 #include "secbuf.h"
 #include "signals.h"
 #include "sim_blockid.h"
@@ -82,6 +83,10 @@ static int run_links(const qk_sim_config *cfg, const char *port_file, const sigs
         QK_ERROR("cannot write the port file %s", port_file);
         goto out;
     }
+    /* Links started and the control API listening: a Type=notify unit becomes active. */
+    qk_sd_watchdog *wd = NULL;
+    if (qk_sd_ready("running") != 0 || qk_sd_watchdog_start(&wd) != 0)
+        QK_WARN("cannot notify the service manager");
     for (;;) {
         int sig = 0;
         if (sigwait(set, &sig) != 0)
@@ -94,6 +99,8 @@ static int run_links(const qk_sim_config *cfg, const char *port_file, const sigs
         QK_INFO("signal %d: stopping", sig);
         break;
     }
+    (void)qk_sd_stopping();
+    qk_sd_watchdog_stop(wd);
     status = 0;
 out:
     qk_sim_control_stop(ctl);
