@@ -1,52 +1,22 @@
-/* codec.c - hex, strict base64 (RFC 4648 section 4) and UUID v4. */
+/* codec.c - hex, strict base64 (RFC 4648 section 4) and UUID v4. The conversions of key bytes
+ * go through libsodium's constant-time codecs (sodium_bin2hex, sodium_hex2bin,
+ * sodium_bin2base64, sodium_base642bin: no table lookup or branch indexed by a secret byte,
+ * see libsodium's "Helpers" documentation); the strict rules of this file are checked around
+ * them. */
 #include "codec.h"
 
+#include <sodium.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "secbuf.h"
 
-static const char hex_digits[] = "0123456789abcdef";
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Value of a hex digit (either case), or -1. */
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Value of a base64 alphabet character, or -1 (also for '='). */
-static int b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 size_t qk_hex_encode(const uint8_t *in, size_t n, char *out, size_t out_cap)
 {
+    /* sodium_bin2hex aborts (sodium_misuse) when the buffer is short: check first. */
     if (!out || n > (SIZE_MAX - 1) / 2 || out_cap < 2 * n + 1 || (n && !in))
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex_digits[in[i] >> 4];
-        out[2 * i + 1] = hex_digits[in[i] & 0x0f];
-    }
-    out[2 * n] = '\0';
+    (void)sodium_bin2hex(out, 2 * n + 1, in, n);
     return 2 * n;
 }
 
@@ -56,16 +26,18 @@ int qk_hex_decode(const char *in, size_t inlen, uint8_t *out, size_t out_cap, si
         *outlen = 0;
     if (!outlen || (inlen && (!in || !out)) || inlen % 2 != 0 || inlen / 2 > out_cap)
         return -1;
-    for (size_t i = 0; i < inlen / 2; i++) {
-        int hi = hex_val(in[2 * i]);
-        int lo = hex_val(in[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            qk_wipe(out, i); /* the output may be secret: leave nothing half-decoded */
-            return -1;
-        }
-        out[i] = (uint8_t)((hi << 4) | lo);
+    if (inlen == 0)
+        return 0;
+    /* ignore = NULL: no separators or whitespace; the end pointer must reach the end (an
+     * invalid digit stops the decoder early without an error). */
+    const char *end = NULL;
+    size_t n = 0;
+    if (sodium_hex2bin(out, out_cap, in, inlen, NULL, &n, &end) != 0 || end != in + inlen ||
+        n != inlen / 2) {
+        qk_wipe(out, inlen / 2); /* the output may be secret: leave nothing half-decoded */
+        return -1;
     }
-    *outlen = inlen / 2;
+    *outlen = n;
     return 0;
 }
 
@@ -81,30 +53,10 @@ size_t qk_base64_encode(const uint8_t *in, size_t n, char *out, size_t out_cap)
     size_t need = qk_base64_encoded_len(n);
     if (!out || (n && (!in || need == 0)) || out_cap < need + 1)
         return 0;
-    size_t o = 0;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
-        out[o++] = b64_alphabet[(v >> 18) & 63];
-        out[o++] = b64_alphabet[(v >> 12) & 63];
-        out[o++] = b64_alphabet[(v >> 6) & 63];
-        out[o++] = b64_alphabet[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64_alphabet[(v >> 18) & 63];
-        out[o++] = b64_alphabet[(v >> 12) & 63];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (n - i == 2) {
-        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
-        out[o++] = b64_alphabet[(v >> 18) & 63];
-        out[o++] = b64_alphabet[(v >> 12) & 63];
-        out[o++] = b64_alphabet[(v >> 6) & 63];
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    return o;
+    /* need + 1 == sodium_base64_ENCODED_LEN(n, ORIGINAL) (it counts the NUL); a shorter
+     * buffer would abort in sodium_misuse. */
+    (void)sodium_bin2base64(out, need + 1, in, n, sodium_base64_VARIANT_ORIGINAL);
+    return need;
 }
 
 int qk_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t out_cap, size_t *outlen)
@@ -113,45 +65,22 @@ int qk_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t out_cap,
         *outlen = 0;
     if (!outlen || (inlen && (!in || !out)) || inlen % 4 != 0)
         return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < inlen; i += 4) {
-        bool last = i + 4 == inlen;
-        int a = b64_val(in[i]);
-        int b = b64_val(in[i + 1]);
-        int c = b64_val(in[i + 2]);
-        int d = b64_val(in[i + 3]);
-        size_t nout = 3;
-        if (a < 0 || b < 0)
-            goto fail;
-        if (c < 0 || d < 0) {
-            /* Padding is allowed only in the final quantum: "xx==" or "xxx=". */
-            if (!last || in[i + 3] != '=')
-                goto fail;
-            if (c < 0) {
-                if (in[i + 2] != '=' || (b & 0x0f) != 0)
-                    goto fail;
-                nout = 1;
-            } else {
-                if ((c & 0x03) != 0)
-                    goto fail;
-                nout = 2;
-            }
-        }
-        if (out_cap - o < nout)
-            goto fail;
-        uint32_t v = ((uint32_t)a << 18) | ((uint32_t)b << 12) | ((uint32_t)(c < 0 ? 0 : c) << 6) |
-                     (uint32_t)(d < 0 ? 0 : d);
-        out[o++] = (uint8_t)(v >> 16);
-        if (nout > 1)
-            out[o++] = (uint8_t)(v >> 8);
-        if (nout > 2)
-            out[o++] = (uint8_t)v;
+    if (inlen == 0)
+        return 0;
+    /* VARIANT_ORIGINAL requires exactly the canonical '=' padding and rejects non-zero pad
+     * bits; ignore = NULL rejects whitespace; the end pointer must reach the end of the input
+     * (padding in the middle or any invalid character stops the decoder there). */
+    const char *end = NULL;
+    size_t n = 0;
+    if (sodium_base642bin(out, out_cap, in, inlen, NULL, &n, &end,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        end != in + inlen) {
+        size_t max = inlen / 4 * 3;
+        qk_wipe(out, max < out_cap ? max : out_cap);
+        return -1;
     }
-    *outlen = o;
+    *outlen = n;
     return 0;
-fail:
-    qk_wipe(out, o);
-    return -1;
 }
 
 void qk_uuid_v4(qk_uuid *u)
@@ -166,14 +95,17 @@ void qk_uuid_format_hex(const qk_uuid *u, char out[QK_UUID_HEX_LEN + 1])
     (void)qk_hex_encode(u->b, sizeof u->b, out, QK_UUID_HEX_LEN + 1);
 }
 
+/* The 8-4-4-4-12 groups of the hyphenated form, in bytes (RFC 4122 section 3). */
+static const size_t uuid_groups[5] = {4, 2, 2, 2, 6};
+
 void qk_uuid_format(const qk_uuid *u, char out[QK_UUID_STR_LEN + 1])
 {
-    size_t o = 0;
-    for (size_t i = 0; i < sizeof u->b; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
+    size_t o = 0, b = 0;
+    for (size_t g = 0; g < 5; g++) {
+        if (g)
             out[o++] = '-';
-        out[o++] = hex_digits[u->b[i] >> 4];
-        out[o++] = hex_digits[u->b[i] & 0x0f];
+        o += qk_hex_encode(u->b + b, uuid_groups[g], out + o, QK_UUID_STR_LEN + 1 - o);
+        b += uuid_groups[g];
     }
     out[o] = '\0';
 }
@@ -191,22 +123,17 @@ int qk_uuid_parse(const char *s, size_t len, qk_uuid *u)
     if (!s || !u || len != QK_UUID_STR_LEN)
         return -1;
     qk_uuid tmp;
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return -1;
-            i++;
-            continue;
-        }
-        int hi = hex_val(s[i]);
-        int lo = hex_val(s[i + 1]);
-        if (hi < 0 || lo < 0 || o >= sizeof tmp.b)
+    size_t i = 0, b = 0;
+    for (size_t g = 0; g < 5; g++) {
+        if (g && s[i++] != '-')
             return -1;
-        tmp.b[o++] = (uint8_t)((hi << 4) | lo);
-        i += 2;
+        size_t n = 0;
+        if (qk_hex_decode(s + i, 2 * uuid_groups[g], tmp.b + b, sizeof tmp.b - b, &n) != 0)
+            return -1;
+        i += 2 * uuid_groups[g];
+        b += n;
     }
-    if (o != sizeof tmp.b)
+    if (i != len || b != sizeof tmp.b)
         return -1;
     *u = tmp;
     return 0;

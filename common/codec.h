@@ -1,5 +1,6 @@
-/* codec.h - hex, base64 (RFC 4648 section 4, with padding) and UUID v4. Constant-time is not
- * promised; these functions never log. */
+/* codec.h - hex, base64 (RFC 4648 section 4, with padding) and UUID v4. Hex and base64 run in
+ * time independent of the bytes' values (libsodium's constant-time codecs), so key bytes may
+ * pass through them; lengths are not hidden. These functions never log. */
 #ifndef QK_CODEC_H
 #define QK_CODEC_H
 
@@ -21,8 +22,8 @@ size_t qk_base64_encode(const uint8_t *in, size_t n, char *out, size_t out_cap);
  * non-zero pad bits. Returns 0 or -1. */
 int qk_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t out_cap, size_t *outlen);
 
-#define QK_UUID_STR_LEN 36  /* xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx */
-#define QK_UUID_HEX_LEN 32  /* the same without hyphens (SKIP keyId) */
+#define QK_UUID_STR_LEN 36 /* xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx */
+#define QK_UUID_HEX_LEN 32 /* the same without hyphens (SKIP keyId) */
 
 typedef struct {
     uint8_t b[16];

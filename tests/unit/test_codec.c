@@ -1,5 +1,6 @@
 /* test_codec.c - hex, strict base64 (RFC 4648 vectors) and UUID v4. */
 #include <CUnit/CUnit.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,72 @@ static void test_uuid_v4_generation(void)
     free(all);
 }
 
+/* Every byte value through hex and base64 against a reference computed here by arithmetic (the
+ * codecs are libsodium's constant-time ones; this pins their output to RFC 4648 sections 4
+ * and 8), and the failure paths that rely on the decoders' end pointer. */
+static void test_codec_reference_all_bytes(void)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (unsigned v = 0; v < 256; v++) {
+        uint8_t b[3] = {(uint8_t)v, (uint8_t)(255 - v), (uint8_t)(v * 7)};
+        char hex[7], want_hex[7];
+        snprintf(want_hex, sizeof want_hex, "%02x%02x%02x", b[0], b[1], b[2]);
+        CU_ASSERT_EQUAL(qk_hex_encode(b, 3, hex, sizeof hex), 6);
+        CU_ASSERT_STRING_EQUAL(hex, want_hex);
+        char upper[7];
+        snprintf(upper, sizeof upper, "%02X%02X%02X", b[0], b[1], b[2]);
+        uint8_t back[3];
+        size_t n = 0;
+        CU_ASSERT_EQUAL(qk_hex_decode(upper, 6, back, sizeof back, &n), 0);
+        CU_ASSERT(n == 3 && memcmp(back, b, 3) == 0);
+        uint32_t w = ((uint32_t)b[0] << 16) | ((uint32_t)b[1] << 8) | b[2];
+        char want_b64[5] = {b64[(w >> 18) & 63], b64[(w >> 12) & 63], b64[(w >> 6) & 63],
+                            b64[w & 63], '\0'};
+        char enc[5];
+        CU_ASSERT_EQUAL(qk_base64_encode(b, 3, enc, sizeof enc), 4);
+        CU_ASSERT_STRING_EQUAL(enc, want_b64);
+        CU_ASSERT_EQUAL(qk_base64_decode(want_b64, 4, back, sizeof back, &n), 0);
+        CU_ASSERT(n == 3 && memcmp(back, b, 3) == 0);
+    }
+}
+
+static void test_codec_strict_edges(void)
+{
+    uint8_t out[8];
+    size_t n = 7;
+    /* hex: separators, prefixes, an invalid digit after valid ones (the decoder stops there
+     * without an error: only the end pointer tells), embedded NUL; nothing is left behind */
+    memset(out, 0x5a, sizeof out);
+    CU_ASSERT_EQUAL(qk_hex_decode("0011zz", 6, out, sizeof out, &n), -1);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT(out[0] == 0 && out[1] == 0 && out[2] == 0); /* wiped */
+    CU_ASSERT_EQUAL(qk_hex_decode("00:1", 4, out, sizeof out, &n), -1);
+    CU_ASSERT_EQUAL(qk_hex_decode("0x00", 4, out, sizeof out, &n), -1);
+    CU_ASSERT_EQUAL(qk_hex_decode("00\0"
+                                  "1",
+                                  4, out, sizeof out, &n),
+                    -1);
+    CU_ASSERT_EQUAL(qk_hex_decode("001122", 6, out, 3, &n), 0); /* exactly fits */
+    CU_ASSERT_EQUAL(n, 3);
+    /* base64: extra or missing padding, padding first, trailing newline, an invalid character
+     * after valid quanta; a failed decode leaves nothing behind */
+    CU_ASSERT_EQUAL(b64_dec("Zm8=="), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zm9vZm8"), -1);
+    CU_ASSERT_EQUAL(b64_dec("=Zm8"), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zm8=\n"), -1);
+    CU_ASSERT_EQUAL(b64_dec("Zm9vZm9vZ.=="), -1);
+    memset(out, 0x5a, sizeof out);
+    CU_ASSERT_EQUAL(qk_base64_decode("Zm9vZm9v", 8, out, sizeof out, &n), 0);
+    CU_ASSERT_EQUAL(qk_base64_decode("Zm9vZm9!", 8, out, sizeof out, &n), -1);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT(out[0] == 0 && out[1] == 0 && out[2] == 0);
+    /* a short encode buffer is refused, never handed to libsodium (which would abort) */
+    char hex[4];
+    CU_ASSERT_EQUAL(qk_hex_encode((const uint8_t *)"ab", 2, hex, 4), 0);
+    CU_ASSERT_EQUAL(qk_hex_encode(NULL, 0, hex, 1), 0);
+    CU_ASSERT_STRING_EQUAL(hex, "");
+}
+
 int suite_codec(void)
 {
     CU_pSuite s = CU_add_suite("codec", NULL, NULL);
@@ -183,6 +250,9 @@ int suite_codec(void)
         !CU_add_test(s, "base64 round trip", test_base64_all_bytes_round_trip) ||
         !CU_add_test(s, "base64 strict rejects", test_base64_rejects) ||
         !CU_add_test(s, "hex", test_hex) ||
+        !CU_add_test(s, "hex and base64 of every byte vs reference",
+                     test_codec_reference_all_bytes) ||
+        !CU_add_test(s, "hex and base64 strict edges", test_codec_strict_edges) ||
         !CU_add_test(s, "uuid format/parse", test_uuid_format_parse) ||
         !CU_add_test(s, "uuid v4 generation", test_uuid_v4_generation))
         return -1;
