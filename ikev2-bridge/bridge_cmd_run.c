@@ -12,6 +12,7 @@
 #include "bridge_daemon.h"
 #include "log.h"
 #include "qkdclient.h"
+#include "sd_notify.h"
 #include "secbuf.h"
 
 static volatile sig_atomic_t g_stop, g_rotate, g_hup;
@@ -95,8 +96,14 @@ int qkb_cmd_run(int argc, char **argv)
             return 1;
         }
     }
+    /* Admin and channel listening: a Type=notify unit becomes active (docs/service.md). */
+    qk_sd_watchdog *wd = NULL;
+    if (qk_sd_ready("running") != 0 || qk_sd_watchdog_start(&wd) != 0)
+        QK_WARN("cannot notify the service manager");
     bridge_run(b, &g_stop, &g_rotate, &g_hup);
     QK_INFO("stopping");
+    (void)qk_sd_stopping();
+    qk_sd_watchdog_stop(wd);
     bridge_free(b);
     qkc_global_cleanup();
     free(cfg);
