@@ -17,29 +17,29 @@
 #include "log.h"
 #include "metrics.h"
 #include "peer_api.h"
+#include "qk_cli.h"
 #include "secbuf.h"
 #include "sd_notify.h"
 #include "signals.h"
 #include "skip.h"
 #include "sync.h"
 
-#ifndef QKD_KMS_VERSION
-#define QKD_KMS_VERSION "0.1.0"
-#endif
-
-#define EXIT_CONFIG 2
+#define EXIT_CONFIG QK_CLI_EXIT_USAGE
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: qkd-kmed -c FILE [-f] [--port-file FILE]\n"
                "       qkd-kmed --check-config FILE\n"
-               "  -c, --config FILE      run the KME configured in FILE\n"
+               "       qkd-kmed --help | --version\n"
+               "  -c, --config FILE      run the KME configured in FILE (e.g. /etc/qkd/kmed.conf)\n"
                "      --check-config FILE  validate FILE and exit (0 valid, 2 invalid)\n"
                "  -f, --foreground       stay in the foreground (the default)\n"
                "      --port-file FILE   write listener=port lines once every listener is bound\n"
                "  -h, --help             this text\n"
                "      --version          print the version\n"
-               "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reopens the log file.\n");
+               "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reopens the log file.\n"
+               "Exit status: 0 clean stop, 1 start-up failure, 2 usage or configuration error.\n"
+               "See qkd-kmed(8) and kmed.conf(5).\n");
 }
 
 typedef struct {
@@ -79,8 +79,7 @@ static int parse_options(int argc, char **argv, options *o)
             usage(stdout);
             return 0;
         case OPT_VERSION:
-            printf("qkd-kmed %s\n", QKD_KMS_VERSION);
-            return 0;
+            return qk_cli_version("qkd-kmed");
         default:
             usage(stderr);
             return EXIT_CONFIG;
@@ -182,9 +181,8 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     qk_device_api_configure(&device, k);
     qk_admin_configure(&admin, k);
     qk_http_handler *handlers[QK_LST_COUNT] = {
-        [QK_LST_ETSI014] = &etsi.super, [QK_LST_SKIP] = &skip.super,
-        [QK_LST_PEER] = &peer.super,    [QK_LST_DEVICE] = &device.super,
-        [QK_LST_ADMIN] = &admin.super,
+        [QK_LST_ETSI014] = &etsi.super,  [QK_LST_SKIP] = &skip.super,   [QK_LST_PEER] = &peer.super,
+        [QK_LST_DEVICE] = &device.super, [QK_LST_ADMIN] = &admin.super,
     };
     for (int i = 0; i < QK_LST_COUNT; i++) {
         handlers[i]->observe = observe;
