@@ -5,8 +5,7 @@
 
 #include "cli.h"
 #include "conform.h"
-
-#define QKD_VERSION "0.1"
+#include "qk_cli.h"
 
 static const cli_cmd cmds[] = {
     {"etsi", cli_etsi_main, "status|enc|dec ...", "ETSI GS QKD 014 key delivery"},
@@ -37,13 +36,14 @@ int main(int argc, char **argv)
         usage(stdout);
         return QKD_EXIT_OK;
     }
-    if (strcmp(name, "--version") == 0) {
-        printf("qkd %s\n", QKD_VERSION);
-        return QKD_EXIT_OK;
-    }
+    if (strcmp(name, "--version") == 0)
+        return qk_cli_version("qkd");
     const cli_cmd *cmd = cli_cmd_lookup(cmds, N_CMDS, NULL, name, usage);
     if (!cmd)
         return QKD_EXIT_USAGE;
+    /* `qkd GROUP [SUBCOMMAND] ... --version` answers like `qkd --version` (qk_cli.h). */
+    if (qk_cli_asks_version(argc - 1, argv + 1))
+        return qk_cli_version("qkd");
     if (qkc_global_init() != 0) {
         fputs("qkd: library initialisation failed\n", stderr);
         return QKD_EXIT_FAIL;
