@@ -13,6 +13,8 @@ int qk_lab_cmd_up(int argc, char **argv);
 int qk_lab_cmd_status(int argc, char **argv);
 /* qkd-lab down: stop every process of the lab (sim/lab_status.c). */
 int qk_lab_cmd_down(int argc, char **argv);
+/* qkd-lab pki: a deployment's credentials, one folder per host (sim/lab_pki_cmd.c). */
+int qk_lab_cmd_pki(int argc, char **argv);
 
 /* Shared by the commands: the absolute form of DIR (which must exist) into out. */
 int qk_lab_abs_dir(const char *dir, char *out, size_t cap, qk_err *err);

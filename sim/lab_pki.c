@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "secbuf.h"
 
 #define CA_DAYS 365
@@ -113,7 +114,20 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, int days, X509 *issuer)
 int qk_lab_ca_create(const char *cn, const char *crt_path, const char *key_path, qk_lab_ca **out,
                      qk_err *err)
 {
+    return qk_lab_ca_create_days(cn, CA_DAYS, crt_path, key_path, out, err);
+}
+
+int qk_lab_ca_write_cert(const qk_lab_ca *ca, const char *path, qk_err *err)
+{
+    return write_cert(ca->cert, path, err);
+}
+
+int qk_lab_ca_create_days(const char *cn, int days, const char *crt_path, const char *key_path,
+                          qk_lab_ca **out, qk_err *err)
+{
     *out = NULL;
+    if (days < 1 || days > 36500)
+        return qk_err_set(err, QK_EINVAL, "CA validity: %d days (1..36500)", days);
     qk_lab_ca *ca = calloc(1, sizeof *ca);
     if (!ca)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
@@ -122,7 +136,7 @@ int qk_lab_ca_create(const char *cn, const char *crt_path, const char *key_path,
         free(ca);
         return ossl_err(err, "CA key");
     }
-    ca->cert = new_cert(ca->key, cn, CA_DAYS, NULL);
+    ca->cert = new_cert(ca->key, cn, days, NULL);
     if (!ca->cert || add_ext(ca->cert, ca->cert, NID_basic_constraints, "critical,CA:TRUE") ||
         add_ext(ca->cert, ca->cert, NID_key_usage, "critical,keyCertSign,cRLSign") ||
         add_ext(ca->cert, ca->cert, NID_subject_key_identifier, "hash") ||
@@ -153,18 +167,28 @@ void qk_lab_ca_free(qk_lab_ca *ca)
 int qk_lab_cert_issue(const qk_lab_ca *ca, qk_cert_kind kind, const char *cn, int days,
                       const char *crt_path, const char *key_path, qk_err *err)
 {
+    return qk_lab_cert_issue_san(ca, kind, cn, NULL, days, crt_path, key_path, err);
+}
+
+int qk_lab_cert_issue_san(const qk_lab_ca *ca, qk_cert_kind kind, const char *cn, const char *san,
+                          int days, const char *crt_path, const char *key_path, qk_err *err)
+{
+    bool server = kind == QK_CERT_SERVER;
+    if (!server && san)
+        return qk_err_set(err, QK_EINVAL, "%s: a client certificate carries no SAN", cn);
+    if (days < 1 || days > 36500)
+        return qk_err_set(err, QK_EINVAL, "%s: validity %d days (1..36500)", cn, days);
     EVP_PKEY *k = EVP_EC_gen("P-256");
     if (!k)
         return ossl_err(err, "key");
     X509 *x = new_cert(k, cn, days, ca->cert);
-    bool server = kind == QK_CERT_SERVER;
     bool ok = x && add_ext(x, ca->cert, NID_basic_constraints, "critical,CA:FALSE") == 0 &&
               add_ext(x, ca->cert, NID_key_usage, "critical,digitalSignature") == 0 &&
               add_ext(x, ca->cert, NID_ext_key_usage, server ? "serverAuth" : "clientAuth") == 0 &&
               add_ext(x, ca->cert, NID_subject_key_identifier, "hash") == 0 &&
               add_ext(x, ca->cert, NID_authority_key_identifier, "keyid:always") == 0 &&
-              (!server ||
-               add_ext(x, ca->cert, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1") == 0) &&
+              (!server || add_ext(x, ca->cert, NID_subject_alt_name,
+                                  san ? san : "DNS:localhost,IP:127.0.0.1") == 0) &&
               X509_sign(x, ca->key, EVP_sha256()) > 0;
     int rc = ok ? 0 : ossl_err(err, cn);
     if (rc == 0)
@@ -189,8 +213,7 @@ int qk_lab_write_secret_hex(const char *path, const char *prefix, size_t n, char
         return qk_err_set(err, QK_ENOMEM, "out of secure memory");
     }
     qk_random(raw, n);
-    for (size_t i = 0; i < n; i++)
-        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    qk_hex_encode(raw, n, hex, 2 * n + 1);
     int rc = 0;
     FILE *f = open_mode(path, 0600, true, err);
     if (!f) {
@@ -207,4 +230,17 @@ int qk_lab_write_secret_hex(const char *path, const char *prefix, size_t n, char
     qk_secure_free(raw);
     qk_secure_free(hex);
     return rc;
+}
+
+int qk_lab_write_secret_text(const char *path, const char *text, size_t len, qk_err *err)
+{
+    FILE *f = open_mode(path, 0600, true, err);
+    if (!f)
+        return QK_EIO;
+    int bad = len && fwrite(text, 1, len, f) != len;
+    if (fclose(f) != 0 || bad) {
+        unlink(path);
+        return qk_err_set(err, QK_EIO, "%s: write failed", path);
+    }
+    return 0;
 }
