@@ -48,6 +48,20 @@ int qk_lab_path(const qk_lab *lab, char *out, const char *fmt, ...)
 int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f);
 int qk_lab_write_sim_conf(const qk_lab *lab, FILE *f);
 
+/* Link i's settings: its own from the topology, else the lab's (--preset, --distance,
+ * --time-scale). */
+const char *qk_lab_link_preset(const qk_lab *lab, size_t i);
+double qk_lab_link_distance(const qk_lab *lab, size_t i);
+double qk_lab_link_time_scale(const qk_lab *lab, size_t i);
+/* The key rate link i delivers (bit/s, the model's default kind with the optimal intensity,
+ * times the time scale, as qkd-sim runs it): 0, or QK_EINVAL for an unknown preset or when the
+ * model yields no key there (aborted or a zero rate; the message names the preset's reach and
+ * what to change). */
+int qk_lab_link_rate(const qk_lab *lab, size_t i, double *bps, qk_err *err);
+/* Every link yields key and fills a block of lab->block_bytes within wait_s seconds; else
+ * QK_EINVAL with the link, the reason and what to change (checked before anything starts). */
+int qk_lab_links_check(const qk_lab *lab, unsigned wait_s, qk_err *err);
+
 /* The manifest DIR/lab.json as text (malloc'ed; NULL on failure). */
 char *qk_lab_manifest_json(const qk_lab *lab);
 

@@ -2,10 +2,13 @@
 #include "lab_topology.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ini_config.h"
+#include "lab.h"
+#include "model.h"
 
 static bool valid_id(const char *s, bool tilde)
 {
@@ -139,8 +142,12 @@ static int on_key(void *user, const char *section, const char *key, const char *
         c->has_kmes[i] = true;
         return 0;
     }
-    if (strcmp(key, "preset") == 0)
+    if (strcmp(key, "preset") == 0) {
+        qk_model_params p;
+        if (qk_model_preset(v, &p) != 0)
+            return qk_err_set(err, QK_EINVAL, "unknown preset (qkd-sim model --help lists them)");
         return qk_parse_str(v, l->preset, sizeof l->preset, err);
+    }
     if (strcmp(key, "distance") == 0)
         return qk_parse_double(v, 0.0, 1000.0, &l->distance_km, err);
     if (strcmp(key, "time_scale") == 0)
@@ -207,6 +214,84 @@ int qk_lab_topology_check(const qk_lab_topology *t, qk_err *err)
                 return qk_err_set(err, QK_EINVAL, "links %s and %s join the same KMEs", o->id,
                                   l->id);
         }
+    }
+    return 0;
+}
+
+const char *qk_lab_link_preset(const qk_lab *lab, size_t i)
+{
+    const qk_lab_link *l = &lab->topo.links[i];
+    return l->preset[0] ? l->preset : lab->preset;
+}
+
+double qk_lab_link_distance(const qk_lab *lab, size_t i)
+{
+    const qk_lab_link *l = &lab->topo.links[i];
+    return l->distance_km >= 0 ? l->distance_km : lab->distance_km;
+}
+
+double qk_lab_link_time_scale(const qk_lab *lab, size_t i)
+{
+    const qk_lab_link *l = &lab->topo.links[i];
+    return l->time_scale > 0 ? l->time_scale : lab->time_scale;
+}
+
+/* The smallest block qkd-lab up --block-bytes accepts (the KME needs more than one key). */
+#define MIN_BLOCK_BYTES 1100.0
+
+int qk_lab_link_rate(const qk_lab *lab, size_t i, double *bps, qk_err *err)
+{
+    const qk_lab_link *l = &lab->topo.links[i];
+    const char *preset = qk_lab_link_preset(lab, i);
+    double km = qk_lab_link_distance(lab, i);
+    qk_model_params p;
+    qk_model_point pt;
+    if (qk_model_preset(preset, &p) != 0)
+        return qk_err_set(err, QK_EINVAL, "link %s: unknown preset %s", l->id, preset);
+    if (qk_model_eval(&p, km, QK_RATE_KIND_DEFAULT, true, &pt) != 0)
+        return qk_err_set(err, QK_EINVAL, "link %s: the model rejects preset %s at %g km", l->id,
+                          preset, km);
+    if (pt.aborted || !(pt.rate_bps > 0)) {
+        double max_km = qk_model_max_distance(&p, QK_RATE_KIND_DEFAULT, true);
+        char why[96];
+        if (pt.aborted)
+            snprintf(why, sizeof why, "aborted: QBER %.1f %% above the %.1f %% threshold",
+                     100.0 * pt.qber, 100.0 * p.qber_abort);
+        else
+            snprintf(why, sizeof why, "zero secret-key rate");
+        return qk_err_set(err, QK_EINVAL,
+                          "link %s yields no key: preset %s at %g km (%s; the preset reaches "
+                          "%.1f km). Use --distance (or the link's distance) below "
+                          "%.1f km or another --preset (qkd-sim model --preset %s)",
+                          l->id, preset, km, why, max_km, max_km, preset);
+    }
+    *bps = pt.rate_bps * qk_lab_link_time_scale(lab, i);
+    return 0;
+}
+
+int qk_lab_links_check(const qk_lab *lab, unsigned wait_s, qk_err *err)
+{
+    for (size_t i = 0; i < lab->topo.nlinks; i++) {
+        double bps;
+        int rc = qk_lab_link_rate(lab, i, &bps, err);
+        if (rc != 0)
+            return rc;
+        double block_bits = 8.0 * (double)lab->block_bytes, need_s = block_bits / bps;
+        if (need_s <= (double)wait_s)
+            continue;
+        double fit = floor(bps * wait_s / 8.0);
+        char smaller[64] = "";
+        if (fit >= MIN_BLOCK_BYTES)
+            snprintf(smaller, sizeof smaller, " (%.0f or less)", fit);
+        return qk_err_set(err, QK_EINVAL,
+                          "link %s cannot fill a block within --wait %u s: %llu bytes take %.0f s "
+                          "at %.4g bit/s (preset %s, %g km, time scale %g). Use a shorter "
+                          "distance, another --preset, a smaller --block-bytes%s, a larger "
+                          "--time-scale or --wait %.0f or more",
+                          lab->topo.links[i].id, wait_s, (unsigned long long)lab->block_bytes,
+                          ceil(need_s), bps, qk_lab_link_preset(lab, i),
+                          qk_lab_link_distance(lab, i), qk_lab_link_time_scale(lab, i), smaller,
+                          ceil(need_s));
     }
     return 0;
 }

@@ -382,10 +382,8 @@ static int start_sim(qk_lab *lab, const char *sim, qk_err *err)
     if (qk_lab_wait_port(ports, "control", lab->sim_pid, START_TIMEOUT_MS, &lab->sim_port, err) !=
         0)
         return qk_err_prefix(err, "qkd-sim (see %s and %s/sim/sim.log)", out, lab->dir);
-    step("qkd-sim started (pid %d): control http://127.0.0.1:%u, %zu link(s), %s at %g km, "
-         "time scale %g",
-         (int)lab->sim_pid, lab->sim_port, lab->topo.nlinks, lab->preset, lab->distance_km,
-         lab->time_scale);
+    step("qkd-sim started (pid %d): control http://127.0.0.1:%u, %zu link(s)", (int)lab->sim_pid,
+         lab->sim_port, lab->topo.nlinks);
     return 0;
 }
 
@@ -446,6 +444,23 @@ static void print_usage_hint(const qk_lab *lab)
                "http://127.0.0.1:%u/metrics\n",
                lab->topo.kmes[k].id, lab->kme[k].etsi014, lab->skip ? "https://127.0.0.1:" : "-",
                lab->skip ? lab->kme[k].skip : 0, lab->kme[k].admin);
+    for (size_t i = 0; i < lab->topo.nlinks; i++) {
+        const qk_lab_link *l = &lab->topo.links[i];
+        double bps = 0;
+        qk_err err;
+        qk_err_clear(&err);
+        (void)qk_lab_link_rate(lab, i, &bps, &err); /* checked before the start */
+        printf("  link %s (%s--%s): preset %s, %g km, time scale %g: %.4g bit/s\n", l->id,
+               lab->topo.kmes[l->kme[0]].id, lab->topo.kmes[l->kme[1]].id,
+               qk_lab_link_preset(lab, i), qk_lab_link_distance(lab, i),
+               qk_lab_link_time_scale(lab, i), bps);
+    }
+    if (lab->skip)
+        for (size_t k = 0; k < lab->topo.nkmes; k++)
+            printf("  SKIP client %s at %s (PSK in lab.json): qkd skip caps --lab %s --kme %s "
+                   "--skip-client %s\n",
+                   lab->kme[k].skip_identity, lab->topo.kmes[k].id, lab->dir, lab->topo.kmes[k].id,
+                   lab->kme[k].skip_identity);
     printf("  simulator control http://127.0.0.1:%u (qkd-sim status --control URL)\n",
            lab->sim_port);
     if (a->nsaes > 0)
@@ -472,6 +487,11 @@ static int up(qk_lab *lab, const up_opts *o)
     }
     if (!o->topology)
         qk_lab_topology_default(&lab->topo);
+    /* Refuse at once a link the model gives no key, or too little for --wait. */
+    if (qk_lab_links_check(lab, o->wait_s, &err) != 0) {
+        fprintf(stderr, "qkd-lab up: %s\n", err.msg);
+        return 2;
+    }
     if (prepare_dir(lab, o->dir, &err) != 0) {
         fprintf(stderr, "qkd-lab up: %s\n", err.msg);
         return 1;

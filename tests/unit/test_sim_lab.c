@@ -9,6 +9,7 @@
 #include "lab.h"
 #include "lab_proc.h"
 #include "lab_topology.h"
+#include "model.h"
 
 static char dir[64];
 static qk_lab lab;
@@ -111,6 +112,72 @@ static void chain_lab(void)
     }
     lab.sim_port = 6000;
     lab.sim_pid = 200;
+}
+
+/* qkd-lab up refuses, before starting anything, a link the model gives no key or one that cannot
+ * fill a block within --wait, and says what to change. CHAIN: AB at 10 km, BC at the lab's
+ * distance on gys. */
+static void test_link_check(void)
+{
+    qk_err err;
+    chain_lab();
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0);
+    CU_ASSERT_STRING_EQUAL(qk_lab_link_preset(&lab, 1), "gys");
+    CU_ASSERT_DOUBLE_EQUAL(qk_lab_link_distance(&lab, 0), 10.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(qk_lab_link_distance(&lab, 1), 25.0, 1e-12);
+
+    /* The rate is the model's (decoy-vw, optimal mu, as qkd-sim runs a lab link) x time scale. */
+    double bps = 0;
+    qk_model_params p;
+    qk_model_point pt;
+    CU_ASSERT_EQUAL_FATAL(qk_model_preset("gys", &p), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_model_eval(&p, 25.0, QK_RATE_DECOY_VW, true, &pt), 0);
+    CU_ASSERT_EQUAL(qk_lab_link_rate(&lab, 1, &bps, &err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(bps, 20.0 * pt.rate_bps, 1e-9 * bps);
+
+    /* Beyond the abort distance: no key, the reach and the remedy named. */
+    lab.distance_km = 200;
+    qk_err_clear(&err);
+    CU_ASSERT_NOT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "link BC yields no key"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "aborted"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "141.0 km"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "another --preset"));
+    /* Between the zero-rate distance and the abort: zero rate, no abort. */
+    lab.distance_km = 141.5;
+    qk_err_clear(&err);
+    CU_ASSERT_NOT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "zero secret-key rate"));
+
+    /* Key, but too slow for --wait: 4096 bytes at 120 km take about 190 s at scale 20. */
+    lab.distance_km = 120;
+    qk_err_clear(&err);
+    CU_ASSERT_NOT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "link BC cannot fill a block within --wait 120 s"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "smaller --block-bytes (")); /* a size that fits */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "--time-scale"));
+    CU_ASSERT_EQUAL(qk_lab_links_check(&lab, 300, &err), 0); /* a longer wait */
+    lab.block_bytes = 2048;
+    CU_ASSERT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0); /* a smaller block */
+    lab.block_bytes = 4096;
+    lab.topo.links[1].time_scale = 100; /* the link's own settings count, not the lab's */
+    CU_ASSERT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0);
+    lab.topo.links[1].time_scale = -1;
+    lab.distance_km = 25;
+    lab.topo.links[0].distance_km = 300;
+    qk_err_clear(&err);
+    CU_ASSERT_NOT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "link AB yields no key: preset gys at 300 km"));
+
+    /* A topology naming an unknown preset is refused at its line. */
+    static qk_lab_topology t;
+    CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\nsaes = S1\n[kme B]\nsaes = S2\n[link L]\nkmes = A,B\n"
+                                  "preset = nosuch\n",
+                                  &t, &err),
+                        0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ":7:"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown preset"));
 }
 
 static char *render(int which, size_t k)
@@ -239,7 +306,9 @@ int suite_sim_lab(void)
 {
     CU_pSuite s = CU_add_suite("sim_lab", setup, teardown);
     if (!s || !CU_add_test(s, "topology", test_topology) ||
-        !CU_add_test(s, "configs", test_configs) || !CU_add_test(s, "manifest", test_manifest) ||
+        !CU_add_test(s, "configs", test_configs) ||
+        !CU_add_test(s, "link check against the model", test_link_check) ||
+        !CU_add_test(s, "manifest", test_manifest) ||
         !CU_add_test(s, "ports and metrics", test_ports_and_metrics))
         return -1;
     return 0;
