@@ -12,7 +12,12 @@
  * callbacks record which table entry the client used. */
 typedef struct {
     long psk_index; /* -1: no PSK entry matched */
+    int psk_hash;   /* qk_psk_hash the TLS 1.3 session was built with; -1: none */
+    bool psk_auto;  /* that hash was chosen from the client's binder (auto mode) */
 } qk_tls_hs_state;
+
+/* Reset a handshake state before the handshake (no PSK yet). */
+void qk_tls_hs_state_init(qk_tls_hs_state *hs);
 
 /* Build the SSL_CTX for a policy (certificates, CA, versions, suites, PSK callbacks,
  * renegotiation and tickets off). The policy's tables are borrowed by the context. */

@@ -38,11 +38,37 @@ typedef struct {
     qk_tls_mode mode;
     const qk_psk_table *psks;
     const qk_fp_map *fp_map;
-    char suites384[256]; /* the policy's TLS 1.3 suites that hash with SHA-384 */
-    char suites256[256]; /* ... with SHA-256 */
+    qk_psk_hash psk_hash; /* for PSK lines that name no hash */
+    char suites384[256];  /* the policy's TLS 1.3 suites that hash with SHA-384 */
+    char suites256[256];  /* ... with SHA-256 */
 } policy_data;
 
 /* ---- PSK file ------------------------------------------------------------------------------ */
+
+static const char *const psk_hash_names[] = {"sha384", "sha256", "auto"};
+
+const char *qk_psk_hash_name(qk_psk_hash h)
+{
+    return (unsigned)h < sizeof psk_hash_names / sizeof psk_hash_names[0] ? psk_hash_names[h] : "?";
+}
+
+int qk_psk_hash_parse(const char *s, size_t len, qk_psk_hash *out)
+{
+    for (size_t i = 0; s && i < sizeof psk_hash_names / sizeof psk_hash_names[0]; i++) {
+        if (len == strlen(psk_hash_names[i]) && strncasecmp(s, psk_hash_names[i], len) == 0) {
+            *out = (qk_psk_hash)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void qk_tls_hs_state_init(qk_tls_hs_state *hs)
+{
+    hs->psk_index = -1;
+    hs->psk_hash = -1;
+    hs->psk_auto = false;
+}
 
 void qk_psk_table_free(qk_psk_table *t)
 {
@@ -86,8 +112,8 @@ static int parse_psk_line(const char *line, size_t len, qk_psk_entry *e, const c
 {
     const char *c1 = memchr(line, ':', len);
     if (!c1)
-        return qk_err_set(err, QK_EINVAL, "%s:%zu: expected identity:hexkey[:sha384|sha256]", path,
-                          lineno);
+        return qk_err_set(err, QK_EINVAL, "%s:%zu: expected identity:hexkey[:sha384|sha256|auto]",
+                          path, lineno);
     const char *id = line;
     size_t id_len = (size_t)(c1 - line);
     trim(&id, &id_len);
@@ -105,13 +131,9 @@ static int parse_psk_line(const char *line, size_t len, qk_psk_entry *e, const c
     qk_psk_hash h = QK_PSK_SHA384;
     if (hash) {
         trim(&hash, &hash_len);
-        if (hash_len == 6 && strncasecmp(hash, "sha384", 6) == 0)
-            h = QK_PSK_SHA384;
-        else if (hash_len == 6 && strncasecmp(hash, "sha256", 6) == 0)
-            h = QK_PSK_SHA256;
-        else
-            return qk_err_set(err, QK_EINVAL, "%s:%zu: unknown hash (use sha384 or sha256)", path,
-                              lineno);
+        if (qk_psk_hash_parse(hash, hash_len, &h) != 0)
+            return qk_err_set(err, QK_EINVAL, "%s:%zu: unknown hash (use sha384, sha256 or auto)",
+                              path, lineno);
     }
     if (hex_len % 2 != 0 || hex_len / 2 < 16 || hex_len / 2 > QK_PSK_MAX)
         return qk_err_set(err, QK_EINVAL, "%s:%zu: key must be 16..%d bytes of hex", path, lineno,
@@ -130,6 +152,7 @@ static int parse_psk_line(const char *line, size_t len, qk_psk_entry *e, const c
     e->key = key;
     e->key_len = key_len;
     e->hash = h;
+    e->hash_unset = hash == NULL;
     return 0;
 }
 
@@ -253,6 +276,12 @@ static long psk_find(const qk_psk_table *t, const unsigned char *id, size_t id_l
     return -1;
 }
 
+/* The hash policy of an entry: its own when its line named one, else the listener's. */
+static qk_psk_hash entry_hash(const policy_data *pd, const qk_psk_entry *e)
+{
+    return e->hash_unset ? pd->psk_hash : e->hash;
+}
+
 static void hs_note_psk(SSL *ssl, long idx)
 {
     qk_tls_hs_state *hs = SSL_get_app_data(ssl);
@@ -291,8 +320,13 @@ static int psk_find_session_cb(SSL *ssl, const unsigned char *identity, size_t i
     if (i < 0)
         return 1; /* unknown: no PSK from us; the policy refuses an unauthenticated peer */
     const qk_psk_entry *e = &pd->psks->entries[i];
+    qk_tls_hs_state *hs = SSL_get_app_data(ssl);
+    qk_psk_hash h = entry_hash(pd, e);
+    bool automatic = h == QK_PSK_AUTO;
+    if (automatic) /* the client_hello callback read the binder; SHA-384 when it could not */
+        h = hs && hs->psk_auto && hs->psk_hash == QK_PSK_SHA256 ? QK_PSK_SHA256 : QK_PSK_SHA384;
     const SSL_CIPHER *cipher =
-        SSL_CIPHER_find(ssl, e->hash == QK_PSK_SHA256 ? SUITE_AES128_SHA256 : SUITE_AES256_SHA384);
+        SSL_CIPHER_find(ssl, h == QK_PSK_SHA256 ? SUITE_AES128_SHA256 : SUITE_AES256_SHA384);
     SSL_SESSION *s = SSL_SESSION_new();
     if (!cipher || !s || !SSL_SESSION_set1_master_key(s, e->key, e->key_len) ||
         !SSL_SESSION_set_cipher(s, cipher) ||
@@ -301,13 +335,45 @@ static int psk_find_session_cb(SSL *ssl, const unsigned char *identity, size_t i
         return 0;
     }
     hs_note_psk(ssl, i);
+    if (hs) {
+        hs->psk_hash = (int)h;
+        hs->psk_auto = automatic;
+    }
     *sess = s;
     return 1;
 }
 
+/* Length of binder number `k` in a pre_shared_key extension (RFC 8446 section 4.2.11:
+ * identities<7..2^16-1>, then binders<33..2^16-1>, each binder opaque<32..255>), or 0 when the
+ * extension is too short for it. The bytes are the client's: every step is bounds-checked. */
+static size_t binder_len(const unsigned char *ext, size_t len, size_t ids_len, size_t k)
+{
+    size_t off = 2 + ids_len;
+    if (len - off < 2)
+        return 0;
+    size_t blen = ((size_t)ext[off] << 8) | ext[off + 1];
+    const unsigned char *b = ext + off + 2;
+    if (blen > len - off - 2)
+        return 0;
+    const unsigned char *bend = b + blen;
+    for (size_t n = 0; b < bend; n++) {
+        size_t l = b[0];
+        if ((size_t)(bend - b) < 1 + l)
+            return 0;
+        if (n == k)
+            return l;
+        b += 1 + l;
+    }
+    return 0;
+}
+
 /* TLS 1.3 server cipher choice comes before the PSK is looked at, and OpenSSL prefers SHA-256
- * suites when a legacy PSK callback is set and no certificate is loaded. So look at the
- * identities the client offers first: if one is ours, allow only suites of its hash. */
+ * suites when a legacy PSK callback is set and no certificate is loaded; and OpenSSL discards a
+ * PSK session whose hash is not the chosen suite's. So look at the identities the client offers
+ * first: for the first one of ours, allow only suites of its hash. An entry in auto mode takes
+ * the hash from the length of the client's binder for that identity (RFC 8446 section 4.2.11:
+ * the binder is an HMAC with the PSK's hash, 32 bytes for SHA-256, 48 for SHA-384); any other
+ * length keeps SHA-384, the hash we offer and prefer. */
 static int client_hello_cb(SSL *ssl, int *al, void *arg)
 {
     (void)al;
@@ -323,14 +389,22 @@ static int client_hello_cb(SSL *ssl, int *al, void *arg)
     if (ids_len > len - 2)
         return SSL_CLIENT_HELLO_SUCCESS;
     const unsigned char *p = ext + 2, *end = ext + 2 + ids_len;
-    while (end - p >= 2) {
+    for (size_t k = 0; end - p >= 2; k++) {
         size_t il = ((size_t)p[0] << 8) | p[1];
         if ((size_t)(end - p) < 2 + il + 4)
             break;
         long i = psk_find(pd->psks, p + 2, il);
         if (i >= 0) {
-            const char *suites =
-                pd->psks->entries[i].hash == QK_PSK_SHA256 ? pd->suites256 : pd->suites384;
+            qk_psk_hash h = entry_hash(pd, &pd->psks->entries[i]);
+            qk_tls_hs_state *hs = SSL_get_app_data(ssl);
+            if (h == QK_PSK_AUTO) {
+                h = binder_len(ext, len, ids_len, k) == 32 ? QK_PSK_SHA256 : QK_PSK_SHA384;
+                if (hs) {
+                    hs->psk_hash = (int)h;
+                    hs->psk_auto = true;
+                }
+            }
+            const char *suites = h == QK_PSK_SHA256 ? pd->suites256 : pd->suites384;
             if (suites[0] && !SSL_set_ciphersuites(ssl, suites))
                 ERR_clear_error();
             break;
@@ -395,6 +469,10 @@ SSL_CTX *qk_tls_policy_ctx_new(const qk_tls_policy *p, qk_err *err)
     int want_psk = p->mode == QK_TLS_MODE_PSK || p->mode == QK_TLS_MODE_PSK_OR_MTLS;
     int want_ca = p->mode == QK_TLS_MODE_MTLS || p->mode == QK_TLS_MODE_PSK_OR_MTLS;
     int want_cert = p->mode != QK_TLS_MODE_PSK;
+    if ((unsigned)p->psk_hash > QK_PSK_AUTO) {
+        qk_err_set(err, QK_EINVAL, "TLS policy: psk_hash must be sha384, sha256 or auto");
+        return NULL;
+    }
     if (want_psk && (!p->psks || p->psks->n == 0)) {
         qk_err_set(err, QK_EINVAL, "TLS policy: PSK mode needs a non-empty PSK table");
         return NULL;
@@ -418,6 +496,7 @@ SSL_CTX *qk_tls_policy_ctx_new(const qk_tls_policy *p, qk_err *err)
     pd->mode = p->mode;
     pd->psks = p->psks;
     pd->fp_map = p->fp_map;
+    pd->psk_hash = p->psk_hash;
     SSL_CTX_set_app_data(ctx, pd);
 
     int minv = p->min_version ? p->min_version : TLS1_2_VERSION;

@@ -111,8 +111,9 @@ struct qk_tls_server {
     atomic_bool stop;
     atomic_bool draining;          /* graceful stop: accept nothing new, finish what is in flight */
     atomic_uint_fast64_t inflight; /* requests libmicrohttpd has started and not completed */
-    qk_http_front front; /* the request envelope's handler, name and body limit */
+    qk_http_front front;           /* the request envelope's handler, name and body limit */
     atomic_uint_fast64_t accepted, hs_ok, hs_failed, refused, active;
+    atomic_uint_fast64_t psk13_sha384, psk13_sha256;
     atomic_uint_fast64_t next_gen;
     pthread_mutex_t id_lock;
     id_node *buckets[ID_BUCKETS];
@@ -595,6 +596,15 @@ static void conn_handshake(conn *c)
         return;
     }
     atomic_fetch_add(&s->hs_ok, 1);
+    if (id.kind == QK_ID_PSK && c->hs.psk_hash >= 0 && SSL_version(c->ssl) >= TLS1_3_VERSION) {
+        /* Which hash the TLS 1.3 PSK was bound to, and whether auto mode chose it. */
+        atomic_fetch_add(c->hs.psk_hash == QK_PSK_SHA256 ? &s->psk13_sha256 : &s->psk13_sha384, 1);
+        char who[80];
+        peer_str(c, who, sizeof who);
+        qk_log(QK_LOG_INFO, "tls listener=%s peer=%s: psk identity=%s hash=%s%s cipher=%s", s->name,
+               who, id.id, qk_psk_hash_name((qk_psk_hash)c->hs.psk_hash),
+               c->hs.psk_auto ? " (auto)" : "", id.cipher);
+    }
     c->handshaking = false;
     c->deadline_ms = 0;
 
@@ -709,7 +719,7 @@ static void accept_batch(pump_thread *t)
         c->tcp_fd = fd;
         c->pair_fd = c->mhd_fd = -1;
         c->ssl = ssl;
-        c->hs.psk_index = -1;
+        qk_tls_hs_state_init(&c->hs);
         SSL_set_app_data(ssl, &c->hs);
         SSL_set_accept_state(ssl);
         c->handshaking = true;
@@ -1091,4 +1101,6 @@ void qk_tls_server_get_stats(const qk_tls_server *s, qk_tls_server_stats *st)
     st->handshakes_failed = atomic_load(&m->hs_failed);
     st->refused_limit = atomic_load(&m->refused);
     st->active = atomic_load(&m->active);
+    st->psk13_sha384 = atomic_load(&m->psk13_sha384);
+    st->psk13_sha256 = atomic_load(&m->psk13_sha256);
 }

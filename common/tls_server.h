@@ -17,13 +17,21 @@
 
 #define QK_PSK_MAX 64
 
-typedef enum { QK_PSK_SHA384 = 0, QK_PSK_SHA256 = 1 } qk_psk_hash;
+/* The hash a TLS 1.3 external PSK is bound to (RFC 8446 section 4.2.11: the binder key and the
+ * handshake use the hash of the PSK's suite). AUTO: accept either, by the length of the
+ * client's binder (48 bytes: SHA-384, 32: SHA-256); SHA-384 stays the one offered and preferred. */
+typedef enum { QK_PSK_SHA384 = 0, QK_PSK_SHA256 = 1, QK_PSK_AUTO = 2 } qk_psk_hash;
+
+/* "sha384", "sha256", "auto"; parse: 0, or -1 for any other word (case-insensitive). */
+const char *qk_psk_hash_name(qk_psk_hash h);
+int qk_psk_hash_parse(const char *s, size_t len, qk_psk_hash *out);
 
 typedef struct {
     char identity[QK_IDENTITY_MAX]; /* PSK identity sent by the client */
     uint8_t *key;                   /* qk_secure_alloc'ed; owned by the table */
     size_t key_len;                 /* 16..64 bytes */
     qk_psk_hash hash;               /* hash the TLS 1.3 PSK is bound to (SHA-384 default) */
+    bool hash_unset;                /* the line named no hash: the listener's psk_hash applies */
 } qk_psk_entry;
 
 typedef struct {
@@ -31,7 +39,7 @@ typedef struct {
     size_t n;
 } qk_psk_table;
 
-/* Load a PSK file: one entry per line `identity:hexkey[:sha384|sha256]`, '#' comments and
+/* Load a PSK file: one entry per line `identity:hexkey[:sha384|sha256|auto]`, '#' comments and
  * blank lines ignored. The file must not be group/world readable. Errors name file and line
  * (never the key). */
 int qk_psk_table_load(const char *path, qk_psk_table *out, qk_err *err);
@@ -58,31 +66,33 @@ int qk_fp_map_load(const char *path, qk_fp_map *out, qk_err *err);
 void qk_fp_map_free(qk_fp_map *m);
 
 typedef enum {
-    QK_TLS_MODE_NONE = 0,   /* plaintext HTTP (admin listener on loopback only) */
-    QK_TLS_MODE_MTLS,       /* (a) client certificate required, verified against ca_file */
-    QK_TLS_MODE_PSK,        /* (b) PSK only (TLS 1.2 PSK suites, TLS 1.3 PSK) */
-    QK_TLS_MODE_SERVER_CERT,/* (c) server certificate only, no client authentication */
-    QK_TLS_MODE_PSK_OR_MTLS /* SKIP: a client authenticates with a PSK or a certificate */
+    QK_TLS_MODE_NONE = 0,    /* plaintext HTTP (admin listener on loopback only) */
+    QK_TLS_MODE_MTLS,        /* (a) client certificate required, verified against ca_file */
+    QK_TLS_MODE_PSK,         /* (b) PSK only (TLS 1.2 PSK suites, TLS 1.3 PSK) */
+    QK_TLS_MODE_SERVER_CERT, /* (c) server certificate only, no client authentication */
+    QK_TLS_MODE_PSK_OR_MTLS  /* SKIP: a client authenticates with a PSK or a certificate */
 } qk_tls_mode;
 
 typedef struct {
     qk_tls_mode mode;
-    const char *cert_file;  /* server certificate chain (PEM); not needed for pure PSK */
-    const char *key_file;   /* server private key (PEM) */
-    const char *ca_file;    /* CA for client certificates (MTLS, PSK_OR_MTLS) */
-    const qk_psk_table *psks;     /* PSK, PSK_OR_MTLS; borrowed, must outlive the server */
-    const qk_fp_map *fp_map;      /* optional; borrowed */
-    int min_version;        /* TLS1_2_VERSION (default when 0) */
-    int max_version;        /* TLS1_3_VERSION (default when 0) */
-    const char *tls12_ciphers;  /* NULL: a default per mode (PSK: the four SKIP suites) */
-    const char *tls13_suites;   /* NULL: "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"
-                                   (PSK mode: TLS_AES_256_GCM_SHA384 first) */
+    const char *cert_file;     /* server certificate chain (PEM); not needed for pure PSK */
+    const char *key_file;      /* server private key (PEM) */
+    const char *ca_file;       /* CA for client certificates (MTLS, PSK_OR_MTLS) */
+    const qk_psk_table *psks;  /* PSK, PSK_OR_MTLS; borrowed, must outlive the server */
+    const qk_fp_map *fp_map;   /* optional; borrowed */
+    qk_psk_hash psk_hash;      /* TLS 1.3 hash of the PSK lines that name none (0: SHA-384) */
+    int min_version;           /* TLS1_2_VERSION (default when 0) */
+    int max_version;           /* TLS1_3_VERSION (default when 0) */
+    const char *tls12_ciphers; /* NULL: a default per mode (PSK: the four SKIP suites) */
+    /* NULL: "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"
+     * (PSK mode: TLS_AES_256_GCM_SHA384 first) */
+    const char *tls13_suites;
 } qk_tls_policy;
 
 typedef struct {
-    const char *name;          /* listener name for logs: "etsi014", "skip", "peer", ... */
-    const char *bind_addr;     /* numeric IPv4/IPv6 address, e.g. "127.0.0.1" */
-    uint16_t port;             /* 0 = ephemeral; read back with qk_tls_server_port() */
+    const char *name;      /* listener name for logs: "etsi014", "skip", "peer", ... */
+    const char *bind_addr; /* numeric IPv4/IPv6 address, e.g. "127.0.0.1" */
+    uint16_t port;         /* 0 = ephemeral; read back with qk_tls_server_port() */
     qk_tls_policy tls;
     qk_http_handler *handler;      /* the request envelope's handler; must outlive the server */
     unsigned max_connections;      /* enforced before the handshake; 0 = 1024 */
@@ -92,7 +102,6 @@ typedef struct {
     size_t max_body;               /* request body limit; past it the envelope answers the
                                       handler's too_large_status (413); 0 = 64 KiB */
 } qk_listener_config;
-
 
 typedef struct qk_tls_server qk_tls_server;
 
@@ -107,6 +116,7 @@ void qk_tls_server_stop(qk_tls_server *s);
 /* Stats for /metrics. */
 typedef struct {
     uint64_t accepted, handshakes_ok, handshakes_failed, refused_limit, active;
+    uint64_t psk13_sha384, psk13_sha256; /* TLS 1.3 PSK handshakes by the PSK's hash */
 } qk_tls_server_stats;
 void qk_tls_server_get_stats(const qk_tls_server *s, qk_tls_server_stats *st);
 
