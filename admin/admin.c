@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_util.h"
 #include "log.h"
+
+#define QK_STR_(x) #x
+#define QK_STR(x)  QK_STR_(x)
 
 #define PROM_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -15,6 +19,12 @@ typedef struct {
     qk_pool_status st;
     bool ok;
 } pool_row;
+
+/* One family's HELP and TYPE lines (the Prometheus text exposition format 0.0.4). */
+static int family(FILE *f, const char *name, const char *type, const char *help)
+{
+    return fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type) < 0;
+}
 
 static int write_pools(qk_kms *k, FILE *f)
 {
@@ -29,14 +39,13 @@ static int write_pools(qk_kms *k, FILE *f)
         if (!rows[i].ok)
             QK_WARN("metrics: pool status of %s: %s", rows[i].link, err.msg);
     }
-    int bad = fprintf(f, "# HELP qkd_pool_bits Uncarved confirmed key material per link.\n"
-                         "# TYPE qkd_pool_bits gauge\n") < 0;
+    int bad = family(f, "qkd_pool_bytes", "gauge",
+                     "Uncarved key material in confirmed blocks, per link, in bytes.");
     for (size_t i = 0; i < n; i++)
         if (rows[i].ok)
-            bad |= fprintf(f, "qkd_pool_bits{link=\"%s\"} %llu\n", rows[i].link,
-                           (unsigned long long)rows[i].st.bytes_available * 8) < 0;
-    bad |= fprintf(f, "# HELP qkd_blocks Key blocks per link and state.\n"
-                      "# TYPE qkd_blocks gauge\n") < 0;
+            bad |= fprintf(f, "qkd_pool_bytes{link=\"%s\"} %llu\n", rows[i].link,
+                           (unsigned long long)rows[i].st.bytes_available) < 0;
+    bad |= family(f, "qkd_blocks", "gauge", "Key blocks per link and state.");
     for (size_t i = 0; i < n; i++) {
         if (!rows[i].ok)
             continue;
@@ -49,78 +58,130 @@ static int write_pools(qk_kms *k, FILE *f)
                        (unsigned long long)s->blocks_confirmed, rows[i].link,
                        (unsigned long long)s->blocks_burned) < 0;
     }
-    qk_pool_status sum;
-    memset(&sum, 0, sizeof sum);
+    bad |= family(f, "qkd_keys", "gauge", "Keys carved from each link's pool, by state.");
     for (size_t i = 0; i < n; i++) {
         if (!rows[i].ok)
             continue;
-        sum.keys_pending += rows[i].st.keys_pending;
-        sum.keys_reserved += rows[i].st.keys_reserved;
-        sum.keys_delivered += rows[i].st.keys_delivered;
-        sum.keys_burned += rows[i].st.keys_burned;
-        sum.keys_expired += rows[i].st.keys_expired;
+        const qk_pool_status *s = &rows[i].st;
+        const struct {
+            const char *state;
+            uint64_t n;
+        } keys[] = {{"pending", s->keys_pending},
+                    {"reserved", s->keys_reserved},
+                    {"delivered", s->keys_delivered},
+                    {"burned", s->keys_burned},
+                    {"expired", s->keys_expired}};
+        for (size_t j = 0; j < sizeof keys / sizeof keys[0]; j++)
+            bad |= fprintf(f, "qkd_keys{link=\"%s\",state=\"%s\"} %llu\n", rows[i].link,
+                           keys[j].state, (unsigned long long)keys[j].n) < 0;
     }
     free(rows);
-    bad |= fprintf(f,
-                   "# HELP qkd_keys_total Keys by state (all links).\n"
-                   "# TYPE qkd_keys_total gauge\n"
-                   "qkd_keys_total{state=\"pending\"} %llu\n"
-                   "qkd_keys_total{state=\"reserved\"} %llu\n"
-                   "qkd_keys_total{state=\"delivered\"} %llu\n"
-                   "qkd_keys_total{state=\"burned\"} %llu\n"
-                   "qkd_keys_total{state=\"expired\"} %llu\n",
-                   (unsigned long long)sum.keys_pending, (unsigned long long)sum.keys_reserved,
-                   (unsigned long long)sum.keys_delivered, (unsigned long long)sum.keys_burned,
-                   (unsigned long long)sum.keys_expired) < 0;
     return bad ? -1 : 0;
 }
 
-static double tele_qber(const qk_link_telemetry *t)
+void qk_admin_link_view_of(const qk_link_telemetry *t, uint64_t now_s, qk_admin_link_view *v)
 {
-    return t->qber;
+    memset(v, 0, sizeof *v);
+    v->reported = t->updated_at != 0;
+    /* A clock that went back makes the report look recent: the next reports set it right. */
+    uint64_t age = v->reported && now_s > t->updated_at ? now_s - t->updated_at : 0;
+    v->age_s = (double)age;
+    v->stale = !v->reported || age > QK_ADMIN_TELEMETRY_STALE_S;
+    v->up = !v->stale && strcmp(t->state, "up") == 0;
+    v->qber = t->qber;
+    v->rate_bps = v->stale ? 0.0 : t->rate_bps;
+    v->delivered_bytes = t->delivered_bits / 8;
 }
 
-static double tele_rate(const qk_link_telemetry *t)
+static double view_qber(const qk_admin_link_view *v)
 {
-    return t->rate_bps;
+    return v->qber;
 }
 
-static double tele_up(const qk_link_telemetry *t)
+static double view_rate(const qk_admin_link_view *v)
 {
-    return strcmp(t->state, "up") == 0;
+    return v->rate_bps;
 }
 
-/* The gauges of the device telemetry, one sample per link that has reported (%.6g: 0 and 1
- * print as "0" and "1"). */
+static double view_up(const qk_admin_link_view *v)
+{
+    return v->up;
+}
+
+static double view_stale(const qk_admin_link_view *v)
+{
+    return v->stale;
+}
+
+static double view_age(const qk_admin_link_view *v)
+{
+    return v->age_s;
+}
+
+static double view_delivered(const qk_admin_link_view *v)
+{
+    return (double)v->delivered_bytes;
+}
+
+/* The families of the device telemetry, one sample per link (gauges %.6g: 0 and 1 print as
+ * "0" and "1"; the counter %.17g, exact up to 2^53). `when` says which links have a sample. */
+enum { EVERY_LINK, REPORTED, FRESH };
 static const struct {
-    const char *name, *help;
-    double (*value)(const qk_link_telemetry *t);
+    const char *name, *type, *help;
+    int when;
+    double (*value)(const qk_admin_link_view *v);
 } TELEMETRY[] = {
-    {"qkd_link_qber", "Last QBER reported by the link's device.", tele_qber},
-    {"qkd_link_rate_bps", "Last secret-key rate reported by the device.", tele_rate},
-    {"qkd_link_up", "1 when the device last reported state \"up\".", tele_up},
+    {"qkd_link_up", "gauge",
+     "1 when the device's last report, at most " QK_STR(
+         QK_ADMIN_TELEMETRY_STALE_S) " s old, said \"up\"; 0 otherwise.",
+     EVERY_LINK, view_up},
+    {"qkd_link_telemetry_stale", "gauge",
+     "1 when the device never reported or not for more than " QK_STR(
+         QK_ADMIN_TELEMETRY_STALE_S) " s.",
+     EVERY_LINK, view_stale},
+    {"qkd_link_telemetry_age_seconds", "gauge", "Seconds since the device's last report.", REPORTED,
+     view_age},
+    {"qkd_link_qber", "gauge", "Quantum bit error rate of the device's last fresh report (0..1).",
+     FRESH, view_qber},
+    {"qkd_link_rate_bps", "gauge",
+     "Secret-key rate of the device's last report, in bits per second; 0 when stale.", REPORTED,
+     view_rate},
+    {"qkd_link_delivered_bytes_total", "counter",
+     "Key bytes the device reports delivered on the link (its own running count).", REPORTED,
+     view_delivered},
 };
 
 static int write_telemetry(qk_kms *k, FILE *f)
 {
+    size_t n = qk_kms_link_count(k);
+    qk_admin_link_view *views = calloc(n ? n : 1, sizeof *views);
+    if (!views)
+        return -1;
+    uint64_t now = qk_now_s();
+    for (size_t i = 0; i < n; i++) {
+        qk_link_telemetry t;
+        qk_link_get_telemetry(qk_kms_link_at(k, i), &t);
+        qk_admin_link_view_of(&t, now, &views[i]);
+    }
     int bad = 0;
     for (size_t m = 0; m < sizeof TELEMETRY / sizeof TELEMETRY[0]; m++) {
         const char *name = TELEMETRY[m].name;
-        bad |= fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", name, TELEMETRY[m].help, name) < 0;
-        for (size_t i = 0; i < qk_kms_link_count(k); i++) {
-            qk_link *l = qk_kms_link_at(k, i);
-            qk_link_telemetry t;
-            qk_link_get_telemetry(l, &t);
-            if (t.updated_at)
-                bad |= fprintf(f, "%s{link=\"%s\"} %.6g\n", name, l->cfg->link_id,
-                               TELEMETRY[m].value(&t)) < 0;
+        bad |= family(f, name, TELEMETRY[m].type, TELEMETRY[m].help);
+        for (size_t i = 0; i < n; i++) {
+            const qk_admin_link_view *v = &views[i];
+            if ((TELEMETRY[m].when == REPORTED && !v->reported) ||
+                (TELEMETRY[m].when == FRESH && v->stale))
+                continue;
+            bool counter = strcmp(TELEMETRY[m].type, "counter") == 0;
+            bad |= fprintf(f, counter ? "%s{link=\"%s\"} %.17g\n" : "%s{link=\"%s\"} %.6g\n", name,
+                           qk_kms_link_at(k, i)->cfg->link_id, TELEMETRY[m].value(v)) < 0;
         }
     }
+    free(views);
     return bad ? -1 : 0;
 }
 
-/* The Prometheus text of every family; malloc'ed (length in *len), or NULL. */
-static char *render_metrics(qk_kms *k, size_t *len)
+char *qk_admin_render_metrics(qk_kms *k, size_t *len)
 {
     char *buf = NULL;
     *len = 0;
@@ -157,7 +218,7 @@ static void admin_on_req(qk_http_handler *self, const qk_http_request *req, qk_h
         return;
     }
     size_t len = 0;
-    char *body = render_metrics(h->kms, &len);
+    char *body = qk_admin_render_metrics(h->kms, &len);
     if (!body) {
         qk_http_reply_message(rep, 500, "cannot render metrics");
         return;

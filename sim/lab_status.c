@@ -186,7 +186,8 @@ static void print_kme(const cJSON *kme, const cJSON *links, const char *dir, int
             continue;
         char filter[128];
         snprintf(filter, sizeof filter, "link=\"%s\"", lid);
-        double bits = metrics ? qk_lab_metric(metrics, "qkd_pool_bits", filter) : -1;
+        double bytes = metrics ? qk_lab_metric(metrics, "qkd_pool_bytes", filter) : -1;
+        double bits = bytes < 0 ? -1 : bytes * 8;
         double up = metrics ? qk_lab_metric(metrics, "qkd_link_up", filter) : -1;
         printf("  %s: pool %.0f bits, link %s", lid, bits < 0 ? 0 : bits,
                up < 0   ? "?"

@@ -104,7 +104,7 @@ check_keys() {
   [ "$(jqb '[.keys[].key_ID]|unique|length')" = "$1" ] || fail "duplicate key IDs: $BODY_OUT"
 }
 ids_body() { jq -c "{key_IDs: [$1 | {key_ID}]}"; } # jq path over a container -> Key IDs body
-metric() { admin_metric "$1" qkd_keys_total "state=\"$2\""; }
+metric() { admin_metric "$1" qkd_keys "state=\"$2\""; }
 stored_is() { # SAE KME SLAVE N: Status stored_key_count of the pair is N
   call "$1" "$2" GET "/api/v1/keys/$3/status"
   expect 200 "status $1->$3"

@@ -177,9 +177,9 @@ confirmed() { [ "$(metric "$1" qkd_blocks "state=\"confirmed\"")" -ge 4 ]; }
 wait_for 10 confirmed A || fail "A: blocks not confirmed: $(metrics A | grep qkd_blocks)"
 wait_for 10 confirmed B || fail "B: blocks not confirmed: $(metrics B | grep qkd_blocks)"
 for s in A B; do
-  bits=$(metric $s qkd_pool_bits "link=\"$LINK\"")
-  [ "$bits" -gt 0 ] || fail "$s: no pool bits after confirmation"
-  ok "KME_$s: 4 blocks confirmed, qkd_pool_bits{link=\"$LINK\"} = $bits"
+  bytes=$(metric $s qkd_pool_bytes "link=\"$LINK\"")
+  [ "$bytes" -gt 0 ] || fail "$s: no pool bytes after confirmation"
+  ok "KME_$s: 4 blocks confirmed, qkd_pool_bytes{link=\"$LINK\"} = $bytes"
 done
 
 # ---- one key through the two-phase reservation (ETSI 014 enc_keys at A, dec_keys at B) ----
@@ -244,7 +244,7 @@ for s in A B; do
   h=$(curl -s --max-time 5 "http://127.0.0.1:${PORT[$s.admin]}/healthz")
   [ "$h" = ok ] || fail "$s /healthz: $h"
   m=$(metrics $s)
-  for name in qkd_pool_bits qkd_blocks qkd_keys_total qkd_peer_errors_total qkd_requests_total \
+  for name in qkd_pool_bytes qkd_blocks qkd_keys qkd_peer_errors_total qkd_requests_total \
     qkd_request_duration_seconds_bucket; do
     grep -q "^$name" <<<"$m" || fail "$s /metrics lacks $name"
   done

@@ -49,8 +49,8 @@ burned=0
 wait_for 'burned=$(( $(admin_metric A qkd_blocks "state=\"burned\"") + $(admin_metric B qkd_blocks "state=\"burned\"") )); [ "$burned" -ge 1 ]' \
   20 "the corrupted block to be burned" || fail "the corrupted block was not burned (metrics: $(admin_metrics A | grep qkd_blocks))"
 for s in A B; do
-  bits=$(admin_metric $s qkd_pool_bits "link=\"$LINK\"")
-  [ "$bits" -le $(( good * (BLK - 32) * 8 )) ] || fail "KME_$s pool holds $bits bits: more than the $good good blocks"
+  bytes=$(admin_metric $s qkd_pool_bytes "link=\"$LINK\"")
+  [ "$bytes" -le $(( good * (BLK - 32) )) ] || fail "KME_$s pool holds $bytes bytes: more than the $good good blocks"
 done
 ok "corrupted block burned ($burned burn(s) reported), pools hold only the $good good blocks"
 
@@ -87,7 +87,7 @@ for victim in A B; do
 done
 
 # the sync threads reconcile: requests left pending by the kill -9 are burned at both ends
-wait_for '[ "$(admin_metric A qkd_keys_total "state=\"pending\"")" = 0 ] && [ "$(admin_metric B qkd_keys_total "state=\"pending\"")" = 0 ]' \
+wait_for '[ "$(admin_metric A qkd_keys "state=\"pending\"")" = 0 ] && [ "$(admin_metric B qkd_keys "state=\"pending\"")" = 0 ]' \
   30 "no pending key at either KME" || fail "keys still pending after the restarts"
 
 # --- 4. every key a master received is fetchable exactly once at the slave; nothing twice.

@@ -11,7 +11,9 @@ set -u
 . "$(dirname "$0")/../lib/lab.sh"
 L=KME_A~KME_B
 CTL() { "$SIM" fault --control "$(lab_json two .sim_url)" --link "$L" "$@" >/dev/null || fail "fault $*"; }
-pool() { kme_metric two "$1" qkd_pool_bits "link=\"$L\""; }
+pool() { # KME: bits in the pool of $L (qkd_pool_bytes x 8), -1 when absent
+  kme_metric two "$1" qkd_pool_bytes "link=\"$L\"" | awk '{ printf "%.6f\n", $1 < 0 ? $1 : $1 * 8 }'
+}
 metric_is() { [ "$(kme_metric two "$1" "$2" "link=\"$L\"${4:-}")" = "$3" ]; } # KME METRIC VALUE [FILTER]
 gt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
 # No growth while the link delivers nothing ($1 = KME, $2 = why): once the device reported it
@@ -32,8 +34,26 @@ no_growth() {
   [ "$p0" = "$p1" ] || fail "the pool of $k grew while $why ($p0 -> $p1)"
 }
 
+# A link the model gives no key, or too little for --wait, is refused at once (exit 2, nothing
+# created), with the reason and what to change.
+refused() { # NAME WANT ARGS...
+  local n=$1 want=$2 rc=0; shift 2
+  timeout 10 "$LAB" up --dir "$T/$n" "$@" >"$T/$n.err" 2>&1 || rc=$?
+  [ "$rc" = 2 ] || { cat "$T/$n.err"; fail "qkd-lab up $*: exit $rc, not 2"; }
+  grep -q -- "$want" "$T/$n.err" || { cat "$T/$n.err"; fail "qkd-lab up $*: no '$want'"; }
+  [ ! -e "$T/$n" ] || fail "qkd-lab up $*: created $T/$n"
+}
+refused far "yields no key: preset gys at 200 km (aborted.*reaches 141.0 km).*below 141.0 km or another --preset" --distance 200
+refused slow "cannot fill a block within --wait 5 s.*smaller --block-bytes.*--wait 1[0-9][0-9] or more" --distance 120 --wait 5
+ok "qkd-lab up refuses a link without key or too slow for --wait"
 lab_up two --time-scale 100
 ok "qkd-lab up (default topology)"
+grep -q "^  link KME_A~KME_B (KME_A--KME_B): preset gys, 25 km, time scale 100: " "$T/two.up" ||
+  fail "qkd-lab up's summary does not show the link's preset and distance"
+for k in KME_A KME_B; do
+  grep -q "^  SKIP client SKIP_$k at $k .*--kme $k --skip-client SKIP_$k" "$T/two.up" ||
+    fail "qkd-lab up's summary does not list the SKIP client of $k"
+done
 for f in .ca_cert '.kmes[0].saes[0].cert' '.kmes[1].saes[1].key'; do
   p=$(lab_json two "$f")
   [ -f "$p" ] || fail "lab.json $f: $p missing"
@@ -166,6 +186,9 @@ distance = 40
 EOT
 lab_up chain --topology "$T/chain.ini" --time-scale 100
 [ "$(lab_json chain '.links | length')" = 2 ] || fail "chain: links in lab.json"
+grep -q "^  link AB (KME_A--KME_B): preset gys, 25 km" "$T/chain.up" &&
+  grep -q "^  link BC (KME_B--KME_C): preset gys, 40 km" "$T/chain.up" ||
+  fail "chain: the summary does not give each link its own distance"
 etsi_pair_key chain KME_B SAE_B1 KME_A SAE_A1 || fail "chain: key B -> A"
 etsi_pair_key chain KME_B SAE_B1 KME_C SAE_C1 || fail "chain: key B -> C"
 etsi_pair_key chain KME_C SAE_C1 KME_B SAE_B1 || fail "chain: key C -> B"

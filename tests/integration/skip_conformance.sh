@@ -33,7 +33,7 @@ expect() { # CODE DESCRIPTION
   fi
 }
 field() { printf '%s' "$BODY_OUT" | jq -r ".$1"; }
-pool() { admin_metric "$1" qkd_pool_bits "link=\"$LINK\""; }
+pool() { echo $(($(admin_metric "$1" qkd_pool_bytes "link=\"$LINK\"") * 8)); } # bits
 # Wait until the pool gauge of KME s stops moving (sync confirmations done).
 pool_stable() {
   local s=$1 a b i

@@ -182,7 +182,7 @@ device_url() { echo "https://127.0.0.1:${PORT[$1.device]}"; }
 admin_url() { echo "http://127.0.0.1:${PORT[$1.admin]}"; }
 admin_metrics() { curl -s --max-time 5 "$(admin_url "$1")/metrics"; }
 
-# Sum of a metric's samples whose labels contain FILTER (e.g. admin_metric A qkd_pool_bits link=).
+# Sum of a metric's samples whose labels contain FILTER (e.g. admin_metric A qkd_pool_bytes link=).
 admin_metric() {
   admin_metrics "$1" | awk -v m="$2" -v f="${3:-}" '$1 ~ "^"m"({|$)" && index($1, f) { s += $2 } END { printf "%d\n", s }'
 }
@@ -209,7 +209,7 @@ sae_curl() {
 wait_pool() {
   local s=$1 bits=$2 i v=0
   for i in $(seq 1 150); do
-    v=$(admin_metric "$s" qkd_pool_bits "link=\"$LINK\"")
+    v=$(($(admin_metric "$s" qkd_pool_bytes "link=\"$LINK\"") * 8))
     [ "${v:-0}" -ge "$bits" ] && return 0
     sleep 0.2
   done
