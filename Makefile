@@ -59,9 +59,10 @@ INC_kmed := $(INC_kms) $(addprefix -I,$(ZONES)) -Ikmed
 INC_sim := $(INC_common) -Isim
 INC_client := $(INC_common) -Iclient
 INC_ikev2-bridge := $(INC_client) -Iikev2-bridge
+INC_dashboard := $(INC_client) -Idashboard
 INC_bench := $(INC_kms) -Iclient -Ibench
 INC_docs := $(INC_client)
-INC_tests := $(INC_kmed) -Isim -Iclient -Iikev2-bridge -Ibench -Itests/unit
+INC_tests := $(INC_kmed) -Isim -Iclient -Iikev2-bridge -Ibench -Idashboard -Itests/unit
 # The include flags of a source file: those of its top folder.
 inc = $(INC_$(firstword $(subst /, ,$(1))))
 override LDFLAGS += -pthread $(SANFLAGS)
@@ -74,11 +75,12 @@ API_SRC := $(foreach z,$(ZONES),$(wildcard $(z)/*.c))
 KMED_SRC := $(wildcard kmed/*.c)
 # Binaries: each has one main file; everything else in its folder is its library.
 MAINS := kmed/main.c sim/sim_main.c sim/lab_main.c client/cli_main.c ikev2-bridge/bridge_main.c \
-	bench/bench_main.c
+	bench/bench_main.c dashboard/dash_main.c
 SIM_SRC := $(filter-out $(MAINS),$(wildcard sim/*.c))
 CLIENT_SRC := $(filter-out $(MAINS),$(wildcard client/*.c))
 BRIDGE_SRC := $(filter-out $(MAINS),$(wildcard ikev2-bridge/*.c))
 BENCH_SRC := $(filter-out $(MAINS),$(wildcard bench/*.c))
+DASH_SRC := $(filter-out $(MAINS),$(wildcard dashboard/*.c))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 UNIT_SRC := $(wildcard tests/unit/*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -93,14 +95,16 @@ LIBSIM := $(BUILD)/lib/libqkdsim.a
 LIBCLIENT := $(BUILD)/lib/libqkdclient.a
 LIBBRIDGE := $(BUILD)/lib/libqkdbridge.a
 LIBBENCH := $(BUILD)/lib/libqkdbench.a
+LIBDASH := $(BUILD)/lib/libqkddash.a
 # A binary is built when its main file exists.
 BINS := $(BUILD)/bin/qkd-kmed \
 	$(if $(wildcard sim/sim_main.c),$(BUILD)/bin/qkd-sim) \
 	$(if $(wildcard sim/lab_main.c),$(BUILD)/bin/qkd-lab) \
 	$(if $(wildcard client/cli_main.c),$(BUILD)/bin/qkd) \
 	$(if $(wildcard ikev2-bridge/bridge_main.c),$(BUILD)/bin/qkd-bridge) \
-	$(if $(wildcard bench/bench_main.c),$(BUILD)/bin/qkd-bench)
-ALL_LIBS := $(LIBKMED) $(LIBAPI) $(LIBKMS) $(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH) $(LIBCOMMON)
+	$(if $(wildcard bench/bench_main.c),$(BUILD)/bin/qkd-bench) \
+	$(if $(wildcard dashboard/dash_main.c),$(BUILD)/bin/qkd-dash)
+ALL_LIBS := $(LIBKMED) $(LIBAPI) $(LIBKMS) $(LIBSIM) $(LIBDASH) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH) $(LIBCOMMON)
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 UNIT := $(BUILD)/tests/unit-tests
 
@@ -132,7 +136,16 @@ $(LIBSIM): $(call obj,$(SIM_SRC)) $(BUILD)/obj/common/qk_err.o
 $(LIBCLIENT): $(call obj,$(CLIENT_SRC)) $(BUILD)/obj/common/qk_err.o
 $(LIBBRIDGE): $(call obj,$(BRIDGE_SRC)) $(BUILD)/obj/common/qk_err.o
 $(LIBBENCH): $(call obj,$(BENCH_SRC)) $(BUILD)/obj/common/qk_err.o
-$(LIBKMED) $(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH):
+# qkd-dash's page (dashboard/www/) is compiled in: embed.sh turns each file into a byte array.
+DASH_WWW := $(sort $(wildcard dashboard/www/*))
+$(BUILD)/gen/dash_www.c: $(DASH_WWW) dashboard/embed.sh
+	@mkdir -p $(dir $@)
+	sh dashboard/embed.sh $@ $(DASH_WWW)
+$(BUILD)/obj/gen/dash_www.o: $(BUILD)/gen/dash_www.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INC_dashboard) -c $< -o $@
+$(LIBDASH): $(call obj,$(DASH_SRC)) $(BUILD)/obj/gen/dash_www.o
+$(LIBKMED) $(LIBSIM) $(LIBCLIENT) $(LIBBRIDGE) $(LIBBENCH) $(LIBDASH):
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -145,7 +158,9 @@ $(BUILD)/bin/qkd-lab: $(call obj,sim/lab_main.c) $(LIBSIM) $(LIBCOMMON)
 $(BUILD)/bin/qkd: $(call obj,client/cli_main.c) $(LIBCLIENT) $(LIBCOMMON)
 $(BUILD)/bin/qkd-bridge: $(call obj,ikev2-bridge/bridge_main.c) $(LIBBRIDGE) $(LIBCLIENT) $(LIBCOMMON)
 $(BUILD)/bin/qkd-bench: $(call obj,bench/bench_main.c) $(LIBBENCH) $(LIBKMS) $(LIBCLIENT) $(LIBCOMMON)
-$(BUILD)/bin/qkd-sim $(BUILD)/bin/qkd-lab $(BUILD)/bin/qkd $(BUILD)/bin/qkd-bridge $(BUILD)/bin/qkd-bench:
+$(BUILD)/bin/qkd-dash: $(call obj,dashboard/dash_main.c) $(LIBDASH) $(LIBCLIENT) $(LIBCOMMON)
+$(BUILD)/bin/qkd-sim $(BUILD)/bin/qkd-lab $(BUILD)/bin/qkd $(BUILD)/bin/qkd-bridge $(BUILD)/bin/qkd-bench \
+$(BUILD)/bin/qkd-dash:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -215,7 +230,7 @@ check-fast: tests-build check-layers
 	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) QK_STRICT_SKIPS=$(QK_STRICT_SKIPS) tests/run-all
 
 # The import graph: no folder includes a header of a folder its INC_ list does not name.
-LAYERED := common kms $(ZONES) kmed sim client ikev2-bridge bench
+LAYERED := common kms $(ZONES) kmed sim client ikev2-bridge bench dashboard
 .PHONY: check-layers
 check-layers:
 	@rc=0; $(foreach d,$(LAYERED),scripts/check-layers $(d) $(INC_$(d)) || rc=1;) \
@@ -243,14 +258,71 @@ run: $(BINS)
 bench: $(BINS)
 	BUILD=$(BUILD) bench/run
 
-install: $(BINS)
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PREFIX)/share/doc/qkd-kms $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/qkd-kms/
-	install -d $(DESTDIR)$(PREFIX)/share/doc/qkd-kms/docs
-	install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/qkd-kms/docs/
-	install -m 0644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+# ---- install (docs/service.md) ----------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=] [LIBDIR= INCLUDEDIR= UNITDIR= SYSCONFDIR= ...]
+# installs the binaries, libqkdclient (shared, with a soname, and static) with its header and a
+# pkg-config file, the systemd units, a sysusers.d entry, the example configs and the docs.
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+DOCDIR ?= $(PREFIX)/share/doc/qkd-kms
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= /etc
+
+# libqkdclient for outside programs: the library part of client/ (not the CLI nor the
+# conformance checkers) and the common/ modules it calls, compiled -fPIC into $(BUILD)/pic/.
+# Only qkc_* is exported from the shared library (client/libqkdclient.map); -Wl,--no-undefined
+# fails the link if a module it needs is missing from the list.
+SOMAJOR := 0
+CLIENT_SO := libqkdclient.so.$(SOMAJOR)
+CLIENT_REAL := libqkdclient.so.$(VERSION)
+CLIENT_PIC_SRC := $(filter-out client/cli_% client/conform_%,$(CLIENT_SRC)) \
+	$(addprefix common/,qk_err.c codec.c json_util.c secbuf.c http_client.c)
+CLIENT_PIC_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,$(CLIENT_PIC_SRC))
+CLIENT_PKGS := libcurl openssl libsodium libcjson
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC $(call inc,$<) -c $< -o $@
+$(BUILD)/pic/$(CLIENT_REAL): $(CLIENT_PIC_OBJ) client/libqkdclient.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(CLIENT_SO) -Wl,--version-script=client/libqkdclient.map \
+	  -Wl,--no-undefined -o $@ $(CLIENT_PIC_OBJ) $$(pkg-config --libs $(CLIENT_PKGS)) -lm
+$(BUILD)/pic/libqkdclient.a: $(CLIENT_PIC_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/pic/qkdclient.pc: client/qkdclient.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	  -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+.PHONY: client-lib
+client-lib: $(BUILD)/pic/$(CLIENT_REAL) $(BUILD)/pic/libqkdclient.a $(BUILD)/pic/qkdclient.pc
+-include $(CLIENT_PIC_OBJ:.o=.d)
+
+# Units: dist/systemd/NAME.service.in with @BINDIR@ @SYSCONFDIR@ @DOCDIR@ filled in.
+UNITS := $(patsubst dist/systemd/%.in,$(BUILD)/dist/%,$(wildcard dist/systemd/*.service.in))
+$(BUILD)/dist/%: dist/systemd/%.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	  $< > $@
+
+install: $(BINS) client-lib $(UNITS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BUILD)/pic/$(CLIENT_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(CLIENT_REAL) $(DESTDIR)$(LIBDIR)/$(CLIENT_SO)
+	ln -sf $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libqkdclient.so
+	install -m 0644 $(BUILD)/pic/libqkdclient.a $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(BUILD)/pic/qkdclient.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 0644 client/qkdclient.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
+	install -m 0644 dist/sysusers.d/qkd-kms.conf $(DESTDIR)$(SYSUSERSDIR)/
+	install -m 0644 dist/examples/*.example docs/examples/*.c $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	@for f in docs/man/*.[1-8]; do s=$${f##*.}; \
+	  install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 $$f $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
+	done
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
