@@ -56,6 +56,7 @@ static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_ki
         if (qk_psk_table_load(l->psk_file, &ls->psks[kind], err) != 0)
             return qk_err_prefix(err, "%s listener", name);
         lc.tls.psks = &ls->psks[kind];
+        lc.tls.psk_hash = l->psk_hash;
     }
     if (l->fingerprint_map[0]) {
         if (qk_fp_map_load(l->fingerprint_map, &ls->fps[kind], err) != 0)

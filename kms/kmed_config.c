@@ -211,6 +211,13 @@ static int listener_key(parse_ctx *c, qk_listener_kind kind, const char *key, co
         return set_path(c, v, l->ca, err);
     if (strcmp(key, "psk_file") == 0)
         return set_path(c, v, l->psk_file, err);
+    if (strcmp(key, "psk_hash") == 0) {
+        if (kind != QK_LST_SKIP)
+            return qk_err_set(err, QK_EINVAL, "psk_hash is a key of the skip listener only");
+        if (qk_psk_hash_parse(v, strlen(v), &l->psk_hash) != 0)
+            return qk_err_set(err, QK_EINVAL, "must be sha384, sha256 or auto");
+        return 0;
+    }
     if (strcmp(key, "fingerprint_map") == 0)
         return set_path(c, v, l->fingerprint_map, err);
     if (strcmp(key, "max_connections") == 0)
