@@ -46,7 +46,7 @@ typedef struct {
     char key[QK_CFG_PATH_MAX];
     char ca[QK_CFG_PATH_MAX];
     char psk_file[QK_CFG_PATH_MAX];
-    qk_psk_hash psk_hash; /* TLS 1.3 hash of PSK lines naming none: sha384 (default), sha256, auto */
+    qk_psk_hash psk_hash; /* TLS 1.3 hash of PSK lines naming none (default sha384) */
     char fingerprint_map[QK_CFG_PATH_MAX];
     unsigned max_connections;      /* default 1024 */
     unsigned handshake_timeout_ms; /* default 10 s */
