@@ -116,21 +116,38 @@ out:
     return rc;
 }
 
+static void body_usage(FILE *f)
+{
+    fputs("usage: qkd-bench body --dir DIR [--size BITS] [--number K]\n"
+          "Write the nginx baseline's fixed answers into DIR (etsi.json, skip.json, status.json):\n"
+          "shaped and sized like the KME's, random bytes that are nobody's key.\n"
+          "  --dir DIR      where to write them\n"
+          "  --size BITS    key size, a multiple of 8 (default 256)\n"
+          "  --number K     keys per ETSI answer (default 1)\n"
+          "  -h, --help     this text\n"
+          "Exit status: 0 written, 1 failure, 2 usage. See qkd-bench(1).\n",
+          f);
+}
+
 int bench_body_main(int argc, char **argv)
 {
     static const struct option lo[] = {
         {"dir", required_argument, NULL, 'd'},
         {"size", required_argument, NULL, 's'},
         {"number", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
     long size = 256, number = 1;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
+        case 'h':
+            body_usage(stdout);
+            return 0;
         case 'd':
             dir = optarg;
             break;
@@ -141,6 +158,7 @@ int bench_body_main(int argc, char **argv)
             number = strtol(optarg, &end, 10);
             break;
         default:
+            body_usage(stderr);
             return 2;
         }
         if (end && *end)
@@ -148,7 +166,7 @@ int bench_body_main(int argc, char **argv)
     }
     if (!dir || optind != argc || size < 8 || size > BENCH_MAX_BITS || size % 8 || number < 1 ||
         number > BENCH_MAX_NUMBER) {
-        fprintf(stderr, "usage: qkd-bench body --dir DIR [--size BITS] [--number K]\n");
+        body_usage(stderr);
         return 2;
     }
     return bench_body_write(dir, (unsigned)size, (unsigned)number) == 0 ? 0 : 1;

@@ -253,20 +253,36 @@ static int write_json(const char *path, cJSON *const *cells, size_t n, const cha
     return rc;
 }
 
+static void report_usage(FILE *f)
+{
+    fputs("usage: qkd-bench report [--md FILE] [--json FILE] [--date D] [--command TEXT] "
+          "CELL.json...\n"
+          "Merge the JSON reports of runs (qkd-bench run --json) into one Markdown table and\n"
+          "one JSON file (at least one of --md and --json).\n"
+          "  --md FILE       write the Markdown table to FILE\n"
+          "  --json FILE     write the merged JSON to FILE\n"
+          "  --date D        the date in the title (default today, UTC)\n"
+          "  --command TEXT  the command named as the source (default \"make bench\")\n"
+          "  -h, --help      this text\n"
+          "Exit status: 0 written, 1 failure, 2 usage. See qkd-bench(1).\n",
+          f);
+}
+
 int bench_report_main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"md", required_argument, NULL, 'm'},
-        {"json", required_argument, NULL, 'j'},
-        {"date", required_argument, NULL, 'd'},
-        {"command", required_argument, NULL, 'c'},
-        {NULL, 0, NULL, 0},
+        {"md", required_argument, NULL, 'm'},   {"json", required_argument, NULL, 'j'},
+        {"date", required_argument, NULL, 'd'}, {"command", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     const char *md = NULL, *js = NULL, *date = NULL, *command = "make bench";
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
+        case 'h':
+            report_usage(stdout);
+            return 0;
         case 'm':
             md = optarg;
             break;
@@ -280,13 +296,13 @@ int bench_report_main(int argc, char **argv)
             command = optarg;
             break;
         default:
+            report_usage(stderr);
             return 2;
         }
     }
     size_t n = (size_t)(argc - optind);
     if ((!md && !js) || n == 0 || n > MAX_CELLS) {
-        fprintf(stderr, "usage: qkd-bench report [--md FILE] [--json FILE] [--date D] "
-                        "[--command TEXT] CELL.json...\n");
+        report_usage(stderr);
         return 2;
     }
     char today[32];
