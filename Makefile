@@ -290,22 +290,17 @@ $(BUILD)/pic/$(CLIENT_REAL): $(CLIENT_PIC_OBJ) client/libqkdclient.map
 	  -Wl,--no-undefined -o $@ $(CLIENT_PIC_OBJ) $$(pkg-config --libs $(CLIENT_PKGS)) -lm
 $(BUILD)/pic/libqkdclient.a: $(CLIENT_PIC_OBJ)
 	rm -f $@ && ar rcs $@ $^
-$(BUILD)/pic/qkdclient.pc: client/qkdclient.pc.in Makefile
-	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
-	  -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 .PHONY: client-lib
-client-lib: $(BUILD)/pic/$(CLIENT_REAL) $(BUILD)/pic/libqkdclient.a $(BUILD)/pic/qkdclient.pc
+client-lib: $(BUILD)/pic/$(CLIENT_REAL) $(BUILD)/pic/libqkdclient.a
 -include $(CLIENT_PIC_OBJ:.o=.d)
 
-# Units: dist/systemd/NAME.service.in with @BINDIR@ @SYSCONFDIR@ @DOCDIR@ filled in.
-UNITS := $(patsubst dist/systemd/%.in,$(BUILD)/dist/%,$(wildcard dist/systemd/*.service.in))
-$(BUILD)/dist/%: dist/systemd/%.in Makefile
-	@mkdir -p $(dir $@)
-	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
-	  $< > $@
+# client/qkdclient.pc.in and dist/systemd/NAME.service.in: the @VAR@ filled in at install time
+# (so they always hold this install's paths).
+SUBST := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	-e 's|@VERSION@|$(VERSION)|g'
 
-install: $(BINS) client-lib $(UNITS)
+install: $(BINS) client-lib
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
@@ -313,9 +308,11 @@ install: $(BINS) client-lib $(UNITS)
 	ln -sf $(CLIENT_REAL) $(DESTDIR)$(LIBDIR)/$(CLIENT_SO)
 	ln -sf $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libqkdclient.so
 	install -m 0644 $(BUILD)/pic/libqkdclient.a $(DESTDIR)$(LIBDIR)/
-	install -m 0644 $(BUILD)/pic/qkdclient.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(SUBST) client/qkdclient.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/qkdclient.pc
 	install -m 0644 client/qkdclient.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
+	@for f in dist/systemd/*.service.in; do u=$$(basename $$f .in); \
+	  $(SUBST) $$f > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	  echo "installed $(DESTDIR)$(UNITDIR)/$$u"; done
 	install -m 0644 dist/sysusers.d/qkd-kms.conf $(DESTDIR)$(SYSUSERSDIR)/
 	install -m 0644 dist/examples/*.example docs/examples/*.c $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
