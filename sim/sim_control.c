@@ -1,6 +1,7 @@
-/* sim_control.c - loopback control API of qkd-sim (status, fault injection). */
+/* sim_control.c - loopback control API of qkd-sim (status, fault injection, /metrics). */
 #include "sim_control.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,206 @@ char *qk_sim_status_json(qk_sim_link *const *links, size_t nlinks)
     return out;
 }
 
+/* ---- GET /metrics ------------------------------------------------------------------------ */
+
+/* One family: a gauge or counter with one sample per link (or per link and label value). */
+typedef struct {
+    const char *name, *type, *help;
+    const char *label;         /* extra label name, or NULL */
+    const char *const *values; /* its values (NULL-terminated) */
+    double (*value)(const qk_link_status *st, size_t i);
+} sim_family;
+
+static const char *const STATES[] = {"up", "down", "aborted", NULL};
+static const char *const RESULTS[] = {"delivered", "dropped", "corrupted", "failed", NULL};
+static const char *const ENDS[] = {"a", "b", NULL};
+static const char *const END_RESULTS[] = {"a/ok",          "a/conflict",    "a/refused",
+                                          "a/unreachable", "b/ok",          "b/conflict",
+                                          "b/refused",     "b/unreachable", NULL};
+
+static double m_state(const qk_link_status *st, size_t i)
+{
+    return strcmp(st->state, STATES[i]) == 0;
+}
+
+static double m_qber(const qk_link_status *st, size_t i)
+{
+    return st->qber;
+}
+
+static double m_rate(const qk_link_status *st, size_t i)
+{
+    return st->rate_bps;
+}
+
+static double m_model_rate(const qk_link_status *st, size_t i)
+{
+    return st->model_rate_bps;
+}
+
+static double m_time_scale(const qk_link_status *st, size_t i)
+{
+    return st->time_scale;
+}
+
+static double m_distance(const qk_link_status *st, size_t i)
+{
+    return st->distance_km * 1000.0;
+}
+
+static double m_blocks(const qk_link_status *st, size_t i)
+{
+    /* every emitted block is counted once: dropped, corrupted, failed or delivered */
+    uint64_t other = st->dropped_blocks + st->corrupted_blocks + st->failed_blocks;
+    const uint64_t v[] = {st->blocks > other ? st->blocks - other : 0, st->dropped_blocks,
+                          st->corrupted_blocks, st->failed_blocks};
+    return (double)v[i];
+}
+
+static double m_delivered(const qk_link_status *st, size_t i)
+{
+    return (double)(st->delivered_bits / 8);
+}
+
+static double m_lost(const qk_link_status *st, size_t i)
+{
+    return floor(st->lost_bits / 8.0);
+}
+
+static double m_end(const qk_link_status *st, size_t i)
+{
+    size_t e = i / 4; /* END_RESULTS: four answers of end a, then of end b */
+    const uint64_t v[] = {st->ends[e].ok, st->ends[e].conflicts, st->ends[e].refused,
+                          st->ends[e].unreachable};
+    return (double)v[i % 4];
+}
+
+static double m_down(const qk_link_status *st, size_t i)
+{
+    return st->faults.down;
+}
+
+static double m_eve(const qk_link_status *st, size_t i)
+{
+    return st->faults.eve_fraction;
+}
+
+static double m_loss(const qk_link_status *st, size_t i)
+{
+    return st->faults.loss_db;
+}
+
+static double m_drop(const qk_link_status *st, size_t i)
+{
+    return st->faults.drop == (qk_end)i;
+}
+
+static double m_corrupt(const qk_link_status *st, size_t i)
+{
+    return st->faults.corrupt == (qk_end)i;
+}
+
+static double m_delay(const qk_link_status *st, size_t i)
+{
+    return st->faults.delay_ms / 1000.0;
+}
+
+static const sim_family FAMILIES[] = {
+    /* m_state(st, 0) is the state "up" */
+    {"qkd_sim_link_up", "gauge", "1 when the link produces key (state up).", NULL, NULL, m_state},
+    {"qkd_sim_link_state", "gauge", "1 for the link's current state.", "state", STATES, m_state},
+    {"qkd_sim_link_qber", "gauge", "Quantum bit error rate of the model (0..1).", NULL, NULL,
+     m_qber},
+    {"qkd_sim_link_rate_bps", "gauge",
+     "Delivered secret-key rate in bits per second (model rate x time scale; 0 when not up).", NULL,
+     NULL, m_rate},
+    {"qkd_sim_link_model_rate_bps", "gauge",
+     "Secret-key rate of the model in bits per second (unscaled).", NULL, NULL, m_model_rate},
+    {"qkd_sim_link_time_scale", "gauge", "Factor from the model rate to the delivered rate.", NULL,
+     NULL, m_time_scale},
+    {"qkd_sim_link_distance_meters", "gauge", "Fibre length of the link.", NULL, NULL, m_distance},
+    {"qkd_sim_link_blocks_total", "counter", "Key blocks emitted, by what became of them.",
+     "result", RESULTS, m_blocks},
+    {"qkd_sim_link_delivered_bytes_total", "counter",
+     "Key bytes delivered to both ends (blocks both KMEs accepted).", NULL, NULL, m_delivered},
+    {"qkd_sim_link_lost_bytes_total", "counter",
+     "Key bytes earned but not emitted because delivery lagged.", NULL, NULL, m_lost},
+    {"qkd_sim_link_deliveries_total", "counter",
+     "Block deliveries per end (a, b) and answer (ok, conflict, refused, unreachable).",
+     "end/result", END_RESULTS, m_end},
+    {"qkd_sim_link_fault_down", "gauge", "1 while the down fault is set.", NULL, NULL, m_down},
+    {"qkd_sim_link_fault_eve_ratio", "gauge", "Intercept-resend fraction of the eve fault.", NULL,
+     NULL, m_eve},
+    {"qkd_sim_link_fault_loss_decibels", "gauge", "Extra channel loss of the loss fault.", NULL,
+     NULL, m_loss},
+    {"qkd_sim_link_fault_drop", "gauge", "1 when blocks are not sent to this end.", "end", ENDS,
+     m_drop},
+    {"qkd_sim_link_fault_corrupt", "gauge", "1 when this end gets other bytes.", "end", ENDS,
+     m_corrupt},
+    {"qkd_sim_link_fault_delay_seconds", "gauge", "Wait before each delivery.", NULL, NULL,
+     m_delay},
+};
+
+/* The labels of value v of family fam: ",state=\"up\"" or, for "end/result" values "a/ok",
+ * ",end=\"a\",result=\"ok\"". */
+static int write_labels(FILE *f, const sim_family *fam, const char *v)
+{
+    if (!fam->label)
+        return 0;
+    const char *slash = strchr(fam->label, '/');
+    if (!slash)
+        return fprintf(f, ",%s=\"%s\"", fam->label, v) < 0;
+    const char *vs = strchr(v, '/');
+    return fprintf(f, ",%.*s=\"%.*s\",%s=\"%s\"", (int)(slash - fam->label), fam->label,
+                   (int)(vs - v), v, slash + 1, vs + 1) < 0;
+}
+
+int qk_sim_metrics_write(const qk_link_status *st, size_t n, FILE *f)
+{
+    int bad = 0;
+    for (size_t k = 0; k < sizeof FAMILIES / sizeof FAMILIES[0]; k++) {
+        const sim_family *fam = &FAMILIES[k];
+        bool counter = strcmp(fam->type, "counter") == 0;
+        bad |= fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam->name, fam->help, fam->name,
+                       fam->type) < 0;
+        for (size_t l = 0; l < n; l++) {
+            size_t nv = 1;
+            if (fam->values)
+                for (nv = 0; fam->values[nv]; nv++)
+                    ;
+            for (size_t i = 0; i < nv; i++) {
+                bad |= fprintf(f, "%s{link=\"%s\"", fam->name, st[l].id) < 0;
+                if (fam->values)
+                    bad |= write_labels(f, fam, fam->values[i]);
+                double v = fam->value(&st[l], i);
+                bad |= fprintf(f, counter ? "} %.17g\n" : "} %.6g\n", v) < 0;
+            }
+        }
+    }
+    return bad ? -1 : 0;
+}
+
+static char *metrics_text(qk_sim_link *const *links, size_t nlinks, size_t *len)
+{
+    qk_link_status *st = calloc(nlinks ? nlinks : 1, sizeof *st);
+    if (!st)
+        return NULL;
+    for (size_t i = 0; i < nlinks; i++)
+        qk_sim_link_status(links[i], &st[i]);
+    char *buf = NULL;
+    *len = 0;
+    FILE *f = open_memstream(&buf, len);
+    int bad = !f || qk_sim_metrics_write(st, nlinks, f) != 0;
+    free(st);
+    if (f && fclose(f) != 0)
+        bad = 1;
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 /* Takes a malloc'ed LINK / status JSON; NULL (out of memory) answers 500. */
 static void reply_owned(qk_http_reply *rep, char *json)
 {
@@ -127,6 +328,17 @@ static void control_on_req(qk_http_handler *self, const qk_http_request *req, qk
     control_handler *h = (control_handler *)self;
     const char *url = req->path;
     bool get = strcmp(req->method, "GET") == 0;
+    if (strcmp(url, "/metrics") == 0) {
+        size_t len = 0;
+        char *text = get ? metrics_text(h->links, h->nlinks, &len) : NULL;
+        if (!get)
+            reply_not_allowed(rep, "GET");
+        else if (!text)
+            qk_http_reply_message(rep, 500, "cannot render metrics");
+        else
+            qk_http_reply_take(rep, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+        return;
+    }
     if (strcmp(url, "/v1/status") == 0) {
         if (!get)
             reply_not_allowed(rep, "GET");

@@ -4,12 +4,14 @@
  *   GET  /v1/links/{id}             LINK
  *   POST /v1/links/{id}/fault       {"fault":"down|up|eve|loss|drop|corrupt|delay|clear",
  *                                    "value":"..."} -> 200 LINK
+ *   GET  /metrics                   Prometheus text (qk_sim_metrics_write)
  * Errors: {"message": ...} with 400, 404, 405 or 413. See docs/qkd-sim.md. */
 #ifndef QK_SIM_CONTROL_H
 #define QK_SIM_CONTROL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "qk_err.h"
 #include "sim_link.h"
@@ -24,5 +26,10 @@ void qk_sim_control_stop(qk_sim_control *c);
 
 /* {"links":[...]} of every link; malloc'ed or NULL. */
 char *qk_sim_status_json(qk_sim_link *const *links, size_t nlinks);
+
+/* The Prometheus text (exposition format 0.0.4) of n link statuses: state, QBER, rates,
+ * block and delivery counters, faults; families listed in docs/qkd-sim.md. 0, or -1 on a
+ * write error. */
+int qk_sim_metrics_write(const qk_link_status *st, size_t n, FILE *f);
 
 #endif
