@@ -39,8 +39,14 @@ void bench_opts_usage(FILE *f)
             "  --count N        stop after N measured operations instead\n"
             "  --baseline URL   send the same requests to URL (nginx serving fixed bodies of\n"
             "                   the same size) with the SAE certificates: the baseline\n"
+            "  --kme-a ID, --kme-b ID  the two KMEs (default: the ends of the first link)\n"
+            "  --timeout-ms MS  per request, 100..600000 (default 10000)\n"
             "  --json FILE      also write the report as JSON (\"-\" = stdout)\n"
-            "Exit status: 0 (errors are counted, not fatal), 1 failure, 2 usage.\n",
+            "  --label TEXT     the run's name in the JSON report (\"label\")\n"
+            "  --quiet          no progress line on stderr\n"
+            "  -h, --help       this text\n"
+            "Exit status: 0 (errors are counted, not fatal), 1 failure, 2 usage.\n"
+            "See qkd-bench(1).\n",
             BENCH_MAX_CONNS);
 }
 
