@@ -4,6 +4,7 @@
  *                   device.crt/.key (CN qkd-sim)
  *   KME/            kmed.conf master.key skip.psk data/ kmed.log kmed.out ports kmed.pid
  *   sim/            sim.conf sim.log sim.out ports state sim.pid
+ *   dashboard/      dash.log dash.out ports dash.pid (qkd-dash, docs/dashboard.md)
  *   lab.json        the manifest (mode 0600: it holds the SKIP PSKs) */
 #ifndef QK_LAB_H
 #define QK_LAB_H
@@ -17,6 +18,8 @@
 
 #define QK_LAB_PATH_MAX  1024
 #define QK_LAB_DEVICE_CN "qkd-sim"
+/* Processes of a lab: every KME, the simulator and the dashboard (qkd-dash). */
+#define QK_LAB_MAX_PIDS (QK_LAB_MAX_KMES + 2)
 
 typedef struct {
     uint16_t peer_port; /* chosen before start (the neighbours' configs name it) */
@@ -37,6 +40,8 @@ typedef struct {
     qk_lab_kme_rt kme[QK_LAB_MAX_KMES];
     uint16_t sim_port;
     pid_t sim_pid;
+    uint16_t dash_port; /* qkd-dash, started once lab.json exists */
+    pid_t dash_pid;
 } qk_lab;
 
 /* DIR/<printf fmt> into out (QK_LAB_PATH_MAX); returns 0 or -1 when too long. */

@@ -18,7 +18,8 @@ int qk_lab_cmd_pki(int argc, char **argv);
 
 /* Shared by the commands: the absolute form of DIR (which must exist) into out. */
 int qk_lab_abs_dir(const char *dir, char *out, size_t cap, qk_err *err);
-/* The PIDs recorded in DIR's pid files (DIR/NAME/kmed.pid, DIR/sim/sim.pid); sim first. */
+/* The PIDs recorded in DIR's pid files (DIR/NAME/kmed.pid, DIR/sim/sim.pid,
+ * DIR/dashboard/dash.pid); sim first. */
 size_t qk_lab_read_pids(const char *dir, pid_t *pids, size_t cap);
 
 #endif

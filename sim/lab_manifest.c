@@ -101,7 +101,8 @@ char *qk_lab_manifest_json(const qk_lab *lab)
                                      l->time_scale > 0 ? l->time_scale : lab->time_scale);
     }
     ok = ok && add(m, "sim_url", url_or_null(lab->sim_port, "http")) &&
-         cJSON_AddNumberToObject(m, "sim_pid", (double)lab->sim_pid);
+         cJSON_AddNumberToObject(m, "sim_pid", (double)lab->sim_pid) &&
+         add(m, "dashboard_url", url_or_null(lab->dash_port, "http"));
     char *s = ok ? qk_json_print(m) : NULL;
     cJSON_Delete(m);
     return s;

@@ -47,6 +47,10 @@ size_t qk_lab_read_pids(const char *dir, pid_t *pids, size_t cap)
     pid_t s = read_pid_file(p);
     if (s > 0 && n < cap)
         pids[n++] = s;
+    snprintf(p, sizeof p, "%s/dashboard/dash.pid", dir);
+    s = read_pid_file(p);
+    if (s > 0 && n < cap)
+        pids[n++] = s;
     DIR *d = opendir(dir);
     if (!d)
         return n;
@@ -108,8 +112,8 @@ int qk_lab_cmd_down(int argc, char **argv)
     int rc = dir_option(argc, argv, "down", dir, sizeof dir);
     if (rc >= 0)
         return rc;
-    pid_t pids[QK_LAB_MAX_KMES + 1];
-    size_t n = qk_lab_read_pids(dir, pids, QK_LAB_MAX_KMES + 1);
+    pid_t pids[QK_LAB_MAX_PIDS];
+    size_t n = qk_lab_read_pids(dir, pids, QK_LAB_MAX_PIDS);
     size_t live = 0;
     for (size_t i = 0; i < n; i++)
         live += qk_lab_pid_alive(pids[i], dir);
@@ -122,6 +126,8 @@ int qk_lab_cmd_down(int argc, char **argv)
     }
     char p[QK_LAB_PATH_MAX + 300];
     snprintf(p, sizeof p, "%s/sim/sim.pid", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/dashboard/dash.pid", dir);
     unlink(p);
     DIR *d = opendir(dir);
     struct dirent *e;

@@ -147,7 +147,7 @@ static int clear_previous(const qk_lab *lab, qk_err *err)
             qk_lab_path(lab, conf, "%s/kmed.conf", e->d_name) != 0)
             continue;
         bool ours = strcmp(e->d_name, "pki") == 0 || strcmp(e->d_name, "sim") == 0 ||
-                    access(conf, F_OK) == 0;
+                    strcmp(e->d_name, "dashboard") == 0 || access(conf, F_OK) == 0;
         if (strcmp(e->d_name, "lab.json") == 0)
             rc = unlink(p);
         else if (ours)
@@ -166,8 +166,8 @@ static int prepare_dir(qk_lab *lab, const char *dir, qk_err *err)
         return qk_err_set(err, QK_EIO, "%s: %s", dir, strerror(errno));
     if (qk_lab_abs_dir(dir, lab->dir, sizeof lab->dir, err) != 0)
         return QK_EIO;
-    pid_t pids[QK_LAB_MAX_KMES + 1];
-    size_t n = qk_lab_read_pids(lab->dir, pids, QK_LAB_MAX_KMES + 1);
+    pid_t pids[QK_LAB_MAX_PIDS];
+    size_t n = qk_lab_read_pids(lab->dir, pids, QK_LAB_MAX_PIDS);
     for (size_t i = 0; i < n; i++)
         if (qk_lab_pid_alive(pids[i], lab->dir))
             return qk_err_set(err, QK_EEXIST, "a lab is running in %s (qkd-lab down --dir %s)",
@@ -316,6 +316,8 @@ static size_t started(const qk_lab *lab, pid_t *pids)
     size_t n = 0;
     if (lab->sim_pid > 0)
         pids[n++] = lab->sim_pid;
+    if (lab->dash_pid > 0)
+        pids[n++] = lab->dash_pid;
     for (size_t k = 0; k < lab->topo.nkmes; k++)
         if (lab->kme[k].pid > 0)
             pids[n++] = lab->kme[k].pid;
@@ -384,6 +386,34 @@ static int start_sim(qk_lab *lab, const char *sim, qk_err *err)
         return qk_err_prefix(err, "qkd-sim (see %s and %s/sim/sim.log)", out, lab->dir);
     step("qkd-sim started (pid %d): control http://127.0.0.1:%u, %zu link(s)", (int)lab->sim_pid,
          lab->sim_port, lab->topo.nlinks);
+    return 0;
+}
+
+/* qkd-dash (docs/dashboard.md) on a loopback port; it reads lab.json, which must exist. */
+static int start_dash(qk_lab *lab, const char *dash, qk_err *err)
+{
+    char log[QK_LAB_PATH_MAX], ports[QK_LAB_PATH_MAX], out[QK_LAB_PATH_MAX],
+        pidf[QK_LAB_PATH_MAX];
+    if (mkdir_in(lab, "dashboard", err) != 0)
+        return QK_EIO;
+    if (qk_lab_path(lab, log, "dashboard/dash.log") != 0 ||
+        qk_lab_path(lab, ports, "dashboard/ports") != 0 ||
+        qk_lab_path(lab, out, "dashboard/dash.out") != 0 ||
+        qk_lab_path(lab, pidf, "dashboard/dash.pid") != 0)
+        return qk_err_set(err, QK_EINVAL, "path too long");
+    char *argv[] = {(char *)dash, "--lab", lab->dir, "--port-file", ports, "--log", log, NULL};
+    lab->dash_pid = qk_lab_spawn(argv, out, NULL, err);
+    if (lab->dash_pid < 0) {
+        lab->dash_pid = 0;
+        return QK_EIO;
+    }
+    if (write_pid(pidf, lab->dash_pid) != 0)
+        return qk_err_set(err, QK_EIO, "%s: cannot write", pidf);
+    if (qk_lab_wait_port(ports, "http", lab->dash_pid, START_TIMEOUT_MS, &lab->dash_port, err) !=
+        0)
+        return qk_err_prefix(err, "qkd-dash (see %s and %s)", out, log);
+    step("qkd-dash started (pid %d): dashboard http://127.0.0.1:%u/", (int)lab->dash_pid,
+         lab->dash_port);
     return 0;
 }
 
@@ -463,6 +493,7 @@ static void print_usage_hint(const qk_lab *lab)
                    lab->kme[k].skip_identity);
     printf("  simulator control http://127.0.0.1:%u (qkd-sim status --control URL)\n",
            lab->sim_port);
+    printf("  dashboard http://127.0.0.1:%u/ (docs/dashboard.md)\n", lab->dash_port);
     if (a->nsaes > 0)
         printf("Try:  curl --cacert %s/pki/ca.crt --cert %s/pki/sae-%s.crt --key "
                "%s/pki/sae-%s.key \\\n        https://127.0.0.1:%u/api/v1/keys/%s/status\n",
@@ -475,10 +506,11 @@ static int up(qk_lab *lab, const up_opts *o)
 {
     qk_err err;
     qk_err_clear(&err);
-    char kmed[QK_LAB_PATH_MAX], sim[QK_LAB_PATH_MAX];
+    char kmed[QK_LAB_PATH_MAX], sim[QK_LAB_PATH_MAX], dash[QK_LAB_PATH_MAX];
     if (qk_lab_sibling_binary("qkd-kmed", kmed, sizeof kmed) != 0 ||
-        qk_lab_sibling_binary("qkd-sim", sim, sizeof sim) != 0) {
-        fprintf(stderr, "qkd-lab up: qkd-kmed and qkd-sim must be next to qkd-lab\n");
+        qk_lab_sibling_binary("qkd-sim", sim, sizeof sim) != 0 ||
+        qk_lab_sibling_binary("qkd-dash", dash, sizeof dash) != 0) {
+        fprintf(stderr, "qkd-lab up: qkd-kmed, qkd-sim and qkd-dash must be next to qkd-lab\n");
         return 1;
     }
     if (o->topology && qk_lab_topology_load(o->topology, &lab->topo, &err) != 0) {
@@ -511,13 +543,18 @@ static int up(qk_lab *lab, const up_opts *o)
     if (rc == 0 && (qk_lab_path(lab, mf, "lab.json") != 0 ||
                     write_file(mf, 0600, manifest_fn, lab, 0, &err) != 0))
         rc = err.code ? err.code : QK_EIO;
+    /* The dashboard reads lab.json; then lab.json is written again with its URL. */
+    if (rc == 0)
+        rc = start_dash(lab, dash, &err);
+    if (rc == 0 && write_file(mf, 0600, manifest_fn, lab, 0, &err) != 0)
+        rc = err.code ? err.code : QK_EIO;
     if (rc == 0) {
         step("waiting until every pool holds keys (up to %u s)", o->wait_s);
         rc = wait_pools(lab, o->wait_s, &err);
     }
     if (rc != 0) {
         fprintf(stderr, "qkd-lab up: %s\n", err.msg);
-        pid_t pids[QK_LAB_MAX_KMES + 1];
+        pid_t pids[QK_LAB_MAX_PIDS];
         size_t n = started(lab, pids);
         step("stopping the %zu process(es) started", n);
         qk_lab_stop(pids, n, lab->dir, STOP_TIMEOUT_MS);
