@@ -32,6 +32,7 @@ typedef struct {
     uint8_t *psk; /* secure memory */
     size_t psk_len;
     bool psk_sha256;
+    bool psk_auto; /* --psk-hash auto */
     int tls_min, tls_max;
     const char *ciphers, *tls13_suites;
     long timeout_ms;
@@ -55,6 +56,7 @@ typedef struct {
         {"kme", required_argument, NULL, 0x10e}, {"sae", required_argument, NULL, 0x10f},          \
         {"skip-client", required_argument, NULL, 0x110}, {"json", no_argument, NULL, 0x111},       \
         {"encoding", required_argument, NULL, 0x112},                                              \
+        {"psk-hash", required_argument, NULL, 0x113},                                              \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }

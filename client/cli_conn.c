@@ -19,7 +19,10 @@ const char cli_conn_help[] =
     "  --psk-identity ID    TLS-PSK identity, with --psk-hex HEX or --psk-file FILE\n"
     "                       (FILE holds hex, mode 0600); TLS 1.2 PSK suites and TLS 1.3\n"
     "                       TLS_AES_256_GCM_SHA384\n"
-    "  --psk-sha256         bind the TLS 1.3 PSK to SHA-256 instead of SHA-384\n"
+    "  --psk-hash H         hash the TLS 1.3 PSK is bound to: sha384 (default), sha256, or\n"
+    "                       auto (SHA-384 first; on a TLS failure, once more with SHA-256\n"
+    "                       and a warning on stderr)\n"
+    "  --psk-sha256         the same as --psk-hash sha256\n"
     "  --tls-min V, --tls-max V   TLS version bounds: 1.2 or 1.3 (default 1.2..1.3)\n"
     "  --ciphers LIST       OpenSSL cipher list for TLS 1.2\n"
     "  --tls13-ciphers LIST TLS 1.3 cipher suites\n"
@@ -134,6 +137,15 @@ int cli_conn_option(cli_conn *cc, int opt, char *arg)
         return read_psk_file(cc, arg) == 0 ? 1 : -1;
     case 0x107:
         cc->psk_sha256 = true;
+        cc->psk_auto = false;
+        return 1;
+    case 0x113:
+        if (strcmp(arg, "sha384") != 0 && strcmp(arg, "sha256") != 0 && strcmp(arg, "auto") != 0) {
+            cli_usage_error("--psk-hash must be sha384, sha256 or auto");
+            return -1;
+        }
+        cc->psk_sha256 = strcmp(arg, "sha256") == 0;
+        cc->psk_auto = strcmp(arg, "auto") == 0;
         return 1;
     case 0x108:
     case 0x109:
@@ -241,6 +253,16 @@ static int from_lab(cli_conn *cc, cli_api api)
     return 0;
 }
 
+/* --psk-hash auto fell back: say so, since a SHA-256 binding is not what SKIP asks for. */
+static void warn_psk_fallback(void *arg)
+{
+    (void)arg;
+    fputs("qkd: warning: the server refused the PSK bound to SHA-384; retrying bound to SHA-256 "
+          "(TLS_AES_128_GCM_SHA256). Use --psk-hash sha256 for this server, or configure it for "
+          "SHA-384.\n",
+          stderr);
+}
+
 int cli_conn_client(cli_conn *cc, cli_api api, qkc_client **out)
 {
     *out = NULL;
@@ -272,6 +294,8 @@ int cli_conn_client(cli_conn *cc, cli_api api, qkc_client **out)
         .psk = cc->psk,
         .psk_len = cc->psk_len,
         .psk_sha256 = cc->psk_sha256,
+        .psk_hash_auto = cc->psk_auto,
+        .on_psk_fallback = warn_psk_fallback,
         .tls_min = cc->tls_min,
         .tls_max = cc->tls_max,
         .tls12_ciphers = cc->ciphers,

@@ -16,6 +16,9 @@
 
 struct qkc_client {
     qk_http_client *http;
+    qk_http_client *http_sha256; /* psk_hash_auto: the SHA-256-bound fallback, until used */
+    void (*on_psk_fallback)(void *arg);
+    void *on_psk_fallback_arg;
     char base[QKC_URL_MAX];
 };
 
@@ -164,9 +167,15 @@ qkc_client *qkc_client_new(const qkc_options *o, qkc_error *e)
     c->base[bl] = '\0';
     qk_err herr = {0};
     c->http = qk_http_client_new(&t, &herr);
-    if (!c->http) {
+    if (c->http && o->psk_hash_auto && o->psk && !o->psk_sha256) {
+        t.psk_sha256 = 1;
+        c->http_sha256 = qk_http_client_new(&t, &herr);
+        c->on_psk_fallback = o->on_psk_fallback;
+        c->on_psk_fallback_arg = o->on_psk_fallback_arg;
+    }
+    if (!c->http || (o->psk_hash_auto && o->psk && !o->psk_sha256 && !c->http_sha256)) {
         qkc_fail(e, herr.code == QK_ENOMEM ? QKC_EINTERNAL : QKC_EUSAGE, "%s", herr.msg);
-        free(c);
+        qkc_client_free(c);
         return NULL;
     }
     return c;
@@ -177,6 +186,7 @@ void qkc_client_free(qkc_client *c)
     if (!c)
         return;
     qk_http_client_free(c->http);
+    qk_http_client_free(c->http_sha256);
     free(c);
 }
 
@@ -242,6 +252,17 @@ int qkc_raw_request(qkc_client *c, const char *method, const char *path, const c
     qk_http_response r;
     qk_err herr = {0};
     int rc = qk_http_call(c->http, method, url, body, body_len, headers, &r, &herr);
+    if (rc != 0 && c->http_sha256 && transport_class(&herr) == QKC_ETLS) {
+        /* psk_hash_auto: the server refused the SHA-384 binding in TLS (no request reached
+         * HTTP); from now on bind the PSK to SHA-256. */
+        qk_http_client_free(c->http);
+        c->http = c->http_sha256;
+        c->http_sha256 = NULL;
+        if (c->on_psk_fallback)
+            c->on_psk_fallback(c->on_psk_fallback_arg);
+        herr = (qk_err){0};
+        rc = qk_http_call(c->http, method, url, body, body_len, headers, &r, &herr);
+    }
     if (rc != 0)
         return qkc_fail(e, transport_class(&herr), "%s", herr.msg);
     out->status = r.status;

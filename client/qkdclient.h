@@ -72,6 +72,13 @@ typedef struct {
     long timeout_ms;           /* whole request; 0 = 10000 */
     size_t max_response;       /* largest accepted body; 0 = 8 MiB */
     bool no_verify_host;       /* skip the host-name check (the chain is still verified) */
+    /* With a PSK and psk_sha256 false: bind the TLS 1.3 PSK to SHA-384 first; when a request
+     * fails in TLS (QKC_ETLS), retry it once with the PSK bound to SHA-256 and keep that binding
+     * for the client's life (stock servers often bind external PSKs to SHA-256; RFC 8446 section
+     * 4.2.11). on_psk_fallback, if set, is called once at that moment (e.g. to warn). */
+    bool psk_hash_auto;
+    void (*on_psk_fallback)(void *arg);
+    void *on_psk_fallback_arg;
 } qkc_options;
 
 typedef struct qkc_client qkc_client;

@@ -4,11 +4,13 @@
 # a SHA-256-bound PSK getting TLS_AES_128_GCM_SHA256, the four TLS 1.2 PSK suites, wrong
 # identity / wrong PSK / no credentials refused, per-client authorization by PSK identity, a
 # SKIP round trip over PSKs, certificates on TLS 1.3 and 1.2 (ECDHE-ECDSA-AES256-GCM-SHA384), and
-# the server-cert and mtls modes.
+# the server-cert and mtls modes; [listener skip] psk_hash = auto (SHA-256 and SHA-384 PSK
+# bindings on one listener, as the lab runs it) and the qkd client's --psk-hash auto fallback.
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 PSKSESS=$BUILD/tests/psk-session
-qk_need_bin "$PSKSESS"
+QKD=$BUILD/bin/qkd
+qk_need_bin "$PSKSESS" "$QKD"
 qk_need_cmd jq
 
 pair_init
@@ -110,6 +112,56 @@ alive A "a 403 for enc_a_ltd"
 out=$(sc A "/key?remoteSystemID=KME_B&size=128" -tls1_3 -psk_identity enc_a256 -psk "$(skip_psk A enc_a256)")
 expect_tls "$out" 200 TLS_AES_128_GCM_SHA256 "enc_a256 (remote_systems = KME_[AB]) asking for KME_B"
 ok "per-client rules by PSK identity: KME_Q-only client gets 403 for KME_B; glob KME_[AB] allows it"
+
+# --- [listener skip] psk_hash = auto (the lab's default): a PSK line that names no hash is
+# accepted bound to SHA-256 (stock `openssl s_client -psk`) or SHA-384, told apart by the length
+# of the client's binder (RFC 8446 section 4.2.11); SHA-384 stays preferred; TLS 1.2 unchanged.
+set_psk_hash() { # A's [listener skip] psk_hash, then restart A
+  pair_stop A
+  sed -i '/^psk_hash = /d' "$T/kme_A.conf"
+  sed -i "s|^psk_file = $T/skip_A.psk\$|&\npsk_hash = $1|" "$T/kme_A.conf"
+  grep -q "^psk_hash = $1\$" "$T/kme_A.conf" || fail "psk_hash = $1 not written"
+  pair_start A
+}
+set_psk_hash auto
+out=$(sc A /capabilities -tls1_3 -psk_identity enc_a -psk "$(skip_psk A enc_a)")
+expect_tls "$out" 200 TLS_AES_128_GCM_SHA256 "auto: openssl -psk (SHA-256 binder)"
+out=$(sc A "/key?remoteSystemID=KME_B" -tls1_3 -psk_identity enc_a -psk "$(skip_psk A enc_a)")
+expect_tls "$out" 200 TLS_AES_128_GCM_SHA256 "auto: a key over a SHA-256-bound PSK"
+out=$(sc A /capabilities "${T13[@]}" -psk_identity enc_a -psk_session "$T/enc_a.pem")
+expect_tls "$out" 200 TLS_AES_256_GCM_SHA384 "auto: SHA-384 session"
+out=$(sc A /capabilities -tls1_3 -psk_identity enc_a -psk_session "$T/enc_a.pem")
+expect_tls "$out" 200 TLS_AES_256_GCM_SHA384 "auto: SHA-384 session, client offering every suite"
+for c in DHE-PSK-AES256-CBC-SHA384 PSK-AES256-GCM-SHA384; do
+  out=$(sc A /capabilities -tls1_2 -cipher "$c" -psk_identity enc_a -psk "$(skip_psk A enc_a)")
+  expect_tls "$out" 200 "$c" "auto: TLS 1.2 $c"
+done
+out=$(sc A /capabilities -tls1_3 -psk_identity enc_a -psk "$(openssl rand -hex 32)")
+expect_refused A "$out" "auto: a wrong PSK bound to SHA-256"
+"$PSKSESS" "$(skip_psk A enc_a256)" "$T/a256_384.pem" >/dev/null || fail "psk-session"
+out=$(sc A /capabilities "${T13[@]}" -psk_identity enc_a256 -psk_session "$T/a256_384.pem")
+expect_refused A "$out" "auto: a line's own :sha256 still refuses a SHA-384 binding"
+grep -q 'listener=skip .*psk identity=enc_a hash=sha256 (auto) cipher=TLS_AES_128_GCM_SHA256' "$T/kme_A.log" &&
+  grep -q 'listener=skip .*psk identity=enc_a hash=sha384 (auto) cipher=TLS_AES_256_GCM_SHA384' "$T/kme_A.log" ||
+  fail "auto: the handshakes' hash is not logged"
+ok "psk_hash = auto: SHA-256 (openssl -psk) and SHA-384 bindings on one listener, SHA-384 preferred, TLS 1.2 PSK, wrong PSK and a line's own hash refused, choice logged"
+
+# --- the qkd client's --psk-hash auto against a listener in psk_hash = sha256
+set_psk_hash sha256
+qcaps() { "$QKD" skip caps --url "$(skip_url A)" --psk-identity enc_a --psk-hex "$(skip_psk A enc_a)" "$@"; }
+rc=0; qcaps --psk-hash sha384 >"$T/q.out" 2>"$T/q.err" || rc=$?
+[ "$rc" = 3 ] || fail "--psk-hash sha384 against a sha256 listener: exit $rc, not 3: $(cat "$T/q.err")"
+qcaps --psk-hash auto >"$T/q.out" 2>"$T/q.err" || fail "--psk-hash auto: $(cat "$T/q.err")"
+grep -q '"localSystemID": *"KME_A"\|KME_A' "$T/q.out" || fail "--psk-hash auto: no capabilities: $(cat "$T/q.out")"
+grep -q 'warning: the server refused the PSK bound to SHA-384; retrying bound to SHA-256' "$T/q.err" ||
+  fail "--psk-hash auto: no warning on the fallback: $(cat "$T/q.err")"
+qcaps --psk-hash sha256 >"$T/q.out" 2>"$T/q.err" || fail "--psk-hash sha256: $(cat "$T/q.err")"
+[ ! -s "$T/q.err" ] || fail "--psk-hash sha256: unexpected stderr: $(cat "$T/q.err")"
+set_psk_hash sha384
+qcaps --psk-hash auto >"$T/q.out" 2>"$T/q.err" || fail "--psk-hash auto (sha384 listener): $(cat "$T/q.err")"
+[ ! -s "$T/q.err" ] || fail "--psk-hash auto against SHA-384: warned without a fallback: $(cat "$T/q.err")"
+ok "qkd --psk-hash auto: falls back to SHA-256 with a warning (sha256 listener), none needed at a sha384 one; sha384 alone refused (exit 3)"
+set_psk_hash auto
 
 # --- certificates at B (psk-or-mtls): TLS 1.3 and the draft's TLS 1.2 ECDHE-ECDSA suite
 out=$(skip_curl skip_b B "/key?remoteSystemID=KME_A" --tlsv1.3)
