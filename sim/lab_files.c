@@ -69,7 +69,7 @@ int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f)
     if (lab->skip)
         bad |= fprintf(f,
                        "[listener skip]\naddress = 127.0.0.1:0\nmode = psk\n"
-                       "psk_file = %s/skip.psk\n\n"
+                       "psk_file = %s/skip.psk\npsk_hash = auto\n\n"
                        "[skip]\nremote_system_ids = %s\n\n"
                        "[skip_client %s]\nremote_systems = %s\n\n",
                        base, nb, lab->kme[k].skip_identity, nb) < 0;
