@@ -17,6 +17,7 @@
 #include "http_util.h"
 #include "ini_config.h"
 #include "log.h"
+#include "qk_cli.h"
 #include "secbuf.h"
 #include "signals.h"
 #include "tls_server.h"
@@ -46,7 +47,9 @@ static void usage(FILE *f)
                "  --qkd-sim PATH     qkd-sim for the model curves (default: next to qkd-dash)\n"
                "  --allow-remote     allow a non-loopback --bind (the page can set faults)\n"
                "  -h, --help         this text\n"
-               "Stops on SIGTERM or SIGINT. Exit: 0 clean stop, 1 start-up failure, 2 usage.\n");
+               "      --version      print the version\n"
+               "Stops on SIGTERM or SIGINT. Exit: 0 clean stop, 1 start-up failure, 2 usage.\n"
+               "See qkd-dash(1).\n");
 }
 
 static bool loopback(const char *a)
@@ -57,17 +60,12 @@ static bool loopback(const char *a)
 static int parse(int argc, char **argv, dash_opts *o)
 {
     static const struct option lo[] = {
-        {"lab", required_argument, NULL, 'l'},
-        {"bind", required_argument, NULL, 'b'},
-        {"port", required_argument, NULL, 'p'},
-        {"port-file", required_argument, NULL, 'f'},
-        {"poll-ms", required_argument, NULL, 'i'},
-        {"log", required_argument, NULL, 'L'},
-        {"log-level", required_argument, NULL, 'v'},
-        {"qkd-sim", required_argument, NULL, 's'},
-        {"allow-remote", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"lab", required_argument, NULL, 'l'},       {"bind", required_argument, NULL, 'b'},
+        {"port", required_argument, NULL, 'p'},      {"port-file", required_argument, NULL, 'f'},
+        {"poll-ms", required_argument, NULL, 'i'},   {"log", required_argument, NULL, 'L'},
+        {"log-level", required_argument, NULL, 'v'}, {"qkd-sim", required_argument, NULL, 's'},
+        {"allow-remote", no_argument, NULL, 'r'},    {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
     };
     qk_err err;
     qk_err_clear(&err);
@@ -109,6 +107,8 @@ static int parse(int argc, char **argv, dash_opts *o)
         case 'h':
             usage(stdout);
             return 0;
+        case 'V':
+            return qk_cli_version("qkd-dash");
         default:
             usage(stderr);
             return 2;
