@@ -9,7 +9,7 @@
 
 /* qkd-lab up: PKI, configs, KMEs and the simulator on loopback, lab.json (sim/lab_up.c). */
 int qk_lab_cmd_up(int argc, char **argv);
-/* qkd-lab status: processes, pools, link states (sim/lab_status.c). */
+/* qkd-lab status [--json] [--watch N]: processes, pools, link states (sim/lab_show.c). */
 int qk_lab_cmd_status(int argc, char **argv);
 /* qkd-lab down: stop every process of the lab (sim/lab_status.c). */
 int qk_lab_cmd_down(int argc, char **argv);

@@ -7,7 +7,8 @@
 
 static const qk_cli_cmd CMDS[] = {
     {"up", qk_lab_cmd_up, NULL, "create and start a lab (PKI, configs, KMEs, simulator, lab.json)"},
-    {"status", qk_lab_cmd_status, NULL, "show the lab's processes, pools and links"},
+    {"status", qk_lab_cmd_status, NULL,
+     "show the lab's processes, pools and links (--json, --watch N)"},
     {"down", qk_lab_cmd_down, NULL, "stop every process of the lab"},
     {"pki", qk_lab_cmd_pki, NULL,
      "write a deployment's CA, certificates and SKIP PSKs, one folder per host"},

@@ -1,5 +1,4 @@
-/* lab_status.c - `qkd-lab status` and `qkd-lab down`, from DIR's pid files and lab.json. */
-#include <cjson/cJSON.h>
+/* lab_status.c - `qkd-lab down` and the pid files it reads (`qkd-lab status` is lab_show.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -9,13 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http_client.h"
-#include "json_util.h"
 #include "lab_cmds.h"
 #include "lab_proc.h"
 
 #define STOP_TIMEOUT_MS 15000u
-#define MANIFEST_MAX    (1u << 20)
 
 int qk_lab_abs_dir(const char *dir, char *out, size_t cap, qk_err *err)
 {
@@ -81,15 +77,11 @@ static int dir_option(int argc, char **argv, const char *cmd, char *dir, size_t 
         if (ch == 'd') {
             d = optarg;
         } else {
-            FILE *f = ch == 'h' ? stdout : stderr;
-            if (strcmp(cmd, "down") == 0)
-                fprintf(f, "usage: qkd-lab down --dir DIR\n"
-                           "Stop every process of the lab in DIR: SIGTERM, wait up to 15 s,\n"
-                           "then SIGKILL. Exit 0 when none is left.\n");
-            else
-                fprintf(f, "usage: qkd-lab status --dir DIR\n"
-                           "Show the lab's processes, each KME's pools and each link's state.\n"
-                           "Exit 0 when every process runs, 1 otherwise.\n");
+            fprintf(ch == 'h' ? stdout : stderr,
+                    "usage: qkd-lab %s --dir DIR\n"
+                    "Stop every process of the lab in DIR: SIGTERM, wait up to 15 s,\n"
+                    "then SIGKILL. Exit 0 when none is left.\n",
+                    cmd);
             return ch == 'h' ? 0 : 2;
         }
     }
@@ -141,118 +133,4 @@ int qk_lab_cmd_down(int argc, char **argv)
         closedir(d);
     printf("[qkd-lab] stopped; the files stay in %s\n", dir);
     return 0;
-}
-
-static cJSON *load_manifest(const char *dir)
-{
-    char p[QK_LAB_PATH_MAX + 16];
-    snprintf(p, sizeof p, "%s/lab.json", dir);
-    FILE *f = fopen(p, "r");
-    if (!f) {
-        fprintf(stderr, "qkd-lab status: %s: %s\n", p, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(MANIFEST_MAX);
-    size_t n = buf ? fread(buf, 1, MANIFEST_MAX, f) : 0;
-    fclose(f);
-    qk_err err;
-    qk_err_clear(&err);
-    cJSON *j = buf ? qk_json_parse(buf, n, MANIFEST_MAX - 1, &err) : NULL;
-    if (buf) {
-        memset(buf, 0, n); /* it holds the SKIP PSKs */
-        free(buf);
-    }
-    if (!j)
-        fprintf(stderr, "qkd-lab status: %s: %s\n", p, err.msg[0] ? err.msg : "unreadable");
-    return j;
-}
-
-static void print_kme(const cJSON *kme, const cJSON *links, const char *dir, int *down)
-{
-    const char *id = qk_json_str_or(kme, "id", NULL),
-               *admin = qk_json_str_or(kme, "admin_url", NULL);
-    pid_t pid = (pid_t)qk_json_num_or(kme, "pid", 0);
-    bool alive = qk_lab_pid_alive(pid, dir);
-    *down += !alive;
-    printf("%-10s pid %-7d %-8s", id ? id : "?", (int)pid, alive ? "running" : "STOPPED");
-    char *metrics = NULL;
-    char url[300];
-    qk_err err;
-    qk_err_clear(&err);
-    if (alive && admin && snprintf(url, sizeof url, "%s/metrics", admin) < (int)sizeof url)
-        (void)qk_lab_http_get(url, &metrics, &err);
-    const cJSON *l;
-    cJSON_ArrayForEach(l, links)
-    {
-        const char *lid = qk_json_str_or(l, "id", NULL);
-        const cJSON *ends = cJSON_GetObjectItemCaseSensitive(l, "kmes"), *e;
-        bool mine = false;
-        cJSON_ArrayForEach(e, ends) mine |= cJSON_IsString(e) && id && !strcmp(e->valuestring, id);
-        if (!mine || !lid)
-            continue;
-        char filter[128];
-        snprintf(filter, sizeof filter, "link=\"%s\"", lid);
-        double bytes = metrics ? qk_lab_metric(metrics, "qkd_pool_bytes", filter) : -1;
-        double bits = bytes < 0 ? -1 : bytes * 8;
-        double up = metrics ? qk_lab_metric(metrics, "qkd_link_up", filter) : -1;
-        printf("  %s: pool %.0f bits, link %s", lid, bits < 0 ? 0 : bits,
-               up < 0   ? "?"
-               : up > 0 ? "up"
-                        : "down");
-    }
-    printf("\n");
-    free(metrics);
-}
-
-static void print_sim(const cJSON *m, const char *dir, int *down)
-{
-    const char *sim = qk_json_str_or(m, "sim_url", NULL);
-    pid_t pid = (pid_t)qk_json_num_or(m, "sim_pid", 0);
-    bool alive = qk_lab_pid_alive(pid, dir);
-    *down += !alive;
-    printf("%-10s pid %-7d %-8s %s\n", "qkd-sim", (int)pid, alive ? "running" : "STOPPED",
-           sim ? sim : "");
-    char url[300], *body = NULL;
-    qk_err err;
-    qk_err_clear(&err);
-    if (!alive || !sim || snprintf(url, sizeof url, "%s/v1/status", sim) >= (int)sizeof url ||
-        qk_lab_http_get(url, &body, &err) != 0)
-        return;
-    cJSON *j = qk_json_parse(body, strlen(body), MANIFEST_MAX, &err);
-    const cJSON *links = j ? cJSON_GetObjectItemCaseSensitive(j, "links") : NULL, *l;
-    cJSON_ArrayForEach(l, links)
-    {
-        printf("  link %-20s %-8s qber %.4f  rate %.1f bit/s  delivered %.0f bits\n",
-               qk_json_str_or(l, "id", "?"), qk_json_str_or(l, "state", "?"),
-               qk_json_num_or(l, "qber", 0), qk_json_num_or(l, "rate_bps", 0),
-               qk_json_num_or(l, "delivered_bits", 0));
-    }
-    cJSON_Delete(j);
-    free(body);
-}
-
-int qk_lab_cmd_status(int argc, char **argv)
-{
-    char dir[QK_LAB_PATH_MAX];
-    int rc = dir_option(argc, argv, "status", dir, sizeof dir);
-    if (rc >= 0)
-        return rc;
-    cJSON *m = load_manifest(dir);
-    if (!m)
-        return 1;
-    if (qk_http_global_init() != 0) {
-        cJSON_Delete(m);
-        return 1;
-    }
-    int down = 0;
-    printf("lab %s\n", dir);
-    const cJSON *links = cJSON_GetObjectItemCaseSensitive(m, "links"), *k;
-    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(m, "kmes"))
-        print_kme(k, links, dir, &down);
-    print_sim(m, dir, &down);
-    cJSON_Delete(m);
-    qk_http_global_cleanup();
-    if (down)
-        printf("%d process(es) not running\n", down);
-    return down ? 1 : 0;
 }
