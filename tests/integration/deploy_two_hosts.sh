@@ -153,6 +153,24 @@ grep -q "exist.*nothing written" "$T/again.out" || { cat "$T/again.out"; fail "n
 [ "$before" = "$(sha256sum "$PKI/ca.key" "$PKI/KME_A/server.key" "$PKI/KME_B/skip.psk")" ] ||
   fail "the refused pki run changed files"
 
+# The command line: help on stdout, usage errors exit 2, --force replaces, --psk-hash.
+LAB=$BUILD/bin/qkd-lab
+"$LAB" pki --help | grep -q -- '--skip-client ID@KME' || fail "qkd-lab pki --help"
+for bad in "--dir $T/x" "--dir $T/x --kme KME_A=bad_name!" "--dir $T/x --kme device=10.0.0.1" \
+  "--dir $T/x --kme KME_A=10.0.0.1 --sae S@KME_Q" "--dir $T/x --kme KME_A=10.0.0.1 --psk-hash md5"; do
+  # shellcheck disable=SC2086 # the words of $bad are the arguments
+  "$LAB" pki $bad >/dev/null 2>&1
+  rc=$?
+  [ "$rc" = 2 ] || fail "qkd-lab pki $bad: exit $rc, want 2"
+done
+[ ! -e "$T/x/ca.key" ] || fail "a refused command line wrote files"
+"$LAB" pki --dir "$PKI" --kme KME_A=10.77.0.1 --skip-client S1@KME_A --psk-hash sha256 --force >/dev/null ||
+  fail "qkd-lab pki --force"
+[ "$before" != "$(sha256sum "$PKI/ca.key" "$PKI/KME_A/server.key" "$PKI/KME_B/skip.psk")" ] ||
+  fail "--force did not replace the CA"
+grep -q '^S1:[0-9a-f]\{64\}:sha256$' "$PKI/KME_A/skip.psk" || fail "--psk-hash sha256"
+echo "   pki: --help, usage errors (2), refusal, --force, --psk-hash"
+
 # Metrics at both hosts: the link's pool and the requests each listener served.
 for h in A B; do
   m=$(out "$h-metrics")
