@@ -26,6 +26,37 @@ static int family(FILE *f, const char *name, const char *type, const char *help)
     return fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type) < 0;
 }
 
+/* The pool cap of each device-fed link (kmed.conf max_pool_bytes; the local link has none):
+ * what it bounds, the cap, whether the link is full, and the blocks refused for it. rows[i] is
+ * link i. */
+static int write_pool_cap(qk_kms *k, const pool_row *rows, size_t n, FILE *f)
+{
+    int bad = family(f, "qkd_pool_held_bytes", "gauge",
+                     "Uncarved key material in pending and confirmed blocks (what "
+                     "max_pool_bytes bounds), per link, in bytes.");
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].ok)
+            bad |= fprintf(f, "qkd_pool_held_bytes{link=\"%s\"} %llu\n", rows[i].link,
+                           (unsigned long long)rows[i].st.bytes_held) < 0;
+    bad |= family(f, "qkd_pool_max_bytes", "gauge", "The pool cap of each link (max_pool_bytes).");
+    for (size_t i = 0; i < n; i++)
+        bad |= fprintf(f, "qkd_pool_max_bytes{link=\"%s\"} %llu\n", rows[i].link,
+                       (unsigned long long)qk_kms_link_at(k, i)->cfg->max_pool_bytes) < 0;
+    bad |= family(f, "qkd_pool_full", "gauge",
+                  "1 while the last new block the device offered was refused for the pool cap.");
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].ok)
+            bad |= fprintf(f, "qkd_pool_full{link=\"%s\"} %d\n", rows[i].link,
+                           rows[i].st.full ? 1 : 0) < 0;
+    bad |= family(f, "qkd_blocks_refused_total", "counter",
+                  "New blocks the device API refused, per link and reason (full: 507).");
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].ok)
+            bad |= fprintf(f, "qkd_blocks_refused_total{link=\"%s\",reason=\"full\"} %llu\n",
+                           rows[i].link, (unsigned long long)rows[i].st.blocks_refused_full) < 0;
+    return bad;
+}
+
 static int write_pools(qk_kms *k, FILE *f)
 {
     size_t n = qk_kms_link_count(k) + 1;
@@ -75,6 +106,7 @@ static int write_pools(qk_kms *k, FILE *f)
             bad |= fprintf(f, "qkd_keys{link=\"%s\",state=\"%s\"} %llu\n", rows[i].link,
                            keys[j].state, (unsigned long long)keys[j].n) < 0;
     }
+    bad |= write_pool_cap(k, rows + 1, n - 1, f);
     free(rows);
     return bad ? -1 : 0;
 }

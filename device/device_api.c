@@ -8,6 +8,23 @@
 #include "http_util.h"
 #include "log.h"
 
+/* The pool-full warning, at the 1st, 2nd, 4th, 8th ... refusal on the link (the request log line
+ * records each one): a device that keeps pushing into a full pool cannot flood the log. */
+static void full_warning(qk_kms *k, const qk_link *link)
+{
+    qk_pool_status st;
+    qk_err err;
+    qk_err_clear(&err);
+    if (qk_store_pool_status(qk_kms_store(k), link->cfg->link_id, &st, &err) != 0)
+        return;
+    uint64_t n = st.blocks_refused_full;
+    if (n > 0 && (n & (n - 1)) == 0)
+        QK_WARN("link %s: pool full (%llu bytes held, max_pool_bytes %llu): %llu block(s) "
+                "refused so far",
+                link->cfg->link_id, (unsigned long long)st.bytes_held,
+                (unsigned long long)link->cfg->max_pool_bytes, (unsigned long long)n);
+}
+
 /* A block body goes to the store as it is: the only copy of the bytes outside the store is
  * the envelope's request buffer, wiped when the request completes (http_envelope.h). */
 static void put_block(qk_kms *k, qk_link *link, uint64_t block_id, const qk_http_request *req,
@@ -21,8 +38,8 @@ static void put_block(qk_kms *k, qk_link *link, uint64_t block_id, const qk_http
     }
     const char *link_id = link->cfg->link_id;
     qk_put_result res = QK_PUT_NEW;
-    if (qk_store_block_put(qk_kms_store(k), link_id, block_id, (const uint8_t *)req->body,
-                           req->body_len, &res, &err) != 0) {
+    if (qk_store_block_put_capped(qk_kms_store(k), link_id, block_id, (const uint8_t *)req->body,
+                                  req->body_len, link->cfg->max_pool_bytes, &res, &err) != 0) {
         QK_ERROR("link %s: block %llu: %s", link_id, (unsigned long long)block_id, err.msg);
         qk_http_reply_error(rep, 500, "internal", "store error");
         return;
@@ -34,6 +51,13 @@ static void put_block(qk_kms *k, qk_link *link, uint64_t block_id, const qk_http
         return;
     case QK_PUT_DUPLICATE:
         qk_http_reply_json(rep, 200, "{\"status\":\"duplicate\"}");
+        return;
+    case QK_PUT_FULL:
+        /* 507 Insufficient Storage (RFC 4918 section 11.5): the KME cannot store the block until
+         * keys are taken; 409 already means "same ID, other bytes". */
+        full_warning(k, link);
+        qk_http_reply_error(rep, 507, "full",
+                            "the link's key pool is full (max_pool_bytes): block not stored");
         return;
     case QK_PUT_CONFLICT:
         break;

@@ -306,6 +306,9 @@ static int link_key(parse_ctx *c, const char *peer, const char *key, const char 
             return qk_err_set(err, QK_EINVAL, "control characters are not allowed");
         return qk_parse_str(v, l->device_identity, sizeof l->device_identity, err);
     }
+    if (strcmp(key, "max_pool_bytes") == 0)
+        return qk_parse_u64(v, QK_CFG_MIN_POOL_BYTES, QK_CFG_MAX_POOL_BYTES, &l->max_pool_bytes,
+                            err);
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
@@ -372,6 +375,9 @@ static int keys_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
     }
     if (strcmp(key, "local_block_bytes") == 0)
         return qk_parse_u64(v, 1024, QK_BLOCK_MAX_BYTES, &cfg->local_block_bytes, err);
+    if (strcmp(key, "max_pool_bytes") == 0)
+        return qk_parse_u64(v, QK_CFG_MIN_POOL_BYTES, QK_CFG_MAX_POOL_BYTES, &cfg->max_pool_bytes,
+                            err);
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
@@ -639,6 +645,8 @@ static int check_links(qk_kmed_config *cfg, qk_err *err)
             return xerr(cfg, err, sec, "peer_url", "required");
         if (!l->device_identity[0])
             return xerr(cfg, err, sec, "device_identity", "required");
+        if (!l->max_pool_bytes)
+            l->max_pool_bytes = cfg->max_pool_bytes;
         if (!l->link_id[0]) {
             bool lower = strcmp(cfg->node_id, l->peer) < 0;
             int n = snprintf(l->link_id, sizeof l->link_id, "%s~%s", lower ? cfg->node_id : l->peer,
@@ -762,6 +770,7 @@ static void set_defaults(qk_kmed_config *cfg)
     cfg->max_sae_id_count = 4;
     cfg->reservation_lifetime_s = 3600;
     cfg->local_block_bytes = 65536;
+    cfg->max_pool_bytes = QK_CFG_DEFAULT_MAX_POOL_BYTES;
     snprintf(cfg->skip.algorithm, sizeof cfg->skip.algorithm, "QKD");
     cfg->skip.entropy = true;
     cfg->skip.max_entropy_bits = 8192;

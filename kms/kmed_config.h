@@ -20,7 +20,7 @@
 #define QK_CFG_GLOBS_MAX        1024 /* a SKIP glob list: comma-separated, normalised ", " -> "," */
 #define QK_CFG_MAX_SKIP_CLIENTS 256
 #define QK_CFG_ALGORITHM_MAX    64
-#define QK_CFG_MAX_BODY_MIN     256u                  /* [listener] max_body range */
+#define QK_CFG_MAX_BODY_MIN     256u /* [listener] max_body range */
 #define QK_CFG_MAX_BODY_MAX     (64u * 1024u * 1024u)
 
 typedef enum {
@@ -60,6 +60,7 @@ typedef struct {
     char peer_url[QK_CFG_URL_MAX];         /* https://HOST:PORT of the peer's peer listener */
     char link_id[QK_STORE_ID_MAX + 1];     /* default: both node IDs sorted, joined by "~" */
     char device_identity[QK_IDENTITY_MAX]; /* client-certificate CN allowed to push blocks */
+    uint64_t max_pool_bytes; /* pool cap (qk_store_block_put_capped); default [keys] */
 } qk_link_cfg;
 
 typedef struct {
@@ -123,6 +124,7 @@ typedef struct {
     uint32_t max_sae_id_count;       /* 4 */
     uint64_t reservation_lifetime_s; /* 3600 */
     uint64_t local_block_bytes;      /* 65536 */
+    uint64_t max_pool_bytes;         /* 64 MiB: each link's default pool cap */
 
     qk_skip_cfg skip;
 } qk_kmed_config;
@@ -131,6 +133,11 @@ typedef struct {
  * e.g. with malloc). Returns 0, QK_EIO (cannot read) or QK_EINVAL; err->msg is one line
  * "FILE:LINE: [section] key: message". */
 int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err);
+
+/* The pool cap of every link unless [link PEER] max_pool_bytes sets its own: 64 MiB. */
+#define QK_CFG_DEFAULT_MAX_POOL_BYTES (64ull << 20)
+#define QK_CFG_MIN_POOL_BYTES         4096ull
+#define QK_CFG_MAX_POOL_BYTES         (1ull << 50)
 
 /* Lookups (NULL when absent). */
 const qk_link_cfg *qk_kmed_config_link_by_peer(const qk_kmed_config *cfg, const char *peer);

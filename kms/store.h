@@ -34,27 +34,32 @@
 #include <stdint.h>
 #include "qk_err.h"
 
-#define QK_MASTER_KEY_LEN 32
-#define QK_BLOCK_VKEY_LEN 32
-#define QK_SEG_BYTES 1024
+#define QK_MASTER_KEY_LEN  32
+#define QK_BLOCK_VKEY_LEN  32
+#define QK_SEG_BYTES       1024
 #define QK_BLOCK_MAX_BYTES (4u * 1024u * 1024u)
-#define QK_CHECK_LEN 32
-#define QK_KEY_ID_LEN 36 /* canonical UUID text */
-#define QK_LOCAL_LINK "local"
-#define QK_STORE_ID_MAX 128 /* link IDs, identities, request IDs */
+#define QK_CHECK_LEN       32
+#define QK_KEY_ID_LEN      36 /* canonical UUID text */
+#define QK_LOCAL_LINK      "local"
+#define QK_STORE_ID_MAX    128 /* link IDs, identities, request IDs */
 
 typedef struct qk_store qk_store;
 
 /* Open (create if missing) and migrate the database; master_key is copied to secure memory.
  * A database created under another master key is refused (QK_EMISMATCH). */
-int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
-                  qk_store **out, qk_err *err);
+int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN], qk_store **out,
+                  qk_err *err);
 void qk_store_close(qk_store *s);
 int qk_store_schema_version(qk_store *s);
 
 /* ---- blocks --------------------------------------------------------------------------- */
 typedef enum { QK_BLOCK_PENDING = 0, QK_BLOCK_CONFIRMED = 1, QK_BLOCK_BURNED = 2 } qk_block_state;
-typedef enum { QK_PUT_NEW = 0, QK_PUT_DUPLICATE = 1, QK_PUT_CONFLICT = 2 } qk_put_result;
+typedef enum {
+    QK_PUT_NEW = 0,
+    QK_PUT_DUPLICATE = 1,
+    QK_PUT_CONFLICT = 2,
+    QK_PUT_FULL = 3 /* refused: the link's pool is at its cap (qk_store_block_put_capped) */
+} qk_put_result;
 
 /* Store a block delivered by the device. len in (QK_BLOCK_VKEY_LEN, QK_BLOCK_MAX_BYTES].
  * Same block_id again with identical bytes: QK_PUT_DUPLICATE (no change). Same block_id
@@ -62,13 +67,22 @@ typedef enum { QK_PUT_NEW = 0, QK_PUT_DUPLICATE = 1, QK_PUT_CONFLICT = 2 } qk_pu
  * arrive in any order. */
 int qk_store_block_put(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
                        size_t len, qk_put_result *res, qk_err *err);
+/* qk_store_block_put with a cap on the key material the link holds: the uncarved bytes of its
+ * pending and confirmed blocks (qk_pool_status.bytes_held; the 32-byte verification key of
+ * each block excluded). A new block that would take the link past max_pool_bytes is refused:
+ * nothing stored, *res = QK_PUT_FULL, the refusal counted (blocks_refused_full, and the link
+ * reported full until a new block is stored again), returns 0. Duplicates and conflicts are
+ * handled first, as by qk_store_block_put. max_pool_bytes 0 = no cap (qk_store_block_put). */
+int qk_store_block_put_capped(qk_store *s, const char *link, uint64_t block_id,
+                              const uint8_t *bytes, size_t len, uint64_t max_pool_bytes,
+                              qk_put_result *res, qk_err *err);
 /* Keyed digest of the whole block (for the inventory exchange). QK_ENOTFOUND if unknown. */
 int qk_store_block_digest(qk_store *s, const char *link, uint64_t block_id,
                           uint8_t digest[QK_CHECK_LEN], qk_block_state *state, qk_err *err);
 /* PENDING -> CONFIRMED, or -> BURNED (wipes all its material and marks every key carved from
  * it burned). Confirming a burned block is refused (QK_EINVAL). Idempotent. */
-int qk_store_block_set_state(qk_store *s, const char *link, uint64_t block_id,
-                             qk_block_state st, qk_err *err);
+int qk_store_block_set_state(qk_store *s, const char *link, uint64_t block_id, qk_block_state st,
+                             qk_err *err);
 /* Up to cap block IDs of a link in a state, oldest first, received before before_s (0: any). */
 int qk_store_blocks_in_state(qk_store *s, const char *link, qk_block_state st, uint64_t before_s,
                              uint64_t *ids, size_t cap, size_t *n, qk_err *err);
@@ -87,13 +101,13 @@ typedef struct {
 } qk_key_ref;
 
 typedef struct {
-    const char *request_id;      /* unique, <= QK_STORE_ID_MAX chars */
+    const char *request_id; /* unique, <= QK_STORE_ID_MAX chars */
     const char *link;
-    const char *master;          /* identity the keys are bound to (ETSI master SAE ID, or SKIP
-                                    source KME) */
-    const char *const *slaves;   /* identities allowed to fetch at the other end (>= 1) */
+    const char *master;        /* identity the keys are bound to (ETSI master SAE ID, or SKIP
+                                  source KME) */
+    const char *const *slaves; /* identities allowed to fetch at the other end (>= 1) */
     size_t nslaves;
-    uint64_t expires_at;         /* wall-clock seconds; unclaimed keys expire then */
+    uint64_t expires_at; /* wall-clock seconds; unclaimed keys expire then */
 } qk_reservation;
 
 /* Carve n keys of len bytes each (len >= 1, n >= 1) from confirmed blocks of r->link, as side
@@ -128,8 +142,8 @@ int qk_store_reserve_in(qk_store *s, const qk_reservation *r, qk_side peer_side,
 int qk_store_request_state(qk_store *s, const char *request_id, int *state, qk_err *err);
 /* Outgoing requests still PENDING (for reconciliation after a restart): up to cap IDs
  * (each QK_STORE_ID_MAX+1 bytes). */
-int qk_store_pending_requests(qk_store *s, char (*ids)[QK_STORE_ID_MAX + 1], size_t cap,
-                              size_t *n, qk_err *err);
+int qk_store_pending_requests(qk_store *s, char (*ids)[QK_STORE_ID_MAX + 1], size_t cap, size_t *n,
+                              qk_err *err);
 
 /* ---- delivery ------------------------------------------------------------------------- */
 typedef struct {
@@ -153,7 +167,10 @@ int qk_store_expire(qk_store *s, uint64_t now, size_t *n_expired, qk_err *err);
 /* ---- status --------------------------------------------------------------------------- */
 typedef struct {
     uint64_t blocks_pending, blocks_confirmed, blocks_burned;
-    uint64_t bytes_available;   /* uncarved bytes in confirmed blocks (both sides' view) */
+    uint64_t bytes_available; /* uncarved bytes in confirmed blocks (both sides' view) */
+    uint64_t bytes_held;      /* uncarved bytes in pending and confirmed blocks (the cap) */
+    uint64_t blocks_refused_full, bytes_refused_full; /* new blocks refused for the cap */
+    bool full; /* the last new block offered was refused for the cap */
     uint64_t keys_pending, keys_reserved, keys_delivered, keys_burned, keys_expired;
 } qk_pool_status;
 int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *st, qk_err *err);

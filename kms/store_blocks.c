@@ -112,8 +112,73 @@ int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_e
     return qs_block_wipe(s, link, block_id, err);
 }
 
+/* Uncarved bytes of the link's pending and confirmed blocks (pool_counts, kept by triggers). */
+static int held_bytes(qk_store *s, const char *link, uint64_t *out, qk_err *err)
+{
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT COALESCE(SUM(bytes), 0) FROM pool_counts"
+                               " WHERE link = ? AND kind = ? AND state IN (?, ?)",
+                               err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc =
+        qs_bindf(s, st, err, "tiii", link, QS_COUNT_BLOCKS, QK_BLOCK_PENDING, QK_BLOCK_CONFIRMED);
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc == 1) {
+        sqlite3_int64 v = sqlite3_column_int64(st, 0);
+        (void)sqlite3_reset(st);
+        if (v < 0)
+            return qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
+        *out = (uint64_t)v;
+        return 0;
+    }
+    return rc ? rc : qk_err_set(err, QK_ESTORAGE, "store: no pool sum");
+}
+
+/* The link's refusal counters: a refusal adds one block of len bytes and sets the "last refused"
+ * flag; a stored block clears the flag (one UPDATE that changes nothing when it is clear). */
+static int note_refusal(qk_store *s, const char *link, bool refused, size_t len, qk_err *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (!refused) {
+        st = qs_prep(s,
+                     "UPDATE pool_counts SET n = 0 WHERE link = ? AND kind = ? AND state = ?"
+                     " AND n <> 0",
+                     err);
+        rc =
+            st ? qs_bindf(s, st, err, "tii", link, QS_COUNT_REFUSED, QS_REFUSED_LAST) : QK_ESTORAGE;
+        return rc ? rc : qs_step_done(s, st, err);
+    }
+    st = qs_prep(s,
+                 "INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(?, ?, ?, 1, ?)"
+                 " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + 1,"
+                 " bytes = bytes + excluded.bytes",
+                 err);
+    rc = st ? qs_bindf(s, st, err, "tiiI", link, QS_COUNT_REFUSED, QS_REFUSED_FULL, (int64_t)len)
+            : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step_done(s, st, err);
+    if (rc)
+        return rc;
+    st = qs_prep(s,
+                 "INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(?, ?, ?, 1, 0)"
+                 " ON CONFLICT(link, kind, state) DO UPDATE SET n = 1",
+                 err);
+    rc = st ? qs_bindf(s, st, err, "tii", link, QS_COUNT_REFUSED, QS_REFUSED_LAST) : QK_ESTORAGE;
+    return rc ? rc : qs_step_done(s, st, err);
+}
+
 int qk_store_block_put(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
                        size_t len, qk_put_result *res, qk_err *err)
+{
+    return qk_store_block_put_capped(s, link, block_id, bytes, len, 0, res, err);
+}
+
+int qk_store_block_put_capped(qk_store *s, const char *link, uint64_t block_id,
+                              const uint8_t *bytes, size_t len, uint64_t max_pool_bytes,
+                              qk_put_result *res, qk_err *err)
 {
     int rc = check_block_args(link, block_id, len, err);
     if (rc)
@@ -141,8 +206,15 @@ int qk_store_block_put(qk_store *s, const char *link, uint64_t block_id, const u
             rc = qs_block_burn(s, link, block_id, "conflicting re-delivery", err);
         }
     } else if (rc == 0) {
-        *res = QK_PUT_NEW;
-        rc = block_insert(s, link, block_id, bytes, len, QK_BLOCK_PENDING, err);
+        uint64_t held = 0;
+        if (max_pool_bytes > 0)
+            rc = held_bytes(s, link, &held, err);
+        bool full = max_pool_bytes > 0 && held + (len - QK_BLOCK_VKEY_LEN) > max_pool_bytes;
+        *res = full ? QK_PUT_FULL : QK_PUT_NEW;
+        if (!rc && !full)
+            rc = block_insert(s, link, block_id, bytes, len, QK_BLOCK_PENDING, err);
+        if (!rc && max_pool_bytes > 0)
+            rc = note_refusal(s, link, full, len, err);
     }
     return qs_end(s, rc, rc == 0, err);
 }

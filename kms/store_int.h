@@ -40,7 +40,11 @@ enum {
  * the key_copies_close trigger (migration v4). */
 enum { QS_COPY_WAITING = 0, QS_COPY_FETCHED = 1, QS_COPY_CLOSED = 2 };
 /* pool_counts.kind (migration v4). */
-enum { QS_COUNT_BLOCKS = 0, QS_COUNT_KEYS = 1 };
+/* pool_counts kinds. QS_COUNT_REFUSED (no migration: a new kind of row) counts the blocks
+ * refused for the pool cap, state QS_REFUSED_FULL (n blocks, bytes); state QS_REFUSED_LAST has
+ * n = 1 while the link's last offered new block was refused (the link is full). */
+enum { QS_COUNT_BLOCKS = 0, QS_COUNT_KEYS = 1, QS_COUNT_REFUSED = 2 };
+enum { QS_REFUSED_FULL = 0, QS_REFUSED_LAST = 1 };
 
 struct qs_stmt {
     const char *sql;

@@ -4,8 +4,8 @@
 #include <pthread.h>
 #include <string.h>
 
-/* Reads the pool_counts rows of the link (at most 3 block and 5 key states): one read-only
- * statement, so it sees one consistent snapshot without taking the write lock. */
+/* Reads the pool_counts rows of the link (at most 3 block, 5 key and 2 refusal states): one
+ * read-only statement, so it sees one consistent snapshot without taking the write lock. */
 int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *stt, qk_err *err)
 {
     int rc = qs_check_id(link, "link", err);
@@ -40,7 +40,15 @@ int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *stt, qk_
                 stt->bytes_available = (uint64_t)bytes;
         } else if (kind == QS_COUNT_KEYS && state >= 0 && state < 5) {
             keys[state] = (uint64_t)n;
+        } else if (kind == QS_COUNT_REFUSED && state == QS_REFUSED_FULL) {
+            stt->blocks_refused_full = (uint64_t)n;
+            stt->bytes_refused_full = (uint64_t)bytes;
+        } else if (kind == QS_COUNT_REFUSED && state == QS_REFUSED_LAST) {
+            stt->full = n > 0;
         }
+        if (!rc && kind == QS_COUNT_BLOCKS &&
+            (state == QK_BLOCK_PENDING || state == QK_BLOCK_CONFIRMED))
+            stt->bytes_held += (uint64_t)bytes;
     }
     if (st)
         (void)sqlite3_reset(st); /* ends the statement's read transaction */

@@ -108,7 +108,9 @@ static long long sf_query(sqlite3 *db, const char *sql, const char *param)
     "FROM blocks"                                                                                  \
     " GROUP BY link, state UNION ALL SELECT link, 1, state, COUNT(*), 0 FROM keys"                 \
     " GROUP BY link, state)"
-#define SF_COUNTERS "SELECT link, kind, state, n, bytes FROM pool_counts WHERE n <> 0"
+/* Kinds 0 (blocks) and 1 (keys); kind 2 counts refusals, which leave no row to recount. */
+#define SF_COUNTERS                                                                                \
+    "SELECT link, kind, state, n, bytes FROM pool_counts WHERE n <> 0 AND kind IN (0, 1)"
 
 int sf_counts_match(qk_store *s, const char *path, const char *link, const char *slave)
 {

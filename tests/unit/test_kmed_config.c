@@ -212,6 +212,31 @@ static void test_link_id_sorted(void)
     CU_ASSERT_STRING_EQUAL(cfg->links[0].link_id, "KME_A~KME_Z");
 }
 
+/* The pool cap: 64 MiB by default for every link, [keys] max_pool_bytes for every link (also when
+ * [keys] comes after the links), [link PEER] max_pool_bytes for one; range 4096 .. 2^50. */
+static void test_pool_cap(void)
+{
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
+    CU_ASSERT_EQUAL(cfg->max_pool_bytes, 64ull << 20);
+    CU_ASSERT_EQUAL(cfg->links[0].max_pool_bytes, 64ull << 20);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, "max_pool_bytes = 1000000\n", &err), 0);
+    CU_ASSERT_EQUAL(cfg->links[0].max_pool_bytes, 1000000);
+    int rc = load_text(base,
+                       "max_pool_bytes = 1000000\n[link KME_C]\npeer_url = https://127.0.0.1:2\n"
+                       "device_identity = qkd-sim\nmax_pool_bytes = 4096\n",
+                       &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(qk_kmed_config_link_by_peer(cfg, "KME_B")->max_pool_bytes, 1000000);
+    CU_ASSERT_EQUAL(qk_kmed_config_link_by_peer(cfg, "KME_C")->max_pool_bytes, 4096);
+    expect_error(base, "max_pool_bytes = 4095\n", 42, "[keys] max_pool_bytes: ", NULL);
+    expect_error(base, "max_pool_bytes = 1125899906842625\n", 42, "[keys] max_pool_bytes: ", NULL);
+    expect_error(base, "[link KME_C]\nmax_pool_bytes = 64M\n", 43,
+                 "[link KME_C] max_pool_bytes: ", NULL);
+}
+
 static void test_value_errors(void)
 {
     expect_error(base, "[bogus]\nx = 1\n", 43, "[bogus] x: ", "unknown section");
@@ -426,6 +451,7 @@ int suite_kmed_config(void)
     if (!CU_add_test(s, "good config", test_good) ||
         !CU_add_test(s, "default link ID sorts node IDs", test_link_id_sorted) ||
         !CU_add_test(s, "listener max_body: defaults, range", test_max_body) ||
+        !CU_add_test(s, "pool cap: default, [keys], per link", test_pool_cap) ||
         !CU_add_test(s, "value errors name file, line, key", test_value_errors) ||
         !CU_add_test(s, "listener errors", test_listener_errors) ||
         !CU_add_test(s, "cross-checks", test_cross_checks) ||

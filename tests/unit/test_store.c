@@ -1,6 +1,6 @@
 /* test_store.c - the key store on one KME: schema and reopen, master-key check, carving
  * arithmetic (low/high ends, no spanning, vkey never carved, ENOKEY records nothing), block
- * put/duplicate/conflict, out-of-order blocks, encryption at rest, one-time delivery
+ * put/duplicate/conflict, the pool cap, out-of-order blocks, encryption at rest, one-time delivery
  * (unicast, multicast, auth, all-or-nothing), expiry, burn/tombstones, zeroization (whole
  * segments deleted; a delivered range wiped inside a segment that still holds other keys,
  * checked by decrypting the segment), counts, bad input. */
@@ -282,6 +282,91 @@ static void test_block_put_duplicate_conflict(void)
     CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 12, b, QK_BLOCK_VKEY_LEN, &res, &err), QK_EINVAL);
     CU_ASSERT_EQUAL(qk_store_block_put(S, LINK, 12, b, QK_BLOCK_MAX_BYTES + 1, &res, &err),
                     QK_EINVAL);
+    done();
+}
+
+static qk_pool_status pool(const char *link)
+{
+    qk_pool_status st;
+    qk_err err = {0, ""};
+    CU_ASSERT_FATAL(qk_store_pool_status(S, link, &st, &err) == 0);
+    return st;
+}
+
+/* The pool cap: a new block past max_pool_bytes (uncarved bytes of pending and confirmed
+ * blocks) is refused, stored nowhere, counted, and the link reads full until a block is stored
+ * again; duplicates and conflicts are answered as without the cap; taking keys makes room; the
+ * cap is per link; the count survives a reopen. */
+static void test_pool_cap(void)
+{
+    fresh();
+    enum { LEN = QK_BLOCK_VKEY_LEN + 1024, CAP = 3 * 1024 };
+    static uint8_t b[6][LEN];
+    randombytes_buf(b, sizeof b);
+    qk_put_result res = QK_PUT_CONFLICT;
+    qk_err err = {0, ""};
+    for (uint64_t id = 1; id <= 3; id++) {
+        CU_ASSERT_EQUAL(qk_store_block_put_capped(S, LINK, id, b[id], LEN, CAP, &res, &err), 0);
+        CU_ASSERT_EQUAL(res, QK_PUT_NEW);
+    }
+    qk_pool_status st = pool(LINK);
+    CU_ASSERT_EQUAL(st.bytes_held, CAP);
+    CU_ASSERT_FALSE(st.full);
+    CU_ASSERT_EQUAL(st.blocks_refused_full, 0);
+    /* Full: refused, nothing stored, counted. */
+    CU_ASSERT_EQUAL(qk_store_block_put_capped(S, LINK, 4, b[4], LEN, CAP, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_FULL);
+    uint8_t d[QK_CHECK_LEN];
+    qk_block_state bs;
+    CU_ASSERT_EQUAL(qk_store_block_digest(S, LINK, 4, d, &bs, &err), QK_ENOTFOUND);
+    st = pool(LINK);
+    CU_ASSERT_TRUE(st.full);
+    CU_ASSERT_EQUAL(st.blocks_refused_full, 1);
+    CU_ASSERT_EQUAL(st.bytes_refused_full, LEN);
+    CU_ASSERT_EQUAL(st.blocks_pending, 3);
+    CU_ASSERT_EQUAL(st.bytes_held, CAP);
+    /* A smaller block that fits is taken (the cap is on bytes, not blocks). */
+    CU_ASSERT_EQUAL(
+        qk_store_block_put_capped(S, LINK, 4, b[4], QK_BLOCK_VKEY_LEN + 1, CAP + 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_NEW);
+    CU_ASSERT_FALSE(pool(LINK).full);
+    CU_ASSERT_EQUAL(qk_store_block_put_capped(S, LINK, 5, b[5], LEN, CAP, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_FULL);
+    /* While full: a duplicate is a duplicate, a conflict burns (and frees room). */
+    CU_ASSERT_EQUAL(qk_store_block_put_capped(S, LINK, 2, b[2], LEN, CAP, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_DUPLICATE);
+    CU_ASSERT_EQUAL(qk_store_block_put_capped(S, LINK, 3, b[5], LEN, CAP, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_CONFLICT);
+    st = pool(LINK);
+    CU_ASSERT_EQUAL(st.bytes_held, 2 * 1024 + 1);
+    CU_ASSERT_EQUAL(st.blocks_refused_full, 2);
+    CU_ASSERT_TRUE(st.full); /* until a new block is stored */
+    CU_ASSERT_EQUAL(qk_store_block_put_capped(S, LINK, 5, b[5], LEN, CAP, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_FULL); /* 2049 + 1024 > 3072 */
+    /* Taking keys makes room: 512 bytes carved from confirmed block 1. */
+    CU_ASSERT_EQUAL(qk_store_block_set_state(S, LINK, 1, QK_BLOCK_CONFIRMED, &err), 0);
+    qk_key_ref ref;
+    uint8_t mat[512];
+    CU_ASSERT_EQUAL_FATAL(carve("cap", QK_SIDE_LOW, 1, sizeof mat, &ref, mat), 0);
+    CU_ASSERT_EQUAL(pool(LINK).bytes_held, 2 * 1024 + 1 - 512);
+    CU_ASSERT_EQUAL(qk_store_block_put_capped(S, LINK, 5, b[5], LEN, CAP, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_NEW);
+    st = pool(LINK);
+    CU_ASSERT_FALSE(st.full);
+    CU_ASSERT_EQUAL(st.blocks_refused_full, 3);
+    CU_ASSERT_EQUAL(st.bytes_held, 3 * 1024 + 1 - 512);
+    /* Per link: another link's pool is its own; 0 = no cap. */
+    CU_ASSERT_EQUAL(qk_store_block_put_capped(S, "KME_A~KME_C", 1, b[0], LEN, CAP, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_NEW);
+    CU_ASSERT_EQUAL(pool("KME_A~KME_C").blocks_refused_full, 0);
+    CU_ASSERT_EQUAL(qk_store_block_put_capped(S, LINK, 6, b[0], LEN, 0, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_PUT_NEW);
+    CU_ASSERT_EQUAL(sf_counts_match(S, D.path, LINK, NULL), 0);
+    /* The count is kept in the database. */
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(pool(LINK).blocks_refused_full, 3);
     done();
 }
 
@@ -851,6 +936,7 @@ int suite_store(void)
         {"verification key never carved", test_vkey_never_carved},
         {"pending blocks are not carved", test_pending_blocks_not_carved},
         {"block put duplicate and conflict", test_block_put_duplicate_conflict},
+        {"pool cap refuses, counts, frees with use", test_pool_cap},
         {"out-of-order block ids", test_out_of_order_blocks},
         {"encryption at rest (db and wal)", test_encryption_at_rest},
         {"fetch once", test_fetch_once},
