@@ -270,6 +270,11 @@ MANDIR ?= $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 SYSCONFDIR ?= /etc
+# Bash completion (dist/bash-completion: one script, a name per binary) and the manual pages,
+# whose default paths (/usr/local/share/doc/qkd-kms, /etc/qkd) become this install's.
+COMPLETIONSDIR ?= $(PREFIX)/share/bash-completion/completions
+MANSUBST := sed -e 's|/usr/local/share/doc/qkd\\-kms|$(DOCDIR)|g' -e 's|/usr/local/share/doc/qkd-kms|$(DOCDIR)|g' \
+	-e 's|/etc/qkd/|$(SYSCONFDIR)/qkd/|g'
 
 # libqkdclient for outside programs: the library part of client/ (not the CLI nor the
 # conformance checkers) and the common/ modules it calls, compiled -fPIC into $(BUILD)/pic/.
@@ -317,9 +322,11 @@ install: $(BINS) client-lib
 	install -m 0644 dist/examples/*.example docs/examples/*.c $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
-	@for f in docs/man/*.[1-8]; do s=$${f##*.}; \
-	  install -d $(DESTDIR)$(MANDIR)/man$$s && install -m 0644 $$f $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
+	@for f in docs/man/*.[1-8]; do s=$${f##*.}; d=$(DESTDIR)$(MANDIR)/man$$s; \
+	  install -d $$d && $(MANSUBST) $$f > $$d/$$(basename $$f) && chmod 0644 $$d/$$(basename $$f) || exit 1; \
 	done
+	install -d $(DESTDIR)$(COMPLETIONSDIR)
+	install -m 0644 $(addprefix dist/bash-completion/,$(notdir $(BINS))) $(DESTDIR)$(COMPLETIONSDIR)/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

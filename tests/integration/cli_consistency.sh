@@ -149,10 +149,31 @@ for b in "${BINS[@]}"; do
   done < <(grep -oE -- '--[a-z][a-z0-9-]+' "$T/helps.$p" | sort -u)
   [ "$NFAIL" = "$n0" ] && ok "$(basename "$page"): every subcommand and option of $p's usages"
 done
+# Every key of each config file (in the "## Configuration" section of its doc: the INI example of
+# docs/qkd-kmed.md and docs/qkd-sim.md, the key tables of docs/qkd-bridge.md) is in its page.
+conf_keys() { # DOC: the keys its INI example blocks ("key = ...") or key tables ("| `key` |") name
+  awk '/^## / { cfg = /^## Configuration/ } !cfg { next }
+       /^```ini/ { ini = 1; next } /^```/ { ini = 0; next }
+       ini && /^[a-z_0-9]+ *=/ { sub(/ *=.*/, ""); print; next }
+       /^\| `[a-z_0-9]+`/ { n = split($2, a, /`/); for (i = 2; i <= n; i += 2) if (a[i] ~ /^[a-z_0-9]+$/) print a[i] }' "$1" |
+    sort -u
+}
+for pair in kmed.conf.5:qkd-kmed.md sim.conf.5:qkd-sim.md bridge.conf.5:qkd-bridge.md; do
+  page=$MAN/${pair%%:*} doc=$ROOT/docs/${pair#*:}
+  if [ ! -f "$page" ] || [ ! -f "$doc" ]; then continue; fi
+  n0=$NFAIL nkeys=0
+  while read -r k; do
+    nkeys=$((nkeys + 1))
+    grep -qE -- "(^|[ ,\"])$k([ ,\"]|\$)" "$page" || fail "$(basename "$page") does not document the key $k (docs/${pair#*:})"
+  done < <(conf_keys "$doc")
+  [ "$nkeys" -gt 5 ] || fail "docs/${pair#*:}: only $nkeys config keys found"
+  [ "$NFAIL" = "$n0" ] && ok "$(basename "$page"): the $nkeys keys of docs/${pair#*:}"
+done
 [ "$NFAIL" = 0 ] && ok "manual pages: one per binary and config file, groff -ww clean"
 
 # --- bash completion: each script registers its tool and completes its subcommands
-for s in qkd qkd-lab qkd-sim qkd-bridge qkd-bench qkd-kmed; do
+for b in "${BINS[@]}"; do
+  s=$(basename "$b")
   f=$ROOT/dist/bash-completion/$s
   [ -r "$f" ] || { fail "no completion script dist/bash-completion/$s"; continue; }
   cmds=$(PATH=$BUILD/bin:$PATH "$s" --help | commands_of /dev/stdin | tr '\n' ' ')
