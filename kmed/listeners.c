@@ -95,20 +95,38 @@ int qk_listeners_start(const qk_kmed_config *cfg, qk_http_handler *const handler
     return 0;
 }
 
+int qk_listeners_ports(const qk_listeners *ls, char sep, char *out, size_t cap)
+{
+    size_t len = 0;
+    if (cap == 0)
+        return -1;
+    out[0] = '\0';
+    for (int k = 0; k < QK_LST_COUNT; k++) {
+        if (!ls->srv[k])
+            continue;
+        int n =
+            snprintf(out + len, cap - len, "%s=%u%c", qk_listener_kind_name((qk_listener_kind)k),
+                     qk_tls_server_port(ls->srv[k]), sep);
+        if (n < 0 || (size_t)n >= cap - len)
+            return -1;
+        len += (size_t)n;
+    }
+    return 0;
+}
+
 int qk_listeners_write_port_file(const qk_listeners *ls, const char *path, qk_err *err)
 {
     char tmp[4096];
+    char ports[512];
     int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if (n < 0 || (size_t)n >= sizeof tmp)
         return qk_err_set(err, QK_EINVAL, "port file name too long");
+    if (qk_listeners_ports(ls, '\n', ports, sizeof ports) != 0)
+        return qk_err_set(err, QK_EINVAL, "port list too long");
     FILE *f = fopen(tmp, "w");
     if (!f)
         return qk_err_set(err, QK_EIO, "%s: %s", tmp, strerror(errno));
-    int bad = 0;
-    for (int k = 0; k < QK_LST_COUNT; k++)
-        if (ls->srv[k])
-            bad |= fprintf(f, "%s=%u\n", qk_listener_kind_name((qk_listener_kind)k),
-                           qk_tls_server_port(ls->srv[k])) < 0;
+    int bad = fputs(ports, f) < 0;
     if (fclose(f) != 0 || bad) {
         unlink(tmp);
         return qk_err_set(err, QK_EIO, "%s: write failed", tmp);

@@ -14,6 +14,8 @@ typedef struct qk_listeners qk_listeners;
  * err names the listener. */
 int qk_listeners_start(const qk_kmed_config *cfg, qk_http_handler *const handlers[QK_LST_COUNT],
                        qk_listeners **out, qk_err *err);
+/* "name=port" of every running listener, each followed by sep, into out. 0 or -1 (too long). */
+int qk_listeners_ports(const qk_listeners *ls, char sep, char *out, size_t cap);
 /* Write "name=port" lines for every running listener (atomically: temp file + rename). */
 int qk_listeners_write_port_file(const qk_listeners *ls, const char *path, qk_err *err);
 /* Stop every listener (in-flight requests finish), free. NULL is a no-op. */

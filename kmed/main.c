@@ -197,9 +197,13 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
         goto out;
     }
     QK_INFO("KME %s running (%zu links)", cfg->node_id, cfg->nlinks);
-    /* Listeners bound and store open: a Type=notify unit becomes active (docs/service.md). */
+    /* Listeners bound and store open: a Type=notify unit becomes active (docs/service.md);
+     * STATUS= names the bound ports (systemctl status). */
+    char status_line[512] = "serving ";
+    size_t off = strlen(status_line);
     qk_sd_watchdog *wd = NULL;
-    if (qk_sd_ready("serving") != 0 || qk_sd_watchdog_start(&wd) != 0)
+    if (qk_listeners_ports(ls, ' ', status_line + off, sizeof status_line - off) != 0 ||
+        qk_sd_ready(status_line) != 0 || qk_sd_watchdog_start(&wd) != 0)
         QK_WARN("cannot notify the service manager");
     wait_for_stop(set);
     (void)qk_sd_stopping();

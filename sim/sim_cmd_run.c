@@ -84,8 +84,11 @@ static int run_links(const qk_sim_config *cfg, const char *port_file, const sigs
         goto out;
     }
     /* Links started and the control API listening: a Type=notify unit becomes active. */
+    char status_line[64];
+    snprintf(status_line, sizeof status_line, "running control=%u",
+             (unsigned)qk_sim_control_port(ctl));
     qk_sd_watchdog *wd = NULL;
-    if (qk_sd_ready("running") != 0 || qk_sd_watchdog_start(&wd) != 0)
+    if (qk_sd_ready(status_line) != 0 || qk_sd_watchdog_start(&wd) != 0)
         QK_WARN("cannot notify the service manager");
     for (;;) {
         int sig = 0;
