@@ -69,7 +69,8 @@ int chan_msg_decode(const char *body, size_t len, size_t max_len, chan_msg *out,
         qk_json_get_int(o, "seq", true, 1, (int64_t)1 << 52, &seq, NULL, err) ||
         qk_json_get_string(o, "key_id", true, &kid, NULL, err))
         goto out;
-    if (strcmp(type, "offer") != 0 && strcmp(type, "activated") != 0) {
+    if (strcmp(type, "offer") != 0 && strcmp(type, "activate") != 0 &&
+        strcmp(type, "activated") != 0) {
         qk_err_set(err, QK_EINVAL, "unknown message type");
         goto out;
     }
@@ -157,8 +158,16 @@ static void chan_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
         chan_reply(rep, 403, "error", NULL, "peer not allowed");
         return;
     }
-    bool offer = strcmp(req->path, "/bridge/v1/offer") == 0;
-    if (!offer && strcmp(req->path, "/bridge/v1/activated") != 0) {
+    /* path -> message type, callback, answer */
+    const char *type = NULL, *answer = NULL;
+    int (*cb)(void *, const char *, qk_err *) = NULL;
+    if (strcmp(req->path, "/bridge/v1/offer") == 0)
+        type = "offer", cb = s->h.offer, answer = "installed";
+    else if (strcmp(req->path, "/bridge/v1/activate") == 0 && s->h.activate)
+        type = "activate", cb = s->h.activate, answer = "active";
+    else if (strcmp(req->path, "/bridge/v1/activated") == 0)
+        type = "activated", cb = s->h.activated, answer = "retired";
+    if (!type) {
         chan_reply(rep, 404, "error", NULL, "unknown path");
         return;
     }
@@ -173,7 +182,7 @@ static void chan_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
         chan_reply(rep, 400, "error", NULL, err.msg);
         return;
     }
-    if (strcmp(m.type, offer ? "offer" : "activated") != 0) {
+    if (strcmp(m.type, type) != 0) {
         chan_reply(rep, 400, "error", NULL, "message type does not match the path");
         return;
     }
@@ -185,13 +194,12 @@ static void chan_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
         chan_reply(rep, 409, "error", m.key_id, "replayed or out-of-order message");
         return;
     }
-    int rc =
-        offer ? s->h.offer(s->h.ctx, m.key_id, &err) : s->h.activated(s->h.ctx, m.key_id, &err);
+    int rc = cb(s->h.ctx, m.key_id, &err);
     pthread_mutex_unlock(&s->mu);
     if (rc != 0)
         chan_reply(rep, rc == QK_ENOTFOUND ? 404 : 503, "error", m.key_id, err.msg);
     else
-        chan_reply(rep, 200, offer ? "installed" : "retired", m.key_id, NULL);
+        chan_reply(rep, 200, answer, m.key_id, NULL);
 }
 
 int chan_handler_configure(chan_handler *ch, const qkb_config *cfg, const chan_handlers *h)
@@ -376,7 +384,9 @@ int chan_send(chan_client *c, const char *type, const char *key_id, qk_err *err)
         }
         long status = resp.status;
         if (status == 200 && st &&
-            strcmp(st, strcmp(type, "offer") == 0 ? "installed" : "retired") == 0)
+            strcmp(st, strcmp(type, "offer") == 0      ? "installed"
+                       : strcmp(type, "activate") == 0 ? "active"
+                                                       : "retired") == 0)
             rc = 0;
         else
             rc = qk_err_set(err, QK_EPEER, "responder refused %s of %s (HTTP %ld): %s", type,

@@ -9,6 +9,8 @@
  * from an epoch seen before, is refused (replay). Requests:
  *   POST /bridge/v1/offer      {"v":1,"type":"offer","bridge":N,"epoch":"hex","seq":n,"key_id":K}
  *     the responder fetches K from its KME, installs it, answers {"status":"installed",...}
+ *   POST /bridge/v1/activate   same shape, type "activate" (two-phase drivers, WireGuard):
+ *     both sides installed K; the responder puts K in use, answers {"status":"active",...}
  *   POST /bridge/v1/activated  same shape, type "activated": the initiator's gateway uses K;
  *     the responder drops every other key.
  * Refusals answer {"status":"error","message":...} with 4xx/5xx. */
@@ -24,7 +26,7 @@
 #include "http_envelope.h"
 
 typedef struct {
-    char type[16]; /* "offer" | "activated" */
+    char type[16]; /* "offer" | "activate" | "activated" */
     char bridge[64];
     uint64_t epoch;
     uint64_t seq;
@@ -54,11 +56,13 @@ int chan_replay_check(chan_replay *r, uint64_t epoch, uint64_t seq);
 typedef struct {
     int (*offer)(void *ctx, const char *key_id, qk_err *err);
     int (*activated)(void *ctx, const char *key_id, qk_err *err);
+    int (*activate)(void *ctx, const char *key_id, qk_err *err); /* NULL: path unknown (404) */
     void *ctx;
 } chan_handlers;
 
 /* The responder's request handler (common/http_envelope.h), exposed for the unit tests: the
- * caller must be the configured peer (403), POST /bridge/v1/offer or /activated (404, 405), a
+ * caller must be the configured peer (403), POST /bridge/v1/offer, /activate (when the
+ * activate callback is set) or /activated (404, 405), a
  * valid message of the path's type (400), newer than the last one (409); then the callback's
  * answer (200, 404 when the KME lacks the key, 503). Bodies past [limits] max_message are
  * refused by the envelope (413) before this. One message at a time. */

@@ -2,6 +2,7 @@
  * a running bridge, printed as text (key, SA, PPK confirmation, next rotation, last error,
  * counters) or as the admin listener's JSON. */
 #include <stdio.h>
+#include <string.h>
 
 #include "bridge_cli.h"
 #include "bridge_cmds.h"
@@ -47,6 +48,11 @@ int qkb_cmd_status(int argc, char **argv)
     if (kid)
         printf("installed:     %s (%.0f s ago)\n", qk_json_str_or(j, "installed_at", "?"),
                qk_json_num_or(j, "key_age_s", 0));
+    const char *agreed = qk_json_str_or(j, "agreed_key_id", NULL);
+    if (agreed && (!kid || strcmp(agreed, kid) != 0))
+        printf("agreed key:    %s (no handshake under it yet)\n", agreed);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "blocked")))
+        printf("tunnel:        BLOCKED (%s)\n", qk_json_str_or(j, "blocked_reason", "?"));
     printf("SA:            %s%s%s\n", qk_json_str_or(sa, "state", "?"), *ref ? " #" : "", ref);
     printf("PPK confirmed: %s\n", cJSON_IsTrue(ppk)    ? "yes"
                                   : cJSON_IsFalse(ppk) ? "NO"

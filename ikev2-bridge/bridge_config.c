@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "codec.h"
 #include "ini_config.h"
 #include "macsec_keys.h"
 
@@ -35,6 +36,9 @@ void qkb_config_defaults(qkb_config *c)
     c->ms_priority = 16;
     c->ms_cak_bits = 256;
     c->ms_peer_port = 1;
+    c->wg_keepalive = 25;
+    c->wg_handshake_timeout_ms = 15000;
+    c->wg_key_lifetime_ms = 2 * 3600 * 1000;
 }
 
 static int parse_list(const char *v, qkb_list *l, qk_err *err)
@@ -200,8 +204,9 @@ static int limits_key(qkb_config *c, const char *key, const char *v, qk_err *err
 
 static int gateway_key(qkb_config *c, const char *key, const char *v, qk_err *err)
 {
-    static const char *const drivers[] = {"strongswan", "libreswan", "macsec"}; /* enum order */
-    ENUM("driver", driver, qkb_driver_kind, drivers, "strongswan, libreswan or macsec");
+    static const char *const drivers[] = {"strongswan", "libreswan", "macsec",
+                                          "wireguard"}; /* enum order */
+    ENUM("driver", driver, qkb_driver_kind, drivers, "strongswan, libreswan, macsec or wireguard");
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
@@ -263,6 +268,32 @@ static int macsec_key(qkb_config *c, const char *key, const char *v, qk_err *err
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
+static int wireguard_key(qkb_config *c, const char *key, const char *v, qk_err *err)
+{
+    static const char *const expiry[] = {"block", "keep"};
+    STR("interface", wg_interface);
+    STR("socket", wg_socket);
+    if (strcmp(key, "peer_public_key") == 0) {
+        size_t n = 0;
+        if (qk_base64_decode(v, strlen(v), c->wg_peer_key, sizeof c->wg_peer_key, &n) != 0 ||
+            n != sizeof c->wg_peer_key)
+            return qk_err_set(err, QK_EINVAL, "a WireGuard public key (44 base64 characters)");
+        c->wg_peer_key_set = true;
+        return 0;
+    }
+    UINT("keepalive", wg_keepalive, 1, 65535);
+    DUR("handshake_timeout", wg_handshake_timeout_ms, 1000, 120000);
+    DUR("key_lifetime", wg_key_lifetime_ms, 1000, 30ULL * 86400 * 1000);
+    if (strcmp(key, "on_key_expiry") == 0) {
+        int i = CHOICE(expiry, "block or keep");
+        if (i < 0)
+            return QK_EINVAL;
+        c->wg_keep_expired = i == 1;
+        return 0;
+    }
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
 #undef STR
 #undef DUR
 #undef LIST
@@ -286,6 +317,7 @@ static const struct {
     {"strongswan", strongswan_key},
     {"libreswan", libreswan_key},
     {"macsec", macsec_key},
+    {"wireguard", wireguard_key},
 };
 
 static int on_key(void *user, const char *sec, const char *key, const char *v, qk_err *err)
@@ -371,6 +403,24 @@ int qkb_config_load(const char *path, qkb_config *c, qk_err *err)
             return qk_err_set(err, QK_EINVAL,
                               "%s: [macsec] static mode needs device, local_mac and peer_mac",
                               path);
+    }
+    if (c->driver == QKB_DRV_WIREGUARD) {
+        if (need(c->wg_interface, path, "[wireguard] interface", err))
+            return QK_EINVAL;
+        if (!c->wg_peer_key_set)
+            return qk_err_set(err, QK_EINVAL, "%s: [wireguard] peer_public_key is required", path);
+        if (c->key_bits != 256)
+            return qk_err_set(err, QK_EINVAL,
+                              "%s: [kme] key_bits must be 256 with the wireguard driver (the key "
+                              "is the 32-byte preshared key)",
+                              path);
+        if (c->interval_ms && c->wg_key_lifetime_ms <= c->interval_ms)
+            return qk_err_set(err, QK_EINVAL,
+                              "%s: [wireguard] key_lifetime must exceed [rotation] interval", path);
+        if (!c->wg_socket[0] &&
+            snprintf(c->wg_socket, sizeof c->wg_socket, "/var/run/wireguard/%s.sock",
+                     c->wg_interface) >= (int)sizeof c->wg_socket)
+            return qk_err_set(err, QK_EINVAL, "%s: [wireguard] interface name too long", path);
     }
     return 0;
 }

@@ -14,7 +14,12 @@
 
 typedef enum { QKB_INITIATOR = 0, QKB_RESPONDER = 1 } qkb_role;
 typedef enum { QKB_KME_ETSI014 = 0, QKB_KME_SKIP = 1 } qkb_kme_api;
-typedef enum { QKB_DRV_STRONGSWAN = 0, QKB_DRV_LIBRESWAN, QKB_DRV_MACSEC } qkb_driver_kind;
+typedef enum {
+    QKB_DRV_STRONGSWAN = 0,
+    QKB_DRV_LIBRESWAN,
+    QKB_DRV_MACSEC,
+    QKB_DRV_WIREGUARD
+} qkb_driver_kind;
 typedef enum { QKB_AUTH_PSK = 0, QKB_AUTH_CERT = 1 } qkb_peer_auth;
 typedef enum { QKB_MACSEC_WPA = 0, QKB_MACSEC_STATIC = 1 } qkb_macsec_mode;
 
@@ -89,6 +94,15 @@ typedef struct {
     char ms_ip[QKB_PATH];
     uint8_t ms_local_mac[6], ms_peer_mac[6];
     unsigned ms_peer_port;
+    /* [wireguard] */
+    char wg_interface[32];
+    char wg_socket[QKB_PATH]; /* default /var/run/wireguard/<interface>.sock */
+    uint8_t wg_peer_key[32];  /* the peer's public key */
+    bool wg_peer_key_set;
+    unsigned wg_keepalive; /* persistent keepalive the initiator sets, seconds */
+    uint64_t wg_handshake_timeout_ms;
+    uint64_t wg_key_lifetime_ms; /* a key without successor is dropped after this */
+    bool wg_keep_expired;        /* on_key_expiry = keep (fail-open); default block */
 } qkb_config;
 
 void qkb_config_defaults(qkb_config *c);

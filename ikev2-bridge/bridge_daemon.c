@@ -8,7 +8,13 @@
  * with exponential backoff between [rotation] retry_min and retry_max, without limit, so the
  * bridge recovers by itself once the KME or the peer is back.
  * Supervision (every [rotation] supervise): keys the gateway lost are installed again, and on
- * the initiator an SA that went away is re-established with the current key. */
+ * the initiator an SA that went away is re-established with the current key.
+ * Two-phase drivers (WireGuard, gw_driver.h): after the offer both sides install, the
+ * initiator sends "activate" (the responder puts the key in use), then activates its own side
+ * (handshake); a key the initiator offered while the responder was unreachable is offered
+ * again on the retry rather than a new one taken. Such a gateway starts blocked, and a key
+ * that reaches [wireguard] key_lifetime without a successor blocks the tunnel (fail-closed)
+ * unless on_key_expiry = keep; status and metrics give the reason (kme, peer, gateway). */
 #include "bridge_daemon.h"
 
 #include <pthread.h>
@@ -45,6 +51,12 @@ struct bridge {
     uint64_t cur_installed_s;
     held_key pending[64]; /* responder: offered, not yet activated (<= max_keys) */
     unsigned n_pending;
+    held_key offered; /* initiator: offered while the responder was unreachable */
+    uint64_t offered_s;
+    bool blocked, need_block, expired_warned;
+    const char *blocked_reason; /* "no_key", "kme", "peer", "gateway" */
+    const char *last_fail_src;  /* the source of the last error since the last good key */
+    uint64_t blocks;
     gw_sa_status sa;
     bool sa_known;
     double next_rotation_ms; /* monotonic */
@@ -84,6 +96,12 @@ static void set_error(bridge *b, uint64_t *counter, const qk_err *e)
     b->last_error_s = qk_now_s();
     if (counter)
         (*counter)++;
+    if (counter == &b->kme_errors)
+        b->last_fail_src = "kme";
+    else if (counter == &b->peer_errors)
+        b->last_fail_src = "peer";
+    else if (counter == &b->gateway_errors)
+        b->last_fail_src = "gateway";
     pthread_mutex_unlock(&b->mu);
     QK_ERROR("%s", e->msg);
 }
@@ -150,6 +168,50 @@ static int on_offer(void *ctx, const char *key_id, qk_err *err)
     return rc;
 }
 
+/* A new key is in use: the tunnel is no longer blocked. Under b->mu. */
+static void key_in_use(bridge *b)
+{
+    b->cur_installed_s = qk_now_s();
+    b->rotations_ok++;
+    b->blocked = false;
+    b->blocked_reason = NULL;
+    b->last_fail_src = NULL;
+    b->expired_warned = false;
+    b->sa_known = false;
+}
+
+/* Two-phase drivers: both sides installed key_id; put it in use here. */
+static int on_activate(void *ctx, const char *key_id, qk_err *err)
+{
+    bridge *b = ctx;
+    pthread_mutex_lock(&b->mu);
+    int found = -1;
+    for (unsigned i = 0; i < b->n_pending; i++)
+        if (strcmp(b->pending[i].id, key_id) == 0)
+            found = (int)i;
+    pthread_mutex_unlock(&b->mu);
+    if (found < 0)
+        return qk_err_set(err, QK_ENOTFOUND, "key %s was not offered here", key_id);
+    pthread_mutex_lock(&b->drv_mu);
+    int rc = b->drv->ops->activate(b->drv, key_id, err);
+    pthread_mutex_unlock(&b->drv_mu);
+    if (rc) {
+        qk_err_prefix(err, "responder gateway");
+        set_error(b, &b->gateway_errors, err);
+        return rc;
+    }
+    pthread_mutex_lock(&b->mu); /* the channel handles one message at a time: found holds */
+    held_clear(&b->cur);
+    b->cur = b->pending[found];
+    b->pending[found] = b->pending[--b->n_pending];
+    memset(&b->pending[b->n_pending], 0, sizeof b->pending[0]);
+    key_in_use(b);
+    pthread_mutex_unlock(&b->mu);
+    QK_INFO("responder: key %s in use in %s (the initiator's handshake follows)", key_id,
+            b->drv->ops->name);
+    return 0;
+}
+
 static int on_activated(void *ctx, const char *key_id, qk_err *err)
 {
     bridge *b = ctx;
@@ -166,8 +228,7 @@ static int on_activated(void *ctx, const char *key_id, qk_err *err)
         held_clear(&b->cur);
         b->cur = b->pending[found];
         memset(&b->pending[found], 0, sizeof b->pending[0]);
-        b->cur_installed_s = qk_now_s();
-        b->rotations_ok++;
+        key_in_use(b);
     }
     for (unsigned i = 0; i < b->n_pending; i++)
         held_clear(&b->pending[i]);
@@ -182,53 +243,125 @@ static int on_activated(void *ctx, const char *key_id, qk_err *err)
 
 /* ---- initiator ---------------------------------------------------------------------------- */
 
-static int rotate_once(bridge *b, qk_err *err)
+/* The key to offer: the one offered while the responder was unreachable (for at most an
+ * hour), else a new one from the KME. */
+static int next_key(bridge *b, char kid[GW_KEY_ID_MAX], uint8_t **key, size_t *len, qk_err *err)
 {
-    char kid[GW_KEY_ID_MAX];
-    uint8_t *key = NULL;
-    size_t len = 0;
-    int rc = kme_get_new(b->kme, kid, &key, &len, err);
+    pthread_mutex_lock(&b->mu);
+    if (b->offered.id[0] && qk_now_s() - b->offered_s > 3600)
+        held_clear(&b->offered);
+    bool again = b->offered.id[0] != '\0';
+    if (again && (*key = qk_secure_alloc(b->offered.len)) != NULL) {
+        memcpy(*key, b->offered.key, b->offered.len);
+        *len = b->offered.len;
+        snprintf(kid, GW_KEY_ID_MAX, "%s", b->offered.id);
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (again) {
+        if (!*key)
+            return qk_err_set(err, QK_ENOMEM, "out of memory");
+        QK_INFO("rotation: offering key %s again (the responder was unreachable when it was "
+                "first offered)",
+                kid);
+        return 0;
+    }
+    int rc = kme_get_new(b->kme, kid, key, len, err);
     if (rc) {
         set_error(b, &b->kme_errors, err);
         return rc;
     }
     if (!chan_key_id_ok(kid)) {
-        qk_secure_free(key);
+        qk_secure_free(*key);
+        *key = NULL;
         rc = qk_err_set(err, QK_EINVAL, "KME key ID is not usable as a PPK_ID");
         set_error(b, &b->kme_errors, err);
         return rc;
     }
     QK_INFO("rotation: key %s from the KME; offering it to the responder", kid);
+    return 0;
+}
+
+/* Install and activate kid on this side. Two-phase drivers: tell the responder to activate
+ * in between; *agreed becomes true once the responder may have put the key in use (it
+ * answered, or the message was lost in transport): from then on the key is not rolled back. */
+static int install_and_activate(bridge *b, const char *kid, const uint8_t *key, size_t len,
+                                bool *agreed, qk_err *err)
+{
+    const gw_driver_ops *ops = b->drv->ops;
+    *agreed = false;
+    pthread_mutex_lock(&b->drv_mu);
+    int rc = ops->install(b->drv, kid, key, len, err);
+    if (rc == 0 && ops->two_phase) {
+        rc = chan_send(b->chan, "activate", kid, err);
+        if (rc == QK_EPEER) {
+            qk_err_prefix(err, "responder did not put %s in use", kid);
+            set_error(b, &b->peer_errors, err);
+        } else {
+            if (rc)
+                QK_WARN("activate %s: %s; activating here anyway (the responder has it)", kid,
+                        err->msg);
+            *agreed = true;
+        }
+    }
+    if (rc == 0 || *agreed)
+        rc = ops->activate(b->drv, kid, err);
+    if (rc && !*agreed && (b->cur.id[0] || !ops->two_phase)) {
+        qk_err e2;
+        if (ops->retire(b->drv, b->cur.id[0] ? b->cur.id : NULL, &e2))
+            QK_WARN("dropping key %s: %s", kid, e2.msg);
+    }
+    pthread_mutex_unlock(&b->drv_mu);
+    return rc;
+}
+
+static int rotate_once(bridge *b, qk_err *err)
+{
+    char kid[GW_KEY_ID_MAX];
+    uint8_t *key = NULL;
+    size_t len = 0;
+    int rc = next_key(b, kid, &key, &len, err);
+    if (rc)
+        return rc;
     rc = chan_send(b->chan, "offer", kid, err);
+    pthread_mutex_lock(&b->mu);
+    if (rc && rc != QK_EPEER && !b->offered.id[0]) { /* unreachable: offer it again later */
+        if (held_set(&b->offered, kid, key, len) == 0)
+            b->offered_s = qk_now_s();
+    } else if (!rc || rc == QK_EPEER) {
+        held_clear(&b->offered);
+    }
+    pthread_mutex_unlock(&b->mu);
     if (rc) {
         qk_secure_free(key);
         qk_err_prefix(err, "rotation to %s stopped, current SA kept", kid);
         set_error(b, &b->peer_errors, err);
         return rc;
     }
-    pthread_mutex_lock(&b->drv_mu);
-    rc = b->drv->ops->install(b->drv, kid, key, len, err);
-    if (rc == 0)
-        rc = b->drv->ops->activate(b->drv, kid, err);
-    if (rc) {
-        qk_err e2;
-        if (b->drv->ops->retire(b->drv, b->cur.id[0] ? b->cur.id : NULL, &e2))
-            QK_WARN("dropping key %s: %s", kid, e2.msg);
-    }
-    pthread_mutex_unlock(&b->drv_mu);
-    if (rc) {
+    bool agreed = false;
+    rc = install_and_activate(b, kid, key, len, &agreed, err);
+    if (rc && !agreed) {
         qk_secure_free(key);
         qk_err_prefix(err, "PPK %s NOT in use, current SA kept", kid);
         set_error(b, &b->gateway_errors, err);
         return rc;
     }
     pthread_mutex_lock(&b->mu);
-    rc = held_set(&b->cur, kid, key, len);
-    b->cur_installed_s = qk_now_s();
-    b->rotations_ok++;
-    b->sa_known = false;
+    int hrc = held_set(&b->cur, kid, key, len);
+    if (rc == 0) {
+        key_in_use(b);
+    } else { /* agreed but not confirmed: both sides hold it, supervision retries */
+        b->cur_installed_s = qk_now_s();
+        b->blocked = false;
+        b->sa_known = false;
+    }
     pthread_mutex_unlock(&b->mu);
     qk_secure_free(key);
+    if (rc) {
+        qk_err_prefix(err, "key %s agreed with the responder, but the gateway did not confirm it",
+                      kid);
+        set_error(b, &b->gateway_errors, err);
+        return rc;
+    }
     QK_INFO("rotation: key %s in use by %s", kid, b->drv->ops->name);
     qk_err e3;
     if (chan_send(b->chan, "activated", kid, &e3))
@@ -237,7 +370,7 @@ static int rotate_once(bridge *b, qk_err *err)
     if (b->drv->ops->retire(b->drv, kid, &e3))
         QK_WARN("retiring keys older than %s: %s", kid, e3.msg);
     pthread_mutex_unlock(&b->drv_mu);
-    return rc;
+    return hrc;
 }
 
 /* ---- supervision -------------------------------------------------------------------------- */
@@ -261,10 +394,65 @@ static void reinstall_if_lost(bridge *b, held_key *h)
         b->reinstalls++;
 }
 
+/* Two-phase drivers: block the tunnel (retire(NULL)) at start and when the key in use reached
+ * [wireguard] key_lifetime with no successor. */
+static void block_tunnel(bridge *b, const char *reason, const char *why)
+{
+    qk_err e;
+    pthread_mutex_lock(&b->drv_mu);
+    int rc = b->drv->ops->retire(b->drv, NULL, &e);
+    pthread_mutex_unlock(&b->drv_mu);
+    pthread_mutex_lock(&b->mu);
+    b->need_block = rc != 0; /* tried again at the next supervision */
+    if (rc == 0) {
+        held_clear(&b->cur);
+        b->blocked = true;
+        b->blocked_reason = reason;
+        b->blocks++;
+        b->sa_known = false;
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (rc) {
+        qk_err_prefix(&e, "cannot block the tunnel");
+        set_error(b, &b->gateway_errors, &e);
+    } else if (why) {
+        qk_err_set(&e, QK_ETIMEOUT, "%s: tunnel blocked", why);
+        set_error(b, NULL, &e);
+    }
+}
+
+static void expire_if_due(bridge *b)
+{
+    const qkb_config *c = b->cfg;
+    if (!b->drv->ops->two_phase)
+        return;
+    pthread_mutex_lock(&b->mu);
+    bool need = b->need_block;
+    bool due = b->cur.id[0] && (qk_now_s() - b->cur_installed_s) * 1000 >= c->wg_key_lifetime_ms;
+    char why[QK_ERR_MSG_MAX];
+    const char *reason = b->last_fail_src ? b->last_fail_src : "peer";
+    snprintf(why, sizeof why, "key %s reached its lifetime (%llu s) with no successor (%s)",
+             b->cur.id, (unsigned long long)(c->wg_key_lifetime_ms / 1000),
+             strcmp(reason, "kme") == 0    ? "KME unreachable"
+             : strcmp(reason, "peer") == 0 ? "no new key from the peer bridge"
+                                           : "gateway errors");
+    bool warned = b->expired_warned;
+    if (due && c->wg_keep_expired)
+        b->expired_warned = true;
+    pthread_mutex_unlock(&b->mu);
+    if (need)
+        block_tunnel(b, "no_key", NULL);
+    else if (due && !c->wg_keep_expired)
+        block_tunnel(b, reason, why);
+    else if (due && !warned)
+        QK_WARN("%s: kept in use (on_key_expiry = keep)", why);
+}
+
 static void supervise(bridge *b)
 {
     qk_err e;
     gw_sa_status st;
+    expire_if_due(b);
     pthread_mutex_lock(&b->drv_mu);
     pthread_mutex_lock(&b->mu);
     reinstall_if_lost(b, &b->cur);
@@ -301,6 +489,8 @@ static void supervise(bridge *b)
         if (rc) {
             qk_err_prefix(&e, "re-establishing the SA with PPK %s failed", cur);
             set_error(b, &b->gateway_errors, &e);
+            if (b->drv->ops->two_phase) /* the responder may have lost it: a new key */
+                bridge_request_rotation(b);
             b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : b->cfg->retry_min_ms;
             if (b->backoff_ms > b->cfg->retry_max_ms)
                 b->backoff_ms = b->cfg->retry_max_ms;
@@ -317,6 +507,8 @@ int bridge_run(bridge *b, volatile sig_atomic_t *stop, volatile sig_atomic_t *ro
     const qkb_config *c = b->cfg;
     b->next_rotation_ms = qk_now_ms(); /* the first key at once */
     b->next_supervise_ms = qk_now_ms() + (double)c->supervise_ms;
+    if (b->drv->ops->two_phase) /* no key agreed yet: nothing may pass */
+        block_tunnel(b, "no_key", NULL);
     while (!*stop) {
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
@@ -396,12 +588,28 @@ char *bridge_status_json(bridge *b)
     cJSON_AddStringToObject(o, "name", b->cfg->name);
     cJSON_AddStringToObject(o, "role", b->cfg->role == QKB_INITIATOR ? "initiator" : "responder");
     cJSON_AddStringToObject(o, "driver", b->drv->ops->name);
+    if (b->drv->ops->two_phase) { /* the key of the last completed handshake */
+        if (b->sa_known && b->sa.key_id[0])
+            cJSON_AddStringToObject(o, "key_id", b->sa.key_id);
+        else
+            cJSON_AddNullToObject(o, "key_id");
+    }
+    if (b->cur.id[0])
+        cJSON_AddStringToObject(o, "agreed_key_id", b->cur.id);
+    else
+        cJSON_AddNullToObject(o, "agreed_key_id");
+    cJSON_AddBoolToObject(o, "blocked", b->blocked);
+    if (b->blocked)
+        cJSON_AddStringToObject(o, "blocked_reason", b->blocked_reason);
+    else
+        cJSON_AddNullToObject(o, "blocked_reason");
     if (b->cur.id[0]) {
-        cJSON_AddStringToObject(o, "key_id", b->cur.id);
+        if (!b->drv->ops->two_phase)
+            cJSON_AddStringToObject(o, "key_id", b->cur.id);
         iso_time(b->cur_installed_s, ts);
         cJSON_AddStringToObject(o, "installed_at", ts);
         cJSON_AddNumberToObject(o, "key_age_s", (double)(qk_now_s() - b->cur_installed_s));
-    } else {
+    } else if (!b->drv->ops->two_phase) {
         cJSON_AddNullToObject(o, "key_id");
     }
     cJSON *sa = cJSON_AddObjectToObject(o, "sa");
@@ -443,9 +651,14 @@ char *bridge_status_json(bridge *b)
     return s;
 }
 
+static int blocked_for(const bridge *b, const char *reason)
+{
+    return b->blocked && b->blocked_reason && strcmp(b->blocked_reason, reason) == 0;
+}
+
 char *bridge_metrics_text(bridge *b)
 {
-    size_t cap = 4096;
+    size_t cap = 8192;
     char *s = malloc(cap);
     if (!s)
         return NULL;
@@ -479,14 +692,26 @@ char *bridge_metrics_text(bridge *b)
         "qkd_bridge_ppk_confirmed %d\n"
         "# HELP qkd_bridge_key_age_seconds Age of the key in use.\n"
         "# TYPE qkd_bridge_key_age_seconds gauge\n"
-        "qkd_bridge_key_age_seconds %llu\n",
+        "qkd_bridge_key_age_seconds %llu\n"
+        "# HELP qkd_bridge_tunnel_blocked 1 for the reason the tunnel is blocked (WireGuard: no "
+        "agreed key yet, or its lifetime ended).\n"
+        "# TYPE qkd_bridge_tunnel_blocked gauge\n"
+        "qkd_bridge_tunnel_blocked{reason=\"no_key\"} %d\n"
+        "qkd_bridge_tunnel_blocked{reason=\"kme\"} %d\n"
+        "qkd_bridge_tunnel_blocked{reason=\"peer\"} %d\n"
+        "qkd_bridge_tunnel_blocked{reason=\"gateway\"} %d\n"
+        "# HELP qkd_bridge_blocks_total Times the tunnel was blocked.\n"
+        "# TYPE qkd_bridge_blocks_total counter\n"
+        "qkd_bridge_blocks_total %llu\n",
         (unsigned long long)b->rotations_ok, (unsigned long long)b->rotations_failed,
         (unsigned long long)b->kme_errors, (unsigned long long)b->peer_errors,
         (unsigned long long)b->gateway_errors, (unsigned long long)b->offers_ok,
         (unsigned long long)b->offers_failed, (unsigned long long)b->reinstalls,
         (unsigned long long)b->sa_restarts, b->sa_known && b->sa.up ? 1 : 0,
         b->sa_known && b->sa.up && b->sa.ppk ? 1 : 0,
-        (unsigned long long)(b->cur.id[0] ? qk_now_s() - b->cur_installed_s : 0));
+        (unsigned long long)(b->cur.id[0] ? qk_now_s() - b->cur_installed_s : 0),
+        blocked_for(b, "no_key"), blocked_for(b, "kme"), blocked_for(b, "peer"),
+        blocked_for(b, "gateway"), (unsigned long long)b->blocks);
     pthread_mutex_unlock(&b->mu);
     if (n < 0 || (size_t)n >= cap) {
         free(s);
@@ -516,7 +741,10 @@ int bridge_new(const qkb_config *cfg, bridge **out, qk_err *err)
     if (rc == 0 && cfg->role == QKB_INITIATOR)
         rc = chan_client_new(cfg, &b->chan, err);
     if (rc == 0 && cfg->role == QKB_RESPONDER) {
-        chan_handlers h = {.offer = on_offer, .activated = on_activated, .ctx = b};
+        chan_handlers h = {.offer = on_offer,
+                           .activated = on_activated,
+                           .activate = b->drv->ops->two_phase ? on_activate : NULL,
+                           .ctx = b};
         rc = chan_server_start(cfg, &h, &b->chan_srv, err);
     }
     if (rc == 0)
@@ -550,6 +778,7 @@ void bridge_free(bridge *b)
     if (b->drv)
         b->drv->ops->destroy(b->drv);
     held_clear(&b->cur);
+    held_clear(&b->offered);
     for (unsigned i = 0; i < b->n_pending; i++)
         held_clear(&b->pending[i]);
     pthread_mutex_destroy(&b->mu);

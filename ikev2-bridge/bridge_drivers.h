@@ -9,6 +9,7 @@
 int drv_strongswan_new(const qkb_config *cfg, gw_driver **out, qk_err *err);
 int drv_libreswan_new(const qkb_config *cfg, gw_driver **out, qk_err *err);
 int drv_macsec_new(const qkb_config *cfg, gw_driver **out, qk_err *err);
+int drv_wireguard_new(const qkb_config *cfg, gw_driver **out, qk_err *err);
 /* The driver named in cfg->driver. */
 int gw_driver_new(const qkb_config *cfg, gw_driver **out, qk_err *err);
 

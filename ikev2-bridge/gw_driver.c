@@ -10,6 +10,8 @@ int gw_driver_new(const qkb_config *cfg, gw_driver **out, qk_err *err)
         return drv_libreswan_new(cfg, out, err);
     case QKB_DRV_MACSEC:
         return drv_macsec_new(cfg, out, err);
+    case QKB_DRV_WIREGUARD:
+        return drv_wireguard_new(cfg, out, err);
     }
     return qk_err_set(err, QK_EINVAL, "unknown driver");
 }

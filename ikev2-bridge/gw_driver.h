@@ -1,5 +1,6 @@
 /* gw_driver.h - the interface every gateway driver implements (strongSwan over VICI,
- * libreswan through its secrets file and whack, MACsec through wpa_supplicant or ip macsec).
+ * libreswan through its secrets file and whack, MACsec through wpa_supplicant or ip macsec,
+ * WireGuard preshared keys through its userspace API).
  * The daemon calls a driver from one thread at a time. Key bytes passed in are borrowed:
  * a driver copies what it needs into secure memory and wipes what it wrote. */
 #ifndef QKB_GW_DRIVER_H
@@ -20,6 +21,9 @@ typedef struct {
     char state[32];   /* e.g. ESTABLISHED, CONNECTING, NONE */
     char sa_ref[32];  /* gateway's SA reference (strongSwan IKE unique id) */
     char detail[256]; /* human-readable */
+    /* the key the SA's last completed handshake used, when the gateway can tell (WireGuard);
+     * "" otherwise */
+    char key_id[GW_KEY_ID_MAX];
 } gw_sa_status;
 
 typedef struct gw_driver gw_driver;
@@ -27,6 +31,14 @@ typedef struct gw_driver gw_driver;
 typedef struct {
     const char *name;
     bool responder_activates; /* the responder also calls activate after install (MACsec) */
+    /* Two-phase rotation (WireGuard, one preshared key per peer): both sides install (stage)
+     * the key; then the initiator sends `activate` and the responder calls activate (the key
+     * goes live), then the initiator's activate makes the gateway handshake under it. A key
+     * both sides activated stays the agreed one even when that handshake fails. The bridge
+     * reports probe's key_id as its current key. retire(NULL) blocks the tunnel (a random
+     * key nobody holds, sessions dropped): done at start, on stop, and when the key lifetime
+     * ends without a successor. */
+    bool two_phase;
     /* Both roles: make the key usable by the gateway under key_id (strongSwan: load-shared
      * PPK; libreswan: PPKS line; MACsec responder: stage the CAK). */
     int (*install)(gw_driver *d, const char *key_id, const uint8_t *key, size_t len, qk_err *err);

@@ -95,7 +95,7 @@ static void check_accepted(const qkb_config *c)
     REQUIRE(c->kme_api == QKB_KME_ETSI014 || c->kme_api == QKB_KME_SKIP);
     REQUIRE(c->peer_auth == QKB_AUTH_PSK || c->peer_auth == QKB_AUTH_CERT);
     REQUIRE(c->driver == QKB_DRV_STRONGSWAN || c->driver == QKB_DRV_LIBRESWAN ||
-            c->driver == QKB_DRV_MACSEC);
+            c->driver == QKB_DRV_MACSEC || c->driver == QKB_DRV_WIREGUARD);
     REQUIRE(c->ms_mode == QKB_MACSEC_WPA || c->ms_mode == QKB_MACSEC_STATIC);
     REQUIRE(strcmp(c->log_level, "debug") == 0 || strcmp(c->log_level, "info") == 0 ||
             strcmp(c->log_level, "warn") == 0 || strcmp(c->log_level, "error") == 0);
@@ -152,6 +152,13 @@ static void check_accepted(const qkb_config *c)
                     memcmp(c->ms_peer_mac, zero, 6) != 0);
         break;
     }
+    case QKB_DRV_WIREGUARD:
+        REQUIRE(c->wg_interface[0] && c->wg_socket[0] && c->wg_peer_key_set);
+        REQUIRE(c->key_bits == 256);
+        REQUIRE(c->wg_keepalive >= 1 && c->wg_keepalive <= 65535);
+        REQUIRE(c->wg_handshake_timeout_ms >= 1000 && c->wg_handshake_timeout_ms <= 120000);
+        REQUIRE(!c->interval_ms || c->wg_key_lifetime_ms > c->interval_ms);
+        break;
     }
 }
 

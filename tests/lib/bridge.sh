@@ -14,6 +14,10 @@
 #   hexrand N                 N random bytes as lowercase hex
 #   netns_pair NS1 NS2 IF     two namespaces joined by veth IF1/IF2: 192.0.2.1/24 in NS1,
 #                             192.0.2.2/24 in NS2, lo up in both (the caller deletes them)
+#   start_wg G NS             wireguard-go (userspace, TUN) for wg0 in namespace NS, /run bound
+#                             to $T/G/run: UAPI socket $T/G/run/wireguard/wg0.sock, verbose log
+#                             $T/G/wg.log; CPID[G]
+#   wgx G ARGS...             `wg ARGS` in G's namespace (it finds the socket under /run)
 
 BRIDGE=${BRIDGE:-$BUILD/bin/qkd-bridge}
 CHARON=${CHARON:-/usr/lib/ipsec/charon}
@@ -124,4 +128,23 @@ EOF
   for _ in $(seq 1 100); do [ -S "$T/$g/charon.vici" ] && return 0; sleep 0.1; done
   cat "$T/$g/charon.out"
   fail "charon $g did not open its VICI socket"
+}
+
+declare -A WGNS=()
+start_wg() { # G NS
+  local g=$1 ns=$2
+  mkdir -p "$T/$g/run"
+  WGNS[$g]=$ns
+  ip netns exec "$ns" sh -c "mount --bind '$T/$g/run' /run && LOG_LEVEL=verbose exec wireguard-go -f wg0" \
+    >"$T/$g/wg.log" 2>&1 &
+  CPID[$g]=$!
+  for _ in $(seq 1 100); do [ -S "$T/$g/run/wireguard/wg0.sock" ] && return 0; sleep 0.1; done
+  cat "$T/$g/wg.log"
+  fail "wireguard-go $g did not open its UAPI socket"
+}
+
+wgx() { # G ARGS...
+  local g=$1
+  shift
+  ip netns exec "${WGNS[$g]}" sh -c "mount --bind '$T/$g/run' /run && exec wg \"\$@\"" wg "$@"
 }

@@ -157,7 +157,7 @@ static void test_config_keys(void)
         {"[kme]\napi = rest\n", ":2: [kme] api: etsi014 or skip"},
         {"[kme]\nkey_bits = 260\n", ":2: [kme] key_bits: a multiple of 8"},
         {"[peer]\nauth = none\n", ":2: [peer] auth: psk or cert"},
-        {"[gateway]\ndriver = racoon\n", ":2: [gateway] driver: strongswan, libreswan or macsec"},
+        {"[gateway]\ndriver = racoon\n", ":2: [gateway] driver: strongswan, libreswan, macsec or wireguard"},
         {"[macsec]\nmode = mka\n", ":2: [macsec] mode: wpa_supplicant or static"},
         {"[macsec]\ncak_bits = 192\n", ":2: [macsec] cak_bits: 128 or 256"},
         {"[macsec]\nlocal_mac = 02:00\n", ":2: [macsec] local_mac: a MAC address"},
