@@ -108,10 +108,12 @@ uint64_t qk_metrics_peer_errors(qk_metrics *m)
 int qk_metrics_write(qk_metrics *m, FILE *f)
 {
     int bad = 0;
-    pthread_mutex_lock(&m->mu);
+    if (m)
+        pthread_mutex_lock(&m->mu);
+    size_t nls = m ? m->nls : 0; /* no metrics object: the families without samples */
     bad |= fprintf(f, "# HELP qkd_requests_total Requests answered, by listener and HTTP "
                       "status.\n# TYPE qkd_requests_total counter\n") < 0;
-    for (size_t i = 0; i < m->nls; i++) {
+    for (size_t i = 0; i < nls; i++) {
         const listener_stats *l = &m->ls[i];
         for (size_t j = 0; j < l->nstatuses; j++)
             bad |= fprintf(f, "qkd_requests_total{listener=\"%s\",status=\"%d\"} %llu\n", l->name,
@@ -119,7 +121,7 @@ int qk_metrics_write(qk_metrics *m, FILE *f)
     }
     bad |= fprintf(f, "# HELP qkd_request_duration_seconds Request latency.\n"
                       "# TYPE qkd_request_duration_seconds histogram\n") < 0;
-    for (size_t i = 0; i < m->nls; i++) {
+    for (size_t i = 0; i < nls; i++) {
         const listener_stats *l = &m->ls[i];
         uint64_t cum = 0;
         for (size_t b = 0; b < NBUCKETS; b++) {
@@ -136,7 +138,8 @@ int qk_metrics_write(qk_metrics *m, FILE *f)
                        l->name, (unsigned long long)l->n, l->name, l->sum_s, l->name,
                        (unsigned long long)l->n) < 0;
     }
-    pthread_mutex_unlock(&m->mu);
+    if (m)
+        pthread_mutex_unlock(&m->mu);
     bad |= fprintf(f,
                    "# HELP qkd_peer_errors_total Failed calls to peer KMEs.\n"
                    "# TYPE qkd_peer_errors_total counter\nqkd_peer_errors_total %llu\n",

@@ -18,7 +18,8 @@ void qk_metrics_peer_error(qk_metrics *m);
 uint64_t qk_metrics_peer_errors(qk_metrics *m);
 
 /* Write qkd_requests_total, qkd_request_duration_seconds and qkd_peer_errors_total in the
- * Prometheus text format. Returns 0 or -1 (write error). */
+ * Prometheus text format (m NULL: the families with no request sample and no peer error).
+ * Returns 0 or -1 (write error). */
 int qk_metrics_write(qk_metrics *m, FILE *f);
 
 #endif
