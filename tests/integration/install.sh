@@ -8,8 +8,8 @@
 #      `pkg-config --cflags --libs qkdclient` (PKG_CONFIG_SYSROOT_DIR/PKG_CONFIG_PATH into the
 #      root), shared and static, each run against a qkd-lab lab: the same key at both ends;
 #   3. the units: the keys a Type=notify service needs, ExecStart/ExecStartPre binaries present
-#      in the root, config paths named like the installed examples; `systemd-analyze verify`
-#      (with the binaries' paths pointed into the root) prints nothing;
+#      in the root, config paths named like the installed examples; where systemd is installed,
+#      `systemd-analyze verify` (the binaries' paths pointed into the root) prints nothing;
 #   4. the example configs, their /etc/qkd and /var/lib paths moved into $T and the credentials
 #      written by `qkd-lab pki`, pass each binary's own check (qkd-kmed --check-config,
 #      qkd-sim run --check, qkd-bridge check-config); a broken copy of each is refused.
@@ -17,7 +17,7 @@ set -u
 BUILD_ARG=${BUILD:-build}
 # shellcheck source=../lib/lab.sh
 . "$(dirname "$0")/../lib/lab.sh"
-qk_need_cmd make cc pkg-config readelf nm systemd-analyze
+qk_need_cmd make cc pkg-config readelf nm
 
 R=$T/root
 # The inner make must not inherit the outer make's jobserver (make check runs this suite).
@@ -102,10 +102,17 @@ for u in qkd-kmed qkd-sim qkd-bridge; do
   done
   sed "s#=/usr/bin/#=$R/usr/bin/#" "$U/$f" >"$T/$f"
 done
-(cd "$T" && systemd-analyze verify --man=no qkd-kmed.service qkd-sim.service qkd-bridge.service) \
-  >"$T/verify.log" 2>&1 || { cat "$T/verify.log"; fail "systemd-analyze verify"; }
-[ -s "$T/verify.log" ] && { cat "$T/verify.log"; fail "systemd-analyze verify complained"; }
-ok "units: Type=notify, WatchdogSec, StateDirectory, binaries and example configs; systemd-analyze verify clean"
+ok "units: Type=notify, WatchdogSec, StateDirectory, WantedBy, binaries and example configs"
+# systemd-analyze comes with systemd (not in a minimal container): the keys above are checked
+# either way; with it, every directive and value too (it warns and exits 0: any output fails).
+if command -v systemd-analyze >/dev/null; then
+  (cd "$T" && systemd-analyze verify --man=no qkd-kmed.service qkd-sim.service qkd-bridge.service) \
+    >"$T/verify.log" 2>&1 || { cat "$T/verify.log"; fail "systemd-analyze verify"; }
+  [ -s "$T/verify.log" ] && { cat "$T/verify.log"; fail "systemd-analyze verify complained"; }
+  ok "systemd-analyze verify: no complaint"
+else
+  echo "note: systemd-analyze not installed: units checked by the keys above only"
+fi
 
 # ---- 4. example configs ---------------------------------------------------------------------
 E=$T/etc/qkd
