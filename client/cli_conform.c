@@ -19,7 +19,7 @@ static const char conform_options[] =
     "Runs named checks of every client-observable rule of ETSI GS QKD 014 or SKIP\n"
     "(draft-cisco-skip-02) against a pair of servers; each check passes, fails, warns\n"
     "(advisory rules) or is skipped, with evidence (requests, statuses, body excerpts; key\n"
-    "bytes are never shown, only lengths and SHA-256 prefixes). See docs/conformance.md.\n"
+    "bytes are never shown, only lengths and SHA-256 prefixes). See qkd(1), docs/conformance.md.\n"
     "\n"
     "ETSI 014 sides: master (calls enc_keys), slave (calls dec_keys), extra (an SAE that is\n"
     "not the slave: the 401 and multicast checks; by default at the slave's URL):\n"

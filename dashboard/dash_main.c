@@ -36,7 +36,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: qkd-dash --lab DIR [--bind ADDR] [--port N] [--port-file FILE]\n"
                "                [--poll-ms MS] [--log FILE] [--log-level LEVEL] [--qkd-sim PATH]\n"
                "                [--allow-remote]\n"
-               "Serve the live dashboard of the lab in DIR (DIR/lab.json, docs/dashboard.md).\n"
+               "Serve the live dashboard of the lab in DIR (DIR/lab.json, qkd-dash(1)).\n"
                "  --lab DIR          the lab folder written by qkd-lab up\n"
                "  --bind ADDR        numeric address to listen on (default 127.0.0.1)\n"
                "  --port N           port (default 0: ephemeral)\n"

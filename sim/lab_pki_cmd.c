@@ -73,7 +73,7 @@ static void usage(FILE *f)
         "  -h, --help            this help\n"
         "Private keys and PSK files are mode 0600, certificates 0644, folders 0700. IDs are\n"
         "1..64 characters [A-Za-z0-9_.-]. Exit: 0 written, 1 failure, 2 usage.\n"
-        "See docs/lab.md (\"qkd-lab pki\") and docs/deploy.md.\n");
+        "See qkd-lab(1) and docs/deploy.md (installed under share/doc/qkd-kms).\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -269,7 +269,7 @@ static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: qkd-lab status --dir DIR [--json] [--watch N [--count M]]\n"
                "Show the lab's processes, each KME's pools and link states (admin /metrics)\n"
-               "and the simulator's links. --json: one JSON object per refresh (docs/lab.md).\n"
+               "and the simulator's links. --json: one JSON object per refresh (qkd-lab(1)).\n"
                "--watch N: refresh every N s (1..3600) until SIGINT/SIGTERM (exit 0), or M\n"
                "times (then the exit status of the last one).\n"
                "Exit 0 when every process runs, 1 otherwise, 2 on bad usage.\n");

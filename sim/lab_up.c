@@ -35,7 +35,7 @@ static void usage(FILE *f)
                "                  [--time-scale X] [--block-bytes N] [--wait SECONDS]\n"
                "Create a CA and certificates, SKIP PSKs, master keys and configs in DIR, start\n"
                "every qkd-kmed and the link simulator on free loopback ports, wait until every\n"
-               "pool holds keys, and write DIR/lab.json (docs/lab.md).\n"
+               "pool holds keys, and write DIR/lab.json (qkd-lab(1)).\n"
                "  --dir DIR          the lab folder (created; a stopped lab in it is replaced)\n"
                "  --topology FILE    KMEs, SAEs and links (INI; default: KME_A--KME_B)\n"
                "  --preset NAME      link model preset (default gys)\n"

@@ -51,7 +51,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: qkd-sim model [--preset NAME] [--distance FROM:TO:STEP | --distance KM]\n"
                "                     [--kind KIND] [--mu X | --optimise] [--param NAME=VALUE]... "
                "[--json]\n"
-               "Tabulate the asymptotic decoy-state BB84 key rate over fibre (docs/sim-model.md).\n"
+               "Tabulate the asymptotic decoy-state BB84 key rate over fibre (qkd-sim(1)).\n"
                "  --preset NAME        parameter set (default gys): ");
     for (const char *const *n = qk_model_preset_names(); *n; n++)
         fprintf(f, "%s%s", *n, n[1] ? ", " : "\n");

@@ -23,7 +23,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: qkd-sim run [--port-file FILE] [--check] CONFIG\n"
-               "Simulate the QKD links of CONFIG (INI, see docs/qkd-sim.md): deliver identical\n"
+               "Simulate the QKD links of CONFIG (INI, see sim.conf(5)): deliver identical\n"
                "key blocks at the model's rate times the time scale to both KMEs of each link\n"
                "through their device API, push telemetry, and serve the control API.\n"
                "  --port-file FILE  write \"control=PORT\" once the control API listens\n"
