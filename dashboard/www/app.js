@@ -116,7 +116,7 @@ function updateTopology(st) {
 
 // A line chart of series [{v: [...], cls/colour}] against times t (ms), over the last HIST s.
 function drawChart(svg, t, series, opts) {
-  const W = 300, H = 130, L = 44, R = 6, T = 8, B = 18;
+  const W = 300, H = 130, L = 58, R = 6, T = 8, B = 18;
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('preserveAspectRatio', 'none');
   svg.textContent = '';
@@ -142,13 +142,13 @@ function drawChart(svg, t, series, opts) {
       if (v === null || v === undefined || v < 0 || !isFinite(v) || t[i] < t0) continue;
       pts += x(t[i]).toFixed(1) + ',' + y(v).toFixed(1) + ' ';
     }
-    svg.appendChild(sv('polyline', { points: pts, stroke: s.colour }));
+    svg.appendChild(sv('polyline', s.dash ? { points: pts, stroke: s.colour, 'stroke-dasharray': s.dash } : { points: pts, stroke: s.colour }));
   }
 }
 
 // Rate against distance on a log scale, with the link's operating point.
 function drawModel(svg, link) {
-  const W = 300, H = 130, L = 44, R = 6, T = 8, B = 18;
+  const W = 300, H = 130, L = 58, R = 6, T = 8, B = 18;
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('preserveAspectRatio', 'none');
   svg.textContent = '';
@@ -241,7 +241,7 @@ function buildLink(l) {
   card.appendChild(c);
 
   const charts = el('div', { class: 'charts' });
-  const pool = chartBox(`pool level: ${l.kmes[0]} (blue), ${l.kmes[1]} (orange)`);
+  const pool = chartBox(`pool level: ${l.kmes[0]} (blue), ${l.kmes[1]} (orange, dashed)`);
   const rate = chartBox('delivered key rate');
   const qber = chartBox('QBER');
   const model = chartBox(`model: ${l.preset}, secret bit/s against km (unscaled), operating point`);
@@ -267,7 +267,7 @@ function updateLink(l) {
     ` · pools ${fmtBits(l.pool_bits[0])} / ${fmtBits(l.pool_bits[1])} · KMEs see ${l.kme_link_up.map((v) => (v === 1 ? 'up' : v === 0 ? 'down' : '?')).join('/')}` +
     ` · ${l.distance_km} km ×${l.time_scale}` + (faults.length ? ' · faults: ' + faults.join(', ') : '');
   const h = hist.links[l.id] || { pool_a: [], pool_b: [], rate: [], qber: [] };
-  drawChart(u.pool, hist.t, [{ v: h.pool_a, colour: '#1f77b4' }, { v: h.pool_b, colour: '#ff7f0e' }], { fmt: fmtBits });
+  drawChart(u.pool, hist.t, [{ v: h.pool_a, colour: '#1f77b4' }, { v: h.pool_b, colour: '#ff7f0e', dash: '5 3' }], { fmt: fmtBits });
   drawChart(u.rate, hist.t, [{ v: h.rate, colour: '#1b9e4b' }], { fmt: fmtRate });
   drawChart(u.qber, hist.t, [{ v: h.qber, colour: '#8e44ad' }], { fmt: fmtPct, ymin: 0.05 });
   drawModel(u.model, l);
@@ -278,6 +278,7 @@ function updateLink(l) {
 function buildKme(k) {
   const card = el('div', { class: 'kme-card', 'data-kme': k.id });
   card.appendChild(el('h3', {}, k.id));
+  card.appendChild(el('div', { class: 'sub' }, 'requests/s, every API, last 5 min'));
   const svg = sv('svg', { viewBox: `0 0 ${HIST} 50`, preserveAspectRatio: 'none' });
   card.appendChild(svg);
   const tbl = el('table');
