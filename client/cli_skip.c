@@ -57,6 +57,63 @@ static int parse_opts(int argc, char **argv, skip_opts *o)
     return 0;
 }
 
+static bool has(const char *msg, const char *needle)
+{
+    return strcasestr(msg, needle) != NULL;
+}
+
+/* What a TLS failure most likely means, from the alert the server sent (RFC 8446 section 6.2;
+ * OpenSSL names it in the error text) and the credentials this client offered; NULL when there
+ * is nothing better to say than the error itself. The server's listener mode (kmed.conf
+ * [listener skip] mode: psk, mtls, psk-or-mtls, server-cert) decides what it accepts. */
+static const char *skip_tls_hint(const cli_conn *cc, const char *msg)
+{
+    bool psk = cc->psk_identity != NULL, cert = cc->cert != NULL;
+    /* A server that refuses the client's (missing) certificate under TLS 1.3 may close the
+     * connection before the client reads the alert: the client then sees the TCP connection
+     * gone (client_conn.c classifies that as a TLS failure). */
+    bool closed =
+        has(msg, "getpeername") || has(msg, "unexpected eof") || has(msg, "connection reset");
+    if (closed && cert)
+        return "the server closed the connection in the TLS handshake: it refused the client "
+               "certificate (issued by a CA in the server's ca file?) or takes only a PSK";
+    if (has(msg, "certificate required") || closed)
+        return psk ? "the server wants a client certificate and takes no PSK here (a listener "
+                     "in mode mtls): pass --cert FILE --key FILE (or --sae ID with --lab), or "
+                     "use a listener in mode psk or psk-or-mtls"
+                   : "the server wants a client certificate: pass --cert FILE --key FILE (or "
+                     "--sae ID with --lab), or use a PSK listener with --psk-identity ID";
+    if (psk && has(msg, "illegal parameter"))
+        return "the server knows this PSK identity but the PSK does not match (its binder did "
+               "not verify): check --psk-hex/--psk-file against the server's psk_file entry";
+    if (psk && has(msg, "handshake failure"))
+        return "no PSK accepted: check --psk-identity (it must be in the server's psk_file) "
+               "and the hash the entry is bound to (--psk-hash sha256 or auto); a listener in "
+               "mode mtls or server-cert takes no PSK";
+    if (!psk && has(msg, "handshake failure"))
+        return cert ? "the server took no certificate and no PSK was offered (a listener in "
+                      "mode psk?): pass --psk-identity ID with --psk-hex HEX or --psk-file FILE "
+                      "(or --skip-client ID with --lab)"
+                    : "the server wants credentials (a listener in mode psk?): pass "
+                      "--psk-identity ID with --psk-hex HEX or --psk-file FILE (or "
+                      "--skip-client ID with --lab), or --cert/--key for mtls";
+    if (cert &&
+        (has(msg, "unknown ca") || has(msg, "bad certificate") || has(msg, "certificate unknown")))
+        return "the server refused the client certificate: it must be issued by a CA in the "
+               "server's ca file";
+    return NULL;
+}
+
+/* cli_report, then a hint line after a TLS failure. */
+static int skip_report(const cli_conn *cc, const qkc_error *e)
+{
+    int rc = cli_report(cc, e);
+    const char *hint = e->cls == QKC_ETLS ? skip_tls_hint(cc, e->msg) : NULL;
+    if (hint)
+        fprintf(stderr, "qkd: hint: %s\n", hint);
+    return rc;
+}
+
 static int oom(cJSON *j)
 {
     qkc_json_wipe_delete(j);
@@ -160,7 +217,7 @@ static int caps_run(skip_opts *o, int npos, char **pos)
     qkc_error e;
     qkc_skip_caps caps;
     rc = qkc_skip_capabilities(c, &caps, &e);
-    rc = rc ? cli_report(&o->cc, &e) : print_caps(&o->cc, &caps);
+    rc = rc ? skip_report(&o->cc, &e) : print_caps(&o->cc, &caps);
     qkc_skip_caps_free(&caps);
     qkc_client_free(c);
     return rc;
@@ -176,7 +233,7 @@ static int entropy_run(skip_opts *o, int npos, char **pos)
     qkc_error e;
     qkc_skip_entropy en;
     rc = qkc_skip_get_entropy(c, o->minentropy, &en, &e);
-    rc = rc ? cli_report(&o->cc, &e) : print_entropy(&o->cc, &en);
+    rc = rc ? skip_report(&o->cc, &e) : print_entropy(&o->cc, &en);
     qkc_skip_entropy_free(&en);
     qkc_client_free(c);
     return rc;
@@ -195,7 +252,7 @@ static int key_run(skip_opts *o, int npos, char **pos, bool by_id)
         rc = qkc_skip_get_key_by_id(c, pos[0], npos > 1 ? pos[1] : NULL, &k, &e);
     else
         rc = qkc_skip_get_key(c, pos[0], o->size, &k, &e);
-    rc = rc ? cli_report(&o->cc, &e) : print_key(&o->cc, &k);
+    rc = rc ? skip_report(&o->cc, &e) : print_key(&o->cc, &k);
     qkc_skip_key_free(&k);
     qkc_client_free(c);
     return rc;

@@ -4,7 +4,8 @@
 # ends), exit codes (2 usage, 3 TLS with a foreign CA on either side, 4 connect, 5 HTTP with the
 # server's message), --lab manifests, the docs/examples/etsi_fetch.c example (compiled here so
 # that it cannot rot), a hostile TLS server (tls-test-server), and the SKIP commands against the
-# skip listeners (psk-or-mtls) of both KMEs. Every part always runs: nothing here is optional.
+# skip listeners (psk-or-mtls) of both KMEs, and the hints after a PSK/certificate mismatch
+# (PSK-only and mTLS-only test listeners). Every part always runs: nothing here is optional.
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 QKD=$BUILD/bin/qkd
@@ -272,4 +273,41 @@ read -r KID SK <<<"$OUT"
 OUT=$("$QKD" skip key-by-id "$KID" KME_A --lab "$T/lab2" --kme KME_B --skip-client enc_b 2>"$T/err") || fail "key-by-id --lab: $(cat "$T/err")"
 [ "$OUT" = "$KID $SK" ] || fail "--lab SKIP round trip: $OUT"
 ok "--lab DIR --kme --skip-client: SKIP round trip"
+
+# --- a credential mode the server does not take: exit 3 with a hint naming what to change,
+# against a PSK-only and an mTLS-only listener (tls-test-server, KME_A's PSK file and certificate)
+start_hs() { # NAME ARGS...: a tls-test-server; sets HSURL
+  local n=$1; shift
+  "$HS" --port-file "$T/$n.port" "$@" 2>"$T/$n.log" &
+  PID[$n]=$!
+  for _ in $(seq 100); do [ -s "$T/$n.port" ] && break; sleep 0.05; done
+  [ -s "$T/$n.port" ] || fail "tls-test-server $n did not start: $(cat "$T/$n.log")"
+  HSURL=https://127.0.0.1:$(cat "$T/$n.port")
+}
+hint() { # WANT-HINT DESCRIPTION qkd-ARGS...
+  local want=$1 what=$2; shift 2
+  OUT=$("$QKD" skip caps --url "$HSURL" "$@" 2>"$T/err"); RC=$?; ERR=$(cat "$T/err")
+  expect_rc 3 "$what"
+  grep -q "^qkd: hint: $want" "$T/err" || fail "$what: no hint '$want': $ERR"
+}
+start_hs pskonly --mode psk --psk-file "$T/skip_A.psk"
+hint "the server wants credentials (a listener in mode psk?)" "no credentials, PSK listener" \
+  --ca "$P/ca.crt"
+hint "the server took no certificate and no PSK was offered" "certificate, PSK listener" \
+  --ca "$P/ca.crt" --cert "$(crt skip_a)" --key "$(key skip_a)"
+hint "no PSK accepted: check --psk-identity" "unknown PSK identity" --psk-identity nosuch \
+  --psk-hex "$(skip_psk A enc_a)"
+hint "the server knows this PSK identity but the PSK does not match" "wrong PSK" \
+  --psk-identity enc_a --psk-hex "$(openssl rand -hex 32)"
+hint "no PSK accepted: .*--psk-hash sha256 or auto" "SHA-384 binding, SHA-256 entry" \
+  --psk-identity enc_a256 --psk-hex "$(skip_psk A enc_a256)"
+start_hs mtlsonly --mode mtls --cert "$P/kme_a.crt" --key "$P/kme_a.key" --ca "$P/ca.crt"
+hint "the server wants a client certificate: pass --cert FILE --key FILE" "no certificate, mTLS listener" \
+  --ca "$P/ca.crt"
+hint "the server wants a client certificate and takes no PSK here" "PSK, mTLS listener" \
+  --ca "$P/ca.crt" --psk-identity enc_a --psk-hex "$(skip_psk A enc_a)"
+OUT=$("$QKD" skip caps --url "$HSURL" --ca "$P/ca.crt" --cert "$(crt skip_a)" --key "$(key skip_a)" 2>"$T/err"); RC=$?
+[ "$RC" = 6 ] || fail "certificate on the mTLS listener: exit $RC, not 6 (the test server answers its own JSON)"
+if grep -q "hint:" "$T/err"; then fail "a hint without a TLS failure: $(cat "$T/err")"; fi
+ok "PSK/certificate mode mismatches: exit 3 with a hint naming what to change"
 exit 0
