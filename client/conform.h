@@ -141,6 +141,9 @@ void cf_side_options(const cf_ctx *ctx, cf_side_ix s, qkc_options *o);
 void cf_set(cf_result *r, cf_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A rule violation: fail, or warn for advisory checks. Keeps the first violation's summary. */
 void cf_violation(cf_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A breach of an advisory part of a check (a rule no clause of ETSI-014 or SKIP-02 imposes, e.g.
+ * the exact text of an Error message): warn, never fail, whatever the check's flag. */
+void cf_advice(cf_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append a line to the evidence. */
 void cf_note(cf_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

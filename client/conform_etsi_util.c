@@ -267,8 +267,10 @@ bool ce_expect_error(cf_result *r, const qkc_raw_response *resp, long want, cons
         return false;
     }
     if (msg && strcmp(m, msg) != 0) {
-        cf_violation(r, "message \"%s\", expected \"%s\"", m, msg);
-        return false;
+        /* ETSI-014 6.4 asks for an Error object with a message, not for its words: another
+         * text is a warning (the spec's own wording is quoted as the expected one). */
+        cf_advice(r, "message \"%s\", the spec's wording is \"%s\" (advisory)", m, msg);
+        return true;
     }
     return true;
 }

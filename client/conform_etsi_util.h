@@ -38,8 +38,9 @@ int ce_fetch(cf_ctx *ctx, cf_side_ix s, cf_result *r, const char *const *ids, si
  * same key strings; evidence names tags, never bytes. true when equal. */
 bool ce_same_keys(cf_result *r, const ce_keys *want, const qkc_raw_response *resp);
 
-/* Status is exactly `want` and the body an Error with the exact message (msg NULL: any
- * non-empty message). Violations are recorded; true when all holds. */
+/* Status is exactly `want` and the body an Error object with a non-empty message (ETSI-014 6.4);
+ * a message other than msg (the spec's wording; NULL: any) is only a warning (cf_advice).
+ * Violations are recorded; true when status and Error object hold. */
 bool ce_expect_error(cf_result *r, const qkc_raw_response *resp, long want, const char *msg);
 
 /* Evidence tag of a key string: decoded-bytes hash prefix when it is base64, else of the text. */

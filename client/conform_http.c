@@ -132,14 +132,29 @@ void cf_set(cf_result *r, cf_status st, const char *fmt, ...)
     va_end(ap);
 }
 
+static void violation(cf_result *r, cf_status st, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 void cf_violation(cf_result *r, const char *fmt, ...)
 {
-    cf_status st = r->check && r->check->advisory ? CF_WARN : CF_FAIL;
-    char line[CF_SUMMARY_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    violation(r, r->check && r->check->advisory ? CF_WARN : CF_FAIL, fmt, ap);
     va_end(ap);
+}
+
+void cf_advice(cf_result *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    violation(r, CF_WARN, fmt, ap);
+    va_end(ap);
+}
+
+static void violation(cf_result *r, cf_status st, const char *fmt, va_list ap)
+{
+    char line[CF_SUMMARY_MAX];
+    vsnprintf(line, sizeof line, fmt, ap);
     scrub(line);
     cf_note(r, "violation: %s", line);
     if (r->status == CF_FAIL || (r->status == CF_WARN && st == CF_WARN))

@@ -54,6 +54,9 @@ typedef enum {
     F_SKIP_CAPABILITIES_WRONG_TYPE,
     F_SKIP_TLS12_ONLY,
     F_SKIP_NO_REMOTE_CHECK,
+    F_ETSI_OTHER_MESSAGE,
+    F_ETSI_EMPTY_BODY_400,
+    F_SKIP_KEYID_CASE_SENSITIVE,
     F_COUNT
 } fault;
 
@@ -78,6 +81,10 @@ static const struct {
     {"skip-capabilities-wrong-type", "remoteSystemID is a string, not an array"},
     {"skip-tls12-only", "the SKIP listeners offer TLS 1.2 only"},
     {"skip-no-remote-check", "/key accepts any remoteSystemID"},
+    /* These three break only advisory rules (docs/conformance.md): the checks warn. */
+    {"etsi-other-message", "error messages in other words than the spec's"},
+    {"etsi-empty-body-400", "POST enc_keys with no body at all is 400"},
+    {"skip-keyid-case-sensitive", "/key/{keyId} in upper-case hex is not found"},
 };
 
 static bool g_fault[F_COUNT];
@@ -161,6 +168,12 @@ static void etsi_error(qk_http_reply *rep, unsigned status, const char *msg)
         if (!t || qk_http_reply_json(rep, status, t) != 0)
             qk_http_reply_message(rep, 500, "out of memory");
         cJSON_free(t);
+        return;
+    }
+    if (g_fault[F_ETSI_OTHER_MESSAGE]) {
+        char other[256];
+        snprintf(other, sizeof other, "request refused (%s)", msg);
+        qk_http_reply_message(rep, status, other);
         return;
     }
     qk_http_reply_message(rep, status, msg);
@@ -265,6 +278,8 @@ static const char *parse_key_request(const qk_http_request *req, cJSON **tree, k
         return NULL;
     }
     qk_err jerr;
+    if (!req->body_len && g_fault[F_ETSI_EMPTY_BODY_400])
+        return "empty body";
     const char *b = req->body_len ? req->body : "{}";
     *tree = qk_json_parse(b, strlen(b), 65536, &jerr);
     if (!cJSON_IsObject(*tree))
@@ -578,6 +593,8 @@ static void skip_key_by_id(const qk_http_request *req, qk_http_reply *rep, int k
     char keyhex[MAX_BYTES * 2 + 1], idhex[QK_UUID_STR_LEN + 1];
     pthread_mutex_lock(&g_mu);
     stored_key *k = store_find(g_skip, id);
+    if (g_fault[F_SKIP_KEYID_CASE_SENSITIVE] && strpbrk(id, "ABCDEF"))
+        k = NULL;
     bool ok = k && k->owner == 1 - kme && !k->fetched[0];
     if (ok) {
         hex_of(k->key, k->len, keyhex, sizeof keyhex, g_fault[F_SKIP_HEX_UPPERCASE]);
