@@ -5,9 +5,10 @@
 # qkd_requests_total and qkd_keys, the delivered-key counters grow (so rate() works). A stopped
 # simulator (SIGSTOP: no telemetry) reads as down at both KMEs within the stale bound
 # (qkd_link_up 0, qkd_link_telemetry_stale 1, qkd_link_rate_bps 0), and up again after SIGCONT.
-# `qkd-lab status --json` / `--watch` checked with jq.
+# `qkd-lab status --json` / `--watch` checked with jq; docs/grafana-dashboard.json parses and its
+# queries are valid PromQL (promtool check rules) on families the daemons serve.
+# shellcheck disable=SC2016 # wait_for conditions and jq/sed programs are single-quoted
 set -u
-# shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=../lib/lab.sh
 . "$ROOT/tests/lib/lab.sh"
@@ -38,6 +39,23 @@ for k in KME_A KME_B; do lint "$k" "$(lab_json m ".kmes[] | select(.id==\"$k\") 
 lint sim "$SIM"
 grep -q "^qkd_sim_link_up{link=\"$L\"} 1$" "$T/sim.prom" || fail "the simulator's /metrics lacks qkd_sim_link_up 1"
 ok "promtool accepts the /metrics of KME_A, KME_B and the simulator"
+
+# ---- docs/grafana-dashboard.json: valid JSON, every query valid PromQL on families served ----
+DASH=$ROOT/docs/grafana-dashboard.json
+jq -e '.panels | length > 0' "$DASH" >/dev/null || fail "$DASH is not a dashboard"
+{
+  echo "groups:"
+  echo "  - name: dashboard"
+  echo "    rules:"
+  jq -r '.panels[].targets[]?.expr' "$DASH" | sed 's/\$__rate_interval/1m/g; s/\$job/.*/g; s/\$link/.*/g' |
+    awk '{ gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); printf "      - record: dashboard:q%d\n        expr: \"%s\"\n", NR, $0 }'
+} >"$T/dash-rules.yml"
+out=$(promtool check rules "$T/dash-rules.yml" 2>&1) || fail "dashboard queries: $out"
+nq=$(grep -c 'expr:' "$T/dash-rules.yml")
+for m in $(jq -r '.panels[].targets[]?.expr' "$DASH" | grep -o 'qkd_[a-z_]*' | sort -u); do
+  grep -qh "^${m}[{ ]" "$T"/KME_A.prom "$T"/sim.prom || fail "the dashboard queries $m, which no /metrics serves"
+done
+ok "docs/grafana-dashboard.json: $nq queries, valid PromQL (promtool check rules), on families the daemons serve"
 
 # ---- counters ------------------------------------------------------------------------------
 r0=$(kme_metric m KME_A qkd_requests_total 'listener="etsi014",status="200"')
