@@ -287,11 +287,12 @@ CLIENT_PIC_SRC := $(filter-out client/cli_% client/conform_%,$(CLIENT_SRC)) \
 	$(addprefix common/,qk_err.c codec.c json_util.c secbuf.c http_client.c)
 CLIENT_PIC_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,$(CLIENT_PIC_SRC))
 CLIENT_PKGS := libcurl openssl libsodium libcjson
+# Never sanitized (SAN=1 builds only the binaries with ASan/UBSan): outside programs link it.
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC $(call inc,$<) -c $< -o $@
+	$(CC) $(filter-out $(SANFLAGS),$(CFLAGS)) -fPIC $(call inc,$<) -c $< -o $@
 $(BUILD)/pic/$(CLIENT_REAL): $(CLIENT_PIC_OBJ) client/libqkdclient.map
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(CLIENT_SO) -Wl,--version-script=client/libqkdclient.map \
+	$(CC) $(filter-out $(SANFLAGS),$(LDFLAGS)) -shared -Wl,-soname,$(CLIENT_SO) -Wl,--version-script=client/libqkdclient.map \
 	  -Wl,--no-undefined -o $@ $(CLIENT_PIC_OBJ) $$(pkg-config --libs $(CLIENT_PKGS)) -lm
 $(BUILD)/pic/libqkdclient.a: $(CLIENT_PIC_OBJ)
 	rm -f $@ && ar rcs $@ $^

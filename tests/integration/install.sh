@@ -20,9 +20,13 @@ BUILD_ARG=${BUILD:-build}
 qk_need_cmd make cc pkg-config readelf nm
 
 R=$T/root
-# The inner make must not inherit the outer make's jobserver (make check runs this suite).
+# The inner make must not inherit the outer make's jobserver (make check runs this suite); the
+# sanitizer build (the Makefile's build-san) gets SAN=1, so that a binary it relinks keeps its
+# flags (the library itself is never sanitized).
 unset MAKEFLAGS MFLAGS MAKELEVEL
-make -C "$ROOT" BUILD="$BUILD_ARG" install DESTDIR="$R" PREFIX=/usr >"$T/install.log" 2>&1 ||
+san=0
+[ "$(basename "$BUILD_ARG")" = build-san ] && san=1
+make -C "$ROOT" BUILD="$BUILD_ARG" SAN=$san install DESTDIR="$R" PREFIX=/usr >"$T/install.log" 2>&1 ||
   { tail -n 20 "$T/install.log"; fail "make install"; }
 ok "make install DESTDIR=$R PREFIX=/usr"
 
