@@ -297,6 +297,34 @@ static const char skip_lst[] = "[listener skip]\n"        /* 42 */
                                "ca = ca.pem\n"            /* 46 */
                                "psk_file = server.key\n"; /* 47 */
 
+static void test_psk_hash(void)
+{
+    qk_err err;
+    char text[1024];
+    /* Default: SHA-384, what the listener offers and prefers (RFC 8446 4.2.11 binders). */
+    snprintf(text, sizeof text, "%s[skip]\nremote_system_ids = KME_B\n", skip_lst);
+    int rc = load_text(base, text, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_SKIP].psk_hash, QK_PSK_SHA384);
+    static const char *const names[] = {"sha384", "sha256", "auto"};
+    static const qk_psk_hash want[] = {QK_PSK_SHA384, QK_PSK_SHA256, QK_PSK_AUTO};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(text, sizeof text, "%spsk_hash = %s\n[skip]\nremote_system_ids = KME_B\n",
+                 skip_lst, names[i]);
+        rc = load_text(base, text, &err);
+        if (rc != 0)
+            fprintf(stderr, "\n  %s\n", err.msg);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        CU_ASSERT_EQUAL(cfg->listeners[QK_LST_SKIP].psk_hash, want[i]);
+    }
+    snprintf(text, sizeof text, "%spsk_hash = md5\n", skip_lst);
+    expect_error(base, text, 48, "[listener skip] psk_hash: ", "sha384, sha256 or auto");
+    expect_error(base, "[listener etsi014]\npsk_hash = auto\n", 43,
+                 "[listener etsi014] psk_hash: ", "skip listener only");
+}
+
 static void test_skip_good(void)
 {
     qk_err err;
@@ -451,6 +479,7 @@ int suite_kmed_config(void)
     if (!CU_add_test(s, "good config", test_good) ||
         !CU_add_test(s, "default link ID sorts node IDs", test_link_id_sorted) ||
         !CU_add_test(s, "listener max_body: defaults, range", test_max_body) ||
+        !CU_add_test(s, "skip listener psk_hash: default, values, refusals", test_psk_hash) ||
         !CU_add_test(s, "pool cap: default, [keys], per link", test_pool_cap) ||
         !CU_add_test(s, "value errors name file, line, key", test_value_errors) ||
         !CU_add_test(s, "listener errors", test_listener_errors) ||
