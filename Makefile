@@ -314,7 +314,7 @@ install: $(BINS) client-lib
 	ln -sf $(CLIENT_REAL) $(DESTDIR)$(LIBDIR)/$(CLIENT_SO)
 	ln -sf $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libqkdclient.so
 	install -m 0644 $(BUILD)/pic/libqkdclient.a $(DESTDIR)$(LIBDIR)/
-	$(SUBST) client/qkdclient.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/qkdclient.pc
+	$(SUBST) client/qkdclient.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/qkdclient.pc && chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/qkdclient.pc
 	install -m 0644 client/qkdclient.h $(DESTDIR)$(INCLUDEDIR)/
 	@for f in dist/systemd/*.service.in; do u=$$(basename $$f .in); \
 	  $(SUBST) $$f > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
