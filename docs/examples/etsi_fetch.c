@@ -3,7 +3,9 @@
  *
  *   etsi_fetch URL CA_FILE CERT_FILE KEY_FILE SLAVE_SAE_ID [SIZE_BITS]
  *
- * Build: make examples (-> build/examples/etsi_fetch), or by hand:
+ * Build against the installed library (make install; docs/service.md):
+ *   cc -std=c11 etsi_fetch.c $(pkg-config --cflags --libs qkdclient) -o etsi_fetch
+ * In the tree: make examples (-> build/examples/etsi_fetch), or by hand:
  *   cc -std=c11 -Iclient -Icommon $(pkg-config --cflags libcjson) docs/examples/etsi_fetch.c \
  *      build/lib/libqkdclient.a build/lib/libqkdcommon.a \
  *      $(pkg-config --libs libcurl libsodium libcjson openssl libmicrohttpd) -pthread -lm
