@@ -108,5 +108,13 @@ typedef struct {
 void qkb_config_defaults(qkb_config *c);
 /* Load and validate (cross-key rules too). Errors name file, line and key. */
 int qkb_config_load(const char *path, qkb_config *c, qk_err *err);
+/* What `run` needs beyond a valid configuration (bridge_config_check.c): named files exist and
+ * are readable, secret files are private (no group/other access), PSK files hold the
+ * identities used, helpers are executable, written files' directories writable, sockets are
+ * sockets (a missing gateway socket is a warning). One "FILE:LINE: [section] key: message"
+ * line per finding into out (cap bytes, truncated). Returns the number of errors; *warnings
+ * (may be NULL) the number of warnings. */
+int qkb_config_check_files(const char *path, const qkb_config *c, char *out, size_t cap,
+                           int *warnings);
 
 #endif
