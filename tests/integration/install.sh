@@ -107,16 +107,13 @@ for u in qkd-kmed qkd-sim qkd-bridge; do
   sed "s#=/usr/bin/#=$R/usr/bin/#" "$U/$f" >"$T/$f"
 done
 ok "units: Type=notify, WatchdogSec, StateDirectory, WantedBy, binaries and example configs"
-# systemd-analyze comes with systemd (not in a minimal container): the keys above are checked
-# either way; with it, every directive and value too (it warns and exits 0: any output fails).
-if command -v systemd-analyze >/dev/null; then
-  (cd "$T" && systemd-analyze verify --man=no qkd-kmed.service qkd-sim.service qkd-bridge.service) \
-    >"$T/verify.log" 2>&1 || { cat "$T/verify.log"; fail "systemd-analyze verify"; }
-  [ -s "$T/verify.log" ] && { cat "$T/verify.log"; fail "systemd-analyze verify complained"; }
-  ok "systemd-analyze verify: no complaint"
-else
-  echo "note: systemd-analyze not installed: units checked by the keys above only"
-fi
+# systemd-analyze comes with systemd (scripts/install-deps installs it): every directive and
+# value is checked (it warns and exits 0: any output fails).
+qk_need_cmd systemd-analyze
+(cd "$T" && systemd-analyze verify --man=no qkd-kmed.service qkd-sim.service qkd-bridge.service) \
+  >"$T/verify.log" 2>&1 || { cat "$T/verify.log"; fail "systemd-analyze verify"; }
+[ -s "$T/verify.log" ] && { cat "$T/verify.log"; fail "systemd-analyze verify complained"; }
+ok "systemd-analyze verify: no complaint"
 
 # ---- 4. example configs ---------------------------------------------------------------------
 E=$T/etc/qkd
