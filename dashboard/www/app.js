@@ -54,7 +54,7 @@ async function getJSON(url, opts) {
 
 function layout(kmes) {
   const n = kmes.length, pos = {};
-  const cx = 320, cy = 180, rx = n <= 2 ? 210 : 230, ry = n <= 2 ? 0 : 130;
+  const cx = 320, cy = n <= 2 ? 90 : 180, rx = n <= 2 ? 210 : 230, ry = n <= 2 ? 0 : 130;
   kmes.forEach((k, i) => {
     const a = n <= 2 ? Math.PI * (1 - i) : -Math.PI / 2 + (2 * Math.PI * i) / n;
     pos[k.id] = { x: cx + rx * Math.cos(a), y: cy + ry * Math.sin(a) };
@@ -65,6 +65,7 @@ function layout(kmes) {
 function buildTopology(st) {
   const svg = document.getElementById('topology');
   svg.textContent = '';
+  svg.setAttribute('viewBox', st.kmes.length <= 2 ? '0 0 640 180' : '0 0 640 360');
   const pos = layout(st.kmes);
   const gEdges = sv('g'), gNodes = sv('g');
   svg.appendChild(gEdges);
