@@ -139,4 +139,11 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H 'Content-T
 [ "$(sim_link web "$L" .faults.down)" = false ] || fail "a refused request set a fault"
 ok "fault requests that are not same-origin JSON are refused (403)"
 
+# qkd-lab down stops qkd-dash with the rest; nothing a sanitizer build reports in its output.
+dpid=$(cat "$T/web/dashboard/dash.pid")
+"$LAB" down --dir "$T/web" >/dev/null || fail "qkd-lab down"
+pid_running "$dpid" && fail "qkd-dash $dpid still runs after qkd-lab down"
+no_san_reports web
+ok "qkd-lab down stopped qkd-dash; no sanitizer report"
+
 echo "dashboard_browser: all checks passed"
