@@ -34,8 +34,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: qkd-lab up --dir DIR [--topology FILE] [--preset NAME] [--distance KM]\n"
                "                  [--time-scale X] [--block-bytes N] [--wait SECONDS]\n"
                "Create a CA and certificates, SKIP PSKs, master keys and configs in DIR, start\n"
-               "every qkd-kmed and the link simulator on free loopback ports, wait until every\n"
-               "pool holds keys, and write DIR/lab.json (qkd-lab(1)).\n"
+               "every qkd-kmed, the link simulator and the dashboard (qkd-dash) on free loopback\n"
+               "ports, wait until every pool holds keys, and write DIR/lab.json (qkd-lab(1)).\n"
                "  --dir DIR          the lab folder (created; a stopped lab in it is replaced)\n"
                "  --topology FILE    KMEs, SAEs and links (INI; default: KME_A--KME_B)\n"
                "  --preset NAME      link model preset (default gys)\n"
@@ -392,8 +392,7 @@ static int start_sim(qk_lab *lab, const char *sim, qk_err *err)
 /* qkd-dash (docs/dashboard.md) on a loopback port; it reads lab.json, which must exist. */
 static int start_dash(qk_lab *lab, const char *dash, qk_err *err)
 {
-    char log[QK_LAB_PATH_MAX], ports[QK_LAB_PATH_MAX], out[QK_LAB_PATH_MAX],
-        pidf[QK_LAB_PATH_MAX];
+    char log[QK_LAB_PATH_MAX], ports[QK_LAB_PATH_MAX], out[QK_LAB_PATH_MAX], pidf[QK_LAB_PATH_MAX];
     if (mkdir_in(lab, "dashboard", err) != 0)
         return QK_EIO;
     if (qk_lab_path(lab, log, "dashboard/dash.log") != 0 ||
@@ -409,8 +408,7 @@ static int start_dash(qk_lab *lab, const char *dash, qk_err *err)
     }
     if (write_pid(pidf, lab->dash_pid) != 0)
         return qk_err_set(err, QK_EIO, "%s: cannot write", pidf);
-    if (qk_lab_wait_port(ports, "http", lab->dash_pid, START_TIMEOUT_MS, &lab->dash_port, err) !=
-        0)
+    if (qk_lab_wait_port(ports, "http", lab->dash_pid, START_TIMEOUT_MS, &lab->dash_port, err) != 0)
         return qk_err_prefix(err, "qkd-dash (see %s and %s)", out, log);
     step("qkd-dash started (pid %d): dashboard http://127.0.0.1:%u/", (int)lab->dash_pid,
          lab->dash_port);
