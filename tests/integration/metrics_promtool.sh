@@ -159,4 +159,6 @@ lint bridge "${ADMIN[r]}"
 grep -q '^qkd_bridge_rotations_total{result="ok"} 0$' "$T/bridge.prom" || fail "bridge /metrics: $(head -5 "$T/bridge.prom")"
 bridge_stop r
 ok "promtool accepts qkd-bridge's /metrics"
+"$LAB" down --dir "$T/m" >/dev/null || fail "qkd-lab down"
+no_san_reports m
 echo "metrics_promtool: all checks passed"
