@@ -531,7 +531,7 @@ void dash_poll_once(dash_state *st, qk_http_client *const *clients)
     /* One history sample. The delivered rate is measured over RATE_WINDOW samples: blocks
      * arrive whole, so one poll interval alone would swing between 0 and a block. */
     size_t idx = (size_t)(st->nsamples % DASH_HIST);
-    st->t[idx] = epoch_ms();
+    st->t[idx] = floor(epoch_ms()); /* whole ms: what /api/history serves and takes back */
     for (size_t i = 0; i < st->nlinks; i++) {
         dash_link *l = &st->links[i];
         size_t back = st->nsamples < RATE_WINDOW ? (size_t)st->nsamples : RATE_WINDOW;

@@ -102,6 +102,14 @@ api_rate=$(curl -s --max-time 5 "$DASH/api/state" | jq -r --arg l "$L" '.links[]
 awk -v a="$api_rate" -v p="$(rate_of "$L")" 'BEGIN { exit !(a > 0 && p > 0.9 * a && p < 1.1 * a) }' ||
   fail "page rate $(rate_of "$L") vs /api/state $api_rate"
 ok "/api/state agrees with the page (rate_bps $api_rate)"
+# /api/history?since=T serves only samples newer than T (the page appends them: no duplicate).
+h=$(curl -s --max-time 5 "$DASH/api/history")
+since=$(printf '%s' "$h" | jq '.t[-2]')
+[ "$(printf '%s' "$h" | jq --arg l "$L" '.links[$l].rate | length')" = "$(printf '%s' "$h" | jq '.t | length')" ] ||
+  fail "/api/history: series and times of different lengths"
+curl -s --max-time 5 "$DASH/api/history?since=$since" | jq -e --argjson s "$since" '(.t | length) >= 1 and all(.t[]; . > $s)' >/dev/null ||
+  fail "/api/history?since=$since serves samples not newer than since"
+ok "/api/history: one time per sample, since= serves only newer samples"
 
 # ---- down through the page's control, then up ---------------------------------------------------
 kme_up() { kme_metric web "$1" qkd_link_up "link=\"$L\""; }
