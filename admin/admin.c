@@ -111,14 +111,15 @@ static int write_pools(qk_kms *k, FILE *f)
     return bad ? -1 : 0;
 }
 
-void qk_admin_link_view_of(const qk_link_telemetry *t, uint64_t now_s, qk_admin_link_view *v)
+void qk_admin_link_view_of(const qk_link_telemetry *t, uint64_t now_s, uint64_t stale_s,
+                           qk_admin_link_view *v)
 {
     memset(v, 0, sizeof *v);
     v->reported = t->updated_at != 0;
     /* A clock that went back makes the report look recent: the next reports set it right. */
     uint64_t age = v->reported && now_s > t->updated_at ? now_s - t->updated_at : 0;
     v->age_s = (double)age;
-    v->stale = !v->reported || age > QK_ADMIN_TELEMETRY_STALE_S;
+    v->stale = !v->reported || age > stale_s;
     v->up = !v->stale && strcmp(t->state, "up") == 0;
     v->qber = t->qber;
     v->rate_bps = v->stale ? 0.0 : t->rate_bps;
@@ -164,12 +165,11 @@ static const struct {
     double (*value)(const qk_admin_link_view *v);
 } TELEMETRY[] = {
     {"qkd_link_up", "gauge",
-     "1 when the device's last report, at most " QK_STR(
-         QK_ADMIN_TELEMETRY_STALE_S) " s old, said \"up\"; 0 otherwise.",
+     "1 when the device's last report, at most telemetry_stale (kmed.conf [link]) old, said "
+     "\"up\"; 0 otherwise.",
      EVERY_LINK, view_up},
     {"qkd_link_telemetry_stale", "gauge",
-     "1 when the device never reported or not for more than " QK_STR(
-         QK_ADMIN_TELEMETRY_STALE_S) " s.",
+     "1 when the device never reported or not for more than telemetry_stale (kmed.conf [link]).",
      EVERY_LINK, view_stale},
     {"qkd_link_telemetry_age_seconds", "gauge", "Seconds since the device's last report.", REPORTED,
      view_age},
@@ -192,8 +192,9 @@ static int write_telemetry(qk_kms *k, FILE *f)
     uint64_t now = qk_now_s();
     for (size_t i = 0; i < n; i++) {
         qk_link_telemetry t;
-        qk_link_get_telemetry(qk_kms_link_at(k, i), &t);
-        qk_admin_link_view_of(&t, now, &views[i]);
+        qk_link *l = qk_kms_link_at(k, i);
+        qk_link_get_telemetry(l, &t);
+        qk_admin_link_view_of(&t, now, l->cfg->telemetry_stale_s, &views[i]);
     }
     int bad = 0;
     for (size_t m = 0; m < sizeof TELEMETRY / sizeof TELEMETRY[0]; m++) {

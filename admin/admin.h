@@ -10,15 +10,10 @@
 /* The admin listener's default max_body: its routes take no body. */
 #define QK_ADMIN_MAX_BODY 4096
 
-/* A link whose device sent no telemetry for more than this many seconds reads as down
- * (qkd_link_up 0, qkd_link_rate_bps 0, no qkd_link_qber sample, qkd_link_telemetry_stale 1):
- * five times the simulator's default telemetry_interval (1 s, docs/qkd-sim.md). */
-#define QK_ADMIN_TELEMETRY_STALE_S 5
-
 /* What /metrics shows of one link's telemetry at wall-clock time now_s (seconds). */
 typedef struct {
     bool reported;            /* the device sent telemetry at least once */
-    bool stale;               /* never reported, or not for more than QK_ADMIN_TELEMETRY_STALE_S */
+    bool stale;               /* never reported, or not for more than stale_s */
     bool up;                  /* fresh and the device's last state was "up" */
     double qber;              /* last QBER (shown only when fresh) */
     double rate_bps;          /* last secret-key rate, 0 when stale */
@@ -26,7 +21,11 @@ typedef struct {
     uint64_t delivered_bytes; /* the device's running count of key bytes delivered */
 } qk_admin_link_view;
 
-void qk_admin_link_view_of(const qk_link_telemetry *t, uint64_t now_s, qk_admin_link_view *v);
+/* A link whose device sent no telemetry for more than stale_s seconds ([link] telemetry_stale
+ * of kmed.conf) reads as down: qkd_link_up 0, qkd_link_rate_bps 0, no qkd_link_qber sample,
+ * qkd_link_telemetry_stale 1. */
+void qk_admin_link_view_of(const qk_link_telemetry *t, uint64_t now_s, uint64_t stale_s,
+                           qk_admin_link_view *v);
 
 /* The whole Prometheus text of /metrics for kms; malloc'ed (length in *len), or NULL. */
 char *qk_admin_render_metrics(qk_kms *kms, size_t *len);

@@ -46,6 +46,7 @@ static void put_block(qk_kms *k, qk_link *link, uint64_t block_id, const qk_http
     }
     switch (res) {
     case QK_PUT_NEW:
+        qk_metrics_key_bytes(qk_kms_metrics(k), link_id, QK_KEY_RECEIVED, req->body_len);
         qk_kms_block_added(k);
         qk_http_reply_json(rep, 201, "{\"status\":\"new\"}");
         return;

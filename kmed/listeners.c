@@ -2,6 +2,7 @@
 #include "listeners.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,11 +140,66 @@ int qk_listeners_write_port_file(const qk_listeners *ls, const char *path, qk_er
     return 0;
 }
 
+/* The series NAME{listener="...",LABEL} of one stats field, for every running listener. */
+static int tls_series(const qk_listeners *ls, FILE *f, const char *name, const char *label,
+                      size_t field)
+{
+    int bad = 0;
+    for (int k = 0; k < QK_LST_COUNT; k++) {
+        if (!ls->srv[k])
+            continue;
+        qk_tls_server_stats st;
+        qk_tls_server_get_stats(ls->srv[k], &st);
+        uint64_t v;
+        memcpy(&v, (const char *)&st + field, sizeof v);
+        bad |=
+            fprintf(f, "%s{listener=\"%s\"%s} %llu\n", name,
+                    qk_listener_kind_name((qk_listener_kind)k), label, (unsigned long long)v) < 0;
+    }
+    return bad;
+}
+
+/* HELP and TYPE, then the series. */
+static int tls_family(const qk_listeners *ls, FILE *f, const char *name, const char *type,
+                      const char *help, const char *label, size_t field)
+{
+    int bad = fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type) < 0;
+    return bad | tls_series(ls, f, name, label, field);
+}
+
+int qk_listeners_write_metrics(void *arg, FILE *f)
+{
+    const qk_listeners *ls = arg;
+    if (!ls)
+        return 0;
+    int bad = tls_family(ls, f, "qkd_tls_connections_accepted_total", "counter",
+                         "TCP connections accepted by the TLS front end.", "",
+                         offsetof(qk_tls_server_stats, accepted));
+    bad |= tls_family(ls, f, "qkd_tls_connections_refused_total", "counter",
+                      "Connections refused at max_connections.", "",
+                      offsetof(qk_tls_server_stats, refused_limit));
+    bad |= tls_family(ls, f, "qkd_tls_connections", "gauge", "Connections open now.", "",
+                      offsetof(qk_tls_server_stats, active));
+    /* Two label values of one family: one HELP/TYPE, then the second series. */
+    bad |= tls_family(ls, f, "qkd_tls_handshakes_total", "counter", "TLS handshakes, by result.",
+                      ",result=\"ok\"", offsetof(qk_tls_server_stats, handshakes_ok));
+    bad |= tls_series(ls, f, "qkd_tls_handshakes_total", ",result=\"failed\"",
+                      offsetof(qk_tls_server_stats, handshakes_failed));
+    bad |= tls_family(ls, f, "qkd_tls_psk13_handshakes_total", "counter",
+                      "TLS 1.3 PSK handshakes, by the hash the client bound its PSK to "
+                      "(RFC 8446 4.2.11; psk_hash = auto picks it per connection).",
+                      ",hash=\"sha384\"", offsetof(qk_tls_server_stats, psk13_sha384));
+    bad |= tls_series(ls, f, "qkd_tls_psk13_handshakes_total", ",hash=\"sha256\"",
+                      offsetof(qk_tls_server_stats, psk13_sha256));
+    return bad ? -1 : 0;
+}
+
 void qk_listeners_stop(qk_listeners *ls)
 {
     if (!ls)
         return;
-    for (int k = 0; k < QK_LST_COUNT; k++) {
+    /* The admin listener first (it renders the others' counters), then the rest. */
+    for (int k = QK_LST_COUNT - 1; k >= 0; k--) {
         qk_tls_server_stop(ls->srv[k]);
         qk_psk_table_free(&ls->psks[k]);
         qk_fp_map_free(&ls->fps[k]);

@@ -192,6 +192,8 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
         QK_ERROR("cannot start: %s", err.msg);
         goto out;
     }
+    /* /metrics renders the front end's counters too (the admin listener stops first). */
+    qk_metrics_set_writer(m, qk_listeners_write_metrics, ls);
     if (port_file && qk_listeners_write_port_file(ls, port_file, &err) != 0) {
         QK_ERROR("port file: %s", err.msg);
         goto out;
@@ -211,6 +213,7 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     status = 0;
 out:
     qk_listeners_stop(ls);
+    qk_metrics_set_writer(m, NULL, NULL);
     qk_sync_stop(sync);
     qk_kms_close(k);
     free(skip_rules);

@@ -309,6 +309,15 @@ static int link_key(parse_ctx *c, const char *peer, const char *key, const char 
     if (strcmp(key, "max_pool_bytes") == 0)
         return qk_parse_u64(v, QK_CFG_MIN_POOL_BYTES, QK_CFG_MAX_POOL_BYTES, &l->max_pool_bytes,
                             err);
+    if (strcmp(key, "telemetry_stale") == 0) {
+        uint64_t ms;
+        if (qk_parse_duration_ms(v, 1000, 3600000, &ms, err) != 0)
+            return QK_EINVAL;
+        if (ms % 1000 != 0)
+            return qk_err_set(err, QK_EINVAL, "must be whole seconds");
+        l->telemetry_stale_s = ms / 1000;
+        return 0;
+    }
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
@@ -647,6 +656,8 @@ static int check_links(qk_kmed_config *cfg, qk_err *err)
             return xerr(cfg, err, sec, "device_identity", "required");
         if (!l->max_pool_bytes)
             l->max_pool_bytes = cfg->max_pool_bytes;
+        if (!l->telemetry_stale_s)
+            l->telemetry_stale_s = QK_CFG_DEFAULT_TELEMETRY_STALE_S;
         if (!l->link_id[0]) {
             bool lower = strcmp(cfg->node_id, l->peer) < 0;
             int n = snprintf(l->link_id, sizeof l->link_id, "%s~%s", lower ? cfg->node_id : l->peer,

@@ -60,7 +60,8 @@ typedef struct {
     char peer_url[QK_CFG_URL_MAX];         /* https://HOST:PORT of the peer's peer listener */
     char link_id[QK_STORE_ID_MAX + 1];     /* default: both node IDs sorted, joined by "~" */
     char device_identity[QK_IDENTITY_MAX]; /* client-certificate CN allowed to push blocks */
-    uint64_t max_pool_bytes; /* pool cap (qk_store_block_put_capped); default [keys] */
+    uint64_t max_pool_bytes;    /* pool cap (qk_store_block_put_capped); default [keys] */
+    uint64_t telemetry_stale_s; /* no device report for longer: the link reads as down */
 } qk_link_cfg;
 
 typedef struct {
@@ -134,6 +135,9 @@ typedef struct {
  * "FILE:LINE: [section] key: message". */
 int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err);
 
+/* [link PEER] telemetry_stale: a link whose device sent no telemetry for longer reads as down
+ * (/metrics). Default five times the simulator's default telemetry_interval (1 s). */
+#define QK_CFG_DEFAULT_TELEMETRY_STALE_S 5
 /* The pool cap of every link unless [link PEER] max_pool_bytes sets its own: 64 MiB. */
 #define QK_CFG_DEFAULT_MAX_POOL_BYTES (64ull << 20)
 #define QK_CFG_MIN_POOL_BYTES         4096ull

@@ -105,6 +105,8 @@ static int open_store(qk_kms *k, qk_err *err)
 static int open_links(qk_kms *k, qk_err *err)
 {
     const qk_kmed_config *cfg = k->cfg;
+    qk_metrics_key_bytes(k->metrics, QK_LOCAL_LINK, QK_KEY_RECEIVED, 0);
+    qk_metrics_key_bytes(k->metrics, QK_LOCAL_LINK, QK_KEY_CONSUMED, 0);
     k->nlinks = cfg->nlinks;
     if (k->nlinks == 0)
         return 0;
@@ -128,6 +130,9 @@ static int open_links(qk_kms *k, qk_err *err)
             k->nlinks = i;
             return qk_err_set(err, QK_ENOMEM, "mutex init failed");
         }
+        /* The link's key byte counters exist from the start, so rate() sees them at 0. */
+        qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_RECEIVED, 0);
+        qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_CONSUMED, 0);
         int rc = qk_peer_client_new(l->cfg->peer_url, &tls, PEER_POOL_SIZE, &l->client, err);
         if (rc != 0) {
             pthread_mutex_destroy(&l->mu);
@@ -346,6 +351,12 @@ int qk_kms_reserve_in(qk_kms *k, const qk_reservation *r, qk_side side, const qk
     if (rc == 0)
         rc = qk_store_reserve_in(k->store, r, side, refs, n, err);
     pthread_mutex_unlock(&k->quota_mu);
+    if (rc == 0) {
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += refs[i].length;
+        qk_metrics_key_bytes(k->metrics, r->link, QK_KEY_CONSUMED, bytes);
+    }
     return rc;
 }
 
@@ -425,10 +436,12 @@ static int reserve_local(qk_kms *k, qk_reservation *r, size_t n, uint32_t len, q
         pthread_mutex_unlock(&k->refill_mu);
         if (rc != 0)
             return rc;
+        qk_metrics_key_bytes(k->metrics, QK_LOCAL_LINK, QK_KEY_RECEIVED, size);
         rc = qk_store_carve(k->store, r, QK_SIDE_LOW, n, len, refs, material, err);
     }
     if (rc != 0)
         return rc;
+    qk_metrics_key_bytes(k->metrics, QK_LOCAL_LINK, QK_KEY_CONSUMED, (uint64_t)n * len);
     rc = qk_store_commit(k->store, r->request_id, true, err);
     if (rc != 0) {
         qk_err e2;
@@ -468,6 +481,7 @@ static int reserve_remote(qk_kms *k, qk_link *l, qk_reservation *r, char *reques
         int rc = qk_store_carve(k->store, r, l->side, n, len, refs, material, err);
         if (rc != 0)
             return rc; /* QK_ENOKEY: nothing recorded */
+        qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_CONSUMED, (uint64_t)n * len);
         qk_err perr;
         qk_err_clear(&perr);
         int prc = qk_peer_reserve(l->client, r, l->side, refs, n, &perr);

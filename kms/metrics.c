@@ -9,6 +9,8 @@
 #define MAX_LISTENERS 8  /* distinct listener names */
 #define MAX_STATUSES  32 /* distinct statuses per listener; more are folded into status 0 */
 #define NBUCKETS      13
+#define MAX_LINKS     64 /* links with key byte counters */
+#define LINK_ID_MAX   128
 
 static const double bucket_bounds[NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
@@ -23,11 +25,20 @@ typedef struct {
     double sum_s;
 } listener_stats;
 
+typedef struct {
+    char link[LINK_ID_MAX + 1];
+    uint64_t bytes[2]; /* qk_key_flow */
+} link_bytes;
+
 struct qk_metrics {
     pthread_mutex_t mu;
     listener_stats ls[MAX_LISTENERS];
     size_t nls;
     atomic_uint_fast64_t peer_errors;
+    link_bytes lb[MAX_LINKS];
+    size_t nlb;
+    int (*writer)(void *arg, FILE *f);
+    void *writer_arg;
 };
 
 qk_metrics *qk_metrics_new(void)
@@ -105,6 +116,54 @@ uint64_t qk_metrics_peer_errors(qk_metrics *m)
     return m ? (uint64_t)atomic_load(&m->peer_errors) : 0;
 }
 
+void qk_metrics_key_bytes(qk_metrics *m, const char *link, qk_key_flow flow, uint64_t bytes)
+{
+    if (!m || !link || (flow != QK_KEY_RECEIVED && flow != QK_KEY_CONSUMED))
+        return;
+    size_t len = strnlen(link, LINK_ID_MAX + 1);
+    if (len == 0 || len > LINK_ID_MAX)
+        return;
+    pthread_mutex_lock(&m->mu);
+    link_bytes *e = NULL;
+    for (size_t i = 0; i < m->nlb && !e; i++)
+        if (strcmp(m->lb[i].link, link) == 0)
+            e = &m->lb[i];
+    if (!e && m->nlb < MAX_LINKS) {
+        e = &m->lb[m->nlb++];
+        memcpy(e->link, link, len + 1);
+    }
+    if (e)
+        e->bytes[flow] += bytes;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void qk_metrics_set_writer(qk_metrics *m, int (*fn)(void *arg, FILE *f), void *arg)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->writer = fn;
+    m->writer_arg = arg;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static int write_key_bytes(const qk_metrics *m, FILE *f)
+{
+    static const char *const names[2] = {"qkd_key_received_bytes_total",
+                                         "qkd_key_consumed_bytes_total"};
+    static const char *const helps[2] = {
+        "Key material stored from the device, per link (new blocks).",
+        "Key material carved from each link's pool for keys, at this end."};
+    int bad = 0;
+    for (int fl = 0; fl < 2; fl++) {
+        bad |= fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", names[fl], helps[fl], names[fl]) < 0;
+        for (size_t i = 0; m && i < m->nlb; i++)
+            bad |= fprintf(f, "%s{link=\"%s\"} %llu\n", names[fl], m->lb[i].link,
+                           (unsigned long long)m->lb[i].bytes[fl]) < 0;
+    }
+    return bad;
+}
+
 int qk_metrics_write(qk_metrics *m, FILE *f)
 {
     int bad = 0;
@@ -138,11 +197,16 @@ int qk_metrics_write(qk_metrics *m, FILE *f)
                        l->name, (unsigned long long)l->n, l->name, l->sum_s, l->name,
                        (unsigned long long)l->n) < 0;
     }
+    bad |= write_key_bytes(m, f);
+    int (*writer)(void *, FILE *) = m ? m->writer : NULL;
+    void *writer_arg = m ? m->writer_arg : NULL;
     if (m)
         pthread_mutex_unlock(&m->mu);
     bad |= fprintf(f,
                    "# HELP qkd_peer_errors_total Failed calls to peer KMEs.\n"
                    "# TYPE qkd_peer_errors_total counter\nqkd_peer_errors_total %llu\n",
                    (unsigned long long)qk_metrics_peer_errors(m)) < 0;
+    if (writer && writer(writer_arg, f) != 0)
+        bad = 1;
     return bad ? -1 : 0;
 }

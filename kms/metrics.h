@@ -17,9 +17,20 @@ void qk_metrics_request(qk_metrics *m, const char *listener, int status, double 
 void qk_metrics_peer_error(qk_metrics *m);
 uint64_t qk_metrics_peer_errors(qk_metrics *m);
 
-/* Write qkd_requests_total, qkd_request_duration_seconds and qkd_peer_errors_total in the
- * Prometheus text format (m NULL: the families with no request sample and no peer error).
- * Returns 0 or -1 (write error). */
+/* Key material through a link's pool, in bytes: received from the device (new blocks stored)
+ * and consumed (carved for keys at this end, as master or for a peer's reservation). A link
+ * seen for the first time gets its counters (bytes 0 registers it); at most 64 links, IDs of
+ * 1..128 characters (others are not counted). */
+typedef enum { QK_KEY_RECEIVED = 0, QK_KEY_CONSUMED = 1 } qk_key_flow;
+void qk_metrics_key_bytes(qk_metrics *m, const char *link, qk_key_flow flow, uint64_t bytes);
+
+/* An extra writer called at the end of qk_metrics_write (the daemon's wiring adds the TLS
+ * front end's counters this way); fn returns 0 or -1. */
+void qk_metrics_set_writer(qk_metrics *m, int (*fn)(void *arg, FILE *f), void *arg);
+
+/* Write qkd_requests_total, qkd_request_duration_seconds, qkd_peer_errors_total,
+ * qkd_key_received_bytes_total and qkd_key_consumed_bytes_total in the Prometheus text format
+ * (m NULL: the families with no sample), then the extra writer's. Returns 0 or -1. */
 int qk_metrics_write(qk_metrics *m, FILE *f);
 
 #endif

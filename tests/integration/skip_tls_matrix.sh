@@ -132,6 +132,11 @@ out=$(sc A /capabilities "${T13[@]}" -psk_identity enc_a -psk_session "$T/enc_a.
 expect_tls "$out" 200 TLS_AES_256_GCM_SHA384 "auto: SHA-384 session"
 out=$(sc A /capabilities -tls1_3 -psk_identity enc_a -psk_session "$T/enc_a.pem")
 expect_tls "$out" 200 TLS_AES_256_GCM_SHA384 "auto: SHA-384 session, client offering every suite"
+# The choice is counted too (A restarted in auto mode: its counters began at 0 here).
+h256=$(admin_metric A qkd_tls_psk13_handshakes_total 'listener="skip",hash="sha256"')
+h384=$(admin_metric A qkd_tls_psk13_handshakes_total 'listener="skip",hash="sha384"')
+[ "$h256" -ge 2 ] && [ "$h384" -ge 2 ] ||
+  fail "auto: qkd_tls_psk13_handshakes_total sha256 $h256, sha384 $h384 (want at least 2 each)"
 for c in DHE-PSK-AES256-CBC-SHA384 PSK-AES256-GCM-SHA384; do
   out=$(sc A /capabilities -tls1_2 -cipher "$c" -psk_identity enc_a -psk "$(skip_psk A enc_a)")
   expect_tls "$out" 200 "$c" "auto: TLS 1.2 $c"
@@ -144,7 +149,7 @@ expect_refused A "$out" "auto: a line's own :sha256 still refuses a SHA-384 bind
 grep -q 'listener=skip .*psk identity=enc_a hash=sha256 (auto) cipher=TLS_AES_128_GCM_SHA256' "$T/kme_A.log" &&
   grep -q 'listener=skip .*psk identity=enc_a hash=sha384 (auto) cipher=TLS_AES_256_GCM_SHA384' "$T/kme_A.log" ||
   fail "auto: the handshakes' hash is not logged"
-ok "psk_hash = auto: SHA-256 (openssl -psk) and SHA-384 bindings on one listener, SHA-384 preferred, TLS 1.2 PSK, wrong PSK and a line's own hash refused, choice logged"
+ok "psk_hash = auto: SHA-256 (openssl -psk) and SHA-384 bindings on one listener, SHA-384 preferred, TLS 1.2 PSK, wrong PSK and a line's own hash refused, choice logged and counted"
 
 # --- the qkd client's --psk-hash auto against a listener in psk_hash = sha256
 set_psk_hash sha256

@@ -6,7 +6,7 @@
 #   lab_json NAME JQ          query $T/NAME/lab.json
 #   kme_metric NAME KME METRIC [FILTER]   sum of the KME's samples (admin /metrics), or -1
 #   sim_link NAME LINK JQ     query the simulator's status of LINK
-#   lab_pids NAME             the PIDs the lab recorded
+#   lab_pids NAME             the PIDs the lab recorded (KMEs, simulator, dashboard)
 #   sim_sample NAME LINK      "MS BLOCKS DELIVERED_BITS LOST_BITS" of LINK, MS the simulator's own
 #                             clock (epoch ms) when it took those counters
 #   sim_block_bits NAME       the simulator's block size in bits
@@ -52,7 +52,7 @@ lab_up() {
   "$LAB" up --dir "$T/$n" "$@" >"$T/$n.up" 2>&1 || fail "qkd-lab up $n"
 }
 lab_json() { jq -r "$2" "$T/$1/lab.json"; }
-lab_pids() { cat "$T/$1"/*/kmed.pid "$T/$1/sim/sim.pid" 2>/dev/null; }
+lab_pids() { cat "$T/$1"/*/kmed.pid "$T/$1/sim/sim.pid" "$T/$1/dashboard/dash.pid" 2>/dev/null; }
 
 kme_metric() { # NAME KME METRIC [FILTER]
   local url

@@ -174,6 +174,23 @@ static void test_good(void)
     CU_ASSERT_EQUAL(cfg->reservation_lifetime_s, 600);
 }
 
+static void test_telemetry_stale(void)
+{
+    qk_err err;
+    int rc = load_text(base, NULL, &err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->links[0].telemetry_stale_s, QK_CFG_DEFAULT_TELEMETRY_STALE_S);
+    rc = load_text(base, "[link KME_B]\ntelemetry_stale = 30s\n", &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->links[0].telemetry_stale_s, 30);
+    expect_error(base, "[link KME_B]\ntelemetry_stale = 1500ms\n", 43,
+                 "[link KME_B] telemetry_stale: ", "whole seconds");
+    expect_error(base, "[link KME_B]\ntelemetry_stale = 2h\n", 43,
+                 "[link KME_B] telemetry_stale: ", NULL);
+}
+
 static void test_max_body(void)
 {
     qk_err err;
@@ -479,6 +496,7 @@ int suite_kmed_config(void)
     if (!CU_add_test(s, "good config", test_good) ||
         !CU_add_test(s, "default link ID sorts node IDs", test_link_id_sorted) ||
         !CU_add_test(s, "listener max_body: defaults, range", test_max_body) ||
+        !CU_add_test(s, "link telemetry_stale: default, value, refusals", test_telemetry_stale) ||
         !CU_add_test(s, "skip listener psk_hash: default, values, refusals", test_psk_hash) ||
         !CU_add_test(s, "pool cap: default, [keys], per link", test_pool_cap) ||
         !CU_add_test(s, "value errors name file, line, key", test_value_errors) ||

@@ -157,28 +157,37 @@ static void test_link_view(void)
     qk_link_telemetry t;
     memset(&t, 0, sizeof t);
     qk_admin_link_view v;
-    qk_admin_link_view_of(&t, 1000, &v); /* never reported */
+    qk_admin_link_view_of(&t, 1000, QK_CFG_DEFAULT_TELEMETRY_STALE_S, &v); /* never reported */
     CU_ASSERT(!v.reported && v.stale && !v.up);
     strcpy(t.state, "up");
     t.qber = 0.03;
     t.rate_bps = 2500;
     t.delivered_bits = 8 * 4096 + 7;
-    t.updated_at = 1000 - QK_ADMIN_TELEMETRY_STALE_S; /* at the bound: still fresh */
-    qk_admin_link_view_of(&t, 1000, &v);
+    t.updated_at = 1000 - QK_CFG_DEFAULT_TELEMETRY_STALE_S; /* at the bound: still fresh */
+    qk_admin_link_view_of(&t, 1000, QK_CFG_DEFAULT_TELEMETRY_STALE_S, &v);
     CU_ASSERT(v.reported && !v.stale && v.up);
     CU_ASSERT_DOUBLE_EQUAL(v.rate_bps, 2500, 1e-9);
-    CU_ASSERT_DOUBLE_EQUAL(v.age_s, QK_ADMIN_TELEMETRY_STALE_S, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(v.age_s, QK_CFG_DEFAULT_TELEMETRY_STALE_S, 1e-9);
     CU_ASSERT_EQUAL(v.delivered_bytes, 4096);
-    qk_admin_link_view_of(&t, 1001, &v); /* one second past it: stale, down, no rate */
+    qk_admin_link_view_of(&t, 1001, QK_CFG_DEFAULT_TELEMETRY_STALE_S,
+                          &v); /* one second past it: stale, down, no rate */
     CU_ASSERT(v.stale && !v.up);
     CU_ASSERT_DOUBLE_EQUAL(v.rate_bps, 0, 1e-9);
     CU_ASSERT_EQUAL(v.delivered_bytes, 4096); /* a counter keeps its value */
-    qk_admin_link_view_of(&t, 10, &v);        /* the clock went back: not stale */
+    qk_admin_link_view_of(&t, 10, QK_CFG_DEFAULT_TELEMETRY_STALE_S,
+                          &v); /* the clock went back: not stale */
     CU_ASSERT(!v.stale && v.up);
     CU_ASSERT_DOUBLE_EQUAL(v.age_s, 0, 1e-9);
     strcpy(t.state, "aborted");
-    qk_admin_link_view_of(&t, 1000, &v);
+    qk_admin_link_view_of(&t, 1000, QK_CFG_DEFAULT_TELEMETRY_STALE_S, &v);
     CU_ASSERT(!v.stale && !v.up);
+    /* A link's own telemetry_stale: 10 s old is fresh under 30 s, stale under the default. */
+    strcpy(t.state, "up");
+    t.updated_at = 990;
+    qk_admin_link_view_of(&t, 1000, 30, &v);
+    CU_ASSERT(!v.stale && v.up);
+    qk_admin_link_view_of(&t, 1000, QK_CFG_DEFAULT_TELEMETRY_STALE_S, &v);
+    CU_ASSERT(v.stale && !v.up);
 }
 
 static void test_admin_metrics(void)
@@ -214,7 +223,7 @@ static void test_admin_metrics(void)
     CU_ASSERT(has_line(m, "# TYPE qkd_requests_total counter")); /* the fixture has no counters */
     free(m);
     /* The device stopped reporting: down, stale, rate 0, no QBER; the counter stays. */
-    t.updated_at = qk_now_s() - QK_ADMIN_TELEMETRY_STALE_S - 2;
+    t.updated_at = qk_now_s() - QK_CFG_DEFAULT_TELEMETRY_STALE_S - 2;
     qk_link_set_telemetry(l, &t);
     m = qk_admin_render_metrics(p.a.kms, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
