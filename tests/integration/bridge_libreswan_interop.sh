@@ -130,32 +130,7 @@ BPORT=$(free_port) || fail "no free port"
 bridge_conf() { # i|r
   local r=$1
   {
-    echo "[bridge]"
-    echo "name = bridge-$r"
-    [ "$r" = i ] && echo "role = initiator" || echo "role = responder"
-    echo "log_file = $T/bridge_$r.log"
-    echo "admin = 127.0.0.1:0"
-    echo "[kme]"
-    echo "api = etsi014"
-    if [ "$r" = i ]; then
-      echo "url = $(etsi_url A)"; echo "cert = $(crt SAE_A1)"; echo "key = $(key SAE_A1)"; echo "peer_sae_id = SAE_B1"
-    else
-      echo "url = $(etsi_url B)"; echo "cert = $(crt SAE_B1)"; echo "key = $(key SAE_B1)"; echo "peer_sae_id = SAE_A1"
-    fi
-    echo "ca = $T/pki/ca.crt"
-    echo "timeout = 3s"
-    echo "[peer]"
-    [ "$r" = i ] && echo "address = 127.0.0.1:$BPORT" || echo "listen = 127.0.0.1:$BPORT"
-    echo "psk_identity = bridge-a"
-    echo "psk_file = $T/bridge.psk"
-    [ "$r" = r ] && echo "peer_name = bridge-a"
-    echo "timeout = 8s"
-    echo "retries = 1"
-    echo "[rotation]"
-    echo "interval = 1h"
-    echo "retry_min = 1s"
-    echo "retry_max = 4s"
-    echo "supervise = 2s"
+    bridge_conf_etsi "$r" 1 1h 4s 2s
     if [ "$r" = i ]; then
       echo "[gateway]"
       echo "driver = strongswan"

@@ -68,35 +68,12 @@ ip -n "$NS2" addr add 10.77.0.2/24 dev wg0 && ip -n "$NS2" link set wg0 up || fa
 ok "wireguard-go wg0 in $NS1 and $NS2 (no preshared key configured by the test)"
 
 # ---- bridges -------------------------------------------------------------------------------
+# shellcheck disable=SC2034 # read by bridge_conf_etsi (tests/lib/bridge.sh)
 BPORT=$(free_port) || fail "no free port"
 bridge_conf() { # i|r
   local r=$1
   {
-    echo "[bridge]"
-    echo "name = bridge-$r"
-    [ "$r" = i ] && echo "role = initiator" || echo "role = responder"
-    echo "log_file = $T/bridge_$r.log"
-    echo "admin = 127.0.0.1:0"
-    echo "[kme]"
-    if [ "$r" = i ]; then
-      echo "url = $(etsi_url A)"; echo "cert = $(crt SAE_A1)"; echo "key = $(key SAE_A1)"; echo "peer_sae_id = SAE_B1"
-    else
-      echo "url = https://127.0.0.1:${PEERPORT[etsiB]}"; echo "cert = $(crt SAE_B1)"; echo "key = $(key SAE_B1)"; echo "peer_sae_id = SAE_A1"
-    fi
-    echo "ca = $T/pki/ca.crt"
-    echo "timeout = 3s"
-    echo "[peer]"
-    [ "$r" = i ] && echo "address = 127.0.0.1:$BPORT" || echo "listen = 127.0.0.1:$BPORT"
-    echo "psk_identity = bridge-a"
-    echo "psk_file = $T/bridge.psk"
-    [ "$r" = r ] && echo "peer_name = bridge-a"
-    echo "timeout = 8s"
-    echo "retries = 0"
-    echo "[rotation]"
-    echo "interval = 0"
-    echo "retry_min = 1s"
-    echo "retry_max = 2s"
-    echo "supervise = 1s"
+    bridge_conf_etsi "$r" 0 0 2s 1s
     echo "[gateway]"
     echo "driver = wireguard"
     echo "[wireguard]"

@@ -18,6 +18,11 @@
 #                             to $T/G/run: UAPI socket $T/G/run/wireguard/wg0.sock, verbose log
 #                             $T/G/wg.log; CPID[G]
 #   wgx G ARGS...             `wg ARGS` in G's namespace (it finds the socket under /run)
+#   bridge_conf_etsi R RETRIES INTERVAL RETRY_MAX SUPERVISE
+#                             print the [bridge], [kme], [peer] and [rotation] sections of bridge
+#                             R (i|r) over the ETSI pair: SAE_A1 (i) <-> SAE_B1 (r), PSK peer
+#                             link bridge-a ($T/bridge.psk) on 127.0.0.1:$BPORT, admin on port 0;
+#                             the caller appends [gateway] and redirects into $T/bridge_R.conf
 
 BRIDGE=${BRIDGE:-$BUILD/bin/qkd-bridge}
 CHARON=${CHARON:-/usr/lib/ipsec/charon}
@@ -128,6 +133,38 @@ EOF
   for _ in $(seq 1 100); do [ -S "$T/$g/charon.vici" ] && return 0; sleep 0.1; done
   cat "$T/$g/charon.out"
   fail "charon $g did not open its VICI socket"
+}
+
+bridge_conf_etsi() { # R RETRIES INTERVAL RETRY_MAX SUPERVISE
+  local r=$1
+  echo "[bridge]"
+  echo "name = bridge-$r"
+  [ "$r" = i ] && echo "role = initiator" || echo "role = responder"
+  echo "log_file = $T/bridge_$r.log"
+  echo "admin = 127.0.0.1:0"
+  echo "[kme]"
+  echo "api = etsi014"
+  if [ "$r" = i ]; then
+    echo "url = $(etsi_url A)"; echo "cert = $(crt SAE_A1)"; echo "key = $(key SAE_A1)"; echo "peer_sae_id = SAE_B1"
+  else
+    echo "url = $(etsi_url B)"; echo "cert = $(crt SAE_B1)"; echo "key = $(key SAE_B1)"; echo "peer_sae_id = SAE_A1"
+  fi
+  echo "ca = $T/pki/ca.crt"
+  echo "key_bits = 256"
+  echo "timeout = 3s"
+  echo "[peer]"
+  [ "$r" = i ] && echo "address = 127.0.0.1:$BPORT" || echo "listen = 127.0.0.1:$BPORT"
+  echo "auth = psk"
+  echo "psk_identity = bridge-a"
+  echo "psk_file = $T/bridge.psk"
+  [ "$r" = r ] && echo "peer_name = bridge-a"
+  echo "timeout = 8s"
+  echo "retries = $2"
+  echo "[rotation]"
+  echo "interval = $3"
+  echo "retry_min = 1s"
+  echo "retry_max = $4"
+  echo "supervise = $5"
 }
 
 declare -A WGNS=()
