@@ -14,6 +14,57 @@
 
 /* ---- loader ----------------------------------------------------------------------------- */
 
+#define LOCATE_LINE_MAX  8192
+#define LOCATE_LINES_MAX 10000000
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int qk_ini_locate(const char *path, const char *section, const char *key, int *lines)
+{
+    if (lines)
+        *lines = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char buf[LOCATE_LINE_MAX];
+    char cur[256] = "";
+    int line = 0, header = 0, found = 0;
+    while (line < LOCATE_LINES_MAX && fgets(buf, sizeof buf, f)) {
+        line++;
+        char *s = trim(buf);
+        if (*s == '[') {
+            char *end = strchr(s, ']');
+            if (end) {
+                *end = '\0';
+                snprintf(cur, sizeof cur, "%s", trim(s + 1));
+                if (!header && strcmp(cur, section) == 0)
+                    header = line;
+            }
+            continue;
+        }
+        if (!key || strcmp(cur, section) != 0)
+            continue;
+        size_t kl = strcspn(s, "=:");
+        if (s[kl] == '\0')
+            continue;
+        s[kl] = '\0';
+        if (strcmp(trim(s), key) == 0)
+            found = line;
+    }
+    fclose(f);
+    if (lines)
+        *lines = line;
+    return found ? found : header;
+}
+
 typedef struct {
     FILE *fp;
     const char *path;

@@ -23,6 +23,13 @@ int qk_ini_load(const char *path, qk_ini_handler h, void *user, qk_err *err);
 int qk_ini_section_split(const char *section, char *kind, size_t kind_cap, char *name,
                          size_t name_cap);
 
+/* Line of `key` in [section] of the file at path, for messages that point at a value after
+ * loading (FILE:LINE): the last line that sets the key (name before '=' or ':', blanks
+ * trimmed, as inih reads it, so the line of the value in effect); key NULL or not set: the
+ * line of the section's header; section absent: 0. If lines is not NULL it receives the
+ * number of lines read. Returns 0 too when the file cannot be opened. */
+int qk_ini_locate(const char *path, const char *section, const char *key, int *lines);
+
 /* Typed value parsers: all reject trailing garbage, empty strings and overflow. */
 int qk_parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out, qk_err *err);
 int qk_parse_i64(const char *v, int64_t min, int64_t max, int64_t *out, qk_err *err);

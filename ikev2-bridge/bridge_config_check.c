@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bridge_config.h"
+#include "ini_config.h"
 
 typedef struct {
     const char *path;
@@ -30,39 +31,6 @@ static char *trim(char *s)
     return s;
 }
 
-/* Line of `key` in [section] of path; a key left at its default: the section's header line
- * (0 when the section is absent too). */
-static int locate(const char *path, const char *section, const char *key)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char buf[1024], sec[64] = "";
-    int line = 0, found = 0, header = 0;
-    while (!found && line < 100000 && fgets(buf, sizeof buf, f)) {
-        line++;
-        char *s = trim(buf);
-        if (*s == '[') {
-            char *e = strchr(s, ']');
-            if (e) {
-                *e = '\0';
-                snprintf(sec, sizeof sec, "%s", trim(s + 1));
-                if (!header && strcmp(sec, section) == 0)
-                    header = line;
-            }
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (!eq || strcmp(sec, section) != 0)
-            continue;
-        *eq = '\0';
-        if (strcmp(trim(s), key) == 0)
-            found = line;
-    }
-    fclose(f);
-    return found ? found : header;
-}
-
 static void add(report *r, bool error, const char *section, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void add(report *r, bool error, const char *section, const char *key, const char *fmt, ...)
@@ -79,7 +47,8 @@ static void add(report *r, bool error, const char *section, const char *key, con
     if (r->len >= r->cap)
         return;
     int n = snprintf(r->out + r->len, r->cap - r->len, "%s:%d: [%s] %s: %s%s\n", r->path,
-                     locate(r->path, section, key), section, key, error ? "" : "warning: ", msg);
+                     qk_ini_locate(r->path, section, key, NULL), section, key,
+                     error ? "" : "warning: ", msg);
     if (n > 0)
         r->len += (size_t)n < r->cap - r->len ? (size_t)n : r->cap - r->len - 1;
 }

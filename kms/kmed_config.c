@@ -15,8 +15,7 @@
 #include "codec.h"
 #include "ini_config.h"
 
-#define SEEN_MAX        4096 /* distinct (section, key) pairs in one file */
-#define LOCATE_LINE_MAX 8192
+#define SEEN_MAX 4096 /* distinct (section, key) pairs in one file */
 
 static const char *const listener_names[QK_LST_COUNT] = {"etsi014", "skip", "peer", "device",
                                                          "admin"};
@@ -530,54 +529,6 @@ static int on_value(void *user, const char *section, const char *key, const char
 
 /* ---- cross-checks --------------------------------------------------------------------- */
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
-/* Line of `key` inside [section] (key NULL or absent: the section header; section absent:
- * the last line of the file). */
-static int locate(const char *path, const char *section, const char *key)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char buf[LOCATE_LINE_MAX];
-    char cur[256] = "";
-    int line = 0, header = 0, found = 0;
-    while (fgets(buf, sizeof buf, f) && line < 10000000) {
-        line++;
-        char *s = trim(buf);
-        if (*s == '[') {
-            char *end = strchr(s, ']');
-            if (end) {
-                *end = '\0';
-                snprintf(cur, sizeof cur, "%s", trim(s + 1));
-                if (!header && strcmp(cur, section) == 0)
-                    header = line;
-            }
-            continue;
-        }
-        if (!key || strcmp(cur, section) != 0)
-            continue;
-        size_t kl = strcspn(s, "=:");
-        if (s[kl] == '\0')
-            continue;
-        s[kl] = '\0';
-        if (strcmp(trim(s), key) == 0)
-            found = line;
-    }
-    fclose(f);
-    if (found)
-        return found;
-    return header ? header : line;
-}
-
 static int xerr(const qk_kmed_config *cfg, qk_err *err, const char *section, const char *key,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int xerr(const qk_kmed_config *cfg, qk_err *err, const char *section, const char *key,
@@ -588,7 +539,10 @@ static int xerr(const qk_kmed_config *cfg, qk_err *err, const char *section, con
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    int line = locate(cfg->path, section, key);
+    int lines = 0;
+    int line = qk_ini_locate(cfg->path, section, key, &lines);
+    if (line == 0)
+        line = lines; /* section absent: the end of the file */
     if (key)
         return qk_err_set(err, QK_EINVAL, "%s:%d: [%s] %s: %s", cfg->path, line, section, key, msg);
     return qk_err_set(err, QK_EINVAL, "%s:%d: [%s]: %s", cfg->path, line, section, msg);

@@ -345,6 +345,28 @@ static void test_parse_list(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "refused b"));
 }
 
+/* qk_ini_locate: the last line setting a key ('=' or ':'), else the section header, else 0. */
+static void test_locate(void)
+{
+    char path[128];
+    CU_ASSERT_EQUAL_FATAL(write_ini("loc.ini",
+                                    "; comment\n[node]\nid = A\n  port : 1\n[link B]\n"
+                                    "peer = x\nid = B\n[node]\nid=C\n",
+                                    path, sizeof path),
+                          0);
+    int lines = -1;
+    CU_ASSERT_EQUAL(qk_ini_locate(path, "node", "id", &lines), 9); /* the value in effect */
+    CU_ASSERT_EQUAL(lines, 9);
+    CU_ASSERT_EQUAL(qk_ini_locate(path, "node", "port", NULL), 4);
+    CU_ASSERT_EQUAL(qk_ini_locate(path, "link B", "id", NULL), 7);
+    CU_ASSERT_EQUAL(qk_ini_locate(path, "link B", "port", NULL), 5); /* not set: header */
+    CU_ASSERT_EQUAL(qk_ini_locate(path, "node", NULL, NULL), 2);     /* first header */
+    CU_ASSERT_EQUAL(qk_ini_locate(path, "admin", "x", &lines), 0);
+    CU_ASSERT_EQUAL(lines, 9);
+    CU_ASSERT_EQUAL(qk_ini_locate("/nonexistent/qk.ini", "node", "id", &lines), 0);
+    CU_ASSERT_EQUAL(lines, 0);
+}
+
 int suite_ini(void)
 {
     CU_pSuite s = CU_add_suite("ini", setup, teardown);
@@ -358,7 +380,8 @@ int suite_ini(void)
         !CU_add_test(s, "durations", test_parse_duration) ||
         !CU_add_test(s, "host:port", test_parse_hostport) ||
         !CU_add_test(s, "identifiers", test_id_valid) ||
-        !CU_add_test(s, "comma lists", test_parse_list))
+        !CU_add_test(s, "comma lists", test_parse_list) ||
+        !CU_add_test(s, "locate a key", test_locate))
         return -1;
     return 0;
 }
