@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "qk_cli.h"
 #include "qkdclient.h"
 
 /* Exit codes (documented in `qkd --help` and qkd(1)). */
@@ -90,24 +91,14 @@ const char *cli_encoding_name(cli_encoding enc);
  * Returns an exit code. */
 int cli_print_json(void *cjson_tree);
 
-/* A subcommand table entry (the pattern of wireguard-tools' src/wg.c + subcommands.h): `qkd`
- * chooses etsi / skip / conform from one table, and each of them its own subcommand from a
- * second one. fn gets the arguments from the subcommand's name on (argv[0] is the name) and
- * returns the exit code. */
-typedef struct {
-    const char *name;
-    int (*fn)(int argc, char **argv);
-    const char *synopsis;    /* what follows the name in the usage lines */
-    const char *description; /* one line for the command list */
-} cli_cmd;
+/* A subcommand table entry, the one of every qkd-kms tool (common/qk_cli.h: name, fn, synopsis,
+ * summary): `qkd` chooses etsi / skip / conform from one table, and each of them its own
+ * subcommand from a second one; qk_cli_find and qk_cli_list (the "Commands:" list) serve them. */
+typedef qk_cli_cmd cli_cmd;
 
-/* The entry called name, or NULL. */
-const cli_cmd *cli_cmd_find(const cli_cmd *cmds, size_t n, const char *name);
 /* "Usage: PROG NAME SYNOPSIS" for the first entry, the same indented for the others. */
 void cli_cmd_synopsis(FILE *f, const char *prog, const cli_cmd *cmds, size_t n);
-/* "Commands:" and one "  NAME  DESCRIPTION" line per entry, names aligned. */
-void cli_cmd_list(FILE *f, const cli_cmd *cmds, size_t n);
-/* cli_cmd_find; when nothing is called name, "qkd: unknown GROUP command 'NAME'" (group may be
+/* qk_cli_find; when nothing is called name, "qkd: unknown GROUP command 'NAME'" (group may be
  * NULL) and usage(stderr), then NULL: the caller exits with QKD_EXIT_USAGE. */
 const cli_cmd *cli_cmd_lookup(const cli_cmd *cmds, size_t n, const char *group, const char *name,
                               void (*usage)(FILE *f));

@@ -476,7 +476,7 @@ static void conform_usage(FILE *f)
 {
     cli_cmd_synopsis(f, "qkd conform", conform_cmds, N_CONFORM_CMDS);
     fputs("       qkd conform etsi|skip --list [--format json]\n", f);
-    cli_cmd_list(f, conform_cmds, N_CONFORM_CMDS);
+    qk_cli_list(f, conform_cmds, N_CONFORM_CMDS);
 }
 
 static void conform_help(FILE *f)

@@ -298,7 +298,7 @@ static const cli_cmd etsi_cmds[] = {
 static void etsi_usage(FILE *f)
 {
     cli_cmd_synopsis(f, "qkd etsi", etsi_cmds, N_ETSI_CMDS);
-    cli_cmd_list(f, etsi_cmds, N_ETSI_CMDS);
+    qk_cli_list(f, etsi_cmds, N_ETSI_CMDS);
 }
 
 static void etsi_help(FILE *f)

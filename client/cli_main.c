@@ -18,7 +18,7 @@ static void usage(FILE *f)
 {
     cli_cmd_synopsis(f, "qkd", cmds, N_CMDS);
     fputs("       qkd --help | --version\n", f);
-    cli_cmd_list(f, cmds, N_CMDS);
+    qk_cli_list(f, cmds, N_CMDS);
     fputs("`qkd etsi --help`, `qkd skip --help` and `qkd conform --help` list the options;\n"
           "see also qkd(1).\n",
           f);

@@ -318,7 +318,7 @@ static const cli_cmd skip_cmds[] = {
 static void skip_usage(FILE *f)
 {
     cli_cmd_synopsis(f, "qkd skip", skip_cmds, N_SKIP_CMDS);
-    cli_cmd_list(f, skip_cmds, N_SKIP_CMDS);
+    qk_cli_list(f, skip_cmds, N_SKIP_CMDS);
 }
 
 static void skip_help(FILE *f)

@@ -28,6 +28,14 @@ bool qk_cli_asks_version(int argc, char **argv)
     return false;
 }
 
+const qk_cli_cmd *qk_cli_find(const qk_cli_cmd *cmds, size_t n, const char *name)
+{
+    for (size_t i = 0; name && i < n; i++)
+        if (strcmp(cmds[i].name, name) == 0)
+            return &cmds[i];
+    return NULL;
+}
+
 void qk_cli_list(FILE *f, const qk_cli_cmd *cmds, size_t n)
 {
     int w = 0;
@@ -78,10 +86,7 @@ int qk_cli_main(const qk_cli_tool *t, int argc, char **argv)
     }
     if (strcmp(name, "--version") == 0)
         return qk_cli_version(t->prog);
-    const qk_cli_cmd *c = NULL;
-    for (size_t i = 0; i < t->ncmds && !c; i++)
-        if (strcmp(name, t->cmds[i].name) == 0)
-            c = &t->cmds[i];
+    const qk_cli_cmd *c = qk_cli_find(t->cmds, t->ncmds, name);
     if (!c) {
         fprintf(stderr, "%s: unknown %s '%s'\n", t->prog, name[0] == '-' ? "option" : "command",
                 name);

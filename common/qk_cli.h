@@ -37,6 +37,8 @@ typedef struct {
 int qk_cli_version(const char *prog);
 /* The usage of a tool: synopsis lines, the command list, the common options, the footer. */
 void qk_cli_usage(const qk_cli_tool *t, FILE *f);
+/* The entry called name (NULL: none), or NULL. */
+const qk_cli_cmd *qk_cli_find(const qk_cli_cmd *cmds, size_t n, const char *name);
 /* "Commands:" and one "  NAME  SUMMARY" line per entry, names aligned. */
 void qk_cli_list(FILE *f, const qk_cli_cmd *cmds, size_t n);
 /* true when arg is -h, --help or help. */
