@@ -270,18 +270,7 @@ static int run(const dash_opts *o, const sigset_t *set)
         QK_ERROR("cannot write the port file %s", o->port_file);
         goto out;
     }
-    for (;;) {
-        int sig = 0;
-        if (sigwait(set, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            if (qk_log_reopen() != 0)
-                QK_WARN("SIGHUP: cannot reopen the log file");
-            continue;
-        }
-        QK_INFO("signal %d: stopping", sig);
-        break;
-    }
+    (void)qk_signals_wait_stop(set, false);
     status = 0;
 out:
     qk_tls_server_stop(srv);

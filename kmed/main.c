@@ -92,25 +92,6 @@ static int parse_options(int argc, char **argv, options *o)
     return -1;
 }
 
-/* Wait for SIGTERM/SIGINT (blocked in every thread); SIGHUP reopens the log. */
-static void wait_for_stop(const sigset_t *set)
-{
-    for (;;) {
-        int sig = 0;
-        if (sigwait(set, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            if (qk_log_reopen() != 0)
-                QK_WARN("SIGHUP: cannot reopen the log file");
-            else
-                QK_INFO("SIGHUP: log file reopened");
-            continue;
-        }
-        QK_INFO("signal %d: stopping", sig);
-        return;
-    }
-}
-
 /* The request envelope's observer for every listener: count the answer in the metrics. */
 static void observe(void *cls, const char *listener, int status, double latency_ms)
 {
@@ -207,7 +188,7 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     if (qk_listeners_ports(ls, ' ', status_line + off, sizeof status_line - off) != 0 ||
         qk_sd_ready(status_line) != 0 || qk_sd_watchdog_start(&wd) != 0)
         QK_WARN("cannot notify the service manager");
-    wait_for_stop(set);
+    (void)qk_signals_wait_stop(set, true);
     (void)qk_sd_stopping();
     qk_sd_watchdog_stop(wd);
     status = 0;

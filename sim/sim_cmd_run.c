@@ -90,18 +90,7 @@ static int run_links(const qk_sim_config *cfg, const char *port_file, const sigs
     qk_sd_watchdog *wd = NULL;
     if (qk_sd_ready(status_line) != 0 || qk_sd_watchdog_start(&wd) != 0)
         QK_WARN("cannot notify the service manager");
-    for (;;) {
-        int sig = 0;
-        if (sigwait(set, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            if (qk_log_reopen() != 0)
-                QK_WARN("SIGHUP: cannot reopen the log file");
-            continue;
-        }
-        QK_INFO("signal %d: stopping", sig);
-        break;
-    }
+    (void)qk_signals_wait_stop(set, false);
     (void)qk_sd_stopping();
     qk_sd_watchdog_stop(wd);
     status = 0;
