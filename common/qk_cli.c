@@ -1,7 +1,10 @@
 /* qk_cli.c - the shared behaviour of the command-line tools (qk_cli.h). */
 #include "qk_cli.h"
 
+#include <limits.h>
+#include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "version.h"
 
@@ -70,6 +73,26 @@ static void table_usage(const qk_cli_tool *t, const qk_cli_cmd *c, FILE *f)
             c->name, c->synopsis ? c->synopsis : "", c->summary);
     if (t->footer)
         fputs(t->footer, f);
+}
+
+int qk_cli_port_file(const char *path, const char *fmt, ...)
+{
+    char tmp[PATH_MAX];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int bad = vfprintf(f, fmt, ap) < 0;
+    va_end(ap);
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 int qk_cli_main(const qk_cli_tool *t, int argc, char **argv)

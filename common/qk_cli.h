@@ -46,6 +46,10 @@ bool qk_cli_is_help(const char *arg);
 /* true when "--version" is one of argv[1..argc-1] before a "--" (getopt_long permutes the
  * options, so a subcommand sees it wherever it stands). */
 bool qk_cli_asks_version(int argc, char **argv);
+/* --port-file FILE: write the text made of fmt (e.g. "http=%u\n", one NAME=PORT line per
+ * listener) to FILE.tmp and rename it over FILE (rename(2) is atomic: a reader polling FILE
+ * sees all of it or nothing). Returns 0, or -1 with FILE.tmp removed. */
+int qk_cli_port_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The main of a tool with subcommands: --help, --version, the subcommand from the table
  * (with `NAME --version` answered for every subcommand), usage errors. Returns the exit
  * status. */

@@ -130,23 +130,6 @@ static int parse(int argc, char **argv, dash_opts *o)
     return -1;
 }
 
-static int write_port_file(const char *path, uint16_t port)
-{
-    char tmp[PATH_MAX];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return -1;
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int bad = fprintf(f, "http=%u\n", (unsigned)port) < 0;
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 /* qkd-sim next to this binary (/proc/self/exe, proc(5)). */
 static int sibling(const char *name, char *out, size_t cap)
 {
@@ -266,7 +249,7 @@ static int run(const dash_opts *o, const sigset_t *set)
     uint16_t port = qk_tls_server_port(srv);
     QK_INFO("qkd-dash running: http://%s:%u/ for %s (%zu KMEs, %zu links, poll %u ms)", o->bind,
             (unsigned)port, st->lab_dir, st->nkmes, st->nlinks, st->poll_ms);
-    if (o->port_file && write_port_file(o->port_file, port) != 0) {
+    if (o->port_file && qk_cli_port_file(o->port_file, "http=%u\n", (unsigned)port) != 0) {
         QK_ERROR("cannot write the port file %s", o->port_file);
         goto out;
     }

@@ -11,6 +11,7 @@
 #include "bridge_cmds.h"
 #include "bridge_daemon.h"
 #include "log.h"
+#include "qk_cli.h"
 #include "qkdclient.h"
 #include "sd_notify.h"
 #include "secbuf.h"
@@ -84,12 +85,8 @@ int qkb_cmd_run(int argc, char **argv)
                                                : "macsec",
             bridge_admin_port(b), bridge_channel_port(b));
     if (o.port_file) {
-        char tmp[600];
-        snprintf(tmp, sizeof tmp, "%s.tmp", o.port_file);
-        FILE *f = fopen(tmp, "w");
-        if (!f ||
-            fprintf(f, "admin=%u\nbridge=%u\n", bridge_admin_port(b), bridge_channel_port(b)) < 0 ||
-            fclose(f) != 0 || rename(tmp, o.port_file) != 0) {
+        if (qk_cli_port_file(o.port_file, "admin=%u\nbridge=%u\n", bridge_admin_port(b),
+                             bridge_channel_port(b)) != 0) {
             QK_ERROR("cannot write port file %s", o.port_file);
             bridge_free(b);
             free(cfg);

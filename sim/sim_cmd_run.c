@@ -11,6 +11,7 @@
 
 #include "http_client.h"
 #include "log.h"
+#include "qk_cli.h"
 #include "sd_notify.h"
 #include "secbuf.h"
 #include "signals.h"
@@ -31,23 +32,6 @@ static void usage(FILE *f)
                "  -h, --help        this text\n"
                "Stops cleanly on SIGTERM or SIGINT. Exit: 0 clean stop, 1 start-up failure,\n"
                "2 bad usage or configuration.\n");
-}
-
-static int write_port_file(const char *path, uint16_t port)
-{
-    char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return -1;
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int bad = fprintf(f, "control=%u\n", (unsigned)port) < 0;
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 static int run_links(const qk_sim_config *cfg, const char *port_file, const sigset_t *set)
@@ -79,7 +63,8 @@ static int run_links(const qk_sim_config *cfg, const char *port_file, const sigs
     }
     QK_INFO("qkd-sim running: %zu link(s), control API http://%s:%u/v1/status", n,
             cfg->control_host, (unsigned)qk_sim_control_port(ctl));
-    if (port_file && write_port_file(port_file, qk_sim_control_port(ctl)) != 0) {
+    if (port_file &&
+        qk_cli_port_file(port_file, "control=%u\n", (unsigned)qk_sim_control_port(ctl)) != 0) {
         QK_ERROR("cannot write the port file %s", port_file);
         goto out;
     }
