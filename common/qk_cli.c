@@ -75,6 +75,21 @@ static void table_usage(const qk_cli_tool *t, const qk_cli_cmd *c, FILE *f)
         fputs(t->footer, f);
 }
 
+int qk_cli_sibling(const char *name, char *out, size_t cap)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    int w = snprintf(out, cap, "%s/%s", self, name);
+    return (w < 0 || (size_t)w >= cap) ? -1 : 0;
+}
+
 int qk_cli_port_file(const char *path, const char *fmt, ...)
 {
     char tmp[PATH_MAX];

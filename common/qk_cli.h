@@ -46,6 +46,10 @@ bool qk_cli_is_help(const char *arg);
 /* true when "--version" is one of argv[1..argc-1] before a "--" (getopt_long permutes the
  * options, so a subcommand sees it wherever it stands). */
 bool qk_cli_asks_version(int argc, char **argv);
+/* DIR/name, DIR the folder of this program's binary (the /proc/self/exe link, proc(5)): how a
+ * tool finds the others installed or built next to it. Returns 0, or -1 when the link cannot be
+ * read or out is too small (whether DIR/name exists is not checked). */
+int qk_cli_sibling(const char *name, char *out, size_t cap);
 /* --port-file FILE: write the text made of fmt (e.g. "http=%u\n", one NAME=PORT line per
  * listener) to FILE.tmp and rename it over FILE (rename(2) is atomic: a reader polling FILE
  * sees all of it or nothing). Returns 0, or -1 with FILE.tmp removed. */

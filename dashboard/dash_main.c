@@ -130,22 +130,6 @@ static int parse(int argc, char **argv, dash_opts *o)
     return -1;
 }
 
-/* qkd-sim next to this binary (/proc/self/exe, proc(5)). */
-static int sibling(const char *name, char *out, size_t cap)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    int w = snprintf(out, cap, "%s/%s", self, name);
-    return (w < 0 || (size_t)w >= cap) ? -1 : 0;
-}
-
 typedef struct {
     dash_state *st;
     qk_http_client **clients;
@@ -211,7 +195,7 @@ static int run(const dash_opts *o, const sigset_t *set)
     char sim[PATH_MAX];
     if (o->sim)
         snprintf(sim, sizeof sim, "%s", o->sim);
-    else if (sibling("qkd-sim", sim, sizeof sim) != 0)
+    else if (qk_cli_sibling("qkd-sim", sim, sizeof sim) != 0)
         sim[0] = '\0';
     dash_state_load_models(st, sim);
     /* Plain HTTP on loopback (KME admin listeners, the simulator's control API). */

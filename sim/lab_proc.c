@@ -16,6 +16,7 @@
 
 #include "http_client.h"
 #include "http_util.h"
+#include "qk_cli.h"
 
 extern char **environ;
 
@@ -28,17 +29,7 @@ void qk_lab_sleep_ms(unsigned ms)
 
 int qk_lab_sibling_binary(const char *name, char *out, size_t cap)
 {
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    int m = snprintf(out, cap, "%s/%s", self, name);
-    if (m < 0 || (size_t)m >= cap)
+    if (qk_cli_sibling(name, out, cap) != 0)
         return -1;
     return access(out, X_OK) == 0 ? 0 : -1;
 }
