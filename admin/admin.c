@@ -241,8 +241,7 @@ static void admin_on_req(qk_http_handler *self, const qk_http_request *req, qk_h
     }
     /* HEAD: libmicrohttpd sends the headers of the GET answer without its body. */
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        qk_http_reply_message(rep, 405, "method not allowed");
-        qk_http_reply_allow(rep, "GET, HEAD");
+        qk_http_reply_not_allowed(rep, "GET, HEAD");
         return;
     }
     if (healthz) {

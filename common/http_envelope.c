@@ -49,6 +49,14 @@ void qk_http_reply_take(qk_http_reply *rep, unsigned status, const char *content
     rep->len = body ? len : 0;
 }
 
+void qk_http_reply_json_take(qk_http_reply *rep, char *json)
+{
+    if (json)
+        qk_http_reply_take(rep, 200, "application/json", json, strlen(json));
+    else
+        qk_http_reply_message(rep, 500, "out of memory");
+}
+
 void qk_http_reply_secret(qk_http_reply *rep, unsigned status, char *json, size_t len)
 {
     body_drop(rep);
@@ -106,6 +114,12 @@ int qk_http_reply_message(qk_http_reply *rep, unsigned status, const char *msg)
 void qk_http_reply_allow(qk_http_reply *rep, const char *allow)
 {
     snprintf(rep->allow, sizeof rep->allow, "%s", allow ? allow : "");
+}
+
+void qk_http_reply_not_allowed(qk_http_reply *rep, const char *allow)
+{
+    qk_http_reply_message(rep, 405, "method not allowed");
+    qk_http_reply_allow(rep, allow);
 }
 
 void qk_http_reply_detail(qk_http_reply *rep, const char *fmt, ...)

@@ -78,6 +78,9 @@ int qk_http_reply_json(qk_http_reply *rep, unsigned status, const char *json);
 /* Takes ownership of a malloc'ed body (freed by the envelope). */
 void qk_http_reply_take(qk_http_reply *rep, unsigned status, const char *content_type,
                         char *body, size_t len);
+/* 200 with a malloc'ed JSON text it takes ownership of; NULL (the rendering ran out of memory)
+ * answers 500 {"message": "out of memory"}. */
+void qk_http_reply_json_take(qk_http_reply *rep, char *json);
 /* Takes ownership of a qk_secure_alloc'ed JSON body holding key material: sent from that
  * buffer, wiped and freed when libmicrohttpd is done with it, with Cache-Control: no-store. */
 void qk_http_reply_secret(qk_http_reply *rep, unsigned status, char *json, size_t len);
@@ -88,6 +91,9 @@ int qk_http_reply_error(qk_http_reply *rep, unsigned status, const char *reason,
                         const char *msg);
 /* The Allow header (405 and the like). */
 void qk_http_reply_allow(qk_http_reply *rep, const char *allow);
+/* 405 {"message": "method not allowed"} with the Allow header the answer must carry (RFC 9110
+ * section 15.5.6). */
+void qk_http_reply_not_allowed(qk_http_reply *rep, const char *allow);
 /* The log line's detail (printf-style, truncated to QK_HTTP_DETAIL_MAX). */
 void qk_http_reply_detail(qk_http_reply *rep, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -43,14 +43,6 @@ static bool serve_asset(const char *path, qk_http_reply *rep)
     return false;
 }
 
-static void reply_json(qk_http_reply *rep, char *json)
-{
-    if (json)
-        qk_http_reply_take(rep, 200, "application/json", json, strlen(json));
-    else
-        qk_http_reply_message(rep, 500, "out of memory");
-}
-
 static const char *header(const qk_http_request *req, const char *name)
 {
     return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
@@ -157,26 +149,24 @@ static void dash_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
         if (!l || strcmp(slash, "/fault") != 0) {
             qk_http_reply_message(rep, 404, l ? "unknown path" : "unknown link");
         } else if (strcmp(req->method, "POST") != 0) {
-            qk_http_reply_message(rep, 405, "method not allowed");
-            qk_http_reply_allow(rep, "POST");
+            qk_http_reply_not_allowed(rep, "POST");
         } else {
             do_fault(h, l, req, rep);
         }
         return;
     }
     if (!get) {
-        qk_http_reply_message(rep, 405, "method not allowed");
-        qk_http_reply_allow(rep, "GET, HEAD");
+        qk_http_reply_not_allowed(rep, "GET, HEAD");
         return;
     }
     if (strcmp(p, "/api/state") == 0) {
-        reply_json(rep, dash_state_json(h->st));
+        qk_http_reply_json_take(rep, dash_state_json(h->st));
     } else if (strcmp(p, "/api/history") == 0) {
         const char *since = qk_http_query(req, "since");
         double s = since ? strtod(since, NULL) : 0;
-        reply_json(rep, dash_history_json(h->st, s > 0 ? s : 0));
+        qk_http_reply_json_take(rep, dash_history_json(h->st, s > 0 ? s : 0));
     } else if (strcmp(p, "/api/model") == 0) {
-        reply_json(rep, dash_models_json(h->st));
+        qk_http_reply_json_take(rep, dash_models_json(h->st));
     } else if (strcmp(p, "/healthz") == 0) {
         qk_http_reply_set(rep, 200, "text/plain; charset=utf-8", "ok\n", 3);
     } else if (!serve_asset(p, rep)) {

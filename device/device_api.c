@@ -98,12 +98,6 @@ static void post_telemetry(qk_link *link, const qk_http_request *req, qk_http_re
     qk_http_reply_take(rep, 204, NULL, NULL, 0);
 }
 
-static void bad_method(qk_http_reply *rep, const char *allow)
-{
-    qk_http_reply_message(rep, 405, "method not allowed");
-    qk_http_reply_allow(rep, allow);
-}
-
 static void device_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
     qk_device_api_handler *h = (qk_device_api_handler *)self;
@@ -126,13 +120,13 @@ static void device_on_req(qk_http_handler *self, const qk_http_request *req, qk_
     switch (p.route) {
     case QK_DEVICE_ROUTE_BLOCK:
         if (strcmp(req->method, "PUT") != 0)
-            bad_method(rep, "PUT");
+            qk_http_reply_not_allowed(rep, "PUT");
         else
             put_block(h->kms, link, p.block_id, req, rep);
         return;
     case QK_DEVICE_ROUTE_TELEMETRY:
         if (strcmp(req->method, "POST") != 0)
-            bad_method(rep, "POST");
+            qk_http_reply_not_allowed(rep, "POST");
         else
             post_telemetry(link, req, rep);
         return;

@@ -268,21 +268,6 @@ static char *metrics_text(qk_sim_link *const *links, size_t nlinks, size_t *len)
     return buf;
 }
 
-/* Takes a malloc'ed LINK / status JSON; NULL (out of memory) answers 500. */
-static void reply_owned(qk_http_reply *rep, char *json)
-{
-    if (json)
-        qk_http_reply_take(rep, 200, "application/json", json, strlen(json));
-    else
-        qk_http_reply_message(rep, 500, "out of memory");
-}
-
-static void reply_not_allowed(qk_http_reply *rep, const char *allow)
-{
-    qk_http_reply_message(rep, 405, "method not allowed");
-    qk_http_reply_allow(rep, allow);
-}
-
 static qk_sim_link *find_link(const control_handler *h, const char *id, size_t len)
 {
     for (size_t i = 0; i < h->nlinks; i++) {
@@ -320,7 +305,7 @@ static void do_fault(qk_http_reply *rep, qk_sim_link *l, const qk_http_request *
     if (rc != 0)
         qk_http_reply_message(rep, 400, err.msg);
     else
-        reply_owned(rep, link_json(l));
+        qk_http_reply_json_take(rep, link_json(l));
 }
 
 static void control_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
@@ -332,7 +317,7 @@ static void control_on_req(qk_http_handler *self, const qk_http_request *req, qk
         size_t len = 0;
         char *text = get ? metrics_text(h->links, h->nlinks, &len) : NULL;
         if (!get)
-            reply_not_allowed(rep, "GET");
+            qk_http_reply_not_allowed(rep, "GET");
         else if (!text)
             qk_http_reply_message(rep, 500, "cannot render metrics");
         else
@@ -341,9 +326,9 @@ static void control_on_req(qk_http_handler *self, const qk_http_request *req, qk
     }
     if (strcmp(url, "/v1/status") == 0) {
         if (!get)
-            reply_not_allowed(rep, "GET");
+            qk_http_reply_not_allowed(rep, "GET");
         else
-            reply_owned(rep, qk_sim_status_json(h->links, h->nlinks));
+            qk_http_reply_json_take(rep, qk_sim_status_json(h->links, h->nlinks));
         return;
     }
     if (strncmp(url, LINKS_PREFIX, strlen(LINKS_PREFIX)) == 0) {
@@ -357,14 +342,14 @@ static void control_on_req(qk_http_handler *self, const qk_http_request *req, qk
         }
         if (!slash) {
             if (!get)
-                reply_not_allowed(rep, "GET");
+                qk_http_reply_not_allowed(rep, "GET");
             else
-                reply_owned(rep, link_json(l));
+                qk_http_reply_json_take(rep, link_json(l));
             return;
         }
         if (strcmp(slash, "/fault") == 0) {
             if (strcmp(req->method, "POST") != 0)
-                reply_not_allowed(rep, "POST");
+                qk_http_reply_not_allowed(rep, "POST");
             else
                 do_fault(rep, l, req);
             return;
