@@ -180,15 +180,22 @@ static void key_in_use(bridge *b)
     b->sa_known = false;
 }
 
+/* Index of the offered key key_id in b->pending, or -1. Under b->mu. */
+static int pending_find(const bridge *b, const char *key_id)
+{
+    int found = -1;
+    for (unsigned i = 0; i < b->n_pending; i++)
+        if (strcmp(b->pending[i].id, key_id) == 0)
+            found = (int)i;
+    return found;
+}
+
 /* Two-phase drivers: both sides installed key_id; put it in use here. */
 static int on_activate(void *ctx, const char *key_id, qk_err *err)
 {
     bridge *b = ctx;
     pthread_mutex_lock(&b->mu);
-    int found = -1;
-    for (unsigned i = 0; i < b->n_pending; i++)
-        if (strcmp(b->pending[i].id, key_id) == 0)
-            found = (int)i;
+    int found = pending_find(b, key_id);
     pthread_mutex_unlock(&b->mu);
     if (found < 0)
         return qk_err_set(err, QK_ENOTFOUND, "key %s was not offered here", key_id);
@@ -216,10 +223,7 @@ static int on_activated(void *ctx, const char *key_id, qk_err *err)
 {
     bridge *b = ctx;
     pthread_mutex_lock(&b->mu);
-    int found = -1;
-    for (unsigned i = 0; i < b->n_pending; i++)
-        if (strcmp(b->pending[i].id, key_id) == 0)
-            found = (int)i;
+    int found = pending_find(b, key_id);
     if (found < 0 && strcmp(b->cur.id, key_id) != 0) {
         pthread_mutex_unlock(&b->mu);
         return qk_err_set(err, QK_ENOTFOUND, "key %s was not offered here", key_id);
