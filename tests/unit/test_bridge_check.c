@@ -39,19 +39,11 @@ static void put(const char *name, const char *text, mode_t mode)
 
 #define HEX32 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
-/* Writes the configuration, loads it, checks it: the number of errors; report in out. */
-static int check(const char *secrets_dir, char *out, size_t cap, int *warnings)
+/* Writes conf as b.conf, loads it, checks it: the number of errors (-1: not loaded); report
+ * in out. */
+static int check_conf(const char *conf, char *out, size_t cap, int *warnings)
 {
-    char conf[2048], path[128];
-    snprintf(conf, sizeof conf,
-             "[bridge]\nrole = initiator\n"
-             "[kme]\nurl = https://127.0.0.1:1\nca = %s/ca.crt\ncert = %s/sae.crt\n"
-             "key = %s/sae.key\npeer_sae_id = SAE_B\n"
-             "[peer]\naddress = 127.0.0.1:9\npsk_identity = gw1\npsk_file = %s/bridge.psk\n"
-             "[gateway]\ndriver = libreswan\n"
-             "[libreswan]\nsecrets_file = %s/ppk.secrets\nwhack = %s/whack\n"
-             "ctlsocket = %s/pluto.ctl\nlocal_id = @a\nremote_id = @b\n",
-             dir, dir, dir, dir, secrets_dir, dir, dir);
+    char path[128];
     snprintf(path, sizeof path, "%s/b.conf", dir);
     put("b.conf", conf, 0600);
     qkb_config *c = malloc(sizeof *c);
@@ -65,6 +57,22 @@ static int check(const char *secrets_dir, char *out, size_t cap, int *warnings)
     int n = rc ? -1 : qkb_config_check_files(path, c, out, cap, warnings);
     free(c);
     return n;
+}
+
+/* The initiator's configuration (libreswan) with its PPK secrets in secrets_dir, checked. */
+static int check(const char *secrets_dir, char *out, size_t cap, int *warnings)
+{
+    char conf[2048];
+    snprintf(conf, sizeof conf,
+             "[bridge]\nrole = initiator\n"
+             "[kme]\nurl = https://127.0.0.1:1\nca = %s/ca.crt\ncert = %s/sae.crt\n"
+             "key = %s/sae.key\npeer_sae_id = SAE_B\n"
+             "[peer]\naddress = 127.0.0.1:9\npsk_identity = gw1\npsk_file = %s/bridge.psk\n"
+             "[gateway]\ndriver = libreswan\n"
+             "[libreswan]\nsecrets_file = %s/ppk.secrets\nwhack = %s/whack\n"
+             "ctlsocket = %s/pluto.ctl\nlocal_id = @a\nremote_id = @b\n",
+             dir, dir, dir, dir, secrets_dir, dir, dir);
+    return check_conf(conf, out, cap, warnings);
 }
 
 static bool has(const char *out, const char *line_and_text)
@@ -124,7 +132,7 @@ static void test_check_files(void)
 static void test_check_responder_peer(void)
 {
     /* a responder checks its PSK file for the initiator's identity (peer_name) */
-    char conf[1024], path[128], out[2048];
+    char conf[1024], out[2048];
     put("bridge.psk", "gw1:" HEX32 "\n", 0600);
     snprintf(conf, sizeof conf,
              "[bridge]\nrole = responder\n"
@@ -136,21 +144,13 @@ static void test_check_responder_peer(void)
              "[wireguard]\ninterface = wg0\n"
              "peer_public_key = FPDDYk3Q/tPpNCBRZMa8IhnRYyS7ldhPYI6dNWz/Gzg=\n",
              dir, dir, dir);
-    snprintf(path, sizeof path, "%s/b.conf", dir);
-    put("b.conf", conf, 0600);
-    qkb_config *c = malloc(sizeof *c);
-    qk_err e;
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    qkb_config_defaults(c);
-    CU_ASSERT_EQUAL_FATAL(qkb_config_load(path, c, &e), 0);
     int w = 0;
-    CU_ASSERT_EQUAL(qkb_config_check_files(path, c, out, sizeof out, &w), 1);
+    CU_ASSERT_EQUAL_FATAL(check_conf(conf, out, sizeof out, &w), 1);
     CU_ASSERT_TRUE(has(out, "11: [peer] psk_file: "));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "no line for identity 'gw9'"));
     /* the default UAPI socket: the [wireguard] header line, a warning */
     CU_ASSERT_EQUAL(w, 1);
     CU_ASSERT_TRUE(has(out, "15: [wireguard] socket: warning: /var/run/wireguard/wg0.sock"));
-    free(c);
 }
 
 /* dist/examples: the responder example pairs with the initiator one (unit tests run from the
