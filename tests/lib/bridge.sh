@@ -104,6 +104,17 @@ bridge_wait_ok() { # R N [SECONDS]
   return 1
 }
 
+# The shell command CMD in namespace NS with $T/G/run bound on /run, output in OUT; CPID[G].
+# Waits up to 10 s for the UNIX socket SOCK; else prints OUT and fails with MESSAGE.
+_ns_daemon() { # G NS OUT SOCK MESSAGE CMD
+  local g=$1 ns=$2 out=$3 sock=$4
+  ip netns exec "$ns" sh -c "mount --bind '$T/$g/run' /run && $6" >"$out" 2>&1 &
+  CPID[$g]=$!
+  for _ in $(seq 1 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
+  cat "$out"
+  fail "$5"
+}
+
 start_charon() { # G NS
   local g=$1 ns=$2
   mkdir -p "$T/$g/run"
@@ -127,12 +138,8 @@ charon {
   syslog { daemon { default = -1 } }
 }
 EOF
-  ip netns exec "$ns" sh -c "mount --bind '$T/$g/run' /run && STRONGSWAN_CONF='$T/$g/strongswan.conf' exec $CHARON" \
-    >"$T/$g/charon.out" 2>&1 &
-  CPID[$g]=$!
-  for _ in $(seq 1 100); do [ -S "$T/$g/charon.vici" ] && return 0; sleep 0.1; done
-  cat "$T/$g/charon.out"
-  fail "charon $g did not open its VICI socket"
+  _ns_daemon "$g" "$ns" "$T/$g/charon.out" "$T/$g/charon.vici" "charon $g did not open its VICI socket" \
+    "STRONGSWAN_CONF='$T/$g/strongswan.conf' exec $CHARON"
 }
 
 bridge_conf_etsi() { # R RETRIES INTERVAL RETRY_MAX SUPERVISE
@@ -172,12 +179,8 @@ start_wg() { # G NS
   local g=$1 ns=$2
   mkdir -p "$T/$g/run"
   WGNS[$g]=$ns
-  ip netns exec "$ns" sh -c "mount --bind '$T/$g/run' /run && LOG_LEVEL=verbose exec wireguard-go -f wg0" \
-    >"$T/$g/wg.log" 2>&1 &
-  CPID[$g]=$!
-  for _ in $(seq 1 100); do [ -S "$T/$g/run/wireguard/wg0.sock" ] && return 0; sleep 0.1; done
-  cat "$T/$g/wg.log"
-  fail "wireguard-go $g did not open its UAPI socket"
+  _ns_daemon "$g" "$ns" "$T/$g/wg.log" "$T/$g/run/wireguard/wg0.sock" \
+    "wireguard-go $g did not open its UAPI socket" "LOG_LEVEL=verbose exec wireguard-go -f wg0"
 }
 
 wgx() { # G ARGS...
