@@ -242,10 +242,14 @@ check-san:
 
 # Normal build: every suite, slow ones included. Sanitizer build: the default (quick) suites.
 # Both strict: a skip for a missing binary, tool or listener is a failure.
+# The builds use every core (the tests themselves run one suite at a time).
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 check:
+	$(MAKE) -j$(NPROC) tests-build
 	$(MAKE) check-fast QK_SLOW=1 QK_STRICT_SKIPS=1
+	$(MAKE) -j$(NPROC) SAN=1 tests-build
 	$(MAKE) SAN=1 check-fast QK_STRICT_SKIPS=1
-	$(if $(FUZZ_SRC),$(MAKE) fuzz-run)
+	$(if $(FUZZ_SRC),$(MAKE) -j$(NPROC) fuzz && $(MAKE) fuzz-run)
 
 # The lab (docs/lab.md): qkd-lab up in ./lab, then a key through ETSI 014 and SKIP.
 run: $(BINS)

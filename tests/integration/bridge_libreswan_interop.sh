@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers.
 # bridge_libreswan_interop.sh - about 25 s. Needs root: network namespaces, bind mounts, and
 # scripts/fetch-libreswan (apt-get download libreswan + its library dependencies, once; the
 # test skips with 77 when not root, and when the package cannot be fetched at all - the latter
@@ -38,20 +39,11 @@ QKB_NETNS="$NS1 $NS2"
 L=$T/lsw
 trap 'bridge_cleanup; _pair_cleanup' EXIT
 
-dump() {
-  local f
-  for f in "$T"/gw1/charon.log "$L"/pluto.log "$T"/bridge_i.log "$T"/bridge_r.log; do
-    [ -f "$f" ] && { echo "--- tail of $f"; tail -n 25 "$f"; }
-  done
-}
+dump() { bridge_tails 25 "$T"/gw1/charon.log "$L"/pluto.log "$T"/bridge_i.log "$T"/bridge_r.log; }
 die() { dump; fail "$*"; }
 
 # ---- KMEs ----------------------------------------------------------------------------------
-pair_init
-pair_start A
-pair_start B
-pair_feed --blocks 8 --block-bytes 65536 --quiet >"$T/feed.out" 2>&1 || { cat "$T/feed.out"; fail "feeder"; }
-ok "KMEs fed"
+bridge_kmes_fed
 
 # ---- namespaces ----------------------------------------------------------------------------
 netns_pair $NS1 $NS2 qkl$$v

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers.
 # bridge_strongswan_e2e.sh - about 30 s. Needs root: it creates two network namespaces and
 # bind mounts inside them; skips (77) only when not root.
 # Two namespaces joined by veth, a strongSwan charon in each (userspace ESP through
@@ -46,20 +47,11 @@ e2e_cleanup() {
 }
 trap e2e_cleanup EXIT
 
-dump() {
-  local f
-  for f in "$T"/gw1/charon.log "$T"/gw2/charon.log "$T"/bridge_i.log "$T"/bridge_r.log; do
-    [ -f "$f" ] && { echo "--- tail of $f"; tail -n 25 "$f"; }
-  done
-}
+dump() { bridge_tails 25 "$T"/gw1/charon.log "$T"/gw2/charon.log "$T"/bridge_i.log "$T"/bridge_r.log; }
 die() { dump; fail "$*"; }
 
 # ---- KMEs ----------------------------------------------------------------------------------
-pair_init
-pair_start A
-pair_start B
-pair_feed --blocks 8 --block-bytes 65536 --quiet >"$T/feed.out" 2>&1 || { cat "$T/feed.out"; fail "feeder"; }
-ok "KMEs fed"
+bridge_kmes_fed
 
 # ---- namespaces and charons ----------------------------------------------------------------
 netns_pair $NS1 $NS2 qkb$$v

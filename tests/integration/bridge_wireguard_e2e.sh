@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers.
 # bridge_wireguard_e2e.sh - about 45 s. Needs root: network namespaces, TUN devices and bind
 # mounts; skips (77) only when not root. wireguard-go and wg are required (scripts/install-deps).
 # Two namespaces joined by veth, wireguard-go (userspace WireGuard over TUN: the test kernels
@@ -37,20 +38,11 @@ QKB_NETNS="$NS1 $NS2"
 trap 'bridge_cleanup; _pair_cleanup' EXIT
 LIFETIME=10
 
-dump() {
-  local f
-  for f in "$T"/wg1/wg.log "$T"/wg2/wg.log "$T"/bridge_i.log "$T"/bridge_r.log; do
-    [ -f "$f" ] && { echo "--- tail of $f"; tail -n 20 "$f"; }
-  done
-}
+dump() { bridge_tails 20 "$T"/wg1/wg.log "$T"/wg2/wg.log "$T"/bridge_i.log "$T"/bridge_r.log; }
 die() { dump; fail "$*"; }
 
 # ---- KMEs, namespaces, WireGuard -----------------------------------------------------------
-pair_init
-pair_start A
-pair_start B
-pair_feed --blocks 8 --block-bytes 65536 --quiet >"$T/feed.out" 2>&1 || { cat "$T/feed.out"; fail "feeder"; }
-ok "KMEs fed"
+bridge_kmes_fed
 
 netns_pair "$NS1" "$NS2" "qkw$$v"
 start_wg wg1 "$NS1"
