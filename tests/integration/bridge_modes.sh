@@ -17,10 +17,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 trap 'bridge_cleanup; _pair_cleanup' EXIT
 command -v jq >/dev/null || fail "jq missing"
 
-dump() {
-  local f
-  for f in "$T"/bridge_*.log; do [ -f "$f" ] && { echo "--- tail of $f"; tail -n 15 "$f"; }; done
-}
+dump() { bridge_tails 15 "$T"/bridge_*.log; }
 die() { dump; fail "$*"; }
 
 # ---- KMEs with SKIP listeners --------------------------------------------------------------
@@ -30,7 +27,7 @@ pair_skip_conf B psk
 pair_start A
 pair_start B
 [ -n "${PORT[A.skip]:-}" ] && [ -n "${PORT[B.skip]:-}" ] || fail "no SKIP listener port"
-pair_feed --blocks 8 --block-bytes 65536 --quiet >"$T/feed.out" 2>&1 || { cat "$T/feed.out"; fail "feeder"; }
+bridge_feed
 ok "KMEs fed; SKIP listeners on ${PORT[A.skip]} and ${PORT[B.skip]}"
 
 # ---- credentials ---------------------------------------------------------------------------

@@ -18,6 +18,9 @@
 #                             to $T/G/run: UAPI socket $T/G/run/wireguard/wg0.sock, verbose log
 #                             $T/G/wg.log; CPID[G]
 #   wgx G ARGS...             `wg ARGS` in G's namespace (it finds the socket under /run)
+#   bridge_tails N FILE...    the last N lines of each FILE that exists, under "--- tail of FILE"
+#   bridge_feed               pair_feed: 8 blocks of 64 KiB into both KMEs (fails with its output)
+#   bridge_kmes_fed           pair_init, pair_start A and B, bridge_feed, "ok: KMEs fed"
 #   bridge_conf_etsi R RETRIES INTERVAL RETRY_MAX SUPERVISE
 #                             print the [bridge], [kme], [peer] and [rotation] sections of bridge
 #                             R (i|r) over the ETSI pair: SAE_A1 (i) <-> SAE_B1 (r), PSK peer
@@ -38,6 +41,24 @@ netns_pair() { # NS1 NS2 IF
     fail "addr"
   for n in "$a" "$b"; do ip -n "$n" link set lo up || fail "lo up"; done
   ip -n "$a" link set "${v}1" up && ip -n "$b" link set "${v}2" up || fail "link up"
+}
+
+bridge_tails() { # N FILE...
+  local n=$1 f
+  shift
+  for f in "$@"; do [ -f "$f" ] && { echo "--- tail of $f"; tail -n "$n" "$f"; }; done
+}
+
+bridge_feed() {
+  pair_feed --blocks 8 --block-bytes 65536 --quiet >"$T/feed.out" 2>&1 || { cat "$T/feed.out"; fail "feeder"; }
+}
+
+bridge_kmes_fed() {
+  pair_init
+  pair_start A
+  pair_start B
+  bridge_feed
+  ok "KMEs fed"
 }
 
 hexrand() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
