@@ -91,6 +91,16 @@ read_ports() { # A|B: the ports of a KME, from its port file
 start_kme A WATCHDOG_USEC=300000
 a=${PID[A]}
 ready() { msgs "$1" | grep '^READY=1'; } # PID
+# SIGTERM to PID (our child, PID[KEY]): it must exit 0 after exactly one STOPPING=1.
+term_stopping() { # PID KEY NAME
+  local rc
+  kill -TERM "$1"
+  wait "$1"
+  rc=$?
+  PID[$2]=
+  [ "$rc" = 0 ] || fail "$3 exit $rc after SIGTERM"
+  [ "$(count "$1" STOPPING=1)" = 1 ] || fail "$3: $(count "$1" STOPPING=1) STOPPING=1"
+}
 wait_for '[ -n "$(ready "$a")" ]' 20 "READY=1 from KME_A" || { cat "$LOG"; fail "KME_A sent no READY=1"; }
 wait_for 'msgs "$a" | grep -q "^probe="' 10 "the probe" || fail "no probe"
 want="READY=1|STATUS=serving $(tr '\n' ' ' <"$T/ports_A")"
@@ -140,21 +150,11 @@ want="READY=1|STATUS=running $(cat "$T/sim.ports")"
 [ "$(ready "$sp")" = "$want" ] || fail "qkd-sim: '$(ready "$sp")', not '$want'"
 [ "$(msgs "$sp" | grep '^probe=')" = probe=ok ] || fail "at READY=1 the control API: $(msgs "$sp" | grep '^probe=')"
 [ "$(count "$sp" WATCHDOG=1)" = 0 ] || fail "qkd-sim pinged without WATCHDOG_USEC"
-kill -TERM "$sp"
-wait "$sp"
-rc=$?
-PID[sim]=
-[ "$rc" = 0 ] || fail "qkd-sim exit $rc after SIGTERM"
-[ "$(count "$sp" STOPPING=1)" = 1 ] || fail "qkd-sim: $(count "$sp" STOPPING=1) STOPPING=1"
+term_stopping "$sp" sim qkd-sim
 ok "qkd-sim: $(ready "$sp") (accepting); STOPPING=1 on SIGTERM, exit 0"
 
 # ---- 1 (end). KME_A stops ---------------------------------------------------------------------
-kill -TERM "$a"
-wait "$a"
-rc=$?
-PID[A]=
-[ "$rc" = 0 ] || fail "KME_A exit $rc after SIGTERM"
-[ "$(count "$a" STOPPING=1)" = 1 ] || fail "KME_A: $(count "$a" STOPPING=1) STOPPING=1"
+term_stopping "$a" A KME_A
 # STOPPING=1 comes after READY=1, and no ping follows it.
 last=$(msgs "$a" | grep -v '^probe=' | tail -n 1)
 [ "$last" = STOPPING=1 ] || fail "KME_A: last message '$last', not STOPPING=1"
