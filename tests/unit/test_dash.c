@@ -97,22 +97,22 @@ static void test_routes(void)
     CU_ASSERT_EQUAL(rep.status, 200);
     CU_ASSERT(rep.body && strstr(rep.body, "\"links\":[{\"id\":\"AB\"") != NULL);
     qk_http_reply_clear(&rep);
-    call(&h, "GET", "/nothing", "", &rep);
-    CU_ASSERT_EQUAL(rep.status, 404);
-    qk_http_reply_clear(&rep);
-    call(&h, "POST", "/api/state", "", &rep);
-    CU_ASSERT_EQUAL(rep.status, 405);
-    qk_http_reply_clear(&rep);
-    call(&h, "POST", "/api/links/XY/fault", "{\"fault\":\"down\"}", &rep);
-    CU_ASSERT_EQUAL(rep.status, 404);
-    qk_http_reply_clear(&rep);
-    call(&h, "GET", "/api/links/AB/fault", "", &rep);
-    CU_ASSERT_EQUAL(rep.status, 405);
-    qk_http_reply_clear(&rep);
-    /* Without Content-Type: application/json (no connection, so no header): refused. */
-    call(&h, "POST", "/api/links/AB/fault", "{\"fault\":\"down\"}", &rep);
-    CU_ASSERT_EQUAL(rep.status, 403);
-    qk_http_reply_clear(&rep);
+    static const struct {
+        const char *method, *path, *body;
+        unsigned status;
+    } refused[] = {
+        {"GET", "/nothing", "", 404},
+        {"POST", "/api/state", "", 405},
+        {"POST", "/api/links/XY/fault", "{\"fault\":\"down\"}", 404},
+        {"GET", "/api/links/AB/fault", "", 405},
+        /* Without Content-Type: application/json (no connection, so no header): refused. */
+        {"POST", "/api/links/AB/fault", "{\"fault\":\"down\"}", 403},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        call(&h, refused[i].method, refused[i].path, refused[i].body, &rep);
+        CU_ASSERT_EQUAL(rep.status, refused[i].status);
+        qk_http_reply_clear(&rep);
+    }
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
