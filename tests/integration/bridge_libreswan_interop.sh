@@ -147,12 +147,7 @@ bridge_conf() { # i|r
     fi
   } >"$T/bridge_$r.conf"
 }
-bridge_conf i
-bridge_conf r
-"$BRIDGE" check-config -c "$T/bridge_i.conf" >/dev/null || fail "initiator config"
-"$BRIDGE" check-config -c "$T/bridge_r.conf" >/dev/null || fail "responder config"
-bridge_start r
-bridge_start i
+bridge_pair_up
 
 sas() { "$BRIDGE" vici --stream list-sa "unix://$T/gw1/charon.vici" list-sas; }
 lsw_ike_up() { whack --showstates | grep -q "ESTABLISHED_IKE_SA"; }

@@ -94,10 +94,7 @@ bridge_conf() { # i|r
     echo "initiate_timeout = 8s"
   } >"$T/bridge_$r.conf"
 }
-bridge_conf i
-bridge_conf r
-"$BRIDGE" check-config -c "$T/bridge_i.conf" >/dev/null || fail "initiator config"
-"$BRIDGE" check-config -c "$T/bridge_r.conf" >/dev/null || fail "responder config"
+bridge_confs_checked
 
 declare -A ADMIN=()
 start_bridge() { # i|r

@@ -79,12 +79,7 @@ bridge_conf() { # i|r
     echo "key_lifetime = ${LIFETIME}s"
   } >"$T/bridge_$r.conf"
 }
-bridge_conf i
-bridge_conf r
-"$BRIDGE" check-config -c "$T/bridge_i.conf" >/dev/null || fail "initiator config"
-"$BRIDGE" check-config -c "$T/bridge_r.conf" >/dev/null || fail "responder config"
-bridge_start r
-bridge_start i
+bridge_pair_up
 
 psk() { wgx "$1" show wg0 preshared-keys | awk '{print $2}'; }
 hs() { wgx "$1" show wg0 latest-handshakes | awk '{print $2}'; }

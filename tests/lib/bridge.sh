@@ -21,6 +21,8 @@
 #   bridge_tails N FILE...    the last N lines of each FILE that exists, under "--- tail of FILE"
 #   bridge_feed               pair_feed: 8 blocks of 64 KiB into both KMEs (fails with its output)
 #   bridge_kmes_fed           pair_init, pair_start A and B, bridge_feed, "ok: KMEs fed"
+#   bridge_confs_checked      the test's bridge_conf i and r, each checked by check-config
+#   bridge_pair_up            bridge_confs_checked, then bridge_start r and i
 #   bridge_conf_etsi R RETRIES INTERVAL RETRY_MAX SUPERVISE
 #                             print the [bridge], [kme], [peer] and [rotation] sections of bridge
 #                             R (i|r) over the ETSI pair: SAE_A1 (i) <-> SAE_B1 (r), PSK peer
@@ -99,6 +101,19 @@ bridge_start() {
   done
   grep -q '^admin=' "$T/bports_$r" 2>/dev/null || { cat "$T/bridge_$r.out"; fail "bridge $r did not start"; }
   ADMIN[$r]=http://127.0.0.1:$(sed -n 's/^admin=//p' "$T/bports_$r")
+}
+
+bridge_confs_checked() {
+  bridge_conf i
+  bridge_conf r
+  "$BRIDGE" check-config -c "$T/bridge_i.conf" >/dev/null || fail "initiator config"
+  "$BRIDGE" check-config -c "$T/bridge_r.conf" >/dev/null || fail "responder config"
+}
+
+bridge_pair_up() {
+  bridge_confs_checked
+  bridge_start r
+  bridge_start i
 }
 
 bridge_stop() {
