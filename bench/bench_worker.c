@@ -137,7 +137,7 @@ static int request(qk_http_client *c, const char *method, const char *url, const
     qk_err_clear(&err);
     uint64_t t0 = now_us();
     int rc = qk_http_call(c, method, url, body, body ? strlen(body) : 0, body ? json_hdr : NULL,
-                             resp, &err);
+                          resp, &err);
     uint64_t dt = now_us() - t0;
     st->requests++;
     if (rc != 0) {

@@ -343,8 +343,7 @@ static int classify(CURLcode rc)
 }
 
 int qk_http_call(qk_http_client *c, const char *method, const char *url, const char *body,
-                    size_t body_len, const char *const *headers, qk_http_response *resp,
-                    qk_err *err)
+                 size_t body_len, const char *const *headers, qk_http_response *resp, qk_err *err)
 {
     if (resp)
         memset(resp, 0, sizeof *resp);

@@ -39,8 +39,8 @@ void qk_http_reply_clear(qk_http_reply *rep)
     memset(rep, 0, sizeof *rep);
 }
 
-void qk_http_reply_take(qk_http_reply *rep, unsigned status, const char *content_type,
-                        char *body, size_t len)
+void qk_http_reply_take(qk_http_reply *rep, unsigned status, const char *content_type, char *body,
+                        size_t len)
 {
     body_drop(rep);
     rep->status = status;
@@ -179,8 +179,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qk_http_reply *rep)
     struct MHD_Response *resp;
     bool secret = rep->secret;
     if (secret) {
-        resp = MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body,
-                                                                  secret_free_cb);
+        resp =
+            MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body, secret_free_cb);
         if (resp) {
             rep->body = NULL; /* owned by the response now */
             rep->len = 0;

@@ -29,10 +29,10 @@ typedef enum { QK_ID_NONE = 0, QK_ID_PSK, QK_ID_CERT } qk_id_kind;
 /* The authenticated peer of a connection, set by the TLS front end. */
 typedef struct {
     qk_id_kind kind;
-    char id[QK_IDENTITY_MAX];   /* PSK identity, or certificate subject CN (or mapped id) */
-    char fp_hex[65];            /* certificate SHA-256 fingerprint (lower-case hex) or "" */
-    char tls_version[16];       /* "TLSv1.3" ... */
-    char cipher[64];            /* negotiated suite name */
+    char id[QK_IDENTITY_MAX]; /* PSK identity, or certificate subject CN (or mapped id) */
+    char fp_hex[65];          /* certificate SHA-256 fingerprint (lower-case hex) or "" */
+    char tls_version[16];     /* "TLSv1.3" ... */
+    char cipher[64];          /* negotiated suite name */
 } qk_peer_identity;
 
 /* A complete request, valid during on_req only. */
@@ -43,8 +43,8 @@ typedef struct {
     const qk_peer_identity *caller; /* never NULL: kind QK_ID_NONE when not authenticated */
     const char *body;               /* NUL-terminated, within max_body; "" when none */
     size_t body_len;
-    double t_start_ms;              /* monotonic ms when the request arrived */
-    struct MHD_Connection *conn;    /* for the query helpers below; nothing else */
+    double t_start_ms;           /* monotonic ms when the request arrived */
+    struct MHD_Connection *conn; /* for the query helpers below; nothing else */
 } qk_http_request;
 
 /* Number of occurrences of query parameter `name` (a repeated parameter is an error in both
@@ -58,12 +58,12 @@ const char *qk_http_query(const qk_http_request *req, const char *name);
 /* The reply a handler fills in. Start state: status 0 (the envelope then answers 500). */
 typedef struct {
     unsigned status;
-    const char *content_type;       /* static string, or NULL for an empty body */
-    char *body;                     /* owned by the reply: malloc'ed, or secure when secret */
+    const char *content_type; /* static string, or NULL for an empty body */
+    char *body;               /* owned by the reply: malloc'ed, or secure when secret */
     size_t len;
-    bool secret;                    /* body is qk_secure_alloc'ed: wiped when sent */
-    char allow[QK_HTTP_ALLOW_MAX];  /* Allow header, "" for none */
-    char *key_ids;                  /* malloc'ed "id1,id2" for the log line, or NULL */
+    bool secret;                     /* body is qk_secure_alloc'ed: wiped when sent */
+    char allow[QK_HTTP_ALLOW_MAX];   /* Allow header, "" for none */
+    char *key_ids;                   /* malloc'ed "id1,id2" for the log line, or NULL */
     char detail[QK_HTTP_DETAIL_MAX]; /* short reason for the log line, "" for none */
 } qk_http_reply;
 
@@ -76,8 +76,8 @@ int qk_http_reply_set(qk_http_reply *rep, unsigned status, const char *content_t
 /* An application/json body copied from the NUL-terminated json. */
 int qk_http_reply_json(qk_http_reply *rep, unsigned status, const char *json);
 /* Takes ownership of a malloc'ed body (freed by the envelope). */
-void qk_http_reply_take(qk_http_reply *rep, unsigned status, const char *content_type,
-                        char *body, size_t len);
+void qk_http_reply_take(qk_http_reply *rep, unsigned status, const char *content_type, char *body,
+                        size_t len);
 /* 200 with a malloc'ed JSON text it takes ownership of; NULL (the rendering ran out of memory)
  * answers 500 {"message": "out of memory"}. */
 void qk_http_reply_json_take(qk_http_reply *rep, char *json);
@@ -87,8 +87,7 @@ void qk_http_reply_secret(qk_http_reply *rep, unsigned status, char *json, size_
 /* {"message": msg} as application/json; the detail becomes msg. */
 int qk_http_reply_message(qk_http_reply *rep, unsigned status, const char *msg);
 /* {"message": msg, "reason": reason} (reason NULL: message only); the detail becomes msg. */
-int qk_http_reply_error(qk_http_reply *rep, unsigned status, const char *reason,
-                        const char *msg);
+int qk_http_reply_error(qk_http_reply *rep, unsigned status, const char *reason, const char *msg);
 /* The Allow header (405 and the like). */
 void qk_http_reply_allow(qk_http_reply *rep, const char *allow);
 /* 405 {"message": "method not allowed"} with the Allow header the answer must carry (RFC 9110
@@ -112,8 +111,8 @@ typedef void (*qk_http_observe)(void *cls, const char *listener, int status, dou
 
 struct qk_http_handler {
     qk_http_on_req on_req;
-    unsigned too_large_status;  /* the answer past max_body; 0 = 413 */
-    qk_http_observe observe;    /* may be NULL */
+    unsigned too_large_status; /* the answer past max_body; 0 = 413 */
+    qk_http_observe observe;   /* may be NULL */
     void *observe_cls;
 };
 
@@ -124,7 +123,7 @@ struct qk_http_handler {
 typedef struct {
     qk_http_handler *handler;
     const char *listener;
-    size_t max_body;            /* 0 = QK_HTTP_DEFAULT_MAX_BODY */
+    size_t max_body; /* 0 = QK_HTTP_DEFAULT_MAX_BODY */
 } qk_http_front;
 
 #define QK_HTTP_DEFAULT_MAX_BODY (64u * 1024u)

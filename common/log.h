@@ -29,14 +29,14 @@ void qk_log(qk_log_level lvl, const char *fmt, ...) __attribute__((format(printf
 /* The one structured line per request. Values are quoted when they hold spaces, quotes or
  * control characters (logfmt). key_ids: comma-separated key IDs or NULL - never key bytes. */
 typedef struct {
-    const char *listener;  /* "etsi014", "skip", "peer", "device", "admin" */
+    const char *listener; /* "etsi014", "skip", "peer", "device", "admin" */
     const char *method;
-    const char *path;      /* without query string secrets; the caller passes what to log */
-    const char *identity;  /* authenticated peer identity or NULL */
-    int status;            /* HTTP status sent */
+    const char *path;     /* without query string secrets; the caller passes what to log */
+    const char *identity; /* authenticated peer identity or NULL */
+    int status;           /* HTTP status sent */
     double latency_ms;
-    const char *key_ids;   /* may be NULL */
-    const char *detail;    /* short error message or NULL */
+    const char *key_ids; /* may be NULL */
+    const char *detail;  /* short error message or NULL */
 } qk_request_log;
 
 void qk_log_request(const qk_request_log *r);

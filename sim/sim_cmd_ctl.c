@@ -62,8 +62,8 @@ static int call(const char *method, const char *url, const char *body, char **ou
     static const char *const hdrs[] = {"Content-Type: application/json", NULL};
     qk_http_response r;
     memset(&r, 0, sizeof r);
-    if (qk_http_call(c, method, url, body, body ? strlen(body) : 0, body ? hdrs : NULL, &r,
-                        &err) != 0) {
+    if (qk_http_call(c, method, url, body, body ? strlen(body) : 0, body ? hdrs : NULL, &r, &err) !=
+        0) {
         fprintf(stderr, "qkd-sim: %s: %s\n", url, err.msg);
     } else if (r.status != 200) {
         fprintf(stderr, "qkd-sim: %s: HTTP %ld %s\n", url, r.status, r.body ? r.body : "");

@@ -12,10 +12,11 @@
 #include "core.h"
 #include "qk_err.h"
 
-#define QK_SKIP_SYSTEM_ID_MAX  64  /* localSystemID / remoteSystemID: [A-Za-z0-9_.-], 1..64 */
-#define QK_SKIP_KEY_ID_HEX_MAX 128 /* longest keyId accepted as well-formed (decision S1, docs/conformance.md) */
-#define QK_SKIP_GLOB_MAX       64  /* one glob of a list */
-#define QK_SKIP_GLOBS_MAX      64  /* globs in one list */
+#define QK_SKIP_SYSTEM_ID_MAX 64 /* localSystemID / remoteSystemID: [A-Za-z0-9_.-], 1..64 */
+#define QK_SKIP_KEY_ID_HEX_MAX                                                                     \
+    128 /* longest keyId accepted as well-formed (decision S1, docs/conformance.md) */
+#define QK_SKIP_GLOB_MAX  64 /* one glob of a list */
+#define QK_SKIP_GLOBS_MAX 64 /* globs in one list */
 /* The store identity of a KME's SKIP side: "skip:" + KME ID. ETSI SAE IDs are
  * [A-Za-z0-9_.-] only, so an identity with ':' can never be an SAE's. */
 #define QK_SKIP_ID_PREFIX    "skip:"

@@ -203,8 +203,8 @@ static long do_req(qk_http_client *c, const char *method, const char *url, const
     static const char *const hdrs[] = {"Content-Type: application/json", NULL};
     memset(resp, 0, sizeof *resp);
     qk_err err = {0};
-    int rc = qk_http_call(c, method, url, body, body ? strlen(body) : 0, body ? hdrs : NULL,
-                             resp, &err);
+    int rc =
+        qk_http_call(c, method, url, body, body ? strlen(body) : 0, body ? hdrs : NULL, resp, &err);
     if (rc != 0) {
         if (!O.quiet)
             fprintf(stderr, "etsi-load: %s %s: %s (%s)\n", method, url, qk_status_name(rc),
