@@ -29,6 +29,17 @@ typedef struct {
     char psk_hex[65];
 } qk_lab_kme_rt;
 
+/* A link fed by an ETSI GS QKD 014 device pair instead of the simulator (qkd-lab up
+ * --device-lab DIR: the KMEs of the lab in DIR with the same IDs as the link's ends). End e of
+ * the link is a master/slave SAE sae[e] at the device url[e]; the end with the lower KME ID
+ * pulls (kmed.conf device_pull, docs/qkd-kmed.md). */
+typedef struct {
+    bool on;
+    char url[2][128];
+    char sae[2][QK_LAB_ID_MAX];
+    char cert[2][QK_LAB_PATH_MAX], key[2][QK_LAB_PATH_MAX];
+} qk_lab_dev_link;
+
 typedef struct {
     char dir[QK_LAB_PATH_MAX]; /* absolute */
     qk_lab_topology topo;
@@ -42,7 +53,19 @@ typedef struct {
     pid_t sim_pid;
     uint16_t dash_port; /* qkd-dash, started once lab.json exists */
     pid_t dash_pid;
+    char device_lab[QK_LAB_PATH_MAX]; /* "" or the absolute folder of the device lab */
+    char device_ca[QK_LAB_PATH_MAX];  /* its CA (lab.json ca_cert) */
+    qk_lab_dev_link dev[QK_LAB_MAX_LINKS];
 } qk_lab;
+
+/* Links the simulator feeds (not device-fed). */
+size_t qk_lab_sim_links(const qk_lab *lab);
+/* --device-lab DIR: read DIR/lab.json and make every link of lab->topo device-fed by the KMEs of
+ * that lab with the same IDs (each end's ETSI 014 URL and first SAE; the lab's CA). QK_EINVAL
+ * naming what is missing. */
+int qk_lab_device_lab_load(qk_lab *lab, const char *dir, qk_err *err);
+/* The end (0 or 1) of device-fed link i that pulls: the lower KME ID (strcmp). */
+int qk_lab_dev_puller(const qk_lab *lab, size_t i);
 
 /* DIR/<printf fmt> into out (QK_LAB_PATH_MAX); returns 0 or -1 when too long. */
 int qk_lab_path(const qk_lab *lab, char *out, const char *fmt, ...)

@@ -31,6 +31,20 @@ static void neighbours(const qk_lab *lab, size_t k, char *out, size_t cap)
         }
 }
 
+size_t qk_lab_sim_links(const qk_lab *lab)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < lab->topo.nlinks; i++)
+        n += !lab->dev[i].on;
+    return n;
+}
+
+int qk_lab_dev_puller(const qk_lab *lab, size_t i)
+{
+    const qk_lab_link *l = &lab->topo.links[i];
+    return strcmp(lab->topo.kmes[l->kme[0]].id, lab->topo.kmes[l->kme[1]].id) < 0 ? 0 : 1;
+}
+
 static const qk_lab_link *link_between(const qk_lab *lab, size_t a, size_t b)
 {
     for (size_t i = 0; i < lab->topo.nlinks; i++) {
@@ -83,9 +97,21 @@ int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f)
             continue;
         bad |= fprintf(f,
                        "[link %s]\npeer_url = https://127.0.0.1:%u\nlink_id = %s\n"
-                       "device_identity = %s\n\n",
+                       "device_identity = %s\n",
                        lab->topo.kmes[j].id, (unsigned)lab->kme[j].peer_port, l->id,
                        QK_LAB_DEVICE_CN) < 0;
+        size_t i = (size_t)(l - lab->topo.links);
+        const qk_lab_dev_link *d = &lab->dev[i];
+        if (d->on) {
+            int e = l->kme[0] == k ? 0 : 1;
+            bad |= fprintf(f,
+                           "source = etsi014\ndevice_url = %s\ndevice_ca = %s\n"
+                           "device_cert = %s\ndevice_key = %s\ndevice_sae = %s\n"
+                           "device_peer_sae = %s\ndevice_pull = %s\n",
+                           d->url[e], lab->device_ca, d->cert[e], d->key[e], d->sae[e],
+                           d->sae[1 - e], qk_lab_dev_puller(lab, i) == e ? "yes" : "no") < 0;
+        }
+        bad |= fputc('\n', f) == EOF;
     }
     /* SAEs of this KME and of its neighbours. */
     for (size_t j = 0; j < lab->topo.nkmes; j++) {
@@ -114,6 +140,8 @@ int qk_lab_write_sim_conf(const qk_lab *lab, FILE *f)
                       base, base, pki, pki, pki) < 0;
     for (size_t i = 0; i < lab->topo.nlinks; i++) {
         const qk_lab_link *l = &lab->topo.links[i];
+        if (lab->dev[i].on)
+            continue; /* fed by its ETSI 014 devices */
         const char *preset = l->preset[0] ? l->preset : lab->preset;
         double d = l->distance_km >= 0 ? l->distance_km : lab->distance_km;
         double ts = l->time_scale > 0 ? l->time_scale : lab->time_scale;

@@ -69,6 +69,32 @@ static bool add_kme(const qk_lab *lab, size_t k, cJSON *arr)
     return ok;
 }
 
+/* "source": "sim", or "etsi014" with "device": {"lab", "ca", "pull": KME ID,
+ * "ends": [{"kme", "url", "sae"}, ...]} (docs/lab.md, "Device-fed links"). */
+static bool add_source(const qk_lab *lab, size_t i, cJSON *x)
+{
+    const qk_lab_dev_link *d = &lab->dev[i];
+    if (!d->on)
+        return cJSON_AddStringToObject(x, "source", "sim") != NULL;
+    const qk_lab_link *l = &lab->topo.links[i];
+    cJSON *dev = cJSON_CreateObject();
+    bool ok =
+        cJSON_AddStringToObject(x, "source", "etsi014") && add(x, "device", dev) &&
+        cJSON_AddStringToObject(dev, "lab", lab->device_lab) &&
+        cJSON_AddStringToObject(dev, "ca", lab->device_ca) &&
+        cJSON_AddStringToObject(dev, "pull", lab->topo.kmes[l->kme[qk_lab_dev_puller(lab, i)]].id);
+    cJSON *ends = ok ? cJSON_AddArrayToObject(dev, "ends") : NULL;
+    ok = ends != NULL;
+    for (int e = 0; ok && e < 2; e++) {
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(ends, o) &&
+             cJSON_AddStringToObject(o, "kme", lab->topo.kmes[l->kme[e]].id) &&
+             cJSON_AddStringToObject(o, "url", d->url[e]) &&
+             cJSON_AddStringToObject(o, "sae", d->sae[e]);
+    }
+    return ok;
+}
+
 char *qk_lab_manifest_json(const qk_lab *lab)
 {
     cJSON *m = cJSON_CreateObject();
@@ -98,7 +124,8 @@ char *qk_lab_manifest_json(const qk_lab *lab)
              cJSON_AddNumberToObject(x, "distance_km",
                                      l->distance_km >= 0 ? l->distance_km : lab->distance_km) &&
              cJSON_AddNumberToObject(x, "time_scale",
-                                     l->time_scale > 0 ? l->time_scale : lab->time_scale);
+                                     l->time_scale > 0 ? l->time_scale : lab->time_scale) &&
+             add_source(lab, i, x);
     }
     ok = ok && add(m, "sim_url", url_or_null(lab->sim_port, "http")) &&
          cJSON_AddNumberToObject(m, "sim_pid", (double)lab->sim_pid) &&

@@ -142,7 +142,7 @@ static cJSON *sim_json(const cJSON *m, const char *dir, int *down)
     const char *url = qk_json_str_or(m, "sim_url", NULL);
     pid_t pid = (pid_t)qk_json_num_or(m, "sim_pid", 0);
     bool alive = qk_lab_pid_alive(pid, dir);
-    *down += !alive;
+    *down += pid > 0 && !alive; /* pid 0: no simulator, every link is device-fed */
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddNumberToObject(o, "pid", (double)pid) ||
         !cJSON_AddBoolToObject(o, "running", alive) ||

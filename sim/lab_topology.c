@@ -273,6 +273,8 @@ int qk_lab_links_check(const qk_lab *lab, unsigned wait_s, qk_err *err)
 {
     for (size_t i = 0; i < lab->topo.nlinks; i++) {
         double bps;
+        if (lab->dev[i].on)
+            continue; /* fed by its devices, not by the model */
         int rc = qk_lab_link_rate(lab, i, &bps, err);
         if (rc != 0)
             return rc;

@@ -25,7 +25,7 @@
 #define STOP_TIMEOUT_MS  10000u
 
 typedef struct {
-    const char *dir, *topology;
+    const char *dir, *topology, *device_lab;
     unsigned wait_s;
 } up_opts;
 
@@ -33,6 +33,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: qkd-lab up --dir DIR [--topology FILE] [--preset NAME] [--distance KM]\n"
                "                  [--time-scale X] [--block-bytes N] [--wait SECONDS]\n"
+               "                  [--device-lab DIR2]\n"
                "Create a CA and certificates, SKIP PSKs, master keys and configs in DIR, start\n"
                "every qkd-kmed, the link simulator and the dashboard (qkd-dash) on free loopback\n"
                "ports, wait until every pool holds keys, and write DIR/lab.json (qkd-lab(1)).\n"
@@ -43,6 +44,8 @@ static void usage(FILE *f)
                "  --time-scale X     key rate multiplier (default 20)\n"
                "  --block-bytes N    key block size (default 4096)\n"
                "  --wait SECONDS     how long to wait for keys in every pool (default 120)\n"
+               "  --device-lab DIR2  feed every link from the ETSI 014 KMEs of the running lab\n"
+               "                     in DIR2 (same KME IDs) instead of the simulator\n"
                "  -h, --help         this text\n");
 }
 
@@ -68,6 +71,7 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
         {"time-scale", required_argument, NULL, 's'},
         {"block-bytes", required_argument, NULL, 'b'},
         {"wait", required_argument, NULL, 'w'},
+        {"device-lab", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -84,6 +88,9 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
             break;
         case 't':
             o->topology = optarg;
+            break;
+        case 'D':
+            o->device_lab = optarg;
             break;
         case 'p': {
             qk_model_params p;
@@ -385,7 +392,7 @@ static int start_sim(qk_lab *lab, const char *sim, qk_err *err)
         0)
         return qk_err_prefix(err, "qkd-sim (see %s and %s/sim/sim.log)", out, lab->dir);
     step("qkd-sim started (pid %d): control http://127.0.0.1:%u, %zu link(s)", (int)lab->sim_pid,
-         lab->sim_port, lab->topo.nlinks);
+         lab->sim_port, qk_lab_sim_links(lab));
     return 0;
 }
 
@@ -474,6 +481,17 @@ static void print_usage_hint(const qk_lab *lab)
                lab->skip ? lab->kme[k].skip : 0, lab->kme[k].admin);
     for (size_t i = 0; i < lab->topo.nlinks; i++) {
         const qk_lab_link *l = &lab->topo.links[i];
+        const qk_lab_dev_link *d = &lab->dev[i];
+        if (d->on) {
+            int p = qk_lab_dev_puller(lab, i);
+            printf("  link %s (%s--%s): fed by the ETSI 014 devices of %s: %s as %s at %s, %s as "
+                   "%s at %s; %s pulls\n",
+                   l->id, lab->topo.kmes[l->kme[0]].id, lab->topo.kmes[l->kme[1]].id,
+                   lab->device_lab, lab->topo.kmes[l->kme[0]].id, d->sae[0], d->url[0],
+                   lab->topo.kmes[l->kme[1]].id, d->sae[1], d->url[1],
+                   lab->topo.kmes[l->kme[p]].id);
+            continue;
+        }
         double bps = 0;
         qk_err err;
         qk_err_clear(&err);
@@ -489,9 +507,13 @@ static void print_usage_hint(const qk_lab *lab)
                    "--skip-client %s\n",
                    lab->kme[k].skip_identity, lab->topo.kmes[k].id, lab->dir, lab->topo.kmes[k].id,
                    lab->kme[k].skip_identity);
-    printf("  simulator control http://127.0.0.1:%u (qkd-sim status --control URL)\n",
-           lab->sim_port);
-    printf("  dashboard http://127.0.0.1:%u/ (docs/dashboard.md)\n", lab->dash_port);
+    if (lab->sim_pid > 0) {
+        printf("  simulator control http://127.0.0.1:%u (qkd-sim status --control URL)\n",
+               lab->sim_port);
+        printf("  dashboard http://127.0.0.1:%u/ (docs/dashboard.md)\n", lab->dash_port);
+    } else {
+        printf("  no simulator and no dashboard: every link is device-fed\n");
+    }
     if (a->nsaes > 0)
         printf("Try:  curl --cacert %s/pki/ca.crt --cert %s/pki/sae-%s.crt --key "
                "%s/pki/sae-%s.key \\\n        https://127.0.0.1:%u/api/v1/keys/%s/status\n",
@@ -517,6 +539,10 @@ static int up(qk_lab *lab, const up_opts *o)
     }
     if (!o->topology)
         qk_lab_topology_default(&lab->topo);
+    if (o->device_lab && qk_lab_device_lab_load(lab, o->device_lab, &err) != 0) {
+        fprintf(stderr, "qkd-lab up: %s\n", err.msg);
+        return 2;
+    }
     /* Refuse at once a link the model gives no key, or too little for --wait. */
     if (qk_lab_links_check(lab, o->wait_s, &err) != 0) {
         fprintf(stderr, "qkd-lab up: %s\n", err.msg);
@@ -535,16 +561,18 @@ static int up(qk_lab *lab, const up_opts *o)
     }
     if (rc == 0)
         rc = start_kmes(lab, kmed, &err);
-    if (rc == 0)
+    /* The simulator feeds the links that have no device; qkd-dash shows the simulator. */
+    bool with_sim = qk_lab_sim_links(lab) > 0;
+    if (rc == 0 && with_sim)
         rc = start_sim(lab, sim, &err);
     char mf[QK_LAB_PATH_MAX];
     if (rc == 0 && (qk_lab_path(lab, mf, "lab.json") != 0 ||
                     write_file(mf, 0600, manifest_fn, lab, 0, &err) != 0))
         rc = err.code ? err.code : QK_EIO;
     /* The dashboard reads lab.json; then lab.json is written again with its URL. */
-    if (rc == 0)
+    if (rc == 0 && with_sim)
         rc = start_dash(lab, dash, &err);
-    if (rc == 0 && write_file(mf, 0600, manifest_fn, lab, 0, &err) != 0)
+    if (rc == 0 && with_sim && write_file(mf, 0600, manifest_fn, lab, 0, &err) != 0)
         rc = err.code ? err.code : QK_EIO;
     if (rc == 0) {
         step("waiting until every pool holds keys (up to %u s)", o->wait_s);

@@ -7,8 +7,13 @@
  * check fails. `fake-kme --list-faults` prints the faults.
  *
  * Usage: fake-kme --cert F --key F --ca F --psk-file F [--saes SAE@A,SAE@B,...]
- *                 [--port-file F] [--fault NAME]...
- * The port file gets etsiA=, etsiB=, skipA=, skipB= lines. Stops on SIGTERM/SIGINT.
+ *                 [--port-file F] [--etsi-ports PA,PB] [--fault NAME]...
+ *                 [--device-fault NAME]...
+ * The port file gets etsiA=, etsiB=, skipA=, skipB= lines; --etsi-ports binds the two ETSI
+ * listeners to fixed ports (a restarted fake is found at the same URLs). Stops on SIGTERM/SIGINT.
+ * --device-fault breaks what a KME pulling keys from this pair as its QKD device must survive
+ * (tests/integration/device_source.sh; `--list-device-faults`): kept apart from --fault, whose
+ * list the conformance suite checks one by one.
  * Limits: max_key_per_request 128, sizes 64..1024 bits (multiples of 8), default 256,
  * max_SAE_ID_count 2; the store keeps the last 1024 keys of each API. Each listener's handler
  * runs behind the request envelope (common/http_envelope.h): a body above 64 KiB is answered
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/ssl.h>
@@ -88,6 +94,19 @@ static const struct {
 };
 
 static bool g_fault[F_COUNT];
+
+typedef enum { D_503, D_SLOW, D_SHORT_KEYS, D_OTHER_KEY, D_COUNT } device_fault;
+
+static const struct {
+    const char *name, *what;
+} g_device_fault_names[D_COUNT] = {
+    {"503", "every ETSI 014 request is answered 503"},
+    {"slow", "every ETSI 014 answer comes after 4 s"},
+    {"short-keys", "enc_keys keys are one byte shorter than asked"},
+    {"other-key", "dec_keys delivers other bytes than enc_keys did (first byte flipped)"},
+};
+
+static bool g_device_fault[D_COUNT];
 
 /* ---- configuration and store --------------------------------------------------------------- */
 
@@ -352,7 +371,7 @@ static void etsi_enc(const qk_http_request *req, qk_http_reply *rep, const char 
         qk_uuid u;
         qk_uuid_v4(&u);
         qk_uuid_format(&u, k->id);
-        k->len = (size_t)kr.size / 8;
+        k->len = (size_t)kr.size / 8 - (g_device_fault[D_SHORT_KEYS] ? 1 : 0);
         qk_random(k->key, k->len);
         snprintf(k->master, sizeof k->master, "%s", caller);
         snprintf(k->slaves[k->n_slaves++], sizeof k->slaves[0], "%s", slave);
@@ -441,7 +460,11 @@ static void etsi_dec(const qk_http_request *req, qk_http_reply *rep, const char 
         cJSON *arr = j ? cJSON_AddArrayToObject(j, "keys") : NULL;
         for (size_t i = 0; arr && i < n; i++) {
             char b64[MAX_BYTES * 2];
-            qk_base64_encode(found[i]->key, found[i]->len, b64, sizeof b64);
+            uint8_t other[MAX_BYTES];
+            memcpy(other, found[i]->key, found[i]->len);
+            other[0] ^= g_device_fault[D_OTHER_KEY] ? 0xff : 0;
+            qk_base64_encode(other, found[i]->len, b64, sizeof b64);
+            qk_wipe(other, sizeof other);
             if (g_fault[F_ETSI_BASE64_UNPADDED])
                 b64[strcspn(b64, "=")] = '\0';
             cJSON *o = cJSON_CreateObject();
@@ -473,6 +496,12 @@ static void etsi_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
 {
     int kme = ((fake_handler *)self)->kme;
     const char *caller = req->caller->id;
+    if (g_device_fault[D_SLOW])
+        nanosleep(&(struct timespec){.tv_sec = 4}, NULL);
+    if (g_device_fault[D_503]) {
+        etsi_error(rep, 503, "the device is busy");
+        return;
+    }
     if (sae_home(caller) != kme) {
         etsi_error(rep, 401, "the caller is not an SAE of this KME");
         return;
@@ -698,11 +727,34 @@ static int set_fault(const char *name)
     return -1;
 }
 
+static int set_device_fault(const char *name)
+{
+    for (int i = 0; i < D_COUNT; i++)
+        if (!strcmp(name, g_device_fault_names[i].name)) {
+            g_device_fault[i] = true;
+            return 0;
+        }
+    return -1;
+}
+
+/* "PA,PB": the fixed ports of the etsiA and etsiB listeners. */
+static int parse_ports(const char *s, uint16_t port[2])
+{
+    unsigned a = 0, b = 0;
+    char end = 0;
+    if (sscanf(s, "%u,%u%c", &a, &b, &end) != 2 || a < 1 || a > 65535 || b < 1 || b > 65535)
+        return -1;
+    port[0] = (uint16_t)a;
+    port[1] = (uint16_t)b;
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: fake-kme --cert F --key F --ca F --psk-file F [--saes SAE@A,SAE@B,...]\n"
-            "                [--port-file F] [--fault NAME]... | --list-faults\n");
+            "                [--port-file F] [--etsi-ports PA,PB] [--fault NAME]...\n"
+            "                [--device-fault NAME]... | --list-faults | --list-device-faults\n");
     exit(2);
 }
 
@@ -716,9 +768,13 @@ int main(int argc, char **argv)
                                          {"port-file", required_argument, NULL, 'f'},
                                          {"fault", required_argument, NULL, 'F'},
                                          {"list-faults", no_argument, NULL, 'L'},
+                                         {"etsi-ports", required_argument, NULL, 'P'},
+                                         {"device-fault", required_argument, NULL, 'D'},
+                                         {"list-device-faults", no_argument, NULL, 'l'},
                                          {NULL, 0, NULL, 0}};
     const char *cert = NULL, *key = NULL, *ca = NULL, *psk_file = NULL, *port_file = NULL;
     const char *saes = "SAE_A1@A,SAE_B1@B,SAE_B2@B";
+    uint16_t etsi_port[2] = {0, 0};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -749,6 +805,21 @@ int main(int argc, char **argv)
         case 'L':
             for (int i = 0; i < F_COUNT; i++)
                 printf("%-30s %s\n", g_fault_names[i].name, g_fault_names[i].what);
+            return 0;
+        case 'P':
+            if (parse_ports(optarg, etsi_port) != 0)
+                usage();
+            break;
+        case 'D':
+            if (set_device_fault(optarg) != 0) {
+                fprintf(stderr, "fake-kme: unknown device fault %s (see --list-device-faults)\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'l':
+            for (int i = 0; i < D_COUNT; i++)
+                printf("%-30s %s\n", g_device_fault_names[i].name, g_device_fault_names[i].what);
             return 0;
         default:
             usage();
@@ -782,6 +853,7 @@ int main(int argc, char **argv)
         memset(&cfg, 0, sizeof cfg);
         cfg.name = names[i];
         cfg.bind_addr = "127.0.0.1";
+        cfg.port = i < 2 ? etsi_port[i] : 0;
         handlers[i].super.on_req = i < 2 ? etsi_on_req : skip_on_req;
         handlers[i].kme = i % 2;
         cfg.handler = &handlers[i].super;
