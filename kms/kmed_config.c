@@ -278,6 +278,67 @@ static qk_link_cfg *link_get(qk_kmed_config *cfg, const char *peer, qk_err *err)
     return l;
 }
 
+const char *qk_link_source_name(qk_link_source s)
+{
+    return s == QK_SOURCE_ETSI014 ? "etsi014" : "device";
+}
+
+/* An SAE ID at the device: the [sae ID] syntax. */
+static int parse_sae_id(const char *v, char out[QK_CFG_ID_MAX + 1], qk_err *err)
+{
+    if (!valid_id(v))
+        return qk_err_set(err, QK_EINVAL, "must be an SAE ID (1..%d characters [A-Za-z0-9_.-])",
+                          QK_CFG_ID_MAX);
+    return qk_parse_str(v, out, QK_CFG_ID_MAX + 1, err);
+}
+
+/* source and the device_* keys of [link PEER] (the ETSI 014 device source). */
+static int link_device_key(parse_ctx *c, qk_link_cfg *l, const char *key, const char *v,
+                           qk_err *err)
+{
+    if (strcmp(key, "source") == 0) {
+        if (strcmp(v, "device") == 0)
+            l->source = QK_SOURCE_DEVICE;
+        else if (strcmp(v, "etsi014") == 0)
+            l->source = QK_SOURCE_ETSI014;
+        else
+            return qk_err_set(err, QK_EINVAL, "must be device or etsi014");
+        return 0;
+    }
+    if (strcmp(key, "device_url") == 0) {
+        if (strncmp(v, "https://", 8) != 0 || strlen(v) <= 8 || !printable(v) || strchr(v, ' '))
+            return qk_err_set(err, QK_EINVAL, "must be an https:// URL");
+        return qk_parse_str(v, l->device_url, sizeof l->device_url, err);
+    }
+    if (strcmp(key, "device_ca") == 0)
+        return set_path(c, v, l->device_ca, err);
+    if (strcmp(key, "device_cert") == 0)
+        return set_path(c, v, l->device_cert, err);
+    if (strcmp(key, "device_key") == 0)
+        return set_path(c, v, l->device_key, err);
+    if (strcmp(key, "device_sae") == 0)
+        return parse_sae_id(v, l->device_sae, err);
+    if (strcmp(key, "device_peer_sae") == 0)
+        return parse_sae_id(v, l->device_peer_sae, err);
+    if (strcmp(key, "device_pull") == 0)
+        return qk_parse_bool(v, &l->device_pull, err);
+    if (strcmp(key, "device_key_size") == 0) {
+        if (parse_bits(v, &l->device_key_size, err) != 0)
+            return QK_EINVAL;
+        if (l->device_key_size > 65536) /* QK_PEER_DEVICE_KEY_BITS_MAX */
+            return qk_err_set(err, QK_EINVAL, "at most 65536 bits");
+        return 0;
+    }
+    if (strcmp(key, "device_batch") == 0)
+        return parse_u32(v, 1, QK_CFG_DEVICE_BATCH_MAX, &l->device_batch, err);
+    if (strcmp(key, "device_interval") == 0)
+        return qk_parse_duration_ms(v, 10, 60000, &l->device_interval_ms, err);
+    if (strcmp(key, "device_target_bytes") == 0)
+        return qk_parse_u64(v, QK_CFG_MIN_POOL_BYTES, QK_CFG_MAX_POOL_BYTES,
+                            &l->device_target_bytes, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
 static int link_key(parse_ctx *c, const char *peer, const char *key, const char *v, qk_err *err)
 {
     if (!valid_id(peer))
@@ -317,6 +378,8 @@ static int link_key(parse_ctx *c, const char *peer, const char *key, const char 
         l->telemetry_stale_s = ms / 1000;
         return 0;
     }
+    if (strncmp(key, "device_", 7) == 0 || strcmp(key, "source") == 0)
+        return link_device_key(c, l, key, v, err);
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
@@ -595,6 +658,42 @@ static int check_listener(const qk_kmed_config *cfg, qk_listener_kind kind, qk_e
     return 0;
 }
 
+/* source = etsi014: the device's address, credentials and SAE IDs; the defaults. */
+static int check_link_device(const qk_kmed_config *cfg, qk_link_cfg *l, const char *sec,
+                             qk_err *err)
+{
+    if (!l->device_key_size)
+        l->device_key_size = QK_CFG_DEFAULT_DEVICE_KEY_SIZE;
+    if (!l->device_batch)
+        l->device_batch = QK_CFG_DEFAULT_DEVICE_BATCH;
+    if (!l->device_interval_ms)
+        l->device_interval_ms = QK_CFG_DEFAULT_DEVICE_INTERVAL_MS;
+    if (!l->device_target_bytes)
+        l->device_target_bytes = l->max_pool_bytes / 2;
+    if (l->source != QK_SOURCE_ETSI014)
+        return 0;
+    if (!l->device_url[0])
+        return xerr(cfg, err, sec, "device_url", "required with source = etsi014");
+    if (need_file(cfg, err, sec, "device_ca", l->device_ca) != 0 ||
+        need_file(cfg, err, sec, "device_cert", l->device_cert) != 0 ||
+        need_file(cfg, err, sec, "device_key", l->device_key) != 0)
+        return QK_EINVAL;
+    if (!l->device_sae[0])
+        return xerr(cfg, err, sec, "device_sae", "required with source = etsi014");
+    if (!l->device_peer_sae[0])
+        return xerr(cfg, err, sec, "device_peer_sae", "required with source = etsi014");
+    /* One batch must make a block: more than its 32-byte verification key, at most 4 MiB. */
+    uint64_t batch_bytes = (uint64_t)l->device_batch * (l->device_key_size / 8);
+    if (batch_bytes <= QK_BLOCK_VKEY_LEN || batch_bytes > QK_BLOCK_MAX_BYTES)
+        return xerr(cfg, err, sec, "device_batch",
+                    "device_batch * device_key_size / 8 must be %d..%u bytes (is %llu)",
+                    QK_BLOCK_VKEY_LEN + 1, QK_BLOCK_MAX_BYTES, (unsigned long long)batch_bytes);
+    if (l->device_target_bytes > l->max_pool_bytes)
+        return xerr(cfg, err, sec, "device_target_bytes", "must be at most max_pool_bytes (%llu)",
+                    (unsigned long long)l->max_pool_bytes);
+    return 0;
+}
+
 static int check_links(qk_kmed_config *cfg, qk_err *err)
 {
     for (size_t i = 0; i < cfg->nlinks; i++) {
@@ -606,10 +705,12 @@ static int check_links(qk_kmed_config *cfg, qk_err *err)
                         cfg->node_id);
         if (!l->peer_url[0])
             return xerr(cfg, err, sec, "peer_url", "required");
-        if (!l->device_identity[0])
+        if (!l->device_identity[0] && l->source == QK_SOURCE_DEVICE)
             return xerr(cfg, err, sec, "device_identity", "required");
         if (!l->max_pool_bytes)
             l->max_pool_bytes = cfg->max_pool_bytes;
+        if (check_link_device(cfg, l, sec, err) != 0)
+            return QK_EINVAL;
         if (!l->telemetry_stale_s)
             l->telemetry_stale_s = QK_CFG_DEFAULT_TELEMETRY_STALE_S;
         if (!l->link_id[0]) {

@@ -55,6 +55,12 @@ typedef struct {
     uint32_t max_body;             /* request body limit in bytes; default per listener */
 } qk_listener_cfg;
 
+/* Where a link's key blocks come from (docs/qkd-kmed.md, "Key sources"). */
+typedef enum {
+    QK_SOURCE_DEVICE = 0, /* pushed to /device/v1 by the device or simulator (default) */
+    QK_SOURCE_ETSI014,    /* pulled from the device's own ETSI GS QKD 014 interface */
+} qk_link_source;
+
 typedef struct {
     char peer[QK_CFG_ID_MAX + 1];          /* the peer KME's node ID (section name) */
     char peer_url[QK_CFG_URL_MAX];         /* https://HOST:PORT of the peer's peer listener */
@@ -62,6 +68,19 @@ typedef struct {
     char device_identity[QK_IDENTITY_MAX]; /* client-certificate CN allowed to push blocks */
     uint64_t max_pool_bytes;    /* pool cap (qk_store_block_put_capped); default [keys] */
     uint64_t telemetry_stale_s; /* no device report for longer: the link reads as down */
+    /* source = etsi014: the device's ETSI 014 API (kms/device_source.h) */
+    qk_link_source source;
+    char device_url[QK_CFG_URL_MAX];         /* https://HOST:PORT (no trailing path) */
+    char device_ca[QK_CFG_PATH_MAX];         /* CA of the device's server certificate */
+    char device_cert[QK_CFG_PATH_MAX];       /* this KME's client certificate there */
+    char device_key[QK_CFG_PATH_MAX];        /* its key */
+    char device_sae[QK_CFG_ID_MAX + 1];      /* this KME's SAE ID at its device */
+    char device_peer_sae[QK_CFG_ID_MAX + 1]; /* the peer KME's SAE ID at its device */
+    bool device_pull;                        /* this end pulls (enc_keys); default no */
+    uint32_t device_key_size;                /* bits per key asked; default 256 */
+    uint32_t device_batch;                   /* keys per enc_keys; default 64 */
+    uint64_t device_interval_ms;             /* pause between pulls; default 500 ms */
+    uint64_t device_target_bytes;            /* no pull at or above; default max_pool_bytes/2 */
 } qk_link_cfg;
 
 typedef struct {
@@ -142,6 +161,15 @@ int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err);
 #define QK_CFG_DEFAULT_MAX_POOL_BYTES (64ull << 20)
 #define QK_CFG_MIN_POOL_BYTES         4096ull
 #define QK_CFG_MAX_POOL_BYTES         (1ull << 50)
+
+/* [link PEER] device_* defaults (source = etsi014). */
+#define QK_CFG_DEFAULT_DEVICE_KEY_SIZE    256
+#define QK_CFG_DEFAULT_DEVICE_BATCH       64
+#define QK_CFG_DEFAULT_DEVICE_INTERVAL_MS 500
+#define QK_CFG_DEVICE_BATCH_MAX           1024 /* = QK_PEER_DEVICE_KEYS_MAX */
+
+/* "device", "etsi014". */
+const char *qk_link_source_name(qk_link_source s);
 
 /* Lookups (NULL when absent). */
 const qk_link_cfg *qk_kmed_config_link_by_peer(const qk_kmed_config *cfg, const char *peer);

@@ -273,3 +273,33 @@ int qk_peer_inventory(qk_peer_client *pc, const qk_peer_inventory_msg *q, qk_inv
     free(a);
     return rc;
 }
+
+int qk_peer_device_keys(qk_peer_client *pc, const qk_peer_device_keys_msg *m, qk_err *err)
+{
+    char *body = NULL;
+    int rc = qk_peer_device_keys_encode(m, &body, err);
+    qk_http_response resp;
+    rc = post(pc, "/peer/v1/device-keys", rc, body, &resp, err);
+    if (rc != 0)
+        return rc;
+    long status = resp.status;
+    if (status == 200) {
+        rc = expect_result(&resp, QK_PEER_STORED, "device-keys", err);
+        qk_http_response_free(&resp);
+        return rc;
+    }
+    qk_peer_error_msg e;
+    qk_err derr;
+    if (qk_peer_error_decode(resp.body, resp.body_len, &e, &derr) != 0)
+        e.reason = QK_PEER_REASON_NONE;
+    qk_http_response_free(&resp);
+    const char *reason = qk_peer_reason_name(e.reason);
+    if (status == 409 && e.reason == QK_PEER_REASON_DEVICE)
+        return qk_err_set(err, QK_ENOTFOUND, "peer's device did not give the keys");
+    if (status == 503 && e.reason == QK_PEER_REASON_DEVICE_DOWN)
+        return qk_err_set(err, QK_ENOTFOUND, "peer's device is down");
+    if (status == 409 || status == 400)
+        return qk_err_set(err, QK_EINVAL, "peer refused device keys: %s (HTTP %ld)",
+                          reason ? reason : "bad-request", status);
+    return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to device-keys", status);
+}

@@ -40,4 +40,14 @@ int qk_peer_burn(qk_peer_client *pc, const char *request_id, qk_err *err);
 int qk_peer_inventory(qk_peer_client *pc, const qk_peer_inventory_msg *q, qk_inv_status *out,
                       qk_err *err);
 
+/* POST /peer/v1/device-keys (an ETSI 014 device link's pulling end names the keys it took
+ * from its device). 0 = the peer fetched them from its own device and stored the block
+ * (200 {"status":"stored"}); QK_ENOTFOUND when the peer could not fetch them (409 device:
+ * its device did not give every key; 503 device-down: its device cannot be reached; the
+ * message says which): the caller burns its block; QK_EPEER for any other answer,
+ * QK_EINVAL (409 source, 400: the peer does not take device keys on this link), or a
+ * transport error (the peer may or may not have stored the block: leave it to the
+ * inventory). */
+int qk_peer_device_keys(qk_peer_client *pc, const qk_peer_device_keys_msg *m, qk_err *err);
+
 #endif

@@ -15,7 +15,7 @@
 
 static const char *const side_names[] = {[QK_SIDE_LOW] = "low", [QK_SIDE_HIGH] = "high"};
 static const char *const result_names[] = {
-    [QK_PEER_RESERVED] = "reserved", [QK_PEER_BURNED] = "burned"};
+    [QK_PEER_RESERVED] = "reserved", [QK_PEER_BURNED] = "burned", [QK_PEER_STORED] = "stored"};
 static const char *const inv_names[] = {[QK_INV_UNKNOWN] = "unknown",
                                         [QK_INV_MATCH] = "match",
                                         [QK_INV_MISMATCH] = "mismatch",
@@ -34,6 +34,9 @@ static const char *const reason_names[QK_PEER_REASON_COUNT] = {
     [QK_PEER_REASON_FORBIDDEN] = "forbidden",
     [QK_PEER_REASON_NOT_FOUND] = "not-found",
     [QK_PEER_REASON_INTERNAL] = "internal",
+    [QK_PEER_REASON_SOURCE] = "source",
+    [QK_PEER_REASON_DEVICE] = "device",
+    [QK_PEER_REASON_DEVICE_DOWN] = "device-down",
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -427,6 +430,86 @@ int qk_peer_burn_decode(const char *body, size_t len, qk_peer_burn_msg *m, qk_er
     int rc = decode_begin(body, len, m, sizeof *m, &o, err);
     if (rc == 0)
         rc = get_id(o, "request_id", m->request_id, err);
+    return decode_end(rc, o, m, sizeof *m);
+}
+
+/* ---- device-keys ------------------------------------------------------------------------ */
+
+int qk_peer_device_keys_check(const qk_peer_device_keys_msg *m, qk_err *err)
+{
+    if (qk_peer_id_check(m->link, strnlen(m->link, sizeof m->link), "link", err) != 0)
+        return QK_EINVAL;
+    if (m->block_id > QK_PEER_BLOCK_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "block_id: must be below 2^53");
+    if (m->key_size < 8 || m->key_size > QK_PEER_DEVICE_KEY_BITS_MAX || m->key_size % 8 != 0)
+        return qk_err_set(err, QK_EINVAL, "key_size: a multiple of 8 in 8..%d",
+                          QK_PEER_DEVICE_KEY_BITS_MAX);
+    if (m->n < 1 || m->n > QK_PEER_DEVICE_KEYS_MAX)
+        return qk_err_set(err, QK_EINVAL, "key_IDs: 1..%d entries", QK_PEER_DEVICE_KEYS_MAX);
+    uint64_t bytes = (uint64_t)m->n * (m->key_size / 8);
+    if (bytes <= QK_BLOCK_VKEY_LEN || bytes > QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_EINVAL, "key_IDs: the block (%llu bytes) must hold %d..%d bytes",
+                          (unsigned long long)bytes, QK_BLOCK_VKEY_LEN + 1, QK_BLOCK_MAX_BYTES);
+    for (size_t i = 0; i < m->n; i++) {
+        qk_uuid u;
+        char norm[QK_KEY_ID_LEN + 1];
+        if (strnlen(m->key_ids[i], sizeof m->key_ids[i]) != QK_KEY_ID_LEN ||
+            qk_uuid_parse(m->key_ids[i], QK_KEY_ID_LEN, &u) != 0)
+            return qk_err_set(err, QK_EINVAL, "key_IDs: entries must be UUIDs");
+        qk_uuid_format(&u, norm);
+        if (strcmp(norm, m->key_ids[i]) != 0)
+            return qk_err_set(err, QK_EINVAL, "key_IDs: UUIDs must be in lower case");
+        /* n <= QK_PEER_DEVICE_KEYS_MAX: the quadratic scan is bounded (at most ~5e5 compares) */
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(m->key_ids[i], m->key_ids[j]) == 0)
+                return qk_err_set(err, QK_EINVAL, "key_IDs: %s appears twice", m->key_ids[i]);
+    }
+    return 0;
+}
+
+int qk_peer_device_keys_encode(const qk_peer_device_keys_msg *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    if (qk_peer_device_keys_check(m, err) != 0)
+        return QK_EINVAL;
+    cJSON *o = cJSON_CreateObject();
+    bool ok = add_string(o, "link", m->link) && add_number(o, "block_id", m->block_id);
+    cJSON *ids = ok ? cJSON_AddArrayToObject(o, "key_IDs") : NULL;
+    ok = ids != NULL;
+    for (size_t i = 0; ok && i < m->n; i++)
+        ok = add_array_string(ids, m->key_ids[i]);
+    ok = ok && add_number(o, "key_size", m->key_size);
+    return encode_end(o, ok, out, err);
+}
+
+static int decode_device_keys(const cJSON *o, qk_peer_device_keys_msg *m, qk_err *err)
+{
+    const cJSON *ids;
+    uint64_t size;
+    if (get_id(o, "link", m->link, err) ||
+        get_uint(o, "block_id", 0, QK_PEER_BLOCK_ID_MAX, &m->block_id, err) ||
+        get_uint(o, "key_size", 8, QK_PEER_DEVICE_KEY_BITS_MAX, &size, err) ||
+        get_array(o, "key_IDs", 1, QK_PEER_DEVICE_KEYS_MAX, &ids, &m->n, err))
+        return QK_EINVAL;
+    m->key_size = (uint32_t)size;
+    size_t i = 0;
+    for (const cJSON *e = ids->child; e; e = e->next, i++) {
+        qk_uuid u;
+        if (!cJSON_IsString(e) || !e->valuestring || strlen(e->valuestring) != QK_KEY_ID_LEN ||
+            qk_uuid_parse(e->valuestring, QK_KEY_ID_LEN, &u) != 0)
+            return qk_err_set(err, QK_EINVAL, "key_IDs: entries must be UUIDs");
+        qk_uuid_format(&u, m->key_ids[i]); /* normalised: lower case */
+    }
+    return qk_peer_device_keys_check(m, err);
+}
+
+int qk_peer_device_keys_decode(const char *body, size_t len, qk_peer_device_keys_msg *m,
+                               qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc == 0)
+        rc = decode_device_keys(o, m, err);
     return decode_end(rc, o, m, sizeof *m);
 }
 

@@ -80,8 +80,9 @@ int qk_peer_reserve_decode(const char *body, size_t len, const qk_peer_msg_limit
 /* Free the keys of a decoded message (not of one filled by qk_peer_reserve_msg_set). */
 void qk_peer_reserve_msg_free(qk_peer_reserve_msg *m);
 
-/* ---- the answers to reserve and burn: 200 {"status":"reserved"|"burned"} ---------------- */
-typedef enum { QK_PEER_RESERVED = 0, QK_PEER_BURNED = 1 } qk_peer_result;
+/* ---- the answers to reserve, burn and device-keys: 200 {"status":"reserved"|"burned"|
+ * "stored"} ------------------------------------------------------------------------------ */
+typedef enum { QK_PEER_RESERVED = 0, QK_PEER_BURNED = 1, QK_PEER_STORED = 2 } qk_peer_result;
 
 typedef struct {
     qk_peer_result status;
@@ -97,6 +98,30 @@ typedef struct {
 
 int qk_peer_burn_encode(const qk_peer_burn_msg *m, char **out, qk_err *err);
 int qk_peer_burn_decode(const char *body, size_t len, qk_peer_burn_msg *m, qk_err *err);
+
+/* ---- POST /peer/v1/device-keys: {"link","block_id","key_IDs":["uuid",..],"key_size":bits}
+ * The pulling end of an ETSI 014 device link (docs/qkd-kmed.md, "Key sources") names the keys
+ * it took from its device (enc_keys, in order) and the block it built from them; the peer
+ * fetches the same IDs from its own device (dec_keys) and builds the same block. Checked:
+ * block_id < 2^53, key_size a multiple of 8 in 8..QK_PEER_DEVICE_KEY_BITS_MAX, 1..
+ * QK_PEER_DEVICE_KEYS_MAX key IDs, each a UUID (normalised to lower case), no two equal, and
+ * the block (count * key_size / 8 bytes) within (QK_BLOCK_VKEY_LEN, QK_BLOCK_MAX_BYTES]. */
+#define QK_PEER_DEVICE_KEYS_MAX     1024
+#define QK_PEER_DEVICE_KEY_BITS_MAX 65536
+
+typedef struct {
+    qk_peer_id link;
+    uint64_t block_id;
+    uint32_t key_size; /* bits */
+    size_t n;          /* 1..QK_PEER_DEVICE_KEYS_MAX */
+    char key_ids[QK_PEER_DEVICE_KEYS_MAX][QK_KEY_ID_LEN + 1];
+} qk_peer_device_keys_msg;
+
+/* The checks the decoder runs on a filled message (also run by the encoder): 0 or QK_EINVAL. */
+int qk_peer_device_keys_check(const qk_peer_device_keys_msg *m, qk_err *err);
+int qk_peer_device_keys_encode(const qk_peer_device_keys_msg *m, char **out, qk_err *err);
+int qk_peer_device_keys_decode(const char *body, size_t len, qk_peer_device_keys_msg *m,
+                               qk_err *err);
 
 /* ---- POST /peer/v1/inventory: {"link","blocks":[{"block_id","digest"(64 hex)}]} --------- */
 typedef struct {
@@ -174,9 +199,12 @@ typedef enum {
     QK_PEER_REASON_FORBIDDEN,     /* 403: not a linked peer, or not the caller's link */
     QK_PEER_REASON_NOT_FOUND,     /* 404: unknown path or request */
     QK_PEER_REASON_INTERNAL,      /* 500 */
+    QK_PEER_REASON_SOURCE,        /* 409: the link's key source does not take this message */
+    QK_PEER_REASON_DEVICE,        /* 409: this KME's device did not give the keys (device-keys) */
+    QK_PEER_REASON_DEVICE_DOWN,   /* 503: this KME's device cannot be reached (device-keys) */
 } qk_peer_reason;
 
-#define QK_PEER_REASON_COUNT (QK_PEER_REASON_INTERNAL + 1)
+#define QK_PEER_REASON_COUNT (QK_PEER_REASON_DEVICE_DOWN + 1)
 
 /* "collision", "unknown-block", ...; NULL for NONE or a value out of range. */
 const char *qk_peer_reason_name(qk_peer_reason r);

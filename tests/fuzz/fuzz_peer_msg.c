@@ -6,7 +6,8 @@
  *   - a refusal is QK_EINVAL (or QK_ENOMEM) with a message and a zeroed output;
  *   - what decodes is within the limits: IDs of 1..QK_STORE_ID_MAX characters without control
  *     characters, canonical lower-case key IDs, block IDs and expiry below 2^53, ranges inside
- *     a block, key lengths within max_size, entry counts within their maxima;
+ *     a block, key lengths within max_size, entry counts within their maxima, device-keys
+ *     blocks of 33 B .. 4 MiB without a key ID twice;
  *   - what decodes encodes, and the encoding decodes to the same struct, and encodes to the
  *     same text again.
  * Build and run: `make fuzz`, then
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "fuzz_util.h"
 #include "peer_msg.h"
 
@@ -220,6 +222,41 @@ out:
     free(h2);
 }
 
+static void fuzz_device_keys(const char *body, size_t len)
+{
+    qk_peer_device_keys_msg *m = malloc(sizeof *m), *m2 = malloc(sizeof *m2);
+    if (!m || !m2)
+        goto out;
+    qk_err err = {0};
+    int rc = qk_peer_device_keys_decode(body, len, m, &err);
+    if (rc != 0) {
+        refused(rc, &err, m, sizeof *m);
+        goto out;
+    }
+    /* the limits: a link ID, a block ID below 2^53, a block of 33 B .. 4 MiB of whole-byte
+     * keys, canonical lower-case key IDs, none twice */
+    REQUIRE(id_ok(m->link) && m->block_id <= QK_PEER_BLOCK_ID_MAX);
+    REQUIRE(m->key_size >= 8 && m->key_size % 8 == 0 && m->key_size <= QK_PEER_DEVICE_KEY_BITS_MAX);
+    REQUIRE(m->n >= 1 && m->n <= QK_PEER_DEVICE_KEYS_MAX);
+    uint64_t bytes = (uint64_t)m->n * (m->key_size / 8);
+    REQUIRE(bytes > QK_BLOCK_VKEY_LEN && bytes <= QK_BLOCK_MAX_BYTES);
+    for (size_t i = 0; i < m->n; i++) {
+        qk_uuid u;
+        char norm[QK_KEY_ID_LEN + 1];
+        REQUIRE(strlen(m->key_ids[i]) == QK_KEY_ID_LEN &&
+                qk_uuid_parse(m->key_ids[i], QK_KEY_ID_LEN, &u) == 0);
+        qk_uuid_format(&u, norm);
+        REQUIRE(strcmp(norm, m->key_ids[i]) == 0);
+        for (size_t j = 0; j < i; j++)
+            REQUIRE(strcmp(m->key_ids[i], m->key_ids[j]) != 0);
+    }
+    ROUND_TRIP(qk_peer_device_keys_encode, qk_peer_device_keys_decode, m, m2, );
+    REQUIRE(memcmp(m, m2, sizeof *m) == 0);
+out:
+    free(m);
+    free(m2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > QK_PEER_MSG_MAX + 1)
@@ -229,6 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_small(body, size);
     fuzz_inventory(body, size);
     fuzz_health(body, size);
+    fuzz_device_keys(body, size);
     /* the request path's ID check (GET /peer/v1/request/{id}) */
     qk_err err = {0};
     if (qk_peer_id_check(body, size, "request ID", &err) == 0) {

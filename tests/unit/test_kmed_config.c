@@ -254,6 +254,106 @@ static void test_pool_cap(void)
                  "[link KME_C] max_pool_bytes: ", NULL);
 }
 
+/* [link PEER] source and device_* (docs/qkd-kmed.md, "Key sources"). */
+static const char etsi_link[] = "[link KME_B]\n"                        /* 42 */
+                                "source = etsi014\n"                    /* 43 */
+                                "device_url = https://127.0.0.1:8443\n" /* 44 */
+                                "device_ca = ca.pem\n"                  /* 45 */
+                                "device_cert = client.pem\n"            /* 46 */
+                                "device_key = client.key\n"             /* 47 */
+                                "device_sae = SAE_X1\n"                 /* 48 */
+                                "device_peer_sae = SAE_Y1\n";           /* 49 */
+
+static void test_device_source(void)
+{
+    qk_err err;
+    /* defaults: a pushed (device) source; the device_* defaults are filled in anyway */
+    CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
+    const qk_link_cfg *l = &cfg->links[0];
+    CU_ASSERT_EQUAL(l->source, QK_SOURCE_DEVICE);
+    CU_ASSERT_STRING_EQUAL(qk_link_source_name(l->source), "device");
+    CU_ASSERT_FALSE(l->device_pull);
+    CU_ASSERT_EQUAL(l->device_key_size, 256);
+    CU_ASSERT_EQUAL(l->device_batch, 64);
+    CU_ASSERT_EQUAL(l->device_interval_ms, 500);
+    CU_ASSERT_EQUAL(l->device_target_bytes, (64ull << 20) / 2);
+    int rc = load_text(base, etsi_link, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(l->source, QK_SOURCE_ETSI014);
+    CU_ASSERT_STRING_EQUAL(qk_link_source_name(l->source), "etsi014");
+    CU_ASSERT_STRING_EQUAL(l->device_url, "https://127.0.0.1:8443");
+    CU_ASSERT(strstr(l->device_ca, "/ca.pem") != NULL);
+    CU_ASSERT(strstr(l->device_key, "/client.key") != NULL);
+    CU_ASSERT_STRING_EQUAL(l->device_sae, "SAE_X1");
+    CU_ASSERT_STRING_EQUAL(l->device_peer_sae, "SAE_Y1");
+    rc = load_text(base,
+                   "[link KME_B]\nsource = etsi014\ndevice_url = https://h:1\ndevice_ca = ca.pem\n"
+                   "device_cert = client.pem\ndevice_key = client.key\ndevice_sae = S1\n"
+                   "device_peer_sae = S2\ndevice_pull = yes\ndevice_key_size = 128\n"
+                   "device_batch = 3\ndevice_interval = 2s\ndevice_target_bytes = 8192\n",
+                   &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_TRUE(l->device_pull);
+    CU_ASSERT_EQUAL(l->device_key_size, 128);
+    CU_ASSERT_EQUAL(l->device_batch, 3);
+    CU_ASSERT_EQUAL(l->device_interval_ms, 2000);
+    CU_ASSERT_EQUAL(l->device_target_bytes, 8192);
+    /* value errors */
+    expect_error(base, "[link KME_B]\nsource = simulator\n", 43,
+                 "[link KME_B] source: ", "device or etsi014");
+    expect_error(base, "[link KME_B]\ndevice_url = http://h:1\n", 43,
+                 "[link KME_B] device_url: ", "https://");
+    expect_error(base, "[link KME_B]\ndevice_sae = a b\n", 43,
+                 "[link KME_B] device_sae: ", "SAE ID");
+    expect_error(base, "[link KME_B]\ndevice_key_size = 12\n", 43,
+                 "[link KME_B] device_key_size: ", "multiple of 8");
+    expect_error(base, "[link KME_B]\ndevice_key_size = 65544\n", 43,
+                 "[link KME_B] device_key_size: ", NULL);
+    expect_error(base, "[link KME_B]\ndevice_batch = 1025\n", 43,
+                 "[link KME_B] device_batch: ", NULL);
+    expect_error(base, "[link KME_B]\ndevice_pull = maybe\n", 43,
+                 "[link KME_B] device_pull: ", NULL);
+    expect_error(base, "[link KME_B]\ndevice_interval = 5ms\n", 43,
+                 "[link KME_B] device_interval: ", NULL);
+    /* cross-checks: every device key required with source = etsi014, one batch is a block */
+    expect_error(base, "[link KME_B]\nsource = etsi014\n", 31,
+                 "[link KME_B] device_url: ", "required");
+    expect_error(base, "[link KME_B]\nsource = etsi014\ndevice_url = https://h:1\n", 31,
+                 "[link KME_B] device_ca: ", "required");
+    expect_error(base,
+                 "[link KME_B]\nsource = etsi014\ndevice_url = https://h:1\ndevice_ca = nofile\n",
+                 45, "[link KME_B] device_ca: ", "cannot read");
+    static const char no_sae[] = "[link KME_B]\nsource = etsi014\ndevice_url = https://h:1\n"
+                                 "device_ca = ca.pem\ndevice_cert = client.pem\n"
+                                 "device_key = client.key\n";
+    expect_error(base, no_sae, 31, "[link KME_B] device_sae: ", "required");
+    size_t n = sizeof etsi_link + 64;
+    char *t = malloc(n);
+    CU_ASSERT_FATAL(t != NULL);
+    snprintf(t, n, "%s%s", etsi_link, "device_key_size = 256\ndevice_batch = 1\n");
+    expect_error(base, t, 51, "[link KME_B] device_batch: ", "33..");
+    snprintf(t, n, "%s%s", etsi_link, "device_target_bytes = 67108865\n");
+    expect_error(base, t, 50, "[link KME_B] device_target_bytes: ", "max_pool_bytes");
+    free(t);
+    /* device_identity is not needed when nothing is pushed */
+    static const char no_identity[] =
+        "[node]\nid = KME_Z\ndata_dir = /tmp/x\n"
+        "[listener peer]\naddress = 127.0.0.1:0\ncert = server.pem\n"
+        "key = server.key\nca = ca.pem\n"
+        "[peer_client]\nca = ca.pem\ncert = client.pem\nkey = client.key\n"
+        "[link KME_A]\npeer_url = https://127.0.0.1:1\nsource = etsi014\n"
+        "device_url = https://h:1\ndevice_ca = ca.pem\ndevice_cert = client.pem\n"
+        "device_key = client.key\ndevice_sae = S1\ndevice_peer_sae = S2\n";
+    rc = load_text(no_identity, NULL, &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL(rc, 0);
+}
+
 static void test_value_errors(void)
 {
     expect_error(base, "[bogus]\nx = 1\n", 43, "[bogus] x: ", "unknown section");
@@ -499,6 +599,7 @@ int suite_kmed_config(void)
         !CU_add_test(s, "link telemetry_stale: default, value, refusals", test_telemetry_stale) ||
         !CU_add_test(s, "skip listener psk_hash: default, values, refusals", test_psk_hash) ||
         !CU_add_test(s, "pool cap: default, [keys], per link", test_pool_cap) ||
+        !CU_add_test(s, "link source etsi014: keys, defaults, refusals", test_device_source) ||
         !CU_add_test(s, "value errors name file, line, key", test_value_errors) ||
         !CU_add_test(s, "listener errors", test_listener_errors) ||
         !CU_add_test(s, "cross-checks", test_cross_checks) ||

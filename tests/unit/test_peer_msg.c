@@ -134,7 +134,7 @@ static void test_small_messages_round_trip(void)
     qk_err err;
     qk_err_clear(&err);
     char *s = NULL;
-    for (int v = QK_PEER_RESERVED; v <= QK_PEER_BURNED; v++) {
+    for (int v = QK_PEER_RESERVED; v <= QK_PEER_STORED; v++) {
         qk_peer_result_msg a = {.status = (qk_peer_result)v}, b = {.status = 99};
         CU_ASSERT_EQUAL_FATAL(qk_peer_result_encode(&a, &s, &err), 0);
         CU_ASSERT_EQUAL(qk_peer_result_decode(s, strlen(s), &b, &err), 0);
@@ -163,7 +163,7 @@ static void test_small_messages_round_trip(void)
         free(s);
     }
     /* out-of-range enumerations are not encoded */
-    qk_peer_result_msg bad_res = {.status = (qk_peer_result)2};
+    qk_peer_result_msg bad_res = {.status = (qk_peer_result)(QK_PEER_STORED + 1)};
     qk_peer_state_msg bad_state = {.state = (qk_peer_req_state)-1};
     qk_peer_error_msg bad_err = {.reason = QK_PEER_REASON_COUNT};
     CU_ASSERT_EQUAL(qk_peer_result_encode(&bad_res, &s, &err), QK_EINVAL);
@@ -538,6 +538,120 @@ static void test_answer_refusals(void)
     free(q);
 }
 
+/* ---- device-keys ----------------------------------------------------------------------- */
+
+static qk_peer_device_keys_msg *device_keys_msg(size_t n, uint32_t bits)
+{
+    qk_peer_device_keys_msg *m = calloc(1, sizeof *m);
+    CU_ASSERT_FATAL(m != NULL);
+    snprintf(m->link, sizeof m->link, "KME_A~KME_B");
+    m->block_id = QK_PEER_BLOCK_ID_MAX;
+    m->key_size = bits;
+    m->n = n;
+    for (size_t i = 0; i < n; i++)
+        snprintf(m->key_ids[i], sizeof m->key_ids[i], "bc490419-7d60-487f-adc1-%012zx", i);
+    return m;
+}
+
+static void test_device_keys_round_trip(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    /* the largest message: QK_PEER_DEVICE_KEYS_MAX keys */
+    qk_peer_device_keys_msg *m = device_keys_msg(QK_PEER_DEVICE_KEYS_MAX, 256);
+    qk_peer_device_keys_msg *d = malloc(sizeof *d);
+    CU_ASSERT_FATAL(d != NULL);
+    char *s = NULL, *s2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_device_keys_encode(m, &s, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_peer_device_keys_decode(s, strlen(s), d, &err), 0);
+    CU_ASSERT(memcmp(m, d, sizeof *m) == 0);
+    CU_ASSERT_EQUAL(qk_peer_device_keys_encode(d, &s2, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, s2);
+    free(s);
+    free(s2);
+    /* the wire format of docs/qkd-kmed.md; upper-case IDs arrive normalised */
+    const char *wire = "{\"link\":\"L\",\"block_id\":7,\"key_IDs\":[\"" UUID1 "\",\"" UUID2
+                       "\"],\"key_size\":256}";
+    CU_ASSERT_EQUAL_FATAL(qk_peer_device_keys_decode(wire, strlen(wire), d, &err), 0);
+    CU_ASSERT_EQUAL(d->n, 2);
+    CU_ASSERT_EQUAL(d->block_id, 7);
+    CU_ASSERT_EQUAL(d->key_size, 256);
+    CU_ASSERT_EQUAL(qk_peer_device_keys_encode(d, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, wire);
+    free(s);
+    const char *upper = "{\"link\":\"L\",\"block_id\":7,\"key_IDs\":["
+                        "\"BC490419-7D60-487F-ADC1-4DDCC177C139\",\"" UUID2 "\"],\"key_size\":256}";
+    CU_ASSERT_EQUAL_FATAL(qk_peer_device_keys_decode(upper, strlen(upper), d, &err), 0);
+    CU_ASSERT_STRING_EQUAL(d->key_ids[0], UUID1);
+    qk_peer_result_msg res = {.status = QK_PEER_STORED};
+    CU_ASSERT_EQUAL(qk_peer_result_encode(&res, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"status\":\"stored\"}");
+    free(s);
+    free(m);
+    free(d);
+}
+
+static void expect_device_keys_refused(const char *body, const char *what)
+{
+    qk_peer_device_keys_msg *d = malloc(sizeof *d);
+    CU_ASSERT_FATAL(d != NULL);
+    qk_err err;
+    qk_err_clear(&err);
+    int rc = qk_peer_device_keys_decode(body, strlen(body), d, &err);
+    CU_ASSERT_EQUAL(rc, QK_EINVAL);
+    CU_ASSERT(strstr(err.msg, what) != NULL);
+    if (rc != QK_EINVAL || !strstr(err.msg, what))
+        fprintf(stderr, "\n  accepted or wrong message (%s): %s\n", err.msg, body);
+    CU_ASSERT(all_zero(d, sizeof *d));
+    free(d);
+}
+
+#define DK_HEAD "{\"link\":\"L\",\"block_id\":1,"
+#define DK_TWO  "\"key_IDs\":[\"" UUID1 "\",\"" UUID2 "\"]"
+
+static void test_device_keys_refusals(void)
+{
+    expect_device_keys_refused("{\"block_id\":1," DK_TWO ",\"key_size\":256}", "link");
+    expect_device_keys_refused("{\"link\":\"L\"," DK_TWO ",\"key_size\":256}", "block_id");
+    expect_device_keys_refused(
+        "{\"link\":\"L\",\"block_id\":9007199254740992," DK_TWO ",\"key_size\":256}", "block_id");
+    expect_device_keys_refused(DK_HEAD DK_TWO "}", "key_size");
+    expect_device_keys_refused(DK_HEAD DK_TWO ",\"key_size\":255}", "key_size");
+    expect_device_keys_refused(DK_HEAD DK_TWO ",\"key_size\":0}", "key_size");
+    expect_device_keys_refused(DK_HEAD DK_TWO ",\"key_size\":65544}", "key_size");
+    expect_device_keys_refused(DK_HEAD DK_TWO ",\"key_size\":\"256\"}", "key_size");
+    expect_device_keys_refused(DK_HEAD "\"key_IDs\":[],\"key_size\":256}", "key_IDs");
+    expect_device_keys_refused(DK_HEAD "\"key_IDs\":\"" UUID1 "\",\"key_size\":256}", "key_IDs");
+    expect_device_keys_refused(
+        DK_HEAD "\"key_IDs\":[\"" UUID1 "\",\"" UUID1 "\"],\"key_size\":256}", "twice");
+    expect_device_keys_refused(
+        DK_HEAD "\"key_IDs\":[\"" UUID1 "\",\"not-a-uuid\"],\"key_size\":256}", "UUID");
+    expect_device_keys_refused(DK_HEAD "\"key_IDs\":[\"" UUID1 "\",7],\"key_size\":256}", "UUID");
+    /* one 256-bit key is only a verification key: no block */
+    expect_device_keys_refused(DK_HEAD "\"key_IDs\":[\"" UUID1 "\"],\"key_size\":256}", "block");
+    /* 2 x 65536 bits fit, but 1024 x 65536 bits are past 4 MiB */
+    qk_peer_device_keys_msg *m = device_keys_msg(QK_PEER_DEVICE_KEYS_MAX, 65536);
+    char *s = NULL;
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL(qk_peer_device_keys_encode(m, &s, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NULL(s);
+    /* the encoder refuses what no decoder accepts: a duplicate, an upper-case ID */
+    m->key_size = 256;
+    m->n = 3;
+    snprintf(m->key_ids[2], sizeof m->key_ids[2], "%s", m->key_ids[0]);
+    CU_ASSERT_EQUAL(qk_peer_device_keys_encode(m, &s, &err), QK_EINVAL);
+    snprintf(m->key_ids[2], sizeof m->key_ids[2], "BC490419-7D60-487F-ADC1-4DDCC177C139");
+    CU_ASSERT_EQUAL(qk_peer_device_keys_encode(m, &s, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NULL(s);
+    free(m);
+    expect_device_keys_refused(DK_HEAD DK_TWO ",\"key_size\":256} x", "");
+    /* the reasons the device-keys handler answers with */
+    CU_ASSERT_STRING_EQUAL(qk_peer_reason_name(QK_PEER_REASON_SOURCE), "source");
+    CU_ASSERT_STRING_EQUAL(qk_peer_reason_name(QK_PEER_REASON_DEVICE), "device");
+    CU_ASSERT_STRING_EQUAL(qk_peer_reason_name(QK_PEER_REASON_DEVICE_DOWN), "device-down");
+}
+
 static void test_id_check(void)
 {
     qk_err err;
@@ -600,6 +714,8 @@ int suite_peer_msg(void)
         !CU_add_test(s, "counts before entries", test_counts_before_entries) ||
         !CU_add_test(s, "answer refusals", test_answer_refusals) ||
         !CU_add_test(s, "ID check, reasons, limits", test_id_check) ||
+        !CU_add_test(s, "device-keys round trip", test_device_keys_round_trip) ||
+        !CU_add_test(s, "device-keys refusals", test_device_keys_refusals) ||
         !CU_add_test(s, "handler refuses a non-peer caller", test_handler_refuses_non_peer))
         return -1;
     return 0;
