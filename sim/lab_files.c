@@ -107,7 +107,8 @@ int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f)
             bad |= fprintf(f,
                            "source = etsi014\ndevice_url = %s\ndevice_ca = %s\n"
                            "device_cert = %s\ndevice_key = %s\ndevice_sae = %s\n"
-                           "device_peer_sae = %s\ndevice_pull = %s\n",
+                           "device_peer_sae = %s\ndevice_pull = %s\ndevice_batch = 128\n"
+                           "device_interval = 100ms\n",
                            d->url[e], lab->device_ca, d->cert[e], d->key[e], d->sae[e],
                            d->sae[1 - e], qk_lab_dev_puller(lab, i) == e ? "yes" : "no") < 0;
         }

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# device_source.sh - links fed by ETSI GS QKD 014 devices (issue 19, docs/qkd-kmed.md "Key
+# sources", docs/lab.md "Device-fed links"): (a) a lab whose link is fed by the KMEs of a second
+# lab (qkd-lab up --device-lab): keys flow end to end over ETSI 014 and SKIP with equal bytes,
+# the pull throughput is measured and printed, and every key the outer puller took from the
+# inner pair was fetched exactly once at the inner far end; (b) the same with tests/tools/
+# fake-kme as the device pair (an ETSI 014 server that is not qkd-kmed); (c) faults of that
+# device: TCP refused, 503, slow, short keys, other bytes at the far end: no key is served from
+# bad material, the metrics say why, and keys flow again once the device is back.
+# Not root; every wait is bounded (tests/lib/wait.sh).
+# shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
+set -u
+# shellcheck source=../lib/lab.sh
+. "$(dirname "$0")/../lib/lab.sh"
+# shellcheck source=../lib/pki.sh
+. "$ROOT/tests/lib/pki.sh"
+# shellcheck source=../lib/ports.sh
+. "$ROOT/tests/lib/ports.sh"
+QKD=$BUILD/bin/qkd
+FAKE=$BUILD/tests/fake-kme
+qk_need_bin "$QKD" "$FAKE"
+qk_need_cmd openssl
+L=KME_A~KME_B
+LF="link=\"$L\""
+
+metric() { kme_metric "$1" "$2" "$3" "${4:-$LF}" | awk '{ printf "%d\n", $1 }'; } # LAB KME METRIC [FILTER]
+# The labels of a KME's qkd_device_errors_total samples of $L with a non-zero count.
+error_reasons() { # LAB KME
+  local url
+  url=$(lab_json "$1" ".kmes[] | select(.id==\"$2\") | .admin_url")
+  curl -s --max-time 5 "$url/metrics" | awk -v f="$LF" '$1 ~ /^qkd_device_errors_total\{/ && index($1, f) && $2 > 0 { printf "%s=%s ", $1, $2 }'
+}
+skip_pair_key() { # LAB: a SKIP key at KME_A for KME_B, fetched by ID at KME_B: equal bytes
+  local a b
+  a=$("$QKD" skip key KME_B --lab "$T/$1" --kme KME_A --skip-client SKIP_KME_A) || return 1
+  b=$("$QKD" skip key-by-id "${a%% *}" KME_A --lab "$T/$1" --kme KME_B --skip-client SKIP_KME_B) || return 1
+  [ "${a#* }" = "${b#* }" ]
+}
+
+# ---- (a) a qkd-kmed pair as the devices ---------------------------------------------------------
+# The inner lab makes key fast (1.4 Mbit/s) in large blocks, so the outer pull path is what the
+# throughput below measures.
+lab_up inner --time-scale 1000 --block-bytes 65536 --wait 30
+lab_up outer --device-lab "$T/inner" --wait 30
+ok "qkd-lab up --device-lab: the outer lab's pools filled from the inner lab's KMEs"
+for k in KME_A KME_B; do
+  c=$T/outer/$k/kmed.conf
+  grep -q '^source = etsi014$' "$c" || fail "$c: no source = etsi014"
+  grep -q "^device_url = $(lab_json inner ".kmes[] | select(.id==\"$k\") | .etsi014_url")\$" "$c" ||
+    fail "$c: device_url is not the inner $k"
+done
+grep -q '^device_pull = yes$' "$T/outer/KME_A/kmed.conf" && grep -q '^device_pull = no$' "$T/outer/KME_B/kmed.conf" ||
+  fail "the lower KME ID (KME_A) is not the one end that pulls"
+[ "$(lab_json outer '.links[0].source + " " + .links[0].device.pull')" = "etsi014 KME_A" ] ||
+  fail "lab.json does not say the link is device-fed and who pulls"
+[ "$(lab_json outer .sim_pid)" = 0 ] && [ ! -e "$T/outer/sim" ] || fail "a simulator runs for a device-fed link"
+grep -q "^  link $L (KME_A--KME_B): fed by the ETSI 014 devices of $T/inner: .*; KME_A pulls" "$T/outer.up" ||
+  fail "the summary does not say the link is device-fed"
+[ "$(lab_json inner '.links[0].source')" = sim ] || fail "lab.json: the inner link is not source sim"
+"$LAB" status --dir "$T/outer" >"$T/status.out" || { cat "$T/status.out"; fail "qkd-lab status of the outer lab"; }
+ok "kmed.conf, lab.json, summary and status of the device-fed lab"
+
+etsi_pair_key outer KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key A -> B over the device-fed link"
+etsi_pair_key outer KME_B SAE_B2 KME_A SAE_A2 || fail "ETSI 014 key B -> A over the device-fed link"
+skip_pair_key outer || fail "SKIP key over the device-fed link"
+ok "ETSI 014 and SKIP keys at the outer pair, equal bytes at both ends"
+
+# Pull throughput into the outer pool: qkd_device_keys_total at the puller over 10 s (the
+# outer pool is far below its target: half of 64 MiB).
+k0=$(metric outer KME_A qkd_device_keys_total) t0=$(date +%s%N) b0=$(metric outer KME_A qkd_key_received_bytes_total)
+sleep 10
+k1=$(metric outer KME_A qkd_device_keys_total) t1=$(date +%s%N) b1=$(metric outer KME_A qkd_key_received_bytes_total)
+[ "$k1" -gt "$k0" ] || fail "no key pulled in 10 s ($k0 -> $k1)"
+echo "THROUGHPUT: $(awk -v k=$((k1 - k0)) -v b=$((b1 - b0)) -v ns=$((t1 - t0)) 'BEGIN {
+  s = ns / 1e9; printf "%.0f keys/s, %.3f Mbit/s into the pool of KME_A (%d keys, %d bytes in %.2f s; qkd-kmed pair as the device, batch 128 x 256 bits, interval 100 ms)", k / s, b * 8 / s / 1e6, k, b, s }')"
+
+# Every key the outer pair took was fetched exactly once at the inner far end: once the outer
+# lab is down no inner key is left reserved for a slave, the inner master end handed out as
+# many keys as the slave end delivered, and as many as the outer puller stored.
+pulled=$(metric outer KME_A qkd_device_keys_total)
+"$LAB" down --dir "$T/outer" >/dev/null || fail "qkd-lab down outer"
+wait_for '[ "$(metric inner KME_B qkd_keys "$LF,state=\"reserved\"")" = 0 ]' 10 \
+  "no inner key reserved for a slave" || fail "inner keys taken by the puller were never fetched"
+da=$(metric inner KME_A qkd_keys "$LF,state=\"delivered\"") db=$(metric inner KME_B qkd_keys "$LF,state=\"delivered\"")
+[ "$da" = "$db" ] || fail "inner pair: $da keys delivered at KME_A (master), $db at KME_B (slave)"
+[ "$da" -ge "$pulled" ] && [ "$pulled" -gt 0 ] || fail "inner pair delivered $da keys, the outer puller stored $pulled"
+ok "the inner pair's keys were consumed exactly once each ($da keys, $pulled stored by the puller)"
+
+# ---- (b) fake-kme as the device pair ------------------------------------------------------------
+# A device lab for --device-lab is a lab.json: here one describing fake-kme, which plays KME_A
+# (etsiA) and KME_B (etsiB) on fixed ports, so that a restarted fake is found at the same URLs.
+F=$T/fake
+pki_ca "$F" ca >/dev/null && pki_server "$F" ca server >/dev/null &&
+  pki_client "$F" ca DEV_A >/dev/null && pki_client "$F" ca DEV_B >/dev/null || fail "fake-kme PKI"
+(umask 077 && printf 'unused:%s\n' "$(openssl rand -hex 32)" >"$F/fake.psk") || fail "fake-kme PSK file"
+FPA=$(free_port) && FPB=$(free_port "$FPA") || fail "no free port"
+FPID=
+fake_start() { # DEVICE-FAULT...
+  local a=() f
+  for f in "$@"; do a+=(--device-fault "$f"); done
+  rm -f "$F/ports"
+  "$FAKE" --cert "$F/server.crt" --key "$F/server.key" --ca "$F/ca.crt" --psk-file "$F/fake.psk" \
+    --saes DEV_A@A,DEV_B@B --etsi-ports "$FPA,$FPB" --port-file "$F/ports" "${a[@]}" >>"$F/fake.out" 2>&1 &
+  FPID=$!
+  for _ in $(seq 1 100); do
+    [ -s "$F/ports" ] && return 0
+    kill -0 "$FPID" 2>/dev/null || fail "fake-kme exited: $(tail -n 3 "$F/fake.out")"
+    sleep 0.1
+  done
+  fail "fake-kme wrote no port file"
+}
+fake_stop() {
+  [ -n "$FPID" ] || return 0
+  kill -TERM "$FPID" 2>/dev/null
+  timeout 10 tail --pid="$FPID" -f /dev/null 2>/dev/null || kill -KILL "$FPID" 2>/dev/null
+  wait "$FPID" 2>/dev/null
+  FPID=
+}
+trap 'fake_stop; _lab_cleanup' EXIT
+jq -n --arg f "$F" --arg a "https://127.0.0.1:$FPA" --arg b "https://127.0.0.1:$FPB" '{version: 1, dir: $f,
+  ca_cert: "\($f)/ca.crt", links: [{id: "AB", kmes: ["KME_A", "KME_B"]}],
+  kmes: [{id: "KME_A", etsi014_url: $a, saes: [{id: "DEV_A", cert: "\($f)/DEV_A.crt", key: "\($f)/DEV_A.key"}]},
+         {id: "KME_B", etsi014_url: $b, saes: [{id: "DEV_B", cert: "\($f)/DEV_B.crt", key: "\($f)/DEV_B.key"}]}]}' \
+  >"$F/lab.json" && chmod 600 "$F/lab.json" || fail "fake device lab.json"
+fake_start
+lab_up fk --device-lab "$F" --wait 30
+etsi_pair_key fk KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key A -> B, fake-kme as the device"
+skip_pair_key fk || fail "SKIP key, fake-kme as the device"
+ok "fake-kme as the device pair: ETSI 014 and SKIP keys, equal bytes at both ends"
+
+# ---- (c) faults of the device ---------------------------------------------------------------------
+# During a fault no key comes from the device, and the pools of both ends never grow: what they
+# hold is what they held before (keys are only taken from confirmed material). The error
+# counter of the puller rises and says why; keys flow again once the device is healthy.
+pool() { metric fk "$1" qkd_pool_bytes; }
+errors() { metric fk KME_A qkd_device_errors_total; }
+during_fault() { # WHAT: errors rise, no key stored, no pool grows
+  local what=$1 e0 k0 pa pb
+  # shellcheck disable=SC2034 # read by the wait_for condition
+  e0=$(errors) k0=$(metric fk KME_A qkd_device_keys_total) pa=$(pool KME_A) pb=$(pool KME_B)
+  wait_for '[ "$(errors)" -ge $((e0 + 2)) ]' 20 "device errors while $what" ||
+    fail "the puller counts no device error while $what ($(error_reasons fk KME_A))"
+  [ "$(metric fk KME_A qkd_device_keys_total)" = "$k0" ] || fail "keys stored from the device while $what"
+  [ "$(pool KME_A)" -le "$pa" ] && [ "$(pool KME_B)" -le "$pb" ] || fail "a pool grew while $what"
+  echo "  $what: $(error_reasons fk KME_A)backoff $(kme_metric fk KME_A qkd_device_backoff_seconds "$LF") s"
+}
+recovered() { # WHAT
+  local k0
+  k0=$(metric fk KME_A qkd_device_keys_total)
+  wait_for '[ "$(metric fk KME_A qkd_device_keys_total)" -gt "$k0" ]' 40 "keys from the device after $1" ||
+    fail "no key from the device after $1 ($(error_reasons fk KME_A))"
+}
+
+fake_stop
+during_fault "the device refuses TCP connections"
+fake_start 503
+during_fault "the device answers 503"
+fake_stop
+fake_start short-keys
+during_fault "the device answers keys one byte short"
+fake_stop
+fake_start slow
+during_fault "the device answers after 4 s"
+fake_stop
+fake_start
+recovered "the faults"
+etsi_pair_key fk KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key after the device recovered"
+ok "device down (refused, 503), short keys, slow: counted with their reason, no key stored; recovery"
+
+# Other bytes at the far end: both ends store a block from the same key IDs, the material check
+# finds different digests and burns both; no key is carved from them.
+fake_stop
+fake_start other-key
+# shellcheck disable=SC2034 # read by the wait_for condition
+bA=$(metric fk KME_A qkd_blocks "$LF,state=\"burned\"") bB=$(metric fk KME_B qkd_blocks "$LF,state=\"burned\"")
+pa=$(pool KME_A) pb=$(pool KME_B)
+wait_for '[ "$(metric fk KME_A qkd_blocks "$LF,state=\"burned\"")" -gt "$bA" ] && [ "$(metric fk KME_B qkd_blocks "$LF,state=\"burned\"")" -gt "$bB" ]' 20 \
+  "blocks burned at both ends" || fail "mismatched device keys were not burned at both ends"
+[ "$(pool KME_A)" -le "$pa" ] && [ "$(pool KME_B)" -le "$pb" ] || fail "a pool grew from mismatched device keys"
+fake_stop
+fake_start
+recovered "mismatched keys"
+etsi_pair_key fk KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key after the mismatch"
+ok "a mismatched key at the far end: burned at both ends, never served; recovery"
+"$LAB" down --dir "$T/fk" >/dev/null || fail "qkd-lab down fk"
+no_san_reports outer
+no_san_reports fk
