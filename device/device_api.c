@@ -112,6 +112,13 @@ static void device_on_req(qk_http_handler *self, const qk_http_request *req, qk_
         qk_http_reply_error(rep, 404, "not-found", QK_DEVICE_MSG_UNKNOWN_LINK);
         return;
     }
+    /* A link fed from its device's ETSI 014 interface takes no pushed blocks (docs/qkd-kmed.md,
+     * "Key sources"); checked before the caller, whom such a link need not name. */
+    if (p.route == QK_DEVICE_ROUTE_BLOCK && link->cfg->source == QK_SOURCE_ETSI014) {
+        qk_http_reply_error(rep, 409, "source",
+                            "the link's key source is its device's ETSI 014 API: no pushed blocks");
+        return;
+    }
     const qk_peer_identity *id = req->caller;
     if (id->kind != QK_ID_CERT || strcmp(id->id, link->cfg->device_identity) != 0) {
         qk_http_reply_error(rep, 403, "forbidden", "caller is not this link's device");

@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "device_api.h"
+#include "device_source.h"
 #include "etsi014.h"
 #include "http_client.h"
 #include "kmed_config.h"
@@ -98,6 +99,19 @@ static void observe(void *cls, const char *listener, int status, double latency_
     qk_metrics_request(cls, listener, status, latency_ms);
 }
 
+/* /metrics: the front end's counters, then the ETSI 014 device sources'. */
+typedef struct {
+    qk_listeners *ls;
+    qk_device_sources *devices;
+} metrics_extra;
+
+static int write_extra_metrics(void *arg, FILE *f)
+{
+    metrics_extra *x = arg;
+    int rc = qk_listeners_write_metrics(x->ls, f);
+    return qk_device_sources_write_metrics(x->devices, f) != 0 ? -1 : rc;
+}
+
 /* The SKIP handler's options, borrowed from the config (rules: malloc'ed array). */
 static int skip_options(const qk_kmed_config *cfg, qk_kms *k, qk_skip_options *o,
                         qk_skip_client_rule **rules)
@@ -132,6 +146,7 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     int status = 1;
     qk_kms *k = NULL;
     qk_sync *sync = NULL;
+    qk_device_sources *devices = NULL;
     qk_listeners *ls = NULL;
     qk_skip_options skip_opts;
     qk_skip_client_rule *skip_rules = NULL;
@@ -159,6 +174,13 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     qk_etsi014_configure(&etsi, k);
     qk_skip_configure(&skip, &skip_opts);
     qk_peer_api_configure(&peer, k);
+    /* The device sources before the listeners: the peer handler fetches through them; the
+     * pullers start at once (a pulled block waits PENDING until the peer has it). */
+    if (qk_device_sources_start(k, &devices, &err) != 0) {
+        QK_ERROR("cannot start: %s", err.msg);
+        goto out;
+    }
+    peer.devices = devices;
     qk_device_api_configure(&device, k);
     qk_admin_configure(&admin, k);
     qk_http_handler *handlers[QK_LST_COUNT] = {
@@ -174,7 +196,8 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
         goto out;
     }
     /* /metrics renders the front end's counters too (the admin listener stops first). */
-    qk_metrics_set_writer(m, qk_listeners_write_metrics, ls);
+    metrics_extra extra = {ls, devices};
+    qk_metrics_set_writer(m, write_extra_metrics, &extra);
     if (port_file && qk_listeners_write_port_file(ls, port_file, &err) != 0) {
         QK_ERROR("port file: %s", err.msg);
         goto out;
@@ -195,6 +218,7 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
 out:
     qk_listeners_stop(ls);
     qk_metrics_set_writer(m, NULL, NULL);
+    qk_device_sources_stop(devices); /* after the listeners: no handler fetches any more */
     qk_sync_stop(sync);
     qk_kms_close(k);
     free(skip_rules);

@@ -21,6 +21,7 @@ _Static_assert(QK_PEER_API_MAX_BODY <= QK_PEER_MSG_MAX, "decoders read every def
 /* One request: the caller's link and where the answer goes. */
 typedef struct {
     qk_kms *kms;
+    qk_device_sources *devices;
     qk_link *link;
     const qk_http_request *req;
     qk_http_reply *rep;
@@ -279,6 +280,52 @@ static void do_inventory(peer_call *p)
     free(a);
 }
 
+/* ---- device-keys: the pulling end of an ETSI 014 device link names its keys ------------ */
+
+static void do_device_keys(peer_call *p)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    qk_peer_device_keys_msg *m = malloc(sizeof *m);
+    if (!m) {
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "out of memory");
+        return;
+    }
+    if (qk_peer_device_keys_decode(p->req->body, p->req->body_len, m, &err) != 0) {
+        bad_body(p, &err); /* everything is validated before anything is acted on */
+    } else if (link_ok(p, m->link)) {
+        int rc = qk_device_sources_fetch(p->devices, p->link, m, &err);
+        char *body = NULL;
+        qk_peer_result_msg res = {.status = QK_PEER_STORED};
+        switch (rc) {
+        case 0:
+            rc = qk_peer_result_encode(&res, &body, &err);
+            reply_ok(p, rc, body);
+            break;
+        case QK_EINVAL: /* not an etsi014 link, or this end pulls itself */
+            reply_error(p, 409, QK_PEER_REASON_SOURCE, err.msg);
+            break;
+        case QK_ENOTFOUND:
+            QK_WARN("link %s: device keys of block %llu: %s", m->link,
+                    (unsigned long long)m->block_id, err.msg);
+            reply_error(p, 409, QK_PEER_REASON_DEVICE, err.msg);
+            break;
+        case QK_EPEER:
+            QK_WARN("link %s: device keys of block %llu: %s", m->link,
+                    (unsigned long long)m->block_id, err.msg);
+            reply_error(p, 503, QK_PEER_REASON_DEVICE_DOWN, err.msg);
+            break;
+        default:
+            QK_ERROR("link %s: device keys of block %llu: %s", m->link,
+                     (unsigned long long)m->block_id, err.msg);
+            reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+            break;
+        }
+    }
+    qk_wipe(m, sizeof *m);
+    free(m);
+}
+
 /* ---- routing ---------------------------------------------------------------------------- */
 
 static const struct {
@@ -289,13 +336,13 @@ static const struct {
 } routes[] = {
     {"reserve", false, "POST", do_reserve},     {"burn", false, "POST", do_burn},
     {"inventory", false, "POST", do_inventory}, {"request/", true, "GET", do_request_state},
-    {"health", false, "GET", do_health},
+    {"health", false, "GET", do_health},        {"device-keys", false, "POST", do_device_keys},
 };
 
 static void peer_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
     qk_peer_api_handler *h = (qk_peer_api_handler *)self;
-    peer_call p = {.kms = h->kms, .req = req, .rep = rep};
+    peer_call p = {.kms = h->kms, .devices = h->devices, .req = req, .rep = rep};
     if (req->caller->kind == QK_ID_CERT)
         p.link = qk_kms_link_by_peer(h->kms, req->caller->id);
     if (!p.link) {

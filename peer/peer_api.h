@@ -6,6 +6,7 @@
 #ifndef QK_PEER_API_H
 #define QK_PEER_API_H
 
+#include "device_source.h"
 #include "http_envelope.h"
 #include "kms.h"
 
@@ -15,9 +16,13 @@
 typedef struct {
     qk_http_handler super; /* first: the envelope calls on_req with &super */
     qk_kms *kms;
+    /* the ETSI 014 device sources (kms/device_source.h) that POST /peer/v1/device-keys fetches
+     * through; NULL: every device-keys notice is refused (409 source). Set by the caller. */
+    qk_device_sources *devices;
 } qk_peer_api_handler;
 
-/* Fill h in (on_req; observe left NULL for the caller to set). h must outlive the listener. */
+/* Fill h in (on_req; observe left NULL, devices NULL, for the caller to set). h must outlive
+ * the listener. */
 void qk_peer_api_configure(qk_peer_api_handler *h, qk_kms *kms);
 
 #endif
