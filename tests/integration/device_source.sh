@@ -19,7 +19,7 @@ set -u
 QKD=$BUILD/bin/qkd
 FAKE=$BUILD/tests/fake-kme
 qk_need_bin "$QKD" "$FAKE"
-qk_need_cmd openssl
+qk_need_cmd openssl promtool
 L=KME_A~KME_B
 LF="link=\"$L\""
 
@@ -182,6 +182,16 @@ fake_start
 recovered "mismatched keys"
 etsi_pair_key fk KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key after the mismatch"
 ok "a mismatched key at the far end: burned at both ends, never served; recovery"
+# The device families pass promtool (docs/qkd-kmed.md, "Admin API"), errors with their reasons.
+for k in KME_A KME_B; do
+  curl -sf --max-time 5 "$(lab_json fk ".kmes[] | select(.id==\"$k\") | .admin_url")/metrics" >"$T/$k.prom" ||
+    fail "GET /metrics of $k"
+  out=$(promtool check metrics <"$T/$k.prom" 2>&1) && [ -z "$out" ] || fail "$k: promtool check metrics: $out"
+done
+for fam in qkd_device_pulls_total qkd_device_keys_total qkd_device_errors_total qkd_device_backoff_seconds qkd_device_burned_total; do
+  grep -q "^# TYPE $fam " "$T/KME_A.prom" || fail "the puller's /metrics has no family $fam"
+done
+ok "promtool check metrics with the device families"
 "$LAB" down --dir "$T/fk" >/dev/null || fail "qkd-lab down fk"
 no_san_reports outer
 no_san_reports fk
