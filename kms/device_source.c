@@ -83,6 +83,8 @@ static void wipe_strings(cJSON *j)
 
 static void wipe_delete(cJSON *j)
 {
+    if (!j)
+        return;
     wipe_strings(j);
     cJSON_Delete(j);
 }
@@ -185,12 +187,12 @@ int qk_device_keys_parse(const char *body, size_t len, size_t cap, uint32_t key_
                          char (*ids)[QK_KEY_ID_LEN + 1], uint8_t *bytes, size_t *n, qk_err *err)
 {
     *n = 0;
+    int rc = QK_EINVAL;
+    cJSON *o = NULL;
     if (cap < 1 || key_bytes < 1 || (want && (nwant < 1 || nwant > cap)))
-        return qk_err_set(err, QK_EINVAL, "keys: bad request shape");
-    cJSON *o = qk_json_parse(body, len, QK_DEVICE_ANSWER_MAX, err);
-    if (!o)
-        return QK_EINVAL;
-    int rc = parse_keys(o, cap, key_bytes, want, nwant, ids, bytes, n, err);
+        qk_err_set(err, QK_EINVAL, "keys: bad request shape");
+    else if ((o = qk_json_parse(body, len, QK_DEVICE_ANSWER_MAX, err)) != NULL)
+        rc = parse_keys(o, cap, key_bytes, want, nwant, ids, bytes, n, err);
     wipe_delete(o);
     if (rc != 0) {
         qk_wipe(bytes, cap * key_bytes);
