@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "device_source.h"
+#include "kms_fixture.h"
 #include "secbuf.h"
 
 #define ID1 "bc490419-7d60-487f-adc1-4ddcc177c139"
@@ -193,6 +194,61 @@ static void test_backoff_and_block_ids(void)
     CU_ASSERT_EQUAL(qk_device_next_block_id(QK_PEER_BLOCK_ID_MAX + 5, 1), QK_PEER_BLOCK_ID_MAX);
 }
 
+/* The peer handler's device-keys route on a link whose source is the (pushing) device: the
+ * notice is refused 409 "source" whether or not device sources exist, a malformed one 400
+ * before anything else; nothing is stored. */
+static void test_handler_on_device_link(void)
+{
+    static kf_pair P;
+    CU_ASSERT_FATAL(kf_pair_open(&P, NULL, NULL) == 0);
+    qk_device_sources *ds = NULL;
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(qk_device_sources_start(P.a.kms, &ds, &err), 0);
+    /* no etsi014 link: no qkd_device_* family */
+    char *page = NULL;
+    size_t plen = 0;
+    FILE *f = open_memstream(&page, &plen);
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_EQUAL(qk_device_sources_write_metrics(ds, f), 0);
+    fclose(f);
+    CU_ASSERT_EQUAL(plen, 0);
+    free(page);
+    static const qk_peer_identity peer = {.kind = QK_ID_CERT, .id = KF_PEER};
+    const char *body = "{\"link\":\"" KF_LINK "\",\"block_id\":5,\"key_IDs\":[\"" ID1 "\",\"" ID2
+                       "\"],\"key_size\":256}";
+    const char *bad = "{\"link\":\"" KF_LINK "\",\"block_id\":5,\"key_IDs\":[\"" ID1 "\",\"" ID1
+                      "\"],\"key_size\":256}";
+    for (int round = 0; round < 2; round++) {
+        P.ha.devices = round ? ds : NULL;
+        qk_http_request req = {.listener = "peer",
+                               .method = "POST",
+                               .path = "/peer/v1/device-keys",
+                               .caller = &peer,
+                               .body = body,
+                               .body_len = strlen(body)};
+        qk_http_reply rep;
+        qk_http_handler_call(&P.ha.super, &req, &rep);
+        CU_ASSERT_EQUAL(rep.status, 409);
+        CU_ASSERT(rep.body && strstr(rep.body, "\"reason\":\"source\"") != NULL);
+        qk_http_reply_clear(&rep);
+        req.body = bad;
+        req.body_len = strlen(bad);
+        qk_http_handler_call(&P.ha.super, &req, &rep);
+        CU_ASSERT_EQUAL(rep.status, 400);
+        CU_ASSERT(rep.body && strstr(rep.body, "twice") != NULL);
+        qk_http_reply_clear(&rep);
+        req.method = "GET";
+        qk_http_handler_call(&P.ha.super, &req, &rep);
+        CU_ASSERT_EQUAL(rep.status, 405);
+        qk_http_reply_clear(&rep);
+    }
+    CU_ASSERT_EQUAL(kf_block_state(qk_kms_store(P.a.kms), 5), -1);
+    P.ha.devices = NULL;
+    qk_device_sources_stop(ds);
+    kf_pair_close(&P);
+}
+
 int suite_device_source(void)
 {
     CU_pSuite s = CU_add_suite("device_source", NULL, NULL);
@@ -202,7 +258,9 @@ int suite_device_source(void)
         !CU_add_test(s, "enc_keys answer refused", test_enc_keys_refused) ||
         !CU_add_test(s, "dec_keys answer: order, missing, extra", test_dec_keys_answer) ||
         !CU_add_test(s, "status", test_status) ||
-        !CU_add_test(s, "backoff sequence and block IDs", test_backoff_and_block_ids))
+        !CU_add_test(s, "backoff sequence and block IDs", test_backoff_and_block_ids) ||
+        !CU_add_test(s, "device-keys on a pushed link: 409 source, 400, 405",
+                     test_handler_on_device_link))
         return -1;
     return 0;
 }
