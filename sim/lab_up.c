@@ -331,9 +331,23 @@ static size_t started(const qk_lab *lab, pid_t *pids)
     return n;
 }
 
+/* True when KME k pulls keys from its device on some link (device_pull = yes). */
+static bool pulls(const qk_lab *lab, size_t k)
+{
+    for (size_t i = 0; i < lab->topo.nlinks; i++)
+        if (lab->dev[i].on && lab->topo.links[i].kme[qk_lab_dev_puller(lab, i)] == k)
+            return true;
+    return false;
+}
+
+/* The KMEs that pull from a device start last, so that the peer each first pull notifies is
+ * already up (a notice that fails leaves the keys unfetched at the far device). */
 static int start_kmes(qk_lab *lab, const char *kmed, qk_err *err)
 {
-    for (size_t k = 0; k < lab->topo.nkmes; k++) {
+    for (size_t pass = 0; pass < 2 * lab->topo.nkmes; pass++) {
+        size_t k = pass % lab->topo.nkmes;
+        if (pulls(lab, k) != (pass >= lab->topo.nkmes))
+            continue;
         const char *id = lab->topo.kmes[k].id;
         qk_lab_kme_rt *rt = &lab->kme[k];
         char conf[QK_LAB_PATH_MAX], ports[QK_LAB_PATH_MAX], out[QK_LAB_PATH_MAX],

@@ -74,17 +74,20 @@ k1=$(metric outer KME_A qkd_device_keys_total) t1=$(date +%s%N) b1=$(metric oute
 echo "THROUGHPUT: $(awk -v k=$((k1 - k0)) -v b=$((b1 - b0)) -v ns=$((t1 - t0)) 'BEGIN {
   s = ns / 1e9; printf "%.0f keys/s, %.3f Mbit/s into the pool of KME_A (%d keys, %d bytes in %.2f s; qkd-kmed pair as the device, batch 128 x 256 bits, interval 100 ms)", k / s, b * 8 / s / 1e6, k, b, s }')"
 
-# Every key the outer pair took was fetched exactly once at the inner far end: once the outer
-# lab is down no inner key is left reserved for a slave, the inner master end handed out as
-# many keys as the slave end delivered, and as many as the outer puller stored.
-pulled=$(metric outer KME_A qkd_device_keys_total)
+# Every key the outer pair took was fetched exactly once at the inner far end. The puller stops
+# first (SIGTERM: it finishes the pull in flight, its peer still up), then the rest of the outer
+# lab. Then the inner master end (KME_A) handed out as many keys as the slave end (KME_B)
+# delivered, none is left reserved for a slave, and both outer ends stored that many.
+pa=$(lab_json outer '.kmes[] | select(.id=="KME_A") | .pid')
+kill -TERM "$pa" && timeout 15 tail --pid="$pa" -f /dev/null || fail "the outer puller did not stop"
+fetched=$(metric outer KME_B qkd_device_keys_total)
 "$LAB" down --dir "$T/outer" >/dev/null || fail "qkd-lab down outer"
-wait_for '[ "$(metric inner KME_B qkd_keys "$LF,state=\"reserved\"")" = 0 ]' 10 \
-  "no inner key reserved for a slave" || fail "inner keys taken by the puller were never fetched"
 da=$(metric inner KME_A qkd_keys "$LF,state=\"delivered\"") db=$(metric inner KME_B qkd_keys "$LF,state=\"delivered\"")
-[ "$da" = "$db" ] || fail "inner pair: $da keys delivered at KME_A (master), $db at KME_B (slave)"
-[ "$da" -ge "$pulled" ] && [ "$pulled" -gt 0 ] || fail "inner pair delivered $da keys, the outer puller stored $pulled"
-ok "the inner pair's keys were consumed exactly once each ($da keys, $pulled stored by the puller)"
+rb=$(metric inner KME_B qkd_keys "$LF,state=\"reserved\"")
+[ "$rb" = 0 ] && [ "$da" = "$db" ] ||
+  fail "inner pair: $da keys handed to the puller at KME_A, $db fetched at KME_B, $rb never fetched ($(grep -c 'device pull: POST .*/peer/v1/device-keys' "$T/outer/KME_A/kmed.log") notice(s) to the peer failed: outer KME_A's kmed.log)"
+[ "$db" = "$fetched" ] && [ "$fetched" -gt 0 ] || fail "inner KME_B delivered $db keys, the outer KME_B stored $fetched"
+ok "the inner pair's keys were consumed exactly once each ($da keys)"
 
 # ---- (b) fake-kme as the device pair ------------------------------------------------------------
 # A device lab for --device-lab is a lab.json: here one describing fake-kme, which plays KME_A
@@ -129,59 +132,64 @@ skip_pair_key fk || fail "SKIP key, fake-kme as the device"
 ok "fake-kme as the device pair: ETSI 014 and SKIP keys, equal bytes at both ends"
 
 # ---- (c) faults of the device ---------------------------------------------------------------------
-# During a fault no key comes from the device, and the pools of both ends never grow: what they
-# hold is what they held before (keys are only taken from confirmed material). The error
-# counter of the puller rises and says why; keys flow again once the device is healthy.
+# Each fault starts from a quiet link (the device stopped, no block pending at either end, so
+# the pools hold only confirmed material), and must raise the puller's error counter with its
+# reason while no key is stored from the device and neither pool grows. Then the healthy device
+# comes back and keys flow again (which also resets the backoff for the next fault).
 pool() { metric fk "$1" qkd_pool_bytes; }
-errors() { metric fk KME_A qkd_device_errors_total; }
-during_fault() { # WHAT: errors rise, no key stored, no pool grows
-  local what=$1 e0 k0 pa pb
-  # shellcheck disable=SC2034 # read by the wait_for condition
-  e0=$(errors) k0=$(metric fk KME_A qkd_device_keys_total) pa=$(pool KME_A) pb=$(pool KME_B)
-  wait_for '[ "$(errors)" -ge $((e0 + 2)) ]' 20 "device errors while $what" ||
-    fail "the puller counts no device error while $what ($(error_reasons fk KME_A))"
-  [ "$(metric fk KME_A qkd_device_keys_total)" = "$k0" ] || fail "keys stored from the device while $what"
-  [ "$(pool KME_A)" -le "$pa" ] && [ "$(pool KME_B)" -le "$pb" ] || fail "a pool grew while $what"
-  echo "  $what: $(error_reasons fk KME_A)backoff $(kme_metric fk KME_A qkd_device_backoff_seconds "$LF") s"
+reason() { metric fk KME_A qkd_device_errors_total "$LF,reason=\"$1\""; }
+# The device stopped and no block pending at either end but those the puller could not announce
+# (reason "peer": they stay pending until the inventory burns them as stale, docs/qkd-kmed.md).
+quiet() {
+  fake_stop
+  wait_for '[ "$(metric fk KME_A qkd_blocks "$LF,state=\"pending\"")" -le "$(reason peer)" ] && [ "$(metric fk KME_B qkd_blocks "$LF,state=\"pending\"")" = 0 ]' 20 \
+    "no pending block at either end" || fail "blocks still pending with the device stopped"
 }
-recovered() { # WHAT
+fault() { # REASON WHAT DEVICE-FAULT...: the device with those faults (none: stopped)
+  local r=$1 what=$2 e0 ka kb pa pb; shift 2
+  quiet
+  # shellcheck disable=SC2034 # read by the wait_for condition
+  e0=$(reason "$r")
+  ka=$(metric fk KME_A qkd_device_keys_total) kb=$(metric fk KME_B qkd_device_keys_total) pa=$(pool KME_A) pb=$(pool KME_B)
+  if [ "$#" -gt 0 ] || [ "$r" != connect ]; then fake_start "$@"; fi
+  wait_for '[ "$(reason "$r")" -gt "$e0" ]' 20 "a device error \"$r\" while $what" ||
+    fail "the puller counts no error \"$r\" while $what ($(error_reasons fk KME_A))"
+  [ "$(metric fk KME_A qkd_device_keys_total)" = "$ka" ] && [ "$(metric fk KME_B qkd_device_keys_total)" = "$kb" ] ||
+    fail "keys stored from the device while $what"
+  [ "$(pool KME_A)" -le "$pa" ] && [ "$(pool KME_B)" -le "$pb" ] || fail "a pool grew while $what"
+  echo "  $what: reason=\"$r\" counted; backoff $(kme_metric fk KME_A qkd_device_backoff_seconds "$LF") s"
+  recover "$what"
+}
+recover() { # WHAT: the healthy device back, keys flow, an ETSI 014 key with equal bytes
   local k0
+  fake_stop
   k0=$(metric fk KME_A qkd_device_keys_total)
+  fake_start
   wait_for '[ "$(metric fk KME_A qkd_device_keys_total)" -gt "$k0" ]' 40 "keys from the device after $1" ||
     fail "no key from the device after $1 ($(error_reasons fk KME_A))"
+  etsi_pair_key fk KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key after $1"
 }
 
-fake_stop
-during_fault "the device refuses TCP connections"
-fake_start 503
-during_fault "the device answers 503"
-fake_stop
-fake_start short-keys
-during_fault "the device answers keys one byte short"
-fake_stop
-fake_start slow
-during_fault "the device answers after 4 s"
-fake_stop
-fake_start
-recovered "the faults"
-etsi_pair_key fk KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key after the device recovered"
-ok "device down (refused, 503), short keys, slow: counted with their reason, no key stored; recovery"
+fault connect "the device refuses TCP connections"
+fault unavailable "the device answers 503" 503
+fault malformed "the device answers keys one byte short" short-keys
+fault timeout "the device answers after 4 s (the puller waits 3 s)" slow
+ok "device down (refused, 503), short keys, slow: counted with their reason, no key stored, no pool grew; recovery"
 
 # Other bytes at the far end: both ends store a block from the same key IDs, the material check
 # finds different digests and burns both; no key is carved from them.
-fake_stop
-fake_start other-key
+quiet
 # shellcheck disable=SC2034 # read by the wait_for condition
 bA=$(metric fk KME_A qkd_blocks "$LF,state=\"burned\"") bB=$(metric fk KME_B qkd_blocks "$LF,state=\"burned\"")
 pa=$(pool KME_A) pb=$(pool KME_B)
+fake_start other-key
 wait_for '[ "$(metric fk KME_A qkd_blocks "$LF,state=\"burned\"")" -gt "$bA" ] && [ "$(metric fk KME_B qkd_blocks "$LF,state=\"burned\"")" -gt "$bB" ]' 20 \
   "blocks burned at both ends" || fail "mismatched device keys were not burned at both ends"
+quiet
 [ "$(pool KME_A)" -le "$pa" ] && [ "$(pool KME_B)" -le "$pb" ] || fail "a pool grew from mismatched device keys"
-fake_stop
-fake_start
-recovered "mismatched keys"
-etsi_pair_key fk KME_A SAE_A1 KME_B SAE_B1 || fail "ETSI 014 key after the mismatch"
+recover "mismatched keys"
 ok "a mismatched key at the far end: burned at both ends, never served; recovery"
+
 # The device families pass promtool (docs/qkd-kmed.md, "Admin API"), errors with their reasons.
 for k in KME_A KME_B; do
   curl -sf --max-time 5 "$(lab_json fk ".kmes[] | select(.id==\"$k\") | .admin_url")/metrics" >"$T/$k.prom" ||
