@@ -278,6 +278,66 @@ static void test_manifest(void)
     cJSON_Delete(m);
 }
 
+/* Link BC fed by ETSI 014 devices (qkd-lab up --device-lab): both ends get source = etsi014 with
+ * their own device and SAE, the lower KME ID pulls, the simulator leaves BC out, the model check
+ * skips it (300 km would yield no key), lab.json says what feeds it. */
+static void test_device_fed(void)
+{
+    chain_lab();
+    qk_lab_dev_link *d = &lab.dev[1];
+    d->on = true;
+    for (int e = 0; e < 2; e++) {
+        snprintf(d->url[e], sizeof d->url[e], "https://127.0.0.1:%d", 7000 + e);
+        snprintf(d->sae[e], sizeof d->sae[e], "DEV_%d", e);
+        snprintf(d->cert[e], sizeof d->cert[e], "/dev/x/sae-%d.crt", e);
+        snprintf(d->key[e], sizeof d->key[e], "/dev/x/sae-%d.key", e);
+    }
+    snprintf(lab.device_lab, sizeof lab.device_lab, "/dev/x");
+    snprintf(lab.device_ca, sizeof lab.device_ca, "/dev/x/ca.crt");
+    CU_ASSERT_EQUAL(qk_lab_sim_links(&lab), 1);
+    CU_ASSERT_EQUAL(qk_lab_dev_puller(&lab, 1), 0); /* KME_B < KME_C */
+    char *b = render(0, 1), *c = render(0, 2), *s = render(1, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "link_id = BC\ndevice_identity = qkd-sim\nsource = etsi014\n"
+                                     "device_url = https://127.0.0.1:7000\n"
+                                     "device_ca = /dev/x/ca.crt\ndevice_cert = /dev/x/sae-0.crt\n"
+                                     "device_key = /dev/x/sae-0.key\ndevice_sae = DEV_0\n"
+                                     "device_peer_sae = DEV_1\ndevice_pull = yes\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "device_url = https://127.0.0.1:7001\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "device_sae = DEV_1\ndevice_peer_sae = DEV_0\n"
+                                     "device_pull = no\n"));
+    /* The simulator-fed link AB is unchanged at KME_B. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(b, "link_id = AB\ndevice_identity = qkd-sim\n\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "[link AB]"));
+    CU_ASSERT_PTR_NULL(strstr(s, "[link BC]"));
+    free(b);
+    free(c);
+    free(s);
+    qk_err err;
+    qk_err_clear(&err);
+    lab.distance_km = 300;
+    lab.topo.links[0].distance_km = 10;
+    CU_ASSERT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0);
+    char *j = qk_lab_manifest_json(&lab);
+    cJSON *m = j ? cJSON_Parse(j) : NULL;
+    free(j);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    cJSON *links = cJSON_GetObjectItem(m, "links");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(cJSON_GetArrayItem(links, 0), "source")->valuestring,
+                           "sim");
+    cJSON *bc = cJSON_GetArrayItem(links, 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(bc, "source")->valuestring, "etsi014");
+    cJSON *dev = cJSON_GetObjectItem(bc, "device");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(dev, "pull")->valuestring, "KME_B");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(dev, "ca")->valuestring, "/dev/x/ca.crt");
+    cJSON *e1 = cJSON_GetArrayItem(cJSON_GetObjectItem(dev, "ends"), 1);
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(e1, "kme")->valuestring, "KME_C");
+    CU_ASSERT_STRING_EQUAL(cJSON_GetObjectItem(e1, "sae")->valuestring, "DEV_1");
+    cJSON_Delete(m);
+}
+
 static void test_ports_and_metrics(void)
 {
     const char *pf = "etsi014=4431\nskip=0\npeer=9443\nadmin=8080\n";
@@ -309,6 +369,7 @@ int suite_sim_lab(void)
         !CU_add_test(s, "configs", test_configs) ||
         !CU_add_test(s, "link check against the model", test_link_check) ||
         !CU_add_test(s, "manifest", test_manifest) ||
+        !CU_add_test(s, "device-fed link", test_device_fed) ||
         !CU_add_test(s, "ports and metrics", test_ports_and_metrics))
         return -1;
     return 0;
