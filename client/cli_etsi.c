@@ -145,7 +145,7 @@ static int print_keys(const cli_conn *cc, const qkc_key_set *ks)
     for (size_t i = 0; i < ks->count; i++) {
         char *k = cli_encode(ks->keys[i].key, ks->keys[i].key_len, enc);
         if (!k) {
-            qkc_json_wipe_delete(j);
+            qk_json_delete_wiped(j);
             fputs("qkd: out of secure memory\n", stderr);
             return QKD_EXIT_FAIL;
         }
@@ -153,9 +153,9 @@ static int print_keys(const cli_conn *cc, const qkc_key_set *ks)
             cJSON *o = cJSON_CreateObject();
             if (!o || !cJSON_AddStringToObject(o, "key_ID", ks->keys[i].key_ID) ||
                 !cJSON_AddStringToObject(o, "key", k) || !cJSON_AddItemToArray(arr, o)) {
-                qkc_json_wipe_delete(o);
+                qk_json_delete_wiped(o);
                 qk_secure_free(k);
-                qkc_json_wipe_delete(j);
+                qk_json_delete_wiped(j);
                 fputs("qkd: out of memory\n", stderr);
                 return QKD_EXIT_FAIL;
             }

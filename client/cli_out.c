@@ -83,6 +83,6 @@ int cli_print_json(void *tree)
         qk_wipe(text, strlen(text));
         cJSON_free(text);
     }
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     return rc;
 }

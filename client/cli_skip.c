@@ -116,7 +116,7 @@ static int skip_report(const cli_conn *cc, const qkc_error *e)
 
 static int oom(cJSON *j)
 {
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     fputs("qkd: out of memory\n", stderr);
     return QKD_EXIT_FAIL;
 }

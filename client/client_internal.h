@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "json_util.h"
 #include "qkdclient.h"
 
 /* Largest JSON body the typed parsers accept. */
@@ -17,9 +18,7 @@ void qkc_error_clear(qkc_error *e);
 
 /* Parse body as a JSON object (QKC_EMALFORMED otherwise). */
 int qkc_parse_object(const char *body, size_t len, cJSON **out, qkc_error *e);
-/* Overwrite every string in the tree with zeros (before cJSON_Delete of a tree that held
- * key material), then delete it. NULL is a no-op. */
-void qkc_json_wipe_delete(cJSON *j);
+/* Trees that held key material are freed with qk_json_delete_wiped (common/json_util.h). */
 
 /* Copy the string member `name` of obj into out[cap]: it must be a string of 1..cap-1 bytes
  * without control characters (printable ASCII or UTF-8). required=false: absent leaves out as

@@ -22,25 +22,6 @@ int qkc_parse_object(const char *body, size_t len, cJSON **out, qkc_error *e)
     return 0;
 }
 
-static void wipe_strings(cJSON *j)
-{
-    /* Iterative over siblings, recursive over children: depth is bounded by qk_json_parse. */
-    for (; j; j = j->next) {
-        if (j->valuestring)
-            qk_wipe(j->valuestring, strlen(j->valuestring));
-        if (j->child)
-            wipe_strings(j->child);
-    }
-}
-
-void qkc_json_wipe_delete(cJSON *j)
-{
-    if (!j)
-        return;
-    wipe_strings(j);
-    cJSON_Delete(j);
-}
-
 int qkc_get_text(const cJSON *obj, const char *name, bool required, char *out, size_t cap,
                  qkc_error *e)
 {

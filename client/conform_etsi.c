@@ -237,7 +237,7 @@ static void enc_container_fields(cf_ctx *ctx, cf_result *r)
         cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "key_container_extension") : NULL;
     if (ce && !cJSON_IsObject(ce))
         cf_violation(r, "key_container_extension is not an object");
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     qkc_raw_response_free(&resp);
 }
 

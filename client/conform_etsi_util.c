@@ -25,7 +25,7 @@ int ce_parse_keys(const char *body, size_t len, ce_keys *out, char *why, size_t 
     cJSON *j = body ? qk_json_parse(body, len, QKC_JSON_MAX, &jerr) : NULL;
     if (!j || !cJSON_IsObject(j)) {
         snprintf(why, cap, "not a JSON object");
-        qkc_json_wipe_delete(j);
+        qk_json_delete_wiped(j);
         return -1;
     }
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "keys");
@@ -63,7 +63,7 @@ int ce_parse_keys(const char *body, size_t len, ce_keys *out, char *why, size_t 
     }
     rc = 0;
 out:
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     if (rc != 0)
         ce_keys_free(out);
     return rc;

@@ -247,7 +247,7 @@ void cf_excerpt(const char *body, size_t len, long status, char *out, size_t cap
     if (j) {
         redact(j);
         char *t = cJSON_PrintUnformatted(j);
-        qkc_json_wipe_delete(j);
+        qk_json_delete_wiped(j);
         if (!t) {
             snprintf(out, cap, "(JSON, %zu bytes)", len);
             return;

@@ -392,7 +392,7 @@ static void entropy_check(cf_ctx *ctx, cf_result *r, entropy_facet f)
              (strlen(s->valuestring) != (size_t)bits / 4 || m->valuedouble != bits))
         cf_violation(r, "%zu hex digits, minentropy %g; expected %lld digits and %lld",
                      strlen(s->valuestring), m->valuedouble, (long long)bits / 4, (long long)bits);
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     qkc_raw_response_free(&resp);
 }
 

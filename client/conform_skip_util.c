@@ -41,7 +41,7 @@ int cs_parse_key(const char *body, size_t len, cs_key *out, char *why, size_t ca
         snprintf(out->keyId, sizeof out->keyId, "%s", id->valuestring);
         rc = 0;
     }
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     return rc;
 }
 

@@ -154,7 +154,7 @@ int qkc_etsi_parse_keys(const char *body, size_t len, size_t expect_count, size_
     }
     rc = qkc_get_object_json(j, "key_container_extension", &out->key_container_extension, e);
 out:
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     if (rc != 0)
         qkc_key_set_free(out);
     return rc;

@@ -226,7 +226,7 @@ int qkc_lab_parse(const char *text, size_t len, qkc_lab *out, qkc_error *e)
             if (strcmp(out->kmes[i].id, out->kmes[k].id) == 0)
                 rc = qkc_fail(e, QKC_EMALFORMED, "lab.json: KME %s is listed twice",
                               out->kmes[i].id);
-    qkc_json_wipe_delete(j); /* psk_hex strings */
+    qk_json_delete_wiped(j); /* psk_hex strings */
     if (rc != 0)
         qkc_lab_free(out);
     return rc;

@@ -139,7 +139,7 @@ int qkc_skip_parse_key(const char *body, size_t len, const char *expect_key_id, 
         rc = qkc_fail(e, QKC_EMALFORMED, "response: key has %zu bits, %lld requested",
                       out->key_len * 8, (long long)expect_bits);
 out:
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     if (rc != 0)
         qkc_skip_key_free(out);
     return rc;
@@ -169,7 +169,7 @@ int qkc_skip_parse_entropy(const char *body, size_t len, int64_t min_bits, qkc_s
         rc = qkc_fail(e, QKC_EMALFORMED, "entropy: minentropy %lld, %lld requested",
                       (long long)out->minentropy, (long long)min_bits);
 out:
-    qkc_json_wipe_delete(j);
+    qk_json_delete_wiped(j);
     if (rc != 0)
         qkc_skip_entropy_free(out);
     return rc;

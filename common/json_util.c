@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "secbuf.h"
+
 /* Deeper nesting than this is refused before cJSON sees the text (no legitimate
  * request in any of our APIs comes close). */
 #define QK_JSON_MAX_DEPTH 32
@@ -212,4 +214,23 @@ char *qk_json_message(const char *msg)
         text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
+}
+
+static void wipe_strings(cJSON *j)
+{
+    /* Iterative over siblings, recursive over children: depth is bounded by qk_json_parse. */
+    for (; j; j = j->next) {
+        if (j->valuestring)
+            qk_wipe(j->valuestring, strlen(j->valuestring));
+        if (j->child)
+            wipe_strings(j->child);
+    }
+}
+
+void qk_json_delete_wiped(cJSON *j)
+{
+    if (!j)
+        return;
+    wipe_strings(j);
+    cJSON_Delete(j);
 }

@@ -34,6 +34,10 @@ int qk_json_get_array(const cJSON *obj, const char *name, bool required, const c
 const char *qk_json_str_or(const cJSON *obj, const char *name, const char *dflt);
 double qk_json_num_or(const cJSON *obj, const char *name, double dflt);
 
+/* Free a parsed value after wiping every string in it (answers that carry key material in
+ * base64 or hex). NULL is a no-op. */
+void qk_json_delete_wiped(cJSON *j);
+
 /* Compact serialization; returns malloc'ed NUL-terminated text or NULL. */
 char *qk_json_print(const cJSON *j);
 

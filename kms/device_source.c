@@ -69,26 +69,6 @@ int qk_device_status_parse(const char *body, size_t len, qk_device_status *st, q
     return rc;
 }
 
-/* The parsed answer holds the keys in base64: wipe every string before freeing it. */
-static void wipe_strings(cJSON *j)
-{
-    /* iterative over siblings, recursive over children: depth is bounded by qk_json_parse */
-    for (; j; j = j->next) {
-        if (j->valuestring)
-            qk_wipe(j->valuestring, strlen(j->valuestring));
-        if (j->child)
-            wipe_strings(j->child);
-    }
-}
-
-static void wipe_delete(cJSON *j)
-{
-    if (!j)
-        return;
-    wipe_strings(j);
-    cJSON_Delete(j);
-}
-
 /* One entry of "keys": its normalised ID into id, its bytes into out (exactly key_bytes). */
 static int parse_key(const cJSON *e, uint32_t key_bytes, char id[QK_KEY_ID_LEN + 1], uint8_t *out,
                      qk_err *err)
@@ -193,7 +173,7 @@ int qk_device_keys_parse(const char *body, size_t len, size_t cap, uint32_t key_
         qk_err_set(err, QK_EINVAL, "keys: bad request shape");
     else if ((o = qk_json_parse(body, len, QK_DEVICE_ANSWER_MAX, err)) != NULL)
         rc = parse_keys(o, cap, key_bytes, want, nwant, ids, bytes, n, err);
-    wipe_delete(o);
+    qk_json_delete_wiped(o);
     if (rc != 0) {
         qk_wipe(bytes, cap * key_bytes);
         *n = 0;
