@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "http_util.h"
 #include "http_client.h"
 #include "json_util.h"
 #include "log.h"
@@ -225,6 +226,8 @@ typedef struct {
     bool started;
     qk_http_client *pull_http; /* the puller thread's only */
     uint64_t last_block_id;
+    qk_peer_device_keys_msg *unsent; /* a stored block the peer was not told of yet */
+    uint64_t unsent_since_ms;        /* monotonic */
     /* the fetching end: handler threads take turns */
     pthread_mutex_t fetch_mu;
     qk_http_client *fetch_http;
@@ -449,8 +452,15 @@ static int pull_keys(source *s, const pull_shape *shape, qk_err *err)
     }
     atomic_fetch_add(&s->keys, m->n);
     rc = notify_peer(s, m, err);
-    if (rc == 0)
+    if (rc == 0) {
         atomic_fetch_add(&s->pulls[m->n < shape->number ? PULL_SHORT : PULL_OK], 1);
+    } else if (rc != QK_ENOTFOUND && rc != QK_EINVAL) {
+        /* The peer was not reached: the keys stay taken at the device, so the same notice is
+         * retried before any new pull (retry_unsent). */
+        s->unsent = m;
+        s->unsent_since_ms = (uint64_t)qk_now_ms();
+        m = NULL;
+    }
 out:
     qk_http_response_free(&resp);
     qk_secure_free(bytes);
@@ -498,6 +508,28 @@ static bool stopping(qk_device_sources *ds)
     return stop;
 }
 
+/* Retry the notice of a stored block the peer was not told of. 0 when none is left (sent, or
+ * given up and burned here), else the transport error (the caller backs off). */
+static int retry_unsent(source *s, qk_err *err)
+{
+    qk_peer_device_keys_msg *m = s->unsent;
+    if (!m)
+        return 0;
+    int rc = notify_peer(s, m, err);
+    if (rc == 0) {
+        atomic_fetch_add(&s->pulls[PULL_OK], 1);
+    } else if (rc != QK_ENOTFOUND && rc != QK_EINVAL) {
+        if ((uint64_t)qk_now_ms() - s->unsent_since_ms < QK_DEVICE_NOTICE_RETRY_MS)
+            return qk_err_prefix(err, "notice of block %" PRIu64 " (retried)", m->block_id);
+        QK_WARN("link %s: block %" PRIu64 " burned: the peer was not reached for %d s", m->link,
+                m->block_id, QK_DEVICE_NOTICE_RETRY_MS / 1000);
+        burn_block(s, m->block_id);
+    }
+    free(s->unsent);
+    s->unsent = NULL;
+    return 0;
+}
+
 /* One thread per pulling link: a single pull in flight at a time. */
 static void *pull_main(void *arg)
 {
@@ -508,11 +540,15 @@ static void *pull_main(void *arg)
     uint64_t backoff = 0;
     while (!stopping(s->owner)) {
         uint64_t wait = c->device_interval_ms;
-        if (below_target(s)) {
+        /* An unsent notice is retried whatever the pool level: the device's keys wait for it. */
+        if (s->unsent || below_target(s)) {
             qk_err err;
             qk_err_clear(&err);
-            int rc = have_status ? 0 : get_status(s, &shape, &err);
-            have_status = rc == 0;
+            int rc = retry_unsent(s, &err);
+            if (rc == 0 && !have_status) {
+                rc = get_status(s, &shape, &err);
+                have_status = rc == 0;
+            }
             if (rc == 0)
                 rc = pull_keys(s, &shape, &err);
             if (rc != 0) {
@@ -716,6 +752,8 @@ void qk_device_sources_stop(qk_device_sources *ds)
         source *s = &ds->src[i];
         if (s->started)
             pthread_join(s->thread, NULL);
+        /* An unsent notice's block stays PENDING here: the inventory burns it at both ends. */
+        free(s->unsent);
         qk_http_client_free(s->pull_http);
         qk_http_client_free(s->fetch_http);
         pthread_mutex_destroy(&s->fetch_mu);

@@ -30,7 +30,11 @@
 #define QK_DEVICE_TIMEOUT_MS         3000
 #define QK_DEVICE_CONNECT_TIMEOUT_MS 1000
 #define QK_DEVICE_BACKOFF_MAX_MS     30000
-#define QK_DEVICE_ANSWER_MAX         (8u * 1024u * 1024u) /* a larger answer is refused */
+/* A notice the peer KME could not be sent (transport error) is retried, before any new pull,
+ * for this long; then its block is burned here (the peer never built it, or the inventory
+ * burns its copy). */
+#define QK_DEVICE_NOTICE_RETRY_MS 300000
+#define QK_DEVICE_ANSWER_MAX      (8u * 1024u * 1024u) /* a larger answer is refused */
 
 /* ---- pure checks of the device's answers (unit-tested against recorded answers) ---------- */
 

@@ -89,6 +89,33 @@ rb=$(metric inner KME_B qkd_keys "$LF,state=\"reserved\"")
 [ "$db" = "$fetched" ] && [ "$fetched" -gt 0 ] || fail "inner KME_B delivered $db keys, the outer KME_B stored $fetched"
 ok "the inner pair's keys were consumed exactly once each ($da keys)"
 
+# The fetching end stopped while the puller runs: its notices fail (reason "peer"), and the keys
+# they name stay taken at the device until the same notice is delivered, before any new pull,
+# once the fetching end is back (docs/qkd-kmed.md, "Key sources"). Then the inner pair's keys
+# are again consumed exactly once: none left reserved at the inner far end.
+lab_up outer2 --device-lab "$T/inner" --wait 30
+pb=$(lab_json outer2 '.kmes[] | select(.id=="KME_B") | .pid')
+# shellcheck disable=SC2034 # p0 and ok0 are read by the wait_for conditions
+p0=$(metric outer2 KME_A qkd_device_errors_total "$LF,reason=\"peer\"")
+kill -TERM "$pb" && timeout 15 tail --pid="$pb" -f /dev/null || fail "outer2 KME_B did not stop"
+wait_for '[ "$(metric outer2 KME_A qkd_device_errors_total "$LF,reason=\"peer\"")" -gt "$p0" ]' 20 \
+  "a notice to the stopped KME_B to fail" || fail "no notice failed while KME_B was down"
+"$BUILD/bin/qkd-kmed" -c "$T/outer2/KME_B/kmed.conf" --port-file "$T/outer2/KME_B/ports" \
+  >>"$T/outer2/KME_B/kmed.out" 2>&1 &
+echo $! >"$T/outer2/KME_B/kmed.pid"
+# shellcheck disable=SC2034
+ok0=$(metric outer2 KME_A qkd_device_pulls_total "$LF,result=\"ok\"")
+wait_for '[ "$(metric outer2 KME_A qkd_device_pulls_total "$LF,result=\"ok\"")" -gt "$((ok0 + 1))" ]' 60 \
+  "the retried notice and a new pull to succeed" || fail "the puller did not recover after KME_B came back"
+pa=$(lab_json outer2 '.kmes[] | select(.id=="KME_A") | .pid')
+kill -TERM "$pa" && timeout 15 tail --pid="$pa" -f /dev/null || fail "the outer2 puller did not stop"
+"$LAB" down --dir "$T/outer2" >/dev/null || fail "qkd-lab down outer2"
+da=$(metric inner KME_A qkd_keys "$LF,state=\"delivered\"") db=$(metric inner KME_B qkd_keys "$LF,state=\"delivered\"")
+rb=$(metric inner KME_B qkd_keys "$LF,state=\"reserved\"")
+[ "$rb" = 0 ] && [ "$da" = "$db" ] ||
+  fail "after the fetching end's outage: $da keys handed out at inner KME_A, $db fetched at KME_B, $rb never fetched"
+ok "fetching end down and back: the unsent notice was retried, the inner keys consumed exactly once ($da keys)"
+
 # ---- (b) fake-kme as the device pair ------------------------------------------------------------
 # A device lab for --device-lab is a lab.json: here one describing fake-kme, which plays KME_A
 # (etsiA) and KME_B (etsiB) on fixed ports, so that a restarted fake is found at the same URLs.
@@ -139,7 +166,7 @@ ok "fake-kme as the device pair: ETSI 014 and SKIP keys, equal bytes at both end
 pool() { metric fk "$1" qkd_pool_bytes; }
 reason() { metric fk KME_A qkd_device_errors_total "$LF,reason=\"$1\""; }
 # The device stopped and no block pending at either end but those the puller could not announce
-# (reason "peer": they stay pending until the inventory burns them as stale, docs/qkd-kmed.md).
+# (reason "peer": the puller retries those notices before any new pull, docs/qkd-kmed.md).
 quiet() {
   fake_stop
   wait_for '[ "$(metric fk KME_A qkd_blocks "$LF,state=\"pending\"")" -le "$(reason peer)" ] && [ "$(metric fk KME_B qkd_blocks "$LF,state=\"pending\"")" = 0 ]' 20 \
