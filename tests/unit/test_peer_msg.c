@@ -549,7 +549,7 @@ static qk_peer_device_keys_msg *device_keys_msg(size_t n, uint32_t bits)
     m->key_size = bits;
     m->n = n;
     for (size_t i = 0; i < n; i++)
-        snprintf(m->key_ids[i], sizeof m->key_ids[i], "bc490419-7d60-487f-adc1-%012zx", i);
+        snprintf(m->key_ids[i], sizeof m->key_ids[i], "bc490419-7d60-487f-adc1-%012x", (unsigned)i);
     return m;
 }
 
