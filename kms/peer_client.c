@@ -161,7 +161,7 @@ static int post(qk_peer_client *pc, const char *path, int enc_rc, char *body,
     return rc;
 }
 
-/* A 200 answer of reserve or burn must say so: {"status": want}. */
+/* A 200 answer of reserve, burn or device-keys must say so: {"status": want}. */
 static int expect_result(const qk_http_response *resp, qk_peer_result want, const char *what,
                          qk_err *err)
 {
@@ -175,6 +175,33 @@ static int expect_result(const qk_http_response *resp, qk_peer_result want, cons
     return 0;
 }
 
+/* POST an encoded request whose 200 answer is {"status": want}. 0 when it was; 1 when the peer
+ * answered an error: *status and *reason set (QK_PEER_REASON_NONE when the body has none, e.g.
+ * from a proxy); else a transport error or QK_EPEER (a 200 with another body). */
+#define PEER_REFUSED 1
+static int post_result(qk_peer_client *pc, const char *path, int enc_rc, char *body,
+                       qk_peer_result want, const char *what, long *status, qk_peer_reason *reason,
+                       qk_err *err)
+{
+    qk_http_response resp;
+    int rc = post(pc, path, enc_rc, body, &resp, err);
+    if (rc != 0)
+        return rc;
+    *status = resp.status;
+    if (resp.status == 200) {
+        rc = expect_result(&resp, want, what, err);
+    } else {
+        qk_peer_error_msg e;
+        qk_err derr;
+        if (qk_peer_error_decode(resp.body, resp.body_len, &e, &derr) != 0)
+            e.reason = QK_PEER_REASON_NONE;
+        *reason = e.reason;
+        rc = PEER_REFUSED;
+    }
+    qk_http_response_free(&resp);
+    return rc;
+}
+
 int qk_peer_reserve(qk_peer_client *pc, const qk_reservation *r, qk_side side,
                     const qk_key_ref *refs, size_t n, qk_err *err)
 {
@@ -186,30 +213,20 @@ int qk_peer_reserve(qk_peer_client *pc, const qk_reservation *r, qk_side side,
     if (rc == 0)
         rc = qk_peer_reserve_encode(m, &body, err);
     free(m);
-    qk_http_response resp;
-    rc = post(pc, "/peer/v1/reserve", rc, body, &resp, err);
-    if (rc != 0)
+    long status = 0;
+    qk_peer_reason why = QK_PEER_REASON_NONE;
+    rc = post_result(pc, "/peer/v1/reserve", rc, body, QK_PEER_RESERVED, "reserve", &status, &why,
+                     err);
+    if (rc != PEER_REFUSED)
         return rc;
-    long status = resp.status;
-    if (status == 200) {
-        rc = expect_result(&resp, QK_PEER_RESERVED, "reserve", err);
-        qk_http_response_free(&resp);
-        return rc;
-    }
-    /* An error answer without a decodable body (e.g. from a proxy) has no reason. */
-    qk_peer_error_msg e;
-    qk_err derr;
-    if (qk_peer_error_decode(resp.body, resp.body_len, &e, &derr) != 0)
-        e.reason = QK_PEER_REASON_NONE;
-    qk_http_response_free(&resp);
-    const char *reason = qk_peer_reason_name(e.reason);
-    if (status == 409 && e.reason == QK_PEER_REASON_COLLISION)
+    const char *reason = qk_peer_reason_name(why);
+    if (status == 409 && why == QK_PEER_REASON_COLLISION)
         return qk_err_set(err, QK_ECOLLISION, "peer refused: collision");
-    if (status == 409 && e.reason == QK_PEER_REASON_MISMATCH)
+    if (status == 409 && why == QK_PEER_REASON_MISMATCH)
         return qk_err_set(err, QK_EMISMATCH, "peer refused: material mismatch");
     if (status == 404)
         return qk_err_set(err, QK_ENOTFOUND, "peer refused: unknown block");
-    if (status == 409 && e.reason == QK_PEER_REASON_LIMIT)
+    if (status == 409 && why == QK_PEER_REASON_LIMIT)
         return qk_err_set(err, QK_EQUOTA, "peer refused: max_key_count reached for the SAE pair");
     if (status == 409 || status == 400)
         return qk_err_set(err, QK_EINVAL, "peer refused: %s (HTTP %ld)",
@@ -227,15 +244,11 @@ int qk_peer_burn(qk_peer_client *pc, const char *request_id, qk_err *err)
     memcpy(m.request_id, request_id, len + 1);
     char *body = NULL;
     int rc = qk_peer_burn_encode(&m, &body, err);
-    qk_http_response resp;
-    rc = post(pc, "/peer/v1/burn", rc, body, &resp, err);
-    if (rc != 0)
-        return rc;
-    if (resp.status != 200)
-        rc = qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to burn", resp.status);
-    else
-        rc = expect_result(&resp, QK_PEER_BURNED, "burn", err);
-    qk_http_response_free(&resp);
+    long status = 0;
+    qk_peer_reason why = QK_PEER_REASON_NONE;
+    rc = post_result(pc, "/peer/v1/burn", rc, body, QK_PEER_BURNED, "burn", &status, &why, err);
+    if (rc == PEER_REFUSED)
+        rc = qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to burn", status);
     return rc;
 }
 
@@ -278,25 +291,16 @@ int qk_peer_device_keys(qk_peer_client *pc, const qk_peer_device_keys_msg *m, qk
 {
     char *body = NULL;
     int rc = qk_peer_device_keys_encode(m, &body, err);
-    qk_http_response resp;
-    rc = post(pc, "/peer/v1/device-keys", rc, body, &resp, err);
-    if (rc != 0)
+    long status = 0;
+    qk_peer_reason why = QK_PEER_REASON_NONE;
+    rc = post_result(pc, "/peer/v1/device-keys", rc, body, QK_PEER_STORED, "device-keys", &status,
+                     &why, err);
+    if (rc != PEER_REFUSED)
         return rc;
-    long status = resp.status;
-    if (status == 200) {
-        rc = expect_result(&resp, QK_PEER_STORED, "device-keys", err);
-        qk_http_response_free(&resp);
-        return rc;
-    }
-    qk_peer_error_msg e;
-    qk_err derr;
-    if (qk_peer_error_decode(resp.body, resp.body_len, &e, &derr) != 0)
-        e.reason = QK_PEER_REASON_NONE;
-    qk_http_response_free(&resp);
-    const char *reason = qk_peer_reason_name(e.reason);
-    if (status == 409 && e.reason == QK_PEER_REASON_DEVICE)
+    const char *reason = qk_peer_reason_name(why);
+    if (status == 409 && why == QK_PEER_REASON_DEVICE)
         return qk_err_set(err, QK_ENOTFOUND, "peer's device did not give the keys");
-    if (status == 503 && e.reason == QK_PEER_REASON_DEVICE_DOWN)
+    if (status == 503 && why == QK_PEER_REASON_DEVICE_DOWN)
         return qk_err_set(err, QK_ENOTFOUND, "peer's device is down");
     if (status == 409 || status == 400)
         return qk_err_set(err, QK_EINVAL, "peer refused device keys: %s (HTTP %ld)",
