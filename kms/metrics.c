@@ -11,12 +11,13 @@
 #define NBUCKETS      13
 #define MAX_LINKS     64 /* links with key byte counters */
 #define LINK_ID_MAX   128
+#define LISTENER_MAX  63 /* longest listener name kept; longer names are truncated */
 
 static const double bucket_bounds[NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                0.25,  0.5,    1.0,   2.5,  5.0,   10.0};
 
 typedef struct {
-    const char *name; /* constant string owned by the caller */
+    char name[LISTENER_MAX + 1]; /* a copy: a stopped listener frees its own name */
     int statuses[MAX_STATUSES];
     uint64_t counts[MAX_STATUSES];
     size_t nstatuses;
@@ -64,14 +65,16 @@ void qk_metrics_free(qk_metrics *m)
 
 static listener_stats *find_listener(qk_metrics *m, const char *name)
 {
+    char key[LISTENER_MAX + 1];
+    snprintf(key, sizeof key, "%s", name);
     for (size_t i = 0; i < m->nls; i++)
-        if (strcmp(m->ls[i].name, name) == 0)
+        if (strcmp(m->ls[i].name, key) == 0)
             return &m->ls[i];
     if (m->nls >= MAX_LISTENERS)
         return NULL;
     listener_stats *l = &m->ls[m->nls++];
     memset(l, 0, sizeof *l);
-    l->name = name;
+    memcpy(l->name, key, sizeof l->name);
     return l;
 }
 

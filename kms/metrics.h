@@ -11,7 +11,7 @@ typedef struct qk_metrics qk_metrics;
 qk_metrics *qk_metrics_new(void);
 void qk_metrics_free(qk_metrics *m);
 
-/* Count one answered request on listener (a short constant name) with HTTP status. */
+/* Count one answered request on listener (a short name, copied) with HTTP status. */
 void qk_metrics_request(qk_metrics *m, const char *listener, int status, double latency_ms);
 /* Count one failed call to a peer KME (transport error or unexpected answer). */
 void qk_metrics_peer_error(qk_metrics *m);

@@ -89,6 +89,28 @@ static void test_bounded(void)
     qk_metrics_free(m);
 }
 
+static void test_name_copied(void)
+{
+    /* A listener that stops frees its name while the others still count requests (qkd-kmed's
+     * shutdown): the counters keep their own copy. Under ASan a borrowed name is a
+     * use-after-free here; without ASan the scribbled name shows in the rendering. */
+    qk_metrics *m = qk_metrics_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    char *name = strdup("device");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(name);
+    qk_metrics_request(m, name, 201, 1.0);
+    memset(name, 'x', strlen(name));
+    free(name);
+    qk_metrics_request(m, "etsi014", 200, 1.0);
+    qk_metrics_request(m, "device", 201, 1.0);
+    char *t = render(m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT(has_line(t, "qkd_request_duration_seconds_count{listener=\"device\"} 2"));
+    CU_ASSERT(has_line(t, "qkd_request_duration_seconds_count{listener=\"etsi014\"} 1"));
+    free(t);
+    qk_metrics_free(m);
+}
+
 /* The rules of `promtool check metrics` (Prometheus client_golang promlint) that our families
  * can break: every sample belongs to a family declared by HELP then TYPE; counters and only
  * counters end in _total; histogram samples end in _bucket/_sum/_count; no non-base unit
@@ -312,6 +334,7 @@ int suite_kmed_metrics(void)
         return -1;
     if (!CU_add_test(s, "counters and cumulative histogram", test_counts) ||
         !CU_add_test(s, "bounded status table", test_bounded) ||
+        !CU_add_test(s, "a stopped listener's name is not borrowed", test_name_copied) ||
         !CU_add_test(s, "link telemetry: fresh, stale, never", test_link_view) ||
         !CU_add_test(s, "admin /metrics of a linked KME", test_admin_metrics) ||
         !CU_add_test(s, "simulator /metrics", test_sim_metrics) ||
