@@ -80,9 +80,14 @@ int qk_peer_reserve_decode(const char *body, size_t len, const qk_peer_msg_limit
 /* Free the keys of a decoded message (not of one filled by qk_peer_reserve_msg_set). */
 void qk_peer_reserve_msg_free(qk_peer_reserve_msg *m);
 
-/* ---- the answers to reserve, burn and device-keys: 200 {"status":"reserved"|"burned"|
- * "stored"} ------------------------------------------------------------------------------ */
-typedef enum { QK_PEER_RESERVED = 0, QK_PEER_BURNED = 1, QK_PEER_STORED = 2 } qk_peer_result;
+/* ---- the answers to reserve, burn, device-keys and lease: 200 {"status":"reserved"|"burned"|
+ * "stored"|"granted"} -------------------------------------------------------------------- */
+typedef enum {
+    QK_PEER_RESERVED = 0,
+    QK_PEER_BURNED = 1,
+    QK_PEER_STORED = 2,
+    QK_PEER_GRANTED = 3, /* the answer to lease */
+} qk_peer_result;
 
 typedef struct {
     qk_peer_result status;
@@ -184,6 +189,77 @@ typedef struct {
 
 int qk_peer_health_encode(const qk_peer_health_msg *m, char **out, qk_err *err);
 int qk_peer_health_decode(const char *body, size_t len, qk_peer_health_msg *m, qk_err *err);
+
+/* ---- POST /peer/v1/lease (docs/adr/0002-key-store.md, "Leases and notices") -----------
+ * {"link","side":"low"|"high","block_id","from","to","check"(64 hex)}: the sender (carving as
+ * side) asks for [from, to) of the block. Checked: block_id < 2^53, QK_BLOCK_VKEY_LEN <= from <
+ * to <= QK_BLOCK_MAX_BYTES. Answers: 200 {"status":"granted"}; 409 reason "collision" (the
+ * range reaches into what the receiver owns or asks for, or a recorded range); 409 "mismatch"
+ * (the check differs: the block is burned at both ends); 404 "unknown-block". */
+typedef struct {
+    qk_peer_id link;
+    qk_side side; /* the asking side */
+    qk_lease lease;
+} qk_peer_lease_msg;
+
+/* The checks the decoder runs on a filled message (also run by the encoder): 0 or QK_EINVAL. */
+int qk_peer_lease_check(const qk_peer_lease_msg *m, qk_err *err);
+int qk_peer_lease_encode(const qk_peer_lease_msg *m, char **out, qk_err *err);
+int qk_peer_lease_decode(const char *body, size_t len, qk_peer_lease_msg *m, qk_err *err);
+
+/* ---- POST /peer/v1/notices ---------------------------------------------------------------
+ * {"link","side","notices":[{"request_id","master","slaves":[..],"expires_at",
+ *  "keys":[{"key_ID","block_id","offset","length"}]}]}: requests the sender (carving as side)
+ * served from its granted leases. Checked as reserve (IDs, 1..1+max_sae_id_count slaves,
+ * 1..max_keys_per_request keys of 1..max_size_bits/8 bytes, UUID key IDs, ranges within a
+ * block), no check member (the lease's check covered the bytes), 1..QK_PEER_NOTICES_MAX
+ * notices, no request_id twice. A decoded message owns its notices (qk_notice as in store.h:
+ * slaves and keys malloc'ed; check fields zero): free with qk_peer_notices_msg_free. The
+ * encoder answers QK_ELIMIT when the body would exceed QK_PEER_MSG_MAX (send fewer notices). */
+#define QK_PEER_NOTICES_MAX 1024 /* notices per call: the ceiling of notice_batch */
+
+typedef struct {
+    qk_peer_id link;
+    qk_side side; /* the side the sender carved as */
+    qk_notice *notices;
+    size_t n; /* 1..QK_PEER_NOTICES_MAX */
+} qk_peer_notices_msg;
+
+int qk_peer_notices_encode(const qk_peer_notices_msg *m, char **out, qk_err *err);
+int qk_peer_notices_decode(const char *body, size_t len, const qk_peer_msg_limits *lim,
+                           qk_peer_notices_msg *m, qk_err *err);
+/* Free what a decoded message owns (notices and their slaves and keys); m is zeroed. */
+void qk_peer_notices_msg_free(qk_peer_notices_msg *m);
+
+/* The answer: 200 {"results":[{"request_id","result":"reserved"|"refused","reason",
+ * "held":[{"master","slave","count"}]}]}, one result per notice, in order. reason is present
+ * iff refused: the qk_peer_reason name of status (QK_ECOLLISION "collision", QK_EINVAL
+ * "bad-request", QK_ENOTFOUND "unknown-block", QK_EMISMATCH "mismatch", QK_EQUOTA "limit",
+ * anything else "internal", decoded as QK_EPEER). held: for each (master, slave) of the
+ * request, the keys the peer holds for the pair after the batch (0..QK_PEER_SLAVES_MAX
+ * entries, count < 2^53). */
+typedef struct {
+    qk_peer_id master, slave;
+    uint64_t count;
+} qk_peer_held;
+
+typedef struct {
+    qk_peer_id request_id;
+    int status;         /* 0 reserved, else a qk status (QK_ECOLLISION, QK_EINVAL, ...) */
+    qk_peer_held *held; /* per (master, slave) of this request: keys the peer now holds */
+    size_t nheld;       /* 0..QK_PEER_SLAVES_MAX */
+} qk_peer_notice_result;
+
+typedef struct {
+    qk_peer_notice_result *r;
+    size_t n; /* 0..QK_PEER_NOTICES_MAX */
+} qk_peer_notices_answer;
+
+int qk_peer_notices_answer_encode(const qk_peer_notices_answer *a, char **out, qk_err *err);
+int qk_peer_notices_answer_decode(const char *body, size_t len, qk_peer_notices_answer *a,
+                                  qk_err *err);
+/* Free what a decoded answer owns (r and each held); a is zeroed. */
+void qk_peer_notices_answer_free(qk_peer_notices_answer *a);
 
 /* ---- every error answer: {"message": "...", "reason": "..."} ----------------------------
  * reason is absent (QK_PEER_REASON_NONE) in the answers the request envelope writes itself
