@@ -182,4 +182,63 @@ int qk_store_count_reserved(qk_store *s, const char *master, const char *slave, 
 int qk_store_audit(qk_store *s, const char *event, const char *link, const char *request_id,
                    const char *identity, const char *detail, qk_err *err);
 
+/* ---- leases and notices (docs/adr/0002-key-store.md, "Leases and notices") ------------ *
+ * Each block of a peer link carries two agreed bounds: the LOW side owns [QK_BLOCK_VKEY_LEN,
+ * lease_lo) as master, the HIGH side [lease_hi, len); lease_lo <= lease_hi at both ends. A
+ * side carves (qk_store_carve_owned) only inside what the peer granted it, commits the keys
+ * at once, and tells the peer later (notices, batched). QK_LOCAL_LINK has no leases. */
+typedef struct {
+    uint64_t block_id;
+    uint32_t from, to;           /* the newly leased range [from, to) */
+    uint8_t check[QK_CHECK_LEN]; /* keyed hash over it, "qkd-kms lease v1" */
+} qk_lease;
+/* Pick this end's next block and range (rules above; want = bytes wanted, > 0), record it as
+ * lease_ask (durable) and fill *l. QK_ENOKEY: no confirmed block with unleased room. A block
+ * that already has a lease_ask returns that ask again (so a restart repeats it). */
+int qk_store_lease_ask(qk_store *s, const char *link, qk_side side, uint32_t want, qk_lease *l,
+                       qk_err *err);
+/* Up to cap outstanding asks of this end on link (after a restart). */
+int qk_store_lease_asks(qk_store *s, const char *link, qk_side side, qk_lease *out, size_t cap,
+                        size_t *n, qk_err *err);
+/* The peer answered our ask: granted -> bound = ask; refused -> ask cleared. */
+int qk_store_lease_done(qk_store *s, const char *link, qk_side side, uint64_t block_id,
+                        bool granted, qk_err *err);
+/* The peer (side peer_side) asks for l. 0 = granted (idempotent); QK_ECOLLISION = refused
+ * (overlaps what we own, ask or carved); QK_EMISMATCH = check differs (block burned, commits);
+ * QK_ENOTFOUND = unknown or burned block; QK_EINVAL = bad range. */
+int qk_store_lease_in(qk_store *s, const char *link, qk_side peer_side, const qk_lease *l,
+                      qk_err *err);
+/* Granted, uncarved bytes this end owns on link (sum over confirmed blocks). */
+int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *bytes, qk_err *err);
+/* Carve n keys of len inside our granted leases, record the request committed and un-noticed,
+ * keys DELIVERED (zeroed), refs/material filled; one transaction. QK_ENOKEY: not enough owned
+ * room (nothing recorded); QK_EEXIST: request_id known. Keys never span blocks; a request may
+ * take keys from several blocks. */
+int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                         qk_key_ref *refs, uint8_t *material, qk_err *err);
+/* Committed outgoing requests not yet noticed, oldest first, up to cap: filled with the
+ * reservation data and key refs (check fields zero). Caller frees with qk_notice_free. */
+typedef struct {
+    char request_id[QK_STORE_ID_MAX + 1];
+    char master[QK_STORE_ID_MAX + 1];
+    char (*slaves)[QK_STORE_ID_MAX + 1];
+    size_t nslaves;
+    uint64_t expires_at;
+    qk_key_ref *keys;
+    size_t nkeys;
+} qk_notice;
+int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size_t cap, size_t *n,
+                             qk_err *err);
+void qk_notice_free(qk_notice *v, size_t n);
+/* Mark these outgoing requests noticed (one transaction). */
+int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n, qk_err *err);
+/* Apply incoming notices (the peer carved as peer_side) in one transaction; results[i] = 0
+ * (reserved, or already reserved: idempotent), QK_ECOLLISION, QK_EINVAL (outside the
+ * peer's granted lease, bad range, tombstoned id), QK_ENOTFOUND (unknown/burned block);
+ * a refused notice changes nothing. Returns non-zero only when the transaction failed. */
+int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
+                       size_t n, int *results, qk_err *err);
+/* Whether a key ID was ever recorded here (for the fetch wait). */
+int qk_store_key_known(qk_store *s, const char *key_id, bool *known, qk_err *err);
+
 #endif
