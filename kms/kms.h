@@ -52,6 +52,21 @@ qk_link *qk_kms_link_by_id(qk_kms *k, const char *link_id);
 int qk_kms_reserve_in(qk_kms *k, const qk_reservation *r, qk_side side, const qk_key_ref *refs,
                       size_t n, qk_err *err);
 
+/* ---- hot path (docs/adr/0002-key-store.md, "Leases and notices") ----------------------
+ * The peer side of POST /peer/v1/lease: the peer KME of link, carving as side, asks for l.
+ * 0 = granted (also again, idempotent); QK_ECOLLISION (refused), QK_EMISMATCH (check differs:
+ * the block is burned here), QK_ENOTFOUND (unknown or burned block), QK_EINVAL (bad range),
+ * or a store error (as qk_store_lease_in). */
+int qk_kms_lease_in(qk_kms *k, const char *link, qk_side side, const qk_lease *l, qk_err *err);
+/* The peer side of POST /peer/v1/notices: apply m (the peer API has checked that m->link is
+ * the caller's link and m->side the caller's side) and fill *a with one result per notice, in
+ * order: request_id copied, status (0 or the qk_store_notice_in result), held = the keys held
+ * here for each (master, slave) pair of the request. a->r and each a->r[i].held are malloc'ed
+ * (the peer API frees them with qk_peer_notices_answer_free). Non-zero (and *a empty) only
+ * when the batch could not be applied at all (store error, out of memory). */
+int qk_kms_notices_in(qk_kms *k, const qk_peer_notices_msg *m, qk_peer_notices_answer *a,
+                      qk_err *err);
+
 void qk_link_set_telemetry(qk_link *l, const qk_link_telemetry *t);
 void qk_link_get_telemetry(qk_link *l, qk_link_telemetry *t);
 
