@@ -175,6 +175,17 @@ static int expect_result(const qk_http_response *resp, qk_peer_result want, cons
     return 0;
 }
 
+/* The reason of an error answer ({"message","reason"}); QK_PEER_REASON_NONE when the body has
+ * none or is not an error body (e.g. from a proxy). */
+static qk_peer_reason error_reason(const qk_http_response *resp)
+{
+    qk_peer_error_msg e;
+    qk_err derr;
+    if (qk_peer_error_decode(resp->body, resp->body_len, &e, &derr) != 0)
+        return QK_PEER_REASON_NONE;
+    return e.reason;
+}
+
 /* POST an encoded request whose 200 answer is {"status": want}. 0 when it was; 1 when the peer
  * answered an error: *status and *reason set (QK_PEER_REASON_NONE when the body has none, e.g.
  * from a proxy); else a transport error or QK_EPEER (a 200 with another body). */
@@ -191,11 +202,7 @@ static int post_result(qk_peer_client *pc, const char *path, int enc_rc, char *b
     if (resp.status == 200) {
         rc = expect_result(&resp, want, what, err);
     } else {
-        qk_peer_error_msg e;
-        qk_err derr;
-        if (qk_peer_error_decode(resp.body, resp.body_len, &e, &derr) != 0)
-            e.reason = QK_PEER_REASON_NONE;
-        *reason = e.reason;
+        *reason = error_reason(&resp);
         rc = PEER_REFUSED;
     }
     qk_http_response_free(&resp);
@@ -306,4 +313,68 @@ int qk_peer_device_keys(qk_peer_client *pc, const qk_peer_device_keys_msg *m, qk
         return qk_err_set(err, QK_EINVAL, "peer refused device keys: %s (HTTP %ld)",
                           reason ? reason : "bad-request", status);
     return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to device-keys", status);
+}
+
+int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_lease *l,
+                  qk_err *err)
+{
+    qk_peer_lease_msg m = {.side = side, .lease = *l};
+    size_t len = strlen(link);
+    if (len >= sizeof m.link)
+        return qk_err_set(err, QK_EINVAL, "link ID too long");
+    memcpy(m.link, link, len + 1);
+    char *body = NULL;
+    int rc = qk_peer_lease_encode(&m, &body, err);
+    long status = 0;
+    qk_peer_reason why = QK_PEER_REASON_NONE;
+    rc = post_result(pc, "/peer/v1/lease", rc, body, QK_PEER_GRANTED, "lease", &status, &why, err);
+    if (rc != PEER_REFUSED)
+        return rc;
+    if (status == 409 && why == QK_PEER_REASON_COLLISION)
+        return qk_err_set(err, QK_ECOLLISION, "peer refused the lease: collision");
+    if (status == 409 && why == QK_PEER_REASON_MISMATCH)
+        return qk_err_set(err, QK_EMISMATCH, "peer refused the lease: material mismatch");
+    if (status == 404 && why == QK_PEER_REASON_UNKNOWN_BLOCK)
+        return qk_err_set(err, QK_ENOTFOUND, "peer refused the lease: unknown block");
+    if (status == 400)
+        return qk_err_set(err, QK_EINVAL, "peer refused the lease: bad request");
+    return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to lease", status);
+}
+
+/* The answer must hold one result per notice, in order, each naming its notice. */
+static int notices_match(const qk_peer_notices_msg *m, const qk_peer_notices_answer *a, qk_err *err)
+{
+    if (a->n != m->n)
+        return qk_err_set(err, QK_EPEER, "peer answered %zu notices with %zu results", m->n, a->n);
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->r[i].request_id, m->notices[i].request_id) != 0)
+            return qk_err_set(err, QK_EPEER, "peer answered notice %zu with another request", i);
+    return 0;
+}
+
+int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_notices_answer *a,
+                    qk_err *err)
+{
+    memset(a, 0, sizeof *a);
+    char *body = NULL;
+    int rc = qk_peer_notices_encode(m, &body, err);
+    qk_http_response resp;
+    rc = post(pc, "/peer/v1/notices", rc, body, &resp, err);
+    if (rc != 0)
+        return rc;
+    qk_err derr;
+    qk_err_clear(&derr);
+    if (resp.status == 413) {
+        rc = qk_err_set(err, QK_ELIMIT, "peer refused %zu notices as too large (HTTP 413)", m->n);
+    } else if (resp.status != 200) {
+        const char *reason = qk_peer_reason_name(error_reason(&resp));
+        rc = qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to notices (%s)", resp.status,
+                        reason ? reason : "no reason");
+    } else if (qk_peer_notices_answer_decode(resp.body, resp.body_len, a, &derr) != 0) {
+        rc = qk_err_set(err, QK_EPEER, "peer answered notices with a bad body: %s", derr.msg);
+    } else if ((rc = notices_match(m, a, err)) != 0) {
+        qk_peer_notices_answer_free(a);
+    }
+    qk_http_response_free(&resp);
+    return rc;
 }

@@ -53,17 +53,18 @@ int qk_peer_device_keys(qk_peer_client *pc, const qk_peer_device_keys_msg *m, qk
 /* POST /peer/v1/lease: ask the peer for l on link, carving as side. 0 = granted (200
  * {"status":"granted"}); QK_ECOLLISION (409 collision: refused, the ask is to be cleared);
  * QK_EMISMATCH (409 mismatch: the peer burned the block; burn it here too); QK_ENOTFOUND
- * (404: the peer does not hold the block, or burned it); QK_EPEER (any other answer) or a
- * transport error (the ask stays: repeat it later). */
+ * (404: the peer does not hold the block, or burned it); QK_EINVAL (400: the peer finds the
+ * range bad: treat as refused); QK_EPEER (any other answer) or a transport error (the ask
+ * stays: repeat it later). */
 int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_lease *l,
                   qk_err *err);
 
 /* POST /peer/v1/notices of m. 0 = the peer answered one result per notice, in order, each
  * naming its notice's request_id (*a filled: free with qk_peer_notices_answer_free); else
  * *a is empty and the answer is QK_EINVAL (m does not encode), QK_ELIMIT (m's body would
- * exceed QK_PEER_MSG_MAX: send fewer notices), QK_EPEER (another answer: HTTP status other
- * than 200, bad body, results not matching the notices) or a transport error: the notices
- * are to be sent again. */
+ * exceed QK_PEER_MSG_MAX, or the peer answered 413: send fewer notices), QK_EPEER (another answer:
+ * HTTP status other than 200, bad body, results not matching the notices) or a transport error: the
+ * notices are to be sent again. */
 int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_notices_answer *a,
                     qk_err *err);
 

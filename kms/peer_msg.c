@@ -14,8 +14,10 @@
 /* ---- shared pieces ---------------------------------------------------------------------- */
 
 static const char *const side_names[] = {[QK_SIDE_LOW] = "low", [QK_SIDE_HIGH] = "high"};
-static const char *const result_names[] = {
-    [QK_PEER_RESERVED] = "reserved", [QK_PEER_BURNED] = "burned", [QK_PEER_STORED] = "stored"};
+static const char *const result_names[] = {[QK_PEER_RESERVED] = "reserved",
+                                           [QK_PEER_BURNED] = "burned",
+                                           [QK_PEER_STORED] = "stored",
+                                           [QK_PEER_GRANTED] = "granted"};
 static const char *const inv_names[] = {[QK_INV_UNKNOWN] = "unknown",
                                         [QK_INV_MATCH] = "match",
                                         [QK_INV_MISMATCH] = "mismatch",
@@ -222,6 +224,15 @@ static bool add_array_string(cJSON *a, const char *s)
     return e != NULL;
 }
 
+/* The members of one key ref: the reserve form (with_check) or the notice form. */
+static bool add_key(cJSON *keys, const qk_key_ref *k, bool with_check)
+{
+    cJSON *e = add_object(keys);
+    return add_string(e, "key_ID", k->key_id) && add_number(e, "block_id", k->block_id) &&
+           add_number(e, "offset", k->offset) && add_number(e, "length", k->length) &&
+           (!with_check || add_hex32(e, "check", k->check));
+}
+
 /* Finish an encode: print o (ok: everything was added) into *out and free it. */
 static int encode_end(cJSON *o, bool ok, char **out, qk_err *err)
 {
@@ -306,19 +317,16 @@ int qk_peer_reserve_encode(const qk_peer_reserve_msg *m, char **out, qk_err *err
     ok = ok && add_number(o, "expires_at", m->expires_at);
     cJSON *keys = ok ? cJSON_AddArrayToObject(o, "keys") : NULL;
     ok = keys != NULL;
-    for (size_t i = 0; ok && i < m->nkeys; i++) {
-        const qk_key_ref *k = &m->keys[i];
-        cJSON *e = add_object(keys);
-        ok = add_string(e, "key_ID", k->key_id) && add_number(e, "block_id", k->block_id) &&
-             add_number(e, "offset", k->offset) && add_number(e, "length", k->length) &&
-             add_hex32(e, "check", k->check);
-    }
+    for (size_t i = 0; ok && i < m->nkeys; i++)
+        ok = add_key(keys, &m->keys[i], true);
     return encode_end(o, ok, out, err);
 }
 
 /* One entry of "keys": the ranges are validated here, the overlap with what is recorded is
- * the store's to check. */
-static int decode_key(const cJSON *e, const qk_peer_msg_limits *lim, qk_key_ref *k, qk_err *err)
+ * the store's to check. with_check: the entry carries its 64-hex "check" (reserve; a notice's
+ * keys have none: the lease's check covered them, and k->check stays zero). */
+static int decode_key(const cJSON *e, const qk_peer_msg_limits *lim, bool with_check, qk_key_ref *k,
+                      qk_err *err)
 {
     const char *id;
     qk_uuid u;
@@ -333,7 +341,7 @@ static int decode_key(const cJSON *e, const qk_peer_msg_limits *lim, qk_key_ref 
     if (get_uint(e, "block_id", 0, QK_PEER_BLOCK_ID_MAX, &bid, err) ||
         get_uint(e, "offset", 0, QK_BLOCK_MAX_BYTES - 1, &off, err) ||
         get_uint(e, "length", 1, lim->max_size_bits / 8, &len, err) ||
-        get_hex32(e, "check", k->check, err))
+        (with_check && get_hex32(e, "check", k->check, err)))
         return QK_EINVAL;
     if (off + len > QK_BLOCK_MAX_BYTES)
         return qk_err_set(err, QK_EINVAL, "keys: offset + length beyond the largest block");
@@ -343,40 +351,62 @@ static int decode_key(const cJSON *e, const qk_peer_msg_limits *lim, qk_key_ref 
     return 0;
 }
 
+/* Slaves per reservation or notice: the slave and up to max_sae_id_count more. */
+static size_t max_slaves(const qk_peer_msg_limits *lim)
+{
+    size_t n = 1 + (size_t)lim->max_sae_id_count;
+    return n < QK_PEER_SLAVES_MAX ? n : QK_PEER_SLAVES_MAX;
+}
+
+/* The entries of a "slaves" array already counted by get_array (out has room for them). */
+static int decode_slaves(const cJSON *slaves, qk_peer_id *out, qk_err *err)
+{
+    size_t i = 0;
+    for (const cJSON *s = slaves->child; s; s = s->next, i++) {
+        if (!cJSON_IsString(s) || !s->valuestring)
+            return qk_err_set(err, QK_EINVAL, "slaves: entries must be identities");
+        if (id_copy(out[i], s->valuestring, "slaves", err) != 0)
+            return QK_EINVAL;
+    }
+    return 0;
+}
+
+/* A "keys" array (counted by get_array, n entries) into a new array *out of n refs. */
+static int decode_keys(const cJSON *keys, size_t n, const qk_peer_msg_limits *lim, bool with_check,
+                       qk_key_ref **out, qk_err *err)
+{
+    qk_key_ref *refs = calloc(n, sizeof *refs);
+    if (!refs)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    *out = refs; /* owned by the caller's message from here */
+    size_t i = 0;
+    for (const cJSON *e = keys->child; e; e = e->next, i++) {
+        int rc = decode_key(e, lim, with_check, &refs[i], err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int decode_reserve(const cJSON *o, const qk_peer_msg_limits *lim, qk_peer_reserve_msg *m,
                           qk_err *err)
 {
     int side = 0;
     const cJSON *slaves, *keys;
-    size_t max_slaves = 1 + (size_t)lim->max_sae_id_count;
-    if (max_slaves > QK_PEER_SLAVES_MAX)
-        max_slaves = QK_PEER_SLAVES_MAX;
     if (get_id(o, "request_id", m->request_id, err) || get_id(o, "link", m->link, err) ||
         get_enum(o, "side", side_names, COUNT(side_names), &side, err) ||
         get_id(o, "master", m->master, err) ||
         get_uint(o, "expires_at", 0, QK_PEER_BLOCK_ID_MAX, &m->expires_at, err) ||
-        get_array(o, "slaves", 1, max_slaves, &slaves, &m->nslaves, err) ||
+        get_array(o, "slaves", 1, max_slaves(lim), &slaves, &m->nslaves, err) ||
         get_array(o, "keys", 1, lim->max_keys_per_request, &keys, &m->nkeys, err))
         return QK_EINVAL;
     m->side = (qk_side)side;
-    size_t i = 0;
-    for (const cJSON *s = slaves->child; s; s = s->next, i++) {
-        if (!cJSON_IsString(s) || !s->valuestring)
-            return qk_err_set(err, QK_EINVAL, "slaves: entries must be identities");
-        if (id_copy(m->slaves[i], s->valuestring, "slaves", err) != 0)
-            return QK_EINVAL;
-    }
-    qk_key_ref *refs = calloc(m->nkeys, sizeof *refs);
-    if (!refs)
-        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    if (decode_slaves(slaves, m->slaves, err) != 0)
+        return QK_EINVAL;
+    qk_key_ref *refs = NULL;
+    int rc = decode_keys(keys, m->nkeys, lim, true, &refs, err);
     m->keys = refs;
-    i = 0;
-    for (const cJSON *e = keys->child; e; e = e->next, i++) {
-        int rc = decode_key(e, lim, &refs[i], err);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
+    return rc;
 }
 
 int qk_peer_reserve_decode(const char *body, size_t len, const qk_peer_msg_limits *lim,
@@ -645,6 +675,307 @@ int qk_peer_health_decode(const char *body, size_t len, qk_peer_health_msg *m, q
             rc = id_copy(m->links[i], e->valuestring, "links", err);
     }
     return decode_end(rc, o, m, sizeof *m);
+}
+
+/* ---- lease ------------------------------------------------------------------------------ */
+
+int qk_peer_lease_check(const qk_peer_lease_msg *m, qk_err *err)
+{
+    const qk_lease *l = &m->lease;
+    if (qk_peer_id_check(m->link, strnlen(m->link, sizeof m->link), "link", err) != 0)
+        return QK_EINVAL;
+    if (!name_of(side_names, COUNT(side_names), (int)m->side))
+        return qk_err_set(err, QK_EINVAL, "side: must be low or high");
+    if (l->block_id > QK_PEER_BLOCK_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "block_id: must be below 2^53");
+    if (l->from < QK_BLOCK_VKEY_LEN || l->from >= l->to || l->to > QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_EINVAL, "from, to: need %d <= from < to <= %d", QK_BLOCK_VKEY_LEN,
+                          QK_BLOCK_MAX_BYTES);
+    return 0;
+}
+
+int qk_peer_lease_encode(const qk_peer_lease_msg *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    if (qk_peer_lease_check(m, err) != 0)
+        return QK_EINVAL;
+    const qk_lease *l = &m->lease;
+    cJSON *o = cJSON_CreateObject();
+    bool ok = add_string(o, "link", m->link) &&
+              add_string(o, "side", name_of(side_names, COUNT(side_names), (int)m->side)) &&
+              add_number(o, "block_id", l->block_id) && add_number(o, "from", l->from) &&
+              add_number(o, "to", l->to) && add_hex32(o, "check", l->check);
+    return encode_end(o, ok, out, err);
+}
+
+static int decode_lease(const cJSON *o, qk_peer_lease_msg *m, qk_err *err)
+{
+    int side = 0;
+    uint64_t from, to;
+    if (get_id(o, "link", m->link, err) ||
+        get_enum(o, "side", side_names, COUNT(side_names), &side, err) ||
+        get_uint(o, "block_id", 0, QK_PEER_BLOCK_ID_MAX, &m->lease.block_id, err) ||
+        get_uint(o, "from", QK_BLOCK_VKEY_LEN, QK_BLOCK_MAX_BYTES - 1, &from, err) ||
+        get_uint(o, "to", QK_BLOCK_VKEY_LEN + 1, QK_BLOCK_MAX_BYTES, &to, err) ||
+        get_hex32(o, "check", m->lease.check, err))
+        return QK_EINVAL;
+    m->side = (qk_side)side;
+    m->lease.from = (uint32_t)from;
+    m->lease.to = (uint32_t)to;
+    return qk_peer_lease_check(m, err); /* from < to */
+}
+
+int qk_peer_lease_decode(const char *body, size_t len, qk_peer_lease_msg *m, qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc == 0)
+        rc = decode_lease(o, m, err);
+    return decode_end(rc, o, m, sizeof *m);
+}
+
+/* ---- notices ---------------------------------------------------------------------------- */
+
+int qk_peer_notices_encode(const qk_peer_notices_msg *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    const char *side = name_of(side_names, COUNT(side_names), (int)m->side);
+    if (!side || m->n < 1 || m->n > QK_PEER_NOTICES_MAX || !m->notices)
+        return qk_err_set(err, QK_EINVAL, "notices: side or count out of range");
+    for (size_t i = 0; i < m->n; i++) {
+        const qk_notice *v = &m->notices[i];
+        if (v->nslaves < 1 || v->nslaves > QK_PEER_SLAVES_MAX || !v->slaves || v->nkeys < 1 ||
+            !v->keys)
+            return qk_err_set(err, QK_EINVAL, "notices: request %zu: counts out of range", i);
+    }
+    cJSON *o = cJSON_CreateObject();
+    bool ok = add_string(o, "link", m->link) && add_string(o, "side", side);
+    cJSON *list = ok ? cJSON_AddArrayToObject(o, "notices") : NULL;
+    ok = list != NULL;
+    for (size_t i = 0; ok && i < m->n; i++) {
+        const qk_notice *v = &m->notices[i];
+        cJSON *e = add_object(list);
+        ok = add_string(e, "request_id", v->request_id) && add_string(e, "master", v->master);
+        cJSON *slaves = ok ? cJSON_AddArrayToObject(e, "slaves") : NULL;
+        ok = slaves != NULL;
+        for (size_t j = 0; ok && j < v->nslaves; j++)
+            ok = add_array_string(slaves, v->slaves[j]);
+        ok = ok && add_number(e, "expires_at", v->expires_at);
+        cJSON *keys = ok ? cJSON_AddArrayToObject(e, "keys") : NULL;
+        ok = keys != NULL;
+        for (size_t j = 0; ok && j < v->nkeys; j++)
+            ok = add_key(keys, &v->keys[j], false);
+    }
+    int rc = encode_end(o, ok, out, err);
+    if (rc == 0 && strlen(*out) > QK_PEER_MSG_MAX) {
+        free(*out);
+        *out = NULL;
+        return qk_err_set(err, QK_ELIMIT, "notices: %zu requests exceed %u bytes", m->n,
+                          QK_PEER_MSG_MAX);
+    }
+    return rc;
+}
+
+/* One entry of "notices" into v (its slaves and keys allocated here, owned by the message). */
+static int decode_notice(const cJSON *e, const qk_peer_msg_limits *lim, qk_notice *v, qk_err *err)
+{
+    const cJSON *slaves, *keys;
+    if (!cJSON_IsObject(e))
+        return qk_err_set(err, QK_EINVAL, "notices: entries must be objects");
+    if (get_id(e, "request_id", v->request_id, err) || get_id(e, "master", v->master, err) ||
+        get_uint(e, "expires_at", 0, QK_PEER_BLOCK_ID_MAX, &v->expires_at, err) ||
+        get_array(e, "slaves", 1, max_slaves(lim), &slaves, &v->nslaves, err) ||
+        get_array(e, "keys", 1, lim->max_keys_per_request, &keys, &v->nkeys, err))
+        return QK_EINVAL;
+    v->slaves = calloc(v->nslaves, sizeof *v->slaves);
+    if (!v->slaves)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    if (decode_slaves(slaves, v->slaves, err) != 0)
+        return QK_EINVAL;
+    return decode_keys(keys, v->nkeys, lim, false, &v->keys, err);
+}
+
+static int decode_notices(const cJSON *o, const qk_peer_msg_limits *lim, qk_peer_notices_msg *m,
+                          qk_err *err)
+{
+    int side = 0;
+    const cJSON *list;
+    size_t n = 0;
+    if (get_id(o, "link", m->link, err) ||
+        get_enum(o, "side", side_names, COUNT(side_names), &side, err) ||
+        get_array(o, "notices", 1, QK_PEER_NOTICES_MAX, &list, &n, err))
+        return QK_EINVAL;
+    m->side = (qk_side)side;
+    m->notices = calloc(n, sizeof *m->notices);
+    if (!m->notices)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    m->n = n; /* from here qk_peer_notices_msg_free frees what was filled */
+    size_t i = 0;
+    for (const cJSON *e = list->child; e; e = e->next, i++) {
+        int rc = decode_notice(e, lim, &m->notices[i], err);
+        if (rc != 0)
+            return rc;
+        /* n <= QK_PEER_NOTICES_MAX: the quadratic scan is bounded (~5e5 compares) */
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(m->notices[i].request_id, m->notices[j].request_id) == 0)
+                return qk_err_set(err, QK_EINVAL, "notices: request_id %s appears twice",
+                                  m->notices[i].request_id);
+    }
+    return 0;
+}
+
+int qk_peer_notices_decode(const char *body, size_t len, const qk_peer_msg_limits *lim,
+                           qk_peer_notices_msg *m, qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, m, sizeof *m, &o, err);
+    if (rc != 0)
+        return rc;
+    rc = decode_notices(o, lim, m, err);
+    if (rc != 0)
+        qk_peer_notices_msg_free(m);
+    return decode_end(rc, o, m, sizeof *m);
+}
+
+void qk_peer_notices_msg_free(qk_peer_notices_msg *m)
+{
+    if (!m)
+        return;
+    qk_notice_free(m->notices, m->n);
+    free(m->notices);
+    memset(m, 0, sizeof *m);
+}
+
+/* The answer's result and reason. A refusal's status travels as a reason (one name per
+ * status; the first pair of a status is the one written, every pair's name is read). */
+static const char *const notice_result_names[] = {"reserved", "refused"};
+static const struct {
+    int status;
+    qk_peer_reason reason;
+} notice_reasons[] = {
+    {QK_ECOLLISION, QK_PEER_REASON_COLLISION},
+    {QK_EEXIST, QK_PEER_REASON_COLLISION},
+    {QK_EINVAL, QK_PEER_REASON_BAD_REQUEST},
+    {QK_EINVAL, QK_PEER_REASON_BURNED},
+    {QK_ENOTFOUND, QK_PEER_REASON_UNKNOWN_BLOCK},
+    {QK_EMISMATCH, QK_PEER_REASON_MISMATCH},
+    {QK_EQUOTA, QK_PEER_REASON_LIMIT},
+    {QK_ELIMIT, QK_PEER_REASON_LIMIT},
+};
+
+static qk_peer_reason reason_of_status(int status)
+{
+    for (size_t i = 0; i < COUNT(notice_reasons); i++)
+        if (notice_reasons[i].status == status)
+            return notice_reasons[i].reason;
+    return QK_PEER_REASON_INTERNAL;
+}
+
+static int status_of_reason(qk_peer_reason r)
+{
+    for (size_t i = 0; i < COUNT(notice_reasons); i++)
+        if (notice_reasons[i].reason == r)
+            return notice_reasons[i].status;
+    return QK_EPEER; /* internal, or a reason no notice has */
+}
+
+int qk_peer_notices_answer_encode(const qk_peer_notices_answer *a, char **out, qk_err *err)
+{
+    *out = NULL;
+    if (a->n > QK_PEER_NOTICES_MAX || (a->n && !a->r))
+        return qk_err_set(err, QK_EINVAL, "notices answer: at most %d results",
+                          QK_PEER_NOTICES_MAX);
+    for (size_t i = 0; i < a->n; i++) {
+        const qk_peer_notice_result *r = &a->r[i];
+        if (r->nheld > QK_PEER_SLAVES_MAX || (r->nheld && !r->held))
+            return qk_err_set(err, QK_EINVAL, "notices answer: at most %d held counts",
+                              QK_PEER_SLAVES_MAX);
+        for (size_t j = 0; j < r->nheld; j++)
+            if (r->held[j].count > QK_PEER_BLOCK_ID_MAX)
+                return qk_err_set(err, QK_EINVAL, "notices answer: count beyond 2^53");
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *list = o ? cJSON_AddArrayToObject(o, "results") : NULL;
+    bool ok = list != NULL;
+    for (size_t i = 0; ok && i < a->n; i++) {
+        const qk_peer_notice_result *r = &a->r[i];
+        cJSON *e = add_object(list);
+        ok = add_string(e, "request_id", r->request_id) &&
+             add_string(e, "result", notice_result_names[r->status != 0]);
+        if (ok && r->status != 0)
+            ok = add_string(e, "reason", qk_peer_reason_name(reason_of_status(r->status)));
+        cJSON *held = ok ? cJSON_AddArrayToObject(e, "held") : NULL;
+        ok = held != NULL;
+        for (size_t j = 0; ok && j < r->nheld; j++) {
+            cJSON *h = add_object(held);
+            ok = add_string(h, "master", r->held[j].master) &&
+                 add_string(h, "slave", r->held[j].slave) &&
+                 add_number(h, "count", r->held[j].count);
+        }
+    }
+    return encode_end(o, ok, out, err);
+}
+
+static int decode_notice_result(const cJSON *e, qk_peer_notice_result *r, qk_err *err)
+{
+    int result = 0, reason = 0;
+    const cJSON *held;
+    if (!cJSON_IsObject(e))
+        return qk_err_set(err, QK_EINVAL, "results: entries must be objects");
+    if (get_id(e, "request_id", r->request_id, err) ||
+        get_enum(e, "result", notice_result_names, COUNT(notice_result_names), &result, err) ||
+        (result && get_enum(e, "reason", reason_names, COUNT(reason_names), &reason, err)) ||
+        get_array(e, "held", 0, QK_PEER_SLAVES_MAX, &held, &r->nheld, err))
+        return QK_EINVAL;
+    r->status = result ? status_of_reason((qk_peer_reason)reason) : 0;
+    if (r->nheld == 0)
+        return 0;
+    r->held = calloc(r->nheld, sizeof *r->held);
+    if (!r->held)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    size_t i = 0;
+    for (const cJSON *h = held->child; h; h = h->next, i++) {
+        if (!cJSON_IsObject(h))
+            return qk_err_set(err, QK_EINVAL, "held: entries must be objects");
+        if (get_id(h, "master", r->held[i].master, err) ||
+            get_id(h, "slave", r->held[i].slave, err) ||
+            get_uint(h, "count", 0, QK_PEER_BLOCK_ID_MAX, &r->held[i].count, err))
+            return QK_EINVAL;
+    }
+    return 0;
+}
+
+int qk_peer_notices_answer_decode(const char *body, size_t len, qk_peer_notices_answer *a,
+                                  qk_err *err)
+{
+    cJSON *o;
+    int rc = decode_begin(body, len, a, sizeof *a, &o, err);
+    if (rc != 0)
+        return rc;
+    const cJSON *list;
+    size_t n = 0;
+    if (get_array(o, "results", 0, QK_PEER_NOTICES_MAX, &list, &n, err) != 0)
+        rc = QK_EINVAL;
+    else if (n && !(a->r = calloc(n, sizeof *a->r)))
+        rc = qk_err_set(err, QK_ENOMEM, "out of memory");
+    else
+        a->n = n; /* from here qk_peer_notices_answer_free frees what was filled */
+    size_t i = 0;
+    for (const cJSON *e = rc == 0 ? list->child : NULL; e && rc == 0; e = e->next, i++)
+        rc = decode_notice_result(e, &a->r[i], err);
+    if (rc != 0)
+        qk_peer_notices_answer_free(a);
+    return decode_end(rc, o, a, sizeof *a);
+}
+
+void qk_peer_notices_answer_free(qk_peer_notices_answer *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; a->r && i < a->n; i++)
+        free(a->r[i].held);
+    free(a->r);
+    memset(a, 0, sizeof *a);
 }
 
 /* ---- errors ----------------------------------------------------------------------------- */
