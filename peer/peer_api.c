@@ -1,6 +1,6 @@
 /* peer_api.c - the peer API on the request envelope: reserve, burn, inventory, request state,
- * health. Requests are decoded and answers encoded with kms/peer_msg.h; the envelope writes the
- * request log line and counts the answer. */
+ * health, device-keys, lease and notices. Requests are decoded and answers encoded with
+ * kms/peer_msg.h; the envelope writes the request log line and counts the answer. */
 #include "peer_api.h"
 
 #include <stdio.h>
@@ -84,6 +84,20 @@ static bool link_ok(peer_call *p, const char *link)
     return false;
 }
 
+/* A body's side must be the caller's side of the link: the other end than this node (400
+ * otherwise). */
+static bool side_ok(peer_call *p, qk_side side)
+{
+    qk_side expect = p->link->side == QK_SIDE_LOW ? QK_SIDE_HIGH : QK_SIDE_LOW;
+    if (side == expect)
+        return true;
+    char msg[64];
+    snprintf(msg, sizeof msg, "side: the caller is the %s side of this link",
+             expect == QK_SIDE_LOW ? "low" : "high");
+    bad_request(p, msg);
+    return false;
+}
+
 /* ---- reserve ---------------------------------------------------------------------------- */
 
 static void do_reserve(peer_call *p)
@@ -102,15 +116,8 @@ static void do_reserve(peer_call *p)
         return;
     }
     /* The caller carves from the other end of the link than this node. */
-    qk_side expect = p->link->side == QK_SIDE_LOW ? QK_SIDE_HIGH : QK_SIDE_LOW;
-    if (!link_ok(p, m->link)) {
+    if (!link_ok(p, m->link) || !side_ok(p, m->side))
         goto out;
-    } else if (m->side != expect) {
-        snprintf(err.msg, sizeof err.msg, "side: the caller is the %s side of this link",
-                 expect == QK_SIDE_LOW ? "low" : "high");
-        bad_request(p, err.msg);
-        goto out;
-    }
     qk_reservation r;
     const char *slaves[QK_PEER_SLAVES_MAX];
     qk_peer_reserve_msg_get(m, &r, slaves);
@@ -150,6 +157,88 @@ static void do_reserve(peer_call *p)
 out:
     qk_peer_reserve_msg_free(m);
     free(m);
+}
+
+/* ---- lease and notices (docs/adr/0002-key-store.md, "Leases and notices") ---------------- */
+
+static void do_lease(peer_call *p)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    qk_peer_lease_msg m;
+    if (qk_peer_lease_decode(p->req->body, p->req->body_len, &m, &err) != 0) {
+        bad_body(p, &err);
+        return;
+    }
+    if (!link_ok(p, m.link) || !side_ok(p, m.side))
+        return;
+    int rc = qk_kms_lease_in(p->kms, m.link, m.side, &m.lease, &err);
+    switch (rc) {
+    case 0: {
+        char *body = NULL;
+        qk_peer_result_msg res = {.status = QK_PEER_GRANTED};
+        rc = qk_peer_result_encode(&res, &body, &err);
+        reply_ok(p, rc, body);
+        break;
+    }
+    case QK_ECOLLISION:
+        reply_error(p, 409, QK_PEER_REASON_COLLISION, err.msg);
+        break;
+    case QK_EMISMATCH:
+        QK_WARN("link %s: lease of block %llu: material mismatch, block burned", m.link,
+                (unsigned long long)m.lease.block_id);
+        reply_error(p, 409, QK_PEER_REASON_MISMATCH, err.msg);
+        break;
+    case QK_ENOTFOUND:
+        reply_error(p, 404, QK_PEER_REASON_UNKNOWN_BLOCK, err.msg);
+        break;
+    case QK_EINVAL:
+        bad_request(p, err.msg);
+        break;
+    default:
+        QK_ERROR("link %s: lease of block %llu: %s", m.link, (unsigned long long)m.lease.block_id,
+                 err.msg);
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+        break;
+    }
+}
+
+static void do_notices(peer_call *p)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    qk_peer_msg_limits lim = qk_peer_msg_limits_of(qk_kms_limits(p->kms));
+    qk_peer_notices_msg m;
+    qk_peer_notices_answer a = {0};
+    if (qk_peer_notices_decode(p->req->body, p->req->body_len, &lim, &m, &err) != 0) {
+        bad_body(p, &err); /* everything is validated before anything is acted on */
+        return;
+    }
+    if (!link_ok(p, m.link) || !side_ok(p, m.side)) {
+        qk_peer_notices_msg_free(&m);
+        return;
+    }
+    int rc = qk_kms_notices_in(p->kms, &m, &a, &err);
+    if (rc != 0) {
+        QK_ERROR("link %s: %zu notices: %s", m.link, m.n, err.msg);
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+    } else {
+        /* one line per batch, not per notice: the sender logs and counts each refusal */
+        size_t refused = 0, first = 0;
+        for (size_t i = a.n; i-- > 0;)
+            if (a.r[i].status != 0) {
+                refused++;
+                first = i;
+            }
+        if (refused)
+            QK_WARN("link %s: refused %zu of %zu notices (first: request %s, %s)", m.link, refused,
+                    a.n, a.r[first].request_id, qk_status_name(a.r[first].status));
+        char *body = NULL;
+        rc = qk_peer_notices_answer_encode(&a, &body, &err);
+        reply_ok(p, rc, body);
+    }
+    qk_peer_notices_answer_free(&a);
+    qk_peer_notices_msg_free(&m);
 }
 
 /* ---- burn, request state, health -------------------------------------------------------- */
@@ -337,6 +426,7 @@ static const struct {
     {"reserve", false, "POST", do_reserve},     {"burn", false, "POST", do_burn},
     {"inventory", false, "POST", do_inventory}, {"request/", true, "GET", do_request_state},
     {"health", false, "GET", do_health},        {"device-keys", false, "POST", do_device_keys},
+    {"lease", false, "POST", do_lease},         {"notices", false, "POST", do_notices},
 };
 
 static void peer_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
