@@ -452,6 +452,20 @@ static int keys_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
+static int hot_path_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
+{
+    qk_kmed_config *cfg = c->cfg;
+    if (strcmp(key, "lease_bytes") == 0)
+        return parse_u32(v, 1024, QK_BLOCK_MAX_BYTES, &cfg->lease_bytes, err);
+    if (strcmp(key, "lease_low_water") == 0)
+        return parse_u32(v, 0, QK_BLOCK_MAX_BYTES, &cfg->lease_low_water, err);
+    if (strcmp(key, "notice_batch") == 0)
+        return parse_u32(v, 1, QK_CFG_NOTICE_BATCH_MAX, &cfg->notice_batch, err);
+    if (strcmp(key, "notice_wait") == 0)
+        return qk_parse_duration_ms(v, 0, 60000, &cfg->notice_wait_ms, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
 /* A SKIP glob list: comma-separated POSIX globs over KME IDs ([A-Za-z0-9_.-] plus the glob
  * characters * ? [ ] ! ^), blanks around entries dropped; stored joined by ",". An empty value
  * is an empty list. */
@@ -585,6 +599,8 @@ static int on_value(void *user, const char *section, const char *key, const char
         return keys_key(c, key, value, err);
     if (strcmp(kind, "skip") == 0 && !name[0])
         return skip_key(c, key, value, err);
+    if (strcmp(kind, "hot_path") == 0 && !name[0])
+        return hot_path_key(c, key, value, err);
     if (strcmp(kind, "skip_client") == 0 && name[0])
         return skip_client_key(c, name, key, value, err);
     return qk_err_set(err, QK_EINVAL, "unknown section");
@@ -796,6 +812,9 @@ static int cross_check(qk_kmed_config *cfg, qk_err *err)
     if ((uint64_t)cfg->max_size_bits / 8 + QK_BLOCK_VKEY_LEN > cfg->local_block_bytes)
         return xerr(cfg, err, "keys", "local_block_bytes",
                     "must hold at least one key of max_size plus %d bytes", QK_BLOCK_VKEY_LEN);
+    if (cfg->lease_low_water > cfg->lease_bytes)
+        return xerr(cfg, err, "hot_path", "lease_low_water", "exceeds lease_bytes (%u)",
+                    cfg->lease_bytes);
     return 0;
 }
 
@@ -837,6 +856,10 @@ static void set_defaults(qk_kmed_config *cfg)
     cfg->reservation_lifetime_s = 3600;
     cfg->local_block_bytes = 65536;
     cfg->max_pool_bytes = QK_CFG_DEFAULT_MAX_POOL_BYTES;
+    cfg->lease_bytes = QK_CFG_DEFAULT_LEASE_BYTES;
+    cfg->lease_low_water = QK_CFG_DEFAULT_LEASE_LOW_WATER;
+    cfg->notice_batch = QK_CFG_DEFAULT_NOTICE_BATCH;
+    cfg->notice_wait_ms = QK_CFG_DEFAULT_NOTICE_WAIT_MS;
     snprintf(cfg->skip.algorithm, sizeof cfg->skip.algorithm, "QKD");
     cfg->skip.entropy = true;
     cfg->skip.max_entropy_bits = 8192;

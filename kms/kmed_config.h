@@ -146,6 +146,12 @@ typedef struct {
     uint64_t local_block_bytes;      /* 65536 */
     uint64_t max_pool_bytes;         /* 64 MiB: each link's default pool cap */
 
+    /* [hot_path]: leases and notices (docs/qkd-kmed.md "How the KME uses its peers") */
+    uint32_t lease_bytes;     /* bytes asked per lease: 262144 */
+    uint32_t lease_low_water; /* lease ahead below this much granted room: 65536 */
+    uint32_t notice_batch;    /* requests per POST /peer/v1/notices: 256 */
+    uint64_t notice_wait_ms;  /* a fetch of a not yet noticed key waits this long: 2000 */
+
     qk_skip_cfg skip;
 } qk_kmed_config;
 
@@ -161,6 +167,13 @@ int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err);
 #define QK_CFG_DEFAULT_MAX_POOL_BYTES (64ull << 20)
 #define QK_CFG_MIN_POOL_BYTES         4096ull
 #define QK_CFG_MAX_POOL_BYTES         (1ull << 50)
+
+/* [hot_path] defaults and bounds. */
+#define QK_CFG_DEFAULT_LEASE_BYTES     262144u
+#define QK_CFG_DEFAULT_LEASE_LOW_WATER 65536u
+#define QK_CFG_DEFAULT_NOTICE_BATCH    256u
+#define QK_CFG_NOTICE_BATCH_MAX        1024u /* = QK_PEER_NOTICES_MAX: what a peer accepts */
+#define QK_CFG_DEFAULT_NOTICE_WAIT_MS  2000u
 
 /* [link PEER] device_* defaults (source = etsi014). */
 #define QK_CFG_DEFAULT_DEVICE_KEY_SIZE    256

@@ -1,5 +1,6 @@
-/* kms.c - the qk_kms object: store, links, SAE registry, limits, and the two-phase
- * reservation (carve here, reserve at the peer, commit or burn at both ends). */
+/* kms.c - the qk_kms object: store, links, SAE registry, limits, and the reservation: from the
+ * local pool, or (slaves at a peer) carved inside this end's granted leases and committed at
+ * once, the peer told later by the link's notifier (kms_lease.c, kms_notify.c). */
 #include "kms.h"
 
 #include <ctype.h>
@@ -12,27 +13,12 @@
 #include "codec.h"
 #include "http_util.h"
 #include "log.h"
+#include "kms_int.h"
 #include "secbuf.h"
 
-#define RESERVE_ATTEMPTS 3 /* carves tried per request when the peer refuses a range */
-#define PEER_POOL_SIZE   4 /* HTTP clients kept per peer */
-#define MASTER_FILE_MAX  256
-
-struct qk_kms {
-    const qk_kmed_config *cfg;
-    qk_metrics *metrics;
-    qk_store *store;
-    qk_key_limits limits;
-    qk_link *links;
-    size_t nlinks;
-    pthread_mutex_t refill_mu; /* one local refill at a time */
-    /* Serialises the max_key_count check with the reservation it admits, for every reservation
-     * whose keys are held here (same-KME requests of ETSI and SKIP alike, and reservations a
-     * peer KME makes for our slaves): concurrent requests cannot overshoot a pair together. */
-    pthread_mutex_t quota_mu;
-    void (*block_hook)(void *);
-    void *block_hook_arg;
-};
+#define PEER_POOL_SIZE  4 /* HTTP clients kept per peer */
+#define MASTER_FILE_MAX 256
+#define LEASES_PER_REQ  3 /* synchronous lease exchanges one request may wait for */
 
 /* ---- opening ---------------------------------------------------------------------------- */
 
@@ -170,6 +156,8 @@ int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk
     int rc = open_store(k, err);
     if (rc == 0)
         rc = open_links(k, err);
+    if (rc == 0)
+        rc = qk_kms_hot_start(k, err);
     if (rc != 0) {
         qk_kms_close(k);
         return rc;
@@ -182,6 +170,7 @@ void qk_kms_close(qk_kms *k)
 {
     if (!k)
         return;
+    qk_kms_hot_stop(k); /* the notifiers use the links and the store */
     for (size_t i = 0; i < k->nlinks; i++) {
         qk_peer_client_free(k->links[i].client);
         pthread_mutex_destroy(&k->links[i].mu);
@@ -450,77 +439,37 @@ static int reserve_local(qk_kms *k, qk_reservation *r, size_t n, uint32_t len, q
     return rc;
 }
 
-/* Burn the blocks a refused request was carved from (the peer found them different or does
- * not hold them): they must never be carved again. */
-static void burn_blocks(qk_kms *k, const char *link, const qk_key_ref *refs, size_t n)
+/* Slaves at the peer of link i: admit the request against the held estimate, carve it inside
+ * this end's granted leases (committed at once, un-noticed), leasing synchronously when they
+ * are exhausted (at most LEASES_PER_REQ exchanges), then wake the link's notifier. */
+static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n, uint32_t len,
+                          qk_key_ref *refs, uint8_t *material, qk_err *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = refs[j].block_id == refs[i].block_id;
-        if (seen)
-            continue;
-        qk_err e;
-        if (qk_store_block_set_state(k->store, link, refs[i].block_id, QK_BLOCK_BURNED, &e) != 0)
-            QK_WARN("link %s: cannot burn block %llu: %s", link,
-                    (unsigned long long)refs[i].block_id, e.msg);
-        else
-            QK_WARN("link %s: block %llu burned (refused by the peer)", link,
-                    (unsigned long long)refs[i].block_id);
-    }
-}
-
-static int reserve_remote(qk_kms *k, qk_link *l, qk_reservation *r, char *request_id, size_t n,
-                          uint32_t len, qk_key_ref *refs, uint8_t *material, qk_err *err)
-{
-    int last = QK_EPEER;
-    for (int attempt = 0; attempt < RESERVE_ATTEMPTS; attempt++) {
-        qk_uuid u;
-        qk_uuid_v4(&u);
-        qk_uuid_format(&u, request_id);
-        int rc = qk_store_carve(k->store, r, l->side, n, len, refs, material, err);
+    qk_link *l = &k->links[i];
+    int rc = qk_kms_held_admit(k, i, r, n, err);
+    if (rc != 0)
+        return rc;
+    for (int leases = 0;; leases++) {
+        uint64_t seen = qk_kms_lease_gen(k, i);
+        rc = qk_store_carve_owned(k->store, r, l->side, n, len, refs, material, err);
+        if (rc != QK_ENOKEY || leases == LEASES_PER_REQ)
+            break;
+        uint64_t want = (uint64_t)n * len;
+        if (want < k->cfg->lease_bytes)
+            want = k->cfg->lease_bytes;
+        rc = qk_kms_lease_more(k, i, want, seen, err);
         if (rc != 0)
-            return rc; /* QK_ENOKEY: nothing recorded */
-        qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_CONSUMED, (uint64_t)n * len);
-        qk_err perr;
-        qk_err_clear(&perr);
-        int prc = qk_peer_reserve(l->client, r, l->side, refs, n, &perr);
-        bool commit_failed = false;
-        if (prc == 0) {
-            rc = qk_store_commit(k->store, request_id, false, err);
-            if (rc == 0)
-                return 0;
-            QK_ERROR("request %s: commit failed after the peer acked: %s", request_id, err->msg);
-            prc = rc;
-            commit_failed = true;
-        }
-        /* Refused or failed: nothing of this carve may ever be used, at either end. */
-        qk_wipe(material, (size_t)n * len);
-        qk_err e2;
-        if (qk_store_burn(k->store, request_id, &e2) != 0)
-            QK_ERROR("request %s: local burn failed: %s", request_id, e2.msg);
-        if (qk_peer_burn(l->client, request_id, &e2) != 0)
-            QK_WARN("request %s: burn at peer %s failed: %s", request_id, l->cfg->peer, e2.msg);
-        last = prc;
-        if (commit_failed)
-            return qk_err_set(err, QK_ESTORAGE, "request %s: commit failed (burned)", request_id);
-        if (prc == QK_ECOLLISION) {
-            QK_INFO("request %s: collision at peer %s, carving again", request_id, l->cfg->peer);
-            continue;
-        }
-        if (prc == QK_EMISMATCH || prc == QK_ENOTFOUND) {
-            burn_blocks(k, r->link, refs, n);
-            continue;
-        }
-        if (prc == QK_ELIMIT || prc == QK_EQUOTA) /* the slaves' KME holds max_key_count keys */
-            return qk_err_set(err, QK_ENOKEY, "peer KME %s: %s", l->cfg->peer, perr.msg);
-        qk_metrics_peer_error(k->metrics);
-        QK_WARN("request %s: peer %s: %s", request_id, l->cfg->peer, perr.msg);
-        return qk_err_set(err, QK_EPEER, "peer KME %s unavailable or refused: %s", l->cfg->peer,
-                          perr.msg[0] ? perr.msg : qk_status_name(prc));
+            break;
     }
-    return qk_err_set(err, QK_EPEER, "peer KME %s refused %d carves (last: %s)", l->cfg->peer,
-                      RESERVE_ATTEMPTS, qk_status_name(last));
+    if (rc != 0) {
+        qk_kms_held_undo(k, i, r, n);
+        if (rc == QK_EPEER)
+            qk_metrics_peer_error(k->metrics);
+        return rc;
+    }
+    qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_CONSUMED, (uint64_t)n * len);
+    qk_kms_notify_wake(k, i);
+    return 0;
 }
 
 int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_err *err)
@@ -533,6 +482,7 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
     qk_link *l = local ? NULL : qk_kms_link_by_peer(k, req->target_kme);
     if (!local && !l)
         return qk_err_set(err, QK_EINVAL, "unknown target KME");
+    size_t li = local ? 0 : (size_t)(l - k->links);
     uint32_t len = req->size_bits / 8;
     size_t n = req->number;
     qk_key_ref *refs = calloc(n, sizeof *refs);
@@ -557,15 +507,15 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
     };
     if (local) {
         /* The keys stay here for the slaves: the quota is checked here, with the reservation,
-         * under one lock. Remote requests are checked by the slaves' KME (qk_kms_reserve_in),
-         * which refuses with QK_EQUOTA. */
+         * under one lock. Remote requests are checked against what the slaves' KME reported
+         * holding (qk_kms_held_admit). */
         pthread_mutex_lock(&k->quota_mu);
         rc = quota_check(k, r.master, r.slaves, r.nslaves, n, err);
         if (rc == 0)
             rc = reserve_local(k, &r, n, len, refs, out->material, err);
         pthread_mutex_unlock(&k->quota_mu);
     } else {
-        rc = reserve_remote(k, l, &r, request_id, n, len, refs, out->material, err);
+        rc = reserve_remote(k, li, &r, n, len, refs, out->material, err);
     }
     if (rc == 0) {
         fill_batch(out, refs, len);
@@ -599,6 +549,12 @@ int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *
         return qk_err_set(err, QK_ENOMEM, "out of memory");
     }
     rc = qk_store_fetch(k->store, caller, master, ids, n, fk, out->material, cap, err);
+    if (rc == QK_ENOTFOUND && k->nlinks > 0 && k->cfg->notice_wait_ms > 0) {
+        /* A key of a peer's request may be fetched before its notice arrived: wait for it
+         * (bounded), then answer as the store does. */
+        qk_kms_notice_wait(k, ids, n);
+        rc = qk_store_fetch(k->store, caller, master, ids, n, fk, out->material, cap, err);
+    }
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) {
             memcpy(out->ids[i], fk[i].key_id, sizeof out->ids[i]);

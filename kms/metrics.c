@@ -36,6 +36,8 @@ struct qk_metrics {
     listener_stats ls[MAX_LISTENERS];
     size_t nls;
     atomic_uint_fast64_t peer_errors;
+    atomic_uint_fast64_t leases[QK_LEASE_RESULTS];
+    atomic_uint_fast64_t notices_sent, notices_refused;
     link_bytes lb[MAX_LINKS];
     size_t nlb;
     int (*writer)(void *arg, FILE *f);
@@ -52,6 +54,10 @@ qk_metrics *qk_metrics_new(void)
         return NULL;
     }
     atomic_init(&m->peer_errors, 0);
+    for (int i = 0; i < QK_LEASE_RESULTS; i++)
+        atomic_init(&m->leases[i], 0);
+    atomic_init(&m->notices_sent, 0);
+    atomic_init(&m->notices_refused, 0);
     return m;
 }
 
@@ -119,6 +125,20 @@ uint64_t qk_metrics_peer_errors(qk_metrics *m)
     return m ? (uint64_t)atomic_load(&m->peer_errors) : 0;
 }
 
+void qk_metrics_lease(qk_metrics *m, qk_lease_result r)
+{
+    if (m && r >= 0 && r < QK_LEASE_RESULTS)
+        atomic_fetch_add(&m->leases[r], 1);
+}
+
+void qk_metrics_notices(qk_metrics *m, uint64_t sent, uint64_t refused)
+{
+    if (!m)
+        return;
+    atomic_fetch_add(&m->notices_sent, sent);
+    atomic_fetch_add(&m->notices_refused, refused);
+}
+
 void qk_metrics_key_bytes(qk_metrics *m, const char *link, qk_key_flow flow, uint64_t bytes)
 {
     if (!m || !link || (flow != QK_KEY_RECEIVED && flow != QK_KEY_CONSUMED))
@@ -167,6 +187,31 @@ static int write_key_bytes(const qk_metrics *m, FILE *f)
     return bad;
 }
 
+static uint64_t load(const atomic_uint_fast64_t *a)
+{
+    return (uint64_t)atomic_load(a);
+}
+
+static int write_hot_path(qk_metrics *m, FILE *f)
+{
+    static const char *const results[QK_LEASE_RESULTS] = {"granted", "refused", "mismatch",
+                                                          "unknown_block", "error"};
+    int bad = fprintf(f, "# HELP qkd_leases_total Lease asks of this KME, by the peer's answer.\n"
+                         "# TYPE qkd_leases_total counter\n") < 0;
+    for (int i = 0; i < QK_LEASE_RESULTS; i++)
+        bad |= fprintf(f, "qkd_leases_total{result=\"%s\"} %llu\n", results[i],
+                       (unsigned long long)(m ? load(&m->leases[i]) : 0)) < 0;
+    bad |= fprintf(f,
+                   "# HELP qkd_notices_sent_total Requests noticed to peer KMEs (answered).\n"
+                   "# TYPE qkd_notices_sent_total counter\nqkd_notices_sent_total %llu\n"
+                   "# HELP qkd_notices_refused_total Noticed requests a peer KME refused (their "
+                   "keys burned).\n"
+                   "# TYPE qkd_notices_refused_total counter\nqkd_notices_refused_total %llu\n",
+                   (unsigned long long)(m ? load(&m->notices_sent) : 0),
+                   (unsigned long long)(m ? load(&m->notices_refused) : 0)) < 0;
+    return bad;
+}
+
 int qk_metrics_write(qk_metrics *m, FILE *f)
 {
     int bad = 0;
@@ -209,6 +254,7 @@ int qk_metrics_write(qk_metrics *m, FILE *f)
                    "# HELP qkd_peer_errors_total Failed calls to peer KMEs.\n"
                    "# TYPE qkd_peer_errors_total counter\nqkd_peer_errors_total %llu\n",
                    (unsigned long long)qk_metrics_peer_errors(m)) < 0;
+    bad |= write_hot_path(m, f);
     if (writer && writer(writer_arg, f) != 0)
         bad = 1;
     return bad ? -1 : 0;

@@ -24,12 +24,27 @@ uint64_t qk_metrics_peer_errors(qk_metrics *m);
 typedef enum { QK_KEY_RECEIVED = 0, QK_KEY_CONSUMED = 1 } qk_key_flow;
 void qk_metrics_key_bytes(qk_metrics *m, const char *link, qk_key_flow flow, uint64_t bytes);
 
+/* The hot path (docs/adr/0002-key-store.md, "Leases and notices"): this end's lease asks by
+ * the peer's answer (error: no answer, or an unexpected one), and the notices (one per
+ * request) the peer applied or refused. */
+typedef enum {
+    QK_LEASE_GRANTED = 0,
+    QK_LEASE_REFUSED,
+    QK_LEASE_MISMATCH,
+    QK_LEASE_UNKNOWN_BLOCK,
+    QK_LEASE_ERROR,
+    QK_LEASE_RESULTS
+} qk_lease_result;
+void qk_metrics_lease(qk_metrics *m, qk_lease_result r);
+void qk_metrics_notices(qk_metrics *m, uint64_t sent, uint64_t refused);
+
 /* An extra writer called at the end of qk_metrics_write (the daemon's wiring adds the TLS
  * front end's counters this way); fn returns 0 or -1. */
 void qk_metrics_set_writer(qk_metrics *m, int (*fn)(void *arg, FILE *f), void *arg);
 
 /* Write qkd_requests_total, qkd_request_duration_seconds, qkd_peer_errors_total,
- * qkd_key_received_bytes_total and qkd_key_consumed_bytes_total in the Prometheus text format
+ * qkd_key_received_bytes_total, qkd_key_consumed_bytes_total, qkd_leases_total{result},
+ * qkd_notices_sent_total and qkd_notices_refused_total in the Prometheus text format
  * (m NULL: the families with no sample), then the extra writer's. Returns 0 or -1. */
 int qk_metrics_write(qk_metrics *m, FILE *f);
 

@@ -14,10 +14,11 @@
 #include "store_fixture.h"
 #include "tls_server.h"
 
-#define KF_NODE      "KME_A"
-#define KF_PEER      "KME_B"
-#define KF_LINK      KF_NODE "~" KF_PEER /* the pair's link (node IDs sorted, joined by "~") */
-#define KF_MAX_COUNT 5                   /* [keys] max_key_count */
+#define KF_NODE        "KME_A"
+#define KF_PEER        "KME_B"
+#define KF_LINK        KF_NODE "~" KF_PEER /* the pair's link (node IDs sorted, joined by "~") */
+#define KF_MAX_COUNT   5                   /* [keys] max_key_count */
+#define KF_LEASE_BYTES 1024                /* [hot_path] lease_bytes (lease_low_water 0) */
 
 typedef struct {
     sf_dir dir;

@@ -1,0 +1,94 @@
+/* kms_int.h - what kms.c, kms_lease.c and kms_notify.c share inside the qk_kms object: its
+ * members and the per-link state of the hot path (leases asked ahead of demand, the notifier
+ * thread, the estimate of what the peer holds per (master, slave) pair). Not for the zones. */
+#ifndef QK_KMS_INT_H
+#define QK_KMS_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "kms.h"
+
+#define QK_HELD_MAX 512 /* (master, slave) pairs whose peer count a link remembers */
+
+/* What the peer of a link holds for one (master, slave) pair, as far as this end knows: the
+ * count the peer last reported in a notices answer, plus the keys of requests carved here
+ * since and not yet answered (an over-estimate: the slave's fetches only lower the truth). */
+typedef struct {
+    char master[QK_STORE_ID_MAX + 1];
+    char slave[QK_STORE_ID_MAX + 1];
+    uint64_t reported;
+    uint64_t inflight;
+} qk_held;
+
+/* Hot-path state of one link (index i of qk_kms.links). */
+typedef struct {
+    qk_kms *kms;
+    /* One lease exchange at a time per link (request threads and the notifier); lease_gen counts
+     * the granted ones, so a thread that waited knows another one already leased. */
+    pthread_mutex_t lease_mu;
+    uint64_t lease_gen;
+    /* The notifier thread: woken by a committed request, by qk_kms_close, or every 200 ms. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool woken, stop, started;
+    pthread_t thread;
+    /* The held estimate (QK_HELD_MAX pairs; guarded by held_mu). */
+    pthread_mutex_t held_mu;
+    qk_held *held;
+    size_t nheld;
+} qk_hot_link;
+
+struct qk_kms {
+    const qk_kmed_config *cfg;
+    qk_metrics *metrics;
+    qk_store *store;
+    qk_key_limits limits;
+    qk_link *links;
+    qk_hot_link *hot; /* one per link */
+    size_t nlinks;
+    pthread_mutex_t refill_mu; /* one local refill at a time */
+    /* Serialises the max_key_count check with the reservation it admits, for every reservation
+     * whose keys are held here (same-KME requests of ETSI and SKIP alike, and reservations a
+     * peer KME makes for our slaves over /peer/v1/reserve): concurrent requests cannot
+     * overshoot a pair together. */
+    pthread_mutex_t quota_mu;
+    /* Broadcast after every applied batch of notices: fetches waiting for a key ID not yet
+     * known here (notice_gen counts the batches). Set up by qk_kms_hot_start (hot_ready). */
+    bool hot_ready;
+    pthread_mutex_t notice_mu;
+    pthread_cond_t notice_cv;
+    uint64_t notice_gen;
+    void (*block_hook)(void *);
+    void *block_hook_arg;
+};
+
+/* ---- kms_lease.c ------------------------------------------------------------------------ */
+/* lease_gen of link i (under its lease_mu). */
+uint64_t qk_kms_lease_gen(qk_kms *k, size_t i);
+/* Lease at least `want` more bytes on link i (up to 3 asks: a refused one is asked again
+ * from the new view), unless another thread leased since the caller read lease_gen `seen`
+ * (then 0 at once: carve again). 0 = a lease was granted (or another thread's was); QK_ENOKEY
+ * (no confirmed block with unleased room), QK_EPEER (the peer is unreachable or refused every
+ * ask; an unanswered ask stays recorded and is asked again later), or a store error. */
+int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, qk_err *err);
+/* Ask again what a previous run (or a failed call) left asked on link i. 0, or the first
+ * failure (the asks not answered stay). */
+int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);
+
+/* ---- kms_notify.c ----------------------------------------------------------------------- */
+/* Start (open) and stop/join (close) the notifier threads and their state. */
+int qk_kms_hot_start(qk_kms *k, qk_err *err);
+void qk_kms_hot_stop(qk_kms *k);
+/* Wake link i's notifier (a request was committed). */
+void qk_kms_notify_wake(qk_kms *k, size_t i);
+/* Admit n more keys for every (master, slave) pair of r at the peer of link i against
+ * max_key_count (the held estimate), counting them in flight: 0, or QK_ENOKEY naming the
+ * pair. qk_kms_held_undo takes them back when the request failed. */
+int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk_err *err);
+void qk_kms_held_undo(qk_kms *k, size_t i, const qk_reservation *r, size_t n);
+/* Wait (bounded by notice_wait) until none of ids is unknown here: each applied notice batch
+ * wakes it. Returns at once when every key ID is known or the wait is 0. */
+void qk_kms_notice_wait(qk_kms *k, const char *const *ids, size_t n);
+
+#endif

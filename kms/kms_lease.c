@@ -1,0 +1,135 @@
+/* kms_lease.c - leases: the ranges of a link's blocks this end may carve as master, agreed with
+ * the peer ahead of demand (docs/adr/0002-key-store.md, "Leases and notices"). The asking end
+ * records its ask durably (qk_store_lease_ask), sends it (POST /peer/v1/lease) and records the
+ * answer (qk_store_lease_done); the peer grants in qk_kms_lease_in. */
+#include <string.h>
+
+#include "kms_int.h"
+#include "log.h"
+
+#define LEASE_ASKS 3  /* asks per qk_kms_lease_more (a refused one is asked again) */
+#define REASK_MAX  16 /* leftover asks re-sent per call */
+
+uint64_t qk_kms_lease_gen(qk_kms *k, size_t i)
+{
+    qk_hot_link *h = &k->hot[i];
+    pthread_mutex_lock(&h->lease_mu);
+    uint64_t g = h->lease_gen;
+    pthread_mutex_unlock(&h->lease_mu);
+    return g;
+}
+
+static qk_lease_result lease_result_of(int rc)
+{
+    switch (rc) {
+    case 0:
+        return QK_LEASE_GRANTED;
+    case QK_ECOLLISION:
+        return QK_LEASE_REFUSED;
+    case QK_EMISMATCH:
+        return QK_LEASE_MISMATCH;
+    case QK_ENOTFOUND:
+        return QK_LEASE_UNKNOWN_BLOCK;
+    default:
+        return QK_LEASE_ERROR;
+    }
+}
+
+/* Send one recorded ask to the peer and record the answer. Call with lease_mu held. 0 granted,
+ * QK_ECOLLISION refused (ask cleared), QK_EMISMATCH / QK_ENOTFOUND (the block is burned here as
+ * at the peer), else the transport or store error (the ask stays, to be asked again). */
+static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_err *err)
+{
+    qk_link *l = &k->links[i];
+    const char *link = l->cfg->link_id;
+    qk_err perr;
+    qk_err_clear(&perr);
+    int prc = qk_peer_lease(l->client, link, l->side, ls, &perr);
+    qk_metrics_lease(k->metrics, lease_result_of(prc));
+    if (prc != 0 && prc != QK_ECOLLISION && prc != QK_EMISMATCH && prc != QK_ENOTFOUND) {
+        qk_metrics_peer_error(k->metrics);
+        return qk_err_set(err, QK_EPEER, "peer KME %s unavailable or refused: %s", l->cfg->peer,
+                          perr.msg[0] ? perr.msg : qk_status_name(prc));
+    }
+    int rc = qk_store_lease_done(k->store, link, l->side, ls->block_id, prc == 0, err);
+    if (rc != 0)
+        return rc;
+    if (prc == 0) {
+        k->hot[i].lease_gen++;
+        QK_DEBUG("link %s: lease [%u, %u) of block %llu granted", link, ls->from, ls->to,
+                 (unsigned long long)ls->block_id);
+        return 0;
+    }
+    if (prc == QK_ECOLLISION) {
+        QK_INFO("link %s: lease [%u, %u) of block %llu refused by %s: %s", link, ls->from, ls->to,
+                (unsigned long long)ls->block_id, l->cfg->peer, perr.msg);
+        return qk_err_set(err, QK_ECOLLISION, "peer KME %s refused a lease: %s", l->cfg->peer,
+                          perr.msg);
+    }
+    /* The peer found the block different (and burned it) or does not hold it: it must never be
+     * carved here either. */
+    qk_err e;
+    if (qk_store_block_set_state(k->store, link, ls->block_id, QK_BLOCK_BURNED, &e) != 0)
+        QK_WARN("link %s: cannot burn block %llu: %s", link, (unsigned long long)ls->block_id,
+                e.msg);
+    else
+        QK_WARN("link %s: block %llu burned (lease: %s at the peer)", link,
+                (unsigned long long)ls->block_id, qk_status_name(prc));
+    return qk_err_set(err, prc, "peer KME %s: block %llu %s", l->cfg->peer,
+                      (unsigned long long)ls->block_id, qk_status_name(prc));
+}
+
+int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, qk_err *err)
+{
+    qk_hot_link *h = &k->hot[i];
+    qk_link *l = &k->links[i];
+    uint32_t w = want > QK_BLOCK_MAX_BYTES ? QK_BLOCK_MAX_BYTES : (uint32_t)want;
+    pthread_mutex_lock(&h->lease_mu);
+    int rc = 0;
+    if (h->lease_gen == seen) {
+        /* A refused or burned block leaves the view changed: ask again from the new one. */
+        rc = QK_EPEER;
+        for (int a = 0; a < LEASE_ASKS; a++) {
+            qk_lease ls;
+            rc = qk_store_lease_ask(k->store, l->cfg->link_id, l->side, w, &ls, err);
+            if (rc == 0)
+                rc = exchange(k, i, &ls, err);
+            if (rc != QK_ECOLLISION && rc != QK_EMISMATCH && rc != QK_ENOTFOUND)
+                break;
+        }
+        if (rc == QK_ECOLLISION || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
+            rc = qk_err_set(err, QK_EPEER, "peer KME %s refused %d leases (last: %s)", l->cfg->peer,
+                            LEASE_ASKS, qk_status_name(rc));
+    }
+    pthread_mutex_unlock(&h->lease_mu);
+    return rc;
+}
+
+int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err)
+{
+    qk_hot_link *h = &k->hot[i];
+    qk_link *l = &k->links[i];
+    qk_lease asks[REASK_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&h->lease_mu);
+    int rc = qk_store_lease_asks(k->store, l->cfg->link_id, l->side, asks, REASK_MAX, &n, err);
+    for (size_t j = 0; rc == 0 && j < n; j++) {
+        rc = exchange(k, i, &asks[j], err);
+        if (rc == QK_ECOLLISION || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
+            rc = 0; /* answered: the ask is settled */
+    }
+    pthread_mutex_unlock(&h->lease_mu);
+    return rc;
+}
+
+int qk_kms_lease_in(qk_kms *k, const char *link, qk_side side, const qk_lease *l, qk_err *err)
+{
+    int rc = qk_store_lease_in(k->store, link, side, l, err);
+    if (rc == QK_EMISMATCH)
+        QK_WARN("link %s: block %llu burned (the peer's lease check differs)", link,
+                (unsigned long long)l->block_id);
+    else if (rc == QK_ECOLLISION)
+        QK_INFO("link %s: lease [%u, %u) of block %llu refused: %s", link, l->from, l->to,
+                (unsigned long long)l->block_id, err->msg);
+    return rc;
+}

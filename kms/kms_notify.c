@@ -1,0 +1,465 @@
+/* kms_notify.c - notices (docs/adr/0002-key-store.md, "Leases and notices"): one notifier
+ * thread per link tells the peer, in batches over the peer client's kept-alive connections,
+ * which requests this end carved from its leases (POST /peer/v1/notices), burns at both ends
+ * what the peer refuses, keeps the peer's held counts for the max_key_count estimate, and
+ * leases ahead of demand. The peer side (qk_kms_notices_in) applies a batch and wakes the
+ * fetches waiting for its key IDs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kms_int.h"
+#include "log.h"
+
+#define TICK_MS           200  /* the notifier's period when nobody wakes it */
+#define BACKOFF_MIN_MS    100  /* after a failed peer call, doubling ... */
+#define BACKOFF_MAX_MS    5000 /* ... up to this */
+#define BATCHES_PER_CYCLE 64   /* then the thread looks at its stop flag again */
+
+/* ---- time ------------------------------------------------------------------------------- */
+
+static int cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return -1;
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(cv, &ca) == 0
+                 ? 0
+                 : -1;
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+static struct timespec deadline_in(uint64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += (time_t)(ms / 1000);
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+/* ---- the held estimate ------------------------------------------------------------------ */
+
+/* The entry of (master, slave); created when asked (evicting one with nothing in flight when
+ * the table is full), NULL when absent or the table is full of in-flight pairs. Call with
+ * held_mu held. */
+static qk_held *held_find(qk_hot_link *h, const char *master, const char *slave, bool create)
+{
+    for (size_t j = 0; j < h->nheld; j++)
+        if (strcmp(h->held[j].master, master) == 0 && strcmp(h->held[j].slave, slave) == 0)
+            return &h->held[j];
+    if (!create || strlen(master) > QK_STORE_ID_MAX || strlen(slave) > QK_STORE_ID_MAX)
+        return NULL;
+    qk_held *e = NULL;
+    if (h->nheld < QK_HELD_MAX)
+        e = &h->held[h->nheld++];
+    for (size_t j = 0; !e && j < h->nheld; j++)
+        if (h->held[j].inflight == 0)
+            e = &h->held[j];
+    if (!e)
+        return NULL;
+    memset(e, 0, sizeof *e);
+    memcpy(e->master, master, strlen(master) + 1);
+    memcpy(e->slave, slave, strlen(slave) + 1);
+    return e;
+}
+
+static void held_sub(qk_held *e, uint64_t n)
+{
+    if (e)
+        e->inflight -= n < e->inflight ? n : e->inflight;
+}
+
+int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk_err *err)
+{
+    qk_hot_link *h = &k->hot[i];
+    int rc = 0;
+    pthread_mutex_lock(&h->held_mu);
+    for (size_t j = 0; j < r->nslaves && rc == 0; j++) {
+        const qk_held *e = held_find(h, r->master, r->slaves[j], true);
+        uint64_t est = e ? e->reported + e->inflight : 0;
+        if (!qk_kms_quota_ok(&k->limits, est, n))
+            rc = qk_err_set(err, QK_ENOKEY,
+                            "peer KME %s: %s -> %s: %llu keys stored there or on their way, "
+                            "%zu more would exceed max_key_count %llu",
+                            k->links[i].cfg->peer, r->master, r->slaves[j], (unsigned long long)est,
+                            n, (unsigned long long)k->limits.max_key_count);
+    }
+    for (size_t j = 0; j < r->nslaves && rc == 0; j++) {
+        qk_held *e = held_find(h, r->master, r->slaves[j], true);
+        if (e)
+            e->inflight += n;
+    }
+    pthread_mutex_unlock(&h->held_mu);
+    return rc;
+}
+
+void qk_kms_held_undo(qk_kms *k, size_t i, const qk_reservation *r, size_t n)
+{
+    qk_hot_link *h = &k->hot[i];
+    pthread_mutex_lock(&h->held_mu);
+    for (size_t j = 0; j < r->nslaves; j++)
+        held_sub(held_find(h, r->master, r->slaves[j], false), n);
+    pthread_mutex_unlock(&h->held_mu);
+}
+
+/* The peer answered notice v: its keys are no longer in flight; take the counts it reported. */
+static void held_answer(qk_hot_link *h, const qk_notice *v, const qk_peer_notice_result *res)
+{
+    pthread_mutex_lock(&h->held_mu);
+    for (size_t j = 0; j < v->nslaves; j++)
+        held_sub(held_find(h, v->master, v->slaves[j], false), v->nkeys);
+    for (size_t j = 0; j < res->nheld; j++) {
+        qk_held *e = held_find(h, res->held[j].master, res->held[j].slave, true);
+        if (e)
+            e->reported = res->held[j].count;
+    }
+    pthread_mutex_unlock(&h->held_mu);
+}
+
+/* ---- sending notices -------------------------------------------------------------------- */
+
+/* The peer answered the batch v[n]: burn the refused requests at both ends, then mark the
+ * batch noticed (a crash in between sends the refused ones again: refused again, burned
+ * again). */
+static int apply_answer(qk_kms *k, size_t i, qk_notice *v, size_t n,
+                        const qk_peer_notices_answer *a, qk_err *err)
+{
+    qk_link *l = &k->links[i];
+    const char **ids = calloc(n, sizeof *ids);
+    if (!ids)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    uint64_t refused = 0;
+    for (size_t j = 0; j < n; j++) {
+        const qk_peer_notice_result *res = &a->r[j];
+        ids[j] = v[j].request_id;
+        held_answer(&k->hot[i], &v[j], res);
+        if (res->status == 0)
+            continue;
+        refused++;
+        QK_WARN("request %s: the notice of its %zu keys was refused by %s (%s): burned at both "
+                "ends (its master already has them; its slaves never will)",
+                v[j].request_id, v[j].nkeys, l->cfg->peer, qk_status_name(res->status));
+        qk_err e;
+        if (qk_peer_burn(l->client, v[j].request_id, &e) != 0)
+            QK_WARN("request %s: burn at peer %s failed: %s", v[j].request_id, l->cfg->peer, e.msg);
+        if (qk_store_burn(k->store, v[j].request_id, &e) != 0)
+            QK_ERROR("request %s: local burn failed: %s", v[j].request_id, e.msg);
+    }
+    int rc = qk_store_notices_done(k->store, ids, n, err);
+    free(ids);
+    qk_metrics_notices(k->metrics, n, refused);
+    return rc;
+}
+
+/* Send every pending notice of link i (batches of notice_batch, fewer when a body would be too
+ * large). 0, or the first failure (what was not answered stays pending). */
+static int send_notices(qk_kms *k, size_t i, qk_err *err)
+{
+    qk_link *l = &k->links[i];
+    size_t cap = k->cfg->notice_batch;
+    qk_notice *v = calloc(cap, sizeof *v);
+    if (!v)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    int rc = 0;
+    for (int b = 0; b < BATCHES_PER_CYCLE; b++) {
+        size_t n = 0;
+        rc = qk_store_notices_pending(k->store, l->cfg->link_id, v, cap, &n, err);
+        if (rc != 0 || n == 0)
+            break;
+        qk_peer_notices_msg m = {.side = l->side, .notices = v, .n = n};
+        snprintf(m.link, sizeof m.link, "%s", l->cfg->link_id);
+        qk_peer_notices_answer a = {NULL, 0};
+        qk_err perr;
+        qk_err_clear(&perr);
+        int prc = qk_peer_notices(l->client, &m, &a, &perr);
+        if (prc == QK_ELIMIT && n > 1) {
+            qk_notice_free(v, n);
+            cap = n / 2;
+            continue;
+        }
+        if (prc != 0) {
+            qk_notice_free(v, n);
+            qk_metrics_peer_error(k->metrics);
+            rc = qk_err_set(err, QK_EPEER, "notices to %s: %s", l->cfg->peer,
+                            perr.msg[0] ? perr.msg : qk_status_name(prc));
+            break;
+        }
+        rc = apply_answer(k, i, v, n, &a, err);
+        qk_peer_notices_answer_free(&a);
+        qk_notice_free(v, n);
+        if (rc != 0 || n < cap)
+            break;
+    }
+    free(v);
+    return rc;
+}
+
+/* Lease ahead: when the granted, uncarved room of this end on link i is below lease_low_water,
+ * ask for lease_bytes more. No confirmed block with room left is not a failure. */
+static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
+{
+    qk_link *l = &k->links[i];
+    uint64_t seen = qk_kms_lease_gen(k, i), room = 0;
+    int rc = qk_store_lease_room(k->store, l->cfg->link_id, l->side, &room, err);
+    if (rc != 0 || room >= k->cfg->lease_low_water)
+        return rc;
+    rc = qk_kms_lease_more(k, i, k->cfg->lease_bytes, seen, err);
+    return rc == QK_ENOKEY ? 0 : rc;
+}
+
+/* One round: leftover asks (after a start or a failure), notices, lease ahead. */
+static int cycle(qk_kms *k, size_t i, bool *reask, qk_err *err)
+{
+    if (*reask) {
+        int rc = qk_kms_lease_reask(k, i, err);
+        if (rc != 0)
+            return rc;
+        *reask = false;
+    }
+    int rc = send_notices(k, i, err);
+    if (rc == 0)
+        rc = lease_ahead(k, i, err);
+    if (rc != 0)
+        *reask = true;
+    return rc;
+}
+
+static void *notifier(void *arg)
+{
+    qk_hot_link *h = arg;
+    qk_kms *k = h->kms;
+    size_t i = (size_t)(h - k->hot);
+    bool reask = true;
+    uint64_t backoff = 0;
+    qk_err err;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        /* During a backoff only the stop flag ends the wait; else a wake-up or the tick. */
+        struct timespec dl = deadline_in(backoff ? backoff : TICK_MS);
+        while (!h->stop && (backoff || !h->woken) &&
+               pthread_cond_timedwait(&h->cv, &h->mu, &dl) != ETIMEDOUT)
+            ;
+        if (h->stop)
+            break;
+        h->woken = false;
+        pthread_mutex_unlock(&h->mu);
+        qk_err_clear(&err);
+        if (cycle(k, i, &reask, &err) == 0) {
+            backoff = 0;
+        } else {
+            if (backoff == 0)
+                QK_WARN("link %s: %s (retrying)", k->links[i].cfg->link_id, err.msg);
+            backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
+            if (backoff > BACKOFF_MAX_MS)
+                backoff = BACKOFF_MAX_MS;
+        }
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    /* A clean stop sends what is left once, unless the peer is failing (a restart sends it). */
+    if (backoff == 0 && send_notices(k, i, &err) != 0)
+        QK_INFO("link %s: notices left for the next start: %s", k->links[i].cfg->link_id, err.msg);
+    return NULL;
+}
+
+void qk_kms_notify_wake(qk_kms *k, size_t i)
+{
+    qk_hot_link *h = &k->hot[i];
+    pthread_mutex_lock(&h->mu);
+    h->woken = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* ---- the peer side ---------------------------------------------------------------------- */
+
+/* Fill held[] with the keys held here for each (master, slave) of v, reusing what this batch
+ * already counted (pairs[npairs], at most cap). */
+static int fill_held(qk_kms *k, const qk_notice *v, qk_peer_notice_result *res, qk_peer_held *pairs,
+                     size_t *npairs, size_t cap, qk_err *err)
+{
+    res->held = calloc(v->nslaves ? v->nslaves : 1, sizeof *res->held);
+    if (!res->held)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    for (size_t j = 0; j < v->nslaves; j++) {
+        const qk_peer_held *p = NULL;
+        for (size_t q = 0; q < *npairs && !p; q++)
+            if (strcmp(pairs[q].master, v->master) == 0 &&
+                strcmp(pairs[q].slave, v->slaves[j]) == 0)
+                p = &pairs[q];
+        qk_peer_held cur;
+        if (!p) {
+            snprintf(cur.master, sizeof cur.master, "%s", v->master);
+            snprintf(cur.slave, sizeof cur.slave, "%s", v->slaves[j]);
+            int rc = qk_store_count_reserved(k->store, v->master, v->slaves[j], &cur.count, err);
+            if (rc != 0)
+                return rc;
+            if (*npairs < cap)
+                pairs[(*npairs)++] = cur;
+            p = &cur;
+        }
+        res->held[res->nheld++] = *p;
+    }
+    return 0;
+}
+
+int qk_kms_notices_in(qk_kms *k, const qk_peer_notices_msg *m, qk_peer_notices_answer *a,
+                      qk_err *err)
+{
+    memset(a, 0, sizeof *a);
+    int *results = calloc(m->n ? m->n : 1, sizeof *results);
+    a->r = calloc(m->n ? m->n : 1, sizeof *a->r);
+    size_t cap = m->n * QK_PEER_SLAVES_MAX;
+    qk_peer_held *pairs = calloc(cap ? cap : 1, sizeof *pairs);
+    int rc = results && a->r && pairs ? 0 : qk_err_set(err, QK_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = qk_store_notice_in(k->store, m->link, m->side, m->notices, m->n, results, err);
+    size_t npairs = 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; rc == 0 && i < m->n; i++) {
+        const qk_notice *v = &m->notices[i];
+        qk_peer_notice_result *res = &a->r[i];
+        a->n = i + 1;
+        snprintf(res->request_id, sizeof res->request_id, "%s", v->request_id);
+        res->status = results[i];
+        if (results[i] == 0) {
+            for (size_t j = 0; j < v->nkeys; j++)
+                bytes += v->keys[j].length;
+        } else {
+            QK_WARN("link %s: notice of request %s refused: %s", m->link, v->request_id,
+                    qk_status_name(results[i]));
+        }
+        rc = fill_held(k, v, res, pairs, &npairs, cap, err);
+    }
+    free(pairs);
+    free(results);
+    if (rc != 0) {
+        qk_peer_notices_answer_free(a);
+        return rc;
+    }
+    qk_metrics_key_bytes(k->metrics, m->link, QK_KEY_CONSUMED, bytes);
+    pthread_mutex_lock(&k->notice_mu);
+    k->notice_gen++;
+    pthread_cond_broadcast(&k->notice_cv);
+    pthread_mutex_unlock(&k->notice_mu);
+    return 0;
+}
+
+void qk_kms_notice_wait(qk_kms *k, const char *const *ids, size_t n)
+{
+    struct timespec dl = deadline_in(k->cfg->notice_wait_ms);
+    for (;;) {
+        pthread_mutex_lock(&k->notice_mu);
+        uint64_t gen = k->notice_gen;
+        pthread_mutex_unlock(&k->notice_mu);
+        bool known = true;
+        for (size_t j = 0; j < n && known; j++) {
+            qk_err err;
+            if (qk_store_key_known(k->store, ids[j], &known, &err) != 0)
+                return; /* the fetch answers the store error */
+        }
+        if (known)
+            return;
+        int wrc = 0;
+        pthread_mutex_lock(&k->notice_mu);
+        while (gen == k->notice_gen && wrc != ETIMEDOUT)
+            wrc = pthread_cond_timedwait(&k->notice_cv, &k->notice_mu, &dl);
+        pthread_mutex_unlock(&k->notice_mu);
+        if (wrc == ETIMEDOUT)
+            return;
+    }
+}
+
+/* ---- start and stop --------------------------------------------------------------------- */
+
+static int hot_link_init(qk_kms *k, qk_hot_link *h, qk_err *err)
+{
+    h->kms = k;
+    if (pthread_mutex_init(&h->lease_mu, NULL) != 0)
+        return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+    if (pthread_mutex_init(&h->held_mu, NULL) != 0) {
+        pthread_mutex_destroy(&h->lease_mu);
+        return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+    }
+    if (pthread_mutex_init(&h->mu, NULL) != 0) {
+        pthread_mutex_destroy(&h->held_mu);
+        pthread_mutex_destroy(&h->lease_mu);
+        return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+    }
+    h->held = cond_init_mono(&h->cv) == 0 ? calloc(QK_HELD_MAX, sizeof *h->held) : NULL;
+    if (!h->held) { /* h->held set: everything above is initialised (qk_kms_hot_stop) */
+        pthread_mutex_destroy(&h->mu);
+        pthread_mutex_destroy(&h->held_mu);
+        pthread_mutex_destroy(&h->lease_mu);
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int qk_kms_hot_start(qk_kms *k, qk_err *err)
+{
+    if (pthread_mutex_init(&k->notice_mu, NULL) != 0)
+        return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+    if (cond_init_mono(&k->notice_cv) != 0) {
+        pthread_mutex_destroy(&k->notice_mu);
+        return qk_err_set(err, QK_ENOMEM, "cond init failed");
+    }
+    k->hot_ready = true;
+    if (k->nlinks == 0)
+        return 0;
+    k->hot = calloc(k->nlinks, sizeof *k->hot);
+    if (!k->hot)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    for (size_t i = 0; i < k->nlinks; i++) {
+        qk_hot_link *h = &k->hot[i];
+        if (hot_link_init(k, h, err) != 0)
+            return QK_ENOMEM;
+        int prc = pthread_create(&h->thread, NULL, notifier, h);
+        if (prc != 0)
+            return qk_err_set(err, QK_ENOMEM, "cannot start the notifier of link %s: %s",
+                              k->links[i].cfg->link_id, strerror(prc));
+        h->started = true;
+    }
+    return 0;
+}
+
+void qk_kms_hot_stop(qk_kms *k)
+{
+    if (!k->hot_ready)
+        return;
+    for (size_t i = 0; k->hot && i < k->nlinks; i++) {
+        qk_hot_link *h = &k->hot[i];
+        if (!h->started)
+            continue;
+        pthread_mutex_lock(&h->mu);
+        h->stop = true;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+        /* bounded: the thread ends after at most one round of peer calls ([peer_client]
+         * timeouts) and one last batch */
+        pthread_join(h->thread, NULL);
+    }
+    for (size_t i = 0; k->hot && i < k->nlinks; i++) {
+        qk_hot_link *h = &k->hot[i];
+        if (!h->held)
+            continue; /* never initialised */
+        pthread_cond_destroy(&h->cv);
+        pthread_mutex_destroy(&h->mu);
+        pthread_mutex_destroy(&h->held_mu);
+        pthread_mutex_destroy(&h->lease_mu);
+        free(h->held);
+    }
+    free(k->hot);
+    k->hot = NULL;
+    pthread_cond_destroy(&k->notice_cv);
+    pthread_mutex_destroy(&k->notice_mu);
+    k->hot_ready = false;
+}
