@@ -134,7 +134,7 @@ static void test_small_messages_round_trip(void)
     qk_err err;
     qk_err_clear(&err);
     char *s = NULL;
-    for (int v = QK_PEER_RESERVED; v <= QK_PEER_STORED; v++) {
+    for (int v = QK_PEER_RESERVED; v <= QK_PEER_GRANTED; v++) {
         qk_peer_result_msg a = {.status = (qk_peer_result)v}, b = {.status = 99};
         CU_ASSERT_EQUAL_FATAL(qk_peer_result_encode(&a, &s, &err), 0);
         CU_ASSERT_EQUAL(qk_peer_result_decode(s, strlen(s), &b, &err), 0);
@@ -163,7 +163,7 @@ static void test_small_messages_round_trip(void)
         free(s);
     }
     /* out-of-range enumerations are not encoded */
-    qk_peer_result_msg bad_res = {.status = (qk_peer_result)(QK_PEER_STORED + 1)};
+    qk_peer_result_msg bad_res = {.status = (qk_peer_result)(QK_PEER_GRANTED + 1)};
     qk_peer_state_msg bad_state = {.state = (qk_peer_req_state)-1};
     qk_peer_error_msg bad_err = {.reason = QK_PEER_REASON_COUNT};
     CU_ASSERT_EQUAL(qk_peer_result_encode(&bad_res, &s, &err), QK_EINVAL);
@@ -652,6 +652,530 @@ static void test_device_keys_refusals(void)
     CU_ASSERT_STRING_EQUAL(qk_peer_reason_name(QK_PEER_REASON_DEVICE_DOWN), "device-down");
 }
 
+/* ---- lease ------------------------------------------------------------------------------ */
+
+static qk_peer_lease_msg lease_msg(uint64_t bid, uint32_t from, uint32_t to)
+{
+    qk_peer_lease_msg m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.link, sizeof m.link, "KME_A~KME_B");
+    m.side = QK_SIDE_HIGH;
+    m.lease.block_id = bid;
+    m.lease.from = from;
+    m.lease.to = to;
+    memset(m.lease.check, 0x5a, sizeof m.lease.check);
+    return m;
+}
+
+static void test_lease_round_trip(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    /* the extremes: the largest block ID, the whole of the largest block */
+    const qk_peer_lease_msg cases[] = {
+        lease_msg(QK_PEER_BLOCK_ID_MAX, QK_BLOCK_VKEY_LEN, QK_BLOCK_MAX_BYTES),
+        lease_msg(0, QK_BLOCK_MAX_BYTES - 1, QK_BLOCK_MAX_BYTES),
+        lease_msg(42, 4096, 4096 + 262144)};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qk_peer_lease_msg d;
+        char *s = NULL, *s2 = NULL;
+        CU_ASSERT_EQUAL_FATAL(qk_peer_lease_encode(&cases[i], &s, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(qk_peer_lease_decode(s, strlen(s), &d, &err), 0);
+        CU_ASSERT(memcmp(&d, &cases[i], sizeof d) == 0);
+        CU_ASSERT_EQUAL(qk_peer_lease_encode(&d, &s2, &err), 0);
+        CU_ASSERT_STRING_EQUAL(s, s2);
+        free(s);
+        free(s2);
+    }
+    /* the wire format of docs/qkd-kmed.md, and its answer */
+    qk_peer_lease_msg m = lease_msg(9, 32, 1056);
+    m.side = QK_SIDE_LOW;
+    memcpy(m.lease.check,
+           "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff"
+           "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff",
+           QK_CHECK_LEN);
+    char *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_lease_encode(&m, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"link\":\"KME_A~KME_B\",\"side\":\"low\",\"block_id\":9,"
+                              "\"from\":32,\"to\":1056,\"check\":\"" HEX64 "\"}");
+    free(s);
+    qk_peer_result_msg res = {.status = QK_PEER_GRANTED};
+    CU_ASSERT_EQUAL(qk_peer_result_encode(&res, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"status\":\"granted\"}");
+    free(s);
+    /* the encoder refuses what no decoder accepts */
+    const qk_peer_lease_msg bad[] = {
+        lease_msg(1, 100, 100),                        /* empty */
+        lease_msg(1, 200, 100),                        /* reversed */
+        lease_msg(1, QK_BLOCK_VKEY_LEN - 1, 100),      /* into the verification key */
+        lease_msg(1, 100, QK_BLOCK_MAX_BYTES + 1),     /* past the largest block */
+        lease_msg(QK_PEER_BLOCK_ID_MAX + 1, 100, 200), /* block ID */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CU_ASSERT_EQUAL(qk_peer_lease_encode(&bad[i], &s, &err), QK_EINVAL);
+        CU_ASSERT_PTR_NULL(s);
+    }
+    m.side = (qk_side)2;
+    CU_ASSERT_EQUAL(qk_peer_lease_encode(&m, &s, &err), QK_EINVAL);
+    m.side = QK_SIDE_LOW;
+    m.link[0] = '\0';
+    CU_ASSERT_EQUAL(qk_peer_lease_encode(&m, &s, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NULL(s);
+}
+
+static void expect_lease_refused(const char *body, const char *what)
+{
+    qk_peer_lease_msg d;
+    qk_err err;
+    qk_err_clear(&err);
+    int rc = qk_peer_lease_decode(body, strlen(body), &d, &err);
+    CU_ASSERT_EQUAL(rc, QK_EINVAL);
+    CU_ASSERT(strstr(err.msg, what) != NULL);
+    if (rc != QK_EINVAL || !strstr(err.msg, what))
+        fprintf(stderr, "\n  accepted or wrong message (%s): %s\n", err.msg, body);
+    CU_ASSERT(all_zero(&d, sizeof d));
+}
+
+#define LS_HEAD  "{\"link\":\"L\",\"side\":\"high\",\"block_id\":3,"
+#define LS_CHECK ",\"check\":\"" HEX64 "\"}"
+
+static void test_lease_refusals(void)
+{
+    qk_peer_lease_msg d;
+    qk_err err;
+    qk_err_clear(&err);
+    const char *ok = LS_HEAD "\"from\":32,\"to\":64" LS_CHECK;
+    CU_ASSERT_EQUAL(qk_peer_lease_decode(ok, strlen(ok), &d, &err), 0);
+    CU_ASSERT_EQUAL(d.side, QK_SIDE_HIGH);
+    CU_ASSERT_EQUAL(d.lease.from, 32);
+    CU_ASSERT_EQUAL(d.lease.to, 64);
+    /* missing members */
+    expect_lease_refused("{\"side\":\"high\",\"block_id\":3,\"from\":32,\"to\":64" LS_CHECK,
+                         "link");
+    expect_lease_refused("{\"link\":\"L\",\"block_id\":3,\"from\":32,\"to\":64" LS_CHECK, "side");
+    expect_lease_refused("{\"link\":\"L\",\"side\":\"high\",\"from\":32,\"to\":64" LS_CHECK,
+                         "block_id");
+    expect_lease_refused(LS_HEAD "\"to\":64" LS_CHECK, "from");
+    expect_lease_refused(LS_HEAD "\"from\":32" LS_CHECK, "to");
+    expect_lease_refused(LS_HEAD "\"from\":32,\"to\":64}", "check");
+    /* wrong types, bad enumerations and IDs */
+    expect_lease_refused(LS_HEAD "\"from\":\"32\",\"to\":64" LS_CHECK, "from");
+    expect_lease_refused(LS_HEAD "\"from\":32.5,\"to\":64" LS_CHECK, "from");
+    expect_lease_refused("{\"link\":\"L\",\"side\":\"middle\",\"block_id\":3,\"from\":32,"
+                         "\"to\":64" LS_CHECK,
+                         "side");
+    expect_lease_refused("{\"link\":\"\",\"side\":\"low\",\"block_id\":3,\"from\":32,"
+                         "\"to\":64" LS_CHECK,
+                         "link");
+    expect_lease_refused(LS_HEAD "\"from\":32,\"to\":64,\"check\":\"00\"}", "check");
+    /* ranges: into the verification key, empty, reversed, past the largest block; block ID */
+    expect_lease_refused(LS_HEAD "\"from\":31,\"to\":64" LS_CHECK, "from");
+    expect_lease_refused(LS_HEAD "\"from\":64,\"to\":64" LS_CHECK, "from < to");
+    expect_lease_refused(LS_HEAD "\"from\":65,\"to\":64" LS_CHECK, "from < to");
+    expect_lease_refused(LS_HEAD "\"from\":32,\"to\":4194305" LS_CHECK, "to");
+    expect_lease_refused(LS_HEAD "\"from\":-1,\"to\":64" LS_CHECK, "from");
+    expect_lease_refused("{\"link\":\"L\",\"side\":\"high\",\"block_id\":9007199254740992,"
+                         "\"from\":32,\"to\":64" LS_CHECK,
+                         "block_id");
+    /* duplicate member, trailing garbage */
+    expect_lease_refused(LS_HEAD "\"from\":32,\"from\":33,\"to\":64" LS_CHECK, "");
+    expect_lease_refused(LS_HEAD "\"from\":32,\"to\":64" LS_CHECK "]", "");
+}
+
+/* ---- notices ---------------------------------------------------------------------------- */
+
+/* A notice with ns slaves and nk keys (allocated: free with qk_notice_free). */
+static qk_notice notice(const char *id, size_t ns, size_t nk, uint64_t seed)
+{
+    qk_notice v;
+    memset(&v, 0, sizeof v);
+    snprintf(v.request_id, sizeof v.request_id, "%s", id);
+    snprintf(v.master, sizeof v.master, "SAE_A");
+    v.slaves = calloc(ns, sizeof *v.slaves);
+    v.keys = calloc(nk, sizeof *v.keys);
+    CU_ASSERT_FATAL(v.slaves && v.keys);
+    for (size_t i = 0; i < ns; i++)
+        snprintf(v.slaves[i], sizeof v.slaves[i], "SAE_%c", (char)('B' + i));
+    for (size_t i = 0; i < nk; i++) {
+        char kid[QK_KEY_ID_LEN + 1];
+        snprintf(kid, sizeof kid, "bc490419-7d60-487f-adc1-%012x", (unsigned)(seed * 16 + i));
+        v.keys[i] = key_ref(kid, seed, (uint32_t)(QK_BLOCK_VKEY_LEN + 32 * i), 32, 0);
+    }
+    v.nslaves = ns;
+    v.nkeys = nk;
+    v.expires_at = 1700000000 + seed;
+    return v;
+}
+
+static void notices_equal(const qk_peer_notices_msg *a, const qk_peer_notices_msg *b)
+{
+    CU_ASSERT_STRING_EQUAL(a->link, b->link);
+    CU_ASSERT_EQUAL(a->side, b->side);
+    CU_ASSERT_EQUAL_FATAL(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        const qk_notice *x = &a->notices[i], *y = &b->notices[i];
+        CU_ASSERT_STRING_EQUAL(x->request_id, y->request_id);
+        CU_ASSERT_STRING_EQUAL(x->master, y->master);
+        CU_ASSERT_EQUAL(x->expires_at, y->expires_at);
+        CU_ASSERT_EQUAL_FATAL(x->nslaves, y->nslaves);
+        for (size_t j = 0; j < x->nslaves; j++)
+            CU_ASSERT_STRING_EQUAL(x->slaves[j], y->slaves[j]);
+        CU_ASSERT_EQUAL_FATAL(x->nkeys, y->nkeys);
+        for (size_t j = 0; j < x->nkeys; j++) {
+            CU_ASSERT_STRING_EQUAL(x->keys[j].key_id, y->keys[j].key_id);
+            CU_ASSERT_EQUAL(x->keys[j].block_id, y->keys[j].block_id);
+            CU_ASSERT_EQUAL(x->keys[j].offset, y->keys[j].offset);
+            CU_ASSERT_EQUAL(x->keys[j].length, y->keys[j].length);
+            CU_ASSERT(all_zero(y->keys[j].check, QK_CHECK_LEN)); /* no check travels */
+        }
+    }
+}
+
+static void test_notices_round_trip(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    /* the limits' largest request (3 slaves, 4 keys) beside the smallest */
+    qk_notice v[2] = {notice("req-1", 3, 4, 1), notice("req-2", 1, 1, QK_PEER_BLOCK_ID_MAX)};
+    v[1].expires_at = QK_PEER_BLOCK_ID_MAX;
+    v[1].keys[0].offset = QK_BLOCK_MAX_BYTES - 32;
+    qk_peer_notices_msg m = {.link = "KME_A~KME_B", .side = QK_SIDE_LOW, .notices = v, .n = 2};
+    qk_peer_notices_msg d;
+    char *s = NULL, *s2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &s, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_decode(s, strlen(s), &LIM, &d, &err), 0);
+    notices_equal(&m, &d);
+    CU_ASSERT_EQUAL(qk_peer_notices_encode(&d, &s2, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, s2);
+    free(s);
+    free(s2);
+    qk_peer_notices_msg_free(&d);
+    CU_ASSERT(all_zero(&d, sizeof d));
+    /* the wire format of docs/qkd-kmed.md: keys without a check */
+    m.notices = &v[1];
+    m.n = 1;
+    v[1].keys[0].block_id = 5;
+    v[1].keys[0].offset = 64;
+    v[1].expires_at = 1700000000;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"link\":\"KME_A~KME_B\",\"side\":\"low\",\"notices\":[{"
+                              "\"request_id\":\"req-2\",\"master\":\"SAE_A\",\"slaves\":["
+                              "\"SAE_B\"],\"expires_at\":1700000000,\"keys\":[{\"key_ID\":"
+                              "\"bc490419-7d60-487f-adc1-0000fffffff0\",\"block_id\":5,"
+                              "\"offset\":64,\"length\":32}]}]}");
+    /* a check member, like any unknown member, is ignored */
+    const char *with_check =
+        "{\"link\":\"L\",\"side\":\"high\",\"notices\":[{\"request_id\":\"r\",\"master\":\"M\","
+        "\"slaves\":[\"S\"],\"expires_at\":5,\"keys\":[" KEY_OK "]}]}";
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_decode(with_check, strlen(with_check), &LIM, &d, &err),
+                          0);
+    CU_ASSERT(all_zero(d.notices[0].keys[0].check, QK_CHECK_LEN));
+    qk_peer_notices_msg_free(&d);
+    free(s);
+    /* the encoder refuses what no decoder accepts */
+    m.n = 0;
+    CU_ASSERT_EQUAL(qk_peer_notices_encode(&m, &s, &err), QK_EINVAL);
+    m.n = QK_PEER_NOTICES_MAX + 1;
+    CU_ASSERT_EQUAL(qk_peer_notices_encode(&m, &s, &err), QK_EINVAL);
+    m.n = 1;
+    m.side = (qk_side)2;
+    CU_ASSERT_EQUAL(qk_peer_notices_encode(&m, &s, &err), QK_EINVAL);
+    m.side = QK_SIDE_LOW;
+    v[1].nslaves = 0;
+    CU_ASSERT_EQUAL(qk_peer_notices_encode(&m, &s, &err), QK_EINVAL);
+    v[1].nslaves = 1;
+    v[1].nkeys = 0;
+    CU_ASSERT_EQUAL(qk_peer_notices_encode(&m, &s, &err), QK_EINVAL);
+    v[1].nkeys = 1;
+    CU_ASSERT_PTR_NULL(s);
+    qk_notice_free(v, 2);
+}
+
+/* A batch whose body would pass QK_PEER_MSG_MAX is not encoded (QK_ELIMIT: send fewer). */
+static void test_notices_too_large(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    enum { N = QK_PEER_NOTICES_MAX, K = 24 }; /* ~100 bytes a key: ~2.4 MB */
+    qk_notice *v = calloc(N, sizeof *v);
+    CU_ASSERT_FATAL(v != NULL);
+    for (size_t i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "req-%zu", i);
+        v[i] = notice(id, 1, K, i);
+    }
+    qk_peer_notices_msg m = {.link = "L", .side = QK_SIDE_HIGH, .notices = v, .n = N};
+    char *s = NULL;
+    CU_ASSERT_EQUAL(qk_peer_notices_encode(&m, &s, &err), QK_ELIMIT);
+    CU_ASSERT_PTR_NULL(s);
+    /* half of them fit, and the decoder takes all QK_PEER_NOTICES_MAX of a smaller batch */
+    m.n = N / 2;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &s, &err), 0);
+    CU_ASSERT(strlen(s) <= QK_PEER_MSG_MAX);
+    free(s);
+    for (size_t i = 0; i < N; i++)
+        v[i].nkeys = 1;
+    m.n = N;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &s, &err), 0);
+    qk_peer_notices_msg d;
+    CU_ASSERT_EQUAL(qk_peer_notices_decode(s, strlen(s), &LIM, &d, &err), 0);
+    CU_ASSERT_EQUAL(d.n, N);
+    qk_peer_notices_msg_free(&d);
+    free(s);
+    for (size_t i = 0; i < N; i++)
+        v[i].nkeys = K;
+    qk_notice_free(v, N);
+    free(v);
+}
+
+static void expect_notices_refused(const char *body, const char *what)
+{
+    qk_peer_notices_msg d;
+    qk_err err;
+    qk_err_clear(&err);
+    int rc = qk_peer_notices_decode(body, strlen(body), &LIM, &d, &err);
+    CU_ASSERT_EQUAL(rc, QK_EINVAL);
+    CU_ASSERT(strstr(err.msg, what) != NULL);
+    if (rc != QK_EINVAL || !strstr(err.msg, what))
+        fprintf(stderr, "\n  accepted or wrong message (%s): %s\n", err.msg, body);
+    CU_ASSERT(all_zero(&d, sizeof d));
+    if (rc == 0)
+        qk_peer_notices_msg_free(&d);
+}
+
+#define NK_OK   "{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":32,\"length\":32}"
+#define NT_HEAD "{\"link\":\"L\",\"side\":\"high\",\"notices\":["
+#define NT_REQ(id)                                                                                 \
+    "{\"request_id\":\"" id "\",\"master\":\"M\",\"slaves\":[\"S\"],\"expires_at\":5,"
+#define NT_OK(id) NT_REQ(id) "\"keys\":[" NK_OK "]}"
+/* A batch of a good notice and then one whose keys are `k`: the second is refused after the
+ * first was decoded (and allocated). */
+#define NT_KEYS(k) NT_HEAD NT_OK("a") "," NT_REQ("b") "\"keys\":[" k "]}]}"
+
+static void test_notices_refusals(void)
+{
+    qk_peer_notices_msg d;
+    qk_err err;
+    qk_err_clear(&err);
+    const char *ok = NT_HEAD NT_OK("a") "," NT_OK("b") "]}";
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_decode(ok, strlen(ok), &LIM, &d, &err), 0);
+    CU_ASSERT_EQUAL(d.n, 2);
+    CU_ASSERT_EQUAL(d.side, QK_SIDE_HIGH);
+    qk_peer_notices_msg_free(&d);
+    /* the head */
+    expect_notices_refused("{\"side\":\"high\",\"notices\":[" NT_OK("a") "]}", "link");
+    expect_notices_refused("{\"link\":\"L\",\"notices\":[" NT_OK("a") "]}", "side");
+    expect_notices_refused("{\"link\":\"L\",\"side\":\"up\",\"notices\":[" NT_OK("a") "]}", "side");
+    expect_notices_refused("{\"link\":\"L\",\"side\":\"low\"}", "notices");
+    expect_notices_refused(NT_HEAD "]}", "notices");
+    expect_notices_refused("{\"link\":\"L\",\"side\":\"low\",\"notices\":{}}", "notices");
+    expect_notices_refused(NT_HEAD "[]]}", "objects");
+    /* a request: missing members, bad IDs, expiry, slave counts (limits: 3) */
+    expect_notices_refused(NT_HEAD "{\"master\":\"M\",\"slaves\":[\"S\"],\"expires_at\":5,"
+                                   "\"keys\":[" NK_OK "]}]}",
+                           "request_id");
+    expect_notices_refused(NT_HEAD "{\"request_id\":\"r\",\"slaves\":[\"S\"],\"expires_at\":5,"
+                                   "\"keys\":[" NK_OK "]}]}",
+                           "master");
+    expect_notices_refused(NT_HEAD "{\"request_id\":\"r\",\"master\":\"M\",\"slaves\":[\"S\"],"
+                                   "\"keys\":[" NK_OK "]}]}",
+                           "expires_at");
+    expect_notices_refused(NT_HEAD "{\"request_id\":\"r\",\"master\":\"M\",\"slaves\":[\"S\"],"
+                                   "\"expires_at\":9007199254740992,\"keys\":[" NK_OK "]}]}",
+                           "expires_at");
+    expect_notices_refused(NT_HEAD "{\"request_id\":\"r\\u0001\",\"master\":\"M\",\"slaves\":["
+                                   "\"S\"],\"expires_at\":5,\"keys\":[" NK_OK "]}]}",
+                           "request_id");
+    expect_notices_refused(NT_HEAD NT_OK("a") ",{\"request_id\":\"b\",\"master\":\"M\","
+                                              "\"slaves\":[],\"expires_at\":5,\"keys\":[" NK_OK
+                                              "]}]}",
+                           "slaves");
+    expect_notices_refused(NT_HEAD NT_OK("a") ",{\"request_id\":\"b\",\"master\":\"M\","
+                                              "\"slaves\":[\"S\",\"T\",\"U\",\"V\"],"
+                                              "\"expires_at\":5,\"keys\":[" NK_OK "]}]}",
+                           "slaves");
+    expect_notices_refused(NT_HEAD NT_OK("a") ",{\"request_id\":\"b\",\"master\":\"M\","
+                                              "\"slaves\":[\"S\",7],\"expires_at\":5,"
+                                              "\"keys\":[" NK_OK "]}]}",
+                           "slaves");
+    /* the same request twice in a batch */
+    expect_notices_refused(NT_HEAD NT_OK("a") "," NT_OK("a") "]}", "twice");
+    /* keys, refused after a first notice was decoded: counts (limits: 4), ranges, IDs */
+    expect_notices_refused(NT_KEYS(""), "keys");
+    expect_notices_refused(NT_KEYS(NK_OK "," NK_OK "," NK_OK "," NK_OK "," NK_OK), "keys");
+    expect_notices_refused(NT_KEYS("7"), "objects");
+    expect_notices_refused(
+        NT_KEYS("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":32,\"length\":33}"), "length");
+    expect_notices_refused(
+        NT_KEYS("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":32,\"length\":0}"), "length");
+    expect_notices_refused(
+        NT_KEYS("{\"key_ID\":\"" UUID1 "\",\"block_id\":1,\"offset\":4194300,\"length\":5}"),
+        "beyond");
+    expect_notices_refused(NT_KEYS("{\"key_ID\":\"" UUID1 "\",\"block_id\":9007199254740992,"
+                                   "\"offset\":32,\"length\":32}"),
+                           "block_id");
+    expect_notices_refused(
+        NT_KEYS("{\"key_ID\":\"not-a-uuid\",\"block_id\":1,\"offset\":32,\"length\":32}"), "UUID");
+    expect_notices_refused(NT_KEYS("{\"block_id\":1,\"offset\":32,\"length\":32}"), "key_ID");
+    expect_notices_refused(NT_HEAD NT_OK("a") "]} x", "");
+}
+
+/* Too many notices are refused for their count before any entry is read. */
+static void test_notices_count_first(void)
+{
+    size_t cap = 64 + (QK_PEER_NOTICES_MAX + 1) * 2;
+    char *body = malloc(cap);
+    CU_ASSERT_FATAL(body != NULL);
+    size_t n = (size_t)snprintf(body, cap, NT_HEAD);
+    for (size_t i = 0; i <= QK_PEER_NOTICES_MAX; i++)
+        n += (size_t)snprintf(body + n, cap - n, "%s1", i ? "," : "");
+    n += (size_t)snprintf(body + n, cap - n, "]}");
+    qk_peer_notices_msg d;
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL(qk_peer_notices_decode(body, n, &LIM, &d, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "1..1024 entries"));
+    CU_ASSERT(all_zero(&d, sizeof d));
+    free(body);
+}
+
+static void test_notices_answer_round_trip(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    /* every status the store or the core answers travels as a reason and comes back */
+    static const int statuses[] = {0,         QK_ECOLLISION, QK_EINVAL, QK_ENOTFOUND, QK_EMISMATCH,
+                                   QK_EQUOTA, QK_EPEER};
+    enum { N = sizeof statuses / sizeof statuses[0] };
+    qk_peer_held held[2] = {{.master = "SAE_A", .slave = "SAE_B", .count = 0},
+                            {.master = "SAE_A", .slave = "SAE_C", .count = QK_PEER_BLOCK_ID_MAX}};
+    qk_peer_notice_result r[N];
+    memset(r, 0, sizeof r);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(r[i].request_id, sizeof r[i].request_id, "req-%zu", i);
+        r[i].status = statuses[i];
+    }
+    r[0].held = held;
+    r[0].nheld = 2;
+    qk_peer_notices_answer a = {.r = r, .n = N}, d;
+    char *s = NULL, *s2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_encode(&a, &s, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_decode(s, strlen(s), &d, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(d.n, N);
+    for (size_t i = 0; i < N; i++) {
+        CU_ASSERT_STRING_EQUAL(d.r[i].request_id, r[i].request_id);
+        CU_ASSERT_EQUAL(d.r[i].status, r[i].status);
+        CU_ASSERT_EQUAL(d.r[i].nheld, r[i].nheld);
+    }
+    CU_ASSERT_STRING_EQUAL(d.r[0].held[1].master, "SAE_A");
+    CU_ASSERT_STRING_EQUAL(d.r[0].held[1].slave, "SAE_C");
+    CU_ASSERT_EQUAL(d.r[0].held[1].count, QK_PEER_BLOCK_ID_MAX);
+    CU_ASSERT_EQUAL(d.r[0].held[0].count, 0);
+    CU_ASSERT_EQUAL(qk_peer_notices_answer_encode(&d, &s2, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, s2);
+    free(s);
+    free(s2);
+    qk_peer_notices_answer_free(&d);
+    CU_ASSERT(all_zero(&d, sizeof d));
+    /* statuses without a reason of their own: EEXIST as a collision, others as internal */
+    r[1].status = QK_EEXIST;
+    r[2].status = QK_ESTORAGE;
+    a.n = 3;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_encode(&a, &s, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_decode(s, strlen(s), &d, &err), 0);
+    CU_ASSERT_EQUAL(d.r[1].status, QK_ECOLLISION);
+    CU_ASSERT_EQUAL(d.r[2].status, QK_EPEER);
+    qk_peer_notices_answer_free(&d);
+    free(s);
+    /* the wire format of docs/qkd-kmed.md */
+    held[0].count = 3;
+    r[0].nheld = 1;
+    r[1].status = QK_ECOLLISION;
+    a.n = 2;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_encode(&a, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"results\":[{\"request_id\":\"req-0\",\"result\":\"reserved\","
+                              "\"held\":[{\"master\":\"SAE_A\",\"slave\":\"SAE_B\",\"count\":3}]"
+                              "},{\"request_id\":\"req-1\",\"result\":\"refused\",\"reason\":"
+                              "\"collision\",\"held\":[]}]}");
+    free(s);
+    /* an empty answer */
+    a.n = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_encode(&a, &s, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, "{\"results\":[]}");
+    CU_ASSERT_EQUAL(qk_peer_notices_answer_decode(s, strlen(s), &d, &err), 0);
+    CU_ASSERT_EQUAL(d.n, 0);
+    CU_ASSERT_PTR_NULL(d.r);
+    free(s);
+    s = NULL;
+    /* the encoder refuses what no decoder accepts */
+    a.n = 1;
+    held[0].count = QK_PEER_BLOCK_ID_MAX + 1;
+    CU_ASSERT_EQUAL(qk_peer_notices_answer_encode(&a, &s, &err), QK_EINVAL);
+    held[0].count = 0;
+    r[0].nheld = QK_PEER_SLAVES_MAX + 1;
+    CU_ASSERT_EQUAL(qk_peer_notices_answer_encode(&a, &s, &err), QK_EINVAL);
+    a.n = QK_PEER_NOTICES_MAX + 1;
+    CU_ASSERT_EQUAL(qk_peer_notices_answer_encode(&a, &s, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NULL(s);
+}
+
+static void test_notices_answer_refusals(void)
+{
+    static const char *const bad[] = {
+        "{}",
+        "{\"results\":{}}",
+        "{\"results\":[7]}",
+        "{\"results\":[{\"result\":\"reserved\",\"held\":[]}]}",
+        "{\"results\":[{\"request_id\":\"r\",\"held\":[]}]}",
+        "{\"results\":[{\"request_id\":\"r\",\"result\":\"maybe\",\"held\":[]}]}",
+        /* refused without a reason, or with one that is not a reason */
+        "{\"results\":[{\"request_id\":\"r\",\"result\":\"refused\",\"held\":[]}]}",
+        "{\"results\":[{\"request_id\":\"r\",\"result\":\"refused\",\"reason\":\"oops\","
+        "\"held\":[]}]}",
+        "{\"results\":[{\"request_id\":\"r\",\"result\":\"reserved\"}]}",
+        /* a good result, then bad held entries (allocated, then freed) */
+        "{\"results\":[{\"request_id\":\"a\",\"result\":\"reserved\",\"held\":[{\"master\":"
+        "\"M\",\"slave\":\"S\",\"count\":1}]},{\"request_id\":\"r\",\"result\":\"reserved\","
+        "\"held\":[{\"master\":\"M\",\"slave\":\"S\",\"count\":-1}]}]}",
+        "{\"results\":[{\"request_id\":\"r\",\"result\":\"reserved\",\"held\":[{\"master\":"
+        "\"M\",\"slave\":\"S\",\"count\":9007199254740992}]}]}",
+        "{\"results\":[{\"request_id\":\"r\",\"result\":\"reserved\",\"held\":[{\"master\":"
+        "\"M\",\"count\":1}]}]}",
+        "{\"results\":[{\"request_id\":\"r\",\"result\":\"reserved\",\"held\":[[]]}]}",
+        "{\"results\":[]}]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        qk_peer_notices_answer d;
+        qk_err err;
+        qk_err_clear(&err);
+        int rc = qk_peer_notices_answer_decode(bad[i], strlen(bad[i]), &d, &err);
+        CU_ASSERT_EQUAL(rc, QK_EINVAL);
+        CU_ASSERT(err.msg[0] != '\0');
+        CU_ASSERT(all_zero(&d, sizeof d));
+        if (rc != QK_EINVAL)
+            fprintf(stderr, "\n  accepted: %s\n", bad[i]);
+        if (rc == 0)
+            qk_peer_notices_answer_free(&d);
+    }
+    /* a reserved result's reason is ignored; too many held entries are refused by count */
+    const char *extra = "{\"results\":[{\"request_id\":\"r\",\"result\":\"reserved\",\"reason\":"
+                        "\"collision\",\"held\":[]}]}";
+    qk_peer_notices_answer d;
+    qk_err err;
+    CU_ASSERT_EQUAL(qk_peer_notices_answer_decode(extra, strlen(extra), &d, &err), 0);
+    CU_ASSERT_EQUAL(d.r[0].status, 0);
+    qk_peer_notices_answer_free(&d);
+    char body[4096];
+    size_t n = (size_t)snprintf(body, sizeof body,
+                                "{\"results\":[{\"request_id\":\"r\",\"result\":\"reserved\","
+                                "\"held\":[");
+    for (size_t i = 0; i <= QK_PEER_SLAVES_MAX; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n, "%s1", i ? "," : "");
+    n += (size_t)snprintf(body + n, sizeof body - n, "]}]}");
+    CU_ASSERT_EQUAL(qk_peer_notices_answer_decode(body, n, &d, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "held: 0..65 entries"));
+}
+
 static void test_id_check(void)
 {
     qk_err err;
@@ -716,6 +1240,14 @@ int suite_peer_msg(void)
         !CU_add_test(s, "ID check, reasons, limits", test_id_check) ||
         !CU_add_test(s, "device-keys round trip", test_device_keys_round_trip) ||
         !CU_add_test(s, "device-keys refusals", test_device_keys_refusals) ||
+        !CU_add_test(s, "lease round trip", test_lease_round_trip) ||
+        !CU_add_test(s, "lease refusals", test_lease_refusals) ||
+        !CU_add_test(s, "notices round trip", test_notices_round_trip) ||
+        !CU_add_test(s, "notices too large for one body", test_notices_too_large) ||
+        !CU_add_test(s, "notices refusals", test_notices_refusals) ||
+        !CU_add_test(s, "notices counted before entries", test_notices_count_first) ||
+        !CU_add_test(s, "notices answer round trip", test_notices_answer_round_trip) ||
+        !CU_add_test(s, "notices answer refusals", test_notices_answer_refusals) ||
         !CU_add_test(s, "handler refuses a non-peer caller", test_handler_refuses_non_peer))
         return -1;
     return 0;
