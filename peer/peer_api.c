@@ -184,9 +184,7 @@ static void do_lease(peer_call *p)
     case QK_ECOLLISION:
         reply_error(p, 409, QK_PEER_REASON_COLLISION, err.msg);
         break;
-    case QK_EMISMATCH:
-        QK_WARN("link %s: lease of block %llu: material mismatch, block burned", m.link,
-                (unsigned long long)m.lease.block_id);
+    case QK_EMISMATCH: /* the core logs the burned block */
         reply_error(p, 409, QK_PEER_REASON_MISMATCH, err.msg);
         break;
     case QK_ENOTFOUND:
@@ -223,16 +221,7 @@ static void do_notices(peer_call *p)
         QK_ERROR("link %s: %zu notices: %s", m.link, m.n, err.msg);
         reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
     } else {
-        /* one line per batch, not per notice: the sender logs and counts each refusal */
-        size_t refused = 0, first = 0;
-        for (size_t i = a.n; i-- > 0;)
-            if (a.r[i].status != 0) {
-                refused++;
-                first = i;
-            }
-        if (refused)
-            QK_WARN("link %s: refused %zu of %zu notices (first: request %s, %s)", m.link, refused,
-                    a.n, a.r[first].request_id, qk_status_name(a.r[first].status));
+        /* the core logs each refused notice */
         char *body = NULL;
         rc = qk_peer_notices_answer_encode(&a, &body, &err);
         reply_ok(p, rc, body);
