@@ -13,12 +13,18 @@
 
 /* What the peer of a link holds for one (master, slave) pair, as far as this end knows: the
  * count the peer last reported in a notices answer, plus the keys of requests carved here
- * since and not yet answered (an over-estimate: the slave's fetches only lower the truth). */
+ * since and not yet answered (an over-estimate: the slave's fetches only lower the truth).
+ * last: the pair's last answered notice, sent again (idempotent at the peer) to refresh
+ * `reported` when the estimate refuses a request (kms_held.c). */
 typedef struct {
     char master[QK_STORE_ID_MAX + 1];
     char slave[QK_STORE_ID_MAX + 1];
     uint64_t reported;
     uint64_t inflight;
+    uint64_t answers;   /* answers taken for the pair: a refresh older than one is dropped */
+    double reported_ms; /* when reported was last refreshed (monotonic) */
+    bool probing;       /* a refresh is on its way */
+    qk_notice last;
 } qk_held;
 
 /* Hot-path state of one link (index i of qk_kms.links). */
@@ -76,17 +82,24 @@ int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, qk_err 
  * failure (the asks not answered stay). */
 int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);
 
+/* ---- kms_held.c ------------------------------------------------------------------------- */
+/* Admit n more keys for every (master, slave) pair of r at the peer of link i against
+ * max_key_count (the held estimate), counting them in flight: 0, or QK_ENOKEY naming the
+ * pair. A refusal whose estimate is older than one refresh period first refreshes it (one
+ * synchronous notices call). qk_kms_held_undo takes them back when the request failed. */
+int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk_err *err);
+void qk_kms_held_undo(qk_kms *k, size_t i, const qk_reservation *r, size_t n);
+/* The peer answered notice v with res: its keys are no longer in flight; take the counts. */
+void qk_kms_held_answer(qk_kms *k, size_t i, const qk_notice *v, const qk_peer_notice_result *res);
+/* Free link i's table (at close). */
+void qk_kms_held_free(qk_hot_link *h);
+
 /* ---- kms_notify.c ----------------------------------------------------------------------- */
 /* Start (open) and stop/join (close) the notifier threads and their state. */
 int qk_kms_hot_start(qk_kms *k, qk_err *err);
 void qk_kms_hot_stop(qk_kms *k);
 /* Wake link i's notifier (a request was committed). */
 void qk_kms_notify_wake(qk_kms *k, size_t i);
-/* Admit n more keys for every (master, slave) pair of r at the peer of link i against
- * max_key_count (the held estimate), counting them in flight: 0, or QK_ENOKEY naming the
- * pair. qk_kms_held_undo takes them back when the request failed. */
-int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk_err *err);
-void qk_kms_held_undo(qk_kms *k, size_t i, const qk_reservation *r, size_t n);
 /* Wait (bounded by notice_wait) until none of ids is unknown here: each applied notice batch
  * wakes it. Returns at once when every key ID is known or the wait is 0. */
 void qk_kms_notice_wait(qk_kms *k, const char *const *ids, size_t n);

@@ -45,85 +45,6 @@ static struct timespec deadline_in(uint64_t ms)
     return t;
 }
 
-/* ---- the held estimate ------------------------------------------------------------------ */
-
-/* The entry of (master, slave); created when asked (evicting one with nothing in flight when
- * the table is full), NULL when absent or the table is full of in-flight pairs. Call with
- * held_mu held. */
-static qk_held *held_find(qk_hot_link *h, const char *master, const char *slave, bool create)
-{
-    for (size_t j = 0; j < h->nheld; j++)
-        if (strcmp(h->held[j].master, master) == 0 && strcmp(h->held[j].slave, slave) == 0)
-            return &h->held[j];
-    if (!create || strlen(master) > QK_STORE_ID_MAX || strlen(slave) > QK_STORE_ID_MAX)
-        return NULL;
-    qk_held *e = NULL;
-    if (h->nheld < QK_HELD_MAX)
-        e = &h->held[h->nheld++];
-    for (size_t j = 0; !e && j < h->nheld; j++)
-        if (h->held[j].inflight == 0)
-            e = &h->held[j];
-    if (!e)
-        return NULL;
-    memset(e, 0, sizeof *e);
-    memcpy(e->master, master, strlen(master) + 1);
-    memcpy(e->slave, slave, strlen(slave) + 1);
-    return e;
-}
-
-static void held_sub(qk_held *e, uint64_t n)
-{
-    if (e)
-        e->inflight -= n < e->inflight ? n : e->inflight;
-}
-
-int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk_err *err)
-{
-    qk_hot_link *h = &k->hot[i];
-    int rc = 0;
-    pthread_mutex_lock(&h->held_mu);
-    for (size_t j = 0; j < r->nslaves && rc == 0; j++) {
-        const qk_held *e = held_find(h, r->master, r->slaves[j], true);
-        uint64_t est = e ? e->reported + e->inflight : 0;
-        if (!qk_kms_quota_ok(&k->limits, est, n))
-            rc = qk_err_set(err, QK_ENOKEY,
-                            "peer KME %s: %s -> %s: %llu keys stored there or on their way, "
-                            "%zu more would exceed max_key_count %llu",
-                            k->links[i].cfg->peer, r->master, r->slaves[j], (unsigned long long)est,
-                            n, (unsigned long long)k->limits.max_key_count);
-    }
-    for (size_t j = 0; j < r->nslaves && rc == 0; j++) {
-        qk_held *e = held_find(h, r->master, r->slaves[j], true);
-        if (e)
-            e->inflight += n;
-    }
-    pthread_mutex_unlock(&h->held_mu);
-    return rc;
-}
-
-void qk_kms_held_undo(qk_kms *k, size_t i, const qk_reservation *r, size_t n)
-{
-    qk_hot_link *h = &k->hot[i];
-    pthread_mutex_lock(&h->held_mu);
-    for (size_t j = 0; j < r->nslaves; j++)
-        held_sub(held_find(h, r->master, r->slaves[j], false), n);
-    pthread_mutex_unlock(&h->held_mu);
-}
-
-/* The peer answered notice v: its keys are no longer in flight; take the counts it reported. */
-static void held_answer(qk_hot_link *h, const qk_notice *v, const qk_peer_notice_result *res)
-{
-    pthread_mutex_lock(&h->held_mu);
-    for (size_t j = 0; j < v->nslaves; j++)
-        held_sub(held_find(h, v->master, v->slaves[j], false), v->nkeys);
-    for (size_t j = 0; j < res->nheld; j++) {
-        qk_held *e = held_find(h, res->held[j].master, res->held[j].slave, true);
-        if (e)
-            e->reported = res->held[j].count;
-    }
-    pthread_mutex_unlock(&h->held_mu);
-}
-
 /* ---- sending notices -------------------------------------------------------------------- */
 
 /* The peer answered the batch v[n]: burn the refused requests at both ends, then mark the
@@ -140,7 +61,7 @@ static int apply_answer(qk_kms *k, size_t i, qk_notice *v, size_t n,
     for (size_t j = 0; j < n; j++) {
         const qk_peer_notice_result *res = &a->r[j];
         ids[j] = v[j].request_id;
-        held_answer(&k->hot[i], &v[j], res);
+        qk_kms_held_answer(k, i, &v[j], res);
         if (res->status == 0)
             continue;
         refused++;
@@ -455,7 +376,7 @@ void qk_kms_hot_stop(qk_kms *k)
         pthread_mutex_destroy(&h->mu);
         pthread_mutex_destroy(&h->held_mu);
         pthread_mutex_destroy(&h->lease_mu);
-        free(h->held);
+        qk_kms_held_free(h);
     }
     free(k->hot);
     k->hot = NULL;
