@@ -3,13 +3,20 @@
  * KF_PEER). The inventory (docs/qkd-kmed.md, "Peer API"): every block is answered by
  * comparing the caller's digest with this end's - equal: "match" (a pending block becomes
  * confirmed), different: "mismatch" and the block is burned here, burned here: "burned", not
- * held here: "unknown"; a body naming another link is refused (403) and changes nothing. */
+ * held here: "unknown"; a body naming another link is refused (403) and changes nothing.
+ * Leases and notices (docs/adr/0002-key-store.md, "Leases and notices"): B's ask, computed by
+ * its store, is granted (again when repeated), refused for the wrong side (400), another link
+ * (403), an unknown block (404), a range A carved from (409 collision), and a differing check
+ * burns the block (409 mismatch); notices inside B's granted lease are reserved (fetchable at A
+ * with the block's bytes, the held count answered), one outside it refused, a repeat reserved
+ * again, and a batch for the wrong side or link applies nothing. */
 #include <CUnit/CUnit.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "kms_fixture.h"
 #include "peer_msg.h"
 
@@ -195,13 +202,274 @@ static void test_inventory_other_link(void)
     kf_pair_close(&P);
 }
 
+/* ---- lease and notices ------------------------------------------------------------------
+ * B (HIGH) asks A for leases through A's handler; what B sends is what its store computed
+ * (qk_store_lease_ask), so the checks are real keyed hashes. */
+
+enum { LB = QK_BLOCK_VKEY_LEN + 4096 };
+
+/* The pair with block 1 of LB bytes confirmed at both ends; its bytes in mat. */
+static void open_with_block(uint8_t mat[LB])
+{
+    CU_ASSERT_FATAL(kf_pair_open(&P, NULL, NULL) == 0);
+    randombytes_buf(mat, LB);
+    CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.a.kms), KF_LINK, 1, mat, LB) == 0);
+    CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.b.kms), KF_LINK, 1, mat, LB) == 0);
+}
+
+/* POST /peer/v1/lease of l (as side) to A; the reply in rep. */
+static void lease_call(const char *link, qk_side side, const qk_lease *l, qk_http_reply *rep)
+{
+    qk_peer_lease_msg m = {.side = side, .lease = *l};
+    snprintf(m.link, sizeof m.link, "%s", link);
+    char *body = NULL;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_peer_lease_encode(&m, &body, &err), 0);
+    call_a("POST", "/peer/v1/lease", body, rep);
+    free(body);
+}
+
+/* B asks want bytes: its store records the ask; A answers. */
+static qk_lease ask_b(uint32_t want, qk_http_reply *rep)
+{
+    qk_lease l;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_lease_ask(qk_kms_store(P.b.kms), KF_LINK, QK_SIDE_HIGH, want, &l, &err), 0);
+    lease_call(KF_LINK, QK_SIDE_HIGH, &l, rep);
+    return l;
+}
+
+static uint64_t room(qk_kms *k, qk_side side)
+{
+    uint64_t n = 0;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_lease_room(qk_kms_store(k), KF_LINK, side, &n, &err), 0);
+    return n;
+}
+
+static void test_lease_granted(void)
+{
+    uint8_t mat[LB];
+    open_with_block(mat);
+    qk_http_reply rep;
+    qk_lease l = ask_b(1024, &rep);
+    CU_ASSERT_EQUAL(rep.status, 200);
+    CU_ASSERT_STRING_EQUAL(rep.body, "{\"status\":\"granted\"}");
+    qk_http_reply_clear(&rep);
+    CU_ASSERT_EQUAL(l.block_id, 1);
+    CU_ASSERT_EQUAL(l.to, LB);
+    CU_ASSERT_EQUAL(l.from, LB - 1024);
+    /* asked again (a restart, a lost answer): granted again */
+    lease_call(KF_LINK, QK_SIDE_HIGH, &l, &rep);
+    CU_ASSERT_EQUAL(rep.status, 200);
+    qk_http_reply_clear(&rep);
+    /* the range is B's now: A's own ask (LOW, everything it may) stops short of it */
+    qk_err err = {0, ""};
+    qk_lease mine;
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_lease_ask(qk_kms_store(P.a.kms), KF_LINK, QK_SIDE_LOW, LB, &mine, &err), 0);
+    CU_ASSERT(mine.to <= l.from);
+    /* nobody owned anything at A: A's granted room (LOW) is still 0 */
+    CU_ASSERT_EQUAL(room(P.a.kms, QK_SIDE_LOW), 0);
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
+
+/* Refusals, each leaving A's block as it was (but the mismatch, which burns it). */
+static void test_lease_refused(void)
+{
+    uint8_t mat[LB];
+    open_with_block(mat);
+    qk_store *a = qk_kms_store(P.a.kms);
+    qk_err err = {0, ""};
+    qk_http_reply rep;
+    qk_lease l;
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_lease_ask(qk_kms_store(P.b.kms), KF_LINK, QK_SIDE_HIGH, 1024, &l, &err), 0);
+    /* the caller's other side: 400, and the side is checked before the store */
+    lease_call(KF_LINK, QK_SIDE_LOW, &l, &rep);
+    CU_ASSERT_EQUAL(rep.status, 400);
+    CU_ASSERT_STRING_EQUAL(rep.body, "{\"message\":\"side: the caller is the high side of this "
+                                     "link\",\"reason\":\"bad-request\"}");
+    qk_http_reply_clear(&rep);
+    /* another link: 403 */
+    lease_call("KME_A~KME_C", QK_SIDE_HIGH, &l, &rep);
+    CU_ASSERT_EQUAL(rep.status, 403);
+    qk_http_reply_clear(&rep);
+    /* a block A does not hold: 404 unknown-block */
+    qk_lease other = l;
+    other.block_id = 99;
+    lease_call(KF_LINK, QK_SIDE_HIGH, &other, &rep);
+    CU_ASSERT_EQUAL(rep.status, 404);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "\"reason\":\"unknown-block\""));
+    qk_http_reply_clear(&rep);
+    /* a bad body: 400 naming the member */
+    call_a("POST", "/peer/v1/lease", "{\"link\":\"" KF_LINK "\",\"side\":\"high\"}", &rep);
+    CU_ASSERT_EQUAL(rep.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "block_id"));
+    qk_http_reply_clear(&rep);
+    call_a("GET", "/peer/v1/lease", "", &rep);
+    CU_ASSERT_EQUAL(rep.status, 405);
+    qk_http_reply_clear(&rep);
+    CU_ASSERT_EQUAL(room(P.a.kms, QK_SIDE_HIGH), 0);
+    CU_ASSERT_EQUAL(kf_block_state(a, 1), QK_BLOCK_CONFIRMED);
+    /* a range A carved from (the old two-phase path moves A's cursor over it): 409 collision */
+    const char *sl[2];
+    qk_reservation r = sf_resv("req-c", KF_LINK, "SAE_A1", sl, "SAE_B1", NULL, 4000000000ull);
+    qk_key_ref ref;
+    uint8_t km[LB - QK_BLOCK_VKEY_LEN];
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(a, &r, QK_SIDE_LOW, 1, sizeof km, &ref, km, &err), 0);
+    lease_call(KF_LINK, QK_SIDE_HIGH, &l, &rep);
+    CU_ASSERT_EQUAL(rep.status, 409);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "\"reason\":\"collision\""));
+    qk_http_reply_clear(&rep);
+    CU_ASSERT_EQUAL(kf_block_state(a, 1), QK_BLOCK_CONFIRMED);
+    sodium_memzero(km, sizeof km);
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
+
+static void test_lease_mismatch_burns(void)
+{
+    uint8_t mat[LB];
+    open_with_block(mat);
+    qk_err err = {0, ""};
+    qk_lease l;
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_lease_ask(qk_kms_store(P.b.kms), KF_LINK, QK_SIDE_HIGH, 1024, &l, &err), 0);
+    l.check[0] ^= 0x01;
+    qk_http_reply rep;
+    lease_call(KF_LINK, QK_SIDE_HIGH, &l, &rep);
+    CU_ASSERT_EQUAL(rep.status, 409);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "\"reason\":\"mismatch\""));
+    qk_http_reply_clear(&rep);
+    CU_ASSERT_EQUAL(kf_block_state(qk_kms_store(P.a.kms), 1), QK_BLOCK_BURNED);
+    /* asked again with the right check: the block is gone */
+    l.check[0] ^= 0x01;
+    lease_call(KF_LINK, QK_SIDE_HIGH, &l, &rep);
+    CU_ASSERT_EQUAL(rep.status, 404);
+    qk_http_reply_clear(&rep);
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
+
+/* A notice for n keys of 32 bytes at offsets from `at` of block 1 (B master SAE_B1, slave
+ * SAE_A1); free with qk_notice_free. */
+static qk_notice notice_of(const char *id, uint32_t at, size_t n)
+{
+    qk_notice v;
+    memset(&v, 0, sizeof v);
+    snprintf(v.request_id, sizeof v.request_id, "%s", id);
+    snprintf(v.master, sizeof v.master, "SAE_B1");
+    v.slaves = calloc(1, sizeof *v.slaves);
+    v.keys = calloc(n, sizeof *v.keys);
+    CU_ASSERT_FATAL(v.slaves && v.keys);
+    snprintf(v.slaves[0], sizeof v.slaves[0], "SAE_A1");
+    v.nslaves = 1;
+    for (size_t i = 0; i < n; i++) {
+        qk_uuid u;
+        qk_uuid_v4(&u);
+        qk_uuid_format(&u, v.keys[i].key_id);
+        v.keys[i].block_id = 1;
+        v.keys[i].offset = at + (uint32_t)(32 * i);
+        v.keys[i].length = 32;
+    }
+    v.nkeys = n;
+    v.expires_at = 4000000000ull;
+    return v;
+}
+
+/* POST /peer/v1/notices of v[n] (as side) to A. */
+static void notices_call(qk_side side, qk_notice *v, size_t n, qk_http_reply *rep)
+{
+    qk_peer_notices_msg m = {.link = KF_LINK, .side = side, .notices = v, .n = n};
+    char *body = NULL;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &body, &err), 0);
+    call_a("POST", "/peer/v1/notices", body, rep);
+    free(body);
+}
+
+static void test_notices(void)
+{
+    uint8_t mat[LB];
+    open_with_block(mat);
+    qk_http_reply rep;
+    qk_lease l = ask_b(1024, &rep);
+    CU_ASSERT_EQUAL_FATAL(rep.status, 200);
+    qk_http_reply_clear(&rep);
+    /* two requests inside B's granted lease, one outside it (A's end of the block) */
+    qk_notice v[3] = {notice_of("req-1", l.from, 2), notice_of("req-2", l.from + 64, 1),
+                      notice_of("req-3", QK_BLOCK_VKEY_LEN, 1)};
+    notices_call(QK_SIDE_HIGH, v, 3, &rep);
+    CU_ASSERT_EQUAL_FATAL(rep.status, 200);
+    qk_peer_notices_answer ans;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_decode(rep.body, rep.len, &ans, &err), 0);
+    qk_http_reply_clear(&rep);
+    CU_ASSERT_EQUAL_FATAL(ans.n, 3);
+    CU_ASSERT_STRING_EQUAL(ans.r[0].request_id, "req-1");
+    CU_ASSERT_EQUAL(ans.r[0].status, 0);
+    CU_ASSERT_EQUAL(ans.r[1].status, 0);
+    CU_ASSERT_EQUAL(ans.r[2].status, QK_EINVAL);
+    /* held: what A holds for (SAE_B1, SAE_A1) after the batch */
+    CU_ASSERT_EQUAL_FATAL(ans.r[1].nheld, 1);
+    CU_ASSERT_STRING_EQUAL(ans.r[1].held[0].master, "SAE_B1");
+    CU_ASSERT_STRING_EQUAL(ans.r[1].held[0].slave, "SAE_A1");
+    CU_ASSERT_EQUAL(ans.r[1].held[0].count, 3);
+    qk_peer_notices_answer_free(&ans);
+    /* the slave fetches the bytes of the ranges named */
+    const char *ids[2] = {v[0].keys[0].key_id, v[0].keys[1].key_id};
+    qk_fetched_key out[2];
+    uint8_t buf[64];
+    CU_ASSERT_EQUAL_FATAL(qk_store_fetch(qk_kms_store(P.a.kms), "SAE_A1", "SAE_B1", ids, 2, out,
+                                         buf, sizeof buf, &err),
+                          0);
+    CU_ASSERT(memcmp(buf, mat + l.from, 64) == 0);
+    /* sent again (the answer was lost): reserved again, nothing twice */
+    notices_call(QK_SIDE_HIGH, v, 2, &rep);
+    CU_ASSERT_EQUAL(rep.status, 200);
+    CU_ASSERT_PTR_NULL(strstr(rep.body, "refused"));
+    qk_http_reply_clear(&rep);
+    /* the caller's other side, another link, a bad body: refused whole, nothing applied */
+    qk_notice w = notice_of("req-4", l.from + 96, 1);
+    notices_call(QK_SIDE_LOW, &w, 1, &rep);
+    CU_ASSERT_EQUAL(rep.status, 400);
+    qk_http_reply_clear(&rep);
+    call_a("POST", "/peer/v1/notices", "{\"link\":\"" KF_LINK "\",\"side\":\"high\"}", &rep);
+    CU_ASSERT_EQUAL(rep.status, 400);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "notices"));
+    qk_http_reply_clear(&rep);
+    qk_peer_notices_msg m = {.link = "KME_A~KME_C", .side = QK_SIDE_HIGH, .notices = &w, .n = 1};
+    char *body = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &body, &err), 0);
+    call_a("POST", "/peer/v1/notices", body, &rep);
+    free(body);
+    CU_ASSERT_EQUAL(rep.status, 403);
+    qk_http_reply_clear(&rep);
+    bool known = true;
+    CU_ASSERT_EQUAL(qk_store_key_known(qk_kms_store(P.a.kms), w.keys[0].key_id, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    qk_notice_free(&w, 1);
+    qk_notice_free(v, 3);
+    sodium_memzero(buf, sizeof buf);
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
+
 int suite_peer_api(void)
 {
     CU_pSuite s = CU_add_suite("peer_api", NULL, NULL);
     if (!s || !CU_add_test(s, "inventory compares digests", test_inventory_compares_digests) ||
         !CU_add_test(s, "inventory burns a confirmed block that differs",
                      test_inventory_burns_confirmed_mismatch) ||
-        !CU_add_test(s, "inventory of another link refused", test_inventory_other_link))
+        !CU_add_test(s, "inventory of another link refused", test_inventory_other_link) ||
+        !CU_add_test(s, "lease granted, again idempotent", test_lease_granted) ||
+        !CU_add_test(s, "lease refused: side, link, block, body, collision", test_lease_refused) ||
+        !CU_add_test(s, "lease with a differing check burns the block",
+                     test_lease_mismatch_burns) ||
+        !CU_add_test(s, "notices reserved inside the lease, refused outside", test_notices))
         return -1;
     return 0;
 }
