@@ -173,8 +173,8 @@ static void pki_remove(sf_dir *d)
     memset(d, 0, sizeof *d);
 }
 
-/* The peer listener of node on 127.0.0.1 (ephemeral port), as kmed/listeners.c starts it. */
-static int listen_peer(const char *pki, const char *node, qk_peer_api_handler *h,
+/* The peer listener of node on 127.0.0.1 (port 0: ephemeral), as kmed/listeners.c starts it. */
+static int listen_peer(const char *pki, const char *node, uint16_t port, qk_peer_api_handler *h,
                        qk_tls_server **out)
 {
     char cert[128], key[128], ca[128];
@@ -185,6 +185,7 @@ static int listen_peer(const char *pki, const char *node, qk_peer_api_handler *h
     memset(&lc, 0, sizeof lc);
     lc.name = "peer";
     lc.bind_addr = "127.0.0.1";
+    lc.port = port;
     lc.tls.mode = QK_TLS_MODE_MTLS;
     lc.tls.cert_file = cert;
     lc.tls.key_file = key;
@@ -215,11 +216,12 @@ int kf_pair_open(kf_pair *p, const char *const *saes_a, const char *const *saes_
     kf_link la = {.peer = KF_PEER, .pki = p->pki.dir};
     kf_link lb = {.peer = KF_NODE, .pki = p->pki.dir};
     if (sf_dir_make(&p->pki, "pki") != 0 || pki_make(p->pki.dir, nodes) != 0 ||
-        listen_peer(p->pki.dir, KF_NODE, &p->ha, &p->sa) != 0 ||
-        listen_peer(p->pki.dir, KF_PEER, &p->hb, &p->sb) != 0)
+        listen_peer(p->pki.dir, KF_NODE, 0, &p->ha, &p->sa) != 0 ||
+        listen_peer(p->pki.dir, KF_PEER, 0, &p->hb, &p->sb) != 0)
         goto fail;
     snprintf(la.url, sizeof la.url, "https://127.0.0.1:%u", (unsigned)qk_tls_server_port(p->sb));
     snprintf(lb.url, sizeof lb.url, "https://127.0.0.1:%u", (unsigned)qk_tls_server_port(p->sa));
+    p->port_b = qk_tls_server_port(p->sb);
     if (kme_open(&p->a, KF_NODE, saes_a, &la) != 0 || kme_open(&p->b, KF_PEER, saes_b, &lb) != 0)
         goto fail;
     p->ha.kms = p->a.kms;
@@ -242,6 +244,29 @@ void kf_pair_close(kf_pair *p)
     pki_remove(&p->pki);
     qk_http_global_cleanup();
     qk_log_set_level(p->saved_level);
+}
+
+void kf_pair_b_down(kf_pair *p)
+{
+    qk_tls_server_stop(p->sb);
+    p->sb = NULL;
+}
+
+int kf_pair_b_up(kf_pair *p)
+{
+    return p->sb ? 0 : listen_peer(p->pki.dir, KF_PEER, p->port_b, &p->hb, &p->sb);
+}
+
+int kf_reopen(kf_kme *f)
+{
+    qk_kms_close(f->kms);
+    f->kms = NULL;
+    qk_err err = {0, ""};
+    if (qk_kms_open(f->cfg, NULL, &f->kms, &err) != 0) {
+        fprintf(stderr, "qk_kms_open: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
 }
 
 void kf_put_pending(qk_store *st, uint64_t id, const uint8_t *bytes, size_t len)

@@ -44,6 +44,7 @@ typedef struct {
     kf_kme a, b;
     qk_peer_api_handler ha, hb;
     qk_tls_server *sa, *sb;
+    uint16_t port_b;          /* sb's port (kf_pair_b_up listens there again) */
     qk_log_level saved_level; /* restored by kf_pair_close */
 } kf_pair;
 
@@ -51,6 +52,13 @@ typedef struct {
  * (prints why; everything opened is closed again). */
 int kf_pair_open(kf_pair *p, const char *const *saes_a, const char *const *saes_b);
 void kf_pair_close(kf_pair *p);
+/* Stop b's peer listener (a's peer calls fail: connection refused), and start it again on the
+ * same port (0, or -1: prints why). */
+void kf_pair_b_down(kf_pair *p);
+int kf_pair_b_up(kf_pair *p);
+/* Close f's KME and open it again on the same data (a restart; the caller updates whatever
+ * points at f->kms, e.g. a pair's handler). 0, or -1 (prints why; f->kms is NULL). */
+int kf_reopen(kf_kme *f);
 
 /* Put len bytes as block id of KF_LINK into st, PENDING (as the device delivers it); CUnit
  * fatal assertions on failure. */

@@ -5,16 +5,22 @@
  * concurrent requests cannot overshoot; the peer side (qk_kms_reserve_in) refuses a
  * reservation over the quota and records nothing; qk_kms_quota_ok at its edges. And the remote
  * path on a linked pair (kf_pair: two KMEs, real peer listeners on 127.0.0.1): the requested
- * size and number are carved here and reserved at the peer, where every slave (multicast)
- * fetches exactly the bytes the master got; the peer's max_key_count refuses (QK_ENOKEY here)
- * and the refused carve is burned at both ends. */
+ * size and number are carved here inside a lease the peer granted (the peer's pool moves by
+ * the lease, not per key) and noticed to the peer, where every slave (multicast) fetches
+ * exactly the bytes the master got; a fetch that arrives before the notice waits for it; the
+ * master's KME keeps max_key_count from the peer's reported counts (QK_ENOKEY, nothing
+ * carved) and a slave's fetches free room again; requests left un-noticed by a stopped KME
+ * are noticed after its restart; with the peer down, requests are served from the lease
+ * until it runs out (then QK_EPEER). */
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "http_util.h"
 #include "kms_fixture.h"
 
 #define NODE       KF_NODE
@@ -279,6 +285,25 @@ static uint64_t held_at_b(const char *slave)
     return n;
 }
 
+/* Wait (at most 10 s) until A has no un-noticed request left: the peer answered them all. */
+static void settle(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        qk_notice v[1];
+        size_t n = 1;
+        qk_err err = {0, ""};
+        memset(v, 0, sizeof v);
+        CU_ASSERT_EQUAL_FATAL(
+            qk_store_notices_pending(qk_kms_store(P.a.kms), KF_LINK, v, 1, &n, &err), 0);
+        qk_notice_free(v, n);
+        if (n == 0)
+            return;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CU_FAIL("notices still pending after 10 s");
+}
+
 static qk_pool_status pool(qk_kms *k, const char *peer)
 {
     qk_pool_status ps;
@@ -303,6 +328,7 @@ static void test_remote_size_and_number(void)
         CU_ASSERT_EQUAL(b.lens[i], 64);
         CU_ASSERT_EQUAL(memcmp(b.keys[i], pair_blk + off, 64), 0);
     }
+    settle();
     CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 3);
     CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
     CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 0);
@@ -325,13 +351,16 @@ static void test_remote_size_and_number(void)
         CU_ASSERT_EQUAL(b.lens[i], 128);
         CU_ASSERT_EQUAL(memcmp(b.keys[i], pair_blk + off, 128), 0);
     }
+    settle();
     CU_ASSERT_EQUAL(held_at_b("SAE_B1"), MAX_KEYS);
     qk_pool_status pa = pool(P.a.kms, KF_PEER), pb = pool(P.b.kms, KF_NODE);
     CU_ASSERT_EQUAL(pa.keys_delivered, 3 + 1 + MAX_KEYS); /* the master's copies */
     CU_ASSERT_EQUAL(pb.keys_delivered, 3 + 1);
     CU_ASSERT_EQUAL(pb.keys_reserved, MAX_KEYS);
+    /* every key came from the one lease the first request asked (KF_LEASE_BYTES, less than
+     * half the block): the peer's pool moved by the lease, A's by the keys */
     CU_ASSERT_EQUAL(pa.bytes_available, PAIR_BLOCK - off);
-    CU_ASSERT_EQUAL(pb.bytes_available, PAIR_BLOCK - off);
+    CU_ASSERT_EQUAL(pb.bytes_available, PAIR_BLOCK - QK_BLOCK_VKEY_LEN - KF_LEASE_BYTES);
     CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
     qk_key_batch_free(&b);
 
@@ -357,6 +386,7 @@ static void test_remote_multicast(void)
         CU_ASSERT_EQUAL(b.lens[i], 16);
         CU_ASSERT_EQUAL(memcmp(b.keys[i], pair_blk + QK_BLOCK_VKEY_LEN + i * 16, 16), 0);
     }
+    settle();
     for (size_t i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(held_at_b(three[i]), 2);
     CU_ASSERT_EQUAL(fetch_at_b("SAE_B4", &b), QK_EUNAUTH);
@@ -371,31 +401,149 @@ static void test_remote_multicast(void)
     pair_close();
 }
 
-/* max_key_count of a remote pair is the peer's to enforce: a request over it is refused there
- * (QK_ENOKEY here, naming the peer and the quota), nothing is held for the slave, the carve is
- * burned at both ends; up to the quota exactly still works. */
+/* max_key_count of a remote pair: the keys are held at the peer, which reports its counts in
+ * every notices answer; the master's KME refuses a request above the reported count plus what
+ * it sent since (QK_ENOKEY here, naming the peer and the quota, nothing carved); up to the
+ * quota exactly works; when the slave fetched, a refused request refreshes the count (the
+ * pair's last notice sent again) and fits. */
 static void test_remote_quota(void)
+{
+    pair_open();
+    const char *one[1] = {"SAE_B1"};
+    qk_key_batch b, first;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 3, 256, &first, &err), 0);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 3, 256, &b, &err), QK_ENOKEY);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "peer KME " KF_PEER ": "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "max_key_count"));
+    CU_ASSERT_PTR_NULL(b.material);
+    CU_ASSERT_EQUAL(pool(P.a.kms, KF_PEER).keys_delivered, 3); /* nothing carved */
+    CU_ASSERT_EQUAL(pool(P.a.kms, KF_PEER).keys_burned, 0);
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 2, 256, &b, &err), 0);
+    qk_key_batch_free(&b);
+    settle();
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), MAX_KEYS);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 1, 256, &b, &err), QK_ENOKEY);
+    /* another slave of the same master has its own quota */
+    const char *other[1] = {"SAE_B2"};
+    CU_ASSERT_EQUAL(reserve_at_b(other, 1, 1, 256, &b, &err), 0);
+    qk_key_batch_free(&b);
+    /* the slave fetches the first three: room for three again, not four */
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &first), 0);
+    qk_key_batch_free(&first);
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 2);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 4, 256, &b, &err), QK_ENOKEY);
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 3, 256, &b, &err), 0);
+    qk_key_batch_free(&b);
+    settle();
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), MAX_KEYS);
+    pair_close();
+}
+
+/* Keys A delivered while B's peer listener was down: B learns them when the notice arrives; a
+ * slave's fetch that comes first waits for it (bounded by notice_wait) and then succeeds. */
+typedef struct {
+    const qk_key_batch *m;
+    int rc;
+    double ms;
+} fetcher;
+
+static void *fetch_thread(void *arg)
+{
+    fetcher *f = arg;
+    double t0 = qk_now_ms();
+    f->rc = fetch_at_b("SAE_B1", f->m);
+    f->ms = qk_now_ms() - t0;
+    return NULL;
+}
+
+/* Hand A's pending notices to B's core, as B's peer API would (A cannot reach B). */
+static void deliver_notices(void)
+{
+    qk_notice v[8];
+    size_t n = 0;
+    qk_err err = {0, ""};
+    memset(v, 0, sizeof v);
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(qk_kms_store(P.a.kms), KF_LINK, v, 8, &n, &err),
+                          0);
+    CU_ASSERT_FATAL(n >= 1);
+    qk_peer_notices_msg m = {.side = QK_SIDE_LOW, .notices = v, .n = n};
+    snprintf(m.link, sizeof m.link, "%s", KF_LINK);
+    qk_peer_notices_answer a;
+    CU_ASSERT_EQUAL(qk_kms_notices_in(P.b.kms, &m, &a, &err), 0);
+    CU_ASSERT_EQUAL(a.n, n);
+    for (size_t i = 0; i < a.n; i++)
+        CU_ASSERT_EQUAL(a.r[i].status, 0);
+    qk_peer_notices_answer_free(&a);
+    qk_notice_free(v, n);
+}
+
+static void test_fetch_waits_for_notice(void)
 {
     pair_open();
     const char *one[1] = {"SAE_B1"};
     qk_key_batch b;
     qk_err err;
-    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 3, 256, &b, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 1, 256, &b, &err), 0); /* leases */
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
     qk_key_batch_free(&b);
-    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 3, 256, &b, &err), QK_ENOKEY);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "peer KME " KF_PEER ": "));
-    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "max_key_count"));
-    CU_ASSERT_PTR_NULL(b.material);
-    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 3);
-    CU_ASSERT_EQUAL(pool(P.a.kms, KF_PEER).keys_burned, 3);
-    CU_ASSERT_EQUAL(pool(P.b.kms, KF_NODE).keys_burned, 0); /* never reserved there */
+    kf_pair_b_down(&P);
+    /* served from the lease: no call to B */
     CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 2, 256, &b, &err), 0);
+    fetcher f = {&b, -1, 0};
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, fetch_thread, &f) == 0);
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    deliver_notices();
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(f.rc, 0);
+    CU_ASSERT(f.ms >= 250 && f.ms < 1900); /* it waited for the notice, not for notice_wait */
     qk_key_batch_free(&b);
-    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), MAX_KEYS);
-    /* another slave of the same master has its own quota */
-    const char *other[1] = {"SAE_B2"};
-    CU_ASSERT_EQUAL(reserve_at_b(other, 1, 1, 256, &b, &err), 0);
+    /* a key ID B never learns: not found after notice_wait (2 s) */
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 1, 256, &b, &err), 0);
+    double t0 = qk_now_ms();
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), QK_ENOTFOUND);
+    CU_ASSERT(qk_now_ms() - t0 >= 1900);
     qk_key_batch_free(&b);
+    pair_close();
+}
+
+/* A KME stopped with un-noticed requests (its peer unreachable) notices them after its restart;
+ * while the peer is down, requests are served from the lease until it runs out (QK_EPEER). */
+static void test_restart_notices(void)
+{
+    pair_open();
+    const char *one[1] = {"SAE_B1"};
+    qk_key_batch b, kept;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 1, 256, &b, &err), 0);
+    qk_key_batch_free(&b);
+    settle();
+    kf_pair_b_down(&P);
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 2, 512, &kept, &err), 0);
+    CU_ASSERT_FATAL(kf_reopen(&P.a) == 0);
+    P.ha.kms = P.a.kms;
+    CU_ASSERT_EQUAL(pool(P.a.kms, KF_PEER).keys_delivered, 3);
+    /* the lease (KF_LEASE_BYTES) runs out: 32 + 128 bytes used, 3 x 256 more fit, then no
+     * lease can be asked */
+    int ok = 0, rc = 0;
+    static const char *const slaves[8] = {"SAE_B2", "SAE_B3", "SAE_B4", "SAE_B5",
+                                          "SAE_B6", "SAE_B7", "SAE_B8", "SAE_B9"};
+    for (int i = 0; i < 8 && rc == 0; i++) {
+        rc = reserve_at_b(&slaves[i], 1, 2, 1024, &b, &err);
+        if (rc == 0)
+            ok++;
+        qk_key_batch_free(&b);
+    }
+    CU_ASSERT_EQUAL(ok, 3);
+    CU_ASSERT_EQUAL(rc, QK_EPEER);
+    CU_ASSERT_FATAL(kf_pair_b_up(&P) == 0);
+    settle(); /* the restarted notifier sends what the first run left */
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &kept), 0);
+    qk_key_batch_free(&kept);
+    CU_ASSERT_EQUAL(held_at_b("SAE_B2"), 2);
+    CU_ASSERT_EQUAL(held_at_b("SAE_B4"), 2);
     pair_close();
 }
 
@@ -423,7 +571,9 @@ int suite_kms_reserve(void)
         !CU_add_test(s, "quota_ok", test_quota_ok) ||
         !CU_add_test(s, "remote_size_and_number", test_remote_size_and_number) ||
         !CU_add_test(s, "remote_multicast", test_remote_multicast) ||
-        !CU_add_test(s, "remote_quota", test_remote_quota))
+        !CU_add_test(s, "remote_quota", test_remote_quota) ||
+        !CU_add_test(s, "fetch_waits_for_notice", test_fetch_waits_for_notice) ||
+        !CU_add_test(s, "restart_notices", test_restart_notices))
         return -1;
     return 0;
 }
