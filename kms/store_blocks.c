@@ -20,8 +20,8 @@ static int check_block_args(const char *link, uint64_t block_id, size_t len, qk_
 int qs_block_get(qk_store *s, const char *link, uint64_t block_id, qs_block_row *b, qk_err *err)
 {
     sqlite3_stmt *st = qs_prep(s,
-                               "SELECT len, lo, hi, state FROM blocks"
-                               " WHERE link = ? AND block_id = ?",
+                               "SELECT len, lo, hi, state, lease_lo, lease_hi, lease_ask"
+                               " FROM blocks WHERE link = ? AND block_id = ?",
                                err);
     if (!st)
         return QK_ESTORAGE;
@@ -33,11 +33,19 @@ int qs_block_get(qk_store *s, const char *link, uint64_t block_id, qs_block_row 
         sqlite3_int64 lo = sqlite3_column_int64(st, 1);
         sqlite3_int64 hi = sqlite3_column_int64(st, 2);
         b->state = sqlite3_column_int(st, 3);
-        if (len < 0 || lo < 0 || hi < 0 || len > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
+        sqlite3_int64 llo = sqlite3_column_int64(st, 4);
+        sqlite3_int64 lhi = sqlite3_column_int64(st, 5);
+        b->has_ask = sqlite3_column_type(st, 6) != SQLITE_NULL;
+        sqlite3_int64 ask = b->has_ask ? sqlite3_column_int64(st, 6) : 0;
+        if (len < 0 || lo < 0 || hi < 0 || len > (sqlite3_int64)QK_BLOCK_MAX_BYTES || llo < 0 ||
+            lhi < 0 || ask < 0)
             rc = qk_err_set(err, QK_ESTORAGE, "store: malformed block row");
         b->len = (uint64_t)len;
         b->lo = (uint64_t)lo;
         b->hi = (uint64_t)hi;
+        b->lease_lo = (uint64_t)llo;
+        b->lease_hi = (uint64_t)lhi;
+        b->ask = (uint64_t)ask;
         (void)sqlite3_reset(st);
     }
     return rc;
@@ -48,15 +56,17 @@ static int block_insert(qk_store *s, const char *link, uint64_t block_id, const 
 {
     uint8_t digest[QK_CHECK_LEN];
     qs_block_digest(link, block_id, bytes, len, digest);
-    sqlite3_stmt *st = qs_prep(s,
-                               "INSERT INTO blocks(link, block_id, len, state, received_at, lo,"
-                               " hi, digest) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                               err);
+    sqlite3_stmt *st =
+        qs_prep(s,
+                "INSERT INTO blocks(link, block_id, len, state, received_at, lo,"
+                " hi, digest, lease_lo, lease_hi) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                err);
     if (!st)
         return QK_ESTORAGE;
-    int rc =
-        qs_bindf(s, st, err, "tIIiIIIb", link, qs_i64(block_id), (int64_t)len, state,
-                 qs_i64(qs_now()), (int64_t)QK_BLOCK_VKEY_LEN, (int64_t)len, digest, sizeof digest);
+    /* nothing leased yet: lease_lo = QK_BLOCK_VKEY_LEN, lease_hi = len */
+    int rc = qs_bindf(s, st, err, "tIIiIIIbII", link, qs_i64(block_id), (int64_t)len, state,
+                      qs_i64(qs_now()), (int64_t)QK_BLOCK_VKEY_LEN, (int64_t)len, digest,
+                      sizeof digest, (int64_t)QK_BLOCK_VKEY_LEN, (int64_t)len);
     if (!rc)
         rc = qs_step_done(s, st, err);
     return rc ? rc : qs_seg_write_block(s, link, block_id, bytes, len, err);
@@ -98,6 +108,10 @@ int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_e
         return rc;
     if (b.hi > b.lo)
         return 0; /* uncarved room left */
+    /* A leased block keeps its material: the peer may still notice keys it carved in its lease
+     * (they are recorded only when the notice arrives), and their slaves need the bytes. */
+    if (b.lease_lo > QK_BLOCK_VKEY_LEN || b.lease_hi < b.len)
+        return 0;
     sqlite3_stmt *st = qs_prep(s,
                                "SELECT 1 FROM keys WHERE link = ? AND block_id = ?"
                                " AND state IN (?, ?) LIMIT 1",

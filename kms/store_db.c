@@ -98,6 +98,21 @@ static const char *const migrations[] = {
     " END;"
     "UPDATE key_slaves SET state = 2 WHERE state = 0 AND key_id IN"
     " (SELECT key_id FROM keys WHERE state NOT IN (0, 1));",
+    /* v5: leases and notices (docs/adr/0002-key-store.md, "Leases and notices"). Per block the
+     * agreed bounds (LOW owns [32, lease_lo), HIGH [lease_hi, len)) and this end's pending ask;
+     * existing blocks lease nothing beyond what is carved (lease_lo = lo, lease_hi = hi, never
+     * below lease_lo). Requests get noticed (0: outgoing, the peer has yet to hear of it; old
+     * rows are noticed). Partial indexes: un-noticed requests per link, blocks with room a side
+     * owns (LOW: lease_lo > lo; HIGH: hi > lease_hi), blocks with an ask. */
+    "ALTER TABLE blocks ADD lease_lo INTEGER NOT NULL DEFAULT 32;"
+    "ALTER TABLE blocks ADD lease_hi INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blocks ADD lease_ask INTEGER;"
+    "UPDATE blocks SET lease_lo = lo, lease_hi = MAX(lo, hi);"
+    "ALTER TABLE requests ADD noticed INTEGER NOT NULL DEFAULT 1;"
+    "CREATE INDEX requests_unnoticed ON requests(link, created) WHERE noticed = 0;"
+    "CREATE INDEX blocks_low_owned ON blocks(link, block_id) WHERE lease_lo > lo;"
+    "CREATE INDEX blocks_high_owned ON blocks(link, block_id) WHERE hi > lease_hi;"
+    "CREATE INDEX blocks_with_ask ON blocks(link, block_id) WHERE lease_ask IS NOT NULL;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -110,6 +110,9 @@ void qs_block_digest(const char *link, uint64_t block_id, const uint8_t *bytes, 
                      uint8_t out[QK_CHECK_LEN]);
 void qs_check_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
                     const char *link, uint64_t block_id, uint32_t off, uint32_t len);
+/* Same as qs_check_begin under the domain "qkd-kms lease v1", header from u32 | to u32. */
+void qs_lease_check_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
+                          const char *link, uint64_t block_id, uint32_t from, uint32_t to);
 void qs_master_check(const uint8_t mk[QK_MASTER_KEY_LEN], uint8_t out[QK_CHECK_LEN]);
 
 /* ---- store_seg.c: encrypted segments in the database ---------------------------------- */
@@ -119,6 +122,9 @@ int qs_range_read(qk_store *s, const char *link, uint64_t block_id, uint32_t off
                   uint8_t *out, qk_err *err);
 int qs_range_check(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                    uint8_t check[QK_CHECK_LEN], qk_err *err);
+/* Lease check of [from, to) (from < to). */
+int qs_lease_check(qk_store *s, const char *link, uint64_t block_id, uint32_t from, uint32_t to,
+                   uint8_t check[QK_CHECK_LEN], qk_err *err);
 int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   qk_err *err);
 int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err);
@@ -127,6 +133,9 @@ int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err)
 typedef struct {
     uint64_t len, lo, hi;
     int state;
+    uint64_t lease_lo, lease_hi; /* LOW owns [QK_BLOCK_VKEY_LEN, lease_lo), HIGH [lease_hi, len) */
+    bool has_ask;                /* this end asked the peer for a new bound: ask */
+    uint64_t ask;
 } qs_block_row;
 /* 1 found, 0 not found, <0 error. */
 int qs_block_get(qk_store *s, const char *link, uint64_t block_id, qs_block_row *b, qk_err *err);
@@ -137,6 +146,16 @@ int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_e
 /* ---- store_keys.c --------------------------------------------------------------------- */
 int qs_check_reservation(const qk_reservation *r, qk_err *err);
 int qs_insert_request(qk_store *s, const qk_reservation *r, int direction, int state, qk_err *err);
+/* qs_insert_request with requests.noticed (0: an outgoing request the peer has yet to hear of). */
+int qs_insert_request_noticed(qk_store *s, const qk_reservation *r, int direction, int state,
+                              bool noticed, qk_err *err);
+/* 1 found (*dir, *state set when non-NULL), 0 unknown, <0 error. */
+int qs_request_get(qk_store *s, const char *request_id, int *dir, int *state, qk_err *err);
+/* Arguments of carve and carve_owned (reservation, side, 1..QS_MAX_KEYS keys, length, outputs). */
+int qs_check_carve(const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                   const qk_key_ref *refs, const uint8_t *material, qk_err *err);
+int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,
+                   qk_err *err);
 /* Read columns key_id, link, block_id, off, len, state (0..5) of the current row. */
 int qs_key_row_read(sqlite3_stmt *st, qs_key_row *k, qk_err *err);
 /* Load the keys of a request (seq order) into a malloc'ed array (*rows, *n). */
@@ -151,5 +170,26 @@ int qs_insert_key(qk_store *s, const qk_reservation *r, const qk_key_ref *k, siz
                   qk_err *err);
 /* Give every slave of the key's request a waiting copy. */
 int qs_key_add_copies(qk_store *s, const char *key_id, const char *request_id, qk_err *err);
+
+/* ---- store_reserve.c: incoming keys (reserve_in, notice_in) ------------------------------ */
+/* Key ID well formed, range inside the bounds of any block. */
+int qs_check_ref(const qk_key_ref *k, qk_err *err);
+/* Ranges of one request must not overlap each other (QK_ECOLLISION). */
+int qs_check_batch_overlap(const qk_key_ref *refs, size_t n, qk_err *err);
+/* The same request_id again: 0 if it carries the same keys, else QK_EEXIST. */
+int qs_same_request(qk_store *s, const qk_reservation *r, const qk_key_ref *refs, size_t n,
+                    qk_err *err);
+/* 1 if a key with this ID is recorded, 0 if not, <0 error. */
+int qs_key_exists(qk_store *s, const char *key_id, qk_err *err);
+/* Record a peer's key RESERVED for the request's slaves, move the mirror cursor past it and
+ * confirm a pending block. */
+int qs_record_ref(qk_store *s, const qk_reservation *r, qk_side peer_side, const qk_key_ref *k,
+                  size_t seq, qk_err *err);
+
+/* ---- store_lease.c -------------------------------------------------------------------- */
+/* Whether the peer (peer_side) may take [from, to) of block b: it reaches into nothing this
+ * end owns or asks for (LOW peer: to <= lease_hi and <= our ask; HIGH peer: from >= lease_lo
+ * and >= our ask). */
+bool qs_lease_clear_of_ours(const qs_block_row *b, qk_side peer_side, uint64_t from, uint64_t to);
 
 #endif

@@ -35,14 +35,20 @@ int qs_check_reservation(const qk_reservation *r, qk_err *err)
 
 int qs_insert_request(qk_store *s, const qk_reservation *r, int direction, int state, qk_err *err)
 {
+    return qs_insert_request_noticed(s, r, direction, state, true, err);
+}
+
+int qs_insert_request_noticed(qk_store *s, const qk_reservation *r, int direction, int state,
+                              bool noticed, qk_err *err)
+{
     sqlite3_stmt *st = qs_prep(s,
                                "INSERT INTO requests(request_id, link, direction, state, master,"
-                               " created, expires_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                               " created, expires_at, noticed) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                                err);
     if (!st)
         return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "ttiitII", r->request_id, r->link, direction, state, r->master,
-                      qs_i64(qs_now()), qs_i64(r->expires_at));
+    int rc = qs_bindf(s, st, err, "ttiitIIi", r->request_id, r->link, direction, state, r->master,
+                      qs_i64(qs_now()), qs_i64(r->expires_at), noticed ? 1 : 0);
     if (!rc)
         rc = qs_step_done(s, st, err);
     for (size_t i = 0; !rc && i < r->nslaves; i++) {
@@ -54,8 +60,7 @@ int qs_insert_request(qk_store *s, const qk_reservation *r, int direction, int s
     return rc;
 }
 
-/* 1 found (*dir, *state set), 0 unknown, <0 error. */
-static int request_get(qk_store *s, const char *request_id, int *dir, int *state, qk_err *err)
+int qs_request_get(qk_store *s, const char *request_id, int *dir, int *state, qk_err *err)
 {
     sqlite3_stmt *st =
         qs_prep(s, "SELECT direction, state FROM requests WHERE request_id = ?", err);
@@ -228,8 +233,8 @@ int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t
     return rc;
 }
 
-static int set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,
-                       qk_err *err)
+int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,
+                   qk_err *err)
 {
     sqlite3_stmt *st =
         qs_prep(s, "UPDATE blocks SET lo = ?, hi = ? WHERE link = ? AND block_id = ?", err);
@@ -293,7 +298,7 @@ static int carve_one(qk_store *s, const qk_reservation *r, qk_side side, uint32_
         return qk_err_set(err, QK_ESTORAGE, "store: cursor of block %llu points at used bytes",
                           (unsigned long long)bid);
     if (!rc)
-        rc = set_cursors(s, r->link, bid, lo, hi, err);
+        rc = qs_set_cursors(s, r->link, bid, lo, hi, err);
     if (!rc)
         rc = qs_range_read(s, r->link, bid, (uint32_t)off, len, mat, err);
     if (!rc)
@@ -309,8 +314,8 @@ static int carve_one(qk_store *s, const qk_reservation *r, qk_side side, uint32_
     return qs_insert_key(s, r, ref, seq, QS_KEY_PENDING, err);
 }
 
-int qk_store_carve(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
-                   qk_key_ref *refs, uint8_t *material, qk_err *err)
+int qs_check_carve(const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                   const qk_key_ref *refs, const uint8_t *material, qk_err *err)
 {
     int rc = qs_check_reservation(r, err);
     if (rc)
@@ -323,9 +328,18 @@ int qk_store_carve(qk_store *s, const qk_reservation *r, qk_side side, size_t n,
         return qk_err_set(err, QK_EINVAL, "store: key length %u out of range", len);
     if (!refs || !material)
         return qk_err_set(err, QK_EINVAL, "store: carve needs refs and material");
+    return 0;
+}
+
+int qk_store_carve(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                   qk_key_ref *refs, uint8_t *material, qk_err *err)
+{
+    int rc = qs_check_carve(r, side, n, len, refs, material, err);
+    if (rc)
+        return rc;
     if ((rc = qs_begin(s, err)) != 0)
         return rc;
-    rc = request_get(s, r->request_id, NULL, NULL, err);
+    rc = qs_request_get(s, r->request_id, NULL, NULL, err);
     if (rc == 1)
         rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
     if (!rc)
@@ -351,7 +365,7 @@ int qk_store_commit(qk_store *s, const char *request_id, bool keep_for_slaves, q
     int dir = 0, state = 0;
     qs_key_row *keys = NULL;
     size_t nk = 0;
-    rc = request_get(s, request_id, &dir, &state, err);
+    rc = qs_request_get(s, request_id, &dir, &state, err);
     if (rc == 0)
         rc = qk_err_set(err, QK_ENOTFOUND, "store: request %s unknown", request_id);
     else if (rc == 1 && dir != QS_DIR_OUT)
@@ -393,7 +407,7 @@ int qk_store_burn(qk_store *s, const char *request_id, qk_err *err)
     int state = 0;
     qs_key_row *keys = NULL;
     size_t nk = 0;
-    rc = request_get(s, request_id, NULL, &state, err);
+    rc = qs_request_get(s, request_id, NULL, &state, err);
     if (rc == 0) {
         sqlite3_stmt *st = qs_prep(s,
                                    "INSERT INTO requests(request_id, link, direction, state,"
@@ -432,7 +446,7 @@ int qk_store_request_state(qk_store *s, const char *request_id, int *state, qk_e
         return qk_err_set(err, QK_EINVAL, "store: request_state needs an output");
     if ((rc = qs_begin(s, err)) != 0)
         return rc;
-    rc = request_get(s, request_id, NULL, state, err);
+    rc = qs_request_get(s, request_id, NULL, state, err);
     if (rc == 0)
         rc = qk_err_set(err, QK_ENOTFOUND, "store: request %s unknown", request_id);
     else if (rc == 1)

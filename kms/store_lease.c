@@ -1,92 +1,551 @@
-/* store_lease.c - leases (ranges of a block agreed ahead of demand), carving from them, and
- * the notices that tell the peer which ranges became which keys. Placeholder: every call
- * returns QK_EINVAL "not yet" until implemented (helper S, issue 13). */
+/* store_lease.c - leases: ranges of a block agreed with the peer ahead of demand, and carving
+ * from them (docs/adr/0002-key-store.md, "Leases and notices").
+ *
+ * Per block row: lease_lo (LOW owns [QK_BLOCK_VKEY_LEN, lease_lo)), lease_hi (HIGH owns
+ * [lease_hi, len)), lease_ask (this end's pending bound, NULL when none); lo/hi are the
+ * carving cursors as before. The unleased room of a block, seen from this end, is
+ * [max(lease_lo, lo), min(lease_hi, hi)). A side asks for at most half of it (so that two asks
+ * computed from the same view never overlap), grants the peer only what reaches into nothing
+ * it owns or asks for, and carves only inside its granted bound. Granting moves the mirror
+ * cursor past the peer's lease (lo = max(lo, to) / hi = min(hi, from)), so this end's own
+ * carving (qk_store_carve as well) never reaches into it. */
 #include "store_int.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+/* Below this much unleased room a side asks for all of it rather than half (a lease smaller
+ * than this is not worth a round trip); two such asks from the same view overlap and are both
+ * refused, which is safe, and the next view differs. */
+#define QS_LEASE_MIN_BYTES 4096u
+/* Used-up tails (own room smaller than the key length, in a block where nothing is left to
+ * lease) zeroed after one carve_owned call: keeps the owned-room indexes short. */
+#define QS_TAIL_PASS 4
+
+static int check_link_side(const char *link, qk_side side, qk_err *err)
+{
+    int rc = qs_check_id(link, "link", err);
+    if (rc)
+        return rc;
+    if (strcmp(link, QK_LOCAL_LINK) == 0)
+        return qk_err_set(err, QK_EINVAL, "store: the local link has no leases");
+    if (side != QK_SIDE_LOW && side != QK_SIDE_HIGH)
+        return qk_err_set(err, QK_EINVAL, "store: bad side");
+    return 0;
+}
+
+static uint64_t max64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+bool qs_lease_clear_of_ours(const qs_block_row *b, qk_side peer_side, uint64_t from, uint64_t to)
+{
+    if (peer_side == QK_SIDE_LOW)
+        return to <= b->lease_hi && (!b->has_ask || to <= b->ask);
+    return from >= b->lease_lo && (!b->has_ask || from >= b->ask);
+}
+
+/* The range an ask of this end covers: [free start, ask) for LOW, [ask, free end) for HIGH.
+ * false if it is empty (the cursors moved past it meanwhile). */
+static bool ask_range(const qs_block_row *b, qk_side side, uint64_t *from, uint64_t *to)
+{
+    if (side == QK_SIDE_LOW) {
+        *from = max64(b->lease_lo, b->lo);
+        *to = b->ask;
+    } else {
+        *from = b->ask;
+        *to = min64(b->lease_hi, b->hi);
+    }
+    return *from < *to && *from >= QK_BLOCK_VKEY_LEN && *to <= b->len;
+}
+
+static int set_ask(qk_store *s, const char *link, uint64_t block_id, const uint64_t *ask,
+                   qk_err *err)
+{
+    sqlite3_stmt *st =
+        qs_prep(s, "UPDATE blocks SET lease_ask = ? WHERE link = ? AND block_id = ?", err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = ask ? qs_bindf(s, st, err, "ItI", (int64_t)*ask, link, qs_i64(block_id))
+                 : qs_bindf(s, st, err, "ttI", NULL, link, qs_i64(block_id));
+    return rc ? rc : qs_step_done(s, st, err);
+}
+
+/* Fill *l from the recorded ask of block_id. 1 filled, 0 no usable ask (none, or empty:
+ * then cleared), <0 error. */
+static int ask_fill(qk_store *s, const char *link, qk_side side, uint64_t block_id, qk_lease *l,
+                    qk_err *err)
+{
+    qs_block_row b;
+    int rc = qs_block_get(s, link, block_id, &b, err);
+    if (rc <= 0 || !b.has_ask)
+        return rc < 0 ? rc : 0;
+    uint64_t from = 0, to = 0;
+    if (!ask_range(&b, side, &from, &to)) {
+        rc = set_ask(s, link, block_id, NULL, err);
+        return rc ? rc : 0;
+    }
+    l->block_id = block_id;
+    l->from = (uint32_t)from;
+    l->to = (uint32_t)to;
+    rc = qs_lease_check(s, link, block_id, l->from, l->to, l->check, err);
+    return rc ? rc : 1;
+}
+
+/* Block IDs of this end's asks on link, side order (LOW oldest first), up to cap. */
+static int asks_list(qk_store *s, const char *link, qk_side side, uint64_t *ids, size_t cap,
+                     size_t *n, qk_err *err)
+{
+    static const char asc[] = "SELECT block_id FROM blocks INDEXED BY blocks_with_ask"
+                              " WHERE link = ? AND lease_ask IS NOT NULL AND state = ?"
+                              " ORDER BY block_id ASC LIMIT ?";
+    static const char desc[] = "SELECT block_id FROM blocks INDEXED BY blocks_with_ask"
+                               " WHERE link = ? AND lease_ask IS NOT NULL AND state = ?"
+                               " ORDER BY block_id DESC LIMIT ?";
+    *n = 0;
+    sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? asc : desc, err);
+    int rc = st ? qs_bindf(s, st, err, "tiI", link, QK_BLOCK_CONFIRMED, qs_i64(cap)) : QK_ESTORAGE;
+    while (!rc && *n < cap) {
+        rc = qs_step(s, st, err);
+        if (rc != 1)
+            break;
+        rc = 0;
+        sqlite3_int64 id = sqlite3_column_int64(st, 0);
+        if (id < 0)
+            rc = qk_err_set(err, QK_ESTORAGE, "store: malformed block id");
+        else
+            ids[(*n)++] = (uint64_t)id;
+    }
+    if (st)
+        (void)sqlite3_reset(st);
+    return rc;
+}
+
+/* A new ask: the side's block with unleased room (LOW the oldest, HIGH the newest), at most
+ * half of that room (all of it below QS_LEASE_MIN_BYTES), recorded as lease_ask. 1 asked,
+ * 0 no room, <0 error. */
+static int ask_new(qk_store *s, const char *link, qk_side side, uint32_t want, qk_lease *l,
+                   qk_err *err)
+{
+    static const char asc[] = "SELECT block_id FROM blocks INDEXED BY blocks_with_room"
+                              " WHERE link = ? AND state = ? AND hi > lo"
+                              " AND MIN(lease_hi, hi) > MAX(lease_lo, lo)"
+                              " ORDER BY block_id ASC LIMIT 1";
+    static const char desc[] = "SELECT block_id FROM blocks INDEXED BY blocks_with_room"
+                               " WHERE link = ? AND state = ? AND hi > lo"
+                               " AND MIN(lease_hi, hi) > MAX(lease_lo, lo)"
+                               " ORDER BY block_id DESC LIMIT 1";
+    sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? asc : desc, err);
+    int rc = st ? qs_bindf(s, st, err, "ti", link, QK_BLOCK_CONFIRMED) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc != 1)
+        return rc;
+    sqlite3_int64 id = sqlite3_column_int64(st, 0);
+    (void)sqlite3_reset(st);
+    if (id < 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed block id");
+    qs_block_row b;
+    rc = qs_block_get(s, link, (uint64_t)id, &b, err);
+    if (rc <= 0)
+        return rc < 0 ? rc : qk_err_set(err, QK_ESTORAGE, "store: block vanished");
+    uint64_t a = max64(b.lease_lo, b.lo), e = min64(b.lease_hi, b.hi);
+    if (e <= a || a < QK_BLOCK_VKEY_LEN || e > b.len)
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds of block %lld",
+                          (long long)id);
+    uint64_t room = e - a;
+    uint64_t take = room <= QS_LEASE_MIN_BYTES ? room : min64(want, room / 2);
+    uint64_t ask = side == QK_SIDE_LOW ? a + take : e - take;
+    if ((rc = set_ask(s, link, (uint64_t)id, &ask, err)) != 0)
+        return rc;
+    return ask_fill(s, link, side, (uint64_t)id, l, err);
+}
 
 int qk_store_lease_ask(qk_store *s, const char *link, qk_side side, uint32_t want, qk_lease *l,
                        qk_err *err)
 {
-    (void)s, (void)link, (void)side, (void)want, (void)l;
-    return qk_err_set(err, QK_EINVAL, "store: lease_ask not yet");
+    int rc = check_link_side(link, side, err);
+    if (rc)
+        return rc;
+    if (!l || want == 0)
+        return qk_err_set(err, QK_EINVAL, "store: lease_ask needs want > 0 and an output");
+    memset(l, 0, sizeof *l);
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    uint64_t id = 0;
+    size_t n = 0;
+    rc = asks_list(s, link, side, &id, 1, &n, err);
+    if (!rc && n == 1)
+        rc = ask_fill(s, link, side, id, l, err); /* the ask again (or 0: it was empty) */
+    if (rc == 0)
+        rc = ask_new(s, link, side, want, l, err);
+    if (rc == 0)
+        rc = qk_err_set(err, QK_ENOKEY, "store: link %s has no confirmed block with unleased room",
+                        link);
+    else if (rc == 1)
+        rc = 0;
+    if (rc)
+        memset(l, 0, sizeof *l);
+    return qs_end(s, rc, rc == 0, err);
 }
 
 int qk_store_lease_asks(qk_store *s, const char *link, qk_side side, qk_lease *out, size_t cap,
                         size_t *n, qk_err *err)
 {
-    (void)s, (void)link, (void)side, (void)out, (void)cap;
-    if (n)
-        *n = 0;
-    return qk_err_set(err, QK_EINVAL, "store: lease_asks not yet");
+    int rc = check_link_side(link, side, err);
+    if (rc)
+        return rc;
+    if (!n || (cap && !out))
+        return qk_err_set(err, QK_EINVAL, "store: lease_asks needs out and n");
+    *n = 0;
+    if (cap == 0)
+        return 0;
+    uint64_t *ids = calloc(cap, sizeof *ids);
+    if (!ids)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    size_t nid = 0;
+    if ((rc = qs_begin(s, err)) == 0) {
+        rc = asks_list(s, link, side, ids, cap, &nid, err);
+        for (size_t i = 0; !rc && i < nid; i++) {
+            rc = ask_fill(s, link, side, ids[i], &out[*n], err);
+            if (rc == 1)
+                (*n)++;
+            rc = rc < 0 ? rc : 0;
+        }
+        if (rc)
+            *n = 0;
+        rc = qs_end(s, rc, rc == 0, err); /* commits the clearing of empty asks */
+    }
+    free(ids);
+    return rc;
 }
 
 int qk_store_lease_done(qk_store *s, const char *link, qk_side side, uint64_t block_id,
                         bool granted, qk_err *err)
 {
-    (void)s, (void)link, (void)side, (void)block_id, (void)granted;
-    return qk_err_set(err, QK_EINVAL, "store: lease_done not yet");
+    int rc = check_link_side(link, side, err);
+    if (rc)
+        return rc;
+    if (block_id > (uint64_t)INT64_MAX)
+        return qk_err_set(err, QK_ENOTFOUND, "store: unknown block");
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    qs_block_row b;
+    rc = qs_block_get(s, link, block_id, &b, err);
+    if (rc == 0)
+        rc = qk_err_set(err, QK_ENOTFOUND, "store: block %llu unknown on link %s",
+                        (unsigned long long)block_id, link);
+    else if (rc == 1 && !b.has_ask)
+        rc = 0; /* answered before (idempotent) */
+    else if (rc == 1 && !granted)
+        rc = set_ask(s, link, block_id, NULL, err);
+    else if (rc == 1) {
+        uint64_t llo = side == QK_SIDE_LOW ? max64(b.lease_lo, b.ask) : b.lease_lo;
+        uint64_t lhi = side == QK_SIDE_HIGH ? min64(b.lease_hi, b.ask) : b.lease_hi;
+        sqlite3_stmt *st = NULL;
+        if (llo > lhi)
+            rc = qk_err_set(err, QK_ESTORAGE, "store: block %llu: grant crosses the peer's lease",
+                            (unsigned long long)block_id);
+        else if (!(st = qs_prep(s,
+                                "UPDATE blocks SET lease_lo = ?, lease_hi = ?, lease_ask = NULL"
+                                " WHERE link = ? AND block_id = ?",
+                                err)))
+            rc = QK_ESTORAGE;
+        else
+            rc = qs_bindf(s, st, err, "IItI", (int64_t)llo, (int64_t)lhi, link, qs_i64(block_id));
+        if (!rc)
+            rc = qs_step_done(s, st, err);
+    }
+    return qs_end(s, rc, rc == 0, err);
+}
+
+/* Grant [from, to) to the peer: its bound, the mirror cursor, and a pending block confirmed. */
+static int grant(qk_store *s, const char *link, qk_side peer_side, const qk_lease *l, qk_err *err)
+{
+    int64_t low_to = peer_side == QK_SIDE_LOW ? (int64_t)l->to : 0;
+    int64_t high_from = peer_side == QK_SIDE_HIGH ? (int64_t)l->from : INT64_MAX;
+    sqlite3_stmt *st = qs_prep(s,
+                               "UPDATE blocks SET lease_lo = MAX(lease_lo, ?), lo = MAX(lo, ?),"
+                               " lease_hi = MIN(lease_hi, ?), hi = MIN(hi, ?),"
+                               " state = CASE WHEN state = ? THEN ? ELSE state END"
+                               " WHERE link = ? AND block_id = ?",
+                               err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "IIIIiitI", low_to, low_to, high_from, high_from,
+                      QK_BLOCK_PENDING, QK_BLOCK_CONFIRMED, link, qs_i64(l->block_id));
+    return rc ? rc : qs_step_done(s, st, err);
+}
+
+/* lease_in inside the transaction: 0 granted, 1 check mismatch, <0 refused or error. */
+static int lease_in_tx(qk_store *s, const char *link, qk_side peer_side, const qk_lease *l,
+                       qk_err *err)
+{
+    qs_block_row b;
+    int rc = qs_block_get(s, link, l->block_id, &b, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || b.state == QK_BLOCK_BURNED)
+        return qk_err_set(err, QK_ENOTFOUND, "store: lease: block %llu unknown or burned",
+                          (unsigned long long)l->block_id);
+    if (l->to > b.len)
+        return qk_err_set(err, QK_EINVAL, "store: lease: range beyond block %llu",
+                          (unsigned long long)l->block_id);
+    if (peer_side == QK_SIDE_LOW ? l->to <= b.lease_lo : l->from >= b.lease_hi)
+        return 0; /* granted before: the same answer, no check (the bytes may be used by now) */
+    if (!qs_lease_clear_of_ours(&b, peer_side, l->from, l->to))
+        return qk_err_set(err, QK_ECOLLISION,
+                          "store: lease [%u, %u) of block %llu reaches into ours", l->from, l->to,
+                          (unsigned long long)l->block_id);
+    rc = qs_range_recorded(s, link, l->block_id, l->from, l->to - l->from, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_ECOLLISION, "store: lease [%u, %u) of block %llu already used",
+                          l->from, l->to, (unsigned long long)l->block_id);
+    if (rc < 0)
+        return rc;
+    uint8_t check[QK_CHECK_LEN];
+    rc = qs_lease_check(s, link, l->block_id, l->from, l->to, check, err);
+    if (rc)
+        return rc;
+    if (sodium_memcmp(check, l->check, QK_CHECK_LEN) != 0)
+        return 1;
+    return grant(s, link, peer_side, l, err);
 }
 
 int qk_store_lease_in(qk_store *s, const char *link, qk_side peer_side, const qk_lease *l,
                       qk_err *err)
 {
-    (void)s, (void)link, (void)peer_side, (void)l;
-    return qk_err_set(err, QK_EINVAL, "store: lease_in not yet");
+    int rc = check_link_side(link, peer_side, err);
+    if (rc)
+        return rc;
+    if (!l)
+        return qk_err_set(err, QK_EINVAL, "store: lease_in needs a lease");
+    if (l->block_id > (uint64_t)INT64_MAX)
+        return qk_err_set(err, QK_ENOTFOUND, "store: lease: unknown block");
+    if (l->from < QK_BLOCK_VKEY_LEN || l->to <= l->from || l->to > QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_EINVAL, "store: lease: bad range [%u, %u)", l->from, l->to);
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    rc = lease_in_tx(s, link, peer_side, l, err);
+    if (rc == 1) {
+        rc = qs_block_burn(s, link, l->block_id, "lease check mismatch with peer", err);
+        if (!rc)
+            rc = qk_err_set(err, QK_EMISMATCH, "store: lease check mismatch, block %llu burned",
+                            (unsigned long long)l->block_id);
+    }
+    /* a mismatch commits the burning of the block, and nothing else */
+    return qs_end(s, rc, rc == 0 || rc == QK_EMISMATCH, err);
 }
 
 int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *bytes, qk_err *err)
 {
-    (void)s, (void)link, (void)side;
-    if (bytes)
-        *bytes = 0;
-    return qk_err_set(err, QK_EINVAL, "store: lease_room not yet");
+    static const char low_sql[] = "SELECT COALESCE(SUM(MIN(lease_lo, hi) - lo), 0) FROM blocks"
+                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
+                                  " AND state = ? AND MIN(lease_lo, hi) > lo";
+    static const char high_sql[] = "SELECT COALESCE(SUM(hi - MAX(lease_hi, lo)), 0) FROM blocks"
+                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
+                                   " AND state = ? AND hi > MAX(lease_hi, lo)";
+    int rc = check_link_side(link, side, err);
+    if (rc)
+        return rc;
+    if (!s || !bytes)
+        return qk_err_set(err, QK_EINVAL, "store: lease_room needs a store and an output");
+    *bytes = 0;
+    if (pthread_mutex_lock(&s->mu) != 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: lock failed");
+    /* one read-only statement: one snapshot without the write lock (as pool_status) */
+    sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
+    rc = st ? qs_bindf(s, st, err, "ti", link, QK_BLOCK_CONFIRMED) : QK_ESTORAGE;
+    if (!rc && (rc = qs_step(s, st, err)) == 1) {
+        sqlite3_int64 v = sqlite3_column_int64(st, 0);
+        *bytes = v > 0 ? (uint64_t)v : 0;
+        rc = 0;
+    } else if (rc == 0) {
+        rc = qk_err_set(err, QK_ESTORAGE, "store: no lease sum");
+    }
+    if (st)
+        (void)sqlite3_reset(st);
+    (void)pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- carve_owned -------------------------------------------------------------------------- */
+
+/* The side's block with at least len granted, uncarved bytes (LOW: [lo, min(lease_lo, hi)),
+ * oldest first; HIGH: [max(lease_hi, lo), hi), newest first). 1 found ([*a, *e)), 0 none. */
+static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len, uint64_t *bid,
+                      uint64_t *a, uint64_t *e, qk_err *err)
+{
+    static const char low_sql[] = "SELECT block_id, lo, MIN(lease_lo, hi) FROM blocks"
+                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
+                                  " AND state = ? AND MIN(lease_lo, hi) - lo >= ?"
+                                  " ORDER BY block_id ASC LIMIT 1";
+    static const char high_sql[] = "SELECT block_id, MAX(lease_hi, lo), hi FROM blocks"
+                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
+                                   " AND state = ? AND hi - MAX(lease_hi, lo) >= ?"
+                                   " ORDER BY block_id DESC LIMIT 1";
+    sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
+    int rc = st ? qs_bindf(s, st, err, "tiI", link, QK_BLOCK_CONFIRMED, (int64_t)len) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc != 1)
+        return rc;
+    sqlite3_int64 b = sqlite3_column_int64(st, 0);
+    sqlite3_int64 x = sqlite3_column_int64(st, 1);
+    sqlite3_int64 y = sqlite3_column_int64(st, 2);
+    (void)sqlite3_reset(st);
+    if (b < 0 || x < QK_BLOCK_VKEY_LEN || y < x || y > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
+    *bid = (uint64_t)b;
+    *a = (uint64_t)x;
+    *e = (uint64_t)y;
+    return 1;
+}
+
+/* Carve k = min(want, room / len) keys as one contiguous run of the owned room [a, e) of block
+ * bid (LOW from the front, HIGH from the back), keys DELIVERED and the run zeroed at once. */
+static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, uint64_t bid, uint64_t a,
+                     uint64_t e, uint32_t len, size_t seq, size_t want, qk_key_ref *refs,
+                     uint8_t *mat, size_t *took, qk_err *err)
+{
+    size_t k = (size_t)((e - a) / len);
+    if (k > want)
+        k = want;
+    uint64_t run = (uint64_t)k * len;
+    uint64_t start = side == QK_SIDE_LOW ? a : e - run;
+    int rc = qs_range_recorded(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_ESTORAGE, "store: owned room of block %llu holds used bytes",
+                          (unsigned long long)bid);
+    qs_block_row b;
+    if (!rc && (rc = qs_block_get(s, r->link, bid, &b, err)) == 1)
+        rc = qs_set_cursors(s, r->link, bid, side == QK_SIDE_LOW ? start + run : b.lo,
+                            side == QK_SIDE_HIGH ? start : b.hi, err);
+    if (!rc)
+        rc = qs_range_read(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
+    for (size_t j = 0; !rc && j < k; j++) {
+        qk_key_ref *ref = &refs[j];
+        memset(ref, 0, sizeof *ref); /* no check: the lease check covered the bytes */
+        qk_uuid u;
+        qk_uuid_v4(&u);
+        qk_uuid_format(&u, ref->key_id);
+        ref->block_id = bid;
+        ref->offset = (uint32_t)(start + (uint64_t)j * len);
+        ref->length = len;
+        rc = qs_insert_key(s, r, ref, seq + j, QS_KEY_DELIVERED, err);
+    }
+    if (!rc)
+        rc = qs_range_zero(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
+    *took = k;
+    return rc;
+}
+
+/* Zero and close up to QS_TAIL_PASS owned tails shorter than len in blocks where nothing is
+ * left to lease (they could only serve shorter keys): the block leaves the owned-room index. */
+static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len, qk_err *err)
+{
+    static const char low_sql[] = "SELECT block_id, lo, MIN(lease_lo, hi) FROM blocks"
+                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
+                                  " AND MIN(lease_lo, hi) - lo < ?"
+                                  " AND lease_lo >= MIN(lease_hi, hi) LIMIT 1";
+    static const char high_sql[] = "SELECT block_id, MAX(lease_hi, lo), hi FROM blocks"
+                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
+                                   " AND hi - MAX(lease_hi, lo) < ?"
+                                   " AND lease_hi <= MAX(lease_lo, lo) LIMIT 1";
+    int rc = 0;
+    for (int pass = 0; !rc && pass < QS_TAIL_PASS; pass++) {
+        sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
+        rc = st ? qs_bindf(s, st, err, "tI", link, (int64_t)len) : QK_ESTORAGE;
+        if (!rc)
+            rc = qs_step(s, st, err);
+        if (rc != 1)
+            break;
+        sqlite3_int64 b = sqlite3_column_int64(st, 0);
+        sqlite3_int64 x = sqlite3_column_int64(st, 1);
+        sqlite3_int64 y = sqlite3_column_int64(st, 2);
+        (void)sqlite3_reset(st);
+        if (b < 0 || x < QK_BLOCK_VKEY_LEN || y <= x || y > (sqlite3_int64)QK_BLOCK_MAX_BYTES) {
+            rc = qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
+            break;
+        }
+        qs_block_row row;
+        rc = qs_block_get(s, link, (uint64_t)b, &row, err);
+        if (rc == 1)
+            rc = qs_set_cursors(s, link, (uint64_t)b, side == QK_SIDE_LOW ? (uint64_t)y : row.lo,
+                                side == QK_SIDE_HIGH ? (uint64_t)x : row.hi, err);
+        if (!rc)
+            rc = qs_range_zero(s, link, (uint64_t)b, (uint32_t)x, (uint32_t)(y - x), err);
+    }
+    return rc < 0 ? rc : 0;
 }
 
 int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
                          qk_key_ref *refs, uint8_t *material, qk_err *err)
 {
-    (void)s, (void)r, (void)side, (void)n, (void)len, (void)refs, (void)material;
-    return qk_err_set(err, QK_EINVAL, "store: carve_owned not yet");
-}
-
-int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size_t cap, size_t *n,
-                             qk_err *err)
-{
-    (void)s, (void)link, (void)out, (void)cap;
-    if (n)
-        *n = 0;
-    return qk_err_set(err, QK_EINVAL, "store: notices_pending not yet");
-}
-
-void qk_notice_free(qk_notice *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].slaves);
-        free(v[i].keys);
-        v[i].slaves = NULL;
-        v[i].keys = NULL;
-        v[i].nslaves = v[i].nkeys = 0;
+    int rc = qs_check_carve(r, side, n, len, refs, material, err);
+    if (!rc)
+        rc = check_link_side(r->link, side, err);
+    if (rc)
+        return rc;
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    rc = qs_request_get(s, r->request_id, NULL, NULL, err);
+    if (rc == 1)
+        rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
+    if (!rc)
+        rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
+    /* each pass takes a block's whole run; n <= QS_MAX_KEYS bounds the passes */
+    for (size_t i = 0; !rc && i < n;) {
+        uint64_t bid = 0, a = 0, e = 0;
+        rc = owned_pick(s, r->link, side, len, &bid, &a, &e, err);
+        if (rc == 0) {
+            rc =
+                qk_err_set(err, QK_ENOKEY, "store: link %s: no leased room for key %zu of %u bytes",
+                           r->link, i + 1, len);
+            break;
+        }
+        if (rc < 0)
+            break;
+        size_t took = 0;
+        rc = carve_run(s, r, side, bid, a, e, len, i, n - i, &refs[i], material + i * (size_t)len,
+                       &took, err);
+        i += took;
     }
+    if (!rc)
+        rc = close_tails(s, r->link, side, len, err);
+    if (rc) {
+        sodium_memzero(material, n * (size_t)len);
+        sodium_memzero(refs, n * sizeof *refs);
+    }
+    return qs_end(s, rc, rc == 0, err);
 }
 
-int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n, qk_err *err)
-{
-    (void)s, (void)request_ids, (void)n;
-    return qk_err_set(err, QK_EINVAL, "store: notices_done not yet");
-}
-
-int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
-                       size_t n, int *results, qk_err *err)
-{
-    (void)s, (void)link, (void)peer_side, (void)v, (void)n, (void)results;
-    return qk_err_set(err, QK_EINVAL, "store: notice_in not yet");
-}
+/* ---- key_known ---------------------------------------------------------------------------- */
 
 int qk_store_key_known(qk_store *s, const char *key_id, bool *known, qk_err *err)
 {
-    (void)s, (void)key_id;
-    if (known)
-        *known = false;
-    return qk_err_set(err, QK_EINVAL, "store: key_known not yet");
+    int rc = qs_check_text(key_id, QK_STORE_ID_MAX, false, "key id", err);
+    if (rc)
+        return rc;
+    if (!s || !known)
+        return qk_err_set(err, QK_EINVAL, "store: key_known needs a store and an output");
+    *known = false;
+    if (pthread_mutex_lock(&s->mu) != 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: lock failed");
+    /* one read-only statement, without the write lock */
+    rc = qs_key_exists(s, key_id, err);
+    if (rc >= 0) {
+        *known = rc == 1;
+        rc = 0;
+    }
+    (void)pthread_mutex_unlock(&s->mu);
+    return rc;
 }

@@ -9,7 +9,7 @@
 
 #include "codec.h"
 
-static int check_ref(const qk_key_ref *k, qk_err *err)
+int qs_check_ref(const qk_key_ref *k, qk_err *err)
 {
     qk_uuid u;
     size_t idlen = strnlen(k->key_id, sizeof k->key_id);
@@ -34,8 +34,7 @@ static int cmp_range(const void *a, const void *b)
     return 0;
 }
 
-/* Ranges of one request must not overlap each other. */
-static int check_batch_overlap(const qk_key_ref *refs, size_t n, qk_err *err)
+int qs_check_batch_overlap(const qk_key_ref *refs, size_t n, qk_err *err)
 {
     const qk_key_ref **v = malloc(n * sizeof *v);
     if (!v)
@@ -53,9 +52,8 @@ static int check_batch_overlap(const qk_key_ref *refs, size_t n, qk_err *err)
     return rc;
 }
 
-/* The same request_id again: 0 if it carries the same keys, else QK_EEXIST. */
-static int same_request(qk_store *s, const qk_reservation *r, const qk_key_ref *refs, size_t n,
-                        qk_err *err)
+int qs_same_request(qk_store *s, const qk_reservation *r, const qk_key_ref *refs, size_t n,
+                    qk_err *err)
 {
     qs_key_row *rows = NULL;
     size_t nr = 0;
@@ -73,7 +71,7 @@ static int same_request(qk_store *s, const qk_reservation *r, const qk_key_ref *
                              r->request_id);
 }
 
-static int key_exists(qk_store *s, const char *key_id, qk_err *err)
+int qs_key_exists(qk_store *s, const char *key_id, qk_err *err)
 {
     sqlite3_stmt *st = qs_prep(s, "SELECT 1 FROM keys WHERE key_id = ?", err);
     if (!st)
@@ -87,7 +85,8 @@ static int key_exists(qk_store *s, const char *key_id, qk_err *err)
 }
 
 /* Validate one ref against local state. 0 ok, 1 check mismatch, <0 error. */
-static int verify_ref(qk_store *s, const char *link, const qk_key_ref *k, qk_err *err)
+static int verify_ref(qk_store *s, const char *link, qk_side peer_side, const qk_key_ref *k,
+                      qk_err *err)
 {
     qs_block_row b;
     int rc = qs_block_get(s, link, k->block_id, &b, err);
@@ -99,13 +98,16 @@ static int verify_ref(qk_store *s, const char *link, const qk_key_ref *k, qk_err
     if ((uint64_t)k->offset + k->length > b.len)
         return qk_err_set(err, QK_EINVAL, "store: key %s: range beyond block %llu", k->key_id,
                           (unsigned long long)k->block_id);
+    if (!qs_lease_clear_of_ours(&b, peer_side, k->offset, (uint64_t)k->offset + k->length))
+        return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu leased here",
+                          k->key_id, (unsigned long long)k->block_id);
     rc = qs_range_recorded(s, link, k->block_id, k->offset, k->length, err);
     if (rc == 1)
         return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu already used",
                           k->key_id, (unsigned long long)k->block_id);
     if (rc < 0)
         return rc;
-    rc = key_exists(s, k->key_id, err);
+    rc = qs_key_exists(s, k->key_id, err);
     if (rc == 1)
         return qk_err_set(err, QK_EEXIST, "store: key id %s already known", k->key_id);
     if (rc < 0)
@@ -139,8 +141,8 @@ static int burn_mismatched(qk_store *s, const char *link, const qk_key_ref *refs
                       refs[first].key_id, (unsigned long long)refs[first].block_id);
 }
 
-static int record_ref(qk_store *s, const qk_reservation *r, qk_side peer_side, const qk_key_ref *k,
-                      size_t seq, qk_err *err)
+int qs_record_ref(qk_store *s, const qk_reservation *r, qk_side peer_side, const qk_key_ref *k,
+                  size_t seq, qk_err *err)
 {
     int rc = qs_insert_key(s, r, k, seq, QS_KEY_RESERVED, err);
     if (!rc)
@@ -170,7 +172,7 @@ static int reserve_new(qk_store *s, const qk_reservation *r, qk_side peer_side,
     int rc = 0;
     bool any_bad = false;
     for (size_t i = 0; !rc && i < n; i++) {
-        rc = verify_ref(s, r->link, &refs[i], err);
+        rc = verify_ref(s, r->link, peer_side, &refs[i], err);
         if (rc == 1) {
             bad[i] = 1;
             any_bad = true;
@@ -184,7 +186,7 @@ static int reserve_new(qk_store *s, const qk_reservation *r, qk_side peer_side,
         return rc;
     rc = qs_insert_request(s, r, QS_DIR_IN, QS_REQ_DONE, err);
     for (size_t i = 0; !rc && i < n; i++)
-        rc = record_ref(s, r, peer_side, &refs[i], i, err);
+        rc = qs_record_ref(s, r, peer_side, &refs[i], i, err);
     return rc;
 }
 
@@ -199,7 +201,7 @@ int qk_store_reserve_in(qk_store *s, const qk_reservation *r, qk_side peer_side,
     if (!refs || n < 1 || n > QS_MAX_KEYS)
         return qk_err_set(err, QK_EINVAL, "store: key count %zu outside 1..%d", n, QS_MAX_KEYS);
     for (size_t i = 0; i < n; i++)
-        if ((rc = check_ref(&refs[i], err)) != 0)
+        if ((rc = qs_check_ref(&refs[i], err)) != 0)
             return rc;
     if ((rc = qs_begin(s, err)) != 0)
         return rc;
@@ -217,11 +219,11 @@ int qk_store_reserve_in(qk_store *s, const qk_reservation *r, qk_side peer_side,
         else if (dir != QS_DIR_IN)
             rc = qk_err_set(err, QK_EEXIST, "store: request %s is an outgoing one", r->request_id);
         else
-            rc = same_request(s, r, refs, n, err);
+            rc = qs_same_request(s, r, refs, n, err);
         return qs_end(s, rc, false, err);
     }
     if (rc == 0)
-        rc = check_batch_overlap(refs, n, err);
+        rc = qs_check_batch_overlap(refs, n, err);
     if (rc == 0)
         rc = reserve_new(s, r, peer_side, refs, n, err);
     /* a check mismatch commits the burning of the blocks involved, and nothing else */

@@ -192,23 +192,46 @@ int sf_counts_match(qk_store *s, const char *path, const char *link, const char 
     return rc;
 }
 
-int sf_downgrade_v3(const char *path)
+/* Run sql on the closed database at path; 0 or -1 (prints the error as who). */
+static int exec_on(const char *path, const char *sql, const char *who)
 {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db,
-                          "BEGIN IMMEDIATE;"
-                          "DROP TRIGGER pool_block_ins; DROP TRIGGER pool_block_upd;"
-                          "DROP TRIGGER pool_block_del; DROP TRIGGER pool_key_ins;"
-                          "DROP TRIGGER pool_key_upd; DROP TRIGGER pool_key_del;"
-                          "DROP TRIGGER key_copies_close; DROP TABLE pool_counts;"
-                          "UPDATE key_slaves SET state = 0 WHERE state = 2;"
-                          "UPDATE schema_version SET version = 3;"
-                          "COMMIT;",
-                          NULL, NULL, NULL);
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        fprintf(stderr, "sf_downgrade_v3: %s\n", sqlite3_errmsg(db));
+        fprintf(stderr, "%s: %s\n", who, sqlite3_errmsg(db));
     sqlite3_close(db);
     return rc == SQLITE_OK ? 0 : -1;
+}
+
+int sf_downgrade_v4(const char *path)
+{
+    return exec_on(path,
+                   "BEGIN IMMEDIATE;"
+                   "DROP INDEX requests_unnoticed; DROP INDEX blocks_low_owned;"
+                   "DROP INDEX blocks_high_owned; DROP INDEX blocks_with_ask;"
+                   "ALTER TABLE blocks DROP COLUMN lease_lo;"
+                   "ALTER TABLE blocks DROP COLUMN lease_hi;"
+                   "ALTER TABLE blocks DROP COLUMN lease_ask;"
+                   "ALTER TABLE requests DROP COLUMN noticed;"
+                   "UPDATE schema_version SET version = 4;"
+                   "COMMIT;",
+                   "sf_downgrade_v4");
+}
+
+int sf_downgrade_v3(const char *path)
+{
+    if (sf_downgrade_v4(path) != 0)
+        return -1;
+    return exec_on(path,
+                   "BEGIN IMMEDIATE;"
+                   "DROP TRIGGER pool_block_ins; DROP TRIGGER pool_block_upd;"
+                   "DROP TRIGGER pool_block_del; DROP TRIGGER pool_key_ins;"
+                   "DROP TRIGGER pool_key_upd; DROP TRIGGER pool_key_del;"
+                   "DROP TRIGGER key_copies_close; DROP TABLE pool_counts;"
+                   "UPDATE key_slaves SET state = 0 WHERE state = 2;"
+                   "UPDATE schema_version SET version = 3;"
+                   "COMMIT;",
+                   "sf_downgrade_v3");
 }

@@ -1,0 +1,250 @@
+/* store_notice.c - notices: the requests this end carved from its leases (qk_store_carve_owned,
+ * committed and delivered at once) are told to the peer later, in batches; the peer records
+ * their keys RESERVED for the slaves (docs/adr/0002-key-store.md, "Leases and notices"). */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define QS_NOTICE_MAX 4096 /* notices per call (pending list, done, notice_in) */
+
+void qk_notice_free(qk_notice *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].slaves);
+        free(v[i].keys);
+        v[i].slaves = NULL;
+        v[i].keys = NULL;
+        v[i].nslaves = v[i].nkeys = 0;
+    }
+}
+
+/* Slaves (in the order given) and keys (seq order) of a request into v. */
+static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
+{
+    v->slaves = calloc(QS_MAX_SLAVES, sizeof *v->slaves);
+    if (!v->slaves)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT slave FROM request_slaves WHERE request_id = ?"
+                               " ORDER BY rowid LIMIT ?",
+                               err);
+    int rc = st ? qs_bindf(s, st, err, "tI", v->request_id, (int64_t)QS_MAX_SLAVES) : QK_ESTORAGE;
+    while (!rc && v->nslaves < QS_MAX_SLAVES) {
+        rc = qs_step(s, st, err);
+        if (rc != 1)
+            break;
+        rc = 0;
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        snprintf(v->slaves[v->nslaves++], QK_STORE_ID_MAX + 1, "%s", t ? (const char *)t : "");
+    }
+    if (st)
+        (void)sqlite3_reset(st);
+    qs_key_row *rows = NULL;
+    size_t nr = 0;
+    if (!rc)
+        rc = qs_load_request_keys(s, v->request_id, &rows, &nr, err);
+    if (!rc && nr > 0 && !(v->keys = calloc(nr, sizeof *v->keys)))
+        rc = qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    for (size_t i = 0; !rc && i < nr; i++) {
+        memcpy(v->keys[i].key_id, rows[i].key_id, sizeof v->keys[i].key_id);
+        v->keys[i].block_id = rows[i].block_id;
+        v->keys[i].offset = rows[i].off;
+        v->keys[i].length = rows[i].len;
+    }
+    if (!rc)
+        v->nkeys = nr;
+    free(rows);
+    return rc;
+}
+
+int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size_t cap, size_t *n,
+                             qk_err *err)
+{
+    int rc = qs_check_id(link, "link", err);
+    if (rc)
+        return rc;
+    if (!n || (cap && !out))
+        return qk_err_set(err, QK_EINVAL, "store: notices_pending needs out and n");
+    *n = 0;
+    if (cap > QS_NOTICE_MAX)
+        cap = QS_NOTICE_MAX;
+    if (cap == 0)
+        return 0;
+    memset(out, 0, cap * sizeof *out);
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT request_id, master, expires_at FROM requests"
+                               " INDEXED BY requests_unnoticed WHERE link = ? AND noticed = 0"
+                               " AND direction = ? AND state = ? ORDER BY created, rowid LIMIT ?",
+                               err);
+    rc =
+        st ? qs_bindf(s, st, err, "tiiI", link, QS_DIR_OUT, QS_REQ_DONE, qs_i64(cap)) : QK_ESTORAGE;
+    size_t got = 0;
+    while (!rc && got < cap) {
+        rc = qs_step(s, st, err);
+        if (rc != 1)
+            break;
+        rc = 0;
+        const unsigned char *id = sqlite3_column_text(st, 0);
+        const unsigned char *m = sqlite3_column_text(st, 1);
+        sqlite3_int64 exp = sqlite3_column_int64(st, 2);
+        snprintf(out[got].request_id, sizeof out[got].request_id, "%s", id ? (const char *)id : "");
+        snprintf(out[got].master, sizeof out[got].master, "%s", m ? (const char *)m : "");
+        out[got].expires_at = exp > 0 ? (uint64_t)exp : 0;
+        got++;
+    }
+    if (st)
+        (void)sqlite3_reset(st); /* before notice_load runs other statements */
+    for (size_t i = 0; !rc && i < got; i++)
+        rc = notice_load(s, &out[i], err);
+    if (rc)
+        qk_notice_free(out, got);
+    else
+        *n = got;
+    return qs_end(s, rc, false, err);
+}
+
+int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n, qk_err *err)
+{
+    if (n == 0)
+        return 0;
+    if (!request_ids || n > QS_NOTICE_MAX)
+        return qk_err_set(err, QK_EINVAL, "store: notices_done needs 1..%d request ids",
+                          QS_NOTICE_MAX);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = qs_check_id(request_ids[i], "request_id", err);
+    if (rc || (rc = qs_begin(s, err)) != 0)
+        return rc;
+    for (size_t i = 0; !rc && i < n; i++) {
+        sqlite3_stmt *st = qs_prep(s,
+                                   "UPDATE requests SET noticed = 1 WHERE request_id = ?"
+                                   " AND direction = ? AND noticed = 0",
+                                   err);
+        rc = st ? qs_bindf(s, st, err, "ti", request_ids[i], QS_DIR_OUT) : QK_ESTORAGE;
+        if (!rc)
+            rc = qs_step_done(s, st, err);
+    }
+    return qs_end(s, rc, rc == 0, err);
+}
+
+/* ---- notice_in ---------------------------------------------------------------------------- */
+
+/* A notice's key against local state: a known, unburned block, inside the peer's granted lease
+ * (LOW peer: to <= lease_lo; HIGH peer: from >= lease_hi), not overlapping anything recorded,
+ * a new key ID. Read-only. */
+static int notice_key_ok(qk_store *s, const char *link, qk_side peer_side, const qk_key_ref *k,
+                         qk_err *err)
+{
+    qs_block_row b;
+    int rc = qs_block_get(s, link, k->block_id, &b, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || b.state == QK_BLOCK_BURNED)
+        return qk_err_set(err, QK_ENOTFOUND, "store: key %s: block %llu unknown or burned",
+                          k->key_id, (unsigned long long)k->block_id);
+    uint64_t end = (uint64_t)k->offset + k->length;
+    if (end > b.len || (peer_side == QK_SIDE_LOW ? end > b.lease_lo : k->offset < b.lease_hi))
+        return qk_err_set(err, QK_EINVAL, "store: key %s: outside the peer's lease of block %llu",
+                          k->key_id, (unsigned long long)k->block_id);
+    rc = qs_range_recorded(s, link, k->block_id, k->offset, k->length, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu already used",
+                          k->key_id, (unsigned long long)k->block_id);
+    if (rc < 0)
+        return rc;
+    rc = qs_key_exists(s, k->key_id, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_EEXIST, "store: key id %s already known", k->key_id);
+    return rc;
+}
+
+/* Validate one notice (read-only). 0 new (to record), 1 known with the same keys (nothing to
+ * do), <0 refused or error. */
+static int notice_check(qk_store *s, const qk_reservation *r, qk_side peer_side, const qk_notice *v,
+                        qk_err *err)
+{
+    int rc = qs_check_reservation(r, err);
+    if (rc)
+        return rc;
+    if (!v->keys || v->nkeys < 1 || v->nkeys > QS_MAX_KEYS)
+        return qk_err_set(err, QK_EINVAL, "store: notice %s: key count %zu outside 1..%d",
+                          r->request_id, v->nkeys, QS_MAX_KEYS);
+    for (size_t i = 0; i < v->nkeys; i++)
+        if ((rc = qs_check_ref(&v->keys[i], err)) != 0)
+            return rc;
+    int dir = 0, state = 0;
+    rc = qs_request_get(s, r->request_id, &dir, &state, err);
+    if (rc == 1) {
+        if (state == QS_REQ_BURNED)
+            return qk_err_set(err, QK_EINVAL, "store: request %s was burned", r->request_id);
+        if (dir != QS_DIR_IN)
+            return qk_err_set(err, QK_EEXIST, "store: request %s is an outgoing one",
+                              r->request_id);
+        rc = qs_same_request(s, r, v->keys, v->nkeys, err);
+        return rc ? rc : 1;
+    }
+    if (rc < 0 || (rc = qs_check_batch_overlap(v->keys, v->nkeys, err)) != 0)
+        return rc;
+    for (size_t i = 0; !rc && i < v->nkeys; i++)
+        rc = notice_key_ok(s, r->link, peer_side, &v->keys[i], err);
+    return rc;
+}
+
+static bool fatal(int rc)
+{
+    return rc == QK_ESTORAGE || rc == QK_ENOMEM;
+}
+
+int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
+                       size_t n, int *results, qk_err *err)
+{
+    int rc = qs_check_id(link, "link", err);
+    if (rc)
+        return rc;
+    if (strcmp(link, QK_LOCAL_LINK) == 0)
+        return qk_err_set(err, QK_EINVAL, "store: the local link has no notices");
+    if (peer_side != QK_SIDE_LOW && peer_side != QK_SIDE_HIGH)
+        return qk_err_set(err, QK_EINVAL, "store: bad side");
+    if (n == 0)
+        return 0;
+    if (!v || !results || n > QS_NOTICE_MAX)
+        return qk_err_set(err, QK_EINVAL, "store: notice_in needs 1..%d notices and results",
+                          QS_NOTICE_MAX);
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const char *sl[QS_MAX_SLAVES];
+        size_t ns = v[i].nslaves <= QS_MAX_SLAVES && v[i].slaves ? v[i].nslaves : 0;
+        for (size_t j = 0; j < ns; j++)
+            sl[j] = v[i].slaves[j];
+        qk_reservation r = {v[i].request_id, link, v[i].master, sl, v[i].nslaves, v[i].expires_at};
+        if (ns != v[i].nslaves)
+            r.nslaves = 0; /* refused by qs_check_reservation */
+        qk_err e = {0, ""};
+        int res = notice_check(s, &r, peer_side, &v[i], &e);
+        if (fatal(res)) {
+            rc = res;
+            if (err)
+                *err = e;
+            break;
+        }
+        if (res < 0) { /* refused: changes nothing but the audit log */
+            results[i] = res;
+            rc = qs_audit_insert(s, "notice_refused", link, NULL, NULL, e.msg, err);
+            continue;
+        }
+        results[i] = 0;
+        if (res == 1)
+            continue; /* already reserved */
+        /* validated: a failure from here on fails the whole batch */
+        rc = qs_insert_request(s, &r, QS_DIR_IN, QS_REQ_DONE, err);
+        for (size_t j = 0; !rc && j < v[i].nkeys; j++)
+            rc = qs_record_ref(s, &r, peer_side, &v[i].keys[j], j, err);
+        if (rc)
+            (void)qk_err_prefix(err, "notice %s", v[i].request_id);
+    }
+    return qs_end(s, rc, rc == 0, err);
+}
