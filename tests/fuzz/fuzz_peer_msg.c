@@ -7,7 +7,8 @@
  *   - what decodes is within the limits: IDs of 1..QK_STORE_ID_MAX characters without control
  *     characters, canonical lower-case key IDs, block IDs and expiry below 2^53, ranges inside
  *     a block, key lengths within max_size, entry counts within their maxima, device-keys
- *     blocks of 33 B .. 4 MiB without a key ID twice;
+ *     blocks of 33 B .. 4 MiB without a key ID twice, lease ranges inside a block past its
+ *     verification key, notices without a check and without a request ID twice;
  *   - what decodes encodes, and the encoding decodes to the same struct, and encodes to the
  *     same text again.
  * Build and run: `make fuzz`, then
@@ -122,7 +123,7 @@ static void fuzz_small(const char *body, size_t len)
     qk_peer_result_msg res, res2;
     int rc = qk_peer_result_decode(body, len, &res, &err);
     if (rc == 0) {
-        REQUIRE(res.status == QK_PEER_RESERVED || res.status == QK_PEER_BURNED);
+        REQUIRE(res.status >= QK_PEER_RESERVED && res.status <= QK_PEER_GRANTED);
         ROUND_TRIP(qk_peer_result_encode, qk_peer_result_decode, &res, &res2, );
         REQUIRE(res.status == res2.status);
     } else {
@@ -257,6 +258,100 @@ out:
     free(m2);
 }
 
+static void fuzz_lease(const char *body, size_t len)
+{
+    qk_peer_lease_msg m, d;
+    qk_err err = {0};
+    int rc = qk_peer_lease_decode(body, len, &m, &err);
+    if (rc != 0) {
+        refused(rc, &err, &m, sizeof m);
+        return;
+    }
+    REQUIRE(id_ok(m.link) && (m.side == QK_SIDE_LOW || m.side == QK_SIDE_HIGH));
+    REQUIRE(m.lease.block_id <= QK_PEER_BLOCK_ID_MAX);
+    REQUIRE(m.lease.from >= QK_BLOCK_VKEY_LEN && m.lease.from < m.lease.to &&
+            m.lease.to <= QK_BLOCK_MAX_BYTES);
+    ROUND_TRIP(qk_peer_lease_encode, qk_peer_lease_decode, &m, &d, );
+    REQUIRE(memcmp(&m, &d, sizeof m) == 0);
+}
+
+/* A decoded notice is within the limits (as a reserve's keys, without a check). */
+static void notice_ok(const qk_notice *v)
+{
+    REQUIRE(id_ok(v->request_id) && id_ok(v->master) && v->expires_at <= QK_PEER_BLOCK_ID_MAX);
+    REQUIRE(v->slaves && v->nslaves >= 1 && v->nslaves <= 1 + LIM.max_sae_id_count);
+    for (size_t i = 0; i < v->nslaves; i++)
+        REQUIRE(id_ok(v->slaves[i]));
+    REQUIRE(v->keys && v->nkeys >= 1 && v->nkeys <= LIM.max_keys_per_request);
+    for (size_t i = 0; i < v->nkeys; i++) {
+        const qk_key_ref *k = &v->keys[i];
+        REQUIRE(fuzz_key_id_canonical(k->key_id) && k->block_id <= QK_PEER_BLOCK_ID_MAX);
+        REQUIRE(k->length >= 1 && k->length <= LIM.max_size_bits / 8);
+        REQUIRE((uint64_t)k->offset + k->length <= QK_BLOCK_MAX_BYTES);
+        REQUIRE(zeroed(k->check, QK_CHECK_LEN));
+    }
+}
+
+static void notices_same(const qk_notice *a, const qk_notice *b)
+{
+    REQUIRE(strcmp(a->request_id, b->request_id) == 0 && strcmp(a->master, b->master) == 0 &&
+            a->expires_at == b->expires_at && a->nslaves == b->nslaves && a->nkeys == b->nkeys);
+    for (size_t i = 0; i < a->nslaves; i++)
+        REQUIRE(strcmp(a->slaves[i], b->slaves[i]) == 0);
+    for (size_t i = 0; i < a->nkeys; i++)
+        REQUIRE(memcmp(&a->keys[i], &b->keys[i], sizeof a->keys[i]) == 0);
+}
+
+static void fuzz_notices(const char *body, size_t len)
+{
+    qk_peer_notices_msg m, d;
+    qk_err err = {0};
+    int rc = qk_peer_notices_decode(body, len, &LIM, &m, &err);
+    if (rc != 0) {
+        refused(rc, &err, &m, sizeof m);
+    } else {
+        REQUIRE(id_ok(m.link) && (m.side == QK_SIDE_LOW || m.side == QK_SIDE_HIGH));
+        REQUIRE(m.notices && m.n >= 1 && m.n <= QK_PEER_NOTICES_MAX);
+        for (size_t i = 0; i < m.n; i++) {
+            notice_ok(&m.notices[i]);
+            for (size_t j = 0; j < i; j++)
+                REQUIRE(strcmp(m.notices[i].request_id, m.notices[j].request_id) != 0);
+        }
+        ROUND_TRIP(qk_peer_notices_encode, qk_peer_notices_decode, &m, &d, &LIM, );
+        REQUIRE(strcmp(m.link, d.link) == 0 && m.side == d.side && m.n == d.n);
+        for (size_t i = 0; i < m.n; i++)
+            notices_same(&m.notices[i], &d.notices[i]);
+        qk_peer_notices_msg_free(&d);
+        qk_peer_notices_msg_free(&m);
+        REQUIRE(zeroed(&m, sizeof m));
+    }
+    qk_peer_notices_answer a, b;
+    rc = qk_peer_notices_answer_decode(body, len, &a, &err);
+    if (rc != 0) {
+        refused(rc, &err, &a, sizeof a);
+        return;
+    }
+    REQUIRE(a.n <= QK_PEER_NOTICES_MAX && (a.n == 0 || a.r));
+    for (size_t i = 0; i < a.n; i++) {
+        const qk_peer_notice_result *r = &a.r[i];
+        REQUIRE(id_ok(r->request_id) && r->status <= 0 && r->nheld <= QK_PEER_SLAVES_MAX);
+        REQUIRE(r->nheld == 0 || r->held);
+        for (size_t j = 0; j < r->nheld; j++)
+            REQUIRE(id_ok(r->held[j].master) && id_ok(r->held[j].slave) &&
+                    r->held[j].count <= QK_PEER_BLOCK_ID_MAX);
+    }
+    ROUND_TRIP(qk_peer_notices_answer_encode, qk_peer_notices_answer_decode, &a, &b, );
+    REQUIRE(a.n == b.n);
+    for (size_t i = 0; i < a.n; i++) {
+        REQUIRE(strcmp(a.r[i].request_id, b.r[i].request_id) == 0);
+        REQUIRE(a.r[i].status == b.r[i].status && a.r[i].nheld == b.r[i].nheld);
+        for (size_t j = 0; j < a.r[i].nheld; j++)
+            REQUIRE(memcmp(&a.r[i].held[j], &b.r[i].held[j], sizeof a.r[i].held[j]) == 0);
+    }
+    qk_peer_notices_answer_free(&b);
+    qk_peer_notices_answer_free(&a);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > QK_PEER_MSG_MAX + 1)
@@ -267,6 +362,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_inventory(body, size);
     fuzz_health(body, size);
     fuzz_device_keys(body, size);
+    fuzz_lease(body, size);
+    fuzz_notices(body, size);
     /* the request path's ID check (GET /peer/v1/request/{id}) */
     qk_err err = {0};
     if (qk_peer_id_check(body, size, "request ID", &err) == 0) {
