@@ -4,18 +4,17 @@
  * the peer holds per (master, slave) pair: the count the peer reported in its last notices
  * answer for the pair, plus the keys sent since and not yet answered. It only over-estimates
  * (the slave's fetches lower the truth), so a pair is never taken above the quota by requests
- * admitted here; when the estimate refuses a request and is older than REFRESH_MS, the pair's
- * last answered notice is sent again (the peer applies it idempotently and answers the
- * current count) and the request is admitted on the fresh count. */
+ * admitted here; when the estimate refuses a request, the pair's last answered notice is sent
+ * again (the peer applies it idempotently and answers the current count) and the request is
+ * admitted on the fresh count: at most one such call per refused request, the round trip every
+ * request cost before leases, and one at a time per pair (others refused meanwhile are refused
+ * on the estimate). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_util.h"
 #include "kms_int.h"
 #include "log.h"
-
-#define REFRESH_MS 50 /* at most one refresh call per pair this often */
 
 static int notice_copy(qk_notice *dst, const qk_notice *src)
 {
@@ -66,17 +65,19 @@ static void held_sub(qk_held *e, uint64_t n)
 }
 
 /* Take the counts of res (answers: the pair's answer count when the call was made; a count
- * taken from an older call than the last answer is dropped). Call with held_mu held. */
-static void take_counts(qk_hot_link *h, const qk_peer_notice_result *res, const uint64_t *answers)
+ * taken from an older call than the last answer is dropped). Returns how many were dropped.
+ * Call with held_mu held. */
+static size_t take_counts(qk_hot_link *h, const qk_peer_notice_result *res, const uint64_t *answers)
 {
-    double now = qk_now_ms();
+    size_t dropped = 0;
     for (size_t j = 0; j < res->nheld; j++) {
         qk_held *e = held_find(h, res->held[j].master, res->held[j].slave, true);
-        if (!e || (answers && e->answers != *answers))
-            continue;
-        e->reported = res->held[j].count;
-        e->reported_ms = now;
+        if (e && answers && e->answers != *answers)
+            dropped++;
+        else if (e)
+            e->reported = res->held[j].count;
     }
+    return dropped;
 }
 
 void qk_kms_held_answer(qk_kms *k, size_t i, const qk_notice *v, const qk_peer_notice_result *res)
@@ -97,8 +98,9 @@ void qk_kms_held_answer(qk_kms *k, size_t i, const qk_notice *v, const qk_peer_n
 }
 
 /* Send e's last notice again (held_mu released around the call) and take the count the peer
- * answers, unless an answer came in meanwhile. Call with held_mu held and e->probing set. */
-static void refresh(qk_kms *k, size_t i, qk_held *e)
+ * answers, unless an answer came in meanwhile. Call with held_mu held and e->probing set.
+ * Returns whether a fresh count was taken. */
+static bool refresh(qk_kms *k, size_t i, qk_held *e)
 {
     qk_hot_link *h = &k->hot[i];
     qk_link *l = &k->links[i];
@@ -123,12 +125,12 @@ static void refresh(qk_kms *k, size_t i, qk_held *e)
     }
     qk_notice_free(&probe, 1);
     pthread_mutex_lock(&h->held_mu);
-    if (rc == 0 && a.n == 1)
-        take_counts(h, &a.r[0], &answers);
+    bool took = rc == 0 && a.n == 1 && take_counts(h, &a.r[0], &answers) == 0;
     qk_peer_notices_answer_free(&a);
     qk_held *now = held_find(h, master, slave, false);
     if (now)
         now->probing = false;
+    return took;
 }
 
 /* The first slave of r whose pair cannot take n more keys (its entry in *over), or -1. Counts
@@ -157,10 +159,13 @@ int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk
     pthread_mutex_lock(&h->held_mu);
     qk_held *e = NULL;
     long j = admit_locked(k, h, r, n, &e);
-    if (j >= 0 && e->last.nkeys > 0 && !e->probing && qk_now_ms() - e->reported_ms >= REFRESH_MS) {
+    /* a refresh whose count an answer overtook is tried once more */
+    for (int tries = 0; j >= 0 && tries < 2 && e->last.nkeys > 0 && !e->probing; tries++) {
         e->probing = true;
-        refresh(k, i, e);
+        bool took = refresh(k, i, e);
         j = admit_locked(k, h, r, n, &e);
+        if (took)
+            break;
     }
     int rc = 0;
     if (j >= 0)

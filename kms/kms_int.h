@@ -21,9 +21,8 @@ typedef struct {
     char slave[QK_STORE_ID_MAX + 1];
     uint64_t reported;
     uint64_t inflight;
-    uint64_t answers;   /* answers taken for the pair: a refresh older than one is dropped */
-    double reported_ms; /* when reported was last refreshed (monotonic) */
-    bool probing;       /* a refresh is on its way */
+    uint64_t answers; /* answers taken for the pair: a refresh older than one is dropped */
+    bool probing;     /* a refresh is on its way */
     qk_notice last;
 } qk_held;
 
@@ -85,8 +84,8 @@ int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);
 /* ---- kms_held.c ------------------------------------------------------------------------- */
 /* Admit n more keys for every (master, slave) pair of r at the peer of link i against
  * max_key_count (the held estimate), counting them in flight: 0, or QK_ENOKEY naming the
- * pair. A refusal whose estimate is older than one refresh period first refreshes it (one
- * synchronous notices call). qk_kms_held_undo takes them back when the request failed. */
+ * pair. A refused request first refreshes the estimate (one synchronous notices call).
+ * qk_kms_held_undo takes them back when the request failed. */
 int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk_err *err);
 void qk_kms_held_undo(qk_kms *k, size_t i, const qk_reservation *r, size_t n);
 /* The peer answered notice v with res: its keys are no longer in flight; take the counts. */

@@ -3,7 +3,8 @@
 # every rule checked by status code and body: Status (eleven fields, limits from the config,
 # stored_key_count per pair), enc_keys/dec_keys GET and POST, key format, order, one-time
 # delivery, 401 rules, multicast (remote and same-KME), same-KME pairs without the link,
-# peer KME down (503, nothing consumed), max_key_count quota, input hardening, certificate
+# peer KME down (served from the lease, then 503 with nothing consumed; the keys served
+# meanwhile fetched after the restart), max_key_count quota, input hardening, certificate
 # identity (CA, [sae] fingerprint binding), only 400/401/503 errors with JSON bodies.
 # Two KMEs and a feeder on 127.0.0.1; SAE_A1 (master), SAE_B1 (slave), SAE_B2 (additional
 # slave), SAE_X (registered nowhere); SAE_A2/SAE_A3 at KME_A for the same-KME cases.
@@ -33,6 +34,10 @@ fingerprint = $(fp "$P/SAE_A4.crt")
 [sae SAE_A5]
 kme = KME_A
 fingerprint = $(fp "$P/SAE_X.crt")
+
+[hot_path]
+lease_bytes = 1024
+lease_low_water = 0
 EOF
 mkdir -p "$T/rogue"
 pki_ca "$T/rogue" rca >/dev/null && pki_client "$T/rogue" rca SAE_A1 >/dev/null || fail "rogue PKI"
@@ -249,8 +254,8 @@ stored_is SAE_A1 A SAE_A3 5
 ok "max_key_count: enc_keys answers 503 once a pair holds max_key_count unfetched keys; stored_key_count <= max_key_count"
 
 # ---------------------------------------------------------------- max_key_count (slave at the peer)
-# The peer KME holds the unfetched keys of a remote pair, so it enforces the quota: its peer API
-# refuses a reservation above max_key_count and the master's KME answers 503.
+# The peer KME holds the unfetched keys of a remote pair; the master's KME admits a request
+# against the count the peer reported (plus the keys on their way) and answers 503 above it.
 call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys?number=30"
 expect 200 "30 keys for SAE_B2 (slave at the peer)"
 R=$BODY_OUT
@@ -266,15 +271,27 @@ call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys?number=5"
 expect 200 "room again for 5 after the slave fetched 5"
 call SAE_A2 A GET "/api/v1/keys/SAE_B2/enc_keys"
 expect 503 "remote pair full again"
-ok "max_key_count for a slave at the peer KME: enforced by the peer, enc_keys answers 503"
+ok "max_key_count for a slave at the peer KME: from the peer's count, enc_keys answers 503"
 
 # ---------------------------------------------------------------- peer KME down
-DEL_A=$(metric A delivered); BURN_A=$(metric A burned); RES_B=$(metric B reserved)
+# KME_A serves from the range KME_B granted it ahead of demand (a lease: [hot_path] lease_bytes
+# = 1024 at KME_A here, no lease ahead) and tells KME_B later: with KME_B down, enc_keys answers
+# 200 while the lease lasts (at most two 512-byte keys), then 503 with nothing delivered; once
+# KME_B is back, its slave fetches every key KME_A delivered meanwhile, once.
+DEL_A=$(metric A delivered)
 pair_stop B
-call SAE_A1 A GET "/api/v1/keys/SAE_B1/enc_keys?number=3"
-expect 503 "peer KME down"
-[ "$(metric A delivered)" = "$DEL_A" ] || fail "a failed request delivered keys at KME_A"
-[ "$(metric A burned)" -ge "$BURN_A" ] || fail "burned count went down"
+served=0 DOWN=()
+for i in 1 2 3 4; do
+  call SAE_A1 A GET "/api/v1/keys/SAE_B1/enc_keys?size=4096"
+  [ "$CODE" = 200 ] || break
+  check_keys 1 512
+  DOWN+=("$BODY_OUT")
+  served=$((served + 1))
+done
+expect 503 "peer KME down and the lease used up"
+case $(jqb .message) in *max_key_count*) fail "503 for the quota, not the peer: $BODY_OUT" ;; esac
+[ "$served" -le 2 ] || fail "KME_A served $served 4096-bit keys from a 1024-byte lease"
+[ "$(metric A delivered)" = $((DEL_A + served)) ] || fail "the 503 delivered keys at KME_A"
 call SAE_A1 A GET "/api/v1/keys/SAE_A2/enc_keys?number=2"
 expect 200 "same-KME pair while the link is down"; check_keys 2 32
 LP=$BODY_OUT
@@ -282,7 +299,17 @@ call SAE_A2 A POST /api/v1/keys/SAE_A1/dec_keys "$(printf '%s' "$LP" | ids_body 
 expect 200 "same-KME fetch while the link is down"
 [ "$(jqb -c .keys)" = "$(printf '%s' "$LP" | jq -c .keys)" ] || fail "same-KME pair: other bytes"
 pair_start B
-[ "$(metric B reserved)" = "$RES_B" ] || fail "KME_B holds keys of the failed request ($(metric B reserved) != $RES_B)"
+for c in ${DOWN[@]+"${DOWN[@]}"}; do
+  # the notice reaches KME_B within the notifier's backoff (at most 5 s); dec_keys waits 2 s
+  for i in 1 2 3 4; do
+    call SAE_B1 B POST /api/v1/keys/SAE_A1/dec_keys "$(printf '%s' "$c" | ids_body '.keys[]')"
+    [ "$CODE" = 200 ] && break
+  done
+  expect 200 "dec_keys of a key KME_A served while KME_B was down"
+  [ "$(jqb -c .keys)" = "$(printf '%s' "$c" | jq -c .keys)" ] || fail "keys served while KME_B was down: other bytes at KME_B"
+  call SAE_B1 B POST /api/v1/keys/SAE_A1/dec_keys "$(printf '%s' "$c" | ids_body '.keys[]')"
+  expect 400 "the second dec_keys of a key served while KME_B was down"
+done
 for i in 1 2 3 4 5 6 7 8 9 10; do
   call SAE_A1 A GET /api/v1/keys/SAE_B1/enc_keys
   [ "$CODE" = 200 ] && break
@@ -291,7 +318,7 @@ done
 expect 200 "enc_keys once the peer is back"
 call SAE_B1 B GET "/api/v1/keys/SAE_A1/dec_keys?key_ID=$(jqb '.keys[0].key_ID')"
 expect 200 "dec_keys once the peer is back"
-ok "peer KME down: 503 with a message, nothing delivered or reserved; same-KME pairs need no link"
+ok "peer KME down: served from the lease ($served key(s)), then 503 with nothing delivered; every key served meanwhile fetched once after the restart; same-KME pairs need no link"
 
 # ---------------------------------------------------------------- input hardening
 call SAE_A1 A GET /api/v1/keys/SAE%5FB1/status

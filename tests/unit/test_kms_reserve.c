@@ -219,7 +219,7 @@ static void test_reserve_in_quota(void)
 static kf_pair P;
 
 /* The pair, with one identical confirmed block (id 1) at both ends. */
-enum { PAIR_BLOCK = QK_BLOCK_VKEY_LEN + 4096 };
+enum { PAIR_BLOCK = QK_BLOCK_VKEY_LEN + 16384 }; /* leases of KF_LEASE_BYTES, not all of it */
 static uint8_t pair_blk[PAIR_BLOCK];
 
 static void pair_open(void)
