@@ -240,6 +240,14 @@ static qk_lease ask_b(uint32_t want, qk_http_reply *rep)
     return l;
 }
 
+/* B's peer client (to A's listener over mutual TLS). */
+static qk_peer_client *b_client(void)
+{
+    qk_link *l = qk_kms_link_by_id(P.b.kms, KF_LINK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    return l->client;
+}
+
 static uint64_t room(qk_kms *k, qk_side side)
 {
     uint64_t n = 0;
@@ -260,12 +268,10 @@ static void test_lease_granted(void)
     CU_ASSERT_EQUAL(l.block_id, 1);
     CU_ASSERT_EQUAL(l.to, LB);
     CU_ASSERT_EQUAL(l.from, LB - 1024);
-    /* asked again (a restart, a lost answer): granted again */
-    lease_call(KF_LINK, QK_SIDE_HIGH, &l, &rep);
-    CU_ASSERT_EQUAL(rep.status, 200);
-    qk_http_reply_clear(&rep);
-    /* the range is B's now: A's own ask (LOW, everything it may) stops short of it */
+    /* asked again (a restart, a lost answer), through B's client over TLS: granted again */
     qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_peer_lease(b_client(), KF_LINK, QK_SIDE_HIGH, &l, &err), 0);
+    /* the range is B's now: A's own ask (LOW, everything it may) stops short of it */
     qk_lease mine;
     CU_ASSERT_EQUAL_FATAL(
         qk_store_lease_ask(qk_kms_store(P.a.kms), KF_LINK, QK_SIDE_LOW, LB, &mine, &err), 0);
@@ -304,6 +310,9 @@ static void test_lease_refused(void)
     CU_ASSERT_EQUAL(rep.status, 404);
     CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "\"reason\":\"unknown-block\""));
     qk_http_reply_clear(&rep);
+    CU_ASSERT_EQUAL(qk_peer_lease(b_client(), KF_LINK, QK_SIDE_HIGH, &other, &err), QK_ENOTFOUND);
+    /* the client's side of the 400 */
+    CU_ASSERT_EQUAL(qk_peer_lease(b_client(), KF_LINK, QK_SIDE_LOW, &l, &err), QK_EINVAL);
     /* a bad body: 400 naming the member */
     call_a("POST", "/peer/v1/lease", "{\"link\":\"" KF_LINK "\",\"side\":\"high\"}", &rep);
     CU_ASSERT_EQUAL(rep.status, 400);
@@ -324,6 +333,7 @@ static void test_lease_refused(void)
     CU_ASSERT_EQUAL(rep.status, 409);
     CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "\"reason\":\"collision\""));
     qk_http_reply_clear(&rep);
+    CU_ASSERT_EQUAL(qk_peer_lease(b_client(), KF_LINK, QK_SIDE_HIGH, &l, &err), QK_ECOLLISION);
     CU_ASSERT_EQUAL(kf_block_state(a, 1), QK_BLOCK_CONFIRMED);
     sodium_memzero(km, sizeof km);
     sodium_memzero(mat, LB);
@@ -350,6 +360,18 @@ static void test_lease_mismatch_burns(void)
     lease_call(KF_LINK, QK_SIDE_HIGH, &l, &rep);
     CU_ASSERT_EQUAL(rep.status, 404);
     qk_http_reply_clear(&rep);
+    /* the client's side of a mismatch, on a second block */
+    uint8_t mat2[LB];
+    randombytes_buf(mat2, LB);
+    CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.a.kms), KF_LINK, 2, mat2, LB) == 0);
+    CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.b.kms), KF_LINK, 2, mat2, LB) == 0);
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_lease_ask(qk_kms_store(P.b.kms), KF_LINK, QK_SIDE_HIGH, 1024, &l, &err), 0);
+    CU_ASSERT_EQUAL(l.block_id, 2);
+    l.check[QK_CHECK_LEN - 1] ^= 0x80;
+    CU_ASSERT_EQUAL(qk_peer_lease(b_client(), KF_LINK, QK_SIDE_HIGH, &l, &err), QK_EMISMATCH);
+    CU_ASSERT_EQUAL(kf_block_state(qk_kms_store(P.a.kms), 2), QK_BLOCK_BURNED);
+    sodium_memzero(mat2, LB);
     sodium_memzero(mat, LB);
     kf_pair_close(&P);
 }
@@ -427,11 +449,20 @@ static void test_notices(void)
                                          buf, sizeof buf, &err),
                           0);
     CU_ASSERT(memcmp(buf, mat + l.from, 64) == 0);
-    /* sent again (the answer was lost): reserved again, nothing twice */
-    notices_call(QK_SIDE_HIGH, v, 2, &rep);
-    CU_ASSERT_EQUAL(rep.status, 200);
-    CU_ASSERT_PTR_NULL(strstr(rep.body, "refused"));
-    qk_http_reply_clear(&rep);
+    /* sent again (the answer was lost), through B's client over TLS: reserved again, the
+     * held count unchanged (nothing twice) */
+    qk_peer_notices_msg again = {.link = KF_LINK, .side = QK_SIDE_HIGH, .notices = v, .n = 2};
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices(b_client(), &again, &ans, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(ans.n, 2);
+    CU_ASSERT_EQUAL(ans.r[0].status, 0);
+    CU_ASSERT_EQUAL(ans.r[1].status, 0);
+    CU_ASSERT_EQUAL_FATAL(ans.r[1].nheld, 1);
+    CU_ASSERT_EQUAL(ans.r[1].held[0].count, 1); /* req-1's two keys were fetched above */
+    qk_peer_notices_answer_free(&ans);
+    /* a batch the peer refuses whole is QK_EPEER at the client, with nothing to free */
+    again.side = QK_SIDE_LOW;
+    CU_ASSERT_EQUAL(qk_peer_notices(b_client(), &again, &ans, &err), QK_EPEER);
+    CU_ASSERT(ans.n == 0 && ans.r == NULL);
     /* the caller's other side, another link, a bad body: refused whole, nothing applied */
     qk_notice w = notice_of("req-4", l.from + 96, 1);
     notices_call(QK_SIDE_LOW, &w, 1, &rep);
