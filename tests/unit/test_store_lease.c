@@ -1,0 +1,743 @@
+/* test_store_lease.c - leases and notices on two stores simulating the two KMEs of a link
+ * (A is the LOW side, B the HIGH side): ask / grant / refuse / idempotent / re-ask after
+ * reopen; asks from one view never overlap and racing asks are never both granted over each
+ * other (plus a randomized interleaving that carves everything owned at both ends and checks
+ * the ranges are disjoint); a lease check mismatch burns; carve_owned stays inside the granted
+ * lease; notices from A applied at B give B's slave the bytes A's master got; notices outside
+ * the lease, on unknown blocks, with burned or known IDs; notices_done; key_known; a leased
+ * block keeps its material for later notices; tails are closed; migration from v4. */
+#include <CUnit/CUnit.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "store_fixture.h"
+
+#define LINK       "KME_A~KME_B"
+#define FAR_FUTURE 4000000000ull
+#define BIG        (32 + 16384) /* block length: 16 KiB carvable */
+#define VK         QK_BLOCK_VKEY_LEN
+
+static sf_dir DA, DB;
+static qk_store *A, *B;
+static uint8_t *blk[4];
+static size_t blen[4];
+
+/* Two KMEs holding the same confirmed blocks 1..nb of length len. */
+static void pair(size_t nb, size_t len)
+{
+    CU_ASSERT_FATAL(nb <= 4);
+    CU_ASSERT_FATAL(sf_dir_make(&DA, "leaseA") == 0);
+    CU_ASSERT_FATAL(sf_dir_make(&DB, "leaseB") == 0);
+    A = sf_open(DA.path, 1);
+    B = sf_open(DB.path, 2);
+    CU_ASSERT_FATAL(A && B);
+    for (size_t i = 0; i < nb; i++) {
+        blk[i] = malloc(len);
+        blen[i] = len;
+        CU_ASSERT_FATAL(blk[i] != NULL);
+        randombytes_buf(blk[i], len);
+        CU_ASSERT_FATAL(sf_put_confirmed(A, LINK, i + 1, blk[i], len) == 0);
+        CU_ASSERT_FATAL(sf_put_confirmed(B, LINK, i + 1, blk[i], len) == 0);
+    }
+}
+
+static void unpair(void)
+{
+    qk_store_close(A);
+    qk_store_close(B);
+    A = B = NULL;
+    sf_dir_remove(&DA);
+    sf_dir_remove(&DB);
+    for (size_t i = 0; i < 4; i++) {
+        free(blk[i]);
+        blk[i] = NULL;
+    }
+}
+
+static qk_store *reopen(qk_store *s, const sf_dir *d, uint8_t seed)
+{
+    qk_store_close(s);
+    qk_store *n = sf_open(d->path, seed);
+    CU_ASSERT_FATAL(n != NULL);
+    return n;
+}
+
+typedef struct {
+    long long lease_lo, lease_hi, ask, lo, hi; /* ask -1: none */
+    int state;
+} bounds;
+
+/* The block row as stored (a second, read-only connection: the store runs in WAL mode). */
+static bounds row(const sf_dir *d, uint64_t block_id)
+{
+    bounds b = {-1, -1, -1, -1, -1, -1};
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    CU_ASSERT_FATAL(sqlite3_open_v2(d->path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    CU_ASSERT_FATAL(sqlite3_prepare_v2(db,
+                                       "SELECT lease_lo, lease_hi, COALESCE(lease_ask, -1), lo,"
+                                       " hi, state FROM blocks WHERE link = ? AND block_id = ?",
+                                       -1, &st, NULL) == SQLITE_OK);
+    sqlite3_bind_text(st, 1, LINK, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)block_id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        b.lease_lo = sqlite3_column_int64(st, 0);
+        b.lease_hi = sqlite3_column_int64(st, 1);
+        b.ask = sqlite3_column_int64(st, 2);
+        b.lo = sqlite3_column_int64(st, 3);
+        b.hi = sqlite3_column_int64(st, 4);
+        b.state = sqlite3_column_int(st, 5);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return b;
+}
+
+static uint64_t room(qk_store *s, qk_side side)
+{
+    uint64_t n = 0;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_lease_room(s, LINK, side, &n, &err), 0);
+    return n;
+}
+
+/* A asks (LOW) for want bytes, B grants, A records the grant. */
+static qk_lease lease_a(uint32_t want)
+{
+    qk_lease l;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, want, &l, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, l.block_id, true, &err), 0);
+    return l;
+}
+
+static qk_lease lease_b(uint32_t want)
+{
+    qk_lease l;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, want, &l, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &l, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_done(B, LINK, QK_SIDE_HIGH, l.block_id, true, &err), 0);
+    return l;
+}
+
+static qk_reservation resv(const char *req, const char **sl)
+{
+    return sf_resv(req, LINK, "saeA", sl, "saeB", NULL, FAR_FUTURE);
+}
+
+/* ---- asks and grants -------------------------------------------------------------------- */
+
+static void test_ask_grant(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    qk_lease l;
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 1000, &l, &err), 0);
+    CU_ASSERT_EQUAL(l.block_id, 1); /* LOW: the oldest block */
+    CU_ASSERT_EQUAL(l.from, VK);
+    CU_ASSERT_EQUAL(l.to, VK + 1000);
+    CU_ASSERT_EQUAL(row(&DA, 1).ask, VK + 1000);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0); /* asked is not granted */
+    /* the same ask again while it is pending */
+    qk_lease again;
+    CU_ASSERT_EQUAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 50, &again, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(&again, &l, sizeof l), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), 0);
+    bounds b = row(&DB, 1);
+    CU_ASSERT_EQUAL(b.lease_lo, VK + 1000);
+    CU_ASSERT_EQUAL(b.lo, VK + 1000); /* the mirror cursor moved past the lease */
+    CU_ASSERT_EQUAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, 1, true, &err), 0);
+    b = row(&DA, 1);
+    CU_ASSERT_EQUAL(b.lease_lo, VK + 1000);
+    CU_ASSERT_EQUAL(b.ask, -1);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 1000);
+    CU_ASSERT_EQUAL(room(B, QK_SIDE_HIGH), 0);
+    /* idempotent: granted again without a check (the bytes may be carved by now) */
+    l.check[0] ^= 1;
+    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), 0);
+    CU_ASSERT_EQUAL(row(&DB, 1).state, QK_BLOCK_CONFIRMED);
+    CU_ASSERT_EQUAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, 1, true, &err), 0); /* again */
+    /* the next ask extends the same block, at most half of the unleased room */
+    qk_lease l2 = lease_a(1000000);
+    CU_ASSERT_EQUAL(l2.block_id, 1);
+    CU_ASSERT_EQUAL(l2.from, VK + 1000);
+    CU_ASSERT_EQUAL(l2.to, VK + 1000 + (16384 - 1000) / 2);
+    /* HIGH takes the newest block from the back */
+    qk_lease h = lease_b(2000);
+    CU_ASSERT_EQUAL(h.block_id, 2);
+    CU_ASSERT_EQUAL(h.from, BIG - 2000);
+    CU_ASSERT_EQUAL(h.to, BIG);
+    CU_ASSERT_EQUAL(room(B, QK_SIDE_HIGH), 2000);
+    CU_ASSERT_EQUAL(row(&DA, 2).hi, BIG - 2000);
+    /* bad input */
+    qk_lease bad = h;
+    bad.from = 8;
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &bad, &err), QK_EINVAL);
+    bad = h;
+    bad.to = bad.from;
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &bad, &err), QK_EINVAL);
+    bad = h;
+    bad.block_id = 99;
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &bad, &err), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(qk_store_lease_ask(A, QK_LOCAL_LINK, QK_SIDE_LOW, 10, &l, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_lease_ask(A, "KME_A~KME_C", QK_SIDE_LOW, 10, &l, &err), QK_ENOKEY);
+    unpair();
+}
+
+static void test_refused_and_racing(void)
+{
+    /* a small block: room 100 < the minimum, so each side asks for all of it */
+    pair(1, 132);
+    qk_err err = {0, ""};
+    qk_lease la, lb;
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 500, &la, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, 500, &lb, &err), 0);
+    CU_ASSERT_EQUAL(la.to, 132);
+    CU_ASSERT_EQUAL(lb.from, VK);
+    /* each reaches into the other's ask: both refused, neither end changes */
+    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &la, &err), QK_ECOLLISION);
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &lb, &err), QK_ECOLLISION);
+    CU_ASSERT_EQUAL(row(&DA, 1).lease_lo, VK);
+    CU_ASSERT_EQUAL(row(&DB, 1).lease_hi, 132);
+    CU_ASSERT_EQUAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, 1, false, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_lease_done(B, LINK, QK_SIDE_HIGH, 1, false, &err), 0);
+    CU_ASSERT_EQUAL(row(&DA, 1).ask, -1);
+    CU_ASSERT_EQUAL(row(&DA, 1).lease_lo, VK); /* refused: bound unchanged */
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0);
+    /* in turn: A is granted everything, then B has nothing left to ask for */
+    lease_a(500);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 100);
+    CU_ASSERT_EQUAL(qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, 500, &lb, &err), QK_ENOKEY);
+    /* an ask of B that reaches into A's granted lease is refused at A */
+    lb.block_id = 1;
+    lb.from = 100;
+    lb.to = 132;
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &lb, &err), QK_ECOLLISION);
+    unpair();
+}
+
+/* Two asks from the same view on a large block do not overlap and both are granted. */
+static void test_same_view_asks(void)
+{
+    pair(1, BIG);
+    qk_err err = {0, ""};
+    qk_lease la, lb;
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 1u << 20, &la, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, 1u << 20, &lb, &err), 0);
+    CU_ASSERT(la.to <= lb.from);
+    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &la, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &lb, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, 1, true, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_lease_done(B, LINK, QK_SIDE_HIGH, 1, true, &err), 0);
+    bounds a = row(&DA, 1), b = row(&DB, 1);
+    CU_ASSERT(a.lease_lo <= a.lease_hi && b.lease_lo <= b.lease_hi);
+    CU_ASSERT_EQUAL(a.lease_lo, b.lease_lo);
+    CU_ASSERT_EQUAL(a.lease_hi, b.lease_hi);
+    unpair();
+}
+
+/* Carve every owned byte of one side as 1-byte keys; marks them in used[]. Returns the count,
+ * or -1 when a byte was already marked (handed out twice). */
+static long carve_all(qk_store *s, qk_side side, uint8_t *used, size_t len, int *seq)
+{
+    uint64_t n = room(s, side);
+    long total = 0;
+    while (n > 0) {
+        size_t k = n > 4096 ? 4096 : (size_t)n;
+        char id[32];
+        snprintf(id, sizeof id, "%c-%d", side == QK_SIDE_LOW ? 'a' : 'b', (*seq)++);
+        const char *sl[2];
+        qk_reservation r = resv(id, sl);
+        qk_key_ref *refs = calloc(k, sizeof *refs);
+        uint8_t *mat = malloc(k);
+        qk_err err = {0, ""};
+        CU_ASSERT_FATAL(refs && mat);
+        int rc = qk_store_carve_owned(s, &r, side, k, 1, refs, mat, &err);
+        CU_ASSERT_EQUAL(rc, 0);
+        for (size_t i = 0; rc == 0 && i < k; i++) {
+            CU_ASSERT_FATAL(refs[i].block_id == 1 && refs[i].offset < len);
+            if (used[refs[i].offset])
+                total = -1000000;
+            used[refs[i].offset] = 1;
+        }
+        free(refs);
+        free(mat);
+        if (rc)
+            return -1;
+        total += (long)k;
+        n -= k;
+    }
+    return total < 0 ? -1 : total;
+}
+
+/* Random interleavings of asks, deliveries (possibly repeated) and answers on one block: the
+ * bounds stay ordered at both ends, the two granted leases never overlap, and carving all
+ * that each side owns never hands out a byte twice. */
+static void test_random_interleavings(void)
+{
+    for (int round = 0; round < 40; round++) {
+        size_t len = 33 + randombytes_uniform(6000);
+        pair(1, len);
+        qk_err err = {0, ""};
+        int seq = 0;
+        for (int step = 0; step < 12; step++) {
+            qk_lease la, lb;
+            uint32_t wa = 1 + randombytes_uniform(3000), wb = 1 + randombytes_uniform(3000);
+            int ra = qk_store_lease_ask(A, LINK, QK_SIDE_LOW, wa, &la, &err);
+            int rb = qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, wb, &lb, &err);
+            CU_ASSERT(ra == 0 || ra == QK_ENOKEY);
+            CU_ASSERT(rb == 0 || rb == QK_ENOKEY);
+            int ga = -100, gb = -100;
+            bool a_first = randombytes_uniform(2) == 0;
+            for (int k = 0; k < 2; k++) {
+                if ((k == 0) == a_first && ra == 0)
+                    ga = qk_store_lease_in(B, LINK, QK_SIDE_LOW, &la, &err);
+                if ((k == 0) != a_first && rb == 0)
+                    gb = qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &lb, &err);
+            }
+            CU_ASSERT(ga == -100 || ga == 0 || ga == QK_ECOLLISION);
+            CU_ASSERT(gb == -100 || gb == 0 || gb == QK_ECOLLISION);
+            /* sometimes the answer is lost: the ask stays and is repeated next step */
+            if (ra == 0 && randombytes_uniform(4) != 0)
+                CU_ASSERT_EQUAL(
+                    qk_store_lease_done(A, LINK, QK_SIDE_LOW, la.block_id, ga == 0, &err), 0);
+            if (rb == 0 && randombytes_uniform(4) != 0)
+                CU_ASSERT_EQUAL(
+                    qk_store_lease_done(B, LINK, QK_SIDE_HIGH, lb.block_id, gb == 0, &err), 0);
+            bounds a = row(&DA, 1), b = row(&DB, 1);
+            CU_ASSERT(a.lease_lo <= a.lease_hi);
+            CU_ASSERT(b.lease_lo <= b.lease_hi);
+            CU_ASSERT(a.lease_lo <= b.lease_hi); /* A's grant never crosses B's */
+            CU_ASSERT(a.lease_lo <= b.lease_lo && b.lease_hi >= a.lease_hi);
+        }
+        uint8_t *used = calloc(len, 1);
+        CU_ASSERT_FATAL(used != NULL);
+        long na = carve_all(A, QK_SIDE_LOW, used, len, &seq);
+        long nb = carve_all(B, QK_SIDE_HIGH, used, len, &seq);
+        CU_ASSERT(na >= 0 && nb >= 0);
+        for (size_t i = 0; i < VK; i++)
+            CU_ASSERT_EQUAL(used[i], 0);
+        free(used);
+        unpair();
+    }
+}
+
+static void test_mismatch_burns(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    /* block 3 differs at B in one byte inside the first lease */
+    uint8_t *x = malloc(BIG);
+    CU_ASSERT_FATAL(x != NULL);
+    randombytes_buf(x, BIG);
+    CU_ASSERT_FATAL(sf_put_confirmed(A, LINK, 3, x, BIG) == 0);
+    x[VK + 10] ^= 0x40;
+    CU_ASSERT_FATAL(sf_put_confirmed(B, LINK, 3, x, BIG) == 0);
+    free(x);
+    qk_lease l;
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, 100, &l, &err), 0);
+    CU_ASSERT_EQUAL(l.block_id, 3);
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &l, &err), 0); /* tail agrees */
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_done(B, LINK, QK_SIDE_HIGH, 3, true, &err), 0);
+    /* A's LOW ask on block 3 itself covers the differing byte */
+    qk_lease bad = {3, VK, VK + 100, {0}};
+    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &bad, &err), QK_EMISMATCH);
+    CU_ASSERT_EQUAL(row(&DB, 3).state, QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &bad, &err), QK_ENOTFOUND);
+    /* a forged check on a good block burns it the same way */
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 100, &l, &err), 0);
+    CU_ASSERT_EQUAL(l.block_id, 1);
+    l.check[5] ^= 0x10;
+    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), QK_EMISMATCH);
+    CU_ASSERT_EQUAL(row(&DB, 1).state, QK_BLOCK_BURNED);
+    /* the asker burns its copy too (the core does: qk_store_block_set_state) and asks again
+     * elsewhere: the burned block's ask is gone */
+    CU_ASSERT_EQUAL(qk_store_block_set_state(A, LINK, 1, QK_BLOCK_BURNED, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 100, &l, &err), 0);
+    CU_ASSERT_EQUAL(l.block_id, 2);
+    unpair();
+}
+
+static void test_reask_after_reopen(void)
+{
+    pair(1, BIG);
+    qk_err err = {0, ""};
+    qk_lease l, got[4];
+    size_t n = 9;
+    CU_ASSERT_EQUAL(qk_store_lease_asks(A, LINK, QK_SIDE_LOW, got, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 700, &l, &err), 0);
+    /* the peer grants, and A crashes before it hears the answer */
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), 0);
+    A = reopen(A, &DA, 1);
+    CU_ASSERT_EQUAL(qk_store_lease_asks(A, LINK, QK_SIDE_LOW, got, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(memcmp(&got[0], &l, sizeof l), 0); /* same range, same check */
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0);
+    /* asked again: granted again (idempotent), then the bound is A's */
+    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &got[0], &err), 0);
+    CU_ASSERT_EQUAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, got[0].block_id, true, &err), 0);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 700);
+    CU_ASSERT_EQUAL(qk_store_lease_asks(A, LINK, QK_SIDE_LOW, got, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    /* an ask the peer never saw is asked again after a restart and refused or granted then */
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 300, &l, &err), 0);
+    A = reopen(A, &DA, 1);
+    CU_ASSERT_EQUAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 9999, &got[0], &err), 0);
+    CU_ASSERT_EQUAL(memcmp(&got[0], &l, sizeof l), 0);
+    unpair();
+}
+
+/* ---- carve_owned ------------------------------------------------------------------------ */
+
+static void test_carve_owned_stays_inside(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_reservation r = resv("o-0", sl);
+    qk_key_ref refs[8];
+    uint8_t mat[8 * 64];
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, refs, mat, &err), QK_ENOKEY);
+    qk_lease l = lease_a(8 * 64);
+    CU_ASSERT_EQUAL(l.to - l.from, 8 * 64);
+    r = resv("o-1", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 5, 64, refs, mat, &err), 0);
+    for (int i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(refs[i].block_id, 1);
+        CU_ASSERT_EQUAL(refs[i].offset, l.from + (uint32_t)i * 64);
+        CU_ASSERT_EQUAL(refs[i].length, 64);
+    }
+    CU_ASSERT_EQUAL(memcmp(mat, blk[0] + l.from, 5 * 64), 0);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 3 * 64);
+    int st = -1;
+    CU_ASSERT_EQUAL(qk_store_request_state(A, "o-1", &st, &err), 0);
+    CU_ASSERT_EQUAL(st, 1); /* committed at once */
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(A, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 5);
+    /* the rest of the lease is 3 keys: 4 do not fit, nothing recorded */
+    r = resv("o-2", sl);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 4, 64, refs, mat, &err), QK_ENOKEY);
+    CU_ASSERT_EQUAL(qk_store_request_state(A, "o-2", &st, &err), QK_ENOTFOUND);
+    for (size_t i = 0; i < 4 * 64; i++)
+        CU_ASSERT_EQUAL_FATAL(mat[i], 0); /* wiped on failure */
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 3, 64, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(refs[2].offset + refs[2].length, l.to); /* filled exactly */
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0);
+    r = resv("o-3", sl);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 1, refs, mat, &err), QK_ENOKEY);
+    r = resv("o-1", sl);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 1, refs, mat, &err), QK_EEXIST);
+    /* HIGH at B: from the back of its lease, a request may span blocks */
+    qk_lease h1 = lease_b(100); /* block 2 */
+    CU_ASSERT_EQUAL(h1.block_id, 2);
+    r = resv("o-4", sl);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(B, &r, QK_SIDE_HIGH, 4, 32, refs, mat, &err), QK_ENOKEY);
+    qk_lease h2 = lease_b(100); /* block 2 again: B's lease grows to 200 bytes */
+    CU_ASSERT_EQUAL(h2.to, h1.from);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(B, &r, QK_SIDE_HIGH, 6, 32, refs, mat, &err), 0);
+    for (int i = 0; i < 6; i++) {
+        CU_ASSERT(refs[i].offset >= h2.from && refs[i].offset + 32 <= h1.to);
+        CU_ASSERT_EQUAL(memcmp(mat + i * 32, blk[1] + refs[i].offset, 32), 0);
+    }
+    CU_ASSERT_EQUAL(qk_store_lease_room(B, LINK, QK_SIDE_HIGH, &(uint64_t){0}, &err), 0);
+    CU_ASSERT_EQUAL(room(B, QK_SIDE_HIGH), 200 - 6 * 32);
+    /* the local link has no leases */
+    r = sf_resv("o-5", QK_LOCAL_LINK, "saeA", sl, "saeB", NULL, FAR_FUTURE);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 1, refs, mat, &err), QK_EINVAL);
+    unpair();
+}
+
+/* A lease's last bytes, too short for the keys asked for, in a block with nothing left to
+ * lease, are zeroed and closed (the block leaves the owned-room index). */
+static void test_tail_closed(void)
+{
+    pair(1, 132);
+    qk_err err = {0, ""};
+    lease_a(1000); /* all 100 bytes */
+    const char *sl[2];
+    qk_reservation r = resv("t-1", sl);
+    qk_key_ref refs[3];
+    uint8_t mat[96];
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 3, 32, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0); /* the 4-byte tail is closed */
+    CU_ASSERT_EQUAL(row(&DA, 1).lo, 132);
+    unpair();
+}
+
+/* ---- notices ---------------------------------------------------------------------------- */
+
+static void test_notices_roundtrip(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_key_ref refs[4];
+    uint8_t mat[4 * 32], got[4 * 32];
+    lease_a(1000);
+    qk_reservation r1 = sf_resv("n-1", LINK, "saeA", sl, "saeB", "saeC", FAR_FUTURE);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r1, QK_SIDE_LOW, 3, 32, refs, mat, &err), 0);
+    qk_reservation r2 = resv("n-2", sl);
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_carve_owned(A, &r2, QK_SIDE_LOW, 1, 32, &refs[3], mat + 96, &err), 0);
+    bool known = true;
+    CU_ASSERT_EQUAL(qk_store_key_known(B, refs[0].key_id, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    CU_ASSERT_EQUAL(qk_store_key_known(A, refs[0].key_id, &known, &err), 0);
+    CU_ASSERT_TRUE(known);
+    /* un-noticed requests survive a restart */
+    A = reopen(A, &DA, 1);
+    qk_notice v[4];
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(v[0].request_id, "n-1"); /* oldest first */
+    CU_ASSERT_STRING_EQUAL(v[0].master, "saeA");
+    CU_ASSERT_EQUAL(v[0].nslaves, 2);
+    CU_ASSERT_STRING_EQUAL(v[0].slaves[0], "saeB");
+    CU_ASSERT_STRING_EQUAL(v[0].slaves[1], "saeC");
+    CU_ASSERT_EQUAL(v[0].expires_at, FAR_FUTURE);
+    CU_ASSERT_EQUAL_FATAL(v[0].nkeys, 3);
+    CU_ASSERT_STRING_EQUAL(v[0].keys[1].key_id, refs[1].key_id);
+    CU_ASSERT_EQUAL(v[0].keys[1].offset, refs[1].offset);
+    CU_ASSERT_STRING_EQUAL(v[1].request_id, "n-2");
+    CU_ASSERT_EQUAL(v[1].nkeys, 1);
+    int res[4] = {9, 9, 9, 9};
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 2, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], 0);
+    CU_ASSERT_EQUAL(res[1], 0);
+    /* idempotent */
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 2, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], 0);
+    CU_ASSERT_EQUAL(res[1], 0);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, refs[0].key_id, &known, &err), 0);
+    CU_ASSERT_TRUE(known);
+    uint64_t held = 0;
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, "saeA", "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 4);
+    /* B's slaves get the bytes A's master got */
+    const char *ids[3] = {refs[0].key_id, refs[1].key_id, refs[2].key_id};
+    qk_fetched_key out[3];
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeB", "saeA", ids, 3, out, got, sizeof got, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(got, mat, 96), 0);
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeC", "saeA", ids, 3, out, got, sizeof got, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(got, mat, 96), 0);
+    ids[0] = refs[3].key_id;
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeB", "saeA", ids, 1, out, got, sizeof got, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(got, mat + 96, 32), 0);
+    /* done: nothing pending any more */
+    const char *done[2] = {"n-1", "n-2"};
+    CU_ASSERT_EQUAL(qk_store_notices_done(A, done, 2, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_notices_done(A, done, 2, &err), 0); /* idempotent */
+    qk_notice_free(v, n);
+    CU_ASSERT_EQUAL(qk_store_notices_pending(A, LINK, v, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    unpair();
+}
+
+/* A notice copied from a carve, with its first key moved (or renamed, or its request). */
+static qk_notice notice_of(const char *id, const char (*slave)[QK_STORE_ID_MAX + 1],
+                           qk_key_ref *keys, size_t nk)
+{
+    qk_notice v;
+    memset(&v, 0, sizeof v);
+    snprintf(v.request_id, sizeof v.request_id, "%s", id);
+    snprintf(v.master, sizeof v.master, "saeA");
+    v.slaves = (char(*)[QK_STORE_ID_MAX + 1]) slave;
+    v.nslaves = 1;
+    v.expires_at = FAR_FUTURE;
+    v.keys = keys;
+    v.nkeys = nk;
+    return v;
+}
+
+static void test_notices_refused(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    qk_key_ref refs[2], k;
+    uint8_t mat[64];
+    qk_lease l = lease_a(64);
+    qk_reservation r = resv("x-1", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 2, 32, refs, mat, &err), 0);
+    qk_notice v[6];
+    int res[6];
+    /* 0: just past A's granted lease at B */
+    k = refs[1];
+    k.offset = l.to;
+    snprintf(k.key_id, sizeof k.key_id, "%s", "11111111-1111-4111-8111-111111111111");
+    qk_key_ref k0 = k;
+    v[0] = notice_of("x-out", slave, &k0, 1);
+    /* 1: unknown block */
+    qk_key_ref k1 = refs[0];
+    k1.block_id = 77;
+    v[1] = notice_of("x-unknown", slave, &k1, 1);
+    /* 2: the real notice */
+    v[2] = notice_of("x-1", slave, refs, 2);
+    /* 3: the same range again under another request and key ID: collision */
+    qk_key_ref k3 = refs[0];
+    snprintf(k3.key_id, sizeof k3.key_id, "%s", "22222222-2222-4222-8222-222222222222");
+    v[3] = notice_of("x-again", slave, &k3, 1);
+    /* 4: a burned (tombstoned) request ID */
+    CU_ASSERT_EQUAL(qk_store_burn(B, "x-burned", &err), 0);
+    v[4] = notice_of("x-burned", slave, &k0, 1);
+    /* 5: B's own side of the link (a HIGH notice for a range A holds) */
+    v[5] = notice_of("x-high", slave, &k3, 1);
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 5, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], QK_EINVAL);
+    CU_ASSERT_EQUAL(res[1], QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(res[2], 0);
+    CU_ASSERT_EQUAL(res[3], QK_ECOLLISION);
+    CU_ASSERT_EQUAL(res[4], QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_HIGH, &v[5], 1, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], QK_EINVAL); /* outside HIGH's lease (none) */
+    /* a refused notice changes nothing */
+    bool known = true;
+    CU_ASSERT_EQUAL(qk_store_key_known(B, k0.key_id, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, k3.key_id, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    int st = -1;
+    CU_ASSERT_EQUAL(qk_store_request_state(B, "x-out", &st, &err), QK_ENOTFOUND);
+    /* the same request ID with other keys */
+    v[2].nkeys = 1;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v[2], 1, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], QK_EEXIST);
+    /* key_known of nonsense is false, not an error */
+    CU_ASSERT_EQUAL(qk_store_key_known(B, "no such key", &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, NULL, &known, &err), QK_EINVAL);
+    unpair();
+}
+
+/* The slave fetching all noticed keys of a block leased whole to the peer must not retire
+ * (wipe) it: the peer may still notice keys it carved there. */
+static void test_leased_block_keeps_material(void)
+{
+    pair(1, 132);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    lease_a(1000); /* all of block 1: at B the cursors meet */
+    qk_key_ref refs[2];
+    uint8_t mat[64], got[32];
+    qk_notice v[1];
+    size_t n = 0;
+    int res[1];
+    for (int i = 0; i < 2; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "k-%d", i);
+        qk_reservation r = resv(id, sl);
+        CU_ASSERT_EQUAL_FATAL(
+            qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, &refs[i], mat + 32 * i, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 1, &n, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(n, 1);
+        CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 1, res, &err), 0);
+        CU_ASSERT_EQUAL(res[0], 0);
+        const char *done[1] = {v[0].request_id};
+        CU_ASSERT_EQUAL(qk_store_notices_done(A, done, 1, &err), 0);
+        qk_notice_free(v, n);
+        const char *ids[1] = {refs[i].key_id};
+        qk_fetched_key out[1];
+        CU_ASSERT_EQUAL(qk_store_fetch(B, "saeB", "saeA", ids, 1, out, got, sizeof got, &err), 0);
+        CU_ASSERT_EQUAL(memcmp(got, mat + 32 * i, 32), 0);
+    }
+    unpair();
+}
+
+/* reserve_in (the synchronous path, kept for old peers) refuses a range this end leased. */
+static void test_reserve_in_respects_leases(void)
+{
+    pair(1, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_lease l = lease_a(500);
+    qk_key_ref k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.key_id, sizeof k.key_id, "%s", "33333333-3333-4333-8333-333333333333");
+    k.block_id = 1;
+    k.offset = l.from + 100;
+    k.length = 32;
+    qk_reservation r = resv("old-1", sl);
+    CU_ASSERT_EQUAL(qk_store_reserve_in(A, &r, QK_SIDE_HIGH, &k, 1, &err), QK_ECOLLISION);
+    CU_ASSERT_EQUAL(row(&DA, 1).state, QK_BLOCK_CONFIRMED); /* refused before the check */
+    /* and B's own synchronous carve does not reach into A's lease either */
+    qk_key_ref refs[1];
+    uint8_t mat[32];
+    r = resv("old-2", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(B, &r, QK_SIDE_LOW, 1, 32, refs, mat, &err), 0);
+    CU_ASSERT(refs[0].offset >= l.to);
+    unpair();
+}
+
+/* v4 -> v5: existing blocks lease nothing beyond what is carved, old requests are noticed. */
+static void test_migration_v4(void)
+{
+    pair(1, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_reservation r = resv("m-1", sl);
+    qk_key_ref refs[2];
+    uint8_t mat[64];
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(A, &r, QK_SIDE_LOW, 2, 32, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_reserve_in(B, &r, QK_SIDE_LOW, refs, 2, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_commit(A, "m-1", false, &err), 0);
+    qk_store_close(A);
+    A = NULL;
+    CU_ASSERT_FATAL(sf_downgrade_v4(DA.path) == 0);
+    A = sf_open(DA.path, 1);
+    CU_ASSERT_FATAL(A != NULL);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 5);
+    bounds b = row(&DA, 1);
+    CU_ASSERT_EQUAL(b.lease_lo, VK + 64);
+    CU_ASSERT_EQUAL(b.lease_hi, BIG);
+    CU_ASSERT_EQUAL(b.ask, -1);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0);
+    qk_notice v[2];
+    size_t n = 9;
+    CU_ASSERT_EQUAL(qk_store_notices_pending(A, LINK, v, 2, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
+    /* leasing continues after the carved range, and B agrees */
+    qk_lease l = lease_a(100);
+    CU_ASSERT_EQUAL(l.from, VK + 64);
+    unpair();
+}
+
+int suite_store_lease(void)
+{
+    CU_pSuite s = CU_add_suite("store_lease", NULL, NULL);
+    if (!s)
+        return -1;
+    struct {
+        const char *name;
+        void (*fn)(void);
+    } t[] = {
+        {"ask, grant, idempotent grant, half the room", test_ask_grant},
+        {"racing asks refused, never both granted", test_refused_and_racing},
+        {"asks from one view do not overlap", test_same_view_asks},
+        {"random interleavings never hand out a byte twice", test_random_interleavings},
+        {"lease check mismatch burns the block", test_mismatch_burns},
+        {"leftover ask asked again after reopen", test_reask_after_reopen},
+        {"carve_owned stays inside the granted lease", test_carve_owned_stays_inside},
+        {"a tail too short for the keys is closed", test_tail_closed},
+        {"notices: pending, notice_in, fetch the same bytes, done", test_notices_roundtrip},
+        {"notices refused change nothing", test_notices_refused},
+        {"a leased block keeps its material for later notices", test_leased_block_keeps_material},
+        {"reserve_in and carve respect leases", test_reserve_in_respects_leases},
+        {"migration from v4", test_migration_v4},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!CU_add_test(s, t[i].name, t[i].fn))
+            return -1;
+    return 0;
+}
