@@ -493,6 +493,91 @@ static void test_notices(void)
     kf_pair_close(&P);
 }
 
+/* ---- the client against a peer that answers wrongly ----------------------------------- *
+ * A's listener answers with a canned status and body (its handler swapped while no call is in
+ * flight); the client must not take a malformed or mismatched answer for a good one. */
+
+static unsigned fake_status;
+static const char *fake_body;
+
+static void fake_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
+{
+    (void)self;
+    (void)req;
+    char *body = strdup(fake_body);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    qk_http_reply_take(rep, fake_status, "application/json", body, strlen(body));
+}
+
+static void test_client_refuses_bad_answers(void)
+{
+    uint8_t mat[LB];
+    open_with_block(mat);
+    qk_http_on_req real = P.ha.super.on_req;
+    P.ha.super.on_req = fake_on_req;
+    qk_err err = {0, ""};
+    qk_lease l = {.block_id = 1, .from = LB - 64, .to = LB};
+    static const struct {
+        unsigned status;
+        const char *body;
+        int want;
+    } lease_cases[] = {
+        {200, "{\"status\":\"granted\"}", 0},
+        {200, "{\"status\":\"reserved\"}", QK_EPEER},
+        {200, "{\"result\":\"granted\"}", QK_EPEER},
+        {409, "{\"message\":\"m\"}", QK_EPEER},
+        {409, "{\"message\":\"m\",\"reason\":\"limit\"}", QK_EPEER},
+        {409, "{\"message\":\"m\",\"reason\":\"mismatch\"}", QK_EMISMATCH},
+        {404, "{\"message\":\"m\",\"reason\":\"not-found\"}", QK_EPEER},
+        {503, "{\"message\":\"m\"}", QK_EPEER},
+    };
+    for (size_t i = 0; i < sizeof lease_cases / sizeof lease_cases[0]; i++) {
+        fake_status = lease_cases[i].status;
+        fake_body = lease_cases[i].body;
+        int rc = qk_peer_lease(b_client(), KF_LINK, QK_SIDE_HIGH, &l, &err);
+        CU_ASSERT_EQUAL(rc, lease_cases[i].want);
+        if (rc != lease_cases[i].want)
+            fprintf(stderr, "\n  lease answer %u %s: %d\n", fake_status, fake_body, rc);
+    }
+    qk_notice v[2] = {notice_of("req-1", LB - 64, 1), notice_of("req-2", LB - 32, 1)};
+    qk_peer_notices_msg m = {.link = KF_LINK, .side = QK_SIDE_HIGH, .notices = v, .n = 2};
+#define RES(id) "{\"request_id\":\"" id "\",\"result\":\"reserved\",\"held\":[]}"
+    static const struct {
+        unsigned status;
+        const char *body;
+        int want;
+    } notices_cases[] = {
+        {200, "{\"results\":[" RES("req-1") "," RES("req-2") "]}", 0},
+        {200, "{\"results\":[" RES("req-1") "]}", QK_EPEER},
+        {200, "{\"results\":[" RES("req-1") "," RES("req-2") "," RES("req-3") "]}", QK_EPEER},
+        {200, "{\"results\":[" RES("req-2") "," RES("req-1") "]}", QK_EPEER},
+        {200, "{\"results\":[" RES("req-1") ",{\"request_id\":\"req-2\"}]}", QK_EPEER},
+        {200, "{\"status\":\"reserved\"}", QK_EPEER},
+        {413, "{\"message\":\"request body too large\"}", QK_ELIMIT},
+        {500, "{\"message\":\"m\",\"reason\":\"internal\"}", QK_EPEER},
+    };
+#undef RES
+    for (size_t i = 0; i < sizeof notices_cases / sizeof notices_cases[0]; i++) {
+        fake_status = notices_cases[i].status;
+        fake_body = notices_cases[i].body;
+        qk_peer_notices_answer a;
+        int rc = qk_peer_notices(b_client(), &m, &a, &err);
+        CU_ASSERT_EQUAL(rc, notices_cases[i].want);
+        if (rc != notices_cases[i].want)
+            fprintf(stderr, "\n  notices answer %u %s: %d\n", fake_status, fake_body, rc);
+        if (rc == 0) {
+            CU_ASSERT_EQUAL(a.n, 2);
+            qk_peer_notices_answer_free(&a);
+        } else {
+            CU_ASSERT(a.n == 0 && a.r == NULL);
+        }
+    }
+    P.ha.super.on_req = real;
+    qk_notice_free(v, 2);
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
+
 int suite_peer_api(void)
 {
     CU_pSuite s = CU_add_suite("peer_api", NULL, NULL);
@@ -504,7 +589,8 @@ int suite_peer_api(void)
         !CU_add_test(s, "lease refused: side, link, block, body, collision", test_lease_refused) ||
         !CU_add_test(s, "lease with a differing check burns the block",
                      test_lease_mismatch_burns) ||
-        !CU_add_test(s, "notices reserved inside the lease, refused outside", test_notices))
+        !CU_add_test(s, "notices reserved inside the lease, refused outside", test_notices) ||
+        !CU_add_test(s, "the client refuses bad answers", test_client_refuses_bad_answers))
         return -1;
     return 0;
 }
