@@ -419,6 +419,10 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, uint64_
     size_t k = (size_t)((e - a) / len);
     if (k > want)
         k = want;
+    *took = 0;
+    if (k == 0) /* owned_pick promised room for one key: never loop without progress */
+        return qk_err_set(err, QK_ESTORAGE, "store: no owned room in block %llu",
+                          (unsigned long long)bid);
     uint64_t run = (uint64_t)k * len;
     uint64_t start = side == QK_SIDE_LOW ? a : e - run;
     int rc = qs_range_recorded(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
