@@ -2,8 +2,8 @@
 # skip_conformance.sh - SKIP (draft-cisco-skip-02) against two qkd-kmed on loopback: every
 # endpoint and status code (200/400/403/404/405/503), hex formats and lengths, default and
 # explicit sizes, one-time retrieval, glob matching, loopback pair mode, the cross-KME round trip
-# in both directions, failed requests consuming nothing, SKIP and ETSI 014 sharing one pool, and
-# no key bytes in the logs. Clients use certificates here (skip_tls_matrix.sh covers the PSKs).
+# in both directions, failed requests consuming nothing, SKIP and ETSI 014 sharing one pool (the
+# peer's by leases), the lease used up while the peer is down, and no key bytes in the logs. Clients use certificates here (skip_tls_matrix.sh covers the PSKs).
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 qk_need_cmd jq
@@ -14,6 +14,8 @@ pair_init
 pair_skip_conf A psk-or-mtls "loopback_pair = true
 algorithm = QKD-sim BB84"
 pair_skip_conf B psk-or-mtls "entropy = false"
+# Small leases at KME_A (no lease ahead), so that the peer-down case below uses its lease up.
+printf '\n[hot_path]\nlease_bytes = 1024\nlease_low_water = 0\n' >>"$T/kme_A.conf"
 pair_start A
 pair_start B
 [ -n "${PORT[A.skip]:-}" ] && [ -n "${PORT[B.skip]:-}" ] || fail "no skip port in the port files"
@@ -212,20 +214,25 @@ call skip_b B /entropy
 expect 503 "entropy at B (no entropy source configured)"
 ok "entropy: 64 hex digits by default, minentropy in bits, 400 for bad values, 503 without a source"
 
-# --- SKIP and ETSI 014 draw from one pool
+# --- SKIP and ETSI 014 draw from one pool: KME_A's by each key, KME_B's by the leases it grants
+# KME_A ahead of demand (qkd_leases_total at KME_A), not per key
+granted() { admin_metric A qkd_leases_total 'result="granted"'; }
+by_lease() { # B_BEFORE B_AFTER G_BEFORE: B's pool moved only with a granted lease
+  [ "$1" = "$2" ] || [ "$(granted)" -gt "$3" ]
+}
 pool_stable A; pool_stable B
-A2=$(pool A); B2=$(pool B)
+A2=$(pool A); B2=$(pool B); G2=$(granted)
 call skip_a A "/key?remoteSystemID=KME_B&size=1024"
 expect 200 "SKIP key for the pool check"
 KID=$(field keyId)
 pool_stable A; pool_stable B
-A3=$(pool A); B3=$(pool B)
-[ $((A2 - A3)) = 1024 ] && [ $((B2 - B3)) = 1024 ] || fail "SKIP 1024 bits: pool A $A2 -> $A3, B $B2 -> $B3"
+A3=$(pool A); B3=$(pool B); G3=$(granted)
+[ $((A2 - A3)) = 1024 ] && by_lease "$B2" "$B3" "$G2" || fail "SKIP 1024 bits: pool A $A2 -> $A3, B $B2 -> $B3 (leases granted $G2 -> $(granted))"
 out=$(sae_curl SAE_A1 A "/api/v1/keys/SAE_B1/enc_keys?size=1024")
 [ "$(printf '%s' "$out" | tail -n 1)" = "HTTP 200" ] || fail "ETSI enc_keys: $out"
 pool_stable A; pool_stable B
 A4=$(pool A); B4=$(pool B)
-[ $((A3 - A4)) = 1024 ] && [ $((B3 - B4)) = 1024 ] || fail "ETSI 1024 bits: pool A $A3 -> $A4, B $B3 -> $B4"
+[ $((A3 - A4)) = 1024 ] && by_lease "$B3" "$B4" "$G3" || fail "ETSI 1024 bits: pool A $A3 -> $A4, B $B3 -> $B4 (leases granted $G3 -> $(granted))"
 # an ETSI SAE cannot take the SKIP key: the bindings never collide
 out=$(sae_curl SAE_B1 B "/api/v1/keys/SAE_A1/dec_keys?key_ID=${KID:0:8}-${KID:8:4}-${KID:12:4}-${KID:16:4}-${KID:20:12}")
 case $(printf '%s' "$out" | tail -n 1) in "HTTP 400" | "HTTP 401") ;; *) fail "ETSI dec_keys of a SKIP key: $out" ;; esac
@@ -233,13 +240,19 @@ call skip_b B "/key/$KID?remoteSystemID=KME_A"
 expect 200 "the SKIP key is still there for SKIP"
 c=$(admin_metric A qkd_requests_total 'listener="skip",status="200"')
 [ "${c:-0}" -ge 10 ] || fail "qkd_requests_total{listener=skip,status=200} = $c"
-ok "SKIP and ETSI keys come from one pool (1024 bits each at both ends); requests counted"
+ok "SKIP and ETSI keys come from one pool (1024 bits each at KME_A, KME_B's by leases); requests counted"
 
-# --- the peer cannot serve: 503, and the key is not delivered
+# --- the peer unreachable: served from KME_A's lease (1024 bytes: at most one 8192-bit key),
+# then 503
 pair_stop B
-call skip_a A "/key?remoteSystemID=KME_B"
-expect 503 "key while KME_B is down"
-ok "503 when the peer KME is unreachable"
+for i in 1 2 3; do
+  call skip_a A "/key?remoteSystemID=KME_B&size=8192"
+  [ "$CODE" = 200 ] || break
+done
+expect 503 "key while KME_B is down and the lease is used up"
+[ "$i" -le 2 ] || fail "KME_A served two 8192-bit keys from a 1024-byte lease"
+case $(field message) in *max_key_count*) fail "503 for the quota, not the peer: $BODY_OUT" ;; esac
+ok "503 when the peer KME is unreachable and the lease is used up"
 
 # --- logs: one line per request, key IDs yes, key bytes never
 grep -q 'listener=skip' "$T/kme_A.log" || fail "no skip request lines in the log"
