@@ -187,6 +187,8 @@ int qs_record_ref(qk_store *s, const qk_reservation *r, qk_side peer_side, const
                   size_t seq, qk_err *err);
 
 /* ---- store_lease.c -------------------------------------------------------------------- */
+/* A peer link (not QK_LOCAL_LINK) and a valid side. */
+int qs_check_peer_link(const char *link, qk_side side, qk_err *err);
 /* Whether the peer (peer_side) may take [from, to) of block b: it reaches into nothing this
  * end owns or asks for (LOW peer: to <= lease_hi and <= our ask; HIGH peer: from >= lease_lo
  * and >= our ask). */

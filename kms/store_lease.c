@@ -1,30 +1,25 @@
-/* store_lease.c - leases: ranges of a block agreed with the peer ahead of demand, and carving
- * from them (docs/adr/0002-key-store.md, "Leases and notices").
+/* store_lease.c - leases: ranges of a block agreed with the peer ahead of demand
+ * (docs/adr/0002-key-store.md, "Leases and notices"); carving from them is in store_notice.c.
  *
  * Per block row: lease_lo (LOW owns [QK_BLOCK_VKEY_LEN, lease_lo)), lease_hi (HIGH owns
  * [lease_hi, len)), lease_ask (this end's pending bound, NULL when none); lo/hi are the
  * carving cursors as before. The unleased room of a block, seen from this end, is
  * [max(lease_lo, lo), min(lease_hi, hi)). A side asks for at most half of it (so that two asks
  * computed from the same view never overlap), grants the peer only what reaches into nothing
- * it owns or asks for, and carves only inside its granted bound. Granting moves the mirror
- * cursor past the peer's lease (lo = max(lo, to) / hi = min(hi, from)), so this end's own
- * carving (qk_store_carve as well) never reaches into it. */
+ * it owns or asks for, and carves only inside its granted bound (store_notice.c). Granting moves
+ * the mirror cursor past the peer's lease (lo = max(lo, to) / hi = min(hi, from)), so this end's
+ * own carving (qk_store_carve as well) never reaches into it. */
 #include "store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-
 /* Below this much unleased room a side asks for all of it rather than half (a lease smaller
  * than this is not worth a round trip); two such asks from the same view overlap and are both
  * refused, which is safe, and the next view differs. */
 #define QS_LEASE_MIN_BYTES 4096u
-/* Used-up tails (own room smaller than the key length, in a block where nothing is left to
- * lease) zeroed after one carve_owned call: keeps the owned-room indexes short. */
-#define QS_TAIL_PASS 4
 
-static int check_link_side(const char *link, qk_side side, qk_err *err)
+int qs_check_peer_link(const char *link, qk_side side, qk_err *err)
 {
     int rc = qs_check_id(link, "link", err);
     if (rc)
@@ -172,7 +167,7 @@ static int ask_new(qk_store *s, const char *link, qk_side side, uint32_t want, q
 int qk_store_lease_ask(qk_store *s, const char *link, qk_side side, uint32_t want, qk_lease *l,
                        qk_err *err)
 {
-    int rc = check_link_side(link, side, err);
+    int rc = qs_check_peer_link(link, side, err);
     if (rc)
         return rc;
     if (!l || want == 0)
@@ -200,7 +195,7 @@ int qk_store_lease_ask(qk_store *s, const char *link, qk_side side, uint32_t wan
 int qk_store_lease_asks(qk_store *s, const char *link, qk_side side, qk_lease *out, size_t cap,
                         size_t *n, qk_err *err)
 {
-    int rc = check_link_side(link, side, err);
+    int rc = qs_check_peer_link(link, side, err);
     if (rc)
         return rc;
     if (!n || (cap && !out))
@@ -231,7 +226,7 @@ int qk_store_lease_asks(qk_store *s, const char *link, qk_side side, qk_lease *o
 int qk_store_lease_done(qk_store *s, const char *link, qk_side side, uint64_t block_id,
                         bool granted, qk_err *err)
 {
-    int rc = check_link_side(link, side, err);
+    int rc = qs_check_peer_link(link, side, err);
     if (rc)
         return rc;
     if (block_id > (uint64_t)INT64_MAX)
@@ -323,7 +318,7 @@ static int lease_in_tx(qk_store *s, const char *link, qk_side peer_side, const q
 int qk_store_lease_in(qk_store *s, const char *link, qk_side peer_side, const qk_lease *l,
                       qk_err *err)
 {
-    int rc = check_link_side(link, peer_side, err);
+    int rc = qs_check_peer_link(link, peer_side, err);
     if (rc)
         return rc;
     if (!l)
@@ -353,7 +348,7 @@ int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *b
     static const char high_sql[] = "SELECT COALESCE(SUM(hi - MAX(lease_hi, lo)), 0) FROM blocks"
                                    " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
                                    " AND state = ? AND hi > MAX(lease_hi, lo)";
-    int rc = check_link_side(link, side, err);
+    int rc = qs_check_peer_link(link, side, err);
     if (rc)
         return rc;
     if (!s || !bytes)
@@ -375,161 +370,6 @@ int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *b
         (void)sqlite3_reset(st);
     (void)pthread_mutex_unlock(&s->mu);
     return rc;
-}
-
-/* ---- carve_owned -------------------------------------------------------------------------- */
-
-/* The side's block with at least len granted, uncarved bytes (LOW: [lo, min(lease_lo, hi)),
- * oldest first; HIGH: [max(lease_hi, lo), hi), newest first). 1 found ([*a, *e)), 0 none. */
-static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len, uint64_t *bid,
-                      uint64_t *a, uint64_t *e, qk_err *err)
-{
-    static const char low_sql[] = "SELECT block_id, lo, MIN(lease_lo, hi) FROM blocks"
-                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
-                                  " AND state = ? AND MIN(lease_lo, hi) - lo >= ?"
-                                  " ORDER BY block_id ASC LIMIT 1";
-    static const char high_sql[] = "SELECT block_id, MAX(lease_hi, lo), hi FROM blocks"
-                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
-                                   " AND state = ? AND hi - MAX(lease_hi, lo) >= ?"
-                                   " ORDER BY block_id DESC LIMIT 1";
-    sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
-    int rc = st ? qs_bindf(s, st, err, "tiI", link, QK_BLOCK_CONFIRMED, (int64_t)len) : QK_ESTORAGE;
-    if (!rc)
-        rc = qs_step(s, st, err);
-    if (rc != 1)
-        return rc;
-    sqlite3_int64 b = sqlite3_column_int64(st, 0);
-    sqlite3_int64 x = sqlite3_column_int64(st, 1);
-    sqlite3_int64 y = sqlite3_column_int64(st, 2);
-    (void)sqlite3_reset(st);
-    if (b < 0 || x < QK_BLOCK_VKEY_LEN || y < x || y > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
-        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
-    *bid = (uint64_t)b;
-    *a = (uint64_t)x;
-    *e = (uint64_t)y;
-    return 1;
-}
-
-/* Carve k = min(want, room / len) keys as one contiguous run of the owned room [a, e) of block
- * bid (LOW from the front, HIGH from the back), keys DELIVERED and the run zeroed at once. */
-static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, uint64_t bid, uint64_t a,
-                     uint64_t e, uint32_t len, size_t seq, size_t want, qk_key_ref *refs,
-                     uint8_t *mat, size_t *took, qk_err *err)
-{
-    size_t k = (size_t)((e - a) / len);
-    if (k > want)
-        k = want;
-    *took = 0;
-    if (k == 0) /* owned_pick promised room for one key: never loop without progress */
-        return qk_err_set(err, QK_ESTORAGE, "store: no owned room in block %llu",
-                          (unsigned long long)bid);
-    uint64_t run = (uint64_t)k * len;
-    uint64_t start = side == QK_SIDE_LOW ? a : e - run;
-    int rc = qs_range_recorded(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
-    if (rc == 1)
-        return qk_err_set(err, QK_ESTORAGE, "store: owned room of block %llu holds used bytes",
-                          (unsigned long long)bid);
-    qs_block_row b;
-    if (!rc && (rc = qs_block_get(s, r->link, bid, &b, err)) == 1)
-        rc = qs_set_cursors(s, r->link, bid, side == QK_SIDE_LOW ? start + run : b.lo,
-                            side == QK_SIDE_HIGH ? start : b.hi, err);
-    if (!rc)
-        rc = qs_range_read(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
-    for (size_t j = 0; !rc && j < k; j++) {
-        qk_key_ref *ref = &refs[j];
-        memset(ref, 0, sizeof *ref); /* no check: the lease check covered the bytes */
-        qk_uuid u;
-        qk_uuid_v4(&u);
-        qk_uuid_format(&u, ref->key_id);
-        ref->block_id = bid;
-        ref->offset = (uint32_t)(start + (uint64_t)j * len);
-        ref->length = len;
-        rc = qs_insert_key(s, r, ref, seq + j, QS_KEY_DELIVERED, err);
-    }
-    if (!rc)
-        rc = qs_range_zero(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
-    *took = k;
-    return rc;
-}
-
-/* Zero and close up to QS_TAIL_PASS owned tails shorter than len in blocks where nothing is
- * left to lease (they could only serve shorter keys): the block leaves the owned-room index. */
-static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len, qk_err *err)
-{
-    static const char low_sql[] = "SELECT block_id, lo, MIN(lease_lo, hi) FROM blocks"
-                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
-                                  " AND MIN(lease_lo, hi) - lo < ?"
-                                  " AND lease_lo >= MIN(lease_hi, hi) LIMIT 1";
-    static const char high_sql[] = "SELECT block_id, MAX(lease_hi, lo), hi FROM blocks"
-                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
-                                   " AND hi - MAX(lease_hi, lo) < ?"
-                                   " AND lease_hi <= MAX(lease_lo, lo) LIMIT 1";
-    int rc = 0;
-    for (int pass = 0; !rc && pass < QS_TAIL_PASS; pass++) {
-        sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
-        rc = st ? qs_bindf(s, st, err, "tI", link, (int64_t)len) : QK_ESTORAGE;
-        if (!rc)
-            rc = qs_step(s, st, err);
-        if (rc != 1)
-            break;
-        sqlite3_int64 b = sqlite3_column_int64(st, 0);
-        sqlite3_int64 x = sqlite3_column_int64(st, 1);
-        sqlite3_int64 y = sqlite3_column_int64(st, 2);
-        (void)sqlite3_reset(st);
-        if (b < 0 || x < QK_BLOCK_VKEY_LEN || y <= x || y > (sqlite3_int64)QK_BLOCK_MAX_BYTES) {
-            rc = qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
-            break;
-        }
-        qs_block_row row;
-        rc = qs_block_get(s, link, (uint64_t)b, &row, err);
-        if (rc == 1)
-            rc = qs_set_cursors(s, link, (uint64_t)b, side == QK_SIDE_LOW ? (uint64_t)y : row.lo,
-                                side == QK_SIDE_HIGH ? (uint64_t)x : row.hi, err);
-        if (!rc)
-            rc = qs_range_zero(s, link, (uint64_t)b, (uint32_t)x, (uint32_t)(y - x), err);
-    }
-    return rc < 0 ? rc : 0;
-}
-
-int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
-                         qk_key_ref *refs, uint8_t *material, qk_err *err)
-{
-    int rc = qs_check_carve(r, side, n, len, refs, material, err);
-    if (!rc)
-        rc = check_link_side(r->link, side, err);
-    if (rc)
-        return rc;
-    if ((rc = qs_begin(s, err)) != 0)
-        return rc;
-    rc = qs_request_get(s, r->request_id, NULL, NULL, err);
-    if (rc == 1)
-        rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
-    if (!rc)
-        rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
-    /* each pass takes a block's whole run; n <= QS_MAX_KEYS bounds the passes */
-    for (size_t i = 0; !rc && i < n;) {
-        uint64_t bid = 0, a = 0, e = 0;
-        rc = owned_pick(s, r->link, side, len, &bid, &a, &e, err);
-        if (rc == 0) {
-            rc =
-                qk_err_set(err, QK_ENOKEY, "store: link %s: no leased room for key %zu of %u bytes",
-                           r->link, i + 1, len);
-            break;
-        }
-        if (rc < 0)
-            break;
-        size_t took = 0;
-        rc = carve_run(s, r, side, bid, a, e, len, i, n - i, &refs[i], material + i * (size_t)len,
-                       &took, err);
-        i += took;
-    }
-    if (!rc)
-        rc = close_tails(s, r->link, side, len, err);
-    if (rc) {
-        sodium_memzero(material, n * (size_t)len);
-        sodium_memzero(refs, n * sizeof *refs);
-    }
-    return qs_end(s, rc, rc == 0, err);
 }
 
 /* ---- key_known ---------------------------------------------------------------------------- */

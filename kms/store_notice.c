@@ -1,12 +1,173 @@
-/* store_notice.c - notices: the requests this end carved from its leases (qk_store_carve_owned,
- * committed and delivered at once) are told to the peer later, in batches; the peer records
- * their keys RESERVED for the slaves (docs/adr/0002-key-store.md, "Leases and notices"). */
+/* store_notice.c - carving from this end's granted leases (qk_store_carve_owned: the request
+ * committed and its keys delivered at once, un-noticed), and the notices that tell the peer
+ * later, in batches, which ranges became which keys; the peer records them RESERVED for the
+ * slaves (docs/adr/0002-key-store.md, "Leases and notices"). */
 #include "store_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
+
 #define QS_NOTICE_MAX 4096 /* notices per call (pending list, done, notice_in) */
+/* Used-up tails (own room smaller than the key length, in a block where nothing is left to
+ * lease) zeroed after one carve_owned call: keeps the owned-room indexes short. */
+#define QS_TAIL_PASS 4
+
+/* ---- carve_owned -------------------------------------------------------------------------- */
+
+/* The side's block with at least len granted, uncarved bytes (LOW: [lo, min(lease_lo, hi)),
+ * oldest first; HIGH: [max(lease_hi, lo), hi), newest first). 1 found ([*a, *e)), 0 none. */
+static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len, uint64_t *bid,
+                      uint64_t *a, uint64_t *e, qk_err *err)
+{
+    static const char low_sql[] = "SELECT block_id, lo, MIN(lease_lo, hi) FROM blocks"
+                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
+                                  " AND state = ? AND MIN(lease_lo, hi) - lo >= ?"
+                                  " ORDER BY block_id ASC LIMIT 1";
+    static const char high_sql[] = "SELECT block_id, MAX(lease_hi, lo), hi FROM blocks"
+                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
+                                   " AND state = ? AND hi - MAX(lease_hi, lo) >= ?"
+                                   " ORDER BY block_id DESC LIMIT 1";
+    sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
+    int rc = st ? qs_bindf(s, st, err, "tiI", link, QK_BLOCK_CONFIRMED, (int64_t)len) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc != 1)
+        return rc;
+    sqlite3_int64 b = sqlite3_column_int64(st, 0);
+    sqlite3_int64 x = sqlite3_column_int64(st, 1);
+    sqlite3_int64 y = sqlite3_column_int64(st, 2);
+    (void)sqlite3_reset(st);
+    if (b < 0 || x < QK_BLOCK_VKEY_LEN || y < x || y > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
+    *bid = (uint64_t)b;
+    *a = (uint64_t)x;
+    *e = (uint64_t)y;
+    return 1;
+}
+
+/* Carve k = min(want, room / len) keys as one contiguous run of the owned room [a, e) of block
+ * bid (LOW from the front, HIGH from the back), keys DELIVERED and the run zeroed at once. */
+static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, uint64_t bid, uint64_t a,
+                     uint64_t e, uint32_t len, size_t seq, size_t want, qk_key_ref *refs,
+                     uint8_t *mat, size_t *took, qk_err *err)
+{
+    size_t k = (size_t)((e - a) / len);
+    if (k > want)
+        k = want;
+    *took = 0;
+    if (k == 0) /* owned_pick promised room for one key: never loop without progress */
+        return qk_err_set(err, QK_ESTORAGE, "store: no owned room in block %llu",
+                          (unsigned long long)bid);
+    uint64_t run = (uint64_t)k * len;
+    uint64_t start = side == QK_SIDE_LOW ? a : e - run;
+    int rc = qs_range_recorded(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_ESTORAGE, "store: owned room of block %llu holds used bytes",
+                          (unsigned long long)bid);
+    qs_block_row b;
+    if (!rc && (rc = qs_block_get(s, r->link, bid, &b, err)) == 1)
+        rc = qs_set_cursors(s, r->link, bid, side == QK_SIDE_LOW ? start + run : b.lo,
+                            side == QK_SIDE_HIGH ? start : b.hi, err);
+    if (!rc)
+        rc = qs_range_read(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
+    for (size_t j = 0; !rc && j < k; j++) {
+        qk_key_ref *ref = &refs[j];
+        memset(ref, 0, sizeof *ref); /* no check: the lease check covered the bytes */
+        qk_uuid u;
+        qk_uuid_v4(&u);
+        qk_uuid_format(&u, ref->key_id);
+        ref->block_id = bid;
+        ref->offset = (uint32_t)(start + (uint64_t)j * len);
+        ref->length = len;
+        rc = qs_insert_key(s, r, ref, seq + j, QS_KEY_DELIVERED, err);
+    }
+    if (!rc)
+        rc = qs_range_zero(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
+    *took = k;
+    return rc;
+}
+
+/* Zero and close up to QS_TAIL_PASS owned tails shorter than len in blocks where nothing is
+ * left to lease (they could only serve shorter keys): the block leaves the owned-room index. */
+static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len, qk_err *err)
+{
+    static const char low_sql[] = "SELECT block_id, lo, MIN(lease_lo, hi) FROM blocks"
+                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
+                                  " AND MIN(lease_lo, hi) - lo < ?"
+                                  " AND lease_lo >= MIN(lease_hi, hi) LIMIT 1";
+    static const char high_sql[] = "SELECT block_id, MAX(lease_hi, lo), hi FROM blocks"
+                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
+                                   " AND hi - MAX(lease_hi, lo) < ?"
+                                   " AND lease_hi <= MAX(lease_lo, lo) LIMIT 1";
+    int rc = 0;
+    for (int pass = 0; !rc && pass < QS_TAIL_PASS; pass++) {
+        sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
+        rc = st ? qs_bindf(s, st, err, "tI", link, (int64_t)len) : QK_ESTORAGE;
+        if (!rc)
+            rc = qs_step(s, st, err);
+        if (rc != 1)
+            break;
+        sqlite3_int64 b = sqlite3_column_int64(st, 0);
+        sqlite3_int64 x = sqlite3_column_int64(st, 1);
+        sqlite3_int64 y = sqlite3_column_int64(st, 2);
+        (void)sqlite3_reset(st);
+        if (b < 0 || x < QK_BLOCK_VKEY_LEN || y <= x || y > (sqlite3_int64)QK_BLOCK_MAX_BYTES) {
+            rc = qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
+            break;
+        }
+        qs_block_row row;
+        rc = qs_block_get(s, link, (uint64_t)b, &row, err);
+        if (rc == 1)
+            rc = qs_set_cursors(s, link, (uint64_t)b, side == QK_SIDE_LOW ? (uint64_t)y : row.lo,
+                                side == QK_SIDE_HIGH ? (uint64_t)x : row.hi, err);
+        if (!rc)
+            rc = qs_range_zero(s, link, (uint64_t)b, (uint32_t)x, (uint32_t)(y - x), err);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                         qk_key_ref *refs, uint8_t *material, qk_err *err)
+{
+    int rc = qs_check_carve(r, side, n, len, refs, material, err);
+    if (!rc)
+        rc = qs_check_peer_link(r->link, side, err);
+    if (rc)
+        return rc;
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    rc = qs_request_get(s, r->request_id, NULL, NULL, err);
+    if (rc == 1)
+        rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
+    if (!rc)
+        rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
+    /* each pass takes a block's whole run; n <= QS_MAX_KEYS bounds the passes */
+    for (size_t i = 0; !rc && i < n;) {
+        uint64_t bid = 0, a = 0, e = 0;
+        rc = owned_pick(s, r->link, side, len, &bid, &a, &e, err);
+        if (rc == 0) {
+            rc =
+                qk_err_set(err, QK_ENOKEY, "store: link %s: no leased room for key %zu of %u bytes",
+                           r->link, i + 1, len);
+            break;
+        }
+        if (rc < 0)
+            break;
+        size_t took = 0;
+        rc = carve_run(s, r, side, bid, a, e, len, i, n - i, &refs[i], material + i * (size_t)len,
+                       &took, err);
+        i += took;
+    }
+    if (!rc)
+        rc = close_tails(s, r->link, side, len, err);
+    if (rc) {
+        sodium_memzero(material, n * (size_t)len);
+        sodium_memzero(refs, n * sizeof *refs);
+    }
+    return qs_end(s, rc, rc == 0, err);
+}
 
 void qk_notice_free(qk_notice *v, size_t n)
 {
@@ -201,13 +362,9 @@ static bool fatal(int rc)
 int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
                        size_t n, int *results, qk_err *err)
 {
-    int rc = qs_check_id(link, "link", err);
+    int rc = qs_check_peer_link(link, peer_side, err);
     if (rc)
         return rc;
-    if (strcmp(link, QK_LOCAL_LINK) == 0)
-        return qk_err_set(err, QK_EINVAL, "store: the local link has no notices");
-    if (peer_side != QK_SIDE_LOW && peer_side != QK_SIDE_HIGH)
-        return qk_err_set(err, QK_EINVAL, "store: bad side");
     if (n == 0)
         return 0;
     if (!v || !results || n > QS_NOTICE_MAX)

@@ -471,6 +471,21 @@ static void test_tail_closed(void)
     CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0); /* the 4-byte tail is closed */
     CU_ASSERT_EQUAL(row(&DA, 1).lo, 132);
     unpair();
+    /* a short tail where more can be leased stays open: ENOKEY, and the next lease extends it */
+    pair(1, BIG);
+    qk_lease l = lease_a(100);
+    r = resv("t-2", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 3, 32, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 4);
+    r = resv("t-3", sl);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, refs, mat, &err), QK_ENOKEY);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 4);
+    qk_lease l2 = lease_a(28);
+    CU_ASSERT_EQUAL(l2.from, l.to);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(refs[0].offset, l.to - 4);
+    CU_ASSERT_EQUAL(memcmp(mat, blk[0] + l.to - 4, 32), 0);
+    unpair();
 }
 
 /* ---- notices ---------------------------------------------------------------------------- */
