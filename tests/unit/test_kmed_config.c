@@ -254,6 +254,41 @@ static void test_pool_cap(void)
                  "[link KME_C] max_pool_bytes: ", NULL);
 }
 
+/* [hot_path]: the defaults, each key's range, lease_low_water at most lease_bytes. */
+static void test_hot_path(void)
+{
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
+    CU_ASSERT_EQUAL(cfg->lease_bytes, 262144);
+    CU_ASSERT_EQUAL(cfg->lease_low_water, 65536);
+    CU_ASSERT_EQUAL(cfg->notice_batch, 256);
+    CU_ASSERT_EQUAL(cfg->notice_wait_ms, 2000);
+    int rc = load_text(base,
+                       "[hot_path]\nlease_bytes = 1024\nlease_low_water = 0\nnotice_batch = 1024\n"
+                       "notice_wait = 0ms\n",
+                       &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->lease_bytes, 1024);
+    CU_ASSERT_EQUAL(cfg->lease_low_water, 0);
+    CU_ASSERT_EQUAL(cfg->notice_batch, 1024);
+    CU_ASSERT_EQUAL(cfg->notice_wait_ms, 0);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, "[hot_path]\nnotice_wait = 60s\n", &err), 0);
+    CU_ASSERT_EQUAL(cfg->notice_wait_ms, 60000);
+    expect_error(base, "[hot_path]\nlease_bytes = 1023\n", 43, "[hot_path] lease_bytes: ", NULL);
+    expect_error(base, "[hot_path]\nlease_bytes = 4194305\n", 43, "[hot_path] lease_bytes: ", NULL);
+    expect_error(base, "[hot_path]\nnotice_batch = 0\n", 43, "[hot_path] notice_batch: ", NULL);
+    expect_error(base, "[hot_path]\nnotice_batch = 1025\n", 43, "[hot_path] notice_batch: ", NULL);
+    expect_error(base, "[hot_path]\nnotice_wait = 61s\n", 43, "[hot_path] notice_wait: ", NULL);
+    expect_error(base, "[hot_path]\nnotice_wait_ms = 5\n", 43,
+                 "[hot_path] notice_wait_ms: ", "unknown key");
+    expect_error(base, "[hot_path]\nlease_bytes = 4096\nlease_low_water = 4097\n", 44,
+                 "[hot_path] lease_low_water: ", "exceeds lease_bytes (4096)");
+    expect_error(base, "[hot_path]\nlease_low_water = 262145\n", 43,
+                 "[hot_path] lease_low_water: ", "exceeds lease_bytes (262144)");
+}
+
 /* [link PEER] source and device_* (docs/qkd-kmed.md, "Key sources"). */
 static const char etsi_link[] = "[link KME_B]\n"                        /* 42 */
                                 "source = etsi014\n"                    /* 43 */
@@ -605,7 +640,8 @@ int suite_kmed_config(void)
         !CU_add_test(s, "cross-checks", test_cross_checks) ||
         !CU_add_test(s, "skip section and client rules", test_skip_good) ||
         !CU_add_test(s, "skip errors", test_skip_errors) ||
-        !CU_add_test(s, "unreadable file and syntax errors", test_io_and_syntax))
+        !CU_add_test(s, "unreadable file and syntax errors", test_io_and_syntax) ||
+        !CU_add_test(s, "hot_path keys", test_hot_path))
         return -1;
     return 0;
 }
