@@ -1,5 +1,5 @@
 /* core.h - the KME core API that the ETSI 014 and SKIP layers call. It hides the key store,
- * the SAE registry and the peer synchronisation (two-phase reservation over the peer API).
+ * the SAE registry and the peer synchronisation (leases and notices over the peer API).
  * Thread-safe: handlers call it concurrently. */
 #ifndef QK_CORE_H
 #define QK_CORE_H
@@ -40,19 +40,24 @@ typedef struct {
 } qk_key_batch;
 
 /* Reserve `number` keys shared with target_kme for req->slaves. On success the keys are
- * already recorded at the target (peer acked) and consumed here. Every quota is enforced
- * here, for ETSI 014 and SKIP alike: max_key_count per (requester, slave) pair is checked at
- * the KME that holds the keys for the slave - here for a same-KME request (the check and the
- * reservation serialised under one lock), at the peer for a remote one (qk_kms_reserve_in).
+ * consumed here: for a linked peer, carved inside the range the peer granted this KME ahead of
+ * demand (a lease) and committed at once, the peer told later by the link's notifier (a
+ * slave's fetch there waits for it; docs/adr/0002-key-store.md, "Leases and notices"); for
+ * this KME, from the local pool. max_key_count per (requester, slave) pair (ETSI GS QKD 014
+ * clause 6.1) holds at the KME that holds the keys for the slave: checked here, with the
+ * reservation under one lock, for a same-KME request; for a remote one against what the peer
+ * reported holding plus the keys on their way (refreshed from the peer when it refuses).
  * Errors: QK_EINVAL (bad size/number/slaves, unknown target), QK_EQUOTA (a same-KME pair
  * would exceed max_key_count; the message names the slave and how many keys it holds),
- * QK_ENOKEY (pool cannot satisfy, or the peer KME refused the pair's quota), QK_EPEER (peer
- * unavailable or refused; nothing is delivered and the carved material is burned at both
- * ends), QK_ESTORAGE. A failed request consumes nothing usable. */
+ * QK_ENOKEY (pool cannot satisfy, or the peer's pair would exceed max_key_count), QK_EPEER
+ * (no granted room left and the peer unreachable or refusing leases; nothing is delivered),
+ * QK_ESTORAGE. A failed request consumes nothing usable. */
 int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_err *err);
 
 /* Fetch keys reserved for `caller` (a slave identity) by ID, all or nothing, in the order
- * asked. master: if non-NULL the keys must have been requested by that master. Errors:
+ * asked. master: if non-NULL the keys must have been requested by that master. A key ID never
+ * recorded here (its notice may be on its way from the peer) is waited for, up to
+ * [hot_path] notice_wait, blocking the calling thread. Errors:
  * QK_ENOTFOUND (unknown / already fetched / expired / other master), QK_EUNAUTH (caller is
  * not a slave of a key), QK_ESTORAGE. */
 int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *const *ids,
