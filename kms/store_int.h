@@ -181,8 +181,10 @@ int qs_same_request(qk_store *s, const qk_reservation *r, const qk_key_ref *refs
                     qk_err *err);
 /* 1 if a key with this ID is recorded, 0 if not, <0 error. */
 int qs_key_exists(qk_store *s, const char *key_id, qk_err *err);
-/* Record a peer's key RESERVED for the request's slaves, move the mirror cursor past it and
- * confirm a pending block. */
+/* Record a peer's key RESERVED for the request's slaves (key row and waiting copies). */
+int qs_reserve_key(qk_store *s, const qk_reservation *r, const qk_key_ref *k, size_t seq,
+                   qk_err *err);
+/* qs_reserve_key, then move the mirror cursor past the key and confirm a pending block. */
 int qs_record_ref(qk_store *s, const qk_reservation *r, qk_side peer_side, const qk_key_ref *k,
                   size_t seq, qk_err *err);
 

@@ -296,21 +296,33 @@ int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n,
 /* A notice's key against local state: a known, unburned block, inside the peer's granted lease
  * (LOW peer: to <= lease_lo; HIGH peer: from >= lease_hi), not overlapping anything recorded,
  * a new key ID. Read-only. */
-static int notice_key_ok(qk_store *s, const char *link, qk_side peer_side, const qk_key_ref *k,
-                         qk_err *err)
-{
+/* The block row of the previous key of the notice (keys come in runs from one block). */
+typedef struct {
+    bool have;
+    uint64_t block_id;
+    int found;
     qs_block_row b;
-    int rc = qs_block_get(s, link, k->block_id, &b, err);
-    if (rc < 0)
-        return rc;
-    if (rc == 0 || b.state == QK_BLOCK_BURNED)
+} block_cache;
+
+static int notice_key_ok(qk_store *s, const char *link, qk_side peer_side, const qk_key_ref *k,
+                         block_cache *c, qk_err *err)
+{
+    if (!c->have || c->block_id != k->block_id) {
+        c->found = qs_block_get(s, link, k->block_id, &c->b, err);
+        if (c->found < 0)
+            return c->found;
+        c->have = true;
+        c->block_id = k->block_id;
+    }
+    const qs_block_row *b = &c->b;
+    if (c->found == 0 || b->state == QK_BLOCK_BURNED)
         return qk_err_set(err, QK_ENOTFOUND, "store: key %s: block %llu unknown or burned",
                           k->key_id, (unsigned long long)k->block_id);
     uint64_t end = (uint64_t)k->offset + k->length;
-    if (end > b.len || (peer_side == QK_SIDE_LOW ? end > b.lease_lo : k->offset < b.lease_hi))
+    if (end > b->len || (peer_side == QK_SIDE_LOW ? end > b->lease_lo : k->offset < b->lease_hi))
         return qk_err_set(err, QK_EINVAL, "store: key %s: outside the peer's lease of block %llu",
                           k->key_id, (unsigned long long)k->block_id);
-    rc = qs_range_recorded(s, link, k->block_id, k->offset, k->length, err);
+    int rc = qs_range_recorded(s, link, k->block_id, k->offset, k->length, err);
     if (rc == 1)
         return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu already used",
                           k->key_id, (unsigned long long)k->block_id);
@@ -349,8 +361,9 @@ static int notice_check(qk_store *s, const qk_reservation *r, qk_side peer_side,
     }
     if (rc < 0 || (rc = qs_check_batch_overlap(v->keys, v->nkeys, err)) != 0)
         return rc;
+    block_cache c = {false, 0, 0, {0}};
     for (size_t i = 0; !rc && i < v->nkeys; i++)
-        rc = notice_key_ok(s, r->link, peer_side, &v->keys[i], err);
+        rc = notice_key_ok(s, r->link, peer_side, &v->keys[i], &c, err);
     return rc;
 }
 
@@ -398,8 +411,10 @@ int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const q
             continue; /* already reserved */
         /* validated: a failure from here on fails the whole batch */
         rc = qs_insert_request(s, &r, QS_DIR_IN, QS_REQ_DONE, err);
+        /* every key lies inside the peer's granted lease, past which the grant moved the
+         * mirror cursor already: no cursor update per key */
         for (size_t j = 0; !rc && j < v[i].nkeys; j++)
-            rc = qs_record_ref(s, &r, peer_side, &v[i].keys[j], j, err);
+            rc = qs_reserve_key(s, &r, &v[i].keys[j], j, err);
         if (rc)
             (void)qk_err_prefix(err, "notice %s", v[i].request_id);
     }

@@ -141,12 +141,17 @@ static int burn_mismatched(qk_store *s, const char *link, const qk_key_ref *refs
                       refs[first].key_id, (unsigned long long)refs[first].block_id);
 }
 
+int qs_reserve_key(qk_store *s, const qk_reservation *r, const qk_key_ref *k, size_t seq,
+                   qk_err *err)
+{
+    int rc = qs_insert_key(s, r, k, seq, QS_KEY_RESERVED, err);
+    return rc ? rc : qs_key_add_copies(s, k->key_id, r->request_id, err);
+}
+
 int qs_record_ref(qk_store *s, const qk_reservation *r, qk_side peer_side, const qk_key_ref *k,
                   size_t seq, qk_err *err)
 {
-    int rc = qs_insert_key(s, r, k, seq, QS_KEY_RESERVED, err);
-    if (!rc)
-        rc = qs_key_add_copies(s, k->key_id, r->request_id, err);
+    int rc = qs_reserve_key(s, r, k, seq, err);
     if (rc)
         return rc;
     int64_t lo = peer_side == QK_SIDE_LOW ? (int64_t)k->offset + k->length : 0;
