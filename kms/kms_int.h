@@ -33,10 +33,12 @@ typedef struct {
      * the granted ones, so a thread that waited knows another one already leased. */
     pthread_mutex_t lease_mu;
     uint64_t lease_gen;
-    /* The notifier thread: woken by a committed request, by qk_kms_close, or every 200 ms. */
+    /* The notifier thread: woken by a committed request, by qk_kms_close, or every 200 ms.
+     * demand: this end served a request on the link since it started (it leases ahead only
+     * then: an idle side takes none of the peer's room). */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool woken, stop, started;
+    bool woken, stop, started, demand;
     pthread_t thread;
     /* The held estimate (QK_HELD_MAX pairs; guarded by held_mu). */
     pthread_mutex_t held_mu;

@@ -124,9 +124,16 @@ static int send_notices(qk_kms *k, size_t i, qk_err *err)
 }
 
 /* Lease ahead: when the granted, uncarved room of this end on link i is below lease_low_water,
- * ask for lease_bytes more. No confirmed block with room left is not a failure. */
+ * ask for lease_bytes more (once this end has served a request on the link). No confirmed
+ * block with room left is not a failure. */
 static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
 {
+    qk_hot_link *h = &k->hot[i];
+    pthread_mutex_lock(&h->mu);
+    bool demand = h->demand;
+    pthread_mutex_unlock(&h->mu);
+    if (!demand)
+        return 0;
     qk_link *l = &k->links[i];
     uint64_t seen = qk_kms_lease_gen(k, i), room = 0;
     int rc = qk_store_lease_room(k->store, l->cfg->link_id, l->side, &room, err);
@@ -195,7 +202,7 @@ void qk_kms_notify_wake(qk_kms *k, size_t i)
 {
     qk_hot_link *h = &k->hot[i];
     pthread_mutex_lock(&h->mu);
-    h->woken = true;
+    h->woken = h->demand = true;
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->mu);
 }
