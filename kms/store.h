@@ -234,8 +234,10 @@ void qk_notice_free(qk_notice *v, size_t n);
 int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n, qk_err *err);
 /* Apply incoming notices (the peer carved as peer_side) in one transaction; results[i] = 0
  * (reserved, or already reserved: idempotent), QK_ECOLLISION, QK_EINVAL (outside the
- * peer's granted lease, bad range, tombstoned id), QK_ENOTFOUND (unknown/burned block);
- * a refused notice changes nothing. Returns non-zero only when the transaction failed. */
+ * peer's granted lease, bad range, tombstoned id), QK_ENOTFOUND (unknown/burned block),
+ * QK_EEXIST (a key ID known here, or the request ID known with other keys or as outgoing);
+ * a refused notice changes nothing but the audit log. Returns non-zero only when the
+ * transaction failed. At most 4096 notices per call. */
 int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
                        size_t n, int *results, qk_err *err);
 /* Whether a key ID was ever recorded here (for the fetch wait). */
