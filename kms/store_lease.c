@@ -4,11 +4,11 @@
  * Per block row: lease_lo (LOW owns [QK_BLOCK_VKEY_LEN, lease_lo)), lease_hi (HIGH owns
  * [lease_hi, len)), lease_ask (this end's pending bound, NULL when none); lo/hi are the
  * carving cursors as before. The unleased room of a block, seen from this end, is
- * [max(lease_lo, lo), min(lease_hi, hi)). A side asks for at most half of it (so that two asks
- * computed from the same view never overlap), grants the peer only what reaches into nothing
- * it owns or asks for, and carves only inside its granted bound (store_notice.c). Granting moves
- * the mirror cursor past the peer's lease (lo = max(lo, to) / hi = min(hi, from)), so this end's
- * own carving (qk_store_carve as well) never reaches into it. */
+ * [max(lease_lo, lo), min(lease_hi, hi)). A side asks for at most half of it in the block
+ * where the two sides meet (so that two asks computed from the same view never overlap), grants the
+ * peer only what reaches into nothing it owns or asks for, and carves only inside its granted bound
+ * (store_notice.c). Granting moves the mirror cursor past the peer's lease (lo = max(lo, to) / hi =
+ * min(hi, from)), so this end's own carving (qk_store_carve as well) never reaches into it. */
 #include "store_int.h"
 
 #include <stdlib.h>
@@ -124,20 +124,22 @@ static int asks_list(qk_store *s, const char *link, qk_side side, uint64_t *ids,
     return rc;
 }
 
-/* A new ask: the side's block with unleased room (LOW the oldest, HIGH the newest), at most
- * half of that room (all of it below QS_LEASE_MIN_BYTES), recorded as lease_ask. 1 asked,
- * 0 no room, <0 error. */
+/* A new ask: the side's block with unleased room (LOW the oldest, HIGH the newest), recorded
+ * as lease_ask. Where the two sides can meet - no other block with unleased room beyond it in
+ * the peer's direction - at most half of that room (all of it below QS_LEASE_MIN_BYTES), so
+ * that two asks computed from the same view never overlap; elsewhere up to want (the peer,
+ * asking from its end, starts at a block beyond this one). 1 asked, 0 no room, <0 error. */
 static int ask_new(qk_store *s, const char *link, qk_side side, uint32_t want, qk_lease *l,
                    qk_err *err)
 {
     static const char asc[] = "SELECT block_id FROM blocks INDEXED BY blocks_with_room"
                               " WHERE link = ? AND state = ? AND hi > lo"
                               " AND MIN(lease_hi, hi) > MAX(lease_lo, lo)"
-                              " ORDER BY block_id ASC LIMIT 1";
+                              " ORDER BY block_id ASC LIMIT 2";
     static const char desc[] = "SELECT block_id FROM blocks INDEXED BY blocks_with_room"
                                " WHERE link = ? AND state = ? AND hi > lo"
                                " AND MIN(lease_hi, hi) > MAX(lease_lo, lo)"
-                               " ORDER BY block_id DESC LIMIT 1";
+                               " ORDER BY block_id DESC LIMIT 2";
     sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? asc : desc, err);
     int rc = st ? qs_bindf(s, st, err, "ti", link, QK_BLOCK_CONFIRMED) : QK_ESTORAGE;
     if (!rc)
@@ -145,7 +147,10 @@ static int ask_new(qk_store *s, const char *link, qk_side side, uint32_t want, q
     if (rc != 1)
         return rc;
     sqlite3_int64 id = sqlite3_column_int64(st, 0);
+    bool meeting = (rc = qs_step(s, st, err)) == 0; /* no second block with room */
     (void)sqlite3_reset(st);
+    if (rc < 0)
+        return rc;
     if (id < 0)
         return qk_err_set(err, QK_ESTORAGE, "store: malformed block id");
     qs_block_row b;
@@ -157,7 +162,9 @@ static int ask_new(qk_store *s, const char *link, qk_side side, uint32_t want, q
         return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds of block %lld",
                           (long long)id);
     uint64_t room = e - a;
-    uint64_t take = room <= QS_LEASE_MIN_BYTES ? room : min64(want, room / 2);
+    uint64_t take = !meeting                     ? min64(want, room)
+                    : room <= QS_LEASE_MIN_BYTES ? room
+                                                 : min64(want, room / 2);
     uint64_t ask = side == QK_SIDE_LOW ? a + take : e - take;
     if ((rc = set_ask(s, link, (uint64_t)id, &ask, err)) != 0)
         return rc;

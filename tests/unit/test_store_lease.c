@@ -164,11 +164,11 @@ static void test_ask_grant(void)
     CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), 0);
     CU_ASSERT_EQUAL(row(&DB, 1).state, QK_BLOCK_CONFIRMED);
     CU_ASSERT_EQUAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, 1, true, &err), 0); /* again */
-    /* the next ask extends the same block, at most half of the unleased room */
+    /* the next ask extends the same block: all of its room, since HIGH starts at block 2 */
     qk_lease l2 = lease_a(1000000);
     CU_ASSERT_EQUAL(l2.block_id, 1);
     CU_ASSERT_EQUAL(l2.from, VK + 1000);
-    CU_ASSERT_EQUAL(l2.to, VK + 1000 + (16384 - 1000) / 2);
+    CU_ASSERT_EQUAL(l2.to, BIG);
     /* HIGH takes the newest block from the back */
     qk_lease h = lease_b(2000);
     CU_ASSERT_EQUAL(h.block_id, 2);
@@ -176,6 +176,11 @@ static void test_ask_grant(void)
     CU_ASSERT_EQUAL(h.to, BIG);
     CU_ASSERT_EQUAL(room(B, QK_SIDE_HIGH), 2000);
     CU_ASSERT_EQUAL(row(&DA, 2).hi, BIG - 2000);
+    /* in the last block with room (where the sides meet) at most half of the room */
+    qk_lease h2 = lease_b(1000000);
+    CU_ASSERT_EQUAL(h2.block_id, 2);
+    CU_ASSERT_EQUAL(h2.to, BIG - 2000);
+    CU_ASSERT_EQUAL(h2.from, BIG - 2000 - (16384 - 2000) / 2);
     /* bad input */
     qk_lease bad = h;
     bad.from = 8;
@@ -262,10 +267,11 @@ static long carve_all(qk_store *s, qk_side side, uint8_t *used, size_t len, int 
         int rc = qk_store_carve_owned(s, &r, side, k, 1, refs, mat, &err);
         CU_ASSERT_EQUAL(rc, 0);
         for (size_t i = 0; rc == 0 && i < k; i++) {
-            CU_ASSERT_FATAL(refs[i].block_id == 1 && refs[i].offset < len);
-            if (used[refs[i].offset])
+            CU_ASSERT_FATAL(refs[i].block_id >= 1 && refs[i].block_id <= 4 && refs[i].offset < len);
+            size_t at = (size_t)(refs[i].block_id - 1) * len + refs[i].offset;
+            if (used[at])
                 total = -1000000;
-            used[refs[i].offset] = 1;
+            used[at] = 1;
         }
         free(refs);
         free(mat);
@@ -277,14 +283,15 @@ static long carve_all(qk_store *s, qk_side side, uint8_t *used, size_t len, int 
     return total < 0 ? -1 : total;
 }
 
-/* Random interleavings of asks, deliveries (possibly repeated) and answers on one block: the
- * bounds stay ordered at both ends, the two granted leases never overlap, and carving all
- * that each side owns never hands out a byte twice. */
+/* Random interleavings of asks, deliveries (possibly repeated) and answers on one to three
+ * blocks: the bounds stay ordered at both ends, the two granted leases never overlap, and
+ * carving all that each side owns never hands out a byte twice. */
 static void test_random_interleavings(void)
 {
     for (int round = 0; round < 40; round++) {
         size_t len = 33 + randombytes_uniform(6000);
-        pair(1, len);
+        size_t nb = 1 + randombytes_uniform(3);
+        pair(nb, len);
         qk_err err = {0, ""};
         int seq = 0;
         for (int step = 0; step < 12; step++) {
@@ -311,19 +318,22 @@ static void test_random_interleavings(void)
             if (rb == 0 && randombytes_uniform(4) != 0)
                 CU_ASSERT_EQUAL(
                     qk_store_lease_done(B, LINK, QK_SIDE_HIGH, lb.block_id, gb == 0, &err), 0);
-            bounds a = row(&DA, 1), b = row(&DB, 1);
-            CU_ASSERT(a.lease_lo <= a.lease_hi);
-            CU_ASSERT(b.lease_lo <= b.lease_hi);
-            CU_ASSERT(a.lease_lo <= b.lease_hi); /* A's grant never crosses B's */
-            CU_ASSERT(a.lease_lo <= b.lease_lo && b.lease_hi >= a.lease_hi);
+            for (uint64_t id = 1; id <= nb; id++) {
+                bounds a = row(&DA, id), b = row(&DB, id);
+                CU_ASSERT(a.lease_lo <= a.lease_hi);
+                CU_ASSERT(b.lease_lo <= b.lease_hi);
+                CU_ASSERT(a.lease_lo <= b.lease_hi); /* A's grant never crosses B's */
+                CU_ASSERT(a.lease_lo <= b.lease_lo && b.lease_hi >= a.lease_hi);
+            }
         }
-        uint8_t *used = calloc(len, 1);
+        uint8_t *used = calloc(nb * len, 1);
         CU_ASSERT_FATAL(used != NULL);
-        long na = carve_all(A, QK_SIDE_LOW, used, len, &seq);
-        long nb = carve_all(B, QK_SIDE_HIGH, used, len, &seq);
-        CU_ASSERT(na >= 0 && nb >= 0);
-        for (size_t i = 0; i < VK; i++)
-            CU_ASSERT_EQUAL(used[i], 0);
+        long carved_a = carve_all(A, QK_SIDE_LOW, used, len, &seq);
+        long carved_b = carve_all(B, QK_SIDE_HIGH, used, len, &seq);
+        CU_ASSERT(carved_a >= 0 && carved_b >= 0);
+        for (size_t b = 0; b < nb; b++)
+            for (size_t i = 0; i < VK; i++)
+                CU_ASSERT_EQUAL(used[b * len + i], 0);
         free(used);
         unpair();
     }
