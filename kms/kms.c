@@ -463,8 +463,6 @@ static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n
     }
     if (rc != 0) {
         qk_kms_held_undo(k, i, r, n);
-        if (rc == QK_EPEER)
-            qk_metrics_peer_error(k->metrics);
         return rc;
     }
     qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_CONSUMED, (uint64_t)n * len);

@@ -125,7 +125,9 @@ int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err)
 int qk_kms_lease_in(qk_kms *k, const char *link, qk_side side, const qk_lease *l, qk_err *err)
 {
     int rc = qk_store_lease_in(k->store, link, side, l, err);
-    if (rc == QK_EMISMATCH)
+    if (rc == 0) /* the range left this end's pool (counted again when an ask is repeated) */
+        qk_metrics_key_bytes(k->metrics, link, QK_KEY_CONSUMED, l->to - l->from);
+    else if (rc == QK_EMISMATCH)
         QK_WARN("link %s: block %llu burned (the peer's lease check differs)", link,
                 (unsigned long long)l->block_id);
     else if (rc == QK_ECOLLISION)

@@ -17,6 +17,7 @@
 #define BACKOFF_MIN_MS    100  /* after a failed peer call, doubling ... */
 #define BACKOFF_MAX_MS    5000 /* ... up to this */
 #define BATCHES_PER_CYCLE 64   /* then the thread looks at its stop flag again */
+#define PAIRS_MAX         1024 /* (master, slave) counts one notices batch remembers */
 
 /* ---- time ------------------------------------------------------------------------------- */
 
@@ -245,26 +246,25 @@ int qk_kms_notices_in(qk_kms *k, const qk_peer_notices_msg *m, qk_peer_notices_a
     memset(a, 0, sizeof *a);
     int *results = calloc(m->n ? m->n : 1, sizeof *results);
     a->r = calloc(m->n ? m->n : 1, sizeof *a->r);
-    size_t cap = m->n * QK_PEER_SLAVES_MAX;
+    size_t cap = 0; /* distinct pairs remembered (more are counted again) */
+    for (size_t i = 0; i < m->n && cap < PAIRS_MAX; i++)
+        cap += m->notices[i].nslaves;
+    if (cap > PAIRS_MAX)
+        cap = PAIRS_MAX;
     qk_peer_held *pairs = calloc(cap ? cap : 1, sizeof *pairs);
     int rc = results && a->r && pairs ? 0 : qk_err_set(err, QK_ENOMEM, "out of memory");
     if (rc == 0)
         rc = qk_store_notice_in(k->store, m->link, m->side, m->notices, m->n, results, err);
     size_t npairs = 0;
-    uint64_t bytes = 0;
     for (size_t i = 0; rc == 0 && i < m->n; i++) {
         const qk_notice *v = &m->notices[i];
         qk_peer_notice_result *res = &a->r[i];
         a->n = i + 1;
         snprintf(res->request_id, sizeof res->request_id, "%s", v->request_id);
         res->status = results[i];
-        if (results[i] == 0) {
-            for (size_t j = 0; j < v->nkeys; j++)
-                bytes += v->keys[j].length;
-        } else {
+        if (results[i] != 0)
             QK_WARN("link %s: notice of request %s refused: %s", m->link, v->request_id,
                     qk_status_name(results[i]));
-        }
         rc = fill_held(k, v, res, pairs, &npairs, cap, err);
     }
     free(pairs);
@@ -273,7 +273,6 @@ int qk_kms_notices_in(qk_kms *k, const qk_peer_notices_msg *m, qk_peer_notices_a
         qk_peer_notices_answer_free(a);
         return rc;
     }
-    qk_metrics_key_bytes(k->metrics, m->link, QK_KEY_CONSUMED, bytes);
     pthread_mutex_lock(&k->notice_mu);
     k->notice_gen++;
     pthread_cond_broadcast(&k->notice_cv);
