@@ -125,21 +125,31 @@ static int send_notices(qk_kms *k, size_t i, qk_err *err)
 }
 
 /* Lease ahead: when the granted, uncarved room of this end on link i is below lease_low_water,
- * ask for lease_bytes more (once this end has served a request on the link). No confirmed
- * block with room left is not a failure. */
+ * ask for lease_bytes more - once this end has served a request on the link, and only while it
+ * owns less than the link's unleased room (bytes_available is this end's view of the uncarved
+ * room: its own leased room plus the unleased one), so that leasing ahead never takes more
+ * than about half of a link's material from a peer that has not asked yet (requests still
+ * lease what they need). No confirmed block with room left is not a failure. */
 static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
 {
     qk_hot_link *h = &k->hot[i];
+    qk_link *l = &k->links[i];
     pthread_mutex_lock(&h->mu);
     bool demand = h->demand;
     pthread_mutex_unlock(&h->mu);
     if (!demand)
         return 0;
-    qk_link *l = &k->links[i];
     uint64_t seen = qk_kms_lease_gen(k, i), room = 0;
     int rc = qk_store_lease_room(k->store, l->cfg->link_id, l->side, &room, err);
     if (rc != 0 || room >= k->cfg->lease_low_water)
         return rc;
+    qk_pool_status st;
+    rc = qk_store_pool_status(k->store, l->cfg->link_id, &st, err);
+    if (rc != 0)
+        return rc;
+    uint64_t unleased = st.bytes_available > room ? st.bytes_available - room : 0;
+    if (room >= unleased)
+        return 0;
     rc = qk_kms_lease_more(k, i, k->cfg->lease_bytes, seen, err);
     return rc == QK_ENOKEY ? 0 : rc;
 }
