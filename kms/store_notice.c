@@ -18,14 +18,19 @@
 
 /* The side's block with at least len granted, uncarved bytes (LOW: [lo, min(lease_lo, hi)),
  * oldest first; HIGH: [max(lease_hi, lo), hi), newest first). 1 found ([*a, *e)), 0 none. */
-static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len, uint64_t *bid,
-                      uint64_t *a, uint64_t *e, qk_err *err)
+typedef struct {
+    uint64_t block_id, lo, hi; /* the block's cursors */
+    uint64_t a, e;             /* the side's owned, uncarved room [a, e) */
+} owned_room;
+
+static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len, owned_room *o,
+                      qk_err *err)
 {
-    static const char low_sql[] = "SELECT block_id, lo, MIN(lease_lo, hi) FROM blocks"
+    static const char low_sql[] = "SELECT block_id, lo, hi, lo, MIN(lease_lo, hi) FROM blocks"
                                   " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
                                   " AND state = ? AND MIN(lease_lo, hi) - lo >= ?"
                                   " ORDER BY block_id ASC LIMIT 1";
-    static const char high_sql[] = "SELECT block_id, MAX(lease_hi, lo), hi FROM blocks"
+    static const char high_sql[] = "SELECT block_id, lo, hi, MAX(lease_hi, lo), hi FROM blocks"
                                    " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
                                    " AND state = ? AND hi - MAX(lease_hi, lo) >= ?"
                                    " ORDER BY block_id DESC LIMIT 1";
@@ -35,41 +40,44 @@ static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len,
         rc = qs_step(s, st, err);
     if (rc != 1)
         return rc;
-    sqlite3_int64 b = sqlite3_column_int64(st, 0);
-    sqlite3_int64 x = sqlite3_column_int64(st, 1);
-    sqlite3_int64 y = sqlite3_column_int64(st, 2);
+    sqlite3_int64 v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = sqlite3_column_int64(st, i);
     (void)sqlite3_reset(st);
-    if (b < 0 || x < QK_BLOCK_VKEY_LEN || y < x || y > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
+    if (v[0] < 0 || v[1] < QK_BLOCK_VKEY_LEN || v[2] < 0 || v[3] < QK_BLOCK_VKEY_LEN ||
+        v[4] < v[3] || v[4] > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
         return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
-    *bid = (uint64_t)b;
-    *a = (uint64_t)x;
-    *e = (uint64_t)y;
+    o->block_id = (uint64_t)v[0];
+    o->lo = (uint64_t)v[1];
+    o->hi = (uint64_t)v[2];
+    o->a = (uint64_t)v[3];
+    o->e = (uint64_t)v[4];
     return 1;
 }
 
-/* Carve k = min(want, room / len) keys as one contiguous run of the owned room [a, e) of block
- * bid (LOW from the front, HIGH from the back), keys DELIVERED and the run zeroed at once. */
-static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, uint64_t bid, uint64_t a,
-                     uint64_t e, uint32_t len, size_t seq, size_t want, qk_key_ref *refs,
-                     uint8_t *mat, size_t *took, qk_err *err)
+/* Carve k = min(want, room / len) keys as one contiguous run of the owned room of o (LOW from
+ * the front, HIGH from the back), keys DELIVERED and the run zeroed at once. */
+static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const owned_room *o,
+                     uint32_t len, size_t seq, size_t want, qk_key_ref *refs, uint8_t *mat,
+                     size_t *took, qk_err *err)
 {
-    size_t k = (size_t)((e - a) / len);
+    size_t k = (size_t)((o->e - o->a) / len);
     if (k > want)
         k = want;
     *took = 0;
     if (k == 0) /* owned_pick promised room for one key: never loop without progress */
         return qk_err_set(err, QK_ESTORAGE, "store: no owned room in block %llu",
-                          (unsigned long long)bid);
+                          (unsigned long long)o->block_id);
+    uint64_t bid = o->block_id;
     uint64_t run = (uint64_t)k * len;
-    uint64_t start = side == QK_SIDE_LOW ? a : e - run;
+    uint64_t start = side == QK_SIDE_LOW ? o->a : o->e - run;
     int rc = qs_range_recorded(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
     if (rc == 1)
         return qk_err_set(err, QK_ESTORAGE, "store: owned room of block %llu holds used bytes",
                           (unsigned long long)bid);
-    qs_block_row b;
-    if (!rc && (rc = qs_block_get(s, r->link, bid, &b, err)) == 1)
-        rc = qs_set_cursors(s, r->link, bid, side == QK_SIDE_LOW ? start + run : b.lo,
-                            side == QK_SIDE_HIGH ? start : b.hi, err);
+    if (!rc)
+        rc = qs_set_cursors(s, r->link, bid, side == QK_SIDE_LOW ? start + run : o->lo,
+                            side == QK_SIDE_HIGH ? start : o->hi, err);
     if (!rc)
         rc = qs_range_read(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
     for (size_t j = 0; !rc && j < k; j++) {
@@ -138,15 +146,14 @@ int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, siz
         return rc;
     if ((rc = qs_begin(s, err)) != 0)
         return rc;
-    rc = qs_request_get(s, r->request_id, NULL, NULL, err);
-    if (rc == 1)
+    /* a known request ID (or tombstone) fails the primary key: QK_EEXIST */
+    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
+    if (rc == QK_EEXIST)
         rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
-    if (!rc)
-        rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
     /* each pass takes a block's whole run; n <= QS_MAX_KEYS bounds the passes */
     for (size_t i = 0; !rc && i < n;) {
-        uint64_t bid = 0, a = 0, e = 0;
-        rc = owned_pick(s, r->link, side, len, &bid, &a, &e, err);
+        owned_room o = {0, 0, 0, 0, 0};
+        rc = owned_pick(s, r->link, side, len, &o, err);
         if (rc == 0) {
             rc =
                 qk_err_set(err, QK_ENOKEY, "store: link %s: no leased room for key %zu of %u bytes",
@@ -156,8 +163,8 @@ int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, siz
         if (rc < 0)
             break;
         size_t took = 0;
-        rc = carve_run(s, r, side, bid, a, e, len, i, n - i, &refs[i], material + i * (size_t)len,
-                       &took, err);
+        rc = carve_run(s, r, side, &o, len, i, n - i, &refs[i], material + i * (size_t)len, &took,
+                       err);
         i += took;
     }
     if (!rc)
