@@ -331,8 +331,11 @@ static int hot_link_init(qk_kms *k, qk_hot_link *h, qk_err *err)
         pthread_mutex_destroy(&h->lease_mu);
         return qk_err_set(err, QK_ENOMEM, "mutex init failed");
     }
-    h->held = cond_init_mono(&h->cv) == 0 ? calloc(QK_HELD_MAX, sizeof *h->held) : NULL;
+    bool cv_ok = cond_init_mono(&h->cv) == 0;
+    h->held = cv_ok ? calloc(QK_HELD_MAX, sizeof *h->held) : NULL;
     if (!h->held) { /* h->held set: everything above is initialised (qk_kms_hot_stop) */
+        if (cv_ok)
+            pthread_cond_destroy(&h->cv);
         pthread_mutex_destroy(&h->mu);
         pthread_mutex_destroy(&h->held_mu);
         pthread_mutex_destroy(&h->lease_mu);
