@@ -42,6 +42,8 @@
 #define ACCEPT_BACKOFF_MS 100
 #define DRAIN_TIMEOUT_MS  5000 /* graceful stop: in-flight requests and their responses */
 #define DRAIN_POLL_MS     10
+#define LINGER_MS         1000 /* a refused client: read and drop its bytes this long, then close */
+#define LINGER_READS      16   /* reads per wake-up while lingering */
 
 enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR };
 
@@ -67,7 +69,7 @@ typedef struct conn {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     uint32_t tcp_mask, pair_mask;
-    bool handshaking, dead, in_ready;
+    bool handshaking, dead, in_ready, lingering;
     bool pair_in_epoll, pair_hup;
     bool tls_eof, shut_sent, mhd_gone, mhd_eof, entry_live;
     bool tcp_want_r, tcp_want_w, pair_want_r, pair_want_w;
@@ -411,6 +413,39 @@ static int ep_set(pump_thread *t, int fd, endpoint *ep, uint32_t *cur, uint32_t 
     return 0;
 }
 
+/* A refused handshake: the alert OpenSSL wrote must reach the client. Closing a socket with
+ * unread input sends a TCP RST (RFC 1122 4.2.2.13), and a client that receives it may lose the
+ * alert still queued for it (a TLS 1.3 client sends its request right after its Finished, so
+ * there often is unread input). So: send FIN, read and drop what the client sends until it
+ * closes or LINGER_MS pass (the "lingering close" of RFC 9112 9.6), then close. */
+static void conn_linger(conn *c)
+{
+    c->handshaking = false;
+    c->lingering = true;
+    c->tcp_want_r = true;
+    c->tcp_want_w = false;
+    if (shutdown(c->tcp_fd, SHUT_WR) != 0 ||
+        ep_set(c->t, c->tcp_fd, &c->tcp_ep, &c->tcp_mask, EPOLLIN, false) != 0) {
+        conn_close(c);
+        return;
+    }
+    set_deadline(c, now_ms() + LINGER_MS);
+}
+
+static void conn_linger_read(conn *c)
+{
+    unsigned char sink[4096];
+    for (int i = 0; i < LINGER_READS; i++) {
+        ssize_t n = read(c->tcp_fd, sink, sizeof sink);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        conn_close(c); /* the client closed (or reset): done */
+        return;
+    }
+}
+
 static void conn_update_events(conn *c)
 {
     uint32_t tm = (c->tcp_want_r ? EPOLLIN : 0) | (c->tcp_want_w ? EPOLLOUT : 0);
@@ -582,7 +617,7 @@ static void conn_handshake(conn *c)
         qk_log(QK_LOG_INFO, "tls listener=%s peer=%s: handshake failed: %s", s->name, who,
                why ? why : (e == SSL_ERROR_SYSCALL ? "connection closed" : "error"));
         atomic_fetch_add(&s->hs_failed, 1);
-        conn_close(c);
+        conn_linger(c);
         return;
     }
     qk_peer_identity id;
@@ -592,7 +627,7 @@ static void conn_handshake(conn *c)
         qk_log(QK_LOG_INFO, "tls listener=%s peer=%s: refused: client not authenticated", s->name,
                who);
         atomic_fetch_add(&s->hs_failed, 1);
-        conn_close(c);
+        conn_linger(c);
         return;
     }
     atomic_fetch_add(&s->hs_ok, 1);
@@ -660,7 +695,9 @@ static void conn_event(conn *c, int kind, uint32_t events)
     }
     if (kind == EP_PAIR && (events & (EPOLLHUP | EPOLLERR)))
         c->pair_hup = true;
-    if (c->handshaking)
+    if (c->lingering)
+        conn_linger_read(c);
+    else if (c->handshaking)
         conn_handshake(c);
     else
         conn_pump(c);

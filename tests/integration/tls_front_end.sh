@@ -182,6 +182,14 @@ FP_BOB=$(openssl x509 -in bob.crt -noout -fingerprint -sha256 | cut -d= -f2)
 start_server mtls --mode mtls --cert server.crt --key server.key --ca ca.crt --fp-map "$FP_BOB=SAE_BOB"
 before=$(requests_now)
 check "mTLS: missing client certificate refused" bash -c '! curl -s --max-time 10 --cacert ca.crt "https://127.0.0.1:$1/x" >/dev/null' _ "$PORT"
+# The refusal must reach the client as a TLS alert, never as a TCP reset that can swallow it
+# (the front end's lingering close): 30 tries, every one names the alert.
+alerted=0
+for _ in $(seq 30); do
+  e=$(curl -sS --max-time 10 --cacert ca.crt "https://127.0.0.1:$PORT/x" -o /dev/null 2>&1)
+  case "$e" in *alert*certificate\ required*) alerted=$((alerted + 1)) ;; esac
+done
+check "mTLS: a missing certificate is refused with the alert every time ($alerted/30)" test "$alerted" = 30
 check "mTLS: certificate from another CA refused" bash -c '! curl -s --max-time 10 --cacert ca.crt --cert mallory.crt --key mallory.key "https://127.0.0.1:$1/x" >/dev/null' _ "$PORT"
 out=$(get1 x | sc -tls1_3 -psk_identity s384 -psk "$K384")
 check "mTLS: a PSK client is refused" bash -c '! grep -q "\"kind\"" <<<"$1"' _ "$out"
