@@ -25,7 +25,7 @@ void bench_opts_usage(FILE *f)
             "usage: qkd-bench run --lab DIR [--scenario etsi|skip|status|mixed] [--connections N]\n"
             "         [--size BITS] [--number K] [--warmup S] [--duration S | --count N]\n"
             "         [--kme-a ID --kme-b ID] [--baseline URL] [--timeout-ms MS] [--json FILE]\n"
-            "         [--label TEXT] [--quiet]\n"
+            "         [--label TEXT] [--cpu-pids PIDS] [--quiet]\n"
             "Drives N keep-alive TLS connections per side (mTLS for ETSI 014, TLS-PSK for SKIP)\n"
             "against the KMEs of DIR/lab.json and reports keys/s, key bits/s, requests/s,\n"
             "latency p50/p90/p99/max per request type and errors by kind.\n"
@@ -43,11 +43,14 @@ void bench_opts_usage(FILE *f)
             "  --timeout-ms MS  per request, 100..600000 (default 10000)\n"
             "  --json FILE      also write the report as JSON (\"-\" = stdout)\n"
             "  --label TEXT     the run's name in the JSON report (\"label\")\n"
+            "  --cpu-pids PIDS  report the CPU time (user + system, /proc/PID/stat) that these\n"
+            "                   processes (PID,PID,..., at most %d: the KMEs, nginx's workers)\n"
+            "                   spent during the measured phase, per operation and per key\n"
             "  --quiet          no progress line on stderr\n"
             "  -h, --help       this text\n"
             "Exit status: 0 (errors are counted, not fatal), 1 failure, 2 usage.\n"
             "See qkd-bench(1).\n",
-            BENCH_MAX_CONNS);
+            BENCH_MAX_CONNS, BENCH_MAX_CPU_PIDS);
 }
 
 static int parse_double(const char *name, const char *s, double lo, double hi, double *out)
@@ -101,23 +104,15 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o)
                       .duration_s = 5.0,
                       .timeout_ms = 10000};
     static const struct option lo[] = {
-        {"lab", required_argument, NULL, 'l'},
-        {"baseline", required_argument, NULL, 'B'},
-        {"kme-a", required_argument, NULL, 'a'},
-        {"kme-b", required_argument, NULL, 'b'},
-        {"scenario", required_argument, NULL, 's'},
-        {"connections", required_argument, NULL, 'c'},
-        {"size", required_argument, NULL, 'z'},
-        {"number", required_argument, NULL, 'n'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"duration", required_argument, NULL, 'd'},
-        {"count", required_argument, NULL, 'N'},
-        {"timeout-ms", required_argument, NULL, 't'},
-        {"json", required_argument, NULL, 'j'},
-        {"label", required_argument, NULL, 'L'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"lab", required_argument, NULL, 'l'},      {"baseline", required_argument, NULL, 'B'},
+        {"kme-a", required_argument, NULL, 'a'},    {"kme-b", required_argument, NULL, 'b'},
+        {"scenario", required_argument, NULL, 's'}, {"connections", required_argument, NULL, 'c'},
+        {"size", required_argument, NULL, 'z'},     {"number", required_argument, NULL, 'n'},
+        {"warmup", required_argument, NULL, 'w'},   {"duration", required_argument, NULL, 'd'},
+        {"count", required_argument, NULL, 'N'},    {"timeout-ms", required_argument, NULL, 't'},
+        {"json", required_argument, NULL, 'j'},     {"label", required_argument, NULL, 'L'},
+        {"cpu-pids", required_argument, NULL, 'P'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     optind = 1;
     int c;
@@ -174,6 +169,9 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o)
             break;
         case 'L':
             o->label = optarg;
+            break;
+        case 'P':
+            rc = bench_cpu_parse_pids(optarg, &o->cpu);
             break;
         case 'q':
             o->quiet = true;

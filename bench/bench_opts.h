@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "bench_cpu.h"
+
 typedef enum {
     BENCH_SC_ETSI,   /* ETSI 014 key pairs: enc_keys at KME A, dec_keys of the IDs at KME B */
     BENCH_SC_SKIP,   /* SKIP key pairs: GET /key at KME A, GET /key/{keyId} at KME B */
@@ -33,6 +35,7 @@ typedef struct {
     const char *json_out; /* write the JSON report here ("-" = stdout) */
     const char *label;    /* free text copied into the report */
     bool quiet;           /* no progress lines */
+    bench_cpu_pids cpu;   /* processes whose CPU time the measured phase reports (may be 0) */
 } bench_opts;
 
 const char *bench_scenario_name(bench_scenario s);

@@ -10,6 +10,12 @@ static double per_s(uint64_t n, double s)
     return s > 0 ? (double)n / s : 0.0;
 }
 
+/* Milliseconds of CPU per unit (0 when there was none). */
+static double ms_per(double cpu_s, uint64_t n)
+{
+    return n ? cpu_s * 1e3 / (double)n : 0.0;
+}
+
 static const char *target_name(const bench_opts *o)
 {
     return o->baseline_url ? "nginx" : "kme";
@@ -29,6 +35,12 @@ void bench_report_text(FILE *f, const bench_opts *o, const bench_result *r)
             per_s(s->keys, sec), per_s(s->key_bits, sec) / 1e6);
     fprintf(f, "  requests   %12" PRIu64 "  %10.1f/s  (%.1f/s answered 200)\n", s->requests,
             per_s(s->requests, sec), per_s(s->requests_ok, sec));
+    if (r->cpu_measured)
+        fprintf(f,
+                "  cpu        %12.3f s of %u process(es): %.4f ms per operation, %.4f ms per key, "
+                "%.4f ms per request\n",
+                r->cpu_s, o->cpu.n, ms_per(r->cpu_s, s->ops), ms_per(r->cpu_s, s->keys),
+                ms_per(r->cpu_s, s->requests));
     fprintf(f, "  errors     %12" PRIu64, bench_stats_errors(s));
     for (unsigned e = 0; e < BENCH_NERR; e++)
         if (e != BENCH_ERR_HTTP && s->err[e])
@@ -91,6 +103,16 @@ static bool add_errors(cJSON *root, const bench_stats *s)
     return true;
 }
 
+/* The --cpu-pids processes' CPU time over the measured phase, in total and per unit. */
+static bool add_cpu(cJSON *root, const bench_opts *o, const bench_result *r)
+{
+    const bench_stats *s = &r->total;
+    return add_num(root, "cpu_s", r->cpu_s) && add_num(root, "cpu_processes", o->cpu.n) &&
+           add_num(root, "cpu_ms_per_operation", ms_per(r->cpu_s, s->ops)) &&
+           add_num(root, "cpu_ms_per_key", ms_per(r->cpu_s, s->keys)) &&
+           add_num(root, "cpu_ms_per_request", ms_per(r->cpu_s, s->requests));
+}
+
 cJSON *bench_report_json(const bench_opts *o, const bench_result *r)
 {
     const bench_stats *s = &r->total;
@@ -111,7 +133,7 @@ cJSON *bench_report_json(const bench_opts *o, const bench_result *r)
         add_num(j, "requests", (double)s->requests) &&
         add_num(j, "requests_per_s", per_s(s->requests, sec)) &&
         add_num(j, "ok_requests_per_s", per_s(s->requests_ok, sec)) && add_errors(j, s) &&
-        add_latency(j, s);
+        add_latency(j, s) && (!r->cpu_measured || add_cpu(j, o, r));
     if (!ok) {
         cJSON_Delete(j);
         return NULL;

@@ -1,6 +1,7 @@
 /* bench_run.c - worker threads, phases and progress of one benchmark run. */
 #include "bench_run.h"
 #include "bench_clock.h"
+#include "bench_cpu.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -123,7 +124,9 @@ int bench_run(const bench_target *t, const bench_opts *o, bench_result *res)
     slot *sl = calloc(n, sizeof *sl);
     int rc = -1;
     unsigned started = 0;
-    double m0 = 0;
+    double m0 = 0, cpu0 = 0;
+    if (o->cpu.n && bench_cpu_sample(&o->cpu, &cpu0) != 0)
+        goto out; /* a wrong PID fails before the load starts */
     if (!th || !sl)
         goto out;
     for (unsigned i = 0; i < n; i++) {
@@ -155,6 +158,8 @@ int bench_run(const bench_target *t, const bench_opts *o, bench_result *res)
                 bench_scenario_name(o->scenario), n, o->size_bits, o->warmup_s);
     double w0 = bench_now_s();
     progress(&sh, "warm-up", w0, w0 + o->warmup_s, o->quiet);
+    if (o->cpu.n && bench_cpu_sample(&o->cpu, &cpu0) != 0)
+        goto stop_sig;
     m0 = bench_now_s();
     res->warmup_s = m0 - w0;
     res->warmup_ops = atomic_load(&sh.ops);
@@ -169,6 +174,13 @@ stop_sig:
             rc = -1; /* cannot happen for a joinable thread; never merge half-finished stats */
     if (rc == 0) {
         res->measured_s = bench_now_s() - m0;
+        double cpu1 = 0;
+        if (o->cpu.n && bench_cpu_sample(&o->cpu, &cpu1) == 0) {
+            res->cpu_measured = true;
+            res->cpu_s = cpu1 - cpu0;
+        } else if (o->cpu.n) {
+            fprintf(stderr, "qkd-bench: CPU time not reported (a process ended?)\n");
+        }
         res->workers = n;
         for (unsigned i = 0; i < n; i++)
             bench_stats_merge(&res->total, sl[i].measured);

@@ -17,6 +17,8 @@ typedef struct {
     uint64_t warmup_ops;
     unsigned workers;
     bool interrupted;
+    bool cpu_measured; /* --cpu-pids given and sampled at both ends of the measured phase */
+    double cpu_s;      /* their user + system seconds over the measured phase */
 } bench_result;
 
 /* 0, or -1 when the workers could not be set up (message on stderr). res is heap-sized:
