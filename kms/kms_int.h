@@ -33,6 +33,8 @@ typedef struct {
      * the granted ones, so a thread that waited knows another one already leased. */
     pthread_mutex_t lease_mu;
     uint64_t lease_gen;
+    uint64_t bad_block; /* the last block whose ask the peer answered 400 (logged once) */
+    bool bad_seen;
     /* The notifier thread: woken by a committed request, by qk_kms_close, or every 200 ms.
      * demand: this end served a request on the link since it started (it leases ahead only
      * then: an idle side takes none of the peer's room). */
@@ -76,8 +78,9 @@ uint64_t qk_kms_lease_gen(qk_kms *k, size_t i);
 /* Lease at least `want` more bytes on link i (up to 3 asks: a refused one is asked again
  * from the new view), unless another thread leased since the caller read lease_gen `seen`
  * (then 0 at once: carve again). 0 = a lease was granted (or another thread's was); QK_ENOKEY
- * (no confirmed block with unleased room), QK_EPEER (the peer is unreachable or refused every
- * ask; an unanswered ask stays recorded and is asked again later), or a store error. */
+ * (no confirmed block with unleased room), QK_EPEER (the peer is unreachable, refused every
+ * ask, or answered one 400 - cleared like a refusal, not asked again in this call; an
+ * unanswered ask stays recorded and is asked again later), or a store error. */
 int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, qk_err *err);
 /* Ask again what a previous run (or a failed call) left asked on link i. 0, or the first
  * failure (the asks not answered stay). */

@@ -25,6 +25,7 @@ static qk_lease_result lease_result_of(int rc)
     case 0:
         return QK_LEASE_GRANTED;
     case QK_ECOLLISION:
+    case QK_EINVAL: /* 400: a range the peer's block cannot hold */
         return QK_LEASE_REFUSED;
     case QK_EMISMATCH:
         return QK_LEASE_MISMATCH;
@@ -36,8 +37,11 @@ static qk_lease_result lease_result_of(int rc)
 }
 
 /* Send one recorded ask to the peer and record the answer. Call with lease_mu held. 0 granted,
- * QK_ECOLLISION refused (ask cleared), QK_EMISMATCH / QK_ENOTFOUND (the block is burned here as
- * at the peer), else the transport or store error (the ask stays, to be asked again). */
+ * QK_ECOLLISION refused (ask cleared), QK_EINVAL refused as a bad request (400: e.g. a range
+ * the peer's block cannot hold; ask cleared, as a refusal: the peer changed nothing, so
+ * clearing it only gives up room, never takes any; asking the same range again would be
+ * refused again), QK_EMISMATCH / QK_ENOTFOUND (the block is burned here as at the peer), else
+ * the transport or store error (the ask stays, to be asked again). */
 static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_err *err)
 {
     qk_link *l = &k->links[i];
@@ -46,7 +50,8 @@ static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_err *err)
     qk_err_clear(&perr);
     int prc = qk_peer_lease(l->client, link, l->side, ls, &perr);
     qk_metrics_lease(k->metrics, lease_result_of(prc));
-    if (prc != 0 && prc != QK_ECOLLISION && prc != QK_EMISMATCH && prc != QK_ENOTFOUND) {
+    if (prc != 0 && prc != QK_ECOLLISION && prc != QK_EINVAL && prc != QK_EMISMATCH &&
+        prc != QK_ENOTFOUND) {
         qk_metrics_peer_error(k->metrics);
         return qk_err_set(err, QK_EPEER, "peer KME %s unavailable or refused: %s", l->cfg->peer,
                           perr.msg[0] ? perr.msg : qk_status_name(prc));
@@ -59,6 +64,18 @@ static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_err *err)
         QK_DEBUG("link %s: lease [%u, %u) of block %llu granted", link, ls->from, ls->to,
                  (unsigned long long)ls->block_id);
         return 0;
+    }
+    if (prc == QK_EINVAL) {
+        /* Logged once per block: the next ask computes the same range from the same view. */
+        if (!k->hot[i].bad_seen || k->hot[i].bad_block != ls->block_id)
+            QK_WARN("link %s: lease [%u, %u) of block %llu refused by %s as a bad request (%s): "
+                    "the two ends' blocks differ?",
+                    link, ls->from, ls->to, (unsigned long long)ls->block_id, l->cfg->peer,
+                    perr.msg);
+        k->hot[i].bad_block = ls->block_id;
+        k->hot[i].bad_seen = true;
+        return qk_err_set(err, QK_EINVAL, "peer KME %s refused a lease as a bad request: %s",
+                          l->cfg->peer, perr.msg);
     }
     if (prc == QK_ECOLLISION) {
         QK_INFO("link %s: lease [%u, %u) of block %llu refused by %s: %s", link, ls->from, ls->to,
@@ -100,6 +117,9 @@ int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, qk_err 
         if (rc == QK_ECOLLISION || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
             rc = qk_err_set(err, QK_EPEER, "peer KME %s refused %d leases (last: %s)", l->cfg->peer,
                             LEASE_ASKS, qk_status_name(rc));
+        else if (rc == QK_EINVAL) /* not the SAE's bad request: the peer's */
+            rc = qk_err_set(err, QK_EPEER, "peer KME %s refused a lease as a bad request",
+                            l->cfg->peer);
     }
     pthread_mutex_unlock(&h->lease_mu);
     return rc;
@@ -115,7 +135,7 @@ int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err)
     int rc = qk_store_lease_asks(k->store, l->cfg->link_id, l->side, asks, REASK_MAX, &n, err);
     for (size_t j = 0; rc == 0 && j < n; j++) {
         rc = exchange(k, i, &asks[j], err);
-        if (rc == QK_ECOLLISION || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
+        if (rc == QK_ECOLLISION || rc == QK_EINVAL || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
             rc = 0; /* answered: the ask is settled */
     }
     pthread_mutex_unlock(&h->lease_mu);

@@ -18,6 +18,7 @@
 
 #include "codec.h"
 #include "kms_fixture.h"
+#include "kms_int.h"
 #include "peer_msg.h"
 
 static kf_pair P;
@@ -340,6 +341,31 @@ static void test_lease_refused(void)
     kf_pair_close(&P);
 }
 
+/* An ask the peer answers 400 (A's block is shorter than B's: B's range past A's end is a range
+ * A's block cannot hold) is settled like a refusal: B's ask is cleared, not left to be asked
+ * again forever. */
+static void test_lease_bad_range_refused(void)
+{
+    uint8_t mat[LB];
+    CU_ASSERT_FATAL(kf_pair_open(&P, NULL, NULL) == 0);
+    randombytes_buf(mat, LB);
+    CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.a.kms), KF_LINK, 1, mat, LB - 4096) == 0);
+    CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.b.kms), KF_LINK, 1, mat, LB) == 0);
+    qk_kms *b = P.b.kms;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), &err), QK_EPEER);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bad request"));
+    qk_lease asks[2];
+    size_t n = 9;
+    CU_ASSERT_EQUAL(qk_store_lease_asks(qk_kms_store(b), KF_LINK, QK_SIDE_HIGH, asks, 2, &n, &err),
+                    0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(room(b, QK_SIDE_HIGH), 0);
+    CU_ASSERT_EQUAL(kf_block_state(qk_kms_store(b), 1), QK_BLOCK_CONFIRMED);
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
+
 static void test_lease_mismatch_burns(void)
 {
     uint8_t mat[LB];
@@ -587,6 +613,7 @@ int suite_peer_api(void)
         !CU_add_test(s, "inventory of another link refused", test_inventory_other_link) ||
         !CU_add_test(s, "lease granted, again idempotent", test_lease_granted) ||
         !CU_add_test(s, "lease refused: side, link, block, body, collision", test_lease_refused) ||
+        !CU_add_test(s, "lease answered 400 settled as refused", test_lease_bad_range_refused) ||
         !CU_add_test(s, "lease with a differing check burns the block",
                      test_lease_mismatch_burns) ||
         !CU_add_test(s, "notices reserved inside the lease, refused outside", test_notices) ||
