@@ -16,6 +16,7 @@
 
 #define MAX_CELLS     256
 #define MAX_JSON_FILE (1u << 20)
+#define CPU_TARGET_MS 0.2 /* issue 13: CPU per key pair, both KMEs together */
 
 static cJSON *read_json(const char *path)
 {
@@ -100,6 +101,54 @@ static void lat_cell(FILE *f, const cJSON *cell, const char *type)
             lat(cell, type, "p99"), lat(cell, type, "max"));
 }
 
+static bool has(const cJSON *o, const char *k)
+{
+    return cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* CPU per key pair of a KME cell (both KMEs' user + system time over the measured phase,
+ * qkd-bench run --cpu-pids, over the keys delivered at both ends); false when not measured. */
+static bool cpu_per_pair(const cJSON *c, double *ms)
+{
+    if (strcmp(str(c, "target"), "kme") != 0 || !has(c, "cpu_s") || num(c, "keys") <= 0)
+        return false;
+    *ms = num(c, "cpu_ms_per_key");
+    return true;
+}
+
+/* The KME cells with the highest and lowest CPU per key pair (-1 when none was measured). */
+static void cpu_extremes(cJSON *const *cells, size_t n, long *worst, long *best)
+{
+    *worst = *best = -1;
+    for (size_t i = 0; i < n; i++) {
+        double ms, w, b;
+        if (!cpu_per_pair(cells[i], &ms))
+            continue;
+        if (*worst < 0 || (cpu_per_pair(cells[*worst], &w) && ms > w))
+            *worst = (long)i;
+        if (*best < 0 || (cpu_per_pair(cells[*best], &b) && ms < b))
+            *best = (long)i;
+    }
+}
+
+/* "etsi 64 conns 256 bits x1" */
+static void cell_name(char *buf, size_t cap, const cJSON *c)
+{
+    snprintf(buf, cap, "%s %.0f conns %.0f bits x%.0f", str(c, "scenario"), num(c, "connections"),
+             num(c, "size_bits"), num(c, "number"));
+}
+
+static void cpu_col(FILE *f, const cJSON *c)
+{
+    double ms;
+    if (!cpu_per_pair(c, &ms))
+        fprintf(f, " - |");
+    else if (num(c, "number") > 1)
+        fprintf(f, " %.3f (%.2f per request pair) |", ms, num(c, "cpu_ms_per_operation"));
+    else
+        fprintf(f, " %.3f |", ms);
+}
+
 static void md_row(FILE *f, const cJSON *c, const cJSON *base)
 {
     const char *ta, *tb;
@@ -114,6 +163,7 @@ static void md_row(FILE *f, const cJSON *c, const cJSON *base)
         fprintf(f, " %.0f | **%.2f** |", brps, rps / brps);
     else
         fprintf(f, " - | - |");
+    cpu_col(f, c);
     lat_cell(f, c, ta);
     lat_cell(f, c, tb);
     fprintf(f, " %.0f", num(errs, "total"));
@@ -174,6 +224,21 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
     if (have_4096)
         fprintf(f, "| 4096-bit keys: >= 1 Gbit/s of key material | best %.1f Mbit/s | %s |\n",
                 best_bits / 1e6, best_bits >= 1e9 ? "yes" : "no");
+    long wi, bi;
+    cpu_extremes(cells, n, &wi, &bi);
+    if (wi < 0) {
+        fprintf(f, "| CPU per key pair, both KMEs, <= %.1f ms (every cell) | not measured | - |\n",
+                CPU_TARGET_MS);
+        return;
+    }
+    char wn[96], bn[96];
+    cell_name(wn, sizeof wn, cells[wi]);
+    cell_name(bn, sizeof bn, cells[bi]);
+    fprintf(f,
+            "| CPU per key pair, both KMEs, <= %.1f ms (every cell) | worst %.3f ms (%s), best "
+            "%.3f ms (%s) | %s |\n",
+            CPU_TARGET_MS, num(cells[wi], "cpu_ms_per_key"), wn, num(cells[bi], "cpu_ms_per_key"),
+            bn, num(cells[wi], "cpu_ms_per_key") <= CPU_TARGET_MS ? "yes" : "no");
 }
 
 static int write_md(const char *path, cJSON *const *cells, size_t n, const char *date,
@@ -189,18 +254,22 @@ static int write_md(const char *path, cJSON *const *cells, size_t n, const char 
             "both KMEs (and nginx for the baseline) on the same machine, TLS on loopback.\n\n"
             "req/s counts requests answered 200. Ratio = KME req/s over nginx req/s for the same "
             "requests, connections and "
-            "body size, measured in the same run. Latency: p50 / p90 / p99 / max in ms for the "
+            "body size, measured in the same run. CPU/pair = user + system time of both KMEs "
+            "over the measured phase (/proc/PID/stat) per key delivered at both ends; the load "
+            "generator and the simulator are not counted. Latency: p50 / p90 / p99 / max in ms "
+            "for the "
             "request at KME A (enc_keys, SKIP /key) and at KME B (dec_keys, /key/{keyId}).\n\n"
             "| API | conns | key bits | keys/req | keys/s | key Mbit/s | req/s | nginx req/s | "
-            "ratio | at A (ms) | at B (ms) | errors |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "ratio | CPU/pair (ms) | at A (ms) | at B (ms) | errors |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
             date, command, sysconf(_SC_NPROCESSORS_ONLN));
     for (size_t i = 0; i < n; i++)
         if (strcmp(str(cells[i], "target"), "kme") == 0)
             md_row(f, cells[i], baseline_of(cells, n, cells[i]));
     fprintf(f, "\nBaseline cells (nginx, fixed bodies, same TLS 1.3 TLS_AES_256_GCM_SHA384 with "
-               "client certificates):\n\n| scenario | conns | key bits | keys/req | req/s | at A "
-               "(ms) | at B (ms) | errors |\n|---|---|---|---|---|---|---|---|\n");
+               "client certificates; CPU/req: user + system time of nginx's workers per "
+               "request):\n\n| scenario | conns | key bits | keys/req | req/s | CPU/req (ms) | "
+               "at A (ms) | at B (ms) | errors |\n|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < n; i++) {
         const cJSON *c = cells[i];
         if (strcmp(str(c, "target"), "nginx") != 0)
@@ -209,6 +278,10 @@ static int write_md(const char *path, cJSON *const *cells, size_t n, const char 
         req_types(c, &ta, &tb);
         fprintf(f, "| %s | %.0f | %.0f | %.0f | %.0f |", str(c, "scenario"), num(c, "connections"),
                 num(c, "size_bits"), num(c, "number"), num(c, "ok_requests_per_s"));
+        if (has(c, "cpu_s") && num(c, "requests") > 0)
+            fprintf(f, " %.3f |", num(c, "cpu_ms_per_request"));
+        else
+            fprintf(f, " - |");
         lat_cell(f, c, ta);
         lat_cell(f, c, tb);
         fprintf(f, " %.0f |\n", num(cJSON_GetObjectItemCaseSensitive(c, "errors"), "total"));
@@ -220,6 +293,24 @@ static int write_md(const char *path, cJSON *const *cells, size_t n, const char 
         return -1;
     }
     return 0;
+}
+
+/* "cpu_ms_per_key_pair": {target, worst, worst_cell, best, best_cell, met}, when measured. */
+static bool add_cpu_target(cJSON *root, cJSON *const *cells, size_t n)
+{
+    long wi, bi;
+    cpu_extremes(cells, n, &wi, &bi);
+    if (wi < 0)
+        return true;
+    char wn[96], bn[96];
+    cell_name(wn, sizeof wn, cells[wi]);
+    cell_name(bn, sizeof bn, cells[bi]);
+    double w = num(cells[wi], "cpu_ms_per_key"), b = num(cells[bi], "cpu_ms_per_key");
+    cJSON *t = cJSON_AddObjectToObject(root, "cpu_ms_per_key_pair");
+    return t && cJSON_AddNumberToObject(t, "target", CPU_TARGET_MS) &&
+           cJSON_AddNumberToObject(t, "worst", w) && cJSON_AddStringToObject(t, "worst_cell", wn) &&
+           cJSON_AddNumberToObject(t, "best", b) && cJSON_AddStringToObject(t, "best_cell", bn) &&
+           cJSON_AddBoolToObject(t, "met", w <= CPU_TARGET_MS);
 }
 
 static int write_json(const char *path, cJSON *const *cells, size_t n, const char *date,
@@ -241,6 +332,7 @@ static int write_json(const char *path, cJSON *const *cells, size_t n, const cha
                                              num(b, "ok_requests_per_s")) != NULL;
         ok = ok && c && cJSON_AddItemToArray(arr, c);
     }
+    ok = ok && add_cpu_target(root, cells, n);
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     FILE *f = text ? fopen(path, "w") : NULL;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench_smoke.sh - qkd-bench against a small lab for a few seconds: ETSI 014 and SKIP key
 # pairs (fixed count, every pair compared at both ends), mixed with several keys per request,
-# status polling; the JSON report's fields; `body` and `report` (Markdown + JSON, ratio to a
-# baseline cell). Performance is never asserted here: only that the load ran without errors.
+# status polling; the JSON report's fields, both KMEs' CPU per pair (--cpu-pids); `body` and
+# `report` (Markdown + JSON, ratio to a baseline cell, the CPU column and target). Performance
+# is never asserted here: only that the load ran without errors.
 set -u
 . "$(dirname "$0")/../lib/lab.sh"
 BENCH=$BUILD/bin/qkd-bench
@@ -21,6 +22,10 @@ run() { # NAME ARGS... -> $T/NAME.json, $T/NAME.txt
   [ "$(jq -r '.errors.total' "$T/$n.json")" = 0 ] || { cat "$T/$n.txt"; fail "$n: errors"; }
 }
 
+KMEDS=$(jq -r '[.kmes[].pid] | map(tostring) | join(",")' "$L/lab.json")
+for p in ${KMEDS//,/ }; do
+  [ "$(cat "/proc/$p/comm")" = qkd-kmed ] || fail "lab.json: pid $p is not a qkd-kmed"
+done
 run etsi --scenario etsi --connections 2 --count 40
 [ "$(jq -r .keys "$T/etsi.json")" -ge 40 ] || fail "etsi: fewer than 40 key pairs"
 [ "$(jq -r '.latency_ms.etsi_dec_keys.count' "$T/etsi.json")" -ge 40 ] || fail "etsi: dec_keys latencies"
@@ -28,6 +33,19 @@ jq -e '.latency_ms.etsi_key_pair | .p50 > 0 and .p50 <= .p90 and .p90 <= .p99 an
   "$T/etsi.json" >/dev/null || fail "etsi: percentiles not ordered"
 grep -q 'measure' "$T/etsi.err" || grep -q 'warm-up' "$T/etsi.err" || fail "etsi: no progress lines"
 ok "ETSI 014 key pairs: $(jq -r .keys "$T/etsi.json") keys, no errors, ordered percentiles"
+# Both KMEs' CPU over a 1 s measured phase (hundreds of pairs: many clock ticks): every pair
+# costs them some (TLS, store), and two processes on this machine's CPUs spend at most
+# CPUs x wall time (plus a tick per process of sampling granularity).
+run cpu --scenario etsi --connections 2 --duration 1 --cpu-pids "$KMEDS"
+NCPU=$(getconf _NPROCESSORS_ONLN)
+jq -e --argjson c "$NCPU" '.cpu_processes == 2 and .cpu_s > 0 and
+  .cpu_s <= $c * .measured_s + 0.05 and .cpu_ms_per_key > 0 and
+  .cpu_ms_per_key == .cpu_ms_per_operation' "$T/cpu.json" >/dev/null || {
+  jq '{cpu_s, cpu_processes, cpu_ms_per_key, cpu_ms_per_operation, measured_s}' "$T/cpu.json"
+  fail "cpu: CPU per pair"
+}
+grep -q '^  cpu .* ms per key' "$T/cpu.txt" || fail "cpu: no CPU line in the text report"
+ok "both KMEs' CPU: $(jq -r .cpu_ms_per_key "$T/cpu.json") ms per key pair"
 
 run skip --scenario skip --connections 2 --count 40 --size 512
 [ "$(jq -r .key_bits_per_s "$T/skip.json" | cut -d. -f1)" -gt 0 ] || fail "skip: no key bits"
@@ -45,6 +63,10 @@ ok "status polling, quiet"
 [ $? = 2 ] || fail "bad --connections is not a usage error"
 "$BENCH" run --lab "$L" --scenario skip --number 2 >/dev/null 2>&1
 [ $? = 2 ] || fail "SKIP with --number 2 is not a usage error"
+"$BENCH" run --lab "$L" --cpu-pids 1, >/dev/null 2>&1
+[ $? = 2 ] || fail "a bad --cpu-pids is not a usage error"
+"$BENCH" run --lab "$L" --count 1 --cpu-pids 2147483647 >/dev/null 2>&1
+[ $? = 1 ] || fail "--cpu-pids of no process is not refused"
 ok "usage errors exit 2"
 
 mkdir -p "$T/bodies"
@@ -56,11 +78,20 @@ ok "baseline bodies"
 # A fake baseline cell (the etsi cell relabelled) exercises the ratio column.
 jq '.target = "nginx"' "$T/etsi.json" >"$T/etsi-base.json"
 "$BENCH" report --md "$T/r.md" --json "$T/r.json" --date test "$T/etsi.json" "$T/etsi-base.json" \
-  "$T/skip.json" || fail "report"
+  "$T/skip.json" "$T/cpu.json" || fail "report"
 grep -q '\*\*1.00\*\*' "$T/r.md" || { cat "$T/r.md"; fail "report: ratio 1.00 missing"; }
-jq -e '.cells | length == 3' "$T/r.json" >/dev/null || fail "report: cells"
+jq -e '.cells | length == 4' "$T/r.json" >/dev/null || fail "report: cells"
 jq -e '.cells[0].ratio_to_nginx == 1' "$T/r.json" >/dev/null || fail "report: ratio_to_nginx"
-ok "report: Markdown table and JSON with ratios"
+want=$(jq -r '.cpu_ms_per_key * 1000 | round / 1000' "$T/cpu.json")
+jq -e --argjson w "$want" '.cpu_ms_per_key_pair | (.worst * 1000 | round / 1000) == $w and
+  .worst_cell == "etsi 2 conns 256 bits x1" and .met == (.worst <= 0.2)' "$T/r.json" >/dev/null ||
+  { jq .cpu_ms_per_key_pair "$T/r.json"; fail "report: cpu_ms_per_key_pair"; }
+if ! grep -q '^| CPU per key pair, both KMEs, <= 0.2 ms .* | worst [0-9.]* ms (etsi 2 conns' \
+  "$T/r.md" || ! grep -q '| CPU/pair (ms) |' "$T/r.md"; then
+  cat "$T/r.md"
+  fail "report: CPU column or target"
+fi
+ok "report: Markdown table and JSON with ratios and CPU per key pair"
 # The store alone: two fresh stores, key pairs from two threads, every pair compared.
 timeout 60 "$BENCH" store --dir "$T/store" --count 40 --threads 2 --number 2 --json "$T/store.json" \
   >"$T/store.txt" 2>"$T/store.err" || { cat "$T/store.txt" "$T/store.err"; fail "qkd-bench store"; }
