@@ -81,8 +81,21 @@ static int apply_answer(qk_kms *k, size_t i, qk_notice *v, size_t n,
     return rc;
 }
 
+/* The answer of one notice the peer refused with status st (a 400 for it alone). */
+static int refused_answer(const qk_notice *v, int st, qk_peer_notices_answer *a, qk_err *err)
+{
+    a->r = calloc(1, sizeof *a->r);
+    if (!a->r)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    snprintf(a->r[0].request_id, sizeof a->r[0].request_id, "%s", v->request_id);
+    a->r[0].status = st;
+    a->n = 1;
+    return 0;
+}
+
 /* Send every pending notice of link i (batches of notice_batch, fewer when a body would be too
- * large). 0, or the first failure (what was not answered stays pending). */
+ * large, one at a time after a batch answered 400). 0, or the first failure (what was not
+ * answered stays pending). */
 static int send_notices(qk_kms *k, size_t i, qk_err *err)
 {
     qk_link *l = &k->links[i];
@@ -106,6 +119,25 @@ static int send_notices(qk_kms *k, size_t i, qk_err *err)
             qk_notice_free(v, n);
             cap = n / 2;
             continue;
+        }
+        if (prc == QK_EINVAL && n > 1) {
+            /* 400 for the batch: one notice may break the peer's decode of all of them (e.g.
+             * its [keys] limits are smaller than ours); send them one at a time. */
+            qk_notice_free(v, n);
+            cap = 1;
+            continue;
+        }
+        if (prc == QK_EINVAL) {
+            /* This notice alone is answered 400: it will never be taken. Refused, as if the
+             * peer had answered so (burned at both ends, counted, logged by apply_answer). */
+            QK_DEBUG("link %s: notice of request %s: %s", l->cfg->link_id, v[0].request_id,
+                     perr.msg);
+            rc = refused_answer(&v[0], QK_EINVAL, &a, err);
+            prc = rc;
+        }
+        if (rc != 0) {
+            qk_notice_free(v, n);
+            break;
         }
         if (prc != 0) {
             qk_notice_free(v, n);

@@ -366,6 +366,10 @@ int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_no
     qk_err_clear(&derr);
     if (resp.status == 413) {
         rc = qk_err_set(err, QK_ELIMIT, "peer refused %zu notices as too large (HTTP 413)", m->n);
+    } else if (resp.status == 400) {
+        const char *reason = qk_peer_reason_name(error_reason(&resp));
+        rc = qk_err_set(err, QK_EINVAL, "peer refused %zu notices as a bad request (%s)", m->n,
+                        reason ? reason : "no reason");
     } else if (resp.status != 200) {
         const char *reason = qk_peer_reason_name(error_reason(&resp));
         rc = qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to notices (%s)", resp.status,

@@ -61,10 +61,11 @@ int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_l
 
 /* POST /peer/v1/notices of m. 0 = the peer answered one result per notice, in order, each
  * naming its notice's request_id (*a filled: free with qk_peer_notices_answer_free); else
- * *a is empty and the answer is QK_EINVAL (m does not encode), QK_ELIMIT (m's body would
- * exceed QK_PEER_MSG_MAX, or the peer answered 413: send fewer notices), QK_EPEER (another answer:
- * HTTP status other than 200, bad body, results not matching the notices) or a transport error: the
- * notices are to be sent again. */
+ * *a is empty and the answer is QK_EINVAL (m does not encode, or the peer answered 400: one of
+ * the notices may break the batch; send them one at a time, and one answered 400 alone will
+ * never be taken), QK_ELIMIT (m's body would exceed QK_PEER_MSG_MAX, or the peer answered 413:
+ * send fewer notices), QK_EPEER (another answer: HTTP status other than 200, bad body, results
+ * not matching the notices) or a transport error: the notices are to be sent again. */
 int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_notices_answer *a,
                     qk_err *err);
 

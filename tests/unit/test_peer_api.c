@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "kms_fixture.h"
@@ -489,9 +490,9 @@ static void test_notices(void)
     CU_ASSERT_EQUAL_FATAL(ans.r[1].nheld, 1);
     CU_ASSERT_EQUAL(ans.r[1].held[0].count, 1); /* req-1's two keys were fetched above */
     qk_peer_notices_answer_free(&ans);
-    /* a batch the peer refuses whole is QK_EPEER at the client, with nothing to free */
+    /* a batch the peer refuses whole (400) is QK_EINVAL at the client, with nothing to free */
     again.side = QK_SIDE_LOW;
-    CU_ASSERT_EQUAL(qk_peer_notices(b_client(), &again, &ans, &err), QK_EPEER);
+    CU_ASSERT_EQUAL(qk_peer_notices(b_client(), &again, &ans, &err), QK_EINVAL);
     CU_ASSERT(ans.n == 0 && ans.r == NULL);
     /* the caller's other side, another link, a bad body: refused whole, nothing applied */
     qk_notice w = notice_of("req-4", l.from + 96, 1);
@@ -522,6 +523,84 @@ static void test_notices(void)
 /* ---- the client against a peer that answers wrongly ----------------------------------- *
  * A's listener answers with a canned status and body (its handler swapped while no call is in
  * flight); the client must not take a malformed or mismatched answer for a good one. */
+
+/* A's peer API, but a notices call naming a request "bad-..." is answered 400 whole, as by a
+ * peer whose decoder refuses one of the requests (e.g. more keys than its [keys] limit). */
+static qk_http_on_req real_on_req;
+static size_t batches_400;
+
+static bool body_has(const char *b, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; b && i + n <= len; i++)
+        if (memcmp(b + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
+static void picky_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
+{
+    if (strcmp(req->path, "/peer/v1/notices") == 0 &&
+        body_has(req->body, req->body_len, "\"bad-")) {
+        batches_400++;
+        char *body = strdup("{\"message\":\"keys: too many\",\"reason\":\"bad-request\"}");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+        qk_http_reply_take(rep, 400, "application/json", body, strlen(body));
+        return;
+    }
+    real_on_req(self, req, rep);
+}
+
+/* B carved ok-1, bad-2 and ok-3 from its lease; its notifier's batch is answered 400: it sends
+ * them one at a time, ok-1 and ok-3 are reserved at A, bad-2 (400 alone) is burned at both
+ * ends; nothing stays pending. */
+static void test_notices_batch_400(void)
+{
+    uint8_t mat[LB];
+    open_with_block(mat);
+    real_on_req = P.ha.super.on_req;
+    P.ha.super.on_req = picky_on_req;
+    batches_400 = 0;
+    qk_kms *b = P.b.kms;
+    qk_store *sb = qk_kms_store(b), *sa = qk_kms_store(P.a.kms);
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), &err), 0);
+    static const char *const ids[3] = {"ok-1", "bad-2", "ok-3"};
+    qk_key_ref refs[3];
+    uint8_t km[32];
+    for (size_t j = 0; j < 3; j++) {
+        const char *sl[2];
+        qk_reservation r = sf_resv(ids[j], KF_LINK, "SAE_B1", sl, "SAE_A1", NULL, 4000000000ull);
+        CU_ASSERT_EQUAL_FATAL(
+            qk_store_carve_owned(sb, &r, QK_SIDE_HIGH, 1, sizeof km, &refs[j], km, &err), 0);
+    }
+    sodium_memzero(km, sizeof km);
+    qk_kms_notify_wake(b, 0);
+    size_t n = 1;
+    for (int t = 0; t < 500 && n > 0; t++) { /* up to 5 s */
+        qk_notice v[4];
+        CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(sb, KF_LINK, v, 4, &n, &err), 0);
+        qk_notice_free(v, n);
+        if (n > 0)
+            nanosleep(&(struct timespec){.tv_nsec = 10000000L}, NULL);
+    }
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT(batches_400 >= 1);
+    for (size_t j = 0; j < 3; j++) {
+        bool known = false;
+        CU_ASSERT_EQUAL(qk_store_key_known(sa, refs[j].key_id, &known, &err), 0);
+        CU_ASSERT_EQUAL(known, j != 1);
+        int st = -1;
+        CU_ASSERT_EQUAL(qk_store_request_state(sb, ids[j], &st, &err), 0);
+        CU_ASSERT_EQUAL(st, j == 1 ? 2 : 1);
+    }
+    int st = -1; /* A tombstoned bad-2 (burned by B's call): a late notice of it is refused */
+    CU_ASSERT_EQUAL(qk_store_request_state(sa, "bad-2", &st, &err), 0);
+    CU_ASSERT_EQUAL(st, 2);
+    P.ha.super.on_req = real_on_req;
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
 
 static unsigned fake_status;
 static const char *fake_body;
@@ -580,6 +659,7 @@ static void test_client_refuses_bad_answers(void)
         {200, "{\"results\":[" RES("req-1") ",{\"request_id\":\"req-2\"}]}", QK_EPEER},
         {200, "{\"status\":\"reserved\"}", QK_EPEER},
         {413, "{\"message\":\"request body too large\"}", QK_ELIMIT},
+        {400, "{\"message\":\"m\",\"reason\":\"bad-request\"}", QK_EINVAL},
         {500, "{\"message\":\"m\",\"reason\":\"internal\"}", QK_EPEER},
     };
 #undef RES
@@ -617,6 +697,7 @@ int suite_peer_api(void)
         !CU_add_test(s, "lease with a differing check burns the block",
                      test_lease_mismatch_burns) ||
         !CU_add_test(s, "notices reserved inside the lease, refused outside", test_notices) ||
+        !CU_add_test(s, "notices batch answered 400 sent one at a time", test_notices_batch_400) ||
         !CU_add_test(s, "the client refuses bad answers", test_client_refuses_bad_answers))
         return -1;
     return 0;
