@@ -161,7 +161,7 @@ static int post(qk_peer_client *pc, const char *path, int enc_rc, char *body,
     return rc;
 }
 
-/* A 200 answer of reserve, burn or device-keys must say so: {"status": want}. */
+/* A 200 answer of burn, device-keys or lease must say so: {"status": want}. */
 static int expect_result(const qk_http_response *resp, qk_peer_result want, const char *what,
                          qk_err *err)
 {
@@ -207,38 +207,6 @@ static int post_result(qk_peer_client *pc, const char *path, int enc_rc, char *b
     }
     qk_http_response_free(&resp);
     return rc;
-}
-
-int qk_peer_reserve(qk_peer_client *pc, const qk_reservation *r, qk_side side,
-                    const qk_key_ref *refs, size_t n, qk_err *err)
-{
-    qk_peer_reserve_msg *m = malloc(sizeof *m);
-    if (!m)
-        return qk_err_set(err, QK_ENOMEM, "out of memory");
-    char *body = NULL;
-    int rc = qk_peer_reserve_msg_set(m, r, side, refs, n, err);
-    if (rc == 0)
-        rc = qk_peer_reserve_encode(m, &body, err);
-    free(m);
-    long status = 0;
-    qk_peer_reason why = QK_PEER_REASON_NONE;
-    rc = post_result(pc, "/peer/v1/reserve", rc, body, QK_PEER_RESERVED, "reserve", &status, &why,
-                     err);
-    if (rc != PEER_REFUSED)
-        return rc;
-    const char *reason = qk_peer_reason_name(why);
-    if (status == 409 && why == QK_PEER_REASON_COLLISION)
-        return qk_err_set(err, QK_ECOLLISION, "peer refused: collision");
-    if (status == 409 && why == QK_PEER_REASON_MISMATCH)
-        return qk_err_set(err, QK_EMISMATCH, "peer refused: material mismatch");
-    if (status == 404)
-        return qk_err_set(err, QK_ENOTFOUND, "peer refused: unknown block");
-    if (status == 409 && why == QK_PEER_REASON_LIMIT)
-        return qk_err_set(err, QK_EQUOTA, "peer refused: max_key_count reached for the SAE pair");
-    if (status == 409 || status == 400)
-        return qk_err_set(err, QK_EINVAL, "peer refused: %s (HTTP %ld)",
-                          reason ? reason : "bad-request", status);
-    return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld", status);
 }
 
 int qk_peer_burn(qk_peer_client *pc, const char *request_id, qk_err *err)

@@ -24,14 +24,6 @@ void qk_peer_client_free(qk_peer_client *pc);
  * (peer_msg.h); a transport error is QK_ETIMEOUT, QK_ETLS, QK_EIO or QK_ELIMIT (answer too
  * large), and an answer that does not decode is QK_EPEER. */
 
-/* POST /peer/v1/reserve. 0 = reserved (200 {"status":"reserved"}); by the answer's reason:
- * QK_ECOLLISION (409 collision), QK_EMISMATCH (409 mismatch), QK_ENOTFOUND (404: unknown
- * block), QK_EQUOTA (409 limit: a (master, slave) pair would exceed the peer's max_key_count),
- * QK_EINVAL (any other 409 or 400: burned request ID or bad request), QK_EPEER (any other
- * answer), or a transport error. */
-int qk_peer_reserve(qk_peer_client *pc, const qk_reservation *r, qk_side side,
-                    const qk_key_ref *refs, size_t n, qk_err *err);
-
 /* POST /peer/v1/burn. 0 (200 {"status":"burned"}) or QK_EPEER / transport error. */
 int qk_peer_burn(qk_peer_client *pc, const char *request_id, qk_err *err);
 

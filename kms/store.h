@@ -121,7 +121,10 @@ int qk_store_carve(qk_store *s, const qk_reservation *r, qk_side side, size_t n,
 
 /* The peer acked an outgoing request. If keep_for_slaves is false (slaves at the peer), the
  * keys become DELIVERED here and their ranges are zeroed. If true (QK_LOCAL_LINK: slaves at
- * this KME), the keys become RESERVED for r->slaves here. Idempotent. */
+ * this KME), the keys become RESERVED for r->slaves here. Idempotent. The KME itself only
+ * commits with true now (its remote path is qk_store_carve_owned); false is the master end of
+ * the two-phase path older peers still drive through /peer/v1/reserve, kept for the tests
+ * that play such a peer against qk_store_reserve_in (test_store_peer.c, test_store.c). */
 int qk_store_commit(qk_store *s, const char *request_id, bool keep_for_slaves, qk_err *err);
 
 /* Burn a request (either direction): its keys become BURNED, ranges zeroed. Idempotent; an

@@ -524,6 +524,71 @@ static void test_notices(void)
  * A's listener answers with a canned status and body (its handler swapped while no call is in
  * flight); the client must not take a malformed or mismatched answer for a good one. */
 
+/* ---- reserve (kept for older peers) ------------------------------------------------------
+ * An old peer (B, HIGH) carves with the two-phase path (qk_store_carve: PENDING, with the
+ * material check of each key) and sends POST /peer/v1/reserve; A reserves the keys for the
+ * slaves (fetchable with the block's bytes), answers a repeat reserved again, a differing check
+ * 409 mismatch (the block burned), and a bad body 400. */
+
+/* POST /peer/v1/reserve of r's n keys refs (as side) to A. */
+static void reserve_call(const qk_reservation *r, qk_side side, const qk_key_ref *refs, size_t n,
+                         qk_http_reply *rep)
+{
+    qk_peer_reserve_msg *m = calloc(1, sizeof *m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    char *body = NULL;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qk_peer_reserve_msg_set(m, r, side, refs, n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_peer_reserve_encode(m, &body, &err), 0);
+    free(m);
+    call_a("POST", "/peer/v1/reserve", body, rep);
+    free(body);
+}
+
+static void test_reserve_old_peer(void)
+{
+    uint8_t mat[LB];
+    open_with_block(mat);
+    qk_store *a = qk_kms_store(P.a.kms), *b = qk_kms_store(P.b.kms);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_reservation r = sf_resv("old-1", KF_LINK, "SAE_B1", sl, "SAE_A1", NULL, 4000000000ull);
+    qk_key_ref refs[2];
+    uint8_t km[64];
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(b, &r, QK_SIDE_HIGH, 2, 32, refs, km, &err), 0);
+    qk_http_reply rep;
+    reserve_call(&r, QK_SIDE_HIGH, refs, 2, &rep);
+    CU_ASSERT_EQUAL(rep.status, 200);
+    CU_ASSERT_STRING_EQUAL(rep.body, "{\"status\":\"reserved\"}");
+    qk_http_reply_clear(&rep);
+    reserve_call(&r, QK_SIDE_HIGH, refs, 2, &rep); /* a repeat (lost answer): reserved again */
+    CU_ASSERT_EQUAL(rep.status, 200);
+    qk_http_reply_clear(&rep);
+    const char *ids[2] = {refs[0].key_id, refs[1].key_id};
+    qk_fetched_key out[2];
+    uint8_t buf[64];
+    CU_ASSERT_EQUAL_FATAL(qk_store_fetch(a, "SAE_A1", "SAE_B1", ids, 2, out, buf, sizeof buf, &err),
+                          0);
+    CU_ASSERT(memcmp(buf, km, sizeof km) == 0);
+    /* a bad body: 400 */
+    call_a("POST", "/peer/v1/reserve", "{\"request_id\":\"old-2\"}", &rep);
+    CU_ASSERT_EQUAL(rep.status, 400);
+    qk_http_reply_clear(&rep);
+    /* a key whose check differs: 409 mismatch, the block burned at A */
+    qk_reservation r2 = sf_resv("old-3", KF_LINK, "SAE_B1", sl, "SAE_A1", NULL, 4000000000ull);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve(b, &r2, QK_SIDE_HIGH, 1, 32, refs, km, &err), 0);
+    refs[0].check[0] ^= 1;
+    reserve_call(&r2, QK_SIDE_HIGH, refs, 1, &rep);
+    CU_ASSERT_EQUAL(rep.status, 409);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "\"reason\":\"mismatch\""));
+    qk_http_reply_clear(&rep);
+    CU_ASSERT_EQUAL(kf_block_state(a, 1), QK_BLOCK_BURNED);
+    sodium_memzero(buf, sizeof buf);
+    sodium_memzero(km, sizeof km);
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
+
 /* A's peer API, but a notices call naming a request "bad-..." is answered 400 whole, as by a
  * peer whose decoder refuses one of the requests (e.g. more keys than its [keys] limit). */
 static qk_http_on_req real_on_req;
@@ -698,6 +763,7 @@ int suite_peer_api(void)
                      test_lease_mismatch_burns) ||
         !CU_add_test(s, "notices reserved inside the lease, refused outside", test_notices) ||
         !CU_add_test(s, "notices batch answered 400 sent one at a time", test_notices_batch_400) ||
+        !CU_add_test(s, "reserve from an old peer", test_reserve_old_peer) ||
         !CU_add_test(s, "the client refuses bad answers", test_client_refuses_bad_answers))
         return -1;
     return 0;
