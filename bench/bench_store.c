@@ -1,7 +1,9 @@
 /* bench_store.c - `qkd-bench store`: key pairs against two key stores in one process (no
  * HTTP, no TLS), so that the store's share of a key pair can be told apart from the HTTP path.
- * Store A is the low side of the link (it carves, as KME_A does for its SAEs), store B the
- * high side (it receives the reservation and serves the slave). */
+ * Store A is the low side of the link (it carves from its leases, as KME_A does for its
+ * SAEs), store B the high side (it grants the leases, applies the notices and serves the
+ * slave): the store calls of the KME's remote path (docs/adr/0002-key-store.md, "Leases and
+ * notices"). */
 #include "bench_store.h"
 #include "bench_clock.h"
 
@@ -33,16 +35,20 @@
 #define BS_BLOCK_BYTES QK_BLOCK_MAX_BYTES /* the bench lab's --block-bytes */
 #define BS_MAX_THREADS 256
 #define BS_LIFETIME_S  3600
-#define BS_MAX_SHOWN   3 /* error messages printed per operation */
+#define BS_MAX_SHOWN   3      /* error messages printed per operation */
+#define BS_LEASE_BYTES 262144 /* [hot_path] lease_bytes' default */
+#define BS_LEASES      3      /* leases per carve that finds no room (as qk_kms_reserve) */
+#define BS_MAX_BATCH   1024   /* [hot_path] notice_batch's range */
 
-enum { BS_CARVE, BS_RESERVE, BS_COMMIT, BS_FETCH, BS_NOPS };
-static const char *const op_names[BS_NOPS] = {"carve", "reserve_in", "commit", "fetch"};
+enum { BS_LEASE, BS_CARVE, BS_NOTICE_IN, BS_NOTICES_DONE, BS_FETCH, BS_NOPS };
+static const char *const op_names[BS_NOPS] = {"lease", "carve_owned", "notice_in", "notices_done",
+                                              "fetch"};
 
 typedef struct {
     const char *dir;
     bool force;
     uint64_t count;
-    unsigned size_bits, number, threads;
+    unsigned size_bits, number, threads, batch;
     const char *json_out;
 } bs_opts;
 
@@ -51,6 +57,7 @@ typedef struct {
     uint64_t failed[BS_NOPS]; /* calls that returned an error */
     uint64_t mismatches;      /* pairs whose two ends differ */
     uint64_t pairs_ok;
+    uint64_t notices; /* notices applied at B (notice_in and notices_done take batches) */
 } bs_stats;
 
 typedef struct {
@@ -60,16 +67,24 @@ typedef struct {
     atomic_uint_fast64_t claimed, done, errors;
     atomic_uint shown[BS_NOPS + 1]; /* messages printed per operation (+ mismatches) */
     atomic_uint running;
+    pthread_mutex_t lease_mu; /* one lease exchange at a time (as the KME's per link) */
 } bs_shared;
 
+/* One worker: up to batch pairs carved, then noticed together, then fetched one by one. */
 typedef struct {
     bs_shared *sh;
     unsigned index;
     bs_stats *st;
-    qk_key_ref *refs;
+    qk_key_ref *refs;        /* batch x number: pair j's keys at refs + j * number */
+    qk_notice *notices;      /* batch: the notices of the carved pairs (pointing into refs) */
+    char (*request_ids)[64]; /* batch */
+    const char **done_ids;   /* batch: the noticed request IDs */
+    uint64_t *seqs;          /* batch: each carved pair's sequence number */
+    int *results;            /* batch: notice_in's answer per notice */
+    char slaves[1][QK_STORE_ID_MAX + 1];
     const char **ids;
     qk_fetched_key *fk;
-    uint8_t *mat_a, *mat_b; /* sodium_malloc: the key bytes at A and at B */
+    uint8_t *mat_a, *mat_b; /* sodium_malloc: the key bytes at A (batch pairs) and at B (one) */
 } bs_worker;
 
 typedef struct {
@@ -84,19 +99,22 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qkd-bench store --dir DIR [--force] [--count N] [--size BITS] [--number K]\n"
-            "         [--threads T] [--json FILE]\n"
+            "         [--batch B] [--threads T] [--json FILE]\n"
             "Key pairs against two fresh key stores DIR/a.db (KME A) and DIR/b.db (KME B) in\n"
-            "this process, no HTTP: carve at A, reserve_in at B, commit at A, fetch at B.\n"
+            "this process, no HTTP, as the KME's remote path: carve_owned at A (inside A's\n"
+            "lease; lease_ask at A, lease_in at B, lease_done at A when it runs out), notice_in\n"
+            "at B and notices_done at A (B notices at a time), fetch at B.\n"
             "  --dir DIR      where the stores go (created if missing); required\n"
             "  --force        replace DIR/a.db and DIR/b.db if they exist (refused otherwise)\n"
             "  --count N      key pairs (default 5000)\n"
             "  --size BITS    key size, a multiple of 8 up to %d (default 256)\n"
             "  --number K     keys per request, 1..%d (default 1)\n"
+            "  --batch B      notices per notice_in call, 1..%d (default 1)\n"
             "  --threads T    threads running pairs at once on the same stores, 1..%d (default "
             "1)\n"
             "  --json FILE    also write the report as JSON (\"-\" = stdout)\n"
             "Exit status: 0 ok, 1 failure (setup, any failed or mismatching pair), 2 usage.\n",
-            BENCH_MAX_BITS, BENCH_MAX_NUMBER, BS_MAX_THREADS);
+            BENCH_MAX_BITS, BENCH_MAX_NUMBER, BS_MAX_BATCH, BS_MAX_THREADS);
 }
 
 static int parse_uint(const char *name, const char *s, unsigned lo, unsigned hi, unsigned *out)
@@ -130,6 +148,8 @@ static int parse_one(int c, bs_opts *o)
         return parse_uint("number", optarg, 1, BENCH_MAX_NUMBER, &o->number);
     case 't':
         return parse_uint("threads", optarg, 1, BS_MAX_THREADS, &o->threads);
+    case 'b':
+        return parse_uint("batch", optarg, 1, BS_MAX_BATCH, &o->batch);
     case 'j':
         o->json_out = optarg;
         return 0;
@@ -141,17 +161,13 @@ static int parse_one(int c, bs_opts *o)
 /* 0, 1 for --help (printed), -1 on a usage error (message printed). */
 static int parse_opts(int argc, char **argv, bs_opts *o)
 {
-    *o = (bs_opts){.count = 5000, .size_bits = 256, .number = 1, .threads = 1};
+    *o = (bs_opts){.count = 5000, .size_bits = 256, .number = 1, .threads = 1, .batch = 1};
     static const struct option lo[] = {
-        {"dir", required_argument, NULL, 'd'},
-        {"force", no_argument, NULL, 'f'},
-        {"count", required_argument, NULL, 'N'},
-        {"size", required_argument, NULL, 'z'},
-        {"number", required_argument, NULL, 'n'},
-        {"threads", required_argument, NULL, 't'},
-        {"json", required_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"dir", required_argument, NULL, 'd'},    {"force", no_argument, NULL, 'f'},
+        {"count", required_argument, NULL, 'N'},  {"size", required_argument, NULL, 'z'},
+        {"number", required_argument, NULL, 'n'}, {"threads", required_argument, NULL, 't'},
+        {"batch", required_argument, NULL, 'b'},  {"json", required_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     optind = 1;
     int c;
@@ -254,13 +270,15 @@ static int put_confirmed(qk_store *s, const char *name, uint64_t id, const uint8
     return rc;
 }
 
-/* Enough identical confirmed blocks in both stores for every key of the run. */
+/* Enough identical confirmed blocks in both stores for every key of the run, and one more: A's
+ * leases take only half of the unleased room of the block where the two sides meet (the last
+ * one with room), so the last block is never used whole. */
 static int fill_blocks(qk_store *a, qk_store *b, const bs_opts *o, uint64_t *nblocks)
 {
     uint64_t len = o->size_bits / 8;
     uint64_t per_block = (BS_BLOCK_BYTES - QK_BLOCK_VKEY_LEN) / len;
     uint64_t keys = o->count * o->number;
-    *nblocks = (keys + per_block - 1) / per_block;
+    *nblocks = (keys + per_block - 1) / per_block + 1;
     uint8_t *blk = sodium_malloc(BS_BLOCK_BYTES);
     if (!blk) {
         fprintf(stderr, "qkd-bench: out of secure memory\n");
@@ -309,13 +327,16 @@ static void burn(bs_worker *w, qk_store *s, const char *request_id, uint64_t seq
         show_error(w, BS_NOPS, seq, err.msg);
 }
 
-/* The same IDs, lengths and bytes at both ends (constant-time compare). */
-static int verify(bs_worker *w, size_t n, uint32_t len, uint64_t seq)
+/* Pair j's keys fetched at B (w->fk, w->mat_b): the same IDs, lengths and bytes as carved at
+ * A (constant-time compare). */
+static int verify(bs_worker *w, size_t j, size_t n, uint32_t len, uint64_t seq)
 {
+    const qk_key_ref *refs = w->refs + j * n;
+    const uint8_t *mat_a = w->mat_a + j * n * len;
     for (size_t i = 0; i < n; i++) {
         const qk_fetched_key *k = &w->fk[i];
-        if (strcmp(k->key_id, w->refs[i].key_id) != 0 || k->length != len || !k->material ||
-            sodium_memcmp(k->material, w->mat_a + i * len, len) != 0) {
+        if (strcmp(k->key_id, refs[i].key_id) != 0 || k->length != len || !k->material ||
+            sodium_memcmp(k->material, mat_a + i * len, len) != 0) {
             w->st->mismatches++;
             show_error(w, BS_NOPS, seq, "the two stores returned different keys");
             return -1;
@@ -324,8 +345,72 @@ static int verify(bs_worker *w, size_t n, uint32_t len, uint64_t seq)
     return 0;
 }
 
-/* carve at A, reserve_in at B, commit at A, fetch at B; then verify. */
-static int pair_calls(bs_worker *w, const qk_reservation *r, uint64_t seq)
+/* A's lease ran out: ask (A), grant (B), record the answer (A), as the KME's lease exchange
+ * does over POST /peer/v1/lease. One operation `lease`. 0 granted; else the error. */
+static int lease(bs_worker *w, uint64_t seq)
+{
+    bs_shared *sh = w->sh;
+    qk_err err;
+    qk_err_clear(&err);
+    pthread_mutex_lock(&sh->lease_mu);
+    uint64_t t0 = bench_now_ns();
+    qk_lease l;
+    int rc = qk_store_lease_ask(sh->a, BS_LINK, QK_SIDE_LOW, BS_LEASE_BYTES, &l, &err);
+    int grc = rc == 0 ? qk_store_lease_in(sh->b, BS_LINK, QK_SIDE_LOW, &l, &err) : rc;
+    if (rc == 0 && grc != QK_EMISMATCH && grc != QK_ENOTFOUND)
+        rc = qk_store_lease_done(sh->a, BS_LINK, QK_SIDE_LOW, l.block_id, grc == 0, &err);
+    if (rc == 0)
+        rc = grc;
+    pthread_mutex_unlock(&sh->lease_mu);
+    return account(w, BS_LEASE, t0, rc, &err, seq);
+}
+
+/* carve_owned at A for pair j of the batch (leasing first when A's granted room ran out);
+ * its notice filled. 0, or -1 (nothing recorded). */
+static int carve(bs_worker *w, size_t j, uint64_t seq)
+{
+    bs_shared *sh = w->sh;
+    size_t n = sh->o->number;
+    uint32_t len = sh->o->size_bits / 8;
+    snprintf(w->request_ids[j], sizeof w->request_ids[j], "bench-%u-%" PRIu64, w->index, seq);
+    const char *slaves[1] = {BS_SLAVE};
+    qk_reservation r = {
+        .request_id = w->request_ids[j],
+        .link = BS_LINK,
+        .master = BS_MASTER,
+        .slaves = slaves,
+        .nslaves = 1,
+        .expires_at = sh->expires_at,
+    };
+    qk_key_ref *refs = w->refs + j * n;
+    qk_err err;
+    qk_err_clear(&err);
+    int rc = QK_ENOKEY;
+    uint64_t t0 = 0;
+    for (int a = 0; a <= BS_LEASES && rc == QK_ENOKEY; a++) {
+        if (a > 0 && lease(w, seq) != 0)
+            return -1;
+        t0 = bench_now_ns();
+        rc = qk_store_carve_owned(sh->a, &r, QK_SIDE_LOW, n, len, refs, w->mat_a + j * n * len,
+                                  &err);
+    }
+    if (account(w, BS_CARVE, t0, rc, &err, seq) != 0)
+        return -1;
+    qk_notice *v = &w->notices[j];
+    memset(v, 0, sizeof *v);
+    snprintf(v->request_id, sizeof v->request_id, "%s", r.request_id);
+    snprintf(v->master, sizeof v->master, "%s", BS_MASTER);
+    v->slaves = w->slaves;
+    v->nslaves = 1;
+    v->expires_at = sh->expires_at;
+    v->keys = refs;
+    v->nkeys = n;
+    return 0;
+}
+
+/* The batch's nb carved pairs: notice_in at B (one call), notices_done at A (one call), then
+ * each pair fetched at B and verified. Returns the pairs that failed. */
+static uint64_t notice_and_fetch(bs_worker *w, size_t nb)
 {
     bs_shared *sh = w->sh;
     size_t n = sh->o->number;
@@ -333,53 +418,39 @@ static int pair_calls(bs_worker *w, const qk_reservation *r, uint64_t seq)
     qk_err err;
     qk_err_clear(&err);
     uint64_t t0 = bench_now_ns();
-    int rc = qk_store_carve(sh->a, r, QK_SIDE_LOW, n, len, w->refs, w->mat_a, &err);
-    if (account(w, BS_CARVE, t0, rc, &err, seq) != 0)
-        return -1;
+    int rc = qk_store_notice_in(sh->b, BS_LINK, QK_SIDE_LOW, w->notices, nb, w->results, &err);
+    if (account(w, BS_NOTICE_IN, t0, rc, &err, w->seqs[0]) != 0)
+        return nb; /* left un-noticed at A (a KME would send them again) */
+    w->st->notices += nb;
+    for (size_t j = 0; j < nb; j++)
+        w->done_ids[j] = w->request_ids[j];
     t0 = bench_now_ns();
-    rc = qk_store_reserve_in(sh->b, r, QK_SIDE_LOW, w->refs, n, &err);
-    if (account(w, BS_RESERVE, t0, rc, &err, seq) != 0) {
-        burn(w, sh->a, r->request_id, seq);
-        return -1;
+    rc = qk_store_notices_done(sh->a, w->done_ids, nb, &err);
+    if (account(w, BS_NOTICES_DONE, t0, rc, &err, w->seqs[0]) != 0)
+        return nb;
+    uint64_t failed = 0;
+    for (size_t j = 0; j < nb; j++) {
+        if (w->results[j] != 0) {
+            w->st->failed[BS_NOTICE_IN]++;
+            show_error(w, BS_NOTICE_IN, w->seqs[j], qk_status_name(w->results[j]));
+            burn(w, sh->a, w->request_ids[j], w->seqs[j]);
+            failed++;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++)
+            w->ids[i] = w->refs[j * n + i].key_id;
+        t0 = bench_now_ns();
+        rc = qk_store_fetch(sh->b, BS_SLAVE, BS_MASTER, w->ids, n, w->fk, w->mat_b, n * len, &err);
+        if (account(w, BS_FETCH, t0, rc, &err, w->seqs[j]) != 0 ||
+            verify(w, j, n, len, w->seqs[j]) != 0) {
+            burn(w, sh->b, w->request_ids[j], w->seqs[j]);
+            failed++;
+        } else {
+            w->st->pairs_ok++;
+        }
+        sodium_memzero(w->mat_b, n * len);
     }
-    t0 = bench_now_ns();
-    rc = qk_store_commit(sh->a, r->request_id, false, &err);
-    if (account(w, BS_COMMIT, t0, rc, &err, seq) != 0) {
-        burn(w, sh->a, r->request_id, seq);
-        burn(w, sh->b, r->request_id, seq);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++)
-        w->ids[i] = w->refs[i].key_id;
-    t0 = bench_now_ns();
-    rc = qk_store_fetch(sh->b, BS_SLAVE, BS_MASTER, w->ids, n, w->fk, w->mat_b, n * len, &err);
-    if (account(w, BS_FETCH, t0, rc, &err, seq) != 0) {
-        burn(w, sh->b, r->request_id, seq);
-        return -1;
-    }
-    return verify(w, n, len, seq);
-}
-
-static int run_pair(bs_worker *w, uint64_t seq)
-{
-    char request_id[64];
-    snprintf(request_id, sizeof request_id, "bench-%u-%" PRIu64, w->index, seq);
-    const char *slaves[1] = {BS_SLAVE};
-    qk_reservation r = {
-        .request_id = request_id,
-        .link = BS_LINK,
-        .master = BS_MASTER,
-        .slaves = slaves,
-        .nslaves = 1,
-        .expires_at = w->sh->expires_at,
-    };
-    int rc = pair_calls(w, &r, seq);
-    size_t bytes = (size_t)w->sh->o->number * (w->sh->o->size_bits / 8);
-    sodium_memzero(w->mat_a, bytes);
-    sodium_memzero(w->mat_b, bytes);
-    if (rc == 0)
-        w->st->pairs_ok++;
-    return rc;
+    return failed;
 }
 
 /* ---- threads ----------------------------------------------------------------------------- */
@@ -389,6 +460,11 @@ static void worker_free(bs_worker *w)
     sodium_free(w->mat_a);
     sodium_free(w->mat_b);
     free(w->refs);
+    free(w->notices);
+    free(w->request_ids);
+    free(w->done_ids);
+    free(w->seqs);
+    free(w->results);
     free(w->ids);
     free(w->fk);
     free(w->st);
@@ -396,15 +472,22 @@ static void worker_free(bs_worker *w)
 
 static int worker_init(bs_worker *w, bs_shared *sh, unsigned index)
 {
-    size_t n = sh->o->number, bytes = n * (sh->o->size_bits / 8);
+    size_t n = sh->o->number, nb = sh->o->batch, bytes = n * (sh->o->size_bits / 8);
     *w = (bs_worker){.sh = sh, .index = index};
+    snprintf(w->slaves[0], sizeof w->slaves[0], "%s", BS_SLAVE);
     w->st = calloc(1, sizeof *w->st);
-    w->refs = calloc(n, sizeof *w->refs);
+    w->refs = calloc(nb * n, sizeof *w->refs);
+    w->notices = calloc(nb, sizeof *w->notices);
+    w->request_ids = calloc(nb, sizeof *w->request_ids);
+    w->done_ids = calloc(nb, sizeof *w->done_ids);
+    w->seqs = calloc(nb, sizeof *w->seqs);
+    w->results = calloc(nb, sizeof *w->results);
     w->ids = calloc(n, sizeof *w->ids);
     w->fk = calloc(n, sizeof *w->fk);
-    w->mat_a = sodium_malloc(bytes);
+    w->mat_a = sodium_malloc(nb * bytes);
     w->mat_b = sodium_malloc(bytes);
-    if (!w->st || !w->refs || !w->ids || !w->fk || !w->mat_a || !w->mat_b) {
+    if (!w->st || !w->refs || !w->notices || !w->request_ids || !w->done_ids || !w->seqs ||
+        !w->results || !w->ids || !w->fk || !w->mat_a || !w->mat_b) {
         fprintf(stderr, "qkd-bench: out of memory\n");
         worker_free(w);
         return -1;
@@ -412,17 +495,31 @@ static int worker_init(bs_worker *w, bs_shared *sh, unsigned index)
     return 0;
 }
 
+/* Claim up to batch pairs, carve them, notice them together, fetch them. */
 static void *worker_main(void *arg)
 {
     bs_worker *w = arg;
     bs_shared *sh = w->sh;
-    for (;;) {
-        uint64_t seq = atomic_fetch_add(&sh->claimed, 1);
-        if (seq >= sh->o->count)
-            break;
-        if (run_pair(w, seq) != 0)
-            atomic_fetch_add(&sh->errors, 1);
-        atomic_fetch_add(&sh->done, 1);
+    size_t bytes = (size_t)sh->o->batch * sh->o->number * (sh->o->size_bits / 8);
+    for (bool more = true; more;) {
+        size_t nb = 0;
+        uint64_t carve_failed = 0;
+        while (nb < sh->o->batch) {
+            uint64_t seq = atomic_fetch_add(&sh->claimed, 1);
+            if (seq >= sh->o->count) {
+                more = false;
+                break;
+            }
+            w->seqs[nb] = seq;
+            if (carve(w, nb, seq) == 0)
+                nb++;
+            else
+                carve_failed++;
+        }
+        uint64_t failed = carve_failed + (nb > 0 ? notice_and_fetch(w, nb) : 0);
+        sodium_memzero(w->mat_a, bytes);
+        atomic_fetch_add(&sh->errors, failed);
+        atomic_fetch_add(&sh->done, nb + carve_failed);
     }
     atomic_fetch_sub(&sh->running, 1);
     return NULL;
@@ -501,6 +598,7 @@ static void merge(bs_stats *into, const bs_stats *from)
     }
     into->mismatches += from->mismatches;
     into->pairs_ok += from->pairs_ok;
+    into->notices += from->notices;
 }
 
 static int run_workers(bs_shared *sh, bs_result *res)
@@ -538,6 +636,13 @@ static double per_s(uint64_t n, double s)
     return s > 0 ? (double)n / s : 0.0;
 }
 
+/* Mean microseconds per notice of a call that takes a batch of them (notice_in, notices_done). */
+static double per_notice_us(const bs_stats *s, unsigned op)
+{
+    const bench_hist *h = &s->hist[op];
+    return s->notices ? bench_hist_mean(h) * (double)h->count / (double)s->notices : 0.0;
+}
+
 /* CPU microseconds (user + system, whole process) per successful pair. */
 static double cpu_us_per_pair(const bs_result *r)
 {
@@ -549,24 +654,27 @@ static void print_text(FILE *f, const bs_opts *o, const bs_result *r)
 {
     const bs_stats *s = &r->total;
     fprintf(f,
-            "qkd-bench store: %s, %u thread(s), %u-bit keys, %u key(s) per request\n"
+            "qkd-bench store: %s, %u thread(s), %u-bit keys, %u key(s) per request, %u notice(s) "
+            "per batch\n"
             "setup: %" PRIu64 " block(s) of %u bytes in each store, %.2f s\n"
             "pairs: %" PRIu64 " ok of %" PRIu64 ", %.1f s, %.1f pairs/s, %.1f keys/s\n"
             "errors: %" PRIu64 " (mismatches %" PRIu64 ")\n"
             "CPU per pair: %.1f us (user %.1f s, sys %.1f s for the run)\n",
-            o->dir, o->threads, o->size_bits, o->number, r->blocks, BS_BLOCK_BYTES, r->setup_s,
-            s->pairs_ok, o->count, r->wall_s, per_s(s->pairs_ok, r->wall_s),
+            o->dir, o->threads, o->size_bits, o->number, o->batch, r->blocks, BS_BLOCK_BYTES,
+            r->setup_s, s->pairs_ok, o->count, r->wall_s, per_s(s->pairs_ok, r->wall_s),
             per_s(s->pairs_ok * o->number, r->wall_s), total_failed(s), s->mismatches,
             cpu_us_per_pair(r), r->user_s, r->sys_s);
-    fprintf(f, "%-11s %8s %6s %9s %9s %9s %9s %9s\n", "operation", "count", "errors", "ops/s",
+    fprintf(f, "%-12s %8s %6s %9s %9s %9s %9s %9s\n", "operation", "count", "errors", "ops/s",
             "mean(us)", "p50(us)", "p99(us)", "max(us)");
     for (unsigned op = 0; op < BS_NOPS; op++) {
         const bench_hist *h = &s->hist[op];
-        fprintf(f, "%-11s %8" PRIu64 " %6" PRIu64 " %9.1f %9.1f %9.1f %9.1f %9" PRIu64 "\n",
+        fprintf(f, "%-12s %8" PRIu64 " %6" PRIu64 " %9.1f %9.1f %9.1f %9.1f %9" PRIu64 "\n",
                 op_names[op], h->count, s->failed[op], per_s(h->count, r->wall_s),
                 bench_hist_mean(h), bench_hist_quantile(h, 0.50), bench_hist_quantile(h, 0.99),
                 h->max_us);
     }
+    fprintf(f, "per notice: notice_in %.1f us, notices_done %.1f us (%" PRIu64 " notices)\n",
+            per_notice_us(s, BS_NOTICE_IN), per_notice_us(s, BS_NOTICES_DONE), s->notices);
 }
 
 static cJSON *op_json(const bs_stats *s, unsigned op, double wall_s)
@@ -594,6 +702,11 @@ static cJSON *run_json(const bs_opts *o, const bs_result *r)
         !cJSON_AddNumberToObject(j, "threads", o->threads) ||
         !cJSON_AddNumberToObject(j, "size_bits", o->size_bits) ||
         !cJSON_AddNumberToObject(j, "number", o->number) ||
+        !cJSON_AddNumberToObject(j, "batch", o->batch) ||
+        !cJSON_AddNumberToObject(j, "notices", (double)s->notices) ||
+        !cJSON_AddNumberToObject(j, "notice_in_us_per_notice", per_notice_us(s, BS_NOTICE_IN)) ||
+        !cJSON_AddNumberToObject(j, "notices_done_us_per_notice",
+                                 per_notice_us(s, BS_NOTICES_DONE)) ||
         !cJSON_AddNumberToObject(j, "count", (double)o->count) ||
         !cJSON_AddNumberToObject(j, "block_bytes", BS_BLOCK_BYTES) ||
         !cJSON_AddNumberToObject(j, "blocks", (double)r->blocks) ||
@@ -674,8 +787,13 @@ int bench_store_main(int argc, char **argv)
         return 1;
     }
     bs_shared sh = {.o = &o, .expires_at = (uint64_t)time(NULL) + BS_LIFETIME_S};
-    bs_result *res = calloc(1, sizeof *res); /* four histograms: keep them off the stack */
+    bs_result *res = calloc(1, sizeof *res); /* five histograms: keep them off the stack */
     int rc = 1;
+    if (pthread_mutex_init(&sh.lease_mu, NULL) != 0) {
+        fprintf(stderr, "qkd-bench: mutex init failed\n");
+        free(res);
+        return 1;
+    }
     if (!res)
         fprintf(stderr, "qkd-bench: out of memory\n");
     else if (setup(&o, &sh, res) == 0 && run_workers(&sh, res) == 0 && write_reports(&o, res) == 0)
@@ -684,6 +802,7 @@ int bench_store_main(int argc, char **argv)
         qk_store_close(sh.b);
     if (sh.a)
         qk_store_close(sh.a);
+    pthread_mutex_destroy(&sh.lease_mu);
     free(res);
     return rc;
 }
