@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http_util.h"
 #include "kms_int.h"
 #include "log.h"
 
@@ -186,21 +187,46 @@ static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
     return rc == QK_ENOKEY ? 0 : rc;
 }
 
-/* One round: leftover asks (after a start or a failure), notices, lease ahead. */
-static int cycle(qk_kms *k, size_t i, bool *reask, qk_err *err)
+/* The notifier's memory between rounds. Leasing ahead has a backoff of its own: it only saves
+ * a request a synchronous ask, so a refused or failed ask must never hold the notices back (a
+ * fetch waits for its notice only notice_wait). */
+typedef struct {
+    bool reask;             /* leftover asks to send first (after a start or a failure) */
+    double lease_next_ms;   /* no leasing ahead before this (qk_now_ms) */
+    uint64_t lease_backoff; /* ms, doubling from BACKOFF_MIN_MS after each failure */
+} notify_state;
+
+/* One round: leftover asks, notices, lease ahead. Fails only when the notices could not be
+ * sent (the caller backs off). */
+static int cycle(qk_kms *k, size_t i, notify_state *ns, qk_err *err)
 {
-    if (*reask) {
+    if (ns->reask) {
         int rc = qk_kms_lease_reask(k, i, err);
         if (rc != 0)
             return rc;
-        *reask = false;
+        ns->reask = false;
     }
     int rc = send_notices(k, i, err);
-    if (rc == 0)
-        rc = lease_ahead(k, i, err);
-    if (rc != 0)
-        *reask = true;
-    return rc;
+    if (rc != 0) {
+        ns->reask = true;
+        return rc;
+    }
+    if (qk_now_ms() < ns->lease_next_ms)
+        return 0;
+    qk_err lerr;
+    qk_err_clear(&lerr);
+    if (lease_ahead(k, i, &lerr) == 0) {
+        ns->lease_backoff = 0;
+        return 0;
+    }
+    if (ns->lease_backoff == 0)
+        QK_WARN("link %s: leasing ahead: %s (retrying)", k->links[i].cfg->link_id, lerr.msg);
+    ns->lease_backoff = ns->lease_backoff ? ns->lease_backoff * 2 : BACKOFF_MIN_MS;
+    if (ns->lease_backoff > BACKOFF_MAX_MS)
+        ns->lease_backoff = BACKOFF_MAX_MS;
+    ns->lease_next_ms = qk_now_ms() + (double)ns->lease_backoff;
+    ns->reask = true;
+    return 0;
 }
 
 static void *notifier(void *arg)
@@ -208,7 +234,7 @@ static void *notifier(void *arg)
     qk_hot_link *h = arg;
     qk_kms *k = h->kms;
     size_t i = (size_t)(h - k->hot);
-    bool reask = true;
+    notify_state ns = {.reask = true};
     uint64_t backoff = 0;
     qk_err err;
     pthread_mutex_lock(&h->mu);
@@ -223,7 +249,7 @@ static void *notifier(void *arg)
         h->woken = false;
         pthread_mutex_unlock(&h->mu);
         qk_err_clear(&err);
-        if (cycle(k, i, &reask, &err) == 0) {
+        if (cycle(k, i, &ns, &err) == 0) {
             backoff = 0;
         } else {
             if (backoff == 0)
