@@ -299,10 +299,11 @@ static void *pool_worker(void *arg)
 int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, qk_http_pool **out,
                        qk_err *err)
 {
+    if (out)
+        *out = NULL;
     if (!out || workers == 0 || workers > 1024 || queue_max == 0 || queue_max > 65536)
         return qk_err_set(err, QK_EINVAL, "worker pool: bad size (%u workers, queue %u)", workers,
                           queue_max);
-    *out = NULL;
     qk_http_pool *p = calloc(1, sizeof *p);
     pthread_t *tids = calloc(workers, sizeof *tids);
     if (!p || !tids) {
@@ -328,7 +329,7 @@ int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, q
     for (; p->started < workers; p->started++) {
         int rc = pthread_create(&p->tids[p->started], NULL, pool_worker, p);
         if (rc != 0) {
-            qk_http_pool_stop(p);
+            qk_http_pool_free(p);
             return qk_err_set(err, QK_EIO, "worker pool: pthread_create: %s", strerror(rc));
         }
     }
@@ -346,21 +347,18 @@ void qk_http_pool_stop(qk_http_pool *p)
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < p->started; i++)
         pthread_join(p->tids[i], NULL);
-    /* No worker started (pthread_create failed at once): nothing can have been queued. */
+    p->started = 0; /* joined: a second stop has nothing to wait for */
+}
+
+void qk_http_pool_free(qk_http_pool *p)
+{
+    if (!p)
+        return;
+    qk_http_pool_stop(p);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     free(p->tids);
     free(p);
-}
-
-unsigned qk_http_pool_busy(qk_http_pool *p)
-{
-    if (!p)
-        return 0;
-    pthread_mutex_lock(&p->lock);
-    unsigned n = p->queued + p->running;
-    pthread_mutex_unlock(&p->lock);
-    return n;
 }
 
 /* Suspend the connection and queue the job; -1 (nothing suspended) when the queue is full or

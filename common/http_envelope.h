@@ -140,12 +140,13 @@ typedef struct qk_http_pool qk_http_pool;
 int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, qk_http_pool **out,
                        qk_err *err);
 /* Requests still queued are answered 503 without running their handler; running handlers
- * finish; every suspended connection is resumed; workers joined; freed. NULL is a no-op. The
- * daemons' threads must keep calling MHD_run until the stop returns or after it (a resumed
- * connection must be processed before MHD_stop_daemon). */
+ * finish; every suspended connection is resumed; workers joined. Later submissions are
+ * answered 503 at once, so the pool must stay allocated until no daemon can call the envelope
+ * any more. The daemons' threads must keep calling MHD_run until the stop returns or after it
+ * (a resumed connection must be processed before MHD_stop_daemon). Idempotent; NULL: no-op. */
 void qk_http_pool_stop(qk_http_pool *p);
-/* Requests queued or running now (for tests and drain). */
-unsigned qk_http_pool_busy(qk_http_pool *p);
+/* Stop (if not yet) and free. NULL is a no-op. */
+void qk_http_pool_free(qk_http_pool *p);
 
 /* What the front end hands to libmicrohttpd: the handler, the listener's name, its body limit
  * and its worker pool. Owned by the listener; must outlive it. */

@@ -1168,7 +1168,6 @@ void qk_tls_server_stop(qk_tls_server *s)
     /* Workers finish what runs, answer what waits with 503 and resume every suspended
      * connection; the pumps, still running, process those before they stop. */
     qk_http_pool_stop(s->pool);
-    s->pool = NULL;
     atomic_store(&s->stop, true);
     if (s->threads) {
         for (unsigned i = 0; i < s->nthreads; i++) {
@@ -1186,6 +1185,7 @@ void qk_tls_server_stop(qk_tls_server *s)
         }
         free(s->threads);
     }
+    qk_http_pool_free(s->pool); /* no pump calls the envelope any more */
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->mhd)
