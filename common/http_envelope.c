@@ -242,6 +242,8 @@ struct qk_http_pool {
     pthread_cond_t cond;
     http_job *head, *tail;
     unsigned queued, running, queue_max, nworkers, started;
+    unsigned idle;          /* workers waiting on cond */
+    atomic_uint unsignaled; /* jobs queued since the last kick */
     bool stop;
     pthread_t *tids;
 };
@@ -268,8 +270,11 @@ static void *pool_worker(void *arg)
     qk_http_pool *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->head && !p->stop)
+        while (!p->head && !p->stop) {
+            p->idle++;
             pthread_cond_wait(&p->cond, &p->lock);
+            p->idle--;
+        }
         if (!p->head)
             break; /* stopping and nothing queued */
         http_job *j = p->head;
@@ -350,6 +355,19 @@ void qk_http_pool_stop(qk_http_pool *p)
     p->started = 0; /* joined: a second stop has nothing to wait for */
 }
 
+void qk_http_pool_kick(qk_http_pool *p)
+{
+    if (!p || atomic_load(&p->unsignaled) == 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    unsigned n = atomic_exchange(&p->unsignaled, 0);
+    if (n > p->idle)
+        n = p->idle;
+    for (unsigned i = 0; i < n; i++)
+        pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void qk_http_pool_free(qk_http_pool *p)
 {
     if (!p)
@@ -379,7 +397,7 @@ static int pool_submit(qk_http_pool *p, http_job *j)
         p->head = j;
     p->tail = j;
     p->queued++;
-    pthread_cond_signal(&p->cond);
+    atomic_fetch_add(&p->unsignaled, 1); /* the daemon's thread kicks after MHD_run */
     pthread_mutex_unlock(&p->lock);
     return 0;
 }

@@ -145,6 +145,10 @@ int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, q
  * any more. The daemons' threads must keep calling MHD_run until the stop returns or after it
  * (a resumed connection must be processed before MHD_stop_daemon). Idempotent; NULL: no-op. */
 void qk_http_pool_stop(qk_http_pool *p);
+/* Wake idle workers for the jobs queued since the last kick. The envelope queues without
+ * waking anyone: the thread that drives the daemon calls this after each MHD_run, so a worker
+ * woken for a job does not preempt that thread in the middle of its batch. */
+void qk_http_pool_kick(qk_http_pool *p);
 /* Stop (if not yet) and free. NULL is a no-op. */
 void qk_http_pool_free(qk_http_pool *p);
 

@@ -847,6 +847,7 @@ static void mhd_step(pump_thread *t)
     t->mhd_due = false;
     if (MHD_run(t->mhd) != MHD_YES)
         qk_log(QK_LOG_DEBUG, "tls listener=%s: MHD_run failed", t->srv->name);
+    qk_http_pool_kick(t->srv->pool); /* the requests this run queued */
 }
 
 /* The epoll_wait timeout: ours (deadlines, drain polling) or sooner if the daemon asks. */
