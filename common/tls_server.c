@@ -48,6 +48,10 @@
 #define DRAIN_POLL_MS     10
 #define MAX_WORKERS       1024
 #define QUEUE_PER_WORKER  64 /* requests waiting per worker before 503 (4 x 16) */
+/* Workers per pump thread by default: the KME's handlers wait on the peer KME and the store,
+ * and with 2 per pump the ETSI 014 bench at 64 connections lost a third of its key pairs
+ * (docs/adr/0001-tls-front-end.md, measured behaviour). */
+#define WORKERS_PER_PUMP 8
 
 enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR, EP_MHD };
 
@@ -1080,7 +1084,7 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     s->nthreads = cfg->threads ? cfg->threads : 2;
     if (s->nthreads > MAX_THREADS)
         s->nthreads = MAX_THREADS;
-    s->nworkers = cfg->workers ? cfg->workers : 2 * s->nthreads;
+    s->nworkers = cfg->workers ? cfg->workers : WORKERS_PER_PUMP * s->nthreads;
     if (s->nworkers > MAX_WORKERS)
         s->nworkers = MAX_WORKERS;
     s->queue_max = cfg->queue_max ? cfg->queue_max : QUEUE_PER_WORKER * s->nworkers;

@@ -99,7 +99,7 @@ typedef struct {
     unsigned handshake_timeout_ms; /* 0 = 10000 */
     unsigned idle_timeout_s;       /* libmicrohttpd connection timeout; 0 = 60 */
     unsigned threads;              /* pump threads (TLS and libmicrohttpd); 0 = 2 */
-    unsigned workers;              /* threads for handlers that may block; 0 = 2 x threads */
+    unsigned workers;              /* threads for handlers that may block; 0 = 8 x threads */
     unsigned queue_max;            /* requests waiting for a worker before 503; 0 = 64 x workers */
     size_t max_body;               /* request body limit; past it the envelope answers the
                                       handler's too_large_status (413); 0 = 64 KiB */

@@ -183,7 +183,7 @@ exec 5<&-
 # worker with its connection suspended. With ONE pump thread, a handler sleeping 3 s must not
 # delay a request on another connection of that same thread.
 sleeping() { [ "$(grep -c 'handler: sleeping' "$1.log")" -ge "$2" ]; }
-start_server one --mode mtls --cert server.crt --key server.key --ca ca.crt --threads 1 --max-conn 400
+start_server one --mode mtls --cert server.crt --key server.key --ca ca.crt --threads 1 --workers 2 --max-conn 400
 SRV=${PIDS[-1]}
 curl_ok --cert bob.crt --key bob.key "https://127.0.0.1:$PORT/sleep/3000" >one-sleep.out &
 SLEEPER=$!

@@ -6,7 +6,7 @@
  * /big/N answers N bytes of 'x' (max 64 MiB). The handler runs behind the request envelope
  * (common/http_envelope.h) with a 64 MiB body limit: a larger upload is answered 413 there.
  *
- * --workers N and --queue N size the worker pool of handlers that may block (default 2 x
+ * --workers N and --queue N size the worker pool of handlers that may block (default 8 x
  * threads, 64 x workers); --inline declares the handler never_blocks (it then runs on the pump
  * thread: for measuring the front end alone, never with /sleep).
  *
