@@ -236,16 +236,27 @@ typedef struct http_job {
     atomic_bool done; /* the reply is stored: the resumed access handler sends it */
 } http_job;
 
+/* A worker's own wake-up: idle workers wait on their own condition variable in a stack, and a
+ * kick wakes the most recently idle one first (LIFO), so that under light load the same few
+ * threads do the work with warm caches instead of every worker taking turns. */
+typedef struct {
+    struct qk_http_pool *pool;
+    pthread_t tid;
+    pthread_cond_t cv;
+    bool cv_ok;
+    bool signaled; /* taken off the idle stack by a kick or the stop */
+} worker_slot;
+
 struct qk_http_pool {
     char name[32];
     pthread_mutex_t lock;
-    pthread_cond_t cond;
     http_job *head, *tail;
     unsigned queued, running, queue_max, nworkers, started;
-    unsigned idle;          /* workers waiting on cond */
+    worker_slot *slots;
+    worker_slot **idle; /* stack of waiting workers; idle[nidle - 1] is woken first */
+    unsigned nidle;
     atomic_uint unsignaled; /* jobs queued since the last kick */
     bool stop;
-    pthread_t *tids;
 };
 
 static const char shutting_down[] = "server is shutting down";
@@ -267,13 +278,15 @@ static void job_finish(http_job *j)
 
 static void *pool_worker(void *arg)
 {
-    qk_http_pool *p = arg;
+    worker_slot *w = arg;
+    qk_http_pool *p = w->pool;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->stop) {
-            p->idle++;
-            pthread_cond_wait(&p->cond, &p->lock);
-            p->idle--;
+            w->signaled = false;
+            p->idle[p->nidle++] = w;
+            while (!w->signaled) /* only a kick or the stop takes us off the stack */
+                pthread_cond_wait(&w->cv, &p->lock);
         }
         if (!p->head)
             break; /* stopping and nothing queued */
@@ -301,6 +314,16 @@ static void *pool_worker(void *arg)
     return NULL;
 }
 
+/* Wake up to n idle workers, most recently idle first. Lock held. */
+static void wake_idle(qk_http_pool *p, unsigned n)
+{
+    while (n-- > 0 && p->nidle > 0) {
+        worker_slot *w = p->idle[--p->nidle];
+        w->signaled = true;
+        pthread_cond_signal(&w->cv);
+    }
+}
+
 int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, qk_http_pool **out,
                        qk_err *err)
 {
@@ -310,29 +333,30 @@ int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, q
         return qk_err_set(err, QK_EINVAL, "worker pool: bad size (%u workers, queue %u)", workers,
                           queue_max);
     qk_http_pool *p = calloc(1, sizeof *p);
-    pthread_t *tids = calloc(workers, sizeof *tids);
-    if (!p || !tids) {
-        free(p);
-        free(tids);
+    if (!p)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
+    p->slots = calloc(workers, sizeof *p->slots);
+    p->idle = calloc(workers, sizeof *p->idle);
+    if (!p->slots || !p->idle || pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p->slots);
+        free(p->idle);
+        free(p);
+        return qk_err_set(err, QK_ENOMEM, "worker pool: out of memory");
     }
     snprintf(p->name, sizeof p->name, "%s", name ? name : "http");
-    p->tids = tids;
     p->nworkers = workers;
     p->queue_max = queue_max;
-    if (pthread_mutex_init(&p->lock, NULL) != 0) {
-        free(tids);
-        free(p);
-        return qk_err_set(err, QK_EIO, "worker pool: mutex");
-    }
-    if (pthread_cond_init(&p->cond, NULL) != 0) {
-        pthread_mutex_destroy(&p->lock);
-        free(tids);
-        free(p);
-        return qk_err_set(err, QK_EIO, "worker pool: condition variable");
+    for (unsigned i = 0; i < workers; i++) {
+        p->slots[i].pool = p;
+        p->slots[i].cv_ok = pthread_cond_init(&p->slots[i].cv, NULL) == 0;
+        if (!p->slots[i].cv_ok) {
+            qk_http_pool_free(p);
+            return qk_err_set(err, QK_EIO, "worker pool: condition variable");
+        }
     }
     for (; p->started < workers; p->started++) {
-        int rc = pthread_create(&p->tids[p->started], NULL, pool_worker, p);
+        int rc =
+            pthread_create(&p->slots[p->started].tid, NULL, pool_worker, &p->slots[p->started]);
         if (rc != 0) {
             qk_http_pool_free(p);
             return qk_err_set(err, QK_EIO, "worker pool: pthread_create: %s", strerror(rc));
@@ -348,10 +372,10 @@ void qk_http_pool_stop(qk_http_pool *p)
         return;
     pthread_mutex_lock(&p->lock);
     p->stop = true;
-    pthread_cond_broadcast(&p->cond);
+    wake_idle(p, p->nidle);
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < p->started; i++)
-        pthread_join(p->tids[i], NULL);
+        pthread_join(p->slots[i].tid, NULL);
     p->started = 0; /* joined: a second stop has nothing to wait for */
 }
 
@@ -360,11 +384,7 @@ void qk_http_pool_kick(qk_http_pool *p)
     if (!p || atomic_load(&p->unsignaled) == 0)
         return;
     pthread_mutex_lock(&p->lock);
-    unsigned n = atomic_exchange(&p->unsignaled, 0);
-    if (n > p->idle)
-        n = p->idle;
-    for (unsigned i = 0; i < n; i++)
-        pthread_cond_signal(&p->cond);
+    wake_idle(p, atomic_exchange(&p->unsignaled, 0));
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -373,9 +393,12 @@ void qk_http_pool_free(qk_http_pool *p)
     if (!p)
         return;
     qk_http_pool_stop(p);
-    pthread_cond_destroy(&p->cond);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->slots[i].cv_ok)
+            pthread_cond_destroy(&p->slots[i].cv);
     pthread_mutex_destroy(&p->lock);
-    free(p->tids);
+    free(p->slots);
+    free(p->idle);
     free(p);
 }
 
