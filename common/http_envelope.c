@@ -2,6 +2,8 @@
  * the caller, one on_req call per complete request, the reply, the log line and the metrics. */
 #include "http_envelope.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,10 +205,268 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, qk_http_reply *rep)
     if (rc == MHD_YES && secret &&
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES)
         rc = MHD_NO;
+    if (rc == MHD_YES && rep->retry_after) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", rep->retry_after);
+        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra) != MHD_YES)
+            rc = MHD_NO;
+    }
     if (rc == MHD_YES)
         rc = MHD_queue_response(c, rep->status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+/* ---- the worker pool ------------------------------------------------------------------- */
+
+/* One request handed to a worker: a copy of what on_req needs that does not live in the
+ * connection (the caller), and the reply the worker fills in. The request's strings and body
+ * belong to libmicrohttpd's and the envelope's per-request state, which stay put while the
+ * connection is suspended. */
+typedef struct http_job {
+    struct http_job *next;
+    qk_http_handler *h;
+    struct MHD_Connection *conn;
+    struct MHD_Daemon *daemon; /* the connection's, for the wake-up */
+    void (*wake)(void *cls, struct MHD_Daemon *d);
+    void *wake_cls;
+    qk_http_request req;
+    qk_peer_identity caller;
+    qk_http_reply rep;
+    atomic_bool done; /* the reply is stored: the resumed access handler sends it */
+} http_job;
+
+/* A worker's own wake-up: idle workers wait on their own condition variable in a stack, and a
+ * kick wakes the most recently idle one first (LIFO), so that under light load the same few
+ * threads do the work with warm caches instead of every worker taking turns. */
+typedef struct {
+    struct qk_http_pool *pool;
+    pthread_t tid;
+    pthread_cond_t cv;
+    bool cv_ok;
+    bool signaled; /* taken off the idle stack by a kick or the stop */
+} worker_slot;
+
+struct qk_http_pool {
+    char name[32];
+    pthread_mutex_t lock;
+    http_job *head, *tail;
+    unsigned queued, running, queue_max, nworkers, started;
+    worker_slot *slots;
+    worker_slot **idle; /* stack of waiting workers; idle[nidle - 1] is woken first */
+    unsigned nidle;
+    atomic_uint unsignaled; /* jobs queued since the last kick */
+    bool stop;
+};
+
+static const char shutting_down[] = "server is shutting down";
+
+/* The reply is in place: hand the connection back to its daemon's thread. The job belongs to
+ * the connection's request again from the resume on (it may be freed at once), so what the
+ * wake-up needs is read before. */
+static void job_finish(http_job *j)
+{
+    struct MHD_Connection *c = j->conn;
+    struct MHD_Daemon *d = j->daemon;
+    void (*wake)(void *, struct MHD_Daemon *) = j->wake;
+    void *wake_cls = j->wake_cls;
+    atomic_store(&j->done, true);
+    MHD_resume_connection(c);
+    if (wake)
+        wake(wake_cls, d);
+}
+
+static void *pool_worker(void *arg)
+{
+    worker_slot *w = arg;
+    qk_http_pool *p = w->pool;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->head && !p->stop) {
+            w->signaled = false;
+            p->idle[p->nidle++] = w;
+            while (!w->signaled) /* only a kick or the stop takes us off the stack */
+                pthread_cond_wait(&w->cv, &p->lock);
+        }
+        if (!p->head)
+            break; /* stopping and nothing queued */
+        http_job *j = p->head;
+        p->head = j->next;
+        if (!p->head)
+            p->tail = NULL;
+        p->queued--;
+        if (p->stop) {
+            /* Not started: nothing was delivered, so a 503 is safe. */
+            pthread_mutex_unlock(&p->lock);
+            qk_http_reply_message(&j->rep, 503, shutting_down);
+            job_finish(j);
+            pthread_mutex_lock(&p->lock);
+            continue;
+        }
+        p->running++;
+        pthread_mutex_unlock(&p->lock);
+        run_handler(j->h, &j->req, &j->rep);
+        job_finish(j);
+        pthread_mutex_lock(&p->lock);
+        p->running--;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* Wake up to n idle workers, most recently idle first. Lock held. */
+static void wake_idle(qk_http_pool *p, unsigned n)
+{
+    while (n-- > 0 && p->nidle > 0) {
+        worker_slot *w = p->idle[--p->nidle];
+        w->signaled = true;
+        pthread_cond_signal(&w->cv);
+    }
+}
+
+int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, qk_http_pool **out,
+                       qk_err *err)
+{
+    if (out)
+        *out = NULL;
+    if (!out || workers == 0 || workers > 1024 || queue_max == 0 || queue_max > 65536)
+        return qk_err_set(err, QK_EINVAL, "worker pool: bad size (%u workers, queue %u)", workers,
+                          queue_max);
+    qk_http_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    p->slots = calloc(workers, sizeof *p->slots);
+    p->idle = calloc(workers, sizeof *p->idle);
+    if (!p->slots || !p->idle || pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p->slots);
+        free(p->idle);
+        free(p);
+        return qk_err_set(err, QK_ENOMEM, "worker pool: out of memory");
+    }
+    snprintf(p->name, sizeof p->name, "%s", name ? name : "http");
+    p->nworkers = workers;
+    p->queue_max = queue_max;
+    for (unsigned i = 0; i < workers; i++) {
+        p->slots[i].pool = p;
+        p->slots[i].cv_ok = pthread_cond_init(&p->slots[i].cv, NULL) == 0;
+        if (!p->slots[i].cv_ok) {
+            qk_http_pool_free(p);
+            return qk_err_set(err, QK_EIO, "worker pool: condition variable");
+        }
+    }
+    for (; p->started < workers; p->started++) {
+        int rc =
+            pthread_create(&p->slots[p->started].tid, NULL, pool_worker, &p->slots[p->started]);
+        if (rc != 0) {
+            qk_http_pool_free(p);
+            return qk_err_set(err, QK_EIO, "worker pool: pthread_create: %s", strerror(rc));
+        }
+    }
+    *out = p;
+    return 0;
+}
+
+void qk_http_pool_stop(qk_http_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    wake_idle(p, p->nidle);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->started; i++)
+        pthread_join(p->slots[i].tid, NULL);
+    p->started = 0; /* joined: a second stop has nothing to wait for */
+}
+
+void qk_http_pool_kick(qk_http_pool *p)
+{
+    if (!p || atomic_load(&p->unsignaled) == 0)
+        return;
+    pthread_mutex_lock(&p->lock);
+    wake_idle(p, atomic_exchange(&p->unsignaled, 0));
+    pthread_mutex_unlock(&p->lock);
+}
+
+void qk_http_pool_free(qk_http_pool *p)
+{
+    if (!p)
+        return;
+    qk_http_pool_stop(p);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->slots[i].cv_ok)
+            pthread_cond_destroy(&p->slots[i].cv);
+    pthread_mutex_destroy(&p->lock);
+    free(p->slots);
+    free(p->idle);
+    free(p);
+}
+
+/* Suspend the connection and queue the job; -1 (nothing suspended) when the queue is full or
+ * the pool is stopping. Suspending under the pool's lock, before the job is visible to a
+ * worker, keeps the resume from overtaking the suspend. */
+static int pool_submit(qk_http_pool *p, http_job *j)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->stop || p->queued >= p->queue_max) {
+        pthread_mutex_unlock(&p->lock);
+        return -1;
+    }
+    MHD_suspend_connection(j->conn);
+    j->next = NULL;
+    if (p->tail)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    p->queued++;
+    atomic_fetch_add(&p->unsignaled, 1); /* the daemon's thread kicks after MHD_run */
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+/* ---- the envelope ---------------------------------------------------------------------- */
+
+/* The envelope's per-request state in *con_cls: the collected body (http_util's qk_req) and,
+ * while or after a worker runs the handler, its job. */
+typedef struct {
+    void *collect;
+    http_job *job;
+} env_req;
+
+static void job_free(http_job *j)
+{
+    if (!j)
+        return;
+    qk_http_reply_clear(&j->rep);
+    qk_wipe(&j->caller, sizeof j->caller);
+    free(j);
+}
+
+/* Send the reply, tell the observer, write the log line, free the reply. */
+static enum MHD_Result finish(struct MHD_Connection *c, qk_http_handler *h,
+                              const qk_http_request *req, qk_http_reply *rep)
+{
+    if (!rep->body && rep->status >= 400) /* out of memory building an error: still a body */
+        qk_http_reply_set(rep, rep->status, "application/json", fallback_error,
+                          sizeof fallback_error - 1);
+    enum MHD_Result ret = send_reply(c, rep);
+    double ms = qk_now_ms() - req->t_start_ms;
+    if (h && h->observe)
+        h->observe(h->observe_cls, req->listener, (int)rep->status, ms);
+    qk_request_log line = {
+        .listener = req->listener,
+        .method = req->method,
+        .path = req->path,
+        .identity = req->caller->id[0] ? req->caller->id : NULL,
+        .status = (int)rep->status,
+        .latency_ms = ms,
+        .key_ids = rep->key_ids,
+        .detail = rep->detail[0] ? rep->detail : NULL,
+    };
+    qk_log_request(&line);
+    qk_http_reply_clear(rep);
+    return ret;
 }
 
 enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -216,11 +476,31 @@ enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, con
 {
     (void)version;
     const qk_http_front *f = cls;
-    if (!f)
+    if (!f || !con_cls)
         return MHD_NO;
+    env_req *e = *con_cls;
+    if (!e) {
+        e = calloc(1, sizeof *e);
+        if (!e)
+            return MHD_NO;
+        *con_cls = e;
+    }
+    qk_http_handler *h = f->handler;
+    if (e->job) {
+        /* Called again after the worker resumed the connection: send what it stored. */
+        http_job *j = e->job;
+        if (!atomic_load(&j->done))
+            return MHD_YES; /* not resumed by us: nothing to do yet */
+        if (*upload_data_size)
+            *upload_data_size = 0;
+        enum MHD_Result ret = finish(c, h, &j->req, &j->rep);
+        e->job = NULL;
+        job_free(j);
+        return ret;
+    }
     size_t max_body = f->max_body ? f->max_body : QK_HTTP_DEFAULT_MAX_BODY;
     qk_req *r = NULL;
-    int st = qk_req_collect(con_cls, max_body, upload_data, upload_data_size, &r);
+    int st = qk_req_collect(&e->collect, max_body, upload_data, upload_data_size, &r);
     if (st == QK_REQ_MORE)
         return MHD_YES;
     if (st != QK_REQ_DONE || !r)
@@ -240,7 +520,6 @@ enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, con
     };
     qk_http_reply rep;
     memset(&rep, 0, sizeof rep);
-    qk_http_handler *h = f->handler;
     if (r->too_large) {
         /* What arrived of an oversized body is wiped now, never shown to the handler. */
         qk_wipe(r->body, r->body_len);
@@ -249,33 +528,42 @@ enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, con
         char msg[96];
         snprintf(msg, sizeof msg, "request body too large (limit %zu bytes)", max_body);
         qk_http_reply_message(&rep, status, msg);
+    } else if (f->pool && h && !h->never_blocks) {
+        http_job *j = calloc(1, sizeof *j);
+        if (!j)
+            return MHD_NO;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+        j->h = h;
+        j->conn = c;
+        j->daemon = ci ? ci->daemon : NULL;
+        j->wake = f->wake;
+        j->wake_cls = f->wake_cls;
+        j->caller = *req.caller;
+        j->req = req;
+        j->req.caller = &j->caller;
+        atomic_init(&j->done, false);
+        e->job = j;
+        if (pool_submit(f->pool, j) == 0)
+            return MHD_YES; /* suspended; the worker resumes it */
+        e->job = NULL;
+        job_free(j);
+        /* Every worker busy and the queue full (or stopping): shed load at once. */
+        qk_http_reply_message(&rep, 503, "server busy, retry later");
+        rep.retry_after = 1;
     } else {
         run_handler(h, &req, &rep);
     }
-    if (!rep.body && rep.status >= 400) /* out of memory building an error: still a body */
-        qk_http_reply_set(&rep, rep.status, "application/json", fallback_error,
-                          sizeof fallback_error - 1);
-    enum MHD_Result ret = send_reply(c, &rep);
-    double ms = qk_now_ms() - r->t_start_ms;
-    if (h && h->observe)
-        h->observe(h->observe_cls, req.listener, (int)rep.status, ms);
-    qk_request_log line = {
-        .listener = req.listener,
-        .method = req.method,
-        .path = req.path,
-        .identity = req.caller->id[0] ? req.caller->id : NULL,
-        .status = (int)rep.status,
-        .latency_ms = ms,
-        .key_ids = rep.key_ids,
-        .detail = rep.detail[0] ? rep.detail : NULL,
-    };
-    qk_log_request(&line);
-    qk_http_reply_clear(&rep);
-    return ret;
+    return finish(c, h, &req, &rep);
 }
 
 void qk_http_envelope_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                                 enum MHD_RequestTerminationCode toe)
 {
-    qk_req_completed(cls, c, con_cls, toe);
+    env_req *e = con_cls ? *con_cls : NULL;
+    if (!e)
+        return;
+    qk_req_completed(cls, c, &e->collect, toe);
+    job_free(e->job); /* only if the reply was never sent (connection closed meanwhile) */
+    free(e);
+    *con_cls = NULL;
 }

@@ -65,6 +65,7 @@ typedef struct {
     char allow[QK_HTTP_ALLOW_MAX];   /* Allow header, "" for none */
     char *key_ids;                   /* malloc'ed "id1,id2" for the log line, or NULL */
     char detail[QK_HTTP_DETAIL_MAX]; /* short reason for the log line, "" for none */
+    unsigned retry_after;            /* Retry-After header in seconds (RFC 9110 10.2.3); 0: none */
 } qk_http_reply;
 
 /* Every helper replaces what the reply held. They return 0, or -1 when out of memory (the
@@ -102,8 +103,11 @@ void qk_http_reply_key_ids(qk_http_reply *rep, char *ids);
 typedef struct qk_http_handler qk_http_handler;
 
 /* Called once per request that is complete (and within max_body); may block for a bounded
- * time (handlers call the peer KME with timeouts). Never called concurrently with itself for
- * the same connection; concurrently across connections. */
+ * time (handlers call the peer KME with timeouts) unless the handler says never_blocks. Never
+ * called concurrently with itself for the same connection; concurrently across connections.
+ * On a TLS listener a handler that may block runs on the listener's worker pool while its
+ * connection is suspended (req->conn is then only for the query helpers, which read the
+ * request's parsed arguments: nothing else touches a suspended connection). */
 typedef void (*qk_http_on_req)(qk_http_handler *self, const qk_http_request *req,
                                qk_http_reply *rep);
 /* Told of every answered request (metrics): listener name, status sent, latency. */
@@ -111,6 +115,11 @@ typedef void (*qk_http_observe)(void *cls, const char *listener, int status, dou
 
 struct qk_http_handler {
     qk_http_on_req on_req;
+    /* false (the default, the safe choice): on_req may block, so the front end runs it on the
+     * listener's worker pool and suspends the connection meanwhile. true: on_req only computes
+     * (no network, no store, no lock held for long) and runs inline on the pump thread, which
+     * saves two thread hops per request. */
+    bool never_blocks;
     unsigned too_large_status; /* the answer past max_body; 0 = 413 */
     qk_http_observe observe;   /* may be NULL */
     void *observe_cls;
@@ -118,12 +127,44 @@ struct qk_http_handler {
 
 /* ---- for the front end (tls_server.c) -------------------------------------------------- */
 
-/* What the front end hands to libmicrohttpd: the handler, the listener's name and its body
- * limit. Owned by the listener; must outlive it. */
+/* A bounded pool of worker threads for handlers that may block. The access handler (on a
+ * thread that drives libmicrohttpd in external mode) suspends the connection
+ * (MHD_suspend_connection) and queues the request; a worker runs on_req, stores the reply,
+ * resumes the connection (MHD_resume_connection, safe from any thread) and wakes the daemon's
+ * thread (qk_http_front.wake); libmicrohttpd then calls the access handler again on that
+ * thread, which queues the stored reply. A full
+ * queue answers 503 with Retry-After: 1 at once, without calling the handler. */
+typedef struct qk_http_pool qk_http_pool;
+
+/* workers 1..1024, queue_max 1..65536 (requests waiting for a worker). name for logs. */
+int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, qk_http_pool **out,
+                       qk_err *err);
+/* Requests still queued are answered 503 without running their handler; running handlers
+ * finish; every suspended connection is resumed; workers joined. Later submissions are
+ * answered 503 at once, so the pool must stay allocated until no daemon can call the envelope
+ * any more. The daemons' threads must keep calling MHD_run until the stop returns or after it
+ * (a resumed connection must be processed before MHD_stop_daemon). Idempotent; NULL: no-op. */
+void qk_http_pool_stop(qk_http_pool *p);
+/* Wake idle workers for the jobs queued since the last kick. The envelope queues without
+ * waking anyone: the thread that drives the daemon calls this after each MHD_run, so a worker
+ * woken for a job does not preempt that thread in the middle of its batch. */
+void qk_http_pool_kick(qk_http_pool *p);
+/* Stop (if not yet) and free. NULL is a no-op. */
+void qk_http_pool_free(qk_http_pool *p);
+
+/* What the front end hands to libmicrohttpd: the handler, the listener's name, its body limit
+ * and its worker pool. Owned by the listener; must outlive it. */
 typedef struct {
     qk_http_handler *handler;
     const char *listener;
-    size_t max_body; /* 0 = QK_HTTP_DEFAULT_MAX_BODY */
+    size_t max_body;    /* 0 = QK_HTTP_DEFAULT_MAX_BODY */
+    qk_http_pool *pool; /* NULL: every handler runs inline (libmicrohttpd's own threads) */
+    /* With a pool: called by the worker right after MHD_resume_connection, with the daemon of
+     * the connection. libmicrohttpd in external mode has no inter-thread channel (microhttpd.h:
+     * MHD_USE_ITC "is ignored with any external sockets polling"), so the thread that drives
+     * that daemon must be woken to call MHD_run. */
+    void (*wake)(void *cls, struct MHD_Daemon *d);
+    void *wake_cls;
 } qk_http_front;
 
 #define QK_HTTP_DEFAULT_MAX_BODY (64u * 1024u)

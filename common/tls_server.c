@@ -3,11 +3,15 @@
  * between the SSL object and our end of the pair.
  *
  * Threads: `threads` pump threads share the listening socket (EPOLLEXCLUSIVE); each owns the
- * connections it accepted. libmicrohttpd runs thread-per-connection, so a handler that blocks
- * for seconds stalls only its own connection, never the pump. The identity of a connection
- * travels from the pump to libmicrohttpd through a table keyed by the libmicrohttpd-side fd
- * (with a generation number, because fd numbers are reused), and is moved into the socket
- * context in the STARTED notification. See docs/adr/0001-tls-front-end.md. */
+ * connections it accepted and one libmicrohttpd daemon in external mode (no thread of its own:
+ * MHD_USE_EPOLL, its epoll fd sits in the pump's epoll set and the pump calls MHD_run), so a
+ * request goes TLS -> pair -> MHD_run -> envelope -> pair -> TLS on one thread. Handlers that
+ * may block run on the listener's worker pool (http_envelope.h) with their connection
+ * suspended, so a handler that blocks for seconds stalls neither the pump nor other clients.
+ * The identity of a connection travels from the pump to libmicrohttpd through a table keyed
+ * by the libmicrohttpd-side fd (with a generation number, because fd numbers are reused), and
+ * is moved into the socket context in the STARTED notification. See
+ * docs/adr/0001-tls-front-end.md. */
 #include "tls_internal.h"
 
 #include <arpa/inet.h>
@@ -44,8 +48,14 @@
 #define DRAIN_POLL_MS     10
 #define LINGER_MS         1000 /* a refused client: read and drop its bytes this long, then close */
 #define LINGER_READS      16   /* reads per wake-up while lingering */
+#define MAX_WORKERS       1024
+#define QUEUE_PER_WORKER  64 /* requests waiting per worker before 503 (4 x 16) */
+/* Workers per pump thread by default: the KME's handlers wait on the peer KME and the store,
+ * and with 2 per pump the ETSI 014 bench at 64 connections lost a third of its key pairs
+ * (docs/adr/0001-tls-front-end.md, measured behaviour). */
+#define WORKERS_PER_PUMP 8
 
-enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR };
+enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR, EP_MHD };
 
 struct conn;
 typedef struct {
@@ -84,7 +94,13 @@ struct pump_thread {
     pthread_t tid;
     bool started;
     int epfd, wake_fd;
-    endpoint listen_ep, wake_ep;
+    endpoint listen_ep, wake_ep, mhd_ep;
+    struct MHD_Daemon *mhd; /* this thread's daemon, external mode (TLS listeners) */
+    bool mhd_due;           /* run it before the next wait: its fd or a pair has news */
+    /* Wake-ups from workers (Dekker-style: each side stores its flag, then reads the other's,
+     * so a resume is never missed and the eventfd is written only to a thread that waits). */
+    atomic_bool polling; /* in (or about to enter) epoll_wait */
+    atomic_bool resumed; /* a worker resumed a connection of our daemon */
     bool listen_in_epoll;
     uint64_t listen_retry_ms;
     conn *conns;
@@ -105,10 +121,11 @@ struct qk_tls_server {
     char name[32];
     qk_tls_mode mode;
     SSL_CTX *ctx;
-    struct MHD_Daemon *mhd;
+    struct MHD_Daemon *mhd; /* plaintext (NONE) listeners only: libmicrohttpd's own listener */
+    qk_http_pool *pool;     /* TLS listeners: the workers of handlers that may block */
     int listen_fd;
     uint16_t port;
-    unsigned max_conn, hs_timeout_ms, idle_timeout_s, nthreads;
+    unsigned max_conn, hs_timeout_ms, idle_timeout_s, nthreads, nworkers, queue_max;
     pump_thread *threads;
     atomic_bool stop;
     atomic_bool draining;          /* graceful stop: accept nothing new, finish what is in flight */
@@ -517,6 +534,7 @@ static void conn_pump(conn *c)
                 if (w > 0) {
                     c->in_off += (size_t)w;
                     progress = true;
+                    c->t->mhd_due = true;
                 } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                     c->pair_want_w = true;
                 } else if (w < 0 && errno == EINTR) {
@@ -537,6 +555,7 @@ static void conn_pump(conn *c)
             shutdown(c->pair_fd, SHUT_WR);
             c->shut_sent = true;
             progress = true;
+            c->t->mhd_due = true;
         }
 
         /* libmicrohttpd -> TLS. */
@@ -673,7 +692,8 @@ static void conn_handshake(conn *c)
         return;
     }
     c->pair_in_epoll = true;
-    if (MHD_add_connection(s->mhd, c->mhd_fd, (const struct sockaddr *)&c->peer, c->peer_len) !=
+    c->t->mhd_due = true;
+    if (MHD_add_connection(c->t->mhd, c->mhd_fd, (const struct sockaddr *)&c->peer, c->peer_len) !=
         MHD_YES) {
         /* libmicrohttpd closed the fd already. */
         qk_log(QK_LOG_WARN, "tls listener=%s: libmicrohttpd refused the connection: %s", s->name,
@@ -838,22 +858,72 @@ static void drain_step(pump_thread *t)
     atomic_store(&t->drained, flushed);
 }
 
+static void thread_wake(pump_thread *t)
+{
+    uint64_t one = 1;
+    if (write(t->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        qk_log(QK_LOG_DEBUG, "tls: wake write: %s", strerror(errno));
+}
+
+/* qk_http_front.wake: a worker resumed a connection of daemon d; its pump must run it. */
+static void pump_wake(void *cls, struct MHD_Daemon *d)
+{
+    qk_tls_server *s = cls;
+    for (unsigned i = 0; i < s->nthreads; i++) {
+        pump_thread *t = &s->threads[i];
+        if (t->mhd == d) {
+            atomic_store(&t->resumed, true);
+            if (atomic_load(&t->polling))
+                thread_wake(t);
+            return;
+        }
+    }
+}
+
+/* Let this thread's daemon do its work: read requests from the pairs, call the envelope
+ * (and, for a resumed connection, send the reply a worker stored), write responses, time out
+ * idle connections. Its answers reach the pump as EPOLLIN on the pairs. */
+static void mhd_step(pump_thread *t)
+{
+    t->mhd_due = false;
+    if (MHD_run(t->mhd) != MHD_YES)
+        qk_log(QK_LOG_DEBUG, "tls listener=%s: MHD_run failed", t->srv->name);
+    qk_http_pool_kick(t->srv->pool); /* the requests this run queued */
+}
+
+/* The epoll_wait timeout: ours (deadlines, drain polling) or sooner if the daemon asks. */
+static int loop_timeout(pump_thread *t)
+{
+    qk_tls_server *s = t->srv;
+    int timeout = atomic_load(&s->draining) ? DRAIN_POLL_MS : 1000;
+    if (t->ready || t->mhd_due)
+        return 0;
+    uint64_t now = now_ms();
+    if (t->next_deadline_ms != UINT64_MAX) {
+        uint64_t d = t->next_deadline_ms > now ? t->next_deadline_ms - now : 0;
+        if (d < (uint64_t)timeout)
+            timeout = (int)d;
+    }
+    MHD_UNSIGNED_LONG_LONG mt = 0;
+    if (MHD_get_timeout(t->mhd, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)timeout)
+        timeout = (int)mt;
+    return timeout;
+}
+
 static void *pump_main(void *arg)
 {
     pump_thread *t = arg;
     qk_tls_server *s = t->srv;
     struct epoll_event evs[MAX_EVENTS];
     while (!atomic_load(&s->stop)) {
-        int timeout = atomic_load(&s->draining) ? DRAIN_POLL_MS : 1000;
-        uint64_t now = now_ms();
-        if (t->ready) {
-            timeout = 0;
-        } else if (t->next_deadline_ms != UINT64_MAX) {
-            uint64_t d = t->next_deadline_ms > now ? t->next_deadline_ms - now : 0;
-            if (d < (uint64_t)timeout)
-                timeout = (int)d;
-        }
+        atomic_store(&t->polling, true);
+        if (atomic_exchange(&t->resumed, false))
+            t->mhd_due = true;
+        int timeout = loop_timeout(t);
         int n = epoll_wait(t->epfd, evs, MAX_EVENTS, timeout);
+        atomic_store(&t->polling, false);
+        if (atomic_exchange(&t->resumed, false))
+            t->mhd_due = true;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -868,6 +938,8 @@ static void *pump_main(void *arg)
                 uint64_t v;
                 if (read(t->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
                     qk_log(QK_LOG_DEBUG, "tls: wake read: %s", strerror(errno));
+            } else if (ep->kind == EP_MHD) {
+                t->mhd_due = true; /* requests, responses or a resumed connection */
             } else {
                 conn_event(ep->c, ep->kind, evs[i].events);
             }
@@ -881,13 +953,17 @@ static void *pump_main(void *arg)
                 conn_pump(r);
             r = nx;
         }
-        now = now_ms();
+        /* Also at the daemon's own timeout (n == 0): idle connections. */
+        if (t->mhd_due || n == 0)
+            mhd_step(t);
+        uint64_t now = now_ms();
         if (now >= t->next_deadline_ms)
             sweep_deadlines(t, now);
         if (atomic_load(&s->draining))
             drain_step(t);
         free_zombies(t);
     }
+    mhd_step(t); /* connections the stopped pool resumed are suspended no more */
     while (t->conns)
         conn_close(t->conns);
     t->ready = NULL;
@@ -940,29 +1016,44 @@ static int make_listener(const qk_listener_config *cfg, int *out_fd, uint16_t *o
     return 0;
 }
 
-static int start_mhd(qk_tls_server *s, const qk_listener_config *cfg, qk_err *err)
+/* Plaintext (NONE): libmicrohttpd's own listener and a thread per connection (admin and
+ * metrics on loopback; handlers run inline there). */
+static int start_plain_mhd(qk_tls_server *s, qk_err *err)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
-    unsigned mhd_limit = s->max_conn * 2 + 16; /* the real limit is ours, before handshakes */
-    if (s->mode == QK_TLS_MODE_NONE) {
-        mhd_limit = s->max_conn;
-        s->mhd = MHD_start_daemon(
-            flags, 0, NULL, NULL, mhd_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
-            MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-            mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, mhd_request_completed, s, MHD_OPTION_END);
-        if (s->mhd)
-            s->listen_fd = -1; /* libmicrohttpd owns and closes it now */
-    } else {
-        s->mhd = MHD_start_daemon(
-            flags | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, mhd_access, s,
-            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-            mhd_limit, MHD_OPTION_NOTIFY_COMPLETED, mhd_request_completed, s, MHD_OPTION_END);
-    }
+    s->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, mhd_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
+        MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        s->max_conn, MHD_OPTION_NOTIFY_COMPLETED, mhd_request_completed, s, MHD_OPTION_END);
     if (!s->mhd)
         return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd did not start", s->name);
+    s->listen_fd = -1; /* libmicrohttpd owns and closes it now */
+    return 0;
+}
+
+/* A pump thread's daemon: external mode (MHD_USE_EPOLL without an internal thread), no
+ * listening socket, suspend/resume (with its inter-thread channel, so that a worker's
+ * MHD_resume_connection wakes the daemon's epoll fd, which is in the pump's epoll set). */
+static int start_thread_mhd(qk_tls_server *s, pump_thread *t, qk_err *err)
+{
+    unsigned flags =
+        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned mhd_limit = s->max_conn * 2 + 16; /* the real limit is ours, before handshakes */
+    t->mhd = MHD_start_daemon(flags, 0, NULL, NULL, mhd_access, s, MHD_OPTION_EXTERNAL_LOGGER,
+                              mhd_logger, s, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s,
+                              MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_NOTIFY_COMPLETED,
+                              mhd_request_completed, s, MHD_OPTION_END);
+    if (!t->mhd)
+        return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd did not start", s->name);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(t->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di || di->epoll_fd < 0)
+        return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd has no epoll fd", s->name);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &t->mhd_ep};
+    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, di->epoll_fd, &ev) != 0)
+        return qk_err_set(err, QK_EIO, "epoll_ctl: %s", strerror(errno));
     return 0;
 }
 
@@ -971,6 +1062,8 @@ static int start_threads(qk_tls_server *s, qk_err *err)
     s->threads = calloc(s->nthreads, sizeof *s->threads);
     if (!s->threads)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
+    for (unsigned i = 0; i < s->nthreads; i++)
+        s->threads[i].epfd = s->threads[i].wake_fd = -1; /* a failed start closes only these */
     for (unsigned i = 0; i < s->nthreads; i++) {
         pump_thread *t = &s->threads[i];
         t->srv = s;
@@ -978,17 +1071,23 @@ static int start_threads(qk_tls_server *s, qk_err *err)
         t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         t->listen_ep = (endpoint){NULL, EP_LISTEN};
         t->wake_ep = (endpoint){NULL, EP_WAKE};
+        t->mhd_ep = (endpoint){NULL, EP_MHD};
         t->next_deadline_ms = UINT64_MAX;
         atomic_init(&t->drained, false);
+        atomic_init(&t->polling, false);
+        atomic_init(&t->resumed, false);
         if (t->epfd < 0 || t->wake_fd < 0)
             return qk_err_set(err, QK_EIO, "epoll/eventfd: %s", strerror(errno));
+        int rc = start_thread_mhd(s, t, err);
+        if (rc != 0)
+            return rc;
         struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &t->listen_ep};
         struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &t->wake_ep};
         if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, s->listen_fd, &lev) != 0 ||
             epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wake_fd, &wev) != 0)
             return qk_err_set(err, QK_EIO, "epoll_ctl: %s", strerror(errno));
         t->listen_in_epoll = true;
-        int rc = pthread_create(&t->tid, NULL, pump_main, t);
+        rc = pthread_create(&t->tid, NULL, pump_main, t);
         if (rc != 0)
             return qk_err_set(err, QK_EIO, "pthread_create: %s", strerror(rc));
         t->started = true;
@@ -1022,10 +1121,16 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     s->nthreads = cfg->threads ? cfg->threads : 2;
     if (s->nthreads > MAX_THREADS)
         s->nthreads = MAX_THREADS;
+    s->nworkers = cfg->workers ? cfg->workers : WORKERS_PER_PUMP * s->nthreads;
+    if (s->nworkers > MAX_WORKERS)
+        s->nworkers = MAX_WORKERS;
+    s->queue_max = cfg->queue_max ? cfg->queue_max : QUEUE_PER_WORKER * s->nworkers;
+    if (s->queue_max > 65536)
+        s->queue_max = 65536;
     atomic_init(&s->stop, false);
     atomic_init(&s->draining, false);
     atomic_init(&s->inflight, 0);
-    s->front = (qk_http_front){cfg->handler, s->name, cfg->max_body};
+    s->front = (qk_http_front){cfg->handler, s->name, cfg->max_body, NULL, NULL, NULL};
     atomic_init(&s->next_gen, 1);
     pthread_mutex_init(&s->id_lock, NULL);
 
@@ -1037,10 +1142,16 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     }
     if (rc == 0)
         rc = make_listener(cfg, &s->listen_fd, &s->port, err);
-    if (rc == 0)
-        rc = start_mhd(s, cfg, err);
+    if (rc == 0 && s->mode == QK_TLS_MODE_NONE)
+        rc = start_plain_mhd(s, err);
     if (rc == 0 && s->mode != QK_TLS_MODE_NONE)
+        rc = qk_http_pool_start(s->name, s->nworkers, s->queue_max, &s->pool, err);
+    if (rc == 0 && s->mode != QK_TLS_MODE_NONE) {
+        s->front.pool = s->pool;
+        s->front.wake = pump_wake;
+        s->front.wake_cls = s;
         rc = start_threads(s, err);
+    }
     if (rc != 0) {
         if (err)
             qk_err_prefix(err, "listener %s", s->name);
@@ -1077,9 +1188,7 @@ static void drain(qk_tls_server *s)
                 pump_thread *t = &s->threads[i];
                 if (!t->started)
                     continue;
-                uint64_t one = 1;
-                if (write(t->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-                    qk_log(QK_LOG_DEBUG, "tls: wake write: %s", strerror(errno));
+                thread_wake(t);
                 if (!atomic_load(&t->drained))
                     done = false;
             }
@@ -1098,16 +1207,19 @@ void qk_tls_server_stop(qk_tls_server *s)
     if (!s)
         return;
     drain(s);
+    /* Workers finish what runs, answer what waits with 503 and resume every suspended
+     * connection; the pumps, still running, process those before they stop. */
+    qk_http_pool_stop(s->pool);
     atomic_store(&s->stop, true);
     if (s->threads) {
         for (unsigned i = 0; i < s->nthreads; i++) {
             pump_thread *t = &s->threads[i];
             if (t->started) {
-                uint64_t one = 1;
-                if (write(t->wake_fd, &one, sizeof one) < 0)
-                    qk_log(QK_LOG_DEBUG, "tls: wake write: %s", strerror(errno));
+                thread_wake(t);
                 pthread_join(t->tid, NULL);
             }
+            if (t->mhd)
+                MHD_stop_daemon(t->mhd);
             if (t->epfd >= 0)
                 close(t->epfd);
             if (t->wake_fd >= 0)
@@ -1115,6 +1227,7 @@ void qk_tls_server_stop(qk_tls_server *s)
         }
         free(s->threads);
     }
+    qk_http_pool_free(s->pool); /* no pump calls the envelope any more */
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->mhd)

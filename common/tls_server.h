@@ -98,7 +98,9 @@ typedef struct {
     unsigned max_connections;      /* enforced before the handshake; 0 = 1024 */
     unsigned handshake_timeout_ms; /* 0 = 10000 */
     unsigned idle_timeout_s;       /* libmicrohttpd connection timeout; 0 = 60 */
-    unsigned threads;              /* worker threads; 0 = 2 */
+    unsigned threads;              /* pump threads (TLS and libmicrohttpd); 0 = 2 */
+    unsigned workers;              /* threads for handlers that may block; 0 = 8 x threads */
+    unsigned queue_max;            /* requests waiting for a worker before 503; 0 = 64 x workers */
     size_t max_body;               /* request body limit; past it the envelope answers the
                                       handler's too_large_status (413); 0 = 64 KiB */
 } qk_listener_config;
@@ -106,8 +108,10 @@ typedef struct {
 typedef struct qk_tls_server qk_tls_server;
 
 /* Create the SSL_CTX for the policy, bind, listen and start the threads. Handlers may block
- * for a few seconds (they call the peer KME with timeouts): a blocked handler must not stall
- * other connections. Returns 0 or a qk_status with err set (bad cert/key/CA/PSK, bind). */
+ * for a few seconds (they call the peer KME with timeouts): on a TLS listener such a handler
+ * runs on the worker pool with its connection suspended, so it stalls no other connection
+ * (plaintext listeners run handlers on libmicrohttpd's thread per connection). Returns 0 or a
+ * qk_status with err set (bad cert/key/CA/PSK, bind). */
 int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_err *err);
 uint16_t qk_tls_server_port(const qk_tls_server *s);
 /* Stop accepting, close every connection, join threads, free. NULL is a no-op. */

@@ -3,8 +3,9 @@
 # TLS 1.3 PSK (SHA-384 and SHA-256 bindings) with keep-alive, the four TLS 1.2 PSK suites,
 # mTLS identities, refusals at the handshake (wrong PSK, unknown identity, no certificate,
 # foreign CA) that never reach HTTP, the connection limit before the handshake, the handshake
-# timeout, a blocked handler or a stalled handshake not stalling others, and identity isolation
-# under concurrency. No latency limit: each timing property is asserted as an order of events
+# timeout, a blocked handler or a stalled handshake not stalling others (also on one pump
+# thread, where libmicrohttpd runs too), no thread per connection, the worker queue bound, and
+# identity isolation under concurrency. No latency limit: each timing property is asserted as an order of events
 # seen by the server (its counters, its connections), every wait bounded (tests/lib/wait.sh).
 # shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
@@ -176,6 +177,63 @@ act=$(jget active "$out")
 check "a client stalled mid-handshake does not stall another (active=${act:-none}, >=2)" \
   bash -c 'grep -q "\"id\":\"s384\"" <<<"$1" && [ "${2:-0}" -ge 2 ]' _ "$out" "$act"
 exec 5<&-
+
+# ---- one pump thread: suspension, thread count, the worker queue bound ------------------------
+# libmicrohttpd runs inside the pump threads (external mode); a handler that may block runs on a
+# worker with its connection suspended. With ONE pump thread, a handler sleeping 3 s must not
+# delay a request on another connection of that same thread.
+sleeping() { [ "$(grep -c 'handler: sleeping' "$1.log")" -ge "$2" ]; }
+start_server one --mode mtls --cert server.crt --key server.key --ca ca.crt --threads 1 --workers 2 --max-conn 400
+SRV=${PIDS[-1]}
+curl_ok --cert bob.crt --key bob.key "https://127.0.0.1:$PORT/sleep/3000" >one-sleep.out &
+SLEEPER=$!
+wait_for 'sleeping one 1' 10 "the sleeping request to reach a worker" || bad "the sleeping request never reached a worker"
+t0=$(date +%s%N)
+out=$(curl_ok --cert alice.crt --key alice.key "https://127.0.0.1:$PORT/quick1")
+ms=$((($(date +%s%N) - t0) / 1000000))
+asleep=no
+kill -0 $SLEEPER 2>/dev/null && [ ! -s one-sleep.out ] && asleep=yes
+check "one pump thread: a request is answered while a handler of the same thread sleeps (asleep: $asleep, ${ms} ms)" \
+  bash -c 'grep -q "\"path\":\"/quick1\"" <<<"$1" && [ "$2" = yes ]' _ "$out" "$asleep"
+wait $SLEEPER
+check "... and the sleeping request completes" grep -q '"path":"/sleep/3000"' one-sleep.out
+
+# No thread per connection: 200 keep-alive TLS connections held open add no thread to the
+# server (1 pump + 2 workers + main; the bound allows a few more).
+tasks() { find "/proc/$SRV/task" -mindepth 1 -maxdepth 1 | wc -l; }
+n_before=$(tasks)
+"$B/tls-identity-stress" --port "$PORT" --threads 200 --requests 2 --hold-ms 8000 \
+  --ca ca.crt --cert-dir . --cert alice --cert bob >hold.out 2>&1 &
+HOLDER=$!
+active_now() { jget active "$(curl_ok --cert alice.crt --key alice.key "https://127.0.0.1:$PORT/active")"; }
+wait_for '[ "$(active_now)" -ge 201 ] 2>/dev/null' 60 "200 connections open at once" || bad "200 connections were never open at once"
+act=$(active_now)
+n_during=$(tasks)
+check "200 keep-alive TLS connections (active=$act): server threads $n_before -> $n_during (<= 1 pump + 2 workers + 4)" \
+  test "${act:-0}" -ge 201 -a "$n_during" -le 7 -a "$n_during" -le $((n_before + 1))
+wait $HOLDER; hrc=$?
+check "... every held connection was served (rc=$hrc)" bash -c '[ "$1" = 0 ] && grep -q "errors=0" hold.out' _ "$hrc"
+
+# The worker queue is bounded: with its one worker blocked and its one queue slot taken, a
+# request is answered 503 with Retry-After at once, without reaching the handler.
+start_server q --mode mtls --cert server.crt --key server.key --ca ca.crt --threads 1 --workers 1 --queue 1
+curl_ok --cert bob.crt --key bob.key "https://127.0.0.1:$PORT/sleep/3000" >q1.out &
+Q1=$!
+wait_for 'sleeping q 1' 10 "the first request to block the worker" || bad "the first request never reached the worker"
+curl_ok --cert bob.crt --key bob.key "https://127.0.0.1:$PORT/sleep/100" >q2.out &
+Q2=$!
+wait_for server_caught_up 10 "the server to read the queued request" || bad "the server did not catch up"
+t0=$(date +%s%N)
+out=$(curl -sS -i --max-time 10 --cacert ca.crt --cert alice.crt --key alice.key "https://127.0.0.1:$PORT/excess" 2>&1)
+ms=$((($(date +%s%N) - t0) / 1000000))
+blocked=no
+kill -0 $Q1 2>/dev/null && [ ! -s q1.out ] && blocked=yes
+check "queue full: 503 with Retry-After: 1 while the worker is still blocked (blocked: $blocked, ${ms} ms)" \
+  bash -c 'grep -q "^HTTP/1.1 503" <<<"$1" && grep -qi "^Retry-After: 1" <<<"$1" && [ "$2" = yes ]' _ "$out" "$blocked"
+wait $Q1 $Q2
+r2=$(jget requests "$(cat q2.out)")
+check "... the blocked and the queued requests complete, the refused one never reached the handler (requests=$r2)" \
+  bash -c 'grep -q "\"path\":\"/sleep/3000\"" q1.out && grep -q "\"path\":\"/sleep/100\"" q2.out && [ "$1" = 2 ]' _ "$r2"
 
 # ---- mTLS listener (ETSI 014 style) ----------------------------------------------------------
 FP_BOB=$(openssl x509 -in bob.crt -noout -fingerprint -sha256 | cut -d= -f2)

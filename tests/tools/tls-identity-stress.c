@@ -3,8 +3,11 @@
  * requests to tls-test-server and checking that every response names its own identity.
  * PSK threads alternate between TLS 1.3 and TLS 1.2.
  *
+ * --hold-ms MS keeps every connection open MS ms after its last request (max 600000), so that
+ * a test can look at the server while N keep-alive connections are open.
+ *
  * Usage: tls-identity-stress --port P [--host H] [--threads N] [--requests M]
- *        [--psk-file F] [--ca F] [--cert-dir D --cert CN ...]
+ *        [--psk-file F] [--ca F] [--cert-dir D --cert CN ...] [--hold-ms MS]
  * Prints totals; exits 0 only when every request succeeded with the right identity. */
 #include <getopt.h>
 #include <pthread.h>
@@ -31,7 +34,7 @@ typedef struct {
 } worker;
 
 static const char *g_host = "127.0.0.1";
-static unsigned g_port, g_requests = 100;
+static unsigned g_port, g_requests = 100, g_hold_ms;
 static atomic_ulong g_ok, g_mismatch, g_errors;
 
 static void *run(void *arg)
@@ -67,6 +70,10 @@ static void *run(void *arg)
         }
         qk_http_response_free(&r);
     }
+    if (g_hold_ms) {
+        struct timespec ts = {(time_t)(g_hold_ms / 1000), (long)(g_hold_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     qk_http_client_free(c);
     return NULL;
 }
@@ -74,21 +81,19 @@ static void *run(void *arg)
 static void usage(void)
 {
     fprintf(stderr, "usage: tls-identity-stress --port P [--host H] [--threads N] "
-                    "[--requests M] [--psk-file F] [--ca F] [--cert-dir D --cert CN ...]\n");
+                    "[--requests M] [--psk-file F] [--ca F] [--cert-dir D --cert CN ...] "
+                    "[--hold-ms MS]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"port", required_argument, NULL, 'p'},
-                                         {"host", required_argument, NULL, 'h'},
-                                         {"threads", required_argument, NULL, 't'},
-                                         {"requests", required_argument, NULL, 'r'},
-                                         {"psk-file", required_argument, NULL, 'k'},
-                                         {"ca", required_argument, NULL, 'a'},
-                                         {"cert-dir", required_argument, NULL, 'd'},
-                                         {"cert", required_argument, NULL, 'c'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"port", required_argument, NULL, 'p'},     {"host", required_argument, NULL, 'h'},
+        {"threads", required_argument, NULL, 't'},  {"requests", required_argument, NULL, 'r'},
+        {"psk-file", required_argument, NULL, 'k'}, {"ca", required_argument, NULL, 'a'},
+        {"cert-dir", required_argument, NULL, 'd'}, {"cert", required_argument, NULL, 'c'},
+        {"hold-ms", required_argument, NULL, 'H'},  {NULL, 0, NULL, 0}};
     unsigned nthreads = 16;
     const char *psk_file = NULL, *ca = NULL, *cert_dir = ".";
     const char *certs[MAX_CERTS];
@@ -117,6 +122,9 @@ int main(int argc, char **argv)
         case 'd':
             cert_dir = optarg;
             break;
+        case 'H':
+            g_hold_ms = (unsigned)strtoul(optarg, NULL, 10);
+            break;
         case 'c':
             if (ncerts == MAX_CERTS)
                 usage();
@@ -127,7 +135,7 @@ int main(int argc, char **argv)
         }
     }
     if (!g_port || g_port > 65535 || nthreads == 0 || nthreads > 1024 || g_requests == 0 ||
-        g_requests > 1000000 || optind != argc)
+        g_requests > 1000000 || g_hold_ms > 600000 || optind != argc)
         usage();
     if (qk_secure_init() != 0 || qk_http_global_init() != 0) {
         fprintf(stderr, "init failed\n");

@@ -1,13 +1,19 @@
 /* tls-test-server - a listener on the TLS front end whose handler answers every request with
  * JSON {"kind":..., "id":..., "path":..., "body_len":..., "requests":N, ...stats}. "requests"
  * counts the HTTP requests the handler has seen, so a test can prove that a refused handshake
- * never reached HTTP. A path /sleep/MS makes the handler block MS milliseconds (max 10000);
+ * never reached HTTP. A path /sleep/MS makes the handler block MS milliseconds (max 10000),
+ * after logging "handler: sleeping MS ms";
  * /big/N answers N bytes of 'x' (max 64 MiB). The handler runs behind the request envelope
  * (common/http_envelope.h) with a 64 MiB body limit: a larger upload is answered 413 there.
  *
+ * --workers N and --queue N size the worker pool of handlers that may block (default 8 x
+ * threads, 64 x workers); --inline declares the handler never_blocks (it then runs on the pump
+ * thread: for measuring the front end alone, never with /sleep).
+ *
  * Usage: tls-test-server --mode mtls|psk|server-cert|psk-or-mtls|none [--cert F --key F]
  *        [--ca F] [--psk-file F] [--port N] [--port-file F] [--max-conn N]
- *        [--handshake-timeout-ms N] [--threads N] [--log-level L] [--fp-map SHA256FP=ID ...]
+ *        [--handshake-timeout-ms N] [--threads N] [--workers N] [--queue N] [--inline]
+ *        [--log-level L] [--fp-map SHA256FP=ID ...]
  * Stops cleanly on SIGTERM or SIGINT. */
 #include <errno.h>
 #include <getopt.h>
@@ -59,6 +65,8 @@ static void on_req(qk_http_handler *self, const qk_http_request *req, qk_http_re
     if (strncmp(url, "/sleep/", 7) == 0) {
         long ms = strtol(url + 7, NULL, 10);
         if (ms > 0 && ms <= 10000) {
+            /* Tests wait for this line: the request is in the handler (on a worker). */
+            qk_log(QK_LOG_INFO, "handler: sleeping %ld ms", ms);
             struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
@@ -135,7 +143,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: tls-test-server --mode mtls|psk|server-cert|psk-or-mtls|none [--cert F]\n"
             "  [--key F] [--ca F] [--psk-file F] [--port N] [--port-file F] [--max-conn N]\n"
-            "  [--handshake-timeout-ms N] [--threads N] [--log-level debug|info|warn|error]\n"
+            "  [--handshake-timeout-ms N] [--threads N] [--workers N] [--queue N] [--inline]\n"
+            "  [--log-level debug|info|warn|error]\n"
             "  [--fp-map SHA256FP=ID ...]\n");
     exit(2);
 }
@@ -152,6 +161,9 @@ int main(int argc, char **argv)
                                          {"max-conn", required_argument, NULL, 'n'},
                                          {"handshake-timeout-ms", required_argument, NULL, 't'},
                                          {"threads", required_argument, NULL, 'T'},
+                                         {"workers", required_argument, NULL, 'W'},
+                                         {"queue", required_argument, NULL, 'Q'},
+                                         {"inline", no_argument, NULL, 'I'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"fp-map", required_argument, NULL, 'F'},
                                          {NULL, 0, NULL, 0}};
@@ -200,6 +212,15 @@ int main(int argc, char **argv)
             break;
         case 'T':
             cfg.threads = parse_uint(optarg, "threads");
+            break;
+        case 'W':
+            cfg.workers = parse_uint(optarg, "workers");
+            break;
+        case 'Q':
+            cfg.queue_max = parse_uint(optarg, "queue");
+            break;
+        case 'I':
+            h.never_blocks = true;
             break;
         case 'F': {
             char *eq = strchr(optarg, '=');

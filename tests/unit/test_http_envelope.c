@@ -778,6 +778,28 @@ static void test_log_line(void)
     CU_ASSERT_PTR_NULL(strstr(text, SECRET_B64));
 }
 
+/* The worker pool's bounds are checked before any thread starts; a started pool stops twice
+ * (the listener stops it, then frees it) and frees. Its queueing, suspension and 503 are
+ * tested through TLS listeners in tests/integration/tls_front_end.sh. */
+static void test_pool_bounds(void)
+{
+    qk_http_pool *p = (qk_http_pool *)&p; /* must be reset to NULL on failure */
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_NOT_EQUAL(qk_http_pool_start("t", 0, 1, &p, &err), 0);
+    CU_ASSERT_NOT_EQUAL(qk_http_pool_start("t", 1025, 1, &p, &err), 0);
+    CU_ASSERT_NOT_EQUAL(qk_http_pool_start("t", 1, 0, &p, &err), 0);
+    CU_ASSERT_NOT_EQUAL(qk_http_pool_start("t", 1, 65537, &p, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "worker pool"));
+    CU_ASSERT_PTR_NULL(p);
+    CU_ASSERT_EQUAL(qk_http_pool_start("t", 2, 8, &p, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(p);
+    qk_http_pool_stop(p);
+    qk_http_pool_stop(p);
+    qk_http_pool_free(p);
+    qk_http_pool_free(NULL);
+}
+
 int suite_http_envelope(void)
 {
     CU_pSuite s = CU_add_suite("http_envelope", setup, teardown);
@@ -791,7 +813,8 @@ int suite_http_envelope(void)
         !CU_add_test(s, "observer once per request", test_observer) ||
         !CU_add_test(s, "query helpers", test_query) ||
         !CU_add_test(s, "Allow and Cache-Control headers", test_headers) ||
-        !CU_add_test(s, "the request log line", test_log_line))
+        !CU_add_test(s, "the request log line", test_log_line) ||
+        !CU_add_test(s, "worker pool bounds", test_pool_bounds))
         return -1;
     return 0;
 }
