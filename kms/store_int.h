@@ -181,6 +181,9 @@ int qs_same_request(qk_store *s, const qk_reservation *r, const qk_key_ref *refs
                     qk_err *err);
 /* 1 if a key with this ID is recorded, 0 if not, <0 error. */
 int qs_key_exists(qk_store *s, const char *key_id, qk_err *err);
+/* A peer's key is new here: its range overlaps no recorded range (else QK_ECOLLISION) and its
+ * ID is unknown (else QK_EEXIST). 0 new, <0 refused or error. */
+int qs_ref_unused(qk_store *s, const char *link, const qk_key_ref *k, qk_err *err);
 /* Record a peer's key RESERVED for the request's slaves (key row and waiting copies). */
 int qs_reserve_key(qk_store *s, const qk_reservation *r, const qk_key_ref *k, size_t seq,
                    qk_err *err);

@@ -329,16 +329,7 @@ static int notice_key_ok(qk_store *s, const char *link, qk_side peer_side, const
     if (end > b->len || (peer_side == QK_SIDE_LOW ? end > b->lease_lo : k->offset < b->lease_hi))
         return qk_err_set(err, QK_EINVAL, "store: key %s: outside the peer's lease of block %llu",
                           k->key_id, (unsigned long long)k->block_id);
-    int rc = qs_range_recorded(s, link, k->block_id, k->offset, k->length, err);
-    if (rc == 1)
-        return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu already used",
-                          k->key_id, (unsigned long long)k->block_id);
-    if (rc < 0)
-        return rc;
-    rc = qs_key_exists(s, k->key_id, err);
-    if (rc == 1)
-        return qk_err_set(err, QK_EEXIST, "store: key id %s already known", k->key_id);
-    return rc;
+    return qs_ref_unused(s, link, k, err);
 }
 
 /* Validate one notice (read-only). 0 new (to record), 1 known with the same keys (nothing to

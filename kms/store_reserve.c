@@ -71,6 +71,20 @@ int qs_same_request(qk_store *s, const qk_reservation *r, const qk_key_ref *refs
                              r->request_id);
 }
 
+int qs_ref_unused(qk_store *s, const char *link, const qk_key_ref *k, qk_err *err)
+{
+    int rc = qs_range_recorded(s, link, k->block_id, k->offset, k->length, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu already used",
+                          k->key_id, (unsigned long long)k->block_id);
+    if (rc < 0)
+        return rc;
+    rc = qs_key_exists(s, k->key_id, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_EEXIST, "store: key id %s already known", k->key_id);
+    return rc < 0 ? rc : 0;
+}
+
 int qs_key_exists(qk_store *s, const char *key_id, qk_err *err)
 {
     sqlite3_stmt *st = qs_prep(s, "SELECT 1 FROM keys WHERE key_id = ?", err);
@@ -101,15 +115,7 @@ static int verify_ref(qk_store *s, const char *link, qk_side peer_side, const qk
     if (!qs_lease_clear_of_ours(&b, peer_side, k->offset, (uint64_t)k->offset + k->length))
         return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu leased here",
                           k->key_id, (unsigned long long)k->block_id);
-    rc = qs_range_recorded(s, link, k->block_id, k->offset, k->length, err);
-    if (rc == 1)
-        return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu already used",
-                          k->key_id, (unsigned long long)k->block_id);
-    if (rc < 0)
-        return rc;
-    rc = qs_key_exists(s, k->key_id, err);
-    if (rc == 1)
-        return qk_err_set(err, QK_EEXIST, "store: key id %s already known", k->key_id);
+    rc = qs_ref_unused(s, link, k, err);
     if (rc < 0)
         return rc;
     uint8_t check[QK_CHECK_LEN];
