@@ -18,6 +18,7 @@
 #define BACKOFF_MIN_MS    100  /* after a failed peer call, doubling ... */
 #define BACKOFF_MAX_MS    5000 /* ... up to this */
 #define BATCHES_PER_CYCLE 64   /* then the thread looks at its stop flag again */
+#define LEASE_AHEAD_MIN   4096 /* bytes: the store takes a meeting block this small whole */
 #define PAIRS_MAX         1024 /* (master, slave) counts one notices batch remembers */
 
 /* ---- time ------------------------------------------------------------------------------- */
@@ -158,8 +159,8 @@ static int send_notices(qk_kms *k, size_t i, qk_err *err)
 }
 
 /* Lease ahead: when the granted, uncarved room of this end on link i is below lease_low_water,
- * ask for lease_bytes more - once this end has served a request on the link, and only while it
- * owns less than the link's unleased room (bytes_available is this end's view of the uncarved
+ * ask for up to lease_bytes more - once this end has served a request on the link, and only while
+ * it owns less than the link's unleased room (bytes_available is this end's view of the uncarved
  * room: its own leased room plus the unleased one), so that leasing ahead never takes more
  * than about half of a link's material from a peer that has not asked yet (requests still
  * lease what they need). No confirmed block with room left is not a failure. */
@@ -183,7 +184,15 @@ static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
     uint64_t unleased = st.bytes_available > room ? st.bytes_available - room : 0;
     if (room >= unleased)
         return 0;
-    rc = qk_kms_lease_more(k, i, k->cfg->lease_bytes, seen, err);
+    /* At most half of the difference, so that after the ask this end still holds no more than
+     * the rest; nothing when that is below the store's smallest half-ask (it would take a
+     * small last block whole and leave the peer nothing to serve from). */
+    uint64_t want = (unleased - room) / 2;
+    if (want > k->cfg->lease_bytes)
+        want = k->cfg->lease_bytes;
+    if (want < LEASE_AHEAD_MIN)
+        return 0;
+    rc = qk_kms_lease_more(k, i, want, seen, err);
     return rc == QK_ENOKEY ? 0 : rc;
 }
 
