@@ -18,7 +18,8 @@
 
 #define PEER_POOL_SIZE  4 /* HTTP clients kept per peer */
 #define MASTER_FILE_MAX 256
-#define LEASES_PER_REQ  3 /* synchronous lease exchanges one request may wait for */
+#define LEASES_PER_REQ  3  /* synchronous lease exchanges one request may make itself */
+#define CARVE_ROUNDS    64 /* carves one request may try (others' leases taken meanwhile) */
 
 /* ---- opening ---------------------------------------------------------------------------- */
 
@@ -449,17 +450,25 @@ static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n
     int rc = qk_kms_held_admit(k, i, r, n, err);
     if (rc != 0)
         return rc;
-    for (int leases = 0;; leases++) {
+    /* Only this request's own exchanges count against LEASES_PER_REQ: under a burst, the room
+     * another request's lease brought may be taken before this one carves (it then waits on
+     * the lease lock for the next exchange), which must not turn into a 503 while the pool
+     * holds key. CARVE_ROUNDS bounds the loop all the same. */
+    int own = 0;
+    for (int round = 0; round < CARVE_ROUNDS; round++) {
         uint64_t seen = qk_kms_lease_gen(k, i);
         rc = qk_store_carve_owned(k->store, r, l->side, n, len, refs, material, err);
-        if (rc != QK_ENOKEY || leases == LEASES_PER_REQ)
+        if (rc != QK_ENOKEY || own == LEASES_PER_REQ)
             break;
         uint64_t want = (uint64_t)n * len;
         if (want < k->cfg->lease_bytes)
             want = k->cfg->lease_bytes;
-        rc = qk_kms_lease_more(k, i, want, seen, err);
+        bool asked = false;
+        rc = qk_kms_lease_more(k, i, want, seen, &asked, err);
         if (rc != 0)
             break;
+        own += asked;
+        rc = QK_ENOKEY; /* if the rounds run out */
     }
     if (rc != 0) {
         qk_kms_held_undo(k, i, r, n);

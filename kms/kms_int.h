@@ -80,8 +80,9 @@ uint64_t qk_kms_lease_gen(qk_kms *k, size_t i);
  * (then 0 at once: carve again). 0 = a lease was granted (or another thread's was); QK_ENOKEY
  * (no confirmed block with unleased room), QK_EPEER (the peer is unreachable, refused every
  * ask, or answered one 400 - cleared like a refusal, not asked again in this call; an
- * unanswered ask stays recorded and is asked again later), or a store error. */
-int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, qk_err *err);
+ * unanswered ask stays recorded and is asked again later), or a store error. *asked (if not
+ * NULL) tells whether this call exchanged asks with the peer itself. */
+int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *asked, qk_err *err);
 /* Ask again what a previous run (or a failed call) left asked on link i. 0, or the first
  * failure (the asks not answered stay). */
 int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);

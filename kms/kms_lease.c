@@ -96,13 +96,15 @@ static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_err *err)
                       (unsigned long long)ls->block_id, qk_status_name(prc));
 }
 
-int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, qk_err *err)
+int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *asked, qk_err *err)
 {
     qk_hot_link *h = &k->hot[i];
     qk_link *l = &k->links[i];
     uint32_t w = want > QK_BLOCK_MAX_BYTES ? QK_BLOCK_MAX_BYTES : (uint32_t)want;
     pthread_mutex_lock(&h->lease_mu);
     int rc = 0;
+    if (asked)
+        *asked = h->lease_gen == seen;
     if (h->lease_gen == seen) {
         /* A refused or burned block leaves the view changed: ask again from the new one. */
         rc = QK_EPEER;

@@ -192,7 +192,7 @@ static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
         want = k->cfg->lease_bytes;
     if (want < LEASE_AHEAD_MIN)
         return 0;
-    rc = qk_kms_lease_more(k, i, want, seen, err);
+    rc = qk_kms_lease_more(k, i, want, seen, NULL, err);
     return rc == QK_ENOKEY ? 0 : rc;
 }
 

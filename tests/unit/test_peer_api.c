@@ -354,7 +354,7 @@ static void test_lease_bad_range_refused(void)
     CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.b.kms), KF_LINK, 1, mat, LB) == 0);
     qk_kms *b = P.b.kms;
     qk_err err = {0, ""};
-    CU_ASSERT_EQUAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), &err), QK_EPEER);
+    CU_ASSERT_EQUAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), NULL, &err), QK_EPEER);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bad request"));
     qk_lease asks[2];
     size_t n = 9;
@@ -629,7 +629,7 @@ static void test_notices_batch_400(void)
     qk_kms *b = P.b.kms;
     qk_store *sb = qk_kms_store(b), *sa = qk_kms_store(P.a.kms);
     qk_err err = {0, ""};
-    CU_ASSERT_EQUAL_FATAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), NULL, &err), 0);
     static const char *const ids[3] = {"ok-1", "bad-2", "ok-3"};
     qk_key_ref refs[3];
     uint8_t km[32];
