@@ -113,6 +113,30 @@ static const char *const migrations[] = {
     "CREATE INDEX blocks_low_owned ON blocks(link, block_id) WHERE lease_lo > lo;"
     "CREATE INDEX blocks_high_owned ON blocks(link, block_id) WHERE hi > lease_hi;"
     "CREATE INDEX blocks_with_ask ON blocks(link, block_id) WHERE lease_ask IS NOT NULL;",
+    /* v6: runs of keys (docs/adr/0003-request-records.md): keys seq .. seq+n-1 of a request,
+     * key i the range [off + i*len, off + (i+1)*len) of one block, its ID id_prefix || be16(i),
+     * all in one state. pool_counts counts a run's n keys in its state (triggers, as keys). */
+    "CREATE TABLE runs(request_id TEXT NOT NULL REFERENCES requests(request_id),"
+    " seq INTEGER NOT NULL, id_prefix BLOB NOT NULL UNIQUE, link TEXT NOT NULL,"
+    " block_id INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " state INTEGER NOT NULL, PRIMARY KEY(request_id, seq),"
+    " FOREIGN KEY(link, block_id) REFERENCES blocks(link, block_id)) WITHOUT ROWID;"
+    "CREATE INDEX runs_by_range ON runs(link, block_id, off);"
+    "CREATE TRIGGER pool_run_ins AFTER INSERT ON runs BEGIN"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, NEW.state, NEW.n, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
+    " END;"
+    "CREATE TRIGGER pool_run_upd AFTER UPDATE OF link, state, n ON runs"
+    " WHEN OLD.link IS NOT NEW.link OR OLD.state IS NOT NEW.state OR OLD.n IS NOT NEW.n BEGIN"
+    " UPDATE pool_counts SET n = n - OLD.n WHERE link = OLD.link AND kind = 1"
+    " AND state = OLD.state;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, NEW.state, NEW.n, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
+    " END;"
+    "CREATE TRIGGER pool_run_del AFTER DELETE ON runs BEGIN"
+    " UPDATE pool_counts SET n = n - OLD.n WHERE link = OLD.link AND kind = 1"
+    " AND state = OLD.state;"
+    " END;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

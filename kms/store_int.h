@@ -199,4 +199,32 @@ int qs_check_peer_link(const char *link, qk_side side, qk_err *err);
  * and >= our ask). */
 bool qs_lease_clear_of_ours(const qs_block_row *b, qk_side peer_side, uint64_t from, uint64_t to);
 
+/* ---- store_runs.c: runs of keys (docs/adr/0003-request-records.md) ----------------------- */
+#define QS_RUN_PREFIX_LEN 14    /* key ID = prefix || be16(index) */
+#define QS_RUN_MAX_KEYS   65536 /* indexes fit the 16-bit suffix */
+typedef struct {
+    char request_id[QK_STORE_ID_MAX + 1];
+    uint32_t seq; /* index in the request of the run's first key */
+    uint8_t prefix[QS_RUN_PREFIX_LEN];
+    char link[QK_STORE_ID_MAX + 1];
+    uint64_t block_id;
+    uint32_t off, len, n; /* key i: [off + i*len, off + (i+1)*len) */
+    int state;            /* a key state (QS_KEY_*) for every key of the run */
+} qs_run_row;
+/* A fresh random prefix (CSPRNG, version 4 and variant bits set). */
+void qs_run_new_prefix(uint8_t prefix[QS_RUN_PREFIX_LEN]);
+/* Canonical key ID of key i of the run with this prefix. */
+void qs_run_key_id(const uint8_t prefix[QS_RUN_PREFIX_LEN], uint32_t i,
+                   char out[QK_KEY_ID_LEN + 1]);
+/* Record a run (QK_EEXIST if its prefix or (request_id, seq) is taken). */
+int qs_run_insert(qk_store *s, const qs_run_row *run, qk_err *err);
+/* The run holding key_id: 1 found (*run, *idx set), 0 none, <0 error. */
+int qs_run_find(qk_store *s, const char *key_id, qs_run_row *run, uint32_t *idx, qk_err *err);
+/* 1 if [off, off+len) overlaps a run of the block, 0 if not, <0 error. */
+int qs_run_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                    qk_err *err);
+/* The keys of a request's runs, in seq order, as key refs (check zero) in a malloc'ed array. */
+int qs_run_load_refs(qk_store *s, const char *request_id, qk_key_ref **refs, size_t *n,
+                     qk_err *err);
+
 #endif

@@ -230,7 +230,8 @@ int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t
         (void)sqlite3_reset(st);
         rc = o + l > (sqlite3_int64)off ? 1 : 0;
     }
-    return rc;
+    /* runs (docs/adr/0003-request-records.md) never overlap keys: probe them separately */
+    return rc == 0 ? qs_run_recorded(s, link, block_id, off, len, err) : rc;
 }
 
 int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,

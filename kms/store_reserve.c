@@ -95,6 +95,11 @@ int qs_key_exists(qk_store *s, const char *key_id, qk_err *err)
         rc = qs_step(s, st, err);
     if (rc == 1)
         (void)sqlite3_reset(st);
+    if (rc == 0) { /* a key of a run (docs/adr/0003-request-records.md) */
+        qs_run_row run;
+        uint32_t idx = 0;
+        rc = qs_run_find(s, key_id, &run, &idx, err);
+    }
     return rc;
 }
 

@@ -106,8 +106,9 @@ static long long sf_query(sqlite3 *db, const char *sql, const char *param)
 #define SF_RECOUNT                                                                                 \
     "SELECT * FROM (SELECT link, 0 AS kind, state, COUNT(*) AS n, SUM(MAX(hi - lo, 0)) AS bytes "  \
     "FROM blocks"                                                                                  \
-    " GROUP BY link, state UNION ALL SELECT link, 1, state, COUNT(*), 0 FROM keys"                 \
-    " GROUP BY link, state)"
+    " GROUP BY link, state UNION ALL SELECT link, 1, state, SUM(c), 0 FROM (SELECT link, state,"   \
+    " COUNT(*) AS c FROM keys GROUP BY link, state UNION ALL SELECT link, state, SUM(n) FROM runs" \
+    " GROUP BY link, state) GROUP BY link, state)"
 /* Kinds 0 (blocks) and 1 (keys); kind 2 counts refusals, which leave no row to recount. */
 #define SF_COUNTERS                                                                                \
     "SELECT link, kind, state, n, bytes FROM pool_counts WHERE n <> 0 AND kind IN (0, 1)"
@@ -130,11 +131,16 @@ int sf_counts_match(qk_store *s, const char *path, const char *link, const char 
         rc = -1;
     }
     static const char *const key_sql[5] = {
-        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 0",
-        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 1",
-        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 2",
-        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 3",
-        "SELECT COUNT(*) FROM keys WHERE link = ? AND state = 4",
+        "SELECT (SELECT COUNT(*) FROM keys WHERE link = ?1 AND state = 0)"
+        " + (SELECT COALESCE(SUM(n), 0) FROM runs WHERE link = ?1 AND state = 0)",
+        "SELECT (SELECT COUNT(*) FROM keys WHERE link = ?1 AND state = 1)"
+        " + (SELECT COALESCE(SUM(n), 0) FROM runs WHERE link = ?1 AND state = 1)",
+        "SELECT (SELECT COUNT(*) FROM keys WHERE link = ?1 AND state = 2)"
+        " + (SELECT COALESCE(SUM(n), 0) FROM runs WHERE link = ?1 AND state = 2)",
+        "SELECT (SELECT COUNT(*) FROM keys WHERE link = ?1 AND state = 3)"
+        " + (SELECT COALESCE(SUM(n), 0) FROM runs WHERE link = ?1 AND state = 3)",
+        "SELECT (SELECT COUNT(*) FROM keys WHERE link = ?1 AND state = 4)"
+        " + (SELECT COALESCE(SUM(n), 0) FROM runs WHERE link = ?1 AND state = 4)",
     };
     qk_pool_status ps;
     qk_err err = {0, ""};
@@ -205,8 +211,31 @@ static int exec_on(const char *path, const char *sql, const char *who)
     return rc == SQLITE_OK ? 0 : -1;
 }
 
+int sf_downgrade_v5(const char *path)
+{
+    /* a v5 store has no runs: refuse to drop keys (the counters would disagree) */
+    sqlite3 *db = NULL;
+    long long nruns = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK)
+        nruns = sf_query(db, "SELECT COUNT(*) FROM runs", NULL);
+    sqlite3_close(db);
+    if (nruns != 0) {
+        fprintf(stderr, "sf_downgrade_v5: %lld runs\n", nruns);
+        return -1;
+    }
+    return exec_on(path,
+                   "BEGIN IMMEDIATE;"
+                   "DROP TRIGGER pool_run_ins; DROP TRIGGER pool_run_upd;"
+                   "DROP TRIGGER pool_run_del; DROP TABLE runs;"
+                   "UPDATE schema_version SET version = 5;"
+                   "COMMIT;",
+                   "sf_downgrade_v5");
+}
+
 int sf_downgrade_v4(const char *path)
 {
+    if (sf_downgrade_v5(path) != 0)
+        return -1;
     return exec_on(path,
                    "BEGIN IMMEDIATE;"
                    "DROP INDEX requests_unnoticed; DROP INDEX blocks_low_owned;"

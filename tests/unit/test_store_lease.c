@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "store.h"
 #include "store_fixture.h"
 
@@ -721,7 +722,7 @@ static void test_migration_v4(void)
     CU_ASSERT_FATAL(sf_downgrade_v4(DA.path) == 0);
     A = sf_open(DA.path, 1);
     CU_ASSERT_FATAL(A != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 5);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
     bounds b = row(&DA, 1);
     CU_ASSERT_EQUAL(b.lease_lo, VK + 64);
     CU_ASSERT_EQUAL(b.lease_hi, BIG);
@@ -735,6 +736,165 @@ static void test_migration_v4(void)
     /* leasing continues after the carved range, and B agrees */
     qk_lease l = lease_a(100);
     CU_ASSERT_EQUAL(l.from, VK + 64);
+    unpair();
+}
+
+/* ---- runs (docs/adr/0003-request-records.md) --------------------------------------------- */
+
+/* One integer from sql on the store's file (a second connection); -1 on error. */
+static long long count_on(const sf_dir *d, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(d->path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        else if (rc == SQLITE_DONE)
+            v = sqlite3_changes(db);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* carve_owned writes one run per block and no key row; key IDs are canonical version-4 UUIDs,
+ * the run's random prefix then the index; IDs are known exactly (not past the run's end, not
+ * in another spelling); the counters stay exact; the notice carries the derived IDs and the
+ * slave fetches the master's bytes; an incoming key ID equal to a run key is refused; a range
+ * a run holds is never carved again even with a cursor moved back. */
+static void test_runs_one_record(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_key_ref refs[8], r2[2];
+    uint8_t mat[8 * 64], got[8 * 64];
+    qk_lease l = lease_a(8 * 64 + 2 * 32);
+    qk_reservation r = resv("run-1", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 8, 64, refs, mat, &err), 0);
+    r = resv("run-2", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 2, 32, r2, mat, &err), 0);
+    CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM keys"), 0);
+    CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM runs"), 2);
+    CU_ASSERT_EQUAL(count_on(&DA, "SELECT n FROM runs WHERE request_id = 'run-1'"), 8);
+    for (int i = 0; i < 8; i++) {
+        qk_uuid u;
+        char canon[QK_KEY_ID_LEN + 1], suffix[5];
+        CU_ASSERT_EQUAL_FATAL(qk_uuid_parse(refs[i].key_id, QK_KEY_ID_LEN, &u), 0);
+        CU_ASSERT(qk_uuid_is_v4(&u));
+        qk_uuid_format(&u, canon);
+        CU_ASSERT_STRING_EQUAL(canon, refs[i].key_id);
+        CU_ASSERT_EQUAL(memcmp(refs[i].key_id, refs[0].key_id, QK_KEY_ID_LEN - 4), 0);
+        snprintf(suffix, sizeof suffix, "%04x", (unsigned)i);
+        CU_ASSERT_STRING_EQUAL(refs[i].key_id + QK_KEY_ID_LEN - 4, suffix);
+        CU_ASSERT_EQUAL(refs[i].offset, l.from + (uint32_t)i * 64);
+        bool known = false;
+        CU_ASSERT_EQUAL(qk_store_key_known(A, refs[i].key_id, &known, &err), 0);
+        CU_ASSERT_TRUE(known);
+    }
+    /* another run, another random prefix */
+    CU_ASSERT_NOT_EQUAL(memcmp(r2[0].key_id, refs[0].key_id, QK_KEY_ID_LEN - 4), 0);
+    char id[QK_KEY_ID_LEN + 1];
+    bool known = true;
+    memcpy(id, refs[0].key_id, sizeof id);
+    memcpy(id + QK_KEY_ID_LEN - 4, "0008", 4); /* past the run's end */
+    CU_ASSERT_EQUAL(qk_store_key_known(A, id, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    memcpy(id, refs[0].key_id, sizeof id);
+    for (char *c = id; *c; c++)
+        if (*c >= 'a' && *c <= 'f')
+            *c = (char)(*c - 'a' + 'A');
+    if (strcmp(id, refs[0].key_id) != 0) { /* another spelling is another ID */
+        CU_ASSERT_EQUAL(qk_store_key_known(A, id, &known, &err), 0);
+        CU_ASSERT_FALSE(known);
+    }
+    CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(A, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 10);
+    /* the notice expands the runs; the slave gets the master's bytes */
+    qk_notice v[2];
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 2, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL_FATAL(v[0].nkeys, 8);
+    for (int i = 0; i < 8; i++) {
+        CU_ASSERT_STRING_EQUAL(v[0].keys[i].key_id, refs[i].key_id);
+        CU_ASSERT_EQUAL(v[0].keys[i].offset, refs[i].offset);
+        CU_ASSERT_EQUAL(v[0].keys[i].length, 64);
+    }
+    int res[2] = {9, 9};
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 2, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], 0);
+    CU_ASSERT_EQUAL(res[1], 0);
+    qk_notice_free(v, n);
+    const char *ids[8];
+    for (int i = 0; i < 8; i++)
+        ids[i] = refs[i].key_id;
+    qk_fetched_key out[8];
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeB", "saeA", ids, 8, out, got, sizeof got, &err), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, blk[0] + l.from, 8 * 64), 0);
+    /* a peer's key ID equal to a run key here is refused (inside B's own lease) */
+    qk_lease h = lease_b(64);
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    qk_key_ref k = {{0}, h.block_id, h.from, 32, {0}};
+    memcpy(k.key_id, refs[3].key_id, sizeof k.key_id);
+    qk_notice vb = notice_of("run-peer", slave, &k, 1);
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(A, LINK, QK_SIDE_HIGH, &vb, 1, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], QK_EEXIST);
+    /* a cursor moved back over the runs: the run records stop a second hand-out */
+    CU_ASSERT_EQUAL(count_on(&DA, "UPDATE blocks SET lo = lease_lo - 64 WHERE block_id = 1"), 1);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 64);
+    r = resv("run-3", sl);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, refs, mat, &err), QK_ESTORAGE);
+    unpair();
+}
+
+/* v5 -> v6: a request carve_owned recorded per key under v5 and not yet noticed is noticed
+ * with its keys after the migration. */
+static void test_migration_v5(void)
+{
+    pair(1, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_key_ref refs[3];
+    uint8_t mat[3 * 32];
+    lease_a(3 * 32);
+    qk_reservation r = resv("m5-1", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 3, 32, refs, mat, &err), 0);
+    qk_store_close(A);
+    A = NULL;
+    /* what v5 wrote: a key row per key, no run */
+    CU_ASSERT_EQUAL_FATAL(
+        count_on(&DA, "WITH RECURSIVE i(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM i WHERE x < 2),"
+                      " h(request_id, x, k, link, block_id, off, len) AS (SELECT request_id, x,"
+                      " lower(hex(id_prefix)) || printf('%04x', x), link, block_id, off + x * len,"
+                      " len FROM runs, i)"
+                      " INSERT INTO keys(key_id, request_id, seq, link, block_id, off, len, state,"
+                      " master, expires_at) SELECT substr(k, 1, 8) || '-' || substr(k, 9, 4) ||"
+                      " '-' || substr(k, 13, 4) || '-' || substr(k, 17, 4) || '-' ||"
+                      " substr(k, 21, 12), request_id, x, link, block_id, off, len, 2, 'saeA', 0"
+                      " FROM h"),
+        3);
+    CU_ASSERT_EQUAL_FATAL(count_on(&DA, "DELETE FROM runs"), 1);
+    CU_ASSERT_FATAL(sf_downgrade_v5(DA.path) == 0);
+    A = sf_open(DA.path, 1);
+    CU_ASSERT_FATAL(A != NULL);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
+    CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
+    qk_notice v[2];
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 2, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL_FATAL(v[0].nkeys, 3);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(v[0].keys[i].key_id, refs[i].key_id);
+        CU_ASSERT_EQUAL(v[0].keys[i].offset, refs[i].offset);
+    }
+    qk_notice_free(v, n);
     unpair();
 }
 
@@ -760,6 +920,8 @@ int suite_store_lease(void)
         {"a leased block keeps its material for later notices", test_leased_block_keeps_material},
         {"reserve_in and carve respect leases", test_reserve_in_respects_leases},
         {"migration from v4", test_migration_v4},
+        {"carve_owned: one run record per block, derived key IDs", test_runs_one_record},
+        {"migration from v5: per-key requests still noticed", test_migration_v5},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
