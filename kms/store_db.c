@@ -114,27 +114,42 @@ static const char *const migrations[] = {
     "CREATE INDEX blocks_high_owned ON blocks(link, block_id) WHERE hi > lease_hi;"
     "CREATE INDEX blocks_with_ask ON blocks(link, block_id) WHERE lease_ask IS NOT NULL;",
     /* v6: runs of keys (docs/adr/0003-request-records.md): keys seq .. seq+n-1 of a request,
-     * key i the range [off + i*len, off + (i+1)*len) of one block, its ID id_prefix || be16(i),
-     * all in one state. pool_counts counts a run's n keys in its state (triggers, as keys). */
+     * key i the range [off + i*len, off + (i+1)*len) of one block, its ID id_prefix || be16(i).
+     * n_done keys are DELIVERED (at the slave end: bit i of fetched set, the run's one slave
+     * fetched key i), the other n - n_done are in state (RESERVED while the run lives, then
+     * EXPIRED or BURNED; DELIVERED runs have n_done = n). The master end fills neither slave
+     * nor fetched. pool_counts counts both parts (triggers, as for keys). */
     "CREATE TABLE runs(request_id TEXT NOT NULL REFERENCES requests(request_id),"
     " seq INTEGER NOT NULL, id_prefix BLOB NOT NULL UNIQUE, link TEXT NOT NULL,"
     " block_id INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL, n INTEGER NOT NULL,"
-    " state INTEGER NOT NULL, PRIMARY KEY(request_id, seq),"
+    " state INTEGER NOT NULL, n_done INTEGER NOT NULL, master TEXT NOT NULL,"
+    " expires_at INTEGER NOT NULL, slave TEXT, fetched BLOB, PRIMARY KEY(request_id, seq),"
     " FOREIGN KEY(link, block_id) REFERENCES blocks(link, block_id)) WITHOUT ROWID;"
     "CREATE INDEX runs_by_range ON runs(link, block_id, off);"
+    "CREATE INDEX runs_live ON runs(slave, expires_at) WHERE state = 1;"
+    "CREATE INDEX runs_live_by_expiry ON runs(expires_at) WHERE state = 1;"
     "CREATE TRIGGER pool_run_ins AFTER INSERT ON runs BEGIN"
-    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, NEW.state, NEW.n, 0)"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, 2, NEW.n_done, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " VALUES(NEW.link, 1, NEW.state, NEW.n - NEW.n_done, 0)"
     " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
     " END;"
-    "CREATE TRIGGER pool_run_upd AFTER UPDATE OF link, state, n ON runs"
-    " WHEN OLD.link IS NOT NEW.link OR OLD.state IS NOT NEW.state OR OLD.n IS NOT NEW.n BEGIN"
-    " UPDATE pool_counts SET n = n - OLD.n WHERE link = OLD.link AND kind = 1"
+    "CREATE TRIGGER pool_run_upd AFTER UPDATE OF link, state, n, n_done ON runs"
+    " WHEN OLD.link IS NOT NEW.link OR OLD.state IS NOT NEW.state OR OLD.n IS NOT NEW.n"
+    " OR OLD.n_done IS NOT NEW.n_done BEGIN"
+    " UPDATE pool_counts SET n = n - OLD.n_done WHERE link = OLD.link AND kind = 1 AND state = 2;"
+    " UPDATE pool_counts SET n = n - (OLD.n - OLD.n_done) WHERE link = OLD.link AND kind = 1"
     " AND state = OLD.state;"
-    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, NEW.state, NEW.n, 0)"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, 2, NEW.n_done, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " VALUES(NEW.link, 1, NEW.state, NEW.n - NEW.n_done, 0)"
     " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
     " END;"
     "CREATE TRIGGER pool_run_del AFTER DELETE ON runs BEGIN"
-    " UPDATE pool_counts SET n = n - OLD.n WHERE link = OLD.link AND kind = 1"
+    " UPDATE pool_counts SET n = n - OLD.n_done WHERE link = OLD.link AND kind = 1 AND state = 2;"
+    " UPDATE pool_counts SET n = n - (OLD.n - OLD.n_done) WHERE link = OLD.link AND kind = 1"
     " AND state = OLD.state;"
     " END;",
 };

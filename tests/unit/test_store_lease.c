@@ -898,6 +898,165 @@ static void test_migration_v5(void)
     unpair();
 }
 
+/* Carve n keys of len at A for one slave, notice them at B (asserting the result). */
+static void carve_notice(const char *req, size_t n, uint32_t len, qk_key_ref *refs, uint8_t *mat)
+{
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_reservation r = resv(req, sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, n, len, refs, mat, &err), 0);
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    qk_notice v = notice_of(req, slave, refs, n);
+    int res = 9;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(res, 0);
+}
+
+static int fetch_b(const char *caller, const char *master, const char **ids, size_t n, uint8_t *got,
+                   size_t cap)
+{
+    qk_fetched_key out[16];
+    qk_err err = {0, ""};
+    CU_ASSERT_FATAL(n <= 16);
+    return qk_store_fetch(B, caller, master, ids, n, out, got, cap, &err);
+}
+
+/* The slave end records a one-slave notice of runs as runs (no key row) and keeps each key's
+ * state exact: fetched once, by its slave and master only, all or nothing; count_reserved and
+ * the pool counters follow each key; burn, expiry and a burned block end the keys not fetched;
+ * a repeated notice is idempotent, one with other keys or a known prefix is refused. */
+static void test_runs_slave_end(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref k1[8], k2[2], k3[3];
+    uint8_t m1[8 * 64], m2[2 * 32], m3[3 * 32], got[8 * 64];
+    lease_a(8 * 64 + 2 * 32 + 3 * 32 + 64);
+    carve_notice("s-1", 8, 64, k1, m1);
+    carve_notice("s-2", 2, 32, k2, m2);
+    carve_notice("s-3", 3, 32, k3, m3);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM keys"), 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs WHERE slave = 'saeB'"), 3);
+    uint64_t held = 0;
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, "saeA", "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 13);
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, "saeX", "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* keys 0 and 2 of s-1: the master's bytes */
+    const char *ids[4] = {k1[0].key_id, k1[2].key_id};
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m1, 64), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got + 64, m1 + 128, 64), 0);
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, NULL, "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 11);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* once only; only its slave; only under its master; past the run's end nothing */
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    ids[0] = k1[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeC", "saeA", ids, 1, got, sizeof got), QK_EUNAUTH);
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeX", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    char past[QK_KEY_ID_LEN + 1];
+    memcpy(past, k1[0].key_id, sizeof past);
+    memcpy(past + QK_KEY_ID_LEN - 4, "0008", 4);
+    ids[0] = past;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    /* all or nothing: an ID twice in one call fails the call, the key stays */
+    ids[0] = k1[1].key_id;
+    ids[1] = k1[3].key_id;
+    ids[2] = k1[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 3, got, sizeof got), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m1 + 64, 64), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got + 64, m1 + 192, 64), 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* idempotent repeat; other keys under the same request ID refused */
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    qk_notice v = notice_of("s-1", slave, k1, 8);
+    int res = 9;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, 0);
+    v.nkeys = 7;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_EEXIST);
+    /* a run reusing a known prefix over fresh bytes is refused */
+    qk_lease l = lease_a(128);
+    qk_key_ref dup[2] = {k1[0], k1[1]};
+    dup[0].block_id = dup[1].block_id = l.block_id;
+    dup[0].offset = l.from;
+    dup[1].offset = l.from + 64;
+    v = notice_of("s-dup", slave, dup, 2);
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_EEXIST);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs"), 3);
+    /* a run whose prefix a key row's ID (recorded per key: two slaves) already uses */
+    static const char two[2][QK_STORE_ID_MAX + 1] = {"saeB", "saeC"};
+    qk_key_ref one = {"0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b0001", l.block_id, l.from, 32, {0}};
+    v = notice_of("s-two", two, &one, 1);
+    v.nslaves = 2;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM keys"), 1);
+    qk_key_ref pre[2] = {
+        {"0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b0000", l.block_id, l.from + 32, 32, {0}},
+        {"0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b0001", l.block_id, l.from + 64, 32, {0}}};
+    v = notice_of("s-pre", slave, pre, 2);
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_EEXIST);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs"), 3);
+    /* burn s-2: its keys end burned */
+    CU_ASSERT_EQUAL(qk_store_burn(B, "s-2", &err), 0);
+    ids[0] = k2[0].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_burned, 2);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 4);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 4 + 3 + 1); /* s-two, per key */
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* expiry: the 4 keys of s-1 not fetched, s-3's 3 and s-two's */
+    size_t n = 0;
+    CU_ASSERT_EQUAL(qk_store_expire(B, FAR_FUTURE - 1, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(qk_store_expire(B, FAR_FUTURE, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 8);
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_expired, 8);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 4);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    int st = -1;
+    CU_ASSERT_EQUAL(qk_store_request_state(B, "s-3", &st, &err), 0);
+    CU_ASSERT_EQUAL(st, 2);
+    ids[0] = k1[5].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    unpair();
+}
+
+/* A burned block ends the live runs in it; a block fully fetched by runs is kept while the peer
+ * leases it (as for key rows). */
+static void test_runs_block_burned(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref k[4];
+    uint8_t m[4 * 32], got[4 * 32];
+    lease_a(4 * 32);
+    carve_notice("b-1", 4, 32, k, m);
+    const char *ids[1] = {k[0].key_id};
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(qk_store_block_set_state(B, LINK, k[0].block_id, QK_BLOCK_BURNED, &err), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_burned, 3);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 1);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    ids[0] = k[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    unpair();
+}
+
 int suite_store_lease(void)
 {
     CU_pSuite s = CU_add_suite("store_lease", NULL, NULL);
@@ -922,6 +1081,8 @@ int suite_store_lease(void)
         {"migration from v4", test_migration_v4},
         {"carve_owned: one run record per block, derived key IDs", test_runs_one_record},
         {"migration from v5: per-key requests still noticed", test_migration_v5},
+        {"slave end: runs with exact per-key state", test_runs_slave_end},
+        {"slave end: a burned block ends its live runs", test_runs_block_burned},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
