@@ -79,8 +79,9 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
     return rc;
 }
 
-/* Mark a run key fetched (its run re-read: an ID twice in one call is refused). */
-static int fetch_consume_run(qk_store *s, const qs_key_row *k, qk_err *err)
+/* Mark cnt consecutive keys of a run fetched, k the first (the run re-read: an ID twice in one
+ * call is refused). */
+static int fetch_consume_run(qk_store *s, const qs_key_row *k, uint32_t cnt, qk_err *err)
 {
     qs_run_row *run = malloc(sizeof *run);
     if (!run)
@@ -90,7 +91,7 @@ static int fetch_consume_run(qk_store *s, const qs_key_row *k, qk_err *err)
     if (rc == 0)
         rc = qk_err_set(err, QK_ESTORAGE, "store: run of key %s vanished", k->key_id);
     else if (rc == 1)
-        rc = qs_run_take(s, run, idx, err);
+        rc = qs_run_take(s, run, idx, cnt, err);
     if (rc == QK_ENOTFOUND)
         rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", k->key_id);
     free(run);
@@ -124,6 +125,15 @@ static int fetch_consume(qk_store *s, const char *caller, const qs_key_row *k, q
     return rc ? rc : qs_key_finish(s, k, QS_KEY_DELIVERED, err);
 }
 
+/* b follows a in the same block (and, same_run, both keys of one run: the same ID prefix, so
+ * consecutive indexes). Spans stay under QK_BLOCK_MAX_BYTES: they lie in one block. */
+static bool adjacent(const qs_key_row *a, const qs_key_row *b, bool same_run)
+{
+    if (b->block_id != a->block_id || b->off != a->off + a->len || strcmp(b->link, a->link) != 0)
+        return false;
+    return !same_run || (a->run && b->run && memcmp(a->key_id, b->key_id, QK_KEY_ID_LEN - 4) == 0);
+}
+
 int qk_store_fetch(qk_store *s, const char *caller, const char *master, const char *const *ids,
                    size_t n, qk_fetched_key *out, uint8_t *buf, size_t cap, qk_err *err)
 {
@@ -150,9 +160,6 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         rc = fetch_check(s, caller, master, ids[i], now, &rows[i], err);
         if (!rc && rows[i].len > cap - used)
             rc = qk_err_set(err, QK_EINVAL, "store: buffer too small for key %s", ids[i]);
-        if (!rc)
-            rc = qs_range_read(s, rows[i].link, rows[i].block_id, rows[i].off, rows[i].len,
-                               buf + used, err);
         if (rc)
             break;
         memcpy(out[i].key_id, rows[i].key_id, sizeof out[i].key_id);
@@ -160,9 +167,25 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         out[i].material = buf + used;
         used += rows[i].len;
     }
-    for (size_t i = 0; !rc && i < n; i++)
-        rc = rows[i].run ? fetch_consume_run(s, &rows[i], err)
-                         : fetch_consume(s, caller, &rows[i], err);
+    /* keys adjacent in a block and in the request (a bulk fetch of a run) are read, and zeroed,
+     * as one range: each segment is opened and resealed once, not once per key */
+    for (size_t i = 0, j; !rc && i < n; i = j) {
+        uint64_t span = rows[i].len;
+        for (j = i + 1; j < n && adjacent(&rows[j - 1], &rows[j], false); j++)
+            span += rows[j].len;
+        rc = qs_range_read(s, rows[i].link, rows[i].block_id, rows[i].off, (uint32_t)span,
+                           out[i].material, err);
+    }
+    for (size_t i = 0, j; !rc && i < n; i = j) {
+        j = i + 1;
+        if (!rows[i].run) {
+            rc = fetch_consume(s, caller, &rows[i], err);
+            continue;
+        }
+        while (j < n && adjacent(&rows[j - 1], &rows[j], true))
+            j++;
+        rc = fetch_consume_run(s, &rows[i], (uint32_t)(j - i), err);
+    }
     if (rc) {
         sodium_memzero(buf, used);
         memset(out, 0, n * sizeof *out);

@@ -254,18 +254,23 @@ static int run_update(qk_store *s, const qs_run_row *run, qk_err *err)
     return rc ? rc : qs_step_done(s, st, err);
 }
 
-int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, qk_err *err)
+int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, qk_err *err)
 {
-    if (!run->has_slave || run->state != QS_KEY_RESERVED || idx >= run->n ||
-        bit_get(run->fetched, idx))
-        return qk_err_set(err, QK_ENOTFOUND, "store: key %u of a run already fetched", idx);
-    run->fetched[idx / 8] = (uint8_t)(run->fetched[idx / 8] | (1u << (idx % 8)));
-    run->n_done++;
+    if (!run->has_slave || run->state != QS_KEY_RESERVED || cnt < 1 || idx >= run->n ||
+        cnt > run->n - idx)
+        return qk_err_set(err, QK_ENOTFOUND, "store: keys %u+%u of a run not live", idx, cnt);
+    for (uint32_t i = idx; i < idx + cnt; i++) {
+        if (bit_get(run->fetched, i))
+            return qk_err_set(err, QK_ENOTFOUND, "store: key %u of a run already fetched", i);
+        run->fetched[i / 8] = (uint8_t)(run->fetched[i / 8] | (1u << (i % 8)));
+    }
+    run->n_done += cnt;
     if (run->n_done == run->n)
         run->state = QS_KEY_DELIVERED;
     int rc = run_update(s, run, err);
     if (!rc)
-        rc = qs_range_zero(s, run->link, run->block_id, run->off + idx * run->len, run->len, err);
+        rc = qs_range_zero(s, run->link, run->block_id, run->off + idx * run->len, cnt * run->len,
+                           err);
     return rc ? rc : qs_block_maybe_retire(s, run->link, run->block_id, err);
 }
 

@@ -1057,6 +1057,46 @@ static void test_runs_block_burned(void)
     unpair();
 }
 
+/* Adjacent keys of a run fetched in one call are read and consumed as one range, with the
+ * same per-key answers: bytes, once only, all or nothing. */
+static void test_runs_fetch_adjacent(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref k[6];
+    uint8_t m[6 * 32], got[6 * 32];
+    lease_a(6 * 32);
+    carve_notice("a-1", 6, 32, k, m);
+    const char *ids[3] = {k[1].key_id, k[2].key_id, k[3].key_id};
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 3, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m + 32, 3 * 32), 0);
+    ids[0] = k[2].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    /* 4 then 5: 5 already fetched, so the pair fails and 4 stays */
+    ids[0] = k[5].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    ids[0] = k[4].key_id;
+    ids[1] = k[5].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), QK_ENOTFOUND);
+    uint64_t held = 0;
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, "saeA", "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 2); /* keys 0 and 4 */
+    /* 0 with 1 (fetched): adjacent, refused */
+    ids[0] = k[0].key_id;
+    ids[1] = k[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), QK_ENOTFOUND);
+    ids[1] = k[4].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m, 32), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got + 32, m + 4 * 32, 32), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 6);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    unpair();
+}
+
 int suite_store_lease(void)
 {
     CU_pSuite s = CU_add_suite("store_lease", NULL, NULL);
@@ -1083,6 +1123,7 @@ int suite_store_lease(void)
         {"migration from v5: per-key requests still noticed", test_migration_v5},
         {"slave end: runs with exact per-key state", test_runs_slave_end},
         {"slave end: a burned block ends its live runs", test_runs_block_burned},
+        {"slave end: adjacent keys fetched as one range", test_runs_fetch_adjacent},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
