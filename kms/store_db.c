@@ -151,7 +151,27 @@ static const char *const migrations[] = {
     " UPDATE pool_counts SET n = n - OLD.n_done WHERE link = OLD.link AND kind = 1 AND state = 2;"
     " UPDATE pool_counts SET n = n - (OLD.n - OLD.n_done) WHERE link = OLD.link AND kind = 1"
     " AND state = OLD.state;"
-    " END;",
+    " END;"
+    /* Per-key views for operators and tests (the code never reads them): run_keys expands
+     * every run into its keys (h: the ID's 32 hex digits; bit: key x fetched by the run's
+     * slave), key_view is keys plus run keys, copy_view key_slaves plus the run keys' copies
+     * (0 waiting, 1 fetched, 2 closed). A scan: fine for audits, not for the request path. */
+    "CREATE VIEW run_keys AS WITH RECURSIVE i(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM i"
+    " WHERE x < 4095) SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4)"
+    " || '-' || substr(h, 17, 4) || '-' || substr(h, 21, 12) AS key_id, request_id, seq, link,"
+    " block_id, off, len, CASE WHEN bit THEN 2 ELSE state END AS state, master, expires_at,"
+    " slave, bit, state AS run_state FROM (SELECT request_id, seq + x AS seq, link, block_id,"
+    " off + x * len AS off, len, state, master, expires_at, slave,"
+    " lower(hex(id_prefix)) || printf('%04x', x) AS h, CASE WHEN fetched IS NULL THEN 0 ELSE"
+    " (((instr('0123456789ABCDEF', substr(hex(substr(fetched, x / 8 + 1, 1)), 1, 1)) - 1) * 16"
+    " + instr('0123456789ABCDEF', substr(hex(substr(fetched, x / 8 + 1, 1)), 2, 1)) - 1)"
+    " >> (x % 8)) & 1 END AS bit FROM runs JOIN i ON i.x < runs.n);"
+    "CREATE VIEW key_view AS SELECT key_id, request_id, seq, link, block_id, off, len, state,"
+    " master, expires_at FROM keys UNION ALL SELECT key_id, request_id, seq, link, block_id, off,"
+    " len, state, master, expires_at FROM run_keys;"
+    "CREATE VIEW copy_view AS SELECT key_id, slave, state FROM key_slaves UNION ALL"
+    " SELECT key_id, slave, CASE WHEN bit THEN 1 WHEN run_state = 1 THEN 0 ELSE 2 END"
+    " FROM run_keys WHERE slave IS NOT NULL;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -1070,6 +1070,18 @@ static void test_runs_fetch_adjacent(void)
     const char *ids[3] = {k[1].key_id, k[2].key_id, k[3].key_id};
     CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 3, got, sizeof got), 0);
     CU_ASSERT_EQUAL(sodium_memcmp(got, m + 32, 3 * 32), 0);
+    /* the per-key views (migration v6) show each key as a key row would */
+    for (int i = 0; i < 6; i++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT state * 10 + (off = %u) FROM key_view WHERE key_id = '%s'", k[i].offset,
+                 k[i].key_id);
+        CU_ASSERT_EQUAL(count_on(&DA, sql), 2 * 10 + 1);
+        CU_ASSERT_EQUAL(count_on(&DB, sql), (i >= 1 && i <= 3 ? 2 : 1) * 10 + 1);
+        snprintf(sql, sizeof sql,
+                 "SELECT state FROM copy_view WHERE key_id = '%s' AND slave = 'saeB'", k[i].key_id);
+        CU_ASSERT_EQUAL(count_on(&DB, sql), i >= 1 && i <= 3 ? 1 : 0);
+    }
     ids[0] = k[2].key_id;
     CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
     /* 4 then 5: 5 already fetched, so the pair fails and 4 stays */
