@@ -21,6 +21,9 @@
  *   recorded as RESERVED for their slaves.
  * - A key is bound to a master identity and a list of slave identities; each slave fetches
  *   its copy once; the range is zeroed when every slave has fetched it or it expires.
+ * - Keys carved from leases (qk_store_carve_owned) are recorded as runs, one record per block
+ *   of a request, their key IDs derived from it (docs/adr/0003-request-records.md); the peer
+ *   records a one-slave notice of such keys as runs too, with the per-key state exact.
  * - The special link QK_LOCAL_LINK holds locally generated (CSPRNG) blocks for SAE pairs on
  *   the same KME; it needs no peer and its blocks are confirmed at once.
  *

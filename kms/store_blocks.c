@@ -93,6 +93,8 @@ int qs_block_burn(qk_store *s, const char *link, uint64_t block_id, const char *
                   QS_KEY_RESERVED);
     if (!rc)
         rc = qs_step_done(s, st, err);
+    if (!rc)
+        rc = qs_runs_burn_block(s, link, block_id, err);
     if (rc)
         return rc;
     char detail[96];
@@ -123,6 +125,8 @@ int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_e
         rc = qs_step(s, st, err);
     if (rc != 0)
         return rc < 0 ? rc : 0; /* a live key still needs the verification key */
+    if ((rc = qs_runs_live_in_block(s, link, block_id, err)) != 0)
+        return rc < 0 ? rc : 0; /* so does a live run */
     return qs_block_wipe(s, link, block_id, err);
 }
 

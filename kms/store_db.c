@@ -113,6 +113,65 @@ static const char *const migrations[] = {
     "CREATE INDEX blocks_low_owned ON blocks(link, block_id) WHERE lease_lo > lo;"
     "CREATE INDEX blocks_high_owned ON blocks(link, block_id) WHERE hi > lease_hi;"
     "CREATE INDEX blocks_with_ask ON blocks(link, block_id) WHERE lease_ask IS NOT NULL;",
+    /* v6: runs of keys (docs/adr/0003-request-records.md): keys seq .. seq+n-1 of a request,
+     * key i the range [off + i*len, off + (i+1)*len) of one block, its ID id_prefix || be16(i).
+     * n_done keys are DELIVERED (at the slave end: bit i of fetched set, the run's one slave
+     * fetched key i), the other n - n_done are in state (RESERVED while the run lives, then
+     * EXPIRED or BURNED; DELIVERED runs have n_done = n). The master end fills neither slave
+     * nor fetched. pool_counts counts both parts (triggers, as for keys). */
+    "CREATE TABLE runs(request_id TEXT NOT NULL REFERENCES requests(request_id),"
+    " seq INTEGER NOT NULL, id_prefix BLOB NOT NULL UNIQUE, link TEXT NOT NULL,"
+    " block_id INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL, n INTEGER NOT NULL,"
+    " state INTEGER NOT NULL, n_done INTEGER NOT NULL, master TEXT NOT NULL,"
+    " expires_at INTEGER NOT NULL, slave TEXT, fetched BLOB, PRIMARY KEY(request_id, seq),"
+    " FOREIGN KEY(link, block_id) REFERENCES blocks(link, block_id)) WITHOUT ROWID;"
+    "CREATE INDEX runs_by_range ON runs(link, block_id, off);"
+    "CREATE INDEX runs_live ON runs(slave, expires_at) WHERE state = 1;"
+    "CREATE INDEX runs_live_by_expiry ON runs(expires_at) WHERE state = 1;"
+    "CREATE TRIGGER pool_run_ins AFTER INSERT ON runs BEGIN"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, 2, NEW.n_done, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " VALUES(NEW.link, 1, NEW.state, NEW.n - NEW.n_done, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
+    " END;"
+    "CREATE TRIGGER pool_run_upd AFTER UPDATE OF link, state, n, n_done ON runs"
+    " WHEN OLD.link IS NOT NEW.link OR OLD.state IS NOT NEW.state OR OLD.n IS NOT NEW.n"
+    " OR OLD.n_done IS NOT NEW.n_done BEGIN"
+    " UPDATE pool_counts SET n = n - OLD.n_done WHERE link = OLD.link AND kind = 1 AND state = 2;"
+    " UPDATE pool_counts SET n = n - (OLD.n - OLD.n_done) WHERE link = OLD.link AND kind = 1"
+    " AND state = OLD.state;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes) VALUES(NEW.link, 1, 2, NEW.n_done, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " VALUES(NEW.link, 1, NEW.state, NEW.n - NEW.n_done, 0)"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + excluded.n;"
+    " END;"
+    "CREATE TRIGGER pool_run_del AFTER DELETE ON runs BEGIN"
+    " UPDATE pool_counts SET n = n - OLD.n_done WHERE link = OLD.link AND kind = 1 AND state = 2;"
+    " UPDATE pool_counts SET n = n - (OLD.n - OLD.n_done) WHERE link = OLD.link AND kind = 1"
+    " AND state = OLD.state;"
+    " END;"
+    /* Per-key views for operators and tests (the code never reads them): run_keys expands
+     * every run into its keys (h: the ID's 32 hex digits; bit: key x fetched by the run's
+     * slave), key_view is keys plus run keys, copy_view key_slaves plus the run keys' copies
+     * (0 waiting, 1 fetched, 2 closed). A scan: fine for audits, not for the request path. */
+    "CREATE VIEW run_keys AS WITH RECURSIVE i(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM i"
+    " WHERE x < 4095) SELECT substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4)"
+    " || '-' || substr(h, 17, 4) || '-' || substr(h, 21, 12) AS key_id, request_id, seq, link,"
+    " block_id, off, len, CASE WHEN bit THEN 2 ELSE state END AS state, master, expires_at,"
+    " slave, bit, state AS run_state FROM (SELECT request_id, seq + x AS seq, link, block_id,"
+    " off + x * len AS off, len, state, master, expires_at, slave,"
+    " lower(hex(id_prefix)) || printf('%04x', x) AS h, CASE WHEN fetched IS NULL THEN 0 ELSE"
+    " (((instr('0123456789ABCDEF', substr(hex(substr(fetched, x / 8 + 1, 1)), 1, 1)) - 1) * 16"
+    " + instr('0123456789ABCDEF', substr(hex(substr(fetched, x / 8 + 1, 1)), 2, 1)) - 1)"
+    " >> (x % 8)) & 1 END AS bit FROM runs JOIN i ON i.x < runs.n);"
+    "CREATE VIEW key_view AS SELECT key_id, request_id, seq, link, block_id, off, len, state,"
+    " master, expires_at FROM keys UNION ALL SELECT key_id, request_id, seq, link, block_id, off,"
+    " len, state, master, expires_at FROM run_keys;"
+    "CREATE VIEW copy_view AS SELECT key_id, slave, state FROM key_slaves UNION ALL"
+    " SELECT key_id, slave, CASE WHEN bit THEN 1 WHEN run_state = 1 THEN 0 ELSE 2 END"
+    " FROM run_keys WHERE slave IS NOT NULL;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

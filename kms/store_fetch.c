@@ -4,6 +4,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define QS_EXPIRE_RUNS 256 /* runs expired per call (each up to QS_MAX_KEYS keys) */
+
+/* Key id of a run for caller (docs/adr/0003-request-records.md), the same answers as for a key
+ * row: 1 ok (k filled), 0 no such run key, <0 refused or error. */
+static int fetch_check_run(qk_store *s, const char *caller, const char *master, const char *id,
+                           uint64_t now, qs_key_row *k, qk_err *err)
+{
+    qs_run_row *run = malloc(sizeof *run);
+    if (!run)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    uint32_t idx = 0;
+    int rc = qs_run_find(s, id, run, &idx, err);
+    if (rc == 1) {
+        /* a key of a run is live while the run is and its one slave has not fetched it; a
+         * master-end run (no slave) was delivered whole */
+        bool live = run->state == QS_KEY_RESERVED && run->has_slave &&
+                    !((run->fetched[idx / 8] >> (idx % 8)) & 1u);
+        snprintf(k->key_id, sizeof k->key_id, "%s", id);
+        snprintf(k->link, sizeof k->link, "%s", run->link);
+        k->block_id = run->block_id;
+        k->off = run->off + idx * run->len;
+        k->len = run->len;
+        k->state = live ? QS_KEY_RESERVED : QS_KEY_DELIVERED;
+        k->run = true;
+        if (!live || run->expires_at <= now)
+            rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown, expired or used", id);
+        else if (master && strcmp(run->master, master) != 0)
+            rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown for this master", id);
+        else if (strcmp(run->slave, caller) != 0)
+            rc = qk_err_set(err, QK_EUNAUTH, "store: key %s not reserved for %s", id, caller);
+    }
+    free(run);
+    return rc;
+}
+
 /* Look up key ids[i] for caller; fills k. 0 ok, <0 error (err names the key). */
 static int fetch_check(qk_store *s, const char *caller, const char *master, const char *id,
                        uint64_t now, qs_key_row *k, qk_err *err)
@@ -22,6 +57,8 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
     int rc = qs_bindf(s, st, err, "tt", caller, id);
     if (!rc)
         rc = qs_step(s, st, err);
+    if (rc == 0 && (rc = fetch_check_run(s, caller, master, id, now, k, err)) == 1)
+        return 0;
     if (rc == 0)
         return qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown", id);
     if (rc < 0)
@@ -39,6 +76,25 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
     else if (!rc && copy != QS_COPY_WAITING)
         rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", id);
     (void)sqlite3_reset(st);
+    return rc;
+}
+
+/* Mark cnt consecutive keys of a run fetched, k the first (the run re-read: an ID twice in one
+ * call is refused). */
+static int fetch_consume_run(qk_store *s, const qs_key_row *k, uint32_t cnt, qk_err *err)
+{
+    qs_run_row *run = malloc(sizeof *run);
+    if (!run)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    uint32_t idx = 0;
+    int rc = qs_run_find(s, k->key_id, run, &idx, err);
+    if (rc == 0)
+        rc = qk_err_set(err, QK_ESTORAGE, "store: run of key %s vanished", k->key_id);
+    else if (rc == 1)
+        rc = qs_run_take(s, run, idx, cnt, err);
+    if (rc == QK_ENOTFOUND)
+        rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", k->key_id);
+    free(run);
     return rc;
 }
 
@@ -69,6 +125,15 @@ static int fetch_consume(qk_store *s, const char *caller, const qs_key_row *k, q
     return rc ? rc : qs_key_finish(s, k, QS_KEY_DELIVERED, err);
 }
 
+/* b follows a in the same block (and, same_run, both keys of one run: the same ID prefix, so
+ * consecutive indexes). Spans stay under QK_BLOCK_MAX_BYTES: they lie in one block. */
+static bool adjacent(const qs_key_row *a, const qs_key_row *b, bool same_run)
+{
+    if (b->block_id != a->block_id || b->off != a->off + a->len || strcmp(b->link, a->link) != 0)
+        return false;
+    return !same_run || (a->run && b->run && memcmp(a->key_id, b->key_id, QK_KEY_ID_LEN - 4) == 0);
+}
+
 int qk_store_fetch(qk_store *s, const char *caller, const char *master, const char *const *ids,
                    size_t n, qk_fetched_key *out, uint8_t *buf, size_t cap, qk_err *err)
 {
@@ -95,9 +160,6 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         rc = fetch_check(s, caller, master, ids[i], now, &rows[i], err);
         if (!rc && rows[i].len > cap - used)
             rc = qk_err_set(err, QK_EINVAL, "store: buffer too small for key %s", ids[i]);
-        if (!rc)
-            rc = qs_range_read(s, rows[i].link, rows[i].block_id, rows[i].off, rows[i].len,
-                               buf + used, err);
         if (rc)
             break;
         memcpy(out[i].key_id, rows[i].key_id, sizeof out[i].key_id);
@@ -105,8 +167,25 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         out[i].material = buf + used;
         used += rows[i].len;
     }
-    for (size_t i = 0; !rc && i < n; i++)
-        rc = fetch_consume(s, caller, &rows[i], err);
+    /* keys adjacent in a block and in the request (a bulk fetch of a run) are read, and zeroed,
+     * as one range: each segment is opened and resealed once, not once per key */
+    for (size_t i = 0, j; !rc && i < n; i = j) {
+        uint64_t span = rows[i].len;
+        for (j = i + 1; j < n && adjacent(&rows[j - 1], &rows[j], false); j++)
+            span += rows[j].len;
+        rc = qs_range_read(s, rows[i].link, rows[i].block_id, rows[i].off, (uint32_t)span,
+                           out[i].material, err);
+    }
+    for (size_t i = 0, j; !rc && i < n; i = j) {
+        j = i + 1;
+        if (!rows[i].run) {
+            rc = fetch_consume(s, caller, &rows[i], err);
+            continue;
+        }
+        while (j < n && adjacent(&rows[j - 1], &rows[j], true))
+            j++;
+        rc = fetch_consume_run(s, &rows[i], (uint32_t)(j - i), err);
+    }
     if (rc) {
         sodium_memzero(buf, used);
         memset(out, 0, n * sizeof *out);
@@ -147,19 +226,29 @@ int qk_store_expire(qk_store *s, uint64_t now, size_t *n_expired, qk_err *err)
         (void)sqlite3_reset(st);
     for (size_t i = 0; !rc && i < n; i++)
         rc = qs_key_finish(s, &rows[i], QS_KEY_EXPIRED, err);
-    if (!rc && n) {
+    /* runs (docs/adr/0003-request-records.md): a batch of runs, whatever their key counts */
+    size_t nrun = 0;
+    if (!rc)
+        rc = qs_runs_expire(s, now, QS_EXPIRE_RUNS, &nrun, err);
+    if (!rc && (n || nrun)) {
         st = qs_prep(s,
                      "UPDATE requests SET state = ? WHERE state IN (?, ?) AND expires_at <= ?"
-                     " AND EXISTS (SELECT 1 FROM keys k WHERE k.request_id = requests.request_id"
-                     " AND k.state = ?) AND NOT EXISTS (SELECT 1 FROM keys k"
-                     " WHERE k.request_id = requests.request_id AND k.state IN (?, ?))",
+                     " AND (EXISTS (SELECT 1 FROM keys k WHERE k.request_id = requests.request_id"
+                     " AND k.state = ?) OR EXISTS (SELECT 1 FROM runs r"
+                     " WHERE r.request_id = requests.request_id AND r.state = ?))"
+                     " AND NOT EXISTS (SELECT 1 FROM keys k"
+                     " WHERE k.request_id = requests.request_id AND k.state IN (?, ?))"
+                     " AND NOT EXISTS (SELECT 1 FROM runs r"
+                     " WHERE r.request_id = requests.request_id AND r.state = ?)",
                      err);
-        rc = st ? qs_bindf(s, st, err, "iiiIiii", QS_REQ_BURNED, QS_REQ_PENDING, QS_REQ_DONE,
-                           qs_i64(now), QS_KEY_EXPIRED, QS_KEY_PENDING, QS_KEY_RESERVED)
+        rc = st ? qs_bindf(s, st, err, "iiiIiiiii", QS_REQ_BURNED, QS_REQ_PENDING, QS_REQ_DONE,
+                           qs_i64(now), QS_KEY_EXPIRED, QS_KEY_EXPIRED, QS_KEY_PENDING,
+                           QS_KEY_RESERVED, QS_KEY_RESERVED)
                 : QK_ESTORAGE;
         if (!rc)
             rc = qs_step_done(s, st, err);
     }
+    n += nrun;
     if (!rc && n) {
         char detail[64];
         snprintf(detail, sizeof detail, "%zu keys expired", n);

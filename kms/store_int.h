@@ -79,6 +79,7 @@ typedef struct {
     uint64_t block_id;
     uint32_t off, len;
     int state;
+    bool run; /* a key of a run (fetch only; docs/adr/0003-request-records.md) */
 } qs_key_row;
 
 /* ---- store_db.c: connection, transactions, statements, validation --------------------- */
@@ -198,5 +199,59 @@ int qs_check_peer_link(const char *link, qk_side side, qk_err *err);
  * end owns or asks for (LOW peer: to <= lease_hi and <= our ask; HIGH peer: from >= lease_lo
  * and >= our ask). */
 bool qs_lease_clear_of_ours(const qs_block_row *b, qk_side peer_side, uint64_t from, uint64_t to);
+
+/* ---- store_runs.c: runs of keys (docs/adr/0003-request-records.md) ----------------------- */
+#define QS_RUN_PREFIX_LEN 14          /* key ID = prefix || be16(index) */
+#define QS_RUN_MAX_KEYS   QS_MAX_KEYS /* a run is part of one request */
+#define QS_RUN_MAP_LEN    (QS_RUN_MAX_KEYS / 8)
+typedef struct {
+    char request_id[QK_STORE_ID_MAX + 1];
+    uint32_t seq; /* index in the request of the run's first key */
+    uint8_t prefix[QS_RUN_PREFIX_LEN];
+    char link[QK_STORE_ID_MAX + 1];
+    uint64_t block_id;
+    uint32_t off, len, n; /* key i: [off + i*len, off + (i+1)*len) */
+    int state;            /* of the keys not done (QS_KEY_*) */
+    uint32_t n_done;      /* keys DELIVERED */
+    char master[QK_STORE_ID_MAX + 1];
+    uint64_t expires_at;
+    bool has_slave; /* slave end: one slave, fetched bitmap */
+    char slave[QK_STORE_ID_MAX + 1];
+    uint8_t fetched[QS_RUN_MAP_LEN]; /* bit i (byte i/8, bit i%8): key i fetched */
+} qs_run_row;
+/* A fresh random prefix (CSPRNG, version 4 and variant bits set). */
+void qs_run_new_prefix(uint8_t prefix[QS_RUN_PREFIX_LEN]);
+/* Canonical key ID of key i of the run with this prefix. */
+void qs_run_key_id(const uint8_t prefix[QS_RUN_PREFIX_LEN], uint32_t i,
+                   char out[QK_KEY_ID_LEN + 1]);
+/* The prefix of a key ID that can name a run key (canonical lower-case version-4 UUID text):
+ * 0 and *idx set, or -1. */
+int qs_run_parse_id(const char *key_id, uint8_t prefix[QS_RUN_PREFIX_LEN], uint32_t *idx);
+/* Record a run (QK_EEXIST if its prefix or (request_id, seq) is taken). */
+int qs_run_insert(qk_store *s, const qs_run_row *run, qk_err *err);
+/* The run holding key_id: 1 found (*run, *idx set), 0 none, <0 error. */
+int qs_run_find(qk_store *s, const char *key_id, qs_run_row *run, uint32_t *idx, qk_err *err);
+/* 1 if [off, off+len) overlaps a run of the block, 0 if not, <0 error. */
+int qs_run_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                    qk_err *err);
+/* 1 if a key row has an ID under this prefix, 0 if not, <0 error. */
+int qs_run_prefix_in_keys(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qk_err *err);
+/* The keys of a request's runs, in seq order, as key refs (check zero) in a malloc'ed array. */
+int qs_run_load_refs(qk_store *s, const char *request_id, qk_key_ref **refs, size_t *n,
+                     qk_err *err);
+/* Slave end: keys idx .. idx+cnt-1 of a live run fetched by its slave (bits set, their range
+ * zeroed at once). QK_ENOTFOUND if one of them was fetched already. */
+int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, qk_err *err);
+/* End the live runs of a request (QS_KEY_BURNED): keys not fetched zeroed. *n += keys ended. */
+int qs_runs_burn_request(qk_store *s, const char *request_id, size_t *n, qk_err *err);
+/* Expire up to cap live runs with expires_at <= now. *n += keys expired. */
+int qs_runs_expire(qk_store *s, uint64_t now, size_t cap, size_t *n, qk_err *err);
+/* 1 if a live run lies in the block, 0 if not, <0 error. */
+int qs_runs_live_in_block(qk_store *s, const char *link, uint64_t block_id, qk_err *err);
+/* A burned block's live runs become BURNED (the block wipe zeroed their bytes). */
+int qs_runs_burn_block(qk_store *s, const char *link, uint64_t block_id, qk_err *err);
+/* Slave end: keys waiting for slave (master NULL = any), live and unexpired at now. */
+int qs_runs_count_reserved(qk_store *s, const char *master, const char *slave, uint64_t now,
+                           uint64_t *n, qk_err *err);
 
 #endif

@@ -103,6 +103,7 @@ int qs_key_row_read(sqlite3_stmt *st, qs_key_row *k, qk_err *err)
     k->off = (uint32_t)off;
     k->len = (uint32_t)len;
     k->state = sqlite3_column_int(st, 5);
+    k->run = false;
     return 0;
 }
 
@@ -230,7 +231,8 @@ int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t
         (void)sqlite3_reset(st);
         rc = o + l > (sqlite3_int64)off ? 1 : 0;
     }
-    return rc;
+    /* runs (docs/adr/0003-request-records.md) never overlap keys: probe them separately */
+    return rc == 0 ? qs_run_recorded(s, link, block_id, off, len, err) : rc;
 }
 
 int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,
@@ -423,6 +425,9 @@ int qk_store_burn(qk_store *s, const char *request_id, qk_err *err)
         for (size_t i = 0; !rc && i < nk; i++)
             if (keys[i].state == QS_KEY_PENDING || keys[i].state == QS_KEY_RESERVED)
                 rc = qs_key_finish(s, &keys[i], QS_KEY_BURNED, err);
+        size_t nrun = 0;
+        if (!rc)
+            rc = qs_runs_burn_request(s, request_id, &nrun, err);
         if (!rc)
             rc = request_set_state(s, request_id, QS_REQ_BURNED, err);
         if (!rc)

@@ -80,16 +80,30 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const o
                             side == QK_SIDE_HIGH ? start : o->hi, err);
     if (!rc)
         rc = qs_range_read(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
+    /* one record for the run, key IDs derived from it (docs/adr/0003-request-records.md) */
+    qs_run_row row; /* ~1 KiB: the bitmap is unused at the master end */
+    memset(&row, 0, sizeof row);
+    snprintf(row.request_id, sizeof row.request_id, "%s", r->request_id);
+    snprintf(row.link, sizeof row.link, "%s", r->link);
+    qs_run_new_prefix(row.prefix);
+    row.seq = (uint32_t)seq;
+    row.block_id = bid;
+    row.off = (uint32_t)start;
+    row.len = len;
+    row.n = (uint32_t)k;
+    row.state = QS_KEY_DELIVERED;
+    row.n_done = (uint32_t)k;
+    snprintf(row.master, sizeof row.master, "%s", r->master);
+    row.expires_at = r->expires_at;
+    if (!rc)
+        rc = qs_run_insert(s, &row, err);
     for (size_t j = 0; !rc && j < k; j++) {
         qk_key_ref *ref = &refs[j];
         memset(ref, 0, sizeof *ref); /* no check: the lease check covered the bytes */
-        qk_uuid u;
-        qk_uuid_v4(&u);
-        qk_uuid_format(&u, ref->key_id);
+        qs_run_key_id(row.prefix, (uint32_t)j, ref->key_id);
         ref->block_id = bid;
         ref->offset = (uint32_t)(start + (uint64_t)j * len);
         ref->length = len;
-        rc = qs_insert_key(s, r, ref, seq + j, QS_KEY_DELIVERED, err);
     }
     if (!rc)
         rc = qs_range_zero(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
@@ -212,6 +226,11 @@ static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
     size_t nr = 0;
     if (!rc)
         rc = qs_load_request_keys(s, v->request_id, &rows, &nr, err);
+    if (!rc && nr == 0) { /* carved by carve_owned since v6: runs, no key rows */
+        free(rows);
+        rc = qs_run_load_refs(s, v->request_id, &v->keys, &v->nkeys, err);
+        return rc;
+    }
     if (!rc && nr > 0 && !(v->keys = calloc(nr, sizeof *v->keys)))
         rc = qk_err_set(err, QK_ENOMEM, "store: out of memory");
     for (size_t i = 0; !rc && i < nr; i++) {
@@ -332,10 +351,124 @@ static int notice_key_ok(qk_store *s, const char *link, qk_side peer_side, const
     return qs_ref_unused(s, link, k, err);
 }
 
+/* ---- runs at the slave end (docs/adr/0003-request-records.md) ------------------------------ */
+
+/* The runs of a notice, when its keys are runs as carve_owned makes them: one slave, and the
+ * keys in groups, each the keys 0..k-1 of one prefix (canonical version-4 IDs), one length,
+ * contiguous ranges of one block. Anything else is recorded per key. */
+typedef struct {
+    size_t first, n; /* keys [first, first + n) of the notice */
+} notice_run;
+
+/* 1 run-shaped (runs[0..*nr) filled; runs holds v->nkeys entries), 0 not. */
+static int notice_runs(const qk_notice *v, notice_run *runs, size_t *nr)
+{
+    *nr = 0;
+    if (v->nslaves != 1)
+        return 0;
+    uint8_t pre[QS_RUN_PREFIX_LEN], p0[QS_RUN_PREFIX_LEN];
+    for (size_t j = 0; j < v->nkeys; j++) {
+        const qk_key_ref *k = &v->keys[j];
+        uint32_t idx = 0;
+        if (qs_run_parse_id(k->key_id, pre, &idx) != 0)
+            return 0;
+        if (idx == 0) { /* a new run */
+            memcpy(p0, pre, sizeof p0);
+            runs[(*nr)++] = (notice_run){j, 1};
+            continue;
+        }
+        if (*nr == 0)
+            return 0;
+        notice_run *r = &runs[*nr - 1];
+        const qk_key_ref *f = &v->keys[r->first];
+        if (idx != r->n || memcmp(pre, p0, sizeof p0) != 0 || k->block_id != f->block_id ||
+            k->length != f->length || (uint64_t)k->offset != f->offset + (uint64_t)idx * f->length)
+            return 0;
+        r->n++;
+    }
+    return 1;
+}
+
+/* A run of a notice against local state, as notice_key_ok per key: a known, unburned block,
+ * the whole run inside the peer's granted lease, overlapping nothing recorded, an unknown
+ * prefix (no run has it, no key row has an ID under it). Read-only. */
+static int notice_run_ok(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
+                         const notice_run *nr, qk_err *err)
+{
+    const qk_key_ref *k = &v->keys[nr->first];
+    qs_block_row b;
+    int rc = qs_block_get(s, link, k->block_id, &b, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || b.state == QK_BLOCK_BURNED)
+        return qk_err_set(err, QK_ENOTFOUND, "store: key %s: block %llu unknown or burned",
+                          k->key_id, (unsigned long long)k->block_id);
+    uint64_t len = (uint64_t)k->length * nr->n;
+    uint64_t end = k->offset + len;
+    if (end > b.len || (peer_side == QK_SIDE_LOW ? end > b.lease_lo : k->offset < b.lease_hi))
+        return qk_err_set(err, QK_EINVAL, "store: key %s: outside the peer's lease of block %llu",
+                          k->key_id, (unsigned long long)k->block_id);
+    rc = qs_range_recorded(s, link, k->block_id, k->offset, (uint32_t)len, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_ECOLLISION, "store: key %s: range of block %llu already used",
+                          k->key_id, (unsigned long long)k->block_id);
+    if (rc < 0)
+        return rc;
+    uint8_t prefix[QS_RUN_PREFIX_LEN];
+    uint32_t idx = 0;
+    if (qs_run_parse_id(k->key_id, prefix, &idx) != 0) /* notice_runs parsed it */
+        return qk_err_set(err, QK_ESTORAGE, "store: run key id %s", k->key_id);
+    qs_run_row *run = malloc(sizeof *run);
+    if (!run)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    rc = qs_run_find(s, k->key_id, run, &idx, err);
+    free(run);
+    if (rc == 0)
+        rc = qs_run_prefix_in_keys(s, prefix, err);
+    if (rc == 1)
+        return qk_err_set(err, QK_EEXIST, "store: key id %s already known", k->key_id);
+    return rc;
+}
+
+/* Record the runs of a validated notice RESERVED for its one slave. */
+static int notice_record_runs(qk_store *s, const qk_reservation *r, const qk_notice *v,
+                              const notice_run *runs, size_t nr, qk_err *err)
+{
+    qs_run_row *row = malloc(sizeof *row);
+    if (!row)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    int rc = 0;
+    for (size_t i = 0; !rc && i < nr; i++) {
+        const qk_key_ref *k = &v->keys[runs[i].first];
+        memset(row, 0, sizeof *row);
+        uint32_t idx = 0;
+        if (qs_run_parse_id(k->key_id, row->prefix, &idx) != 0) {
+            rc = qk_err_set(err, QK_ESTORAGE, "store: run key id %s", k->key_id);
+            break;
+        }
+        snprintf(row->request_id, sizeof row->request_id, "%s", r->request_id);
+        snprintf(row->link, sizeof row->link, "%s", r->link);
+        snprintf(row->master, sizeof row->master, "%s", r->master);
+        snprintf(row->slave, sizeof row->slave, "%s", r->slaves[0]);
+        row->has_slave = true;
+        row->seq = (uint32_t)runs[i].first;
+        row->block_id = k->block_id;
+        row->off = k->offset;
+        row->len = k->length;
+        row->n = (uint32_t)runs[i].n;
+        row->state = QS_KEY_RESERVED;
+        row->n_done = 0;
+        row->expires_at = r->expires_at;
+        rc = qs_run_insert(s, row, err);
+    }
+    free(row);
+    return rc;
+}
+
 /* Validate one notice (read-only). 0 new (to record), 1 known with the same keys (nothing to
  * do), <0 refused or error. */
 static int notice_check(qk_store *s, const qk_reservation *r, qk_side peer_side, const qk_notice *v,
-                        qk_err *err)
+                        const notice_run *runs, size_t nruns, qk_err *err)
 {
     int rc = qs_check_reservation(r, err);
     if (rc)
@@ -359,6 +492,11 @@ static int notice_check(qk_store *s, const qk_reservation *r, qk_side peer_side,
     }
     if (rc < 0 || (rc = qs_check_batch_overlap(v->keys, v->nkeys, err)) != 0)
         return rc;
+    if (nruns > 0) {
+        for (size_t i = 0; !rc && i < nruns; i++)
+            rc = notice_run_ok(s, r->link, peer_side, v, &runs[i], err);
+        return rc;
+    }
     block_cache c = {false, 0, 0, {0}};
     for (size_t i = 0; !rc && i < v->nkeys; i++)
         rc = notice_key_ok(s, r->link, peer_side, &v->keys[i], &c, err);
@@ -381,8 +519,13 @@ int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const q
     if (!v || !results || n > QS_NOTICE_MAX)
         return qk_err_set(err, QK_EINVAL, "store: notice_in needs 1..%d notices and results",
                           QS_NOTICE_MAX);
-    if ((rc = qs_begin(s, err)) != 0)
+    notice_run *runs = malloc(QS_MAX_KEYS * sizeof *runs);
+    if (!runs)
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    if ((rc = qs_begin(s, err)) != 0) {
+        free(runs);
         return rc;
+    }
     for (size_t i = 0; !rc && i < n; i++) {
         const char *sl[QS_MAX_SLAVES];
         size_t ns = v[i].nslaves <= QS_MAX_SLAVES && v[i].slaves ? v[i].nslaves : 0;
@@ -392,7 +535,11 @@ int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const q
         if (ns != v[i].nslaves)
             r.nslaves = 0; /* refused by qs_check_reservation */
         qk_err e = {0, ""};
-        int res = notice_check(s, &r, peer_side, &v[i], &e);
+        size_t nruns = 0;
+        if (v[i].keys && v[i].nkeys >= 1 && v[i].nkeys <= QS_MAX_KEYS &&
+            notice_runs(&v[i], runs, &nruns) == 0)
+            nruns = 0;
+        int res = notice_check(s, &r, peer_side, &v[i], runs, nruns, &e);
         if (fatal(res)) {
             rc = res;
             if (err)
@@ -411,10 +558,13 @@ int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const q
         rc = qs_insert_request(s, &r, QS_DIR_IN, QS_REQ_DONE, err);
         /* every key lies inside the peer's granted lease, past which the grant moved the
          * mirror cursor already: no cursor update per key */
-        for (size_t j = 0; !rc && j < v[i].nkeys; j++)
+        if (!rc && nruns > 0)
+            rc = notice_record_runs(s, &r, &v[i], runs, nruns, err);
+        for (size_t j = 0; !rc && nruns == 0 && j < v[i].nkeys; j++)
             rc = qs_reserve_key(s, &r, &v[i].keys[j], j, err);
         if (rc)
             (void)qk_err_prefix(err, "notice %s", v[i].request_id);
     }
+    free(runs);
     return qs_end(s, rc, rc == 0, err);
 }

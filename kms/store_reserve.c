@@ -60,6 +60,20 @@ int qs_same_request(qk_store *s, const qk_reservation *r, const qk_key_ref *refs
     int rc = qs_load_request_keys(s, r->request_id, &rows, &nr, err);
     if (rc)
         return rc;
+    if (nr == 0) { /* recorded as runs (docs/adr/0003-request-records.md) */
+        free(rows);
+        qk_key_ref *v = NULL;
+        if ((rc = qs_run_load_refs(s, r->request_id, &v, &nr, err)) != 0)
+            return rc;
+        bool same = nr == n;
+        for (size_t i = 0; same && i < n; i++)
+            same = strcmp(v[i].key_id, refs[i].key_id) == 0 && v[i].block_id == refs[i].block_id &&
+                   v[i].offset == refs[i].offset && v[i].length == refs[i].length;
+        free(v);
+        return same ? 0
+                    : qk_err_set(err, QK_EEXIST, "store: request %s known with other keys",
+                                 r->request_id);
+    }
     bool same = nr == n;
     for (size_t i = 0; same && i < n; i++)
         same = strcmp(rows[i].key_id, refs[i].key_id) == 0 &&
@@ -95,6 +109,11 @@ int qs_key_exists(qk_store *s, const char *key_id, qk_err *err)
         rc = qs_step(s, st, err);
     if (rc == 1)
         (void)sqlite3_reset(st);
+    if (rc == 0) { /* a key of a run (docs/adr/0003-request-records.md) */
+        qs_run_row run;
+        uint32_t idx = 0;
+        rc = qs_run_find(s, key_id, &run, &idx, err);
+    }
     return rc;
 }
 

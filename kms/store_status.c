@@ -92,8 +92,9 @@ int qk_store_count_reserved(qk_store *s, const char *master, const char *slave, 
                                " AND c.state = ? AND k.state = ? AND k.expires_at > ?"
                                " AND (? IS NULL OR k.master = ?)",
                                err);
-    rc = st ? qs_bindf(s, st, err, "tiiItt", slave, QS_COPY_WAITING, QS_KEY_RESERVED,
-                       qs_i64(qs_now()), master, master)
+    uint64_t now = qs_now();
+    rc = st ? qs_bindf(s, st, err, "tiiItt", slave, QS_COPY_WAITING, QS_KEY_RESERVED, qs_i64(now),
+                       master, master)
             : QK_ESTORAGE;
     if (!rc && (rc = qs_step(s, st, err)) == 1) {
         sqlite3_int64 c = sqlite3_column_int64(st, 0);
@@ -104,6 +105,13 @@ int qk_store_count_reserved(qk_store *s, const char *master, const char *slave, 
     }
     if (st)
         (void)sqlite3_reset(st);
+    /* plus the keys of live runs (docs/adr/0003-request-records.md); the same snapshot: the
+     * lock keeps writers out between the two statements */
+    uint64_t in_runs = 0;
+    if (!rc)
+        rc = qs_runs_count_reserved(s, master, slave, now, &in_runs, err);
+    if (!rc)
+        *n += in_runs;
     (void)pthread_mutex_unlock(&s->mu);
     return rc;
 }

@@ -14,7 +14,8 @@
 # out twice; a non-200 answer delivered nothing: no key the client did not record is delivered
 # at KME_A or reserved at KME_B, except the few the rules below name.
 #
-# Observable: the keys table of each store (sqlite3 on the data dir, kms/store_db.c), joined on
+# Observable: the per-key view of each store (key_view: key rows plus the keys of runs,
+# docs/adr/0003-request-records.md; sqlite3 on the data dir, kms/store_db.c), joined on
 # key_id, one row per key: its state at KME_A (outgoing: 0 pending, 2 delivered, 3 burned) and
 # at KME_B (incoming: 1 reserved, 2 fetched, 3 burned; -1 absent); the requests table's noticed
 # flag at KME_A (0: KME_B has yet to hear of the request). The peer API's request state and the
@@ -116,11 +117,11 @@ at_least() { [ "$(count "$1" "$2")" -ge "$3" ]; }      # DIR REGEX N
 # "KEY_ID STATE_AT_A STATE_AT_B REQUEST_ID" for every key of the link at either KME (-1: absent).
 key_states() {
   sqlite3 -readonly "$T/data_A/store.db" "ATTACH '$T/data_B/store.db' AS b;
-    SELECT a.key_id, a.state, COALESCE(k.state, -1), a.request_id FROM main.keys a
-      LEFT JOIN b.keys k ON k.key_id = a.key_id WHERE a.link = '$LINK'
+    SELECT a.key_id, a.state, COALESCE(k.state, -1), a.request_id FROM main.key_view a
+      LEFT JOIN b.key_view k ON k.key_id = a.key_id WHERE a.link = '$LINK'
     UNION ALL
-    SELECT k.key_id, -1, k.state, k.request_id FROM b.keys k
-      WHERE k.link = '$LINK' AND k.key_id NOT IN (SELECT key_id FROM main.keys);" | tr '|' ' '
+    SELECT k.key_id, -1, k.state, k.request_id FROM b.key_view k
+      WHERE k.link = '$LINK' AND k.key_id NOT IN (SELECT key_id FROM main.key_view);" | tr '|' ' '
 }
 
 # KME_A settled: no outgoing request pending (the local path's two phases) or un-noticed.

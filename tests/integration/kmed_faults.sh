@@ -97,7 +97,7 @@ wait_for '[ "$(admin_metric A qkd_keys "state=\"pending\"")" = 0 ] && [ "$(admin
 # SIGTERM that is a failure (in-flight responses are drained).
 fetched_at() { # SLAVE_KME KEY_ID SLAVE_SAE -> 0 if the store recorded the copy as fetched
   sqlite3 -readonly "$T/data_$1/store.db" \
-    "SELECT count(*) FROM key_slaves WHERE key_id='$2' AND slave='$3' AND state=1;" 2>/dev/null | grep -qx 1
+    "SELECT count(*) FROM copy_view WHERE key_id='$2' AND slave='$3' AND state=1;" 2>/dev/null | grep -qx 1
 }
 cat "$T"/k1.txt "$T"/k_A.txt "$T"/k_B.txt >"$T/all.txt"
 total=$(wc -l <"$T/all.txt")

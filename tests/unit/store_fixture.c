@@ -106,11 +106,52 @@ static long long sf_query(sqlite3 *db, const char *sql, const char *param)
 #define SF_RECOUNT                                                                                 \
     "SELECT * FROM (SELECT link, 0 AS kind, state, COUNT(*) AS n, SUM(MAX(hi - lo, 0)) AS bytes "  \
     "FROM blocks"                                                                                  \
-    " GROUP BY link, state UNION ALL SELECT link, 1, state, COUNT(*), 0 FROM keys"                 \
-    " GROUP BY link, state)"
+    " GROUP BY link, state UNION ALL SELECT link, 1, state, SUM(c), 0 FROM (SELECT link, state,"   \
+    " COUNT(*) AS c FROM keys GROUP BY link, state UNION ALL SELECT link, 2, SUM(n_done)"          \
+    " FROM runs GROUP BY link UNION ALL SELECT link, state, SUM(n - n_done) FROM runs"             \
+    " GROUP BY link, state) GROUP BY link, state HAVING SUM(c) <> 0)"
 /* Kinds 0 (blocks) and 1 (keys); kind 2 counts refusals, which leave no row to recount. */
 #define SF_COUNTERS                                                                                \
     "SELECT link, kind, state, n, bytes FROM pool_counts WHERE n <> 0 AND kind IN (0, 1)"
+
+/* Keys of runs by state, recounted from the fetched bitmaps (not from n_done): for link (NULL:
+ * any) into keys[5]; the live, unexpired keys waiting for slave (NULL: none) into *waiting.
+ * 0 or -1. */
+static int sf_runs_recount(sqlite3 *db, const char *link, const char *slave, long long keys[5],
+                           long long *waiting)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT link, n, state, slave, fetched, expires_at FROM runs", -1,
+                           &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sf_runs_recount: %s\n", sqlite3_errmsg(db));
+        return -1;
+    }
+    int rc = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *l = (const char *)sqlite3_column_text(st, 0);
+        long long n = sqlite3_column_int64(st, 1);
+        int state = sqlite3_column_int(st, 2);
+        const char *sl = (const char *)sqlite3_column_text(st, 3);
+        const unsigned char *map = sqlite3_column_blob(st, 4);
+        long long maplen = sqlite3_column_bytes(st, 4);
+        long long exp = sqlite3_column_int64(st, 5);
+        if (!l || state < 0 || state > 4 || n < 1 || (map && maplen * 8 < n)) {
+            rc = -1;
+            break;
+        }
+        long long done = 0;
+        for (long long i = 0; i < n; i++)
+            done += map ? (map[i / 8] >> (i % 8)) & 1 : 1; /* master end: delivered whole */
+        if (!link || strcmp(l, link) == 0) {
+            keys[2] += done;
+            keys[state] += n - done;
+        }
+        if (slave && sl && strcmp(sl, slave) == 0 && state == 1 && exp > (long long)time(NULL))
+            *waiting += n - done;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
 
 int sf_counts_match(qk_store *s, const char *path, const char *link, const char *slave)
 {
@@ -156,6 +197,11 @@ int sf_counts_match(qk_store *s, const char *path, const char *link, const char 
                      " AND hi > lo",
                      link),
         };
+        long long in_runs[5] = {0, 0, 0, 0, 0}, unused = 0;
+        if (sf_runs_recount(db, link, NULL, in_runs, &unused) != 0)
+            rc = -1;
+        for (int i = 0; i < 5; i++)
+            want[3 + i] += in_runs[i];
         uint64_t have[9] = {ps.blocks_pending, ps.blocks_confirmed, ps.blocks_burned,
                             ps.keys_pending,   ps.keys_reserved,    ps.keys_delivered,
                             ps.keys_burned,    ps.keys_expired,     ps.bytes_available};
@@ -181,6 +227,11 @@ int sf_counts_match(qk_store *s, const char *path, const char *link, const char 
             sqlite3_step(st) == SQLITE_ROW)
             want = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
+        long long in_runs[5] = {0, 0, 0, 0, 0}, waiting = 0;
+        if (want >= 0 && sf_runs_recount(db, NULL, slave, in_runs, &waiting) == 0)
+            want += waiting;
+        else
+            want = -1;
         if (qk_store_count_reserved(s, NULL, slave, &n, &err) != 0 || want < 0 ||
             (uint64_t)want != n) {
             fprintf(stderr, "sf_counts_match: reserved for %s: recount %lld, store %llu\n", slave,
@@ -205,8 +256,32 @@ static int exec_on(const char *path, const char *sql, const char *who)
     return rc == SQLITE_OK ? 0 : -1;
 }
 
+int sf_downgrade_v5(const char *path)
+{
+    /* a v5 store has no runs: refuse to drop keys (the counters would disagree) */
+    sqlite3 *db = NULL;
+    long long nruns = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK)
+        nruns = sf_query(db, "SELECT COUNT(*) FROM runs", NULL);
+    sqlite3_close(db);
+    if (nruns != 0) {
+        fprintf(stderr, "sf_downgrade_v5: %lld runs\n", nruns);
+        return -1;
+    }
+    return exec_on(path,
+                   "BEGIN IMMEDIATE;"
+                   "DROP VIEW copy_view; DROP VIEW key_view; DROP VIEW run_keys;"
+                   "DROP TRIGGER pool_run_ins; DROP TRIGGER pool_run_upd;"
+                   "DROP TRIGGER pool_run_del; DROP TABLE runs;"
+                   "UPDATE schema_version SET version = 5;"
+                   "COMMIT;",
+                   "sf_downgrade_v5");
+}
+
 int sf_downgrade_v4(const char *path)
 {
+    if (sf_downgrade_v5(path) != 0)
+        return -1;
     return exec_on(path,
                    "BEGIN IMMEDIATE;"
                    "DROP INDEX requests_unnoticed; DROP INDEX blocks_low_owned;"

@@ -35,8 +35,11 @@ uint8_t *sf_read_file(const char *path, size_t *len);
  * with the pool_counts table, with qk_store_pool_status and (for slave) with
  * qk_store_count_reserved. 0 if all agree, -1 otherwise (prints what differs). */
 int sf_counts_match(qk_store *s, const char *path, const char *link, const char *slave);
-/* Turn a closed database back into schema v4 (drop the v5 lease and notice columns and their
- * indexes), as the previous release left it. 0 or -1. */
+/* Turn a closed database back into schema v5 (drop the v6 runs table and its triggers; -1 if
+ * it holds a run). 0 or -1. */
+int sf_downgrade_v5(const char *path);
+/* Turn a closed database back into schema v4 (sf_downgrade_v5, then drop the v5 lease and
+ * notice columns and their indexes), as the previous release left it. 0 or -1. */
 int sf_downgrade_v4(const char *path);
 /* Turn a closed database back into schema v3 (sf_downgrade_v4, then drop the v4 counters,
  * triggers and closed copies). 0 or -1. */

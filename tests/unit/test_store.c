@@ -67,7 +67,7 @@ static uint64_t avail(const char *link)
 static void test_schema_and_reopen(void)
 {
     fresh();
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 5);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 6);
     uint8_t b[200];
     put_blocks(b, 1, sizeof b, 7);
     qk_key_ref ref;
@@ -76,7 +76,7 @@ static void test_schema_and_reopen(void)
     qk_store_close(S);
     S = sf_open(D.path, 1);
     CU_ASSERT_FATAL(S != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 5);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 6);
     uint8_t dg[QK_CHECK_LEN];
     qk_block_state st = QK_BLOCK_PENDING;
     qk_err err = {0, ""};

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "store.h"
 #include "store_fixture.h"
 
@@ -721,7 +722,7 @@ static void test_migration_v4(void)
     CU_ASSERT_FATAL(sf_downgrade_v4(DA.path) == 0);
     A = sf_open(DA.path, 1);
     CU_ASSERT_FATAL(A != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 5);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
     bounds b = row(&DA, 1);
     CU_ASSERT_EQUAL(b.lease_lo, VK + 64);
     CU_ASSERT_EQUAL(b.lease_hi, BIG);
@@ -735,6 +736,376 @@ static void test_migration_v4(void)
     /* leasing continues after the carved range, and B agrees */
     qk_lease l = lease_a(100);
     CU_ASSERT_EQUAL(l.from, VK + 64);
+    unpair();
+}
+
+/* ---- runs (docs/adr/0003-request-records.md) --------------------------------------------- */
+
+/* One integer from sql on the store's file (a second connection); -1 on error. */
+static long long count_on(const sf_dir *d, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(d->path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        else if (rc == SQLITE_DONE)
+            v = sqlite3_changes(db);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* carve_owned writes one run per block and no key row; key IDs are canonical version-4 UUIDs,
+ * the run's random prefix then the index; IDs are known exactly (not past the run's end, not
+ * in another spelling); the counters stay exact; the notice carries the derived IDs and the
+ * slave fetches the master's bytes; an incoming key ID equal to a run key is refused; a range
+ * a run holds is never carved again even with a cursor moved back. */
+static void test_runs_one_record(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_key_ref refs[8], r2[2];
+    uint8_t mat[8 * 64], got[8 * 64];
+    qk_lease l = lease_a(8 * 64 + 2 * 32);
+    qk_reservation r = resv("run-1", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 8, 64, refs, mat, &err), 0);
+    r = resv("run-2", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 2, 32, r2, mat, &err), 0);
+    CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM keys"), 0);
+    CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM runs"), 2);
+    CU_ASSERT_EQUAL(count_on(&DA, "SELECT n FROM runs WHERE request_id = 'run-1'"), 8);
+    for (int i = 0; i < 8; i++) {
+        qk_uuid u;
+        char canon[QK_KEY_ID_LEN + 1], suffix[5];
+        CU_ASSERT_EQUAL_FATAL(qk_uuid_parse(refs[i].key_id, QK_KEY_ID_LEN, &u), 0);
+        CU_ASSERT(qk_uuid_is_v4(&u));
+        qk_uuid_format(&u, canon);
+        CU_ASSERT_STRING_EQUAL(canon, refs[i].key_id);
+        CU_ASSERT_EQUAL(memcmp(refs[i].key_id, refs[0].key_id, QK_KEY_ID_LEN - 4), 0);
+        snprintf(suffix, sizeof suffix, "%04x", (unsigned)i);
+        CU_ASSERT_STRING_EQUAL(refs[i].key_id + QK_KEY_ID_LEN - 4, suffix);
+        CU_ASSERT_EQUAL(refs[i].offset, l.from + (uint32_t)i * 64);
+        bool known = false;
+        CU_ASSERT_EQUAL(qk_store_key_known(A, refs[i].key_id, &known, &err), 0);
+        CU_ASSERT_TRUE(known);
+    }
+    /* another run, another random prefix */
+    CU_ASSERT_NOT_EQUAL(memcmp(r2[0].key_id, refs[0].key_id, QK_KEY_ID_LEN - 4), 0);
+    char id[QK_KEY_ID_LEN + 1];
+    bool known = true;
+    memcpy(id, refs[0].key_id, sizeof id);
+    memcpy(id + QK_KEY_ID_LEN - 4, "0008", 4); /* past the run's end */
+    CU_ASSERT_EQUAL(qk_store_key_known(A, id, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    memcpy(id, refs[0].key_id, sizeof id);
+    for (char *c = id; *c; c++)
+        if (*c >= 'a' && *c <= 'f')
+            *c = (char)(*c - 'a' + 'A');
+    if (strcmp(id, refs[0].key_id) != 0) { /* another spelling is another ID */
+        CU_ASSERT_EQUAL(qk_store_key_known(A, id, &known, &err), 0);
+        CU_ASSERT_FALSE(known);
+    }
+    CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(A, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 10);
+    /* the notice expands the runs; the slave gets the master's bytes */
+    qk_notice v[2];
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 2, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL_FATAL(v[0].nkeys, 8);
+    for (int i = 0; i < 8; i++) {
+        CU_ASSERT_STRING_EQUAL(v[0].keys[i].key_id, refs[i].key_id);
+        CU_ASSERT_EQUAL(v[0].keys[i].offset, refs[i].offset);
+        CU_ASSERT_EQUAL(v[0].keys[i].length, 64);
+    }
+    int res[2] = {9, 9};
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 2, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], 0);
+    CU_ASSERT_EQUAL(res[1], 0);
+    qk_notice_free(v, n);
+    const char *ids[8];
+    for (int i = 0; i < 8; i++)
+        ids[i] = refs[i].key_id;
+    qk_fetched_key out[8];
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeB", "saeA", ids, 8, out, got, sizeof got, &err), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, blk[0] + l.from, 8 * 64), 0);
+    /* a peer's key ID equal to a run key here is refused (inside B's own lease) */
+    qk_lease h = lease_b(64);
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    qk_key_ref k = {{0}, h.block_id, h.from, 32, {0}};
+    memcpy(k.key_id, refs[3].key_id, sizeof k.key_id);
+    qk_notice vb = notice_of("run-peer", slave, &k, 1);
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(A, LINK, QK_SIDE_HIGH, &vb, 1, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], QK_EEXIST);
+    /* a cursor moved back over the runs: the run records stop a second hand-out */
+    CU_ASSERT_EQUAL(count_on(&DA, "UPDATE blocks SET lo = lease_lo - 64 WHERE block_id = 1"), 1);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 64);
+    r = resv("run-3", sl);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, refs, mat, &err), QK_ESTORAGE);
+    unpair();
+}
+
+/* v5 -> v6: a request carve_owned recorded per key under v5 and not yet noticed is noticed
+ * with its keys after the migration. */
+static void test_migration_v5(void)
+{
+    pair(1, BIG);
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_key_ref refs[3];
+    uint8_t mat[3 * 32];
+    lease_a(3 * 32);
+    qk_reservation r = resv("m5-1", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 3, 32, refs, mat, &err), 0);
+    qk_store_close(A);
+    A = NULL;
+    /* what v5 wrote: a key row per key, no run */
+    CU_ASSERT_EQUAL_FATAL(
+        count_on(&DA, "WITH RECURSIVE i(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM i WHERE x < 2),"
+                      " h(request_id, x, k, link, block_id, off, len) AS (SELECT request_id, x,"
+                      " lower(hex(id_prefix)) || printf('%04x', x), link, block_id, off + x * len,"
+                      " len FROM runs, i)"
+                      " INSERT INTO keys(key_id, request_id, seq, link, block_id, off, len, state,"
+                      " master, expires_at) SELECT substr(k, 1, 8) || '-' || substr(k, 9, 4) ||"
+                      " '-' || substr(k, 13, 4) || '-' || substr(k, 17, 4) || '-' ||"
+                      " substr(k, 21, 12), request_id, x, link, block_id, off, len, 2, 'saeA', 0"
+                      " FROM h"),
+        3);
+    CU_ASSERT_EQUAL_FATAL(count_on(&DA, "DELETE FROM runs"), 1);
+    CU_ASSERT_FATAL(sf_downgrade_v5(DA.path) == 0);
+    A = sf_open(DA.path, 1);
+    CU_ASSERT_FATAL(A != NULL);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
+    CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
+    qk_notice v[2];
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 2, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL_FATAL(v[0].nkeys, 3);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_STRING_EQUAL(v[0].keys[i].key_id, refs[i].key_id);
+        CU_ASSERT_EQUAL(v[0].keys[i].offset, refs[i].offset);
+    }
+    qk_notice_free(v, n);
+    unpair();
+}
+
+/* Carve n keys of len at A for one slave, notice them at B (asserting the result). */
+static void carve_notice(const char *req, size_t n, uint32_t len, qk_key_ref *refs, uint8_t *mat)
+{
+    qk_err err = {0, ""};
+    const char *sl[2];
+    qk_reservation r = resv(req, sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, n, len, refs, mat, &err), 0);
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    qk_notice v = notice_of(req, slave, refs, n);
+    int res = 9;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(res, 0);
+}
+
+static int fetch_b(const char *caller, const char *master, const char **ids, size_t n, uint8_t *got,
+                   size_t cap)
+{
+    qk_fetched_key out[16];
+    qk_err err = {0, ""};
+    CU_ASSERT_FATAL(n <= 16);
+    return qk_store_fetch(B, caller, master, ids, n, out, got, cap, &err);
+}
+
+/* The slave end records a one-slave notice of runs as runs (no key row) and keeps each key's
+ * state exact: fetched once, by its slave and master only, all or nothing; count_reserved and
+ * the pool counters follow each key; burn, expiry and a burned block end the keys not fetched;
+ * a repeated notice is idempotent, one with other keys or a known prefix is refused. */
+static void test_runs_slave_end(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref k1[8], k2[2], k3[3];
+    uint8_t m1[8 * 64], m2[2 * 32], m3[3 * 32], got[8 * 64];
+    lease_a(8 * 64 + 2 * 32 + 3 * 32 + 64);
+    carve_notice("s-1", 8, 64, k1, m1);
+    carve_notice("s-2", 2, 32, k2, m2);
+    carve_notice("s-3", 3, 32, k3, m3);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM keys"), 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs WHERE slave = 'saeB'"), 3);
+    uint64_t held = 0;
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, "saeA", "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 13);
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, "saeX", "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* keys 0 and 2 of s-1: the master's bytes */
+    const char *ids[4] = {k1[0].key_id, k1[2].key_id};
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m1, 64), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got + 64, m1 + 128, 64), 0);
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, NULL, "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 11);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* once only; only its slave; only under its master; past the run's end nothing */
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    ids[0] = k1[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeC", "saeA", ids, 1, got, sizeof got), QK_EUNAUTH);
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeX", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    char past[QK_KEY_ID_LEN + 1];
+    memcpy(past, k1[0].key_id, sizeof past);
+    memcpy(past + QK_KEY_ID_LEN - 4, "0008", 4);
+    ids[0] = past;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    /* all or nothing: an ID twice in one call fails the call, the key stays */
+    ids[0] = k1[1].key_id;
+    ids[1] = k1[3].key_id;
+    ids[2] = k1[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 3, got, sizeof got), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m1 + 64, 64), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got + 64, m1 + 192, 64), 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* idempotent repeat; other keys under the same request ID refused */
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    qk_notice v = notice_of("s-1", slave, k1, 8);
+    int res = 9;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, 0);
+    v.nkeys = 7;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_EEXIST);
+    /* a run reusing a known prefix over fresh bytes is refused */
+    qk_lease l = lease_a(128);
+    qk_key_ref dup[2] = {k1[0], k1[1]};
+    dup[0].block_id = dup[1].block_id = l.block_id;
+    dup[0].offset = l.from;
+    dup[1].offset = l.from + 64;
+    v = notice_of("s-dup", slave, dup, 2);
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_EEXIST);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs"), 3);
+    /* a run whose prefix a key row's ID (recorded per key: two slaves) already uses */
+    static const char two[2][QK_STORE_ID_MAX + 1] = {"saeB", "saeC"};
+    qk_key_ref one = {"0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b0001", l.block_id, l.from, 32, {0}};
+    v = notice_of("s-two", two, &one, 1);
+    v.nslaves = 2;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM keys"), 1);
+    qk_key_ref pre[2] = {
+        {"0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b0000", l.block_id, l.from + 32, 32, {0}},
+        {"0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b0001", l.block_id, l.from + 64, 32, {0}}};
+    v = notice_of("s-pre", slave, pre, 2);
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL(res, QK_EEXIST);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs"), 3);
+    /* burn s-2: its keys end burned */
+    CU_ASSERT_EQUAL(qk_store_burn(B, "s-2", &err), 0);
+    ids[0] = k2[0].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_burned, 2);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 4);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 4 + 3 + 1); /* s-two, per key */
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* expiry: the 4 keys of s-1 not fetched, s-3's 3 and s-two's */
+    size_t n = 0;
+    CU_ASSERT_EQUAL(qk_store_expire(B, FAR_FUTURE - 1, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(qk_store_expire(B, FAR_FUTURE, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 8);
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_expired, 8);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 4);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    int st = -1;
+    CU_ASSERT_EQUAL(qk_store_request_state(B, "s-3", &st, &err), 0);
+    CU_ASSERT_EQUAL(st, 2);
+    ids[0] = k1[5].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    unpair();
+}
+
+/* A burned block ends the live runs in it; a block fully fetched by runs is kept while the peer
+ * leases it (as for key rows). */
+static void test_runs_block_burned(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref k[4];
+    uint8_t m[4 * 32], got[4 * 32];
+    lease_a(4 * 32);
+    carve_notice("b-1", 4, 32, k, m);
+    const char *ids[1] = {k[0].key_id};
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(qk_store_block_set_state(B, LINK, k[0].block_id, QK_BLOCK_BURNED, &err), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_burned, 3);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 1);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    ids[0] = k[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    unpair();
+}
+
+/* Adjacent keys of a run fetched in one call are read and consumed as one range, with the
+ * same per-key answers: bytes, once only, all or nothing. */
+static void test_runs_fetch_adjacent(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref k[6];
+    uint8_t m[6 * 32], got[6 * 32];
+    lease_a(6 * 32);
+    carve_notice("a-1", 6, 32, k, m);
+    const char *ids[3] = {k[1].key_id, k[2].key_id, k[3].key_id};
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 3, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m + 32, 3 * 32), 0);
+    /* the per-key views (migration v6) show each key as a key row would */
+    for (int i = 0; i < 6; i++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT state * 10 + (off = %u) FROM key_view WHERE key_id = '%s'", k[i].offset,
+                 k[i].key_id);
+        CU_ASSERT_EQUAL(count_on(&DA, sql), 2 * 10 + 1);
+        CU_ASSERT_EQUAL(count_on(&DB, sql), (i >= 1 && i <= 3 ? 2 : 1) * 10 + 1);
+        snprintf(sql, sizeof sql,
+                 "SELECT state FROM copy_view WHERE key_id = '%s' AND slave = 'saeB'", k[i].key_id);
+        CU_ASSERT_EQUAL(count_on(&DB, sql), i >= 1 && i <= 3 ? 1 : 0);
+    }
+    ids[0] = k[2].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    /* 4 then 5: 5 already fetched, so the pair fails and 4 stays */
+    ids[0] = k[5].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    ids[0] = k[4].key_id;
+    ids[1] = k[5].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), QK_ENOTFOUND);
+    uint64_t held = 0;
+    CU_ASSERT_EQUAL(qk_store_count_reserved(B, "saeA", "saeB", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, 2); /* keys 0 and 4 */
+    /* 0 with 1 (fetched): adjacent, refused */
+    ids[0] = k[0].key_id;
+    ids[1] = k[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), QK_ENOTFOUND);
+    ids[1] = k[4].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m, 32), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got + 32, m + 4 * 32, 32), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 6);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
     unpair();
 }
 
@@ -760,6 +1131,11 @@ int suite_store_lease(void)
         {"a leased block keeps its material for later notices", test_leased_block_keeps_material},
         {"reserve_in and carve respect leases", test_reserve_in_respects_leases},
         {"migration from v4", test_migration_v4},
+        {"carve_owned: one run record per block, derived key IDs", test_runs_one_record},
+        {"migration from v5: per-key requests still noticed", test_migration_v5},
+        {"slave end: runs with exact per-key state", test_runs_slave_end},
+        {"slave end: a burned block ends its live runs", test_runs_block_burned},
+        {"slave end: adjacent keys fetched as one range", test_runs_fetch_adjacent},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
