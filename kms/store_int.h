@@ -167,6 +167,10 @@ int qs_key_finish(qk_store *s, const qs_key_row *k, int state, qk_err *err);
 /* 1 if [off, off+len) overlaps a range recorded for the block, 0 if not, <0 error. */
 int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                       qk_err *err);
+/* The range of `sql` (one row: its end, for binds link, block_id, off+len) that starts last
+ * before off+len ends after off: 1 overlap, 0 none, <0 error. */
+int qs_last_range_overlaps(qk_store *s, const char *sql, const char *link, uint64_t block_id,
+                           uint32_t off, uint32_t len, qk_err *err);
 int qs_insert_key(qk_store *s, const qk_reservation *r, const qk_key_ref *k, size_t seq, int state,
                   qk_err *err);
 /* Give every slave of the key's request a waiting copy. */

@@ -211,26 +211,32 @@ static int carve_pick(qk_store *s, const char *link, qk_side side, uint32_t len,
     return rc;
 }
 
-int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
-                      qk_err *err)
+int qs_last_range_overlaps(qk_store *s, const char *sql, const char *link, uint64_t block_id,
+                           uint32_t off, uint32_t len, qk_err *err)
 {
-    /* Recorded ranges never overlap each other, so if any of them overlaps [off, off+len),
-     * the one starting last before off+len does: one index probe instead of a scan. */
-    sqlite3_stmt *st = qs_prep(s,
-                               "SELECT off, len FROM keys WHERE link = ? AND block_id = ?"
-                               " AND off < ? ORDER BY off DESC LIMIT 1",
-                               err);
+    sqlite3_stmt *st = qs_prep(s, sql, err);
     if (!st)
         return QK_ESTORAGE;
     int rc = qs_bindf(s, st, err, "tII", link, qs_i64(block_id), (int64_t)off + len);
     if (!rc)
         rc = qs_step(s, st, err);
     if (rc == 1) {
-        sqlite3_int64 o = sqlite3_column_int64(st, 0);
-        sqlite3_int64 l = sqlite3_column_int64(st, 1);
+        sqlite3_int64 end = sqlite3_column_int64(st, 0);
         (void)sqlite3_reset(st);
-        rc = o + l > (sqlite3_int64)off ? 1 : 0;
+        rc = end > (sqlite3_int64)off ? 1 : 0;
     }
+    return rc;
+}
+
+int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                      qk_err *err)
+{
+    /* Recorded ranges never overlap each other, so if any of them overlaps [off, off+len),
+     * the one starting last before off+len does: one index probe instead of a scan. */
+    int rc = qs_last_range_overlaps(s,
+                                    "SELECT off + len FROM keys WHERE link = ? AND block_id = ?"
+                                    " AND off < ? ORDER BY off DESC LIMIT 1",
+                                    link, block_id, off, len, err);
     /* runs (docs/adr/0003-request-records.md) never overlap keys: probe them separately */
     return rc == 0 ? qs_run_recorded(s, link, block_id, off, len, err) : rc;
 }

@@ -149,21 +149,10 @@ int qs_run_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t o
                     qk_err *err)
 {
     /* Runs never overlap each other: the one starting last before off+len decides. */
-    sqlite3_stmt *st = qs_prep(s,
-                               "SELECT off + len * n FROM runs WHERE link = ? AND block_id = ?"
-                               " AND off < ? ORDER BY off DESC LIMIT 1",
-                               err);
-    if (!st)
-        return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "tII", link, qs_i64(block_id), (int64_t)off + len);
-    if (!rc)
-        rc = qs_step(s, st, err);
-    if (rc == 1) {
-        sqlite3_int64 end = sqlite3_column_int64(st, 0);
-        (void)sqlite3_reset(st);
-        rc = end > (sqlite3_int64)off ? 1 : 0;
-    }
-    return rc;
+    return qs_last_range_overlaps(s,
+                                  "SELECT off + len * n FROM runs WHERE link = ? AND block_id = ?"
+                                  " AND off < ? ORDER BY off DESC LIMIT 1",
+                                  link, block_id, off, len, err);
 }
 
 int qs_run_prefix_in_keys(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qk_err *err)
