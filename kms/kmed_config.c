@@ -339,6 +339,18 @@ static int link_device_key(parse_ctx *c, qk_link_cfg *l, const char *key, const 
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
+/* A [link] duration in whole seconds, 1 s .. 1 h (telemetry_stale, pending_grace). */
+static int parse_whole_s(const char *v, uint64_t *out_s, qk_err *err)
+{
+    uint64_t ms;
+    if (qk_parse_duration_ms(v, 1000, 3600000, &ms, err) != 0)
+        return QK_EINVAL;
+    if (ms % 1000 != 0)
+        return qk_err_set(err, QK_EINVAL, "must be whole seconds");
+    *out_s = ms / 1000;
+    return 0;
+}
+
 static int link_key(parse_ctx *c, const char *peer, const char *key, const char *v, qk_err *err)
 {
     if (!valid_id(peer))
@@ -369,15 +381,10 @@ static int link_key(parse_ctx *c, const char *peer, const char *key, const char 
     if (strcmp(key, "max_pool_bytes") == 0)
         return qk_parse_u64(v, QK_CFG_MIN_POOL_BYTES, QK_CFG_MAX_POOL_BYTES, &l->max_pool_bytes,
                             err);
-    if (strcmp(key, "telemetry_stale") == 0) {
-        uint64_t ms;
-        if (qk_parse_duration_ms(v, 1000, 3600000, &ms, err) != 0)
-            return QK_EINVAL;
-        if (ms % 1000 != 0)
-            return qk_err_set(err, QK_EINVAL, "must be whole seconds");
-        l->telemetry_stale_s = ms / 1000;
-        return 0;
-    }
+    if (strcmp(key, "telemetry_stale") == 0)
+        return parse_whole_s(v, &l->telemetry_stale_s, err);
+    if (strcmp(key, "pending_grace") == 0)
+        return parse_whole_s(v, &l->pending_grace_s, err);
     if (strncmp(key, "device_", 7) == 0 || strcmp(key, "source") == 0)
         return link_device_key(c, l, key, v, err);
     return qk_err_set(err, QK_EINVAL, "unknown key");
@@ -729,6 +736,8 @@ static int check_links(qk_kmed_config *cfg, qk_err *err)
             return QK_EINVAL;
         if (!l->telemetry_stale_s)
             l->telemetry_stale_s = QK_CFG_DEFAULT_TELEMETRY_STALE_S;
+        if (!l->pending_grace_s)
+            l->pending_grace_s = QK_CFG_DEFAULT_PENDING_GRACE_S;
         if (!l->link_id[0]) {
             bool lower = strcmp(cfg->node_id, l->peer) < 0;
             int n = snprintf(l->link_id, sizeof l->link_id, "%s~%s", lower ? cfg->node_id : l->peer,

@@ -68,6 +68,7 @@ typedef struct {
     char device_identity[QK_IDENTITY_MAX]; /* client-certificate CN allowed to push blocks */
     uint64_t max_pool_bytes;    /* pool cap (qk_store_block_put_capped); default [keys] */
     uint64_t telemetry_stale_s; /* no device report for longer: the link reads as down */
+    uint64_t pending_grace_s;   /* a PENDING block the peer still lacks after this is burned */
     /* source = etsi014: the device's ETSI 014 API (kms/device_source.h) */
     qk_link_source source;
     char device_url[QK_CFG_URL_MAX];         /* https://HOST:PORT (no trailing path) */
@@ -163,6 +164,11 @@ int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err);
 /* [link PEER] telemetry_stale: a link whose device sent no telemetry for longer reads as down
  * (/metrics). Default five times the simulator's default telemetry_interval (1 s). */
 #define QK_CFG_DEFAULT_TELEMETRY_STALE_S 5
+/* [link PEER] pending_grace: a PENDING block whose twin the peer still does not hold this long
+ * after it arrived here is burned at the peer's "unknown" (peer/sync.h). Longer than the worst
+ * delivery skew between the two ends: the simulator's 3 attempts of 3 s at one end, or a peer
+ * device-keys call (3 s) around the peer's own device fetch (3 s). */
+#define QK_CFG_DEFAULT_PENDING_GRACE_S 20
 /* The pool cap of every link unless [link PEER] max_pool_bytes sets its own: 64 MiB. */
 #define QK_CFG_DEFAULT_MAX_POOL_BYTES (64ull << 20)
 #define QK_CFG_MIN_POOL_BYTES         4096ull

@@ -15,7 +15,7 @@
 #define RECONCILE_PER_TICK      16
 #define MIN_TICK_GAP_MS         50 /* wake-ups closer than this are merged */
 #define EXPIRE_EVERY_TICKS      5
-#define STALE_CHECK_EVERY_TICKS 50
+#define STALE_CHECK_EVERY_TICKS 5  /* about once a second at the default 200 ms tick */
 #define BACKOFF_TICKS           10 /* after a failed call, leave the peer alone for a while */
 
 struct qk_sync {
@@ -54,6 +54,11 @@ static void peer_failed(qk_sync *s, size_t li, const char *what, const qk_err *e
 
 /* ---- inventory -------------------------------------------------------------------------- */
 
+uint64_t qk_sync_pending_grace_s(const qk_link_cfg *l)
+{
+    return l && l->pending_grace_s ? l->pending_grace_s : QK_CFG_DEFAULT_PENDING_GRACE_S;
+}
+
 static void apply(qk_store *st, const char *link, uint64_t id, qk_inv_status v, bool stale)
 {
     qk_err err;
@@ -72,7 +77,8 @@ static void apply(qk_store *st, const char *link, uint64_t id, qk_inv_status v, 
         if (!stale)
             return;
         to = QK_BLOCK_BURNED;
-        QK_WARN("link %s: block %llu never reached the peer: burned", link, (unsigned long long)id);
+        QK_WARN("link %s: block %llu still unknown at the peer after the pending grace: burned",
+                link, (unsigned long long)id);
         break;
     }
     if (qk_store_block_set_state(st, link, id, to, &err) != 0)
@@ -161,9 +167,9 @@ static void tick(qk_sync *s)
             continue;
         }
         inventory(s, li, 0, false);
-        if (s->ticks % STALE_CHECK_EVERY_TICKS == 0 && now > QK_SYNC_STALE_BLOCK_S &&
-            s->backoff[li] == 0)
-            inventory(s, li, now - QK_SYNC_STALE_BLOCK_S, true);
+        uint64_t grace = qk_sync_pending_grace_s(qk_kms_link_at(k, li)->cfg);
+        if (s->ticks % STALE_CHECK_EVERY_TICKS == 0 && now > grace && s->backoff[li] == 0)
+            inventory(s, li, now - grace, true);
     }
     if (s->ticks % EXPIRE_EVERY_TICKS == 0) {
         size_t n = 0;

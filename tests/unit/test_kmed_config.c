@@ -191,6 +191,25 @@ static void test_telemetry_stale(void)
                  "[link KME_B] telemetry_stale: ", NULL);
 }
 
+static void test_pending_grace(void)
+{
+    qk_err err;
+    int rc = load_text(base, NULL, &err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->links[0].pending_grace_s, QK_CFG_DEFAULT_PENDING_GRACE_S);
+    rc = load_text(base, "[link KME_B]\npending_grace = 3s\n", &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->links[0].pending_grace_s, 3);
+    expect_error(base, "[link KME_B]\npending_grace = 500ms\n", 43,
+                 "[link KME_B] pending_grace: ", NULL);
+    expect_error(base, "[link KME_B]\npending_grace = 2500ms\n", 43,
+                 "[link KME_B] pending_grace: ", "whole seconds");
+    expect_error(base, "[link KME_B]\npending_grace = 2h\n", 43,
+                 "[link KME_B] pending_grace: ", NULL);
+}
+
 static void test_max_body(void)
 {
     qk_err err;
@@ -632,6 +651,7 @@ int suite_kmed_config(void)
         !CU_add_test(s, "default link ID sorts node IDs", test_link_id_sorted) ||
         !CU_add_test(s, "listener max_body: defaults, range", test_max_body) ||
         !CU_add_test(s, "link telemetry_stale: default, value, refusals", test_telemetry_stale) ||
+        !CU_add_test(s, "link pending_grace: default, value, refusals", test_pending_grace) ||
         !CU_add_test(s, "skip listener psk_hash: default, values, refusals", test_psk_hash) ||
         !CU_add_test(s, "pool cap: default, [keys], per link", test_pool_cap) ||
         !CU_add_test(s, "link source etsi014: keys, defaults, refusals", test_device_source) ||

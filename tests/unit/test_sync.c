@@ -3,8 +3,10 @@
  * "How the KME uses its peers"): a block both ends hold equal is confirmed at both; a block
  * whose digest differs is burned at A (which compares) and, on A's "mismatch", at B; a block
  * A burned is burned at B; a block A does not hold stays pending at B (asked again later), and
- * once it is older than QK_SYNC_STALE_BLOCK_S it is burned at B. Every wait is on a block
- * state, bounded. */
+ * once it is older than the link's pending_grace it is burned at B, within about a second of
+ * the grace (the twin dropped on its way to A); a twin that reaches A late is burned there by
+ * A's own inventory (B answers "burned"); a twin that arrives within the grace is confirmed.
+ * Every wait is on a block state, bounded. */
 #include <CUnit/CUnit.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -100,7 +102,7 @@ static void test_inventory_both_ends(void)
     kf_pair_close(&P);
 }
 
-/* Make block id of B look received long ago (older than QK_SYNC_STALE_BLOCK_S), through a
+/* Make block id of B look received long ago (older than the default pending_grace), through a
  * separate connection to B's database. 0 or -1. */
 static int age_block(uint64_t id)
 {
@@ -115,7 +117,7 @@ static int age_block(uint64_t id)
                            "UPDATE blocks SET received_at = received_at - ? WHERE link = ?"
                            " AND block_id = ?",
                            -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_bind_int64(st, 1, 2 * QK_SYNC_STALE_BLOCK_S) == SQLITE_OK &&
+        sqlite3_bind_int64(st, 1, 2 * QK_CFG_DEFAULT_PENDING_GRACE_S) == SQLITE_OK &&
         sqlite3_bind_text(st, 2, KF_LINK, -1, SQLITE_STATIC) == SQLITE_OK &&
         sqlite3_bind_int64(st, 3, (sqlite3_int64)id) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1)
@@ -154,11 +156,66 @@ static void test_stale_unknown_block_burned(void)
     kf_pair_close(&P);
 }
 
+/* Drop toward A with pending_grace = 1 s at both ends: B burns its block within a few seconds
+ * (not before the grace); a twin that reaches A 300 ms late is confirmed at both ends; the
+ * dropped block's twin reaching A after the burn is burned at A by A's inventory. */
+static void test_dropped_twin_burned_within_seconds(void)
+{
+    CU_ASSERT_FATAL(kf_pair_open(&P, NULL, NULL) == 0);
+    P.a.cfg->links[0].pending_grace_s = 1;
+    P.b.cfg->links[0].pending_grace_s = 1;
+    CU_ASSERT_EQUAL(qk_sync_pending_grace_s(&P.b.cfg->links[0]), 1);
+    CU_ASSERT_EQUAL(qk_sync_pending_grace_s(NULL), QK_CFG_DEFAULT_PENDING_GRACE_S);
+    qk_store *a = qk_kms_store(P.a.kms), *b = qk_kms_store(P.b.kms);
+    uint8_t dropped[BL], late[BL];
+    randombytes_buf(dropped, BL);
+    randombytes_buf(late, BL);
+    qk_err err = {0, ""};
+    qk_sync *sb = NULL, *sa = NULL;
+    double t0 = now_ms();
+    kf_put_pending(b, 20, dropped, BL);
+    kf_put_pending(b, 21, late, BL);
+    CU_ASSERT_EQUAL_FATAL(qk_sync_start(P.b.kms, 20, &sb, &err), 0);
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    kf_put_pending(a, 21, late, BL); /* within the grace: confirmed, not burned */
+    static const uint64_t both[2] = {20, 21};
+    bool settled = wait_settled(b, both, 2);
+    double took = now_ms() - t0;
+    CU_ASSERT_TRUE(settled);
+    CU_ASSERT_EQUAL(kf_block_state(b, 20), QK_BLOCK_BURNED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 20), -1);
+    CU_ASSERT_EQUAL(kf_block_state(b, 21), QK_BLOCK_CONFIRMED);
+    CU_ASSERT_EQUAL(kf_block_state(a, 21), QK_BLOCK_CONFIRMED);
+    CU_ASSERT(took >= 1000.0); /* never before the grace */
+    CU_ASSERT(took < 5000.0);  /* within seconds, not minutes */
+    /* the burned block's bytes never count as available key material */
+    qk_pool_status pb;
+    CU_ASSERT_EQUAL(qk_store_pool_status(b, KF_LINK, &pb, &err), 0);
+    CU_ASSERT_EQUAL(pb.bytes_available, BL - QK_BLOCK_VKEY_LEN);
+    CU_ASSERT_EQUAL(pb.blocks_burned, 1);
+    /* the dropped twin reaches A after all: A's inventory hears "burned" and burns it */
+    kf_put_pending(a, 20, dropped, BL);
+    CU_ASSERT_EQUAL_FATAL(qk_sync_start(P.a.kms, 20, &sa, &err), 0);
+    qk_sync_notify(sa);
+    static const uint64_t twin[1] = {20};
+    settled = wait_settled(a, twin, 1);
+    qk_sync_stop(sa);
+    qk_sync_stop(sb);
+    CU_ASSERT_TRUE(settled);
+    CU_ASSERT_EQUAL(kf_block_state(a, 20), QK_BLOCK_BURNED);
+    sodium_memzero(dropped, BL);
+    sodium_memzero(late, BL);
+    kf_pair_close(&P);
+}
+
 int suite_sync(void)
 {
     CU_pSuite s = CU_add_suite("sync", NULL, NULL);
     if (!s || !CU_add_test(s, "inventory settles both ends", test_inventory_both_ends) ||
-        !CU_add_test(s, "stale unknown block burned", test_stale_unknown_block_burned))
+        !CU_add_test(s, "stale unknown block burned", test_stale_unknown_block_burned) ||
+        !CU_add_test(s, "dropped twin burned within seconds",
+                     test_dropped_twin_burned_within_seconds))
         return -1;
     return 0;
 }
