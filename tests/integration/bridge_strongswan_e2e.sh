@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers.
-# bridge_strongswan_e2e.sh - about 30 s. Needs root: it creates two network namespaces and
+# bridge_strongswan_e2e.sh - about 45 s. Needs root: it creates two network namespaces and
 # bind mounts inside them; skips (77) only when not root.
 # Two namespaces joined by veth, a strongSwan charon in each (userspace ESP through
 # kernel-libipsec), the two KMEs of tests/lib/etsi_pair.sh fed by qk-feeder, two qkd-bridge.
 # Shows: the tunnel comes up with a PPK from the KMS and carries ping; three rotations, each
 # confirmed by both charons ("using PPK for PPK_ID '<key ID>'", list-sas ppk=yes) with a key ID
 # that KME_A delivered (enc_keys) and KME_B delivered (dec_keys); a KME outage keeps the tunnel
-# up and rotation resumes by itself; a responder without the key: the initiator reports it and
-# no SA comes up without PPK; recovery after the responder bridge is back. Every wait is on a
-# condition (bridge status, charon log lines), bounded (tests/lib/wait.sh).
+# up and rotation resumes by itself; a responder that supports PPK (it announces USE_PPK) but
+# lacks the PPK_ID: AUTHENTICATION_FAILED and no SA on either charon (swanctl --list-sas in each
+# namespace); a responder without any PPK: the initiator refuses to fall back, no SA; recovery
+# after the responder bridge is back. Every wait is on a condition (bridge status, charon log
+# lines), bounded (tests/lib/wait.sh).
 # shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -191,27 +193,69 @@ ping_ok || die "no ping after recovery"
 KEYS+=("$K")
 ok "KME_B back: rotation resumed by itself with $K"
 
-# ---- 4: a responder without the key -------------------------------------------------------
+# ---- 4: a responder that supports PPK but lacks this PPK_ID -----------------------------
+# RFC 8784 section 3: the responder announces USE_PPK in IKE_SA_INIT (strongSwan does so only
+# while it holds some PPK); the initiator then sends PPK_IDENTITY in IKE_AUTH, and a responder
+# that requires PPK but has none for that ID must fail the exchange (AUTHENTICATION_FAILED).
+# gw2 keeps a decoy PPK under another ID, so it supports PPK; only $K is missing.
 stop_bridge r
+vici gw2 load-shared id=qkd-decoy type=PPK data="0x$(hexrand 32)" "owners[]=decoy-$$" >/dev/null ||
+  die "load-shared of the decoy PPK on gw2"
 vici gw2 unload-shared id="qkd-$K" >/dev/null || die "unload-shared on gw2"
 vici gw2 get-shared | grep -q "qkd-$K" && die "gw2 still holds $K"
+vici gw2 get-shared | grep -q "qkd-decoy" || die "gw2 does not hold the decoy PPK"
+# since_mark G: the lines of G's charon log written after mark_logs
+declare -A MARK=()
+mark_logs() { local g; for g in gw1 gw2; do MARK[$g]=$(wc -l <"$T/$g/charon.log"); done; }
+since_mark() { tail -n +"$((MARK[$1] + 1))" "$T/$1/charon.log"; }
+# no_sa_anywhere: swanctl in each namespace lists no ESTABLISHED IKE SA and no INSTALLED child
+no_sa_anywhere() {
+  local g ns out
+  for g in gw1 gw2; do
+    [ $g = gw1 ] && ns=$NS1 || ns=$NS2
+    out=$(ip netns exec "$ns" swanctl --list-sas --uri "unix://$T/$g/charon.vici" 2>&1) ||
+      die "swanctl --list-sas on $g: $out"
+    if grep -q "ESTABLISHED\|INSTALLED" <<<"$out"; then echo "$out"; die "$g has an SA: $*"; fi
+  done
+}
+mark_logs
 # shellcheck disable=SC2034 # read by the wait_for conditions
 gerr=$(stv i .gateway_errors)
 vici gw1 terminate ike=qkd timeout=5000 >/dev/null 2>&1
-wait_for '[ "$(stv i .gateway_errors)" -gt "$gerr" ]' 20 "the initiator to report the failed SA" ||
-  { st i; die "initiator did not report the failed SA"; }
-stv i .last_error | grep -q "NOT\|without PPK\|failed" || { st i; die "last_error does not explain the failure"; }
-# The supervisor re-establishes a lost SA with the same PPK (retry_min 1 s, doubling): let it
-# try again and fail again before looking for an SA that came up without the PPK.
-wait_for '[ "$(stv i .gateway_errors)" -ge $((gerr + 2)) ]' 30 "a second failed attempt" ||
-  { st i; die "the initiator did not retry the SA"; }
-for g in gw1 gw2; do
-  sas $g | grep -q "state = ESTABLISHED" && { sas $g; die "$g has an ESTABLISHED IKE SA although the responder lacks the PPK"; }
-done
+# The supervisor re-establishes a lost SA with the same PPK (retry_min 1 s, doubling): wait for
+# two failed attempts, each refused by gw2 for want of $K.
+wait_for '[ "$(stv i .gateway_errors)" -ge $((gerr + 2)) ]' 30 "two failed attempts" ||
+  { st i; die "the initiator did not report two failed SAs"; }
+wait_for 'since_mark gw2 | grep -q "PPK required but no PPK found for '"'"'$K'"'"'"' 10 \
+  "gw2 to refuse PPK_ID $K" || die "gw2 did not refuse PPK_ID $K for want of the PPK"
+since_mark gw2 | grep "generating IKE_SA_INIT response" | grep -q "N(USE_PPK)" ||
+  die "gw2 did not announce USE_PPK: this phase needs a responder that supports PPK"
+since_mark gw2 | grep -q "using PPK for PPK_ID '$K'" && die "gw2 used PPK $K, which it must not hold"
+since_mark gw1 | grep -q "received AUTHENTICATION_FAILED" ||
+  die "gw1 was not told AUTHENTICATION_FAILED"
+since_mark gw1 | grep -q "PPK required but peer does not support PPK" &&
+  die "gw1 says gw2 offers no PPK: the decoy PPK did not make gw2 support PPK"
+no_sa_anywhere "the responder lacks PPK_ID $K"
 ping_ok && die "traffic crosses without an SA"
-grep -q "no PPK for '$K' found\|AUTHENTICATION_FAILED\|PPK required but peer does not support PPK" "$T/gw2/charon.log" "$T/gw1/charon.log" || die "no PPK refusal in the charon logs"
 [ "$(stv i .sa.up)" = false ] || die "initiator claims an SA"
-ok "responder without the key: initiator reports it, no SA comes up without PPK"
+stv i .last_error | grep -q "NOT\|without PPK\|failed" || { st i; die "last_error does not explain the failure"; }
+ok "responder supports PPK but lacks PPK_ID $K: AUTHENTICATION_FAILED, no SA on either side"
+
+# ---- 4b: a responder without any PPK -------------------------------------------------------
+# gw2 now holds no PPK at all and announces no USE_PPK: the initiator must refuse to fall back
+# to an SA without PPK (ppk_required = yes).
+vici gw2 unload-shared id=qkd-decoy >/dev/null || die "unload-shared of the decoy on gw2"
+mark_logs
+# shellcheck disable=SC2034 # read by the wait_for condition
+gerr=$(stv i .gateway_errors)
+wait_for '[ "$(stv i .gateway_errors)" -ge $((gerr + 2)) ]' 30 "two more failed attempts" ||
+  { st i; die "the initiator did not retry the SA"; }
+since_mark gw1 | grep -q "PPK required but peer does not support PPK" ||
+  die "gw1 did not refuse a responder without PPK support"
+no_sa_anywhere "the responder has no PPK"
+ping_ok && die "traffic crosses without an SA"
+[ "$(stv i .sa.up)" = false ] || die "initiator claims an SA"
+ok "responder without any PPK: the initiator refuses to fall back, no SA comes up"
 
 # ---- 5: recovery ---------------------------------------------------------------------------
 start_bridge r
