@@ -13,7 +13,8 @@
 #   etsi_url A|B              https://127.0.0.1:PORT of the ETSI listener
 #   admin_metrics A|B         GET /metrics from the admin listener
 #   sae_curl SAE ARGS...      curl with SAE's client certificate (CA-verified)
-# Tunables before pair_init: PAIR_KEYS_EXTRA (lines appended to [keys]).
+# Tunables before pair_init: PAIR_KEYS_EXTRA (lines appended to [keys]), PAIR_LINK_EXTRA
+# (lines appended to each [link] section).
 #
 # SKIP (draft-cisco-skip-02), after pair_init and before pair_start:
 #   pair_skip_conf A|B MODE [EXTRA]  add a skip listener (MODE psk|psk-or-mtls|mtls|server-cert),
@@ -128,6 +129,7 @@ connect_timeout = 1s
 [link KME_$p]
 peer_url = https://127.0.0.1:${PEERPORT[$p]}
 device_identity = qkd-sim
+${PAIR_LINK_EXTRA:-}
 
 [sae SAE_A1]
 kme = KME_A
