@@ -301,7 +301,11 @@ static void do_health(peer_call *p)
 
 /* ---- inventory -------------------------------------------------------------------------- */
 
-static qk_inv_status inventory_one(peer_call *p, uint64_t bid, const uint8_t digest[QK_CHECK_LEN])
+/* One block of an inventory. A store error sets *failed: the whole call is answered 500, never
+ * "unknown" for a block this end may hold (the asker burns a block the peer answers "unknown"
+ * for once it is older than its pending_grace: peer/sync.h). */
+static qk_inv_status inventory_one(peer_call *p, uint64_t bid, const uint8_t digest[QK_CHECK_LEN],
+                                   bool *failed)
 {
     qk_store *st = qk_kms_store(p->kms);
     const char *link = p->link->cfg->link_id;
@@ -313,6 +317,7 @@ static qk_inv_status inventory_one(peer_call *p, uint64_t bid, const uint8_t dig
         return QK_INV_UNKNOWN;
     if (rc != 0) {
         QK_ERROR("inventory: block %llu: %s", (unsigned long long)bid, err.msg);
+        *failed = true;
         return QK_INV_UNKNOWN;
     }
     if (state == QK_BLOCK_BURNED)
@@ -323,6 +328,7 @@ static qk_inv_status inventory_one(peer_call *p, uint64_t bid, const uint8_t dig
         if (state == QK_BLOCK_PENDING &&
             qk_store_block_set_state(st, link, bid, QK_BLOCK_CONFIRMED, &err) != 0) {
             QK_ERROR("inventory: confirm block %llu: %s", (unsigned long long)bid, err.msg);
+            *failed = true;
             return QK_INV_UNKNOWN;
         }
         return QK_INV_MATCH;
@@ -345,14 +351,20 @@ static void do_inventory(peer_call *p)
         bad_body(p, &err); /* everything is validated before anything is acted on */
     } else if (link_ok(p, q->link)) {
         memset(a, 0, sizeof *a);
-        for (size_t i = 0; i < q->n; i++) {
+        bool failed = false;
+        for (size_t i = 0; i < q->n && !failed; i++) {
             a->blocks[i].block_id = q->blocks[i].block_id;
-            a->blocks[i].status = inventory_one(p, q->blocks[i].block_id, q->blocks[i].digest);
+            a->blocks[i].status =
+                inventory_one(p, q->blocks[i].block_id, q->blocks[i].digest, &failed);
         }
         a->n = q->n;
         char *body = NULL;
-        int rc = qk_peer_inventory_answer_encode(a, &body, &err);
-        reply_ok(p, rc, body);
+        if (failed) {
+            reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error (asked again later)");
+        } else {
+            int rc = qk_peer_inventory_answer_encode(a, &body, &err);
+            reply_ok(p, rc, body);
+        }
     }
     free(q);
     free(a);

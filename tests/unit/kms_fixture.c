@@ -3,6 +3,7 @@
 
 #include <CUnit/CUnit.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,4 +286,26 @@ int kf_block_state(qk_store *st, uint64_t id)
     int rc = qk_store_block_digest(st, KF_LINK, id, dg, &bs, &err);
     CU_ASSERT(rc == 0 || rc == QK_ENOTFOUND);
     return rc == 0 ? (int)bs : -1;
+}
+
+int kf_block_sql(const kf_kme *f, const char *sql, int64_t arg, uint64_t id)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/data/store.db", f->dir.dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_int64(st, 1, arg) == SQLITE_OK &&
+        sqlite3_bind_text(st, 2, KF_LINK, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)id) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1)
+        rc = 0;
+    else
+        fprintf(stderr, "kf_block_sql: %s\n", db ? sqlite3_errmsg(db) : "no database");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
 }

@@ -66,5 +66,9 @@ void kf_put_pending(qk_store *st, uint64_t id, const uint8_t *bytes, size_t len)
 /* The state of block id of KF_LINK at st; -1 when st does not hold it (any other store error
  * fails a CUnit assertion). */
 int kf_block_state(qk_store *st, uint64_t id);
+/* Run sql on f's database through a connection of its own (what the store cannot be asked to do:
+ * backdate a block, damage a row), with ?1 = arg, ?2 = KF_LINK, ?3 = block id; it must change
+ * exactly one row. 0, or -1 (prints why). */
+int kf_block_sql(const kf_kme *f, const char *sql, int64_t arg, uint64_t id);
 
 #endif

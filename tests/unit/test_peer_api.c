@@ -3,7 +3,8 @@
  * KF_PEER). The inventory (docs/qkd-kmed.md, "Peer API"): every block is answered by
  * comparing the caller's digest with this end's - equal: "match" (a pending block becomes
  * confirmed), different: "mismatch" and the block is burned here, burned here: "burned", not
- * held here: "unknown"; a body naming another link is refused (403) and changes nothing.
+ * held here: "unknown"; a store error answers the whole call 500, never "unknown"; a body
+ * naming another link is refused (403) and changes nothing.
  * Leases and notices (docs/adr/0002-key-store.md, "Leases and notices"): B's ask, computed by
  * its store, is granted (again when repeated), refused for the wrong side (400), another link
  * (403), an unknown block (404), a range A carved from (409 collision), and a differing check
@@ -177,6 +178,38 @@ static void test_inventory_burns_confirmed_mismatch(void)
     sodium_memzero(mat, sizeof mat);
     sodium_memzero(mine, BL);
     sodium_memzero(theirs, BL);
+    kf_pair_close(&P);
+}
+
+/* A store error answers the whole inventory 500 (internal), never "unknown": the asker burns a
+ * block the peer answers "unknown" for once it is past its pending_grace (peer/sync.h), and this
+ * end may hold it. Block 9's digest row at A is damaged (a store error at the lookup). */
+static void test_inventory_store_error_500(void)
+{
+    CU_ASSERT_FATAL(kf_pair_open(&P, NULL, NULL) == 0);
+    qk_store *a = qk_kms_store(P.a.kms), *b = qk_kms_store(P.b.kms);
+    uint8_t blk[BL];
+    randombytes_buf(blk, BL);
+    kf_put_pending(a, 9, blk, BL);
+    kf_put_pending(b, 9, blk, BL);
+    CU_ASSERT_EQUAL_FATAL(kf_block_sql(&P.a,
+                                       "UPDATE blocks SET digest = zeroblob(?1) WHERE link = ?2"
+                                       " AND block_id = ?3",
+                                       1, 9),
+                          0);
+    static const uint64_t ids[1] = {9};
+    char *body = inventory_body(KF_LINK, ids, 1);
+    qk_http_reply rep;
+    call_a("POST", "/peer/v1/inventory", body, &rep);
+    free(body);
+    CU_ASSERT_EQUAL(rep.status, 500);
+    CU_ASSERT_PTR_NOT_NULL(rep.body);
+    if (rep.body) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(rep.body, "\"reason\":\"internal\""));
+        CU_ASSERT_PTR_NULL(strstr(rep.body, "unknown"));
+    }
+    qk_http_reply_clear(&rep);
+    sodium_memzero(blk, BL);
     kf_pair_close(&P);
 }
 
@@ -756,6 +789,8 @@ int suite_peer_api(void)
         !CU_add_test(s, "inventory burns a confirmed block that differs",
                      test_inventory_burns_confirmed_mismatch) ||
         !CU_add_test(s, "inventory of another link refused", test_inventory_other_link) ||
+        !CU_add_test(s, "inventory store error answers 500, not unknown",
+                     test_inventory_store_error_500) ||
         !CU_add_test(s, "lease granted, again idempotent", test_lease_granted) ||
         !CU_add_test(s, "lease refused: side, link, block, body, collision", test_lease_refused) ||
         !CU_add_test(s, "lease answered 400 settled as refused", test_lease_bad_range_refused) ||

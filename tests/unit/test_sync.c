@@ -9,7 +9,6 @@
  * Every wait is on a block state, bounded. */
 #include <CUnit/CUnit.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,31 +101,13 @@ static void test_inventory_both_ends(void)
     kf_pair_close(&P);
 }
 
-/* Make block id of B look received long ago (older than the default pending_grace), through a
- * separate connection to B's database. 0 or -1. */
+/* Make block id of B look received long ago (older than the default pending_grace). */
 static int age_block(uint64_t id)
 {
-    char path[256];
-    snprintf(path, sizeof path, "%s/data/store.db", P.b.dir.dir);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
-        sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
-        sqlite3_prepare_v2(db,
-                           "UPDATE blocks SET received_at = received_at - ? WHERE link = ?"
-                           " AND block_id = ?",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_bind_int64(st, 1, 2 * QK_CFG_DEFAULT_PENDING_GRACE_S) == SQLITE_OK &&
-        sqlite3_bind_text(st, 2, KF_LINK, -1, SQLITE_STATIC) == SQLITE_OK &&
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)id) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db) == 1)
-        rc = 0;
-    else
-        fprintf(stderr, "age_block: %s\n", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return rc;
+    return kf_block_sql(&P.b,
+                        "UPDATE blocks SET received_at = received_at - ?1 WHERE link = ?2"
+                        " AND block_id = ?3",
+                        2 * QK_CFG_DEFAULT_PENDING_GRACE_S, id);
 }
 
 /* A block the peer never reported holding is burned once it is stale; a fresh one is kept. */
