@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kmed_pending_drop.sh - a block the device dropped on its way to one KME is burned at the other
 # within seconds, not left PENDING there (docs/qkd-kmed.md "How the KME uses its peers", sync
-# thread; kmed.conf [link] pending_grace, here 2 s). Two qkd-kmed (tests/lib/etsi_pair.sh) fed
+# thread; kmed.conf [link] pending_grace, here 3 s). Two qkd-kmed (tests/lib/etsi_pair.sh) fed
 # by the real simulator (qkd-sim run) over their device API. For each end X in b, a: the
 # simulator's `drop X` fault until it has dropped two blocks, then `drop none`; the other KME
 # burns exactly the blocks the simulator reports dropped (qkd_sim_link_blocks_total{result=
@@ -12,7 +12,7 @@
 # Quick (about 20 s).
 # shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
-export PAIR_LINK_EXTRA="pending_grace = 2s"
+export PAIR_LINK_EXTRA="pending_grace = 3s"
 # shellcheck source=../lib/etsi_pair.sh
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 # shellcheck source=../lib/wait.sh
@@ -90,7 +90,7 @@ drop_toward() {
   wait_for '[ "$(sim_blocks delivered)" -gt "$dl0" ]' 20 "a block delivered after the fault" ||
     fail "no block delivered after drop none"
   n=$(($(sim_blocks dropped) - d0))
-  wait_for '[ $(($(burned "$keep") - k0)) -ge "$n" ]' 10 "KME_$keep to burn the $n dropped blocks" ||
+  wait_for '[ $(($(burned "$keep") - k0)) -ge "$n" ]' 12 "KME_$keep to burn the $n dropped blocks" ||
     fail "KME_$keep burned $(($(burned "$keep") - k0)) of the $n blocks dropped toward KME_$lost"
   t1=$(now_s)
   [ $(($(burned "$keep") - k0)) = "$n" ] ||
