@@ -259,6 +259,13 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (o.check) {
+        /* The files start-up reads, checked as start-up checks them (a master key file or a
+         * PSK file readable by others, a bad fingerprint map): the same functions. */
+        if (qk_kms_check_files(cfg, &err) != 0 || qk_listeners_check(cfg, &err) != 0) {
+            fprintf(stderr, "%s: %s\n", path, err.msg);
+            free(cfg);
+            return EXIT_CONFIG;
+        }
         printf("%s: valid\n", path);
         free(cfg);
         return 0;

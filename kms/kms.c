@@ -70,6 +70,18 @@ static int load_master_key(const qk_kmed_config *cfg, uint8_t key[QK_MASTER_KEY_
     return 0;
 }
 
+int qk_kms_check_files(const qk_kmed_config *cfg, qk_err *err)
+{
+    if (!cfg->master_key_file[0])
+        return 0;
+    uint8_t *mk = qk_secure_alloc(QK_MASTER_KEY_LEN);
+    if (!mk)
+        return qk_err_set(err, QK_ENOMEM, "out of secure memory");
+    int rc = load_master_key(cfg, mk, err);
+    qk_secure_free(mk);
+    return rc;
+}
+
 static int open_store(qk_kms *k, qk_err *err)
 {
     const qk_kmed_config *cfg = k->cfg;
