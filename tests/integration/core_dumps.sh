@@ -4,7 +4,8 @@
 # that has just delivered a key over ETSI 014 is killed with SIGSEGV: it leaves no core file
 # (non-dumpable, core limit 0: common/coredump.c); were one left, it must not hold the key
 # (grep for the base64 key). Then the same with --allow-core-dumps: a core file IS written
-# (so that the first check can fail) and the log says loudly that cores are allowed.
+# (so that the first check can fail) and the log says loudly that cores are allowed. Then the
+# same two cases for qkd-sim run, killed after it delivered a block to the KMEs.
 # Needs root (it sets /proc/sys/kernel/core_pattern, restored on exit); CI runs as root.
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
@@ -71,5 +72,51 @@ pair_stop A SEGV
 n=$(cores | wc -l)
 [ "$n" -ge 1 ] || fail "KME_A (pid $pid) with --allow-core-dumps left no core file in $CORES"
 ok "with --allow-core-dumps a core file is written ($n; the delivered key in $(cores_with_key) of them) and the log warns"
+rm -f "$CORES"/core.*
+
+# ---- 3. qkd-sim, which holds the blocks it delivers: the same, without and with the flag -------
+SIM=$BUILD/bin/qkd-sim
+qk_need_bin "$SIM"
+# shellcheck source=/dev/null
+. "$ROOT/tests/lib/wait.sh"
+pair_start A
+cat >"$T/sim.conf" <<EOF
+[sim]
+control = 127.0.0.1:0
+state_file = $T/sim.state
+log_file = $T/sim.log
+
+[device]
+ca = $T/pki/ca.crt
+cert = $(crt qkd-sim)
+key = $(key qkd-sim)
+
+[link $LINK]
+kme_a_url = $(device_url A)
+kme_b_url = $(device_url B)
+distance = 5
+time_scale = 20
+EOF
+# sim_crash [FLAG]: start qkd-sim, wait until KME_A's pool grew (a block delivered), SIGSEGV it.
+sim_crash() {
+  local pid pool0
+  pool0=$(admin_metric A qkd_pool_bytes "link=\"$LINK\"")
+  "$SIM" run ${1:+"$1"} "$T/sim.conf" >>"$T/sim.out" 2>&1 &
+  pid=$!
+  PID["sim"]=$pid
+  wait_for "[ \"\$(admin_metric A qkd_pool_bytes 'link=\"$LINK\"')\" -gt $pool0 ]" 30 \
+    "a block from qkd-sim at KME_A" || { cat "$T/sim.out"; fail "qkd-sim delivered nothing"; }
+  kill -SEGV "$pid"
+  wait "$pid" 2>/dev/null
+  PID["sim"]=
+}
+sim_crash
+[ "$(cores | wc -l)" = 0 ] || fail "qkd-sim left a core file after SIGSEGV: $(cores | tr '\n' ' ')"
+grep -q "core dumps ALLOWED" "$T/sim.log" && fail "qkd-sim's log says cores are allowed without the flag"
+ok "qkd-sim: SIGSEGV after delivering a block leaves no core file"
+sim_crash --allow-core-dumps
+[ "$(cores | wc -l)" -ge 1 ] || fail "qkd-sim with --allow-core-dumps left no core file"
+grep -q "level=warn.*core dumps ALLOWED" "$T/sim.log" || fail "no warning in qkd-sim's log"
+ok "qkd-sim with --allow-core-dumps: a core file is written and the log warns"
 rm -f "$CORES"/core.*
 echo "PASS: core_dumps"
