@@ -5,8 +5,10 @@
 
 #include <stdbool.h>
 
-/* The command-line flag of every daemon that turns the protection off (for debugging). */
-#define QK_CORE_DUMPS_FLAG "--allow-core-dumps"
+/* The command-line flag of every daemon that turns the protection off (for debugging): the
+ * long option's name (getopt_long) and the flag as written. */
+#define QK_CORE_DUMPS_OPTION "allow-core-dumps"
+#define QK_CORE_DUMPS_FLAG   "--" QK_CORE_DUMPS_OPTION
 
 /* Unless allow: make the process non-dumpable (prctl(2) PR_SET_DUMPABLE 0: the kernel writes
  * no core file for it, whatever core_pattern says, and a process of the same user can no

@@ -16,7 +16,7 @@ int qkb_cli_parse_opts(int argc, char **argv, qkb_cli_opts *o)
                                        {"port-file", required_argument, NULL, 'p'},
                                        {"key-id", required_argument, NULL, 'k'},
                                        {"json", no_argument, NULL, 'j'},
-                                       {QK_CORE_DUMPS_FLAG + 2, no_argument, NULL, 'D'},
+                                       {QK_CORE_DUMPS_OPTION, no_argument, NULL, 'D'},
                                        {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     optind = 1;

@@ -62,7 +62,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"check-config", required_argument, NULL, OPT_CHECK},
         {"foreground", no_argument, NULL, 'f'},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
-        {QK_CORE_DUMPS_FLAG + 2, no_argument, NULL, OPT_ALLOW_CORES},
+        {QK_CORE_DUMPS_OPTION, no_argument, NULL, OPT_ALLOW_CORES},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},

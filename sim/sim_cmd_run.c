@@ -97,7 +97,7 @@ int qk_sim_cmd_run(int argc, char **argv)
     static const struct option lo[] = {
         {"port-file", required_argument, NULL, 'p'},
         {"check", no_argument, NULL, 'c'},
-        {QK_CORE_DUMPS_FLAG + 2, no_argument, NULL, 'a'},
+        {QK_CORE_DUMPS_OPTION, no_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
