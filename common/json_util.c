@@ -14,30 +14,40 @@
  * as 2^53), so only the "safe" range |v| <= 2^53 - 1 is accepted. */
 #define QK_JSON_MAX_EXACT 9007199254740991.0
 
-/* Check nesting depth outside strings; returns 0 or -1. */
-static int check_depth(const char *s, size_t len)
+/* One pass over the raw text before cJSON sees it: nesting depth outside strings, and escapes
+ * inside strings. A "\u0000" escape (RFC 8259 section 7 allows any code point, U+0000
+ * included) would decode into a NUL that cuts the C string cJSON hands back, so that
+ * "SAE_B2\u0000x" would read as "SAE_B2": no API of ours has a use for U+0000, so any string
+ * (value or member name) that decodes to a NUL is refused. A surrogate pair never decodes to
+ * U+0000, so the one spelling to look for is \u followed by four zero digits. */
+enum prescan { PRESCAN_OK, PRESCAN_DEEP, PRESCAN_NUL_ESCAPE };
+
+static enum prescan prescan(const char *s, size_t len)
 {
     unsigned depth = 0;
     bool in_str = false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (in_str) {
-            if (c == '\\')
+            if (c == '\\') {
+                if (i + 5 < len && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
+                    return PRESCAN_NUL_ESCAPE;
                 i++; /* skip the escaped character */
-            else if (c == '"')
+            } else if (c == '"') {
                 in_str = false;
+            }
             continue;
         }
         if (c == '"') {
             in_str = true;
         } else if (c == '[' || c == '{') {
             if (++depth > QK_JSON_MAX_DEPTH)
-                return -1;
+                return PRESCAN_DEEP;
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
         }
     }
-    return 0;
+    return PRESCAN_OK;
 }
 
 cJSON *qk_json_parse(const char *buf, size_t len, size_t max_len, qk_err *err)
@@ -58,8 +68,14 @@ cJSON *qk_json_parse(const char *buf, size_t len, size_t max_len, qk_err *err)
         qk_err_set(err, QK_EINVAL, "invalid JSON: NUL byte in body");
         return NULL;
     }
-    if (check_depth(buf, len) != 0) {
+    switch (prescan(buf, len)) {
+    case PRESCAN_OK:
+        break;
+    case PRESCAN_DEEP:
         qk_err_set(err, QK_EINVAL, "invalid JSON: nesting deeper than %d", QK_JSON_MAX_DEPTH);
+        return NULL;
+    case PRESCAN_NUL_ESCAPE:
+        qk_err_set(err, QK_EINVAL, "invalid JSON: a string decodes to a NUL (\\u0000)");
         return NULL;
     }
     /* The input need not be NUL-terminated: parse a bounded, terminated copy. */

@@ -55,11 +55,13 @@ static void fail_method(etsi_call *x, const char *allow)
 }
 
 /* Map a core error to the ETSI answer; the internal message goes to the log only when it may
- * describe server internals. */
-static void fail_core(etsi_call *x, const qk_err *err, bool fetch)
+ * describe server internals. why: the peer's reason of a QK_EPEER (qk_key_batch.peer_fail):
+ * "not reachable", or "refused the keys (storage|limit|mismatch|refused)" (issue 17). */
+static void fail_core(etsi_call *x, const qk_err *err, bool fetch, qk_peer_fail why)
 {
     const char *msg = err->msg[0] ? err->msg : qk_status_name(err->code);
     const char *pub;
+    char refused[96];
     switch (err->code) {
     case QK_EINVAL:
     case QK_ELIMIT:
@@ -84,6 +86,11 @@ static void fail_core(etsi_call *x, const qk_err *err, bool fetch)
         break;
     case QK_EPEER:
         pub = "the KME of the slave SAE is not reachable";
+        if (why != QK_PEER_FAIL_UNREACHABLE) {
+            snprintf(refused, sizeof refused, "the KME of the slave SAE refused the keys (%s)",
+                     qk_peer_fail_name(why));
+            pub = refused;
+        }
         break;
     default:
         pub = "error on server side";
@@ -129,7 +136,7 @@ static void do_status(etsi_call *x, const char *slave)
     qk_err err = {0};
     if (qk_kms_stored_count(x->k, x->caller, slave, &outstanding, &err) != 0 ||
         (!local && qk_kms_pool_status(x->k, target, &ps, &err) != 0)) {
-        fail_core(x, &err, false);
+        fail_core(x, &err, false, QK_PEER_FAIL_UNREACHABLE);
         return;
     }
     uint64_t stored = qk_etsi_stored_key_count(lim, local, outstanding, ps.bytes_available);
@@ -248,7 +255,7 @@ static void do_enc(etsi_call *x, const char *slave, bool post)
     qk_key_batch b;
     memset(&b, 0, sizeof b);
     if (qk_kms_reserve(x->k, &req, &b, &err) != 0) {
-        fail_core(x, &err, false);
+        fail_core(x, &err, false, b.peer_fail);
         goto out;
     }
     reply_keys(x, &b);
@@ -315,7 +322,7 @@ static void do_dec(etsi_call *x, const char *master, bool post)
     qk_key_batch b;
     memset(&b, 0, sizeof b);
     if (qk_kms_fetch(x->k, x->caller, master, ptrs, n, &b, &err) != 0) {
-        fail_core(x, &err, true);
+        fail_core(x, &err, true, QK_PEER_FAIL_UNREACHABLE);
     } else {
         reply_keys(x, &b);
         qk_key_batch_free(&b);

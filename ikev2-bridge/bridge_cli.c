@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coredump.h"
+
 int qkb_cli_parse_opts(int argc, char **argv, qkb_cli_opts *o)
 {
     static const struct option lo[] = {{"config", required_argument, NULL, 'c'},
@@ -14,6 +16,7 @@ int qkb_cli_parse_opts(int argc, char **argv, qkb_cli_opts *o)
                                        {"port-file", required_argument, NULL, 'p'},
                                        {"key-id", required_argument, NULL, 'k'},
                                        {"json", no_argument, NULL, 'j'},
+                                       {QK_CORE_DUMPS_OPTION, no_argument, NULL, 'D'},
                                        {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     optind = 1;
@@ -34,6 +37,9 @@ int qkb_cli_parse_opts(int argc, char **argv, qkb_cli_opts *o)
             break;
         case 'j':
             o->json = true;
+            break;
+        case 'D':
+            o->allow_cores = true;
             break;
         default:
             return -1;

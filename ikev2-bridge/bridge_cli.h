@@ -8,10 +8,11 @@
 #include "bridge_config.h"
 #include "http_client.h"
 
-/* -c/--config CONF, --admin URL, --port-file F, --key-id ID, --json. */
+/* -c/--config CONF, --admin URL, --port-file F, --key-id ID, --json, --allow-core-dumps (run
+ * only: coredump.h). */
 typedef struct {
     const char *conf, *admin, *port_file, *key_id;
-    bool json;
+    bool json, allow_cores;
 } qkb_cli_opts;
 
 /* 0, or -1 on an unknown option or a stray argument (the caller prints its usage). */

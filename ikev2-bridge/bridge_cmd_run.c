@@ -1,6 +1,8 @@
-/* bridge_cmd_run.c - `qkd-bridge run -c CONFIG [--port-file FILE]`: the daemon. SIGTERM and
- * SIGINT stop it, SIGUSR1 asks for a rotation, SIGHUP reopens the log (bridge_daemon.h); with
- * --port-file, the admin and channel ports are written there once both listen. */
+/* bridge_cmd_run.c - `qkd-bridge run -c CONFIG [--port-file FILE] [--allow-core-dumps]`: the
+ * daemon. SIGTERM and SIGINT stop it, SIGUSR1 asks for a rotation, SIGHUP reopens the log
+ * (bridge_daemon.h); with --port-file, the admin and channel ports are written there once both
+ * listen; without --allow-core-dumps the process is non-dumpable with a core limit of 0
+ * (coredump.h). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include "bridge_cli.h"
 #include "bridge_cmds.h"
 #include "bridge_daemon.h"
+#include "coredump.h"
 #include "log.h"
 #include "qk_cli.h"
 #include "qkdclient.h"
@@ -37,7 +40,8 @@ int qkb_cmd_run(int argc, char **argv)
 {
     qkb_cli_opts o;
     if (qkb_cli_parse_opts(argc, argv, &o)) {
-        fprintf(stderr, "usage: qkd-bridge run -c CONFIG [--port-file FILE]\n");
+        fprintf(stderr,
+                "usage: qkd-bridge run -c CONFIG [--port-file FILE] [--allow-core-dumps]\n");
         return 2;
     }
     qkb_config *cfg = malloc(sizeof *cfg);
@@ -52,6 +56,11 @@ int qkb_cmd_run(int argc, char **argv)
     qk_log_level_parse(cfg->log_level, &lvl);
     if (qk_log_open(cfg->log_file[0] ? cfg->log_file : NULL, lvl, "qkd-bridge") != 0) {
         fprintf(stderr, "qkd-bridge: cannot open log %s: %s\n", cfg->log_file, strerror(errno));
+        free(cfg);
+        return 1;
+    }
+    /* Before any key is fetched or any secret file read (issue 17, core dumps). */
+    if (qk_core_dumps_limit(o.allow_cores) != 0) {
         free(cfg);
         return 1;
     }

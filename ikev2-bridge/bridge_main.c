@@ -8,7 +8,8 @@
 #include "secbuf.h"
 
 static const qk_cli_cmd CMDS[] = {
-    {"run", qkb_cmd_run, "-c CONFIG [--port-file FILE]", "run the bridge daemon"},
+    {"run", qkb_cmd_run, "-c CONFIG [--port-file FILE] [--allow-core-dumps]",
+     "run the bridge daemon"},
     {"status", qkb_cmd_status, "(-c CONFIG | --admin URL) [--json]",
      "key, SA, PPK and errors of a running bridge"},
     {"rotate", qkb_cmd_rotate, "(-c CONFIG | --admin URL)", "rotate the key now"},

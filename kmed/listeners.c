@@ -35,6 +35,19 @@ static const char *skip_tls12_ciphers(qk_tls_mode mode)
     }
 }
 
+/* Load the PSK table and fingerprint map listener kind names into ls (start and check). */
+static int load_tables(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_kind kind,
+                       qk_err *err)
+{
+    const qk_listener_cfg *l = &cfg->listeners[kind];
+    const char *name = qk_listener_kind_name(kind);
+    if (l->psk_file[0] && qk_psk_table_load(l->psk_file, &ls->psks[kind], err) != 0)
+        return qk_err_prefix(err, "%s listener", name);
+    if (l->fingerprint_map[0] && qk_fp_map_load(l->fingerprint_map, &ls->fps[kind], err) != 0)
+        return qk_err_prefix(err, "%s listener", name);
+    return 0;
+}
+
 static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_kind kind,
                      qk_http_handler *handler, qk_err *err)
 {
@@ -42,6 +55,9 @@ static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_ki
     const char *name = qk_listener_kind_name(kind);
     if (!handler)
         return qk_err_set(err, QK_EINVAL, "%s listener: not implemented yet", name);
+    int rc = load_tables(ls, cfg, kind, err);
+    if (rc != 0)
+        return rc;
     qk_listener_config lc;
     memset(&lc, 0, sizeof lc);
     lc.name = name;
@@ -54,16 +70,11 @@ static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_ki
     if (kind == QK_LST_SKIP)
         lc.tls.tls12_ciphers = skip_tls12_ciphers(l->mode);
     if (l->psk_file[0]) {
-        if (qk_psk_table_load(l->psk_file, &ls->psks[kind], err) != 0)
-            return qk_err_prefix(err, "%s listener", name);
         lc.tls.psks = &ls->psks[kind];
         lc.tls.psk_hash = l->psk_hash;
     }
-    if (l->fingerprint_map[0]) {
-        if (qk_fp_map_load(l->fingerprint_map, &ls->fps[kind], err) != 0)
-            return qk_err_prefix(err, "%s listener", name);
+    if (l->fingerprint_map[0])
         lc.tls.fp_map = &ls->fps[kind];
-    }
     lc.handler = handler;
     lc.max_connections = l->max_connections;
     lc.handshake_timeout_ms = l->handshake_timeout_ms;
@@ -94,6 +105,19 @@ int qk_listeners_start(const qk_kmed_config *cfg, qk_http_handler *const handler
     }
     *out = ls;
     return 0;
+}
+
+int qk_listeners_check(const qk_kmed_config *cfg, qk_err *err)
+{
+    qk_listeners *ls = calloc(1, sizeof *ls);
+    if (!ls)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    int rc = 0;
+    for (int k = 0; k < QK_LST_COUNT && rc == 0; k++)
+        if (cfg->listeners[k].present)
+            rc = load_tables(ls, cfg, (qk_listener_kind)k, err);
+    qk_listeners_stop(ls); /* frees (and wipes) what was loaded */
+    return rc;
 }
 
 int qk_listeners_ports(const qk_listeners *ls, char sep, char *out, size_t cap)

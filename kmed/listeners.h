@@ -15,6 +15,10 @@ typedef struct qk_listeners qk_listeners;
  * err names the listener. */
 int qk_listeners_start(const qk_kmed_config *cfg, qk_http_handler *const handlers[QK_LST_COUNT],
                        qk_listeners **out, qk_err *err);
+/* What qk_listeners_start refuses in the files the listeners name, without binding anything
+ * (qkd-kmed --check-config): each PSK file (private mode, syntax) and fingerprint map, loaded
+ * and freed as at start. 0, or the error start-up would report. */
+int qk_listeners_check(const qk_kmed_config *cfg, qk_err *err);
 /* "name=port" of every running listener, each followed by sep, into out. 0 or -1 (too long). */
 int qk_listeners_ports(const qk_listeners *ls, char sep, char *out, size_t cap);
 /* Write "name=port" lines for every running listener (atomically: temp file + rename). */

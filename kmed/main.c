@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "coredump.h"
 #include "device_api.h"
 #include "device_source.h"
 #include "etsi014.h"
@@ -29,13 +30,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: qkd-kmed -c FILE [-f] [--port-file FILE]\n"
+    fprintf(f, "usage: qkd-kmed -c FILE [-f] [--port-file FILE] [--allow-core-dumps]\n"
                "       qkd-kmed --check-config FILE\n"
                "       qkd-kmed --help | --version\n"
                "  -c, --config FILE      run the KME configured in FILE (e.g. /etc/qkd/kmed.conf)\n"
                "      --check-config FILE  validate FILE and exit (0 valid, 2 invalid)\n"
                "  -f, --foreground       stay in the foreground (the default)\n"
                "      --port-file FILE   write listener=port lines once every listener is bound\n"
+               "      --allow-core-dumps  debugging only: leave core dumps on (by default the\n"
+               "                         process is non-dumpable, core limit 0: no key in a core)\n"
                "  -h, --help             this text\n"
                "      --version          print the version\n"
                "Signals: SIGTERM/SIGINT stop cleanly, SIGHUP reopens the log file.\n"
@@ -47,17 +50,19 @@ typedef struct {
     const char *config;
     const char *check;
     const char *port_file;
+    bool allow_cores;
 } options;
 
 /* Returns -1 to continue, else an exit code. */
 static int parse_options(int argc, char **argv, options *o)
 {
-    enum { OPT_CHECK = 256, OPT_PORT_FILE, OPT_VERSION };
+    enum { OPT_CHECK = 256, OPT_PORT_FILE, OPT_VERSION, OPT_ALLOW_CORES };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", required_argument, NULL, OPT_CHECK},
         {"foreground", no_argument, NULL, 'f'},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
+        {QK_CORE_DUMPS_OPTION, no_argument, NULL, OPT_ALLOW_CORES},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -75,6 +80,9 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case OPT_PORT_FILE:
             o->port_file = optarg;
+            break;
+        case OPT_ALLOW_CORES:
+            o->allow_cores = true;
             break;
         case 'h':
             usage(stdout);
@@ -251,6 +259,13 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (o.check) {
+        /* The files start-up reads, checked as start-up checks them (a master key file or a
+         * PSK file readable by others, a bad fingerprint map): the same functions. */
+        if (qk_kms_check_files(cfg, &err) != 0 || qk_listeners_check(cfg, &err) != 0) {
+            fprintf(stderr, "%s: %s\n", path, err.msg);
+            free(cfg);
+            return EXIT_CONFIG;
+        }
         printf("%s: valid\n", path);
         free(cfg);
         return 0;
@@ -260,6 +275,12 @@ int main(int argc, char **argv)
     if (qk_signals_block_stop(&set) != 0 ||
         qk_log_open(cfg->log_file, cfg->log_level, "qkd-kmed") != 0) {
         fprintf(stderr, "qkd-kmed: cannot open log %s\n", cfg->log_file);
+        free(cfg);
+        return 1;
+    }
+    /* Before the store, the master key or any TLS secret is read (issue 17, core dumps). */
+    if (qk_core_dumps_limit(o.allow_cores) != 0) {
+        qk_log_close();
         free(cfg);
         return 1;
     }

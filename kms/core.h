@@ -31,12 +31,34 @@ typedef struct {
     uint32_t size_bits; /* multiple of 8 within [min, max] */
 } qk_key_request;
 
+/* Why a call to a peer KME failed, as the SAE's answer and the metrics
+ * (qkd_peer_failures_total{reason}) tell it: no answer of the peer's own (unreachable: a
+ * transport error or time-out, or an error status without a reason, e.g. from a proxy or a
+ * busy worker pool), the peer's store failed (storage, e.g. a full disk), a max_key_count or
+ * size limit at the peer (limit), the two ends hold different key material (mismatch), or any
+ * other refusal (refused: collision, unknown block, bad request, internal). */
+typedef enum {
+    QK_PEER_FAIL_UNREACHABLE = 0,
+    QK_PEER_FAIL_STORAGE,
+    QK_PEER_FAIL_LIMIT,
+    QK_PEER_FAIL_MISMATCH,
+    QK_PEER_FAIL_REFUSED,
+    QK_PEER_FAIL_COUNT
+} qk_peer_fail;
+
+/* "unreachable", "storage", "limit", "mismatch", "refused"; "unreachable" out of range. */
+const char *qk_peer_fail_name(qk_peer_fail f);
+/* The reason of a failed peer call from the status it returned (kms/peer_client.h: a transport
+ * error, QK_ESTORAGE, QK_EQUOTA / QK_ELIMIT, QK_EMISMATCH, or another refusal). */
+qk_peer_fail qk_peer_fail_of(int status);
+
 typedef struct {
     size_t n;
     char (*ids)[QK_KEY_ID_LEN + 1]; /* malloc'ed, n entries */
     uint32_t *lens;                 /* bytes per key, n entries */
     uint8_t **keys;                 /* n pointers into material */
     uint8_t *material;              /* qk_secure_alloc'ed, sum of lens */
+    qk_peer_fail peer_fail;         /* qk_kms_reserve failed with QK_EPEER: the peer's reason */
 } qk_key_batch;
 
 /* Reserve `number` keys shared with target_kme for req->slaves. On success the keys are
@@ -49,9 +71,10 @@ typedef struct {
  * reported holding plus the keys on their way (refreshed from the peer when it refuses).
  * Errors: QK_EINVAL (bad size/number/slaves, unknown target), QK_EQUOTA (a same-KME pair
  * would exceed max_key_count; the message names the slave and how many keys it holds),
- * QK_ENOKEY (pool cannot satisfy, or the peer's pair would exceed max_key_count), QK_EPEER
- * (no granted room left and the peer unreachable or refusing leases; nothing is delivered),
- * QK_ESTORAGE. A failed request consumes nothing usable. */
+ * QK_EQUOTA also when the pair at the peer would exceed it (from the count the peer reported),
+ * QK_ENOKEY (pool cannot satisfy), QK_EPEER (no granted room left and the peer unreachable or
+ * refusing leases; nothing is delivered; out->peer_fail says why), QK_ESTORAGE (this KME's
+ * store). A failed request consumes nothing usable. */
 int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_err *err);
 
 /* Fetch keys reserved for `caller` (a slave identity) by ID, all or nothing, in the order

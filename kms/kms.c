@@ -70,6 +70,18 @@ static int load_master_key(const qk_kmed_config *cfg, uint8_t key[QK_MASTER_KEY_
     return 0;
 }
 
+int qk_kms_check_files(const qk_kmed_config *cfg, qk_err *err)
+{
+    if (!cfg->master_key_file[0])
+        return 0;
+    uint8_t *mk = qk_secure_alloc(QK_MASTER_KEY_LEN);
+    if (!mk)
+        return qk_err_set(err, QK_ENOMEM, "out of secure memory");
+    int rc = load_master_key(cfg, mk, err);
+    qk_secure_free(mk);
+    return rc;
+}
+
 static int open_store(qk_kms *k, qk_err *err)
 {
     const qk_kmed_config *cfg = k->cfg;
@@ -442,9 +454,10 @@ static int reserve_local(qk_kms *k, qk_reservation *r, size_t n, uint32_t len, q
 
 /* Slaves at the peer of link i: admit the request against the held estimate, carve it inside
  * this end's granted leases (committed at once, un-noticed), leasing synchronously when they
- * are exhausted (at most LEASES_PER_REQ exchanges), then wake the link's notifier. */
+ * are exhausted (at most LEASES_PER_REQ exchanges), then wake the link's notifier. After
+ * QK_EPEER, *why is the peer's reason. */
 static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n, uint32_t len,
-                          qk_key_ref *refs, uint8_t *material, qk_err *err)
+                          qk_key_ref *refs, uint8_t *material, qk_peer_fail *why, qk_err *err)
 {
     qk_link *l = &k->links[i];
     int rc = qk_kms_held_admit(k, i, r, n, err);
@@ -464,7 +477,7 @@ static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n
         if (want < k->cfg->lease_bytes)
             want = k->cfg->lease_bytes;
         bool asked = false;
-        rc = qk_kms_lease_more(k, i, want, seen, &asked, err);
+        rc = qk_kms_lease_more(k, i, want, seen, &asked, why, err);
         if (rc != 0)
             break;
         own += asked;
@@ -492,6 +505,7 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
     size_t li = local ? 0 : (size_t)(l - k->links);
     uint32_t len = req->size_bits / 8;
     size_t n = req->number;
+    qk_peer_fail why = QK_PEER_FAIL_UNREACHABLE;
     qk_key_ref *refs = calloc(n, sizeof *refs);
     if (!refs)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
@@ -522,7 +536,7 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
             rc = reserve_local(k, &r, n, len, refs, out->material, err);
         pthread_mutex_unlock(&k->quota_mu);
     } else {
-        rc = reserve_remote(k, li, &r, n, len, refs, out->material, err);
+        rc = reserve_remote(k, li, &r, n, len, refs, out->material, &why, err);
     }
     if (rc == 0) {
         fill_batch(out, refs, len);
@@ -530,6 +544,7 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
                  req->target_kme, r.link);
     } else {
         qk_key_batch_free(out);
+        out->peer_fail = why;
     }
     free(refs);
     return rc;

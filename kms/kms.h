@@ -33,6 +33,11 @@ typedef struct {
  * variable QKD_KMED_MASTER_KEY, 64 hex digits), build the links and their peer clients.
  * cfg and metrics are borrowed and must outlive the object. */
 int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk_err *err);
+/* What qk_kms_open refuses in the files cfg names, without opening anything else (qkd-kmed
+ * --check-config): the master_key_file read as at start (private mode, 32 raw bytes or 64 hex
+ * digits; the key wiped at once). The environment's QKD_KMED_MASTER_KEY is not required here.
+ * 0 or QK_EIO / QK_EINVAL with the message start-up would log. */
+int qk_kms_check_files(const qk_kmed_config *cfg, qk_err *err);
 void qk_kms_close(qk_kms *k);
 
 qk_store *qk_kms_store(qk_kms *k);

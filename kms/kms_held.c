@@ -120,6 +120,7 @@ static bool refresh(qk_kms *k, size_t i, qk_held *e)
         rc = qk_peer_notices(l->client, &m, &a, &err);
         if (rc != 0) {
             qk_metrics_peer_error(k->metrics);
+            qk_metrics_peer_failure(k->metrics, qk_peer_fail_of(rc));
             QK_DEBUG("link %s: held count refresh: %s", l->cfg->link_id, err.msg);
         }
     }
@@ -168,8 +169,8 @@ int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk
             break;
     }
     int rc = 0;
-    if (j >= 0)
-        rc = qk_err_set(err, QK_ENOKEY,
+    if (j >= 0) /* the peer's limit: the SAE is told max_key_count, as for a same-KME pair */
+        rc = qk_err_set(err, QK_EQUOTA,
                         "peer KME %s: %s -> %s: %llu keys stored there or on their way, %zu more "
                         "would exceed max_key_count %llu",
                         k->links[i].cfg->peer, r->master, r->slaves[j],

@@ -79,17 +79,20 @@ uint64_t qk_kms_lease_gen(qk_kms *k, size_t i);
  * from the new view), unless another thread leased since the caller read lease_gen `seen`
  * (then 0 at once: carve again). 0 = a lease was granted (or another thread's was); QK_ENOKEY
  * (no confirmed block with unleased room), QK_EPEER (the peer is unreachable, refused every
- * ask, or answered one 400 - cleared like a refusal, not asked again in this call; an
+ * ask, burned the last block with room (mismatch, unknown block), or answered one 400 -
+ * cleared like a refusal, not asked again in this call; an
  * unanswered ask stays recorded and is asked again later), or a store error. *asked (if not
- * NULL) tells whether this call exchanged asks with the peer itself. */
-int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *asked, qk_err *err);
+ * NULL) tells whether this call exchanged asks with the peer itself; after QK_EPEER, *why (if
+ * not NULL) the peer's reason (core.h). */
+int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *asked,
+                      qk_peer_fail *why, qk_err *err);
 /* Ask again what a previous run (or a failed call) left asked on link i. 0, or the first
  * failure (the asks not answered stay). */
 int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);
 
 /* ---- kms_held.c ------------------------------------------------------------------------- */
 /* Admit n more keys for every (master, slave) pair of r at the peer of link i against
- * max_key_count (the held estimate), counting them in flight: 0, or QK_ENOKEY naming the
+ * max_key_count (the held estimate), counting them in flight: 0, or QK_EQUOTA naming the
  * pair. A refused request first refreshes the estimate (one synchronous notices call).
  * qk_kms_held_undo takes them back when the request failed. */
 int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk_err *err);

@@ -41,8 +41,10 @@ static qk_lease_result lease_result_of(int rc)
  * the peer's block cannot hold; ask cleared, as a refusal: the peer changed nothing, so
  * clearing it only gives up room, never takes any; asking the same range again would be
  * refused again), QK_EMISMATCH / QK_ENOTFOUND (the block is burned here as at the peer), else
- * the transport or store error (the ask stays, to be asked again). */
-static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_err *err)
+ * QK_EPEER for a transport error or another refusal (the ask stays, to be asked again), or a
+ * store error here. *why: the peer's reason of any answer but a grant (qk_peer_fail_of), also
+ * counted in the metrics, except a collision (asked again at once). */
+static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_peer_fail *why, qk_err *err)
 {
     qk_link *l = &k->links[i];
     const char *link = l->cfg->link_id;
@@ -50,10 +52,14 @@ static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_err *err)
     qk_err_clear(&perr);
     int prc = qk_peer_lease(l->client, link, l->side, ls, &perr);
     qk_metrics_lease(k->metrics, lease_result_of(prc));
+    *why = qk_peer_fail_of(prc);
+    if (prc != 0 && prc != QK_ECOLLISION)
+        qk_metrics_peer_failure(k->metrics, *why);
     if (prc != 0 && prc != QK_ECOLLISION && prc != QK_EINVAL && prc != QK_EMISMATCH &&
         prc != QK_ENOTFOUND) {
         qk_metrics_peer_error(k->metrics);
-        return qk_err_set(err, QK_EPEER, "peer KME %s unavailable or refused: %s", l->cfg->peer,
+        return qk_err_set(err, QK_EPEER, "peer KME %s %s: %s", l->cfg->peer,
+                          *why == QK_PEER_FAIL_UNREACHABLE ? "unreachable" : "refused a lease",
                           perr.msg[0] ? perr.msg : qk_status_name(prc));
     }
     int rc = qk_store_lease_done(k->store, link, l->side, ls->block_id, prc == 0, err);
@@ -96,8 +102,10 @@ static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_err *err)
                       (unsigned long long)ls->block_id, qk_status_name(prc));
 }
 
-int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *asked, qk_err *err)
+int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *asked,
+                      qk_peer_fail *why, qk_err *err)
 {
+    qk_peer_fail last = QK_PEER_FAIL_UNREACHABLE;
     qk_hot_link *h = &k->hot[i];
     qk_link *l = &k->links[i];
     uint32_t w = want > QK_BLOCK_MAX_BYTES ? QK_BLOCK_MAX_BYTES : (uint32_t)want;
@@ -108,15 +116,20 @@ int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *a
     if (h->lease_gen == seen) {
         /* A refused or burned block leaves the view changed: ask again from the new one. */
         rc = QK_EPEER;
+        int burned = 0; /* blocks this call burned on the peer's word */
         for (int a = 0; a < LEASE_ASKS; a++) {
             qk_lease ls;
             rc = qk_store_lease_ask(k->store, l->cfg->link_id, l->side, w, &ls, err);
             if (rc == 0)
-                rc = exchange(k, i, &ls, err);
+                rc = exchange(k, i, &ls, &last, err);
+            burned += rc == QK_EMISMATCH || rc == QK_ENOTFOUND;
             if (rc != QK_ECOLLISION && rc != QK_EMISMATCH && rc != QK_ENOTFOUND)
                 break;
         }
-        if (rc == QK_ECOLLISION || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
+        if (rc == QK_ENOKEY && burned) /* no block left because the peer's answer burned it */
+            rc = qk_err_set(err, QK_EPEER, "peer KME %s: %d block(s) burned (last: %s), none left",
+                            l->cfg->peer, burned, qk_peer_fail_name(last));
+        else if (rc == QK_ECOLLISION || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
             rc = qk_err_set(err, QK_EPEER, "peer KME %s refused %d leases (last: %s)", l->cfg->peer,
                             LEASE_ASKS, qk_status_name(rc));
         else if (rc == QK_EINVAL) /* not the SAE's bad request: the peer's */
@@ -124,6 +137,8 @@ int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *a
                             l->cfg->peer);
     }
     pthread_mutex_unlock(&h->lease_mu);
+    if (why)
+        *why = rc == QK_EPEER ? last : QK_PEER_FAIL_UNREACHABLE;
     return rc;
 }
 
@@ -136,7 +151,8 @@ int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err)
     pthread_mutex_lock(&h->lease_mu);
     int rc = qk_store_lease_asks(k->store, l->cfg->link_id, l->side, asks, REASK_MAX, &n, err);
     for (size_t j = 0; rc == 0 && j < n; j++) {
-        rc = exchange(k, i, &asks[j], err);
+        qk_peer_fail why;
+        rc = exchange(k, i, &asks[j], &why, err);
         if (rc == QK_ECOLLISION || rc == QK_EINVAL || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
             rc = 0; /* answered: the ask is settled */
     }

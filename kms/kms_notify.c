@@ -68,9 +68,12 @@ static int apply_answer(qk_kms *k, size_t i, qk_notice *v, size_t n,
         if (res->status == 0)
             continue;
         refused++;
-        QK_WARN("request %s: the notice of its %zu keys was refused by %s (%s): burned at both "
-                "ends (its master already has them; its slaves never will)",
-                v[j].request_id, v[j].nkeys, l->cfg->peer, qk_status_name(res->status));
+        qk_peer_fail why = qk_peer_fail_of(res->status);
+        qk_metrics_peer_failure(k->metrics, why);
+        QK_WARN("request %s: the notice of its %zu keys was refused by %s (%s, %s): burned at "
+                "both ends (its master already has them; its slaves never will)",
+                v[j].request_id, v[j].nkeys, l->cfg->peer, qk_peer_fail_name(why),
+                qk_status_name(res->status));
         qk_err e;
         if (qk_peer_burn(l->client, v[j].request_id, &e) != 0)
             QK_WARN("request %s: burn at peer %s failed: %s", v[j].request_id, l->cfg->peer, e.msg);
@@ -144,7 +147,9 @@ static int send_notices(qk_kms *k, size_t i, qk_err *err)
         if (prc != 0) {
             qk_notice_free(v, n);
             qk_metrics_peer_error(k->metrics);
-            rc = qk_err_set(err, QK_EPEER, "notices to %s: %s", l->cfg->peer,
+            qk_metrics_peer_failure(k->metrics, qk_peer_fail_of(prc));
+            rc = qk_err_set(err, QK_EPEER, "notices to %s (%s): %s", l->cfg->peer,
+                            qk_peer_fail_name(qk_peer_fail_of(prc)),
                             perr.msg[0] ? perr.msg : qk_status_name(prc));
             break;
         }
@@ -192,7 +197,7 @@ static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
         want = k->cfg->lease_bytes;
     if (want < LEASE_AHEAD_MIN)
         return 0;
-    rc = qk_kms_lease_more(k, i, want, seen, NULL, err);
+    rc = qk_kms_lease_more(k, i, want, seen, NULL, NULL, err);
     return rc == QK_ENOKEY ? 0 : rc;
 }
 

@@ -36,6 +36,7 @@ struct qk_metrics {
     listener_stats ls[MAX_LISTENERS];
     size_t nls;
     atomic_uint_fast64_t peer_errors;
+    atomic_uint_fast64_t peer_failures[QK_PEER_FAIL_COUNT];
     atomic_uint_fast64_t leases[QK_LEASE_RESULTS];
     atomic_uint_fast64_t notices_sent, notices_refused;
     link_bytes lb[MAX_LINKS];
@@ -54,6 +55,8 @@ qk_metrics *qk_metrics_new(void)
         return NULL;
     }
     atomic_init(&m->peer_errors, 0);
+    for (int i = 0; i < QK_PEER_FAIL_COUNT; i++)
+        atomic_init(&m->peer_failures[i], 0);
     for (int i = 0; i < QK_LEASE_RESULTS; i++)
         atomic_init(&m->leases[i], 0);
     atomic_init(&m->notices_sent, 0);
@@ -123,6 +126,18 @@ void qk_metrics_peer_error(qk_metrics *m)
 uint64_t qk_metrics_peer_errors(qk_metrics *m)
 {
     return m ? (uint64_t)atomic_load(&m->peer_errors) : 0;
+}
+
+void qk_metrics_peer_failure(qk_metrics *m, qk_peer_fail why)
+{
+    if (m && why >= 0 && why < QK_PEER_FAIL_COUNT)
+        atomic_fetch_add(&m->peer_failures[why], 1);
+}
+
+uint64_t qk_metrics_peer_failures(qk_metrics *m, qk_peer_fail why)
+{
+    return m && why >= 0 && why < QK_PEER_FAIL_COUNT ? (uint64_t)atomic_load(&m->peer_failures[why])
+                                                     : 0;
 }
 
 void qk_metrics_lease(qk_metrics *m, qk_lease_result r)
@@ -254,6 +269,14 @@ int qk_metrics_write(qk_metrics *m, FILE *f)
                    "# HELP qkd_peer_errors_total Failed calls to peer KMEs.\n"
                    "# TYPE qkd_peer_errors_total counter\nqkd_peer_errors_total %llu\n",
                    (unsigned long long)qk_metrics_peer_errors(m)) < 0;
+    bad |= fprintf(f, "# HELP qkd_peer_failures_total Peer KME calls that failed or were refused "
+                      "(lease asks not granted, notice batches not answered, notices refused), "
+                      "by the peer's reason.\n"
+                      "# TYPE qkd_peer_failures_total counter\n") < 0;
+    for (int i = 0; i < QK_PEER_FAIL_COUNT; i++)
+        bad |= fprintf(f, "qkd_peer_failures_total{reason=\"%s\"} %llu\n",
+                       qk_peer_fail_name((qk_peer_fail)i),
+                       (unsigned long long)qk_metrics_peer_failures(m, (qk_peer_fail)i)) < 0;
     bad |= write_hot_path(m, f);
     if (writer && writer(writer_arg, f) != 0)
         bad = 1;

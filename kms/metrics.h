@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core.h"
+
 typedef struct qk_metrics qk_metrics;
 
 qk_metrics *qk_metrics_new(void);
@@ -16,6 +18,11 @@ void qk_metrics_request(qk_metrics *m, const char *listener, int status, double 
 /* Count one failed call to a peer KME (transport error or unexpected answer). */
 void qk_metrics_peer_error(qk_metrics *m);
 uint64_t qk_metrics_peer_errors(qk_metrics *m);
+/* Count one peer call that failed or was refused in a way that costs an SAE its keys, by the
+ * peer's reason (core.h): a lease ask not granted (collisions, asked again at once, are not
+ * counted), a notice batch not answered, a notice refused. */
+void qk_metrics_peer_failure(qk_metrics *m, qk_peer_fail why);
+uint64_t qk_metrics_peer_failures(qk_metrics *m, qk_peer_fail why);
 
 /* Key material through a link's pool, in bytes: received from the device (new blocks stored)
  * and consumed (carved for keys at this end, as master or for a peer's reservation). A link
@@ -43,8 +50,9 @@ void qk_metrics_notices(qk_metrics *m, uint64_t sent, uint64_t refused);
 void qk_metrics_set_writer(qk_metrics *m, int (*fn)(void *arg, FILE *f), void *arg);
 
 /* Write qkd_requests_total, qkd_request_duration_seconds, qkd_peer_errors_total,
- * qkd_key_received_bytes_total, qkd_key_consumed_bytes_total, qkd_leases_total{result},
- * qkd_notices_sent_total and qkd_notices_refused_total in the Prometheus text format
+ * qkd_peer_failures_total{reason}, qkd_key_received_bytes_total,
+ * qkd_key_consumed_bytes_total, qkd_leases_total{result}, qkd_notices_sent_total and
+ * qkd_notices_refused_total in the Prometheus text format
  * (m NULL: the families with no sample), then the extra writer's. Returns 0 or -1. */
 int qk_metrics_write(qk_metrics *m, FILE *f);
 

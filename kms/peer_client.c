@@ -186,6 +186,55 @@ static qk_peer_reason error_reason(const qk_http_response *resp)
     return e.reason;
 }
 
+/* A refusal the caller has no specific answer for (issue 17: the asking KME tells its SAE why):
+ * the peer's store failed (QK_ESTORAGE), a limit at the peer (QK_EQUOTA), an error status
+ * without a reason of ours, which our peer's handlers always give except in the 503 of a full
+ * worker pool (QK_EIO: as good as unreachable), else QK_EPEER. */
+static int refusal(qk_err *err, long status, qk_peer_reason why, const char *what)
+{
+    const char *reason = qk_peer_reason_name(why);
+    if (why == QK_PEER_REASON_STORAGE)
+        return qk_err_set(err, QK_ESTORAGE, "peer's store failed on %s (HTTP %ld)", what, status);
+    if (why == QK_PEER_REASON_LIMIT)
+        return qk_err_set(err, QK_EQUOTA, "peer refused %s: limit (HTTP %ld)", what, status);
+    if (why == QK_PEER_REASON_NONE && status >= 500)
+        return qk_err_set(err, QK_EIO, "peer answered HTTP %ld to %s without a reason", status,
+                          what);
+    return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to %s (%s)", status, what,
+                      reason ? reason : "no reason");
+}
+
+const char *qk_peer_fail_name(qk_peer_fail f)
+{
+    static const char *const names[QK_PEER_FAIL_COUNT] = {
+        [QK_PEER_FAIL_UNREACHABLE] = "unreachable",
+        [QK_PEER_FAIL_STORAGE] = "storage",
+        [QK_PEER_FAIL_LIMIT] = "limit",
+        [QK_PEER_FAIL_MISMATCH] = "mismatch",
+        [QK_PEER_FAIL_REFUSED] = "refused",
+    };
+    return f >= 0 && f < QK_PEER_FAIL_COUNT ? names[f] : names[QK_PEER_FAIL_UNREACHABLE];
+}
+
+qk_peer_fail qk_peer_fail_of(int status)
+{
+    switch (status) {
+    case QK_EIO:
+    case QK_ETIMEOUT:
+    case QK_ETLS:
+        return QK_PEER_FAIL_UNREACHABLE;
+    case QK_ESTORAGE:
+        return QK_PEER_FAIL_STORAGE;
+    case QK_EQUOTA:
+    case QK_ELIMIT:
+        return QK_PEER_FAIL_LIMIT;
+    case QK_EMISMATCH:
+        return QK_PEER_FAIL_MISMATCH;
+    default:
+        return QK_PEER_FAIL_REFUSED;
+    }
+}
+
 /* POST an encoded request whose 200 answer is {"status": want}. 0 when it was; 1 when the peer
  * answered an error: *status and *reason set (QK_PEER_REASON_NONE when the body has none, e.g.
  * from a proxy); else a transport error or QK_EPEER (a 200 with another body). */
@@ -306,7 +355,7 @@ int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_l
         return qk_err_set(err, QK_ENOTFOUND, "peer refused the lease: unknown block");
     if (status == 400)
         return qk_err_set(err, QK_EINVAL, "peer refused the lease: bad request");
-    return qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to lease", status);
+    return refusal(err, status, why, "lease");
 }
 
 /* The answer must hold one result per notice, in order, each naming its notice. */
@@ -339,9 +388,7 @@ int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_no
         rc = qk_err_set(err, QK_EINVAL, "peer refused %zu notices as a bad request (%s)", m->n,
                         reason ? reason : "no reason");
     } else if (resp.status != 200) {
-        const char *reason = qk_peer_reason_name(error_reason(&resp));
-        rc = qk_err_set(err, QK_EPEER, "peer answered HTTP %ld to notices (%s)", resp.status,
-                        reason ? reason : "no reason");
+        rc = refusal(err, resp.status, error_reason(&resp), "notices");
     } else if (qk_peer_notices_answer_decode(resp.body, resp.body_len, a, &derr) != 0) {
         rc = qk_err_set(err, QK_EPEER, "peer answered notices with a bad body: %s", derr.msg);
     } else if ((rc = notices_match(m, a, err)) != 0) {

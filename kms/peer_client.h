@@ -46,8 +46,10 @@ int qk_peer_device_keys(qk_peer_client *pc, const qk_peer_device_keys_msg *m, qk
  * {"status":"granted"}); QK_ECOLLISION (409 collision: refused, the ask is to be cleared);
  * QK_EMISMATCH (409 mismatch: the peer burned the block; burn it here too); QK_ENOTFOUND
  * (404: the peer does not hold the block, or burned it); QK_EINVAL (400: the peer finds the
- * range bad: treat as refused); QK_EPEER (any other answer) or a transport error (the ask
- * stays: repeat it later). */
+ * range bad: treat as refused); any other answer (the ask stays: repeat it later), by the
+ * peer's reason (qk_peer_fail_of, core.h): QK_ESTORAGE (reason storage: the peer's store
+ * failed), QK_EQUOTA (reason limit), QK_EIO (an error status without a reason: e.g. a proxy),
+ * QK_EPEER (another refusal), or a transport error. */
 int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_lease *l,
                   qk_err *err);
 
@@ -56,8 +58,9 @@ int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_l
  * *a is empty and the answer is QK_EINVAL (m does not encode, or the peer answered 400: one of
  * the notices may break the batch; send them one at a time, and one answered 400 alone will
  * never be taken), QK_ELIMIT (m's body would exceed QK_PEER_MSG_MAX, or the peer answered 413:
- * send fewer notices), QK_EPEER (another answer: HTTP status other than 200, bad body, results
- * not matching the notices) or a transport error: the notices are to be sent again. */
+ * send fewer notices), another error status by its reason as for qk_peer_lease (QK_ESTORAGE,
+ * QK_EQUOTA, QK_EIO, QK_EPEER), QK_EPEER (a bad body, results not matching the notices) or a
+ * transport error: the notices are to be sent again. */
 int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_notices_answer *a,
                     qk_err *err);
 

@@ -39,6 +39,7 @@ static const char *const reason_names[QK_PEER_REASON_COUNT] = {
     [QK_PEER_REASON_SOURCE] = "source",
     [QK_PEER_REASON_DEVICE] = "device",
     [QK_PEER_REASON_DEVICE_DOWN] = "device-down",
+    [QK_PEER_REASON_STORAGE] = "storage",
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

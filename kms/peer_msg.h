@@ -278,9 +278,10 @@ typedef enum {
     QK_PEER_REASON_SOURCE,        /* 409: the link's key source does not take this message */
     QK_PEER_REASON_DEVICE,        /* 409: this KME's device did not give the keys (device-keys) */
     QK_PEER_REASON_DEVICE_DOWN,   /* 503: this KME's device cannot be reached (device-keys) */
+    QK_PEER_REASON_STORAGE,       /* 500: this KME's store failed (e.g. disk full) */
 } qk_peer_reason;
 
-#define QK_PEER_REASON_COUNT (QK_PEER_REASON_DEVICE_DOWN + 1)
+#define QK_PEER_REASON_COUNT (QK_PEER_REASON_STORAGE + 1)
 
 /* "collision", "unknown-block", ...; NULL for NONE or a value out of range. */
 const char *qk_peer_reason_name(qk_peer_reason r);

@@ -42,6 +42,15 @@ static void reply_error(peer_call *p, unsigned status, qk_peer_reason reason, co
     qk_http_reply_detail(p->rep, "%s", e.message);
 }
 
+/* 500 for a failure of the core: reason "storage" when the store failed (QK_ESTORAGE: e.g. a
+ * full disk), so that the asking KME can tell its SAE why (issue 17), else "internal". */
+static void store_failed(peer_call *p, const qk_err *err)
+{
+    bool storage = err->code == QK_ESTORAGE;
+    reply_error(p, 500, storage ? QK_PEER_REASON_STORAGE : QK_PEER_REASON_INTERNAL,
+                storage ? "store error" : "internal error");
+}
+
 static void bad_request(peer_call *p, const char *msg)
 {
     reply_error(p, 400, QK_PEER_REASON_BAD_REQUEST, msg);
@@ -151,7 +160,7 @@ static void do_reserve(peer_call *p)
         break;
     default:
         QK_ERROR("reserve %s: %s", m->request_id, err.msg);
-        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+        store_failed(p, &err);
         break;
     }
 out:
@@ -196,7 +205,7 @@ static void do_lease(peer_call *p)
     default:
         QK_ERROR("link %s: lease of block %llu: %s", m.link, (unsigned long long)m.lease.block_id,
                  err.msg);
-        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+        store_failed(p, &err);
         break;
     }
 }
@@ -219,7 +228,7 @@ static void do_notices(peer_call *p)
     int rc = qk_kms_notices_in(p->kms, &m, &a, &err);
     if (rc != 0) {
         QK_ERROR("link %s: %zu notices: %s", m.link, m.n, err.msg);
-        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+        store_failed(p, &err);
     } else {
         /* the core logs each refused notice */
         char *body = NULL;
@@ -243,7 +252,7 @@ static void do_burn(peer_call *p)
     }
     if (qk_store_burn(qk_kms_store(p->kms), m.request_id, &err) != 0) {
         QK_ERROR("burn %s: %s", m.request_id, err.msg);
-        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+        store_failed(p, &err);
         return;
     }
     char *body = NULL;
@@ -269,7 +278,7 @@ static void do_request_state(peer_call *p)
     }
     if (rc != 0) {
         QK_ERROR("request %s: %s", id, err.msg);
-        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+        store_failed(p, &err);
         return;
     }
     qk_peer_state_msg s = {.state = state == 0   ? QK_PEER_REQ_PENDING
@@ -408,7 +417,7 @@ static void do_device_keys(peer_call *p)
         default:
             QK_ERROR("link %s: device keys of block %llu: %s", m->link,
                      (unsigned long long)m->block_id, err.msg);
-            reply_error(p, 500, QK_PEER_REASON_INTERNAL, "store error");
+            store_failed(p, &err);
             break;
         }
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "coredump.h"
 #include "http_client.h"
 #include "log.h"
 #include "qk_cli.h"
@@ -23,12 +24,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: qkd-sim run [--port-file FILE] [--check] CONFIG\n"
+    fprintf(f, "usage: qkd-sim run [--port-file FILE] [--check] [--allow-core-dumps] CONFIG\n"
                "Simulate the QKD links of CONFIG (INI, see sim.conf(5)): deliver identical\n"
                "key blocks at the model's rate times the time scale to both KMEs of each link\n"
                "through their device API, push telemetry, and serve the control API.\n"
                "  --port-file FILE  write \"control=PORT\" once the control API listens\n"
                "  --check           validate CONFIG and exit (0 valid, 2 invalid)\n"
+               "  --allow-core-dumps  debugging only: leave core dumps on (by default the\n"
+               "                    process is non-dumpable, core limit 0: no key in a core)\n"
                "  -h, --help        this text\n"
                "Stops cleanly on SIGTERM or SIGINT. Exit: 0 clean stop, 1 start-up failure,\n"
                "2 bad usage or configuration.\n");
@@ -94,11 +97,12 @@ int qk_sim_cmd_run(int argc, char **argv)
     static const struct option lo[] = {
         {"port-file", required_argument, NULL, 'p'},
         {"check", no_argument, NULL, 'c'},
+        {QK_CORE_DUMPS_OPTION, no_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *port_file = NULL;
-    bool check = false;
+    bool check = false, allow_cores = false;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -108,6 +112,9 @@ int qk_sim_cmd_run(int argc, char **argv)
             break;
         case 'c':
             check = true;
+            break;
+        case 'a':
+            allow_cores = true;
             break;
         case 'h':
             usage(stdout);
@@ -144,6 +151,8 @@ int qk_sim_cmd_run(int argc, char **argv)
         fprintf(stderr, "qkd-sim: initialisation failed\n");
     } else if (qk_log_open(cfg->log_file, cfg->log_level, "qkd-sim") != 0) {
         fprintf(stderr, "qkd-sim: cannot open log %s\n", cfg->log_file);
+    } else if (qk_core_dumps_limit(allow_cores) != 0) {
+        qk_log_close();
     } else {
         rc = run_links(cfg, port_file, &set);
         qk_log_close();

@@ -27,11 +27,12 @@ static void fail(skip_call *x, unsigned status, const char *msg)
 }
 
 /* Map a core error. The public message is fixed; the internal one goes to the log. */
-static void fail_core(skip_call *x, const qk_err *err, bool fetch)
+static void fail_core(skip_call *x, const qk_err *err, bool fetch, qk_peer_fail why)
 {
     const char *msg = err->msg[0] ? err->msg : qk_status_name(err->code);
     unsigned status;
     const char *pub;
+    char refused[96];
     switch (err->code) {
     case QK_EINVAL:
     case QK_ELIMIT:
@@ -53,7 +54,13 @@ static void fail_core(skip_call *x, const qk_err *err, bool fetch)
         break;
     case QK_EPEER:
         status = 503;
-        pub = "the remote system's KME is not reachable or refused the key";
+        /* why: the peer's reason (qk_key_batch.peer_fail; issue 17) */
+        pub = "the remote system's KME is not reachable";
+        if (why != QK_PEER_FAIL_UNREACHABLE) {
+            snprintf(refused, sizeof refused, "the remote system's KME refused the key (%s)",
+                     qk_peer_fail_name(why));
+            pub = refused;
+        }
         break;
     default:
         status = 500;
@@ -174,7 +181,7 @@ static void do_new_key(skip_call *x, const char *client_globs)
     qk_key_batch b;
     memset(&b, 0, sizeof b);
     if (qk_kms_reserve(x->o->kms, &req, &b, &err) != 0) {
-        fail_core(x, &err, false);
+        fail_core(x, &err, false, b.peer_fail);
         return;
     }
     char *json = NULL;
@@ -218,7 +225,7 @@ static void do_fetch(skip_call *x, const char *client_globs, const char *key_id_
         char *json = NULL;
         size_t len = 0;
         if (qk_kms_fetch(x->o->kms, caller, master, ids, 1, &b, &err) != 0) {
-            fail_core(x, &err, true);
+            fail_core(x, &err, true, QK_PEER_FAIL_UNREACHABLE);
         } else {
             int rc = b.n == 1 ? qk_skip_key_json(b.ids[0], b.keys[0], b.lens[0], &json, &len) : -1;
             qk_key_batch_free(&b);

@@ -121,6 +121,32 @@ cat "$T/kme_A.conf" "$T/bad2.conf" > "$T/bad3.conf"
 err=$("$KMED" --check-config "$T/bad3.conf" 2>&1 >/dev/null); rc=$?
 [ $rc -eq 2 ] && [[ $err == *"[listener skip] psk_file: cannot read"* ]] || fail "skip listener with a missing PSK file not refused: rc=$rc $err"
 ok "a skip listener with a missing PSK file is refused: $err"
+# What start-up refuses, --check-config refuses too, through the same checks (issue 17): a
+# master key file or a PSK file that others may read.
+printf '%s\n' 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff >"$T/mk.key"
+sed "/^\[node\]\$/a master_key_file = $T/mk.key" "$T/kme_A.conf" >"$T/mk.conf"
+sed -i "s|^data_dir = .*|data_dir = $T/data_mk|; s|^log_file = .*|log_file = $T/mk.log|" "$T/mk.conf"
+chmod 0644 "$T/mk.key"
+err=$("$KMED" --check-config "$T/mk.conf" 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && [[ $err == *"master key file $T/mk.key"*"must not be group/world readable"* ]] ||
+  fail "--check-config passed a 0644 master key file: rc=$rc $err"
+timeout 20 "$KMED" -c "$T/mk.conf" >"$T/mk.out" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "must not be group/world readable" "$T/mk.log" ||
+  fail "start-up with a 0644 master key file: rc=$rc $(cat "$T/mk.out" "$T/mk.log" 2>/dev/null)"
+chmod 0600 "$T/mk.key"
+out=$("$KMED" --check-config "$T/mk.conf" 2>&1) || fail "--check-config refused a 0600 master key file: $out"
+ok "a 0644 master key file is refused by --check-config as at start-up; 0600 passes"
+printf 'enc_x:%s\n' "$(openssl rand -hex 32)" >"$T/skip.psk"
+chmod 0644 "$T/skip.psk"
+printf '[listener skip]\naddress = 127.0.0.1:0\nmode = psk\npsk_file = %s\n[skip]\nremote_system_ids = KME_B\n' \
+  "$T/skip.psk" |
+  cat "$T/kme_A.conf" - >"$T/psk.conf"
+err=$("$KMED" --check-config "$T/psk.conf" 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && [[ $err == *"skip listener: $T/skip.psk: PSK file must not be group or world accessible"* ]] ||
+  fail "--check-config passed a 0644 PSK file: rc=$rc $err"
+chmod 0600 "$T/skip.psk"
+out=$("$KMED" --check-config "$T/psk.conf" 2>&1) || fail "--check-config refused a 0600 PSK file: $out"
+ok "a 0644 PSK file is refused by --check-config (as by the listener at start); 0600 passes"
 
 # ---- start both --------------------------------------------------------------------------
 start() { # A|B

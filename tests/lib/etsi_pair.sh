@@ -14,7 +14,8 @@
 #   admin_metrics A|B         GET /metrics from the admin listener
 #   sae_curl SAE ARGS...      curl with SAE's client certificate (CA-verified)
 # Tunables before pair_init: PAIR_KEYS_EXTRA (lines appended to [keys]), PAIR_LINK_EXTRA
-# (lines appended to each [link] section).
+# (lines appended to each [link] section); before pair_start: PAIR_KMED_ARG (one more
+# qkd-kmed argument, e.g. --allow-core-dumps).
 #
 # SKIP (draft-cisco-skip-02), after pair_init and before pair_start:
 #   pair_skip_conf A|B MODE [EXTRA]  add a skip listener (MODE psk|psk-or-mtls|mtls|server-cert),
@@ -158,7 +159,7 @@ pair_start() {
   if [ "$s" = A ]; then mk=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
   else mk=ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100; fi
   QKD_KMED_MASTER_KEY=$mk "$KMED" -c "$T/kme_$s.conf" --port-file "$T/ports_$s" \
-    >>"$T/kme_$s.out" 2>&1 &
+    ${PAIR_KMED_ARG:+"$PAIR_KMED_ARG"} >>"$T/kme_$s.out" 2>&1 &
   PID[$s]=$!
   for i in $(seq 1 100); do
     [ -s "$T/ports_$s" ] && grep -q '^admin=' "$T/ports_$s" && break

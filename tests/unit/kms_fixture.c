@@ -175,7 +175,7 @@ static void pki_remove(sf_dir *d)
 }
 
 /* The peer listener of node on 127.0.0.1 (port 0: ephemeral), as kmed/listeners.c starts it. */
-static int listen_peer(const char *pki, const char *node, uint16_t port, qk_peer_api_handler *h,
+static int listen_peer(const char *pki, const char *node, uint16_t port, qk_http_handler *h,
                        qk_tls_server **out)
 {
     char cert[128], key[128], ca[128];
@@ -191,7 +191,7 @@ static int listen_peer(const char *pki, const char *node, uint16_t port, qk_peer
     lc.tls.cert_file = cert;
     lc.tls.key_file = key;
     lc.tls.ca_file = ca;
-    lc.handler = &h->super;
+    lc.handler = h;
     lc.handshake_timeout_ms = 5000;
     lc.max_body = QK_PEER_API_MAX_BODY;
     qk_err err = {0, ""};
@@ -217,8 +217,8 @@ int kf_pair_open(kf_pair *p, const char *const *saes_a, const char *const *saes_
     kf_link la = {.peer = KF_PEER, .pki = p->pki.dir};
     kf_link lb = {.peer = KF_NODE, .pki = p->pki.dir};
     if (sf_dir_make(&p->pki, "pki") != 0 || pki_make(p->pki.dir, nodes) != 0 ||
-        listen_peer(p->pki.dir, KF_NODE, 0, &p->ha, &p->sa) != 0 ||
-        listen_peer(p->pki.dir, KF_PEER, 0, &p->hb, &p->sb) != 0)
+        listen_peer(p->pki.dir, KF_NODE, 0, &p->ha.super, &p->sa) != 0 ||
+        listen_peer(p->pki.dir, KF_PEER, 0, &p->hb.super, &p->sb) != 0)
         goto fail;
     snprintf(la.url, sizeof la.url, "https://127.0.0.1:%u", (unsigned)qk_tls_server_port(p->sb));
     snprintf(lb.url, sizeof lb.url, "https://127.0.0.1:%u", (unsigned)qk_tls_server_port(p->sa));
@@ -255,7 +255,12 @@ void kf_pair_b_down(kf_pair *p)
 
 int kf_pair_b_up(kf_pair *p)
 {
-    return p->sb ? 0 : listen_peer(p->pki.dir, KF_PEER, p->port_b, &p->hb, &p->sb);
+    return p->sb ? 0 : listen_peer(p->pki.dir, KF_PEER, p->port_b, &p->hb.super, &p->sb);
+}
+
+int kf_pair_b_fake(kf_pair *p, qk_http_handler *h)
+{
+    return p->sb ? -1 : listen_peer(p->pki.dir, KF_PEER, p->port_b, h, &p->sb);
 }
 
 int kf_reopen(kf_kme *f)

@@ -56,6 +56,9 @@ void kf_pair_close(kf_pair *p);
  * same port (0, or -1: prints why). */
 void kf_pair_b_down(kf_pair *p);
 int kf_pair_b_up(kf_pair *p);
+/* After kf_pair_b_down: b's peer listener on the same port with handler h instead of b's peer
+ * API (a fake peer; kf_pair_b_down stops it again). 0, or -1 (prints why). */
+int kf_pair_b_fake(kf_pair *p, qk_http_handler *h);
 /* Close f's KME and open it again on the same data (a restart; the caller updates whatever
  * points at f->kms, e.g. a pair's handler). 0, or -1 (prints why; f->kms is NULL). */
 int kf_reopen(kf_kme *f);

@@ -209,6 +209,9 @@ static void test_msg_codec(void)
         "\"key_id\":\"k1\"}",
         "[1,2]",
         "{\"v\":1,\"type\":\"offer\"} trailing",
+        /* a key ID cut short by a NUL escape (issue 17 item 5) */
+        "{\"v\":1,\"type\":\"offer\",\"bridge\":\"a\",\"epoch\":\"0123456789abcdef\",\"seq\":1,"
+        "\"key_id\":\"k1\\u0000x\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CU_ASSERT_NOT_EQUAL(chan_msg_decode(bad[i], strlen(bad[i]), 4096, &d, &e), 0);

@@ -162,6 +162,8 @@ static void test_keys_bad(void)
                     "{\"key_ID\":\"AB\",\"key\":\"AAAA\"}]}",
                     0, 0);
     expect_keys_bad("{\"keys\":[{\"key_ID\":\"a\\nb\",\"key\":\"AAAA\"}]}", 0, 0);
+    /* a string that decodes to a NUL (issue 17 item 5), in a key ID or a status */
+    expect_keys_bad("{\"keys\":[{\"key_ID\":\"a\\u0000b\",\"key\":\"AAAA\"}]}", 0, 0);
     /* a failure after a good key frees the good one too (checked by ASan) */
     expect_keys_bad("{\"keys\":[{\"key_ID\":\"a\",\"key\":\"AAAA\"},{\"key_ID\":\"b\"}]}", 0, 0);
 }

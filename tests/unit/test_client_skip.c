@@ -137,6 +137,8 @@ static void test_key_bad(void)
     expect_key_bad("{\"keyId\":\"ab\",\"key\":\"\"}", NULL, 0);      /* empty */
     expect_key_bad("{\"keyId\":\"ab\",\"key\":\"q2Vy\"}", NULL, 0);  /* base64, not hex */
     expect_key_bad("{\"keyId\":\"ab\",\"key\":\"ab cd\"}", NULL, 0);
+    /* a keyId cut short by a NUL escape is not the one asked for (issue 17 item 5) */
+    expect_key_bad("{\"keyId\":\"ab\\u0000cd\",\"key\":\"abcd\"}", "ab", 0);
     /* keyId of 130 hex digits (limit 128) */
     char body[512];
     char id[131];

@@ -158,6 +158,8 @@ static void test_telemetry_refused(void)
     expect_tele_error("{\"state\":\"\"}", state);
     expect_tele_error("{\"state\":\"a b\"}", state);
     expect_tele_error("{\"state\":\"a\\u0001\"}", state);
+    /* a NUL escape would cut "up\0x" to "up" (issue 17 item 5) */
+    expect_tele_error("{\"state\":\"up\\u0000x\"}", NULL);
     expect_tele_error("{\"state\":\"a\\u007f\"}", state);
     expect_tele_error("{\"state\":\"\\u00e9\"}", state);
     expect_tele_error("{\"state\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", state); /* 32 */

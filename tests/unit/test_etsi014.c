@@ -188,6 +188,8 @@ static void test_key_ids(void)
         "{\"key_IDs\":[{\"key_ID\":\"bc490419-7d60-487f-adc1-4ddcc177c139\"},"
         "{\"key_ID\":\"BC490419-7D60-487F-ADC1-4DDCC177C139\"}]}",
         "{\"key_IDs\":[{\"key_ID\":\"bc490419-7d60-487f-adc1-4ddcc177c1390\"}]}",
+        /* a NUL escape would cut the ID back to a valid one (issue 17 item 5) */
+        "{\"key_IDs\":[{\"key_ID\":\"bc490419-7d60-487f-adc1-4ddcc177c139\\u0000zzz\"}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ids = NULL;

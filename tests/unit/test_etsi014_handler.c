@@ -254,10 +254,43 @@ static void test_extension_details(void)
     teardown();
 }
 
+/* Issue 17 item 5: a string that decodes to a NUL (a "\u0000" escape) would cut an identifier
+ * short in C. Refused with 400 before anything is served: an additional slave "SAE_A3\u0000x"
+ * is not SAE_A3, and a key ID with "\u0000zzz" appended does not fetch the key (which the
+ * slave then still gets with its real ID). */
+static void test_nul_escape(void)
+{
+    setup();
+    qk_http_reply rep;
+    call("SAE_A1", "POST", "/api/v1/keys/SAE_A2/enc_keys",
+         "{\"additional_slave_SAE_IDs\":[\"SAE_A3\\u0000x\"]}", &rep);
+    CU_ASSERT_EQUAL(rep.status, 400);
+    CU_ASSERT_PTR_NULL(rep.key_ids);
+    qk_http_reply_clear(&rep);
+    call("SAE_A1", "POST", "/api/v1/keys/SAE_A2/enc_keys", "{\"number\":1,\"size\":512}", &rep);
+    CU_ASSERT_EQUAL_FATAL(rep.status, 200);
+    char ids[1][QK_KEY_ID_LEN + 1];
+    uint8_t keys[1][KEY_BYTES];
+    CU_ASSERT_EQUAL_FATAL(container_keys(&rep, ids, keys, 1), 1);
+    qk_http_reply_clear(&rep);
+    char body[256];
+    snprintf(body, sizeof body, "{\"key_IDs\":[{\"key_ID\":\"%s\\u0000zzz\"}]}", ids[0]);
+    call("SAE_A2", "POST", "/api/v1/keys/SAE_A1/dec_keys", body, &rep);
+    CU_ASSERT_EQUAL(rep.status, 400);
+    CU_ASSERT_PTR_NULL(rep.key_ids);
+    qk_http_reply_clear(&rep);
+    snprintf(body, sizeof body, "{\"key_IDs\":[{\"key_ID\":\"%s\"}]}", ids[0]);
+    call("SAE_A2", "POST", "/api/v1/keys/SAE_A1/dec_keys", body, &rep);
+    CU_ASSERT_EQUAL(rep.status, 200);
+    qk_http_reply_clear(&rep);
+    teardown();
+}
+
 int suite_etsi014_handler(void)
 {
     CU_pSuite s = CU_add_suite("etsi014_handler", NULL, NULL);
     if (!s || !CU_add_test(s, "configure", test_configure) ||
+        !CU_add_test(s, "NUL escape refused with 400", test_nul_escape) ||
         !CU_add_test(s, "callers_and_methods", test_callers_and_methods) ||
         !CU_add_test(s, "enc_dec_quota", test_enc_dec_quota) ||
         !CU_add_test(s, "extension_details", test_extension_details))

@@ -26,6 +26,22 @@ static void test_parse_good_and_bad(void)
     CU_ASSERT_PTR_NULL(parse("", &err));
     CU_ASSERT_PTR_NULL(parse("   ", &err));
     CU_ASSERT_PTR_NULL(parse("{'a':1}", &err));
+    /* a string that decodes to a NUL is refused, in a value or a member name, anywhere in the
+     * tree (issue 17 item 5); an escaped backslash followed by "u0000" is no such string, nor
+     * is U+0001 */
+    CU_ASSERT_PTR_NULL(parse("{\"a\":\"SAE_B2\\u0000x\"}", &err));
+    CU_ASSERT_EQUAL(err.code, QK_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "NUL"));
+    CU_ASSERT_PTR_NULL(parse("{\"a\\u0000b\":1}", &err));
+    CU_ASSERT_PTR_NULL(parse("[[{\"a\":[\"x\",\"\\u0000\"]}]]", &err));
+    CU_ASSERT_PTR_NULL(parse("\"\\n\\u0000\"", &err));
+    j = parse("{\"a\":\"\\\\u0000\",\"b\":\"\\u0001\",\"c\":\"\\u00000\"}", &err);
+    CU_ASSERT_PTR_NULL(j); /* "c": U+0000, then a "0" */
+    j = parse("{\"a\":\"\\\\u0000\",\"b\":\"\\u0001\",\"c\":\"\\u0100\"}", &err);
+    CU_ASSERT_PTR_NOT_NULL(j);
+    CU_ASSERT_STRING_EQUAL(qk_json_str_or(j, "a", ""), "\\u0000");
+    CU_ASSERT_STRING_EQUAL(qk_json_str_or(j, "b", ""), "\x01");
+    cJSON_Delete(j);
     /* an embedded NUL must not hide trailing garbage */
     CU_ASSERT_PTR_NULL(qk_json_parse("{}\0garbage", 10, 100, &err));
     /* deep nesting is refused */

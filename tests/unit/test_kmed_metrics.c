@@ -50,6 +50,10 @@ static void test_counts(void)
     qk_metrics_peer_error(m);
     qk_metrics_peer_error(m);
     CU_ASSERT_EQUAL(qk_metrics_peer_errors(m), 2);
+    qk_metrics_peer_failure(m, QK_PEER_FAIL_STORAGE);
+    qk_metrics_peer_failure(m, QK_PEER_FAIL_STORAGE);
+    qk_metrics_peer_failure(m, QK_PEER_FAIL_LIMIT);
+    qk_metrics_peer_failure(m, QK_PEER_FAIL_COUNT); /* out of range: not counted */
     char *t = render(m);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT(has_line(t, "qkd_requests_total{listener=\"peer\",status=\"200\"} 2"));
@@ -63,6 +67,12 @@ static void test_counts(void)
     CU_ASSERT(has_line(t, "qkd_request_duration_seconds_bucket{listener=\"peer\",le=\"+Inf\"} 3"));
     CU_ASSERT(has_line(t, "qkd_request_duration_seconds_count{listener=\"peer\"} 3"));
     CU_ASSERT(has_line(t, "qkd_peer_errors_total 2"));
+    /* peer failures by the peer's reason (issue 17), every reason present */
+    CU_ASSERT(has_line(t, "qkd_peer_failures_total{reason=\"unreachable\"} 0"));
+    CU_ASSERT(has_line(t, "qkd_peer_failures_total{reason=\"storage\"} 2"));
+    CU_ASSERT(has_line(t, "qkd_peer_failures_total{reason=\"limit\"} 1"));
+    CU_ASSERT(has_line(t, "qkd_peer_failures_total{reason=\"mismatch\"} 0"));
+    CU_ASSERT(has_line(t, "qkd_peer_failures_total{reason=\"refused\"} 0"));
     CU_ASSERT(has_line(t, "# TYPE qkd_request_duration_seconds histogram"));
     free(t);
     qk_metrics_free(m);

@@ -8,7 +8,7 @@
  * size and number are carved here inside a lease the peer granted (the peer's pool moves by
  * the lease, not per key) and noticed to the peer, where every slave (multicast) fetches
  * exactly the bytes the master got; a fetch that arrives before the notice waits for it; the
- * master's KME keeps max_key_count from the peer's reported counts (QK_ENOKEY, nothing
+ * master's KME keeps max_key_count from the peer's reported counts (QK_EQUOTA, nothing
  * carved) and a slave's fetches free room again; requests left un-noticed by a stopped KME
  * are noticed after its restart; with the peer down, requests are served from the lease
  * until it runs out (then QK_EPEER). */
@@ -403,9 +403,9 @@ static void test_remote_multicast(void)
 
 /* max_key_count of a remote pair: the keys are held at the peer, which reports its counts in
  * every notices answer; the master's KME refuses a request above the reported count plus what
- * it sent since (QK_ENOKEY here, naming the peer and the quota, nothing carved); up to the
- * quota exactly works; when the slave fetched, a refused request refreshes the count (the
- * pair's last notice sent again) and fits. */
+ * it sent since (QK_EQUOTA here, as for a same-KME pair, naming the peer and the quota,
+ * nothing carved); up to the quota exactly works; when the slave fetched, a refused request
+ * refreshes the count (the pair's last notice sent again) and fits. */
 static void test_remote_quota(void)
 {
     pair_open();
@@ -413,7 +413,7 @@ static void test_remote_quota(void)
     qk_key_batch b, first;
     qk_err err;
     CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 3, 256, &first, &err), 0);
-    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 3, 256, &b, &err), QK_ENOKEY);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 3, 256, &b, &err), QK_EQUOTA);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "peer KME " KF_PEER ": "));
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "max_key_count"));
     CU_ASSERT_PTR_NULL(b.material);
@@ -423,7 +423,7 @@ static void test_remote_quota(void)
     qk_key_batch_free(&b);
     settle();
     CU_ASSERT_EQUAL(held_at_b("SAE_B1"), MAX_KEYS);
-    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 1, 256, &b, &err), QK_ENOKEY);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 1, 256, &b, &err), QK_EQUOTA);
     /* another slave of the same master has its own quota */
     const char *other[1] = {"SAE_B2"};
     CU_ASSERT_EQUAL(reserve_at_b(other, 1, 1, 256, &b, &err), 0);
@@ -432,7 +432,7 @@ static void test_remote_quota(void)
     CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &first), 0);
     qk_key_batch_free(&first);
     CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 2);
-    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 4, 256, &b, &err), QK_ENOKEY);
+    CU_ASSERT_EQUAL(reserve_at_b(one, 1, 4, 256, &b, &err), QK_EQUOTA);
     CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 3, 256, &b, &err), 0);
     qk_key_batch_free(&b);
     settle();
@@ -530,14 +530,17 @@ static void test_restart_notices(void)
     int ok = 0, rc = 0;
     static const char *const slaves[8] = {"SAE_B2", "SAE_B3", "SAE_B4", "SAE_B5",
                                           "SAE_B6", "SAE_B7", "SAE_B8", "SAE_B9"};
+    qk_peer_fail why = QK_PEER_FAIL_COUNT;
     for (int i = 0; i < 8 && rc == 0; i++) {
         rc = reserve_at_b(&slaves[i], 1, 2, 1024, &b, &err);
         if (rc == 0)
             ok++;
+        why = b.peer_fail;
         qk_key_batch_free(&b);
     }
     CU_ASSERT_EQUAL(ok, 3);
     CU_ASSERT_EQUAL(rc, QK_EPEER);
+    CU_ASSERT_EQUAL(why, QK_PEER_FAIL_UNREACHABLE); /* no listener: connection refused */
     CU_ASSERT_FATAL(kf_pair_b_up(&P) == 0);
     settle(); /* the restarted notifier sends what the first run left */
     CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &kept), 0);
@@ -545,6 +548,82 @@ static void test_restart_notices(void)
     CU_ASSERT_EQUAL(held_at_b("SAE_B2"), 2);
     CU_ASSERT_EQUAL(held_at_b("SAE_B4"), 2);
     pair_close();
+}
+
+/* A fake peer KME: every request is answered with one status and body. */
+typedef struct {
+    qk_http_handler super;
+    unsigned status;
+    const char *body;
+} fake_peer;
+
+static void fake_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
+{
+    const fake_peer *f = (const fake_peer *)self;
+    (void)req;
+    qk_http_reply_json(rep, f->status, f->body);
+}
+
+/* Issue 17 item 6: the peer's reason for failing a lease reaches the request's error
+ * (qk_key_batch.peer_fail with QK_EPEER; the handlers tell the SAE): no listener
+ * (unreachable), an error status without a reason (unreachable, e.g. a proxy or a busy
+ * pool), the peer's store failed (storage), a limit, another refusal; a mismatch burns the
+ * block, and the request then fails for that reason, not as "no key". */
+static void test_peer_reasons(void)
+{
+    static const struct {
+        unsigned status;
+        const char *body;
+        qk_peer_fail why;
+    } cases[] = {
+        {0, NULL, QK_PEER_FAIL_UNREACHABLE},
+        {503, "{\"message\":\"busy\"}", QK_PEER_FAIL_UNREACHABLE},
+        {500, "{\"message\":\"store error\",\"reason\":\"storage\"}", QK_PEER_FAIL_STORAGE},
+        {409, "{\"message\":\"full\",\"reason\":\"limit\"}", QK_PEER_FAIL_LIMIT},
+        {500, "{\"message\":\"oops\",\"reason\":\"internal\"}", QK_PEER_FAIL_REFUSED},
+        {403, "{\"message\":\"no\",\"reason\":\"forbidden\"}", QK_PEER_FAIL_REFUSED},
+        {409, "{\"message\":\"differs\",\"reason\":\"mismatch\"}", QK_PEER_FAIL_MISMATCH},
+    };
+    pair_open();
+    kf_pair_b_down(&P);
+    const char *one[1] = {"SAE_B1"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fake_peer f = {.super = {.on_req = fake_on_req}, cases[c].status, cases[c].body};
+        if (cases[c].body)
+            CU_ASSERT_FATAL(kf_pair_b_fake(&P, &f.super) == 0);
+        qk_key_batch b;
+        qk_err err;
+        int rc = reserve_at_b(one, 1, 1, 256, &b, &err);
+        CU_ASSERT_EQUAL(rc, QK_EPEER);
+        CU_ASSERT_EQUAL(b.peer_fail, cases[c].why);
+        CU_ASSERT_PTR_NULL(b.material);
+        if (rc != QK_EPEER || b.peer_fail != cases[c].why)
+            fprintf(stderr, "\n  case %zu: rc %d, reason %s: %s\n", c, rc,
+                    qk_peer_fail_name(b.peer_fail), err.msg);
+        qk_key_batch_free(&b);
+        kf_pair_b_down(&P);
+    }
+    pair_close();
+}
+
+/* The reason of a failed peer call from its status, and the names the metrics use. */
+static void test_peer_fail_of(void)
+{
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_EIO), QK_PEER_FAIL_UNREACHABLE);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_ETIMEOUT), QK_PEER_FAIL_UNREACHABLE);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_ETLS), QK_PEER_FAIL_UNREACHABLE);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_ESTORAGE), QK_PEER_FAIL_STORAGE);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_EQUOTA), QK_PEER_FAIL_LIMIT);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_ELIMIT), QK_PEER_FAIL_LIMIT);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_EMISMATCH), QK_PEER_FAIL_MISMATCH);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_EPEER), QK_PEER_FAIL_REFUSED);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_ECOLLISION), QK_PEER_FAIL_REFUSED);
+    CU_ASSERT_EQUAL(qk_peer_fail_of(QK_ENOTFOUND), QK_PEER_FAIL_REFUSED);
+    static const char *const names[QK_PEER_FAIL_COUNT] = {"unreachable", "storage", "limit",
+                                                          "mismatch", "refused"};
+    for (int i = 0; i < QK_PEER_FAIL_COUNT; i++)
+        CU_ASSERT_STRING_EQUAL(qk_peer_fail_name((qk_peer_fail)i), names[i]);
+    CU_ASSERT_STRING_EQUAL(qk_peer_fail_name(QK_PEER_FAIL_COUNT), "unreachable");
 }
 
 static void test_quota_ok(void)
@@ -573,7 +652,9 @@ int suite_kms_reserve(void)
         !CU_add_test(s, "remote_multicast", test_remote_multicast) ||
         !CU_add_test(s, "remote_quota", test_remote_quota) ||
         !CU_add_test(s, "fetch_waits_for_notice", test_fetch_waits_for_notice) ||
-        !CU_add_test(s, "restart_notices", test_restart_notices))
+        !CU_add_test(s, "restart_notices", test_restart_notices) ||
+        !CU_add_test(s, "peer_reasons", test_peer_reasons) ||
+        !CU_add_test(s, "peer_fail_of", test_peer_fail_of))
         return -1;
     return 0;
 }

@@ -387,7 +387,8 @@ static void test_lease_bad_range_refused(void)
     CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.b.kms), KF_LINK, 1, mat, LB) == 0);
     qk_kms *b = P.b.kms;
     qk_err err = {0, ""};
-    CU_ASSERT_EQUAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), NULL, &err), QK_EPEER);
+    CU_ASSERT_EQUAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), NULL, NULL, &err),
+                    QK_EPEER);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "bad request"));
     qk_lease asks[2];
     size_t n = 9;
@@ -662,7 +663,8 @@ static void test_notices_batch_400(void)
     qk_kms *b = P.b.kms;
     qk_store *sb = qk_kms_store(b), *sa = qk_kms_store(P.a.kms);
     qk_err err = {0, ""};
-    CU_ASSERT_EQUAL_FATAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), NULL, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_kms_lease_more(b, 0, 1024, qk_kms_lease_gen(b, 0), NULL, NULL, &err),
+                          0);
     static const char *const ids[3] = {"ok-1", "bad-2", "ok-3"};
     qk_key_ref refs[3];
     uint8_t km[32];
@@ -729,10 +731,13 @@ static void test_client_refuses_bad_answers(void)
         {200, "{\"status\":\"reserved\"}", QK_EPEER},
         {200, "{\"result\":\"granted\"}", QK_EPEER},
         {409, "{\"message\":\"m\"}", QK_EPEER},
-        {409, "{\"message\":\"m\",\"reason\":\"limit\"}", QK_EPEER},
+        /* the peer's reason by status (issue 17: qk_peer_fail_of tells the SAE) */
+        {409, "{\"message\":\"m\",\"reason\":\"limit\"}", QK_EQUOTA},
         {409, "{\"message\":\"m\",\"reason\":\"mismatch\"}", QK_EMISMATCH},
         {404, "{\"message\":\"m\",\"reason\":\"not-found\"}", QK_EPEER},
-        {503, "{\"message\":\"m\"}", QK_EPEER},
+        {500, "{\"message\":\"m\",\"reason\":\"storage\"}", QK_ESTORAGE},
+        {500, "{\"message\":\"m\",\"reason\":\"internal\"}", QK_EPEER},
+        {503, "{\"message\":\"m\"}", QK_EIO}, /* no reason of ours: a proxy, a busy pool */
     };
     for (size_t i = 0; i < sizeof lease_cases / sizeof lease_cases[0]; i++) {
         fake_status = lease_cases[i].status;
@@ -759,6 +764,8 @@ static void test_client_refuses_bad_answers(void)
         {413, "{\"message\":\"request body too large\"}", QK_ELIMIT},
         {400, "{\"message\":\"m\",\"reason\":\"bad-request\"}", QK_EINVAL},
         {500, "{\"message\":\"m\",\"reason\":\"internal\"}", QK_EPEER},
+        {500, "{\"message\":\"m\",\"reason\":\"storage\"}", QK_ESTORAGE},
+        {502, "<html>bad gateway</html>", QK_EIO},
     };
 #undef RES
     for (size_t i = 0; i < sizeof notices_cases / sizeof notices_cases[0]; i++) {

@@ -758,6 +758,10 @@ static void test_lease_refusals(void)
     expect_lease_refused(LS_HEAD "\"to\":64" LS_CHECK, "from");
     expect_lease_refused(LS_HEAD "\"from\":32" LS_CHECK, "to");
     expect_lease_refused(LS_HEAD "\"from\":32,\"to\":64}", "check");
+    /* a link name cut short by a NUL escape (issue 17 item 5) */
+    expect_lease_refused("{\"link\":\"L\\u0000x\",\"side\":\"high\",\"block_id\":3,\"from\":32,"
+                         "\"to\":64" LS_CHECK,
+                         "NUL");
     /* wrong types, bad enumerations and IDs */
     expect_lease_refused(LS_HEAD "\"from\":\"32\",\"to\":64" LS_CHECK, "from");
     expect_lease_refused(LS_HEAD "\"from\":32.5,\"to\":64" LS_CHECK, "from");
