@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # pki.sh - a throw-away test PKI on the openssl CLI (EC P-256, SHA-256). Source it, then:
 #   pki_ca DIR NAME             -> DIR/NAME.crt, DIR/NAME.key          (self-signed CA)
 #   pki_server DIR CA NAME      -> DIR/NAME.crt, DIR/NAME.key          (SAN DNS:localhost,IP:127.0.0.1)
