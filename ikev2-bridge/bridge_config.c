@@ -369,8 +369,9 @@ int qkb_config_load(const char *path, qkb_config *c, qk_err *err)
          need(c->peer_name, path, "[peer] peer_name", err)))
         return QK_EINVAL;
     /* One identity, one role (docs/qkd-kmed.md "Roles"): the other bridge is not also the SAE
-     * whose keys it shares. */
-    if (c->peer_name[0] && strcmp(c->peer_name, c->peer_sae_id) == 0)
+     * whose keys it shares (over SKIP peer_sae_id names the peer KME, a remote system ID). */
+    if (c->kme_api == QKB_KME_ETSI014 && c->peer_name[0] &&
+        strcmp(c->peer_name, c->peer_sae_id) == 0)
         return qk_err_set(err, QK_EINVAL,
                           "%s: [peer] peer_name %s is also [kme] peer_sae_id: a bridge identity "
                           "and an SAE ID are two roles",
