@@ -338,7 +338,6 @@ static void skip_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
                                h->role_marker, &why)) {
         /* Only SAE certificates here (docs/qkd-kmed.md "Roles"), whatever their CN. */
         fail(&x, 403, why);
-        qk_http_reply_detail(rep, "role %s", qk_role_name(req->caller->role));
     } else {
         dispatch(&x);
     }
