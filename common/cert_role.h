@@ -9,9 +9,9 @@
  * zone's handler then calls qk_role_check with the one role its listener serves, so a
  * certificate marked for another role is refused by every other listener, whatever its CN.
  *
- * A marker in the SAN, rather than a private extendedKeyUsage OID (RFC 5280 section
- * 4.2.1.12), keeps certificates usable by TLS stacks that insist on EKU id-kp-clientAuth only
- * and needs no registered OID arc; the SAN URI is readable with any X.509 tool. */
+ * A marker in the SAN, rather than a private extendedKeyUsage purpose (RFC 5280 section
+ * 4.2.1.12), needs no OID under an arc the project owns; the SAN URI is readable with any
+ * X.509 tool. */
 #ifndef QK_CERT_ROLE_H
 #define QK_CERT_ROLE_H
 
