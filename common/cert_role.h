@@ -4,7 +4,8 @@
  * (the ETSI 014 and SKIP listeners), a peer KME (the peer listener), a QKD device (the device
  * listener) or a bridge (qkd-bridge's bridge channel). A certificate names its role in a
  * subjectAltName uniformResourceIdentifier (RFC 5280 section 4.2.1.6) of the form
- * "urn:qkd-kms:role:ROLE" (RFC 8141 URN syntax), ROLE one of sae, kme, device, bridge. The
+ * "urn:qkd-kms:role:ROLE" (RFC 8141 URN syntax; the namespace is not registered, only this
+ * project reads it), ROLE one of sae, kme, device, bridge. The
  * TLS front end reads the marker of the client certificate into qk_peer_identity.role; each
  * zone's handler then calls qk_role_check with the one role its listener serves, so a
  * certificate marked for another role is refused by every other listener, whatever its CN.
