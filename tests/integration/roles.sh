@@ -10,8 +10,9 @@
 #  - every pair: a certificate marked for role X, with the CN each listener expects, is accepted
 #    by the listener of role X and refused by the listeners of every other role (etsi014 401,
 #    skip, peer, device and bridge channel 403); an unmarked one only where role_marker is
-#    optional (etsi014, skip, bridge channel; [listener etsi014] role_marker = required at
-#    KME_B refuses it); an invalid marker (two roles, an unknown word) everywhere;
+#    optional (etsi014, skip, bridge channel; at KME_B etsi014 says required and refuses it,
+#    peer and device say optional and take it); an invalid marker (two roles, an unknown word)
+#    everywhere;
 #  - the original attack: an SAE certificate named like the device (CN qkd-sim) PUTs an
 #    all-zero block at both KMEs: refused, the pools stay empty, enc_keys serves nothing; the
 #    real device then feeds both and the keys are not all zero.
@@ -61,7 +62,8 @@ ok "qkd-lab up --topology and qkd-lab pki refuse an SAE named like the device or
 # ---- 2: the pair, a SKIP listener with certificates, a bridge responder -----------------------
 pair_skip_conf A mtls
 pair_skip_conf B mtls
-printf '%s\n' "[listener etsi014]" "role_marker = required" >>"$T/kme_B.conf"
+printf '%s\n' "[listener etsi014]" "role_marker = required" "[listener peer]" \
+  "role_marker = optional" "[listener device]" "role_marker = optional" >>"$T/kme_B.conf"
 pair_start A
 pair_start B
 
@@ -69,7 +71,7 @@ pair_start B
 # $T/rc/MARK/CN.crt. MARK: sae kme device bridge, none (no marker), two (sae and device),
 # word (an unknown role).
 P=$T/pki
-CNS="SAE_A1 SAE_B1 skip_a KME_B qkd-sim bridge-a"
+CNS="SAE_A1 SAE_B1 skip_a KME_A KME_B qkd-sim bridge-a"
 for mark in sae kme device bridge none two word; do
   d=$T/rc/$mark
   { mkdir -p "$d" && cp "$P/ca.crt" "$P/ca.key" "$d/"; } || fail "mkdir $d"
@@ -113,9 +115,11 @@ call() {
       [ "$kme" = B ] && cn=SAE_B1 slave=SAE_A1
       url=$(etsi_url "$kme")/api/v1/keys/$slave/status ;;
     skip) cn=skip_a; url=$(skip_url A)/capabilities ;;
-    peer) cn=KME_B; url=https://127.0.0.1:${PEERPORT[A]}/peer/v1/health ;;
+    peer) cn=KME_B
+      [ "$kme" = B ] && cn=KME_A
+      url=https://127.0.0.1:${PEERPORT[$kme]}/peer/v1/health ;;
     device) cn=qkd-sim
-      url=$(device_url A)/device/v1/links/$LINK/telemetry
+      url=$(device_url "$kme")/device/v1/links/$LINK/telemetry
       args=(-X POST -H 'Content-Type: application/json' --data '{"state":"up"}') ;;
     bridge) cn=bridge-a; url=https://127.0.0.1:$BPORT/bridge/v1/offer
       args=(-X POST -H 'Content-Type: application/json' --data '{}') ;;
@@ -159,7 +163,14 @@ st=$(call etsi014 none B)
 { [ "$st" = 401 ] && grep -q "no role marker" "$T/call.body"; } || { cat "$T/call.body"; fail "unmarked at KME_B's etsi014 (required): $st"; }
 st=$(call etsi014 sae B)
 [ "$st" = 200 ] || { cat "$T/call.body"; fail "sae certificate at KME_B's etsi014 (required): $st"; }
-ok "unmarked: accepted by etsi014, skip, bridge (optional), refused by peer, device and a required etsi014"
+# KME_B's peer and device listeners say role_marker = optional: unmarked passes, another role not.
+for lst in peer device; do
+  st=$(call "$lst" none B)
+  case $st in 2??) ;; *) cat "$T/call.body"; fail "unmarked certificate at KME_B's $lst (optional): $st" ;; esac
+  st=$(call "$lst" sae B)
+  [ "$st" = 403 ] || { cat "$T/call.body"; fail "sae certificate at KME_B's $lst (optional): $st"; }
+done
+ok "unmarked: accepted by etsi014, skip, bridge (optional), refused by peer, device and a required etsi014; role_marker = optional at KME_B's peer and device lets it through, never another role"
 
 for mark in two word; do
   for lst in etsi014 skip peer device bridge; do

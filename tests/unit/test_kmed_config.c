@@ -648,6 +648,8 @@ static void test_role_collisions(void)
                  "a device identity");
     expect_error(base, "[skip_client KME_B]\nremote_systems = KME_B\n", 42,
                  "[skip_client KME_B]: KME_B is a SKIP client (SAE)", "(role kme)");
+    expect_error(base, "[skip_client KME_A]\nremote_systems = KME_B\n", 42,
+                 "[skip_client KME_A]: KME_A is a SKIP client (SAE)", "this KME's node ID");
     /* The same name twice in one role is no collision: an SAE that is also a SKIP client. */
     qk_err err;
     int rc = load_text(base, "[skip_client SAE_A1]\nremote_systems = KME_B\n", &err);
