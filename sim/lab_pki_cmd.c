@@ -194,7 +194,7 @@ static int add_member(pki_opts *o, const pki_member *m)
 /* One identity, one role (docs/qkd-kmed.md "Roles"): no SAE or SKIP client is named like a KME
  * or the device, and no KME like the device; the certificates would otherwise carry one CN in
  * two roles. */
-static int check_roles(const pki_opts *o)
+static int check_roles(pki_opts *o)
 {
     for (size_t i = 0; i < o->nkmes; i++) {
         const pki_kme *k = &o->kmes[i];
@@ -203,7 +203,7 @@ static int check_roles(const pki_opts *o)
                                k->id);
         for (size_t j = 0; j < k->nsaes + k->nskips; j++) {
             const char *id = j < k->nsaes ? k->saes[j] : k->skips[j - k->nsaes];
-            if (!strcmp(id, o->device_cn) || find_kme((pki_opts *)o, id))
+            if (!strcmp(id, o->device_cn) || find_kme(o, id))
                 return usage_error("%s %s@%s: the ID of a KME or the device's CN; an identity "
                                    "has one role",
                                    j < k->nsaes ? "--sae" : "--skip-client", id, k->id);
