@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <microhttpd.h>
+#include "cert_role.h"
 #include "qk_err.h"
 
 #define QK_IDENTITY_MAX 256
@@ -31,6 +32,7 @@ typedef struct {
     qk_id_kind kind;
     char id[QK_IDENTITY_MAX]; /* PSK identity, or certificate subject CN (or mapped id) */
     char fp_hex[65];          /* certificate SHA-256 fingerprint (lower-case hex) or "" */
+    qk_role role;             /* the certificate's role marker (cert_role.h); NONE for a PSK */
     char tls_version[16];     /* "TLSv1.3" ... */
     char cipher[64];          /* negotiated suite name */
 } qk_peer_identity;

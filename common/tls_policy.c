@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "codec.h"
 #include "secbuf.h"
@@ -616,6 +617,24 @@ static int cert_cn(X509 *cert, char *out, size_t cap)
     return 0;
 }
 
+/* The role marker of a certificate: its subjectAltName URIs (RFC 5280 section 4.2.1.6)
+ * folded by qk_role_fold_uri (cert_role.h). Bounded by the certificate's own SAN count. */
+static qk_role cert_role(X509 *cert)
+{
+    GENERAL_NAMES *sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    qk_role r = QK_ROLE_NONE;
+    for (int i = 0; sans && i < sk_GENERAL_NAME_num(sans); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type != GEN_URI)
+            continue;
+        const ASN1_IA5STRING *u = g->d.uniformResourceIdentifier;
+        r = qk_role_fold_uri(r, (const char *)ASN1_STRING_get0_data(u),
+                             (size_t)ASN1_STRING_length(u));
+    }
+    GENERAL_NAMES_free(sans);
+    return r;
+}
+
 static int cert_identity(SSL *ssl, const policy_data *pd, qk_peer_identity *out)
 {
     X509 *cert = SSL_get0_peer_certificate(ssl);
@@ -640,6 +659,7 @@ static int cert_identity(SSL *ssl, const policy_data *pd, qk_peer_identity *out)
     } else if (cert_cn(cert, out->id, sizeof out->id) != 0) {
         return -1;
     }
+    out->role = cert_role(cert);
     out->kind = QK_ID_CERT;
     return 0;
 }

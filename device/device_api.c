@@ -120,6 +120,13 @@ static void device_on_req(qk_http_handler *self, const qk_http_request *req, qk_
         return;
     }
     const qk_peer_identity *id = req->caller;
+    const char *why = NULL;
+    /* Only device certificates here (docs/qkd-kmed.md "Roles"), whatever their CN. */
+    if (id->kind == QK_ID_CERT &&
+        !qk_role_allows(true, id->role, QK_ROLE_DEVICE, h->role_marker, &why)) {
+        qk_http_reply_error(rep, 403, "forbidden", why);
+        return;
+    }
     if (id->kind != QK_ID_CERT || strcmp(id->id, link->cfg->device_identity) != 0) {
         qk_http_reply_error(rep, 403, "forbidden", "caller is not this link's device");
         return;

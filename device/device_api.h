@@ -15,6 +15,9 @@
 typedef struct {
     qk_http_handler super; /* first: on_req gets &super */
     qk_kms *kms;
+    /* An unmarked client certificate: refused (required, the zero value) or accepted
+     * (docs/qkd-kmed.md "Roles"; [listener device] role_marker). Set by the caller. */
+    qk_role_marker role_marker;
 } qk_device_api_handler;
 
 /* Fill in h to serve the device listener on kms (borrowed; must outlive the listener). */

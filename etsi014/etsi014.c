@@ -382,11 +382,16 @@ static void etsi014_on_req(qk_http_handler *self, const qk_http_request *req, qk
     qk_etsi014_handler *h = (qk_etsi014_handler *)self;
     etsi_call x = {.k = h->kms, .req = req, .rep = rep};
     const qk_peer_identity *pid = req->caller;
+    const char *why = NULL;
     if (!x.k) {
         fail(&x, 503, "error on server side");
     } else if (pid->kind == QK_ID_NONE || pid->id[0] == '\0' ||
                strnlen(pid->id, sizeof pid->id) > QK_ETSI_SAE_ID_MAX) {
         fail(&x, 401, "the calling SAE is not authenticated");
+    } else if (!qk_role_allows(pid->kind == QK_ID_CERT, pid->role, QK_ROLE_SAE, h->role_marker,
+                               &why)) {
+        /* Only SAE certificates here (docs/qkd-kmed.md "Roles"), whatever their CN. */
+        fail(&x, 401, why);
     } else {
         x.caller = pid->id;
         dispatch(&x);
@@ -400,4 +405,5 @@ void qk_etsi014_configure(qk_etsi014_handler *h, qk_kms *kms)
     /* Clause 5 answers only 200, 400, 401 and 503: an oversized body is a bad request. */
     h->super.too_large_status = 400;
     h->kms = kms;
+    h->role_marker = QK_ROLE_MARKER_OPTIONAL;
 }

@@ -11,10 +11,13 @@
 typedef struct {
     qk_http_handler super;
     qk_kms *kms; /* borrowed; must outlive the listener */
+    /* An unmarked client certificate: accepted (optional, set by configure) or refused
+     * (docs/qkd-kmed.md "Roles"; [listener etsi014] role_marker). Set by the caller. */
+    qk_role_marker role_marker;
 } qk_etsi014_handler;
 
-/* Fill in h: on_req, too_large_status 400 (clause 5 defines no 413). observe is left for the
- * caller (the daemon's metrics). */
+/* Fill in h: on_req, too_large_status 400 (clause 5 defines no 413), role_marker optional.
+ * observe is left for the caller (the daemon's metrics). */
 void qk_etsi014_configure(qk_etsi014_handler *h, qk_kms *kms);
 
 #endif

@@ -152,6 +152,14 @@ static void chan_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
 {
     chan_handler *s = (chan_handler *)self;
     const qk_peer_identity *id = req->caller;
+    const char *why = NULL;
+    /* Only bridge certificates here (docs/qkd-kmed.md "Roles"), whatever their CN. */
+    if (!qk_role_allows(id->kind == QK_ID_CERT, id->role, QK_ROLE_BRIDGE, s->cfg->peer_role_marker,
+                        &why)) {
+        QK_WARN("bridge channel: refused peer '%s': %s", id->id, why);
+        chan_reply(rep, 403, "error", NULL, "peer not allowed");
+        return;
+    }
     if (id->kind == QK_ID_NONE ||
         (s->cfg->peer_name[0] && strcmp(id->id, s->cfg->peer_name) != 0)) {
         QK_WARN("bridge channel: refused peer '%s' (expected '%s')", id->id, s->cfg->peer_name);

@@ -19,6 +19,7 @@ void qkb_config_defaults(qkb_config *c)
     c->kme_timeout_ms = 5000;
     c->peer_timeout_ms = 5000;
     c->peer_retries = 3;
+    c->peer_role_marker = QK_ROLE_MARKER_OPTIONAL;
     c->interval_ms = 3600 * 1000;
     c->retry_min_ms = 1000;
     c->retry_max_ms = 60000;
@@ -174,6 +175,11 @@ static int peer_key(qkb_config *c, const char *key, const char *v, qk_err *err)
     STR("cert", peer_cert);
     STR("key", peer_key);
     STR("peer_name", peer_name);
+    if (strcmp(key, "role_marker") == 0) {
+        if (qk_role_marker_parse(v, &c->peer_role_marker) != 0)
+            return qk_err_set(err, QK_EINVAL, "required or optional");
+        return 0;
+    }
     DUR("timeout", peer_timeout_ms, 100, 120000);
     UINT("retries", peer_retries, 0, 20);
     return qk_err_set(err, QK_EINVAL, "unknown key");
@@ -362,6 +368,14 @@ int qkb_config_load(const char *path, qkb_config *c, qk_err *err)
          need(c->peer_key, path, "[peer] key", err) ||
          need(c->peer_name, path, "[peer] peer_name", err)))
         return QK_EINVAL;
+    /* One identity, one role (docs/qkd-kmed.md "Roles"): the other bridge is not also the SAE
+     * whose keys it shares (over SKIP peer_sae_id names the peer KME, a remote system ID). */
+    if (c->kme_api == QKB_KME_ETSI014 && c->peer_name[0] &&
+        strcmp(c->peer_name, c->peer_sae_id) == 0)
+        return qk_err_set(err, QK_EINVAL,
+                          "%s: [peer] peer_name %s is also [kme] peer_sae_id: a bridge identity "
+                          "and an SAE ID are two roles",
+                          path, c->peer_name);
     if (c->retry_min_ms > c->retry_max_ms)
         return qk_err_set(err, QK_EINVAL, "%s: [rotation] retry_min above retry_max", path);
     if (c->driver == QKB_DRV_STRONGSWAN) {

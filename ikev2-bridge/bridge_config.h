@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cert_role.h"
 #include "qk_err.h"
 
 #define QKB_STR  256
@@ -56,6 +57,9 @@ typedef struct {
     char peer_psk_file[QKB_PATH];
     char peer_ca[QKB_PATH], peer_cert[QKB_PATH], peer_key[QKB_PATH];
     char peer_name[QKB_STR]; /* expected identity of the other bridge (PSK id or cert CN) */
+    /* auth = cert: a certificate without a role marker is accepted (optional, the default) or
+     * refused (required); one marked for another role always is (docs/qkd-kmed.md "Roles") */
+    qk_role_marker peer_role_marker;
     uint64_t peer_timeout_ms;
     unsigned peer_retries;
     /* [rotation] */

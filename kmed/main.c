@@ -182,6 +182,10 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     qk_etsi014_configure(&etsi, k);
     qk_skip_configure(&skip, &skip_opts);
     qk_peer_api_configure(&peer, k);
+    /* What each zone does with an unmarked certificate (docs/qkd-kmed.md "Roles"). */
+    etsi.role_marker = cfg->listeners[QK_LST_ETSI014].role_marker;
+    skip.role_marker = cfg->listeners[QK_LST_SKIP].role_marker;
+    peer.role_marker = cfg->listeners[QK_LST_PEER].role_marker;
     /* The device sources before the listeners: the peer handler fetches through them; the
      * pullers start at once (a pulled block waits PENDING until the peer has it). */
     if (qk_device_sources_start(k, &devices, &err) != 0) {
@@ -190,6 +194,7 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     }
     peer.devices = devices;
     qk_device_api_configure(&device, k);
+    device.role_marker = cfg->listeners[QK_LST_DEVICE].role_marker;
     qk_admin_configure(&admin, k);
     qk_http_handler *handlers[QK_LST_COUNT] = {
         [QK_LST_ETSI014] = &etsi.super,  [QK_LST_SKIP] = &skip.super,   [QK_LST_PEER] = &peer.super,

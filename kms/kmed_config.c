@@ -219,6 +219,13 @@ static int listener_key(parse_ctx *c, qk_listener_kind kind, const char *key, co
     }
     if (strcmp(key, "fingerprint_map") == 0)
         return set_path(c, v, l->fingerprint_map, err);
+    if (strcmp(key, "role_marker") == 0) {
+        if (kind == QK_LST_ADMIN)
+            return qk_err_set(err, QK_EINVAL, "the admin listener authenticates no client");
+        if (qk_role_marker_parse(v, &l->role_marker) != 0)
+            return qk_err_set(err, QK_EINVAL, "must be required or optional");
+        return 0;
+    }
     if (strcmp(key, "max_connections") == 0)
         return parse_u32(v, 1, 100000, &l->max_connections, err);
     if (strcmp(key, "threads") == 0)
@@ -785,6 +792,74 @@ static int check_skip(const qk_kmed_config *cfg, qk_err *err)
     return 0;
 }
 
+/* ---- roles: one identity, one role (docs/qkd-kmed.md "Roles") --------------------------- */
+
+/* One name the configuration gives a role, and where. */
+typedef struct {
+    const char *name;
+    qk_role role;
+    const char *what; /* "this KME's node ID", ... for the message */
+    char section[96]; /* for the message's FILE:LINE */
+    const char *key;  /* NULL: the section line */
+} role_name;
+
+static int role_names_add(role_name *v, size_t *n, size_t cap, const char *name, qk_role role,
+                          const char *what, const char *section, const char *key)
+{
+    if (*n >= cap)
+        return -1;
+    role_name *r = &v[(*n)++];
+    r->name = name;
+    r->role = role;
+    r->what = what;
+    snprintf(r->section, sizeof r->section, "%s", section);
+    r->key = key;
+    return 0;
+}
+
+/* Every identity the configuration names, with its role: this node and each linked peer
+ * (KME: the peer listener accepts the peer's ID), each link's device_identity (device), each
+ * [sae] and [skip_client] (SAE). The same name in two roles is refused: a certificate with
+ * that CN would be accepted by the listeners of both. Quadratic in the names, at most
+ * 1 + 2 * QK_CFG_MAX_LINKS + QK_CFG_MAX_SAES + QK_CFG_MAX_SKIP_CLIENTS of them. */
+static int check_roles(const qk_kmed_config *cfg, qk_err *err)
+{
+    size_t cap = 1 + 2 * QK_CFG_MAX_LINKS + QK_CFG_MAX_SAES + QK_CFG_MAX_SKIP_CLIENTS, n = 0;
+    role_name *v = calloc(cap, sizeof *v);
+    if (!v)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    char sec[96];
+    int bad =
+        role_names_add(v, &n, cap, cfg->node_id, QK_ROLE_KME, "this KME's node ID", "node", "id");
+    for (size_t i = 0; !bad && i < cfg->nlinks; i++) {
+        const qk_link_cfg *l = &cfg->links[i];
+        snprintf(sec, sizeof sec, "link %s", l->peer);
+        bad = role_names_add(v, &n, cap, l->peer, QK_ROLE_KME, "a peer KME's ID", sec, NULL);
+        if (!bad && l->device_identity[0])
+            bad = role_names_add(v, &n, cap, l->device_identity, QK_ROLE_DEVICE,
+                                 "a device identity", sec, "device_identity");
+    }
+    for (size_t i = 0; !bad && i < cfg->nsaes; i++) {
+        snprintf(sec, sizeof sec, "sae %s", cfg->saes[i].id);
+        bad = role_names_add(v, &n, cap, cfg->saes[i].id, QK_ROLE_SAE, "an SAE ID", sec, NULL);
+    }
+    for (size_t i = 0; !bad && i < cfg->skip.nclients; i++) {
+        snprintf(sec, sizeof sec, "skip_client %.80s", cfg->skip.clients[i].identity);
+        bad = role_names_add(v, &n, cap, cfg->skip.clients[i].identity, QK_ROLE_SAE,
+                             "a SKIP client (SAE)", sec, NULL);
+    }
+    int rc = bad ? qk_err_set(err, QK_EINVAL, "too many identities") : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (v[i].role != v[j].role && strcmp(v[i].name, v[j].name) == 0)
+                rc = xerr(cfg, err, v[i].section, v[i].key,
+                          "%s is %s (role %s) and %s [%s] (role %s): an identity has one role",
+                          v[i].name, v[i].what, qk_role_name(v[i].role), v[j].what, v[j].section,
+                          qk_role_name(v[j].role));
+    free(v);
+    return rc;
+}
+
 static int cross_check(qk_kmed_config *cfg, qk_err *err)
 {
     if (!cfg->node_id[0])
@@ -817,6 +892,8 @@ static int cross_check(qk_kmed_config *cfg, qk_err *err)
                     "[%u, %u]",
                     cfg->default_size_bits, cfg->min_size_bits, cfg->max_size_bits);
     if (check_skip(cfg, err) != 0)
+        return QK_EINVAL;
+    if (check_roles(cfg, err) != 0)
         return QK_EINVAL;
     if ((uint64_t)cfg->max_size_bits / 8 + QK_BLOCK_VKEY_LEN > cfg->local_block_bytes)
         return xerr(cfg, err, "keys", "local_block_bytes",
@@ -853,6 +930,10 @@ static void set_defaults(qk_kmed_config *cfg)
         l->idle_timeout_s = 60;
         l->threads = 2;
         l->max_body = default_max_body[k];
+        /* SAEs may bring their own PKI (no marker); peers and devices are ours to mark. */
+        l->role_marker = qk_listener_role((qk_listener_kind)k) == QK_ROLE_SAE
+                             ? QK_ROLE_MARKER_OPTIONAL
+                             : QK_ROLE_MARKER_REQUIRED;
     }
     cfg->peer_client.timeout_ms = 3000;
     cfg->peer_client.connect_timeout_ms = 1000;
@@ -912,6 +993,21 @@ const qk_link_cfg *qk_kmed_config_link_by_id(const qk_kmed_config *cfg, const ch
         if (strcmp(cfg->links[i].link_id, link_id) == 0)
             return &cfg->links[i];
     return NULL;
+}
+
+qk_role qk_listener_role(qk_listener_kind k)
+{
+    switch (k) {
+    case QK_LST_ETSI014:
+    case QK_LST_SKIP:
+        return QK_ROLE_SAE;
+    case QK_LST_PEER:
+        return QK_ROLE_KME;
+    case QK_LST_DEVICE:
+        return QK_ROLE_DEVICE;
+    default:
+        return QK_ROLE_NONE;
+    }
 }
 
 const qk_sae_cfg *qk_kmed_config_sae(const qk_kmed_config *cfg, const char *sae_id)

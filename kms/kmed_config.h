@@ -10,6 +10,7 @@
 #include "log.h"
 #include "store.h"
 #include "tls_server.h"
+#include "cert_role.h"
 
 #define QK_CFG_ID_MAX           64   /* node, peer and SAE IDs: 1..64 chars [A-Za-z0-9_.-] */
 #define QK_CFG_PATH_MAX         1024 /* file names (resolved against the config file's folder) */
@@ -53,6 +54,10 @@ typedef struct {
     unsigned idle_timeout_s;       /* default 60 s */
     unsigned threads;              /* default 2 */
     uint32_t max_body;             /* request body limit in bytes; default per listener */
+    /* A client certificate without a role marker (docs/qkd-kmed.md "Roles"): refused
+     * (required: the peer and device listeners' default) or accepted (optional: etsi014 and
+     * skip, for SAEs with their own PKI). A marker for another role is always refused. */
+    qk_role_marker role_marker;
 } qk_listener_cfg;
 
 /* Where a link's key blocks come from (docs/qkd-kmed.md, "Key sources"). */
@@ -194,5 +199,9 @@ const char *qk_link_source_name(qk_link_source s);
 const qk_link_cfg *qk_kmed_config_link_by_peer(const qk_kmed_config *cfg, const char *peer);
 const qk_link_cfg *qk_kmed_config_link_by_id(const qk_kmed_config *cfg, const char *link_id);
 const qk_sae_cfg *qk_kmed_config_sae(const qk_kmed_config *cfg, const char *sae_id);
+
+/* The role a listener serves (docs/qkd-kmed.md "Roles"): etsi014 and skip QK_ROLE_SAE, peer
+ * QK_ROLE_KME, device QK_ROLE_DEVICE; admin QK_ROLE_NONE (it authenticates no one). */
+qk_role qk_listener_role(qk_listener_kind k);
 
 #endif

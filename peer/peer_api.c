@@ -443,6 +443,13 @@ static void peer_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
 {
     qk_peer_api_handler *h = (qk_peer_api_handler *)self;
     peer_call p = {.kms = h->kms, .devices = h->devices, .req = req, .rep = rep};
+    const char *why = NULL;
+    /* Only peer KME certificates here (docs/qkd-kmed.md "Roles"), whatever their CN. */
+    if (req->caller->kind == QK_ID_CERT &&
+        !qk_role_allows(true, req->caller->role, QK_ROLE_KME, h->role_marker, &why)) {
+        reply_error(&p, 403, QK_PEER_REASON_FORBIDDEN, why);
+        return;
+    }
     if (req->caller->kind == QK_ID_CERT)
         p.link = qk_kms_link_by_peer(h->kms, req->caller->id);
     if (!p.link) {

@@ -19,6 +19,9 @@ typedef struct {
     /* the ETSI 014 device sources (kms/device_source.h) that POST /peer/v1/device-keys fetches
      * through; NULL: every device-keys notice is refused (409 source). Set by the caller. */
     qk_device_sources *devices;
+    /* An unmarked client certificate: refused (required, the zero value) or accepted
+     * (docs/qkd-kmed.md "Roles"; [listener peer] role_marker). Set by the caller. */
+    qk_role_marker role_marker;
 } qk_peer_api_handler;
 
 /* Fill h in (on_req; observe left NULL, devices NULL, for the caller to set). h must outlive

@@ -173,11 +173,29 @@ int qk_lab_cert_issue(const qk_lab_ca *ca, qk_cert_kind kind, const char *cn, in
 int qk_lab_cert_issue_san(const qk_lab_ca *ca, qk_cert_kind kind, const char *cn, const char *san,
                           int days, const char *crt_path, const char *key_path, qk_err *err)
 {
+    return qk_lab_cert_issue_role(ca, kind, cn, san, QK_ROLE_NONE, days, crt_path, key_path, err);
+}
+
+int qk_lab_cert_issue_role(const qk_lab_ca *ca, qk_cert_kind kind, const char *cn, const char *san,
+                           qk_role role, int days, const char *crt_path, const char *key_path,
+                           qk_err *err)
+{
     bool server = kind == QK_CERT_SERVER;
     if (!server && san)
         return qk_err_set(err, QK_EINVAL, "%s: a client certificate carries no SAN", cn);
     if (days < 1 || days > 36500)
         return qk_err_set(err, QK_EINVAL, "%s: validity %d days (1..36500)", cn, days);
+    if (role == QK_ROLE_INVALID)
+        return qk_err_set(err, QK_EINVAL, "%s: no such role", cn);
+    /* The subjectAltName: the server's names, then the role marker (RFC 5280 4.2.1.6). */
+    char names[1024];
+    const char *dns = server ? (san ? san : "DNS:localhost,IP:127.0.0.1") : "";
+    int nl = role == QK_ROLE_NONE
+                 ? snprintf(names, sizeof names, "%s", dns)
+                 : snprintf(names, sizeof names, "%s%sURI:" QK_ROLE_URI_PREFIX "%s", dns,
+                            dns[0] ? "," : "", qk_role_name(role));
+    if (nl < 0 || (size_t)nl >= sizeof names)
+        return qk_err_set(err, QK_EINVAL, "%s: subjectAltName too long", cn);
     EVP_PKEY *k = EVP_EC_gen("P-256");
     if (!k)
         return ossl_err(err, "key");
@@ -187,8 +205,7 @@ int qk_lab_cert_issue_san(const qk_lab_ca *ca, qk_cert_kind kind, const char *cn
               add_ext(x, ca->cert, NID_ext_key_usage, server ? "serverAuth" : "clientAuth") == 0 &&
               add_ext(x, ca->cert, NID_subject_key_identifier, "hash") == 0 &&
               add_ext(x, ca->cert, NID_authority_key_identifier, "keyid:always") == 0 &&
-              (!server || add_ext(x, ca->cert, NID_subject_alt_name,
-                                  san ? san : "DNS:localhost,IP:127.0.0.1") == 0) &&
+              (!names[0] || add_ext(x, ca->cert, NID_subject_alt_name, names) == 0) &&
               X509_sign(x, ca->key, EVP_sha256()) > 0;
     int rc = ok ? 0 : ossl_err(err, cn);
     if (rc == 0)

@@ -191,6 +191,27 @@ static int add_member(pki_opts *o, const pki_member *m)
     return 0;
 }
 
+/* One identity, one role (docs/qkd-kmed.md "Roles"): no SAE or SKIP client is named like a KME
+ * or the device, and no KME like the device; the certificates would otherwise carry one CN in
+ * two roles. */
+static int check_roles(pki_opts *o)
+{
+    for (size_t i = 0; i < o->nkmes; i++) {
+        const pki_kme *k = &o->kmes[i];
+        if (!strcmp(k->id, o->device_cn))
+            return usage_error("--kme %s: the device's CN (--device); an identity has one role",
+                               k->id);
+        for (size_t j = 0; j < k->nsaes + k->nskips; j++) {
+            const char *id = j < k->nsaes ? k->saes[j] : k->skips[j - k->nsaes];
+            if (!strcmp(id, o->device_cn) || find_kme(o, id))
+                return usage_error("%s %s@%s: the ID of a KME or the device's CN; an identity "
+                                   "has one role",
+                                   j < k->nsaes ? "--sae" : "--skip-client", id, k->id);
+        }
+    }
+    return 0;
+}
+
 /* ---- the files, in the order they are written ---- */
 
 typedef enum { F_CA, F_CA_COPY, F_SERVER, F_CLIENT, F_PSK_KME, F_PSK_CLIENT } pki_kind;
@@ -201,6 +222,7 @@ typedef struct {
     char name[QK_LAB_ID_MAX + 16]; /* base name: NAME.crt/.key, or the file name itself */
     const char *cn;
     const char *san;
+    qk_role role; /* the client certificate's role marker (docs/qkd-kmed.md "Roles") */
     const pki_kme *kme;
     const char *use;
 } pki_file;
@@ -224,9 +246,10 @@ static int visit(const pki_opts *o, pki_visit fn, void *u)
         EMIT(.kind = F_CA_COPY, .folder = k->id, .name = "ca.crt", .kme = k,
              .use = "kmed.conf [listener *] ca, [peer_client] ca; qkd --ca");
         EMIT(.kind = F_SERVER, .folder = k->id, .name = "server", .cn = k->id, .san = k->san,
-             .kme = k, .use = "kmed.conf [listener etsi014|skip|peer|device] cert, key");
-        EMIT(.kind = F_CLIENT, .folder = k->id, .name = "peer", .cn = k->id, .kme = k,
-             .use = "kmed.conf [peer_client] cert, key (CN = [node] id)");
+             .role = QK_ROLE_KME, .kme = k,
+             .use = "kmed.conf [listener etsi014|skip|peer|device] cert, key");
+        EMIT(.kind = F_CLIENT, .folder = k->id, .name = "peer", .cn = k->id, .role = QK_ROLE_KME,
+             .kme = k, .use = "kmed.conf [peer_client] cert, key (CN = [node] id)");
         if (k->nskips)
             EMIT(.kind = F_PSK_KME, .folder = k->id, .name = "skip.psk", .kme = k,
                  .use = "kmed.conf [listener skip] psk_file (one line per [skip_client ID])");
@@ -234,6 +257,7 @@ static int visit(const pki_opts *o, pki_visit fn, void *u)
             f = (pki_file){.kind = F_CLIENT,
                            .folder = k->id,
                            .cn = k->saes[j],
+                           .role = QK_ROLE_SAE,
                            .kme = k,
                            .use = "the SAE's qkd --cert, --key (CN = its [sae ID] in kmed.conf)"};
             snprintf(f.name, sizeof f.name, "sae-%s", k->saes[j]);
@@ -254,6 +278,7 @@ static int visit(const pki_opts *o, pki_visit fn, void *u)
     EMIT(.kind = F_CA_COPY, .folder = "device", .name = "ca.crt",
          .use = "sim.conf [device] ca (verifies the KMEs' device listeners)");
     EMIT(.kind = F_CLIENT, .folder = "device", .name = "device", .cn = o->device_cn,
+         .role = QK_ROLE_DEVICE,
          .use = "sim.conf [device] cert, key (CN = kmed.conf [link X] device_identity)");
 #undef EMIT
     return 0;
@@ -361,10 +386,11 @@ static int write_one(const pki_opts *o, const pki_file *f, void *u)
         return make_folder(o->dir, f->folder) != 0 ? QK_EIO
                                                    : qk_lab_ca_write_cert(w->ca, crt, &w->err);
     case F_SERVER:
-        return qk_lab_cert_issue_san(w->ca, QK_CERT_SERVER, f->cn, f->san, o->days, crt, key,
-                                     &w->err);
+        return qk_lab_cert_issue_role(w->ca, QK_CERT_SERVER, f->cn, f->san, f->role, o->days, crt,
+                                      key, &w->err);
     case F_CLIENT:
-        return qk_lab_cert_issue(w->ca, QK_CERT_CLIENT, f->cn, o->days, crt, key, &w->err);
+        return qk_lab_cert_issue_role(w->ca, QK_CERT_CLIENT, f->cn, NULL, f->role, o->days, crt,
+                                      key, &w->err);
     case F_PSK_KME:
         return 0; /* written after its clients' files, see write_psks */
     case F_PSK_CLIENT:
@@ -488,6 +514,8 @@ int qk_lab_cmd_pki(int argc, char **argv)
             return rc;
     if (o.days > o.ca_days)
         return usage_error("%s", "--days is longer than --ca-days");
+    if ((rc = check_roles(&o)) != 0)
+        return rc;
 
     if (qk_secure_init() != 0) {
         fputs("qkd-lab pki: libsodium initialisation failed\n", stderr);

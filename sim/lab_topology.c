@@ -190,9 +190,19 @@ int qk_lab_topology_check(const qk_lab_topology *t, qk_err *err)
             linked |= t->links[j].kme[0] == i || t->links[j].kme[1] == i;
         if (!linked)
             return qk_err_set(err, QK_EINVAL, "KME %s has no link", k->id);
+        /* One identity, one role (docs/qkd-kmed.md "Roles"): no SAE or KME is named like the
+         * device (every link's device_identity) and no SAE like a KME. */
+        if (strcmp(k->id, QK_LAB_DEVICE_CN) == 0)
+            return qk_err_set(err, QK_EINVAL,
+                              "KME %s has the identity of the device (" QK_LAB_DEVICE_CN ")",
+                              k->id);
         for (size_t s = 0; s < k->nsaes; s++) {
             if (qk_lab_kme_index(t, k->saes[s]) >= 0)
                 return qk_err_set(err, QK_EINVAL, "SAE %s has the ID of a KME", k->saes[s]);
+            if (strcmp(k->saes[s], QK_LAB_DEVICE_CN) == 0)
+                return qk_err_set(err, QK_EINVAL,
+                                  "SAE %s has the identity of the device (" QK_LAB_DEVICE_CN ")",
+                                  k->saes[s]);
             for (size_t i2 = 0; i2 < t->nkmes; i2++)
                 for (size_t s2 = 0; s2 < t->kmes[i2].nsaes; s2++)
                     if ((i2 != i || s2 != s) && strcmp(k->saes[s], t->kmes[i2].saes[s2]) == 0)

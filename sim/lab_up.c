@@ -204,14 +204,15 @@ static int mkdir_in(const qk_lab *lab, const char *name, qk_err *err)
     return 0;
 }
 
+/* One certificate; client certificates carry their role's marker (docs/qkd-kmed.md "Roles"). */
 static int issue(const qk_lab *lab, const qk_lab_ca *ca, qk_cert_kind kind, const char *cn,
-                 const char *file, qk_err *err)
+                 qk_role role, const char *file, qk_err *err)
 {
     char crt[QK_LAB_PATH_MAX], key[QK_LAB_PATH_MAX];
     if (qk_lab_path(lab, crt, "pki/%s.crt", file) != 0 ||
         qk_lab_path(lab, key, "pki/%s.key", file) != 0)
         return qk_err_set(err, QK_EINVAL, "path too long");
-    return qk_lab_cert_issue(ca, kind, cn, CERT_DAYS, crt, key, err);
+    return qk_lab_cert_issue_role(ca, kind, cn, NULL, role, CERT_DAYS, crt, key, err);
 }
 
 static int make_pki(qk_lab *lab, qk_err *err)
@@ -226,17 +227,17 @@ static int make_pki(qk_lab *lab, qk_err *err)
     for (size_t k = 0; rc == 0 && k < lab->topo.nkmes; k++) {
         const qk_lab_kme *km = &lab->topo.kmes[k];
         snprintf(f, sizeof f, "server-%s", km->id);
-        rc = issue(lab, ca, QK_CERT_SERVER, km->id, f, err);
+        rc = issue(lab, ca, QK_CERT_SERVER, km->id, QK_ROLE_KME, f, err);
         snprintf(f, sizeof f, "peer-%s", km->id);
         if (rc == 0)
-            rc = issue(lab, ca, QK_CERT_CLIENT, km->id, f, err);
+            rc = issue(lab, ca, QK_CERT_CLIENT, km->id, QK_ROLE_KME, f, err);
         for (size_t s = 0; rc == 0 && s < km->nsaes; s++) {
             snprintf(f, sizeof f, "sae-%s", km->saes[s]);
-            rc = issue(lab, ca, QK_CERT_CLIENT, km->saes[s], f, err);
+            rc = issue(lab, ca, QK_CERT_CLIENT, km->saes[s], QK_ROLE_SAE, f, err);
         }
     }
     if (rc == 0)
-        rc = issue(lab, ca, QK_CERT_CLIENT, QK_LAB_DEVICE_CN, "device", err);
+        rc = issue(lab, ca, QK_CERT_CLIENT, QK_LAB_DEVICE_CN, QK_ROLE_DEVICE, "device", err);
     qk_lab_ca_free(ca);
     return rc;
 }

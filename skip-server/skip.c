@@ -338,10 +338,16 @@ static void skip_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
     skip_call x = {.o = &h->opts, .req = req, .rep = rep};
     if (req->caller->kind != QK_ID_NONE && req->caller->id[0])
         x.client = req->caller->id;
-    if (!x.o->kms)
+    const char *why = NULL;
+    if (!x.o->kms) {
         fail(&x, 500, "internal error");
-    else
+    } else if (!qk_role_allows(req->caller->kind == QK_ID_CERT, req->caller->role, QK_ROLE_SAE,
+                               h->role_marker, &why)) {
+        /* Only SAE certificates here (docs/qkd-kmed.md "Roles"), whatever their CN. */
+        fail(&x, 403, why);
+    } else {
         dispatch(&x);
+    }
 }
 
 void qk_skip_configure(qk_skip_handler *h, const qk_skip_options *o)
@@ -352,4 +358,5 @@ void qk_skip_configure(qk_skip_handler *h, const qk_skip_options *o)
      * this listener answered before the envelope. */
     h->super.too_large_status = 400;
     h->opts = *o;
+    h->role_marker = QK_ROLE_MARKER_OPTIONAL;
 }

@@ -31,6 +31,10 @@ typedef struct {
 typedef struct {
     qk_http_handler super;
     qk_skip_options opts;
+    /* An unmarked client certificate: accepted (optional, set by configure) or refused
+     * (docs/qkd-kmed.md "Roles"; [listener skip] role_marker). PSK clients have no
+     * certificate: the listener's PSK file gives their role. Set by the caller. */
+    qk_role_marker role_marker;
 } qk_skip_handler;
 
 /* Fill in h from a copy of *o (the strings and rules it points to stay borrowed): on_req,

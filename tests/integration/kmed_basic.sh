@@ -43,7 +43,10 @@ P=$T/pki
 pki_ca "$P" ca >/dev/null || fail "pki_ca"
 pki_ca "$P" otherca >/dev/null || fail "pki_ca otherca"
 for n in kme_a kme_b; do pki_server "$P" ca "$n" >/dev/null || fail "pki_server $n"; done
-for n in KME_A KME_B qkd-sim intruder SAE_A1 SAE_B1; do pki_client "$P" ca "$n" >/dev/null || fail "pki_client $n"; done
+# Role markers (docs/qkd-kmed.md "Roles"): intruder is a device, just not this link's.
+for n in KME_A:kme KME_B:kme qkd-sim:device intruder:device SAE_A1:sae SAE_B1:sae; do
+  pki_client "$P" ca "${n%%:*}" "${n#*:}" >/dev/null || fail "pki_client $n"
+done
 pki_client "$P" otherca rogue >/dev/null || fail "pki_client rogue"
 PEERPORT[A]=$(free_port "${PEERPORT[@]}") && PEERPORT[B]=$(free_port "${PEERPORT[@]}") || fail "no free port"
 LINK=KME_A~KME_B

@@ -71,8 +71,9 @@ pair_init() {
   pki_ca "$P" ca >/dev/null || fail "pki_ca"
   local n
   for n in kme_a kme_b; do pki_server "$P" ca "$n" >/dev/null || fail "pki_server $n"; done
-  for n in KME_A KME_B qkd-sim SAE_A1 SAE_A2 SAE_B1 SAE_B2 SAE_X; do
-    pki_client "$P" ca "$n" >/dev/null || fail "pki_client $n"
+  # Client certificates carry their role's marker (docs/qkd-kmed.md "Roles").
+  for n in KME_A:kme KME_B:kme qkd-sim:device SAE_A1:sae SAE_A2:sae SAE_B1:sae SAE_B2:sae SAE_X:sae; do
+    pki_client "$P" ca "${n%%:*}" "${n#*:}" >/dev/null || fail "pki_client $n"
   done
   PEERPORT[A]=$(free_port "${PEERPORT[@]}") && PEERPORT[B]=$(free_port "${PEERPORT[@]}") || fail "no free port"
   PEERPORT[etsiA]=$(free_port "${PEERPORT[@]}") && PEERPORT[etsiB]=$(free_port "${PEERPORT[@]}") || fail "no free port"

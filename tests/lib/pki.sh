@@ -1,7 +1,11 @@
+# shellcheck shell=bash
 # pki.sh - a throw-away test PKI on the openssl CLI (EC P-256, SHA-256). Source it, then:
 #   pki_ca DIR NAME             -> DIR/NAME.crt, DIR/NAME.key          (self-signed CA)
 #   pki_server DIR CA NAME      -> DIR/NAME.crt, DIR/NAME.key          (SAN DNS:localhost,IP:127.0.0.1)
-#   pki_client DIR CA CN        -> DIR/CN.crt, DIR/CN.key              (subject CN=CN, clientAuth)
+#   pki_client DIR CA CN [ROLE] -> DIR/CN.crt, DIR/CN.key              (subject CN=CN, clientAuth)
+#     ROLE (sae, kme, device, bridge, or any word to test a bad marker) adds the role marker
+#     subjectAltName URI:urn:qkd-kms:role:ROLE (docs/qkd-kmed.md "Roles"); none: no marker.
+#   pki_client_uris DIR CA CN URI...  a client certificate whose SAN holds each URI given
 # CA is the CA's base name inside DIR (as given to pki_ca). Keys are written mode 0600.
 # Every function returns non-zero (and prints openssl's message) on failure.
 
@@ -43,11 +47,23 @@ pki_server() { # DIR CA NAME
   _pki_sign "$dir" "$ca" "$name" "/CN=$name" "$ext"
 }
 
-pki_client() { # DIR CA CN
-  local dir=$1 ca=$2 cn=$3 ext
+pki_client() { # DIR CA CN [ROLE]
+  local dir=$1 ca=$2 cn=$3
+  if [ -n "${4:-}" ]; then
+    pki_client_uris "$dir" "$ca" "$cn" "urn:qkd-kms:role:$4"
+  else
+    pki_client_uris "$dir" "$ca" "$cn"
+  fi
+}
+
+pki_client_uris() { # DIR CA CN URI...
+  local dir=$1 ca=$2 cn=$3 ext san="" u
+  shift 3
+  for u in "$@"; do san+="${san:+,}URI:$u"; done
   ext=$(mktemp "$dir/.ext.XXXXXX") || return 1
   printf '%s\n' "basicConstraints=critical,CA:FALSE" \
     "keyUsage=critical,digitalSignature" \
     "extendedKeyUsage=clientAuth" >"$ext"
+  [ -z "$san" ] || printf 'subjectAltName=%s\n' "$san" >>"$ext"
   _pki_sign "$dir" "$ca" "$cn" "/CN=$cn" "$ext"
 }

@@ -127,8 +127,9 @@ static int run(const char *dir, const char *cmd)
     return rc == 0 ? 0 : -1;
 }
 
-/* A CA (EC P-256, SHA-256) and, per node, a certificate with CN=node and SAN IP:127.0.0.1
- * for both ends of TLS (serverAuth, clientAuth), keys mode 0600. */
+/* A CA (EC P-256, SHA-256) and, per node, a certificate with CN=node, SAN IP:127.0.0.1 and the
+ * kme role marker (docs/qkd-kmed.md "Roles"), for both ends of TLS (serverAuth, clientAuth),
+ * keys mode 0600. */
 static int pki_make(const char *dir, const char *const nodes[2])
 {
     char cmd[1024];
@@ -146,7 +147,8 @@ static int pki_make(const char *dir, const char *const nodes[2])
     if (!f)
         return -1;
     fputs("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-          "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+          "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,"
+          "URI:urn:qkd-kms:role:kme\n",
           f);
     if (fclose(f) != 0)
         return -1;

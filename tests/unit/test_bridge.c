@@ -87,6 +87,15 @@ static void test_config(void)
                                   c, &e),
                         0);
     CU_ASSERT_NOT_EQUAL(load_text(BASE "[macsec]\npeer_mac = 02:00:00:00:00\n", c, &e), 0);
+    /* One identity, one role (docs/qkd-kmed.md "Roles"): the other bridge is not the SAE. */
+    CU_ASSERT_NOT_EQUAL(load_text(BASE "[peer]\npeer_name = SAE_B\n", c, &e), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "two roles"));
+    /* [peer] role_marker: optional by default, required on request, nothing else. */
+    CU_ASSERT_EQUAL(load_text(BASE, c, &e), 0);
+    CU_ASSERT_EQUAL(c->peer_role_marker, QK_ROLE_MARKER_OPTIONAL);
+    CU_ASSERT_EQUAL(load_text(BASE "[peer]\nrole_marker = required\n", c, &e), 0);
+    CU_ASSERT_EQUAL(c->peer_role_marker, QK_ROLE_MARKER_REQUIRED);
+    CU_ASSERT_NOT_EQUAL(load_text(BASE "[peer]\nrole_marker = maybe\n", c, &e), 0);
     free(c);
 }
 
@@ -318,6 +327,19 @@ static void test_chan_handler(void)
     CU_ASSERT_EQUAL(chan_call(&h, &peer, "POST", offer, "activated", 1, 1, b, sizeof b), 400);
     CU_ASSERT_PTR_NOT_NULL(strstr(b, "does not match the path"));
     CU_ASSERT_EQUAL(f.offers + f.activations, 0);
+    /* the role marker (docs/qkd-kmed.md "Roles"): a certificate named bridge-a but marked for
+     * another role is refused; a bridge one, or (optional) an unmarked one, gets through */
+    qk_peer_identity cert = {.kind = QK_ID_CERT, .role = QK_ROLE_SAE};
+    snprintf(cert.id, sizeof cert.id, "bridge-a");
+    CU_ASSERT_EQUAL(chan_call(&h, &cert, "POST", "/x", NULL, 0, 0, b, sizeof b), 403);
+    CU_ASSERT_STRING_EQUAL(b, "{\"status\":\"error\",\"message\":\"peer not allowed\"}");
+    cert.role = QK_ROLE_BRIDGE;
+    CU_ASSERT_EQUAL(chan_call(&h, &cert, "POST", "/x", NULL, 0, 0, b, sizeof b), 404);
+    cert.role = QK_ROLE_NONE;
+    CU_ASSERT_EQUAL(chan_call(&h, &cert, "POST", "/x", NULL, 0, 0, b, sizeof b), 404);
+    cfg->peer_role_marker = QK_ROLE_MARKER_REQUIRED;
+    CU_ASSERT_EQUAL(chan_call(&h, &cert, "POST", "/x", NULL, 0, 0, b, sizeof b), 403);
+    cfg->peer_role_marker = QK_ROLE_MARKER_OPTIONAL;
 
     /* accepted: the callback runs, the answer names the key */
     CU_ASSERT_EQUAL(chan_call(&h, &peer, "POST", offer, "offer", 5, 1, b, sizeof b), 200);

@@ -214,7 +214,7 @@ static void test_handler_on_device_link(void)
     fclose(f);
     CU_ASSERT_EQUAL(plen, 0);
     free(page);
-    static const qk_peer_identity peer = {.kind = QK_ID_CERT, .id = KF_PEER};
+    static const qk_peer_identity peer = {.kind = QK_ID_CERT, .id = KF_PEER, .role = QK_ROLE_KME};
     const char *body = "{\"link\":\"" KF_LINK "\",\"block_id\":5,\"key_IDs\":[\"" ID1 "\",\"" ID2
                        "\"],\"key_size\":256}";
     const char *bad = "{\"link\":\"" KF_LINK "\",\"block_id\":5,\"key_IDs\":[\"" ID1 "\",\"" ID1

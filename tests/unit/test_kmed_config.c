@@ -642,6 +642,68 @@ static void test_io_and_syntax(void)
     CU_ASSERT_EQUAL(strncmp(err.msg, prefix, strlen(prefix)), 0);
 }
 
+/* One identity, one role (docs/qkd-kmed.md "Roles"): each collision is refused, naming the
+ * section of the later name, both roles and the earlier one's section. */
+static void test_role_collisions(void)
+{
+    /* An SAE named like the link's device (the original attack: issue 17.1). */
+    expect_error(base, "[sae qkd-sim]\nkme = KME_A\n", 42, "[sae qkd-sim]: qkd-sim is an SAE ID",
+                 "a device identity [link KME_B] (role device)");
+    /* ... like a peer KME, and like this KME. */
+    expect_error(base, "[sae KME_B]\nkme = KME_A\n", 42, "[sae KME_B]: KME_B is an SAE ID",
+                 "a peer KME's ID [link KME_B] (role kme)");
+    expect_error(base, "[sae KME_A]\nkme = KME_A\n", 42, "[sae KME_A]: KME_A is an SAE ID",
+                 "this KME's node ID [node] (role kme)");
+    /* A device named like a peer KME, or like this KME. */
+    expect_error(base, "[link KME_C]\npeer_url = https://127.0.0.1:9445\ndevice_identity = KME_B\n",
+                 44, "[link KME_C] device_identity: KME_B is a device identity (role device)",
+                 "a peer KME's ID [link KME_B] (role kme)");
+    expect_error(base, "[link KME_C]\npeer_url = https://127.0.0.1:9445\ndevice_identity = KME_A\n",
+                 44, "[link KME_C] device_identity: KME_A is a device identity",
+                 "this KME's node ID [node] (role kme)");
+    /* A SKIP client (an SAE) named like the device or a peer KME. */
+    expect_error(base, "[skip_client qkd-sim]\nremote_systems = KME_B\n", 42,
+                 "[skip_client qkd-sim]: qkd-sim is a SKIP client (SAE) (role sae)",
+                 "a device identity");
+    expect_error(base, "[skip_client KME_B]\nremote_systems = KME_B\n", 42,
+                 "[skip_client KME_B]: KME_B is a SKIP client (SAE)", "(role kme)");
+    expect_error(base, "[skip_client KME_A]\nremote_systems = KME_B\n", 42,
+                 "[skip_client KME_A]: KME_A is a SKIP client (SAE)", "this KME's node ID");
+    /* The same name twice in one role is no collision: an SAE that is also a SKIP client. */
+    qk_err err;
+    int rc = load_text(base, "[skip_client SAE_A1]\nremote_systems = KME_B\n", &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL(rc, 0);
+}
+
+/* [listener NAME] role_marker: the defaults per zone, the two values, the refusals. */
+static void test_role_marker(void)
+{
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ETSI014].role_marker, QK_ROLE_MARKER_OPTIONAL);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_SKIP].role_marker, QK_ROLE_MARKER_OPTIONAL);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_PEER].role_marker, QK_ROLE_MARKER_REQUIRED);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_DEVICE].role_marker, QK_ROLE_MARKER_REQUIRED);
+    int rc = load_text(base,
+                       "[listener etsi014]\nrole_marker = required\n"
+                       "[listener peer]\nrole_marker = optional\n",
+                       &err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_ETSI014].role_marker, QK_ROLE_MARKER_REQUIRED);
+    CU_ASSERT_EQUAL(cfg->listeners[QK_LST_PEER].role_marker, QK_ROLE_MARKER_OPTIONAL);
+    expect_error(base, "[listener device]\nrole_marker = yes\n", 43,
+                 "[listener device] role_marker: ", "required or optional");
+    expect_error(base, "[listener admin]\nrole_marker = required\n", 43,
+                 "[listener admin] role_marker: ", "authenticates no client");
+    CU_ASSERT_EQUAL(qk_listener_role(QK_LST_ETSI014), QK_ROLE_SAE);
+    CU_ASSERT_EQUAL(qk_listener_role(QK_LST_SKIP), QK_ROLE_SAE);
+    CU_ASSERT_EQUAL(qk_listener_role(QK_LST_PEER), QK_ROLE_KME);
+    CU_ASSERT_EQUAL(qk_listener_role(QK_LST_DEVICE), QK_ROLE_DEVICE);
+    CU_ASSERT_EQUAL(qk_listener_role(QK_LST_ADMIN), QK_ROLE_NONE);
+}
+
 int suite_kmed_config(void)
 {
     CU_pSuite s = CU_add_suite("kmed_config", setup, teardown);
@@ -661,7 +723,9 @@ int suite_kmed_config(void)
         !CU_add_test(s, "skip section and client rules", test_skip_good) ||
         !CU_add_test(s, "skip errors", test_skip_errors) ||
         !CU_add_test(s, "unreadable file and syntax errors", test_io_and_syntax) ||
-        !CU_add_test(s, "hot_path keys", test_hot_path))
+        !CU_add_test(s, "hot_path keys", test_hot_path) ||
+        !CU_add_test(s, "one identity, one role: collisions refused", test_role_collisions) ||
+        !CU_add_test(s, "listener role_marker: defaults, values, refusals", test_role_marker))
         return -1;
     return 0;
 }

@@ -25,7 +25,7 @@
 
 static kf_pair P;
 
-static const qk_peer_identity PEER_B = {.kind = QK_ID_CERT, .id = KF_PEER};
+static const qk_peer_identity PEER_B = {.kind = QK_ID_CERT, .id = KF_PEER, .role = QK_ROLE_KME};
 
 /* Call A's peer API as KF_PEER. */
 static void call_a(const char *method, const char *path, const char *body, qk_http_reply *rep)

@@ -82,6 +82,19 @@ static void test_topology(void)
                         0); /* two links for one pair */
     CU_ASSERT_NOT_EQUAL(
         load_topo("[kme A]\nsaes = S1\n[kme B]\nsaes = S2\n[link L]\nkmes = A,A\n", &t, &err), 0);
+    /* One identity, one role (docs/qkd-kmed.md "Roles"): no SAE or KME named like the device. */
+    CU_ASSERT_NOT_EQUAL(
+        load_topo("[kme A]\nsaes = qkd-sim\n[kme B]\nsaes = S2\n[link L]\nkmes = A,B\n", &t, &err),
+        0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "SAE qkd-sim has the identity of the device"));
+    CU_ASSERT_NOT_EQUAL(
+        load_topo("[kme qkd-sim]\nsaes = S1\n[kme B]\nsaes = S2\n[link L]\nkmes = qkd-sim,B\n", &t,
+                  &err),
+        0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "KME qkd-sim has the identity of the device"));
+    CU_ASSERT_NOT_EQUAL(
+        load_topo("[kme A]\nsaes = B\n[kme B]\nsaes = S2\n[link L]\nkmes = A,B\n", &t, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "has the ID of a KME"));
     CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\nsaes = S 1\n", &t, &err), 0);
     CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\nsaes = S1,,S2\n", &t, &err), 0);
     CU_ASSERT_NOT_EQUAL(load_topo("[kme A]\ncolour = red\n", &t, &err), 0);
