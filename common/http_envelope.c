@@ -1,12 +1,15 @@
 /* http_envelope.c - the request envelope (http_envelope.h): body collection within max_body,
  * the caller, one on_req call per complete request, the reply, the log line and the metrics. */
 #include "http_envelope.h"
+#include "qk_inline.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http_util.h"
 #include "json_util.h"
@@ -233,7 +236,9 @@ typedef struct http_job {
     qk_http_request req;
     qk_peer_identity caller;
     qk_http_reply rep;
-    atomic_bool done; /* the reply is stored: the resumed access handler sends it */
+    atomic_bool done;        /* the reply is stored: the resumed access handler sends it */
+    qk_inline_waiter waiter; /* an inline handler's reply waiting for its barrier */
+    struct qk_http_pool *inline_of; /* ran inline: the pool that counts it until resumed */
 } http_job;
 
 /* A worker's own wake-up: idle workers wait on their own condition variable in a stack, and a
@@ -257,9 +262,36 @@ struct qk_http_pool {
     unsigned nidle;
     atomic_uint unsignaled; /* jobs queued since the last kick */
     bool stop;
+    unsigned inline_running; /* inline handlers running or holding a suspended reply (lock) */
+    pthread_cond_t inline_cv; /* signalled when inline_running drops to 0 during a stop */
+    bool inline_cv_ok;
 };
 
 static const char shutting_down[] = "server is shutting down";
+#define INLINE_STOP_WAIT_S 10 /* a stop waits this long for replies waiting on a store sync */
+
+/* An inline handler starts on a pump: counted, so that a stop waits for the replies it
+ * holds suspended (libmicrohttpd must see every connection resumed before its daemon stops).
+ * -1 once the pool is stopping: the request is then answered 503 without running. */
+static int pool_inline_begin(struct qk_http_pool *p)
+{
+    int rc = -1;
+    pthread_mutex_lock(&p->lock);
+    if (!p->stop) {
+        p->inline_running++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static void pool_inline_end(struct qk_http_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (--p->inline_running == 0 && p->stop && p->inline_cv_ok)
+        pthread_cond_broadcast(&p->inline_cv);
+    pthread_mutex_unlock(&p->lock);
+}
 
 /* The reply is in place: hand the connection back to its daemon's thread. The job belongs to
  * the connection's request again from the resume on (it may be freed at once), so what the
@@ -270,10 +302,13 @@ static void job_finish(http_job *j)
     struct MHD_Daemon *d = j->daemon;
     void (*wake)(void *, struct MHD_Daemon *) = j->wake;
     void *wake_cls = j->wake_cls;
+    struct qk_http_pool *inline_of = j->inline_of;
     atomic_store(&j->done, true);
     MHD_resume_connection(c);
     if (wake)
         wake(wake_cls, d);
+    if (inline_of)
+        pool_inline_end(inline_of);
 }
 
 static void *pool_worker(void *arg)
@@ -343,6 +378,7 @@ int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, q
         free(p);
         return qk_err_set(err, QK_ENOMEM, "worker pool: out of memory");
     }
+    p->inline_cv_ok = pthread_cond_init(&p->inline_cv, NULL) == 0;
     snprintf(p->name, sizeof p->name, "%s", name ? name : "http");
     p->nworkers = workers;
     p->queue_max = queue_max;
@@ -377,6 +413,18 @@ void qk_http_pool_stop(qk_http_pool *p)
     for (unsigned i = 0; i < p->started; i++)
         pthread_join(p->slots[i].tid, NULL);
     p->started = 0; /* joined: a second stop has nothing to wait for */
+    /* Replies of inline handlers wait for a store sync (milliseconds): wait for them, bounded. */
+    pthread_mutex_lock(&p->lock);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += INLINE_STOP_WAIT_S;
+    while (p->inline_running > 0 && p->inline_cv_ok &&
+           pthread_cond_timedwait(&p->inline_cv, &p->lock, &dl) != ETIMEDOUT) {
+    }
+    if (p->inline_running > 0)
+        qk_log(QK_LOG_WARN, "pool %s: stop: %u inline reply(ies) still waiting after %d s", p->name,
+               p->inline_running, INLINE_STOP_WAIT_S);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void qk_http_pool_kick(qk_http_pool *p)
@@ -396,6 +444,8 @@ void qk_http_pool_free(qk_http_pool *p)
     for (unsigned i = 0; i < p->nworkers; i++)
         if (p->slots[i].cv_ok)
             pthread_cond_destroy(&p->slots[i].cv);
+    if (p->inline_cv_ok)
+        pthread_cond_destroy(&p->inline_cv);
     pthread_mutex_destroy(&p->lock);
     free(p->slots);
     free(p->idle);
@@ -442,6 +492,81 @@ static void job_free(http_job *j)
     qk_wipe(&j->caller, sizeof j->caller);
     free(j);
 }
+
+/* A job for the request being dispatched on connection c (not yet suspended or queued). */
+static http_job *job_new(const qk_http_front *f, struct MHD_Connection *c, qk_http_handler *h,
+                         const qk_http_request *req)
+{
+    http_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+    j->h = h;
+    j->conn = c;
+    j->daemon = ci ? ci->daemon : NULL;
+    j->wake = f->wake;
+    j->wake_cls = f->wake_cls;
+    j->caller = *req->caller;
+    j->req = *req;
+    j->req.caller = &j->caller;
+    atomic_init(&j->done, false);
+    return j;
+}
+
+/* qk_inline_waiter.done: the barrier of an inline handler's reply completed (any thread). A
+ * reply whose state could not be made durable is never sent: a 500 goes instead (its secret
+ * body wiped). */
+static void job_barrier_done(qk_inline_waiter *w, int err)
+{
+    http_job *j = (http_job *)((char *)w - offsetof(http_job, waiter));
+    if (err) {
+        qk_http_reply_clear(&j->rep);
+        qk_http_reply_message(&j->rep, 500, "storage error: the answer could not be made durable");
+    }
+    job_finish(j);
+}
+
+/* Run an inline_first handler on this thread. Returns 1 when the reply is in rep (send it
+ * now), 0 when the connection was suspended until the reply's barrier completes, -1 when the
+ * handler would block (rep is cleared: run it on the pool), -2 when memory ran out (nothing
+ * ran). */
+static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_handler *h,
+                      const qk_http_request *req, qk_http_reply *rep, env_req *e)
+{
+    /* The job exists before the handler runs: once its store calls committed, the reply
+     * must be held until they are durable, and that must not fail for want of memory. */
+    http_job *j = job_new(f, c, h, req);
+    if (!j)
+        return -2;
+    if (pool_inline_begin(f->pool) != 0) {
+        job_free(j);
+        qk_http_reply_message(rep, 503, shutting_down);
+        return 1;
+    }
+    qk_inline ic;
+    qk_inline_begin(&ic);
+    run_handler(h, req, rep);
+    qk_inline_end();
+    if (ic.would_block || !ic.await) {
+        job_free(j);
+        pool_inline_end(f->pool);
+        if (!ic.would_block)
+            return 1;
+        qk_http_reply_clear(rep);
+        return -1;
+    }
+    j->rep = *rep; /* the job owns the reply now */
+    memset(rep, 0, sizeof *rep);
+    j->waiter.done = job_barrier_done;
+    j->inline_of = f->pool; /* counted until job_finish resumes the connection */
+    e->job = j;
+    MHD_suspend_connection(c); /* before the barrier can complete on another thread */
+    int r = ic.await(ic.owner, ic.seq, &j->waiter);
+    if (r != 0) /* already durable (1), or the store failed: complete it here */
+        job_barrier_done(&j->waiter, r < 0 ? r : 0);
+    return 0;
+}
+
 
 /* Send the reply, tell the observer, write the log line, free the reply. */
 static enum MHD_Result finish(struct MHD_Connection *c, qk_http_handler *h,
@@ -529,27 +654,25 @@ enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, con
         snprintf(msg, sizeof msg, "request body too large (limit %zu bytes)", max_body);
         qk_http_reply_message(&rep, status, msg);
     } else if (f->pool && h && !h->never_blocks) {
-        http_job *j = calloc(1, sizeof *j);
-        if (!j)
+        int how = h->inline_first ? run_inline(f, c, h, &req, &rep, e) : -1;
+        if (how == -2)
             return MHD_NO;
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
-        j->h = h;
-        j->conn = c;
-        j->daemon = ci ? ci->daemon : NULL;
-        j->wake = f->wake;
-        j->wake_cls = f->wake_cls;
-        j->caller = *req.caller;
-        j->req = req;
-        j->req.caller = &j->caller;
-        atomic_init(&j->done, false);
-        e->job = j;
-        if (pool_submit(f->pool, j) == 0)
-            return MHD_YES; /* suspended; the worker resumes it */
-        e->job = NULL;
-        job_free(j);
-        /* Every worker busy and the queue full (or stopping): shed load at once. */
-        qk_http_reply_message(&rep, 503, "server busy, retry later");
-        rep.retry_after = 1;
+        if (how == 0)
+            return MHD_YES; /* suspended until its barrier completes */
+        if (how == -1) {
+            /* May block (or said so when run inline): on the worker pool. */
+            http_job *j = job_new(f, c, h, &req);
+            if (!j)
+                return MHD_NO;
+            e->job = j;
+            if (pool_submit(f->pool, j) == 0)
+                return MHD_YES; /* suspended; the worker resumes it */
+            e->job = NULL;
+            job_free(j);
+            /* Every worker busy and the queue full (or stopping): shed load at once. */
+            qk_http_reply_message(&rep, 503, "server busy, retry later");
+            rep.retry_after = 1;
+        }
     } else {
         run_handler(h, &req, &rep);
     }

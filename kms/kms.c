@@ -14,6 +14,7 @@
 #include "http_util.h"
 #include "log.h"
 #include "kms_int.h"
+#include "qk_inline.h"
 #include "secbuf.h"
 
 #define PEER_POOL_SIZE  4 /* HTTP clients kept per peer */
@@ -460,6 +461,10 @@ static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n
         rc = qk_store_carve_owned(k->store, r, l->side, n, len, refs, material, err);
         if (rc != QK_ENOKEY || own == LEASES_PER_REQ)
             break;
+        if (qk_inline_must_defer()) { /* a lease exchange waits for the peer: not on a pump */
+            rc = qk_err_set(err, QK_EAGAIN, "lease exhausted: run again on a worker");
+            break;
+        }
         uint64_t want = (uint64_t)n * len;
         if (want < k->cfg->lease_bytes)
             want = k->cfg->lease_bytes;
@@ -556,7 +561,10 @@ int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *
         return qk_err_set(err, QK_ENOMEM, "out of memory");
     }
     rc = qk_store_fetch(k->store, caller, master, ids, n, fk, out->material, cap, err);
-    if (rc == QK_ENOTFOUND && k->nlinks > 0 && k->cfg->notice_wait_ms > 0) {
+    if (rc == QK_ENOTFOUND && k->nlinks > 0 && k->cfg->notice_wait_ms > 0 &&
+        qk_inline_must_defer()) {
+        rc = qk_err_set(err, QK_EAGAIN, "waiting for a notice: run again on a worker");
+    } else if (rc == QK_ENOTFOUND && k->nlinks > 0 && k->cfg->notice_wait_ms > 0) {
         /* A key of a peer's request may be fetched before its notice arrived: wait for it
          * (bounded), then answer as the store does. */
         qk_kms_notice_wait(k, ids, n);

@@ -5,6 +5,7 @@
 #define QK_KMS_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "kms.h"
@@ -32,7 +33,7 @@ typedef struct {
     /* One lease exchange at a time per link (request threads and the notifier); lease_gen counts
      * the granted ones, so a thread that waited knows another one already leased. */
     pthread_mutex_t lease_mu;
-    uint64_t lease_gen;
+    _Atomic uint64_t lease_gen; /* written under lease_mu; read without it (never blocks) */
     uint64_t bad_block; /* the last block whose ask the peer answered 400 (logged once) */
     bool bad_seen;
     /* The notifier thread: woken by a committed request, by qk_kms_close, or every 200 ms.
