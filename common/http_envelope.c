@@ -236,8 +236,8 @@ typedef struct http_job {
     qk_http_request req;
     qk_peer_identity caller;
     qk_http_reply rep;
-    atomic_bool done;        /* the reply is stored: the resumed access handler sends it */
-    qk_inline_waiter waiter; /* an inline handler's reply waiting for its barrier */
+    atomic_bool done;               /* the reply is stored: the resumed access handler sends it */
+    qk_inline_waiter waiter;        /* an inline handler's reply waiting for its barrier */
     struct qk_http_pool *inline_of; /* ran inline: the pool that counts it until resumed */
 } http_job;
 
@@ -262,7 +262,7 @@ struct qk_http_pool {
     unsigned nidle;
     atomic_uint unsignaled; /* jobs queued since the last kick */
     bool stop;
-    unsigned inline_running; /* inline handlers running or holding a suspended reply (lock) */
+    unsigned inline_running;  /* inline handlers running or holding a suspended reply (lock) */
     pthread_cond_t inline_cv; /* signalled when inline_running drops to 0 during a stop */
     bool inline_cv_ok;
 };
@@ -566,7 +566,6 @@ static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_
         job_barrier_done(&j->waiter, r < 0 ? r : 0);
     return 0;
 }
-
 
 /* Send the reply, tell the observer, write the log line, free the reply. */
 static enum MHD_Result finish(struct MHD_Connection *c, qk_http_handler *h,

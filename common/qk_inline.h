@@ -35,10 +35,10 @@ typedef struct qk_inline_waiter {
 typedef int (*qk_inline_await_fn)(void *owner, uint64_t seq, qk_inline_waiter *w);
 
 typedef struct {
-    bool would_block;          /* set by qk_inline_must_defer: run again on a worker */
-    qk_inline_await_fn await;  /* the barrier to wait for before replying, or NULL */
-    void *owner;               /* its owner (the store) */
-    uint64_t seq;              /* the highest sequence number recorded for that owner */
+    bool would_block;         /* set by qk_inline_must_defer: run again on a worker */
+    qk_inline_await_fn await; /* the barrier to wait for before replying, or NULL */
+    void *owner;              /* its owner (the store) */
+    uint64_t seq;             /* the highest sequence number recorded for that owner */
 } qk_inline;
 
 /* Start and end an inline handler on the calling thread (c is zeroed by begin). Not nested. */

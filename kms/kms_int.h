@@ -34,7 +34,7 @@ typedef struct {
      * the granted ones, so a thread that waited knows another one already leased. */
     pthread_mutex_t lease_mu;
     _Atomic uint64_t lease_gen; /* written under lease_mu; read without it (never blocks) */
-    uint64_t bad_block; /* the last block whose ask the peer answered 400 (logged once) */
+    uint64_t bad_block;         /* the last block whose ask the peer answered 400 (logged once) */
     bool bad_seen;
     /* The notifier thread: woken by a committed request, by qk_kms_close, or every 200 ms.
      * demand: this end served a request on the link since it started (it leases ahead only

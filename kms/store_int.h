@@ -71,10 +71,10 @@ struct qk_store {
     pthread_cond_t wcond; /* the syncer waits here for waiters (with smu) */
     pthread_t syncer;
     bool syncer_on, syncer_stop, wcond_ok;
-    uint8_t *secret;      /* one sodium_malloc region holding the three below */
-    uint8_t *mk;          /* QK_MASTER_KEY_LEN: node master key */
-    uint8_t *scratch;     /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
-    uint8_t *vkey;        /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
+    uint8_t *secret;  /* one sodium_malloc region holding the three below */
+    uint8_t *mk;      /* QK_MASTER_KEY_LEN: node master key */
+    uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
+    uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
     struct qs_stmt stmts[QS_STMT_CACHE];
     size_t nstmts;
 };
