@@ -239,6 +239,8 @@ typedef struct http_job {
     atomic_bool done;               /* the reply is stored: the resumed access handler sends it */
     qk_inline_waiter waiter;        /* an inline handler's reply waiting for its barrier */
     struct qk_http_pool *inline_of; /* ran inline: the pool that counts it until resumed */
+    bool rerun;                     /* held for an event: run the handler again when resumed */
+    double rerun_deadline_ms;       /* that event wait's deadline, for the rerun */
 } http_job;
 
 /* A worker's own wake-up: idle workers wait on their own condition variable in a stack, and a
@@ -526,45 +528,102 @@ static void job_barrier_done(qk_inline_waiter *w, int err)
     job_finish(j);
 }
 
-/* Run an inline_first handler on this thread. Returns 1 when the reply is in rep (send it
- * now), 0 when the connection was suspended until the reply's barrier completes, -1 when the
- * handler would block (rep is cleared: run it on the pool), -2 when memory ran out (nothing
- * ran). */
-static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_handler *h,
-                      const qk_http_request *req, qk_http_reply *rep, env_req *e)
+/* qk_inline_waiter.done of an event wait: the event happened (or its deadline passed): the
+ * resumed connection runs the handler again. */
+static void job_event_done(qk_inline_waiter *w, int err)
 {
-    /* The job exists before the handler runs: once its store calls committed, the reply
-     * must be held until they are durable, and that must not fail for want of memory. */
-    http_job *j = job_new(f, c, h, req);
-    if (!j)
-        return -2;
+    http_job *j = (http_job *)((char *)w - offsetof(http_job, waiter));
+    if (err) /* the deadline passed, or the owner stops: the rerun must not wait again */
+        j->rerun_deadline_ms = 1; /* a time long past on the qk_now_ms clock */
+    job_finish(j);
+}
+
+/* Run job j's request inline on this thread (an inline_first handler; rerun_deadline_ms from
+ * an earlier event wait, else 0). Returns 1 when the reply is in rep (send it now), 0 when the
+ * connection was suspended (the reply waits for its barrier, or the request for an event), -1
+ * when the handler would block (rep is cleared: run it on the pool). The job is the caller's
+ * unless 0 is returned. */
+static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_handler *h,
+                      http_job *j, qk_http_reply *rep, env_req *e, double rerun_deadline_ms)
+{
     if (pool_inline_begin(f->pool) != 0) {
-        job_free(j);
         qk_http_reply_message(rep, 503, shutting_down);
         return 1;
     }
     qk_inline ic;
-    qk_inline_begin(&ic);
-    run_handler(h, req, rep);
+    qk_inline_begin(&ic, rerun_deadline_ms);
+    run_handler(h, &j->req, rep);
     qk_inline_end();
-    if (ic.would_block || !ic.await) {
-        job_free(j);
+    if (ic.would_block) {
         pool_inline_end(f->pool);
-        if (!ic.would_block)
-            return 1;
         qk_http_reply_clear(rep);
         return -1;
     }
+    atomic_store(&j->done, false);
+    j->inline_of = f->pool; /* counted until job_finish resumes the connection */
+    if (ic.ev_await) {
+        /* Wait for the event with the connection suspended, then run again from the start. */
+        qk_http_reply_clear(rep);
+        j->rerun = true;
+        j->rerun_deadline_ms = ic.ev_deadline_ms;
+        memset(&j->waiter, 0, sizeof j->waiter);
+        j->waiter.deadline_ms = ic.ev_deadline_ms;
+        j->waiter.done = job_event_done;
+        e->job = j;
+        MHD_suspend_connection(c); /* before the event can complete it on another thread */
+        int r = ic.ev_await(ic.ev_owner, ic.ev_seq, &j->waiter);
+        if (r != 0) /* happened already (1: look again), or the owner refuses (< 0) */
+            job_event_done(&j->waiter, r < 0 ? r : 0);
+        return 0;
+    }
+    if (!ic.await) {
+        j->inline_of = NULL;
+        pool_inline_end(f->pool);
+        return 1;
+    }
+    /* The job was made before the handler ran: once its store calls committed, the reply must
+     * be held until they are durable, and that cannot fail for want of memory. */
     j->rep = *rep; /* the job owns the reply now */
     memset(rep, 0, sizeof *rep);
+    memset(&j->waiter, 0, sizeof j->waiter);
     j->waiter.done = job_barrier_done;
-    j->inline_of = f->pool; /* counted until job_finish resumes the connection */
     e->job = j;
     MHD_suspend_connection(c); /* before the barrier can complete on another thread */
     int r = ic.await(ic.owner, ic.seq, &j->waiter);
     if (r != 0) /* already durable (1), or the store failed: complete it here */
         job_barrier_done(&j->waiter, r < 0 ? r : 0);
     return 0;
+}
+
+/* Send the reply, tell the observer, write the log line, free the reply. */
+static enum MHD_Result finish(struct MHD_Connection *c, qk_http_handler *h,
+                              const qk_http_request *req, qk_http_reply *rep);
+
+/* Run job j's request: inline first when the handler allows it, on the worker pool when it
+ * may block (or said so inline). Frees j unless the connection stays suspended. */
+static enum MHD_Result dispatch(const qk_http_front *f, struct MHD_Connection *c,
+                                qk_http_handler *h, http_job *j, env_req *e,
+                                double rerun_deadline_ms)
+{
+    qk_http_reply rep;
+    memset(&rep, 0, sizeof rep);
+    int how = h->inline_first ? run_inline(f, c, h, j, &rep, e, rerun_deadline_ms) : -1;
+    if (how == 0)
+        return MHD_YES;
+    if (how == -1) {
+        atomic_store(&j->done, false);
+        j->inline_of = NULL;
+        e->job = j;
+        if (pool_submit(f->pool, j) == 0)
+            return MHD_YES; /* suspended; the worker resumes it */
+        e->job = NULL;
+        /* Every worker busy and the queue full (or stopping): shed load at once. */
+        qk_http_reply_message(&rep, 503, "server busy, retry later");
+        rep.retry_after = 1;
+    }
+    enum MHD_Result ret = finish(c, h, &j->req, &rep);
+    job_free(j);
+    return ret;
 }
 
 /* Send the reply, tell the observer, write the log line, free the reply. */
@@ -617,6 +676,11 @@ enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, con
             return MHD_YES; /* not resumed by us: nothing to do yet */
         if (*upload_data_size)
             *upload_data_size = 0;
+        if (j->rerun) { /* resumed after the event it waited for: run it again */
+            j->rerun = false;
+            e->job = NULL;
+            return dispatch(f, c, h, j, e, j->rerun_deadline_ms);
+        }
         enum MHD_Result ret = finish(c, h, &j->req, &j->rep);
         e->job = NULL;
         job_free(j);
@@ -653,25 +717,10 @@ enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, con
         snprintf(msg, sizeof msg, "request body too large (limit %zu bytes)", max_body);
         qk_http_reply_message(&rep, status, msg);
     } else if (f->pool && h && !h->never_blocks) {
-        int how = h->inline_first ? run_inline(f, c, h, &req, &rep, e) : -1;
-        if (how == -2)
+        http_job *j = job_new(f, c, h, &req);
+        if (!j)
             return MHD_NO;
-        if (how == 0)
-            return MHD_YES; /* suspended until its barrier completes */
-        if (how == -1) {
-            /* May block (or said so when run inline): on the worker pool. */
-            http_job *j = job_new(f, c, h, &req);
-            if (!j)
-                return MHD_NO;
-            e->job = j;
-            if (pool_submit(f->pool, j) == 0)
-                return MHD_YES; /* suspended; the worker resumes it */
-            e->job = NULL;
-            job_free(j);
-            /* Every worker busy and the queue full (or stopping): shed load at once. */
-            qk_http_reply_message(&rep, 503, "server busy, retry later");
-            rep.retry_after = 1;
-        }
+        return dispatch(f, c, h, j, e, 0);
     } else {
         run_handler(h, &req, &rep);
     }

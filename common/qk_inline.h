@@ -11,6 +11,11 @@
  *   the barrier with qk_inline_barrier() instead of waiting; the envelope then holds the reply,
  *   with the connection suspended, until the barrier completes (qk_inline_waiter.done), so no
  *   reply ever reports a state that a crash could still undo.
+ * - code that would wait for an event (a fetch for a notice that has not arrived) records the
+ *   event with qk_inline_wait_event() instead; the envelope drops the reply, holds the
+ *   connection suspended, and runs the handler again inline when the event's owner completes
+ *   the waiter (or at the deadline), with qk_inline_rerun_deadline() telling the rerun how long
+ *   the wait may still go on.
  * Outside an inline handler (workers, background threads) every function here is a no-op that
  * answers "not inline", and callers block as they always did. */
 #ifndef QK_INLINE_H
@@ -26,6 +31,7 @@
 typedef struct qk_inline_waiter {
     struct qk_inline_waiter *next;
     uint64_t seq;
+    double deadline_ms; /* event waits: the owner completes the waiter by then (qk_now_ms) */
     void (*done)(struct qk_inline_waiter *w, int err);
 } qk_inline_waiter;
 
@@ -39,10 +45,17 @@ typedef struct {
     qk_inline_await_fn await; /* the barrier to wait for before replying, or NULL */
     void *owner;              /* its owner (the store) */
     uint64_t seq;             /* the highest sequence number recorded for that owner */
+    /* An event to wait for before running the handler again (qk_inline_wait_event). */
+    qk_inline_await_fn ev_await;
+    void *ev_owner;
+    uint64_t ev_seq;
+    double ev_deadline_ms;
+    double rerun_deadline_ms; /* in: the deadline of the wait this run follows; 0: none */
 } qk_inline;
 
-/* Start and end an inline handler on the calling thread (c is zeroed by begin). Not nested. */
-void qk_inline_begin(qk_inline *c);
+/* Start and end an inline handler on the calling thread (c is zeroed by begin, then
+ * rerun_deadline_ms set: 0 on a first run). Not nested. */
+void qk_inline_begin(qk_inline *c, double rerun_deadline_ms);
 void qk_inline_end(void);
 /* The calling thread's inline context, or NULL when it is not running an inline handler. */
 qk_inline *qk_inline_current(void);
@@ -53,5 +66,14 @@ bool qk_inline_must_defer(void);
  * wait), false when the calling thread is not inline or already waits for another owner's
  * barrier (the caller then waits itself, as outside). */
 bool qk_inline_barrier(qk_inline_await_fn await, void *owner, uint64_t seq);
+/* Instead of waiting for an event until deadline_ms (qk_now_ms clock): true when recorded on an
+ * inline handler (the caller returns QK_EAGAIN having changed nothing; the handler runs again
+ * inline once await's owner completes the waiter, err 0 for the event or QK_ETIMEOUT at the
+ * deadline; await returns 1 when the event already happened since seq, and the rerun follows at
+ * once). False outside an inline handler (the caller waits itself). */
+bool qk_inline_wait_event(qk_inline_await_fn await, void *owner, uint64_t seq, double deadline_ms);
+/* On a rerun after qk_inline_wait_event: that wait's deadline (the rerun must not wait past
+ * it); 0 on a first run or outside an inline handler. */
+double qk_inline_rerun_deadline(void);
 
 #endif

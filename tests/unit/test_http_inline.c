@@ -2,7 +2,9 @@
  * real TLS listener (PSK on 127.0.0.1): a handler runs inline on the pump; one that would block
  * runs again from the start on a worker and only the worker's reply is sent; a reply that
  * recorded a barrier is held until the barrier completes (and replaced by a 500 when it fails);
- * a barrier already complete answers at once; a listener stops cleanly while a reply waits. */
+ * a barrier already complete answers at once; a request waiting for an event runs again inline
+ * when it happens (told when it timed out instead); a listener stops cleanly while a reply
+ * waits. */
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -106,6 +108,16 @@ static void on_req(qk_http_handler *self, const qk_http_request *req, qk_http_re
         qk_http_reply_secret(rep, 200, sec, sizeof body - 1);
         if (!rec)
             qk_http_reply_detail(rep, "no barrier recorded");
+    } else if (strcmp(req->path, "/event") == 0) {
+        /* First run: wait for the fake event (the reply set here is dropped). Rerun: say how
+         * the wait ended (the deadline it carries: a past one after a timeout). */
+        double dl = qk_inline_rerun_deadline();
+        if (dl == 0 && qk_inline_wait_event(fake_await, &g_owner, 7, 1e12)) {
+            qk_http_reply_set(rep, 418, "text/plain", "never sent", 10);
+            return;
+        }
+        const char *what = !inl ? "worker" : dl == 1e12 ? "rerun" : dl > 0 ? "late" : "first";
+        qk_http_reply_set(rep, 200, "text/plain", what, strlen(what));
     } else {
         qk_http_reply_message(rep, 404, "no such path");
     }
@@ -266,6 +278,38 @@ static void test_inline_and_deferred(void)
     CU_ASSERT_EQUAL(get(c, port, "/held", &r), 0);
     CU_ASSERT_EQUAL(r.status, 500);
     CU_ASSERT_PTR_NULL(strstr(r.body ? r.body : "", "c2VjcmV0"));
+    qk_http_response_free(&r);
+
+    /* An event wait: held until the event, then the handler runs again, inline. */
+    reset(0, 0);
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, completer, NULL) == 0);
+    t0 = now_ms();
+    CU_ASSERT_EQUAL(get(c, port, "/event", &r), 0);
+    dt = now_ms() - t0;
+    CU_ASSERT(pthread_join(th, NULL) == 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "rerun");
+    CU_ASSERT(dt >= HOLD_MS - 20);
+    CU_ASSERT_EQUAL(atomic_load(&g_inline_calls), 2);
+    CU_ASSERT_EQUAL(atomic_load(&g_worker_calls), 0);
+    qk_http_response_free(&r);
+
+    /* Completed with a timeout: the rerun is told its wait is over (a past deadline). */
+    reset(0, QK_ETIMEOUT);
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, completer, NULL) == 0);
+    CU_ASSERT_EQUAL(get(c, port, "/event", &r), 0);
+    CU_ASSERT(pthread_join(th, NULL) == 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "late");
+    qk_http_response_free(&r);
+
+    /* The event already happened (await answers 1): rerun at once. */
+    reset(1, 0);
+    t0 = now_ms();
+    CU_ASSERT_EQUAL(get(c, port, "/event", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "rerun");
+    CU_ASSERT(now_ms() - t0 < HOLD_MS);
     qk_http_response_free(&r);
 
     qk_http_client_free(c);

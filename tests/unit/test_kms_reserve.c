@@ -23,6 +23,7 @@
 
 #include "http_util.h"
 #include "kms_fixture.h"
+#include "kms_int.h"
 #include "qk_inline.h"
 
 #define NODE       KF_NODE
@@ -549,7 +550,7 @@ static void test_inline_defers(void)
     qk_err err;
     qk_pool_status a0 = pool(P.a.kms, KF_PEER), b0 = pool(P.b.kms, KF_NODE);
     qk_inline ic;
-    qk_inline_begin(&ic);
+    qk_inline_begin(&ic, 0);
     double t0 = qk_now_ms();
     int rc = reserve_at_b(one, 1, 1, 256, &b, &err); /* no lease yet */
     qk_inline_end();
@@ -567,25 +568,51 @@ static void test_inline_defers(void)
     CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 0); /* the refused inline try was not counted */
     /* Inside the lease: served inline, the barrier recorded. */
     kf_pair_b_down(&P);
-    qk_inline_begin(&ic);
+    qk_inline_begin(&ic, 0);
     rc = reserve_at_b(one, 1, 2, 256, &b, &err);
     qk_inline_end();
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_FALSE(ic.would_block);
     CU_ASSERT_PTR_EQUAL(ic.owner, qk_kms_store(P.a.kms));
     CU_ASSERT_EQUAL(await_barrier(&ic), 0);
-    /* B has no notice yet: an inline fetch defers at once instead of waiting notice_wait. */
+    /* B has no notice yet: an inline fetch records the wait for the next batch of notices (no
+     * thread blocks) with notice_wait's deadline, and returns at once. */
     const char *ids[2] = {b.ids[0], b.ids[1]};
     qk_key_batch got;
-    qk_inline_begin(&ic);
+    qk_inline_begin(&ic, 0);
     t0 = qk_now_ms();
     rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
     qk_inline_end();
     CU_ASSERT_EQUAL(rc, QK_EAGAIN);
-    CU_ASSERT_TRUE(ic.would_block);
+    CU_ASSERT_FALSE(ic.would_block);
+    CU_ASSERT(ic.ev_await == qk_kms_notice_await);
+    CU_ASSERT_PTR_EQUAL(ic.ev_owner, P.b.kms);
+    CU_ASSERT(ic.ev_deadline_ms >= t0 + 1900 && ic.ev_deadline_ms <= qk_now_ms() + 2100);
     CU_ASSERT(qk_now_ms() - t0 < 500);
+    /* The waiter is completed by the next batch (err 0), not by its deadline. */
+    atomic_store(&iw_done, 0);
+    qk_inline_waiter w = {.done = iw_cb, .deadline_ms = ic.ev_deadline_ms};
+    CU_ASSERT_EQUAL_FATAL(ic.ev_await(ic.ev_owner, ic.ev_seq, &w), 0);
+    /* A rerun whose wait's deadline passed answers not found at once, without waiting. */
+    qk_inline ic2;
+    qk_inline_begin(&ic2, 1);
+    rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(rc, QK_ENOTFOUND);
+    CU_ASSERT(ic2.ev_await == NULL);
+    t0 = qk_now_ms();
     deliver_notices();
-    qk_inline_begin(&ic);
+    for (int i = 0; i < 500 && atomic_load(&iw_done) == 0; i++) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&iw_err), 0);
+    CU_ASSERT(qk_now_ms() - t0 < 1000);
+    /* A seen generation older than the current one: the event already happened. */
+    qk_inline_waiter w2 = {.done = iw_cb, .deadline_ms = qk_now_ms() + 2000};
+    CU_ASSERT_EQUAL(ic.ev_await(ic.ev_owner, ic.ev_seq, &w2), 1);
+    qk_inline_begin(&ic, 0);
     rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
     qk_inline_end();
     CU_ASSERT_EQUAL_FATAL(rc, 0);
@@ -596,7 +623,25 @@ static void test_inline_defers(void)
     CU_ASSERT_EQUAL(memcmp(got.keys[0], b.keys[0], 32), 0);
     qk_key_batch_free(&got);
     qk_key_batch_free(&b);
+    /* A wait no batch ends is completed at its deadline (QK_ETIMEOUT), within ~0.1 s. */
+    atomic_store(&iw_done, 0);
+    double dl = qk_now_ms() + 300;
+    qk_inline_waiter w3 = {.done = iw_cb, .deadline_ms = dl};
+    CU_ASSERT_EQUAL_FATAL(qk_kms_notice_await(P.b.kms, qk_kms_notice_gen(P.b.kms), &w3), 0);
+    for (int i = 0; i < 1000 && atomic_load(&iw_done) == 0; i++) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&iw_err), QK_ETIMEOUT);
+    CU_ASSERT(qk_now_ms() >= dl && qk_now_ms() < dl + 150);
+    /* Closing completes the waiters left (here: one with a far deadline). */
+    atomic_store(&iw_done, 0);
+    qk_inline_waiter w4 = {.done = iw_cb, .deadline_ms = qk_now_ms() + 60000};
+    CU_ASSERT_EQUAL_FATAL(qk_kms_notice_await(P.b.kms, qk_kms_notice_gen(P.b.kms), &w4), 0);
     pair_close();
+    CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&iw_err), QK_ETIMEOUT);
 }
 
 /* A KME stopped with un-noticed requests (its peer unreachable) notices them after its restart;

@@ -219,7 +219,7 @@ static void test_inline_barrier(void)
     atomic_store(&w_err, -99);
     atomic_store(&sync_block, 1);
     qk_inline ic;
-    qk_inline_begin(&ic);
+    qk_inline_begin(&ic, 0);
     int late = 0;
     int rc = carve_commit("inline", 0, &late);
     qk_inline_end();
@@ -260,7 +260,7 @@ static void test_inline_barrier_sync_fails(void)
     atomic_store(&sync_block, 1);
     atomic_store(&sync_fail, 1);
     qk_inline ic;
-    qk_inline_begin(&ic);
+    qk_inline_begin(&ic, 0);
     int late = 0;
     CU_ASSERT_EQUAL(carve_commit("inline-fail", 0, &late), 0);
     qk_inline_end();
@@ -294,7 +294,7 @@ static void test_inline_barrier_close(void)
     atomic_store(&w_err, -99);
     atomic_store(&sync_block, 1);
     qk_inline ic;
-    qk_inline_begin(&ic);
+    qk_inline_begin(&ic, 0);
     int late = 0;
     CU_ASSERT_EQUAL(carve_commit("inline-close", 0, &late), 0);
     qk_inline_end();
