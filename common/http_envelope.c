@@ -1,12 +1,15 @@
 /* http_envelope.c - the request envelope (http_envelope.h): body collection within max_body,
  * the caller, one on_req call per complete request, the reply, the log line and the metrics. */
 #include "http_envelope.h"
+#include "qk_inline.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "http_util.h"
 #include "json_util.h"
@@ -233,7 +236,11 @@ typedef struct http_job {
     qk_http_request req;
     qk_peer_identity caller;
     qk_http_reply rep;
-    atomic_bool done; /* the reply is stored: the resumed access handler sends it */
+    atomic_bool done;               /* the reply is stored: the resumed access handler sends it */
+    qk_inline_waiter waiter;        /* an inline handler's reply waiting for its barrier */
+    struct qk_http_pool *inline_of; /* ran inline: the pool that counts it until resumed */
+    bool rerun;                     /* held for an event: run the handler again when resumed */
+    double rerun_deadline_ms;       /* that event wait's deadline, for the rerun */
 } http_job;
 
 /* A worker's own wake-up: idle workers wait on their own condition variable in a stack, and a
@@ -257,9 +264,36 @@ struct qk_http_pool {
     unsigned nidle;
     atomic_uint unsignaled; /* jobs queued since the last kick */
     bool stop;
+    unsigned inline_running;  /* inline handlers running or holding a suspended reply (lock) */
+    pthread_cond_t inline_cv; /* signalled when inline_running drops to 0 during a stop */
+    bool inline_cv_ok;
 };
 
 static const char shutting_down[] = "server is shutting down";
+#define INLINE_STOP_WAIT_S 10 /* a stop waits this long for replies waiting on a store sync */
+
+/* An inline handler starts on a pump: counted, so that a stop waits for the replies it
+ * holds suspended (libmicrohttpd must see every connection resumed before its daemon stops).
+ * -1 once the pool is stopping: the request is then answered 503 without running. */
+static int pool_inline_begin(struct qk_http_pool *p)
+{
+    int rc = -1;
+    pthread_mutex_lock(&p->lock);
+    if (!p->stop) {
+        p->inline_running++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static void pool_inline_end(struct qk_http_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (--p->inline_running == 0 && p->stop && p->inline_cv_ok)
+        pthread_cond_broadcast(&p->inline_cv);
+    pthread_mutex_unlock(&p->lock);
+}
 
 /* The reply is in place: hand the connection back to its daemon's thread. The job belongs to
  * the connection's request again from the resume on (it may be freed at once), so what the
@@ -270,10 +304,13 @@ static void job_finish(http_job *j)
     struct MHD_Daemon *d = j->daemon;
     void (*wake)(void *, struct MHD_Daemon *) = j->wake;
     void *wake_cls = j->wake_cls;
+    struct qk_http_pool *inline_of = j->inline_of;
     atomic_store(&j->done, true);
     MHD_resume_connection(c);
     if (wake)
         wake(wake_cls, d);
+    if (inline_of)
+        pool_inline_end(inline_of);
 }
 
 static void *pool_worker(void *arg)
@@ -343,6 +380,7 @@ int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, q
         free(p);
         return qk_err_set(err, QK_ENOMEM, "worker pool: out of memory");
     }
+    p->inline_cv_ok = pthread_cond_init(&p->inline_cv, NULL) == 0;
     snprintf(p->name, sizeof p->name, "%s", name ? name : "http");
     p->nworkers = workers;
     p->queue_max = queue_max;
@@ -377,6 +415,18 @@ void qk_http_pool_stop(qk_http_pool *p)
     for (unsigned i = 0; i < p->started; i++)
         pthread_join(p->slots[i].tid, NULL);
     p->started = 0; /* joined: a second stop has nothing to wait for */
+    /* Replies of inline handlers wait for a store sync (milliseconds): wait for them, bounded. */
+    pthread_mutex_lock(&p->lock);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += INLINE_STOP_WAIT_S;
+    while (p->inline_running > 0 && p->inline_cv_ok &&
+           pthread_cond_timedwait(&p->inline_cv, &p->lock, &dl) != ETIMEDOUT) {
+    }
+    if (p->inline_running > 0)
+        qk_log(QK_LOG_WARN, "pool %s: stop: %u inline reply(ies) still waiting after %d s", p->name,
+               p->inline_running, INLINE_STOP_WAIT_S);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void qk_http_pool_kick(qk_http_pool *p)
@@ -396,6 +446,8 @@ void qk_http_pool_free(qk_http_pool *p)
     for (unsigned i = 0; i < p->nworkers; i++)
         if (p->slots[i].cv_ok)
             pthread_cond_destroy(&p->slots[i].cv);
+    if (p->inline_cv_ok)
+        pthread_cond_destroy(&p->inline_cv);
     pthread_mutex_destroy(&p->lock);
     free(p->slots);
     free(p->idle);
@@ -441,6 +493,137 @@ static void job_free(http_job *j)
     qk_http_reply_clear(&j->rep);
     qk_wipe(&j->caller, sizeof j->caller);
     free(j);
+}
+
+/* A job for the request being dispatched on connection c (not yet suspended or queued). */
+static http_job *job_new(const qk_http_front *f, struct MHD_Connection *c, qk_http_handler *h,
+                         const qk_http_request *req)
+{
+    http_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
+    j->h = h;
+    j->conn = c;
+    j->daemon = ci ? ci->daemon : NULL;
+    j->wake = f->wake;
+    j->wake_cls = f->wake_cls;
+    j->caller = *req->caller;
+    j->req = *req;
+    j->req.caller = &j->caller;
+    atomic_init(&j->done, false);
+    return j;
+}
+
+/* qk_inline_waiter.done: the barrier of an inline handler's reply completed (any thread). A
+ * reply whose state could not be made durable is never sent: a 500 goes instead (its secret
+ * body wiped). */
+static void job_barrier_done(qk_inline_waiter *w, int err)
+{
+    http_job *j = (http_job *)((char *)w - offsetof(http_job, waiter));
+    if (err) {
+        qk_http_reply_clear(&j->rep);
+        qk_http_reply_message(&j->rep, 500, "storage error: the answer could not be made durable");
+    }
+    job_finish(j);
+}
+
+/* qk_inline_waiter.done of an event wait: the event happened (or its deadline passed): the
+ * resumed connection runs the handler again. */
+static void job_event_done(qk_inline_waiter *w, int err)
+{
+    http_job *j = (http_job *)((char *)w - offsetof(http_job, waiter));
+    if (err) /* the deadline passed, or the owner stops: the rerun must not wait again */
+        j->rerun_deadline_ms = 1; /* a time long past on the qk_now_ms clock */
+    job_finish(j);
+}
+
+/* Run job j's request inline on this thread (an inline_first handler; rerun_deadline_ms from
+ * an earlier event wait, else 0). Returns 1 when the reply is in rep (send it now), 0 when the
+ * connection was suspended (the reply waits for its barrier, or the request for an event), -1
+ * when the handler would block (rep is cleared: run it on the pool). The job is the caller's
+ * unless 0 is returned. */
+static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_handler *h,
+                      http_job *j, qk_http_reply *rep, env_req *e, double rerun_deadline_ms)
+{
+    if (pool_inline_begin(f->pool) != 0) {
+        qk_http_reply_message(rep, 503, shutting_down);
+        return 1;
+    }
+    qk_inline ic;
+    qk_inline_begin(&ic, rerun_deadline_ms);
+    run_handler(h, &j->req, rep);
+    qk_inline_end();
+    if (ic.would_block) {
+        pool_inline_end(f->pool);
+        qk_http_reply_clear(rep);
+        return -1;
+    }
+    atomic_store(&j->done, false);
+    j->inline_of = f->pool; /* counted until job_finish resumes the connection */
+    if (ic.ev_await) {
+        /* Wait for the event with the connection suspended, then run again from the start. */
+        qk_http_reply_clear(rep);
+        j->rerun = true;
+        j->rerun_deadline_ms = ic.ev_deadline_ms;
+        memset(&j->waiter, 0, sizeof j->waiter);
+        j->waiter.deadline_ms = ic.ev_deadline_ms;
+        j->waiter.done = job_event_done;
+        e->job = j;
+        MHD_suspend_connection(c); /* before the event can complete it on another thread */
+        int r = ic.ev_await(ic.ev_owner, ic.ev_seq, &j->waiter);
+        if (r != 0) /* happened already (1: look again), or the owner refuses (< 0) */
+            job_event_done(&j->waiter, r < 0 ? r : 0);
+        return 0;
+    }
+    if (!ic.await) {
+        j->inline_of = NULL;
+        pool_inline_end(f->pool);
+        return 1;
+    }
+    /* The job was made before the handler ran: once its store calls committed, the reply must
+     * be held until they are durable, and that cannot fail for want of memory. */
+    j->rep = *rep; /* the job owns the reply now */
+    memset(rep, 0, sizeof *rep);
+    memset(&j->waiter, 0, sizeof j->waiter);
+    j->waiter.done = job_barrier_done;
+    e->job = j;
+    MHD_suspend_connection(c); /* before the barrier can complete on another thread */
+    int r = ic.await(ic.owner, ic.seq, &j->waiter);
+    if (r != 0) /* already durable (1), or the store failed: complete it here */
+        job_barrier_done(&j->waiter, r < 0 ? r : 0);
+    return 0;
+}
+
+/* Send the reply, tell the observer, write the log line, free the reply. */
+static enum MHD_Result finish(struct MHD_Connection *c, qk_http_handler *h,
+                              const qk_http_request *req, qk_http_reply *rep);
+
+/* Run job j's request: inline first when the handler allows it, on the worker pool when it
+ * may block (or said so inline). Frees j unless the connection stays suspended. */
+static enum MHD_Result dispatch(const qk_http_front *f, struct MHD_Connection *c,
+                                qk_http_handler *h, http_job *j, env_req *e,
+                                double rerun_deadline_ms)
+{
+    qk_http_reply rep;
+    memset(&rep, 0, sizeof rep);
+    int how = h->inline_first ? run_inline(f, c, h, j, &rep, e, rerun_deadline_ms) : -1;
+    if (how == 0)
+        return MHD_YES;
+    if (how == -1) {
+        atomic_store(&j->done, false);
+        j->inline_of = NULL;
+        e->job = j;
+        if (pool_submit(f->pool, j) == 0)
+            return MHD_YES; /* suspended; the worker resumes it */
+        e->job = NULL;
+        /* Every worker busy and the queue full (or stopping): shed load at once. */
+        qk_http_reply_message(&rep, 503, "server busy, retry later");
+        rep.retry_after = 1;
+    }
+    enum MHD_Result ret = finish(c, h, &j->req, &rep);
+    job_free(j);
+    return ret;
 }
 
 /* Send the reply, tell the observer, write the log line, free the reply. */
@@ -493,6 +676,11 @@ enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, con
             return MHD_YES; /* not resumed by us: nothing to do yet */
         if (*upload_data_size)
             *upload_data_size = 0;
+        if (j->rerun) { /* resumed after the event it waited for: run it again */
+            j->rerun = false;
+            e->job = NULL;
+            return dispatch(f, c, h, j, e, j->rerun_deadline_ms);
+        }
         enum MHD_Result ret = finish(c, h, &j->req, &j->rep);
         e->job = NULL;
         job_free(j);
@@ -529,27 +717,10 @@ enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, con
         snprintf(msg, sizeof msg, "request body too large (limit %zu bytes)", max_body);
         qk_http_reply_message(&rep, status, msg);
     } else if (f->pool && h && !h->never_blocks) {
-        http_job *j = calloc(1, sizeof *j);
+        http_job *j = job_new(f, c, h, &req);
         if (!j)
             return MHD_NO;
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
-        j->h = h;
-        j->conn = c;
-        j->daemon = ci ? ci->daemon : NULL;
-        j->wake = f->wake;
-        j->wake_cls = f->wake_cls;
-        j->caller = *req.caller;
-        j->req = req;
-        j->req.caller = &j->caller;
-        atomic_init(&j->done, false);
-        e->job = j;
-        if (pool_submit(f->pool, j) == 0)
-            return MHD_YES; /* suspended; the worker resumes it */
-        e->job = NULL;
-        job_free(j);
-        /* Every worker busy and the queue full (or stopping): shed load at once. */
-        qk_http_reply_message(&rep, 503, "server busy, retry later");
-        rep.retry_after = 1;
+        return dispatch(f, c, h, j, e, 0);
     } else {
         run_handler(h, &req, &rep);
     }

@@ -122,6 +122,14 @@ struct qk_http_handler {
      * (no network, no store, no lock held for long) and runs inline on the pump thread, which
      * saves two thread hops per request. */
     bool never_blocks;
+    /* true: on_req runs first inline on the pump thread inside qk_inline_begin/end
+     * (common/qk_inline.h). Code below it that would block says so and the request runs
+     * again from the start on the worker pool; store commits record a barrier instead of
+     * waiting, and the reply is held (connection suspended) until the barrier completes.
+     * Only for handlers whose every blocking call below them checks qk_inline_must_defer and
+     * that change nothing before such a call. Ignored without a worker pool (and when
+     * never_blocks is set). */
+    bool inline_first;
     unsigned too_large_status; /* the answer past max_body; 0 = 413 */
     qk_http_observe observe;   /* may be NULL */
     void *observe_cls;

@@ -80,6 +80,8 @@ const char *qk_status_name(int code)
         return "ELIMIT";
     case QK_EQUOTA:
         return "EQUOTA";
+    case QK_EAGAIN:
+        return "EAGAIN";
     default:
         return "EUNKNOWN";
     }

@@ -23,6 +23,8 @@ typedef enum {
     QK_EIO = -13,       /* network or OS error */
     QK_ELIMIT = -14,    /* a configured limit was hit (too many, too large) */
     QK_EQUOTA = -15,    /* a per-SAE-pair quota (max_key_count) would be exceeded (HTTP 503) */
+    QK_EAGAIN = -16,    /* would block on an inline handler (qk_inline.h): the request runs again
+                           on a worker; never reaches a client */
 } qk_status;
 
 #define QK_ERR_MSG_MAX 512

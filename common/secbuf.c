@@ -27,7 +27,14 @@ int qk_secure_init(void)
  * in front of the caller's bytes (inside the same sodium allocation) records the class and
  * whether the buffer is live, so qk_secure_free(p) stays the only free call and a second free
  * of the same pointer aborts instead of caching the buffer twice. The thread's cache is
- * released (sodium_free) by a pthread key destructor when the thread exits. */
+ * released (sodium_free) by a pthread key destructor when the thread exits.
+ *
+ * Buffers often die on another thread than the one that made them (a worker builds a response
+ * body, the pump thread frees it once sent), so the thread caches alone would drain on one side
+ * and overflow on the other, and every such buffer would cost an mmap and an munmap again (with
+ * the TLB shootdowns of the mprotect and munmap across cores). A shared depot per class, under
+ * one mutex, takes what a full thread cache cannot keep and feeds an empty one; only past the
+ * depot's bound is a buffer released to the system. */
 
 #define SB_MAGIC_LIVE 0x51b5ec01u
 #define SB_MAGIC_FREE 0x51b5ecf0u
@@ -45,6 +52,43 @@ static const size_t sb_class_size[SB_NCLASS] = {64, 256, 1024, 4096, 16384, 6553
 /* Cached buffers per class and thread: ~0.7 MiB of locked pages per thread at most. */
 static const unsigned sb_class_max[SB_NCLASS] = {16, 16, 16, 16, 8, 4};
 #define SB_CACHE_MAX 16
+/* The shared depot per class: ~2.3 MiB of locked pages at most for the whole process. */
+static const unsigned sb_depot_max[SB_NCLASS] = {64, 64, 64, 64, 32, 16};
+#define SB_DEPOT_MAX 64
+
+static struct {
+    pthread_mutex_t mu;
+    sb_hdr *slot[SB_NCLASS][SB_DEPOT_MAX];
+    unsigned n[SB_NCLASS];
+} sb_depot = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* A wiped buffer of class cls from the depot, or NULL. */
+static sb_hdr *sb_depot_take(int cls)
+{
+    sb_hdr *h = NULL;
+    if (pthread_mutex_lock(&sb_depot.mu) != 0)
+        return NULL;
+    if (sb_depot.n[cls] > 0) {
+        h = sb_depot.slot[cls][--sb_depot.n[cls]];
+        sb_depot.slot[cls][sb_depot.n[cls]] = NULL;
+    }
+    (void)pthread_mutex_unlock(&sb_depot.mu);
+    return h;
+}
+
+/* Keep a wiped buffer in the depot: 0, or -1 when the depot is full (the caller frees it). */
+static int sb_depot_put(int cls, sb_hdr *h)
+{
+    int rc = -1;
+    if (pthread_mutex_lock(&sb_depot.mu) != 0)
+        return -1;
+    if (sb_depot.n[cls] < sb_depot_max[cls]) {
+        sb_depot.slot[cls][sb_depot.n[cls]++] = h;
+        rc = 0;
+    }
+    (void)pthread_mutex_unlock(&sb_depot.mu);
+    return rc;
+}
 
 typedef struct {
     sb_hdr *slot[SB_NCLASS][SB_CACHE_MAX];
@@ -113,6 +157,8 @@ void *qk_secure_alloc(size_t n)
     if (c && c->n[cls] > 0) {
         h = c->slot[cls][--c->n[cls]];
         c->slot[cls][c->n[cls]] = NULL;
+    } else if (cls >= 0 && (h = sb_depot_take(cls)) != NULL) {
+        /* wiped when it went in, as in a thread cache */
     } else {
         /* sodium_malloc puts the region right before its end guard page, so its alignment
          * follows the size: keep the size a multiple of the header's 16 bytes. */
@@ -137,19 +183,40 @@ void qk_secure_free(void *p)
         abort(); /* double free or not from qk_secure_alloc: never cache such a pointer */
     h->magic = SB_MAGIC_FREE;
     uint32_t cls = h->cls;
-    sb_cache *c = cls < SB_NCLASS ? sb_cache_get() : NULL;
-    if (!c || h->size != sb_class_size[cls] || c->n[cls] >= sb_class_max[cls]) {
+    if (cls >= SB_NCLASS || h->size != sb_class_size[cls]) {
         sodium_free(h); /* sodium_free zeroes the whole region before unmapping it */
         return;
     }
     sodium_memzero(p, sb_class_size[cls]);
-    c->slot[cls][c->n[cls]++] = h;
+    sb_cache *c = sb_cache_get();
+    if (c && c->n[cls] < sb_class_max[cls]) {
+        c->slot[cls][c->n[cls]++] = h;
+        return;
+    }
+    if (sb_depot_put((int)cls, h) != 0)
+        sodium_free(h);
 }
 
 size_t qk_secure_cached(size_t n)
 {
     int cls = sb_class_of(n);
     return cls >= 0 ? sb_tls.n[cls] : 0;
+}
+
+size_t qk_secure_depot(size_t n)
+{
+    int cls = sb_class_of(n);
+    if (cls < 0 || pthread_mutex_lock(&sb_depot.mu) != 0)
+        return 0;
+    size_t v = sb_depot.n[cls];
+    (void)pthread_mutex_unlock(&sb_depot.mu);
+    return v;
+}
+
+size_t qk_secure_depot_bound(size_t n)
+{
+    int cls = sb_class_of(n);
+    return cls >= 0 ? sb_depot_max[cls] : 0;
 }
 
 size_t qk_secure_cache_bound(size_t n)

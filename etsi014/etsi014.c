@@ -404,6 +404,10 @@ void qk_etsi014_configure(qk_etsi014_handler *h, qk_kms *kms)
     h->super.on_req = etsi014_on_req;
     /* Clause 5 answers only 200, 400, 401 and 503: an oversized body is a bad request. */
     h->super.too_large_status = 400;
+    /* Served from the store without waiting (leases, notices): on the pump, with the reply
+     * held for the store's sync; a lease exchange or a notice wait runs on a worker
+     * (common/qk_inline.h). */
+    h->super.inline_first = true;
     h->kms = kms;
     h->role_marker = QK_ROLE_MARKER_OPTIONAL;
 }

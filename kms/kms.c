@@ -14,6 +14,7 @@
 #include "http_util.h"
 #include "log.h"
 #include "kms_int.h"
+#include "qk_inline.h"
 #include "secbuf.h"
 
 #define PEER_POOL_SIZE  4 /* HTTP clients kept per peer */
@@ -473,6 +474,10 @@ static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n
         rc = qk_store_carve_owned(k->store, r, l->side, n, len, refs, material, err);
         if (rc != QK_ENOKEY || own == LEASES_PER_REQ)
             break;
+        if (qk_inline_must_defer()) { /* a lease exchange waits for the peer: not on a pump */
+            rc = qk_err_set(err, QK_EAGAIN, "lease exhausted: run again on a worker");
+            break;
+        }
         uint64_t want = (uint64_t)n * len;
         if (want < k->cfg->lease_bytes)
             want = k->cfg->lease_bytes;
@@ -570,8 +575,18 @@ int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *
         qk_key_batch_free(out);
         return qk_err_set(err, QK_ENOMEM, "out of memory");
     }
+    bool may_wait = k->nlinks > 0 && k->cfg->notice_wait_ms > 0;
+    uint64_t gen = may_wait && qk_inline_current() ? qk_kms_notice_gen(k) : 0;
     rc = qk_store_fetch(k->store, caller, master, ids, n, fk, out->material, cap, err);
-    if (rc == QK_ENOTFOUND && k->nlinks > 0 && k->cfg->notice_wait_ms > 0) {
+    if (rc == QK_ENOTFOUND && may_wait && qk_inline_current()) {
+        /* Inline: wait for the next batch of notices with the connection suspended, and run
+         * again (kms_notice_wait.c); past the first try's notice_wait, answer not found. */
+        double now = qk_now_ms(), dl = qk_inline_rerun_deadline();
+        if (dl == 0)
+            dl = now + (double)k->cfg->notice_wait_ms;
+        if (now < dl && qk_inline_wait_event(qk_kms_notice_await, k, gen, dl))
+            rc = qk_err_set(err, QK_EAGAIN, "waiting for a notice: run again after the next");
+    } else if (rc == QK_ENOTFOUND && may_wait) {
         /* A key of a peer's request may be fetched before its notice arrived: wait for it
          * (bounded), then answer as the store does. */
         qk_kms_notice_wait(k, ids, n);

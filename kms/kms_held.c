@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kms_int.h"
+#include "qk_inline.h"
 #include "log.h"
 
 static int notice_copy(qk_notice *dst, const qk_notice *src)
@@ -161,7 +162,9 @@ int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk
     qk_held *e = NULL;
     long j = admit_locked(k, h, r, n, &e);
     /* a refresh whose count an answer overtook is tried once more */
-    for (int tries = 0; j >= 0 && tries < 2 && e->last.nkeys > 0 && !e->probing; tries++) {
+    bool defer = j >= 0 && e->last.nkeys > 0 && !e->probing && qk_inline_must_defer();
+    for (int tries = 0; !defer && j >= 0 && tries < 2 && e->last.nkeys > 0 && !e->probing;
+         tries++) {
         e->probing = true;
         bool took = refresh(k, i, e);
         j = admit_locked(k, h, r, n, &e);
@@ -169,7 +172,9 @@ int qk_kms_held_admit(qk_kms *k, size_t i, const qk_reservation *r, size_t n, qk
             break;
     }
     int rc = 0;
-    if (j >= 0) /* the peer's limit: the SAE is told max_key_count, as for a same-KME pair */
+    if (defer) /* the refresh is a call to the peer: not on a pump */
+        rc = qk_err_set(err, QK_EAGAIN, "held count refresh: run again on a worker");
+    else if (j >= 0) /* the peer's limit: the SAE is told max_key_count, as for a same-KME pair */
         rc = qk_err_set(err, QK_EQUOTA,
                         "peer KME %s: %s -> %s: %llu keys stored there or on their way, %zu more "
                         "would exceed max_key_count %llu",

@@ -5,9 +5,11 @@
 #define QK_KMS_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "kms.h"
+#include "qk_inline.h"
 
 #define QK_HELD_MAX 512 /* (master, slave) pairs whose peer count a link remembers */
 
@@ -32,8 +34,8 @@ typedef struct {
     /* One lease exchange at a time per link (request threads and the notifier); lease_gen counts
      * the granted ones, so a thread that waited knows another one already leased. */
     pthread_mutex_t lease_mu;
-    uint64_t lease_gen;
-    uint64_t bad_block; /* the last block whose ask the peer answered 400 (logged once) */
+    _Atomic uint64_t lease_gen; /* written under lease_mu; read without it (never blocks) */
+    uint64_t bad_block;         /* the last block whose ask the peer answered 400 (logged once) */
     bool bad_seen;
     /* The notifier thread: woken by a committed request, by qk_kms_close, or every 200 ms.
      * demand: this end served a request on the link since it started (it leases ahead only
@@ -68,6 +70,14 @@ struct qk_kms {
     pthread_mutex_t notice_mu;
     pthread_cond_t notice_cv;
     uint64_t notice_gen;
+    /* Inline fetches waiting for a notice (kms_notice_wait.c; under notice_mu): completed by
+     * the next batch, or at their deadline by the deadline thread (waits on nwait_cv until
+     * nwait_next, the earliest deadline it knows; 0: none). */
+    qk_inline_waiter *nwait;
+    pthread_cond_t nwait_cv;
+    pthread_t nwait_tid;
+    double nwait_next;
+    bool nwait_on, nwait_stop, nwait_cv_ok;
     void (*block_hook)(void *);
     void *block_hook_arg;
 };
@@ -111,5 +121,18 @@ void qk_kms_notify_wake(qk_kms *k, size_t i);
 /* Wait (bounded by notice_wait) until none of ids is unknown here: each applied notice batch
  * wakes it. Returns at once when every key ID is known or the wait is 0. */
 void qk_kms_notice_wait(qk_kms *k, const char *const *ids, size_t n);
+
+/* ---- kms_notice_wait.c ------------------------------------------------------------------ */
+/* The count of applied notice batches (read before a lookup that may have to wait). */
+uint64_t qk_kms_notice_gen(qk_kms *k);
+/* qk_inline_await_fn (owner = the qk_kms): an inline fetch waits for the next batch after
+ * `seen`, or until w->deadline_ms. */
+int qk_kms_notice_await(void *owner, uint64_t seen, qk_inline_waiter *w);
+/* A batch of notices was applied: count it, wake the threads waiting (notice_cv) and complete
+ * every inline waiter. */
+void qk_kms_notice_batch_done(qk_kms *k);
+/* Start (after notice_mu) and stop (completes every waiter left) the deadline thread. */
+int qk_kms_nwait_start(qk_kms *k, qk_err *err);
+void qk_kms_nwait_stop(qk_kms *k);
 
 #endif

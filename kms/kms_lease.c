@@ -12,11 +12,9 @@
 
 uint64_t qk_kms_lease_gen(qk_kms *k, size_t i)
 {
-    qk_hot_link *h = &k->hot[i];
-    pthread_mutex_lock(&h->lease_mu);
-    uint64_t g = h->lease_gen;
-    pthread_mutex_unlock(&h->lease_mu);
-    return g;
+    /* Atomic, not under lease_mu: that lock is held across a lease exchange with the peer,
+     * and an inline handler (qk_inline.h) reads this before it knows whether it must lease. */
+    return atomic_load(&k->hot[i].lease_gen);
 }
 
 static qk_lease_result lease_result_of(int rc)

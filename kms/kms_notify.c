@@ -355,10 +355,7 @@ int qk_kms_notices_in(qk_kms *k, const qk_peer_notices_msg *m, qk_peer_notices_a
         qk_peer_notices_answer_free(a);
         return rc;
     }
-    pthread_mutex_lock(&k->notice_mu);
-    k->notice_gen++;
-    pthread_cond_broadcast(&k->notice_cv);
-    pthread_mutex_unlock(&k->notice_mu);
+    qk_kms_notice_batch_done(k);
     return 0;
 }
 
@@ -427,6 +424,8 @@ int qk_kms_hot_start(qk_kms *k, qk_err *err)
     k->hot_ready = true;
     if (k->nlinks == 0)
         return 0;
+    if (qk_kms_nwait_start(k, err) != 0)
+        return QK_ENOMEM;
     k->hot = calloc(k->nlinks, sizeof *k->hot);
     if (!k->hot)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
@@ -471,6 +470,7 @@ void qk_kms_hot_stop(qk_kms *k)
     }
     free(k->hot);
     k->hot = NULL;
+    qk_kms_nwait_stop(k);
     pthread_cond_destroy(&k->notice_cv);
     pthread_mutex_destroy(&k->notice_mu);
     k->hot_ready = false;

@@ -292,6 +292,34 @@ int qs_begin(qk_store *s, qk_err *err)
 
 int (*qs_test_fdatasync)(int fd) = NULL;
 
+/* Take the waiters that the last sync covered (all of them after a failed sync) off the list.
+ * Call with smu held; complete them with qs_waiters_done after releasing it. */
+static qk_inline_waiter *qs_waiters_take(qk_store *s)
+{
+    qk_inline_waiter *done = NULL, **pp = &s->waiters;
+    while (*pp) {
+        qk_inline_waiter *w = *pp;
+        if (s->sync_errno || w->seq <= s->synced_seq) {
+            *pp = w->next;
+            w->next = done;
+            done = w;
+        } else {
+            pp = &w->next;
+        }
+    }
+    return done;
+}
+
+static void qs_waiters_done(qk_inline_waiter *w, int e)
+{
+    while (w) {
+        qk_inline_waiter *next = w->next;
+        w->next = NULL;
+        w->done(w, e ? QK_ESTORAGE : 0);
+        w = next;
+    }
+}
+
 /* Durability barrier (group commit). Commits run with synchronous=NORMAL: COMMIT appends WAL
  * frames without syncing. Before a writing call reports success it waits here, without mu,
  * until the WAL file has been fdatasync'ed past its commit. Whoever finds nobody syncing
@@ -299,10 +327,13 @@ int (*qs_test_fdatasync)(int fd) = NULL;
  * covers every write to the inode through any descriptor, and the commits <= target had
  * returned from COMMIT (their write(2)s done) before target was read. A failed sync is
  * sticky: after an fdatasync error the kernel may have dropped the dirty pages, so no later
- * sync can vouch for them; every barrier fails until the store is reopened. */
+ * sync can vouch for them; every barrier fails until the store is reopened.
+ * Replies of inline handlers (qk_inline.h) wait in s->waiters instead: every call that
+ * returns from here completes those that are now durable, or all of them after a failure. */
 static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
 {
     int e = 0;
+    qk_inline_waiter *done;
     (void)pthread_mutex_lock(&s->smu);
     while (s->synced_seq < seq && !s->sync_errno) {
         if (s->syncing) {
@@ -324,11 +355,64 @@ static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
     }
     if (s->synced_seq < seq)
         e = s->sync_errno;
+    int sticky = s->sync_errno;
+    done = qs_waiters_take(s); /* whoever gets here completes what is durable (or failed) */
     (void)pthread_mutex_unlock(&s->smu);
+    qs_waiters_done(done, sticky);
     if (e)
         return qk_err_set(err, QK_ESTORAGE, "store: WAL sync failed (reopen the store): %s",
                           strerror(e));
     return 0;
+}
+
+/* qk_inline_await_fn for the store (owner = the store): a reply of an inline handler waits
+ * for its commits without a thread of its own. */
+static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
+{
+    qk_store *s = owner;
+    int rc;
+    (void)pthread_mutex_lock(&s->smu);
+    if (s->sync_errno) {
+        rc = QK_ESTORAGE;
+    } else if (s->synced_seq >= seq) {
+        rc = 1;
+    } else if (!s->syncer_on || s->syncer_stop) {
+        rc = 2; /* nobody would sync for it: the caller waits (below) */
+    } else {
+        w->seq = seq;
+        w->next = s->waiters;
+        s->waiters = w;
+        (void)pthread_cond_signal(&s->wcond);
+        rc = 0;
+    }
+    (void)pthread_mutex_unlock(&s->smu);
+    if (rc == 2) /* the store is closing: sync here (short, and only then) */
+        rc = qs_sync_wait(s, seq, NULL) == 0 ? 1 : QK_ESTORAGE;
+    return rc;
+}
+
+/* The syncer thread: syncs whenever replies of inline handlers wait, so that they complete
+ * without any request thread blocking in fdatasync. One sync covers every commit before it
+ * (group commit): under load a sync completes many replies at once. */
+static void *qs_syncer_main(void *arg)
+{
+    qk_store *s = arg;
+    (void)pthread_mutex_lock(&s->smu);
+    for (;;) {
+        while (!s->waiters && !s->syncer_stop)
+            (void)pthread_cond_wait(&s->wcond, &s->smu);
+        if (!s->waiters)
+            break; /* stopping, and nothing waits */
+        uint64_t target = 0;
+        for (qk_inline_waiter *w = s->waiters; w; w = w->next)
+            if (w->seq > target)
+                target = w->seq;
+        (void)pthread_mutex_unlock(&s->smu);
+        (void)qs_sync_wait(s, target, NULL); /* completes the waiters it covers, or all on error */
+        (void)pthread_mutex_lock(&s->smu);
+    }
+    (void)pthread_mutex_unlock(&s->smu);
+    return NULL;
 }
 
 /* WAL hook: called by SQLite after a COMMIT that appended frames, with mu held. Setting it
@@ -374,7 +458,8 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     (void)pthread_mutex_unlock(&s->smu);
     s->wal_dirty = false;
     (void)pthread_mutex_unlock(&s->mu);
-    if (seq && s->wal_fd >= 0) {
+    /* An inline handler's call does not wait: its reply waits for the barrier instead. */
+    if (seq && s->wal_fd >= 0 && !qk_inline_barrier(qs_await, s, seq)) {
         int src = qs_sync_wait(s, seq, rc == 0 ? err : NULL);
         if (rc == 0)
             rc = src;
@@ -562,7 +647,15 @@ static int qs_group_commit_on(qk_store *s, const char *path, qk_err *err)
     if (s->wal_fd < 0)
         return qk_err_set(err, QK_ESTORAGE, "store: cannot open %s: %s", wal, strerror(errno));
     (void)sqlite3_wal_hook(s->db, qs_wal_hook, s);
-    return qs_exec(s, "PRAGMA synchronous = NORMAL", err);
+    int rc = qs_exec(s, "PRAGMA synchronous = NORMAL", err);
+    if (rc != 0)
+        return rc;
+    int e = s->wcond_ok ? pthread_create(&s->syncer, NULL, qs_syncer_main, s) : EINVAL;
+    if (e != 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: cannot start the syncer thread: %s",
+                          strerror(e));
+    s->syncer_on = true;
+    return 0;
 }
 
 /* Create the file with mode 0600 before SQLite does (its -wal/-shm files copy the mode). */
@@ -603,6 +696,7 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
         free(s);
         return qk_err_set(err, QK_ENOMEM, "store: condvar init failed");
     }
+    s->wcond_ok = pthread_cond_init(&s->wcond, NULL) == 0;
     s->secret = sodium_malloc(QK_MASTER_KEY_LEN + QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
     if (!s->secret) {
         qk_store_close(s);
@@ -639,6 +733,15 @@ void qk_store_close(qk_store *s)
 {
     if (!s)
         return;
+    if (s->syncer_on) {
+        /* Replies still waiting are completed first (a last sync), then the thread ends. */
+        (void)pthread_mutex_lock(&s->smu);
+        s->syncer_stop = true;
+        (void)pthread_cond_signal(&s->wcond);
+        (void)pthread_mutex_unlock(&s->smu);
+        (void)pthread_join(s->syncer, NULL);
+        s->syncer_on = false;
+    }
     for (size_t i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].st);
     s->nstmts = 0;
@@ -649,6 +752,8 @@ void qk_store_close(qk_store *s)
     if (s->wal_fd >= 0)
         (void)close(s->wal_fd);
     (void)pthread_cond_destroy(&s->scond);
+    if (s->wcond_ok)
+        (void)pthread_cond_destroy(&s->wcond);
     (void)pthread_mutex_destroy(&s->smu);
     (void)pthread_mutex_destroy(&s->mu);
     free(s);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qk_inline.h"
 #include "store.h"
 
 #define QS_MAX_KEYS   4096 /* keys per call (carve, reserve_in, fetch, expire batch) */
@@ -64,10 +65,16 @@ struct qk_store {
     uint64_t synced_seq;  /* every commit <= this is on stable storage */
     bool syncing;         /* one thread is in fdatasync */
     int sync_errno;       /* sticky: a failed sync fails every later barrier */
-    uint8_t *secret;      /* one sodium_malloc region holding the three below */
-    uint8_t *mk;          /* QK_MASTER_KEY_LEN: node master key */
-    uint8_t *scratch;     /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
-    uint8_t *vkey;        /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
+    /* Replies of inline handlers waiting for a sync (common/qk_inline.h): the syncer thread
+     * syncs for them; whoever advances synced_seq completes the ones it covers. */
+    qk_inline_waiter *waiters;
+    pthread_cond_t wcond; /* the syncer waits here for waiters (with smu) */
+    pthread_t syncer;
+    bool syncer_on, syncer_stop, wcond_ok;
+    uint8_t *secret;  /* one sodium_malloc region holding the three below */
+    uint8_t *mk;      /* QK_MASTER_KEY_LEN: node master key */
+    uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
+    uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
     struct qs_stmt stmts[QS_STMT_CACHE];
     size_t nstmts;
 };

@@ -477,5 +477,8 @@ void qk_peer_api_configure(qk_peer_api_handler *h, qk_kms *kms)
 {
     memset(h, 0, sizeof *h);
     h->super.on_req = peer_on_req;
+    /* Every route is store work (leases, notices, inventory, burns): on the pump, the reply
+     * held for the store's sync (common/qk_inline.h). */
+    h->super.inline_first = true;
     h->kms = kms;
 }

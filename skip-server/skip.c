@@ -357,6 +357,7 @@ void qk_skip_configure(qk_skip_handler *h, const qk_skip_options *o)
     /* A SKIP request is a GET without a body: an oversized one is a bad request (400), as
      * this listener answered before the envelope. */
     h->super.too_large_status = 400;
+    h->super.inline_first = true; /* as ETSI 014's: see etsi014.c, common/qk_inline.h */
     h->opts = *o;
     h->role_marker = QK_ROLE_MARKER_OPTIONAL;
 }

@@ -13,6 +13,7 @@
  * are noticed after its restart; with the peer down, requests are served from the lease
  * until it runs out (then QK_EPEER). */
 #include <CUnit/CUnit.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@
 
 #include "http_util.h"
 #include "kms_fixture.h"
+#include "kms_int.h"
+#include "qk_inline.h"
 
 #define NODE       KF_NODE
 #define LINK       "KME_A~KME_B"
@@ -509,6 +512,138 @@ static void test_fetch_waits_for_notice(void)
     pair_close();
 }
 
+/* ---- inline handlers (common/qk_inline.h) ----------------------------------------------- */
+
+static atomic_int iw_done, iw_err;
+
+static void iw_cb(qk_inline_waiter *w, int err)
+{
+    (void)w;
+    atomic_store(&iw_err, err);
+    atomic_fetch_add(&iw_done, 1);
+}
+
+/* Wait (bounded) for the barrier an inline call recorded: 0 once durable, else the error. */
+static int await_barrier(const qk_inline *ic)
+{
+    CU_ASSERT_FATAL(ic->await != NULL);
+    atomic_store(&iw_done, 0);
+    qk_inline_waiter w = {.done = iw_cb};
+    int r = ic->await(ic->owner, ic->seq, &w);
+    if (r != 0)
+        return r == 1 ? 0 : r;
+    for (int i = 0; i < 500 && atomic_load(&iw_done) == 0; i++) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return atomic_load(&iw_done) ? atomic_load(&iw_err) : -1;
+}
+
+/* Run as an inline handler would: a request that needs a lease exchange or a notice wait says
+ * so at once (QK_EAGAIN, would_block) and changes nothing, so that running it again on a worker
+ * is safe; one the lease covers is served with the store's barrier recorded, not waited for. */
+static void test_inline_defers(void)
+{
+    pair_open();
+    const char *one[1] = {"SAE_B1"};
+    qk_key_batch b;
+    qk_err err;
+    qk_pool_status a0 = pool(P.a.kms, KF_PEER), b0 = pool(P.b.kms, KF_NODE);
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    double t0 = qk_now_ms();
+    int rc = reserve_at_b(one, 1, 1, 256, &b, &err); /* no lease yet */
+    qk_inline_end();
+    CU_ASSERT_EQUAL(rc, QK_EAGAIN);
+    CU_ASSERT_TRUE(ic.would_block);
+    CU_ASSERT(qk_now_ms() - t0 < 500);
+    qk_pool_status a1 = pool(P.a.kms, KF_PEER), b1 = pool(P.b.kms, KF_NODE);
+    CU_ASSERT_EQUAL(a1.bytes_available, a0.bytes_available); /* nothing leased or carved */
+    CU_ASSERT_EQUAL(b1.bytes_available, b0.bytes_available);
+    CU_ASSERT_EQUAL(a1.keys_delivered, a0.keys_delivered);
+    /* On a worker: leases, served. */
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 1, 256, &b, &err), 0);
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+    qk_key_batch_free(&b);
+    CU_ASSERT_EQUAL(held_at_b("SAE_B1"), 0); /* the refused inline try was not counted */
+    /* Inside the lease: served inline, the barrier recorded. */
+    kf_pair_b_down(&P);
+    qk_inline_begin(&ic, 0);
+    rc = reserve_at_b(one, 1, 2, 256, &b, &err);
+    qk_inline_end();
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_FALSE(ic.would_block);
+    CU_ASSERT_PTR_EQUAL(ic.owner, qk_kms_store(P.a.kms));
+    CU_ASSERT_EQUAL(await_barrier(&ic), 0);
+    /* B has no notice yet: an inline fetch records the wait for the next batch of notices (no
+     * thread blocks) with notice_wait's deadline, and returns at once. */
+    const char *ids[2] = {b.ids[0], b.ids[1]};
+    qk_key_batch got;
+    qk_inline_begin(&ic, 0);
+    t0 = qk_now_ms();
+    rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(rc, QK_EAGAIN);
+    CU_ASSERT_FALSE(ic.would_block);
+    CU_ASSERT(ic.ev_await == qk_kms_notice_await);
+    CU_ASSERT_PTR_EQUAL(ic.ev_owner, P.b.kms);
+    CU_ASSERT(ic.ev_deadline_ms >= t0 + 1900 && ic.ev_deadline_ms <= qk_now_ms() + 2100);
+    CU_ASSERT(qk_now_ms() - t0 < 500);
+    /* The waiter is completed by the next batch (err 0), not by its deadline. */
+    atomic_store(&iw_done, 0);
+    qk_inline_waiter w = {.done = iw_cb, .deadline_ms = ic.ev_deadline_ms};
+    CU_ASSERT_EQUAL_FATAL(ic.ev_await(ic.ev_owner, ic.ev_seq, &w), 0);
+    /* A rerun whose wait's deadline passed answers not found at once, without waiting. */
+    qk_inline ic2;
+    qk_inline_begin(&ic2, 1);
+    rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(rc, QK_ENOTFOUND);
+    CU_ASSERT(ic2.ev_await == NULL);
+    t0 = qk_now_ms();
+    deliver_notices();
+    for (int i = 0; i < 500 && atomic_load(&iw_done) == 0; i++) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&iw_err), 0);
+    CU_ASSERT(qk_now_ms() - t0 < 1000);
+    /* A seen generation older than the current one: the event already happened. */
+    qk_inline_waiter w2 = {.done = iw_cb, .deadline_ms = qk_now_ms() + 2000};
+    CU_ASSERT_EQUAL(ic.ev_await(ic.ev_owner, ic.ev_seq, &w2), 1);
+    qk_inline_begin(&ic, 0);
+    rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
+    qk_inline_end();
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_FALSE(ic.would_block);
+    CU_ASSERT_PTR_EQUAL(ic.owner, qk_kms_store(P.b.kms));
+    CU_ASSERT_EQUAL(await_barrier(&ic), 0);
+    CU_ASSERT_EQUAL(got.n, 2);
+    CU_ASSERT_EQUAL(memcmp(got.keys[0], b.keys[0], 32), 0);
+    qk_key_batch_free(&got);
+    qk_key_batch_free(&b);
+    /* A wait no batch ends is completed at its deadline (QK_ETIMEOUT), within ~0.1 s. */
+    atomic_store(&iw_done, 0);
+    double dl = qk_now_ms() + 300;
+    qk_inline_waiter w3 = {.done = iw_cb, .deadline_ms = dl};
+    CU_ASSERT_EQUAL_FATAL(qk_kms_notice_await(P.b.kms, qk_kms_notice_gen(P.b.kms), &w3), 0);
+    for (int i = 0; i < 1000 && atomic_load(&iw_done) == 0; i++) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&iw_err), QK_ETIMEOUT);
+    CU_ASSERT(qk_now_ms() >= dl && qk_now_ms() < dl + 150);
+    /* Closing completes the waiters left (here: one with a far deadline). */
+    atomic_store(&iw_done, 0);
+    qk_inline_waiter w4 = {.done = iw_cb, .deadline_ms = qk_now_ms() + 60000};
+    CU_ASSERT_EQUAL_FATAL(qk_kms_notice_await(P.b.kms, qk_kms_notice_gen(P.b.kms), &w4), 0);
+    pair_close();
+    CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&iw_err), QK_ETIMEOUT);
+}
+
 /* A KME stopped with un-noticed requests (its peer unreachable) notices them after its restart;
  * while the peer is down, requests are served from the lease until it runs out (QK_EPEER). */
 static void test_restart_notices(void)
@@ -654,7 +789,8 @@ int suite_kms_reserve(void)
         !CU_add_test(s, "fetch_waits_for_notice", test_fetch_waits_for_notice) ||
         !CU_add_test(s, "restart_notices", test_restart_notices) ||
         !CU_add_test(s, "peer_reasons", test_peer_reasons) ||
-        !CU_add_test(s, "peer_fail_of", test_peer_fail_of))
+        !CU_add_test(s, "peer_fail_of", test_peer_fail_of) ||
+        !CU_add_test(s, "inline_defers", test_inline_defers))
         return -1;
     return 0;
 }

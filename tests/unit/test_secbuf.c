@@ -189,6 +189,77 @@ static void test_cache_bound(void)
     }
 }
 
+/* Buffers freed on another thread than their maker's go through the shared depot: a thread
+ * whose cache is empty takes them back (wiped) instead of mapping new ones, and the depot holds
+ * at most its bound. */
+#define XN       200
+#define SB_DRAIN 256
+static void *x_alloc_main(void *arg)
+{
+    uint8_t **p = arg;
+    for (int i = 0; i < XN; i++) {
+        p[i] = qk_secure_alloc(3000);
+        if (p[i])
+            memset(p[i], 0x77, 3000);
+    }
+    return NULL;
+}
+
+static int x_in(uint8_t *const *set, uint8_t *q)
+{
+    for (int i = 0; i < XN; i++)
+        if (set[i] == q)
+            return 1;
+    return 0;
+}
+
+static void test_depot_across_threads(void)
+{
+    size_t cache = qk_secure_cache_bound(3000), depot = qk_secure_depot_bound(3000);
+    CU_ASSERT_FATAL(cache > 0 && depot > 0 && cache + depot < XN);
+    static uint8_t *p[XN];
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, x_alloc_main, p), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_join(t, NULL), 0);
+    /* Empty this thread's cache and the depot for the class, so what follows is ours. */
+    void *drain[SB_DRAIN];
+    size_t nd = 0;
+    while (nd < SB_DRAIN && (qk_secure_cached(3000) > 0 || qk_secure_depot(3000) > 0))
+        drain[nd++] = qk_secure_alloc(3000);
+    CU_ASSERT_EQUAL(qk_secure_cached(3000), 0);
+    CU_ASSERT_EQUAL(qk_secure_depot(3000), 0);
+    for (int i = 0; i < XN; i++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p[i]);
+        qk_secure_free(p[i]); /* made on the other thread, freed here */
+    }
+    CU_ASSERT_EQUAL(qk_secure_cached(3000), cache);
+    CU_ASSERT_EQUAL(qk_secure_depot(3000), depot); /* bounded: the rest went to the system */
+    /* A fresh thread takes from the depot: the same buffers, wiped. */
+    static uint8_t *q[XN];
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, x_alloc_main, q), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_join(t, NULL), 0);
+    size_t reused = 0;
+    for (int i = 0; i < XN; i++)
+        reused += q[i] && x_in(p, q[i]);
+    CU_ASSERT(reused >= depot);
+    CU_ASSERT_EQUAL(qk_secure_depot(3000), 0);
+    /* wiped on the way: check one taken from the depot before the thread overwrote it */
+    uint8_t *r = NULL;
+    for (int i = 0; i < XN; i++)
+        qk_secure_free(q[i]);
+    for (size_t i = 0; i < cache + 1; i++) { /* past this thread's cache: from the depot */
+        uint8_t *v = qk_secure_alloc(3000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        CU_ASSERT(all_zero(v, 3000));
+        if (r)
+            qk_secure_free(r);
+        r = v;
+    }
+    qk_secure_free(r);
+    for (size_t i = 0; i < nd; i++)
+        qk_secure_free(drain[i]);
+}
+
 static void test_double_free_aborts(void)
 {
     pid_t pid = fork();
@@ -258,6 +329,8 @@ int suite_secbuf(void)
         !CU_add_test(s, "wipe, compare, random", test_wipe_and_compare) ||
         !CU_add_test(s, "read secret file", test_read_file) ||
         !CU_add_test(s, "released buffers come back wiped", test_reuse_is_wiped) ||
+        !CU_add_test(s, "buffers freed on another thread go through the depot",
+                     test_depot_across_threads) ||
         !CU_add_test(s, "the cache stays bounded", test_cache_bound) ||
         !CU_add_test(s, "double free aborts", test_double_free_aborts) ||
         !CU_add_test(s, "threads alloc and free concurrently", test_threads))

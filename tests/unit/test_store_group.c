@@ -18,6 +18,7 @@
 
 #include "store.h"
 #include "store_fixture.h"
+#include "qk_inline.h"
 #include "store_int.h"
 
 #define LINK       "KME_A~KME_B"
@@ -197,6 +198,117 @@ static void test_blocked_sync_holds_caller(void)
     done();
 }
 
+/* ---- inline handlers (common/qk_inline.h): a barrier instead of a wait ---------------- */
+
+static atomic_int w_done, w_err;
+
+static void w_cb(qk_inline_waiter *w, int err)
+{
+    (void)w;
+    atomic_store(&w_err, err);
+    atomic_fetch_add(&w_done, 1);
+}
+
+/* Carve and commit on this thread as an inline handler would: neither call waits for a sync
+ * (the hook is blocked, yet both return), the barrier is recorded, and the store's syncer
+ * completes the waiter only once a sync covering both commits finished. */
+static void test_inline_barrier(void)
+{
+    fresh();
+    atomic_store(&w_done, 0);
+    atomic_store(&w_err, -99);
+    atomic_store(&sync_block, 1);
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    int late = 0;
+    int rc = carve_commit("inline", 0, &late);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(late, 2);          /* both returned with no sync done: no wait */
+    CU_ASSERT_PTR_EQUAL(ic.owner, S);  /* the barrier is the store's ... */
+    CU_ASSERT_FATAL(ic.await != NULL); /* ... */
+    CU_ASSERT(ic.seq >= 2);            /* ... at the later commit */
+    qk_inline_waiter w = {.done = w_cb};
+    CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0); /* queued */
+    sleep_ms(100);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 0);   /* the sync is blocked: not complete */
+    CU_ASSERT(atomic_load(&sync_started) >= 1); /* the syncer thread started one for it */
+    atomic_store(&sync_block, 0);
+    for (int i = 0; i < 200 && atomic_load(&w_done) == 0; i++)
+        sleep_ms(5);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
+    CU_ASSERT(atomic_load(&sync_done) >= 1);
+    /* Now durable: a second wait on the same number completes at once, without queueing. */
+    qk_inline_waiter w2 = {.done = w_cb};
+    CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w2), 1);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
+    /* Outside an inline handler the same calls wait as before. */
+    late = 0;
+    CU_ASSERT_EQUAL(carve_commit("outside", 1, &late), 0);
+    CU_ASSERT_EQUAL(late, 0);
+    done();
+}
+
+/* A failed sync completes the waiting reply with an error (its state may be lost), and a
+ * later wait is refused at once (sticky). */
+static void test_inline_barrier_sync_fails(void)
+{
+    fresh();
+    atomic_store(&w_done, 0);
+    atomic_store(&w_err, 0);
+    atomic_store(&sync_block, 1);
+    atomic_store(&sync_fail, 1);
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    int late = 0;
+    CU_ASSERT_EQUAL(carve_commit("inline-fail", 0, &late), 0);
+    qk_inline_end();
+    qk_inline_waiter w = {.done = w_cb};
+    CU_ASSERT_FATAL(ic.await != NULL);
+    CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
+    atomic_store(&sync_block, 0);
+    for (int i = 0; i < 200 && atomic_load(&w_done) == 0; i++)
+        sleep_ms(5);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&w_err), QK_ESTORAGE);
+    qk_inline_waiter w2 = {.done = w_cb};
+    CU_ASSERT(ic.await(ic.owner, ic.seq, &w2) < 0);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
+    done();
+}
+
+static void *unblock_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(150);
+    atomic_store(&sync_block, 0);
+    return NULL;
+}
+
+/* Closing the store completes a reply that still waits (a last sync), not leaves it hanging. */
+static void test_inline_barrier_close(void)
+{
+    fresh();
+    atomic_store(&w_done, 0);
+    atomic_store(&w_err, -99);
+    atomic_store(&sync_block, 1);
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    int late = 0;
+    CU_ASSERT_EQUAL(carve_commit("inline-close", 0, &late), 0);
+    qk_inline_end();
+    qk_inline_waiter w = {.done = w_cb};
+    CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
+    pthread_t th; /* lets the blocked sync go on while the close below waits */
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, unblock_later, NULL) == 0);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 0);
+    done(); /* close: joins the syncer after it completed the waiter */
+    CU_ASSERT(pthread_join(th, NULL) == 0);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
+}
+
 static void test_wal_inode_kept(void)
 {
     fresh();
@@ -237,6 +349,9 @@ int suite_store_group(void)
         {"fdatasync failure fails the waiting calls", test_sync_failure_fails_waiters},
         {"a blocked sync holds its caller back", test_blocked_sync_holds_caller},
         {"WAL inode kept across TRUNCATE checkpoint", test_wal_inode_kept},
+        {"inline: commits record a barrier, the syncer completes it", test_inline_barrier},
+        {"inline: a failed sync fails the waiting reply", test_inline_barrier_sync_fails},
+        {"inline: closing the store completes a waiting reply", test_inline_barrier_close},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))

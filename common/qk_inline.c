@@ -1,0 +1,58 @@
+/* qk_inline.c - the inline handler context (qk_inline.h): one thread-local pointer. */
+#include "qk_inline.h"
+
+#include <string.h>
+
+static _Thread_local qk_inline *cur;
+
+void qk_inline_begin(qk_inline *c, double rerun_deadline_ms)
+{
+    memset(c, 0, sizeof *c);
+    c->rerun_deadline_ms = rerun_deadline_ms;
+    cur = c;
+}
+
+void qk_inline_end(void)
+{
+    cur = NULL;
+}
+
+qk_inline *qk_inline_current(void)
+{
+    return cur;
+}
+
+bool qk_inline_must_defer(void)
+{
+    if (!cur)
+        return false;
+    cur->would_block = true;
+    return true;
+}
+
+bool qk_inline_barrier(qk_inline_await_fn await, void *owner, uint64_t seq)
+{
+    if (!cur || !await || (cur->owner && (cur->owner != owner || cur->await != await)))
+        return false;
+    cur->await = await;
+    cur->owner = owner;
+    if (seq > cur->seq)
+        cur->seq = seq;
+    return true;
+}
+
+bool qk_inline_wait_event(qk_inline_await_fn await, void *owner, uint64_t seq, double deadline_ms)
+{
+    if (!cur || !await)
+        return false;
+    cur->ev_await = await;
+    cur->ev_owner = owner;
+    cur->ev_seq = seq;
+    cur->ev_deadline_ms = deadline_ms;
+    return true;
+}
+
+double qk_inline_rerun_deadline(void)
+{
+    return cur ? cur->rerun_deadline_ms : 0;
+}
