@@ -54,7 +54,7 @@
  * and with 2 per pump the ETSI 014 bench at 64 connections lost a third of its key pairs
  * (docs/adr/0001-tls-front-end.md, measured behaviour). */
 #define WORKERS_PER_PUMP   8
-#define PENDING_PER_SOURCE 128   /* default max_pending_per_source */
+#define PENDING_PER_SOURCE 256   /* default max_pending_per_source */
 #define HEADER_TIMEOUT_MS  10000 /* default header_timeout: handshake + request headers */
 #define BODY_TIMEOUT_MS    60000 /* default body_timeout */
 #define SWEEP_MIN_MS       10    /* deadlines are checked at most this often per pump */
