@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# front_end_limits.sh - the TLS front end under connection floods and slow clients (issue 17
-# items 2 and 3), on a real qkd-kmed pair, loopback only, bounded in count (conn-flood opens at
-# most 2,000 connections per run) and time (~90 s).
+# front_end_limits.sh - SLOW (about 55 s): the TLS front end under connection floods and slow
+# clients (issue 17 items 2 and 3), on a real qkd-kmed pair, loopback only, bounded in count
+# (conn-flood opens at most 2,000 connections per run) and time (every client holds 15 s at
+# most). FRONT_END_LIMITS_PHASES (default "1 2 3 4") runs only some of the phases below.
 #
 #   1. floods: 2,000 raw TCP connections (from 127.0.0.2) and 2,000 unfinished TLS ClientHellos
 #      (from 127.0.0.3) against the ETSI listener, then against the skip, peer, device and admin
@@ -25,11 +26,10 @@ qk_need_bin "$FLOOD"
 qk_need_cmd awk sed
 
 # The flood holds ~10,000 client sockets and the KMEs a few thousand: raise the soft limit.
-want_fds=16384
-hard=$(ulimit -Hn)
-[ "$hard" = unlimited ] || [ "$hard" -ge "$want_fds" ] || want_fds=$hard
-ulimit -n "$want_fds" 2>/dev/null || fail "cannot raise ulimit -n to $want_fds"
-[ "$want_fds" -ge 12000 ] || qk_skip slow "ulimit -n hard limit $hard is below 12000"
+# (Refused connections are closed at once on both sides, so a few thousand are open at a time.)
+ulimit -n 8192 2>/dev/null || fail "cannot raise ulimit -n to 8192 (hard limit $(ulimit -Hn))"
+PHASES=" ${FRONT_END_LIMITS_PHASES:-1 2 3 4} "
+phase() { [[ $PHASES == *" $1 "* ]]; }
 
 pair_init
 pair_skip_conf A psk-or-mtls
@@ -76,6 +76,7 @@ status_url() { echo "$(etsi_url "$1")/api/v1/keys/$2/status"; }
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n 1; }
 
 # ---- 1. floods ------------------------------------------------------------------------------
+if phase 1; then
 # flood_start NAME PORT MODES...: 2,000 connections per mode held 8 s, in the background.
 FLOOD_PIDS=()
 flood_start() {
@@ -131,8 +132,10 @@ for l in skip peer device admin; do
     all_fast "$T/probe_$l.txt" any
 done
 check "... and meanwhile every SAE status 200 within 1 s" all_fast "$T/probe_etsi2.txt" 200
+fi
 
 # ---- 2. identity budget ---------------------------------------------------------------------
+if phase 2; then
 "$FLOOD" --port "${PORT[A.etsi014]}" --mode tls --cert "$(crt SAE_A1)" --key "$(key SAE_A1)" \
   --count 1100 --concurrency 64 --request /api/v1/keys/SAE_B1/status --hold 14 >"$T/idle_a.out" 2>&1 &
 HOLDER=$!
@@ -147,8 +150,10 @@ idref=$(metric A qkd_tls_connections_limited_total 'listener="etsi014",reason="i
 check "SAE_A1 holding idle connections gets at most 512 of 1,100 (answered $answered, refused by identity $idref)" \
   test "${answered:-0}" -ge 400 -a "${answered:-0}" -le 512 -a "${idref:-0}" -ge 500
 check "... while SAE_A2 gets every status 200 within 1 s" all_fast "$T/probe_id.txt" 200
+fi
 
 # ---- 3. eviction of the oldest idle connection ----------------------------------------------
+if phase 3; then
 ev0=$(metric B qkd_tls_connections_evicted_total 'listener="etsi014"')
 "$FLOOD" --port "${PORT[B.etsi014]}" --mode tls --cert "$(crt SAE_B1)" --key "$(key SAE_B1)" \
   --count 400 --concurrency 32 --request /api/v1/keys/SAE_A1/status --hold 12 >"$T/idle_b.out" 2>&1 &
@@ -163,8 +168,10 @@ ev=$(($(metric B qkd_tls_connections_evicted_total 'listener="etsi014"') - ev0))
 check "max_connections = 300 and 400 idle keep-alive connections: every one answered, the oldest idle closed to make room (answered $(field answered "$res"), evicted $ev)" \
   test "$(field answered "$res")" = 400 -a "$ev" -ge 100
 check "... and SAE_B2 gets every status 200 within 1 s" all_fast "$T/probe_ev.txt" 200
+fi
 
 # ---- 4. header and body deadlines -----------------------------------------------------------
+if phase 4; then
 # slow NAME PORT TEXT [conn-flood args...]: one client sending TEXT a byte a second, for 15 s at
 # most, in the background.
 SLOW_PIDS=()
@@ -211,6 +218,7 @@ check "... counted in qkd_tls_deadline_closed_total{phase=\"body\"} ($b)" test "
 res=$(cat "$T/keepalive.out")
 check "an idle keep-alive connection outlives the header deadline (7 s: $res)" \
   test "$(field answered "$res")" = 1 -a "$(field open "$res")" = 1 -a "$(field closed "$res")" = 0
+fi
 
 [ "$NFAIL" = 0 ] || fail "$NFAIL check(s) failed"
 echo "front_end_limits: all checks passed"
