@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,6 +400,11 @@ int main(int argc, char **argv)
         usage();
     if (o.cert)
         o.tls = true;
+    /* A server that closes first must not kill us: SSL_write uses write(2) (EPIPE instead). */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        fprintf(stderr, "conn-flood: signal: cannot ignore SIGPIPE\n");
+        return 1;
+    }
 
     struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o.port)};
     struct sockaddr_in src = {.sin_family = AF_INET};
