@@ -1405,8 +1405,14 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     s->hs_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 10000;
     s->header_timeout_ms = cfg->header_timeout_ms ? cfg->header_timeout_ms : HEADER_TIMEOUT_MS;
     s->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : BODY_TIMEOUT_MS;
-    s->max_pending_src =
-        cfg->max_pending_per_source ? cfg->max_pending_per_source : PENDING_PER_SOURCE;
+    /* Default: 256, but at most 3/4 of a small listener (qkd-sim's control API, the bridge's
+     * channel), so that one address always leaves room for others. */
+    unsigned src_default = s->max_conn - s->max_conn / 4;
+    if (src_default > PENDING_PER_SOURCE)
+        src_default = PENDING_PER_SOURCE;
+    s->max_pending_src = cfg->max_pending_per_source ? cfg->max_pending_per_source
+                         : src_default > 0           ? src_default
+                                                     : 1;
     s->max_per_id = cfg->max_per_identity ? cfg->max_per_identity
                     : s->max_conn > 1     ? s->max_conn / 2
                                           : 1;

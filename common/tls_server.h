@@ -100,7 +100,8 @@ typedef struct {
                                         connection to make room, else refuses */
     unsigned max_pending_per_source; /* connections of one source address that have not
                                         finished the TLS handshake (plaintext: the first
-                                        request's headers); 0 = 256 */
+                                        request's headers); 0 = 256, or 3/4 of
+                                        max_connections when that is smaller */
     unsigned max_per_identity;       /* authenticated connections of one identity (PSK
                                         identity, certificate name); 0 = max_connections / 2 */
     unsigned handshake_timeout_ms;   /* the TLS handshake alone; 0 = 10000 */

@@ -855,7 +855,6 @@ static void set_defaults(qk_kmed_config *cfg)
         l->idle_timeout_s = 60;
         l->header_timeout_ms = 10000;
         l->body_timeout_ms = 60000;
-        l->max_pending_per_source = 256;
         l->threads = 2;
         l->max_body = default_max_body[k];
     }

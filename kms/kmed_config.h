@@ -53,7 +53,7 @@ typedef struct {
     unsigned idle_timeout_s;               /* default 60 s */
     unsigned header_timeout_ms;            /* handshake + request headers, total; default 10 s */
     unsigned body_timeout_ms;              /* request body, total; default 60 s */
-    unsigned max_pending_per_source;       /* connections before the handshake per address; 256 */
+    unsigned max_pending_per_source;       /* 0: min(256, 3/4 of max_connections) */
     unsigned max_connections_per_identity; /* 0: max_connections / 2 */
     unsigned threads;                      /* default 2 */
     uint32_t max_body;                     /* request body limit in bytes; default per listener */
