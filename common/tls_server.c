@@ -58,6 +58,10 @@
 #define HEADER_TIMEOUT_MS  10000 /* default header_timeout: handshake + request headers */
 #define BODY_TIMEOUT_MS    60000 /* default body_timeout */
 #define SWEEP_MIN_MS       10    /* deadlines are checked at most this often per pump */
+/* listen(2) backlog (the kernel caps it at net.core.somaxconn): a flood's connections wait
+ * there until the pump accepts and refuses them; a short queue overflows, and a legitimate
+ * client's SYN dropped with it waits for its retransmission (1 s, RFC 6298 2.1). */
+#define LISTEN_BACKLOG 4096
 
 enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR, EP_MHD };
 
@@ -212,8 +216,12 @@ static void ctx_free(conn_ctx *ctx)
     }
 }
 
-/* Store the socket context (identity and connection) for the libmicrohttpd-side fd; replaces
- * a stale entry on the same fd. */
+/* Store the socket context (identity and connection) for the libmicrohttpd-side fd, in front
+ * of any older entry on the same fd number. An older one can exist only for a moment: when
+ * MHD_add_connection fails it closes the fd, and another pump may reuse the number before the
+ * failed connection's conn_close removes its own entry (by generation, on its own thread; the
+ * entry's connection is that thread's, so no other thread may free it). id_take takes the
+ * newest. */
 static int id_put(qk_tls_server *s, int fd, uint64_t gen, const qk_peer_identity *id, conn *c)
 {
     id_node *n = malloc(sizeof *n);
@@ -231,15 +239,6 @@ static int id_put(qk_tls_server *s, int fd, uint64_t gen, const qk_peer_identity
     n->ctx = ctx;
     pthread_mutex_lock(&s->id_lock);
     id_node **pp = &s->buckets[(unsigned)fd % ID_BUCKETS];
-    for (id_node **q = pp; *q; q = &(*q)->next) {
-        if ((*q)->fd == fd) {
-            id_node *old = *q;
-            *q = old->next;
-            ctx_free(old->ctx);
-            free(old);
-            break;
-        }
-    }
     n->next = *pp;
     *pp = n;
     pthread_mutex_unlock(&s->id_lock);
@@ -1302,7 +1301,7 @@ static int make_listener(const qk_listener_config *cfg, int *out_fd, uint16_t *o
         return qk_err_set(err, QK_EIO, "socket: %s", strerror(errno));
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 511) != 0) {
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         int e = errno;
         close(fd);
         return qk_err_set(err, QK_EIO, "listener %s: bind %s port %u: %s",

@@ -67,7 +67,7 @@ probe_loop() {
 # all_fast FILE CODE: every probe answered CODE ("any": any HTTP status) within 1 s.
 all_fast() {
   awk -v want="$2" 'BEGIN { n = 0; bad = 0 }
-    { n++; if ($1 == "000" || (want != "any" && $1 != want) || $2 + 0 > 1.0) bad++ }
+    { n++; if ($1 == "000" || (want != "any" && $1 != want) || $2 + 0 > 1.0) { bad++; print "     late or failed: " $0 } }
     END { printf "     %d probe(s), %d late or failed\n", n, bad; exit !(n >= 4 && bad == 0) }' "$1"
 }
 sae_args() { echo "--cert $(crt "$1") --key $(key "$1")"; }
