@@ -1001,9 +1001,15 @@ static void accept_batch(pump_thread *t)
             return;
         }
         atomic_fetch_add(&s->accepted, 1);
-        /* Pitfall 3: the limits apply before the handshake costs anything. First the source
-         * address's budget of pending handshakes, so that a flood from one address neither
-         * takes the listener nor evicts anyone's idle connection. */
+        /* Pitfall 3: the limits apply before the handshake costs anything. A full listener
+         * with no idle connection to close refuses at once; then the source address's budget
+         * of pending handshakes, so that a flood from one address neither takes the listener
+         * nor evicts anyone's idle connection; then the room, made if need be. */
+        if (!t->lru_head && atomic_load(&s->active) >= s->max_conn) {
+            atomic_fetch_add(&s->refused, 1);
+            close(fd);
+            continue;
+        }
         unsigned char skey[17];
         size_t slen = qk_budget_source_key(&peer, skey);
         if (slen && qk_budget_acquire(s->sources, skey, slen, s->max_pending_src) != 0) {
