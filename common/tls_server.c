@@ -10,8 +10,14 @@
  * suspended, so a handler that blocks for seconds stalls neither the pump nor other clients.
  * The identity of a connection travels from the pump to libmicrohttpd through a table keyed
  * by the libmicrohttpd-side fd (with a generation number, because fd numbers are reused), and
- * is moved into the socket context in the STARTED notification. See
- * docs/adr/0001-tls-front-end.md. */
+ * is moved into the socket context in the STARTED notification. Plaintext listeners take the
+ * same path without TLS.
+ *
+ * Limits and deadlines (issue 17): a budget of pending connections per source address and of
+ * authenticated ones per identity (tls_limits.c), the oldest idle keep-alive connection of the
+ * accepting pump closed when the listener is full, and total deadlines for the handshake plus
+ * request headers and for the body, whose phases the access and completed callbacks of
+ * libmicrohttpd report. See docs/adr/0001-tls-front-end.md. */
 #include "tls_internal.h"
 
 #include <arpa/inet.h>
