@@ -36,6 +36,20 @@ pair_skip_conf A psk-or-mtls
 # KME_A: short deadlines on every listener (phase 4); KME_B: a small ETSI listener (phase 3).
 sed -i '/^\[listener /a header_timeout = 4s\nbody_timeout = 4s' "$T/kme_A.conf"
 sed -i '/^\[listener etsi014\]/a max_connections = 300\nmax_connections_per_identity = 300' "$T/kme_B.conf"
+
+# The new [listener] keys: out-of-range values are refused by --check-config, naming the key.
+for bad in "header_timeout = 2h" "body_timeout = 50ms" "max_pending_per_source = 0" \
+  "max_connections_per_identity = 100001"; do
+  sed "/^\[listener etsi014\]/a $bad" "$T/kme_B.conf" >"$T/bad.conf"
+  if QKD_KMED_MASTER_KEY=$(printf '%064d' 0) "$KMED" --check-config "$T/bad.conf" >"$T/bad.out" 2>&1; then
+    fail "--check-config accepted '$bad'"
+  fi
+  grep -q "${bad%% *}" "$T/bad.out" || fail "--check-config on '$bad' does not name the key: $(cat "$T/bad.out")"
+done
+QKD_KMED_MASTER_KEY=$(printf '%064d' 0) "$KMED" --check-config "$T/kme_A.conf" >"$T/good.out" 2>&1 ||
+  fail "--check-config refused the deadlines of KME_A: $(cat "$T/good.out")"
+ok "--check-config: the limit and deadline keys are range-checked"
+
 pair_start A
 pair_start B
 
