@@ -10,8 +10,14 @@
  * suspended, so a handler that blocks for seconds stalls neither the pump nor other clients.
  * The identity of a connection travels from the pump to libmicrohttpd through a table keyed
  * by the libmicrohttpd-side fd (with a generation number, because fd numbers are reused), and
- * is moved into the socket context in the STARTED notification. See
- * docs/adr/0001-tls-front-end.md. */
+ * is moved into the socket context in the STARTED notification. Plaintext listeners take the
+ * same path without TLS.
+ *
+ * Limits and deadlines (issue 17): a budget of pending connections per source address and of
+ * authenticated ones per identity (tls_limits.c), the oldest idle keep-alive connection of the
+ * accepting pump closed when the listener is full, and total deadlines for the handshake plus
+ * request headers and for the body, whose phases the access and completed callbacks of
+ * libmicrohttpd report. See docs/adr/0001-tls-front-end.md. */
 #include "tls_internal.h"
 
 #include <arpa/inet.h>
@@ -53,9 +59,26 @@
 /* Workers per pump thread by default: the KME's handlers wait on the peer KME and the store,
  * and with 2 per pump the ETSI 014 bench at 64 connections lost a third of its key pairs
  * (docs/adr/0001-tls-front-end.md, measured behaviour). */
-#define WORKERS_PER_PUMP 8
+#define WORKERS_PER_PUMP   8
+#define PENDING_PER_SOURCE 256   /* default max_pending_per_source */
+#define HEADER_TIMEOUT_MS  10000 /* default header_timeout: handshake + request headers */
+#define BODY_TIMEOUT_MS    60000 /* default body_timeout */
+#define SWEEP_MIN_MS       10    /* deadlines are checked at most this often per pump */
+/* listen(2) backlog (the kernel caps it at net.core.somaxconn): a flood's connections wait
+ * there until the pump accepts and refuses them; a short queue overflows, and a legitimate
+ * client's SYN dropped with it waits for its retransmission (1 s, RFC 6298 2.1). */
+#define LISTEN_BACKLOG 4096
 
 enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR, EP_MHD };
+
+/* Where a handed-off connection is in its current request (the deadlines of issue 17):
+ * HEAD: waiting for a request's headers (deadline: the first request's from accept, a later
+ * request's from its first byte); BODY: headers done, body coming (its own deadline); BUSY:
+ * the handler and the response (no deadline of ours); IDLE: keep-alive between requests, on
+ * the pump's idle list (libmicrohttpd's idle timeout applies). */
+enum { RQ_HEAD, RQ_BODY, RQ_BUSY, RQ_IDLE };
+/* What a connection's deadline_ms bounds. */
+enum { DL_NONE, DL_HANDSHAKE, DL_HEADER, DL_BODY, DL_LINGER, DL_DRAIN };
 
 struct conn;
 typedef struct {
@@ -65,8 +88,11 @@ typedef struct {
 
 typedef struct pump_thread pump_thread;
 
+typedef struct conn_ctx conn_ctx;
+
 typedef struct conn {
-    struct conn *prev, *next; /* the thread's live list */
+    struct conn *prev, *next;         /* the thread's live list */
+    struct conn *lru_prev, *lru_next; /* the thread's idle keep-alive list (in_lru) */
     struct conn *zombie_next;
     struct conn *ready_next;
     pump_thread *t;
@@ -76,6 +102,14 @@ typedef struct conn {
     qk_tls_hs_state hs;
     uint64_t gen;
     uint64_t deadline_ms; /* 0: none */
+    uint64_t accept_ms;
+    conn_ctx *ctx; /* libmicrohttpd's socket context of this connection, or NULL */
+    int rq;        /* RQ_*: once handed to libmicrohttpd */
+    int dl_kind;   /* DL_*: what deadline_ms bounds */
+    bool in_lru, early_bytes, src_held, id_held;
+    unsigned char src_key[17];
+    unsigned char id_key[QK_BUDGET_KEY_MAX];
+    size_t src_len, id_len;
     struct sockaddr_storage peer;
     socklen_t peer_len;
     uint32_t tcp_mask, pair_mask;
@@ -104,28 +138,39 @@ struct pump_thread {
     bool listen_in_epoll;
     uint64_t listen_retry_ms;
     conn *conns;
+    conn *lru_head, *lru_tail; /* idle keep-alive connections, oldest first */
     conn *zombies;
     conn *ready;
     uint64_t next_deadline_ms;
     atomic_bool drained; /* draining: every response handed to us has been sent */
 };
 
+/* libmicrohttpd's socket context of a connection: the identity (read by workers through
+ * qk_conn_identity, never changed after the hand-off) and the pump's connection (pump thread
+ * only; NULL once either side has closed). */
+struct conn_ctx {
+    qk_peer_identity id;
+    conn *c;
+};
+
 typedef struct id_node {
     struct id_node *next;
     int fd;
     uint64_t gen;
-    qk_peer_identity *id;
+    conn_ctx *ctx;
 } id_node;
 
 struct qk_tls_server {
     char name[32];
     qk_tls_mode mode;
-    SSL_CTX *ctx;
-    struct MHD_Daemon *mhd; /* plaintext (NONE) listeners only: libmicrohttpd's own listener */
-    qk_http_pool *pool;     /* TLS listeners: the workers of handlers that may block */
+    SSL_CTX *ctx;       /* NULL for plaintext (NONE) listeners */
+    qk_http_pool *pool; /* the workers of handlers that may block */
     int listen_fd;
     uint16_t port;
     unsigned max_conn, hs_timeout_ms, idle_timeout_s, nthreads, nworkers, queue_max;
+    unsigned max_pending_src, max_per_id, header_timeout_ms, body_timeout_ms;
+    qk_budget *sources;    /* connections before the handshake, per source address */
+    qk_budget *identities; /* authenticated connections, per identity */
     pump_thread *threads;
     atomic_bool stop;
     atomic_bool draining;          /* graceful stop: accept nothing new, finish what is in flight */
@@ -133,6 +178,8 @@ struct qk_tls_server {
     qk_http_front front;           /* the request envelope's handler, name and body limit */
     atomic_uint_fast64_t accepted, hs_ok, hs_failed, refused, active;
     atomic_uint_fast64_t psk13_sha384, psk13_sha256;
+    atomic_uint_fast64_t refused_source, refused_identity, evicted_idle;
+    atomic_uint_fast64_t timeout_header, timeout_body;
     atomic_uint_fast64_t next_gen;
     pthread_mutex_t id_lock;
     id_node *buckets[ID_BUCKETS];
@@ -165,39 +212,39 @@ static void peer_str(const conn *c, char *out, size_t cap)
 
 /* ---- identity hand-off table --------------------------------------------------------------- */
 
-static void id_free(qk_peer_identity *id)
+static void ctx_free(conn_ctx *ctx)
 {
-    if (id) {
-        qk_wipe(id, sizeof *id);
-        free(id);
+    if (ctx) {
+        if (ctx->c)
+            ctx->c->ctx = NULL;
+        qk_wipe(ctx, sizeof *ctx);
+        free(ctx);
     }
 }
 
-/* Store the identity for the libmicrohttpd-side fd; replaces a stale entry on the same fd. */
-static int id_put(qk_tls_server *s, int fd, uint64_t gen, const qk_peer_identity *id)
+/* Store the socket context (identity and connection) for the libmicrohttpd-side fd, in front
+ * of any older entry on the same fd number. An older one can exist only for a moment: when
+ * MHD_add_connection fails it closes the fd, and another pump may reuse the number before the
+ * failed connection's conn_close removes its own entry (by generation, on its own thread; the
+ * entry's connection is that thread's, so no other thread may free it). id_take takes the
+ * newest. */
+static int id_put(qk_tls_server *s, int fd, uint64_t gen, const qk_peer_identity *id, conn *c)
 {
     id_node *n = malloc(sizeof *n);
-    qk_peer_identity *copy = malloc(sizeof *copy);
-    if (!n || !copy) {
+    conn_ctx *ctx = malloc(sizeof *ctx);
+    if (!n || !ctx) {
         free(n);
-        free(copy);
+        free(ctx);
         return -1;
     }
-    *copy = *id;
+    ctx->id = *id;
+    ctx->c = c;
+    c->ctx = ctx;
     n->fd = fd;
     n->gen = gen;
-    n->id = copy;
+    n->ctx = ctx;
     pthread_mutex_lock(&s->id_lock);
     id_node **pp = &s->buckets[(unsigned)fd % ID_BUCKETS];
-    for (id_node **q = pp; *q; q = &(*q)->next) {
-        if ((*q)->fd == fd) {
-            id_node *old = *q;
-            *q = old->next;
-            id_free(old->id);
-            free(old);
-            break;
-        }
-    }
     n->next = *pp;
     *pp = n;
     pthread_mutex_unlock(&s->id_lock);
@@ -205,15 +252,15 @@ static int id_put(qk_tls_server *s, int fd, uint64_t gen, const qk_peer_identity
 }
 
 /* Take the entry for fd (STARTED notification); NULL if none. */
-static qk_peer_identity *id_take(qk_tls_server *s, int fd)
+static conn_ctx *id_take(qk_tls_server *s, int fd)
 {
-    qk_peer_identity *id = NULL;
+    conn_ctx *id = NULL;
     pthread_mutex_lock(&s->id_lock);
     for (id_node **q = &s->buckets[(unsigned)fd % ID_BUCKETS]; *q; q = &(*q)->next) {
         if ((*q)->fd == fd) {
             id_node *n = *q;
             *q = n->next;
-            id = n->id;
+            id = n->ctx;
             free(n);
             break;
         }
@@ -230,7 +277,7 @@ static void id_remove(qk_tls_server *s, int fd, uint64_t gen)
         if ((*q)->fd == fd && (*q)->gen == gen) {
             id_node *n = *q;
             *q = n->next;
-            id_free(n->id);
+            ctx_free(n->ctx);
             free(n);
             break;
         }
@@ -244,7 +291,7 @@ static void id_clear_all(qk_tls_server *s)
         while (s->buckets[b]) {
             id_node *n = s->buckets[b];
             s->buckets[b] = n->next;
-            id_free(n->id);
+            ctx_free(n->ctx);
             free(n);
         }
     }
@@ -258,7 +305,7 @@ const qk_peer_identity *qk_conn_identity(struct MHD_Connection *c)
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     if (!ci || !ci->socket_context)
         return &no_identity;
-    return ci->socket_context;
+    return &((const conn_ctx *)ci->socket_context)->id;
 }
 
 /* ---- libmicrohttpd callbacks --------------------------------------------------------------- */
@@ -283,22 +330,27 @@ static void mhd_notify(void *cls, struct MHD_Connection *connection, void **sock
 {
     qk_tls_server *s = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        if (s->mode == QK_TLS_MODE_NONE) {
-            atomic_fetch_add(&s->accepted, 1);
-            atomic_fetch_add(&s->active, 1);
-            *socket_context = NULL;
-            return;
-        }
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
         *socket_context = ci ? id_take(s, ci->connect_fd) : NULL;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        if (s->mode == QK_TLS_MODE_NONE)
-            atomic_fetch_sub(&s->active, 1);
-        id_free(*socket_context);
+        ctx_free(*socket_context);
         *socket_context = NULL;
     }
 }
+
+/* The pump's connection behind a libmicrohttpd connection (pump thread only), or NULL. */
+static conn *conn_of(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const conn_ctx *ctx = ci ? ci->socket_context : NULL;
+    return ctx ? ctx->c : NULL;
+}
+
+static void rq_headers_done(conn *c);
+static void rq_body_done(conn *c);
+static void rq_completed(conn *c);
 
 /* Request accounting for the graceful stop. On its first call for a request the access handler
  * wrapper gives the request a small record and counts it in flight; the user's handler gets a
@@ -318,6 +370,15 @@ static enum MHD_Result mhd_access(void *cls, struct MHD_Connection *c, const cha
 {
     qk_tls_server *s = cls;
     req_rec *r = *con_cls;
+    conn *pc = conn_of(c);
+    if (pc) {
+        /* The first call of a request comes when its headers are complete (microhttpd.h,
+         * MHD_AccessHandlerCallback); a later call with no data, when its body is. */
+        if (!r)
+            rq_headers_done(pc);
+        else if (*upload_data_size == 0)
+            rq_body_done(pc);
+    }
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r)
@@ -352,6 +413,9 @@ static void mhd_request_completed(void *cls, struct MHD_Connection *c, void **co
 {
     qk_tls_server *s = cls;
     req_rec *r = *con_cls;
+    conn *pc = conn_of(c);
+    if (pc)
+        rq_completed(pc);
     if (!r)
         return; /* never counted */
     if (!r->refused)
@@ -363,11 +427,98 @@ static void mhd_request_completed(void *cls, struct MHD_Connection *c, void **co
 
 /* ---- connections --------------------------------------------------------------------------- */
 
-static void set_deadline(conn *c, uint64_t when)
+static void set_deadline(conn *c, uint64_t when, int kind)
 {
     c->deadline_ms = when;
+    c->dl_kind = when ? kind : DL_NONE;
     if (when && when < c->t->next_deadline_ms)
         c->t->next_deadline_ms = when;
+}
+
+/* The idle keep-alive list of a pump: appended at the tail, the oldest at the head. */
+static void lru_push(conn *c)
+{
+    pump_thread *t = c->t;
+    c->lru_next = NULL;
+    c->lru_prev = t->lru_tail;
+    if (t->lru_tail)
+        t->lru_tail->lru_next = c;
+    else
+        t->lru_head = c;
+    t->lru_tail = c;
+    c->in_lru = true;
+}
+
+static void lru_remove(conn *c)
+{
+    if (!c->in_lru)
+        return;
+    pump_thread *t = c->t;
+    if (c->lru_prev)
+        c->lru_prev->lru_next = c->lru_next;
+    else
+        t->lru_head = c->lru_next;
+    if (c->lru_next)
+        c->lru_next->lru_prev = c->lru_prev;
+    else
+        t->lru_tail = c->lru_prev;
+    c->lru_prev = c->lru_next = NULL;
+    c->in_lru = false;
+}
+
+/* The connection no longer waits for its handshake (or, plaintext, its first headers). */
+static void src_release(conn *c)
+{
+    if (c->src_held) {
+        qk_budget_release(c->t->srv->sources, c->src_key, c->src_len);
+        c->src_held = false;
+    }
+}
+
+/* A request's headers have arrived (libmicrohttpd calls the access handler): the body's own
+ * deadline starts. */
+static void rq_headers_done(conn *c)
+{
+    src_release(c); /* plaintext: the first headers end the "pending" phase */
+    lru_remove(c);
+    c->rq = RQ_BODY;
+    set_deadline(c, now_ms() + c->t->srv->body_timeout_ms, DL_BODY);
+}
+
+static void rq_body_done(conn *c)
+{
+    if (c->rq != RQ_BODY)
+        return; /* called again after a resume: nothing new */
+    c->rq = RQ_BUSY;
+    set_deadline(c, 0, DL_NONE);
+}
+
+/* The response has gone (or failed): idle keep-alive, or the next request's headers when the
+ * client already sent bytes of it (pipelining). */
+static void rq_completed(conn *c)
+{
+    if (c->early_bytes) {
+        c->early_bytes = false;
+        c->rq = RQ_HEAD;
+        set_deadline(c, now_ms() + c->t->srv->header_timeout_ms, DL_HEADER);
+        return;
+    }
+    c->rq = RQ_IDLE;
+    set_deadline(c, 0, DL_NONE);
+    if (!c->in_lru)
+        lru_push(c);
+}
+
+/* Bytes of a request arrived from the client. */
+static void rq_client_bytes(conn *c)
+{
+    if (c->rq == RQ_IDLE) {
+        lru_remove(c);
+        c->rq = RQ_HEAD;
+        set_deadline(c, now_ms() + c->t->srv->header_timeout_ms, DL_HEADER);
+    } else if (c->rq == RQ_BUSY) {
+        c->early_bytes = true;
+    }
 }
 
 static void conn_close(conn *c)
@@ -377,6 +528,16 @@ static void conn_close(conn *c)
     c->dead = true;
     pump_thread *t = c->t;
     qk_tls_server *s = t->srv;
+    lru_remove(c);
+    src_release(c);
+    if (c->id_held) {
+        qk_budget_release(s->identities, c->id_key, c->id_len);
+        c->id_held = false;
+    }
+    if (c->ctx) {
+        c->ctx->c = NULL; /* libmicrohttpd may close its side later */
+        c->ctx = NULL;
+    }
     if (c->ssl && !c->handshaking && c->mhd_eof && c->out_len == 0) {
         /* Orderly end: best-effort close_notify on the non-blocking socket. */
         ERR_clear_error();
@@ -446,7 +607,7 @@ static void conn_linger(conn *c)
         conn_close(c);
         return;
     }
-    set_deadline(c, now_ms() + LINGER_MS);
+    set_deadline(c, now_ms() + LINGER_MS, DL_LINGER);
 }
 
 static void conn_linger_read(conn *c)
@@ -492,6 +653,65 @@ static void mark_ready(conn *c)
     }
 }
 
+/* The client side of a connection: TLS, or the TCP socket itself on a plaintext listener. */
+enum { IO_OK, IO_WANT_READ, IO_WANT_WRITE, IO_EOF, IO_ERROR };
+
+static int io_result_ssl(conn *c, int n)
+{
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ)
+        return IO_WANT_READ;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return IO_WANT_WRITE;
+    return e == SSL_ERROR_ZERO_RETURN ? IO_EOF : IO_ERROR;
+}
+
+static int io_result_sock(ssize_t n, int want)
+{
+    if (n == 0)
+        return IO_EOF;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? want : IO_ERROR;
+}
+
+static int io_read(conn *c, void *buf, size_t cap, size_t *got)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, buf, (int)cap);
+        if (n > 0) {
+            *got = (size_t)n;
+            return IO_OK;
+        }
+        return io_result_ssl(c, n);
+    }
+    ssize_t n = recv(c->tcp_fd, buf, cap, 0);
+    if (n > 0) {
+        *got = (size_t)n;
+        return IO_OK;
+    }
+    return io_result_sock(n, IO_WANT_READ);
+}
+
+static int io_write(conn *c, const void *buf, size_t len, size_t *put)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        /* Pitfall 7: after WANT_*, the retry uses the same buffer and length. */
+        int n = SSL_write(c->ssl, buf, (int)len);
+        if (n > 0) {
+            *put = (size_t)n;
+            return IO_OK;
+        }
+        return io_result_ssl(c, n);
+    }
+    ssize_t n = send(c->tcp_fd, buf, len, MSG_NOSIGNAL);
+    if (n > 0) {
+        *put = (size_t)n;
+        return IO_OK;
+    }
+    return n == 0 ? IO_WANT_WRITE : io_result_sock(n, IO_WANT_WRITE);
+}
+
 /* Move bytes both ways until nothing moves; returns with epoll interest updated or the
  * connection closed. */
 static void conn_pump(conn *c)
@@ -503,26 +723,24 @@ static void conn_pump(conn *c)
 
         /* TLS -> libmicrohttpd. Refill only when empty (pitfall 7: backpressure). */
         if (!c->tls_eof && !c->mhd_gone && c->in_len == 0) {
-            ERR_clear_error();
-            int n = SSL_read(c->ssl, c->in_buf, sizeof c->in_buf);
-            if (n > 0) {
-                c->in_len = (size_t)n;
+            size_t got = 0;
+            int e = io_read(c, c->in_buf, sizeof c->in_buf, &got);
+            if (e == IO_OK) {
+                c->in_len = got;
                 c->in_off = 0;
                 progress = true;
+                rq_client_bytes(c);
+            } else if (e == IO_WANT_READ) {
+                c->tcp_want_r = true;
+            } else if (e == IO_WANT_WRITE) {
+                c->tcp_want_w = true;
+            } else if (e == IO_EOF) {
+                c->tls_eof = true; /* close_notify (or EOF): half-close toward MHD */
+                progress = true;
             } else {
-                int e = SSL_get_error(c->ssl, n);
-                if (e == SSL_ERROR_WANT_READ) {
-                    c->tcp_want_r = true;
-                } else if (e == SSL_ERROR_WANT_WRITE) {
-                    c->tcp_want_w = true;
-                } else if (e == SSL_ERROR_ZERO_RETURN) {
-                    c->tls_eof = true; /* close_notify (or EOF): half-close toward MHD */
-                    progress = true;
-                } else {
-                    qk_log(QK_LOG_DEBUG, "tls listener=%s: read error, closing", s->name);
-                    conn_close(c);
-                    return;
-                }
+                qk_log(QK_LOG_DEBUG, "tls listener=%s: read error, closing", s->name);
+                conn_close(c);
+                return;
             }
         }
         if (c->in_off < c->in_len) {
@@ -573,32 +791,30 @@ static void conn_pump(conn *c)
                 c->mhd_eof = true; /* 0, ECONNRESET: MHD is done with this connection */
                 c->mhd_gone = true;
                 progress = true;
-                if (!c->deadline_ms)
-                    set_deadline(c, now_ms() + (uint64_t)s->idle_timeout_s * 1000u);
+                /* libmicrohttpd is done: what it wrote drains within the idle timeout. */
+                lru_remove(c);
+                if (c->dl_kind != DL_DRAIN)
+                    set_deadline(c, now_ms() + (uint64_t)s->idle_timeout_s * 1000u, DL_DRAIN);
             }
         }
         if (c->out_off < c->out_len) {
-            ERR_clear_error();
-            /* Pitfall 7: after WANT_*, the retry uses the same buffer and length. */
-            int n = SSL_write(c->ssl, c->out_buf + c->out_off, (int)(c->out_len - c->out_off));
-            if (n > 0) {
-                c->out_off += (size_t)n;
+            size_t put = 0;
+            int e = io_write(c, c->out_buf + c->out_off, c->out_len - c->out_off, &put);
+            if (e == IO_OK) {
+                c->out_off += put;
                 progress = true;
                 if (c->out_off == c->out_len) {
                     qk_wipe(c->out_buf, c->out_len);
                     c->out_len = c->out_off = 0;
                 }
+            } else if (e == IO_WANT_WRITE) {
+                c->tcp_want_w = true;
+            } else if (e == IO_WANT_READ) {
+                c->tcp_want_r = true;
             } else {
-                int e = SSL_get_error(c->ssl, n);
-                if (e == SSL_ERROR_WANT_WRITE) {
-                    c->tcp_want_w = true;
-                } else if (e == SSL_ERROR_WANT_READ) {
-                    c->tcp_want_r = true;
-                } else {
-                    qk_log(QK_LOG_DEBUG, "tls listener=%s: write error, closing", s->name);
-                    conn_close(c);
-                    return;
-                }
+                qk_log(QK_LOG_DEBUG, "tls listener=%s: write error, closing", s->name);
+                conn_close(c);
+                return;
             }
         }
         if (c->mhd_eof && c->out_len == 0) {
@@ -614,6 +830,74 @@ static void conn_pump(conn *c)
     conn_update_events(c);
     if (!c->dead)
         mark_ready(c);
+}
+
+/* Hand an authenticated (or plaintext) connection to this pump's libmicrohttpd daemon over a
+ * socketpair; the identity travels in the fd + generation table. The first request's headers
+ * are due by accept + header_timeout. */
+static void conn_handoff(conn *c, qk_peer_identity *id)
+{
+    qk_tls_server *s = c->t->srv;
+    c->handshaking = false;
+    c->rq = RQ_HEAD;
+    set_deadline(c, c->accept_ms + s->header_timeout_ms, DL_HEADER);
+
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        qk_log(QK_LOG_WARN, "tls listener=%s: socketpair: %s", s->name, strerror(errno));
+        conn_close(c);
+        return;
+    }
+    int fl = fcntl(sv[0], F_GETFL);
+    if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        conn_close(c);
+        return;
+    }
+    c->pair_fd = sv[0];
+    c->mhd_fd = sv[1];
+    c->gen = atomic_fetch_add(&s->next_gen, 1);
+    if (id_put(s, c->mhd_fd, c->gen, id, c) != 0) {
+        close(sv[1]);
+        c->mhd_fd = -1;
+        conn_close(c);
+        return;
+    }
+    c->entry_live = true;
+    qk_wipe(id, sizeof *id);
+    if (ep_set(c->t, c->pair_fd, &c->pair_ep, &c->pair_mask, EPOLLIN, true) != 0) {
+        close(sv[1]);
+        conn_close(c);
+        return;
+    }
+    c->pair_in_epoll = true;
+    c->t->mhd_due = true;
+    if (MHD_add_connection(c->t->mhd, c->mhd_fd, (const struct sockaddr *)&c->peer, c->peer_len) !=
+        MHD_YES) {
+        /* libmicrohttpd closed the fd already. */
+        qk_log(QK_LOG_WARN, "tls listener=%s: libmicrohttpd refused the connection: %s", s->name,
+               strerror(errno));
+        conn_close(c);
+        return;
+    }
+    /* Pitfall 6: a TLS 1.3 request may have arrived with the end of the handshake. */
+    conn_pump(c);
+}
+
+/* Count an authenticated connection against its identity's budget; -1: over it (the caller
+ * refuses the connection). Anonymous clients (server-cert mode) have no budget. */
+static int identity_acquire(conn *c, const qk_peer_identity *id)
+{
+    qk_tls_server *s = c->t->srv;
+    size_t len = qk_budget_identity_key(id, c->id_key);
+    if (len == 0)
+        return 0;
+    if (qk_budget_acquire(s->identities, c->id_key, len, s->max_per_id) != 0)
+        return -1;
+    c->id_len = len;
+    c->id_held = true;
+    return 0;
 }
 
 static void conn_handshake(conn *c)
@@ -650,6 +934,22 @@ static void conn_handshake(conn *c)
         return;
     }
     atomic_fetch_add(&s->hs_ok, 1);
+    src_release(c);
+    if (identity_acquire(c, &id) != 0) {
+        char who[80];
+        peer_str(c, who, sizeof who);
+        qk_log(QK_LOG_INFO,
+               "tls listener=%s peer=%s: refused: identity %s holds %u connections "
+               "(max_connections_per_identity)",
+               s->name, who, id.id, s->max_per_id);
+        atomic_fetch_add(&s->refused_identity, 1);
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl); /* best effort close_notify */
+        ERR_clear_error();
+        qk_wipe(&id, sizeof id);
+        conn_linger(c);
+        return;
+    }
     if (id.kind == QK_ID_PSK && c->hs.psk_hash >= 0 && SSL_version(c->ssl) >= TLS1_3_VERSION) {
         /* Which hash the TLS 1.3 PSK was bound to, and whether auto mode chose it. */
         atomic_fetch_add(c->hs.psk_hash == QK_PSK_SHA256 ? &s->psk13_sha256 : &s->psk13_sha384, 1);
@@ -659,50 +959,7 @@ static void conn_handshake(conn *c)
                who, id.id, qk_psk_hash_name((qk_psk_hash)c->hs.psk_hash),
                c->hs.psk_auto ? " (auto)" : "", id.cipher);
     }
-    c->handshaking = false;
-    c->deadline_ms = 0;
-
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        qk_log(QK_LOG_WARN, "tls listener=%s: socketpair: %s", s->name, strerror(errno));
-        conn_close(c);
-        return;
-    }
-    int fl = fcntl(sv[0], F_GETFL);
-    if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) != 0) {
-        close(sv[0]);
-        close(sv[1]);
-        conn_close(c);
-        return;
-    }
-    c->pair_fd = sv[0];
-    c->mhd_fd = sv[1];
-    c->gen = atomic_fetch_add(&s->next_gen, 1);
-    if (id_put(s, c->mhd_fd, c->gen, &id) != 0) {
-        close(sv[1]);
-        c->mhd_fd = -1;
-        conn_close(c);
-        return;
-    }
-    c->entry_live = true;
-    qk_wipe(&id, sizeof id);
-    if (ep_set(c->t, c->pair_fd, &c->pair_ep, &c->pair_mask, EPOLLIN, true) != 0) {
-        close(sv[1]);
-        conn_close(c);
-        return;
-    }
-    c->pair_in_epoll = true;
-    c->t->mhd_due = true;
-    if (MHD_add_connection(c->t->mhd, c->mhd_fd, (const struct sockaddr *)&c->peer, c->peer_len) !=
-        MHD_YES) {
-        /* libmicrohttpd closed the fd already. */
-        qk_log(QK_LOG_WARN, "tls listener=%s: libmicrohttpd refused the connection: %s", s->name,
-               strerror(errno));
-        conn_close(c);
-        return;
-    }
-    /* Pitfall 6: a TLS 1.3 request may have arrived with the end of the handshake. */
-    conn_pump(c);
+    conn_handoff(c, &id);
 }
 
 static void conn_event(conn *c, int kind, uint32_t events)
@@ -750,20 +1007,45 @@ static void accept_batch(pump_thread *t)
             return;
         }
         atomic_fetch_add(&s->accepted, 1);
-        /* Pitfall 3: the limit applies before the handshake costs anything. */
-        if (atomic_fetch_add(&s->active, 1) >= s->max_conn) {
-            atomic_fetch_sub(&s->active, 1);
+        /* Pitfall 3: the limits apply before the handshake costs anything. A full listener
+         * with no idle connection to close refuses at once; then the source address's budget
+         * of pending handshakes, so that a flood from one address neither takes the listener
+         * nor evicts anyone's idle connection; then the room, made if need be. */
+        if (!t->lru_head && atomic_load(&s->active) >= s->max_conn) {
             atomic_fetch_add(&s->refused, 1);
             close(fd);
             continue;
         }
+        unsigned char skey[17];
+        size_t slen = qk_budget_source_key(&peer, skey);
+        if (slen && qk_budget_acquire(s->sources, skey, slen, s->max_pending_src) != 0) {
+            atomic_fetch_add(&s->refused_source, 1);
+            close(fd);
+            continue;
+        }
+        if (atomic_fetch_add(&s->active, 1) >= s->max_conn) {
+            if (t->lru_head) {
+                /* Full: the oldest idle keep-alive connection of this pump makes room. */
+                atomic_fetch_add(&s->evicted_idle, 1);
+                conn_close(t->lru_head);
+            } else {
+                atomic_fetch_sub(&s->active, 1);
+                atomic_fetch_add(&s->refused, 1);
+                if (slen)
+                    qk_budget_release(s->sources, skey, slen);
+                close(fd);
+                continue;
+            }
+        }
         conn *c = calloc(1, sizeof *c);
-        SSL *ssl = c ? SSL_new(s->ctx) : NULL;
-        if (!c || !ssl || SSL_set_fd(ssl, fd) != 1) {
+        SSL *ssl = c && s->ctx ? SSL_new(s->ctx) : NULL;
+        if (!c || (s->ctx && (!ssl || SSL_set_fd(ssl, fd) != 1))) {
             SSL_free(ssl);
             free(c);
             close(fd);
             atomic_fetch_sub(&s->active, 1);
+            if (slen)
+                qk_budget_release(s->sources, skey, slen);
             qk_log(QK_LOG_WARN, "tls listener=%s: out of memory for a connection", s->name);
             ERR_clear_error();
             continue;
@@ -776,22 +1058,57 @@ static void accept_batch(pump_thread *t)
         c->tcp_fd = fd;
         c->pair_fd = c->mhd_fd = -1;
         c->ssl = ssl;
-        qk_tls_hs_state_init(&c->hs);
-        SSL_set_app_data(ssl, &c->hs);
-        SSL_set_accept_state(ssl);
-        c->handshaking = true;
+        memcpy(c->src_key, skey, slen);
+        c->src_len = slen;
+        c->src_held = slen > 0;
         memcpy(&c->peer, &peer, plen <= sizeof peer ? plen : sizeof peer);
         c->peer_len = plen <= sizeof peer ? plen : sizeof peer;
         c->next = t->conns;
         if (t->conns)
             t->conns->prev = c;
         t->conns = c;
-        set_deadline(c, now_ms() + s->hs_timeout_ms);
+        c->accept_ms = now_ms();
         if (ep_set(t, fd, &c->tcp_ep, &c->tcp_mask, EPOLLIN, true) != 0) {
             conn_close(c);
             continue;
         }
+        if (!ssl) {
+            qk_peer_identity anonymous = no_identity; /* plaintext listener */
+            conn_handoff(c, &anonymous);
+            continue;
+        }
+        qk_tls_hs_state_init(&c->hs);
+        SSL_set_app_data(ssl, &c->hs);
+        SSL_set_accept_state(ssl);
+        c->handshaking = true;
+        unsigned hs_ms =
+            s->hs_timeout_ms < s->header_timeout_ms ? s->hs_timeout_ms : s->header_timeout_ms;
+        set_deadline(c, c->accept_ms + hs_ms, DL_HANDSHAKE);
     }
+}
+
+/* Close a connection whose deadline has passed, with a log line and a counter for the
+ * handshake, header and body deadlines (lingering and draining end quietly). */
+static void deadline_passed(conn *c)
+{
+    qk_tls_server *s = c->t->srv;
+    const char *what = NULL;
+    if (c->dl_kind == DL_HANDSHAKE) {
+        what = "handshake timeout";
+        atomic_fetch_add(&s->hs_failed, 1);
+    } else if (c->dl_kind == DL_HEADER) {
+        what = "request headers not complete by the deadline (header_timeout)";
+        atomic_fetch_add(&s->timeout_header, 1);
+    } else if (c->dl_kind == DL_BODY) {
+        what = "request body not complete by the deadline (body_timeout)";
+        atomic_fetch_add(&s->timeout_body, 1);
+    }
+    if (what) {
+        char who[80];
+        peer_str(c, who, sizeof who);
+        qk_log(QK_LOG_INFO, "tls listener=%s peer=%s: %s, closing", s->name, who, what);
+    }
+    conn_close(c);
 }
 
 static void sweep_deadlines(pump_thread *t, uint64_t now)
@@ -813,18 +1130,15 @@ static void sweep_deadlines(pump_thread *t, uint64_t now)
     while (c) {
         conn *nx = c->next;
         if (c->deadline_ms && now >= c->deadline_ms) {
-            if (c->handshaking) {
-                char who[80];
-                peer_str(c, who, sizeof who);
-                qk_log(QK_LOG_INFO, "tls listener=%s peer=%s: handshake timeout", s->name, who);
-                atomic_fetch_add(&s->hs_failed, 1);
-            }
-            conn_close(c);
+            deadline_passed(c);
         } else if (c->deadline_ms && c->deadline_ms < next) {
             next = c->deadline_ms;
         }
         c = nx;
     }
+    /* A flood's deadlines follow each other closely: one walk per SWEEP_MIN_MS at most. */
+    if (next != UINT64_MAX && next < now + SWEEP_MIN_MS)
+        next = now + SWEEP_MIN_MS;
     t->next_deadline_ms = next;
 }
 
@@ -999,7 +1313,7 @@ static int make_listener(const qk_listener_config *cfg, int *out_fd, uint16_t *o
         return qk_err_set(err, QK_EIO, "socket: %s", strerror(errno));
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 511) != 0) {
+        bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         int e = errno;
         close(fd);
         return qk_err_set(err, QK_EIO, "listener %s: bind %s port %u: %s",
@@ -1013,23 +1327,6 @@ static int make_listener(const qk_listener_config *cfg, int *out_fd, uint16_t *o
     }
     *out_port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
     *out_fd = fd;
-    return 0;
-}
-
-/* Plaintext (NONE): libmicrohttpd's own listener and a thread per connection (admin and
- * metrics on loopback; handlers run inline there). */
-static int start_plain_mhd(qk_tls_server *s, qk_err *err)
-{
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, mhd_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
-        MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        s->max_conn, MHD_OPTION_NOTIFY_COMPLETED, mhd_request_completed, s, MHD_OPTION_END);
-    if (!s->mhd)
-        return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd did not start", s->name);
-    s->listen_fd = -1; /* libmicrohttpd owns and closes it now */
     return 0;
 }
 
@@ -1117,6 +1414,19 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     s->listen_fd = -1;
     s->max_conn = cfg->max_connections ? cfg->max_connections : 1024;
     s->hs_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 10000;
+    s->header_timeout_ms = cfg->header_timeout_ms ? cfg->header_timeout_ms : HEADER_TIMEOUT_MS;
+    s->body_timeout_ms = cfg->body_timeout_ms ? cfg->body_timeout_ms : BODY_TIMEOUT_MS;
+    /* Default: 256, but at most 3/4 of a small listener (qkd-sim's control API, the bridge's
+     * channel), so that one address always leaves room for others. */
+    unsigned src_default = s->max_conn - s->max_conn / 4;
+    if (src_default > PENDING_PER_SOURCE)
+        src_default = PENDING_PER_SOURCE;
+    s->max_pending_src = cfg->max_pending_per_source ? cfg->max_pending_per_source
+                         : src_default > 0           ? src_default
+                                                     : 1;
+    s->max_per_id = cfg->max_per_identity ? cfg->max_per_identity
+                    : s->max_conn > 1     ? s->max_conn / 2
+                                          : 1;
     s->idle_timeout_s = cfg->idle_timeout_s ? cfg->idle_timeout_s : 60;
     s->nthreads = cfg->threads ? cfg->threads : 2;
     if (s->nthreads > MAX_THREADS)
@@ -1135,18 +1445,20 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     pthread_mutex_init(&s->id_lock, NULL);
 
     int rc = 0;
-    if (s->mode != QK_TLS_MODE_NONE) {
+    s->sources = qk_budget_new();
+    s->identities = qk_budget_new();
+    if (!s->sources || !s->identities)
+        rc = qk_err_set(err, QK_ENOMEM, "out of memory");
+    if (rc == 0 && s->mode != QK_TLS_MODE_NONE) {
         s->ctx = qk_tls_policy_ctx_new(&cfg->tls, err);
         if (!s->ctx)
             rc = err ? err->code : QK_ETLS;
     }
     if (rc == 0)
         rc = make_listener(cfg, &s->listen_fd, &s->port, err);
-    if (rc == 0 && s->mode == QK_TLS_MODE_NONE)
-        rc = start_plain_mhd(s, err);
-    if (rc == 0 && s->mode != QK_TLS_MODE_NONE)
+    if (rc == 0)
         rc = qk_http_pool_start(s->name, s->nworkers, s->queue_max, &s->pool, err);
-    if (rc == 0 && s->mode != QK_TLS_MODE_NONE) {
+    if (rc == 0) {
         s->front.pool = s->pool;
         s->front.wake = pump_wake;
         s->front.wake_cls = s;
@@ -1173,12 +1485,6 @@ uint16_t qk_tls_server_port(const qk_tls_server *s)
  * that a key a handler has delivered is not lost to a SIGTERM. */
 static void drain(qk_tls_server *s)
 {
-    if (s->mhd && s->mode == QK_TLS_MODE_NONE) {
-        /* Stop accepting; libmicrohttpd hands the listening socket back for us to close. */
-        MHD_socket lfd = MHD_quiesce_daemon(s->mhd);
-        if (lfd != MHD_INVALID_SOCKET)
-            s->listen_fd = lfd;
-    }
     atomic_store(&s->draining, true);
     bool threads_running = s->threads && s->nthreads > 0 && s->threads[0].started;
     for (unsigned waited = 0; waited < DRAIN_TIMEOUT_MS; waited += DRAIN_POLL_MS) {
@@ -1230,9 +1536,9 @@ void qk_tls_server_stop(qk_tls_server *s)
     qk_http_pool_free(s->pool); /* no pump calls the envelope any more */
     if (s->listen_fd >= 0)
         close(s->listen_fd);
-    if (s->mhd)
-        MHD_stop_daemon(s->mhd);
     id_clear_all(s);
+    qk_budget_free(s->sources);
+    qk_budget_free(s->identities);
     pthread_mutex_destroy(&s->id_lock);
     qk_tls_policy_ctx_free(s->ctx);
     free(s);
@@ -1253,4 +1559,9 @@ void qk_tls_server_get_stats(const qk_tls_server *s, qk_tls_server_stats *st)
     st->active = atomic_load(&m->active);
     st->psk13_sha384 = atomic_load(&m->psk13_sha384);
     st->psk13_sha256 = atomic_load(&m->psk13_sha256);
+    st->refused_source = atomic_load(&m->refused_source);
+    st->refused_identity = atomic_load(&m->refused_identity);
+    st->evicted_idle = atomic_load(&m->evicted_idle);
+    st->timeout_header = atomic_load(&m->timeout_header);
+    st->timeout_body = atomic_load(&m->timeout_body);
 }

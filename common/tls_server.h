@@ -94,24 +94,37 @@ typedef struct {
     const char *bind_addr; /* numeric IPv4/IPv6 address, e.g. "127.0.0.1" */
     uint16_t port;         /* 0 = ephemeral; read back with qk_tls_server_port() */
     qk_tls_policy tls;
-    qk_http_handler *handler;      /* the request envelope's handler; must outlive the server */
-    unsigned max_connections;      /* enforced before the handshake; 0 = 1024 */
-    unsigned handshake_timeout_ms; /* 0 = 10000 */
-    unsigned idle_timeout_s;       /* libmicrohttpd connection timeout; 0 = 60 */
-    unsigned threads;              /* pump threads (TLS and libmicrohttpd); 0 = 2 */
-    unsigned workers;              /* threads for handlers that may block; 0 = 8 x threads */
-    unsigned queue_max;            /* requests waiting for a worker before 503; 0 = 64 x workers */
-    size_t max_body;               /* request body limit; past it the envelope answers the
-                                      handler's too_large_status (413); 0 = 64 KiB */
+    qk_http_handler *handler;        /* the request envelope's handler; must outlive the server */
+    unsigned max_connections;        /* enforced before the handshake; 0 = 1024. When full, the
+                                        pump that accepts closes its oldest idle keep-alive
+                                        connection to make room, else refuses */
+    unsigned max_pending_per_source; /* connections of one source address that have not
+                                        finished the TLS handshake (plaintext: the first
+                                        request's headers); 0 = 256, or 3/4 of
+                                        max_connections when that is smaller */
+    unsigned max_per_identity;       /* authenticated connections of one identity (PSK
+                                        identity, certificate name); 0 = max_connections / 2 */
+    unsigned handshake_timeout_ms;   /* the TLS handshake alone; 0 = 10000 */
+    unsigned header_timeout_ms;      /* total deadline for the TLS handshake plus the first
+                                        request's headers, and for each later request's headers
+                                        from its first byte; never restarted; 0 = 10000 */
+    unsigned body_timeout_ms;        /* total deadline for a request body, from the end of its
+                                        headers; 0 = 60000 */
+    unsigned idle_timeout_s; /* libmicrohttpd's connection timeout (idle keep-alive); 0 = 60 */
+    unsigned threads;        /* pump threads (TLS and libmicrohttpd); 0 = 2 */
+    unsigned workers;        /* threads for handlers that may block; 0 = 8 x threads */
+    unsigned queue_max;      /* requests waiting for a worker before 503; 0 = 64 x workers */
+    size_t max_body;         /* request body limit; past it the envelope answers the
+                                handler's too_large_status (413); 0 = 64 KiB */
 } qk_listener_config;
 
 typedef struct qk_tls_server qk_tls_server;
 
 /* Create the SSL_CTX for the policy, bind, listen and start the threads. Handlers may block
- * for a few seconds (they call the peer KME with timeouts): on a TLS listener such a handler
- * runs on the worker pool with its connection suspended, so it stalls no other connection
- * (plaintext listeners run handlers on libmicrohttpd's thread per connection). Returns 0 or a
- * qk_status with err set (bad cert/key/CA/PSK, bind). */
+ * for a few seconds (they call the peer KME with timeouts): such a handler runs on the worker
+ * pool with its connection suspended, so it stalls no other connection. Plaintext (NONE)
+ * listeners go through the same pumps without TLS, so their limits and deadlines are the same.
+ * Returns 0 or a qk_status with err set (bad cert/key/CA/PSK, bind). */
 int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_err *err);
 uint16_t qk_tls_server_port(const qk_tls_server *s);
 /* Stop accepting, close every connection, join threads, free. NULL is a no-op. */
@@ -121,6 +134,11 @@ void qk_tls_server_stop(qk_tls_server *s);
 typedef struct {
     uint64_t accepted, handshakes_ok, handshakes_failed, refused_limit, active;
     uint64_t psk13_sha384, psk13_sha256; /* TLS 1.3 PSK handshakes by the PSK's hash */
+    uint64_t refused_source;             /* at max_pending_per_source (before the handshake) */
+    uint64_t refused_identity;           /* at max_per_identity (after the handshake) */
+    uint64_t evicted_idle;               /* idle keep-alive connections closed to make room */
+    uint64_t timeout_header;             /* closed at the handshake + header deadline */
+    uint64_t timeout_body;               /* closed at the body deadline */
 } qk_tls_server_stats;
 void qk_tls_server_get_stats(const qk_tls_server *s, qk_tls_server_stats *st);
 

@@ -77,7 +77,11 @@ static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_ki
         lc.tls.fp_map = &ls->fps[kind];
     lc.handler = handler;
     lc.max_connections = l->max_connections;
+    lc.max_pending_per_source = l->max_pending_per_source;
+    lc.max_per_identity = l->max_connections_per_identity;
     lc.handshake_timeout_ms = l->handshake_timeout_ms;
+    lc.header_timeout_ms = l->header_timeout_ms;
+    lc.body_timeout_ms = l->body_timeout_ms;
     lc.idle_timeout_s = l->idle_timeout_s;
     lc.threads = l->threads;
     lc.max_body = l->max_body;
@@ -202,6 +206,22 @@ int qk_listeners_write_metrics(void *arg, FILE *f)
     bad |= tls_family(ls, f, "qkd_tls_connections_refused_total", "counter",
                       "Connections refused at max_connections.", "",
                       offsetof(qk_tls_server_stats, refused_limit));
+    bad |= tls_family(ls, f, "qkd_tls_connections_limited_total", "counter",
+                      "Connections refused by a per-client budget: reason source (pending "
+                      "handshakes of one address, max_pending_per_source) or identity "
+                      "(max_connections_per_identity).",
+                      ",reason=\"source\"", offsetof(qk_tls_server_stats, refused_source));
+    bad |= tls_series(ls, f, "qkd_tls_connections_limited_total", ",reason=\"identity\"",
+                      offsetof(qk_tls_server_stats, refused_identity));
+    bad |= tls_family(ls, f, "qkd_tls_connections_evicted_total", "counter",
+                      "Idle keep-alive connections closed to make room at max_connections.", "",
+                      offsetof(qk_tls_server_stats, evicted_idle));
+    bad |= tls_family(ls, f, "qkd_tls_deadline_closed_total", "counter",
+                      "Connections closed at a request deadline: phase header (handshake + "
+                      "headers, header_timeout) or body (body_timeout).",
+                      ",phase=\"header\"", offsetof(qk_tls_server_stats, timeout_header));
+    bad |= tls_series(ls, f, "qkd_tls_deadline_closed_total", ",phase=\"body\"",
+                      offsetof(qk_tls_server_stats, timeout_body));
     bad |= tls_family(ls, f, "qkd_tls_connections", "gauge", "Connections open now.", "",
                       offsetof(qk_tls_server_stats, active));
     /* Two label values of one family: one HELP/TYPE, then the second series. */

@@ -24,8 +24,9 @@ int qk_listeners_ports(const qk_listeners *ls, char sep, char *out, size_t cap);
 /* Write "name=port" lines for every running listener (atomically: temp file + rename). */
 int qk_listeners_write_port_file(const qk_listeners *ls, const char *path, qk_err *err);
 /* A qk_metrics extra writer (arg: the qk_listeners): the TLS front end's counters of every
- * running listener - connections accepted, refused at max_connections and open, handshakes by
- * result, TLS 1.3 PSK handshakes by hash. Returns 0 or -1. */
+ * running listener - connections accepted, refused at max_connections, refused by a per-source
+ * or per-identity budget, evicted when idle, closed at a header or body deadline, and open;
+ * handshakes by result, TLS 1.3 PSK handshakes by hash. Returns 0 or -1. */
 int qk_listeners_write_metrics(void *arg, FILE *f);
 /* Stop every listener (in-flight requests finish), free. NULL is a no-op. */
 void qk_listeners_stop(qk_listeners *ls);

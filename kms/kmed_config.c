@@ -239,6 +239,17 @@ static int listener_key(parse_ctx *c, qk_listener_kind kind, const char *key, co
         l->handshake_timeout_ms = (unsigned)ms;
         return 0;
     }
+    if (strcmp(key, "max_pending_per_source") == 0)
+        return parse_u32(v, 1, 100000, &l->max_pending_per_source, err);
+    if (strcmp(key, "max_connections_per_identity") == 0)
+        return parse_u32(v, 1, 100000, &l->max_connections_per_identity, err);
+    if (strcmp(key, "header_timeout") == 0 || strcmp(key, "body_timeout") == 0) {
+        uint64_t ms;
+        if (qk_parse_duration_ms(v, 100, 3600000, &ms, err) != 0)
+            return QK_EINVAL;
+        *(key[0] == 'h' ? &l->header_timeout_ms : &l->body_timeout_ms) = (unsigned)ms;
+        return 0;
+    }
     if (strcmp(key, "idle_timeout") == 0) {
         uint64_t ms;
         if (qk_parse_duration_ms(v, 1000, 86400000, &ms, err) != 0)
@@ -928,6 +939,8 @@ static void set_defaults(qk_kmed_config *cfg)
         l->max_connections = 1024;
         l->handshake_timeout_ms = 10000;
         l->idle_timeout_s = 60;
+        l->header_timeout_ms = 10000;
+        l->body_timeout_ms = 60000;
         l->threads = 2;
         l->max_body = default_max_body[k];
         /* SAEs may bring their own PKI (no marker); peers and devices are ours to mark. */

@@ -49,11 +49,15 @@ typedef struct {
     char psk_file[QK_CFG_PATH_MAX];
     qk_psk_hash psk_hash; /* TLS 1.3 hash of PSK lines naming none (default sha384) */
     char fingerprint_map[QK_CFG_PATH_MAX];
-    unsigned max_connections;      /* default 1024 */
-    unsigned handshake_timeout_ms; /* default 10 s */
-    unsigned idle_timeout_s;       /* default 60 s */
-    unsigned threads;              /* default 2 */
-    uint32_t max_body;             /* request body limit in bytes; default per listener */
+    unsigned max_connections;              /* default 1024 */
+    unsigned handshake_timeout_ms;         /* default 10 s */
+    unsigned idle_timeout_s;               /* default 60 s */
+    unsigned header_timeout_ms;            /* handshake + request headers, total; default 10 s */
+    unsigned body_timeout_ms;              /* request body, total; default 60 s */
+    unsigned max_pending_per_source;       /* 0: min(256, 3/4 of max_connections) */
+    unsigned max_connections_per_identity; /* 0: max_connections / 2 */
+    unsigned threads;                      /* default 2 */
+    uint32_t max_body;                     /* request body limit in bytes; default per listener */
     /* A client certificate without a role marker (docs/qkd-kmed.md "Roles"): refused
      * (required: the peer and device listeners' default) or accepted (optional: etsi014 and
      * skip, for SAEs with their own PKI). A marker for another role is always refused. */
