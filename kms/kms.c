@@ -584,8 +584,14 @@ int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *
         double now = qk_now_ms(), dl = qk_inline_rerun_deadline();
         if (dl == 0)
             dl = now + (double)k->cfg->notice_wait_ms;
-        if (now < dl && qk_inline_wait_event(qk_kms_notice_await, k, gen, dl))
-            rc = qk_err_set(err, QK_EAGAIN, "waiting for a notice: run again after the next");
+        if (now < dl) {
+            /* Every key known here: fetched or burned already (no notice to come), or noticed
+             * since the lookup above: one more look at once, and no wait after it. */
+            bool known = qk_kms_ids_known(k, ids, n);
+            if (known ? qk_inline_wait_event(qk_kms_look_again, k, 0, 1)
+                      : qk_inline_wait_event(qk_kms_notice_await, k, gen, dl))
+                rc = qk_err_set(err, QK_EAGAIN, "waiting for a notice: run again");
+        }
     } else if (rc == QK_ENOTFOUND && may_wait) {
         /* A key of a peer's request may be fetched before its notice arrived: wait for it
          * (bounded), then answer as the store does. */

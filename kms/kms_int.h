@@ -123,11 +123,16 @@ void qk_kms_notify_wake(qk_kms *k, size_t i);
 void qk_kms_notice_wait(qk_kms *k, const char *const *ids, size_t n);
 
 /* ---- kms_notice_wait.c ------------------------------------------------------------------ */
+/* Every one of ids is known here (fetched, burned or waiting: a notice for it came), or the
+ * store failed: a not-found fetch then has no notice to wait for. */
+bool qk_kms_ids_known(qk_kms *k, const char *const *ids, size_t n);
 /* The count of applied notice batches (read before a lookup that may have to wait). */
 uint64_t qk_kms_notice_gen(qk_kms *k);
 /* qk_inline_await_fn (owner = the qk_kms): an inline fetch waits for the next batch after
  * `seen`, or until w->deadline_ms. */
 int qk_kms_notice_await(void *owner, uint64_t seen, qk_inline_waiter *w);
+/* qk_inline_await_fn of an event that has happened: the handler runs again at once. */
+int qk_kms_look_again(void *owner, uint64_t seen, qk_inline_waiter *w);
 /* A batch of notices was applied: count it, wake the threads waiting (notice_cv) and complete
  * every inline waiter. */
 void qk_kms_notice_batch_done(qk_kms *k);

@@ -366,13 +366,7 @@ void qk_kms_notice_wait(qk_kms *k, const char *const *ids, size_t n)
         pthread_mutex_lock(&k->notice_mu);
         uint64_t gen = k->notice_gen;
         pthread_mutex_unlock(&k->notice_mu);
-        bool known = true;
-        for (size_t j = 0; j < n && known; j++) {
-            qk_err err;
-            if (qk_store_key_known(k->store, ids[j], &known, &err) != 0)
-                return; /* the fetch answers the store error */
-        }
-        if (known)
+        if (qk_kms_ids_known(k, ids, n))
             return;
         int wrc = 0;
         pthread_mutex_lock(&k->notice_mu);

@@ -622,6 +622,22 @@ static void test_inline_defers(void)
     CU_ASSERT_EQUAL(got.n, 2);
     CU_ASSERT_EQUAL(memcmp(got.keys[0], b.keys[0], 32), 0);
     qk_key_batch_free(&got);
+    /* Fetched already: no notice will come, so no wait for one: one more look at once (it may
+     * have been noticed since the lookup), then not found, without waiting either time. */
+    t0 = qk_now_ms();
+    qk_inline_begin(&ic, 0);
+    rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(rc, QK_EAGAIN);
+    CU_ASSERT(ic.ev_await == qk_kms_look_again);
+    qk_inline_waiter wl = {.done = iw_cb};
+    CU_ASSERT_EQUAL(ic.ev_await(ic.ev_owner, ic.ev_seq, &wl), 1);
+    qk_inline_begin(&ic2, ic.ev_deadline_ms); /* the rerun */
+    rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(rc, QK_ENOTFOUND);
+    CU_ASSERT(ic2.ev_await == NULL);
+    CU_ASSERT(qk_now_ms() - t0 < 500);
     qk_key_batch_free(&b);
     /* A wait no batch ends is completed at its deadline (QK_ETIMEOUT), within ~0.1 s. */
     atomic_store(&iw_done, 0);
