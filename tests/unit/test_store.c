@@ -829,6 +829,78 @@ static void test_partial_segment_wipe(void)
     done();
 }
 
+/* Overwrite the ciphertext of segment idx of a block with zeros (a separate connection). */
+static int corrupt_segment(uint64_t block_id, uint32_t idx)
+{
+    sqlite3 *db = NULL;
+    int rc = -1;
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "UPDATE segments SET ct = CAST(zeroblob(length(ct)) AS BLOB) WHERE block_id = %llu"
+             " AND idx = %u",
+             (unsigned long long)block_id, idx);
+    if (sqlite3_open(D.path, &db) == SQLITE_OK &&
+        sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK && sqlite3_changes(db) == 1)
+        rc = 0;
+    sqlite3_close(db);
+    return rc;
+}
+
+/* Zeroing a range that covers whole segments: the segments strictly inside it are deleted
+ * without being opened (a corrupted one is no obstacle), only the two end segments are
+ * decrypted, zeroed in the range and resealed; bytes outside the range stay, and a read that
+ * crosses the deleted segments finds the material gone. */
+static void test_range_zero_whole_segments(void)
+{
+    fresh();
+    enum { SB = QK_SEG_BYTES, L = 5 * SB, OFF = SB / 2, LEN = 3 * SB };
+    uint8_t *b = malloc(L);
+    uint8_t *plain = malloc(SB);
+    CU_ASSERT_FATAL(b && plain);
+    randombytes_buf(b, L);
+    for (size_t i = 0; i < L; i++)
+        b[i] |= 1; /* a zero byte can only be a wipe */
+    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1, b, L) == 0);
+    CU_ASSERT_EQUAL(count_segments(1), 5);
+    CU_ASSERT_EQUAL_FATAL(corrupt_segment(1, 2), 0); /* interior: must not be opened */
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    int rc = qs_range_zero(S, LINK, 1, OFF, LEN, &err);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(count_segments(1), 3); /* 1 and 2 deleted; 0, 3 and 4 kept */
+    size_t plen = 0;
+    CU_ASSERT_EQUAL(read_segment(1, 1, plain, &plen), -1);
+    CU_ASSERT_EQUAL(read_segment(1, 2, plain, &plen), -1);
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, OFF, false));
+    CU_ASSERT_TRUE(range_is(plain, b, OFF, SB, true));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 3, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, 0, OFF, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, OFF, SB, false));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 4, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 4 * SB, 0, SB, false));
+    /* reads: across the hole the material is gone; the rest is read whole */
+    uint8_t *out = malloc(L);
+    CU_ASSERT_FATAL(out != NULL);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    rc = qs_range_read(S, LINK, 1, 0, 2 * SB, out, &err); /* segment 1 absent, none after */
+    CU_ASSERT_EQUAL(rc, QK_ENOTFOUND);
+    rc = qs_range_read(S, LINK, 1, 0, L, out, &err); /* segment 3 follows segment 0 */
+    CU_ASSERT_EQUAL(rc, QK_ENOTFOUND);
+    rc = qs_range_read(S, LINK, 1, OFF + LEN, 2 * SB - OFF, out, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + OFF + LEN, 2 * SB - OFF), 0);
+    CU_ASSERT_EQUAL(qs_end(S, 0, false, &err), 0);
+    sodium_memzero(out, L);
+    sodium_memzero(plain, SB);
+    sodium_memzero(b, L);
+    free(out);
+    free(b);
+    free(plain);
+    done();
+}
+
 enum { TH = 4, ROUNDS = 25, TK = 2, TL = 16 };
 static qk_key_ref th_refs[TH][ROUNDS * TK];
 static int th_fail[TH];
@@ -946,6 +1018,7 @@ int suite_store(void)
         {"burn, tombstones, pending list", test_burn_and_pending},
         {"burning a block burns its keys", test_block_burn_burns_keys},
         {"zeroization deletes used segments", test_zeroization_deletes_segments},
+        {"zeroing a range drops whole segments unopened", test_range_zero_whole_segments},
         {"delivery wipes its range inside a partly used segment", test_partial_segment_wipe},
         {"threads never share ranges", test_threads_never_share_ranges},
         {"bad input", test_bad_input},

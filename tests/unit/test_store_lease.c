@@ -961,6 +961,14 @@ static void test_runs_slave_end(void)
     memcpy(past + QK_KEY_ID_LEN - 4, "0008", 4);
     ids[0] = past;
     CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    /* the same after a live key of the run in one call (the run is read once per call) */
+    ids[0] = k1[1].key_id;
+    ids[1] = past;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), QK_ENOTFOUND);
+    ids[1] = k1[0].key_id; /* fetched above */
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), QK_ENOTFOUND);
+    ids[1] = k1[3].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeC", "saeA", ids, 2, got, sizeof got), QK_EUNAUTH);
     /* all or nothing: an ID twice in one call fails the call, the key stays */
     ids[0] = k1[1].key_id;
     ids[1] = k1[3].key_id;
