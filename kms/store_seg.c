@@ -1,4 +1,5 @@
-/* store_seg.c - block material as encrypted segments of QK_SEG_BYTES in the segments table:
+/* store_seg.c - block material as encrypted segments in the segments table (QK_SEG_BYTES for
+ * blocks stored since schema v7, QK_SEG_BYTES_V1 before: blocks.seg_bytes):
  * write a block, read or check a byte range, zero a range (decrypt, wipe, re-encrypt under a
  * fresh nonce, or delete the row once every byte of it is used), wipe a whole block.
  * Plaintext only ever sits in s->scratch / s->vkey (sodium_malloc'ed), wiped before return. */
@@ -45,6 +46,31 @@ static int seg_load(qk_store *s, const char *link, uint64_t block_id, uint32_t i
     r->used = (uint32_t)used;
     (void)sqlite3_reset(st);
     return 1;
+}
+
+/* The segment size of a block (blocks.seg_bytes): QK_SEG_BYTES or, stored before schema v7,
+ * QK_SEG_BYTES_V1. An unknown block holds no material: QK_ENOTFOUND. */
+static int seg_size(qk_store *s, const char *link, uint64_t block_id, uint32_t *sb, qk_err *err)
+{
+    sqlite3_stmt *st =
+        qs_prep(s, "SELECT seg_bytes FROM blocks WHERE link = ? AND block_id = ?", err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "tI", link, qs_i64(block_id));
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc == 0)
+        return qk_err_set(err, QK_ENOTFOUND, "store: block %llu on link %s unknown",
+                          (unsigned long long)block_id, link);
+    if (rc < 0)
+        return rc;
+    sqlite3_int64 v = sqlite3_column_int64(st, 0);
+    (void)sqlite3_reset(st);
+    if (v != QK_SEG_BYTES && v != QK_SEG_BYTES_V1)
+        return qk_err_set(err, QK_ESTORAGE, "store: block %llu: segments of %lld bytes",
+                          (unsigned long long)block_id, (long long)v);
+    *sb = (uint32_t)v;
+    return 0;
 }
 
 /* Decrypt a loaded segment into s->scratch; returns its plaintext length or <0. */
@@ -98,15 +124,19 @@ static int range_visit(qk_store *s, const char *link, uint64_t block_id, uint32_
 {
     if (len == 0)
         return 0;
+    uint32_t sb = 0;
+    int rc = seg_size(s, link, block_id, &sb, err);
+    if (rc)
+        return rc;
     uint64_t end = (uint64_t)off + len;
-    uint32_t first = off / QK_SEG_BYTES, last = (uint32_t)((end - 1) / QK_SEG_BYTES);
+    uint32_t first = off / sb, last = (uint32_t)((end - 1) / sb);
     sqlite3_stmt *st = qs_prep(s,
                                "SELECT idx, nonce, ct FROM segments WHERE link = ?"
                                " AND block_id = ? AND idx BETWEEN ? AND ? ORDER BY idx",
                                err);
     if (!st)
         return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), (int)first, (int)last);
+    rc = qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), (int)first, (int)last);
     uint32_t idx = first;
     for (; !rc && idx <= last; idx++) {
         rc = qs_step(s, st, err);
@@ -123,7 +153,7 @@ static int range_visit(qk_store *s, const char *link, uint64_t block_id, uint32_
         const void *ct = sqlite3_column_blob(st, 2);
         int clen = sqlite3_column_bytes(st, 2);
         if (!nonce || nlen != (int)QS_NONCE_LEN || !ct || clen <= (int)QS_TAG_LEN ||
-            clen > QK_SEG_BYTES + (int)QS_TAG_LEN) {
+            clen > (int)(sb + QS_TAG_LEN)) {
             rc = qk_err_set(err, QK_ESTORAGE, "store: malformed segment %u of block %llu", idx,
                             (unsigned long long)block_id);
             break;
@@ -135,7 +165,7 @@ static int range_visit(qk_store *s, const char *link, uint64_t block_id, uint32_
             break;
         }
         size_t plen = (size_t)clen - QS_TAG_LEN;
-        uint64_t seg_start = (uint64_t)idx * QK_SEG_BYTES;
+        uint64_t seg_start = (uint64_t)idx * sb;
         uint64_t a = off > seg_start ? off : seg_start;
         uint64_t b = end < seg_start + plen ? end : seg_start + plen;
         if (b <= a)
@@ -245,8 +275,8 @@ static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_
 
 /* Zero [off, off+len) inside one segment idx (decrypt, wipe, re-encrypt, or delete the row
  * once every byte of it is used). An absent row was wiped already (block burned, or used). */
-static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint32_t idx,
-                         uint64_t off, uint64_t end, qk_err *err)
+static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint32_t sb,
+                         uint32_t idx, uint64_t off, uint64_t end, qk_err *err)
 {
     seg_row r;
     int rc = seg_load(s, link, block_id, idx, &r, err);
@@ -255,10 +285,10 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
     size_t plen = 0;
     if ((rc = seg_decrypt(s, link, block_id, idx, &r, &plen, err)) != 0)
         return rc;
-    uint64_t seg_start = (uint64_t)idx * QK_SEG_BYTES;
+    uint64_t seg_start = (uint64_t)idx * sb;
     uint64_t a = off > seg_start ? off : seg_start;
     uint64_t b = end < seg_start + plen ? end : seg_start + plen;
-    if (b <= a) {
+    if (plen > sb || b <= a) {
         sodium_memzero(s->scratch, QK_SEG_BYTES);
         return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
                           (unsigned long long)block_id);
@@ -273,7 +303,7 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
 }
 
 /* Segments strictly between the first and the last segment of a range lie wholly inside it
- * (every one of them is a full QK_SEG_BYTES: only a block's last segment is shorter, and it is
+ * (every one of them is a full segment: only a block's last segment is shorter, and it is
  * never between two others), so their bytes are all used: their rows are deleted with one
  * statement, never opened (secure_delete overwrites the freed cells). Only the two end
  * segments, which may hold other bytes, are opened, zeroed and resealed. */
@@ -282,9 +312,13 @@ int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off
 {
     if (len == 0)
         return 0;
+    uint32_t sb = 0;
+    int rc = seg_size(s, link, block_id, &sb, err);
+    if (rc)
+        return rc;
     uint64_t end = (uint64_t)off + len;
-    uint32_t first = off / QK_SEG_BYTES, last = (uint32_t)((end - 1) / QK_SEG_BYTES);
-    int rc = seg_zero_part(s, link, block_id, first, off, end, err);
+    uint32_t first = off / sb, last = (uint32_t)((end - 1) / sb);
+    rc = seg_zero_part(s, link, block_id, sb, first, off, end, err);
     if (!rc && last > first + 1) {
         sqlite3_stmt *st = qs_prep(s,
                                    "DELETE FROM segments WHERE link = ? AND block_id = ?"
@@ -296,7 +330,7 @@ int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off
             rc = qs_step_done(s, st, err);
     }
     if (!rc && last > first)
-        rc = seg_zero_part(s, link, block_id, last, off, end, err);
+        rc = seg_zero_part(s, link, block_id, sb, last, off, end, err);
     return rc;
 }
 

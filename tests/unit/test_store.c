@@ -67,7 +67,7 @@ static uint64_t avail(const char *link)
 static void test_schema_and_reopen(void)
 {
     fresh();
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
     uint8_t b[200];
     put_blocks(b, 1, sizeof b, 7);
     qk_key_ref ref;
@@ -76,7 +76,7 @@ static void test_schema_and_reopen(void)
     qk_store_close(S);
     S = sf_open(D.path, 1);
     CU_ASSERT_FATAL(S != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
     uint8_t dg[QK_CHECK_LEN];
     qk_block_state st = QK_BLOCK_PENDING;
     qk_err err = {0, ""};
@@ -763,7 +763,9 @@ static bool range_is(const uint8_t *plain, const uint8_t *ref, size_t a, size_t 
 static void test_partial_segment_wipe(void)
 {
     fresh();
-    enum { L = 2 * QK_SEG_BYTES, K1 = 100, K2 = 100, K3 = 200, K4 = 1000 };
+    /* K4 starts in segment 0 and ends 200 bytes into segment 1 */
+    enum { L = 2 * QK_SEG_BYTES, K1 = 100, K2 = 100, K3 = 200 };
+    enum { K4 = QK_SEG_BYTES + 200 - (QK_BLOCK_VKEY_LEN + K1 + K2) };
     uint8_t *b = malloc(L);
     uint8_t *mat = malloc(L);
     uint8_t *plain = malloc(QK_SEG_BYTES);
@@ -823,6 +825,76 @@ static void test_partial_segment_wipe(void)
     sodium_memzero(mat, L);
     sodium_memzero(plain, QK_SEG_BYTES);
     sodium_memzero(b, L);
+    free(b);
+    free(mat);
+    free(plain);
+    done();
+}
+
+/* One integer from the closed-or-open database through a separate connection (-1 on error). */
+static long long query_int(const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(D.path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(st);
+        v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Schema v7: new blocks are cut into QK_SEG_BYTES segments, blocks stored before keep their
+ * QK_SEG_BYTES_V1 segments and are read, carved and zeroed by them after the migration; a
+ * segment size the store does not know is refused, never guessed. */
+static void test_segment_sizes_v7(void)
+{
+    fresh();
+    enum { V1 = QK_SEG_BYTES_V1, L = 3 * QK_SEG_BYTES, K = 3 * V1 - QK_BLOCK_VKEY_LEN + 8 };
+    uint8_t *b = malloc(2 * L);
+    uint8_t *mat = malloc(L);
+    uint8_t *plain = malloc(QK_SEG_BYTES);
+    CU_ASSERT_FATAL(b && mat && plain);
+    put_blocks(b, 1, L, 1);
+    CU_ASSERT_EQUAL(count_segments(1), 3);
+    qk_store_close(S);
+    CU_ASSERT_FATAL(sf_downgrade_v6(D.path, 1) == 0); /* as v6 stored it: 1 KiB segments */
+    CU_ASSERT_EQUAL(count_segments(1), L / V1);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
+    CU_ASSERT_EQUAL(query_int("SELECT seg_bytes FROM blocks WHERE block_id = 1"), V1);
+    put_blocks(b + L, 1, L, 2);
+    CU_ASSERT_EQUAL(query_int("SELECT seg_bytes FROM blocks WHERE block_id = 2"), QK_SEG_BYTES);
+    CU_ASSERT_EQUAL(count_segments(2), 3);
+    /* a key over four old segments [32, 32 + K): the bytes, then zeroed by the commit */
+    qk_key_ref ref;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(carve("k1", QK_SIDE_LOW, 1, K, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 1);
+    CU_ASSERT_EQUAL(memcmp(mat, b + QK_BLOCK_VKEY_LEN, K), 0);
+    CU_ASSERT_EQUAL(qk_store_commit(S, "k1", false, &err), 0);
+    CU_ASSERT_EQUAL(count_segments(1), L / V1 - 2); /* 1 and 2 dropped, 0 and 3 resealed */
+    size_t plen = 0;
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_EQUAL(plen, V1);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, QK_BLOCK_VKEY_LEN, false));
+    CU_ASSERT_TRUE(range_is(plain, b, QK_BLOCK_VKEY_LEN, V1, true));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 3, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * V1, 0, 8, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * V1, 8, V1, false));
+    /* the next key comes from old segment 3 and 4 */
+    CU_ASSERT_EQUAL_FATAL(carve("k2", QK_SIDE_LOW, 1, V1, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.offset, QK_BLOCK_VKEY_LEN + K);
+    CU_ASSERT_EQUAL(memcmp(mat, b + ref.offset, V1), 0);
+    /* a segment size the store never wrote */
+    CU_ASSERT_EQUAL(query_int("UPDATE blocks SET seg_bytes = 2048 WHERE block_id = 1"), 0);
+    CU_ASSERT_EQUAL(carve("k3", QK_SIDE_LOW, 1, 16, &ref, mat), QK_ESTORAGE);
+    sodium_memzero(b, 2 * L);
+    sodium_memzero(mat, L);
     free(b);
     free(mat);
     free(plain);
@@ -1019,6 +1091,7 @@ int suite_store(void)
         {"burning a block burns its keys", test_block_burn_burns_keys},
         {"zeroization deletes used segments", test_zeroization_deletes_segments},
         {"zeroing a range drops whole segments unopened", test_range_zero_whole_segments},
+        {"segment sizes: 4 KiB new, 1 KiB kept (v7)", test_segment_sizes_v7},
         {"delivery wipes its range inside a partly used segment", test_partial_segment_wipe},
         {"threads never share ranges", test_threads_never_share_ranges},
         {"bad input", test_bad_input},

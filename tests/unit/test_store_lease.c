@@ -719,10 +719,10 @@ static void test_migration_v4(void)
     CU_ASSERT_EQUAL_FATAL(qk_store_commit(A, "m-1", false, &err), 0);
     qk_store_close(A);
     A = NULL;
-    CU_ASSERT_FATAL(sf_downgrade_v4(DA.path) == 0);
+    CU_ASSERT_FATAL(sf_downgrade_v4(DA.path, 1) == 0);
     A = sf_open(DA.path, 1);
     CU_ASSERT_FATAL(A != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 7);
     bounds b = row(&DA, 1);
     CU_ASSERT_EQUAL(b.lease_lo, VK + 64);
     CU_ASSERT_EQUAL(b.lease_hi, BIG);
@@ -880,10 +880,10 @@ static void test_migration_v5(void)
                       " FROM h"),
         3);
     CU_ASSERT_EQUAL_FATAL(count_on(&DA, "DELETE FROM runs"), 1);
-    CU_ASSERT_FATAL(sf_downgrade_v5(DA.path) == 0);
+    CU_ASSERT_FATAL(sf_downgrade_v5(DA.path, 1) == 0);
     A = sf_open(DA.path, 1);
     CU_ASSERT_FATAL(A != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 7);
     CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
     qk_notice v[2];
     size_t n = 0;
