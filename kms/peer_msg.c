@@ -747,9 +747,9 @@ _Atomic unsigned long qk_peer_msg_test_runs_in;
 static size_t run_len(const qk_key_ref *k, size_t n)
 {
     char id[QK_KEY_ID_LEN + 1];
+    memcpy(id, k[0].key_id, QK_PEER_RUN_PREFIX_LEN);
     size_t i = 0;
     for (; i < n && i <= 0xffff; i++) {
-        memcpy(id, k[0].key_id, QK_PEER_RUN_PREFIX_LEN);
         snprintf(id + QK_PEER_RUN_PREFIX_LEN, sizeof id - QK_PEER_RUN_PREFIX_LEN, "%04zx", i);
         if (strcmp(k[i].key_id, id) != 0 || k[i].block_id != k[0].block_id ||
             k[i].length != k[0].length ||
