@@ -113,7 +113,7 @@ static bool refresh(qk_kms *k, size_t i, qk_held *e)
     memset(&probe, 0, sizeof probe);
     int rc = notice_copy(&probe, &e->last);
     pthread_mutex_unlock(&h->held_mu);
-    qk_peer_notices_answer a = {NULL, 0};
+    qk_peer_notices_answer a = {NULL, 0, false};
     if (rc == 0) {
         qk_peer_notices_msg m = {.side = l->side, .notices = &probe, .n = 1};
         snprintf(m.link, sizeof m.link, "%s", l->cfg->link_id);

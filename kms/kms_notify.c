@@ -100,8 +100,12 @@ static int refused_answer(const qk_notice *v, int st, qk_peer_notices_answer *a,
 
 /* Send every pending notice of link i (batches of notice_batch, fewer when a body would be too
  * large, one at a time after a batch answered 400). 0, or the first failure (what was not
- * answered stays pending). */
-static int send_notices(qk_kms *k, size_t i, qk_err *err)
+ * answered stays pending). *runs: the peer takes notices as runs (docs/adr/0003-request-
+ * records.md, "Wire"): false until one of its answers says so, and after each answer what that
+ * answer says (a peer restarted as an older version answers without it). A batch sent as runs
+ * and answered 400 is sent again as key lists before anything is concluded from the 400 (an
+ * older peer that has not answered since cannot decode runs). */
+static int send_notices(qk_kms *k, size_t i, bool *runs, qk_err *err)
 {
     qk_link *l = &k->links[i];
     size_t cap = k->cfg->notice_batch;
@@ -114,12 +118,21 @@ static int send_notices(qk_kms *k, size_t i, qk_err *err)
         rc = qk_store_notices_pending(k->store, l->cfg->link_id, v, cap, &n, err);
         if (rc != 0 || n == 0)
             break;
-        qk_peer_notices_msg m = {.side = l->side, .notices = v, .n = n};
+        qk_peer_notices_msg m = {.side = l->side, .notices = v, .n = n, .runs = *runs};
         snprintf(m.link, sizeof m.link, "%s", l->cfg->link_id);
-        qk_peer_notices_answer a = {NULL, 0};
+        qk_peer_notices_answer a = {NULL, 0, false};
         qk_err perr;
         qk_err_clear(&perr);
         int prc = qk_peer_notices(l->client, &m, &a, &perr);
+        if (prc == QK_EINVAL && m.runs) {
+            QK_INFO("link %s: the peer refused notices as runs (%s): key lists from now on",
+                    l->cfg->link_id, perr.msg);
+            *runs = false;
+            qk_notice_free(v, n);
+            continue;
+        }
+        if (prc == 0)
+            *runs = a.runs;
         if (prc == QK_ELIMIT && n > 1) {
             qk_notice_free(v, n);
             cap = n / 2;
@@ -206,6 +219,7 @@ static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
  * fetch waits for its notice only notice_wait). */
 typedef struct {
     bool reask;             /* leftover asks to send first (after a start or a failure) */
+    bool peer_runs;         /* the peer's last notices answer: it takes notices as runs */
     double lease_next_ms;   /* no leasing ahead before this (qk_now_ms) */
     uint64_t lease_backoff; /* ms, doubling from BACKOFF_MIN_MS after each failure */
 } notify_state;
@@ -220,7 +234,7 @@ static int cycle(qk_kms *k, size_t i, notify_state *ns, qk_err *err)
             return rc;
         ns->reask = false;
     }
-    int rc = send_notices(k, i, err);
+    int rc = send_notices(k, i, &ns->peer_runs, err);
     if (rc != 0) {
         ns->reask = true;
         return rc;
@@ -276,7 +290,7 @@ static void *notifier(void *arg)
     }
     pthread_mutex_unlock(&h->mu);
     /* A clean stop sends what is left once, unless the peer is failing (a restart sends it). */
-    if (backoff == 0 && send_notices(k, i, &err) != 0)
+    if (backoff == 0 && send_notices(k, i, &ns.peer_runs, &err) != 0)
         QK_INFO("link %s: notices left for the next start: %s", k->links[i].cfg->link_id, err.msg);
     return NULL;
 }
@@ -355,6 +369,7 @@ int qk_kms_notices_in(qk_kms *k, const qk_peer_notices_msg *m, qk_peer_notices_a
         qk_peer_notices_answer_free(a);
         return rc;
     }
+    a->runs = true; /* this end decodes notices as runs (peer_msg.h) */
     qk_kms_notice_batch_done(k);
     return 0;
 }

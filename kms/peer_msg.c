@@ -2,6 +2,7 @@
 #include "peer_msg.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -737,6 +738,54 @@ int qk_peer_lease_decode(const char *body, size_t len, qk_peer_lease_msg *m, qk_
 
 /* ---- notices ---------------------------------------------------------------------------- */
 
+_Atomic bool qk_peer_msg_test_keys_only;
+_Atomic unsigned long qk_peer_msg_test_runs_in;
+
+/* Runs (peer_msg.h): the length of the run of keys starting at k[0] - keys k[i] whose ID is
+ * k[0]'s prefix followed by the index i in 4 lower-case hex digits (k[0] ends in "0000"), in
+ * the same block, of one length, each right after the one before - or 0 when k[0] cannot
+ * start a run. */
+static size_t run_len(const qk_key_ref *k, size_t n)
+{
+    char id[QK_KEY_ID_LEN + 1];
+    memcpy(id, k[0].key_id, QK_PEER_RUN_PREFIX_LEN);
+    size_t i = 0;
+    for (; i < n && i <= 0xffff; i++) {
+        snprintf(id + QK_PEER_RUN_PREFIX_LEN, sizeof id - QK_PEER_RUN_PREFIX_LEN, "%04zx", i);
+        if (strcmp(k[i].key_id, id) != 0 || k[i].block_id != k[0].block_id ||
+            k[i].length != k[0].length ||
+            (uint64_t)k[i].offset != (uint64_t)k[0].offset + (uint64_t)i * k[0].length)
+            break;
+    }
+    return i;
+}
+
+/* Whether the n keys all fall into runs (then add_runs writes them). */
+static bool runs_fit(const qk_key_ref *k, size_t n)
+{
+    for (size_t i = 0, r; i < n; i += r)
+        if ((r = run_len(k + i, n - i)) == 0)
+            return false;
+    return true;
+}
+
+static bool add_runs(cJSON *e, const qk_key_ref *k, size_t n)
+{
+    cJSON *runs = cJSON_AddArrayToObject(e, "runs");
+    bool ok = runs != NULL;
+    char prefix[QK_PEER_RUN_PREFIX_LEN + 1];
+    for (size_t i = 0, r = 0; ok && i < n; i += r) {
+        r = run_len(k + i, n - i);
+        cJSON *o = add_object(runs);
+        memcpy(prefix, k[i].key_id, QK_PEER_RUN_PREFIX_LEN);
+        prefix[QK_PEER_RUN_PREFIX_LEN] = '\0';
+        ok = r > 0 && add_string(o, "prefix", prefix) && add_number(o, "block_id", k[i].block_id) &&
+             add_number(o, "offset", k[i].offset) && add_number(o, "length", k[i].length) &&
+             add_number(o, "count", r);
+    }
+    return ok;
+}
+
 int qk_peer_notices_encode(const qk_peer_notices_msg *m, char **out, qk_err *err)
 {
     *out = NULL;
@@ -762,6 +811,10 @@ int qk_peer_notices_encode(const qk_peer_notices_msg *m, char **out, qk_err *err
         for (size_t j = 0; ok && j < v->nslaves; j++)
             ok = add_array_string(slaves, v->slaves[j]);
         ok = ok && add_number(e, "expires_at", v->expires_at);
+        if (ok && m->runs && runs_fit(v->keys, v->nkeys)) {
+            ok = add_runs(e, v->keys, v->nkeys);
+            continue;
+        }
         cJSON *keys = ok ? cJSON_AddArrayToObject(e, "keys") : NULL;
         ok = keys != NULL;
         for (size_t j = 0; ok && j < v->nkeys; j++)
@@ -777,23 +830,94 @@ int qk_peer_notices_encode(const qk_peer_notices_msg *m, char **out, qk_err *err
     return rc;
 }
 
-/* One entry of "notices" into v (its slaves and keys allocated here, owned by the message). */
-static int decode_notice(const cJSON *e, const qk_peer_msg_limits *lim, qk_notice *v, qk_err *err)
+/* One entry of "runs": its members checked and its count added to *total (the keys of the
+ * notice so far, at most max_keys_per_request); with keys, its keys written to keys[*total ..]
+ * with the checks decode_key runs on a "keys" entry (a UUID key ID, the range inside a block). */
+static int decode_run(const cJSON *e, const qk_peer_msg_limits *lim, qk_key_ref *keys,
+                      size_t *total, qk_err *err)
 {
-    const cJSON *slaves, *keys;
+    const char *prefix;
+    uint64_t bid, off, len, count;
+    if (!cJSON_IsObject(e))
+        return qk_err_set(err, QK_EINVAL, "runs: entries must be objects");
+    if (qk_json_get_string(e, "prefix", true, &prefix, NULL, err) != 0)
+        return QK_EINVAL;
+    if (strlen(prefix) != QK_PEER_RUN_PREFIX_LEN)
+        return qk_err_set(err, QK_EINVAL, "prefix: must be %d characters", QK_PEER_RUN_PREFIX_LEN);
+    if (*total >= lim->max_keys_per_request)
+        return qk_err_set(err, QK_EINVAL, "runs: more than %u keys", lim->max_keys_per_request);
+    if (get_uint(e, "block_id", 0, QK_PEER_BLOCK_ID_MAX, &bid, err) ||
+        get_uint(e, "offset", 0, QK_BLOCK_MAX_BYTES - 1, &off, err) ||
+        get_uint(e, "length", 1, lim->max_size_bits / 8, &len, err) ||
+        get_uint(e, "count", 1, lim->max_keys_per_request - *total, &count, err))
+        return QK_EINVAL;
+    if (off + count * len > QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_EINVAL, "runs: offset + count * length beyond the largest block");
+    char id[QK_KEY_ID_LEN + 1];
+    for (uint64_t i = 0; keys && i < count; i++) {
+        qk_key_ref *k = &keys[*total + i];
+        qk_uuid u;
+        snprintf(id, sizeof id, "%s%04" PRIx64, prefix, i);
+        if (qk_uuid_parse(id, QK_KEY_ID_LEN, &u) != 0)
+            return qk_err_set(err, QK_EINVAL, "prefix: the key IDs must be UUIDs");
+        qk_uuid_format(&u, k->key_id); /* normalised: lower case */
+        k->block_id = bid;
+        k->offset = (uint32_t)(off + i * len);
+        k->length = (uint32_t)len;
+    }
+    *total += count;
+    return 0;
+}
+
+/* The "runs" of a notice (already counted) into v's keys: counted first, then expanded. */
+static int decode_runs(const cJSON *runs, const qk_peer_msg_limits *lim, qk_notice *v, qk_err *err)
+{
+    size_t total = 0;
+    for (const cJSON *e = runs->child; e; e = e->next)
+        if (decode_run(e, lim, NULL, &total, err) != 0)
+            return QK_EINVAL;
+    v->keys = calloc(total, sizeof *v->keys);
+    if (!v->keys)
+        return qk_err_set(err, QK_ENOMEM, "out of memory");
+    v->nkeys = total;
+    size_t at = 0;
+    for (const cJSON *e = runs->child; e; e = e->next)
+        if (decode_run(e, lim, v->keys, &at, err) != 0)
+            return QK_EINVAL;
+    return 0;
+}
+
+/* One entry of "notices" into v (its slaves and keys allocated here, owned by the message);
+ * *as_runs set when it came as runs. */
+static int decode_notice(const cJSON *e, const qk_peer_msg_limits *lim, qk_notice *v, bool *as_runs,
+                         qk_err *err)
+{
+    const cJSON *slaves, *keys, *runs;
+    size_t nruns = 0;
     if (!cJSON_IsObject(e))
         return qk_err_set(err, QK_EINVAL, "notices: entries must be objects");
     if (get_id(e, "request_id", v->request_id, err) || get_id(e, "master", v->master, err) ||
         get_uint(e, "expires_at", 0, QK_PEER_BLOCK_ID_MAX, &v->expires_at, err) ||
         get_array(e, "slaves", 1, max_slaves(lim), &slaves, &v->nslaves, err) ||
-        get_array(e, "keys", 1, lim->max_keys_per_request, &keys, &v->nkeys, err))
+        qk_json_get_array(e, "runs", false, &runs, err) != 0)
+        return QK_EINVAL;
+    if (atomic_load(&qk_peer_msg_test_keys_only))
+        runs = NULL; /* an older KME reads "keys" only */
+    if (runs && cJSON_GetObjectItemCaseSensitive(e, "keys"))
+        return qk_err_set(err, QK_EINVAL, "notices: keys or runs, not both");
+    if (runs ? get_array(e, "runs", 1, lim->max_keys_per_request, &runs, &nruns, err)
+             : get_array(e, "keys", 1, lim->max_keys_per_request, &keys, &v->nkeys, err))
         return QK_EINVAL;
     v->slaves = calloc(v->nslaves, sizeof *v->slaves);
     if (!v->slaves)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
     if (decode_slaves(slaves, v->slaves, err) != 0)
         return QK_EINVAL;
-    return decode_keys(keys, v->nkeys, lim, false, &v->keys, err);
+    *as_runs = *as_runs || runs != NULL;
+    if (!runs)
+        return decode_keys(keys, v->nkeys, lim, false, &v->keys, err);
+    atomic_fetch_add(&qk_peer_msg_test_runs_in, 1);
+    return decode_runs(runs, lim, v, err);
 }
 
 static int decode_notices(const cJSON *o, const qk_peer_msg_limits *lim, qk_peer_notices_msg *m,
@@ -813,7 +937,7 @@ static int decode_notices(const cJSON *o, const qk_peer_msg_limits *lim, qk_peer
     m->n = n; /* from here qk_peer_notices_msg_free frees what was filled */
     size_t i = 0;
     for (const cJSON *e = list->child; e; e = e->next, i++) {
-        int rc = decode_notice(e, lim, &m->notices[i], err);
+        int rc = decode_notice(e, lim, &m->notices[i], &m->runs, err);
         if (rc != 0)
             return rc;
         /* n <= QK_PEER_NOTICES_MAX: the quadratic scan is bounded (~5e5 compares) */
@@ -914,6 +1038,8 @@ int qk_peer_notices_answer_encode(const qk_peer_notices_answer *a, char **out, q
                  add_number(h, "count", r->held[j].count);
         }
     }
+    if (ok && a->runs && !atomic_load(&qk_peer_msg_test_keys_only))
+        ok = cJSON_AddTrueToObject(o, "runs") != NULL;
     return encode_end(o, ok, out, err);
 }
 
@@ -955,7 +1081,8 @@ int qk_peer_notices_answer_decode(const char *body, size_t len, qk_peer_notices_
         return rc;
     const cJSON *list;
     size_t n = 0;
-    if (get_array(o, "results", 0, QK_PEER_NOTICES_MAX, &list, &n, err) != 0)
+    if (get_array(o, "results", 0, QK_PEER_NOTICES_MAX, &list, &n, err) != 0 ||
+        qk_json_get_bool(o, "runs", false, &a->runs, NULL, err) != 0)
         rc = QK_EINVAL;
     else if (n && !(a->r = calloc(n, sizeof *a->r)))
         rc = qk_err_set(err, QK_ENOMEM, "out of memory");

@@ -215,24 +215,44 @@ int qk_peer_lease_decode(const char *body, size_t len, qk_peer_lease_msg *m, qk_
  * block), no check member (the lease's check covered the bytes), 1..QK_PEER_NOTICES_MAX
  * notices, no request_id twice. A decoded message owns its notices (qk_notice as in store.h:
  * slaves and keys malloc'ed; check fields zero): free with qk_peer_notices_msg_free. The
- * encoder answers QK_ELIMIT when the body would exceed QK_PEER_MSG_MAX (send fewer notices). */
-#define QK_PEER_NOTICES_MAX 1024 /* notices per call: the ceiling of notice_batch */
+ * encoder answers QK_ELIMIT when the body would exceed QK_PEER_MSG_MAX (send fewer notices).
+ *
+ * Runs (docs/adr/0003-request-records.md, "Wire"): instead of "keys" a notice may carry
+ * "runs":[{"prefix","block_id","offset","length","count"}], its keys in order: run r holds
+ * count keys, key i (0 <= i < count) with the ID prefix || 4 lower-case hex digits of i (prefix:
+ * QK_PEER_RUN_PREFIX_LEN characters, so that every ID is a UUID) and the range [offset +
+ * i*length, offset + (i+1)*length) of block_id. ~100 bytes per run instead of per key. An entry
+ * carries "keys" or "runs", never both; the decoder expands runs into keys (the same qk_notice
+ * either way, the same checks per key, at most max_keys_per_request keys in all). The encoder
+ * writes runs only when m->runs (the peer said it takes them: qk_peer_notices_answer.runs) and
+ * only for a notice whose keys all fall into runs; any other notice, and every notice to a
+ * peer that never said so (an older KME ignores the member and keeps key lists), goes as keys. */
+#define QK_PEER_NOTICES_MAX    1024 /* notices per call: the ceiling of notice_batch */
+#define QK_PEER_RUN_PREFIX_LEN (QK_KEY_ID_LEN - 4)
 
 typedef struct {
     qk_peer_id link;
     qk_side side; /* the side the sender carved as */
     qk_notice *notices;
-    size_t n; /* 1..QK_PEER_NOTICES_MAX */
+    size_t n;  /* 1..QK_PEER_NOTICES_MAX */
+    bool runs; /* encode: runs where the keys allow; decoded: an entry came as runs */
 } qk_peer_notices_msg;
 
 int qk_peer_notices_encode(const qk_peer_notices_msg *m, char **out, qk_err *err);
+/* Test hooks (tests/unit/test_kms_reserve.c): keys_only makes this process decode notices and
+ * answer them as a KME older than the run form does (a "runs" entry is refused for its missing
+ * "keys", and no answer says "runs"); runs_in counts the notices decoded from runs. */
+extern _Atomic bool qk_peer_msg_test_keys_only;
+extern _Atomic unsigned long qk_peer_msg_test_runs_in;
 int qk_peer_notices_decode(const char *body, size_t len, const qk_peer_msg_limits *lim,
                            qk_peer_notices_msg *m, qk_err *err);
 /* Free what a decoded message owns (notices and their slaves and keys); m is zeroed. */
 void qk_peer_notices_msg_free(qk_peer_notices_msg *m);
 
 /* The answer: 200 {"results":[{"request_id","result":"reserved"|"refused","reason",
- * "held":[{"master","slave","count"}]}]}, one result per notice, in order. reason is present
+ * "held":[{"master","slave","count"}]}],"runs":true}, one result per notice, in order. "runs"
+ * (optional, only ever true): the answering KME decodes notices in the run form above; an
+ * answer without it (an older KME) means key lists only. reason is present
  * iff refused: the qk_peer_reason name of status (QK_ECOLLISION "collision", QK_EINVAL
  * "bad-request", QK_ENOTFOUND "unknown-block", QK_EMISMATCH "mismatch", QK_EQUOTA "limit",
  * anything else "internal", decoded as QK_EPEER). held: for each (master, slave) of the
@@ -252,7 +272,8 @@ typedef struct {
 
 typedef struct {
     qk_peer_notice_result *r;
-    size_t n; /* 0..QK_PEER_NOTICES_MAX */
+    size_t n;  /* 0..QK_PEER_NOTICES_MAX */
+    bool runs; /* the peer takes notices as runs */
 } qk_peer_notices_answer;
 
 int qk_peer_notices_answer_encode(const qk_peer_notices_answer *a, char **out, qk_err *err);

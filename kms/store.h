@@ -12,7 +12,8 @@
  *   front; the high side from the newest blocks, from the back. Every range ever carved at
  *   either end is recorded (metadata only) and no range is used twice: a peer range that
  *   overlaps a recorded one is refused (QK_ECOLLISION).
- * - Material lives in per-block segments of QK_SEG_BYTES, each encrypted with
+ * - Material lives in per-block segments of QK_SEG_BYTES (QK_SEG_BYTES_V1 for blocks stored
+ *   before schema v7: blocks.seg_bytes), each encrypted with
  *   XChaCha20-Poly1305 under the node master key (AD binds link, block and segment index).
  *   When a key is delivered or burned, its range is zeroed in the segments (re-encrypted) and
  *   a fully consumed segment row is deleted; SQLite runs with secure_delete=ON and WAL.
@@ -39,7 +40,8 @@
 
 #define QK_MASTER_KEY_LEN  32
 #define QK_BLOCK_VKEY_LEN  32
-#define QK_SEG_BYTES       1024
+#define QK_SEG_BYTES       4096 /* segments of new blocks, and the largest (schema v7) */
+#define QK_SEG_BYTES_V1    1024 /* segments of blocks stored before schema v7 */
 #define QK_BLOCK_MAX_BYTES (4u * 1024u * 1024u)
 #define QK_CHECK_LEN       32
 #define QK_KEY_ID_LEN      36 /* canonical UUID text */

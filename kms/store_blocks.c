@@ -56,17 +56,17 @@ static int block_insert(qk_store *s, const char *link, uint64_t block_id, const 
 {
     uint8_t digest[QK_CHECK_LEN];
     qs_block_digest(link, block_id, bytes, len, digest);
-    sqlite3_stmt *st =
-        qs_prep(s,
-                "INSERT INTO blocks(link, block_id, len, state, received_at, lo,"
-                " hi, digest, lease_lo, lease_hi) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                err);
+    sqlite3_stmt *st = qs_prep(s,
+                               "INSERT INTO blocks(link, block_id, len, state, received_at, lo,"
+                               " hi, digest, lease_lo, lease_hi, seg_bytes)"
+                               " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               err);
     if (!st)
         return QK_ESTORAGE;
     /* nothing leased yet: lease_lo = QK_BLOCK_VKEY_LEN, lease_hi = len */
-    int rc = qs_bindf(s, st, err, "tIIiIIIbII", link, qs_i64(block_id), (int64_t)len, state,
+    int rc = qs_bindf(s, st, err, "tIIiIIIbIIi", link, qs_i64(block_id), (int64_t)len, state,
                       qs_i64(qs_now()), (int64_t)QK_BLOCK_VKEY_LEN, (int64_t)len, digest,
-                      sizeof digest, (int64_t)QK_BLOCK_VKEY_LEN, (int64_t)len);
+                      sizeof digest, (int64_t)QK_BLOCK_VKEY_LEN, (int64_t)len, QK_SEG_BYTES);
     if (!rc)
         rc = qs_step_done(s, st, err);
     return rc ? rc : qs_seg_write_block(s, link, block_id, bytes, len, err);

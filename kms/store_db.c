@@ -172,6 +172,11 @@ static const char *const migrations[] = {
     "CREATE VIEW copy_view AS SELECT key_id, slave, state FROM key_slaves UNION ALL"
     " SELECT key_id, slave, CASE WHEN bit THEN 1 WHEN run_state = 1 THEN 0 ELSE 2 END"
     " FROM run_keys WHERE slave IS NOT NULL;",
+    /* v7: the segment size of each block (docs/adr/0003-request-records.md, "Left" 4): blocks
+     * stored from now on are cut into segments of QK_SEG_BYTES (4 KiB), fewer rows to read and
+     * delete per byte; the blocks already stored keep their 1 KiB segments (nothing is
+     * re-encrypted). */
+    "ALTER TABLE blocks ADD seg_bytes INTEGER NOT NULL DEFAULT 1024;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

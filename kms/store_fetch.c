@@ -6,46 +6,78 @@
 
 #define QS_EXPIRE_RUNS 256 /* runs expired per call (each up to QS_MAX_KEYS keys) */
 
+/* The run of the last run key this fetch looked up: a bulk fetch names the keys of one run
+ * in a row, so the run is read once, not once per key. Only the check phase uses it (it
+ * writes nothing, so the row stays current). */
+typedef struct {
+    qs_run_row *run;
+    bool valid;
+} fetch_cache;
+
+/* Whether id names a key under the cached run's prefix. Such an ID is no key row: a run's
+ * prefix is refused when a key row's ID uses it, and a key row's ID when a run holds it
+ * (qs_key_exists), so the key-row probe would miss. */
+static bool cache_holds(const fetch_cache *c, const char *id)
+{
+    uint8_t prefix[QS_RUN_PREFIX_LEN];
+    uint32_t idx = 0;
+    return c->valid && qs_run_parse_id(id, prefix, &idx) == 0 &&
+           memcmp(prefix, c->run->prefix, QS_RUN_PREFIX_LEN) == 0;
+}
+
 /* Key id of a run for caller (docs/adr/0003-request-records.md), the same answers as for a key
  * row: 1 ok (k filled), 0 no such run key, <0 refused or error. */
 static int fetch_check_run(qk_store *s, const char *caller, const char *master, const char *id,
-                           uint64_t now, qs_key_row *k, qk_err *err)
+                           uint64_t now, qs_key_row *k, fetch_cache *c, qk_err *err)
 {
-    qs_run_row *run = malloc(sizeof *run);
-    if (!run)
-        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    uint8_t prefix[QS_RUN_PREFIX_LEN];
     uint32_t idx = 0;
-    int rc = qs_run_find(s, id, run, &idx, err);
-    if (rc == 1) {
-        /* a key of a run is live while the run is and its one slave has not fetched it; a
-         * master-end run (no slave) was delivered whole */
-        bool live = run->state == QS_KEY_RESERVED && run->has_slave &&
-                    !((run->fetched[idx / 8] >> (idx % 8)) & 1u);
-        snprintf(k->key_id, sizeof k->key_id, "%s", id);
-        snprintf(k->link, sizeof k->link, "%s", run->link);
-        k->block_id = run->block_id;
-        k->off = run->off + idx * run->len;
-        k->len = run->len;
-        k->state = live ? QS_KEY_RESERVED : QS_KEY_DELIVERED;
-        k->run = true;
-        if (!live || run->expires_at <= now)
-            rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown, expired or used", id);
-        else if (master && strcmp(run->master, master) != 0)
-            rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown for this master", id);
-        else if (strcmp(run->slave, caller) != 0)
-            rc = qk_err_set(err, QK_EUNAUTH, "store: key %s not reserved for %s", id, caller);
+    if (qs_run_parse_id(id, prefix, &idx) != 0)
+        return 0;
+    if (!cache_holds(c, id)) {
+        c->valid = false;
+        int rc = qs_run_find(s, id, c->run, &idx, err);
+        if (rc != 1)
+            return rc;
+        c->valid = true;
+    } else if (idx >= c->run->n) {
+        return 0;
     }
-    free(run);
-    return rc;
+    const qs_run_row *run = c->run;
+    /* a key of a run is live while the run is and its one slave has not fetched it; a
+     * master-end run (no slave) was delivered whole */
+    bool live = run->state == QS_KEY_RESERVED && run->has_slave &&
+                !((run->fetched[idx / 8] >> (idx % 8)) & 1u);
+    snprintf(k->key_id, sizeof k->key_id, "%s", id);
+    snprintf(k->link, sizeof k->link, "%s", run->link);
+    k->block_id = run->block_id;
+    k->off = run->off + idx * run->len;
+    k->len = run->len;
+    k->state = live ? QS_KEY_RESERVED : QS_KEY_DELIVERED;
+    k->run = true;
+    if (!live || run->expires_at <= now)
+        return qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown, expired or used", id);
+    if (master && strcmp(run->master, master) != 0)
+        return qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown for this master", id);
+    if (strcmp(run->slave, caller) != 0)
+        return qk_err_set(err, QK_EUNAUTH, "store: key %s not reserved for %s", id, caller);
+    return 1;
 }
 
 /* Look up key ids[i] for caller; fills k. 0 ok, <0 error (err names the key). */
 static int fetch_check(qk_store *s, const char *caller, const char *master, const char *id,
-                       uint64_t now, qs_key_row *k, qk_err *err)
+                       uint64_t now, qs_key_row *k, fetch_cache *c, qk_err *err)
 {
     size_t idlen = strnlen(id, QK_KEY_ID_LEN + 1);
     if (idlen == 0 || idlen > QK_KEY_ID_LEN)
         return qk_err_set(err, QK_ENOTFOUND, "store: key id %.*s unknown", QK_KEY_ID_LEN, id);
+    int rc = 0;
+    if (cache_holds(c, id)) {
+        rc = fetch_check_run(s, caller, master, id, now, k, c, err);
+        return rc == 1   ? 0
+               : rc == 0 ? qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown", id)
+                         : rc;
+    }
     sqlite3_stmt *st = qs_prep(s,
                                "SELECT k.key_id, k.link, k.block_id, k.off, k.len, k.state,"
                                " k.master, k.expires_at, (SELECT c.state FROM key_slaves c"
@@ -54,10 +86,10 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
                                err);
     if (!st)
         return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "tt", caller, id);
+    rc = qs_bindf(s, st, err, "tt", caller, id);
     if (!rc)
         rc = qs_step(s, st, err);
-    if (rc == 0 && (rc = fetch_check_run(s, caller, master, id, now, k, err)) == 1)
+    if (rc == 0 && (rc = fetch_check_run(s, caller, master, id, now, k, c, err)) == 1)
         return 0;
     if (rc == 0)
         return qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown", id);
@@ -148,16 +180,21 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         if (!ids[i])
             return qk_err_set(err, QK_EINVAL, "store: key id %zu missing", i);
     qs_key_row *rows = calloc(n, sizeof *rows);
-    if (!rows)
+    fetch_cache cache = {malloc(sizeof *cache.run), false};
+    if (!rows || !cache.run) {
+        free(rows);
+        free(cache.run);
         return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    }
     if ((rc = qs_begin(s, err)) != 0) {
         free(rows);
+        free(cache.run);
         return rc;
     }
     uint64_t now = qs_now();
     size_t used = 0;
     for (size_t i = 0; !rc && i < n; i++) {
-        rc = fetch_check(s, caller, master, ids[i], now, &rows[i], err);
+        rc = fetch_check(s, caller, master, ids[i], now, &rows[i], &cache, err);
         if (!rc && rows[i].len > cap - used)
             rc = qk_err_set(err, QK_EINVAL, "store: buffer too small for key %s", ids[i]);
         if (rc)
@@ -191,6 +228,7 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         memset(out, 0, n * sizeof *out);
     }
     free(rows);
+    free(cache.run);
     return qs_end(s, rc, rc == 0, err);
 }
 

@@ -1,4 +1,5 @@
-/* store_seg.c - block material as encrypted segments of QK_SEG_BYTES in the segments table:
+/* store_seg.c - block material as encrypted segments in the segments table (QK_SEG_BYTES for
+ * blocks stored since schema v7, QK_SEG_BYTES_V1 before: blocks.seg_bytes):
  * write a block, read or check a byte range, zero a range (decrypt, wipe, re-encrypt under a
  * fresh nonce, or delete the row once every byte of it is used), wipe a whole block.
  * Plaintext only ever sits in s->scratch / s->vkey (sodium_malloc'ed), wiped before return. */
@@ -47,6 +48,31 @@ static int seg_load(qk_store *s, const char *link, uint64_t block_id, uint32_t i
     return 1;
 }
 
+/* The segment size of a block (blocks.seg_bytes): QK_SEG_BYTES or, stored before schema v7,
+ * QK_SEG_BYTES_V1. An unknown block holds no material: QK_ENOTFOUND. */
+static int seg_size(qk_store *s, const char *link, uint64_t block_id, uint32_t *sb, qk_err *err)
+{
+    sqlite3_stmt *st =
+        qs_prep(s, "SELECT seg_bytes FROM blocks WHERE link = ? AND block_id = ?", err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "tI", link, qs_i64(block_id));
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc == 0)
+        return qk_err_set(err, QK_ENOTFOUND, "store: block %llu on link %s unknown",
+                          (unsigned long long)block_id, link);
+    if (rc < 0)
+        return rc;
+    sqlite3_int64 v = sqlite3_column_int64(st, 0);
+    (void)sqlite3_reset(st);
+    if (v != QK_SEG_BYTES && v != QK_SEG_BYTES_V1)
+        return qk_err_set(err, QK_ESTORAGE, "store: block %llu: segments of %lld bytes",
+                          (unsigned long long)block_id, (long long)v);
+    *sb = (uint32_t)v;
+    return 0;
+}
+
 /* Decrypt a loaded segment into s->scratch; returns its plaintext length or <0. */
 static int seg_decrypt(qk_store *s, const char *link, uint64_t block_id, uint32_t idx,
                        const seg_row *r, size_t *plen, qk_err *err)
@@ -89,40 +115,68 @@ int qs_seg_write_block(qk_store *s, const char *link, uint64_t block_id, const u
 
 typedef int (*range_fn)(void *ctx, const uint8_t *p, size_t n);
 
-/* Feed the plaintext of [off, off+len) to fn, one segment piece at a time. A missing segment
- * means the material is gone: QK_ENOTFOUND. */
+/* Feed the plaintext of [off, off+len) to fn, one segment piece at a time: one statement walks
+ * the segments of the range in index order (one b-tree descent, not one query per segment), and
+ * each is opened straight from the row. A missing segment means the material is gone:
+ * QK_ENOTFOUND. fn must not write to the database (the walk is still open). */
 static int range_visit(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                        range_fn fn, void *ctx, qk_err *err)
 {
     if (len == 0)
         return 0;
+    uint32_t sb = 0;
+    int rc = seg_size(s, link, block_id, &sb, err);
+    if (rc)
+        return rc;
     uint64_t end = (uint64_t)off + len;
-    seg_row r;
-    for (uint32_t idx = off / QK_SEG_BYTES; (uint64_t)idx * QK_SEG_BYTES < end; idx++) {
-        int rc = seg_load(s, link, block_id, idx, &r, err);
-        if (rc == 0)
-            return qk_err_set(err, QK_ENOTFOUND,
-                              "store: material of block %llu on link %s is no longer held",
-                              (unsigned long long)block_id, link);
+    uint32_t first = off / sb, last = (uint32_t)((end - 1) / sb);
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT idx, nonce, ct FROM segments WHERE link = ?"
+                               " AND block_id = ? AND idx BETWEEN ? AND ? ORDER BY idx",
+                               err);
+    if (!st)
+        return QK_ESTORAGE;
+    rc = qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), (int)first, (int)last);
+    uint32_t idx = first;
+    for (; !rc && idx <= last; idx++) {
+        rc = qs_step(s, st, err);
         if (rc < 0)
-            return rc;
-        size_t plen = 0;
-        if ((rc = seg_decrypt(s, link, block_id, idx, &r, &plen, err)) != 0)
-            return rc;
-        uint64_t seg_start = (uint64_t)idx * QK_SEG_BYTES;
+            break;
+        if (rc == 0 || sqlite3_column_int64(st, 0) != (sqlite3_int64)idx) {
+            rc = qk_err_set(err, QK_ENOTFOUND,
+                            "store: material of block %llu on link %s is no longer held",
+                            (unsigned long long)block_id, link);
+            break;
+        }
+        const void *nonce = sqlite3_column_blob(st, 1);
+        int nlen = sqlite3_column_bytes(st, 1);
+        const void *ct = sqlite3_column_blob(st, 2);
+        int clen = sqlite3_column_bytes(st, 2);
+        if (!nonce || nlen != (int)QS_NONCE_LEN || !ct || clen <= (int)QS_TAG_LEN ||
+            clen > (int)(sb + QS_TAG_LEN)) {
+            rc = qk_err_set(err, QK_ESTORAGE, "store: malformed segment %u of block %llu", idx,
+                            (unsigned long long)block_id);
+            break;
+        }
+        if (qs_seg_open(s->mk, link, block_id, idx, nonce, ct, (size_t)clen, s->scratch) != 0) {
+            rc = qk_err_set(err, QK_ESTORAGE,
+                            "store: segment %u of block %llu on link %s fails authentication", idx,
+                            (unsigned long long)block_id, link);
+            break;
+        }
+        size_t plen = (size_t)clen - QS_TAG_LEN;
+        uint64_t seg_start = (uint64_t)idx * sb;
         uint64_t a = off > seg_start ? off : seg_start;
         uint64_t b = end < seg_start + plen ? end : seg_start + plen;
-        if (b <= a) {
-            sodium_memzero(s->scratch, QK_SEG_BYTES);
-            return qk_err_set(err, QK_ESTORAGE, "store: range outside block %llu",
-                              (unsigned long long)block_id);
-        }
-        rc = fn(ctx, s->scratch + (a - seg_start), (size_t)(b - a));
+        if (b <= a)
+            rc = qk_err_set(err, QK_ESTORAGE, "store: range outside block %llu",
+                            (unsigned long long)block_id);
+        else
+            rc = fn(ctx, s->scratch + (a - seg_start), (size_t)(b - a));
         sodium_memzero(s->scratch, QK_SEG_BYTES);
-        if (rc)
-            return rc;
     }
-    return 0;
+    (void)sqlite3_reset(st);
+    return rc;
 }
 
 struct copy_ctx {
@@ -219,40 +273,65 @@ static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_
     return rc ? rc : qs_step_done(s, st, err);
 }
 
+/* Zero [off, off+len) inside one segment idx (decrypt, wipe, re-encrypt, or delete the row
+ * once every byte of it is used). An absent row was wiped already (block burned, or used). */
+static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint32_t sb,
+                         uint32_t idx, uint64_t off, uint64_t end, qk_err *err)
+{
+    seg_row r;
+    int rc = seg_load(s, link, block_id, idx, &r, err);
+    if (rc <= 0)
+        return rc;
+    size_t plen = 0;
+    if ((rc = seg_decrypt(s, link, block_id, idx, &r, &plen, err)) != 0)
+        return rc;
+    uint64_t seg_start = (uint64_t)idx * sb;
+    uint64_t a = off > seg_start ? off : seg_start;
+    uint64_t b = end < seg_start + plen ? end : seg_start + plen;
+    if (plen > sb || b <= a) {
+        sodium_memzero(s->scratch, QK_SEG_BYTES);
+        return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
+                          (unsigned long long)block_id);
+    }
+    sodium_memzero(s->scratch + (a - seg_start), (size_t)(b - a));
+    uint64_t used = r.used + (b - a);
+    if (used >= plen) {
+        sodium_memzero(s->scratch, QK_SEG_BYTES);
+        return seg_delete(s, link, block_id, idx, err);
+    }
+    return seg_rewrite(s, link, block_id, idx, plen, (uint32_t)used, err);
+}
+
+/* Segments strictly between the first and the last segment of a range lie wholly inside it
+ * (every one of them is a full segment: only a block's last segment is shorter, and it is
+ * never between two others), so their bytes are all used: their rows are deleted with one
+ * statement, never opened (secure_delete overwrites the freed cells). Only the two end
+ * segments, which may hold other bytes, are opened, zeroed and resealed. */
 int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   qk_err *err)
 {
+    if (len == 0)
+        return 0;
+    uint32_t sb = 0;
+    int rc = seg_size(s, link, block_id, &sb, err);
+    if (rc)
+        return rc;
     uint64_t end = (uint64_t)off + len;
-    seg_row r;
-    for (uint32_t idx = off / QK_SEG_BYTES; len && (uint64_t)idx * QK_SEG_BYTES < end; idx++) {
-        int rc = seg_load(s, link, block_id, idx, &r, err);
-        if (rc < 0)
-            return rc;
-        if (rc == 0)
-            continue; /* already wiped (block burned or segment fully used) */
-        size_t plen = 0;
-        if ((rc = seg_decrypt(s, link, block_id, idx, &r, &plen, err)) != 0)
-            return rc;
-        uint64_t seg_start = (uint64_t)idx * QK_SEG_BYTES;
-        uint64_t a = off > seg_start ? off : seg_start;
-        uint64_t b = end < seg_start + plen ? end : seg_start + plen;
-        if (b <= a) {
-            sodium_memzero(s->scratch, QK_SEG_BYTES);
-            return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
-                              (unsigned long long)block_id);
-        }
-        sodium_memzero(s->scratch + (a - seg_start), (size_t)(b - a));
-        uint64_t used = r.used + (b - a);
-        if (used >= plen) {
-            sodium_memzero(s->scratch, QK_SEG_BYTES);
-            rc = seg_delete(s, link, block_id, idx, err);
-        } else {
-            rc = seg_rewrite(s, link, block_id, idx, plen, (uint32_t)used, err);
-        }
-        if (rc)
-            return rc;
+    uint32_t first = off / sb, last = (uint32_t)((end - 1) / sb);
+    rc = seg_zero_part(s, link, block_id, sb, first, off, end, err);
+    if (!rc && last > first + 1) {
+        sqlite3_stmt *st = qs_prep(s,
+                                   "DELETE FROM segments WHERE link = ? AND block_id = ?"
+                                   " AND idx > ? AND idx < ?",
+                                   err);
+        rc = st ? qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), (int)first, (int)last)
+                : QK_ESTORAGE;
+        if (!rc)
+            rc = qs_step_done(s, st, err);
     }
-    return 0;
+    if (!rc && last > first)
+        rc = seg_zero_part(s, link, block_id, sb, last, off, end, err);
+    return rc;
 }
 
 int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err)

@@ -8,7 +8,8 @@
  *     characters, canonical lower-case key IDs, block IDs and expiry below 2^53, ranges inside
  *     a block, key lengths within max_size, entry counts within their maxima, device-keys
  *     blocks of 33 B .. 4 MiB without a key ID twice, lease ranges inside a block past its
- *     verification key, notices without a check and without a request ID twice;
+ *     verification key, notices without a check and without a request ID twice, notices
+ *     sent as runs (docs/adr/0003-request-records.md, "Wire") expanded to such keys;
  *   - what decodes encodes, and the encoding decodes to the same struct, and encodes to the
  *     same text again.
  * Build and run: `make fuzz`, then
@@ -317,8 +318,10 @@ static void fuzz_notices(const char *body, size_t len)
             for (size_t j = 0; j < i; j++)
                 REQUIRE(strcmp(m.notices[i].request_id, m.notices[j].request_id) != 0);
         }
+        /* runs come back as runs (the same keys), key lists as key lists */
         ROUND_TRIP(qk_peer_notices_encode, qk_peer_notices_decode, &m, &d, &LIM, );
         REQUIRE(strcmp(m.link, d.link) == 0 && m.side == d.side && m.n == d.n);
+        REQUIRE(d.runs == m.runs);
         for (size_t i = 0; i < m.n; i++)
             notices_same(&m.notices[i], &d.notices[i]);
         qk_peer_notices_msg_free(&d);

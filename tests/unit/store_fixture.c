@@ -1,12 +1,15 @@
 /* store_fixture.c - helpers shared by the key-store unit suites. */
 #include "store_fixture.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "store_int.h" /* qs_seg_open, qs_seg_seal: segments as the store writes them */
 
 int sf_dir_make(sf_dir *d, const char *name)
 {
@@ -256,8 +259,117 @@ static int exec_on(const char *path, const char *sql, const char *who)
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-int sf_downgrade_v5(const char *path)
+/* Reseal the segments of one block row by row as QK_SEG_BYTES_V1 pieces (db in a transaction). */
+static int split_block(sqlite3 *db, const uint8_t *mk, const char *link, sqlite3_int64 bid)
 {
+    sqlite3_stmt *rd = NULL, *del = NULL, *ins = NULL;
+    uint8_t *plain = sodium_malloc(QK_SEG_BYTES);
+    int rc = plain &&
+                     sqlite3_prepare_v2(db,
+                                        "SELECT idx, nonce, ct FROM segments WHERE link = ?"
+                                        " AND block_id = ? ORDER BY idx",
+                                        -1, &rd, NULL) == SQLITE_OK &&
+                     sqlite3_prepare_v2(db,
+                                        "INSERT INTO segments(link, block_id, idx, nonce, ct,"
+                                        " used_bytes) VALUES(?, ?, ?, ?, ?, 0)",
+                                        -1, &ins, NULL) == SQLITE_OK
+                 ? 0
+                 : -1;
+    enum { IN_ROW = QK_SEG_BYTES / QK_SEG_BYTES_V1 };
+    /* collect the rows first: they are replaced below */
+    struct {
+        uint32_t idx;
+        uint8_t nonce[QS_NONCE_LEN];
+        uint8_t ct[QK_SEG_BYTES + QS_TAG_LEN];
+        size_t clen;
+    } *rows = calloc(QK_BLOCK_MAX_BYTES / QK_SEG_BYTES, sizeof *rows);
+    size_t n = 0;
+    if (!rows)
+        rc = -1;
+    sqlite3_bind_text(rd, 1, link, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(rd, 2, bid);
+    while (rc == 0 && sqlite3_step(rd) == SQLITE_ROW && n < QK_BLOCK_MAX_BYTES / QK_SEG_BYTES) {
+        size_t clen = (size_t)sqlite3_column_bytes(rd, 2);
+        if (sqlite3_column_bytes(rd, 1) != (int)QS_NONCE_LEN || clen > sizeof rows[n].ct) {
+            rc = -1;
+            break;
+        }
+        rows[n].idx = (uint32_t)sqlite3_column_int(rd, 0);
+        memcpy(rows[n].nonce, sqlite3_column_blob(rd, 1), QS_NONCE_LEN);
+        memcpy(rows[n].ct, sqlite3_column_blob(rd, 2), clen);
+        rows[n++].clen = clen;
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM segments WHERE block_id = %lld", (long long)bid);
+    if (rc == 0 && sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (qs_seg_open(mk, link, (uint64_t)bid, rows[i].idx, rows[i].nonce, rows[i].ct,
+                        rows[i].clen, plain) != 0) {
+            rc = -1;
+            break;
+        }
+        size_t plen = rows[i].clen - QS_TAG_LEN;
+        for (size_t k = 0; rc == 0 && k * QK_SEG_BYTES_V1 < plen; k++) {
+            size_t m = plen - k * QK_SEG_BYTES_V1;
+            m = m < QK_SEG_BYTES_V1 ? m : QK_SEG_BYTES_V1;
+            uint32_t idx = rows[i].idx * IN_ROW + (uint32_t)k;
+            uint8_t nonce[QS_NONCE_LEN], ct[QK_SEG_BYTES_V1 + QS_TAG_LEN];
+            qs_seg_seal(mk, link, (uint64_t)bid, idx, plain + k * QK_SEG_BYTES_V1, m, nonce, ct);
+            sqlite3_reset(ins);
+            sqlite3_bind_text(ins, 1, link, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_int64(ins, 2, bid);
+            sqlite3_bind_int(ins, 3, (int)idx);
+            sqlite3_bind_blob(ins, 4, nonce, sizeof nonce, SQLITE_TRANSIENT);
+            sqlite3_bind_blob(ins, 5, ct, (int)(m + QS_TAG_LEN), SQLITE_TRANSIENT);
+            if (sqlite3_step(ins) != SQLITE_DONE)
+                rc = -1;
+        }
+        sodium_memzero(plain, QK_SEG_BYTES);
+    }
+    free(rows);
+    sqlite3_finalize(rd);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(del);
+    sodium_free(plain);
+    return rc;
+}
+
+int sf_downgrade_v6(const char *path, uint8_t seed)
+{
+    uint8_t mk[QK_MASTER_KEY_LEN];
+    sf_master(mk, seed);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+                     sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+                     sqlite3_prepare_v2(db, "SELECT link, block_id FROM blocks WHERE seg_bytes = ?",
+                                        -1, &st, NULL) == SQLITE_OK &&
+                     sqlite3_bind_int(st, 1, QK_SEG_BYTES) == SQLITE_OK
+                 ? 0
+                 : -1;
+    char link[QK_STORE_ID_MAX + 1];
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(link, sizeof link, "%s", (const char *)sqlite3_column_text(st, 0));
+        rc = split_block(db, mk, link, sqlite3_column_int64(st, 1));
+    }
+    sqlite3_finalize(st);
+    if (rc == 0 && sqlite3_exec(db,
+                                "ALTER TABLE blocks DROP COLUMN seg_bytes;"
+                                "UPDATE schema_version SET version = 6; COMMIT;",
+                                NULL, NULL, NULL) != SQLITE_OK)
+        rc = -1;
+    if (rc != 0)
+        fprintf(stderr, "sf_downgrade_v6: %s\n", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    sodium_memzero(mk, sizeof mk);
+    return rc;
+}
+
+int sf_downgrade_v5(const char *path, uint8_t seed)
+{
+    if (sf_downgrade_v6(path, seed) != 0)
+        return -1;
     /* a v5 store has no runs: refuse to drop keys (the counters would disagree) */
     sqlite3 *db = NULL;
     long long nruns = -1;
@@ -278,9 +390,9 @@ int sf_downgrade_v5(const char *path)
                    "sf_downgrade_v5");
 }
 
-int sf_downgrade_v4(const char *path)
+int sf_downgrade_v4(const char *path, uint8_t seed)
 {
-    if (sf_downgrade_v5(path) != 0)
+    if (sf_downgrade_v5(path, seed) != 0)
         return -1;
     return exec_on(path,
                    "BEGIN IMMEDIATE;"
@@ -295,9 +407,9 @@ int sf_downgrade_v4(const char *path)
                    "sf_downgrade_v4");
 }
 
-int sf_downgrade_v3(const char *path)
+int sf_downgrade_v3(const char *path, uint8_t seed)
 {
-    if (sf_downgrade_v4(path) != 0)
+    if (sf_downgrade_v4(path, seed) != 0)
         return -1;
     return exec_on(path,
                    "BEGIN IMMEDIATE;"

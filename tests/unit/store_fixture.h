@@ -35,14 +35,18 @@ uint8_t *sf_read_file(const char *path, size_t *len);
  * with the pool_counts table, with qk_store_pool_status and (for slave) with
  * qk_store_count_reserved. 0 if all agree, -1 otherwise (prints what differs). */
 int sf_counts_match(qk_store *s, const char *path, const char *link, const char *slave);
-/* Turn a closed database back into schema v5 (drop the v6 runs table and its triggers; -1 if
- * it holds a run). 0 or -1. */
-int sf_downgrade_v5(const char *path);
+/* Turn a closed database (master key of seed) back into schema v6: blocks of QK_SEG_BYTES
+ * segments are cut again into QK_SEG_BYTES_V1 segments (decrypted and resealed as the store
+ * did before v7, used_bytes 0), then blocks.seg_bytes is dropped. 0 or -1. */
+int sf_downgrade_v6(const char *path, uint8_t seed);
+/* Turn a closed database back into schema v5 (sf_downgrade_v6, then drop the v6 runs table
+ * and its triggers; -1 if it holds a run). 0 or -1. */
+int sf_downgrade_v5(const char *path, uint8_t seed);
 /* Turn a closed database back into schema v4 (sf_downgrade_v5, then drop the v5 lease and
  * notice columns and their indexes), as the previous release left it. 0 or -1. */
-int sf_downgrade_v4(const char *path);
+int sf_downgrade_v4(const char *path, uint8_t seed);
 /* Turn a closed database back into schema v3 (sf_downgrade_v4, then drop the v4 counters,
  * triggers and closed copies). 0 or -1. */
-int sf_downgrade_v3(const char *path);
+int sf_downgrade_v3(const char *path, uint8_t seed);
 
 #endif

@@ -15,6 +15,7 @@
 #include <CUnit/CUnit.h>
 #include <stdatomic.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "kms_fixture.h"
 #include "kms_int.h"
 #include "qk_inline.h"
+#include "peer_msg.h"
 
 #define NODE       KF_NODE
 #define LINK       "KME_A~KME_B"
@@ -443,6 +445,54 @@ static void test_remote_quota(void)
     pair_close();
 }
 
+/* Notices as runs (docs/adr/0003-request-records.md, "Wire"): A sends key lists until B's
+ * answer says it takes runs, then runs; when B answers a runs batch 400 (B restarted as an
+ * older KME: played by the codec's keys_only hook), A sends the same batch again as key lists
+ * at once: nothing is refused or burned, and B's slave gets every key; once B says so again,
+ * runs again. */
+static void test_notices_as_runs(void)
+{
+    pair_open();
+    const char *one[1] = {"SAE_B1"};
+    qk_key_batch b;
+    qk_err err;
+    atomic_store(&qk_peer_msg_test_runs_in, 0);
+    /* the first notice goes as keys (A has heard nothing yet), its answer says "runs" */
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 4, 256, &b, &err), 0);
+    settle();
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+    qk_key_batch_free(&b);
+    CU_ASSERT_EQUAL(atomic_load(&qk_peer_msg_test_runs_in), 0);
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 4, 256, &b, &err), 0);
+    settle();
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+    qk_key_batch_free(&b);
+    CU_ASSERT_EQUAL(atomic_load(&qk_peer_msg_test_runs_in), 1);
+    /* B "downgraded": the runs batch is answered 400, sent again as keys, taken */
+    atomic_store(&qk_peer_msg_test_keys_only, true);
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 3, 256, &b, &err), 0);
+    settle();
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+    qk_key_batch_free(&b);
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 2, 256, &b, &err), 0);
+    settle();
+    CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+    qk_key_batch_free(&b);
+    CU_ASSERT_EQUAL(atomic_load(&qk_peer_msg_test_runs_in), 1);
+    qk_pool_status ps = pool(P.a.kms, KF_PEER);
+    CU_ASSERT_EQUAL(ps.keys_burned, 0);
+    /* B "upgraded" again: one answer with "runs", then runs */
+    atomic_store(&qk_peer_msg_test_keys_only, false);
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(reserve_at_b(one, 1, 2, 256, &b, &err), 0);
+        settle();
+        CU_ASSERT_EQUAL(fetch_at_b("SAE_B1", &b), 0);
+        qk_key_batch_free(&b);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&qk_peer_msg_test_runs_in), 2);
+    pair_close();
+}
+
 /* Keys A delivered while B's peer listener was down: B learns them when the notice arrives; a
  * slave's fetch that comes first waits for it (bounded by notice_wait) and then succeeds. */
 typedef struct {
@@ -806,7 +856,8 @@ int suite_kms_reserve(void)
         !CU_add_test(s, "restart_notices", test_restart_notices) ||
         !CU_add_test(s, "peer_reasons", test_peer_reasons) ||
         !CU_add_test(s, "peer_fail_of", test_peer_fail_of) ||
-        !CU_add_test(s, "inline_defers", test_inline_defers))
+        !CU_add_test(s, "inline_defers", test_inline_defers) ||
+        !CU_add_test(s, "notices_as_runs", test_notices_as_runs))
         return -1;
     return 0;
 }

@@ -1043,6 +1043,129 @@ static void test_notices_count_first(void)
     free(body);
 }
 
+/* Runs (peer_msg.h, docs/adr/0003-request-records.md "Wire"): keys k of a run named by a
+ * 32-character prefix and the index in 4 hex digits. n keys of prefix P from offset off. */
+#define RUN_P1 "bc490419-7d60-487f-adc1-4ddcc177"
+#define RUN_P2 "0a782fb5-3434-48fe-aa4d-14f41d46"
+static void run_keys(qk_key_ref *k, size_t n, const char *prefix, uint64_t block, uint32_t off,
+                     uint32_t len)
+{
+    for (size_t i = 0; i < n; i++) {
+        char id[QK_KEY_ID_LEN + 1];
+        snprintf(id, sizeof id, "%s%04zx", prefix, i);
+        k[i] = key_ref(id, block, off + (uint32_t)(i * len), len, 0);
+    }
+}
+
+static void test_notices_runs(void)
+{
+    qk_err err;
+    qk_err_clear(&err);
+    /* req-r: two runs (3 keys in block 5, 1 in block 9); req-k: keys that are no run (an ID
+     * out of sequence), sent as keys whatever the flag */
+    qk_notice v[2] = {notice("req-r", 1, 4, 1), notice("req-k", 2, 2, 2)};
+    run_keys(v[0].keys, 3, RUN_P1, 5, 64, 32);
+    run_keys(v[0].keys + 3, 1, RUN_P2, 9, 4096, 32);
+    run_keys(v[1].keys, 2, RUN_P2, 7, 64, 16);
+    memcpy(v[1].keys[1].key_id + QK_PEER_RUN_PREFIX_LEN, "0002", 4);
+    qk_peer_notices_msg m = {.link = "L", .side = QK_SIDE_LOW, .notices = v, .n = 2, .runs = true};
+    qk_peer_notices_msg d;
+    char *s = NULL, *s2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &s, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s,
+                                  "\"runs\":[{\"prefix\":\"" RUN_P1 "\",\"block_id\":5,"
+                                  "\"offset\":64,\"length\":32,\"count\":3},{\"prefix\":\"" RUN_P2
+                                  "\",\"block_id\":9,\"offset\":4096,\"length\":32,"
+                                  "\"count\":1}]}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"keys\":[{\"key_ID\":\"" RUN_P2 "0000\""));
+    CU_ASSERT_PTR_NULL(strstr(s, RUN_P1 "0001")); /* no per-key entry for a run */
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_decode(s, strlen(s), &LIM, &d, &err), 0);
+    notices_equal(&m, &d); /* the runs come back as the same keys, in order */
+    CU_ASSERT_TRUE(d.runs);
+    CU_ASSERT_EQUAL(qk_peer_notices_encode(&d, &s2, &err), 0);
+    CU_ASSERT_STRING_EQUAL(s, s2);
+    free(s2);
+    qk_peer_notices_msg_free(&d);
+    /* without the flag (a peer that never said it takes runs): key lists only */
+    m.runs = false;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &s2, &err), 0);
+    CU_ASSERT_PTR_NULL(strstr(s2, "runs"));
+    CU_ASSERT(strlen(s2) > strlen(s));
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_decode(s2, strlen(s2), &LIM, &d, &err), 0);
+    notices_equal(&m, &d);
+    CU_ASSERT_FALSE(d.runs);
+    qk_peer_notices_msg_free(&d);
+    free(s);
+    free(s2);
+    /* a run must start at index 0000, stay in one block, one length, contiguous: else keys */
+    m.runs = true;
+    m.n = 1;
+    static const struct {
+        size_t key;
+        int what; /* 0 first ID, 1 block, 2 length, 3 offset */
+    } breaks[] = {{0, 0}, {1, 1}, {2, 2}, {2, 3}};
+    for (size_t b = 0; b < sizeof breaks / sizeof breaks[0]; b++) {
+        run_keys(v[0].keys, 4, RUN_P1, 5, 64, 32);
+        qk_key_ref *k = &v[0].keys[breaks[b].key];
+        if (breaks[b].what == 0)
+            memcpy(k->key_id + QK_PEER_RUN_PREFIX_LEN, "0001", 4);
+        else if (breaks[b].what == 1)
+            k->block_id = 6;
+        else if (breaks[b].what == 2)
+            k->length = 16;
+        else
+            k->offset += 1;
+        CU_ASSERT_EQUAL_FATAL(qk_peer_notices_encode(&m, &s, &err), 0);
+        CU_ASSERT_PTR_NULL(strstr(s, "runs"));
+        if (strstr(s, "runs"))
+            fprintf(stderr, "\n  run written across break %zu: %s\n", b, s);
+        free(s);
+    }
+    qk_notice_free(v, 2);
+}
+
+/* A run form that would name keys the key form refuses is refused the same way; limits count
+ * the keys of every run of a notice (LIM: 4 keys of at most 32 bytes). */
+#define NR(p, b, o, l, c)                                                                          \
+    "{\"prefix\":\"" p "\",\"block_id\":" #b ",\"offset\":" #o ",\"length\":" #l ",\"count\":" #c  \
+    "}"
+#define NT_RUNS(r) NT_HEAD NT_OK("a") "," NT_REQ("b") "\"runs\":[" r "]}]}"
+
+static void test_notices_runs_refusals(void)
+{
+    qk_peer_notices_msg d;
+    qk_err err;
+    qk_err_clear(&err);
+    const char *ok = NT_RUNS(
+        NR("BC490419-7D60-487F-ADC1-4DDCC177", 1, 32, 32, 3) "," NR(RUN_P2, 2, 4194272, 32, 1));
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_decode(ok, strlen(ok), &LIM, &d, &err), 0);
+    CU_ASSERT_TRUE(d.runs);
+    CU_ASSERT_EQUAL_FATAL(d.notices[1].nkeys, 4);
+    CU_ASSERT_STRING_EQUAL(d.notices[1].keys[2].key_id, RUN_P1 "0002"); /* lower case */
+    CU_ASSERT_EQUAL(d.notices[1].keys[2].offset, 96);
+    CU_ASSERT_EQUAL(d.notices[1].keys[3].block_id, 2);
+    qk_peer_notices_msg_free(&d);
+    expect_notices_refused(NT_HEAD NT_REQ("b") "\"keys\":[" NK_OK
+                                               "],\"runs\":[" NR(RUN_P1, 1, 32, 32, 1) "]}]}",
+                           "not both");
+    expect_notices_refused(NT_RUNS(""), "runs");
+    expect_notices_refused(NT_RUNS("7"), "objects");
+    expect_notices_refused(NT_RUNS(NR(RUN_P1, 1, 32, 32, 5)), "count");
+    expect_notices_refused(NT_RUNS(NR(RUN_P1, 1, 32, 32, 3) "," NR(RUN_P2, 1, 132, 32, 2)),
+                           "count");
+    expect_notices_refused(NT_RUNS(NR(RUN_P1, 1, 32, 32, 2) "," NR(RUN_P2, 1, 132, 32, 2) "," NR(
+                               RUN_P2, 1, 232, 32, 1)),
+                           "more than 4 keys");
+    expect_notices_refused(NT_RUNS(NR(RUN_P1, 1, 32, 32, 0)), "count");
+    expect_notices_refused(NT_RUNS(NR(RUN_P1, 1, 32, 33, 1)), "length");
+    expect_notices_refused(NT_RUNS(NR(RUN_P1, 1, 4194272, 32, 2)), "beyond");
+    expect_notices_refused(NT_RUNS(NR(RUN_P1, 9007199254740992, 32, 32, 1)), "block_id");
+    expect_notices_refused(NT_RUNS(NR("bc490419-7d60-487f-adc1-4ddcc17", 1, 32, 32, 1)), "prefix");
+    expect_notices_refused(NT_RUNS(NR("bc490419-7d60-487f-adc1x4ddcc177", 1, 32, 32, 1)), "UUID");
+    expect_notices_refused(NT_RUNS("{\"block_id\":1,\"offset\":32,\"length\":32,\"count\":1}"),
+                           "prefix");
+}
+
 static void test_notices_answer_round_trip(void)
 {
     qk_err err;
@@ -1102,12 +1225,22 @@ static void test_notices_answer_round_trip(void)
                               "},{\"request_id\":\"req-1\",\"result\":\"refused\",\"reason\":"
                               "\"collision\",\"held\":[]}]}");
     free(s);
+    /* "runs": written only when set, read back; absent means false */
+    a.runs = true;
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_encode(&a, &s, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"held\":[]}],\"runs\":true}"));
+    CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_decode(s, strlen(s), &d, &err), 0);
+    CU_ASSERT_TRUE(d.runs);
+    qk_peer_notices_answer_free(&d);
+    free(s);
+    a.runs = false;
     /* an empty answer */
     a.n = 0;
     CU_ASSERT_EQUAL_FATAL(qk_peer_notices_answer_encode(&a, &s, &err), 0);
     CU_ASSERT_STRING_EQUAL(s, "{\"results\":[]}");
     CU_ASSERT_EQUAL(qk_peer_notices_answer_decode(s, strlen(s), &d, &err), 0);
     CU_ASSERT_EQUAL(d.n, 0);
+    CU_ASSERT_FALSE(d.runs);
     CU_ASSERT_PTR_NULL(d.r);
     free(s);
     s = NULL;
@@ -1147,6 +1280,7 @@ static void test_notices_answer_refusals(void)
         "\"M\",\"count\":1}]}]}",
         "{\"results\":[{\"request_id\":\"r\",\"result\":\"reserved\",\"held\":[[]]}]}",
         "{\"results\":[]}]",
+        "{\"results\":[],\"runs\":\"yes\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         qk_peer_notices_answer d;
@@ -1250,6 +1384,8 @@ int suite_peer_msg(void)
         !CU_add_test(s, "notices too large for one body", test_notices_too_large) ||
         !CU_add_test(s, "notices refusals", test_notices_refusals) ||
         !CU_add_test(s, "notices counted before entries", test_notices_count_first) ||
+        !CU_add_test(s, "notices as runs", test_notices_runs) ||
+        !CU_add_test(s, "notices as runs: refusals", test_notices_runs_refusals) ||
         !CU_add_test(s, "notices answer round trip", test_notices_answer_round_trip) ||
         !CU_add_test(s, "notices answer refusals", test_notices_answer_refusals) ||
         !CU_add_test(s, "handler refuses a non-peer caller", test_handler_refuses_non_peer))

@@ -67,7 +67,7 @@ static uint64_t avail(const char *link)
 static void test_schema_and_reopen(void)
 {
     fresh();
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
     uint8_t b[200];
     put_blocks(b, 1, sizeof b, 7);
     qk_key_ref ref;
@@ -76,7 +76,7 @@ static void test_schema_and_reopen(void)
     qk_store_close(S);
     S = sf_open(D.path, 1);
     CU_ASSERT_FATAL(S != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
     uint8_t dg[QK_CHECK_LEN];
     qk_block_state st = QK_BLOCK_PENDING;
     qk_err err = {0, ""};
@@ -763,7 +763,9 @@ static bool range_is(const uint8_t *plain, const uint8_t *ref, size_t a, size_t 
 static void test_partial_segment_wipe(void)
 {
     fresh();
-    enum { L = 2 * QK_SEG_BYTES, K1 = 100, K2 = 100, K3 = 200, K4 = 1000 };
+    /* K4 starts in segment 0 and ends 200 bytes into segment 1 */
+    enum { L = 2 * QK_SEG_BYTES, K1 = 100, K2 = 100, K3 = 200 };
+    enum { K4 = QK_SEG_BYTES + 200 - (QK_BLOCK_VKEY_LEN + K1 + K2) };
     uint8_t *b = malloc(L);
     uint8_t *mat = malloc(L);
     uint8_t *plain = malloc(QK_SEG_BYTES);
@@ -825,6 +827,148 @@ static void test_partial_segment_wipe(void)
     sodium_memzero(b, L);
     free(b);
     free(mat);
+    free(plain);
+    done();
+}
+
+/* One integer from the closed-or-open database through a separate connection (-1 on error). */
+static long long query_int(const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open_v2(D.path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(st);
+        v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : rc == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Schema v7: new blocks are cut into QK_SEG_BYTES segments, blocks stored before keep their
+ * QK_SEG_BYTES_V1 segments and are read, carved and zeroed by them after the migration; a
+ * segment size the store does not know is refused, never guessed. */
+static void test_segment_sizes_v7(void)
+{
+    fresh();
+    enum { V1 = QK_SEG_BYTES_V1, L = 3 * QK_SEG_BYTES, K = 3 * V1 - QK_BLOCK_VKEY_LEN + 8 };
+    uint8_t *b = malloc(2 * L);
+    uint8_t *mat = malloc(L);
+    uint8_t *plain = malloc(QK_SEG_BYTES);
+    CU_ASSERT_FATAL(b && mat && plain);
+    put_blocks(b, 1, L, 1);
+    CU_ASSERT_EQUAL(count_segments(1), 3);
+    qk_store_close(S);
+    CU_ASSERT_FATAL(sf_downgrade_v6(D.path, 1) == 0); /* as v6 stored it: 1 KiB segments */
+    CU_ASSERT_EQUAL(count_segments(1), L / V1);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
+    CU_ASSERT_EQUAL(query_int("SELECT seg_bytes FROM blocks WHERE block_id = 1"), V1);
+    put_blocks(b + L, 1, L, 2);
+    CU_ASSERT_EQUAL(query_int("SELECT seg_bytes FROM blocks WHERE block_id = 2"), QK_SEG_BYTES);
+    CU_ASSERT_EQUAL(count_segments(2), 3);
+    /* a key over four old segments [32, 32 + K): the bytes, then zeroed by the commit */
+    qk_key_ref ref;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(carve("k1", QK_SIDE_LOW, 1, K, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.block_id, 1);
+    CU_ASSERT_EQUAL(memcmp(mat, b + QK_BLOCK_VKEY_LEN, K), 0);
+    CU_ASSERT_EQUAL(qk_store_commit(S, "k1", false, &err), 0);
+    CU_ASSERT_EQUAL(count_segments(1), L / V1 - 2); /* 1 and 2 dropped, 0 and 3 resealed */
+    size_t plen = 0;
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_EQUAL(plen, V1);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, QK_BLOCK_VKEY_LEN, false));
+    CU_ASSERT_TRUE(range_is(plain, b, QK_BLOCK_VKEY_LEN, V1, true));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 3, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * V1, 0, 8, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * V1, 8, V1, false));
+    /* the next key comes from old segment 3 and 4 */
+    CU_ASSERT_EQUAL_FATAL(carve("k2", QK_SIDE_LOW, 1, V1, &ref, mat), 0);
+    CU_ASSERT_EQUAL(ref.offset, QK_BLOCK_VKEY_LEN + K);
+    CU_ASSERT_EQUAL(memcmp(mat, b + ref.offset, V1), 0);
+    /* a segment size the store never wrote */
+    CU_ASSERT_EQUAL(query_int("UPDATE blocks SET seg_bytes = 2048 WHERE block_id = 1"), 0);
+    CU_ASSERT_EQUAL(carve("k3", QK_SIDE_LOW, 1, 16, &ref, mat), QK_ESTORAGE);
+    sodium_memzero(b, 2 * L);
+    sodium_memzero(mat, L);
+    free(b);
+    free(mat);
+    free(plain);
+    done();
+}
+
+/* Overwrite the ciphertext of segment idx of a block with zeros (a separate connection). */
+static int corrupt_segment(uint64_t block_id, uint32_t idx)
+{
+    sqlite3 *db = NULL;
+    int rc = -1;
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "UPDATE segments SET ct = CAST(zeroblob(length(ct)) AS BLOB) WHERE block_id = %llu"
+             " AND idx = %u",
+             (unsigned long long)block_id, idx);
+    if (sqlite3_open(D.path, &db) == SQLITE_OK &&
+        sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK && sqlite3_changes(db) == 1)
+        rc = 0;
+    sqlite3_close(db);
+    return rc;
+}
+
+/* Zeroing a range that covers whole segments: the segments strictly inside it are deleted
+ * without being opened (a corrupted one is no obstacle), only the two end segments are
+ * decrypted, zeroed in the range and resealed; bytes outside the range stay, and a read that
+ * crosses the deleted segments finds the material gone. */
+static void test_range_zero_whole_segments(void)
+{
+    fresh();
+    enum { SB = QK_SEG_BYTES, L = 5 * SB, OFF = SB / 2, LEN = 3 * SB };
+    uint8_t *b = malloc(L);
+    uint8_t *plain = malloc(SB);
+    CU_ASSERT_FATAL(b && plain);
+    randombytes_buf(b, L);
+    for (size_t i = 0; i < L; i++)
+        b[i] |= 1; /* a zero byte can only be a wipe */
+    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1, b, L) == 0);
+    CU_ASSERT_EQUAL(count_segments(1), 5);
+    CU_ASSERT_EQUAL_FATAL(corrupt_segment(1, 2), 0); /* interior: must not be opened */
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    int rc = qs_range_zero(S, LINK, 1, OFF, LEN, &err);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(count_segments(1), 3); /* 1 and 2 deleted; 0, 3 and 4 kept */
+    size_t plen = 0;
+    CU_ASSERT_EQUAL(read_segment(1, 1, plain, &plen), -1);
+    CU_ASSERT_EQUAL(read_segment(1, 2, plain, &plen), -1);
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, OFF, false));
+    CU_ASSERT_TRUE(range_is(plain, b, OFF, SB, true));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 3, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, 0, OFF, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, OFF, SB, false));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 4, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 4 * SB, 0, SB, false));
+    /* reads: across the hole the material is gone; the rest is read whole */
+    uint8_t *out = malloc(L);
+    CU_ASSERT_FATAL(out != NULL);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    rc = qs_range_read(S, LINK, 1, 0, 2 * SB, out, &err); /* segment 1 absent, none after */
+    CU_ASSERT_EQUAL(rc, QK_ENOTFOUND);
+    rc = qs_range_read(S, LINK, 1, 0, L, out, &err); /* segment 3 follows segment 0 */
+    CU_ASSERT_EQUAL(rc, QK_ENOTFOUND);
+    rc = qs_range_read(S, LINK, 1, OFF + LEN, 2 * SB - OFF, out, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + OFF + LEN, 2 * SB - OFF), 0);
+    CU_ASSERT_EQUAL(qs_end(S, 0, false, &err), 0);
+    sodium_memzero(out, L);
+    sodium_memzero(plain, SB);
+    sodium_memzero(b, L);
+    free(out);
+    free(b);
     free(plain);
     done();
 }
@@ -946,6 +1090,8 @@ int suite_store(void)
         {"burn, tombstones, pending list", test_burn_and_pending},
         {"burning a block burns its keys", test_block_burn_burns_keys},
         {"zeroization deletes used segments", test_zeroization_deletes_segments},
+        {"zeroing a range drops whole segments unopened", test_range_zero_whole_segments},
+        {"segment sizes: 4 KiB new, 1 KiB kept (v7)", test_segment_sizes_v7},
         {"delivery wipes its range inside a partly used segment", test_partial_segment_wipe},
         {"threads never share ranges", test_threads_never_share_ranges},
         {"bad input", test_bad_input},

@@ -719,10 +719,10 @@ static void test_migration_v4(void)
     CU_ASSERT_EQUAL_FATAL(qk_store_commit(A, "m-1", false, &err), 0);
     qk_store_close(A);
     A = NULL;
-    CU_ASSERT_FATAL(sf_downgrade_v4(DA.path) == 0);
+    CU_ASSERT_FATAL(sf_downgrade_v4(DA.path, 1) == 0);
     A = sf_open(DA.path, 1);
     CU_ASSERT_FATAL(A != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 7);
     bounds b = row(&DA, 1);
     CU_ASSERT_EQUAL(b.lease_lo, VK + 64);
     CU_ASSERT_EQUAL(b.lease_hi, BIG);
@@ -880,10 +880,10 @@ static void test_migration_v5(void)
                       " FROM h"),
         3);
     CU_ASSERT_EQUAL_FATAL(count_on(&DA, "DELETE FROM runs"), 1);
-    CU_ASSERT_FATAL(sf_downgrade_v5(DA.path) == 0);
+    CU_ASSERT_FATAL(sf_downgrade_v5(DA.path, 1) == 0);
     A = sf_open(DA.path, 1);
     CU_ASSERT_FATAL(A != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 7);
     CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
     qk_notice v[2];
     size_t n = 0;
@@ -961,6 +961,14 @@ static void test_runs_slave_end(void)
     memcpy(past + QK_KEY_ID_LEN - 4, "0008", 4);
     ids[0] = past;
     CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    /* the same after a live key of the run in one call (the run is read once per call) */
+    ids[0] = k1[1].key_id;
+    ids[1] = past;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), QK_ENOTFOUND);
+    ids[1] = k1[0].key_id; /* fetched above */
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 2, got, sizeof got), QK_ENOTFOUND);
+    ids[1] = k1[3].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeC", "saeA", ids, 2, got, sizeof got), QK_EUNAUTH);
     /* all or nothing: an ID twice in one call fails the call, the key stays */
     ids[0] = k1[1].key_id;
     ids[1] = k1[3].key_id;

@@ -345,12 +345,12 @@ static void test_counters_match_recount(void)
     qk_store_close(A);
     qk_store_close(B);
     A = B = NULL;
-    CU_ASSERT_FATAL(sf_downgrade_v3(DA.path) == 0);
-    CU_ASSERT_FATAL(sf_downgrade_v3(DB.path) == 0);
+    CU_ASSERT_FATAL(sf_downgrade_v3(DA.path, 1) == 0);
+    CU_ASSERT_FATAL(sf_downgrade_v3(DB.path, 2) == 0);
     A = sf_open(DA.path, 1);
     B = sf_open(DB.path, 2);
     CU_ASSERT_FATAL(A && B);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 6);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 7);
     both_match("after migrating v3");
     CU_ASSERT_EQUAL(qk_store_count_reserved(B, NULL, "saeB", &n, &err), 0);
     CU_ASSERT_EQUAL(n, 2);
