@@ -1392,6 +1392,19 @@ static int start_threads(qk_tls_server *s, qk_err *err)
     return 0;
 }
 
+int qk_tls_server_check(const qk_listener_config *cfg, qk_err *err)
+{
+    if (!cfg)
+        return qk_err_set(err, QK_EINVAL, "qk_tls_server_check: bad arguments");
+    if (cfg->tls.mode == QK_TLS_MODE_NONE)
+        return 0;
+    SSL_CTX *ctx = qk_tls_policy_ctx_new(&cfg->tls, err);
+    if (!ctx)
+        return err ? err->code : QK_ETLS;
+    qk_tls_policy_ctx_free(ctx);
+    return 0;
+}
+
 int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_err *err)
 {
     if (!cfg || !out || !cfg->handler)

@@ -126,6 +126,10 @@ typedef struct qk_tls_server qk_tls_server;
  * listeners go through the same pumps without TLS, so their limits and deadlines are the same.
  * Returns 0 or a qk_status with err set (bad cert/key/CA/PSK, bind). */
 int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_err *err);
+/* What start checks of cfg's TLS policy, without binding or starting anything: the
+ * certificate, key, CA and PSK settings load into a TLS context as they would at start
+ * (`--check-config`). 0, or the error start would report. */
+int qk_tls_server_check(const qk_listener_config *cfg, qk_err *err);
 uint16_t qk_tls_server_port(const qk_tls_server *s);
 /* Stop accepting, close every connection, join threads, free. NULL is a no-op. */
 void qk_tls_server_stop(qk_tls_server *s);

@@ -48,6 +48,39 @@ static int load_tables(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_
     return 0;
 }
 
+/* The front end's configuration of listener `kind` (its tables loaded into ls first). */
+static void listener_config(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_kind kind,
+                            qk_http_handler *handler, qk_listener_config *lc)
+{
+    const qk_listener_cfg *l = &cfg->listeners[kind];
+    memset(lc, 0, sizeof *lc);
+    lc->name = qk_listener_kind_name(kind);
+    lc->bind_addr = l->host;
+    lc->port = l->port;
+    lc->tls.mode = l->mode;
+    lc->tls.cert_file = l->cert[0] ? l->cert : NULL;
+    lc->tls.key_file = l->key[0] ? l->key : NULL;
+    lc->tls.ca_file = l->ca[0] ? l->ca : NULL;
+    if (kind == QK_LST_SKIP)
+        lc->tls.tls12_ciphers = skip_tls12_ciphers(l->mode);
+    if (l->psk_file[0]) {
+        lc->tls.psks = &ls->psks[kind];
+        lc->tls.psk_hash = l->psk_hash;
+    }
+    if (l->fingerprint_map[0])
+        lc->tls.fp_map = &ls->fps[kind];
+    lc->handler = handler;
+    lc->max_connections = l->max_connections;
+    lc->max_pending_per_source = l->max_pending_per_source;
+    lc->max_per_identity = l->max_connections_per_identity;
+    lc->handshake_timeout_ms = l->handshake_timeout_ms;
+    lc->header_timeout_ms = l->header_timeout_ms;
+    lc->body_timeout_ms = l->body_timeout_ms;
+    lc->idle_timeout_s = l->idle_timeout_s;
+    lc->threads = l->threads;
+    lc->max_body = l->max_body;
+}
+
 static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_kind kind,
                      qk_http_handler *handler, qk_err *err)
 {
@@ -59,32 +92,7 @@ static int start_one(qk_listeners *ls, const qk_kmed_config *cfg, qk_listener_ki
     if (rc != 0)
         return rc;
     qk_listener_config lc;
-    memset(&lc, 0, sizeof lc);
-    lc.name = name;
-    lc.bind_addr = l->host;
-    lc.port = l->port;
-    lc.tls.mode = l->mode;
-    lc.tls.cert_file = l->cert[0] ? l->cert : NULL;
-    lc.tls.key_file = l->key[0] ? l->key : NULL;
-    lc.tls.ca_file = l->ca[0] ? l->ca : NULL;
-    if (kind == QK_LST_SKIP)
-        lc.tls.tls12_ciphers = skip_tls12_ciphers(l->mode);
-    if (l->psk_file[0]) {
-        lc.tls.psks = &ls->psks[kind];
-        lc.tls.psk_hash = l->psk_hash;
-    }
-    if (l->fingerprint_map[0])
-        lc.tls.fp_map = &ls->fps[kind];
-    lc.handler = handler;
-    lc.max_connections = l->max_connections;
-    lc.max_pending_per_source = l->max_pending_per_source;
-    lc.max_per_identity = l->max_connections_per_identity;
-    lc.handshake_timeout_ms = l->handshake_timeout_ms;
-    lc.header_timeout_ms = l->header_timeout_ms;
-    lc.body_timeout_ms = l->body_timeout_ms;
-    lc.idle_timeout_s = l->idle_timeout_s;
-    lc.threads = l->threads;
-    lc.max_body = l->max_body;
+    listener_config(ls, cfg, kind, handler, &lc);
     if (qk_tls_server_start(&lc, &ls->srv[kind], err) != 0)
         return qk_err_prefix(err, "%s listener on %s:%u", name, l->host, l->port);
     QK_INFO("listener %s on %s port %u", name, l->host, qk_tls_server_port(ls->srv[kind]));
@@ -117,9 +125,19 @@ int qk_listeners_check(const qk_kmed_config *cfg, qk_err *err)
     if (!ls)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
     int rc = 0;
-    for (int k = 0; k < QK_LST_COUNT && rc == 0; k++)
-        if (cfg->listeners[k].present)
-            rc = load_tables(ls, cfg, (qk_listener_kind)k, err);
+    for (int k = 0; k < QK_LST_COUNT && rc == 0; k++) {
+        if (!cfg->listeners[k].present)
+            continue;
+        rc = load_tables(ls, cfg, (qk_listener_kind)k, err);
+        if (rc != 0)
+            break;
+        /* The certificate, key, CA and PSK settings, loaded as start loads them. */
+        qk_listener_config lc;
+        listener_config(ls, cfg, (qk_listener_kind)k, NULL, &lc);
+        rc = qk_tls_server_check(&lc, err);
+        if (rc != 0)
+            rc = qk_err_prefix(err, "%s listener", lc.name);
+    }
     qk_listeners_stop(ls); /* frees (and wipes) what was loaded */
     return rc;
 }

@@ -150,6 +150,14 @@ err=$("$KMED" --check-config "$T/psk.conf" 2>&1 >/dev/null); rc=$?
 chmod 0600 "$T/skip.psk"
 out=$("$KMED" --check-config "$T/psk.conf" 2>&1) || fail "--check-config refused a 0600 PSK file: $out"
 ok "a 0644 PSK file is refused by --check-config (as by the listener at start); 0600 passes"
+# A listener whose key does not belong to its certificate: start-up's TLS context refuses it,
+# and --check-config loads the same context.
+sed "0,/^key = pki\/kme_a.key\$/s//key = pki\/kme_b.key/" "$T/kme_A.conf" >"$T/tlskey.conf"
+grep -q '^key = pki/kme_b.key$' "$T/tlskey.conf" || fail "tlskey.conf: no key line replaced"
+err=$(cd "$T" && "$KMED" --check-config "$T/tlskey.conf" 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && [[ $err == *"listener"* ]] ||
+  fail "--check-config passed a listener key that is not its certificate's: rc=$rc $err"
+ok "a listener key that does not match its certificate is refused by --check-config: ${err:0:160}"
 
 # ---- start both --------------------------------------------------------------------------
 start() { # A|B
