@@ -16,8 +16,10 @@
 
 /* Below this much unleased room a side asks for all of it rather than half (a lease smaller
  * than this is not worth a round trip); two such asks from the same view overlap and are both
- * refused, which is safe, and the next view differs. */
-#define QS_LEASE_MIN_BYTES 4096u
+ * refused, which is safe, and the next view differs. Small: with 4 KiB blocks (a slow link's
+ * device blocks) a threshold of a whole block let the first end to ask take all of the only
+ * block, and the other end's first request got 503 until the next block came. */
+#define QS_LEASE_MIN_BYTES 256u
 
 int qs_check_peer_link(const char *link, qk_side side, qk_err *err)
 {

@@ -197,6 +197,24 @@ static void test_ask_grant(void)
     unpair();
 }
 
+/* One 4 KiB block (a slow link's device block): the first end to ask takes half of it, not
+ * all, so the other end's first request finds room too. */
+static void test_small_block_shared(void)
+{
+    pair(1, 4096);
+    qk_err err = {0, ""};
+    qk_lease la, lb;
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 65536, &la, &err), 0);
+    CU_ASSERT_EQUAL(la.from, VK);
+    CU_ASSERT_EQUAL(la.to, VK + (4096 - VK) / 2);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &la, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, 1, true, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, 65536, &lb, &err), 0);
+    CU_ASSERT(lb.to == 4096 && lb.from >= la.to && lb.from < 4096);
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &lb, &err), 0);
+    unpair();
+}
+
 static void test_refused_and_racing(void)
 {
     /* a small block: room 100 < the minimum, so each side asks for all of it */
@@ -1127,6 +1145,7 @@ int suite_store_lease(void)
         void (*fn)(void);
     } t[] = {
         {"ask, grant, idempotent grant, half the room", test_ask_grant},
+        {"a 4 KiB block is shared, not taken whole by the first ask", test_small_block_shared},
         {"racing asks refused, never both granted", test_refused_and_racing},
         {"asks from one view do not overlap", test_same_view_asks},
         {"random interleavings never hand out a byte twice", test_random_interleavings},
