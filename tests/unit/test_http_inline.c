@@ -211,6 +211,34 @@ static void reset(int answer, int result)
     atomic_store(&g_worker_calls, 0);
 }
 
+/* GET path (the fake barrier's await answering `answer`, its completion `result`; for the
+ * paths that wait, a thread completes the queued waiter HOLD_MS after it is queued) and check the
+ * answer: status, body (NULL: not checked), handler calls inline and on a worker. Returns the time
+ * taken in ms. */
+static double expect(qk_http_client *c, uint16_t port, const char *path, int answer, int result,
+                     unsigned status, const char *body, unsigned inl, unsigned wrk)
+{
+    reset(answer, result);
+    pthread_t th;
+    bool queues = answer == 0 && (strcmp(path, "/held") == 0 || strcmp(path, "/event") == 0);
+    if (queues)
+        CU_ASSERT_FATAL(pthread_create(&th, NULL, completer, NULL) == 0);
+    qk_http_response r;
+    double t0 = now_ms();
+    CU_ASSERT_EQUAL_FATAL(get(c, port, path, &r), 0);
+    double dt = now_ms() - t0;
+    if (queues)
+        CU_ASSERT(pthread_join(th, NULL) == 0);
+    CU_ASSERT_EQUAL(r.status, status);
+    if (body)
+        CU_ASSERT_STRING_EQUAL(r.body ? r.body : "", body);
+    CU_ASSERT_PTR_NULL(strstr(r.body ? r.body : "", status == 200 ? "never sent" : "c2VjcmV0"));
+    CU_ASSERT_EQUAL(atomic_load(&g_inline_calls), inl);
+    CU_ASSERT_EQUAL(atomic_load(&g_worker_calls), wrk);
+    qk_http_response_free(&r);
+    return dt;
+}
+
 static void test_inline_and_deferred(void)
 {
     qk_tls_server *srv = NULL;
@@ -218,100 +246,27 @@ static void test_inline_and_deferred(void)
     CU_ASSERT_FATAL(start(&srv, &port) == 0);
     qk_http_client *c = client();
     CU_ASSERT_FATAL(c != NULL);
-    qk_http_response r;
-
+    static const char key[] = "{\"key\":\"c2VjcmV0\"}";
     /* Inline on the pump: one call, answered from there. */
-    reset(0, 0);
-    CU_ASSERT_EQUAL(get(c, port, "/where", &r), 0);
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(r.body, "inline");
-    CU_ASSERT_EQUAL(atomic_load(&g_inline_calls), 1);
-    CU_ASSERT_EQUAL(atomic_load(&g_worker_calls), 0);
-    qk_http_response_free(&r);
-
+    CU_ASSERT(expect(c, port, "/where", 0, 0, 200, "inline", 1, 0) < HOLD_MS);
     /* Would block: the inline reply (418) is dropped, the worker's is sent. */
-    reset(0, 0);
-    CU_ASSERT_EQUAL(get(c, port, "/block", &r), 0);
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(r.body, "worker");
-    CU_ASSERT_EQUAL(atomic_load(&g_inline_calls), 1);
-    CU_ASSERT_EQUAL(atomic_load(&g_worker_calls), 1);
-    qk_http_response_free(&r);
-
-    /* A barrier: the reply waits until it completes. */
-    reset(0, 0);
-    pthread_t th;
-    CU_ASSERT_FATAL(pthread_create(&th, NULL, completer, NULL) == 0);
-    double t0 = now_ms();
-    CU_ASSERT_EQUAL(get(c, port, "/held", &r), 0);
-    double dt = now_ms() - t0;
-    CU_ASSERT(pthread_join(th, NULL) == 0);
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(r.body, "{\"key\":\"c2VjcmV0\"}");
-    CU_ASSERT(dt >= HOLD_MS - 20);
+    expect(c, port, "/block", 0, 0, 200, "worker", 1, 1);
+    /* A barrier: the reply waits until it completes (awaited once). */
+    CU_ASSERT(expect(c, port, "/held", 0, 0, 200, key, 1, 0) >= HOLD_MS - 20);
     CU_ASSERT_EQUAL(g_bar.awaited, 1);
-    CU_ASSERT_EQUAL(atomic_load(&g_worker_calls), 0);
-    qk_http_response_free(&r);
-
     /* A failed barrier: 500, and the held body (key bytes) never leaves. */
-    reset(0, QK_ESTORAGE);
-    CU_ASSERT_FATAL(pthread_create(&th, NULL, completer, NULL) == 0);
-    CU_ASSERT_EQUAL(get(c, port, "/held", &r), 0);
-    CU_ASSERT(pthread_join(th, NULL) == 0);
-    CU_ASSERT_EQUAL(r.status, 500);
-    CU_ASSERT_PTR_NULL(strstr(r.body ? r.body : "", "c2VjcmV0"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(r.body ? r.body : "", "storage"));
-    qk_http_response_free(&r);
-
+    expect(c, port, "/held", 0, QK_ESTORAGE, 500, NULL, 1, 0);
     /* Already durable: answered at once, nothing queued. */
-    reset(1, 0);
-    t0 = now_ms();
-    CU_ASSERT_EQUAL(get(c, port, "/held", &r), 0);
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT(now_ms() - t0 < HOLD_MS);
-    CU_ASSERT_EQUAL(g_bar.awaited, 1);
+    CU_ASSERT(expect(c, port, "/held", 1, 0, 200, key, 1, 0) < HOLD_MS);
     CU_ASSERT_PTR_NULL(g_bar.w);
-    qk_http_response_free(&r);
-
     /* The owner refuses at once (its state is lost): 500 as well. */
-    reset(QK_ESTORAGE, 0);
-    CU_ASSERT_EQUAL(get(c, port, "/held", &r), 0);
-    CU_ASSERT_EQUAL(r.status, 500);
-    CU_ASSERT_PTR_NULL(strstr(r.body ? r.body : "", "c2VjcmV0"));
-    qk_http_response_free(&r);
-
+    expect(c, port, "/held", QK_ESTORAGE, 0, 500, NULL, 1, 0);
     /* An event wait: held until the event, then the handler runs again, inline. */
-    reset(0, 0);
-    CU_ASSERT_FATAL(pthread_create(&th, NULL, completer, NULL) == 0);
-    t0 = now_ms();
-    CU_ASSERT_EQUAL(get(c, port, "/event", &r), 0);
-    dt = now_ms() - t0;
-    CU_ASSERT(pthread_join(th, NULL) == 0);
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(r.body, "rerun");
-    CU_ASSERT(dt >= HOLD_MS - 20);
-    CU_ASSERT_EQUAL(atomic_load(&g_inline_calls), 2);
-    CU_ASSERT_EQUAL(atomic_load(&g_worker_calls), 0);
-    qk_http_response_free(&r);
-
+    CU_ASSERT(expect(c, port, "/event", 0, 0, 200, "rerun", 2, 0) >= HOLD_MS - 20);
     /* Completed with a timeout: the rerun is told its wait is over (a past deadline). */
-    reset(0, QK_ETIMEOUT);
-    CU_ASSERT_FATAL(pthread_create(&th, NULL, completer, NULL) == 0);
-    CU_ASSERT_EQUAL(get(c, port, "/event", &r), 0);
-    CU_ASSERT(pthread_join(th, NULL) == 0);
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(r.body, "late");
-    qk_http_response_free(&r);
-
+    expect(c, port, "/event", 0, QK_ETIMEOUT, 200, "late", 2, 0);
     /* The event already happened (await answers 1): rerun at once. */
-    reset(1, 0);
-    t0 = now_ms();
-    CU_ASSERT_EQUAL(get(c, port, "/event", &r), 0);
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(r.body, "rerun");
-    CU_ASSERT(now_ms() - t0 < HOLD_MS);
-    qk_http_response_free(&r);
-
+    CU_ASSERT(expect(c, port, "/event", 1, 0, 200, "rerun", 2, 0) < HOLD_MS);
     qk_http_client_free(c);
     qk_tls_server_stop(srv);
 }

@@ -209,20 +209,30 @@ static void w_cb(qk_inline_waiter *w, int err)
     atomic_fetch_add(&w_done, 1);
 }
 
-/* Carve and commit on this thread as an inline handler would: neither call waits for a sync
- * (the hook is blocked, yet both return), the barrier is recorded, and the store's syncer
- * completes the waiter only once a sync covering both commits finished. */
-static void test_inline_barrier(void)
+/* A fresh store with its WAL sync blocked, the waiter's counters reset, and one carve and
+ * commit made as an inline handler makes them (ic gets the barrier). The carve's late count. */
+static int inline_carve(const char *req, int fail, qk_inline *ic, int *rc)
 {
     fresh();
     atomic_store(&w_done, 0);
     atomic_store(&w_err, -99);
     atomic_store(&sync_block, 1);
-    qk_inline ic;
-    qk_inline_begin(&ic, 0);
+    atomic_store(&sync_fail, fail);
     int late = 0;
-    int rc = carve_commit("inline", 0, &late);
+    qk_inline_begin(ic, 0);
+    *rc = carve_commit(req, 0, &late);
     qk_inline_end();
+    return late;
+}
+
+/* Carve and commit on this thread as an inline handler would: neither call waits for a sync
+ * (the hook is blocked, yet both return), the barrier is recorded, and the store's syncer
+ * completes the waiter only once a sync covering both commits finished. */
+static void test_inline_barrier(void)
+{
+    qk_inline ic;
+    int rc;
+    int late = inline_carve("inline", 0, &ic, &rc);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_EQUAL(late, 2);          /* both returned with no sync done: no wait */
     CU_ASSERT_PTR_EQUAL(ic.owner, S);  /* the barrier is the store's ... */
@@ -254,16 +264,10 @@ static void test_inline_barrier(void)
  * later wait is refused at once (sticky). */
 static void test_inline_barrier_sync_fails(void)
 {
-    fresh();
-    atomic_store(&w_done, 0);
-    atomic_store(&w_err, 0);
-    atomic_store(&sync_block, 1);
-    atomic_store(&sync_fail, 1);
     qk_inline ic;
-    qk_inline_begin(&ic, 0);
-    int late = 0;
-    CU_ASSERT_EQUAL(carve_commit("inline-fail", 0, &late), 0);
-    qk_inline_end();
+    int rc;
+    (void)inline_carve("inline-fail", 1, &ic, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
     qk_inline_waiter w = {.done = w_cb};
     CU_ASSERT_FATAL(ic.await != NULL);
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
@@ -289,15 +293,10 @@ static void *unblock_later(void *arg)
 /* Closing the store completes a reply that still waits (a last sync), not leaves it hanging. */
 static void test_inline_barrier_close(void)
 {
-    fresh();
-    atomic_store(&w_done, 0);
-    atomic_store(&w_err, -99);
-    atomic_store(&sync_block, 1);
     qk_inline ic;
-    qk_inline_begin(&ic, 0);
-    int late = 0;
-    CU_ASSERT_EQUAL(carve_commit("inline-close", 0, &late), 0);
-    qk_inline_end();
+    int rc;
+    (void)inline_carve("inline-close", 0, &ic, &rc);
+    CU_ASSERT_EQUAL(rc, 0);
     qk_inline_waiter w = {.done = w_cb};
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
     pthread_t th; /* lets the blocked sync go on while the close below waits */
