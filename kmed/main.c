@@ -229,6 +229,7 @@ static int run(const qk_kmed_config *cfg, const char *port_file, const sigset_t 
     qk_sd_watchdog_stop(wd);
     status = 0;
 out:
+    qk_kms_quiesce(k); /* no fetch stays suspended for a notice while the listeners stop */
     qk_listeners_stop(ls);
     qk_metrics_set_writer(m, NULL, NULL);
     qk_device_sources_stop(devices); /* after the listeners: no handler fetches any more */

@@ -180,6 +180,12 @@ int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk
     return 0;
 }
 
+void qk_kms_quiesce(qk_kms *k)
+{
+    if (k && k->hot_ready)
+        qk_kms_nwait_stop(k);
+}
+
 void qk_kms_close(qk_kms *k)
 {
     if (!k)

@@ -39,6 +39,11 @@ int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk
  * 0 or QK_EIO / QK_EINVAL with the message start-up would log. */
 int qk_kms_check_files(const qk_kmed_config *cfg, qk_err *err);
 void qk_kms_close(qk_kms *k);
+/* The KME is stopping: fetches that wait for a notice without a thread (inline handlers,
+ * kms_notice_wait.c) are completed now and none waits again, so that the listeners' stop finds
+ * no connection held for longer than a store sync (notice_wait may be up to 60 s). Call before
+ * stopping the listeners; qk_kms_close does it too. NULL is a no-op. */
+void qk_kms_quiesce(qk_kms *k);
 
 qk_store *qk_kms_store(qk_kms *k);
 qk_metrics *qk_kms_metrics(qk_kms *k);

@@ -701,10 +701,22 @@ static void test_inline_defers(void)
     CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
     CU_ASSERT_EQUAL(atomic_load(&iw_err), QK_ETIMEOUT);
     CU_ASSERT(qk_now_ms() >= dl && qk_now_ms() < dl + 150);
-    /* Closing completes the waiters left (here: one with a far deadline). */
+    /* Quiescing (before the listeners stop) completes a waiter with a far deadline at once,
+     * and no fetch waits again. */
+    atomic_store(&iw_done, 0);
+    qk_inline_waiter w5 = {.done = iw_cb, .deadline_ms = qk_now_ms() + 60000};
+    CU_ASSERT_EQUAL_FATAL(qk_kms_notice_await(P.b.kms, qk_kms_notice_gen(P.b.kms), &w5), 0);
+    t0 = qk_now_ms();
+    qk_kms_quiesce(P.b.kms);
+    CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&iw_err), QK_ETIMEOUT);
+    CU_ASSERT(qk_now_ms() - t0 < 1000);
+    qk_inline_waiter w6 = {.done = iw_cb, .deadline_ms = qk_now_ms() + 60000};
+    CU_ASSERT(qk_kms_notice_await(P.b.kms, qk_kms_notice_gen(P.b.kms), &w6) < 0);
+    /* Closing completes the waiters left (here: A's, one with a far deadline). */
     atomic_store(&iw_done, 0);
     qk_inline_waiter w4 = {.done = iw_cb, .deadline_ms = qk_now_ms() + 60000};
-    CU_ASSERT_EQUAL_FATAL(qk_kms_notice_await(P.b.kms, qk_kms_notice_gen(P.b.kms), &w4), 0);
+    CU_ASSERT_EQUAL_FATAL(qk_kms_notice_await(P.a.kms, qk_kms_notice_gen(P.a.kms), &w4), 0);
     pair_close();
     CU_ASSERT_EQUAL(atomic_load(&iw_done), 1);
     CU_ASSERT_EQUAL(atomic_load(&iw_err), QK_ETIMEOUT);
