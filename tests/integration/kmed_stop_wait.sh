@@ -6,7 +6,7 @@
 # stops its listeners: it must exit within a few seconds, and the waiting client must get its
 # answer (400: the key is not known) instead of a reset, long before notice_wait.
 set -u
-PAIR_KEYS_EXTRA=$'\n[hot_path]\nnotice_wait = 30s'
+export PAIR_KEYS_EXTRA=$'\n[hot_path]\nnotice_wait = 30s'
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 
 pair_init
