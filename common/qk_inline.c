@@ -56,3 +56,13 @@ double qk_inline_rerun_deadline(void)
 {
     return cur ? cur->rerun_deadline_ms : 0;
 }
+
+void qk_inline_complete(qk_inline_waiter *w, int err)
+{
+    while (w) {
+        qk_inline_waiter *next = w->next;
+        w->next = NULL;
+        w->done(w, err);
+        w = next;
+    }
+}

@@ -35,6 +35,10 @@ typedef struct qk_inline_waiter {
     void (*done)(struct qk_inline_waiter *w, int err);
 } qk_inline_waiter;
 
+/* Complete every waiter of the list w (linked by next) with err, unlinking each before its done
+ * runs (done may free it). For owners, outside their own locks. */
+void qk_inline_complete(qk_inline_waiter *w, int err);
+
 /* The barrier owner's wait: 1 when seq is already durable (done is not called), 0 when w was
  * queued (done comes later), or a negative error (the owner can no longer vouch for seq; done
  * is not called). */

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include "kms.h"
 #include "qk_inline.h"
 
@@ -116,6 +117,10 @@ void qk_kms_held_free(qk_hot_link *h);
 /* Start (open) and stop/join (close) the notifier threads and their state. */
 int qk_kms_hot_start(qk_kms *k, qk_err *err);
 void qk_kms_hot_stop(qk_kms *k);
+/* A condition variable on CLOCK_MONOTONIC (0, or -1), and the monotonic time ms from now,
+ * for pthread_cond_timedwait on it. */
+int qk_kms_cond_init_mono(pthread_cond_t *cv);
+struct timespec qk_kms_deadline_in(uint64_t ms);
 /* Wake link i's notifier (a request was committed). */
 void qk_kms_notify_wake(qk_kms *k, size_t i);
 /* Wait (bounded by notice_wait) until none of ids is unknown here: each applied notice batch

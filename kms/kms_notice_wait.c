@@ -37,16 +37,6 @@ bool qk_kms_ids_known(qk_kms *k, const char *const *ids, size_t n)
     return known;
 }
 
-static void complete(qk_inline_waiter *w, int err)
-{
-    while (w) {
-        qk_inline_waiter *next = w->next;
-        w->next = NULL;
-        w->done(w, err);
-        w = next;
-    }
-}
-
 int qk_kms_notice_await(void *owner, uint64_t seen, qk_inline_waiter *w)
 {
     qk_kms *k = owner;
@@ -82,7 +72,7 @@ void qk_kms_notice_batch_done(qk_kms *k)
     qk_inline_waiter *w = k->nwait;
     k->nwait = NULL;
     pthread_mutex_unlock(&k->notice_mu);
-    complete(w, 0);
+    qk_inline_complete(w, 0);
 }
 
 /* The waiters whose deadline passed, off the list (notice_mu held); *next gets the earliest
@@ -106,22 +96,6 @@ static qk_inline_waiter *take_expired(qk_kms *k, double now, double *next)
     return out;
 }
 
-static struct timespec mono_at(double ms_from_now)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    long long add_ns = (long long)(ms_from_now * 1e6);
-    if (add_ns < 0)
-        add_ns = 0;
-    t.tv_sec += (time_t)(add_ns / 1000000000LL);
-    t.tv_nsec += (long)(add_ns % 1000000000LL);
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 static void *deadline_main(void *arg)
 {
     qk_kms *k = arg;
@@ -131,7 +105,7 @@ static void *deadline_main(void *arg)
         qk_inline_waiter *late = take_expired(k, qk_now_ms(), &next);
         if (late) {
             pthread_mutex_unlock(&k->notice_mu);
-            complete(late, QK_ETIMEOUT);
+            qk_inline_complete(late, QK_ETIMEOUT);
             pthread_mutex_lock(&k->notice_mu);
             continue;
         }
@@ -139,26 +113,21 @@ static void *deadline_main(void *arg)
         double wait = next ? next - qk_now_ms() : IDLE_WAKE_MS;
         if (wait > IDLE_WAKE_MS)
             wait = IDLE_WAKE_MS;
-        struct timespec dl = mono_at(wait + 1); /* + 1 ms: wake past the deadline, not before */
+        /* + 1 ms: wake past the deadline, not before */
+        struct timespec dl = qk_kms_deadline_in((uint64_t)(wait > 0 ? wait : 0) + 1);
         (void)pthread_cond_timedwait(&k->nwait_cv, &k->notice_mu, &dl);
         k->nwait_next = 0;
     }
     qk_inline_waiter *all = k->nwait;
     k->nwait = NULL;
     pthread_mutex_unlock(&k->notice_mu);
-    complete(all, QK_ETIMEOUT);
+    qk_inline_complete(all, QK_ETIMEOUT);
     return NULL;
 }
 
 int qk_kms_nwait_start(qk_kms *k, qk_err *err)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
-        return qk_err_set(err, QK_ENOMEM, "cond init failed");
-    int ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-             pthread_cond_init(&k->nwait_cv, &ca) == 0;
-    pthread_condattr_destroy(&ca);
-    if (!ok)
+    if (qk_kms_cond_init_mono(&k->nwait_cv) != 0)
         return qk_err_set(err, QK_ENOMEM, "cond init failed");
     k->nwait_cv_ok = true;
     int prc = pthread_create(&k->nwait_tid, NULL, deadline_main, k);

@@ -23,7 +23,7 @@
 
 /* ---- time ------------------------------------------------------------------------------- */
 
-static int cond_init_mono(pthread_cond_t *cv)
+int qk_kms_cond_init_mono(pthread_cond_t *cv)
 {
     pthread_condattr_t ca;
     if (pthread_condattr_init(&ca) != 0)
@@ -35,7 +35,7 @@ static int cond_init_mono(pthread_cond_t *cv)
     return rc;
 }
 
-static struct timespec deadline_in(uint64_t ms)
+struct timespec qk_kms_deadline_in(uint64_t ms)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -268,7 +268,7 @@ static void *notifier(void *arg)
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
         /* During a backoff only the stop flag ends the wait; else a wake-up or the tick. */
-        struct timespec dl = deadline_in(backoff ? backoff : TICK_MS);
+        struct timespec dl = qk_kms_deadline_in(backoff ? backoff : TICK_MS);
         while (!h->stop && (backoff || !h->woken) &&
                pthread_cond_timedwait(&h->cv, &h->mu, &dl) != ETIMEDOUT)
             ;
@@ -376,7 +376,7 @@ int qk_kms_notices_in(qk_kms *k, const qk_peer_notices_msg *m, qk_peer_notices_a
 
 void qk_kms_notice_wait(qk_kms *k, const char *const *ids, size_t n)
 {
-    struct timespec dl = deadline_in(k->cfg->notice_wait_ms);
+    struct timespec dl = qk_kms_deadline_in(k->cfg->notice_wait_ms);
     for (;;) {
         pthread_mutex_lock(&k->notice_mu);
         uint64_t gen = k->notice_gen;
@@ -409,7 +409,7 @@ static int hot_link_init(qk_kms *k, qk_hot_link *h, qk_err *err)
         pthread_mutex_destroy(&h->lease_mu);
         return qk_err_set(err, QK_ENOMEM, "mutex init failed");
     }
-    bool cv_ok = cond_init_mono(&h->cv) == 0;
+    bool cv_ok = qk_kms_cond_init_mono(&h->cv) == 0;
     h->held = cv_ok ? calloc(QK_HELD_MAX, sizeof *h->held) : NULL;
     if (!h->held) { /* h->held set: everything above is initialised (qk_kms_hot_stop) */
         if (cv_ok)
@@ -426,7 +426,7 @@ int qk_kms_hot_start(qk_kms *k, qk_err *err)
 {
     if (pthread_mutex_init(&k->notice_mu, NULL) != 0)
         return qk_err_set(err, QK_ENOMEM, "mutex init failed");
-    if (cond_init_mono(&k->notice_cv) != 0) {
+    if (qk_kms_cond_init_mono(&k->notice_cv) != 0) {
         pthread_mutex_destroy(&k->notice_mu);
         return qk_err_set(err, QK_ENOMEM, "cond init failed");
     }

@@ -298,7 +298,7 @@ int qs_begin(qk_store *s, qk_err *err)
 int (*qs_test_fdatasync)(int fd) = NULL;
 
 /* Take the waiters that the last sync covered (all of them after a failed sync) off the list.
- * Call with smu held; complete them with qs_waiters_done after releasing it. */
+ * Call with smu held; complete them with qk_inline_complete after releasing it. */
 static qk_inline_waiter *qs_waiters_take(qk_store *s)
 {
     qk_inline_waiter *done = NULL, **pp = &s->waiters;
@@ -313,16 +313,6 @@ static qk_inline_waiter *qs_waiters_take(qk_store *s)
         }
     }
     return done;
-}
-
-static void qs_waiters_done(qk_inline_waiter *w, int e)
-{
-    while (w) {
-        qk_inline_waiter *next = w->next;
-        w->next = NULL;
-        w->done(w, e ? QK_ESTORAGE : 0);
-        w = next;
-    }
 }
 
 /* Durability barrier (group commit). Commits run with synchronous=NORMAL: COMMIT appends WAL
@@ -363,7 +353,7 @@ static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
     int sticky = s->sync_errno;
     done = qs_waiters_take(s); /* whoever gets here completes what is durable (or failed) */
     (void)pthread_mutex_unlock(&s->smu);
-    qs_waiters_done(done, sticky);
+    qk_inline_complete(done, sticky ? QK_ESTORAGE : 0);
     if (e)
         return qk_err_set(err, QK_ESTORAGE, "store: WAL sync failed (reopen the store): %s",
                           strerror(e));
