@@ -17,6 +17,8 @@ CC ?= cc
 QK_SLOW ?= 0
 # 1: a test skipped for a reason other than not-root or SLOW fails (tests/README.md, "Skips").
 QK_STRICT_SKIPS ?= 0
+# Integration suites run this many at a time (tests/run-integration; EXCLUSIVE ones alone).
+QK_JOBS ?= 1
 PKGS := libmicrohttpd openssl libsodium sqlite3 libcjson cunit libcurl inih libsystemd
 
 ifeq ($(SAN),1)
@@ -227,7 +229,7 @@ integration: tests-build
 	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) QK_STRICT_SKIPS=$(QK_STRICT_SKIPS) tests/run-integration
 
 check-fast: tests-build check-layers
-	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) QK_STRICT_SKIPS=$(QK_STRICT_SKIPS) tests/run-all
+	BUILD=$(BUILD) QK_SLOW=$(QK_SLOW) QK_STRICT_SKIPS=$(QK_STRICT_SKIPS) QK_JOBS=$(QK_JOBS) tests/run-all
 
 # The import graph: no folder includes a header of a folder its INC_ list does not name.
 LAYERED := common kms $(ZONES) kmed sim client ikev2-bridge bench dashboard
@@ -242,13 +244,14 @@ check-san:
 
 # Normal build: every suite, slow ones included. Sanitizer build: the default (quick) suites.
 # Both strict: a skip for a missing binary, tool or listener is a failure.
-# The builds use every core (the tests themselves run one suite at a time).
+# The builds use every core; the integration suites run two at a time (QK_JOBS=2: most of their
+# time is waiting for keys), those marked EXCLUSIVE alone.
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 check:
 	$(MAKE) -j$(NPROC) tests-build
-	$(MAKE) check-fast QK_SLOW=1 QK_STRICT_SKIPS=1
+	$(MAKE) check-fast QK_SLOW=1 QK_STRICT_SKIPS=1 QK_JOBS=2
 	$(MAKE) -j$(NPROC) SAN=1 tests-build
-	$(MAKE) SAN=1 check-fast QK_STRICT_SKIPS=1
+	$(MAKE) SAN=1 check-fast QK_STRICT_SKIPS=1 QK_JOBS=2
 	$(if $(FUZZ_SRC),$(MAKE) -j$(NPROC) fuzz && $(MAKE) fuzz-run)
 
 # The lab (docs/lab.md): qkd-lab up in ./lab, then a key through ETSI 014 and SKIP.

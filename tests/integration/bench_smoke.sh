@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): a load benchmark.
 # bench_smoke.sh - qkd-bench against a small lab for a few seconds: ETSI 014 and SKIP key
 # pairs (fixed count, every pair compared at both ends), mixed with several keys per request,
 # status polling; the JSON report's fields, both KMEs' CPU per pair (--cpu-pids); `body` and

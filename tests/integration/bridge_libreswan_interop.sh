@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): network namespaces and charon/pluto daemons.
 # SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers.
 # bridge_libreswan_interop.sh - about 25 s. Needs root: network namespaces, bind mounts, and
 # scripts/fetch-libreswan (apt-get download libreswan + its library dependencies, once; the

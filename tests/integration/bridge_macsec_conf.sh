@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): a network namespace and wpa_supplicant.
 # bridge_macsec_conf.sh - the MKA PSK configuration qkd-bridge generates (CAK = the QKD key,
 # CKN = the key ID's 16 octets) is accepted by the real wpa_supplicant 2.10 parser, and the
 # same check rejects known-bad variants (so it can fail). Needs root for a throw-away network

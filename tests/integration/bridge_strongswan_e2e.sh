@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): network namespaces and charon daemons.
 # SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers.
 # bridge_strongswan_e2e.sh - about 45 s. Needs root: it creates two network namespaces and
 # bind mounts inside them; skips (77) only when not root.

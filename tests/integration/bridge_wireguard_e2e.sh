@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): network namespaces and WireGuard interfaces.
 # SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers.
 # bridge_wireguard_e2e.sh - about 45 s. Needs root: network namespaces, TUN devices and bind
 # mounts; skips (77) only when not root. wireguard-go and wg are required (scripts/install-deps).

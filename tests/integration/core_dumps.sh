@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): it points the system-wide core_pattern at its own folder.
 # core_dumps.sh - no key bytes in core files (issue 17 item 4). With the core limit raised from
 # outside (ulimit -c unlimited) and core_pattern pointing into a temporary directory, a qkd-kmed
 # that has just delivered a key over ETSI 014 is killed with SIGSEGV: it leaves no core file

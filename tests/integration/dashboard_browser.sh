@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): a headless browser that needs the CPU for its time-outs.
 # dashboard_browser.sh - the lab dashboard (qkd-dash, docs/dashboard.md) in a real browser:
 # headless Chromium driven through chromedriver with the W3C WebDriver protocol
 # (https://www.w3.org/TR/webdriver2/) over curl + jq. The page, loaded from the URL qkd-lab up

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): network namespaces with fixed addresses.
 # deploy_two_hosts.sh - docs/deploy.md, step by step, on two hosts played by two network
 # namespaces joined by a veth pair (host A 10.77.0.1/24, host B 10.77.0.2/24; the addresses
 # exist only inside the namespaces this test creates). Needs root (skips otherwise).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): connection floods and deadlines measured in seconds.
 # front_end_limits.sh - SLOW (about 55 s): the TLS front end under connection floods and slow
 # clients (issue 17 items 2 and 3), on a real qkd-kmed pair, loopback only, bounded in count
 # (conn-flood opens at most 2,000 connections per run) and time (every client holds 15 s at

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): load with kill -9 at timed moments.
 # kmed_crash.sh - kill -9 and restart of either KME of a pair while the master SAE asks for keys
 # (the quick counterpart of kmed_faults.sh), with exact outcomes read from both stores. KME_A
 # serves enc_keys from the ranges KME_B granted it ahead of demand (leases) and tells KME_B

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): load with kill -9 at timed moments.
 # kmed_faults.sh - SLOW: fault injection on a pair of qkd-kmed under ETSI 014 load:
 # a block sent with different bytes to one side is burned and never used; the peer KME stopped
 # mid-run (503, keys delivered to masters still fetchable once after its restart); kill -9 of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): concurrent load.
 # kmed_pair_load.sh - two qkd-kmed fed by qk-feeder, then concurrent ETSI 014 load in both
 # directions (SAE_A1@KME_A -> SAE_B1@KME_B and back): every key fetched once at the other KME
 # with identical bytes, none fetchable twice (sampled), no key ID or key material shared

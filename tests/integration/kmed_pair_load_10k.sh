@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): concurrent load.
 # kmed_pair_load_10k.sh - SLOW (about 40 s): kmed_pair_load.sh with 10,000 single-key
 # reservations per direction (A->B and B->A concurrently, 40,000 ETSI requests in all).
 # Runs only with QK_SLOW=1 (make check sets it).

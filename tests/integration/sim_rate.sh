@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# EXCLUSIVE: runs alone (tests/run-integration): it measures the simulator's delivered rate.
 # sim_rate.sh - qkd-sim delivers key at the model's rate times the time scale: the bits it
 # delivered to both KMEs over NBLK blocks, timed by its own clock, match rate_bps (from its
 # status) within 3 blocks + 10%; the telemetry reaches the KMEs (qkd_link_rate_bps,
