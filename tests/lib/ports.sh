@@ -8,7 +8,7 @@
 # port between one's pick and its bind.
 #   free_port [AVOID...]   prints a port nobody listens on, not in AVOID; returns 1 if none found
 free_port() {
-  local lo=10000 hi=32767 p i
+  local lo=10000 hi=32767 p
   local eph_lo slot=${QK_PORT_SLOT:-0} slots=${QK_PORT_SLOTS:-1} width
   eph_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
   if [ -n "$eph_lo" ] && [ "$eph_lo" -gt $((lo + 1000)) ]; then hi=$((eph_lo - 1)); fi
@@ -16,7 +16,7 @@ free_port() {
     width=$(( (hi - lo + 1) / slots ))
     lo=$(( lo + slot * width )); hi=$(( lo + width - 1 ))
   fi
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     p=$(( lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1) ))
     case " $* " in *" $p "*) continue ;; esac
     # nothing listening there (a connect is refused)
