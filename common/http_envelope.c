@@ -552,6 +552,7 @@ static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_
     }
     qk_inline ic;
     qk_inline_begin(&ic, rerun_deadline_ms);
+    ic.group_commit = h->group_commit;
     run_handler(h, &j->req, rep);
     qk_inline_end();
     if (ic.would_block) {

@@ -130,6 +130,13 @@ struct qk_http_handler {
      * that change nothing before such a call. Ignored without a worker pool (and when
      * never_blocks is set). */
     bool inline_first;
+    /* With inline_first: the handler's store writes may join the store's group transaction
+     * (qk_inline.group_commit): one COMMIT and one WAL write of the shared pages for many
+     * requests. Its reply is held until that commit is durable, and a failed group commit
+     * turns it into a 500 like a failed sync. For handlers whose callers are SAEs (ETSI 014,
+     * SKIP); the peer API keeps a commit per call, so a peer KME hears the store's own reason
+     * for a failure. */
+    bool group_commit;
     unsigned too_large_status; /* the answer past max_body; 0 = 413 */
     qk_http_observe observe;   /* may be NULL */
     void *observe_cls;

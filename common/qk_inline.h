@@ -55,6 +55,10 @@ typedef struct {
     uint64_t ev_seq;
     double ev_deadline_ms;
     double rerun_deadline_ms; /* in: the deadline of the wait this run follows; 0: none */
+    /* in: the handler's store calls may leave their changes in the store's open group
+     * transaction, committed later for many calls at once (kms/store_db.c; their barrier
+     * then covers that commit). Set by the envelope from qk_http_handler.group_commit. */
+    bool group_commit;
 } qk_inline;
 
 /* Start and end an inline handler on the calling thread (c is zeroed by begin, then

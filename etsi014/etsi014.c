@@ -408,6 +408,7 @@ void qk_etsi014_configure(qk_etsi014_handler *h, qk_kms *kms)
      * held for the store's sync; a lease exchange or a notice wait runs on a worker
      * (common/qk_inline.h). */
     h->super.inline_first = true;
+    h->super.group_commit = true; /* SAE requests: one commit for many (kms/store_db.c) */
     h->kms = kms;
     h->role_marker = QK_ROLE_MARKER_OPTIONAL;
 }

@@ -289,30 +289,98 @@ int qs_begin(qk_store *s, qk_err *err)
         return qk_err_set(err, QK_EINVAL, "store: no store");
     if (pthread_mutex_lock(&s->mu) != 0)
         return qk_err_set(err, QK_ESTORAGE, "store: lock failed");
-    int rc = qs_exec(s, "BEGIN IMMEDIATE", err);
-    if (rc != 0)
+    int rc = 0;
+    if (!s->group_open) {
+        rc = qs_exec(s, "BEGIN IMMEDIATE", err);
+        if (!rc) {
+            s->group_open = true;
+            s->group_calls = 0;
+            (void)pthread_mutex_lock(&s->smu);
+            s->group_seq = s->commit_seq + 1;
+            (void)pthread_mutex_unlock(&s->smu);
+        }
+    }
+    if (!rc && (rc = qs_exec(s, "SAVEPOINT qs_call", err)) != 0 && s->group_calls == 0) {
+        (void)qs_exec(s, "ROLLBACK", NULL);
+        s->group_open = false;
+    }
+    if (rc != 0) {
         (void)pthread_mutex_unlock(&s->mu);
-    return rc;
+        return rc;
+    }
+    s->op_changes = sqlite3_total_changes64(s->db);
+    return 0;
 }
 
 int (*qs_test_fdatasync)(int fd) = NULL;
 
-/* Take the waiters that the last sync covered (all of them after a failed sync) off the list.
- * Call with smu held; complete them with qk_inline_complete after releasing it. */
-static qk_inline_waiter *qs_waiters_take(qk_store *s)
+/* Whether group number seq failed (its COMMIT, or SQLite rolled it back). Under smu. */
+static bool qs_group_failed(const qk_store *s, uint64_t seq)
 {
-    qk_inline_waiter *done = NULL, **pp = &s->waiters;
+    for (size_t i = 0; i < s->nfailed && i < QS_FAILED_GROUPS; i++)
+        if (s->failed[i] == seq)
+            return true;
+    return false;
+}
+
+/* Take the waiters that the last sync covered off the list: *ok those now durable, the
+ * return value those that failed (a failed group's, or all of them after a failed sync).
+ * Call with smu held; complete them with qk_inline_complete after releasing it. */
+static qk_inline_waiter *qs_waiters_take(qk_store *s, qk_inline_waiter **ok)
+{
+    qk_inline_waiter *bad = NULL, **pp = &s->waiters;
+    *ok = NULL;
     while (*pp) {
         qk_inline_waiter *w = *pp;
-        if (s->sync_errno || w->seq <= s->synced_seq) {
+        bool failed = s->sync_errno || qs_group_failed(s, w->seq);
+        if (failed || w->seq <= s->synced_seq) {
             *pp = w->next;
-            w->next = done;
-            done = w;
+            w->next = failed ? bad : *ok;
+            *(failed ? &bad : ok) = w;
         } else {
             pp = &w->next;
         }
     }
-    return done;
+    return bad;
+}
+
+/* The open group is gone (its COMMIT failed, or SQLite rolled it back): its number is spent
+ * and failed, and the replies waiting for it fail. Under mu; not under smu. */
+static void qs_group_lost(qk_store *s)
+{
+    qk_inline_waiter *ok, *bad;
+    (void)pthread_mutex_lock(&s->smu);
+    s->failed[s->nfailed % QS_FAILED_GROUPS] = s->group_seq;
+    s->nfailed++;
+    if (s->commit_seq < s->group_seq)
+        s->commit_seq = s->group_seq;
+    bad = qs_waiters_take(s, &ok);
+    (void)pthread_mutex_unlock(&s->smu);
+    s->group_open = false;
+    s->group_calls = 0;
+    qk_inline_complete(ok, 0);
+    qk_inline_complete(bad, QK_ESTORAGE);
+}
+
+/* COMMIT the open group (under mu). 0, or QK_ESTORAGE: it was rolled back and every call in
+ * it fails. The group's number becomes commit_seq whether or not it appended frames. */
+static int qs_group_commit(qk_store *s, qk_err *err)
+{
+    if (!s->group_open)
+        return 0;
+    int rc = qs_exec(s, "COMMIT", err);
+    if (rc != 0) {
+        (void)qs_exec(s, "ROLLBACK", NULL);
+        qs_group_lost(s);
+        return rc;
+    }
+    (void)pthread_mutex_lock(&s->smu);
+    if (s->commit_seq < s->group_seq)
+        s->commit_seq = s->group_seq;
+    (void)pthread_mutex_unlock(&s->smu);
+    s->group_open = false;
+    s->group_calls = 0;
+    return 0;
 }
 
 /* Durability barrier (group commit). Commits run with synchronous=NORMAL: COMMIT appends WAL
@@ -320,17 +388,31 @@ static qk_inline_waiter *qs_waiters_take(qk_store *s)
  * until the WAL file has been fdatasync'ed past its commit. Whoever finds nobody syncing
  * becomes the syncer for everything committed so far; the others wait on scond. fdatasync
  * covers every write to the inode through any descriptor, and the commits <= target had
- * returned from COMMIT (their write(2)s done) before target was read. A failed sync is
- * sticky: after an fdatasync error the kernel may have dropped the dirty pages, so no later
- * sync can vouch for them; every barrier fails until the store is reopened.
+ * returned from COMMIT (their write(2)s done) before target was read. A number still open as
+ * the group transaction is committed first. A failed sync is sticky: after an fdatasync error
+ * the kernel may have dropped the dirty pages, so no later sync can vouch for them; every
+ * barrier fails until the store is reopened. A failed group fails only its own number.
  * Replies of inline handlers (qk_inline.h) wait in s->waiters instead: every call that
- * returns from here completes those that are now durable, or all of them after a failure. */
+ * returns from here completes those that are now durable, or failed. */
 static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
 {
     int e = 0;
-    qk_inline_waiter *done;
+    qk_inline_waiter *ok, *bad;
     (void)pthread_mutex_lock(&s->smu);
-    while (s->synced_seq < seq && !s->sync_errno) {
+    while (s->synced_seq < seq && !s->sync_errno && !qs_group_failed(s, seq)) {
+        if (s->commit_seq < seq) { /* seq is the open group's: commit it (mu before smu) */
+            (void)pthread_mutex_unlock(&s->smu);
+            (void)pthread_mutex_lock(&s->mu);
+            if (s->group_open && s->group_seq == seq)
+                (void)qs_group_commit(s, NULL);
+            (void)pthread_mutex_unlock(&s->mu);
+            (void)pthread_mutex_lock(&s->smu);
+            if (s->commit_seq < seq && !qs_group_failed(s, seq)) {
+                e = EINVAL; /* no such number: never issued */
+                break;
+            }
+            continue;
+        }
         if (s->syncing) {
             (void)pthread_cond_wait(&s->scond, &s->smu);
             continue;
@@ -348,12 +430,15 @@ static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
             s->synced_seq = target;
         (void)pthread_cond_broadcast(&s->scond);
     }
-    if (s->synced_seq < seq)
+    bool lost = qs_group_failed(s, seq);
+    if (!e && s->synced_seq < seq)
         e = s->sync_errno;
-    int sticky = s->sync_errno;
-    done = qs_waiters_take(s); /* whoever gets here completes what is durable (or failed) */
+    bad = qs_waiters_take(s, &ok); /* whoever gets here completes what is durable or failed */
     (void)pthread_mutex_unlock(&s->smu);
-    qk_inline_complete(done, sticky ? QK_ESTORAGE : 0);
+    qk_inline_complete(ok, 0);
+    qk_inline_complete(bad, QK_ESTORAGE);
+    if (lost)
+        return qk_err_set(err, QK_ESTORAGE, "store: the group commit failed (nothing of it kept)");
     if (e)
         return qk_err_set(err, QK_ESTORAGE, "store: WAL sync failed (reopen the store): %s",
                           strerror(e));
@@ -367,7 +452,7 @@ static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
     qk_store *s = owner;
     int rc;
     (void)pthread_mutex_lock(&s->smu);
-    if (s->sync_errno) {
+    if (s->sync_errno || qs_group_failed(s, seq)) {
         rc = QK_ESTORAGE;
     } else if (s->synced_seq >= seq) {
         rc = 1;
@@ -415,11 +500,26 @@ static void *qs_syncer_main(void *arg)
  * 1000 pages); a checkpoint syncs the WAL before copying it, at any synchronous level. */
 static int qs_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-    qk_store *s = arg;
-    s->wal_dirty = true;
+    (void)arg;
     if (pages >= QS_WAL_AUTOCKPT)
         (void)sqlite3_wal_checkpoint(db, name);
     return SQLITE_OK;
+}
+
+/* Whether the current call may leave its changes in the open group: an inline handler that
+ * allows it (qk_inline.group_commit), whose reply can wait for this store's barrier, while
+ * the syncer runs and the group has room. Under mu. */
+static bool qs_may_group(qk_store *s)
+{
+    qk_inline *ic = qk_inline_current();
+    if (!ic || !ic->group_commit || (ic->owner && (ic->owner != s || ic->await != qs_await)))
+        return false;
+    if (s->wal_fd < 0 || s->group_calls >= QS_GROUP_MAX)
+        return false;
+    (void)pthread_mutex_lock(&s->smu);
+    bool on = s->syncer_on && !s->syncer_stop && !s->sync_errno;
+    (void)pthread_mutex_unlock(&s->smu);
+    return on;
 }
 
 int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
@@ -428,30 +528,58 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         (void)sqlite3_reset(s->stmts[i].st);
     sodium_memzero(s->scratch, QK_SEG_BYTES);
     sodium_memzero(s->vkey, QK_BLOCK_VKEY_LEN);
-    s->wal_dirty = false;
-    if (commit) {
+    /* SQLite rolls the whole transaction back on some errors (SQLITE_FULL, SQLITE_IOERR,
+     * SQLITE_NOMEM): the group's earlier calls are gone with it. */
+    if (sqlite3_get_autocommit(s->db)) {
+        if (s->group_calls > 0)
+            qs_group_lost(s);
+        s->group_open = false;
+        (void)pthread_mutex_unlock(&s->mu);
+        return rc ? rc : qk_err_set(err, QK_ESTORAGE, "store: the transaction was rolled back");
+    }
+    /* This call's savepoint: kept (merged into the transaction) or undone. */
+    if (qs_exec(s, commit ? "RELEASE qs_call" : "ROLLBACK TO qs_call; RELEASE qs_call", NULL) !=
+        0) {
+        (void)qs_exec(s, "ROLLBACK", NULL);
+        qs_group_lost(s);
+        (void)pthread_mutex_unlock(&s->mu);
+        return rc ? rc
+                  : qk_err_set(err, QK_ESTORAGE, "store: savepoint: %s", sqlite3_errmsg(s->db));
+    }
+    bool wrote = commit && sqlite3_total_changes64(s->db) != s->op_changes;
+    if (wrote)
+        s->group_calls++;
+    /* Then the transaction: left open for the group (the reply waits for its commit), or
+     * committed with every call in it, or rolled back when no call changed anything. Numbers
+     * follow WAL order: a group gets commit_seq + 1 and nothing else commits while it is open.
+     * A successful call may have read commits (or this group's changes) that are not synced
+     * yet: it waits for them too, so nothing it reports can be lost (usually already synced or
+     * in an fdatasync under way: no sync of its own). */
+    uint64_t seq = 0;
+    if (s->group_calls > 0 && qs_may_group(s)) {
+        if (rc == 0 || wrote) /* a refusal that wrote (e.g. a burn) waits for it too */
+            seq = s->group_seq;
+    } else if (s->group_calls > 0) {
         qk_err cerr;
-        if (qs_exec(s, "COMMIT", &cerr) != 0) {
-            (void)qs_exec(s, "ROLLBACK", NULL);
-            if (err)
+        uint64_t gseq = s->group_seq;
+        if (qs_group_commit(s, &cerr) != 0) {
+            if (err && rc == 0)
                 *err = cerr;
             rc = QK_ESTORAGE;
+        } else if (rc == 0 || wrote) {
+            seq = gseq;
         }
-    } else if (qs_exec(s, "ROLLBACK", NULL) != 0 && rc == 0) {
-        rc = qk_err_set(err, QK_ESTORAGE, "store: rollback failed");
+    } else {
+        bool rolled = qs_exec(s, "ROLLBACK", NULL) == 0;
+        s->group_open = false;
+        if (!rolled && rc == 0)
+            rc = qk_err_set(err, QK_ESTORAGE, "store: rollback failed");
+        if (rc == 0) {
+            (void)pthread_mutex_lock(&s->smu);
+            seq = s->commit_seq;
+            (void)pthread_mutex_unlock(&s->smu);
+        }
     }
-    /* A COMMIT that wrote frames gets the next number, still under mu (so numbers follow
-     * WAL order). Any other successful call may have read commits that are not synced yet:
-     * it waits for the latest one, so nothing it reports can be lost (usually already synced
-     * or in an fdatasync that is under way: no sync of its own). */
-    uint64_t seq = 0;
-    (void)pthread_mutex_lock(&s->smu);
-    if (s->wal_dirty)
-        seq = ++s->commit_seq;
-    else if (rc == 0)
-        seq = s->commit_seq;
-    (void)pthread_mutex_unlock(&s->smu);
-    s->wal_dirty = false;
     (void)pthread_mutex_unlock(&s->mu);
     /* An inline handler's call does not wait: its reply waits for the barrier instead. */
     if (seq && s->wal_fd >= 0 && !qk_inline_barrier(qs_await, s, seq)) {
@@ -736,6 +864,15 @@ void qk_store_close(qk_store *s)
         (void)pthread_mutex_unlock(&s->smu);
         (void)pthread_join(s->syncer, NULL);
         s->syncer_on = false;
+    }
+    if (s->db) { /* a group left open (no reply waited for it yet): commit and sync it */
+        (void)pthread_mutex_lock(&s->mu);
+        uint64_t g = s->group_open ? s->group_seq : 0;
+        if (g)
+            (void)qs_group_commit(s, NULL);
+        (void)pthread_mutex_unlock(&s->mu);
+        if (g && s->wal_fd >= 0)
+            (void)qs_sync_wait(s, g, NULL);
     }
     for (size_t i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].st);

@@ -16,15 +16,17 @@
 #include "qk_inline.h"
 #include "store.h"
 
-#define QS_MAX_KEYS   4096 /* keys per call (carve, reserve_in, fetch, expire batch) */
-#define QS_MAX_SLAVES 64   /* slave identities per reservation */
-#define QS_STMT_CACHE 96   /* prepared statements kept per store */
-#define QS_EVENT_MAX  64   /* audit event name */
-#define QS_DETAIL_MAX 1024 /* audit detail */
-#define QS_BUSY_MS    5000 /* SQLite busy timeout */
-#define QS_NONCE_LEN  crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define QS_TAG_LEN    crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define QS_AD_MAX     (2 + QK_STORE_ID_MAX + 8 + 4)
+#define QS_MAX_KEYS      4096 /* keys per call (carve, reserve_in, fetch, expire batch) */
+#define QS_MAX_SLAVES    64   /* slave identities per reservation */
+#define QS_STMT_CACHE    96   /* prepared statements kept per store */
+#define QS_GROUP_MAX     256  /* calls in one group transaction, then it commits */
+#define QS_FAILED_GROUPS 16   /* failed group numbers remembered for late waiters */
+#define QS_EVENT_MAX     64   /* audit event name */
+#define QS_DETAIL_MAX    1024 /* audit detail */
+#define QS_BUSY_MS       5000 /* SQLite busy timeout */
+#define QS_NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define QS_TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define QS_AD_MAX        (2 + QK_STORE_ID_MAX + 8 + 4)
 
 /* Request directions and states (requests.direction / requests.state). */
 enum { QS_DIR_OUT = 0, QS_DIR_IN = 1, QS_DIR_TOMB = 2 };
@@ -57,17 +59,28 @@ struct qk_store {
     pthread_mutex_t mu;
     /* Group commit (store_db.c, docs/adr/0002-key-store.md): synchronous=NORMAL, and qs_end
      * waits, outside mu, until the WAL has been fdatasync'ed past its commit. */
-    bool wal_dirty;       /* set by the WAL hook: the last COMMIT appended frames (under mu) */
-    int wal_fd;           /* "<path>-wal", opened after WAL mode is on; -1 before */
-    pthread_mutex_t smu;  /* guards the fields below */
-    pthread_cond_t scond; /* broadcast after every sync attempt */
-    uint64_t commit_seq;  /* last commit that wrote WAL frames (assigned under mu) */
-    uint64_t synced_seq;  /* every commit <= this is on stable storage */
-    bool syncing;         /* one thread is in fdatasync */
-    int sync_errno;       /* sticky: a failed sync fails every later barrier */
+    /* The group transaction (store_db.c qs_end; under mu): calls of inline handlers that allow
+     * it (qk_inline.group_commit) leave their changes in one open transaction, each call in its
+     * own savepoint, and the syncer commits it before it syncs: the pages many calls share
+     * (counters, index leaves, the block row) go to the WAL once per group. */
+    bool group_open;          /* BEGIN IMMEDIATE done and not yet committed */
+    unsigned group_calls;     /* calls whose changes the open transaction holds */
+    uint64_t group_seq;       /* the number its COMMIT gets (commit_seq + 1) */
+    sqlite3_int64 op_changes; /* sqlite3_total_changes64 when the current call began */
+    int wal_fd;               /* "<path>-wal", opened after WAL mode is on; -1 before */
+    pthread_mutex_t smu;      /* guards the fields below */
+    pthread_cond_t scond;     /* broadcast after every sync attempt */
+    uint64_t commit_seq;      /* last commit that wrote WAL frames (assigned under mu) */
+    uint64_t synced_seq;      /* every commit <= this is on stable storage */
+    bool syncing;             /* one thread is in fdatasync */
+    int sync_errno;           /* sticky: a failed sync fails every later barrier */
     /* Replies of inline handlers waiting for a sync (common/qk_inline.h): the syncer thread
      * syncs for them; whoever advances synced_seq completes the ones it covers. */
     qk_inline_waiter *waiters;
+    /* Groups whose COMMIT failed or that SQLite rolled back (their numbers, the last
+     * QS_FAILED_GROUPS; under smu): their calls had returned, so their waiters fail. */
+    uint64_t failed[QS_FAILED_GROUPS];
+    size_t nfailed;
     pthread_cond_t wcond; /* the syncer waits here for waiters (with smu) */
     pthread_t syncer;
     bool syncer_on, syncer_stop, wcond_ok;
@@ -90,8 +103,12 @@ typedef struct {
 } qs_key_row;
 
 /* ---- store_db.c: connection, transactions, statements, validation --------------------- */
-int qs_begin(qk_store *s, qk_err *err); /* lock + BEGIN IMMEDIATE */
-/* COMMIT/ROLLBACK + unlock; after a COMMIT that wrote, waits (unlocked) for the WAL sync. */
+/* Lock, and BEGIN IMMEDIATE unless the group transaction is open; a savepoint for the call. */
+int qs_begin(qk_store *s, qk_err *err);
+/* Release (commit) or roll back the call's savepoint; then COMMIT (the whole group with it),
+ * or keep the group open for an inline handler that allows it (its reply waits for the group's
+ * commit and sync instead), or ROLLBACK a transaction that changed nothing; unlock. A caller
+ * that is not inline waits (unlocked) for the WAL sync past what it wrote or read. */
 int qs_end(qk_store *s, int rc, bool commit, qk_err *err);
 /* Test hook: when set, called instead of fdatasync(2) on the WAL file (tests only). */
 extern int (*qs_test_fdatasync)(int fd);

@@ -358,6 +358,7 @@ void qk_skip_configure(qk_skip_handler *h, const qk_skip_options *o)
      * this listener answered before the envelope. */
     h->super.too_large_status = 400;
     h->super.inline_first = true; /* as ETSI 014's: see etsi014.c, common/qk_inline.h */
+    h->super.group_commit = true; /* SAE requests: one commit for many (kms/store_db.c) */
     h->opts = *o;
     h->role_marker = QK_ROLE_MARKER_OPTIONAL;
 }

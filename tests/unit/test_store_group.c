@@ -1,8 +1,9 @@
 /* test_store_group.c - group commit in the key store (kms/store_db.c qs_end): concurrent
  * writers all succeed and their data survives a reopen, fewer WAL syncs than commits, no call
  * returns before a sync that started after it began, a blocked sync holds its callers back,
- * a failed fdatasync fails the waiting calls (and every later one until reopen), and the WAL
- * file the store syncs keeps its inode across a TRUNCATE checkpoint. */
+ * a failed fdatasync fails the waiting calls (and every later one until reopen), the WAL
+ * file the store syncs keeps its inode across a TRUNCATE checkpoint, and inline calls that
+ * allow it share one group transaction (one COMMIT; a failed one fails only that group). */
 #include <CUnit/CUnit.h>
 #include <errno.h>
 #include <pthread.h>
@@ -308,6 +309,141 @@ static void test_inline_barrier_close(void)
     CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
 }
 
+/* ---- group transactions (qk_inline.group_commit): many inline calls, one COMMIT -------- */
+
+/* Rows of requests with this ID (committed or in the open group: the same connection). */
+static int count_requests(const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    (void)pthread_mutex_lock(&S->mu);
+    if (sqlite3_prepare_v2(S->db, "SELECT count(*) FROM requests WHERE request_id = ?", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    (void)pthread_mutex_unlock(&S->mu);
+    return n;
+}
+
+static bool group_open(void)
+{
+    (void)pthread_mutex_lock(&S->mu);
+    bool open = S->group_open && !sqlite3_get_autocommit(S->db);
+    (void)pthread_mutex_unlock(&S->mu);
+    return open;
+}
+
+/* carve_commit as an inline handler that allows group commit; ic gets the barrier. */
+static int group_carve(const char *req, int side, qk_inline *ic, int *late)
+{
+    qk_inline_begin(ic, 0);
+    ic->group_commit = true;
+    int rc = carve_commit(req, side, late);
+    qk_inline_end();
+    return rc;
+}
+
+static void wait_done(int n)
+{
+    for (int i = 0; i < 400 && atomic_load(&w_done) < n; i++)
+        sleep_ms(5);
+}
+
+/* Two inline requests share one open transaction: neither call waits, both barriers name the
+ * same group, nothing is committed until a reply waits; then one COMMIT and a sync complete
+ * both replies, and both requests survive a reopen. */
+static void test_group_shared(void)
+{
+    fresh();
+    atomic_store(&w_done, 0);
+    atomic_store(&w_err, -99);
+    atomic_store(&sync_block, 1);
+    qk_inline ic1, ic2;
+    int late = 0;
+    CU_ASSERT_EQUAL(group_carve("grp-1", 0, &ic1, &late), 0);
+    CU_ASSERT_EQUAL(group_carve("grp-2", 1, &ic2, &late), 0);
+    CU_ASSERT_EQUAL(late, 4); /* four calls, none waited */
+    CU_ASSERT_FATAL(ic1.await != NULL && ic2.await != NULL);
+    CU_ASSERT_EQUAL(ic1.seq, ic2.seq); /* one group, one number */
+    CU_ASSERT(group_open());           /* nothing committed yet */
+    CU_ASSERT_EQUAL(count_requests("grp-1"), 1);
+    qk_inline_waiter w1 = {.done = w_cb}, w2 = {.done = w_cb};
+    CU_ASSERT_EQUAL(ic1.await(ic1.owner, ic1.seq, &w1), 0);
+    CU_ASSERT_EQUAL(ic2.await(ic2.owner, ic2.seq, &w2), 0);
+    for (int i = 0; i < 200 && group_open(); i++)
+        sleep_ms(5);
+    CU_ASSERT(!group_open()); /* the syncer committed the group before its (blocked) sync */
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 0);
+    atomic_store(&sync_block, 0);
+    wait_done(2);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 2);
+    CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(count_requests("grp-1"), 1);
+    CU_ASSERT_EQUAL(count_requests("grp-2"), 1);
+    done();
+}
+
+/* A group whose COMMIT fails (a foreign key checked only at COMMIT) fails every reply of the
+ * group and keeps none of its changes; a wait on its number later is refused at once, and
+ * the store goes on: the next call commits. */
+static void test_group_commit_fails(void)
+{
+    fresh();
+    atomic_store(&w_done, 0);
+    atomic_store(&w_err, -99);
+    qk_inline ic1, ic2;
+    int late = 0;
+    CU_ASSERT_EQUAL(group_carve("grp-a", 0, &ic1, &late), 0);
+    qk_err err = {0, ""};
+    qk_inline_begin(&ic2, 0);
+    ic2.group_commit = true;
+    CU_ASSERT_FATAL(qs_begin(S, &err) == 0);
+    CU_ASSERT_EQUAL(sqlite3_exec(S->db,
+                                 "PRAGMA defer_foreign_keys = ON;"
+                                 "INSERT INTO key_slaves(key_id, slave, state)"
+                                 " VALUES('no-such-key', 'saeB', 0)",
+                                 NULL, NULL, NULL),
+                    SQLITE_OK);
+    CU_ASSERT_EQUAL(qs_end(S, 0, true, &err), 0); /* kept in the group: the check comes later */
+    qk_inline_end();
+    CU_ASSERT_EQUAL(ic1.seq, ic2.seq);
+    qk_inline_waiter w1 = {.done = w_cb};
+    CU_ASSERT_EQUAL(ic1.await(ic1.owner, ic1.seq, &w1), 0);
+    wait_done(1);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&w_err), QK_ESTORAGE);
+    CU_ASSERT_EQUAL(count_requests("grp-a"), 0); /* rolled back with the group */
+    qk_inline_waiter w2 = {.done = w_cb};
+    CU_ASSERT(ic2.await(ic2.owner, ic2.seq, &w2) < 0); /* late waiter of the failed group */
+    CU_ASSERT_EQUAL(carve_commit("after", 1, &late), 0);
+    CU_ASSERT_EQUAL(count_requests("after"), 1);
+    done();
+}
+
+/* A call that is not inline commits the open group with its own change and waits for the
+ * sync, so the group's replies are then durable at once. */
+static void test_group_closed_by_blocking_call(void)
+{
+    fresh();
+    qk_inline ic;
+    int late = 0;
+    CU_ASSERT_EQUAL(group_carve("grp-x", 0, &ic, &late), 0);
+    CU_ASSERT(group_open());
+    late = 0;
+    CU_ASSERT_EQUAL(carve_commit("outside", 1, &late), 0);
+    CU_ASSERT_EQUAL(late, 0); /* it waited for a sync */
+    CU_ASSERT(!group_open());
+    qk_inline_waiter w = {.done = w_cb};
+    CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 1); /* durable already */
+    done();
+}
+
 static void test_wal_inode_kept(void)
 {
     fresh();
@@ -351,6 +487,9 @@ int suite_store_group(void)
         {"inline: commits record a barrier, the syncer completes it", test_inline_barrier},
         {"inline: a failed sync fails the waiting reply", test_inline_barrier_sync_fails},
         {"inline: closing the store completes a waiting reply", test_inline_barrier_close},
+        {"group: two inline requests, one COMMIT, both durable", test_group_shared},
+        {"group: a failed COMMIT fails every reply of the group", test_group_commit_fails},
+        {"group: a blocking call commits the open group", test_group_closed_by_blocking_call},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
