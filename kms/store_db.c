@@ -792,6 +792,15 @@ static int qs_precreate(const char *path, qk_err *err)
     return 0;
 }
 
+/* Process-wide SQLite set-up, once, before the first connection: no memory statistics (they
+ * take a global mutex on every allocation SQLite makes; the store never reads them). Fails
+ * harmlessly (SQLITE_MISUSE) when something else initialised SQLite first. */
+static pthread_once_t qs_sqlite_once = PTHREAD_ONCE_INIT;
+static void qs_sqlite_setup(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN], qk_store **out,
                   qk_err *err)
 {
@@ -831,9 +840,12 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
     memcpy(s->mk, master_key, QK_MASTER_KEY_LEN);
     sodium_memzero(s->scratch, QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
 
+    (void)pthread_once(&qs_sqlite_once, qs_sqlite_setup);
+    /* NOMUTEX: every use of the connection is under s->mu already, so SQLite's own mutex
+     * around each API call (FULLMUTEX) would only be taken and released again. */
     int rc = qs_precreate(path, err);
     if (!rc && sqlite3_open_v2(path, &s->db,
-                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                NULL) != SQLITE_OK)
         rc = qs_db_err(s, err, "open");
     if (!rc)
