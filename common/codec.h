@@ -31,6 +31,11 @@ typedef struct {
 
 /* Random UUID version 4 (libsodium CSPRNG; qk_secure_init() must have run). */
 void qk_uuid_v4(qk_uuid *u);
+/* Time-ordered UUID version 7 (RFC 9562 section 5.7): 48 bits of Unix time in milliseconds,
+ * then 74 random bits (libsodium CSPRNG). IDs made later sort later (to the millisecond), so
+ * a B-tree index on them grows at its right edge. For internal IDs only (request IDs between
+ * KMEs): it tells the time it was made. */
+void qk_uuid_v7(qk_uuid *u);
 /* Canonical lower-case 8-4-4-4-12 form; out must hold 37 bytes. */
 void qk_uuid_format(const qk_uuid *u, char out[QK_UUID_STR_LEN + 1]);
 /* 32 lower-case hex digits; out must hold 33 bytes. */

@@ -527,7 +527,7 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
     }
     char request_id[QK_UUID_STR_LEN + 1];
     qk_uuid u;
-    qk_uuid_v4(&u);
+    qk_uuid_v7(&u); /* time-ordered: the request indexes grow at their right edge */
     qk_uuid_format(&u, request_id);
     qk_reservation r = {
         .request_id = request_id,

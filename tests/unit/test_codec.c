@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 
@@ -113,6 +114,38 @@ static void test_hex(void)
     CU_ASSERT_EQUAL(qk_hex_decode("001122", 6, dec, 2, &n), -1);       /* too small */
     CU_ASSERT_EQUAL(qk_hex_decode("", 0, dec, sizeof dec, &n), 0);
     CU_ASSERT_EQUAL(n, 0);
+}
+
+/* UUIDv7 (RFC 9562 section 5.7): version 7, variant 10, the first 48 bits the Unix time in
+ * ms (within 2 s of now), later IDs sort later, the rest random (two IDs differ). */
+static void test_uuid_v7(void)
+{
+    struct timespec ts;
+    CU_ASSERT_FATAL(clock_gettime(CLOCK_REALTIME, &ts) == 0);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    qk_uuid a, b;
+    qk_uuid_v7(&a);
+    struct timespec pause = {0, 3000000L};
+    nanosleep(&pause, NULL);
+    qk_uuid_v7(&b);
+    CU_ASSERT_EQUAL(a.b[6] >> 4, 7);
+    CU_ASSERT_EQUAL(a.b[8] >> 6, 2);
+    CU_ASSERT_FALSE(qk_uuid_is_v4(&a));
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = ms << 8 | a.b[i];
+    CU_ASSERT(ms + 2000 >= now && ms <= now + 2000);
+    CU_ASSERT(memcmp(a.b, b.b, 16) < 0); /* 3 ms later: sorts after */
+    char s1[QK_UUID_STR_LEN + 1], s2[QK_UUID_STR_LEN + 1];
+    qk_uuid_format(&a, s1);
+    qk_uuid_format(&b, s2);
+    CU_ASSERT(strcmp(s1, s2) < 0); /* and so does its text */
+    qk_uuid c;
+    CU_ASSERT_EQUAL(qk_uuid_parse(s1, strlen(s1), &c), 0);
+    CU_ASSERT(memcmp(a.b, c.b, 16) == 0);
+    qk_uuid d;
+    qk_uuid_v7(&d);
+    CU_ASSERT(memcmp(d.b + 6, b.b + 6, 10) != 0); /* random bits */
 }
 
 static void test_uuid_format_parse(void)
@@ -272,6 +305,7 @@ int suite_codec(void)
         !CU_add_test(s, "hex and base64 strict edges", test_codec_strict_edges) ||
         !CU_add_test(s, "base64 encoder vs libsodium", test_base64_vs_libsodium) ||
         !CU_add_test(s, "uuid format/parse", test_uuid_format_parse) ||
+        !CU_add_test(s, "uuid v7: time-ordered", test_uuid_v7) ||
         !CU_add_test(s, "uuid v4 generation", test_uuid_v4_generation))
         return -1;
     return 0;
