@@ -46,9 +46,9 @@ static void le64(uint8_t b[8], uint64_t v)
         b[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* The tag over ad and ct, laid out as RFC 8439 section 2.8 (mac_data). */
+/* The tag over ad, ct and the pad (relay_crypto.h: after RFC 8439 section 2.8's mac_data). */
 static void mac(const uint8_t key[QK_RELAY_MAC_KEY_LEN], const uint8_t *ad, size_t ad_len,
-                const uint8_t *ct, size_t len, uint8_t tag[QK_RELAY_TAG_LEN])
+                const uint8_t *ct, const uint8_t *pad, size_t len, uint8_t tag[QK_RELAY_TAG_LEN])
 {
     static const uint8_t zeros[16];
     uint8_t lens[16];
@@ -59,6 +59,8 @@ static void mac(const uint8_t key[QK_RELAY_MAC_KEY_LEN], const uint8_t *ad, size
         crypto_onetimeauth_poly1305_update(&st, zeros, (16 - ad_len % 16) % 16);
     }
     crypto_onetimeauth_poly1305_update(&st, ct, len);
+    crypto_onetimeauth_poly1305_update(&st, zeros, (16 - len % 16) % 16);
+    crypto_onetimeauth_poly1305_update(&st, pad, len);
     crypto_onetimeauth_poly1305_update(&st, zeros, (16 - len % 16) % 16);
     le64(lens, ad_len);
     le64(lens + 8, len);
@@ -85,7 +87,7 @@ int qk_relay_seal(const uint8_t *key, size_t len, const qk_relay_hop_key *hk, co
         return rc;
     }
     xor_into(ct, key, hk->pad, len);
-    mac(hk->mac_key, ad, ad_len, ct, len, tag);
+    mac(hk->mac_key, ad, ad_len, ct, hk->pad, len, tag);
     return 0;
 }
 
@@ -97,7 +99,7 @@ int qk_relay_open(const uint8_t *ct, size_t len, const uint8_t tag[QK_RELAY_TAG_
     if (rc != 0)
         return rc;
     uint8_t want[QK_RELAY_TAG_LEN];
-    mac(hk->mac_key, ad, ad_len, ct, len, want);
+    mac(hk->mac_key, ad, ad_len, ct, hk->pad, len, want);
     bool ok = crypto_verify_16(want, tag) == 0;
     qk_wipe(want, sizeof want);
     if (!ok) {

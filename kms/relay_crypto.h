@@ -3,8 +3,12 @@
  * once; Vernam 1926, Shannon 1949) and authenticated with a one-time Poly1305 MAC whose 32-byte
  * key also comes from that link's QKD key (Wegman and Carter 1981, "New hash functions and their
  * use in authentication and set equality", JCSS 22(3); Poly1305: RFC 8439 section 2.5). The tag
- * covers the associated data and the ciphertext laid out as RFC 8439 section 2.8 does (AD,
- * zero padding to 16, ciphertext, zero padding to 16, both lengths as 64-bit little-endian).
+ * covers the associated data, the ciphertext and the pad itself, laid out after RFC 8439 section
+ * 2.8 (each field zero-padded to 16 bytes, then the lengths of the AD and of the ciphertext as
+ * 64-bit little-endian): AD | pad16 | ct | pad16 | pad | pad16 | le64(|AD|) | le64(|ct|). With
+ * the pad inside, a receiver that took other pad bytes than the sender (a hop key out of step)
+ * is refused before anything is decrypted, instead of delivering a wrong key. The tag reveals
+ * nothing of what it covers: Poly1305 adds the one-time s (the key's second half) mod 2^128.
  *
  * Every length is bounded and checked before anything is written; the pad, the MAC key and the
  * output may not overlap one another (the output may be the input itself: in place); on any
