@@ -23,7 +23,7 @@
 #define QK_RELAY_MAC_KEY_LEN 32     /* Poly1305 one-time key: r || s (RFC 8439 section 2.5) */
 #define QK_RELAY_TAG_LEN     16     /* Poly1305 tag */
 #define QK_RELAY_DATA_MAX    65536u /* end-to-end key bytes in one relayed request */
-#define QK_RELAY_AD_MAX      16384u /* associated data (request ID, hop, path, key IDs ...) */
+#define QK_RELAY_AD_MAX      32768u /* associated data: the largest relay message needs ~17.2 KiB */
 
 /* The key of one hop, all taken from that hop's link key material and used once:
  * pad[0..pad_len) XORs the data (pad_len must equal the data length), mac_key authenticates. */
