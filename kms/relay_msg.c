@@ -35,6 +35,16 @@ static int id_ok(const char *s, size_t cap, const char *what, qk_err *err)
     return qk_peer_id_check(s, strnlen(s, cap), what, err) == 0 ? 0 : QK_EINVAL;
 }
 
+/* A relay request ID: an ID of at most QK_RELAY_ID_MAX characters. */
+static int request_id_ok(const char *s, size_t cap, qk_err *err)
+{
+    if (id_ok(s, cap, "request_id", err) != 0)
+        return QK_EINVAL;
+    if (strnlen(s, cap) > QK_RELAY_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "request_id: at most %d characters", QK_RELAY_ID_MAX);
+    return 0;
+}
+
 static int path_ok(const qk_peer_id *path, size_t n, uint32_t hop, qk_err *err)
 {
     if (n < 2 || n > QK_RELAY_PATH_MAX)
@@ -76,7 +86,7 @@ static size_t slaves_max(const qk_peer_msg_limits *lim)
 
 int qk_relay_msg_check(const qk_relay_msg *m, const qk_peer_msg_limits *lim, qk_err *err)
 {
-    if (id_ok(m->request_id, sizeof m->request_id, "request_id", err) ||
+    if (request_id_ok(m->request_id, sizeof m->request_id, err) ||
         path_ok(m->path, m->npath, m->hop, err) ||
         id_ok(m->master, sizeof m->master, "master", err))
         return QK_EINVAL;
@@ -213,6 +223,8 @@ static int open_body(const char *body, size_t len, cJSON **o, qk_peer_id request
     if (qk_json_get_string(*o, "request_id", true, &s, NULL, err) != 0 ||
         qk_peer_id_check(s, strlen(s), "request_id", err) != 0)
         return QK_EINVAL;
+    if (strlen(s) > QK_RELAY_ID_MAX)
+        return qk_err_set(err, QK_EINVAL, "request_id: at most %d characters", QK_RELAY_ID_MAX);
     memcpy(request_id, s, strlen(s) + 1);
     return 0;
 }
@@ -518,7 +530,7 @@ int qk_relay_msg_ad(const qk_relay_msg *m, const qk_peer_msg_limits *lim, uint8_
 
 static int answer_check(const qk_relay_answer *a, qk_err *err)
 {
-    if (id_ok(a->request_id, sizeof a->request_id, "request_id", err))
+    if (request_id_ok(a->request_id, sizeof a->request_id, err))
         return QK_EINVAL;
     if (a->status == QK_RELAY_STORED) {
         if (a->reason != QK_RELAY_REASON_NONE || a->hop != 0)
@@ -593,7 +605,7 @@ int qk_relay_answer_decode(const char *body, size_t len, qk_relay_answer *a, qk_
 int qk_relay_burn_encode(const qk_relay_burn_msg *m, char **out, qk_err *err)
 {
     *out = NULL;
-    if (id_ok(m->request_id, sizeof m->request_id, "request_id", err) ||
+    if (request_id_ok(m->request_id, sizeof m->request_id, err) ||
         path_ok(m->path, m->npath, m->hop, err))
         return QK_EINVAL;
     cJSON *o = begin(m->request_id);

@@ -7,12 +7,13 @@
  * the message says "v: ..."), so a later format is a new number, never a silent reinterpretation.
  * Decoders take untrusted bytes (len need not be NUL-terminated) and validate before they
  * parse: body size (QK_RELAY_MSG_MAX), JSON syntax, member types, array counts before entries,
- * integer ranges, ID syntax, UUID key IDs (normalised to lower case), no node twice in a path,
- * no key ID twice, lengths that add up (the hop key: a 32-byte MAC key first, then pad pieces
- * whose lengths add up to the end-to-end bytes; the ciphertext exactly that long). Unknown
- * members are ignored. A decoder answers 0, QK_EINVAL (err->msg names the member) or
- * QK_ENOMEM; on failure the output is zeroed and holds nothing to free. Encoders run the same
- * checks (QK_EINVAL) and write compact JSON into a malloc'ed string (*out; free() it).
+ * integer ranges, ID syntax (request IDs of at most QK_RELAY_ID_MAX characters), UUID key IDs
+ * (normalised to lower case), no node twice in a path, no key ID twice, lengths that add up (the
+ * hop key: a 32-byte MAC key first, then pad pieces whose lengths add up to the end-to-end bytes;
+ * the ciphertext exactly that long). Unknown members are ignored. A decoder answers 0, QK_EINVAL
+ * (err->msg names the member) or QK_ENOMEM; on failure the output is zeroed and holds nothing to
+ * free. Encoders run the same checks (QK_EINVAL) and write compact JSON into a malloc'ed string
+ * (*out; free() it).
  *
  * The ciphertext is the end-to-end key XORed with this hop's pad (relay_crypto.h): it tells
  * nothing about the key without the pad, but it is still wiped when freed. */
@@ -33,6 +34,9 @@
 #define QK_RELAY_KEYS_MAX     128                 /* end-to-end keys in one relayed request */
 #define QK_RELAY_HOP_KEYS_MAX 17                  /* the MAC key and up to 16 pad pieces */
 #define QK_RELAY_TIME_MAX     9007199254740991ull /* 2^53-1: times exact as JSON numbers */
+/* A relay request ID leaves room for the hop suffix "/NN" of each hop's own request in the
+ * store (docs/adr/0004-key-relay.md, "Taking a hop's key"), within QK_STORE_ID_MAX. */
+#define QK_RELAY_ID_MAX (QK_STORE_ID_MAX - 8)
 
 /* An end-to-end key as it travels: its ID (the one both SAEs will see) and its length. */
 typedef struct {

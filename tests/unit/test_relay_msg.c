@@ -222,6 +222,23 @@ static void test_refusals(void)
     refuse_subst(t, "\"v\":1", "\"v\":2", "v: version 2");
     refuse_subst(t, "\"v\":1,", "", "v");
     refuse_subst(t, "\"v\":1", "\"v\":\"1\"", "v");
+    /* a request ID too long to take the hop suffix; the longest that does */
+    char rid[QK_RELAY_ID_MAX + 4];
+    memset(rid, 'q', sizeof rid);
+    rid[0] = '"';
+    rid[QK_RELAY_ID_MAX + 2] = '"';
+    rid[QK_RELAY_ID_MAX + 3] = '\0';
+    refuse_subst(t, "\"relay-req-1\"", rid, "request_id: at most");
+    rid[QK_RELAY_ID_MAX + 1] = '"';
+    rid[QK_RELAY_ID_MAX + 2] = '\0';
+    char *longest = subst(t, "\"relay-req-1\"", rid);
+    qk_relay_msg *lm = malloc(sizeof *lm);
+    qk_err lerr;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(lm);
+    CU_ASSERT_EQUAL(qk_relay_msg_decode(longest, strlen(longest), &LIM, lm, &lerr), 0);
+    qk_relay_msg_free(lm);
+    free(lm);
+    free(longest);
     /* path: a node twice, one node, hop past the last link */
     refuse_subst(t, "\"KME_C\"]", "\"KME_A\"]", "path: a node appears twice");
     refuse_subst(t, "[\"KME_A\",\"KME_B\",\"KME_C\"]", "[\"KME_A\"]", "path");
@@ -375,7 +392,7 @@ static void test_largest(void)
     qk_relay_msg *m = calloc(1, sizeof *m), *d = malloc(sizeof *d);
     static uint8_t ct[QK_RELAY_DATA_MAX], ad[QK_RELAY_AD_MAX];
     CU_ASSERT_PTR_NOT_NULL_FATAL(m && d);
-    memset(m->request_id, 'r', QK_STORE_ID_MAX);
+    memset(m->request_id, 'r', QK_RELAY_ID_MAX);
     m->npath = QK_RELAY_PATH_MAX;
     for (int i = 0; i < QK_RELAY_PATH_MAX; i++) {
         memset(m->path[i], 'p', QK_STORE_ID_MAX);
