@@ -427,7 +427,7 @@ static void test_largest(void)
     char *text = NULL;
     qk_err err;
     CU_ASSERT_EQUAL_FATAL(qk_relay_msg_encode(m, &wide, &text, &err), 0);
-    CU_ASSERT(strlen(text) <= QK_RELAY_MSG_MAX);
+    CU_ASSERT(strlen(text) < 120 * 1024); /* the ADR's figure; QK_RELAY_MSG_MAX is 256 KiB */
     CU_ASSERT_EQUAL(qk_relay_msg_decode(text, strlen(text), &wide, d, &err), 0);
     size_t len;
     CU_ASSERT_EQUAL(qk_relay_msg_ad(d, &wide, ad, sizeof ad, &len, &err), 0);
