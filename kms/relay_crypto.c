@@ -79,13 +79,8 @@ int qk_relay_seal(const uint8_t *key, size_t len, const qk_relay_hop_key *hk, co
                   size_t ad_len, uint8_t *ct, uint8_t tag[QK_RELAY_TAG_LEN], qk_err *err)
 {
     int rc = check_args(key, len, hk, ad, ad_len, ct, tag, err);
-    if (rc != 0) {
-        /* wipe what can be wiped without touching the hop key */
-        if (tag && !(hk && (overlap(tag, QK_RELAY_TAG_LEN, hk->pad, hk->pad_len) ||
-                            overlap(tag, QK_RELAY_TAG_LEN, hk->mac_key, QK_RELAY_MAC_KEY_LEN))))
-            qk_wipe(tag, QK_RELAY_TAG_LEN);
-        return rc;
-    }
+    if (rc != 0)
+        return rc; /* nothing written: the buffers may be the caller's key or the hop key */
     xor_into(ct, key, hk->pad, len);
     mac(hk->mac_key, ad, ad_len, ct, hk->pad, len, tag);
     return 0;

@@ -11,8 +11,8 @@
  * nothing of what it covers: Poly1305 adds the one-time s (the key's second half) mod 2^128.
  *
  * Every length is bounded and checked before anything is written; the pad, the MAC key and the
- * output may not overlap one another (the output may be the input itself: in place); on any
- * failure the output is wiped. Nothing here logs. */
+ * output may not overlap one another (the output may be the input itself: in place). A refused
+ * call writes nothing; a tag that does not verify leaves the output wiped. Nothing here logs. */
 #ifndef QK_RELAY_CRYPTO_H
 #define QK_RELAY_CRYPTO_H
 
@@ -33,15 +33,15 @@ typedef struct {
     const uint8_t *mac_key; /* QK_RELAY_MAC_KEY_LEN bytes */
 } qk_relay_hop_key;
 
-/* ct[0..len) = key ^ pad, tag = Poly1305(mac_key, AD/ct layout above). ct may equal key.
+/* ct[0..len) = key ^ pad, tag = Poly1305(mac_key, the layout above). ct may equal key.
  * QK_EINVAL: len not 1..QK_RELAY_DATA_MAX, pad_len != len, ad_len > QK_RELAY_AD_MAX, a NULL
- * pointer with a non-zero length, or overlapping pad / MAC key / output (ct and tag wiped). */
+ * pointer with a non-zero length, or overlapping pad / MAC key / output (nothing written). */
 int qk_relay_seal(const uint8_t *key, size_t len, const qk_relay_hop_key *hk, const uint8_t *ad,
                   size_t ad_len, uint8_t *ct, uint8_t tag[QK_RELAY_TAG_LEN], qk_err *err);
 
 /* Verify tag over (ad, ct) in constant time (crypto_verify_16) before anything is decrypted,
  * then key_out[0..len) = ct ^ pad (key_out may equal ct). QK_EMISMATCH when the tag is wrong
- * (key_out wiped, nothing decrypted); QK_EINVAL as for seal. */
+ * (nothing decrypted; key_out wiped unless it is ct); QK_EINVAL as for seal. */
 int qk_relay_open(const uint8_t *ct, size_t len, const uint8_t tag[QK_RELAY_TAG_LEN],
                   const qk_relay_hop_key *hk, const uint8_t *ad, size_t ad_len, uint8_t *key_out,
                   qk_err *err);

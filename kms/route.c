@@ -178,8 +178,10 @@ int qk_route_find(const qk_topology *t, const char *src, const char *dst, uint64
                 pick_link = i;
             }
         }
-        if (pick == FAR) /* not reached: best[v] >= target promises a next node */
+        if (pick == FAR) { /* not reached: best[v] >= target promises a next node */
+            memset(out, 0, sizeof *out);
             return qk_err_set(err, QK_ENOTFOUND, "route: internal: lost the path");
+        }
         out->links[out->nnodes - 1] = (uint16_t)pick_link;
         if (t->links[pick_link].rate < rate)
             rate = t->links[pick_link].rate;

@@ -214,6 +214,17 @@ static void test_overlap_refused(void)
     memcpy(buf, f.key, LEN);
     CU_ASSERT_EQUAL(qk_relay_seal(buf, LEN, &f.hk, AD, 4, buf + 8, f.tag, &err), QK_EINVAL);
     CU_ASSERT_EQUAL(qk_relay_open(buf, LEN, f.tag, &f.hk, AD, 4, buf + 8, &err), QK_EINVAL);
+    /* a refusal writes nothing: not the output, not the tag */
+    uint8_t ct[LEN], tag[QK_RELAY_TAG_LEN];
+    memset(ct, 0x77, sizeof ct);
+    memset(tag, 0x66, sizeof tag);
+    f.hk.pad_len = LEN - 1;
+    CU_ASSERT_EQUAL(qk_relay_seal(f.key, LEN, &f.hk, AD, 4, ct, tag, &err), QK_EINVAL);
+    f.hk.pad_len = LEN;
+    for (size_t i = 0; i < LEN; i++)
+        CU_ASSERT_EQUAL(ct[i], 0x77);
+    for (size_t i = 0; i < QK_RELAY_TAG_LEN; i++)
+        CU_ASSERT_EQUAL(tag[i], 0x66);
     /* nothing of the hop key was touched by the refusals */
     fixture g;
     setup(&g);
