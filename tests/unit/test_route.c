@@ -228,6 +228,55 @@ static void test_bottleneck_and_ties(void)
     CU_ASSERT_STRING_EQUAL(s, "S>A>Q>T");
 }
 
+/* The same network entered in other orders (links and their ends) gives the same routes. */
+static void test_order_independent(void)
+{
+    static const struct {
+        const char *a, *b;
+        uint64_t avail;
+    } l[] = {{"A", "B", 500},
+             {"B", "C", 800},
+             {"A", "D", 900},
+             {"A", "E", 300},
+             {"B", "E", 700},
+             {"D", "E", 600},
+             {"C", "F", 400},
+             {"E", "F", 1000},
+             {"E", "G", 200},
+             {"F", "G", 900},
+             /* D to G: a tie between H and I */
+             {"D", "I", 500},
+             {"I", "G", 500},
+             {"D", "H", 500},
+             {"H", "G", 500}};
+    const size_t n = sizeof l / sizeof l[0];
+    const char *pairs[][2] = {{"A", "F"}, {"G", "A"}, {"D", "C"}, {"C", "G"},
+                              {"B", "D"}, {"D", "G"}, {"G", "D"}};
+    char want[7][64], got[64];
+    for (unsigned perm = 0; perm < 8; perm++) {
+        qk_topology t;
+        qk_topo_init(&t);
+        for (size_t k = 0; k < n; k++) {
+            /* perm 0: as listed; others: a rotation, reversed when odd, ends swapped when 4+ */
+            size_t i = (perm & 1) ? n - 1 - (k + perm) % n : (k + perm) % n;
+            if (perm & 4)
+                link_(&t, l[i].b, l[i].a, true, l[i].avail);
+            else
+                link_(&t, l[i].a, l[i].b, true, l[i].avail);
+        }
+        for (size_t p = 0; p < 7; p++) {
+            CU_ASSERT_EQUAL_FATAL(
+                route_str(&t, pairs[p][0], pairs[p][1], 64, 15, perm ? got : want[p], 64, NULL), 0);
+            if (perm)
+                CU_ASSERT_STRING_EQUAL(got, want[p]);
+        }
+    }
+    CU_ASSERT_STRING_EQUAL(want[0], "A>E>F");
+    CU_ASSERT_STRING_EQUAL(want[3], "C>F>G");
+    CU_ASSERT_STRING_EQUAL(want[5], "D>H>G");
+    CU_ASSERT_STRING_EQUAL(want[6], "G>H>D");
+}
+
 static void test_unreachable_and_refusals(void)
 {
     qk_topology t;
@@ -301,6 +350,7 @@ int suite_route(void)
         !CU_add_test(s, "ring with a down link", test_ring_down_link) ||
         !CU_add_test(s, "star", test_star) || !CU_add_test(s, "7-node mesh", test_mesh) ||
         !CU_add_test(s, "bottleneck rule and ties", test_bottleneck_and_ties) ||
+        !CU_add_test(s, "same routes whatever the input order", test_order_independent) ||
         !CU_add_test(s, "unreachable and refusals", test_unreachable_and_refusals) ||
         !CU_add_test(s, "bounds", test_bounds))
         return -1;
