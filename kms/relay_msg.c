@@ -205,10 +205,10 @@ static cJSON *begin(const char *request_id)
     return o;
 }
 
-/* Parse the body into an object and check its version and request ID. */
-static int open_body(const char *body, size_t len, cJSON **o, qk_peer_id request_id, qk_err *err)
+/* Parse the body (at most max bytes) into an object and check its version. */
+static int open_versioned(const char *body, size_t len, size_t max, cJSON **o, qk_err *err)
 {
-    *o = qk_json_parse(body, len, QK_RELAY_MSG_MAX, err);
+    *o = qk_json_parse(body, len, max, err);
     if (!*o)
         return err && err->code ? err->code : QK_EINVAL;
     if (!cJSON_IsObject(*o))
@@ -219,6 +219,15 @@ static int open_body(const char *body, size_t len, cJSON **o, qk_peer_id request
     if (v != QK_RELAY_VERSION)
         return qk_err_set(err, QK_EINVAL, "v: version %" PRId64 " not supported (this KME: %d)", v,
                           QK_RELAY_VERSION);
+    return 0;
+}
+
+/* open_versioned, then the request ID. */
+static int open_body(const char *body, size_t len, cJSON **o, qk_peer_id request_id, qk_err *err)
+{
+    int rc = open_versioned(body, len, QK_RELAY_MSG_MAX, o, err);
+    if (rc != 0)
+        return rc;
     const char *s;
     if (qk_json_get_string(*o, "request_id", true, &s, NULL, err) != 0 ||
         qk_peer_id_check(s, strlen(s), "request_id", err) != 0)
@@ -625,6 +634,118 @@ int qk_relay_burn_decode(const char *body, size_t len, qk_relay_burn_msg *m, qk_
     m->hop = (uint32_t)hop;
     if (rc == 0)
         rc = path_ok(m->path, m->npath, m->hop, err);
+    cJSON_Delete(o);
+    if (rc != 0)
+        memset(m, 0, sizeof *m);
+    return rc;
+}
+
+/* ---- topology ------------------------------------------------------------------------------- */
+
+int qk_topo_msg_check(const qk_topo_msg *m, qk_err *err)
+{
+    if (m->n < 1 || m->n > QK_ROUTE_NODES_MAX)
+        return qk_err_set(err, QK_EINVAL, "reports: 1..%d entries", QK_ROUTE_NODES_MAX);
+    for (size_t i = 0; i < m->n; i++) {
+        const qk_topo_report *r = &m->reports[i];
+        if (id_ok(r->node, sizeof r->node, "node", err))
+            return QK_EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(r->node, m->reports[j].node) == 0)
+                return qk_err_set(err, QK_EINVAL, "reports: a node appears twice");
+        if (r->seq > QK_RELAY_TIME_MAX)
+            return qk_err_set(err, QK_EINVAL, "seq: must be below 2^53");
+        if (r->nlinks > QK_TOPO_REPORT_LINKS_MAX)
+            return qk_err_set(err, QK_EINVAL, "links: at most %d entries",
+                              QK_TOPO_REPORT_LINKS_MAX);
+        for (size_t j = 0; j < r->nlinks; j++) {
+            const qk_topo_report_link *l = &r->links[j];
+            if (id_ok(l->peer, sizeof l->peer, "peer", err))
+                return QK_EINVAL;
+            if (strcmp(l->peer, r->node) == 0)
+                return qk_err_set(err, QK_EINVAL, "links: a node's link to itself");
+            for (size_t k = 0; k < j; k++)
+                if (strcmp(l->peer, r->links[k].peer) == 0)
+                    return qk_err_set(err, QK_EINVAL, "links: a peer appears twice");
+            if (l->available > QK_RELAY_TIME_MAX || l->rate > QK_RELAY_TIME_MAX)
+                return qk_err_set(err, QK_EINVAL, "available, rate: must be below 2^53");
+        }
+    }
+    return 0;
+}
+
+int qk_topo_msg_encode(const qk_topo_msg *m, char **out, qk_err *err)
+{
+    *out = NULL;
+    if (qk_topo_msg_check(m, err) != 0)
+        return QK_EINVAL;
+    cJSON *o = cJSON_CreateObject();
+    bool ok = put_uint(o, "v", QK_RELAY_VERSION);
+    cJSON *reports = ok ? cJSON_AddArrayToObject(o, "reports") : NULL;
+    ok = ok && reports;
+    for (size_t i = 0; ok && i < m->n; i++) {
+        const qk_topo_report *r = &m->reports[i];
+        cJSON *e = put_entry(reports);
+        ok = put_str(e, "node", r->node) && put_uint(e, "seq", r->seq);
+        cJSON *links = ok ? cJSON_AddArrayToObject(e, "links") : NULL;
+        ok = ok && links;
+        for (size_t j = 0; ok && j < r->nlinks; j++) {
+            const qk_topo_report_link *l = &r->links[j];
+            cJSON *le = put_entry(links);
+            ok = put_str(le, "peer", l->peer) && cJSON_AddBoolToObject(le, "up", l->up) &&
+                 put_uint(le, "available", l->available) && put_uint(le, "rate", l->rate);
+        }
+    }
+    return print_out(o, ok, out, err);
+}
+
+/* One ID member copied into out. */
+static int get_id_into(const cJSON *o, const char *name, char *out, qk_err *err)
+{
+    const char *s;
+    if (qk_json_get_string(o, name, true, &s, NULL, err) != 0 ||
+        qk_peer_id_check(s, strlen(s), name, err) != 0)
+        return QK_EINVAL;
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
+}
+
+static int decode_report(const cJSON *e, qk_topo_report *r, qk_err *err)
+{
+    const cJSON *links;
+    if (!cJSON_IsObject(e))
+        return qk_err_set(err, QK_EINVAL, "reports: entries must be objects");
+    if (get_id_into(e, "node", r->node, err) ||
+        get_u64(e, "seq", QK_RELAY_TIME_MAX, &r->seq, err) ||
+        get_list(e, "links", QK_TOPO_REPORT_LINKS_MAX, &links, &r->nlinks, err))
+        return QK_EINVAL;
+    size_t j = 0;
+    for (const cJSON *le = links->child; le; le = le->next, j++) {
+        qk_topo_report_link *l = &r->links[j];
+        if (!cJSON_IsObject(le))
+            return qk_err_set(err, QK_EINVAL, "links: entries must be objects");
+        if (get_id_into(le, "peer", l->peer, err) ||
+            qk_json_get_bool(le, "up", true, &l->up, NULL, err) ||
+            get_u64(le, "available", QK_RELAY_TIME_MAX, &l->available, err) ||
+            get_u64(le, "rate", QK_RELAY_TIME_MAX, &l->rate, err))
+            return QK_EINVAL;
+    }
+    return 0;
+}
+
+int qk_topo_msg_decode(const char *body, size_t len, qk_topo_msg *m, qk_err *err)
+{
+    memset(m, 0, sizeof *m);
+    const cJSON *reports;
+    cJSON *o = NULL;
+    int rc = open_versioned(body, len, QK_TOPO_MSG_MAX, &o, err);
+    if (rc == 0 && get_list(o, "reports", QK_ROUTE_NODES_MAX, &reports, &m->n, err) != 0)
+        rc = QK_EINVAL;
+    size_t i = 0;
+    for (const cJSON *e = rc == 0 ? reports->child : NULL; rc == 0 && e; e = e->next, i++)
+        rc = decode_report(e, &m->reports[i], err);
+    if (rc == 0)
+        rc = qk_topo_msg_check(m, err);
     cJSON_Delete(o);
     if (rc != 0)
         memset(m, 0, sizeof *m);

@@ -26,6 +26,7 @@
 #include "peer_msg.h"
 #include "qk_err.h"
 #include "relay_crypto.h"
+#include "route.h"
 #include "store.h"
 
 #define QK_RELAY_VERSION      1
@@ -139,5 +140,23 @@ typedef struct {
 
 int qk_relay_burn_encode(const qk_relay_burn_msg *m, char **out, qk_err *err);
 int qk_relay_burn_decode(const char *body, size_t len, qk_relay_burn_msg *m, qk_err *err);
+
+/* ---- GET /peer/v1/topology: {"v":1,"reports":[{"node","seq","links":[{"peer","up",
+ * "available","rate"}]}]} ------------------------------------------------------------------
+ * The answering KME's own report and those it holds from others (docs/adr/0004-key-relay.md,
+ * "How topology is learned"; qk_topo_add_reports turns them into a view). Checked: 1..
+ * QK_ROUTE_NODES_MAX reports, no node twice; 0..QK_TOPO_REPORT_LINKS_MAX links each, IDs as
+ * everywhere, no peer twice in a report, never the reporting node itself; seq, available and
+ * rate below 2^53. The struct is ~300 KiB: allocate it. */
+#define QK_TOPO_MSG_MAX (1024u * 1024u)
+
+typedef struct {
+    size_t n;
+    qk_topo_report reports[QK_ROUTE_NODES_MAX];
+} qk_topo_msg;
+
+int qk_topo_msg_check(const qk_topo_msg *m, qk_err *err);
+int qk_topo_msg_encode(const qk_topo_msg *m, char **out, qk_err *err);
+int qk_topo_msg_decode(const char *body, size_t len, qk_topo_msg *m, qk_err *err);
 
 #endif

@@ -99,6 +99,48 @@ int qk_topo_update(qk_topology *t, const char *a, const char *b, bool up, uint64
     return 0;
 }
 
+int qk_topo_add_reports(qk_topology *t, const qk_topo_report *r, size_t n, qk_err *err)
+{
+    /* work on a copy so that a failure leaves t as it was (the copy is ~17 KiB: static
+     * storage would not be thread-safe, the heap would add a failure mode; the stack is fine) */
+    qk_topology work = *t;
+    bool seen[QK_ROUTE_LINKS_MAX] = {false}; /* merged at least once from a report */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < r[i].nlinks && j < QK_TOPO_REPORT_LINKS_MAX; j++) {
+            const qk_topo_report_link *rl = &r[i].links[j];
+            size_t a, b, il;
+            int rc = qk_topo_node(&work, r[i].node, &a, err);
+            if (rc == 0)
+                rc = qk_topo_node(&work, rl->peer, &b, err);
+            if (rc != 0)
+                return rc;
+            if (a == b)
+                return qk_err_set(err, QK_EINVAL, "route: %s reports a link to itself", rl->peer);
+            if (find_link(&work, a, b, &il) != 0) {
+                rc = qk_topo_link(&work, r[i].node, rl->peer, rl->up, rl->available, rl->rate,
+                                  err);
+                if (rc != 0)
+                    return rc;
+                seen[work.nlinks - 1] = true;
+                continue;
+            }
+            qk_route_link *l = &work.links[il];
+            if (!seen[il] && il < t->nlinks) {
+                /* a static link: the first report sets its state, its key and rate */
+                l->up = rl->up;
+                l->available = rl->available;
+                l->rate = rl->rate;
+            } else {
+                l->up = l->up && rl->up;
+                l->available = rl->available < l->available ? rl->available : l->available;
+                l->rate = rl->rate < l->rate ? rl->rate : l->rate;
+            }
+            seen[il] = true;
+        }
+    *t = work;
+    return 0;
+}
+
 static bool usable(const qk_route_link *l, uint64_t need)
 {
     return l->up && l->available >= need;

@@ -62,6 +62,34 @@ typedef struct {
     uint64_t rate;                          /* smallest rate on the path */
 } qk_route;
 
+/* ---- building the view from reports (docs/adr/0004-key-relay.md, "How topology is learned")
+ * Each KME reports its own links: the peer at the other end, up or not, the key it could use
+ * for relay on it now, and its rate. The caller keeps the newest report of each node (by
+ * sequence number) and drops old ones; this turns the reports it holds into a topology. */
+#define QK_TOPO_REPORT_LINKS_MAX 32 /* links of one KME (as the peer health answer) */
+
+typedef struct {
+    char peer[QK_ROUTE_ID_MAX + 1];
+    bool up;
+    uint64_t available; /* bytes, < 2^53 */
+    uint64_t rate;      /* bytes per second, < 2^53 */
+} qk_topo_report_link;
+
+typedef struct {
+    char node[QK_ROUTE_ID_MAX + 1];
+    uint64_t seq;  /* the reporting node's counter, < 2^53: the newest report wins */
+    size_t nlinks; /* 0..QK_TOPO_REPORT_LINKS_MAX */
+    qk_topo_report_link links[QK_TOPO_REPORT_LINKS_MAX];
+} qk_topo_report;
+
+/* Add the links of n reports to t (which may already hold the static links of the
+ * configuration). A link t already holds takes the values of the first report of it; a link
+ * reported more than once (by both ends) is merged conservatively: up only if every report
+ * says up, available and rate the smallest reported.
+ * QK_EINVAL (a bad ID, a link to itself), QK_ELIMIT (more than the topology holds); on
+ * failure t is left as it was. */
+int qk_topo_add_reports(qk_topology *t, const qk_topo_report *r, size_t n, qk_err *err);
+
 /* The route from src to dst under the metric above, for a relay that takes `need` bytes of key
  * on each hop (need 0: any up link), with at most max_hops hops (1..QK_ROUTE_NODES_MAX - 1).
  * QK_EINVAL (unknown src or dst, src == dst, max_hops out of range), QK_ENOTFOUND (no usable
