@@ -523,6 +523,91 @@ static void test_burn(void)
     CU_ASSERT_EQUAL(qk_relay_burn_encode(&m, &text, &err), QK_EINVAL);
 }
 
+static void report(qk_topo_report *r, const char *node, uint64_t seq)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->node, sizeof r->node, "%s", node);
+    r->seq = seq;
+}
+
+static void report_link(qk_topo_report *r, const char *peer, bool up, uint64_t avail)
+{
+    qk_topo_report_link *l = &r->links[r->nlinks++];
+    snprintf(l->peer, sizeof l->peer, "%s", peer);
+    l->up = up;
+    l->available = avail;
+    l->rate = avail / 100;
+}
+
+static void test_topology(void)
+{
+    qk_topo_msg *m = calloc(1, sizeof *m), *d = malloc(sizeof *d);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m && d);
+    m->n = 2;
+    report(&m->reports[0], "KME_B", 7);
+    report_link(&m->reports[0], "KME_A", true, 4096);
+    report_link(&m->reports[0], "KME_C", false, QK_RELAY_TIME_MAX);
+    report(&m->reports[1], "KME_C", QK_RELAY_TIME_MAX); /* a node with no links yet */
+    char *text = NULL;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(qk_topo_msg_encode(m, &text, &err), 0);
+    CU_ASSERT_STRING_EQUAL(text, "{\"v\":1,\"reports\":[{\"node\":\"KME_B\",\"seq\":7,\"links\":["
+                                 "{\"peer\":\"KME_A\",\"up\":true,\"available\":4096,\"rate\":40},"
+                                 "{\"peer\":\"KME_C\",\"up\":false,\"available\":"
+                                 "9007199254740991,\"rate\":90071992547409}]},{\"node\":"
+                                 "\"KME_C\",\"seq\":9007199254740991,\"links\":[]}]}");
+    CU_ASSERT_EQUAL(qk_topo_msg_decode(text, strlen(text), d, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(m, d, sizeof *m), 0);
+    free(text);
+    const char *bad[] = {
+        "{\"v\":2,\"reports\":[{\"node\":\"A\",\"seq\":1,\"links\":[]}]}",
+        "{\"v\":1,\"reports\":[]}",
+        "{\"v\":1,\"reports\":[{\"node\":\"A\",\"seq\":1,\"links\":[]},"
+        "{\"node\":\"A\",\"seq\":2,\"links\":[]}]}",
+        "{\"v\":1,\"reports\":[{\"node\":\"A\",\"seq\":1,\"links\":[{\"peer\":\"A\",\"up\":true,"
+        "\"available\":1,\"rate\":1}]}]}",
+        "{\"v\":1,\"reports\":[{\"node\":\"A\",\"seq\":1,\"links\":[{\"peer\":\"B\",\"up\":true,"
+        "\"available\":1,\"rate\":1},{\"peer\":\"B\",\"up\":false,\"available\":1,\"rate\":1}]}]}",
+        "{\"v\":1,\"reports\":[{\"node\":\"A\",\"seq\":1,\"links\":[{\"peer\":\"B\",\"up\":1,"
+        "\"available\":1,\"rate\":1}]}]}",
+        "{\"v\":1,\"reports\":[{\"node\":\"A\",\"seq\":1,\"links\":[{\"peer\":\"B\",\"up\":true,"
+        "\"available\":9007199254740992,\"rate\":1}]}]}",
+        "{\"v\":1,\"reports\":[{\"node\":\"A\",\"seq\":-1,\"links\":[]}]}",
+        "{\"v\":1,\"reports\":[{\"node\":\"\",\"seq\":1,\"links\":[]}]}",
+        "{\"v\":1,\"reports\":[{\"node\":\"A\",\"seq\":1}]}",
+        "{\"v\":1,\"reports\":[7]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(d, 0xff, sizeof *d);
+        qk_err_clear(&err);
+        CU_ASSERT_EQUAL(qk_topo_msg_decode(bad[i], strlen(bad[i]), d, &err), QK_EINVAL);
+        CU_ASSERT(all_zero(d, sizeof *d));
+        CU_ASSERT(err.msg[0] != '\0');
+    }
+    /* too many links in a report: counted before any is read */
+    char *many = malloc(64 * 1024);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(many);
+    size_t used = (size_t)snprintf(many, 64 * 1024,
+                                   "{\"v\":1,\"reports\":[{\"node\":\"A\",\"seq\":1,"
+                                   "\"links\":[");
+    for (int i = 0; i <= QK_TOPO_REPORT_LINKS_MAX; i++)
+        used += (size_t)snprintf(many + used, 64 * 1024 - used,
+                                 "%s{\"peer\":\"P%d\",\"up\":true,\"available\":1,\"rate\":1}",
+                                 i ? "," : "", i);
+    snprintf(many + used, 64 * 1024 - used, "]}]}");
+    CU_ASSERT_EQUAL(qk_topo_msg_decode(many, strlen(many), d, &err), QK_EINVAL);
+    CU_ASSERT(strstr(err.msg, "links: at most") != NULL);
+    free(many);
+    /* the encoder refuses what the decoder would */
+    m->reports[1].links[0] = m->reports[0].links[0];
+    snprintf(m->reports[1].links[0].peer, sizeof m->reports[1].links[0].peer, "KME_C");
+    m->reports[1].nlinks = 1;
+    CU_ASSERT_EQUAL(qk_topo_msg_encode(m, &text, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NULL(text);
+    free(m);
+    free(d);
+}
+
 int suite_relay_msg(void)
 {
     CU_pSuite s = CU_add_suite("relay_msg", NULL, NULL);
@@ -534,7 +619,8 @@ int suite_relay_msg(void)
         !CU_add_test(s, "refusals", test_refusals) ||
         !CU_add_test(s, "associated data covers every member", test_ad_covers_members) ||
         !CU_add_test(s, "the largest message fits", test_largest) ||
-        !CU_add_test(s, "answer", test_answer) || !CU_add_test(s, "burn", test_burn))
+        !CU_add_test(s, "answer", test_answer) || !CU_add_test(s, "burn", test_burn) ||
+        !CU_add_test(s, "topology reports", test_topology))
         return -1;
     return 0;
 }

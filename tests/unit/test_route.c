@@ -277,6 +277,74 @@ static void test_order_independent(void)
     CU_ASSERT_STRING_EQUAL(want[6], "G>H>D");
 }
 
+static void test_reports(void)
+{
+    /* static config: A-B and B-C (up, no key known yet); reports from B and C */
+    static qk_topology t;
+    qk_topo_init(&t);
+    link_(&t, "A", "B", true, 0);
+    link_(&t, "B", "C", true, 0);
+    static qk_topo_report r[3];
+    memset(r, 0, sizeof r);
+    snprintf(r[0].node, sizeof r[0].node, "B");
+    r[0].nlinks = 3;
+    const char *bp[] = {"A", "C", "D"};
+    const uint64_t bav[] = {5000, 7000, 9000};
+    for (int i = 0; i < 3; i++) {
+        snprintf(r[0].links[i].peer, sizeof r[0].links[i].peer, "%s", bp[i]);
+        r[0].links[i].up = true;
+        r[0].links[i].available = bav[i];
+        r[0].links[i].rate = bav[i] / 10;
+    }
+    snprintf(r[1].node, sizeof r[1].node, "C");
+    r[1].nlinks = 2;
+    snprintf(r[1].links[0].peer, sizeof r[1].links[0].peer, "B");
+    r[1].links[0].up = true;
+    r[1].links[0].available = 6000; /* C sees less on B-C than B does */
+    r[1].links[0].rate = 900;
+    snprintf(r[1].links[1].peer, sizeof r[1].links[1].peer, "D");
+    r[1].links[1].up = false; /* C-D down as C sees it */
+    r[1].links[1].available = 8000;
+    snprintf(r[2].node, sizeof r[2].node, "D");
+    r[2].nlinks = 1;
+    snprintf(r[2].links[0].peer, sizeof r[2].links[0].peer, "C");
+    r[2].links[0].up = true;
+    r[2].links[0].available = 100;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(qk_topo_add_reports(&t, r, 3, &err), 0);
+    CU_ASSERT_EQUAL(t.nnodes, 4);
+    CU_ASSERT_EQUAL(t.nlinks, 4); /* A-B, B-C, B-D, C-D */
+    char s[64];
+    qk_route rt;
+    /* the static A-B took B's report; B-C the smaller of the two ends */
+    CU_ASSERT_EQUAL(route_str(&t, "A", "C", 1, 15, s, sizeof s, &rt), 0);
+    CU_ASSERT_STRING_EQUAL(s, "A>B>C");
+    CU_ASSERT_EQUAL(rt.bottleneck, 5000);
+    CU_ASSERT_EQUAL(route_str(&t, "C", "B", 1, 15, s, sizeof s, &rt), 0);
+    CU_ASSERT_EQUAL(rt.bottleneck, 6000);
+    CU_ASSERT_EQUAL(rt.rate, 700);
+    /* C-D is down because one end says so: C reaches D through B */
+    CU_ASSERT_EQUAL(route_str(&t, "C", "D", 1, 15, s, sizeof s, NULL), 0);
+    CU_ASSERT_STRING_EQUAL(s, "C>B>D");
+    /* a report with a link to itself changes nothing */
+    static qk_topology before;
+    before = t;
+    snprintf(r[2].links[0].peer, sizeof r[2].links[0].peer, "D");
+    CU_ASSERT_EQUAL(qk_topo_add_reports(&t, &r[2], 1, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(memcmp(&t, &before, sizeof t), 0);
+    /* nor one that would overflow the node table half way */
+    static qk_topo_report big[3];
+    memset(big, 0, sizeof big);
+    for (int i = 0; i < 3; i++) {
+        snprintf(big[i].node, sizeof big[i].node, "R%d", i);
+        big[i].nlinks = QK_TOPO_REPORT_LINKS_MAX;
+        for (int j = 0; j < QK_TOPO_REPORT_LINKS_MAX; j++)
+            snprintf(big[i].links[j].peer, sizeof big[i].links[j].peer, "P%d_%d", i, j);
+    }
+    CU_ASSERT_EQUAL(qk_topo_add_reports(&t, big, 3, &err), QK_ELIMIT);
+    CU_ASSERT_EQUAL(memcmp(&t, &before, sizeof t), 0);
+}
+
 static void test_unreachable_and_refusals(void)
 {
     qk_topology t;
@@ -351,6 +419,7 @@ int suite_route(void)
         !CU_add_test(s, "star", test_star) || !CU_add_test(s, "7-node mesh", test_mesh) ||
         !CU_add_test(s, "bottleneck rule and ties", test_bottleneck_and_ties) ||
         !CU_add_test(s, "same routes whatever the input order", test_order_independent) ||
+        !CU_add_test(s, "topology from reports", test_reports) ||
         !CU_add_test(s, "unreachable and refusals", test_unreachable_and_refusals) ||
         !CU_add_test(s, "bounds", test_bounds))
         return -1;
