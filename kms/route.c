@@ -117,8 +117,7 @@ int qk_topo_add_reports(qk_topology *t, const qk_topo_report *r, size_t n, qk_er
             if (a == b)
                 return qk_err_set(err, QK_EINVAL, "route: %s reports a link to itself", rl->peer);
             if (find_link(&work, a, b, &il) != 0) {
-                rc = qk_topo_link(&work, r[i].node, rl->peer, rl->up, rl->available, rl->rate,
-                                  err);
+                rc = qk_topo_link(&work, r[i].node, rl->peer, rl->up, rl->available, rl->rate, err);
                 if (rc != 0)
                     return rc;
                 seen[work.nlinks - 1] = true;
