@@ -128,6 +128,26 @@ typedef struct {
     size_t nclients;
 } qk_skip_cfg;
 
+#define QK_CFG_MAX_TOPO_LINKS 256 /* = QK_ROUTE_LINKS_MAX */
+
+/* [topology]: links between other KMEs, known before any report arrives. */
+typedef struct {
+    size_t nlinks;
+    struct {
+        char a[QK_CFG_ID_MAX + 1], b[QK_CFG_ID_MAX + 1]; /* "link = KME_B KME_C" (repeatable) */
+    } links[QK_CFG_MAX_TOPO_LINKS];
+    uint64_t interval_ms;  /* interval: GET /peer/v1/topology of each neighbour; default 2 s */
+    uint64_t hold_down_ms; /* hold_down: a link a relay failed on stays down; default 5 s */
+} qk_topology_cfg;
+
+/* [relay]: relayed requests (the master KME's side). */
+typedef struct {
+    bool enabled;        /* enabled: default yes (no: slaves at non-neighbours are unknown) */
+    uint64_t timeout_ms; /* timeout: a relay's deadline from its start, retries included; 5 s */
+    uint32_t max_hops;   /* max_hops: 1..15, default 8 */
+    uint32_t max_tries;  /* max_tries: paths tried per request (retry on another path); 3 */
+} qk_relay_cfg;
+
 typedef struct {
     char path[QK_CFG_PATH_MAX]; /* the file this came from */
 
@@ -163,6 +183,11 @@ typedef struct {
     uint64_t notice_wait_ms;  /* a fetch of a not yet noticed key waits this long: 2000 */
 
     qk_skip_cfg skip;
+
+    /* [topology] and [relay]: the network beyond this KME's links, for trusted-node key relay
+     * (docs/adr/0004-key-relay.md; docs/qkd-kmed.md "Relay and routing"). */
+    qk_topology_cfg topology;
+    qk_relay_cfg relay;
 } qk_kmed_config;
 
 /* Load and cross-check FILE into *cfg (which is fully overwritten; it is large: allocate it,
