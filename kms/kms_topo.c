@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "http_util.h"
+#include "json_util.h"
 #include "kms_int.h"
 #include "log.h"
 
@@ -189,9 +190,12 @@ void qk_topo_state_hold_down(qk_topo_state *s, const char *a, const char *b, uin
             h = &s->holds[i];
     if (!h && s->nholds < QK_ROUTE_LINKS_MAX)
         h = &s->holds[s->nholds++];
-    for (size_t i = 0; !h && i < s->nholds; i++) /* full: replace the one ending first */
-        if (!h || s->holds[i].until < h->until)
-            h = &s->holds[i];
+    if (!h) { /* full: replace the one ending first */
+        h = &s->holds[0];
+        for (size_t i = 1; i < s->nholds; i++)
+            if (s->holds[i].until < h->until)
+                h = &s->holds[i];
+    }
     snprintf(h->a, sizeof h->a, "%s", lo);
     snprintf(h->b, sizeof h->b, "%s", hi);
     h->since = now;
@@ -648,69 +652,52 @@ int qk_kms_topo_stats(qk_kms *k, qk_kms_topo_stat *out, qk_err *err)
 
 #define ROUTES_NEED 64 /* a 256-bit key and its 32-byte MAC key per hop */
 
-/* "s" as a JSON string: IDs hold [A-Za-z0-9_.-] (QK_ROUTE_ID_MAX, no control characters), but
- * reports from peers are only checked by qk_peer_id_check: escape '"' and '\\' anyway. */
-static void put_str(FILE *f, const char *s)
+static bool put_links(cJSON *o, const qk_topology *t, const qk_topo_link_info *info)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fputc('\\', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static void put_links(FILE *f, const qk_topology *t, const qk_topo_link_info *info)
-{
-    fputs("\"links\":[", f);
-    for (size_t i = 0; i < t->nlinks; i++) {
+    cJSON *links = cJSON_AddArrayToObject(o, "links");
+    bool ok = links != NULL;
+    for (size_t i = 0; ok && i < t->nlinks; i++) {
         const qk_route_link *l = &t->links[i];
-        fputs(i ? ",{\"a\":" : "{\"a\":", f);
-        put_str(f, t->nodes[l->a]);
-        fputs(",\"b\":", f);
-        put_str(f, t->nodes[l->b]);
-        fprintf(f,
-                ",\"up\":%s,\"available\":%llu,\"rate\":%llu,\"age_ms\":", l->up ? "true" : "false",
-                (unsigned long long)l->available, (unsigned long long)l->rate);
-        if (info[i].fresh)
-            fprintf(f, "%llu", (unsigned long long)info[i].age_ms);
-        else
-            fputs("null", f);
-        fprintf(f, ",\"held_down\":%s}", info[i].held_down ? "true" : "false");
+        cJSON *e = cJSON_CreateObject();
+        ok = e && cJSON_AddItemToArray(links, e) &&
+             cJSON_AddStringToObject(e, "a", t->nodes[l->a]) &&
+             cJSON_AddStringToObject(e, "b", t->nodes[l->b]) &&
+             cJSON_AddBoolToObject(e, "up", l->up) &&
+             cJSON_AddNumberToObject(e, "available", (double)l->available) &&
+             cJSON_AddNumberToObject(e, "rate", (double)l->rate) &&
+             (info[i].fresh ? cJSON_AddNumberToObject(e, "age_ms", (double)info[i].age_ms) != NULL
+                            : cJSON_AddNullToObject(e, "age_ms") != NULL) &&
+             cJSON_AddBoolToObject(e, "held_down", info[i].held_down);
     }
-    fputc(']', f);
+    return ok;
 }
 
-static void put_routes(qk_kms *k, FILE *f, const qk_topology *t)
+static bool put_routes(qk_kms *k, cJSON *o, const qk_topology *t)
 {
-    fputs("\"routes\":[", f);
-    bool first = true;
-    for (size_t i = 0; i < t->nnodes; i++) {
+    cJSON *routes = cJSON_AddArrayToObject(o, "routes");
+    bool ok = routes != NULL;
+    for (size_t i = 0; ok && i < t->nnodes; i++) {
         const char *to = t->nodes[i];
         if (strcmp(to, k->cfg->node_id) == 0)
             continue;
         qk_kms_path p;
         qk_err e;
         qk_err_clear(&e);
-        fputs(first ? "{\"to\":" : ",{\"to\":", f);
-        first = false;
-        put_str(f, to);
-        if (route_in(k, t, to, ROUTES_NEED, &p, &e) != 0) {
-            fputs(",\"path\":null,\"reason\":", f);
-            put_str(f, e.msg);
-            fputc('}', f);
+        cJSON *r = cJSON_CreateObject();
+        ok = r && cJSON_AddItemToArray(routes, r) && cJSON_AddStringToObject(r, "to", to);
+        if (ok && route_in(k, t, to, ROUTES_NEED, &p, &e) != 0) {
+            ok = cJSON_AddNullToObject(r, "path") && cJSON_AddStringToObject(r, "reason", e.msg);
             continue;
         }
-        fputs(",\"path\":[", f);
-        for (size_t j = 0; j < p.n; j++) {
-            if (j)
-                fputc(',', f);
-            put_str(f, p.ids[j]);
+        cJSON *path = ok ? cJSON_AddArrayToObject(r, "path") : NULL;
+        ok = path != NULL;
+        for (size_t j = 0; ok && j < p.n; j++) {
+            cJSON *id = cJSON_CreateString(p.ids[j]);
+            ok = id && cJSON_AddItemToArray(path, id);
         }
-        fprintf(f, "],\"bottleneck\":%llu}", (unsigned long long)p.bottleneck);
+        ok = ok && cJSON_AddNumberToObject(r, "bottleneck", (double)p.bottleneck);
     }
-    fputc(']', f);
+    return ok;
 }
 
 int qk_kms_topo_json(qk_kms *k, char **json, size_t *len, qk_err *err)
@@ -721,31 +708,19 @@ int qk_kms_topo_json(qk_kms *k, char **json, size_t *len, qk_err *err)
     qk_topo_link_info *info = malloc(QK_ROUTE_LINKS_MAX * sizeof *info);
     int rc = t && info ? view_now(k, t, info, err)
                        : qk_err_set(err, QK_ENOMEM, "topology: out of memory");
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = rc == 0 ? open_memstream(&buf, &n) : NULL;
-    if (rc == 0 && !f)
-        rc = qk_err_set(err, QK_ENOMEM, "topology: out of memory");
-    if (f) {
-        fputs("{\"node\":", f);
-        put_str(f, k->cfg->node_id);
-        fputc(',', f);
-        put_links(f, t, info);
-        fputc(',', f);
-        put_routes(k, f, t);
-        fputs("}\n", f);
-        bool bad = ferror(f) != 0;
-        if (fclose(f) != 0 || bad) {
-            free(buf);
-            buf = NULL;
-            rc = qk_err_set(err, QK_ENOMEM, "topology: cannot write the JSON");
-        }
-    }
+    cJSON *o = rc == 0 ? cJSON_CreateObject() : NULL;
+    char *text = NULL;
+    if (o && cJSON_AddStringToObject(o, "node", k->cfg->node_id) && put_links(o, t, info) &&
+        put_routes(k, o, t))
+        text = qk_json_print(o);
+    cJSON_Delete(o);
     free(info);
     free(t);
+    if (rc == 0 && !text)
+        rc = qk_err_set(err, QK_ENOMEM, "topology: cannot write the JSON");
     if (rc == 0) {
-        *json = buf;
-        *len = n;
+        *json = text;
+        *len = strlen(text);
     }
     return rc;
 }
