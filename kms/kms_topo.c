@@ -52,6 +52,7 @@ struct qk_topo_state {
     held_report held[QK_ROUTE_NODES_MAX - 1];
     size_t nheld;
     bool full_logged;
+    bool view_logged; /* a view left something out: logged once, then at debug level */
     hold holds[QK_ROUTE_LINKS_MAX];
     size_t nholds;
 };
@@ -251,24 +252,36 @@ static int link_index(const qk_topology *t, const char *a, const char *b, size_t
     return -1;
 }
 
+/* Under mu: what a view leaves out (more links than it holds) is logged as a warning once,
+ * then at debug level: the view is built for every route, /routes and /metrics. */
+#define view_warn(s, ...)                                                                          \
+    do {                                                                                           \
+        if ((s)->view_logged) {                                                                    \
+            QK_DEBUG(__VA_ARGS__);                                                                 \
+        } else {                                                                                   \
+            QK_WARN(__VA_ARGS__);                                                                  \
+            (s)->view_logged = true;                                                               \
+        }                                                                                          \
+    } while (0)
+
 /* Under mu: the static part of the view (this KME, its links as own says, [topology]). */
-static void static_view(const qk_topo_state *s, const qk_topo_report *own, qk_topology *t)
+static void static_view(qk_topo_state *s, const qk_topo_report *own, qk_topology *t)
 {
     const qk_kmed_config *cfg = s->cfg;
     qk_err e;
     size_t ix;
     qk_topo_init(t);
     if (qk_topo_node(t, cfg->node_id, &ix, &e) != 0)
-        QK_WARN("topology: %s", e.msg);
+        view_warn(s, "topology: %s", e.msg);
     for (size_t i = 0; i < own->nlinks; i++) {
         const qk_topo_report_link *l = &own->links[i];
         if (qk_topo_link(t, cfg->node_id, l->peer, l->up, l->available, l->rate, &e) != 0)
-            QK_WARN("topology: link %s-%s: %s", cfg->node_id, l->peer, e.msg);
+            view_warn(s, "topology: link %s-%s: %s", cfg->node_id, l->peer, e.msg);
     }
     for (size_t i = 0; i < cfg->topology.nlinks; i++) {
         const char *a = cfg->topology.links[i].a, *b = cfg->topology.links[i].b;
         if (qk_topo_link(t, a, b, true, 0, 0, &e) != 0 && e.code != QK_EEXIST)
-            QK_WARN("topology: [topology] link %s %s: %s", a, b, e.msg);
+            view_warn(s, "topology: [topology] link %s %s: %s", a, b, e.msg);
     }
 }
 
@@ -332,7 +345,8 @@ int qk_topo_state_view(qk_topo_state *s, const qk_topo_report *own, uint64_t now
     qk_err e;
     /* a report that does not fit (too many nodes or links) is left out, the last first */
     while (n > 0 && qk_topo_add_reports(t, r, n, &e) != 0) {
-        QK_WARN("topology: the report of %s is left out of the view: %s", r[n - 1].node, e.msg);
+        view_warn(s, "topology: the report of %s is left out of the view: %s", r[n - 1].node,
+                  e.msg);
         n--;
     }
     for (size_t i = 0; i < s->nholds; i++) {
