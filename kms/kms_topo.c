@@ -47,6 +47,7 @@ struct qk_topo_state {
     pthread_mutex_t mu;
     const qk_kmed_config *cfg;
     uint64_t interval, hold_down;
+    uint64_t round_ms; /* how long the last round of polls took (a hung peer: its timeout) */
     uint64_t last_seq;
     neighbour *nb; /* cfg->nlinks */
     held_report held[QK_ROUTE_NODES_MAX - 1];
@@ -93,9 +94,18 @@ uint64_t qk_topo_state_interval(const qk_topo_state *s)
     return s->interval;
 }
 
+/* 3 intervals, or 3 rounds when a round of polls takes longer than an interval (a neighbour
+ * that hangs until the [peer_client] timeout), so that the others' reports do not age meanwhile. */
 static uint64_t max_age(const qk_topo_state *s)
 {
-    return QK_TOPO_AGE_INTERVALS * s->interval;
+    return QK_TOPO_AGE_INTERVALS * (s->round_ms > s->interval ? s->round_ms : s->interval);
+}
+
+void qk_topo_state_round(qk_topo_state *s, uint64_t ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->round_ms = ms;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static bool aged(const qk_topo_state *s, uint64_t got, uint64_t now)
@@ -499,7 +509,9 @@ static void *refresh_main(void *arg)
     }
     uint64_t interval = qk_topo_state_interval(tp->st);
     for (;;) {
+        uint64_t t0 = mono_ms();
         poll_all(k, m);
+        qk_topo_state_round(tp->st, mono_ms() - t0);
         pthread_mutex_lock(&tp->mu);
         struct timespec dl = qk_kms_deadline_in(interval);
         while (!tp->stop && pthread_cond_timedwait(&tp->cv, &tp->mu, &dl) != ETIMEDOUT)
