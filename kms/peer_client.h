@@ -9,6 +9,7 @@
 #include "http_client.h"
 #include "peer_msg.h"
 #include "qk_err.h"
+#include "relay_msg.h"
 #include "store.h"
 
 typedef struct qk_peer_client qk_peer_client;
@@ -63,5 +64,11 @@ int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_l
  * transport error: the notices are to be sent again. */
 int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_notices_answer *a,
                     qk_err *err);
+
+/* GET /peer/v1/topology (docs/adr/0004-key-relay.md, "How topology is learned"): the peer's
+ * own report and the reports it holds, into *m (large: allocate it). 0 (200 with a body that
+ * decodes), QK_EPEER (a bad body, or another answer: refusal reasons as for qk_peer_lease) or
+ * a transport error. */
+int qk_peer_topology(qk_peer_client *pc, qk_topo_msg *m, qk_err *err);
 
 #endif
