@@ -101,6 +101,19 @@ int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *a
  * failure (the asks not answered stay). */
 int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);
 
+/* ---- kms.c ------------------------------------------------------------------------------ */
+/* Carve n keys (key j of lens[j] bytes, or all of len when lens is NULL) for r inside this
+ * end's granted leases on link i (qk_store_carve_owned[_lens]: committed at once, un-noticed),
+ * leasing synchronously when they run out (at most 3 exchanges of its own; QK_EAGAIN on an
+ * inline handler instead); the bytes counted consumed on the link. After QK_EPEER, *why is the
+ * peer's reason. The caller wakes the link's notifier. */
+/* A zeroed batch of n keys with material_len bytes of secure material (ids, lens, keys
+ * allocated; the caller fills them). */
+int qk_kms_batch_alloc(qk_key_batch *b, size_t n, size_t material_len, qk_err *err);
+int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, size_t n,
+                        const uint32_t *lens, uint32_t len, qk_key_ref *refs, uint8_t *material,
+                        qk_peer_fail *why, qk_err *err);
+
 /* ---- kms_held.c ------------------------------------------------------------------------- */
 /* Admit n more keys for every (master, slave) pair of r at the peer of link i against
  * max_key_count (the held estimate), counting them in flight: 0, or QK_EQUOTA naming the
