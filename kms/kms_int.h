@@ -81,6 +81,8 @@ struct qk_kms {
     bool nwait_on, nwait_stop, nwait_cv_ok;
     void (*block_hook)(void *);
     void *block_hook_arg;
+    /* The topology view and its refresh thread (kms_topo.c; NULL until qk_kms_topo_start). */
+    struct qk_kms_topo *topo;
 };
 
 /* ---- kms_lease.c ------------------------------------------------------------------------ */

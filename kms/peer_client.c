@@ -450,3 +450,19 @@ int qk_peer_relay_commit(qk_peer_client *pc, const qk_relay_commit_msg *m, qk_er
     return relay_path_call(pc, "/peer/v1/relay-commit", enc, body, QK_PEER_RESERVED, "relay-commit",
                            err);
 }
+
+int qk_peer_topology(qk_peer_client *pc, qk_topo_msg *m, qk_err *err)
+{
+    qk_http_response resp;
+    int rc = call(pc, "GET", "/peer/v1/topology", NULL, &resp, err);
+    if (rc != 0)
+        return rc;
+    qk_err derr;
+    qk_err_clear(&derr);
+    if (resp.status != 200)
+        rc = refusal(err, resp.status, error_reason(&resp), "topology");
+    else if (qk_topo_msg_decode(resp.body, resp.body_len, m, &derr) != 0)
+        rc = qk_err_set(err, QK_EPEER, "peer answered topology with a bad body: %s", derr.msg);
+    qk_http_response_free(&resp);
+    return rc;
+}

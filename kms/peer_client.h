@@ -10,6 +10,7 @@
 #include "peer_msg.h"
 #include "relay_msg.h"
 #include "qk_err.h"
+#include "relay_msg.h"
 #include "store.h"
 
 typedef struct qk_peer_client qk_peer_client;
@@ -78,5 +79,11 @@ int qk_peer_relay(qk_peer_client *pc, const char *body, const char *want_id, qk_
  * qk_peer_lease, or a transport error. */
 int qk_peer_relay_burn(qk_peer_client *pc, const qk_relay_burn_msg *m, qk_err *err);
 int qk_peer_relay_commit(qk_peer_client *pc, const qk_relay_commit_msg *m, qk_err *err);
+
+/* GET /peer/v1/topology (docs/adr/0004-key-relay.md, "How topology is learned"): the peer's
+ * own report and the reports it holds, into *m (large: allocate it). 0 (200 with a body that
+ * decodes), QK_EPEER (a bad body, or another answer: refusal reasons as for qk_peer_lease) or
+ * a transport error. */
+int qk_peer_topology(qk_peer_client *pc, qk_topo_msg *m, qk_err *err);
 
 #endif

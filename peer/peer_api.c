@@ -427,6 +427,12 @@ static void do_device_keys(peer_call *p)
 
 /* ---- routing ---------------------------------------------------------------------------- */
 
+#include "peer_topology.h" /* GET /peer/v1/topology (ADR 0004) */
+static void do_topology(peer_call *p)
+{
+    qk_peer_topology_reply(p->kms, p->rep);
+}
+
 static const struct {
     const char *path; /* below PREFIX */
     bool with_id;     /* path is followed by a request ID */
@@ -437,6 +443,7 @@ static const struct {
     {"inventory", false, "POST", do_inventory}, {"request/", true, "GET", do_request_state},
     {"health", false, "GET", do_health},        {"device-keys", false, "POST", do_device_keys},
     {"lease", false, "POST", do_lease},         {"notices", false, "POST", do_notices},
+    {"topology", false, "GET", do_topology},
 };
 
 static void peer_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
