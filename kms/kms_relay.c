@@ -355,11 +355,22 @@ static int relay_dest_run(qk_kms *k, const relay_job *j, relay_dest *d, const ui
     return rc;
 }
 
-/* Group the slaves by home KME. 0, or QK_EINVAL naming an unknown slave or KME. */
+/* The destinations: req->target_kme with every slave, or (target NULL) the slaves grouped by
+ * home KME. 0, or QK_EINVAL naming an unknown slave or KME. */
 static int group_slaves(qk_kms *k, const qk_key_request *req, relay_dest *d, size_t cap, size_t *nd,
                         qk_err *err)
 {
     *nd = 0;
+    if (req->target_kme) {
+        if (req->nslaves > QK_PEER_SLAVES_MAX)
+            return qk_err_set(err, QK_EINVAL, "too many slaves");
+        memset(&d[0], 0, sizeof d[0]);
+        d[0].kme = req->target_kme;
+        for (size_t i = 0; i < req->nslaves; i++)
+            d[0].slaves[d[0].nslaves++] = req->slaves[i];
+        *nd = 1;
+        return 0;
+    }
     for (size_t i = 0; i < req->nslaves; i++) {
         const char *home = NULL;
         if (qk_kms_sae_home(k, req->slaves[i], &home) != 0 || !home)
