@@ -104,6 +104,7 @@ static void send_hop(qk_kms *k, qk_relay_msg *m, uint32_t me, const uint8_t *key
 {
     qk_err err;
     qk_err_clear(&err);
+    refuse(a, QK_RELAY_REASON_INTERNAL, me); /* until the next node answers */
     const char *next = m->path[me + 1];
     qk_link *l = qk_kms_link_by_peer(k, next);
     if (!l) {
