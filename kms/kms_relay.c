@@ -314,8 +314,10 @@ static int relay_dest_run(qk_kms *k, const relay_job *j, relay_dest *d, const ui
         qk_err err;
         qk_err_clear(&err);
         if (qk_kms_topo_route(k, d->kme, need, &p, &err) != 0) {
-            snprintf(why, why_cap, "no route to %s: %.120s", d->kme, err.msg);
-            *res = QK_RELAY_RES_NO_ROUTE;
+            if (t == 0) {
+                snprintf(why, why_cap, "no route to %s: %.120s", d->kme, err.msg);
+                *res = QK_RELAY_RES_NO_ROUTE;
+            } /* else: why still tells the last try's failure, which no other path avoids */
             break;
         }
         d->npath = p.n < QK_RELAY_PATH_MAX ? p.n : QK_RELAY_PATH_MAX;
@@ -333,6 +335,7 @@ static int relay_dest_run(qk_kms *k, const relay_job *j, relay_dest *d, const ui
         send_hop(k, m, 0, key, &j->lim, &a);
         if (a.status == QK_RELAY_STORED && wall_ms() < j->deadline_ms) {
             d->stored = true;
+            *res = QK_RELAY_RES_COMMITTED;
             rc = 0;
             break;
         }
