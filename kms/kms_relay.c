@@ -313,7 +313,12 @@ static int relay_dest_run(qk_kms *k, const relay_job *j, relay_dest *d, const ui
         qk_kms_path p;
         qk_err err;
         qk_err_clear(&err);
-        if (qk_kms_topo_route(k, d->kme, need, &p, &err) != 0) {
+        if (qk_kms_knows_kme(k, d->kme)) { /* a neighbour: its link, as a direct request */
+            memset(&p, 0, sizeof p);
+            p.n = 2;
+            snprintf(p.ids[0], sizeof p.ids[0], "%s", k->cfg->node_id);
+            snprintf(p.ids[1], sizeof p.ids[1], "%s", d->kme);
+        } else if (qk_kms_topo_route(k, d->kme, need, &p, &err) != 0) {
             if (t == 0) {
                 snprintf(why, why_cap, "no route to %s: %.120s", d->kme, err.msg);
                 *res = QK_RELAY_RES_NO_ROUTE;
