@@ -169,7 +169,9 @@ int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk
         free(k);
         return qk_err_set(err, QK_ENOMEM, "mutex init failed");
     }
-    int rc = open_store(k, err);
+    int rc = qk_kms_relay_check_ids(cfg, err);
+    if (rc == 0)
+        rc = open_store(k, err);
     if (rc == 0)
         rc = open_links(k, err);
     if (rc == 0)

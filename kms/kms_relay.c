@@ -200,6 +200,33 @@ static int pass_on(qk_kms *k, const qk_relay_burn_msg *m, uint32_t me, bool comm
     return rc;
 }
 
+/* ---- configuration ---------------------------------------------------------------------- */
+
+/* Whether id names a KME of cfg: this node, a linked peer, a [topology] node, an SAE's home. */
+static bool is_kme_id(const qk_kmed_config *cfg, const char *id)
+{
+    if (strcmp(id, cfg->node_id) == 0 || qk_kmed_config_link_by_peer(cfg, id))
+        return true;
+    for (size_t i = 0; i < cfg->topology.nlinks; i++)
+        if (strcmp(id, cfg->topology.links[i].a) == 0 || strcmp(id, cfg->topology.links[i].b) == 0)
+            return true;
+    for (size_t i = 0; i < cfg->nsaes; i++)
+        if (strcmp(id, cfg->saes[i].kme) == 0)
+            return true;
+    return false;
+}
+
+int qk_kms_relay_check_ids(const qk_kmed_config *cfg, qk_err *err)
+{
+    for (size_t i = 0; i < cfg->nsaes; i++)
+        if (is_kme_id(cfg, cfg->saes[i].id))
+            return qk_err_set(err, QK_EINVAL,
+                              "[sae %s]: an SAE ID may not be a KME ID (a relay's hop keys are "
+                              "bound to KME IDs)",
+                              cfg->saes[i].id);
+    return 0;
+}
+
 /* ---- the master KME --------------------------------------------------------------------- */
 
 bool qk_kms_relay_reaches(qk_kms *k, const char *kme_id)

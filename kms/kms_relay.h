@@ -11,6 +11,11 @@
 #include "kms.h"
 #include "relay_msg.h"
 
+/* The hop keys of a relay are bound to KME IDs as master and slave (docs/adr/0004-key-relay.md,
+ * "Taking a hop's key from the store"): no SAE may have the ID of a KME (this node, a linked
+ * peer, a [topology] node, an SAE's home), or it could fetch them. 0 or QK_EINVAL naming it. */
+int qk_kms_relay_check_ids(const qk_kmed_config *cfg, qk_err *err);
+
 /* Whether slaves at kme_id are served through the relay: [relay] enabled, kme_id neither this
  * KME nor a neighbour, and known to the topology view (qk_kms_topo_knows). */
 bool qk_kms_relay_reaches(qk_kms *k, const char *kme_id);

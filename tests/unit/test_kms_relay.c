@@ -224,6 +224,17 @@ static void test_commit_wakes_fetch(void)
     pair_close(&x);
 }
 
+/* An SAE named like a KME could fetch hop keys (bound to KME IDs): the core refuses to open. */
+static void test_sae_id_not_kme_id(void)
+{
+    static const char *const bad[] = {"SAE_A1", KF_NODE, NULL};
+    static const char *const good[] = {"SAE_A1", NULL};
+    kf_kme f;
+    CU_ASSERT_EQUAL(kf_open(&f, bad), -1);
+    CU_ASSERT_EQUAL_FATAL(kf_open(&f, good), 0);
+    kf_close(&f);
+}
+
 int suite_kms_relay(void)
 {
     CU_pSuite s = CU_add_suite("kms_relay", NULL, NULL);
@@ -232,7 +243,8 @@ int suite_kms_relay(void)
     return (CU_add_test(s, "multicast to this KME and the peer", test_multicast_here_and_there) &&
             CU_add_test(s, "a hop altered in flight: mac, nothing delivered", test_corrupted_hop) &&
             CU_add_test(s, "pending until the commit, which wakes a fetch",
-                        test_commit_wakes_fetch))
+                        test_commit_wakes_fetch) &&
+            CU_add_test(s, "no SAE ID equal to a KME ID", test_sae_id_not_kme_id))
                ? 0
                : -1;
 }
