@@ -362,6 +362,15 @@ static int relay_dest_run(qk_kms *k, const relay_job *j, relay_dest *d, const ui
         char ptext[PATH_TEXT_MAX];
         path_text(d->path, d->npath, ptext, sizeof ptext);
         qk_metrics_relay_route(k->metrics, ptext);
+        /* durable before anything is carved: a crash before the decision leaves it pending,
+         * and the restart's reconciliation burns it (qk_store_pending_requests) */
+        if (qk_store_relay_begin(k->store, d->rid, j->req->requester, j->expires_at, ptext, &err) !=
+            0) {
+            snprintf(why, why_cap, "relay to %s: %.120s", d->kme, err.msg);
+            *res = QK_RELAY_RES_ERROR;
+            d->rid[0] = '\0';
+            break;
+        }
         qk_relay_answer a;
         memset(&a, 0, sizeof a);
         send_hop(k, m, 0, key, &j->lim, &a);
@@ -455,21 +464,16 @@ static int store_local(qk_kms *k, const relay_job *j, relay_dest *d, qk_err *err
     return rc;
 }
 
-/* The decision: one synced store transaction naming every destination's request. */
-static int decide(qk_kms *k, const relay_job *j, const relay_dest *d, size_t nd, qk_err *err)
+/* The decision: one synced store transaction committing every remote destination's request
+ * (the slaves at this KME are committed after it, from their pending store). */
+static int decide(qk_kms *k, const relay_dest *d, size_t nd, qk_err *err)
 {
-    char detail[1024];
-    size_t o = 0;
-    detail[0] = '\0';
-    for (size_t i = 0; i < nd && o < sizeof detail; i++) {
-        int w =
-            snprintf(detail + o, sizeof detail - o, "%s%s@%s", i ? " " : "", d[i].rid, d[i].kme);
-        if (w < 0)
-            break;
-        o += (size_t)w;
-    }
-    return qk_store_audit(k->store, "relay_committed", NULL, d[0].rid, j->req->requester, detail,
-                          err);
+    const char *ids[1 + QK_PEER_SLAVES_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < nd && n < sizeof ids / sizeof ids[0]; i++)
+        if (d[i].npath >= 2)
+            ids[n++] = d[i].rid;
+    return n ? qk_store_relay_decide(k->store, ids, n, err) : 0;
 }
 
 static void commit_dest(qk_kms *k, const relay_dest *d)
@@ -544,7 +548,7 @@ int qk_kms_relay_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out
         rc = qk_err_set(err, QK_EPEER, "%s", why);
     }
     if (rc == 0) {
-        rc = decide(k, &j, d, nd, err);
+        rc = decide(k, d, nd, err);
         if (rc != 0)
             res = QK_RELAY_RES_ERROR;
     }

@@ -164,3 +164,60 @@ int qk_store_relay_commit(qk_store *s, const char *request_id, qk_err *err)
         rc = qs_audit_insert(s, "relay_committed", QK_RELAY_LINK, request_id, NULL, NULL, err);
     return qs_end(s, rc, rc == 0, err);
 }
+
+/* ---- the master KME's record of a relayed request ------------------------------------------ */
+
+int qk_store_relay_begin(qk_store *s, const char *request_id, const char *master,
+                         uint64_t expires_at, const char *path, qk_err *err)
+{
+    const char *slaves[1] = {master};
+    qk_reservation r = {request_id, QK_RELAY_LINK, master, slaves, 1, expires_at};
+    int rc = qs_check_reservation(&r, err);
+    if (!rc)
+        rc = qs_check_text(path, QS_DETAIL_MAX, false, "path", err);
+    if (rc)
+        return rc;
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    rc = qs_insert_request(s, &r, QS_DIR_OUT, QS_REQ_PENDING, err);
+    if (rc == QK_EEXIST)
+        rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", request_id);
+    if (!rc)
+        rc = qs_audit_insert(s, "relay_started", QK_RELAY_LINK, request_id, master, path, err);
+    return qs_end(s, rc, rc == 0, err);
+}
+
+int qk_store_relay_decide(qk_store *s, const char *const *request_ids, size_t n, qk_err *err)
+{
+    if (!request_ids || n < 1 || n > QS_MAX_SLAVES + 1)
+        return qk_err_set(err, QK_EINVAL, "store: relay_decide needs 1..%d requests",
+                          QS_MAX_SLAVES + 1);
+    for (size_t i = 0; i < n; i++)
+        if (qs_check_id(request_ids[i], "request_id", err) != 0)
+            return QK_EINVAL;
+    int rc = qs_begin(s, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; !rc && i < n; i++) {
+        int dir = 0, state = 0;
+        rc = qs_request_get(s, request_ids[i], &dir, &state, err);
+        if (rc == 0)
+            rc = qk_err_set(err, QK_ENOTFOUND, "store: request %s unknown", request_ids[i]);
+        else if (rc == 1 && (dir != QS_DIR_OUT || state != QS_REQ_PENDING))
+            rc = qk_err_set(err, QK_EINVAL, "store: request %s is not an undecided relay",
+                            request_ids[i]);
+        else if (rc == 1)
+            rc = 0;
+        sqlite3_stmt *st = NULL;
+        if (!rc) {
+            st = qs_prep(s, "UPDATE requests SET state = ? WHERE request_id = ?", err);
+            rc = st ? qs_bindf(s, st, err, "it", QS_REQ_DONE, request_ids[i]) : QK_ESTORAGE;
+        }
+        if (!rc)
+            rc = qs_step_done(s, st, err);
+        if (!rc)
+            rc = qs_audit_insert(s, "relay_committed", QK_RELAY_LINK, request_ids[i], NULL, NULL,
+                                 err);
+    }
+    return qs_end(s, rc, rc == 0, err);
+}
