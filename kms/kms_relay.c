@@ -218,6 +218,11 @@ static bool is_kme_id(const qk_kmed_config *cfg, const char *id)
 
 int qk_kms_relay_check_ids(const qk_kmed_config *cfg, qk_err *err)
 {
+    for (size_t i = 0; i < cfg->nlinks; i++)
+        if (strcmp(cfg->links[i].link_id, QK_RELAY_LINK) == 0)
+            return qk_err_set(err, QK_EINVAL,
+                              "[link %s]: the link ID \"%s\" is reserved for relayed keys",
+                              cfg->links[i].peer, QK_RELAY_LINK);
     for (size_t i = 0; i < cfg->nsaes; i++)
         if (is_kme_id(cfg, cfg->saes[i].id))
             return qk_err_set(err, QK_EINVAL,
@@ -476,6 +481,33 @@ static int decide(qk_kms *k, const relay_dest *d, size_t nd, qk_err *err)
     return n ? qk_store_relay_decide(k->store, ids, n, err) : 0;
 }
 
+static void relay_wake(qk_kms *k)
+{
+    if (!k->relay_on)
+        return;
+    pthread_mutex_lock(&k->relay_mu);
+    k->relay_woken = true;
+    pthread_cond_signal(&k->relay_cv);
+    pthread_mutex_unlock(&k->relay_mu);
+}
+
+/* Send relay-commit of request rid along path (from this KME, path[0]); 0 when the next node
+ * took it (the slaves' KME then acknowledged it): the request leaves the resend list. */
+static int send_commit(qk_kms *k, const char *rid, const qk_peer_id *path, size_t npath)
+{
+    qk_relay_commit_msg cm;
+    memset(&cm, 0, sizeof cm);
+    snprintf(cm.request_id, sizeof cm.request_id, "%s", rid);
+    cm.npath = npath;
+    memcpy(cm.path, path, npath * sizeof path[0]);
+    qk_err e;
+    qk_err_clear(&e);
+    int rc = pass_on(k, &cm, 0, true, &e);
+    if (rc == 0 && qk_store_relay_acked(k->store, rid, &e) != 0)
+        QK_ERROR("relay %s: %s", rid, e.msg);
+    return rc;
+}
+
 static void commit_dest(qk_kms *k, const relay_dest *d)
 {
     qk_err e;
@@ -487,12 +519,114 @@ static void commit_dest(qk_kms *k, const relay_dest *d)
             qk_kms_notice_batch_done(k);
         return;
     }
-    qk_relay_commit_msg cm;
-    memset(&cm, 0, sizeof cm);
-    snprintf(cm.request_id, sizeof cm.request_id, "%s", d->rid);
-    cm.npath = d->npath;
-    memcpy(cm.path, d->path, sizeof d->path);
-    (void)pass_on(k, &cm, 0, true, &e); /* a commit that cannot arrive ends in expiry there */
+    if (send_commit(k, d->rid, d->path, d->npath) != 0)
+        relay_wake(k); /* sent again until acknowledged or the keys expire */
+}
+
+/* ---- the commit resender ---------------------------------------------------------------- */
+
+#define RESEND_BATCH 16
+#define RESEND_MS    1000
+
+/* "A>B>C" into path; the number of nodes, 0 when it is not a path. */
+static size_t parse_path(const char *text, qk_peer_id *path)
+{
+    size_t n = 0;
+    const char *p = text;
+    while (*p && n < QK_RELAY_PATH_MAX) {
+        const char *e = strchr(p, '>');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len < 1 || len > QK_STORE_ID_MAX)
+            return 0;
+        memcpy(path[n], p, len);
+        path[n][len] = '\0';
+        n++;
+        if (!e)
+            return n >= 2 ? n : 0;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static void resend_round(qk_kms *k)
+{
+    qk_relay_unacked *u = malloc(RESEND_BATCH * sizeof *u);
+    size_t n = 0;
+    qk_err err;
+    qk_err_clear(&err);
+    if (!u || qk_store_relay_unacked(k->store, qk_now_s(), u, RESEND_BATCH, &n, &err) != 0) {
+        if (u)
+            QK_ERROR("relay: commits to resend: %s", err.msg);
+        free(u);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        qk_peer_id path[QK_RELAY_PATH_MAX];
+        size_t np = parse_path(u[i].path, path);
+        if (np < 2 || strcmp(path[0], k->cfg->node_id) != 0) {
+            QK_ERROR("relay %s: no path recorded (\"%s\"): its commit is not sent again",
+                     u[i].request_id, u[i].path);
+            (void)qk_store_relay_acked(k->store, u[i].request_id, &err);
+            continue;
+        }
+        if (send_commit(k, u[i].request_id, path, np) == 0)
+            QK_INFO("relay %s: path %s: commit sent again and taken", u[i].request_id, u[i].path);
+    }
+    free(u);
+}
+
+static void *resender(void *arg)
+{
+    qk_kms *k = arg;
+    pthread_mutex_lock(&k->relay_mu);
+    while (!k->relay_stop) {
+        struct timespec dl = qk_kms_deadline_in(RESEND_MS);
+        while (!k->relay_stop && !k->relay_woken &&
+               pthread_cond_timedwait(&k->relay_cv, &k->relay_mu, &dl) == 0)
+            ;
+        k->relay_woken = false;
+        if (k->relay_stop)
+            break;
+        pthread_mutex_unlock(&k->relay_mu);
+        resend_round(k);
+        pthread_mutex_lock(&k->relay_mu);
+    }
+    pthread_mutex_unlock(&k->relay_mu);
+    return NULL;
+}
+
+int qk_kms_relay_start(qk_kms *k, qk_err *err)
+{
+    if (k->nlinks == 0)
+        return 0;
+    if (pthread_mutex_init(&k->relay_mu, NULL) != 0)
+        return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+    if (qk_kms_cond_init_mono(&k->relay_cv) != 0) {
+        pthread_mutex_destroy(&k->relay_mu);
+        return qk_err_set(err, QK_ENOMEM, "condvar init failed");
+    }
+    k->relay_stop = k->relay_woken = false;
+    if (pthread_create(&k->relay_tid, NULL, resender, k) != 0) {
+        pthread_cond_destroy(&k->relay_cv);
+        pthread_mutex_destroy(&k->relay_mu);
+        return qk_err_set(err, QK_ENOMEM, "relay thread: cannot start");
+    }
+    k->relay_on = true;
+    return 0;
+}
+
+void qk_kms_relay_stop(qk_kms *k)
+{
+    if (!k->relay_on)
+        return;
+    pthread_mutex_lock(&k->relay_mu);
+    k->relay_stop = true;
+    pthread_cond_signal(&k->relay_cv);
+    pthread_mutex_unlock(&k->relay_mu);
+    pthread_join(k->relay_tid, NULL);
+    pthread_cond_destroy(&k->relay_cv);
+    pthread_mutex_destroy(&k->relay_mu);
+    k->relay_on = false;
 }
 
 int qk_kms_relay_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_err *err)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "kms_fixture.h"
+#include "http_util.h"
 #include "kms_relay.h"
 
 static kf_pair P;
@@ -224,6 +225,38 @@ static void test_commit_wakes_fetch(void)
     pair_close(&x);
 }
 
+/* A commit the slaves' KME did not take is sent again (the resender thread) until it is. */
+static void test_commit_resent(void)
+{
+    proxy x;
+    pair_open(&x);
+    x.hold = true;
+    qk_key_batch b;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(multicast(1, &b, &err), 0);
+    qk_relay_unacked u[4];
+    size_t n = 0;
+    CU_ASSERT_EQUAL(qk_store_relay_unacked(qk_kms_store(P.a.kms), qk_now_s(), u, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_STRING_EQUAL(u[0].path, KF_NODE ">" KF_PEER);
+    x.hold = false;
+    uint64_t held = 0;
+    for (int i = 0; i < 100 && held == 0; i++) {
+        usleep(50 * 1000);
+        CU_ASSERT_EQUAL(qk_kms_stored_count(P.b.kms, "SAE_A1", "SAE_B1", &held, &err), 0);
+    }
+    CU_ASSERT_EQUAL(held, 1);
+    CU_ASSERT_EQUAL(fetch(P.b.kms, "SAE_B1", &b), 0);
+    for (int i = 0; i < 100 && n > 0; i++) {
+        usleep(20 * 1000);
+        CU_ASSERT_EQUAL(qk_store_relay_unacked(qk_kms_store(P.a.kms), qk_now_s(), u, 4, &n, &err),
+                        0);
+    }
+    CU_ASSERT_EQUAL(n, 0);
+    qk_key_batch_free(&b);
+    pair_close(&x);
+}
+
 /* An SAE named like a KME could fetch hop keys (bound to KME IDs): the core refuses to open. */
 static void test_sae_id_not_kme_id(void)
 {
@@ -244,6 +277,7 @@ int suite_kms_relay(void)
             CU_add_test(s, "a hop altered in flight: mac, nothing delivered", test_corrupted_hop) &&
             CU_add_test(s, "pending until the commit, which wakes a fetch",
                         test_commit_wakes_fetch) &&
+            CU_add_test(s, "a commit not taken is sent again", test_commit_resent) &&
             CU_add_test(s, "no SAE ID equal to a KME ID", test_sae_id_not_kme_id))
                ? 0
                : -1;
