@@ -2,15 +2,15 @@
  * master KME, the forwarder at an intermediate node and the pending store at the slaves' KME.
  *
  * Each hop: the sender carves, inside its granted leases on the hop's link, one request
- * "R/NN" (master = itself, slave = the next node) of a 32-byte MAC key and an L-byte pad
- * (qk_store_carve_owned_lens); it seals the end-to-end key K with them (relay_crypto.h) and
- * POSTs /peer/v1/relay; the receiver applies the hop key as a notice, fetches it once as the
- * slave, opens, and either stores K PENDING (the slaves' KME) or forwards. Each node answers
- * its caller after its next hop answered; a node that refuses, or sees its next hop refuse or
- * fail, burns its own hop request. The master KME commits only on "stored" before the
- * deadline (a synced audit record: the decision), then sends relay-commit along the path; on
- * anything else it burns the request (a tombstone) and sends relay-burn along the path. K lives
- * in secure buffers only, is wiped after use and never logged. */
+ * "R/NN" (master = itself, slave = the next node) of a 32-byte MAC key and an L-byte pad in
+ * 1..16 pieces, each inside one block (qk_store_carve_owned_pieces); it seals the end-to-end key K
+ * with them (relay_crypto.h) and POSTs /peer/v1/relay; the receiver applies the hop key as a
+ * notice, fetches it once as the slave, opens, and either stores K PENDING (the slaves' KME) or
+ * forwards. Each node answers its caller after its next hop answered; a node that refuses, or sees
+ * its next hop refuse or fail, burns its own hop request. The master KME commits only on "stored"
+ * before the deadline (a synced audit record: the decision), then sends relay-commit along the
+ * path; on anything else it burns the request (a tombstone) and sends relay-burn along the path. K
+ * lives in secure buffers only, is wiped after use and never logged. */
 #include "kms_relay.h"
 
 #include <stdio.h>
@@ -30,7 +30,6 @@
 #define RELAY_TRIES_DEFAULT      3
 #define RELAY_HOPS_DEFAULT       8
 #define PATH_TEXT_MAX            (QK_RELAY_PATH_MAX * (QK_STORE_ID_MAX + 1))
-#define HOP_KEYS                 2 /* the MAC key, then the pad as one piece */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -124,7 +123,11 @@ static void send_hop(qk_kms *k, qk_relay_msg *m, uint32_t me, const uint8_t *key
         .nslaves = 1,
         .expires_at = hop_expiry(m->deadline_ms),
     };
-    uint32_t lens[HOP_KEYS] = {QK_RELAY_MAC_KEY_LEN, (uint32_t)m->ct_len};
+    size_t nrefs = 0;
+    qk_carve_spec spec = {.len = QK_RELAY_MAC_KEY_LEN,
+                          .total = (uint32_t)m->ct_len,
+                          .max_pieces = QK_RELAY_HOP_KEYS_MAX - 1,
+                          .nrefs = &nrefs};
     size_t hk_len = QK_RELAY_MAC_KEY_LEN + m->ct_len;
     uint8_t *hk = qk_secure_alloc(hk_len);
     uint8_t *ad = malloc(QK_RELAY_AD_MAX);
@@ -136,7 +139,7 @@ static void send_hop(qk_kms *k, qk_relay_msg *m, uint32_t me, const uint8_t *key
         goto out;
     }
     qk_peer_fail why = QK_PEER_FAIL_UNREACHABLE;
-    int rc = qk_kms_carve_leased(k, li, &r, HOP_KEYS, lens, 0, m->hop_keys, hk, &why, &err);
+    int rc = qk_kms_carve_leased(k, li, &r, &spec, m->hop_keys, hk, &why, &err);
     if (rc != 0) {
         QK_WARN("relay %s: no key for hop %u on link %s: %s", m->request_id, me, r.link, err.msg);
         refuse(a,
@@ -150,7 +153,7 @@ static void send_hop(qk_kms *k, qk_relay_msg *m, uint32_t me, const uint8_t *key
     m->hop = me;
     snprintf(m->link, sizeof m->link, "%s", r.link);
     m->side = l->side;
-    m->nhop_keys = HOP_KEYS;
+    m->nhop_keys = nrefs;
     m->ct = ct;
     size_t ad_len = 0;
     qk_relay_hop_key hop = {.pad = hk + QK_RELAY_MAC_KEY_LEN, .pad_len = m->ct_len, .mac_key = hk};
