@@ -90,6 +90,8 @@ struct qk_kms {
     pthread_cond_t relay_cv;
     pthread_t relay_tid;
     bool relay_on, relay_stop, relay_woken;
+    qk_relay_unacked *relay_undecided; /* found at start: burned along their paths */
+    size_t relay_nundecided;
 };
 
 /* ---- kms_lease.c ------------------------------------------------------------------------ */

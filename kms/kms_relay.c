@@ -528,8 +528,10 @@ static void commit_dest(qk_kms *k, const relay_dest *d)
 
 /* ---- the commit resender ---------------------------------------------------------------- */
 
-#define RESEND_BATCH 16
-#define RESEND_MS    1000
+#define RESEND_BATCH     16
+#define RESEND_MS        1000
+#define RESEND_UNDECIDED 64 /* undecided relay requests burned after a restart (the store's cap)   \
+                             */
 
 /* "A>B>C" into path; the number of nodes, 0 when it is not a path. */
 static size_t parse_path(const char *text, qk_peer_id *path)
@@ -578,9 +580,32 @@ static void resend_round(qk_kms *k)
     free(u);
 }
 
+/* Relay requests a crash left without a decision: burned here and along their paths. */
+static void burn_undecided(qk_kms *k)
+{
+    for (size_t i = 0; i < k->relay_nundecided; i++) {
+        const qk_relay_unacked *u = &k->relay_undecided[i];
+        burn_quiet(k, u->request_id);
+        qk_relay_burn_msg bm;
+        memset(&bm, 0, sizeof bm);
+        snprintf(bm.request_id, sizeof bm.request_id, "%s", u->request_id);
+        bm.npath = parse_path(u->path, bm.path);
+        qk_err e;
+        qk_err_clear(&e);
+        if (bm.npath >= 2 && strcmp(bm.path[0], k->cfg->node_id) == 0)
+            (void)pass_on(k, &bm, 0, false, &e);
+        QK_INFO("relay %s: path %s: no decision before the restart: burned", u->request_id,
+                u->path);
+    }
+    free(k->relay_undecided);
+    k->relay_undecided = NULL;
+    k->relay_nundecided = 0;
+}
+
 static void *resender(void *arg)
 {
     qk_kms *k = arg;
+    burn_undecided(k);
     pthread_mutex_lock(&k->relay_mu);
     while (!k->relay_stop) {
         struct timespec dl = qk_kms_deadline_in(RESEND_MS);
@@ -609,7 +634,16 @@ int qk_kms_relay_start(qk_kms *k, qk_err *err)
         return qk_err_set(err, QK_ENOMEM, "condvar init failed");
     }
     k->relay_stop = k->relay_woken = false;
+    /* before the listeners start: every undecided relay request is one of a previous run */
+    k->relay_undecided = malloc(RESEND_UNDECIDED * sizeof *k->relay_undecided);
+    k->relay_nundecided = 0;
+    if (k->relay_undecided &&
+        qk_store_relay_undecided(k->store, k->relay_undecided, RESEND_UNDECIDED,
+                                 &k->relay_nundecided, err) != 0)
+        QK_ERROR("relay: undecided requests: %s", err->msg);
     if (pthread_create(&k->relay_tid, NULL, resender, k) != 0) {
+        free(k->relay_undecided);
+        k->relay_undecided = NULL;
         pthread_cond_destroy(&k->relay_cv);
         pthread_mutex_destroy(&k->relay_mu);
         return qk_err_set(err, QK_ENOMEM, "relay thread: cannot start");

@@ -303,5 +303,9 @@ typedef struct {
 } qk_relay_unacked;
 int qk_store_relay_unacked(qk_store *s, uint64_t now, qk_relay_unacked *out, size_t cap, size_t *n,
                            qk_err *err);
+/* Relay requests of this KME as master with no decision (a crash between qk_store_relay_begin
+ * and the decision), oldest first, up to cap (at most 64), with their paths. */
+int qk_store_relay_undecided(qk_store *s, qk_relay_unacked *out, size_t cap, size_t *n,
+                             qk_err *err);
 
 #endif

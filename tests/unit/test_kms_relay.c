@@ -257,6 +257,38 @@ static void test_commit_resent(void)
     pair_close(&x);
 }
 
+/* The master KME crashed between recording a relay and deciding: after its restart the relay
+ * is burned here and along its path (the slaves' KME burns its pending keys). */
+static void test_undecided_after_restart(void)
+{
+    proxy x;
+    pair_open(&x);
+    qk_err err = {0, ""};
+    uint64_t exp = qk_now_s() + 600;
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_relay_begin(qk_kms_store(P.a.kms), "RX", "SAE_A1", exp, KF_NODE ">" KF_PEER, &err),
+        0);
+    const char *sl[1] = {"SAE_B1"};
+    qk_reservation r = {"RX", "x", "SAE_A1", sl, 1, exp};
+    static const char ids[1][QK_KEY_ID_LEN + 1] = {"3c4d5e6f-7081-4293-a4b5-c6d7e8f90a1b"};
+    uint32_t lens[1] = {32};
+    uint8_t k[32];
+    randombytes_buf(k, sizeof k);
+    CU_ASSERT_EQUAL_FATAL(qk_store_relay_put(qk_kms_store(P.b.kms), &r, 1, ids, lens, k, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(kf_reopen(&P.a), 0); /* the restart */
+    P.ha.kms = P.a.kms;
+    int state = -1;
+    for (int i = 0; i < 200 && state != 2; i++) {
+        usleep(20 * 1000);
+        CU_ASSERT_EQUAL(qk_store_request_state(qk_kms_store(P.b.kms), "RX", &state, &err), 0);
+    }
+    CU_ASSERT_EQUAL(state, 2); /* burned at the slaves' KME */
+    CU_ASSERT_EQUAL(qk_store_request_state(qk_kms_store(P.a.kms), "RX", &state, &err), 0);
+    CU_ASSERT_EQUAL(state, 2);
+    CU_ASSERT_EQUAL(qk_store_relay_commit(qk_kms_store(P.b.kms), "RX", &err), QK_EINVAL);
+    pair_close(&x);
+}
+
 /* An SAE named like a KME could fetch hop keys (bound to KME IDs): the core refuses to open. */
 static void test_sae_id_not_kme_id(void)
 {
@@ -278,6 +310,8 @@ int suite_kms_relay(void)
             CU_add_test(s, "pending until the commit, which wakes a fetch",
                         test_commit_wakes_fetch) &&
             CU_add_test(s, "a commit not taken is sent again", test_commit_resent) &&
+            CU_add_test(s, "undecided after a restart: burned along the path",
+                        test_undecided_after_restart) &&
             CU_add_test(s, "no SAE ID equal to a KME ID", test_sae_id_not_kme_id))
                ? 0
                : -1;
