@@ -448,6 +448,27 @@ static int group_slaves(qk_kms *k, const qk_key_request *req, relay_dest *d, siz
     return 0;
 }
 
+/* max_key_count (ETSI GS QKD 014 clause 6.1) at the KME that holds the keys for the slaves:
+ * n more keys for every (master, slave) pair. Call with quota_mu held. 0, QK_EQUOTA (err names
+ * the pair), or a store error. */
+static int relay_quota(qk_kms *k, const char *master, const char *const *slaves, size_t nslaves,
+                       size_t n, qk_err *err)
+{
+    for (size_t i = 0; i < nslaves; i++) {
+        uint64_t held = 0;
+        int rc = qk_store_count_reserved(k->store, master, slaves[i], &held, err);
+        if (rc != 0)
+            return rc;
+        if (!qk_kms_quota_ok(&k->limits, held, n))
+            return qk_err_set(
+                err, QK_EQUOTA,
+                "%s -> %s: %llu keys stored, %zu more would exceed max_key_count %llu", master,
+                slaves[i], (unsigned long long)held, n,
+                (unsigned long long)k->limits.max_key_count);
+    }
+    return 0;
+}
+
 /* Slaves at this KME: K stored pending like a relayed request's, committed with the others. */
 static int store_local(qk_kms *k, const relay_job *j, relay_dest *d, qk_err *err)
 {
@@ -462,8 +483,12 @@ static int store_local(qk_kms *k, const relay_job *j, relay_dest *d, qk_err *err
         .nslaves = d->nslaves,
         .expires_at = j->expires_at,
     };
-    int rc = qk_store_relay_put(k->store, &r, j->b->n, (const char(*)[QK_KEY_ID_LEN + 1]) j->b->ids,
+    pthread_mutex_lock(&k->quota_mu);
+    int rc = relay_quota(k, r.master, d->slaves, d->nslaves, j->b->n, err);
+    if (rc == 0)
+        rc = qk_store_relay_put(k->store, &r, j->b->n, (const char(*)[QK_KEY_ID_LEN + 1]) j->b->ids,
                                 j->b->lens, j->b->material, err);
+    pthread_mutex_unlock(&k->quota_mu);
     d->stored = rc == 0;
     d->npath = 1;
     snprintf(d->path[0], sizeof d->path[0], "%s", k->cfg->node_id);
@@ -528,10 +553,11 @@ static void commit_dest(qk_kms *k, const relay_dest *d)
 
 /* ---- the commit resender ---------------------------------------------------------------- */
 
-#define RESEND_BATCH     16
-#define RESEND_MS        1000
-#define RESEND_UNDECIDED 64 /* undecided relay requests burned after a restart (the store's cap)   \
-                             */
+#define RESEND_BATCH 16
+#define RESEND_MS    1000
+#define RESEND_UNDECIDED                                                                           \
+    64 /* undecided relay requests burned after a restart (the store's cap)                        \
+        */
 
 /* "A>B>C" into path; the number of nodes, 0 when it is not a path. */
 static size_t parse_path(const char *text, qk_peer_id *path)
@@ -708,7 +734,7 @@ int qk_kms_relay_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out
         if (strcmp(d[i].kme, k->cfg->node_id) == 0) {
             rc = store_local(k, &j, &d[i], err);
             if (rc != 0)
-                res = QK_RELAY_RES_ERROR;
+                res = rc == QK_EQUOTA ? QK_RELAY_RES_REFUSED : QK_RELAY_RES_ERROR;
         } else if (relay_dest_run(k, &j, &d[i], out->material, &res, why, sizeof why) != 0) {
             rc = qk_err_set(err, QK_EPEER, "%s", why);
         }
@@ -834,10 +860,18 @@ static qk_relay_reason store_pending(qk_kms *k, const qk_relay_msg *m, const uin
     };
     qk_err err;
     qk_err_clear(&err);
-    int rc = qk_store_relay_put(k->store, &r, m->nkeys, (const char(*)[QK_KEY_ID_LEN + 1]) ids,
+    pthread_mutex_lock(&k->quota_mu);
+    int rc = relay_quota(k, m->master, slaves, m->nslaves, m->nkeys, &err);
+    if (rc == 0)
+        rc = qk_store_relay_put(k->store, &r, m->nkeys, (const char(*)[QK_KEY_ID_LEN + 1]) ids,
                                 lens, key, &err);
+    pthread_mutex_unlock(&k->quota_mu);
     free(ids);
     free(lens);
+    if (rc == QK_EQUOTA) {
+        QK_WARN("relay %s: %s", m->request_id, err.msg);
+        return QK_RELAY_REASON_LIMIT;
+    }
     if (rc == QK_EEXIST) {
         QK_WARN("relay %s: %s", m->request_id, err.msg);
         return QK_RELAY_REASON_EXISTS;
