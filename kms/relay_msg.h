@@ -111,9 +111,10 @@ typedef enum {
     QK_RELAY_REASON_EXISTS,      /* the request ID or a key ID is already known here */
     QK_RELAY_REASON_BAD_REQUEST, /* the message failed its checks (a version too) */
     QK_RELAY_REASON_INTERNAL,
+    QK_RELAY_REASON_LIMIT, /* the slaves' KME holds max_key_count keys for a (master, slave) pair */
 } qk_relay_reason;
 
-#define QK_RELAY_REASON_COUNT (QK_RELAY_REASON_INTERNAL + 1)
+#define QK_RELAY_REASON_COUNT (QK_RELAY_REASON_LIMIT + 1)
 
 /* "mac", "no-key", ...; NULL for NONE or a value out of range. */
 const char *qk_relay_reason_name(qk_relay_reason r);
@@ -140,6 +141,15 @@ typedef struct {
 
 int qk_relay_burn_encode(const qk_relay_burn_msg *m, char **out, qk_err *err);
 int qk_relay_burn_decode(const char *body, size_t len, qk_relay_burn_msg *m, qk_err *err);
+
+/* ---- POST /peer/v1/relay-commit: {"v":1,"request_id","path":[..],"hop":i,"verb":"commit"} --
+ * The master KME (path[0]) committed request_id: path[hop] tells path[hop+1], which passes it
+ * on; the slaves' KME (path[last]) makes the keys fetchable. The decoder requires the verb (a
+ * burn's body is never taken as a commit). */
+typedef qk_relay_burn_msg qk_relay_commit_msg;
+
+int qk_relay_commit_encode(const qk_relay_commit_msg *m, char **out, qk_err *err);
+int qk_relay_commit_decode(const char *body, size_t len, qk_relay_commit_msg *m, qk_err *err);
 
 /* ---- GET /peer/v1/topology: {"v":1,"reports":[{"node","seq","links":[{"peer","up",
  * "available","rate"}]}]} ------------------------------------------------------------------

@@ -224,6 +224,15 @@ int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *b
  * take keys from several blocks. */
 int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
                          qk_key_ref *refs, uint8_t *material, qk_err *err);
+/* A relay hop's key (docs/adr/0004-key-relay.md, "Taking a hop's key from the store"): like
+ * qk_store_carve_owned, one transaction, but a head key of `head` bytes (the MAC key, from one
+ * block), then `total` bytes (the pad) as 1..max_pieces keys, each inside one block: from one
+ * block when one can hold it all, else from the blocks with the most room. refs (1 + max_pieces
+ * entries) and *nrefs receive the keys in order, material (head + total bytes) their bytes.
+ * QK_ENOKEY when the granted room is short or too scattered (nothing recorded). */
+int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side side, uint32_t head,
+                                uint32_t total, size_t max_pieces, qk_key_ref *refs, size_t *nrefs,
+                                uint8_t *material, qk_err *err);
 /* Committed outgoing requests not yet noticed, oldest first, up to cap: filled with the
  * reservation data and key refs (check fields zero). Caller frees with qk_notice_free. */
 typedef struct {
@@ -248,7 +257,55 @@ int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n,
  * transaction failed. At most 4096 notices per call. */
 int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
                        size_t n, int *results, qk_err *err);
-/* Whether a key ID was ever recorded here (for the fetch wait). */
+/* Whether a key ID was ever recorded here (for the fetch wait); a relayed key still waiting
+ * for its commit (qk_store_relay_put) counts as not known yet. */
 int qk_store_key_known(qk_store *s, const char *key_id, bool *known, qk_err *err);
+
+/* ---- relayed keys at the slave KME (docs/adr/0004-key-relay.md) ----------------------- *
+ * The end-to-end keys of a relay arrive at the slaves' KME before the master KME decided: they
+ * are stored PENDING (encrypted at rest as every block, in a block of QK_RELAY_LINK of their
+ * own), become RESERVED for the slaves on the commit, and are burned on a relay-burn or at
+ * expires_at (qk_store_expire) if neither came. */
+#define QK_RELAY_LINK "relay"
+/* Store the keys ids[i] (lens[i] bytes each, material their bytes in order) of relay request
+ * r->request_id PENDING for r->slaves with r->master (r->link is ignored: QK_RELAY_LINK).
+ * Idempotent: the same request with the same key IDs again returns 0 (its state unchanged).
+ * QK_EEXIST: the request ID (or tombstone) is known with other keys, or a key ID is known. */
+int qk_store_relay_put(qk_store *s, const qk_reservation *r, size_t n,
+                       const char (*ids)[QK_KEY_ID_LEN + 1], const uint32_t *lens,
+                       const uint8_t *material, qk_err *err);
+/* The master KME decided: the pending relay request's keys become RESERVED (fetchable).
+ * Idempotent. QK_ENOTFOUND (unknown request), QK_EINVAL (burned or expired, or not a relay
+ * request stored here). */
+int qk_store_relay_commit(qk_store *s, const char *request_id, qk_err *err);
+/* The master KME's side (docs/adr/0004-key-relay.md, "Failure handling"): before the first
+ * hop's key is carved, record the relay request as an outgoing request PENDING (link
+ * QK_RELAY_LINK, master = the master SAE, no keys) with an audit event "relay_started" naming
+ * its path (text, at most 1024 characters); the decision is then qk_store_relay_decide (commit) or
+ * qk_store_burn. A request left PENDING by a crash is burned by the restart reconciliation like any
+ * outgoing request (qk_store_pending_requests). QK_EEXIST: the request ID is known. */
+int qk_store_relay_begin(qk_store *s, const char *request_id, const char *master,
+                         uint64_t expires_at, const char *path, qk_err *err);
+/* The decision to commit: every one of request_ids (1..65 relay requests of one SAE request,
+ * one per destination KME) PENDING -> committed, in one synced transaction, with an audit event
+ * "relay_committed" each. All or nothing: QK_ENOTFOUND (unknown), QK_EINVAL (not an undecided
+ * relay request: burned, or decided). */
+int qk_store_relay_decide(qk_store *s, const char *const *request_ids, size_t n, qk_err *err);
+/* The slaves' KME took the commit of relay request request_id (or the master KME gives up):
+ * it leaves the list below. Idempotent. */
+int qk_store_relay_acked(qk_store *s, const char *request_id, qk_err *err);
+/* Committed relay requests whose commit the slaves' KME has not acknowledged yet and whose keys
+ * have not expired at now (seconds), oldest first, up to cap (at most 64): their IDs and the
+ * path text recorded by qk_store_relay_begin. */
+typedef struct {
+    char request_id[QK_STORE_ID_MAX + 1];
+    char path[1024 + 1];
+} qk_relay_unacked;
+int qk_store_relay_unacked(qk_store *s, uint64_t now, qk_relay_unacked *out, size_t cap, size_t *n,
+                           qk_err *err);
+/* Relay requests of this KME as master with no decision (a crash between qk_store_relay_begin
+ * and the decision), oldest first, up to cap (at most 64), with their paths. */
+int qk_store_relay_undecided(qk_store *s, qk_relay_unacked *out, size_t cap, size_t *n,
+                             qk_err *err);
 
 #endif

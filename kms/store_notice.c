@@ -190,6 +190,97 @@ int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, siz
     return qs_end(s, rc, rc == 0, err);
 }
 
+/* The side's block with the most granted, uncarved room (at least one byte). 1 found, 0 none. */
+static int owned_largest(qk_store *s, const char *link, qk_side side, owned_room *o, qk_err *err)
+{
+    static const char low_sql[] = "SELECT block_id, lo, hi, lo, MIN(lease_lo, hi) FROM blocks"
+                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
+                                  " AND state = ? AND MIN(lease_lo, hi) > lo"
+                                  " ORDER BY MIN(lease_lo, hi) - lo DESC, block_id ASC LIMIT 1";
+    static const char high_sql[] = "SELECT block_id, lo, hi, MAX(lease_hi, lo), hi FROM blocks"
+                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
+                                   " AND state = ? AND hi > MAX(lease_hi, lo)"
+                                   " ORDER BY hi - MAX(lease_hi, lo) DESC, block_id DESC LIMIT 1";
+    sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
+    int rc = st ? qs_bindf(s, st, err, "ti", link, QK_BLOCK_CONFIRMED) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc != 1)
+        return rc;
+    sqlite3_int64 v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = sqlite3_column_int64(st, i);
+    (void)sqlite3_reset(st);
+    if (v[0] < 0 || v[1] < QK_BLOCK_VKEY_LEN || v[2] < 0 || v[3] < QK_BLOCK_VKEY_LEN ||
+        v[4] <= v[3] || v[4] > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
+    *o = (owned_room){(uint64_t)v[0], (uint64_t)v[1], (uint64_t)v[2], (uint64_t)v[3],
+                      (uint64_t)v[4]};
+    return 1;
+}
+
+int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side side, uint32_t head,
+                                uint32_t total, size_t max_pieces, qk_key_ref *refs, size_t *nrefs,
+                                uint8_t *material, qk_err *err)
+{
+    if (!nrefs || total < 1 || total > QK_BLOCK_MAX_BYTES || max_pieces < 1 ||
+        max_pieces >= QS_MAX_KEYS)
+        return qk_err_set(err, QK_EINVAL, "store: carve_owned_pieces: bad lengths or pieces");
+    *nrefs = 0;
+    int rc = qs_check_carve(r, side, 1, head, refs, material, err);
+    if (!rc)
+        rc = qs_check_peer_link(r->link, side, err);
+    if (rc)
+        return rc;
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
+    if (rc == QK_EEXIST)
+        rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
+    owned_room o = {0, 0, 0, 0, 0};
+    size_t took = 0, n = 0, off = 0;
+    if (!rc) {
+        rc = owned_pick(s, r->link, side, head, &o, err);
+        if (rc == 0)
+            rc = qk_err_set(err, QK_ENOKEY, "store: link %s: no leased room for %u bytes", r->link,
+                            head);
+    }
+    if (rc == 1)
+        rc = carve_run(s, r, side, &o, head, 0, 1, refs, material, &took, err);
+    n = took;
+    off = head;
+    /* the rest in pieces: all of it from one block if one can hold it, else the largest room */
+    for (uint32_t left = total; !rc && left > 0;) {
+        if (n > max_pieces) {
+            rc = qk_err_set(err, QK_ENOKEY, "store: link %s: %u bytes need more than %zu pieces",
+                            r->link, total, max_pieces);
+            break;
+        }
+        rc = owned_pick(s, r->link, side, left, &o, err);
+        if (rc == 0)
+            rc = owned_largest(s, r->link, side, &o, err);
+        if (rc == 0) {
+            rc = qk_err_set(err, QK_ENOKEY, "store: link %s: no leased room for %u more bytes",
+                            r->link, left);
+            break;
+        }
+        if (rc < 0)
+            break;
+        uint32_t piece = o.e - o.a < left ? (uint32_t)(o.e - o.a) : left;
+        rc = carve_run(s, r, side, &o, piece, n, 1, &refs[n], material + off, &took, err);
+        n += took;
+        off += piece;
+        left -= piece;
+    }
+    if (rc) {
+        sodium_memzero(material, (size_t)head + total);
+        sodium_memzero(refs, (max_pieces + 1) * sizeof *refs);
+        n = 0;
+    }
+    *nrefs = n;
+    return qs_end(s, rc, rc == 0, err);
+}
+
 void qk_notice_free(qk_notice *v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++) {
