@@ -768,7 +768,10 @@ int qk_kms_relay_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out
     if (rc != 0) {
         qk_key_batch_free(out);
         out->peer_fail = QK_PEER_FAIL_REFUSED;
-        snprintf(out->relay_why, sizeof out->relay_why, "%s", why[0] ? why : "relay failed");
+        /* a longer reason is cut: it is a message for the SAE */
+        if (snprintf(out->relay_why, sizeof out->relay_why, "%s", why[0] ? why : "relay failed") >=
+            (int)sizeof out->relay_why)
+            out->relay_why[sizeof out->relay_why - 1] = '\0';
     }
     return rc;
 }

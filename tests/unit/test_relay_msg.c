@@ -385,6 +385,15 @@ static void test_ad_covers_members(void)
 }
 
 /* The largest message the limits allow fits QK_RELAY_MSG_MAX and QK_RELAY_AD_MAX. */
+
+/* Three decimal digits of i (0..999) at the start of id, no NUL: IDs that differ. */
+static void put3(char *id, int i)
+{
+    id[0] = (char)('0' + i / 100 % 10);
+    id[1] = (char)('0' + i / 10 % 10);
+    id[2] = (char)('0' + i % 10);
+}
+
 static void test_largest(void)
 {
     static const qk_peer_msg_limits wide = {
@@ -396,16 +405,14 @@ static void test_largest(void)
     m->npath = QK_RELAY_PATH_MAX;
     for (int i = 0; i < QK_RELAY_PATH_MAX; i++) {
         memset(m->path[i], 'p', QK_STORE_ID_MAX);
-        snprintf(m->path[i], 4, "%03d", i);
-        m->path[i][3] = 'p';
+        put3(m->path[i], i); /* distinct: "000p...", "001p...", ... */
     }
     m->hop = QK_RELAY_PATH_MAX - 2;
     memset(m->master, 'm', QK_STORE_ID_MAX);
     m->nslaves = QK_PEER_SLAVES_MAX;
     for (int i = 0; i < QK_PEER_SLAVES_MAX; i++) {
         memset(m->slaves[i], 's', QK_STORE_ID_MAX);
-        snprintf(m->slaves[i], 4, "%03d", i);
-        m->slaves[i][3] = 's';
+        put3(m->slaves[i], i);
     }
     m->expires_at = m->deadline_ms = QK_RELAY_TIME_MAX;
     m->nkeys = QK_RELAY_KEYS_MAX;
