@@ -224,15 +224,27 @@ static void test_configs(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(b, "[sae SAE_C1]\nkme = KME_C\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(b, "[skip_client SKIP_KME_B]\nremote_systems = KME_A,KME_C\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(b, "cert = /labs/x/pki/peer-KME_B.crt\n"));
-    CU_ASSERT_PTR_NULL(strstr(b, "psk_hex")); /* the PSK stays in its own file */
+    CU_ASSERT_PTR_NULL(strstr(b, "psk_hex"));    /* the PSK stays in its own file */
+    CU_ASSERT_PTR_NULL(strstr(b, "[topology]")); /* it is an end of every link */
     free(b);
-    /* An end KME knows only its neighbour's SAEs. */
+    /* An end KME knows every SAE of the network with its home KME (the relay reaches SAE_C1
+     * through KME_B), the link it is not on, and every KME as a SKIP remote system. */
     char *a = render(0, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_PTR_NULL(strstr(a, "SAE_C1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[sae SAE_C1]\nkme = KME_C\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[sae SAE_A1]\nkme = KME_A\n"));
     CU_ASSERT_PTR_NULL(strstr(a, "[link KME_C]"));
     CU_ASSERT_PTR_NOT_NULL(strstr(a, "[sae SAE_B2]\nkme = KME_B\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[topology]\nlink = KME_B KME_C\n\n"));
+    CU_ASSERT_PTR_NULL(strstr(a, "link = KME_A")); /* never its own link */
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[skip]\nremote_system_ids = KME_B,KME_C\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[skip_client SKIP_KME_A]\nremote_systems = KME_B,KME_C\n"));
     free(a);
+    char *c = render(0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "[topology]\nlink = KME_A KME_B\n\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "[sae SAE_A1]\nkme = KME_A\n"));
+    free(c);
     char *s = render(1, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "[link AB]\nkme_a_url = https://127.0.0.1:4000\n"
