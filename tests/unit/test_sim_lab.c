@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lab.h"
+#include "lab_cmds.h"
 #include "lab_proc.h"
 #include "lab_topology.h"
 #include "model.h"
@@ -505,12 +506,63 @@ static void test_ports_and_metrics(void)
     CU_ASSERT(qk_lab_metric(m, "qkd_nothing", NULL) < 0);
 }
 
+/* qkd-lab status: a route of a KME's GET /routes as one line; anything not of the documented
+ * shape is refused, not printed half. */
+static void test_route_text(void)
+{
+    static const struct {
+        const char *json, *want; /* want NULL: refused */
+    } cases[] = {
+        {"{\"to\":\"KME_C\",\"path\":[\"KME_A\",\"KME_B\",\"KME_C\"],\"bottleneck\":4096}",
+         "KME_C: KME_A > KME_B > KME_C (2 hops, bottleneck 4096 bytes)"},
+        {"{\"to\":\"KME_B\",\"path\":[\"KME_A\",\"KME_B\"],\"bottleneck\":0}",
+         "KME_B: KME_A > KME_B (1 hop, bottleneck 0 bytes)"},
+        {"{\"to\":\"KME_B\",\"path\":[\"KME_A\",\"KME_B\"]}", "KME_B: KME_A > KME_B (1 hop)"},
+        {"{\"to\":\"KME_E\",\"path\":null,\"reason\":\"link KME_C~KME_D down\"}",
+         "KME_E: no route (link KME_C~KME_D down)"},
+        {"{\"to\":\"KME_E\",\"path\":null}", "KME_E: no route (no reason given)"},
+        {"{\"to\":\"KME_A\",\"path\":[\"KME_A\"]}", NULL},   /* no hop */
+        {"{\"to\":\"KME_B\",\"path\":[\"KME_A\",2]}", NULL}, /* not an ID */
+        {"{\"to\":\"KME_B\",\"path\":[]}", NULL},            /* empty */
+        {"{\"to\":\"KME_B\",\"path\":[\"A\",\"B\",\"C\",\"D\",\"E\",\"F\",\"G\",\"H\",\"I\",\"J\","
+         "\"K\",\"L\",\"M\",\"N\",\"O\",\"P\",\"Q\"]}",
+         NULL}, /* 16 hops: more than a relay takes */
+    };
+    char line[QK_LAB_ROUTE_TEXT_MAX];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *r = cJSON_Parse(cases[i].json);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        int rc = qk_lab_route_text(r, line, sizeof line);
+        if (cases[i].want) {
+            CU_ASSERT_EQUAL(rc, 0);
+            CU_ASSERT_STRING_EQUAL(line, cases[i].want);
+        } else {
+            CU_ASSERT_NOT_EQUAL(rc, 0);
+        }
+        /* Too small a buffer: refused, never cut. */
+        CU_ASSERT_NOT_EQUAL(qk_lab_route_text(r, line, 12), 0);
+        cJSON_Delete(r);
+    }
+    /* The longest path fits QK_LAB_ROUTE_TEXT_MAX: 16 IDs of 64 characters (the lab's IDs). */
+    cJSON *r = cJSON_CreateObject(), *path = cJSON_AddArrayToObject(r, "path");
+    char id[65];
+    memset(id, 'x', 64);
+    id[64] = '\0';
+    cJSON_AddStringToObject(r, "to", id);
+    for (int i = 0; i < 16; i++)
+        cJSON_AddItemToArray(path, cJSON_CreateString(id));
+    cJSON_AddNumberToObject(r, "bottleneck", 1e15);
+    CU_ASSERT_EQUAL(qk_lab_route_text(r, line, sizeof line), 0);
+    cJSON_Delete(r);
+}
+
 int suite_sim_lab(void)
 {
     CU_pSuite s = CU_add_suite("sim_lab", setup, teardown);
     if (!s || !CU_add_test(s, "topology", test_topology) ||
         !CU_add_test(s, "configs", test_configs) ||
         !CU_add_test(s, "topology presets", test_presets) ||
+        !CU_add_test(s, "status: route lines", test_route_text) ||
         !CU_add_test(s, "link check against the model", test_link_check) ||
         !CU_add_test(s, "manifest", test_manifest) ||
         !CU_add_test(s, "device-fed link", test_device_fed) ||
