@@ -1,5 +1,6 @@
-/* admin.c - /healthz and /metrics (the Prometheus text of the pools, the link telemetry and
- * the request counters of kms/metrics.c). */
+/* admin.c - /healthz, /metrics (the Prometheus text of the pools, the link telemetry, the
+ * topology view and the request counters of kms/metrics.c) and /routes (the topology view and
+ * routes as JSON, kms/kms_topo.h). */
 #include "admin.h"
 
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "http_util.h"
+#include "kms_topo.h"
 #include "log.h"
 
 #define QK_STR_(x) #x
@@ -214,6 +216,29 @@ static int write_telemetry(qk_kms *k, FILE *f)
     return bad ? -1 : 0;
 }
 
+/* The topology view in numbers (docs/qkd-kmed.md "Relay and routing"). No sample when the
+ * view cannot be built (the reason is logged). */
+static int write_topology(qk_kms *k, FILE *f)
+{
+    qk_kms_topo_stat st;
+    qk_err err;
+    if (qk_kms_topo_stats(k, &st, &err) != 0) {
+        QK_WARN("metrics: topology: %s", err.msg);
+        return 0;
+    }
+    int bad = family(f, "qkd_topology_nodes", "gauge",
+                     "KMEs in this KME's view of the network (itself included).");
+    bad |= fprintf(f, "qkd_topology_nodes %zu\n", st.nodes) < 0;
+    bad |= family(f, "qkd_topology_links", "gauge",
+                  "Links in this KME's view of the network, by state (up, down, held_down: "
+                  "down for hold_down after a failed relay).");
+    bad |= fprintf(f,
+                   "qkd_topology_links{state=\"up\"} %zu\nqkd_topology_links{state=\"down\"} "
+                   "%zu\nqkd_topology_links{state=\"held_down\"} %zu\n",
+                   st.links_up, st.links_down, st.links_held_down) < 0;
+    return bad;
+}
+
 char *qk_admin_render_metrics(qk_kms *k, size_t *len)
 {
     char *buf = NULL;
@@ -223,6 +248,7 @@ char *qk_admin_render_metrics(qk_kms *k, size_t *len)
         return NULL;
     int bad = write_pools(k, f);
     bad |= write_telemetry(k, f);
+    bad |= write_topology(k, f);
     bad |= qk_metrics_write(qk_kms_metrics(k), f);
     if (fclose(f) != 0 || bad) {
         free(buf);
@@ -235,7 +261,8 @@ static void admin_on_req(qk_http_handler *self, const qk_http_request *req, qk_h
 {
     qk_admin_handler *h = (qk_admin_handler *)self;
     bool healthz = strcmp(req->path, "/healthz") == 0;
-    if (!healthz && strcmp(req->path, "/metrics") != 0) {
+    bool routes = strcmp(req->path, "/routes") == 0;
+    if (!healthz && !routes && strcmp(req->path, "/metrics") != 0) {
         qk_http_reply_message(rep, 404, "unknown path");
         return;
     }
@@ -247,6 +274,18 @@ static void admin_on_req(qk_http_handler *self, const qk_http_request *req, qk_h
     if (healthz) {
         static const char ok[] = "ok\n";
         qk_http_reply_set(rep, 200, "text/plain; charset=utf-8", ok, sizeof ok - 1);
+        return;
+    }
+    if (routes) {
+        char *json = NULL;
+        size_t jlen = 0;
+        qk_err err;
+        if (qk_kms_topo_json(h->kms, &json, &jlen, &err) != 0) {
+            QK_WARN("routes: %s", err.msg);
+            qk_http_reply_message(rep, 500, "cannot build the topology view");
+            return;
+        }
+        qk_http_reply_take(rep, 200, "application/json", json, jlen);
         return;
     }
     size_t len = 0;

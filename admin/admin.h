@@ -1,5 +1,6 @@
 /* admin.h - the admin listener (plain HTTP on loopback): GET /healthz -> "ok", GET /metrics
- * -> Prometheus text (pool, blocks, keys, link telemetry, requests, latency, peer errors).
+ * -> Prometheus text (pool, blocks, keys, link telemetry, topology, requests, latency, peer
+ * errors), GET /routes -> the topology view and routes as JSON (kms/kms_topo.h).
  * A request-envelope handler (common/http_envelope.h). */
 #ifndef QK_ADMIN_H
 #define QK_ADMIN_H

@@ -12,6 +12,8 @@
 
 #include "etsi014_parse.h"
 #include "json_util.h"
+#include "kms_topo.h"
+#include "relay_crypto.h"
 #include "secbuf.h"
 
 typedef struct {
@@ -113,6 +115,22 @@ static void reply_keys(etsi_call *x, const qk_key_batch *b)
     qk_http_reply_key_ids(x->rep, qk_etsi_key_id_list(b));
 }
 
+/* stored_key_count for a slave at a KME the relay reaches (docs/adr/0004-key-relay.md,
+ * "Capacity reported to SAEs"): the keys of the default size that one relay each could deliver
+ * over the best path now, floor(bottleneck / (key_size/8 + 32)), at most max_key_count; 0
+ * without a route. */
+static uint64_t relay_key_count(etsi_call *x, const qk_key_limits *lim, const char *target)
+{
+    uint64_t per_key = lim->default_size_bits / 8 + QK_RELAY_MAC_KEY_LEN;
+    qk_kms_path *p = malloc(sizeof *p);
+    qk_err err = {0};
+    uint64_t n = 0;
+    if (p && qk_kms_topo_route(x->k, target, per_key, p, &err) == 0)
+        n = p->bottleneck / per_key;
+    free(p);
+    return n < lim->max_key_count ? n : lim->max_key_count;
+}
+
 static void do_status(etsi_call *x, const char *slave)
 {
     if (strcmp(slave, x->caller) == 0) {
@@ -124,22 +142,25 @@ static void do_status(etsi_call *x, const char *slave)
         fail(x, 400, "unknown slave_SAE_ID");
         return;
     }
-    if (!qk_kms_knows_kme(x->k, target)) {
+    if (!qk_kms_reaches_kme(x->k, target)) {
         fail(x, 400, "the KME of the slave SAE is not linked to this KME");
         return;
     }
     const qk_key_limits *lim = qk_kms_limits(x->k);
     bool local = strcmp(target, qk_kms_node_id(x->k)) == 0;
+    bool relayed = !local && !qk_kms_knows_kme(x->k, target);
     uint64_t outstanding = 0;
     qk_pool_status ps;
     memset(&ps, 0, sizeof ps);
     qk_err err = {0};
     if (qk_kms_stored_count(x->k, x->caller, slave, &outstanding, &err) != 0 ||
-        (!local && qk_kms_pool_status(x->k, target, &ps, &err) != 0)) {
+        (!local && !relayed && qk_kms_pool_status(x->k, target, &ps, &err) != 0)) {
         fail_core(x, &err, false, QK_PEER_FAIL_UNREACHABLE);
         return;
     }
-    uint64_t stored = qk_etsi_stored_key_count(lim, local, outstanding, ps.bytes_available);
+    uint64_t stored = relayed
+                          ? relay_key_count(x, lim, target)
+                          : qk_etsi_stored_key_count(lim, local, outstanding, ps.bytes_available);
     cJSON *o = cJSON_CreateObject();
     bool ok = o && cJSON_AddStringToObject(o, "source_KME_ID", qk_kms_node_id(x->k)) &&
               cJSON_AddStringToObject(o, "target_KME_ID", target) &&
@@ -184,30 +205,33 @@ static int query_int(etsi_call *x, const char *name, bool *has, int64_t *v)
     return 0;
 }
 
-/* The slaves (path slave, then additional_slave_SAE_IDs) must all be registered at one KME
- * that is this one or a linked peer. Returns that KME, or NULL with the error reply set. */
-static const char *slaves_kme(etsi_call *x, const char *const *slaves, size_t nslaves)
+/* The slaves (path slave, then additional_slave_SAE_IDs) must all be registered at KMEs this
+ * KME reaches: itself, a linked peer or a KME the relay reaches. *target: their KME, or NULL
+ * when they are on several (multicast across KMEs: docs/adr/0004-key-relay.md, "Multicast").
+ * Returns 0, or -1 with the error reply set. */
+static int slaves_kme(etsi_call *x, const char *const *slaves, size_t nslaves, const char **target)
 {
-    const char *target = NULL;
+    *target = NULL;
+    bool several = false;
     for (size_t i = 0; i < nslaves; i++) {
         const char *home = NULL;
         if (qk_kms_sae_home(x->k, slaves[i], &home) != 0 || !home) {
             fail(x, 400,
                  i == 0 ? "unknown slave_SAE_ID" : "unknown SAE ID in additional_slave_SAE_IDs");
-            return NULL;
+            return -1;
         }
-        if (!target) {
-            target = home;
-        } else if (strcmp(target, home) != 0) {
-            fail(x, 400, "all slave SAEs shall be attached to the same KME");
-            return NULL;
+        if (!qk_kms_reaches_kme(x->k, home)) {
+            fail(x, 400, "the KME of the slave SAE is not linked to this KME");
+            return -1;
         }
+        if (!*target)
+            *target = home;
+        else if (strcmp(*target, home) != 0)
+            several = true;
     }
-    if (!qk_kms_knows_kme(x->k, target)) {
-        fail(x, 400, "the KME of the slave SAE is not linked to this KME");
-        return NULL;
-    }
-    return target;
+    if (several)
+        *target = NULL;
+    return 0;
 }
 
 static void do_enc(etsi_call *x, const char *slave, bool post)
@@ -240,8 +264,8 @@ static void do_enc(etsi_call *x, const char *slave, bool post)
     slaves[nslaves++] = slave;
     for (size_t i = 0; i < kr->nadd && nslaves < 1 + QK_ETSI_MAX_ADD; i++)
         slaves[nslaves++] = kr->add[i];
-    const char *target = slaves_kme(x, slaves, nslaves);
-    if (!target)
+    const char *target = NULL;
+    if (slaves_kme(x, slaves, nslaves, &target) != 0)
         goto out;
     /* The core checks max_key_count (QK_EQUOTA) with the reservation. */
     qk_key_request req = {
@@ -255,7 +279,12 @@ static void do_enc(etsi_call *x, const char *slave, bool post)
     qk_key_batch b;
     memset(&b, 0, sizeof b);
     if (qk_kms_reserve(x->k, &req, &b, &err) != 0) {
-        fail_core(x, &err, false, b.peer_fail);
+        if (err.code == QK_EPEER && b.relay_why[0]) { /* a relay: say why (ADR 0004) */
+            fail(x, 503, b.relay_why);
+            qk_http_reply_detail(x->rep, "relay: %.200s", err.msg);
+        } else {
+            fail_core(x, &err, false, b.peer_fail);
+        }
         goto out;
     }
     reply_keys(x, &b);

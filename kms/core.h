@@ -24,7 +24,9 @@ typedef struct {
 
 typedef struct {
     const char *requester;     /* master identity: ETSI master SAE ID, or SKIP source id */
-    const char *target_kme;    /* KME holding the slaves: a linked peer KME, or this KME */
+    const char *target_kme;    /* KME holding the slaves: a linked peer KME, this KME, a KME
+                                  reached through the relay (docs/adr/0004-key-relay.md), or
+                                  NULL: each slave's home KME (multicast across KMEs, relayed) */
     const char *const *slaves; /* identities that may fetch at target_kme (>= 1) */
     size_t nslaves;
     size_t number;      /* >= 1, <= max_keys_per_request */
@@ -59,6 +61,7 @@ typedef struct {
     uint8_t **keys;                 /* n pointers into material */
     uint8_t *material;              /* qk_secure_alloc'ed, sum of lens */
     qk_peer_fail peer_fail;         /* qk_kms_reserve failed with QK_EPEER: the peer's reason */
+    char relay_why[160]; /* a relayed request failed (QK_EPEER): why, for the SAE ("" else) */
 } qk_key_batch;
 
 /* Reserve `number` keys shared with target_kme for req->slaves. On success the keys are
@@ -104,6 +107,9 @@ int qk_kms_sae_home(const qk_kms *k, const char *sae_id, const char **kme_id);
 bool qk_kms_sae_cert_ok(const qk_kms *k, const char *sae_id, const char *fp_hex);
 /* Whether kme_id is this KME or a linked peer. */
 bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id);
+/* Whether slaves at kme_id can get keys from this KME: this KME, a linked peer, or a KME the
+ * relay reaches ([relay] enabled and the topology knows it: docs/adr/0004-key-relay.md). */
+bool qk_kms_reaches_kme(qk_kms *k, const char *kme_id);
 
 /* Pool status of the link to peer_kme (or the local pool when peer_kme is this KME). */
 int qk_kms_pool_status(qk_kms *k, const char *peer_kme, qk_pool_status *st, qk_err *err);

@@ -491,6 +491,61 @@ static int hot_path_key(parse_ctx *c, const char *key, const char *v, qk_err *er
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
+/* [topology] link = KME_B KME_C: two KME IDs separated by blanks, not the same, and no pair
+ * twice in either order. A link naming this node is refused by the cross-checks (its links are
+ * its [link] sections; the node ID may come later in the file). */
+static int topology_link(qk_topology_cfg *t, const char *v, qk_err *err)
+{
+    char a[QK_CFG_ID_MAX + 2], b[QK_CFG_ID_MAX + 2], rest[2];
+    int n = sscanf(v, "%65s %65s %1s", a, b, rest);
+    if (n != 2 || !valid_id(a) || !valid_id(b))
+        return qk_err_set(err, QK_EINVAL,
+                          "must be two KME IDs (1..%d characters [A-Za-z0-9_.-]) separated by "
+                          "blanks",
+                          QK_CFG_ID_MAX);
+    if (strcmp(a, b) == 0)
+        return qk_err_set(err, QK_EINVAL, "a link joins two different KMEs (%s twice)", a);
+    for (size_t i = 0; i < t->nlinks; i++)
+        if ((strcmp(t->links[i].a, a) == 0 && strcmp(t->links[i].b, b) == 0) ||
+            (strcmp(t->links[i].a, b) == 0 && strcmp(t->links[i].b, a) == 0))
+            return qk_err_set(err, QK_EINVAL, "the link %s %s is listed twice", a, b);
+    if (t->nlinks >= QK_CFG_MAX_TOPO_LINKS)
+        return qk_err_set(err, QK_EINVAL, "too many links (at most %d)", QK_CFG_MAX_TOPO_LINKS);
+    memcpy(t->links[t->nlinks].a, a, strlen(a) + 1); /* valid_id: at most QK_CFG_ID_MAX */
+    memcpy(t->links[t->nlinks].b, b, strlen(b) + 1);
+    t->nlinks++;
+    return 0;
+}
+
+static int topology_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
+{
+    qk_topology_cfg *t = &c->cfg->topology;
+    if (strcmp(key, "link") == 0)
+        return topology_link(t, v, err);
+    if (strcmp(key, "interval") == 0)
+        return qk_parse_duration_ms(v, QK_CFG_TOPO_INTERVAL_MIN_MS, QK_CFG_TOPO_INTERVAL_MAX_MS,
+                                    &t->interval_ms, err);
+    if (strcmp(key, "hold_down") == 0)
+        return qk_parse_duration_ms(v, QK_CFG_HOLD_DOWN_MIN_MS, QK_CFG_HOLD_DOWN_MAX_MS,
+                                    &t->hold_down_ms, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
+static int relay_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
+{
+    qk_relay_cfg *r = &c->cfg->relay;
+    if (strcmp(key, "enabled") == 0)
+        return qk_parse_bool(v, &r->enabled, err);
+    if (strcmp(key, "timeout") == 0)
+        return qk_parse_duration_ms(v, QK_CFG_RELAY_TIMEOUT_MIN_MS, QK_CFG_RELAY_TIMEOUT_MAX_MS,
+                                    &r->timeout_ms, err);
+    if (strcmp(key, "max_hops") == 0)
+        return parse_u32(v, 1, QK_CFG_RELAY_MAX_HOPS, &r->max_hops, err);
+    if (strcmp(key, "max_tries") == 0)
+        return parse_u32(v, 1, QK_CFG_RELAY_MAX_TRIES, &r->max_tries, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
+}
+
 /* A SKIP glob list: comma-separated POSIX globs over KME IDs ([A-Za-z0-9_.-] plus the glob
  * characters * ? [ ] ! ^), blanks around entries dropped; stored joined by ",". An empty value
  * is an empty list. */
@@ -597,13 +652,16 @@ static int on_value(void *user, const char *section, const char *key, const char
     if (qk_ini_section_split(section, kind, sizeof kind, name, sizeof name) != 0)
         return qk_err_set(err, QK_EINVAL, "unknown section");
 
-    uint64_t h = fnv1a(section, key);
-    for (size_t i = 0; i < c->nseen; i++)
-        if (c->seen[i] == h)
-            return qk_err_set(err, QK_EINVAL, "duplicate key");
-    if (c->nseen >= SEEN_MAX)
-        return qk_err_set(err, QK_EINVAL, "too many entries (at most %d)", SEEN_MAX);
-    c->seen[c->nseen++] = h;
+    /* every key once per section, but [topology] link (repeatable) */
+    if (strcmp(kind, "topology") != 0 || strcmp(key, "link") != 0) {
+        uint64_t h = fnv1a(section, key);
+        for (size_t i = 0; i < c->nseen; i++)
+            if (c->seen[i] == h)
+                return qk_err_set(err, QK_EINVAL, "duplicate key");
+        if (c->nseen >= SEEN_MAX)
+            return qk_err_set(err, QK_EINVAL, "too many entries (at most %d)", SEEN_MAX);
+        c->seen[c->nseen++] = h;
+    }
 
     if (strcmp(kind, "node") == 0 && !name[0])
         return node_key(c, key, value, err);
@@ -628,6 +686,10 @@ static int on_value(void *user, const char *section, const char *key, const char
         return hot_path_key(c, key, value, err);
     if (strcmp(kind, "skip_client") == 0 && name[0])
         return skip_client_key(c, name, key, value, err);
+    if (strcmp(kind, "topology") == 0 && !name[0])
+        return topology_key(c, key, value, err);
+    if (strcmp(kind, "relay") == 0 && !name[0])
+        return relay_key(c, key, value, err);
     return qk_err_set(err, QK_EINVAL, "unknown section");
 }
 
@@ -783,6 +845,29 @@ static int check_links(qk_kmed_config *cfg, qk_err *err)
     return 0;
 }
 
+/* Whether id is a KME of a [topology] link. */
+static bool topology_node(const qk_kmed_config *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->topology.nlinks; i++)
+        if (strcmp(cfg->topology.links[i].a, id) == 0 || strcmp(cfg->topology.links[i].b, id) == 0)
+            return true;
+    return false;
+}
+
+/* [topology] lists the links of other KMEs: one naming this node is refused (this node's links
+ * are its [link] sections, whose state it measures itself). */
+static int check_topology(const qk_kmed_config *cfg, qk_err *err)
+{
+    for (size_t i = 0; i < cfg->topology.nlinks; i++) {
+        const char *a = cfg->topology.links[i].a, *b = cfg->topology.links[i].b;
+        if (strcmp(a, cfg->node_id) == 0 || strcmp(b, cfg->node_id) == 0)
+            return xerr(cfg, err, "topology", "link",
+                        "%s %s names this node (%s): its links are [link] sections", a, b,
+                        cfg->node_id);
+    }
+    return 0;
+}
+
 /* The SKIP API needs its remote systems, and key sizes covering the draft's 128..256 bits. */
 static int check_skip(const qk_kmed_config *cfg, qk_err *err)
 {
@@ -835,7 +920,9 @@ static int role_names_add(role_name *v, size_t *n, size_t cap, const char *name,
  * 1 + 2 * QK_CFG_MAX_LINKS + QK_CFG_MAX_SAES + QK_CFG_MAX_SKIP_CLIENTS of them. */
 static int check_roles(const qk_kmed_config *cfg, qk_err *err)
 {
-    size_t cap = 1 + 2 * QK_CFG_MAX_LINKS + QK_CFG_MAX_SAES + QK_CFG_MAX_SKIP_CLIENTS, n = 0;
+    size_t cap = 1 + 2 * QK_CFG_MAX_LINKS + 2 * QK_CFG_MAX_TOPO_LINKS + QK_CFG_MAX_SAES +
+                 QK_CFG_MAX_SKIP_CLIENTS,
+           n = 0;
     role_name *v = calloc(cap, sizeof *v);
     if (!v)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
@@ -850,6 +937,11 @@ static int check_roles(const qk_kmed_config *cfg, qk_err *err)
             bad = role_names_add(v, &n, cap, l->device_identity, QK_ROLE_DEVICE,
                                  "a device identity", sec, "device_identity");
     }
+    for (size_t i = 0; !bad && i < cfg->topology.nlinks; i++)
+        bad = role_names_add(v, &n, cap, cfg->topology.links[i].a, QK_ROLE_KME,
+                             "a KME of [topology]", "topology", "link") ||
+              role_names_add(v, &n, cap, cfg->topology.links[i].b, QK_ROLE_KME,
+                             "a KME of [topology]", "topology", "link");
     for (size_t i = 0; !bad && i < cfg->nsaes; i++) {
         snprintf(sec, sizeof sec, "sae %s", cfg->saes[i].id);
         bad = role_names_add(v, &n, cap, cfg->saes[i].id, QK_ROLE_SAE, "an SAE ID", sec, NULL);
@@ -883,7 +975,7 @@ static int cross_check(qk_kmed_config *cfg, qk_err *err)
     for (int k = 0; k < QK_LST_COUNT; k++)
         if (cfg->listeners[k].present && check_listener(cfg, (qk_listener_kind)k, err) != 0)
             return QK_EINVAL;
-    if (check_links(cfg, err) != 0)
+    if (check_links(cfg, err) != 0 || check_topology(cfg, err) != 0)
         return QK_EINVAL;
     for (size_t i = 0; i < cfg->nsaes; i++) {
         const qk_sae_cfg *s = &cfg->saes[i];
@@ -891,8 +983,11 @@ static int cross_check(qk_kmed_config *cfg, qk_err *err)
         snprintf(sec, sizeof sec, "sae %s", s->id);
         if (!s->kme[0])
             return xerr(cfg, err, sec, "kme", "required");
-        if (strcmp(s->kme, cfg->node_id) != 0 && !qk_kmed_config_link_by_peer(cfg, s->kme))
-            return xerr(cfg, err, sec, "kme", "%s is neither this node nor a linked peer", s->kme);
+        if (strcmp(s->kme, cfg->node_id) != 0 && !qk_kmed_config_link_by_peer(cfg, s->kme) &&
+            !topology_node(cfg, s->kme))
+            return xerr(cfg, err, sec, "kme",
+                        "%s is neither this node nor a linked peer nor a KME of [topology]",
+                        s->kme);
     }
     if (cfg->min_size_bits > cfg->max_size_bits)
         return xerr(cfg, err, "keys", "min_size", "min_size (%u) exceeds max_size (%u)",
@@ -966,6 +1061,12 @@ static void set_defaults(qk_kmed_config *cfg)
     snprintf(cfg->skip.algorithm, sizeof cfg->skip.algorithm, "QKD");
     cfg->skip.entropy = true;
     cfg->skip.max_entropy_bits = 8192;
+    cfg->topology.interval_ms = QK_CFG_DEFAULT_TOPO_INTERVAL_MS;
+    cfg->topology.hold_down_ms = QK_CFG_DEFAULT_HOLD_DOWN_MS;
+    cfg->relay.enabled = true;
+    cfg->relay.timeout_ms = QK_CFG_DEFAULT_RELAY_TIMEOUT_MS;
+    cfg->relay.max_hops = QK_CFG_DEFAULT_RELAY_MAX_HOPS;
+    cfg->relay.max_tries = QK_CFG_DEFAULT_RELAY_MAX_TRIES;
 }
 
 int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err)

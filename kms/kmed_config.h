@@ -215,6 +215,21 @@ int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err);
 #define QK_CFG_NOTICE_BATCH_MAX        1024u /* = QK_PEER_NOTICES_MAX: what a peer accepts */
 #define QK_CFG_DEFAULT_NOTICE_WAIT_MS  2000u
 
+/* [topology] and [relay] defaults and bounds (docs/qkd-kmed.md "Relay and routing"). */
+#define QK_CFG_DEFAULT_TOPO_INTERVAL_MS 2000u
+#define QK_CFG_TOPO_INTERVAL_MIN_MS     100u
+#define QK_CFG_TOPO_INTERVAL_MAX_MS     60000u
+#define QK_CFG_DEFAULT_HOLD_DOWN_MS     5000u
+#define QK_CFG_HOLD_DOWN_MIN_MS         100u
+#define QK_CFG_HOLD_DOWN_MAX_MS         600000u
+#define QK_CFG_DEFAULT_RELAY_TIMEOUT_MS 5000u
+#define QK_CFG_RELAY_TIMEOUT_MIN_MS     100u
+#define QK_CFG_RELAY_TIMEOUT_MAX_MS     300000u
+#define QK_CFG_DEFAULT_RELAY_MAX_HOPS   8u
+#define QK_CFG_RELAY_MAX_HOPS           15u /* a relay path holds at most 16 nodes */
+#define QK_CFG_DEFAULT_RELAY_MAX_TRIES  3u
+#define QK_CFG_RELAY_MAX_TRIES          8u
+
 /* [link PEER] device_* defaults (source = etsi014). */
 #define QK_CFG_DEFAULT_DEVICE_KEY_SIZE    256
 #define QK_CFG_DEFAULT_DEVICE_BATCH       64

@@ -14,6 +14,8 @@
 #include "http_util.h"
 #include "log.h"
 #include "kms_int.h"
+#include "kms_relay.h"
+#include "kms_topo.h"
 #include "qk_inline.h"
 #include "secbuf.h"
 
@@ -172,6 +174,8 @@ int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk
         rc = open_links(k, err);
     if (rc == 0)
         rc = qk_kms_hot_start(k, err);
+    if (rc == 0)
+        rc = qk_kms_topo_start(k, err);
     if (rc != 0) {
         qk_kms_close(k);
         return rc;
@@ -190,7 +194,8 @@ void qk_kms_close(qk_kms *k)
 {
     if (!k)
         return;
-    qk_kms_hot_stop(k); /* the notifiers use the links and the store */
+    qk_kms_topo_stop(k); /* the refresh thread uses the links and the store */
+    qk_kms_hot_stop(k);  /* the notifiers use the links and the store */
     for (size_t i = 0; i < k->nlinks; i++) {
         qk_peer_client_free(k->links[i].client);
         pthread_mutex_destroy(&k->links[i].mu);
@@ -303,6 +308,11 @@ bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id)
                       qk_kmed_config_link_by_peer(k->cfg, kme_id) != NULL);
 }
 
+bool qk_kms_reaches_kme(qk_kms *k, const char *kme_id)
+{
+    return qk_kms_knows_kme(k, kme_id) || qk_kms_relay_reaches(k, kme_id);
+}
+
 static const char *link_of_kme(qk_kms *k, const char *kme)
 {
     if (kme && strcmp(kme, k->cfg->node_id) == 0)
@@ -382,7 +392,7 @@ void qk_key_batch_free(qk_key_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-static int batch_alloc(qk_key_batch *b, size_t n, size_t material_len, qk_err *err)
+int qk_kms_batch_alloc(qk_key_batch *b, size_t n, size_t material_len, qk_err *err)
 {
     memset(b, 0, sizeof *b);
     b->ids = calloc(n, sizeof *b->ids);
@@ -399,12 +409,12 @@ static int batch_alloc(qk_key_batch *b, size_t n, size_t material_len, qk_err *e
 
 /* ---- reservation ------------------------------------------------------------------------ */
 
-static int validate_request(const qk_kms *k, const qk_key_request *req, qk_err *err)
+static int validate_request(qk_kms *k, const qk_key_request *req, qk_err *err)
 {
     const qk_key_limits *lim = &k->limits;
     if (!req->requester || !*req->requester || strlen(req->requester) > QK_STORE_ID_MAX)
         return qk_err_set(err, QK_EINVAL, "bad requester");
-    if (!req->target_kme || !qk_kms_knows_kme(k, req->target_kme))
+    if (req->target_kme ? !qk_kms_reaches_kme(k, req->target_kme) : req->nslaves < 2)
         return qk_err_set(err, QK_EINVAL, "unknown target KME");
     if (!req->slaves || req->nslaves < 1 || req->nslaves > 1 + (size_t)lim->max_sae_id_count)
         return qk_err_set(err, QK_EINVAL, "between 1 and %u slave identities allowed",
@@ -459,6 +469,42 @@ static int reserve_local(qk_kms *k, qk_reservation *r, size_t n, uint32_t len, q
     return rc;
 }
 
+int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, size_t n,
+                        const uint32_t *lens, uint32_t len, qk_key_ref *refs, uint8_t *material,
+                        qk_peer_fail *why, qk_err *err)
+{
+    qk_link *l = &k->links[i];
+    uint64_t want = 0;
+    for (size_t j = 0; j < n; j++)
+        want += lens ? lens[j] : len;
+    /* Only this request's own exchanges count against LEASES_PER_REQ: under a burst, the room
+     * another request's lease brought may be taken before this one carves (it then waits on
+     * the lease lock for the next exchange), which must not turn into a 503 while the pool
+     * holds key. CARVE_ROUNDS bounds the loop all the same. */
+    int own = 0, rc = QK_ENOKEY;
+    for (int round = 0; round < CARVE_ROUNDS; round++) {
+        uint64_t seen = qk_kms_lease_gen(k, i);
+        rc = lens ? qk_store_carve_owned_lens(k->store, r, l->side, n, lens, refs, material, err)
+                  : qk_store_carve_owned(k->store, r, l->side, n, len, refs, material, err);
+        if (rc != QK_ENOKEY || own == LEASES_PER_REQ)
+            break;
+        if (qk_inline_must_defer()) { /* a lease exchange waits for the peer: not on a pump */
+            rc = qk_err_set(err, QK_EAGAIN, "lease exhausted: run again on a worker");
+            break;
+        }
+        uint64_t ask = want < k->cfg->lease_bytes ? k->cfg->lease_bytes : want;
+        bool asked = false;
+        rc = qk_kms_lease_more(k, i, ask, seen, &asked, why, err);
+        if (rc != 0)
+            break;
+        own += asked;
+        rc = QK_ENOKEY; /* if the rounds run out */
+    }
+    if (rc == 0)
+        qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_CONSUMED, want);
+    return rc;
+}
+
 /* Slaves at the peer of link i: admit the request against the held estimate, carve it inside
  * this end's granted leases (committed at once, un-noticed), leasing synchronously when they
  * are exhausted (at most LEASES_PER_REQ exchanges), then wake the link's notifier. After
@@ -466,39 +512,14 @@ static int reserve_local(qk_kms *k, qk_reservation *r, size_t n, uint32_t len, q
 static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n, uint32_t len,
                           qk_key_ref *refs, uint8_t *material, qk_peer_fail *why, qk_err *err)
 {
-    qk_link *l = &k->links[i];
     int rc = qk_kms_held_admit(k, i, r, n, err);
     if (rc != 0)
         return rc;
-    /* Only this request's own exchanges count against LEASES_PER_REQ: under a burst, the room
-     * another request's lease brought may be taken before this one carves (it then waits on
-     * the lease lock for the next exchange), which must not turn into a 503 while the pool
-     * holds key. CARVE_ROUNDS bounds the loop all the same. */
-    int own = 0;
-    for (int round = 0; round < CARVE_ROUNDS; round++) {
-        uint64_t seen = qk_kms_lease_gen(k, i);
-        rc = qk_store_carve_owned(k->store, r, l->side, n, len, refs, material, err);
-        if (rc != QK_ENOKEY || own == LEASES_PER_REQ)
-            break;
-        if (qk_inline_must_defer()) { /* a lease exchange waits for the peer: not on a pump */
-            rc = qk_err_set(err, QK_EAGAIN, "lease exhausted: run again on a worker");
-            break;
-        }
-        uint64_t want = (uint64_t)n * len;
-        if (want < k->cfg->lease_bytes)
-            want = k->cfg->lease_bytes;
-        bool asked = false;
-        rc = qk_kms_lease_more(k, i, want, seen, &asked, why, err);
-        if (rc != 0)
-            break;
-        own += asked;
-        rc = QK_ENOKEY; /* if the rounds run out */
-    }
+    rc = qk_kms_carve_leased(k, i, r, n, NULL, len, refs, material, why, err);
     if (rc != 0) {
         qk_kms_held_undo(k, i, r, n);
         return rc;
     }
-    qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_CONSUMED, (uint64_t)n * len);
     qk_kms_notify_wake(k, i);
     return 0;
 }
@@ -509,6 +530,11 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
     int rc = validate_request(k, req, err);
     if (rc != 0)
         return rc;
+    if (!req->target_kme || qk_kms_relay_reaches(k, req->target_kme)) {
+        rc = qk_kms_relay_reserve(k, req, out, err); /* kms_relay.c */
+        QK_DEBUG("relayed request: %s", rc == 0 ? "committed" : err->msg);
+        return rc;
+    }
     bool local = strcmp(req->target_kme, k->cfg->node_id) == 0;
     qk_link *l = local ? NULL : qk_kms_link_by_peer(k, req->target_kme);
     if (!local && !l)
@@ -520,7 +546,7 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
     qk_key_ref *refs = calloc(n, sizeof *refs);
     if (!refs)
         return qk_err_set(err, QK_ENOMEM, "out of memory");
-    rc = batch_alloc(out, n, n * len, err);
+    rc = qk_kms_batch_alloc(out, n, n * len, err);
     if (rc != 0) {
         free(refs);
         return rc;
@@ -573,7 +599,7 @@ int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *
         return qk_err_set(err, QK_EINVAL, "at most %u key IDs per request",
                           k->limits.max_keys_per_request);
     size_t cap = n * (k->limits.max_size_bits / 8);
-    int rc = batch_alloc(out, n, cap, err);
+    int rc = qk_kms_batch_alloc(out, n, cap, err);
     if (rc != 0)
         return rc;
     qk_fetched_key *fk = calloc(n, sizeof *fk);

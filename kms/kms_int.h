@@ -81,6 +81,8 @@ struct qk_kms {
     bool nwait_on, nwait_stop, nwait_cv_ok;
     void (*block_hook)(void *);
     void *block_hook_arg;
+    /* The topology view and its refresh thread (kms_topo.c; NULL until qk_kms_topo_start). */
+    struct qk_kms_topo *topo;
 };
 
 /* ---- kms_lease.c ------------------------------------------------------------------------ */
@@ -100,6 +102,19 @@ int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *a
 /* Ask again what a previous run (or a failed call) left asked on link i. 0, or the first
  * failure (the asks not answered stay). */
 int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);
+
+/* ---- kms.c ------------------------------------------------------------------------------ */
+/* Carve n keys (key j of lens[j] bytes, or all of len when lens is NULL) for r inside this
+ * end's granted leases on link i (qk_store_carve_owned[_lens]: committed at once, un-noticed),
+ * leasing synchronously when they run out (at most 3 exchanges of its own; QK_EAGAIN on an
+ * inline handler instead); the bytes counted consumed on the link. After QK_EPEER, *why is the
+ * peer's reason. The caller wakes the link's notifier. */
+/* A zeroed batch of n keys with material_len bytes of secure material (ids, lens, keys
+ * allocated; the caller fills them). */
+int qk_kms_batch_alloc(qk_key_batch *b, size_t n, size_t material_len, qk_err *err);
+int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, size_t n,
+                        const uint32_t *lens, uint32_t len, qk_key_ref *refs, uint8_t *material,
+                        qk_peer_fail *why, qk_err *err);
 
 /* ---- kms_held.c ------------------------------------------------------------------------- */
 /* Admit n more keys for every (master, slave) pair of r at the peer of link i against

@@ -48,4 +48,11 @@ int qk_kms_topo_reports(qk_kms *k, qk_topo_msg *out, qk_err *err);
  * NUL-terminated; *len its length. */
 int qk_kms_topo_json(qk_kms *k, char **json, size_t *len, qk_err *err);
 
+/* The view in numbers, for /metrics (qkd_topology_*): nodes, and links by state (a held-down
+ * link counts as held_down only). */
+typedef struct {
+    size_t nodes, links_up, links_down, links_held_down;
+} qk_kms_topo_stat;
+int qk_kms_topo_stats(qk_kms *k, qk_kms_topo_stat *out, qk_err *err);
+
 #endif

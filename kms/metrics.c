@@ -11,6 +11,7 @@
 #define NBUCKETS      13
 #define MAX_LINKS     64 /* links with key byte counters */
 #define LINK_ID_MAX   128
+#define PATH_MAX_TEXT (16 * (LINK_ID_MAX + 1)) /* a relay path "A>B>...": 16 IDs */
 #define LISTENER_MAX  63 /* longest listener name kept; longer names are truncated */
 
 static const double bucket_bounds[NBUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -41,6 +42,14 @@ struct qk_metrics {
     atomic_uint_fast64_t notices_sent, notices_refused;
     link_bytes lb[MAX_LINKS];
     size_t nlb;
+    atomic_uint_fast64_t relay_requests[QK_RELAY_RES_COUNT];
+    link_bytes relay_lb[MAX_LINKS]; /* bytes[QK_KEY_CONSUMED] only */
+    size_t nrelay_lb;
+    struct {
+        char path[PATH_MAX_TEXT + 1];
+        uint64_t n;
+    } routes[QK_METRICS_ROUTES_MAX + 1]; /* the last: "other" */
+    size_t nroutes;
     int (*writer)(void *arg, FILE *f);
     void *writer_arg;
 };
@@ -61,6 +70,8 @@ qk_metrics *qk_metrics_new(void)
         atomic_init(&m->leases[i], 0);
     atomic_init(&m->notices_sent, 0);
     atomic_init(&m->notices_refused, 0);
+    for (int i = 0; i < QK_RELAY_RES_COUNT; i++)
+        atomic_init(&m->relay_requests[i], 0);
     return m;
 }
 
@@ -154,25 +165,102 @@ void qk_metrics_notices(qk_metrics *m, uint64_t sent, uint64_t refused)
     atomic_fetch_add(&m->notices_refused, refused);
 }
 
+/* The counters of link in table t (n entries of MAX_LINKS), added if new; NULL when the table
+ * is full or the ID is bad. Under m->mu. */
+static link_bytes *link_entry(link_bytes *t, size_t *n, const char *link)
+{
+    size_t len = strnlen(link, LINK_ID_MAX + 1);
+    if (len == 0 || len > LINK_ID_MAX)
+        return NULL;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(t[i].link, link) == 0)
+            return &t[i];
+    if (*n >= MAX_LINKS)
+        return NULL;
+    link_bytes *e = &t[(*n)++];
+    memset(e, 0, sizeof *e);
+    memcpy(e->link, link, len + 1);
+    return e;
+}
+
 void qk_metrics_key_bytes(qk_metrics *m, const char *link, qk_key_flow flow, uint64_t bytes)
 {
     if (!m || !link || (flow != QK_KEY_RECEIVED && flow != QK_KEY_CONSUMED))
         return;
-    size_t len = strnlen(link, LINK_ID_MAX + 1);
-    if (len == 0 || len > LINK_ID_MAX)
-        return;
     pthread_mutex_lock(&m->mu);
-    link_bytes *e = NULL;
-    for (size_t i = 0; i < m->nlb && !e; i++)
-        if (strcmp(m->lb[i].link, link) == 0)
-            e = &m->lb[i];
-    if (!e && m->nlb < MAX_LINKS) {
-        e = &m->lb[m->nlb++];
-        memcpy(e->link, link, len + 1);
-    }
+    link_bytes *e = link_entry(m->lb, &m->nlb, link);
     if (e)
         e->bytes[flow] += bytes;
     pthread_mutex_unlock(&m->mu);
+}
+
+void qk_metrics_relay_request(qk_metrics *m, qk_relay_result r)
+{
+    if (m && r >= 0 && r < QK_RELAY_RES_COUNT)
+        atomic_fetch_add(&m->relay_requests[r], 1);
+}
+
+uint64_t qk_metrics_relay_requests(qk_metrics *m, qk_relay_result r)
+{
+    return m && r >= 0 && r < QK_RELAY_RES_COUNT ? (uint64_t)atomic_load(&m->relay_requests[r]) : 0;
+}
+
+void qk_metrics_relay_bytes(qk_metrics *m, const char *link, uint64_t bytes)
+{
+    if (!m || !link)
+        return;
+    pthread_mutex_lock(&m->mu);
+    link_bytes *e = link_entry(m->relay_lb, &m->nrelay_lb, link);
+    if (e)
+        e->bytes[QK_KEY_CONSUMED] += bytes;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void qk_metrics_relay_route(qk_metrics *m, const char *path)
+{
+    size_t len = path ? strnlen(path, PATH_MAX_TEXT + 1) : 0;
+    if (!m || len == 0 || len > PATH_MAX_TEXT)
+        return;
+    pthread_mutex_lock(&m->mu);
+    size_t i = 0;
+    while (i < m->nroutes && strcmp(m->routes[i].path, path) != 0)
+        i++;
+    if (i == m->nroutes && m->nroutes < QK_METRICS_ROUTES_MAX)
+        memcpy(m->routes[m->nroutes++].path, path, len + 1);
+    else if (i == m->nroutes)
+        i = QK_METRICS_ROUTES_MAX; /* "other" */
+    m->routes[i].n++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* qkd_relay_*: under m->mu (m may be NULL). */
+static int write_relay(qk_metrics *m, FILE *f)
+{
+    static const char *const results[QK_RELAY_RES_COUNT] = {"committed",   "no_route", "refused",
+                                                            "unreachable", "expired",  "error"};
+    int bad = fprintf(f, "# HELP qkd_relay_requests_total Relayed key requests of this KME as "
+                         "master, by result.\n# TYPE qkd_relay_requests_total counter\n") < 0;
+    for (int i = 0; i < QK_RELAY_RES_COUNT; i++)
+        bad |= fprintf(f, "qkd_relay_requests_total{result=\"%s\"} %llu\n", results[i],
+                       (unsigned long long)qk_metrics_relay_requests(m, (qk_relay_result)i)) < 0;
+    bad |=
+        fprintf(f, "# HELP qkd_relay_bytes_total Key a relay consumed on each link this KME "
+                   "sent a hop on (pad and MAC key).\n# TYPE qkd_relay_bytes_total counter\n") < 0;
+    for (size_t i = 0; m && i < m->nrelay_lb; i++)
+        bad |= fprintf(f, "qkd_relay_bytes_total{link=\"%s\"} %llu\n", m->relay_lb[i].link,
+                       (unsigned long long)m->relay_lb[i].bytes[QK_KEY_CONSUMED]) < 0;
+    bad |=
+        fprintf(f,
+                "# HELP qkd_relay_route_total Relay tries of this KME as master, by path (the "
+                "first %d paths; the rest as \"other\").\n# TYPE qkd_relay_route_total counter\n",
+                QK_METRICS_ROUTES_MAX) < 0;
+    for (size_t i = 0; m && i < m->nroutes; i++)
+        bad |= fprintf(f, "qkd_relay_route_total{path=\"%s\"} %llu\n", m->routes[i].path,
+                       (unsigned long long)m->routes[i].n) < 0;
+    if (m && m->routes[QK_METRICS_ROUTES_MAX].n)
+        bad |= fprintf(f, "qkd_relay_route_total{path=\"other\"} %llu\n",
+                       (unsigned long long)m->routes[QK_METRICS_ROUTES_MAX].n) < 0;
+    return bad;
 }
 
 void qk_metrics_set_writer(qk_metrics *m, int (*fn)(void *arg, FILE *f), void *arg)
@@ -261,6 +349,7 @@ int qk_metrics_write(qk_metrics *m, FILE *f)
                        (unsigned long long)l->n) < 0;
     }
     bad |= write_key_bytes(m, f);
+    bad |= write_relay(m, f);
     int (*writer)(void *, FILE *) = m ? m->writer : NULL;
     void *writer_arg = m ? m->writer_arg : NULL;
     if (m)

@@ -45,14 +45,34 @@ typedef enum {
 void qk_metrics_lease(qk_metrics *m, qk_lease_result r);
 void qk_metrics_notices(qk_metrics *m, uint64_t sent, uint64_t refused);
 
+/* Trusted-node key relay (docs/adr/0004-key-relay.md): relayed requests at the master KME by
+ * result, the key a relay consumed per link at the node that carved the hop (the hop's pad and
+ * MAC key: L + 32 bytes per end-to-end request), and the paths chosen (one count per try;
+ * the first QK_METRICS_ROUTES_MAX distinct paths, the rest counted as path "other"). */
+typedef enum {
+    QK_RELAY_RES_COMMITTED = 0, /* every destination stored and the decision recorded */
+    QK_RELAY_RES_NO_ROUTE,      /* no usable path to a destination */
+    QK_RELAY_RES_REFUSED,       /* a node refused (mac, hop-key, exists, bad-request, ...) */
+    QK_RELAY_RES_UNREACHABLE,   /* a node could not reach the next (transport error) */
+    QK_RELAY_RES_EXPIRED,       /* the deadline passed */
+    QK_RELAY_RES_ERROR,         /* this KME's store or memory */
+    QK_RELAY_RES_COUNT
+} qk_relay_result;
+#define QK_METRICS_ROUTES_MAX 32
+void qk_metrics_relay_request(qk_metrics *m, qk_relay_result r);
+uint64_t qk_metrics_relay_requests(qk_metrics *m, qk_relay_result r);
+void qk_metrics_relay_bytes(qk_metrics *m, const char *link, uint64_t bytes);
+void qk_metrics_relay_route(qk_metrics *m, const char *path);
+
 /* An extra writer called at the end of qk_metrics_write (the daemon's wiring adds the TLS
  * front end's counters this way); fn returns 0 or -1. */
 void qk_metrics_set_writer(qk_metrics *m, int (*fn)(void *arg, FILE *f), void *arg);
 
 /* Write qkd_requests_total, qkd_request_duration_seconds, qkd_peer_errors_total,
  * qkd_peer_failures_total{reason}, qkd_key_received_bytes_total,
- * qkd_key_consumed_bytes_total, qkd_leases_total{result}, qkd_notices_sent_total and
- * qkd_notices_refused_total in the Prometheus text format
+ * qkd_key_consumed_bytes_total, qkd_leases_total{result}, qkd_notices_sent_total,
+ * qkd_notices_refused_total, qkd_relay_requests_total{result}, qkd_relay_bytes_total{link} and
+ * qkd_relay_route_total{path} in the Prometheus text format
  * (m NULL: the families with no sample), then the extra writer's. Returns 0 or -1. */
 int qk_metrics_write(qk_metrics *m, FILE *f);
 

@@ -397,3 +397,72 @@ int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_no
     qk_http_response_free(&resp);
     return rc;
 }
+
+/* ---- trusted-node key relay ----------------------------------------------------------------- */
+
+int qk_peer_relay(qk_peer_client *pc, const char *body, const char *want_id, qk_relay_answer *a,
+                  qk_err *err)
+{
+    memset(a, 0, sizeof *a);
+    qk_http_response resp;
+    int rc = call(pc, "POST", "/peer/v1/relay", body, &resp, err);
+    if (rc != 0)
+        return rc;
+    if (resp.status != 200 && resp.status != 409 && resp.status != 400) {
+        rc = refusal(err, resp.status, error_reason(&resp), "relay");
+    } else {
+        qk_err derr;
+        qk_err_clear(&derr);
+        if (qk_relay_answer_decode(resp.body, resp.body_len, a, &derr) != 0)
+            rc = qk_err_set(err, QK_EPEER, "peer answered relay (HTTP %ld) with a bad body: %s",
+                            resp.status, derr.msg);
+        else if (strcmp(a->request_id, want_id) != 0 ||
+                 (resp.status == 200) != (a->status == QK_RELAY_STORED))
+            rc = qk_err_set(err, QK_EPEER, "peer answered relay with another request or status");
+        if (rc != 0)
+            memset(a, 0, sizeof *a);
+    }
+    qk_http_response_free(&resp);
+    return rc;
+}
+
+/* The burn and commit calls: 200 with {"status": want}, else the refusal. */
+static int relay_path_call(qk_peer_client *pc, const char *path, int enc_rc, char *body,
+                           qk_peer_result want, const char *what, qk_err *err)
+{
+    long status = 0;
+    qk_peer_reason why = QK_PEER_REASON_NONE;
+    int rc = post_result(pc, path, enc_rc, body, want, what, &status, &why, err);
+    return rc == PEER_REFUSED ? refusal(err, status, why, what) : rc;
+}
+
+int qk_peer_relay_burn(qk_peer_client *pc, const qk_relay_burn_msg *m, qk_err *err)
+{
+    char *body = NULL;
+    int enc = qk_relay_burn_encode(m, &body, err);
+    return relay_path_call(pc, "/peer/v1/relay-burn", enc, body, QK_PEER_BURNED, "relay-burn", err);
+}
+
+int qk_peer_relay_commit(qk_peer_client *pc, const qk_relay_commit_msg *m, qk_err *err)
+{
+    char *body = NULL;
+    int enc = qk_relay_commit_encode(m, &body, err);
+    return relay_path_call(pc, "/peer/v1/relay-commit", enc, body, QK_PEER_RESERVED, "relay-commit",
+                           err);
+}
+
+int qk_peer_topology(qk_peer_client *pc, qk_topo_msg *m, qk_err *err)
+{
+    qk_http_response resp;
+    int rc = call(pc, "GET", "/peer/v1/topology", NULL, &resp, err);
+    if (rc != 0)
+        return rc;
+    qk_err derr;
+    qk_err_clear(&derr);
+    if (resp.status != 200)
+        rc = refusal(err, resp.status, error_reason(&resp), "topology");
+    else if (qk_topo_msg_decode(resp.body, resp.body_len, m, &derr) != 0)
+        rc = qk_err_set(err, QK_EPEER, "peer answered topology with a bad body: %s", derr.msg);
+    qk_http_response_free(&resp);
+    return rc;
+}

@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include "http_client.h"
 #include "peer_msg.h"
+#include "relay_msg.h"
 #include "qk_err.h"
+#include "relay_msg.h"
 #include "store.h"
 
 typedef struct qk_peer_client qk_peer_client;
@@ -63,5 +65,25 @@ int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_l
  * transport error: the notices are to be sent again. */
 int qk_peer_notices(qk_peer_client *pc, const qk_peer_notices_msg *m, qk_peer_notices_answer *a,
                     qk_err *err);
+
+/* ---- trusted-node key relay (docs/adr/0004-key-relay.md) --------------------------------- */
+
+/* POST /peer/v1/relay of body (an encoded qk_relay_msg, borrowed). 0 when the peer gave a relay
+ * answer (200 stored, 409 or 400 refused): *a filled, a->request_id checked against want_id;
+ * QK_EPEER for any other answer (another status, a bad body), or a transport error (the peer
+ * may or may not have acted: the caller burns along the path). */
+int qk_peer_relay(qk_peer_client *pc, const char *body, const char *want_id, qk_relay_answer *a,
+                  qk_err *err);
+/* POST /peer/v1/relay-burn and /peer/v1/relay-commit of m. 0 (200 {"status":"burned"}, or
+ * {"status":"reserved"} for the commit), else QK_EPEER / the refusal's status as for
+ * qk_peer_lease, or a transport error. */
+int qk_peer_relay_burn(qk_peer_client *pc, const qk_relay_burn_msg *m, qk_err *err);
+int qk_peer_relay_commit(qk_peer_client *pc, const qk_relay_commit_msg *m, qk_err *err);
+
+/* GET /peer/v1/topology (docs/adr/0004-key-relay.md, "How topology is learned"): the peer's
+ * own report and the reports it holds, into *m (large: allocate it). 0 (200 with a body that
+ * decodes), QK_EPEER (a bad body, or another answer: refusal reasons as for qk_peer_lease) or
+ * a transport error. */
+int qk_peer_topology(qk_peer_client *pc, qk_topo_msg *m, qk_err *err);
 
 #endif

@@ -611,18 +611,22 @@ int qk_relay_answer_decode(const char *body, size_t len, qk_relay_answer *a, qk_
 
 /* ---- burn ----------------------------------------------------------------------------------- */
 
-int qk_relay_burn_encode(const qk_relay_burn_msg *m, char **out, qk_err *err)
+/* The burn and commit messages: request_id, path, hop, and for a commit "verb": "commit" (so
+ * that a commit never reads as a burn's body posted elsewhere, nor a burn as a commit). */
+static int path_msg_encode(const qk_relay_burn_msg *m, const char *verb, char **out, qk_err *err)
 {
     *out = NULL;
     if (request_id_ok(m->request_id, sizeof m->request_id, err) ||
         path_ok(m->path, m->npath, m->hop, err))
         return QK_EINVAL;
     cJSON *o = begin(m->request_id);
-    bool ok = put_ids(o, "path", m->path, m->npath) && put_uint(o, "hop", m->hop);
+    bool ok = put_ids(o, "path", m->path, m->npath) && put_uint(o, "hop", m->hop) &&
+              (!verb || put_str(o, "verb", verb));
     return print_out(o, ok, out, err);
 }
 
-int qk_relay_burn_decode(const char *body, size_t len, qk_relay_burn_msg *m, qk_err *err)
+static int path_msg_decode(const char *body, size_t len, const char *verb, qk_relay_burn_msg *m,
+                           qk_err *err)
 {
     memset(m, 0, sizeof *m);
     cJSON *o = NULL;
@@ -631,6 +635,11 @@ int qk_relay_burn_decode(const char *body, size_t len, qk_relay_burn_msg *m, qk_
     if (rc == 0 && (get_ids(o, "path", QK_RELAY_PATH_MAX, m->path, &m->npath, err) ||
                     get_u64(o, "hop", QK_RELAY_PATH_MAX - 2, &hop, err)))
         rc = QK_EINVAL;
+    if (rc == 0 && verb) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "verb");
+        if (!cJSON_IsString(v) || strcmp(v->valuestring, verb) != 0)
+            rc = qk_err_set(err, QK_EINVAL, "verb: want \"%s\"", verb);
+    }
     m->hop = (uint32_t)hop;
     if (rc == 0)
         rc = path_ok(m->path, m->npath, m->hop, err);
@@ -638,6 +647,26 @@ int qk_relay_burn_decode(const char *body, size_t len, qk_relay_burn_msg *m, qk_
     if (rc != 0)
         memset(m, 0, sizeof *m);
     return rc;
+}
+
+int qk_relay_burn_encode(const qk_relay_burn_msg *m, char **out, qk_err *err)
+{
+    return path_msg_encode(m, NULL, out, err);
+}
+
+int qk_relay_burn_decode(const char *body, size_t len, qk_relay_burn_msg *m, qk_err *err)
+{
+    return path_msg_decode(body, len, NULL, m, err);
+}
+
+int qk_relay_commit_encode(const qk_relay_commit_msg *m, char **out, qk_err *err)
+{
+    return path_msg_encode(m, "commit", out, err);
+}
+
+int qk_relay_commit_decode(const char *body, size_t len, qk_relay_commit_msg *m, qk_err *err)
+{
+    return path_msg_decode(body, len, "commit", m, err);
 }
 
 /* ---- topology ------------------------------------------------------------------------------- */

@@ -141,6 +141,15 @@ typedef struct {
 int qk_relay_burn_encode(const qk_relay_burn_msg *m, char **out, qk_err *err);
 int qk_relay_burn_decode(const char *body, size_t len, qk_relay_burn_msg *m, qk_err *err);
 
+/* ---- POST /peer/v1/relay-commit: {"v":1,"request_id","path":[..],"hop":i,"verb":"commit"} --
+ * The master KME (path[0]) committed request_id: path[hop] tells path[hop+1], which passes it
+ * on; the slaves' KME (path[last]) makes the keys fetchable. The decoder requires the verb (a
+ * burn's body is never taken as a commit). */
+typedef qk_relay_burn_msg qk_relay_commit_msg;
+
+int qk_relay_commit_encode(const qk_relay_commit_msg *m, char **out, qk_err *err);
+int qk_relay_commit_decode(const char *body, size_t len, qk_relay_commit_msg *m, qk_err *err);
+
 /* ---- GET /peer/v1/topology: {"v":1,"reports":[{"node","seq","links":[{"peer","up",
  * "available","rate"}]}]} ------------------------------------------------------------------
  * The answering KME's own report and those it holds from others (docs/adr/0004-key-relay.md,

@@ -224,6 +224,13 @@ int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *b
  * take keys from several blocks. */
 int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
                          qk_key_ref *refs, uint8_t *material, qk_err *err);
+/* qk_store_carve_owned with a length per key: key i of lens[i] bytes (1..QS_MAX_KEYS keys;
+ * material receives the sum of lens), in one transaction, the same results. The hop key of a
+ * relay (docs/adr/0004-key-relay.md, "Taking a hop's key from the store"): a 32-byte MAC key,
+ * then the pad. */
+int qk_store_carve_owned_lens(qk_store *s, const qk_reservation *r, qk_side side, size_t n,
+                              const uint32_t *lens, qk_key_ref *refs, uint8_t *material,
+                              qk_err *err);
 /* Committed outgoing requests not yet noticed, oldest first, up to cap: filled with the
  * reservation data and key refs (check fields zero). Caller frees with qk_notice_free. */
 typedef struct {
@@ -248,7 +255,26 @@ int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n,
  * transaction failed. At most 4096 notices per call. */
 int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
                        size_t n, int *results, qk_err *err);
-/* Whether a key ID was ever recorded here (for the fetch wait). */
+/* Whether a key ID was ever recorded here (for the fetch wait); a relayed key still waiting
+ * for its commit (qk_store_relay_put) counts as not known yet. */
 int qk_store_key_known(qk_store *s, const char *key_id, bool *known, qk_err *err);
+
+/* ---- relayed keys at the slave KME (docs/adr/0004-key-relay.md) ----------------------- *
+ * The end-to-end keys of a relay arrive at the slaves' KME before the master KME decided: they
+ * are stored PENDING (encrypted at rest as every block, in a block of QK_RELAY_LINK of their
+ * own), become RESERVED for the slaves on the commit, and are burned on a relay-burn or at
+ * expires_at (qk_store_expire) if neither came. */
+#define QK_RELAY_LINK "relay"
+/* Store the keys ids[i] (lens[i] bytes each, material their bytes in order) of relay request
+ * r->request_id PENDING for r->slaves with r->master (r->link is ignored: QK_RELAY_LINK).
+ * Idempotent: the same request with the same key IDs again returns 0 (its state unchanged).
+ * QK_EEXIST: the request ID (or tombstone) is known with other keys, or a key ID is known. */
+int qk_store_relay_put(qk_store *s, const qk_reservation *r, size_t n,
+                       const char (*ids)[QK_KEY_ID_LEN + 1], const uint32_t *lens,
+                       const uint8_t *material, qk_err *err);
+/* The master KME decided: the pending relay request's keys become RESERVED (fetchable).
+ * Idempotent. QK_ENOTFOUND (unknown request), QK_EINVAL (burned or expired, or not a relay
+ * request stored here). */
+int qk_store_relay_commit(qk_store *s, const char *request_id, qk_err *err);
 
 #endif

@@ -51,8 +51,8 @@ int qs_block_get(qk_store *s, const char *link, uint64_t block_id, qs_block_row 
     return rc;
 }
 
-static int block_insert(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
-                        size_t len, int state, qk_err *err)
+int qs_block_insert(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
+                    size_t len, int state, qk_err *err)
 {
     uint8_t digest[QK_CHECK_LEN];
     qs_block_digest(link, block_id, bytes, len, digest);
@@ -230,7 +230,7 @@ int qk_store_block_put_capped(qk_store *s, const char *link, uint64_t block_id,
         bool full = max_pool_bytes > 0 && held + (len - QK_BLOCK_VKEY_LEN) > max_pool_bytes;
         *res = full ? QK_PUT_FULL : QK_PUT_NEW;
         if (!rc && !full)
-            rc = block_insert(s, link, block_id, bytes, len, QK_BLOCK_PENDING, err);
+            rc = qs_block_insert(s, link, block_id, bytes, len, QK_BLOCK_PENDING, err);
         if (!rc && max_pool_bytes > 0)
             rc = note_refusal(s, link, full, len, err);
     }
@@ -361,8 +361,8 @@ int qk_store_local_refill(qk_store *s, size_t len, qk_err *err)
         if (last < 0 || last == INT64_MAX)
             rc = qk_err_set(err, QK_ESTORAGE, "store: local block ids exhausted");
         else
-            rc = block_insert(s, QK_LOCAL_LINK, (uint64_t)last + 1, bytes, len, QK_BLOCK_CONFIRMED,
-                              err);
+            rc = qs_block_insert(s, QK_LOCAL_LINK, (uint64_t)last + 1, bytes, len,
+                                 QK_BLOCK_CONFIRMED, err);
     } else if (rc == 0) {
         rc = qk_err_set(err, QK_ESTORAGE, "store: no max block id");
     }

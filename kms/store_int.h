@@ -148,6 +148,9 @@ typedef struct {
 /* 1 found, 0 not found, <0 error. */
 int qs_block_get(qk_store *s, const char *link, uint64_t block_id, qs_block_row *b, qk_err *err);
 int qs_block_burn(qk_store *s, const char *link, uint64_t block_id, const char *why, qk_err *err);
+/* Insert a block row (nothing leased) and its encrypted segments. */
+int qs_block_insert(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
+                    size_t len, int state, qk_err *err);
 /* Delete the last segments of a block with no room left and no live key. */
 int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_err *err);
 

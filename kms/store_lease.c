@@ -383,6 +383,19 @@ int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *b
 
 /* ---- key_known ---------------------------------------------------------------------------- */
 
+/* 1 unless key_id is a relayed key still PENDING at the slaves' KME (then 0); <0 error. */
+static int relay_key_waiting(qk_store *s, const char *key_id, qk_err *err)
+{
+    sqlite3_stmt *st =
+        qs_prep(s, "SELECT 1 FROM keys WHERE key_id = ? AND link = ? AND state = ?", err);
+    int rc = st ? qs_bindf(s, st, err, "tti", key_id, QK_RELAY_LINK, QS_KEY_PENDING) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc == 1)
+        (void)sqlite3_reset(st);
+    return rc < 0 ? rc : rc == 1 ? 0 : 1;
+}
+
 int qk_store_key_known(qk_store *s, const char *key_id, bool *known, qk_err *err)
 {
     int rc = qs_check_text(key_id, QK_STORE_ID_MAX, false, "key id", err);
@@ -393,8 +406,11 @@ int qk_store_key_known(qk_store *s, const char *key_id, bool *known, qk_err *err
     *known = false;
     if (pthread_mutex_lock(&s->mu) != 0)
         return qk_err_set(err, QK_ESTORAGE, "store: lock failed");
-    /* one read-only statement, without the write lock */
+    /* one read-only statement, without the write lock; a relayed key still waiting for the
+     * master KME's commit counts as not known yet: its commit wakes the fetch (ADR 0004) */
     rc = qs_key_exists(s, key_id, err);
+    if (rc == 1)
+        rc = relay_key_waiting(s, key_id, err);
     if (rc >= 0) {
         *known = rc == 1;
         rc = 0;

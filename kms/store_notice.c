@@ -150,22 +150,28 @@ static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len
     return rc < 0 ? rc : 0;
 }
 
-int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
-                         qk_key_ref *refs, uint8_t *material, qk_err *err)
+/* The carve of carve_owned and carve_owned_lens: key i of lens[i] bytes (lens NULL: all of
+ * min_len), equal neighbours carved as one run per block, inside the side's granted leases, in
+ * one transaction. */
+static int carve_owned_tx(qk_store *s, const qk_reservation *r, qk_side side, size_t n,
+                          const uint32_t *lens, uint32_t min_len, size_t total, qk_key_ref *refs,
+                          uint8_t *material, qk_err *err)
 {
-    int rc = qs_check_carve(r, side, n, len, refs, material, err);
-    if (!rc)
-        rc = qs_check_peer_link(r->link, side, err);
-    if (rc)
-        return rc;
-    if ((rc = qs_begin(s, err)) != 0)
+#define KEY_LEN(j) (lens ? lens[j] : min_len)
+    int rc = qs_begin(s, err);
+    if (rc != 0)
         return rc;
     /* a known request ID (or tombstone) fails the primary key: QK_EEXIST */
     rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
     if (rc == QK_EEXIST)
         rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
-    /* each pass takes a block's whole run; n <= QS_MAX_KEYS bounds the passes */
+    /* each pass takes a block's whole run of equal lengths; n <= QS_MAX_KEYS bounds the passes */
+    size_t off = 0;
     for (size_t i = 0; !rc && i < n;) {
+        uint32_t len = KEY_LEN(i);
+        size_t same = 1;
+        while (i + same < n && KEY_LEN(i + same) == len)
+            same++;
         owned_room o = {0, 0, 0, 0, 0};
         rc = owned_pick(s, r->link, side, len, &o, err);
         if (rc == 0) {
@@ -177,17 +183,47 @@ int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, siz
         if (rc < 0)
             break;
         size_t took = 0;
-        rc = carve_run(s, r, side, &o, len, i, n - i, &refs[i], material + i * (size_t)len, &took,
-                       err);
+        rc = carve_run(s, r, side, &o, len, i, same, &refs[i], material + off, &took, err);
         i += took;
+        off += took * (size_t)len;
     }
     if (!rc)
-        rc = close_tails(s, r->link, side, len, err);
+        rc = close_tails(s, r->link, side, min_len, err);
     if (rc) {
-        sodium_memzero(material, n * (size_t)len);
+        sodium_memzero(material, total);
         sodium_memzero(refs, n * sizeof *refs);
     }
     return qs_end(s, rc, rc == 0, err);
+#undef KEY_LEN
+}
+
+int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                         qk_key_ref *refs, uint8_t *material, qk_err *err)
+{
+    int rc = qs_check_carve(r, side, n, len, refs, material, err);
+    if (!rc)
+        rc = qs_check_peer_link(r->link, side, err);
+    return rc ? rc : carve_owned_tx(s, r, side, n, NULL, len, n * (size_t)len, refs, material, err);
+}
+
+int qk_store_carve_owned_lens(qk_store *s, const qk_reservation *r, qk_side side, size_t n,
+                              const uint32_t *lens, qk_key_ref *refs, uint8_t *material,
+                              qk_err *err)
+{
+    if (!lens || n < 1 || n > QS_MAX_KEYS)
+        return qk_err_set(err, QK_EINVAL, "store: carve needs 1..%d key lengths", QS_MAX_KEYS);
+    uint32_t min_len = lens[0];
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] < 1 || lens[i] > QK_BLOCK_MAX_BYTES - QK_BLOCK_VKEY_LEN)
+            return qk_err_set(err, QK_EINVAL, "store: bad length of key %zu", i + 1);
+        min_len = lens[i] < min_len ? lens[i] : min_len;
+        total += lens[i];
+    }
+    int rc = qs_check_carve(r, side, n, min_len, refs, material, err);
+    if (!rc)
+        rc = qs_check_peer_link(r->link, side, err);
+    return rc ? rc : carve_owned_tx(s, r, side, n, lens, min_len, total, refs, material, err);
 }
 
 void qk_notice_free(qk_notice *v, size_t n)

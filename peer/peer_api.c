@@ -8,7 +8,10 @@
 #include <string.h>
 
 #include "log.h"
+#include "kms_relay.h"
 #include "peer_msg.h"
+#include "qk_inline.h"
+#include "relay_msg.h"
 #include "secbuf.h"
 
 #define PREFIX "/peer/v1/"
@@ -425,7 +428,127 @@ static void do_device_keys(peer_call *p)
     free(m);
 }
 
+/* ---- trusted-node key relay (docs/adr/0004-key-relay.md) ------------------------------- */
+
+/* The relay calls block on the network (the next hop, the store's sync): never on a pump
+ * (common/qk_inline.h). */
+static bool on_worker(void)
+{
+    return !qk_inline_must_defer();
+}
+
+/* The answer of POST /peer/v1/relay: 200 stored, 409 refused, 400 for a message that fails its
+ * checks (reason bad-request). */
+static void reply_relay(peer_call *p, const qk_relay_answer *a)
+{
+    char *body = NULL;
+    qk_err err;
+    qk_err_clear(&err);
+    if (qk_relay_answer_encode(a, &body, &err) != 0) {
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "relay answer");
+        return;
+    }
+    unsigned status = a->status == QK_RELAY_STORED               ? 200
+                      : a->reason == QK_RELAY_REASON_BAD_REQUEST ? 400
+                                                                 : 409;
+    qk_http_reply_take(p->rep, status, "application/json", body, strlen(body));
+    if (a->status != QK_RELAY_STORED)
+        qk_http_reply_detail(p->rep, "relay %s refused: %s at hop %u", a->request_id,
+                             qk_relay_reason_name(a->reason), a->hop);
+}
+
+static void do_relay(peer_call *p)
+{
+    if (!on_worker())
+        return;
+    qk_err err;
+    qk_err_clear(&err);
+    qk_peer_msg_limits lim = qk_peer_msg_limits_of(qk_kms_limits(p->kms));
+    qk_relay_msg *m = malloc(sizeof *m);
+    if (!m) {
+        reply_error(p, 500, QK_PEER_REASON_INTERNAL, "out of memory");
+        return;
+    }
+    qk_relay_answer a;
+    memset(&a, 0, sizeof a);
+    if (qk_relay_msg_decode(p->req->body, p->req->body_len, &lim, m, &err) != 0) {
+        if (err.code == QK_ENOMEM) {
+            reply_error(p, 500, QK_PEER_REASON_INTERNAL, err.msg);
+        } else {
+            /* the request ID may not have decoded: answer with a placeholder one */
+            snprintf(a.request_id, sizeof a.request_id, "%s", "unknown");
+            a.status = QK_RELAY_REFUSED;
+            a.reason = QK_RELAY_REASON_BAD_REQUEST;
+            reply_relay(p, &a);
+            qk_http_reply_detail(p->rep, "relay: %s", err.msg);
+        }
+        free(m);
+        return;
+    }
+    qk_kms_relay_in(p->kms, p->link, m, &a);
+    reply_relay(p, &a);
+    qk_relay_msg_free(m);
+    free(m);
+}
+
+/* relay-burn and relay-commit: 200 {"status":"burned"|"reserved"}. */
+static void relay_path_call(peer_call *p, bool commit)
+{
+    if (!on_worker())
+        return;
+    qk_err err;
+    qk_err_clear(&err);
+    qk_relay_burn_msg m;
+    int rc = commit ? qk_relay_commit_decode(p->req->body, p->req->body_len, &m, &err)
+                    : qk_relay_burn_decode(p->req->body, p->req->body_len, &m, &err);
+    if (rc != 0) {
+        bad_body(p, &err);
+        return;
+    }
+    rc = commit ? qk_kms_relay_commit_in(p->kms, p->link, &m, &err)
+                : qk_kms_relay_burn_in(p->kms, p->link, &m, &err);
+    switch (rc) {
+    case 0: {
+        char *body = NULL;
+        qk_peer_result_msg res = {.status = commit ? QK_PEER_RESERVED : QK_PEER_BURNED};
+        rc = qk_peer_result_encode(&res, &body, &err);
+        reply_ok(p, rc, body);
+        break;
+    }
+    case QK_EINVAL:
+        reply_error(p, commit ? 409 : 400,
+                    commit ? QK_PEER_REASON_BURNED : QK_PEER_REASON_BAD_REQUEST, err.msg);
+        break;
+    case QK_ENOTFOUND:
+        reply_error(p, 404, QK_PEER_REASON_NOT_FOUND, err.msg);
+        break;
+    case QK_EPEER:
+        reply_error(p, 502, QK_PEER_REASON_INTERNAL, err.msg);
+        break;
+    default:
+        QK_ERROR("relay-%s %s: %s", commit ? "commit" : "burn", m.request_id, err.msg);
+        store_failed(p, &err);
+        break;
+    }
+}
+
+static void do_relay_burn(peer_call *p)
+{
+    relay_path_call(p, false);
+}
+
+static void do_relay_commit(peer_call *p)
+{
+    relay_path_call(p, true);
+}
+
 /* ---- routing ---------------------------------------------------------------------------- */
+
+#include "peer_topology.h" /* GET /peer/v1/topology (ADR 0004) */
+static void do_topology(peer_call *p)
+{
+    qk_peer_topology_reply(p->kms, p->rep);
+}
 
 static const struct {
     const char *path; /* below PREFIX */
@@ -433,10 +556,12 @@ static const struct {
     const char *method;
     void (*fn)(peer_call *p);
 } routes[] = {
-    {"reserve", false, "POST", do_reserve},     {"burn", false, "POST", do_burn},
-    {"inventory", false, "POST", do_inventory}, {"request/", true, "GET", do_request_state},
-    {"health", false, "GET", do_health},        {"device-keys", false, "POST", do_device_keys},
-    {"lease", false, "POST", do_lease},         {"notices", false, "POST", do_notices},
+    {"reserve", false, "POST", do_reserve},       {"burn", false, "POST", do_burn},
+    {"inventory", false, "POST", do_inventory},   {"request/", true, "GET", do_request_state},
+    {"health", false, "GET", do_health},          {"device-keys", false, "POST", do_device_keys},
+    {"lease", false, "POST", do_lease},           {"notices", false, "POST", do_notices},
+    {"topology", false, "GET", do_topology},      {"relay", false, "POST", do_relay},
+    {"relay-burn", false, "POST", do_relay_burn}, {"relay-commit", false, "POST", do_relay_commit},
 };
 
 static void peer_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)

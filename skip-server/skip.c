@@ -114,7 +114,7 @@ static int check_remote(skip_call *x, const char *client_globs, const char **rem
         fail(x, 400, "unknown remoteSystemID");
         return -1;
     }
-    if (!is_self && !qk_kms_knows_kme(x->o->kms, r)) {
+    if (!is_self && !qk_kms_reaches_kme(x->o->kms, r)) { /* a neighbour, or through the relay */
         fail(x, 400, "unknown remoteSystemID: no key link to that system");
         return -1;
     }
@@ -181,7 +181,12 @@ static void do_new_key(skip_call *x, const char *client_globs)
     qk_key_batch b;
     memset(&b, 0, sizeof b);
     if (qk_kms_reserve(x->o->kms, &req, &b, &err) != 0) {
-        fail_core(x, &err, false, b.peer_fail);
+        if (err.code == QK_EPEER && b.relay_why[0]) { /* a relay: say why (ADR 0004) */
+            fail(x, 503, b.relay_why);
+            qk_http_reply_detail(x->rep, "relay: %.200s", err.msg);
+        } else {
+            fail_core(x, &err, false, b.peer_fail);
+        }
         return;
     }
     char *json = NULL;

@@ -1,7 +1,7 @@
 /* fuzz_relay_msg.c - libFuzzer target for the relay codec (kms/relay_msg.c), the parser of what
- * a neighbouring KME sends on POST /peer/v1/relay and /peer/v1/relay-burn and answers to a
- * relay. Every input goes to every decoder, as the exact-size buffer (so ASan sees any read
- * past len). Besides memory errors (ASan/UBSan) the target checks the codec's promises and
+ * a neighbouring KME sends on POST /peer/v1/relay, /peer/v1/relay-burn and /relay-commit and
+ * answers to a relay. Every input goes to every decoder, as the exact-size buffer (so ASan sees any
+ * read past len). Besides memory errors (ASan/UBSan) the target checks the codec's promises and
  * aborts when one is broken:
  *   - a refusal is QK_EINVAL (or QK_ENOMEM) with a message and a zeroed output;
  *   - what decodes is within the limits: version 1, a path of 2..16 distinct IDs with the hop
@@ -188,24 +188,26 @@ static void fuzz_answer(const char *body, size_t len)
     free(t2);
 }
 
-static void fuzz_burn(const char *body, size_t len)
+/* The burn and the commit messages (one shape; the commit requires its verb). */
+static void fuzz_path_msg(const char *body, size_t len, bool commit)
 {
     qk_relay_burn_msg *m = malloc(sizeof *m), *d = malloc(sizeof *d);
     char *t1 = NULL, *t2 = NULL;
     if (!m || !d)
         goto out;
     qk_err err = {0};
-    int rc = qk_relay_burn_decode(body, len, m, &err);
+    int rc = (commit ? qk_relay_commit_decode : qk_relay_burn_decode)(body, len, m, &err);
     if (rc != 0) {
         refused(rc, &err, m, sizeof *m);
         goto out;
     }
     REQUIRE(id_ok(m->request_id));
     path_ok(m->path, m->npath, m->hop);
-    REQUIRE(qk_relay_burn_encode(m, &t1, &err) == 0 && t1);
-    REQUIRE(qk_relay_burn_decode(t1, strlen(t1), d, &err) == 0);
+    REQUIRE((commit ? qk_relay_commit_encode : qk_relay_burn_encode)(m, &t1, &err) == 0 && t1);
+    REQUIRE((commit ? qk_relay_commit_decode : qk_relay_burn_decode)(t1, strlen(t1), d, &err) == 0);
     REQUIRE(memcmp(m, d, sizeof *m) == 0);
-    REQUIRE(qk_relay_burn_encode(d, &t2, &err) == 0 && t2 && strcmp(t1, t2) == 0);
+    REQUIRE((commit ? qk_relay_commit_encode : qk_relay_burn_encode)(d, &t2, &err) == 0 && t2 &&
+            strcmp(t1, t2) == 0);
 out:
     free(t1);
     free(t2);
@@ -267,7 +269,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = (const char *)data;
     fuzz_msg(body, size);
     fuzz_answer(body, size);
-    fuzz_burn(body, size);
+    fuzz_path_msg(body, size, false);
+    fuzz_path_msg(body, size, true);
     fuzz_topology(body, size);
     return 0;
 }

@@ -523,6 +523,44 @@ static void test_burn(void)
     CU_ASSERT_EQUAL(qk_relay_burn_encode(&m, &text, &err), QK_EINVAL);
 }
 
+/* The commit: the burn's members and "verb": "commit", which its decoder requires (and the burn's
+ * ignores: a commit's body posted as a burn burns, never the other way round). */
+static void test_commit(void)
+{
+    qk_relay_commit_msg m = {.request_id = "relay-req-2", .npath = 3, .hop = 1}, d;
+    snprintf(m.path[0], sizeof m.path[0], "A");
+    snprintf(m.path[1], sizeof m.path[1], "B");
+    snprintf(m.path[2], sizeof m.path[2], "C");
+    char *text = NULL;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(qk_relay_commit_encode(&m, &text, &err), 0);
+    CU_ASSERT_STRING_EQUAL(text, "{\"v\":1,\"request_id\":\"relay-req-2\",\"path\":[\"A\",\"B\","
+                                 "\"C\"],\"hop\":1,\"verb\":\"commit\"}");
+    CU_ASSERT_EQUAL(qk_relay_commit_decode(text, strlen(text), &d, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(&m, &d, sizeof m), 0);
+    CU_ASSERT_EQUAL(qk_relay_burn_decode(text, strlen(text), &d, &err), 0);
+    free(text);
+    CU_ASSERT_EQUAL_FATAL(qk_relay_burn_encode(&m, &text, &err), 0);
+    memset(&d, 0xff, sizeof d);
+    CU_ASSERT_EQUAL(qk_relay_commit_decode(text, strlen(text), &d, &err), QK_EINVAL);
+    CU_ASSERT(all_zero(&d, sizeof d));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "verb"));
+    free(text);
+    const char *bad[] = {
+        "{\"v\":1,\"request_id\":\"r\",\"path\":[\"A\",\"B\"],\"hop\":0,\"verb\":\"burn\"}",
+        "{\"v\":1,\"request_id\":\"r\",\"path\":[\"A\",\"B\"],\"hop\":0,\"verb\":1}",
+        "{\"v\":1,\"request_id\":\"r\",\"path\":[\"A\",\"B\"],\"hop\":1,\"verb\":\"commit\"}",
+        "{\"v\":2,\"request_id\":\"r\",\"path\":[\"A\",\"B\"],\"hop\":0,\"verb\":\"commit\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&d, 0xff, sizeof d);
+        CU_ASSERT_EQUAL(qk_relay_commit_decode(bad[i], strlen(bad[i]), &d, &err), QK_EINVAL);
+        CU_ASSERT(all_zero(&d, sizeof d));
+    }
+    m.hop = 2;
+    CU_ASSERT_EQUAL(qk_relay_commit_encode(&m, &text, &err), QK_EINVAL);
+}
+
 static void report(qk_topo_report *r, const char *node, uint64_t seq)
 {
     memset(r, 0, sizeof *r);
@@ -620,6 +658,7 @@ int suite_relay_msg(void)
         !CU_add_test(s, "associated data covers every member", test_ad_covers_members) ||
         !CU_add_test(s, "the largest message fits", test_largest) ||
         !CU_add_test(s, "answer", test_answer) || !CU_add_test(s, "burn", test_burn) ||
+        !CU_add_test(s, "commit", test_commit) ||
         !CU_add_test(s, "topology reports", test_topology))
         return -1;
     return 0;
