@@ -704,6 +704,78 @@ static void test_role_marker(void)
     CU_ASSERT_EQUAL(qk_listener_role(QK_LST_ADMIN), QK_ROLE_NONE);
 }
 
+/* [topology] and [relay] (docs/qkd-kmed.md "Relay and routing"): defaults, values, the
+ * repeatable link key, every refusal, and SAEs at KMEs known only from [topology]. */
+static void test_topology_relay(void)
+{
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
+    CU_ASSERT_EQUAL(cfg->topology.nlinks, 0);
+    CU_ASSERT_EQUAL(cfg->topology.interval_ms, 2000);
+    CU_ASSERT_EQUAL(cfg->topology.hold_down_ms, 5000);
+    CU_ASSERT_TRUE(cfg->relay.enabled);
+    CU_ASSERT_EQUAL(cfg->relay.timeout_ms, 5000);
+    CU_ASSERT_EQUAL(cfg->relay.max_hops, 8);
+    CU_ASSERT_EQUAL(cfg->relay.max_tries, 3);
+    int rc = load_text(base,
+                       "[topology]\nlink = KME_B KME_C\nlink =  KME_C\tKME_D \n"
+                       "interval = 500ms\nhold_down = 1m\n"
+                       "[relay]\nenabled = no\ntimeout = 2s\nmax_hops = 15\nmax_tries = 1\n"
+                       "[sae SAE_D1]\nkme = KME_D\n",
+                       &err);
+    if (rc != 0)
+        fprintf(stderr, "\n  %s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(cfg->topology.nlinks, 2);
+    CU_ASSERT_STRING_EQUAL(cfg->topology.links[0].a, "KME_B");
+    CU_ASSERT_STRING_EQUAL(cfg->topology.links[0].b, "KME_C");
+    CU_ASSERT_STRING_EQUAL(cfg->topology.links[1].a, "KME_C");
+    CU_ASSERT_STRING_EQUAL(cfg->topology.links[1].b, "KME_D");
+    CU_ASSERT_EQUAL(cfg->topology.interval_ms, 500);
+    CU_ASSERT_EQUAL(cfg->topology.hold_down_ms, 60000);
+    CU_ASSERT_FALSE(cfg->relay.enabled);
+    CU_ASSERT_EQUAL(cfg->relay.timeout_ms, 2000);
+    CU_ASSERT_EQUAL(cfg->relay.max_hops, 15);
+    CU_ASSERT_EQUAL(cfg->relay.max_tries, 1);
+    CU_ASSERT_STRING_EQUAL(qk_kmed_config_sae(cfg, "SAE_D1")->kme, "KME_D");
+    /* link values */
+    expect_error(base, "[topology]\nlink = KME_B\n", 43, "[topology] link: ", "two KME IDs");
+    expect_error(base, "[topology]\nlink = KME_B KME_C KME_D\n", 43,
+                 "[topology] link: ", "two KME IDs");
+    expect_error(base, "[topology]\nlink = KME_B KME/C\n", 43, "[topology] link: ", "two KME IDs");
+    expect_error(base, "[topology]\nlink = KME_C KME_C\n", 43,
+                 "[topology] link: ", "two different KMEs");
+    expect_error(base, "[topology]\nlink = KME_B KME_C\nlink = KME_C KME_B\n", 44,
+                 "[topology] link: ", "listed twice");
+    /* this node's own links are [link] sections */
+    expect_error(base, "[topology]\nlink = KME_C KME_A\n", 43,
+                 "[topology] link: ", "names this node (KME_A)");
+    expect_error(base, "[topology]\nlink = KME_A KME_B\n", 43,
+                 "[topology] link: ", "its links are [link] sections");
+    /* bounds and keys */
+    expect_error(base, "[topology]\ninterval = 50ms\n", 43, "[topology] interval: ", NULL);
+    expect_error(base, "[topology]\ninterval = 2m\n", 43, "[topology] interval: ", NULL);
+    expect_error(base, "[topology]\ninterval = 1s\ninterval = 2s\n", 44,
+                 "[topology] interval: ", "duplicate key");
+    expect_error(base, "[topology]\nhold_down = 11m\n", 43, "[topology] hold_down: ", NULL);
+    expect_error(base, "[topology]\nlinks = KME_B KME_C\n", 43,
+                 "[topology] links: ", "unknown key");
+    expect_error(base, "[topology X]\ninterval = 1s\n", 43, "unknown section", NULL);
+    expect_error(base, "[relay]\nenabled = maybe\n", 43, "[relay] enabled: ", NULL);
+    expect_error(base, "[relay]\ntimeout = 10ms\n", 43, "[relay] timeout: ", NULL);
+    expect_error(base, "[relay]\nmax_hops = 0\n", 43, "[relay] max_hops: ", NULL);
+    expect_error(base, "[relay]\nmax_hops = 16\n", 43, "[relay] max_hops: ", NULL);
+    expect_error(base, "[relay]\nmax_tries = 0\n", 43, "[relay] max_tries: ", NULL);
+    expect_error(base, "[relay]\nmax_tries = 9\n", 43, "[relay] max_tries: ", NULL);
+    expect_error(base, "[relay]\nretries = 2\n", 43, "[relay] retries: ", "unknown key");
+    /* an SAE at a KME neither linked nor in [topology] is still refused */
+    expect_error(base, "[topology]\nlink = KME_B KME_C\n[sae SAE_E1]\nkme = KME_E\n", 45,
+                 "[sae SAE_E1] kme: ", "nor a KME of [topology]");
+    /* a [topology] KME is a KME: no SAE may carry its ID */
+    expect_error(base, "[topology]\nlink = KME_B KME_C\n[sae KME_C]\nkme = KME_A\n", 44,
+                 "[sae KME_C]: KME_C is an SAE ID", "a KME of [topology] [topology] (role kme)");
+}
+
 int suite_kmed_config(void)
 {
     CU_pSuite s = CU_add_suite("kmed_config", setup, teardown);
@@ -725,7 +797,8 @@ int suite_kmed_config(void)
         !CU_add_test(s, "unreadable file and syntax errors", test_io_and_syntax) ||
         !CU_add_test(s, "hot_path keys", test_hot_path) ||
         !CU_add_test(s, "one identity, one role: collisions refused", test_role_collisions) ||
-        !CU_add_test(s, "listener role_marker: defaults, values, refusals", test_role_marker))
+        !CU_add_test(s, "listener role_marker: defaults, values, refusals", test_role_marker) ||
+        !CU_add_test(s, "[topology] and [relay]: defaults, values, refusals", test_topology_relay))
         return -1;
     return 0;
 }
