@@ -43,10 +43,10 @@ route_of() {
 }
 
 wait_route() { # NAME KME DST WANT SECONDS
-  local r=
-  # shellcheck disable=SC2016 # evaluated by wait_for
-  wait_for 'r=$(route_of "$1" "$2" "$3"); [[ $r == $4 ]]' "$5" "$2's route to $3 to be $4" ||
-    { echo "route of $2 to $3: '$r', wanted '$4'"; return 1; }
+  local _wr_n=$1 _wr_k=$2 _wr_d=$3 _wr_w=$4 _wr_r=
+  # shellcheck disable=SC2016 # evaluated by wait_for (its own $1... are not ours)
+  WAIT_STEP=0.5 wait_for '_wr_r=$(route_of "$_wr_n" "$_wr_k" "$_wr_d"); [ "$_wr_r" = "$_wr_w" ]' "$5" \
+    "$2's route to $3 to be $4" || { echo "route of $2 to $3: '$_wr_r', wanted '$4'"; return 1; }
 }
 
 sim_fault() { # NAME LINK FAULT [VALUE]
@@ -118,6 +118,7 @@ kme_restart() {
   mv "$d/ports" "$d/ports.old"
   "$BUILD/bin/qkd-kmed" -c "$d/kmed.conf" --port-file "$d/ports" >>"$d/kmed.out" 2>&1 </dev/null &
   np=$!
+  disown "$np" # stopped by qkd-lab down (kmed.pid), not by this shell
   echo "$np" >"$d/kmed.pid"
   # shellcheck disable=SC2016 # evaluated by wait_for
   wait_for 'grep -q "^admin=" "$d/ports" 2>/dev/null' 20 "$k to listen again" ||
