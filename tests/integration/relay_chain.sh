@@ -18,6 +18,30 @@ qk_need_bin "$QKD"
 N=chain
 LINKS=(KME_A~KME_B KME_B~KME_C KME_C~KME_D KME_D~KME_E)
 
+# --preset names a topology preset or, as before, a link model preset (the same as
+# --link-preset); the model check shows which one it took. Refused at once (exit 2, nothing
+# created): a model preset's link too long, a topology name as --link-preset, --preset chain
+# with --topology.
+refused() { # NAME WANT ARGS...
+  local n=$1 want=$2 rc=0
+  shift 2
+  timeout 10 "$LAB" up --dir "$T/$n" "$@" >"$T/$n.err" 2>&1 || rc=$?
+  [ "$rc" = 2 ] || { cat "$T/$n.err"; fail "qkd-lab up $*: exit $rc, not 2"; }
+  grep -q -- "$want" "$T/$n.err" || { cat "$T/$n.err"; fail "qkd-lab up $*: no '$want'"; }
+  [ ! -e "$T/$n" ] || fail "qkd-lab up $*: created $T/$n"
+}
+refused r1 "link KME_A~KME_B yields no key: preset lim2014 at 200 km" --preset lim2014 --distance 200
+refused r2 "link KME_A~KME_B yields no key: preset toshiba-metro at 200 km" --link-preset toshiba-metro --distance 200
+# The mesh's links have their own presets and distances: --distance does not reach them, and
+# its KME_A~KME_B (gys, 10 km) fills a block in 0.6 s, KME_A~KME_C (25 km) not within 1 s.
+refused r3 "link KME_A~KME_C cannot fill a block within --wait 1 s.*(preset gys, 25 km" --preset mesh --distance 200 --wait 1
+refused r4 "unknown link model preset chain" --link-preset chain
+refused r5 "unknown topology or link model preset nosuch" --preset nosuch
+: >"$T/empty.ini"
+refused r6 "--topology and --preset chain" --preset chain --topology "$T/empty.ini"
+"$LAB" up --help | grep -qE '^  mesh +7 KMEs' || fail "qkd-lab up --help does not list the topology presets"
+ok "--preset: topology presets and link model presets; --link-preset; refusals"
+
 lab_up "$N" --preset chain --time-scale 100
 [ "$(lab_json "$N" '[.kmes[].id] | join(",")')" = KME_A,KME_B,KME_C,KME_D,KME_E ] ||
   fail "lab.json: KMEs $(lab_json "$N" '[.kmes[].id] | join(",")')"
@@ -38,9 +62,13 @@ ok "qkd-lab up --preset chain: lab.json and every KME's config describe the netw
 # Routes: the relay path and qkd-lab status.
 wait_route "$N" KME_A KME_E "KME_A>KME_B>KME_C>KME_D>KME_E" 30 || fail "KME_A's route to KME_E"
 wait_route "$N" KME_E KME_A "KME_E>KME_D>KME_C>KME_B>KME_A" 30 || fail "KME_E's route to KME_A"
-"$LAB" status --dir "$T/$N" >"$T/status.out" || { cat "$T/status.out"; fail "qkd-lab status"; }
-grep -qE '^  route to KME_E: KME_A > KME_B > KME_C > KME_D > KME_E \(4 hops, bottleneck [0-9]+ bytes\)$' \
-  "$T/status.out" || { cat "$T/status.out"; fail "qkd-lab status shows no route from KME_A to KME_E"; }
+status_shows() { # the route line of KME_A to KME_E in qkd-lab status
+  "$LAB" status --dir "$T/$N" >"$T/status.out" &&
+    grep -qE '^  route to KME_E: KME_A > KME_B > KME_C > KME_D > KME_E \(4 hops, bottleneck [0-9]+ bytes\)$' \
+      "$T/status.out"
+}
+WAIT_STEP=1 wait_for status_shows 15 "qkd-lab status to show the route" ||
+  { cat "$T/status.out"; fail "qkd-lab status shows no route from KME_A to KME_E"; }
 [ "$("$LAB" status --dir "$T/$N" --json | jq -r '.kmes[0].routes[] | select(.to=="KME_D") | .path | length')" = 4 ] ||
   fail "qkd-lab status --json: KME_A's route to KME_D"
 ok "KME_A routes to KME_E over the 4 links (GET /routes, qkd-lab status)"
@@ -57,6 +85,7 @@ relay_pair() { # KME_M SAE_M KME_S SAE_S NUMBER: keys made at KME_M, fetched at 
   code=$(etsi_enc "$N" "$1" "$2" "$4" "{\"number\":$5,\"size\":256}")
   [ "$code" = 200 ] || { cat "$T/enc.json"; fail "enc_keys at $1 for $4: HTTP $code"; }
   ids=$(jq -c '[.keys[] | {key_ID}]' "$T/enc.json")
+  jq -r '.keys[].key' "$T/enc.json" >>"$T/keys.txt"
   [ "$(jq length <<<"$ids")" = "$5" ] || fail "enc_keys at $1: $(jq length <<<"$ids") keys, not $5"
   code=$(etsi_dec "$N" "$3" "$4" "$2" "$ids")
   [ "$code" = 200 ] || { cat "$T/dec.json"; fail "dec_keys at $3: HTTP $code"; }
@@ -69,6 +98,14 @@ relay_pair KME_A SAE_A2 KME_E SAE_E2 3
 relay_pair KME_E SAE_E1 KME_A SAE_A1 2
 relay_pair KME_B SAE_B1 KME_D SAE_D1 1
 ok "ETSI 014 keys relayed over 4 (and 2) hops: the same bytes at both ends, fetched once"
+# The KMEs log the path of each relayed request, never key bytes.
+grep -q 'path KME_A>KME_B>KME_C>KME_D>KME_E: committed' "$T/$N/KME_A/kmed.log" ||
+  fail "KME_A's log does not name the path of its relayed requests"
+while read -r key; do
+  hex=$(base64 -d <<<"$key" | od -An -tx1 | tr -d ' \n')
+  [ ${#hex} = 64 ] || fail "a relayed key of ${#hex} hex digits"
+  ! grep -qiF -e "$key" -e "$hex" "$T/$N"/KME_*/kmed.log || fail "a relayed key's bytes are in a KME's log"
+done <"$T/keys.txt"
 
 # SKIP: a key for the far KME (remoteSystemID KME_E), fetched by ID there.
 a=$("$QKD" skip key KME_E --lab "$T/$N" --kme KME_A --skip-client SKIP_KME_A) || fail "SKIP key at KME_A for KME_E"
@@ -83,10 +120,12 @@ ok "SKIP key relayed from KME_A to KME_E (the same bytes, once)"
 # sending end by exactly (L + 32) bytes per relayed request: 3 requests of one 256-bit key and
 # one of two, L = 32 and 64: 3 x 64 + 96 = 288 bytes on each of the 4 links.
 freeze_pools "$N" "${LINKS[@]}"
-declare -A P0
+declare -A P0 R0
+relay_bytes() { kme_metric "$N" "$1" qkd_relay_bytes_total "link=\"$2\"" | awk '{ printf "%d\n", $1 }'; }
 for ((i = 0; i < 4; i++)); do
   k=KME_${LINKS[i]:4:1}
   P0[$i]=$(pool_bytes "$N" "$k" "${LINKS[i]}")
+  R0[$i]=$(relay_bytes "$k" "${LINKS[i]}")
 done
 for s in 1 1 1 2; do
   code=$(etsi_enc "$N" KME_A SAE_A1 SAE_E1 "{\"number\":$s,\"size\":256}")
@@ -97,9 +136,12 @@ for ((i = 0; i < 4; i++)); do
   p=$(pool_bytes "$N" "$k" "${LINKS[i]}")
   [ $((P0[$i] - p)) = 288 ] ||
     fail "the pool of ${LINKS[i]} at $k fell by $((P0[$i] - p)) bytes, not 288 (${P0[$i]} -> $p)"
+  r=$(relay_bytes "$k" "${LINKS[i]}")
+  [ $((r - R0[$i])) = 288 ] ||
+    fail "qkd_relay_bytes_total{link=\"${LINKS[i]}\"} at $k rose by $((r - R0[$i])), not 288"
 done
 thaw_pools "$N" "${LINKS[@]}"
-ok "each link's pool fell at its sending end by exactly 288 bytes (4 requests x (L + 32))"
+ok "each link's pool fell at its sending end by exactly 288 bytes (4 requests x (L + 32)), as qkd_relay_bytes_total counts"
 
 # An unreachable slave KME (stopped): the SAE gets a 503 with a message, within the relay's
 # deadline (kmed.conf [relay] timeout, 5 s by default).

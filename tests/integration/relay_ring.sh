@@ -63,15 +63,24 @@ for i in 1 2 3; do key_ac; done
 ok "with KME_B~KME_C down, requests keep succeeding"
 wait_route "$N" KME_A KME_C "$LONG" 30 || fail "KME_A does not route around KME_B~KME_C"
 freeze_pools "$N" KME_A~KME_B KME_E~KME_A
+routes_long() { # relays KME_A tried on $LONG (qkd_relay_route_total), 0 before the first
+  kme_metric "$N" KME_A qkd_relay_route_total "path=\"$LONG\"" | awk '{ printf "%d\n", $1 < 0 ? 0 : $1 }'
+}
+logged_long() { grep -c "relay .*: path $LONG: committed: " "$T/$N/KME_A/kmed.log"; }
 ab=$(pool_bytes "$N" KME_A KME_A~KME_B)
 ae=$(pool_bytes "$N" KME_A KME_E~KME_A)
+r0=$(routes_long) g0=$(logged_long)
 for i in 1 2 3; do key_ac; done
 ab2=$(pool_bytes "$N" KME_A KME_A~KME_B)
 ae2=$(pool_bytes "$N" KME_A KME_E~KME_A)
+r1=$(routes_long)
 thaw_pools "$N" KME_A~KME_B KME_E~KME_A
 [ $((ae - ae2)) = 192 ] || fail "KME_A's pool of KME_E~KME_A fell by $((ae - ae2)) bytes, not 3 x 64"
 [ "$ab2" = "$ab" ] || fail "KME_A's pool of KME_A~KME_B moved ($ab -> $ab2) while the route avoided it"
-ok "the relays went the other way round: KME_E~KME_A paid 3 x 64 bytes, KME_A~KME_B nothing"
+[ $((r1 - r0)) = 3 ] || fail "qkd_relay_route_total{path=\"$LONG\"} rose by $((r1 - r0)), not 3"
+wait_for '[ "$(logged_long)" -ge $((g0 + 3)) ]' 5 "KME_A to log 3 relays on $LONG" ||
+  fail "KME_A's log names the path of $(($(logged_long) - g0)) of the 3 relays"
+ok "the relays went the other way round: KME_E~KME_A paid 3 x 64 bytes, KME_A~KME_B nothing; counted and logged by path"
 sim_fault "$N" KME_B~KME_C clear
 wait_route "$N" KME_A KME_C "$SHORT" 30 || fail "the route does not return after clear"
 "$LAB" status --dir "$T/$N" >"$T/status.out"
