@@ -72,6 +72,13 @@ WAIT_STEP=1 wait_for status_shows 15 "qkd-lab status to show the route" ||
 [ "$("$LAB" status --dir "$T/$N" --json | jq -r '.kmes[0].routes[] | select(.to=="KME_D") | .path | length')" = 4 ] ||
   fail "qkd-lab status --json: KME_A's route to KME_D"
 ok "KME_A routes to KME_E over the 4 links (GET /routes, qkd-lab status)"
+# ETSI status for a slave 4 hops away: what a relay could deliver now (> 0 keys).
+code=$(curl -s --max-time 10 -o "$T/status.json" -w '%{http_code}' --cacert "$(lab_json "$N" .ca_cert)" \
+  --cert "$T/$N/pki/sae-SAE_A1.crt" --key "$T/$N/pki/sae-SAE_A1.key" \
+  "$(kme_field "$N" KME_A etsi014_url)/api/v1/keys/SAE_E1/status")
+{ [ "$code" = 200 ] && jq -e '.slave_SAE_ID == "SAE_E1" and .stored_key_count > 0' "$T/status.json" >/dev/null; } ||
+  { cat "$T/status.json"; fail "ETSI status at KME_A for SAE_E1: HTTP $code"; }
+ok "ETSI status at KME_A for SAE_E1: $(jq .stored_key_count "$T/status.json") keys reachable by relay"
 
 # ETSI 014 from end to end, both directions; each key is fetched once.
 once() { # KME SAE MASTER: dec_keys of the last fetched key again finds nothing
