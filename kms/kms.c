@@ -169,13 +169,17 @@ int qk_kms_open(const qk_kmed_config *cfg, qk_metrics *metrics, qk_kms **out, qk
         free(k);
         return qk_err_set(err, QK_ENOMEM, "mutex init failed");
     }
-    int rc = open_store(k, err);
+    int rc = qk_kms_relay_check_ids(cfg, err);
+    if (rc == 0)
+        rc = open_store(k, err);
     if (rc == 0)
         rc = open_links(k, err);
     if (rc == 0)
         rc = qk_kms_hot_start(k, err);
     if (rc == 0)
         rc = qk_kms_topo_start(k, err);
+    if (rc == 0)
+        rc = qk_kms_relay_start(k, err);
     if (rc != 0) {
         qk_kms_close(k);
         return rc;
@@ -194,8 +198,9 @@ void qk_kms_close(qk_kms *k)
 {
     if (!k)
         return;
-    qk_kms_topo_stop(k); /* the refresh thread uses the links and the store */
-    qk_kms_hot_stop(k);  /* the notifiers use the links and the store */
+    qk_kms_relay_stop(k); /* the commit resender uses the links and the store */
+    qk_kms_topo_stop(k);  /* the refresh thread uses the links and the store */
+    qk_kms_hot_stop(k);   /* the notifiers use the links and the store */
     for (size_t i = 0; i < k->nlinks; i++) {
         qk_peer_client_free(k->links[i].client);
         pthread_mutex_destroy(&k->links[i].mu);

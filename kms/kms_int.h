@@ -83,6 +83,13 @@ struct qk_kms {
     void *block_hook_arg;
     /* The topology view and its refresh thread (kms_topo.c; NULL until qk_kms_topo_start). */
     struct qk_kms_topo *topo;
+    /* The relay's commit resender (kms_relay.c): a thread that sends again the relay-commits
+     * the slaves' KME has not acknowledged (after a failure, or a restart); woken by
+     * relay_cv, else every second. */
+    pthread_mutex_t relay_mu;
+    pthread_cond_t relay_cv;
+    pthread_t relay_tid;
+    bool relay_on, relay_stop, relay_woken;
 };
 
 /* ---- kms_lease.c ------------------------------------------------------------------------ */

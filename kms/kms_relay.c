@@ -104,6 +104,7 @@ static void send_hop(qk_kms *k, qk_relay_msg *m, uint32_t me, const uint8_t *key
 {
     qk_err err;
     qk_err_clear(&err);
+    refuse(a, QK_RELAY_REASON_INTERNAL, me); /* until the next node answers */
     const char *next = m->path[me + 1];
     qk_link *l = qk_kms_link_by_peer(k, next);
     if (!l) {
@@ -197,6 +198,38 @@ static int pass_on(qk_kms *k, const qk_relay_burn_msg *m, uint32_t me, bool comm
         QK_WARN("relay %s: relay-%s to %s: %s", m->request_id, commit ? "commit" : "burn",
                 m->path[me + 1], err->msg);
     return rc;
+}
+
+/* ---- configuration ---------------------------------------------------------------------- */
+
+/* Whether id names a KME of cfg: this node, a linked peer, a [topology] node, an SAE's home. */
+static bool is_kme_id(const qk_kmed_config *cfg, const char *id)
+{
+    if (strcmp(id, cfg->node_id) == 0 || qk_kmed_config_link_by_peer(cfg, id))
+        return true;
+    for (size_t i = 0; i < cfg->topology.nlinks; i++)
+        if (strcmp(id, cfg->topology.links[i].a) == 0 || strcmp(id, cfg->topology.links[i].b) == 0)
+            return true;
+    for (size_t i = 0; i < cfg->nsaes; i++)
+        if (strcmp(id, cfg->saes[i].kme) == 0)
+            return true;
+    return false;
+}
+
+int qk_kms_relay_check_ids(const qk_kmed_config *cfg, qk_err *err)
+{
+    for (size_t i = 0; i < cfg->nlinks; i++)
+        if (strcmp(cfg->links[i].link_id, QK_RELAY_LINK) == 0)
+            return qk_err_set(err, QK_EINVAL,
+                              "[link %s]: the link ID \"%s\" is reserved for relayed keys",
+                              cfg->links[i].peer, QK_RELAY_LINK);
+    for (size_t i = 0; i < cfg->nsaes; i++)
+        if (is_kme_id(cfg, cfg->saes[i].id))
+            return qk_err_set(err, QK_EINVAL,
+                              "[sae %s]: an SAE ID may not be a KME ID (a relay's hop keys are "
+                              "bound to KME IDs)",
+                              cfg->saes[i].id);
+    return 0;
 }
 
 /* ---- the master KME --------------------------------------------------------------------- */
@@ -312,9 +345,16 @@ static int relay_dest_run(qk_kms *k, const relay_job *j, relay_dest *d, const ui
         qk_kms_path p;
         qk_err err;
         qk_err_clear(&err);
-        if (qk_kms_topo_route(k, d->kme, need, &p, &err) != 0) {
-            snprintf(why, why_cap, "no route to %s: %.120s", d->kme, err.msg);
-            *res = QK_RELAY_RES_NO_ROUTE;
+        if (qk_kms_knows_kme(k, d->kme)) { /* a neighbour: its link, as a direct request */
+            memset(&p, 0, sizeof p);
+            p.n = 2;
+            snprintf(p.ids[0], sizeof p.ids[0], "%s", k->cfg->node_id);
+            snprintf(p.ids[1], sizeof p.ids[1], "%s", d->kme);
+        } else if (qk_kms_topo_route(k, d->kme, need, &p, &err) != 0) {
+            if (t == 0) {
+                snprintf(why, why_cap, "no route to %s: %.120s", d->kme, err.msg);
+                *res = QK_RELAY_RES_NO_ROUTE;
+            } /* else: why still tells the last try's failure, which no other path avoids */
             break;
         }
         d->npath = p.n < QK_RELAY_PATH_MAX ? p.n : QK_RELAY_PATH_MAX;
@@ -327,11 +367,21 @@ static int relay_dest_run(qk_kms *k, const relay_job *j, relay_dest *d, const ui
         char ptext[PATH_TEXT_MAX];
         path_text(d->path, d->npath, ptext, sizeof ptext);
         qk_metrics_relay_route(k->metrics, ptext);
+        /* durable before anything is carved: a crash before the decision leaves it pending,
+         * and the restart's reconciliation burns it (qk_store_pending_requests) */
+        if (qk_store_relay_begin(k->store, d->rid, j->req->requester, j->expires_at, ptext, &err) !=
+            0) {
+            snprintf(why, why_cap, "relay to %s: %.120s", d->kme, err.msg);
+            *res = QK_RELAY_RES_ERROR;
+            d->rid[0] = '\0';
+            break;
+        }
         qk_relay_answer a;
         memset(&a, 0, sizeof a);
         send_hop(k, m, 0, key, &j->lim, &a);
         if (a.status == QK_RELAY_STORED && wall_ms() < j->deadline_ms) {
             d->stored = true;
+            *res = QK_RELAY_RES_COMMITTED;
             rc = 0;
             break;
         }
@@ -419,21 +469,43 @@ static int store_local(qk_kms *k, const relay_job *j, relay_dest *d, qk_err *err
     return rc;
 }
 
-/* The decision: one synced store transaction naming every destination's request. */
-static int decide(qk_kms *k, const relay_job *j, const relay_dest *d, size_t nd, qk_err *err)
+/* The decision: one synced store transaction committing every remote destination's request
+ * (the slaves at this KME are committed after it, from their pending store). */
+static int decide(qk_kms *k, const relay_dest *d, size_t nd, qk_err *err)
 {
-    char detail[1024];
-    size_t o = 0;
-    detail[0] = '\0';
-    for (size_t i = 0; i < nd && o < sizeof detail; i++) {
-        int w =
-            snprintf(detail + o, sizeof detail - o, "%s%s@%s", i ? " " : "", d[i].rid, d[i].kme);
-        if (w < 0)
-            break;
-        o += (size_t)w;
-    }
-    return qk_store_audit(k->store, "relay_committed", NULL, d[0].rid, j->req->requester, detail,
-                          err);
+    const char *ids[1 + QK_PEER_SLAVES_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < nd && n < sizeof ids / sizeof ids[0]; i++)
+        if (d[i].npath >= 2)
+            ids[n++] = d[i].rid;
+    return n ? qk_store_relay_decide(k->store, ids, n, err) : 0;
+}
+
+static void relay_wake(qk_kms *k)
+{
+    if (!k->relay_on)
+        return;
+    pthread_mutex_lock(&k->relay_mu);
+    k->relay_woken = true;
+    pthread_cond_signal(&k->relay_cv);
+    pthread_mutex_unlock(&k->relay_mu);
+}
+
+/* Send relay-commit of request rid along path (from this KME, path[0]); 0 when the next node
+ * took it (the slaves' KME then acknowledged it): the request leaves the resend list. */
+static int send_commit(qk_kms *k, const char *rid, const qk_peer_id *path, size_t npath)
+{
+    qk_relay_commit_msg cm;
+    memset(&cm, 0, sizeof cm);
+    snprintf(cm.request_id, sizeof cm.request_id, "%s", rid);
+    cm.npath = npath;
+    memcpy(cm.path, path, npath * sizeof path[0]);
+    qk_err e;
+    qk_err_clear(&e);
+    int rc = pass_on(k, &cm, 0, true, &e);
+    if (rc == 0 && qk_store_relay_acked(k->store, rid, &e) != 0)
+        QK_ERROR("relay %s: %s", rid, e.msg);
+    return rc;
 }
 
 static void commit_dest(qk_kms *k, const relay_dest *d)
@@ -447,12 +519,114 @@ static void commit_dest(qk_kms *k, const relay_dest *d)
             qk_kms_notice_batch_done(k);
         return;
     }
-    qk_relay_commit_msg cm;
-    memset(&cm, 0, sizeof cm);
-    snprintf(cm.request_id, sizeof cm.request_id, "%s", d->rid);
-    cm.npath = d->npath;
-    memcpy(cm.path, d->path, sizeof d->path);
-    (void)pass_on(k, &cm, 0, true, &e); /* a commit that cannot arrive ends in expiry there */
+    if (send_commit(k, d->rid, d->path, d->npath) != 0)
+        relay_wake(k); /* sent again until acknowledged or the keys expire */
+}
+
+/* ---- the commit resender ---------------------------------------------------------------- */
+
+#define RESEND_BATCH 16
+#define RESEND_MS    1000
+
+/* "A>B>C" into path; the number of nodes, 0 when it is not a path. */
+static size_t parse_path(const char *text, qk_peer_id *path)
+{
+    size_t n = 0;
+    const char *p = text;
+    while (*p && n < QK_RELAY_PATH_MAX) {
+        const char *e = strchr(p, '>');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len < 1 || len > QK_STORE_ID_MAX)
+            return 0;
+        memcpy(path[n], p, len);
+        path[n][len] = '\0';
+        n++;
+        if (!e)
+            return n >= 2 ? n : 0;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static void resend_round(qk_kms *k)
+{
+    qk_relay_unacked *u = malloc(RESEND_BATCH * sizeof *u);
+    size_t n = 0;
+    qk_err err;
+    qk_err_clear(&err);
+    if (!u || qk_store_relay_unacked(k->store, qk_now_s(), u, RESEND_BATCH, &n, &err) != 0) {
+        if (u)
+            QK_ERROR("relay: commits to resend: %s", err.msg);
+        free(u);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        qk_peer_id path[QK_RELAY_PATH_MAX];
+        size_t np = parse_path(u[i].path, path);
+        if (np < 2 || strcmp(path[0], k->cfg->node_id) != 0) {
+            QK_ERROR("relay %s: no path recorded (\"%s\"): its commit is not sent again",
+                     u[i].request_id, u[i].path);
+            (void)qk_store_relay_acked(k->store, u[i].request_id, &err);
+            continue;
+        }
+        if (send_commit(k, u[i].request_id, path, np) == 0)
+            QK_INFO("relay %s: path %s: commit sent again and taken", u[i].request_id, u[i].path);
+    }
+    free(u);
+}
+
+static void *resender(void *arg)
+{
+    qk_kms *k = arg;
+    pthread_mutex_lock(&k->relay_mu);
+    while (!k->relay_stop) {
+        struct timespec dl = qk_kms_deadline_in(RESEND_MS);
+        while (!k->relay_stop && !k->relay_woken &&
+               pthread_cond_timedwait(&k->relay_cv, &k->relay_mu, &dl) == 0)
+            ;
+        k->relay_woken = false;
+        if (k->relay_stop)
+            break;
+        pthread_mutex_unlock(&k->relay_mu);
+        resend_round(k);
+        pthread_mutex_lock(&k->relay_mu);
+    }
+    pthread_mutex_unlock(&k->relay_mu);
+    return NULL;
+}
+
+int qk_kms_relay_start(qk_kms *k, qk_err *err)
+{
+    if (k->nlinks == 0)
+        return 0;
+    if (pthread_mutex_init(&k->relay_mu, NULL) != 0)
+        return qk_err_set(err, QK_ENOMEM, "mutex init failed");
+    if (qk_kms_cond_init_mono(&k->relay_cv) != 0) {
+        pthread_mutex_destroy(&k->relay_mu);
+        return qk_err_set(err, QK_ENOMEM, "condvar init failed");
+    }
+    k->relay_stop = k->relay_woken = false;
+    if (pthread_create(&k->relay_tid, NULL, resender, k) != 0) {
+        pthread_cond_destroy(&k->relay_cv);
+        pthread_mutex_destroy(&k->relay_mu);
+        return qk_err_set(err, QK_ENOMEM, "relay thread: cannot start");
+    }
+    k->relay_on = true;
+    return 0;
+}
+
+void qk_kms_relay_stop(qk_kms *k)
+{
+    if (!k->relay_on)
+        return;
+    pthread_mutex_lock(&k->relay_mu);
+    k->relay_stop = true;
+    pthread_cond_signal(&k->relay_cv);
+    pthread_mutex_unlock(&k->relay_mu);
+    pthread_join(k->relay_tid, NULL);
+    pthread_cond_destroy(&k->relay_cv);
+    pthread_mutex_destroy(&k->relay_mu);
+    k->relay_on = false;
 }
 
 int qk_kms_relay_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_err *err)
@@ -508,7 +682,7 @@ int qk_kms_relay_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out
         rc = qk_err_set(err, QK_EPEER, "%s", why);
     }
     if (rc == 0) {
-        rc = decide(k, &j, d, nd, err);
+        rc = decide(k, d, nd, err);
         if (rc != 0)
             res = QK_RELAY_RES_ERROR;
     }

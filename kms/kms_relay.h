@@ -11,6 +11,20 @@
 #include "kms.h"
 #include "relay_msg.h"
 
+/* The hop keys of a relay are bound to KME IDs as master and slave (docs/adr/0004-key-relay.md,
+ * "Taking a hop's key from the store"): no SAE may have the ID of a KME (this node, a linked
+ * peer, a [topology] node, an SAE's home), or it could fetch them; and no link may have the ID
+ * QK_RELAY_LINK (the store's pseudo link of relayed keys). 0 or QK_EINVAL naming it. */
+int qk_kms_relay_check_ids(const qk_kmed_config *cfg, qk_err *err);
+
+/* Start (qk_kms_open, when the KME has links) and stop/join (qk_kms_close) the commit
+ * resender: every second, or when woken, it sends relay-commit again for each committed relay
+ * request the slaves' KME has not acknowledged and whose keys have not expired
+ * (qk_store_relay_unacked), at most 16 per round, each call bounded by the [peer_client]
+ * timeouts. */
+int qk_kms_relay_start(qk_kms *k, qk_err *err);
+void qk_kms_relay_stop(qk_kms *k);
+
 /* Whether slaves at kme_id are served through the relay: [relay] enabled, kme_id neither this
  * KME nor a neighbour, and known to the topology view (qk_kms_topo_knows). */
 bool qk_kms_relay_reaches(qk_kms *k, const char *kme_id);

@@ -110,6 +110,16 @@ static held_report *held_of(qk_topo_state *s, const char *node)
     return NULL;
 }
 
+/* Under mu: the held report that aged longest ago (NULL when none has aged). */
+static held_report *oldest_aged(qk_topo_state *s, uint64_t now)
+{
+    held_report *o = NULL;
+    for (size_t i = 0; i < s->nheld; i++)
+        if (aged(s, s->held[i].got, now) && (!o || s->held[i].got < o->got))
+            o = &s->held[i];
+    return o;
+}
+
 bool qk_topo_state_polled(qk_topo_state *s, size_t i, const qk_topo_msg *m, uint64_t now)
 {
     if (i >= s->cfg->nlinks)
@@ -127,8 +137,11 @@ bool qk_topo_state_polled(qk_topo_state *s, size_t i, const qk_topo_msg *m, uint
         if (strcmp(r->node, s->cfg->node_id) == 0)
             continue;
         held_report *h = held_of(s, r->node);
-        if (!h && s->nheld < sizeof s->held / sizeof s->held[0]) {
+        if (!h && s->nheld < sizeof s->held / sizeof s->held[0])
             h = &s->held[s->nheld++];
+        else if (!h)
+            h = oldest_aged(s, now); /* full: a node gone for longest makes room */
+        if (h && strcmp(h->r.node, r->node) != 0) {
             h->r.seq = 0;
             h->got = 0;
         } else if (!h) {

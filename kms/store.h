@@ -276,5 +276,30 @@ int qk_store_relay_put(qk_store *s, const qk_reservation *r, size_t n,
  * Idempotent. QK_ENOTFOUND (unknown request), QK_EINVAL (burned or expired, or not a relay
  * request stored here). */
 int qk_store_relay_commit(qk_store *s, const char *request_id, qk_err *err);
+/* The master KME's side (docs/adr/0004-key-relay.md, "Failure handling"): before the first
+ * hop's key is carved, record the relay request as an outgoing request PENDING (link
+ * QK_RELAY_LINK, master = the master SAE, no keys) with an audit event "relay_started" naming
+ * its path (text, at most 1024 characters); the decision is then qk_store_relay_decide (commit) or
+ * qk_store_burn. A request left PENDING by a crash is burned by the restart reconciliation like any
+ * outgoing request (qk_store_pending_requests). QK_EEXIST: the request ID is known. */
+int qk_store_relay_begin(qk_store *s, const char *request_id, const char *master,
+                         uint64_t expires_at, const char *path, qk_err *err);
+/* The decision to commit: every one of request_ids (1..65 relay requests of one SAE request,
+ * one per destination KME) PENDING -> committed, in one synced transaction, with an audit event
+ * "relay_committed" each. All or nothing: QK_ENOTFOUND (unknown), QK_EINVAL (not an undecided
+ * relay request: burned, or decided). */
+int qk_store_relay_decide(qk_store *s, const char *const *request_ids, size_t n, qk_err *err);
+/* The slaves' KME took the commit of relay request request_id (or the master KME gives up):
+ * it leaves the list below. Idempotent. */
+int qk_store_relay_acked(qk_store *s, const char *request_id, qk_err *err);
+/* Committed relay requests whose commit the slaves' KME has not acknowledged yet and whose keys
+ * have not expired at now (seconds), oldest first, up to cap (at most 64): their IDs and the
+ * path text recorded by qk_store_relay_begin. */
+typedef struct {
+    char request_id[QK_STORE_ID_MAX + 1];
+    char path[1024 + 1];
+} qk_relay_unacked;
+int qk_store_relay_unacked(qk_store *s, uint64_t now, qk_relay_unacked *out, size_t cap, size_t *n,
+                           qk_err *err);
 
 #endif

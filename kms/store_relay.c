@@ -164,3 +164,139 @@ int qk_store_relay_commit(qk_store *s, const char *request_id, qk_err *err)
         rc = qs_audit_insert(s, "relay_committed", QK_RELAY_LINK, request_id, NULL, NULL, err);
     return qs_end(s, rc, rc == 0, err);
 }
+
+/* ---- the master KME's record of a relayed request ------------------------------------------ */
+
+int qk_store_relay_begin(qk_store *s, const char *request_id, const char *master,
+                         uint64_t expires_at, const char *path, qk_err *err)
+{
+    const char *slaves[1] = {master};
+    qk_reservation r = {request_id, QK_RELAY_LINK, master, slaves, 1, expires_at};
+    int rc = qs_check_reservation(&r, err);
+    if (!rc)
+        rc = qs_check_text(path, QS_DETAIL_MAX, false, "path", err);
+    if (rc)
+        return rc;
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    rc = qs_insert_request(s, &r, QS_DIR_OUT, QS_REQ_PENDING, err);
+    if (rc == QK_EEXIST)
+        rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", request_id);
+    if (!rc)
+        rc = qs_audit_insert(s, "relay_started", QK_RELAY_LINK, request_id, master, path, err);
+    return qs_end(s, rc, rc == 0, err);
+}
+
+int qk_store_relay_decide(qk_store *s, const char *const *request_ids, size_t n, qk_err *err)
+{
+    if (!request_ids || n < 1 || n > QS_MAX_SLAVES + 1)
+        return qk_err_set(err, QK_EINVAL, "store: relay_decide needs 1..%d requests",
+                          QS_MAX_SLAVES + 1);
+    for (size_t i = 0; i < n; i++)
+        if (qs_check_id(request_ids[i], "request_id", err) != 0)
+            return QK_EINVAL;
+    int rc = qs_begin(s, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; !rc && i < n; i++) {
+        int dir = 0, state = 0;
+        rc = qs_request_get(s, request_ids[i], &dir, &state, err);
+        if (rc == 0)
+            rc = qk_err_set(err, QK_ENOTFOUND, "store: request %s unknown", request_ids[i]);
+        else if (rc == 1 && (dir != QS_DIR_OUT || state != QS_REQ_PENDING))
+            rc = qk_err_set(err, QK_EINVAL, "store: request %s is not an undecided relay",
+                            request_ids[i]);
+        else if (rc == 1)
+            rc = 0;
+        sqlite3_stmt *st = NULL;
+        if (!rc) {
+            /* noticed 0: the slaves' KME has yet to hear of the commit (qk_store_relay_acked) */
+            st = qs_prep(s, "UPDATE requests SET state = ?, noticed = 0 WHERE request_id = ?", err);
+            rc = st ? qs_bindf(s, st, err, "it", QS_REQ_DONE, request_ids[i]) : QK_ESTORAGE;
+        }
+        if (!rc)
+            rc = qs_step_done(s, st, err);
+        if (!rc)
+            rc = qs_audit_insert(s, "relay_committed", QK_RELAY_LINK, request_ids[i], NULL, NULL,
+                                 err);
+    }
+    return qs_end(s, rc, rc == 0, err);
+}
+
+int qk_store_relay_acked(qk_store *s, const char *request_id, qk_err *err)
+{
+    int rc = qs_check_id(request_id, "request_id", err);
+    if (rc)
+        return rc;
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    sqlite3_stmt *st = qs_prep(s,
+                               "UPDATE requests SET noticed = 1 WHERE request_id = ? AND link = ?"
+                               " AND direction = ? AND noticed = 0",
+                               err);
+    rc = st ? qs_bindf(s, st, err, "tti", request_id, QK_RELAY_LINK, QS_DIR_OUT) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step_done(s, st, err);
+    return qs_end(s, rc, rc == 0, err);
+}
+
+/* The path text of the request's "relay_started" event (audit rows from its creation on). */
+static int started_path(qk_store *s, const char *request_id, uint64_t created, char *path,
+                        size_t cap, qk_err *err)
+{
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT detail FROM audit WHERE ts >= ? AND event = 'relay_started'"
+                               " AND request_id = ? ORDER BY id DESC LIMIT 1",
+                               err);
+    int rc = st ? qs_bindf(s, st, err, "It", qs_i64(created), request_id) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    path[0] = '\0';
+    if (rc == 1) {
+        const unsigned char *d = sqlite3_column_text(st, 0);
+        snprintf(path, cap, "%s", d ? (const char *)d : "");
+        (void)sqlite3_reset(st);
+        rc = 0;
+    }
+    return rc;
+}
+
+int qk_store_relay_unacked(qk_store *s, uint64_t now, qk_relay_unacked *out, size_t cap, size_t *n,
+                           qk_err *err)
+{
+    if (!n || (cap && !out))
+        return qk_err_set(err, QK_EINVAL, "store: relay_unacked needs out and n");
+    *n = 0;
+    int rc = qs_begin(s, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT request_id, created FROM requests INDEXED BY"
+                               " requests_unnoticed WHERE link = ? AND noticed = 0 AND"
+                               " direction = ? AND state = ? AND expires_at > ?"
+                               " ORDER BY created LIMIT ?",
+                               err);
+    rc = st ? qs_bindf(s, st, err, "tiiII", QK_RELAY_LINK, QS_DIR_OUT, QS_REQ_DONE, qs_i64(now),
+                       qs_i64(cap))
+            : QK_ESTORAGE;
+    uint64_t created[64];
+    size_t want = cap < 64 ? cap : 64;
+    while (!rc && *n < want) {
+        rc = qs_step(s, st, err);
+        if (rc != 1)
+            break;
+        const unsigned char *id = sqlite3_column_text(st, 0);
+        snprintf(out[*n].request_id, sizeof out[*n].request_id, "%s", id ? (const char *)id : "");
+        sqlite3_int64 c = sqlite3_column_int64(st, 1);
+        created[*n] = c > 0 ? (uint64_t)c : 0;
+        (*n)++;
+        rc = 0;
+    }
+    if (st)
+        (void)sqlite3_reset(st);
+    for (size_t i = 0; !rc && i < *n; i++)
+        rc = started_path(s, out[i].request_id, created[i], out[i].path, sizeof out[i].path, err);
+    if (rc)
+        *n = 0;
+    return qs_end(s, rc, false, err);
+}

@@ -184,6 +184,46 @@ static int lint(const char *text, bool show)
     return bad;
 }
 
+/* Relay counters (docs/adr/0004-key-relay.md): every result present, bytes per link, one count
+ * per path up to QK_METRICS_ROUTES_MAX distinct paths and the rest as "other". */
+static void test_relay(void)
+{
+    qk_metrics *m = qk_metrics_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    qk_metrics_relay_request(m, QK_RELAY_RES_COMMITTED);
+    qk_metrics_relay_request(m, QK_RELAY_RES_COMMITTED);
+    qk_metrics_relay_request(m, QK_RELAY_RES_NO_ROUTE);
+    qk_metrics_relay_request(m, QK_RELAY_RES_COUNT); /* out of range: not counted */
+    qk_metrics_relay_bytes(m, "AB", 64);
+    qk_metrics_relay_bytes(m, "AB", 96);
+    qk_metrics_relay_bytes(m, "BC", 64);
+    for (int i = 0; i < QK_METRICS_ROUTES_MAX + 5; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "KME_A>KME_%d", i);
+        qk_metrics_relay_route(m, path);
+    }
+    qk_metrics_relay_route(m, "KME_A>KME_0");
+    char *t = render(m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT(has_line(t, "qkd_relay_requests_total{result=\"committed\"} 2"));
+    CU_ASSERT(has_line(t, "qkd_relay_requests_total{result=\"no_route\"} 1"));
+    CU_ASSERT(has_line(t, "qkd_relay_requests_total{result=\"refused\"} 0"));
+    CU_ASSERT(has_line(t, "qkd_relay_requests_total{result=\"unreachable\"} 0"));
+    CU_ASSERT(has_line(t, "qkd_relay_requests_total{result=\"expired\"} 0"));
+    CU_ASSERT(has_line(t, "qkd_relay_requests_total{result=\"error\"} 0"));
+    CU_ASSERT(has_line(t, "qkd_relay_bytes_total{link=\"AB\"} 160"));
+    CU_ASSERT(has_line(t, "qkd_relay_bytes_total{link=\"BC\"} 64"));
+    CU_ASSERT(has_line(t, "qkd_relay_route_total{path=\"KME_A>KME_0\"} 2"));
+    CU_ASSERT(has_line(t, "qkd_relay_route_total{path=\"other\"} 5"));
+    size_t paths = 0;
+    for (const char *p = t; (p = strstr(p, "qkd_relay_route_total{")) != NULL; p++)
+        paths++;
+    CU_ASSERT_EQUAL(paths, QK_METRICS_ROUTES_MAX + 1);
+    CU_ASSERT_EQUAL(lint(t, true), 0);
+    free(t);
+    qk_metrics_free(m);
+}
+
 static void test_link_view(void)
 {
     qk_link_telemetry t;
@@ -344,6 +384,7 @@ int suite_kmed_metrics(void)
         return -1;
     if (!CU_add_test(s, "counters and cumulative histogram", test_counts) ||
         !CU_add_test(s, "bounded status table", test_bounded) ||
+        !CU_add_test(s, "relay counters, bounded paths", test_relay) ||
         !CU_add_test(s, "a stopped listener's name is not borrowed", test_name_copied) ||
         !CU_add_test(s, "link telemetry: fresh, stale, never", test_link_view) ||
         !CU_add_test(s, "admin /metrics of a linked KME", test_admin_metrics) ||

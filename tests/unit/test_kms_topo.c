@@ -386,6 +386,47 @@ static void test_route_around_down_link(void)
     free(c);
 }
 
+/* ---- bounds: 63 other nodes held; past them a new node takes the place of an aged one -------- */
+
+static void test_bounds(void)
+{
+    static const char *const peers[] = {"KME_B", NULL};
+    qk_kmed_config *c = cfg_of(peers, NULL);
+    qk_topo_state *s;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(qk_topo_state_new(c, 1, &s, &err), 0);
+    qk_topo_msg *m = calloc(1, sizeof *m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    static const char *const lb[] = {"KME_A:1:10", NULL};
+    report(&m->reports[m->n++], "KME_B", 1, lb);
+    for (int i = 0; m->n < QK_ROUTE_NODES_MAX; i++) {
+        char node[16];
+        snprintf(node, sizeof node, "N%02d", i);
+        static const char *const ln[] = {"KME_B:1:10", NULL};
+        report(&m->reports[m->n++], node, 1, ln);
+    }
+    qk_topo_state_polled(s, 0, m, 1000); /* B and 63 others: one more than fits */
+    CU_ASSERT_TRUE(qk_topo_state_knows(s, "N61"));
+    CU_ASSERT_FALSE(qk_topo_state_knows(s, "N62"));
+    /* a newcomer while all are fresh: left out */
+    static const char *const lx[] = {"KME_B:1:10", NULL};
+    report(&m->reports[0], "NEW", 1, lx);
+    m->n = 1;
+    qk_topo_state_polled(s, 0, m, 2000);
+    CU_ASSERT_FALSE(qk_topo_state_knows(s, "NEW"));
+    /* once the others aged, it takes the place of the one that aged first */
+    report(&m->reports[1], "KME_B", 2, lb);
+    m->n = 2;
+    qk_topo_state_polled(s, 0, m, 1000 + 3 * IV + 1);
+    CU_ASSERT_TRUE(qk_topo_state_knows(s, "NEW"));
+    CU_ASSERT_TRUE(qk_topo_state_knows(s, "KME_B"));
+    qk_topology *t = view_at(s, 1, 10, 1000 + 3 * IV + 1, NULL);
+    CU_ASSERT_EQUAL(t->nnodes, QK_ROUTE_NODES_MAX);
+    free(m);
+    qk_topo_state_free(s);
+    free(c);
+}
+
 /* ---- on a qk_kms: GET /routes JSON, and the refresh thread on a real pair ----------------------
  */
 
@@ -551,6 +592,7 @@ int suite_kms_topo(void)
         !CU_add_test(s, "ageing after 3 intervals", test_ageing) ||
         !CU_add_test(s, "hold-down: its time or the next report", test_hold_down) ||
         !CU_add_test(s, "route around a down link", test_route_around_down_link) ||
+        !CU_add_test(s, "bounds: 64 nodes, aged ones make room", test_bounds) ||
         !CU_add_test(s, "GET /routes JSON shape", test_json_shape) ||
         !CU_add_test(s, "refresh on a linked pair", test_pair_refresh))
         return -1;

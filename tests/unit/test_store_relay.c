@@ -253,6 +253,42 @@ static void test_pending_burn_expire(void)
     sf_dir_remove(&d);
 }
 
+/* The master KME's record: undecided relays are pending outgoing requests (what the restart
+ * reconciliation burns); the decision commits all of them or none; a burned one is decided. */
+static void test_master_record(void)
+{
+    sf_dir d;
+    CU_ASSERT_FATAL(sf_dir_make(&d, "relayM") == 0);
+    qk_store *s = sf_open(d.path, 4);
+    CU_ASSERT_FATAL(s != NULL);
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_relay_begin(s, "RA", "saeA", FAR_FUTURE, "A>B>C", &err), 0);
+    CU_ASSERT_EQUAL(qk_store_relay_begin(s, "RB", "saeA", FAR_FUTURE, "A>D", &err), 0);
+    CU_ASSERT_EQUAL(qk_store_relay_begin(s, "RC", "saeA", FAR_FUTURE, "A>B", &err), 0);
+    CU_ASSERT_EQUAL(qk_store_relay_begin(s, "RA", "saeA", FAR_FUTURE, "A>B>C", &err), QK_EEXIST);
+    char ids[4][QK_STORE_ID_MAX + 1];
+    size_t n = 0;
+    CU_ASSERT_EQUAL(qk_store_pending_requests(s, ids, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 3);
+    /* RC burned: a decision naming it changes nothing */
+    CU_ASSERT_EQUAL(qk_store_burn(s, "RC", &err), 0);
+    const char *all[3] = {"RA", "RB", "RC"};
+    CU_ASSERT_EQUAL(qk_store_relay_decide(s, all, 3, &err), QK_EINVAL);
+    CU_ASSERT_EQUAL(qk_store_pending_requests(s, ids, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(qk_store_relay_decide(s, all, 2, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_pending_requests(s, ids, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_EQUAL(qk_store_relay_decide(s, all, 1, &err), QK_EINVAL); /* decided once */
+    const char *unknown[1] = {"RZ"};
+    CU_ASSERT_EQUAL(qk_store_relay_decide(s, unknown, 1, &err), QK_ENOTFOUND);
+    int state = -1;
+    CU_ASSERT_EQUAL(qk_store_request_state(s, "RA", &state, &err), 0);
+    CU_ASSERT_EQUAL(state, 1);
+    qk_store_close(s);
+    sf_dir_remove(&d);
+}
+
 int suite_store_relay(void)
 {
     CU_pSuite s = CU_add_suite("store_relay", NULL, NULL);
@@ -260,7 +296,8 @@ int suite_store_relay(void)
         return -1;
     return (CU_add_test(s, "hop key carved by length, noticed, fetched once", test_hop_key) &&
             CU_add_test(s, "pending relay: encrypted, idempotent, commit", test_pending_commit) &&
-            CU_add_test(s, "pending relay: burn, tombstone, expiry", test_pending_burn_expire))
+            CU_add_test(s, "pending relay: burn, tombstone, expiry", test_pending_burn_expire) &&
+            CU_add_test(s, "the master's record: begin, decide, burn", test_master_record))
                ? 0
                : -1;
 }
