@@ -47,11 +47,13 @@ struct qk_topo_state {
     pthread_mutex_t mu;
     const qk_kmed_config *cfg;
     uint64_t interval, hold_down;
+    uint64_t round_ms; /* how long the last round of polls took (a hung peer: its timeout) */
     uint64_t last_seq;
     neighbour *nb; /* cfg->nlinks */
     held_report held[QK_ROUTE_NODES_MAX - 1];
     size_t nheld;
     bool full_logged;
+    bool view_logged; /* a view left something out: logged once, then at debug level */
     hold holds[QK_ROUTE_LINKS_MAX];
     size_t nholds;
 };
@@ -92,9 +94,18 @@ uint64_t qk_topo_state_interval(const qk_topo_state *s)
     return s->interval;
 }
 
+/* 3 intervals, or 3 rounds when a round of polls takes longer than an interval (a neighbour
+ * that hangs until the [peer_client] timeout), so that the others' reports do not age meanwhile. */
 static uint64_t max_age(const qk_topo_state *s)
 {
-    return QK_TOPO_AGE_INTERVALS * s->interval;
+    return QK_TOPO_AGE_INTERVALS * (s->round_ms > s->interval ? s->round_ms : s->interval);
+}
+
+void qk_topo_state_round(qk_topo_state *s, uint64_t ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->round_ms = ms;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static bool aged(const qk_topo_state *s, uint64_t got, uint64_t now)
@@ -251,24 +262,36 @@ static int link_index(const qk_topology *t, const char *a, const char *b, size_t
     return -1;
 }
 
+/* Under mu: what a view leaves out (more links than it holds) is logged as a warning once,
+ * then at debug level: the view is built for every route, /routes and /metrics. */
+#define view_warn(s, ...)                                                                          \
+    do {                                                                                           \
+        if ((s)->view_logged) {                                                                    \
+            QK_DEBUG(__VA_ARGS__);                                                                 \
+        } else {                                                                                   \
+            QK_WARN(__VA_ARGS__);                                                                  \
+            (s)->view_logged = true;                                                               \
+        }                                                                                          \
+    } while (0)
+
 /* Under mu: the static part of the view (this KME, its links as own says, [topology]). */
-static void static_view(const qk_topo_state *s, const qk_topo_report *own, qk_topology *t)
+static void static_view(qk_topo_state *s, const qk_topo_report *own, qk_topology *t)
 {
     const qk_kmed_config *cfg = s->cfg;
     qk_err e;
     size_t ix;
     qk_topo_init(t);
     if (qk_topo_node(t, cfg->node_id, &ix, &e) != 0)
-        QK_WARN("topology: %s", e.msg);
+        view_warn(s, "topology: %s", e.msg);
     for (size_t i = 0; i < own->nlinks; i++) {
         const qk_topo_report_link *l = &own->links[i];
         if (qk_topo_link(t, cfg->node_id, l->peer, l->up, l->available, l->rate, &e) != 0)
-            QK_WARN("topology: link %s-%s: %s", cfg->node_id, l->peer, e.msg);
+            view_warn(s, "topology: link %s-%s: %s", cfg->node_id, l->peer, e.msg);
     }
     for (size_t i = 0; i < cfg->topology.nlinks; i++) {
         const char *a = cfg->topology.links[i].a, *b = cfg->topology.links[i].b;
         if (qk_topo_link(t, a, b, true, 0, 0, &e) != 0 && e.code != QK_EEXIST)
-            QK_WARN("topology: [topology] link %s %s: %s", a, b, e.msg);
+            view_warn(s, "topology: [topology] link %s %s: %s", a, b, e.msg);
     }
 }
 
@@ -332,7 +355,8 @@ int qk_topo_state_view(qk_topo_state *s, const qk_topo_report *own, uint64_t now
     qk_err e;
     /* a report that does not fit (too many nodes or links) is left out, the last first */
     while (n > 0 && qk_topo_add_reports(t, r, n, &e) != 0) {
-        QK_WARN("topology: the report of %s is left out of the view: %s", r[n - 1].node, e.msg);
+        view_warn(s, "topology: the report of %s is left out of the view: %s", r[n - 1].node,
+                  e.msg);
         n--;
     }
     for (size_t i = 0; i < s->nholds; i++) {
@@ -485,7 +509,9 @@ static void *refresh_main(void *arg)
     }
     uint64_t interval = qk_topo_state_interval(tp->st);
     for (;;) {
+        uint64_t t0 = mono_ms();
         poll_all(k, m);
+        qk_topo_state_round(tp->st, mono_ms() - t0);
         pthread_mutex_lock(&tp->mu);
         struct timespec dl = qk_kms_deadline_in(interval);
         while (!tp->stop && pthread_cond_timedwait(&tp->cv, &tp->mu, &dl) != ETIMEDOUT)

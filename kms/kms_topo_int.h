@@ -31,6 +31,11 @@ uint64_t qk_topo_state_interval(const qk_topo_state *s);
  * nodes are dropped. Returns true when the neighbour's answering state changed (for the log). */
 bool qk_topo_state_polled(qk_topo_state *s, size_t i, const qk_topo_msg *m, uint64_t now);
 
+/* The last round of polls took ms: reports age after QK_TOPO_AGE_INTERVALS intervals, or as
+ * many rounds when a round takes longer than an interval (a neighbour that does not answer
+ * holds it up to the [peer_client] timeout). */
+void qk_topo_state_round(qk_topo_state *s, uint64_t ms);
+
 /* What this KME measured on link i: the key it could use for relay, the rate (bytes/s), and
  * whether its device says the link is down (fresh telemetry other than "up"). */
 typedef struct {

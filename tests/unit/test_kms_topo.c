@@ -287,6 +287,14 @@ static void test_ageing(void)
     CU_ASSERT_FALSE(own.links[0].up);
     t = view_at(s, 1, 4096, t0 + 10 * IV + 5, NULL);
     CU_ASSERT_STRING_EQUAL(link_str(t, "KME_B", "KME_D", b1, sizeof b1), "up/3000");
+    /* a round of polls longer than an interval (a hung neighbour): reports age after 3 rounds */
+    qk_topo_state_round(s, 2 * IV);
+    t = view_at(s, 1, 4096, t0 + 10 * IV + 3 * IV + 1, NULL);
+    CU_ASSERT_STRING_EQUAL(link_str(t, "KME_B", "KME_D", b1, sizeof b1), "up/3000");
+    own_of(s, 1, 1, t0 + 13 * IV + 1, &own);
+    CU_ASSERT_TRUE(own.links[0].up);
+    t = view_at(s, 1, 4096, t0 + 10 * IV + 6 * IV + 1, NULL);
+    CU_ASSERT_STRING_EQUAL(link_str(t, "KME_B", "KME_D", b1, sizeof b1), "down/3000");
     free(m2);
     free(m);
     qk_topo_state_free(s);
