@@ -474,14 +474,22 @@ static int reserve_local(qk_kms *k, qk_reservation *r, size_t n, uint32_t len, q
     return rc;
 }
 
-int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, size_t n,
-                        const uint32_t *lens, uint32_t len, qk_key_ref *refs, uint8_t *material,
-                        qk_peer_fail *why, qk_err *err)
+/* One carve of c inside the granted leases of link i. */
+static int carve_once(qk_kms *k, size_t i, const qk_reservation *r, const qk_carve_spec *c,
+                      qk_key_ref *refs, uint8_t *material, qk_err *err)
+{
+    qk_side side = k->links[i].side;
+    if (c->max_pieces)
+        return qk_store_carve_owned_pieces(k->store, r, side, c->len, c->total, c->max_pieces, refs,
+                                           c->nrefs, material, err);
+    return qk_store_carve_owned(k->store, r, side, c->n, c->len, refs, material, err);
+}
+
+int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, const qk_carve_spec *c,
+                        qk_key_ref *refs, uint8_t *material, qk_peer_fail *why, qk_err *err)
 {
     qk_link *l = &k->links[i];
-    uint64_t want = 0;
-    for (size_t j = 0; j < n; j++)
-        want += lens ? lens[j] : len;
+    uint64_t want = c->max_pieces ? (uint64_t)c->len + c->total : (uint64_t)c->n * c->len;
     /* Only this request's own exchanges count against LEASES_PER_REQ: under a burst, the room
      * another request's lease brought may be taken before this one carves (it then waits on
      * the lease lock for the next exchange), which must not turn into a 503 while the pool
@@ -489,8 +497,7 @@ int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, size_t n,
     int own = 0, rc = QK_ENOKEY;
     for (int round = 0; round < CARVE_ROUNDS; round++) {
         uint64_t seen = qk_kms_lease_gen(k, i);
-        rc = lens ? qk_store_carve_owned_lens(k->store, r, l->side, n, lens, refs, material, err)
-                  : qk_store_carve_owned(k->store, r, l->side, n, len, refs, material, err);
+        rc = carve_once(k, i, r, c, refs, material, err);
         if (rc != QK_ENOKEY || own == LEASES_PER_REQ)
             break;
         if (qk_inline_must_defer()) { /* a lease exchange waits for the peer: not on a pump */
@@ -520,7 +527,8 @@ static int reserve_remote(qk_kms *k, size_t i, const qk_reservation *r, size_t n
     int rc = qk_kms_held_admit(k, i, r, n, err);
     if (rc != 0)
         return rc;
-    rc = qk_kms_carve_leased(k, i, r, n, NULL, len, refs, material, why, err);
+    qk_carve_spec c = {.n = n, .len = len};
+    rc = qk_kms_carve_leased(k, i, r, &c, refs, material, why, err);
     if (rc != 0) {
         qk_kms_held_undo(k, i, r, n);
         return rc;

@@ -90,6 +90,8 @@ struct qk_kms {
     pthread_cond_t relay_cv;
     pthread_t relay_tid;
     bool relay_on, relay_stop, relay_woken;
+    qk_relay_unacked *relay_undecided; /* found at start: burned along their paths */
+    size_t relay_nundecided;
 };
 
 /* ---- kms_lease.c ------------------------------------------------------------------------ */
@@ -111,17 +113,25 @@ int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *a
 int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);
 
 /* ---- kms.c ------------------------------------------------------------------------------ */
-/* Carve n keys (key j of lens[j] bytes, or all of len when lens is NULL) for r inside this
- * end's granted leases on link i (qk_store_carve_owned[_lens]: committed at once, un-noticed),
- * leasing synchronously when they run out (at most 3 exchanges of its own; QK_EAGAIN on an
- * inline handler instead); the bytes counted consumed on the link. After QK_EPEER, *why is the
- * peer's reason. The caller wakes the link's notifier. */
 /* A zeroed batch of n keys with material_len bytes of secure material (ids, lens, keys
  * allocated; the caller fills them). */
 int qk_kms_batch_alloc(qk_key_batch *b, size_t n, size_t material_len, qk_err *err);
-int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, size_t n,
-                        const uint32_t *lens, uint32_t len, qk_key_ref *refs, uint8_t *material,
-                        qk_peer_fail *why, qk_err *err);
+/* What to carve: n keys of len bytes (qk_store_carve_owned); or, with max_pieces > 0, a head
+ * key of len bytes then `total` bytes in 1..max_pieces pieces (qk_store_carve_owned_pieces;
+ * *nrefs receives the key count). */
+typedef struct {
+    size_t n;
+    uint32_t len;
+    uint32_t total;
+    size_t max_pieces;
+    size_t *nrefs;
+} qk_carve_spec;
+/* Carve c for r inside this end's granted leases on link i (committed at once, un-noticed),
+ * leasing synchronously when they run out (at most 3 exchanges of its own; QK_EAGAIN on an
+ * inline handler instead); the bytes counted consumed on the link. After QK_EPEER, *why is the
+ * peer's reason. The caller wakes the link's notifier. */
+int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, const qk_carve_spec *c,
+                        qk_key_ref *refs, uint8_t *material, qk_peer_fail *why, qk_err *err);
 
 /* ---- kms_held.c ------------------------------------------------------------------------- */
 /* Admit n more keys for every (master, slave) pair of r at the peer of link i against

@@ -2,15 +2,15 @@
  * master KME, the forwarder at an intermediate node and the pending store at the slaves' KME.
  *
  * Each hop: the sender carves, inside its granted leases on the hop's link, one request
- * "R/NN" (master = itself, slave = the next node) of a 32-byte MAC key and an L-byte pad
- * (qk_store_carve_owned_lens); it seals the end-to-end key K with them (relay_crypto.h) and
- * POSTs /peer/v1/relay; the receiver applies the hop key as a notice, fetches it once as the
- * slave, opens, and either stores K PENDING (the slaves' KME) or forwards. Each node answers
- * its caller after its next hop answered; a node that refuses, or sees its next hop refuse or
- * fail, burns its own hop request. The master KME commits only on "stored" before the
- * deadline (a synced audit record: the decision), then sends relay-commit along the path; on
- * anything else it burns the request (a tombstone) and sends relay-burn along the path. K lives
- * in secure buffers only, is wiped after use and never logged. */
+ * "R/NN" (master = itself, slave = the next node) of a 32-byte MAC key and an L-byte pad in
+ * 1..16 pieces, each inside one block (qk_store_carve_owned_pieces); it seals the end-to-end key K
+ * with them (relay_crypto.h) and POSTs /peer/v1/relay; the receiver applies the hop key as a
+ * notice, fetches it once as the slave, opens, and either stores K PENDING (the slaves' KME) or
+ * forwards. Each node answers its caller after its next hop answered; a node that refuses, or sees
+ * its next hop refuse or fail, burns its own hop request. The master KME commits only on "stored"
+ * before the deadline (a synced audit record: the decision), then sends relay-commit along the
+ * path; on anything else it burns the request (a tombstone) and sends relay-burn along the path. K
+ * lives in secure buffers only, is wiped after use and never logged. */
 #include "kms_relay.h"
 
 #include <stdio.h>
@@ -30,7 +30,6 @@
 #define RELAY_TRIES_DEFAULT      3
 #define RELAY_HOPS_DEFAULT       8
 #define PATH_TEXT_MAX            (QK_RELAY_PATH_MAX * (QK_STORE_ID_MAX + 1))
-#define HOP_KEYS                 2 /* the MAC key, then the pad as one piece */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -124,7 +123,11 @@ static void send_hop(qk_kms *k, qk_relay_msg *m, uint32_t me, const uint8_t *key
         .nslaves = 1,
         .expires_at = hop_expiry(m->deadline_ms),
     };
-    uint32_t lens[HOP_KEYS] = {QK_RELAY_MAC_KEY_LEN, (uint32_t)m->ct_len};
+    size_t nrefs = 0;
+    qk_carve_spec spec = {.len = QK_RELAY_MAC_KEY_LEN,
+                          .total = (uint32_t)m->ct_len,
+                          .max_pieces = QK_RELAY_HOP_KEYS_MAX - 1,
+                          .nrefs = &nrefs};
     size_t hk_len = QK_RELAY_MAC_KEY_LEN + m->ct_len;
     uint8_t *hk = qk_secure_alloc(hk_len);
     uint8_t *ad = malloc(QK_RELAY_AD_MAX);
@@ -136,7 +139,7 @@ static void send_hop(qk_kms *k, qk_relay_msg *m, uint32_t me, const uint8_t *key
         goto out;
     }
     qk_peer_fail why = QK_PEER_FAIL_UNREACHABLE;
-    int rc = qk_kms_carve_leased(k, li, &r, HOP_KEYS, lens, 0, m->hop_keys, hk, &why, &err);
+    int rc = qk_kms_carve_leased(k, li, &r, &spec, m->hop_keys, hk, &why, &err);
     if (rc != 0) {
         QK_WARN("relay %s: no key for hop %u on link %s: %s", m->request_id, me, r.link, err.msg);
         refuse(a,
@@ -150,7 +153,7 @@ static void send_hop(qk_kms *k, qk_relay_msg *m, uint32_t me, const uint8_t *key
     m->hop = me;
     snprintf(m->link, sizeof m->link, "%s", r.link);
     m->side = l->side;
-    m->nhop_keys = HOP_KEYS;
+    m->nhop_keys = nrefs;
     m->ct = ct;
     size_t ad_len = 0;
     qk_relay_hop_key hop = {.pad = hk + QK_RELAY_MAC_KEY_LEN, .pad_len = m->ct_len, .mac_key = hk};
@@ -445,6 +448,27 @@ static int group_slaves(qk_kms *k, const qk_key_request *req, relay_dest *d, siz
     return 0;
 }
 
+/* max_key_count (ETSI GS QKD 014 clause 6.1) at the KME that holds the keys for the slaves:
+ * n more keys for every (master, slave) pair. Call with quota_mu held. 0, QK_EQUOTA (err names
+ * the pair), or a store error. */
+static int relay_quota(qk_kms *k, const char *master, const char *const *slaves, size_t nslaves,
+                       size_t n, qk_err *err)
+{
+    for (size_t i = 0; i < nslaves; i++) {
+        uint64_t held = 0;
+        int rc = qk_store_count_reserved(k->store, master, slaves[i], &held, err);
+        if (rc != 0)
+            return rc;
+        if (!qk_kms_quota_ok(&k->limits, held, n))
+            return qk_err_set(
+                err, QK_EQUOTA,
+                "%s -> %s: %llu keys stored, %zu more would exceed max_key_count %llu", master,
+                slaves[i], (unsigned long long)held, n,
+                (unsigned long long)k->limits.max_key_count);
+    }
+    return 0;
+}
+
 /* Slaves at this KME: K stored pending like a relayed request's, committed with the others. */
 static int store_local(qk_kms *k, const relay_job *j, relay_dest *d, qk_err *err)
 {
@@ -459,8 +483,12 @@ static int store_local(qk_kms *k, const relay_job *j, relay_dest *d, qk_err *err
         .nslaves = d->nslaves,
         .expires_at = j->expires_at,
     };
-    int rc = qk_store_relay_put(k->store, &r, j->b->n, (const char(*)[QK_KEY_ID_LEN + 1]) j->b->ids,
+    pthread_mutex_lock(&k->quota_mu);
+    int rc = relay_quota(k, r.master, d->slaves, d->nslaves, j->b->n, err);
+    if (rc == 0)
+        rc = qk_store_relay_put(k->store, &r, j->b->n, (const char(*)[QK_KEY_ID_LEN + 1]) j->b->ids,
                                 j->b->lens, j->b->material, err);
+    pthread_mutex_unlock(&k->quota_mu);
     d->stored = rc == 0;
     d->npath = 1;
     snprintf(d->path[0], sizeof d->path[0], "%s", k->cfg->node_id);
@@ -527,6 +555,9 @@ static void commit_dest(qk_kms *k, const relay_dest *d)
 
 #define RESEND_BATCH 16
 #define RESEND_MS    1000
+#define RESEND_UNDECIDED                                                                           \
+    64 /* undecided relay requests burned after a restart (the store's cap)                        \
+        */
 
 /* "A>B>C" into path; the number of nodes, 0 when it is not a path. */
 static size_t parse_path(const char *text, qk_peer_id *path)
@@ -575,9 +606,32 @@ static void resend_round(qk_kms *k)
     free(u);
 }
 
+/* Relay requests a crash left without a decision: burned here and along their paths. */
+static void burn_undecided(qk_kms *k)
+{
+    for (size_t i = 0; i < k->relay_nundecided; i++) {
+        const qk_relay_unacked *u = &k->relay_undecided[i];
+        burn_quiet(k, u->request_id);
+        qk_relay_burn_msg bm;
+        memset(&bm, 0, sizeof bm);
+        snprintf(bm.request_id, sizeof bm.request_id, "%s", u->request_id);
+        bm.npath = parse_path(u->path, bm.path);
+        qk_err e;
+        qk_err_clear(&e);
+        if (bm.npath >= 2 && strcmp(bm.path[0], k->cfg->node_id) == 0)
+            (void)pass_on(k, &bm, 0, false, &e);
+        QK_INFO("relay %s: path %s: no decision before the restart: burned", u->request_id,
+                u->path);
+    }
+    free(k->relay_undecided);
+    k->relay_undecided = NULL;
+    k->relay_nundecided = 0;
+}
+
 static void *resender(void *arg)
 {
     qk_kms *k = arg;
+    burn_undecided(k);
     pthread_mutex_lock(&k->relay_mu);
     while (!k->relay_stop) {
         struct timespec dl = qk_kms_deadline_in(RESEND_MS);
@@ -606,7 +660,16 @@ int qk_kms_relay_start(qk_kms *k, qk_err *err)
         return qk_err_set(err, QK_ENOMEM, "condvar init failed");
     }
     k->relay_stop = k->relay_woken = false;
+    /* before the listeners start: every undecided relay request is one of a previous run */
+    k->relay_undecided = malloc(RESEND_UNDECIDED * sizeof *k->relay_undecided);
+    k->relay_nundecided = 0;
+    if (k->relay_undecided &&
+        qk_store_relay_undecided(k->store, k->relay_undecided, RESEND_UNDECIDED,
+                                 &k->relay_nundecided, err) != 0)
+        QK_ERROR("relay: undecided requests: %s", err->msg);
     if (pthread_create(&k->relay_tid, NULL, resender, k) != 0) {
+        free(k->relay_undecided);
+        k->relay_undecided = NULL;
         pthread_cond_destroy(&k->relay_cv);
         pthread_mutex_destroy(&k->relay_mu);
         return qk_err_set(err, QK_ENOMEM, "relay thread: cannot start");
@@ -671,7 +734,7 @@ int qk_kms_relay_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out
         if (strcmp(d[i].kme, k->cfg->node_id) == 0) {
             rc = store_local(k, &j, &d[i], err);
             if (rc != 0)
-                res = QK_RELAY_RES_ERROR;
+                res = rc == QK_EQUOTA ? QK_RELAY_RES_REFUSED : QK_RELAY_RES_ERROR;
         } else if (relay_dest_run(k, &j, &d[i], out->material, &res, why, sizeof why) != 0) {
             rc = qk_err_set(err, QK_EPEER, "%s", why);
         }
@@ -797,10 +860,18 @@ static qk_relay_reason store_pending(qk_kms *k, const qk_relay_msg *m, const uin
     };
     qk_err err;
     qk_err_clear(&err);
-    int rc = qk_store_relay_put(k->store, &r, m->nkeys, (const char(*)[QK_KEY_ID_LEN + 1]) ids,
+    pthread_mutex_lock(&k->quota_mu);
+    int rc = relay_quota(k, m->master, slaves, m->nslaves, m->nkeys, &err);
+    if (rc == 0)
+        rc = qk_store_relay_put(k->store, &r, m->nkeys, (const char(*)[QK_KEY_ID_LEN + 1]) ids,
                                 lens, key, &err);
+    pthread_mutex_unlock(&k->quota_mu);
     free(ids);
     free(lens);
+    if (rc == QK_EQUOTA) {
+        QK_WARN("relay %s: %s", m->request_id, err.msg);
+        return QK_RELAY_REASON_LIMIT;
+    }
     if (rc == QK_EEXIST) {
         QK_WARN("relay %s: %s", m->request_id, err.msg);
         return QK_RELAY_REASON_EXISTS;

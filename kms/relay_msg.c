@@ -20,7 +20,7 @@ static const char *const reason_names[QK_RELAY_REASON_COUNT] = {
     [QK_RELAY_REASON_NO_KEY] = "no-key",     [QK_RELAY_REASON_LINK_DOWN] = "link-down",
     [QK_RELAY_REASON_EXPIRED] = "expired",   [QK_RELAY_REASON_HOP_KEY] = "hop-key",
     [QK_RELAY_REASON_EXISTS] = "exists",     [QK_RELAY_REASON_BAD_REQUEST] = "bad-request",
-    [QK_RELAY_REASON_INTERNAL] = "internal",
+    [QK_RELAY_REASON_INTERNAL] = "internal", [QK_RELAY_REASON_LIMIT] = "limit",
 };
 
 const char *qk_relay_reason_name(qk_relay_reason r)

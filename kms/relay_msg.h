@@ -111,9 +111,10 @@ typedef enum {
     QK_RELAY_REASON_EXISTS,      /* the request ID or a key ID is already known here */
     QK_RELAY_REASON_BAD_REQUEST, /* the message failed its checks (a version too) */
     QK_RELAY_REASON_INTERNAL,
+    QK_RELAY_REASON_LIMIT, /* the slaves' KME holds max_key_count keys for a (master, slave) pair */
 } qk_relay_reason;
 
-#define QK_RELAY_REASON_COUNT (QK_RELAY_REASON_INTERNAL + 1)
+#define QK_RELAY_REASON_COUNT (QK_RELAY_REASON_LIMIT + 1)
 
 /* "mac", "no-key", ...; NULL for NONE or a value out of range. */
 const char *qk_relay_reason_name(qk_relay_reason r);

@@ -224,13 +224,15 @@ int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *b
  * take keys from several blocks. */
 int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
                          qk_key_ref *refs, uint8_t *material, qk_err *err);
-/* qk_store_carve_owned with a length per key: key i of lens[i] bytes (1..QS_MAX_KEYS keys;
- * material receives the sum of lens), in one transaction, the same results. The hop key of a
- * relay (docs/adr/0004-key-relay.md, "Taking a hop's key from the store"): a 32-byte MAC key,
- * then the pad. */
-int qk_store_carve_owned_lens(qk_store *s, const qk_reservation *r, qk_side side, size_t n,
-                              const uint32_t *lens, qk_key_ref *refs, uint8_t *material,
-                              qk_err *err);
+/* A relay hop's key (docs/adr/0004-key-relay.md, "Taking a hop's key from the store"): like
+ * qk_store_carve_owned, one transaction, but a head key of `head` bytes (the MAC key, from one
+ * block), then `total` bytes (the pad) as 1..max_pieces keys, each inside one block: from one
+ * block when one can hold it all, else from the blocks with the most room. refs (1 + max_pieces
+ * entries) and *nrefs receive the keys in order, material (head + total bytes) their bytes.
+ * QK_ENOKEY when the granted room is short or too scattered (nothing recorded). */
+int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side side, uint32_t head,
+                                uint32_t total, size_t max_pieces, qk_key_ref *refs, size_t *nrefs,
+                                uint8_t *material, qk_err *err);
 /* Committed outgoing requests not yet noticed, oldest first, up to cap: filled with the
  * reservation data and key refs (check fields zero). Caller frees with qk_notice_free. */
 typedef struct {
@@ -301,5 +303,9 @@ typedef struct {
 } qk_relay_unacked;
 int qk_store_relay_unacked(qk_store *s, uint64_t now, qk_relay_unacked *out, size_t cap, size_t *n,
                            qk_err *err);
+/* Relay requests of this KME as master with no decision (a crash between qk_store_relay_begin
+ * and the decision), oldest first, up to cap (at most 64), with their paths. */
+int qk_store_relay_undecided(qk_store *s, qk_relay_unacked *out, size_t cap, size_t *n,
+                             qk_err *err);
 
 #endif

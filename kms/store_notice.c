@@ -150,28 +150,22 @@ static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len
     return rc < 0 ? rc : 0;
 }
 
-/* The carve of carve_owned and carve_owned_lens: key i of lens[i] bytes (lens NULL: all of
- * min_len), equal neighbours carved as one run per block, inside the side's granted leases, in
- * one transaction. */
-static int carve_owned_tx(qk_store *s, const qk_reservation *r, qk_side side, size_t n,
-                          const uint32_t *lens, uint32_t min_len, size_t total, qk_key_ref *refs,
-                          uint8_t *material, qk_err *err)
+int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                         qk_key_ref *refs, uint8_t *material, qk_err *err)
 {
-#define KEY_LEN(j) (lens ? lens[j] : min_len)
-    int rc = qs_begin(s, err);
-    if (rc != 0)
+    int rc = qs_check_carve(r, side, n, len, refs, material, err);
+    if (!rc)
+        rc = qs_check_peer_link(r->link, side, err);
+    if (rc)
+        return rc;
+    if ((rc = qs_begin(s, err)) != 0)
         return rc;
     /* a known request ID (or tombstone) fails the primary key: QK_EEXIST */
     rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
     if (rc == QK_EEXIST)
         rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
-    /* each pass takes a block's whole run of equal lengths; n <= QS_MAX_KEYS bounds the passes */
-    size_t off = 0;
+    /* each pass takes a block's whole run; n <= QS_MAX_KEYS bounds the passes */
     for (size_t i = 0; !rc && i < n;) {
-        uint32_t len = KEY_LEN(i);
-        size_t same = 1;
-        while (i + same < n && KEY_LEN(i + same) == len)
-            same++;
         owned_room o = {0, 0, 0, 0, 0};
         rc = owned_pick(s, r->link, side, len, &o, err);
         if (rc == 0) {
@@ -183,47 +177,108 @@ static int carve_owned_tx(qk_store *s, const qk_reservation *r, qk_side side, si
         if (rc < 0)
             break;
         size_t took = 0;
-        rc = carve_run(s, r, side, &o, len, i, same, &refs[i], material + off, &took, err);
+        rc = carve_run(s, r, side, &o, len, i, n - i, &refs[i], material + i * (size_t)len, &took,
+                       err);
         i += took;
-        off += took * (size_t)len;
     }
     if (!rc)
-        rc = close_tails(s, r->link, side, min_len, err);
+        rc = close_tails(s, r->link, side, len, err);
     if (rc) {
-        sodium_memzero(material, total);
+        sodium_memzero(material, n * (size_t)len);
         sodium_memzero(refs, n * sizeof *refs);
     }
     return qs_end(s, rc, rc == 0, err);
-#undef KEY_LEN
 }
 
-int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
-                         qk_key_ref *refs, uint8_t *material, qk_err *err)
+/* The side's block with the most granted, uncarved room (at least one byte). 1 found, 0 none. */
+static int owned_largest(qk_store *s, const char *link, qk_side side, owned_room *o, qk_err *err)
 {
-    int rc = qs_check_carve(r, side, n, len, refs, material, err);
+    static const char low_sql[] = "SELECT block_id, lo, hi, lo, MIN(lease_lo, hi) FROM blocks"
+                                  " INDEXED BY blocks_low_owned WHERE link = ? AND lease_lo > lo"
+                                  " AND state = ? AND MIN(lease_lo, hi) > lo"
+                                  " ORDER BY MIN(lease_lo, hi) - lo DESC, block_id ASC LIMIT 1";
+    static const char high_sql[] = "SELECT block_id, lo, hi, MAX(lease_hi, lo), hi FROM blocks"
+                                   " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
+                                   " AND state = ? AND hi > MAX(lease_hi, lo)"
+                                   " ORDER BY hi - MAX(lease_hi, lo) DESC, block_id DESC LIMIT 1";
+    sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
+    int rc = st ? qs_bindf(s, st, err, "ti", link, QK_BLOCK_CONFIRMED) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc != 1)
+        return rc;
+    sqlite3_int64 v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = sqlite3_column_int64(st, i);
+    (void)sqlite3_reset(st);
+    if (v[0] < 0 || v[1] < QK_BLOCK_VKEY_LEN || v[2] < 0 || v[3] < QK_BLOCK_VKEY_LEN ||
+        v[4] <= v[3] || v[4] > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
+    *o = (owned_room){(uint64_t)v[0], (uint64_t)v[1], (uint64_t)v[2], (uint64_t)v[3],
+                      (uint64_t)v[4]};
+    return 1;
+}
+
+int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side side, uint32_t head,
+                                uint32_t total, size_t max_pieces, qk_key_ref *refs, size_t *nrefs,
+                                uint8_t *material, qk_err *err)
+{
+    if (!nrefs || total < 1 || total > QK_BLOCK_MAX_BYTES || max_pieces < 1 ||
+        max_pieces >= QS_MAX_KEYS)
+        return qk_err_set(err, QK_EINVAL, "store: carve_owned_pieces: bad lengths or pieces");
+    *nrefs = 0;
+    int rc = qs_check_carve(r, side, 1, head, refs, material, err);
     if (!rc)
         rc = qs_check_peer_link(r->link, side, err);
-    return rc ? rc : carve_owned_tx(s, r, side, n, NULL, len, n * (size_t)len, refs, material, err);
-}
-
-int qk_store_carve_owned_lens(qk_store *s, const qk_reservation *r, qk_side side, size_t n,
-                              const uint32_t *lens, qk_key_ref *refs, uint8_t *material,
-                              qk_err *err)
-{
-    if (!lens || n < 1 || n > QS_MAX_KEYS)
-        return qk_err_set(err, QK_EINVAL, "store: carve needs 1..%d key lengths", QS_MAX_KEYS);
-    uint32_t min_len = lens[0];
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (lens[i] < 1 || lens[i] > QK_BLOCK_MAX_BYTES - QK_BLOCK_VKEY_LEN)
-            return qk_err_set(err, QK_EINVAL, "store: bad length of key %zu", i + 1);
-        min_len = lens[i] < min_len ? lens[i] : min_len;
-        total += lens[i];
+    if (rc)
+        return rc;
+    if ((rc = qs_begin(s, err)) != 0)
+        return rc;
+    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
+    if (rc == QK_EEXIST)
+        rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
+    owned_room o = {0, 0, 0, 0, 0};
+    size_t took = 0, n = 0, off = 0;
+    if (!rc) {
+        rc = owned_pick(s, r->link, side, head, &o, err);
+        if (rc == 0)
+            rc = qk_err_set(err, QK_ENOKEY, "store: link %s: no leased room for %u bytes", r->link,
+                            head);
     }
-    int rc = qs_check_carve(r, side, n, min_len, refs, material, err);
-    if (!rc)
-        rc = qs_check_peer_link(r->link, side, err);
-    return rc ? rc : carve_owned_tx(s, r, side, n, lens, min_len, total, refs, material, err);
+    if (rc == 1)
+        rc = carve_run(s, r, side, &o, head, 0, 1, refs, material, &took, err);
+    n = took;
+    off = head;
+    /* the rest in pieces: all of it from one block if one can hold it, else the largest room */
+    for (uint32_t left = total; !rc && left > 0;) {
+        if (n > max_pieces) {
+            rc = qk_err_set(err, QK_ENOKEY, "store: link %s: %u bytes need more than %zu pieces",
+                            r->link, total, max_pieces);
+            break;
+        }
+        rc = owned_pick(s, r->link, side, left, &o, err);
+        if (rc == 0)
+            rc = owned_largest(s, r->link, side, &o, err);
+        if (rc == 0) {
+            rc = qk_err_set(err, QK_ENOKEY, "store: link %s: no leased room for %u more bytes",
+                            r->link, left);
+            break;
+        }
+        if (rc < 0)
+            break;
+        uint32_t piece = o.e - o.a < left ? (uint32_t)(o.e - o.a) : left;
+        rc = carve_run(s, r, side, &o, piece, n, 1, &refs[n], material + off, &took, err);
+        n += took;
+        off += piece;
+        left -= piece;
+    }
+    if (rc) {
+        sodium_memzero(material, (size_t)head + total);
+        sodium_memzero(refs, (max_pieces + 1) * sizeof *refs);
+        n = 0;
+    }
+    *nrefs = n;
+    return qs_end(s, rc, rc == 0, err);
 }
 
 void qk_notice_free(qk_notice *v, size_t n)

@@ -261,22 +261,27 @@ static int started_path(qk_store *s, const char *request_id, uint64_t created, c
     return rc;
 }
 
-int qk_store_relay_unacked(qk_store *s, uint64_t now, qk_relay_unacked *out, size_t cap, size_t *n,
-                           qk_err *err)
+/* The relay requests of the master KME in a state, with their paths: committed and not
+ * acknowledged (unacked, keys not expired at now), or undecided. */
+static int relay_list(qk_store *s, bool unacked, uint64_t now, qk_relay_unacked *out, size_t cap,
+                      size_t *n, qk_err *err)
 {
     if (!n || (cap && !out))
-        return qk_err_set(err, QK_EINVAL, "store: relay_unacked needs out and n");
+        return qk_err_set(err, QK_EINVAL, "store: relay list needs out and n");
     *n = 0;
     int rc = qs_begin(s, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = qs_prep(s,
-                               "SELECT request_id, created FROM requests INDEXED BY"
-                               " requests_unnoticed WHERE link = ? AND noticed = 0 AND"
-                               " direction = ? AND state = ? AND expires_at > ?"
-                               " ORDER BY created LIMIT ?",
-                               err);
-    rc = st ? qs_bindf(s, st, err, "tiiII", QK_RELAY_LINK, QS_DIR_OUT, QS_REQ_DONE, qs_i64(now),
+    static const char unacked_sql[] = "SELECT request_id, created FROM requests INDEXED BY"
+                                      " requests_unnoticed WHERE link = ? AND noticed = 0 AND"
+                                      " direction = ? AND state = ? AND expires_at > ?"
+                                      " ORDER BY created LIMIT ?";
+    static const char undecided_sql[] = "SELECT request_id, created FROM requests WHERE"
+                                        " link = ? AND direction = ? AND state = ?"
+                                        " AND expires_at > ? ORDER BY created LIMIT ?";
+    sqlite3_stmt *st = qs_prep(s, unacked ? unacked_sql : undecided_sql, err);
+    rc = st ? qs_bindf(s, st, err, "tiiII", QK_RELAY_LINK, QS_DIR_OUT,
+                       unacked ? QS_REQ_DONE : QS_REQ_PENDING, qs_i64(unacked ? now : 0),
                        qs_i64(cap))
             : QK_ESTORAGE;
     uint64_t created[64];
@@ -299,4 +304,15 @@ int qk_store_relay_unacked(qk_store *s, uint64_t now, qk_relay_unacked *out, siz
     if (rc)
         *n = 0;
     return qs_end(s, rc, false, err);
+}
+
+int qk_store_relay_unacked(qk_store *s, uint64_t now, qk_relay_unacked *out, size_t cap, size_t *n,
+                           qk_err *err)
+{
+    return relay_list(s, true, now, out, cap, n, err);
+}
+
+int qk_store_relay_undecided(qk_store *s, qk_relay_unacked *out, size_t cap, size_t *n, qk_err *err)
+{
+    return relay_list(s, false, 0, out, cap, n, err);
 }

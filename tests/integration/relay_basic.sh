@@ -5,7 +5,8 @@
 # with remoteSystemID KME_C too; each relayed key of L bytes consumes exactly L + 32 bytes of key
 # on each link it crosses (qkd_key_consumed_bytes_total and qkd_relay_bytes_total at the sending
 # end of each hop); status reports a remote slave's capacity; a multicast to SAEs on KME_B and
-# KME_C gives all of them the same bytes; with KME_B stopped (SIGSTOP) the relay answers 503
+# KME_C gives all of them the same bytes; 128 keys in one relay (a pad larger than one block's
+# room, carved in pieces) arrive whole; with KME_B stopped (SIGSTOP) the relay answers 503
 # with a clear reason, nothing is delivered, and after it resumes relays work again.
 # shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
@@ -77,6 +78,22 @@ want=$((3 * 32 + 32))
 grep -q 'relay [0-9a-f-]*: path KME_A>KME_B>KME_C: committed' "$T/$N/KME_A/kmed.log" ||
   fail "KME_A's log does not name the path"
 ok "each hop consumed exactly L + 32 bytes of its link's key ($want for 96 bytes)"
+
+# ---- 128 keys in one relay: a 4 KiB pad, more than one 4 KiB block holds, goes in pieces
+wait_for '[ "$(cap)" -ge 80 ]' 60 "5 KiB of key on each link" || fail "the pools stay below 5 KiB"
+a0=$(consumed KME_A AB)
+out=$(enc SAE_A1 KME_A SAE_C1 '{"number":128,"size":256}')
+[ "$(tail -n1 <<<"$out")" = 200 ] || fail "enc_keys of 128 keys: $out"
+body=$(head -n -1 <<<"$out")
+ids=$(jq -c '{key_IDs: [.keys[] | {key_ID}]}' <<<"$body")
+ka=$(jq -r '[.keys[].key] | join(",")' <<<"$body")
+kc=$(sae SAE_C1 -H 'Content-Type: application/json' --data-binary "$ids" \
+  "$(url KME_C)/api/v1/keys/SAE_A1/dec_keys" | jq -r '[.keys[].key] | join(",")')
+[ "$ka" = "$kc" ] || fail "128 relayed keys: KME_C gave other bytes"
+want=$((128 * 32 + 32))
+[ "$(awk -v a="$(consumed KME_A AB)" -v b="$a0" 'BEGIN { print a - b }')" = "$want" ] ||
+  fail "link AB: 128 keys consumed $(consumed KME_A AB) - $a0 bytes, want $want"
+ok "128 keys in one relay (a 4 KiB pad in pieces): the same bytes, $want bytes of key per hop"
 
 # ---- status: the capacity of the path, at most max_key_count
 st=$(sae SAE_A1 "$(url KME_A)/api/v1/keys/SAE_C1/status")

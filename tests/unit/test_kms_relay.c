@@ -85,10 +85,10 @@ static void pair_close(proxy *x)
     x->commit_body = NULL;
 }
 
-/* SAE_A1 asks for n keys of 256 bits for SAE_A2 (here) and SAE_B1 (at the peer). */
-static int multicast(size_t n, qk_key_batch *b, qk_err *err)
+/* SAE_A1 asks for n keys of 256 bits for s1 and s2. */
+static int multicast_to(const char *s1, const char *s2, size_t n, qk_key_batch *b, qk_err *err)
 {
-    const char *slaves[2] = {"SAE_A2", "SAE_B1"};
+    const char *slaves[2] = {s1, s2};
     qk_key_request req = {.requester = "SAE_A1",
                           .target_kme = NULL,
                           .slaves = slaves,
@@ -97,6 +97,12 @@ static int multicast(size_t n, qk_key_batch *b, qk_err *err)
                           .size_bits = 256};
     qk_err_clear(err);
     return qk_kms_reserve(P.a.kms, &req, b, err);
+}
+
+/* ... for SAE_A2 (here) and SAE_B1 (at the peer). */
+static int multicast(size_t n, qk_key_batch *b, qk_err *err)
+{
+    return multicast_to("SAE_A2", "SAE_B1", n, b, err);
 }
 
 /* slave at k fetches the keys of m: 0 when they come back with the same bytes. */
@@ -257,6 +263,64 @@ static void test_commit_resent(void)
     pair_close(&x);
 }
 
+/* The master KME crashed between recording a relay and deciding: after its restart the relay
+ * is burned here and along its path (the slaves' KME burns its pending keys). */
+static void test_undecided_after_restart(void)
+{
+    proxy x;
+    pair_open(&x);
+    qk_err err = {0, ""};
+    uint64_t exp = qk_now_s() + 600;
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_relay_begin(qk_kms_store(P.a.kms), "RX", "SAE_A1", exp, KF_NODE ">" KF_PEER, &err),
+        0);
+    const char *sl[1] = {"SAE_B1"};
+    qk_reservation r = {"RX", "x", "SAE_A1", sl, 1, exp};
+    static const char ids[1][QK_KEY_ID_LEN + 1] = {"3c4d5e6f-7081-4293-a4b5-c6d7e8f90a1b"};
+    uint32_t lens[1] = {32};
+    uint8_t k[32];
+    randombytes_buf(k, sizeof k);
+    CU_ASSERT_EQUAL_FATAL(qk_store_relay_put(qk_kms_store(P.b.kms), &r, 1, ids, lens, k, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(kf_reopen(&P.a), 0); /* the restart */
+    P.ha.kms = P.a.kms;
+    int state = -1;
+    for (int i = 0; i < 200 && state != 2; i++) {
+        usleep(20 * 1000);
+        CU_ASSERT_EQUAL(qk_store_request_state(qk_kms_store(P.b.kms), "RX", &state, &err), 0);
+    }
+    CU_ASSERT_EQUAL(state, 2); /* burned at the slaves' KME */
+    CU_ASSERT_EQUAL(qk_store_request_state(qk_kms_store(P.a.kms), "RX", &state, &err), 0);
+    CU_ASSERT_EQUAL(state, 2);
+    CU_ASSERT_EQUAL(qk_store_relay_commit(qk_kms_store(P.b.kms), "RX", &err), QK_EINVAL);
+    pair_close(&x);
+}
+
+/* max_key_count holds at the KME that holds the keys: the peer refuses a relay past it
+ * ("limit"), this KME a request whose slave here is at it; nothing is stored anywhere then. */
+static void test_quota(void)
+{
+    proxy x;
+    pair_open(&x);
+    qk_key_batch b, c;
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(multicast(KF_MAX_COUNT, &b, &err), 0); /* not fetched: held */
+    CU_ASSERT_EQUAL(multicast_to("SAE_B1", "SAE_A2", 1, &c, &err), QK_EPEER);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.relay_why, "limit at hop 1"));
+    CU_ASSERT_EQUAL(multicast(1, &c, &err), QK_EQUOTA); /* SAE_A2 here first */
+    uint64_t held = 0;
+    CU_ASSERT_EQUAL(qk_kms_stored_count(P.b.kms, "SAE_A1", "SAE_B1", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, KF_MAX_COUNT);
+    CU_ASSERT_EQUAL(qk_kms_stored_count(P.a.kms, "SAE_A1", "SAE_A2", &held, &err), 0);
+    CU_ASSERT_EQUAL(held, KF_MAX_COUNT);
+    /* fetched: room again */
+    CU_ASSERT_EQUAL(fetch(P.b.kms, "SAE_B1", &b), 0);
+    CU_ASSERT_EQUAL(fetch(P.a.kms, "SAE_A2", &b), 0);
+    CU_ASSERT_EQUAL(multicast(1, &c, &err), 0);
+    qk_key_batch_free(&b);
+    qk_key_batch_free(&c);
+    pair_close(&x);
+}
+
 /* An SAE named like a KME could fetch hop keys (bound to KME IDs): the core refuses to open. */
 static void test_sae_id_not_kme_id(void)
 {
@@ -278,6 +342,9 @@ int suite_kms_relay(void)
             CU_add_test(s, "pending until the commit, which wakes a fetch",
                         test_commit_wakes_fetch) &&
             CU_add_test(s, "a commit not taken is sent again", test_commit_resent) &&
+            CU_add_test(s, "max_key_count where the keys are held", test_quota) &&
+            CU_add_test(s, "undecided after a restart: burned along the path",
+                        test_undecided_after_restart) &&
             CU_add_test(s, "no SAE ID equal to a KME ID", test_sae_id_not_kme_id))
                ? 0
                : -1;

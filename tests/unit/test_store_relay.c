@@ -1,5 +1,6 @@
 /* test_store_relay.c - the store's part of trusted-node key relay (docs/adr/0004-key-relay.md):
- * a hop key carved with a length per key inside the lease (one transaction: all or nothing),
+ * a hop key (a MAC key, then the pad in pieces, each inside one block) carved inside the lease
+ * (one transaction: all or nothing),
  * applied at the receiver as a notice and fetched once (a replay finds it fetched; the
  * notifier's later notice of the same request is answered reserved again); at the slaves'
  * KME a pending relayed request that no slave can fetch, stored encrypted, idempotent, then
@@ -79,55 +80,57 @@ static void test_hop_key(void)
     qk_err err = {0, ""};
     const char *sl[2];
     qk_reservation r = sf_resv("R/00", LINK, "KME_A", sl, "KME_B", NULL, FAR_FUTURE);
-    uint32_t lens[3] = {32, 100, 7};
-    qk_key_ref refs[3];
+    uint32_t lens[2] = {32, 107};
+    qk_key_ref refs[17];
+    size_t n = 0;
     uint8_t mat[139], got[139];
     uint64_t before = available(A);
     /* more than the lease: nothing carved, nothing recorded */
-    uint32_t big[2] = {32, 1000};
-    CU_ASSERT_EQUAL(qk_store_carve_owned_lens(A, &r, QK_SIDE_LOW, 2, big, refs, got, &err),
-                    QK_ENOKEY);
+    static uint8_t big[32 + 1000];
+    CU_ASSERT_EQUAL(
+        qk_store_carve_owned_pieces(A, &r, QK_SIDE_LOW, 32, 1000, 16, refs, &n, big, &err),
+        QK_ENOKEY);
     CU_ASSERT_EQUAL(available(A), before);
-    uint32_t zero[2] = {32, 0};
-    CU_ASSERT_EQUAL(qk_store_carve_owned_lens(A, &r, QK_SIDE_LOW, 2, zero, refs, got, &err),
+    CU_ASSERT_EQUAL(qk_store_carve_owned_pieces(A, &r, QK_SIDE_LOW, 32, 0, 16, refs, &n, got, &err),
                     QK_EINVAL);
-    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned_lens(A, &r, QK_SIDE_LOW, 3, lens, refs, mat, &err),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_carve_owned_pieces(A, &r, QK_SIDE_LOW, 32, 107, 16, refs, &n, mat, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2); /* the pad fits one block: one piece */
     CU_ASSERT_EQUAL(available(A), before - 139);
     size_t off = 0;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 2; i++) {
         CU_ASSERT_EQUAL(refs[i].length, lens[i]);
         CU_ASSERT_EQUAL(refs[i].block_id, 1);
         CU_ASSERT_EQUAL(memcmp(mat + off, blk + refs[i].offset, lens[i]), 0);
         off += lens[i];
     }
-    qk_key_ref again[3];
-    CU_ASSERT_EQUAL(qk_store_carve_owned_lens(A, &r, QK_SIDE_LOW, 3, lens, again, got, &err),
-                    QK_EEXIST);
+    qk_key_ref again[17];
+    CU_ASSERT_EQUAL(
+        qk_store_carve_owned_pieces(A, &r, QK_SIDE_LOW, 32, 107, 16, again, &n, got, &err),
+        QK_EEXIST);
     /* the receiver applies the hop key as a notice and fetches it once */
     char slave[1][QK_STORE_ID_MAX + 1];
-    qk_notice v = hop_notice("R/00", refs, 3, slave);
+    qk_notice v = hop_notice("R/00", refs, 2, slave);
     int res = 9;
     CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
     CU_ASSERT_EQUAL_FATAL(res, 0);
-    const char *ids[3] = {refs[0].key_id, refs[1].key_id, refs[2].key_id};
-    qk_fetched_key out[3];
-    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeX", "KME_A", ids, 3, out, got, sizeof got, &err),
+    const char *ids[2] = {refs[0].key_id, refs[1].key_id};
+    qk_fetched_key out[2];
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "saeX", "KME_A", ids, 2, out, got, sizeof got, &err),
                     QK_EUNAUTH); /* only the next node */
-    CU_ASSERT_EQUAL_FATAL(qk_store_fetch(B, "KME_B", "KME_A", ids, 3, out, got, sizeof got, &err),
+    CU_ASSERT_EQUAL_FATAL(qk_store_fetch(B, "KME_B", "KME_A", ids, 2, out, got, sizeof got, &err),
                           0);
     CU_ASSERT_EQUAL(memcmp(got, mat, sizeof mat), 0);
     /* a replayed relay message: the notice again is fine, its keys are gone */
     CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
     CU_ASSERT_EQUAL(res, 0);
-    CU_ASSERT_EQUAL(qk_store_fetch(B, "KME_B", "KME_A", ids, 3, out, got, sizeof got, &err),
+    CU_ASSERT_EQUAL(qk_store_fetch(B, "KME_B", "KME_A", ids, 2, out, got, sizeof got, &err),
                     QK_ENOTFOUND);
     /* the notifier's own notice of the request later: answered reserved (idempotent) */
     qk_notice pend[2];
-    size_t n = 0;
     CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, pend, 2, &n, &err), 0);
     CU_ASSERT_EQUAL_FATAL(n, 1);
-    CU_ASSERT_EQUAL(pend[0].nkeys, 3);
+    CU_ASSERT_EQUAL(pend[0].nkeys, 2);
     CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, pend, 1, &res, &err), 0);
     CU_ASSERT_EQUAL(res, 0);
     qk_notice_free(pend, n);
@@ -138,6 +141,80 @@ static void test_hop_key(void)
     qk_notice f = hop_notice("R2/00", &forged, 1, slave);
     CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &f, 1, &res, &err), 0);
     CU_ASSERT_EQUAL(res, QK_EINVAL);
+    unpair();
+}
+
+/* A pad larger than any one block's owned room is carved in pieces, each inside one block; the
+ * receiver takes them as one notice and gets the same bytes. */
+static void test_pad_in_pieces(void)
+{
+    CU_ASSERT_FATAL(sf_dir_make(&DA, "relayA") == 0);
+    CU_ASSERT_FATAL(sf_dir_make(&DB, "relayB") == 0);
+    A = sf_open(DA.path, 1);
+    B = sf_open(DB.path, 2);
+    CU_ASSERT_FATAL(A && B);
+    enum { SMALL = QK_BLOCK_VKEY_LEN + 512 };
+    static uint8_t b3[3][SMALL];
+    qk_err err = {0, ""};
+    for (int i = 0; i < 3; i++) {
+        randombytes_buf(b3[i], SMALL);
+        CU_ASSERT_FATAL(sf_put_confirmed(A, LINK, (uint64_t)i + 1, b3[i], SMALL) == 0);
+        CU_ASSERT_FATAL(sf_put_confirmed(B, LINK, (uint64_t)i + 1, b3[i], SMALL) == 0);
+    }
+    for (int i = 0; i < 6; i++) { /* leases on every block */
+        qk_lease l;
+        if (qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 512, &l, &err) != 0)
+            break;
+        CU_ASSERT_EQUAL_FATAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, l.block_id, true, &err), 0);
+    }
+    uint64_t room = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_room(A, LINK, QK_SIDE_LOW, &room, &err), 0);
+    CU_ASSERT_FATAL(room > 512 + 32); /* more than one block can hold */
+    uint32_t total = (uint32_t)room - 32;
+    const char *sl[2];
+    qk_reservation r = sf_resv("P/00", LINK, "KME_A", sl, "KME_B", NULL, FAR_FUTURE);
+    qk_key_ref refs[17];
+    size_t n = 0;
+    uint8_t *mat = malloc(room), *got = malloc(room);
+    CU_ASSERT_FATAL(mat && got);
+    /* one piece cannot hold it: nothing carved */
+    CU_ASSERT_EQUAL(
+        qk_store_carve_owned_pieces(A, &r, QK_SIDE_LOW, 32, total, 1, refs, &n, mat, &err),
+        QK_ENOKEY);
+    uint64_t still = 0;
+    CU_ASSERT_EQUAL(qk_store_lease_room(A, LINK, QK_SIDE_LOW, &still, &err), 0);
+    CU_ASSERT_EQUAL(still, room);
+    CU_ASSERT_EQUAL_FATAL(
+        qk_store_carve_owned_pieces(A, &r, QK_SIDE_LOW, 32, total, 16, refs, &n, mat, &err), 0);
+    CU_ASSERT_FATAL(n >= 3 && n <= 17);
+    CU_ASSERT_EQUAL(refs[0].length, 32);
+    size_t off = 0, sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_FATAL(refs[i].block_id >= 1 && refs[i].block_id <= 3);
+        CU_ASSERT(refs[i].offset + refs[i].length <= SMALL);
+        CU_ASSERT_EQUAL(
+            memcmp(mat + off, b3[refs[i].block_id - 1] + refs[i].offset, refs[i].length), 0);
+        off += refs[i].length;
+        if (i > 0)
+            sum += refs[i].length;
+    }
+    CU_ASSERT_EQUAL(sum, total);
+    CU_ASSERT_EQUAL(qk_store_lease_room(A, LINK, QK_SIDE_LOW, &still, &err), 0);
+    CU_ASSERT_EQUAL(still, 0);
+    char slave[1][QK_STORE_ID_MAX + 1];
+    qk_notice v = hop_notice("P/00", refs, n, slave);
+    int res = 9;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v, 1, &res, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(res, 0);
+    const char *ids[17];
+    qk_fetched_key out[17];
+    for (size_t i = 0; i < n; i++)
+        ids[i] = refs[i].key_id;
+    CU_ASSERT_EQUAL_FATAL(qk_store_fetch(B, "KME_B", "KME_A", ids, n, out, got, room, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(got, mat, room), 0);
+    free(mat);
+    free(got);
     unpair();
 }
 
@@ -295,6 +372,7 @@ int suite_store_relay(void)
     if (!s)
         return -1;
     return (CU_add_test(s, "hop key carved by length, noticed, fetched once", test_hop_key) &&
+            CU_add_test(s, "a pad carved in pieces across blocks", test_pad_in_pieces) &&
             CU_add_test(s, "pending relay: encrypted, idempotent, commit", test_pending_commit) &&
             CU_add_test(s, "pending relay: burn, tombstone, expiry", test_pending_burn_expire) &&
             CU_add_test(s, "the master's record: begin, decide, burn", test_master_record))
