@@ -1,5 +1,6 @@
 /* lab_files.c - paths and the generated configurations of a lab. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,13 +18,16 @@ int qk_lab_path(const qk_lab *lab, char *out, const char *fmt, ...)
     return (m < 0 || m >= QK_LAB_PATH_MAX - n) ? -1 : 0;
 }
 
-/* The neighbours of KME k as "ID,ID" (for the SKIP remote system lists). */
-static void neighbours(const qk_lab *lab, size_t k, char *out, size_t cap)
+/* Every other KME of the network as "ID,ID" (for the SKIP remote system lists: a key reaches a
+ * KME that is not a neighbour through the relay, docs/adr/0004-key-relay.md). At most
+ * QK_LAB_MAX_KMES - 1 IDs of 64 characters: 974 characters, within kmed's 1024
+ * (QK_CFG_GLOBS_MAX). */
+static void other_kmes(const qk_lab *lab, size_t k, char *out, size_t cap)
 {
     size_t o = 0;
     out[0] = '\0';
     for (size_t j = 0; j < lab->topo.nkmes; j++)
-        if (j != k && qk_lab_linked(&lab->topo, k, j)) {
+        if (j != k) {
             int n = snprintf(out + o, cap - o, "%s%s", o ? "," : "", lab->topo.kmes[j].id);
             if (n < 0 || (size_t)n >= cap - o)
                 return;
@@ -79,7 +83,7 @@ int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f)
                    (unsigned)lab->kme[k].peer_port, pki, id, pki, id, pki) < 0;
     bad |= fprintf(f, "[listener admin]\naddress = 127.0.0.1:0\nmode = plain\n\n") < 0;
     char nb[QK_LAB_MAX_KMES * QK_LAB_ID_MAX];
-    neighbours(lab, k, nb, sizeof nb);
+    other_kmes(lab, k, nb, sizeof nb);
     if (lab->skip)
         bad |= fprintf(f,
                        "[listener skip]\naddress = 127.0.0.1:0\nmode = psk\n"
@@ -114,14 +118,27 @@ int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f)
         }
         bad |= fputc('\n', f) == EOF;
     }
-    /* SAEs of this KME and of its neighbours. */
-    for (size_t j = 0; j < lab->topo.nkmes; j++) {
-        if (j != k && !qk_lab_linked(&lab->topo, k, j))
-            continue;
+    /* Every SAE of the network with its home KME: one beyond the neighbours is reached through
+     * the relay (docs/adr/0004-key-relay.md). */
+    for (size_t j = 0; j < lab->topo.nkmes; j++)
         for (size_t s = 0; s < lab->topo.kmes[j].nsaes; s++)
             bad |= fprintf(f, "[sae %s]\nkme = %s\n\n", lab->topo.kmes[j].saes[s],
                            lab->topo.kmes[j].id) < 0;
+    /* The links this KME is not an end of, so that it can route before any topology report
+     * arrives (docs/qkd-kmed.md, "Relay and routing"). */
+    bool topo_header = false;
+    for (size_t i = 0; i < lab->topo.nlinks; i++) {
+        const qk_lab_link *l = &lab->topo.links[i];
+        if (l->kme[0] == k || l->kme[1] == k)
+            continue;
+        if (!topo_header)
+            bad |= fputs("[topology]\n", f) == EOF;
+        topo_header = true;
+        bad |= fprintf(f, "link = %s %s\n", lab->topo.kmes[l->kme[0]].id,
+                       lab->topo.kmes[l->kme[1]].id) < 0;
     }
+    if (topo_header)
+        bad |= fputc('\n', f) == EOF;
     bad |= fprintf(f, "[keys]\ndefault_size = 256\nmax_keys_per_request = 128\n"
                       "reservation_lifetime = 1h\n") < 0;
     return bad ? -1 : 0;

@@ -84,8 +84,92 @@ static bool add_metric(cJSON *o, const char *name, const char *metrics, const ch
     return cJSON_AddNumberToObject(o, name, v) != NULL;
 }
 
+#define ROUTE_HOPS_MAX 15 /* a relay path: at most 16 KMEs (docs/adr/0004-key-relay.md) */
+
+int qk_lab_route_text(const cJSON *route, char *out, size_t cap)
+{
+    if (!out || cap == 0)
+        return -1;
+    out[0] = '\0';
+    const char *to = qk_json_str_or(route, "to", "?");
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(route, "path");
+    size_t o = 0;
+    int n;
+    if (!cJSON_IsArray(path)) {
+        n = snprintf(out, cap, "%.128s: no route (%.256s)", to,
+                     qk_json_str_or(route, "reason", "no reason given"));
+        return n < 0 || (size_t)n >= cap ? -1 : 0;
+    }
+    int hops = cJSON_GetArraySize(path) - 1;
+    if (hops < 1 || hops > ROUTE_HOPS_MAX)
+        return -1;
+    n = snprintf(out, cap, "%.128s:", to);
+    if (n < 0 || (size_t)n >= cap)
+        return -1;
+    o = (size_t)n;
+    const cJSON *e;
+    bool first = true;
+    cJSON_ArrayForEach(e, path)
+    {
+        if (!cJSON_IsString(e))
+            return -1;
+        n = snprintf(out + o, cap - o, "%s%.128s", first ? " " : " > ", e->valuestring);
+        if (n < 0 || (size_t)n >= cap - o)
+            return -1;
+        o += (size_t)n;
+        first = false;
+    }
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(route, "bottleneck");
+    if (cJSON_IsNumber(b))
+        n = snprintf(out + o, cap - o, " (%d hop%s, bottleneck %.0f bytes)", hops,
+                     hops == 1 ? "" : "s", b->valuedouble);
+    else
+        n = snprintf(out + o, cap - o, " (%d hop%s)", hops, hops == 1 ? "" : "s");
+    return n < 0 || (size_t)n >= cap - o ? -1 : 0;
+}
+
+/* Add "routes": the routes of the KME's topology view (its admin GET /routes, docs/qkd-kmed.md:
+ * {"node","links":[...],"routes":[{"to","path":[IDs],"bottleneck"} | {"to","path":null,
+ * "reason"}]}), and "routes_error": null, or why there are none (not running, no answer, a KME
+ * without GET /routes, an answer that is not such an object): then "routes" is null. */
+static bool add_routes(cJSON *o, const char *admin, bool alive)
+{
+    char why[160] = "", url[512];
+    cJSON *routes = NULL;
+    if (!alive) {
+        snprintf(why, sizeof why, "not running");
+    } else if (!admin || snprintf(url, sizeof url, "%s/routes", admin) >= (int)sizeof url) {
+        snprintf(why, sizeof why, "no admin URL");
+    } else {
+        char *body = NULL;
+        qk_err err;
+        qk_err_clear(&err);
+        if (qk_lab_http_get(url, &body, &err) != 0) {
+            /* An older KME answers 404: its admin listener has no GET /routes. */
+            snprintf(why, sizeof why, "%.150s",
+                     strstr(err.msg, "HTTP 404") ? "no GET /routes: an older KME" : err.msg);
+        } else {
+            cJSON *j = qk_json_parse(body, strlen(body), MANIFEST_MAX, &err);
+            cJSON *r = j ? cJSON_DetachItemFromObjectCaseSensitive(j, "routes") : NULL;
+            if (cJSON_IsArray(r)) {
+                routes = r;
+            } else {
+                cJSON_Delete(r);
+                snprintf(why, sizeof why, "GET /routes: not a topology view");
+            }
+            cJSON_Delete(j);
+        }
+        free(body);
+    }
+    if (routes)
+        return cJSON_AddItemToObject(o, "routes", routes) &&
+               cJSON_AddNullToObject(o, "routes_error");
+    return cJSON_AddNullToObject(o, "routes") && cJSON_AddStringToObject(o, "routes_error", why);
+}
+
 /* {"id","pid","running","admin_url","links":[{"id","pool_bytes","up","stale","qber",
- * "rate_bps"}]} of one KME; the links are those of lab.json that end at this KME. */
+ * "rate_bps"}],"routes","routes_error"} of one KME; the links are those of lab.json that end at
+ * this KME. */
 static cJSON *kme_json(const cJSON *kme, const cJSON *links, const char *dir, int *down)
 {
     const char *id = qk_json_str_or(kme, "id", "?"),
@@ -128,6 +212,7 @@ static cJSON *kme_json(const cJSON *kme, const cJSON *links, const char *dir, in
              add_metric(x, "rate_bps", metrics, "qkd_link_rate_bps", filter, false);
     }
     free(metrics);
+    ok = ok && add_routes(o, admin, alive);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -222,6 +307,21 @@ static void print_text(const cJSON *s)
                                       : "down");
         }
         printf("\n");
+        const cJSON *r, *routes = cJSON_GetObjectItemCaseSensitive(k, "routes");
+        if (!cJSON_IsArray(routes)) {
+            if (run)
+                printf("  routes: unknown (%s)\n", qk_json_str_or(k, "routes_error", "?"));
+            continue;
+        }
+        cJSON_ArrayForEach(r, routes)
+        {
+            char line[QK_LAB_ROUTE_TEXT_MAX];
+            if (qk_lab_route_text(r, line, sizeof line) == 0)
+                printf("  route to %s\n", line);
+            else
+                printf("  route to %s: ? (an answer this qkd-lab cannot read)\n",
+                       qk_json_str_or(r, "to", "?"));
+        }
     }
     const cJSON *sim = cJSON_GetObjectItemCaseSensitive(s, "sim");
     bool run = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sim, "running"));

@@ -44,6 +44,14 @@ int qk_lab_topology_load(const char *path, qk_lab_topology *t, qk_err *err);
 /* IDs unique across KMEs and SAEs, every KME has a link, a link joins two distinct known
  * KMEs, at most one link per pair, at least one link. */
 int qk_lab_topology_check(const qk_lab_topology *t, qk_err *err);
+/* Topology presets (qkd-lab up --preset NAME, sim/lab_presets.c): chain, ring, star, mesh. The
+ * names never name a link model preset (qk_model_preset; test_sim_lab checks). */
+size_t qk_lab_topology_preset_count(void);
+/* The name of preset i (NULL past the end) and, when summary is not NULL, a one-line summary. */
+const char *qk_lab_topology_preset_name(size_t i, const char **summary);
+/* Fill t with preset name; -1 when there is no such preset. Links of the chain, ring and star
+ * use the lab's --link-preset and --distance; the mesh's links have their own. */
+int qk_lab_topology_preset(const char *name, qk_lab_topology *t);
 /* Index of a KME by ID, or -1. */
 int qk_lab_kme_index(const qk_lab_topology *t, const char *id);
 /* True when KMEs i and j share a link. */

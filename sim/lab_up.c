@@ -26,27 +26,41 @@
 
 typedef struct {
     const char *dir, *topology, *device_lab;
+    const char *topo_preset; /* --preset naming a topology preset */
     unsigned wait_s;
 } up_opts;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: qkd-lab up --dir DIR [--topology FILE] [--preset NAME] [--distance KM]\n"
-               "                  [--time-scale X] [--block-bytes N] [--wait SECONDS]\n"
-               "                  [--device-lab DIR2]\n"
+    fprintf(f, "usage: qkd-lab up --dir DIR [--topology FILE | --preset TOPOLOGY]\n"
+               "                  [--link-preset NAME] [--distance KM] [--time-scale X]\n"
+               "                  [--block-bytes N] [--wait SECONDS] [--device-lab DIR2]\n"
                "Create a CA and certificates, SKIP PSKs, master keys and configs in DIR, start\n"
                "every qkd-kmed, the link simulator and the dashboard (qkd-dash) on free loopback\n"
                "ports, wait until every pool holds keys, and write DIR/lab.json (qkd-lab(1)).\n"
                "  --dir DIR          the lab folder (created; a stopped lab in it is replaced)\n"
                "  --topology FILE    KMEs, SAEs and links (INI; default: KME_A--KME_B)\n"
-               "  --preset NAME      link model preset (default gys)\n"
+               "  --preset NAME      a topology preset (below), or a link model preset as\n"
+               "                     --link-preset (the two sets of names are disjoint)\n"
+               "  --link-preset NAME link model preset of every link without its own\n"
+               "                     (default gys; below)\n"
                "  --distance KM      fibre length of every link (default 25)\n"
                "  --time-scale X     key rate multiplier (default 20)\n"
                "  --block-bytes N    key block size (default 4096)\n"
                "  --wait SECONDS     how long to wait for keys in every pool (default 120)\n"
                "  --device-lab DIR2  feed every link from the ETSI 014 KMEs of the running lab\n"
                "                     in DIR2 (same KME IDs) instead of the simulator\n"
-               "  -h, --help         this text\n");
+               "  -h, --help         this text\n"
+               "Topology presets (every KME knows every SAE; keys to a KME that is not a\n"
+               "neighbour are relayed through the KMEs between, docs/lab.md):\n");
+    const char *sum = NULL, *name;
+    for (size_t i = 0; (name = qk_lab_topology_preset_name(i, &sum)) != NULL; i++)
+        fprintf(f, "  %-6s %s\n", name, sum);
+    fprintf(f, "Link model presets (qkd-sim model --preset NAME):");
+    const char *const *mp = qk_model_preset_names();
+    for (size_t i = 0; mp[i]; i++)
+        fprintf(f, "%s %s", i ? "," : "", mp[i]);
+    fprintf(f, "\n");
 }
 
 static void step(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -67,6 +81,7 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
         {"dir", required_argument, NULL, 'd'},
         {"topology", required_argument, NULL, 't'},
         {"preset", required_argument, NULL, 'p'},
+        {"link-preset", required_argument, NULL, 'P'},
         {"distance", required_argument, NULL, 'k'},
         {"time-scale", required_argument, NULL, 's'},
         {"block-bytes", required_argument, NULL, 'b'},
@@ -92,12 +107,19 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
         case 'D':
             o->device_lab = optarg;
             break;
-        case 'p': {
+        case 'p':
+        case 'P': {
+            /* --preset names a model preset (its first meaning) or a topology preset. */
             qk_model_params p;
-            if (qk_model_preset(optarg, &p) != 0)
-                rc = qk_err_set(&err, QK_EINVAL, "--preset: unknown preset %s", optarg);
-            else
+            if (qk_model_preset(optarg, &p) == 0)
                 snprintf(lab->preset, sizeof lab->preset, "%s", optarg);
+            else if (ch == 'p' && qk_lab_topology_preset(optarg, &lab->topo) == 0)
+                o->topo_preset = optarg;
+            else
+                rc = qk_err_set(
+                    &err, QK_EINVAL, "--%s: unknown %s %s (qkd-lab up --help lists them)",
+                    ch == 'p' ? "preset" : "link-preset",
+                    ch == 'p' ? "topology or link model preset" : "link model preset", optarg);
             break;
         }
         case 'k':
@@ -127,6 +149,13 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
     }
     if (optind != argc || !o->dir) {
         usage(stderr);
+        return 2;
+    }
+    if (o->topology && o->topo_preset) {
+        fprintf(stderr,
+                "qkd-lab up: --topology and --preset %s both describe the network: give "
+                "one\n",
+                o->topo_preset);
         return 2;
     }
     return -1;
@@ -552,7 +581,7 @@ static int up(qk_lab *lab, const up_opts *o)
         fprintf(stderr, "qkd-lab up: %s\n", err.msg);
         return 2;
     }
-    if (!o->topology)
+    if (!o->topology && !o->topo_preset)
         qk_lab_topology_default(&lab->topo);
     if (o->device_lab && qk_lab_device_lab_load(lab, o->device_lab, &err) != 0) {
         fprintf(stderr, "qkd-lab up: %s\n", err.msg);

@@ -2,17 +2,21 @@
  * port files and Prometheus samples. */
 #include <CUnit/CUnit.h>
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lab.h"
+#include "lab_cmds.h"
 #include "lab_proc.h"
 #include "lab_topology.h"
 #include "model.h"
 
 static char dir[64];
 static qk_lab lab;
+
+static char *render(int which, size_t k);
 
 static int setup(void)
 {
@@ -101,18 +105,16 @@ static void test_topology(void)
     CU_ASSERT_NOT_EQUAL(load_topo("[link L]\nkmes = A,B,C\n", &t, &err), 0);
 }
 
-static void chain_lab(void)
+/* The lab's defaults and made-up ports for the topology in lab.topo. */
+static void lab_settings(void)
 {
-    qk_err err;
-    memset(&lab, 0, sizeof lab);
-    CU_ASSERT_EQUAL_FATAL(load_topo(CHAIN, &lab.topo, &err), 0);
     snprintf(lab.dir, sizeof lab.dir, "/labs/x");
     snprintf(lab.preset, sizeof lab.preset, "gys");
     lab.distance_km = 25;
     lab.time_scale = 20;
     lab.block_bytes = 4096;
     lab.skip = true;
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < lab.topo.nkmes; k++) {
         lab.kme[k].peer_port = (uint16_t)(1000 + k);
         lab.kme[k].etsi014 = (uint16_t)(2000 + k);
         lab.kme[k].skip = (uint16_t)(3000 + k);
@@ -125,6 +127,123 @@ static void chain_lab(void)
     }
     lab.sim_port = 6000;
     lab.sim_pid = 200;
+}
+
+static void chain_lab(void)
+{
+    qk_err err;
+    memset(&lab, 0, sizeof lab);
+    CU_ASSERT_EQUAL_FATAL(load_topo(CHAIN, &lab.topo, &err), 0);
+    lab_settings();
+}
+
+/* Hops from KME 0 to every KME over the links of t (breadth-first); SIZE_MAX when unreachable. */
+static void hops_from_first(const qk_lab_topology *t, size_t *hops)
+{
+    size_t queue[QK_LAB_MAX_KMES], head = 0, tail = 0;
+    for (size_t k = 0; k < t->nkmes; k++)
+        hops[k] = SIZE_MAX;
+    hops[0] = 0;
+    queue[tail++] = 0;
+    while (head < tail) {
+        size_t k = queue[head++];
+        for (size_t j = 0; j < t->nkmes; j++)
+            if (hops[j] == SIZE_MAX && qk_lab_linked(t, k, j)) {
+                hops[j] = hops[k] + 1;
+                queue[tail++] = j;
+            }
+    }
+}
+
+/* Topology presets (qkd-lab up --preset NAME): each is a valid, connected network with 1-2 SAEs
+ * per KME whose links all pass the model check with the lab's defaults; the shapes are those
+ * documented; their names never name a link model preset (--preset takes both kinds). */
+static void test_presets(void)
+{
+    static const struct {
+        const char *name;
+        size_t nkmes, nlinks, max_hops;
+    } want[] = {{"chain", 5, 4, 4}, {"ring", 5, 5, 2}, {"star", 5, 4, 1}, {"mesh", 7, 10, 3}};
+    size_t n = qk_lab_topology_preset_count();
+    CU_ASSERT_EQUAL(n, sizeof want / sizeof want[0]);
+    qk_model_params mp;
+    for (size_t i = 0; i < n; i++) {
+        const char *sum = NULL, *name = qk_lab_topology_preset_name(i, &sum);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(name);
+        CU_ASSERT_PTR_NOT_NULL(sum);
+        CU_ASSERT_STRING_EQUAL(name, want[i].name);
+        /* Disjoint from the link model presets. */
+        CU_ASSERT_NOT_EQUAL(qk_model_preset(name, &mp), 0);
+        memset(&lab, 0, sizeof lab);
+        CU_ASSERT_EQUAL_FATAL(qk_lab_topology_preset(name, &lab.topo), 0);
+        const qk_lab_topology *t = &lab.topo;
+        qk_err err;
+        qk_err_clear(&err);
+        CU_ASSERT_EQUAL(qk_lab_topology_check(t, &err), 0);
+        CU_ASSERT_EQUAL(t->nkmes, want[i].nkmes);
+        CU_ASSERT_EQUAL(t->nlinks, want[i].nlinks);
+        size_t hops[QK_LAB_MAX_KMES], far = 0;
+        hops_from_first(t, hops);
+        for (size_t k = 0; k < t->nkmes; k++) {
+            CU_ASSERT(t->kmes[k].nsaes >= 1 && t->kmes[k].nsaes <= 2);
+            CU_ASSERT(hops[k] != SIZE_MAX); /* connected */
+            if (hops[k] != SIZE_MAX && hops[k] > far)
+                far = hops[k];
+        }
+        CU_ASSERT_EQUAL(far, want[i].max_hops);
+        lab_settings();
+        CU_ASSERT_EQUAL(qk_lab_links_check(&lab, 120, &err), 0);
+        if (err.msg[0])
+            fprintf(stderr, "%s: %s\n", name, err.msg);
+    }
+    for (const char *const *m = qk_model_preset_names(); *m; m++)
+        CU_ASSERT_NOT_EQUAL(qk_lab_topology_preset(*m, &lab.topo), 0);
+    CU_ASSERT_NOT_EQUAL(qk_lab_topology_preset("nosuch", &lab.topo), 0);
+    CU_ASSERT_PTR_NULL(qk_lab_topology_preset_name(n, NULL));
+
+    /* The chain: KME_A - ... - KME_E on the lab's link preset and distance; SAE_A1, SAE_A2 at
+     * KME_A, SAE_E1, SAE_E2 at KME_E. KME_A's config lists SAE_E1 at KME_E and the three links
+     * it is not on; KME_C's the two. */
+    memset(&lab, 0, sizeof lab);
+    CU_ASSERT_EQUAL_FATAL(qk_lab_topology_preset("chain", &lab.topo), 0);
+    lab_settings();
+    CU_ASSERT_STRING_EQUAL(lab.topo.links[3].id, "KME_D~KME_E");
+    CU_ASSERT_STRING_EQUAL(lab.topo.kmes[4].saes[1], "SAE_E2");
+    CU_ASSERT_STRING_EQUAL(lab.topo.kmes[2].saes[0], "SAE_C1");
+    CU_ASSERT_STRING_EQUAL(qk_lab_link_preset(&lab, 0), "gys");
+    CU_ASSERT_DOUBLE_EQUAL(qk_lab_link_distance(&lab, 2), 25.0, 1e-12);
+    char *a = render(0, 0), *c = render(0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[sae SAE_E1]\nkme = KME_E\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(a, "[topology]\nlink = KME_B KME_C\nlink = KME_C KME_D\nlink = KME_D KME_E\n\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "remote_system_ids = KME_B,KME_C,KME_D,KME_E\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "[topology]\nlink = KME_A KME_B\nlink = KME_D KME_E\n\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "[link KME_B]\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "[link KME_D]\n"));
+    CU_ASSERT_PTR_NULL(strstr(c, "[link KME_A]\n"));
+    free(a);
+    free(c);
+
+    /* The mesh: links of their own, at least three model presets and four distances. */
+    memset(&lab, 0, sizeof lab);
+    CU_ASSERT_EQUAL_FATAL(qk_lab_topology_preset("mesh", &lab.topo), 0);
+    lab_settings();
+    size_t npresets = 0, ndist = 0;
+    for (size_t i = 0; i < lab.topo.nlinks; i++) {
+        const qk_lab_link *l = &lab.topo.links[i];
+        CU_ASSERT(l->preset[0] != '\0' && l->distance_km >= 0);
+        bool new_preset = true, new_dist = true;
+        for (size_t j = 0; j < i; j++) {
+            new_preset &= strcmp(lab.topo.links[j].preset, l->preset) != 0;
+            new_dist &= lab.topo.links[j].distance_km != l->distance_km;
+        }
+        npresets += new_preset;
+        ndist += new_dist;
+    }
+    CU_ASSERT(npresets >= 3);
+    CU_ASSERT(ndist >= 4);
 }
 
 /* qkd-lab up refuses, before starting anything, a link the model gives no key or one that cannot
@@ -224,15 +343,27 @@ static void test_configs(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(b, "[sae SAE_C1]\nkme = KME_C\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(b, "[skip_client SKIP_KME_B]\nremote_systems = KME_A,KME_C\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(b, "cert = /labs/x/pki/peer-KME_B.crt\n"));
-    CU_ASSERT_PTR_NULL(strstr(b, "psk_hex")); /* the PSK stays in its own file */
+    CU_ASSERT_PTR_NULL(strstr(b, "psk_hex"));    /* the PSK stays in its own file */
+    CU_ASSERT_PTR_NULL(strstr(b, "[topology]")); /* it is an end of every link */
     free(b);
-    /* An end KME knows only its neighbour's SAEs. */
+    /* An end KME knows every SAE of the network with its home KME (the relay reaches SAE_C1
+     * through KME_B), the link it is not on, and every KME as a SKIP remote system. */
     char *a = render(0, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    CU_ASSERT_PTR_NULL(strstr(a, "SAE_C1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[sae SAE_C1]\nkme = KME_C\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[sae SAE_A1]\nkme = KME_A\n"));
     CU_ASSERT_PTR_NULL(strstr(a, "[link KME_C]"));
     CU_ASSERT_PTR_NOT_NULL(strstr(a, "[sae SAE_B2]\nkme = KME_B\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[topology]\nlink = KME_B KME_C\n\n"));
+    CU_ASSERT_PTR_NULL(strstr(a, "link = KME_A")); /* never its own link */
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[skip]\nremote_system_ids = KME_B,KME_C\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(a, "[skip_client SKIP_KME_A]\nremote_systems = KME_B,KME_C\n"));
     free(a);
+    char *c = render(0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "[topology]\nlink = KME_A KME_B\n\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "[sae SAE_A1]\nkme = KME_A\n"));
+    free(c);
     char *s = render(1, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "[link AB]\nkme_a_url = https://127.0.0.1:4000\n"
@@ -375,11 +506,63 @@ static void test_ports_and_metrics(void)
     CU_ASSERT(qk_lab_metric(m, "qkd_nothing", NULL) < 0);
 }
 
+/* qkd-lab status: a route of a KME's GET /routes as one line; anything not of the documented
+ * shape is refused, not printed half. */
+static void test_route_text(void)
+{
+    static const struct {
+        const char *json, *want; /* want NULL: refused */
+    } cases[] = {
+        {"{\"to\":\"KME_C\",\"path\":[\"KME_A\",\"KME_B\",\"KME_C\"],\"bottleneck\":4096}",
+         "KME_C: KME_A > KME_B > KME_C (2 hops, bottleneck 4096 bytes)"},
+        {"{\"to\":\"KME_B\",\"path\":[\"KME_A\",\"KME_B\"],\"bottleneck\":0}",
+         "KME_B: KME_A > KME_B (1 hop, bottleneck 0 bytes)"},
+        {"{\"to\":\"KME_B\",\"path\":[\"KME_A\",\"KME_B\"]}", "KME_B: KME_A > KME_B (1 hop)"},
+        {"{\"to\":\"KME_E\",\"path\":null,\"reason\":\"link KME_C~KME_D down\"}",
+         "KME_E: no route (link KME_C~KME_D down)"},
+        {"{\"to\":\"KME_E\",\"path\":null}", "KME_E: no route (no reason given)"},
+        {"{\"to\":\"KME_A\",\"path\":[\"KME_A\"]}", NULL},   /* no hop */
+        {"{\"to\":\"KME_B\",\"path\":[\"KME_A\",2]}", NULL}, /* not an ID */
+        {"{\"to\":\"KME_B\",\"path\":[]}", NULL},            /* empty */
+        {"{\"to\":\"KME_B\",\"path\":[\"A\",\"B\",\"C\",\"D\",\"E\",\"F\",\"G\",\"H\",\"I\",\"J\","
+         "\"K\",\"L\",\"M\",\"N\",\"O\",\"P\",\"Q\"]}",
+         NULL}, /* 16 hops: more than a relay takes */
+    };
+    char line[QK_LAB_ROUTE_TEXT_MAX];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *r = cJSON_Parse(cases[i].json);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+        int rc = qk_lab_route_text(r, line, sizeof line);
+        if (cases[i].want) {
+            CU_ASSERT_EQUAL(rc, 0);
+            CU_ASSERT_STRING_EQUAL(line, cases[i].want);
+        } else {
+            CU_ASSERT_NOT_EQUAL(rc, 0);
+        }
+        /* Too small a buffer: refused, never cut. */
+        CU_ASSERT_NOT_EQUAL(qk_lab_route_text(r, line, 12), 0);
+        cJSON_Delete(r);
+    }
+    /* The longest path fits QK_LAB_ROUTE_TEXT_MAX: 16 IDs of 64 characters (the lab's IDs). */
+    cJSON *r = cJSON_CreateObject(), *path = cJSON_AddArrayToObject(r, "path");
+    char id[65];
+    memset(id, 'x', 64);
+    id[64] = '\0';
+    cJSON_AddStringToObject(r, "to", id);
+    for (int i = 0; i < 16; i++)
+        cJSON_AddItemToArray(path, cJSON_CreateString(id));
+    cJSON_AddNumberToObject(r, "bottleneck", 1e15);
+    CU_ASSERT_EQUAL(qk_lab_route_text(r, line, sizeof line), 0);
+    cJSON_Delete(r);
+}
+
 int suite_sim_lab(void)
 {
     CU_pSuite s = CU_add_suite("sim_lab", setup, teardown);
     if (!s || !CU_add_test(s, "topology", test_topology) ||
         !CU_add_test(s, "configs", test_configs) ||
+        !CU_add_test(s, "topology presets", test_presets) ||
+        !CU_add_test(s, "status: route lines", test_route_text) ||
         !CU_add_test(s, "link check against the model", test_link_check) ||
         !CU_add_test(s, "manifest", test_manifest) ||
         !CU_add_test(s, "device-fed link", test_device_fed) ||
