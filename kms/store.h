@@ -229,7 +229,9 @@ int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, siz
  * block), then `total` bytes (the pad) as 1..max_pieces keys, each inside one block: from one
  * block when one can hold it all, else from the blocks with the most room. refs (1 + max_pieces
  * entries) and *nrefs receive the keys in order, material (head + total bytes) their bytes.
- * QK_ENOKEY when the granted room is short or too scattered (nothing recorded). */
+ * QK_ENOKEY when the granted room is short or too scattered (nothing recorded). The request is
+ * recorded as noticed: the relay message is its notice (the next node applies its keys as one),
+ * and the notifier's notice could not carry it (its pieces are longer than a key may be). */
 int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side side, uint32_t head,
                                 uint32_t total, size_t max_pieces, qk_key_ref *refs, size_t *nrefs,
                                 uint8_t *material, qk_err *err);

@@ -234,7 +234,8 @@ int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side si
         return rc;
     if ((rc = qs_begin(s, err)) != 0)
         return rc;
-    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
+    /* noticed: the relay message carries its notice (store.h) */
+    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, true, err);
     if (rc == QK_EEXIST)
         rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
     owned_room o = {0, 0, 0, 0, 0};

@@ -5,8 +5,9 @@
 # bytes of key per hop, more than one block's worth of a link's key) with SAE_E1 at KME_E, 4
 # hops away, and the other way round, while every pool holds far more: each request succeeds
 # and KME_E serves the same 128 keys, once. The same for a neighbour as a control. Then no KME
-# has burned a relay's hop request over its notice (the notifier's later notice of a hop
-# request is answered `reserved` again: ADR 0004, "Taking a hop's key from the store"). ~30 s.
+# has burned a relay's hop request over a notice (the relay message is the hop request's notice;
+# the notifier's own could not carry its pieces: ADR 0004, "Taking a hop's key from the store").
+# ~15 s.
 # shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
 set -u
 # shellcheck source=../lib/lab.sh

@@ -126,13 +126,11 @@ static void test_hop_key(void)
     CU_ASSERT_EQUAL(res, 0);
     CU_ASSERT_EQUAL(qk_store_fetch(B, "KME_B", "KME_A", ids, 2, out, got, sizeof got, &err),
                     QK_ENOTFOUND);
-    /* the notifier's own notice of the request later: answered reserved (idempotent) */
+    /* the relay message was the hop request's notice: the notifier has none to send (its
+     * pieces may be longer than a notice's keys may be: relay_batch.sh) */
     qk_notice pend[2];
     CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, pend, 2, &n, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(n, 1);
-    CU_ASSERT_EQUAL(pend[0].nkeys, 2);
-    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, pend, 1, &res, &err), 0);
-    CU_ASSERT_EQUAL(res, 0);
+    CU_ASSERT_EQUAL(n, 0);
     qk_notice_free(pend, n);
     /* a range forged outside A's lease is refused */
     qk_key_ref forged = refs[1];
@@ -371,7 +369,8 @@ int suite_store_relay(void)
     CU_pSuite s = CU_add_suite("store_relay", NULL, NULL);
     if (!s)
         return -1;
-    return (CU_add_test(s, "hop key carved by length, noticed, fetched once", test_hop_key) &&
+    return (CU_add_test(s, "hop key carved by length, its notice the relay, fetched once",
+                        test_hop_key) &&
             CU_add_test(s, "a pad carved in pieces across blocks", test_pad_in_pieces) &&
             CU_add_test(s, "pending relay: encrypted, idempotent, commit", test_pending_commit) &&
             CU_add_test(s, "pending relay: burn, tombstone, expiry", test_pending_burn_expire) &&
