@@ -17,6 +17,7 @@
 #include "http_client.h"
 #include "http_util.h"
 #include "qk_cli.h"
+#include "secbuf.h"
 
 extern char **environ;
 
@@ -192,24 +193,50 @@ int qk_lab_stop(const pid_t *pids, size_t n, const char *marker, unsigned timeou
     return count_alive(pids, n, marker);
 }
 
+/* The ports qk_lab_free_port draws from: below the kernel's ephemeral range
+ * (/proc/sys/net/ipv4/ip_local_port_range, ip(7)), so that no outgoing connection - another
+ * KME's call while this one starts - can be given the port between the pick and the daemon's
+ * bind; QKD_LAB_PORTS=LO-HI (1024 <= LO < HI <= 65535) narrows them (the tests give each suite
+ * that runs beside others its own share). */
+static void port_range(unsigned *lo, unsigned *hi)
+{
+    *lo = 10000;
+    *hi = 32767;
+    unsigned a = 0, b = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &a, &b) == 2 && a > *lo + 1000 && a <= 65536)
+            *hi = a - 1;
+        fclose(f);
+    }
+    const char *env = getenv("QKD_LAB_PORTS");
+    if (env && sscanf(env, "%u-%u", &a, &b) == 2 && a >= 1024 && a < b && b <= 65535) {
+        *lo = a;
+        *hi = b;
+    }
+}
+
 uint16_t qk_lab_free_port(const uint16_t *avoid, size_t navoid)
 {
-    for (int attempt = 0; attempt < 32; attempt++) {
+    unsigned lo, hi;
+    port_range(&lo, &hi);
+    for (int attempt = 0; attempt < 64; attempt++) {
+        uint32_t r;
+        qk_random(&r, sizeof r);
+        uint16_t port = (uint16_t)(lo + r % (hi - lo + 1));
+        bool clash = false;
+        for (size_t i = 0; i < navoid && !clash; i++)
+            clash = avoid[i] == port;
+        if (clash)
+            continue;
         int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (s < 0)
             return 0;
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof a;
-        uint16_t port = 0;
-        if (bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-            getsockname(s, (struct sockaddr *)&a, &len) == 0)
-            port = ntohs(a.sin_port);
+        bool ok = bind(s, (struct sockaddr *)&a, sizeof a) == 0; /* nobody holds it now */
         close(s);
-        bool clash = port == 0;
-        for (size_t i = 0; i < navoid && !clash; i++)
-            clash = avoid[i] == port;
-        if (!clash)
+        if (ok)
             return port;
     }
     return 0;

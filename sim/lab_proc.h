@@ -35,8 +35,8 @@ bool qk_lab_pid_alive(pid_t pid, const char *marker);
  * wait up to 2 s more. Returns the number still alive at the end (0 = all stopped). */
 int qk_lab_stop(const pid_t *pids, size_t n, const char *marker, unsigned timeout_ms);
 
-/* A free TCP port on 127.0.0.1 (bound, read back, closed), not in avoid[0..navoid). 0 on
- * failure. */
+/* A free TCP port on 127.0.0.1, not in avoid[0..navoid): drawn at random below the kernel's
+ * ephemeral range (or from QKD_LAB_PORTS=LO-HI), checked by a bind. 0 on failure. */
 uint16_t qk_lab_free_port(const uint16_t *avoid, size_t navoid);
 
 /* GET an http:// URL (timeout 3 s); *body malloc'ed. Returns 0 on HTTP 200. */

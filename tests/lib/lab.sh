@@ -21,6 +21,11 @@ SIM=$BUILD/bin/qkd-sim
 qk_need_bin "$LAB" "$SIM" "$BUILD/bin/qkd-kmed"
 # shellcheck source=wait.sh
 . "$ROOT/tests/lib/wait.sh"
+# shellcheck source=ports.sh
+. "$ROOT/tests/lib/ports.sh"
+# qkd-lab's peer ports come from this suite's share of the test port range (ports.sh).
+read -r _lab_lo _lab_hi < <(port_range)
+export QKD_LAB_PORTS="$_lab_lo-$_lab_hi"
 qk_need_cmd curl jq
 
 T=$(mktemp -d /tmp/qk-lab.XXXXXX)
