@@ -346,10 +346,7 @@ bool qk_kms_quota_ok(const qk_key_limits *lim, uint64_t held, size_t n)
     return held <= lim->max_key_count && (uint64_t)n <= lim->max_key_count - held;
 }
 
-/* max_key_count holds per (master, slave) pair at the KME that stores the keys for the slave
- * (ETSI GS QKD 014 V1.1.1 clause 6.1: "Maximum number of stored keys"): refuse `n` more keys
- * for any pair of r that would go above it. Call with quota_mu held. */
-static int quota_check(qk_kms *k, const char *master, const char *const *slaves, size_t nslaves,
+int qk_kms_quota_check(qk_kms *k, const char *master, const char *const *slaves, size_t nslaves,
                        size_t n, qk_err *err)
 {
     uint64_t max = k->limits.max_key_count;
@@ -371,7 +368,7 @@ int qk_kms_reserve_in(qk_kms *k, const qk_reservation *r, qk_side side, const qk
                       size_t n, qk_err *err)
 {
     pthread_mutex_lock(&k->quota_mu);
-    int rc = quota_check(k, r->master, r->slaves, r->nslaves, n, err);
+    int rc = qk_kms_quota_check(k, r->master, r->slaves, r->nslaves, n, err);
     if (rc == 0)
         rc = qk_store_reserve_in(k->store, r, side, refs, n, err);
     pthread_mutex_unlock(&k->quota_mu);
@@ -581,7 +578,7 @@ int qk_kms_reserve(qk_kms *k, const qk_key_request *req, qk_key_batch *out, qk_e
          * under one lock. Remote requests are checked against what the slaves' KME reported
          * holding (qk_kms_held_admit). */
         pthread_mutex_lock(&k->quota_mu);
-        rc = quota_check(k, r.master, r.slaves, r.nslaves, n, err);
+        rc = qk_kms_quota_check(k, r.master, r.slaves, r.nslaves, n, err);
         if (rc == 0)
             rc = reserve_local(k, &r, n, len, refs, out->material, err);
         pthread_mutex_unlock(&k->quota_mu);

@@ -94,6 +94,14 @@ struct qk_kms {
     size_t relay_nundecided;
 };
 
+/* ---- kms.c ------------------------------------------------------------------------------ */
+/* max_key_count holds per (master, slave) pair at the KME that stores the keys for the slave
+ * (ETSI GS QKD 014 V1.1.1 clause 6.1: "Maximum number of stored keys"): refuse `n` more keys
+ * for any of the pairs (master, slaves[i]) that would go above it. Call with quota_mu held.
+ * 0, QK_EQUOTA (err names the pair), or a store error. */
+int qk_kms_quota_check(qk_kms *k, const char *master, const char *const *slaves, size_t nslaves,
+                       size_t n, qk_err *err);
+
 /* ---- kms_lease.c ------------------------------------------------------------------------ */
 /* lease_gen of link i (under its lease_mu). */
 uint64_t qk_kms_lease_gen(qk_kms *k, size_t i);

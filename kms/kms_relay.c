@@ -448,27 +448,6 @@ static int group_slaves(qk_kms *k, const qk_key_request *req, relay_dest *d, siz
     return 0;
 }
 
-/* max_key_count (ETSI GS QKD 014 clause 6.1) at the KME that holds the keys for the slaves:
- * n more keys for every (master, slave) pair. Call with quota_mu held. 0, QK_EQUOTA (err names
- * the pair), or a store error. */
-static int relay_quota(qk_kms *k, const char *master, const char *const *slaves, size_t nslaves,
-                       size_t n, qk_err *err)
-{
-    for (size_t i = 0; i < nslaves; i++) {
-        uint64_t held = 0;
-        int rc = qk_store_count_reserved(k->store, master, slaves[i], &held, err);
-        if (rc != 0)
-            return rc;
-        if (!qk_kms_quota_ok(&k->limits, held, n))
-            return qk_err_set(
-                err, QK_EQUOTA,
-                "%s -> %s: %llu keys stored, %zu more would exceed max_key_count %llu", master,
-                slaves[i], (unsigned long long)held, n,
-                (unsigned long long)k->limits.max_key_count);
-    }
-    return 0;
-}
-
 /* Slaves at this KME: K stored pending like a relayed request's, committed with the others. */
 static int store_local(qk_kms *k, const relay_job *j, relay_dest *d, qk_err *err)
 {
@@ -484,7 +463,7 @@ static int store_local(qk_kms *k, const relay_job *j, relay_dest *d, qk_err *err
         .expires_at = j->expires_at,
     };
     pthread_mutex_lock(&k->quota_mu);
-    int rc = relay_quota(k, r.master, d->slaves, d->nslaves, j->b->n, err);
+    int rc = qk_kms_quota_check(k, r.master, d->slaves, d->nslaves, j->b->n, err);
     if (rc == 0)
         rc = qk_store_relay_put(k->store, &r, j->b->n, (const char(*)[QK_KEY_ID_LEN + 1]) j->b->ids,
                                 j->b->lens, j->b->material, err);
@@ -864,7 +843,7 @@ static qk_relay_reason store_pending(qk_kms *k, const qk_relay_msg *m, const uin
     qk_err err;
     qk_err_clear(&err);
     pthread_mutex_lock(&k->quota_mu);
-    int rc = relay_quota(k, m->master, slaves, m->nslaves, m->nkeys, &err);
+    int rc = qk_kms_quota_check(k, m->master, slaves, m->nslaves, m->nkeys, &err);
     if (rc == 0)
         rc = qk_store_relay_put(k->store, &r, m->nkeys, (const char(*)[QK_KEY_ID_LEN + 1]) ids,
                                 lens, key, &err);

@@ -150,20 +150,34 @@ static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len
     return rc < 0 ? rc : 0;
 }
 
-int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
-                         qk_key_ref *refs, uint8_t *material, qk_err *err)
+/* What both carves start with: the checks (a failure: nothing begun, *begun false), then the
+ * transaction (*begun) and the request's row, whose result is returned. */
+static int carve_start(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                       qk_key_ref *refs, uint8_t *material, bool noticed, bool *begun, qk_err *err)
 {
+    *begun = false;
     int rc = qs_check_carve(r, side, n, len, refs, material, err);
     if (!rc)
         rc = qs_check_peer_link(r->link, side, err);
+    if (!rc)
+        rc = qs_begin(s, err);
     if (rc)
         return rc;
-    if ((rc = qs_begin(s, err)) != 0)
-        return rc;
+    *begun = true;
     /* a known request ID (or tombstone) fails the primary key: QK_EEXIST */
-    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, false, err);
+    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, noticed, err);
     if (rc == QK_EEXIST)
         rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
+    return rc;
+}
+
+int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, size_t n, uint32_t len,
+                         qk_key_ref *refs, uint8_t *material, qk_err *err)
+{
+    bool begun;
+    int rc = carve_start(s, r, side, n, len, refs, material, false, &begun, err);
+    if (!begun)
+        return rc;
     /* each pass takes a block's whole run; n <= QS_MAX_KEYS bounds the passes */
     for (size_t i = 0; !rc && i < n;) {
         owned_room o = {0, 0, 0, 0, 0};
@@ -227,17 +241,10 @@ int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side si
         max_pieces >= QS_MAX_KEYS)
         return qk_err_set(err, QK_EINVAL, "store: carve_owned_pieces: bad lengths or pieces");
     *nrefs = 0;
-    int rc = qs_check_carve(r, side, 1, head, refs, material, err);
-    if (!rc)
-        rc = qs_check_peer_link(r->link, side, err);
-    if (rc)
+    bool begun; /* noticed: the relay message carries its notice (store.h) */
+    int rc = carve_start(s, r, side, 1, head, refs, material, true, &begun, err);
+    if (!begun)
         return rc;
-    if ((rc = qs_begin(s, err)) != 0)
-        return rc;
-    /* noticed: the relay message carries its notice (store.h) */
-    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, true, err);
-    if (rc == QK_EEXIST)
-        rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
     owned_room o = {0, 0, 0, 0, 0};
     size_t took = 0, n = 0, off = 0;
     if (!rc) {
