@@ -188,19 +188,32 @@ int qs_db_err(qk_store *s, qk_err *err, const char *what)
                       s && s->db ? sqlite3_errmsg(s->db) : "no database");
 }
 
+/* The cache slot of sql: callers pass string literals, so the same pointer finds it at once;
+ * equal text from another pointer is found by the second pass. */
+static size_t qs_stmt_find(const qk_store *s, const char *sql)
+{
+    for (size_t i = 0; i < s->nstmts; i++)
+        if (s->stmts[i].sql == sql)
+            return i;
+    for (size_t i = 0; i < s->nstmts; i++)
+        if (strcmp(s->stmts[i].sql, sql) == 0)
+            return i;
+    return s->nstmts;
+}
+
 sqlite3_stmt *qs_prep(qk_store *s, const char *sql, qk_err *err)
 {
-    for (size_t i = 0; i < s->nstmts; i++) {
-        if (s->stmts[i].sql == sql || strcmp(s->stmts[i].sql, sql) == 0) {
-            sqlite3_stmt *st = s->stmts[i].st;
-            /* reset reports the previous step's error, which was handled then */
-            (void)sqlite3_reset(st);
-            if (sqlite3_clear_bindings(st) != SQLITE_OK) {
-                qs_db_err(s, err, "clear bindings");
-                return NULL;
-            }
-            return st;
+    size_t i = qs_stmt_find(s, sql);
+    if (i < s->nstmts) {
+        sqlite3_stmt *st = s->stmts[i].st;
+        s->stmts[i].used = true;
+        /* reset reports the previous step's error, which was handled then */
+        (void)sqlite3_reset(st);
+        if (sqlite3_clear_bindings(st) != SQLITE_OK) {
+            qs_db_err(s, err, "clear bindings");
+            return NULL;
         }
+        return st;
     }
     if (s->nstmts >= QS_STMT_CACHE) {
         qk_err_set(err, QK_ESTORAGE, "store: statement cache full");
@@ -213,6 +226,7 @@ sqlite3_stmt *qs_prep(qk_store *s, const char *sql, qk_err *err)
     }
     s->stmts[s->nstmts].sql = sql;
     s->stmts[s->nstmts].st = st;
+    s->stmts[s->nstmts].used = true;
     s->nstmts++;
     return st;
 }
@@ -524,8 +538,11 @@ static bool qs_may_group(qk_store *s)
 
 int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
 {
-    for (size_t i = 0; i < s->nstmts; i++)
-        (void)sqlite3_reset(s->stmts[i].st);
+    for (size_t i = 0; i < s->nstmts; i++) /* those this call used: none is left running */
+        if (s->stmts[i].used) {
+            (void)sqlite3_reset(s->stmts[i].st);
+            s->stmts[i].used = false;
+        }
     sodium_memzero(s->scratch, QK_SEG_BYTES);
     sodium_memzero(s->vkey, QK_BLOCK_VKEY_LEN);
     /* SQLite rolls the whole transaction back on some errors (SQLITE_FULL, SQLITE_IOERR,

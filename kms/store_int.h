@@ -52,6 +52,7 @@ enum { QS_REFUSED_FULL = 0, QS_REFUSED_LAST = 1 };
 struct qs_stmt {
     const char *sql;
     sqlite3_stmt *st;
+    bool used; /* prepared for the current call (qs_end resets it) */
 };
 
 struct qk_store {
