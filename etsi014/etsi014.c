@@ -229,6 +229,10 @@ static int slaves_kme(etsi_call *x, const char *const *slaves, size_t nslaves, c
         else if (strcmp(*target, home) != 0)
             several = true;
     }
+    if (several && !qk_kms_relay_on(x->k)) {
+        fail(x, 400, "the slave SAEs are at several KMEs: that needs the relay ([relay] enabled)");
+        return -1;
+    }
     if (several)
         *target = NULL;
     return 0;

@@ -105,6 +105,9 @@ int qk_kms_sae_home(const qk_kms *k, const char *sae_id, const char **kme_id);
  * qk_peer_identity.fp_hex) equals the configured fingerprint. False for an unknown SAE, or a
  * bound SAE presenting another (or no) certificate. */
 bool qk_kms_sae_cert_ok(const qk_kms *k, const char *sae_id, const char *fp_hex);
+/* Whether the relay is on ([relay] enabled): slaves at non-neighbours, and multicast to slaves
+ * at several KMEs. */
+bool qk_kms_relay_on(const qk_kms *k);
 /* Whether kme_id is this KME or a linked peer. */
 bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id);
 /* Whether slaves at kme_id can get keys from this KME: this KME, a linked peer, or a KME the

@@ -313,6 +313,11 @@ bool qk_kms_knows_kme(const qk_kms *k, const char *kme_id)
                       qk_kmed_config_link_by_peer(k->cfg, kme_id) != NULL);
 }
 
+bool qk_kms_relay_on(const qk_kms *k)
+{
+    return k->cfg->relay.enabled;
+}
+
 bool qk_kms_reaches_kme(qk_kms *k, const char *kme_id)
 {
     return qk_kms_knows_kme(k, kme_id) || qk_kms_relay_reaches(k, kme_id);
@@ -418,6 +423,9 @@ static int validate_request(qk_kms *k, const qk_key_request *req, qk_err *err)
         return qk_err_set(err, QK_EINVAL, "bad requester");
     if (req->target_kme ? !qk_kms_reaches_kme(k, req->target_kme) : req->nslaves < 2)
         return qk_err_set(err, QK_EINVAL, "unknown target KME");
+    if (!req->target_kme && !k->cfg->relay.enabled) /* a multicast across KMEs is relayed */
+        return qk_err_set(err, QK_EINVAL,
+                          "slaves at several KMEs need the relay ([relay] enabled)");
     if (!req->slaves || req->nslaves < 1 || req->nslaves > 1 + (size_t)lim->max_sae_id_count)
         return qk_err_set(err, QK_EINVAL, "between 1 and %u slave identities allowed",
                           1 + lim->max_sae_id_count);

@@ -224,7 +224,21 @@ for s in SAE_A3 SAE_A2; do
   expect 200 "same-KME multicast fetch by $s"
   [ "$(jqb -c .keys)" = "$(printf '%s' "$LM" | jq -c .keys)" ] || fail "same-KME multicast: $s got other bytes"
 done
-for b in '{"additional_slave_SAE_IDs":["SAE_A2"]}' '{"additional_slave_SAE_IDs":["SAE_B2","SAE_A2","SAE_A3"]}' \
+# Slaves at two KMEs (issue 14, docs/adr/0004-key-relay.md "Multicast"): the same key is stored
+# for SAE_A2 here and relayed to KME_B for SAE_B1; each fetches the same bytes, once.
+call SAE_A1 A POST /api/v1/keys/SAE_B1/enc_keys '{"additional_slave_SAE_IDs":["SAE_A2"]}'
+expect 200 "multicast to slaves at two KMEs"; check_keys 1 32
+XM=$BODY_OUT
+XB=$(printf '%s' "$XM" | ids_body '.keys[]')
+for who in "SAE_B1 B" "SAE_A2 A"; do
+  read -r s k <<<"$who"
+  call "$s" "$k" POST /api/v1/keys/SAE_A1/dec_keys "$XB"
+  expect 200 "multicast across KMEs: $s fetches"
+  [ "$(jqb -c .keys)" = "$(printf '%s' "$XM" | jq -c .keys)" ] || fail "multicast across KMEs: $s got other bytes"
+  call "$s" "$k" POST /api/v1/keys/SAE_A1/dec_keys "$XB"
+  expect_msg 400 "one or more keys specified are not found on KME" "multicast across KMEs: $s fetches twice"
+done
+for b in '{"additional_slave_SAE_IDs":["SAE_B2","SAE_A2","SAE_A3"]}' \
   '{"additional_slave_SAE_IDs":["SAE_X"]}' '{"additional_slave_SAE_IDs":[]}' '{"additional_slave_SAE_IDs":[""]}' \
   '{"additional_slave_SAE_IDs":[" "]}' '{"additional_slave_SAE_IDs":["SAE_B2","SAE_B2"]}' \
   '{"additional_slave_SAE_IDs":["SAE_B1"]}' '{"additional_slave_SAE_IDs":["SAE_A1"]}' \
@@ -232,7 +246,7 @@ for b in '{"additional_slave_SAE_IDs":["SAE_A2"]}' '{"additional_slave_SAE_IDs":
   call SAE_A1 A POST /api/v1/keys/SAE_B1/enc_keys "$b"
   expect 400 "multicast $b"
 done
-ok "multicast: each slave fetches the same bytes once, independently (remote and same KME); bad lists 400"
+ok "multicast: each slave fetches the same bytes once, independently (remote, same KME, both); bad lists 400"
 
 # ---------------------------------------------------------------- max_key_count (same-KME pair)
 stored_is SAE_A1 A SAE_A3 40

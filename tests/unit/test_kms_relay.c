@@ -68,6 +68,9 @@ static void pair_open(proxy *x)
     qk_sae_cfg *s = &P.a.cfg->saes[P.a.cfg->nsaes++];
     snprintf(s->id, sizeof s->id, "SAE_B1");
     snprintf(s->kme, sizeof s->kme, KF_PEER);
+    /* multicast across KMEs needs the relay on (the fixture's default is off: no topology
+     * thread); set after open, so no refresh thread polls the fake peer */
+    P.a.cfg->relay.enabled = P.b.cfg->relay.enabled = true;
     randombytes_buf(blk, sizeof blk);
     CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.a.kms), KF_LINK, 1, blk, sizeof blk) == 0);
     CU_ASSERT_FATAL(sf_put_confirmed(qk_kms_store(P.b.kms), KF_LINK, 1, blk, sizeof blk) == 0);

@@ -403,6 +403,12 @@ static void test_remote_multicast(void)
     qk_key_batch_free(&b);
     const char *four[4] = {"SAE_B1", "SAE_B2", "SAE_B3", "SAE_B4"};
     CU_ASSERT_EQUAL(reserve_at_b(four, 4, 1, 128, &b, &err), QK_EINVAL);
+    /* slaves at two KMEs (no target KME) without the relay ([relay] enabled = no here) */
+    const char *two_kmes[2] = {"SAE_B1", "SAE_A2"};
+    qk_key_request across = {
+        .requester = "SAE_A1", .slaves = two_kmes, .nslaves = 2, .number = 1, .size_bits = 128};
+    CU_ASSERT_EQUAL(qk_kms_reserve(P.a.kms, &across, &b, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "need the relay"));
     pair_close();
 }
 
