@@ -161,11 +161,14 @@ bool qk_lab_pid_alive(pid_t pid, const char *marker)
     return strstr(buf, marker) != NULL;
 }
 
-static int count_alive(const pid_t *pids, size_t n, const char *marker)
+/* The processes signalled (mine[i]) that still run: gone or a zombie is stopped. Not matched
+ * against the marker again: an exiting process reads an empty cmdline well before it is a
+ * zombie (a sanitizer build takes a while to unmap its shadow memory), and it still runs. */
+static int count_running(const pid_t *pids, const bool *mine, size_t n)
 {
     int c = 0;
     for (size_t i = 0; i < n; i++)
-        c += qk_lab_pid_alive(pids[i], marker);
+        c += mine[i] && qk_lab_pid_alive(pids[i], NULL);
     return c;
 }
 
@@ -180,7 +183,7 @@ int qk_lab_stop(const pid_t *pids, size_t n, const char *marker, unsigned timeou
             kill(pids[i], SIGTERM);
     }
     double end = qk_now_ms() + timeout_ms;
-    while (count_alive(pids, n, marker) > 0 && qk_now_ms() < end)
+    while (count_running(pids, mine, n) > 0 && qk_now_ms() < end)
         qk_lab_sleep_ms(50);
     for (size_t i = 0; i < n; i++)
         if (mine[i] && qk_lab_pid_alive(pids[i], marker)) {
@@ -188,9 +191,9 @@ int qk_lab_stop(const pid_t *pids, size_t n, const char *marker, unsigned timeou
             kill(pids[i], SIGKILL);
         }
     end = qk_now_ms() + 2000;
-    while (count_alive(pids, n, marker) > 0 && qk_now_ms() < end)
+    while (count_running(pids, mine, n) > 0 && qk_now_ms() < end)
         qk_lab_sleep_ms(50);
-    return count_alive(pids, n, marker);
+    return count_running(pids, mine, n);
 }
 
 /* The ports qk_lab_free_port draws from: below the kernel's ephemeral range

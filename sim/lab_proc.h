@@ -32,7 +32,8 @@ uint16_t qk_lab_port_from_text(const char *text, const char *key);
 bool qk_lab_pid_alive(pid_t pid, const char *marker);
 
 /* SIGTERM every live pid (with marker), wait up to timeout_ms for all, SIGKILL the rest and
- * wait up to 2 s more. Returns the number still alive at the end (0 = all stopped). */
+ * wait up to 2 s more for them (an exiting process counts until it is gone or a zombie).
+ * Returns the number still running at the end (0 = all stopped). */
 int qk_lab_stop(const pid_t *pids, size_t n, const char *marker, unsigned timeout_ms);
 
 /* A free TCP port on 127.0.0.1, not in avoid[0..navoid): drawn at random below the kernel's
