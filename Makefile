@@ -203,13 +203,16 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_DIR)/libfuzz.a
 fuzz: $(FUZZ_BINS)
 # FUZZ_SECONDS per target (make check runs them briefly; longer on demand: make fuzz-run FUZZ_SECONDS=600).
 FUZZ_SECONDS ?= 10
-fuzz-run: fuzz
-	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(FUZZ_DIR)/corpus/$$n; \
+# One target per fuzzer, so that `make -jN fuzz-run` runs N at a time (each is one thread).
+FUZZ_RUNS := $(patsubst $(FUZZ_DIR)/%,fuzz-run-%,$(FUZZ_BINS))
+fuzz-run: $(FUZZ_RUNS)
+fuzz-run-%: $(FUZZ_DIR)/%
+	@f=$(FUZZ_DIR)/$*; n=$*; mkdir -p $(FUZZ_DIR)/corpus/$$n; \
 	  seeds=tests/fuzz/corpus/$${n#fuzz_}; [ -d $$seeds ] || seeds=; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_DIR)/corpus/$$n $$seeds \
 	    > $(FUZZ_DIR)/$$n.log 2>&1 || { tail -40 $(FUZZ_DIR)/$$n.log; exit 1; }; \
-	  grep -E "stat::number_of_executed_units" $(FUZZ_DIR)/$$n.log; done
+	  echo "fuzz: $$n: $$(grep -E "stat::number_of_executed_units" $(FUZZ_DIR)/$$n.log)"
 
 # docs/examples/NAME.c -> $(BUILD)/examples/NAME (libqkdclient examples; not part of `all`).
 EXAMPLES := $(patsubst docs/examples/%.c,$(BUILD)/examples/%,$(wildcard docs/examples/*.c))
@@ -252,7 +255,7 @@ check:
 	$(MAKE) check-fast QK_SLOW=1 QK_STRICT_SKIPS=1 QK_JOBS=2
 	$(MAKE) -j$(NPROC) SAN=1 tests-build
 	$(MAKE) SAN=1 check-fast QK_STRICT_SKIPS=1 QK_JOBS=2
-	$(if $(FUZZ_SRC),$(MAKE) -j$(NPROC) fuzz && $(MAKE) fuzz-run)
+	$(if $(FUZZ_SRC),$(MAKE) -j$(NPROC) fuzz && $(MAKE) -j$(NPROC) fuzz-run)
 
 # The lab (docs/lab.md): qkd-lab up in ./lab, then a key through ETSI 014 and SKIP.
 run: $(BINS)

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers (the relay's
+# failure paths run there in kms_relay and relay_basic/relay_batch/relay_multicast/relay_mesh).
 # relay_chain.sh - trusted-node key relay over the 5-node chain preset (issue 14;
 # docs/adr/0004-key-relay.md): qkd-lab up --preset chain (KME_A - KME_B - KME_C - KME_D - KME_E);
 # lab.json and the configs describe the network; KME_A routes to KME_E over the chain

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# SLOW: runs in the normal build of make check (QK_SLOW=1), not again under the sanitizers (the relay's
+# failure paths run there in kms_relay and relay_basic/relay_batch/relay_multicast/relay_mesh).
 # relay_ring.sh - trusted-node key relay on the ring preset (issue 14; docs/adr/0004-key-relay.md):
 # KME_A - KME_B - KME_C - KME_D - KME_E - KME_A, keys from SAE_A1 at KME_A to SAE_C1 at KME_C.
 # 1. Route around a failure: a simulator `down` fault on KME_B~KME_C (the 2-hop path); requests
