@@ -23,6 +23,25 @@ typedef struct {
     uint64_t a, e;             /* the side's owned, uncarved room [a, e) */
 } owned_room;
 
+/* Step st (bound, selecting block_id, lo, hi, a, e) into *o, the room checked to hold at least
+ * min_room bytes. 1 found, 0 none, <0 error. */
+static int owned_row(qk_store *s, sqlite3_stmt *st, uint32_t min_room, owned_room *o, qk_err *err)
+{
+    int rc = qs_step(s, st, err);
+    if (rc != 1)
+        return rc;
+    sqlite3_int64 v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = sqlite3_column_int64(st, i);
+    (void)sqlite3_reset(st);
+    if (v[0] < 0 || v[1] < QK_BLOCK_VKEY_LEN || v[2] < 0 || v[3] < QK_BLOCK_VKEY_LEN ||
+        v[4] > (sqlite3_int64)QK_BLOCK_MAX_BYTES || v[4] - v[3] < (sqlite3_int64)min_room)
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
+    *o = (owned_room){(uint64_t)v[0], (uint64_t)v[1], (uint64_t)v[2], (uint64_t)v[3],
+                      (uint64_t)v[4]};
+    return 1;
+}
+
 static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len, owned_room *o,
                       qk_err *err)
 {
@@ -36,23 +55,7 @@ static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len,
                                    " ORDER BY block_id DESC LIMIT 1";
     sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
     int rc = st ? qs_bindf(s, st, err, "tiI", link, QK_BLOCK_CONFIRMED, (int64_t)len) : QK_ESTORAGE;
-    if (!rc)
-        rc = qs_step(s, st, err);
-    if (rc != 1)
-        return rc;
-    sqlite3_int64 v[5];
-    for (int i = 0; i < 5; i++)
-        v[i] = sqlite3_column_int64(st, i);
-    (void)sqlite3_reset(st);
-    if (v[0] < 0 || v[1] < QK_BLOCK_VKEY_LEN || v[2] < 0 || v[3] < QK_BLOCK_VKEY_LEN ||
-        v[4] < v[3] || v[4] > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
-        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
-    o->block_id = (uint64_t)v[0];
-    o->lo = (uint64_t)v[1];
-    o->hi = (uint64_t)v[2];
-    o->a = (uint64_t)v[3];
-    o->e = (uint64_t)v[4];
-    return 1;
+    return rc ? rc : owned_row(s, st, 0, o, err);
 }
 
 /* Carve k = min(want, room / len) keys as one contiguous run of the owned room of o (LOW from
@@ -217,20 +220,7 @@ static int owned_largest(qk_store *s, const char *link, qk_side side, owned_room
                                    " ORDER BY hi - MAX(lease_hi, lo) DESC, block_id DESC LIMIT 1";
     sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
     int rc = st ? qs_bindf(s, st, err, "ti", link, QK_BLOCK_CONFIRMED) : QK_ESTORAGE;
-    if (!rc)
-        rc = qs_step(s, st, err);
-    if (rc != 1)
-        return rc;
-    sqlite3_int64 v[5];
-    for (int i = 0; i < 5; i++)
-        v[i] = sqlite3_column_int64(st, i);
-    (void)sqlite3_reset(st);
-    if (v[0] < 0 || v[1] < QK_BLOCK_VKEY_LEN || v[2] < 0 || v[3] < QK_BLOCK_VKEY_LEN ||
-        v[4] <= v[3] || v[4] > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
-        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
-    *o = (owned_room){(uint64_t)v[0], (uint64_t)v[1], (uint64_t)v[2], (uint64_t)v[3],
-                      (uint64_t)v[4]};
-    return 1;
+    return rc ? rc : owned_row(s, st, 1, o, err);
 }
 
 int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side side, uint32_t head,
