@@ -135,7 +135,8 @@ struct qk_http_handler {
      * requests. Its reply is held until that commit is durable, and a failed group commit
      * turns it into a 500 like a failed sync. For handlers whose callers are SAEs (ETSI 014,
      * SKIP); the peer API keeps a commit per call, so a peer KME hears the store's own reason
-     * for a failure. */
+     * for a failure, except where a route allows it for its request (qk_inline_allow_group:
+     * notices, whose sender sends again after a 500). */
     bool group_commit;
     unsigned too_large_status; /* the answer past max_body; 0 = 413 */
     qk_http_observe observe;   /* may be NULL */

@@ -30,6 +30,12 @@ bool qk_inline_must_defer(void)
     return true;
 }
 
+void qk_inline_allow_group(void)
+{
+    if (cur)
+        cur->group_commit = true;
+}
+
 bool qk_inline_barrier(qk_inline_await_fn await, void *owner, uint64_t seq)
 {
     if (!cur || !await || (cur->owner && (cur->owner != owner || cur->await != await)))

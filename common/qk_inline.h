@@ -70,6 +70,11 @@ qk_inline *qk_inline_current(void);
 /* True (and the request marked to run again on a worker) when the calling thread runs an
  * inline handler; false elsewhere: the caller may then block. */
 bool qk_inline_must_defer(void);
+/* Let the running inline handler's store writes join the group transaction for this request
+ * alone (as qk_http_handler.group_commit does for every request of a handler): for a route
+ * whose caller takes a failed group's 500 as a transient failure and sends again. No-op when
+ * not inline. */
+void qk_inline_allow_group(void);
 /* Record a barrier the reply must wait for: true when recorded (the caller skips its own
  * wait), false when the calling thread is not inline or already waits for another owner's
  * barrier (the caller then waits itself, as outside). */

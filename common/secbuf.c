@@ -21,39 +21,46 @@ int qk_secure_init(void)
  *
  * sodium_malloc and sodium_free cost several system calls each (mmap, mprotect, mlock,
  * munlock, munmap), which showed up as 20-24 % of a KME's CPU in the benchmark. Requests of up
- * to 64 KiB are therefore rounded up to a size class, and a released buffer goes, wiped, into a
+ * to 1 MiB are therefore rounded up to a size class, and a released buffer goes, wiped, into a
  * small cache of the releasing thread, still mapped, guarded and locked as sodium_malloc left
  * it; the next allocation of that class on that thread takes it from there. A 16-byte header
- * in front of the caller's bytes (inside the same sodium allocation) records the class and
- * whether the buffer is live, so qk_secure_free(p) stays the only free call and a second free
- * of the same pointer aborts instead of caching the buffer twice. The thread's cache is
- * released (sodium_free) by a pthread key destructor when the thread exits.
+ * in front of the caller's bytes (inside the same sodium allocation) records the class, the
+ * bytes asked for and whether the buffer is live, so qk_secure_free(p) stays the only free call
+ * and a second free of the same pointer aborts instead of caching the buffer twice. A cached
+ * buffer is all zero: it was zeroed when mapped, and a free wipes the bytes its caller asked
+ * for (the only ones the caller may write), rounded up to 64. The thread's cache is released
+ * (sodium_free) by a pthread key destructor when the thread exits.
  *
  * Buffers often die on another thread than the one that made them (a worker builds a response
  * body, the pump thread frees it once sent), so the thread caches alone would drain on one side
  * and overflow on the other, and every such buffer would cost an mmap and an munmap again (with
  * the TLB shootdowns of the mprotect and munmap across cores). A shared depot per class, under
  * one mutex, takes what a full thread cache cannot keep and feeds an empty one; only past the
- * depot's bound is a buffer released to the system. */
+ * depot's bound is a buffer released to the system.
+ *
+ * The two largest classes (bulk requests: 128 keys of up to 8192 bits, and their JSON answers)
+ * live in the depot alone: a thread cache of them would lock megabytes per thread. Without
+ * them, every bulk request mapped and unmapped its buffers, and the munmap's TLB shootdowns
+ * across cores were 13-18 % of both KMEs' CPU in the bulk benchmark cell. */
 
 #define SB_MAGIC_LIVE 0x51b5ec01u
 #define SB_MAGIC_FREE 0x51b5ecf0u
 #define SB_UNCACHED   0xffffu
-#define SB_NCLASS     6
+#define SB_NCLASS     8
 
 typedef struct {
     uint32_t magic;
     uint32_t cls;  /* index into sb_class_size, or SB_UNCACHED */
-    uint64_t size; /* bytes after the header */
+    uint64_t used; /* bytes the caller asked for (at most the class size) */
 } sb_hdr;
 _Static_assert(sizeof(sb_hdr) == 16, "header keeps the caller's bytes 16-byte aligned");
 
-static const size_t sb_class_size[SB_NCLASS] = {64, 256, 1024, 4096, 16384, 65536};
+static const size_t sb_class_size[SB_NCLASS] = {64, 256, 1024, 4096, 16384, 65536, 262144, 1048576};
 /* Cached buffers per class and thread: ~0.7 MiB of locked pages per thread at most. */
-static const unsigned sb_class_max[SB_NCLASS] = {16, 16, 16, 16, 8, 4};
+static const unsigned sb_class_max[SB_NCLASS] = {16, 16, 16, 16, 8, 4, 0, 0};
 #define SB_CACHE_MAX 16
-/* The shared depot per class: ~2.3 MiB of locked pages at most for the whole process. */
-static const unsigned sb_depot_max[SB_NCLASS] = {64, 64, 64, 64, 32, 16};
+/* The shared depot per class: ~8.3 MiB of locked pages at most for the whole process. */
+static const unsigned sb_depot_max[SB_NCLASS] = {64, 64, 64, 64, 32, 16, 8, 4};
 #define SB_DEPOT_MAX 64
 
 static struct {
@@ -167,9 +174,9 @@ void *qk_secure_alloc(size_t n)
         if (!h)
             return NULL;
         h->cls = cls >= 0 ? (uint32_t)cls : SB_UNCACHED;
-        h->size = size;
         sodium_memzero(h + 1, size); /* sodium fills with 0xdb; cached buffers come back zeroed */
     }
+    h->used = n;
     h->magic = SB_MAGIC_LIVE;
     return h + 1;
 }
@@ -183,11 +190,15 @@ void qk_secure_free(void *p)
         abort(); /* double free or not from qk_secure_alloc: never cache such a pointer */
     h->magic = SB_MAGIC_FREE;
     uint32_t cls = h->cls;
-    if (cls >= SB_NCLASS || h->size != sb_class_size[cls]) {
+    if (cls >= SB_NCLASS || h->used > sb_class_size[cls]) {
         sodium_free(h); /* sodium_free zeroes the whole region before unmapping it */
         return;
     }
-    sodium_memzero(p, sb_class_size[cls]);
+    /* What the caller asked for, rounded up to 64 bytes (at least 64: a slip of a few bytes
+     * past the end is wiped too); the rest of the class is zero still. */
+    size_t w = ((size_t)h->used + 63) & ~(size_t)63;
+    w = w == 0 ? 64 : w;
+    sodium_memzero(p, w < sb_class_size[cls] ? w : sb_class_size[cls]);
     sb_cache *c = sb_cache_get();
     if (c && c->n[cls] < sb_class_max[cls]) {
         c->slot[cls][c->n[cls]++] = h;

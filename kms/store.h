@@ -249,7 +249,9 @@ typedef struct {
 int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size_t cap, size_t *n,
                              qk_err *err);
 void qk_notice_free(qk_notice *v, size_t n);
-/* Mark these outgoing requests noticed (one transaction). */
+/* Mark these outgoing requests noticed (one transaction). Returns without waiting for the
+ * WAL sync (it follows soon): after a crash a request may be pending again, and its notice
+ * goes again; the peer answers a notice it holds already as taken (qk_store_notice_in). */
 int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n, qk_err *err);
 /* Apply incoming notices (the peer carved as peer_side) in one transaction; results[i] = 0
  * (reserved, or already reserved: idempotent), QK_ECOLLISION, QK_EINVAL (outside the

@@ -2,7 +2,7 @@
  * master-key check, transactions, the prepared-statement cache and input validation. */
 #include "store_int.h"
 
-#define QS_WAL_AUTOCKPT 1000 /* pages: SQLite's default auto-checkpoint threshold */
+#define QS_WAL_AUTOCKPT 8000 /* pages (32 MiB at 4 KiB): SQLite's default is 1000 */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -297,6 +297,27 @@ static int qs_exec(qk_store *s, const char *sql, qk_err *err)
 
 /* ---- transactions ----------------------------------------------------------------------- */
 
+/* The transaction-control statements of every call, prepared once (sqlite3_exec would parse
+ * and compile each of them again on every call: two or three per store call). */
+static const char *const qs_ctl_sql[QS_CTL_N] = {
+    [QS_CTL_BEGIN] = "BEGIN IMMEDIATE",   [QS_CTL_SAVEPOINT] = "SAVEPOINT qs_call",
+    [QS_CTL_RELEASE] = "RELEASE qs_call", [QS_CTL_ROLLBACK_TO] = "ROLLBACK TO qs_call",
+    [QS_CTL_COMMIT] = "COMMIT",           [QS_CTL_ROLLBACK] = "ROLLBACK",
+};
+
+/* Run control statement c (under mu): 0, or QK_ESTORAGE with SQLite's reason. */
+static int qs_ctl(qk_store *s, qs_ctl_op c, qk_err *err)
+{
+    if (!s->ctl[c] && sqlite3_prepare_v3(s->db, qs_ctl_sql[c], -1, SQLITE_PREPARE_PERSISTENT,
+                                         &s->ctl[c], NULL) != SQLITE_OK)
+        return qs_db_err(s, err, qs_ctl_sql[c]);
+    int rc = sqlite3_step(s->ctl[c]);
+    int rrc = sqlite3_reset(s->ctl[c]);
+    if (rc != SQLITE_DONE || rrc != SQLITE_OK)
+        return qs_db_err(s, err, qs_ctl_sql[c]);
+    return 0;
+}
+
 int qs_begin(qk_store *s, qk_err *err)
 {
     if (!s)
@@ -305,7 +326,7 @@ int qs_begin(qk_store *s, qk_err *err)
         return qk_err_set(err, QK_ESTORAGE, "store: lock failed");
     int rc = 0;
     if (!s->group_open) {
-        rc = qs_exec(s, "BEGIN IMMEDIATE", err);
+        rc = qs_ctl(s, QS_CTL_BEGIN, err);
         if (!rc) {
             s->group_open = true;
             s->group_calls = 0;
@@ -314,8 +335,8 @@ int qs_begin(qk_store *s, qk_err *err)
             (void)pthread_mutex_unlock(&s->smu);
         }
     }
-    if (!rc && (rc = qs_exec(s, "SAVEPOINT qs_call", err)) != 0 && s->group_calls == 0) {
-        (void)qs_exec(s, "ROLLBACK", NULL);
+    if (!rc && (rc = qs_ctl(s, QS_CTL_SAVEPOINT, err)) != 0 && s->group_calls == 0) {
+        (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         s->group_open = false;
     }
     if (rc != 0) {
@@ -382,9 +403,9 @@ static int qs_group_commit(qk_store *s, qk_err *err)
 {
     if (!s->group_open)
         return 0;
-    int rc = qs_exec(s, "COMMIT", err);
+    int rc = qs_ctl(s, QS_CTL_COMMIT, err);
     if (rc != 0) {
-        (void)qs_exec(s, "ROLLBACK", NULL);
+        (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         qs_group_lost(s);
         return rc;
     }
@@ -486,24 +507,27 @@ static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
 }
 
 /* The syncer thread: syncs whenever replies of inline handlers wait, so that they complete
- * without any request thread blocking in fdatasync. One sync covers every commit before it
- * (group commit): under load a sync completes many replies at once. */
+ * without any request thread blocking in fdatasync, and after lazy calls (qs_lazy), so that
+ * their group does not stay open. One sync covers every commit before it (group commit):
+ * under load a sync completes many replies at once. */
 static void *qs_syncer_main(void *arg)
 {
     qk_store *s = arg;
     (void)pthread_mutex_lock(&s->smu);
     for (;;) {
-        while (!s->waiters && !s->syncer_stop)
+        while (!s->waiters && !s->lazy_seq && !s->syncer_stop)
             (void)pthread_cond_wait(&s->wcond, &s->smu);
-        if (!s->waiters)
+        if (!s->waiters && !s->lazy_seq)
             break; /* stopping, and nothing waits */
-        uint64_t target = 0;
+        uint64_t target = s->lazy_seq;
         for (qk_inline_waiter *w = s->waiters; w; w = w->next)
             if (w->seq > target)
                 target = w->seq;
         (void)pthread_mutex_unlock(&s->smu);
         (void)qs_sync_wait(s, target, NULL); /* completes the waiters it covers, or all on error */
         (void)pthread_mutex_lock(&s->smu);
+        if (s->lazy_seq <= target) /* synced, failed or lost: tried once, as a barrier is */
+            s->lazy_seq = 0;
     }
     (void)pthread_mutex_unlock(&s->smu);
     return NULL;
@@ -520,13 +544,19 @@ static int qs_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-/* Whether the current call may leave its changes in the open group: an inline handler that
- * allows it (qk_inline.group_commit), whose reply can wait for this store's barrier, while
- * the syncer runs and the group has room. Under mu. */
-static bool qs_may_group(qk_store *s)
+void qs_lazy(qk_store *s)
+{
+    s->call_lazy = true;
+}
+
+/* Whether the current call may leave its changes in the open group: a lazy call (qs_lazy), or
+ * an inline handler that allows it (qk_inline.group_commit), whose reply can wait for this
+ * store's barrier; while the syncer runs and the group has room. Under mu. */
+static bool qs_may_group(qk_store *s, bool lazy)
 {
     qk_inline *ic = qk_inline_current();
-    if (!ic || !ic->group_commit || (ic->owner && (ic->owner != s || ic->await != qs_await)))
+    if (!lazy &&
+        (!ic || !ic->group_commit || (ic->owner && (ic->owner != s || ic->await != qs_await))))
         return false;
     if (s->wal_fd < 0 || s->group_calls >= QS_GROUP_MAX)
         return false;
@@ -538,6 +568,8 @@ static bool qs_may_group(qk_store *s)
 
 int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
 {
+    bool lazy = s->call_lazy;
+    s->call_lazy = false;
     for (size_t i = 0; i < s->nstmts; i++) /* those this call used: none is left running */
         if (s->stmts[i].used) {
             (void)sqlite3_reset(s->stmts[i].st);
@@ -555,9 +587,9 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         return rc ? rc : qk_err_set(err, QK_ESTORAGE, "store: the transaction was rolled back");
     }
     /* This call's savepoint: kept (merged into the transaction) or undone. */
-    if (qs_exec(s, commit ? "RELEASE qs_call" : "ROLLBACK TO qs_call; RELEASE qs_call", NULL) !=
-        0) {
-        (void)qs_exec(s, "ROLLBACK", NULL);
+    if ((!commit && qs_ctl(s, QS_CTL_ROLLBACK_TO, NULL) != 0) ||
+        qs_ctl(s, QS_CTL_RELEASE, NULL) != 0) {
+        (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         qs_group_lost(s);
         (void)pthread_mutex_unlock(&s->mu);
         return rc ? rc
@@ -573,7 +605,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
      * yet: it waits for them too, so nothing it reports can be lost (usually already synced or
      * in an fdatasync under way: no sync of its own). */
     uint64_t seq = 0;
-    if (s->group_calls > 0 && qs_may_group(s)) {
+    if (s->group_calls > 0 && qs_may_group(s, lazy)) {
         if (rc == 0 || wrote) /* a refusal that wrote (e.g. a burn) waits for it too */
             seq = s->group_seq;
     } else if (s->group_calls > 0) {
@@ -587,7 +619,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
             seq = gseq;
         }
     } else {
-        bool rolled = qs_exec(s, "ROLLBACK", NULL) == 0;
+        bool rolled = qs_ctl(s, QS_CTL_ROLLBACK, NULL) == 0;
         s->group_open = false;
         if (!rolled && rc == 0)
             rc = qk_err_set(err, QK_ESTORAGE, "store: rollback failed");
@@ -598,6 +630,15 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         }
     }
     (void)pthread_mutex_unlock(&s->mu);
+    if (lazy && seq && s->wal_fd >= 0) { /* nobody waits: the syncer syncs it soon */
+        (void)pthread_mutex_lock(&s->smu);
+        if (s->lazy_seq < seq && s->synced_seq < seq) {
+            s->lazy_seq = seq;
+            (void)pthread_cond_signal(&s->wcond);
+        }
+        (void)pthread_mutex_unlock(&s->smu);
+        seq = 0;
+    }
     /* An inline handler's call does not wait: its reply waits for the barrier instead. */
     if (seq && s->wal_fd >= 0 && !qk_inline_barrier(qs_await, s, seq)) {
         int src = qs_sync_wait(s, seq, rc == 0 ? err : NULL);
@@ -906,6 +947,8 @@ void qk_store_close(qk_store *s)
     for (size_t i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].st);
     s->nstmts = 0;
+    for (size_t i = 0; i < QS_CTL_N; i++)
+        sqlite3_finalize(s->ctl[i]);
     if (s->db)
         (void)sqlite3_close(s->db); /* all statements are finalized, so this cannot be BUSY */
     if (s->secret)

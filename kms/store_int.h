@@ -49,6 +49,17 @@ enum { QS_COPY_WAITING = 0, QS_COPY_FETCHED = 1, QS_COPY_CLOSED = 2 };
 enum { QS_COUNT_BLOCKS = 0, QS_COUNT_KEYS = 1, QS_COUNT_REFUSED = 2 };
 enum { QS_REFUSED_FULL = 0, QS_REFUSED_LAST = 1 };
 
+/* Transaction control, prepared once per store (store_db.c qs_ctl). */
+typedef enum {
+    QS_CTL_BEGIN,
+    QS_CTL_SAVEPOINT,
+    QS_CTL_RELEASE,
+    QS_CTL_ROLLBACK_TO,
+    QS_CTL_COMMIT,
+    QS_CTL_ROLLBACK,
+    QS_CTL_N
+} qs_ctl_op;
+
 struct qs_stmt {
     const char *sql;
     sqlite3_stmt *st;
@@ -65,6 +76,7 @@ struct qk_store {
      * own savepoint, and the syncer commits it before it syncs: the pages many calls share
      * (counters, index leaves, the block row) go to the WAL once per group. */
     bool group_open;          /* BEGIN IMMEDIATE done and not yet committed */
+    bool call_lazy;           /* the current call may be lost in a crash (qs_lazy) */
     unsigned group_calls;     /* calls whose changes the open transaction holds */
     uint64_t group_seq;       /* the number its COMMIT gets (commit_seq + 1) */
     sqlite3_int64 op_changes; /* sqlite3_total_changes64 when the current call began */
@@ -73,6 +85,7 @@ struct qk_store {
     pthread_cond_t scond;     /* broadcast after every sync attempt */
     uint64_t commit_seq;      /* last commit that wrote WAL frames (assigned under mu) */
     uint64_t synced_seq;      /* every commit <= this is on stable storage */
+    uint64_t lazy_seq;        /* the newest number holding a lazy call: the syncer syncs it */
     bool syncing;             /* one thread is in fdatasync */
     int sync_errno;           /* sticky: a failed sync fails every later barrier */
     /* Replies of inline handlers waiting for a sync (common/qk_inline.h): the syncer thread
@@ -91,6 +104,7 @@ struct qk_store {
     uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
     struct qs_stmt stmts[QS_STMT_CACHE];
     size_t nstmts;
+    sqlite3_stmt *ctl[QS_CTL_N]; /* qs_ctl: prepared on first use */
 };
 
 /* A key row as loaded for state changes. */
@@ -111,6 +125,11 @@ int qs_begin(qk_store *s, qk_err *err);
  * commit and sync instead), or ROLLBACK a transaction that changed nothing; unlock. A caller
  * that is not inline waits (unlocked) for the WAL sync past what it wrote or read. */
 int qs_end(qk_store *s, int rc, bool commit, qk_err *err);
+/* Between qs_begin and qs_end: this call's changes may be lost in a crash, because whoever
+ * relies on them does it again after a restart (qk_store_notices_done: a notice not marked
+ * noticed is sent again, and the peer takes it again). Its changes join the open group (or
+ * commit) and qs_end returns without waiting for the WAL sync; the syncer syncs them soon. */
+void qs_lazy(qk_store *s);
 /* Test hook: when set, called instead of fdatasync(2) on the WAL file (tests only). */
 extern int (*qs_test_fdatasync)(int fd);
 int qs_db_err(qk_store *s, qk_err *err, const char *what);

@@ -394,6 +394,7 @@ int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n,
         rc = qs_check_id(request_ids[i], "request_id", err);
     if (rc || (rc = qs_begin(s, err)) != 0)
         return rc;
+    qs_lazy(s); /* lost in a crash: the notices go again, and the peer takes them again */
     for (size_t i = 0; !rc && i < n; i++) {
         sqlite3_stmt *st = qs_prep(s,
                                    "UPDATE requests SET noticed = 1 WHERE request_id = ?"

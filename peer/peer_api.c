@@ -228,6 +228,9 @@ static void do_notices(peer_call *p)
         qk_peer_notices_msg_free(&m);
         return;
     }
+    /* One commit with the SAE requests around it: the peer's notifier takes a failed group's
+     * 500 as a transport failure and sends the batch again (kms/kms_notify.c). */
+    qk_inline_allow_group();
     int rc = qk_kms_notices_in(p->kms, &m, &a, &err);
     if (rc != 0) {
         QK_ERROR("link %s: %zu notices: %s", m.link, m.n, err.msg);

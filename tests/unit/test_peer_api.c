@@ -12,7 +12,9 @@
  * with the block's bytes, the held count answered), one outside it refused, a repeat reserved
  * again, and a batch for the wrong side or link applies nothing. */
 #include <CUnit/CUnit.h>
+#include <pthread.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,8 @@
 #include "kms_fixture.h"
 #include "kms_int.h"
 #include "peer_msg.h"
+#include "qk_inline.h"
+#include "store_int.h"
 
 static kf_pair P;
 
@@ -554,6 +558,58 @@ static void test_notices(void)
     kf_pair_close(&P);
 }
 
+/* On the pump (inline), a notices batch joins the store's open group transaction, its reply
+ * held for the group's sync (the sender takes a failed group's 500 as a transport failure and
+ * sends again); another route (a burn) keeps a commit of its own. */
+static atomic_int nw_done, nw_err;
+static void nw_cb(qk_inline_waiter *w, int err)
+{
+    (void)w;
+    atomic_store(&nw_err, err);
+    atomic_fetch_add(&nw_done, 1);
+}
+
+static void test_notices_inline_group(void)
+{
+    uint8_t mat[LB];
+    open_with_block(mat);
+    qk_http_reply rep;
+    qk_lease l = ask_b(1024, &rep);
+    CU_ASSERT_EQUAL_FATAL(rep.status, 200);
+    qk_http_reply_clear(&rep);
+    qk_store *st = qk_kms_store(P.a.kms);
+    qk_notice v = notice_of("grp-n1", l.from, 2);
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    notices_call(QK_SIDE_HIGH, &v, 1, &rep);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(rep.status, 200);
+    qk_http_reply_clear(&rep);
+    CU_ASSERT(ic.group_commit);
+    CU_ASSERT_FATAL(ic.await != NULL && ic.seq > 0); /* the reply waits for the group */
+    (void)pthread_mutex_lock(&st->mu);
+    CU_ASSERT(st->group_open); /* left open for the next inline call */
+    (void)pthread_mutex_unlock(&st->mu);
+    qk_inline ib;
+    qk_inline_begin(&ib, 0);
+    call_a("POST", "/peer/v1/burn", "{\"request_id\":\"no-such-request\"}", &rep);
+    qk_inline_end();
+    qk_http_reply_clear(&rep);
+    CU_ASSERT_FALSE(ib.group_commit);
+    atomic_store(&nw_done, 0);
+    atomic_store(&nw_err, -99);
+    qk_inline_waiter w = {.done = nw_cb};
+    int r = ic.await(ic.owner, ic.seq, &w);
+    for (int i = 0; r == 0 && i < 400 && atomic_load(&nw_done) == 0; i++) {
+        struct timespec ts = {0, 5000000L};
+        nanosleep(&ts, NULL);
+    }
+    CU_ASSERT(r == 1 || (r == 0 && atomic_load(&nw_done) == 1 && atomic_load(&nw_err) == 0));
+    qk_notice_free(&v, 1);
+    sodium_memzero(mat, LB);
+    kf_pair_close(&P);
+}
+
 /* ---- the client against a peer that answers wrongly ----------------------------------- *
  * A's listener answers with a canned status and body (its handler swapped while no call is in
  * flight); the client must not take a malformed or mismatched answer for a good one. */
@@ -805,6 +861,7 @@ int suite_peer_api(void)
                      test_lease_mismatch_burns) ||
         !CU_add_test(s, "notices reserved inside the lease, refused outside", test_notices) ||
         !CU_add_test(s, "notices batch answered 400 sent one at a time", test_notices_batch_400) ||
+        !CU_add_test(s, "notices inline join the store's group", test_notices_inline_group) ||
         !CU_add_test(s, "reserve from an old peer", test_reserve_old_peer) ||
         !CU_add_test(s, "the client refuses bad answers", test_client_refuses_bad_answers))
         return -1;

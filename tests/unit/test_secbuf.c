@@ -157,12 +157,48 @@ static void test_reuse_is_wiped(void)
         qk_secure_free(q);
     }
     /* above the largest class: never cached */
-    uint8_t *big = qk_secure_alloc(65537);
+    uint8_t *big = qk_secure_alloc(1048577);
     CU_ASSERT_PTR_NOT_NULL_FATAL(big);
-    memset(big, 1, 65537);
+    memset(big, 1, 1048577);
+    size_t in_depot = qk_secure_depot(1048577);
     qk_secure_free(big);
-    CU_ASSERT_EQUAL(qk_secure_cached(65537), 0);
-    CU_ASSERT_EQUAL(qk_secure_cache_bound(65537), 0);
+    CU_ASSERT_EQUAL(qk_secure_cached(1048577), 0);
+    CU_ASSERT_EQUAL(qk_secure_cache_bound(1048577), 0);
+    CU_ASSERT_EQUAL(qk_secure_depot_bound(1048577), 0);
+    CU_ASSERT_EQUAL(qk_secure_depot(1048577), in_depot);
+}
+
+/* Bulk sizes (65537 B to 1 MiB) are kept in the shared depot only, never in a thread cache: a
+ * freed one comes back to the next allocation of its class, wiped, from the depot. */
+static void test_bulk_sizes_in_depot(void)
+{
+    static const size_t sizes[] = {65537, 200000, 262144, 262145, 1000000, 1048576};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        CU_ASSERT_EQUAL(qk_secure_cache_bound(n), 0);
+        CU_ASSERT(qk_secure_depot_bound(n) > 0);
+        uint8_t *p = qk_secure_alloc(n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        memset(p, 0xc3, n); /* the whole request is writable */
+        size_t before = qk_secure_depot(n);
+        qk_secure_free(p);
+        CU_ASSERT_EQUAL(qk_secure_cached(n), 0);
+        CU_ASSERT_EQUAL(qk_secure_depot(n), before + 1);
+        /* the next allocation of the class (here a smaller one) takes the same buffer back,
+         * every byte the first caller wrote wiped */
+        size_t m = n > 262144 ? 262145 : 65537;
+        uint8_t *q = qk_secure_alloc(m);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+        CU_ASSERT_PTR_EQUAL(q, p);
+        CU_ASSERT_EQUAL(qk_secure_depot(n), before);
+        CU_ASSERT(all_zero(q, n));
+        memset(q, 0x3c, m);
+        qk_secure_free(q);
+        uint8_t *r = qk_secure_alloc(n);
+        CU_ASSERT_PTR_EQUAL_FATAL(r, p);
+        CU_ASSERT(all_zero(r, n));
+        qk_secure_free(r);
+    }
 }
 
 static void test_cache_bound(void)
@@ -329,6 +365,7 @@ int suite_secbuf(void)
         !CU_add_test(s, "wipe, compare, random", test_wipe_and_compare) ||
         !CU_add_test(s, "read secret file", test_read_file) ||
         !CU_add_test(s, "released buffers come back wiped", test_reuse_is_wiped) ||
+        !CU_add_test(s, "bulk sizes go through the depot alone", test_bulk_sizes_in_depot) ||
         !CU_add_test(s, "buffers freed on another thread go through the depot",
                      test_depot_across_threads) ||
         !CU_add_test(s, "the cache stays bounded", test_cache_bound) ||

@@ -3,7 +3,8 @@
  * returns before a sync that started after it began, a blocked sync holds its callers back,
  * a failed fdatasync fails the waiting calls (and every later one until reopen), the WAL
  * file the store syncs keeps its inode across a TRUNCATE checkpoint, and inline calls that
- * allow it share one group transaction (one COMMIT; a failed one fails only that group). */
+ * allow it share one group transaction (one COMMIT; a failed one fails only that group), and
+ * a lazy call (marking notices done) returns before its sync, which the syncer does itself. */
 #include <CUnit/CUnit.h>
 #include <errno.h>
 #include <pthread.h>
@@ -444,6 +445,76 @@ static void test_group_closed_by_blocking_call(void)
     done();
 }
 
+/* ---- lazy calls (qs_lazy): qk_store_notices_done ---------------------------------------- */
+
+static int count_noticed(const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    (void)pthread_mutex_lock(&S->mu);
+    if (sqlite3_prepare_v2(S->db,
+                           "SELECT count(*) FROM requests WHERE request_id = ?"
+                           " AND noticed = 1",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    (void)pthread_mutex_unlock(&S->mu);
+    return n;
+}
+
+static atomic_int lazy_rc;
+static void *lazy_main(void *arg)
+{
+    const char *ids[] = {arg};
+    qk_err err = {0, ""};
+    atomic_store(&lazy_rc, qk_store_notices_done(S, ids, 1, &err) == 0 ? 1 : -1);
+    return NULL;
+}
+
+/* Marking requests noticed does not wait for the WAL sync (a lost mark only sends the notice
+ * again): with every sync blocked the call returns, its change is visible at once, and the
+ * syncer commits and syncs it on its own soon after, with no reply waiting; it survives a
+ * reopen. */
+static void test_lazy_notices_done(void)
+{
+    fresh();
+    int late = 0;
+    CU_ASSERT_EQUAL_FATAL(carve_commit("lazy-1", 0, &late), 0);
+    /* as a request carved from a lease stands until its notice is answered */
+    (void)pthread_mutex_lock(&S->mu);
+    CU_ASSERT_EQUAL(sqlite3_exec(S->db, "UPDATE requests SET noticed = 0", NULL, NULL, NULL),
+                    SQLITE_OK);
+    (void)pthread_mutex_unlock(&S->mu);
+    CU_ASSERT_EQUAL(count_noticed("lazy-1"), 0);
+    atomic_store(&lazy_rc, 0);
+    atomic_store(&sync_block, 1);
+    int started = atomic_load(&sync_started);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, lazy_main, "lazy-1") == 0);
+    for (int i = 0; i < 400 && atomic_load(&lazy_rc) == 0; i++)
+        sleep_ms(5);
+    CU_ASSERT_EQUAL(atomic_load(&lazy_rc), 1); /* returned while no sync could finish */
+    CU_ASSERT_EQUAL(count_noticed("lazy-1"), 1);
+    for (int i = 0; i < 400 && atomic_load(&sync_started) == started; i++)
+        sleep_ms(5);
+    CU_ASSERT(atomic_load(&sync_started) > started); /* the syncer took it up by itself */
+    CU_ASSERT(!group_open());                        /* committed before that sync */
+    int done_before = atomic_load(&sync_done);
+    atomic_store(&sync_block, 0);
+    CU_ASSERT(pthread_join(th, NULL) == 0);
+    for (int i = 0; i < 400 && atomic_load(&sync_done) == done_before; i++)
+        sleep_ms(5);
+    CU_ASSERT(atomic_load(&sync_done) > done_before);
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(count_noticed("lazy-1"), 1);
+    done();
+}
+
 static void test_wal_inode_kept(void)
 {
     fresh();
@@ -490,6 +561,7 @@ int suite_store_group(void)
         {"group: two inline requests, one COMMIT, both durable", test_group_shared},
         {"group: a failed COMMIT fails every reply of the group", test_group_commit_fails},
         {"group: a blocking call commits the open group", test_group_closed_by_blocking_call},
+        {"lazy: notices_done returns before its sync, synced soon", test_lazy_notices_done},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
