@@ -627,6 +627,18 @@ int qk_kms_fetch(qk_kms *k, const char *caller, const char *master, const char *
     }
     bool may_wait = k->nlinks > 0 && k->cfg->notice_wait_ms > 0;
     uint64_t gen = may_wait && qk_inline_current() ? qk_kms_notice_gen(k) : 0;
+    /* Inline, first try: a slave's request usually arrives before its notice (the master SAE
+     * has its answer as soon as the notice leaves). The first key unknown here means the
+     * notice is still on its way: wait for it at once, without a fetch transaction that could
+     * only fail (one indexed read instead of a transaction, its rollback and a second read). */
+    if (may_wait && qk_inline_current() && qk_inline_rerun_deadline() == 0 &&
+        !qk_kms_ids_known(k, ids, 1) &&
+        qk_inline_wait_event(qk_kms_notice_await, k, gen,
+                             qk_now_ms() + (double)k->cfg->notice_wait_ms)) {
+        qk_key_batch_free(out);
+        free(fk);
+        return qk_err_set(err, QK_EAGAIN, "waiting for a notice: run again");
+    }
     rc = qk_store_fetch(k->store, caller, master, ids, n, fk, out->material, cap, err);
     if (rc == QK_ENOTFOUND && may_wait && qk_inline_current()) {
         /* Inline: wait for the next batch of notices with the connection suspended, and run

@@ -17,12 +17,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "http_util.h"
+#include "store_int.h"
 #include "kms_fixture.h"
 #include "kms_int.h"
 #include "qk_inline.h"
@@ -598,6 +600,19 @@ static int await_barrier(const qk_inline *ic)
 /* Run as an inline handler would: a request that needs a lease exchange or a notice wait says
  * so at once (QK_EAGAIN, would_block) and changes nothing, so that running it again on a worker
  * is safe; one the lease covers is served with the store's barrier recorded, not waited for. */
+
+/* Store calls that opened a savepoint (every transaction of a store call does) so far. */
+static int savepoints(qk_kms *k)
+{
+    qk_store *st = qk_kms_store(k);
+    (void)pthread_mutex_lock(&st->mu);
+    int n = st->ctl[QS_CTL_SAVEPOINT]
+                ? sqlite3_stmt_status(st->ctl[QS_CTL_SAVEPOINT], SQLITE_STMTSTATUS_RUN, 0)
+                : 0;
+    (void)pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
 static void test_inline_defers(void)
 {
     pair_open();
@@ -635,11 +650,13 @@ static void test_inline_defers(void)
      * thread blocks) with notice_wait's deadline, and returns at once. */
     const char *ids[2] = {b.ids[0], b.ids[1]};
     qk_key_batch got;
+    int tx0 = savepoints(P.b.kms);
     qk_inline_begin(&ic, 0);
     t0 = qk_now_ms();
     rc = qk_kms_fetch(P.b.kms, "SAE_B1", "SAE_A1", ids, 2, &got, &err);
     qk_inline_end();
     CU_ASSERT_EQUAL(rc, QK_EAGAIN);
+    CU_ASSERT_EQUAL(savepoints(P.b.kms), tx0); /* one read saw the key unknown: no transaction */
     CU_ASSERT_FALSE(ic.would_block);
     CU_ASSERT(ic.ev_await == qk_kms_notice_await);
     CU_ASSERT_PTR_EQUAL(ic.ev_owner, P.b.kms);
