@@ -113,7 +113,9 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
 
 /* Mark cnt consecutive keys of a run fetched, k the first (the run re-read: an ID twice in one
  * call is refused). */
-static int fetch_consume_run(qk_store *s, const qs_key_row *k, uint32_t cnt, qk_err *err)
+/* Take cnt keys of k's run from k on into out (read and used up at once). */
+static int fetch_consume_run(qk_store *s, const qs_key_row *k, uint32_t cnt, uint8_t *out,
+                             qk_err *err)
 {
     qs_run_row *run = malloc(sizeof *run);
     if (!run)
@@ -123,7 +125,7 @@ static int fetch_consume_run(qk_store *s, const qs_key_row *k, uint32_t cnt, qk_
     if (rc == 0)
         rc = qk_err_set(err, QK_ESTORAGE, "store: run of key %s vanished", k->key_id);
     else if (rc == 1)
-        rc = qs_run_take(s, run, idx, cnt, err);
+        rc = qs_run_take(s, run, idx, cnt, out, err);
     if (rc == QK_ENOTFOUND)
         rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", k->key_id);
     free(run);
@@ -205,10 +207,14 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         used += rows[i].len;
     }
     /* keys adjacent in a block and in the request (a bulk fetch of a run) are read, and zeroed,
-     * as one range: each segment is opened and resealed once, not once per key */
+     * as one range: each segment is opened and resealed once, not once per key; keys of runs
+     * are read where they are used up (fetch_consume_run), each segment opened once for both */
     for (size_t i = 0, j; !rc && i < n; i = j) {
+        j = i + 1;
+        if (rows[i].run)
+            continue;
         uint64_t span = rows[i].len;
-        for (j = i + 1; j < n && adjacent(&rows[j - 1], &rows[j], false); j++)
+        for (; j < n && !rows[j].run && adjacent(&rows[j - 1], &rows[j], false); j++)
             span += rows[j].len;
         rc = qs_range_read(s, rows[i].link, rows[i].block_id, rows[i].off, (uint32_t)span,
                            out[i].material, err);
@@ -221,7 +227,7 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         }
         while (j < n && adjacent(&rows[j - 1], &rows[j], true))
             j++;
-        rc = fetch_consume_run(s, &rows[i], (uint32_t)(j - i), err);
+        rc = fetch_consume_run(s, &rows[i], (uint32_t)(j - i), out[i].material, err);
     }
     if (rc) {
         sodium_memzero(buf, used);

@@ -172,6 +172,11 @@ int qs_lease_check(qk_store *s, const char *link, uint64_t block_id, uint32_t fr
                    uint8_t check[QK_CHECK_LEN], qk_err *err);
 int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   qk_err *err);
+/* qs_range_read, then qs_range_zero, with each segment loaded and decrypted once: the bytes
+ * are handed out and used up together (a carve at the master, a fetch of a run). On error
+ * out is wiped. */
+int qs_range_take(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                  uint8_t *out, qk_err *err);
 int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err);
 
 /* ---- store_blocks.c ------------------------------------------------------------------- */
@@ -292,7 +297,8 @@ int qs_run_load_refs(qk_store *s, const char *request_id, qk_key_ref **refs, siz
                      qk_err *err);
 /* Slave end: keys idx .. idx+cnt-1 of a live run fetched by its slave (bits set, their range
  * zeroed at once). QK_ENOTFOUND if one of them was fetched already. */
-int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, qk_err *err);
+int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, uint8_t *out,
+                qk_err *err);
 /* End the live runs of a request (QS_KEY_BURNED): keys not fetched zeroed. *n += keys ended. */
 int qs_runs_burn_request(qk_store *s, const char *request_id, size_t *n, qk_err *err);
 /* Expire up to cap live runs with expires_at <= now. *n += keys expired. */

@@ -81,8 +81,9 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const o
     if (!rc)
         rc = qs_set_cursors(s, r->link, bid, side == QK_SIDE_LOW ? start + run : o->lo,
                             side == QK_SIDE_HIGH ? start : o->hi, err);
+    /* read and used up at once: each segment opened and resealed (or deleted) once */
     if (!rc)
-        rc = qs_range_read(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
+        rc = qs_range_take(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
     /* one record for the run, key IDs derived from it (docs/adr/0003-request-records.md) */
     qs_run_row row; /* ~1 KiB: the bitmap is unused at the master end */
     memset(&row, 0, sizeof row);
@@ -108,8 +109,6 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const o
         ref->offset = (uint32_t)(start + (uint64_t)j * len);
         ref->length = len;
     }
-    if (!rc)
-        rc = qs_range_zero(s, r->link, bid, (uint32_t)start, (uint32_t)run, err);
     *took = k;
     return rc;
 }

@@ -243,7 +243,7 @@ static int run_update(qk_store *s, const qs_run_row *run, qk_err *err)
     return rc ? rc : qs_step_done(s, st, err);
 }
 
-int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, qk_err *err)
+int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, uint8_t *out, qk_err *err)
 {
     if (!run->has_slave || run->state != QS_KEY_RESERVED || cnt < 1 || idx >= run->n ||
         cnt > run->n - idx)
@@ -258,8 +258,8 @@ int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, qk_err
         run->state = QS_KEY_DELIVERED;
     int rc = run_update(s, run, err);
     if (!rc)
-        rc = qs_range_zero(s, run->link, run->block_id, run->off + idx * run->len, cnt * run->len,
-                           err);
+        rc = qs_range_take(s, run->link, run->block_id, run->off + idx * run->len, cnt * run->len,
+                           out, err);
     return rc ? rc : qs_block_maybe_retire(s, run->link, run->block_id, err);
 }
 

@@ -274,12 +274,18 @@ static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_
 }
 
 /* Zero [off, off+len) inside one segment idx (decrypt, wipe, re-encrypt, or delete the row
- * once every byte of it is used). An absent row was wiped already (block burned, or used). */
+ * once every byte of it is used). An absent row was wiped already (block burned, or used).
+ * With out (qs_range_take): the piece is first copied to out (out[0] is byte off), and it must
+ * be there whole: an absent row or a block that ends inside the range is an error. */
 static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint32_t sb,
-                         uint32_t idx, uint64_t off, uint64_t end, qk_err *err)
+                         uint32_t idx, uint64_t off, uint64_t end, uint8_t *out, qk_err *err)
 {
     seg_row r;
     int rc = seg_load(s, link, block_id, idx, &r, err);
+    if (rc == 0 && out)
+        return qk_err_set(err, QK_ENOTFOUND,
+                          "store: material of block %llu on link %s is no longer held",
+                          (unsigned long long)block_id, link);
     if (rc <= 0)
         return rc;
     size_t plen = 0;
@@ -288,11 +294,14 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
     uint64_t seg_start = (uint64_t)idx * sb;
     uint64_t a = off > seg_start ? off : seg_start;
     uint64_t b = end < seg_start + plen ? end : seg_start + plen;
-    if (plen > sb || b <= a) {
+    uint64_t want = end < seg_start + sb ? end : seg_start + sb;
+    if (plen > sb || b <= a || (out && b != want)) {
         sodium_memzero(s->scratch, QK_SEG_BYTES);
         return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
                           (unsigned long long)block_id);
     }
+    if (out)
+        memcpy(out + (a - off), s->scratch + (a - seg_start), (size_t)(b - a));
     sodium_memzero(s->scratch + (a - seg_start), (size_t)(b - a));
     uint64_t used = r.used + (b - a);
     if (used >= plen) {
@@ -305,10 +314,10 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
 /* Segments strictly between the first and the last segment of a range lie wholly inside it
  * (every one of them is a full segment: only a block's last segment is shorter, and it is
  * never between two others), so their bytes are all used: their rows are deleted with one
- * statement, never opened (secure_delete overwrites the freed cells). Only the two end
- * segments, which may hold other bytes, are opened, zeroed and resealed. */
-int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
-                  qk_err *err)
+ * statement, never opened (secure_delete overwrites the freed cells), after they were read
+ * into out when out is set. Only the two end segments are opened, and each once. */
+static int range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                      uint8_t *out, qk_err *err)
 {
     if (len == 0)
         return 0;
@@ -318,20 +327,41 @@ int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off
         return rc;
     uint64_t end = (uint64_t)off + len;
     uint32_t first = off / sb, last = (uint32_t)((end - 1) / sb);
-    rc = seg_zero_part(s, link, block_id, sb, first, off, end, err);
+    rc = seg_zero_part(s, link, block_id, sb, first, off, end, out, err);
     if (!rc && last > first + 1) {
-        sqlite3_stmt *st = qs_prep(s,
-                                   "DELETE FROM segments WHERE link = ? AND block_id = ?"
-                                   " AND idx > ? AND idx < ?",
-                                   err);
-        rc = st ? qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), (int)first, (int)last)
-                : QK_ESTORAGE;
+        uint64_t mid = (uint64_t)(first + 1) * sb;
+        if (out)
+            rc = qs_range_read(s, link, block_id, (uint32_t)mid,
+                               (uint32_t)((uint64_t)(last - first - 1) * sb), out + (mid - off),
+                               err);
+        sqlite3_stmt *st = rc ? NULL
+                              : qs_prep(s,
+                                        "DELETE FROM segments WHERE link = ? AND block_id = ?"
+                                        " AND idx > ? AND idx < ?",
+                                        err);
+        if (!rc)
+            rc = st ? qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), (int)first, (int)last)
+                    : QK_ESTORAGE;
         if (!rc)
             rc = qs_step_done(s, st, err);
     }
     if (!rc && last > first)
-        rc = seg_zero_part(s, link, block_id, sb, last, off, end, err);
+        rc = seg_zero_part(s, link, block_id, sb, last, off, end, out, err);
+    if (rc && out)
+        sodium_memzero(out, len);
     return rc;
+}
+
+int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                  qk_err *err)
+{
+    return range_zero(s, link, block_id, off, len, NULL, err);
+}
+
+int qs_range_take(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                  uint8_t *out, qk_err *err)
+{
+    return range_zero(s, link, block_id, off, len, out, err);
 }
 
 int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err)

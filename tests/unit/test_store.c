@@ -973,6 +973,76 @@ static void test_range_zero_whole_segments(void)
     done();
 }
 
+/* Taking a range (qs_range_take: read and zero at once) hands out exactly the bytes a read
+ * would, from within a segment and across whole segments, and leaves the store as a zero of
+ * that range does; a range the store no longer holds whole (used already, or past the block's
+ * end) fails with out wiped and takes nothing. */
+static void test_range_take(void)
+{
+    fresh();
+    enum { SB = QK_SEG_BYTES, L = 5 * SB + SB / 2, OFF = SB / 2, LEN = 3 * SB };
+    uint8_t *b = malloc(L), *out = malloc(L), *plain = malloc(SB);
+    CU_ASSERT_FATAL(b && out && plain);
+    randombytes_buf(b, L);
+    for (size_t i = 0; i < L; i++)
+        b[i] |= 1; /* a zero byte can only be a wipe */
+    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1, b, L) == 0);
+    CU_ASSERT_EQUAL(count_segments(1), 6);
+    qk_err err = {0, ""};
+    /* inside one segment (the last one, shorter): 100 bytes */
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    int rc = qs_range_take(S, LINK, 1, 5 * SB + 10, 100, out, &err);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + 5 * SB + 10, 100), 0);
+    size_t plen = 0;
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 5, plain, &plen), 0);
+    CU_ASSERT_EQUAL(plen, SB / 2);
+    CU_ASSERT_TRUE(range_is(plain, b + 5 * SB, 0, 10, false));
+    CU_ASSERT_TRUE(range_is(plain, b + 5 * SB, 10, 110, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 5 * SB, 110, SB / 2, false));
+    /* across whole segments: two end segments resealed, the two between deleted */
+    memset(out, 0, L);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    rc = qs_range_take(S, LINK, 1, OFF, LEN, out, &err);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + OFF, LEN), 0);
+    CU_ASSERT_EQUAL(count_segments(1), 4); /* 1 and 2 deleted */
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, OFF, false));
+    CU_ASSERT_TRUE(range_is(plain, b, OFF, SB, true));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 3, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, 0, OFF, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, OFF, SB, false));
+    /* a segment used up (deleted), past the block's end: refused, out wiped, nothing taken
+     * (which bytes of a live segment are used is the callers' record: qs_range_recorded) */
+    const struct {
+        uint32_t off, len;
+    } bad[] = {{SB, 16}, {2 * SB - 8, 16}, {4 * SB, 2 * SB}, {5 * SB + SB / 2 - 4, 8}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(out, 0xee, L);
+        CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+        rc = qs_range_take(S, LINK, 1, bad[i].off, bad[i].len, out, &err);
+        CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), rc);
+        CU_ASSERT(rc != 0);
+        uint8_t acc = 0;
+        for (uint32_t j = 0; j < bad[i].len; j++)
+            acc |= out[j];
+        CU_ASSERT_EQUAL(acc, 0);
+    }
+    CU_ASSERT_EQUAL(count_segments(1), 4);
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 4, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 4 * SB, 0, SB, false));
+    sodium_memzero(out, L);
+    sodium_memzero(plain, SB);
+    sodium_memzero(b, L);
+    free(out);
+    free(b);
+    free(plain);
+    done();
+}
+
 enum { TH = 4, ROUNDS = 25, TK = 2, TL = 16 };
 static qk_key_ref th_refs[TH][ROUNDS * TK];
 static int th_fail[TH];
@@ -1091,6 +1161,7 @@ int suite_store(void)
         {"burning a block burns its keys", test_block_burn_burns_keys},
         {"zeroization deletes used segments", test_zeroization_deletes_segments},
         {"zeroing a range drops whole segments unopened", test_range_zero_whole_segments},
+        {"taking a range: the bytes of a read, the store of a zero", test_range_take},
         {"segment sizes: 4 KiB new, 1 KiB kept (v7)", test_segment_sizes_v7},
         {"delivery wipes its range inside a partly used segment", test_partial_segment_wipe},
         {"threads never share ranges", test_threads_never_share_ranges},
