@@ -310,15 +310,16 @@ static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
     }
     if (st)
         (void)sqlite3_reset(st);
+    /* carved by carve_owned since v6: runs, and then no key rows; key rows before */
+    if (!rc)
+        rc = qs_run_load_refs(s, v->request_id, &v->keys, &v->nkeys, err);
+    if (rc || v->nkeys > 0)
+        return rc;
+    free(v->keys);
+    v->keys = NULL;
     qs_key_row *rows = NULL;
     size_t nr = 0;
-    if (!rc)
-        rc = qs_load_request_keys(s, v->request_id, &rows, &nr, err);
-    if (!rc && nr == 0) { /* carved by carve_owned since v6: runs, no key rows */
-        free(rows);
-        rc = qs_run_load_refs(s, v->request_id, &v->keys, &v->nkeys, err);
-        return rc;
-    }
+    rc = qs_load_request_keys(s, v->request_id, &rows, &nr, err);
     if (!rc && nr > 0 && !(v->keys = calloc(nr, sizeof *v->keys)))
         rc = qk_err_set(err, QK_ENOMEM, "store: out of memory");
     for (size_t i = 0; !rc && i < nr; i++) {
