@@ -482,14 +482,22 @@ static void notices_call(qk_side side, qk_notice *v, size_t n, qk_http_reply *re
     free(body);
 }
 
-static void test_notices(void)
+/* A's store with one block, and B's granted lease of 1 KiB in it. */
+static qk_lease open_with_lease(uint8_t mat[LB])
 {
-    uint8_t mat[LB];
     open_with_block(mat);
     qk_http_reply rep;
     qk_lease l = ask_b(1024, &rep);
     CU_ASSERT_EQUAL_FATAL(rep.status, 200);
     qk_http_reply_clear(&rep);
+    return l;
+}
+
+static void test_notices(void)
+{
+    uint8_t mat[LB];
+    qk_lease l = open_with_lease(mat);
+    qk_http_reply rep;
     /* two requests inside B's granted lease, one outside it (A's end of the block) */
     qk_notice v[3] = {notice_of("req-1", l.from, 2), notice_of("req-2", l.from + 64, 1),
                       notice_of("req-3", QK_BLOCK_VKEY_LEN, 1)};
@@ -572,11 +580,8 @@ static void nw_cb(qk_inline_waiter *w, int err)
 static void test_notices_inline_group(void)
 {
     uint8_t mat[LB];
-    open_with_block(mat);
+    qk_lease l = open_with_lease(mat);
     qk_http_reply rep;
-    qk_lease l = ask_b(1024, &rep);
-    CU_ASSERT_EQUAL_FATAL(rep.status, 200);
-    qk_http_reply_clear(&rep);
     qk_store *st = qk_kms_store(P.a.kms);
     qk_notice v = notice_of("grp-n1", l.from, 2);
     qk_inline ic;

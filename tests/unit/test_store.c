@@ -918,6 +918,33 @@ static int corrupt_segment(uint64_t block_id, uint32_t idx)
     return rc;
 }
 
+/* After zeroing [off, 3 segments + off) of block 1 (bytes b): segment 0 kept before off and
+ * zero from it, segment 3 zero before off and kept from it. */
+static void ends_zeroed(const uint8_t *b, uint8_t *plain, size_t off)
+{
+    enum { SB = QK_SEG_BYTES };
+    size_t plen = 0;
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, off, false));
+    CU_ASSERT_TRUE(range_is(plain, b, off, SB, true));
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 3, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, 0, off, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, off, SB, false));
+}
+
+/* The end of a range test: its three buffers wiped and freed (block bytes b and out of l
+ * bytes, one segment's plaintext), the store closed and removed. */
+static void range_test_end(uint8_t *b, uint8_t *out, uint8_t *plain, size_t l)
+{
+    sodium_memzero(out, l);
+    sodium_memzero(plain, QK_SEG_BYTES);
+    sodium_memzero(b, l);
+    free(out);
+    free(b);
+    free(plain);
+    done();
+}
+
 /* Zeroing a range that covers whole segments: the segments strictly inside it are deleted
  * without being opened (a corrupted one is no obstacle), only the two end segments are
  * decrypted, zeroed in the range and resealed; bytes outside the range stay, and a read that
@@ -944,12 +971,7 @@ static void test_range_zero_whole_segments(void)
     size_t plen = 0;
     CU_ASSERT_EQUAL(read_segment(1, 1, plain, &plen), -1);
     CU_ASSERT_EQUAL(read_segment(1, 2, plain, &plen), -1);
-    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
-    CU_ASSERT_TRUE(range_is(plain, b, 0, OFF, false));
-    CU_ASSERT_TRUE(range_is(plain, b, OFF, SB, true));
-    CU_ASSERT_EQUAL_FATAL(read_segment(1, 3, plain, &plen), 0);
-    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, 0, OFF, true));
-    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, OFF, SB, false));
+    ends_zeroed(b, plain, OFF);
     CU_ASSERT_EQUAL_FATAL(read_segment(1, 4, plain, &plen), 0);
     CU_ASSERT_TRUE(range_is(plain, b + 4 * SB, 0, SB, false));
     /* reads: across the hole the material is gone; the rest is read whole */
@@ -964,13 +986,7 @@ static void test_range_zero_whole_segments(void)
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_EQUAL(memcmp(out, b + OFF + LEN, 2 * SB - OFF), 0);
     CU_ASSERT_EQUAL(qs_end(S, 0, false, &err), 0);
-    sodium_memzero(out, L);
-    sodium_memzero(plain, SB);
-    sodium_memzero(b, L);
-    free(out);
-    free(b);
-    free(plain);
-    done();
+    range_test_end(b, out, plain, L);
 }
 
 /* Taking a range (qs_range_take: read and zero at once) hands out exactly the bytes a read
@@ -1009,12 +1025,7 @@ static void test_range_take(void)
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_EQUAL(memcmp(out, b + OFF, LEN), 0);
     CU_ASSERT_EQUAL(count_segments(1), 4); /* 1 and 2 deleted */
-    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
-    CU_ASSERT_TRUE(range_is(plain, b, 0, OFF, false));
-    CU_ASSERT_TRUE(range_is(plain, b, OFF, SB, true));
-    CU_ASSERT_EQUAL_FATAL(read_segment(1, 3, plain, &plen), 0);
-    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, 0, OFF, true));
-    CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, OFF, SB, false));
+    ends_zeroed(b, plain, OFF);
     /* a segment used up (deleted), past the block's end: refused, out wiped, nothing taken
      * (which bytes of a live segment are used is the callers' record: qs_range_recorded) */
     const struct {
@@ -1034,13 +1045,7 @@ static void test_range_take(void)
     CU_ASSERT_EQUAL(count_segments(1), 4);
     CU_ASSERT_EQUAL_FATAL(read_segment(1, 4, plain, &plen), 0);
     CU_ASSERT_TRUE(range_is(plain, b + 4 * SB, 0, SB, false));
-    sodium_memzero(out, L);
-    sodium_memzero(plain, SB);
-    sodium_memzero(b, L);
-    free(out);
-    free(b);
-    free(plain);
-    done();
+    range_test_end(b, out, plain, L);
 }
 
 enum { TH = 4, ROUNDS = 25, TK = 2, TL = 16 };

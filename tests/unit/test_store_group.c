@@ -312,20 +312,26 @@ static void test_inline_barrier_close(void)
 
 /* ---- group transactions (qk_inline.group_commit): many inline calls, one COMMIT -------- */
 
-/* Rows of requests with this ID (committed or in the open group: the same connection). */
-static int count_requests(const char *id)
+/* The count sql selects, bound to id, as the store sees it (committed or in the open group:
+ * the same connection). */
+static int count_of(const char *sql, const char *id)
 {
     sqlite3_stmt *st = NULL;
     int n = -1;
     (void)pthread_mutex_lock(&S->mu);
-    if (sqlite3_prepare_v2(S->db, "SELECT count(*) FROM requests WHERE request_id = ?", -1, &st,
-                           NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(S->db, sql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     (void)pthread_mutex_unlock(&S->mu);
     return n;
+}
+
+/* Rows of requests with this ID. */
+static int count_requests(const char *id)
+{
+    return count_of("SELECT count(*) FROM requests WHERE request_id = ?", id);
 }
 
 static bool group_open(void)
@@ -449,19 +455,7 @@ static void test_group_closed_by_blocking_call(void)
 
 static int count_noticed(const char *id)
 {
-    sqlite3_stmt *st = NULL;
-    int n = -1;
-    (void)pthread_mutex_lock(&S->mu);
-    if (sqlite3_prepare_v2(S->db,
-                           "SELECT count(*) FROM requests WHERE request_id = ?"
-                           " AND noticed = 1",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    (void)pthread_mutex_unlock(&S->mu);
-    return n;
+    return count_of("SELECT count(*) FROM requests WHERE request_id = ? AND noticed = 1", id);
 }
 
 static atomic_int lazy_rc;
