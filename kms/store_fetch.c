@@ -112,8 +112,7 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
 }
 
 /* Mark cnt consecutive keys of a run fetched, k the first (the run re-read: an ID twice in one
- * call is refused). */
-/* Take cnt keys of k's run from k on into out (read and used up at once). */
+ * call is refused), and take their bytes into out (read and used up at once). */
 static int fetch_consume_run(qk_store *s, const qs_key_row *k, uint32_t cnt, uint8_t *out,
                              qk_err *err)
 {
