@@ -295,8 +295,9 @@ int qs_run_prefix_in_keys(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], 
 /* The keys of a request's runs, in seq order, as key refs (check zero) in a malloc'ed array. */
 int qs_run_load_refs(qk_store *s, const char *request_id, qk_key_ref **refs, size_t *n,
                      qk_err *err);
-/* Slave end: keys idx .. idx+cnt-1 of a live run fetched by its slave (bits set, their range
- * zeroed at once). QK_ENOTFOUND if one of them was fetched already. */
+/* Slave end: keys idx .. idx+cnt-1 of a live run fetched by its slave (bits set, their bytes
+ * taken into out and their range zeroed at once, qs_range_take). QK_ENOTFOUND if one of them
+ * was fetched already. */
 int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, uint8_t *out,
                 qk_err *err);
 /* End the live runs of a request (QS_KEY_BURNED): keys not fetched zeroed. *n += keys ended. */

@@ -314,9 +314,7 @@ static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
     if (!rc)
         rc = qs_run_load_refs(s, v->request_id, &v->keys, &v->nkeys, err);
     if (rc || v->nkeys > 0)
-        return rc;
-    free(v->keys);
-    v->keys = NULL;
+        return rc; /* none: v->keys stays NULL */
     qs_key_row *rows = NULL;
     size_t nr = 0;
     rc = qs_load_request_keys(s, v->request_id, &rows, &nr, err);

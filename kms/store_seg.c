@@ -118,14 +118,14 @@ typedef int (*range_fn)(void *ctx, const uint8_t *p, size_t n);
 /* Feed the plaintext of [off, off+len) to fn, one segment piece at a time: one statement walks
  * the segments of the range in index order (one b-tree descent, not one query per segment), and
  * each is opened straight from the row. A missing segment means the material is gone:
- * QK_ENOTFOUND. fn must not write to the database (the walk is still open). */
-static int range_visit(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
-                       range_fn fn, void *ctx, qk_err *err)
+ * QK_ENOTFOUND. fn must not write to the database (the walk is still open). sb: the block's
+ * segment size when the caller knows it, else 0 (looked up). */
+static int range_visit(qk_store *s, const char *link, uint64_t block_id, uint32_t sb, uint32_t off,
+                       uint32_t len, range_fn fn, void *ctx, qk_err *err)
 {
     if (len == 0)
         return 0;
-    uint32_t sb = 0;
-    int rc = seg_size(s, link, block_id, &sb, err);
+    int rc = sb ? 0 : seg_size(s, link, block_id, &sb, err);
     if (rc)
         return rc;
     uint64_t end = (uint64_t)off + len;
@@ -192,17 +192,24 @@ static int copy_fn(void *ctx, const uint8_t *p, size_t n)
     return 0;
 }
 
-int qs_range_read(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
-                  uint8_t *out, qk_err *err)
+/* qs_range_read with the block's segment size sb (0: looked up). */
+static int range_read(qk_store *s, const char *link, uint64_t block_id, uint32_t sb, uint32_t off,
+                      uint32_t len, uint8_t *out, qk_err *err)
 {
     struct copy_ctx c = {out, 0};
-    int rc = range_visit(s, link, block_id, off, len, copy_fn, &c, err);
+    int rc = range_visit(s, link, block_id, sb, off, len, copy_fn, &c, err);
     if (!rc && c.pos != len)
         rc = qk_err_set(err, QK_ESTORAGE, "store: short read from block %llu",
                         (unsigned long long)block_id);
     if (rc)
         sodium_memzero(out, len);
     return rc;
+}
+
+int qs_range_read(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                  uint8_t *out, qk_err *err)
+{
+    return range_read(s, link, block_id, 0, off, len, out, err);
 }
 
 static int hash_fn(void *ctx, const uint8_t *p, size_t n)
@@ -224,7 +231,7 @@ static int range_hash(qk_store *s, const char *link, uint64_t block_id, uint32_t
     else
         qs_check_begin(&h, s->vkey, link, block_id, off, len);
     sodium_memzero(s->vkey, QK_BLOCK_VKEY_LEN);
-    rc = range_visit(s, link, block_id, off, len, hash_fn, &h, err);
+    rc = range_visit(s, link, block_id, 0, off, len, hash_fn, &h, err);
     if (!rc && crypto_generichash_final(&h, check, QK_CHECK_LEN) != 0)
         rc = qk_err_set(err, QK_ESTORAGE, "store: hash failed");
     sodium_memzero(&h, sizeof h);
@@ -331,9 +338,8 @@ static int range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t
     if (!rc && last > first + 1) {
         uint64_t mid = (uint64_t)(first + 1) * sb;
         if (out)
-            rc = qs_range_read(s, link, block_id, (uint32_t)mid,
-                               (uint32_t)((uint64_t)(last - first - 1) * sb), out + (mid - off),
-                               err);
+            rc = range_read(s, link, block_id, sb, (uint32_t)mid,
+                            (uint32_t)((uint64_t)(last - first - 1) * sb), out + (mid - off), err);
         sqlite3_stmt *st = rc ? NULL
                               : qs_prep(s,
                                         "DELETE FROM segments WHERE link = ? AND block_id = ?"
