@@ -484,6 +484,13 @@ static int hot_path_key(parse_ctx *c, const char *key, const char *v, qk_err *er
         return parse_u32(v, 1024, QK_BLOCK_MAX_BYTES, &cfg->lease_bytes, err);
     if (strcmp(key, "lease_low_water") == 0)
         return parse_u32(v, 0, QK_BLOCK_MAX_BYTES, &cfg->lease_low_water, err);
+    if (strcmp(key, "lease_demand") == 0) {
+        uint64_t ms = 0;
+        int rc = qk_parse_duration_ms(v, 0, QK_CFG_LEASE_DEMAND_MS_MAX, &ms, err);
+        if (rc == 0)
+            cfg->lease_demand_ms = (uint32_t)ms;
+        return rc;
+    }
     if (strcmp(key, "notice_batch") == 0)
         return parse_u32(v, 1, QK_CFG_NOTICE_BATCH_MAX, &cfg->notice_batch, err);
     if (strcmp(key, "notice_wait") == 0)
@@ -1056,6 +1063,7 @@ static void set_defaults(qk_kmed_config *cfg)
     cfg->max_pool_bytes = QK_CFG_DEFAULT_MAX_POOL_BYTES;
     cfg->lease_bytes = QK_CFG_DEFAULT_LEASE_BYTES;
     cfg->lease_low_water = QK_CFG_DEFAULT_LEASE_LOW_WATER;
+    cfg->lease_demand_ms = QK_CFG_DEFAULT_LEASE_DEMAND_MS;
     cfg->notice_batch = QK_CFG_DEFAULT_NOTICE_BATCH;
     cfg->notice_wait_ms = QK_CFG_DEFAULT_NOTICE_WAIT_MS;
     snprintf(cfg->skip.algorithm, sizeof cfg->skip.algorithm, "QKD");

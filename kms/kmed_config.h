@@ -179,6 +179,7 @@ typedef struct {
     /* [hot_path]: leases and notices (docs/qkd-kmed.md "How the KME uses its peers") */
     uint32_t lease_bytes;     /* bytes asked per lease: 262144 */
     uint32_t lease_low_water; /* lease ahead below this much granted room: 65536 */
+    uint32_t lease_demand_ms; /* a lease asks at least this long's recent demand: 500 */
     uint32_t notice_batch;    /* requests per POST /peer/v1/notices: 256 */
     uint64_t notice_wait_ms;  /* a fetch of a not yet noticed key waits this long: 2000 */
 
@@ -211,6 +212,8 @@ int qk_kmed_config_load(const char *path, qk_kmed_config *cfg, qk_err *err);
 /* [hot_path] defaults and bounds. */
 #define QK_CFG_DEFAULT_LEASE_BYTES     262144u
 #define QK_CFG_DEFAULT_LEASE_LOW_WATER 65536u
+#define QK_CFG_DEFAULT_LEASE_DEMAND_MS 500u
+#define QK_CFG_LEASE_DEMAND_MS_MAX     10000u
 #define QK_CFG_DEFAULT_NOTICE_BATCH    256u
 #define QK_CFG_NOTICE_BATCH_MAX        1024u /* = QK_PEER_NOTICES_MAX: what a peer accepts */
 #define QK_CFG_DEFAULT_NOTICE_WAIT_MS  2000u

@@ -509,7 +509,8 @@ int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, const qk_c
             rc = qk_err_set(err, QK_EAGAIN, "lease exhausted: run again on a worker");
             break;
         }
-        uint64_t ask = want < k->cfg->lease_bytes ? k->cfg->lease_bytes : want;
+        uint64_t lease = qk_kms_lease_ask_bytes(k, i);
+        uint64_t ask = want < lease ? lease : want;
         bool asked = false;
         rc = qk_kms_lease_more(k, i, ask, seen, &asked, why, err);
         if (rc != 0)
@@ -517,8 +518,10 @@ int qk_kms_carve_leased(qk_kms *k, size_t i, const qk_reservation *r, const qk_c
         own += asked;
         rc = QK_ENOKEY; /* if the rounds run out */
     }
-    if (rc == 0)
+    if (rc == 0) {
         qk_metrics_key_bytes(k->metrics, l->cfg->link_id, QK_KEY_CONSUMED, want);
+        qk_kms_lease_carved(k, i, want);
+    }
     return rc;
 }
 

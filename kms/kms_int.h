@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "kms.h"
+#include "lease_size.h"
 #include "qk_inline.h"
 
 #define QK_HELD_MAX 512 /* (master, slave) pairs whose peer count a link remembers */
@@ -45,6 +46,8 @@ typedef struct {
     pthread_cond_t cv;
     bool woken, stop, started, demand;
     pthread_t thread;
+    /* Bytes carved here as master on the link (under mu): sizes the leases (lease_size.h). */
+    qk_carve_meter carved;
     /* The held estimate (QK_HELD_MAX pairs; guarded by held_mu). */
     pthread_mutex_t held_mu;
     qk_held *held;
@@ -116,6 +119,13 @@ uint64_t qk_kms_lease_gen(qk_kms *k, size_t i);
  * not NULL) the peer's reason (core.h). */
 int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *asked,
                       qk_peer_fail *why, qk_err *err);
+/* Bytes a lease of link i asks for, and the granted room below which the notifier leases
+ * ahead, from lease_bytes, lease_low_water and lease_demand and the link's carve meter
+ * (lease_size.h). */
+uint64_t qk_kms_lease_ask_bytes(qk_kms *k, size_t i);
+uint64_t qk_kms_lease_low_mark(qk_kms *k, size_t i);
+/* Count `bytes` carved here as master on link i. */
+void qk_kms_lease_carved(qk_kms *k, size_t i, uint64_t bytes);
 /* Ask again what a previous run (or a failed call) left asked on link i. 0, or the first
  * failure (the asks not answered stay). */
 int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err);

@@ -4,6 +4,7 @@
  * answer (qk_store_lease_done); the peer grants in qk_kms_lease_in. */
 #include <string.h>
 
+#include "http_util.h"
 #include "kms_int.h"
 #include "log.h"
 
@@ -98,6 +99,38 @@ static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_peer_fail *why, 
                 (unsigned long long)ls->block_id, qk_status_name(prc));
     return qk_err_set(err, prc, "peer KME %s: block %llu %s", l->cfg->peer,
                       (unsigned long long)ls->block_id, qk_status_name(prc));
+}
+
+/* The link's carve rate now (bytes per second). */
+static uint64_t carve_rate(qk_kms *k, size_t i)
+{
+    qk_hot_link *h = &k->hot[i];
+    double now = qk_now_ms();
+    pthread_mutex_lock(&h->mu);
+    uint64_t rate = qk_carve_meter_rate(&h->carved, now);
+    pthread_mutex_unlock(&h->mu);
+    return rate;
+}
+
+uint64_t qk_kms_lease_ask_bytes(qk_kms *k, size_t i)
+{
+    uint32_t d = k->cfg->lease_demand_ms;
+    return qk_lease_ask_bytes(k->cfg->lease_bytes, d ? carve_rate(k, i) : 0, d);
+}
+
+uint64_t qk_kms_lease_low_mark(qk_kms *k, size_t i)
+{
+    uint32_t d = k->cfg->lease_demand_ms, low = k->cfg->lease_low_water;
+    return qk_lease_low_mark(low, d && low ? carve_rate(k, i) : 0, d);
+}
+
+void qk_kms_lease_carved(qk_kms *k, size_t i, uint64_t bytes)
+{
+    qk_hot_link *h = &k->hot[i];
+    double now = qk_now_ms();
+    pthread_mutex_lock(&h->mu);
+    qk_carve_meter_add(&h->carved, now, bytes);
+    pthread_mutex_unlock(&h->mu);
 }
 
 int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *asked,

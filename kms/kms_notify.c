@@ -176,10 +176,11 @@ static int send_notices(qk_kms *k, size_t i, bool *runs, qk_err *err)
     return rc;
 }
 
-/* Lease ahead: when the granted, uncarved room of this end on link i is below lease_low_water,
- * ask for up to lease_bytes more - once this end has served a request on the link, and only while
- * it owns less than the link's unleased room (bytes_available is this end's view of the uncarved
- * room: its own leased room plus the unleased one), so that leasing ahead never takes more
+/* Lease ahead: when the granted, uncarved room of this end on link i is below its low mark
+ * (lease_low_water, or more under sustained demand: qk_kms_lease_low_mark), ask for up to a
+ * lease's size more (qk_kms_lease_ask_bytes) - once this end has served a request on the link, and
+ * only while it owns less than the link's unleased room (bytes_available is this end's view of the
+ * uncarved room: its own leased room plus the unleased one), so that leasing ahead never takes more
  * than about half of a link's material from a peer that has not asked yet (requests still
  * lease what they need). No confirmed block with room left is not a failure. */
 static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
@@ -193,7 +194,7 @@ static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
         return 0;
     uint64_t seen = qk_kms_lease_gen(k, i), room = 0;
     int rc = qk_store_lease_room(k->store, l->cfg->link_id, l->side, &room, err);
-    if (rc != 0 || room >= k->cfg->lease_low_water)
+    if (rc != 0 || room >= qk_kms_lease_low_mark(k, i))
         return rc;
     qk_pool_status st;
     rc = qk_store_pool_status(k->store, l->cfg->link_id, &st, err);
@@ -205,9 +206,9 @@ static int lease_ahead(qk_kms *k, size_t i, qk_err *err)
     /* At most half of the difference, so that after the ask this end still holds no more than
      * the rest; nothing when that is below the store's smallest half-ask (it would take a
      * small last block whole and leave the peer nothing to serve from). */
-    uint64_t want = (unleased - room) / 2;
-    if (want > k->cfg->lease_bytes)
-        want = k->cfg->lease_bytes;
+    uint64_t want = (unleased - room) / 2, most = qk_kms_lease_ask_bytes(k, i);
+    if (want > most)
+        want = most;
     if (want < LEASE_AHEAD_MIN)
         return 0;
     rc = qk_kms_lease_more(k, i, want, seen, NULL, NULL, err);

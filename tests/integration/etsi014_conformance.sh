@@ -38,6 +38,7 @@ fingerprint = $(fp "$P/SAE_X.crt")
 [hot_path]
 lease_bytes = 1024
 lease_low_water = 0
+lease_demand = 0
 EOF
 mkdir -p "$T/rogue"
 pki_ca "$T/rogue" rca >/dev/null && pki_client "$T/rogue" rca SAE_A1 >/dev/null || fail "rogue PKI"
@@ -289,8 +290,8 @@ ok "max_key_count for a slave at the peer KME: from the peer's count, enc_keys a
 
 # ---------------------------------------------------------------- peer KME down
 # KME_A serves from the range KME_B granted it ahead of demand (a lease: [hot_path] lease_bytes
-# = 1024 at KME_A here, no lease ahead) and tells KME_B later: with KME_B down, enc_keys answers
-# 200 while the lease lasts (at most two 512-byte keys), then 503 with nothing delivered; once
+# = 1024 at KME_A here, no lease ahead and no lease sized by demand) and tells KME_B later: with
+# KME_B down, enc_keys answers 200 while the lease lasts (at most two 512-byte keys), then 503 with nothing delivered; once
 # KME_B is back, its slave fetches every key KME_A delivered meanwhile, once.
 DEL_A=$(metric A delivered)
 pair_stop B

@@ -13,7 +13,8 @@ max_key_count = 12
 
 [hot_path]
 lease_bytes = 1024
-lease_low_water = 0"
+lease_low_water = 0
+lease_demand = 0"
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 qk_need_root "mounts a tmpfs as KME_B's data directory to fill it"
 qk_need_cmd jq

@@ -15,7 +15,7 @@ pair_skip_conf A psk-or-mtls "loopback_pair = true
 algorithm = QKD-sim BB84"
 pair_skip_conf B psk-or-mtls "entropy = false"
 # Small leases at KME_A (no lease ahead), so that the peer-down case below uses its lease up.
-printf '\n[hot_path]\nlease_bytes = 1024\nlease_low_water = 0\n' >>"$T/kme_A.conf"
+printf '\n[hot_path]\nlease_bytes = 1024\nlease_low_water = 0\nlease_demand = 0\n' >>"$T/kme_A.conf"
 pair_start A
 pair_start B
 [ -n "${PORT[A.skip]:-}" ] && [ -n "${PORT[B.skip]:-}" ] || fail "no skip port in the port files"

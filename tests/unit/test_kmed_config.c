@@ -280,11 +280,12 @@ static void test_hot_path(void)
     CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
     CU_ASSERT_EQUAL(cfg->lease_bytes, 262144);
     CU_ASSERT_EQUAL(cfg->lease_low_water, 65536);
+    CU_ASSERT_EQUAL(cfg->lease_demand_ms, 500);
     CU_ASSERT_EQUAL(cfg->notice_batch, 256);
     CU_ASSERT_EQUAL(cfg->notice_wait_ms, 2000);
     int rc = load_text(base,
                        "[hot_path]\nlease_bytes = 1024\nlease_low_water = 0\nnotice_batch = 1024\n"
-                       "notice_wait = 0ms\n",
+                       "notice_wait = 0ms\nlease_demand = 0\n",
                        &err);
     if (rc != 0)
         fprintf(stderr, "\n  %s\n", err.msg);
@@ -293,8 +294,13 @@ static void test_hot_path(void)
     CU_ASSERT_EQUAL(cfg->lease_low_water, 0);
     CU_ASSERT_EQUAL(cfg->notice_batch, 1024);
     CU_ASSERT_EQUAL(cfg->notice_wait_ms, 0);
-    CU_ASSERT_EQUAL_FATAL(load_text(base, "[hot_path]\nnotice_wait = 60s\n", &err), 0);
+    CU_ASSERT_EQUAL(cfg->lease_demand_ms, 0);
+    CU_ASSERT_EQUAL_FATAL(
+        load_text(base, "[hot_path]\nnotice_wait = 60s\nlease_demand = 10s\n", &err), 0);
     CU_ASSERT_EQUAL(cfg->notice_wait_ms, 60000);
+    CU_ASSERT_EQUAL(cfg->lease_demand_ms, 10000);
+    expect_error(base, "[hot_path]\nlease_demand = 10001ms\n", 43,
+                 "[hot_path] lease_demand: ", NULL);
     expect_error(base, "[hot_path]\nlease_bytes = 1023\n", 43, "[hot_path] lease_bytes: ", NULL);
     expect_error(base, "[hot_path]\nlease_bytes = 4194305\n", 43, "[hot_path] lease_bytes: ", NULL);
     expect_error(base, "[hot_path]\nnotice_batch = 0\n", 43, "[hot_path] notice_batch: ", NULL);

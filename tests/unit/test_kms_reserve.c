@@ -745,6 +745,34 @@ static void test_inline_defers(void)
     CU_ASSERT_EQUAL(atomic_load(&iw_err), QK_ETIMEOUT);
 }
 
+/* Leases follow demand ([hot_path] lease_demand): the first lease asks lease_bytes (nothing
+ * carved yet); once that lease is carved within a second, the next asks lease_demand's worth of
+ * that rate - more than lease_bytes, and at most half of the block's unleased room, as any ask.
+ * With lease_demand 0 (the fixture's) every lease asks lease_bytes: test_remote_size_and_number. */
+static void test_lease_follows_demand(void)
+{
+    pair_open();
+    P.a.cfg->lease_demand_ms = QK_CFG_LEASE_DEMAND_MS_MAX; /* 10 s of the rate */
+    static const char *const slaves[3] = {"SAE_B1", "SAE_B2", "SAE_B3"};
+    qk_key_batch b;
+    qk_err err;
+    uint64_t avail0 = pool(P.b.kms, KF_NODE).bytes_available;
+    /* two requests of 4 x 128 bytes: the first lease (KF_LEASE_BYTES), used up */
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(reserve_at_b(&slaves[i], 1, 4, 1024, &b, &err), 0);
+        qk_key_batch_free(&b);
+    }
+    uint64_t avail1 = pool(P.b.kms, KF_NODE).bytes_available;
+    CU_ASSERT_EQUAL(avail0 - avail1, KF_LEASE_BYTES);
+    CU_ASSERT_EQUAL_FATAL(reserve_at_b(&slaves[2], 1, 1, 1024, &b, &err), 0);
+    qk_key_batch_free(&b);
+    uint64_t leased = avail1 - pool(P.b.kms, KF_NODE).bytes_available;
+    /* 1024 bytes carved within two seconds read as at least 512 bytes/s: 10 s of it is 5120 */
+    CU_ASSERT(leased >= 5 * KF_LEASE_BYTES);
+    CU_ASSERT(leased <= (PAIR_BLOCK - QK_BLOCK_VKEY_LEN - KF_LEASE_BYTES) / 2);
+    pair_close();
+}
+
 /* A KME stopped with un-noticed requests (its peer unreachable) notices them after its restart;
  * while the peer is down, requests are served from the lease until it runs out (QK_EPEER). */
 static void test_restart_notices(void)
@@ -897,6 +925,7 @@ int suite_kms_reserve(void)
         !CU_add_test(s, "remote_quota", test_remote_quota) ||
         !CU_add_test(s, "fetch_waits_for_notice", test_fetch_waits_for_notice) ||
         !CU_add_test(s, "restart_notices", test_restart_notices) ||
+        !CU_add_test(s, "lease_follows_demand", test_lease_follows_demand) ||
         !CU_add_test(s, "peer_reasons", test_peer_reasons) ||
         !CU_add_test(s, "peer_fail_of", test_peer_fail_of) ||
         !CU_add_test(s, "inline_defers", test_inline_defers) ||
