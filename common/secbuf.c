@@ -59,8 +59,13 @@ static const size_t sb_class_size[SB_NCLASS] = {64, 256, 1024, 4096, 16384, 6553
 /* Cached buffers per class and thread: ~0.7 MiB of locked pages per thread at most. */
 static const unsigned sb_class_max[SB_NCLASS] = {16, 16, 16, 16, 8, 4, 0, 0};
 #define SB_CACHE_MAX 16
-/* The shared depot per class: ~8.3 MiB of locked pages at most for the whole process. */
-static const unsigned sb_depot_max[SB_NCLASS] = {64, 64, 64, 64, 32, 16, 8, 4};
+/* The shared depot per class: ~26 MiB of locked pages at most for the whole process. The
+ * 256 KiB class (the JSON answer of a bulk request) keeps 64: under 64 concurrent bulk
+ * requests a KME holds about one answer per connection, made and freed in bursts (one sync
+ * completes many replies at once), and a depot of 8 sent most of them back to sodium_malloc
+ * (its fill and page faults: 12-14 % of each KME in the bulk benchmark cell). Past
+ * RLIMIT_MEMLOCK, sodium_malloc's mlock fails silently; the pages stay out of core dumps. */
+static const unsigned sb_depot_max[SB_NCLASS] = {64, 64, 64, 64, 32, 16, 64, 8};
 #define SB_DEPOT_MAX 64
 
 static struct {

@@ -201,6 +201,37 @@ static void test_bulk_sizes_in_depot(void)
     }
 }
 
+/* The answer class of a bulk request (256 KiB) keeps a 64-connection burst: 64 answers made
+ * at once and freed at once all go back to the depot, and the next burst takes every one of
+ * them from there (no sodium_malloc); one more than the bound goes to the system. */
+static void test_bulk_burst_kept(void)
+{
+    enum { BURST = 64 };
+    const size_t n = 100000; /* about the JSON of 128 keys of 4096 bits */
+    size_t bound = qk_secure_depot_bound(n);
+    CU_ASSERT_FATAL(bound >= BURST && bound < 2 * BURST);
+    uint8_t *p[2 * BURST];
+    size_t start = qk_secure_depot(n);
+    for (size_t r = 0; r < 2; r++) {
+        for (size_t i = 0; i < BURST; i++) {
+            p[i] = qk_secure_alloc(n);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(p[i]);
+            memset(p[i], 0xa5, n);
+        }
+        CU_ASSERT_EQUAL(qk_secure_depot(n), start > BURST ? start - BURST : 0);
+        for (size_t i = 0; i < BURST; i++)
+            qk_secure_free(p[i]);
+        CU_ASSERT_EQUAL(qk_secure_depot(n), start > BURST ? start : BURST);
+    }
+    for (size_t i = 0; i < bound + 1; i++) {
+        p[i] = qk_secure_alloc(n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p[i]);
+    }
+    for (size_t i = 0; i < bound + 1; i++)
+        qk_secure_free(p[i]);
+    CU_ASSERT_EQUAL(qk_secure_depot(n), bound);
+}
+
 static void test_cache_bound(void)
 {
     enum { N = 40 };
@@ -366,6 +397,7 @@ int suite_secbuf(void)
         !CU_add_test(s, "read secret file", test_read_file) ||
         !CU_add_test(s, "released buffers come back wiped", test_reuse_is_wiped) ||
         !CU_add_test(s, "bulk sizes go through the depot alone", test_bulk_sizes_in_depot) ||
+        !CU_add_test(s, "a burst of 64 bulk answers stays in the depot", test_bulk_burst_kept) ||
         !CU_add_test(s, "buffers freed on another thread go through the depot",
                      test_depot_across_threads) ||
         !CU_add_test(s, "the cache stays bounded", test_cache_bound) ||
