@@ -3,6 +3,9 @@
 #include "store_int.h"
 
 #define QS_WAL_AUTOCKPT 8000 /* pages (32 MiB at 4 KiB): SQLite's default is 1000 */
+/* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway
+ * (docs/adr/0002-key-store.md, item 10): one sync then covers both. */
+#define QS_LAZY_WAIT_MS 100
 
 #include <errno.h>
 #include <fcntl.h>
@@ -348,6 +351,7 @@ int qs_begin(qk_store *s, qk_err *err)
 }
 
 int (*qs_test_fdatasync)(int fd) = NULL;
+unsigned qs_lazy_wait_ms = QS_LAZY_WAIT_MS;
 
 /* Whether group number seq failed (its COMMIT, or SQLite rolled it back). Under smu. */
 static bool qs_group_failed(const qk_store *s, uint64_t seq)
@@ -506,10 +510,27 @@ static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
     return rc;
 }
 
+/* Wait on wcond (with smu) until a reply waits, the store stops, or qs_lazy_wait_ms pass. */
+static void qs_lazy_linger(qk_store *s)
+{
+    struct timespec dl;
+    if (clock_gettime(CLOCK_MONOTONIC, &dl) != 0)
+        return;
+    dl.tv_sec += qs_lazy_wait_ms / 1000;
+    dl.tv_nsec += (long)(qs_lazy_wait_ms % 1000) * 1000000L;
+    dl.tv_sec += dl.tv_nsec / 1000000000L;
+    dl.tv_nsec %= 1000000000L;
+    while (!s->waiters && !s->syncer_stop && s->lazy_seq > s->synced_seq)
+        if (pthread_cond_timedwait(&s->wcond, &s->smu, &dl) == ETIMEDOUT)
+            break;
+}
+
 /* The syncer thread: syncs whenever replies of inline handlers wait, so that they complete
  * without any request thread blocking in fdatasync, and after lazy calls (qs_lazy), so that
- * their group does not stay open. One sync covers every commit before it (group commit):
- * under load a sync completes many replies at once. */
+ * their group does not stay open: a lazy call alone first lingers up to qs_lazy_wait_ms for a
+ * reply that needs a sync anyway (at one connection the next request's carve joins the group
+ * the mark left open, and one sync covers both). One sync covers every commit before it (group
+ * commit): under load a sync completes many replies at once. */
 static void *qs_syncer_main(void *arg)
 {
     qk_store *s = arg;
@@ -517,6 +538,8 @@ static void *qs_syncer_main(void *arg)
     for (;;) {
         while (!s->waiters && !s->lazy_seq && !s->syncer_stop)
             (void)pthread_cond_wait(&s->wcond, &s->smu);
+        if (!s->waiters && s->lazy_seq)
+            qs_lazy_linger(s);
         if (!s->waiters && !s->lazy_seq)
             break; /* stopping, and nothing waits */
         uint64_t target = s->lazy_seq;
@@ -886,7 +909,13 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
         free(s);
         return qk_err_set(err, QK_ENOMEM, "store: condvar init failed");
     }
-    s->wcond_ok = pthread_cond_init(&s->wcond, NULL) == 0;
+    pthread_condattr_t ca; /* the syncer's linger is timed on the monotonic clock */
+    s->wcond_ok = pthread_condattr_init(&ca) == 0;
+    if (s->wcond_ok) {
+        s->wcond_ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+                      pthread_cond_init(&s->wcond, &ca) == 0;
+        (void)pthread_condattr_destroy(&ca);
+    }
     s->secret = sodium_malloc(QK_MASTER_KEY_LEN + QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
     if (!s->secret) {
         qk_store_close(s);

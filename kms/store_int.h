@@ -132,6 +132,9 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err);
 void qs_lazy(qk_store *s);
 /* Test hook: when set, called instead of fdatasync(2) on the WAL file (tests only). */
 extern int (*qs_test_fdatasync)(int fd);
+/* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway, in
+ * ms (QS_LAZY_WAIT_MS; tests change it). */
+extern unsigned qs_lazy_wait_ms;
 int qs_db_err(qk_store *s, qk_err *err, const char *what);
 sqlite3_stmt *qs_prep(qk_store *s, const char *sql, qk_err *err);
 /* Bind by format: 't' const char * (NULL binds NULL), 'I' int64_t, 'i' int,

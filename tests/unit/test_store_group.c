@@ -509,6 +509,48 @@ static void test_lazy_notices_done(void)
     done();
 }
 
+/* A lazy call alone does not start a sync at once: the syncer lingers (qs_lazy_wait_ms) for a
+ * reply that needs one anyway. An inline request in that time joins the group the mark left
+ * open, and one sync covers both; both survive a reopen. */
+static void test_lazy_rides_with_reply(void)
+{
+    fresh();
+    int late = 0;
+    CU_ASSERT_EQUAL_FATAL(carve_commit("lazy-2", 0, &late), 0);
+    (void)pthread_mutex_lock(&S->mu);
+    CU_ASSERT_EQUAL(sqlite3_exec(S->db, "UPDATE requests SET noticed = 0", NULL, NULL, NULL),
+                    SQLITE_OK);
+    (void)pthread_mutex_unlock(&S->mu);
+    unsigned saved = qs_lazy_wait_ms;
+    qs_lazy_wait_ms = 10000;
+    atomic_store(&w_done, 0);
+    atomic_store(&w_err, -99);
+    int started = atomic_load(&sync_started);
+    const char *ids[] = {"lazy-2"};
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_notices_done(S, ids, 1, &err), 0);
+    sleep_ms(100);
+    CU_ASSERT_EQUAL(atomic_load(&sync_started), started); /* lingering: no sync yet */
+    CU_ASSERT(group_open());                              /* the mark waits in the group */
+    qk_inline ic;
+    CU_ASSERT_EQUAL(group_carve("grp-3", 1, &ic, &late), 0);
+    CU_ASSERT_FATAL(ic.await != NULL);
+    qk_inline_waiter w = {.done = w_cb};
+    CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
+    wait_done(1);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
+    CU_ASSERT_EQUAL(atomic_load(&sync_started), started + 1); /* one sync for both */
+    qs_lazy_wait_ms = saved;
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(count_noticed("lazy-2"), 1);
+    CU_ASSERT_EQUAL(count_requests("grp-3"), 1);
+    done();
+}
+
 static void test_wal_inode_kept(void)
 {
     fresh();
@@ -556,6 +598,7 @@ int suite_store_group(void)
         {"group: a failed COMMIT fails every reply of the group", test_group_commit_fails},
         {"group: a blocking call commits the open group", test_group_closed_by_blocking_call},
         {"lazy: notices_done returns before its sync, synced soon", test_lazy_notices_done},
+        {"lazy: the mark waits for the next reply's sync", test_lazy_rides_with_reply},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
