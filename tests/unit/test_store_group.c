@@ -78,6 +78,15 @@ static void done(void)
     sf_dir_remove(&D);
 }
 
+/* Close the store (syncing for real again) and open it anew, as after a restart. */
+static void reopen(void)
+{
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+}
+
 static int carve_commit(const char *req, int side, int *late)
 {
     const char *sl[2];
@@ -139,10 +148,7 @@ static void test_concurrent_commits_durable(void)
     printf("\n    group commit: %d writing calls, %d WAL syncs\n", commits, syncs);
     CU_ASSERT(syncs > 0);
     CU_ASSERT(syncs < commits);
-    qs_test_fdatasync = NULL;
-    qk_store_close(S);
-    S = sf_open(D.path, 1);
-    CU_ASSERT_FATAL(S != NULL);
+    reopen();
     qk_pool_status ps;
     qk_err err = {0, ""};
     CU_ASSERT_EQUAL(qk_store_pool_status(S, LINK, &ps, &err), 0);
@@ -163,10 +169,7 @@ static void test_sync_failure_fails_waiters(void)
     atomic_store(&sync_fail, 0);
     int late = 0;
     CU_ASSERT_EQUAL(carve_commit("after", 0, &late), QK_ESTORAGE);
-    qs_test_fdatasync = NULL;
-    qk_store_close(S);
-    S = sf_open(D.path, 1);
-    CU_ASSERT_FATAL(S != NULL);
+    reopen();
     CU_ASSERT_EQUAL(carve_commit("reopened", 0, &late), 0);
     done();
 }
@@ -387,10 +390,7 @@ static void test_group_shared(void)
     wait_done(2);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 2);
     CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
-    qs_test_fdatasync = NULL;
-    qk_store_close(S);
-    S = sf_open(D.path, 1);
-    CU_ASSERT_FATAL(S != NULL);
+    reopen();
     CU_ASSERT_EQUAL(count_requests("grp-1"), 1);
     CU_ASSERT_EQUAL(count_requests("grp-2"), 1);
     done();
@@ -467,20 +467,26 @@ static void *lazy_main(void *arg)
     return NULL;
 }
 
+/* A fresh store holding one committed request `id`, un-noticed, as a request carved from a
+ * lease stands until its notice is answered. */
+static void carve_unnoticed(const char *id)
+{
+    fresh();
+    int late = 0;
+    CU_ASSERT_EQUAL_FATAL(carve_commit(id, 0, &late), 0);
+    (void)pthread_mutex_lock(&S->mu);
+    CU_ASSERT_EQUAL(sqlite3_exec(S->db, "UPDATE requests SET noticed = 0", NULL, NULL, NULL),
+                    SQLITE_OK);
+    (void)pthread_mutex_unlock(&S->mu);
+}
+
 /* Marking requests noticed does not wait for the WAL sync (a lost mark only sends the notice
  * again): with every sync blocked the call returns, its change is visible at once, and the
  * syncer commits and syncs it on its own soon after, with no reply waiting; it survives a
  * reopen. */
 static void test_lazy_notices_done(void)
 {
-    fresh();
-    int late = 0;
-    CU_ASSERT_EQUAL_FATAL(carve_commit("lazy-1", 0, &late), 0);
-    /* as a request carved from a lease stands until its notice is answered */
-    (void)pthread_mutex_lock(&S->mu);
-    CU_ASSERT_EQUAL(sqlite3_exec(S->db, "UPDATE requests SET noticed = 0", NULL, NULL, NULL),
-                    SQLITE_OK);
-    (void)pthread_mutex_unlock(&S->mu);
+    carve_unnoticed("lazy-1");
     CU_ASSERT_EQUAL(count_noticed("lazy-1"), 0);
     atomic_store(&lazy_rc, 0);
     atomic_store(&sync_block, 1);
@@ -501,10 +507,7 @@ static void test_lazy_notices_done(void)
     for (int i = 0; i < 400 && atomic_load(&sync_done) == done_before; i++)
         sleep_ms(5);
     CU_ASSERT(atomic_load(&sync_done) > done_before);
-    qs_test_fdatasync = NULL;
-    qk_store_close(S);
-    S = sf_open(D.path, 1);
-    CU_ASSERT_FATAL(S != NULL);
+    reopen();
     CU_ASSERT_EQUAL(count_noticed("lazy-1"), 1);
     done();
 }
@@ -514,13 +517,8 @@ static void test_lazy_notices_done(void)
  * open, and one sync covers both; both survive a reopen. */
 static void test_lazy_rides_with_reply(void)
 {
-    fresh();
+    carve_unnoticed("lazy-2");
     int late = 0;
-    CU_ASSERT_EQUAL_FATAL(carve_commit("lazy-2", 0, &late), 0);
-    (void)pthread_mutex_lock(&S->mu);
-    CU_ASSERT_EQUAL(sqlite3_exec(S->db, "UPDATE requests SET noticed = 0", NULL, NULL, NULL),
-                    SQLITE_OK);
-    (void)pthread_mutex_unlock(&S->mu);
     unsigned saved = qs_lazy_wait_ms;
     qs_lazy_wait_ms = 10000;
     atomic_store(&w_done, 0);
@@ -542,10 +540,7 @@ static void test_lazy_rides_with_reply(void)
     CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
     CU_ASSERT_EQUAL(atomic_load(&sync_started), started + 1); /* one sync for both */
     qs_lazy_wait_ms = saved;
-    qs_test_fdatasync = NULL;
-    qk_store_close(S);
-    S = sf_open(D.path, 1);
-    CU_ASSERT_FATAL(S != NULL);
+    reopen();
     CU_ASSERT_EQUAL(count_noticed("lazy-2"), 1);
     CU_ASSERT_EQUAL(count_requests("grp-3"), 1);
     done();
