@@ -7,8 +7,10 @@
 static qk_carve_meter rolled(const qk_carve_meter *m, double now_ms)
 {
     qk_carve_meter r = *m;
-    if (r.start_ms <= 0.0 || now_ms < r.start_ms) /* nothing counted, or a clock step back */
-        return r.start_ms <= 0.0 ? (qk_carve_meter){now_ms, 0, 0} : r;
+    if (r.start_ms <= 0.0) /* nothing counted yet: an empty window from now */
+        return (qk_carve_meter){now_ms, 0, 0};
+    if (now_ms < r.start_ms) /* read before another thread counted: nothing to roll */
+        return r;
     double gone = now_ms - r.start_ms;
     if (gone >= 2 * QK_CARVE_WINDOW_MS) { /* the previous window would be idle too */
         r.prev = 0;
