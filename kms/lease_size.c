@@ -49,18 +49,19 @@ static uint64_t worth(uint64_t rate, uint32_t ms, uint32_t per_ms)
     return v > QK_BLOCK_MAX_BYTES ? QK_BLOCK_MAX_BYTES : v;
 }
 
+/* The larger of floor and d, at most a block's size. */
+static uint64_t at_least(uint64_t floor, uint64_t d)
+{
+    uint64_t v = d > floor ? d : floor;
+    return v > QK_BLOCK_MAX_BYTES ? QK_BLOCK_MAX_BYTES : v;
+}
+
 uint64_t qk_lease_ask_bytes(uint32_t lease_bytes, uint64_t rate, uint32_t demand_ms)
 {
-    uint64_t d = worth(rate, demand_ms, 1000);
-    uint64_t v = d > lease_bytes ? d : lease_bytes;
-    return v > QK_BLOCK_MAX_BYTES ? QK_BLOCK_MAX_BYTES : v;
+    return at_least(lease_bytes, worth(rate, demand_ms, 1000));
 }
 
 uint64_t qk_lease_low_mark(uint32_t low_water, uint64_t rate, uint32_t demand_ms)
 {
-    if (low_water == 0)
-        return 0;
-    uint64_t d = worth(rate, demand_ms, 2000);
-    uint64_t v = d > low_water ? d : low_water;
-    return v > QK_BLOCK_MAX_BYTES ? QK_BLOCK_MAX_BYTES : v;
+    return low_water == 0 ? 0 : at_least(low_water, worth(rate, demand_ms, 2000));
 }

@@ -222,7 +222,10 @@ static int hash_fn(void *ctx, const uint8_t *p, size_t n)
 static int range_hash(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                       bool lease, uint8_t check[QK_CHECK_LEN], qk_err *err)
 {
-    int rc = qs_range_read(s, link, block_id, 0, QK_BLOCK_VKEY_LEN, s->vkey, err);
+    uint32_t sb = 0; /* looked up once for both reads */
+    int rc = seg_size(s, link, block_id, &sb, err);
+    if (!rc)
+        rc = range_read(s, link, block_id, sb, 0, QK_BLOCK_VKEY_LEN, s->vkey, err);
     if (rc)
         return rc;
     crypto_generichash_state h;
@@ -231,7 +234,7 @@ static int range_hash(qk_store *s, const char *link, uint64_t block_id, uint32_t
     else
         qs_check_begin(&h, s->vkey, link, block_id, off, len);
     sodium_memzero(s->vkey, QK_BLOCK_VKEY_LEN);
-    rc = range_visit(s, link, block_id, 0, off, len, hash_fn, &h, err);
+    rc = range_visit(s, link, block_id, sb, off, len, hash_fn, &h, err);
     if (!rc && crypto_generichash_final(&h, check, QK_CHECK_LEN) != 0)
         rc = qk_err_set(err, QK_ESTORAGE, "store: hash failed");
     sodium_memzero(&h, sizeof h);
