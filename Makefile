@@ -294,7 +294,7 @@ SOMAJOR := 0
 CLIENT_SO := libqkdclient.so.$(SOMAJOR)
 CLIENT_REAL := libqkdclient.so.$(VERSION)
 CLIENT_PIC_SRC := $(filter-out client/cli_% client/conform_%,$(CLIENT_SRC)) \
-	$(addprefix common/,qk_err.c codec.c json_util.c secbuf.c http_client.c)
+	$(addprefix common/,qk_err.c codec.c json_util.c secbuf.c public_rand.c http_client.c)
 CLIENT_PIC_OBJ := $(patsubst %.c,$(BUILD)/pic/%.o,$(CLIENT_PIC_SRC))
 CLIENT_PKGS := libcurl openssl libsodium libcjson
 # Never sanitized (SAN=1 builds only the binaries with ASan/UBSan): outside programs link it.

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "public_rand.h"
 #include "secbuf.h"
 
 size_t qk_hex_encode(const uint8_t *in, size_t n, char *out, size_t out_cap)
@@ -145,7 +146,7 @@ int qk_base64_decode(const char *in, size_t inlen, uint8_t *out, size_t out_cap,
 
 void qk_uuid_v4(qk_uuid *u)
 {
-    qk_random(u->b, sizeof u->b);
+    qk_random_public(u->b, sizeof u->b);
     u->b[6] = (uint8_t)((u->b[6] & 0x0f) | 0x40); /* version 4 */
     u->b[8] = (uint8_t)((u->b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
@@ -156,7 +157,7 @@ void qk_uuid_v7(qk_uuid *u)
     uint64_t ms = 0;
     if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && ts.tv_sec >= 0)
         ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    qk_random(u->b, sizeof u->b);
+    qk_random_public(u->b, sizeof u->b);
     for (int i = 0; i < 6; i++) /* unix_ts_ms, big-endian (RFC 9562 section 5.7) */
         u->b[i] = (uint8_t)(ms >> (40 - 8 * i));
     u->b[6] = (uint8_t)((u->b[6] & 0x0f) | 0x70); /* version 7 */

@@ -29,10 +29,11 @@ typedef struct {
     uint8_t b[16];
 } qk_uuid;
 
-/* Random UUID version 4 (libsodium CSPRNG; qk_secure_init() must have run). */
+/* Random UUID version 4 (public_rand.h: a per-thread ChaCha20 generator keyed from the kernel;
+ * qk_secure_init() must have run). */
 void qk_uuid_v4(qk_uuid *u);
 /* Time-ordered UUID version 7 (RFC 9562 section 5.7): 48 bits of Unix time in milliseconds,
- * then 74 random bits (libsodium CSPRNG). IDs made later sort later (to the millisecond), so
+ * then 74 random bits (public_rand.h). IDs made later sort later (to the millisecond), so
  * a B-tree index on them grows at its right edge. For internal IDs only (request IDs between
  * KMEs): it tells the time it was made. */
 void qk_uuid_v7(qk_uuid *u);

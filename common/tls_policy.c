@@ -531,6 +531,10 @@ SSL_CTX *qk_tls_policy_ctx_new(const qk_tls_policy *p, qk_err *err)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Read ahead: one read(2) takes what the socket holds (a record's header and body, or
+     * several records) instead of one for the 5-byte header and one for the body; the front
+     * end asks SSL_has_pending before it waits for the socket (tls_server.c). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (!SSL_CTX_set_dh_auto(ctx, 1)) {
         ssl_fail(err, "DH parameters", NULL);
         goto fail;

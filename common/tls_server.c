@@ -117,6 +117,11 @@ typedef struct conn {
     bool pair_in_epoll, pair_hup;
     bool tls_eof, shut_sent, mhd_gone, mhd_eof, entry_live;
     bool tcp_want_r, tcp_want_w, pair_want_r, pair_want_w;
+    /* Worth a read: epoll reported the socket (or the pair) readable since the last read, the
+     * last read filled the buffer, or TLS wanted to write before it could read. Both are
+     * level-triggered, so bytes a short read left behind are reported again: no read that can
+     * only answer EAGAIN (each was a system call per request). */
+    bool tcp_rd, pair_rd;
     size_t in_len, in_off;   /* TLS -> libmicrohttpd */
     size_t out_len, out_off; /* libmicrohttpd -> TLS */
     unsigned char in_buf[PUMP_BUF];
@@ -712,6 +717,13 @@ static int io_write(conn *c, const void *buf, size_t len, size_t *put)
     return n == 0 ? IO_WANT_WRITE : io_result_sock(n, IO_WANT_WRITE);
 }
 
+/* Whether a read from the client side may find something: epoll said so, or TLS holds
+ * records read ahead (SSL_has_pending: buffered, not yet processed). */
+static bool tcp_readable(const conn *c)
+{
+    return c->tcp_rd || (c->ssl && SSL_has_pending(c->ssl));
+}
+
 /* Move bytes both ways until nothing moves; returns with epoll interest updated or the
  * connection closed. */
 static void conn_pump(conn *c)
@@ -721,19 +733,25 @@ static void conn_pump(conn *c)
         bool progress = false;
         c->tcp_want_r = c->tcp_want_w = c->pair_want_r = c->pair_want_w = false;
 
-        /* TLS -> libmicrohttpd. Refill only when empty (pitfall 7: backpressure). */
-        if (!c->tls_eof && !c->mhd_gone && c->in_len == 0) {
+        /* TLS -> libmicrohttpd. Refill only when empty (pitfall 7: backpressure); read only
+         * what is there: reported by epoll, or records TLS holds already (read-ahead). */
+        if (!c->tls_eof && !c->mhd_gone && c->in_len == 0 && !tcp_readable(c)) {
+            c->tcp_want_r = true;
+        } else if (!c->tls_eof && !c->mhd_gone && c->in_len == 0) {
             size_t got = 0;
+            c->tcp_rd = false;
             int e = io_read(c, c->in_buf, sizeof c->in_buf, &got);
             if (e == IO_OK) {
                 c->in_len = got;
                 c->in_off = 0;
+                c->tcp_rd = got == sizeof c->in_buf; /* a full buffer: more may be waiting */
                 progress = true;
                 rq_client_bytes(c);
             } else if (e == IO_WANT_READ) {
                 c->tcp_want_r = true;
             } else if (e == IO_WANT_WRITE) {
                 c->tcp_want_w = true;
+                c->tcp_rd = true; /* retried once the socket is writable */
             } else if (e == IO_EOF) {
                 c->tls_eof = true; /* close_notify (or EOF): half-close toward MHD */
                 progress = true;
@@ -777,11 +795,17 @@ static void conn_pump(conn *c)
         }
 
         /* libmicrohttpd -> TLS. */
-        if (!c->mhd_eof && c->out_len == 0) {
+        if (!c->mhd_eof && c->out_len == 0 && !c->pair_rd) {
+            c->pair_want_r = true;
+        } else if (!c->mhd_eof && c->out_len == 0) {
+            c->pair_rd = false;
             ssize_t r = recv(c->pair_fd, c->out_buf, sizeof c->out_buf, 0);
             if (r > 0) {
                 c->out_len = (size_t)r;
                 c->out_off = 0;
+                /* A full buffer: more may wait. A hung-up pair has left epoll (pitfall 4):
+                 * read it until its end. */
+                c->pair_rd = (size_t)r == sizeof c->out_buf || c->pair_hup;
                 progress = true;
             } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !c->pair_hup) {
                 c->pair_want_r = true;
@@ -882,6 +906,7 @@ static void conn_handoff(conn *c, qk_peer_identity *id)
         return;
     }
     /* Pitfall 6: a TLS 1.3 request may have arrived with the end of the handshake. */
+    c->tcp_rd = c->pair_rd = true;
     conn_pump(c);
 }
 
@@ -972,6 +997,10 @@ static void conn_event(conn *c, int kind, uint32_t events)
     }
     if (kind == EP_PAIR && (events & (EPOLLHUP | EPOLLERR)))
         c->pair_hup = true;
+    if (kind == EP_TCP && (events & EPOLLIN))
+        c->tcp_rd = true;
+    if (kind == EP_PAIR && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        c->pair_rd = true;
     if (c->lingering)
         conn_linger_read(c);
     else if (c->handshaking)
@@ -1164,6 +1193,7 @@ static void drain_step(pump_thread *t)
             int pending = 0;
             if (ioctl(c->pair_fd, FIONREAD, &pending) != 0 || pending > 0) {
                 flushed = false;
+                c->pair_rd = true;
                 mark_ready(c); /* pump it even without an epoll event */
             }
         }

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include "public_rand.h"
+
 static const char DOM_CHECK[] = "qkd-kms check v1";
 static const char DOM_LEASE[] = "qkd-kms lease v1";
 static const char DOM_BLOCK[] = "qkd-kms block v1";
@@ -51,7 +53,7 @@ void qs_seg_seal(const uint8_t *mk, const char *link, uint64_t block_id, uint32_
 {
     uint8_t ad[QS_AD_MAX];
     size_t adlen = seg_ad(ad, link, block_id, idx);
-    randombytes_buf(nonce, QS_NONCE_LEN);
+    qk_random_public(nonce, QS_NONCE_LEN); /* unique, not secret: common/public_rand.h */
     /* cannot fail for n <= QK_SEG_BYTES */
     (void)crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, plain, n, ad, adlen, NULL, nonce,
                                                      mk);
