@@ -249,13 +249,40 @@ static void lb_header(line_buf *lb, qk_log_level lvl, const char *prog)
 
 static line_buf log_line; /* the line being built; guarded by log_mu */
 
-/* Caller holds log_mu. */
+/* qk_log_hold: this thread's lines stay in the stream's buffer until qk_log_flush. */
+static _Thread_local bool log_held;
+static _Thread_local bool log_unflushed; /* this thread wrote held lines since its last flush */
+
+/* Caller holds log_mu. Every line goes through the one stream in lock order, so a held line
+ * is never overtaken: a line of a thread that does not hold flushes it along with its own. */
 static void emit_locked(line_buf *out)
 {
     FILE *fp = log_fp ? log_fp : stderr;
     out->buf[out->len++] = '\n'; /* lb_putc always leaves room for this byte */
-    if (fwrite(out->buf, 1, out->len, fp) == out->len)
+    if (fwrite(out->buf, 1, out->len, fp) != out->len)
+        return;
+    if (log_held)
+        log_unflushed = true;
+    else
         (void)fflush(fp);
+}
+
+void qk_log_hold(bool on)
+{
+    if (!on)
+        qk_log_flush();
+    log_held = on;
+}
+
+void qk_log_flush(void)
+{
+    if (!log_unflushed)
+        return;
+    log_unflushed = false;
+    if (pthread_mutex_lock(&log_mu) != 0)
+        return;
+    (void)fflush(log_fp ? log_fp : stderr);
+    pthread_mutex_unlock(&log_mu);
 }
 
 void qk_log(qk_log_level lvl, const char *fmt, ...)

@@ -41,4 +41,12 @@ typedef struct {
 
 void qk_log_request(const qk_request_log *r);
 
+/* Batching for event loops (the TLS front end's pump threads): while a thread holds, its lines
+ * are written to the log's stream buffer without a flush (one write(2) per loop turn instead of
+ * one per request line); qk_log_flush, which the loop calls before it waits, writes them out.
+ * Lines keep their order across threads (one stream). Holding off flushes what was held. */
+void qk_log_hold(bool on);
+/* Write out the lines this thread holds (no-op when there are none). */
+void qk_log_flush(void);
+
 #endif

@@ -1259,7 +1259,9 @@ static void *pump_main(void *arg)
     pump_thread *t = arg;
     qk_tls_server *s = t->srv;
     struct epoll_event evs[MAX_EVENTS];
+    qk_log_hold(true); /* request lines: one write per loop turn, flushed before each wait */
     while (!atomic_load(&s->stop)) {
+        qk_log_flush();
         atomic_store(&t->polling, true);
         if (atomic_exchange(&t->resumed, false))
             t->mhd_due = true;
@@ -1312,6 +1314,7 @@ static void *pump_main(void *arg)
         conn_close(t->conns);
     t->ready = NULL;
     free_zombies(t);
+    qk_log_hold(false);
     return NULL;
 }
 

@@ -1,4 +1,5 @@
-/* test_log.c - logfmt lines, escaping, request lines, level filter, reopen, threads. */
+/* test_log.c - logfmt lines, escaping, request lines, level filter, reopen, threads, held
+ * lines. */
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -245,6 +246,51 @@ static void test_threads(void)
     CU_ASSERT_EQUAL(unlink(path), 0);
 }
 
+static void *direct_line(void *arg)
+{
+    qk_log(QK_LOG_INFO, "%s", (const char *)arg);
+    return NULL;
+}
+
+/* A held line stays in the stream until the holder flushes (or a thread that does not hold
+ * writes: its flush carries the held line out first, so the order holds); holding off flushes. */
+static void test_hold_and_flush(void)
+{
+    CU_ASSERT_EQUAL_FATAL(qk_log_open(path, QK_LOG_INFO, "p"), 0);
+    lines l;
+    qk_log_hold(true);
+    qk_log(QK_LOG_INFO, "held one");
+    CU_ASSERT_EQUAL_FATAL(read_lines(path, &l), 0);
+    CU_ASSERT_EQUAL(l.n, 0); /* not written yet */
+    free_lines(&l);
+    qk_log_flush();
+    CU_ASSERT_EQUAL_FATAL(read_lines(path, &l), 0);
+    CU_ASSERT_EQUAL(l.n, 1);
+    free_lines(&l);
+    qk_log(QK_LOG_INFO, "held two");
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, direct_line, "direct") == 0);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL_FATAL(read_lines(path, &l), 0);
+    CU_ASSERT_EQUAL(l.n, 3);
+    if (l.n == 3) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(l.line[1], "msg=\"held two\""));
+        CU_ASSERT_PTR_NOT_NULL(strstr(l.line[2], "msg=\"direct\""));
+    }
+    free_lines(&l);
+    qk_log(QK_LOG_INFO, "held three");
+    qk_log_hold(false); /* flushes */
+    CU_ASSERT_EQUAL_FATAL(read_lines(path, &l), 0);
+    CU_ASSERT_EQUAL(l.n, 4);
+    free_lines(&l);
+    qk_log(QK_LOG_INFO, "direct again"); /* not holding: written at once */
+    CU_ASSERT_EQUAL_FATAL(read_lines(path, &l), 0);
+    CU_ASSERT_EQUAL(l.n, 5);
+    free_lines(&l);
+    qk_log_close();
+    CU_ASSERT_EQUAL(unlink(path), 0);
+}
+
 int suite_log(void)
 {
     CU_pSuite s = CU_add_suite("log", setup, teardown);
@@ -255,7 +301,8 @@ int suite_log(void)
         !CU_add_test(s, "escaping", test_escaping) ||
         !CU_add_test(s, "request line", test_request_line) ||
         !CU_add_test(s, "reopen after rename", test_reopen_after_rename) ||
-        !CU_add_test(s, "threads", test_threads))
+        !CU_add_test(s, "threads", test_threads) ||
+        !CU_add_test(s, "hold and flush", test_hold_and_flush))
         return -1;
     return 0;
 }
