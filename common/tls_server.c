@@ -64,6 +64,7 @@
 #define HEADER_TIMEOUT_MS  10000 /* default header_timeout: handshake + request headers */
 #define BODY_TIMEOUT_MS    60000 /* default body_timeout */
 #define SWEEP_MIN_MS       10    /* deadlines are checked at most this often per pump */
+#define MHD_RUNS_PER_STEP  4     /* MHD_run calls per step while libmicrohttpd has work at once */
 /* listen(2) backlog (the kernel caps it at net.core.somaxconn): a flood's connections wait
  * there until the pump accepts and refuses them; a short queue overflows, and a legitimate
  * client's SYN dropped with it waits for its retransmission (1 s, RFC 6298 2.1). */
@@ -1230,8 +1231,19 @@ static void pump_wake(void *cls, struct MHD_Daemon *d)
 static void mhd_step(pump_thread *t)
 {
     t->mhd_due = false;
-    if (MHD_run(t->mhd) != MHD_YES)
-        qk_log(QK_LOG_DEBUG, "tls listener=%s: MHD_run failed", t->srv->name);
+    /* A resumed connection takes libmicrohttpd several runs (the stored reply, then the reset
+     * for the next request), and it asks for them with a zero timeout: run it again at once,
+     * a bounded number of times, instead of one more turn of our loop each (an epoll_wait of
+     * ours that can only find nothing new). */
+    for (int i = 0; i < MHD_RUNS_PER_STEP; i++) {
+        if (MHD_run(t->mhd) != MHD_YES) {
+            qk_log(QK_LOG_DEBUG, "tls listener=%s: MHD_run failed", t->srv->name);
+            break;
+        }
+        MHD_UNSIGNED_LONG_LONG mt = 1;
+        if (MHD_get_timeout(t->mhd, &mt) != MHD_YES || mt != 0)
+            break;
+    }
     qk_http_pool_kick(t->srv->pool); /* the requests this run queued */
 }
 
