@@ -931,9 +931,11 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
     /* NOMUTEX: every use of the connection is under s->mu already, so SQLite's own mutex
      * around each API call (FULLMUTEX) would only be taken and released again. */
     int rc = qs_precreate(path, err);
+    /* One write per commit of WAL frames (store_walbuf.c); the default VFS if it is missing. */
+    const char *vfs = qs_walbuf_vfs() == SQLITE_OK ? QS_WALBUF_VFS : NULL;
     if (!rc && sqlite3_open_v2(path, &s->db,
                                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                               NULL) != SQLITE_OK)
+                               vfs) != SQLITE_OK)
         rc = qs_db_err(s, err, "open");
     if (!rc)
         rc = qs_configure(s, err);

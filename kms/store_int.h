@@ -136,6 +136,10 @@ extern int (*qs_test_fdatasync)(int fd);
  * ms (QS_LAZY_WAIT_MS; tests change it). */
 extern unsigned qs_lazy_wait_ms;
 int qs_db_err(qk_store *s, qk_err *err, const char *what);
+/* The store's SQLite VFS (store_walbuf.c): the default VFS with each commit's WAL frames
+ * written in one pwrite(2). Registers it once; SQLITE_OK when QS_WALBUF_VFS can be opened. */
+#define QS_WALBUF_VFS "qk-walbuf"
+int qs_walbuf_vfs(void);
 sqlite3_stmt *qs_prep(qk_store *s, const char *sql, qk_err *err);
 /* Bind by format: 't' const char * (NULL binds NULL), 'I' int64_t, 'i' int,
  * 'b' const void * + size_t. Returns 0 or QK_ESTORAGE. */
