@@ -6,12 +6,16 @@
  * third of the system calls of a key pair at 64 connections. Here the writes that continue the
  * previous one gather in a buffer, which goes to the file in one pwrite (up to 124 KiB, a
  * commit of 30 pages; larger ones in pieces of that size):
- * - before a commit becomes visible: SQLite publishes a commit by writing the wal-index header
- *   twice with a memory barrier between (walIndexHdrWrite), through xShmBarrier of the main
- *   database file, and a reader accepts the header only when both copies agree
- *   (walIndexTryHdr). The database file's xShmBarrier writes out the buffer of its WAL
- *   first, so any reader, in this process or another (sqlite3 on the data directory), that
- *   sees the commit finds its frames in the file;
+ * - when the commit frame is complete: its 24-byte header carries the database size after the
+ *   commit, every other frame header zero there (the WAL format), so the write of the page
+ *   that follows such a header writes the buffer out and returns its result: a failed write
+ *   fails the COMMIT, as it did unbuffered, before SQLite makes the commit visible;
+ * - before a commit becomes visible in any case: SQLite publishes a commit by writing the
+ *   wal-index header twice with a memory barrier between (walIndexHdrWrite), through
+ *   xShmBarrier of the main database file, and a reader accepts the header only when both
+ *   copies agree (walIndexTryHdr). The database file's xShmBarrier writes out whatever its WAL
+ *   still holds first, so any reader, in this process or another (sqlite3 on the data
+ *   directory), that sees the commit finds its frames in the file;
  * - before anything else touches the WAL file: a read that overlaps the buffer, a write that
  *   does not continue it, xSync (checkpoints), xTruncate, xFileSize, xFileControl, xClose;
  * - when the buffer is full.
@@ -29,10 +33,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WB_CAP    (512u * 1024u) /* a commit of up to ~125 pages gathered; larger ones flush */
-#define WB_PIECE  (124u * 1024u) /* one write(2): a commit of up to 30 pages of 4 KiB */
-#define WB_PATH   512
-#define WB_SUFFIX "-wal"
+#define WB_CAP       (512u * 1024u) /* a commit of up to ~125 pages gathered; larger ones flush */
+#define WB_PIECE     (124u * 1024u) /* one write(2): a commit of up to 30 pages of 4 KiB */
+#define WB_PATH      512
+#define WB_SUFFIX    "-wal"
+#define WB_FRAME_HDR 24 /* a WAL frame header (WAL_FRAME_HDRSIZE in SQLite's wal.c) */
 
 typedef struct wb_file wb_file;
 struct wb_file {
@@ -48,6 +53,7 @@ struct wb_file {
     unsigned char *buf;
     size_t len;
     sqlite3_int64 off;
+    bool commit_frame; /* the last write was the header of a commit frame */
 };
 
 static sqlite3_vfs wb_vfs;
@@ -57,18 +63,25 @@ static wb_file *wb_dbs;
 static pthread_once_t wb_once = PTHREAD_ONCE_INIT;
 static int wb_register_rc = SQLITE_ERROR;
 
-/* Write the buffer out (caller holds f->mu), in pieces the default VFS takes whole: its
+/* Write to the file in pieces the default VFS takes whole: its
  * write masks the length to 17 bits (seekAndWriteFd in SQLite's os_unix.c: "nBuf &= 0x1ffff",
  * since SQLite itself never writes more than a 64 KiB page at once). */
-static int wb_flush_locked(wb_file *f)
+static int wb_write_pieces(wb_file *f, const unsigned char *data, size_t len, sqlite3_int64 off)
 {
     int rc = SQLITE_OK;
-    for (size_t done = 0; rc == SQLITE_OK && done < f->len; done += WB_PIECE) {
-        size_t n = f->len - done < WB_PIECE ? f->len - done : WB_PIECE;
-        rc =
-            f->real->pMethods->xWrite(f->real, f->buf + done, (int)n, f->off + (sqlite3_int64)done);
+    for (size_t done = 0; rc == SQLITE_OK && done < len; done += WB_PIECE) {
+        size_t n = len - done < WB_PIECE ? len - done : WB_PIECE;
+        rc = f->real->pMethods->xWrite(f->real, data + done, (int)n, off + (sqlite3_int64)done);
     }
-    f->len = 0;
+    return rc;
+}
+
+/* A failed write keeps the buffer: the next use of the file tries again and reports it. */
+static int wb_flush_locked(wb_file *f)
+{
+    int rc = wb_write_pieces(f, f->buf, f->len, f->off);
+    if (rc == SQLITE_OK)
+        f->len = 0;
     return rc;
 }
 
@@ -110,12 +123,21 @@ static int wb_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 off)
     if (f->len && (!continues || f->len + (size_t)n > WB_CAP))
         rc = wb_flush_locked(f);
     if (rc == SQLITE_OK && (size_t)n > WB_CAP) {
-        rc = f->real->pMethods->xWrite(f->real, data, n, off); /* larger than the buffer */
+        rc = wb_write_pieces(f, data, (size_t)n, off); /* larger than the buffer */
     } else if (rc == SQLITE_OK) {
         if (f->len == 0)
             f->off = off;
         memcpy(f->buf + f->len, data, (size_t)n);
         f->len += (size_t)n;
+        if (n == WB_FRAME_HDR) {
+            /* A frame header: the commit frame's carries the database size after the commit
+             * (bytes 4..7, big-endian), every other frame's zero (SQLite's WAL format). */
+            const unsigned char *h = data;
+            f->commit_frame = (h[4] | h[5] | h[6] | h[7]) != 0;
+        } else if (f->commit_frame) {
+            f->commit_frame = false; /* the commit frame's page: the commit is complete */
+            rc = wb_flush_locked(f);
+        }
     }
     pthread_mutex_unlock(&f->mu);
     return rc;

@@ -1,12 +1,16 @@
 /* test_store_walbuf.c - the store's VFS (kms/store_walbuf.c): WAL frames gathered per commit are
  * in the file before the commit is visible to another connection (sqlite3 on the data
- * directory), and a transaction larger than the buffer, a checkpoint and a reopen round-trip.
+ * directory), a failed write at the commit fails the COMMIT, and a transaction larger than
+ * the buffer, a checkpoint and a reopen round-trip.
  * (The writes saved are counted with strace in docs/adr/0002-key-store.md.) */
 #include <CUnit/CUnit.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store_int.h"
@@ -136,6 +140,45 @@ static void test_large_transaction_and_checkpoint(void)
     sqlite3_close(r);
 }
 
+/* A WAL write that fails at the commit fails the COMMIT (as it did unbuffered), and nothing of
+ * it becomes visible: the file size limit (RLIMIT_FSIZE) stops the WAL from growing, a commit of
+ * a few pages (well within the buffer, so only the commit's own write can fail) is refused, and
+ * another connection still reads the state before it. */
+static void test_failed_commit_write_fails_commit(void)
+{
+    clean();
+    sqlite3 *w = open_store_like();
+    CU_ASSERT_FATAL(w != NULL);
+    CU_ASSERT_FATAL(exec(w, "CREATE TABLE t(i INTEGER PRIMARY KEY, v BLOB);"
+                            "INSERT INTO t VALUES(1, randomblob(100));") == SQLITE_OK);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    struct stat st;
+    CU_ASSERT_FATAL(stat(wal, &st) == 0);
+    struct rlimit old, lim;
+    CU_ASSERT_FATAL(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    struct sigaction ign, prev;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    CU_ASSERT_FATAL(sigaction(SIGXFSZ, &ign, &prev) == 0); /* EFBIG instead of the signal */
+    lim = old;
+    lim.rlim_cur = (rlim_t)st.st_size; /* the WAL may not grow */
+    CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    int rc = exec(w, "INSERT INTO t VALUES(2, randomblob(5000));");
+    CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    sigaction(SIGXFSZ, &prev, NULL);
+    CU_ASSERT_NOT_EQUAL(rc, SQLITE_OK);
+    sqlite3 *r = open_db(NULL);
+    CU_ASSERT_FATAL(r != NULL);
+    CU_ASSERT_EQUAL(one_int(r, "SELECT count(*) FROM t"), 1);
+    sqlite3_close(r);
+    /* the limit gone, the writer goes on */
+    CU_ASSERT_EQUAL(exec(w, "INSERT INTO t VALUES(3, randomblob(5000));"), SQLITE_OK);
+    CU_ASSERT_EQUAL(one_int(w, "SELECT count(*) FROM t"), 2);
+    sqlite3_close(w);
+}
+
 int suite_store_walbuf(void)
 {
     CU_pSuite s = CU_add_suite("store_walbuf", setup, teardown);
@@ -144,7 +187,9 @@ int suite_store_walbuf(void)
     if (!CU_add_test(s, "each commit is whole and visible to another connection",
                      test_commit_visible_to_other_connection) ||
         !CU_add_test(s, "a transaction larger than the buffer, a checkpoint, a reopen",
-                     test_large_transaction_and_checkpoint))
+                     test_large_transaction_and_checkpoint) ||
+        !CU_add_test(s, "a failed write at the commit fails the COMMIT",
+                     test_failed_commit_write_fails_commit))
         return -1;
     return 0;
 }
