@@ -20,9 +20,9 @@
  *   does not continue it, xSync (checkpoints), xTruncate, xFileSize, xFileControl, xClose;
  * - when the buffer is full.
  * The store's group commit syncs the WAL with fdatasync on a descriptor of its own after the
- * COMMIT returns (store_db.c), by which time the barrier has written the frames out, so its
- * durability argument is unchanged. A process killed in the middle of a commit leaves what a
- * torn write leaves: frames without a valid commit frame, which WAL recovery discards.
+ * COMMIT returns (store_db.c), by which time the commit frame's write has put the frames in the
+ * file, so its durability argument is unchanged. A process killed in the middle of a commit leaves
+ * what a torn write leaves: frames without a valid commit frame, which WAL recovery discards.
  *
  * Every other file (the database itself, temporary files) and every other method goes to the
  * default VFS unchanged. */
@@ -41,7 +41,7 @@
 
 typedef struct wb_file wb_file;
 struct wb_file {
-    sqlite3_file base; /* pMethods: wb_db_methods, wb_wal_methods or NULL */
+    sqlite3_file base; /* pMethods: wb_methods, or NULL when the open failed */
     sqlite3_file *real;
     bool is_wal, is_db;
     char db_path[WB_PATH]; /* main database path (of the database a WAL belongs to) */
