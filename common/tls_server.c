@@ -736,9 +736,10 @@ static void conn_pump(conn *c)
 
         /* TLS -> libmicrohttpd. Refill only when empty (pitfall 7: backpressure); read only
          * what is there: reported by epoll, or records TLS holds already (read-ahead). */
-        if (!c->tls_eof && !c->mhd_gone && c->in_len == 0 && !tcp_readable(c)) {
+        bool refill = !c->tls_eof && !c->mhd_gone && c->in_len == 0;
+        if (refill && !tcp_readable(c)) {
             c->tcp_want_r = true;
-        } else if (!c->tls_eof && !c->mhd_gone && c->in_len == 0) {
+        } else if (refill) {
             size_t got = 0;
             c->tcp_rd = false;
             int e = io_read(c, c->in_buf, sizeof c->in_buf, &got);
@@ -796,9 +797,10 @@ static void conn_pump(conn *c)
         }
 
         /* libmicrohttpd -> TLS. */
-        if (!c->mhd_eof && c->out_len == 0 && !c->pair_rd) {
+        bool fetch = !c->mhd_eof && c->out_len == 0;
+        if (fetch && !c->pair_rd) {
             c->pair_want_r = true;
-        } else if (!c->mhd_eof && c->out_len == 0) {
+        } else if (fetch) {
             c->pair_rd = false;
             ssize_t r = recv(c->pair_fd, c->out_buf, sizeof c->out_buf, 0);
             if (r > 0) {

@@ -258,6 +258,19 @@ static int wb_unfetch(sqlite3_file *p, sqlite3_int64 off, void *ptr)
     return f->real->pMethods->xUnfetch(f->real, off, ptr);
 }
 
+/* The WAL's buffer and its lock go: the file writes straight through from now on. */
+static void wb_unbuffer(wb_file *f)
+{
+    if (f->buf) {
+        sodium_memzero(f->buf, WB_CAP);
+        free(f->buf);
+        f->buf = NULL;
+    }
+    if (f->mu_ok)
+        pthread_mutex_destroy(&f->mu);
+    f->mu_ok = false;
+}
+
 static int wb_close(sqlite3_file *p)
 {
     wb_file *f = (wb_file *)p;
@@ -276,13 +289,7 @@ static int wb_close(sqlite3_file *p)
     }
     pthread_mutex_unlock(&wb_registry);
     int rc2 = f->real->pMethods->xClose(f->real);
-    if (f->buf) {
-        sodium_memzero(f->buf, WB_CAP);
-        free(f->buf);
-        f->buf = NULL;
-    }
-    if (f->mu_ok)
-        pthread_mutex_destroy(&f->mu);
+    wb_unbuffer(f);
     return rc != SQLITE_OK ? rc : rc2;
 }
 
@@ -333,11 +340,7 @@ static int wb_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flag
         f->mu_ok = f->buf && pthread_mutex_init(&f->mu, NULL) == 0;
         if (!f->mu_ok || nlen <= slen || nlen - slen >= WB_PATH ||
             strcmp(name + nlen - slen, WB_SUFFIX) != 0) {
-            free(f->buf); /* no buffer: every write goes straight through */
-            f->buf = NULL;
-            if (f->mu_ok)
-                pthread_mutex_destroy(&f->mu);
-            f->mu_ok = false;
+            wb_unbuffer(f); /* every write goes straight through */
             return SQLITE_OK;
         }
         memcpy(f->db_path, name, nlen - slen);
@@ -350,14 +353,8 @@ static int wb_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flag
             }
         }
         pthread_mutex_unlock(&wb_registry);
-        if (!f->link) {
-            /* No database to publish through (cannot happen with SQLite's WAL): unbuffered. */
-            sodium_memzero(f->buf, WB_CAP);
-            free(f->buf);
-            f->buf = NULL;
-            pthread_mutex_destroy(&f->mu);
-            f->mu_ok = false;
-        }
+        if (!f->link) /* no database to publish through (cannot happen with SQLite's WAL) */
+            wb_unbuffer(f);
     } else if (f->is_db) {
         if (nlen >= WB_PATH) {
             f->is_db = false; /* its WAL will find no database and stay unbuffered */

@@ -6,6 +6,7 @@
 #include <CUnit/CUnit.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,17 @@ static long long one_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* PRAGMA integrity_check answers the single row "ok" for a sound database. */
+static bool integrity_ok(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool ok = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+              sqlite3_step(st) == SQLITE_ROW &&
+              strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+    sqlite3_finalize(st);
+    return ok;
+}
+
 static void clean(void)
 {
     char p[160];
@@ -69,8 +81,9 @@ static void clean(void)
     unlink(p);
 }
 
-/* The store's settings: WAL, synchronous NORMAL (no sync at a commit, so only the barrier
- * writes the frames out before another connection may read them). */
+/* The store's settings: WAL, synchronous NORMAL (no sync at a commit, so only the VFS's own
+ * flushes, at the commit frame and at the barrier, put the frames in the file before another
+ * connection may read them). */
 static sqlite3 *open_store_like(void)
 {
     sqlite3 *db = open_db(QS_WALBUF_VFS);
@@ -107,7 +120,7 @@ static void test_commit_visible_to_other_connection(void)
             bad++;
     }
     CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT_EQUAL(one_int(r, "PRAGMA integrity_check = 1") == -1, 0);
+    CU_ASSERT(integrity_ok(r));
     sqlite3_close(r);
     sqlite3_close(w);
 }
@@ -132,11 +145,7 @@ static void test_large_transaction_and_checkpoint(void)
     CU_ASSERT_FATAL(r != NULL);
     CU_ASSERT_EQUAL(one_int(r, "SELECT count(*) FROM big"), 2000);
     CU_ASSERT_EQUAL(one_int(r, "SELECT sum(length(v)) FROM big"), 1000LL * 4000 + 1000LL * 10);
-    sqlite3_stmt *st = NULL;
-    CU_ASSERT_FATAL(sqlite3_prepare_v2(r, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK);
-    CU_ASSERT(sqlite3_step(st) == SQLITE_ROW &&
-              strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0);
-    sqlite3_finalize(st);
+    CU_ASSERT(integrity_ok(r));
     sqlite3_close(r);
 }
 
