@@ -64,9 +64,8 @@ int qk_kms_reserve_in(qk_kms *k, const qk_reservation *r, qk_side side, const qk
 
 /* ---- hot path (docs/adr/0002-key-store.md, "Leases and notices") ----------------------
  * The peer side of POST /peer/v1/lease: the peer KME of link, carving as side, asks for l.
- * 0 = granted (also again, idempotent); QK_ECOLLISION (refused), QK_EMISMATCH (check differs:
- * the block is burned here), QK_ENOTFOUND (unknown or burned block), QK_EINVAL (bad range),
- * or a store error (as qk_store_lease_in). */
+ * 0 = granted (also again, idempotent); QK_ECOLLISION (refused), QK_ENOTFOUND (unknown or
+ * burned block), QK_EINVAL (bad range), or a store error (as qk_store_lease_in). */
 int qk_kms_lease_in(qk_kms *k, const char *link, qk_side side, const qk_lease *l, qk_err *err);
 /* The peer side of POST /peer/v1/notices: apply m (the peer API has checked that m->link is
  * the caller's link and m->side the caller's side) and fill *a with one result per notice, in

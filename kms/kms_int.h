@@ -112,7 +112,7 @@ uint64_t qk_kms_lease_gen(qk_kms *k, size_t i);
  * from the new view), unless another thread leased since the caller read lease_gen `seen`
  * (then 0 at once: carve again). 0 = a lease was granted (or another thread's was); QK_ENOKEY
  * (no confirmed block with unleased room), QK_EPEER (the peer is unreachable, refused every
- * ask, burned the last block with room (mismatch, unknown block), or answered one 400 -
+ * ask, burned the last block with room (unknown block), or answered one 400 -
  * cleared like a refusal, not asked again in this call; an
  * unanswered ask stays recorded and is asked again later), or a store error. *asked (if not
  * NULL) tells whether this call exchanged asks with the peer itself; after QK_EPEER, *why (if

@@ -26,8 +26,6 @@ static qk_lease_result lease_result_of(int rc)
     case QK_ECOLLISION:
     case QK_EINVAL: /* 400: a range the peer's block cannot hold */
         return QK_LEASE_REFUSED;
-    case QK_EMISMATCH:
-        return QK_LEASE_MISMATCH;
     case QK_ENOTFOUND:
         return QK_LEASE_UNKNOWN_BLOCK;
     default:
@@ -39,7 +37,7 @@ static qk_lease_result lease_result_of(int rc)
  * QK_ECOLLISION refused (ask cleared), QK_EINVAL refused as a bad request (400: e.g. a range
  * the peer's block cannot hold; ask cleared, as a refusal: the peer changed nothing, so
  * clearing it only gives up room, never takes any; asking the same range again would be
- * refused again), QK_EMISMATCH / QK_ENOTFOUND (the block is burned here as at the peer), else
+ * refused again), QK_ENOTFOUND (the block is burned here as at the peer), else
  * QK_EPEER for a transport error or another refusal (the ask stays, to be asked again), or a
  * store error here. *why: the peer's reason of any answer but a grant (qk_peer_fail_of), also
  * counted in the metrics, except a collision (asked again at once). */
@@ -54,8 +52,7 @@ static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_peer_fail *why, 
     *why = qk_peer_fail_of(prc);
     if (prc != 0 && prc != QK_ECOLLISION)
         qk_metrics_peer_failure(k->metrics, *why);
-    if (prc != 0 && prc != QK_ECOLLISION && prc != QK_EINVAL && prc != QK_EMISMATCH &&
-        prc != QK_ENOTFOUND) {
+    if (prc != 0 && prc != QK_ECOLLISION && prc != QK_EINVAL && prc != QK_ENOTFOUND) {
         qk_metrics_peer_error(k->metrics);
         return qk_err_set(err, QK_EPEER, "peer KME %s %s: %s", l->cfg->peer,
                           *why == QK_PEER_FAIL_UNREACHABLE ? "unreachable" : "refused a lease",
@@ -88,8 +85,7 @@ static int exchange(qk_kms *k, size_t i, const qk_lease *ls, qk_peer_fail *why, 
         return qk_err_set(err, QK_ECOLLISION, "peer KME %s refused a lease: %s", l->cfg->peer,
                           perr.msg);
     }
-    /* The peer found the block different (and burned it) or does not hold it: it must never be
-     * carved here either. */
+    /* The peer does not hold the block (or burned it): it must never be carved here either. */
     qk_err e;
     if (qk_store_block_set_state(k->store, link, ls->block_id, QK_BLOCK_BURNED, &e) != 0)
         QK_WARN("link %s: cannot burn block %llu: %s", link, (unsigned long long)ls->block_id,
@@ -153,14 +149,14 @@ int qk_kms_lease_more(qk_kms *k, size_t i, uint64_t want, uint64_t seen, bool *a
             rc = qk_store_lease_ask(k->store, l->cfg->link_id, l->side, w, &ls, err);
             if (rc == 0)
                 rc = exchange(k, i, &ls, &last, err);
-            burned += rc == QK_EMISMATCH || rc == QK_ENOTFOUND;
-            if (rc != QK_ECOLLISION && rc != QK_EMISMATCH && rc != QK_ENOTFOUND)
+            burned += rc == QK_ENOTFOUND;
+            if (rc != QK_ECOLLISION && rc != QK_ENOTFOUND)
                 break;
         }
         if (rc == QK_ENOKEY && burned) /* no block left because the peer's answer burned it */
             rc = qk_err_set(err, QK_EPEER, "peer KME %s: %d block(s) burned (last: %s), none left",
                             l->cfg->peer, burned, qk_peer_fail_name(last));
-        else if (rc == QK_ECOLLISION || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
+        else if (rc == QK_ECOLLISION || rc == QK_ENOTFOUND)
             rc = qk_err_set(err, QK_EPEER, "peer KME %s refused %d leases (last: %s)", l->cfg->peer,
                             LEASE_ASKS, qk_status_name(rc));
         else if (rc == QK_EINVAL) /* not the SAE's bad request: the peer's */
@@ -184,7 +180,7 @@ int qk_kms_lease_reask(qk_kms *k, size_t i, qk_err *err)
     for (size_t j = 0; rc == 0 && j < n; j++) {
         qk_peer_fail why;
         rc = exchange(k, i, &asks[j], &why, err);
-        if (rc == QK_ECOLLISION || rc == QK_EINVAL || rc == QK_EMISMATCH || rc == QK_ENOTFOUND)
+        if (rc == QK_ECOLLISION || rc == QK_EINVAL || rc == QK_ENOTFOUND)
             rc = 0; /* answered: the ask is settled */
     }
     pthread_mutex_unlock(&h->lease_mu);
@@ -196,9 +192,6 @@ int qk_kms_lease_in(qk_kms *k, const char *link, qk_side side, const qk_lease *l
     int rc = qk_store_lease_in(k->store, link, side, l, err);
     if (rc == 0) /* the range left this end's pool (counted again when an ask is repeated) */
         qk_metrics_key_bytes(k->metrics, link, QK_KEY_CONSUMED, l->to - l->from);
-    else if (rc == QK_EMISMATCH)
-        QK_WARN("link %s: block %llu burned (the peer's lease check differs)", link,
-                (unsigned long long)l->block_id);
     else if (rc == QK_ECOLLISION)
         QK_INFO("link %s: lease [%u, %u) of block %llu refused: %s", link, l->from, l->to,
                 (unsigned long long)l->block_id, err->msg);

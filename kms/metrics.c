@@ -297,8 +297,8 @@ static uint64_t load(const atomic_uint_fast64_t *a)
 
 static int write_hot_path(qk_metrics *m, FILE *f)
 {
-    static const char *const results[QK_LEASE_RESULTS] = {"granted", "refused", "mismatch",
-                                                          "unknown_block", "error"};
+    static const char *const results[QK_LEASE_RESULTS] = {"granted", "refused", "unknown_block",
+                                                          "error"};
     int bad = fprintf(f, "# HELP qkd_leases_total Lease asks of this KME, by the peer's answer.\n"
                          "# TYPE qkd_leases_total counter\n") < 0;
     for (int i = 0; i < QK_LEASE_RESULTS; i++)

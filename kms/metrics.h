@@ -37,7 +37,6 @@ void qk_metrics_key_bytes(qk_metrics *m, const char *link, qk_key_flow flow, uin
 typedef enum {
     QK_LEASE_GRANTED = 0,
     QK_LEASE_REFUSED,
-    QK_LEASE_MISMATCH,
     QK_LEASE_UNKNOWN_BLOCK,
     QK_LEASE_ERROR,
     QK_LEASE_RESULTS

@@ -349,8 +349,6 @@ int qk_peer_lease(qk_peer_client *pc, const char *link, qk_side side, const qk_l
         return rc;
     if (status == 409 && why == QK_PEER_REASON_COLLISION)
         return qk_err_set(err, QK_ECOLLISION, "peer refused the lease: collision");
-    if (status == 409 && why == QK_PEER_REASON_MISMATCH)
-        return qk_err_set(err, QK_EMISMATCH, "peer refused the lease: material mismatch");
     if (status == 404 && why == QK_PEER_REASON_UNKNOWN_BLOCK)
         return qk_err_set(err, QK_ENOTFOUND, "peer refused the lease: unknown block");
     if (status == 400)

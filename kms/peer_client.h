@@ -46,9 +46,8 @@ int qk_peer_device_keys(qk_peer_client *pc, const qk_peer_device_keys_msg *m, qk
 
 /* POST /peer/v1/lease: ask the peer for l on link, carving as side. 0 = granted (200
  * {"status":"granted"}); QK_ECOLLISION (409 collision: refused, the ask is to be cleared);
- * QK_EMISMATCH (409 mismatch: the peer burned the block; burn it here too); QK_ENOTFOUND
- * (404: the peer does not hold the block, or burned it); QK_EINVAL (400: the peer finds the
- * range bad: treat as refused); any other answer (the ask stays: repeat it later), by the
+ * QK_ENOTFOUND (404: the peer does not hold the block, or burned it); QK_EINVAL (400: the peer
+ * finds the range bad: treat as refused); any other answer (the ask stays: repeat it later), by the
  * peer's reason (qk_peer_fail_of, core.h): QK_ESTORAGE (reason storage: the peer's store
  * failed), QK_EQUOTA (reason limit), QK_EIO (an error status without a reason: e.g. a proxy),
  * QK_EPEER (another refusal), or a transport error. */

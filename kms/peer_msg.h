@@ -191,11 +191,14 @@ int qk_peer_health_encode(const qk_peer_health_msg *m, char **out, qk_err *err);
 int qk_peer_health_decode(const char *body, size_t len, qk_peer_health_msg *m, qk_err *err);
 
 /* ---- POST /peer/v1/lease (docs/adr/0002-key-store.md, "Leases and notices") -----------
- * {"link","side":"low"|"high","block_id","from","to","check"(64 hex)}: the sender (carving as
- * side) asks for [from, to) of the block. Checked: block_id < 2^53, QK_BLOCK_VKEY_LEN <= from <
- * to <= QK_BLOCK_MAX_BYTES. Answers: 200 {"status":"granted"}; 409 reason "collision" (the
- * range reaches into what the receiver owns or asks for, or a recorded range); 409 "mismatch"
- * (the check differs: the block is burned at both ends); 404 "unknown-block". */
+ * {"link","side":"low"|"high","block_id","from","to"}: the sender (carving as side) asks for
+ * [from, to) of the block, one it confirmed (its digest matched the receiver's: the inventory),
+ * so the ask carries no material check. A "check" member (64 hex, from KMEs of earlier
+ * versions, which hashed the range) is accepted when well-formed and ignored. Checked:
+ * block_id < 2^53, QK_BLOCK_VKEY_LEN <= from < to <= QK_BLOCK_MAX_BYTES. Answers: 200
+ * {"status":"granted"}; 409 reason "collision" (the range reaches into what the receiver owns
+ * or asks for, or a recorded range); 404 "unknown-block"; a KME of an earlier version may also
+ * answer 409 "mismatch" (its check differed: the block is burned at both ends). */
 typedef struct {
     qk_peer_id link;
     qk_side side; /* the asking side */

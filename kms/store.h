@@ -197,11 +197,12 @@ int qk_store_audit(qk_store *s, const char *event, const char *link, const char 
  * at once, and tells the peer later (notices, batched). QK_LOCAL_LINK has no leases. */
 typedef struct {
     uint64_t block_id;
-    uint32_t from, to;           /* the newly leased range [from, to) */
-    uint8_t check[QK_CHECK_LEN]; /* keyed hash over it, "qkd-kms lease v1" */
+    uint32_t from, to; /* the newly leased range [from, to) */
 } qk_lease;
 /* Pick this end's next block and range (rules above; want = bytes wanted, > 0), record it as
- * lease_ask (durable) and fill *l. QK_ENOKEY: no confirmed block with unleased room. A block
+ * lease_ask (durable) and fill *l. Only confirmed blocks are leased: their material was
+ * compared with the peer's once, by the block digest (the inventory), so a lease reads no
+ * material and carries no check. QK_ENOKEY: no confirmed block with unleased room. A block
  * that already has a lease_ask returns that ask again (so a restart repeats it). */
 int qk_store_lease_ask(qk_store *s, const char *link, qk_side side, uint32_t want, qk_lease *l,
                        qk_err *err);
@@ -211,9 +212,10 @@ int qk_store_lease_asks(qk_store *s, const char *link, qk_side side, qk_lease *o
 /* The peer answered our ask: granted -> bound = ask; refused -> ask cleared. */
 int qk_store_lease_done(qk_store *s, const char *link, qk_side side, uint64_t block_id,
                         bool granted, qk_err *err);
-/* The peer (side peer_side) asks for l. 0 = granted (idempotent); QK_ECOLLISION = refused
- * (overlaps what we own, ask or carved); QK_EMISMATCH = check differs (block burned, commits);
- * QK_ENOTFOUND = unknown or burned block; QK_EINVAL = bad range. */
+/* The peer (side peer_side) asks for l. 0 = granted (idempotent; a block still pending here
+ * is confirmed: the peer asks only from blocks whose digest matched this end's);
+ * QK_ECOLLISION = refused (overlaps what we own, ask or carved); QK_ENOTFOUND = unknown or
+ * burned block; QK_EINVAL = bad range. */
 int qk_store_lease_in(qk_store *s, const char *link, qk_side peer_side, const qk_lease *l,
                       qk_err *err);
 /* Granted, uncarved bytes this end owns on link (sum over confirmed blocks). */

@@ -1,7 +1,7 @@
 /* store_crypto.c - the key store's cryptography, no SQL:
  * - segment encryption: XChaCha20-Poly1305 (IETF) under the node master key, a random nonce
  *   per write, associated data = link | block_id | segment index;
- * - block digests, range checks and lease checks: BLAKE2b-256 keyed with the block's
+ * - block digests and key checks: BLAKE2b-256 keyed with the block's
  *   verification key (its first QK_BLOCK_VKEY_LEN bytes) over a domain-separated message;
  * - the master-key check stored in the database.
  * Encoding: strings are a 2-byte big-endian length followed by their bytes; integers are
@@ -13,7 +13,6 @@
 #include "public_rand.h"
 
 static const char DOM_CHECK[] = "qkd-kms check v1";
-static const char DOM_LEASE[] = "qkd-kms lease v1";
 static const char DOM_BLOCK[] = "qkd-kms block v1";
 static const char DOM_MASTER[] = "qkd-kms master key check v1";
 
@@ -88,31 +87,19 @@ void qs_block_digest(const char *link, uint64_t block_id, const uint8_t *bytes, 
     sodium_memzero(&h, sizeof h);
 }
 
-/* H_vkey(dom | len16(link) | link | block_id u64 | a u32 | b u32 | ...): the range checks. */
-static void range_hash_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
-                             const char *dom, size_t domlen, const char *link, uint64_t block_id,
-                             uint32_t a, uint32_t b)
+/* H_vkey("qkd-kms check v1" | len16(link) | link | block_id u64 | off u32 | len u32 | ...):
+ * the key checks. */
+void qs_check_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
+                    const char *link, uint64_t block_id, uint32_t off, uint32_t len)
 {
     uint8_t hdr[2 + QK_STORE_ID_MAX + 16];
     size_t n = put_link(hdr, link);
     be64(hdr + n, block_id);
-    be32(hdr + n + 8, a);
-    be32(hdr + n + 12, b);
+    be32(hdr + n + 8, off);
+    be32(hdr + n + 12, len);
     (void)crypto_generichash_init(h, vkey, QK_BLOCK_VKEY_LEN, QK_CHECK_LEN);
-    (void)crypto_generichash_update(h, (const uint8_t *)dom, domlen);
+    (void)crypto_generichash_update(h, (const uint8_t *)DOM_CHECK, sizeof DOM_CHECK - 1);
     (void)crypto_generichash_update(h, hdr, n + 16);
-}
-
-void qs_check_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
-                    const char *link, uint64_t block_id, uint32_t off, uint32_t len)
-{
-    range_hash_begin(h, vkey, DOM_CHECK, sizeof DOM_CHECK - 1, link, block_id, off, len);
-}
-
-void qs_lease_check_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
-                          const char *link, uint64_t block_id, uint32_t from, uint32_t to)
-{
-    range_hash_begin(h, vkey, DOM_LEASE, sizeof DOM_LEASE - 1, link, block_id, from, to);
 }
 
 void qs_master_check(const uint8_t mk[QK_MASTER_KEY_LEN], uint8_t out[QK_CHECK_LEN])

@@ -162,9 +162,6 @@ void qs_block_digest(const char *link, uint64_t block_id, const uint8_t *bytes, 
                      uint8_t out[QK_CHECK_LEN]);
 void qs_check_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
                     const char *link, uint64_t block_id, uint32_t off, uint32_t len);
-/* Same as qs_check_begin under the domain "qkd-kms lease v1", header from u32 | to u32. */
-void qs_lease_check_begin(crypto_generichash_state *h, const uint8_t vkey[QK_BLOCK_VKEY_LEN],
-                          const char *link, uint64_t block_id, uint32_t from, uint32_t to);
 void qs_master_check(const uint8_t mk[QK_MASTER_KEY_LEN], uint8_t out[QK_CHECK_LEN]);
 
 /* ---- store_seg.c: encrypted segments in the database ---------------------------------- */
@@ -173,9 +170,6 @@ int qs_seg_write_block(qk_store *s, const char *link, uint64_t block_id, const u
 int qs_range_read(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   uint8_t *out, qk_err *err);
 int qs_range_check(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
-                   uint8_t check[QK_CHECK_LEN], qk_err *err);
-/* Lease check of [from, to) (from < to). */
-int qs_lease_check(qk_store *s, const char *link, uint64_t block_id, uint32_t from, uint32_t to,
                    uint8_t check[QK_CHECK_LEN], qk_err *err);
 int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   qk_err *err);

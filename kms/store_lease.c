@@ -93,8 +93,7 @@ static int ask_fill(qk_store *s, const char *link, qk_side side, uint64_t block_
     l->block_id = block_id;
     l->from = (uint32_t)from;
     l->to = (uint32_t)to;
-    rc = qs_lease_check(s, link, block_id, l->from, l->to, l->check, err);
-    return rc ? rc : 1;
+    return 1;
 }
 
 /* Block IDs of this end's asks on link, side order (LOW oldest first), up to cap. */
@@ -289,7 +288,9 @@ static int grant(qk_store *s, const char *link, qk_side peer_side, const qk_leas
     return rc ? rc : qs_step_done(s, st, err);
 }
 
-/* lease_in inside the transaction: 0 granted, 1 check mismatch, <0 refused or error. */
+/* lease_in inside the transaction: 0 granted, <0 refused or error. No material is read: the
+ * block's bytes were compared with the peer's by digest before either end could lease from it
+ * (docs/adr/0002-key-store.md, "Leases and notices"). */
 static int lease_in_tx(qk_store *s, const char *link, qk_side peer_side, const qk_lease *l,
                        qk_err *err)
 {
@@ -304,7 +305,7 @@ static int lease_in_tx(qk_store *s, const char *link, qk_side peer_side, const q
         return qk_err_set(err, QK_EINVAL, "store: lease: range beyond block %llu",
                           (unsigned long long)l->block_id);
     if (peer_side == QK_SIDE_LOW ? l->to <= b.lease_lo : l->from >= b.lease_hi)
-        return 0; /* granted before: the same answer, no check (the bytes may be used by now) */
+        return 0; /* granted before: the same answer */
     if (!qs_lease_clear_of_ours(&b, peer_side, l->from, l->to))
         return qk_err_set(err, QK_ECOLLISION,
                           "store: lease [%u, %u) of block %llu reaches into ours", l->from, l->to,
@@ -315,12 +316,6 @@ static int lease_in_tx(qk_store *s, const char *link, qk_side peer_side, const q
                           l->from, l->to, (unsigned long long)l->block_id);
     if (rc < 0)
         return rc;
-    uint8_t check[QK_CHECK_LEN];
-    rc = qs_lease_check(s, link, l->block_id, l->from, l->to, check, err);
-    if (rc)
-        return rc;
-    if (sodium_memcmp(check, l->check, QK_CHECK_LEN) != 0)
-        return 1;
     return grant(s, link, peer_side, l, err);
 }
 
@@ -339,14 +334,7 @@ int qk_store_lease_in(qk_store *s, const char *link, qk_side peer_side, const qk
     if ((rc = qs_begin(s, err)) != 0)
         return rc;
     rc = lease_in_tx(s, link, peer_side, l, err);
-    if (rc == 1) {
-        rc = qs_block_burn(s, link, l->block_id, "lease check mismatch with peer", err);
-        if (!rc)
-            rc = qk_err_set(err, QK_EMISMATCH, "store: lease check mismatch, block %llu burned",
-                            (unsigned long long)l->block_id);
-    }
-    /* a mismatch commits the burning of the block, and nothing else */
-    return qs_end(s, rc, rc == 0 || rc == QK_EMISMATCH, err);
+    return qs_end(s, rc, rc == 0, err);
 }
 
 int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *bytes, qk_err *err)

@@ -217,10 +217,9 @@ static int hash_fn(void *ctx, const uint8_t *p, size_t n)
     return crypto_generichash_update(ctx, p, n) == 0 ? 0 : QK_ESTORAGE;
 }
 
-/* Keyed hash of [off, off+len) under the block's verification key: a key check (lease false:
- * header offset, length) or a lease check (lease true: header from, to). */
-static int range_hash(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
-                      bool lease, uint8_t check[QK_CHECK_LEN], qk_err *err)
+/* The key check of [off, off+len): its keyed hash under the block's verification key. */
+int qs_range_check(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
+                   uint8_t check[QK_CHECK_LEN], qk_err *err)
 {
     uint32_t sb = 0; /* looked up once for both reads */
     int rc = seg_size(s, link, block_id, &sb, err);
@@ -229,30 +228,13 @@ static int range_hash(qk_store *s, const char *link, uint64_t block_id, uint32_t
     if (rc)
         return rc;
     crypto_generichash_state h;
-    if (lease)
-        qs_lease_check_begin(&h, s->vkey, link, block_id, off, off + len);
-    else
-        qs_check_begin(&h, s->vkey, link, block_id, off, len);
+    qs_check_begin(&h, s->vkey, link, block_id, off, len);
     sodium_memzero(s->vkey, QK_BLOCK_VKEY_LEN);
     rc = range_visit(s, link, block_id, sb, off, len, hash_fn, &h, err);
     if (!rc && crypto_generichash_final(&h, check, QK_CHECK_LEN) != 0)
         rc = qk_err_set(err, QK_ESTORAGE, "store: hash failed");
     sodium_memzero(&h, sizeof h);
     return rc;
-}
-
-int qs_range_check(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
-                   uint8_t check[QK_CHECK_LEN], qk_err *err)
-{
-    return range_hash(s, link, block_id, off, len, false, check, err);
-}
-
-int qs_lease_check(qk_store *s, const char *link, uint64_t block_id, uint32_t from, uint32_t to,
-                   uint8_t check[QK_CHECK_LEN], qk_err *err)
-{
-    if (to <= from)
-        return qk_err_set(err, QK_EINVAL, "store: empty lease range");
-    return range_hash(s, link, block_id, from, to - from, true, check, err);
 }
 
 static int seg_delete(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, qk_err *err)

@@ -196,9 +196,6 @@ static void do_lease(peer_call *p)
     case QK_ECOLLISION:
         reply_error(p, 409, QK_PEER_REASON_COLLISION, err.msg);
         break;
-    case QK_EMISMATCH: /* the core logs the burned block */
-        reply_error(p, 409, QK_PEER_REASON_MISMATCH, err.msg);
-        break;
     case QK_ENOTFOUND:
         reply_error(p, 404, QK_PEER_REASON_UNKNOWN_BLOCK, err.msg);
         break;

@@ -831,8 +831,7 @@ static void fake_on_req(qk_http_handler *self, const qk_http_request *req, qk_ht
 /* Issue 17 item 6: the peer's reason for failing a lease reaches the request's error
  * (qk_key_batch.peer_fail with QK_EPEER; the handlers tell the SAE): no listener
  * (unreachable), an error status without a reason (unreachable, e.g. a proxy or a busy
- * pool), the peer's store failed (storage), a limit, another refusal; a mismatch burns the
- * block, and the request then fails for that reason, not as "no key". */
+ * pool), the peer's store failed (storage), a limit, another refusal. */
 static void test_peer_reasons(void)
 {
     static const struct {
@@ -846,7 +845,6 @@ static void test_peer_reasons(void)
         {409, "{\"message\":\"full\",\"reason\":\"limit\"}", QK_PEER_FAIL_LIMIT},
         {500, "{\"message\":\"oops\",\"reason\":\"internal\"}", QK_PEER_FAIL_REFUSED},
         {403, "{\"message\":\"no\",\"reason\":\"forbidden\"}", QK_PEER_FAIL_REFUSED},
-        {409, "{\"message\":\"differs\",\"reason\":\"mismatch\"}", QK_PEER_FAIL_MISMATCH},
     };
     pair_open();
     kf_pair_b_down(&P);
@@ -858,14 +856,6 @@ static void test_peer_reasons(void)
         qk_key_batch b;
         qk_err err;
         int rc = reserve_at_b(one, 1, 1, 256, &b, &err);
-        if (rc == QK_ENOKEY && cases[c].why == QK_PEER_FAIL_MISMATCH &&
-            pool(P.a.kms, KF_PEER).blocks_burned == 1 &&
-            pool(P.a.kms, KF_PEER).blocks_confirmed == 0) {
-            /* A's notifier re-asked a leftover ask first (it re-asks every tick after a
-             * failure), got the mismatch and burned the block: this request then finds none. */
-            b.peer_fail = QK_PEER_FAIL_MISMATCH;
-            rc = QK_EPEER;
-        }
         CU_ASSERT_EQUAL(rc, QK_EPEER);
         CU_ASSERT_EQUAL(b.peer_fail, cases[c].why);
         CU_ASSERT_PTR_NULL(b.material);

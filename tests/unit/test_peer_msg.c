@@ -663,7 +663,6 @@ static qk_peer_lease_msg lease_msg(uint64_t bid, uint32_t from, uint32_t to)
     m.lease.block_id = bid;
     m.lease.from = from;
     m.lease.to = to;
-    memset(m.lease.check, 0x5a, sizeof m.lease.check);
     return m;
 }
 
@@ -690,15 +689,17 @@ static void test_lease_round_trip(void)
     /* the wire format of docs/qkd-kmed.md, and its answer */
     qk_peer_lease_msg m = lease_msg(9, 32, 1056);
     m.side = QK_SIDE_LOW;
-    memcpy(m.lease.check,
-           "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff"
-           "\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff",
-           QK_CHECK_LEN);
     char *s = NULL;
     CU_ASSERT_EQUAL_FATAL(qk_peer_lease_encode(&m, &s, &err), 0);
     CU_ASSERT_STRING_EQUAL(s, "{\"link\":\"KME_A~KME_B\",\"side\":\"low\",\"block_id\":9,"
-                              "\"from\":32,\"to\":1056,\"check\":\"" HEX64 "\"}");
+                              "\"from\":32,\"to\":1056}");
     free(s);
+    /* an earlier version's ask with its check: the same message */
+    static const char earlier[] = "{\"link\":\"KME_A~KME_B\",\"side\":\"low\",\"block_id\":9,"
+                                  "\"from\":32,\"to\":1056,\"check\":\"" HEX64 "\"}";
+    qk_peer_lease_msg d;
+    CU_ASSERT_EQUAL(qk_peer_lease_decode(earlier, strlen(earlier), &d, &err), 0);
+    CU_ASSERT(memcmp(&d, &m, sizeof d) == 0);
     qk_peer_result_msg res = {.status = QK_PEER_GRANTED};
     CU_ASSERT_EQUAL(qk_peer_result_encode(&res, &s, &err), 0);
     CU_ASSERT_STRING_EQUAL(s, "{\"status\":\"granted\"}");
@@ -757,7 +758,11 @@ static void test_lease_refusals(void)
                          "block_id");
     expect_lease_refused(LS_HEAD "\"to\":64" LS_CHECK, "from");
     expect_lease_refused(LS_HEAD "\"from\":32" LS_CHECK, "to");
-    expect_lease_refused(LS_HEAD "\"from\":32,\"to\":64}", "check");
+    /* the check is optional (this version sends none) but must be well-formed when present */
+    const char *bare = LS_HEAD "\"from\":32,\"to\":64}";
+    CU_ASSERT_EQUAL(qk_peer_lease_decode(bare, strlen(bare), &d, &err), 0);
+    CU_ASSERT_EQUAL(d.lease.to, 64);
+    expect_lease_refused(LS_HEAD "\"from\":32,\"to\":64,\"check\":12}", "check");
     /* a link name cut short by a NUL escape (issue 17 item 5) */
     expect_lease_refused("{\"link\":\"L\\u0000x\",\"side\":\"high\",\"block_id\":3,\"from\":32,"
                          "\"to\":64" LS_CHECK,

@@ -2,7 +2,7 @@
  * (A is the LOW side, B the HIGH side): ask / grant / refuse / idempotent / re-ask after
  * reopen; asks from one view never overlap and racing asks are never both granted over each
  * other (plus a randomized interleaving that carves everything owned at both ends and checks
- * the ranges are disjoint); a lease check mismatch burns; carve_owned stays inside the granted
+ * the ranges are disjoint); a lease reads no material; carve_owned stays inside the granted
  * lease; notices from A applied at B give B's slave the bytes A's master got; notices outside
  * the lease, on unknown blocks, with burned or known IDs; notices_done; key_known; a leased
  * block keeps its material for later notices; tails are closed; migration from v4. */
@@ -160,8 +160,7 @@ static void test_ask_grant(void)
     CU_ASSERT_EQUAL(b.ask, -1);
     CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 1000);
     CU_ASSERT_EQUAL(room(B, QK_SIDE_HIGH), 0);
-    /* idempotent: granted again without a check (the bytes may be carved by now) */
-    l.check[0] ^= 1;
+    /* idempotent: granted again (the bytes may be carved by now) */
     CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), 0);
     CU_ASSERT_EQUAL(row(&DB, 1).state, QK_BLOCK_CONFIRMED);
     CU_ASSERT_EQUAL(qk_store_lease_done(A, LINK, QK_SIDE_LOW, 1, true, &err), 0); /* again */
@@ -358,39 +357,61 @@ static void test_random_interleavings(void)
     }
 }
 
-static void test_mismatch_burns(void)
+/* Delete every segment of block_id (the block's material) behind the store's back. */
+static void drop_material(const sf_dir *d, uint64_t block_id)
 {
-    pair(2, BIG);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    CU_ASSERT_FATAL(sqlite3_open_v2(d->path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK);
+    CU_ASSERT_FATAL(sqlite3_prepare_v2(db, "DELETE FROM segments WHERE link = ? AND block_id = ?",
+                                       -1, &st, NULL) == SQLITE_OK);
+    sqlite3_bind_text(st, 1, LINK, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)block_id);
+    CU_ASSERT_EQUAL(sqlite3_step(st), SQLITE_DONE);
+    CU_ASSERT(sqlite3_changes(db) > 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A lease reads no material (docs/adr/0002-key-store.md, "Leases and notices"): the block
+ * digest compared the bytes of both ends once, and only confirmed blocks are asked from, so
+ * an ask and a grant only move bounds - they succeed with the block's segments gone at both
+ * ends. A block still pending at the asker is never asked from; one still pending at the
+ * grantor (its inventory answer not yet heard) is confirmed by the grant. */
+static void test_lease_reads_no_material(void)
+{
+    pair(1, BIG);
     qk_err err = {0, ""};
-    /* block 3 differs at B in one byte inside the first lease */
+    drop_material(&DA, 1);
+    drop_material(&DB, 1);
+    qk_lease l = lease_a(1000);
+    CU_ASSERT_EQUAL(l.block_id, 1);
+    CU_ASSERT_EQUAL(row(&DA, 1).lease_lo, VK + 1000);
+    CU_ASSERT_EQUAL(row(&DB, 1).lease_lo, VK + 1000);
+    CU_ASSERT_EQUAL(row(&DB, 1).lo, VK + 1000);
+    /* block 2: pending at A (the asker), confirmed at B */
     uint8_t *x = malloc(BIG);
     CU_ASSERT_FATAL(x != NULL);
     randombytes_buf(x, BIG);
-    CU_ASSERT_FATAL(sf_put_confirmed(A, LINK, 3, x, BIG) == 0);
-    x[VK + 10] ^= 0x40;
-    CU_ASSERT_FATAL(sf_put_confirmed(B, LINK, 3, x, BIG) == 0);
+    qk_put_result res = QK_PUT_CONFLICT;
+    CU_ASSERT_EQUAL_FATAL(qk_store_block_put(A, LINK, 2, x, BIG, &res, &err), 0);
+    CU_ASSERT_FATAL(sf_put_confirmed(B, LINK, 2, x, BIG) == 0);
+    /* A's LOW asks stay in block 1 (its only confirmed block); B's HIGH ask takes block 2 */
+    qk_lease hb;
+    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, 500, &hb, &err), 0);
+    CU_ASSERT_EQUAL(hb.block_id, 2);
+    CU_ASSERT_EQUAL(hb.to, BIG);
+    CU_ASSERT_EQUAL(row(&DA, 2).state, QK_BLOCK_PENDING);
+    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &hb, &err), 0);
+    CU_ASSERT_EQUAL(row(&DA, 2).state, QK_BLOCK_CONFIRMED);
+    CU_ASSERT_EQUAL(row(&DA, 2).lease_hi, hb.from);
+    CU_ASSERT_EQUAL(qk_store_lease_done(B, LINK, QK_SIDE_HIGH, 2, true, &err), 0);
+    /* a block burned at the grantor is refused */
+    CU_ASSERT_EQUAL(qk_store_block_set_state(B, LINK, 1, QK_BLOCK_BURNED, &err), 0);
+    qk_lease more = {1, VK + 1000, VK + 2000};
+    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &more, &err), QK_ENOTFOUND);
+    sodium_memzero(x, BIG);
     free(x);
-    qk_lease l;
-    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(B, LINK, QK_SIDE_HIGH, 100, &l, &err), 0);
-    CU_ASSERT_EQUAL(l.block_id, 3);
-    CU_ASSERT_EQUAL(qk_store_lease_in(A, LINK, QK_SIDE_HIGH, &l, &err), 0); /* tail agrees */
-    CU_ASSERT_EQUAL_FATAL(qk_store_lease_done(B, LINK, QK_SIDE_HIGH, 3, true, &err), 0);
-    /* A's LOW ask on block 3 itself covers the differing byte */
-    qk_lease bad = {3, VK, VK + 100, {0}};
-    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &bad, &err), QK_EMISMATCH);
-    CU_ASSERT_EQUAL(row(&DB, 3).state, QK_BLOCK_BURNED);
-    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &bad, &err), QK_ENOTFOUND);
-    /* a forged check on a good block burns it the same way */
-    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 100, &l, &err), 0);
-    CU_ASSERT_EQUAL(l.block_id, 1);
-    l.check[5] ^= 0x10;
-    CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &l, &err), QK_EMISMATCH);
-    CU_ASSERT_EQUAL(row(&DB, 1).state, QK_BLOCK_BURNED);
-    /* the asker burns its copy too (the core does: qk_store_block_set_state) and asks again
-     * elsewhere: the burned block's ask is gone */
-    CU_ASSERT_EQUAL(qk_store_block_set_state(A, LINK, 1, QK_BLOCK_BURNED, &err), 0);
-    CU_ASSERT_EQUAL_FATAL(qk_store_lease_ask(A, LINK, QK_SIDE_LOW, 100, &l, &err), 0);
-    CU_ASSERT_EQUAL(l.block_id, 2);
     unpair();
 }
 
@@ -408,7 +429,7 @@ static void test_reask_after_reopen(void)
     A = reopen(A, &DA, 1);
     CU_ASSERT_EQUAL(qk_store_lease_asks(A, LINK, QK_SIDE_LOW, got, 4, &n, &err), 0);
     CU_ASSERT_EQUAL_FATAL(n, 1);
-    CU_ASSERT_EQUAL(memcmp(&got[0], &l, sizeof l), 0); /* same range, same check */
+    CU_ASSERT_EQUAL(memcmp(&got[0], &l, sizeof l), 0); /* the same range */
     CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 0);
     /* asked again: granted again (idempotent), then the bound is A's */
     CU_ASSERT_EQUAL(qk_store_lease_in(B, LINK, QK_SIDE_LOW, &got[0], &err), 0);
@@ -1149,7 +1170,8 @@ int suite_store_lease(void)
         {"racing asks refused, never both granted", test_refused_and_racing},
         {"asks from one view do not overlap", test_same_view_asks},
         {"random interleavings never hand out a byte twice", test_random_interleavings},
-        {"lease check mismatch burns the block", test_mismatch_burns},
+        {"a lease reads no material; a grant confirms a pending block",
+         test_lease_reads_no_material},
         {"leftover ask asked again after reopen", test_reask_after_reopen},
         {"carve_owned stays inside the granted lease", test_carve_owned_stays_inside},
         {"a tail too short for the keys is closed", test_tail_closed},
