@@ -197,8 +197,8 @@ int qk_peer_health_decode(const char *body, size_t len, qk_peer_health_msg *m, q
  * versions, which hashed the range) is accepted when well-formed and ignored. Checked:
  * block_id < 2^53, QK_BLOCK_VKEY_LEN <= from < to <= QK_BLOCK_MAX_BYTES. Answers: 200
  * {"status":"granted"}; 409 reason "collision" (the range reaches into what the receiver owns
- * or asks for, or a recorded range); 404 "unknown-block"; a KME of an earlier version may also
- * answer 409 "mismatch" (its check differed: the block is burned at both ends). */
+ * or asks for, or a recorded range); 404 "unknown-block". (A KME of an earlier version needs
+ * the check: it answers such an ask 400, so the two ends of a link run the same version.) */
 typedef struct {
     qk_peer_id link;
     qk_side side; /* the asking side */
