@@ -103,7 +103,7 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const o
         rc = qs_run_insert(s, &row, err);
     for (size_t j = 0; !rc && j < k; j++) {
         qk_key_ref *ref = &refs[j];
-        memset(ref, 0, sizeof *ref); /* no check: the lease check covered the bytes */
+        memset(ref, 0, sizeof *ref); /* no check: the block digest covered the bytes */
         qs_run_key_id(row.prefix, (uint32_t)j, ref->key_id);
         ref->block_id = bid;
         ref->offset = (uint32_t)(start + (uint64_t)j * len);
