@@ -4,7 +4,10 @@
  * sodium_base642bin, see libsodium's "Helpers" documentation), with the strict rules of this
  * file checked around them; base64 encoding, the bulk of an ETSI key container (ETSI GS QKD
  * 014 clause 6.2: every key in base64), is done here with the same branch-free arithmetic
- * inlined over whole 3-byte groups (sodium_bin2base64 calls a function per character). */
+ * inlined over whole 3-byte groups (sodium_bin2base64 calls a function per character).
+ * UUIDs are public (key and request IDs, printed in logs and sent in the clear), so their
+ * codec below uses plain table lookups: a bulk request parses and prints hundreds of them,
+ * and libsodium's constant-time hex was ~3 % of the KMEs' CPU in the bulk benchmark cell. */
 #include "codec.h"
 
 #include <sodium.h>
@@ -164,9 +167,47 @@ void qk_uuid_v7(qk_uuid *u)
     u->b[8] = (uint8_t)((u->b[8] & 0x3f) | 0x80); /* variant 10 */
 }
 
+/* ---- UUIDs: public, so plain lookups (see the top of this file) ----------------------- */
+
+static const char pub_digits[] = "0123456789abcdef";
+
+/* The value of a hex digit (either case), or -1. */
+static int pub_nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* n bytes as 2n lower-case digits (no terminator). */
+static void pub_hex(const uint8_t *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = pub_digits[in[i] >> 4];
+        out[2 * i + 1] = pub_digits[in[i] & 0x0f];
+    }
+}
+
+/* 2n digits into n bytes: 0, or -1 at the first character that is not a hex digit. */
+static int pub_unhex(const char *in, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = pub_nibble(in[2 * i]), lo = pub_nibble(in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 void qk_uuid_format_hex(const qk_uuid *u, char out[QK_UUID_HEX_LEN + 1])
 {
-    (void)qk_hex_encode(u->b, sizeof u->b, out, QK_UUID_HEX_LEN + 1);
+    pub_hex(u->b, sizeof u->b, out);
+    out[QK_UUID_HEX_LEN] = '\0';
 }
 
 /* The 8-4-4-4-12 groups of the hyphenated form, in bytes (RFC 4122 section 3). */
@@ -178,7 +219,8 @@ void qk_uuid_format(const qk_uuid *u, char out[QK_UUID_STR_LEN + 1])
     for (size_t g = 0; g < 5; g++) {
         if (g)
             out[o++] = '-';
-        o += qk_hex_encode(u->b + b, uuid_groups[g], out + o, QK_UUID_STR_LEN + 1 - o);
+        pub_hex(u->b + b, uuid_groups[g], out + o);
+        o += 2 * uuid_groups[g];
         b += uuid_groups[g];
     }
     out[o] = '\0';
@@ -186,10 +228,11 @@ void qk_uuid_format(const qk_uuid *u, char out[QK_UUID_STR_LEN + 1])
 
 int qk_uuid_parse_hex(const char *s, size_t len, qk_uuid *u)
 {
-    size_t n = 0;
-    if (!s || !u || len != QK_UUID_HEX_LEN)
+    qk_uuid tmp;
+    if (!s || !u || len != QK_UUID_HEX_LEN || pub_unhex(s, sizeof tmp.b, tmp.b) != 0)
         return -1;
-    return qk_hex_decode(s, len, u->b, sizeof u->b, &n) == 0 && n == sizeof u->b ? 0 : -1;
+    *u = tmp;
+    return 0;
 }
 
 int qk_uuid_parse(const char *s, size_t len, qk_uuid *u)
@@ -201,14 +244,11 @@ int qk_uuid_parse(const char *s, size_t len, qk_uuid *u)
     for (size_t g = 0; g < 5; g++) {
         if (g && s[i++] != '-')
             return -1;
-        size_t n = 0;
-        if (qk_hex_decode(s + i, 2 * uuid_groups[g], tmp.b + b, sizeof tmp.b - b, &n) != 0)
+        if (pub_unhex(s + i, uuid_groups[g], tmp.b + b) != 0)
             return -1;
         i += 2 * uuid_groups[g];
-        b += n;
+        b += uuid_groups[g];
     }
-    if (i != len || b != sizeof tmp.b)
-        return -1;
     *u = tmp;
     return 0;
 }

@@ -175,6 +175,63 @@ static void test_uuid_format_parse(void)
     CU_ASSERT_EQUAL(qk_uuid_parse_any("", 0, &u2), -1);
 }
 
+/* The UUID codec (plain lookups) against the constant-time hex codec, byte by byte: every
+ * byte value formats to the same two digits, and every character in every digit position of
+ * both forms is accepted exactly when it is a hex digit (either case), with the same value. */
+static void test_uuid_vs_hex(void)
+{
+    for (int v = 0; v < 256; v++) {
+        qk_uuid u;
+        memset(u.b, v, sizeof u.b);
+        char s[QK_UUID_STR_LEN + 1], h[QK_UUID_HEX_LEN + 1], ref[3];
+        qk_uuid_format(&u, s);
+        qk_uuid_format_hex(&u, h);
+        uint8_t byte = (uint8_t)v;
+        CU_ASSERT_EQUAL_FATAL(qk_hex_encode(&byte, 1, ref, sizeof ref), 2);
+        CU_ASSERT(strncmp(s, ref, 2) == 0 && strncmp(s + 34, ref, 2) == 0);
+        CU_ASSERT(strncmp(h + 30, ref, 2) == 0);
+        CU_ASSERT_EQUAL(strlen(h), QK_UUID_HEX_LEN);
+    }
+    static const char base[] = "00000000-0000-4000-8000-000000000000";
+    static const int pos[] = {0, 7, 9, 12, 14, 19, 24, 35}; /* digits of every group */
+    for (size_t p = 0; p < sizeof pos / sizeof pos[0]; p++) {
+        for (int c = 0; c < 256; c++) {
+            char s[QK_UUID_STR_LEN + 1];
+            memcpy(s, base, sizeof s);
+            s[pos[p]] = (char)c;
+            uint8_t want = 0;
+            size_t n = 0;
+            char pair[2] = {(char)c, '0'};
+            bool hex = qk_hex_decode(pair, 2, &want, 1, &n) == 0;
+            qk_uuid u;
+            memset(u.b, 0xee, sizeof u.b);
+            int rc = qk_uuid_parse(s, QK_UUID_STR_LEN, &u);
+            CU_ASSERT_EQUAL(rc, hex ? 0 : -1);
+            if (rc == 0) {
+                /* the digit's byte: hyphens before it shift the index */
+                size_t digits =
+                    (size_t)pos[p] - (pos[p] > 8) - (pos[p] > 13) - (pos[p] > 18) - (pos[p] > 23);
+                CU_ASSERT_EQUAL(u.b[digits / 2] >> (digits % 2 ? 0 : 4) & 0x0f, want >> 4);
+            } else {
+                CU_ASSERT_EQUAL(u.b[0], 0xee); /* nothing written on failure */
+            }
+        }
+    }
+    for (int c = 0; c < 256; c++) {
+        char h[QK_UUID_HEX_LEN + 1] = "0123456789abcdef0123456789ABCDEF";
+        h[31] = (char)c;
+        uint8_t want = 0;
+        size_t n = 0;
+        char pair[2] = {'0', (char)c}; /* want: c's value */
+        bool hex = qk_hex_decode(pair, 2, &want, 1, &n) == 0;
+        qk_uuid u;
+        int rc = qk_uuid_parse_hex(h, QK_UUID_HEX_LEN, &u);
+        CU_ASSERT_EQUAL(rc, hex ? 0 : -1);
+        if (rc == 0)
+            CU_ASSERT_EQUAL(u.b[15], 0xe0 | want); /* "E" then c */
+    }
+}
+
 #define N_UUIDS 1000
 
 static int cmp_uuid(const void *a, const void *b)
@@ -305,6 +362,7 @@ int suite_codec(void)
         !CU_add_test(s, "hex and base64 strict edges", test_codec_strict_edges) ||
         !CU_add_test(s, "base64 encoder vs libsodium", test_base64_vs_libsodium) ||
         !CU_add_test(s, "uuid format/parse", test_uuid_format_parse) ||
+        !CU_add_test(s, "uuid codec vs the hex codec, every byte", test_uuid_vs_hex) ||
         !CU_add_test(s, "uuid v7: time-ordered", test_uuid_v7) ||
         !CU_add_test(s, "uuid v4 generation", test_uuid_v4_generation))
         return -1;
