@@ -19,7 +19,7 @@ QK_SLOW ?= 0
 QK_STRICT_SKIPS ?= 0
 # Integration suites run this many at a time (tests/run-integration; EXCLUSIVE ones alone).
 QK_JOBS ?= 1
-PKGS := libmicrohttpd openssl libsodium sqlite3 libcjson cunit libcurl inih libsystemd
+PKGS := openssl libsodium sqlite3 libcjson cunit libcurl inih libsystemd
 
 ifeq ($(SAN),1)
 BUILD ?= build-san

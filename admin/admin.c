@@ -266,7 +266,7 @@ static void admin_on_req(qk_http_handler *self, const qk_http_request *req, qk_h
         qk_http_reply_message(rep, 404, "unknown path");
         return;
     }
-    /* HEAD: libmicrohttpd sends the headers of the GET answer without its body. */
+    /* HEAD: the front end sends the headers of the GET answer without its body. */
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
         qk_http_reply_not_allowed(rep, "GET, HEAD");
         return;

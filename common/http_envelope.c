@@ -145,14 +145,17 @@ void qk_http_reply_key_ids(qk_http_reply *rep, char *ids)
 
 unsigned qk_http_query_count(const qk_http_request *req, const char *name)
 {
-    return req && req->conn ? qk_query_count(req->conn, name) : 0;
+    return req && req->head && name ? qk_http1_arg_count(req->head, name) : 0;
 }
 
 const char *qk_http_query(const qk_http_request *req, const char *name)
 {
-    if (!req || !req->conn || !name)
-        return NULL;
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    return req && req->head && name ? qk_http1_arg(req->head, name) : NULL;
+}
+
+const char *qk_http_header(const qk_http_request *req, const char *name)
+{
+    return req && req->head && name ? qk_http1_field_get(req->head, name) : NULL;
 }
 
 /* ---- the envelope ---------------------------------------------------------------------- */
@@ -173,70 +176,21 @@ void qk_http_handler_call(qk_http_handler *h, const qk_http_request *req, qk_htt
     run_handler(h, req, rep);
 }
 
-static void secret_free_cb(void *p)
-{
-    qk_secure_free(p); /* sodium_free zeroes the buffer before releasing it */
-}
-
-/* Queue the reply; a secret body moves into the response (freed by libmicrohttpd). */
-static enum MHD_Result send_reply(struct MHD_Connection *c, qk_http_reply *rep)
-{
-    struct MHD_Response *resp;
-    bool secret = rep->secret;
-    if (secret) {
-        resp =
-            MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body, secret_free_cb);
-        if (resp) {
-            rep->body = NULL; /* owned by the response now */
-            rep->len = 0;
-            rep->secret = false;
-        }
-    } else {
-        resp = MHD_create_response_from_buffer(rep->len, rep->body ? rep->body : (void *)"",
-                                               MHD_RESPMEM_MUST_COPY);
-    }
-    if (!resp)
-        return MHD_NO;
-    enum MHD_Result rc = MHD_YES;
-    const char *ctype = rep->content_type;
-    if (ctype && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES)
-        rc = MHD_NO;
-    if (rc == MHD_YES && rep->allow[0] &&
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow) != MHD_YES)
-        rc = MHD_NO;
-    /* Keys must never be stored by a cache on the way. */
-    if (rc == MHD_YES && secret &&
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES)
-        rc = MHD_NO;
-    if (rc == MHD_YES && rep->retry_after) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%u", rep->retry_after);
-        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra) != MHD_YES)
-            rc = MHD_NO;
-    }
-    if (rc == MHD_YES)
-        rc = MHD_queue_response(c, rep->status, resp);
-    MHD_destroy_response(resp);
-    return rc;
-}
-
 /* ---- the worker pool ------------------------------------------------------------------- */
 
 /* One request handed to a worker: a copy of what on_req needs that does not live in the
  * connection (the caller), and the reply the worker fills in. The request's strings and body
- * belong to libmicrohttpd's and the envelope's per-request state, which stay put while the
- * connection is suspended. */
+ * belong to the front end's connection, which leaves them alone while it is suspended. */
 typedef struct http_job {
     struct http_job *next;
     qk_http_handler *h;
-    struct MHD_Connection *conn;
-    struct MHD_Daemon *daemon; /* the connection's, for the wake-up */
-    void (*wake)(void *cls, struct MHD_Daemon *d);
-    void *wake_cls;
+    qk_http_conn *conn;
+    void (*resume)(void *cls, qk_http_conn *c);
+    void *resume_cls;
     qk_http_request req;
     qk_peer_identity caller;
     qk_http_reply rep;
-    atomic_bool done;               /* the reply is stored: the resumed access handler sends it */
+    atomic_bool done;               /* the reply is stored: the resumed request sends it */
     qk_inline_waiter waiter;        /* an inline handler's reply waiting for its barrier */
     struct qk_http_pool *inline_of; /* ran inline: the pool that counts it until resumed */
     bool rerun;                     /* held for an event: run the handler again when resumed */
@@ -273,7 +227,7 @@ static const char shutting_down[] = "server is shutting down";
 #define INLINE_STOP_WAIT_S 10 /* a stop waits this long for replies waiting on a store sync */
 
 /* An inline handler starts on a pump: counted, so that a stop waits for the replies it
- * holds suspended (libmicrohttpd must see every connection resumed before its daemon stops).
+ * holds suspended (the front end must see every connection resumed before it stops).
  * -1 once the pool is stopping: the request is then answered 503 without running. */
 static int pool_inline_begin(struct qk_http_pool *p)
 {
@@ -300,15 +254,13 @@ static void pool_inline_end(struct qk_http_pool *p)
  * wake-up needs is read before. */
 static void job_finish(http_job *j)
 {
-    struct MHD_Connection *c = j->conn;
-    struct MHD_Daemon *d = j->daemon;
-    void (*wake)(void *, struct MHD_Daemon *) = j->wake;
-    void *wake_cls = j->wake_cls;
+    qk_http_conn *c = j->conn;
+    void (*resume)(void *, qk_http_conn *) = j->resume;
+    void *resume_cls = j->resume_cls;
     struct qk_http_pool *inline_of = j->inline_of;
     atomic_store(&j->done, true);
-    MHD_resume_connection(c);
-    if (wake)
-        wake(wake_cls, d);
+    if (resume)
+        resume(resume_cls, c);
     if (inline_of)
         pool_inline_end(inline_of);
 }
@@ -454,9 +406,8 @@ void qk_http_pool_free(qk_http_pool *p)
     free(p);
 }
 
-/* Suspend the connection and queue the job; -1 (nothing suspended) when the queue is full or
- * the pool is stopping. Suspending under the pool's lock, before the job is visible to a
- * worker, keeps the resume from overtaking the suspend. */
+/* Queue the job (its connection is suspended from now on); -1 when the queue is full or the
+ * pool is stopping. */
 static int pool_submit(qk_http_pool *p, http_job *j)
 {
     pthread_mutex_lock(&p->lock);
@@ -464,7 +415,6 @@ static int pool_submit(qk_http_pool *p, http_job *j)
         pthread_mutex_unlock(&p->lock);
         return -1;
     }
-    MHD_suspend_connection(j->conn);
     j->next = NULL;
     if (p->tail)
         p->tail->next = j;
@@ -472,19 +422,12 @@ static int pool_submit(qk_http_pool *p, http_job *j)
         p->head = j;
     p->tail = j;
     p->queued++;
-    atomic_fetch_add(&p->unsignaled, 1); /* the daemon's thread kicks after MHD_run */
+    atomic_fetch_add(&p->unsignaled, 1); /* the front end's thread kicks once per loop turn */
     pthread_mutex_unlock(&p->lock);
     return 0;
 }
 
 /* ---- the envelope ---------------------------------------------------------------------- */
-
-/* The envelope's per-request state in *con_cls: the collected body (http_util's qk_req) and,
- * while or after a worker runs the handler, its job. */
-typedef struct {
-    void *collect;
-    http_job *job;
-} env_req;
 
 static void job_free(http_job *j)
 {
@@ -496,18 +439,16 @@ static void job_free(http_job *j)
 }
 
 /* A job for the request being dispatched on connection c (not yet suspended or queued). */
-static http_job *job_new(const qk_http_front *f, struct MHD_Connection *c, qk_http_handler *h,
+static http_job *job_new(const qk_http_front *f, qk_http_conn *c, qk_http_handler *h,
                          const qk_http_request *req)
 {
     http_job *j = calloc(1, sizeof *j);
     if (!j)
         return NULL;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON);
     j->h = h;
     j->conn = c;
-    j->daemon = ci ? ci->daemon : NULL;
-    j->wake = f->wake;
-    j->wake_cls = f->wake_cls;
+    j->resume = f->resume;
+    j->resume_cls = f->resume_cls;
     j->caller = *req->caller;
     j->req = *req;
     j->req.caller = &j->caller;
@@ -543,8 +484,8 @@ static void job_event_done(qk_inline_waiter *w, int err)
  * connection was suspended (the reply waits for its barrier, or the request for an event), -1
  * when the handler would block (rep is cleared: run it on the pool). The job is the caller's
  * unless 0 is returned. */
-static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_handler *h,
-                      http_job *j, qk_http_reply *rep, env_req *e, double rerun_deadline_ms)
+static int run_inline(const qk_http_front *f, qk_http_handler *h, http_job *j, qk_http_reply *rep,
+                      qk_http_env *e, double rerun_deadline_ms)
 {
     if (pool_inline_begin(f->pool) != 0) {
         qk_http_reply_message(rep, 503, shutting_down);
@@ -570,8 +511,7 @@ static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_
         memset(&j->waiter, 0, sizeof j->waiter);
         j->waiter.deadline_ms = ic.ev_deadline_ms;
         j->waiter.done = job_event_done;
-        e->job = j;
-        MHD_suspend_connection(c); /* before the event can complete it on another thread */
+        e->job = j; /* suspended from now on: the event may complete it on another thread */
         int r = ic.ev_await(ic.ev_owner, ic.ev_seq, &j->waiter);
         if (r != 0) /* happened already (1: look again), or the owner refuses (< 0) */
             job_event_done(&j->waiter, r < 0 ? r : 0);
@@ -588,53 +528,20 @@ static int run_inline(const qk_http_front *f, struct MHD_Connection *c, qk_http_
     memset(rep, 0, sizeof *rep);
     memset(&j->waiter, 0, sizeof j->waiter);
     j->waiter.done = job_barrier_done;
-    e->job = j;
-    MHD_suspend_connection(c); /* before the barrier can complete on another thread */
+    e->job = j; /* suspended from now on: the barrier may complete on another thread */
     int r = ic.await(ic.owner, ic.seq, &j->waiter);
     if (r != 0) /* already durable (1), or the store failed: complete it here */
         job_barrier_done(&j->waiter, r < 0 ? r : 0);
     return 0;
 }
 
-/* Send the reply, tell the observer, write the log line, free the reply. */
-static enum MHD_Result finish(struct MHD_Connection *c, qk_http_handler *h,
-                              const qk_http_request *req, qk_http_reply *rep);
-
-/* Run job j's request: inline first when the handler allows it, on the worker pool when it
- * may block (or said so inline). Frees j unless the connection stays suspended. */
-static enum MHD_Result dispatch(const qk_http_front *f, struct MHD_Connection *c,
-                                qk_http_handler *h, http_job *j, env_req *e,
-                                double rerun_deadline_ms)
-{
-    qk_http_reply rep;
-    memset(&rep, 0, sizeof rep);
-    int how = h->inline_first ? run_inline(f, c, h, j, &rep, e, rerun_deadline_ms) : -1;
-    if (how == 0)
-        return MHD_YES;
-    if (how == -1) {
-        atomic_store(&j->done, false);
-        j->inline_of = NULL;
-        e->job = j;
-        if (pool_submit(f->pool, j) == 0)
-            return MHD_YES; /* suspended; the worker resumes it */
-        e->job = NULL;
-        /* Every worker busy and the queue full (or stopping): shed load at once. */
-        qk_http_reply_message(&rep, 503, "server busy, retry later");
-        rep.retry_after = 1;
-    }
-    enum MHD_Result ret = finish(c, h, &j->req, &rep);
-    job_free(j);
-    return ret;
-}
-
-/* Send the reply, tell the observer, write the log line, free the reply. */
-static enum MHD_Result finish(struct MHD_Connection *c, qk_http_handler *h,
-                              const qk_http_request *req, qk_http_reply *rep)
+/* Tell the observer, write the log line and hand the reply to the front end (*out). */
+static void finish(qk_http_handler *h, const qk_http_request *req, qk_http_reply *rep,
+                   qk_http_reply *out)
 {
     if (!rep->body && rep->status >= 400) /* out of memory building an error: still a body */
         qk_http_reply_set(rep, rep->status, "application/json", fallback_error,
                           sizeof fallback_error - 1);
-    enum MHD_Result ret = send_reply(c, rep);
     double ms = qk_now_ms() - req->t_start_ms;
     if (h && h->observe)
         h->observe(h->observe_cls, req->listener, (int)rep->status, ms);
@@ -649,93 +556,88 @@ static enum MHD_Result finish(struct MHD_Connection *c, qk_http_handler *h,
         .detail = rep->detail[0] ? rep->detail : NULL,
     };
     qk_log_request(&line);
-    qk_http_reply_clear(rep);
-    return ret;
+    *out = *rep;
+    memset(rep, 0, sizeof *rep);
 }
 
-enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, const char *url,
-                                        const char *method, const char *version,
-                                        const char *upload_data, size_t *upload_data_size,
-                                        void **con_cls)
+/* Run job j's request: inline first when the handler allows it, on the worker pool when it
+ * may block (or said so inline). Returns 1 with the reply in *out (j freed), or 0 when the
+ * connection is suspended (j kept in e). */
+static int dispatch(const qk_http_front *f, qk_http_handler *h, http_job *j, qk_http_env *e,
+                    double rerun_deadline_ms, qk_http_reply *out)
 {
-    (void)version;
-    const qk_http_front *f = cls;
-    if (!f || !con_cls)
-        return MHD_NO;
-    env_req *e = *con_cls;
-    if (!e) {
-        e = calloc(1, sizeof *e);
-        if (!e)
-            return MHD_NO;
-        *con_cls = e;
-    }
-    qk_http_handler *h = f->handler;
-    if (e->job) {
-        /* Called again after the worker resumed the connection: send what it stored. */
-        http_job *j = e->job;
-        if (!atomic_load(&j->done))
-            return MHD_YES; /* not resumed by us: nothing to do yet */
-        if (*upload_data_size)
-            *upload_data_size = 0;
-        if (j->rerun) { /* resumed after the event it waited for: run it again */
-            j->rerun = false;
-            e->job = NULL;
-            return dispatch(f, c, h, j, e, j->rerun_deadline_ms);
-        }
-        enum MHD_Result ret = finish(c, h, &j->req, &j->rep);
-        e->job = NULL;
-        job_free(j);
-        return ret;
-    }
-    size_t max_body = f->max_body ? f->max_body : QK_HTTP_DEFAULT_MAX_BODY;
-    qk_req *r = NULL;
-    int st = qk_req_collect(&e->collect, max_body, upload_data, upload_data_size, &r);
-    if (st == QK_REQ_MORE)
-        return MHD_YES;
-    if (st != QK_REQ_DONE || !r)
-        return MHD_NO;
-
-    static const qk_peer_identity anonymous = {.kind = QK_ID_NONE};
-    const qk_peer_identity *caller = qk_conn_identity(c);
-    qk_http_request req = {
-        .listener = f->listener ? f->listener : "http",
-        .method = method ? method : "",
-        .path = url ? url : "",
-        .caller = caller ? caller : &anonymous,
-        .body = r->body ? r->body : "",
-        .body_len = r->body ? r->body_len : 0,
-        .t_start_ms = r->t_start_ms,
-        .conn = c,
-    };
     qk_http_reply rep;
     memset(&rep, 0, sizeof rep);
-    if (r->too_large) {
-        /* What arrived of an oversized body is wiped now, never shown to the handler. */
-        qk_wipe(r->body, r->body_len);
-        r->body_len = 0;
+    int how = h->inline_first ? run_inline(f, h, j, &rep, e, rerun_deadline_ms) : -1;
+    if (how == 0)
+        return 0;
+    if (how == -1) {
+        atomic_store(&j->done, false);
+        j->inline_of = NULL;
+        e->job = j;
+        if (pool_submit(f->pool, j) == 0)
+            return 0; /* suspended; the worker resumes it */
+        e->job = NULL;
+        /* Every worker busy and the queue full (or stopping): shed load at once. */
+        qk_http_reply_message(&rep, 503, "server busy, retry later");
+        rep.retry_after = 1;
+    }
+    finish(h, &j->req, &rep, out);
+    job_free(j);
+    return 1;
+}
+
+int qk_http_envelope_start(const qk_http_front *f, qk_http_conn *c, qk_http_env *e,
+                           const qk_http_request *req, bool too_large, qk_http_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    qk_http_handler *h = f->handler;
+    qk_http_reply rep;
+    memset(&rep, 0, sizeof rep);
+    if (too_large) {
+        size_t max_body = f->max_body ? f->max_body : QK_HTTP_DEFAULT_MAX_BODY;
         unsigned status = h && h->too_large_status ? h->too_large_status : 413;
         char msg[96];
         snprintf(msg, sizeof msg, "request body too large (limit %zu bytes)", max_body);
         qk_http_reply_message(&rep, status, msg);
     } else if (f->pool && h && !h->never_blocks) {
-        http_job *j = job_new(f, c, h, &req);
-        if (!j)
-            return MHD_NO;
-        return dispatch(f, c, h, j, e, 0);
+        http_job *j = job_new(f, c, h, req);
+        if (!j) {
+            qk_http_reply_message(&rep, 503, "out of memory, retry later");
+            rep.retry_after = 1;
+        } else {
+            return dispatch(f, h, j, e, 0, out);
+        }
     } else {
-        run_handler(h, &req, &rep);
+        run_handler(h, req, &rep);
     }
-    return finish(c, h, &req, &rep);
+    finish(h, req, &rep, out);
+    return 1;
 }
 
-void qk_http_envelope_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                                enum MHD_RequestTerminationCode toe)
+int qk_http_envelope_resume(const qk_http_front *f, qk_http_conn *c, qk_http_env *e,
+                            qk_http_reply *out)
 {
-    env_req *e = con_cls ? *con_cls : NULL;
+    (void)c;
+    memset(out, 0, sizeof *out);
+    http_job *j = e->job;
+    if (!j || !atomic_load(&j->done))
+        return 0; /* not ours to continue (yet) */
+    e->job = NULL;
+    qk_http_handler *h = f->handler;
+    if (j->rerun) { /* resumed after the event it waited for: run it again */
+        j->rerun = false;
+        return dispatch(f, h, j, e, j->rerun_deadline_ms, out);
+    }
+    finish(h, &j->req, &j->rep, out);
+    job_free(j);
+    return 1;
+}
+
+void qk_http_envelope_drop(qk_http_env *e)
+{
     if (!e)
         return;
-    qk_req_completed(cls, c, &e->collect, toe);
-    job_free(e->job); /* only if the reply was never sent (connection closed meanwhile) */
-    free(e);
-    *con_cls = NULL;
+    job_free(e->job);
+    e->job = NULL;
 }

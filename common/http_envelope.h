@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <microhttpd.h>
 #include "cert_role.h"
+#include "http1.h"
 #include "qk_err.h"
 
 #define QK_IDENTITY_MAX 256
@@ -45,14 +45,16 @@ typedef struct {
     const qk_peer_identity *caller; /* never NULL: kind QK_ID_NONE when not authenticated */
     const char *body;               /* NUL-terminated, within max_body; "" when none */
     size_t body_len;
-    double t_start_ms;           /* monotonic ms when the request arrived */
-    struct MHD_Connection *conn; /* for the query helpers below; nothing else */
+    double t_start_ms;         /* monotonic ms when the request arrived */
+    const qk_http1_head *head; /* for the query and header helpers below; NULL: none */
 } qk_http_request;
 
 /* Number of occurrences of query parameter `name` (a repeated parameter is an error in both
  * key-delivery APIs), and its (first) value or NULL. */
 unsigned qk_http_query_count(const qk_http_request *req, const char *name);
 const char *qk_http_query(const qk_http_request *req, const char *name);
+/* The (first) request header field called name (case-insensitive), or NULL. */
+const char *qk_http_header(const qk_http_request *req, const char *name);
 
 #define QK_HTTP_DETAIL_MAX 200
 #define QK_HTTP_ALLOW_MAX  32
@@ -85,7 +87,7 @@ void qk_http_reply_take(qk_http_reply *rep, unsigned status, const char *content
  * answers 500 {"message": "out of memory"}. */
 void qk_http_reply_json_take(qk_http_reply *rep, char *json);
 /* Takes ownership of a qk_secure_alloc'ed JSON body holding key material: sent from that
- * buffer, wiped and freed when libmicrohttpd is done with it, with Cache-Control: no-store. */
+ * buffer, wiped and freed when the front end has written it, with Cache-Control: no-store. */
 void qk_http_reply_secret(qk_http_reply *rep, unsigned status, char *json, size_t len);
 /* {"message": msg} as application/json; the detail becomes msg. */
 int qk_http_reply_message(qk_http_reply *rep, unsigned status, const char *msg);
@@ -107,9 +109,8 @@ typedef struct qk_http_handler qk_http_handler;
 /* Called once per request that is complete (and within max_body); may block for a bounded
  * time (handlers call the peer KME with timeouts) unless the handler says never_blocks. Never
  * called concurrently with itself for the same connection; concurrently across connections.
- * On a TLS listener a handler that may block runs on the listener's worker pool while its
- * connection is suspended (req->conn is then only for the query helpers, which read the
- * request's parsed arguments: nothing else touches a suspended connection). */
+ * A handler that may block runs on the listener's worker pool while its connection is
+ * suspended (the request's head and body stay put: nothing touches a suspended connection). */
 typedef void (*qk_http_on_req)(qk_http_handler *self, const qk_http_request *req,
                                qk_http_reply *rep);
 /* Told of every answered request (metrics): listener name, status sent, latency. */
@@ -145,13 +146,15 @@ struct qk_http_handler {
 
 /* ---- for the front end (tls_server.c) -------------------------------------------------- */
 
-/* A bounded pool of worker threads for handlers that may block. The access handler (on a
- * thread that drives libmicrohttpd in external mode) suspends the connection
- * (MHD_suspend_connection) and queues the request; a worker runs on_req, stores the reply,
- * resumes the connection (MHD_resume_connection, safe from any thread) and wakes the daemon's
- * thread (qk_http_front.wake); libmicrohttpd then calls the access handler again on that
- * thread, which queues the stored reply. A full
- * queue answers 503 with Retry-After: 1 at once, without calling the handler. */
+/* The front end's connection, opaque here. */
+typedef struct qk_http_conn qk_http_conn;
+
+/* A bounded pool of worker threads for handlers that may block. The envelope (on the thread
+ * that owns the connection) queues the request and reports the connection suspended; a worker
+ * runs on_req, stores the reply and calls the front end's resume (qk_http_front.resume, any
+ * thread); the front end then calls qk_http_envelope_resume on the connection's thread, which
+ * hands it the stored reply. A full queue answers 503 with Retry-After: 1 at once, without
+ * calling the handler. */
 typedef struct qk_http_pool qk_http_pool;
 
 /* workers 1..1024, queue_max 1..65536 (requests waiting for a worker). name for logs. */
@@ -159,42 +162,53 @@ int qk_http_pool_start(const char *name, unsigned workers, unsigned queue_max, q
                        qk_err *err);
 /* Requests still queued are answered 503 without running their handler; running handlers
  * finish; every suspended connection is resumed; workers joined. Later submissions are
- * answered 503 at once, so the pool must stay allocated until no daemon can call the envelope
- * any more. The daemons' threads must keep calling MHD_run until the stop returns or after it
- * (a resumed connection must be processed before MHD_stop_daemon). Idempotent; NULL: no-op. */
+ * answered 503 at once, so the pool must stay allocated until no front end can call the
+ * envelope any more. The front end's threads must keep serving resumes until the stop returns
+ * or after it. Idempotent; NULL: no-op. */
 void qk_http_pool_stop(qk_http_pool *p);
 /* Wake idle workers for the jobs queued since the last kick. The envelope queues without
- * waking anyone: the thread that drives the daemon calls this after each MHD_run, so a worker
- * woken for a job does not preempt that thread in the middle of its batch. */
+ * waking anyone: the front end's thread calls this once per loop turn, so a worker woken for a
+ * job does not preempt that thread in the middle of its batch. */
 void qk_http_pool_kick(qk_http_pool *p);
 /* Stop (if not yet) and free. NULL is a no-op. */
 void qk_http_pool_free(qk_http_pool *p);
 
-/* What the front end hands to libmicrohttpd: the handler, the listener's name, its body limit
- * and its worker pool. Owned by the listener; must outlive it. */
+/* What the front end gives the envelope: the handler, the listener's name, its body limit, its
+ * worker pool and its resume callback. Owned by the listener; must outlive it. */
 typedef struct {
     qk_http_handler *handler;
     const char *listener;
     size_t max_body;    /* 0 = QK_HTTP_DEFAULT_MAX_BODY */
-    qk_http_pool *pool; /* NULL: every handler runs inline (libmicrohttpd's own threads) */
-    /* With a pool: called by the worker right after MHD_resume_connection, with the daemon of
-     * the connection. libmicrohttpd in external mode has no inter-thread channel (microhttpd.h:
-     * MHD_USE_ITC "is ignored with any external sockets polling"), so the thread that drives
-     * that daemon must be woken to call MHD_run. */
-    void (*wake)(void *cls, struct MHD_Daemon *d);
-    void *wake_cls;
+    qk_http_pool *pool; /* NULL: every handler runs inline on the front end's thread */
+    /* With a pool: a suspended request of connection c can continue (called exactly once per
+     * suspension, from any thread, possibly before qk_http_envelope_start has returned on the
+     * connection's thread). The front end calls qk_http_envelope_resume for it on the
+     * connection's own thread. */
+    void (*resume)(void *cls, qk_http_conn *c);
+    void *resume_cls;
 } qk_http_front;
 
 #define QK_HTTP_DEFAULT_MAX_BODY (64u * 1024u)
 
-/* The libmicrohttpd access handler (cls = qk_http_front *) and the request-completed callback
- * (MHD_OPTION_NOTIFY_COMPLETED; cls unused) that frees the per-request state, wiping the body. */
-enum MHD_Result qk_http_envelope_access(void *cls, struct MHD_Connection *c, const char *url,
-                                        const char *method, const char *version,
-                                        const char *upload_data, size_t *upload_data_size,
-                                        void **con_cls);
-void qk_http_envelope_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                                enum MHD_RequestTerminationCode toe);
+/* The envelope's state of one connection's current request; the front end keeps one per
+ * connection, zeroed at the start. */
+typedef struct {
+    struct http_job *job; /* the suspended (or resumed, not yet answered) request, or NULL */
+} qk_http_env;
+
+/* A complete request arrived on connection c (its head and body must stay unchanged until the
+ * reply is out). too_large: its body passed max_body (the front end wiped what arrived and
+ * passes an empty body); the handler is not called and the answer is its too_large_status.
+ * Returns 1 when *out holds the reply to send now (the log line is written and the observer
+ * told: the front end sends it and frees it with qk_http_reply_clear), or 0 when the request
+ * is suspended: the front end's resume callback follows, then qk_http_envelope_resume. */
+int qk_http_envelope_start(const qk_http_front *f, qk_http_conn *c, qk_http_env *e,
+                           const qk_http_request *req, bool too_large, qk_http_reply *out);
+/* After the resume callback, on the connection's thread: the same answers. */
+int qk_http_envelope_resume(const qk_http_front *f, qk_http_conn *c, qk_http_env *e,
+                            qk_http_reply *out);
+/* Free what e holds for a connection that closes with no request suspended. */
+void qk_http_envelope_drop(qk_http_env *e);
 
 /* For unit tests of handlers: run on_req on a synthetic request (no connection: the query
  * helpers then see no parameters) and finish the reply as the envelope would (a status 0 reply

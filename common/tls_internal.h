@@ -1,6 +1,6 @@
 /* tls_internal.h - private interface between the TLS front end's two halves:
  * tls_policy.c (SSL_CTX per listener policy, PSK and fingerprint tables, identity extraction)
- * and tls_server.c (accept, handshake, pump, libmicrohttpd hand-off). Not a public header. */
+ * and tls_server.c (accept, handshake, pump, HTTP/1.1 on the connection). Not a public header. */
 #ifndef QK_TLS_INTERNAL_H
 #define QK_TLS_INTERNAL_H
 

@@ -1,23 +1,21 @@
 /* tls_server.c - the TLS front end: accept, non-blocking OpenSSL handshakes in per-thread epoll
- * loops, hand-off of the plaintext to libmicrohttpd over a socketpair, and the byte pump
- * between the SSL object and our end of the pair.
+ * loops, and HTTP/1.1 read from and written to the TLS stream on the same thread (http1.h).
  *
  * Threads: `threads` pump threads share the listening socket (EPOLLEXCLUSIVE); each owns the
- * connections it accepted and one libmicrohttpd daemon in external mode (no thread of its own:
- * MHD_USE_EPOLL, its epoll fd sits in the pump's epoll set and the pump calls MHD_run), so a
- * request goes TLS -> pair -> MHD_run -> envelope -> pair -> TLS on one thread. Handlers that
- * may block run on the listener's worker pool (http_envelope.h) with their connection
- * suspended, so a handler that blocks for seconds stalls neither the pump nor other clients.
- * The identity of a connection travels from the pump to libmicrohttpd through a table keyed
- * by the libmicrohttpd-side fd (with a generation number, because fd numbers are reused), and
- * is moved into the socket context in the STARTED notification. Plaintext listeners take the
- * same path without TLS.
+ * connections it accepted. A request goes TLS -> http1 parser -> envelope -> response head and
+ * body -> TLS on one thread, with no socketpair, no second HTTP library and no thread hop.
+ * Handlers that may block run on the listener's worker pool (http_envelope.h) with their
+ * connection suspended: the pump leaves a suspended connection alone until the envelope's
+ * resume callback puts it on the pump's resume list and wakes the pump, so a handler that
+ * blocks for seconds stalls neither the pump nor other clients. One request at a time per
+ * connection: bytes a client pipelines wait in the connection's input buffer (backpressure).
+ * Plaintext listeners take the same path without TLS.
  *
  * Limits and deadlines (issue 17): a budget of pending connections per source address and of
  * authenticated ones per identity (tls_limits.c), the oldest idle keep-alive connection of the
- * accepting pump closed when the listener is full, and total deadlines for the handshake plus
- * request headers and for the body, whose phases the access and completed callbacks of
- * libmicrohttpd report. See docs/adr/0001-tls-front-end.md. */
+ * accepting pump closed when the listener is full, total deadlines for the handshake plus
+ * request headers and for the body, an idle timeout between requests and for a response the
+ * client does not read. See docs/adr/0001-tls-front-end.md. */
 #include "tls_internal.h"
 
 #include <arpa/inet.h>
@@ -34,12 +32,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 
+#include "http1.h"
+#include "http_util.h"
 #include "log.h"
 #include "secbuf.h"
 
@@ -47,7 +46,6 @@
 #define MAX_EVENTS        64
 #define ACCEPT_BATCH      64
 #define PUMP_ROUNDS       64 /* per wake-up and connection, for fairness */
-#define ID_BUCKETS        256
 #define MAX_THREADS       64
 #define ACCEPT_BACKOFF_MS 100
 #define DRAIN_TIMEOUT_MS  5000 /* graceful stop: in-flight requests and their responses */
@@ -64,83 +62,101 @@
 #define HEADER_TIMEOUT_MS  10000 /* default header_timeout: handshake + request headers */
 #define BODY_TIMEOUT_MS    60000 /* default body_timeout */
 #define SWEEP_MIN_MS       10    /* deadlines are checked at most this often per pump */
-#define MHD_RUNS_PER_STEP  4     /* MHD_run calls per step while libmicrohttpd has work at once */
 /* listen(2) backlog (the kernel caps it at net.core.somaxconn): a flood's connections wait
  * there until the pump accepts and refuses them; a short queue overflows, and a legitimate
  * client's SYN dropped with it waits for its retransmission (1 s, RFC 6298 2.1). */
 #define LISTEN_BACKLOG 4096
 
-enum { EP_LISTEN, EP_WAKE, EP_TCP, EP_PAIR, EP_MHD };
+enum { EP_LISTEN, EP_WAKE, EP_TCP };
 
 /* Where a handed-off connection is in its current request (the deadlines of issue 17):
  * HEAD: waiting for a request's headers (deadline: the first request's from accept, a later
  * request's from its first byte); BODY: headers done, body coming (its own deadline); BUSY:
- * the handler and the response (no deadline of ours); IDLE: keep-alive between requests, on
- * the pump's idle list (libmicrohttpd's idle timeout applies). */
+ * the handler (no deadline of ours) and the response (the idle timeout while the client reads
+ * nothing); IDLE: keep-alive between requests, on the pump's idle list (the idle timeout). */
 enum { RQ_HEAD, RQ_BODY, RQ_BUSY, RQ_IDLE };
 /* What a connection's deadline_ms bounds. */
-enum { DL_NONE, DL_HANDSHAKE, DL_HEADER, DL_BODY, DL_LINGER, DL_DRAIN };
+enum { DL_NONE, DL_HANDSHAKE, DL_HEADER, DL_BODY, DL_LINGER, DL_IDLE, DL_WRITE };
 
-struct conn;
+typedef struct qk_http_conn conn;
 typedef struct {
-    struct conn *c;
+    conn *c;
     int kind;
 } endpoint;
 
 typedef struct pump_thread pump_thread;
 
-typedef struct conn_ctx conn_ctx;
-
-typedef struct conn {
-    struct conn *prev, *next;         /* the thread's live list */
-    struct conn *lru_prev, *lru_next; /* the thread's idle keep-alive list (in_lru) */
-    struct conn *zombie_next;
-    struct conn *ready_next;
+struct qk_http_conn {
+    conn *prev, *next;         /* the thread's live list */
+    conn *lru_prev, *lru_next; /* the thread's idle keep-alive list (in_lru) */
+    conn *zombie_next;
+    conn *ready_next;
+    conn *resume_next; /* the thread's resume list (pump_thread.resumes, under rlock) */
     pump_thread *t;
-    endpoint tcp_ep, pair_ep;
-    int tcp_fd, pair_fd, mhd_fd;
+    endpoint tcp_ep;
+    int tcp_fd;
     SSL *ssl;
     qk_tls_hs_state hs;
-    uint64_t gen;
     uint64_t deadline_ms; /* 0: none */
     uint64_t accept_ms;
-    conn_ctx *ctx; /* libmicrohttpd's socket context of this connection, or NULL */
-    int rq;        /* RQ_*: once handed to libmicrohttpd */
-    int dl_kind;   /* DL_*: what deadline_ms bounds */
-    bool in_lru, early_bytes, src_held, id_held;
+    int rq;      /* RQ_*: once handed off */
+    int dl_kind; /* DL_*: what deadline_ms bounds */
+    bool in_lru, src_held, id_held;
     unsigned char src_key[17];
     unsigned char id_key[QK_BUDGET_KEY_MAX];
     size_t src_len, id_len;
     struct sockaddr_storage peer;
     socklen_t peer_len;
-    uint32_t tcp_mask, pair_mask;
-    bool handshaking, dead, in_ready, lingering;
-    bool pair_in_epoll, pair_hup;
-    bool tls_eof, shut_sent, mhd_gone, mhd_eof, entry_live;
-    bool tcp_want_r, tcp_want_w, pair_want_r, pair_want_w;
-    /* Worth a read: epoll reported the socket (or the pair) readable since the last read, the
-     * last read filled the buffer, or TLS wanted to write before it could read. Both are
+    uint32_t tcp_mask;
+    bool handshaking, dead, in_ready, lingering, io_error;
+    bool tls_eof; /* the client closed its side (close_notify or EOF) */
+    bool tcp_want_r, tcp_want_w;
+    /* Worth a read: epoll reported the socket readable since the last read, the last read
+     * filled the buffer, or TLS wanted to write before it could read. The socket is
      * level-triggered, so bytes a short read left behind are reported again: no read that can
      * only answer EAGAIN (each was a system call per request). */
-    bool tcp_rd, pair_rd;
-    size_t in_len, in_off;   /* TLS -> libmicrohttpd */
-    size_t out_len, out_off; /* libmicrohttpd -> TLS */
+    bool tcp_rd;
+    bool write_retry; /* the last write wanted to be retried: out_buf must not change (TLS) */
+
+    /* HTTP (http1.h), one request at a time. */
+    qk_peer_identity id; /* the authenticated caller (never changed after the hand-off) */
+    bool suspended;      /* the envelope holds the request (a worker, a barrier or an event) */
+    bool counted;        /* the request is counted in the listener's inflight */
+    bool close_after;    /* close once the response is out */
+    bool head_only;      /* a HEAD request: the response's body is not sent */
+    bool too_large;      /* the body passed max_body: wiped, the rest dropped */
+    bool resp_live;      /* a response is being written (head in out_buf, body in resp) */
+    size_t head_len, head_scan;
+    uint64_t body_left; /* Content-Length bytes still to come */
+    qk_http1_chunked chunk;
+    bool chunked;
+    char *body; /* NUL-terminated; body_cap bytes, wiped before it is freed */
+    size_t body_len, body_cap;
+    double t_start_ms;
+    qk_http_env env;
+    qk_http_reply resp; /* the reply being written; its body from resp_off on */
+    size_t resp_off;
+    qk_http1_head h;
+    size_t in_len, in_off;   /* client -> parser */
+    size_t out_len, out_off; /* responses -> client */
     unsigned char in_buf[PUMP_BUF];
     unsigned char out_buf[PUMP_BUF];
-} conn;
+    char head[QK_H1_HEAD_MAX]; /* the request head, parsed in place */
+};
 
 struct pump_thread {
     qk_tls_server *srv;
     pthread_t tid;
     bool started;
     int epfd, wake_fd;
-    endpoint listen_ep, wake_ep, mhd_ep;
-    struct MHD_Daemon *mhd; /* this thread's daemon, external mode (TLS listeners) */
-    bool mhd_due;           /* run it before the next wait: its fd or a pair has news */
-    /* Wake-ups from workers (Dekker-style: each side stores its flag, then reads the other's,
+    endpoint listen_ep, wake_ep;
+    /* Resumes from workers (Dekker-style: each side stores its flag, then reads the other's,
      * so a resume is never missed and the eventfd is written only to a thread that waits). */
     atomic_bool polling; /* in (or about to enter) epoll_wait */
-    atomic_bool resumed; /* a worker resumed a connection of our daemon */
+    atomic_bool resumed; /* a connection of ours is on the resume list */
+    pthread_mutex_t rlock;
+    bool rlock_ok;
+    conn *resumes; /* connections whose suspended request can continue (rlock) */
     bool listen_in_epoll;
     uint64_t listen_retry_ms;
     conn *conns;
@@ -148,23 +164,10 @@ struct pump_thread {
     conn *zombies;
     conn *ready;
     uint64_t next_deadline_ms;
+    time_t date_s; /* the Date field of this second (RFC 9110 6.6.1) */
+    char date[30];
     atomic_bool drained; /* draining: every response handed to us has been sent */
 };
-
-/* libmicrohttpd's socket context of a connection: the identity (read by workers through
- * qk_conn_identity, never changed after the hand-off) and the pump's connection (pump thread
- * only; NULL once either side has closed). */
-struct conn_ctx {
-    qk_peer_identity id;
-    conn *c;
-};
-
-typedef struct id_node {
-    struct id_node *next;
-    int fd;
-    uint64_t gen;
-    conn_ctx *ctx;
-} id_node;
 
 struct qk_tls_server {
     char name[32];
@@ -180,15 +183,12 @@ struct qk_tls_server {
     pump_thread *threads;
     atomic_bool stop;
     atomic_bool draining;          /* graceful stop: accept nothing new, finish what is in flight */
-    atomic_uint_fast64_t inflight; /* requests libmicrohttpd has started and not completed */
+    atomic_uint_fast64_t inflight; /* requests started whose response is not out yet */
     qk_http_front front;           /* the request envelope's handler, name and body limit */
     atomic_uint_fast64_t accepted, hs_ok, hs_failed, refused, active;
     atomic_uint_fast64_t psk13_sha384, psk13_sha256;
     atomic_uint_fast64_t refused_source, refused_identity, evicted_idle;
     atomic_uint_fast64_t timeout_header, timeout_body;
-    atomic_uint_fast64_t next_gen;
-    pthread_mutex_t id_lock;
-    id_node *buckets[ID_BUCKETS];
 };
 
 static const qk_peer_identity no_identity = {.kind = QK_ID_NONE};
@@ -214,221 +214,6 @@ static void peer_str(const conn *c, char *out, size_t cap)
         port = ntohs(a->sin6_port);
     }
     snprintf(out, cap, "%s:%u", host, port);
-}
-
-/* ---- identity hand-off table --------------------------------------------------------------- */
-
-static void ctx_free(conn_ctx *ctx)
-{
-    if (ctx) {
-        if (ctx->c)
-            ctx->c->ctx = NULL;
-        qk_wipe(ctx, sizeof *ctx);
-        free(ctx);
-    }
-}
-
-/* Store the socket context (identity and connection) for the libmicrohttpd-side fd, in front
- * of any older entry on the same fd number. An older one can exist only for a moment: when
- * MHD_add_connection fails it closes the fd, and another pump may reuse the number before the
- * failed connection's conn_close removes its own entry (by generation, on its own thread; the
- * entry's connection is that thread's, so no other thread may free it). id_take takes the
- * newest. */
-static int id_put(qk_tls_server *s, int fd, uint64_t gen, const qk_peer_identity *id, conn *c)
-{
-    id_node *n = malloc(sizeof *n);
-    conn_ctx *ctx = malloc(sizeof *ctx);
-    if (!n || !ctx) {
-        free(n);
-        free(ctx);
-        return -1;
-    }
-    ctx->id = *id;
-    ctx->c = c;
-    c->ctx = ctx;
-    n->fd = fd;
-    n->gen = gen;
-    n->ctx = ctx;
-    pthread_mutex_lock(&s->id_lock);
-    id_node **pp = &s->buckets[(unsigned)fd % ID_BUCKETS];
-    n->next = *pp;
-    *pp = n;
-    pthread_mutex_unlock(&s->id_lock);
-    return 0;
-}
-
-/* Take the entry for fd (STARTED notification); NULL if none. */
-static conn_ctx *id_take(qk_tls_server *s, int fd)
-{
-    conn_ctx *id = NULL;
-    pthread_mutex_lock(&s->id_lock);
-    for (id_node **q = &s->buckets[(unsigned)fd % ID_BUCKETS]; *q; q = &(*q)->next) {
-        if ((*q)->fd == fd) {
-            id_node *n = *q;
-            *q = n->next;
-            id = n->ctx;
-            free(n);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->id_lock);
-    return id;
-}
-
-/* Drop the entry for fd only if it still belongs to generation gen. */
-static void id_remove(qk_tls_server *s, int fd, uint64_t gen)
-{
-    pthread_mutex_lock(&s->id_lock);
-    for (id_node **q = &s->buckets[(unsigned)fd % ID_BUCKETS]; *q; q = &(*q)->next) {
-        if ((*q)->fd == fd && (*q)->gen == gen) {
-            id_node *n = *q;
-            *q = n->next;
-            ctx_free(n->ctx);
-            free(n);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->id_lock);
-}
-
-static void id_clear_all(qk_tls_server *s)
-{
-    for (size_t b = 0; b < ID_BUCKETS; b++) {
-        while (s->buckets[b]) {
-            id_node *n = s->buckets[b];
-            s->buckets[b] = n->next;
-            ctx_free(n->ctx);
-            free(n);
-        }
-    }
-}
-
-const qk_peer_identity *qk_conn_identity(struct MHD_Connection *c)
-{
-    if (!c)
-        return &no_identity;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (!ci || !ci->socket_context)
-        return &no_identity;
-    return &((const conn_ctx *)ci->socket_context)->id;
-}
-
-/* ---- libmicrohttpd callbacks --------------------------------------------------------------- */
-
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
-{
-    qk_tls_server *s = cls;
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    /* Pitfall 1: on AF_UNIX pairs TCP_NODELAY/TCP_CORK fail (EOPNOTSUPP); not news. */
-    if (strstr(buf, "TCP_NODELAY") || strstr(buf, "TCP_CORK") || strstr(buf, "TCP_NOPUSH") ||
-        strstr(buf, "Failed to push the data"))
-        return;
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    qk_log(QK_LOG_WARN, "mhd listener=%s: %s", s ? s->name : "?", buf);
-}
-
-static void mhd_notify(void *cls, struct MHD_Connection *connection, void **socket_context,
-                       enum MHD_ConnectionNotificationCode toe)
-{
-    qk_tls_server *s = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-        *socket_context = ci ? id_take(s, ci->connect_fd) : NULL;
-    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        ctx_free(*socket_context);
-        *socket_context = NULL;
-    }
-}
-
-/* The pump's connection behind a libmicrohttpd connection (pump thread only), or NULL. */
-static conn *conn_of(struct MHD_Connection *mc)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    const conn_ctx *ctx = ci ? ci->socket_context : NULL;
-    return ctx ? ctx->c : NULL;
-}
-
-static void rq_headers_done(conn *c);
-static void rq_body_done(conn *c);
-static void rq_completed(conn *c);
-
-/* Request accounting for the graceful stop. On its first call for a request the access handler
- * wrapper gives the request a small record and counts it in flight; the user's handler gets a
- * pointer to the record's own con_cls slot, so it sees the usual protocol. A request that
- * starts once the server is draining is refused with 503 and never reaches the user's handler,
- * so nothing new (a key delivery) can begin while the stop waits for what is in flight.
- * libmicrohttpd calls the completed callback exactly for requests whose handler ran, when the
- * response has been handed to the socket (or failed): that ends the count. */
-typedef struct {
-    void *user_cls; /* the user's handler's *con_cls */
-    bool refused;   /* started while draining */
-} req_rec;
-
-static enum MHD_Result mhd_access(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
-{
-    qk_tls_server *s = cls;
-    req_rec *r = *con_cls;
-    conn *pc = conn_of(c);
-    if (pc) {
-        /* The first call of a request comes when its headers are complete (microhttpd.h,
-         * MHD_AccessHandlerCallback); a later call with no data, when its body is. */
-        if (!r)
-            rq_headers_done(pc);
-        else if (*upload_data_size == 0)
-            rq_body_done(pc);
-    }
-    if (!r) {
-        r = calloc(1, sizeof *r);
-        if (!r)
-            return MHD_NO; /* out of memory: close the connection */
-        r->refused = atomic_load(&s->draining);
-        atomic_fetch_add(&s->inflight, 1);
-        *con_cls = r;
-    }
-    if (r->refused) {
-        if (*upload_data_size) {
-            *upload_data_size = 0; /* discard any body */
-            return MHD_YES;
-        }
-        static const char body[] = "{\"message\":\"server is shutting down\"}";
-        struct MHD_Response *resp =
-            MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
-        if (!resp)
-            return MHD_NO;
-        enum MHD_Result ret = MHD_NO;
-        if (MHD_add_response_header(resp, "Content-Type", "application/json") == MHD_YES &&
-            MHD_add_response_header(resp, "Connection", "close") == MHD_YES)
-            ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
-        MHD_destroy_response(resp);
-        return ret;
-    }
-    return qk_http_envelope_access(&s->front, c, url, method, version, upload_data,
-                                   upload_data_size, &r->user_cls);
-}
-
-static void mhd_request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                                  enum MHD_RequestTerminationCode toe)
-{
-    qk_tls_server *s = cls;
-    req_rec *r = *con_cls;
-    conn *pc = conn_of(c);
-    if (pc)
-        rq_completed(pc);
-    if (!r)
-        return; /* never counted */
-    if (!r->refused)
-        qk_http_envelope_completed(NULL, c, &r->user_cls, toe);
-    free(r);
-    *con_cls = NULL;
-    atomic_fetch_sub(&s->inflight, 1);
 }
 
 /* ---- connections --------------------------------------------------------------------------- */
@@ -481,8 +266,7 @@ static void src_release(conn *c)
     }
 }
 
-/* A request's headers have arrived (libmicrohttpd calls the access handler): the body's own
- * deadline starts. */
+/* A request's head has arrived: the body's own deadline starts. */
 static void rq_headers_done(conn *c)
 {
     src_release(c); /* plaintext: the first headers end the "pending" phase */
@@ -491,26 +275,24 @@ static void rq_headers_done(conn *c)
     set_deadline(c, now_ms() + c->t->srv->body_timeout_ms, DL_BODY);
 }
 
+/* The body is complete: the handler and the response (no deadline until the response). */
 static void rq_body_done(conn *c)
 {
-    if (c->rq != RQ_BODY)
-        return; /* called again after a resume: nothing new */
     c->rq = RQ_BUSY;
     set_deadline(c, 0, DL_NONE);
 }
 
-/* The response has gone (or failed): idle keep-alive, or the next request's headers when the
- * client already sent bytes of it (pipelining). */
+/* The response has gone: idle keep-alive (the idle timeout), or the next request's headers
+ * when the client already sent bytes of it (pipelining). */
 static void rq_completed(conn *c)
 {
-    if (c->early_bytes) {
-        c->early_bytes = false;
+    if (c->in_off < c->in_len) {
         c->rq = RQ_HEAD;
         set_deadline(c, now_ms() + c->t->srv->header_timeout_ms, DL_HEADER);
         return;
     }
     c->rq = RQ_IDLE;
-    set_deadline(c, 0, DL_NONE);
+    set_deadline(c, now_ms() + (uint64_t)c->t->srv->idle_timeout_s * 1000u, DL_IDLE);
     if (!c->in_lru)
         lru_push(c);
 }
@@ -522,8 +304,26 @@ static void rq_client_bytes(conn *c)
         lru_remove(c);
         c->rq = RQ_HEAD;
         set_deadline(c, now_ms() + c->t->srv->header_timeout_ms, DL_HEADER);
-    } else if (c->rq == RQ_BUSY) {
-        c->early_bytes = true;
+    }
+}
+
+/* The request body collected so far, wiped (a request may carry key material: relay hops). */
+static void body_free(conn *c)
+{
+    if (c->body) {
+        qk_wipe(c->body, c->body_cap);
+        free(c->body);
+    }
+    c->body = NULL;
+    c->body_len = c->body_cap = 0;
+}
+
+/* The request is over (answered, or its connection closed): uncount it. */
+static void rq_uncount(conn *c)
+{
+    if (c->counted) {
+        c->counted = false;
+        atomic_fetch_sub(&c->t->srv->inflight, 1);
     }
 }
 
@@ -540,11 +340,7 @@ static void conn_close(conn *c)
         qk_budget_release(s->identities, c->id_key, c->id_len);
         c->id_held = false;
     }
-    if (c->ctx) {
-        c->ctx->c = NULL; /* libmicrohttpd may close its side later */
-        c->ctx = NULL;
-    }
-    if (c->ssl && !c->handshaking && c->mhd_eof && c->out_len == 0) {
+    if (c->ssl && !c->handshaking && !c->lingering && !c->io_error && c->out_len == 0) {
         /* Orderly end: best-effort close_notify on the non-blocking socket. */
         ERR_clear_error();
         (void)SSL_shutdown(c->ssl);
@@ -555,16 +351,11 @@ static void conn_close(conn *c)
         close(c->tcp_fd);
         c->tcp_fd = -1;
     }
-    if (c->pair_fd >= 0) {
-        if (c->pair_in_epoll)
-            epoll_ctl(t->epfd, EPOLL_CTL_DEL, c->pair_fd, NULL);
-        close(c->pair_fd);
-        c->pair_fd = -1;
-    }
-    if (c->entry_live)
-        id_remove(s, c->mhd_fd, c->gen); /* only if libmicrohttpd never took it */
     SSL_free(c->ssl);
     c->ssl = NULL;
+    rq_uncount(c);
+    qk_http_reply_clear(&c->resp); /* a response not (wholly) sent: wiped */
+    c->resp_live = false;
     atomic_fetch_sub(&s->active, 1);
     if (c->prev)
         c->prev->next = c->next;
@@ -572,6 +363,9 @@ static void conn_close(conn *c)
         t->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    if (c->suspended)
+        return; /* the envelope holds the request (its head and body): freed when resumed */
+    qk_http_envelope_drop(&c->env);
     c->zombie_next = t->zombies;
     t->zombies = c;
 }
@@ -581,6 +375,7 @@ static void free_zombies(pump_thread *t)
     while (t->zombies) {
         conn *c = t->zombies;
         t->zombies = c->zombie_next;
+        body_free(c);
         qk_wipe(c, sizeof *c); /* plaintext may hold key material */
         free(c);
     }
@@ -633,20 +428,7 @@ static void conn_linger_read(conn *c)
 static void conn_update_events(conn *c)
 {
     uint32_t tm = (c->tcp_want_r ? EPOLLIN : 0) | (c->tcp_want_w ? EPOLLOUT : 0);
-    if (ep_set(c->t, c->tcp_fd, &c->tcp_ep, &c->tcp_mask, tm, false) != 0) {
-        conn_close(c);
-        return;
-    }
-    if (!c->pair_in_epoll)
-        return;
-    if (c->mhd_eof || c->pair_hup) {
-        /* Pitfall 4: a hung-up pair cannot be masked; drop it and finish draining. */
-        epoll_ctl(c->t->epfd, EPOLL_CTL_DEL, c->pair_fd, NULL);
-        c->pair_in_epoll = false;
-        return;
-    }
-    uint32_t pm = (c->pair_want_r ? EPOLLIN : 0) | (c->pair_want_w ? EPOLLOUT : 0);
-    if (ep_set(c->t, c->pair_fd, &c->pair_ep, &c->pair_mask, pm, false) != 0)
+    if (ep_set(c->t, c->tcp_fd, &c->tcp_ep, &c->tcp_mask, tm, false) != 0)
         conn_close(c);
 }
 
@@ -725,6 +507,366 @@ static bool tcp_readable(const conn *c)
     return c->tcp_rd || (c->ssl && SSL_has_pending(c->ssl));
 }
 
+/* ---- HTTP/1.1 on the connection ------------------------------------------------------------ */
+
+static const char shutting_down[] = "server is shutting down";
+
+static size_t listener_max_body(const qk_tls_server *s)
+{
+    return s->front.max_body ? s->front.max_body : QK_HTTP_DEFAULT_MAX_BODY;
+}
+
+/* The Date field (RFC 9110 6.6.1) of this second. */
+static const char *pump_date(pump_thread *t)
+{
+    time_t now = time(NULL);
+    if (now != t->date_s || !t->date[0]) {
+        qk_http1_date(now, t->date);
+        t->date_s = now;
+    }
+    return t->date;
+}
+
+/* Room at the end of out_buf: bytes already written are dropped from its front. Never while a
+ * TLS write waits to be retried (it must see the same buffer and length). */
+static size_t out_room(conn *c)
+{
+    if (c->write_retry)
+        return 0;
+    if (c->out_off == c->out_len) {
+        c->out_off = c->out_len = 0;
+    } else if (c->out_off > 0) {
+        memmove(c->out_buf, c->out_buf + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    return sizeof c->out_buf - c->out_len;
+}
+
+static void conn_finish(conn *c);
+
+/* Start writing the reply (taken from *rep: wiped and freed once written). */
+static void resp_start(conn *c, qk_http_reply *rep)
+{
+    qk_tls_server *s = c->t->srv;
+    if (c->tls_eof)
+        c->close_after = true;
+    qk_http1_response r = {
+        .status = rep->status,
+        .content_type = rep->content_type,
+        .allow = rep->allow,
+        .no_store = rep->secret,
+        .retry_after = rep->retry_after,
+        .content_length = rep->len,
+        .close = c->close_after,
+        .keep_alive_10 = c->h.minor == 0 && !c->close_after,
+        .date = pump_date(c->t),
+    };
+    size_t room = out_room(c);
+    size_t n = room ? qk_http1_write_head((char *)c->out_buf + c->out_len, room, &r) : 0;
+    if (n == 0) {
+        qk_log(QK_LOG_WARN, "tls listener=%s: a response head did not fit, closing", s->name);
+        qk_http_reply_clear(rep);
+        conn_close(c);
+        return;
+    }
+    c->out_len += n;
+    c->resp = *rep;
+    memset(rep, 0, sizeof *rep);
+    c->resp_off = c->head_only ? c->resp.len : 0; /* HEAD: the fields of the answer only */
+    c->resp_live = true;
+    set_deadline(c, now_ms() + (uint64_t)s->idle_timeout_s * 1000u, DL_WRITE);
+}
+
+/* Copy the next piece of the response body behind what out_buf holds; true if it did. */
+static bool resp_fill(conn *c)
+{
+    if (!c->resp_live || c->resp_off >= c->resp.len)
+        return false;
+    size_t room = out_room(c);
+    if (room == 0)
+        return false;
+    size_t n = c->resp.len - c->resp_off;
+    if (n > room)
+        n = room;
+    memcpy(c->out_buf + c->out_len, c->resp.body + c->resp_off, n);
+    c->out_len += n;
+    c->resp_off += n;
+    return true;
+}
+
+/* The response is out: the next request, or the end of the connection. */
+static void resp_done(conn *c)
+{
+    qk_http_reply_clear(&c->resp);
+    c->resp_live = false;
+    c->resp_off = 0;
+    rq_uncount(c);
+    body_free(c);
+    qk_wipe(c->head, c->head_len);
+    c->head_len = c->head_scan = 0;
+    c->too_large = c->chunked = c->head_only = false;
+    c->body_left = 0;
+    memset(&c->chunk, 0, sizeof c->chunk);
+    memset(&c->h, 0, sizeof c->h);
+    if (c->close_after) {
+        conn_finish(c);
+        return;
+    }
+    rq_completed(c);
+}
+
+/* A request begins (its head is complete, or cannot be): counted in flight until its response
+ * is out. */
+static void rq_begin(conn *c)
+{
+    rq_headers_done(c);
+    if (!c->counted) {
+        c->counted = true;
+        atomic_fetch_add(&c->t->srv->inflight, 1);
+    }
+    c->t_start_ms = qk_now_ms();
+}
+
+/* An answer of the front end itself (a malformed request, a stop): logged like the envelope's,
+ * and the connection closes after it. */
+static void front_error(conn *c, unsigned status, const char *msg)
+{
+    qk_tls_server *s = c->t->srv;
+    qk_http_handler *h = s->front.handler;
+    rq_body_done(c); /* nothing more is read of this request */
+    c->close_after = true;
+    qk_http_reply rep;
+    memset(&rep, 0, sizeof rep);
+    qk_http_reply_message(&rep, status, msg);
+    double ms = qk_now_ms() - c->t_start_ms;
+    if (h && h->observe)
+        h->observe(h->observe_cls, s->name, (int)status, ms);
+    qk_request_log line = {
+        .listener = s->name,
+        .method = c->h.method ? c->h.method : "-",
+        .path = c->h.path ? c->h.path : "-",
+        .identity = c->id.id[0] ? c->id.id : NULL,
+        .status = (int)status,
+        .latency_ms = ms,
+        .detail = msg,
+    };
+    qk_log_request(&line);
+    resp_start(c, &rep);
+}
+
+static const char *head_error_msg(unsigned status)
+{
+    switch (status) {
+    case 414:
+        return "request line too long";
+    case 431:
+        return "request header fields too large";
+    case 501:
+        return "transfer coding not implemented (only chunked)";
+    case 505:
+        return "HTTP version not supported";
+    default:
+        return "malformed request";
+    }
+}
+
+/* The body is complete: hand the request to the envelope. */
+static void rq_body_complete(conn *c)
+{
+    qk_tls_server *s = c->t->srv;
+    rq_body_done(c);
+    if (c->too_large && c->body)
+        qk_wipe(c->body, c->body_cap); /* what arrived of it is never shown to the handler */
+    qk_http_request req = {
+        .listener = s->front.listener,
+        .method = c->h.method,
+        .path = c->h.path,
+        .caller = &c->id,
+        .body = c->body && !c->too_large ? c->body : "",
+        .body_len = c->too_large ? 0 : c->body_len,
+        .t_start_ms = c->t_start_ms,
+        .head = &c->h,
+    };
+    qk_http_reply rep;
+    if (qk_http_envelope_start(&s->front, c, &c->env, &req, c->too_large, &rep) == 1)
+        resp_start(c, &rep);
+    else
+        c->suspended = true; /* the envelope's resume callback brings it back */
+}
+
+/* Keep n body bytes (within max_body; past it the body is wiped and the rest dropped). */
+static int body_append(conn *c, const char *p, size_t n)
+{
+    size_t max_body = listener_max_body(c->t->srv);
+    if (c->too_large || n == 0)
+        return 0;
+    if (n > max_body - c->body_len) {
+        c->too_large = true;
+        if (c->body)
+            qk_wipe(c->body, c->body_cap);
+        c->body_len = 0;
+        return 0;
+    }
+    if (c->body_len + n + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap * 2 : 1024;
+        if (c->h.has_length && c->h.content_length < max_body)
+            cap = (size_t)c->h.content_length + 1; /* the whole body at once */
+        while (cap < c->body_len + n + 1)
+            cap *= 2;
+        if (cap > max_body + 1)
+            cap = max_body + 1;
+        char *nb = malloc(cap);
+        if (!nb)
+            return -1;
+        size_t len = c->body_len;
+        if (len)
+            memcpy(nb, c->body, len);
+        body_free(c); /* the old buffer wiped, never realloc'ed */
+        c->body = nb;
+        c->body_cap = cap;
+        c->body_len = len;
+    }
+    memcpy(c->body + c->body_len, p, n);
+    c->body_len += n;
+    c->body[c->body_len] = '\0';
+    return 0;
+}
+
+/* A complete head is in head[0..head_len): parse it and start reading the body. */
+static void rq_start(conn *c)
+{
+    qk_tls_server *s = c->t->srv;
+    rq_begin(c);
+    int st = qk_http1_parse_head(c->head, c->head_len, &c->h);
+    if (st != 0) {
+        memset(&c->h, 0, sizeof c->h);
+        front_error(c, (unsigned)st, head_error_msg((unsigned)st));
+        return;
+    }
+    c->head_only = strcmp(c->h.method, "HEAD") == 0;
+    if (!c->h.keep_alive)
+        c->close_after = true;
+    if (atomic_load(&s->draining)) {
+        front_error(c, 503, shutting_down); /* nothing new begins during a stop */
+        return;
+    }
+    c->chunked = c->h.chunked;
+    c->body_left = c->h.has_length ? c->h.content_length : 0;
+    bool body = c->chunked || c->body_left > 0;
+    if (c->h.has_length && c->h.content_length > listener_max_body(s)) {
+        c->too_large = true;
+        if (c->h.expect_continue) {
+            /* The client waits for a go-ahead: answer without reading the body, and close
+             * (RFC 9110 10.1.1). */
+            c->close_after = true;
+            c->body_left = 0;
+            rq_body_complete(c);
+            return;
+        }
+    }
+    if (body && c->h.expect_continue && c->h.minor >= 1) {
+        static const char go_ahead[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (out_room(c) >= sizeof go_ahead - 1) {
+            memcpy(c->out_buf + c->out_len, go_ahead, sizeof go_ahead - 1);
+            c->out_len += sizeof go_ahead - 1;
+        }
+    }
+    if (!body)
+        rq_body_complete(c);
+}
+
+/* Move what arrived of a head into head[]; true if anything moved or the head is done. */
+static bool head_feed(conn *c)
+{
+    size_t avail = c->in_len - c->in_off, room = sizeof c->head - c->head_len;
+    size_t n = avail < room ? avail : room;
+    memcpy(c->head + c->head_len, c->in_buf + c->in_off, n);
+    c->in_off += n;
+    c->head_len += n;
+    unsigned status = 0;
+    size_t end = qk_http1_head_scan(c->head, c->head_len, &c->head_scan, &status);
+    if (end > 0) {
+        size_t extra = c->head_len - end; /* the body's (or the next request's) bytes */
+        c->in_off -= extra;
+        qk_wipe(c->head + end, extra);
+        c->head_len = end;
+        rq_start(c);
+        return true;
+    }
+    if (status) {
+        rq_begin(c);
+        front_error(c, status, head_error_msg(status));
+        return true;
+    }
+    return n > 0;
+}
+
+/* Body bytes: Content-Length or chunked. */
+static void body_feed(conn *c)
+{
+    char *p = (char *)c->in_buf + c->in_off;
+    size_t avail = c->in_len - c->in_off;
+    size_t used = avail, data = 0;
+    int r = 0;
+    if (c->chunked) {
+        r = qk_http1_chunked_decode(&c->chunk, p, avail, &used, &data);
+        if (r != 0 && r != 1) {
+            c->in_off = c->in_len;
+            front_error(c, 400, "malformed chunked body");
+            return;
+        }
+    } else {
+        if (used > c->body_left)
+            used = (size_t)c->body_left;
+        data = used;
+        c->body_left -= used;
+        r = c->body_left == 0;
+    }
+    c->in_off += used;
+    if (body_append(c, p, data) != 0) {
+        c->in_off = c->in_len;
+        front_error(c, 503, "out of memory, retry later");
+        return;
+    }
+    if (r == 1)
+        rq_body_complete(c);
+}
+
+/* Feed the parser what the client sent; true if anything moved. */
+static bool rq_advance(conn *c)
+{
+    bool progress = false;
+    while (!c->dead && !c->lingering && c->in_off < c->in_len) {
+        if (c->rq == RQ_IDLE)
+            rq_client_bytes(c);
+        if (c->rq == RQ_HEAD) {
+            if (!head_feed(c))
+                break;
+        } else if (c->rq == RQ_BODY) {
+            body_feed(c);
+        } else {
+            break; /* one request at a time: the rest waits */
+        }
+        progress = true;
+    }
+    return progress;
+}
+
+/* After a response with Connection: close: close_notify, then the lingering close (the
+ * client may still be sending; closing with unread input would reset the connection and could
+ * lose the response, RFC 9112 9.6). */
+static void conn_finish(conn *c)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        (void)SSL_shutdown(c->ssl); /* best effort on the non-blocking socket */
+        ERR_clear_error();
+    }
+    lru_remove(c);
+    conn_linger(c);
+}
+
 /* Move bytes both ways until nothing moves; returns with epoll interest updated or the
  * connection closed. */
 static void conn_pump(conn *c)
@@ -732,11 +874,12 @@ static void conn_pump(conn *c)
     qk_tls_server *s = c->t->srv;
     for (int round = 0; round < PUMP_ROUNDS; round++) {
         bool progress = false;
-        c->tcp_want_r = c->tcp_want_w = c->pair_want_r = c->pair_want_w = false;
+        c->tcp_want_r = c->tcp_want_w = false;
 
-        /* TLS -> libmicrohttpd. Refill only when empty (pitfall 7: backpressure); read only
-         * what is there: reported by epoll, or records TLS holds already (read-ahead). */
-        bool refill = !c->tls_eof && !c->mhd_gone && c->in_len == 0;
+        /* Client -> parser. Read only when the parser took everything and wants more (one
+         * request at a time: pipelined bytes wait, backpressure), and only what is there:
+         * reported by epoll, or records TLS holds already (read-ahead). */
+        bool refill = !c->tls_eof && c->in_off == c->in_len && c->rq != RQ_BUSY;
         if (refill && !tcp_readable(c)) {
             c->tcp_want_r = true;
         } else if (refill) {
@@ -755,78 +898,31 @@ static void conn_pump(conn *c)
                 c->tcp_want_w = true;
                 c->tcp_rd = true; /* retried once the socket is writable */
             } else if (e == IO_EOF) {
-                c->tls_eof = true; /* close_notify (or EOF): half-close toward MHD */
+                c->tls_eof = true;
                 progress = true;
             } else {
                 qk_log(QK_LOG_DEBUG, "tls listener=%s: read error, closing", s->name);
+                c->io_error = true;
                 conn_close(c);
                 return;
             }
         }
-        if (c->in_off < c->in_len) {
-            if (c->mhd_gone) {
-                c->in_off = c->in_len;
-            } else {
-                ssize_t w =
-                    send(c->pair_fd, c->in_buf + c->in_off, c->in_len - c->in_off, MSG_NOSIGNAL);
-                if (w > 0) {
-                    c->in_off += (size_t)w;
-                    progress = true;
-                    c->t->mhd_due = true;
-                } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                    c->pair_want_w = true;
-                } else if (w < 0 && errno == EINTR) {
-                    progress = true;
-                } else {
-                    c->mhd_gone = true; /* pitfall 5: EPIPE/ECONNRESET: MHD closed its end */
-                    c->in_off = c->in_len;
-                    progress = true;
-                }
-            }
-            if (c->in_off == c->in_len) {
-                qk_wipe(c->in_buf, c->in_len);
-                c->in_len = c->in_off = 0;
-            }
-        }
-        /* Pitfall 8: client close_notify -> SHUT_WR toward MHD, which still answers. */
-        if (c->tls_eof && c->in_len == 0 && !c->shut_sent && !c->mhd_gone) {
-            shutdown(c->pair_fd, SHUT_WR);
-            c->shut_sent = true;
+        if (rq_advance(c))
             progress = true;
-            c->t->mhd_due = true;
+        if (c->dead || c->lingering)
+            return;
+        if (c->in_len > 0 && c->in_off == c->in_len) {
+            qk_wipe(c->in_buf, c->in_len);
+            c->in_len = c->in_off = 0;
         }
 
-        /* libmicrohttpd -> TLS. */
-        bool fetch = !c->mhd_eof && c->out_len == 0;
-        if (fetch && !c->pair_rd) {
-            c->pair_want_r = true;
-        } else if (fetch) {
-            c->pair_rd = false;
-            ssize_t r = recv(c->pair_fd, c->out_buf, sizeof c->out_buf, 0);
-            if (r > 0) {
-                c->out_len = (size_t)r;
-                c->out_off = 0;
-                /* A full buffer: more may wait. A hung-up pair has left epoll (pitfall 4):
-                 * read it until its end. */
-                c->pair_rd = (size_t)r == sizeof c->out_buf || c->pair_hup;
-                progress = true;
-            } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !c->pair_hup) {
-                c->pair_want_r = true;
-            } else if (r < 0 && errno == EINTR) {
-                progress = true;
-            } else {
-                c->mhd_eof = true; /* 0, ECONNRESET: MHD is done with this connection */
-                c->mhd_gone = true;
-                progress = true;
-                /* libmicrohttpd is done: what it wrote drains within the idle timeout. */
-                lru_remove(c);
-                if (c->dl_kind != DL_DRAIN)
-                    set_deadline(c, now_ms() + (uint64_t)s->idle_timeout_s * 1000u, DL_DRAIN);
-            }
-        }
+        /* Responses -> client. */
+        if (resp_fill(c))
+            progress = true;
         if (c->out_off < c->out_len) {
             size_t put = 0;
             int e = io_write(c, c->out_buf + c->out_off, c->out_len - c->out_off, &put);
+            c->write_retry = e == IO_WANT_WRITE || e == IO_WANT_READ;
             if (e == IO_OK) {
                 c->out_off += put;
                 progress = true;
@@ -834,17 +930,27 @@ static void conn_pump(conn *c)
                     qk_wipe(c->out_buf, c->out_len);
                     c->out_len = c->out_off = 0;
                 }
+                if (c->resp_live) /* the client reads: its idle timeout starts again */
+                    set_deadline(c, now_ms() + (uint64_t)s->idle_timeout_s * 1000u, DL_WRITE);
             } else if (e == IO_WANT_WRITE) {
                 c->tcp_want_w = true;
             } else if (e == IO_WANT_READ) {
                 c->tcp_want_r = true;
             } else {
                 qk_log(QK_LOG_DEBUG, "tls listener=%s: write error, closing", s->name);
+                c->io_error = true;
                 conn_close(c);
                 return;
             }
         }
-        if (c->mhd_eof && c->out_len == 0) {
+        if (c->resp_live && c->resp_off >= c->resp.len && c->out_len == 0) {
+            resp_done(c);
+            if (c->dead || c->lingering)
+                return;
+            progress = true;
+        }
+        /* The client closed its side and nothing of it is left to answer. */
+        if (c->tls_eof && c->rq != RQ_BUSY && c->in_off == c->in_len) {
             conn_close(c);
             return;
         }
@@ -859,57 +965,18 @@ static void conn_pump(conn *c)
         mark_ready(c);
 }
 
-/* Hand an authenticated (or plaintext) connection to this pump's libmicrohttpd daemon over a
- * socketpair; the identity travels in the fd + generation table. The first request's headers
- * are due by accept + header_timeout. */
+/* Start HTTP on an authenticated (or plaintext) connection. The first request's headers are
+ * due by accept + header_timeout. */
 static void conn_handoff(conn *c, qk_peer_identity *id)
 {
     qk_tls_server *s = c->t->srv;
     c->handshaking = false;
     c->rq = RQ_HEAD;
     set_deadline(c, c->accept_ms + s->header_timeout_ms, DL_HEADER);
-
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        qk_log(QK_LOG_WARN, "tls listener=%s: socketpair: %s", s->name, strerror(errno));
-        conn_close(c);
-        return;
-    }
-    int fl = fcntl(sv[0], F_GETFL);
-    if (fl < 0 || fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) != 0) {
-        close(sv[0]);
-        close(sv[1]);
-        conn_close(c);
-        return;
-    }
-    c->pair_fd = sv[0];
-    c->mhd_fd = sv[1];
-    c->gen = atomic_fetch_add(&s->next_gen, 1);
-    if (id_put(s, c->mhd_fd, c->gen, id, c) != 0) {
-        close(sv[1]);
-        c->mhd_fd = -1;
-        conn_close(c);
-        return;
-    }
-    c->entry_live = true;
+    c->id = *id;
     qk_wipe(id, sizeof *id);
-    if (ep_set(c->t, c->pair_fd, &c->pair_ep, &c->pair_mask, EPOLLIN, true) != 0) {
-        close(sv[1]);
-        conn_close(c);
-        return;
-    }
-    c->pair_in_epoll = true;
-    c->t->mhd_due = true;
-    if (MHD_add_connection(c->t->mhd, c->mhd_fd, (const struct sockaddr *)&c->peer, c->peer_len) !=
-        MHD_YES) {
-        /* libmicrohttpd closed the fd already. */
-        qk_log(QK_LOG_WARN, "tls listener=%s: libmicrohttpd refused the connection: %s", s->name,
-               strerror(errno));
-        conn_close(c);
-        return;
-    }
     /* Pitfall 6: a TLS 1.3 request may have arrived with the end of the handshake. */
-    c->tcp_rd = c->pair_rd = true;
+    c->tcp_rd = true;
     conn_pump(c);
 }
 
@@ -998,12 +1065,8 @@ static void conn_event(conn *c, int kind, uint32_t events)
         conn_close(c); /* reset or fully closed: nothing more can be delivered */
         return;
     }
-    if (kind == EP_PAIR && (events & (EPOLLHUP | EPOLLERR)))
-        c->pair_hup = true;
-    if (kind == EP_TCP && (events & EPOLLIN))
+    if (events & EPOLLIN)
         c->tcp_rd = true;
-    if (kind == EP_PAIR && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-        c->pair_rd = true;
     if (c->lingering)
         conn_linger_read(c);
     else if (c->handshaking)
@@ -1086,9 +1149,7 @@ static void accept_batch(pump_thread *t)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->t = t;
         c->tcp_ep = (endpoint){c, EP_TCP};
-        c->pair_ep = (endpoint){c, EP_PAIR};
         c->tcp_fd = fd;
-        c->pair_fd = c->mhd_fd = -1;
         c->ssl = ssl;
         memcpy(c->src_key, skey, slen);
         c->src_len = slen;
@@ -1175,7 +1236,7 @@ static void sweep_deadlines(pump_thread *t, uint64_t now)
 }
 
 /* Graceful stop, once per loop turn: accept nothing new, drop handshakes, and report drained
- * when no request is in flight and every byte libmicrohttpd wrote has gone out over TLS. */
+ * when no request is in flight and every response byte has gone out. */
 static void drain_step(pump_thread *t)
 {
     qk_tls_server *s = t->srv;
@@ -1188,18 +1249,10 @@ static void drain_step(pump_thread *t)
     conn *c = t->conns;
     while (c) {
         conn *nx = c->next;
-        if (c->handshaking) {
+        if (c->handshaking)
             conn_close(c);
-        } else if (c->out_len > 0) {
+        else if (c->out_len > 0 || c->resp_live)
             flushed = false;
-        } else if (c->pair_fd >= 0 && !c->mhd_eof) {
-            int pending = 0;
-            if (ioctl(c->pair_fd, FIONREAD, &pending) != 0 || pending > 0) {
-                flushed = false;
-                c->pair_rd = true;
-                mark_ready(c); /* pump it even without an epoll event */
-            }
-        }
         c = nx;
     }
     atomic_store(&t->drained, flushed);
@@ -1212,49 +1265,59 @@ static void thread_wake(pump_thread *t)
         qk_log(QK_LOG_DEBUG, "tls: wake write: %s", strerror(errno));
 }
 
-/* qk_http_front.wake: a worker resumed a connection of daemon d; its pump must run it. */
-static void pump_wake(void *cls, struct MHD_Daemon *d)
+/* qk_http_front.resume (any thread): a suspended request of connection c can continue; its
+ * pump takes it from the resume list. */
+static void front_resume(void *cls, qk_http_conn *c)
 {
-    qk_tls_server *s = cls;
-    for (unsigned i = 0; i < s->nthreads; i++) {
-        pump_thread *t = &s->threads[i];
-        if (t->mhd == d) {
-            atomic_store(&t->resumed, true);
-            if (atomic_load(&t->polling))
-                thread_wake(t);
-            return;
+    (void)cls;
+    pump_thread *t = c->t;
+    pthread_mutex_lock(&t->rlock);
+    c->resume_next = t->resumes;
+    t->resumes = c;
+    pthread_mutex_unlock(&t->rlock);
+    atomic_store(&t->resumed, true);
+    if (atomic_load(&t->polling))
+        thread_wake(t);
+}
+
+/* The resumed connections: each gets the reply the envelope stored (or runs its handler
+ * again), and a connection that closed meanwhile is freed now. */
+static void run_resumes(pump_thread *t)
+{
+    if (!atomic_exchange(&t->resumed, false))
+        return;
+    pthread_mutex_lock(&t->rlock);
+    conn *r = t->resumes;
+    t->resumes = NULL;
+    pthread_mutex_unlock(&t->rlock);
+    while (r) {
+        conn *c = r;
+        r = c->resume_next;
+        c->resume_next = NULL;
+        c->suspended = false;
+        qk_http_reply rep;
+        int done = qk_http_envelope_resume(&t->srv->front, c, &c->env, &rep);
+        if (!done) {
+            c->suspended = true; /* waiting again (an event, then a run on a worker) */
+        } else if (c->dead) {
+            qk_http_reply_clear(&rep); /* the client has gone: nobody to answer */
+            qk_http_envelope_drop(&c->env);
+            c->zombie_next = t->zombies;
+            t->zombies = c;
+        } else {
+            resp_start(c, &rep);
+            if (!c->dead)
+                conn_pump(c);
         }
     }
 }
 
-/* Let this thread's daemon do its work: read requests from the pairs, call the envelope
- * (and, for a resumed connection, send the reply a worker stored), write responses, time out
- * idle connections. Its answers reach the pump as EPOLLIN on the pairs. */
-static void mhd_step(pump_thread *t)
-{
-    t->mhd_due = false;
-    /* A resumed connection takes libmicrohttpd several runs (the stored reply, then the reset
-     * for the next request), and it asks for them with a zero timeout: run it again at once,
-     * a bounded number of times, instead of one more turn of our loop each (an epoll_wait of
-     * ours that can only find nothing new). */
-    for (int i = 0; i < MHD_RUNS_PER_STEP; i++) {
-        if (MHD_run(t->mhd) != MHD_YES) {
-            qk_log(QK_LOG_DEBUG, "tls listener=%s: MHD_run failed", t->srv->name);
-            break;
-        }
-        MHD_UNSIGNED_LONG_LONG mt = 1;
-        if (MHD_get_timeout(t->mhd, &mt) != MHD_YES || mt != 0)
-            break;
-    }
-    qk_http_pool_kick(t->srv->pool); /* the requests this run queued */
-}
-
-/* The epoll_wait timeout: ours (deadlines, drain polling) or sooner if the daemon asks. */
+/* The epoll_wait timeout: deadlines, drain polling, or none when work is ready. */
 static int loop_timeout(pump_thread *t)
 {
     qk_tls_server *s = t->srv;
     int timeout = atomic_load(&s->draining) ? DRAIN_POLL_MS : 1000;
-    if (t->ready || t->mhd_due)
+    if (t->ready || atomic_load(&t->resumed))
         return 0;
     uint64_t now = now_ms();
     if (t->next_deadline_ms != UINT64_MAX) {
@@ -1262,9 +1325,6 @@ static int loop_timeout(pump_thread *t)
         if (d < (uint64_t)timeout)
             timeout = (int)d;
     }
-    MHD_UNSIGNED_LONG_LONG mt = 0;
-    if (MHD_get_timeout(t->mhd, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)timeout)
-        timeout = (int)mt;
     return timeout;
 }
 
@@ -1277,13 +1337,9 @@ static void *pump_main(void *arg)
     while (!atomic_load(&s->stop)) {
         qk_log_flush();
         atomic_store(&t->polling, true);
-        if (atomic_exchange(&t->resumed, false))
-            t->mhd_due = true;
         int timeout = loop_timeout(t);
         int n = epoll_wait(t->epfd, evs, MAX_EVENTS, timeout);
         atomic_store(&t->polling, false);
-        if (atomic_exchange(&t->resumed, false))
-            t->mhd_due = true;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -1298,12 +1354,11 @@ static void *pump_main(void *arg)
                 uint64_t v;
                 if (read(t->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
                     qk_log(QK_LOG_DEBUG, "tls: wake read: %s", strerror(errno));
-            } else if (ep->kind == EP_MHD) {
-                t->mhd_due = true; /* requests, responses or a resumed connection */
             } else {
                 conn_event(ep->c, ep->kind, evs[i].events);
             }
         }
+        run_resumes(t);
         conn *r = t->ready;
         t->ready = NULL;
         while (r) {
@@ -1313,9 +1368,7 @@ static void *pump_main(void *arg)
                 conn_pump(r);
             r = nx;
         }
-        /* Also at the daemon's own timeout (n == 0): idle connections. */
-        if (t->mhd_due || n == 0)
-            mhd_step(t);
+        qk_http_pool_kick(s->pool); /* the requests this turn queued */
         uint64_t now = now_ms();
         if (now >= t->next_deadline_ms)
             sweep_deadlines(t, now);
@@ -1323,7 +1376,7 @@ static void *pump_main(void *arg)
             drain_step(t);
         free_zombies(t);
     }
-    mhd_step(t); /* connections the stopped pool resumed are suspended no more */
+    run_resumes(t); /* connections the stopped pool resumed are suspended no more */
     while (t->conns)
         conn_close(t->conns);
     t->ready = NULL;
@@ -1377,30 +1430,6 @@ static int make_listener(const qk_listener_config *cfg, int *out_fd, uint16_t *o
     return 0;
 }
 
-/* A pump thread's daemon: external mode (MHD_USE_EPOLL without an internal thread), no
- * listening socket, suspend/resume (with its inter-thread channel, so that a worker's
- * MHD_resume_connection wakes the daemon's epoll fd, which is in the pump's epoll set). */
-static int start_thread_mhd(qk_tls_server *s, pump_thread *t, qk_err *err)
-{
-    unsigned flags =
-        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    unsigned mhd_limit = s->max_conn * 2 + 16; /* the real limit is ours, before handshakes */
-    t->mhd = MHD_start_daemon(flags, 0, NULL, NULL, mhd_access, s, MHD_OPTION_EXTERNAL_LOGGER,
-                              mhd_logger, s, MHD_OPTION_NOTIFY_CONNECTION, mhd_notify, s,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->idle_timeout_s,
-                              MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_NOTIFY_COMPLETED,
-                              mhd_request_completed, s, MHD_OPTION_END);
-    if (!t->mhd)
-        return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd did not start", s->name);
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(t->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    if (!di || di->epoll_fd < 0)
-        return qk_err_set(err, QK_EIO, "listener %s: libmicrohttpd has no epoll fd", s->name);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &t->mhd_ep};
-    if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, di->epoll_fd, &ev) != 0)
-        return qk_err_set(err, QK_EIO, "epoll_ctl: %s", strerror(errno));
-    return 0;
-}
-
 static int start_threads(qk_tls_server *s, qk_err *err)
 {
     s->threads = calloc(s->nthreads, sizeof *s->threads);
@@ -1415,23 +1444,22 @@ static int start_threads(qk_tls_server *s, qk_err *err)
         t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         t->listen_ep = (endpoint){NULL, EP_LISTEN};
         t->wake_ep = (endpoint){NULL, EP_WAKE};
-        t->mhd_ep = (endpoint){NULL, EP_MHD};
         t->next_deadline_ms = UINT64_MAX;
         atomic_init(&t->drained, false);
         atomic_init(&t->polling, false);
         atomic_init(&t->resumed, false);
         if (t->epfd < 0 || t->wake_fd < 0)
             return qk_err_set(err, QK_EIO, "epoll/eventfd: %s", strerror(errno));
-        int rc = start_thread_mhd(s, t, err);
-        if (rc != 0)
-            return rc;
+        t->rlock_ok = pthread_mutex_init(&t->rlock, NULL) == 0;
+        if (!t->rlock_ok)
+            return qk_err_set(err, QK_EIO, "listener %s: mutex", s->name);
         struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &t->listen_ep};
         struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &t->wake_ep};
         if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, s->listen_fd, &lev) != 0 ||
             epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->wake_fd, &wev) != 0)
             return qk_err_set(err, QK_EIO, "epoll_ctl: %s", strerror(errno));
         t->listen_in_epoll = true;
-        rc = pthread_create(&t->tid, NULL, pump_main, t);
+        int rc = pthread_create(&t->tid, NULL, pump_main, t);
         if (rc != 0)
             return qk_err_set(err, QK_EIO, "pthread_create: %s", strerror(rc));
         t->started = true;
@@ -1457,7 +1485,7 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     if (!cfg || !out || !cfg->handler)
         return qk_err_set(err, QK_EINVAL, "qk_tls_server_start: bad arguments");
     *out = NULL;
-    /* Pitfall 5: writes to closed sockets (SSL_write on TCP, the pair) must not kill us. */
+    /* Pitfall 5: writes to closed sockets must not kill us. */
     struct sigaction old;
     if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
         struct sigaction sa;
@@ -1501,8 +1529,6 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
     atomic_init(&s->draining, false);
     atomic_init(&s->inflight, 0);
     s->front = (qk_http_front){cfg->handler, s->name, cfg->max_body, NULL, NULL, NULL};
-    atomic_init(&s->next_gen, 1);
-    pthread_mutex_init(&s->id_lock, NULL);
 
     int rc = 0;
     s->sources = qk_budget_new();
@@ -1520,8 +1546,8 @@ int qk_tls_server_start(const qk_listener_config *cfg, qk_tls_server **out, qk_e
         rc = qk_http_pool_start(s->name, s->nworkers, s->queue_max, &s->pool, err);
     if (rc == 0) {
         s->front.pool = s->pool;
-        s->front.wake = pump_wake;
-        s->front.wake_cls = s;
+        s->front.resume = front_resume;
+        s->front.resume_cls = s;
         rc = start_threads(s, err);
     }
     if (rc != 0) {
@@ -1584,8 +1610,8 @@ void qk_tls_server_stop(qk_tls_server *s)
                 thread_wake(t);
                 pthread_join(t->tid, NULL);
             }
-            if (t->mhd)
-                MHD_stop_daemon(t->mhd);
+            if (t->rlock_ok)
+                pthread_mutex_destroy(&t->rlock);
             if (t->epfd >= 0)
                 close(t->epfd);
             if (t->wake_fd >= 0)
@@ -1596,10 +1622,8 @@ void qk_tls_server_stop(qk_tls_server *s)
     qk_http_pool_free(s->pool); /* no pump calls the envelope any more */
     if (s->listen_fd >= 0)
         close(s->listen_fd);
-    id_clear_all(s);
     qk_budget_free(s->sources);
     qk_budget_free(s->identities);
-    pthread_mutex_destroy(&s->id_lock);
     qk_tls_policy_ctx_free(s->ctx);
     free(s);
 }

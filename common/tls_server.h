@@ -1,5 +1,6 @@
-/* tls_server.h - the TLS front end: OpenSSL terminates TLS under a per-listener policy and
- * hands the plaintext stream to libmicrohttpd (see docs/adr/0001-tls-front-end.md). Every
+/* tls_server.h - the TLS front end: OpenSSL terminates TLS under a per-listener policy and the
+ * front end reads HTTP/1.1 from the plaintext itself (http1.h; see
+ * docs/adr/0001-tls-front-end.md). Every
  * request then goes through the request envelope (http_envelope.h): the listener's handler
  * gets a complete request, within max_body, with the authenticated caller (never a header).
  * A failed handshake never reaches HTTP. */
@@ -11,7 +12,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
-#include <microhttpd.h>
 #include "http_envelope.h"
 #include "qk_err.h"
 
@@ -110,12 +110,13 @@ typedef struct {
                                         from its first byte; never restarted; 0 = 10000 */
     unsigned body_timeout_ms;        /* total deadline for a request body, from the end of its
                                         headers; 0 = 60000 */
-    unsigned idle_timeout_s; /* libmicrohttpd's connection timeout (idle keep-alive); 0 = 60 */
-    unsigned threads;        /* pump threads (TLS and libmicrohttpd); 0 = 2 */
-    unsigned workers;        /* threads for handlers that may block; 0 = 8 x threads */
-    unsigned queue_max;      /* requests waiting for a worker before 503; 0 = 64 x workers */
-    size_t max_body;         /* request body limit; past it the envelope answers the
-                                handler's too_large_status (413); 0 = 64 KiB */
+    unsigned idle_timeout_s;         /* an idle keep-alive connection, or one whose client reads
+                                        nothing of its response, is closed after this; 0 = 60 */
+    unsigned threads;                /* pump threads (TLS and HTTP); 0 = 2 */
+    unsigned workers;                /* threads for handlers that may block; 0 = 8 x threads */
+    unsigned queue_max; /* requests waiting for a worker before 503; 0 = 64 x workers */
+    size_t max_body;    /* request body limit; past it the envelope answers the
+                           handler's too_large_status (413); 0 = 64 KiB */
 } qk_listener_config;
 
 typedef struct qk_tls_server qk_tls_server;
@@ -145,9 +146,5 @@ typedef struct {
     uint64_t timeout_body;               /* closed at the body deadline */
 } qk_tls_server_stats;
 void qk_tls_server_get_stats(const qk_tls_server *s, qk_tls_server_stats *st);
-
-/* The authenticated identity of the connection a request arrived on; never NULL inside a
- * handler of a qk_tls_server (kind QK_ID_NONE for plaintext or server-cert-only). */
-const qk_peer_identity *qk_conn_identity(struct MHD_Connection *c);
 
 #endif

@@ -43,20 +43,15 @@ static bool serve_asset(const char *path, qk_http_reply *rep)
     return false;
 }
 
-static const char *header(const qk_http_request *req, const char *name)
-{
-    return req->conn ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name) : NULL;
-}
-
 /* A state-changing request must be JSON (a cross-site form or a "simple" fetch cannot send that
  * without a CORS preflight, which qkd-dash never answers: Fetch standard, "CORS-safelisted
  * request-header"), and an Origin, when sent, must name the Host it was sent to. */
 static const char *refuse_cross_site(const qk_http_request *req)
 {
-    const char *ct = header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct = qk_http_header(req, "Content-Type");
     if (!ct || strncmp(ct, "application/json", 16) != 0)
         return "Content-Type must be application/json";
-    const char *origin = header(req, "Origin"), *host = header(req, MHD_HTTP_HEADER_HOST);
+    const char *origin = qk_http_header(req, "Origin"), *host = qk_http_header(req, "Host");
     if (origin) {
         const char *o = strstr(origin, "://");
         if (!o || !host || strcmp(o + 3, host) != 0)

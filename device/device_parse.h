@@ -1,7 +1,7 @@
 /* device_parse.h - pure parsing of the device feed (docs/qkd-kmed.md, "Device API"): the
  * request path (link ID, block ID), the block PUT body and the telemetry JSON. Everything the
  * device sends is untrusted: each input is validated (length, character set) before it is
- * parsed. No libmicrohttpd, no core or store calls: unit-tested in
+ * parsed. No HTTP engine, no core or store calls: unit-tested in
  * tests/unit/test_device_feed.c and fuzzed by tests/fuzz/fuzz_device_feed.c. Internal to
  * device/. */
 #ifndef QK_DEVICE_PARSE_H

@@ -1,5 +1,5 @@
 /* etsi014_parse.h - pure parsing and formatting for the ETSI GS QKD 014 handler: routes, SAE
- * IDs, query numbers, Key request and Key IDs bodies, the Key container. No libmicrohttpd, no
+ * IDs, query numbers, Key request and Key IDs bodies, the Key container. No HTTP engine, no
  * core calls: everything here is unit-testable (tests/unit/test_etsi014.c). Internal to
  * etsi014/. */
 #ifndef QK_ETSI014_PARSE_H

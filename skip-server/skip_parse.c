@@ -1,4 +1,4 @@
-/* skip_parse.c - the SKIP parsing layer (see skip_parse.h): no libmicrohttpd, no core calls. */
+/* skip_parse.c - the SKIP parsing layer (see skip_parse.h): no HTTP engine, no core calls. */
 #include "skip_parse.h"
 
 #include "ini_config.h"

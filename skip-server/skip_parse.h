@@ -1,6 +1,6 @@
 /* skip_parse.h - pure parsing, matching and formatting for the SKIP handler (draft-cisco-skip-02):
  * routes, keyId, size/minentropy, system IDs, remoteSystemID globs, per-client authorization and
- * the JSON answers. No libmicrohttpd, no core calls: unit-tested in tests/unit/test_skip.c.
+ * the JSON answers. No HTTP engine, no core calls: unit-tested in tests/unit/test_skip.c.
  * Internal to skip-server/. */
 #ifndef QK_SKIP_PARSE_H
 #define QK_SKIP_PARSE_H

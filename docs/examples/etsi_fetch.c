@@ -8,7 +8,7 @@
  * In the tree: make examples (-> build/examples/etsi_fetch), or by hand:
  *   cc -std=c11 -Iclient -Icommon $(pkg-config --cflags libcjson) docs/examples/etsi_fetch.c \
  *      build/lib/libqkdclient.a build/lib/libqkdcommon.a \
- *      $(pkg-config --libs libcurl libsodium libcjson openssl libmicrohttpd) -pthread -lm
+ *      $(pkg-config --libs libcurl libsodium libcjson openssl) -pthread -lm
  *
  * The slave SAE then fetches the same key with `qkd etsi dec MASTER_SAE_ID KEY_ID`. */
 #include <stdio.h>

@@ -190,7 +190,7 @@ SANF=; case $BUILD in *build-san*) SANF="-fsanitize=address,undefined" ;; esac
 cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 $SANF -I"$ROOT/client" -I"$ROOT/common" \
   $(pkg-config --cflags libcjson) -o "$EX" "$ROOT/docs/examples/etsi_fetch.c" \
   "$BUILD/lib/libqkdclient.a" "$BUILD/lib/libqkdcommon.a" \
-  $(pkg-config --libs libcurl libsodium libcjson openssl libmicrohttpd) -pthread -lm 2>"$T/err" ||
+  $(pkg-config --libs libcurl libsodium libcjson openssl) -pthread -lm 2>"$T/err" ||
   fail "docs/examples/etsi_fetch.c does not build: $(cat "$T/err")"
 OUT=$("$EX" "$(etsi_url A)" "$P/ca.crt" "$(crt SAE_A1)" "$(key SAE_A1)" SAE_B1 2>"$T/err") || fail "etsi_fetch: $(cat "$T/err")"
 ID3=$(printf '%s\n' "$OUT" | awk '$1 == "key_ID" {print $2}')

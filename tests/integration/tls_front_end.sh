@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# tls_front_end.sh - the OpenSSL front end ahead of libmicrohttpd, against tls-test-server:
+# tls_front_end.sh - the OpenSSL front end and its own HTTP/1.1, against tls-test-server:
 # TLS 1.3 PSK (SHA-384 and SHA-256 bindings) with keep-alive, the four TLS 1.2 PSK suites,
 # mTLS identities, refusals at the handshake (wrong PSK, unknown identity, no certificate,
 # foreign CA) that never reach HTTP, the connection limit before the handshake, the handshake
 # timeout, a blocked handler or a stalled handshake not stalling others (also on one pump
-# thread, where libmicrohttpd runs too), no thread per connection, the worker queue bound, and
+# thread, where HTTP runs too), no thread per connection, the worker queue bound, and
 # identity isolation under concurrency. No latency limit: each timing property is asserted as an order of events
 # seen by the server (its counters, its connections), every wait bounded (tests/lib/wait.sh).
 # shellcheck disable=SC2016 # wait_for conditions are single-quoted: evaluated at each try
@@ -179,7 +179,7 @@ check "a client stalled mid-handshake does not stall another (active=${act:-none
 exec 5<&-
 
 # ---- one pump thread: suspension, thread count, the worker queue bound ------------------------
-# libmicrohttpd runs inside the pump threads (external mode); a handler that may block runs on a
+# HTTP runs inside the pump threads; a handler that may block runs on a
 # worker with its connection suspended. With ONE pump thread, a handler sleeping 3 s must not
 # delay a request on another connection of that same thread.
 sleeping() { [ "$(grep -c 'handler: sleeping' "$1.log")" -ge "$2" ]; }

@@ -778,6 +778,152 @@ static void test_log_line(void)
     CU_ASSERT_PTR_NULL(strstr(text, SECRET_B64));
 }
 
+/* Send `req` as is and read everything until the server closes. Returns the length read, or
+ * -1 on a socket error or when the server has not closed within 5 s. */
+static long raw_text(uint16_t port, const char *req, size_t req_len, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(port);
+    long got = -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        send(fd, req, req_len, MSG_NOSIGNAL) == (ssize_t)req_len) {
+        got = 0;
+        for (;;) {
+            ssize_t n = recv(fd, out + got, cap - 1 - (size_t)got, 0);
+            if (n < 0)
+                got = -1; /* error, or no close within the timeout */
+            if (n <= 0 || got < 0 || (size_t)got + (size_t)n + 1 >= cap) {
+                if (n > 0)
+                    got += n;
+                break;
+            }
+            got += n;
+        }
+    }
+    close(fd);
+    if (got >= 0)
+        out[got] = '\0';
+    return got;
+}
+
+static unsigned count_of(const char *text, const char *what)
+{
+    unsigned n = 0;
+    for (const char *p = text; (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+/* The front end's own HTTP/1.1 (common/http1.h): what it refuses before any handler, and how
+ * it keeps or closes a connection. Every exchange below must end with the server closing the
+ * connection (raw_text fails otherwise). */
+static void test_http1_front(void)
+{
+    static char text[65536];
+    static const struct {
+        const char *req;
+        const char *want; /* the status line (the answer's first line) */
+    } refused[] = {
+        {"GET /count HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "}, /* no Host (RFC 9112 3.2) */
+        {"GET /count HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 "},
+        {"GET /count HTTP/1.1\r\nHost: x\r\nBad header\r\n\r\n", "HTTP/1.1 400 "},
+        {"GET /count HTTP/1.1\r\nHost : x\r\n\r\n", "HTTP/1.1 400 "},
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+         "HTTP/1.1 501 "},
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n0\r\n\r\n",
+         "HTTP/1.1 400 "}, /* both: request smuggling (RFC 9112 6.3) */
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+         "HTTP/1.1 400 "},
+        {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+         "HTTP/1.1 400 "},
+        {"GET /count?%00=1 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "},
+    };
+    unsigned calls = seen_calls();
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        long n = raw_text(g_port, refused[i].req, strlen(refused[i].req), text, sizeof text);
+        CU_ASSERT_TRUE(n > 0);
+        if (n <= 0 || strncmp(text, refused[i].want, strlen(refused[i].want)) != 0)
+            fprintf(stderr, "http1 front case %zu: got '%.40s'\n", i, n > 0 ? text : "");
+        CU_ASSERT_EQUAL(strncmp(text, refused[i].want, strlen(refused[i].want)), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "Connection: close\r\n"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"message\":"));
+    }
+    CU_ASSERT_EQUAL(seen_calls(), calls); /* no handler saw any of them */
+
+    /* A head longer than the front end keeps: 431, and the connection closes. */
+    size_t big = QK_H1_HEAD_MAX + 100;
+    char *h = malloc(big + 64);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int off = snprintf(h, 64, "GET /count HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(h + off, 'a', big);
+    memcpy(h + off + big, "\r\n\r\n", 4);
+    long n = raw_text(g_port, h, (size_t)off + big + 4, text, sizeof text);
+    free(h);
+    CU_ASSERT_TRUE(n > 0 && strncmp(text, "HTTP/1.1 431 ", 13) == 0);
+
+    /* Three requests in one write (pipelining), answered in order on one connection; the
+     * last asks to close. A HEAD gets the GET's fields, Content-Length included, no body. */
+    static const char piped[] = "GET /count?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "HEAD /count?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                                "Connection: close\r\n\r\nabc";
+    n = raw_text(g_port, piped, sizeof piped - 1, text, sizeof text);
+    CU_ASSERT_TRUE_FATAL(n > 0);
+    CU_ASSERT_EQUAL(count_of(text, "HTTP/1.1 200 OK\r\n"), 3);
+    const char *first = strstr(text, "\"first_a\":\"1\"");
+    const char *third = strstr(text, "{\"len\":3}");
+    CU_ASSERT_TRUE(first && third && first < third);
+    CU_ASSERT_EQUAL(count_of(text, "\"first_a\""), 1); /* HEAD: no body */
+    CU_ASSERT_EQUAL(count_of(text, "Date: "), 3);
+    CU_ASSERT_EQUAL(count_of(text, "Connection: close\r\n"), 1);
+
+    /* HTTP/1.0: closed after the answer unless it asks to be kept alive. */
+    static const char ten[] = "GET /count HTTP/1.0\r\n\r\n";
+    n = raw_text(g_port, ten, sizeof ten - 1, text, sizeof text);
+    CU_ASSERT_TRUE(n > 0 && strncmp(text, "HTTP/1.1 200 ", 13) == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "Connection: close\r\n"));
+    static const char ten_ka[] = "GET /count HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                                 "GET /count?a=2 HTTP/1.0\r\n\r\n";
+    n = raw_text(g_port, ten_ka, sizeof ten_ka - 1, text, sizeof text);
+    CU_ASSERT_TRUE(n > 0);
+    CU_ASSERT_EQUAL(count_of(text, "HTTP/1.1 200 OK\r\n"), 2);
+    CU_ASSERT_EQUAL(count_of(text, "Connection: keep-alive\r\n"), 1);
+
+    /* Expect: 100-continue: the go-ahead, then the answer; too large: the answer at once,
+     * without the go-ahead and without reading the body (the client sends none here). */
+    static const char cont[] = "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                               "Content-Length: 2\r\nConnection: close\r\n\r\nhi";
+    n = raw_text(g_port, cont, sizeof cont - 1, text, sizeof text);
+    CU_ASSERT_TRUE(n > 0 && strncmp(text, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ", 38) == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "{\"len\":2}"));
+    char too[160];
+    snprintf(too, sizeof too,
+             "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+             "Content-Length: %u\r\n\r\n",
+             MAXB + 1);
+    calls = seen_calls();
+    n = raw_text(g_port, too, strlen(too), text, sizeof text);
+    CU_ASSERT_TRUE(n > 0 && strncmp(text, "HTTP/1.1 413 ", 13) == 0);
+    CU_ASSERT_PTR_NULL(strstr(text, "100 Continue"));
+    CU_ASSERT_EQUAL(seen_calls(), calls);
+
+    /* Absolute-form target and a query decoded ('+' is a space, %XX). */
+    static const char absf[] = "GET http://x/count?a=b+c%21 HTTP/1.1\r\nHost: x\r\n"
+                               "Connection: close\r\n\r\n";
+    n = raw_text(g_port, absf, sizeof absf - 1, text, sizeof text);
+    CU_ASSERT_TRUE(n > 0 && strstr(text, "\"first_a\":\"b c!\"") != NULL);
+}
+
 /* The worker pool's bounds are checked before any thread starts; a started pool stops twice
  * (the listener stops it, then frees it) and frees. Its queueing, suspension and 503 are
  * tested through TLS listeners in tests/integration/tls_front_end.sh. */
@@ -814,7 +960,8 @@ int suite_http_envelope(void)
         !CU_add_test(s, "query helpers", test_query) ||
         !CU_add_test(s, "Allow and Cache-Control headers", test_headers) ||
         !CU_add_test(s, "the request log line", test_log_line) ||
-        !CU_add_test(s, "worker pool bounds", test_pool_bounds))
+        !CU_add_test(s, "worker pool bounds", test_pool_bounds) ||
+        !CU_add_test(s, "HTTP/1.1 at the front end", test_http1_front))
         return -1;
     return 0;
 }

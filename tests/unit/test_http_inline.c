@@ -271,8 +271,8 @@ static void test_inline_and_deferred(void)
     qk_tls_server_stop(srv);
 }
 
-/* A stop while a reply waits for its barrier waits for it (libmicrohttpd must see the
- * connection resumed before its daemon stops) and the client still gets the reply. */
+/* A stop while a reply waits for its barrier waits for it (the front end frees a suspended
+ * connection only once it is resumed) and the client still gets the reply. */
 static qk_http_response g_stop_resp;
 static int g_stop_rc = -99;
 static uint16_t g_stop_port;
