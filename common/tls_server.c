@@ -880,9 +880,15 @@ static void conn_pump(conn *c)
          * request at a time: pipelined bytes wait, backpressure), and only what is there:
          * reported by epoll, or records TLS holds already (read-ahead). */
         bool refill = !c->tls_eof && c->in_off == c->in_len && c->rq != RQ_BUSY;
-        if (refill && !tcp_readable(c)) {
+        if (!refill) {
+            /* Nothing is read now, but the interest in reading stays until epoll reports
+             * something (a client rarely sends during its answer): two epoll_ctl calls per
+             * request saved. Level-triggered, so a report while busy drops it (tcp_rd) until
+             * the answer is out, and the next read finds what was reported. */
+            c->tcp_want_r = !c->tls_eof && !c->tcp_rd;
+        } else if (!tcp_readable(c)) {
             c->tcp_want_r = true;
-        } else if (refill) {
+        } else {
             size_t got = 0;
             c->tcp_rd = false;
             int e = io_read(c, c->in_buf, sizeof c->in_buf, &got);
