@@ -437,24 +437,34 @@ typedef struct {
     size_t body_len;
 } raw_resp;
 
+/* A TCP connection to 127.0.0.1:port with 5 s send and receive timeouts: *fd is the socket
+ * (-1 when none could be made); 0 when connected, else -1 (close *fd anyway). */
+static int connect_local(uint16_t port, int *fd)
+{
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*fd < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(*fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(port);
+    return connect(*fd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : -1;
+}
+
 /* Send head then body (len bytes; in chunks of `chunk` bytes with chunked transfer coding when
  * chunk > 0), read until the server closes. 0, or -1 on a socket error or a malformed answer. */
 static int raw_request(uint16_t port, const char *head, const char *body, size_t len, size_t chunk,
                        raw_resp *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = -1;
+    int rc = connect_local(port, &fd);
     if (fd < 0)
         return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons(port);
-    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : -1;
     /* the pieces to send: head, then the body as is or as chunks */
     size_t off = 0;
     bool head_sent = false, last_sent = chunk == 0;
@@ -782,20 +792,12 @@ static void test_log_line(void)
  * -1 on a socket error or when the server has not closed within 5 s. */
 static long raw_text(uint16_t port, const char *req, size_t req_len, char *out, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = -1;
+    int rc = connect_local(port, &fd);
     if (fd < 0)
         return -1;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons(port);
     long got = -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        send(fd, req, req_len, MSG_NOSIGNAL) == (ssize_t)req_len) {
+    if (rc == 0 && send(fd, req, req_len, MSG_NOSIGNAL) == (ssize_t)req_len) {
         got = 0;
         for (;;) {
             ssize_t n = recv(fd, out + got, cap - 1 - (size_t)got, 0);
