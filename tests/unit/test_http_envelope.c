@@ -926,6 +926,38 @@ static void test_http1_front(void)
     CU_ASSERT_TRUE(n > 0 && strstr(text, "\"first_a\":\"b c!\"") != NULL);
 }
 
+/* A keep-alive connection with nothing to do is closed after idle_timeout (1 s here): the
+ * answer arrives, then the close, between 0.5 and 4 s later. */
+static void test_idle_timeout(void)
+{
+    env_handler h;
+    qk_tls_server *srv = NULL;
+    memset(&h, 0, sizeof h);
+    h.super.on_req = env_on_req;
+    qk_listener_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.name = "idle";
+    cfg.bind_addr = "127.0.0.1";
+    cfg.tls.mode = QK_TLS_MODE_NONE;
+    cfg.handler = &h.super;
+    cfg.idle_timeout_s = 1;
+    qk_err err;
+    qk_err_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(qk_tls_server_start(&cfg, &srv, &err), 0);
+    uint16_t port = qk_tls_server_port(srv);
+    static const char req[] = "GET /count HTTP/1.1\r\nHost: x\r\n\r\n";
+    static char text[4096];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long n = raw_text(port, req, sizeof req - 1, text, sizeof text);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s_waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    qk_tls_server_stop(srv);
+    CU_ASSERT_TRUE(n > 0 && strncmp(text, "HTTP/1.1 200 ", 13) == 0);
+    CU_ASSERT_PTR_NULL(strstr(text, "Connection: close"));
+    CU_ASSERT_TRUE(s_waited >= 0.5 && s_waited < 4.0);
+}
+
 /* The worker pool's bounds are checked before any thread starts; a started pool stops twice
  * (the listener stops it, then frees it) and frees. Its queueing, suspension and 503 are
  * tested through TLS listeners in tests/integration/tls_front_end.sh. */
@@ -963,7 +995,8 @@ int suite_http_envelope(void)
         !CU_add_test(s, "Allow and Cache-Control headers", test_headers) ||
         !CU_add_test(s, "the request log line", test_log_line) ||
         !CU_add_test(s, "worker pool bounds", test_pool_bounds) ||
-        !CU_add_test(s, "HTTP/1.1 at the front end", test_http1_front))
+        !CU_add_test(s, "HTTP/1.1 at the front end", test_http1_front) ||
+        !CU_add_test(s, "idle keep-alive closed after idle_timeout", test_idle_timeout))
         return -1;
     return 0;
 }
