@@ -284,6 +284,8 @@ static bool is_pattern(const char *b, size_t n)
     return true;
 }
 
+static void nap_ms(long ms);
+
 static void env_on_req(qk_http_handler *self, const qk_http_request *req, qk_http_reply *rep)
 {
     (void)self;
@@ -328,6 +330,9 @@ static void env_on_req(qk_http_handler *self, const qk_http_request *req, qk_htt
     } else if (strcmp(req->path, "/allow") == 0) {
         qk_http_reply_message(rep, 405, "only GET and POST");
         qk_http_reply_allow(rep, "GET, POST");
+    } else if (strcmp(req->path, "/slow") == 0) {
+        nap_ms(300); /* on a worker, its connection suspended */
+        qk_http_reply_json(rep, 200, "{\"slow\":true}");
     } else if (strcmp(req->path, "/nothing") == 0) {
         /* no reply at all: the envelope answers 500 */
     } else {
@@ -958,6 +963,34 @@ static void test_idle_timeout(void)
     CU_ASSERT_TRUE(s_waited >= 0.5 && s_waited < 4.0);
 }
 
+/* A client that goes away while its request is suspended on a worker: the handler still
+ * runs once, the connection is freed only when the worker resumes it (the sanitizer build
+ * catches a use after free), and the listener serves the next client. */
+static void test_gone_while_suspended(void)
+{
+    unsigned calls = seen_calls();
+    for (int i = 0; i < 3; i++) {
+        int fd = -1;
+        CU_ASSERT_EQUAL(connect_local(g_port, &fd), 0);
+        static const char req[] = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+        if (fd >= 0) {
+            CU_ASSERT_EQUAL(send(fd, req, sizeof req - 1, MSG_NOSIGNAL), (ssize_t)(sizeof req - 1));
+            nap_ms(50); /* the request reaches the worker */
+            struct linger lg = {1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg); /* close with a reset */
+            close(fd);
+        }
+    }
+    for (int i = 0; i < 100 && seen_calls() < calls + 3; i++)
+        nap_ms(10);
+    CU_ASSERT_EQUAL(seen_calls(), calls + 3);
+    nap_ms(400); /* every worker has finished and resumed its connection */
+    raw_resp r;
+    CU_ASSERT_EQUAL_FATAL(get(g_port, "/count?a=7", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"first_a\":\"7\""));
+}
+
 /* The worker pool's bounds are checked before any thread starts; a started pool stops twice
  * (the listener stops it, then frees it) and frees. Its queueing, suspension and 503 are
  * tested through TLS listeners in tests/integration/tls_front_end.sh. */
@@ -996,7 +1029,8 @@ int suite_http_envelope(void)
         !CU_add_test(s, "the request log line", test_log_line) ||
         !CU_add_test(s, "worker pool bounds", test_pool_bounds) ||
         !CU_add_test(s, "HTTP/1.1 at the front end", test_http1_front) ||
-        !CU_add_test(s, "idle keep-alive closed after idle_timeout", test_idle_timeout))
+        !CU_add_test(s, "idle keep-alive closed after idle_timeout", test_idle_timeout) ||
+        !CU_add_test(s, "a client gone while its request is suspended", test_gone_while_suspended))
         return -1;
     return 0;
 }
