@@ -136,6 +136,8 @@ struct qk_http_conn {
     qk_http_env env;
     qk_http_reply resp; /* the reply being written; its body from resp_off on */
     size_t resp_off;
+    qk_http1_response resp_head; /* its head, while not yet in out_buf (head_due) */
+    bool head_due;
     qk_http1_head h;
     size_t in_len, in_off;   /* client -> parser */
     size_t out_len, out_off; /* responses -> client */
@@ -545,47 +547,53 @@ static size_t out_room(conn *c)
 
 static void conn_finish(conn *c);
 
-/* Start writing the reply (taken from *rep: wiped and freed once written). */
+/* Start writing the reply (taken from *rep: wiped and freed once written). Its head goes
+ * into out_buf with the next resp_fill, behind what out_buf still holds (a 100 Continue). */
 static void resp_start(conn *c, qk_http_reply *rep)
 {
     qk_tls_server *s = c->t->srv;
     if (c->tls_eof)
         c->close_after = true;
-    qk_http1_response r = {
-        .status = rep->status,
-        .content_type = rep->content_type,
-        .allow = rep->allow,
-        .no_store = rep->secret,
-        .retry_after = rep->retry_after,
-        .content_length = rep->len,
+    c->resp = *rep;
+    memset(rep, 0, sizeof *rep);
+    c->resp_head = (qk_http1_response){
+        .status = c->resp.status,
+        .content_type = c->resp.content_type,
+        .allow = c->resp.allow,
+        .no_store = c->resp.secret,
+        .retry_after = c->resp.retry_after,
+        .content_length = c->resp.len,
         .close = c->close_after,
         .keep_alive_10 = c->h.minor == 0 && !c->close_after,
         .date = pump_date(c->t),
     };
-    size_t room = out_room(c);
-    size_t n = room ? qk_http1_write_head((char *)c->out_buf + c->out_len, room, &r) : 0;
-    if (n == 0) {
-        qk_log(QK_LOG_WARN, "tls listener=%s: a response head did not fit, closing", s->name);
-        qk_http_reply_clear(rep);
-        conn_close(c);
-        return;
-    }
-    c->out_len += n;
-    c->resp = *rep;
-    memset(rep, 0, sizeof *rep);
+    c->head_due = true;
     c->resp_off = c->head_only ? c->resp.len : 0; /* HEAD: the fields of the answer only */
     c->resp_live = true;
     set_deadline(c, now_ms() + (uint64_t)s->idle_timeout_s * 1000u, DL_WRITE);
 }
 
-/* Copy the next piece of the response body behind what out_buf holds; true if it did. */
-static bool resp_fill(conn *c)
+/* Put the response head, then the next piece of its body, behind what out_buf holds; true if
+ * anything moved. *fail is set when the head cannot fit even in an empty buffer. */
+static bool resp_fill(conn *c, bool *fail)
 {
-    if (!c->resp_live || c->resp_off >= c->resp.len)
+    if (!c->resp_live)
         return false;
     size_t room = out_room(c);
     if (room == 0)
         return false;
+    if (c->head_due) {
+        size_t h = qk_http1_write_head((char *)c->out_buf + c->out_len, room, &c->resp_head);
+        if (h == 0) {
+            *fail = c->out_len == 0; /* else: after what out_buf holds has gone */
+            return false;
+        }
+        c->head_due = false;
+        c->out_len += h;
+        room -= h;
+    }
+    if (c->resp_off >= c->resp.len || room == 0)
+        return true;
     size_t n = c->resp.len - c->resp_off;
     if (n > room)
         n = room;
@@ -923,8 +931,14 @@ static void conn_pump(conn *c)
         }
 
         /* Responses -> client. */
-        if (resp_fill(c))
+        bool fail = false;
+        if (resp_fill(c, &fail))
             progress = true;
+        if (fail) {
+            qk_log(QK_LOG_WARN, "tls listener=%s: a response head does not fit, closing", s->name);
+            conn_close(c);
+            return;
+        }
         if (c->out_off < c->out_len) {
             size_t put = 0;
             int e = io_write(c, c->out_buf + c->out_off, c->out_len - c->out_off, &put);
@@ -949,7 +963,7 @@ static void conn_pump(conn *c)
                 return;
             }
         }
-        if (c->resp_live && c->resp_off >= c->resp.len && c->out_len == 0) {
+        if (c->resp_live && !c->head_due && c->resp_off >= c->resp.len && c->out_len == 0) {
             resp_done(c);
             if (c->dead || c->lingering)
                 return;
@@ -1258,7 +1272,7 @@ static void drain_step(pump_thread *t)
         if (c->handshaking)
             conn_close(c);
         else if (c->out_len > 0 || c->resp_live)
-            flushed = false;
+            flushed = false; /* a response (or its head) not out yet */
         c = nx;
     }
     atomic_store(&t->drained, flushed);
