@@ -587,6 +587,11 @@ static int dispatch(const qk_http_front *f, qk_http_handler *h, http_job *j, qk_
     return 1;
 }
 
+size_t qk_http_front_max_body(const qk_http_front *f)
+{
+    return f->max_body ? f->max_body : QK_HTTP_DEFAULT_MAX_BODY;
+}
+
 int qk_http_envelope_start(const qk_http_front *f, qk_http_conn *c, qk_http_env *e,
                            const qk_http_request *req, bool too_large, qk_http_reply *out)
 {
@@ -595,7 +600,7 @@ int qk_http_envelope_start(const qk_http_front *f, qk_http_conn *c, qk_http_env 
     qk_http_reply rep;
     memset(&rep, 0, sizeof rep);
     if (too_large) {
-        size_t max_body = f->max_body ? f->max_body : QK_HTTP_DEFAULT_MAX_BODY;
+        size_t max_body = qk_http_front_max_body(f);
         unsigned status = h && h->too_large_status ? h->too_large_status : 413;
         char msg[96];
         snprintf(msg, sizeof msg, "request body too large (limit %zu bytes)", max_body);

@@ -190,6 +190,9 @@ typedef struct {
 
 #define QK_HTTP_DEFAULT_MAX_BODY (64u * 1024u)
 
+/* The body limit of f's listener: its max_body, or QK_HTTP_DEFAULT_MAX_BODY. */
+size_t qk_http_front_max_body(const qk_http_front *f);
+
 /* The envelope's state of one connection's current request; the front end keeps one per
  * connection, zeroed at the start. */
 typedef struct {

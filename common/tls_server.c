@@ -513,11 +513,6 @@ static bool tcp_readable(const conn *c)
 
 static const char shutting_down[] = "server is shutting down";
 
-static size_t listener_max_body(const qk_tls_server *s)
-{
-    return s->front.max_body ? s->front.max_body : QK_HTTP_DEFAULT_MAX_BODY;
-}
-
 /* The Date field (RFC 9110 6.6.1) of this second. */
 static const char *pump_date(pump_thread *t)
 {
@@ -706,7 +701,7 @@ static void rq_body_complete(conn *c)
 /* Keep n body bytes (within max_body; past it the body is wiped and the rest dropped). */
 static int body_append(conn *c, const char *p, size_t n)
 {
-    size_t max_body = listener_max_body(c->t->srv);
+    size_t max_body = qk_http_front_max_body(&c->t->srv->front);
     if (c->too_large || n == 0)
         return 0;
     if (n > max_body - c->body_len) {
@@ -762,7 +757,7 @@ static void rq_start(conn *c)
     c->chunked = c->h.chunked;
     c->body_left = c->h.has_length ? c->h.content_length : 0;
     bool body = c->chunked || c->body_left > 0;
-    if (c->h.has_length && c->h.content_length > listener_max_body(s)) {
+    if (c->h.has_length && c->h.content_length > qk_http_front_max_body(&s->front)) {
         c->too_large = true;
         if (c->h.expect_continue) {
             /* The client waits for a go-ahead: answer without reading the body, and close
