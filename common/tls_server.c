@@ -129,7 +129,6 @@ struct qk_http_conn {
     size_t head_len, head_scan;
     uint64_t body_left; /* Content-Length bytes still to come */
     qk_http1_chunked chunk;
-    bool chunked;
     char *body; /* NUL-terminated; body_cap bytes, wiped before it is freed */
     size_t body_len, body_cap;
     double t_start_ms;
@@ -608,7 +607,7 @@ static void resp_done(conn *c)
     body_free(c);
     qk_wipe(c->head, c->head_len);
     c->head_len = c->head_scan = 0;
-    c->too_large = c->chunked = c->head_only = false;
+    c->too_large = c->head_only = false;
     c->body_left = 0;
     memset(&c->chunk, 0, sizeof c->chunk);
     memset(&c->h, 0, sizeof c->h);
@@ -754,9 +753,8 @@ static void rq_start(conn *c)
         front_error(c, 503, shutting_down); /* nothing new begins during a stop */
         return;
     }
-    c->chunked = c->h.chunked;
     c->body_left = c->h.has_length ? c->h.content_length : 0;
-    bool body = c->chunked || c->body_left > 0;
+    bool body = c->h.chunked || c->body_left > 0;
     if (c->h.has_length && c->h.content_length > qk_http_front_max_body(&s->front)) {
         c->too_large = true;
         if (c->h.expect_continue) {
@@ -812,7 +810,7 @@ static void body_feed(conn *c)
     size_t avail = c->in_len - c->in_off;
     size_t used = avail, data = 0;
     int r = 0;
-    if (c->chunked) {
+    if (c->h.chunked) {
         r = qk_http1_chunked_decode(&c->chunk, p, avail, &used, &data);
         if (r != 0 && r != 1) {
             c->in_off = c->in_len;
