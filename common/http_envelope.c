@@ -16,6 +16,7 @@
 #include "log.h"
 #include "secbuf.h"
 #include "tls_server.h"
+#include "thread_name.h"
 
 static const char fallback_error[] = "{\"message\":\"internal error\"}";
 
@@ -267,6 +268,7 @@ static void job_finish(http_job *j)
 
 static void *pool_worker(void *arg)
 {
+    QK_THREAD_NAME("qk-worker");
     worker_slot *w = arg;
     qk_http_pool *p = w->pool;
     pthread_mutex_lock(&p->lock);

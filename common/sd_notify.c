@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "thread_name.h"
 
 #define STATUS_MAX 256
 
@@ -57,6 +58,7 @@ static void add_us(struct timespec *ts, uint64_t us)
 
 static void *watchdog_main(void *arg)
 {
+    QK_THREAD_NAME("qk-watchdog");
     qk_sd_watchdog *w = arg;
     bool warned = false;
     pthread_mutex_lock(&w->mu);

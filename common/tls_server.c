@@ -41,6 +41,7 @@
 #include "http_util.h"
 #include "log.h"
 #include "secbuf.h"
+#include "thread_name.h"
 
 #define PUMP_BUF          16384
 #define MAX_EVENTS        64
@@ -1343,6 +1344,7 @@ static int loop_timeout(pump_thread *t)
 
 static void *pump_main(void *arg)
 {
+    QK_THREAD_NAME("qk-pump");
     pump_thread *t = arg;
     qk_tls_server *s = t->srv;
     struct epoll_event evs[MAX_EVENTS];

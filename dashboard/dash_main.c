@@ -21,6 +21,7 @@
 #include "secbuf.h"
 #include "signals.h"
 #include "tls_server.h"
+#include "thread_name.h"
 
 #define POLL_TIMEOUT_MS 800 /* a KME or the simulator slower than this reads as unreachable */
 
@@ -140,6 +141,7 @@ typedef struct {
 
 static void *poll_thread(void *arg)
 {
+    QK_THREAD_NAME("qk-dash-poll");
     poller *p = arg;
     for (;;) {
         double t0 = qk_now_ms();

@@ -20,6 +20,7 @@
 #include "json_util.h"
 #include "log.h"
 #include "secbuf.h"
+#include "thread_name.h"
 
 /* ---- answer checks ------------------------------------------------------------------------ */
 
@@ -533,6 +534,7 @@ static int retry_unsent(source *s, qk_err *err)
 /* One thread per pulling link: a single pull in flight at a time. */
 static void *pull_main(void *arg)
 {
+    QK_THREAD_NAME("qk-device-pull");
     source *s = arg;
     const qk_link_cfg *c = s->link->cfg;
     bool have_status = false;

@@ -15,6 +15,7 @@
 #include "http_util.h"
 #include "kms_int.h"
 #include "qk_inline.h"
+#include "thread_name.h"
 
 #define IDLE_WAKE_MS 1000 /* the deadline thread's longest sleep */
 
@@ -98,6 +99,7 @@ static qk_inline_waiter *take_expired(qk_kms *k, double now, double *next)
 
 static void *deadline_main(void *arg)
 {
+    QK_THREAD_NAME("qk-notice-wait");
     qk_kms *k = arg;
     pthread_mutex_lock(&k->notice_mu);
     while (!k->nwait_stop) {

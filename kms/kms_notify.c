@@ -13,6 +13,7 @@
 #include "http_util.h"
 #include "kms_int.h"
 #include "log.h"
+#include "thread_name.h"
 
 #define TICK_MS           200  /* the notifier's period when nobody wakes it */
 #define BACKOFF_MIN_MS    100  /* after a failed peer call, doubling ... */
@@ -260,6 +261,7 @@ static int cycle(qk_kms *k, size_t i, notify_state *ns, qk_err *err)
 
 static void *notifier(void *arg)
 {
+    QK_THREAD_NAME("qk-notifier");
     qk_hot_link *h = arg;
     qk_kms *k = h->kms;
     size_t i = (size_t)(h - k->hot);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "relay_crypto.h"
 #include "secbuf.h"
+#include "thread_name.h"
 
 #define RELAY_TIMEOUT_DEFAULT_MS 5000
 #define RELAY_TRIES_DEFAULT      3
@@ -609,6 +610,7 @@ static void burn_undecided(qk_kms *k)
 
 static void *resender(void *arg)
 {
+    QK_THREAD_NAME("qk-relay-resend");
     qk_kms *k = arg;
     burn_undecided(k);
     pthread_mutex_lock(&k->relay_mu);

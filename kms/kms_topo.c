@@ -22,6 +22,7 @@
 #include "json_util.h"
 #include "kms_int.h"
 #include "log.h"
+#include "thread_name.h"
 
 /* ======================================================================================
  * The state (kms_topo_int.h)
@@ -500,6 +501,7 @@ static void poll_all(qk_kms *k, qk_topo_msg *m)
 
 static void *refresh_main(void *arg)
 {
+    QK_THREAD_NAME("qk-topology");
     qk_kms *k = arg;
     struct qk_kms_topo *tp = k->topo;
     qk_topo_msg *m = malloc(sizeof *m);

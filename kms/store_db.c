@@ -1,6 +1,7 @@
 /* store_db.c - the key store's SQLite connection: open, pragmas, schema migrations, the
  * master-key check, transactions, the prepared-statement cache and input validation. */
 #include "store_int.h"
+#include "thread_name.h"
 
 #define QS_WAL_AUTOCKPT 8000 /* pages (32 MiB at 4 KiB): SQLite's default is 1000 */
 /* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway
@@ -533,6 +534,7 @@ static void qs_lazy_linger(qk_store *s)
  * commit): under load a sync completes many replies at once. */
 static void *qs_syncer_main(void *arg)
 {
+    QK_THREAD_NAME("qk-store-sync");
     qk_store *s = arg;
     (void)pthread_mutex_lock(&s->smu);
     for (;;) {

@@ -10,6 +10,7 @@
 #include "http_util.h"
 #include "log.h"
 #include "secbuf.h"
+#include "thread_name.h"
 
 #define STALE_REQUESTS_MAX      4096 /* outgoing requests reconciled after a restart */
 #define RECONCILE_PER_TICK      16
@@ -194,6 +195,7 @@ static void deadline_in(struct timespec *ts, unsigned ms)
 
 static void *run(void *arg)
 {
+    QK_THREAD_NAME("qk-peer-sync");
     qk_sync *s = arg;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {

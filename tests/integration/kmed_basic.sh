@@ -181,6 +181,11 @@ start() { # A|B
 start A
 start B
 ok "both KMEs started (A: device ${PORT[A.device]} admin ${PORT[A.admin]}; B: device ${PORT[B.device]} admin ${PORT[B.admin]})"
+names=$(cat /proc/"${PID[A]}"/task/*/comm | sort -u | tr '\n' ' ')
+for want in qk-pump qk-worker qk-store-sync qk-notifier qk-peer-sync; do
+  case " $names" in *" $want "*) ;; *) fail "KME_A has no thread named $want (threads: $names)" ;; esac
+done
+ok "KME_A's threads are named: $names"
 
 # ---- helpers -----------------------------------------------------------------------------
 # put_block A|B ID FILE [IDENTITY] -> HTTP status
