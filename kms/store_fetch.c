@@ -7,11 +7,12 @@
 #define QS_EXPIRE_RUNS 256 /* runs expired per call (each up to QS_MAX_KEYS keys) */
 
 /* The run of the last run key this fetch looked up: a bulk fetch names the keys of one run
- * in a row, so the run is read once, not once per key. Only the check phase uses it (it
- * writes nothing, so the row stays current). */
+ * in a row, so the run is read once, not once per key. The check phase writes nothing, so the
+ * row stays current until the first run is used up (taken: from then on runs are read again). */
 typedef struct {
     qs_run_row *run;
     bool valid;
+    bool taken;
 } fetch_cache;
 
 /* Whether id names a key under the cached run's prefix. Such an ID is no key row: a run's
@@ -71,13 +72,11 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
     size_t idlen = strnlen(id, QK_KEY_ID_LEN + 1);
     if (idlen == 0 || idlen > QK_KEY_ID_LEN)
         return qk_err_set(err, QK_ENOTFOUND, "store: key id %.*s unknown", QK_KEY_ID_LEN, id);
-    int rc = 0;
-    if (cache_holds(c, id)) {
-        rc = fetch_check_run(s, caller, master, id, now, k, c, err);
-        return rc == 1   ? 0
-               : rc == 0 ? qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown", id)
-                         : rc;
-    }
+    /* A key of a run first: every key carved since schema v6 is one, and an ID is never both a
+     * run key and a key row (cache_holds), so only an ID no run holds is looked up below. */
+    int rc = fetch_check_run(s, caller, master, id, now, k, c, err);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
     sqlite3_stmt *st = qs_prep(s,
                                "SELECT k.key_id, k.link, k.block_id, k.off, k.len, k.state,"
                                " k.master, k.expires_at, (SELECT c.state FROM key_slaves c"
@@ -89,8 +88,6 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
     rc = qs_bindf(s, st, err, "tt", caller, id);
     if (!rc)
         rc = qs_step(s, st, err);
-    if (rc == 0 && (rc = fetch_check_run(s, caller, master, id, now, k, c, err)) == 1)
-        return 0;
     if (rc == 0)
         return qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown", id);
     if (rc < 0)
@@ -111,15 +108,28 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
     return rc;
 }
 
-/* Mark cnt consecutive keys of a run fetched, k the first (the run re-read: an ID twice in one
- * call is refused), and take their bytes into out (read and used up at once). */
+/* Mark cnt consecutive keys of a run fetched, k the first, and take their bytes into out (read
+ * and used up at once). The first run used up in a call may be the cached one, as the check
+ * phase read it; every later one is read again, so an ID twice in one call is refused. */
 static int fetch_consume_run(qk_store *s, const qs_key_row *k, uint32_t cnt, uint8_t *out,
-                             qk_err *err)
+                             fetch_cache *c, qk_err *err)
 {
+    uint32_t idx = 0;
+    bool cached = !c->taken && cache_holds(c, k->key_id);
+    c->taken = true;
+    if (cached) {
+        uint8_t prefix[QS_RUN_PREFIX_LEN];
+        if (qs_run_parse_id(k->key_id, prefix, &idx) != 0 || idx >= c->run->n)
+            return qk_err_set(err, QK_ESTORAGE, "store: run of key %s vanished", k->key_id);
+        int rc = qs_run_take(s, c->run, idx, cnt, out, err);
+        c->valid = false; /* taken: no longer the stored row */
+        return rc == QK_ENOTFOUND
+                   ? qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", k->key_id)
+                   : rc;
+    }
     qs_run_row *run = malloc(sizeof *run);
     if (!run)
         return qk_err_set(err, QK_ENOMEM, "store: out of memory");
-    uint32_t idx = 0;
     int rc = qs_run_find(s, k->key_id, run, &idx, err);
     if (rc == 0)
         rc = qk_err_set(err, QK_ESTORAGE, "store: run of key %s vanished", k->key_id);
@@ -181,7 +191,7 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         if (!ids[i])
             return qk_err_set(err, QK_EINVAL, "store: key id %zu missing", i);
     qs_key_row *rows = calloc(n, sizeof *rows);
-    fetch_cache cache = {malloc(sizeof *cache.run), false};
+    fetch_cache cache = {malloc(sizeof *cache.run), false, false};
     if (!rows || !cache.run) {
         free(rows);
         free(cache.run);
@@ -226,7 +236,7 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         }
         while (j < n && adjacent(&rows[j - 1], &rows[j], true))
             j++;
-        rc = fetch_consume_run(s, &rows[i], (uint32_t)(j - i), out[i].material, err);
+        rc = fetch_consume_run(s, &rows[i], (uint32_t)(j - i), out[i].material, &cache, err);
     }
     if (rc) {
         sodium_memzero(buf, used);

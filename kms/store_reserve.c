@@ -101,19 +101,22 @@ int qs_ref_unused(qk_store *s, const char *link, const qk_key_ref *k, qk_err *er
 
 int qs_key_exists(qk_store *s, const char *key_id, qk_err *err)
 {
+    /* A key of a run first (docs/adr/0003-request-records.md): every key carved since schema
+     * v6 is one. An ID is never both (a run's prefix is refused when a key row uses it, and a
+     * key row's ID when a run holds it), so the order changes no answer. */
+    qs_run_row run;
+    uint32_t idx = 0;
+    int rc = qs_run_find(s, key_id, &run, &idx, err);
+    if (rc != 0)
+        return rc;
     sqlite3_stmt *st = qs_prep(s, "SELECT 1 FROM keys WHERE key_id = ?", err);
     if (!st)
         return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "t", key_id);
+    rc = qs_bindf(s, st, err, "t", key_id);
     if (!rc)
         rc = qs_step(s, st, err);
     if (rc == 1)
         (void)sqlite3_reset(st);
-    if (rc == 0) { /* a key of a run (docs/adr/0003-request-records.md) */
-        qs_run_row run;
-        uint32_t idx = 0;
-        rc = qs_run_find(s, key_id, &run, &idx, err);
-    }
     return rc;
 }
 
