@@ -1289,8 +1289,11 @@ static void front_resume(void *cls, qk_http_conn *c)
     c->resume_next = t->resumes;
     t->resumes = c;
     pthread_mutex_unlock(&t->rlock);
-    atomic_store(&t->resumed, true);
-    if (atomic_load(&t->polling))
+    /* Only the first resume since the pump last took its list wakes it: a later one finds
+     * `resumed` set, so the pump has been woken already (the first found it polling), or will
+     * see the flag before its next epoll_wait (loop_timeout), and takes the whole list then.
+     * A store sync completes many replies at once: one eventfd write, not one per reply. */
+    if (!atomic_exchange(&t->resumed, true) && atomic_load(&t->polling))
         thread_wake(t);
 }
 
