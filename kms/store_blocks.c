@@ -114,17 +114,20 @@ int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_e
      * (they are recorded only when the notice arrives), and their slaves need the bytes. */
     if (b.lease_lo > QK_BLOCK_VKEY_LEN || b.lease_hi < b.len)
         return 0;
-    sqlite3_stmt *st = qs_prep(s,
-                               "SELECT 1 FROM keys WHERE link = ? AND block_id = ?"
-                               " AND state IN (?, ?) LIMIT 1",
-                               err);
-    if (!st)
-        return QK_ESTORAGE;
-    rc = qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), QS_KEY_PENDING, QS_KEY_RESERVED);
-    if (!rc)
-        rc = qs_step(s, st, err);
-    if (rc != 0)
-        return rc < 0 ? rc : 0; /* a live key still needs the verification key */
+    if (s->keys_any) {
+        sqlite3_stmt *st = qs_prep(s,
+                                   "SELECT 1 FROM keys WHERE link = ? AND block_id = ?"
+                                   " AND state IN (?, ?) LIMIT 1",
+                                   err);
+        if (!st)
+            return QK_ESTORAGE;
+        rc = qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), QS_KEY_PENDING,
+                      QS_KEY_RESERVED);
+        if (!rc)
+            rc = qs_step(s, st, err);
+        if (rc != 0)
+            return rc < 0 ? rc : 0; /* a live key still needs the verification key */
+    }
     if ((rc = qs_runs_live_in_block(s, link, block_id, err)) != 0)
         return rc < 0 ? rc : 0; /* so does a live run */
     return qs_block_wipe(s, link, block_id, err);

@@ -839,6 +839,23 @@ static int qs_configure(qk_store *s, qk_err *err)
     return rc;
 }
 
+/* Whether the keys table holds any row (s->keys_any), once at open, before any other call. */
+static int qs_keys_any_load(qk_store *s, qk_err *err)
+{
+    sqlite3_stmt *st = qs_prep(s, "SELECT EXISTS(SELECT 1 FROM keys)", err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_step(s, st, err);
+    if (rc == 1) {
+        s->keys_any = sqlite3_column_int(st, 0) != 0;
+        rc = 0;
+    } else if (rc == 0) {
+        rc = qk_err_set(err, QK_ESTORAGE, "store: EXISTS returned no row");
+    }
+    (void)sqlite3_reset(st);
+    return rc;
+}
+
 /* Switch to group commit once the schema and the master-key check are committed (those ran
  * with synchronous=FULL). The WAL file exists from the first transaction in WAL mode and
  * SQLite keeps that inode while this connection is open: checkpoints rewind or truncate it
@@ -945,6 +962,8 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
         rc = qs_migrate(s, err);
     if (!rc)
         rc = qs_master_key_check(s, err);
+    if (!rc)
+        rc = qs_keys_any_load(s, err);
     if (!rc)
         rc = qs_group_commit_on(s, path, err);
     if (rc) {

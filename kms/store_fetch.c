@@ -77,6 +77,8 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
     int rc = fetch_check_run(s, caller, master, id, now, k, c, err);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
+    if (!s->keys_any)
+        return qk_err_set(err, QK_ENOTFOUND, "store: key %s unknown", id);
     sqlite3_stmt *st = qs_prep(s,
                                "SELECT k.key_id, k.link, k.block_id, k.off, k.len, k.state,"
                                " k.master, k.expires_at, (SELECT c.state FROM key_slaves c"

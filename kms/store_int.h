@@ -77,6 +77,11 @@ struct qk_store {
      * (counters, index leaves, the block row) go to the WAL once per group. */
     bool group_open;          /* BEGIN IMMEDIATE done and not yet committed */
     bool call_lazy;           /* the current call may be lost in a crash (qs_lazy) */
+    /* The keys table may hold rows: read at open, set by qs_insert_key before every insert and
+     * never cleared while open. Every key carved since schema v6 is a run key, so while this is
+     * false the probes of the key-row table (range overlaps, IDs, prefixes) are skipped: they
+     * could only miss (docs/adr/0003-request-records.md, "Key rows only when needed"). */
+    bool keys_any;
     unsigned group_calls;     /* calls whose changes the open transaction holds */
     uint64_t group_seq;       /* the number its COMMIT gets (commit_seq + 1) */
     sqlite3_int64 op_changes; /* sqlite3_total_changes64 when the current call began */

@@ -233,10 +233,12 @@ int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t
 {
     /* Recorded ranges never overlap each other, so if any of them overlaps [off, off+len),
      * the one starting last before off+len does: one index probe instead of a scan. */
-    int rc = qs_last_range_overlaps(s,
-                                    "SELECT off + len FROM keys WHERE link = ? AND block_id = ?"
-                                    " AND off < ? ORDER BY off DESC LIMIT 1",
-                                    link, block_id, off, len, err);
+    int rc = !s->keys_any ? 0
+                          : qs_last_range_overlaps(s,
+                                                   "SELECT off + len FROM keys WHERE link = ? AND"
+                                                   " block_id = ? AND off < ? ORDER BY off DESC"
+                                                   " LIMIT 1",
+                                                   link, block_id, off, len, err);
     /* runs (docs/adr/0003-request-records.md) never overlap keys: probe them separately */
     return rc == 0 ? qs_run_recorded(s, link, block_id, off, len, err) : rc;
 }
@@ -280,6 +282,7 @@ int qs_insert_key(qk_store *s, const qk_reservation *r, const qk_key_ref *k, siz
                                err);
     if (!st)
         return QK_ESTORAGE;
+    s->keys_any = true; /* before the row exists: a rolled-back insert only costs probes */
     int rc = qs_bindf(s, st, err, "ttItIIIitI", k->key_id, r->request_id, (int64_t)seq, r->link,
                       qs_i64(k->block_id), (int64_t)k->offset, (int64_t)k->length, state, r->master,
                       qs_i64(r->expires_at));

@@ -374,6 +374,8 @@ int qk_store_lease_room(qk_store *s, const char *link, qk_side side, uint64_t *b
 /* 1 unless key_id is a relayed key still PENDING at the slaves' KME (then 0); <0 error. */
 static int relay_key_waiting(qk_store *s, const char *key_id, qk_err *err)
 {
+    if (!s->keys_any)
+        return 1; /* no key rows: no relayed key either */
     sqlite3_stmt *st =
         qs_prep(s, "SELECT 1 FROM keys WHERE key_id = ? AND link = ? AND state = ?", err);
     int rc = st ? qs_bindf(s, st, err, "tti", key_id, QK_RELAY_LINK, QS_KEY_PENDING) : QK_ESTORAGE;

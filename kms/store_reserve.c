@@ -107,7 +107,7 @@ int qs_key_exists(qk_store *s, const char *key_id, qk_err *err)
     qs_run_row run;
     uint32_t idx = 0;
     int rc = qs_run_find(s, key_id, &run, &idx, err);
-    if (rc != 0)
+    if (rc != 0 || !s->keys_any)
         return rc;
     sqlite3_stmt *st = qs_prep(s, "SELECT 1 FROM keys WHERE key_id = ?", err);
     if (!st)

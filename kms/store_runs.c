@@ -157,6 +157,8 @@ int qs_run_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t o
 
 int qs_run_prefix_in_keys(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qk_err *err)
 {
+    if (!s->keys_any)
+        return 0;
     /* the IDs under a prefix are the text range [id(0), id(0xffff)]: one primary-key probe */
     char lo[QK_KEY_ID_LEN + 1], hi[QK_KEY_ID_LEN + 1];
     qs_run_key_id(prefix, 0, lo);
