@@ -121,8 +121,7 @@ int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_e
                                    err);
         if (!st)
             return QK_ESTORAGE;
-        rc = qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), QS_KEY_PENDING,
-                      QS_KEY_RESERVED);
+        rc = qs_bindf(s, st, err, "tIii", link, qs_i64(block_id), QS_KEY_PENDING, QS_KEY_RESERVED);
         if (!rc)
             rc = qs_step(s, st, err);
         if (rc != 0)

@@ -75,8 +75,8 @@ struct qk_store {
      * it (qk_inline.group_commit) leave their changes in one open transaction, each call in its
      * own savepoint, and the syncer commits it before it syncs: the pages many calls share
      * (counters, index leaves, the block row) go to the WAL once per group. */
-    bool group_open;          /* BEGIN IMMEDIATE done and not yet committed */
-    bool call_lazy;           /* the current call may be lost in a crash (qs_lazy) */
+    bool group_open; /* BEGIN IMMEDIATE done and not yet committed */
+    bool call_lazy;  /* the current call may be lost in a crash (qs_lazy) */
     /* The keys table may hold rows: read at open, set by qs_insert_key before every insert and
      * never cleared while open. Every key carved since schema v6 is a run key, so while this is
      * false the probes of the key-row table (range overlaps, IDs, prefixes) are skipped: they
