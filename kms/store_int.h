@@ -24,6 +24,7 @@
 #define QS_EVENT_MAX     64   /* audit event name */
 #define QS_DETAIL_MAX    1024 /* audit detail */
 #define QS_BUSY_MS       5000 /* SQLite busy timeout */
+#define QS_SEGSZ_CACHE   16   /* blocks whose segment size is remembered */
 #define QS_NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define QS_TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define QS_AD_MAX        (2 + QK_STORE_ID_MAX + 8 + 4)
@@ -82,6 +83,14 @@ struct qk_store {
      * false the probes of the key-row table (range overlaps, IDs, prefixes) are skipped: they
      * could only miss (docs/adr/0003-request-records.md, "Key rows only when needed"). */
     bool keys_any;
+    /* Segment sizes of recently used blocks (seg_size in store_seg.c), direct-mapped by block
+     * ID. A block's seg_bytes never changes: blocks are never deleted (their primary key is
+     * never reused), and every block inserted since schema v7 gets QK_SEG_BYTES. */
+    struct {
+        uint64_t block_id;
+        uint32_t seg_bytes; /* 0: empty */
+        char link[QK_STORE_ID_MAX + 1];
+    } segsz[QS_SEGSZ_CACHE];
     unsigned group_calls;     /* calls whose changes the open transaction holds */
     uint64_t group_seq;       /* the number its COMMIT gets (commit_seq + 1) */
     sqlite3_int64 op_changes; /* sqlite3_total_changes64 when the current call began */

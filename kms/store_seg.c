@@ -49,9 +49,16 @@ static int seg_load(qk_store *s, const char *link, uint64_t block_id, uint32_t i
 }
 
 /* The segment size of a block (blocks.seg_bytes): QK_SEG_BYTES or, stored before schema v7,
- * QK_SEG_BYTES_V1. An unknown block holds no material: QK_ENOTFOUND. */
+ * QK_SEG_BYTES_V1; remembered for the last blocks used (s->segsz: it never changes). An unknown
+ * block holds no material: QK_ENOTFOUND. */
 static int seg_size(qk_store *s, const char *link, uint64_t block_id, uint32_t *sb, qk_err *err)
 {
+    size_t slot = (size_t)(block_id % QS_SEGSZ_CACHE);
+    if (s->segsz[slot].seg_bytes && s->segsz[slot].block_id == block_id &&
+        strcmp(s->segsz[slot].link, link) == 0) {
+        *sb = s->segsz[slot].seg_bytes;
+        return 0;
+    }
     sqlite3_stmt *st =
         qs_prep(s, "SELECT seg_bytes FROM blocks WHERE link = ? AND block_id = ?", err);
     if (!st)
@@ -70,6 +77,11 @@ static int seg_size(qk_store *s, const char *link, uint64_t block_id, uint32_t *
         return qk_err_set(err, QK_ESTORAGE, "store: block %llu: segments of %lld bytes",
                           (unsigned long long)block_id, (long long)v);
     *sb = (uint32_t)v;
+    if (strlen(link) < sizeof s->segsz[slot].link) {
+        s->segsz[slot].block_id = block_id;
+        s->segsz[slot].seg_bytes = *sb;
+        snprintf(s->segsz[slot].link, sizeof s->segsz[slot].link, "%s", link);
+    }
     return 0;
 }
 
