@@ -8,11 +8,10 @@
 
 /* The run of the last run key this fetch looked up: a bulk fetch names the keys of one run
  * in a row, so the run is read once, not once per key. The check phase writes nothing, so the
- * row stays current until the first run is used up (taken: from then on runs are read again). */
+ * row stays current until the first run is used up (valid is then cleared for good). */
 typedef struct {
     qs_run_row *run;
     bool valid;
-    bool taken;
 } fetch_cache;
 
 /* Whether id names a key under the cached run's prefix. Such an ID is no key row: a run's
@@ -112,34 +111,26 @@ static int fetch_check(qk_store *s, const char *caller, const char *master, cons
 
 /* Mark cnt consecutive keys of a run fetched, k the first, and take their bytes into out (read
  * and used up at once). The first run used up in a call may be the cached one, as the check
- * phase read it; every later one is read again, so an ID twice in one call is refused. */
+ * phase read it; after that the cache is spent and every run is read again (into the cache's
+ * buffer), so an ID twice in one call is refused. */
 static int fetch_consume_run(qk_store *s, const qs_key_row *k, uint32_t cnt, uint8_t *out,
                              fetch_cache *c, qk_err *err)
 {
     uint32_t idx = 0;
-    bool cached = !c->taken && cache_holds(c, k->key_id);
-    c->taken = true;
-    if (cached) {
+    int rc;
+    if (cache_holds(c, k->key_id)) { /* nothing was written since the check phase read it */
         uint8_t prefix[QS_RUN_PREFIX_LEN];
-        if (qs_run_parse_id(k->key_id, prefix, &idx) != 0 || idx >= c->run->n)
-            return qk_err_set(err, QK_ESTORAGE, "store: run of key %s vanished", k->key_id);
-        int rc = qs_run_take(s, c->run, idx, cnt, out, err);
-        c->valid = false; /* taken: no longer the stored row */
-        return rc == QK_ENOTFOUND
-                   ? qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", k->key_id)
-                   : rc;
+        rc = qs_run_parse_id(k->key_id, prefix, &idx) == 0 && idx < c->run->n;
+    } else {
+        rc = qs_run_find(s, k->key_id, c->run, &idx, err);
     }
-    qs_run_row *run = malloc(sizeof *run);
-    if (!run)
-        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
-    int rc = qs_run_find(s, k->key_id, run, &idx, err);
+    c->valid = false; /* from here on no longer the row the check phase read */
     if (rc == 0)
         rc = qk_err_set(err, QK_ESTORAGE, "store: run of key %s vanished", k->key_id);
     else if (rc == 1)
-        rc = qs_run_take(s, run, idx, cnt, out, err);
+        rc = qs_run_take(s, c->run, idx, cnt, out, err);
     if (rc == QK_ENOTFOUND)
         rc = qk_err_set(err, QK_ENOTFOUND, "store: key %s already fetched", k->key_id);
-    free(run);
     return rc;
 }
 
@@ -193,7 +184,7 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         if (!ids[i])
             return qk_err_set(err, QK_EINVAL, "store: key id %zu missing", i);
     qs_key_row *rows = calloc(n, sizeof *rows);
-    fetch_cache cache = {malloc(sizeof *cache.run), false, false};
+    fetch_cache cache = {malloc(sizeof *cache.run), false};
     if (!rows || !cache.run) {
         free(rows);
         free(cache.run);
