@@ -530,6 +530,7 @@ static int run_inline(const qk_http_front *f, qk_http_handler *h, http_job *j, q
     memset(rep, 0, sizeof *rep);
     memset(&j->waiter, 0, sizeof j->waiter);
     j->waiter.done = job_barrier_done;
+    j->waiter.sync_seq = ic.sync_seq;
     e->job = j; /* suspended from now on: the barrier may complete on another thread */
     int r = ic.await(ic.owner, ic.seq, &j->waiter);
     if (r != 0) /* already durable (1), or the store failed: complete it here */

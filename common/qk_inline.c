@@ -36,7 +36,7 @@ void qk_inline_allow_group(void)
         cur->group_commit = true;
 }
 
-bool qk_inline_barrier(qk_inline_await_fn await, void *owner, uint64_t seq)
+bool qk_inline_barrier(qk_inline_await_fn await, void *owner, uint64_t seq, bool durable)
 {
     if (!cur || !await || (cur->owner && (cur->owner != owner || cur->await != await)))
         return false;
@@ -44,6 +44,8 @@ bool qk_inline_barrier(qk_inline_await_fn await, void *owner, uint64_t seq)
     cur->owner = owner;
     if (seq > cur->seq)
         cur->seq = seq;
+    if (durable && seq > cur->sync_seq)
+        cur->sync_seq = seq;
     return true;
 }
 

@@ -30,7 +30,9 @@
  * barrier's owner. */
 typedef struct qk_inline_waiter {
     struct qk_inline_waiter *next;
-    uint64_t seq;
+    uint64_t seq;      /* barriers: the number that must be committed (set by await) */
+    uint64_t sync_seq; /* barriers: the number that must also be durable, 0 none (set by the
+                        * envelope from qk_inline.sync_seq before it calls await) */
     double deadline_ms; /* event waits: the owner completes the waiter by then (qk_now_ms) */
     void (*done)(struct qk_inline_waiter *w, int err);
 } qk_inline_waiter;
@@ -49,6 +51,7 @@ typedef struct {
     qk_inline_await_fn await; /* the barrier to wait for before replying, or NULL */
     void *owner;              /* its owner (the store) */
     uint64_t seq;             /* the highest sequence number recorded for that owner */
+    uint64_t sync_seq;        /* the highest of those that must be durable, not only done */
     /* An event to wait for before running the handler again (qk_inline_wait_event). */
     qk_inline_await_fn ev_await;
     void *ev_owner;
@@ -75,10 +78,11 @@ bool qk_inline_must_defer(void);
  * whose caller takes a failed group's 500 as a transient failure and sends again. No-op when
  * not inline. */
 void qk_inline_allow_group(void);
-/* Record a barrier the reply must wait for: true when recorded (the caller skips its own
- * wait), false when the calling thread is not inline or already waits for another owner's
- * barrier (the caller then waits itself, as outside). */
-bool qk_inline_barrier(qk_inline_await_fn await, void *owner, uint64_t seq);
+/* Record a barrier the reply must wait for: number seq done at the owner (for the store:
+ * committed), and with durable also on stable storage. True when recorded (the caller skips
+ * its own wait), false when the calling thread is not inline or already waits for another
+ * owner's barrier (the caller then waits itself, as outside). */
+bool qk_inline_barrier(qk_inline_await_fn await, void *owner, uint64_t seq, bool durable);
 /* Instead of waiting for an event until deadline_ms (qk_now_ms clock): true when recorded on an
  * inline handler (the caller returns QK_EAGAIN having changed nothing; the handler runs again
  * inline once await's owner completes the waiter, err 0 for the event or QK_ETIMEOUT at the

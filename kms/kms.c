@@ -101,6 +101,15 @@ static int open_store(qk_kms *k, qk_err *err)
     if (rc == 0)
         rc = qk_store_open(path, mk, &k->store, err);
     qk_secure_free(mk);
+    uint64_t blocks = 0, bytes = 0;
+    if (rc == 0 && qk_store_recovery(k->store, &blocks, &bytes) == 1)
+        QK_WARN("store: the machine rebooted since the last start, which did not stop cleanly "
+                "(power loss or OS crash): burned the unused room of %llu leased block(s), %llu "
+                "bytes, so that no key answered before the crash is handed out again",
+                (unsigned long long)blocks, (unsigned long long)bytes);
+    if (rc == 0 && !qk_store_replies_at_commit(k->store))
+        QK_INFO("store: this boot's ID is unknown (/proc/sys/kernel/random/boot_id): every "
+                "reply waits for its sync");
     return rc;
 }
 

@@ -56,6 +56,14 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
                   qk_err *err);
 void qk_store_close(qk_store *s);
 int qk_store_schema_version(qk_store *s);
+/* Replies at commit (docs/adr/0002-key-store.md): whether an inline handler's carve from this
+ * end's leases is answered once committed, before its sync (this boot's ID is known). */
+bool qk_store_replies_at_commit(const qk_store *s);
+/* Whether this open recovered from a power loss or OS crash (1) or not (0): the machine
+ * rebooted since the last open, which did not close cleanly, so commits answered before their
+ * sync may be lost; the open then burned the uncarved room of every lease this end held
+ * (*blocks blocks, *bytes bytes; either may be NULL). */
+int qk_store_recovery(qk_store *s, uint64_t *blocks, uint64_t *bytes);
 
 /* ---- blocks --------------------------------------------------------------------------- */
 typedef enum { QK_BLOCK_PENDING = 0, QK_BLOCK_CONFIRMED = 1, QK_BLOCK_BURNED = 2 } qk_block_state;

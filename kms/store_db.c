@@ -363,17 +363,27 @@ static bool qs_group_failed(const qk_store *s, uint64_t seq)
     return false;
 }
 
-/* Take the waiters that the last sync covered off the list: *ok those now durable, the
- * return value those that failed (a failed group's, or all of them after a failed sync).
- * Call with smu held; complete them with qk_inline_complete after releasing it. */
+/* Whether waiter w's barrier holds: its number committed, and its durable number synced (0:
+ * none, docs/adr/0002-key-store.md "Replies at commit"). Under smu; a failed group is
+ * checked before (its number counts as committed). */
+static bool qs_waiter_ready(const qk_store *s, const qk_inline_waiter *w)
+{
+    return w->seq <= s->commit_seq && w->sync_seq <= s->synced_seq;
+}
+
+/* Take the waiters whose barriers hold off the list: *ok those now committed or durable as
+ * they asked, the return value those that failed (a failed group's, or all of them after a
+ * failed sync). Call with smu held; complete them with qk_inline_complete after releasing
+ * it. */
 static qk_inline_waiter *qs_waiters_take(qk_store *s, qk_inline_waiter **ok)
 {
     qk_inline_waiter *bad = NULL, **pp = &s->waiters;
     *ok = NULL;
     while (*pp) {
         qk_inline_waiter *w = *pp;
-        bool failed = s->sync_errno || qs_group_failed(s, w->seq);
-        if (failed || w->seq <= s->synced_seq) {
+        bool failed = s->sync_errno || qs_group_failed(s, w->seq) ||
+                      (w->sync_seq && qs_group_failed(s, w->sync_seq));
+        if (failed || qs_waiter_ready(s, w)) {
             *pp = w->next;
             w->next = failed ? bad : *ok;
             *(failed ? &bad : ok) = w;
@@ -423,6 +433,26 @@ static int qs_group_commit(qk_store *s, qk_err *err)
     return 0;
 }
 
+/* COMMIT the open group if its number is <= seq (takes mu; call without mu and smu). */
+static void qs_commit_upto(qk_store *s, uint64_t seq)
+{
+    (void)pthread_mutex_lock(&s->mu);
+    if (s->group_open && s->group_seq <= seq)
+        (void)qs_group_commit(s, NULL);
+    (void)pthread_mutex_unlock(&s->mu);
+}
+
+/* Complete the waiters whose barriers hold now (takes smu). */
+static void qs_waiters_complete(qk_store *s)
+{
+    qk_inline_waiter *ok, *bad;
+    (void)pthread_mutex_lock(&s->smu);
+    bad = qs_waiters_take(s, &ok);
+    (void)pthread_mutex_unlock(&s->smu);
+    qk_inline_complete(ok, 0);
+    qk_inline_complete(bad, QK_ESTORAGE);
+}
+
 /* Durability barrier (group commit). Commits run with synchronous=NORMAL: COMMIT appends WAL
  * frames without syncing. Before a writing call reports success it waits here, without mu,
  * until the WAL file has been fdatasync'ed past its commit. Whoever finds nobody syncing
@@ -442,10 +472,7 @@ static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
     while (s->synced_seq < seq && !s->sync_errno && !qs_group_failed(s, seq)) {
         if (s->commit_seq < seq) { /* seq is the open group's: commit it (mu before smu) */
             (void)pthread_mutex_unlock(&s->smu);
-            (void)pthread_mutex_lock(&s->mu);
-            if (s->group_open && s->group_seq == seq)
-                (void)qs_group_commit(s, NULL);
-            (void)pthread_mutex_unlock(&s->mu);
+            qs_commit_upto(s, seq);
             (void)pthread_mutex_lock(&s->smu);
             if (s->commit_seq < seq && !qs_group_failed(s, seq)) {
                 e = EINVAL; /* no such number: never issued */
@@ -492,21 +519,24 @@ static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
     qk_store *s = owner;
     int rc;
     (void)pthread_mutex_lock(&s->smu);
-    if (s->sync_errno || qs_group_failed(s, seq)) {
+    w->seq = seq; /* w->sync_seq: set by the envelope (0 or <= seq) */
+    if (w->sync_seq > seq)
+        w->sync_seq = seq;
+    if (s->sync_errno || qs_group_failed(s, seq) ||
+        (w->sync_seq && qs_group_failed(s, w->sync_seq))) {
         rc = QK_ESTORAGE;
-    } else if (s->synced_seq >= seq) {
+    } else if (qs_waiter_ready(s, w)) {
         rc = 1;
     } else if (!s->syncer_on || s->syncer_stop) {
         rc = 2; /* nobody would sync for it: the caller waits (below) */
     } else {
-        w->seq = seq;
         w->next = s->waiters;
         s->waiters = w;
         (void)pthread_cond_signal(&s->wcond);
         rc = 0;
     }
     (void)pthread_mutex_unlock(&s->smu);
-    if (rc == 2) /* the store is closing: sync here (short, and only then) */
+    if (rc == 2) /* the store is closing: commit and sync here (short, and only then) */
         rc = qs_sync_wait(s, seq, NULL) == 0 ? 1 : QK_ESTORAGE;
     return rc;
 }
@@ -544,14 +574,23 @@ static void *qs_syncer_main(void *arg)
             qs_lazy_linger(s);
         if (!s->waiters && !s->lazy_seq)
             break; /* stopping, and nothing waits */
-        uint64_t target = s->lazy_seq;
-        for (qk_inline_waiter *w = s->waiters; w; w = w->next)
-            if (w->seq > target)
-                target = w->seq;
+        /* Replies at commit first (no fdatasync for them), then what must be durable. */
+        uint64_t target = s->lazy_seq, commit_to = 0;
+        for (qk_inline_waiter *w = s->waiters; w; w = w->next) {
+            if (w->seq > commit_to)
+                commit_to = w->seq;
+            if (w->sync_seq > target)
+                target = w->sync_seq;
+        }
         (void)pthread_mutex_unlock(&s->smu);
-        (void)qs_sync_wait(s, target, NULL); /* completes the waiters it covers, or all on error */
+        if (commit_to > target) {
+            qs_commit_upto(s, commit_to);
+            qs_waiters_complete(s);
+        }
+        if (target) /* completes the waiters it covers, or all on error */
+            (void)qs_sync_wait(s, target, NULL);
         (void)pthread_mutex_lock(&s->smu);
-        if (s->lazy_seq <= target) /* synced, failed or lost: tried once, as a barrier is */
+        if (target && s->lazy_seq <= target) /* synced, failed or lost: tried once */
             s->lazy_seq = 0;
     }
     (void)pthread_mutex_unlock(&s->smu);
@@ -572,6 +611,11 @@ static int qs_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 void qs_lazy(qk_store *s)
 {
     s->call_lazy = true;
+}
+
+void qs_recoverable(qk_store *s)
+{
+    s->call_recoverable = true;
 }
 
 /* Whether the current call may leave its changes in the open group: a lazy call (qs_lazy), or
@@ -595,6 +639,8 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
 {
     bool lazy = s->call_lazy;
     s->call_lazy = false;
+    bool recoverable = s->call_recoverable;
+    s->call_recoverable = false;
     for (size_t i = 0; i < s->nstmts; i++) /* those this call used: none is left running */
         if (s->stmts[i].used) {
             (void)sqlite3_reset(s->stmts[i].st);
@@ -664,8 +710,11 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         (void)pthread_mutex_unlock(&s->smu);
         seq = 0;
     }
-    /* An inline handler's call does not wait: its reply waits for the barrier instead. */
-    if (seq && s->wal_fd >= 0 && !qk_inline_barrier(qs_await, s, seq)) {
+    /* An inline handler's call does not wait: its reply waits for the barrier instead, for
+     * the COMMIT alone when what the call wrote is undone safely by the power-loss recovery or
+     * when it wrote nothing ("Replies at commit"). */
+    bool durable = !s->reply_at_commit || (wrote && !recoverable);
+    if (seq && s->wal_fd >= 0 && !qk_inline_barrier(qs_await, s, seq, durable)) {
         int src = qs_sync_wait(s, seq, rc == 0 ? err : NULL);
         if (rc == 0)
             rc = src;
@@ -965,6 +1014,8 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
     if (!rc)
         rc = qs_keys_any_load(s, err);
     if (!rc)
+        rc = qs_recover_open(s, err);
+    if (!rc)
         rc = qs_group_commit_on(s, path, err);
     if (rc) {
         qk_store_close(s);
@@ -996,6 +1047,8 @@ void qk_store_close(qk_store *s)
         if (g && s->wal_fd >= 0)
             (void)qs_sync_wait(s, g, NULL);
     }
+    if (s->db)
+        qs_recover_close(s);
     for (size_t i = 0; i < s->nstmts; i++)
         sqlite3_finalize(s->stmts[i].st);
     s->nstmts = 0;

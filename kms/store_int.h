@@ -78,6 +78,15 @@ struct qk_store {
      * (counters, index leaves, the block row) go to the WAL once per group. */
     bool group_open; /* BEGIN IMMEDIATE done and not yet committed */
     bool call_lazy;  /* the current call may be lost in a crash (qs_lazy) */
+    /* The current call's writes are undone safely by the power-loss recovery (qs_recoverable):
+     * an inline handler's reply then waits for its COMMIT only, not for the sync. */
+    bool call_recoverable;
+    /* Replies may follow a COMMIT before its sync (store_recover.c): this boot's ID is known
+     * and recorded, so that an open after a power loss finds it changed and recovers. */
+    bool reply_at_commit;
+    bool recover_done;  /* qs_recover_open succeeded: a clean close may be marked */
+    bool recovered;     /* this open recovered from a power loss (qk_store_recovery) */
+    uint64_t recovered_blocks, recovered_bytes; /* lease room it burned */
     /* The keys table may hold rows: read at open, set by qs_insert_key before every insert and
      * never cleared while open. Every key carved since schema v6 is a run key, so while this is
      * false the probes of the key-row table (range overlaps, IDs, prefixes) are skipped: they
@@ -144,6 +153,22 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err);
  * noticed is sent again, and the peer takes it again). Its changes join the open group (or
  * commit) and qs_end returns without waiting for the WAL sync; the syncer syncs them soon. */
 void qs_lazy(qk_store *s);
+/* The current call only carves from this end's granted leases (store_notice.c): if a power
+ * loss undoes it, the next open burns every lease room it could have used (store_recover.c),
+ * so an inline handler's reply needs its COMMIT, not its sync (docs/adr/0002-key-store.md,
+ * "Replies at commit"). Under mu, between qs_begin and qs_end. */
+void qs_recoverable(qk_store *s);
+
+/* ---- store_recover.c: replies at commit, recovery after a power loss ------------------ */
+/* At open (synchronous=FULL, before the syncer starts): when the last open recorded another
+ * boot and the store was not closed cleanly, a power loss (or an OS crash) may have undone
+ * commits whose replies were sent: burn the uncarved room of every lease this end holds. Then
+ * record this boot (s->reply_at_commit when it is known) and clear the clean mark. */
+int qs_recover_open(qk_store *s, qk_err *err);
+/* At close, after the last sync (under mu, no group open): mark the store closed cleanly. */
+void qs_recover_close(qk_store *s);
+/* Tests: the boot ID to use instead of /proc/sys/kernel/random/boot_id ("" = unknown). */
+extern const char *qs_test_boot_id;
 /* Test hook: when set, called instead of fdatasync(2) on the WAL file (tests only). */
 extern int (*qs_test_fdatasync)(int fd);
 /* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway, in

@@ -166,6 +166,9 @@ static int carve_start(qk_store *s, const qk_reservation *r, qk_side side, size_
     if (rc)
         return rc;
     *begun = true;
+    /* A power loss that undoes this carve burns the lease room it used (store_recover.c): an
+     * inline handler's reply needs its COMMIT, not its sync. */
+    qs_recoverable(s);
     /* a known request ID (or tombstone) fails the primary key: QK_EEXIST */
     rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, noticed, err);
     if (rc == QK_EEXIST)

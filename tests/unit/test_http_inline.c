@@ -35,6 +35,7 @@ static struct {
     int result; /* what the completion passes: 0 or an error */
     int answer; /* what the await returns: 0 (queue), 1 (durable), <0 (failed) */
     unsigned awaited;
+    uint64_t sync_seq; /* what the last await's waiter carried */
 } g_bar = {.mu = PTHREAD_MUTEX_INITIALIZER};
 static int g_owner;
 
@@ -44,6 +45,7 @@ static int fake_await(void *owner, uint64_t seq, qk_inline_waiter *w)
         return -1;
     pthread_mutex_lock(&g_bar.mu);
     g_bar.awaited++;
+    g_bar.sync_seq = w->sync_seq;
     int a = g_bar.answer;
     if (a == 0)
         g_bar.w = w;
@@ -97,7 +99,9 @@ static void on_req(qk_http_handler *self, const qk_http_request *req, qk_http_re
         }
         qk_http_reply_set(rep, 200, "text/plain", inl ? "inline" : "worker", 6);
     } else if (strcmp(req->path, "/held") == 0) {
-        bool rec = qk_inline_barrier(fake_await, &g_owner, 7);
+        /* number 7 done, number 5 durable too: the waiter carries both */
+        bool rec = qk_inline_barrier(fake_await, &g_owner, 5, true) &&
+                   qk_inline_barrier(fake_await, &g_owner, 7, false);
         static const char body[] = "{\"key\":\"c2VjcmV0\"}";
         char *sec = qk_secure_alloc(sizeof body);
         if (!sec) {
@@ -254,6 +258,7 @@ static void test_inline_and_deferred(void)
     /* A barrier: the reply waits until it completes (awaited once). */
     CU_ASSERT(expect(c, port, "/held", 0, 0, 200, key, 1, 0) >= HOLD_MS - 20);
     CU_ASSERT_EQUAL(g_bar.awaited, 1);
+    CU_ASSERT_EQUAL(g_bar.sync_seq, 5);
     /* A failed barrier: 500, and the held body (key bytes) never leaves. */
     expect(c, port, "/held", 0, QK_ESTORAGE, 500, NULL, 1, 0);
     /* Already durable: answered at once, nothing queued. */

@@ -214,6 +214,12 @@ static void w_cb(qk_inline_waiter *w, int err)
     atomic_fetch_add(&w_done, 1);
 }
 
+/* A waiter for the barrier ic recorded, as the envelope fills it (common/http_envelope.c). */
+static qk_inline_waiter waiter_for(const qk_inline *ic)
+{
+    return (qk_inline_waiter){.done = w_cb, .sync_seq = ic->sync_seq};
+}
+
 /* A fresh store with its WAL sync blocked, the waiter's counters reset, and one carve and
  * commit made as an inline handler makes them (ic gets the barrier). The carve's late count. */
 static int inline_carve(const char *req, int fail, qk_inline *ic, int *rc)
@@ -243,7 +249,7 @@ static void test_inline_barrier(void)
     CU_ASSERT_PTR_EQUAL(ic.owner, S);  /* the barrier is the store's ... */
     CU_ASSERT_FATAL(ic.await != NULL); /* ... */
     CU_ASSERT(ic.seq >= 2);            /* ... at the later commit */
-    qk_inline_waiter w = {.done = w_cb};
+    qk_inline_waiter w = waiter_for(&ic);
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0); /* queued */
     sleep_ms(100);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 0);   /* the sync is blocked: not complete */
@@ -255,7 +261,7 @@ static void test_inline_barrier(void)
     CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
     CU_ASSERT(atomic_load(&sync_done) >= 1);
     /* Now durable: a second wait on the same number completes at once, without queueing. */
-    qk_inline_waiter w2 = {.done = w_cb};
+    qk_inline_waiter w2 = waiter_for(&ic);
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w2), 1);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
     /* Outside an inline handler the same calls wait as before. */
@@ -273,7 +279,7 @@ static void test_inline_barrier_sync_fails(void)
     int rc;
     (void)inline_carve("inline-fail", 1, &ic, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    qk_inline_waiter w = {.done = w_cb};
+    qk_inline_waiter w = waiter_for(&ic);
     CU_ASSERT_FATAL(ic.await != NULL);
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
     atomic_store(&sync_block, 0);
@@ -281,7 +287,7 @@ static void test_inline_barrier_sync_fails(void)
         sleep_ms(5);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
     CU_ASSERT_EQUAL(atomic_load(&w_err), QK_ESTORAGE);
-    qk_inline_waiter w2 = {.done = w_cb};
+    qk_inline_waiter w2 = waiter_for(&ic);
     CU_ASSERT(ic.await(ic.owner, ic.seq, &w2) < 0);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
     done();
@@ -302,7 +308,7 @@ static void test_inline_barrier_close(void)
     int rc;
     (void)inline_carve("inline-close", 0, &ic, &rc);
     CU_ASSERT_EQUAL(rc, 0);
-    qk_inline_waiter w = {.done = w_cb};
+    qk_inline_waiter w = waiter_for(&ic);
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
     pthread_t th; /* lets the blocked sync go on while the close below waits */
     CU_ASSERT_FATAL(pthread_create(&th, NULL, unblock_later, NULL) == 0);
@@ -379,7 +385,7 @@ static void test_group_shared(void)
     CU_ASSERT_EQUAL(ic1.seq, ic2.seq); /* one group, one number */
     CU_ASSERT(group_open());           /* nothing committed yet */
     CU_ASSERT_EQUAL(count_requests("grp-1"), 1);
-    qk_inline_waiter w1 = {.done = w_cb}, w2 = {.done = w_cb};
+    qk_inline_waiter w1 = waiter_for(&ic1), w2 = waiter_for(&ic2);
     CU_ASSERT_EQUAL(ic1.await(ic1.owner, ic1.seq, &w1), 0);
     CU_ASSERT_EQUAL(ic2.await(ic2.owner, ic2.seq, &w2), 0);
     for (int i = 0; i < 200 && group_open(); i++)
@@ -420,13 +426,13 @@ static void test_group_commit_fails(void)
     CU_ASSERT_EQUAL(qs_end(S, 0, true, &err), 0); /* kept in the group: the check comes later */
     qk_inline_end();
     CU_ASSERT_EQUAL(ic1.seq, ic2.seq);
-    qk_inline_waiter w1 = {.done = w_cb};
+    qk_inline_waiter w1 = waiter_for(&ic1);
     CU_ASSERT_EQUAL(ic1.await(ic1.owner, ic1.seq, &w1), 0);
     wait_done(1);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
     CU_ASSERT_EQUAL(atomic_load(&w_err), QK_ESTORAGE);
     CU_ASSERT_EQUAL(count_requests("grp-a"), 0); /* rolled back with the group */
-    qk_inline_waiter w2 = {.done = w_cb};
+    qk_inline_waiter w2 = waiter_for(&ic2);
     CU_ASSERT(ic2.await(ic2.owner, ic2.seq, &w2) < 0); /* late waiter of the failed group */
     CU_ASSERT_EQUAL(carve_commit("after", 1, &late), 0);
     CU_ASSERT_EQUAL(count_requests("after"), 1);
@@ -446,7 +452,7 @@ static void test_group_closed_by_blocking_call(void)
     CU_ASSERT_EQUAL(carve_commit("outside", 1, &late), 0);
     CU_ASSERT_EQUAL(late, 0); /* it waited for a sync */
     CU_ASSERT(!group_open());
-    qk_inline_waiter w = {.done = w_cb};
+    qk_inline_waiter w = waiter_for(&ic);
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 1); /* durable already */
     done();
 }
@@ -533,7 +539,7 @@ static void test_lazy_rides_with_reply(void)
     qk_inline ic;
     CU_ASSERT_EQUAL(group_carve("grp-3", 1, &ic, &late), 0);
     CU_ASSERT_FATAL(ic.await != NULL);
-    qk_inline_waiter w = {.done = w_cb};
+    qk_inline_waiter w = waiter_for(&ic);
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
     wait_done(1);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
