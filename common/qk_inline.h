@@ -30,9 +30,9 @@
  * barrier's owner. */
 typedef struct qk_inline_waiter {
     struct qk_inline_waiter *next;
-    uint64_t seq;      /* barriers: the number that must be committed (set by await) */
-    uint64_t sync_seq; /* barriers: the number that must also be durable, 0 none (set by the
-                        * envelope from qk_inline.sync_seq before it calls await) */
+    uint64_t seq;       /* barriers: the number that must be committed (set by await) */
+    uint64_t sync_seq;  /* barriers: the number that must also be durable, 0 none (set by the
+                         * envelope from qk_inline.sync_seq before it calls await) */
     double deadline_ms; /* event waits: the owner completes the waiter by then (qk_now_ms) */
     void (*done)(struct qk_inline_waiter *w, int err);
 } qk_inline_waiter;

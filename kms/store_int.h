@@ -84,8 +84,8 @@ struct qk_store {
     /* Replies may follow a COMMIT before its sync (store_recover.c): this boot's ID is known
      * and recorded, so that an open after a power loss finds it changed and recovers. */
     bool reply_at_commit;
-    bool recover_done;  /* qs_recover_open succeeded: a clean close may be marked */
-    bool recovered;     /* this open recovered from a power loss (qk_store_recovery) */
+    bool recover_done; /* qs_recover_open succeeded: a clean close may be marked */
+    bool recovered;    /* this open recovered from a power loss (qk_store_recovery) */
     uint64_t recovered_blocks, recovered_bytes; /* lease room it burned */
     /* The keys table may hold rows: read at open, set by qs_insert_key before every insert and
      * never cleared while open. Every key carved since schema v6 is a run key, so while this is
