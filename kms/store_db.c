@@ -541,56 +541,69 @@ static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
     return rc;
 }
 
-/* Wait on wcond (with smu) until a reply waits, the store stops, or qs_lazy_wait_ms pass. */
-static void qs_lazy_linger(qk_store *s)
+/* The monotonic time qs_lazy_wait_ms from now. */
+static struct timespec qs_lazy_deadline(void)
 {
-    struct timespec dl;
-    if (clock_gettime(CLOCK_MONOTONIC, &dl) != 0)
-        return;
+    struct timespec dl = {0, 0};
+    (void)clock_gettime(CLOCK_MONOTONIC, &dl);
     dl.tv_sec += qs_lazy_wait_ms / 1000;
     dl.tv_nsec += (long)(qs_lazy_wait_ms % 1000) * 1000000L;
     dl.tv_sec += dl.tv_nsec / 1000000000L;
     dl.tv_nsec %= 1000000000L;
-    while (!s->waiters && !s->syncer_stop && s->lazy_seq > s->synced_seq)
-        if (pthread_cond_timedwait(&s->wcond, &s->smu, &dl) == ETIMEDOUT)
-            break;
+    return dl;
 }
 
-/* The syncer thread: syncs whenever replies of inline handlers wait, so that they complete
- * without any request thread blocking in fdatasync, and after lazy calls (qs_lazy), so that
- * their group does not stay open: a lazy call alone first lingers up to qs_lazy_wait_ms for a
- * reply that needs a sync anyway (at one connection the next request's carve joins the group
- * the mark left open, and one sync covers both). One sync covers every commit before it (group
- * commit): under load a sync completes many replies at once. */
+/* The syncer thread: commits and syncs for the replies of inline handlers, so that they
+ * complete without any request thread blocking in COMMIT or fdatasync, and syncs after lazy
+ * calls (qs_lazy), so that their group does not stay open.
+ * - A reply that needs only its COMMIT (docs/adr/0002-key-store.md, "Replies at commit") gets
+ *   it at once, without a sync.
+ * - A reply that must be durable gets a sync, which covers every commit before it (group
+ *   commit): under load one sync completes many replies at once.
+ * - A lazy call first lingers up to qs_lazy_wait_ms for a reply that needs a sync anyway (at
+ *   one connection the next request joins the group the mark left open, and one sync covers
+ *   both); replies at commit served meanwhile do not end the linger. */
 static void *qs_syncer_main(void *arg)
 {
     QK_THREAD_NAME("qk-store-sync");
     qk_store *s = arg;
+    struct timespec lazy_dl = {0, 0};
+    bool lingering = false;
     (void)pthread_mutex_lock(&s->smu);
     for (;;) {
         while (!s->waiters && !s->lazy_seq && !s->syncer_stop)
             (void)pthread_cond_wait(&s->wcond, &s->smu);
-        if (!s->waiters && s->lazy_seq)
-            qs_lazy_linger(s);
         if (!s->waiters && !s->lazy_seq)
             break; /* stopping, and nothing waits */
-        /* Replies at commit first (no fdatasync for them), then what must be durable. */
-        uint64_t target = s->lazy_seq, commit_to = 0;
+        uint64_t commit_to = 0, target = 0;
         for (qk_inline_waiter *w = s->waiters; w; w = w->next) {
             if (w->seq > commit_to)
                 commit_to = w->seq;
             if (w->sync_seq > target)
                 target = w->sync_seq;
         }
-        (void)pthread_mutex_unlock(&s->smu);
-        if (commit_to > target) {
+        if (commit_to > target) { /* replies at commit: COMMIT, no sync */
+            (void)pthread_mutex_unlock(&s->smu);
             qs_commit_upto(s, commit_to);
             qs_waiters_complete(s);
+            (void)pthread_mutex_lock(&s->smu);
+            continue;
         }
-        if (target) /* completes the waiters it covers, or all on error */
-            (void)qs_sync_wait(s, target, NULL);
+        if (!target && s->lazy_seq > s->synced_seq && !s->syncer_stop) { /* lazy alone */
+            if (!lingering) {
+                lazy_dl = qs_lazy_deadline();
+                lingering = true;
+            }
+            if (pthread_cond_timedwait(&s->wcond, &s->smu, &lazy_dl) != ETIMEDOUT)
+                continue; /* a reply, a stop, or another lazy call: look again */
+        }
+        lingering = false;
+        if (s->lazy_seq > target)
+            target = s->lazy_seq;
+        (void)pthread_mutex_unlock(&s->smu);
+        (void)qs_sync_wait(s, target, NULL); /* completes the waiters it covers, or all */
         (void)pthread_mutex_lock(&s->smu);
-        if (target && s->lazy_seq <= target) /* synced, failed or lost: tried once */
+        if (s->lazy_seq <= target) /* synced, failed or lost: tried once, as a barrier is */
             s->lazy_seq = 0;
     }
     (void)pthread_mutex_unlock(&s->smu);
@@ -712,9 +725,12 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     }
     /* An inline handler's call does not wait: its reply waits for the barrier instead, for
      * the COMMIT alone when what the call wrote is undone safely by the power-loss recovery or
-     * when it wrote nothing ("Replies at commit"). */
+     * when it wrote nothing ("Replies at commit"). Any other call waits for the sync, except
+     * one that wrote nothing and whose reader needs no more than the COMMIT (qs_recoverable:
+     * the notifier's read of the carves it tells the peer about). */
     bool durable = !s->reply_at_commit || (wrote && !recoverable);
-    if (seq && s->wal_fd >= 0 && !qk_inline_barrier(qs_await, s, seq, durable)) {
+    if (seq && s->wal_fd >= 0 && !qk_inline_barrier(qs_await, s, seq, durable) &&
+        !(s->reply_at_commit && !wrote && recoverable)) {
         int src = qs_sync_wait(s, seq, rc == 0 ? err : NULL);
         if (rc == 0)
             rc = src;

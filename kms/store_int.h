@@ -153,10 +153,11 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err);
  * noticed is sent again, and the peer takes it again). Its changes join the open group (or
  * commit) and qs_end returns without waiting for the WAL sync; the syncer syncs them soon. */
 void qs_lazy(qk_store *s);
-/* The current call only carves from this end's granted leases (store_notice.c): if a power
- * loss undoes it, the next open burns every lease room it could have used (store_recover.c),
- * so an inline handler's reply needs its COMMIT, not its sync (docs/adr/0002-key-store.md,
- * "Replies at commit"). Under mu, between qs_begin and qs_end. */
+/* The current call only carves from this end's granted leases (store_notice.c), or only reads
+ * such carves: if a power loss undoes them, the next open burns every lease room they could
+ * have used (store_recover.c), so an inline handler's reply needs its COMMIT, not its sync, and
+ * so does a read by any caller (docs/adr/0002-key-store.md, "Replies at commit"). Under mu,
+ * between qs_begin and qs_end. */
 void qs_recoverable(qk_store *s);
 
 /* ---- store_recover.c: replies at commit, recovery after a power loss ------------------ */

@@ -351,6 +351,10 @@ int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size
     memset(out, 0, cap * sizeof *out);
     if ((rc = qs_begin(s, err)) != 0)
         return rc;
+    /* The peer may hear of a carve before it is synced: if a power loss undoes it here, the
+     * recovery burns its lease room, and the peer's copy stays the one record of those keys
+     * (docs/adr/0002-key-store.md, "Replies at commit"). */
+    qs_recoverable(s);
     sqlite3_stmt *st = qs_prep(s,
                                "SELECT request_id, master, expires_at FROM requests"
                                " INDEXED BY requests_unnoticed WHERE link = ? AND noticed = 0"

@@ -6,6 +6,7 @@
  * a clean close or a crash in the same boot keeps it. */
 #include <CUnit/CUnit.h>
 #include <sodium.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -181,6 +182,77 @@ static void test_reply_at_commit(void)
     done();
 }
 
+static void *unblock_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(300);
+    atomic_store(&sync_block, 0);
+    return NULL;
+}
+
+/* The notifier's read of the carves to tell the peer about needs their COMMIT, not their sync:
+ * with every sync blocked it returns (having committed the open group) and lists the carve. A
+ * read that is not marked so still waits for the sync. */
+static void test_notices_read_at_commit(void)
+{
+    fresh("boot-1");
+    (void)lease(512);
+    qs_test_fdatasync = hook;
+    atomic_store(&sync_block, 1);
+    uint8_t mat[8 * 32];
+    qk_inline ic;
+    CU_ASSERT_EQUAL_FATAL(carve("n-1", 1, &ic, mat), 0);
+    CU_ASSERT(group_open());
+    pthread_t th; /* the sync goes on later, whatever happens here */
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, unblock_later, NULL) == 0);
+    qk_notice v[4];
+    size_t n = 0;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_notices_pending(S, LINK, v, 4, &n, &err), 0);
+    CU_ASSERT_EQUAL(atomic_load(&sync_block), 1); /* returned with the sync still blocked */
+    CU_ASSERT(!group_open());
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_STRING_EQUAL(v[0].request_id, "n-1");
+    qk_notice_free(v, n);
+    /* A burn is not: it waits for its sync. */
+    CU_ASSERT_EQUAL(qk_store_burn(S, "n-1", &err), 0);
+    CU_ASSERT_EQUAL(atomic_load(&sync_block), 0);
+    CU_ASSERT(pthread_join(th, NULL) == 0);
+    done();
+}
+
+/* A lazy call (a notice marked done) lingers for a reply that needs a sync anyway; replies at
+ * commit served meanwhile neither sync nor end the linger, and the linger's end syncs once. */
+static void test_lazy_linger_kept(void)
+{
+    fresh("boot-1");
+    (void)lease(512);
+    uint8_t mat[8 * 32];
+    CU_ASSERT_EQUAL_FATAL(carve("z-1", 1, NULL, mat), 0);
+    qs_test_fdatasync = hook;
+    unsigned saved = qs_lazy_wait_ms;
+    qs_lazy_wait_ms = 2000;
+    int synced = atomic_load(&syncs_done);
+    const char *ids[] = {"z-1"};
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_notices_done(S, ids, 1, &err), 0);
+    qk_inline ic;
+    CU_ASSERT_EQUAL_FATAL(carve("z-2", 1, &ic, mat), 0);
+    CU_ASSERT_FATAL(ic.await != NULL);
+    qk_inline_waiter w = {.done = w_cb, .sync_seq = ic.sync_seq};
+    int r = ic.await(ic.owner, ic.seq, &w);
+    CU_ASSERT_EQUAL(r, 0);
+    wait_done(1);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
+    CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
+    CU_ASSERT_EQUAL(atomic_load(&syncs_done), synced); /* no sync yet: still lingering */
+    for (int i = 0; i < 800 && atomic_load(&syncs_done) == synced; i++)
+        sleep_ms(5);
+    CU_ASSERT_EQUAL(atomic_load(&syncs_done), synced + 1); /* the linger's end: one sync */
+    qs_lazy_wait_ms = saved;
+    done();
+}
+
 /* Close S as a crash would leave it: without the clean mark. Then open it in boot "boot". */
 static void crash_reopen(const char *boot)
 {
@@ -299,6 +371,9 @@ int suite_store_recover(void)
         return -1;
     if (!CU_add_test(s, "an inline carve's reply waits for the commit, not the sync",
                      test_reply_at_commit) ||
+        !CU_add_test(s, "the notifier reads carves at their commit", test_notices_read_at_commit) ||
+        !CU_add_test(s, "replies at commit do not end a lazy call's linger",
+                     test_lazy_linger_kept) ||
         !CU_add_test(s, "after a power loss the unused lease room is burned",
                      test_power_loss_recovery))
         return -1;
