@@ -495,6 +495,8 @@ static int hot_path_key(parse_ctx *c, const char *key, const char *v, qk_err *er
         return parse_u32(v, 1, QK_CFG_NOTICE_BATCH_MAX, &cfg->notice_batch, err);
     if (strcmp(key, "notice_wait") == 0)
         return qk_parse_duration_ms(v, 0, 60000, &cfg->notice_wait_ms, err);
+    if (strcmp(key, "reply_at_commit") == 0)
+        return qk_parse_bool(v, &cfg->reply_at_commit, err);
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 

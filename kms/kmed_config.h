@@ -182,6 +182,7 @@ typedef struct {
     uint32_t lease_demand_ms; /* a lease asks at least this long's recent demand: 500 */
     uint32_t notice_batch;    /* requests per POST /peer/v1/notices: 256 */
     uint64_t notice_wait_ms;  /* a fetch of a not yet noticed key waits this long: 2000 */
+    bool reply_at_commit;     /* answer carves at their COMMIT (store.h): false */
 
     qk_skip_cfg skip;
 

@@ -98,8 +98,9 @@ static int open_store(qk_kms *k, qk_err *err)
     if (!mk)
         return qk_err_set(err, QK_ENOMEM, "out of secure memory");
     int rc = load_master_key(cfg, mk, err);
+    qk_store_opts so = {.reply_at_commit = cfg->reply_at_commit};
     if (rc == 0)
-        rc = qk_store_open(path, mk, &k->store, err);
+        rc = qk_store_open_with(path, mk, &so, &k->store, err);
     qk_secure_free(mk);
     uint64_t blocks = 0, bytes = 0;
     if (rc == 0 && qk_store_recovery(k->store, &blocks, &bytes) == 1)
@@ -107,9 +108,9 @@ static int open_store(qk_kms *k, qk_err *err)
                 "(power loss or OS crash): burned the unused room of %llu leased block(s), %llu "
                 "bytes, so that no key answered before the crash is handed out again",
                 (unsigned long long)blocks, (unsigned long long)bytes);
-    if (rc == 0 && !qk_store_replies_at_commit(k->store))
-        QK_INFO("store: this boot's ID is unknown (/proc/sys/kernel/random/boot_id): every "
-                "reply waits for its sync");
+    if (rc == 0 && cfg->reply_at_commit && !qk_store_replies_at_commit(k->store))
+        QK_WARN("store: reply_at_commit is set but this boot's ID is unknown "
+                "(/proc/sys/kernel/random/boot_id): every reply waits for its sync");
     return rc;
 }
 

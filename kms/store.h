@@ -54,10 +54,21 @@ typedef struct qk_store qk_store;
  * A database created under another master key is refused (QK_EMISMATCH). */
 int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN], qk_store **out,
                   qk_err *err);
+typedef struct {
+    /* Replies at commit (docs/adr/0002-key-store.md): an inline handler's carve from this
+     * end's leases is answered once committed, before its WAL sync (which follows within
+     * ~100 ms), when this boot's ID can be read. A crash of the process loses nothing; after a
+     * power loss or OS crash the next open burns the unused room of every lease this end
+     * holds, and keys answered in the last moments before it may be unknown at the slave
+     * (never delivered twice). Off (the default): every reply waits for its sync. */
+    bool reply_at_commit;
+} qk_store_opts;
+/* qk_store_open with options (NULL: the defaults, as qk_store_open). */
+int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
+                       const qk_store_opts *opts, qk_store **out, qk_err *err);
 void qk_store_close(qk_store *s);
 int qk_store_schema_version(qk_store *s);
-/* Replies at commit (docs/adr/0002-key-store.md): whether an inline handler's carve from this
- * end's leases is answered once committed, before its sync (this boot's ID is known). */
+/* Whether replies at commit are on: asked for (qk_store_opts) and this boot's ID known. */
 bool qk_store_replies_at_commit(const qk_store *s);
 /* Whether this open recovered from a power loss or OS crash (1) or not (0): the machine
  * rebooted since the last open, which did not close cleanly, so commits answered before their

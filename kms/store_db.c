@@ -582,11 +582,15 @@ static void *qs_syncer_main(void *arg)
             if (w->sync_seq > target)
                 target = w->sync_seq;
         }
-        if (commit_to > target) { /* replies at commit: COMMIT, no sync */
+        if (commit_to > target) { /* replies at commit: COMMIT, no sync now ... */
             (void)pthread_mutex_unlock(&s->smu);
             qs_commit_upto(s, commit_to);
             qs_waiters_complete(s);
             (void)pthread_mutex_lock(&s->smu);
+            /* ... but within qs_lazy_wait_ms, as for a lazy call: what a power loss can undo
+             * stays short, and so does the WAL a checkpoint must sync under the store's mutex */
+            if (s->lazy_seq < s->commit_seq && s->synced_seq < s->commit_seq)
+                s->lazy_seq = s->commit_seq;
             continue;
         }
         if (!target && s->lazy_seq > s->synced_seq && !s->syncer_stop) { /* lazy alone */
@@ -969,6 +973,12 @@ static void qs_sqlite_setup(void)
 int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN], qk_store **out,
                   qk_err *err)
 {
+    return qk_store_open_with(path, master_key, NULL, out, err);
+}
+
+int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
+                       const qk_store_opts *opts, qk_store **out, qk_err *err)
+{
     if (!path || !*path || !master_key || !out)
         return qk_err_set(err, QK_EINVAL, "store: open needs a path, a master key and out");
     *out = NULL;
@@ -1030,7 +1040,7 @@ int qk_store_open(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],
     if (!rc)
         rc = qs_keys_any_load(s, err);
     if (!rc)
-        rc = qs_recover_open(s, err);
+        rc = qs_recover_open(s, opts && opts->reply_at_commit, err);
     if (!rc)
         rc = qs_group_commit_on(s, path, err);
     if (rc) {

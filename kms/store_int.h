@@ -164,8 +164,9 @@ void qs_recoverable(qk_store *s);
 /* At open (synchronous=FULL, before the syncer starts): when the last open recorded another
  * boot and the store was not closed cleanly, a power loss (or an OS crash) may have undone
  * commits whose replies were sent: burn the uncarved room of every lease this end holds. Then
- * record this boot (s->reply_at_commit when it is known) and clear the clean mark. */
-int qs_recover_open(qk_store *s, qk_err *err);
+ * clear the clean mark, and with want (replies at commit asked for) record this boot and set
+ * s->reply_at_commit when this boot's ID is known; else record none. */
+int qs_recover_open(qk_store *s, bool want, qk_err *err);
 /* At close, after the last sync (under mu, no group open): mark the store closed cleanly. */
 void qs_recover_close(qk_store *s);
 /* Tests: the boot ID to use instead of /proc/sys/kernel/random/boot_id ("" = unknown). */

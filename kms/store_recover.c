@@ -135,10 +135,11 @@ static int burn_owned(qk_store *s, qk_side side, uint64_t *blocks, uint64_t *byt
     }
 }
 
-int qs_recover_open(qk_store *s, qk_err *err)
+int qs_recover_open(qk_store *s, bool want, qk_err *err)
 {
     char now[QS_BOOT_ID_LEN + 1], last[QS_BOOT_ID_LEN + 1], clean[8];
     boot_id(now);
+    bool on = want && now[0];
     int rc = qs_begin(s, err);
     if (rc)
         return rc;
@@ -155,12 +156,12 @@ int qs_recover_open(qk_store *s, qk_err *err)
     }
     if (!rc)
         rc = meta_del(s, "clean", err);
-    if (!rc)
-        rc = now[0] ? meta_put(s, "boot_id", now, err) : meta_del(s, "boot_id", err);
+    if (!rc) /* a boot is recorded only while replies at commit are on */
+        rc = on ? meta_put(s, "boot_id", now, err) : meta_del(s, "boot_id", err);
     rc = qs_end(s, rc, rc == 0, err); /* synchronous=FULL: on stable storage when it returns */
     if (rc)
         return qk_err_prefix(err, "power-loss recovery");
-    s->reply_at_commit = now[0] != '\0';
+    s->reply_at_commit = on;
     s->recover_done = true;
     return 0;
 }

@@ -14,7 +14,8 @@
 #   admin_metrics A|B         GET /metrics from the admin listener
 #   sae_curl SAE ARGS...      curl with SAE's client certificate (CA-verified)
 # Tunables before pair_init: PAIR_KEYS_EXTRA (lines appended to [keys]), PAIR_LINK_EXTRA
-# (lines appended to each [link] section); before pair_start: PAIR_KMED_ARG (one more
+# (lines appended to each [link] section), PAIR_CONF_EXTRA (lines, sections included,
+# appended to both configs); before pair_start: PAIR_KMED_ARG (one more
 # qkd-kmed argument, e.g. --allow-core-dumps).
 #
 # SKIP (draft-cisco-skip-02), after pair_init and before pair_start:
@@ -150,6 +151,7 @@ default_size = 256
 max_keys_per_request = 128
 reservation_lifetime = 1h
 ${PAIR_KEYS_EXTRA:-}
+${PAIR_CONF_EXTRA:-}
 EOF
 }
 

@@ -283,9 +283,10 @@ static void test_hot_path(void)
     CU_ASSERT_EQUAL(cfg->lease_demand_ms, 500);
     CU_ASSERT_EQUAL(cfg->notice_batch, 256);
     CU_ASSERT_EQUAL(cfg->notice_wait_ms, 2000);
+    CU_ASSERT(!cfg->reply_at_commit);
     int rc = load_text(base,
                        "[hot_path]\nlease_bytes = 1024\nlease_low_water = 0\nnotice_batch = 1024\n"
-                       "notice_wait = 0ms\nlease_demand = 0\n",
+                       "notice_wait = 0ms\nlease_demand = 0\nreply_at_commit = true\n",
                        &err);
     if (rc != 0)
         fprintf(stderr, "\n  %s\n", err.msg);
@@ -295,6 +296,7 @@ static void test_hot_path(void)
     CU_ASSERT_EQUAL(cfg->notice_batch, 1024);
     CU_ASSERT_EQUAL(cfg->notice_wait_ms, 0);
     CU_ASSERT_EQUAL(cfg->lease_demand_ms, 0);
+    CU_ASSERT(cfg->reply_at_commit);
     CU_ASSERT_EQUAL_FATAL(
         load_text(base, "[hot_path]\nnotice_wait = 60s\nlease_demand = 10s\n", &err), 0);
     CU_ASSERT_EQUAL(cfg->notice_wait_ms, 60000);
@@ -306,6 +308,8 @@ static void test_hot_path(void)
     expect_error(base, "[hot_path]\nnotice_batch = 0\n", 43, "[hot_path] notice_batch: ", NULL);
     expect_error(base, "[hot_path]\nnotice_batch = 1025\n", 43, "[hot_path] notice_batch: ", NULL);
     expect_error(base, "[hot_path]\nnotice_wait = 61s\n", 43, "[hot_path] notice_wait: ", NULL);
+    expect_error(base, "[hot_path]\nreply_at_commit = maybe\n", 43,
+                 "[hot_path] reply_at_commit: ", NULL);
     expect_error(base, "[hot_path]\nnotice_wait_ms = 5\n", 43,
                  "[hot_path] notice_wait_ms: ", "unknown key");
     expect_error(base, "[hot_path]\nlease_bytes = 4096\nlease_low_water = 4097\n", 44,

@@ -1,9 +1,9 @@
 /* test_store_recover.c - replies at commit (docs/adr/0002-key-store.md, "Replies at commit"):
  * an inline carve from a lease is answered once its group is committed, with the WAL sync
  * blocked, while a call that must be durable still waits for the sync; with this boot's ID
- * unknown every reply waits for the sync as before; and the open after a power loss (another
- * boot, no clean close) zeroes and closes the uncarved room of the leases this end holds, while
- * a clean close or a crash in the same boot keeps it. */
+ * unknown or the option off (qk_store_opts) every reply waits for the sync as before; and the open
+ * after a power loss (another boot, no clean close) zeroes and closes the uncarved room of the
+ * leases this end holds, while a clean close or a crash in the same boot keeps it. */
 #include <CUnit/CUnit.h>
 #include <sodium.h>
 #include <pthread.h>
@@ -43,6 +43,20 @@ static int hook(int fd)
     return r;
 }
 
+/* Open D's store with replies at commit asked for (g_on) or not. */
+static bool g_on = true;
+static qk_store *open_store(void)
+{
+    uint8_t mk[QK_MASTER_KEY_LEN];
+    sf_master(mk, 1);
+    qk_store *s = NULL;
+    qk_err err = {0, ""};
+    qk_store_opts o = {.reply_at_commit = g_on};
+    if (qk_store_open_with(D.path, mk, &o, &s, &err) != 0)
+        fprintf(stderr, "qk_store_open_with(%s): %s\n", D.path, err.msg);
+    return s;
+}
+
 static void w_cb(qk_inline_waiter *w, int err)
 {
     (void)w;
@@ -61,7 +75,7 @@ static void fresh(const char *boot)
 {
     qs_test_boot_id = boot;
     CU_ASSERT_FATAL(sf_dir_make(&D, "recover") == 0);
-    S = sf_open(D.path, 1);
+    S = open_store();
     CU_ASSERT_FATAL(S != NULL);
     for (size_t i = 0; i < 2; i++) {
         randombytes_buf(blk[i], BLEN);
@@ -80,6 +94,7 @@ static void done(void)
     S = NULL;
     sf_dir_remove(&D);
     qs_test_boot_id = NULL;
+    g_on = true;
 }
 
 /* This end asks for want bytes and records the peer's grant (the peer's side of it does not
@@ -171,15 +186,19 @@ static void test_reply_at_commit(void)
     CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
     CU_ASSERT(atomic_load(&syncs_done) > synced);
     done();
-    /* This boot's ID unknown: no replies at commit, the carve's barrier is a sync. */
-    fresh("");
-    CU_ASSERT_FATAL(!qk_store_replies_at_commit(S));
-    (void)lease(512);
-    qk_inline ic3;
-    CU_ASSERT_EQUAL_FATAL(carve("c-3", 1, &ic3, mat), 0);
-    CU_ASSERT_FATAL(ic3.await != NULL);
-    CU_ASSERT_EQUAL(ic3.sync_seq, ic3.seq);
-    done();
+    /* This boot's ID unknown, or replies at commit not asked for (the default): the carve's
+     * barrier is a sync. */
+    for (int off = 0; off < 2; off++) {
+        g_on = off == 0;
+        fresh(off == 0 ? "" : "boot-1");
+        CU_ASSERT_FATAL(!qk_store_replies_at_commit(S));
+        (void)lease(512);
+        qk_inline ic3;
+        CU_ASSERT_EQUAL_FATAL(carve("c-3", 1, &ic3, mat), 0);
+        CU_ASSERT_FATAL(ic3.await != NULL);
+        CU_ASSERT_EQUAL(ic3.sync_seq, ic3.seq);
+        done();
+    }
 }
 
 static void *unblock_later(void *arg)
@@ -264,7 +283,7 @@ static void crash_reopen(const char *boot)
     CU_ASSERT_EQUAL(sqlite3_changes(db), 1); /* the close had marked it */
     sqlite3_close(db);
     qs_test_boot_id = boot;
-    S = sf_open(D.path, 1);
+    S = open_store();
     CU_ASSERT_FATAL(S != NULL);
 }
 
@@ -272,7 +291,7 @@ static void clean_reopen(const char *boot)
 {
     qk_store_close(S);
     qs_test_boot_id = boot;
-    S = sf_open(D.path, 1);
+    S = open_store();
     CU_ASSERT_FATAL(S != NULL);
 }
 
@@ -292,7 +311,7 @@ static long long cursor_lo(uint64_t block_id)
         lo = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
-    S = sf_open(D.path, 1);
+    S = open_store();
     CU_ASSERT_FATAL(S != NULL);
     return lo;
 }
@@ -359,6 +378,16 @@ static void test_power_loss_recovery(void)
     /* ... and an open in an unknown boot records none: it replied after syncs only. */
     (void)lease(128);
     crash_reopen("boot-4");
+    CU_ASSERT_EQUAL(qk_store_recovery(S, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(room(), 128);
+    /* Replies at commit turned off: the open after a power loss still recovers (the last run
+     * may have replied at commit), and records no boot, so the next one does not. */
+    g_on = false;
+    crash_reopen("boot-5");
+    CU_ASSERT_EQUAL(qk_store_recovery(S, NULL, NULL), 1);
+    CU_ASSERT(!qk_store_replies_at_commit(S));
+    (void)lease(128);
+    crash_reopen("boot-6");
     CU_ASSERT_EQUAL(qk_store_recovery(S, NULL, NULL), 0);
     CU_ASSERT_EQUAL(room(), 128);
     done();
