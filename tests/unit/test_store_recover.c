@@ -204,7 +204,7 @@ static void test_reply_at_commit(void)
 static void *unblock_later(void *arg)
 {
     (void)arg;
-    sleep_ms(300);
+    sleep_ms(999);
     atomic_store(&sync_block, 0);
     return NULL;
 }
@@ -250,7 +250,7 @@ static void test_lazy_linger_kept(void)
     CU_ASSERT_EQUAL_FATAL(carve("z-1", 1, NULL, mat), 0);
     qs_test_fdatasync = hook;
     unsigned saved = qs_lazy_wait_ms;
-    qs_lazy_wait_ms = 2000;
+    qs_lazy_wait_ms = 3000;
     int synced = atomic_load(&syncs_done);
     const char *ids[] = {"z-1"};
     qk_err err = {0, ""};
@@ -265,7 +265,7 @@ static void test_lazy_linger_kept(void)
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
     CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
     CU_ASSERT_EQUAL(atomic_load(&syncs_done), synced); /* no sync yet: still lingering */
-    for (int i = 0; i < 800 && atomic_load(&syncs_done) == synced; i++)
+    for (int i = 0; i < 1200 && atomic_load(&syncs_done) == synced; i++)
         sleep_ms(5);
     CU_ASSERT_EQUAL(atomic_load(&syncs_done), synced + 1); /* the linger's end: one sync */
     qs_lazy_wait_ms = saved;
