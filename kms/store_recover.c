@@ -19,7 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define QS_BOOT_ID_LEN 36 /* the kernel's boot_id: a UUID in text form */
+#define QS_BOOT_ID_LEN 36         /* the kernel's boot_id: a UUID in text form */
+#define QS_BURN_PASSES (1u << 24) /* more blocks than a store ever holds per side */
 
 const char *qs_test_boot_id = NULL;
 
@@ -88,7 +89,8 @@ static int meta_del(qk_store *s, const char *name, qk_err *err)
 
 /* Zero and close the uncarved room of every lease this end holds on one side (LOW: [lo,
  * min(lease_lo, hi)), moving lo; HIGH: [max(lease_hi, lo), hi), moving hi). Each pass takes
- * one block out of the owned-room set (its room becomes empty), so the loop ends. */
+ * one block out of the owned-room set (its room becomes empty), so the loop ends; a pass that
+ * did not (a cursor that did not move) would repeat its block, and the bound stops that. */
 static int burn_owned(qk_store *s, qk_side side, uint64_t *blocks, uint64_t *bytes, qk_err *err)
 {
     static const char low_sql[] = "SELECT link, block_id, lo, MIN(lease_lo, hi) FROM blocks"
@@ -97,7 +99,9 @@ static int burn_owned(qk_store *s, qk_side side, uint64_t *blocks, uint64_t *byt
     static const char high_sql[] = "SELECT link, block_id, MAX(lease_hi, lo), hi FROM blocks"
                                    " WHERE hi > lease_hi AND hi > MAX(lease_hi, lo) AND state = ?"
                                    " LIMIT 1";
-    for (;;) {
+    for (uint32_t pass = 0;; pass++) {
+        if (pass == QS_BURN_PASSES)
+            return qk_err_set(err, QK_ESTORAGE, "store: lease room left after %u blocks", pass);
         sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
         int rc = st ? qs_bindf(s, st, err, "i", QK_BLOCK_CONFIRMED) : QK_ESTORAGE;
         if (!rc)
