@@ -141,6 +141,8 @@ int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f)
         bad |= fputc('\n', f) == EOF;
     bad |= fprintf(f, "[keys]\ndefault_size = 256\nmax_keys_per_request = 128\n"
                       "reservation_lifetime = 1h\n") < 0;
+    if (lab->reply_at_commit)
+        bad |= fputs("\n[hot_path]\nreply_at_commit = true\n", f) == EOF;
     return bad ? -1 : 0;
 }
 

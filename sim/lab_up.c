@@ -35,6 +35,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: qkd-lab up --dir DIR [--topology FILE | --preset TOPOLOGY]\n"
                "                  [--link-preset NAME] [--distance KM] [--time-scale X]\n"
                "                  [--block-bytes N] [--wait SECONDS] [--device-lab DIR2]\n"
+               "                  [--reply-at-commit]\n"
                "Create a CA and certificates, SKIP PSKs, master keys and configs in DIR, start\n"
                "every qkd-kmed, the link simulator and the dashboard (qkd-dash) on free loopback\n"
                "ports, wait until every pool holds keys, and write DIR/lab.json (qkd-lab(1)).\n"
@@ -50,6 +51,8 @@ static void usage(FILE *f)
                "  --wait SECONDS     how long to wait for keys in every pool (default 120)\n"
                "  --device-lab DIR2  feed every link from the ETSI 014 KMEs of the running lab\n"
                "                     in DIR2 (same KME IDs) instead of the simulator\n"
+               "  --reply-at-commit  every KME answers a carve once committed, before its\n"
+               "                     sync ([hot_path] reply_at_commit, kmed.conf(5))\n"
                "  -h, --help         this text\n"
                "Topology presets (every KME knows every SAE; keys to a KME that is not a\n"
                "neighbour are relayed through the KMEs between, docs/lab.md):\n");
@@ -87,6 +90,7 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
         {"block-bytes", required_argument, NULL, 'b'},
         {"wait", required_argument, NULL, 'w'},
         {"device-lab", required_argument, NULL, 'D'},
+        {"reply-at-commit", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -106,6 +110,9 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
             break;
         case 'D':
             o->device_lab = optarg;
+            break;
+        case 'R':
+            lab->reply_at_commit = true;
             break;
         case 'p':
         case 'P': {

@@ -363,7 +363,14 @@ static void test_configs(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_PTR_NOT_NULL(strstr(c, "[topology]\nlink = KME_A KME_B\n\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(c, "[sae SAE_A1]\nkme = KME_A\n"));
+    CU_ASSERT_PTR_NULL(strstr(c, "[hot_path]")); /* the KMEs' defaults */
     free(c);
+    lab.reply_at_commit = true; /* qkd-lab up --reply-at-commit */
+    c = render(0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "\n[hot_path]\nreply_at_commit = true\n"));
+    free(c);
+    lab.reply_at_commit = false;
     char *s = render(1, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "[link AB]\nkme_a_url = https://127.0.0.1:4000\n"
