@@ -281,10 +281,7 @@ void qkc_raw_response_free(qkc_raw_response *r)
 {
     if (!r)
         return;
-    if (r->body) {
-        qk_wipe(r->body, r->body_len);
-        free(r->body);
-    }
+    qk_wipe_free(r->body, r->body_len);
     memset(r, 0, sizeof *r);
 }
 

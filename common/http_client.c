@@ -139,10 +139,7 @@ static CURLcode ssl_ctx_cb(CURL *curl, void *sslctx, void *parm)
 
 static void buf_drop(qk_http_client *c)
 {
-    if (c->buf) {
-        qk_wipe(c->buf, c->cap);
-        free(c->buf);
-    }
+    qk_wipe_free(c->buf, c->cap);
     c->buf = NULL;
     c->len = c->cap = 0;
 }
@@ -165,11 +162,9 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
         char *nb = malloc(ncap);
         if (!nb)
             return 0;
-        if (c->buf) {
+        if (c->buf)
             memcpy(nb, c->buf, c->len);
-            qk_wipe(c->buf, c->cap);
-            free(c->buf);
-        }
+        qk_wipe_free(c->buf, c->cap);
         c->buf = nb;
         c->cap = ncap;
     }
@@ -201,8 +196,7 @@ void qk_http_client_free(qk_http_client *c)
     free(c->ca_file);
     free(c->cert_file);
     free(c->key_file);
-    qk_wipe(c, sizeof *c);
-    free(c);
+    qk_wipe_free(c, sizeof *c);
 }
 
 static long ssl_version_opt(int minv, int maxv)
@@ -446,9 +440,6 @@ void qk_http_response_free(qk_http_response *r)
 {
     if (!r)
         return;
-    if (r->body) {
-        qk_wipe(r->body, r->body_len);
-        free(r->body);
-    }
+    qk_wipe_free(r->body, r->body_len);
     memset(r, 0, sizeof *r);
 }

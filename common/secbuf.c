@@ -247,6 +247,12 @@ void qk_wipe(void *p, size_t n)
         sodium_memzero(p, n);
 }
 
+void qk_wipe_free(void *p, size_t n)
+{
+    qk_wipe(p, n);
+    free(p);
+}
+
 void qk_random(void *p, size_t n)
 {
     if (p && n)

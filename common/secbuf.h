@@ -14,6 +14,9 @@ void *qk_secure_alloc(size_t n);
 void qk_secure_free(void *p);
 /* sodium_memzero. */
 void qk_wipe(void *p, size_t n);
+/* Wipe the n bytes at p, then free(3) p (a malloc'ed buffer that held secrets); NULL is a
+ * no-op. */
+void qk_wipe_free(void *p, size_t n);
 /* CSPRNG (randombytes_buf). */
 void qk_random(void *p, size_t n);
 /* Constant-time compare: 0 if equal. */

@@ -312,10 +312,7 @@ static void rq_client_bytes(conn *c)
 /* The request body collected so far, wiped (a request may carry key material: relay hops). */
 static void body_free(conn *c)
 {
-    if (c->body) {
-        qk_wipe(c->body, c->body_cap);
-        free(c->body);
-    }
+    qk_wipe_free(c->body, c->body_cap);
     c->body = NULL;
     c->body_len = c->body_cap = 0;
 }
@@ -378,8 +375,7 @@ static void free_zombies(pump_thread *t)
         conn *c = t->zombies;
         t->zombies = c->zombie_next;
         body_free(c);
-        qk_wipe(c, sizeof *c); /* plaintext may hold key material */
-        free(c);
+        qk_wipe_free(c, sizeof *c); /* plaintext may hold key material */
     }
 }
 

@@ -179,13 +179,9 @@ out:
         burn_quiet(k, hid);
     snprintf(a->request_id, sizeof a->request_id, "%s", m->request_id);
     qk_secure_free(hk);
-    if (ct)
-        qk_wipe(ct, m->ct_len);
-    free(ct);
+    qk_wipe_free(ct, m->ct_len);
     free(ad);
-    if (body)
-        qk_wipe(body, strlen(body));
-    free(body);
+    qk_wipe_free(body, body ? strlen(body) : 0);
 }
 
 /* Pass a burn or a commit on to path[me+1] (best effort: logged). */

@@ -454,10 +454,7 @@ int qk_relay_msg_decode(const char *body, size_t len, const qk_peer_msg_limits *
 
 void qk_relay_msg_free(qk_relay_msg *m)
 {
-    if (m->ct) {
-        qk_wipe(m->ct, m->ct_len);
-        free(m->ct);
-    }
+    qk_wipe_free(m->ct, m->ct_len);
     memset(m, 0, sizeof *m);
 }
 

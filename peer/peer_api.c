@@ -424,8 +424,7 @@ static void do_device_keys(peer_call *p)
             break;
         }
     }
-    qk_wipe(m, sizeof *m);
-    free(m);
+    qk_wipe_free(m, sizeof *m);
 }
 
 /* ---- trusted-node key relay (docs/adr/0004-key-relay.md) ------------------------------- */
