@@ -249,6 +249,11 @@ int qs_request_get(qk_store *s, const char *request_id, int *dir, int *state, qk
 /* Arguments of carve and carve_owned (reservation, side, 1..QS_MAX_KEYS keys, length, outputs). */
 int qs_check_carve(const qk_reservation *r, qk_side side, size_t n, uint32_t len,
                    const qk_key_ref *refs, const uint8_t *material, qk_err *err);
+/* Zero and close this end's owned room [x, y) of block b on link (LOW: lo moves to y; HIGH:
+ * hi moves to x), the bounds as a blocks row gave them: QK_ESTORAGE when they are malformed
+ * or the block is gone (store_notice.c; a short tail, and the recovery after a power loss). */
+int qs_owned_close(qk_store *s, const char *link, qk_side side, sqlite3_int64 b, sqlite3_int64 x,
+                   sqlite3_int64 y, qk_err *err);
 int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,
                    qk_err *err);
 /* Read columns key_id, link, block_id, off, len, state (0..5) of the current row. */

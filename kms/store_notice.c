@@ -113,6 +113,22 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const o
     return rc;
 }
 
+int qs_owned_close(qk_store *s, const char *link, qk_side side, sqlite3_int64 b, sqlite3_int64 x,
+                   sqlite3_int64 y, qk_err *err)
+{
+    if (!link || !link[0] || b < 0 || x < QK_BLOCK_VKEY_LEN || y <= x ||
+        y > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
+        return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
+    qs_block_row row;
+    int rc = qs_block_get(s, link, (uint64_t)b, &row, err);
+    if (rc == 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: block %lld vanished", (long long)b);
+    if (rc == 1)
+        rc = qs_set_cursors(s, link, (uint64_t)b, side == QK_SIDE_LOW ? (uint64_t)y : row.lo,
+                            side == QK_SIDE_HIGH ? (uint64_t)x : row.hi, err);
+    return rc ? rc : qs_range_zero(s, link, (uint64_t)b, (uint32_t)x, (uint32_t)(y - x), err);
+}
+
 /* Zero and close up to QS_TAIL_PASS owned tails shorter than len in blocks where nothing is
  * left to lease (they could only serve shorter keys): the block leaves the owned-room index. */
 static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len, qk_err *err)
@@ -137,17 +153,7 @@ static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len
         sqlite3_int64 x = sqlite3_column_int64(st, 1);
         sqlite3_int64 y = sqlite3_column_int64(st, 2);
         (void)sqlite3_reset(st);
-        if (b < 0 || x < QK_BLOCK_VKEY_LEN || y <= x || y > (sqlite3_int64)QK_BLOCK_MAX_BYTES) {
-            rc = qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
-            break;
-        }
-        qs_block_row row;
-        rc = qs_block_get(s, link, (uint64_t)b, &row, err);
-        if (rc == 1)
-            rc = qs_set_cursors(s, link, (uint64_t)b, side == QK_SIDE_LOW ? (uint64_t)y : row.lo,
-                                side == QK_SIDE_HIGH ? (uint64_t)x : row.hi, err);
-        if (!rc)
-            rc = qs_range_zero(s, link, (uint64_t)b, (uint32_t)x, (uint32_t)(y - x), err);
+        rc = qs_owned_close(s, link, side, b, x, y, err);
     }
     return rc < 0 ? rc : 0;
 }

@@ -115,18 +115,7 @@ static int burn_owned(qk_store *s, qk_side side, uint64_t *blocks, uint64_t *byt
         sqlite3_int64 x = sqlite3_column_int64(st, 2);
         sqlite3_int64 y = sqlite3_column_int64(st, 3);
         (void)sqlite3_reset(st);
-        if (!link[0] || b < 0 || x < QK_BLOCK_VKEY_LEN || y <= x ||
-            y > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
-            return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
-        qs_block_row row;
-        rc = qs_block_get(s, link, (uint64_t)b, &row, err);
-        if (rc == 0)
-            rc = qk_err_set(err, QK_ESTORAGE, "store: block %lld vanished", (long long)b);
-        if (rc == 1)
-            rc = qs_set_cursors(s, link, (uint64_t)b, side == QK_SIDE_LOW ? (uint64_t)y : row.lo,
-                                side == QK_SIDE_HIGH ? (uint64_t)x : row.hi, err);
-        if (!rc)
-            rc = qs_range_zero(s, link, (uint64_t)b, (uint32_t)x, (uint32_t)(y - x), err);
+        rc = qs_owned_close(s, link, side, b, x, y, err);
         char detail[128];
         snprintf(detail, sizeof detail, "block %lld [%lld, %lld): power loss since the last open",
                  (long long)b, (long long)x, (long long)y);
