@@ -400,6 +400,7 @@ static void qs_group_lost(qk_store *s)
 {
     qk_inline_waiter *ok, *bad;
     (void)pthread_mutex_lock(&s->smu);
+    qs_noteq_reset(s); /* its carves are gone: their notices must not go */
     s->failed[s->nfailed % QS_FAILED_GROUPS] = s->group_seq;
     s->nfailed++;
     if (s->commit_seq < s->group_seq)
@@ -668,6 +669,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     /* SQLite rolls the whole transaction back on some errors (SQLITE_FULL, SQLITE_IOERR,
      * SQLITE_NOMEM): the group's earlier calls are gone with it. */
     if (sqlite3_get_autocommit(s->db)) {
+        qs_noteq_call_end(s, false);
         if (s->group_calls > 0)
             qs_group_lost(s);
         s->group_open = false;
@@ -677,6 +679,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     /* This call's savepoint: kept (merged into the transaction) or undone. */
     if ((!commit && qs_ctl(s, QS_CTL_ROLLBACK_TO, NULL) != 0) ||
         qs_ctl(s, QS_CTL_RELEASE, NULL) != 0) {
+        qs_noteq_call_end(s, false);
         (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         qs_group_lost(s);
         (void)pthread_mutex_unlock(&s->mu);
@@ -717,6 +720,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
             (void)pthread_mutex_unlock(&s->smu);
         }
     }
+    qs_noteq_call_end(s, rc == 0 && commit); /* its carve kept: the notice may go */
     (void)pthread_mutex_unlock(&s->mu);
     if (lazy && seq && s->wal_fd >= 0) { /* nobody waits: the syncer syncs it soon */
         (void)pthread_mutex_lock(&s->smu);
@@ -1089,6 +1093,7 @@ void qk_store_close(qk_store *s)
     (void)pthread_cond_destroy(&s->scond);
     if (s->wcond_ok)
         (void)pthread_cond_destroy(&s->wcond);
+    qs_noteq_reset(s);
     (void)pthread_mutex_destroy(&s->smu);
     (void)pthread_mutex_destroy(&s->mu);
     free(s);

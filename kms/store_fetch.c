@@ -293,6 +293,8 @@ int qk_store_expire(qk_store *s, uint64_t now, size_t *n_expired, qk_err *err)
                 : QK_ESTORAGE;
         if (!rc)
             rc = qs_step_done(s, st, err);
+        if (!rc && sqlite3_changes(s->db) > 0)
+            qs_noteq_reset(s); /* burned requests may be queued for their notices */
     }
     n += nrun;
     if (!rc && n) {

@@ -16,15 +16,18 @@
 #include "qk_inline.h"
 #include "store.h"
 
-#define QS_MAX_KEYS      4096 /* keys per call (carve, reserve_in, fetch, expire batch) */
-#define QS_MAX_SLAVES    64   /* slave identities per reservation */
-#define QS_STMT_CACHE    96   /* prepared statements kept per store */
-#define QS_GROUP_MAX     256  /* calls in one group transaction, then it commits */
-#define QS_FAILED_GROUPS 16   /* failed group numbers remembered for late waiters */
-#define QS_EVENT_MAX     64   /* audit event name */
-#define QS_DETAIL_MAX    1024 /* audit detail */
-#define QS_BUSY_MS       5000 /* SQLite busy timeout */
-#define QS_SEGSZ_CACHE   16   /* blocks whose segment size is remembered */
+#define QS_MAX_KEYS      4096  /* keys per call (carve, reserve_in, fetch, expire batch) */
+#define QS_MAX_SLAVES    64    /* slave identities per reservation */
+#define QS_STMT_CACHE    96    /* prepared statements kept per store */
+#define QS_GROUP_MAX     256   /* calls in one group transaction, then it commits */
+#define QS_FAILED_GROUPS 16    /* failed group numbers remembered for late waiters */
+#define QS_EVENT_MAX     64    /* audit event name */
+#define QS_DETAIL_MAX    1024  /* audit detail */
+#define QS_BUSY_MS       5000  /* SQLite busy timeout */
+#define QS_SEGSZ_CACHE   16    /* blocks whose segment size is remembered */
+#define QS_NOTEQ_MAX     4096  /* notices the queue holds (store_noteq.c) */
+#define QS_NOTEQ_KEYS    65536 /* keys they hold in all */
+#define QS_NOTEQ_LINKS   16    /* links whose notices the queue follows */
 #define QS_NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define QS_TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define QS_AD_MAX        (2 + QK_STORE_ID_MAX + 8 + 4)
@@ -60,6 +63,17 @@ typedef enum {
     QS_CTL_ROLLBACK,
     QS_CTL_N
 } qs_ctl_op;
+
+/* The notices of this open's carves, for the notifier (store_noteq.c; under mu). */
+typedef struct qs_noteq_ent qs_noteq_ent;
+typedef struct {
+    qs_noteq_ent *head, *tail; /* oldest first */
+    size_t n, nkeys;
+    /* links whose pending notices are all in the queue ("clean") */
+    char clean[QS_NOTEQ_LINKS][QK_STORE_ID_MAX + 1];
+    size_t nclean;
+    qs_noteq_ent *call; /* the current call's carve, queued by qs_end if the call succeeds */
+} qs_noteq;
 
 struct qs_stmt {
     const char *sql;
@@ -125,6 +139,7 @@ struct qk_store {
     uint8_t *mk;      /* QK_MASTER_KEY_LEN: node master key */
     uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
     uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
+    qs_noteq noteq;
     struct qs_stmt stmts[QS_STMT_CACHE];
     size_t nstmts;
     sqlite3_stmt *ctl[QS_CTL_N]; /* qs_ctl: prepared on first use */
@@ -159,6 +174,28 @@ void qs_lazy(qk_store *s);
  * so does a read by any caller (docs/adr/0002-key-store.md, "Replies at commit"). Under mu,
  * between qs_begin and qs_end. */
 void qs_recoverable(qk_store *s);
+
+/* ---- store_noteq.c: the notices of this open's carves, kept for the notifier ----------- */
+/* Notices the queue holds before a link falls back to the tables (QS_NOTEQ_MAX; tests lower it). */
+extern size_t qs_noteq_max;
+/* Whether the queue holds every pending notice of link (then it answers notices_pending). */
+bool qs_noteq_clean(const qk_store *s, const char *link);
+/* The current call carved n keys refs for r: its notice, queued if the call succeeds and link
+ * is clean (out of memory: the link falls back to the tables). */
+void qs_noteq_stage(qk_store *s, const qk_reservation *r, const qk_key_ref *refs, size_t n);
+/* qs_end: queue the call's staged notice (ok: the call's savepoint was kept) or drop it. */
+void qs_noteq_call_end(qk_store *s, bool ok);
+/* Copies of the oldest <= cap queued notices of link into out (0 or QK_ENOMEM). */
+int qs_noteq_take(qk_store *s, const char *link, qk_notice *out, size_t cap, size_t *n,
+                  qk_err *err);
+/* The tables returned all n pending notices v of link (fewer than asked): queue copies, and
+ * the queue answers for the link from now on. */
+void qs_noteq_fill(qk_store *s, const char *link, const qk_notice *v, size_t n);
+/* These requests were noticed: out of the queue. */
+void qs_noteq_done(qk_store *s, const char *const *request_ids, size_t n);
+/* Empty the queue; every link falls back to the tables (a request's state changed, the group
+ * was lost, the store closes). */
+void qs_noteq_reset(qk_store *s);
 
 /* ---- store_recover.c: replies at commit, recovery after a power loss ------------------ */
 /* At open (synchronous=FULL, before the syncer starts): when the last open recorded another

@@ -81,6 +81,8 @@ int qs_request_get(qk_store *s, const char *request_id, int *dir, int *state, qk
 
 static int request_set_state(qk_store *s, const char *request_id, int state, qk_err *err)
 {
+    if (state != QS_REQ_DONE)
+        qs_noteq_reset(s); /* it may be queued for its notice: the table answers again */
     sqlite3_stmt *st = qs_prep(s, "UPDATE requests SET state = ? WHERE request_id = ?", err);
     if (!st)
         return QK_ESTORAGE;

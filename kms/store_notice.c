@@ -211,6 +211,8 @@ int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, siz
     if (rc) {
         sodium_memzero(material, n * (size_t)len);
         sodium_memzero(refs, n * sizeof *refs);
+    } else {
+        qs_noteq_stage(s, r, refs, n); /* the notifier's copy, queued if the call is kept */
     }
     return qs_end(s, rc, rc == 0, err);
 }
@@ -361,6 +363,10 @@ int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size
      * recovery burns its lease room, and the peer's copy stays the one record of those keys
      * (docs/adr/0002-key-store.md, "Replies at commit"). */
     qs_recoverable(s);
+    if (qs_noteq_clean(s, link)) { /* the carves' own copies (store_noteq.c) */
+        rc = qs_noteq_take(s, link, out, cap, n, err);
+        return qs_end(s, rc, false, err);
+    }
     sqlite3_stmt *st = qs_prep(s,
                                "SELECT request_id, master, expires_at FROM requests"
                                " INDEXED BY requests_unnoticed WHERE link = ? AND noticed = 0"
@@ -390,6 +396,8 @@ int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size
         qk_notice_free(out, got);
     else
         *n = got;
+    if (!rc && got < cap) /* all of the link's pending notices: the queue answers from now on */
+        qs_noteq_fill(s, link, out, got);
     return qs_end(s, rc, false, err);
 }
 
@@ -415,6 +423,10 @@ int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n,
         if (!rc)
             rc = qs_step_done(s, st, err);
     }
+    if (rc)
+        qs_noteq_reset(s); /* the table still has them pending: it answers again */
+    else
+        qs_noteq_done(s, request_ids, n);
     return qs_end(s, rc, rc == 0, err);
 }
 

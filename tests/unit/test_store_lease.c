@@ -5,7 +5,8 @@
  * the ranges are disjoint); a lease reads no material; carve_owned stays inside the granted
  * lease; notices from A applied at B give B's slave the bytes A's master got; notices outside
  * the lease, on unknown blocks, with burned or known IDs; notices_done; key_known; a leased
- * block keeps its material for later notices; tails are closed; migration from v4. */
+ * block keeps its material for later notices; tails are closed; migration from v4; the
+ * notices from memory (store_noteq.c) and when the table answers instead. */
 #include <CUnit/CUnit.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -16,6 +17,7 @@
 #include "codec.h"
 #include "store.h"
 #include "store_fixture.h"
+#include "store_int.h"
 
 #define LINK       "KME_A~KME_B"
 #define FAR_FUTURE 4000000000ull
@@ -608,6 +610,122 @@ static void test_notices_roundtrip(void)
     unpair();
 }
 
+static long long count_on(const sf_dir *d, const char *sql);
+
+/* The pending notices of A as request IDs joined by spaces, each with its slave and key
+ * counts ("n-1:2/3 n-2:1/1"). */
+static void pending_ids(char *out, size_t cap)
+{
+    qk_notice v[8];
+    size_t n = 0;
+    qk_err err = {0, ""};
+    out[0] = '\0';
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 8, &n, &err), 0);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "%s%s:%zu/%zu", i ? " " : "", v[i].request_id, v[i].nslaves,
+                 v[i].nkeys);
+    }
+    qk_notice_free(v, n);
+}
+
+static void carve_a(const char *req, size_t n, qk_key_ref *refs, int want)
+{
+    const char *sl[2];
+    uint8_t mat[4 * 32];
+    qk_err err = {0, ""};
+    qk_reservation r = sf_resv(req, LINK, "saeA", sl, "saeB", "saeC", FAR_FUTURE);
+    CU_ASSERT_FATAL(n <= 4);
+    CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, n, 32, refs, mat, &err), want);
+}
+
+/* Notices from memory (store_noteq.c): once the table has answered a link's pending list in
+ * full, the carves' own copies answer it (the rows deleted behind the store's back do not
+ * change them); they stay until notices_done; a failed carve adds nothing; a burn makes the
+ * table answer again (the burned request is not sent); so does every reopen. */
+static void test_notices_from_memory(void)
+{
+    pair(1, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref refs[4], m2;
+    char got[256];
+    lease_a(768);                 /* 24 keys */
+    pending_ids(got, sizeof got); /* the table: nothing pending, the queue answers from now on */
+    CU_ASSERT_STRING_EQUAL(got, "");
+    carve_a("m-1", 3, refs, 0);
+    carve_a("m-2", 1, &m2, 0);
+    carve_a("m-1", 1, refs, QK_EEXIST); /* refused: nothing queued */
+    carve_a("m-3", 4, refs, 0);
+    carve_a("m-4", 4, refs, 0);
+    carve_a("m-5", 4, refs, 0);
+    carve_a("m-6", 4, refs, 0);
+    carve_a("m-7", 4, refs, 0);
+    carve_a("m-8", 4, refs, QK_ENOKEY); /* past the lease: nothing queued */
+    CU_ASSERT_EQUAL(count_on(&DA, "DELETE FROM request_slaves WHERE request_id LIKE 'm-%'"), 14);
+    pending_ids(got, sizeof got);
+    CU_ASSERT_STRING_EQUAL(got, "m-1:2/3 m-2:2/1 m-3:2/4 m-4:2/4 m-5:2/4 m-6:2/4 m-7:2/4");
+    qk_notice v[2];
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 2, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(v[0].master, "saeA");
+    CU_ASSERT_STRING_EQUAL(v[0].slaves[1], "saeC");
+    CU_ASSERT_EQUAL(v[0].expires_at, FAR_FUTURE);
+    CU_ASSERT_STRING_EQUAL(v[1].keys[0].key_id, m2.key_id);
+    CU_ASSERT_EQUAL(v[1].keys[0].offset, m2.offset);
+    CU_ASSERT_EQUAL(v[1].keys[0].length, 32);
+    qk_notice_free(v, n);
+    /* not sent (no done): the same again; then done, out of order */
+    const char *done[3] = {"m-2", "m-1", "m-6"};
+    CU_ASSERT_EQUAL(qk_store_notices_done(A, done, 3, &err), 0);
+    pending_ids(got, sizeof got);
+    CU_ASSERT_STRING_EQUAL(got, "m-3:2/4 m-4:2/4 m-5:2/4 m-7:2/4");
+    carve_a("m-9", 1, refs, QK_ENOKEY);
+    /* a burn: the table answers, without the burned request (and without the deleted slaves) */
+    CU_ASSERT_EQUAL(qk_store_burn(A, "m-4", &err), 0);
+    pending_ids(got, sizeof got);
+    CU_ASSERT_STRING_EQUAL(got, "m-3:0/4 m-5:0/4 m-7:0/4");
+    lease_a(32);
+    carve_a("m-10", 1, refs, 0);
+    pending_ids(got, sizeof got); /* queued again by the last full read */
+    CU_ASSERT_STRING_EQUAL(got, "m-3:0/4 m-5:0/4 m-7:0/4 m-10:2/1");
+    A = reopen(A, &DA, 1);
+    CU_ASSERT_EQUAL(count_on(&DA, "DELETE FROM request_slaves WHERE request_id = 'm-10'"), 2);
+    pending_ids(got, sizeof got);
+    CU_ASSERT_STRING_EQUAL(got, "m-3:0/4 m-5:0/4 m-7:0/4 m-10:0/1");
+    unpair();
+}
+
+/* A full queue lets the table answer for the link until a read returns all of its pending
+ * notices within the bound again. */
+static void test_notices_queue_full(void)
+{
+    size_t saved = qs_noteq_max;
+    qs_noteq_max = 2;
+    pair(1, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref refs[4];
+    char got[256];
+    lease_a(1000);
+    pending_ids(got, sizeof got);
+    carve_a("f-1", 1, refs, 0);
+    carve_a("f-2", 1, refs, 0);
+    carve_a("f-3", 1, refs, 0); /* the third: the table answers */
+    CU_ASSERT_EQUAL(count_on(&DA, "DELETE FROM request_slaves WHERE request_id = 'f-1'"), 2);
+    pending_ids(got, sizeof got);
+    CU_ASSERT_STRING_EQUAL(got, "f-1:0/1 f-2:2/1 f-3:2/1");
+    const char *done[2] = {"f-1", "f-2"};
+    CU_ASSERT_EQUAL(qk_store_notices_done(A, done, 2, &err), 0);
+    pending_ids(got, sizeof got); /* one left: within the bound, queued */
+    CU_ASSERT_STRING_EQUAL(got, "f-3:2/1");
+    carve_a("f-4", 1, refs, 0);
+    CU_ASSERT_EQUAL(count_on(&DA, "DELETE FROM request_slaves WHERE request_id LIKE 'f-%'"), 6);
+    pending_ids(got, sizeof got);
+    CU_ASSERT_STRING_EQUAL(got, "f-3:2/1 f-4:2/1");
+    qs_noteq_max = saved;
+    unpair();
+}
+
 /* A notice copied from a carve, with its first key moved (or renamed, or its request). */
 static qk_notice notice_of(const char *id, const char (*slave)[QK_STORE_ID_MAX + 1],
                            qk_key_ref *keys, size_t nk)
@@ -1177,6 +1295,8 @@ int suite_store_lease(void)
         {"a tail too short for the keys is closed", test_tail_closed},
         {"notices: pending, notice_in, fetch the same bytes, done", test_notices_roundtrip},
         {"notices refused change nothing", test_notices_refused},
+        {"notices from memory: the carves' copies, done, burn, reopen", test_notices_from_memory},
+        {"notices from memory: a full queue lets the table answer", test_notices_queue_full},
         {"a leased block keeps its material for later notices", test_leased_block_keeps_material},
         {"reserve_in and carve respect leases", test_reserve_in_respects_leases},
         {"migration from v4", test_migration_v4},
