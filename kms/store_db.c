@@ -399,8 +399,8 @@ static qk_inline_waiter *qs_waiters_take(qk_store *s, qk_inline_waiter **ok)
 static void qs_group_lost(qk_store *s)
 {
     qk_inline_waiter *ok, *bad;
-    (void)pthread_mutex_lock(&s->smu);
     qs_noteq_reset(s); /* its carves are gone: their notices must not go */
+    (void)pthread_mutex_lock(&s->smu);
     s->failed[s->nfailed % QS_FAILED_GROUPS] = s->group_seq;
     s->nfailed++;
     if (s->commit_seq < s->group_seq)

@@ -92,28 +92,45 @@ void qs_noteq_reset(qk_store *s)
     q->nclean = 0;
 }
 
-/* A copy of v for link (slaves and keys to their counts), or NULL when out of memory. */
-static qs_noteq_ent *ent_copy(const char *link, const qk_notice *v)
+/* v with room for nslaves slaves and nkeys keys (the counts set, the arrays zeroed) and its
+ * request, master and expiry; 0, or -1 when out of memory (v holds nothing then). */
+static int notice_init(qk_notice *v, const char *request_id, const char *master,
+                       uint64_t expires_at, size_t nslaves, size_t nkeys)
+{
+    memset(v, 0, sizeof *v);
+    snprintf(v->request_id, sizeof v->request_id, "%s", request_id);
+    snprintf(v->master, sizeof v->master, "%s", master);
+    v->expires_at = expires_at;
+    v->slaves = nslaves ? calloc(nslaves, sizeof *v->slaves) : NULL;
+    v->keys = nkeys ? calloc(nkeys, sizeof *v->keys) : NULL;
+    if ((nslaves && !v->slaves) || (nkeys && !v->keys)) {
+        qk_notice_free(v, 1);
+        return -1;
+    }
+    v->nslaves = nslaves;
+    v->nkeys = nkeys;
+    return 0;
+}
+
+/* A copy of src into dst (slaves and keys to their counts): 0, or -1 when out of memory. */
+static int notice_dup(qk_notice *dst, const qk_notice *src)
+{
+    if (notice_init(dst, src->request_id, src->master, src->expires_at, src->nslaves, src->nkeys) !=
+        0)
+        return -1;
+    if (src->nslaves)
+        memcpy(dst->slaves, src->slaves, src->nslaves * sizeof *src->slaves);
+    if (src->nkeys)
+        memcpy(dst->keys, src->keys, src->nkeys * sizeof *src->keys);
+    return 0;
+}
+
+/* A new entry for link, its notice to be filled (notice_init or notice_dup), or NULL. */
+static qs_noteq_ent *ent_new(const char *link)
 {
     qs_noteq_ent *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
-    snprintf(e->link, sizeof e->link, "%s", link);
-    memcpy(e->v.request_id, v->request_id, sizeof e->v.request_id);
-    memcpy(e->v.master, v->master, sizeof e->v.master);
-    e->v.expires_at = v->expires_at;
-    e->v.slaves = v->nslaves ? calloc(v->nslaves, sizeof *e->v.slaves) : NULL;
-    e->v.keys = v->nkeys ? calloc(v->nkeys, sizeof *e->v.keys) : NULL;
-    if ((v->nslaves && !e->v.slaves) || (v->nkeys && !e->v.keys)) {
-        ent_free(e);
-        return NULL;
-    }
-    if (v->nslaves)
-        memcpy(e->v.slaves, v->slaves, v->nslaves * sizeof *e->v.slaves);
-    if (v->nkeys)
-        memcpy(e->v.keys, v->keys, v->nkeys * sizeof *e->v.keys);
-    e->v.nslaves = v->nslaves;
-    e->v.nkeys = v->nkeys;
+    if (e)
+        snprintf(e->link, sizeof e->link, "%s", link);
     return e;
 }
 
@@ -143,25 +160,15 @@ void qs_noteq_stage(qk_store *s, const qk_reservation *r, const qk_key_ref *refs
     q->call = NULL;
     if (!qs_noteq_clean(s, r->link))
         return; /* the tables answer for this link: they have the carve */
-    qs_noteq_ent *e = calloc(1, sizeof *e);
-    if (e) {
-        snprintf(e->link, sizeof e->link, "%s", r->link);
-        snprintf(e->v.request_id, sizeof e->v.request_id, "%s", r->request_id);
-        snprintf(e->v.master, sizeof e->v.master, "%s", r->master);
-        e->v.expires_at = r->expires_at;
-        e->v.slaves = calloc(r->nslaves, sizeof *e->v.slaves);
-        e->v.keys = calloc(n, sizeof *e->v.keys);
-    }
-    if (!e || !e->v.slaves || !e->v.keys) {
-        ent_free(e);
+    qs_noteq_ent *e = ent_new(r->link);
+    if (!e || notice_init(&e->v, r->request_id, r->master, r->expires_at, r->nslaves, n) != 0) {
+        free(e);
         link_drop(s, r->link);
         return;
     }
     for (size_t i = 0; i < r->nslaves; i++)
         snprintf(e->v.slaves[i], sizeof e->v.slaves[i], "%s", r->slaves[i]);
-    e->v.nslaves = r->nslaves;
     memcpy(e->v.keys, refs, n * sizeof *refs); /* check fields zero: the carve leaves them so */
-    e->v.nkeys = n;
     q->call = e;
 }
 
@@ -183,13 +190,11 @@ int qs_noteq_take(qk_store *s, const char *link, qk_notice *out, size_t cap, siz
     for (const qs_noteq_ent *e = s->noteq.head; e && got < cap; e = e->next) {
         if (strcmp(e->link, link) != 0)
             continue;
-        qs_noteq_ent *c = ent_copy(link, &e->v);
-        if (!c) {
+        if (notice_dup(&out[got], &e->v) != 0) {
             qk_notice_free(out, got);
             return qk_err_set(err, QK_ENOMEM, "store: out of memory");
         }
-        out[got++] = c->v; /* the copy's arrays move to the caller */
-        free(c);
+        got++;
     }
     *n = got;
     return 0;
@@ -204,8 +209,9 @@ void qs_noteq_fill(qk_store *s, const char *link, const qk_notice *v, size_t n)
     link_drop(s, link);
     snprintf(s->noteq.clean[s->noteq.nclean++], QK_STORE_ID_MAX + 1, "%s", link);
     for (size_t i = 0; i < n && qs_noteq_clean(s, link); i++) {
-        qs_noteq_ent *e = ent_copy(link, &v[i]);
-        if (!e) {
+        qs_noteq_ent *e = ent_new(link);
+        if (!e || notice_dup(&e->v, &v[i]) != 0) {
+            free(e);
             link_drop(s, link);
             return;
         }
