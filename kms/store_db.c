@@ -348,6 +348,7 @@ int qs_begin(qk_store *s, qk_err *err)
         return rc;
     }
     s->op_changes = sqlite3_total_changes64(s->db);
+    s->zq_mark = s->zq_n; /* this call's deferred zeroings start here */
     return 0;
 }
 
@@ -399,7 +400,8 @@ static qk_inline_waiter *qs_waiters_take(qk_store *s, qk_inline_waiter **ok)
 static void qs_group_lost(qk_store *s)
 {
     qk_inline_waiter *ok, *bad;
-    qs_noteq_reset(s); /* its carves are gone: their notices must not go */
+    qs_noteq_reset(s);        /* its carves are gone: their notices must not go */
+    s->zq_n = s->zq_mark = 0; /* and its takes: nothing of them reached the database */
     (void)pthread_mutex_lock(&s->smu);
     s->failed[s->nfailed % QS_FAILED_GROUPS] = s->group_seq;
     s->nfailed++;
@@ -419,7 +421,9 @@ static int qs_group_commit(qk_store *s, qk_err *err)
 {
     if (!s->group_open)
         return 0;
-    int rc = qs_ctl(s, QS_CTL_COMMIT, err);
+    int rc = qs_zero_flush(s, err); /* the group's takes zeroed before it commits */
+    if (!rc)
+        rc = qs_ctl(s, QS_CTL_COMMIT, err);
     if (rc != 0) {
         (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         qs_group_lost(s);
@@ -670,6 +674,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
      * SQLITE_NOMEM): the group's earlier calls are gone with it. */
     if (sqlite3_get_autocommit(s->db)) {
         qs_noteq_call_end(s, false);
+        s->zq_n = s->zq_mark = 0;
         if (s->group_calls > 0)
             qs_group_lost(s);
         s->group_open = false;
@@ -677,6 +682,8 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         return rc ? rc : qk_err_set(err, QK_ESTORAGE, "store: the transaction was rolled back");
     }
     /* This call's savepoint: kept (merged into the transaction) or undone. */
+    if (!commit)
+        s->zq_n = s->zq_mark; /* the call's takes are undone with it */
     if ((!commit && qs_ctl(s, QS_CTL_ROLLBACK_TO, NULL) != 0) ||
         qs_ctl(s, QS_CTL_RELEASE, NULL) != 0) {
         qs_noteq_call_end(s, false);
@@ -686,7 +693,8 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         return rc ? rc
                   : qk_err_set(err, QK_ESTORAGE, "store: savepoint: %s", sqlite3_errmsg(s->db));
     }
-    bool wrote = commit && sqlite3_total_changes64(s->db) != s->op_changes;
+    bool wrote =
+        commit && (sqlite3_total_changes64(s->db) != s->op_changes || s->zq_n > s->zq_mark);
     if (wrote)
         s->group_calls++;
     /* Then the transaction: left open for the group (the reply waits for its commit), or
@@ -712,6 +720,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     } else {
         bool rolled = qs_ctl(s, QS_CTL_ROLLBACK, NULL) == 0;
         s->group_open = false;
+        s->zq_n = s->zq_mark = 0;
         if (!rolled && rc == 0)
             rc = qk_err_set(err, QK_ESTORAGE, "store: rollback failed");
         if (rc == 0) {

@@ -28,6 +28,7 @@
 #define QS_NOTEQ_MAX     4096  /* notices the queue holds (store_noteq.c) */
 #define QS_NOTEQ_KEYS    65536 /* keys they hold in all */
 #define QS_NOTEQ_LINKS   16    /* links whose notices the queue follows */
+#define QS_ZQ_MAX        512   /* taken ranges whose zeroing waits for the group's COMMIT */
 #define QS_NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define QS_TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define QS_AD_MAX        (2 + QK_STORE_ID_MAX + 8 + 4)
@@ -74,6 +75,14 @@ typedef struct {
     size_t nclean;
     qs_noteq_ent *call; /* the current call's carve, queued by qs_end if the call succeeds */
 } qs_noteq;
+
+/* A taken range [a, b) of segment idx (block offsets), zeroed at the group's COMMIT
+ * (store_seg.c qs_zero_flush). */
+typedef struct {
+    uint64_t block_id;
+    uint32_t idx, a, b;
+    char link[QK_STORE_ID_MAX + 1];
+} qs_zq_ent;
 
 struct qs_stmt {
     const char *sql;
@@ -140,6 +149,10 @@ struct qk_store {
     uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
     uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
     qs_noteq noteq;
+    /* Ranges taken in the open transaction, zeroed at its COMMIT (under mu; zq_mark: where the
+     * current call's begin, dropped if its savepoint is undone). */
+    qs_zq_ent zq[QS_ZQ_MAX];
+    size_t zq_n, zq_mark;
     struct qs_stmt stmts[QS_STMT_CACHE];
     size_t nstmts;
     sqlite3_stmt *ctl[QS_CTL_N]; /* qs_ctl: prepared on first use */
@@ -174,6 +187,11 @@ void qs_lazy(qk_store *s);
  * so does a read by any caller (docs/adr/0002-key-store.md, "Replies at commit"). Under mu,
  * between qs_begin and qs_end. */
 void qs_recoverable(qk_store *s);
+
+/* ---- store_seg.c: deferred zeroing ---------------------------------------------------- */
+/* Zero every range taken in the open transaction (one rewrite per segment), before its COMMIT;
+ * the list is empty after it, whatever the result. */
+int qs_zero_flush(qk_store *s, qk_err *err);
 
 /* ---- store_noteq.c: the notices of this open's carves, kept for the notifier ----------- */
 /* Notices the queue holds before a link falls back to the tables (QS_NOTEQ_MAX; tests lower it). */
@@ -252,8 +270,10 @@ int qs_range_check(qk_store *s, const char *link, uint64_t block_id, uint32_t of
 int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   qk_err *err);
 /* qs_range_read, then qs_range_zero, with each segment loaded and decrypted once: the bytes
- * are handed out and used up together (a carve at the master, a fetch of a run). On error
- * out is wiped. */
+ * are handed out and used up together (a carve at the master, a fetch of a run). The zeroing
+ * of a take inside one segment waits for the transaction's COMMIT (qs_zero_flush), so that the
+ * takes of one group rewrite a segment once; a range taken already in the open transaction is
+ * refused. On error out is wiped. */
 int qs_range_take(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   uint8_t *out, qk_err *err);
 int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err);

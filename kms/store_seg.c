@@ -2,7 +2,18 @@
  * blocks stored since schema v7, QK_SEG_BYTES_V1 before: blocks.seg_bytes):
  * write a block, read or check a byte range, zero a range (decrypt, wipe, re-encrypt under a
  * fresh nonce, or delete the row once every byte of it is used), wipe a whole block.
- * Plaintext only ever sits in s->scratch / s->vkey (sodium_malloc'ed), wiped before return. */
+ * Plaintext only ever sits in s->scratch / s->vkey (sodium_malloc'ed), wiped before return.
+ *
+ * Deferred zeroing. A take (qs_range_take) hands its bytes out at once, but the zeroing of its
+ * end segments waits in s->zq for the transaction's COMMIT (qs_zero_flush, called by
+ * qs_group_commit before every COMMIT): the one-key takes of a group transaction come from the
+ * same segment one after the other, and each rewrote it (seal, a 4 KiB row, the old overflow
+ * page zeroed by secure_delete) although only the last version reached the WAL. What reaches
+ * the disk is the same: every COMMIT carries the zeroed segments of every take it commits.
+ * A call whose savepoint is undone drops its entries (qs_end), a lost group all of them. Only
+ * takes inside one segment wait (keys of up to 4 KiB, one per request): a take across segments
+ * (a bulk request) rarely shares its end segments with the next, and waiting only moved their
+ * rewrite under the store's lock into the COMMIT, where the pumps cannot run beside it. */
 #include "store_int.h"
 
 #include <string.h>
@@ -277,10 +288,54 @@ static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_
     return rc ? rc : qs_step_done(s, st, err);
 }
 
+/* Whether [a, b) of segment idx was taken in the open transaction. */
+static bool zq_taken(const qk_store *s, const char *link, uint64_t block_id, uint32_t idx,
+                     uint64_t a, uint64_t b)
+{
+    for (size_t i = 0; i < s->zq_n; i++) {
+        const qs_zq_ent *z = &s->zq[i];
+        if (z->block_id == block_id && z->idx == idx && z->a < b && a < z->b &&
+            strcmp(z->link, link) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Queue the zeroing of [a, b) of segment idx for the COMMIT; false when the queue is full
+ * (the caller zeroes it now). */
+static bool zq_defer(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, uint64_t a,
+                     uint64_t b)
+{
+    if (s->zq_n >= QS_ZQ_MAX || strlen(link) >= sizeof s->zq[0].link)
+        return false;
+    qs_zq_ent *z = &s->zq[s->zq_n++];
+    z->block_id = block_id;
+    z->idx = idx;
+    z->a = (uint32_t)a;
+    z->b = (uint32_t)b;
+    memcpy(z->link, link, strlen(link) + 1);
+    return true;
+}
+
+/* The loaded, decrypted segment idx (plaintext plen bytes in s->scratch, r->used bytes used
+ * before) with `add` more bytes zeroed: deleted once every byte is used, else resealed. */
+static int seg_store(qk_store *s, const char *link, uint64_t block_id, uint32_t idx,
+                     const seg_row *r, size_t plen, uint64_t add, qk_err *err)
+{
+    uint64_t used = r->used + add;
+    if (used >= plen) {
+        sodium_memzero(s->scratch, QK_SEG_BYTES);
+        return seg_delete(s, link, block_id, idx, err);
+    }
+    return seg_rewrite(s, link, block_id, idx, plen, (uint32_t)used, err);
+}
+
 /* Zero [off, off+len) inside one segment idx (decrypt, wipe, re-encrypt, or delete the row
  * once every byte of it is used). An absent row was wiped already (block burned, or used).
  * With out (qs_range_take): the piece is first copied to out (out[0] is byte off), and it must
- * be there whole: an absent row or a block that ends inside the range is an error. */
+ * be there whole and not taken before in the open transaction: an absent row, a block that
+ * ends inside the range or a piece taken already is an error; the zeroing of a take that lies
+ * inside this one segment is then deferred to the COMMIT (zq_defer) while there is room. */
 static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint32_t sb,
                          uint32_t idx, uint64_t off, uint64_t end, uint8_t *out, qk_err *err)
 {
@@ -304,15 +359,69 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
         return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
                           (unsigned long long)block_id);
     }
+    if (out && zq_taken(s, link, block_id, idx, a, b)) {
+        sodium_memzero(s->scratch, QK_SEG_BYTES);
+        return qk_err_set(err, QK_ESTORAGE, "store: range of block %llu taken twice",
+                          (unsigned long long)block_id);
+    }
     if (out)
         memcpy(out + (a - off), s->scratch + (a - seg_start), (size_t)(b - a));
-    sodium_memzero(s->scratch + (a - seg_start), (size_t)(b - a));
-    uint64_t used = r.used + (b - a);
-    if (used >= plen) {
+    bool within = off >= seg_start && end <= seg_start + sb; /* a take inside this segment */
+    if (out && within && zq_defer(s, link, block_id, idx, a, b)) {
         sodium_memzero(s->scratch, QK_SEG_BYTES);
-        return seg_delete(s, link, block_id, idx, err);
+        return 0;
     }
-    return seg_rewrite(s, link, block_id, idx, plen, (uint32_t)used, err);
+    sodium_memzero(s->scratch + (a - seg_start), (size_t)(b - a));
+    return seg_store(s, link, block_id, idx, &r, plen, b - a, err);
+}
+
+/* Zero the ranges of zq[i..] that lie in zq[i]'s segment (marking them in done) with one
+ * load, decryption and rewrite. An absent segment was wiped already (its block burned). */
+static int zq_flush_segment(qk_store *s, size_t i, bool *done, qk_err *err)
+{
+    const qs_zq_ent *z = &s->zq[i];
+    uint32_t sb = 0;
+    seg_row r;
+    int rc = seg_size(s, z->link, z->block_id, &sb, err);
+    if (rc == QK_ENOTFOUND)
+        rc = 0; /* the block is gone, and its segments with it */
+    else if (!rc && (rc = seg_load(s, z->link, z->block_id, z->idx, &r, err)) == 1)
+        rc = 2;
+    size_t plen = 0;
+    if (rc == 2 && (rc = seg_decrypt(s, z->link, z->block_id, z->idx, &r, &plen, err)) == 0)
+        rc = 2;
+    uint64_t seg_start = (uint64_t)z->idx * sb, add = 0;
+    for (size_t j = i; j < s->zq_n && rc >= 0; j++) {
+        const qs_zq_ent *y = &s->zq[j];
+        if (done[j] || y->block_id != z->block_id || y->idx != z->idx ||
+            strcmp(y->link, z->link) != 0)
+            continue;
+        done[j] = true;
+        if (rc != 2)
+            continue;
+        if (y->a < seg_start || y->b > seg_start + plen || y->b <= y->a) {
+            rc = qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
+                            (unsigned long long)z->block_id);
+            break;
+        }
+        sodium_memzero(s->scratch + (y->a - seg_start), y->b - y->a);
+        add += y->b - y->a;
+    }
+    if (rc == 2)
+        return seg_store(s, z->link, z->block_id, z->idx, &r, plen, add, err);
+    sodium_memzero(s->scratch, QK_SEG_BYTES);
+    return rc;
+}
+
+int qs_zero_flush(qk_store *s, qk_err *err)
+{
+    bool done[QS_ZQ_MAX] = {false};
+    int rc = 0;
+    for (size_t i = 0; i < s->zq_n && !rc; i++)
+        if (!done[i])
+            rc = zq_flush_segment(s, i, done, err);
+    s->zq_n = s->zq_mark = 0;
+    return rc;
 }
 
 /* Segments strictly between the first and the last segment of a range lie wholly inside it

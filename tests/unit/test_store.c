@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "qk_inline.h"
 #include "store.h"
 #include "store_fixture.h"
 #include "store_int.h" /* qs_seg_open: read a segment as the store does */
@@ -937,6 +938,22 @@ static void ends_zeroed(const uint8_t *b, uint8_t *plain, size_t off)
     CU_ASSERT_TRUE(range_is(plain, b + 3 * SB, off, SB, false));
 }
 
+/* The start of a range test: a fresh store holding block 1 of l random bytes, none of them
+ * zero (a zero byte can only be a wipe), their copy in *b, an out buffer of l bytes and one
+ * segment's plaintext buffer (range_test_end frees them). */
+static void range_test_begin(size_t l, uint8_t **b, uint8_t **out, uint8_t **plain)
+{
+    fresh();
+    *b = malloc(l);
+    *out = malloc(l);
+    *plain = malloc(QK_SEG_BYTES);
+    CU_ASSERT_FATAL(*b && *out && *plain);
+    randombytes_buf(*b, l);
+    for (size_t i = 0; i < l; i++)
+        (*b)[i] |= 1;
+    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1, *b, l) == 0);
+}
+
 /* The end of a range test: its three buffers wiped and freed (block bytes b and out of l
  * bytes, one segment's plaintext), the store closed and removed. */
 static void range_test_end(uint8_t *b, uint8_t *out, uint8_t *plain, size_t l)
@@ -1000,14 +1017,9 @@ static void test_range_zero_whole_segments(void)
  * end) fails with out wiped and takes nothing. */
 static void test_range_take(void)
 {
-    fresh();
     enum { SB = QK_SEG_BYTES, L = 5 * SB + SB / 2, OFF = SB / 2, LEN = 3 * SB };
-    uint8_t *b = malloc(L), *out = malloc(L), *plain = malloc(SB);
-    CU_ASSERT_FATAL(b && out && plain);
-    randombytes_buf(b, L);
-    for (size_t i = 0; i < L; i++)
-        b[i] |= 1; /* a zero byte can only be a wipe */
-    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1, b, L) == 0);
+    uint8_t *b, *out, *plain;
+    range_test_begin(L, &b, &out, &plain);
     CU_ASSERT_EQUAL(count_segments(1), 6);
     qk_err err = {0, ""};
     /* inside one segment (the last one, shorter): 100 bytes */
@@ -1050,6 +1062,84 @@ static void test_range_take(void)
     CU_ASSERT_EQUAL(count_segments(1), 4);
     CU_ASSERT_EQUAL_FATAL(read_segment(1, 4, plain, &plen), 0);
     CU_ASSERT_TRUE(range_is(plain, b + 4 * SB, 0, SB, false));
+    range_test_end(b, out, plain, L);
+}
+
+/* Takes in one transaction: the bytes out at once, their zeroing at the COMMIT with one
+ * rewrite per segment (one change where there were as many as takes), a segment whose every
+ * byte was taken deleted; a range taken twice in the transaction refused; a call undone inside
+ * a group transaction takes its deferred zeroing with it; more takes than the queue holds
+ * zeroed at once, all zero after the COMMIT; a take across segments zeroed at once. */
+static void test_take_zeroing_deferred(void)
+{
+    enum { SB = QK_SEG_BYTES, L = 3 * SB, K = 32, MANY = QS_ZQ_MAX + 88 };
+    uint8_t *b, *out, *plain;
+    range_test_begin(L, &b, &out, &plain);
+    qk_err err = {0, ""};
+    /* ten keys of segment 0, the two halves of segment 1: two changes at the COMMIT */
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    sqlite3_int64 before = sqlite3_total_changes64(S->db);
+    int rc = 0;
+    for (uint32_t i = 0; i < 10 && !rc; i++)
+        rc = qs_range_take(S, LINK, 1, 64 + i * K, K, out + i * K, &err);
+    if (!rc)
+        rc = qs_range_take(S, LINK, 1, SB, SB / 2, out + 10 * K, &err);
+    if (!rc)
+        rc = qs_range_take(S, LINK, 1, SB + SB / 2, SB / 2, out + 10 * K + SB / 2, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 0); /* nothing written yet */
+    /* the same bytes again, in the same transaction: refused */
+    uint8_t again[K];
+    CU_ASSERT_EQUAL(qs_range_take(S, LINK, 1, 64 + 3 * K + 8, K, again, &err), QK_ESTORAGE);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 2); /* a rewrite, a delete */
+    CU_ASSERT_EQUAL(memcmp(out, b + 64, 10 * K), 0);
+    CU_ASSERT_EQUAL(memcmp(out + 10 * K, b + SB, SB), 0);
+    CU_ASSERT_EQUAL(count_segments(1), 2);
+    size_t plen = 0;
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, 64, false));
+    CU_ASSERT_TRUE(range_is(plain, b, 64, 64 + 10 * K, true));
+    CU_ASSERT_TRUE(range_is(plain, b, 64 + 10 * K, SB, false));
+    /* inline calls sharing a group transaction, the middle one undone: its take is not zeroed
+     * by the group's COMMIT (made here by a call that is not inline), the others' are */
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    ic.group_commit = true;
+    for (uint32_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+        CU_ASSERT_EQUAL(qs_range_take(S, LINK, 1, 2 * SB + i * K, K, out, &err), 0);
+        rc = i == 1 ? QK_EINVAL : 0;
+        CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), rc);
+    }
+    qk_inline_end();
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    CU_ASSERT_EQUAL(qs_end(S, 0, true, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 2, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 2 * SB, 0, K, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 2 * SB, K, 2 * K, false));
+    CU_ASSERT_TRUE(range_is(plain, b + 2 * SB, 2 * K, 3 * K, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 2 * SB, 3 * K, SB, false));
+    /* more one-byte takes than the queue holds: the rest zeroed at once, all zero after */
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    rc = 0;
+    for (uint32_t i = 0; i < MANY && !rc; i++)
+        rc = qs_range_take(S, LINK, 1, 2 * SB + 3 * K + i, 1, out + i, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + 2 * SB + 3 * K, MANY), 0);
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 2, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + 2 * SB, K, 2 * K, false));
+    CU_ASSERT_TRUE(range_is(plain, b + 2 * SB, 2 * K, 3 * K + MANY, true));
+    CU_ASSERT_TRUE(range_is(plain, b + 2 * SB, 3 * K + MANY, SB, false));
+    /* a take across two segments (a bulk request) zeroes its end segments at once */
+    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 2, b, L) == 0);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    before = sqlite3_total_changes64(S->db);
+    CU_ASSERT_EQUAL(qs_range_take(S, LINK, 2, SB - K, 2 * K, out, &err), 0);
+    CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 2);
+    CU_ASSERT_EQUAL(qs_end(S, 0, true, &err), 0);
+    CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 2);
     range_test_end(b, out, plain, L);
 }
 
@@ -1172,6 +1262,7 @@ int suite_store(void)
         {"zeroization deletes used segments", test_zeroization_deletes_segments},
         {"zeroing a range drops whole segments unopened", test_range_zero_whole_segments},
         {"taking a range: the bytes of a read, the store of a zero", test_range_take},
+        {"takes: zeroed at the COMMIT, once per segment", test_take_zeroing_deferred},
         {"segment sizes: 4 KiB new, 1 KiB kept (v7)", test_segment_sizes_v7},
         {"delivery wipes its range inside a partly used segment", test_partial_segment_wipe},
         {"threads never share ranges", test_threads_never_share_ranges},
