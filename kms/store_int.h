@@ -28,7 +28,7 @@
 #define QS_NOTEQ_MAX     4096  /* notices the queue holds (store_noteq.c) */
 #define QS_NOTEQ_KEYS    65536 /* keys they hold in all */
 #define QS_NOTEQ_LINKS   16    /* links whose notices the queue follows */
-#define QS_ZQ_MAX        512   /* taken ranges whose zeroing waits for the group's COMMIT */
+#define QS_ZQ_MAX        512   /* ranges taken in a transaction, their zeroing at its COMMIT */
 #define QS_NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define QS_TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define QS_AD_MAX        (2 + QK_STORE_ID_MAX + 8 + 4)
@@ -76,11 +76,12 @@ typedef struct {
     qs_noteq_ent *call; /* the current call's carve, queued by qs_end if the call succeeds */
 } qs_noteq;
 
-/* A taken range [a, b) of segment idx (block offsets), zeroed at the group's COMMIT
- * (store_seg.c qs_zero_flush). */
+/* A range [a, b) of segment idx (block offsets) taken in the open transaction: zeroed already,
+ * or (pending) at its COMMIT (store_seg.c qs_zero_flush). */
 typedef struct {
     uint64_t block_id;
     uint32_t idx, a, b;
+    bool pending;
     char link[QK_STORE_ID_MAX + 1];
 } qs_zq_ent;
 
@@ -271,9 +272,9 @@ int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off
                   qk_err *err);
 /* qs_range_read, then qs_range_zero, with each segment loaded and decrypted once: the bytes
  * are handed out and used up together (a carve at the master, a fetch of a run). The zeroing
- * of a take inside one segment waits for the transaction's COMMIT (qs_zero_flush), so that the
- * takes of one group rewrite a segment once; a range taken already in the open transaction is
- * refused. On error out is wiped. */
+ * of a take inside one segment that the transaction rewrote already waits for its COMMIT
+ * (qs_zero_flush), so that the takes of one group rewrite a segment twice at most; a range
+ * taken already in the open transaction is refused. On error out is wiped. */
 int qs_range_take(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   uint8_t *out, qk_err *err);
 int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err);

@@ -11,9 +11,12 @@
  * page zeroed by secure_delete) although only the last version reached the WAL. What reaches
  * the disk is the same: every COMMIT carries the zeroed segments of every take it commits.
  * A call whose savepoint is undone drops its entries (qs_end), a lost group all of them. Only
- * takes inside one segment wait (keys of up to 4 KiB, one per request): a take across segments
- * (a bulk request) rarely shares its end segments with the next, and waiting only moved their
- * rewrite under the store's lock into the COMMIT, where the pumps cannot run beside it. */
+ * takes inside one segment wait (keys of up to 4 KiB, one per request), and only once the
+ * transaction has rewritten that segment for an earlier take: a lone take (one connection, one
+ * take per transaction) is zeroed at once, as the COMMIT would have to decrypt the segment
+ * again; a take across segments (a bulk request) rarely shares its end segments with the next,
+ * and waiting only moved their rewrite under the store's lock into the COMMIT, where the pumps
+ * cannot run beside it. */
 #include "store_int.h"
 
 #include <string.h>
@@ -288,23 +291,24 @@ static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_
     return rc ? rc : qs_step_done(s, st, err);
 }
 
-/* Whether [a, b) of segment idx was taken in the open transaction. */
-static bool zq_taken(const qk_store *s, const char *link, uint64_t block_id, uint32_t idx,
-                     uint64_t a, uint64_t b)
+/* What the open transaction took from segment idx so far: 2 if [a, b) overlaps a take, else 1
+ * if anything of the segment was taken, else 0. */
+static int zq_seen(const qk_store *s, const char *link, uint64_t block_id, uint32_t idx, uint64_t a,
+                   uint64_t b)
 {
-    for (size_t i = 0; i < s->zq_n; i++) {
+    int seen = 0;
+    for (size_t i = 0; i < s->zq_n && seen < 2; i++) {
         const qs_zq_ent *z = &s->zq[i];
-        if (z->block_id == block_id && z->idx == idx && z->a < b && a < z->b &&
-            strcmp(z->link, link) == 0)
-            return true;
+        if (z->block_id == block_id && z->idx == idx && strcmp(z->link, link) == 0)
+            seen = z->a < b && a < z->b ? 2 : 1;
     }
-    return false;
+    return seen;
 }
 
-/* Queue the zeroing of [a, b) of segment idx for the COMMIT; false when the queue is full
- * (the caller zeroes it now). */
-static bool zq_defer(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, uint64_t a,
-                     uint64_t b)
+/* Record a take [a, b) of segment idx: zeroed already (pending false) or to be zeroed at the
+ * COMMIT (pending true); false when the list is full (a pending take is then zeroed now). */
+static bool zq_add(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, uint64_t a,
+                   uint64_t b, bool pending)
 {
     if (s->zq_n >= QS_ZQ_MAX || strlen(link) >= sizeof s->zq[0].link)
         return false;
@@ -313,6 +317,7 @@ static bool zq_defer(qk_store *s, const char *link, uint64_t block_id, uint32_t 
     z->idx = idx;
     z->a = (uint32_t)a;
     z->b = (uint32_t)b;
+    z->pending = pending;
     memcpy(z->link, link, strlen(link) + 1);
     return true;
 }
@@ -335,7 +340,8 @@ static int seg_store(qk_store *s, const char *link, uint64_t block_id, uint32_t 
  * With out (qs_range_take): the piece is first copied to out (out[0] is byte off), and it must
  * be there whole and not taken before in the open transaction: an absent row, a block that
  * ends inside the range or a piece taken already is an error; the zeroing of a take that lies
- * inside this one segment is then deferred to the COMMIT (zq_defer) while there is room. */
+ * inside this one segment, which the transaction rewrote already, is then deferred to the
+ * COMMIT while there is room (zq_add). */
 static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint32_t sb,
                          uint32_t idx, uint64_t off, uint64_t end, uint8_t *out, qk_err *err)
 {
@@ -359,7 +365,8 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
         return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
                           (unsigned long long)block_id);
     }
-    if (out && zq_taken(s, link, block_id, idx, a, b)) {
+    int seen = out ? zq_seen(s, link, block_id, idx, a, b) : 0;
+    if (seen == 2) {
         sodium_memzero(s->scratch, QK_SEG_BYTES);
         return qk_err_set(err, QK_ESTORAGE, "store: range of block %llu taken twice",
                           (unsigned long long)block_id);
@@ -367,12 +374,15 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
     if (out)
         memcpy(out + (a - off), s->scratch + (a - seg_start), (size_t)(b - a));
     bool within = off >= seg_start && end <= seg_start + sb; /* a take inside this segment */
-    if (out && within && zq_defer(s, link, block_id, idx, a, b)) {
+    if (out && within && seen && zq_add(s, link, block_id, idx, a, b, true)) {
         sodium_memzero(s->scratch, QK_SEG_BYTES);
-        return 0;
+        return 0; /* the segment was rewritten in this transaction: once more at the COMMIT */
     }
     sodium_memzero(s->scratch + (a - seg_start), (size_t)(b - a));
-    return seg_store(s, link, block_id, idx, &r, plen, b - a, err);
+    rc = seg_store(s, link, block_id, idx, &r, plen, b - a, err);
+    if (!rc && out && within)
+        (void)zq_add(s, link, block_id, idx, a, b, false);
+    return rc;
 }
 
 /* Zero the ranges of zq[i..] that lie in zq[i]'s segment (marking them in done) with one
@@ -397,8 +407,8 @@ static int zq_flush_segment(qk_store *s, size_t i, bool *done, qk_err *err)
             strcmp(y->link, z->link) != 0)
             continue;
         done[j] = true;
-        if (rc != 2)
-            continue;
+        if (rc != 2 || !y->pending)
+            continue; /* zeroed when taken */
         if (y->a < seg_start || y->b > seg_start + plen || y->b <= y->a) {
             rc = qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
                             (unsigned long long)z->block_id);
@@ -418,7 +428,7 @@ int qs_zero_flush(qk_store *s, qk_err *err)
     bool done[QS_ZQ_MAX] = {false};
     int rc = 0;
     for (size_t i = 0; i < s->zq_n && !rc; i++)
-        if (!done[i])
+        if (!done[i] && s->zq[i].pending)
             rc = zq_flush_segment(s, i, done, err);
     s->zq_n = s->zq_mark = 0;
     return rc;
