@@ -54,6 +54,23 @@ bool qs_noteq_clean(const qk_store *s, const char *link)
     return link_index(s, link) >= 0;
 }
 
+/* Unlink and free the entry after prev (the head when prev is NULL); returns the one after it. */
+static qs_noteq_ent *unlink_next(qs_noteq *q, qs_noteq_ent *prev)
+{
+    qs_noteq_ent *e = prev ? prev->next : q->head;
+    qs_noteq_ent *next = e->next;
+    if (prev)
+        prev->next = next;
+    else
+        q->head = next;
+    if (q->tail == e)
+        q->tail = prev;
+    q->n--;
+    q->nkeys -= e->v.nkeys;
+    ent_free(e);
+    return next;
+}
+
 /* Drop link's entries and its clean mark: the tables answer for it again. */
 static void link_drop(qk_store *s, const char *link)
 {
@@ -63,18 +80,13 @@ static void link_drop(qk_store *s, const char *link)
         q->nclean--;
         memcpy(q->clean[i], q->clean[q->nclean], sizeof q->clean[i]);
     }
-    qs_noteq_ent **pp = &q->head;
-    q->tail = NULL;
-    while (*pp) {
-        qs_noteq_ent *e = *pp;
+    qs_noteq_ent *prev = NULL;
+    for (qs_noteq_ent *e = q->head; e;) {
         if (strcmp(e->link, link) == 0) {
-            *pp = e->next;
-            q->n--;
-            q->nkeys -= e->v.nkeys;
-            ent_free(e);
+            e = unlink_next(q, prev);
         } else {
-            q->tail = e;
-            pp = &e->next;
+            prev = e;
+            e = e->next;
         }
     }
 }
@@ -226,25 +238,15 @@ void qs_noteq_done(qk_store *s, const char *const *request_ids, size_t n)
     size_t left = n;
     /* the IDs are usually the oldest entries, in order: one pass, stopping when all are found */
     while (e && left > 0) {
-        qs_noteq_ent *next = e->next;
         bool hit = false;
         for (size_t i = 0; i < n && !hit; i++)
             hit = request_ids[i] && strcmp(e->v.request_id, request_ids[i]) == 0;
-        if (!hit) {
+        if (hit) {
+            e = unlink_next(q, prev);
+            left--;
+        } else {
             prev = e;
-            e = next;
-            continue;
+            e = e->next;
         }
-        if (prev)
-            prev->next = next;
-        else
-            q->head = next;
-        if (q->tail == e)
-            q->tail = prev;
-        q->n--;
-        q->nkeys -= e->v.nkeys;
-        ent_free(e);
-        left--;
-        e = next;
     }
 }
