@@ -401,6 +401,7 @@ static void qs_group_lost(qk_store *s)
 {
     qk_inline_waiter *ok, *bad;
     qs_noteq_reset(s);        /* its carves are gone: their notices must not go */
+    qs_known_reset(s);        /* and the runs of its notices */
     s->zq_n = s->zq_mark = 0; /* and its takes: nothing of them reached the database */
     (void)pthread_mutex_lock(&s->smu);
     s->failed[s->nfailed % QS_FAILED_GROUPS] = s->group_seq;
@@ -674,6 +675,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
      * SQLITE_NOMEM): the group's earlier calls are gone with it. */
     if (sqlite3_get_autocommit(s->db)) {
         qs_noteq_call_end(s, false);
+        qs_known_call_end(s, false);
         s->zq_n = s->zq_mark = 0;
         if (s->group_calls > 0)
             qs_group_lost(s);
@@ -687,6 +689,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     if ((!commit && qs_ctl(s, QS_CTL_ROLLBACK_TO, NULL) != 0) ||
         qs_ctl(s, QS_CTL_RELEASE, NULL) != 0) {
         qs_noteq_call_end(s, false);
+        qs_known_call_end(s, false);
         (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         qs_group_lost(s);
         (void)pthread_mutex_unlock(&s->mu);
@@ -730,6 +733,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         }
     }
     qs_noteq_call_end(s, rc == 0 && commit); /* its carve kept: the notice may go */
+    qs_known_call_end(s, rc == 0 && commit); /* its notices' runs kept: key_known may say so */
     (void)pthread_mutex_unlock(&s->mu);
     if (lazy && seq && s->wal_fd >= 0) { /* nobody waits: the syncer syncs it soon */
         (void)pthread_mutex_lock(&s->smu);
@@ -1023,6 +1027,7 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
                       pthread_cond_init(&s->wcond, &ca) == 0;
         (void)pthread_condattr_destroy(&ca);
     }
+    qs_known_open(s);
     s->secret = sodium_malloc(QK_MASTER_KEY_LEN + QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
     if (!s->secret) {
         qk_store_close(s);
@@ -1103,6 +1108,7 @@ void qk_store_close(qk_store *s)
     if (s->wcond_ok)
         (void)pthread_cond_destroy(&s->wcond);
     qs_noteq_reset(s);
+    qs_known_close(s);
     (void)pthread_mutex_destroy(&s->smu);
     (void)pthread_mutex_destroy(&s->mu);
     free(s);

@@ -76,6 +76,9 @@ typedef struct {
     qs_noteq_ent *call; /* the current call's carve, queued by qs_end if the call succeeds */
 } qs_noteq;
 
+/* The runs this open recorded from notices, for key_known (store_known.c). */
+typedef struct qs_known qs_known;
+
 /* A range [a, b) of segment idx (block offsets) taken in the open transaction: zeroed already,
  * or (pending) at its COMMIT (store_seg.c qs_zero_flush). */
 typedef struct {
@@ -150,6 +153,7 @@ struct qk_store {
     uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
     uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
     qs_noteq noteq;
+    qs_known *known; /* NULL: none (allocation failed), key_known reads the table */
     /* Ranges taken in the open transaction, zeroed at its COMMIT (under mu; zq_mark: where the
      * current call's begin, dropped if its savepoint is undone). */
     qs_zq_ent zq[QS_ZQ_MAX];
@@ -314,6 +318,11 @@ int qs_owned_close(qk_store *s, const char *link, qk_side side, sqlite3_int64 b,
                    sqlite3_int64 y, qk_err *err);
 int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,
                    qk_err *err);
+/* Move one side's cursor of a block (LOW: lo, HIGH: hi), the other left as it is. Writing only
+ * that column spares SQLite the upkeep of the indexes whose condition names only the other one
+ * (LOW: blocks_high_owned; HIGH: blocks_low_owned). */
+int qs_set_cursor(qk_store *s, const char *link, uint64_t block_id, qk_side side, uint64_t at,
+                  qk_err *err);
 /* Read columns key_id, link, block_id, off, len, state (0..5) of the current row. */
 int qs_key_row_read(sqlite3_stmt *st, qs_key_row *k, qk_err *err);
 /* Load the keys of a request (seq order) into a malloc'ed array (*rows, *n). */
@@ -397,6 +406,7 @@ int qs_run_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t o
                     qk_err *err);
 /* 1 if a key row has an ID under this prefix, 0 if not, <0 error. */
 int qs_run_prefix_in_keys(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qk_err *err);
+
 /* The keys of a request's runs, in seq order, as key refs (check zero) in a malloc'ed array. */
 int qs_run_load_refs(qk_store *s, const char *request_id, qk_key_ref **refs, size_t *n,
                      qk_err *err);
@@ -416,5 +426,18 @@ int qs_runs_burn_block(qk_store *s, const char *link, uint64_t block_id, qk_err 
 /* Slave end: keys waiting for slave (master NULL = any), live and unexpired at now. */
 int qs_runs_count_reserved(qk_store *s, const char *master, const char *slave, uint64_t now,
                            uint64_t *n, qk_err *err);
+
+/* ---- store_known.c: the runs this open recorded from notices, for key_known -------------- */
+
+/* Allocate the table (an allocation failure leaves none: the SQL read answers). */
+void qs_known_open(qk_store *s);
+void qs_known_close(qk_store *s);
+/* A run the current call recorded (under mu), entered by qs_known_call_end if the call is kept. */
+void qs_known_stage(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], uint32_t n);
+void qs_known_call_end(qk_store *s, bool kept);
+/* Forget everything (under mu): the open group was lost. */
+void qs_known_reset(qk_store *s);
+/* Whether key_id is a key of a run in the table (without mu). */
+bool qs_known_has(qk_store *s, const char *key_id);
 
 #endif

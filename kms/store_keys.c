@@ -256,6 +256,20 @@ int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo
     return rc ? rc : qs_step_done(s, st, err);
 }
 
+int qs_set_cursor(qk_store *s, const char *link, uint64_t block_id, qk_side side, uint64_t at,
+                  qk_err *err)
+{
+    sqlite3_stmt *st =
+        qs_prep(s,
+                side == QK_SIDE_LOW ? "UPDATE blocks SET lo = ? WHERE link = ? AND block_id = ?"
+                                    : "UPDATE blocks SET hi = ? WHERE link = ? AND block_id = ?",
+                err);
+    if (!st)
+        return QK_ESTORAGE;
+    int rc = qs_bindf(s, st, err, "ItI", (int64_t)at, link, qs_i64(block_id));
+    return rc ? rc : qs_step_done(s, st, err);
+}
+
 /* Check value of material already read out: keyed with the block's verification key. */
 static int material_check(qk_store *s, const char *link, uint64_t block_id, uint32_t off,
                           uint32_t len, const uint8_t *mat, uint8_t check[QK_CHECK_LEN],

@@ -79,8 +79,7 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const o
         return qk_err_set(err, QK_ESTORAGE, "store: owned room of block %llu holds used bytes",
                           (unsigned long long)bid);
     if (!rc)
-        rc = qs_set_cursors(s, r->link, bid, side == QK_SIDE_LOW ? start + run : o->lo,
-                            side == QK_SIDE_HIGH ? start : o->hi, err);
+        rc = qs_set_cursor(s, r->link, bid, side, side == QK_SIDE_LOW ? start + run : start, err);
     /* read and used up at once: each segment opened and resealed (or deleted) once */
     if (!rc)
         rc = qs_range_take(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
@@ -119,13 +118,10 @@ int qs_owned_close(qk_store *s, const char *link, qk_side side, sqlite3_int64 b,
     if (!link || !link[0] || b < 0 || x < QK_BLOCK_VKEY_LEN || y <= x ||
         y > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
         return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
-    qs_block_row row;
-    int rc = qs_block_get(s, link, (uint64_t)b, &row, err);
-    if (rc == 0)
+    int rc = qs_set_cursor(s, link, (uint64_t)b, side,
+                           side == QK_SIDE_LOW ? (uint64_t)y : (uint64_t)x, err);
+    if (!rc && sqlite3_changes(s->db) != 1)
         return qk_err_set(err, QK_ESTORAGE, "store: block %lld vanished", (long long)b);
-    if (rc == 1)
-        rc = qs_set_cursors(s, link, (uint64_t)b, side == QK_SIDE_LOW ? (uint64_t)y : row.lo,
-                            side == QK_SIDE_HIGH ? (uint64_t)x : row.hi, err);
     return rc ? rc : qs_range_zero(s, link, (uint64_t)b, (uint32_t)x, (uint32_t)(y - x), err);
 }
 
@@ -435,7 +431,10 @@ int qk_store_notices_done(qk_store *s, const char *const *request_ids, size_t n,
 /* A notice's key against local state: a known, unburned block, inside the peer's granted lease
  * (LOW peer: to <= lease_lo; HIGH peer: from >= lease_hi), not overlapping anything recorded,
  * a new key ID. Read-only. */
-/* The block row of the previous key of the notice (keys come in runs from one block). */
+/* The block row of the previous key of the batch (keys come in runs from one block, and a
+ * master carves its requests one after another from the same lease). A notice_in call writes
+ * no block row (a notice's keys lie inside the peer's lease, past which the grant moved the
+ * cursors already), so the row read for one notice holds for the rest of the call. */
 typedef struct {
     bool have;
     uint64_t block_id;
@@ -443,18 +442,29 @@ typedef struct {
     qs_block_row b;
 } block_cache;
 
-static int notice_key_ok(qk_store *s, const char *link, qk_side peer_side, const qk_key_ref *k,
-                         block_cache *c, qk_err *err)
+/* Block block_id of link through c: 1 found (c->b), 0 unknown, <0 error. */
+static int cached_block(qk_store *s, const char *link, uint64_t block_id, block_cache *c,
+                        qk_err *err)
 {
-    if (!c->have || c->block_id != k->block_id) {
-        c->found = qs_block_get(s, link, k->block_id, &c->b, err);
+    if (!c->have || c->block_id != block_id) {
+        c->have = false;
+        c->found = qs_block_get(s, link, block_id, &c->b, err);
         if (c->found < 0)
             return c->found;
         c->have = true;
-        c->block_id = k->block_id;
+        c->block_id = block_id;
     }
+    return c->found;
+}
+
+static int notice_key_ok(qk_store *s, const char *link, qk_side peer_side, const qk_key_ref *k,
+                         block_cache *c, qk_err *err)
+{
+    int found = cached_block(s, link, k->block_id, c, err);
+    if (found < 0)
+        return found;
     const qs_block_row *b = &c->b;
-    if (c->found == 0 || b->state == QK_BLOCK_BURNED)
+    if (found == 0 || b->state == QK_BLOCK_BURNED)
         return qk_err_set(err, QK_ENOTFOUND, "store: key %s: block %llu unknown or burned",
                           k->key_id, (unsigned long long)k->block_id);
     uint64_t end = (uint64_t)k->offset + k->length;
@@ -506,19 +516,19 @@ static int notice_runs(const qk_notice *v, notice_run *runs, size_t *nr)
  * the whole run inside the peer's granted lease, overlapping nothing recorded, an unknown
  * prefix (no run has it, no key row has an ID under it). Read-only. */
 static int notice_run_ok(qk_store *s, const char *link, qk_side peer_side, const qk_notice *v,
-                         const notice_run *nr, qk_err *err)
+                         const notice_run *nr, block_cache *c, qk_err *err)
 {
     const qk_key_ref *k = &v->keys[nr->first];
-    qs_block_row b;
-    int rc = qs_block_get(s, link, k->block_id, &b, err);
+    int rc = cached_block(s, link, k->block_id, c, err);
     if (rc < 0)
         return rc;
-    if (rc == 0 || b.state == QK_BLOCK_BURNED)
+    const qs_block_row *b = &c->b;
+    if (rc == 0 || b->state == QK_BLOCK_BURNED)
         return qk_err_set(err, QK_ENOTFOUND, "store: key %s: block %llu unknown or burned",
                           k->key_id, (unsigned long long)k->block_id);
     uint64_t len = (uint64_t)k->length * nr->n;
     uint64_t end = k->offset + len;
-    if (end > b.len || (peer_side == QK_SIDE_LOW ? end > b.lease_lo : k->offset < b.lease_hi))
+    if (end > b->len || (peer_side == QK_SIDE_LOW ? end > b->lease_lo : k->offset < b->lease_hi))
         return qk_err_set(err, QK_EINVAL, "store: key %s: outside the peer's lease of block %llu",
                           k->key_id, (unsigned long long)k->block_id);
     rc = qs_range_recorded(s, link, k->block_id, k->offset, (uint32_t)len, err);
@@ -573,6 +583,8 @@ static int notice_record_runs(qk_store *s, const qk_reservation *r, const qk_not
         row->n_done = 0;
         row->expires_at = r->expires_at;
         rc = qs_run_insert(s, row, err);
+        if (!rc)
+            qs_known_stage(s, row->prefix, row->n); /* key_known's, if the call is kept */
     }
     free(row);
     return rc;
@@ -581,7 +593,7 @@ static int notice_record_runs(qk_store *s, const qk_reservation *r, const qk_not
 /* Validate one notice (read-only). 0 new (to record), 1 known with the same keys (nothing to
  * do), <0 refused or error. */
 static int notice_check(qk_store *s, const qk_reservation *r, qk_side peer_side, const qk_notice *v,
-                        const notice_run *runs, size_t nruns, qk_err *err)
+                        const notice_run *runs, size_t nruns, block_cache *c, qk_err *err)
 {
     int rc = qs_check_reservation(r, err);
     if (rc)
@@ -607,12 +619,11 @@ static int notice_check(qk_store *s, const qk_reservation *r, qk_side peer_side,
         return rc;
     if (nruns > 0) {
         for (size_t i = 0; !rc && i < nruns; i++)
-            rc = notice_run_ok(s, r->link, peer_side, v, &runs[i], err);
+            rc = notice_run_ok(s, r->link, peer_side, v, &runs[i], c, err);
         return rc;
     }
-    block_cache c = {false, 0, 0, {0}};
     for (size_t i = 0; !rc && i < v->nkeys; i++)
-        rc = notice_key_ok(s, r->link, peer_side, &v->keys[i], &c, err);
+        rc = notice_key_ok(s, r->link, peer_side, &v->keys[i], c, err);
     return rc;
 }
 
@@ -639,6 +650,7 @@ int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const q
         free(runs);
         return rc;
     }
+    block_cache bc = {false, 0, 0, {0}}; /* for the whole call: it writes no block row */
     for (size_t i = 0; !rc && i < n; i++) {
         const char *sl[QS_MAX_SLAVES];
         size_t ns = v[i].nslaves <= QS_MAX_SLAVES && v[i].slaves ? v[i].nslaves : 0;
@@ -652,7 +664,7 @@ int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const q
         if (v[i].keys && v[i].nkeys >= 1 && v[i].nkeys <= QS_MAX_KEYS &&
             notice_runs(&v[i], runs, &nruns) == 0)
             nruns = 0;
-        int res = notice_check(s, &r, peer_side, &v[i], runs, nruns, &e);
+        int res = notice_check(s, &r, peer_side, &v[i], runs, nruns, &bc, &e);
         if (fatal(res)) {
             rc = res;
             if (err)
@@ -667,8 +679,14 @@ int qk_store_notice_in(qk_store *s, const char *link, qk_side peer_side, const q
         results[i] = 0;
         if (res == 1)
             continue; /* already reserved */
-        /* validated: a failure from here on fails the whole batch */
-        rc = qs_insert_request(s, &r, QS_DIR_IN, QS_REQ_DONE, err);
+        /* validated: a failure from here on fails the whole batch. A notice recorded as runs
+         * names its one slave in each run row (runs.slave), and nothing reads the request's
+         * slave rows at this end (they serve key rows' copies and this end's own notices):
+         * the request row alone, one insert fewer per notice. */
+        qk_reservation rr = r;
+        if (nruns > 0)
+            rr.nslaves = 0;
+        rc = qs_insert_request(s, &rr, QS_DIR_IN, QS_REQ_DONE, err);
         /* every key lies inside the peer's granted lease, past which the grant moved the
          * mirror cursor already: no cursor update per key */
         if (!rc && nruns > 0)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "qk_inline.h"
 #include "store.h"
 #include "store_fixture.h"
 #include "store_int.h"
@@ -1200,6 +1201,87 @@ static void test_runs_slave_end(void)
 
 /* A burned block ends the live runs in it; a block fully fetched by runs is kept while the peer
  * leases it (as for key rows). */
+/* key_known answers a run a notice recorded from memory (store_known.c): with the run's row
+ * deleted behind the store's back it still says known, not past the run's end, not after a
+ * reopen; a call that failed after recording a run (its savepoint undone) and a group SQLite
+ * rolled back leave nothing known. A notice recorded as runs gets no request_slaves rows at the
+ * slave end (the runs name their slave); the master keeps its own. */
+static void test_known_from_memory(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    const char *sl[2];
+    qk_key_ref k1[3], k2[1], k3[1], k4[1];
+    uint8_t m1[3 * 32], m2[32], m3[32], m4[32];
+    bool known = false;
+    lease_a(4096);
+    carve_notice("k-1", 3, 32, k1, m1);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM requests WHERE request_id = 'k-1'"), 1);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM request_slaves"), 0);
+    CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM request_slaves WHERE request_id = 'k-1'"),
+                    1);
+    CU_ASSERT_EQUAL(count_on(&DB, "DELETE FROM runs WHERE request_id = 'k-1'"), 1);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, k1[2].key_id, &known, &err), 0);
+    CU_ASSERT_TRUE(known); /* from memory: the table has no such run any more */
+    char past[QK_KEY_ID_LEN + 1];
+    memcpy(past, k1[0].key_id, sizeof past);
+    memcpy(past + QK_KEY_ID_LEN - 4, "0003", 4);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, past, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    B = reopen(B, &DB, 2);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, k1[0].key_id, &known, &err), 0);
+    CU_ASSERT_FALSE(known); /* a new open starts empty; the table answers */
+    /* runs that fail to record: k-ab's insert aborts (the call fails, k-2 before it in the same
+     * call is undone with it); k-rb's rolls back the transaction of an inline group whose
+     * first call (k-3) was kept */
+    CU_ASSERT_EQUAL(count_on(&DB,
+                             "CREATE TRIGGER t_ab BEFORE INSERT ON runs WHEN"
+                             " NEW.request_id = 'k-ab' BEGIN SELECT RAISE(ABORT, 'test'); END"),
+                    0);
+    CU_ASSERT_EQUAL(count_on(&DB, "CREATE TRIGGER t_rb BEFORE INSERT ON runs WHEN"
+                                  " NEW.request_id = 'k-rb' BEGIN SELECT RAISE(ROLLBACK, 'test');"
+                                  " END"),
+                    0);
+    qk_reservation r = resv("k-2", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, k2, m2, &err), 0);
+    r = resv("k-ab", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, k3, m3, &err), 0);
+    qk_notice v[2] = {notice_of("k-2", slave, k2, 1), notice_of("k-ab", slave, k3, 1)};
+    int res[2] = {9, 9};
+    CU_ASSERT_NOT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 2, res, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, k2[0].key_id, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    r = resv("k-3", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, k3, m3, &err), 0);
+    r = resv("k-rb", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, k4, m4, &err), 0);
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    ic.group_commit = true;
+    v[0] = notice_of("k-3", slave, k3, 1);
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 1, res, &err), 0);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, k3[0].key_id, &known, &err), 0);
+    CU_ASSERT_TRUE(known); /* kept in the open group: the table would show it too */
+    v[0] = notice_of("k-rb", slave, k4, 1);
+    CU_ASSERT_NOT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 1, res, &err), 0);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM requests WHERE request_id = 'k-3'"), 0);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, k3[0].key_id, &known, &err), 0);
+    CU_ASSERT_FALSE(known);
+    /* the same notices again, the triggers gone: recorded and known */
+    CU_ASSERT_EQUAL(count_on(&DB, "DROP TRIGGER t_rb"), 0);
+    v[1] = notice_of("k-rb", slave, k4, 1);
+    v[0] = notice_of("k-3", slave, k3, 1);
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 2, res, &err), 0);
+    CU_ASSERT_EQUAL(res[0], 0);
+    CU_ASSERT_EQUAL(res[1], 0);
+    CU_ASSERT_EQUAL(qk_store_key_known(B, k4[0].key_id, &known, &err), 0);
+    CU_ASSERT_TRUE(known);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM request_slaves"), 0);
+    unpair();
+}
+
 static void test_runs_block_burned(void)
 {
     pair(2, BIG);
@@ -1303,6 +1385,7 @@ int suite_store_lease(void)
         {"carve_owned: one run record per block, derived key IDs", test_runs_one_record},
         {"migration from v5: per-key requests still noticed", test_migration_v5},
         {"slave end: runs with exact per-key state", test_runs_slave_end},
+        {"key_known from memory; no slave rows for runs at the slave", test_known_from_memory},
         {"slave end: a burned block ends its live runs", test_runs_block_burned},
         {"slave end: adjacent keys fetched as one range", test_runs_fetch_adjacent},
     };
