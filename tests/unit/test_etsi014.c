@@ -201,6 +201,31 @@ static void test_key_ids(void)
                         "{\"key_ID\":\"bc490419-7d60-487f-adc1-4ddcc177c138\"},"
                         "{\"key_ID\":\"bc490419-7d60-487f-adc1-4ddcc177c137\"}]}";
     CU_ASSERT_EQUAL(qk_etsi_parse_key_ids(three, strlen(three), 2, &ids, &n, &err), QK_EINVAL);
+    /* QK_ETSI_MAX_IDS different IDs: all accepted, in the order given; the same with the last
+     * equal to the first (the duplicate check sorts copies, it must compare far neighbours) */
+    size_t cap = 32 + (size_t)QK_ETSI_MAX_IDS * 52, used = 0;
+    char *big = malloc(cap);
+    CU_ASSERT_FATAL(big != NULL);
+    used += (size_t)snprintf(big, cap, "{\"key_IDs\":[");
+    for (unsigned i = 0; i < QK_ETSI_MAX_IDS; i++)
+        used +=
+            (size_t)snprintf(big + used, cap - used, "%s{\"key_ID\":\"%08x-0000-4000-8000-%012x\"}",
+                             i ? "," : "", 0x9000000u - i * 7919u, i);
+    used += (size_t)snprintf(big + used, cap - used, "]}");
+    CU_ASSERT_FATAL(used < cap);
+    CU_ASSERT_EQUAL_FATAL(qk_etsi_parse_key_ids(big, used, QK_ETSI_MAX_IDS, &ids, &n, &err), 0);
+    CU_ASSERT_EQUAL(n, QK_ETSI_MAX_IDS);
+    CU_ASSERT_STRING_EQUAL(ids[0], "09000000-0000-4000-8000-000000000000");
+    CU_ASSERT_STRING_EQUAL(ids[1], "08ffe111-0000-4000-8000-000000000001");
+    free(ids);
+    ids = NULL;
+    char *last = strrchr(big, '{');
+    CU_ASSERT_FATAL(last != NULL);
+    memcpy(last + 11, "09000000-0000-4000-8000-000000000000", 36);
+    CU_ASSERT_EQUAL(qk_etsi_parse_key_ids(big, used, QK_ETSI_MAX_IDS, &ids, &n, &err), QK_EINVAL);
+    CU_ASSERT_PTR_NULL(ids);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "duplicates"));
+    free(big);
 }
 
 /* The base64 of bytes (RFC 4648 clause 4, padded) by OpenSSL, not the production codec. */
