@@ -181,6 +181,11 @@ static const char *const migrations[] = {
      * delete per byte; the blocks already stored keep their 1 KiB segments (nothing is
      * re-encrypted). */
     "ALTER TABLE blocks ADD seg_bytes INTEGER NOT NULL DEFAULT 1024;",
+    /* v8: the pool counters of runs kept by the store's code, written once per transaction
+     * (store_counts.c; docs/adr/0002-key-store.md "Pool counters"): the triggers that kept them
+     * per row go. Runs are never deleted, so pool_run_del stays as it is (it never fires). */
+    "DROP TRIGGER IF EXISTS pool_run_ins;"
+    "DROP TRIGGER IF EXISTS pool_run_upd;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -349,6 +354,7 @@ int qs_begin(qk_store *s, qk_err *err)
     }
     s->op_changes = sqlite3_total_changes64(s->db);
     s->zq_mark = s->zq_n; /* this call's deferred zeroings start here */
+    qs_count_call_begin(s);
     return 0;
 }
 
@@ -402,6 +408,7 @@ static void qs_group_lost(qk_store *s)
     qk_inline_waiter *ok, *bad;
     qs_noteq_reset(s);        /* its carves are gone: their notices must not go */
     qs_known_reset(s);        /* and the runs of its notices */
+    qs_count_reset(s);        /* and its counter changes */
     s->zq_n = s->zq_mark = 0; /* and its takes: nothing of them reached the database */
     (void)pthread_mutex_lock(&s->smu);
     s->failed[s->nfailed % QS_FAILED_GROUPS] = s->group_seq;
@@ -423,6 +430,8 @@ static int qs_group_commit(qk_store *s, qk_err *err)
     if (!s->group_open)
         return 0;
     int rc = qs_zero_flush(s, err); /* the group's takes zeroed before it commits */
+    if (!rc)
+        rc = qs_count_flush(s, err); /* and its counter changes written */
     if (!rc)
         rc = qs_ctl(s, QS_CTL_COMMIT, err);
     if (rc != 0) {
@@ -677,6 +686,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         qs_noteq_call_end(s, false);
         qs_known_call_end(s, false);
         s->zq_n = s->zq_mark = 0;
+        qs_count_reset(s);
         if (s->group_calls > 0)
             qs_group_lost(s);
         s->group_open = false;
@@ -692,10 +702,12 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         qs_known_call_end(s, false);
         (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         qs_group_lost(s);
+        qs_count_reset(s); /* also when the group held no other call */
         (void)pthread_mutex_unlock(&s->mu);
         return rc ? rc
                   : qk_err_set(err, QK_ESTORAGE, "store: savepoint: %s", sqlite3_errmsg(s->db));
     }
+    qs_count_call_end(s, commit); /* an undone call takes its counter changes back */
     bool wrote =
         commit && (sqlite3_total_changes64(s->db) != s->op_changes || s->zq_n > s->zq_mark);
     if (wrote)
@@ -724,6 +736,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         bool rolled = qs_ctl(s, QS_CTL_ROLLBACK, NULL) == 0;
         s->group_open = false;
         s->zq_n = s->zq_mark = 0;
+        qs_count_reset(s);
         if (!rolled && rc == 0)
             rc = qk_err_set(err, QK_ESTORAGE, "store: rollback failed");
         if (rc == 0) {

@@ -76,6 +76,25 @@ typedef struct {
     qs_noteq_ent *call; /* the current call's carve, queued by qs_end if the call succeeds */
 } qs_noteq;
 
+/* Changes to pool_counts not written yet, per (link, kind, state), and the current call's
+ * share of them (store_counts.c; under mu). */
+#define QS_COUNT_SLOTS 16
+#define QS_COUNT_LOG   64
+typedef struct {
+    char link[QK_STORE_ID_MAX + 1];
+    int kind, state;
+    int64_t n, bytes;
+} qs_count_slot;
+typedef struct {
+    qs_count_slot slot[QS_COUNT_SLOTS];
+    size_t nslot;
+    struct {
+        uint8_t slot;
+        int64_t n, bytes;
+    } log[QS_COUNT_LOG];
+    size_t nlog;
+} qs_counts;
+
 /* The runs this open recorded from notices, for key_known (store_known.c). */
 typedef struct qs_known qs_known;
 
@@ -153,7 +172,8 @@ struct qk_store {
     uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
     uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
     qs_noteq noteq;
-    qs_known *known; /* NULL: none (allocation failed), key_known reads the table */
+    qs_known *known;  /* NULL: none (allocation failed), key_known reads the table */
+    qs_counts counts; /* pool_counts changes written at the group's COMMIT */
     /* Ranges taken in the open transaction, zeroed at its COMMIT (under mu; zq_mark: where the
      * current call's begin, dropped if its savepoint is undone). */
     qs_zq_ent zq[QS_ZQ_MAX];
@@ -426,6 +446,23 @@ int qs_runs_burn_block(qk_store *s, const char *link, uint64_t block_id, qk_err 
 /* Slave end: keys waiting for slave (master NULL = any), live and unexpired at now. */
 int qs_runs_count_reserved(qk_store *s, const char *master, const char *slave, uint64_t now,
                            uint64_t *n, qk_err *err);
+
+/* ---- store_counts.c: pool counters of runs, written once per transaction ---------------- */
+
+/* Add (n, bytes) to the counter (link, kind, state): kept in memory until the group's COMMIT
+ * (qs_count_flush), or written at once when there is no room. */
+int qs_count_add(qk_store *s, const char *link, int kind, int state, int64_t n, int64_t bytes,
+                 qk_err *err);
+void qs_count_call_begin(qk_store *s);
+/* The call's changes stay (kept) or are taken back (its savepoint undone). */
+void qs_count_call_end(qk_store *s, bool kept);
+/* Write the sums (before the COMMIT); 0 or an error (the group is then lost). */
+int qs_count_flush(qk_store *s, qk_err *err);
+/* Drop everything: the transaction is gone. */
+void qs_count_reset(qk_store *s);
+/* What is not written yet of counter (link, kind, state). */
+void qs_count_pending(const qk_store *s, const char *link, int kind, int state, int64_t *n,
+                      int64_t *bytes);
 
 /* ---- store_known.c: the runs this open recorded from notices, for key_known -------------- */
 

@@ -77,7 +77,14 @@ int qs_run_insert(qk_store *s, const qs_run_row *run, qk_err *err)
                       (int64_t)run->n_done, run->master, qs_i64(run->expires_at),
                       run->has_slave ? run->slave : NULL, run->has_slave ? run->fetched : NULL,
                       run->has_slave ? map_len(run->n) : (size_t)0);
-    return rc ? rc : qs_step_done(s, st, err);
+    if (!rc)
+        rc = qs_step_done(s, st, err);
+    /* the counters (store_counts.c): n_done keys DELIVERED, the others in the run's state */
+    if (!rc)
+        rc = qs_count_add(s, run->link, QS_COUNT_KEYS, QS_KEY_DELIVERED, run->n_done, 0, err);
+    if (!rc)
+        rc = qs_count_add(s, run->link, QS_COUNT_KEYS, run->state, run->n - run->n_done, 0, err);
+    return rc;
 }
 
 static int run_row_read(sqlite3_stmt *st, qs_run_row *r, qk_err *err)
@@ -230,8 +237,10 @@ int qs_run_load_refs(qk_store *s, const char *request_id, qk_key_ref **refs, siz
     return 0;
 }
 
-/* Write back a run's state, n_done and bitmap. */
-static int run_update(qk_store *s, const qs_run_row *run, qk_err *err)
+/* Write back a run's state, n_done and bitmap; it was in state old_state with old_done keys
+ * delivered (the counters move by the difference). */
+static int run_update(qk_store *s, const qs_run_row *run, int old_state, uint32_t old_done,
+                      qk_err *err)
 {
     sqlite3_stmt *st = qs_prep(s,
                                "UPDATE runs SET state = ?, n_done = ?, fetched = ?"
@@ -242,7 +251,23 @@ static int run_update(qk_store *s, const qs_run_row *run, qk_err *err)
     int rc = qs_bindf(
         s, st, err, "iIbtI", run->state, (int64_t)run->n_done, run->has_slave ? run->fetched : NULL,
         run->has_slave ? map_len(run->n) : (size_t)0, run->request_id, (int64_t)run->seq);
-    return rc ? rc : qs_step_done(s, st, err);
+    if (!rc)
+        rc = qs_step_done(s, st, err);
+    if (!rc && sqlite3_changes(s->db) != 1)
+        rc = qk_err_set(err, QK_ESTORAGE, "store: run %s/%u vanished", run->request_id, run->seq);
+    const char *l = run->link;
+    int64_t was = (int64_t)run->n - old_done, is = (int64_t)run->n - run->n_done;
+    if (!rc)
+        rc = qs_count_add(s, l, QS_COUNT_KEYS, QS_KEY_DELIVERED,
+                          (int64_t)run->n_done - (int64_t)old_done, 0, err);
+    if (!rc && old_state != run->state) {
+        rc = qs_count_add(s, l, QS_COUNT_KEYS, old_state, -was, 0, err);
+        if (!rc)
+            rc = qs_count_add(s, l, QS_COUNT_KEYS, run->state, is, 0, err);
+    } else if (!rc) {
+        rc = qs_count_add(s, l, QS_COUNT_KEYS, run->state, is - was, 0, err);
+    }
+    return rc;
 }
 
 int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, uint8_t *out, qk_err *err)
@@ -255,10 +280,12 @@ int qs_run_take(qk_store *s, qs_run_row *run, uint32_t idx, uint32_t cnt, uint8_
             return qk_err_set(err, QK_ENOTFOUND, "store: key %u of a run already fetched", i);
         run->fetched[i / 8] = (uint8_t)(run->fetched[i / 8] | (1u << (i % 8)));
     }
+    int old_state = run->state;
+    uint32_t old_done = run->n_done;
     run->n_done += cnt;
     if (run->n_done == run->n)
         run->state = QS_KEY_DELIVERED;
-    int rc = run_update(s, run, err);
+    int rc = run_update(s, run, old_state, old_done, err);
     if (!rc)
         rc = qs_range_take(s, run->link, run->block_id, run->off + idx * run->len, cnt * run->len,
                            out, err);
@@ -285,8 +312,9 @@ static int run_end(qk_store *s, qs_run_row *run, int state, size_t *n, qk_err *e
     if (rc)
         return rc;
     *n += run->n - run->n_done;
+    int old_state = run->state;
     run->state = state;
-    rc = run_update(s, run, err);
+    rc = run_update(s, run, old_state, run->n_done, err);
     return rc ? rc : qs_block_maybe_retire(s, run->link, run->block_id, err);
 }
 
@@ -371,14 +399,33 @@ int qs_runs_live_in_block(qk_store *s, const char *link, uint64_t block_id, qk_e
 
 int qs_runs_burn_block(qk_store *s, const char *link, uint64_t block_id, qk_err *err)
 {
+    /* the keys that move (the counters follow them), then the runs */
     sqlite3_stmt *st = qs_prep(s,
-                               "UPDATE runs SET state = ? WHERE link = ? AND block_id = ?"
-                               " AND state = ?",
+                               "SELECT COALESCE(SUM(n - n_done), 0) FROM runs"
+                               " WHERE link = ? AND block_id = ? AND state = ?",
                                err);
     int rc =
-        st ? qs_bindf(s, st, err, "itIi", QS_KEY_BURNED, link, qs_i64(block_id), QS_KEY_RESERVED)
-           : QK_ESTORAGE;
-    return rc ? rc : qs_step_done(s, st, err);
+        st ? qs_bindf(s, st, err, "tIi", link, qs_i64(block_id), QS_KEY_RESERVED) : QK_ESTORAGE;
+    int64_t moved = 0;
+    if (!rc && (rc = qs_step(s, st, err)) == 1) {
+        moved = sqlite3_column_int64(st, 0);
+        (void)sqlite3_reset(st);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = qk_err_set(err, QK_ESTORAGE, "store: no sum row");
+    }
+    if (!rc)
+        st = qs_prep(s, "UPDATE runs SET state = ? WHERE link = ? AND block_id = ? AND state = ?",
+                     err);
+    if (!rc)
+        rc = st ? qs_bindf(s, st, err, "itIi", QS_KEY_BURNED, link, qs_i64(block_id),
+                           QS_KEY_RESERVED)
+                : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step_done(s, st, err);
+    if (!rc)
+        rc = qs_count_add(s, link, QS_COUNT_KEYS, QS_KEY_RESERVED, -moved, 0, err);
+    return rc ? rc : qs_count_add(s, link, QS_COUNT_KEYS, QS_KEY_BURNED, moved, 0, err);
 }
 
 int qs_runs_count_reserved(qk_store *s, const char *master, const char *slave, uint64_t now,

@@ -52,6 +52,15 @@ int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *stt, qk_
     }
     if (st)
         (void)sqlite3_reset(st); /* ends the statement's read transaction */
+    /* and the open transaction's changes not written yet (store_counts.c) */
+    for (int state = 0; !rc && state < 5; state++) {
+        int64_t dn = 0, db = 0;
+        qs_count_pending(s, link, QS_COUNT_KEYS, state, &dn, &db);
+        if (dn < 0 && (uint64_t)-dn > keys[state])
+            rc = qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
+        else
+            keys[state] = (uint64_t)((int64_t)keys[state] + dn);
+    }
     (void)pthread_mutex_unlock(&s->mu);
     stt->blocks_pending = blocks[QK_BLOCK_PENDING];
     stt->blocks_confirmed = blocks[QK_BLOCK_CONFIRMED];

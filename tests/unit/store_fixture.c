@@ -383,7 +383,7 @@ int sf_downgrade_v5(const char *path, uint8_t seed)
     return exec_on(path,
                    "BEGIN IMMEDIATE;"
                    "DROP VIEW copy_view; DROP VIEW key_view; DROP VIEW run_keys;"
-                   "DROP TRIGGER pool_run_ins; DROP TRIGGER pool_run_upd;"
+                   "DROP TRIGGER IF EXISTS pool_run_ins; DROP TRIGGER IF EXISTS pool_run_upd;"
                    "DROP TRIGGER pool_run_del; DROP TABLE runs;"
                    "UPDATE schema_version SET version = 5;"
                    "COMMIT;",

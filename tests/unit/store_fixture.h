@@ -37,7 +37,9 @@ uint8_t *sf_read_file(const char *path, size_t *len);
 int sf_counts_match(qk_store *s, const char *path, const char *link, const char *slave);
 /* Turn a closed database (master key of seed) back into schema v6: blocks of QK_SEG_BYTES
  * segments are cut again into QK_SEG_BYTES_V1 segments (decrypted and resealed as the store
- * did before v7, used_bytes 0), then blocks.seg_bytes is dropped. 0 or -1. */
+ * did before v7, used_bytes 0), then blocks.seg_bytes is dropped. The run counters' triggers
+ * that v8 dropped are not put back (the migration to v8 drops them only if they exist, and
+ * nothing writes runs between the downgrade and the next open). 0 or -1. */
 int sf_downgrade_v6(const char *path, uint8_t seed);
 /* Turn a closed database back into schema v5 (sf_downgrade_v6, then drop the v6 runs table
  * and its triggers; -1 if it holds a run). 0 or -1. */

@@ -68,7 +68,7 @@ static uint64_t avail(const char *link)
 static void test_schema_and_reopen(void)
 {
     fresh();
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 8);
     uint8_t b[200];
     put_blocks(b, 1, sizeof b, 7);
     qk_key_ref ref;
@@ -77,7 +77,7 @@ static void test_schema_and_reopen(void)
     qk_store_close(S);
     S = sf_open(D.path, 1);
     CU_ASSERT_FATAL(S != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 8);
     uint8_t dg[QK_CHECK_LEN];
     qk_block_state st = QK_BLOCK_PENDING;
     qk_err err = {0, ""};
@@ -866,7 +866,7 @@ static void test_segment_sizes_v7(void)
     CU_ASSERT_EQUAL(count_segments(1), L / V1);
     S = sf_open(D.path, 1);
     CU_ASSERT_FATAL(S != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(S), 7);
+    CU_ASSERT_EQUAL(qk_store_schema_version(S), 8);
     CU_ASSERT_EQUAL(query_int("SELECT seg_bytes FROM blocks WHERE block_id = 1"), V1);
     put_blocks(b + L, 1, L, 2);
     CU_ASSERT_EQUAL(query_int("SELECT seg_bytes FROM blocks WHERE block_id = 2"), QK_SEG_BYTES);

@@ -880,7 +880,7 @@ static void test_migration_v4(void)
     CU_ASSERT_FATAL(sf_downgrade_v4(DA.path, 1) == 0);
     A = sf_open(DA.path, 1);
     CU_ASSERT_FATAL(A != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 7);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 8);
     bounds b = row(&DA, 1);
     CU_ASSERT_EQUAL(b.lease_lo, VK + 64);
     CU_ASSERT_EQUAL(b.lease_hi, BIG);
@@ -1041,7 +1041,7 @@ static void test_migration_v5(void)
     CU_ASSERT_FATAL(sf_downgrade_v5(DA.path, 1) == 0);
     A = sf_open(DA.path, 1);
     CU_ASSERT_FATAL(A != NULL);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 7);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 8);
     CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
     qk_notice v[2];
     size_t n = 0;
@@ -1252,6 +1252,11 @@ static void test_known_from_memory(void)
     CU_ASSERT_NOT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 2, res, &err), 0);
     CU_ASSERT_EQUAL(qk_store_key_known(B, k2[0].key_id, &known, &err), 0);
     CU_ASSERT_FALSE(known);
+    /* the counters (written at the COMMIT, store_counts.c) took the undone call's change back */
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    uint64_t reserved = ps.keys_reserved;
     r = resv("k-3", sl);
     CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, k3, m3, &err), 0);
     r = resv("k-rb", sl);
@@ -1263,12 +1268,17 @@ static void test_known_from_memory(void)
     CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 1, res, &err), 0);
     CU_ASSERT_EQUAL(qk_store_key_known(B, k3[0].key_id, &known, &err), 0);
     CU_ASSERT_TRUE(known); /* kept in the open group: the table would show it too */
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_reserved, reserved + 1); /* the counter change not written yet */
     v[0] = notice_of("k-rb", slave, k4, 1);
     CU_ASSERT_NOT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 1, res, &err), 0);
     qk_inline_end();
     CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM requests WHERE request_id = 'k-3'"), 0);
     CU_ASSERT_EQUAL(qk_store_key_known(B, k3[0].key_id, &known, &err), 0);
     CU_ASSERT_FALSE(known);
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_reserved, reserved); /* the lost group's counter changes dropped */
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
     /* the same notices again, the triggers gone: recorded and known */
     CU_ASSERT_EQUAL(count_on(&DB, "DROP TRIGGER t_rb"), 0);
     v[1] = notice_of("k-rb", slave, k4, 1);
@@ -1279,6 +1289,109 @@ static void test_known_from_memory(void)
     CU_ASSERT_EQUAL(qk_store_key_known(B, k4[0].key_id, &known, &err), 0);
     CU_ASSERT_TRUE(known);
     CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM request_slaves"), 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    unpair();
+}
+
+/* The pool counters of runs (store_counts.c, schema v8: no triggers): more changes in one call
+ * than the call's log holds are written at once and still undone with the call; more counter
+ * rows than the table holds likewise; inserts, fetches, burns, expiry and a burned block keep
+ * pool_counts equal to a recount after every step (sf_counts_match). */
+static void test_run_counters(void)
+{
+    enum { N = QS_COUNT_LOG + 6, X = 4 }; /* X more for the groups below */
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    static const char slave[1][QK_STORE_ID_MAX + 1] = {"saeB"};
+    const char *sl[2];
+    qk_key_ref *k = calloc(N + X, sizeof *k);
+    uint8_t *m = malloc((N + X) * 32), got[64];
+    qk_notice *v = calloc(N + X, sizeof *v);
+    int *res = calloc(N + X, sizeof *res);
+    CU_ASSERT_FATAL(k && m && v && res);
+    lease_a((N + X) * 32 + 256);
+    char id[N + X][16];
+    for (int i = 0; i < N + X; i++) {
+        snprintf(id[i], sizeof id[i], "c-%d", i);
+        qk_reservation r = resv(id[i], sl);
+        CU_ASSERT_EQUAL_FATAL(
+            qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, &k[i], m + 32 * i, &err), 0);
+        v[i] = notice_of(id[i], slave, &k[i], 1);
+    }
+    CU_ASSERT_EQUAL(sf_counts_match(A, DA.path, LINK, NULL), 0);
+    /* one call of N notices, the last one's run insert aborting: all undone */
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER t_ab BEFORE INSERT ON runs WHEN NEW.request_id = 'c-%d'"
+             " BEGIN SELECT RAISE(ABORT, 't'); END",
+             N);
+    CU_ASSERT_EQUAL(count_on(&DB, sql), 0);
+    snprintf(v[N - 1].request_id, sizeof v[N - 1].request_id, "c-%d", N);
+    CU_ASSERT_NOT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, N, res, &err), 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs"), 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    qk_pool_status ps;
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_reserved, 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "DROP TRIGGER t_ab"), 0);
+    /* the same call without the trigger: N runs, the counters agree */
+    snprintf(v[N - 1].request_id, sizeof v[N - 1].request_id, "%s", id[N - 1]);
+    CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, N, res, &err), 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs"), N);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_reserved, N);
+    /* fetch, burn, expire: each step agrees with a recount */
+    const char *ids[1] = {k[0].key_id};
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(sodium_memcmp(got, m, 32), 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    CU_ASSERT_EQUAL(qk_store_burn(B, id[1], &err), 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "UPDATE runs SET expires_at = 1 WHERE request_id = 'c-2'"), 1);
+    size_t ended = 0;
+    CU_ASSERT_EQUAL(qk_store_expire(B, 1000, &ended, &err), 0);
+    CU_ASSERT_EQUAL(ended, 1);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_reserved, N - 3);
+    CU_ASSERT_EQUAL(ps.keys_delivered, 1);
+    CU_ASSERT_EQUAL(ps.keys_burned, 1);
+    CU_ASSERT_EQUAL(ps.keys_expired, 1);
+    /* inside one group: a kept call, then an undone one (its change taken back from the sums
+     * the group's COMMIT writes) */
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER t_ab2 BEFORE INSERT ON runs WHEN NEW.request_id = '%s'"
+             " BEGIN SELECT RAISE(ABORT, 't'); END",
+             id[N + 2]);
+    CU_ASSERT_EQUAL(count_on(&DB, sql), 0);
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    ic.group_commit = true;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v[N], 1, res, &err), 0);
+    CU_ASSERT_NOT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v[N + 1], 2, res, &err), 0);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0); /* the group still open */
+    CU_ASSERT_EQUAL(ps.keys_reserved, N - 3 + 1);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(B, &err), 0); /* a call not inline commits the group */
+    CU_ASSERT_EQUAL(qs_end(B, 0, true, &err), 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    /* a group whose counters cannot be written is lost, and its changes with it */
+    CU_ASSERT_EQUAL(count_on(&DB, "CREATE TRIGGER t_pc BEFORE UPDATE ON pool_counts"
+                                  " BEGIN SELECT RAISE(ABORT, 't'); END"),
+                    0);
+    CU_ASSERT_NOT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v[N + 1], 1, res, &err), 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "DROP TRIGGER t_pc"), 0);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs"), N + 1);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, &v[N + 1], 1, res, &err), 0);
+    CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
+    CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_reserved, N - 3 + 2);
+    free(k);
+    free(m);
+    free(v);
+    free(res);
     unpair();
 }
 
@@ -1386,6 +1499,7 @@ int suite_store_lease(void)
         {"migration from v5: per-key requests still noticed", test_migration_v5},
         {"slave end: runs with exact per-key state", test_runs_slave_end},
         {"key_known from memory; no slave rows for runs at the slave", test_known_from_memory},
+        {"run counters written per transaction agree with a recount", test_run_counters},
         {"slave end: a burned block ends its live runs", test_runs_block_burned},
         {"slave end: adjacent keys fetched as one range", test_runs_fetch_adjacent},
     };

@@ -350,7 +350,7 @@ static void test_counters_match_recount(void)
     A = sf_open(DA.path, 1);
     B = sf_open(DB.path, 2);
     CU_ASSERT_FATAL(A && B);
-    CU_ASSERT_EQUAL(qk_store_schema_version(A), 7);
+    CU_ASSERT_EQUAL(qk_store_schema_version(A), 8);
     both_match("after migrating v3");
     CU_ASSERT_EQUAL(qk_store_count_reserved(B, NULL, "saeB", &n, &err), 0);
     CU_ASSERT_EQUAL(n, 2);
