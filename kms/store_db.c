@@ -185,7 +185,12 @@ static const char *const migrations[] = {
      * (store_counts.c; docs/adr/0002-key-store.md "Pool counters"): the triggers that kept them
      * per row go. Runs are never deleted, so pool_run_del stays as it is (it never fires). */
     "DROP TRIGGER IF EXISTS pool_run_ins;"
-    "DROP TRIGGER IF EXISTS pool_run_upd;",
+    "DROP TRIGGER IF EXISTS pool_run_upd;"
+    /* and requests are looked up by state only while PENDING (the old synchronous path and
+     * relay decisions): the index holds those alone, so the DONE rows a lease carve or a
+     * notice writes, one per key pair at each end, add no index entry */
+    "DROP INDEX IF EXISTS requests_by_state;"
+    "CREATE INDEX IF NOT EXISTS requests_pending ON requests(direction, created) WHERE state = 0;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -36,6 +36,8 @@
 /* Request directions and states (requests.direction / requests.state). */
 enum { QS_DIR_OUT = 0, QS_DIR_IN = 1, QS_DIR_TOMB = 2 };
 enum { QS_REQ_PENDING = 0, QS_REQ_DONE = 1, QS_REQ_BURNED = 2 };
+/* requests_pending (schema v8) is partial on "state = 0", which queries spell out as a literal */
+_Static_assert(QS_REQ_PENDING == 0, "requests_pending holds state 0");
 /* Key states (keys.state) and per-slave copy states (key_slaves.state). */
 enum {
     QS_KEY_PENDING = 0,

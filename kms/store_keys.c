@@ -494,10 +494,11 @@ int qk_store_pending_requests(qk_store *s, char (*ids)[QK_STORE_ID_MAX + 1], siz
     if (rc)
         return rc;
     sqlite3_stmt *st = qs_prep(s,
-                               "SELECT request_id FROM requests WHERE direction = ? AND state = ?"
-                               " ORDER BY created, request_id LIMIT ?",
+                               "SELECT request_id FROM requests INDEXED BY requests_pending"
+                               " WHERE direction = ? AND state = 0 ORDER BY created, request_id"
+                               " LIMIT ?",
                                err);
-    rc = st ? qs_bindf(s, st, err, "iiI", QS_DIR_OUT, QS_REQ_PENDING, qs_i64(cap)) : QK_ESTORAGE;
+    rc = st ? qs_bindf(s, st, err, "iI", QS_DIR_OUT, qs_i64(cap)) : QK_ESTORAGE;
     while (!rc && *n < cap) {
         rc = qs_step(s, st, err);
         if (rc != 1)

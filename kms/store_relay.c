@@ -276,14 +276,18 @@ static int relay_list(qk_store *s, bool unacked, uint64_t now, qk_relay_unacked 
                                       " requests_unnoticed WHERE link = ? AND noticed = 0 AND"
                                       " direction = ? AND state = ? AND expires_at > ?"
                                       " ORDER BY created LIMIT ?";
-    static const char undecided_sql[] = "SELECT request_id, created FROM requests WHERE"
-                                        " link = ? AND direction = ? AND state = ?"
-                                        " AND expires_at > ? ORDER BY created LIMIT ?";
+    static const char undecided_sql[] = "SELECT request_id, created FROM requests INDEXED BY"
+                                        " requests_pending WHERE link = ? AND direction = ?"
+                                        " AND state = 0 AND expires_at > ?"
+                                        " ORDER BY created LIMIT ?";
     sqlite3_stmt *st = qs_prep(s, unacked ? unacked_sql : undecided_sql, err);
-    rc = st ? qs_bindf(s, st, err, "tiiII", QK_RELAY_LINK, QS_DIR_OUT,
-                       unacked ? QS_REQ_DONE : QS_REQ_PENDING, qs_i64(unacked ? now : 0),
-                       qs_i64(cap))
-            : QK_ESTORAGE;
+    if (!st)
+        rc = QK_ESTORAGE;
+    else if (unacked)
+        rc = qs_bindf(s, st, err, "tiiII", QK_RELAY_LINK, QS_DIR_OUT, QS_REQ_DONE, qs_i64(now),
+                      qs_i64(cap));
+    else /* PENDING: state 0 in the statement (requests_pending) */
+        rc = qs_bindf(s, st, err, "tiII", QK_RELAY_LINK, QS_DIR_OUT, (int64_t)0, qs_i64(cap));
     uint64_t created[64];
     size_t want = cap < 64 ? cap : 64;
     while (!rc && *n < want) {

@@ -1221,6 +1221,13 @@ static void test_known_from_memory(void)
     CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM request_slaves"), 0);
     CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM request_slaves WHERE request_id = 'k-1'"),
                     1);
+    /* v8: requests are indexed by state only while PENDING */
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND"
+                                  " tbl_name = 'requests' AND sql LIKE '%WHERE state = 0'"),
+                    1);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND"
+                                  " tbl_name = 'requests' AND sql LIKE '%(direction, state%'"),
+                    0);
     CU_ASSERT_EQUAL(count_on(&DB, "DELETE FROM runs WHERE request_id = 'k-1'"), 1);
     CU_ASSERT_EQUAL(qk_store_key_known(B, k1[2].key_id, &known, &err), 0);
     CU_ASSERT_TRUE(known); /* from memory: the table has no such run any more */
