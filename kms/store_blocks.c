@@ -148,6 +148,11 @@ static int held_bytes(qk_store *s, const char *link, uint64_t *out, qk_err *err)
     if (rc == 1) {
         sqlite3_int64 v = sqlite3_column_int64(st, 0);
         (void)sqlite3_reset(st);
+        int64_t dn, db; /* and this transaction's carves, not counted in the table yet */
+        for (int state = QK_BLOCK_PENDING; state <= QK_BLOCK_CONFIRMED; state++) {
+            qs_count_pending(s, link, QS_COUNT_BLOCKS, state, &dn, &db);
+            v += db;
+        }
         if (v < 0)
             return qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
         *out = (uint64_t)v;

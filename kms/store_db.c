@@ -190,7 +190,20 @@ static const char *const migrations[] = {
      * relay decisions): the index holds those alone, so the DONE rows a lease carve or a
      * notice writes, one per key pair at each end, add no index entry */
     "DROP INDEX IF EXISTS requests_by_state;"
-    "CREATE INDEX IF NOT EXISTS requests_pending ON requests(direction, created) WHERE state = 0;",
+    "CREATE INDEX IF NOT EXISTS requests_pending ON requests(direction, created) WHERE state = 0;"
+    /* and a block's counters follow an UPDATE that sets its link or state (as before, with the
+     * cursors it moves in the same statement); one that sets only cursors counts its change in
+     * code (qs_set_cursor: a carve) or names state = state to have the trigger count it */
+    "DROP TRIGGER IF EXISTS pool_block_upd;"
+    "CREATE TRIGGER pool_block_upd AFTER UPDATE OF link, state ON blocks"
+    " WHEN OLD.link IS NOT NEW.link OR OLD.state IS NOT NEW.state OR OLD.lo IS NOT NEW.lo"
+    " OR OLD.hi IS NOT NEW.hi BEGIN"
+    " UPDATE pool_counts SET n = n - 1, bytes = bytes - MAX(OLD.hi - OLD.lo, 0)"
+    " WHERE link = OLD.link AND kind = 0 AND state = OLD.state;"
+    " INSERT INTO pool_counts(link, kind, state, n, bytes)"
+    " VALUES(NEW.link, 0, NEW.state, 1, MAX(NEW.hi - NEW.lo, 0))"
+    " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + 1, bytes = bytes + excluded.bytes;"
+    " END;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -342,9 +342,11 @@ int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo
                    qk_err *err);
 /* Move one side's cursor of a block (LOW: lo, HIGH: hi), the other left as it is. Writing only
  * that column spares SQLite the upkeep of the indexes whose condition names only the other one
- * (LOW: blocks_high_owned; HIGH: blocks_low_owned). */
+ * (LOW: blocks_high_owned; HIGH: blocks_low_owned). was: the row as this transaction last read
+ * it (lo, hi, state), and the change of its uncarved bytes is counted in code (store_counts.c,
+ * schema v8); NULL: the statement names state so that the counters' trigger counts it. */
 int qs_set_cursor(qk_store *s, const char *link, uint64_t block_id, qk_side side, uint64_t at,
-                  qk_err *err);
+                  const qs_block_row *was, qk_err *err);
 /* Read columns key_id, link, block_id, off, len, state (0..5) of the current row. */
 int qs_key_row_read(sqlite3_stmt *st, qs_key_row *k, qk_err *err);
 /* Load the keys of a request (seq order) into a malloc'ed array (*rows, *n). */

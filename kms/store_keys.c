@@ -248,8 +248,10 @@ int qs_range_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t
 int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,
                    qk_err *err)
 {
-    sqlite3_stmt *st =
-        qs_prep(s, "UPDATE blocks SET lo = ?, hi = ? WHERE link = ? AND block_id = ?", err);
+    sqlite3_stmt *st = /* state named: the counters' trigger fires (schema v8) */
+        qs_prep(s,
+                "UPDATE blocks SET lo = ?, hi = ?, state = state WHERE link = ? AND block_id = ?",
+                err);
     if (!st)
         return QK_ESTORAGE;
     int rc = qs_bindf(s, st, err, "IItI", (int64_t)lo, (int64_t)hi, link, qs_i64(block_id));
@@ -257,17 +259,29 @@ int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo
 }
 
 int qs_set_cursor(qk_store *s, const char *link, uint64_t block_id, qk_side side, uint64_t at,
-                  qk_err *err)
+                  const qs_block_row *was, qk_err *err)
 {
-    sqlite3_stmt *st =
-        qs_prep(s,
-                side == QK_SIDE_LOW ? "UPDATE blocks SET lo = ? WHERE link = ? AND block_id = ?"
-                                    : "UPDATE blocks SET hi = ? WHERE link = ? AND block_id = ?",
-                err);
+    static const char *const sql[2][2] = {
+        /* was known: the change is counted here; not known: the trigger counts it */
+        {"UPDATE blocks SET lo = ? WHERE link = ? AND block_id = ?",
+         "UPDATE blocks SET hi = ? WHERE link = ? AND block_id = ?"},
+        {"UPDATE blocks SET lo = ?, state = state WHERE link = ? AND block_id = ?",
+         "UPDATE blocks SET hi = ?, state = state WHERE link = ? AND block_id = ?"}};
+    sqlite3_stmt *st = qs_prep(s, sql[was == NULL][side == QK_SIDE_HIGH], err);
     if (!st)
         return QK_ESTORAGE;
     int rc = qs_bindf(s, st, err, "ItI", (int64_t)at, link, qs_i64(block_id));
-    return rc ? rc : qs_step_done(s, st, err);
+    if (!rc)
+        rc = qs_step_done(s, st, err);
+    if (rc || !was)
+        return rc;
+    if (sqlite3_changes(s->db) != 1)
+        return qk_err_set(err, QK_ESTORAGE, "store: block %llu vanished",
+                          (unsigned long long)block_id);
+    uint64_t lo = side == QK_SIDE_LOW ? at : was->lo, hi = side == QK_SIDE_HIGH ? at : was->hi;
+    int64_t before = was->hi > was->lo ? (int64_t)(was->hi - was->lo) : 0;
+    int64_t after = hi > lo ? (int64_t)(hi - lo) : 0;
+    return qs_count_add(s, link, QS_COUNT_BLOCKS, was->state, 0, after - before, err);
 }
 
 /* Check value of material already read out: keyed with the block's verification key. */

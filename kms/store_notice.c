@@ -78,8 +78,11 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const o
     if (rc == 1)
         return qk_err_set(err, QK_ESTORAGE, "store: owned room of block %llu holds used bytes",
                           (unsigned long long)bid);
+    /* the row as owned_pick read it in this transaction (state CONFIRMED): counted in code */
+    qs_block_row was = {.lo = o->lo, .hi = o->hi, .state = QK_BLOCK_CONFIRMED};
     if (!rc)
-        rc = qs_set_cursor(s, r->link, bid, side, side == QK_SIDE_LOW ? start + run : start, err);
+        rc = qs_set_cursor(s, r->link, bid, side, side == QK_SIDE_LOW ? start + run : start, &was,
+                           err);
     /* read and used up at once: each segment opened and resealed (or deleted) once */
     if (!rc)
         rc = qs_range_take(s, r->link, bid, (uint32_t)start, (uint32_t)run, mat, err);
@@ -119,7 +122,7 @@ int qs_owned_close(qk_store *s, const char *link, qk_side side, sqlite3_int64 b,
         y > (sqlite3_int64)QK_BLOCK_MAX_BYTES)
         return qk_err_set(err, QK_ESTORAGE, "store: malformed lease bounds");
     int rc = qs_set_cursor(s, link, (uint64_t)b, side,
-                           side == QK_SIDE_LOW ? (uint64_t)y : (uint64_t)x, err);
+                           side == QK_SIDE_LOW ? (uint64_t)y : (uint64_t)x, NULL, err);
     if (!rc && sqlite3_changes(s->db) != 1)
         return qk_err_set(err, QK_ESTORAGE, "store: block %lld vanished", (long long)b);
     return rc ? rc : qs_range_zero(s, link, (uint64_t)b, (uint32_t)x, (uint32_t)(y - x), err);

@@ -52,7 +52,22 @@ int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *stt, qk_
     }
     if (st)
         (void)sqlite3_reset(st); /* ends the statement's read transaction */
-    /* and the open transaction's changes not written yet (store_counts.c) */
+    /* and the open transaction's changes not written yet (store_counts.c): the carves' bytes,
+     * the runs' keys */
+    for (int state = 0; !rc && state < 3; state++) {
+        int64_t dn = 0, db = 0;
+        qs_count_pending(s, link, QS_COUNT_BLOCKS, state, &dn, &db);
+        if (db < 0 && state == QK_BLOCK_CONFIRMED && (uint64_t)-db > stt->bytes_available)
+            rc = qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
+        else if (state == QK_BLOCK_CONFIRMED)
+            stt->bytes_available = (uint64_t)((int64_t)stt->bytes_available + db);
+        if (!rc && (state == QK_BLOCK_PENDING || state == QK_BLOCK_CONFIRMED)) {
+            if (db < 0 && (uint64_t)-db > stt->bytes_held)
+                rc = qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
+            else
+                stt->bytes_held = (uint64_t)((int64_t)stt->bytes_held + db);
+        }
+    }
     for (int state = 0; !rc && state < 5; state++) {
         int64_t dn = 0, db = 0;
         qs_count_pending(s, link, QS_COUNT_KEYS, state, &dn, &db);
