@@ -428,6 +428,8 @@ int qs_run_find(qk_store *s, const char *key_id, qs_run_row *run, uint32_t *idx,
 /* 1 if [off, off+len) overlaps a run of the block, 0 if not, <0 error. */
 int qs_run_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                     qk_err *err);
+/* 1 if a run has this prefix, 0 if not, <0 error (an index probe, no row read). */
+int qs_run_prefix_taken(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qk_err *err);
 /* 1 if a key row has an ID under this prefix, 0 if not, <0 error. */
 int qs_run_prefix_in_keys(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qk_err *err);
 

@@ -544,11 +544,7 @@ static int notice_run_ok(qk_store *s, const char *link, qk_side peer_side, const
     uint32_t idx = 0;
     if (qs_run_parse_id(k->key_id, prefix, &idx) != 0) /* notice_runs parsed it */
         return qk_err_set(err, QK_ESTORAGE, "store: run key id %s", k->key_id);
-    qs_run_row *run = malloc(sizeof *run);
-    if (!run)
-        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
-    rc = qs_run_find(s, k->key_id, run, &idx, err);
-    free(run);
+    rc = qs_run_prefix_taken(s, prefix, err);
     if (rc == 0)
         rc = qs_run_prefix_in_keys(s, prefix, err);
     if (rc == 1)

@@ -152,6 +152,18 @@ int qs_run_find(qk_store *s, const char *key_id, qs_run_row *run, uint32_t *idx,
     return 1;
 }
 
+int qs_run_prefix_taken(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qk_err *err)
+{
+    /* the UNIQUE index on id_prefix answers alone (it holds the primary key, not the row) */
+    sqlite3_stmt *st = qs_prep(s, "SELECT 1 FROM runs WHERE id_prefix = ?", err);
+    int rc = st ? qs_bindf(s, st, err, "b", prefix, (size_t)QS_RUN_PREFIX_LEN) : QK_ESTORAGE;
+    if (!rc)
+        rc = qs_step(s, st, err);
+    if (rc == 1)
+        (void)sqlite3_reset(st);
+    return rc;
+}
+
 int qs_run_recorded(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                     qk_err *err)
 {
