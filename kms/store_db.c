@@ -203,7 +203,11 @@ static const char *const migrations[] = {
     " INSERT INTO pool_counts(link, kind, state, n, bytes)"
     " VALUES(NEW.link, 0, NEW.state, 1, MAX(NEW.hi - NEW.lo, 0))"
     " ON CONFLICT(link, kind, state) DO UPDATE SET n = n + 1, bytes = bytes + excluded.bytes;"
-    " END;",
+    " END;"
+    /* and an outgoing request carved from a lease for one slave names it in its own row
+     * (requests.slave), without request_slaves rows: one insert fewer per key pair at the
+     * master; NULL: the slaves are in request_slaves, as before */
+    "ALTER TABLE requests ADD slave TEXT;",
 };
 #define QS_NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -325,9 +325,12 @@ int qs_block_maybe_retire(qk_store *s, const char *link, uint64_t block_id, qk_e
 /* ---- store_keys.c --------------------------------------------------------------------- */
 int qs_check_reservation(const qk_reservation *r, qk_err *err);
 int qs_insert_request(qk_store *s, const qk_reservation *r, int direction, int state, qk_err *err);
-/* qs_insert_request with requests.noticed (0: an outgoing request the peer has yet to hear of). */
+/* qs_insert_request with requests.noticed (0: an outgoing request the peer has yet to hear of)
+ * and, slave_inline, a request of one slave naming it in requests.slave instead of a
+ * request_slaves row (schema v8; only for requests whose keys are runs: key rows take their
+ * copies from request_slaves). */
 int qs_insert_request_noticed(qk_store *s, const qk_reservation *r, int direction, int state,
-                              bool noticed, qk_err *err);
+                              bool noticed, bool slave_inline, qk_err *err);
 /* 1 found (*dir, *state set when non-NULL), 0 unknown, <0 error. */
 int qs_request_get(qk_store *s, const char *request_id, int *dir, int *state, qk_err *err);
 /* Arguments of carve and carve_owned (reservation, side, 1..QS_MAX_KEYS keys, length, outputs). */

@@ -35,23 +35,26 @@ int qs_check_reservation(const qk_reservation *r, qk_err *err)
 
 int qs_insert_request(qk_store *s, const qk_reservation *r, int direction, int state, qk_err *err)
 {
-    return qs_insert_request_noticed(s, r, direction, state, true, err);
+    return qs_insert_request_noticed(s, r, direction, state, true, false, err);
 }
 
 int qs_insert_request_noticed(qk_store *s, const qk_reservation *r, int direction, int state,
-                              bool noticed, qk_err *err)
+                              bool noticed, bool slave_inline, qk_err *err)
 {
+    /* one slave named in the row itself (schema v8): no request_slaves row */
+    const char *one = slave_inline && r->nslaves == 1 ? r->slaves[0] : NULL;
     sqlite3_stmt *st = qs_prep(s,
                                "INSERT INTO requests(request_id, link, direction, state, master,"
-                               " created, expires_at, noticed) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                               " created, expires_at, noticed, slave)"
+                               " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                err);
     if (!st)
         return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "ttiitIIi", r->request_id, r->link, direction, state, r->master,
-                      qs_i64(qs_now()), qs_i64(r->expires_at), noticed ? 1 : 0);
+    int rc = qs_bindf(s, st, err, "ttiitIIit", r->request_id, r->link, direction, state, r->master,
+                      qs_i64(qs_now()), qs_i64(r->expires_at), noticed ? 1 : 0, one);
     if (!rc)
         rc = qs_step_done(s, st, err);
-    for (size_t i = 0; !rc && i < r->nslaves; i++) {
+    for (size_t i = 0; !rc && !one && i < r->nslaves; i++) {
         st = qs_prep(s, "INSERT INTO request_slaves(request_id, slave) VALUES(?, ?)", err);
         rc = st ? qs_bindf(s, st, err, "tt", r->request_id, r->slaves[i]) : QK_ESTORAGE;
         if (!rc)

@@ -175,7 +175,7 @@ static int carve_start(qk_store *s, const qk_reservation *r, qk_side side, size_
      * inline handler's reply needs its COMMIT, not its sync. */
     qs_recoverable(s);
     /* a known request ID (or tombstone) fails the primary key: QK_EEXIST */
-    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, noticed, err);
+    rc = qs_insert_request_noticed(s, r, QS_DIR_OUT, QS_REQ_DONE, noticed, true, err);
     if (rc == QK_EEXIST)
         rc = qk_err_set(err, QK_EEXIST, "store: request %s already known", r->request_id);
     return rc;
@@ -299,17 +299,20 @@ void qk_notice_free(qk_notice *v, size_t n)
     }
 }
 
-/* Slaves (in the order given) and keys (seq order) of a request into v. */
+/* Slaves (in the order given) and keys (seq order) of a request into v; one (the requests
+ * row's own slave column) may be in v already. */
 static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
 {
-    v->slaves = calloc(QS_MAX_SLAVES, sizeof *v->slaves);
-    if (!v->slaves)
+    if (!v->slaves && !(v->slaves = calloc(QS_MAX_SLAVES, sizeof *v->slaves)))
         return qk_err_set(err, QK_ENOMEM, "store: out of memory");
-    sqlite3_stmt *st = qs_prep(s,
-                               "SELECT slave FROM request_slaves WHERE request_id = ?"
-                               " ORDER BY rowid LIMIT ?",
-                               err);
-    int rc = st ? qs_bindf(s, st, err, "tI", v->request_id, (int64_t)QS_MAX_SLAVES) : QK_ESTORAGE;
+    sqlite3_stmt *st = v->nslaves ? NULL
+                                  : qs_prep(s,
+                                            "SELECT slave FROM request_slaves WHERE request_id = ?"
+                                            " ORDER BY rowid LIMIT ?",
+                                            err);
+    int rc = v->nslaves ? 1 /* none to read */
+             : st       ? qs_bindf(s, st, err, "tI", v->request_id, (int64_t)QS_MAX_SLAVES)
+                        : QK_ESTORAGE;
     while (!rc && v->nslaves < QS_MAX_SLAVES) {
         rc = qs_step(s, st, err);
         if (rc != 1)
@@ -320,6 +323,8 @@ static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
     }
     if (st)
         (void)sqlite3_reset(st);
+    if (rc == 1)
+        rc = 0;
     /* carved by carve_owned since v6: runs, and then no key rows; key rows before */
     if (!rc)
         rc = qs_run_load_refs(s, v->request_id, &v->keys, &v->nkeys, err);
@@ -367,7 +372,7 @@ int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size
         return qs_end(s, rc, false, err);
     }
     sqlite3_stmt *st = qs_prep(s,
-                               "SELECT request_id, master, expires_at FROM requests"
+                               "SELECT request_id, master, expires_at, slave FROM requests"
                                " INDEXED BY requests_unnoticed WHERE link = ? AND noticed = 0"
                                " AND direction = ? AND state = ? ORDER BY created, rowid LIMIT ?",
                                err);
@@ -385,6 +390,12 @@ int qk_store_notices_pending(qk_store *s, const char *link, qk_notice *out, size
         snprintf(out[got].request_id, sizeof out[got].request_id, "%s", id ? (const char *)id : "");
         snprintf(out[got].master, sizeof out[got].master, "%s", m ? (const char *)m : "");
         out[got].expires_at = exp > 0 ? (uint64_t)exp : 0;
+        const unsigned char *one = sqlite3_column_text(st, 3); /* schema v8: one slave inline */
+        if (one && !(out[got].slaves = calloc(QS_MAX_SLAVES, sizeof *out[got].slaves)))
+            rc = qk_err_set(err, QK_ENOMEM, "store: out of memory");
+        else if (one)
+            snprintf(out[got].slaves[out[got].nslaves++], QK_STORE_ID_MAX + 1, "%s",
+                     (const char *)one);
         got++;
     }
     if (st)

@@ -335,8 +335,26 @@ static int split_block(sqlite3 *db, const uint8_t *mk, const char *link, sqlite3
     return rc;
 }
 
+/* v8 -> v7: a request's inline slave back into request_slaves, requests_by_state back (the
+ * run counters' triggers are not put back: see sf_downgrade_v6). */
+static int sf_downgrade_v7(const char *path)
+{
+    return exec_on(path,
+                   "BEGIN IMMEDIATE;"
+                   "INSERT INTO request_slaves(request_id, slave)"
+                   " SELECT request_id, slave FROM requests WHERE slave IS NOT NULL;"
+                   "ALTER TABLE requests DROP COLUMN slave;"
+                   "DROP INDEX requests_pending;"
+                   "CREATE INDEX requests_by_state ON requests(direction, state, created);"
+                   "UPDATE schema_version SET version = 7;"
+                   "COMMIT;",
+                   "sf_downgrade_v7");
+}
+
 int sf_downgrade_v6(const char *path, uint8_t seed)
 {
+    if (sf_downgrade_v7(path) != 0)
+        return -1;
     uint8_t mk[QK_MASTER_KEY_LEN];
     sf_master(mk, seed);
     sqlite3 *db = NULL;

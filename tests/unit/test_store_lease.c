@@ -578,6 +578,8 @@ static void test_notices_roundtrip(void)
     CU_ASSERT_EQUAL(v[0].keys[1].offset, refs[1].offset);
     CU_ASSERT_STRING_EQUAL(v[1].request_id, "n-2");
     CU_ASSERT_EQUAL(v[1].nkeys, 1);
+    CU_ASSERT_EQUAL(v[1].nslaves, 1); /* one slave: named in the request's row (v8) */
+    CU_ASSERT_STRING_EQUAL(v[1].slaves[0], "saeB");
     int res[4] = {9, 9, 9, 9};
     CU_ASSERT_EQUAL_FATAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, 2, res, &err), 0);
     CU_ASSERT_EQUAL(res[0], 0);
@@ -1219,7 +1221,11 @@ static void test_known_from_memory(void)
     carve_notice("k-1", 3, 32, k1, m1);
     CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM requests WHERE request_id = 'k-1'"), 1);
     CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM request_slaves"), 0);
+    /* the master names a request's one slave in its own row (v8), no request_slaves row */
     CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM request_slaves WHERE request_id = 'k-1'"),
+                    0);
+    CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM requests WHERE request_id = 'k-1'"
+                                  " AND slave = 'saeB'"),
                     1);
     /* v8: requests are indexed by state only while PENDING */
     CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND"
