@@ -720,7 +720,6 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         qs_known_call_end(s, false);
         (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         qs_group_lost(s);
-        qs_count_reset(s); /* also when the group held no other call */
         (void)pthread_mutex_unlock(&s->mu);
         return rc ? rc
                   : qk_err_set(err, QK_ESTORAGE, "store: savepoint: %s", sqlite3_errmsg(s->db));

@@ -299,20 +299,14 @@ void qk_notice_free(qk_notice *v, size_t n)
     }
 }
 
-/* Slaves (in the order given) and keys (seq order) of a request into v; one (the requests
- * row's own slave column) may be in v already. */
-static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
+/* The slaves of v's request from request_slaves, in the order given, into v->slaves. */
+static int slaves_load(qk_store *s, qk_notice *v, qk_err *err)
 {
-    if (!v->slaves && !(v->slaves = calloc(QS_MAX_SLAVES, sizeof *v->slaves)))
-        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
-    sqlite3_stmt *st = v->nslaves ? NULL
-                                  : qs_prep(s,
-                                            "SELECT slave FROM request_slaves WHERE request_id = ?"
-                                            " ORDER BY rowid LIMIT ?",
-                                            err);
-    int rc = v->nslaves ? 1 /* none to read */
-             : st       ? qs_bindf(s, st, err, "tI", v->request_id, (int64_t)QS_MAX_SLAVES)
-                        : QK_ESTORAGE;
+    sqlite3_stmt *st = qs_prep(s,
+                               "SELECT slave FROM request_slaves WHERE request_id = ?"
+                               " ORDER BY rowid LIMIT ?",
+                               err);
+    int rc = st ? qs_bindf(s, st, err, "tI", v->request_id, (int64_t)QS_MAX_SLAVES) : QK_ESTORAGE;
     while (!rc && v->nslaves < QS_MAX_SLAVES) {
         rc = qs_step(s, st, err);
         if (rc != 1)
@@ -323,8 +317,16 @@ static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
     }
     if (st)
         (void)sqlite3_reset(st);
-    if (rc == 1)
-        rc = 0;
+    return rc;
+}
+
+/* Slaves (in the order given) and keys (seq order) of a request into v. A request of one slave
+ * carved from a lease since v8 has it in v already (requests.slave), and no request_slaves row. */
+static int notice_load(qk_store *s, qk_notice *v, qk_err *err)
+{
+    if (!v->slaves && !(v->slaves = calloc(QS_MAX_SLAVES, sizeof *v->slaves)))
+        return qk_err_set(err, QK_ENOMEM, "store: out of memory");
+    int rc = v->nslaves ? 0 : slaves_load(s, v, err);
     /* carved by carve_owned since v6: runs, and then no key rows; key rows before */
     if (!rc)
         rc = qs_run_load_refs(s, v->request_id, &v->keys, &v->nkeys, err);

@@ -4,6 +4,15 @@
 #include <pthread.h>
 #include <string.h>
 
+/* *v plus a change not written yet (store_counts.c); below zero the counters disagree. */
+static int add_pending(uint64_t *v, int64_t d, qk_err *err)
+{
+    if (d < 0 && (uint64_t)-d > *v)
+        return qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
+    *v = (uint64_t)((int64_t)*v + d);
+    return 0;
+}
+
 /* Reads the pool_counts rows of the link (at most 3 block, 5 key and 2 refusal states): one
  * read-only statement, so it sees one consistent snapshot without taking the write lock. */
 int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *stt, qk_err *err)
@@ -57,24 +66,15 @@ int qk_store_pool_status(qk_store *s, const char *link, qk_pool_status *stt, qk_
     for (int state = 0; !rc && state < 3; state++) {
         int64_t dn = 0, db = 0;
         qs_count_pending(s, link, QS_COUNT_BLOCKS, state, &dn, &db);
-        if (db < 0 && state == QK_BLOCK_CONFIRMED && (uint64_t)-db > stt->bytes_available)
-            rc = qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
-        else if (state == QK_BLOCK_CONFIRMED)
-            stt->bytes_available = (uint64_t)((int64_t)stt->bytes_available + db);
-        if (!rc && (state == QK_BLOCK_PENDING || state == QK_BLOCK_CONFIRMED)) {
-            if (db < 0 && (uint64_t)-db > stt->bytes_held)
-                rc = qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
-            else
-                stt->bytes_held = (uint64_t)((int64_t)stt->bytes_held + db);
-        }
+        if (state == QK_BLOCK_CONFIRMED)
+            rc = add_pending(&stt->bytes_available, db, err);
+        if (!rc && state != QK_BLOCK_BURNED)
+            rc = add_pending(&stt->bytes_held, db, err);
     }
     for (int state = 0; !rc && state < 5; state++) {
         int64_t dn = 0, db = 0;
         qs_count_pending(s, link, QS_COUNT_KEYS, state, &dn, &db);
-        if (dn < 0 && (uint64_t)-dn > keys[state])
-            rc = qk_err_set(err, QK_ESTORAGE, "store: negative pool counter");
-        else
-            keys[state] = (uint64_t)((int64_t)keys[state] + dn);
+        rc = add_pending(&keys[state], dn, err);
     }
     (void)pthread_mutex_unlock(&s->mu);
     stt->blocks_pending = blocks[QK_BLOCK_PENDING];
