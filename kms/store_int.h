@@ -343,7 +343,8 @@ int qs_owned_close(qk_store *s, const char *link, qk_side side, sqlite3_int64 b,
                    sqlite3_int64 y, qk_err *err);
 int qs_set_cursors(qk_store *s, const char *link, uint64_t block_id, uint64_t lo, uint64_t hi,
                    qk_err *err);
-/* Move one side's cursor of a block (LOW: lo, HIGH: hi), the other left as it is. Writing only
+/* Move one side's cursor of a block (LOW: lo, HIGH: hi), the other left as it is (QK_ESTORAGE when
+ * the block is gone). Writing only
  * that column spares SQLite the upkeep of the indexes whose condition names only the other one
  * (LOW: blocks_high_owned; HIGH: blocks_low_owned). was: the row as this transaction last read
  * it (lo, hi, state), and the change of its uncarved bytes is counted in code (store_counts.c,

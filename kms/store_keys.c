@@ -276,11 +276,11 @@ int qs_set_cursor(qk_store *s, const char *link, uint64_t block_id, qk_side side
     int rc = qs_bindf(s, st, err, "ItI", (int64_t)at, link, qs_i64(block_id));
     if (!rc)
         rc = qs_step_done(s, st, err);
+    if (!rc && sqlite3_changes(s->db) != 1)
+        rc = qk_err_set(err, QK_ESTORAGE, "store: block %llu vanished",
+                        (unsigned long long)block_id);
     if (rc || !was)
         return rc;
-    if (sqlite3_changes(s->db) != 1)
-        return qk_err_set(err, QK_ESTORAGE, "store: block %llu vanished",
-                          (unsigned long long)block_id);
     uint64_t lo = side == QK_SIDE_LOW ? at : was->lo, hi = side == QK_SIDE_HIGH ? at : was->hi;
     int64_t before = was->hi > was->lo ? (int64_t)(was->hi - was->lo) : 0;
     int64_t after = hi > lo ? (int64_t)(hi - lo) : 0;
