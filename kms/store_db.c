@@ -428,6 +428,7 @@ static void qs_group_lost(qk_store *s)
     qs_known_reset(s);        /* and the runs of its notices */
     qs_count_reset(s);        /* and its counter changes */
     s->zq_n = s->zq_mark = 0; /* and its takes: nothing of them reached the database */
+    qs_segc_drop_all(s);      /* whose zeroes the segments in memory hold */
     (void)pthread_mutex_lock(&s->smu);
     s->failed[s->nfailed % QS_FAILED_GROUPS] = s->group_seq;
     s->nfailed++;
@@ -704,6 +705,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         qs_noteq_call_end(s, false);
         qs_known_call_end(s, false);
         s->zq_n = s->zq_mark = 0;
+        qs_segc_drop_all(s);
         qs_count_reset(s);
         if (s->group_calls > 0)
             qs_group_lost(s);
@@ -712,8 +714,10 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         return rc ? rc : qk_err_set(err, QK_ESTORAGE, "store: the transaction was rolled back");
     }
     /* This call's savepoint: kept (merged into the transaction) or undone. */
-    if (!commit)
-        s->zq_n = s->zq_mark; /* the call's takes are undone with it */
+    if (!commit) {
+        s->zq_n = s->zq_mark; /* the call's takes are undone with it, */
+        qs_segc_drop_all(s);  /* and whatever it changed of the segments in memory */
+    }
     if ((!commit && qs_ctl(s, QS_CTL_ROLLBACK_TO, NULL) != 0) ||
         qs_ctl(s, QS_CTL_RELEASE, NULL) != 0) {
         qs_noteq_call_end(s, false);
@@ -1058,7 +1062,8 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
         (void)pthread_condattr_destroy(&ca);
     }
     qs_known_open(s);
-    s->secret = sodium_malloc(QK_MASTER_KEY_LEN + QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
+    s->secret = sodium_malloc(QK_MASTER_KEY_LEN + QK_SEG_BYTES + QK_BLOCK_VKEY_LEN +
+                              (size_t)QS_SEGC_SLOTS * QK_SEG_BYTES);
     if (!s->secret) {
         qk_store_close(s);
         return qk_err_set(err, QK_ENOMEM, "store: secure allocation failed");
@@ -1066,8 +1071,10 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
     s->mk = s->secret;
     s->scratch = s->mk + QK_MASTER_KEY_LEN;
     s->vkey = s->scratch + QK_SEG_BYTES;
+    s->segc_pt = s->vkey + QK_BLOCK_VKEY_LEN;
     memcpy(s->mk, master_key, QK_MASTER_KEY_LEN);
-    sodium_memzero(s->scratch, QK_SEG_BYTES + QK_BLOCK_VKEY_LEN);
+    sodium_memzero(s->scratch,
+                   QK_SEG_BYTES + QK_BLOCK_VKEY_LEN + (size_t)QS_SEGC_SLOTS * QK_SEG_BYTES);
 
     (void)pthread_once(&qs_sqlite_once, qs_sqlite_setup);
     /* NOMUTEX: every use of the connection is under s->mu already, so SQLite's own mutex

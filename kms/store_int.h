@@ -29,6 +29,7 @@
 #define QS_NOTEQ_KEYS    65536 /* keys they hold in all */
 #define QS_NOTEQ_LINKS   16    /* links whose notices the queue follows */
 #define QS_ZQ_MAX        512   /* ranges taken in a transaction, their zeroing at its COMMIT */
+#define QS_SEGC_SLOTS    4     /* segments whose plaintext one-key takes keep (store_segcache.c) */
 #define QS_NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define QS_TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define QS_AD_MAX        (2 + QK_STORE_ID_MAX + 8 + 4)
@@ -109,6 +110,15 @@ typedef struct {
     char link[QK_STORE_ID_MAX + 1];
 } qs_zq_ent;
 
+/* A segment whose plaintext is held in memory (store_segcache.c): the row with every byte taken
+ * so far zeroed, pending zeroings included; used counts those bytes. */
+typedef struct {
+    bool valid;
+    uint64_t block_id, tick;
+    uint32_t idx, plen, used;
+    char link[QK_STORE_ID_MAX + 1];
+} qs_segc_ent;
+
 struct qs_stmt {
     const char *sql;
     sqlite3_stmt *st;
@@ -169,10 +179,13 @@ struct qk_store {
     pthread_cond_t wcond; /* the syncer waits here for waiters (with smu) */
     pthread_t syncer;
     bool syncer_on, syncer_stop, wcond_ok;
-    uint8_t *secret;  /* one sodium_malloc region holding the three below */
+    uint8_t *secret;  /* one sodium_malloc region holding the four below */
     uint8_t *mk;      /* QK_MASTER_KEY_LEN: node master key */
     uint8_t *scratch; /* QK_SEG_BYTES: one plaintext segment, wiped after every use */
     uint8_t *vkey;    /* QK_BLOCK_VKEY_LEN: a block's verification key, wiped after use */
+    uint8_t *segc_pt; /* QS_SEGC_SLOTS x QK_SEG_BYTES: the plaintext of segc's slots */
+    qs_segc_ent segc[QS_SEGC_SLOTS];
+    uint64_t segc_tick;
     qs_noteq noteq;
     qs_known *known;  /* NULL: none (allocation failed), key_known reads the table */
     qs_counts counts; /* pool_counts changes written at the group's COMMIT */
@@ -219,6 +232,17 @@ void qs_recoverable(qk_store *s);
 /* Zero every range taken in the open transaction (one rewrite per segment), before its COMMIT;
  * the list is empty after it, whatever the result. */
 int qs_zero_flush(qk_store *s, qk_err *err);
+
+/* ---- store_segcache.c: the plaintext of the segments one-key takes last used ----------- */
+/* The slot of a segment, or NULL (marked most recently used). */
+qs_segc_ent *qs_segc_find(qk_store *s, const char *link, uint64_t block_id, uint32_t idx);
+/* A wiped slot for a segment (the least recently used one), not valid until the caller fills
+ * its plaintext, plen and used and sets valid; NULL when the link's name does not fit. */
+qs_segc_ent *qs_segc_claim(qk_store *s, const char *link, uint64_t block_id, uint32_t idx);
+uint8_t *qs_segc_buf(qk_store *s, const qs_segc_ent *c);
+/* Wipe the slots of segments first..last of a block (their rows change or go), or all. */
+void qs_segc_drop(qk_store *s, const char *link, uint64_t block_id, uint32_t first, uint32_t last);
+void qs_segc_drop_all(qk_store *s);
 
 /* ---- store_noteq.c: the notices of this open's carves, kept for the notifier ----------- */
 /* Notices the queue holds before a link falls back to the tables (QS_NOTEQ_MAX; tests lower it). */
@@ -297,10 +321,11 @@ int qs_range_check(qk_store *s, const char *link, uint64_t block_id, uint32_t of
 int qs_range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   qk_err *err);
 /* qs_range_read, then qs_range_zero, with each segment loaded and decrypted once: the bytes
- * are handed out and used up together (a carve at the master, a fetch of a run). The zeroing
- * of a take inside one segment that the transaction rewrote already waits for its COMMIT
- * (qs_zero_flush), so that the takes of one group rewrite a segment twice at most; a range
- * taken already in the open transaction is refused. On error out is wiped. */
+ * are handed out and used up together (a carve at the master, a fetch of a run). A take inside
+ * one segment reads and zeroes the segment's plaintext in memory (store_segcache.c) and its
+ * row's zeroing waits for the COMMIT (qs_zero_flush), so that the takes of one group rewrite a
+ * segment once; a range taken already in the open transaction is refused. On error out is
+ * wiped. */
 int qs_range_take(qk_store *s, const char *link, uint64_t block_id, uint32_t off, uint32_t len,
                   uint8_t *out, qk_err *err);
 int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err);

@@ -4,19 +4,19 @@
  * fresh nonce, or delete the row once every byte of it is used), wipe a whole block.
  * Plaintext only ever sits in s->scratch / s->vkey (sodium_malloc'ed), wiped before return.
  *
- * Deferred zeroing. A take (qs_range_take) hands its bytes out at once, but the zeroing of its
- * end segments waits in s->zq for the transaction's COMMIT (qs_zero_flush, called by
+ * Deferred zeroing. A take (qs_range_take) hands its bytes out at once, but the zeroing of a take
+ * inside one segment waits in s->zq for the transaction's COMMIT (qs_zero_flush, called by
  * qs_group_commit before every COMMIT): the one-key takes of a group transaction come from the
- * same segment one after the other, and each rewrote it (seal, a 4 KiB row, the old overflow
- * page zeroed by secure_delete) although only the last version reached the WAL. What reaches
- * the disk is the same: every COMMIT carries the zeroed segments of every take it commits.
- * A call whose savepoint is undone drops its entries (qs_end), a lost group all of them. Only
- * takes inside one segment wait (keys of up to 4 KiB, one per request), and only once the
- * transaction has rewritten that segment for an earlier take: a lone take (one connection, one
- * take per transaction) is zeroed at once, as the COMMIT would have to decrypt the segment
- * again; a take across segments (a bulk request) rarely shares its end segments with the next,
- * and waiting only moved their rewrite under the store's lock into the COMMIT, where the pumps
- * cannot run beside it. */
+ * same segment one after the other, and each rewrote it (seal, a 4 KiB row, the old overflow page
+ * zeroed by secure_delete) although only the last version reached the WAL. What reaches the disk
+ * is the same: every COMMIT carries the zeroed segments of every take it commits. Such a take
+ * reads the segment's plaintext from its slot in memory (store_segcache.c; loaded and decrypted
+ * on a miss) and zeroes its bytes there, and the COMMIT seals the slot: one seal and one row
+ * write per segment and group, no load or decryption per take. A call whose savepoint is undone
+ * drops its entries (qs_end), a lost group all of them, and both drop the slots. A take across
+ * segments (a bulk request) zeroes its end segments at once, through their rows: they are
+ * rarely shared with the next take, and waiting only moved their rewrite under the store's lock
+ * into the COMMIT, where the pumps cannot run beside it. */
 #include "store_int.h"
 
 #include <string.h>
@@ -119,6 +119,7 @@ int qs_seg_write_block(qk_store *s, const char *link, uint64_t block_id, const u
     uint8_t nonce[QS_NONCE_LEN];
     uint8_t ct[QK_SEG_BYTES + QS_TAG_LEN];
     uint32_t nseg = (uint32_t)((len + QK_SEG_BYTES - 1) / QK_SEG_BYTES);
+    qs_segc_drop(s, link, block_id, 0, UINT32_MAX); /* a block ID is never reused: none held */
     for (uint32_t idx = 0; idx < nseg; idx++) {
         size_t start = (size_t)idx * QK_SEG_BYTES;
         size_t n = len - start < QK_SEG_BYTES ? len - start : QK_SEG_BYTES;
@@ -273,13 +274,13 @@ static int seg_delete(qk_store *s, const char *link, uint64_t block_id, uint32_t
     return rc ? rc : qs_step_done(s, st, err);
 }
 
-static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, size_t plen,
-                       uint32_t used, qk_err *err)
+/* Seal plain (plen bytes, used of them used) under a fresh nonce over segment idx's row. */
+static int seg_seal_write(qk_store *s, const char *link, uint64_t block_id, uint32_t idx,
+                          const uint8_t *plain, size_t plen, uint32_t used, qk_err *err)
 {
     uint8_t nonce[QS_NONCE_LEN];
     uint8_t ct[QK_SEG_BYTES + QS_TAG_LEN];
-    qs_seg_seal(s->mk, link, block_id, idx, s->scratch, plen, nonce, ct);
-    sodium_memzero(s->scratch, QK_SEG_BYTES);
+    qs_seg_seal(s->mk, link, block_id, idx, plain, plen, nonce, ct);
     sqlite3_stmt *st = qs_prep(s,
                                "UPDATE segments SET nonce = ?, ct = ?, used_bytes = ?"
                                " WHERE link = ? AND block_id = ? AND idx = ?",
@@ -289,6 +290,14 @@ static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_
     int rc = qs_bindf(s, st, err, "bbitIi", nonce, sizeof nonce, ct, plen + QS_TAG_LEN, (int)used,
                       link, qs_i64(block_id), (int)idx);
     return rc ? rc : qs_step_done(s, st, err);
+}
+
+static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_t idx, size_t plen,
+                       uint32_t used, qk_err *err)
+{
+    int rc = seg_seal_write(s, link, block_id, idx, s->scratch, plen, used, err);
+    sodium_memzero(s->scratch, QK_SEG_BYTES);
+    return rc;
 }
 
 /* What the open transaction took from segment idx so far: 2 if [a, b) overlaps a take, else 1
@@ -335,18 +344,115 @@ static int seg_store(qk_store *s, const char *link, uint64_t block_id, uint32_t 
     return seg_rewrite(s, link, block_id, idx, plen, (uint32_t)used, err);
 }
 
+/* Fill a slot with segment idx's plaintext (0, *out set), the open transaction's pending
+ * zeroings of it applied: 1 when no slot can be had, <0 an error (an absent row: the material
+ * is gone). */
+static int segc_fill(qk_store *s, const char *link, uint64_t block_id, uint32_t sb, uint32_t idx,
+                     qs_segc_ent **out, qk_err *err)
+{
+    seg_row r;
+    int rc = seg_load(s, link, block_id, idx, &r, err);
+    if (rc == 0)
+        return qk_err_set(err, QK_ENOTFOUND,
+                          "store: material of block %llu on link %s is no longer held",
+                          (unsigned long long)block_id, link);
+    if (rc < 0)
+        return rc;
+    qs_segc_ent *c = qs_segc_claim(s, link, block_id, idx);
+    if (!c)
+        return 1;
+    uint8_t *p = qs_segc_buf(s, c);
+    if (qs_seg_open(s->mk, link, block_id, idx, r.nonce, r.ct, r.ctlen, p) != 0) {
+        qs_segc_drop(s, link, block_id, idx, idx);
+        return qk_err_set(err, QK_ESTORAGE,
+                          "store: segment %u of block %llu on link %s fails authentication", idx,
+                          (unsigned long long)block_id, link);
+    }
+    c->plen = (uint32_t)(r.ctlen - QS_TAG_LEN);
+    c->used = r.used;
+    uint64_t seg_start = (uint64_t)idx * sb;
+    rc = c->plen > sb ? QK_ESTORAGE : 0;
+    for (size_t j = 0; j < s->zq_n && !rc; j++) {
+        const qs_zq_ent *z = &s->zq[j];
+        if (!z->pending || z->block_id != block_id || z->idx != idx || strcmp(z->link, link) != 0)
+            continue;
+        if (z->a < seg_start || z->b > seg_start + c->plen || z->b <= z->a) {
+            rc = QK_ESTORAGE;
+            break;
+        }
+        sodium_memzero(p + (z->a - seg_start), z->b - z->a);
+        c->used += z->b - z->a;
+    }
+    if (rc) {
+        qs_segc_drop(s, link, block_id, idx, idx);
+        return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
+                          (unsigned long long)block_id);
+    }
+    c->valid = true;
+    *out = c;
+    return 0;
+}
+
+/* Write slot c's segment to its row: resealed, or deleted (and the slot wiped) once every byte
+ * of it is used. */
+static int segc_store(qk_store *s, qs_segc_ent *c, qk_err *err)
+{
+    if (c->used < c->plen)
+        return seg_seal_write(s, c->link, c->block_id, c->idx, qs_segc_buf(s, c), c->plen, c->used,
+                              err);
+    int rc = seg_delete(s, c->link, c->block_id, c->idx, err);
+    qs_segc_drop(s, c->link, c->block_id, c->idx, c->idx);
+    return rc;
+}
+
+/* A take [off, end) inside segment idx through its slot (filled on a miss): its bytes to out
+ * and zeroed in the slot, the row's rewrite left to the COMMIT (zq_add: the caller made sure
+ * there is room). A range taken already in the open transaction is refused. 1: no slot (the
+ * caller takes through the row), 0 done, <0 error. */
+static int seg_take_cached(qk_store *s, const char *link, uint64_t block_id, uint32_t sb,
+                           uint32_t idx, uint64_t off, uint64_t end, uint8_t *out, qk_err *err)
+{
+    qs_segc_ent *c = qs_segc_find(s, link, block_id, idx);
+    int rc = c ? 0 : segc_fill(s, link, block_id, sb, idx, &c, err);
+    if (rc)
+        return rc;
+    uint64_t seg_start = (uint64_t)idx * sb;
+    if (end > seg_start + c->plen)
+        return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
+                          (unsigned long long)block_id);
+    if (zq_seen(s, link, block_id, idx, off, end) == 2)
+        return qk_err_set(err, QK_ESTORAGE, "store: range of block %llu taken twice",
+                          (unsigned long long)block_id);
+    if (!zq_add(s, link, block_id, idx, off, end, true))
+        return 1;
+    uint8_t *p = qs_segc_buf(s, c) + (off - seg_start);
+    memcpy(out, p, (size_t)(end - off));
+    sodium_memzero(p, (size_t)(end - off));
+    c->used += (uint32_t)(end - off);
+    return 0;
+}
+
 /* Zero [off, off+len) inside one segment idx (decrypt, wipe, re-encrypt, or delete the row
  * once every byte of it is used). An absent row was wiped already (block burned, or used).
  * With out (qs_range_take): the piece is first copied to out (out[0] is byte off), and it must
  * be there whole and not taken before in the open transaction: an absent row, a block that
- * ends inside the range or a piece taken already is an error; the zeroing of a take that lies
- * inside this one segment, which the transaction rewrote already, is then deferred to the
- * COMMIT while there is room (zq_add). */
+ * ends inside the range or a piece taken already is an error. A take that lies inside this
+ * one segment goes through the segment's slot in memory, its zeroing left to the COMMIT, while
+ * the queue has room (seg_take_cached); every other zeroing writes the row at once, and the
+ * segment's slot, which no longer matches the row, is dropped. */
 static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint32_t sb,
                          uint32_t idx, uint64_t off, uint64_t end, uint8_t *out, qk_err *err)
 {
+    uint64_t seg_start = (uint64_t)idx * sb;
+    bool within = off >= seg_start && end <= seg_start + sb; /* a take inside this segment */
+    int rc = 1;
+    if (out && within && s->zq_n < QS_ZQ_MAX)
+        rc = seg_take_cached(s, link, block_id, sb, idx, off, end, out, err);
+    if (rc != 1)
+        return rc;
+    qs_segc_drop(s, link, block_id, idx, idx);
     seg_row r;
-    int rc = seg_load(s, link, block_id, idx, &r, err);
+    rc = seg_load(s, link, block_id, idx, &r, err);
     if (rc == 0 && out)
         return qk_err_set(err, QK_ENOTFOUND,
                           "store: material of block %llu on link %s is no longer held",
@@ -356,7 +462,6 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
     size_t plen = 0;
     if ((rc = seg_decrypt(s, link, block_id, idx, &r, &plen, err)) != 0)
         return rc;
-    uint64_t seg_start = (uint64_t)idx * sb;
     uint64_t a = off > seg_start ? off : seg_start;
     uint64_t b = end < seg_start + plen ? end : seg_start + plen;
     uint64_t want = end < seg_start + sb ? end : seg_start + sb;
@@ -365,19 +470,13 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
         return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
                           (unsigned long long)block_id);
     }
-    int seen = out ? zq_seen(s, link, block_id, idx, a, b) : 0;
-    if (seen == 2) {
+    if (out && zq_seen(s, link, block_id, idx, a, b) == 2) {
         sodium_memzero(s->scratch, QK_SEG_BYTES);
         return qk_err_set(err, QK_ESTORAGE, "store: range of block %llu taken twice",
                           (unsigned long long)block_id);
     }
     if (out)
         memcpy(out + (a - off), s->scratch + (a - seg_start), (size_t)(b - a));
-    bool within = off >= seg_start && end <= seg_start + sb; /* a take inside this segment */
-    if (out && within && seen && zq_add(s, link, block_id, idx, a, b, true)) {
-        sodium_memzero(s->scratch, QK_SEG_BYTES);
-        return 0; /* the segment was rewritten in this transaction: once more at the COMMIT */
-    }
     sodium_memzero(s->scratch + (a - seg_start), (size_t)(b - a));
     rc = seg_store(s, link, block_id, idx, &r, plen, b - a, err);
     if (!rc && out && within)
@@ -386,10 +485,20 @@ static int seg_zero_part(qk_store *s, const char *link, uint64_t block_id, uint3
 }
 
 /* Zero the ranges of zq[i..] that lie in zq[i]'s segment (marking them in done) with one
- * load, decryption and rewrite. An absent segment was wiped already (its block burned). */
+ * rewrite: from the segment's slot, which holds them zeroed already, or else with one load and
+ * decryption. An absent segment was wiped already (its block burned). */
 static int zq_flush_segment(qk_store *s, size_t i, bool *done, qk_err *err)
 {
     const qs_zq_ent *z = &s->zq[i];
+    qs_segc_ent *c = qs_segc_find(s, z->link, z->block_id, z->idx);
+    if (c) {
+        for (size_t j = i; j < s->zq_n; j++) {
+            const qs_zq_ent *y = &s->zq[j];
+            if (y->block_id == z->block_id && y->idx == z->idx && strcmp(y->link, z->link) == 0)
+                done[j] = true;
+        }
+        return segc_store(s, c, err);
+    }
     uint32_t sb = 0;
     seg_row r;
     int rc = seg_size(s, z->link, z->block_id, &sb, err);
@@ -456,6 +565,7 @@ static int range_zero(qk_store *s, const char *link, uint64_t block_id, uint32_t
         if (out)
             rc = range_read(s, link, block_id, sb, (uint32_t)mid,
                             (uint32_t)((uint64_t)(last - first - 1) * sb), out + (mid - off), err);
+        qs_segc_drop(s, link, block_id, first + 1, last - 1);
         sqlite3_stmt *st = rc ? NULL
                               : qs_prep(s,
                                         "DELETE FROM segments WHERE link = ? AND block_id = ?"
@@ -488,6 +598,7 @@ int qs_range_take(qk_store *s, const char *link, uint64_t block_id, uint32_t off
 
 int qs_block_wipe(qk_store *s, const char *link, uint64_t block_id, qk_err *err)
 {
+    qs_segc_drop(s, link, block_id, 0, UINT32_MAX);
     sqlite3_stmt *st = qs_prep(s, "DELETE FROM segments WHERE link = ? AND block_id = ?", err);
     if (!st)
         return QK_ESTORAGE;

@@ -1065,8 +1065,8 @@ static void test_range_take(void)
     range_test_end(b, out, plain, L);
 }
 
-/* Takes in one transaction: the bytes out at once; a segment's first take zeroed at once, the
- * later ones at the COMMIT with one rewrite (two changes where there were as many as takes),
+/* Takes in one transaction: the bytes out at once, the zeroing of every take inside one segment
+ * at the COMMIT with one rewrite per segment (two changes where there were as many as takes),
  * a segment whose every byte was taken deleted; a range taken twice in the transaction refused; a
  * call undone inside a group transaction takes its deferred zeroing with it; more takes than the
  * queue holds zeroed at once, all zero after the COMMIT; a take across segments zeroed at once. */
@@ -1076,8 +1076,8 @@ static void test_take_zeroing_deferred(void)
     uint8_t *b, *out, *plain;
     range_test_begin(L, &b, &out, &plain);
     qk_err err = {0, ""};
-    /* ten keys of segment 0, the two halves of segment 1: each segment's first take rewrites
-     * it at once, the others wait for the COMMIT, which rewrites one and deletes the other */
+    /* ten keys of segment 0, the two halves of segment 1: nothing is written before the
+     * COMMIT, which rewrites one and deletes the other */
     CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
     sqlite3_int64 before = sqlite3_total_changes64(S->db);
     int rc = 0;
@@ -1088,12 +1088,12 @@ static void test_take_zeroing_deferred(void)
     if (!rc)
         rc = qs_range_take(S, LINK, 1, SB + SB / 2, SB / 2, out + 10 * K + SB / 2, &err);
     CU_ASSERT_EQUAL(rc, 0);
-    CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 2); /* the first takes' */
+    CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 0);
     /* the same bytes again, in the same transaction: refused */
     uint8_t again[K];
     CU_ASSERT_EQUAL(qs_range_take(S, LINK, 1, 64 + 3 * K + 8, K, again, &err), QK_ESTORAGE);
     CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
-    CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 4); /* and a rewrite, a delete */
+    CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 2); /* a rewrite, a delete */
     CU_ASSERT_EQUAL(memcmp(out, b + 64, 10 * K), 0);
     CU_ASSERT_EQUAL(memcmp(out + 10 * K, b + SB, SB), 0);
     CU_ASSERT_EQUAL(count_segments(1), 2);
@@ -1141,6 +1141,133 @@ static void test_take_zeroing_deferred(void)
     CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 2);
     CU_ASSERT_EQUAL(qs_end(S, 0, true, &err), 0);
     CU_ASSERT_EQUAL(sqlite3_total_changes64(S->db) - before, 2);
+    range_test_end(b, out, plain, L);
+}
+
+/* One take in its own call (and transaction, unless an inline group is open): the store's
+ * answer, its bytes in out. */
+static int take1(uint64_t block, uint32_t off, uint32_t len, uint8_t *out)
+{
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    int rc = qs_range_take(S, LINK, block, off, len, out, &err);
+    return qs_end(S, rc, rc == 0, &err);
+}
+
+/* The segments in memory (store_segcache.c) hand out what the rows hold and nothing else: a
+ * take served from a slot filled by an earlier transaction; a call undone inside a group, a
+ * call whose transaction SQLite rolled back, a group lost at its COMMIT, a burn of part of a
+ * held segment, a block wiped
+ * and segments deleted whole while held: the next take sees the rows, not the slot; a slot
+ * evicted while its segment has zeroings pending, and filled again, counts and zeroes them. */
+static void test_take_segment_cache(void)
+{
+    enum { SB = QK_SEG_BYTES, L = 6 * SB, K = 32 };
+    uint8_t *b, *out, *plain;
+    range_test_begin(L, &b, &out, &plain);
+    qk_err err = {0, ""};
+    size_t plen = 0;
+    /* two transactions, the second served from the slot the first filled */
+    CU_ASSERT_EQUAL(take1(1, 64, K, out), 0);
+    CU_ASSERT_EQUAL(take1(1, 64 + K, K, out + K), 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + 64, 2 * K), 0);
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, 64, false));
+    CU_ASSERT_TRUE(range_is(plain, b, 64, 64 + 2 * K, true));
+    CU_ASSERT_TRUE(range_is(plain, b, 64 + 2 * K, SB, false));
+    /* a call undone inside a group: the same bytes, taken again, are the block's */
+    qk_inline ic;
+    qk_inline_begin(&ic, 0);
+    ic.group_commit = true;
+    CU_ASSERT_EQUAL(take1(1, 128, K, out), 0);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    CU_ASSERT_EQUAL(qs_range_take(S, LINK, 1, 160, K, out + K, &err), 0);
+    CU_ASSERT_EQUAL(qs_end(S, QK_EINVAL, false, &err), QK_EINVAL);
+    memset(out + K, 0, K);
+    CU_ASSERT_EQUAL(take1(1, 160, K, out + K), 0);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(take1(1, 192, K, out + 2 * K), 0); /* not inline: commits the group */
+    CU_ASSERT_EQUAL(memcmp(out, b + 128, 3 * K), 0);
+    /* a call whose transaction SQLite rolls back after its take */
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(S->db,
+                                       "CREATE TEMP TABLE boom(x);"
+                                       "CREATE TEMP TRIGGER boom_t BEFORE INSERT ON boom"
+                                       " BEGIN SELECT RAISE(ROLLBACK, 'lost'); END;",
+                                       NULL, NULL, NULL),
+                          SQLITE_OK);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    CU_ASSERT_EQUAL(qs_range_take(S, LINK, 1, 224, K, out, &err), 0);
+    CU_ASSERT_NOT_EQUAL(sqlite3_exec(S->db, "INSERT INTO boom VALUES(1)", NULL, NULL, NULL),
+                        SQLITE_OK);
+    CU_ASSERT_NOT_EQUAL(qs_end(S, 0, true, &err), 0);
+    memset(out, 0, K);
+    CU_ASSERT_EQUAL(take1(1, 224, K, out), 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + 224, K), 0);
+    /* a group lost at its COMMIT (its zeroing cannot be written) after a take */
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(S->db,
+                                       "CREATE TEMP TRIGGER seg_t BEFORE UPDATE ON segments"
+                                       " BEGIN SELECT RAISE(ABORT, 'no'); END;",
+                                       NULL, NULL, NULL),
+                          SQLITE_OK);
+    qk_inline_begin(&ic, 0);
+    ic.group_commit = true;
+    CU_ASSERT_EQUAL(take1(1, 3 * SB + 64, K, out), 0);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(take1(1, 3 * SB + 64 + K, K, out), QK_ESTORAGE);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_exec(S->db, "DROP TRIGGER seg_t", NULL, NULL, NULL), SQLITE_OK);
+    memset(out, 0, K);
+    CU_ASSERT_EQUAL(take1(1, 3 * SB + 64, K, out), 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + 3 * SB + 64, K), 0);
+    /* a burn of part of a held segment between two takes: all three ranges zero after */
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    int rc = qs_range_take(S, LINK, 1, 256, K, out, &err);
+    if (!rc)
+        rc = qs_range_zero(S, LINK, 1, 256 + K, K, &err);
+    if (!rc)
+        rc = qs_range_take(S, LINK, 1, 256 + 2 * K, K, out + K, &err);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + 256, K), 0);
+    CU_ASSERT_EQUAL(memcmp(out + K, b + 256 + 2 * K, K), 0);
+    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b, 0, 64, false));
+    CU_ASSERT_TRUE(range_is(plain, b, 64, 256 + 3 * K, true));
+    CU_ASSERT_TRUE(range_is(plain, b, 256 + 3 * K, SB, false));
+    /* segments deleted whole by a burn across them, one of them held: gone */
+    CU_ASSERT_EQUAL(take1(1, 2 * SB + 64, K, out), 0);
+    CU_ASSERT_EQUAL(memcmp(out, b + 2 * SB + 64, K), 0);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    rc = qs_range_zero(S, LINK, 1, SB + 8, 2 * SB, &err); /* segment 2 lies inside */
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL(take1(1, 2 * SB + 64 + K, K, out), QK_ENOTFOUND);
+    /* a wiped block, one of its segments held: gone */
+    CU_ASSERT_EQUAL(take1(1, 4 * SB + 64, K, out), 0);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    rc = qs_block_wipe(S, LINK, 1, &err);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL(take1(1, 4 * SB + 64 + K, K, out), QK_ENOTFOUND);
+    CU_ASSERT_EQUAL(count_segments(1), 0);
+    /* eviction: segment 0 used up in two halves and segment 1 in two keys, with takes from
+     * more segments than there are slots in between, in one transaction */
+    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 2, b, L) == 0);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    rc = qs_range_take(S, LINK, 2, 0, SB / 2, out, &err);
+    if (!rc)
+        rc = qs_range_take(S, LINK, 2, SB, K, out + SB, &err);
+    for (uint32_t i = 0; i < QS_SEGC_SLOTS && !rc; i++)
+        rc = qs_range_take(S, LINK, 2, (2 + i) * SB, K, out + 2 * SB, &err);
+    if (!rc)
+        rc = qs_range_take(S, LINK, 2, SB / 2, SB / 2, out + SB / 2, &err);
+    if (!rc)
+        rc = qs_range_take(S, LINK, 2, SB + K, K, out + SB + K, &err);
+    CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(memcmp(out, b, SB), 0);
+    CU_ASSERT_EQUAL(memcmp(out + SB, b + SB, 2 * K), 0);
+    CU_ASSERT_EQUAL(count_segments(2), 5); /* segment 0 used up: deleted */
+    CU_ASSERT_EQUAL_FATAL(read_segment(2, 1, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, b + SB, 0, 2 * K, true));
+    CU_ASSERT_TRUE(range_is(plain, b + SB, 2 * K, SB, false));
     range_test_end(b, out, plain, L);
 }
 
@@ -1264,6 +1391,7 @@ int suite_store(void)
         {"zeroing a range drops whole segments unopened", test_range_zero_whole_segments},
         {"taking a range: the bytes of a read, the store of a zero", test_range_take},
         {"takes: zeroed at the COMMIT, once per segment", test_take_zeroing_deferred},
+        {"takes from segments in memory see the rows", test_take_segment_cache},
         {"segment sizes: 4 KiB new, 1 KiB kept (v7)", test_segment_sizes_v7},
         {"delivery wipes its range inside a partly used segment", test_partial_segment_wipe},
         {"threads never share ranges", test_threads_never_share_ranges},
