@@ -2,7 +2,8 @@
  * blocks stored since schema v7, QK_SEG_BYTES_V1 before: blocks.seg_bytes):
  * write a block, read or check a byte range, zero a range (decrypt, wipe, re-encrypt under a
  * fresh nonce, or delete the row once every byte of it is used), wipe a whole block.
- * Plaintext only ever sits in s->scratch / s->vkey (sodium_malloc'ed), wiped before return.
+ * Plaintext sits only in s->scratch / s->vkey, wiped before return, and in the slots of
+ * store_segcache.c (all in the store's sodium_malloc region).
  *
  * Deferred zeroing. A take (qs_range_take) hands its bytes out at once, but the zeroing of a take
  * inside one segment waits in s->zq for the transaction's COMMIT (qs_zero_flush, called by
