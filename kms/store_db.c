@@ -419,6 +419,14 @@ static qk_inline_waiter *qs_waiters_take(qk_store *s, qk_inline_waiter **ok)
     return bad;
 }
 
+/* What the store keeps in memory of rows (segments, runs) no longer matches them once a call
+ * is undone or a group lost: the rows went back, the copies did not. */
+static void qs_mem_drop(qk_store *s)
+{
+    qs_segc_drop_all(s);
+    qs_runc_drop_all(s);
+}
+
 /* The open group is gone (its COMMIT failed, or SQLite rolled it back): its number is spent
  * and failed, and the replies waiting for it fail. Under mu; not under smu. */
 static void qs_group_lost(qk_store *s)
@@ -428,7 +436,7 @@ static void qs_group_lost(qk_store *s)
     qs_known_reset(s);        /* and the runs of its notices */
     qs_count_reset(s);        /* and its counter changes */
     s->zq_n = s->zq_mark = 0; /* and its takes: nothing of them reached the database */
-    qs_segc_drop_all(s);      /* whose zeroes the segments in memory hold */
+    qs_mem_drop(s);           /* and the rows held in memory (segments, runs) */
     (void)pthread_mutex_lock(&s->smu);
     s->failed[s->nfailed % QS_FAILED_GROUPS] = s->group_seq;
     s->nfailed++;
@@ -705,7 +713,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         qs_noteq_call_end(s, false);
         qs_known_call_end(s, false);
         s->zq_n = s->zq_mark = 0;
-        qs_segc_drop_all(s);
+        qs_mem_drop(s);
         qs_count_reset(s);
         if (s->group_calls > 0)
             qs_group_lost(s);
@@ -716,7 +724,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     /* This call's savepoint: kept (merged into the transaction) or undone. */
     if (!commit) {
         s->zq_n = s->zq_mark; /* the call's takes are undone with it, */
-        qs_segc_drop_all(s);  /* and whatever it changed of the segments in memory */
+        qs_mem_drop(s);       /* and whatever it changed of the rows held in memory */
     }
     if ((!commit && qs_ctl(s, QS_CTL_ROLLBACK_TO, NULL) != 0) ||
         qs_ctl(s, QS_CTL_RELEASE, NULL) != 0) {
@@ -1062,6 +1070,7 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
         (void)pthread_condattr_destroy(&ca);
     }
     qs_known_open(s);
+    qs_runc_open(s);
     s->secret = sodium_malloc(QK_MASTER_KEY_LEN + QK_SEG_BYTES + QK_BLOCK_VKEY_LEN +
                               (size_t)QS_SEGC_SLOTS * QK_SEG_BYTES);
     if (!s->secret) {
@@ -1146,6 +1155,7 @@ void qk_store_close(qk_store *s)
         (void)pthread_cond_destroy(&s->wcond);
     qs_noteq_reset(s);
     qs_known_close(s);
+    qs_runc_close(s);
     (void)pthread_mutex_destroy(&s->smu);
     (void)pthread_mutex_destroy(&s->mu);
     free(s);

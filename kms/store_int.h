@@ -30,6 +30,7 @@
 #define QS_NOTEQ_LINKS   16    /* links whose notices the queue follows */
 #define QS_ZQ_MAX        512   /* ranges taken in a transaction, their zeroing at its COMMIT */
 #define QS_SEGC_SLOTS    4     /* segments whose plaintext one-key takes keep (store_segcache.c) */
+#define QS_RUNC_SLOTS    256   /* slave-end runs kept as last written (store_runcache.c) */
 #define QS_NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define QS_TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define QS_AD_MAX        (2 + QK_STORE_ID_MAX + 8 + 4)
@@ -100,6 +101,8 @@ typedef struct {
 
 /* The runs this open recorded from notices, for key_known (store_known.c). */
 typedef struct qs_known qs_known;
+/* The slave-end runs as last written or read (store_runcache.c). */
+typedef struct qs_runc qs_runc;
 
 /* A range [a, b) of segment idx (block offsets) taken in the open transaction: zeroed already,
  * or (pending) at its COMMIT (store_seg.c qs_zero_flush). */
@@ -188,6 +191,7 @@ struct qk_store {
     uint64_t segc_tick;
     qs_noteq noteq;
     qs_known *known;  /* NULL: none (allocation failed), key_known reads the table */
+    qs_runc *runc;    /* NULL: none (allocation failed), a fetch reads its run */
     qs_counts counts; /* pool_counts changes written at the group's COMMIT */
     /* Ranges taken in the open transaction, zeroed at its COMMIT (under mu; zq_mark: where the
      * current call's begin, dropped if its savepoint is undone). */
@@ -442,6 +446,16 @@ typedef struct {
     char slave[QK_STORE_ID_MAX + 1];
     uint8_t fetched[QS_RUN_MAP_LEN]; /* bit i (byte i/8, bit i%8): key i fetched */
 } qs_run_row;
+/* ---- store_runcache.c: the slave-end runs as last written or read --------------------- */
+void qs_runc_open(qk_store *s);
+void qs_runc_close(qk_store *s);
+/* A copy of the run row with this prefix into out: true, or false when none is held. */
+bool qs_runc_get(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qs_run_row *out);
+/* Hold a copy of a run row as the table now has it (rows without a slave are not held). */
+void qs_runc_put(qk_store *s, const qs_run_row *r);
+/* Forget every run. */
+void qs_runc_drop_all(qk_store *s);
+
 /* A fresh random prefix (CSPRNG, version 4 and variant bits set). */
 void qs_run_new_prefix(uint8_t prefix[QS_RUN_PREFIX_LEN]);
 /* Canonical key ID of key i of the run with this prefix. */

@@ -84,6 +84,8 @@ int qs_run_insert(qk_store *s, const qs_run_row *run, qk_err *err)
         rc = qs_count_add(s, run->link, QS_COUNT_KEYS, QS_KEY_DELIVERED, run->n_done, 0, err);
     if (!rc)
         rc = qs_count_add(s, run->link, QS_COUNT_KEYS, run->state, run->n - run->n_done, 0, err);
+    if (!rc)
+        qs_runc_put(s, run); /* a notice's run: its fetch finds it in memory */
     return rc;
 }
 
@@ -134,18 +136,21 @@ int qs_run_find(qk_store *s, const char *key_id, qs_run_row *run, uint32_t *idx,
     uint32_t i = 0;
     if (qs_run_parse_id(key_id, prefix, &i) != 0)
         return 0;
-    sqlite3_stmt *st = qs_prep(s, "SELECT " QS_RUN_COLS " FROM runs WHERE id_prefix = ?", err);
-    if (!st)
-        return QK_ESTORAGE;
-    int rc = qs_bindf(s, st, err, "b", prefix, (size_t)QS_RUN_PREFIX_LEN);
-    if (!rc)
-        rc = qs_step(s, st, err);
-    if (rc != 1)
-        return rc;
-    rc = run_row_read(st, run, err);
-    (void)sqlite3_reset(st);
-    if (rc)
-        return rc;
+    if (!qs_runc_get(s, prefix, run)) {
+        sqlite3_stmt *st = qs_prep(s, "SELECT " QS_RUN_COLS " FROM runs WHERE id_prefix = ?", err);
+        if (!st)
+            return QK_ESTORAGE;
+        int rc = qs_bindf(s, st, err, "b", prefix, (size_t)QS_RUN_PREFIX_LEN);
+        if (!rc)
+            rc = qs_step(s, st, err);
+        if (rc != 1)
+            return rc;
+        rc = run_row_read(st, run, err);
+        (void)sqlite3_reset(st);
+        if (rc)
+            return rc;
+        qs_runc_put(s, run);
+    }
     if (i >= run->n)
         return 0;
     *idx = i;
@@ -250,23 +255,28 @@ int qs_run_load_refs(qk_store *s, const char *request_id, qk_key_ref **refs, siz
 }
 
 /* Write back a run's state, n_done and bitmap; it was in state old_state with old_done keys
- * delivered (the counters move by the difference). */
+ * delivered (the counters move by the difference). The row must still hold that state and
+ * count: a run read from memory (store_runcache.c) that did not match its row fails here. */
 static int run_update(qk_store *s, const qs_run_row *run, int old_state, uint32_t old_done,
                       qk_err *err)
 {
     sqlite3_stmt *st = qs_prep(s,
                                "UPDATE runs SET state = ?, n_done = ?, fetched = ?"
-                               " WHERE request_id = ? AND seq = ?",
+                               " WHERE request_id = ? AND seq = ? AND state = ? AND n_done = ?",
                                err);
     if (!st)
         return QK_ESTORAGE;
-    int rc = qs_bindf(
-        s, st, err, "iIbtI", run->state, (int64_t)run->n_done, run->has_slave ? run->fetched : NULL,
-        run->has_slave ? map_len(run->n) : (size_t)0, run->request_id, (int64_t)run->seq);
+    int rc =
+        qs_bindf(s, st, err, "iIbtIiI", run->state, (int64_t)run->n_done,
+                 run->has_slave ? run->fetched : NULL, run->has_slave ? map_len(run->n) : (size_t)0,
+                 run->request_id, (int64_t)run->seq, old_state, (int64_t)old_done);
     if (!rc)
         rc = qs_step_done(s, st, err);
     if (!rc && sqlite3_changes(s->db) != 1)
-        rc = qk_err_set(err, QK_ESTORAGE, "store: run %s/%u vanished", run->request_id, run->seq);
+        rc = qk_err_set(err, QK_ESTORAGE, "store: run %s/%u vanished or changed", run->request_id,
+                        run->seq);
+    if (!rc)
+        qs_runc_put(s, run); /* a failed write undoes the call, which drops every copy */
     const char *l = run->link;
     int64_t was = (int64_t)run->n - old_done, is = (int64_t)run->n - run->n_done;
     if (!rc)
@@ -435,6 +445,7 @@ int qs_runs_burn_block(qk_store *s, const char *link, uint64_t block_id, qk_err 
                 : QK_ESTORAGE;
     if (!rc)
         rc = qs_step_done(s, st, err);
+    qs_runc_drop_all(s); /* runs changed behind their copies */
     if (!rc)
         rc = qs_count_add(s, link, QS_COUNT_KEYS, QS_KEY_RESERVED, -moved, 0, err);
     return rc ? rc : qs_count_add(s, link, QS_COUNT_KEYS, QS_KEY_BURNED, moved, 0, err);

@@ -1435,6 +1435,54 @@ static void test_run_counters(void)
     unpair();
 }
 
+/* The slave end's runs in memory (store_runcache.c) stay what the table holds: a take undone
+ * with its call (its run's copy already written through) leaves the key fetchable, with its
+ * bytes; a run row changed behind the store's back (n_done and the bitmap, as a second
+ * delivery would leave them) makes the fetch of a key the copy still calls live fail, and
+ * nothing is delivered. (A block burned under held runs: test_runs_block_burned.) */
+static void test_runs_in_memory(void)
+{
+    pair(2, BIG);
+    qk_err err = {0, ""};
+    qk_key_ref k[4];
+    uint8_t m[4 * 32], got[4 * 32];
+    lease_a(4 * 32);
+    carve_notice("c-1", 4, 32, k, m);
+    const char *ids[1] = {k[0].key_id};
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(memcmp(got, m, 32), 0);
+    /* key 1 taken in a call that is then undone */
+    qs_run_row run;
+    uint32_t idx = 0;
+    CU_ASSERT_EQUAL_FATAL(qs_begin(B, &err), 0);
+    int rc = qs_run_find(B, k[1].key_id, &run, &idx, &err);
+    CU_ASSERT_EQUAL(rc, 1);
+    if (rc == 1)
+        rc = qs_run_take(B, &run, idx, 1, got, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(qs_end(B, QK_EINVAL, false, &err), QK_EINVAL);
+    memset(got, 0, sizeof got);
+    ids[0] = k[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(memcmp(got, m + 32, 32), 0);
+    /* key 3 marked fetched behind the store's back: its fetch fails, nothing delivered */
+    CU_ASSERT_EQUAL(count_on(&DB, "UPDATE runs SET n_done = n_done + 1,"
+                                  " fetched = X'0b' WHERE request_id = 'c-1'"),
+                    1);
+    memset(got, 0, sizeof got);
+    ids[0] = k[3].key_id;
+    CU_ASSERT_NOT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    uint8_t acc = 0;
+    for (size_t i = 0; i < 32; i++)
+        acc |= got[i];
+    CU_ASSERT_EQUAL(acc, 0);
+    /* key 2, still live in the row, is fetched once the copy was dropped */
+    ids[0] = k[2].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    CU_ASSERT_EQUAL(memcmp(got, m + 64, 32), 0);
+    unpair();
+}
+
 static void test_runs_block_burned(void)
 {
     pair(2, BIG);
@@ -1539,6 +1587,7 @@ int suite_store_lease(void)
         {"migration from v5: per-key requests still noticed", test_migration_v5},
         {"slave end: runs with exact per-key state", test_runs_slave_end},
         {"key_known from memory; no slave rows for runs at the slave", test_known_from_memory},
+        {"runs in memory match the table at the slave end", test_runs_in_memory},
         {"run counters written per transaction agree with a recount", test_run_counters},
         {"slave end: a burned block ends its live runs", test_runs_block_burned},
         {"slave end: adjacent keys fetched as one range", test_runs_fetch_adjacent},
