@@ -757,6 +757,19 @@ static bool range_is(const uint8_t *plain, const uint8_t *ref, size_t a, size_t 
     return true;
 }
 
+/* Segment idx of a block (bytes b from the block's start) holds zeros in [a, c) of its
+ * segment-relative bytes and the block's bytes everywhere else (plain: one segment's room). */
+static void zeroed_only(uint64_t block, uint32_t idx, const uint8_t *b, uint8_t *plain, size_t a,
+                        size_t c)
+{
+    size_t plen = 0;
+    const uint8_t *ref = b + (size_t)idx * QK_SEG_BYTES;
+    CU_ASSERT_EQUAL_FATAL(read_segment(block, idx, plain, &plen), 0);
+    CU_ASSERT_TRUE(range_is(plain, ref, 0, a, false));
+    CU_ASSERT_TRUE(range_is(plain, ref, a, c, true));
+    CU_ASSERT_TRUE(range_is(plain, ref, c, plen, false));
+}
+
 /* A key delivered from a segment that still holds other keys: the segment stays, re-encrypted,
  * with the delivered range zeroed and every other byte (verification key, keys still pending
  * or reserved, uncarved material) intact - for delivery by commit (slaves at the peer) and
@@ -1098,10 +1111,7 @@ static void test_take_zeroing_deferred(void)
     CU_ASSERT_EQUAL(memcmp(out + 10 * K, b + SB, SB), 0);
     CU_ASSERT_EQUAL(count_segments(1), 2);
     size_t plen = 0;
-    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
-    CU_ASSERT_TRUE(range_is(plain, b, 0, 64, false));
-    CU_ASSERT_TRUE(range_is(plain, b, 64, 64 + 10 * K, true));
-    CU_ASSERT_TRUE(range_is(plain, b, 64 + 10 * K, SB, false));
+    zeroed_only(1, 0, b, plain, 64, 64 + 10 * K);
     /* inline calls sharing a group transaction, the middle one undone: its take is not zeroed
      * by the group's COMMIT (made here by a call that is not inline), the others' are */
     qk_inline ic;
@@ -1171,10 +1181,7 @@ static void test_take_segment_cache(void)
     CU_ASSERT_EQUAL(take1(1, 64, K, out), 0);
     CU_ASSERT_EQUAL(take1(1, 64 + K, K, out + K), 0);
     CU_ASSERT_EQUAL(memcmp(out, b + 64, 2 * K), 0);
-    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
-    CU_ASSERT_TRUE(range_is(plain, b, 0, 64, false));
-    CU_ASSERT_TRUE(range_is(plain, b, 64, 64 + 2 * K, true));
-    CU_ASSERT_TRUE(range_is(plain, b, 64 + 2 * K, SB, false));
+    zeroed_only(1, 0, b, plain, 64, 64 + 2 * K);
     /* a call undone inside a group: the same bytes, taken again, are the block's */
     qk_inline ic;
     qk_inline_begin(&ic, 0);
@@ -1229,10 +1236,7 @@ static void test_take_segment_cache(void)
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_EQUAL(memcmp(out, b + 256, K), 0);
     CU_ASSERT_EQUAL(memcmp(out + K, b + 256 + 2 * K, K), 0);
-    CU_ASSERT_EQUAL_FATAL(read_segment(1, 0, plain, &plen), 0);
-    CU_ASSERT_TRUE(range_is(plain, b, 0, 64, false));
-    CU_ASSERT_TRUE(range_is(plain, b, 64, 256 + 3 * K, true));
-    CU_ASSERT_TRUE(range_is(plain, b, 256 + 3 * K, SB, false));
+    zeroed_only(1, 0, b, plain, 64, 256 + 3 * K);
     /* segments deleted whole by a burn across them, one of them held: gone */
     CU_ASSERT_EQUAL(take1(1, 2 * SB + 64, K, out), 0);
     CU_ASSERT_EQUAL(memcmp(out, b + 2 * SB + 64, K), 0);

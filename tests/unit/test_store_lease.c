@@ -1435,6 +1435,24 @@ static void test_run_counters(void)
     unpair();
 }
 
+/* A pair whose request req put a run of four 32-byte keys (k, their bytes m) at B, the first
+ * fetched by its slave (its bytes checked); ids[0] names it, got has room for all four. */
+typedef struct {
+    qk_key_ref k[4];
+    uint8_t m[4 * 32], got[4 * 32];
+    const char *ids[1];
+} four_keys;
+
+static void four_keys_first_fetched(const char *req, four_keys *f)
+{
+    pair(2, BIG);
+    lease_a(4 * 32);
+    carve_notice(req, 4, 32, f->k, f->m);
+    f->ids[0] = f->k[0].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", f->ids, 1, f->got, sizeof f->got), 0);
+    CU_ASSERT_EQUAL(memcmp(f->got, f->m, 32), 0);
+}
+
 /* The slave end's runs in memory (store_runcache.c) stay what the table holds: a take undone
  * with its call (its run's copy already written through) leaves the key fetchable, with its
  * bytes; a run row changed behind the store's back (n_done and the bitmap, as a second
@@ -1442,65 +1460,54 @@ static void test_run_counters(void)
  * nothing is delivered. (A block burned under held runs: test_runs_block_burned.) */
 static void test_runs_in_memory(void)
 {
-    pair(2, BIG);
     qk_err err = {0, ""};
-    qk_key_ref k[4];
-    uint8_t m[4 * 32], got[4 * 32];
-    lease_a(4 * 32);
-    carve_notice("c-1", 4, 32, k, m);
-    const char *ids[1] = {k[0].key_id};
-    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
-    CU_ASSERT_EQUAL(memcmp(got, m, 32), 0);
+    four_keys f;
+    four_keys_first_fetched("c-1", &f);
     /* key 1 taken in a call that is then undone */
     qs_run_row run;
     uint32_t idx = 0;
     CU_ASSERT_EQUAL_FATAL(qs_begin(B, &err), 0);
-    int rc = qs_run_find(B, k[1].key_id, &run, &idx, &err);
+    int rc = qs_run_find(B, f.k[1].key_id, &run, &idx, &err);
     CU_ASSERT_EQUAL(rc, 1);
     if (rc == 1)
-        rc = qs_run_take(B, &run, idx, 1, got, &err);
+        rc = qs_run_take(B, &run, idx, 1, f.got, &err);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_EQUAL(qs_end(B, QK_EINVAL, false, &err), QK_EINVAL);
-    memset(got, 0, sizeof got);
-    ids[0] = k[1].key_id;
-    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
-    CU_ASSERT_EQUAL(memcmp(got, m + 32, 32), 0);
+    memset(f.got, 0, sizeof f.got);
+    f.ids[0] = f.k[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", f.ids, 1, f.got, sizeof f.got), 0);
+    CU_ASSERT_EQUAL(memcmp(f.got, f.m + 32, 32), 0);
     /* key 3 marked fetched behind the store's back: its fetch fails, nothing delivered */
     CU_ASSERT_EQUAL(count_on(&DB, "UPDATE runs SET n_done = n_done + 1,"
                                   " fetched = X'0b' WHERE request_id = 'c-1'"),
                     1);
-    memset(got, 0, sizeof got);
-    ids[0] = k[3].key_id;
-    CU_ASSERT_NOT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
+    memset(f.got, 0, sizeof f.got);
+    f.ids[0] = f.k[3].key_id;
+    CU_ASSERT_NOT_EQUAL(fetch_b("saeB", "saeA", f.ids, 1, f.got, sizeof f.got), 0);
     uint8_t acc = 0;
     for (size_t i = 0; i < 32; i++)
-        acc |= got[i];
+        acc |= f.got[i];
     CU_ASSERT_EQUAL(acc, 0);
     /* key 2, still live in the row, is fetched once the copy was dropped */
-    ids[0] = k[2].key_id;
-    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
-    CU_ASSERT_EQUAL(memcmp(got, m + 64, 32), 0);
+    f.ids[0] = f.k[2].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", f.ids, 1, f.got, sizeof f.got), 0);
+    CU_ASSERT_EQUAL(memcmp(f.got, f.m + 64, 32), 0);
     unpair();
 }
 
 static void test_runs_block_burned(void)
 {
-    pair(2, BIG);
     qk_err err = {0, ""};
-    qk_key_ref k[4];
-    uint8_t m[4 * 32], got[4 * 32];
-    lease_a(4 * 32);
-    carve_notice("b-1", 4, 32, k, m);
-    const char *ids[1] = {k[0].key_id};
-    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), 0);
-    CU_ASSERT_EQUAL(qk_store_block_set_state(B, LINK, k[0].block_id, QK_BLOCK_BURNED, &err), 0);
+    four_keys f;
+    four_keys_first_fetched("b-1", &f);
+    CU_ASSERT_EQUAL(qk_store_block_set_state(B, LINK, f.k[0].block_id, QK_BLOCK_BURNED, &err), 0);
     qk_pool_status ps;
     CU_ASSERT_EQUAL(qk_store_pool_status(B, LINK, &ps, &err), 0);
     CU_ASSERT_EQUAL(ps.keys_burned, 3);
     CU_ASSERT_EQUAL(ps.keys_delivered, 1);
     CU_ASSERT_EQUAL(ps.keys_reserved, 0);
-    ids[0] = k[1].key_id;
-    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", ids, 1, got, sizeof got), QK_ENOTFOUND);
+    f.ids[0] = f.k[1].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", f.ids, 1, f.got, sizeof f.got), QK_ENOTFOUND);
     CU_ASSERT_EQUAL(sf_counts_match(B, DB.path, LINK, "saeB"), 0);
     unpair();
 }
