@@ -301,6 +301,12 @@ static int seg_rewrite(qk_store *s, const char *link, uint64_t block_id, uint32_
     return rc;
 }
 
+/* Whether a take of the open transaction lies in segment idx of that block. */
+static bool zq_in(const qs_zq_ent *z, const char *link, uint64_t block_id, uint32_t idx)
+{
+    return z->block_id == block_id && z->idx == idx && strcmp(z->link, link) == 0;
+}
+
 /* What the open transaction took from segment idx so far: 2 if [a, b) overlaps a take, else 1
  * if anything of the segment was taken, else 0. */
 static int zq_seen(const qk_store *s, const char *link, uint64_t block_id, uint32_t idx, uint64_t a,
@@ -309,7 +315,7 @@ static int zq_seen(const qk_store *s, const char *link, uint64_t block_id, uint3
     int seen = 0;
     for (size_t i = 0; i < s->zq_n && seen < 2; i++) {
         const qs_zq_ent *z = &s->zq[i];
-        if (z->block_id == block_id && z->idx == idx && strcmp(z->link, link) == 0)
+        if (zq_in(z, link, block_id, idx))
             seen = z->a < b && a < z->b ? 2 : 1;
     }
     return seen;
@@ -375,7 +381,7 @@ static int segc_fill(qk_store *s, const char *link, uint64_t block_id, uint32_t 
     rc = c->plen > sb ? QK_ESTORAGE : 0;
     for (size_t j = 0; j < s->zq_n && !rc; j++) {
         const qs_zq_ent *z = &s->zq[j];
-        if (!z->pending || z->block_id != block_id || z->idx != idx || strcmp(z->link, link) != 0)
+        if (!z->pending || !zq_in(z, link, block_id, idx))
             continue;
         if (z->a < seg_start || z->b > seg_start + c->plen || z->b <= z->a) {
             rc = QK_ESTORAGE;
@@ -495,7 +501,7 @@ static int zq_flush_segment(qk_store *s, size_t i, bool *done, qk_err *err)
     if (c) {
         for (size_t j = i; j < s->zq_n; j++) {
             const qs_zq_ent *y = &s->zq[j];
-            if (y->block_id == z->block_id && y->idx == z->idx && strcmp(y->link, z->link) == 0)
+            if (zq_in(y, z->link, z->block_id, z->idx))
                 done[j] = true;
         }
         return segc_store(s, c, err);
@@ -513,8 +519,7 @@ static int zq_flush_segment(qk_store *s, size_t i, bool *done, qk_err *err)
     uint64_t seg_start = (uint64_t)z->idx * sb, add = 0;
     for (size_t j = i; j < s->zq_n && rc >= 0; j++) {
         const qs_zq_ent *y = &s->zq[j];
-        if (done[j] || y->block_id != z->block_id || y->idx != z->idx ||
-            strcmp(y->link, z->link) != 0)
+        if (done[j] || !zq_in(y, z->link, z->block_id, z->idx))
             continue;
         done[j] = true;
         if (rc != 2 || !y->pending)
