@@ -244,6 +244,8 @@ qs_segc_ent *qs_segc_find(qk_store *s, const char *link, uint64_t block_id, uint
  * its plaintext, plen and used and sets valid; NULL when the link's name does not fit. */
 qs_segc_ent *qs_segc_claim(qk_store *s, const char *link, uint64_t block_id, uint32_t idx);
 uint8_t *qs_segc_buf(qk_store *s, const qs_segc_ent *c);
+/* Wipe slot c, valid or only claimed (a fill that failed), and mark it empty. */
+void qs_segc_wipe(qk_store *s, qs_segc_ent *c);
 /* Wipe the slots of segments first..last of a block (their rows change or go), or all. */
 void qs_segc_drop(qk_store *s, const char *link, uint64_t block_id, uint32_t first, uint32_t last);
 void qs_segc_drop_all(qk_store *s);

@@ -370,7 +370,7 @@ static int segc_fill(qk_store *s, const char *link, uint64_t block_id, uint32_t 
         return 1;
     uint8_t *p = qs_segc_buf(s, c);
     if (qs_seg_open(s->mk, link, block_id, idx, r.nonce, r.ct, r.ctlen, p) != 0) {
-        qs_segc_drop(s, link, block_id, idx, idx);
+        qs_segc_wipe(s, c);
         return qk_err_set(err, QK_ESTORAGE,
                           "store: segment %u of block %llu on link %s fails authentication", idx,
                           (unsigned long long)block_id, link);
@@ -391,7 +391,7 @@ static int segc_fill(qk_store *s, const char *link, uint64_t block_id, uint32_t 
         c->used += z->b - z->a;
     }
     if (rc) {
-        qs_segc_drop(s, link, block_id, idx, idx);
+        qs_segc_wipe(s, c); /* claimed, not valid yet: a drop would skip it */
         return qk_err_set(err, QK_ESTORAGE, "store: zero range outside block %llu",
                           (unsigned long long)block_id);
     }
@@ -408,7 +408,7 @@ static int segc_store(qk_store *s, qs_segc_ent *c, qk_err *err)
         return seg_seal_write(s, c->link, c->block_id, c->idx, qs_segc_buf(s, c), c->plen, c->used,
                               err);
     int rc = seg_delete(s, c->link, c->block_id, c->idx, err);
-    qs_segc_drop(s, c->link, c->block_id, c->idx, c->idx);
+    qs_segc_wipe(s, c);
     return rc;
 }
 

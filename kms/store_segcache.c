@@ -16,7 +16,7 @@ uint8_t *qs_segc_buf(qk_store *s, const qs_segc_ent *c)
     return s->segc_pt + (size_t)(c - s->segc) * QK_SEG_BYTES;
 }
 
-static void slot_wipe(qk_store *s, qs_segc_ent *c)
+void qs_segc_wipe(qk_store *s, qs_segc_ent *c)
 {
     sodium_memzero(qs_segc_buf(s, c), QK_SEG_BYTES);
     c->valid = false;
@@ -45,7 +45,7 @@ qs_segc_ent *qs_segc_claim(qk_store *s, const char *link, uint64_t block_id, uin
     for (size_t i = 0; i < QS_SEGC_SLOTS && c->valid; i++)
         if (!s->segc[i].valid || s->segc[i].tick < c->tick)
             c = &s->segc[i];
-    slot_wipe(s, c);
+    qs_segc_wipe(s, c);
     memcpy(c->link, link, n + 1);
     c->block_id = block_id;
     c->idx = idx;
@@ -60,7 +60,7 @@ void qs_segc_drop(qk_store *s, const char *link, uint64_t block_id, uint32_t fir
         qs_segc_ent *c = &s->segc[i];
         if (c->valid && c->block_id == block_id && c->idx >= first && c->idx <= last &&
             strcmp(c->link, link) == 0)
-            slot_wipe(s, c);
+            qs_segc_wipe(s, c);
     }
 }
 
@@ -68,5 +68,5 @@ void qs_segc_drop_all(qk_store *s)
 {
     for (size_t i = 0; s->segc_pt && i < QS_SEGC_SLOTS; i++)
         if (s->segc[i].valid)
-            slot_wipe(s, &s->segc[i]);
+            qs_segc_wipe(s, &s->segc[i]);
 }

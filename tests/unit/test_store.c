@@ -1251,6 +1251,20 @@ static void test_take_segment_cache(void)
     CU_ASSERT_EQUAL(qs_end(S, rc, rc == 0, &err), 0);
     CU_ASSERT_EQUAL(take1(1, 4 * SB + 64 + K, K, out), QK_ENOTFOUND);
     CU_ASSERT_EQUAL(count_segments(1), 0);
+    /* a fill that fails after decrypting (a pending zeroing outside the segment's plaintext,
+     * put in the queue by hand): the slot it claimed is wiped, like every other one here */
+    CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 3, b, SB + SB / 2) == 0);
+    CU_ASSERT_EQUAL_FATAL(qs_begin(S, &err), 0);
+    qs_zq_ent *z = &S->zq[S->zq_n++];
+    *z = (qs_zq_ent){
+        .block_id = 3, .idx = 1, .a = SB + SB / 2 - 8, .b = SB + SB / 2 + 8, .pending = true};
+    snprintf(z->link, sizeof z->link, "%s", LINK);
+    CU_ASSERT_EQUAL(qs_range_take(S, LINK, 3, SB + 64, K, out, &err), QK_ESTORAGE);
+    CU_ASSERT_EQUAL(qs_end(S, QK_ESTORAGE, false, &err), QK_ESTORAGE);
+    uint8_t held = 0;
+    for (size_t i = 0; i < (size_t)QS_SEGC_SLOTS * QK_SEG_BYTES; i++)
+        held |= S->segc_pt[i];
+    CU_ASSERT_EQUAL(held, 0);
     /* eviction: segment 0 used up in two halves and segment 1 in two keys, with takes from
      * more segments than there are slots in between, in one transaction */
     CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 2, b, L) == 0);
