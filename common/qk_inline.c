@@ -5,6 +5,15 @@
 
 static _Thread_local qk_inline *cur;
 
+typedef struct {
+    void (*fn)(void *arg);
+    void *arg;
+} kick;
+
+static _Thread_local bool in_turn;
+static _Thread_local kick kicks[QK_INLINE_KICKS];
+static _Thread_local size_t nkicks;
+
 void qk_inline_begin(qk_inline *c, double rerun_deadline_ms)
 {
     memset(c, 0, sizeof *c);
@@ -73,4 +82,34 @@ void qk_inline_complete(qk_inline_waiter *w, int err)
         w->done(w, err);
         w = next;
     }
+}
+
+void qk_inline_turn_begin(void)
+{
+    in_turn = true;
+}
+
+void qk_inline_turn_end(void)
+{
+    in_turn = false;
+    size_t n = nkicks;
+    nkicks = 0;
+    for (size_t i = 0; i < n; i++)
+        kicks[i].fn(kicks[i].arg);
+}
+
+void qk_inline_kick(void (*fn)(void *arg), void *arg)
+{
+    if (!fn)
+        return;
+    for (size_t i = 0; in_turn && i < nkicks; i++)
+        if (kicks[i].fn == fn && kicks[i].arg == arg)
+            return; /* already pending for this turn */
+    if (!in_turn || nkicks == QK_INLINE_KICKS) {
+        fn(arg);
+        return;
+    }
+    kicks[nkicks].fn = fn;
+    kicks[nkicks].arg = arg;
+    nkicks++;
 }

@@ -37,6 +37,17 @@ typedef struct qk_inline_waiter {
     void (*done)(struct qk_inline_waiter *w, int err);
 } qk_inline_waiter;
 
+/* The pump's turn (docs/adr/0001-tls-front-end.md, "A commit per turn"): between
+ * qk_inline_turn_begin and qk_inline_turn_end the calling thread handles one batch of ready
+ * connections. qk_inline_kick(fn, arg) inside a turn runs fn(arg) once, at the turn's end (a
+ * barrier's owner wakes whoever completes its waiters there, so that one commit covers every
+ * reply of the turn); outside a turn, or with QK_INLINE_KICKS distinct kicks already pending,
+ * it runs fn(arg) at once. Turns do not nest. */
+#define QK_INLINE_KICKS 4
+void qk_inline_turn_begin(void);
+void qk_inline_turn_end(void);
+void qk_inline_kick(void (*fn)(void *arg), void *arg);
+
 /* Complete every waiter of the list w (linked by next) with err, unlinking each before its done
  * runs (done may free it). For owners, outside their own locks. */
 void qk_inline_complete(qk_inline_waiter *w, int err);

@@ -40,6 +40,7 @@
 #include "http1.h"
 #include "http_util.h"
 #include "log.h"
+#include "qk_inline.h"
 #include "secbuf.h"
 #include "thread_name.h"
 
@@ -1360,6 +1361,7 @@ static void *pump_main(void *arg)
             qk_log(QK_LOG_ERROR, "tls listener=%s: epoll_wait: %s", s->name, strerror(errno));
             break;
         }
+        qk_inline_turn_begin(); /* the turn's replies: one commit (qk_inline_kick) */
         for (int i = 0; i < n; i++) {
             endpoint *ep = evs[i].data.ptr;
             if (ep->kind == EP_LISTEN) {
@@ -1382,6 +1384,7 @@ static void *pump_main(void *arg)
                 conn_pump(r);
             r = nx;
         }
+        qk_inline_turn_end();
         qk_http_pool_kick(s->pool); /* the requests this turn queued */
         uint64_t now = now_ms();
         if (now >= t->next_deadline_ms)

@@ -554,6 +554,16 @@ static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
     return 0;
 }
 
+/* Wake the syncer for the waiters queued (qk_inline_kick): they were linked under smu, which
+ * the syncer holds from its look at the list until it waits, so the signal is not lost. */
+static void qs_syncer_kick(void *arg)
+{
+    qk_store *s = arg;
+    (void)pthread_mutex_lock(&s->smu);
+    (void)pthread_cond_signal(&s->wcond);
+    (void)pthread_mutex_unlock(&s->smu);
+}
+
 /* qk_inline_await_fn for the store (owner = the store): a reply of an inline handler waits
  * for its commits without a thread of its own. */
 static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
@@ -574,10 +584,11 @@ static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
     } else {
         w->next = s->waiters;
         s->waiters = w;
-        (void)pthread_cond_signal(&s->wcond);
         rc = 0;
     }
     (void)pthread_mutex_unlock(&s->smu);
+    if (rc == 0) /* the syncer, once this pump turn has queued its replies (one COMMIT) */
+        qk_inline_kick(qs_syncer_kick, s);
     if (rc == 2) /* the store is closing: commit and sync here (short, and only then) */
         rc = qs_sync_wait(s, seq, NULL) == 0 ? 1 : QK_ESTORAGE;
     return rc;

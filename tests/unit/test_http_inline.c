@@ -4,7 +4,7 @@
  * recorded a barrier is held until the barrier completes (and replaced by a 500 when it fails);
  * a barrier already complete answers at once; a request waiting for an event runs again inline
  * when it happens (told when it timed out instead); a listener stops cleanly while a reply
- * waits. */
+ * waits; kicks (qk_inline_kick) wait for the pump turn's end and run once. */
 #include <CUnit/CUnit.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -81,6 +81,15 @@ static void *completer(void *arg)
     return NULL;
 }
 
+/* ---- kicks (qk_inline_kick): counted ------------------------------------------------------ */
+
+static atomic_uint g_kicks, g_kicks2;
+
+static void count_kick(void *arg)
+{
+    atomic_fetch_add((atomic_uint *)arg, 1);
+}
+
 /* ---- the handler -------------------------------------------------------------------------- */
 
 static atomic_uint g_inline_calls, g_worker_calls;
@@ -122,6 +131,13 @@ static void on_req(qk_http_handler *self, const qk_http_request *req, qk_http_re
         }
         const char *what = !inl ? "worker" : dl == 1e12 ? "rerun" : dl > 0 ? "late" : "first";
         qk_http_reply_set(rep, 200, "text/plain", what, strlen(what));
+    } else if (strcmp(req->path, "/kick") == 0) {
+        /* two kicks of one function and argument: deferred to the turn's end, run once */
+        qk_inline_kick(count_kick, &g_kicks);
+        qk_inline_kick(count_kick, &g_kicks);
+        char seen[16];
+        snprintf(seen, sizeof seen, "%u", atomic_load(&g_kicks));
+        qk_http_reply_set(rep, 200, "text/plain", seen, strlen(seen));
     } else {
         qk_http_reply_message(rep, 404, "no such path");
     }
@@ -318,13 +334,63 @@ static void test_stop_while_held(void)
     qk_http_response_free(&g_stop_resp);
 }
 
+/* Outside a turn a kick runs at once. Inside one it waits for the turn's end and runs once
+ * per function and argument; past QK_INLINE_KICKS distinct ones pending, a new one runs at
+ * once. On the pump a handler's kicks run after it returned, once. */
+static void test_kicks(void)
+{
+    atomic_store(&g_kicks, 0);
+    atomic_store(&g_kicks2, 0);
+    qk_inline_kick(count_kick, &g_kicks);
+    CU_ASSERT_EQUAL(atomic_load(&g_kicks), 1);
+    atomic_uint other[QK_INLINE_KICKS];
+    for (size_t i = 0; i < QK_INLINE_KICKS; i++)
+        atomic_store(&other[i], 0);
+    qk_inline_turn_begin();
+    qk_inline_kick(count_kick, &g_kicks);
+    qk_inline_kick(count_kick, &g_kicks);
+    CU_ASSERT_EQUAL(atomic_load(&g_kicks), 1); /* pending */
+    for (size_t i = 0; i + 1 < QK_INLINE_KICKS; i++)
+        qk_inline_kick(count_kick, &other[i]);
+    qk_inline_kick(count_kick, &g_kicks2); /* no room: at once */
+    CU_ASSERT_EQUAL(atomic_load(&g_kicks2), 1);
+    CU_ASSERT_EQUAL(atomic_load(&other[0]), 0);
+    qk_inline_turn_end();
+    CU_ASSERT_EQUAL(atomic_load(&g_kicks), 2);
+    for (size_t i = 0; i + 1 < QK_INLINE_KICKS; i++)
+        CU_ASSERT_EQUAL(atomic_load(&other[i]), 1);
+    CU_ASSERT_EQUAL(atomic_load(&g_kicks2), 1);
+    qk_inline_turn_end(); /* nothing pending: runs nothing */
+    CU_ASSERT_EQUAL(atomic_load(&g_kicks), 2);
+
+    /* on the pump */
+    qk_tls_server *srv = NULL;
+    uint16_t port = 0;
+    CU_ASSERT_FATAL(start(&srv, &port) == 0);
+    qk_http_client *c = client();
+    CU_ASSERT_FATAL(c != NULL);
+    atomic_store(&g_kicks, 0);
+    qk_http_response r;
+    CU_ASSERT_EQUAL_FATAL(get(c, port, "/kick", &r), 0);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body ? r.body : "", "0"); /* none ran inside the handler */
+    qk_http_response_free(&r);
+    for (int i = 0; i < 400 && atomic_load(&g_kicks) == 0; i++)
+        nap_ms(5);
+    nap_ms(20);
+    CU_ASSERT_EQUAL(atomic_load(&g_kicks), 1); /* once, at the turn's end */
+    qk_http_client_free(c);
+    qk_tls_server_stop(srv);
+}
+
 int suite_http_inline(void)
 {
     CU_pSuite s = CU_add_suite("http_inline", setup, teardown);
     if (!s)
         return -1;
     if (!CU_add_test(s, "inline, would block, held by a barrier", test_inline_and_deferred) ||
-        !CU_add_test(s, "a stop waits for a held reply", test_stop_while_held))
+        !CU_add_test(s, "a stop waits for a held reply", test_stop_while_held) ||
+        !CU_add_test(s, "kicks run once, at the turn's end", test_kicks))
         return -1;
     return 0;
 }

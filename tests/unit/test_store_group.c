@@ -3,7 +3,8 @@
  * returns before a sync that started after it began, a blocked sync holds its callers back,
  * a failed fdatasync fails the waiting calls (and every later one until reopen), the WAL
  * file the store syncs keeps its inode across a TRUNCATE checkpoint, and inline calls that
- * allow it share one group transaction (one COMMIT; a failed one fails only that group), and
+ * allow it share one group transaction (one COMMIT; a failed one fails only that group; the
+ * replies of one pump turn wake the syncer once, at the turn's end), and
  * a lazy call (marking notices done) returns before its sync, which the syncer does itself. */
 #include <CUnit/CUnit.h>
 #include <errno.h>
@@ -402,6 +403,41 @@ static void test_group_shared(void)
     done();
 }
 
+/* Replies queued during a pump's turn (qk_inline_turn_begin .. _end, as tls_server.c runs
+ * them) wake the syncer once, at the turn's end: until then the group stays open, so a later
+ * request of the same turn joins it; then one COMMIT completes both replies. */
+static void test_group_turn(void)
+{
+    fresh();
+    atomic_store(&w_done, 0);
+    atomic_store(&w_err, -99);
+    atomic_store(&sync_block, 0);
+    qk_inline ic1, ic2;
+    int late = 0;
+    qk_inline_turn_begin();
+    CU_ASSERT_EQUAL(group_carve("turn-1", 0, &ic1, &late), 0);
+    CU_ASSERT_FATAL(ic1.await != NULL);
+    qk_inline_waiter w1 = waiter_for(&ic1);
+    CU_ASSERT_EQUAL(ic1.await(ic1.owner, ic1.seq, &w1), 0);
+    sleep_ms(100);
+    CU_ASSERT(group_open()); /* the syncer was not woken inside the turn */
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 0);
+    CU_ASSERT_EQUAL(group_carve("turn-2", 1, &ic2, &late), 0);
+    CU_ASSERT_FATAL(ic2.await != NULL);
+    CU_ASSERT_EQUAL(ic2.seq, ic1.seq); /* the turn's second request joined the same group */
+    qk_inline_waiter w2 = waiter_for(&ic2);
+    CU_ASSERT_EQUAL(ic2.await(ic2.owner, ic2.seq, &w2), 0);
+    qk_inline_turn_end();
+    wait_done(2);
+    CU_ASSERT_EQUAL(atomic_load(&w_done), 2);
+    CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
+    CU_ASSERT(!group_open());
+    reopen();
+    CU_ASSERT_EQUAL(count_requests("turn-1"), 1);
+    CU_ASSERT_EQUAL(count_requests("turn-2"), 1);
+    done();
+}
+
 /* A group whose COMMIT fails (a foreign key checked only at COMMIT) fails every reply of the
  * group and keeps none of its changes; a wait on its number later is refused at once, and
  * the store goes on: the next call commits. */
@@ -596,6 +632,7 @@ int suite_store_group(void)
         {"inline: a failed sync fails the waiting reply", test_inline_barrier_sync_fails},
         {"inline: closing the store completes a waiting reply", test_inline_barrier_close},
         {"group: two inline requests, one COMMIT, both durable", test_group_shared},
+        {"group: a pump turn's replies wake the syncer at its end", test_group_turn},
         {"group: a failed COMMIT fails every reply of the group", test_group_commit_fails},
         {"group: a blocking call commits the open group", test_group_closed_by_blocking_call},
         {"lazy: notices_done returns before its sync, synced soon", test_lazy_notices_done},
