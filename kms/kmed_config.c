@@ -500,6 +500,18 @@ static int hot_path_key(parse_ctx *c, const char *key, const char *v, qk_err *er
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
+/* [store] lock = exclusive | shared (qk_store_opts.shared_lock) */
+static int store_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
+{
+    if (strcmp(key, "lock") != 0)
+        return qk_err_set(err, QK_EINVAL, "unknown key");
+    if (strcmp(v, "exclusive") == 0 || strcmp(v, "shared") == 0) {
+        c->cfg->store_shared = v[0] == 's';
+        return 0;
+    }
+    return qk_err_set(err, QK_EINVAL, "must be exclusive or shared");
+}
+
 /* [topology] link = KME_B KME_C: two KME IDs separated by blanks, not the same, and no pair
  * twice in either order. A link naming this node is refused by the cross-checks (its links are
  * its [link] sections; the node ID may come later in the file). */
@@ -693,6 +705,8 @@ static int on_value(void *user, const char *section, const char *key, const char
         return skip_key(c, key, value, err);
     if (strcmp(kind, "hot_path") == 0 && !name[0])
         return hot_path_key(c, key, value, err);
+    if (strcmp(kind, "store") == 0 && !name[0])
+        return store_key(c, key, value, err);
     if (strcmp(kind, "skip_client") == 0 && name[0])
         return skip_client_key(c, name, key, value, err);
     if (strcmp(kind, "topology") == 0 && !name[0])

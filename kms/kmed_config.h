@@ -184,6 +184,9 @@ typedef struct {
     uint64_t notice_wait_ms;  /* a fetch of a not yet noticed key waits this long: 2000 */
     bool reply_at_commit;     /* answer carves at their COMMIT (store.h): false */
 
+    /* [store] */
+    bool store_shared; /* lock = shared: other processes may read store.db (store.h): false */
+
     qk_skip_cfg skip;
 
     /* [topology] and [relay]: the network beyond this KME's links, for trusted-node key relay

@@ -62,6 +62,15 @@ typedef struct {
      * holds, and keys answered in the last moments before it may be unknown at the slave
      * (never delivered twice). Off (the default): every reply waits for its sync. */
     bool reply_at_commit;
+    /* Other processes may read the database file while it is open (`[store] lock = shared`):
+     * SQLite's WAL index in shared memory and its file locks, taken and released with system
+     * calls around every transaction. False (the default): this connection holds an exclusive
+     * lock from open to close (SQLite's locking_mode EXCLUSIVE, the WAL index in heap memory),
+     * so no other connection, in this process or another, opens the store meanwhile; the
+     * store's copies of rows in memory (segments, runs) rely on being the only writer, and a
+     * second qkd-kmed on the same data directory fails to start (docs/adr/0002-key-store.md,
+     * "One process per store"). */
+    bool shared_lock;
 } qk_store_opts;
 /* qk_store_open with options (NULL: the defaults, as qk_store_open). */
 int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],

@@ -952,9 +952,16 @@ static int qs_master_key_check(qk_store *s, qk_err *err)
     return qs_end(s, rc, rc == 0, err);
 }
 
-static int qs_configure(qk_store *s, qk_err *err)
+unsigned qs_busy_ms = QS_BUSY_MS;
+
+/* Exclusive locking (qk_store_opts.shared_lock false) is set before the first read in WAL
+ * mode, so SQLite keeps the WAL index in heap memory and takes the database file's lock once,
+ * for as long as the connection is open: no shared-memory file, no fcntl(2) per transaction.
+ * A lock held elsewhere (another qkd-kmed, a reader in shared mode) makes the first read wait
+ * qs_busy_ms, then fail: the store is in use. */
+static int qs_configure(qk_store *s, bool shared, qk_err *err)
 {
-    if (sqlite3_busy_timeout(s->db, QS_BUSY_MS) != SQLITE_OK)
+    if (sqlite3_busy_timeout(s->db, (int)qs_busy_ms) != SQLITE_OK)
         return qs_db_err(s, err, "busy_timeout");
     if (sqlite3_extended_result_codes(s->db, 1) != SQLITE_OK)
         return qs_db_err(s, err, "extended result codes");
@@ -964,6 +971,8 @@ static int qs_configure(qk_store *s, qk_err *err)
                      "PRAGMA synchronous = FULL;"
                      "PRAGMA temp_store = MEMORY;",
                      err);
+    if (!rc && !shared)
+        rc = qs_exec(s, "PRAGMA locking_mode = EXCLUSIVE", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -973,9 +982,23 @@ static int qs_configure(qk_store *s, qk_err *err)
     const unsigned char *mode = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
     rc = mode && strcmp((const char *)mode, "wal") == 0
              ? 0
-             : qk_err_set(err, QK_ESTORAGE, "store: cannot enable WAL journal mode");
+             : qk_err_set(err, QK_ESTORAGE, "store: cannot enable WAL journal mode: %s",
+                          sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
     return rc;
+}
+
+/* An open that failed because another connection holds the file's lock says so (else SQLite's
+ * "database is locked" would not name the cause). */
+static int qs_open_busy(qk_store *s, const char *path, int rc, qk_err *err)
+{
+    int e = s->db ? sqlite3_extended_errcode(s->db) & 0xff : SQLITE_OK;
+    if (rc == 0 || (e != SQLITE_BUSY && e != SQLITE_LOCKED))
+        return rc;
+    return qk_err_set(err, QK_ESTORAGE,
+                      "store: %s is in use by another process or connection (another qkd-kmed "
+                      "on this data_dir, or a reader while [store] lock = exclusive); waited %u ms",
+                      path, qs_busy_ms);
 }
 
 /* Whether the keys table holds any row (s->keys_any), once at open, before any other call. */
@@ -1107,7 +1130,7 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
                                vfs) != SQLITE_OK)
         rc = qs_db_err(s, err, "open");
     if (!rc)
-        rc = qs_configure(s, err);
+        rc = qs_configure(s, opts && opts->shared_lock, err);
     if (!rc)
         rc = qs_migrate(s, err);
     if (!rc)
@@ -1118,6 +1141,7 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
         rc = qs_recover_open(s, opts && opts->reply_at_commit, err);
     if (!rc)
         rc = qs_group_commit_on(s, path, err);
+    rc = qs_open_busy(s, path, rc, err);
     if (rc) {
         qk_store_close(s);
         return rc;

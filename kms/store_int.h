@@ -288,6 +288,8 @@ extern int (*qs_test_fdatasync)(int fd);
 /* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway, in
  * ms (QS_LAZY_WAIT_MS; tests change it). */
 extern unsigned qs_lazy_wait_ms;
+/* SQLite's busy timeout for this process's stores, set at open (QS_BUSY_MS; tests shorten it). */
+extern unsigned qs_busy_ms;
 int qs_db_err(qk_store *s, qk_err *err, const char *what);
 /* The store's SQLite VFS (store_walbuf.c): the default VFS with each commit's WAL frames
  * written in one pwrite(2). Registers it once; SQLITE_OK when QS_WALBUF_VFS can be opened. */

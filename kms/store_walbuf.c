@@ -15,7 +15,10 @@
  *   xShmBarrier of the main database file, and a reader accepts the header only when both
  *   copies agree (walIndexTryHdr). The database file's xShmBarrier writes out whatever its WAL
  *   still holds first, so any reader, in this process or another (sqlite3 on the data
- *   directory), that sees the commit finds its frames in the file;
+ *   directory), that sees the commit finds its frames in the file. With the store's exclusive
+ *   lock (docs/adr/0002-key-store.md, "One process per store") SQLite keeps the index in heap
+ *   memory and calls no xShm method; no other connection reads the file then, and this one
+ *   reads the WAL through xRead, below;
  * - before anything else touches the WAL file: a read that overlaps the buffer, a write that
  *   does not continue it, xSync (checkpoints), xTruncate, xFileSize, xFileControl, xClose;
  * - when the buffer is full.

@@ -3,7 +3,7 @@
 # --port-file, identical blocks pushed to both device APIs get confirmed by the inventory
 # exchange, a wrong device identity is refused (403), a conflicting push is refused (409,
 # burned), a block that differs between the two ends is burned at both, /healthz, and SIGTERM
-# stops both cleanly.
+# stops both cleanly; a second qkd-kmed on a running KME's data_dir fails to start.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
@@ -186,6 +186,17 @@ for want in qk-pump qk-worker qk-store-sync qk-notifier qk-peer-sync; do
   case " $names" in *" $want "*) ;; *) fail "KME_A has no thread named $want (threads: $names)" ;; esac
 done
 ok "KME_A's threads are named: $names"
+# One process per store ([store] lock = exclusive, the default): a second qkd-kmed on KME_A's
+# data_dir (its own log and an ephemeral peer port, so only the store is shared) fails to start,
+# saying the store is in use, and KME_A goes on.
+sed "s|^log_file = .*|log_file = $T/dup.log|; s|^address = 127.0.0.1:${PEERPORT[A]}\$|address = 127.0.0.1:0|" \
+  "$T/kme_A.conf" >"$T/dup.conf"
+QKD_KMED_MASTER_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff \
+  timeout 30 "$KMED" -c "$T/dup.conf" >"$T/dup.out" 2>&1; rc=$?
+[ $rc = 1 ] && grep -q "store.db is in use by another process" "$T/dup.log" ||
+  fail "a second qkd-kmed on KME_A's data_dir: rc=$rc $(cat "$T/dup.out" "$T/dup.log" 2>/dev/null | tail -5)"
+kill -0 "${PID[A]}" 2>/dev/null || fail "KME_A died when a second qkd-kmed tried its store"
+ok "a second qkd-kmed on the same data_dir is refused: $(grep -o 'store: .*in use[^"]*' "$T/dup.log" | head -1 | cut -c1-120)"
 
 # ---- helpers -----------------------------------------------------------------------------
 # put_block A|B ID FILE [IDENTITY] -> HTTP status

@@ -170,7 +170,8 @@ check_keys() {
 }
 
 # ---- setup ----------------------------------------------------------------------------------
-PAIR_CONF_EXTRA=$'[hot_path]\nreply_at_commit = true'
+# [store] lock = shared: the checks below read both stores with sqlite3 while the KMEs run
+PAIR_CONF_EXTRA=$'[hot_path]\nreply_at_commit = true\n[store]\nlock = shared'
 pair_init
 pair_start A
 pair_start B

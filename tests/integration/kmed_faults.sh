@@ -35,6 +35,8 @@ fault_under_load() {
     fail "KME_$s answered no 503 while KME_$v was down"
 }
 
+# [store] lock = shared: fetched_at below reads the slave's store with sqlite3 while it runs
+PAIR_CONF_EXTRA=$'[store]\nlock = shared'
 pair_init
 pair_start A
 pair_start B

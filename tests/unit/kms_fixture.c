@@ -57,6 +57,7 @@ static int kme_open(kf_kme *f, const char *node, const char *const *saes, const 
     c->lease_low_water = 0; /* no lease ahead: a test sees the leases its requests ask */
     c->notice_batch = QK_CFG_DEFAULT_NOTICE_BATCH;
     c->notice_wait_ms = QK_CFG_DEFAULT_NOTICE_WAIT_MS;
+    c->store_shared = true; /* kf_block_sql changes rows through a connection of its own */
     for (size_t i = 0; saes && saes[i] && c->nsaes < QK_CFG_MAX_SAES; i++) {
         qk_sae_cfg *s = &c->saes[c->nsaes++];
         snprintf(s->id, sizeof s->id, "%s", saes[i]);

@@ -43,7 +43,9 @@ qk_store *sf_open(const char *path, uint8_t seed)
     sf_master(mk, seed);
     qk_store *s = NULL;
     qk_err err = {0, ""};
-    int rc = qk_store_open(path, mk, &s, &err);
+    /* shared: the suites read the file through connections of their own while it is open */
+    qk_store_opts opts = {.shared_lock = true};
+    int rc = qk_store_open_with(path, mk, &opts, &s, &err);
     if (rc != 0)
         fprintf(stderr, "qk_store_open(%s): %s\n", path, err.msg);
     return rc == 0 ? s : NULL;

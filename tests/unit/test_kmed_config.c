@@ -318,6 +318,22 @@ static void test_hot_path(void)
                  "[hot_path] lease_low_water: ", "exceeds lease_bytes (262144)");
 }
 
+/* [store] lock: exclusive (the default) or shared; nothing else. */
+static void test_store_lock(void)
+{
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
+    CU_ASSERT(!cfg->store_shared);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nlock = shared\n", &err), 0);
+    CU_ASSERT(cfg->store_shared);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nlock = exclusive\n", &err), 0);
+    CU_ASSERT(!cfg->store_shared);
+    expect_error(base, "[store]\nlock = none\n", 43,
+                 "[store] lock: ", "must be exclusive or shared");
+    expect_error(base, "[store]\nlocking = shared\n", 43, "[store] locking: ", "unknown key");
+    expect_error(base, "[store db]\nlock = shared\n", 43, "[store db] lock: ", "unknown section");
+}
+
 /* [link PEER] source and device_* (docs/qkd-kmed.md, "Key sources"). */
 static const char etsi_link[] = "[link KME_B]\n"                        /* 42 */
                                 "source = etsi014\n"                    /* 43 */
@@ -806,6 +822,7 @@ int suite_kmed_config(void)
         !CU_add_test(s, "skip errors", test_skip_errors) ||
         !CU_add_test(s, "unreadable file and syntax errors", test_io_and_syntax) ||
         !CU_add_test(s, "hot_path keys", test_hot_path) ||
+        !CU_add_test(s, "store lock", test_store_lock) ||
         !CU_add_test(s, "one identity, one role: collisions refused", test_role_collisions) ||
         !CU_add_test(s, "listener role_marker: defaults, values, refusals", test_role_marker) ||
         !CU_add_test(s, "[topology] and [relay]: defaults, values, refusals", test_topology_relay))

@@ -111,6 +111,72 @@ static void test_wrong_master_key(void)
     done();
 }
 
+/* Rows of blocks as another connection (SQLITE_BUSY or another error code when it cannot
+ * read: negative). */
+static int other_reader_blocks(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM blocks", -1, &st, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(st);
+        n = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -(rc & 0xff);
+    } else {
+        n = -(sqlite3_errcode(db) & 0xff);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* One process per store (qk_store_opts.shared_lock false, the default): the open store holds
+ * its lock until closed, so a second open of the same file fails, naming the store in use, and
+ * another connection cannot read it; the WAL index is in memory (no -shm file). A store opened
+ * shared lets another connection read, and still keeps an exclusive opener out. */
+static void test_one_process_per_store(void)
+{
+    unsigned saved = qs_busy_ms;
+    qs_busy_ms = 100; /* the refused opens below wait this long */
+    CU_ASSERT_FATAL(sf_dir_make(&D, "excl") == 0);
+    uint8_t mk[QK_MASTER_KEY_LEN];
+    sf_master(mk, 1);
+    qk_err err = {0, ""};
+    S = NULL;
+    CU_ASSERT_FATAL(qk_store_open(D.path, mk, &S, &err) == 0);
+    uint8_t b[100];
+    put_blocks(b, 1, sizeof b, 1);
+    qk_store *second = NULL;
+    CU_ASSERT_EQUAL(qk_store_open(D.path, mk, &second, &err), QK_ESTORAGE);
+    CU_ASSERT_PTR_NULL(second);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "in use"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, D.path));
+    CU_ASSERT_EQUAL(other_reader_blocks(D.path), -SQLITE_BUSY);
+    char shm[sizeof D.path + 8];
+    snprintf(shm, sizeof shm, "%s-shm", D.path);
+    FILE *f = fopen(shm, "r");
+    CU_ASSERT_PTR_NULL(f);
+    if (f)
+        fclose(f);
+    qk_store_close(S);
+    /* shared: readable by others, and an exclusive opener is still refused */
+    qk_store_opts shared = {.shared_lock = true};
+    S = NULL;
+    CU_ASSERT_FATAL(qk_store_open_with(D.path, mk, &shared, &S, &err) == 0);
+    CU_ASSERT_EQUAL(other_reader_blocks(D.path), 1);
+    CU_ASSERT_EQUAL(qk_store_open(D.path, mk, &second, &err), QK_ESTORAGE);
+    CU_ASSERT_PTR_NULL(second);
+    qk_store_close(S);
+    /* closed: opens again, exclusive, with its block */
+    S = NULL;
+    CU_ASSERT_FATAL(qk_store_open(D.path, mk, &S, &err) == 0);
+    qk_store_close(S);
+    CU_ASSERT_EQUAL(other_reader_blocks(D.path), 1);
+    S = NULL;
+    qs_busy_ms = saved;
+    sf_dir_remove(&D);
+}
+
 /* ---- carving -------------------------------------------------------------------------- */
 
 static void test_carve_low_high(void)
@@ -1389,6 +1455,7 @@ int suite_store(void)
     } t[] = {
         {"schema version and reopen", test_schema_and_reopen},
         {"wrong master key refused", test_wrong_master_key},
+        {"one process per store: exclusive unless shared", test_one_process_per_store},
         {"carve low from oldest, high from newest", test_carve_low_high},
         {"low and high meet in the last block", test_carve_meet_in_last_block},
         {"ENOKEY records nothing", test_enokey_records_nothing},

@@ -51,7 +51,7 @@ static qk_store *open_store(void)
     sf_master(mk, 1);
     qk_store *s = NULL;
     qk_err err = {0, ""};
-    qk_store_opts o = {.reply_at_commit = g_on};
+    qk_store_opts o = {.reply_at_commit = g_on, .shared_lock = true}; /* sf_counts_match reads */
     if (qk_store_open_with(D.path, mk, &o, &s, &err) != 0)
         fprintf(stderr, "qk_store_open_with(%s): %s\n", D.path, err.msg);
     return s;
