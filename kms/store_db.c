@@ -997,7 +997,7 @@ static int qs_open_busy(qk_store *s, const char *path, int rc, qk_err *err)
         return rc;
     return qk_err_set(err, QK_ESTORAGE,
                       "store: %s is in use by another process or connection (another qkd-kmed "
-                      "on this data_dir, or a reader while [store] lock = exclusive); waited %u ms",
+                      "on this data_dir, or a program reading the file); waited %u ms",
                       path, qs_busy_ms);
 }
 
