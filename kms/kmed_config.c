@@ -505,11 +505,11 @@ static int store_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
 {
     if (strcmp(key, "lock") != 0)
         return qk_err_set(err, QK_EINVAL, "unknown key");
-    if (strcmp(v, "exclusive") == 0 || strcmp(v, "shared") == 0) {
-        c->cfg->store_shared = v[0] == 's';
-        return 0;
-    }
-    return qk_err_set(err, QK_EINVAL, "must be exclusive or shared");
+    bool shared = strcmp(v, "shared") == 0;
+    if (!shared && strcmp(v, "exclusive") != 0)
+        return qk_err_set(err, QK_EINVAL, "must be exclusive or shared");
+    c->cfg->store_shared = shared;
+    return 0;
 }
 
 /* [topology] link = KME_B KME_C: two KME IDs separated by blanks, not the same, and no pair
