@@ -24,6 +24,7 @@
 #define QS_EVENT_MAX     64    /* audit event name */
 #define QS_DETAIL_MAX    1024  /* audit detail */
 #define QS_BUSY_MS       5000  /* SQLite busy timeout */
+#define QS_TAIL_EVERY    64    /* carve_owned calls between sweeps for tails when none left one */
 #define QS_SEGSZ_CACHE   16    /* blocks whose segment size is remembered */
 #define QS_NOTEQ_MAX     4096  /* notices the queue holds (store_noteq.c) */
 #define QS_NOTEQ_KEYS    65536 /* keys they hold in all */
@@ -193,6 +194,10 @@ struct qk_store {
     qs_known *known;  /* NULL: none (allocation failed), key_known reads the table */
     qs_runc *runc;    /* NULL: none (allocation failed), a fetch reads its run */
     qs_counts counts; /* pool_counts changes written at the group's COMMIT */
+    /* The tail sweep after a carve (store_notice.c close_tails; under mu): carve calls since
+     * the last sweep, and whether that sweep closed a full pass (more may be left). */
+    unsigned tail_calls;
+    bool tail_more;
     /* Ranges taken in the open transaction, zeroed at its COMMIT (under mu; zq_mark: where the
      * current call's begin, dropped if its savepoint is undone). */
     qs_zq_ent zq[QS_ZQ_MAX];

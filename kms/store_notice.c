@@ -59,15 +59,20 @@ static int owned_pick(qk_store *s, const char *link, qk_side side, uint32_t len,
 }
 
 /* Carve k = min(want, room / len) keys as one contiguous run of the owned room of o (LOW from
- * the front, HIGH from the back), keys DELIVERED and the run zeroed at once. */
+ * the front, HIGH from the back), keys DELIVERED and the run zeroed at once. *tail (if not
+ * NULL): the room left in the block is a tail, more than nothing and less than len. */
 static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const owned_room *o,
                      uint32_t len, size_t seq, size_t want, qk_key_ref *refs, uint8_t *mat,
-                     size_t *took, qk_err *err)
+                     size_t *took, bool *tail, qk_err *err)
 {
     size_t k = (size_t)((o->e - o->a) / len);
     if (k > want)
         k = want;
     *took = 0;
+    if (tail) {
+        uint64_t left = o->e - o->a - (uint64_t)k * len;
+        *tail = left > 0 && left < len;
+    }
     if (k == 0) /* owned_pick promised room for one key: never loop without progress */
         return qk_err_set(err, QK_ESTORAGE, "store: no owned room in block %llu",
                           (unsigned long long)o->block_id);
@@ -127,7 +132,16 @@ int qs_owned_close(qk_store *s, const char *link, qk_side side, sqlite3_int64 b,
 }
 
 /* Zero and close up to QS_TAIL_PASS owned tails shorter than len in blocks where nothing is
- * left to lease (they could only serve shorter keys): the block leaves the owned-room index. */
+ * left to lease (they could only serve shorter keys): the block leaves the owned-room index.
+ * It runs (a SELECT that usually finds nothing: 2.7 us per key pair at 64 connections) after a
+ * carve that left a tail in its block, after a sweep that closed a full pass, and every
+ * QS_TAIL_EVERY carve calls, for the tails a lease grant or a longer key leaves; a tail left
+ * open meanwhile only costs owned_pick a step over its index entry. */
+static bool tails_due(qk_store *s, bool carved_tail)
+{
+    return carved_tail || s->tail_more || ++s->tail_calls >= QS_TAIL_EVERY;
+}
+
 static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len, qk_err *err)
 {
     static const char low_sql[] = "SELECT block_id, lo, MIN(lease_lo, hi) FROM blocks"
@@ -138,7 +152,7 @@ static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len
                                    " INDEXED BY blocks_high_owned WHERE link = ? AND hi > lease_hi"
                                    " AND hi - MAX(lease_hi, lo) < ?"
                                    " AND lease_hi <= MAX(lease_lo, lo) LIMIT 1";
-    int rc = 0;
+    int rc = 0, closed = 0;
     for (int pass = 0; !rc && pass < QS_TAIL_PASS; pass++) {
         sqlite3_stmt *st = qs_prep(s, side == QK_SIDE_LOW ? low_sql : high_sql, err);
         rc = st ? qs_bindf(s, st, err, "tI", link, (int64_t)len) : QK_ESTORAGE;
@@ -151,7 +165,10 @@ static int close_tails(qk_store *s, const char *link, qk_side side, uint32_t len
         sqlite3_int64 y = sqlite3_column_int64(st, 2);
         (void)sqlite3_reset(st);
         rc = qs_owned_close(s, link, side, b, x, y, err);
+        closed += rc == 0;
     }
+    s->tail_calls = 0;
+    s->tail_more = closed == QS_TAIL_PASS;
     return rc < 0 ? rc : 0;
 }
 
@@ -187,6 +204,7 @@ int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, siz
     if (!begun)
         return rc;
     /* each pass takes a block's whole run; n <= QS_MAX_KEYS bounds the passes */
+    bool tail = false;
     for (size_t i = 0; !rc && i < n;) {
         owned_room o = {0, 0, 0, 0, 0};
         rc = owned_pick(s, r->link, side, len, &o, err);
@@ -199,11 +217,13 @@ int qk_store_carve_owned(qk_store *s, const qk_reservation *r, qk_side side, siz
         if (rc < 0)
             break;
         size_t took = 0;
+        bool t = false;
         rc = carve_run(s, r, side, &o, len, i, n - i, &refs[i], material + i * (size_t)len, &took,
-                       err);
+                       &t, err);
+        tail |= t;
         i += took;
     }
-    if (!rc)
+    if (!rc && tails_due(s, tail))
         rc = close_tails(s, r->link, side, len, err);
     if (rc) {
         sodium_memzero(material, n * (size_t)len);
@@ -251,7 +271,7 @@ int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side si
                             head);
     }
     if (rc == 1)
-        rc = carve_run(s, r, side, &o, head, 0, 1, refs, material, &took, err);
+        rc = carve_run(s, r, side, &o, head, 0, 1, refs, material, &took, NULL, err);
     n = took;
     off = head;
     /* the rest in pieces: all of it from one block if one can hold it, else the largest room */
@@ -272,7 +292,7 @@ int qk_store_carve_owned_pieces(qk_store *s, const qk_reservation *r, qk_side si
         if (rc < 0)
             break;
         uint32_t piece = o.e - o.a < left ? (uint32_t)(o.e - o.a) : left;
-        rc = carve_run(s, r, side, &o, piece, n, 1, &refs[n], material + off, &took, err);
+        rc = carve_run(s, r, side, &o, piece, n, 1, &refs[n], material + off, &took, NULL, err);
         n += took;
         off += piece;
         left -= piece;

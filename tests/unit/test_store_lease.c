@@ -541,6 +541,42 @@ static void test_tail_closed(void)
     unpair();
 }
 
+/* A tail no carve left (here: room for a 20-byte key, then asked for 32-byte keys) waits for
+ * the periodic sweep: still open after the next carve, closed within QS_TAIL_EVERY calls. */
+static void test_tail_closed_later(void)
+{
+    pair(1, 132);
+    blk[1] = malloc(BIG); /* a second, larger block the 32-byte keys come from */
+    blen[1] = BIG;
+    CU_ASSERT_FATAL(blk[1] != NULL);
+    randombytes_buf(blk[1], BIG);
+    CU_ASSERT_FATAL(sf_put_confirmed(A, LINK, 2, blk[1], BIG) == 0);
+    CU_ASSERT_FATAL(sf_put_confirmed(B, LINK, 2, blk[1], BIG) == 0);
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL_FATAL(lease_a(1000).block_id, 1); /* all of block 1's 100 bytes */
+    const char *sl[2];
+    qk_key_ref refs[4];
+    uint8_t mat[128];
+    qk_reservation r = resv("tl-0", sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 4, 20, refs, mat, &err), 0);
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 20); /* room for one more 20-byte key: no tail */
+    qk_lease l = lease_a(4000);
+    CU_ASSERT_EQUAL_FATAL(l.block_id, 2);
+    uint64_t from2 = l.to - l.from;
+    for (int i = 1; i <= QS_TAIL_EVERY; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "tl-%d", i);
+        r = resv(id, sl);
+        CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, refs, mat, &err), 0);
+        CU_ASSERT_EQUAL(refs[0].block_id, 2);
+        if (i == 1) /* block 1's 20 bytes are a tail for 32-byte keys, not swept yet */
+            CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 20 + from2 - 32);
+    }
+    CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), from2 - (uint64_t)QS_TAIL_EVERY * 32);
+    CU_ASSERT_EQUAL(row(&DA, 1).lo, 132); /* closed: zeroed and the cursor at its end */
+    unpair();
+}
+
 /* ---- notices ---------------------------------------------------------------------------- */
 
 static void test_notices_roundtrip(void)
@@ -1583,6 +1619,7 @@ int suite_store_lease(void)
         {"leftover ask asked again after reopen", test_reask_after_reopen},
         {"carve_owned stays inside the granted lease", test_carve_owned_stays_inside},
         {"a tail too short for the keys is closed", test_tail_closed},
+        {"a tail no carve left is closed by the periodic sweep", test_tail_closed_later},
         {"notices: pending, notice_in, fetch the same bytes, done", test_notices_roundtrip},
         {"notices refused change nothing", test_notices_refused},
         {"notices from memory: the carves' copies, done, burn, reopen", test_notices_from_memory},
