@@ -654,6 +654,13 @@ static void *qs_syncer_main(void *arg)
             if (pthread_cond_timedwait(&s->wcond, &s->smu, &lazy_dl) != ETIMEDOUT)
                 continue; /* a reply, a stop, or another lazy call: look again */
         }
+        /* A sync for replies waits (bounded) for the fetches a notice batch makes likely, so
+         * that they join this group instead of needing a sync of their own after it. */
+        struct timespec join_until;
+        if (target && !s->syncer_stop && qs_join_hold(s, &join_until)) {
+            (void)pthread_cond_timedwait(&s->wcond, &s->smu, &join_until);
+            continue; /* the last fetch came, the time is up, or something else: look again */
+        }
         lingering = false;
         if (s->lazy_seq > target)
             target = s->lazy_seq;
@@ -723,6 +730,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     if (sqlite3_get_autocommit(s->db)) {
         qs_noteq_call_end(s, false);
         qs_known_call_end(s, false);
+        qs_join_call_end(s, false);
         s->zq_n = s->zq_mark = 0;
         qs_mem_drop(s);
         qs_count_reset(s);
@@ -741,6 +749,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         qs_ctl(s, QS_CTL_RELEASE, NULL) != 0) {
         qs_noteq_call_end(s, false);
         qs_known_call_end(s, false);
+        qs_join_call_end(s, false);
         (void)qs_ctl(s, QS_CTL_ROLLBACK, NULL);
         qs_group_lost(s);
         (void)pthread_mutex_unlock(&s->mu);
@@ -787,6 +796,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
     }
     qs_noteq_call_end(s, rc == 0 && commit); /* its carve kept: the notice may go */
     qs_known_call_end(s, rc == 0 && commit); /* its notices' runs kept: key_known may say so */
+    qs_join_call_end(s, rc == 0 && commit);  /* ... and their fetches are expected */
     (void)pthread_mutex_unlock(&s->mu);
     if (lazy && seq && s->wal_fd >= 0) { /* nobody waits: the syncer syncs it soon */
         (void)pthread_mutex_lock(&s->smu);

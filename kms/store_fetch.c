@@ -235,6 +235,9 @@ int qk_store_fetch(qk_store *s, const char *caller, const char *master, const ch
         sodium_memzero(buf, used);
         memset(out, 0, n * sizeof *out);
     }
+    for (size_t i = 0; !rc && i < n; i++)
+        if (rows[i].run) /* a run a notice batch expected: its sync need not wait for it */
+            qs_join_met(s, rows[i].key_id);
     free(rows);
     free(cache.run);
     return qs_end(s, rc, rc == 0, err);

@@ -9,9 +9,11 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "qk_inline.h"
 #include "store.h"
@@ -32,6 +34,8 @@
 #define QS_ZQ_MAX        512   /* ranges taken in a transaction, their zeroing at its COMMIT */
 #define QS_SEGC_SLOTS    4     /* segments whose plaintext one-key takes keep (store_segcache.c) */
 #define QS_RUNC_SLOTS    256   /* slave-end runs kept as last written (store_runcache.c) */
+#define QS_JOIN_MAX      64    /* runs a sync may wait to be fetched (store_join.c) */
+#define QS_JOIN_WAIT_US  500   /* how long, from the first of them */
 #define QS_NONCE_LEN     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define QS_TAG_LEN       crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define QS_AD_MAX        (2 + QK_STORE_ID_MAX + 8 + 4)
@@ -99,6 +103,19 @@ typedef struct {
     } log[QS_COUNT_LOG];
     size_t nlog;
 } qs_counts;
+
+#define QS_RUN_PREFIX_LEN 14 /* key ID = prefix || be16(index) (store_runs.c) */
+
+/* The fetches a kept notice call makes likely, which the syncer lets join its sync
+ * (store_join.c): the current call's runs (under mu), then the runs expected (under smu). */
+typedef struct {
+    uint8_t stage[QS_JOIN_MAX][QS_RUN_PREFIX_LEN];
+    size_t nstage;
+    uint8_t want[QS_JOIN_MAX][QS_RUN_PREFIX_LEN];
+    size_t nwant;
+    atomic_size_t pending; /* nwant, read without smu by a fetch (0: nothing to look for) */
+    struct timespec until; /* the hold's end (CLOCK_MONOTONIC) */
+} qs_join;
 
 /* The runs this open recorded from notices, for key_known (store_known.c). */
 typedef struct qs_known qs_known;
@@ -181,6 +198,7 @@ struct qk_store {
     uint64_t failed[QS_FAILED_GROUPS];
     size_t nfailed;
     pthread_cond_t wcond; /* the syncer waits here for waiters (with smu) */
+    qs_join join;         /* fetches a notice batch makes likely (store_join.c) */
     pthread_t syncer;
     bool syncer_on, syncer_stop, wcond_ok;
     uint8_t *secret;  /* one sodium_malloc region holding the four below */
@@ -437,9 +455,8 @@ int qs_check_peer_link(const char *link, qk_side side, qk_err *err);
 bool qs_lease_clear_of_ours(const qs_block_row *b, qk_side peer_side, uint64_t from, uint64_t to);
 
 /* ---- store_runs.c: runs of keys (docs/adr/0003-request-records.md) ----------------------- */
-#define QS_RUN_PREFIX_LEN 14          /* key ID = prefix || be16(index) */
-#define QS_RUN_MAX_KEYS   QS_MAX_KEYS /* a run is part of one request */
-#define QS_RUN_MAP_LEN    (QS_RUN_MAX_KEYS / 8)
+#define QS_RUN_MAX_KEYS QS_MAX_KEYS /* a run is part of one request */
+#define QS_RUN_MAP_LEN  (QS_RUN_MAX_KEYS / 8)
 typedef struct {
     char request_id[QK_STORE_ID_MAX + 1];
     uint32_t seq; /* index in the request of the run's first key */
@@ -534,5 +551,21 @@ void qs_known_call_end(qk_store *s, bool kept);
 void qs_known_reset(qk_store *s);
 /* Whether key_id is a key of a run in the table (without mu). */
 bool qs_known_has(qk_store *s, const char *key_id);
+
+/* ---- store_join.c: a notice's fetches join its sync -------------------------------------- */
+
+/* How long a sync may wait for expected fetches, in microseconds (QS_JOIN_WAIT_US; tests
+ * change it; 0: never). */
+extern unsigned qs_join_wait_us;
+/* A run the current notice call recorded (under mu); expected from qs_join_call_end on if the
+ * call is kept. */
+void qs_join_stage(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN]);
+void qs_join_call_end(qk_store *s, bool kept);
+/* A fetch took a key of the run of key_id (under mu, before its call ends): no longer expected;
+ * the last one signals the syncer. */
+void qs_join_met(qk_store *s, const char *key_id);
+/* The syncer (under smu): whether a sync should wait for expected fetches, until *until; when
+ * their time is up they are forgotten and the answer is false. */
+bool qs_join_hold(qk_store *s, struct timespec *until);
 
 #endif

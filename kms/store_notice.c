@@ -613,8 +613,10 @@ static int notice_record_runs(qk_store *s, const qk_reservation *r, const qk_not
         row->n_done = 0;
         row->expires_at = r->expires_at;
         rc = qs_run_insert(s, row, err);
-        if (!rc)
+        if (!rc) {
             qs_known_stage(s, row->prefix, row->n); /* key_known's, if the call is kept */
+            qs_join_stage(s, row->prefix);          /* its fetch is likely soon */
+        }
     }
     free(row);
     return rc;

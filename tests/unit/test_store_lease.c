@@ -10,9 +10,12 @@
 #include <CUnit/CUnit.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "qk_inline.h"
@@ -1600,6 +1603,171 @@ static void test_runs_fetch_adjacent(void)
     unpair();
 }
 
+/* ---- a notice's fetches join its sync (store_join.c) ------------------------------------ */
+
+static atomic_int j_syncs, j_done;
+
+static int j_hook(int fd)
+{
+    atomic_fetch_add(&j_syncs, 1);
+    return fdatasync(fd);
+}
+
+static void j_cb(qk_inline_waiter *w, int err)
+{
+    (void)w;
+    if (err == 0)
+        atomic_fetch_add(&j_done, 1);
+}
+
+static double j_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static void j_sleep_ms(int ms)
+{
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* Wait up to ms for n completed replies. */
+static bool j_wait(int n, int ms)
+{
+    double end = j_now_ms() + ms;
+    while (atomic_load(&j_done) < n && j_now_ms() < end)
+        j_sleep_ms(2);
+    return atomic_load(&j_done) >= n;
+}
+
+/* A store call at B as an inline handler makes it (group commit), then its reply's wait on
+ * B's barrier, as the envelope does: queued for the syncer, or counted done when the sync
+ * that covers it has already happened. */
+static void j_reply(const qk_inline *ic, qk_inline_waiter *w)
+{
+    CU_ASSERT_FATAL(ic->await != NULL);
+    *w = (qk_inline_waiter){.done = j_cb, .sync_seq = ic->sync_seq};
+    int a = ic->await(ic->owner, ic->seq, w);
+    CU_ASSERT(a == 0 || a == 1);
+    if (a == 1)
+        atomic_fetch_add(&j_done, 1);
+}
+
+static void j_notice_in(qk_notice *v, size_t n, qk_inline_waiter *w)
+{
+    qk_inline ic;
+    int res[4] = {9, 9, 9, 9};
+    qk_err err = {0, ""};
+    qk_inline_begin(&ic, 0);
+    ic.group_commit = true;
+    CU_ASSERT_EQUAL(qk_store_notice_in(B, LINK, QK_SIDE_LOW, v, n, res, &err), 0);
+    qk_inline_end();
+    CU_ASSERT_EQUAL(res[0], 0);
+    j_reply(&ic, w);
+}
+
+static int j_fetch(const char *id, qk_inline_waiter *w)
+{
+    qk_inline ic;
+    qk_fetched_key out[1];
+    uint8_t got[32];
+    qk_err err = {0, ""};
+    const char *ids[1] = {id};
+    qk_inline_begin(&ic, 0);
+    ic.group_commit = true;
+    int rc = qk_store_fetch(B, "saeB", "saeA", ids, 1, out, got, sizeof got, &err);
+    qk_inline_end();
+    sodium_memzero(got, sizeof got);
+    if (rc == 0)
+        j_reply(&ic, w);
+    return rc;
+}
+
+/* One key carved at A for one slave (a run) and its notice, ready for B; the sync hook counts
+ * from here. */
+static void j_setup(const char *req, qk_key_ref *ref, qk_notice *v)
+{
+    pair(1, BIG);
+    lease_a(1000);
+    const char *sl[2];
+    uint8_t mat[32];
+    qk_err err = {0, ""};
+    qk_reservation r = resv(req, sl);
+    CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, ref, mat, &err), 0);
+    sodium_memzero(mat, sizeof mat);
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(qk_store_notices_pending(A, LINK, v, 1, &n, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    atomic_store(&j_syncs, 0);
+    atomic_store(&j_done, 0);
+    qs_test_fdatasync = j_hook;
+}
+
+static void j_teardown(qk_notice *v)
+{
+    qs_test_fdatasync = NULL;
+    qs_join_wait_us = QS_JOIN_WAIT_US;
+    qk_notice_free(v, 1);
+    unpair();
+}
+
+/* The slave's fetch of a noticed key joins the notice's sync: the notice's reply waits (its
+ * sync is held) until the fetch came, then one sync covers both; the delivery is durable (a
+ * second fetch after a reopen is refused). A notice already applied expects nothing: its
+ * reply does not wait. */
+static void test_join_fetch(void)
+{
+    qk_key_ref ref;
+    qk_notice v[1];
+    j_setup("j-1", &ref, v);
+    qs_join_wait_us = 3000000; /* 3 s: far longer than anything below may take */
+    qk_inline_waiter wn, wf;
+    j_notice_in(v, 1, &wn);
+    j_sleep_ms(200);
+    CU_ASSERT_EQUAL(atomic_load(&j_done), 0); /* held for the fetch */
+    CU_ASSERT_EQUAL(atomic_load(&j_syncs), 0);
+    double t0 = j_now_ms();
+    CU_ASSERT_EQUAL_FATAL(j_fetch(ref.key_id, &wf), 0);
+    CU_ASSERT(j_wait(2, 2000));
+    CU_ASSERT(j_now_ms() - t0 < 1500);         /* the fetch ended the hold, not its time */
+    CU_ASSERT_EQUAL(atomic_load(&j_syncs), 1); /* one sync for the notice and the fetch */
+    /* the same notice again: known, nothing recorded, nothing expected */
+    atomic_store(&j_done, 0);
+    t0 = j_now_ms();
+    j_notice_in(v, 1, &wn);
+    CU_ASSERT(j_wait(1, 2000));
+    CU_ASSERT(j_now_ms() - t0 < 1500);
+    qs_test_fdatasync = NULL;
+    B = reopen(B, &DB, 2);
+    qk_inline_waiter w2;
+    CU_ASSERT_EQUAL(j_fetch(ref.key_id, &w2), QK_ENOTFOUND); /* delivered once, durably */
+    j_teardown(v);
+}
+
+/* Without the fetch, the notice's reply waits qs_join_wait_us from the notice, then its sync
+ * goes alone; the fetch that comes later gets a sync of its own. */
+static void test_join_times_out(void)
+{
+    qk_key_ref ref;
+    qk_notice v[1];
+    j_setup("j-2", &ref, v);
+    qs_join_wait_us = 300000; /* 300 ms */
+    qk_inline_waiter wn, wf;
+    double t0 = j_now_ms();
+    j_notice_in(v, 1, &wn);
+    j_sleep_ms(100);
+    CU_ASSERT_EQUAL(atomic_load(&j_done), 0);
+    CU_ASSERT(j_wait(1, 3000));
+    CU_ASSERT(j_now_ms() - t0 >= 250);
+    CU_ASSERT_EQUAL(atomic_load(&j_syncs), 1);
+    CU_ASSERT_EQUAL_FATAL(j_fetch(ref.key_id, &wf), 0);
+    CU_ASSERT(j_wait(2, 1000)); /* nothing expected any more: no hold */
+    CU_ASSERT_EQUAL(atomic_load(&j_syncs), 2);
+    j_teardown(v);
+}
+
 int suite_store_lease(void)
 {
     CU_pSuite s = CU_add_suite("store_lease", NULL, NULL);
@@ -1635,6 +1803,8 @@ int suite_store_lease(void)
         {"run counters written per transaction agree with a recount", test_run_counters},
         {"slave end: a burned block ends its live runs", test_runs_block_burned},
         {"slave end: adjacent keys fetched as one range", test_runs_fetch_adjacent},
+        {"join: a notice's sync waits for the fetch of its keys", test_join_fetch},
+        {"join: without the fetch the notice's sync goes at the wait's end", test_join_times_out},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
