@@ -65,7 +65,8 @@ void qs_join_met(qk_store *s, const char *key_id)
     for (size_t i = 0; i < j->nwant; i++) {
         if (memcmp(j->want[i], prefix, QS_RUN_PREFIX_LEN) != 0)
             continue;
-        memcpy(j->want[i], j->want[--j->nwant], QS_RUN_PREFIX_LEN);
+        if (i != --j->nwant) /* the last one moves into its place */
+            memcpy(j->want[i], j->want[j->nwant], QS_RUN_PREFIX_LEN);
         atomic_store_explicit(&j->pending, j->nwant, memory_order_relaxed);
         if (j->nwant == 0) /* the last one: a held sync may go (after this call's release) */
             (void)pthread_cond_signal(&s->wcond);
