@@ -594,13 +594,12 @@ static int qs_await(void *owner, uint64_t seq, qk_inline_waiter *w)
     return rc;
 }
 
-/* The monotonic time qs_lazy_wait_ms from now. */
-static struct timespec qs_lazy_deadline(void)
+struct timespec qs_deadline_us(uint64_t us)
 {
     struct timespec dl = {0, 0};
     (void)clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += qs_lazy_wait_ms / 1000;
-    dl.tv_nsec += (long)(qs_lazy_wait_ms % 1000) * 1000000L;
+    dl.tv_sec += (time_t)(us / 1000000u);
+    dl.tv_nsec += (long)(us % 1000000u) * 1000L;
     dl.tv_sec += dl.tv_nsec / 1000000000L;
     dl.tv_nsec %= 1000000000L;
     return dl;
@@ -648,7 +647,7 @@ static void *qs_syncer_main(void *arg)
         }
         if (!target && s->lazy_seq > s->synced_seq && !s->syncer_stop) { /* lazy alone */
             if (!lingering) {
-                lazy_dl = qs_lazy_deadline();
+                lazy_dl = qs_deadline_us((uint64_t)qs_lazy_wait_ms * 1000u);
                 lingering = true;
             }
             if (pthread_cond_timedwait(&s->wcond, &s->smu, &lazy_dl) != ETIMEDOUT)

@@ -311,6 +311,8 @@ extern int (*qs_test_fdatasync)(int fd);
 /* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway, in
  * ms (QS_LAZY_WAIT_MS; tests change it). */
 extern unsigned qs_lazy_wait_ms;
+/* The CLOCK_MONOTONIC time us from now (the syncer's waits on wcond; store_db.c). */
+struct timespec qs_deadline_us(uint64_t us);
 /* SQLite's busy timeout for this process's stores, set at open (QS_BUSY_MS; tests shorten it). */
 extern unsigned qs_busy_ms;
 int qs_db_err(qk_store *s, qk_err *err, const char *what);

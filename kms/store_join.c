@@ -38,12 +38,8 @@ void qs_join_call_end(qk_store *s, bool kept)
         return;
     if (kept && qs_join_wait_us > 0) {
         (void)pthread_mutex_lock(&s->smu);
-        if (j->nwant == 0) { /* the first expectation: the hold ends qs_join_wait_us from now */
-            (void)clock_gettime(CLOCK_MONOTONIC, &j->until);
-            long ns = j->until.tv_nsec + (long)(qs_join_wait_us % 1000000u) * 1000L;
-            j->until.tv_sec += (time_t)(qs_join_wait_us / 1000000u) + ns / 1000000000L;
-            j->until.tv_nsec = ns % 1000000000L;
-        }
+        if (j->nwant == 0) /* the first expectation: the hold ends qs_join_wait_us from now */
+            j->until = qs_deadline_us(qs_join_wait_us);
         for (size_t i = 0; i < j->nstage && j->nwant < QS_JOIN_MAX; i++)
             memcpy(j->want[j->nwant++], j->stage[i], QS_RUN_PREFIX_LEN);
         atomic_store_explicit(&j->pending, j->nwant, memory_order_relaxed);
