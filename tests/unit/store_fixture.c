@@ -442,3 +442,16 @@ int sf_downgrade_v3(const char *path, uint8_t seed)
                    "COMMIT;",
                    "sf_downgrade_v3");
 }
+
+void sf_sleep_ms(int ms)
+{
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+double sf_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}

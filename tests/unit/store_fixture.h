@@ -50,5 +50,8 @@ int sf_downgrade_v4(const char *path, uint8_t seed);
 /* Turn a closed database back into schema v3 (sf_downgrade_v4, then drop the v4 counters,
  * triggers and closed copies). 0 or -1. */
 int sf_downgrade_v3(const char *path, uint8_t seed);
+/* Sleep ms milliseconds; the CLOCK_MONOTONIC time in milliseconds. */
+void sf_sleep_ms(int ms);
+double sf_now_ms(void);
 
 #endif

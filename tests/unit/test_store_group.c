@@ -33,20 +33,14 @@ static sf_dir D;
 static qk_store *S;
 static atomic_int sync_started, sync_done, sync_fail, sync_block;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Counting hook: numbers each sync, syncs for real, lingers 1 ms so that commits pile up. */
 static int hook(int fd)
 {
     atomic_fetch_add(&sync_started, 1);
     while (atomic_load(&sync_block))
-        sleep_ms(1);
+        sf_sleep_ms(1);
     int r = fdatasync(fd);
-    sleep_ms(1);
+    sf_sleep_ms(1);
     if (atomic_load(&sync_fail)) {
         errno = EIO;
         r = -1;
@@ -191,7 +185,7 @@ static void test_blocked_sync_holds_caller(void)
     atomic_store(&sync_block, 1);
     pthread_t th;
     CU_ASSERT_FATAL(pthread_create(&th, NULL, one_call, NULL) == 0);
-    sleep_ms(200);
+    sf_sleep_ms(200);
     CU_ASSERT_EQUAL(atomic_load(&blocked_rc), 0); /* committed, but not synced: no answer */
     CU_ASSERT(atomic_load(&sync_started) >= 1);
     /* The store mutex is free meanwhile: a read runs while the writer waits for its sync. */
@@ -252,12 +246,12 @@ static void test_inline_barrier(void)
     CU_ASSERT(ic.seq >= 2);            /* ... at the later commit */
     qk_inline_waiter w = waiter_for(&ic);
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0); /* queued */
-    sleep_ms(100);
+    sf_sleep_ms(100);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 0);   /* the sync is blocked: not complete */
     CU_ASSERT(atomic_load(&sync_started) >= 1); /* the syncer thread started one for it */
     atomic_store(&sync_block, 0);
     for (int i = 0; i < 200 && atomic_load(&w_done) == 0; i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
     CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
     CU_ASSERT(atomic_load(&sync_done) >= 1);
@@ -285,7 +279,7 @@ static void test_inline_barrier_sync_fails(void)
     CU_ASSERT_EQUAL(ic.await(ic.owner, ic.seq, &w), 0);
     atomic_store(&sync_block, 0);
     for (int i = 0; i < 200 && atomic_load(&w_done) == 0; i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1);
     CU_ASSERT_EQUAL(atomic_load(&w_err), QK_ESTORAGE);
     qk_inline_waiter w2 = waiter_for(&ic);
@@ -297,7 +291,7 @@ static void test_inline_barrier_sync_fails(void)
 static void *unblock_later(void *arg)
 {
     (void)arg;
-    sleep_ms(150);
+    sf_sleep_ms(150);
     atomic_store(&sync_block, 0);
     return NULL;
 }
@@ -365,7 +359,7 @@ static int group_carve(const char *req, int side, qk_inline *ic, int *late)
 static void wait_done(int n)
 {
     for (int i = 0; i < 400 && atomic_load(&w_done) < n; i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
 }
 
 /* Two inline requests share one open transaction: neither call waits, both barriers name the
@@ -390,7 +384,7 @@ static void test_group_shared(void)
     CU_ASSERT_EQUAL(ic1.await(ic1.owner, ic1.seq, &w1), 0);
     CU_ASSERT_EQUAL(ic2.await(ic2.owner, ic2.seq, &w2), 0);
     for (int i = 0; i < 200 && group_open(); i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
     CU_ASSERT(!group_open()); /* the syncer committed the group before its (blocked) sync */
     CU_ASSERT_EQUAL(atomic_load(&w_done), 0);
     atomic_store(&sync_block, 0);
@@ -419,7 +413,7 @@ static void test_group_turn(void)
     CU_ASSERT_FATAL(ic1.await != NULL);
     qk_inline_waiter w1 = waiter_for(&ic1);
     CU_ASSERT_EQUAL(ic1.await(ic1.owner, ic1.seq, &w1), 0);
-    sleep_ms(100);
+    sf_sleep_ms(100);
     CU_ASSERT(group_open()); /* the syncer was not woken inside the turn */
     CU_ASSERT_EQUAL(atomic_load(&w_done), 0);
     CU_ASSERT_EQUAL(group_carve("turn-2", 1, &ic2, &late), 0);
@@ -536,18 +530,18 @@ static void test_lazy_notices_done(void)
     pthread_t th;
     CU_ASSERT_FATAL(pthread_create(&th, NULL, lazy_main, "lazy-1") == 0);
     for (int i = 0; i < 400 && atomic_load(&lazy_rc) == 0; i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
     CU_ASSERT_EQUAL(atomic_load(&lazy_rc), 1); /* returned while no sync could finish */
     CU_ASSERT_EQUAL(count_noticed("lazy-1"), 1);
     for (int i = 0; i < 400 && atomic_load(&sync_started) == started; i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
     CU_ASSERT(atomic_load(&sync_started) > started); /* the syncer took it up by itself */
     CU_ASSERT(!group_open());                        /* committed before that sync */
     int done_before = atomic_load(&sync_done);
     atomic_store(&sync_block, 0);
     CU_ASSERT(pthread_join(th, NULL) == 0);
     for (int i = 0; i < 400 && atomic_load(&sync_done) == done_before; i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
     CU_ASSERT(atomic_load(&sync_done) > done_before);
     reopen();
     CU_ASSERT_EQUAL(count_noticed("lazy-1"), 1);
@@ -569,7 +563,7 @@ static void test_lazy_rides_with_reply(void)
     const char *ids[] = {"lazy-2"};
     qk_err err = {0, ""};
     CU_ASSERT_EQUAL(qk_store_notices_done(S, ids, 1, &err), 0);
-    sleep_ms(100);
+    sf_sleep_ms(100);
     CU_ASSERT_EQUAL(atomic_load(&sync_started), started); /* lingering: no sync yet */
     CU_ASSERT(group_open());                              /* the mark waits in the group */
     qk_inline ic;

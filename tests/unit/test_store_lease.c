@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -1620,25 +1619,12 @@ static void j_cb(qk_inline_waiter *w, int err)
         atomic_fetch_add(&j_done, 1);
 }
 
-static double j_now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static void j_sleep_ms(int ms)
-{
-    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
 /* Wait up to ms for n completed replies. */
 static bool j_wait(int n, int ms)
 {
-    double end = j_now_ms() + ms;
-    while (atomic_load(&j_done) < n && j_now_ms() < end)
-        j_sleep_ms(2);
+    double end = sf_now_ms() + ms;
+    while (atomic_load(&j_done) < n && sf_now_ms() < end)
+        sf_sleep_ms(2);
     return atomic_load(&j_done) >= n;
 }
 
@@ -1725,20 +1711,20 @@ static void test_join_fetch(void)
     qs_join_wait_us = 3000000; /* 3 s: far longer than anything below may take */
     qk_inline_waiter wn, wf;
     j_notice_in(v, 1, &wn);
-    j_sleep_ms(200);
+    sf_sleep_ms(200);
     CU_ASSERT_EQUAL(atomic_load(&j_done), 0); /* held for the fetch */
     CU_ASSERT_EQUAL(atomic_load(&j_syncs), 0);
-    double t0 = j_now_ms();
+    double t0 = sf_now_ms();
     CU_ASSERT_EQUAL_FATAL(j_fetch(ref.key_id, &wf), 0);
     CU_ASSERT(j_wait(2, 2000));
-    CU_ASSERT(j_now_ms() - t0 < 1500);         /* the fetch ended the hold, not its time */
+    CU_ASSERT(sf_now_ms() - t0 < 1500);        /* the fetch ended the hold, not its time */
     CU_ASSERT_EQUAL(atomic_load(&j_syncs), 1); /* one sync for the notice and the fetch */
     /* the same notice again: known, nothing recorded, nothing expected */
     atomic_store(&j_done, 0);
-    t0 = j_now_ms();
+    t0 = sf_now_ms();
     j_notice_in(v, 1, &wn);
     CU_ASSERT(j_wait(1, 2000));
-    CU_ASSERT(j_now_ms() - t0 < 1500);
+    CU_ASSERT(sf_now_ms() - t0 < 1500);
     qs_test_fdatasync = NULL;
     B = reopen(B, &DB, 2);
     qk_inline_waiter w2;
@@ -1755,12 +1741,12 @@ static void test_join_times_out(void)
     j_setup("j-2", &ref, v);
     qs_join_wait_us = 300000; /* 300 ms */
     qk_inline_waiter wn, wf;
-    double t0 = j_now_ms();
+    double t0 = sf_now_ms();
     j_notice_in(v, 1, &wn);
-    j_sleep_ms(100);
+    sf_sleep_ms(100);
     CU_ASSERT_EQUAL(atomic_load(&j_done), 0);
     CU_ASSERT(j_wait(1, 3000));
-    CU_ASSERT(j_now_ms() - t0 >= 250);
+    CU_ASSERT(sf_now_ms() - t0 >= 250);
     CU_ASSERT_EQUAL(atomic_load(&j_syncs), 1);
     CU_ASSERT_EQUAL_FATAL(j_fetch(ref.key_id, &wf), 0);
     CU_ASSERT(j_wait(2, 1000)); /* nothing expected any more: no hold */

@@ -28,16 +28,10 @@ static qk_store *S;
 static uint8_t blk[2][BLEN];
 static atomic_int sync_block, syncs_done, w_done, w_err;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int hook(int fd)
 {
     while (atomic_load(&sync_block))
-        sleep_ms(1);
+        sf_sleep_ms(1);
     int r = fdatasync(fd);
     atomic_fetch_add(&syncs_done, 1);
     return r;
@@ -67,7 +61,7 @@ static void w_cb(qk_inline_waiter *w, int err)
 static void wait_done(int n)
 {
     for (int i = 0; i < 400 && atomic_load(&w_done) < n; i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
 }
 
 /* A store (this end is LOW) with two confirmed blocks, opened in boot "boot". */
@@ -178,7 +172,7 @@ static void test_reply_at_commit(void)
     CU_ASSERT_EQUAL(ic2.sync_seq, ic2.seq);
     qk_inline_waiter w2 = {.done = w_cb, .sync_seq = ic2.sync_seq};
     CU_ASSERT_EQUAL(ic2.await(ic2.owner, ic2.seq, &w2), 0);
-    sleep_ms(100);
+    sf_sleep_ms(100);
     CU_ASSERT_EQUAL(atomic_load(&w_done), 1); /* the sync is blocked: still waiting */
     atomic_store(&sync_block, 0);
     wait_done(2);
@@ -204,7 +198,7 @@ static void test_reply_at_commit(void)
 static void *unblock_later(void *arg)
 {
     (void)arg;
-    sleep_ms(999);
+    sf_sleep_ms(999);
     atomic_store(&sync_block, 0);
     return NULL;
 }
@@ -266,7 +260,7 @@ static void test_lazy_linger_kept(void)
     CU_ASSERT_EQUAL(atomic_load(&w_err), 0);
     CU_ASSERT_EQUAL(atomic_load(&syncs_done), synced); /* no sync yet: still lingering */
     for (int i = 0; i < 1200 && atomic_load(&syncs_done) == synced; i++)
-        sleep_ms(5);
+        sf_sleep_ms(5);
     CU_ASSERT_EQUAL(atomic_load(&syncs_done), synced + 1); /* the linger's end: one sync */
     qs_lazy_wait_ms = saved;
     done();
