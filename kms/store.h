@@ -64,9 +64,10 @@ typedef struct {
     bool reply_at_commit;
     /* Other processes may read the database file while it is open (`[store] lock = shared`):
      * SQLite's WAL index in shared memory and its file locks, taken and released with system
-     * calls around every transaction. False (the default): this connection holds an exclusive
-     * lock from open to close (SQLite's locking_mode EXCLUSIVE, the WAL index in heap memory),
-     * so no other connection, in this process or another, opens the store meanwhile; the
+     * calls around every transaction. False (the default): this process holds an exclusive
+     * lock from open to close (SQLite's "unix-excl" VFS, the WAL index in this process's
+     * memory, shared by the store's own two connections), and no other store, in this process
+     * or another, opens the file meanwhile; the
      * store's copies of rows in memory (segments, runs) rely on being the only writer, and a
      * second qkd-kmed on the same data directory fails to start (docs/adr/0002-key-store.md,
      * "One process per store"). */

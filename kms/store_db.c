@@ -1,9 +1,9 @@
 /* store_db.c - the key store's SQLite connection: open, pragmas, schema migrations, the
  * master-key check, transactions, the prepared-statement cache and input validation. */
 #include "store_int.h"
+
 #include "thread_name.h"
 
-#define QS_WAL_AUTOCKPT 8000 /* pages (32 MiB at 4 KiB): SQLite's default is 1000 */
 /* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway
  * (docs/adr/0002-key-store.md, item 10): one sync then covers both. */
 #define QS_LAZY_WAIT_MS 100
@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -674,13 +675,10 @@ static void *qs_syncer_main(void *arg)
 }
 
 /* WAL hook: called by SQLite after a COMMIT that appended frames, with mu held. Setting it
- * replaces the default auto-checkpoint hook, so this does the same (PASSIVE checkpoint past
- * 1000 pages); a checkpoint syncs the WAL before copying it, at any synchronous level. */
+ * replaces the default auto-checkpoint hook; the checkpointer decides (store_ckpt.c). */
 static int qs_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
-    (void)arg;
-    if (pages >= QS_WAL_AUTOCKPT)
-        (void)sqlite3_wal_checkpoint(db, name);
+    qs_ckpt_after_commit(arg, db, name, pages);
     return SQLITE_OK;
 }
 
@@ -963,12 +961,13 @@ static int qs_master_key_check(qk_store *s, qk_err *err)
 
 unsigned qs_busy_ms = QS_BUSY_MS;
 
-/* Exclusive locking (qk_store_opts.shared_lock false) is set before the first read in WAL
- * mode, so SQLite keeps the WAL index in heap memory and takes the database file's lock once,
- * for as long as the connection is open: no shared-memory file, no fcntl(2) per transaction.
- * A lock held elsewhere (another qkd-kmed, a reader in shared mode) makes the first read wait
- * qs_busy_ms, then fail: the store is in use. */
-static int qs_configure(qk_store *s, bool shared, qk_err *err)
+/* The locking (qk_store_opts.shared_lock) is the VFS's (qk_store_open_with): with the default,
+ * "unix-excl" takes the database file's lock once, at the first read, for as long as a
+ * connection of this process has the file open, and keeps the WAL index and its locks in this
+ * process's memory: no shared-memory file, no fcntl(2) per transaction. A lock held elsewhere
+ * (another qkd-kmed, a reader in shared mode) makes that first read wait qs_busy_ms, then fail:
+ * the store is in use. */
+static int qs_configure(qk_store *s, qk_err *err)
 {
     if (sqlite3_busy_timeout(s->db, (int)qs_busy_ms) != SQLITE_OK)
         return qs_db_err(s, err, "busy_timeout");
@@ -980,8 +979,6 @@ static int qs_configure(qk_store *s, bool shared, qk_err *err)
                      "PRAGMA synchronous = FULL;"
                      "PRAGMA temp_store = MEMORY;",
                      err);
-    if (!rc && !shared)
-        rc = qs_exec(s, "PRAGMA locking_mode = EXCLUSIVE", err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -1032,7 +1029,7 @@ static int qs_keys_any_load(qk_store *s, qk_err *err)
  * SQLite keeps that inode while this connection is open: checkpoints rewind or truncate it
  * in place, and only the last connection's close deletes it (test_store_group.c checks
  * that a TRUNCATE checkpoint keeps the inode). */
-static int qs_group_commit_on(qk_store *s, const char *path, qk_err *err)
+static int qs_group_commit_on(qk_store *s, const char *path, const char *vfs, qk_err *err)
 {
     char wal[PATH_MAX];
     if ((size_t)snprintf(wal, sizeof wal, "%s-wal", path) >= sizeof wal)
@@ -1040,6 +1037,9 @@ static int qs_group_commit_on(qk_store *s, const char *path, qk_err *err)
     s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
     if (s->wal_fd < 0)
         return qk_err_set(err, QK_ESTORAGE, "store: cannot open %s: %s", wal, strerror(errno));
+    s->db_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (s->db_fd < 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: cannot open %s: %s", path, strerror(errno));
     (void)sqlite3_wal_hook(s->db, qs_wal_hook, s);
     int rc = qs_exec(s, "PRAGMA synchronous = NORMAL", err);
     if (rc != 0)
@@ -1049,13 +1049,59 @@ static int qs_group_commit_on(qk_store *s, const char *path, qk_err *err)
         return qk_err_set(err, QK_ESTORAGE, "store: cannot start the syncer thread: %s",
                           strerror(e));
     s->syncer_on = true;
-    return 0;
+    return qs_ckpt_start(s, path, vfs, err);
 }
 
-/* Create the file with mode 0600 before SQLite does (its -wal/-shm files copy the mode). */
+/* One open store per file in this process too: "unix-excl" keeps other processes out, but lets
+ * connections of this process share the file, and the copies the store keeps in memory are
+ * right only while it is the file's one writer (docs/adr/0002-key-store.md item 12). */
+static pthread_mutex_t qs_claims_mu = PTHREAD_MUTEX_INITIALIZER;
+static qk_store *qs_claims;
+
+static int qs_claim(qk_store *s, const char *path, qk_err *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return qk_err_set(err, QK_ESTORAGE, "store: cannot stat %s: %s", path, strerror(errno));
+    int rc = 0;
+    (void)pthread_mutex_lock(&qs_claims_mu);
+    for (qk_store *o = qs_claims; o && !rc; o = o->claim_next)
+        if (o->claim_dev == st.st_dev && o->claim_ino == st.st_ino)
+            rc = qk_err_set(err, QK_ESTORAGE,
+                            "store: %s is in use by another process or connection (a store of "
+                            "this process has it open)",
+                            path);
+    if (!rc) {
+        s->claim_dev = st.st_dev;
+        s->claim_ino = st.st_ino;
+        s->claimed = true;
+        s->claim_next = qs_claims;
+        qs_claims = s;
+    }
+    (void)pthread_mutex_unlock(&qs_claims_mu);
+    return rc;
+}
+
+static void qs_unclaim(qk_store *s)
+{
+    (void)pthread_mutex_lock(&qs_claims_mu);
+    for (qk_store **q = &qs_claims; s->claimed && *q; q = &(*q)->claim_next)
+        if (*q == s) {
+            *q = s->claim_next;
+            break;
+        }
+    s->claimed = false;
+    (void)pthread_mutex_unlock(&qs_claims_mu);
+}
+
+/* Create the file with mode 0600 before SQLite does (its -wal/-shm files copy the mode), when
+ * it is missing. An existing file is not opened: closing a descriptor of a file drops every
+ * POSIX lock this process holds on it (fcntl(2)), the lock of a store open on it included. */
 static int qs_precreate(const char *path, qk_err *err)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST)
+        return 0;
     if (fd < 0)
         return qk_err_set(err, QK_ESTORAGE, "store: cannot open %s: %s", path, strerror(errno));
     if (close(fd) != 0)
@@ -1090,6 +1136,7 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
     if (!s)
         return qk_err_set(err, QK_ENOMEM, "store: out of memory");
     s->wal_fd = -1;
+    s->db_fd = -1;
     if (pthread_mutex_init(&s->mu, NULL) != 0) {
         free(s);
         return qk_err_set(err, QK_ENOMEM, "store: mutex init failed");
@@ -1132,14 +1179,20 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
     /* NOMUTEX: every use of the connection is under s->mu already, so SQLite's own mutex
      * around each API call (FULLMUTEX) would only be taken and released again. */
     int rc = qs_precreate(path, err);
-    /* One write per commit of WAL frames (store_walbuf.c); the default VFS if it is missing. */
-    const char *vfs = qs_walbuf_vfs() == SQLITE_OK ? QS_WALBUF_VFS : NULL;
+    /* One write per commit of WAL frames (store_walbuf.c), over SQLite's own VFS if it is
+     * missing; "unix-excl" unless the lock is shared (qs_configure). */
+    bool shared = opts && opts->shared_lock;
+    const char *vfs = shared
+                          ? (qs_walbuf_vfs() == SQLITE_OK ? QS_WALBUF_VFS : NULL)
+                          : (qs_walbuf_vfs_excl() == SQLITE_OK ? QS_WALBUF_VFS_EXCL : "unix-excl");
+    if (!rc)
+        rc = qs_claim(s, path, err);
     if (!rc && sqlite3_open_v2(path, &s->db,
                                SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                vfs) != SQLITE_OK)
         rc = qs_db_err(s, err, "open");
     if (!rc)
-        rc = qs_configure(s, opts && opts->shared_lock, err);
+        rc = qs_configure(s, err);
     if (!rc)
         rc = qs_migrate(s, err);
     if (!rc)
@@ -1149,7 +1202,7 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
     if (!rc)
         rc = qs_recover_open(s, opts && opts->reply_at_commit, err);
     if (!rc)
-        rc = qs_group_commit_on(s, path, err);
+        rc = qs_group_commit_on(s, path, vfs, err);
     rc = qs_open_busy(s, path, rc, err);
     if (rc) {
         qk_store_close(s);
@@ -1172,6 +1225,9 @@ void qk_store_close(qk_store *s)
         (void)pthread_join(s->syncer, NULL);
         s->syncer_on = false;
     }
+    (void)pthread_mutex_lock(&s->mu); /* no commit runs the WAL hook meanwhile */
+    qs_ckpt_stop(s);
+    (void)pthread_mutex_unlock(&s->mu);
     if (s->db) { /* a group left open (no reply waited for it yet): commit and sync it */
         (void)pthread_mutex_lock(&s->mu);
         uint64_t g = s->group_open ? s->group_seq : 0;
@@ -1194,12 +1250,15 @@ void qk_store_close(qk_store *s)
         sodium_free(s->secret); /* wipes */
     if (s->wal_fd >= 0)
         (void)close(s->wal_fd);
+    if (s->db_fd >= 0)
+        (void)close(s->db_fd); /* after the connection's close: its lock is gone by now */
     (void)pthread_cond_destroy(&s->scond);
     if (s->wcond_ok)
         (void)pthread_cond_destroy(&s->wcond);
     qs_noteq_reset(s);
     qs_known_close(s);
     qs_runc_close(s);
+    qs_unclaim(s);
     (void)pthread_mutex_destroy(&s->smu);
     (void)pthread_mutex_destroy(&s->mu);
     free(s);

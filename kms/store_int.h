@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "qk_inline.h"
@@ -183,13 +184,20 @@ struct qk_store {
     uint64_t group_seq;       /* the number its COMMIT gets (commit_seq + 1) */
     sqlite3_int64 op_changes; /* sqlite3_total_changes64 when the current call began */
     int wal_fd;               /* "<path>-wal", opened after WAL mode is on; -1 before */
-    pthread_mutex_t smu;      /* guards the fields below */
-    pthread_cond_t scond;     /* broadcast after every sync attempt */
-    uint64_t commit_seq;      /* last commit that wrote WAL frames (assigned under mu) */
-    uint64_t synced_seq;      /* every commit <= this is on stable storage */
-    uint64_t lazy_seq;        /* the newest number holding a lazy call: the syncer syncs it */
-    bool syncing;             /* one thread is in fdatasync */
-    int sync_errno;           /* sticky: a failed sync fails every later barrier */
+    int db_fd;                /* the database file (the checkpointer's sync), opened with wal_fd and
+                                 closed after the connection: a close drops this process's locks */
+    struct qs_ckpt *ckpt;     /* the checkpointer (store_ckpt.c); NULL: the writer checkpoints */
+    dev_t claim_dev;          /* the file this store has open (qs_claim in store_db.c) */
+    ino_t claim_ino;
+    bool claimed;
+    qk_store *claim_next;
+    pthread_mutex_t smu;  /* guards the fields below */
+    pthread_cond_t scond; /* broadcast after every sync attempt */
+    uint64_t commit_seq;  /* last commit that wrote WAL frames (assigned under mu) */
+    uint64_t synced_seq;  /* every commit <= this is on stable storage */
+    uint64_t lazy_seq;    /* the newest number holding a lazy call: the syncer syncs it */
+    bool syncing;         /* one thread is in fdatasync */
+    int sync_errno;       /* sticky: a failed sync fails every later barrier */
     /* Replies of inline handlers waiting for a sync (common/qk_inline.h): the syncer thread
      * syncs for them; whoever advances synced_seq completes the ones it covers. */
     qk_inline_waiter *waiters;
@@ -317,9 +325,28 @@ struct timespec qs_deadline_us(uint64_t us);
 extern unsigned qs_busy_ms;
 int qs_db_err(qk_store *s, qk_err *err, const char *what);
 /* The store's SQLite VFS (store_walbuf.c): the default VFS with each commit's WAL frames
- * written in one pwrite(2). Registers it once; SQLITE_OK when QS_WALBUF_VFS can be opened. */
-#define QS_WALBUF_VFS "qk-walbuf"
+ * written in one pwrite(2). Registers it once; SQLITE_OK when QS_WALBUF_VFS can be opened.
+ * QS_WALBUF_VFS_EXCL wraps SQLite's "unix-excl" instead (one process per store, docs/adr/
+ * 0002-key-store.md item 12): SQLITE_OK from qs_walbuf_vfs_excl when it can be opened. */
+#define QS_WALBUF_VFS      "qk-walbuf"
+#define QS_WALBUF_VFS_EXCL "qk-walbuf-excl"
 int qs_walbuf_vfs(void);
+int qs_walbuf_vfs_excl(void);
+/* The checkpointer (store_ckpt.c; docs/adr/0002-key-store.md item 14): a connection and a
+ * thread of its own copy the WAL into the database file and sync it, off the store's mutex.
+ * qs_ckpt_start: after the writer's first transaction in WAL mode (path, the VFS the writer
+ * uses). qs_ckpt_after_commit: the writer's WAL hook (mu held; pages: frames in the WAL).
+ * qs_ckpt_stop: before the writer's connection closes (idempotent). */
+int qs_ckpt_start(qk_store *s, const char *path, const char *vfs, qk_err *err);
+void qs_ckpt_after_commit(qk_store *s, sqlite3 *db, const char *name, int pages);
+void qs_ckpt_stop(qk_store *s);
+/* Rounds the checkpointer ran, last steps and forced checkpoints the writer ran (tests). */
+void qs_ckpt_counts(qk_store *s, unsigned long *rounds, unsigned long *tails,
+                    unsigned long *forced);
+/* The thresholds, in WAL frames (store_ckpt.c; tests lower them): a round starts past
+ * start_frames, the writer copies the last tail_frames itself, and past force_frames whatever
+ * is left. */
+extern unsigned qs_ckpt_start_frames, qs_ckpt_tail_frames, qs_ckpt_force_frames;
 sqlite3_stmt *qs_prep(qk_store *s, const char *sql, qk_err *err);
 /* Bind by format: 't' const char * (NULL binds NULL), 'I' int64_t, 'i' int,
  * 'b' const void * + size_t. Returns 0 or QK_ESTORAGE. */

@@ -1,5 +1,6 @@
-/* store_walbuf.c - the store's SQLite VFS: the default (unix) VFS with the writes to a WAL file
- * gathered into one write(2) per commit (docs/adr/0002-key-store.md, "One write per commit").
+/* store_walbuf.c - the store's SQLite VFSes: SQLite's "unix" (and "unix-excl") VFS with the
+ * writes to a WAL file gathered into one write(2) per commit (docs/adr/0002-key-store.md, "One
+ * write per commit").
  *
  * SQLite appends a frame to the WAL as two writes, its 24-byte header and the page
  * (walWriteOneFrame in SQLite's wal.c), so a commit of 25 pages was 50 pwrite(2) calls, about a
@@ -15,10 +16,10 @@
  *   xShmBarrier of the main database file, and a reader accepts the header only when both
  *   copies agree (walIndexTryHdr). The database file's xShmBarrier writes out whatever its WAL
  *   still holds first, so any reader, in this process or another (sqlite3 on the data
- *   directory), that sees the commit finds its frames in the file. With the store's exclusive
- *   lock (docs/adr/0002-key-store.md, "One process per store") SQLite keeps the index in heap
- *   memory and calls no xShm method; no other connection reads the file then, and this one
- *   reads the WAL through xRead, below;
+ *   directory), that sees the commit finds its frames in the file. With the store's default
+ *   lock (QS_WALBUF_VFS_EXCL over SQLite's "unix-excl", docs/adr/0002-key-store.md, "One
+ *   process per store") the index is in this process's memory, and the readers are the
+ *   store's connections (the checkpointer's among them);
  * - before anything else touches the WAL file: a read that overlaps the buffer, a write that
  *   does not continue it, xSync (checkpoints), xTruncate, xFileSize, xFileControl, xClose;
  * - when the buffer is full.
@@ -59,12 +60,11 @@ struct wb_file {
     bool commit_frame; /* the last write was the header of a commit frame */
 };
 
-static sqlite3_vfs wb_vfs;
-static sqlite3_vfs *wb_real_vfs;
+static sqlite3_vfs wb_vfs, wb_vfs_excl; /* over SQLite's "unix" and "unix-excl" */
 static pthread_mutex_t wb_registry = PTHREAD_MUTEX_INITIALIZER;
 static wb_file *wb_dbs;
 static pthread_once_t wb_once = PTHREAD_ONCE_INIT;
-static int wb_register_rc = SQLITE_ERROR;
+static int wb_register_rc = SQLITE_ERROR, wb_register_excl_rc = SQLITE_ERROR;
 
 /* Write to the file in pieces the default VFS takes whole: its
  * write masks the length to 17 bits (seekAndWriteFd in SQLite's os_unix.c: "nBuf &= 0x1ffff",
@@ -322,11 +322,11 @@ static const sqlite3_io_methods wb_methods = {
 
 static int wb_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags, int *out_flags)
 {
-    (void)vfs;
+    sqlite3_vfs *real = vfs->pAppData;
     wb_file *f = (wb_file *)p;
     memset(f, 0, sizeof *f);
     f->real = (sqlite3_file *)(f + 1);
-    int rc = wb_real_vfs->xOpen(wb_real_vfs, name, f->real, flags, out_flags);
+    int rc = real->xOpen(real, name, f->real, flags, out_flags);
     if (rc != SQLITE_OK) {
         if (f->real->pMethods)
             (void)f->real->pMethods->xClose(f->real);
@@ -374,109 +374,123 @@ static int wb_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flag
 
 static int wb_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
 {
-    (void)vfs;
-    return wb_real_vfs->xDelete(wb_real_vfs, name, sync_dir);
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xDelete(real, name, sync_dir);
 }
 
 static int wb_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
 {
-    (void)vfs;
-    return wb_real_vfs->xAccess(wb_real_vfs, name, flags, out);
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xAccess(real, name, flags, out);
 }
 
 static int wb_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
 {
-    (void)vfs;
-    return wb_real_vfs->xFullPathname(wb_real_vfs, name, n, out);
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xFullPathname(real, name, n, out);
 }
 
 static void *wb_dl_open(sqlite3_vfs *vfs, const char *name)
 {
-    (void)vfs;
-    return wb_real_vfs->xDlOpen(wb_real_vfs, name);
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xDlOpen(real, name);
 }
 
 static void wb_dl_error(sqlite3_vfs *vfs, int n, char *out)
 {
-    (void)vfs;
-    wb_real_vfs->xDlError(wb_real_vfs, n, out);
+    sqlite3_vfs *real = vfs->pAppData;
+    real->xDlError(real, n, out);
 }
 
 static void (*wb_dl_sym(sqlite3_vfs *vfs, void *h, const char *sym))(void)
 {
-    (void)vfs;
-    return wb_real_vfs->xDlSym(wb_real_vfs, h, sym);
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xDlSym(real, h, sym);
 }
 
 static void wb_dl_close(sqlite3_vfs *vfs, void *h)
 {
-    (void)vfs;
-    wb_real_vfs->xDlClose(wb_real_vfs, h);
+    sqlite3_vfs *real = vfs->pAppData;
+    real->xDlClose(real, h);
 }
 
 static int wb_randomness(sqlite3_vfs *vfs, int n, char *out)
 {
-    (void)vfs;
-    return wb_real_vfs->xRandomness(wb_real_vfs, n, out);
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xRandomness(real, n, out);
 }
 
 static int wb_sleep(sqlite3_vfs *vfs, int us)
 {
-    (void)vfs;
-    return wb_real_vfs->xSleep(wb_real_vfs, us);
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xSleep(real, us);
 }
 
 static int wb_current_time(sqlite3_vfs *vfs, double *out)
 {
-    (void)vfs;
-    return wb_real_vfs->xCurrentTime(wb_real_vfs, out);
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xCurrentTime(real, out);
 }
 
 static int wb_last_error(sqlite3_vfs *vfs, int n, char *out)
 {
-    (void)vfs;
-    return wb_real_vfs->xGetLastError ? wb_real_vfs->xGetLastError(wb_real_vfs, n, out) : 0;
+    sqlite3_vfs *real = vfs->pAppData;
+    return real->xGetLastError ? real->xGetLastError(real, n, out) : 0;
 }
 
 static int wb_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 {
-    (void)vfs;
-    if (wb_real_vfs->iVersion >= 2 && wb_real_vfs->xCurrentTimeInt64)
-        return wb_real_vfs->xCurrentTimeInt64(wb_real_vfs, out);
+    sqlite3_vfs *real = vfs->pAppData;
+    if (real->iVersion >= 2 && real->xCurrentTimeInt64)
+        return real->xCurrentTimeInt64(real, out);
     double d = 0;
-    int rc = wb_real_vfs->xCurrentTime(wb_real_vfs, &d);
+    int rc = real->xCurrentTime(real, &d);
     *out = (sqlite3_int64)(d * 86400000.0);
     return rc;
 }
 
+/* One wrapper over a VFS of SQLite's: SQLITE_OK, or why it is missing. */
+static int wb_register_one(sqlite3_vfs *v, sqlite3_vfs *real, const char *name)
+{
+    if (!real)
+        return SQLITE_NOTFOUND;
+    memset(v, 0, sizeof *v);
+    v->iVersion = 2;
+    v->szOsFile = (int)sizeof(wb_file) + real->szOsFile;
+    v->mxPathname = real->mxPathname;
+    v->zName = name;
+    v->pAppData = real;
+    v->xOpen = wb_open;
+    v->xDelete = wb_delete;
+    v->xAccess = wb_access;
+    v->xFullPathname = wb_full_pathname;
+    v->xDlOpen = wb_dl_open;
+    v->xDlError = wb_dl_error;
+    v->xDlSym = wb_dl_sym;
+    v->xDlClose = wb_dl_close;
+    v->xRandomness = wb_randomness;
+    v->xSleep = wb_sleep;
+    v->xCurrentTime = wb_current_time;
+    v->xGetLastError = wb_last_error;
+    v->xCurrentTimeInt64 = wb_current_time64;
+    return sqlite3_vfs_register(v, 0); /* not the default: the store asks */
+}
+
 static void wb_register(void)
 {
-    wb_real_vfs = sqlite3_vfs_find(NULL);
-    if (!wb_real_vfs)
-        return;
-    memset(&wb_vfs, 0, sizeof wb_vfs);
-    wb_vfs.iVersion = 2;
-    wb_vfs.szOsFile = (int)sizeof(wb_file) + wb_real_vfs->szOsFile;
-    wb_vfs.mxPathname = wb_real_vfs->mxPathname;
-    wb_vfs.zName = QS_WALBUF_VFS;
-    wb_vfs.xOpen = wb_open;
-    wb_vfs.xDelete = wb_delete;
-    wb_vfs.xAccess = wb_access;
-    wb_vfs.xFullPathname = wb_full_pathname;
-    wb_vfs.xDlOpen = wb_dl_open;
-    wb_vfs.xDlError = wb_dl_error;
-    wb_vfs.xDlSym = wb_dl_sym;
-    wb_vfs.xDlClose = wb_dl_close;
-    wb_vfs.xRandomness = wb_randomness;
-    wb_vfs.xSleep = wb_sleep;
-    wb_vfs.xCurrentTime = wb_current_time;
-    wb_vfs.xGetLastError = wb_last_error;
-    wb_vfs.xCurrentTimeInt64 = wb_current_time64;
-    wb_register_rc = sqlite3_vfs_register(&wb_vfs, 0); /* not the default: the store asks */
+    wb_register_rc = wb_register_one(&wb_vfs, sqlite3_vfs_find(NULL), QS_WALBUF_VFS);
+    wb_register_excl_rc =
+        wb_register_one(&wb_vfs_excl, sqlite3_vfs_find("unix-excl"), QS_WALBUF_VFS_EXCL);
 }
 
 int qs_walbuf_vfs(void)
 {
     (void)pthread_once(&wb_once, wb_register);
     return wb_register_rc;
+}
+
+int qs_walbuf_vfs_excl(void)
+{
+    (void)pthread_once(&wb_once, wb_register);
+    return wb_register_excl_rc;
 }

@@ -5,13 +5,15 @@
  * file the store syncs keeps its inode across a TRUNCATE checkpoint, and inline calls that
  * allow it share one group transaction (one COMMIT; a failed one fails only that group; the
  * replies of one pump turn wake the syncer once, at the turn's end), and
- * a lazy call (marking notices done) returns before its sync, which the syncer does itself. */
+ * a lazy call (marking notices done) returns before its sync, which the syncer does itself;
+ * the checkpointer copies the WAL off the store's mutex, and a failed sync of it is sticky. */
 #include <CUnit/CUnit.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -609,6 +611,170 @@ static void test_wal_inode_kept(void)
     done();
 }
 
+/* ---- the checkpointer (kms/store_ckpt.c) ------------------------------------------------ */
+
+enum { CK_BLOCKS = 120 }; /* 120 000 bytes: 3 750 carves of GK keys of GL bytes */
+static atomic_int db_syncs, db_sync_fail, in_db_sync;
+static int db_sync_ms, db_slow_syncs; /* the first db_slow_syncs take db_sync_ms longer */
+
+/* The database file's syncs (the checkpointer's, after a round) are slowed or failed here; the
+ * WAL's go through as usual. */
+static int ckpt_hook(int fd)
+{
+    if (!S || fd != S->db_fd)
+        return fdatasync(fd);
+    int k = atomic_fetch_add(&db_syncs, 1);
+    atomic_store(&in_db_sync, 1);
+    if (k < db_slow_syncs)
+        sf_sleep_ms(db_sync_ms);
+    int r = fdatasync(fd);
+    atomic_store(&in_db_sync, 0);
+    if (atomic_load(&db_sync_fail)) {
+        errno = EIO;
+        r = -1;
+    }
+    return r;
+}
+
+static unsigned ck_saved[3];
+
+/* A store opened as qkd-kmed opens it (the default lock), with its blocks, small checkpoint
+ * thresholds and the hook above. */
+static void ckpt_fresh(int delay_ms, int slow_syncs, int fail)
+{
+    ck_saved[0] = qs_ckpt_start_frames;
+    ck_saved[1] = qs_ckpt_tail_frames;
+    ck_saved[2] = qs_ckpt_force_frames;
+    qs_ckpt_start_frames = 200;
+    qs_ckpt_tail_frames = 40;
+    qs_ckpt_force_frames = 1000000;
+    CU_ASSERT_FATAL(sf_dir_make(&D, "ckpt") == 0);
+    uint8_t mk[QK_MASTER_KEY_LEN];
+    sf_master(mk, 1);
+    qk_err err = {0, ""};
+    S = NULL;
+    CU_ASSERT_FATAL(qk_store_open(D.path, mk, &S, &err) == 0);
+    static uint8_t b[CK_BLOCKS * BL];
+    randombytes_buf(b, sizeof b);
+    for (size_t i = 0; i < CK_BLOCKS; i++)
+        CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1 + i, b + i * BL, BL) == 0);
+    atomic_store(&db_syncs, 0);
+    atomic_store(&db_sync_fail, fail);
+    atomic_store(&in_db_sync, 0);
+    db_sync_ms = delay_ms;
+    db_slow_syncs = slow_syncs;
+    qs_test_fdatasync = ckpt_hook;
+}
+
+static void ckpt_done(void)
+{
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = NULL;
+    qs_ckpt_start_frames = ck_saved[0];
+    qs_ckpt_tail_frames = ck_saved[1];
+    qs_ckpt_force_frames = ck_saved[2];
+}
+
+/* The checkpointer copies the WAL and syncs the database file off the store's mutex: while its
+ * first two syncs take 400 ms more, carves and commits go on in a few ms; the writer then
+ * copies the last frames itself and the WAL restarts from its start (the file does not grow
+ * however much more is committed), and everything is there after a reopen. */
+static int ck_carves(int from, int count, int *during, double *worst)
+{
+    int late = 0;
+    for (int i = from; i < from + count; i++) {
+        char req[32];
+        snprintf(req, sizeof req, "ck-%d", i);
+        bool slow_sync = atomic_load(&in_db_sync) != 0;
+        double t0 = sf_now_ms();
+        if (carve_commit(req, i % 2, &late) != 0)
+            return -1;
+        double t = sf_now_ms() - t0;
+        if (slow_sync && atomic_load(&in_db_sync)) { /* the sync ran all along this call */
+            (*during)++;
+            if (t > *worst)
+                *worst = t;
+        }
+    }
+    return 0;
+}
+
+static off_t wal_size(void)
+{
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", D.path);
+    struct stat st;
+    return stat(wal, &st) == 0 ? st.st_size : -1;
+}
+
+static void test_ckpt_off_the_mutex(void)
+{
+    ckpt_fresh(400, 2, 0);
+    int n = 0, during = 0;
+    double worst = 0;
+    unsigned long rounds = 0, tails = 0, forced = 0;
+    while (n < 2000) { /* the two slow rounds, then the writer's last step */
+        CU_ASSERT_EQUAL_FATAL(ck_carves(n, 20, &during, &worst), 0);
+        n += 20;
+        qs_ckpt_counts(S, &rounds, &tails, &forced);
+        if (atomic_load(&db_syncs) > 2 && tails >= 1)
+            break;
+    }
+    CU_ASSERT(rounds >= 2);
+    CU_ASSERT(tails >= 1);
+    CU_ASSERT(during >= 5);   /* calls completed while a round's sync was under way, */
+    CU_ASSERT(worst < 200.0); /* none of them waiting for it */
+    off_t mark = wal_size();
+    unsigned long tails_mark = tails;
+    CU_ASSERT_EQUAL_FATAL(ck_carves(n, 800, &during, &worst), 0); /* ~40 frames each */
+    n += 800;
+    qs_ckpt_counts(S, &rounds, &tails, &forced);
+    off_t end = wal_size();
+    printf("\n    checkpointer: %d carves, %lu rounds, %lu last steps, WAL %lld -> %lld bytes\n", n,
+           rounds, tails, (long long)mark, (long long)end);
+    CU_ASSERT(tails >= tails_mark + 2); /* the WAL restarted again and again, */
+    CU_ASSERT(end <= mark + (off_t)(2 * 200) * (4096 + 24)); /* and did not grow */
+    CU_ASSERT_EQUAL(forced, 0);
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    S = sf_open(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    CU_ASSERT_EQUAL(sf_counts_match(S, D.path, LINK, NULL), 0);
+    qk_pool_status ps;
+    qk_err err = {0, ""};
+    CU_ASSERT_EQUAL(qk_store_pool_status(S, LINK, &ps, &err), 0);
+    CU_ASSERT_EQUAL(ps.keys_delivered, (uint64_t)n * GK);
+    ckpt_done();
+    sf_dir_remove(&D);
+}
+
+/* A failed sync of the database file after a round is sticky, as a failed WAL sync is: the
+ * kernel may have dropped the pages, so every later call fails until the store is reopened. */
+static void test_ckpt_sync_failure_sticky(void)
+{
+    ckpt_fresh(0, 0, 1);
+    int late = 0, n = 0, rc = 0;
+    for (; n < 2000 && rc == 0; n++) {
+        char req[32];
+        snprintf(req, sizeof req, "cf-%d", n);
+        rc = carve_commit(req, n % 2, &late);
+    }
+    CU_ASSERT_EQUAL(rc, QK_ESTORAGE);
+    CU_ASSERT(atomic_load(&db_syncs) >= 1);
+    CU_ASSERT_EQUAL(carve_commit("cf-after", 0, &late), QK_ESTORAGE);
+    qs_test_fdatasync = NULL;
+    qk_store_close(S);
+    uint8_t mk[QK_MASTER_KEY_LEN];
+    sf_master(mk, 1);
+    qk_err err = {0, ""};
+    S = NULL;
+    CU_ASSERT_FATAL(qk_store_open(D.path, mk, &S, &err) == 0);
+    CU_ASSERT_EQUAL(carve_commit("cf-reopened", 0, &late), 0);
+    ckpt_done();
+    sf_dir_remove(&D);
+}
+
 int suite_store_group(void)
 {
     CU_pSuite s = CU_add_suite("store_group", NULL, NULL);
@@ -631,6 +797,8 @@ int suite_store_group(void)
         {"group: a blocking call commits the open group", test_group_closed_by_blocking_call},
         {"lazy: notices_done returns before its sync, synced soon", test_lazy_notices_done},
         {"lazy: the mark waits for the next reply's sync", test_lazy_rides_with_reply},
+        {"checkpointer: rounds off the mutex, the writer's last step", test_ckpt_off_the_mutex},
+        {"checkpointer: a failed database sync is sticky", test_ckpt_sync_failure_sticky},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!CU_add_test(s, t[i].name, t[i].fn))
