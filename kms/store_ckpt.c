@@ -53,6 +53,7 @@ struct qs_ckpt {
     int backfilled; /* frames of the current WAL copied by the last round */
     int rounds_now; /* rounds run on the current WAL (since its last restart) */
     int last_pages; /* the WAL's frames at the writer's last commit (a drop: restarted) */
+    unsigned gen;   /* restarts seen: a round that spans one says nothing of the new WAL */
     unsigned long rounds, tails, forced; /* qs_ckpt_counts */
 };
 
@@ -84,6 +85,7 @@ static void *ckpt_main(void *arg)
             break;
         c->want = false;
         c->busy = true;
+        unsigned gen = c->gen;
         (void)pthread_mutex_unlock(&c->mu);
         int log = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
@@ -97,9 +99,11 @@ static void *ckpt_main(void *arg)
         (void)pthread_mutex_lock(&c->mu);
         c->busy = false;
         c->rounds++;
-        c->rounds_now++;
-        if (rc == SQLITE_OK)
-            c->backfilled = done;
+        if (gen == c->gen) {
+            c->rounds_now++;
+            if (rc == SQLITE_OK)
+                c->backfilled = done;
+        }
     }
     (void)pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -118,6 +122,7 @@ void qs_ckpt_after_commit(qk_store *s, sqlite3 *db, const char *name, int pages)
     if (pages < c->last_pages) { /* the WAL restarted since: nothing of it is copied */
         c->backfilled = 0;
         c->rounds_now = 0;
+        c->gen++;
     }
     c->last_pages = pages;
     bool idle = !c->busy && !c->want;
