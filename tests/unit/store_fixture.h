@@ -19,8 +19,11 @@ int sf_dir_make(sf_dir *d, const char *name);
 void sf_dir_remove(sf_dir *d);
 /* Fixed test master keys (different from each other). */
 void sf_master(uint8_t mk[QK_MASTER_KEY_LEN], uint8_t seed);
-/* Open path under master key seed; NULL on failure (prints the error). */
+/* Open path under master key seed; NULL on failure (prints the error). sf_open opens it shared
+ * (the suites read the file with connections of their own), sf_open_default with the default
+ * lock, as qkd-kmed does (no other process reads it meanwhile). */
 qk_store *sf_open(const char *path, uint8_t seed);
+qk_store *sf_open_default(const char *path, uint8_t seed);
 /* Put bytes as block_id of link and confirm it; 0 or the failing status. */
 int sf_put_confirmed(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
                      size_t len);

@@ -51,15 +51,25 @@ static int hook(int fd)
     return r;
 }
 
+enum { CK_BLOCKS = 120 }; /* the checkpointer's tests: 3 750 carves of GK keys of GL bytes */
+
+/* A new store in D (shared, as the suites open it, or with qkd-kmed's default lock) holding n
+ * random confirmed blocks of BL bytes. */
+static void open_with_blocks(const char *name, bool shared, size_t n)
+{
+    CU_ASSERT_FATAL(sf_dir_make(&D, name) == 0);
+    S = shared ? sf_open(D.path, 1) : sf_open_default(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
+    static uint8_t b[CK_BLOCKS * BL];
+    CU_ASSERT_FATAL(n <= CK_BLOCKS);
+    randombytes_buf(b, n * BL);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1 + i, b + i * BL, BL) == 0);
+}
+
 static void fresh(void)
 {
-    CU_ASSERT_FATAL(sf_dir_make(&D, "group") == 0);
-    S = sf_open(D.path, 1);
-    CU_ASSERT_FATAL(S != NULL);
-    static uint8_t b[NB * BL];
-    randombytes_buf(b, sizeof b);
-    for (size_t i = 0; i < NB; i++)
-        CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1 + i, b + i * BL, BL) == 0);
+    open_with_blocks("group", true, NB);
     atomic_store(&sync_started, 0);
     atomic_store(&sync_done, 0);
     atomic_store(&sync_fail, 0);
@@ -613,7 +623,6 @@ static void test_wal_inode_kept(void)
 
 /* ---- the checkpointer (kms/store_ckpt.c) ------------------------------------------------ */
 
-enum { CK_BLOCKS = 120 }; /* 120 000 bytes: 3 750 carves of GK keys of GL bytes */
 static atomic_int db_syncs, db_sync_fail, in_db_sync;
 static int db_sync_ms, db_slow_syncs; /* the first db_slow_syncs take db_sync_ms longer */
 
@@ -648,16 +657,7 @@ static void ckpt_fresh(int delay_ms, int slow_syncs, int fail)
     qs_ckpt_start_frames = 200;
     qs_ckpt_tail_frames = 40;
     qs_ckpt_force_frames = 1000000;
-    CU_ASSERT_FATAL(sf_dir_make(&D, "ckpt") == 0);
-    uint8_t mk[QK_MASTER_KEY_LEN];
-    sf_master(mk, 1);
-    qk_err err = {0, ""};
-    S = NULL;
-    CU_ASSERT_FATAL(qk_store_open(D.path, mk, &S, &err) == 0);
-    static uint8_t b[CK_BLOCKS * BL];
-    randombytes_buf(b, sizeof b);
-    for (size_t i = 0; i < CK_BLOCKS; i++)
-        CU_ASSERT_FATAL(sf_put_confirmed(S, LINK, 1 + i, b + i * BL, BL) == 0);
+    open_with_blocks("ckpt", false, CK_BLOCKS);
     atomic_store(&db_syncs, 0);
     atomic_store(&db_sync_fail, fail);
     atomic_store(&in_db_sync, 0);
@@ -765,11 +765,8 @@ static void test_ckpt_sync_failure_sticky(void)
     CU_ASSERT_EQUAL(carve_commit("cf-after", 0, &late), QK_ESTORAGE);
     qs_test_fdatasync = NULL;
     qk_store_close(S);
-    uint8_t mk[QK_MASTER_KEY_LEN];
-    sf_master(mk, 1);
-    qk_err err = {0, ""};
-    S = NULL;
-    CU_ASSERT_FATAL(qk_store_open(D.path, mk, &S, &err) == 0);
+    S = sf_open_default(D.path, 1);
+    CU_ASSERT_FATAL(S != NULL);
     CU_ASSERT_EQUAL(carve_commit("cf-reopened", 0, &late), 0);
     ckpt_done();
     sf_dir_remove(&D);
