@@ -1,7 +1,6 @@
 /* store_db.c - the key store's SQLite connection: open, pragmas, schema migrations, the
  * master-key check, transactions, the prepared-statement cache and input validation. */
 #include "store_int.h"
-
 #include "thread_name.h"
 
 /* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway

@@ -113,8 +113,6 @@ static void test_wrong_master_key(void)
     done();
 }
 
-/* Rows of blocks as another connection (SQLITE_BUSY or another error code when it cannot
- * read: negative). */
 /* Another process (the sqlite3 shell, executed afresh: a forked copy of this one would share
  * SQLite's view of this process's locks) reads the blocks: their count, -SQLITE_BUSY when it
  * finds the file locked, -1 on anything else. */
