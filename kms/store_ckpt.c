@@ -52,7 +52,8 @@ struct qs_ckpt {
     bool want, busy, stop;
     int backfilled; /* frames of the current WAL copied by the last round */
     int rounds_now; /* rounds run on the current WAL (since its last restart) */
-    int last_pages; /* the WAL's frames at the writer's last commit (a drop: restarted) */
+    int last_pages; /* the WAL's frames at the writer's last commit (a drop: restarted); read
+                       and written by the writer's hook only, under the store's mutex */
     unsigned gen;   /* restarts seen: a round that spans one says nothing of the new WAL */
     unsigned long rounds, tails, forced; /* qs_ckpt_counts */
 };
@@ -118,13 +119,16 @@ void qs_ckpt_after_commit(qk_store *s, sqlite3 *db, const char *name, int pages)
             ckpt_inline(db, name);
         return;
     }
+    bool restarted = pages < c->last_pages; /* last_pages: the writer's alone (under s->mu) */
+    c->last_pages = pages;
+    if (!restarted && n < qs_ckpt_start_frames)
+        return; /* most commits: nothing to decide */
     (void)pthread_mutex_lock(&c->mu);
-    if (pages < c->last_pages) { /* the WAL restarted since: nothing of it is copied */
+    if (restarted) { /* nothing of the new WAL is copied yet */
         c->backfilled = 0;
         c->rounds_now = 0;
         c->gen++;
     }
-    c->last_pages = pages;
     bool idle = !c->busy && !c->want;
     /* The writer's last step: when the last round left little, or after two rounds (the
      * first copies the bulk, the second what came during the first; what came during the
