@@ -92,8 +92,7 @@ static void *ckpt_main(void *arg)
         int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         /* SQLite synced the file only if nothing was committed while the round copied (the
          * frame counts it returns are those the round began with, so they cannot tell). */
-        if (rc == SQLITE_OK && done > 0 &&
-            (qs_test_fdatasync ? qs_test_fdatasync(s->db_fd) : fdatasync(s->db_fd)) != 0) {
+        if (rc == SQLITE_OK && done > 0 && qs_fdatasync(s->db_fd) != 0) {
             ckpt_sync_failed(s, errno);
             rc = SQLITE_IOERR;
         }

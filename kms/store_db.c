@@ -377,6 +377,11 @@ int qs_begin(qk_store *s, qk_err *err)
 }
 
 int (*qs_test_fdatasync)(int fd) = NULL;
+
+int qs_fdatasync(int fd)
+{
+    return qs_test_fdatasync ? qs_test_fdatasync(fd) : fdatasync(fd);
+}
 unsigned qs_lazy_wait_ms = QS_LAZY_WAIT_MS;
 
 /* Whether group number seq failed (its COMMIT, or SQLite rolled it back). Under smu. */
@@ -529,7 +534,7 @@ static int qs_sync_wait(qk_store *s, uint64_t seq, qk_err *err)
         s->syncing = true;
         uint64_t target = s->commit_seq;
         (void)pthread_mutex_unlock(&s->smu);
-        int r = qs_test_fdatasync ? qs_test_fdatasync(s->wal_fd) : fdatasync(s->wal_fd);
+        int r = qs_fdatasync(s->wal_fd);
         int saved = r != 0 ? (errno ? errno : EIO) : 0;
         (void)pthread_mutex_lock(&s->smu);
         s->syncing = false;

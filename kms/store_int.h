@@ -314,8 +314,10 @@ int qs_recover_open(qk_store *s, bool want, qk_err *err);
 void qs_recover_close(qk_store *s);
 /* Tests: the boot ID to use instead of /proc/sys/kernel/random/boot_id ("" = unknown). */
 extern const char *qs_test_boot_id;
-/* Test hook: when set, called instead of fdatasync(2) on the WAL file (tests only). */
+/* Test hook: when set, called instead of fdatasync(2) on the WAL and database files (tests
+ * only). qs_fdatasync: fdatasync(2), or the hook when set; every sync of the store's files. */
 extern int (*qs_test_fdatasync)(int fd);
+int qs_fdatasync(int fd);
 /* How long the syncer lets a lazy call's group wait for a reply that needs a sync anyway, in
  * ms (QS_LAZY_WAIT_MS; tests change it). */
 extern unsigned qs_lazy_wait_ms;
