@@ -252,6 +252,18 @@ int qk_parse_double(const char *v, double min, double max, double *out, qk_err *
     return 0;
 }
 
+int qk_parse_choice(const char *v, const char *off_word, const char *on_word, bool *out,
+                    qk_err *err)
+{
+    if (v && strcmp(v, off_word) == 0)
+        *out = false;
+    else if (v && strcmp(v, on_word) == 0)
+        *out = true;
+    else
+        return qk_err_set(err, QK_EINVAL, "must be %s or %s", off_word, on_word);
+    return 0;
+}
+
 int qk_parse_bool(const char *v, bool *out, qk_err *err)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};

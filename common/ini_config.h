@@ -36,6 +36,10 @@ int qk_parse_i64(const char *v, int64_t min, int64_t max, int64_t *out, qk_err *
 int qk_parse_double(const char *v, double min, double max, double *out, qk_err *err);
 /* true/false, yes/no, on/off, 1/0 (case-insensitive). */
 int qk_parse_bool(const char *v, bool *out, qk_err *err);
+/* One of two words, exactly (case-sensitive): *out = false for off_word, true for on_word;
+ * anything else is an error "must be OFF_WORD or ON_WORD". */
+int qk_parse_choice(const char *v, const char *off_word, const char *on_word, bool *out,
+                    qk_err *err);
 /* Durations: "250ms", "30s", "5m", "2h"; a bare number means seconds. Result in ms. */
 int qk_parse_duration_ms(const char *v, uint64_t min_ms, uint64_t max_ms, uint64_t *out_ms,
                          qk_err *err);

@@ -500,16 +500,15 @@ static int hot_path_key(parse_ctx *c, const char *key, const char *v, qk_err *er
     return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
-/* [store] lock = exclusive | shared (qk_store_opts.shared_lock) */
+/* [store] lock = exclusive | shared (qk_store_opts.shared_lock), key_ids = random |
+ * time-ordered (qk_store_opts.time_ordered_ids) */
 static int store_key(parse_ctx *c, const char *key, const char *v, qk_err *err)
 {
-    if (strcmp(key, "lock") != 0)
-        return qk_err_set(err, QK_EINVAL, "unknown key");
-    bool shared = strcmp(v, "shared") == 0;
-    if (!shared && strcmp(v, "exclusive") != 0)
-        return qk_err_set(err, QK_EINVAL, "must be exclusive or shared");
-    c->cfg->store_shared = shared;
-    return 0;
+    if (strcmp(key, "lock") == 0)
+        return qk_parse_choice(v, "exclusive", "shared", &c->cfg->store_shared, err);
+    if (strcmp(key, "key_ids") == 0)
+        return qk_parse_choice(v, "random", "time-ordered", &c->cfg->store_time_ids, err);
+    return qk_err_set(err, QK_EINVAL, "unknown key");
 }
 
 /* [topology] link = KME_B KME_C: two KME IDs separated by blanks, not the same, and no pair

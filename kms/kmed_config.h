@@ -185,7 +185,8 @@ typedef struct {
     bool reply_at_commit;     /* answer carves at their COMMIT (store.h): false */
 
     /* [store] */
-    bool store_shared; /* lock = shared: other processes may read store.db (store.h): false */
+    bool store_shared;   /* lock = shared: other processes may read store.db (store.h): false */
+    bool store_time_ids; /* key_ids = time-ordered: version-7 run IDs (store.h): false */
 
     qk_skip_cfg skip;
 

@@ -98,7 +98,9 @@ static int open_store(qk_kms *k, qk_err *err)
     if (!mk)
         return qk_err_set(err, QK_ENOMEM, "out of secure memory");
     int rc = load_master_key(cfg, mk, err);
-    qk_store_opts so = {.reply_at_commit = cfg->reply_at_commit, .shared_lock = cfg->store_shared};
+    qk_store_opts so = {.reply_at_commit = cfg->reply_at_commit,
+                        .shared_lock = cfg->store_shared,
+                        .time_ordered_ids = cfg->store_time_ids};
     if (rc == 0)
         rc = qk_store_open_with(path, mk, &so, &k->store, err);
     qk_secure_free(mk);

@@ -72,6 +72,14 @@ typedef struct {
      * second qkd-kmed on the same data directory fails to start (docs/adr/0002-key-store.md,
      * "One process per store"). */
     bool shared_lock;
+    /* The IDs of the keys this end carves as master from a link's pool
+     * (`[store] key_ids = time-ordered`; docs/adr/0003-request-records.md, "Key IDs derived from
+     * the run"): false (the default), a run's ID prefix is random, version-4 UUIDs; true, it is
+     * a version-7 UUID's (RFC 9562 section 5.7: the millisecond, then random bits), so the
+     * index of run IDs grows at its right edge at both ends instead of taking a random leaf per
+     * run. The IDs then tell anyone who sees them when the key was issued, to the millisecond
+     * (RFC 9562 section 8). Runs of either form are read and fetched whatever this says. */
+    bool time_ordered_ids;
 } qk_store_opts;
 /* qk_store_open with options (NULL: the defaults, as qk_store_open). */
 int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_LEN],

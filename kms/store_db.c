@@ -1189,6 +1189,7 @@ int qk_store_open_with(const char *path, const uint8_t master_key[QK_MASTER_KEY_
     const char *vfs = shared
                           ? (qs_walbuf_vfs() == SQLITE_OK ? QS_WALBUF_VFS : NULL)
                           : (qs_walbuf_vfs_excl() == SQLITE_OK ? QS_WALBUF_VFS_EXCL : "unix-excl");
+    s->time_ordered_ids = opts && opts->time_ordered_ids;
     if (!rc)
         rc = qs_claim(s, path, err);
     if (!rc && sqlite3_open_v2(path, &s->db,

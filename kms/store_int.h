@@ -164,8 +164,9 @@ struct qk_store {
     /* Replies may follow a COMMIT before its sync (store_recover.c): this boot's ID is known
      * and recorded, so that an open after a power loss finds it changed and recovers. */
     bool reply_at_commit;
-    bool recover_done; /* qs_recover_open succeeded: a clean close may be marked */
-    bool recovered;    /* this open recovered from a power loss (qk_store_recovery) */
+    bool time_ordered_ids; /* qk_store_opts.time_ordered_ids: qs_run_new_prefix */
+    bool recover_done;     /* qs_recover_open succeeded: a clean close may be marked */
+    bool recovered;        /* this open recovered from a power loss (qk_store_recovery) */
     uint64_t recovered_blocks, recovered_bytes; /* lease room it burned */
     /* The keys table may hold rows: read at open, set by qs_insert_key before every insert and
      * never cleared while open. Every key carved since schema v6 is a run key, so while this is
@@ -513,8 +514,12 @@ void qs_runc_put(qk_store *s, const qs_run_row *r);
 /* Forget every run. */
 void qs_runc_drop_all(qk_store *s);
 
-/* A fresh random prefix (CSPRNG, version 4 and variant bits set). */
-void qs_run_new_prefix(uint8_t prefix[QS_RUN_PREFIX_LEN]);
+/* A fresh prefix: CSPRNG bits with the version-4 and variant bits set, or with
+ * s->time_ordered_ids a version-7 UUID's first 14 bytes (the millisecond, then CSPRNG bits). */
+void qs_run_new_prefix(const qk_store *s, uint8_t prefix[QS_RUN_PREFIX_LEN]);
+/* Bytes 10..13 of a prefix as a number: CSPRNG bits in both forms, for direct-mapped tables (the
+ * first bytes of a version-7 prefix are its millisecond). */
+uint32_t qs_run_prefix_hash(const uint8_t prefix[QS_RUN_PREFIX_LEN]);
 /* Canonical key ID of key i of the run with this prefix. */
 void qs_run_key_id(const uint8_t prefix[QS_RUN_PREFIX_LEN], uint32_t i,
                    char out[QK_KEY_ID_LEN + 1]);

@@ -6,8 +6,8 @@
  * fetch that could only fail). About half the time it has, and the answer took the store's
  * mutex (handed between the pumps and the syncer) and a read of `runs` by its prefix. This is a
  * direct-mapped table of the prefixes (and key counts) of the runs notice_in recorded, keyed by
- * the prefix's first bytes (random: qs_run_new_prefix at the master), a newer run taking an older
- * one's slot. A hit answers "known"; a miss asks the table as before.
+ * the prefix's random bytes (qs_run_prefix_hash), a newer run taking an older one's slot. A hit
+ * answers "known"; a miss asks the table as before.
  *
  * It never answers "known" for a run the table would not show: a notice_in call stages its runs
  * and qs_end enters them only when the call's savepoint is kept, that is when the open
@@ -36,9 +36,7 @@ struct qs_known {
 
 static size_t slot_of(const uint8_t prefix[QS_RUN_PREFIX_LEN])
 {
-    uint32_t h;
-    memcpy(&h, prefix, sizeof h);
-    return h & (KNOWN_SLOTS - 1);
+    return qs_run_prefix_hash(prefix) & (KNOWN_SLOTS - 1);
 }
 
 void qs_known_open(qk_store *s)

@@ -96,7 +96,7 @@ static int carve_run(qk_store *s, const qk_reservation *r, qk_side side, const o
     memset(&row, 0, sizeof row);
     snprintf(row.request_id, sizeof row.request_id, "%s", r->request_id);
     snprintf(row.link, sizeof row.link, "%s", r->link);
-    qs_run_new_prefix(row.prefix);
+    qs_run_new_prefix(s, row.prefix);
     row.seq = (uint32_t)seq;
     row.block_id = bid;
     row.off = (uint32_t)start;

@@ -28,10 +28,10 @@ void qs_runc_close(qk_store *s)
     s->runc = NULL;
 }
 
-/* The slot of a prefix: its first bytes are random (qs_run_new_prefix at the master). */
+/* The slot of a prefix: by its random bytes (qs_run_prefix_hash). */
 static size_t slot_of(const uint8_t prefix[QS_RUN_PREFIX_LEN])
 {
-    return ((size_t)prefix[0] << 8 | prefix[1]) % QS_RUNC_SLOTS;
+    return qs_run_prefix_hash(prefix) % QS_RUNC_SLOTS;
 }
 
 bool qs_runc_get(qk_store *s, const uint8_t prefix[QS_RUN_PREFIX_LEN], qs_run_row *out)

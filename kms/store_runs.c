@@ -1,8 +1,10 @@
 /* store_runs.c - runs of keys: one record for the keys of a request carved as one contiguous
  * range of one block, their key IDs derived from the record (docs/adr/0003-request-records.md).
  * Key i of a run: range [off + i*len, off + (i+1)*len), ID = the run's 14-byte prefix (random,
- * with the RFC 9562 section 5.4 version and variant bits) followed by be16(i). At the slave end
- * a run has one slave and a bitmap of the keys it fetched: the per-key state stays exact. */
+ * with the RFC 9562 section 5.4 version and variant bits; or, with `[store] key_ids =
+ * time-ordered`, the first 14 bytes of a section 5.7 version-7 UUID) followed by be16(i). At the
+ * slave end a run has one slave and a bitmap of the keys it fetched: the per-key state stays exact.
+ */
 #include "store_int.h"
 
 #include <stdlib.h>
@@ -18,11 +20,27 @@ _Static_assert(QS_KEY_RESERVED == 1, "runs_live indexes are on state = 1");
     "request_id, seq, id_prefix, link, block_id, off, len, n, state, n_done, master,"              \
     " expires_at, slave, fetched"
 
-void qs_run_new_prefix(uint8_t prefix[QS_RUN_PREFIX_LEN])
+void qs_run_new_prefix(const qk_store *s, uint8_t prefix[QS_RUN_PREFIX_LEN])
 {
     qk_uuid u;
-    qk_uuid_v4(&u); /* CSPRNG bits, version 4, variant 10 */
+    if (s->time_ordered_ids)
+        qk_uuid_v7(&u); /* unix_ts_ms, version 7, 12 + 62 CSPRNG bits, variant 10 */
+    else
+        qk_uuid_v4(&u); /* CSPRNG bits, version 4, variant 10 */
     memcpy(prefix, u.b, QS_RUN_PREFIX_LEN);
+}
+
+uint32_t qs_run_prefix_hash(const uint8_t prefix[QS_RUN_PREFIX_LEN])
+{
+    _Static_assert(QS_RUN_PREFIX_LEN >= 14, "bytes 10..13 of a prefix");
+    return (uint32_t)prefix[10] << 24 | (uint32_t)prefix[11] << 16 | (uint32_t)prefix[12] << 8 |
+           prefix[13];
+}
+
+/* A run's ID is a version-4 UUID (random prefix) or a version-7 one (time-ordered prefix). */
+static bool run_id_version(const qk_uuid *u)
+{
+    return qk_uuid_is_v4(u) || ((u->b[6] >> 4) == 7 && (u->b[8] & 0xc0) == 0x80);
 }
 
 void qs_run_key_id(const uint8_t prefix[QS_RUN_PREFIX_LEN], uint32_t i, char out[QK_KEY_ID_LEN + 1])
@@ -36,12 +54,12 @@ void qs_run_key_id(const uint8_t prefix[QS_RUN_PREFIX_LEN], uint32_t i, char out
 
 int qs_run_parse_id(const char *key_id, uint8_t prefix[QS_RUN_PREFIX_LEN], uint32_t *idx)
 {
-    /* Only the canonical text of a version-4 UUID can name a run key (the keys table compares
-     * IDs as text too: an upper-case spelling is another, unknown, ID). */
+    /* Only the canonical text of a version-4 or version-7 UUID can name a run key (the keys
+     * table compares IDs as text too: an upper-case spelling is another, unknown, ID). */
     qk_uuid u;
     char canon[QK_KEY_ID_LEN + 1];
     size_t len = strnlen(key_id, QK_KEY_ID_LEN + 1);
-    if (len != QK_KEY_ID_LEN || qk_uuid_parse(key_id, len, &u) != 0 || !qk_uuid_is_v4(&u))
+    if (len != QK_KEY_ID_LEN || qk_uuid_parse(key_id, len, &u) != 0 || !run_id_version(&u))
         return -1;
     qk_uuid_format(&u, canon);
     if (strcmp(canon, key_id) != 0)

@@ -47,8 +47,9 @@ typedef struct {
     double distance_km;
     double time_scale;
     uint64_t block_bytes;
-    bool skip;            /* configure SKIP listeners */
-    bool reply_at_commit; /* every KME: [hot_path] reply_at_commit = true (--reply-at-commit) */
+    bool skip;             /* configure SKIP listeners */
+    bool reply_at_commit;  /* every KME: [hot_path] reply_at_commit = true (--reply-at-commit) */
+    bool time_ordered_ids; /* every KME: [store] key_ids = time-ordered (--key-ids) */
     qk_lab_kme_rt kme[QK_LAB_MAX_KMES];
     uint16_t sim_port;
     pid_t sim_pid;

@@ -143,6 +143,8 @@ int qk_lab_write_kmed_conf(const qk_lab *lab, size_t k, FILE *f)
                       "reservation_lifetime = 1h\n") < 0;
     if (lab->reply_at_commit)
         bad |= fputs("\n[hot_path]\nreply_at_commit = true\n", f) == EOF;
+    if (lab->time_ordered_ids)
+        bad |= fputs("\n[store]\nkey_ids = time-ordered\n", f) == EOF;
     return bad ? -1 : 0;
 }
 

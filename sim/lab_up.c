@@ -35,7 +35,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: qkd-lab up --dir DIR [--topology FILE | --preset TOPOLOGY]\n"
                "                  [--link-preset NAME] [--distance KM] [--time-scale X]\n"
                "                  [--block-bytes N] [--wait SECONDS] [--device-lab DIR2]\n"
-               "                  [--reply-at-commit]\n"
+               "                  [--reply-at-commit] [--key-ids random|time-ordered]\n"
                "Create a CA and certificates, SKIP PSKs, master keys and configs in DIR, start\n"
                "every qkd-kmed, the link simulator and the dashboard (qkd-dash) on free loopback\n"
                "ports, wait until every pool holds keys, and write DIR/lab.json (qkd-lab(1)).\n"
@@ -53,6 +53,8 @@ static void usage(FILE *f)
                "                     in DIR2 (same KME IDs) instead of the simulator\n"
                "  --reply-at-commit  every KME answers a carve once committed, before its\n"
                "                     sync ([hot_path] reply_at_commit, kmed.conf(5))\n"
+               "  --key-ids FORM     random (default): version-4 key IDs; time-ordered:\n"
+               "                     version-7 ([store] key_ids, kmed.conf(5))\n"
                "  -h, --help         this text\n"
                "Topology presets (every KME knows every SAE; keys to a KME that is not a\n"
                "neighbour are relayed through the KMEs between, docs/lab.md):\n");
@@ -91,6 +93,7 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
         {"wait", required_argument, NULL, 'w'},
         {"device-lab", required_argument, NULL, 'D'},
         {"reply-at-commit", no_argument, NULL, 'R'},
+        {"key-ids", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -113,6 +116,9 @@ static int parse(int argc, char **argv, up_opts *o, qk_lab *lab)
             break;
         case 'R':
             lab->reply_at_commit = true;
+            break;
+        case 'I':
+            rc = qk_parse_choice(optarg, "random", "time-ordered", &lab->time_ordered_ids, &err);
             break;
         case 'p':
         case 'P': {

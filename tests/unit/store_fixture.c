@@ -37,14 +37,13 @@ void sf_master(uint8_t mk[QK_MASTER_KEY_LEN], uint8_t seed)
         mk[i] = (uint8_t)(seed * 31u + i * 7u + 1u);
 }
 
-static qk_store *sf_open_lock(const char *path, uint8_t seed, bool shared)
+qk_store *sf_open_opts(const char *path, uint8_t seed, const qk_store_opts *opts)
 {
     uint8_t mk[QK_MASTER_KEY_LEN];
     sf_master(mk, seed);
     qk_store *s = NULL;
     qk_err err = {0, ""};
-    qk_store_opts opts = {.shared_lock = shared};
-    int rc = qk_store_open_with(path, mk, &opts, &s, &err);
+    int rc = qk_store_open_with(path, mk, opts, &s, &err);
     if (rc != 0)
         fprintf(stderr, "qk_store_open(%s): %s\n", path, err.msg);
     return rc == 0 ? s : NULL;
@@ -53,12 +52,13 @@ static qk_store *sf_open_lock(const char *path, uint8_t seed, bool shared)
 qk_store *sf_open(const char *path, uint8_t seed)
 {
     /* shared: the suites read the file through connections of their own while it is open */
-    return sf_open_lock(path, seed, true);
+    qk_store_opts opts = {.shared_lock = true};
+    return sf_open_opts(path, seed, &opts);
 }
 
 qk_store *sf_open_default(const char *path, uint8_t seed)
 {
-    return sf_open_lock(path, seed, false);
+    return sf_open_opts(path, seed, NULL);
 }
 
 int sf_put_confirmed(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,

@@ -24,6 +24,8 @@ void sf_master(uint8_t mk[QK_MASTER_KEY_LEN], uint8_t seed);
  * lock, as qkd-kmed does (no other process reads it meanwhile). */
 qk_store *sf_open(const char *path, uint8_t seed);
 qk_store *sf_open_default(const char *path, uint8_t seed);
+/* Open path under master key seed with these options (NULL: the defaults). */
+qk_store *sf_open_opts(const char *path, uint8_t seed, const qk_store_opts *opts);
 /* Put bytes as block_id of link and confirm it; 0 or the failing status. */
 int sf_put_confirmed(qk_store *s, const char *link, uint64_t block_id, const uint8_t *bytes,
                      size_t len);

@@ -334,6 +334,26 @@ static void test_store_lock(void)
     expect_error(base, "[store db]\nlock = shared\n", 43, "[store db] lock: ", "unknown section");
 }
 
+/* [store] key_ids: random (the default) or time-ordered; nothing else, spelled exactly. */
+static void test_store_key_ids(void)
+{
+    qk_err err;
+    CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
+    CU_ASSERT(!cfg->store_time_ids);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nkey_ids = time-ordered\n", &err), 0);
+    CU_ASSERT(cfg->store_time_ids);
+    CU_ASSERT(!cfg->store_shared);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nkey_ids = random\nlock = shared\n", &err), 0);
+    CU_ASSERT(!cfg->store_time_ids);
+    CU_ASSERT(cfg->store_shared);
+    expect_error(base, "[store]\nkey_ids = v7\n", 43,
+                 "[store] key_ids: ", "must be random or time-ordered");
+    expect_error(base, "[store]\nkey_ids = Random\n", 43,
+                 "[store] key_ids: ", "must be random or time-ordered");
+    expect_error(base, "[store]\nkey_ids =\n", 43,
+                 "[store] key_ids: ", "must be random or time-ordered");
+}
+
 /* [link PEER] source and device_* (docs/qkd-kmed.md, "Key sources"). */
 static const char etsi_link[] = "[link KME_B]\n"                        /* 42 */
                                 "source = etsi014\n"                    /* 43 */
@@ -823,6 +843,7 @@ int suite_kmed_config(void)
         !CU_add_test(s, "unreadable file and syntax errors", test_io_and_syntax) ||
         !CU_add_test(s, "hot_path keys", test_hot_path) ||
         !CU_add_test(s, "store lock", test_store_lock) ||
+        !CU_add_test(s, "store key_ids", test_store_key_ids) ||
         !CU_add_test(s, "one identity, one role: collisions refused", test_role_collisions) ||
         !CU_add_test(s, "listener role_marker: defaults, values, refusals", test_role_marker) ||
         !CU_add_test(s, "[topology] and [relay]: defaults, values, refusals", test_topology_relay))

@@ -371,6 +371,13 @@ static void test_configs(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(c, "\n[hot_path]\nreply_at_commit = true\n"));
     free(c);
     lab.reply_at_commit = false;
+    lab.time_ordered_ids = true; /* qkd-lab up --key-ids time-ordered */
+    c = render(0, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "\n[store]\nkey_ids = time-ordered\n"));
+    CU_ASSERT_PTR_NULL(strstr(c, "[hot_path]"));
+    free(c);
+    lab.time_ordered_ids = false;
     char *s = render(1, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "[link AB]\nkme_a_url = https://127.0.0.1:4000\n"

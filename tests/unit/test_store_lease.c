@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -33,12 +34,16 @@ static uint8_t *blk[4];
 static size_t blen[4];
 
 /* Two KMEs holding the same confirmed blocks 1..nb of length len. */
+/* A carves time-ordered key IDs ([store] key_ids = time-ordered) in the next pair() */
+static bool a_time_ids;
+
 static void pair(size_t nb, size_t len)
 {
     CU_ASSERT_FATAL(nb <= 4);
     CU_ASSERT_FATAL(sf_dir_make(&DA, "leaseA") == 0);
     CU_ASSERT_FATAL(sf_dir_make(&DB, "leaseB") == 0);
-    A = sf_open(DA.path, 1);
+    qk_store_opts ao = {.shared_lock = true, .time_ordered_ids = a_time_ids};
+    A = sf_open_opts(DA.path, 1, &ao);
     B = sf_open(DB.path, 2);
     CU_ASSERT_FATAL(A && B);
     for (size_t i = 0; i < nb; i++) {
@@ -958,13 +963,31 @@ static long long count_on(const sf_dir *d, const char *sql)
     return v;
 }
 
-/* carve_owned writes one run per block and no key row; key IDs are canonical version-4 UUIDs,
- * the run's random prefix then the index; IDs are known exactly (not past the run's end, not
- * in another spelling); the counters stay exact; the notice carries the derived IDs and the
- * slave fetches the master's bytes; an incoming key ID equal to a run key is refused; a range
- * a run holds is never carved again even with a cursor moved back. */
+/* The millisecond a version-7 key ID carries (RFC 9562 section 5.7). */
+static uint64_t id_ms(const qk_uuid *u)
+{
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = ms << 8 | u->b[i];
+    return ms;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    CU_ASSERT_FATAL(clock_gettime(CLOCK_REALTIME, &ts) == 0);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* carve_owned writes one run per block and no key row; key IDs are canonical version-4 UUIDs
+ * (a_time_ids: version 7, the carve's millisecond), the run's prefix then the index; IDs are
+ * known exactly (not past the run's end, not in another spelling); the counters stay exact; the
+ * notice carries the derived IDs, the slave (random IDs of its own) records them as runs and
+ * fetches the master's bytes; an incoming key ID equal to a run key is refused; a range a run
+ * holds is never carved again even with a cursor moved back. */
 static void test_runs_one_record(void)
 {
+    uint64_t t0 = now_ms();
     pair(2, BIG);
     qk_err err = {0, ""};
     const char *sl[2];
@@ -975,6 +998,7 @@ static void test_runs_one_record(void)
     CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 8, 64, refs, mat, &err), 0);
     r = resv("run-2", sl);
     CU_ASSERT_EQUAL_FATAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 2, 32, r2, mat, &err), 0);
+    uint64_t t1 = now_ms();
     CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM keys"), 0);
     CU_ASSERT_EQUAL(count_on(&DA, "SELECT COUNT(*) FROM runs"), 2);
     CU_ASSERT_EQUAL(count_on(&DA, "SELECT n FROM runs WHERE request_id = 'run-1'"), 8);
@@ -982,7 +1006,13 @@ static void test_runs_one_record(void)
         qk_uuid u;
         char canon[QK_KEY_ID_LEN + 1], suffix[5];
         CU_ASSERT_EQUAL_FATAL(qk_uuid_parse(refs[i].key_id, QK_KEY_ID_LEN, &u), 0);
-        CU_ASSERT(qk_uuid_is_v4(&u));
+        if (a_time_ids) {
+            CU_ASSERT_EQUAL(u.b[6] >> 4, 7);
+            CU_ASSERT_EQUAL(u.b[8] & 0xc0, 0x80);
+            CU_ASSERT(id_ms(&u) >= t0 && id_ms(&u) <= t1);
+        } else {
+            CU_ASSERT(qk_uuid_is_v4(&u));
+        }
         qk_uuid_format(&u, canon);
         CU_ASSERT_STRING_EQUAL(canon, refs[i].key_id);
         CU_ASSERT_EQUAL(memcmp(refs[i].key_id, refs[0].key_id, QK_KEY_ID_LEN - 4), 0);
@@ -993,8 +1023,10 @@ static void test_runs_one_record(void)
         CU_ASSERT_EQUAL(qk_store_key_known(A, refs[i].key_id, &known, &err), 0);
         CU_ASSERT_TRUE(known);
     }
-    /* another run, another random prefix */
-    CU_ASSERT_NOT_EQUAL(memcmp(r2[0].key_id, refs[0].key_id, QK_KEY_ID_LEN - 4), 0);
+    /* another run, another prefix: random bits, and a time-ordered one not earlier */
+    CU_ASSERT_NOT_EQUAL(memcmp(r2[0].key_id + 19, refs[0].key_id + 19, QK_KEY_ID_LEN - 4 - 19), 0);
+    if (a_time_ids)
+        CU_ASSERT(memcmp(r2[0].key_id, refs[0].key_id, 13) >= 0); /* "xxxxxxxx-xxxx": the ms */
     char id[QK_KEY_ID_LEN + 1];
     bool known = true;
     memcpy(id, refs[0].key_id, sizeof id);
@@ -1029,6 +1061,8 @@ static void test_runs_one_record(void)
     CU_ASSERT_EQUAL(res[0], 0);
     CU_ASSERT_EQUAL(res[1], 0);
     qk_notice_free(v, n);
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM runs"), 2); /* runs there too */
+    CU_ASSERT_EQUAL(count_on(&DB, "SELECT COUNT(*) FROM keys"), 0);
     const char *ids[8];
     for (int i = 0; i < 8; i++)
         ids[i] = refs[i].key_id;
@@ -1048,7 +1082,23 @@ static void test_runs_one_record(void)
     CU_ASSERT_EQUAL(room(A, QK_SIDE_LOW), 64);
     r = resv("run-3", sl);
     CU_ASSERT_EQUAL(qk_store_carve_owned(A, &r, QK_SIDE_LOW, 1, 32, refs, mat, &err), QK_ESTORAGE);
+    /* reopened with the other form of IDs, A still knows every run key it carved */
+    qk_store_close(A);
+    qk_store_opts ao = {.shared_lock = true, .time_ordered_ids = !a_time_ids};
+    A = sf_open_opts(DA.path, 1, &ao);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(A);
+    known = false;
+    CU_ASSERT_EQUAL(qk_store_key_known(A, r2[1].key_id, &known, &err), 0);
+    CU_ASSERT_TRUE(known);
     unpair();
+}
+
+/* The same with [store] key_ids = time-ordered at the master's end. */
+static void test_runs_time_ordered(void)
+{
+    a_time_ids = true;
+    test_runs_one_record();
+    a_time_ids = false;
 }
 
 /* v5 -> v6: a request carve_owned recorded per key under v5 and not yet noticed is noticed
@@ -1782,6 +1832,7 @@ int suite_store_lease(void)
         {"reserve_in and carve respect leases", test_reserve_in_respects_leases},
         {"migration from v4", test_migration_v4},
         {"carve_owned: one run record per block, derived key IDs", test_runs_one_record},
+        {"carve_owned: time-ordered key IDs (version 7)", test_runs_time_ordered},
         {"migration from v5: per-key requests still noticed", test_migration_v5},
         {"slave end: runs with exact per-key state", test_runs_slave_end},
         {"key_known from memory; no slave rows for runs at the slave", test_known_from_memory},
