@@ -5,6 +5,9 @@
 # with identical bytes, none fetchable twice (sampled), no key ID or key material shared
 # between the directions. PAIR_LOAD_KEYS keys per direction (default 10,000) in requests of
 # PAIR_LOAD_NUMBER keys (default 10: about 5 s); kmed_pair_load_10k.sh asks one key per request.
+# KME_A runs with [store] key_ids = time-ordered, KME_B with the default (random): the A->B keys
+# carry version-7 IDs of this run's milliseconds, the B->A keys version-4 IDs, and each KME
+# serves the other form as the slave's KME.
 set -u
 . "$(dirname "$0")/../lib/etsi_pair.sh"
 
@@ -18,6 +21,8 @@ TOTAL=$(( PAIRS * THREADS * NUMBER ))
 BLOCKS=$(( (TOTAL * 2 * 32) / (65536 - 32) + 4 ))
 
 pair_init
+printf '\n[store]\nkey_ids = time-ordered\n' >>"$T/kme_A.conf"
+t_first=$(date +%s%3N)
 pair_start A
 pair_start B
 echo "feeding $BLOCKS blocks of 64 KiB"
@@ -49,6 +54,21 @@ overlap=$(comm -12 <(awk '$1=="AB"{print $2}' "$T/keys.txt" | sort) <(awk '$1=="
 [ "$overlap" = 0 ] || fail "$overlap key IDs in both directions"
 [ "$(awk '{print $3}' "$T/keys.txt" | sort | uniq -d | wc -l)" = 0 ] || fail "same key material twice"
 ok "no key ID overlap between the directions"
+
+# The ID forms: version 7 from KME_A (its milliseconds within this run), version 4 from KME_B
+t_last=$(date +%s%3N)
+v7='^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+v4='^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'
+[ "$(awk '$1=="AB"{print $2}' "$T/keys.txt" | grep -cE "$v7")" = "$TOTAL" ] ||
+  fail "A->B key IDs are not all version 7: $(awk '$1=="AB"{print $2}' "$T/keys.txt" | grep -vE "$v7" | head -3)"
+[ "$(awk '$1=="BA"{print $2}' "$T/keys.txt" | grep -cE "$v4")" = "$TOTAL" ] ||
+  fail "B->A key IDs are not all version 4: $(awk '$1=="BA"{print $2}' "$T/keys.txt" | grep -vE "$v4" | head -3)"
+bad_ms=$(awk '$1=="AB"{print $2}' "$T/keys.txt" | while read -r id; do
+  ms=$((16#${id:0:8}${id:9:4}))
+  { [ "$ms" -ge "$t_first" ] && [ "$ms" -le "$t_last" ]; } || echo "$id"
+done | head -3)
+[ -z "$bad_ms" ] || fail "version-7 IDs outside this run ($t_first..$t_last ms): $bad_ms"
+ok "A->B IDs version 7 (time-ordered at KME_A), B->A IDs version 4"
 
 # A sample of the fetched keys must now be refused at the slave KME
 pair_load --verify "$T/keys.txt" --verify-sample $(( TOTAL / 25 > 0 ? TOTAL / 25 : 1 )) >"$T/verify.out" 2>&1
