@@ -110,4 +110,19 @@ jq -e '.operations.lease.count >= 1 and .operations.carve_owned.count == 40 and
 "$BENCH" store --dir "$T/store" --count 0 >/dev/null 2>&1
 [ $? = 2 ] || fail "store: bad --count is not a usage error"
 ok "store alone: 40 pairs (leases, carve_owned, notices by 4, fetch), existing stores refused"
+
+# bench/side-by-side: two labs of the benchmark preset under the same load at once, one round
+# each way (B with time-ordered key IDs); the table has a row per lab and round, and the ratio.
+sbs_dirs() { find /tmp -maxdepth 1 -name 'qkd-sbs.*' | wc -l; }
+before=$(sbs_dirs)
+SBS_A_BUILD=$BUILD SBS_B_BUILD=$BUILD SBS_ROUNDS=1 SBS_DURATION=1 SBS_CONNS=2 \
+  SBS_POOL_BITS=2000000 SBS_B_LAB_ARGS="--key-ids time-ordered" SBS_OUT="$T/sbs.md" \
+  timeout 300 "$ROOT/bench/side-by-side" >"$T/sbs.txt" 2>"$T/sbs.err" ||
+  { tail -20 "$T/sbs.err"; fail "bench/side-by-side"; }
+[ "$(grep -cE '^\| 1 \| [12] \| [AB] \| [0-9]+ \| [0-9.]+ \| ' "$T/sbs.md")" = 4 ] ||
+  { cat "$T/sbs.md"; fail "side-by-side: four rows (two placings, two labs)"; }
+grep -qE '^mean B / A: [0-9]+\.[0-9]{3}$' "$T/sbs.md" || { cat "$T/sbs.md"; fail "side-by-side: no mean ratio"; }
+[ "$(sbs_dirs)" = "$before" ] || fail "side-by-side: work folder left behind"
+SBS_SCENARIO=mixed "$ROOT/bench/side-by-side" >/dev/null 2>&1 && fail "side-by-side: a bad scenario was accepted"
+ok "bench/side-by-side: both placings, a row per lab and round, the mean ratio"
 echo "PASS"
