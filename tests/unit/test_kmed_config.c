@@ -1,6 +1,7 @@
 /* test_kmed_config.c - the qkd-kmed configuration: a good file, every class of error naming
  * file, line and key, and the cross-checks. */
 #include <CUnit/CUnit.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,40 +319,58 @@ static void test_hot_path(void)
                  "[hot_path] lease_low_water: ", "exceeds lease_bytes (262144)");
 }
 
-/* [store] lock: exclusive (the default) or shared; nothing else. */
-static void test_store_lock(void)
+/* A [store] key that takes one of two words (qk_parse_choice): off_word is the default and
+ * clears the flag at offset `field` of the config, on_word sets it; another spelling, another
+ * word, an empty value, another key or section are errors on line 43. */
+static void store_choice(const char *key, const char *off_word, const char *on_word, size_t field)
 {
     qk_err err;
+    char text[160], where[64], msg[96];
+#define FLAG() (*(const bool *)((const char *)cfg + field))
     CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
-    CU_ASSERT(!cfg->store_shared);
-    CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nlock = shared\n", &err), 0);
-    CU_ASSERT(cfg->store_shared);
-    CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nlock = exclusive\n", &err), 0);
-    CU_ASSERT(!cfg->store_shared);
-    expect_error(base, "[store]\nlock = none\n", 43,
-                 "[store] lock: ", "must be exclusive or shared");
-    expect_error(base, "[store]\nlocking = shared\n", 43, "[store] locking: ", "unknown key");
-    expect_error(base, "[store db]\nlock = shared\n", 43, "[store db] lock: ", "unknown section");
+    CU_ASSERT(!FLAG());
+    snprintf(text, sizeof text, "[store]\n%s = %s\n", key, on_word);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, text, &err), 0);
+    CU_ASSERT(FLAG());
+    snprintf(text, sizeof text, "[store]\n%s = %s\n", key, off_word);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, text, &err), 0);
+    CU_ASSERT(!FLAG());
+#undef FLAG
+    snprintf(where, sizeof where, "[store] %s: ", key);
+    snprintf(msg, sizeof msg, "must be %s or %s", off_word, on_word);
+    const char *bad[] = {"none", "", NULL};
+    char upper[32];
+    snprintf(upper, sizeof upper, "%s", on_word);
+    upper[0] = (char)(upper[0] - 'a' + 'A'); /* another spelling of a word */
+    bad[2] = upper;
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(text, sizeof text, "[store]\n%s = %s\n", key, bad[i]);
+        expect_error(base, text, 43, where, msg);
+    }
+    snprintf(text, sizeof text, "[store]\n%sx = %s\n", key, on_word);
+    snprintf(where, sizeof where, "[store] %sx: ", key);
+    expect_error(base, text, 43, where, "unknown key");
+    snprintf(text, sizeof text, "[store db]\n%s = %s\n", key, on_word);
+    snprintf(where, sizeof where, "[store db] %s: ", key);
+    expect_error(base, text, 43, where, "unknown section");
 }
 
-/* [store] key_ids: random (the default) or time-ordered; nothing else, spelled exactly. */
+/* [store] lock: exclusive (the default) or shared. */
+static void test_store_lock(void)
+{
+    store_choice("lock", "exclusive", "shared", offsetof(qk_kmed_config, store_shared));
+}
+
+/* [store] key_ids: random (the default) or time-ordered; set beside lock, each keeps its own. */
 static void test_store_key_ids(void)
 {
+    store_choice("key_ids", "random", "time-ordered", offsetof(qk_kmed_config, store_time_ids));
     qk_err err;
-    CU_ASSERT_EQUAL_FATAL(load_text(base, NULL, &err), 0);
-    CU_ASSERT(!cfg->store_time_ids);
+    CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nkey_ids = time-ordered\nlock = shared\n", &err),
+                          0);
+    CU_ASSERT(cfg->store_time_ids && cfg->store_shared);
     CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nkey_ids = time-ordered\n", &err), 0);
-    CU_ASSERT(cfg->store_time_ids);
-    CU_ASSERT(!cfg->store_shared);
-    CU_ASSERT_EQUAL_FATAL(load_text(base, "[store]\nkey_ids = random\nlock = shared\n", &err), 0);
-    CU_ASSERT(!cfg->store_time_ids);
-    CU_ASSERT(cfg->store_shared);
-    expect_error(base, "[store]\nkey_ids = v7\n", 43,
-                 "[store] key_ids: ", "must be random or time-ordered");
-    expect_error(base, "[store]\nkey_ids = Random\n", 43,
-                 "[store] key_ids: ", "must be random or time-ordered");
-    expect_error(base, "[store]\nkey_ids =\n", 43,
-                 "[store] key_ids: ", "must be random or time-ordered");
+    CU_ASSERT(cfg->store_time_ids && !cfg->store_shared);
 }
 
 /* [link PEER] source and device_* (docs/qkd-kmed.md, "Key sources"). */
