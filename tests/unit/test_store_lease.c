@@ -33,10 +33,10 @@ static qk_store *A, *B;
 static uint8_t *blk[4];
 static size_t blen[4];
 
-/* Two KMEs holding the same confirmed blocks 1..nb of length len. */
 /* A carves time-ordered key IDs ([store] key_ids = time-ordered) in the next pair() */
 static bool a_time_ids;
 
+/* Two KMEs holding the same confirmed blocks 1..nb of length len. */
 static void pair(size_t nb, size_t len)
 {
     CU_ASSERT_FATAL(nb <= 4);
