@@ -425,7 +425,7 @@ static qk_inline_waiter *qs_waiters_take(qk_store *s, qk_inline_waiter **ok)
 }
 
 /* What the store keeps in memory of rows (segments, runs) no longer matches them once a call
- * is undone or a group lost: the rows went back, the copies did not. */
+ * that changed them is undone or a group lost: the rows went back, the copies did not. */
 static void qs_mem_drop(qk_store *s)
 {
     qs_segc_drop_all(s);
@@ -742,9 +742,17 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
         return rc ? rc : qk_err_set(err, QK_ESTORAGE, "store: the transaction was rolled back");
     }
     /* This call's savepoint: kept (merged into the transaction) or undone. */
+    bool changed = sqlite3_total_changes64(s->db) != s->op_changes || s->zq_n > s->zq_mark;
     if (!commit) {
         s->zq_n = s->zq_mark; /* the call's takes are undone with it, */
-        qs_mem_drop(s);       /* and whatever it changed of the rows held in memory */
+        /* and whatever it changed of the rows held in memory. A call that changed no row and
+         * took no byte (a read, the notifier's notices_pending; a fetch refused because its
+         * key is not known yet) left them as the rows are, and keeps them: dropping them at
+         * every such call emptied the caches a hundred times a second at load. A storage
+         * error drops them whatever it wrote (it may be a copy that no longer matched its
+         * row, run_update). */
+        if (changed || rc == QK_ESTORAGE)
+            qs_mem_drop(s);
     }
     if ((!commit && qs_ctl(s, QS_CTL_ROLLBACK_TO, NULL) != 0) ||
         qs_ctl(s, QS_CTL_RELEASE, NULL) != 0) {
@@ -758,8 +766,7 @@ int qs_end(qk_store *s, int rc, bool commit, qk_err *err)
                   : qk_err_set(err, QK_ESTORAGE, "store: savepoint: %s", sqlite3_errmsg(s->db));
     }
     qs_count_call_end(s, commit); /* an undone call takes its counter changes back */
-    bool wrote =
-        commit && (sqlite3_total_changes64(s->db) != s->op_changes || s->zq_n > s->zq_mark);
+    bool wrote = commit && changed;
     if (wrote)
         s->group_calls++;
     /* Then the transaction: left open for the group (the reply waits for its commit), or

@@ -3,10 +3,11 @@
  * run's prefix, each a copy of a run row that has a slave (the runs a fetch can serve). A notice
  * that records a run, a read by prefix and every write of a run through run_update put the row here
  * (write-through), so that a fetch finds its run without reading the table. Anything else that
- * writes runs (burning a block's runs) and every undone call or lost group drop the slots: the rows
- * went back to what they were, and the copies did not. The store's write of a run also checks that
- * the row still holds the state and count the copy held (run_update), so a copy that was wrong
- * could only fail a call, never deliver a key twice. Under mu. */
+ * writes runs (burning a block's runs), every undone call that changed a row, a storage error and
+ * a lost group drop the slots: the rows went back to what they were, and the copies did not. The
+ * store's write of a run also checks that the row still holds the state and count the copy held
+ * (run_update), so a copy that was wrong could only fail a call, never deliver a key twice. Under
+ * mu. */
 #include "store_int.h"
 
 #include <stdlib.h>

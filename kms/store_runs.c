@@ -294,7 +294,9 @@ static int run_update(qk_store *s, const qs_run_row *run, int old_state, uint32_
         rc = qk_err_set(err, QK_ESTORAGE, "store: run %s/%u vanished or changed", run->request_id,
                         run->seq);
     if (!rc)
-        qs_runc_put(s, run); /* a failed write undoes the call, which drops every copy */
+        qs_runc_put(s, run);
+    else
+        qs_runc_drop_all(s); /* a copy that did not match its row, or an error: none is kept */
     const char *l = run->link;
     int64_t was = (int64_t)run->n - old_done, is = (int64_t)run->n - run->n_done;
     if (!rc)

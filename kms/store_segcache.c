@@ -5,8 +5,9 @@
  * transaction's pending zeroings (s->zq) applied, and `used` counts both. store_seg.c keeps it so:
  * a take zeroes its bytes here and queues the row's rewrite for the COMMIT, which seals the slot
  * instead of loading and decrypting the row again; any other write to a cached row drops the
- * slot first; an undone call or a lost group drops them all (qs_segc_drop_all), since the rows
- * went back to what they were and the slots did not. Under mu. */
+ * slot first; an undone call that took or wrote, a storage error or a lost group drops them all
+ * (qs_segc_drop_all), since the rows went back to what they were and the slots did not. Under mu.
+ */
 #include "store_int.h"
 
 #include <string.h>

@@ -1583,6 +1583,40 @@ static void test_runs_in_memory(void)
     unpair();
 }
 
+/* The copies stay across a call that changes nothing: a fetch refused because its key is not
+ * known, a read of the pending notices. Shown by a row changed behind the store's back after
+ * those calls: the fetch of a live key still goes by its copy, whose state no longer matches
+ * the row, and fails delivering nothing (a dropped copy would have read the row and served
+ * the key). The failure drops the copy, and the next fetch serves the key from the row. */
+static void test_runs_in_memory_kept(void)
+{
+    qk_err err = {0, ""};
+    four_keys f;
+    four_keys_first_fetched("k-1", &f);
+    f.ids[0] = "4f1c2b7a-9d3e-4a5b-8c6d-7e8f9a0b1c2d"; /* well formed, never issued */
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", f.ids, 1, f.got, sizeof f.got), QK_ENOTFOUND);
+    qk_notice pend[4];
+    size_t np = 9;
+    CU_ASSERT_EQUAL(qk_store_notices_pending(B, LINK, pend, 4, &np, &err), 0);
+    CU_ASSERT_EQUAL(np, 0);
+    /* key 3 marked fetched behind the store's back */
+    CU_ASSERT_EQUAL(count_on(&DB, "UPDATE runs SET n_done = n_done + 1,"
+                                  " fetched = X'09' WHERE request_id = 'k-1'"),
+                    1);
+    memset(f.got, 0, sizeof f.got);
+    f.ids[0] = f.k[2].key_id;
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", f.ids, 1, f.got, sizeof f.got), QK_ESTORAGE);
+    uint8_t acc = 0;
+    for (size_t i = 0; i < 32; i++)
+        acc |= f.got[i];
+    CU_ASSERT_EQUAL(acc, 0);
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", f.ids, 1, f.got, sizeof f.got), 0);
+    CU_ASSERT_EQUAL(memcmp(f.got, f.m + 64, 32), 0);
+    f.ids[0] = f.k[3].key_id; /* the row's word: fetched */
+    CU_ASSERT_EQUAL(fetch_b("saeB", "saeA", f.ids, 1, f.got, sizeof f.got), QK_ENOTFOUND);
+    unpair();
+}
+
 static void test_runs_block_burned(void)
 {
     qk_err err = {0, ""};
@@ -1837,6 +1871,7 @@ int suite_store_lease(void)
         {"slave end: runs with exact per-key state", test_runs_slave_end},
         {"key_known from memory; no slave rows for runs at the slave", test_known_from_memory},
         {"runs in memory match the table at the slave end", test_runs_in_memory},
+        {"runs in memory kept across a call that changes nothing", test_runs_in_memory_kept},
         {"run counters written per transaction agree with a recount", test_run_counters},
         {"slave end: a burned block ends its live runs", test_runs_block_burned},
         {"slave end: adjacent keys fetched as one range", test_runs_fetch_adjacent},
