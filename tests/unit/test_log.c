@@ -176,6 +176,33 @@ static void test_request_line(void)
     CU_ASSERT_EQUAL(unlink(path), 0);
 }
 
+/* A request line stays inside its bound however long a bare value is (the end of it is cut,
+ * the line still ends in a newline), and an empty value is quoted. */
+static void test_request_line_bound(void)
+{
+    CU_ASSERT_EQUAL_FATAL(qk_log_open(path, QK_LOG_INFO, "kmed"), 0);
+    static char ids[20000];
+    memset(ids, 'k', sizeof ids - 1);
+    ids[sizeof ids - 1] = '\0';
+    qk_request_log r = {.method = "GET", .path = "", .status = 200, .key_ids = ids};
+    qk_log_request(&r);
+    r.key_ids = "a";
+    qk_log_request(&r);
+    lines l;
+    CU_ASSERT_EQUAL_FATAL(read_lines(path, &l), 0);
+    CU_ASSERT_EQUAL(l.n, 2);
+    if (l.n == 2) {
+        CU_ASSERT_EQUAL(strlen(l.line[0]), 12288 - 1); /* LOG_LINE_MAX, less the newline */
+        CU_ASSERT_PTR_NOT_NULL(strstr(l.line[0], " path=\"\" status=200 ms=0.000 keys=kkkk"));
+        CU_ASSERT_EQUAL(l.line[0][12288 - 2], 'k');
+        CU_ASSERT_STRING_EQUAL(l.line[1] + 28, "level=info prog=kmed event=request method=GET "
+                                               "path=\"\" status=200 ms=0.000 keys=a");
+    }
+    free_lines(&l);
+    qk_log_close();
+    CU_ASSERT_EQUAL(unlink(path), 0);
+}
+
 static void test_reopen_after_rename(void)
 {
     char rotated[160];
@@ -300,6 +327,7 @@ int suite_log(void)
         !CU_add_test(s, "level parse", test_level_parse) ||
         !CU_add_test(s, "escaping", test_escaping) ||
         !CU_add_test(s, "request line", test_request_line) ||
+        !CU_add_test(s, "request line bound", test_request_line_bound) ||
         !CU_add_test(s, "reopen after rename", test_reopen_after_rename) ||
         !CU_add_test(s, "threads", test_threads) ||
         !CU_add_test(s, "hold and flush", test_hold_and_flush))
