@@ -93,6 +93,20 @@ if ! grep -q '^| CPU per key pair, both KMEs, <= 0.2 ms .* | worst [0-9.]* ms (e
   fail "report: CPU column or target"
 fi
 ok "report: Markdown table and JSON with ratios and CPU per key pair"
+# The issue's rate and CPU targets at 64 connections, per API: the CPU cell relabelled to 64
+# connections, with itself as the nginx cell (ratio 1.00).
+jq '.connections = 64' "$T/cpu.json" >"$T/c64.json"
+jq '.target = "nginx"' "$T/c64.json" >"$T/c64-base.json"
+"$BENCH" report --md "$T/r64.md" --json "$T/r64.json" --date test "$T/c64.json" \
+  "$T/c64-base.json" || fail "report (64 connections)"
+c64=$(jq -r '.cpu_ms_per_key * 1000 | round / 1000' "$T/cpu.json")
+if ! grep -q '^| etsi request rate >= 0.5 x nginx at 64 connections, 256-bit keys | ratio 1.00 (.*) | yes |$' \
+  "$T/r64.md" || ! grep -q "^| etsi CPU per key pair, both KMEs, <= 0.2 ms at 64 connections, 256-bit keys | $(printf '%.3f' "$c64") ms | " \
+  "$T/r64.md" || grep -q '^| skip request rate' "$T/r64.md"; then
+  cat "$T/r64.md"
+  fail "report: the 64-connection rate and CPU targets"
+fi
+ok "report: the rate and CPU targets at 64 connections"
 # The store alone: two fresh stores, key pairs from two threads, every pair compared; the
 # KME's remote path (leases, carve_owned, notices 4 per call, fetch).
 timeout 60 "$BENCH" store --dir "$T/store" --count 40 --threads 2 --number 2 --batch 4 \
