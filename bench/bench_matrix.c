@@ -179,6 +179,13 @@ static void md_row(FILE *f, const cJSON *c, const cJSON *base)
     fprintf(f, "%s |\n", first ? "" : ")");
 }
 
+/* A KME cell of the targets: api, conns connections, 256-bit keys, one per request. */
+static bool target_cell(const cJSON *c, const char *api, double conns)
+{
+    return strcmp(str(c, "target"), "kme") == 0 && strcmp(str(c, "scenario"), api) == 0 &&
+           num(c, "connections") == conns && num(c, "size_bits") == 256 && num(c, "number") == 1;
+}
+
 /* The targets, from the cells that exist. */
 static void md_targets(FILE *f, cJSON *const *cells, size_t n)
 {
@@ -194,10 +201,7 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
     for (size_t t = 0; t < sizeof pair_targets / sizeof pair_targets[0]; t++)
         for (size_t i = 0; i < n; i++) {
             const cJSON *c = cells[i];
-            if (strcmp(str(c, "target"), "kme") != 0 ||
-                strcmp(str(c, "scenario"), pair_targets[t].api) != 0 ||
-                num(c, "connections") != pair_targets[t].conns || num(c, "size_bits") != 256 ||
-                num(c, "number") != 1)
+            if (!target_cell(c, pair_targets[t].api, pair_targets[t].conns))
                 continue;
             double p99 = lat(c, pair_targets[t].op, "p99");
             fprintf(f,
@@ -212,8 +216,7 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
     for (size_t t = 0; t < sizeof apis / sizeof apis[0]; t++)
         for (size_t i = 0; i < n; i++) {
             const cJSON *c = cells[i];
-            if (strcmp(str(c, "target"), "kme") != 0 || strcmp(str(c, "scenario"), apis[t]) != 0 ||
-                num(c, "connections") != 64 || num(c, "size_bits") != 256 || num(c, "number") != 1)
+            if (!target_cell(c, apis[t], 64))
                 continue;
             const cJSON *b = baseline_of(cells, n, c);
             if (b && num(b, "ok_requests_per_s") > 0) {
