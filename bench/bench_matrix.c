@@ -75,6 +75,16 @@ static const cJSON *baseline_of(cJSON *const *cells, size_t n, const cJSON *kme)
     return NULL;
 }
 
+/* A KME cell's request rate over its nginx cell's (the matrix's ratio), or -1 when it has no
+ * baseline with a rate. */
+static double nginx_ratio(cJSON *const *cells, size_t n, const cJSON *kme)
+{
+    const cJSON *b = strcmp(str(kme, "target"), "kme") == 0 ? baseline_of(cells, n, kme) : NULL;
+    if (!b || num(b, "ok_requests_per_s") <= 0)
+        return -1;
+    return num(kme, "ok_requests_per_s") / num(b, "ok_requests_per_s");
+}
+
 /* The two request types of a scenario (master side, slave side). */
 static void req_types(const cJSON *cell, const char **a, const char **b)
 {
@@ -218,9 +228,9 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
             const cJSON *c = cells[i];
             if (!target_cell(c, apis[t], 64))
                 continue;
-            const cJSON *b = baseline_of(cells, n, c);
-            if (b && num(b, "ok_requests_per_s") > 0) {
-                double r = num(c, "ok_requests_per_s") / num(b, "ok_requests_per_s");
+            double r = nginx_ratio(cells, n, c);
+            if (r >= 0) {
+                const cJSON *b = baseline_of(cells, n, c);
                 fprintf(f,
                         "| %s request rate >= 0.5 x nginx at 64 connections, 256-bit keys | "
                         "ratio %.2f (%.0f / %.0f requests/s) | %s |\n",
@@ -240,12 +250,9 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
         const cJSON *c = cells[i];
         if (strcmp(str(c, "target"), "kme") != 0)
             continue;
-        const cJSON *b = baseline_of(cells, n, c);
-        if (b && num(b, "ok_requests_per_s") > 0) {
-            double r = num(c, "ok_requests_per_s") / num(b, "ok_requests_per_s");
-            if (worst < 0 || r < worst)
-                worst = r;
-        }
+        double r = nginx_ratio(cells, n, c);
+        if (r >= 0 && (worst < 0 || r < worst))
+            worst = r;
         if (num(c, "size_bits") == 4096) {
             have_4096 = true;
             if (num(c, "key_bits_per_s") > best_bits)
@@ -358,12 +365,9 @@ static int write_json(const char *path, cJSON *const *cells, size_t n, const cha
               cJSON_AddNumberToObject(root, "cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
     for (size_t i = 0; ok && i < n; i++) {
         cJSON *c = cJSON_Duplicate(cells[i], 1);
-        const cJSON *b =
-            strcmp(str(cells[i], "target"), "kme") == 0 ? baseline_of(cells, n, cells[i]) : NULL;
-        if (c && b && num(b, "ok_requests_per_s") > 0)
-            ok = cJSON_AddNumberToObject(c, "ratio_to_nginx",
-                                         num(c, "ok_requests_per_s") /
-                                             num(b, "ok_requests_per_s")) != NULL;
+        double r = nginx_ratio(cells, n, cells[i]);
+        if (c && r >= 0)
+            ok = cJSON_AddNumberToObject(c, "ratio_to_nginx", r) != NULL;
         ok = ok && c && cJSON_AddItemToArray(arr, c);
     }
     ok = ok && add_cpu_target(root, cells, n);
