@@ -216,9 +216,15 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
             double p99 = lat(c, pair_targets[t].op, "p99");
             fprintf(f,
                     "| %s key pair p99 <= %.0f ms at %.0f connection(s), 256-bit keys | %.0f "
-                    "pairs/s, p99 %.2f ms | %s |\n",
+                    "pairs/s, p99 %.2f ms",
                     pair_targets[t].api, pair_targets[t].p99_ms, pair_targets[t].conns,
-                    num(c, "keys_per_s"), p99, p99 <= pair_targets[t].p99_ms ? "yes" : "no");
+                    num(c, "keys_per_s"), p99);
+            /* the same pairs from nginx, which does no key work: the harness's own tail */
+            const cJSON *b = baseline_of(cells, n, c);
+            if (b && lat(b, pair_targets[t].op, "count") > 0)
+                fprintf(f, " (nginx in the same cell: %.0f pairs/s, p99 %.2f ms)",
+                        num(b, "operations_per_s"), lat(b, pair_targets[t].op, "p99"));
+            fprintf(f, " | %s |\n", p99 <= pair_targets[t].p99_ms ? "yes" : "no");
         }
     /* The request rate and the CPU per pair at 64 connections, 256-bit keys, one per request,
      * per API: the issue's rate target is for these cells (the rows below add every cell). */
@@ -245,6 +251,7 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
                         num(c, "cpu_ms_per_key") <= CPU_TARGET_MS ? "yes" : "no");
         }
     double worst = -1, best_bits = 0;
+    const cJSON *best = NULL;
     bool have_4096 = false;
     for (size_t i = 0; i < n; i++) {
         const cJSON *c = cells[i];
@@ -255,16 +262,25 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
             worst = r;
         if (num(c, "size_bits") == 4096) {
             have_4096 = true;
-            if (num(c, "key_bits_per_s") > best_bits)
+            if (num(c, "key_bits_per_s") > best_bits) {
                 best_bits = num(c, "key_bits_per_s");
+                best = c;
+            }
         }
     }
     if (worst >= 0)
         fprintf(f, "| request rate >= 0.5 x nginx (every cell) | lowest ratio %.2f | %s |\n", worst,
                 worst >= 0.5 ? "yes" : "no");
-    if (have_4096)
-        fprintf(f, "| 4096-bit keys: >= 1 Gbit/s of key material | best %.1f Mbit/s | %s |\n",
-                best_bits / 1e6, best_bits >= 1e9 ? "yes" : "no");
+    if (have_4096) {
+        fprintf(f, "| 4096-bit keys: >= 1 Gbit/s of key material | best %.1f Mbit/s",
+                best_bits / 1e6);
+        /* nginx serving the same bodies over the same TLS: what the machine and the load
+         * generator allow, each pair's keys counted once as in the KME cell */
+        const cJSON *b = best ? baseline_of(cells, n, best) : NULL;
+        if (b && has(b, "key_bits_per_s"))
+            fprintf(f, " (nginx in the same cell: %.1f Mbit/s)", num(b, "key_bits_per_s") / 1e6);
+        fprintf(f, " | %s |\n", best_bits >= 1e9 ? "yes" : "no");
+    }
     long wi, bi;
     cpu_extremes(cells, n, &wi, &bi);
     if (wi < 0) {

@@ -108,6 +108,18 @@ if ! grep -q '^| etsi request rate >= 0.5 x nginx at 64 connections, 256-bit key
   fail "report: the 64-connection rate and CPU targets"
 fi
 ok "report: the rate and CPU targets at 64 connections"
+# nginx's figures in the same cells beside the targets they bound: the pair p99 of the baseline
+# cell (here the KME cell itself, so the two p99s agree) and the bulk cell's key material rate.
+p64=$(jq -r '.latency_ms.etsi_key_pair.p99' "$T/c64.json" | xargs printf '%.2f')
+grep -q "^| etsi key pair p99 <= 20 ms at 64 connection(s), 256-bit keys | [0-9]* pairs/s, p99 $p64 ms (nginx in the same cell: [0-9]* pairs/s, p99 $p64 ms) | " \
+  "$T/r64.md" || { cat "$T/r64.md"; fail "report: nginx's pair p99 beside the target"; }
+jq '.size_bits = 4096 | .number = 128 | .key_bits_per_s = 3e8' "$T/c64.json" >"$T/bulk.json"
+jq '.target = "nginx" | .key_bits_per_s = 5e8' "$T/bulk.json" >"$T/bulk-base.json"
+"$BENCH" report --md "$T/rb.md" --date test "$T/bulk.json" "$T/bulk-base.json" ||
+  fail "report (bulk)"
+grep -q '^| 4096-bit keys: >= 1 Gbit/s of key material | best 300.0 Mbit/s (nginx in the same cell: 500.0 Mbit/s) | no |$' \
+  "$T/rb.md" || { cat "$T/rb.md"; fail "report: nginx's key material rate beside the bulk target"; }
+ok "report: nginx's pair p99 and bulk rate beside the targets"
 # The store alone: two fresh stores, key pairs from two threads, every pair compared; the
 # KME's remote path (leases, carve_owned, notices 4 per call, fetch).
 timeout 60 "$BENCH" store --dir "$T/store" --count 40 --threads 2 --number 2 --batch 4 \
