@@ -223,7 +223,7 @@ static void md_targets(FILE *f, cJSON *const *cells, size_t n)
             const cJSON *b = baseline_of(cells, n, c);
             if (b && lat(b, pair_targets[t].op, "count") > 0)
                 fprintf(f, " (nginx in the same cell: %.0f pairs/s, p99 %.2f ms)",
-                        num(b, "operations_per_s"), lat(b, pair_targets[t].op, "p99"));
+                        num(b, "keys_per_s"), lat(b, pair_targets[t].op, "p99"));
             fprintf(f, " | %s |\n", p99 <= pair_targets[t].p99_ms ? "yes" : "no");
         }
     /* The request rate and the CPU per pair at 64 connections, 256-bit keys, one per request,
